@@ -1,0 +1,66 @@
+"""The `journey` command: a thin layer over the library; the core never imports it."""
+
+from __future__ import annotations
+
+import json
+from enum import StrEnum
+from pathlib import Path
+
+import typer
+
+from engine.compiler import journey_files, load_file, load_paths
+from engine.errors import JourneyDefinitionError
+from engine.graphs import to_dot, to_mermaid
+from engine.model import Journey
+
+app = typer.Typer(
+    name="journey", help="Journey orchestration: validate, graph, simulate and serve journeys.",
+    no_args_is_help=True, add_completion=False, pretty_exceptions_enable=False,
+)
+
+
+class GraphFormat(StrEnum):
+    mermaid = "mermaid"
+    dot = "dot"
+
+
+def _fail(exc: Exception) -> typer.Exit:
+    typer.echo(str(exc), err=True)
+    return typer.Exit(1)
+
+
+@app.command()
+def validate(paths: list[Path] = typer.Argument(..., help="journey files or folders")) -> None:
+    """Check journey files; print `file:line: message` for every problem and exit 1."""
+    missing = [p for p in paths if not p.exists()]
+    if missing:
+        raise _fail(FileNotFoundError(f"{missing[0]}: no such file or folder"))
+    if not journey_files(list(paths)):
+        raise _fail(FileNotFoundError(f"no journey files (*.yaml, *.yml) under {', '.join(map(str, paths))}"))
+    try:
+        journeys = load_paths(list(paths))
+    except JourneyDefinitionError as exc:
+        raise _fail(exc) from None
+    for journey in journeys:
+        typer.echo(f"{journey.source}: ok ({journey.id}, {len(journey.steps)} steps)")
+
+
+@app.command()
+def graph(
+    file: Path = typer.Argument(..., help="a journey file"),
+    format: GraphFormat = typer.Option(GraphFormat.mermaid, "--format", help="mermaid or dot"),
+) -> None:
+    """Print the journey's graph as Mermaid or Graphviz dot."""
+    try:
+        journey = load_file(file)
+    except JourneyDefinitionError as exc:
+        raise _fail(exc) from None
+    typer.echo(to_mermaid(journey) if format is GraphFormat.mermaid else to_dot(journey), nl=False)
+
+
+@app.command()
+def schema() -> None:
+    """Print the JSON Schema of journey files, for editors (yaml-language-server)."""
+    document = Journey.model_json_schema()
+    document["$schema"] = "https://json-schema.org/draft/2020-12/schema"
+    typer.echo(json.dumps(document, indent=2))

@@ -1,0 +1,342 @@
+"""Validated `Journey` -> `CompiledJourney`: a networkx DiGraph plus everything the
+runtime needs precompiled (expressions, templates, step order), so nothing is looked
+up by name or parsed while events flow.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import networkx as nx
+from jinja2 import TemplateSyntaxError
+
+from engine.errors import JourneyDefinitionError, Problem
+from engine.expressions import Expression, compile_tree, render_tree, syntax_error
+from engine.loader import Located, compose, did_you_mean, validate_journey
+from engine.model import (
+    HHMM,
+    BranchStep,
+    ExitStep,
+    Journey,
+    SendStep,
+    SplitStep,
+    Step,
+    WaitForStep,
+    WaitStep,
+    format_duration,
+)
+
+END = "(end)"
+WAITING_TYPES = ("wait", "wait_for")
+
+
+@dataclass(frozen=True, slots=True, eq=False)
+class CompiledJourney:
+    """A journey ready to run. Instances keep the one they entered with (by `version`)."""
+
+    definition: Journey
+    graph: nx.DiGraph
+    source: str
+    version: str
+    steps: Mapping[str, Step]
+    expressions: Mapping[str, Expression]
+    templates: Mapping[str, Mapping[str, Any]] = field(repr=False)
+
+    @property
+    def id(self) -> str:
+        return self.definition.id
+
+    @property
+    def first_step(self) -> str:
+        return self.definition.steps[0].id
+
+    def step(self, step_id: str) -> Step:
+        return self.steps[step_id]
+
+    def following(self, step_id: str) -> str | None:
+        """The step an unconditional move from `step_id` reaches; None ends the journey."""
+        target = self.graph.nodes[step_id]["following"]
+        return None if target == END else str(target)
+
+    def resolve(self, target: str | None, step_id: str) -> str | None:
+        """An explicit target, or the following step when the author left it out."""
+        return target if target is not None else self.following(step_id)
+
+    def expression(self, key: str) -> Expression | None:
+        return self.expressions.get(key)
+
+    def message_channels(self, message: str) -> tuple[str, ...]:
+        return tuple(self.templates[message])
+
+    def render(self, message: str, channel: str, context: Mapping[str, Any]) -> dict[str, Any]:
+        """Render one channel's content; raises TemplateRenderError."""
+        rendered: dict[str, Any] = render_tree(self.templates[message][channel], context)
+        return rendered
+
+
+def compile_journey(located: Located, journey: Journey) -> CompiledJourney:
+    """Check cross-references and build the graph; raise with every problem found."""
+    checker = _Checker(located, journey)
+    compiled = checker.run()
+    if checker.problems:
+        raise JourneyDefinitionError(checker.problems)
+    return compiled
+
+
+def load_text(text: str, file: str) -> CompiledJourney:
+    """Compile journey YAML text; `file` is only used to name the source in errors."""
+    located, problems = compose(text, file)
+    journey, more = validate_journey(located) if located.data is not None or not problems else (
+        None, []
+    )
+    problems += more
+    if journey is None or problems:
+        raise JourneyDefinitionError(problems or [located.problem((), "empty journey file")])
+    compiled = compile_journey(located, journey)
+    digest = hashlib.sha256(text.encode("utf-8")).hexdigest()[:12]
+    return _with_version(compiled, digest)
+
+
+def load_file(path: str | Path) -> CompiledJourney:
+    path = Path(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise JourneyDefinitionError([Problem(str(path), 1, f"cannot read file: {exc}")]) from exc
+    return load_text(text, str(path))
+
+
+def journey_files(paths: list[str | Path]) -> list[Path]:
+    """Expand folders into their *.yaml / *.yml files, sorted; files are kept as given."""
+    found: list[Path] = []
+    for raw in paths:
+        path = Path(raw)
+        if path.is_dir():
+            found.extend(sorted(p for p in path.rglob("*") if p.suffix in (".yaml", ".yml")))
+        else:
+            found.append(path)
+    return found
+
+
+def load_paths(paths: list[str | Path]) -> list[CompiledJourney]:
+    """Load every journey under `paths`; all problems of all files in one error."""
+    problems: list[Problem] = []
+    compiled: list[CompiledJourney] = []
+    seen: dict[str, str] = {}
+    for path in journey_files(paths):
+        try:
+            journey = load_file(path)
+        except JourneyDefinitionError as exc:
+            problems.extend(exc.problems)
+            continue
+        if journey.id in seen:
+            problems.append(Problem(str(path), 1, f"journey id '{journey.id}' is also used by {seen[journey.id]}"))
+        seen[journey.id] = str(path)
+        compiled.append(journey)
+    if problems:
+        raise JourneyDefinitionError(problems)
+    return compiled
+
+
+def _with_version(compiled: CompiledJourney, version: str) -> CompiledJourney:
+    return CompiledJourney(
+        compiled.definition, compiled.graph, compiled.source, version,
+        compiled.steps, compiled.expressions, compiled.templates,
+    )
+
+
+class _Checker:
+    """Collects every semantic problem of one journey while building its graph."""
+
+    def __init__(self, located: Located, journey: Journey) -> None:
+        self.located = located
+        self.journey = journey
+        self.problems: list[Problem] = []
+        self.index = {s.id: i for i, s in enumerate(journey.steps)}
+        self.graph: nx.DiGraph = nx.DiGraph(id=journey.id)
+        self.expressions: dict[str, Expression] = {}
+
+    def run(self) -> CompiledJourney:
+        self._check_duplicate_ids()
+        self._add_nodes()
+        for i, step in enumerate(self.journey.steps):
+            self._add_edges(i, step)
+        self._check_unreachable()
+        self._check_cycles()
+        self._compile_journey_expressions()
+        templates = self._compile_messages()
+        self._check_sends()
+        return CompiledJourney(
+            self.journey, self.graph, self.located.file, "", {s.id: s for s in self.journey.steps},
+            self.expressions, templates,
+        )
+
+    def _report(self, path: tuple[str | int, ...], message: str) -> None:
+        self.problems.append(self.located.problem(path, message))
+
+    def _step_path(self, step_id: str, *rest: str | int) -> tuple[str | int, ...]:
+        return ("steps", self.index[step_id], *rest)
+
+    def _check_duplicate_ids(self) -> None:
+        first: dict[str, int] = {}
+        for i, step in enumerate(self.journey.steps):
+            if step.id in first:
+                line = self.located.line(("steps", first[step.id], "id"))
+                self._report(("steps", i, "id"), f"step id '{step.id}' repeats (first at line {line})")
+                self.index[step.id] = first[step.id]
+            else:
+                first[step.id] = i
+
+    def _add_nodes(self) -> None:
+        steps = self.journey.steps
+        for i, step in enumerate(steps):
+            following = steps[i + 1].id if i + 1 < len(steps) else END
+            if step.id not in self.graph:
+                self.graph.add_node(
+                    step.id, type=step.type, line=self.located.line(("steps", i)),
+                    following=following,
+                )
+        self.graph.add_node(END, type="end", line=0, following=END)
+
+    def _add_edges(self, i: int, step: Step) -> None:
+        for key_path, target, label in _targets(step):
+            if target is None:
+                self._edge(step.id, str(self.graph.nodes[step.id]["following"]), label)
+            elif target not in self.index:
+                hint = did_you_mean(target, self.index)
+                self._report(("steps", i, *key_path), f"step '{step.id}': {key_path[0]} '{target}' is not a step{hint}")
+            else:
+                self._edge(step.id, target, label)
+
+    def _edge(self, source: str, target: str, label: str) -> None:
+        if self.graph.has_edge(source, target):
+            label = f"{self.graph.edges[source, target]['label']} / {label}"
+        self.graph.add_edge(source, target, label=label)
+
+    def _check_unreachable(self) -> None:
+        first = self.journey.steps[0].id
+        reachable = nx.descendants(self.graph, first) | {first}
+        for i, step in enumerate(self.journey.steps):
+            if step.id not in reachable and self.index[step.id] == i:
+                self._report(("steps", i, "id"), f"step '{step.id}' is unreachable: no step leads to it")
+
+    def _check_cycles(self) -> None:
+        for component in nx.strongly_connected_components(self.graph):
+            looping = len(component) > 1 or any(self.graph.has_edge(n, n) for n in component)
+            if not looping or any(self.graph.nodes[n]["type"] in WAITING_TYPES for n in component):
+                continue
+            ordered = sorted(component, key=lambda n: self.index[n])
+            cycle = " -> ".join([*ordered, ordered[0]])
+            self._report(
+                self._step_path(ordered[0], "id"),
+                f"step '{ordered[0]}': cycle {cycle} has no wait or wait_for step: it would loop forever",
+            )
+
+    def _compile_journey_expressions(self) -> None:
+        j = self.journey
+        self._expr("trigger.when", j.trigger.when, ("trigger", "when"))
+        self._expr("instance_key", j.instance_key, ("instance_key",))
+        for i, step in enumerate(j.steps):
+            for key, source, path in _step_expressions(step):
+                self._expr(f"{step.id}.{key}", source, ("steps", i, *path))
+
+    def _expr(self, key: str, source: str | None, path: tuple[str | int, ...]) -> None:
+        if source is None:
+            return
+        try:
+            self.expressions[key] = Expression(source)
+        except TemplateSyntaxError as exc:
+            self._report(path, f"{_where(path, self.journey)}expression {source!r} does not parse: {syntax_error(exc)}")
+
+    def _compile_messages(self) -> dict[str, dict[str, Any]]:
+        templates: dict[str, dict[str, Any]] = {}
+        for name, message in self.journey.messages.items():
+            templates[name] = {}
+            if not message.channels():
+                self._report(("messages", name), f"message '{name}' has no content for any channel")
+            for channel in message.channels():
+                content = getattr(message, channel).model_dump(exclude_none=True)
+                templates[name][channel] = self._compile_content(name, channel, content)
+        return templates
+
+    def _compile_content(self, name: str, channel: str, content: dict[str, Any]) -> Any:
+        try:
+            return compile_tree(content)
+        except TemplateSyntaxError as exc:
+            path = ("messages", name, channel, *_first_bad_leaf(content))
+            self._report(path, f"message '{name}': {channel}: template does not parse: {syntax_error(exc)}")
+            return {}
+
+    def _check_sends(self) -> None:
+        messages = self.journey.messages
+        for i, step in enumerate(self.journey.steps):
+            if not isinstance(step, SendStep):
+                continue
+            if step.message not in messages:
+                hint = did_you_mean(step.message, messages)
+                text = f"step '{step.id}': message '{step.message}' is not defined{hint}"
+                self._report(("steps", i, "message"), text)
+                continue
+            available = messages[step.message].channels()
+            candidates: list[str] = list(step.channels or available)
+            if available and not set(candidates) & set(available):
+                self._report(
+                    ("steps", i, "channels"),
+                    f"step '{step.id}': message '{step.message}' has no content for any of its "
+                    f"channels: {', '.join(candidates)}",
+                )
+
+
+def _targets(step: Step) -> Iterator[tuple[tuple[str | int, ...], str | None, str]]:
+    """Every outgoing edge of a step: (yaml key path, target or None = following, label)."""
+    if isinstance(step, SendStep | WaitStep):
+        yield ("next",), step.next, ""
+    elif isinstance(step, WaitForStep):
+        yield ("on_event",), step.on_event, f"on {step.event}"
+        yield ("on_timeout",), step.on_timeout, f"timeout {format_duration(step.timeout)}"
+    elif isinstance(step, BranchStep):
+        for n, case in enumerate(step.branches):
+            yield ("branches", n, "next"), case.next, case.when
+        yield ("default",), step.default, "default"
+    elif isinstance(step, SplitStep):
+        total = sum(p.weight for p in step.paths)
+        for n, path in enumerate(step.paths):
+            yield ("paths", n, "next"), path.next, f"{100 * path.weight / total:g}%"
+    elif isinstance(step, ExitStep):
+        return
+
+
+def _step_expressions(step: Step) -> Iterator[tuple[str, str, tuple[str | int, ...]]]:
+    if isinstance(step, WaitForStep) and step.when:
+        yield "when", step.when, ("when",)
+    elif isinstance(step, BranchStep):
+        for n, case in enumerate(step.branches):
+            yield f"branches.{n}", case.when, ("branches", n, "when")
+    elif isinstance(step, WaitStep) and step.until and not HHMM.match(step.until):
+        yield "until", step.until, ("until",)
+
+
+def _where(path: tuple[str | int, ...], journey: Journey) -> str:
+    if path[0] == "steps" and isinstance(path[1], int):
+        return f"step '{journey.steps[path[1]].id}': "
+    return f"{path[0]}: "
+
+
+def _first_bad_leaf(content: Any, path: tuple[str | int, ...] = ()) -> tuple[str | int, ...]:
+    """The path of the first string leaf that fails to parse, for its line number."""
+    if isinstance(content, str):
+        try:
+            compile_tree(content)
+        except TemplateSyntaxError:
+            return path
+        return ()
+    items = content.items() if isinstance(content, dict) else enumerate(content) if isinstance(content, list) else ()
+    for key, value in items:
+        found = _first_bad_leaf(value, (*path, key))
+        if found:
+            return found
+    return ()
