@@ -218,6 +218,8 @@ class _Checker:
         self.graph.add_edge(source, target, label=label)
 
     def _check_unreachable(self) -> None:
+        if any(" is not a step" in p.message for p in self.problems):
+            return  # a mistyped target makes its intended step look unreachable: say it once
         first = self.journey.steps[0].id
         reachable = nx.descendants(self.graph, first) | {first}
         for i, step in enumerate(self.journey.steps):

@@ -68,16 +68,24 @@ class Located:
 
 def compose(text: str, file: str) -> tuple[Located, list[Problem]]:
     """Parse YAML into data and a line map; a syntax error becomes a problem, not a traceback."""
+    builder = _Builder(file)
     try:
         node = yaml.compose(text, Loader=_Loader)
+        data = builder.build(node, ()) if node is not None else None
     except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None) or getattr(exc, "context_mark", None)
-        line = mark.line + 1 if mark is not None else 1
+        line = _error_line(exc, text)
         reason = getattr(exc, "problem", None) or str(exc)
         return Located(None, {}, file), [Problem(file, line, f"malformed YAML: {reason}")]
-    builder = _Builder(file)
-    data = builder.build(node, ()) if node is not None else None
     return Located(data, builder.lines, file), builder.problems
+
+
+def _error_line(exc: yaml.YAMLError, text: str) -> int:
+    """The problem's line, or where the unclosed construct began when the file just ended."""
+    problem = getattr(exc, "problem_mark", None)
+    context = getattr(exc, "context_mark", None)
+    at_end = problem is not None and problem.line >= len(text.splitlines())
+    mark = context if (at_end or problem is None) and context is not None else problem
+    return mark.line + 1 if mark is not None else 1
 
 
 class _Builder:

@@ -1,0 +1,186 @@
+"""Every rejection rule of SPEC §1, fed a bad file, asserting the exact `file:line: message`."""
+
+from __future__ import annotations
+
+import textwrap
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from engine.cli import app
+from engine.compiler import load_file
+from engine.errors import JourneyDefinitionError
+from engine.model import WaitStep
+
+HEAD = """\
+id: demo
+trigger: {event: signup}
+"""
+MESSAGES = """\
+messages:
+  hello:
+    push: {title: Hi, body: "Welcome {{ profile.attributes.name }}"}
+"""
+
+
+def _problems(tmp_path: Path, body: str) -> list[str]:
+    path = tmp_path / "demo.yaml"
+    path.write_text(textwrap.dedent(body), encoding="utf-8")
+    with pytest.raises(JourneyDefinitionError) as info:
+        load_file(path)
+    return [str(p).replace(str(tmp_path) + "/", "") for p in info.value.problems]
+
+
+CASES = {
+    "malformed_yaml": (
+        HEAD + "steps:\n  - {id: a, type: exit\n",
+        ["demo.yaml:4: malformed YAML: expected ',' or '}', but got '<stream end>'"],
+    ),
+    "unknown_top_key": (
+        HEAD + "stepz: []\nsteps:\n  - {id: a, type: exit}\n",
+        ["demo.yaml:3: unknown key 'stepz'; did you mean 'steps'?"],
+    ),
+    "unknown_step_key": (
+        HEAD + "steps:\n  - id: a\n    type: send\n    message: hello\n    chanels: [push]\n" + MESSAGES,
+        ["demo.yaml:7: step 'a': unknown key 'chanels'; did you mean 'channels'?"],
+    ),
+    "duplicate_step_ids": (
+        HEAD + "steps:\n  - {id: a, type: wait, duration: 1h}\n  - {id: a, type: exit}\n",
+        ["demo.yaml:5: step id 'a' repeats (first at line 4)"],
+    ),
+    "duplicate_yaml_keys": (
+        HEAD + "steps:\n  - {id: a, type: send, message: hello}\n" + MESSAGES + "  hello:\n    sms: {text: x}\n",
+        ["demo.yaml:8: duplicate key 'hello' (first defined at line 6)"],
+    ),
+    "dangling_next": (
+        HEAD + "steps:\n  - {id: wait_1h, type: wait, duration: 1h, next: sms_nuge}\n  - {id: sms_nudge, type: exit}\n",
+        ["demo.yaml:4: step 'wait_1h': next 'sms_nuge' is not a step; did you mean 'sms_nudge'?"],
+    ),
+    "dangling_branch_target": (
+        HEAD + "steps:\n  - id: b\n    type: branch\n    branches:\n      - {when: 'true', next: nowhere}\n"
+        "  - {id: c, type: exit}\n",
+        ["demo.yaml:7: step 'b': branches 'nowhere' is not a step"],
+    ),
+    "unreachable_step": (
+        HEAD + "steps:\n  - {id: a, type: exit}\n  - {id: b, type: wait, duration: 1h}\n",
+        ["demo.yaml:5: step 'b' is unreachable: no step leads to it"],
+    ),
+    "cycle_without_wait": (
+        HEAD + "steps:\n  - {id: a, type: send, message: hello}\n  - {id: b, type: send, message: hello, next: a}\n"
+        + MESSAGES,
+        ["demo.yaml:4: step 'a': cycle a -> b -> a has no wait or wait_for step: it would loop forever"],
+    ),
+    "missing_message": (
+        HEAD + "steps:\n  - {id: a, type: send, message: helo}\n" + MESSAGES,
+        ["demo.yaml:4: step 'a': message 'helo' is not defined; did you mean 'hello'?"],
+    ),
+    "no_content_for_candidates": (
+        HEAD + "steps:\n  - {id: a, type: send, message: hello, channels: [sms, email]}\n" + MESSAGES,
+        ["demo.yaml:4: step 'a': message 'hello' has no content for any of its channels: sms, email"],
+    ),
+    "message_without_content": (
+        HEAD + "steps:\n  - {id: a, type: send, message: hello}\nmessages:\n  hello: {}\n",
+        ["demo.yaml:6: message 'hello' has no content for any channel"],
+    ),
+    "trigger_expression_does_not_parse": (
+        "id: demo\ntrigger: {event: signup, when: 'event.properties.value >'}\nsteps:\n  - {id: a, type: exit}\n",
+        ["demo.yaml:2: trigger: expression 'event.properties.value >' does not parse: "
+         "unexpected 'end of template'"],
+    ),
+    "branch_expression_does_not_parse": (
+        HEAD + "steps:\n  - id: b\n    type: branch\n    branches:\n      - {when: 'profile.tier ==', next: c}\n"
+        "  - {id: c, type: exit}\n",
+        ["demo.yaml:7: step 'b': expression 'profile.tier ==' does not parse: "
+         "unexpected 'end of template'"],
+    ),
+    "template_does_not_parse": (
+        HEAD + "steps:\n  - {id: a, type: send, message: hello}\nmessages:\n  hello:\n    sms: {text: 'Hi {{ name'}\n",
+        ["demo.yaml:7: message 'hello': sms: template does not parse: "
+         "unexpected end of template, expected 'end of print statement'."],
+    ),
+    "bad_duration": (
+        HEAD + "steps:\n  - {id: a, type: wait, duration: 2x}\n",
+        ["demo.yaml:4: step 'a': duration: invalid duration '2x': use 30s, 15m, 2h, 1d, 1w or ISO 8601 like PT2H"],
+    ),
+    "unknown_step_type": (
+        HEAD + "steps:\n  - {id: a, type: sleep}\n",
+        ["demo.yaml:4: step 'a': unknown step type 'sleep'; use one of send, wait, wait_for, branch, split, exit"],
+    ),
+    "unknown_channel": (
+        HEAD + "steps:\n  - {id: a, type: send, message: hello, channels: [fax]}\n" + MESSAGES,
+        ["demo.yaml:4: step 'a': channels[0]: 'fax' is not allowed: expected 'push', 'in_app', 'email', "
+         "'sms', 'mms', 'rcs' or 'webhook'"],
+    ),
+    "wait_needs_duration_or_until": (
+        HEAD + "steps:\n  - {id: a, type: wait}\n",
+        ["demo.yaml:4: step 'a': a wait needs exactly one of 'duration' or 'until'"],
+    ),
+    "missing_trigger": (
+        "id: demo\nsteps:\n  - {id: a, type: exit}\n",
+        ["demo.yaml:1: trigger: required key is missing"],
+    ),
+    "bad_journey_id": (
+        "id: Demo Journey\ntrigger: {event: x}\nsteps:\n  - {id: a, type: exit}\n",
+        ["demo.yaml:1: id: String should match pattern '^[a-z0-9][a-z0-9._-]*$'"],
+    ),
+}
+
+
+@pytest.mark.parametrize("body, expected", CASES.values(), ids=CASES.keys())
+def test_each_rule_reports_file_line_and_message(tmp_path: Path, body: str, expected: list[str]) -> None:
+    assert _problems(tmp_path, body) == expected
+
+
+def test_all_problems_of_a_file_are_reported_at_once(tmp_path: Path) -> None:
+    body = (
+        HEAD + "steps:\n  - {id: a, type: send, message: helo, next: zz}\n  - {id: b, type: exit}\n"
+        "  - {id: b, type: exit}\n" + MESSAGES
+    )
+    problems = _problems(tmp_path, body)
+    assert problems == [
+        "demo.yaml:4: step 'a': message 'helo' is not defined; did you mean 'hello'?",
+        "demo.yaml:4: step 'a': next 'zz' is not a step",
+        "demo.yaml:6: step id 'b' repeats (first at line 5)",
+    ]
+
+
+def test_a_cycle_through_a_wait_is_allowed(tmp_path: Path) -> None:
+    path = tmp_path / "loop.yaml"
+    path.write_text(
+        HEAD + "steps:\n  - {id: a, type: send, message: hello}\n  - {id: pause, type: wait, duration: 1d, next: a}\n"
+        + MESSAGES
+    )
+    journey = load_file(path)
+    assert journey.graph.has_edge("pause", "a")
+
+
+def test_unquoted_clock_time_stays_a_time(tmp_path: Path) -> None:
+    """YAML 1.1 reads `21:00` as the integer 1260; authors mean a clock time."""
+    path = tmp_path / "t.yaml"
+    path.write_text(HEAD + "steps:\n  - {id: a, type: wait, until: 09:30}\n")
+    step = load_file(path).step("a")
+    assert isinstance(step, WaitStep)
+    assert step.until == "09:30"
+
+
+def test_validate_cli_exits_1_with_problem_lines(tmp_path: Path) -> None:
+    (tmp_path / "bad.yaml").write_text(HEAD + "steps:\n  - {id: a, type: wait, duration: 1h, next: b}\n")
+    (tmp_path / "good.yaml").write_text("id: good\ntrigger: {event: x}\nsteps:\n  - {id: a, type: exit}\n")
+    result = CliRunner().invoke(app, ["validate", str(tmp_path)])
+    assert result.exit_code == 1
+    assert f"{tmp_path}/bad.yaml:4: step 'a': next 'b' is not a step" in result.output
+
+
+def test_validate_cli_rejects_two_files_with_one_id(tmp_path: Path) -> None:
+    for name in ("one.yaml", "two.yaml"):
+        (tmp_path / name).write_text("id: same\ntrigger: {event: x}\nsteps:\n  - {id: a, type: exit}\n")
+    result = CliRunner().invoke(app, ["validate", str(tmp_path)])
+    assert result.exit_code == 1
+    assert f"{tmp_path}/two.yaml:1: journey id 'same' is also used by {tmp_path}/one.yaml" in result.output
+
+
+def test_validate_cli_names_a_missing_path(tmp_path: Path) -> None:
+    result = CliRunner().invoke(app, ["validate", str(tmp_path / "nope.yaml")])
+    assert result.exit_code == 1
+    assert "nope.yaml: no such file or folder" in result.output
