@@ -1,0 +1,58 @@
+"""The channel layer: which channels one send uses, and why.
+
+Pure and engine-free: the profile, consent ledger, recent sends, policy and
+time are all arguments, so the simulator and the server decide identically.
+"""
+
+from channels.consent import (
+    Keyword,
+    KeywordOutcome,
+    apply_keyword,
+    classify_keyword,
+    consent_reason,
+    consent_status,
+)
+from channels.encoding import SmsEncoding, sms_encoding
+from channels.frequency import SentRecord, cap_reached
+from channels.policy import CHANNELS, Policy, PolicyError, load_policy
+from channels.profile import ConsentRecord, Profile, ProfileError
+from channels.quiet_hours import next_local_time, quiet_until, recipient_zone
+from channels.selection import (
+    Decision,
+    Delivery,
+    Selection,
+    SelectionError,
+    SendRequest,
+    effective_strategy,
+    select,
+)
+
+__all__ = [
+    "CHANNELS",
+    "ConsentRecord",
+    "Decision",
+    "Delivery",
+    "Keyword",
+    "KeywordOutcome",
+    "Policy",
+    "PolicyError",
+    "Profile",
+    "ProfileError",
+    "Selection",
+    "SelectionError",
+    "SendRequest",
+    "SentRecord",
+    "SmsEncoding",
+    "apply_keyword",
+    "cap_reached",
+    "classify_keyword",
+    "consent_reason",
+    "consent_status",
+    "effective_strategy",
+    "load_policy",
+    "next_local_time",
+    "quiet_until",
+    "recipient_zone",
+    "select",
+    "sms_encoding",
+]

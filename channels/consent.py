@@ -1,0 +1,139 @@
+"""Consent: current state derived from an append-only ledger, and SMS keywords.
+
+The ledger is never rewritten (who, when and how must stay provable), so the
+current state is always derived: the latest record per (channel, category) by
+`at`, ties broken by ledger order.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from enum import Enum
+from functools import lru_cache
+from typing import Literal
+
+from channels.policy import Policy
+from channels.profile import ConsentRecord
+
+Status = Literal["granted", "revoked", "none"]
+State = dict[tuple[str, str], bool]
+
+# Channels where a send to a phone needs an explicit opt-in (TCPA, CTIA).
+PHONE_CHANNELS: tuple[str, ...] = ("sms", "mms", "rcs")
+KEYWORD_CATEGORIES: tuple[str, ...] = ("marketing", "transactional")
+_NO_CONSENT_NEEDED = frozenset({"webhook"})
+_TRANSACTIONAL_BY_DEFAULT = frozenset({"push", "email", "in_app"})
+
+STOP_SOURCE = "keyword:STOP"
+START_SOURCE = "keyword:START"
+
+
+class Keyword(Enum):
+    STOP = "STOP"
+    START = "START"
+    HELP = "HELP"
+
+
+_KEYWORDS: dict[str, Keyword] = {
+    **dict.fromkeys(
+        ("STOP", "STOPALL", "UNSUBSCRIBE", "CANCEL", "END", "QUIT", "REVOKE", "OPT OUT", "OPTOUT"),
+        Keyword.STOP,
+    ),
+    "START": Keyword.START,
+    "UNSTOP": Keyword.START,
+    "HELP": Keyword.HELP,
+}
+
+
+@dataclass(frozen=True, slots=True)
+class KeywordOutcome:
+    """What an inbound keyword does: consent records to append and the one reply."""
+
+    records: tuple[ConsentRecord, ...]
+    reply_message: str
+    reply_text: str
+
+
+def consent_state(consents: Sequence[ConsentRecord]) -> State:
+    """(channel, category) -> granted, for the latest record of each pair."""
+    if isinstance(consents, tuple):
+        return _cached_state(consents)
+    return _derive_state(consents)
+
+
+@lru_cache(maxsize=4096)
+def _cached_state(consents: tuple[ConsentRecord, ...]) -> State:
+    # The engine passes the same profile tuple for every send: derive once.
+    return _derive_state(consents)
+
+
+def _derive_state(consents: Sequence[ConsentRecord]) -> State:
+    latest: dict[tuple[str, str], ConsentRecord] = {}
+    for record in consents:
+        key = (record.channel, record.category)
+        current = latest.get(key)
+        if current is None or record.at >= current.at:
+            latest[key] = record
+    return {key: record.granted for key, record in latest.items()}
+
+
+def consent_status(consents: Sequence[ConsentRecord], channel: str, category: str) -> Status:
+    granted = consent_state(consents).get((channel, category))
+    if granted is None:
+        return "none"
+    return "granted" if granted else "revoked"
+
+
+def consent_reason(consents: Sequence[ConsentRecord], channel: str, category: str) -> str | None:
+    """None when a send is allowed, else `no_consent` or `opted_out`."""
+    return reason_from_state(consent_state(consents), channel, category)
+
+
+def reason_from_state(state: State, channel: str, category: str) -> str | None:
+    if channel in _NO_CONSENT_NEEDED:
+        return None
+    granted = state.get((channel, category))
+    if granted is False:
+        return "opted_out"
+    if granted is None:
+        implied = category == "transactional" and channel in _TRANSACTIONAL_BY_DEFAULT
+        return None if implied else "no_consent"
+    return None
+
+
+def classify_keyword(text: str) -> Keyword | None:
+    """The keyword an inbound SMS is, if its whole text is one (any case, trimmed)."""
+    return _KEYWORDS.get(" ".join(text.split()).upper())
+
+
+def apply_keyword(keyword: Keyword, consents: Sequence[ConsentRecord], at: datetime, policy: Policy) -> KeywordOutcome:
+    """Records to append and the reply for an inbound keyword; the ledger is not changed."""
+    texts = policy.keywords
+    if keyword is Keyword.STOP:
+        records = tuple(
+            ConsentRecord(channel, category, False, STOP_SOURCE, at)
+            for channel in PHONE_CHANNELS
+            for category in KEYWORD_CATEGORIES
+        )
+        return KeywordOutcome(records, "stop_confirmation", texts.stop_confirmation)
+    if keyword is Keyword.START:
+        pairs = revoked_by_last_stop(consents)
+        records = tuple(ConsentRecord(ch, cat, True, START_SOURCE, at) for ch, cat in pairs)
+        return KeywordOutcome(records, "start_confirmation", texts.start_confirmation)
+    return KeywordOutcome((), "help", texts.help)
+
+
+def revoked_by_last_stop(consents: Sequence[ConsentRecord]) -> list[tuple[str, str]]:
+    """The (channel, category) pairs granted just before the most recent STOP."""
+    ledger = list(consents)
+    last = next((i for i in range(len(ledger) - 1, -1, -1) if ledger[i].source == STOP_SOURCE), None)
+    if last is None:
+        return []
+    first = last
+    while first > 0 and ledger[first - 1].source == STOP_SOURCE and ledger[first - 1].at == ledger[last].at:
+        first -= 1
+    before = _derive_state(ledger[:first])
+    stopped = {(r.channel, r.category) for r in ledger[first : last + 1]}
+    return [pair for pair, granted in before.items() if granted and pair in stopped]

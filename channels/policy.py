@@ -1,0 +1,164 @@
+"""The channel policy: quiet hours, caps, prices, engagement events, keyword replies.
+
+The model is validated once at load time; `select()` reads the precomputed
+lookups in `Policy.fast` so the hot path never touches pydantic.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from functools import cached_property
+from importlib import resources
+from pathlib import Path
+from typing import Literal
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+from channels.policy_file import FileError, describe_errors, merge, read_yaml
+
+ChannelName = Literal["push", "in_app", "email", "sms", "mms", "rcs", "webhook"]
+CHANNELS: tuple[str, ...] = ("push", "in_app", "email", "sms", "mms", "rcs", "webhook")
+CATEGORIES: tuple[str, ...] = ("marketing", "transactional")
+_HHMM = re.compile(r"^([01]\d|2[0-3]):([0-5]\d)$")
+
+
+class PolicyError(ValueError):
+    """A policy file is invalid; str() is one `file:line: message` line per problem."""
+
+    def __init__(self, problems: list[str]) -> None:
+        super().__init__("\n".join(problems))
+        self.problems = problems
+
+
+class _Frozen(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+class QuietHours(_Frozen):
+    start: str
+    end: str
+    categories: tuple[Literal["marketing", "transactional"], ...] = ("marketing",)
+
+    @field_validator("start", "end")
+    @classmethod
+    def _hhmm(cls, value: str) -> str:
+        if not _HHMM.match(value):
+            raise ValueError(f"{value!r} is not a time of day HH:MM (00:00 to 23:59)")
+        return value
+
+
+class Cap(_Frozen):
+    per_day: int | None = Field(default=None, ge=0)
+    per_week: int | None = Field(default=None, ge=0)
+
+
+class SmsPolicy(_Frozen):
+    max_segments: int = Field(ge=1)
+
+
+class ChannelPolicy(_Frozen):
+    cost: float = Field(ge=0)
+    engagement: tuple[str, ...] = ()
+
+
+class Keywords(_Frozen):
+    stop_confirmation: str = Field(min_length=1)
+    start_confirmation: str = Field(min_length=1)
+    help: str = Field(min_length=1)
+
+
+@dataclass(frozen=True, slots=True)
+class FastPolicy:
+    """Plain lookups derived once from the policy, for the per-send hot path."""
+
+    default_zone: ZoneInfo
+    quiet_start: int  # minutes after local midnight
+    quiet_end: int
+    quiet_categories: frozenset[str]
+    caps: dict[str, tuple[int | None, int | None]]
+    costs: dict[str, float]
+    engagement: dict[str, frozenset[str]]
+    max_segments: int
+
+
+class Policy(_Frozen):
+    """A whole, merged policy. Build it with `load_policy()`."""
+
+    default_timezone: str
+    quiet_hours: QuietHours
+    frequency_caps: dict[Literal["marketing", "transactional"], Cap] = {}
+    sms: SmsPolicy
+    channels: dict[ChannelName, ChannelPolicy]
+    keywords: Keywords
+
+    @field_validator("default_timezone")
+    @classmethod
+    def _known_zone(cls, value: str) -> str:
+        try:
+            ZoneInfo(value)
+        except (ZoneInfoNotFoundError, ValueError) as exc:
+            raise ValueError(f"unknown IANA time zone {value!r}") from exc
+        return value
+
+    @cached_property
+    def fast(self) -> FastPolicy:
+        """Derived once per policy: plain attribute lookups instead of model traversal."""
+        return FastPolicy(
+            default_zone=ZoneInfo(self.default_timezone),
+            quiet_start=_minutes(self.quiet_hours.start),
+            quiet_end=_minutes(self.quiet_hours.end),
+            quiet_categories=frozenset(self.quiet_hours.categories),
+            caps={k: (v.per_day, v.per_week) for k, v in self.frequency_caps.items()},
+            costs={k: v.cost for k, v in self.channels.items()},
+            engagement={k: frozenset(v.engagement) for k, v in self.channels.items()},
+            max_segments=self.sms.max_segments,
+        )
+
+    def engagement_events(self, channel: str) -> frozenset[str]:
+        """Events that count as engagement with `channel` (they stop an escalation)."""
+        return self.fast.engagement.get(channel, frozenset())
+
+    def cost(self, channel: str) -> float:
+        """Price of one message (one segment for sms); LookupError if the channel is unknown."""
+        try:
+            return self.fast.costs[channel]
+        except KeyError:
+            raise LookupError(f"policy has no price for channel {channel!r}") from None
+
+
+def _minutes(hhmm: str) -> int:
+    hours, minutes = hhmm.split(":")
+    return int(hours) * 60 + int(minutes)
+
+
+def default_policy_text() -> str:
+    return resources.files("channels").joinpath("default_policy.yaml").read_text("utf-8")
+
+
+def load_policy(path: str | Path | None = None) -> Policy:
+    """The default policy, with the file at `path` (if any) merged over it key by key."""
+    default_name = "channels/default_policy.yaml"
+    try:
+        default, lines = read_yaml(default_policy_text(), default_name)
+        data = default or {}
+        name = default_name
+        if path is not None:
+            name = str(path)
+            text = _read_text(Path(path))
+            user, lines = read_yaml(text, name)
+            data = merge(data, user) if user is not None else data
+    except FileError as exc:
+        raise PolicyError(exc.problems) from None
+    try:
+        return Policy.model_validate(data)
+    except ValidationError as exc:
+        raise PolicyError(describe_errors(exc, name, lines, Policy)) from None
+
+
+def _read_text(path: Path) -> str:
+    try:
+        return path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise PolicyError([f"{path}:1: cannot read policy file: {exc.strerror}"]) from exc

@@ -1,0 +1,229 @@
+"""Channel selection for one send to one person at one moment.
+
+Pure: everything (profile, consent ledger, recent sends, policy, time) comes
+in as arguments, so the simulator and the server decide identically. Every
+candidate gets a recorded decision with its reason, eligible or not.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+from channels.consent import State, consent_state, reason_from_state
+from channels.encoding import sms_encoding
+from channels.frequency import SentRecord, capped_channels
+from channels.policy import FastPolicy, Policy
+from channels.profile import Profile
+from channels.quiet_hours import quiet_until, recipient_zone
+
+STRATEGIES: tuple[str, ...] = ("first", "cheapest", "all", "escalate")
+URGENCIES: tuple[str, ...] = ("low", "normal", "high", "critical")
+_DEFAULT_STRATEGY = {"critical": "all", "high": "escalate", "normal": "escalate", "low": "cheapest"}
+_SHORT_ESCALATION = timedelta(minutes=15)
+_LONG_ESCALATION = timedelta(hours=2)
+_ESCALATE_AFTER = {
+    "critical": _SHORT_ESCALATION,
+    "high": _SHORT_ESCALATION,
+    "normal": _LONG_ESCALATION,
+    "low": _LONG_ESCALATION,
+}
+_ADDRESS_FIELD = {
+    "push": "push_token",
+    "email": "email",
+    "sms": "phone",
+    "mms": "phone",
+    "rcs": "phone",
+}
+
+
+class SelectionError(ValueError):
+    """A send request names an unknown strategy or urgency."""
+
+
+@dataclass(frozen=True, slots=True)
+class SendRequest:
+    """One send to one person: what the engine knows at that moment."""
+
+    profile: Profile
+    category: str
+    urgency: str
+    candidates: tuple[str, ...]
+    contents: Mapping[str, Mapping[str, Any]]
+    template_errors: Mapping[str, str]
+    sent: Sequence[SentRecord]
+    now: datetime
+    strategy: str | None = None
+    escalate_after: timedelta | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Decision:
+    """Whether one candidate can be used, and why not."""
+
+    channel: str
+    eligible: bool
+    reason: str | None
+    fallback: str | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        data: dict[str, Any] = {
+            "channel": self.channel,
+            "eligible": self.eligible,
+            "reason": self.reason,
+        }
+        if self.fallback is not None:
+            data["fallback"] = self.fallback
+        return data
+
+
+@dataclass(frozen=True, slots=True)
+class Delivery:
+    """One message to send; `encoding`/`segments` are set for sms only."""
+
+    channel: str
+    content: Mapping[str, Any]
+    cost: float
+    encoding: str | None
+    segments: int | None
+
+
+@dataclass(frozen=True, slots=True)
+class Selection:
+    """The decisions for every candidate and the messages the strategy picked."""
+
+    decisions: tuple[Decision, ...]
+    deliveries: tuple[Delivery, ...]
+    strategy: str
+    escalate_after: timedelta | None
+    defer_until: datetime | None
+
+
+@dataclass(slots=True)
+class _Context:
+    request: SendRequest
+    fast: FastPolicy
+    state: State
+    capped: frozenset[str]
+
+
+def select(request: SendRequest, policy: Policy) -> Selection:
+    """Decide every candidate, apply the RCS fallback, then the strategy."""
+    strategy, escalate_after = effective_strategy(request)
+    fast = policy.fast
+    capped = capped_channels(request.sent, request.category, request.now, policy)
+    ctx = _Context(request, fast, consent_state(request.profile.consents), capped)
+    decisions, chain = _decide_all(ctx)
+    deliveries = _apply_strategy(strategy, chain)
+    defer_until = None
+    if deliveries and request.category in fast.quiet_categories:
+        zone = recipient_zone(request.profile, policy)
+        defer_until = quiet_until(request.now, zone, policy, request.category, request.urgency)
+    return Selection(decisions, deliveries, strategy, escalate_after, defer_until)
+
+
+def effective_strategy(request: SendRequest) -> tuple[str, timedelta | None]:
+    """The step's strategy, else the urgency default; escalate always gets a delay."""
+    if request.urgency not in _DEFAULT_STRATEGY:
+        raise SelectionError(f"unknown urgency {request.urgency!r}; expected one of {URGENCIES}")
+    strategy = request.strategy or _DEFAULT_STRATEGY[request.urgency]
+    if strategy not in STRATEGIES:
+        raise SelectionError(f"unknown strategy {strategy!r}; expected one of {STRATEGIES}")
+    if strategy != "escalate":
+        return strategy, None
+    return strategy, request.escalate_after or _ESCALATE_AFTER[request.urgency]
+
+
+def _decide_all(ctx: _Context) -> tuple[tuple[Decision, ...], list[Delivery]]:
+    decisions: list[Decision] = []
+    chain: list[Delivery] = []
+    used: set[str] = set()
+    for channel in ctx.request.candidates:
+        reason, delivery = _check(ctx, channel, ctx.request.contents.get(channel))
+        if reason == "not_capable":
+            delivery = _fallback(ctx, used)
+            fallback = delivery.channel if delivery else None
+            decisions.append(Decision(channel, False, reason, fallback))
+        else:
+            decisions.append(_decision(channel, reason))
+        if delivery is not None and delivery.channel not in used:
+            used.add(delivery.channel)
+            chain.append(delivery)
+    return tuple(decisions), chain
+
+
+def _fallback(ctx: _Context, used: set[str]) -> Delivery | None:
+    """rcs can't reach this phone: mms if it has media and may go, else sms."""
+    contents = ctx.request.contents
+    mms = contents.get("mms")
+    if mms is not None and mms.get("media_url") and "mms" not in used:
+        delivery = _check(ctx, "mms", mms)[1]
+        if delivery is not None:
+            return delivery
+    if "sms" in used:
+        return None
+    sms = contents.get("sms")
+    if sms is None and "sms" not in ctx.request.template_errors:
+        rcs_text = (contents.get("rcs") or {}).get("text")
+        sms = {"text": rcs_text} if isinstance(rcs_text, str) else None
+    return _check(ctx, "sms", sms)[1]
+
+
+def _check(ctx: _Context, channel: str, content: Mapping[str, Any] | None) -> tuple[str | None, Delivery | None]:
+    """The reason `channel` can't be used (None if it can), and its delivery if it can."""
+    request = ctx.request
+    profile = request.profile
+    field = _ADDRESS_FIELD.get(channel)
+    if field is not None and not getattr(profile, field):
+        return "no_address", None
+    if channel == "rcs" and not profile.rcs_capable:
+        return "not_capable", None
+    reason = reason_from_state(ctx.state, channel, request.category)
+    if reason is not None:
+        return reason, None
+    if channel in request.template_errors:
+        return "template_error", None
+    if content is None:
+        return "no_content", None
+    if channel == "sms":
+        return _check_sms(ctx, content)
+    if channel in ctx.capped:
+        return "frequency_cap", None
+    return None, Delivery(channel, content, ctx.fast.costs[channel], None, None)
+
+
+def _check_sms(ctx: _Context, content: Mapping[str, Any]) -> tuple[str | None, Delivery | None]:
+    text = content.get("text")
+    if not isinstance(text, str):
+        return "no_content", None
+    encoded = sms_encoding(text)
+    if encoded.segments > ctx.fast.max_segments:
+        return "too_long", None
+    if "sms" in ctx.capped:
+        return "frequency_cap", None
+    cost = ctx.fast.costs["sms"] * encoded.segments
+    return None, Delivery("sms", content, cost, encoded.encoding, encoded.segments)
+
+
+_DECISIONS: dict[tuple[str, str | None], Decision] = {}
+
+
+def _decision(channel: str, reason: str | None) -> Decision:
+    """Decisions are immutable values: share one per (channel, reason)."""
+    key = (channel, reason)
+    found = _DECISIONS.get(key)
+    if found is None:
+        found = _DECISIONS.setdefault(key, Decision(channel, reason is None, reason))
+    return found
+
+
+def _apply_strategy(strategy: str, chain: list[Delivery]) -> tuple[Delivery, ...]:
+    if not chain:
+        return ()
+    if strategy == "first":
+        return (chain[0],)
+    if strategy == "cheapest":
+        return (min(chain, key=lambda delivery: delivery.cost),)
+    return tuple(chain)
