@@ -7,11 +7,12 @@ lookups in `Policy.fast` so the hot path never touches pydantic.
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass
 from functools import cached_property
 from importlib import resources
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
@@ -115,6 +116,12 @@ class Policy(_Frozen):
             engagement={k: frozenset(v.engagement) for k, v in self.channels.items()},
             max_segments=self.sms.max_segments,
         )
+
+    def model_copy(self, *, update: Mapping[str, Any] | None = None, deep: bool = False) -> Policy:
+        """A copy whose derived lookups are rebuilt, so an update is never shadowed."""
+        copy = super().model_copy(update=update, deep=deep)
+        copy.__dict__.pop("fast", None)
+        return copy
 
     def engagement_events(self, channel: str) -> frozenset[str]:
         """Events that count as engagement with `channel` (they stop an escalation)."""

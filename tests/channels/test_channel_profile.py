@@ -1,0 +1,81 @@
+"""Profiles at the JSON edge: SPEC §3 shape in and out, errors naming the field."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+import pytest
+
+from channels import ConsentRecord, Profile, ProfileError
+
+DOC = {
+    "user_id": "u1",
+    "timezone": "Europe/Berlin",
+    "email": "u1@example.com",
+    "phone": "+4930123456",
+    "push_token": "tok",
+    "rcs_capable": True,
+    "attributes": {"tier": "gold"},
+    "consents": [
+        {
+            "channel": "sms",
+            "category": "marketing",
+            "granted": True,
+            "source": "web_form",
+            "at": "2026-01-05T10:00:00Z",
+        }
+    ],
+}
+
+
+def test_round_trip_keeps_the_spec_shape() -> None:
+    assert Profile.from_dict(DOC).to_dict() == DOC
+
+
+def test_consent_timestamps_are_aware_utc() -> None:
+    record = Profile.from_dict(DOC).consents[0]
+    assert record == ConsentRecord("sms", "marketing", True, "web_form", datetime(2026, 1, 5, 10, tzinfo=UTC))
+
+
+def test_offsets_are_normalised_to_z() -> None:
+    doc = {**DOC, "consents": [{**DOC["consents"][0], "at": "2026-01-05T11:00:00+01:00"}]}  # type: ignore[dict-item]
+    assert Profile.from_dict(doc).to_dict()["consents"][0]["at"] == "2026-01-05T10:00:00Z"
+
+
+@pytest.mark.parametrize(
+    ("change", "field"),
+    [
+        ({"phone": "0301234567"}, "phone"),
+        ({"phone": "+1 212 555 0123"}, "phone"),
+        ({"timezone": "Mars/Olympus"}, "timezone"),
+        ({"user_id": ""}, "user_id"),
+        ({"rcs_capable": "perhaps"}, "rcs_capable"),
+        ({"colour": "blue"}, "colour"),
+        ({"consents": [{"channel": "sms", "category": "marketing", "granted": True}]}, "consents.0.at"),
+        (
+            {"consents": [{"channel": "sms", "category": "marketing", "granted": True, "at": "2026-01-05T10:00:00"}]},
+            "consents.0.at",
+        ),
+    ],
+)
+def test_bad_input_names_the_field(change: dict[str, object], field: str) -> None:
+    with pytest.raises(ProfileError, match=rf"^{field}: |; {field}: "):
+        Profile.from_dict({**DOC, **change})
+
+
+def test_with_consents_appends_and_keeps_history() -> None:
+    profile = Profile.from_dict(DOC)
+    revoke = ConsentRecord("sms", "marketing", False, "support", datetime(2026, 2, 1, tzinfo=UTC))
+    updated = profile.with_consents([revoke])
+    assert updated.consents == (*profile.consents, revoke)
+    assert profile.consents == Profile.from_dict(DOC).consents
+
+
+def test_minimal_profile_has_defaults() -> None:
+    profile = Profile.from_dict({"user_id": "u9"})
+    assert (profile.phone, profile.rcs_capable, dict(profile.attributes), profile.consents) == (
+        None,
+        False,
+        {},
+        (),
+    )
