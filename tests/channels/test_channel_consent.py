@@ -119,7 +119,7 @@ def test_stop_takes_effect_even_at_the_same_instant_as_a_grant() -> None:
 
 
 def test_start_regrants_exactly_what_the_last_stop_revoked() -> None:
-    ledger = (
+    ledger: tuple[ConsentRecord, ...] = (
         record("sms", True),
         record("mms", True, category="transactional"),
         record("rcs", False, 1),

@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime
+from typing import Any
 
 import pytest
 
 from channels import ConsentRecord, Profile, ProfileError
 
-DOC = {
+DOC: dict[str, Any] = {
     "user_id": "u1",
     "timezone": "Europe/Berlin",
     "email": "u1@example.com",
@@ -38,7 +39,7 @@ def test_consent_timestamps_are_aware_utc() -> None:
 
 
 def test_offsets_are_normalised_to_z() -> None:
-    doc = {**DOC, "consents": [{**DOC["consents"][0], "at": "2026-01-05T11:00:00+01:00"}]}  # type: ignore[dict-item]
+    doc = {**DOC, "consents": [{**DOC["consents"][0], "at": "2026-01-05T11:00:00+01:00"}]}
     assert Profile.from_dict(doc).to_dict()["consents"][0]["at"] == "2026-01-05T10:00:00Z"
 
 

@@ -7,7 +7,7 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from channels import Profile, load_policy, next_local_time, quiet_until, recipient_zone
+from channels import Policy, Profile, load_policy, next_local_time, quiet_until, recipient_zone
 from channels.policy import QuietHours
 
 POLICY = load_policy()
@@ -16,13 +16,13 @@ BERLIN = ZoneInfo("Europe/Berlin")
 TOKYO = ZoneInfo("Asia/Tokyo")
 
 
-def utc(*args: int) -> datetime:
-    return datetime(*args, tzinfo=UTC)  # type: ignore[misc]
+def utc(year: int, month: int, day: int, hour: int, minute: int, second: int = 0) -> datetime:
+    return datetime(year, month, day, hour, minute, second, tzinfo=UTC)
 
 
-def with_window(start: str, end: str, *categories: str) -> object:
-    cats = categories or ("marketing",)
-    return POLICY.model_copy(update={"quiet_hours": QuietHours(start=start, end=end, categories=cats)})  # type: ignore[arg-type]
+def with_window(start: str, end: str, *categories: str) -> Policy:
+    window = {"start": start, "end": end, "categories": categories or ("marketing",)}
+    return POLICY.model_copy(update={"quiet_hours": QuietHours.model_validate(window)})
 
 
 @pytest.mark.parametrize(
@@ -86,31 +86,31 @@ def test_only_listed_categories_and_never_critical_transactional(
     categories: tuple[str, ...], category: str, urgency: str, deferred: bool
 ) -> None:
     policy = with_window("21:00", "08:00", *categories)
-    result = quiet_until(utc(2026, 7, 1, 14, 0), TOKYO, policy, category, urgency)  # type: ignore[arg-type]
+    result = quiet_until(utc(2026, 7, 1, 14, 0), TOKYO, policy, category, urgency)
     assert (result is not None) == deferred
 
 
 def test_window_within_one_day() -> None:
     policy = with_window("12:00", "14:00")
-    assert quiet_until(utc(2026, 7, 1, 4, 0), TOKYO, policy, "marketing", "low") == utc(2026, 7, 1, 5, 0)  # type: ignore[arg-type]
-    assert quiet_until(utc(2026, 7, 1, 5, 0), TOKYO, policy, "marketing", "low") is None  # type: ignore[arg-type]
+    assert quiet_until(utc(2026, 7, 1, 4, 0), TOKYO, policy, "marketing", "low") == utc(2026, 7, 1, 5, 0)
+    assert quiet_until(utc(2026, 7, 1, 5, 0), TOKYO, policy, "marketing", "low") is None
 
 
 def test_window_ending_in_a_dst_gap_ends_just_after_the_jump() -> None:
     # 02:30 does not exist in New York on 2026-03-08; the clock reads 03:30 EDT then.
     policy = with_window("01:00", "02:30")
-    assert quiet_until(utc(2026, 3, 8, 6, 30), NEW_YORK, policy, "marketing", "low") == utc(2026, 3, 8, 7, 30)  # type: ignore[arg-type]
+    assert quiet_until(utc(2026, 3, 8, 6, 30), NEW_YORK, policy, "marketing", "low") == utc(2026, 3, 8, 7, 30)
 
 
 def test_window_ending_in_a_fold_is_never_in_the_past() -> None:
     # 01:30 happens twice in New York on 2026-11-01; at 01:10 EST (the second pass) it ends at 01:30 EST.
     policy = with_window("00:00", "01:30")
-    assert quiet_until(utc(2026, 11, 1, 6, 10), NEW_YORK, policy, "marketing", "low") == utc(2026, 11, 1, 6, 30)  # type: ignore[arg-type]
+    assert quiet_until(utc(2026, 11, 1, 6, 10), NEW_YORK, policy, "marketing", "low") == utc(2026, 11, 1, 6, 30)
 
 
 def test_equal_start_and_end_means_no_quiet_hours() -> None:
     policy = with_window("08:00", "08:00")
-    assert quiet_until(utc(2026, 7, 1, 23, 0), TOKYO, policy, "marketing", "low") is None  # type: ignore[arg-type]
+    assert quiet_until(utc(2026, 7, 1, 23, 0), TOKYO, policy, "marketing", "low") is None
 
 
 @pytest.mark.parametrize(
