@@ -25,12 +25,8 @@ CATEGORIES: tuple[str, ...] = ("marketing", "transactional")
 _HHMM = re.compile(r"^([01]\d|2[0-3]):([0-5]\d)$")
 
 
-class PolicyError(ValueError):
+class PolicyError(FileError):
     """A policy file is invalid; str() is one `file:line: message` line per problem."""
-
-    def __init__(self, problems: list[str]) -> None:
-        super().__init__("\n".join(problems))
-        self.problems = problems
 
 
 class _Frozen(BaseModel):

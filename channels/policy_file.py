@@ -17,7 +17,7 @@ Path_ = tuple[str, ...]
 
 
 class FileError(ValueError):
-    """A file is not valid YAML of the expected shape."""
+    """A file is not valid YAML of the expected shape; `problems` are `file:line: message`."""
 
     def __init__(self, problems: list[str]) -> None:
         super().__init__("\n".join(problems))
