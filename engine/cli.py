@@ -8,10 +8,14 @@ from pathlib import Path
 
 import typer
 
+from channels import PolicyError, load_policy
 from engine.compiler import journey_files, load_file, load_paths
 from engine.errors import JourneyDefinitionError
 from engine.graphs import to_dot, to_mermaid
 from engine.model import Journey
+from engine.report import print_report
+from engine.simulator import InputError, parse_events, parse_profiles, read_jsonl
+from engine.simulator import simulate as run_simulation
 
 app = typer.Typer(
     name="journey", help="Journey orchestration: validate, graph, simulate and serve journeys.",
@@ -64,3 +68,28 @@ def schema() -> None:
     document = Journey.model_json_schema()
     document["$schema"] = "https://json-schema.org/draft/2020-12/schema"
     typer.echo(json.dumps(document, indent=2))
+
+
+@app.command()
+def simulate(
+    file: Path = typer.Argument(..., help="a journey file"),
+    events: Path = typer.Option(..., "--events", help="events, JSON Lines"),
+    profiles: Path | None = typer.Option(None, "--profiles", help="profiles, JSON Lines"),
+    policy: Path | None = typer.Option(None, "--policy", help="policy YAML merged over the default"),
+    as_json: bool = typer.Option(False, "--json", help="print one JSON document"),
+) -> None:
+    """Dry-run a journey on a virtual clock: no waiting, no provider called, nothing stored."""
+    try:
+        journey = load_file(file)
+        chosen = load_policy(policy)
+        event_list = parse_events((f"{events}:{n}", row) for n, row in read_jsonl(events))
+        profile_list = parse_profiles((f"{profiles}:{n}", row) for n, row in read_jsonl(profiles)) if profiles else []
+    except (JourneyDefinitionError, PolicyError, InputError) as exc:
+        raise _fail(exc) from None
+    except OSError as exc:
+        raise _fail(OSError(f"{exc.filename}: {exc.strerror}")) from None
+    result = run_simulation(journey, event_list, profile_list, chosen)
+    if as_json:
+        typer.echo(json.dumps(result, indent=2, ensure_ascii=False))
+    else:
+        print_report(result)

@@ -15,7 +15,20 @@ from jinja2.sandbox import SandboxedEnvironment
 
 from engine.errors import EvaluationError, TemplateRenderError
 
-_ENV = SandboxedEnvironment(undefined=StrictUndefined, autoescape=False, keep_trailing_newline=True)
+
+class _Environment(SandboxedEnvironment):
+    """`event.properties.items` means the key 'items', not dict.items: keys win over methods."""
+
+    def getattr(self, obj: Any, attribute: str) -> Any:
+        if isinstance(obj, Mapping):
+            try:
+                return obj[attribute]
+            except (KeyError, TypeError):
+                pass
+        return super().getattr(obj, attribute)
+
+
+_ENV = _Environment(undefined=StrictUndefined, autoescape=False, keep_trailing_newline=True)
 
 Context = Mapping[str, Any]
 

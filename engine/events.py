@@ -1,0 +1,88 @@
+"""Events as the engine sees them, parsed from SPEC §3 JSON at the edge.
+
+Parsing is hand-written rather than pydantic because it sits on the ingest hot path;
+every error still names the field, as `EventError`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+from channels.profile import format_timestamp as format_time
+from engine.errors import EventError
+
+_FIELDS = frozenset({"id", "type", "user_id", "timestamp", "properties"})
+_EMPTY: Mapping[str, Any] = {}
+
+
+@dataclass(frozen=True, slots=True)
+class Event:
+    type: str
+    user_id: str
+    timestamp: datetime
+    properties: Mapping[str, Any] = field(default_factory=lambda: _EMPTY)
+    id: str | None = None
+
+    def context(self) -> dict[str, Any]:
+        """The `event` name seen by expressions and templates."""
+        return {
+            "id": self.id, "type": self.type, "user_id": self.user_id,
+            "timestamp": format_time(self.timestamp), "properties": self.properties,
+        }
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"id": self.id, "type": self.type, "user_id": self.user_id,
+                "timestamp": format_time(self.timestamp), "properties": dict(self.properties)}
+
+    def with_properties(self, **extra: Any) -> Event:
+        return Event(self.type, self.user_id, self.timestamp, {**self.properties, **extra}, self.id)
+
+
+def parse_time(value: object, field_name: str) -> datetime:
+    """An RFC 3339 timestamp with an offset, as aware UTC."""
+    if isinstance(value, datetime):
+        parsed = value
+    elif isinstance(value, str):
+        try:
+            parsed = datetime.fromisoformat(value.strip().replace("z", "Z"))
+        except ValueError:
+            raise EventError(f"{field_name}: {value!r} is not an RFC 3339 timestamp") from None
+    else:
+        raise EventError(f"{field_name}: expected an RFC 3339 timestamp string, got {type(value).__name__}")
+    if parsed.tzinfo is None:
+        raise EventError(f"{field_name}: {value!r} has no time zone offset (add 'Z' for UTC)")
+    return parsed.astimezone(UTC)
+
+
+def parse_event(data: object, now: datetime) -> Event:
+    """Validate one SPEC §3 event; `now` fills a missing timestamp."""
+    if not isinstance(data, Mapping):
+        raise EventError(f"event: expected a JSON object, got {type(data).__name__}")
+    unknown = sorted(set(data) - _FIELDS)
+    if unknown:
+        raise EventError(f"{unknown[0]}: unknown field (an event has id, type, user_id, timestamp, properties)")
+    kind = _required_text(data, "type")
+    user_id = _required_text(data, "user_id")
+    raw_time = data.get("timestamp")
+    timestamp = now if raw_time is None else parse_time(raw_time, "timestamp")
+    properties = data.get("properties")
+    if properties is None:
+        properties = _EMPTY
+    elif not isinstance(properties, Mapping):
+        raise EventError(f"properties: expected an object, got {type(properties).__name__}")
+    event_id = data.get("id")
+    if event_id is not None and (not isinstance(event_id, str) or not event_id):
+        raise EventError("id: expected a non-empty string")
+    return Event(kind, user_id, timestamp, properties, event_id)
+
+
+def _required_text(data: Mapping[str, Any], name: str) -> str:
+    value = data.get(name)
+    if value is None:
+        raise EventError(f"{name}: required field is missing")
+    if not isinstance(value, str) or not value.strip():
+        raise EventError(f"{name}: expected a non-empty string")
+    return value

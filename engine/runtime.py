@@ -1,0 +1,448 @@
+"""The pure evaluator: (instance, stimulus, now) -> new instance + commands.
+
+It never sends, sleeps, saves or reads a clock. The simulator and the server both
+call it and carry out the commands it returns, which is what makes a dry run behave
+exactly like production.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, replace
+from datetime import datetime, timedelta
+from typing import Any
+
+from channels import (
+    Decision,
+    Delivery,
+    Policy,
+    Profile,
+    SendRequest,
+    SentRecord,
+    next_local_time,
+    recipient_zone,
+    select,
+)
+from engine.compiler import CompiledJourney
+from engine.errors import EvaluationError, EventError
+from engine.events import Event, parse_time
+from engine.model import HHMM, BranchStep, SendStep, SplitStep, Step, WaitForStep, WaitStep
+from engine.state import Cancel, Escalation, Instance, Outcome, Schedule, Send, Skip, TimerRef, Trace
+
+MAX_STEPS_PER_STIMULUS = 10_000
+_STAY = object()  # the instance now waits for a timer or an event
+_END = object()  # the end of the step list: completed
+
+
+@dataclass(frozen=True, slots=True)
+class EntryHistory:
+    """What the host knows about earlier entries of one user (and key) into one journey."""
+
+    active: bool
+    last_entered_at: datetime | None
+
+
+def profile_context(profile: Profile) -> dict[str, Any]:
+    """The `profile` name seen by expressions and templates."""
+    return {"user_id": profile.user_id, "timezone": profile.timezone, "email": profile.email,
+            "phone": profile.phone, "rcs_capable": profile.rcs_capable, "attributes": profile.attributes}
+
+
+class Runtime:
+    """Advances instances; holds only the policy, which is fixed for its lifetime."""
+
+    def __init__(self, policy: Policy) -> None:
+        self.policy = policy
+
+    def entry_key(self, journey: CompiledJourney, event: Event, profile: Profile) -> tuple[bool, str | None, str]:
+        """Does this event start the journey for this user, and under which instance key?"""
+        if event.type != journey.definition.trigger.event:
+            return False, None, "not_trigger"
+        context = _context(journey, event.context(), profile)
+        when = journey.expression("trigger.when")
+        try:
+            if when is not None and not when(context):
+                return False, None, "trigger_condition_false"
+            key_expr = journey.expression("instance_key")
+            key = None if key_expr is None else str(key_expr(context))
+        except EvaluationError as exc:
+            return False, None, f"trigger_error: {exc}"
+        return True, key, "ok"
+
+    def may_reenter(self, journey: CompiledJourney, history: EntryHistory | None, now: datetime) -> bool:
+        """re_entry: always (none active), never (never before), after D (none active, D since last)."""
+        if history is None or history.last_entered_at is None:
+            return True
+        if history.active or journey.definition.re_entry == "never":
+            return False
+        after = journey.definition.re_entry_after()
+        return after is None or now - history.last_entered_at >= after
+
+    def enter(self, journey: CompiledJourney, event: Event, profile: Profile, key: str | None,
+              instance_id: str, sent: Sequence[SentRecord], now: datetime) -> Outcome:
+        instance = Instance(instance_id, journey.id, journey.version, profile.user_id, key, now, event.context())
+        run = _Run(self.policy, journey, instance, profile, sent, now)
+        run.trace(None, "enter", f"key={key}" if key is not None else None)
+        run.advance(journey.first_step)
+        return run.outcome()
+
+    def on_event(self, instance: Instance, journey: CompiledJourney, event: Event, profile: Profile,
+                 sent: Sequence[SentRecord], now: datetime) -> Outcome:
+        """Goal, exit_on, wait_for and escalation feedback, in that order of precedence."""
+        if not instance.active:
+            return Outcome(instance)
+        run = _Run(self.policy, journey, instance, profile, sent, now)
+        definition = journey.definition
+        goal = definition.goal
+        if goal and event.type == goal.event and (goal.within is None or now <= instance.entered_at + goal.within):
+            run.finish("converted", f"goal {event.type}")
+        elif event.type in definition.exit_on:
+            run.finish("exited", f"exit_on {event.type}")
+        else:
+            _resume_on_event(run, event)
+        return run.outcome()
+
+    def on_timer(self, instance: Instance, journey: CompiledJourney, timer_id: str, profile: Profile,
+                 sent: Sequence[SentRecord], now: datetime) -> Outcome:
+        """A due timer; one the instance no longer waits on is ignored (it was superseded)."""
+        if not instance.active or instance.timer is None or instance.timer.timer_id != timer_id:
+            return Outcome(instance)
+        run = _Run(self.policy, journey, instance, profile, sent, now)
+        kind = instance.timer.kind
+        run.instance = replace(run.instance, timer=None)
+        _TIMER_HANDLERS[kind](run)
+        return run.outcome()
+
+
+class _Run:
+    """One stimulus being applied to one instance: working state plus the commands so far."""
+
+    def __init__(self, policy: Policy, journey: CompiledJourney, instance: Instance, profile: Profile,
+                 sent: Sequence[SentRecord], now: datetime) -> None:
+        self.policy = policy
+        self.journey = journey
+        self.instance = instance
+        self.profile = profile
+        self.sent = list(sent)
+        self.now = now
+        self.commands: list[Any] = []
+        self._profile_ctx: dict[str, Any] | None = None
+
+    def outcome(self) -> Outcome:
+        return Outcome(self.instance, self.commands)
+
+    def context(self) -> dict[str, Any]:
+        if self._profile_ctx is None:
+            self._profile_ctx = profile_context(self.profile)
+        return {"event": self.instance.event, "profile": self._profile_ctx, "journey": _journey_ctx(self.journey)}
+
+    def next_id(self, prefix: str) -> str:
+        seq = self.instance.seq + 1
+        self.instance = replace(self.instance, seq=seq)
+        return f"{self.instance.instance_id}:{prefix}{seq}"
+
+    def trace(self, step: str | None, action: str, detail: str | None = None) -> None:
+        self.commands.append(Trace(self.now, self.instance.user_id, self.instance.instance_id, step, action, detail))
+
+    def schedule(self, kind: str, due: datetime) -> None:
+        timer = TimerRef(self.next_id("t"), due, kind)
+        self.instance = replace(self.instance, timer=timer)
+        self.commands.append(Schedule(self.instance.instance_id, self.instance.user_id, timer))
+
+    def cancel_timer(self) -> None:
+        if self.instance.timer is not None:
+            self.commands.append(Cancel(self.instance.timer.timer_id))
+            self.instance = replace(self.instance, timer=None)
+
+    def finish(self, status: str, detail: str | None = None) -> None:
+        self.cancel_timer()
+        self.instance = replace(self.instance, status=status, escalation=None, ended_at=self.now,
+                                reason=detail if status == "failed" else None)
+        self.trace(self.instance.step, status, detail)
+
+    def advance(self, step_id: str | None) -> None:
+        """Run steps from `step_id` until one waits or the journey ends."""
+        current: object = _END if step_id is None else step_id
+        for _ in range(MAX_STEPS_PER_STIMULUS):
+            if current is _END:
+                self.finish("completed")
+                return
+            if current is _STAY or not self.instance.active:
+                return
+            assert isinstance(current, str)
+            step = self.journey.step(current)
+            self.instance = replace(self.instance, step=current, path=(*self.instance.path, current))
+            self.trace(current, step.type)
+            current = _STEP_HANDLERS[step.type](self, step)
+        self.finish("failed", f"more than {MAX_STEPS_PER_STIMULUS} steps without waiting")
+
+    def following(self, step: Step) -> object:
+        target = self.journey.following(step.id)
+        return _END if target is None else target
+
+    def goto(self, target: str | None, step: Step) -> object:
+        resolved = self.journey.resolve(target, step.id)
+        return _END if resolved is None else resolved
+
+
+# --- step handlers: each returns the next step id, _STAY or _END -------------------------
+
+
+def _send_step(run: _Run, step: Step) -> object:
+    assert isinstance(step, SendStep)
+    run.instance = replace(run.instance, escalation=None)
+    return _attempt_send(run, step)
+
+
+def _wait_step(run: _Run, step: Step) -> object:
+    assert isinstance(step, WaitStep)
+    try:
+        due = _wait_due(run, step)
+    except (EvaluationError, EventError) as exc:
+        run.finish("failed", f"step '{step.id}': {exc}")
+        return _STAY
+    if due <= run.now:
+        return run.goto(step.next, step)
+    run.schedule("wait", due)
+    return _STAY
+
+
+def _wait_due(run: _Run, step: WaitStep) -> datetime:
+    if step.duration is not None:
+        return run.now + step.duration
+    assert step.until is not None
+    if HHMM.match(step.until):
+        return next_local_time(run.now, recipient_zone(run.profile, run.policy), step.until)
+    expression = run.journey.expression(f"{step.id}.until")
+    assert expression is not None
+    due = parse_time(expression(run.context()), f"until ({step.until})")
+    return due + (step.offset or timedelta(0))
+
+
+def _wait_for_step(run: _Run, step: Step) -> object:
+    assert isinstance(step, WaitForStep)
+    run.schedule("timeout", run.now + step.timeout)
+    return _STAY
+
+
+def _branch_step(run: _Run, step: Step) -> object:
+    assert isinstance(step, BranchStep)
+    context = run.context()
+    for n, case in enumerate(step.branches):
+        expression = run.journey.expression(f"{step.id}.branches.{n}")
+        assert expression is not None
+        try:
+            matched = bool(expression(context))
+        except EvaluationError as exc:
+            run.trace(step.id, "condition_error", str(exc))
+            matched = False
+        if matched:
+            return case.next
+    return run.goto(step.default, step)
+
+
+def _split_step(run: _Run, step: Step) -> object:
+    assert isinstance(step, SplitStep)
+    digest = hashlib.sha256(f"{run.journey.id}:{step.id}:{run.instance.user_id}".encode()).digest()
+    point = int.from_bytes(digest[:8], "big") / 2**64 * sum(p.weight for p in step.paths)
+    for path in step.paths:
+        point -= path.weight
+        if point < 0:
+            return path.next
+    return step.paths[-1].next
+
+
+def _exit_step(run: _Run, step: Step) -> object:
+    return _END
+
+
+_STEP_HANDLERS: Mapping[str, Callable[[_Run, Step], object]] = {
+    "send": _send_step, "wait": _wait_step, "wait_for": _wait_for_step,
+    "branch": _branch_step, "split": _split_step, "exit": _exit_step,
+}
+
+
+# --- sending -----------------------------------------------------------------------------
+
+
+def _attempt_send(run: _Run, step: SendStep) -> object:
+    """Select channels now (consent, caps and quiet hours as of this instant) and send."""
+    escalation = run.instance.escalation
+    message = run.journey.definition.messages[step.message]
+    candidates = escalation.remaining if escalation else tuple(step.channels or message.channels())
+    contents, errors = _render(run, step.message, candidates)
+    request = SendRequest(
+        run.profile, run.journey.definition.category, step.urgency, candidates, contents, errors, run.sent,
+        run.now, "first" if escalation else step.strategy, step.escalate_after,
+    )
+    selection = select(request, run.policy)
+    if selection.deliveries and selection.defer_until is not None:
+        run.schedule("defer", selection.defer_until)
+        run.trace(step.id, "deferred", f"quiet hours until {selection.defer_until.isoformat()}")
+        return _STAY
+    if not selection.deliveries:
+        return _nothing_sent(run, step, selection.decisions, errors, escalation is not None)
+    if escalation is None and selection.strategy != "escalate":
+        for delivery in selection.deliveries:
+            _emit(run, step, delivery, selection.decisions)
+        return run.following(step)
+    first = selection.deliveries[0]
+    message_id = _emit(run, step, first, selection.decisions)
+    rest = _after(candidates, selection.decisions, first.channel)
+    if not rest:
+        run.instance = replace(run.instance, escalation=None)
+        return run.following(step)
+    after = escalation.after if escalation else (selection.escalate_after or timedelta(hours=2))
+    run.instance = replace(run.instance, escalation=Escalation(rest, after, message_id, first.channel))
+    run.schedule("escalate", run.now + after)
+    return _STAY
+
+
+def _render(run: _Run, message: str, candidates: Sequence[str]) -> tuple[dict[str, Any], dict[str, str]]:
+    """Render the candidates' content (and the rcs fallbacks'); a failing template is recorded."""
+    wanted = set(candidates)
+    if "rcs" in wanted:
+        wanted.update(("mms", "sms"))
+    contents: dict[str, Any] = {}
+    errors: dict[str, str] = {}
+    context = run.context()
+    for channel in run.journey.message_channels(message):
+        if channel not in wanted:
+            continue
+        try:
+            contents[channel] = run.journey.render(message, channel, context)
+        except EvaluationError as exc:
+            errors[channel] = str(exc)
+    return contents, errors
+
+
+def _nothing_sent(run: _Run, step: SendStep, decisions: tuple[Decision, ...], errors: Mapping[str, str],
+                  escalating: bool) -> object:
+    if escalating:
+        run.trace(step.id, "escalation_exhausted", "no remaining channel is eligible")
+        run.instance = replace(run.instance, escalation=None)
+        return run.following(step)
+    reasons = {d.reason for d in decisions}
+    reason = "template_error" if reasons == {"template_error"} else "no_eligible_channel"
+    detail = "; ".join(f"{c}: {e}" for c, e in errors.items()) or None
+    run.commands.append(Skip(run.instance.instance_id, run.instance.user_id, step.id, step.message, reason,
+                             decisions, run.now, detail))
+    run.trace(step.id, "skip", reason)
+    return run.following(step)
+
+
+def _emit(run: _Run, step: SendStep, delivery: Delivery, decisions: tuple[Decision, ...]) -> str:
+    message_id = run.next_id("m")
+    category = run.journey.definition.category
+    run.commands.append(Send(
+        message_id, run.instance.instance_id, run.journey.id, run.instance.user_id, step.id, step.message,
+        delivery.channel, category, delivery.content, delivery.cost, delivery.encoding, delivery.segments,
+        decisions, run.now,
+    ))
+    run.sent.append(SentRecord(delivery.channel, category, run.now))
+    run.trace(step.id, "sent", delivery.channel)
+    return message_id
+
+
+def _after(candidates: Sequence[str], decisions: Sequence[Decision], channel: str) -> tuple[str, ...]:
+    """The candidates after the one that produced `channel` (itself, or an rcs falling back to it)."""
+    for i, decision in enumerate(decisions):
+        if decision.channel == channel or decision.fallback == channel:
+            return tuple(c for c in candidates[i + 1:] if c != channel)
+    return ()
+
+
+# --- resuming ------------------------------------------------------------------------------
+
+
+def _resume_on_event(run: _Run, event: Event) -> None:
+    step = run.journey.step(run.instance.step) if run.instance.step else None
+    if isinstance(step, WaitForStep) and event.type == step.event and run.instance.timer is not None:
+        if _event_matches(run, step, event):
+            run.cancel_timer()
+            run.instance = replace(run.instance, event=event.context())
+            run.trace(step.id, "event", event.type)
+            run.advance(_as_step(run.goto(step.on_event, step)))
+        return
+    escalation = run.instance.escalation
+    if isinstance(step, SendStep) and escalation and escalation.message_id == event.properties.get("message_id"):
+        _escalation_feedback(run, step, escalation, event)
+
+
+def _event_matches(run: _Run, step: WaitForStep, event: Event) -> bool:
+    expression = run.journey.expression(f"{step.id}.when")
+    if expression is None:
+        return True
+    context = {**run.context(), "event": event.context()}
+    try:
+        return bool(expression(context))
+    except EvaluationError as exc:
+        run.trace(step.id, "condition_error", str(exc))
+        return False
+
+
+def _escalation_feedback(run: _Run, step: SendStep, escalation: Escalation, event: Event) -> None:
+    channel = escalation.channel or ""
+    if event.type in run.policy.engagement_events(channel):
+        run.cancel_timer()
+        run.instance = replace(run.instance, escalation=None)
+        run.trace(step.id, "engaged", event.type)
+        run.advance(_as_step(run.following(step)))
+    elif event.type == f"{channel}.failed":
+        run.cancel_timer()
+        run.trace(step.id, "escalate", f"{channel} failed")
+        _continue_send(run, step)
+
+
+def _continue_send(run: _Run, step: SendStep) -> None:
+    result = _attempt_send(run, step)
+    if result is not _STAY:
+        run.advance(_as_step(result))
+
+
+def _as_step(target: object) -> str | None:
+    return target if isinstance(target, str) else None
+
+
+def _on_wait_timer(run: _Run) -> None:
+    step = run.journey.step(run.instance.step or "")
+    assert isinstance(step, WaitStep)
+    run.advance(_as_step(run.goto(step.next, step)))
+
+
+def _on_timeout_timer(run: _Run) -> None:
+    step = run.journey.step(run.instance.step or "")
+    assert isinstance(step, WaitForStep)
+    run.trace(step.id, "timeout")
+    run.advance(_as_step(run.goto(step.on_timeout, step)))
+
+
+def _on_escalate_timer(run: _Run) -> None:
+    """The escalation deadline passed without engagement: on to the next channel."""
+    step = run.journey.step(run.instance.step or "")
+    assert isinstance(step, SendStep)
+    channel = run.instance.escalation.channel if run.instance.escalation else None
+    run.trace(step.id, "escalate", f"no engagement on {channel}")
+    _continue_send(run, step)
+
+
+def _on_defer_timer(run: _Run) -> None:
+    """Quiet hours ended: decide again (consent may have changed meanwhile) and send."""
+    step = run.journey.step(run.instance.step or "")
+    assert isinstance(step, SendStep)
+    _continue_send(run, step)
+
+
+_TIMER_HANDLERS: Mapping[str, Callable[[_Run], None]] = {
+    "wait": _on_wait_timer, "timeout": _on_timeout_timer, "escalate": _on_escalate_timer, "defer": _on_defer_timer,
+}
+
+
+def _journey_ctx(journey: CompiledJourney) -> dict[str, Any]:
+    d = journey.definition
+    return {"id": d.id, "name": d.name, "category": d.category}
+
+
+def _context(journey: CompiledJourney, event: Mapping[str, Any], profile: Profile) -> dict[str, Any]:
+    return {"event": event, "profile": profile_context(profile), "journey": _journey_ctx(journey)}

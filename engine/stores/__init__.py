@@ -1,0 +1,1 @@
+"""Store implementations: `memory` (simulator, tests) and `sql` (server)."""
