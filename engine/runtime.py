@@ -177,10 +177,6 @@ class _Run:
             current = _STEP_HANDLERS[step.type](self, step)
         self.finish("failed", f"more than {MAX_STEPS_PER_STIMULUS} steps without waiting")
 
-    def following(self, step: Step) -> object:
-        target = self.journey.following(step.id)
-        return _END if target is None else target
-
     def goto(self, target: str | None, step: Step) -> object:
         resolved = self.journey.resolve(target, step.id)
         return _END if resolved is None else resolved
@@ -286,13 +282,13 @@ def _attempt_send(run: _Run, step: SendStep) -> object:
     if escalation is None and selection.strategy != "escalate":
         for delivery in selection.deliveries:
             _emit(run, step, delivery, selection.decisions)
-        return run.following(step)
+        return run.goto(step.next, step)
     first = selection.deliveries[0]
     message_id = _emit(run, step, first, selection.decisions)
     rest = _after(candidates, selection.decisions, first.channel)
     if not rest:
         run.instance = replace(run.instance, escalation=None)
-        return run.following(step)
+        return run.goto(step.next, step)
     after = escalation.after if escalation else (selection.escalate_after or timedelta(hours=2))
     run.instance = replace(run.instance, escalation=Escalation(rest, after, message_id, first.channel))
     run.schedule("escalate", run.now + after)
@@ -322,14 +318,14 @@ def _nothing_sent(run: _Run, step: SendStep, decisions: tuple[Decision, ...], er
     if escalating:
         run.trace(step.id, "escalation_exhausted", "no remaining channel is eligible")
         run.instance = replace(run.instance, escalation=None)
-        return run.following(step)
+        return run.goto(step.next, step)
     reasons = {d.reason for d in decisions}
     reason = "template_error" if reasons == {"template_error"} else "no_eligible_channel"
     detail = "; ".join(f"{c}: {e}" for c, e in errors.items()) or None
     run.commands.append(Skip(run.instance.instance_id, run.instance.user_id, step.id, step.message, reason,
                              decisions, run.now, detail))
     run.trace(step.id, "skip", reason)
-    return run.following(step)
+    return run.goto(step.next, step)
 
 
 def _emit(run: _Run, step: SendStep, delivery: Delivery, decisions: tuple[Decision, ...]) -> str:
@@ -388,7 +384,7 @@ def _escalation_feedback(run: _Run, step: SendStep, escalation: Escalation, even
         run.cancel_timer()
         run.instance = replace(run.instance, escalation=None)
         run.trace(step.id, "engaged", event.type)
-        run.advance(_as_step(run.following(step)))
+        run.advance(_as_step(run.goto(step.next, step)))
     elif event.type == f"{channel}.failed":
         run.cancel_timer()
         run.trace(step.id, "escalate", f"{channel} failed")
