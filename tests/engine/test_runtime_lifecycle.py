@@ -203,8 +203,10 @@ def test_instance_key_runs_one_instance_per_order(simulate: Simulate) -> None:
               event("order.delivered", "u1", "2026-01-06T10:00:00Z", order_id="A")]
     result = simulate(ORDERS, events, [profile("u1")])
     assert statuses(result) == {"u1/A": "completed", "u1/B": "completed"}
-    assert [(m["content"]["body"], m["at"]) for m in result["messages"]] == [("Order B is late", "2026-01-08T10:00:00Z")]
-    assert {i["key"]: i["path"] for i in result["instances"]} == {"A": ["arrive", "done"], "B": ["arrive", "late", "done"]}
+    late = [(m["content"]["body"], m["at"]) for m in result["messages"]]
+    assert late == [("Order B is late", "2026-01-08T10:00:00Z")]
+    paths = {i["key"]: i["path"] for i in result["instances"]}
+    assert paths == {"A": ["arrive", "done"], "B": ["arrive", "late", "done"]}
 
 
 def test_duplicate_event_ids_are_applied_once(simulate: Simulate) -> None:
