@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from typing import Any
 
-from jinja2 import StrictUndefined, TemplateError, TemplateSyntaxError
+from jinja2 import StrictUndefined, TemplateError, TemplateSyntaxError, Undefined
 from jinja2.sandbox import SandboxedEnvironment
 
 from engine.errors import EvaluationError, TemplateRenderError
@@ -44,9 +44,12 @@ class Expression:
 
     def __call__(self, context: Context) -> Any:
         try:
-            return self._fn(**context)
+            value = self._fn(**context)
         except (TemplateError, TypeError, ValueError, ArithmeticError, LookupError) as exc:
             raise EvaluationError(f"expression {self.source!r} failed: {exc}") from exc
+        if isinstance(value, Undefined):  # a bare missing name comes back undefined rather than raising
+            raise EvaluationError(f"expression {self.source!r} failed: {value._undefined_message}")
+        return value
 
 
 class Template:

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -28,7 +28,7 @@ from engine.compiler import CompiledJourney
 from engine.errors import EvaluationError, EventError
 from engine.events import Event, parse_time
 from engine.model import HHMM, BranchStep, SendStep, SplitStep, Step, WaitForStep, WaitStep
-from engine.state import Cancel, Escalation, Instance, Outcome, Schedule, Send, Skip, TimerRef, Trace
+from engine.state import ACTIVE, Cancel, Escalation, Instance, Outcome, Schedule, Send, Skip, TimerRef, Trace
 
 MAX_STEPS_PER_STIMULUS = 10_000
 _STAY = object()  # the instance now waits for a timer or an event
@@ -110,7 +110,7 @@ class Runtime:
             return Outcome(instance)
         run = _Run(self.policy, journey, instance, profile, sent, now)
         kind = instance.timer.kind
-        run.instance = replace(run.instance, timer=None)
+        run.timer = None
         _TIMER_HANDLERS[kind](run)
         return run.outcome()
 
@@ -122,44 +122,63 @@ class _Run:
                  sent: Sequence[SentRecord], now: datetime) -> None:
         self.policy = policy
         self.journey = journey
-        self.instance = instance
+        self.base = instance
+        self.instance_id = instance.instance_id
+        self.user_id = instance.user_id
+        self.status = instance.status
+        self.step = instance.step
+        self.path = list(instance.path)
+        self.timer = instance.timer
+        self.escalation = instance.escalation
+        self.seq = instance.seq
+        self.event = instance.event
+        self.reason = instance.reason
+        self.ended_at = instance.ended_at
         self.profile = profile
         self.sent = list(sent)
         self.now = now
         self.commands: list[Any] = []
         self._profile_ctx: dict[str, Any] | None = None
 
+    @property
+    def active(self) -> bool:
+        return self.status == ACTIVE
+
     def outcome(self) -> Outcome:
-        return Outcome(self.instance, self.commands)
+        """The working state frozen back into an Instance (built once, not per change)."""
+        b = self.base
+        instance = Instance(b.instance_id, b.journey_id, b.version, b.user_id, b.key, b.entered_at, self.event,
+                            self.status, self.step, tuple(self.path), self.timer, self.escalation, self.seq,
+                            self.reason, self.ended_at)
+        return Outcome(instance, self.commands)
 
     def context(self) -> dict[str, Any]:
         if self._profile_ctx is None:
             self._profile_ctx = profile_context(self.profile)
-        return {"event": self.instance.event, "profile": self._profile_ctx, "journey": _journey_ctx(self.journey)}
+        return {"event": self.event, "profile": self._profile_ctx, "journey": _journey_ctx(self.journey)}
 
     def next_id(self, prefix: str) -> str:
-        seq = self.instance.seq + 1
-        self.instance = replace(self.instance, seq=seq)
-        return f"{self.instance.instance_id}:{prefix}{seq}"
+        self.seq += 1
+        return f"{self.instance_id}:{prefix}{self.seq}"
 
     def trace(self, step: str | None, action: str, detail: str | None = None) -> None:
-        self.commands.append(Trace(self.now, self.instance.user_id, self.instance.instance_id, step, action, detail))
+        self.commands.append(Trace(self.now, self.user_id, self.instance_id, step, action, detail))
 
     def schedule(self, kind: str, due: datetime) -> None:
         timer = TimerRef(self.next_id("t"), due, kind)
-        self.instance = replace(self.instance, timer=timer)
-        self.commands.append(Schedule(self.instance.instance_id, self.instance.user_id, timer))
+        self.timer = timer
+        self.commands.append(Schedule(self.instance_id, self.user_id, timer))
 
     def cancel_timer(self) -> None:
-        if self.instance.timer is not None:
-            self.commands.append(Cancel(self.instance.timer.timer_id))
-            self.instance = replace(self.instance, timer=None)
+        if self.timer is not None:
+            self.commands.append(Cancel(self.timer.timer_id))
+            self.timer = None
 
     def finish(self, status: str, detail: str | None = None) -> None:
         self.cancel_timer()
-        self.instance = replace(self.instance, status=status, escalation=None, ended_at=self.now,
-                                reason=detail if status == "failed" else None)
-        self.trace(self.instance.step, status, detail)
+        self.status, self.escalation, self.ended_at = status, None, self.now
+        self.reason = detail if status == "failed" else None
+        self.trace(self.step, status, detail)
 
     def advance(self, step_id: str | None) -> None:
         """Run steps from `step_id` until one waits or the journey ends."""
@@ -168,11 +187,12 @@ class _Run:
             if current is _END:
                 self.finish("completed")
                 return
-            if current is _STAY or not self.instance.active:
+            if current is _STAY or not self.active:
                 return
             assert isinstance(current, str)
             step = self.journey.step(current)
-            self.instance = replace(self.instance, step=current, path=(*self.instance.path, current))
+            self.step = current
+            self.path.append(current)
             self.trace(current, step.type)
             current = _STEP_HANDLERS[step.type](self, step)
         self.finish("failed", f"more than {MAX_STEPS_PER_STIMULUS} steps without waiting")
@@ -187,7 +207,7 @@ class _Run:
 
 def _send_step(run: _Run, step: Step) -> object:
     assert isinstance(step, SendStep)
-    run.instance = replace(run.instance, escalation=None)
+    run.escalation = None
     return _attempt_send(run, step)
 
 
@@ -240,7 +260,7 @@ def _branch_step(run: _Run, step: Step) -> object:
 
 def _split_step(run: _Run, step: Step) -> object:
     assert isinstance(step, SplitStep)
-    digest = hashlib.sha256(f"{run.journey.id}:{step.id}:{run.instance.user_id}".encode()).digest()
+    digest = hashlib.sha256(f"{run.journey.id}:{step.id}:{run.user_id}".encode()).digest()
     point = int.from_bytes(digest[:8], "big") / 2**64 * sum(p.weight for p in step.paths)
     for path in step.paths:
         point -= path.weight
@@ -264,7 +284,7 @@ _STEP_HANDLERS: Mapping[str, Callable[[_Run, Step], object]] = {
 
 def _attempt_send(run: _Run, step: SendStep) -> object:
     """Select channels now (consent, caps and quiet hours as of this instant) and send."""
-    escalation = run.instance.escalation
+    escalation = run.escalation
     message = run.journey.definition.messages[step.message]
     candidates = escalation.remaining if escalation else tuple(step.channels or message.channels())
     contents, errors = _render(run, step.message, candidates)
@@ -285,12 +305,14 @@ def _attempt_send(run: _Run, step: SendStep) -> object:
         return run.goto(step.next, step)
     first = selection.deliveries[0]
     message_id = _emit(run, step, first, selection.decisions)
-    rest = _after(candidates, selection.decisions, first.channel)
+    # The chain is the channels eligible now; each is checked again when its turn comes.
+    rest = (_after(candidates, selection.decisions, first.channel) if escalation
+            else tuple(d.channel for d in selection.deliveries[1:]))
     if not rest:
-        run.instance = replace(run.instance, escalation=None)
+        run.escalation = None
         return run.goto(step.next, step)
     after = escalation.after if escalation else (selection.escalate_after or timedelta(hours=2))
-    run.instance = replace(run.instance, escalation=Escalation(rest, after, message_id, first.channel))
+    run.escalation = Escalation(rest, after, message_id, first.channel)
     run.schedule("escalate", run.now + after)
     return _STAY
 
@@ -317,12 +339,12 @@ def _nothing_sent(run: _Run, step: SendStep, decisions: tuple[Decision, ...], er
                   escalating: bool) -> object:
     if escalating:
         run.trace(step.id, "escalation_exhausted", "no remaining channel is eligible")
-        run.instance = replace(run.instance, escalation=None)
+        run.escalation = None
         return run.goto(step.next, step)
     reasons = {d.reason for d in decisions}
     reason = "template_error" if reasons == {"template_error"} else "no_eligible_channel"
     detail = "; ".join(f"{c}: {e}" for c, e in errors.items()) or None
-    run.commands.append(Skip(run.instance.instance_id, run.instance.user_id, step.id, step.message, reason,
+    run.commands.append(Skip(run.instance_id, run.user_id, step.id, step.message, reason,
                              decisions, run.now, detail))
     run.trace(step.id, "skip", reason)
     return run.goto(step.next, step)
@@ -332,7 +354,7 @@ def _emit(run: _Run, step: SendStep, delivery: Delivery, decisions: tuple[Decisi
     message_id = run.next_id("m")
     category = run.journey.definition.category
     run.commands.append(Send(
-        message_id, run.instance.instance_id, run.journey.id, run.instance.user_id, step.id, step.message,
+        message_id, run.instance_id, run.journey.id, run.user_id, step.id, step.message,
         delivery.channel, category, delivery.content, delivery.cost, delivery.encoding, delivery.segments,
         decisions, run.now,
     ))
@@ -353,15 +375,15 @@ def _after(candidates: Sequence[str], decisions: Sequence[Decision], channel: st
 
 
 def _resume_on_event(run: _Run, event: Event) -> None:
-    step = run.journey.step(run.instance.step) if run.instance.step else None
-    if isinstance(step, WaitForStep) and event.type == step.event and run.instance.timer is not None:
+    step = run.journey.step(run.step) if run.step else None
+    if isinstance(step, WaitForStep) and event.type == step.event and run.timer is not None:
         if _event_matches(run, step, event):
             run.cancel_timer()
-            run.instance = replace(run.instance, event=event.context())
+            run.event = event.context()
             run.trace(step.id, "event", event.type)
             run.advance(_as_step(run.goto(step.on_event, step)))
         return
-    escalation = run.instance.escalation
+    escalation = run.escalation
     if isinstance(step, SendStep) and escalation and escalation.message_id == event.properties.get("message_id"):
         _escalation_feedback(run, step, escalation, event)
 
@@ -382,7 +404,7 @@ def _escalation_feedback(run: _Run, step: SendStep, escalation: Escalation, even
     channel = escalation.channel or ""
     if event.type in run.policy.engagement_events(channel):
         run.cancel_timer()
-        run.instance = replace(run.instance, escalation=None)
+        run.escalation = None
         run.trace(step.id, "engaged", event.type)
         run.advance(_as_step(run.goto(step.next, step)))
     elif event.type == f"{channel}.failed":
@@ -402,13 +424,13 @@ def _as_step(target: object) -> str | None:
 
 
 def _on_wait_timer(run: _Run) -> None:
-    step = run.journey.step(run.instance.step or "")
+    step = run.journey.step(run.step or "")
     assert isinstance(step, WaitStep)
     run.advance(_as_step(run.goto(step.next, step)))
 
 
 def _on_timeout_timer(run: _Run) -> None:
-    step = run.journey.step(run.instance.step or "")
+    step = run.journey.step(run.step or "")
     assert isinstance(step, WaitForStep)
     run.trace(step.id, "timeout")
     run.advance(_as_step(run.goto(step.on_timeout, step)))
@@ -416,16 +438,16 @@ def _on_timeout_timer(run: _Run) -> None:
 
 def _on_escalate_timer(run: _Run) -> None:
     """The escalation deadline passed without engagement: on to the next channel."""
-    step = run.journey.step(run.instance.step or "")
+    step = run.journey.step(run.step or "")
     assert isinstance(step, SendStep)
-    channel = run.instance.escalation.channel if run.instance.escalation else None
+    channel = run.escalation.channel if run.escalation else None
     run.trace(step.id, "escalate", f"no engagement on {channel}")
     _continue_send(run, step)
 
 
 def _on_defer_timer(run: _Run) -> None:
     """Quiet hours ended: decide again (consent may have changed meanwhile) and send."""
-    step = run.journey.step(run.instance.step or "")
+    step = run.journey.step(run.step or "")
     assert isinstance(step, SendStep)
     _continue_send(run, step)
 

@@ -79,15 +79,22 @@ def test_feedback_pinned_to_another_message_does_not_escalate(simulate: Simulate
 
 
 def test_stop_before_a_scheduled_sms_means_it_is_not_sent(simulate: Simulate) -> None:
+    """The push went out at 11:00 with SMS next in line for 13:00; STOP at 11:30 cancels that SMS."""
     result = simulate(CART, [event("cart.abandoned", "u1"),
-                             event("sms.inbound", "u1", "2026-01-05T10:10:00Z", text="  stop ")],
+                             event("sms.inbound", "u1", "2026-01-05T11:30:00Z", text="  stop ")],
                       [profile("u1", *SHOPPER)])
     by_message = [(m["message"], m["channel"], m["step"], m["at"]) for m in result["messages"]]
-    assert by_message[:2] == [("stop_confirmation", "sms", None, "2026-01-05T10:10:00Z"),
-                              ("reminder", "push", "nudge", "2026-01-05T11:00:00Z")]
+    assert by_message[:2] == [("reminder", "push", "nudge", "2026-01-05T11:00:00Z"),
+                              ("stop_confirmation", "sms", None, "2026-01-05T11:30:00Z")]
     assert all(m["channel"] != "sms" or m["step"] is None for m in result["messages"])
     escalation_decisions = [t for t in result["timeline"] if t["action"] == "escalation_exhausted"]
     assert escalation_decisions, "the sms escalation was considered and refused"
+
+
+def test_escalation_chain_holds_only_channels_eligible_at_send_time(simulate: Simulate) -> None:
+    """Without SMS consent the push is the last channel: the step ends at once, no 2h wait."""
+    result = simulate(CART, [event("cart.abandoned", "u1")], [profile("u1", "push:marketing")])
+    assert sent(result) == [("u1", "push", "2026-01-05T11:00:00Z"), ("u1", "push", "2026-01-07T11:00:00Z")]
 
 
 def test_a_sentence_containing_stop_is_not_a_stop(simulate: Simulate) -> None:
