@@ -7,10 +7,11 @@ error the author hears about rather than an empty string in a customer's SMS.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable, Mapping
 from typing import Any
 
-from jinja2 import StrictUndefined, TemplateError, TemplateSyntaxError, Undefined
+from jinja2 import StrictUndefined, TemplateError, TemplateSyntaxError, Undefined, UndefinedError
 from jinja2.sandbox import SandboxedEnvironment
 
 from engine.errors import EvaluationError, TemplateRenderError
@@ -52,23 +53,56 @@ class Expression:
         return value
 
 
-class Template:
-    """One string field of a message; constant strings skip Jinja entirely."""
+_SUBSTITUTION = re.compile(r"\{\{\s*([A-Za-z_]\w*(?:\.[A-Za-z_]\w*)*)\s*\}\}")
+_JINJA_MARKS = ("{{", "{%", "{#")
 
-    __slots__ = ("source", "_template")
+
+class Template:
+    """One string field of a message. Constant strings skip Jinja entirely, and text whose
+    only tags are `{{ dotted.name }}` is filled in directly: same result, a fraction of the cost
+    on the send path. Anything else (filters, blocks) goes through the sandboxed Jinja template."""
+
+    __slots__ = ("source", "_template", "_parts")
 
     def __init__(self, source: str) -> None:
         self.source = source
-        is_template = "{{" in source or "{%" in source or "{#" in source
-        self._template = _ENV.from_string(source) if is_template else None
+        self._template = _ENV.from_string(source) if any(m in source for m in _JINJA_MARKS) else None
+        self._parts = _simple_parts(source) if self._template is not None else None
 
     def render(self, context: Context) -> str:
         if self._template is None:
             return self.source
         try:
+            if self._parts is not None:
+                return "".join(p if isinstance(p, str) else _lookup(p, context) for p in self._parts)
             return self._template.render(context)
         except (TemplateError, TypeError, ValueError, ArithmeticError, LookupError) as exc:
             raise TemplateRenderError(f"template {self.source!r} failed: {exc}") from exc
+
+
+def _simple_parts(source: str) -> list[str | tuple[str, ...]] | None:
+    """Literal text and dotted names, or None when the template uses anything more."""
+    parts: list[str | tuple[str, ...]] = []
+    position = 0
+    for match in _SUBSTITUTION.finditer(source):
+        parts.append(source[position:match.start()])
+        parts.append(tuple(match.group(1).split(".")))
+        position = match.end()
+    parts.append(source[position:])
+    literal = "".join(p for p in parts if isinstance(p, str))
+    return None if any(m in literal for m in _JINJA_MARKS) else [p for p in parts if p != ""]
+
+
+def _lookup(path: tuple[str, ...], context: Context) -> str:
+    """`a.b.c` as Jinja resolves it here: mapping keys first, then sandboxed attributes."""
+    if path[0] not in context:
+        raise UndefinedError(f"'{path[0]}' is undefined")
+    value = context[path[0]]
+    for depth, name in enumerate(path[1:], 1):
+        value = _ENV.getattr(value, name)
+        if isinstance(value, Undefined):
+            raise UndefinedError(f"'{'.'.join(path[:depth])}' has no attribute '{name}'")
+    return str(value)
 
 
 def syntax_error(exc: TemplateSyntaxError) -> str:

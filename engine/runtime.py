@@ -52,8 +52,9 @@ def profile_context(profile: Profile) -> dict[str, Any]:
 class Runtime:
     """Advances instances; holds only the policy, which is fixed for its lifetime."""
 
-    def __init__(self, policy: Policy) -> None:
+    def __init__(self, policy: Policy, trace: bool = True) -> None:
         self.policy = policy
+        self.tracing = trace
 
     def entry_key(self, journey: CompiledJourney, event: Event, profile: Profile) -> tuple[bool, str | None, str]:
         """Does this event start the journey for this user, and under which instance key?"""
@@ -82,7 +83,7 @@ class Runtime:
     def enter(self, journey: CompiledJourney, event: Event, profile: Profile, key: str | None,
               instance_id: str, sent: Sequence[SentRecord], now: datetime) -> Outcome:
         instance = Instance(instance_id, journey.id, journey.version, profile.user_id, key, now, event.context())
-        run = _Run(self.policy, journey, instance, profile, sent, now)
+        run = _Run(self, journey, instance, profile, sent, now)
         run.trace(None, "enter", f"key={key}" if key is not None else None)
         run.advance(journey.first_step)
         return run.outcome()
@@ -92,7 +93,7 @@ class Runtime:
         """Goal, exit_on, wait_for and escalation feedback, in that order of precedence."""
         if not instance.active:
             return Outcome(instance)
-        run = _Run(self.policy, journey, instance, profile, sent, now)
+        run = _Run(self, journey, instance, profile, sent, now)
         definition = journey.definition
         goal = definition.goal
         if goal and event.type == goal.event and (goal.within is None or now <= instance.entered_at + goal.within):
@@ -108,7 +109,7 @@ class Runtime:
         """A due timer; one the instance no longer waits on is ignored (it was superseded)."""
         if not instance.active or instance.timer is None or instance.timer.timer_id != timer_id:
             return Outcome(instance)
-        run = _Run(self.policy, journey, instance, profile, sent, now)
+        run = _Run(self, journey, instance, profile, sent, now)
         kind = instance.timer.kind
         run.timer = None
         _TIMER_HANDLERS[kind](run)
@@ -118,9 +119,10 @@ class Runtime:
 class _Run:
     """One stimulus being applied to one instance: working state plus the commands so far."""
 
-    def __init__(self, policy: Policy, journey: CompiledJourney, instance: Instance, profile: Profile,
+    def __init__(self, runtime: Runtime, journey: CompiledJourney, instance: Instance, profile: Profile,
                  sent: Sequence[SentRecord], now: datetime) -> None:
-        self.policy = policy
+        self.policy = runtime.policy
+        self.tracing = runtime.tracing
         self.journey = journey
         self.base = instance
         self.instance_id = instance.instance_id
@@ -162,7 +164,8 @@ class _Run:
         return f"{self.instance_id}:{prefix}{self.seq}"
 
     def trace(self, step: str | None, action: str, detail: str | None = None) -> None:
-        self.commands.append(Trace(self.now, self.user_id, self.instance_id, step, action, detail))
+        if self.tracing:
+            self.commands.append(Trace(self.now, self.user_id, self.instance_id, step, action, detail))
 
     def schedule(self, kind: str, due: datetime) -> None:
         timer = TimerRef(self.next_id("t"), due, kind)

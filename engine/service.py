@@ -43,11 +43,11 @@ class Engine:
     """Journeys + policy + store + clock. Not thread-safe: one caller at a time."""
 
     def __init__(self, journeys: Iterable[CompiledJourney], policy: Policy, store: Store, clock: Clock,
-                 new_id: IdSource | None = None) -> None:
+                 new_id: IdSource | None = None, trace: bool = True) -> None:
         self.policy = policy
         self.store = store
         self.clock = clock
-        self.runtime = Runtime(policy)
+        self.runtime = Runtime(policy, trace)
         self.new_id = new_id or counter_ids("i")
         self.journeys: dict[str, CompiledJourney] = {}
         self._versions: dict[tuple[str, str], CompiledJourney] = {}
