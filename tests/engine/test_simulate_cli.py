@@ -1,0 +1,116 @@
+"""`journey simulate` as a user runs it: JSON document shape, tables, and bad input named by file:line."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from typer.testing import CliRunner
+
+from engine.cli import app
+
+JOURNEY = """
+id: nudge
+trigger: {event: cart.abandoned}
+steps:
+  - {id: wait_1h, type: wait, duration: 1h}
+  - {id: nudge, type: send, message: reminder, channels: [push, sms]}
+  - {id: done, type: exit}
+messages:
+  reminder:
+    push: {title: "Forgot something?", body: "{{ event.properties.items }} items wait"}
+    sms: {text: "Your cart: {{ event.properties.url }}"}
+"""
+PROFILES = [
+    {"user_id": "u1", "push_token": "t1", "phone": "+14155550101", "timezone": "Europe/London",
+     "consents": [{"channel": "push", "category": "marketing", "granted": True, "source": "app",
+                   "at": "2025-12-01T00:00:00Z"}]},
+    {"user_id": "u2", "phone": "+14155550102"},
+]
+EVENTS = [
+    {"id": "e1", "type": "cart.abandoned", "user_id": "u1", "timestamp": "2026-01-05T10:00:00Z",
+     "properties": {"items": 2, "url": "https://shop.test/c/1"}},
+    {"id": "e2", "type": "cart.abandoned", "user_id": "u2", "timestamp": "2026-01-05T10:00:00Z",
+     "properties": {"items": 1, "url": "https://shop.test/c/2"}},
+]
+
+
+def _files(tmp_path: Path, events: list[object] | None = None) -> list[str]:
+    (tmp_path / "j.yaml").write_text(JOURNEY)
+    (tmp_path / "e.jsonl").write_text("\n".join(json.dumps(e) for e in (events or EVENTS)) + "\n")
+    (tmp_path / "p.jsonl").write_text("\n".join(json.dumps(p) for p in PROFILES) + "\n")
+    return [str(tmp_path / "j.yaml"), "--events", str(tmp_path / "e.jsonl"), "--profiles", str(tmp_path / "p.jsonl")]
+
+
+def test_json_document_has_the_spec_shape(tmp_path: Path) -> None:
+    result = CliRunner().invoke(app, ["simulate", *_files(tmp_path), "--json"])
+    assert result.exit_code == 0, result.output
+    doc = json.loads(result.stdout)
+    assert doc["journey"] == "nudge"
+    assert doc["summary"] == {"users": 2, "entered": 2, "completed": 2, "exited": 0, "converted": 0, "active": 0,
+                              "failed": 0, "messages": {"push": 1}, "cost": 0.0001}
+    assert doc["messages"] == [{
+        "user_id": "u1", "at": "2026-01-05T11:00:00Z", "step": "nudge", "channel": "push", "message": "reminder",
+        "content": {"title": "Forgot something?", "body": "2 items wait"}, "encoding": None, "segments": None,
+        "cost": 0.0001, "decisions": [{"channel": "push", "eligible": True, "reason": None},
+                                      {"channel": "sms", "eligible": False, "reason": "no_consent"}]}]
+    assert doc["skipped"] == [{
+        "user_id": "u2", "at": "2026-01-05T11:00:00Z", "step": "nudge", "message": "reminder",
+        "reason": "no_eligible_channel", "decisions": [{"channel": "push", "eligible": False, "reason": "no_address"},
+                                                        {"channel": "sms", "eligible": False, "reason": "no_consent"}]}]
+    assert doc["instances"][0] == {"user_id": "u1", "key": None, "status": "completed",
+                                   "path": ["wait_1h", "nudge", "done"]}
+    assert {"at": "2026-01-05T10:00:00Z", "user_id": "u1", "step": "wait_1h", "action": "wait"} in doc["timeline"]
+
+
+def test_tables_without_json(tmp_path: Path) -> None:
+    result = CliRunner().invoke(app, ["simulate", *_files(tmp_path)], env={"COLUMNS": "200"})
+    assert result.exit_code == 0, result.output
+    assert "no_eligible_channel" in result.output
+    assert "sms no_consent" in result.output
+    assert "funnel" in result.output and "totals" in result.output
+
+
+def test_bad_event_line_is_named(tmp_path: Path) -> None:
+    events = [EVENTS[0], {"type": "cart.abandoned", "timestamp": "2026-01-05T10:00:00Z"}]
+    result = CliRunner().invoke(app, ["simulate", *_files(tmp_path, events)])
+    assert result.exit_code == 1
+    assert f"{tmp_path}/e.jsonl:2: user_id: required field is missing" in result.output
+
+
+def test_invalid_json_line_is_named(tmp_path: Path) -> None:
+    args = _files(tmp_path)
+    (tmp_path / "e.jsonl").write_text(json.dumps(EVENTS[0]) + "\n{not json\n")
+    result = CliRunner().invoke(app, ["simulate", *args])
+    assert result.exit_code == 1
+    assert f"{tmp_path}/e.jsonl:2: invalid JSON" in result.output
+
+
+def test_event_without_offset_is_rejected(tmp_path: Path) -> None:
+    events = [{**EVENTS[0], "timestamp": "2026-01-05T10:00:00"}]
+    result = CliRunner().invoke(app, ["simulate", *_files(tmp_path, events)])
+    assert result.exit_code == 1
+    assert "e.jsonl:1: timestamp: '2026-01-05T10:00:00' has no time zone offset" in result.output
+
+
+def test_bad_profile_is_named(tmp_path: Path) -> None:
+    args = _files(tmp_path)
+    (tmp_path / "p.jsonl").write_text(json.dumps({"user_id": "u1", "phone": "555-1234"}) + "\n")
+    result = CliRunner().invoke(app, ["simulate", *args])
+    assert result.exit_code == 1
+    assert f"{tmp_path}/p.jsonl:1: phone" in result.output
+
+
+def test_missing_events_file(tmp_path: Path) -> None:
+    args = _files(tmp_path)
+    args[2] = str(tmp_path / "nope.jsonl")
+    result = CliRunner().invoke(app, ["simulate", *args])
+    assert result.exit_code == 1
+    assert "nope.jsonl: No such file or directory" in result.output
+
+
+def test_policy_file_overrides_prices(tmp_path: Path) -> None:
+    (tmp_path / "policy.yaml").write_text("channels:\n  push: {cost: 0.5}\n")
+    result = CliRunner().invoke(app, ["simulate", *_files(tmp_path), "--policy", str(tmp_path / "policy.yaml"),
+                                      "--json"])
+    assert json.loads(result.stdout)["summary"]["cost"] == 0.5
