@@ -1,12 +1,16 @@
 """The narrow interfaces between the engine and its I/O, in one place.
 
-`Clock` lives in engine.clock; the store is below. The memory store serves the
-simulator and tests; the SQL store serves `journey serve`.
+`Clock` lives in engine.clock. A `Store` hands out transactions (`Tx`): the engine does
+all the reads and writes of one batch of events, or one sweep of timers, inside one
+transaction, after one `prefetch` of the users involved, so the hot path makes no
+per-event query. The memory store serves the simulator and tests; the SQL store serves
+`journey serve`.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Collection, Sequence
+from contextlib import AbstractContextManager
 from datetime import datetime
 from typing import Protocol
 
@@ -15,15 +19,21 @@ from engine.runtime import EntryHistory
 from engine.state import Instance, Outcome
 
 
-class Store(Protocol):
-    """Durable (or not) state of profiles, instances, timers and messages."""
+class Tx(Protocol):
+    """One unit of work. Reads see this transaction's own writes."""
+
+    def prefetch(self, user_ids: Collection[str], since: datetime) -> None:
+        """Load what the engine will read for these users (profiles, instances, recent sends)."""
+        ...
+
+    def remember_events(self, event_ids: Sequence[str]) -> set[str]:
+        """Record idempotency keys; returns those that are new (not seen before, not repeated)."""
+        ...
 
     def get_profile(self, user_id: str) -> Profile | None: ...
 
-    def put_profile(self, profile: Profile) -> None: ...
-
-    def remember_event(self, event_id: str) -> bool:
-        """Record an idempotency key; False when it was already there."""
+    def put_profile(self, profile: Profile) -> None:
+        """Upsert a profile; consent records it has that the store lacks are appended to the ledger."""
         ...
 
     def active_instances(self, user_id: str) -> Sequence[Instance]: ...
@@ -38,14 +48,21 @@ class Store(Protocol):
 
     def set_message_status(self, message_id: str, status: str, at: datetime) -> None: ...
 
-    def due_timers(self, now: datetime, limit: int) -> Sequence[tuple[str, str]]:
-        """(instance_id, timer_id) of timers due at `now`, earliest first."""
+    def claim_due_timers(self, now: datetime, limit: int) -> Sequence[tuple[str, str]]:
+        """(instance_id, timer_id) of timers due by `now`, earliest first, removed from the
+        queue as part of this transaction (so a crash before commit leaves them due)."""
         ...
 
-    def next_due(self) -> datetime | None: ...
-
     def apply(self, outcome: Outcome) -> None:
-        """Save the instance and carry out its commands' state changes, all at once."""
+        """Save the instance and carry out the state changes of its commands."""
+        ...
+
+
+class Store(Protocol):
+    def transaction(self) -> AbstractContextManager[Tx]: ...
+
+    def next_due(self) -> datetime | None:
+        """When the earliest pending timer is due, if any."""
         ...
 
 

@@ -16,9 +16,9 @@ from typing import Any
 from channels import CHANNELS, Decision, Policy, Profile, apply_keyword, classify_keyword, sms_encoding
 from engine.clock import Clock
 from engine.compiler import CompiledJourney
-from engine.errors import EvaluationError, JourneyNotFoundError
+from engine.errors import EvaluationError, EventError, JourneyNotFoundError
 from engine.events import Event, parse_event
-from engine.ports import IdSource, Store
+from engine.ports import IdSource, Store, Tx
 from engine.runtime import Runtime
 from engine.state import Instance, Outcome, Send, Trace
 
@@ -71,63 +71,83 @@ class Engine:
 
     def ingest(self, data: Mapping[str, Any] | Event) -> Ingested:
         """Validate, de-duplicate and process one event now; raises EventError naming the field."""
-        event = data if isinstance(data, Event) else parse_event(data, self.clock.now())
-        if event.id is not None and not self.store.remember_event(event.id):
-            return Ingested(event, True)
-        self.process(event)
-        return Ingested(event, False)
+        return self.ingest_many([data])[0]
 
-    def process(self, event: Event) -> None:
+    def ingest_many(self, items: Sequence[Mapping[str, Any] | Event]) -> list[Ingested]:
+        """Validate every item first (EventError names the field and index), then process them
+        all in one transaction: durable together, or not at all."""
         now = self.clock.now()
-        profile = self.store.get_profile(event.user_id) or Profile(event.user_id)
+        events = [self._parse(item, n, len(items), now) for n, item in enumerate(items)]
+        return self.process_many(events)
+
+    def process_many(self, events: Sequence[Event]) -> list[Ingested]:
+        """Process already-validated events in one transaction, in order."""
+        now = self.clock.now()
+        with self.store.transaction() as tx:
+            new_ids = tx.remember_events([e.id for e in events if e.id is not None])
+            tx.prefetch({e.user_id for e in events}, now - CAP_WINDOW)
+            results = []
+            for event in events:
+                duplicate = event.id is not None and event.id not in new_ids
+                if not duplicate:
+                    new_ids.discard(event.id or "")
+                    self._process(tx, event, now)
+                results.append(Ingested(event, duplicate))
+        return results
+
+    def fire_due(self, limit: int = 1000) -> int:
+        """Fire up to `limit` timers due now, in one transaction; returns how many fired."""
+        now = self.clock.now()
+        with self.store.transaction() as tx:
+            due = tx.claim_due_timers(now, limit)
+            instances = [(tx.get_instance(instance_id), timer_id) for instance_id, timer_id in due]
+            tx.prefetch({i.user_id for i, _ in instances if i is not None}, now - CAP_WINDOW)
+            for instance, timer_id in instances:
+                if instance is not None:
+                    self._fire(tx, instance, timer_id, now)
+        return len(due)
+
+    def _parse(self, item: Mapping[str, Any] | Event, index: int, count: int, now: datetime) -> Event:
+        if isinstance(item, Event):
+            return item
+        try:
+            return parse_event(item, now)
+        except EventError as exc:
+            raise EventError(f"events[{index}].{exc}" if count > 1 else str(exc)) from None
+
+    def _fire(self, tx: Tx, instance: Instance, timer_id: str, now: datetime) -> None:
+        journey = self.journey_version(instance.journey_id, instance.version)
+        profile = tx.get_profile(instance.user_id) or Profile(instance.user_id)
+        sent = tx.recent_sends(instance.user_id, now - CAP_WINDOW)
+        tx.apply(self.runtime.on_timer(instance, journey, timer_id, profile, sent, now))
+
+    def _process(self, tx: Tx, event: Event, now: datetime) -> None:
+        profile = tx.get_profile(event.user_id) or Profile(event.user_id)
         if event.type == "sms.inbound":
-            profile = self._keyword(event, profile, now)
-        event = self._feedback(event, now)
-        instances = self.store.active_instances(event.user_id)
+            profile = self._keyword(tx, event, profile, now)
+        event = self._feedback(tx, event, now)
+        instances = tx.active_instances(event.user_id)
         triggered = self._by_trigger.get(event.type, ())
         if not instances and not triggered:
             return
-        sent = self.store.recent_sends(event.user_id, now - CAP_WINDOW)
         for instance in list(instances):
             journey = self.journey_version(instance.journey_id, instance.version)
             if self._routes_to(journey, event, profile, instance):
-                outcome = self.runtime.on_event(instance, journey, event, profile, sent, now)
-                sent = self._apply(outcome, sent)
+                sent = tx.recent_sends(event.user_id, now - CAP_WINDOW)
+                tx.apply(self.runtime.on_event(instance, journey, event, profile, sent, now))
         for journey in triggered:
-            sent = self._maybe_enter(journey, event, profile, sent, now)
+            self._maybe_enter(tx, journey, event, profile, now)
 
-    def fire_due(self, limit: int = 1000) -> int:
-        """Fire the timers due now, at most `limit`; returns how many fired."""
-        now = self.clock.now()
-        due = self.store.due_timers(now, limit)
-        for instance_id, timer_id in due:
-            instance = self.store.get_instance(instance_id)
-            if instance is None:
-                continue
-            journey = self.journey_version(instance.journey_id, instance.version)
-            profile = self.store.get_profile(instance.user_id) or Profile(instance.user_id)
-            sent = self.store.recent_sends(instance.user_id, now - CAP_WINDOW)
-            self._apply(self.runtime.on_timer(instance, journey, timer_id, profile, sent, now), sent)
-        return len(due)
-
-    def _apply(self, outcome: Outcome, sent: Sequence[Any]) -> Sequence[Any]:
-        self.store.apply(outcome)
-        if any(isinstance(c, Send) for c in outcome.commands) and outcome.instance is not None:
-            return self.store.recent_sends(outcome.instance.user_id, self.clock.now() - CAP_WINDOW)
-        return sent
-
-    def _maybe_enter(self, journey: CompiledJourney, event: Event, profile: Profile, sent: Sequence[Any],
-                     now: datetime) -> Sequence[Any]:
+    def _maybe_enter(self, tx: Tx, journey: CompiledJourney, event: Event, profile: Profile, now: datetime) -> None:
         ok, key, why = self.runtime.entry_key(journey, event, profile)
         if not ok:
             if why.startswith("trigger_error"):
-                self.store.apply(Outcome(None, [Trace(now, event.user_id, None, None, "not_entered", why)]))
-            return sent
-        history = self.store.entry_history(journey.id, event.user_id, key)
-        if not self.runtime.may_reenter(journey, history, now):
-            return sent
-        outcome = self.runtime.enter(journey, event, profile, key, self.new_id(), sent, now)
-        return self._apply(outcome, sent)
+                tx.apply(Outcome(None, [Trace(now, event.user_id, None, None, "not_entered", why)]))
+            return
+        if not self.runtime.may_reenter(journey, tx.entry_history(journey.id, event.user_id, key), now):
+            return
+        sent = tx.recent_sends(event.user_id, now - CAP_WINDOW)
+        tx.apply(self.runtime.enter(journey, event, profile, key, self.new_id(), sent, now))
 
     def _routes_to(self, journey: CompiledJourney, event: Event, profile: Profile, instance: Instance) -> bool:
         """With an instance_key, an event that carries a key only reaches the instance with that key."""
@@ -142,21 +162,21 @@ class Engine:
             return True
         return str(key) == instance.key
 
-    def _feedback(self, event: Event, now: datetime) -> Event:
+    def _feedback(self, tx: Tx, event: Event, now: datetime) -> Event:
         """`<channel>.<status>` pinned to a message: by message_id, else the user's latest on that channel."""
         channel, _, status = event.type.partition(".")
         if channel not in CHANNELS or not status or status == "inbound":
             return event
         message_id = event.properties.get("message_id")
         if message_id is None:
-            message_id = self.store.latest_message(event.user_id, channel)
+            message_id = tx.latest_message(event.user_id, channel)
             if message_id is None:
                 return event
             event = event.with_properties(message_id=message_id)
-        self.store.set_message_status(str(message_id), status, now)
+        tx.set_message_status(str(message_id), status, now)
         return event
 
-    def _keyword(self, event: Event, profile: Profile, now: datetime) -> Profile:
+    def _keyword(self, tx: Tx, event: Event, profile: Profile, now: datetime) -> Profile:
         """STOP / START / HELP: consent changes at once, and one reply by SMS."""
         keyword = classify_keyword(str(event.properties.get("text", "")))
         if keyword is None:
@@ -164,14 +184,14 @@ class Engine:
         outcome = apply_keyword(keyword, profile.consents, now, self.policy)
         if outcome.records:
             profile = profile.with_consents(outcome.records)
-            self.store.put_profile(profile)
-        self._reply(profile, outcome.reply_message, outcome.reply_text, now)
+            tx.put_profile(profile)
+        self._reply(tx, profile, outcome.reply_message, outcome.reply_text, now)
         return profile
 
-    def _reply(self, profile: Profile, message: str, text: str, now: datetime) -> None:
+    def _reply(self, tx: Tx, profile: Profile, message: str, text: str, now: datetime) -> None:
         encoding = sms_encoding(text)
         decision = Decision("sms", True, None)
         send = Send(self.new_id(), None, None, profile.user_id, None, message, "sms", "transactional",
                     {"text": text}, round(self.policy.cost("sms") * encoding.segments, 6), encoding.encoding,
                     encoding.segments, (decision,), now)
-        self.store.apply(Outcome(None, [send, Trace(now, profile.user_id, None, None, "keyword", message)]))
+        tx.apply(Outcome(None, [send, Trace(now, profile.user_id, None, None, "keyword", message)]))

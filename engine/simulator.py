@@ -13,6 +13,7 @@ from collections import Counter
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from datetime import UTC, datetime
+from itertools import groupby
 from pathlib import Path
 from typing import Any
 
@@ -85,10 +86,10 @@ def _run(journey: CompiledJourney, events: Sequence[Event], policy: Policy, stor
          keep_trace: bool) -> dict[str, Any]:
     clock = VirtualClock(events[0].timestamp)
     engine = Engine([journey], policy, store, clock, counter_ids("i"), trace=keep_trace)
-    for event in events:
-        _run_timers(engine, clock, until=event.timestamp, inclusive=False)
-        clock.advance_to(event.timestamp)
-        engine.ingest(event)
+    for at, same_time in groupby(events, key=lambda e: e.timestamp):
+        _run_timers(engine, clock, until=at, inclusive=False)
+        clock.advance_to(at)
+        engine.process_many(list(same_time))
     _run_timers(engine, clock, until=None, inclusive=True)
     return report(journey, store, {e.user_id for e in events})
 

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import heapq
 from collections import defaultdict
-from collections.abc import Sequence
+from collections.abc import Collection, Iterator, Sequence
+from contextlib import contextmanager
 from datetime import datetime
 
 from channels import Profile, SentRecord
@@ -38,11 +39,21 @@ class MemoryStore:
     def put_profile(self, profile: Profile) -> None:
         self.profiles[profile.user_id] = profile
 
-    def remember_event(self, event_id: str) -> bool:
-        if event_id in self.event_ids:
-            return False
-        self.event_ids.add(event_id)
-        return True
+    @contextmanager
+    def transaction(self) -> Iterator[MemoryStore]:
+        """Memory has no transactions: the store is its own unit of work."""
+        yield self
+
+    def prefetch(self, user_ids: Collection[str], since: datetime) -> None:
+        """Everything is in memory already."""
+
+    def remember_events(self, event_ids: Sequence[str]) -> set[str]:
+        new: set[str] = set()
+        for event_id in event_ids:
+            if event_id not in self.event_ids:
+                self.event_ids.add(event_id)
+                new.add(event_id)
+        return new
 
     def active_instances(self, user_id: str) -> Sequence[Instance]:
         ids = self._active.get(user_id)
@@ -71,7 +82,7 @@ class MemoryStore:
     def set_message_status(self, message_id: str, status: str, at: datetime) -> None:
         self.status[message_id] = (status, at)
 
-    def due_timers(self, now: datetime, limit: int) -> Sequence[tuple[str, str]]:
+    def claim_due_timers(self, now: datetime, limit: int) -> Sequence[tuple[str, str]]:
         due: list[tuple[str, str]] = []
         while self._heap and self._heap[0][0] <= now and len(due) < limit:
             when, _, timer_id, instance_id = heapq.heappop(self._heap)
