@@ -72,9 +72,7 @@ class MemoryStore:
         sends = self._sends.get(user_id)
         if not sends:
             return ()
-        if sends[0].at < since:
-            sends[:] = [s for s in sends if s.at >= since]
-        return sends
+        return sends if sends[0].at >= since else [s for s in sends if s.at >= since]
 
     def latest_message(self, user_id: str, channel: str) -> str | None:
         return self._latest.get((user_id, channel))
