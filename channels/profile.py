@@ -10,7 +10,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from types import MappingProxyType
-from typing import Any
+from typing import Any, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import phonenumbers
@@ -100,8 +100,8 @@ def _describe(exc: ValidationError) -> str:
 class _ConsentDoc(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    channel: str
-    category: str
+    channel: Literal["push", "in_app", "email", "sms", "mms", "rcs", "webhook"]
+    category: Literal["marketing", "transactional"]
     granted: bool
     source: str | None = None
     at: datetime

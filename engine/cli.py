@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 from enum import StrEnum
 from pathlib import Path
 
@@ -93,3 +94,45 @@ def simulate(
         typer.echo(json.dumps(result, indent=2, ensure_ascii=False))
     else:
         print_report(result)
+
+
+LOOPBACK = ("127.0.0.1", "localhost", "::1")
+
+
+@app.command()
+def serve(
+    db: str = typer.Option("sqlite:///journey.db", "--db", help="database URL (sqlite:///file or postgresql+psycopg://...)"),
+    journeys: Path = typer.Option(Path("journeys"), "--journeys", help="folder of journey files"),
+    host: str = typer.Option("127.0.0.1", "--host"),
+    port: int = typer.Option(8000, "--port"),
+    policy: Path | None = typer.Option(None, "--policy", help="policy YAML merged over the default"),
+    outbox: Path = typer.Option(Path("outbox.jsonl"), "--outbox", help="where messages go with no providers file"),
+) -> None:
+    """HTTP API, timer sweeps and outbox dispatch. Keys: JOURNEY_API_KEYS (comma-separated)."""
+    import uvicorn  # the server's stack is only loaded by the commands that need it
+    from sqlalchemy.exc import SQLAlchemyError
+
+    from engine.api import create_app
+    from engine.server import Server, default_providers
+    from engine.stores.sql import SqlStore, StoreError
+
+    keys = frozenset(k.strip() for k in os.environ.get("JOURNEY_API_KEYS", "").split(",") if k.strip())
+    if host not in LOOPBACK and not keys:
+        raise _fail(ValueError(f"refusing to listen on {host} without API keys: set JOURNEY_API_KEYS"))
+    try:
+        compiled = load_paths([journeys])
+        chosen = load_policy(policy)
+        store = SqlStore(db)
+    except (JourneyDefinitionError, PolicyError, StoreError) as exc:
+        raise _fail(exc) from None
+    except SQLAlchemyError as exc:
+        raise _fail(RuntimeError(f"{db}: cannot open the database: {exc.__class__.__name__}: {exc}")) from None
+    server = Server(store, compiled, chosen, default_providers(outbox))
+    api = create_app(server, keys)
+    server.start()
+    typer.echo(f"journey-engine: {len(compiled)} journeys from {journeys}, database {db}, http://{host}:{port}",
+               err=True)
+    try:
+        uvicorn.run(api, host=host, port=port, log_level="warning")
+    finally:
+        server.stop()

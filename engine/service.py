@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import itertools
 from collections import defaultdict
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -20,7 +20,7 @@ from engine.errors import EvaluationError, EventError, JourneyNotFoundError
 from engine.events import Event, parse_event
 from engine.ports import IdSource, Store, Tx
 from engine.runtime import Runtime
-from engine.state import Instance, Outcome, Send, Trace
+from engine.state import Instance, Outcome, Schedule, Send, Trace
 
 CAP_WINDOW = timedelta(days=7)
 
@@ -31,6 +31,14 @@ class Ingested:
 
     event: Event
     duplicate: bool
+
+
+@dataclass(slots=True)
+class Committed:
+    """What one committed transaction left for the host: the earliest new timer, new sends."""
+
+    earliest_timer: datetime | None = None
+    sends: int = 0
 
 
 def counter_ids(prefix: str = "") -> IdSource:
@@ -49,6 +57,8 @@ class Engine:
         self.clock = clock
         self.runtime = Runtime(policy, trace)
         self.new_id = new_id or counter_ids("i")
+        self.on_commit: Callable[[Committed], None] | None = None
+        self._pending = Committed()
         self.journeys: dict[str, CompiledJourney] = {}
         self._versions: dict[tuple[str, str], CompiledJourney] = {}
         self._by_trigger: dict[str, list[CompiledJourney]] = defaultdict(list)
@@ -83,6 +93,7 @@ class Engine:
     def process_many(self, events: Sequence[Event]) -> list[Ingested]:
         """Process already-validated events in one transaction, in order."""
         now = self.clock.now()
+        self._pending = Committed()
         with self.store.transaction() as tx:
             new_ids = tx.remember_events([e.id for e in events if e.id is not None])
             tx.prefetch({e.user_id for e in events}, now - CAP_WINDOW)
@@ -93,11 +104,13 @@ class Engine:
                     new_ids.discard(event.id or "")
                     self._process(tx, event, now)
                 results.append(Ingested(event, duplicate))
+        self._committed()
         return results
 
     def fire_due(self, limit: int = 1000) -> int:
         """Fire up to `limit` timers due now, in one transaction; returns how many fired."""
         now = self.clock.now()
+        self._pending = Committed()
         with self.store.transaction() as tx:
             due = tx.claim_due_timers(now, limit)
             instances = [(tx.get_instance(instance_id), timer_id) for instance_id, timer_id in due]
@@ -105,7 +118,24 @@ class Engine:
             for instance, timer_id in instances:
                 if instance is not None:
                     self._fire(tx, instance, timer_id, now)
+        self._committed()
         return len(due)
+
+    def _apply(self, tx: Tx, outcome: Outcome) -> None:
+        """Apply an outcome, noting what the host should wake up for once the transaction commits."""
+        tx.apply(outcome)
+        for command in outcome.commands:
+            if isinstance(command, Schedule):
+                due = command.timer.due
+                if self._pending.earliest_timer is None or due < self._pending.earliest_timer:
+                    self._pending.earliest_timer = due
+            elif isinstance(command, Send):
+                self._pending.sends += 1
+
+    def _committed(self) -> None:
+        summary, self._pending = self._pending, Committed()
+        if self.on_commit is not None and (summary.sends or summary.earliest_timer):
+            self.on_commit(summary)
 
     def _parse(self, item: Mapping[str, Any] | Event, index: int, count: int, now: datetime) -> Event:
         if isinstance(item, Event):
@@ -119,7 +149,7 @@ class Engine:
         journey = self.journey_version(instance.journey_id, instance.version)
         profile = tx.get_profile(instance.user_id) or Profile(instance.user_id)
         sent = tx.recent_sends(instance.user_id, now - CAP_WINDOW)
-        tx.apply(self.runtime.on_timer(instance, journey, timer_id, profile, sent, now))
+        self._apply(tx, self.runtime.on_timer(instance, journey, timer_id, profile, sent, now))
 
     def _process(self, tx: Tx, event: Event, now: datetime) -> None:
         profile = tx.get_profile(event.user_id) or Profile(event.user_id)
@@ -134,7 +164,7 @@ class Engine:
             journey = self.journey_version(instance.journey_id, instance.version)
             if self._routes_to(journey, event, profile, instance):
                 sent = tx.recent_sends(event.user_id, now - CAP_WINDOW)
-                tx.apply(self.runtime.on_event(instance, journey, event, profile, sent, now))
+                self._apply(tx, self.runtime.on_event(instance, journey, event, profile, sent, now))
         for journey in triggered:
             self._maybe_enter(tx, journey, event, profile, now)
 
@@ -142,12 +172,12 @@ class Engine:
         ok, key, why = self.runtime.entry_key(journey, event, profile)
         if not ok:
             if why.startswith("trigger_error"):
-                tx.apply(Outcome(None, [Trace(now, event.user_id, None, None, "not_entered", why)]))
+                self._apply(tx, Outcome(None, [Trace(now, event.user_id, None, None, "not_entered", why)]))
             return
         if not self.runtime.may_reenter(journey, tx.entry_history(journey.id, event.user_id, key), now):
             return
         sent = tx.recent_sends(event.user_id, now - CAP_WINDOW)
-        tx.apply(self.runtime.enter(journey, event, profile, key, self.new_id(), sent, now))
+        self._apply(tx, self.runtime.enter(journey, event, profile, key, self.new_id(), sent, now))
 
     def _routes_to(self, journey: CompiledJourney, event: Event, profile: Profile, instance: Instance) -> bool:
         """With an instance_key, an event that carries a key only reaches the instance with that key."""
@@ -194,4 +224,4 @@ class Engine:
         send = Send(self.new_id(), None, None, profile.user_id, None, message, "sms", "transactional",
                     {"text": text}, round(self.policy.cost("sms") * encoding.segments, 6), encoding.encoding,
                     encoding.segments, (decision,), now)
-        tx.apply(Outcome(None, [send, Trace(now, profile.user_id, None, None, "keyword", message)]))
+        self._apply(tx, Outcome(None, [send, Trace(now, profile.user_id, None, None, "keyword", message)]))

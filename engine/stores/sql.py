@@ -11,7 +11,8 @@ from __future__ import annotations
 
 from collections.abc import Collection, Iterator, Sequence
 from contextlib import contextmanager
-from datetime import UTC, datetime
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from sqlalchemy import Column, Connection, Index, Table, bindparam, event, func, insert, select, update
@@ -190,6 +191,95 @@ class SqlStore:
 
     def close(self) -> None:
         self.engine.dispose()
+
+    # --- outbox: the dispatcher's side of the messages table ----------------------------
+
+    def claim_outbox(self, now: datetime, limit: int, lease: timedelta) -> list[OutboxItem]:
+        """Pending messages due for an attempt, leased to this caller until now + lease."""
+        query = (select(MESSAGES.c.message_id, MESSAGES.c.user_id, MESSAGES.c.channel, MESSAGES.c.category,
+                        MESSAGES.c.content, MESSAGES.c.attempts, PROFILES.c.doc)
+                 .select_from(MESSAGES.outerjoin(PROFILES, PROFILES.c.user_id == MESSAGES.c.user_id))
+                 .where(MESSAGES.c.dispatch == "pending", MESSAGES.c.next_attempt_at <= utc(now))
+                 .order_by(MESSAGES.c.next_attempt_at).limit(limit))
+        if self.dialect == "postgresql":
+            query = query.with_for_update(of=MESSAGES, skip_locked=True)
+        with self.engine.begin() as conn:
+            items = [OutboxItem(r[0], r[1], r[2], r[3], r[4], r[5], r[6]) for r in conn.execute(query)]
+            for chunk in _chunks([i.message_id for i in items]):
+                conn.execute(update(MESSAGES).where(MESSAGES.c.message_id.in_(chunk))
+                             .values(dispatch="sending", next_attempt_at=utc(now + lease)))
+        return items
+
+    def finish_outbox(self, results: Sequence[dict[str, Any]]) -> None:
+        """Record attempts: keys message_id, dispatch, status, attempts, next_attempt_at, provider,
+        provider_id, error, at."""
+        if not results:
+            return
+        rows = [{f"b_{k}": (utc(v) if isinstance(v, datetime) else v) for k, v in r.items()} for r in results]
+        statement = update(MESSAGES).where(MESSAGES.c.message_id == bindparam("b_message_id")).values(
+            dispatch=bindparam("b_dispatch"), status=bindparam("b_status"), status_at=bindparam("b_at"),
+            attempts=bindparam("b_attempts"), next_attempt_at=bindparam("b_next_attempt_at"),
+            provider=bindparam("b_provider"), provider_id=bindparam("b_provider_id"), error=bindparam("b_error"))
+        with self.engine.begin() as conn:
+            conn.execute(statement, rows)
+
+    def expire_interrupted(self, now: datetime) -> int:
+        """Messages whose send was interrupted (lease ran out mid-attempt): never sent twice, so
+        they are marked failed rather than retried."""
+        with self.engine.begin() as conn:
+            result = conn.execute(update(MESSAGES).where(MESSAGES.c.dispatch == "sending",
+                                                         MESSAGES.c.next_attempt_at <= utc(now))
+                                  .values(dispatch="failed", status="unknown", status_at=utc(now),
+                                          error="interrupted while sending; not retried to avoid a duplicate"))
+        return int(result.rowcount or 0)
+
+    def outbox_next_due(self) -> datetime | None:
+        with self.engine.connect() as conn:
+            due = conn.execute(select(func.min(MESSAGES.c.next_attempt_at))
+                               .where(MESSAGES.c.dispatch == "pending")).scalar()
+        return aware(due) if due is not None else None
+
+    # --- reads for the HTTP API ---------------------------------------------------------
+
+    def instances_for_user(self, user_id: str) -> list[Instance]:
+        with self.engine.connect() as conn:
+            rows = conn.execute(select(INSTANCES.c.doc).where(INSTANCES.c.user_id == user_id)
+                                .order_by(INSTANCES.c.entered_at))
+            return [Instance.from_dict(doc) for (doc,) in rows]
+
+    def messages_for_user(self, user_id: str, limit: int = 200) -> list[dict[str, Any]]:
+        columns = [c for c in MESSAGES.c if c.name not in ("next_attempt_at",)]
+        with self.engine.connect() as conn:
+            rows = conn.execute(select(*columns).where(MESSAGES.c.user_id == user_id)
+                                .order_by(MESSAGES.c.at.desc()).limit(limit)).mappings()
+            return [dict(r) for r in rows]
+
+    def skips_for_user(self, user_id: str, limit: int = 200) -> list[dict[str, Any]]:
+        with self.engine.connect() as conn:
+            rows = conn.execute(select(SKIPS).where(SKIPS.c.user_id == user_id)
+                                .order_by(SKIPS.c.at.desc()).limit(limit)).mappings()
+            return [dict(r) for r in rows]
+
+    def step_counts(self, journey_id: str) -> dict[str, dict[str, int]]:
+        """Instances per current step and status, for the journeys API."""
+        query = (select(INSTANCES.c.step, INSTANCES.c.status, func.count())
+                 .where(INSTANCES.c.journey_id == journey_id).group_by(INSTANCES.c.step, INSTANCES.c.status))
+        counts: dict[str, dict[str, int]] = {}
+        with self.engine.connect() as conn:
+            for step, status, count in conn.execute(query):
+                counts.setdefault(step or "(none)", {})[status] = int(count)
+        return counts
+
+
+@dataclass(frozen=True, slots=True)
+class OutboxItem:
+    message_id: str
+    user_id: str
+    channel: str
+    category: str
+    content: dict[str, Any]
+    attempts: int
+    profile: dict[str, Any] | None
 
 
 def _make_engine(url: str, dialect: str, echo: bool) -> SaEngine:

@@ -1,0 +1,43 @@
+"""Providers that never leave the machine: the default outbox file and the console."""
+
+from __future__ import annotations
+
+import json
+import sys
+import threading
+from pathlib import Path
+from typing import TextIO
+
+from channels.providers.base import OutboundMessage, TemporaryDeliveryError
+
+
+class FileProvider:
+    """Appends one JSON line per message: `./outbox.jsonl` when no providers file is given."""
+
+    name = "file"
+
+    def __init__(self, path: str | Path = "outbox.jsonl") -> None:
+        self.path = Path(path)
+        self._lock = threading.Lock()
+
+    def send(self, message: OutboundMessage) -> str:
+        line = json.dumps(message.to_dict(), ensure_ascii=False)
+        try:
+            with self._lock, self.path.open("a", encoding="utf-8") as handle:
+                handle.write(line + "\n")
+        except OSError as exc:
+            raise TemporaryDeliveryError(f"{self.path}: {exc.strerror}") from exc
+        return f"file:{message.message_id}"
+
+
+class ConsoleProvider:
+    """Prints each message as a JSON line, for trying journeys out by hand."""
+
+    name = "console"
+
+    def __init__(self, stream: TextIO | None = None) -> None:
+        self.stream = stream or sys.stdout
+
+    def send(self, message: OutboundMessage) -> str:
+        print(json.dumps(message.to_dict(), ensure_ascii=False), file=self.stream, flush=True)
+        return f"console:{message.message_id}"

@@ -1,0 +1,284 @@
+"""The HTTP API of SPEC §5: a thin FastAPI layer over `Server`.
+
+Bodies are read and size-checked by hand (413 over the limit) and validated by the same
+parsers as the Python API, so an error names the field the same way everywhere. Every
+failure is a 4xx with `{"error": ...}`; nothing accepted is lost, because the 202 is only
+sent after the transaction holding the events has committed.
+"""
+
+from __future__ import annotations
+
+import hmac
+import json
+from collections.abc import Awaitable, Callable
+from datetime import datetime
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.responses import JSONResponse, Response
+from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Gauge, generate_latest
+from starlette.middleware.base import BaseHTTPMiddleware
+
+from channels import Profile, ProfileError
+from engine.compiler import END
+from engine.errors import EventError, JourneyError
+from engine.events import Event, format_time, parse_event
+from engine.server import Server
+from engine.simulator import InputError, parse_events, parse_profiles
+from engine.simulator import simulate as run_simulation
+
+MiB = 1024 * 1024
+OPEN_PATHS = frozenset({"/healthz", "/openapi.json", "/docs", "/docs/oauth2-redirect"})
+
+
+class HttpError(Exception):
+    def __init__(self, status: int, message: str) -> None:
+        super().__init__(message)
+        self.status = status
+        self.message = message
+
+
+def create_app(server: Server, api_keys: frozenset[str] = frozenset(), max_body: int = MiB) -> FastAPI:
+    app = FastAPI(title="journey-engine", version="0.1.0",
+                  description="Ingest events, manage profiles and consent, inspect journeys and messages.")
+    app.state.server = server
+    app.add_middleware(_BearerAuth, keys=api_keys)
+    metrics = _Metrics(server)
+
+    @app.exception_handler(HttpError)
+    async def _http_error(_: Request, exc: HttpError) -> JSONResponse:
+        return JSONResponse({"error": exc.message}, status_code=exc.status)
+
+    @app.exception_handler(JourneyError)
+    async def _journey_error(_: Request, exc: JourneyError) -> JSONResponse:
+        return JSONResponse({"error": str(exc)}, status_code=404 if isinstance(exc, LookupError) else 422)
+
+    @app.post("/v1/events", status_code=202)
+    async def post_events(request: Request) -> JSONResponse:
+        """One event, or `{"events": [...]}`."""
+        body = await _read_json(request, max_body)
+        return JSONResponse(_ingest(server, body), status_code=202)
+
+    @app.put("/v1/profiles/{user_id}")
+    async def put_profile(user_id: str, request: Request) -> dict[str, Any]:
+        body = await _read_json(request, max_body)
+        return _put_profile(server, user_id, body)
+
+    @app.get("/v1/profiles/{user_id}")
+    def get_profile(user_id: str) -> dict[str, Any]:
+        return _existing_profile(server, user_id).to_dict()
+
+    @app.post("/v1/profiles/{user_id}/consents", status_code=201)
+    async def post_consent(user_id: str, request: Request) -> dict[str, Any]:
+        body = await _read_json(request, max_body)
+        return _append_consent(server, user_id, body)
+
+    @app.get("/v1/journeys")
+    def list_journeys() -> dict[str, Any]:
+        return {"journeys": [_journey_summary(server, j) for j in server.engine.journeys]}
+
+    @app.get("/v1/journeys/{journey_id}")
+    def get_journey(journey_id: str) -> dict[str, Any]:
+        return _journey_detail(server, journey_id)
+
+    @app.post("/v1/journeys/{journey_id}/simulate")
+    async def simulate_journey(journey_id: str, request: Request) -> dict[str, Any]:
+        body = await _read_json(request, max_body)
+        return _simulate(server, journey_id, body)
+
+    @app.get("/v1/users/{user_id}/instances")
+    def user_instances(user_id: str) -> dict[str, Any]:
+        return {"instances": [_instance_view(i.to_dict()) for i in server.store.instances_for_user(user_id)]}
+
+    @app.get("/v1/messages")
+    def messages(user_id: str) -> dict[str, Any]:
+        return {"messages": [_message_view(m) for m in server.store.messages_for_user(user_id)],
+                "skipped": [_skip_view(s) for s in server.store.skips_for_user(user_id)]}
+
+    @app.get("/healthz")
+    def healthz() -> dict[str, str]:
+        return {"status": "ok"}
+
+    @app.get("/metrics")
+    def prometheus() -> Response:
+        return Response(metrics.render(), media_type=CONTENT_TYPE_LATEST)
+
+    return app
+
+
+class _BearerAuth(BaseHTTPMiddleware):
+    """`Authorization: Bearer <key>` on every route but health and docs; no keys: open (loopback only)."""
+
+    def __init__(self, app: Any, keys: frozenset[str]) -> None:
+        super().__init__(app)
+        self.keys = keys
+
+    async def dispatch(self, request: Request, call_next: Callable[[Request], Awaitable[Response]]) -> Response:
+        if self.keys and request.url.path not in OPEN_PATHS:
+            scheme, _, token = request.headers.get("authorization", "").partition(" ")
+            if scheme.lower() != "bearer" or not any(hmac.compare_digest(token, k) for k in self.keys):
+                return JSONResponse({"error": "missing or wrong API key (Authorization: Bearer <key>)"},
+                                    status_code=401, headers={"WWW-Authenticate": "Bearer"})
+        return await call_next(request)
+
+
+async def _read_json(request: Request, limit: int) -> Any:
+    declared = request.headers.get("content-length")
+    if declared is not None and declared.isdigit() and int(declared) > limit:
+        raise HttpError(413, f"request body is over the {limit} byte limit")
+    chunks: list[bytes] = []
+    size = 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > limit:
+            raise HttpError(413, f"request body is over the {limit} byte limit")
+        chunks.append(chunk)
+    try:
+        return json.loads(b"".join(chunks))
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise HttpError(400, f"body is not valid JSON: {exc}") from None
+
+
+def _ingest(server: Server, body: Any) -> dict[str, Any]:
+    now = server.clock.now()
+    if isinstance(body, dict) and "events" in body:
+        items = body["events"]
+        if not isinstance(items, list):
+            raise HttpError(422, "events: expected a list of events")
+        valid: list[Event] = []
+        rejected: list[dict[str, Any]] = []
+        for index, item in enumerate(items):
+            try:
+                valid.append(parse_event(item, now))
+            except EventError as exc:
+                rejected.append({"index": index, "error": str(exc)})
+        server.counters.rejected += len(rejected)
+    else:
+        try:
+            valid, rejected = [parse_event(body, now)], []
+        except EventError as exc:
+            server.counters.rejected += 1
+            raise HttpError(422, str(exc)) from None
+    results = server.ingest(valid) if valid else []
+    duplicates = sum(1 for r in results if r.duplicate)
+    return {"accepted": len(results) - duplicates, "duplicates": duplicates, "rejected": rejected}
+
+
+def _existing_profile(server: Server, user_id: str) -> Profile:
+    with server.lock, server.store.transaction() as tx:
+        profile = tx.get_profile(user_id)
+    if profile is None:
+        raise HttpError(404, f"no profile for user '{user_id}'")
+    return profile
+
+
+def _put_profile(server: Server, user_id: str, body: Any) -> dict[str, Any]:
+    """Upsert: fields are replaced; consents in the body are appended to the ledger, never rewritten."""
+    if not isinstance(body, dict):
+        raise HttpError(422, "profile: expected a JSON object")
+    if body.get("user_id", user_id) != user_id:
+        raise HttpError(422, f"user_id: '{body.get('user_id')}' does not match the path ('{user_id}')")
+    try:
+        incoming = Profile.from_dict({**body, "user_id": user_id})
+    except ProfileError as exc:
+        raise HttpError(422, str(exc)) from None
+    with server.lock, server.store.transaction() as tx:
+        existing = tx.get_profile(user_id)
+        history = existing.consents if existing else ()
+        profile = Profile(user_id, incoming.timezone, incoming.email, incoming.phone, incoming.push_token,
+                          incoming.rcs_capable, incoming.attributes, history).with_consents(incoming.consents)
+        tx.put_profile(profile)
+    return profile.to_dict()
+
+
+def _append_consent(server: Server, user_id: str, body: Any) -> dict[str, Any]:
+    if not isinstance(body, dict):
+        raise HttpError(422, "consent: expected a JSON object with channel, category, granted")
+    record = {"source": "api", "at": format_time(server.clock.now()), **body}
+    try:
+        parsed = Profile.from_dict({"user_id": user_id, "consents": [record]}).consents[0]
+    except ProfileError as exc:
+        raise HttpError(422, str(exc).replace("consents.0.", "")) from None
+    with server.lock, server.store.transaction() as tx:
+        profile = (tx.get_profile(user_id) or Profile(user_id)).with_consents([parsed])
+        tx.put_profile(profile)
+    return {"user_id": user_id, "consents": [c.to_dict() for c in profile.consents]}
+
+
+def _journey_summary(server: Server, journey_id: str) -> dict[str, Any]:
+    journey = server.engine.journeys[journey_id]
+    d = journey.definition
+    return {"id": d.id, "name": d.name, "category": d.category, "trigger": d.trigger.model_dump(),
+            "version": journey.version, "steps": len(d.steps), "source": journey.source}
+
+
+def _journey_detail(server: Server, journey_id: str) -> dict[str, Any]:
+    if journey_id not in server.engine.journeys:
+        raise HttpError(404, f"no journey '{journey_id}'")
+    journey = server.engine.journeys[journey_id]
+    graph = {"nodes": [{"id": n, "type": data["type"]} for n, data in journey.graph.nodes(data=True) if n != END],
+             "edges": [{"from": a, "to": None if b == END else b, "label": data.get("label", "")}
+                       for a, b, data in journey.graph.edges(data=True)]}
+    return {**_journey_summary(server, journey_id), "definition": journey.definition.model_dump(mode="json"),
+            "graph": graph, "counts": server.store.step_counts(journey_id)}
+
+
+def _simulate(server: Server, journey_id: str, body: Any) -> dict[str, Any]:
+    if journey_id not in server.engine.journeys:
+        raise HttpError(404, f"no journey '{journey_id}'")
+    if not isinstance(body, dict) or not isinstance(body.get("events"), list):
+        raise HttpError(422, "events: expected {\"events\": [...], \"profiles\": [...]}")
+    profiles = body.get("profiles", [])
+    if not isinstance(profiles, list):
+        raise HttpError(422, "profiles: expected a list of profiles")
+    try:
+        events = parse_events((f"events[{n}]", e) for n, e in enumerate(body["events"]))
+        people = parse_profiles((f"profiles[{n}]", p) for n, p in enumerate(profiles))
+    except InputError as exc:
+        raise HttpError(422, str(exc)) from None
+    return run_simulation(server.engine.journeys[journey_id], events, people, server.engine.policy)
+
+
+def _instance_view(doc: dict[str, Any]) -> dict[str, Any]:
+    keys = ("instance_id", "journey_id", "version", "key", "status", "step", "path", "entered_at", "ended_at",
+            "reason")
+    return {k: doc.get(k) for k in keys}
+
+
+def _iso(value: Any) -> Any:
+    return format_time(value) if isinstance(value, datetime) else value
+
+
+def _message_view(row: dict[str, Any]) -> dict[str, Any]:
+    view = {k: _iso(v) for k, v in row.items() if k not in ("dispatch",)}
+    view["delivery"] = row["dispatch"]
+    return view
+
+
+def _skip_view(row: dict[str, Any]) -> dict[str, Any]:
+    return {k: _iso(v) for k, v in row.items() if k != "id"}
+
+
+class _Metrics:
+    """Prometheus metrics read from the server's counters at scrape time."""
+
+    def __init__(self, server: Server) -> None:
+        self.server = server
+        self.registry = CollectorRegistry()
+        self.events = Counter("journey_events", "Events by outcome", ["outcome"], registry=self.registry)
+        self.timers = Counter("journey_timers_fired", "Timers fired", registry=self.registry)
+        self.sent = Counter("journey_messages_sent", "Messages handed to providers", registry=self.registry)
+        self.journeys = Gauge("journey_journeys_loaded", "Journeys loaded", registry=self.registry)
+        self._seen = {"accepted": 0, "duplicate": 0, "rejected": 0, "timers": 0, "sent": 0}
+
+    def render(self) -> bytes:
+        c = self.server.counters
+        for outcome, total in (("accepted", c.accepted), ("duplicate", c.duplicates), ("rejected", c.rejected)):
+            self.events.labels(outcome).inc(total - self._seen[outcome])
+            self._seen[outcome] = total
+        self.timers.inc(c.timers_fired - self._seen["timers"])
+        self._seen["timers"] = c.timers_fired
+        self.sent.inc(self.server.dispatcher.sent - self._seen["sent"])
+        self._seen["sent"] = self.server.dispatcher.sent
+        self.journeys.set(len(self.server.engine.journeys))
+        return generate_latest(self.registry)

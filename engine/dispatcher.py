@@ -1,0 +1,95 @@
+"""Drains the outbox through channel providers.
+
+A message is leased before its attempt and marked after it, so two workers never take the
+same row. Temporary errors are retried with backoff, trying the channel's next provider
+first (failover); a permanent error, or running out of attempts, marks the message failed
+and becomes a `<channel>.failed` event, so an escalation moves on at once.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Mapping, Sequence
+from datetime import datetime, timedelta
+from typing import Any
+
+from channels.providers import OutboundMessage, PermanentDeliveryError, Provider, TemporaryDeliveryError
+from engine.clock import Clock
+from engine.stores.sql import OutboxItem, SqlStore
+
+log = logging.getLogger("journey.dispatcher")
+
+ADDRESS_FIELD = {"push": "push_token", "email": "email", "sms": "phone", "mms": "phone", "rcs": "phone"}
+BACKOFF = (timedelta(seconds=1), timedelta(seconds=5), timedelta(seconds=30), timedelta(minutes=2),
+           timedelta(minutes=10))
+MAX_ATTEMPTS = len(BACKOFF) + 1
+
+FailureSink = Callable[[list[dict[str, Any]]], None]
+
+
+class Dispatcher:
+    """Providers per channel (in failover order); `"*"` serves channels not listed."""
+
+    def __init__(self, store: SqlStore, providers: Mapping[str, Sequence[Provider]], clock: Clock,
+                 on_failed: FailureSink, batch: int = 500, lease: timedelta = timedelta(seconds=60)) -> None:
+        self.store = store
+        self.providers = providers
+        self.clock = clock
+        self.on_failed = on_failed
+        self.batch = batch
+        self.lease = lease
+        self.sent = 0
+
+    def drain(self) -> int:
+        """One batch: claim, attempt, record; returns how many messages were attempted."""
+        now = self.clock.now()
+        items = self.store.claim_outbox(now, self.batch, self.lease)
+        results: list[dict[str, Any]] = []
+        failures: list[dict[str, Any]] = []
+        for item in items:
+            result = self._attempt(item, now)
+            results.append(result)
+            if result["dispatch"] == "failed":
+                failures.append(_failed_event(item, result["error"], now))
+        self.store.finish_outbox(results)
+        if failures:
+            self.on_failed(failures)
+        return len(items)
+
+    def _attempt(self, item: OutboxItem, now: datetime) -> dict[str, Any]:
+        message = OutboundMessage(item.message_id, item.user_id, item.channel, item.category, item.content,
+                                  _address(item))
+        attempts = item.attempts + 1
+        error = "no provider for this channel"
+        for provider in self.providers.get(item.channel) or self.providers.get("*") or ():
+            try:
+                provider_id = provider.send(message)
+            except TemporaryDeliveryError as exc:
+                error = f"{provider.name}: {exc}"
+                log.warning("temporary failure on %s for %s: %s", provider.name, item.message_id, exc)
+                continue
+            except PermanentDeliveryError as exc:
+                return _result(item, "failed", "failed", attempts, None, provider.name, None, str(exc), now)
+            self.sent += 1
+            return _result(item, "sent", "sent", attempts, None, provider.name, provider_id, None, now)
+        if attempts >= MAX_ATTEMPTS:
+            return _result(item, "failed", "failed", attempts, None, None, None, f"gave up: {error}", now)
+        retry_at = now + BACKOFF[attempts - 1]
+        return _result(item, "pending", "queued", attempts, retry_at, None, None, error, now)
+
+
+def _address(item: OutboxItem) -> str | None:
+    field = ADDRESS_FIELD.get(item.channel)
+    return None if field is None or item.profile is None else item.profile.get(field)
+
+
+def _result(item: OutboxItem, dispatch: str, status: str, attempts: int, retry_at: datetime | None,
+            provider: str | None, provider_id: str | None, error: str | None, now: datetime) -> dict[str, Any]:
+    return {"message_id": item.message_id, "dispatch": dispatch, "status": status, "attempts": attempts,
+            "next_attempt_at": retry_at, "provider": provider, "provider_id": provider_id, "error": error,
+            "at": now}
+
+
+def _failed_event(item: OutboxItem, error: str, now: datetime) -> dict[str, Any]:
+    return {"type": f"{item.channel}.failed", "user_id": item.user_id, "timestamp": now.isoformat(),
+            "properties": {"message_id": item.message_id, "error": error}}

@@ -1,0 +1,110 @@
+"""Production wiring: SQL store + Engine + dispatcher + APScheduler sweeps, behind one lock.
+
+`Server` is what `journey serve` runs and what the HTTP API talks to. The engine is not
+thread-safe, so request handlers and sweeps take turns through `lock`; each turn is one
+database transaction over a whole batch, which is what keeps the lock cheap.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import uuid
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from channels import Policy
+from channels.providers import FileProvider, Provider
+from engine.clock import Clock, SystemClock
+from engine.compiler import CompiledJourney
+from engine.dispatcher import Dispatcher
+from engine.errors import EventError
+from engine.events import Event, parse_event
+from engine.service import Committed, Engine, Ingested
+from engine.stores.sql import SqlStore
+from engine.timers import Sweeps
+
+log = logging.getLogger("journey.server")
+
+
+@dataclass(slots=True)
+class Counters:
+    """Totals for /metrics, kept here so the API layer only reads them."""
+
+    accepted: int = 0
+    duplicates: int = 0
+    rejected: int = 0
+    timers_fired: int = 0
+
+
+def default_providers(outbox: str | Path = "outbox.jsonl") -> dict[str, Sequence[Provider]]:
+    """No providers file: every channel goes to the local outbox log."""
+    return {"*": [FileProvider(outbox)]}
+
+
+class Server:
+    def __init__(self, store: SqlStore, journeys: Sequence[CompiledJourney], policy: Policy,
+                 providers: Mapping[str, Sequence[Provider]] | None = None, clock: Clock | None = None,
+                 batch: int = 1000, timer_interval: float = 1.0) -> None:
+        self.store = store
+        self.clock = clock or SystemClock()
+        self.lock = threading.RLock()
+        self.batch = batch
+        self.counters = Counters()
+        self.engine = Engine(journeys, policy, store, self.clock, new_id=lambda: uuid.uuid4().hex, trace=False)
+        self.engine.on_commit = self._committed
+        self.dispatcher = Dispatcher(store, providers or default_providers(), self.clock, self._provider_failures)
+        self.sweeps = Sweeps(self.clock, self.sweep_timers, self.drain_outbox, batch, timer_interval=timer_interval)
+        self.started = False
+
+    def start(self) -> None:
+        """Expire interrupted sends, then run the sweeps (overdue timers fire at once)."""
+        self.store.expire_interrupted(self.clock.now())
+        self.sweeps.start()
+        self.started = True
+
+    def stop(self) -> None:
+        if self.started:
+            self.sweeps.shutdown()
+            self.started = False
+        self.store.close()
+
+    def ingest(self, events: Sequence[Event]) -> list[Ingested]:
+        """Process validated events in one transaction; durable when this returns."""
+        with self.lock:
+            results = self.engine.process_many(events)
+        duplicates = sum(1 for r in results if r.duplicate)
+        self.counters.accepted += len(results) - duplicates
+        self.counters.duplicates += duplicates
+        return results
+
+    def sweep_timers(self) -> int:
+        with self.lock:
+            fired = self.engine.fire_due(self.batch)
+        self.counters.timers_fired += fired
+        return fired
+
+    def drain_outbox(self) -> int:
+        return self.dispatcher.drain()
+
+    def _committed(self, summary: Committed) -> None:
+        if not self.started:
+            return
+        if summary.earliest_timer is not None:
+            self.sweeps.wake("timers", summary.earliest_timer)
+        if summary.sends:
+            self.sweeps.wake("outbox")
+
+    def _provider_failures(self, events: list[dict[str, Any]]) -> None:
+        """Permanent provider failures come back in as `<channel>.failed` events."""
+        now = self.clock.now()
+        parsed = []
+        for data in events:
+            try:
+                parsed.append(parse_event(data, now))
+            except EventError:
+                log.exception("could not turn a provider failure into an event: %s", data)
+        if parsed:
+            self.ingest(parsed)

@@ -1,0 +1,60 @@
+"""The only module that imports APScheduler.
+
+APScheduler runs two interval jobs: the timer sweep and the outbox drain. It is not the
+source of truth: the timers and messages tables are. A job that finds a full batch runs
+again at once; `wake` pulls a job forward when something nearer than its next run appears,
+so a 2-second wait fires after 2 seconds, not at the next sweep.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from datetime import UTC, datetime
+
+from apscheduler.executors.pool import ThreadPoolExecutor
+from apscheduler.schedulers.background import BackgroundScheduler
+
+from engine.clock import Clock
+
+log = logging.getLogger("journey.timers")
+
+
+class Sweeps:
+    """`timers()` and `outbox()` each return how many items they handled (a full batch: go on)."""
+
+    def __init__(self, clock: Clock, timers: Callable[[], int], outbox: Callable[[], int], batch: int,
+                 timer_interval: float = 1.0, outbox_interval: float = 0.5) -> None:
+        self._clock = clock
+        self._jobs = {"timers": timers, "outbox": outbox}
+        self._intervals = {"timers": timer_interval, "outbox": outbox_interval}
+        self._batch = batch
+        self._scheduler = BackgroundScheduler(timezone=UTC, executors={"default": ThreadPoolExecutor(2)},
+                                              job_defaults={"coalesce": True, "max_instances": 1,
+                                                            "misfire_grace_time": None})
+
+    def start(self) -> None:
+        for name, interval in self._intervals.items():
+            self._scheduler.add_job(self._run, "interval", args=[name], seconds=interval, id=name,
+                                    next_run_time=self._clock.now())
+        self._scheduler.start()
+
+    def shutdown(self) -> None:
+        self._scheduler.shutdown(wait=True)
+
+    def wake(self, name: str, at: datetime | None = None) -> None:
+        """Run job `name` at `at` (default: now) if that is sooner than its next run."""
+        job = self._scheduler.get_job(name)
+        if job is None or job.next_run_time is None:
+            return
+        now = self._clock.now()
+        when = max(at or now, now)
+        if when < job.next_run_time:
+            job.modify(next_run_time=when)
+
+    def _run(self, name: str) -> None:
+        try:
+            while self._jobs[name]() >= self._batch:
+                pass
+        except Exception:  # a failed sweep is logged and retried at the next interval
+            log.exception("%s sweep failed", name)
