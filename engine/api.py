@@ -267,9 +267,12 @@ class _Metrics:
         self.registry = CollectorRegistry()
         self.events = Counter("journey_events", "Events by outcome", ["outcome"], registry=self.registry)
         self.timers = Counter("journey_timers_fired", "Timers fired", registry=self.registry)
+        self.sweep_seconds = Counter("journey_timer_sweep_seconds", "Time spent firing timers",
+                                     registry=self.registry)
         self.sent = Counter("journey_messages_sent", "Messages handed to providers", registry=self.registry)
         self.journeys = Gauge("journey_journeys_loaded", "Journeys loaded", registry=self.registry)
         self._seen = {"accepted": 0, "duplicate": 0, "rejected": 0, "timers": 0, "sent": 0}
+        self._seen_seconds = 0.0
 
     def render(self) -> bytes:
         c = self.server.counters
@@ -278,6 +281,8 @@ class _Metrics:
             self._seen[outcome] = total
         self.timers.inc(c.timers_fired - self._seen["timers"])
         self._seen["timers"] = c.timers_fired
+        self.sweep_seconds.inc(c.timer_seconds - self._seen_seconds)
+        self._seen_seconds = c.timer_seconds
         self.sent.inc(self.server.dispatcher.sent - self._seen["sent"])
         self._seen["sent"] = self.server.dispatcher.sent
         self.journeys.set(len(self.server.engine.journeys))

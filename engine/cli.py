@@ -136,3 +136,33 @@ def serve(
         uvicorn.run(api, host=host, port=port, log_level="warning")
     finally:
         server.stop()
+
+
+class Via(StrEnum):
+    python = "python"
+    http = "http"
+
+
+@app.command()
+def bench(
+    users: int = typer.Option(10_000, "--users", min=10, help="N users in the W1 workload"),
+    timeout_seconds: float = typer.Option(2.0, "--timeout-seconds", min=0.1, help="T: how long to wait for an open"),
+    db: str | None = typer.Option(None, "--db", help="database URL (default: a fresh SQLite file)"),
+    via: Via = typer.Option(Via.python, "--via", help="python: Engine API in batches; http: journey serve"),
+    as_json: bool = typer.Option(False, "--json", help="print one JSON object"),
+) -> None:
+    """The reference workload W1 (push, then SMS on ignore) against the real store and scheduler."""
+    from datetime import timedelta
+
+    from engine.bench import run_bench
+    from engine.report import bench_progress, print_bench
+
+    if as_json:
+        result = run_bench(users, timedelta(seconds=timeout_seconds), db, via.value)
+        typer.echo(json.dumps(result.to_dict()))
+    else:
+        with bench_progress() as progress:
+            result = run_bench(users, timedelta(seconds=timeout_seconds), db, via.value, progress)
+        print_bench(result.to_dict())
+    if not result.correct:
+        raise typer.Exit(1)

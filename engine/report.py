@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 from collections import Counter
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from typing import Any
 
 from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TaskID, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
 
@@ -48,3 +51,36 @@ def print_report(result: dict[str, Any], console: Console | None = None) -> None
     console.print(totals)
     by_channel = ", ".join(f"{c}: {n}" for c, n in summary["messages"].items()) or "none"
     console.print(f"messages by channel: {by_channel}")
+
+
+@contextmanager
+def bench_progress() -> Iterator[Callable[[str, int, int], None]]:
+    """A rich progress display fed by `journey bench` (phase, done, total)."""
+    with Progress(TextColumn("{task.description:<9}"), BarColumn(), MofNCompleteColumn(),
+                  TimeElapsedColumn()) as progress:
+        tasks: dict[str, TaskID] = {}
+
+        def update(phase: str, done: int, total: int) -> None:
+            if phase not in tasks:
+                tasks[phase] = progress.add_task(phase, total=total)
+            progress.update(tasks[phase], completed=done, total=total)
+
+        yield update
+
+
+def print_bench(result: dict[str, Any], console: Console | None = None) -> None:
+    console = console or Console()
+    table = Table(title=f"W1: {result['users']} users, T = {result['timeout_s']} s, via {result['via']}")
+    table.add_column("measure")
+    table.add_column("value", justify="right")
+    rows = [("events/s ingested", f"{result['events_per_s']:,.0f}"),
+            ("timers fired/s", f"{result['timers_per_s']:,.0f}"),
+            ("wall time beyond T", f"{result['wall_beyond_t_s']:.2f} s"),
+            ("timer lateness p50 / p99", f"{result['lateness_p50_ms']:.0f} / {result['lateness_p99_ms']:.0f} ms"),
+            ("peak RSS", f"{result['peak_rss_mb']:.0f} MB"), ("database size", f"{result['db_mb']:.1f} MB"),
+            ("correct", "yes" if result["correct"] else "NO")]
+    for name, value in rows:
+        table.add_row(name, value)
+    console.print(table)
+    for problem in result["problems"]:
+        console.print(f"[red]problem:[/red] {problem}")

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 import uuid
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -37,6 +38,7 @@ class Counters:
     duplicates: int = 0
     rejected: int = 0
     timers_fired: int = 0
+    timer_seconds: float = 0.0
 
 
 def default_providers(outbox: str | Path = "outbox.jsonl") -> dict[str, Sequence[Provider]]:
@@ -56,7 +58,8 @@ class Server:
         self.engine = Engine(journeys, policy, store, self.clock, new_id=lambda: uuid.uuid4().hex, trace=False)
         self.engine.on_commit = self._committed
         self.dispatcher = Dispatcher(store, providers or default_providers(), self.clock, self._provider_failures)
-        self.sweeps = Sweeps(self.clock, self.sweep_timers, self.drain_outbox, batch, timer_interval=timer_interval)
+        self.sweeps = Sweeps(self.clock, self.sweep_timers, self.drain_outbox, batch, timer_interval=timer_interval,
+                             next_due={"timers": store.next_due, "outbox": store.outbox_next_due})
         self.started = False
 
     def start(self) -> None:
@@ -81,9 +84,12 @@ class Server:
         return results
 
     def sweep_timers(self) -> int:
+        started = time.perf_counter()
         with self.lock:
             fired = self.engine.fire_due(self.batch)
         self.counters.timers_fired += fired
+        if fired:
+            self.counters.timer_seconds += time.perf_counter() - started
         return fired
 
     def drain_outbox(self) -> int:

@@ -9,7 +9,7 @@ so a 2-second wait fires after 2 seconds, not at the next sweep.
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
 
 from apscheduler.executors.pool import ThreadPoolExecutor
@@ -18,15 +18,22 @@ from apscheduler.schedulers.background import BackgroundScheduler
 from engine.clock import Clock
 
 log = logging.getLogger("journey.timers")
+# A sweep that outlasts its interval makes APScheduler log a warning per skipped run; that is
+# expected here (the sweep loops until it is done), so only errors are worth showing.
+logging.getLogger("apscheduler.scheduler").setLevel(logging.ERROR)
 
 
 class Sweeps:
     """`timers()` and `outbox()` each return how many items they handled (a full batch: go on)."""
 
     def __init__(self, clock: Clock, timers: Callable[[], int], outbox: Callable[[], int], batch: int,
-                 timer_interval: float = 1.0, outbox_interval: float = 0.5) -> None:
+                 timer_interval: float = 1.0, outbox_interval: float = 0.5,
+                 next_due: Mapping[str, Callable[[], datetime | None]] | None = None) -> None:
         self._clock = clock
         self._jobs = {"timers": timers, "outbox": outbox}
+        self._next_due = dict(next_due or {})
+        self._running: set[str] = set()
+        self._again: set[str] = set()
         self._intervals = {"timers": timer_interval, "outbox": outbox_interval}
         self._batch = batch
         self._scheduler = BackgroundScheduler(timezone=UTC, executors={"default": ThreadPoolExecutor(2)},
@@ -44,6 +51,9 @@ class Sweeps:
 
     def wake(self, name: str, at: datetime | None = None) -> None:
         """Run job `name` at `at` (default: now) if that is sooner than its next run."""
+        if name in self._running:
+            self._again.add(name)  # it will look again before it sleeps
+            return
         job = self._scheduler.get_job(name)
         if job is None or job.next_run_time is None:
             return
@@ -53,8 +63,16 @@ class Sweeps:
             job.modify(next_run_time=when)
 
     def _run(self, name: str) -> None:
+        self._running.add(name)
         try:
-            while self._jobs[name]() >= self._batch:
-                pass
+            while self._jobs[name]() >= self._batch or name in self._again:
+                self._again.discard(name)
+            self._running.discard(name)
+            upcoming = self._next_due.get(name)
+            due = upcoming() if upcoming is not None else None
+            if due is not None:
+                self.wake(name, due)
         except Exception:  # a failed sweep is logged and retried at the next interval
             log.exception("%s sweep failed", name)
+        finally:
+            self._running.discard(name)

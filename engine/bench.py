@@ -1,0 +1,291 @@
+"""`journey bench`: the W1 workload (SPEC §6) against the real store, scheduler and dispatcher.
+
+N users abandon a cart at once; the journey sends a push and waits up to T for
+`push.opened`; 30% open 0.5 s after their push, the rest get an SMS when their timer
+fires. The run is checked (N pushes, 0.7·N SMS, none to an opener, no duplicates) and
+measured: ingest rate, timer sweep rate, wall time beyond T, timer lateness, memory, disk.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import resource
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import uuid
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import asdict, dataclass, field
+from datetime import datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import httpx
+from sqlalchemy import func, select, text
+
+from channels import Policy, load_policy
+from channels.providers import FileProvider
+from engine.clock import SystemClock
+from engine.events import Event
+from engine.server import Server
+from engine.stores.sql import MESSAGES, SqlStore
+from engine.workload import OPEN_DELAY, cart_event, check_w1, open_event, opens, w1_journey, w1_profile, w1_yaml
+
+BATCH = 500
+Progress = Callable[[str, int, int], None]
+
+
+@dataclass
+class BenchResult:
+    users: int
+    via: str
+    timeout_s: float
+    events_per_s: float = 0.0
+    timers_per_s: float = 0.0
+    wall_beyond_t_s: float = 0.0
+    lateness_p50_ms: float = 0.0
+    lateness_p99_ms: float = 0.0
+    peak_rss_mb: float = 0.0
+    db_mb: float = 0.0
+    correct: bool = False
+    problems: list[str] = field(default_factory=list)
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def run_bench(users: int, timeout: timedelta, db_url: str | None = None, via: str = "python",
+              progress: Progress | None = None) -> BenchResult:
+    """Run W1 once; `db_url` None means a fresh SQLite file in a temporary folder."""
+    progress = progress or (lambda *_: None)
+    with tempfile.TemporaryDirectory(prefix="journey-bench-") as tmp:
+        url = db_url or f"sqlite:///{tmp}/bench.db"
+        prefix = f"b{uuid.uuid4().hex[:6]}u"
+        _load_profiles(url, users, prefix, progress)
+        result = BenchResult(users, via, timeout.total_seconds())
+        runner = _run_python if via == "python" else _run_http
+        runner(url, Path(tmp), users, timeout, prefix, result, progress)
+        _measure(url, users, timeout, prefix, result)
+    return result
+
+
+def bench_policy() -> Policy:
+    """The default policy without quiet hours: the bench measures the engine, not the time of day."""
+    policy = load_policy()
+    return policy.model_copy(update={"quiet_hours": policy.quiet_hours.model_copy(update={"categories": []})})
+
+
+def _load_profiles(url: str, users: int, prefix: str, progress: Progress) -> None:
+    store = SqlStore(url)
+    try:
+        for start in range(0, users, 10_000):
+            ids = range(start, min(users, start + 10_000))
+            with store.transaction() as tx:
+                tx.prefetch([f"{prefix}{n}" for n in ids], datetime.fromtimestamp(0).astimezone())
+                for n in ids:
+                    tx.put_profile(w1_profile(n, prefix))
+            progress("profiles", ids.stop, users)
+    finally:
+        store.close()
+
+
+def _run_python(url: str, tmp: Path, users: int, timeout: timedelta, prefix: str, result: BenchResult,
+                progress: Progress) -> None:
+    store = SqlStore(url)
+    server = Server(store, [w1_journey(timeout)], bench_policy(), {"*": [FileProvider(tmp / "outbox.jsonl")]},
+                    timer_interval=0.25)
+    server.start()
+    try:
+        clock = server.clock
+        feed = _Burst(users, prefix, clock.now, lambda events: server.ingest(events))
+        started = time.perf_counter()
+        feed.run(progress)
+        result.events_per_s = feed.carts_per_s
+        _wait_done(url, users, timeout, prefix, started, result, progress)
+        result.timers_per_s = server.counters.timers_fired / max(server.counters.timer_seconds, 1e-9)
+        result.peak_rss_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    finally:
+        server.stop()
+
+
+def _run_http(url: str, tmp: Path, users: int, timeout: timedelta, prefix: str, result: BenchResult,
+              progress: Progress) -> None:
+    journeys = tmp / "journeys"
+    journeys.mkdir()
+    (journeys / "w1.yaml").write_text(w1_yaml(timeout), encoding="utf-8")
+    (tmp / "policy.yaml").write_text("quiet_hours: {categories: []}\n", encoding="utf-8")
+    with _serve(url, journeys, tmp) as (base, pid):
+        clock = SystemClock()
+        with httpx.Client(base_url=base, headers={"Authorization": "Bearer bench"}, timeout=60) as client:
+            def post(events: Sequence[Event]) -> None:
+                body = json.dumps({"events": [e.to_dict() for e in events]})
+                response = client.post("/v1/events", content=body, headers={"Content-Type": "application/json"})
+                response.raise_for_status()
+
+            feed = _Burst(users, prefix, clock.now, post)
+            started = time.perf_counter()
+            feed.run(progress)
+        result.events_per_s = feed.carts_per_s
+        _wait_done(url, users, timeout, prefix, started, result, progress)
+        result.timers_per_s = _server_timer_rate(base)
+        result.peak_rss_mb = _peak_rss_of(pid)
+
+
+class _Burst:
+    """Sends every cart.abandoned in batches as fast as the path allows; a second thread
+    sends each batch's opens 0.5 s after that batch went in."""
+
+    def __init__(self, users: int, prefix: str, now: Callable[[], datetime],
+                 send: Callable[[Sequence[Event]], object]) -> None:
+        self.users, self.prefix, self.now, self.send = users, prefix, now, send
+        self.carts_per_s = 0.0
+        self._opens: list[tuple[float, list[int]]] = []
+        self._cond = threading.Condition()
+        self._done = False
+
+    def run(self, progress: Progress) -> None:
+        opener = threading.Thread(target=self._send_opens, name="bench-opens")
+        opener.start()
+        started = time.perf_counter()
+        for start in range(0, self.users, BATCH):
+            ids = range(start, min(self.users, start + BATCH))
+            at = self.now()
+            self.send([cart_event(n, at, self.prefix) for n in ids])
+            with self._cond:
+                self._opens.append((time.perf_counter() + OPEN_DELAY.total_seconds(), [n for n in ids if opens(n)]))
+                self._cond.notify()
+            progress("ingest", ids.stop, self.users)
+        self.carts_per_s = self.users / (time.perf_counter() - started)
+        with self._cond:
+            self._done = True
+            self._cond.notify()
+        opener.join()
+
+    def _send_opens(self) -> None:
+        while True:
+            with self._cond:
+                while not self._opens and not self._done:
+                    self._cond.wait()
+                if not self._opens:
+                    return
+                due, ids = self._opens.pop(0)
+            time.sleep(max(0.0, due - time.perf_counter()))
+            if ids:
+                at = self.now()
+                self.send([open_event(n, at, self.prefix) for n in ids])
+
+
+def _wait_done(url: str, users: int, timeout: timedelta, prefix: str, started: float, result: BenchResult,
+               progress: Progress) -> None:
+    """Poll the database until every expected SMS is out of the outbox (or a generous deadline)."""
+    expected = sum(1 for n in range(users) if not opens(n))
+    deadline = started + timeout.total_seconds() + 60 + users / 1000
+    store = SqlStore(url)
+    try:
+        while time.perf_counter() < deadline:
+            sms, pending = _progress_counts(store, prefix)
+            progress("timers", sms, expected)
+            if sms >= expected and pending == 0:
+                break
+            time.sleep(0.02)
+        result.wall_beyond_t_s = time.perf_counter() - started - timeout.total_seconds()
+    finally:
+        store.close()
+
+
+def _progress_counts(store: SqlStore, prefix: str) -> tuple[int, int]:
+    with store.engine.connect() as conn:
+        mine = MESSAGES.c.user_id.like(f"{prefix}%")
+        sms = conn.execute(select(func.count()).where(mine, MESSAGES.c.channel == "sms",
+                                                      MESSAGES.c.dispatch == "sent")).scalar() or 0
+        pending = conn.execute(select(func.count()).where(mine, MESSAGES.c.dispatch != "sent")).scalar() or 0
+    return int(sms), int(pending)
+
+
+def _measure(url: str, users: int, timeout: timedelta, prefix: str, result: BenchResult) -> None:
+    store = SqlStore(url)
+    try:
+        with store.engine.connect() as conn:
+            rows = conn.execute(select(MESSAGES.c.user_id, MESSAGES.c.channel, MESSAGES.c.at, MESSAGES.c.dispatch)
+                                .where(MESSAGES.c.user_id.like(f"{prefix}%"))).all()
+        result.db_mb = _db_size_mb(store, url)
+    finally:
+        store.close()
+    problems = check_w1(users, [(r[0], r[1]) for r in rows], prefix)
+    unsent = sum(1 for r in rows if r[3] != "sent")
+    if unsent:
+        problems.append(f"{unsent} messages were not handed to the provider")
+    pushed = {r[0]: r[2] for r in rows if r[1] == "push"}
+    late = sorted((r[2] - pushed[r[0]] - timeout).total_seconds() * 1000 for r in rows
+                  if r[1] == "sms" and r[0] in pushed)
+    if late:
+        result.lateness_p50_ms = round(late[len(late) // 2], 1)
+        result.lateness_p99_ms = round(late[min(len(late) - 1, int(len(late) * 0.99))], 1)
+    result.problems = problems
+    result.correct = not problems
+
+
+def _db_size_mb(store: SqlStore, url: str) -> float:
+    if store.dialect == "sqlite":
+        path = Path(url.removeprefix("sqlite:///"))
+        return sum(p.stat().st_size for p in path.parent.glob(path.name + "*")) / 2**20
+    with store.engine.connect() as conn:
+        return float(conn.execute(text("select pg_database_size(current_database())")).scalar() or 0) / 2**20
+
+
+@contextmanager
+def _serve(url: str, journeys: Path, tmp: Path) -> Iterator[tuple[str, int]]:
+    """`journey serve` in a child process on a free loopback port."""
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    command = [str(Path(sys.executable).parent / "journey"), "serve", "--db", url, "--journeys", str(journeys),
+               "--port", str(port), "--outbox", str(tmp / "outbox.jsonl"), "--policy", str(tmp / "policy.yaml")]
+    log = open(tmp / "serve.log", "wb")  # noqa: SIM115 - closed below, after the child exits
+    child = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT,
+                             env={**os.environ, "JOURNEY_API_KEYS": "bench"})
+    base = f"http://127.0.0.1:{port}"
+    try:
+        _wait_healthy(base, child, tmp / "serve.log")
+        yield base, child.pid
+    finally:
+        child.terminate()
+        child.wait(timeout=30)
+        log.close()
+
+
+def _wait_healthy(base: str, child: subprocess.Popen[bytes], log: Path) -> None:
+    deadline = time.perf_counter() + 30
+    while time.perf_counter() < deadline:
+        if child.poll() is not None:
+            raise RuntimeError(f"journey serve exited: {log.read_text()[-2000:]}")
+        try:
+            if httpx.get(f"{base}/healthz", timeout=1).status_code == 200:
+                return
+        except httpx.TransportError:
+            time.sleep(0.05)
+    raise RuntimeError("journey serve did not become healthy within 30 s")
+
+
+def _server_timer_rate(base: str) -> float:
+    metrics = httpx.get(f"{base}/metrics", headers={"Authorization": "Bearer bench"}, timeout=10).text
+    values = {line.split()[0]: float(line.split()[1]) for line in metrics.splitlines()
+              if line and not line.startswith("#")}
+    seconds = values.get("journey_timer_sweep_seconds_total", 0.0)
+    return values.get("journey_timers_fired_total", 0.0) / seconds if seconds else 0.0
+
+
+def _peak_rss_of(pid: int) -> float:
+    try:
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024
+    except OSError:
+        pass
+    return 0.0
