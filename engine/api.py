@@ -26,9 +26,11 @@ from engine.events import Event, format_time, parse_event
 from engine.server import Server
 from engine.simulator import InputError, parse_events, parse_profiles
 from engine.simulator import simulate as run_simulation
+from engine.webhooks import handle_webhook
 
 MiB = 1024 * 1024
 OPEN_PATHS = frozenset({"/healthz", "/openapi.json", "/docs", "/docs/oauth2-redirect"})
+WEBHOOKS = "/v1/webhooks/"
 
 
 class HttpError(Exception):
@@ -95,6 +97,14 @@ def create_app(server: Server, api_keys: frozenset[str] = frozenset(), max_body:
         return {"messages": [_message_view(m) for m in server.store.messages_for_user(user_id)],
                 "skipped": [_skip_view(s) for s in server.store.skips_for_user(user_id)]}
 
+    # Provider webhooks (delivery receipts, inbound replies): signature-checked in engine.webhooks,
+    # so they take no bearer key.
+    @app.post(WEBHOOKS + "{provider}/{kind}")
+    async def provider_webhook(provider: str, kind: str, request: Request) -> Response:
+        body = await _read_body(request, max_body)
+        reply = handle_webhook(server, provider, kind, str(request.url), request.headers, body)
+        return Response(reply.body, status_code=reply.status, media_type=reply.media_type)
+
     @app.get("/healthz")
     def healthz() -> dict[str, str]:
         return {"status": "ok"}
@@ -114,7 +124,8 @@ class _BearerAuth(BaseHTTPMiddleware):
         self.keys = keys
 
     async def dispatch(self, request: Request, call_next: Callable[[Request], Awaitable[Response]]) -> Response:
-        if self.keys and request.url.path not in OPEN_PATHS:
+        path = request.url.path
+        if self.keys and path not in OPEN_PATHS and not path.startswith(WEBHOOKS):
             scheme, _, token = request.headers.get("authorization", "").partition(" ")
             if scheme.lower() != "bearer" or not any(hmac.compare_digest(token, k) for k in self.keys):
                 return JSONResponse({"error": "missing or wrong API key (Authorization: Bearer <key>)"},
@@ -123,6 +134,14 @@ class _BearerAuth(BaseHTTPMiddleware):
 
 
 async def _read_json(request: Request, limit: int) -> Any:
+    body = await _read_body(request, limit)
+    try:
+        return json.loads(body)
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise HttpError(400, f"body is not valid JSON: {exc}") from None
+
+
+async def _read_body(request: Request, limit: int) -> bytes:
     declared = request.headers.get("content-length")
     if declared is not None and declared.isdigit() and int(declared) > limit:
         raise HttpError(413, f"request body is over the {limit} byte limit")
@@ -133,10 +152,7 @@ async def _read_json(request: Request, limit: int) -> Any:
         if size > limit:
             raise HttpError(413, f"request body is over the {limit} byte limit")
         chunks.append(chunk)
-    try:
-        return json.loads(b"".join(chunks))
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise HttpError(400, f"body is not valid JSON: {exc}") from None
+    return b"".join(chunks)
 
 
 def _ingest(server: Server, body: Any) -> dict[str, Any]:

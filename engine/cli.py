@@ -107,11 +107,14 @@ def serve(
     port: int = typer.Option(8000, "--port"),
     policy: Path | None = typer.Option(None, "--policy", help="policy YAML merged over the default"),
     outbox: Path = typer.Option(Path("outbox.jsonl"), "--outbox", help="where messages go with no providers file"),
+    providers: Path | None = typer.Option(None, "--providers", help="providers YAML (SMTP, Twilio, FCM, webhook); "
+                                          "secrets as ${ENV_VAR}"),
 ) -> None:
     """HTTP API, timer sweeps and outbox dispatch. Keys: JOURNEY_API_KEYS (comma-separated)."""
     import uvicorn  # the server's stack is only loaded by the commands that need it
     from sqlalchemy.exc import SQLAlchemyError
 
+    from channels.providers.config import ProvidersError, load_providers
     from engine.api import create_app
     from engine.server import Server, default_providers
     from engine.stores.sql import SqlStore, StoreError
@@ -122,12 +125,13 @@ def serve(
     try:
         compiled = load_paths([journeys])
         chosen = load_policy(policy)
+        senders = load_providers(providers, outbox) if providers else default_providers(outbox)
         store = SqlStore(db)
-    except (JourneyDefinitionError, PolicyError, StoreError) as exc:
+    except (JourneyDefinitionError, PolicyError, ProvidersError, StoreError) as exc:
         raise _fail(exc) from None
     except SQLAlchemyError as exc:
         raise _fail(RuntimeError(f"{db}: cannot open the database: {exc.__class__.__name__}: {exc}")) from None
-    server = Server(store, compiled, chosen, default_providers(outbox))
+    server = Server(store, compiled, chosen, senders)
     api = create_app(server, keys)
     server.start()
     typer.echo(f"journey-engine: {len(compiled)} journeys from {journeys}, database {db}, http://{host}:{port}",

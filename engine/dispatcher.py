@@ -48,9 +48,10 @@ class Dispatcher:
         failures: list[dict[str, Any]] = []
         for item in items:
             result = self._attempt(item, now)
+            unusable = result.pop("unusable_address", False)
             results.append(result)
             if result["dispatch"] == "failed":
-                failures.append(_failed_event(item, result["error"], now))
+                failures.append(_failed_event(item, result["error"], now, unusable))
         self.store.finish_outbox(results)
         if failures:
             self.on_failed(failures)
@@ -69,7 +70,8 @@ class Dispatcher:
                 log.warning("temporary failure on %s for %s: %s", provider.name, item.message_id, exc)
                 continue
             except PermanentDeliveryError as exc:
-                return _result(item, "failed", "failed", attempts, None, provider.name, None, str(exc), now)
+                result = _result(item, "failed", "failed", attempts, None, provider.name, None, str(exc), now)
+                return {**result, "unusable_address": exc.unusable_address}
             self.sent += 1
             return _result(item, "sent", "sent", attempts, None, provider.name, provider_id, None, now)
         if attempts >= MAX_ATTEMPTS:
@@ -90,6 +92,10 @@ def _result(item: OutboxItem, dispatch: str, status: str, attempts: int, retry_a
             "at": now}
 
 
-def _failed_event(item: OutboxItem, error: str, now: datetime) -> dict[str, Any]:
+def _failed_event(item: OutboxItem, error: str, now: datetime, unusable: bool = False) -> dict[str, Any]:
+    """`unusable_address` (with the address) asks the server to drop that address from the profile."""
+    properties: dict[str, Any] = {"message_id": item.message_id, "error": error}
+    if unusable:
+        properties.update(unusable_address=True, address=_address(item))
     return {"type": f"{item.channel}.failed", "user_id": item.user_id, "timestamp": now.isoformat(),
-            "properties": {"message_id": item.message_id, "error": error}}
+            "properties": properties}

@@ -12,7 +12,7 @@ import threading
 import time
 import uuid
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -20,7 +20,7 @@ from channels import Policy
 from channels.providers import FileProvider, Provider
 from engine.clock import Clock, SystemClock
 from engine.compiler import CompiledJourney
-from engine.dispatcher import Dispatcher
+from engine.dispatcher import ADDRESS_FIELD, Dispatcher
 from engine.errors import EventError
 from engine.events import Event, parse_event
 from engine.service import Committed, Engine, Ingested
@@ -103,11 +103,27 @@ class Server:
         if summary.sends:
             self.sweeps.wake("outbox")
 
+    def forget_address(self, user_id: str, channel: str, address: str | None) -> bool:
+        """A provider said `address` is never deliverable: clear it from the profile (the
+        `<channel>.failed` event keeps the reason). Only if the profile still has that address."""
+        field = ADDRESS_FIELD.get(channel)
+        with self.lock, self.store.transaction() as tx:
+            profile = tx.get_profile(user_id)
+            if field is None or profile is None or getattr(profile, field) in (None, "") or \
+                    (address is not None and getattr(profile, field) != address):
+                return False
+            cleared: dict[str, Any] = {field: None}
+            tx.put_profile(replace(profile, **cleared))
+        log.warning("cleared the %s of user %s: the provider reports it undeliverable", field, user_id)
+        return True
+
     def _provider_failures(self, events: list[dict[str, Any]]) -> None:
         """Permanent provider failures come back in as `<channel>.failed` events."""
         now = self.clock.now()
         parsed = []
         for data in events:
+            if data["properties"].get("unusable_address"):
+                self.forget_address(data["user_id"], data["type"].partition(".")[0], data["properties"].get("address"))
             try:
                 parsed.append(parse_event(data, now))
             except EventError:

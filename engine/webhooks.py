@@ -1,0 +1,112 @@
+"""Provider webhooks (`POST /v1/webhooks/{provider}/{status|inbound}`) turned into events.
+
+Twilio: the form is checked against `X-Twilio-Signature` with the auth token of every
+configured Twilio account (403 when none matches: nothing changes). A status callback
+becomes `<channel>.<status>` for the message Twilio knows as `MessageSid` (`undelivered`,
+`failed` and `canceled` become `<channel>.failed`; `read` comes from RCS); an error code
+that means "never deliverable" also clears the phone from the profile. An inbound message
+becomes `sms.inbound` with `properties.text`, for the user whose profile has that phone.
+Callbacks carry an event id (`twilio:<sid>:<status>`), so Twilio's retries are duplicates.
+Unknown messages and senders are acknowledged (200) and ignored, so Twilio stops retrying.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+from urllib.parse import parse_qsl
+
+from channels.providers.config import providers_of
+from channels.providers.twilio import UNUSABLE_CODES, TwilioProvider
+from engine.errors import EventError
+from engine.events import parse_event
+from engine.server import Server
+
+log = logging.getLogger("journey.webhooks")
+
+TWILIO_STATUSES = {"queued": "queued", "sending": "sending", "sent": "sent", "delivered": "delivered",
+                   "read": "read", "undelivered": "failed", "failed": "failed", "canceled": "failed"}
+EMPTY_TWIML = b'<?xml version="1.0" encoding="UTF-8"?><Response></Response>'
+
+
+@dataclass(frozen=True, slots=True)
+class WebhookReply:
+    status: int
+    body: bytes
+    media_type: str = "application/json"
+
+
+def _json(status: int, doc: Mapping[str, Any]) -> WebhookReply:
+    return WebhookReply(status, json.dumps(doc).encode())
+
+
+def handle_webhook(server: Server, provider: str, kind: str, url: str, headers: Mapping[str, str],
+                   body: bytes) -> WebhookReply:
+    if provider != "twilio" or kind not in ("status", "inbound"):
+        return _json(404, {"error": f"no webhook /v1/webhooks/{provider}/{kind}"})
+    accounts: list[TwilioProvider] = providers_of(server.dispatcher.providers, TwilioProvider)
+    if not accounts:
+        return _json(404, {"error": "no twilio provider is configured"})
+    try:
+        params = dict(parse_qsl(body.decode("utf-8"), keep_blank_values=True, strict_parsing=False))
+    except UnicodeDecodeError:
+        return _json(400, {"error": "body: expected an application/x-www-form-urlencoded form"})
+    signature = headers.get("x-twilio-signature", "")
+    if not any(account.verify(url, params, signature) for account in accounts):
+        log.warning("refused a twilio %s webhook: bad or missing X-Twilio-Signature", kind)
+        return _json(403, {"error": "X-Twilio-Signature does not match"})
+    return _twilio_status(server, params) if kind == "status" else _twilio_inbound(server, params)
+
+
+def _twilio_status(server: Server, params: Mapping[str, str]) -> WebhookReply:
+    sid = params.get("MessageSid") or params.get("SmsSid")
+    status = params.get("MessageStatus") or params.get("SmsStatus")
+    if not sid or not status:
+        return _json(400, {"error": "MessageSid and MessageStatus are required"})
+    message = server.store.message_by_provider_id(sid)
+    name = TWILIO_STATUSES.get(status)
+    if message is None or name is None:
+        return _json(200, {"ignored": "unknown MessageSid" if message is None else f"status {status}"})
+    channel, user_id = message["channel"], message["user_id"]
+    properties: dict[str, Any] = {"message_id": message["message_id"], "provider_status": status}
+    code = params.get("ErrorCode", "")
+    if code.isdigit():
+        properties["error_code"] = int(code)
+    if name == "failed" and int(code or 0) in UNUSABLE_CODES:
+        properties["unusable_address"] = True
+        server.forget_address(user_id, channel, _phone(params.get("To")))
+    event = {"id": f"twilio:{sid}:{status}", "type": f"{channel}.{name}", "user_id": user_id,
+             "properties": properties}
+    return _ingest(server, event, None)
+
+
+def _twilio_inbound(server: Server, params: Mapping[str, str]) -> WebhookReply:
+    sender = _phone(params.get("From"))
+    user_id = server.store.user_by_phone(sender) if sender else None
+    if user_id is None:
+        log.info("inbound message from an unknown number ignored")
+        return WebhookReply(200, EMPTY_TWIML, "text/xml")
+    sid = params.get("MessageSid") or params.get("SmsSid")
+    event = {"type": "sms.inbound", "user_id": user_id,
+             "properties": {"text": params.get("Body", ""), "from": sender, "to": _phone(params.get("To")),
+                            "provider_message_id": sid}}
+    if sid:
+        event["id"] = f"twilio:{sid}"
+    return _ingest(server, event, WebhookReply(200, EMPTY_TWIML, "text/xml"))
+
+
+def _ingest(server: Server, data: dict[str, Any], reply: WebhookReply | None) -> WebhookReply:
+    try:
+        event = parse_event(data, server.clock.now())
+    except EventError as exc:
+        return _json(400, {"error": str(exc)})
+    duplicate = server.ingest([event])[0].duplicate
+    return reply or _json(200, {"accepted": 0 if duplicate else 1, "duplicates": 1 if duplicate else 0})
+
+
+def _phone(value: str | None) -> str | None:
+    """`+1555...`, also from channel addresses such as `rcs:+1555...`."""
+    return value.rpartition(":")[2] if value else None
