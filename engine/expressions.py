@@ -69,6 +69,10 @@ class Template:
         self._template = _ENV.from_string(source) if any(m in source for m in _JINJA_MARKS) else None
         self._parts = _simple_parts(source) if self._template is not None else None
 
+    @property
+    def is_template(self) -> bool:
+        return self._template is not None
+
     def render(self, context: Context) -> str:
         if self._template is None:
             return self.source
@@ -111,18 +115,45 @@ def syntax_error(exc: TemplateSyntaxError) -> str:
 
 
 def compile_tree(tree: Any) -> Any:
-    """Compile every string leaf of a content mapping; raises TemplateSyntaxError."""
+    """Compile every string leaf of a content mapping; raises TemplateSyntaxError.
+    A mapping with no template anywhere in it compiles to a `Constant`, rendered for free."""
+    compiled = _compile(tree)
+    return compiled if _has_template(compiled) else Constant(tree)
+
+
+class Constant:
+    """Content with no template in it: every render returns (a copy of) the same data."""
+
+    __slots__ = ("value",)
+
+    def __init__(self, value: Any) -> None:
+        self.value = value
+
+
+def _compile(tree: Any) -> Any:
     if isinstance(tree, str):
         return Template(tree)
     if isinstance(tree, Mapping):
-        return {k: compile_tree(v) for k, v in tree.items()}
+        return {k: _compile(v) for k, v in tree.items()}
     if isinstance(tree, list):
-        return [compile_tree(v) for v in tree]
+        return [_compile(v) for v in tree]
     return tree
+
+
+def _has_template(tree: Any) -> bool:
+    if isinstance(tree, Template):
+        return tree.is_template
+    if isinstance(tree, dict):
+        return any(_has_template(v) for v in tree.values())
+    if isinstance(tree, list):
+        return any(_has_template(v) for v in tree)
+    return False
 
 
 def render_tree(tree: Any, context: Context) -> Any:
     """Render a compiled content tree into plain data."""
+    if isinstance(tree, Constant):
+        return tree.value
     if isinstance(tree, Template):
         return tree.render(context)
     if isinstance(tree, dict):

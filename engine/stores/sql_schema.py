@@ -1,0 +1,155 @@
+"""The database schema (SQLModel tables) and the value conversions both SQL modules share.
+
+Times are stored as aware UTC; JSON documents (profiles, instances, message content and
+decisions) as JSON columns. `meta.schema_version` lets later versions migrate.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import Column, Index, Table
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.types import JSON
+from sqlmodel import Field, SQLModel
+
+SCHEMA_VERSION = 1
+CHUNK = 900
+
+
+class StoreError(RuntimeError):
+    """The database is unusable (newer schema, unreachable); the message says which."""
+
+
+class ProfileRow(SQLModel, table=True):
+    __tablename__ = "profiles"
+    user_id: str = Field(primary_key=True)
+    doc: dict[str, Any] = Field(sa_column=Column(JSON, nullable=False))
+
+
+class ConsentRow(SQLModel, table=True):
+    __tablename__ = "consents"
+    id: int | None = Field(default=None, primary_key=True)
+    user_id: str = Field(index=True)
+    seq: int
+    channel: str
+    category: str
+    granted: bool
+    source: str | None = None
+    at: datetime
+
+
+class EventIdRow(SQLModel, table=True):
+    __tablename__ = "event_ids"
+    id: str = Field(primary_key=True)
+
+
+class InstanceRow(SQLModel, table=True):
+    __tablename__ = "instances"
+    __table_args__ = (Index("ix_instances_user_status", "user_id", "status"),
+                      Index("ix_instances_journey_status", "journey_id", "status"))
+    instance_id: str = Field(primary_key=True)
+    journey_id: str
+    version: str
+    user_id: str
+    key: str | None = None
+    status: str
+    step: str | None = None
+    entered_at: datetime
+    doc: dict[str, Any] = Field(sa_column=Column(JSON, nullable=False))
+
+
+class EntryRow(SQLModel, table=True):
+    __tablename__ = "entries"
+    journey_id: str = Field(primary_key=True)
+    user_id: str = Field(primary_key=True, index=True)
+    key: str = Field(primary_key=True)
+    instance_id: str
+    entered_at: datetime
+
+
+class TimerRow(SQLModel, table=True):
+    __tablename__ = "timers"
+    timer_id: str = Field(primary_key=True)
+    instance_id: str
+    due: datetime = Field(index=True)
+
+
+class MessageRow(SQLModel, table=True):
+    __tablename__ = "messages"
+    __table_args__ = (Index("ix_messages_user_at", "user_id", "at"),
+                      Index("ix_messages_dispatch", "dispatch", "next_attempt_at"),
+                      Index("ix_messages_provider_id", "provider_id"))
+    message_id: str = Field(primary_key=True)
+    instance_id: str | None = None
+    journey_id: str | None = None
+    user_id: str
+    step: str | None = None
+    message: str
+    channel: str
+    category: str
+    content: dict[str, Any] = Field(sa_column=Column(JSON, nullable=False))
+    cost: float
+    encoding: str | None = None
+    segments: int | None = None
+    decisions: list[dict[str, Any]] = Field(sa_column=Column(JSON, nullable=False))
+    at: datetime
+    status: str = "queued"
+    status_at: datetime | None = None
+    dispatch: str = "pending"
+    next_attempt_at: datetime | None = None
+    attempts: int = 0
+    provider: str | None = None
+    provider_id: str | None = None
+    error: str | None = None
+
+
+class SkipRow(SQLModel, table=True):
+    __tablename__ = "skips"
+    id: int | None = Field(default=None, primary_key=True)
+    instance_id: str
+    user_id: str = Field(index=True)
+    step: str
+    message: str
+    reason: str
+    decisions: list[dict[str, Any]] = Field(sa_column=Column(JSON, nullable=False))
+    at: datetime
+    detail: str | None = None
+
+
+class MetaRow(SQLModel, table=True):
+    __tablename__ = "meta"
+    key: str = Field(primary_key=True)
+    value: str
+
+PROFILES: Table = ProfileRow.__table__  # type: ignore[attr-defined]
+CONSENTS: Table = ConsentRow.__table__  # type: ignore[attr-defined]
+EVENT_IDS: Table = EventIdRow.__table__  # type: ignore[attr-defined]
+INSTANCES: Table = InstanceRow.__table__  # type: ignore[attr-defined]
+ENTRIES: Table = EntryRow.__table__  # type: ignore[attr-defined]
+TIMERS: Table = TimerRow.__table__  # type: ignore[attr-defined]
+MESSAGES: Table = MessageRow.__table__  # type: ignore[attr-defined]
+SKIPS: Table = SkipRow.__table__  # type: ignore[attr-defined]
+META: Table = MetaRow.__table__  # type: ignore[attr-defined]
+
+
+def utc(at: datetime) -> datetime:
+    """Stored form: aware UTC (SQLModel's column type insists on an offset)."""
+    return at.astimezone(UTC)
+
+
+def aware(at: datetime) -> datetime:
+    return at.replace(tzinfo=UTC) if at.tzinfo is None else at.astimezone(UTC)
+
+
+def chunks(items: Sequence[Any]) -> Iterator[Sequence[Any]]:
+    for start in range(0, len(items), CHUNK):
+        yield items[start:start + CHUNK]
+
+
+def dialect_insert(dialect: str, table: Table) -> Any:
+    """INSERT with ON CONFLICT support, which both SQLite and PostgreSQL have."""
+    module = postgresql if dialect == "postgresql" else sqlite
+    return module.insert(table)
