@@ -1,0 +1,247 @@
+"""A real `journey serve` process for end-to-end tests, spoken to over HTTP.
+
+`start_server(...)` runs the console script on a free loopback port with its own SQLite
+file (or any `--db` URL), a journeys folder and an outbox file in the test's tmp_path,
+waits for `/healthz`, and gives back a `ServerProcess` with an authenticated httpx client.
+Every process it started is stopped at teardown. `server` is the common case: one server
+on SQLite with the test journeys below.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import IO, Any, Protocol
+
+import httpx
+import pytest
+
+JOURNEY = Path(sys.executable).parent / "journey"
+API_KEYS = ("k1", "k2")
+START_TIMEOUT = 15.0
+GRANTED_AT = "2026-01-01T00:00:00Z"
+
+JOURNEYS: dict[str, str] = {
+    # push at once, wait 2 s, then an SMS
+    "order-updates.yaml": """\
+id: order-updates
+name: Order updates
+category: transactional
+trigger:
+  event: order.placed
+steps:
+  - {id: received, type: send, message: order_received, channels: [push]}
+  - {id: pause, type: wait, duration: 2s}
+  - {id: shipped, type: send, message: order_shipped, channels: [sms]}
+messages:
+  order_received:
+    push: {title: "Order received", body: "Order {{ event.properties.order_id }} is in"}
+  order_shipped:
+    sms: {text: "Order {{ event.properties.order_id }} has shipped"}
+""",
+    # wait up to 2 s for a review; an SMS nudge on timeout
+    "review-request.yaml": """\
+id: review-request
+name: Review request
+category: transactional
+trigger:
+  event: delivery.completed
+steps:
+  - id: await_review
+    type: wait_for
+    event: review.submitted
+    timeout: 2s
+    on_event: done
+    on_timeout: nudge
+  - {id: nudge, type: send, message: review_nudge, channels: [sms], next: done}
+  - {id: done, type: exit}
+messages:
+  review_nudge:
+    sms: {text: "How was your order? Tell us in one tap"}
+""",
+    # push at once, wait 3 s, then an SMS: the restart test kills the server inside the wait
+    "welcome.yaml": """\
+id: welcome
+name: Welcome
+category: transactional
+trigger:
+  event: account.created
+steps:
+  - {id: hello, type: send, message: hello, channels: [push]}
+  - {id: pause, type: wait, duration: 3s}
+  - {id: tips, type: send, message: tips, channels: [sms]}
+messages:
+  hello:
+    push: {title: "Welcome", body: "Glad you are here"}
+  tips:
+    sms: {text: "Three tips to get started: reply HELP"}
+""",
+}
+
+
+def free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def tail(path: Path, limit: int = 4000) -> str:
+    return path.read_text(errors="replace")[-limit:] if path.exists() else "(no output)"
+
+
+def wait_until(check: Callable[[], Any], timeout: float = 10.0, interval: float = 0.1, what: str = "condition") -> Any:
+    """Poll `check` until it returns something truthy; return that, or fail after `timeout` seconds."""
+    deadline = time.monotonic() + timeout
+    while True:
+        result = check()
+        if result:
+            return result
+        if time.monotonic() >= deadline:
+            pytest.fail(f"timed out after {timeout} s waiting for {what}; last value: {result!r}")
+        time.sleep(interval)
+
+
+@dataclass
+class ServerProcess:
+    """One running `journey serve`; `client` carries the first API key."""
+
+    process: subprocess.Popen[bytes]
+    base_url: str
+    db: str
+    outbox: Path
+    log: Path
+    client: httpx.Client
+    _log_handle: IO[bytes] | None = field(default=None, repr=False)
+
+    @property
+    def headers(self) -> dict[str, str]:
+        return {"Authorization": f"Bearer {API_KEYS[0]}"}
+
+    def outbox_lines(self) -> list[dict[str, Any]]:
+        if not self.outbox.exists():
+            return []
+        lines = self.outbox.read_text(encoding="utf-8").splitlines()
+        return [json.loads(line) for line in lines if line.strip()]
+
+    def messages(self, user_id: str) -> list[dict[str, Any]]:
+        response = self.client.get("/v1/messages", params={"user_id": user_id})
+        assert response.status_code == 200, response.text
+        messages: list[dict[str, Any]] = response.json()["messages"]
+        return messages
+
+    def kill(self) -> None:
+        """kill -9: no shutdown hooks, no flush; what is on disk is all that survives."""
+        if self.process.poll() is None:
+            self.process.send_signal(signal.SIGKILL)
+            self.process.wait(timeout=10)
+        self._close()
+
+    def stop(self) -> None:
+        """SIGTERM, then SIGKILL if it has not exited within 10 s."""
+        if self.process.poll() is None:
+            self.process.terminate()
+            try:
+                self.process.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait(timeout=10)
+        self._close()
+
+    def _close(self) -> None:
+        self.client.close()
+        if self._log_handle is not None:
+            self._log_handle.close()
+            self._log_handle = None
+
+
+class StartServer(Protocol):
+    def __call__(self, db: str | None = None, name: str = "server", env: dict[str, str] | None = None
+                 ) -> ServerProcess: ...
+
+
+@pytest.fixture
+def journeys_dir(tmp_path: Path) -> Path:
+    folder = tmp_path / "journeys"
+    folder.mkdir()
+    for name, text in JOURNEYS.items():
+        (folder / name).write_text(text, encoding="utf-8")
+    return folder
+
+
+def server_env(keys: str | None = ",".join(API_KEYS)) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if k != "JOURNEY_API_KEYS"}
+    if keys is not None:
+        env["JOURNEY_API_KEYS"] = keys
+    return env
+
+
+@pytest.fixture
+def start_server(tmp_path: Path, journeys_dir: Path) -> Iterator[StartServer]:
+    """Factory: start `journey serve` (default: SQLite in tmp_path) and wait until /healthz answers."""
+    started: list[ServerProcess] = []
+
+    def start(db: str | None = None, name: str = "server", env: dict[str, str] | None = None) -> ServerProcess:
+        db = db or f"sqlite:///{tmp_path / 'journey.db'}"
+        port = free_port()
+        outbox = tmp_path / "outbox.jsonl"
+        log = tmp_path / f"{name}-{len(started) + 1}.log"
+        handle = log.open("wb")
+        argv = [str(JOURNEY), "serve", "--db", db, "--journeys", str(journeys_dir), "--port", str(port),
+                "--outbox", str(outbox)]
+        process = subprocess.Popen(argv, cwd=tmp_path, env=env or server_env(), stdout=handle,
+                                   stderr=subprocess.STDOUT)
+        base_url = f"http://127.0.0.1:{port}"
+        client = httpx.Client(base_url=base_url, headers={"Authorization": f"Bearer {API_KEYS[0]}"}, timeout=10)
+        running = ServerProcess(process, base_url, db, outbox, log, client, handle)
+        started.append(running)
+        deadline = time.monotonic() + START_TIMEOUT
+        while True:
+            if process.poll() is not None:
+                running.stop()
+                raise RuntimeError(f"journey serve exited with {process.returncode} before answering /healthz:\n"
+                                   f"{tail(log)}")
+            with contextlib.suppress(httpx.TransportError):
+                if client.get("/healthz", timeout=1).status_code == 200:
+                    return running
+            if time.monotonic() >= deadline:
+                running.stop()
+                raise RuntimeError(f"journey serve did not answer /healthz within {START_TIMEOUT} s:\n{tail(log)}")
+            time.sleep(0.05)
+
+    yield start
+    for running in started:
+        running.stop()
+
+
+@pytest.fixture
+def server(start_server: StartServer) -> ServerProcess:
+    """A `journey serve` on a fresh SQLite file with the test journeys, keys k1 and k2."""
+    return start_server()
+
+
+def put_profile(server: ServerProcess, user_id: str, *grants: str, **fields: Any) -> dict[str, Any]:
+    """PUT a profile with a push token, a phone and the given "channel:category" opt-ins."""
+    consents = []
+    for grant in grants:
+        channel, category = grant.split(":")
+        consents.append({"channel": channel, "category": category, "granted": True, "source": "test",
+                         "at": GRANTED_AT})
+    body: dict[str, Any] = {"push_token": f"tok-{user_id}", "phone": "+14155550100", "timezone": "UTC",
+                            "consents": consents, **fields}
+    response = server.client.put(f"/v1/profiles/{user_id}", json=body)
+    assert response.status_code == 200, response.text
+    result: dict[str, Any] = response.json()
+    return result
+
+
+def post_events(server: ServerProcess, body: Any) -> httpx.Response:
+    return server.client.post("/v1/events", json=body)
