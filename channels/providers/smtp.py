@@ -13,7 +13,7 @@ import re
 import smtplib
 import ssl
 from email.message import EmailMessage
-from email.utils import formatdate, make_msgid
+from email.utils import formatdate
 
 from channels.providers.base import OutboundMessage, PermanentDeliveryError, TemporaryDeliveryError
 
@@ -66,7 +66,7 @@ class SmtpProvider:
         email["To"] = message.address or ""
         email["Subject"] = str(content.get("subject", ""))
         email["Date"] = formatdate(localtime=False, usegmt=True)
-        email["Message-ID"] = make_msgid(idstring=message.message_id, domain=_domain(self.sender))
+        email["Message-ID"] = f"<{message.message_id}@{_domain(self.sender)}>"  # a retry keeps it: receivers dedupe
         email["X-Journey-Message-Id"] = message.message_id
         if message.category == "marketing":
             self._unsubscribe_headers(email, message)
