@@ -158,7 +158,10 @@ def load_providers(path: str | Path, outbox: str | Path = "outbox.jsonl",
         text = Path(path).read_text(encoding="utf-8")
     except OSError as exc:
         raise ProvidersError([f"{name}:1: cannot read the providers file: {exc.strerror}"]) from None
-    data, lines = read_yaml(text, name)
+    try:
+        data, lines = read_yaml(text, name)
+    except FileError as exc:
+        raise ProvidersError(exc.problems) from None
     items = _items(data, lines, name)
     env = os.environ if environ is None else environ
     problems: list[str] = []
@@ -190,7 +193,8 @@ def _items(data: dict[str, Any] | None, lines: Mapping[Path_, int], name: str) -
 
 def _build(item: Any, where: Path_, lines: Mapping[Path_, int], name: str, env: Mapping[str, str],
            problems: list[str]) -> tuple[_Entry, Provider] | None:
-    line = lines.get(where, 1)
+    inside = [line for path, line in lines.items() if path[:len(where)] == where]
+    line = min(inside) if inside else lines.get(where[:1], 1)
     label = ".".join(where)
     if not isinstance(item, dict):
         problems.append(f"{name}:{line}: {label}: expected a mapping with a `type`")
