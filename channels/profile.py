@@ -97,8 +97,20 @@ def _describe(exc: ValidationError) -> str:
     return "; ".join(parts)
 
 
+def _no_nul(value: Any) -> Any:
+    """Text with NUL (0x00) cannot be stored (PostgreSQL refuses it): reject it at the door."""
+    if isinstance(value, str) and "\x00" in value:
+        raise ValueError("must not contain a NUL character")
+    return value
+
+
 class _ConsentDoc(BaseModel):
     model_config = ConfigDict(extra="forbid")
+
+    @field_validator("source", mode="before")
+    @classmethod
+    def _text(cls, value: Any) -> Any:
+        return _no_nul(value)
 
     channel: Literal["push", "in_app", "email", "sms", "mms", "rcs", "webhook"]
     category: Literal["marketing", "transactional"]
@@ -116,6 +128,11 @@ class _ConsentDoc(BaseModel):
 
 class _ProfileDoc(BaseModel):
     model_config = ConfigDict(extra="forbid")
+
+    @field_validator("user_id", "timezone", "email", "phone", "push_token", mode="before")
+    @classmethod
+    def _text(cls, value: Any) -> Any:
+        return _no_nul(value)
 
     user_id: str
     timezone: str | None = None

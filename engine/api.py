@@ -125,6 +125,8 @@ class _BearerAuth(BaseHTTPMiddleware):
 
     async def dispatch(self, request: Request, call_next: Callable[[Request], Awaitable[Response]]) -> Response:
         path = request.url.path
+        if "\x00" in path or any("\x00" in v for v in request.query_params.values()):
+            return JSONResponse({"error": "the URL contains a NUL character"}, status_code=422)
         if self.keys and path not in OPEN_PATHS and not path.startswith(WEBHOOKS):
             scheme, _, token = request.headers.get("authorization", "").partition(" ")
             if scheme.lower() != "bearer" or not any(hmac.compare_digest(token, k) for k in self.keys):
@@ -136,9 +138,16 @@ class _BearerAuth(BaseHTTPMiddleware):
 async def _read_json(request: Request, limit: int) -> Any:
     body = await _read_body(request, limit)
     try:
-        return json.loads(body)
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        return json.loads(body, parse_constant=_no_constants)
+    except RecursionError:
+        raise HttpError(400, "body is not valid JSON: nested too deeply") from None
+    except ValueError as exc:  # JSONDecodeError, UnicodeDecodeError, oversized integers, NaN
         raise HttpError(400, f"body is not valid JSON: {exc}") from None
+
+
+def _no_constants(name: str) -> Any:
+    """NaN and Infinity are not JSON (RFC 8259), and PostgreSQL's json type refuses them."""
+    raise ValueError(f"{name} is not a JSON value")
 
 
 async def _read_body(request: Request, limit: int) -> bytes:
@@ -194,6 +203,10 @@ def _put_profile(server: Server, user_id: str, body: Any) -> dict[str, Any]:
         raise HttpError(422, "profile: expected a JSON object")
     if body.get("user_id", user_id) != user_id:
         raise HttpError(422, f"user_id: '{body.get('user_id')}' does not match the path ('{user_id}')")
+    consents = body.get("consents")
+    if isinstance(consents, list):
+        stamp = {"source": "api", "at": format_time(server.clock.now())}
+        body = {**body, "consents": [{**stamp, **c} if isinstance(c, dict) else c for c in consents]}
     try:
         incoming = Profile.from_dict({**body, "user_id": user_id})
     except ProfileError as exc:

@@ -43,6 +43,7 @@ class Dispatcher:
     def drain(self) -> int:
         """One batch: claim, attempt, record; returns how many messages were attempted."""
         now = self.clock.now()
+        self.store.expire_interrupted(now)
         items = self.store.claim_outbox(now, self.batch, self.lease)
         results: list[dict[str, Any]] = []
         failures: list[dict[str, Any]] = []

@@ -74,8 +74,8 @@ def parse_event(data: object, now: datetime) -> Event:
     elif not isinstance(properties, Mapping):
         raise EventError(f"properties: expected an object, got {type(properties).__name__}")
     event_id = data.get("id")
-    if event_id is not None and (not isinstance(event_id, str) or not event_id):
-        raise EventError("id: expected a non-empty string")
+    if event_id is not None and (not isinstance(event_id, str) or not event_id or "\x00" in event_id):
+        raise EventError("id: expected a non-empty string without NUL characters")
     return Event(kind, user_id, timestamp, properties, event_id)
 
 
@@ -85,4 +85,6 @@ def _required_text(data: Mapping[str, Any], name: str) -> str:
         raise EventError(f"{name}: required field is missing")
     if not isinstance(value, str) or not value.strip():
         raise EventError(f"{name}: expected a non-empty string")
+    if "\x00" in value:
+        raise EventError(f"{name}: must not contain a NUL character")
     return value

@@ -259,10 +259,6 @@ def test_an_interrupted_send_is_marked_failed_and_never_sent_again(make_server: 
     assert len(dying.taken) == 1
 
 
-@pytest.mark.xfail(strict=True, reason="engine/server.py Server.start is the only caller of "
-                   "SqlStore.expire_interrupted: a server restarted within the 60 s lease of a send that "
-                   "died mid-attempt leaves that message 'sending' forever; neither the timer sweep nor the "
-                   "outbox drain settles expired leases")
 def test_a_send_interrupted_shortly_before_a_restart_is_settled_once_its_lease_runs_out(
         make_server: MakeServer, clock: VirtualClock) -> None:
     server = make_server({"push": [DiesWhileSending()]})

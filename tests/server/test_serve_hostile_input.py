@@ -1,13 +1,12 @@
 """Input that parses as JSON in some sense but that the server cannot take must still get a 4xx
 (SPEC §5: "Bad input gets a 4xx with a message that names the field; never a 500, and nothing
-already accepted is lost"). These are known engine bugs, marked xfail(strict) until fixed."""
+already accepted is lost"). Each was an engine bug, found by these tests and fixed."""
 
 from __future__ import annotations
 
 import json
 
 import httpx
-import pytest
 
 from tests.server.conftest import ServerProcess, StartServer, post_events
 
@@ -24,9 +23,6 @@ def fresh_post(server: ServerProcess, path: str, content: bytes) -> httpx.Respon
         return client.post(path, content=content, headers=JSON)
 
 
-@pytest.mark.xfail(strict=True, reason="engine/api.py _read_json catches only JSONDecodeError/UnicodeDecodeError: "
-                   "json.loads raises RecursionError on deep nesting and ValueError on integers over "
-                   "4300 digits, both answered 500")
 def test_json_the_parser_cannot_take_is_a_400_not_a_500(server: ServerProcess) -> None:
     deep = b'{"events": ' + b"[" * 100_000 + b"]" * 100_000 + b"}"
     huge_number = json.dumps(order("u1")).encode().replace(b'"A1"', b"1" + b"0" * 5000)
@@ -38,9 +34,6 @@ def test_json_the_parser_cannot_take_is_a_400_not_a_500(server: ServerProcess) -
     assert post_events(server, order("u1")).status_code == 202
 
 
-@pytest.mark.xfail(strict=True, reason="PostgreSQL text columns reject NUL (0x00): engine/events.py parse_event and "
-                   "channels Profile accept '\\u0000' in user_id / id, engine/stores/sql.py fails on insert and "
-                   "engine/api.py answers 500, dropping the valid events of the batch with it")
 def test_a_nul_character_is_rejected_by_field_on_postgresql(postgres_fresh_db_url: str,
                                                             start_server: StartServer) -> None:
     server = start_server(db=postgres_fresh_db_url, name="postgres")
@@ -63,9 +56,6 @@ def test_a_nul_character_is_rejected_by_field_on_postgresql(postgres_fresh_db_ur
         assert client.get("/v1/messages", params={"user_id": "u\u00002"}).status_code in (200, 404, 422)
 
 
-@pytest.mark.xfail(strict=True, reason="engine/api.py parses with json.loads, which accepts NaN/Infinity; "
-                   "PostgreSQL's json type rejects them, so engine/stores/sql.py fails on insert and the API "
-                   "answers 500, dropping the valid events of the batch with it")
 def test_nan_in_properties_is_rejected_not_a_500_on_postgresql(postgres_fresh_db_url: str,
                                                                start_server: StartServer) -> None:
     server = start_server(db=postgres_fresh_db_url, name="postgres")
