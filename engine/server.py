@@ -7,6 +7,7 @@ database transaction over a whole batch, which is what keeps the lock cheap.
 
 from __future__ import annotations
 
+import gc
 import logging
 import threading
 import time
@@ -39,6 +40,14 @@ class Counters:
     rejected: int = 0
     timers_fired: int = 0
     timer_seconds: float = 0.0
+
+
+def tune_gc() -> None:
+    """A long-running engine keeps many long-lived objects (cached users, instances); the
+    default collector thresholds rescan them constantly. Freeze what exists at start-up and
+    collect less often. Called by the CLI (`serve`, `bench`), never by library code."""
+    gc.freeze()
+    gc.set_threshold(50_000, 20, 100)
 
 
 def default_providers(outbox: str | Path = "outbox.jsonl") -> dict[str, Sequence[Provider]]:

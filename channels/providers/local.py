@@ -19,13 +19,20 @@ class FileProvider:
     def __init__(self, path: str | Path = "outbox.jsonl") -> None:
         self.path = Path(path)
         self._lock = threading.Lock()
+        self._handle: TextIO | None = None
 
     def send(self, message: OutboundMessage) -> str:
+        """Each line is flushed to the operating system before the send counts as done, so a
+        killed process loses nothing it reported sent; the file stays open between messages."""
         line = json.dumps(message.to_dict(), ensure_ascii=False)
         try:
-            with self._lock, self.path.open("a", encoding="utf-8") as handle:
-                handle.write(line + "\n")
+            with self._lock:
+                if self._handle is None or self._handle.closed:
+                    self._handle = self.path.open("a", encoding="utf-8")
+                self._handle.write(line + "\n")
+                self._handle.flush()
         except OSError as exc:
+            self._handle = None
             raise TemporaryDeliveryError(f"{self.path}: {exc.strerror}") from exc
         return f"file:{message.message_id}"
 
