@@ -54,8 +54,11 @@ class StateCache:
 
     users: dict[str, UserState] = field(default_factory=dict)
     owners: dict[str, str] = field(default_factory=dict)
+    limit: int = 250_000
 
     def add(self, states: dict[str, UserState]) -> None:
+        if len(self.users) + len(states) > self.limit:  # bounded: forget the older half
+            self.evict(list(self.users)[: len(self.users) // 2])
         self.users.update(states)
         for user_id, state in states.items():
             for instance_id in state.active:
@@ -104,6 +107,7 @@ class SqlTx:
                 continue
             cached = self.cache.users.get(user_id) if self.cache is not None else None
             if cached is not None and cached.sends_since <= since:
+                _forget_sends_before(cached, since)
                 self.users[user_id] = cached
             else:
                 missing.append(user_id)
@@ -336,6 +340,13 @@ class SqlTx:
         statement = statement.on_conflict_do_update(
             index_elements=keys, set_={c: getattr(statement.excluded, c) for c in columns})
         self.conn.execute(statement, rows)
+
+
+def _forget_sends_before(state: UserState, since: datetime) -> None:
+    """Cached send history only needs the caps' window; older records would only pile up."""
+    if state.sends and state.sends[0].at < since:
+        state.sends = [s for s in state.sends if s.at >= since]
+        state.sends_since = since
 
 
 def _key(key: str | None) -> str:
