@@ -14,7 +14,6 @@ import resource
 import subprocess
 import sys
 import tempfile
-import threading
 import time
 import uuid
 from collections.abc import Callable, Iterator, Sequence
@@ -104,7 +103,7 @@ def _run_python(url: str, tmp: Path, users: int, timeout: timedelta, prefix: str
         feed = _Burst(users, prefix, clock.now, lambda events: server.ingest(events))
         started = time.perf_counter()
         feed.run(progress)
-        result.events_per_s = feed.carts_per_s
+        result.events_per_s = feed.events_per_s
         _wait_done(url, users, timeout, prefix, started, result, progress)
         result.timers_per_s = server.counters.timers_fired / max(server.counters.timer_seconds, 1e-9)
         result.peak_rss_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
@@ -129,54 +128,50 @@ def _run_http(url: str, tmp: Path, users: int, timeout: timedelta, prefix: str, 
             feed = _Burst(users, prefix, clock.now, post)
             started = time.perf_counter()
             feed.run(progress)
-        result.events_per_s = feed.carts_per_s
+        result.events_per_s = feed.events_per_s
         _wait_done(url, users, timeout, prefix, started, result, progress)
         result.timers_per_s = _server_timer_rate(base)
         result.peak_rss_mb = _peak_rss_of(pid)
 
 
 class _Burst:
-    """Sends every cart.abandoned in batches as fast as the path allows; a second thread
-    sends each batch's opens 0.5 s after that batch went in."""
+    """Sends every cart.abandoned in batches as fast as the path allows, and each batch's opens
+    0.5 s after that batch went in. One sender, in time order, as clients would: an open that is
+    due goes before the next cart batch, so opens are not starved by the burst."""
 
     def __init__(self, users: int, prefix: str, now: Callable[[], datetime],
                  send: Callable[[Sequence[Event]], object]) -> None:
         self.users, self.prefix, self.now, self.send = users, prefix, now, send
-        self.carts_per_s = 0.0
+        self.events_per_s = 0.0
         self._opens: list[tuple[float, list[int]]] = []
-        self._cond = threading.Condition()
-        self._done = False
+        self._sent = 0
+        self._sending = 0.0
+
+    def _timed_send(self, events: list[Event]) -> None:
+        before = time.perf_counter()
+        self.send(events)
+        self._sending += time.perf_counter() - before
+        self._sent += len(events)
 
     def run(self, progress: Progress) -> None:
-        opener = threading.Thread(target=self._send_opens, name="bench-opens")
-        opener.start()
-        started = time.perf_counter()
         for start in range(0, self.users, BATCH):
+            self._send_due_opens()
             ids = range(start, min(self.users, start + BATCH))
             at = self.now()
-            self.send([cart_event(n, at, self.prefix) for n in ids])
-            with self._cond:
-                self._opens.append((time.perf_counter() + OPEN_DELAY.total_seconds(), [n for n in ids if opens(n)]))
-                self._cond.notify()
+            self._timed_send([cart_event(n, at, self.prefix) for n in ids])
+            self._opens.append((time.perf_counter() + OPEN_DELAY.total_seconds(), [n for n in ids if opens(n)]))
             progress("ingest", ids.stop, self.users)
-        self.carts_per_s = self.users / (time.perf_counter() - started)
-        with self._cond:
-            self._done = True
-            self._cond.notify()
-        opener.join()
+        while self._opens:
+            time.sleep(max(0.0, self._opens[0][0] - time.perf_counter()))
+            self._send_due_opens()
+        self.events_per_s = self._sent / self._sending if self._sending else 0.0
 
-    def _send_opens(self) -> None:
-        while True:
-            with self._cond:
-                while not self._opens and not self._done:
-                    self._cond.wait()
-                if not self._opens:
-                    return
-                due, ids = self._opens.pop(0)
-            time.sleep(max(0.0, due - time.perf_counter()))
+    def _send_due_opens(self) -> None:
+        while self._opens and self._opens[0][0] <= time.perf_counter():
+            _, ids = self._opens.pop(0)
             if ids:
                 at = self.now()
-                self.send([open_event(n, at, self.prefix) for n in ids])
+                self._timed_send([open_event(n, at, self.prefix) for n in ids])
 
 
 def _wait_done(url: str, users: int, timeout: timedelta, prefix: str, started: float, result: BenchResult,
