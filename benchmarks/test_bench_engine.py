@@ -1,0 +1,63 @@
+"""Regression benchmarks for the hot paths: ingest into the SQLite store, a timer sweep, one
+channel decision. Run: python -m pytest benchmarks --benchmark-enable"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+from pytest_benchmark.fixture import BenchmarkFixture
+
+from channels import load_policy, select
+from engine.clock import VirtualClock
+from engine.service import Engine
+from engine.stores.sql import SqlStore
+from engine.workload import cart_event, w1_journey, w1_profile
+from tests.channels.bench_selection import build_request
+
+USERS = 5000
+START = datetime(2026, 1, 5, 12, tzinfo=UTC)
+
+
+@pytest.fixture
+def loaded(tmp_path: Path) -> Iterator[tuple[Engine, VirtualClock]]:
+    store = SqlStore(f"sqlite:///{tmp_path}/bench.db")
+    with store.transaction() as tx:
+        for n in range(USERS):
+            tx.put_profile(w1_profile(n))
+    clock = VirtualClock(START)
+    yield Engine([w1_journey(timedelta(seconds=2))], load_policy(), store, clock, trace=False), clock
+    store.close()
+
+
+def _ingest(engine: Engine) -> None:
+    for start in range(0, USERS, 500):
+        engine.process_many([cart_event(n, START, "u") for n in range(start, start + 500)])
+
+
+def test_ingest_sqlite(benchmark: BenchmarkFixture, loaded: tuple[Engine, VirtualClock]) -> None:
+    engine, _ = loaded
+    benchmark.pedantic(_ingest, args=(engine,), rounds=1, iterations=1)
+    assert engine.store.next_due() == START + timedelta(seconds=2)
+
+
+def test_timer_sweep_sqlite(benchmark: BenchmarkFixture, loaded: tuple[Engine, VirtualClock]) -> None:
+    engine, clock = loaded
+    _ingest(engine)
+    clock.advance_to(START + timedelta(seconds=3))
+
+    def sweep() -> int:
+        fired = 0
+        while (batch := engine.fire_due(1000)):
+            fired += batch
+        return fired
+
+    assert benchmark.pedantic(sweep, rounds=1, iterations=1) == USERS
+
+
+def test_channel_decision(benchmark: BenchmarkFixture) -> None:
+    policy, request = load_policy(), build_request()
+    selection = benchmark(select, request, policy)
+    assert len(selection.decisions) == 6
