@@ -30,7 +30,7 @@ _ESCALATE_AFTER = {
     "normal": _LONG_ESCALATION,
     "low": _LONG_ESCALATION,
 }
-_ADDRESS_FIELD = {
+ADDRESS_FIELD = {  # the profile field that holds each channel's address
     "push": "push_token",
     "email": "email",
     "sms": "phone",
@@ -175,7 +175,7 @@ def _check(ctx: _Context, channel: str, content: Mapping[str, Any] | None) -> tu
     """The reason `channel` can't be used (None if it can), and its delivery if it can."""
     request = ctx.request
     profile = request.profile
-    field = _ADDRESS_FIELD.get(channel)
+    field = ADDRESS_FIELD.get(channel)
     if field is not None and not getattr(profile, field):
         return "no_address", None
     if channel == "rcs" and not profile.rcs_capable:

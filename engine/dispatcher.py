@@ -14,12 +14,12 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from channels.providers import OutboundMessage, PermanentDeliveryError, Provider, TemporaryDeliveryError
+from channels.selection import ADDRESS_FIELD
 from engine.clock import Clock
 from engine.stores.sql import OutboxItem, SqlStore
 
 log = logging.getLogger("journey.dispatcher")
 
-ADDRESS_FIELD = {"push": "push_token", "email": "email", "sms": "phone", "mms": "phone", "rcs": "phone"}
 BACKOFF = (timedelta(seconds=1), timedelta(seconds=5), timedelta(seconds=30), timedelta(minutes=2),
            timedelta(minutes=10))
 MAX_ATTEMPTS = len(BACKOFF) + 1

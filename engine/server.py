@@ -19,9 +19,10 @@ from typing import Any
 
 from channels import Policy
 from channels.providers import FileProvider, Provider
+from channels.selection import ADDRESS_FIELD
 from engine.clock import Clock, SystemClock
 from engine.compiler import CompiledJourney
-from engine.dispatcher import ADDRESS_FIELD, Dispatcher
+from engine.dispatcher import Dispatcher
 from engine.errors import EventError
 from engine.events import Event, parse_event
 from engine.service import Committed, Engine, Ingested
