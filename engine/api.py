@@ -1,7 +1,8 @@
 """The HTTP API of SPEC §5: a thin FastAPI layer over `Server`.
 
-Bodies are read and size-checked by hand (413 over the limit) and validated by the same
-parsers as the Python API, so an error names the field the same way everywhere. Every
+Handlers read the body on the event loop and do the database work in the thread pool, so
+one request's transaction never stalls the loop. Bodies are read and size-checked by hand
+(413 over the limit) and validated by the same parsers as the Python API, so an error names the field the same way everywhere. Every
 failure is a 4xx with `{"error": ...}`; nothing accepted is lost, because the 202 is only
 sent after the transaction holding the events has committed.
 """
@@ -15,6 +16,7 @@ from datetime import datetime
 from typing import Any
 
 from fastapi import FastAPI, Request
+from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import JSONResponse, Response
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Gauge, generate_latest
 from starlette.middleware.base import BaseHTTPMiddleware
@@ -59,12 +61,12 @@ def create_app(server: Server, api_keys: frozenset[str] = frozenset(), max_body:
     async def post_events(request: Request) -> JSONResponse:
         """One event, or `{"events": [...]}`."""
         body = await _read_json(request, max_body)
-        return JSONResponse(_ingest(server, body), status_code=202)
+        return JSONResponse(await run_in_threadpool(_ingest, server, body), status_code=202)
 
     @app.put("/v1/profiles/{user_id}")
     async def put_profile(user_id: str, request: Request) -> dict[str, Any]:
         body = await _read_json(request, max_body)
-        return _put_profile(server, user_id, body)
+        return await run_in_threadpool(_put_profile, server, user_id, body)
 
     @app.get("/v1/profiles/{user_id}")
     def get_profile(user_id: str) -> dict[str, Any]:
@@ -73,7 +75,7 @@ def create_app(server: Server, api_keys: frozenset[str] = frozenset(), max_body:
     @app.post("/v1/profiles/{user_id}/consents", status_code=201)
     async def post_consent(user_id: str, request: Request) -> dict[str, Any]:
         body = await _read_json(request, max_body)
-        return _append_consent(server, user_id, body)
+        return await run_in_threadpool(_append_consent, server, user_id, body)
 
     @app.get("/v1/journeys")
     def list_journeys() -> dict[str, Any]:
@@ -86,7 +88,7 @@ def create_app(server: Server, api_keys: frozenset[str] = frozenset(), max_body:
     @app.post("/v1/journeys/{journey_id}/simulate")
     async def simulate_journey(journey_id: str, request: Request) -> dict[str, Any]:
         body = await _read_json(request, max_body)
-        return _simulate(server, journey_id, body)
+        return await run_in_threadpool(_simulate, server, journey_id, body)
 
     @app.get("/v1/users/{user_id}/instances")
     def user_instances(user_id: str) -> dict[str, Any]:
@@ -102,7 +104,8 @@ def create_app(server: Server, api_keys: frozenset[str] = frozenset(), max_body:
     @app.post(WEBHOOKS + "{provider}/{kind}")
     async def provider_webhook(provider: str, kind: str, request: Request) -> Response:
         body = await _read_body(request, max_body)
-        reply = handle_webhook(server, provider, kind, str(request.url), request.headers, body)
+        reply = await run_in_threadpool(handle_webhook, server, provider, kind, str(request.url), request.headers,
+                                        body)
         return Response(reply.body, status_code=reply.status, media_type=reply.media_type)
 
     @app.get("/healthz")
