@@ -2,9 +2,10 @@
 
 Handlers read the body on the event loop and do the database work in the thread pool, so
 one request's transaction never stalls the loop. Bodies are read and size-checked by hand
-(413 over the limit) and validated by the same parsers as the Python API, so an error names the field the same way everywhere. Every
-failure is a 4xx with `{"error": ...}`; nothing accepted is lost, because the 202 is only
-sent after the transaction holding the events has committed.
+(413 over the limit) and validated by the same parsers as the Python API, so an error names
+the field the same way everywhere. Every failure is a 4xx with `{"error": ...}`; nothing
+accepted is lost, because the 202 is only sent after the transaction holding the events has
+committed.
 """
 
 from __future__ import annotations
