@@ -12,14 +12,15 @@ from __future__ import annotations
 
 import hmac
 import json
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterator
 from datetime import datetime
 from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import JSONResponse, Response
-from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Gauge, generate_latest
+from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 from starlette.middleware.base import BaseHTTPMiddleware
 
 from channels import Profile, ProfileError
@@ -293,30 +294,24 @@ def _skip_view(row: dict[str, Any]) -> dict[str, Any]:
 
 
 class _Metrics:
-    """Prometheus metrics read from the server's counters at scrape time."""
+    """Prometheus metrics read straight from the server's running totals at scrape time."""
 
     def __init__(self, server: Server) -> None:
         self.server = server
         self.registry = CollectorRegistry()
-        self.events = Counter("journey_events", "Events by outcome", ["outcome"], registry=self.registry)
-        self.timers = Counter("journey_timers_fired", "Timers fired", registry=self.registry)
-        self.sweep_seconds = Counter("journey_timer_sweep_seconds", "Time spent firing timers",
-                                     registry=self.registry)
-        self.sent = Counter("journey_messages_sent", "Messages handed to providers", registry=self.registry)
-        self.journeys = Gauge("journey_journeys_loaded", "Journeys loaded", registry=self.registry)
-        self._seen = {"accepted": 0, "duplicate": 0, "rejected": 0, "timers": 0, "sent": 0}
-        self._seen_seconds = 0.0
+        self.registry.register(self)
+
+    def collect(self) -> Iterator[CounterMetricFamily | GaugeMetricFamily]:
+        c = self.server.counters
+        events = CounterMetricFamily("journey_events", "Events by outcome", labels=["outcome"])
+        for outcome, total in (("accepted", c.accepted), ("duplicate", c.duplicates), ("rejected", c.rejected)):
+            events.add_metric([outcome], total)
+        yield events
+        yield CounterMetricFamily("journey_timers_fired", "Timers fired", value=c.timers_fired)
+        yield CounterMetricFamily("journey_timer_sweep_seconds", "Time spent firing timers", value=c.timer_seconds)
+        yield CounterMetricFamily("journey_messages_sent", "Messages handed to providers",
+                                  value=self.server.dispatcher.sent)
+        yield GaugeMetricFamily("journey_journeys_loaded", "Journeys loaded", value=len(self.server.engine.journeys))
 
     def render(self) -> bytes:
-        c = self.server.counters
-        for outcome, total in (("accepted", c.accepted), ("duplicate", c.duplicates), ("rejected", c.rejected)):
-            self.events.labels(outcome).inc(total - self._seen[outcome])
-            self._seen[outcome] = total
-        self.timers.inc(c.timers_fired - self._seen["timers"])
-        self._seen["timers"] = c.timers_fired
-        self.sweep_seconds.inc(c.timer_seconds - self._seen_seconds)
-        self._seen_seconds = c.timer_seconds
-        self.sent.inc(self.server.dispatcher.sent - self._seen["sent"])
-        self._seen["sent"] = self.server.dispatcher.sent
-        self.journeys.set(len(self.server.engine.journeys))
         return generate_latest(self.registry)

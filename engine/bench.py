@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import os
 import resource
+import socket
 import subprocess
 import sys
 import tempfile
@@ -235,8 +236,6 @@ def _db_size_mb(store: SqlStore, url: str) -> float:
 @contextmanager
 def _serve(url: str, journeys: Path, tmp: Path) -> Iterator[tuple[str, int]]:
     """`journey serve` in a child process on a free loopback port."""
-    import socket
-
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         port = sock.getsockname()[1]

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Iterator, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -98,7 +98,7 @@ def load_text(text: str, file: str) -> CompiledJourney:
         raise JourneyDefinitionError(problems or [located.problem((), "empty journey file")])
     compiled = compile_journey(located, journey)
     digest = hashlib.sha256(text.encode("utf-8")).hexdigest()[:12]
-    return _with_version(compiled, digest)
+    return replace(compiled, version=digest)
 
 
 def load_file(path: str | Path) -> CompiledJourney:
@@ -140,13 +140,6 @@ def load_paths(paths: list[str | Path]) -> list[CompiledJourney]:
     if problems:
         raise JourneyDefinitionError(problems)
     return compiled
-
-
-def _with_version(compiled: CompiledJourney, version: str) -> CompiledJourney:
-    return CompiledJourney(
-        compiled.definition, compiled.graph, compiled.source, version,
-        compiled.steps, compiled.expressions, compiled.templates,
-    )
 
 
 class _Checker:

@@ -160,9 +160,12 @@ class Engine:
         triggered = self._by_trigger.get(event.type, ())
         if not instances and not triggered:
             return
+        keys: dict[str, str | None] = {}  # each journey's instance key for this event, computed once
         for instance in list(instances):
             journey = self.journey_version(instance.journey_id, instance.version)
-            if self._routes_to(journey, event, profile, instance):
+            if journey.id not in keys:
+                keys[journey.id] = self._event_key(journey, event, profile)
+            if instance.key is None or keys[journey.id] in (None, instance.key):
                 sent = tx.recent_sends(event.user_id, now - CAP_WINDOW)
                 self._apply(tx, self.runtime.on_event(instance, journey, event, profile, sent, now))
         for journey in triggered:
@@ -179,18 +182,16 @@ class Engine:
         sent = tx.recent_sends(event.user_id, now - CAP_WINDOW)
         self._apply(tx, self.runtime.enter(journey, event, profile, key, self.new_id(), sent, now))
 
-    def _routes_to(self, journey: CompiledJourney, event: Event, profile: Profile, instance: Instance) -> bool:
-        """With an instance_key, an event that carries a key only reaches the instance with that key."""
-        if instance.key is None:
-            return True
+    def _event_key(self, journey: CompiledJourney, event: Event, profile: Profile) -> str | None:
+        """The instance key this event carries for `journey`; None (reaches every instance) when the
+        journey has no instance_key or the event lacks it (feedback such as `push.opened`)."""
         expression = journey.expression("instance_key")
         if expression is None:
-            return True
+            return None
         try:
-            key = expression({"event": event.context(), "profile": {"user_id": profile.user_id}})
+            return str(expression({"event": event.context(), "profile": {"user_id": profile.user_id}}))
         except EvaluationError:
-            return True
-        return str(key) == instance.key
+            return None
 
     def _feedback(self, tx: Tx, event: Event, now: datetime) -> Event:
         """`<channel>.<status>` pinned to a message: by message_id, else the user's latest on that channel."""
