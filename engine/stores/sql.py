@@ -62,6 +62,8 @@ class SqlStore:
             elif int(row[0]) > SCHEMA_VERSION:
                 raise StoreError(f"{self.url}: schema version {row[0]} is newer than this journey-engine "
                                  f"({SCHEMA_VERSION}); upgrade journey-engine")
+            elif int(row[0]) < SCHEMA_VERSION:  # 1 -> 2 needs no data change; older engines must now refuse it
+                conn.execute(update(META).where(META.c.key == "schema_version").values(value=str(SCHEMA_VERSION)))
 
     @contextmanager
     def transaction(self) -> Iterator[SqlTx]:

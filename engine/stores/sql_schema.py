@@ -15,7 +15,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.types import JSON
 from sqlmodel import Field, SQLModel
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2  # 2: entries are read from instances; the entries table is no longer kept
 CHUNK = 900
 
 
@@ -59,15 +59,6 @@ class InstanceRow(SQLModel, table=True):
     step: str | None = None
     entered_at: datetime
     doc: dict[str, Any] = Field(sa_column=Column(JSON, nullable=False))
-
-
-class EntryRow(SQLModel, table=True):
-    __tablename__ = "entries"
-    journey_id: str = Field(primary_key=True)
-    user_id: str = Field(primary_key=True, index=True)
-    key: str = Field(primary_key=True)
-    instance_id: str
-    entered_at: datetime
 
 
 class TimerRow(SQLModel, table=True):
@@ -128,7 +119,6 @@ PROFILES: Table = ProfileRow.__table__  # type: ignore[attr-defined]
 CONSENTS: Table = ConsentRow.__table__  # type: ignore[attr-defined]
 EVENT_IDS: Table = EventIdRow.__table__  # type: ignore[attr-defined]
 INSTANCES: Table = InstanceRow.__table__  # type: ignore[attr-defined]
-ENTRIES: Table = EntryRow.__table__  # type: ignore[attr-defined]
 TIMERS: Table = TimerRow.__table__  # type: ignore[attr-defined]
 MESSAGES: Table = MessageRow.__table__  # type: ignore[attr-defined]
 SKIPS: Table = SkipRow.__table__  # type: ignore[attr-defined]

@@ -14,25 +14,13 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Connection, Table, bindparam, insert, select, update
+from sqlalchemy import Connection
 
 from channels import ConsentRecord, Profile, SentRecord
 from engine.runtime import EntryHistory
 from engine.state import Cancel, Instance, Outcome, Schedule, Send, Skip
-from engine.stores.sql_schema import (
-    CONSENTS,
-    ENTRIES,
-    EVENT_IDS,
-    INSTANCES,
-    MESSAGES,
-    PROFILES,
-    SKIPS,
-    TIMERS,
-    aware,
-    chunks,
-    dialect_insert,
-    utc,
-)
+from engine.stores.sql_driver import Driver
+from engine.stores.sql_schema import EVENT_IDS, chunks, dialect_insert
 
 
 @dataclass(slots=True)
@@ -83,18 +71,18 @@ class SqlTx:
         self.conn = conn
         self.dialect = dialect
         self.cache = cache
+        self.db = Driver(conn, dialect)
         self.users: dict[str, UserState] = {}
         self._since: datetime | None = None
         self._loaded_instances: dict[str, Instance] = {}
         self._w_instances: dict[str, Instance] = {}
-        self._w_entries: list[dict[str, Any]] = []
         self._w_profiles: dict[str, Profile] = {}
-        self._w_consents: list[dict[str, Any]] = []
-        self._w_timers: dict[str, dict[str, Any]] = {}
+        self._w_consents: list[tuple[Any, ...]] = []
+        self._w_timers: dict[str, tuple[Any, ...]] = {}
         self._w_cancel: set[str] = set()
-        self._w_messages: list[dict[str, Any]] = []
-        self._w_status: list[dict[str, Any]] = []
-        self._w_skips: list[dict[str, Any]] = []
+        self._w_messages: list[tuple[Any, ...]] = []
+        self._w_status: list[tuple[Any, ...]] = []
+        self._w_skips: list[tuple[Any, ...]] = []
 
     # --- reads ----------------------------------------------------------------------------
 
@@ -118,48 +106,46 @@ class SqlTx:
         states = {u: UserState(since) for u in users}
         self._load_profiles(states)
         self._load_instances(states)
-        self._load_entries(states)
         self._load_sends(states, since)
         self.users.update(states)
         if self.cache is not None:
             self.cache.add(states)
 
     def _load_profiles(self, states: dict[str, UserState]) -> None:
-        users = list(states)
-        for user_id, doc in self.conn.execute(select(PROFILES.c.user_id, PROFILES.c.doc)
-                                              .where(PROFILES.c.user_id.in_(users))):
-            states[user_id].profile = _stored_profile(doc)
-        query = (select(CONSENTS.c.user_id, CONSENTS.c.channel, CONSENTS.c.category, CONSENTS.c.granted,
-                        CONSENTS.c.source, CONSENTS.c.at)
-                 .where(CONSENTS.c.user_id.in_(users)).order_by(CONSENTS.c.user_id, CONSENTS.c.seq))
+        db, users = self.db, list(states)
+        for user_id, doc in db.where_in("SELECT user_id, doc FROM profiles WHERE user_id IN ({in})", users):
+            states[user_id].profile = _stored_profile(db.read_json(doc))
+        query = ("SELECT user_id, channel, category, granted, source, at FROM consents "
+                 "WHERE user_id IN ({in}) ORDER BY user_id, seq")
         ledgers: dict[str, list[ConsentRecord]] = {}
-        for user_id, channel, category, granted, source, at in self.conn.execute(query):
-            ledgers.setdefault(user_id, []).append(ConsentRecord(channel, category, granted, source, aware(at)))
+        for user_id, channel, category, granted, source, at in db.where_in(query, users):
+            ledgers.setdefault(user_id, []).append(
+                ConsentRecord(channel, category, bool(granted), source, db.read_time(at)))
         for user_id, records in ledgers.items():
             state = states[user_id]
             state.profile = (state.profile or Profile(user_id)).with_consents(records)
             state.consents_stored = len(records)
 
     def _load_instances(self, states: dict[str, UserState]) -> None:
-        query = select(INSTANCES.c.doc).where(INSTANCES.c.user_id.in_(list(states)), INSTANCES.c.status == "active")
-        for (doc,) in self.conn.execute(query):
-            instance = Instance.from_dict(doc)
-            states[instance.user_id].active[instance.instance_id] = instance
-
-    def _load_entries(self, states: dict[str, UserState]) -> None:
-        query = select(ENTRIES.c.journey_id, ENTRIES.c.user_id, ENTRIES.c.key, ENTRIES.c.instance_id,
-                       ENTRIES.c.entered_at).where(ENTRIES.c.user_id.in_(list(states)))
-        for journey_id, user_id, key, instance_id, entered_at in self.conn.execute(query):
-            states[user_id].entries[(journey_id, key)] = (instance_id, aware(entered_at))
+        """Active instances, and each journey's (and key's) latest entry for the re-entry rules:
+        an active instance is always its journey's latest entry, so it sorts last on a tie."""
+        db = self.db
+        query = ('SELECT user_id, journey_id, "key", instance_id, entered_at, '
+                 "CASE WHEN status = 'active' THEN doc END FROM instances WHERE user_id IN ({in}) "
+                 "ORDER BY entered_at, CASE WHEN status = 'active' THEN 1 ELSE 0 END")
+        for user_id, journey_id, key, instance_id, entered_at, doc in db.where_in(query, list(states)):
+            state = states[user_id]
+            state.entries[(journey_id, _key(key))] = (instance_id, db.read_time(entered_at))
+            if doc is not None:
+                state.active[instance_id] = Instance.from_dict(db.read_json(doc))
 
     def _load_sends(self, states: dict[str, UserState], since: datetime) -> None:
-        query = (select(MESSAGES.c.user_id, MESSAGES.c.channel, MESSAGES.c.category, MESSAGES.c.at,
-                        MESSAGES.c.message_id)
-                 .where(MESSAGES.c.user_id.in_(list(states)), MESSAGES.c.at >= utc(since))
-                 .order_by(MESSAGES.c.at))
-        for user_id, channel, category, at, message_id in self.conn.execute(query):
+        db = self.db
+        query = ("SELECT user_id, channel, category, at, message_id FROM messages "
+                 "WHERE user_id IN ({in}) AND at >= " + db.mark + " ORDER BY at")
+        for user_id, channel, category, at, message_id in db.where_in(query, list(states), [db.time(since)]):
             state = states[user_id]
-            state.sends.append(SentRecord(channel, category, aware(at)))
+            state.sends.append(SentRecord(channel, category, db.read_time(at)))
             state.latest[channel] = message_id
 
     def _state(self, user_id: str) -> UserState:
@@ -185,10 +171,9 @@ class SqlTx:
         (cheaper than a many-row INSERT ... RETURNING, which is compiled afresh for every size)."""
         seen: set[str] = set()
         for chunk in chunks(unique):
-            seen.update(r[0] for r in self.conn.execute(select(EVENT_IDS.c.id).where(EVENT_IDS.c.id.in_(chunk))))
+            seen.update(r[0] for r in self.db.where_in("SELECT id FROM event_ids WHERE id IN ({in})", chunk))
         new = [i for i in unique if i not in seen]
-        if new:
-            self.conn.exec_driver_sql("INSERT INTO event_ids (id) VALUES (?)", [(i,) for i in new])
+        self.db.write(self.db.insert_sql("event_ids", ("id",)), [(i,) for i in new])
         return set(new)
 
     def get_profile(self, user_id: str) -> Profile | None:
@@ -207,8 +192,8 @@ class SqlTx:
         if self.cache is not None:
             wanted = [i for i in wanted if not self._from_cache(i)]
         for chunk in chunks(wanted):
-            for (doc,) in self.conn.execute(select(INSTANCES.c.doc).where(INSTANCES.c.instance_id.in_(chunk))):
-                instance = Instance.from_dict(doc)
+            for (doc,) in self.db.where_in("SELECT doc FROM instances WHERE instance_id IN ({in})", chunk):
+                instance = Instance.from_dict(self.db.read_json(doc))
                 self._loaded_instances[instance.instance_id] = instance
 
     def _from_cache(self, instance_id: str) -> bool:
@@ -233,20 +218,19 @@ class SqlTx:
     def latest_message(self, user_id: str, channel: str) -> str | None:
         state = self._state(user_id)
         if channel not in state.latest:
-            row = self.conn.execute(select(MESSAGES.c.message_id).where(
-                MESSAGES.c.user_id == user_id, MESSAGES.c.channel == channel)
-                .order_by(MESSAGES.c.at.desc()).limit(1)).first()
-            state.latest[channel] = row[0] if row else None
+            mark = self.db.mark
+            rows = self.db.rows("SELECT message_id FROM messages WHERE user_id = " + mark + " AND channel = " + mark
+                                + " ORDER BY at DESC LIMIT 1", [user_id, channel])
+            state.latest[channel] = next((r[0] for r in rows), None)
         return state.latest[channel]
 
     def claim_due_timers(self, now: datetime, limit: int) -> Sequence[tuple[str, str]]:
-        query = select(TIMERS.c.instance_id, TIMERS.c.timer_id).where(TIMERS.c.due <= utc(now)) \
-            .order_by(TIMERS.c.due).limit(limit)
-        if self.dialect == "postgresql":
-            query = query.with_for_update(skip_locked=True)
-        due = [(str(i), str(t)) for i, t in self.conn.execute(query)]
-        for chunk in chunks([t for _, t in due]):
-            self.conn.execute(TIMERS.delete().where(TIMERS.c.timer_id.in_(chunk)))
+        db = self.db
+        query = f"SELECT instance_id, timer_id FROM timers WHERE due <= {db.mark} ORDER BY due LIMIT {int(limit)}"
+        if not db.sqlite:
+            query += " FOR UPDATE SKIP LOCKED"
+        due = [(str(i), str(t)) for i, t in db.rows(query, [db.time(now)])]
+        self._delete_timers([t for _, t in due])
         self.load_instances([i for i, _ in due])
         return due
 
@@ -255,15 +239,14 @@ class SqlTx:
     def put_profile(self, profile: Profile) -> None:
         state = self._state(profile.user_id)
         for seq, record in enumerate(profile.consents[state.consents_stored:], state.consents_stored):
-            self._w_consents.append({"user_id": profile.user_id, "seq": seq, "channel": record.channel,
-                                     "category": record.category, "granted": record.granted,
-                                     "source": record.source, "at": utc(record.at)})
+            self._w_consents.append((profile.user_id, seq, record.channel, record.category, record.granted,
+                                     record.source, self.db.time(record.at)))
         state.consents_stored = max(state.consents_stored, len(profile.consents))
         state.profile = profile
         self._w_profiles[profile.user_id] = profile
 
     def set_message_status(self, message_id: str, status: str, at: datetime) -> None:
-        self._w_status.append({"b_id": message_id, "b_status": status, "b_at": utc(at)})
+        self._w_status.append((status, self.db.time(at), message_id))
 
     def apply(self, outcome: Outcome) -> None:
         if outcome.instance is not None:
@@ -275,9 +258,6 @@ class SqlTx:
         state = self._state(instance.user_id)
         if instance.instance_id not in state.active and instance.instance_id not in self._loaded_instances:
             state.entries[(instance.journey_id, _key(instance.key))] = (instance.instance_id, instance.entered_at)
-            self._w_entries.append({"journey_id": instance.journey_id, "user_id": instance.user_id,
-                                    "key": _key(instance.key), "instance_id": instance.instance_id,
-                                    "entered_at": utc(instance.entered_at)})
         self._loaded_instances[instance.instance_id] = instance
         self._w_instances[instance.instance_id] = instance
         if instance.active:
@@ -291,55 +271,63 @@ class SqlTx:
 
     def _carry_out(self, command: object) -> None:
         if isinstance(command, Send):
-            self._w_messages.append(_message_row(command))
+            self._w_messages.append(_message_row(self.db, command))
             state = self._state(command.user_id)
             state.latest[command.channel] = command.message_id
             state.sends.append(SentRecord(command.channel, command.category, command.at))
         elif isinstance(command, Schedule):
             self._w_cancel.discard(command.timer.timer_id)
-            self._w_timers[command.timer.timer_id] = {"timer_id": command.timer.timer_id,
-                                                      "instance_id": command.instance_id,
-                                                      "due": utc(command.timer.due)}
+            timer = command.timer
+            self._w_timers[timer.timer_id] = (timer.timer_id, command.instance_id, self.db.time(timer.due))
         elif isinstance(command, Cancel):
             if self._w_timers.pop(command.timer_id, None) is None:
                 self._w_cancel.add(command.timer_id)
         elif isinstance(command, Skip):
-            self._w_skips.append({"instance_id": command.instance_id, "user_id": command.user_id,
-                                  "step": command.step, "message": command.message, "reason": command.reason,
-                                  "decisions": [d.to_dict() for d in command.decisions], "at": utc(command.at),
-                                  "detail": command.detail})
+            self._w_skips.append((command.instance_id, command.user_id, command.step, command.message,
+                                  command.reason, self.db.json([d.to_dict() for d in command.decisions]),
+                                  self.db.time(command.at), command.detail))
         # Trace: the timeline is a dry-run view; production explains itself by messages and skips.
 
     def flush(self) -> None:
-        """Write everything buffered, one statement per table (executemany)."""
-        if self._w_profiles:
-            rows = [{"user_id": p.user_id, "doc": _profile_doc(p)} for p in self._w_profiles.values()]
-            self._upsert(PROFILES, rows, ["user_id"], ["doc"])
-        self._insert(CONSENTS, self._w_consents)
-        if self._w_instances:
-            rows = [_instance_row(i) for i in self._w_instances.values()]
-            self._upsert(INSTANCES, rows, ["instance_id"], ["status", "step", "doc"])
-        if self._w_entries:
-            self._upsert(ENTRIES, self._w_entries, ["journey_id", "user_id", "key"], ["instance_id", "entered_at"])
-        self._insert(TIMERS, list(self._w_timers.values()))
-        for chunk in chunks(sorted(self._w_cancel)):
-            self.conn.execute(TIMERS.delete().where(TIMERS.c.timer_id.in_(chunk)))
-        self._insert(MESSAGES, self._w_messages)
-        self._insert(SKIPS, self._w_skips)
-        if self._w_status:
-            statement = update(MESSAGES).where(MESSAGES.c.message_id == bindparam("b_id")).values(
-                status=bindparam("b_status"), status_at=bindparam("b_at"))
-            self.conn.execute(statement, self._w_status)
+        """Write everything buffered, one executemany per table."""
+        db, sql = self.db, _statements(self.db)
+        db.write(sql["profiles"], [(p.user_id, db.json(_profile_doc(p))) for p in self._w_profiles.values()])
+        db.write(sql["consents"], self._w_consents)
+        db.write(sql["instances"], [_instance_row(db, i) for i in self._w_instances.values()])
+        db.write(sql["timers"], list(self._w_timers.values()))
+        self._delete_timers(sorted(self._w_cancel))
+        db.write(sql["messages"], self._w_messages)
+        db.write(sql["skips"], self._w_skips)
+        db.write(sql["status"], self._w_status)
 
-    def _insert(self, table: Table, rows: list[dict[str, Any]]) -> None:
-        if rows:
-            self.conn.execute(insert(table), rows)
+    def _delete_timers(self, timer_ids: Sequence[str]) -> None:
+        for chunk in chunks(timer_ids):
+            self.db.run_in("DELETE FROM timers WHERE timer_id IN ({in})", chunk)
 
-    def _upsert(self, table: Table, rows: list[dict[str, Any]], keys: list[str], columns: list[str]) -> None:
-        statement = dialect_insert(self.dialect, table)
-        statement = statement.on_conflict_do_update(
-            index_elements=keys, set_={c: getattr(statement.excluded, c) for c in columns})
-        self.conn.execute(statement, rows)
+
+_STATEMENTS: dict[bool, dict[str, str]] = {}
+INSTANCE_COLUMNS = ("instance_id", "journey_id", "version", "user_id", "key", "status", "step", "entered_at", "doc")
+MESSAGE_COLUMNS = ("message_id", "instance_id", "journey_id", "user_id", "step", "message", "channel", "category",
+                   "content", "cost", "encoding", "segments", "decisions", "at", "status", "dispatch",
+                   "next_attempt_at", "attempts")
+
+
+def _statements(db: Driver) -> dict[str, str]:
+    """The flush statements for one dialect, built once."""
+    if db.sqlite not in _STATEMENTS:
+        mark = db.mark
+        _STATEMENTS[db.sqlite] = {
+            "profiles": db.insert_sql("profiles", ("user_id", "doc"), ("user_id",), ("doc",)),
+            "consents": db.insert_sql("consents", ("user_id", "seq", "channel", "category", "granted", "source",
+                                                   "at")),
+            "instances": db.insert_sql("instances", INSTANCE_COLUMNS, ("instance_id",), ("status", "step", "doc")),
+            "timers": db.insert_sql("timers", ("timer_id", "instance_id", "due")),
+            "messages": db.insert_sql("messages", MESSAGE_COLUMNS),
+            "skips": db.insert_sql("skips", ("instance_id", "user_id", "step", "message", "reason", "decisions",
+                                             "at", "detail")),
+            "status": f"UPDATE messages SET status = {mark}, status_at = {mark} WHERE message_id = {mark}",
+        }
+    return _STATEMENTS[db.sqlite]
 
 
 def _forget_sends_before(state: UserState, since: datetime) -> None:
@@ -366,17 +354,13 @@ def _profile_doc(profile: Profile) -> dict[str, Any]:
     return doc
 
 
-def _instance_row(instance: Instance) -> dict[str, Any]:
-    return {"instance_id": instance.instance_id, "journey_id": instance.journey_id, "version": instance.version,
-            "user_id": instance.user_id, "key": instance.key, "status": instance.status, "step": instance.step,
-            "entered_at": utc(instance.entered_at), "doc": instance.to_dict()}
+def _instance_row(db: Driver, instance: Instance) -> tuple[Any, ...]:
+    return (instance.instance_id, instance.journey_id, instance.version, instance.user_id, instance.key,
+            instance.status, instance.step, db.time(instance.entered_at), db.json(instance.to_dict()))
 
 
-def _message_row(send: Send) -> dict[str, Any]:
-    return {"message_id": send.message_id, "instance_id": send.instance_id, "journey_id": send.journey_id,
-            "user_id": send.user_id, "step": send.step, "message": send.message, "channel": send.channel,
-            "category": send.category, "content": dict(send.content), "cost": send.cost,
-            "encoding": send.encoding, "segments": send.segments,
-            "decisions": [d.to_dict() for d in send.decisions], "at": utc(send.at), "status": "queued",
-            "status_at": None, "dispatch": "pending", "next_attempt_at": utc(send.at), "attempts": 0,
-            "provider": None, "provider_id": None, "error": None}
+def _message_row(db: Driver, send: Send) -> tuple[Any, ...]:
+    at = db.time(send.at)
+    return (send.message_id, send.instance_id, send.journey_id, send.user_id, send.step, send.message,
+            send.channel, send.category, db.json(dict(send.content)), send.cost, send.encoding, send.segments,
+            db.json([d.to_dict() for d in send.decisions]), at, "queued", "pending", at, 0)

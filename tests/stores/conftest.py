@@ -39,13 +39,15 @@ def sql_url(backend: str, request: pytest.FixtureRequest, tmp_path: Path) -> str
     return str(request.getfixturevalue("postgres_fresh_db_url"))
 
 
-@pytest.fixture(params=["memory", *SQL_BACKENDS])
+@pytest.fixture(params=["memory", *SQL_BACKENDS, "sqlite-uncached"])
 def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Store]:
-    """Every backend, each test on empty storage."""
+    """Every backend, each test on empty storage. `sqlite-uncached` reads every transaction's state
+    from the file (as PostgreSQL does), not from the in-process cache."""
     if request.param == "memory":
         yield MemoryStore()
         return
-    made = sql_module().SqlStore(sql_url(request.param, request, tmp_path))
+    backend, _, variant = request.param.partition("-")
+    made = sql_module().SqlStore(sql_url(backend, request, tmp_path), cache=variant != "uncached")
     yield made
     close(made)
 

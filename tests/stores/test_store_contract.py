@@ -223,6 +223,12 @@ def test_entry_history_follows_the_latest_instance(store: Store) -> None:
     assert later() == EntryHistory(True, at(60))
 
 
+def test_entry_history_prefers_the_active_instance_on_a_tie(store: Store) -> None:
+    """A journey that ends and is entered again in the same instant: the new entry is the active one."""
+    commit(store, Outcome(instance("i9", status="completed", ended_at=T0)), Outcome(instance("i1")))
+    assert read(store, lambda tx: tx.entry_history("cart", "u1", None)) == EntryHistory(True, T0)
+
+
 def test_entry_history_key_none_is_distinct_from_a_key(store: Store) -> None:
     commit(store, Outcome(instance("i1", key="A", entered_at=at(1))))
     with store.transaction() as tx:

@@ -1,0 +1,87 @@
+"""Hot-path SQL handed straight to the DBAPI driver, and the value codec it needs.
+
+SQLAlchemy's per-value bind and result processing (datetime to string, JSON encode and
+decode, per-row parameter dicts) cost more than SQLite's own work for the narrow rows the
+engine writes on every event. The statements here are plain INSERT / SELECT text that both
+SQLite and PostgreSQL accept; values are encoded exactly as SQLAlchemy would store them,
+so every other reader (the HTTP API, the dispatcher) sees the same data.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable, Sequence
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import Connection
+
+_dumps = json.JSONEncoder(ensure_ascii=True, check_circular=False).encode
+
+
+class Driver:
+    """One connection's dialect: placeholders, value encoding and raw statements."""
+
+    def __init__(self, conn: Connection, dialect: str) -> None:
+        self.conn = conn
+        self.sqlite = dialect == "sqlite"
+        self.mark = "?" if self.sqlite else "%s"
+
+    # --- values ---------------------------------------------------------------------------
+
+    def time(self, at: datetime) -> Any:
+        """SQLite stores naive UTC text with microseconds (SQLAlchemy's format); PostgreSQL a datetime."""
+        utc = at.astimezone(UTC)
+        return utc.replace(tzinfo=None).isoformat(" ", "microseconds") if self.sqlite else utc
+
+    def maybe_time(self, at: datetime | None) -> Any:
+        return None if at is None else self.time(at)
+
+    @staticmethod
+    def json(value: Any) -> str:
+        return _dumps(value)
+
+    @staticmethod
+    def read_time(value: Any) -> datetime:
+        if isinstance(value, str):
+            return datetime.fromisoformat(value).replace(tzinfo=UTC)
+        assert isinstance(value, datetime)
+        return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+    @staticmethod
+    def read_json(value: Any) -> Any:
+        return json.loads(value) if isinstance(value, str | bytes) else value
+
+    # --- statements -----------------------------------------------------------------------
+
+    def marks(self, count: int) -> str:
+        return ", ".join([self.mark] * count)
+
+    def insert_sql(self, table: str, columns: Sequence[str], conflict: Sequence[str] = (),
+                   update: Sequence[str] = ()) -> str:
+        """INSERT, or upsert on `conflict` (ON CONFLICT ... DO UPDATE is the same in both dialects)."""
+        sql = f"INSERT INTO {table} ({', '.join(_q(c) for c in columns)}) VALUES ({self.marks(len(columns))})"
+        if conflict:
+            target = ", ".join(_q(c) for c in conflict)
+            action = "UPDATE SET " + ", ".join(f"{_q(c)} = excluded.{_q(c)}" for c in update) if update else "NOTHING"
+            sql += f" ON CONFLICT ({target}) DO {action}"
+        return sql
+
+    def write(self, sql: str, rows: Sequence[Sequence[Any]]) -> None:
+        if rows:
+            self.conn.exec_driver_sql(sql, list(rows))
+
+    def rows(self, sql: str, params: Sequence[Any] = ()) -> Iterable[Sequence[Any]]:
+        return self.conn.exec_driver_sql(sql, tuple(params)).all()
+
+    def where_in(self, sql: str, values: Sequence[Any], extra: Sequence[Any] = ()) -> Iterable[Sequence[Any]]:
+        """`sql` with `{in}` replaced by a placeholder list for `values`, followed by `extra` parameters."""
+        return self.rows(sql.replace("{in}", self.marks(len(values))), [*values, *extra])
+
+    def run_in(self, sql: str, values: Sequence[Any]) -> None:
+        """A statement that returns no rows, with `{in}` as in `where_in`."""
+        self.conn.exec_driver_sql(sql.replace("{in}", self.marks(len(values))), tuple(values))
+
+
+def _q(name: str) -> str:
+    return f'"{name}"'
