@@ -14,7 +14,6 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from channels.providers import OutboundMessage, PermanentDeliveryError, Provider, TemporaryDeliveryError
-from channels.selection import ADDRESS_FIELD
 from engine.clock import Clock
 from engine.stores.sql import OutboxItem, SqlStore
 
@@ -43,7 +42,6 @@ class Dispatcher:
     def drain(self) -> int:
         """One batch: claim, attempt, record; returns how many messages were attempted."""
         now = self.clock.now()
-        self.store.expire_interrupted(now)
         items = self.store.claim_outbox(now, self.batch, self.lease)
         results: list[dict[str, Any]] = []
         failures: list[dict[str, Any]] = []
@@ -60,7 +58,7 @@ class Dispatcher:
 
     def _attempt(self, item: OutboxItem, now: datetime) -> dict[str, Any]:
         message = OutboundMessage(item.message_id, item.user_id, item.channel, item.category, item.content,
-                                  _address(item))
+                                  item.address)
         attempts = item.attempts + 1
         error = "no provider for this channel"
         for provider in self.providers.get(item.channel) or self.providers.get("*") or ():
@@ -81,11 +79,6 @@ class Dispatcher:
         return _result(item, "pending", "queued", attempts, retry_at, None, None, error, now)
 
 
-def _address(item: OutboxItem) -> str | None:
-    field = ADDRESS_FIELD.get(item.channel)
-    return None if field is None or item.profile is None else item.profile.get(field)
-
-
 def _result(item: OutboxItem, dispatch: str, status: str, attempts: int, retry_at: datetime | None,
             provider: str | None, provider_id: str | None, error: str | None, now: datetime) -> dict[str, Any]:
     return {"message_id": item.message_id, "dispatch": dispatch, "status": status, "attempts": attempts,
@@ -97,6 +90,6 @@ def _failed_event(item: OutboxItem, error: str, now: datetime, unusable: bool = 
     """`unusable_address` (with the address) asks the server to drop that address from the profile."""
     properties: dict[str, Any] = {"message_id": item.message_id, "error": error}
     if unusable:
-        properties.update(unusable_address=True, address=_address(item))
+        properties.update(unusable_address=True, address=item.address)
     return {"type": f"{item.channel}.failed", "user_id": item.user_id, "timestamp": now.isoformat(),
             "properties": properties}

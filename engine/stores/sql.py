@@ -16,11 +16,13 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import bindparam, event, func, insert, select, update
+from sqlalchemy import event, func, insert, select, update
 from sqlalchemy.engine import Engine as SaEngine
 from sqlmodel import SQLModel, create_engine
 
+from channels.selection import ADDRESS_FIELD
 from engine.state import Instance
+from engine.stores.sql_driver import Driver
 from engine.stores.sql_schema import (
     INSTANCES,
     MESSAGES,
@@ -31,7 +33,6 @@ from engine.stores.sql_schema import (
     TIMERS,
     aware,
     chunks,
-    utc,
 )
 from engine.stores.sql_tx import SqlTx, StateCache
 
@@ -90,19 +91,18 @@ class SqlStore:
     # --- outbox: the dispatcher's side of the messages table ----------------------------
 
     def claim_outbox(self, now: datetime, limit: int, lease: timedelta) -> list[OutboxItem]:
-        """Pending messages due for an attempt, leased to this caller until now + lease."""
-        query = (select(MESSAGES.c.message_id, MESSAGES.c.user_id, MESSAGES.c.channel, MESSAGES.c.category,
-                        MESSAGES.c.content, MESSAGES.c.attempts, PROFILES.c.doc)
-                 .select_from(MESSAGES.outerjoin(PROFILES, PROFILES.c.user_id == MESSAGES.c.user_id))
-                 .where(MESSAGES.c.dispatch == "pending", MESSAGES.c.next_attempt_at <= utc(now))
-                 .order_by(MESSAGES.c.next_attempt_at).limit(limit))
-        if self.dialect == "postgresql":
-            query = query.with_for_update(of=MESSAGES, skip_locked=True)
+        """Pending messages due for an attempt, leased to this caller until now + lease. A lease that
+        ran out mid-attempt is expired first, in the same transaction (see `expire_interrupted`)."""
         with self.engine.begin() as conn:
-            items = [OutboxItem(r[0], r[1], r[2], r[3], r[4], r[5], r[6]) for r in conn.execute(query)]
+            db = Driver(conn, self.dialect)
+            _expire(db, now)
+            query = _claim_sql(db, limit)
+            items = [OutboxItem(r[0], r[1], r[2], r[3], db.read_json(r[4]), r[5], r[6])
+                     for r in db.rows(query, [db.time(now)])]
+            lease_until = db.time(now + lease)
             for chunk in chunks([i.message_id for i in items]):
-                conn.execute(update(MESSAGES).where(MESSAGES.c.message_id.in_(chunk))
-                             .values(dispatch="sending", next_attempt_at=utc(now + lease)))
+                db.run_in(f"UPDATE messages SET dispatch = 'sending', next_attempt_at = {db.mark} "
+                          "WHERE message_id IN ({in})", chunk, [lease_until])
         return items
 
     def finish_outbox(self, results: Sequence[dict[str, Any]]) -> None:
@@ -110,23 +110,20 @@ class SqlStore:
         provider_id, error, at."""
         if not results:
             return
-        rows = [{f"b_{k}": (utc(v) if isinstance(v, datetime) else v) for k, v in r.items()} for r in results]
-        statement = update(MESSAGES).where(MESSAGES.c.message_id == bindparam("b_message_id")).values(
-            dispatch=bindparam("b_dispatch"), status=bindparam("b_status"), status_at=bindparam("b_at"),
-            attempts=bindparam("b_attempts"), next_attempt_at=bindparam("b_next_attempt_at"),
-            provider=bindparam("b_provider"), provider_id=bindparam("b_provider_id"), error=bindparam("b_error"))
         with self.engine.begin() as conn:
-            conn.execute(statement, rows)
+            db = Driver(conn, self.dialect)
+            m = db.mark
+            rows = [(r["dispatch"], r["status"], db.time(r["at"]), r["attempts"], db.maybe_time(r["next_attempt_at"]),
+                     r["provider"], r["provider_id"], r["error"], r["message_id"]) for r in results]
+            db.write(f"UPDATE messages SET dispatch = {m}, status = {m}, status_at = {m}, attempts = {m}, "
+                     f"next_attempt_at = {m}, provider = {m}, provider_id = {m}, error = {m} "
+                     f"WHERE message_id = {m}", rows)
 
     def expire_interrupted(self, now: datetime) -> int:
         """Messages whose send was interrupted (lease ran out mid-attempt): never sent twice, so
         they are marked failed rather than retried."""
         with self.engine.begin() as conn:
-            result = conn.execute(update(MESSAGES).where(MESSAGES.c.dispatch == "sending",
-                                                         MESSAGES.c.next_attempt_at <= utc(now))
-                                  .values(dispatch="failed", status="unknown", status_at=utc(now),
-                                          error="interrupted while sending; not retried to avoid a duplicate"))
-        return int(result.rowcount or 0)
+            return _expire(Driver(conn, self.dialect), now)
 
     def outbox_next_due(self) -> datetime | None:
         with self.engine.connect() as conn:
@@ -183,13 +180,35 @@ class SqlStore:
 
 @dataclass(frozen=True, slots=True)
 class OutboxItem:
+    """A leased message and the recipient's address on its channel (None: the profile has none)."""
+
     message_id: str
     user_id: str
     channel: str
     category: str
     content: dict[str, Any]
     attempts: int
-    profile: dict[str, Any] | None
+    address: str | None
+
+
+def _expire(db: Driver, now: datetime) -> int:
+    m = db.mark
+    result = db.conn.exec_driver_sql(
+        f"UPDATE messages SET dispatch = 'failed', status = 'unknown', status_at = {m}, error = {m} "
+        f"WHERE dispatch = 'sending' AND next_attempt_at <= {m}",
+        (db.time(now), "interrupted while sending; not retried to avoid a duplicate", db.time(now)))
+    return int(result.rowcount or 0)
+
+
+def _claim_sql(db: Driver, limit: int) -> str:
+    """Due pending messages with the address their channel needs, read from the profile's JSON."""
+    field = "CASE m.channel " + " ".join(f"WHEN '{c}' THEN '{f}'" for c, f in ADDRESS_FIELD.items()) + " END"
+    address = f"json_extract(p.doc, '$.' || {field})" if db.sqlite else f"(p.doc ->> {field})"
+    sql = (f"SELECT m.message_id, m.user_id, m.channel, m.category, m.content, m.attempts, {address} "
+           "FROM messages m LEFT OUTER JOIN profiles p ON p.user_id = m.user_id "
+           f"WHERE m.dispatch = 'pending' AND m.next_attempt_at <= {db.mark} "
+           f"ORDER BY m.next_attempt_at LIMIT {int(limit)}")
+    return sql if db.sqlite else sql + " FOR UPDATE OF m SKIP LOCKED"
 
 
 def _make_engine(url: str, dialect: str, echo: bool) -> SaEngine:

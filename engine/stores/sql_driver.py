@@ -78,9 +78,10 @@ class Driver:
         """`sql` with `{in}` replaced by a placeholder list for `values`, followed by `extra` parameters."""
         return self.rows(sql.replace("{in}", self.marks(len(values))), [*values, *extra])
 
-    def run_in(self, sql: str, values: Sequence[Any]) -> None:
-        """A statement that returns no rows, with `{in}` as in `where_in`."""
-        self.conn.exec_driver_sql(sql.replace("{in}", self.marks(len(values))), tuple(values))
+    def run_in(self, sql: str, values: Sequence[Any], first: Sequence[Any] = ()) -> None:
+        """A statement that returns no rows, with `{in}` as in `where_in`; `first` fills the
+        placeholders before the list."""
+        self.conn.exec_driver_sql(sql.replace("{in}", self.marks(len(values))), (*first, *values))
 
 
 def _q(name: str) -> str:
