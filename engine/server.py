@@ -11,7 +11,6 @@ import gc
 import logging
 import threading
 import time
-import uuid
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -25,7 +24,7 @@ from engine.compiler import CompiledJourney
 from engine.dispatcher import Dispatcher
 from engine.errors import EventError
 from engine.events import Event, parse_event
-from engine.service import Committed, Engine, Ingested
+from engine.service import Committed, Engine, Ingested, ordered_ids
 from engine.stores.sql import SqlStore
 from engine.timers import Sweeps
 
@@ -65,7 +64,7 @@ class Server:
         self.lock = threading.RLock()
         self.batch = batch
         self.counters = Counters()
-        self.engine = Engine(journeys, policy, store, self.clock, new_id=lambda: uuid.uuid4().hex, trace=False)
+        self.engine = Engine(journeys, policy, store, self.clock, new_id=ordered_ids(self.clock), trace=False)
         self.engine.on_commit = self._committed
         self.dispatcher = Dispatcher(store, providers or default_providers(), self.clock, self._provider_failures)
         self.sweeps = Sweeps(self.clock, self.sweep_timers, self.drain_outbox, batch, timer_interval=timer_interval,

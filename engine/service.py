@@ -7,6 +7,7 @@ on a memory store and a virtual clock, the server on the SQL store and the wall 
 from __future__ import annotations
 
 import itertools
+import secrets
 from collections import defaultdict
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
@@ -39,6 +40,16 @@ class Committed:
 
     earliest_timer: datetime | None = None
     sends: int = 0
+
+
+def ordered_ids(clock: Clock) -> IdSource:
+    """Production ids: they sort in creation order, so rows keyed by them (instances, messages,
+    timers) are appended to their B-trees rather than scattered over them as random UUIDs would
+    be, which costs a third of the ingest time on SQLite. The prefix is the start time and a
+    random part (two workers never share it); a counter follows."""
+    prefix = f"{int(clock.now().timestamp() * 1000):012x}{secrets.token_hex(4)}"
+    numbers = itertools.count()
+    return lambda: f"{prefix}{next(numbers):010x}"
 
 
 def counter_ids(prefix: str = "") -> IdSource:

@@ -161,6 +161,16 @@ def test_unknown_instance_is_none(store: Store) -> None:
     assert read(store, lambda tx: list(tx.active_instances("nobody"))) == []
 
 
+def test_event_values_json_handles_badly_round_trip_exactly(store: Store) -> None:
+    """Integers beyond 64 bits, non-ASCII text and deep nesting in an event's properties."""
+    properties = {"big": 2**70, "neg": -(2**65), "text": "naïve 🚀 \u2028", "deep": [[{"a": [1.5]}]]}
+    event = {**EVENT, "properties": properties}
+    commit(store, Outcome(instance(event=event)))
+    loaded = read(store, lambda tx: tx.get_instance("i1"))
+    assert loaded is not None and loaded.event == event
+    assert loaded.event["properties"]["big"] == 2**70 and isinstance(loaded.event["properties"]["big"], int)
+
+
 def test_instance_round_trips(store: Store) -> None:
     paris = timezone(timedelta(hours=1))
     running = instance(step="sms", path=("push", "wait", "sms"), seq=3, timer=TimerRef("t1", at(30), "escalate"),
