@@ -60,12 +60,13 @@ class Runtime:
         """Does this event start the journey for this user, and under which instance key?"""
         if event.type != journey.definition.trigger.event:
             return False, None, "not_trigger"
+        when, key_expr = journey.expression("trigger.when"), journey.expression("instance_key")
+        if when is None and key_expr is None:
+            return True, None, "ok"
         context = _context(journey, event.context(), profile)
-        when = journey.expression("trigger.when")
         try:
             if when is not None and not when(context):
                 return False, None, "trigger_condition_false"
-            key_expr = journey.expression("instance_key")
             key = None if key_expr is None else str(key_expr(context))
         except EvaluationError as exc:
             return False, None, f"trigger_error: {exc}"

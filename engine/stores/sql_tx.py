@@ -113,18 +113,21 @@ class SqlTx:
 
     def _load_profiles(self, states: dict[str, UserState]) -> None:
         db, users = self.db, list(states)
-        for user_id, doc in db.where_in("SELECT user_id, doc FROM profiles WHERE user_id IN ({in})", users):
-            states[user_id].profile = _stored_profile(db.read_json(doc))
         query = ("SELECT user_id, channel, category, granted, source, at FROM consents "
                  "WHERE user_id IN ({in}) ORDER BY user_id, seq")
         ledgers: dict[str, list[ConsentRecord]] = {}
+        times: dict[Any, datetime] = {}  # a ledger's timestamps repeat (imports, STOP campaigns): parse each once
         for user_id, channel, category, granted, source, at in db.where_in(query, users):
-            ledgers.setdefault(user_id, []).append(
-                ConsentRecord(channel, category, bool(granted), source, db.read_time(at)))
-        for user_id, records in ledgers.items():
-            state = states[user_id]
-            state.profile = (state.profile or Profile(user_id)).with_consents(records)
-            state.consents_stored = len(records)
+            when = times.get(at)
+            if when is None:
+                when = times[at] = db.read_time(at)
+            ledgers.setdefault(user_id, []).append(ConsentRecord(channel, category, bool(granted), source, when))
+        for user_id, doc in db.where_in("SELECT user_id, doc FROM profiles WHERE user_id IN ({in})", users):
+            states[user_id].profile = _stored_profile(db.read_json(doc), tuple(ledgers.pop(user_id, ())))
+        for user_id, records in ledgers.items():  # consents given before any profile was stored
+            states[user_id].profile = Profile(user_id, consents=tuple(records))
+        for state in states.values():
+            state.consents_stored = len(state.profile.consents) if state.profile else 0
 
     def _load_instances(self, states: dict[str, UserState]) -> None:
         """Active instances, and each journey's (and key's) latest entry for the re-entry rules:
@@ -342,10 +345,10 @@ def _key(key: str | None) -> str:
     return "" if key is None else "=" + key
 
 
-def _stored_profile(doc: dict[str, Any]) -> Profile:
+def _stored_profile(doc: dict[str, Any], consents: tuple[ConsentRecord, ...]) -> Profile:
     """A profile read back: it was validated when it came in, so it is not parsed again."""
     return Profile(doc["user_id"], doc.get("timezone"), doc.get("email"), doc.get("phone"), doc.get("push_token"),
-                   bool(doc.get("rcs_capable")), doc.get("attributes") or {})
+                   bool(doc.get("rcs_capable")), doc.get("attributes") or {}, consents)
 
 
 def _profile_doc(profile: Profile) -> dict[str, Any]:
