@@ -121,12 +121,11 @@ def _run_http(url: str, tmp: Path, users: int, timeout: timedelta, prefix: str, 
     with _serve(url, journeys, tmp) as (base, pid):
         clock = SystemClock()
         with httpx.Client(base_url=base, headers={"Authorization": "Bearer bench"}, timeout=60) as client:
-            def post(events: Sequence[Event]) -> None:
-                body = json.dumps({"events": [e.to_dict() for e in events]})
+            def post(body: bytes) -> None:
                 response = client.post("/v1/events", content=body, headers={"Content-Type": "application/json"})
                 response.raise_for_status()
 
-            feed = _Burst(users, prefix, clock.now, post)
+            feed = _Burst(users, prefix, clock.now, post, _request_body)
             started = time.perf_counter()
             feed.run(progress)
         result.events_per_s = feed.events_per_s
@@ -135,22 +134,28 @@ def _run_http(url: str, tmp: Path, users: int, timeout: timedelta, prefix: str, 
         result.peak_rss_mb = _peak_rss_of(pid)
 
 
+def _request_body(events: Sequence[Event]) -> bytes:
+    return json.dumps({"events": [e.to_dict() for e in events]}).encode()
+
+
 class _Burst:
     """Sends every cart.abandoned in batches as fast as the path allows, and each batch's opens
     0.5 s after that batch went in. One sender, in time order, as clients would: an open that is
-    due goes before the next cart batch, so opens are not starved by the burst."""
+    due goes before the next cart batch, so opens are not starved by the burst. Only `send` is
+    timed: `prepare` (serialising a request) is the client's work, not the engine's."""
 
-    def __init__(self, users: int, prefix: str, now: Callable[[], datetime],
-                 send: Callable[[Sequence[Event]], object]) -> None:
-        self.users, self.prefix, self.now, self.send = users, prefix, now, send
+    def __init__(self, users: int, prefix: str, now: Callable[[], datetime], send: Callable[[Any], object],
+                 prepare: Callable[[list[Event]], Any] = lambda events: events) -> None:
+        self.users, self.prefix, self.now, self.send, self.prepare = users, prefix, now, send, prepare
         self.events_per_s = 0.0
         self._opens: list[tuple[float, list[int]]] = []
         self._sent = 0
         self._sending = 0.0
 
     def _timed_send(self, events: list[Event]) -> None:
+        request = self.prepare(events)
         before = time.perf_counter()
-        self.send(events)
+        self.send(request)
         self._sending += time.perf_counter() - before
         self._sent += len(events)
 
@@ -177,17 +182,20 @@ class _Burst:
 
 def _wait_done(url: str, users: int, timeout: timedelta, prefix: str, started: float, result: BenchResult,
                progress: Progress) -> None:
-    """Poll the database until every expected SMS is out of the outbox (or a generous deadline)."""
+    """Poll the database until every expected SMS is out of the outbox (or a generous deadline).
+    The counts scan the bench's messages, so the poll backs off as they grow: it never takes
+    more than a quarter of a core from the server it measures."""
     expected = sum(1 for n in range(users) if not opens(n))
     deadline = started + timeout.total_seconds() + 60 + users / 1000
     store = SqlStore(url)
     try:
         while time.perf_counter() < deadline:
+            before = time.perf_counter()
             sms, pending = _progress_counts(store, prefix)
             progress("timers", sms, expected)
             if sms >= expected and pending == 0:
                 break
-            time.sleep(0.02)
+            time.sleep(max(0.02, 3 * (time.perf_counter() - before)))
         result.wall_beyond_t_s = time.perf_counter() - started - timeout.total_seconds()
     finally:
         store.close()
