@@ -116,7 +116,7 @@ def serve(
 
     from channels.providers.config import ProvidersError, load_providers
     from engine.api import create_app
-    from engine.server import Server, default_providers, tune_gc
+    from engine.server import Server, default_providers, tune_runtime
     from engine.stores.sql import SqlStore, StoreError
 
     keys = frozenset(k.strip() for k in os.environ.get("JOURNEY_API_KEYS", "").split(",") if k.strip())
@@ -131,7 +131,7 @@ def serve(
         raise _fail(exc) from None
     except SQLAlchemyError as exc:
         raise _fail(RuntimeError(f"{db}: cannot open the database: {exc.__class__.__name__}: {exc}")) from None
-    tune_gc()
+    tune_runtime()
     server = Server(store, compiled, chosen, senders)
     api = create_app(server, keys)
     server.start()
@@ -161,9 +161,9 @@ def bench(
 
     from engine.bench import run_bench
     from engine.report import bench_progress, print_bench
-    from engine.server import tune_gc
+    from engine.server import tune_runtime
 
-    tune_gc()
+    tune_runtime()
 
     if as_json:
         result = run_bench(users, timedelta(seconds=timeout_seconds), db, via.value)
