@@ -1,0 +1,81 @@
+"""The dispatcher's side of the messages table on SQLite and PostgreSQL: a claim leases due
+messages with the address their channel needs, and a finished attempt is recorded."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+from sqlalchemy import select
+
+from channels import Decision, Profile
+from engine.state import Outcome, Send
+from engine.stores.sql import MESSAGES, SqlStore
+from tests.stores.conftest import SQL_BACKENDS, sql_url
+
+T0 = datetime(2026, 1, 5, 10, tzinfo=UTC)
+LEASE = timedelta(seconds=60)
+
+
+@pytest.fixture(params=SQL_BACKENDS)
+def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[SqlStore]:
+    made = SqlStore(sql_url(request.param, request, tmp_path))
+    yield made
+    made.close()
+
+
+def _send(message_id: str, user_id: str, channel: str, at: datetime = T0) -> Send:
+    return Send(message_id, None, None, user_id, None, "hello", channel, "transactional", {"text": "Hi é"},
+                0.0, None, None, (Decision(channel, True, None),), at)
+
+
+def _queue(store: SqlStore, *sends: Send) -> None:
+    with store.transaction() as tx:
+        tx.put_profile(Profile("u1", email="u1@example.com", phone="+14155550100", push_token="tok-1"))
+        tx.apply(Outcome(None, list(sends)))
+
+
+def _row(store: SqlStore, message_id: str) -> dict[str, Any]:
+    with store.engine.connect() as conn:
+        return dict(conn.execute(select(MESSAGES).where(MESSAGES.c.message_id == message_id)).mappings().one())
+
+
+def test_a_claim_carries_each_channels_address_and_none_without_a_profile(store: SqlStore) -> None:
+    sends = [_send(f"m-{c}", "u1", c) for c in ("push", "email", "sms", "mms", "rcs")]
+    _queue(store, *sends, _send("m-x", "nobody", "sms"))
+    items = {i.message_id: i for i in store.claim_outbox(T0, 100, LEASE)}
+    assert {k: i.address for k, i in items.items()} == {
+        "m-push": "tok-1", "m-email": "u1@example.com", "m-sms": "+14155550100", "m-mms": "+14155550100",
+        "m-rcs": "+14155550100", "m-x": None}
+    assert items["m-sms"].content == {"text": "Hi é"} and items["m-sms"].attempts == 0
+
+
+def test_a_leased_message_is_not_claimed_again_until_its_lease_runs_out(store: SqlStore) -> None:
+    _queue(store, _send("m1", "u1", "push"), _send("m2", "u1", "push", T0 + timedelta(minutes=5)))
+    assert [i.message_id for i in store.claim_outbox(T0, 100, LEASE)] == ["m1"]  # m2 is not due yet
+    assert store.claim_outbox(T0 + timedelta(seconds=30), 100, LEASE) == []
+    assert _row(store, "m1")["dispatch"] == "sending"
+    later = T0 + timedelta(minutes=10)
+    assert [i.message_id for i in store.claim_outbox(later, 100, LEASE)] == ["m2"]
+    assert _row(store, "m1")["dispatch"] == "failed"  # its lease ran out mid-attempt: never re-sent
+
+
+def test_a_finished_attempt_is_recorded(store: SqlStore) -> None:
+    _queue(store, _send("m1", "u1", "sms"))
+    store.claim_outbox(T0, 100, LEASE)
+    retry = T0 + timedelta(seconds=5)
+    store.finish_outbox([{"message_id": "m1", "dispatch": "pending", "status": "queued", "attempts": 1,
+                          "next_attempt_at": retry, "provider": None, "provider_id": None, "error": "busy",
+                          "at": T0}])
+    assert [i.attempts for i in store.claim_outbox(retry, 100, LEASE)] == [1]
+    store.finish_outbox([{"message_id": "m1", "dispatch": "sent", "status": "sent", "attempts": 2,
+                          "next_attempt_at": None, "provider": "twilio", "provider_id": "SM1", "error": None,
+                          "at": retry}])
+    row = _row(store, "m1")
+    assert (row["dispatch"], row["status"], row["attempts"], row["provider_id"]) == ("sent", "sent", 2, "SM1")
+    assert store.message_by_provider_id("SM1") == {"message_id": "m1", "user_id": "u1", "channel": "sms",
+                                                   "provider": "twilio"}
+    assert store.outbox_next_due() is None
