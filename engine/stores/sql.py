@@ -17,6 +17,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import event, func, insert, select, update
+from sqlalchemy.engine import Connection
 from sqlalchemy.engine import Engine as SaEngine
 from sqlmodel import SQLModel, create_engine
 
@@ -28,6 +29,7 @@ from engine.stores.sql_schema import (
     MESSAGES,
     META,
     PROFILES,
+    RETIRED_INDEXES,
     SCHEMA_VERSION,
     SKIPS,
     TIMERS,
@@ -63,7 +65,8 @@ class SqlStore:
             elif int(row[0]) > SCHEMA_VERSION:
                 raise StoreError(f"{self.url}: schema version {row[0]} is newer than this journey-engine "
                                  f"({SCHEMA_VERSION}); upgrade journey-engine")
-            elif int(row[0]) < SCHEMA_VERSION:  # 1 -> 2 needs no data change; older engines must now refuse it
+            elif int(row[0]) < SCHEMA_VERSION:
+                _migrate(conn)
                 conn.execute(update(META).where(META.c.key == "schema_version").values(value=str(SCHEMA_VERSION)))
 
     @contextmanager
@@ -96,7 +99,7 @@ class SqlStore:
         with self.engine.begin() as conn:
             db = Driver(conn, self.dialect)
             _expire(db, now)
-            query = _claim_sql(db, limit)
+            query = claim_sql(self.dialect, limit)
             items = [OutboxItem(r[0], r[1], r[2], r[3], db.read_json(r[4]), r[5], r[6])
                      for r in db.rows(query, [db.time(now)])]
             lease_until = db.time(now + lease)
@@ -126,10 +129,9 @@ class SqlStore:
             return _expire(Driver(conn, self.dialect), now)
 
     def outbox_next_due(self) -> datetime | None:
-        with self.engine.connect() as conn:
-            due = conn.execute(select(func.min(MESSAGES.c.next_attempt_at))
-                               .where(MESSAGES.c.dispatch == "pending")).scalar()
-        return aware(due) if due is not None else None
+        with self.engine.connect() as conn:  # a literal 'pending', so the partial index applies
+            due = conn.exec_driver_sql("SELECT min(next_attempt_at) FROM messages WHERE dispatch = 'pending'").scalar()
+        return Driver.read_time(due) if due is not None else None
 
     # --- reads for the HTTP API ---------------------------------------------------------
 
@@ -200,15 +202,28 @@ def _expire(db: Driver, now: datetime) -> int:
     return int(result.rowcount or 0)
 
 
-def _claim_sql(db: Driver, limit: int) -> str:
-    """Due pending messages with the address their channel needs, read from the profile's JSON."""
+def claim_sql(dialect: str, limit: int) -> str:
+    """Due pending messages with the address their channel needs, read from the profile's JSON.
+    `dispatch = 'pending'` is a literal so that the partial index of pending messages applies."""
+    sqlite = dialect == "sqlite"
     field = "CASE m.channel " + " ".join(f"WHEN '{c}' THEN '{f}'" for c, f in ADDRESS_FIELD.items()) + " END"
-    address = f"json_extract(p.doc, '$.' || {field})" if db.sqlite else f"(p.doc ->> {field})"
+    address = f"json_extract(p.doc, '$.' || {field})" if sqlite else f"(p.doc ->> {field})"
     sql = (f"SELECT m.message_id, m.user_id, m.channel, m.category, m.content, m.attempts, {address} "
            "FROM messages m LEFT OUTER JOIN profiles p ON p.user_id = m.user_id "
-           f"WHERE m.dispatch = 'pending' AND m.next_attempt_at <= {db.mark} "
+           f"WHERE m.dispatch = 'pending' AND m.next_attempt_at <= {'?' if sqlite else '%s'} "
            f"ORDER BY m.next_attempt_at LIMIT {int(limit)}")
-    return sql if db.sqlite else sql + " FOR UPDATE OF m SKIP LOCKED"
+    return sql if sqlite else sql + " FOR UPDATE OF m SKIP LOCKED"
+
+
+def _migrate(conn: Connection) -> None:
+    """Older schemas differ only in indexes (and an entries table that is no longer read):
+    drop the retired ones and create whatever the current tables declare. Older engines
+    refuse the database afterwards, because its version is bumped."""
+    for name in RETIRED_INDEXES:
+        conn.exec_driver_sql(f"DROP INDEX IF EXISTS {name}")
+    for table in SQLModel.metadata.sorted_tables:
+        for index in table.indexes:
+            index.create(conn, checkfirst=True)
 
 
 def _make_engine(url: str, dialect: str, echo: bool) -> SaEngine:

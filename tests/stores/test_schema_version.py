@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import sqlite3
 from pathlib import Path
 
 import pytest
 from sqlalchemy import select, update
 
-from engine.stores.sql import SqlStore, StoreError
+from engine.stores.sql import SqlStore, StoreError, claim_sql
 from engine.stores.sql_schema import META, SCHEMA_VERSION
 
 
@@ -23,12 +24,42 @@ def _version(store: SqlStore) -> int:
         return int(conn.execute(select(META.c.value).where(META.c.key == "schema_version")).scalar_one())
 
 
-def test_an_older_database_is_marked_current_so_older_engines_refuse_it(tmp_path: Path) -> None:
+OLD_INDEXES = {"ix_messages_dispatch": "messages (dispatch, next_attempt_at)",
+               "ix_messages_provider_id": "messages (provider_id)",
+               "ix_instances_user_status": "instances (user_id, status)",
+               "ix_instances_journey_status": "instances (journey_id, status)"}
+NEW_INDEXES = {"ix_messages_pending", "ix_messages_sending", "ix_messages_provider", "ix_instances_user",
+               "ix_instances_journey"}
+
+
+def _indexes(url: str) -> set[str]:
+    with sqlite3.connect(url.removeprefix("sqlite:///")) as conn:
+        return {r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type = 'index'")}
+
+
+def test_a_version_1_database_gets_the_current_indexes_and_version(tmp_path: Path) -> None:
+    """Made as version 1 made it (its indexes, its version), then opened: upgraded in place."""
     url = f"sqlite:///{tmp_path}/journey.db"
+    SqlStore(url).close()
+    with sqlite3.connect(tmp_path / "journey.db") as conn:
+        for name in NEW_INDEXES:
+            conn.execute(f"DROP INDEX {name}")
+        for name, target in OLD_INDEXES.items():
+            conn.execute(f"CREATE INDEX {name} ON {target}")
     _set_version(url, 1)
+    assert NEW_INDEXES.isdisjoint(_indexes(url)) and set(OLD_INDEXES) <= _indexes(url)
     store = SqlStore(url)
-    assert _version(store) == SCHEMA_VERSION == 2
+    assert _version(store) == SCHEMA_VERSION == 3
+    assert _indexes(url) >= NEW_INDEXES and set(OLD_INDEXES).isdisjoint(_indexes(url))
     store.close()
+
+
+def test_the_outbox_claim_reads_only_the_partial_index_of_pending_messages(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path}/journey.db"
+    SqlStore(url).close()
+    with sqlite3.connect(tmp_path / "journey.db") as conn:
+        plan = " ".join(str(r) for r in conn.execute("EXPLAIN QUERY PLAN " + claim_sql("sqlite", 500), ("2026",)))
+    assert "ix_messages_pending" in plan, plan
 
 
 def test_a_newer_database_is_refused_with_both_versions_named(tmp_path: Path) -> None:
