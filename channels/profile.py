@@ -82,10 +82,19 @@ class Profile:
         return replace(self, consents=self.consents + tuple(records))
 
 
+_last_formatted: tuple[datetime, str] | None = None
+
+
 def format_timestamp(at: datetime) -> str:
-    """RFC 3339 in UTC with a 'Z', the one timestamp shape in every output."""
-    text = at.astimezone(UTC).isoformat()
-    return text.replace("+00:00", "Z")
+    """RFC 3339 in UTC with a 'Z', the one timestamp shape in every output. A batch stamps
+    most of what it writes with the same instant, so the last one formatted is kept."""
+    global _last_formatted
+    last = _last_formatted
+    if last is not None and last[0] == at:  # equal instants print alike; naive never equals aware
+        return last[1]
+    text = at.astimezone(UTC).isoformat().replace("+00:00", "Z")
+    _last_formatted = (at, text)
+    return text
 
 
 def _describe(exc: ValidationError) -> str:

@@ -37,13 +37,19 @@ class Driver:
         self.conn = conn
         self.sqlite = dialect == "sqlite"
         self.mark = "?" if self.sqlite else "%s"
+        self._last_time: tuple[datetime, Any] = (datetime.min.replace(tzinfo=UTC), None)
 
     # --- values ---------------------------------------------------------------------------
 
     def time(self, at: datetime) -> Any:
-        """SQLite stores naive UTC text with microseconds (SQLAlchemy's format); PostgreSQL a datetime."""
+        """SQLite stores naive UTC text with microseconds (SQLAlchemy's format); PostgreSQL a datetime.
+        Most rows of a batch carry the same instant: the last one encoded is kept."""
+        if at == self._last_time[0] and at.tzinfo is not None:
+            return self._last_time[1]
         utc = at.astimezone(UTC)
-        return utc.replace(tzinfo=None).isoformat(" ", "microseconds") if self.sqlite else utc
+        value = utc.replace(tzinfo=None).isoformat(" ", "microseconds") if self.sqlite else utc
+        self._last_time = (at, value)
+        return value
 
     def maybe_time(self, at: datetime | None) -> Any:
         return None if at is None else self.time(at)

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta, timezone
 from typing import Any
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from channels import ConsentRecord, Profile, ProfileError
+from channels.profile import format_timestamp
 
 DOC: dict[str, Any] = {
     "user_id": "u1",
@@ -80,3 +83,14 @@ def test_minimal_profile_has_defaults() -> None:
         {},
         (),
     )
+
+
+@given(st.lists(st.tuples(st.datetimes(min_value=datetime(2000, 1, 1), max_value=datetime(2100, 1, 1)),
+                          st.sampled_from([0, 0, 60, -300, 330])), min_size=1, max_size=20))
+def test_timestamps_print_as_utc_with_z_whatever_came_before(stamps: list[tuple[datetime, int]]) -> None:
+    """format_timestamp keeps the last result; a sequence with repeats and zone changes still prints
+    every instant as itself (equal instants in two zones print alike)."""
+    for naive, offset in stamps:
+        at = naive.replace(tzinfo=timezone(timedelta(minutes=offset)))
+        fraction = f".{at.microsecond:06d}" if at.microsecond else ""
+        assert format_timestamp(at) == at.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S") + fraction + "Z"
