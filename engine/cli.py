@@ -151,10 +151,11 @@ class Via(StrEnum):
 @app.command()
 def bench(
     users: int = typer.Option(10_000, "--users", min=10, help="N users in the W1 workload"),
-    timeout_seconds: float = typer.Option(2.0, "--timeout-seconds", min=0.1, help="T: how long to wait for an open"),
+    timeout_seconds: float = typer.Option(2.0, "--timeout-seconds", help="T: how long to wait for an open (> 0.5)"),
     db: str | None = typer.Option(None, "--db", help="database URL (default: a fresh SQLite file)"),
     via: Via = typer.Option(Via.python, "--via", help="python: Engine API in batches; http: journey serve"),
     as_json: bool = typer.Option(False, "--json", help="print one JSON object"),
+    batch: int | None = typer.Option(None, "--batch", min=1, help="events per call (default: 1000 python, 500 http)"),
 ) -> None:
     """The reference workload W1 (push, then SMS on ignore) against the real store and scheduler."""
     from datetime import timedelta
@@ -162,15 +163,20 @@ def bench(
     from engine.bench import run_bench
     from engine.report import bench_progress, print_bench
     from engine.server import tune_runtime
+    from engine.workload import OPEN_DELAY
 
+    if timeout_seconds <= OPEN_DELAY.total_seconds():
+        delay = OPEN_DELAY.total_seconds()
+        raise _fail(ValueError(f"--timeout-seconds {timeout_seconds:g}: W1's openers open {delay:g} s after their "
+                               "push, so T must be longer than that"))
     tune_runtime()
 
     if as_json:
-        result = run_bench(users, timedelta(seconds=timeout_seconds), db, via.value)
+        result = run_bench(users, timedelta(seconds=timeout_seconds), db, via.value, batch=batch)
         typer.echo(json.dumps(result.to_dict()))
     else:
         with bench_progress() as progress:
-            result = run_bench(users, timedelta(seconds=timeout_seconds), db, via.value, progress)
+            result = run_bench(users, timedelta(seconds=timeout_seconds), db, via.value, progress, batch)
         print_bench(result.to_dict())
     if not result.correct:
         raise typer.Exit(1)

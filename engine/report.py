@@ -70,7 +70,8 @@ def bench_progress() -> Iterator[Callable[[str, int, int], None]]:
 
 def print_bench(result: dict[str, Any], console: Console | None = None) -> None:
     console = console or Console()
-    table = Table(title=f"W1: {result['users']} users, T = {result['timeout_s']} s, via {result['via']}")
+    table = Table(title=f"W1: {result['users']} users, T = {result['timeout_s']} s, via {result['via']}, "
+                        f"batches of {result['batch']}")
     table.add_column("measure")
     table.add_column("value", justify="right")
     rows = [("events/s ingested", f"{result['events_per_s']:,.0f}"),
