@@ -6,10 +6,11 @@ import sqlite3
 from pathlib import Path
 
 import pytest
-from sqlalchemy import select, update
+from sqlalchemy import create_engine, inspect, select, update
 
 from engine.stores.sql import SqlStore, StoreError, claim_sql
 from engine.stores.sql_schema import META, SCHEMA_VERSION
+from tests.stores.conftest import SQL_BACKENDS, sql_url
 
 
 def _set_version(url: str, version: int) -> None:
@@ -33,19 +34,29 @@ NEW_INDEXES = {"ix_messages_pending", "ix_messages_sending", "ix_messages_provid
 
 
 def _indexes(url: str) -> set[str]:
-    with sqlite3.connect(url.removeprefix("sqlite:///")) as conn:
-        return {r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type = 'index'")}
+    engine = create_engine(url)
+    try:
+        found = inspect(engine)
+        return {i["name"] for table in ("messages", "instances") for i in found.get_indexes(table) if i["name"]}
+    finally:
+        engine.dispose()
 
 
-def test_a_version_1_database_gets_the_current_indexes_and_version(tmp_path: Path) -> None:
+@pytest.fixture(params=SQL_BACKENDS)
+def url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    return sql_url(request.param, request, tmp_path)
+
+
+def test_a_version_1_database_gets_the_current_indexes_and_version(url: str) -> None:
     """Made as version 1 made it (its indexes, its version), then opened: upgraded in place."""
-    url = f"sqlite:///{tmp_path}/journey.db"
     SqlStore(url).close()
-    with sqlite3.connect(tmp_path / "journey.db") as conn:
+    engine = create_engine(url)
+    with engine.begin() as conn:
         for name in NEW_INDEXES:
-            conn.execute(f"DROP INDEX {name}")
+            conn.exec_driver_sql(f"DROP INDEX {name}")
         for name, target in OLD_INDEXES.items():
-            conn.execute(f"CREATE INDEX {name} ON {target}")
+            conn.exec_driver_sql(f"CREATE INDEX {name} ON {target}")
+    engine.dispose()
     _set_version(url, 1)
     assert NEW_INDEXES.isdisjoint(_indexes(url)) and set(OLD_INDEXES) <= _indexes(url)
     store = SqlStore(url)
