@@ -66,7 +66,7 @@ class SqlStore:
                 raise StoreError(f"{self.url}: schema version {row[0]} is newer than this journey-engine "
                                  f"({SCHEMA_VERSION}); upgrade journey-engine")
             elif int(row[0]) < SCHEMA_VERSION:
-                _migrate(conn)
+                _migrate(conn, int(row[0]), self.dialect)
                 conn.execute(update(META).where(META.c.key == "schema_version").values(value=str(SCHEMA_VERSION)))
 
     @contextmanager
@@ -164,7 +164,7 @@ class SqlStore:
 
     def user_by_phone(self, phone: str) -> str | None:
         """The user whose profile has this E.164 phone number (any one of them if several share it)."""
-        query = select(PROFILES.c.user_id).where(PROFILES.c.doc["phone"].as_string() == phone).limit(1)
+        query = select(PROFILES.c.user_id).where(PROFILES.c.phone == phone).limit(1)
         with self.engine.connect() as conn:
             row = conn.execute(query).first()
         return str(row[0]) if row else None
@@ -215,10 +215,14 @@ def claim_sql(dialect: str, limit: int) -> str:
     return sql if sqlite else sql + " FOR UPDATE OF m SKIP LOCKED"
 
 
-def _migrate(conn: Connection) -> None:
-    """Older schemas differ only in indexes (and an entries table that is no longer read):
-    drop the retired ones and create whatever the current tables declare. Older engines
-    refuse the database afterwards, because its version is bumped."""
+def _migrate(conn: Connection, version: int, dialect: str) -> None:
+    """Bring a database made by an older version up to date, in place: add the phone column
+    (filled from the profile documents), drop retired indexes and create whatever the current
+    tables declare. Older engines refuse the database afterwards, because its version is bumped."""
+    if version < 4:
+        conn.exec_driver_sql("ALTER TABLE profiles ADD COLUMN phone VARCHAR")
+        phone = "json_extract(doc, '$.phone')" if dialect == "sqlite" else "(doc ->> 'phone')"
+        conn.exec_driver_sql(f"UPDATE profiles SET phone = {phone}")
     for name in RETIRED_INDEXES:
         conn.exec_driver_sql(f"DROP INDEX IF EXISTS {name}")
     for table in SQLModel.metadata.sorted_tables:

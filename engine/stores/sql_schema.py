@@ -15,9 +15,10 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.types import JSON
 from sqlmodel import Field, SQLModel
 
-SCHEMA_VERSION = 3
+SCHEMA_VERSION = 4
 # 2: entries are read from instances; the entries table is no longer kept.
 # 3: partial outbox indexes; instance indexes without status (see `RETIRED_INDEXES`).
+# 4: profiles.phone, indexed, copied from the profile document.
 RETIRED_INDEXES = ("ix_messages_dispatch", "ix_messages_provider_id", "ix_instances_user_status",
                    "ix_instances_journey_status")
 CHUNK = 900
@@ -30,6 +31,7 @@ class StoreError(RuntimeError):
 class ProfileRow(SQLModel, table=True):
     __tablename__ = "profiles"
     user_id: str = Field(primary_key=True)
+    phone: str | None = Field(default=None, index=True)  # a copy of doc's, so an inbound SMS finds its sender
     doc: dict[str, Any] = Field(sa_column=Column(JSON, nullable=False))
 
 

@@ -294,7 +294,7 @@ class SqlTx:
     def flush(self) -> None:
         """Write everything buffered, one executemany per table."""
         db, sql = self.db, _statements(self.db)
-        db.write(sql["profiles"], [(p.user_id, db.json(_profile_doc(p))) for p in self._w_profiles.values()])
+        db.write(sql["profiles"], [(p.user_id, p.phone, db.json(_profile_doc(p))) for p in self._w_profiles.values()])
         db.write(sql["consents"], self._w_consents)
         db.write(sql["instances"], [_instance_row(db, i) for i in self._w_instances.values()])
         db.write(sql["timers"], list(self._w_timers.values()))
@@ -320,7 +320,7 @@ def _statements(db: Driver) -> dict[str, str]:
     if db.sqlite not in _STATEMENTS:
         mark = db.mark
         _STATEMENTS[db.sqlite] = {
-            "profiles": db.insert_sql("profiles", ("user_id", "doc"), ("user_id",), ("doc",)),
+            "profiles": db.insert_sql("profiles", ("user_id", "phone", "doc"), ("user_id",), ("phone", "doc")),
             "consents": db.insert_sql("consents", ("user_id", "seq", "channel", "category", "granted", "source",
                                                    "at")),
             "instances": db.insert_sql("instances", INSTANCE_COLUMNS, ("instance_id",), ("status", "step", "doc")),

@@ -6,10 +6,10 @@ import sqlite3
 from pathlib import Path
 
 import pytest
-from sqlalchemy import create_engine, inspect, select, update
+from sqlalchemy import create_engine, insert, inspect, select, update
 
 from engine.stores.sql import SqlStore, StoreError, claim_sql
-from engine.stores.sql_schema import META, SCHEMA_VERSION
+from engine.stores.sql_schema import META, PROFILES, SCHEMA_VERSION
 from tests.stores.conftest import SQL_BACKENDS, sql_url
 
 
@@ -30,14 +30,15 @@ OLD_INDEXES = {"ix_messages_dispatch": "messages (dispatch, next_attempt_at)",
                "ix_instances_user_status": "instances (user_id, status)",
                "ix_instances_journey_status": "instances (journey_id, status)"}
 NEW_INDEXES = {"ix_messages_pending", "ix_messages_sending", "ix_messages_provider", "ix_instances_user",
-               "ix_instances_journey"}
+               "ix_instances_journey", "ix_profiles_phone"}
 
 
 def _indexes(url: str) -> set[str]:
     engine = create_engine(url)
     try:
         found = inspect(engine)
-        return {i["name"] for table in ("messages", "instances") for i in found.get_indexes(table) if i["name"]}
+        tables = ("messages", "instances", "profiles")
+        return {i["name"] for table in tables for i in found.get_indexes(table) if i["name"]}
     finally:
         engine.dispose()
 
@@ -47,8 +48,9 @@ def url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
     return sql_url(request.param, request, tmp_path)
 
 
-def test_a_version_1_database_gets_the_current_indexes_and_version(url: str) -> None:
-    """Made as version 1 made it (its indexes, its version), then opened: upgraded in place."""
+def test_a_version_1_database_is_upgraded_in_place(url: str) -> None:
+    """Made as version 1 made it (its indexes, no phone column, its version), with a profile in
+    it, then opened: current indexes, the phone copied out of the document, the new version."""
     SqlStore(url).close()
     engine = create_engine(url)
     with engine.begin() as conn:
@@ -56,12 +58,15 @@ def test_a_version_1_database_gets_the_current_indexes_and_version(url: str) -> 
             conn.exec_driver_sql(f"DROP INDEX {name}")
         for name, target in OLD_INDEXES.items():
             conn.exec_driver_sql(f"CREATE INDEX {name} ON {target}")
+        conn.exec_driver_sql("ALTER TABLE profiles DROP COLUMN phone")
+        conn.execute(insert(PROFILES).values(user_id="u1", doc={"user_id": "u1", "phone": "+14155550100"}))
     engine.dispose()
     _set_version(url, 1)
     assert NEW_INDEXES.isdisjoint(_indexes(url)) and set(OLD_INDEXES) <= _indexes(url)
     store = SqlStore(url)
-    assert _version(store) == SCHEMA_VERSION == 3
+    assert _version(store) == SCHEMA_VERSION == 4
     assert _indexes(url) >= NEW_INDEXES and set(OLD_INDEXES).isdisjoint(_indexes(url))
+    assert store.user_by_phone("+14155550100") == "u1" and store.user_by_phone("+14155550199") is None
     store.close()
 
 
