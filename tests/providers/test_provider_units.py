@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import re
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -11,6 +12,7 @@ from provider_fakes import ACCOUNT_SID, AUTH_TOKEN, FakeFcm, FakeTwilio, HookSin
 
 from channels.providers import OutboundMessage, PermanentDeliveryError, TemporaryDeliveryError
 from channels.providers.fcm import FcmProvider
+from channels.providers.local import FileProvider
 from channels.providers.smtp import SmtpProvider
 from channels.providers.twilio import TwilioProvider
 from channels.providers.webhook import SIGNATURE_HEADER, WebhookProvider, sign, verify
@@ -203,3 +205,16 @@ def test_webhook_statuses_are_mapped(hook_sink: HookSink) -> None:
     with pytest.raises(PermanentDeliveryError):
         provider.send(message("webhook", {"text": "x"}, None))
     assert "s3cret" not in repr(provider)
+
+
+def test_the_outbox_file_keeps_one_exact_json_line_per_message(tmp_path: Path) -> None:
+    """Text as written (no \\u escapes), integers beyond 64 bits exact, one line each, in order."""
+    outbox = FileProvider(tmp_path / "outbox.jsonl")
+    first = OutboundMessage("m1", "u1", "sms", "marketing", {"text": "Crème brûlée 🍮 ready"}, "+14155550100")
+    second = OutboundMessage("m2", "u2", "push", "transactional", {"title": "Order", "n": 2**70}, "tok-2")
+    assert outbox.send(first) == "file:m1" and outbox.send(second) == "file:m2"
+    text = (tmp_path / "outbox.jsonl").read_text(encoding="utf-8")
+    assert "Crème brûlée 🍮" in text and text.count("\n") == 2
+    lines = [json.loads(line) for line in text.splitlines()]
+    assert lines == [first.to_dict(), second.to_dict()]
+    assert lines[1]["content"]["n"] == 2**70
