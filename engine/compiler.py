@@ -6,7 +6,7 @@ up by name or parsed while events flow.
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Iterator, Mapping
+from collections.abc import Collection, Iterator, Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -14,7 +14,7 @@ from typing import Any
 import networkx as nx
 from jinja2 import TemplateSyntaxError
 
-from engine.errors import JourneyDefinitionError, Problem
+from engine.errors import EvaluationError, JourneyDefinitionError, Problem
 from engine.expressions import Expression, compile_tree, render_tree, syntax_error
 from engine.loader import Located, compose, did_you_mean, validate_journey
 from engine.model import (
@@ -69,13 +69,18 @@ class CompiledJourney:
     def expression(self, key: str) -> Expression | None:
         return self.expressions.get(key)
 
-    def message_channels(self, message: str) -> tuple[str, ...]:
-        return tuple(self.templates[message])
-
-    def render(self, message: str, channel: str, context: Mapping[str, Any]) -> dict[str, Any]:
-        """Render one channel's content; raises TemplateRenderError."""
-        rendered: dict[str, Any] = render_tree(self.templates[message][channel], context)
-        return rendered
+    def render_channels(self, message: str, channels: Collection[str], context: Mapping[str, Any],
+                        ) -> tuple[dict[str, Any], dict[str, str]]:
+        """The content of each of `channels` the message has, and the error of each that failed."""
+        contents: dict[str, Any] = {}
+        errors: dict[str, str] = {}
+        for channel, tree in self.templates[message].items():
+            if channel in channels:
+                try:
+                    contents[channel] = render_tree(tree, context)
+                except EvaluationError as exc:
+                    errors[channel] = str(exc)
+        return contents, errors
 
 
 def compile_journey(located: Located, journey: Journey) -> CompiledJourney:

@@ -103,6 +103,9 @@ def _lookup(path: tuple[str, ...], context: Context) -> str:
         raise UndefinedError(f"'{path[0]}' is undefined")
     value = context[path[0]]
     for depth, name in enumerate(path[1:], 1):
+        if type(value) is dict and name in value:  # the common case, as the sandbox would resolve it
+            value = value[name]
+            continue
         value = _ENV.getattr(value, name)
         if isinstance(value, Undefined):
             raise UndefinedError(f"'{'.'.join(path[:depth])}' has no attribute '{name}'")

@@ -323,20 +323,8 @@ def _attempt_send(run: _Run, step: SendStep) -> object:
 
 def _render(run: _Run, message: str, candidates: Sequence[str]) -> tuple[dict[str, Any], dict[str, str]]:
     """Render the candidates' content (and the rcs fallbacks'); a failing template is recorded."""
-    wanted = set(candidates)
-    if "rcs" in wanted:
-        wanted.update(("mms", "sms"))
-    contents: dict[str, Any] = {}
-    errors: dict[str, str] = {}
-    context = run.context()
-    for channel in run.journey.message_channels(message):
-        if channel not in wanted:
-            continue
-        try:
-            contents[channel] = run.journey.render(message, channel, context)
-        except EvaluationError as exc:
-            errors[channel] = str(exc)
-    return contents, errors
+    wanted = (*candidates, "mms", "sms") if "rcs" in candidates else candidates
+    return run.journey.render_channels(message, wanted, run.context())
 
 
 def _nothing_sent(run: _Run, step: SendStep, decisions: tuple[Decision, ...], errors: Mapping[str, str],

@@ -181,7 +181,8 @@ def test_every_message_renders_for_every_example_entry(folder: Path) -> None:
     entries = [e for e in _jsonl(folder / "events.jsonl") if e["type"] == journey.definition.trigger.event]
     for event in entries:
         context = {"event": event, "profile": profiles[event["user_id"]], "journey": {"id": journey.id}}
-        for message in journey.definition.messages:
-            for channel in journey.message_channels(message):
-                rendered = journey.render(message, channel, context)
-                assert "{{" not in json.dumps(rendered), (message, channel)
+        for message, channels in journey.definition.messages.items():
+            contents, errors = journey.render_channels(message, channels.channels(), context)
+            assert errors == {}, (message, errors)
+            assert set(contents) == set(channels.channels()), message
+            assert "{{" not in json.dumps(contents), message
