@@ -47,7 +47,8 @@ def validate(paths: list[Path] = typer.Argument(..., help="journey files or fold
     except JourneyDefinitionError as exc:
         raise _fail(exc) from None
     for journey in journeys:
-        typer.echo(f"{journey.source}: ok ({journey.id}, {len(journey.steps)} steps)")
+        count = len(journey.steps)
+        typer.echo(f"{journey.source}: ok ({journey.id}, {count} step{'' if count == 1 else 's'})")
 
 
 @app.command()

@@ -91,6 +91,8 @@ def test_validate_cli_accepts_the_journeys_folder() -> None:
     assert result.exit_code == 0, result.output
     for journey_id in EXPECTED_IDS:
         assert f"ok ({journey_id}," in result.output
+    assert "ok (one-time-password, 1 step)" in result.output  # singular for one
+    assert "ok (cart-abandonment, 6 steps)" in result.output
 
 
 def test_shipped_journeys_use_every_step_type_and_wait_form() -> None:
