@@ -10,8 +10,9 @@ several workers can share the database.
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager, nullcontext
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -54,7 +55,11 @@ class SqlStore:
         self.engine: SaEngine = _make_engine(url, self.dialect, echo)
         use_cache = self.dialect == "sqlite" if cache is None else cache
         self.cache = StateCache() if use_cache else None
+        self._writer = WriterLock() if self.dialect == "sqlite" else None
         self._create_schema()
+
+    def _writing(self, urgent: bool) -> AbstractContextManager[Any]:
+        return self._writer.hold(urgent) if self._writer is not None else nullcontext()
 
     def _create_schema(self) -> None:
         SQLModel.metadata.create_all(self.engine)
@@ -74,7 +79,7 @@ class SqlStore:
         """Commit at the end of the block; on any failure roll back and forget cached users it touched."""
         tx: SqlTx | None = None
         try:
-            with self.engine.begin() as conn:
+            with self._writing(urgent=True), self.engine.begin() as conn:
                 tx = SqlTx(conn, self.dialect, self.cache)
                 yield tx
                 tx.flush()
@@ -96,7 +101,7 @@ class SqlStore:
     def claim_outbox(self, now: datetime, limit: int, lease: timedelta) -> list[OutboxItem]:
         """Pending messages due for an attempt, leased to this caller until now + lease. A lease that
         ran out mid-attempt is expired first, in the same transaction (see `expire_interrupted`)."""
-        with self.engine.begin() as conn:
+        with self._writing(urgent=False), self.engine.begin() as conn:
             db = Driver(conn, self.dialect)
             _expire(db, now)
             query = claim_sql(self.dialect, limit)
@@ -113,7 +118,7 @@ class SqlStore:
         provider_id, error, at."""
         if not results:
             return
-        with self.engine.begin() as conn:
+        with self._writing(urgent=False), self.engine.begin() as conn:
             db = Driver(conn, self.dialect)
             m = db.mark
             rows = [(r["dispatch"], r["status"], db.time(r["at"]), r["attempts"], db.maybe_time(r["next_attempt_at"]),
@@ -125,7 +130,7 @@ class SqlStore:
     def expire_interrupted(self, now: datetime) -> int:
         """Messages whose send was interrupted (lease ran out mid-attempt): never sent twice, so
         they are marked failed rather than retried."""
-        with self.engine.begin() as conn:
+        with self._writing(urgent=False), self.engine.begin() as conn:
             return _expire(Driver(conn, self.dialect), now)
 
     def outbox_next_due(self) -> datetime | None:
@@ -178,6 +183,38 @@ class SqlStore:
             for step, status, count in conn.execute(query):
                 counts.setdefault(step or "(none)", {})[status] = int(count)
         return counts
+
+
+class WriterLock:
+    """SQLite has one writer at a time and makes the others poll with sleeps of up to 100 ms.
+    Writers in this process queue here instead and wake as soon as the writer before them is
+    done; the engine's transactions (events, timers) go before the dispatcher's."""
+
+    def __init__(self) -> None:
+        self._free = threading.Condition()
+        self._owner: int | None = None
+        self._depth = 0
+        self._urgent_waiting = 0
+
+    @contextmanager
+    def hold(self, urgent: bool) -> Iterator[None]:
+        me = threading.get_ident()
+        with self._free:
+            if self._owner != me:
+                self._urgent_waiting += urgent
+                while self._owner is not None or (not urgent and self._urgent_waiting):
+                    self._free.wait()
+                self._urgent_waiting -= urgent
+                self._owner = me
+            self._depth += 1
+        try:
+            yield
+        finally:
+            with self._free:
+                self._depth -= 1
+                if self._depth == 0:
+                    self._owner = None
+                    self._free.notify_all()
 
 
 @dataclass(frozen=True, slots=True)
