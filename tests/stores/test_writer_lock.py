@@ -34,6 +34,36 @@ def test_urgent_writers_go_before_waiting_dispatch_writers() -> None:
     assert order == ["engine", "dispatcher"]
 
 
+def test_a_steady_stream_of_engine_writers_delays_the_dispatcher_but_never_shuts_it_out() -> None:
+    lock = WriterLock(patience=0.2)
+    stop = threading.Event()
+
+    def engine_writer() -> None:  # two of these keep an urgent writer waiting at every moment
+        while not stop.is_set():
+            with lock.hold(urgent=True):
+                time.sleep(0.002)
+
+    writers = [threading.Thread(target=engine_writer) for _ in range(2)]
+    for writer in writers:
+        writer.start()
+    time.sleep(0.05)
+    waited: list[float] = []
+
+    def dispatcher() -> None:
+        asked = time.monotonic()
+        with lock.hold(urgent=False):
+            waited.append(time.monotonic() - asked)
+
+    thread = threading.Thread(target=dispatcher, daemon=True)  # a shut-out dispatcher must fail, not hang
+    thread.start()
+    thread.join(3)
+    stop.set()
+    for writer in writers:
+        writer.join(5)
+    assert waited, "the dispatcher never got the lock while engine writers kept coming"
+    assert 0.15 <= waited[0] < 1.0
+
+
 def test_the_same_thread_may_hold_it_again_and_others_wait_for_the_outermost_release() -> None:
     lock, order = WriterLock(), []
     started = threading.Event()
