@@ -8,8 +8,7 @@ import threading
 from pathlib import Path
 from typing import TextIO
 
-import orjson
-
+from channels.json_text import dump_json
 from channels.providers.base import OutboundMessage, TemporaryDeliveryError
 
 
@@ -26,7 +25,7 @@ class FileProvider:
     def send(self, message: OutboundMessage) -> str:
         """Each line is flushed to the operating system before the send counts as done, so a
         killed process loses nothing it reported sent; the file stays open between messages."""
-        line = _line(message)
+        line = dump_json(message.to_dict())
         try:
             with self._lock:
                 if self._handle is None or self._handle.closed:
@@ -37,16 +36,6 @@ class FileProvider:
             self._handle = None
             raise TemporaryDeliveryError(f"{self.path}: {exc.strerror}") from exc
         return f"file:{message.message_id}"
-
-
-def _line(message: OutboundMessage) -> str:
-    """One JSON line, UTF-8 as is. orjson, because the standard library's encoder was half of a
-    send's cost; the standard library for what orjson refuses (integers beyond 64 bits)."""
-    data = message.to_dict()
-    try:
-        return orjson.dumps(data).decode()
-    except TypeError:
-        return json.dumps(data, ensure_ascii=False)
 
 
 class ConsoleProvider:

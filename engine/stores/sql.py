@@ -25,7 +25,7 @@ from sqlmodel import SQLModel, create_engine
 
 from channels.selection import ADDRESS_FIELD
 from engine.state import Instance
-from engine.stores.sql_driver import Driver
+from engine.stores.sql_driver import Driver, json_text, placeholder
 from engine.stores.sql_schema import (
     INSTANCES,
     MESSAGES,
@@ -265,14 +265,13 @@ def _expire(db: Driver, now: datetime) -> int:
 def claim_sql(dialect: str, limit: int) -> str:
     """Due pending messages with the address their channel needs, read from the profile's JSON.
     `dispatch = 'pending'` is a literal so that the partial index of pending messages applies."""
-    sqlite = dialect == "sqlite"
     field = "CASE m.channel " + " ".join(f"WHEN '{c}' THEN '{f}'" for c, f in ADDRESS_FIELD.items()) + " END"
-    address = f"json_extract(p.doc, '$.' || {field})" if sqlite else f"(p.doc ->> {field})"
-    sql = (f"SELECT m.message_id, m.user_id, m.channel, m.category, m.content, m.attempts, {address} "
+    sql = (f"SELECT m.message_id, m.user_id, m.channel, m.category, m.content, m.attempts, "
+           f"{json_text(dialect, 'p.doc', field)} "
            "FROM messages m LEFT OUTER JOIN profiles p ON p.user_id = m.user_id "
-           f"WHERE m.dispatch = 'pending' AND m.next_attempt_at <= {'?' if sqlite else '%s'} "
+           f"WHERE m.dispatch = 'pending' AND m.next_attempt_at <= {placeholder(dialect)} "
            f"ORDER BY m.next_attempt_at LIMIT {int(limit)}")
-    return sql if sqlite else sql + " FOR UPDATE OF m SKIP LOCKED"
+    return sql if dialect == "sqlite" else sql + " FOR UPDATE OF m SKIP LOCKED"
 
 
 def _migrate(conn: Connection, version: int, dialect: str) -> None:
@@ -281,8 +280,7 @@ def _migrate(conn: Connection, version: int, dialect: str) -> None:
     tables declare. Older engines refuse the database afterwards, because its version is bumped."""
     if version < 4:
         conn.exec_driver_sql("ALTER TABLE profiles ADD COLUMN phone VARCHAR")
-        phone = "json_extract(doc, '$.phone')" if dialect == "sqlite" else "(doc ->> 'phone')"
-        conn.exec_driver_sql(f"UPDATE profiles SET phone = {phone}")
+        conn.exec_driver_sql("UPDATE profiles SET phone = " + json_text(dialect, "doc", "'phone'"))
     for name in RETIRED_INDEXES:
         conn.exec_driver_sql(f"DROP INDEX IF EXISTS {name}")
     for table in SQLModel.metadata.sorted_tables:

@@ -14,20 +14,20 @@ from collections.abc import Iterable, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
-import orjson
 from sqlalchemy import Connection
 
-_dumps = json.JSONEncoder(ensure_ascii=True, check_circular=False).encode
+from channels.json_text import dump_json
+from engine.stores.sql_schema import aware
 
 
-def dump_json(value: Any) -> str:
-    """orjson, about nine times faster than the standard library on the documents stored per
-    event; the standard library for what orjson refuses (integers beyond 64 bits, non-string
-    keys). Reading stays with the standard library, which keeps such integers exact."""
-    try:
-        return orjson.dumps(value).decode()
-    except TypeError:
-        return _dumps(value)
+def placeholder(dialect: str) -> str:
+    """The driver's parameter mark: sqlite3 takes `?`, psycopg `%s`."""
+    return "?" if dialect == "sqlite" else "%s"
+
+
+def json_text(dialect: str, doc: str, key: str) -> str:
+    """SQL for the text at `key` (an SQL string expression) of the JSON column `doc`."""
+    return f"json_extract({doc}, '$.' || {key})" if dialect == "sqlite" else f"({doc} ->> {key})"
 
 
 class Driver:
@@ -36,7 +36,7 @@ class Driver:
     def __init__(self, conn: Connection, dialect: str) -> None:
         self.conn = conn
         self.sqlite = dialect == "sqlite"
-        self.mark = "?" if self.sqlite else "%s"
+        self.mark = placeholder(dialect)
         self._last_time: tuple[datetime, Any] = (datetime.min.replace(tzinfo=UTC), None)
 
     # --- values ---------------------------------------------------------------------------
@@ -44,7 +44,7 @@ class Driver:
     def time(self, at: datetime) -> Any:
         """SQLite stores naive UTC text with microseconds (SQLAlchemy's format); PostgreSQL a datetime.
         Most rows of a batch carry the same instant: the last one encoded is kept."""
-        if at == self._last_time[0] and at.tzinfo is not None:
+        if at == self._last_time[0]:  # naive never equals aware, so a hit is the same instant
             return self._last_time[1]
         utc = at.astimezone(UTC)
         value = utc.replace(tzinfo=None).isoformat(" ", "microseconds") if self.sqlite else utc
@@ -56,6 +56,7 @@ class Driver:
 
     @staticmethod
     def json(value: Any) -> str:
+        """Written with orjson; read with the standard library, which keeps big integers exact."""
         return dump_json(value)
 
     @staticmethod
@@ -63,7 +64,7 @@ class Driver:
         if isinstance(value, str):
             return datetime.fromisoformat(value).replace(tzinfo=UTC)
         assert isinstance(value, datetime)
-        return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+        return aware(value)
 
     @staticmethod
     def read_json(value: Any) -> Any:

@@ -138,11 +138,6 @@ SKIPS: Table = SkipRow.__table__  # type: ignore[attr-defined]
 META: Table = MetaRow.__table__  # type: ignore[attr-defined]
 
 
-def utc(at: datetime) -> datetime:
-    """Stored form: aware UTC (SQLModel's column type insists on an offset)."""
-    return at.astimezone(UTC)
-
-
 def aware(at: datetime) -> datetime:
     return at.replace(tzinfo=UTC) if at.tzinfo is None else at.astimezone(UTC)
 

@@ -176,7 +176,7 @@ class SqlTx:
         for chunk in chunks(unique):
             seen.update(r[0] for r in self.db.where_in("SELECT id FROM event_ids WHERE id IN ({in})", chunk))
         new = [i for i in unique if i not in seen]
-        self.db.write(self.db.insert_sql("event_ids", ("id",)), [(i,) for i in new])
+        self.db.write(_statements(self.db)["event_ids"], [(i,) for i in new])
         return set(new)
 
     def get_profile(self, user_id: str) -> Profile | None:
@@ -329,6 +329,7 @@ def _statements(db: Driver) -> dict[str, str]:
             "skips": db.insert_sql("skips", ("instance_id", "user_id", "step", "message", "reason", "decisions",
                                              "at", "detail")),
             "status": f"UPDATE messages SET status = {mark}, status_at = {mark} WHERE message_id = {mark}",
+            "event_ids": db.insert_sql("event_ids", ("id",)),
         }
     return _STATEMENTS[db.sqlite]
 
