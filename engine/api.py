@@ -304,9 +304,12 @@ class _Metrics:
     def collect(self) -> Iterator[CounterMetricFamily | GaugeMetricFamily]:
         c = self.server.counters
         events = CounterMetricFamily("journey_events", "Events by outcome", labels=["outcome"])
-        for outcome, total in (("accepted", c.accepted), ("duplicate", c.duplicates), ("rejected", c.rejected)):
+        for outcome, total in (("accepted", c.accepted), ("duplicate", c.duplicates), ("rejected", c.rejected),
+                               ("failed", c.failed)):
             events.add_metric([outcome], total)
         yield events
+        yield GaugeMetricFamily("journey_events_queued", "Accepted events waiting in the inbox",
+                                value=c.queued - c.dequeued)
         yield CounterMetricFamily("journey_timers_fired", "Timers fired", value=c.timers_fired)
         yield CounterMetricFamily("journey_timer_sweep_seconds", "Time spent firing timers", value=c.timer_seconds)
         yield CounterMetricFamily("journey_messages_sent", "Messages handed to providers",

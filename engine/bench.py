@@ -46,6 +46,7 @@ class BenchResult:
     timeout_s: float
     batch: int
     events_per_s: float = 0.0
+    processed_per_s: float = 0.0
     timers_per_s: float = 0.0
     wall_beyond_t_s: float = 0.0
     lateness_p50_ms: float = 0.0
@@ -102,12 +103,15 @@ def _run_python(url: str, tmp: Path, users: int, timeout: timedelta, prefix: str
     server.start()
     try:
         clock = server.clock
-        feed = _Burst(users, result.batch, prefix, clock.now, lambda events: server.ingest(events))
+        feed = _Burst(users, result.batch, prefix, clock.now, lambda events: server.accept(events),
+                      processed=lambda: server.counters.dequeued)
         started = time.perf_counter()
         feed.run(progress)
         result.events_per_s = feed.events_per_s
         _wait_done(url, users, timeout, prefix, started, result, progress)
-        result.timers_per_s = server.counters.timers_fired / max(server.counters.timer_seconds, 1e-9)
+        counters = server.counters
+        result.processed_per_s = counters.dequeued / max(counters.queue_seconds, 1e-9)
+        result.timers_per_s = counters.timers_fired / max(counters.timer_seconds, 1e-9)
         result.peak_rss_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     finally:
         server.stop()
@@ -129,7 +133,7 @@ def _run_http(url: str, tmp: Path, users: int, timeout: timedelta, prefix: str, 
             feed = _Burst(users, result.batch, prefix, clock.now, post, _request_body)
             started = time.perf_counter()
             feed.run(progress)
-        result.events_per_s = feed.events_per_s
+        result.events_per_s = result.processed_per_s = feed.events_per_s  # the reply comes after processing
         _wait_done(url, users, timeout, prefix, started, result, progress)
         result.timers_per_s = _server_timer_rate(base)
         result.peak_rss_mb = _peak_rss_of(pid)
@@ -141,18 +145,23 @@ def _request_body(events: Sequence[Event]) -> bytes:
 
 class _Burst:
     """Sends every cart.abandoned in batches as fast as the path allows, and each batch's opens
-    0.5 s after that batch went in. One sender, in time order, as clients would: an open that is
-    due goes before the next cart batch, so opens are not starved by the burst. Only `send` is
-    timed: `prepare` (serialising a request) is the client's work, not the engine's."""
+    0.5 s after that batch's pushes were queued, that is once the engine has processed the
+    batch (`processed` counts events processed so far; without it, a send returns processed).
+    One sender, in time order, as clients would: an open that is due goes before the next
+    cart batch, so opens are not starved by the burst. Only `send` is timed: `prepare`
+    (serialising a request) is the client's work, not the engine's."""
 
     def __init__(self, users: int, batch: int, prefix: str, now: Callable[[], datetime],
-                 send: Callable[[Any], object], prepare: Callable[[list[Event]], Any] = lambda events: events) -> None:
+                 send: Callable[[Any], object], prepare: Callable[[list[Event]], Any] = lambda events: events,
+                 processed: Callable[[], int] | None = None) -> None:
         self.users, self.batch, self.prefix, self.now = users, batch, prefix, now
         self.send, self.prepare = send, prepare
         self.events_per_s = 0.0
-        self._opens: list[tuple[float, list[int]]] = []
+        self._waiting: list[tuple[int, list[int]]] = []  # (events sent up to this batch, its openers)
+        self._opens: list[tuple[float, list[int]]] = []  # (when to send, the openers)
         self._sent = 0
         self._sending = 0.0
+        self.processed = processed or (lambda: self._sent)
 
     def _timed_send(self, events: list[Event]) -> None:
         request = self.prepare(events)
@@ -167,14 +176,20 @@ class _Burst:
             ids = range(start, min(self.users, start + self.batch))
             at = self.now()
             self._timed_send([cart_event(n, at, self.prefix) for n in ids])
-            self._opens.append((time.perf_counter() + OPEN_DELAY.total_seconds(), [n for n in ids if opens(n)]))
+            self._waiting.append((self._sent, [n for n in ids if opens(n)]))
             progress("ingest", ids.stop, self.users)
-        while self._opens:
-            time.sleep(max(0.0, self._opens[0][0] - time.perf_counter()))
+        while self._waiting or self._opens:
             self._send_due_opens()
+            wait = 0.005 if self._waiting else 1.0  # a batch not yet processed: look again soon
+            if self._opens:
+                wait = min(wait, self._opens[0][0] - time.perf_counter())
+            time.sleep(max(0.0, wait))
         self.events_per_s = self._sent / self._sending if self._sending else 0.0
 
     def _send_due_opens(self) -> None:
+        processed = self.processed()
+        while self._waiting and self._waiting[0][0] <= processed:
+            self._opens.append((time.perf_counter() + OPEN_DELAY.total_seconds(), self._waiting.pop(0)[1]))
         while self._opens and self._opens[0][0] <= time.perf_counter():
             _, ids = self._opens.pop(0)
             if ids:

@@ -15,6 +15,7 @@ from datetime import datetime
 from typing import Protocol
 
 from channels import Profile, SentRecord
+from engine.events import Event
 from engine.runtime import EntryHistory
 from engine.state import Instance, Outcome
 
@@ -28,6 +29,18 @@ class Tx(Protocol):
 
     def remember_events(self, event_ids: Sequence[str]) -> set[str]:
         """Record idempotency keys; returns those that are new (not seen before, not repeated)."""
+        ...
+
+    def queue_events(self, events: Sequence[Event]) -> None:
+        """Keep validated, de-duplicated events for later processing, in this order."""
+        ...
+
+    def claim_queued(self, limit: int) -> Sequence[Event]:
+        """The oldest queued events (not quarantined), removed from the queue as part of this transaction."""
+        ...
+
+    def quarantine_queued(self, error: str) -> bool:
+        """Set the oldest queued event aside with `error`: kept for a person to look at, never retried."""
         ...
 
     def get_profile(self, user_id: str) -> Profile | None: ...

@@ -75,6 +75,7 @@ def print_bench(result: dict[str, Any], console: Console | None = None) -> None:
     table.add_column("measure")
     table.add_column("value", justify="right")
     rows = [("events/s ingested", f"{result['events_per_s']:,.0f}"),
+            ("events/s processed", f"{result['processed_per_s']:,.0f}"),
             ("timers fired/s", f"{result['timers_per_s']:,.0f}"),
             ("wall time beyond T", f"{result['wall_beyond_t_s']:.2f} s"),
             ("timer lateness p50 / p99", f"{result['lateness_p50_ms']:.0f} / {result['lateness_p99_ms']:.0f} ms"),

@@ -17,6 +17,8 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
+from sqlalchemy.exc import DBAPIError
+
 from channels import Policy
 from channels.providers import FileProvider, Provider
 from channels.selection import ADDRESS_FIELD
@@ -41,6 +43,10 @@ class Counters:
     rejected: int = 0
     timers_fired: int = 0
     timer_seconds: float = 0.0
+    queued: int = 0  # put in the inbox by `accept` (and found there at start)
+    dequeued: int = 0  # taken out of it: processed, or set aside as failed
+    failed: int = 0
+    queue_seconds: float = 0.0
 
 
 def tune_runtime() -> None:
@@ -71,13 +77,17 @@ class Server:
         self.engine = Engine(journeys, policy, store, self.clock, new_id=ordered_ids(self.clock), trace=False)
         self.engine.on_commit = self._committed
         self.dispatcher = Dispatcher(store, providers or default_providers(), self.clock, self._provider_failures)
-        self.sweeps = Sweeps(self.clock, self.sweep_timers, self.drain_outbox, batch, timer_interval=timer_interval,
-                             next_due={"timers": store.next_due, "outbox": store.outbox_next_due})
+        self._counting = threading.Lock()  # `accept` runs outside `lock`
+        jobs = {"timers": (self.sweep_timers, timer_interval), "outbox": (self.drain_outbox, 0.5),
+                "inbox": (self.sweep_inbox, 1.0)}
+        self.sweeps = Sweeps(self.clock, jobs, batch, next_due={"timers": store.next_due,
+                                                                "outbox": store.outbox_next_due})
         self.started = False
 
     def start(self) -> None:
         """Expire interrupted sends, then run the sweeps (overdue timers fire at once)."""
         self.store.expire_interrupted(self.clock.now())
+        self.counters.queued += self.store.queued_count()
         self.sweeps.start()
         self.started = True
 
@@ -88,13 +98,71 @@ class Server:
         self.store.close()
 
     def ingest(self, events: Sequence[Event]) -> list[Ingested]:
-        """Process validated events in one transaction; durable when this returns."""
+        """Process validated events in one transaction; durable and processed when this returns.
+        Events accepted earlier go first, so each user's events keep their order."""
         with self.lock:
+            while self.counters.dequeued < self.counters.queued and self._process_queued():
+                pass
             results = self.engine.process_many(events)
-        duplicates = sum(1 for r in results if r.duplicate)
-        self.counters.accepted += len(results) - duplicates
-        self.counters.duplicates += duplicates
+        self._count(results)
         return results
+
+    def accept(self, events: Sequence[Event]) -> list[Ingested]:
+        """Queue validated events in one transaction: durable and de-duplicated when this returns,
+        processed moments later by the inbox sweep, in the order accepted. For producers that
+        need no more than "accepted" (bulk loads, event streams); `ingest` processes before it
+        returns. Does not wait for `lock`, so it is not held up by a batch in progress."""
+        results = self.engine.accept_many(events)
+        fresh = self._count(results)
+        with self._counting:
+            self.counters.queued += fresh
+        if self.started:
+            self.sweeps.wake("inbox")
+        return results
+
+    def _count(self, results: Sequence[Ingested]) -> int:
+        duplicates = sum(1 for r in results if r.duplicate)
+        with self._counting:
+            self.counters.accepted += len(results) - duplicates
+            self.counters.duplicates += duplicates
+        return len(results) - duplicates
+
+    def sweep_inbox(self) -> int:
+        with self.lock:
+            return self._process_queued()
+
+    def _process_queued(self) -> int:
+        """One batch from the inbox. If it fails, one event at a time, so that the one at fault is
+        set aside and the rest go on; a database error is not the events' fault and is raised
+        (the sweep tries again later)."""
+        started = time.perf_counter()
+        try:
+            handled = self.engine.process_queued(self.batch)
+        except DBAPIError:
+            raise
+        except Exception:
+            log.exception("a batch of accepted events failed; processing them one at a time")
+            handled = self._process_singly()
+        with self._counting:
+            self.counters.dequeued += handled
+            self.counters.queue_seconds += time.perf_counter() - started
+        return handled
+
+    def _process_singly(self) -> int:
+        handled = 0
+        for _ in range(self.batch):
+            try:
+                if not self.engine.process_queued(1):
+                    break
+            except DBAPIError:
+                raise
+            except Exception as exc:
+                log.exception("an accepted event failed; it stays in the inbox with the error")
+                if not self.engine.quarantine_queued(f"{type(exc).__name__}: {exc}"):
+                    break
+                self.counters.failed += 1
+            handled += 1
+        return handled
 
     def sweep_timers(self) -> int:
         started = time.perf_counter()

@@ -42,6 +42,18 @@ class Committed:
     sends: int = 0
 
 
+def _deduplicated(tx: Tx, events: Sequence[Event]) -> list[Ingested]:
+    """Record the events' ids; an id seen before, or earlier in this batch, marks a duplicate."""
+    new_ids = tx.remember_events([e.id for e in events if e.id is not None])
+    results = []
+    for event in events:
+        duplicate = event.id is not None and event.id not in new_ids
+        if not duplicate:
+            new_ids.discard(event.id or "")
+        results.append(Ingested(event, duplicate))
+    return results
+
+
 def ordered_ids(clock: Clock) -> IdSource:
     """Production ids: they sort in creation order, so rows keyed by them (instances, messages,
     timers) are appended to their B-trees rather than scattered over them as random UUIDs would
@@ -106,17 +118,40 @@ class Engine:
         now = self.clock.now()
         self._pending = Committed()
         with self.store.transaction() as tx:
-            new_ids = tx.remember_events([e.id for e in events if e.id is not None])
+            results = _deduplicated(tx, events)
             tx.prefetch({e.user_id for e in events}, now - CAP_WINDOW)
-            results = []
-            for event in events:
-                duplicate = event.id is not None and event.id not in new_ids
-                if not duplicate:
-                    new_ids.discard(event.id or "")
-                    self._process(tx, event, now)
-                results.append(Ingested(event, duplicate))
+            for result in results:
+                if not result.duplicate:
+                    self._process(tx, result.event, now)
         self._committed()
         return results
+
+    def accept_many(self, events: Sequence[Event]) -> list[Ingested]:
+        """Queue already-validated events for `process_queued`: durable and de-duplicated when this
+        returns, processed later in the order accepted. It touches only the store, never the
+        engine's state, so a host may call it while another thread is processing."""
+        with self.store.transaction() as tx:
+            results = _deduplicated(tx, events)
+            tx.queue_events([r.event for r in results if not r.duplicate])
+        return results
+
+    def process_queued(self, limit: int = 1000) -> int:
+        """Process up to `limit` of the oldest queued events in one transaction; returns how many."""
+        now = self.clock.now()
+        self._pending = Committed()
+        with self.store.transaction() as tx:
+            events = tx.claim_queued(limit)
+            tx.prefetch({e.user_id for e in events}, now - CAP_WINDOW)
+            for event in events:
+                self._process(tx, event, now)
+        self._committed()
+        return len(events)
+
+    def quarantine_queued(self, error: str) -> bool:
+        """Set the oldest queued event aside (it failed to process): kept with `error`, not retried,
+        so one bad event cannot hold up every event behind it."""
+        with self.store.transaction() as tx:
+            return tx.quarantine_queued(error)
 
     def fire_due(self, limit: int = 1000) -> int:
         """Fire up to `limit` timers due now, in one transaction; returns how many fired."""

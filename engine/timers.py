@@ -1,7 +1,7 @@
 """The only module that imports APScheduler.
 
-APScheduler runs two interval jobs: the timer sweep and the outbox drain. It is not the
-source of truth: the timers and messages tables are. A job that finds a full batch runs
+APScheduler runs the server's interval jobs: the timer sweep, the outbox drain and the
+inbox of accepted events. It is not the source of truth: the tables are. A job that finds a full batch runs
 again at once; `wake` pulls a job forward when something nearer than its next run appears,
 so a 2-second wait fires after 2 seconds, not at the next sweep.
 """
@@ -24,19 +24,19 @@ logging.getLogger("apscheduler.scheduler").setLevel(logging.ERROR)
 
 
 class Sweeps:
-    """`timers()` and `outbox()` each return how many items they handled (a full batch: go on)."""
+    """`jobs` maps a name to (job, interval in seconds); a job returns how many items it handled
+    (a full batch: go on)."""
 
-    def __init__(self, clock: Clock, timers: Callable[[], int], outbox: Callable[[], int], batch: int,
-                 timer_interval: float = 1.0, outbox_interval: float = 0.5,
+    def __init__(self, clock: Clock, jobs: Mapping[str, tuple[Callable[[], int], float]], batch: int,
                  next_due: Mapping[str, Callable[[], datetime | None]] | None = None) -> None:
         self._clock = clock
-        self._jobs = {"timers": timers, "outbox": outbox}
+        self._jobs = {name: job for name, (job, _) in jobs.items()}
+        self._intervals = {name: interval for name, (_, interval) in jobs.items()}
         self._next_due = dict(next_due or {})
         self._running: set[str] = set()
         self._again: set[str] = set()
-        self._intervals = {"timers": timer_interval, "outbox": outbox_interval}
         self._batch = batch
-        self._scheduler = BackgroundScheduler(timezone=UTC, executors={"default": ThreadPoolExecutor(2)},
+        self._scheduler = BackgroundScheduler(timezone=UTC, executors={"default": ThreadPoolExecutor(len(jobs))},
                                               job_defaults={"coalesce": True, "max_instances": 1,
                                                             "misfire_grace_time": None})
 

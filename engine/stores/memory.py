@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import heapq
-from collections import defaultdict
+from collections import defaultdict, deque
 from collections.abc import Collection, Iterator, Sequence
 from contextlib import contextmanager
 from datetime import datetime
 
 from channels import Profile, SentRecord
+from engine.events import Event
 from engine.runtime import EntryHistory
 from engine.state import Cancel, Instance, Outcome, Schedule, Send, Skip, Trace
 
@@ -32,6 +33,8 @@ class MemoryStore:
         self._sends: dict[str, list[SentRecord]] = defaultdict(list)
         self.skips: list[Skip] = []
         self.traces: list[Trace] = []
+        self.inbox: deque[Event] = deque()
+        self.quarantined: list[tuple[Event, str]] = []
 
     def get_profile(self, user_id: str) -> Profile | None:
         return self.profiles.get(user_id)
@@ -54,6 +57,19 @@ class MemoryStore:
                 self.event_ids.add(event_id)
                 new.add(event_id)
         return new
+
+    def queue_events(self, events: Sequence[Event]) -> None:
+        self.inbox.extend(events)
+
+    def claim_queued(self, limit: int) -> list[Event]:
+        """Taken off the queue at once: memory has no rollback, and no durability to keep."""
+        return [self.inbox.popleft() for _ in range(min(limit, len(self.inbox)))]
+
+    def quarantine_queued(self, error: str) -> bool:
+        if not self.inbox:
+            return False
+        self.quarantined.append((self.inbox.popleft(), error))
+        return True
 
     def active_instances(self, user_id: str) -> Sequence[Instance]:
         ids = self._active.get(user_id)

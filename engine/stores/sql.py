@@ -94,6 +94,11 @@ class SqlStore:
             due = conn.execute(select(func.min(TIMERS.c.due))).scalar()
         return aware(due) if due is not None else None
 
+    def queued_count(self) -> int:
+        """Accepted events waiting in the inbox (not those set aside as failed)."""
+        with self.engine.connect() as conn:
+            return int(conn.exec_driver_sql("SELECT count(*) FROM inbox WHERE error IS NULL").scalar() or 0)
+
     def close(self) -> None:
         self.engine.dispose()
 

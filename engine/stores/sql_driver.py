@@ -89,7 +89,7 @@ class Driver:
         if rows:
             self.conn.exec_driver_sql(sql, list(rows))
 
-    def rows(self, sql: str, params: Sequence[Any] = ()) -> Iterable[Sequence[Any]]:
+    def rows(self, sql: str, params: Sequence[Any] = ()) -> Sequence[Sequence[Any]]:
         return self.conn.exec_driver_sql(sql, tuple(params)).all()
 
     def where_in(self, sql: str, values: Sequence[Any], extra: Sequence[Any] = ()) -> Iterable[Sequence[Any]]:

@@ -10,15 +10,16 @@ from collections.abc import Iterator, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import Column, Index, Table, text
+from sqlalchemy import BigInteger, Column, Index, Integer, Table, text
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.types import JSON
 from sqlmodel import Field, SQLModel
 
-SCHEMA_VERSION = 4
+SCHEMA_VERSION = 5
 # 2: entries are read from instances; the entries table is no longer kept.
 # 3: partial outbox indexes; instance indexes without status (see `RETIRED_INDEXES`).
 # 4: profiles.phone, indexed, copied from the profile document.
+# 5: the inbox of events accepted for processing later.
 RETIRED_INDEXES = ("ix_messages_dispatch", "ix_messages_provider_id", "ix_instances_user_status",
                    "ix_instances_journey_status")
 CHUNK = 900
@@ -123,6 +124,22 @@ class SkipRow(SQLModel, table=True):
     detail: str | None = None
 
 
+class InboxRow(SQLModel, table=True):
+    """Events accepted for later processing (`Engine.accept_many`): durable before the caller
+    hears back, deleted by the transaction that processes them. A row whose processing failed
+    keeps its `error` and stays, so nothing accepted is ever dropped."""
+
+    __tablename__ = "inbox"
+    seq: int | None = Field(default=None, sa_column=Column(BigInteger().with_variant(Integer, "sqlite"),
+                                                           primary_key=True, autoincrement=True))
+    event_id: str | None = None
+    user_id: str
+    type: str
+    at: datetime
+    properties: dict[str, Any] = Field(sa_column=Column(JSON, nullable=False))
+    error: str | None = None
+
+
 class MetaRow(SQLModel, table=True):
     __tablename__ = "meta"
     key: str = Field(primary_key=True)
@@ -136,6 +153,7 @@ TIMERS: Table = TimerRow.__table__  # type: ignore[attr-defined]
 MESSAGES: Table = MessageRow.__table__  # type: ignore[attr-defined]
 SKIPS: Table = SkipRow.__table__  # type: ignore[attr-defined]
 META: Table = MetaRow.__table__  # type: ignore[attr-defined]
+INBOX: Table = InboxRow.__table__  # type: ignore[attr-defined]
 
 
 def aware(at: datetime) -> datetime:

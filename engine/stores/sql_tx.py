@@ -17,6 +17,7 @@ from typing import Any
 from sqlalchemy import Connection
 
 from channels import ConsentRecord, Profile, SentRecord
+from engine.events import Event
 from engine.runtime import EntryHistory
 from engine.state import Cancel, Instance, Outcome, Schedule, Send, Skip
 from engine.stores.sql_driver import Driver
@@ -237,6 +238,32 @@ class SqlTx:
         self.load_instances([i for i, _ in due])
         return due
 
+    # --- the inbox ------------------------------------------------------------------------
+
+    def queue_events(self, events: Sequence[Event]) -> None:
+        db = self.db
+        db.write(_statements(db)["inbox"], [(e.id, e.user_id, e.type, db.time(e.timestamp), db.json(dict(e.properties)))
+                                            for e in events])
+
+    def claim_queued(self, limit: int) -> list[Event]:
+        """The oldest queued events, deleted in this transaction. On PostgreSQL one worker at a
+        time processes the inbox (an advisory lock held to commit), so events keep their order."""
+        db = self.db
+        if not db.sqlite and not db.rows("SELECT pg_try_advisory_xact_lock(%s)", [INBOX_LOCK])[0][0]:
+            return []
+        rows = db.rows("SELECT seq, event_id, user_id, type, at, properties FROM inbox WHERE error IS NULL "
+                       f"ORDER BY seq LIMIT {int(limit)}")
+        for chunk in chunks([r[0] for r in rows]):
+            db.run_in("DELETE FROM inbox WHERE seq IN ({in})", chunk)
+        return [Event(kind, user_id, db.read_time(at), db.read_json(properties), event_id)
+                for _, event_id, user_id, kind, at, properties in rows]
+
+    def quarantine_queued(self, error: str) -> bool:
+        mark = self.db.mark
+        result = self.conn.exec_driver_sql(
+            f"UPDATE inbox SET error = {mark} WHERE seq = (SELECT min(seq) FROM inbox WHERE error IS NULL)", (error,))
+        return bool(result.rowcount)
+
     # --- writes ---------------------------------------------------------------------------
 
     def put_profile(self, profile: Profile) -> None:
@@ -309,6 +336,7 @@ class SqlTx:
 
 
 _STATEMENTS: dict[bool, dict[str, str]] = {}
+INBOX_LOCK = 0x6A6F75726E6579  # 'journey': the advisory lock of whoever processes the inbox
 INSTANCE_COLUMNS = ("instance_id", "journey_id", "version", "user_id", "key", "status", "step", "entered_at", "doc")
 MESSAGE_COLUMNS = ("message_id", "instance_id", "journey_id", "user_id", "step", "message", "channel", "category",
                    "content", "cost", "encoding", "segments", "decisions", "at", "status", "dispatch",
@@ -330,6 +358,7 @@ def _statements(db: Driver) -> dict[str, str]:
                                              "at", "detail")),
             "status": f"UPDATE messages SET status = {mark}, status_at = {mark} WHERE message_id = {mark}",
             "event_ids": db.insert_sql("event_ids", ("id",)),
+            "inbox": db.insert_sql("inbox", ("event_id", "user_id", "type", "at", "properties")),
         }
     return _STATEMENTS[db.sqlite]
 

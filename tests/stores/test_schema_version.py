@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import sqlite3
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
 from sqlalchemy import create_engine, insert, inspect, select, update
 
+from engine.events import Event
 from engine.stores.sql import SqlStore, StoreError, claim_sql
 from engine.stores.sql_schema import META, PROFILES, SCHEMA_VERSION
 from tests.stores.conftest import SQL_BACKENDS, sql_url
@@ -49,8 +51,9 @@ def url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
 
 
 def test_a_version_1_database_is_upgraded_in_place(url: str) -> None:
-    """Made as version 1 made it (its indexes, no phone column, its version), with a profile in
-    it, then opened: current indexes, the phone copied out of the document, the new version."""
+    """Made as version 1 made it (its indexes, no phone column, no inbox, its version), with a
+    profile in it, then opened: current indexes, the phone copied out of the document, an
+    inbox that takes events, the new version."""
     SqlStore(url).close()
     engine = create_engine(url)
     with engine.begin() as conn:
@@ -59,14 +62,19 @@ def test_a_version_1_database_is_upgraded_in_place(url: str) -> None:
         for name, target in OLD_INDEXES.items():
             conn.exec_driver_sql(f"CREATE INDEX {name} ON {target}")
         conn.exec_driver_sql("ALTER TABLE profiles DROP COLUMN phone")
+        conn.exec_driver_sql("DROP TABLE inbox")
         conn.execute(insert(PROFILES).values(user_id="u1", doc={"user_id": "u1", "phone": "+14155550100"}))
     engine.dispose()
     _set_version(url, 1)
     assert NEW_INDEXES.isdisjoint(_indexes(url)) and set(OLD_INDEXES) <= _indexes(url)
     store = SqlStore(url)
-    assert _version(store) == SCHEMA_VERSION == 4
+    assert _version(store) == SCHEMA_VERSION == 5
     assert _indexes(url) >= NEW_INDEXES and set(OLD_INDEXES).isdisjoint(_indexes(url))
     assert store.user_by_phone("+14155550100") == "u1" and store.user_by_phone("+14155550199") is None
+    with store.transaction() as tx:
+        tx.queue_events([Event("cart.abandoned", "u1", datetime(2026, 1, 5, tzinfo=UTC), {"cart": 1}, "e1")])
+    with store.transaction() as tx:
+        assert [e.id for e in tx.claim_queued(10)] == ["e1"]
     store.close()
 
 

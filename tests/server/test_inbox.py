@@ -1,0 +1,130 @@
+"""`Server.accept`: accepted events are durable when it returns, processed moments later by
+the inbox sweep in the order accepted, kept across a restart, and never lost when one of
+them cannot be processed. Real SQLite file, real APScheduler sweeps, the W1 journey."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterator
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+from sqlalchemy import text
+
+from channels.providers import FileProvider
+from engine.bench import bench_policy
+from engine.compiler import CompiledJourney
+from engine.events import Event
+from engine.server import Server
+from engine.stores.sql import SqlStore
+from engine.workload import cart_event, open_event, w1_journey, w1_profile
+from tests.server.conftest import wait_until
+
+WAIT = timedelta(minutes=5)  # the SMS never comes within a test: what matters is what the event did
+
+
+@pytest.fixture
+def make_server(tmp_path: Path) -> Iterator[Any]:
+    servers: list[Server] = []
+
+    def make(journey: CompiledJourney | None = None) -> Server:
+        store = SqlStore(f"sqlite:///{tmp_path}/journey.db")
+        with store.transaction() as tx:
+            for n in range(3):
+                tx.put_profile(w1_profile(n))
+        server = Server(store, [journey or w1_journey(WAIT)], bench_policy(),
+                        {"*": [FileProvider(tmp_path / "outbox.jsonl")]})
+        servers.append(server)
+        return server
+
+    yield make
+    for server in servers:
+        server.stop()
+
+
+def status(server: Server, user_id: str) -> list[str]:
+    return [i.status for i in server.store.instances_for_user(user_id)]
+
+
+def channels(server: Server, user_id: str) -> list[str]:
+    return [m["channel"] for m in server.store.messages_for_user(user_id)]
+
+
+def now_event(server: Server, maker: Any, n: int) -> Event:
+    event: Event = maker(n, server.clock.now())
+    return event
+
+
+def test_accepted_events_are_processed_by_the_sweep_in_the_order_accepted(make_server: Any) -> None:
+    server = make_server()
+    server.start()
+    results = server.accept([now_event(server, cart_event, 0), now_event(server, open_event, 0),
+                             now_event(server, cart_event, 1), now_event(server, cart_event, 1)])
+    assert [r.duplicate for r in results] == [False, False, False, True]
+    # the open came after the cart, so it ended u0's wait; u1 is still waiting for one
+    wait_until(lambda: status(server, "u0") == ["completed"] and status(server, "u1") == ["active"],
+               timeout=5, what="both users' events processed")
+    assert channels(server, "u0") == ["push"] and channels(server, "u1") == ["push"]
+    assert server.counters.accepted == 3 and server.counters.duplicates == 1
+    assert server.counters.dequeued == server.counters.queued == 3
+    again = server.accept([now_event(server, cart_event, 1)])
+    assert again[0].duplicate, "an id accepted before is a duplicate, as with ingest"
+    assert server.ingest([now_event(server, cart_event, 1)])[0].duplicate
+
+
+def test_ingest_processes_events_accepted_before_it_first(make_server: Any) -> None:
+    """No sweeps running: the only way the cart is processed before the open is ingest draining
+    the inbox first. Otherwise the open would find no instance and the cart would start a wait."""
+    server = make_server()
+    server.accept([now_event(server, cart_event, 0)])
+    assert status(server, "u0") == []
+    server.ingest([now_event(server, open_event, 0)])
+    assert status(server, "u0") == ["completed"] and channels(server, "u0") == ["push"]
+
+
+def test_accepted_events_survive_a_restart_before_they_are_processed(make_server: Any) -> None:
+    first = make_server()
+    first.accept([now_event(first, cart_event, n) for n in range(3)])
+    first.stop()  # never started: nothing was processed
+    second = make_server()
+    assert second.store.queued_count() == 3
+    second.start()
+    wait_until(lambda: all(status(second, f"u{n}") == ["active"] for n in range(3)), timeout=5,
+               what="the events accepted before the restart")
+    assert second.counters.queued == second.counters.dequeued == 3
+
+
+def test_an_event_that_cannot_be_processed_is_set_aside_and_the_rest_go_on(make_server: Any,
+                                                                            caplog: pytest.LogCaptureFixture) -> None:
+    """u0 entered version 1 of the journey; the server restarts with only version 2 loaded, so
+    u0's open cannot be processed. It stays in the inbox with the reason; u1's cart, accepted in
+    the same batch after it, is processed."""
+    first = make_server()
+    first.ingest([now_event(first, cart_event, 0)])
+    first.stop()
+    changed = w1_journey(WAIT + timedelta(minutes=1))
+    second = make_server(changed)
+    second.accept([now_event(second, open_event, 0), now_event(second, cart_event, 1)])
+    assert second.sweep_inbox() == 2
+    assert status(second, "u1") == ["active"] and channels(second, "u1") == ["push"]
+    assert second.counters.failed == 1 and second.store.queued_count() == 0
+    with second.store.engine.connect() as conn:
+        kept = conn.execute(text("SELECT user_id, type, error FROM inbox")).all()
+    assert len(kept) == 1 and tuple(kept[0])[:2] == ("u0", "push.opened")
+    assert "version" in kept[0][2] and "not loaded" in kept[0][2]
+    assert "stays in the inbox" in caplog.text
+
+
+def test_accept_is_not_held_up_by_the_engine_lock(make_server: Any) -> None:
+    """A host thread holding the engine (a long batch) does not stop events being accepted."""
+    server = make_server()
+    accepted = threading.Event()
+    with server.lock:
+        worker = threading.Thread(target=lambda: (server.accept([now_event(server, cart_event, 2)]),
+                                                  accepted.set()), daemon=True)
+        worker.start()
+        assert accepted.wait(5), "accept waited for the engine lock"
+    worker.join(5)
+    assert server.store.queued_count() == 1
