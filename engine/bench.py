@@ -15,6 +15,7 @@ import socket
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 import uuid
 from collections.abc import Callable, Iterator, Sequence
@@ -33,6 +34,7 @@ from engine.clock import SystemClock
 from engine.events import Event
 from engine.server import Server
 from engine.stores.sql import MESSAGES, SqlStore
+from engine.stores.sql_schema import aware
 from engine.workload import OPEN_DELAY, cart_event, check_w1, open_event, opens, w1_journey, w1_profile, w1_yaml
 
 BATCH = {"python": 1000, "http": 500}  # events per call: HTTP as the issue measures it; Python as the sweeps batch
@@ -70,8 +72,8 @@ def run_bench(users: int, timeout: timedelta, db_url: str | None = None, via: st
         _load_profiles(url, users, prefix, progress)
         result = BenchResult(users, via, timeout.total_seconds(), batch or BATCH[via])
         runner = _run_python if via == "python" else _run_http
-        runner(url, Path(tmp), users, timeout, prefix, result, progress)
-        _measure(url, users, timeout, prefix, result)
+        started_at = runner(url, Path(tmp), users, timeout, prefix, result, progress)
+        _measure(url, users, timeout, prefix, started_at, result)
     return result
 
 
@@ -96,7 +98,8 @@ def _load_profiles(url: str, users: int, prefix: str, progress: Progress) -> Non
 
 
 def _run_python(url: str, tmp: Path, users: int, timeout: timedelta, prefix: str, result: BenchResult,
-                progress: Progress) -> None:
+                progress: Progress) -> datetime:
+    """Runs W1 through `Server.accept`; returns when the burst started."""
     store = SqlStore(url)
     server = Server(store, [w1_journey(timeout)], bench_policy(), {"*": [FileProvider(tmp / "outbox.jsonl")]},
                     timer_interval=0.25)
@@ -105,7 +108,7 @@ def _run_python(url: str, tmp: Path, users: int, timeout: timedelta, prefix: str
         clock = server.clock
         feed = _Burst(users, result.batch, prefix, clock.now, lambda events: server.accept(events),
                       processed=lambda: server.counters.dequeued)
-        started = time.perf_counter()
+        started, started_at = time.perf_counter(), clock.now()
         feed.run(progress)
         result.events_per_s = feed.events_per_s
         _wait_done(url, users, timeout, prefix, started, result, progress)
@@ -115,28 +118,37 @@ def _run_python(url: str, tmp: Path, users: int, timeout: timedelta, prefix: str
         result.peak_rss_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     finally:
         server.stop()
+    return started_at
 
 
 def _run_http(url: str, tmp: Path, users: int, timeout: timedelta, prefix: str, result: BenchResult,
-              progress: Progress) -> None:
+              progress: Progress) -> datetime:
+    """Runs W1 through a `journey serve` child; returns when the burst started."""
     journeys = tmp / "journeys"
     journeys.mkdir()
     (journeys / "w1.yaml").write_text(w1_yaml(timeout), encoding="utf-8")
     (tmp / "policy.yaml").write_text("quiet_hours: {categories: []}\n", encoding="utf-8")
     with _serve(url, journeys, tmp) as (base, pid):
         clock = SystemClock()
-        with httpx.Client(base_url=base, headers={"Authorization": "Bearer bench"}, timeout=60) as client:
-            def post(body: bytes) -> None:
-                response = client.post("/v1/events", content=body, headers={"Content-Type": "application/json"})
-                response.raise_for_status()
-
-            feed = _Burst(users, result.batch, prefix, clock.now, post, _request_body)
-            started = time.perf_counter()
+        with _poster(base) as post, _poster(base) as post_opens:  # the loader, and the devices
+            feed = _Burst(users, result.batch, prefix, clock.now, post, _request_body, send_opens=post_opens)
+            started, started_at = time.perf_counter(), clock.now()
             feed.run(progress)
         result.events_per_s = result.processed_per_s = feed.events_per_s  # the reply comes after processing
         _wait_done(url, users, timeout, prefix, started, result, progress)
         result.timers_per_s = _server_timer_rate(base)
         result.peak_rss_mb = _peak_rss_of(pid)
+    return started_at
+
+
+@contextmanager
+def _poster(base: str) -> Iterator[Callable[[bytes], None]]:
+    with httpx.Client(base_url=base, headers={"Authorization": "Bearer bench"}, timeout=60) as client:
+        def post(body: bytes) -> None:
+            response = client.post("/v1/events", content=body, headers={"Content-Type": "application/json"})
+            response.raise_for_status()
+
+        yield post
 
 
 def _request_body(events: Sequence[Event]) -> bytes:
@@ -144,64 +156,96 @@ def _request_body(events: Sequence[Event]) -> bytes:
 
 
 class _Burst:
-    """Sends every cart.abandoned in batches as fast as the path allows, and each batch's opens
-    0.5 s after that batch's pushes were queued, that is once the engine has processed the
-    batch (`processed` counts events processed so far; without it, a send returns processed).
-    One sender, in time order, as clients would: an open that is due goes before the next
-    cart batch, so opens are not starved by the burst. Only `send` is timed: `prepare`
-    (serialising a request) is the client's work, not the engine's."""
+    """Sends every cart.abandoned in batches as fast as the path allows, and on a second thread
+    (the users' devices, not the bulk loader) each batch's opens, 0.5 s after the engine has
+    processed that batch and so queued its pushes. `processed` counts carts processed so far;
+    without it, a send returns once its events are processed. Only the sends are timed, as
+    the time at least one is in flight: `prepare` (serialising a request) is the client's
+    work, not the engine's."""
 
     def __init__(self, users: int, batch: int, prefix: str, now: Callable[[], datetime],
                  send: Callable[[Any], object], prepare: Callable[[list[Event]], Any] = lambda events: events,
-                 processed: Callable[[], int] | None = None) -> None:
+                 processed: Callable[[], int] | None = None, send_opens: Callable[[Any], object] | None = None) -> None:
         self.users, self.batch, self.prefix, self.now = users, batch, prefix, now
-        self.send, self.prepare = send, prepare
+        self.send, self.prepare, self.send_opens = send, prepare, send_opens or send
         self.events_per_s = 0.0
-        self._waiting: list[tuple[int, list[int]]] = []  # (events sent up to this batch, its openers)
+        self._turn = threading.Lock()
+        self._waiting: list[tuple[int, list[int]]] = []  # (carts sent up to this batch, its openers)
         self._opens: list[tuple[float, list[int]]] = []  # (when to send, the openers)
-        self._sent = 0
-        self._sending = 0.0
-        self.processed = processed or (lambda: self._sent)
-
-    def _timed_send(self, events: list[Event]) -> None:
-        request = self.prepare(events)
-        before = time.perf_counter()
-        self.send(request)
-        self._sending += time.perf_counter() - before
-        self._sent += len(events)
+        self._carts = 0  # carts sent so far; `processed` is compared with it
+        self._carts_done = False
+        self.processed = processed or (lambda: self._carts)
+        self._spans: list[tuple[float, float, int]] = []  # (start, end, events) of every send
+        self._failure: BaseException | None = None
 
     def run(self, progress: Progress) -> None:
-        for start in range(0, self.users, self.batch):
-            self._send_due_opens()
-            ids = range(start, min(self.users, start + self.batch))
-            at = self.now()
-            self._timed_send([cart_event(n, at, self.prefix) for n in ids])
-            self._waiting.append((self._sent, [n for n in ids if opens(n)]))
-            progress("ingest", ids.stop, self.users)
-        while self._waiting or self._opens:
-            self._send_due_opens()
-            wait = 0.005 if self._waiting else 1.0  # a batch not yet processed: look again soon
-            if self._opens:
-                wait = min(wait, self._opens[0][0] - time.perf_counter())
-            time.sleep(max(0.0, wait))
-        self.events_per_s = self._sent / self._sending if self._sending else 0.0
-
-    def _send_due_opens(self) -> None:
-        processed = self.processed()
-        while self._waiting and self._waiting[0][0] <= processed:
-            self._opens.append((time.perf_counter() + OPEN_DELAY.total_seconds(), self._waiting.pop(0)[1]))
-        while self._opens and self._opens[0][0] <= time.perf_counter():
-            _, ids = self._opens.pop(0)
-            if ids:
+        devices = threading.Thread(target=self._open_when_due, name="bench-devices", daemon=True)
+        devices.start()
+        try:
+            for start in range(0, self.users, self.batch):
+                ids = range(start, min(self.users, start + self.batch))
                 at = self.now()
-                self._timed_send([open_event(n, at, self.prefix) for n in ids])
+                self._timed_send(self.send, [cart_event(n, at, self.prefix) for n in ids])
+                with self._turn:
+                    self._carts = ids.stop
+                    self._waiting.append((ids.stop, [n for n in ids if opens(n)]))
+                progress("ingest", ids.stop, self.users)
+        finally:
+            self._carts_done = True
+            devices.join()
+        if self._failure is not None:
+            raise self._failure
+        self.events_per_s = sum(n for _, _, n in self._spans) / _busy_seconds(self._spans)
+
+    def _timed_send(self, send: Callable[[Any], object], events: list[Event]) -> None:
+        request = self.prepare(events)
+        before = time.perf_counter()
+        send(request)
+        self._spans.append((before, time.perf_counter(), len(events)))
+
+    def _open_when_due(self) -> None:
+        try:
+            while not (self._carts_done and not self._waiting and not self._opens):
+                openers = self._due_openers()
+                if openers:
+                    at = self.now()
+                    self._timed_send(self.send_opens, [open_event(n, at, self.prefix) for n in openers])
+                    continue
+                wait = 0.005 if self._waiting or not self._carts_done else 1.0
+                if self._opens:
+                    wait = min(wait, self._opens[0][0] - time.perf_counter())
+                time.sleep(max(0.0, wait))
+        except BaseException as exc:  # raised again on the main thread
+            self._failure = exc
+
+    def _due_openers(self) -> list[int]:
+        """Batches processed since the last look start their 0.5 s; every open now due, in one call."""
+        processed = self.processed()
+        with self._turn:
+            while self._waiting and self._waiting[0][0] <= processed:
+                self._opens.append((time.perf_counter() + OPEN_DELAY.total_seconds(), self._waiting.pop(0)[1]))
+        due: list[int] = []
+        while self._opens and self._opens[0][0] <= time.perf_counter():
+            due.extend(self._opens.pop(0)[1])
+        return due
+
+
+def _busy_seconds(spans: Sequence[tuple[float, float, int]]) -> float:
+    """The time at least one send was in flight (the sends of two threads overlap)."""
+    busy, reach = 0.0, float("-inf")
+    for start, end, _ in sorted(spans):
+        if end > reach:
+            busy += end - max(start, reach)
+            reach = end
+    return busy or 1e-9
 
 
 def _wait_done(url: str, users: int, timeout: timedelta, prefix: str, started: float, result: BenchResult,
                progress: Progress) -> None:
     """Poll the database until every expected SMS is out of the outbox (or a generous deadline).
     The counts scan the bench's messages, so the poll backs off as they grow: it never takes
-    more than a quarter of a core from the server it measures."""
+    more than a quarter of a core from the server it measures. The wall time beyond T set
+    here stands only if the run fails; `_measure` reads the exact one from the messages."""
     expected = sum(1 for n in range(users) if not opens(n))
     deadline = started + timeout.total_seconds() + 60 + users / 1000
     store = SqlStore(url)
@@ -227,12 +271,16 @@ def _progress_counts(store: SqlStore, prefix: str) -> tuple[int, int]:
     return int(sms), int(pending)
 
 
-def _measure(url: str, users: int, timeout: timedelta, prefix: str, result: BenchResult) -> None:
+def _measure(url: str, users: int, timeout: timedelta, prefix: str, started_at: datetime,
+             result: BenchResult) -> None:
+    """Checks W1 and reads the figures the messages hold: timer lateness, and the wall time
+    beyond T to the moment the last SMS was handed to the provider (its `status_at`), which
+    is exact where the completion poll is only as fine as its interval."""
     store = SqlStore(url)
     try:
         with store.engine.connect() as conn:
-            rows = conn.execute(select(MESSAGES.c.user_id, MESSAGES.c.channel, MESSAGES.c.at, MESSAGES.c.dispatch)
-                                .where(MESSAGES.c.user_id.like(f"{prefix}%"))).all()
+            rows = conn.execute(select(MESSAGES.c.user_id, MESSAGES.c.channel, MESSAGES.c.at, MESSAGES.c.dispatch,
+                                       MESSAGES.c.status_at).where(MESSAGES.c.user_id.like(f"{prefix}%"))).all()
         result.db_mb = _db_size_mb(store, url)
     finally:
         store.close()
@@ -243,6 +291,9 @@ def _measure(url: str, users: int, timeout: timedelta, prefix: str, result: Benc
     pushed = {r[0]: r[2] for r in rows if r[1] == "push"}
     late = sorted((r[2] - pushed[r[0]] - timeout).total_seconds() * 1000 for r in rows
                   if r[1] == "sms" and r[0] in pushed)
+    handed = [r[4] for r in rows if r[1] == "sms" and r[3] == "sent" and r[4] is not None]
+    if handed and not problems:
+        result.wall_beyond_t_s = (aware(max(handed)) - started_at - timeout).total_seconds()
     if late:
         result.lateness_p50_ms = round(late[len(late) // 2], 1)
         result.lateness_p99_ms = round(late[min(len(late) - 1, int(len(late) * 0.99))], 1)

@@ -71,8 +71,8 @@ class Dispatcher:
             except PermanentDeliveryError as exc:
                 result = _result(item, "failed", "failed", attempts, None, provider.name, None, str(exc), now)
                 return {**result, "unusable_address": exc.unusable_address}
-            self.sent += 1
-            return _result(item, "sent", "sent", attempts, None, provider.name, provider_id, None, now)
+            self.sent += 1  # status_at: when the provider took it, not when the batch began
+            return _result(item, "sent", "sent", attempts, None, provider.name, provider_id, None, self.clock.now())
         if attempts >= MAX_ATTEMPTS:
             return _result(item, "failed", "failed", attempts, None, None, None, f"gave up: {error}", now)
         retry_at = now + BACKOFF[attempts - 1]

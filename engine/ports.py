@@ -39,8 +39,9 @@ class Tx(Protocol):
         """The oldest queued events (not quarantined), removed from the queue as part of this transaction."""
         ...
 
-    def quarantine_queued(self, error: str) -> bool:
-        """Set the oldest queued event aside with `error`: kept for a person to look at, never retried."""
+    def quarantine_queued(self, error: str) -> str | None:
+        """Set the oldest queued event aside with `error` (kept for a person to look at, never
+        retried); returns its user, None when nothing is queued."""
         ...
 
     def get_profile(self, user_id: str) -> Profile | None: ...

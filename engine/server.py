@@ -12,6 +12,7 @@ import logging
 import sys
 import threading
 import time
+from collections import Counter, deque
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -60,6 +61,38 @@ def tune_runtime() -> None:
     sys.setswitchinterval(0.05)
 
 
+class TurnLock:
+    """A re-entrant lock handed over in the order it was asked for. The sweeps (inbox, timers)
+    each loop batch after batch; with a plain lock the thread that just released it takes it
+    straight back, and a backlog of events would hold timers up for seconds. Here a waiting
+    sweep goes next, so a timer waits for at most one batch of events."""
+
+    def __init__(self) -> None:
+        self._turns = threading.Condition(threading.Lock())
+        self._owner: int | None = None
+        self._depth = 0
+        self._waiting: deque[int] = deque()
+
+    def __enter__(self) -> TurnLock:
+        me = threading.get_ident()
+        with self._turns:
+            if self._owner != me:
+                self._waiting.append(me)
+                while self._owner is not None or self._waiting[0] != me:
+                    self._turns.wait()
+                self._waiting.popleft()
+                self._owner = me
+            self._depth += 1
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        with self._turns:
+            self._depth -= 1
+            if self._depth == 0:
+                self._owner = None
+                self._turns.notify_all()
+
+
 def default_providers(outbox: str | Path = "outbox.jsonl") -> dict[str, Sequence[Provider]]:
     """No providers file: every channel goes to the local outbox log."""
     return {"*": [FileProvider(outbox)]}
@@ -68,16 +101,18 @@ def default_providers(outbox: str | Path = "outbox.jsonl") -> dict[str, Sequence
 class Server:
     def __init__(self, store: SqlStore, journeys: Sequence[CompiledJourney], policy: Policy,
                  providers: Mapping[str, Sequence[Provider]] | None = None, clock: Clock | None = None,
-                 batch: int = 1000, timer_interval: float = 1.0) -> None:
+                 batch: int = 1000, timer_interval: float = 1.0, max_queued: int = 10_000) -> None:
         self.store = store
         self.clock = clock or SystemClock()
-        self.lock = threading.RLock()
+        self.lock = TurnLock()
         self.batch = batch
+        self.max_queued = max_queued
         self.counters = Counters()
         self.engine = Engine(journeys, policy, store, self.clock, new_id=ordered_ids(self.clock), trace=False)
         self.engine.on_commit = self._committed
         self.dispatcher = Dispatcher(store, providers or default_providers(), self.clock, self._provider_failures)
-        self._counting = threading.Lock()  # `accept` runs outside `lock`
+        self._counting = threading.Condition()  # `accept` runs outside `lock`
+        self._queued_users: Counter[str] = Counter()  # users with events in the inbox, and how many
         jobs = {"timers": (self.sweep_timers, timer_interval), "outbox": (self.drain_outbox, 0.5),
                 "inbox": (self.sweep_inbox, 1.0)}
         self.sweeps = Sweeps(self.clock, jobs, batch, next_due={"timers": store.next_due,
@@ -87,7 +122,9 @@ class Server:
     def start(self) -> None:
         """Expire interrupted sends, then run the sweeps (overdue timers fire at once)."""
         self.store.expire_interrupted(self.clock.now())
-        self.counters.queued += self.store.queued_count()
+        with self._counting:
+            backlog = self.store.queued_users()
+            self._note_queued(backlog, sum(backlog.values()))
         self.sweeps.start()
         self.started = True
 
@@ -99,9 +136,11 @@ class Server:
 
     def ingest(self, events: Sequence[Event]) -> list[Ingested]:
         """Process validated events in one transaction; durable and processed when this returns.
-        Events accepted earlier go first, so each user's events keep their order."""
+        Events accepted earlier for the same users go first, so each user's events keep their
+        order; other users' queued events do not hold this batch up."""
         with self.lock:
-            while self.counters.dequeued < self.counters.queued and self._process_queued():
+            while self._queued_users and not self._queued_users.keys().isdisjoint(e.user_id for e in events) \
+                    and self._process_queued():
                 pass
             results = self.engine.process_many(events)
         self._count(results)
@@ -111,21 +150,53 @@ class Server:
         """Queue validated events in one transaction: durable and de-duplicated when this returns,
         processed moments later by the inbox sweep, in the order accepted. For producers that
         need no more than "accepted" (bulk loads, event streams); `ingest` processes before it
-        returns. Does not wait for `lock`, so it is not held up by a batch in progress."""
-        results = self.engine.accept_many(events)
-        fresh = self._count(results)
+        returns. Does not wait for `lock`, so it is not held up by a batch in progress.
+
+        The inbox holds at most `max_queued` events (about a second of work): beyond that,
+        accept waits for the engine to catch up, so an accepted event is processed within
+        about a second rather than behind an ever longer queue."""
+        users = Counter(e.user_id for e in events)
         with self._counting:
-            self.counters.queued += fresh
+            while self.started and self.counters.queued - self.counters.dequeued + len(events) > \
+                    max(self.max_queued, len(events)):
+                self._counting.wait(1.0)
+            self._note_queued(users, len(events))  # before the commit: the sweep may take them at once
+        try:
+            results = self.engine.accept_many(events)
+        except BaseException:
+            with self._counting:
+                self._note_dequeued(list(users.elements()), queued=False)
+            raise
+        with self._counting:
+            self._note_dequeued([r.event.user_id for r in results if r.duplicate], queued=False)
+        self._count(results)
         if self.started:
             self.sweeps.wake("inbox")
         return results
 
-    def _count(self, results: Sequence[Ingested]) -> int:
+    def _note_queued(self, users: Mapping[str, int], count: int) -> None:
+        self._queued_users.update(users)
+        self.counters.queued += count
+
+    def _note_dequeued(self, users: Sequence[str], queued: bool = True) -> None:
+        """Events taken out of the inbox; `queued` False: they never went in (duplicates, a failed accept)."""
+        for user_id in users:
+            left = self._queued_users[user_id] - 1
+            if left > 0:
+                self._queued_users[user_id] = left
+            else:
+                self._queued_users.pop(user_id, None)
+        if queued:
+            self.counters.dequeued += len(users)
+        else:
+            self.counters.queued -= len(users)
+        self._counting.notify_all()
+
+    def _count(self, results: Sequence[Ingested]) -> None:
         duplicates = sum(1 for r in results if r.duplicate)
         with self._counting:
             self.counters.accepted += len(results) - duplicates
             self.counters.duplicates += duplicates
-        return len(results) - duplicates
 
     def sweep_inbox(self) -> int:
         with self.lock:
@@ -137,32 +208,36 @@ class Server:
         (the sweep tries again later)."""
         started = time.perf_counter()
         try:
-            handled = self.engine.process_queued(self.batch)
+            users = [e.user_id for e in self.engine.process_queued(self.batch)]
         except DBAPIError:
             raise
         except Exception:
             log.exception("a batch of accepted events failed; processing them one at a time")
-            handled = self._process_singly()
+            users = self._process_singly()
         with self._counting:
-            self.counters.dequeued += handled
+            self._note_dequeued(users)
             self.counters.queue_seconds += time.perf_counter() - started
-        return handled
+        return len(users)
 
-    def _process_singly(self) -> int:
-        handled = 0
+    def _process_singly(self) -> list[str]:
+        """Returns the users of the events taken out of the inbox, processed or set aside."""
+        users: list[str] = []
         for _ in range(self.batch):
             try:
-                if not self.engine.process_queued(1):
+                done = self.engine.process_queued(1)
+                if not done:
                     break
+                users.append(done[0].user_id)
             except DBAPIError:
                 raise
             except Exception as exc:
                 log.exception("an accepted event failed; it stays in the inbox with the error")
-                if not self.engine.quarantine_queued(f"{type(exc).__name__}: {exc}"):
+                user_id = self.engine.quarantine_queued(f"{type(exc).__name__}: {exc}")
+                if user_id is None:
                     break
+                users.append(user_id)
                 self.counters.failed += 1
-            handled += 1
-        return handled
+        return users
 
     def sweep_timers(self) -> int:
         started = time.perf_counter()

@@ -135,8 +135,8 @@ class Engine:
             tx.queue_events([r.event for r in results if not r.duplicate])
         return results
 
-    def process_queued(self, limit: int = 1000) -> int:
-        """Process up to `limit` of the oldest queued events in one transaction; returns how many."""
+    def process_queued(self, limit: int = 1000) -> Sequence[Event]:
+        """Process up to `limit` of the oldest queued events in one transaction; returns them."""
         now = self.clock.now()
         self._pending = Committed()
         with self.store.transaction() as tx:
@@ -145,11 +145,11 @@ class Engine:
             for event in events:
                 self._process(tx, event, now)
         self._committed()
-        return len(events)
+        return events
 
-    def quarantine_queued(self, error: str) -> bool:
+    def quarantine_queued(self, error: str) -> str | None:
         """Set the oldest queued event aside (it failed to process): kept with `error`, not retried,
-        so one bad event cannot hold up every event behind it."""
+        so one bad event cannot hold up every event behind it. Returns its user."""
         with self.store.transaction() as tx:
             return tx.quarantine_queued(error)
 

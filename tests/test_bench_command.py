@@ -42,3 +42,9 @@ def test_a_timeout_no_longer_than_the_open_delay_is_refused_before_anything_runs
                           capture_output=True, text=True, timeout=60)
     assert done.returncode == 1
     assert "--timeout-seconds 0.5" in done.stderr and "longer" in done.stderr
+
+
+def test_the_time_sends_are_in_flight_counts_overlaps_once() -> None:
+    from engine.bench import _busy_seconds
+
+    assert _busy_seconds([(0.0, 1.0, 5), (0.5, 1.5, 5), (3.0, 4.0, 5), (3.2, 3.4, 1)]) == 2.5

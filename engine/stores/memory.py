@@ -65,11 +65,11 @@ class MemoryStore:
         """Taken off the queue at once: memory has no rollback, and no durability to keep."""
         return [self.inbox.popleft() for _ in range(min(limit, len(self.inbox)))]
 
-    def quarantine_queued(self, error: str) -> bool:
+    def quarantine_queued(self, error: str) -> str | None:
         if not self.inbox:
-            return False
+            return None
         self.quarantined.append((self.inbox.popleft(), error))
-        return True
+        return self.quarantined[-1][0].user_id
 
     def active_instances(self, user_id: str) -> Sequence[Instance]:
         ids = self._active.get(user_id)

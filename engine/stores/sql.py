@@ -99,6 +99,12 @@ class SqlStore:
         with self.engine.connect() as conn:
             return int(conn.exec_driver_sql("SELECT count(*) FROM inbox WHERE error IS NULL").scalar() or 0)
 
+    def queued_users(self) -> dict[str, int]:
+        """How many accepted events wait in the inbox for each user."""
+        with self.engine.connect() as conn:
+            rows = conn.exec_driver_sql("SELECT user_id, count(*) FROM inbox WHERE error IS NULL GROUP BY user_id")
+            return {str(user_id): int(count) for user_id, count in rows}
+
     def close(self) -> None:
         self.engine.dispose()
 

@@ -258,11 +258,13 @@ class SqlTx:
         return [Event(kind, user_id, db.read_time(at), db.read_json(properties), event_id)
                 for _, event_id, user_id, kind, at, properties in rows]
 
-    def quarantine_queued(self, error: str) -> bool:
-        mark = self.db.mark
-        result = self.conn.exec_driver_sql(
-            f"UPDATE inbox SET error = {mark} WHERE seq = (SELECT min(seq) FROM inbox WHERE error IS NULL)", (error,))
-        return bool(result.rowcount)
+    def quarantine_queued(self, error: str) -> str | None:
+        db = self.db
+        oldest = db.rows("SELECT seq, user_id FROM inbox WHERE error IS NULL ORDER BY seq LIMIT 1")
+        if not oldest:
+            return None
+        db.run_in(f"UPDATE inbox SET error = {db.mark} WHERE seq IN ({{in}})", [oldest[0][0]], [error])
+        return str(oldest[0][1])
 
     # --- writes ---------------------------------------------------------------------------
 

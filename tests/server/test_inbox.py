@@ -128,3 +128,30 @@ def test_accept_is_not_held_up_by_the_engine_lock(make_server: Any) -> None:
         assert accepted.wait(5), "accept waited for the engine lock"
     worker.join(5)
     assert server.store.queued_count() == 1
+
+
+def test_ingest_does_not_wait_for_other_users_queued_events(make_server: Any) -> None:
+    server = make_server()
+    server.accept([now_event(server, cart_event, 0)])
+    server.ingest([now_event(server, cart_event, 1)])
+    assert status(server, "u1") == ["active"]
+    assert status(server, "u0") == [], "u0's queued cart was processed although u1's batch did not need it"
+    assert server.store.queued_count() == 1
+
+
+def test_a_full_inbox_makes_accept_wait_for_the_engine(make_server: Any) -> None:
+    """max_queued 2: a third event waits until the engine (held here) has taken some out."""
+    server = make_server()
+    server.max_queued = 2
+    server.start()
+    done = threading.Event()
+    with server.lock:
+        server.accept([now_event(server, cart_event, 0), now_event(server, cart_event, 1)])
+        worker = threading.Thread(target=lambda: (server.accept([now_event(server, cart_event, 2)]), done.set()),
+                                  daemon=True)
+        worker.start()
+        assert not done.wait(0.5), "accept went past a full inbox"
+        assert server.store.queued_count() == 2
+    assert done.wait(5), "accept did not go on once the engine caught up"
+    wait_until(lambda: all(status(server, f"u{n}") == ["active"] for n in range(3)), timeout=5,
+               what="all three carts processed")
