@@ -62,6 +62,10 @@ class Tx(Protocol):
 
     def set_message_status(self, message_id: str, status: str, at: datetime) -> None: ...
 
+    def due_timer_users(self, now: datetime, limit: int) -> set[str]:
+        """The users of the (up to `limit`) earliest timers due by `now`; nothing is claimed."""
+        ...
+
     def claim_due_timers(self, now: datetime, limit: int) -> Sequence[tuple[str, str]]:
         """(instance_id, timer_id) of timers due by `now`, earliest first, removed from the
         queue as part of this transaction (so a crash before commit leaves them due)."""

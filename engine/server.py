@@ -101,12 +101,15 @@ def default_providers(outbox: str | Path = "outbox.jsonl") -> dict[str, Sequence
 class Server:
     def __init__(self, store: SqlStore, journeys: Sequence[CompiledJourney], policy: Policy,
                  providers: Mapping[str, Sequence[Provider]] | None = None, clock: Clock | None = None,
-                 batch: int = 1000, timer_interval: float = 1.0, max_queued: int = 10_000) -> None:
+                 batch: int = 1000, timer_interval: float = 1.0, queue_delay: float = 1.0) -> None:
         self.store = store
         self.clock = clock or SystemClock()
         self.lock = TurnLock()
         self.batch = batch
-        self.max_queued = max_queued
+        self.queue_delay = queue_delay  # seconds of work the inbox may hold
+        self.min_queued = batch  # ... but never fewer events than this
+        self._rate = 10_000.0  # events/s the engine takes out of the inbox; measured as it goes
+        self._admitting: deque[object] = deque()  # `accept` calls waiting for room, first come first in
         self.counters = Counters()
         self.engine = Engine(journeys, policy, store, self.clock, new_id=ordered_ids(self.clock), trace=False)
         self.engine.on_commit = self._committed
@@ -152,14 +155,13 @@ class Server:
         need no more than "accepted" (bulk loads, event streams); `ingest` processes before it
         returns. Does not wait for `lock`, so it is not held up by a batch in progress.
 
-        The inbox holds at most `max_queued` events (about a second of work): beyond that,
-        accept waits for the engine to catch up, so an accepted event is processed within
-        about a second rather than behind an ever longer queue."""
+        The inbox holds about `queue_delay` seconds of work (at the rate the engine has been
+        taking events out): beyond that, accept waits for the engine to catch up, callers in
+        the order they came, so an accepted event is processed within about that long rather
+        than behind an ever longer queue."""
         users = Counter(e.user_id for e in events)
         with self._counting:
-            while self.started and self.counters.queued - self.counters.dequeued + len(events) > \
-                    max(self.max_queued, len(events)):
-                self._counting.wait(1.0)
+            self._wait_for_room(len(events))
             self._note_queued(users, len(events))  # before the commit: the sweep may take them at once
         try:
             results = self.engine.accept_many(events)
@@ -173,6 +175,18 @@ class Server:
         if self.started:
             self.sweeps.wake("inbox")
         return results
+
+    def _wait_for_room(self, count: int) -> None:
+        """Called holding `_counting`."""
+        ticket = object()
+        self._admitting.append(ticket)
+        try:
+            while self.started and (self._admitting[0] is not ticket or self.counters.queued - self.counters.dequeued
+                                    + count > max(self.min_queued, count, int(self._rate * self.queue_delay))):
+                self._counting.wait(1.0)
+        finally:
+            self._admitting.remove(ticket)
+            self._counting.notify_all()
 
     def _note_queued(self, users: Mapping[str, int], count: int) -> None:
         self._queued_users.update(users)
@@ -214,9 +228,12 @@ class Server:
         except Exception:
             log.exception("a batch of accepted events failed; processing them one at a time")
             users = self._process_singly()
+        elapsed = time.perf_counter() - started
         with self._counting:
             self._note_dequeued(users)
-            self.counters.queue_seconds += time.perf_counter() - started
+            self.counters.queue_seconds += elapsed
+            if len(users) >= 100:
+                self._rate = 0.8 * self._rate + 0.2 * len(users) / max(elapsed, 1e-6)
         return len(users)
 
     def _process_singly(self) -> list[str]:
@@ -240,8 +257,14 @@ class Server:
         return users
 
     def sweep_timers(self) -> int:
+        """Events accepted for a user before their timer came due go first: a `push.opened`
+        still in the inbox must stop the SMS its timer would send."""
         started = time.perf_counter()
         with self.lock:
+            # processing them may cancel timers and bring others into the batch: look again until none wait
+            while self._queued_users and self.engine.due_timer_users(self.batch) & self._queued_users.keys():
+                if not self._process_queued():
+                    break
             fired = self.engine.fire_due(self.batch)
         self.counters.timers_fired += fired
         if fired:

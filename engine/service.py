@@ -153,6 +153,12 @@ class Engine:
         with self.store.transaction() as tx:
             return tx.quarantine_queued(error)
 
+    def due_timer_users(self, limit: int = 1000) -> set[str]:
+        """Whose timers the next `fire_due(limit)` would fire: a host with queued events for
+        them processes those first, since they came before the timers were due."""
+        with self.store.transaction() as tx:
+            return tx.due_timer_users(self.clock.now(), limit)
+
     def fire_due(self, limit: int = 1000) -> int:
         """Fire up to `limit` timers due now, in one transaction; returns how many fired."""
         now = self.clock.now()

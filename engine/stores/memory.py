@@ -105,6 +105,11 @@ class MemoryStore:
                 due.append((instance_id, timer_id))
         return due
 
+    def due_timer_users(self, now: datetime, limit: int) -> set[str]:
+        due = sorted((when, instance_id) for when, _, timer_id, instance_id in self._heap
+                     if when <= now and self._live.get(timer_id) == when)[:limit]
+        return {self.instances[instance_id].user_id for _, instance_id in due if instance_id in self.instances}
+
     def next_due(self) -> datetime | None:
         while self._heap and self._live.get(self._heap[0][2]) != self._heap[0][0]:
             heapq.heappop(self._heap)

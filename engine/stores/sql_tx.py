@@ -228,6 +228,14 @@ class SqlTx:
             state.latest[channel] = next((r[0] for r in rows), None)
         return state.latest[channel]
 
+    def due_timer_users(self, now: datetime, limit: int) -> set[str]:
+        db = self.db
+        rows = db.rows(f"SELECT instance_id FROM timers WHERE due <= {db.mark} ORDER BY due LIMIT {int(limit)}",
+                       [db.time(now)])
+        ids = [str(r[0]) for r in rows]
+        self.load_instances(ids)
+        return {self._loaded_instances[i].user_id for i in ids if i in self._loaded_instances}
+
     def claim_due_timers(self, now: datetime, limit: int) -> Sequence[tuple[str, str]]:
         db = self.db
         query = f"SELECT instance_id, timer_id FROM timers WHERE due <= {db.mark} ORDER BY due LIMIT {int(limit)}"

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Iterator
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -15,6 +15,7 @@ from sqlalchemy import text
 
 from channels.providers import FileProvider
 from engine.bench import bench_policy
+from engine.clock import Clock, VirtualClock
 from engine.compiler import CompiledJourney
 from engine.events import Event
 from engine.server import Server
@@ -29,13 +30,13 @@ WAIT = timedelta(minutes=5)  # the SMS never comes within a test: what matters i
 def make_server(tmp_path: Path) -> Iterator[Any]:
     servers: list[Server] = []
 
-    def make(journey: CompiledJourney | None = None) -> Server:
+    def make(journey: CompiledJourney | None = None, clock: Clock | None = None) -> Server:
         store = SqlStore(f"sqlite:///{tmp_path}/journey.db")
         with store.transaction() as tx:
             for n in range(3):
                 tx.put_profile(w1_profile(n))
         server = Server(store, [journey or w1_journey(WAIT)], bench_policy(),
-                        {"*": [FileProvider(tmp_path / "outbox.jsonl")]})
+                        {"*": [FileProvider(tmp_path / "outbox.jsonl")]}, clock=clock)
         servers.append(server)
         return server
 
@@ -140,9 +141,9 @@ def test_ingest_does_not_wait_for_other_users_queued_events(make_server: Any) ->
 
 
 def test_a_full_inbox_makes_accept_wait_for_the_engine(make_server: Any) -> None:
-    """max_queued 2: a third event waits until the engine (held here) has taken some out."""
+    """Room for two events: a third waits until the engine (held here) has taken some out."""
     server = make_server()
-    server.max_queued = 2
+    server.min_queued, server.queue_delay = 2, 0.0
     server.start()
     done = threading.Event()
     with server.lock:
@@ -155,3 +156,18 @@ def test_a_full_inbox_makes_accept_wait_for_the_engine(make_server: Any) -> None
     assert done.wait(5), "accept did not go on once the engine caught up"
     wait_until(lambda: all(status(server, f"u{n}") == ["active"] for n in range(3)), timeout=5,
                what="all three carts processed")
+
+
+def test_a_timer_sweep_first_processes_queued_events_of_the_users_it_would_fire_for(make_server: Any) -> None:
+    """u0 opened the push (the open is still in the inbox) before the 5-minute wait ran out:
+    the sweep processes the open first, so no SMS. u1 did not open: the SMS goes out."""
+    clock = VirtualClock(datetime(2026, 1, 5, 9, 0, tzinfo=UTC))
+    server = make_server(clock=clock)
+    server.ingest([now_event(server, cart_event, 0), now_event(server, cart_event, 1)])
+    clock.advance_to(clock.now() + timedelta(minutes=1))
+    server.accept([now_event(server, open_event, 0)])
+    clock.advance_to(clock.now() + WAIT)
+    assert server.sweep_timers() == 1
+    assert channels(server, "u0") == ["push"] and status(server, "u0") == ["completed"]
+    assert sorted(channels(server, "u1")) == ["push", "sms"]
+    assert server.store.queued_count() == 0
