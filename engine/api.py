@@ -61,9 +61,15 @@ def create_app(server: Server, api_keys: frozenset[str] = frozenset(), max_body:
 
     @app.post("/v1/events", status_code=202)
     async def post_events(request: Request) -> JSONResponse:
-        """One event, or `{"events": [...]}`."""
+        """One event, or `{"events": [...]}`. Processed before the reply, unless the request says
+        `Prefer: respond-async` (RFC 7240): then the reply comes once the events are durable in
+        the inbox, and the engine processes them moments later, in order."""
         body = await _read_json(request, max_body)
-        return JSONResponse(await run_in_threadpool(_ingest, server, body), status_code=202)
+        queue = "respond-async" in request.headers.get("prefer", "").lower()
+        reply = JSONResponse(await run_in_threadpool(_ingest, server, body, queue), status_code=202)
+        if queue:
+            reply.headers["Preference-Applied"] = "respond-async"
+        return reply
 
     @app.put("/v1/profiles/{user_id}")
     async def put_profile(user_id: str, request: Request) -> dict[str, Any]:
@@ -169,7 +175,7 @@ async def _read_body(request: Request, limit: int) -> bytes:
     return b"".join(chunks)
 
 
-def _ingest(server: Server, body: Any) -> dict[str, Any]:
+def _ingest(server: Server, body: Any, queue: bool = False) -> dict[str, Any]:
     now = server.clock.now()
     if isinstance(body, dict) and "events" in body:
         items = body["events"]
@@ -189,7 +195,7 @@ def _ingest(server: Server, body: Any) -> dict[str, Any]:
         except EventError as exc:
             server.counters.rejected += 1
             raise HttpError(422, str(exc)) from None
-    results = server.ingest(valid) if valid else []
+    results = (server.accept(valid) if queue else server.ingest(valid)) if valid else []
     duplicates = sum(1 for r in results if r.duplicate)
     return {"accepted": len(results) - duplicates, "duplicates": duplicates, "rejected": rejected}
 
@@ -310,6 +316,8 @@ class _Metrics:
         yield events
         yield GaugeMetricFamily("journey_events_queued", "Accepted events waiting in the inbox",
                                 value=c.queued - c.dequeued)
+        yield CounterMetricFamily("journey_inbox_processed", "Events taken out of the inbox", value=c.dequeued)
+        yield CounterMetricFamily("journey_inbox_seconds", "Time spent processing the inbox", value=c.queue_seconds)
         yield CounterMetricFamily("journey_timers_fired", "Timers fired", value=c.timers_fired)
         yield CounterMetricFamily("journey_timer_sweep_seconds", "Time spent firing timers", value=c.timer_seconds)
         yield CounterMetricFamily("journey_messages_sent", "Messages handed to providers",

@@ -123,7 +123,8 @@ def _run_python(url: str, tmp: Path, users: int, timeout: timedelta, prefix: str
 
 def _run_http(url: str, tmp: Path, users: int, timeout: timedelta, prefix: str, result: BenchResult,
               progress: Progress) -> datetime:
-    """Runs W1 through a `journey serve` child; returns when the burst started."""
+    """Runs W1 through a `journey serve` child, every batch with `Prefer: respond-async` (as the
+    Python path uses `Server.accept`); returns when the burst started."""
     journeys = tmp / "journeys"
     journeys.mkdir()
     (journeys / "w1.yaml").write_text(w1_yaml(timeout), encoding="utf-8")
@@ -131,12 +132,17 @@ def _run_http(url: str, tmp: Path, users: int, timeout: timedelta, prefix: str, 
     with _serve(url, journeys, tmp) as (base, pid):
         clock = SystemClock()
         with _poster(base) as post, _poster(base) as post_opens:  # the loader, and the devices
-            feed = _Burst(users, result.batch, prefix, clock.now, post, _request_body, send_opens=post_opens)
+            processed = _Metrics(base)
+            feed = _Burst(users, result.batch, prefix, clock.now, post, _request_body,
+                          processed=lambda: int(processed.get("journey_inbox_processed_total")),
+                          send_opens=post_opens)
             started, started_at = time.perf_counter(), clock.now()
             feed.run(progress)
-        result.events_per_s = result.processed_per_s = feed.events_per_s  # the reply comes after processing
+        result.events_per_s = feed.events_per_s
         _wait_done(url, users, timeout, prefix, started, result, progress)
-        result.timers_per_s = _server_timer_rate(base)
+        final = _Metrics(base)
+        result.processed_per_s = final.rate("journey_inbox_processed_total", "journey_inbox_seconds_total")
+        result.timers_per_s = final.rate("journey_timers_fired_total", "journey_timer_sweep_seconds_total")
         result.peak_rss_mb = _peak_rss_of(pid)
     return started_at
 
@@ -145,7 +151,8 @@ def _run_http(url: str, tmp: Path, users: int, timeout: timedelta, prefix: str, 
 def _poster(base: str) -> Iterator[Callable[[bytes], None]]:
     with httpx.Client(base_url=base, headers={"Authorization": "Bearer bench"}, timeout=60) as client:
         def post(body: bytes) -> None:
-            response = client.post("/v1/events", content=body, headers={"Content-Type": "application/json"})
+            response = client.post("/v1/events", content=body,
+                                   headers={"Content-Type": "application/json", "Prefer": "respond-async"})
             response.raise_for_status()
 
         yield post
@@ -344,12 +351,25 @@ def _wait_healthy(base: str, child: subprocess.Popen[bytes], log: Path) -> None:
     raise RuntimeError("journey serve did not become healthy within 30 s")
 
 
-def _server_timer_rate(base: str) -> float:
-    metrics = httpx.get(f"{base}/metrics", headers={"Authorization": "Bearer bench"}, timeout=10).text
-    values = {line.split()[0]: float(line.split()[1]) for line in metrics.splitlines()
-              if line and not line.startswith("#")}
-    seconds = values.get("journey_timer_sweep_seconds_total", 0.0)
-    return values.get("journey_timers_fired_total", 0.0) / seconds if seconds else 0.0
+class _Metrics:
+    """The server's /metrics, read at most every 50 ms however often it is asked."""
+
+    def __init__(self, base: str) -> None:
+        self.base = base
+        self._values: dict[str, float] = {}
+        self._read_at = float("-inf")
+
+    def get(self, name: str) -> float:
+        if time.perf_counter() - self._read_at >= 0.05:
+            text = httpx.get(f"{self.base}/metrics", headers={"Authorization": "Bearer bench"}, timeout=10).text
+            self._values = {line.split()[0]: float(line.split()[1]) for line in text.splitlines()
+                            if line and not line.startswith("#")}
+            self._read_at = time.perf_counter()
+        return self._values.get(name, 0.0)
+
+    def rate(self, count: str, seconds: str) -> float:
+        spent = self.get(seconds)
+        return self.get(count) / spent if spent else 0.0
 
 
 def _peak_rss_of(pid: int) -> float:

@@ -206,3 +206,31 @@ def test_serve_refuses_a_public_address_without_api_keys(tmp_path: Path, journey
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
         assert sock.connect_ex(("127.0.0.1", port)) != 0, "something is listening on the port"
     assert not (tmp_path / "journey.db").exists(), "it opened the default database before refusing"
+
+
+def test_prefer_respond_async_replies_once_events_are_durable_and_processes_them_soon(server: ServerProcess) -> None:
+    """`Prefer: respond-async`: the reply says what was accepted (duplicates and rejects as
+    usual) and that the preference was applied; the events then run through the journey."""
+    put_profile(server, "u1", "sms:transactional")
+    put_profile(server, "u2", "sms:transactional")
+    batch = {"events": [{"id": "a-1", "type": "order.placed", "user_id": "u1", "properties": {"order_id": "A1"}},
+                        {"id": "a-1", "type": "order.placed", "user_id": "u1"},
+                        {"type": "order.placed"},
+                        {"id": "a-2", "type": "order.placed", "user_id": "u2", "properties": {"order_id": "B2"}}]}
+    response = server.client.post("/v1/events", json=batch, headers={"Prefer": "respond-async"})
+    assert response.status_code == 202
+    assert response.headers["preference-applied"] == "respond-async"
+    body = response.json()
+    assert (body["accepted"], body["duplicates"]) == (2, 1)
+    assert [r["index"] for r in body["rejected"]] == [2] and "user_id" in body["rejected"][0]["error"]
+
+    def entered() -> bool:
+        return all(server.client.get(f"/v1/users/{u}/instances").json()["instances"] for u in ("u1", "u2"))
+
+    wait_until(entered, timeout=5, what="both queued events processed")
+    assert wait_until(lambda: metric(server, "journey_inbox_processed_total") == 2, timeout=5, what="the inbox count")
+    assert metric(server, "journey_events_queued") == 0
+    again = server.client.post("/v1/events", json=batch["events"][0], headers={"Prefer": "respond-async"})
+    assert again.json() == {"accepted": 0, "duplicates": 1, "rejected": []}
+    plain = post_events(server, {"id": "a-3", "type": "order.placed", "user_id": "u1", "properties": {"order_id": "C"}})
+    assert plain.status_code == 202 and "preference-applied" not in plain.headers
