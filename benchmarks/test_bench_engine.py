@@ -43,6 +43,34 @@ def test_ingest_sqlite(benchmark: BenchmarkFixture, loaded: tuple[Engine, Virtua
     assert engine.store.next_due() == START + timedelta(seconds=2)
 
 
+def test_accept_sqlite(benchmark: BenchmarkFixture, loaded: tuple[Engine, VirtualClock]) -> None:
+    """The inbox: events made durable (and de-duplicated), not yet processed."""
+    engine, _ = loaded
+
+    def accept() -> None:
+        for start in range(0, USERS, 1000):
+            engine.accept_many([cart_event(n, START, "u") for n in range(start, start + 1000)])
+
+    benchmark.pedantic(accept, rounds=1, iterations=1)
+    assert engine.store.next_due() is None  # nothing processed yet
+
+
+def test_process_queued_sqlite(benchmark: BenchmarkFixture, loaded: tuple[Engine, VirtualClock]) -> None:
+    """The same events taken out of the inbox and through the journey, 1,000 per transaction."""
+    engine, _ = loaded
+    for start in range(0, USERS, 1000):
+        engine.accept_many([cart_event(n, START, "u") for n in range(start, start + 1000)])
+
+    def process() -> int:
+        done = 0
+        while (batch := len(engine.process_queued(1000))):
+            done += batch
+        return done
+
+    assert benchmark.pedantic(process, rounds=1, iterations=1) == USERS
+    assert engine.store.next_due() == START + timedelta(seconds=2)
+
+
 def test_timer_sweep_sqlite(benchmark: BenchmarkFixture, loaded: tuple[Engine, VirtualClock]) -> None:
     engine, clock = loaded
     _ingest(engine)

@@ -261,10 +261,19 @@ class SqlTx:
             return []
         rows = db.rows("SELECT seq, event_id, user_id, type, at, properties FROM inbox WHERE error IS NULL "
                        f"ORDER BY seq LIMIT {int(limit)}")
-        for chunk in chunks([r[0] for r in rows]):
-            db.run_in("DELETE FROM inbox WHERE seq IN ({in})", chunk)
-        return [Event(kind, user_id, db.read_time(at), db.read_json(properties), event_id)
-                for _, event_id, user_id, kind, at, properties in rows]
+        if rows and db.sqlite:  # the only writer, holding the lock: nothing can have come in between
+            db.run_in("DELETE FROM inbox WHERE seq BETWEEN ? AND ? AND error IS NULL", [rows[0][0], rows[-1][0]])
+        else:  # other workers commit as they go: only the rows read here
+            for chunk in chunks([r[0] for r in rows]):
+                db.run_in("DELETE FROM inbox WHERE seq IN ({in})", chunk)
+        times: dict[Any, datetime] = {}  # a batch's events mostly share their instant: parse each once
+        events = []
+        for _, event_id, user_id, kind, at, properties in rows:
+            when = times.get(at)
+            if when is None:
+                when = times[at] = db.read_time(at)
+            events.append(Event(kind, user_id, when, db.read_json(properties), event_id))
+        return events
 
     def quarantine_queued(self, error: str) -> str | None:
         db = self.db
