@@ -33,6 +33,7 @@ from channels.providers import FileProvider
 from engine.clock import SystemClock
 from engine.events import Event
 from engine.server import Server
+from engine.shards import ShardedServer, ShardError, WorkerSpec, shard_of, shard_url
 from engine.stores.sql import MESSAGES, SqlStore
 from engine.stores.sql_schema import aware
 from engine.workload import OPEN_DELAY, cart_event, check_w1, open_event, opens, w1_journey, w1_profile, w1_yaml
@@ -47,6 +48,7 @@ class BenchResult:
     via: str
     timeout_s: float
     batch: int
+    workers: int = 1
     events_per_s: float = 0.0
     processed_per_s: float = 0.0
     timers_per_s: float = 0.0
@@ -63,17 +65,24 @@ class BenchResult:
 
 
 def run_bench(users: int, timeout: timedelta, db_url: str | None = None, via: str = "python",
-              progress: Progress | None = None, batch: int | None = None) -> BenchResult:
-    """Run W1 once; `db_url` None means a fresh SQLite file in a temporary folder."""
+              progress: Progress | None = None, batch: int | None = None, workers: int = 1) -> BenchResult:
+    """Run W1 once; `db_url` None means a fresh SQLite file in a temporary folder. With
+    `workers` > 1 (Python path, SQLite) the users are sharded over that many worker processes."""
     progress = progress or (lambda *_: None)
+    if workers > 1 and via != "python":
+        raise ShardError(f"workers {workers}: sharded workers run through the Python path (--via python)")
     with tempfile.TemporaryDirectory(prefix="journey-bench-") as tmp:
         url = db_url or f"sqlite:///{tmp}/bench.db"
+        urls = [shard_url(url, k, workers) for k in range(workers)] if workers > 1 else [url]
         prefix = f"b{uuid.uuid4().hex[:6]}u"
-        _load_profiles(url, users, prefix, progress)
-        result = BenchResult(users, via, timeout.total_seconds(), batch or BATCH[via])
-        runner = _run_python if via == "python" else _run_http
-        started_at = runner(url, Path(tmp), users, timeout, prefix, result, progress)
-        _measure(url, users, timeout, prefix, started_at, result)
+        _load_profiles(urls, users, prefix, progress)
+        result = BenchResult(users, via, timeout.total_seconds(), batch or BATCH[via], workers)
+        if workers > 1:
+            started_at = _run_sharded(url, Path(tmp), users, timeout, prefix, result, progress)
+        else:
+            runner = _run_python if via == "python" else _run_http
+            started_at = runner(url, Path(tmp), users, timeout, prefix, result, progress)
+        _measure(urls, users, timeout, prefix, started_at, result)
     return result
 
 
@@ -83,18 +92,22 @@ def bench_policy() -> Policy:
     return policy.model_copy(update={"quiet_hours": policy.quiet_hours.model_copy(update={"categories": []})})
 
 
-def _load_profiles(url: str, users: int, prefix: str, progress: Progress) -> None:
-    store = SqlStore(url)
+def _load_profiles(urls: Sequence[str], users: int, prefix: str, progress: Progress) -> None:
+    """Each user's profile into the database of its shard (the only one, unsharded)."""
+    stores = [SqlStore(url) for url in urls]
     try:
         for start in range(0, users, 10_000):
             ids = range(start, min(users, start + 10_000))
-            with store.transaction() as tx:
-                tx.prefetch([f"{prefix}{n}" for n in ids], datetime.fromtimestamp(0).astimezone())
-                for n in ids:
-                    tx.put_profile(w1_profile(n, prefix))
+            for k, store in enumerate(stores):
+                mine = [n for n in ids if len(stores) == 1 or shard_of(f"{prefix}{n}", len(stores)) == k]
+                with store.transaction() as tx:
+                    tx.prefetch([f"{prefix}{n}" for n in mine], datetime.fromtimestamp(0).astimezone())
+                    for n in mine:
+                        tx.put_profile(w1_profile(n, prefix))
             progress("profiles", ids.stop, users)
     finally:
-        store.close()
+        for store in stores:
+            store.close()
 
 
 def _run_python(url: str, tmp: Path, users: int, timeout: timedelta, prefix: str, result: BenchResult,
@@ -111,7 +124,7 @@ def _run_python(url: str, tmp: Path, users: int, timeout: timedelta, prefix: str
         started, started_at = time.perf_counter(), clock.now()
         feed.run(progress)
         result.events_per_s = feed.events_per_s
-        _wait_done(url, users, timeout, prefix, started, result, progress)
+        _wait_done([url], users, timeout, prefix, started, result, progress)
         counters = server.counters
         result.processed_per_s = counters.dequeued / max(counters.queue_seconds, 1e-9)
         result.timers_per_s = counters.timers_fired / max(counters.timer_seconds, 1e-9)
@@ -119,6 +132,44 @@ def _run_python(url: str, tmp: Path, users: int, timeout: timedelta, prefix: str
     finally:
         server.stop()
     return started_at
+
+
+def _run_sharded(url: str, tmp: Path, users: int, timeout: timedelta, prefix: str, result: BenchResult,
+                 progress: Progress) -> datetime:
+    """Runs W1 through `ShardedServer.accept` over `result.workers` worker processes."""
+    spec = WorkerSpec(url, (("w1.yaml", w1_yaml(timeout)),), bench_policy(), str(tmp / "outbox.jsonl"),
+                      timer_interval=0.25)
+    server = ShardedServer(spec, result.workers)
+    try:
+        clock = SystemClock()
+        totals = _ShardTotals(server)
+        feed = _Burst(users, result.batch, prefix, clock.now, server.accept, processed=totals.dequeued)
+        started, started_at = time.perf_counter(), clock.now()
+        feed.run(progress)
+        result.events_per_s = feed.events_per_s
+        _wait_done(server.urls, users, timeout, prefix, started, result, progress)
+        counters = server.counters()  # rates add up: the workers run at once
+        result.processed_per_s = sum(c["dequeued"] / max(c["queue_seconds"], 1e-9) for c in counters)
+        result.timers_per_s = sum(c["timers_fired"] / max(c["timer_seconds"], 1e-9) for c in counters)
+        result.peak_rss_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024 + sum(
+            _peak_rss_of(p.pid) for p in server.processes)
+    finally:
+        server.stop()
+    return started_at
+
+
+class _ShardTotals:
+    """Events the workers have taken out of their inboxes, asked at most every 20 ms."""
+
+    def __init__(self, server: ShardedServer) -> None:
+        self.server = server
+        self._value, self._read_at = 0, float("-inf")
+
+    def dequeued(self) -> int:
+        if time.perf_counter() - self._read_at >= 0.02:
+            self._value = sum(int(c["dequeued"]) for c in self.server.counters())
+            self._read_at = time.perf_counter()
+        return self._value
 
 
 def _run_http(url: str, tmp: Path, users: int, timeout: timedelta, prefix: str, result: BenchResult,
@@ -139,7 +190,7 @@ def _run_http(url: str, tmp: Path, users: int, timeout: timedelta, prefix: str, 
             started, started_at = time.perf_counter(), clock.now()
             feed.run(progress)
         result.events_per_s = feed.events_per_s
-        _wait_done(url, users, timeout, prefix, started, result, progress)
+        _wait_done([url], users, timeout, prefix, started, result, progress)
         final = _Metrics(base)
         result.processed_per_s = final.rate("journey_inbox_processed_total", "journey_inbox_seconds_total")
         result.timers_per_s = final.rate("journey_timers_fired_total", "journey_timer_sweep_seconds_total")
@@ -247,7 +298,7 @@ def _busy_seconds(spans: Sequence[tuple[float, float, int]]) -> float:
     return busy or 1e-9
 
 
-def _wait_done(url: str, users: int, timeout: timedelta, prefix: str, started: float, result: BenchResult,
+def _wait_done(urls: Sequence[str], users: int, timeout: timedelta, prefix: str, started: float, result: BenchResult,
                progress: Progress) -> None:
     """Poll the database until every expected SMS is out of the outbox (or a generous deadline).
     The counts scan the bench's messages, so the poll backs off as they grow: it takes at most
@@ -256,18 +307,20 @@ def _wait_done(url: str, users: int, timeout: timedelta, prefix: str, started: f
     the exact one from the messages."""
     expected = sum(1 for n in range(users) if not opens(n))
     deadline = started + timeout.total_seconds() + 60 + users / 1000
-    store = SqlStore(url)
+    stores = [SqlStore(url) for url in urls]
     try:
         while time.perf_counter() < deadline:
             before = time.perf_counter()
-            sms, pending = _progress_counts(store, prefix)
+            counts = [_progress_counts(store, prefix) for store in stores]
+            sms, pending = sum(c[0] for c in counts), sum(c[1] for c in counts)
             progress("timers", sms, expected)
             if sms >= expected and pending == 0:
                 break
             time.sleep(max(0.1, 9 * (time.perf_counter() - before)))
         result.wall_beyond_t_s = time.perf_counter() - started - timeout.total_seconds()
     finally:
-        store.close()
+        for store in stores:
+            store.close()
 
 
 def _progress_counts(store: SqlStore, prefix: str) -> tuple[int, int]:
@@ -279,19 +332,22 @@ def _progress_counts(store: SqlStore, prefix: str) -> tuple[int, int]:
     return int(sms), int(pending)
 
 
-def _measure(url: str, users: int, timeout: timedelta, prefix: str, started_at: datetime,
+def _measure(urls: Sequence[str], users: int, timeout: timedelta, prefix: str, started_at: datetime,
              result: BenchResult) -> None:
     """Checks W1 and reads the figures the messages hold: timer lateness, and the wall time
     beyond T to the moment the last SMS was handed to the provider (its `status_at`), which
     is exact where the completion poll is only as fine as its interval."""
-    store = SqlStore(url)
-    try:
-        with store.engine.connect() as conn:
-            rows = conn.execute(select(MESSAGES.c.user_id, MESSAGES.c.channel, MESSAGES.c.at, MESSAGES.c.dispatch,
-                                       MESSAGES.c.status_at).where(MESSAGES.c.user_id.like(f"{prefix}%"))).all()
-        result.db_mb = _db_size_mb(store, url)
-    finally:
-        store.close()
+    rows: list[Any] = []
+    for url in urls:
+        store = SqlStore(url)
+        try:
+            with store.engine.connect() as conn:
+                rows += conn.execute(select(MESSAGES.c.user_id, MESSAGES.c.channel, MESSAGES.c.at,
+                                            MESSAGES.c.dispatch, MESSAGES.c.status_at)
+                                     .where(MESSAGES.c.user_id.like(f"{prefix}%"))).all()
+            result.db_mb += _db_size_mb(store, url)
+        finally:
+            store.close()
     problems = check_w1(users, [(r[0], r[1]) for r in rows], prefix)
     unsent = sum(1 for r in rows if r[3] != "sent")
     if unsent:

@@ -70,8 +70,9 @@ def bench_progress() -> Iterator[Callable[[str, int, int], None]]:
 
 def print_bench(result: dict[str, Any], console: Console | None = None) -> None:
     console = console or Console()
+    workers = f", {result['workers']} workers" if result.get("workers", 1) > 1 else ""
     table = Table(title=f"W1: {result['users']} users, T = {result['timeout_s']} s, via {result['via']}, "
-                        f"batches of {result['batch']}")
+                        f"batches of {result['batch']}{workers}")
     table.add_column("measure")
     table.add_column("value", justify="right")
     rows = [("events/s ingested", f"{result['events_per_s']:,.0f}"),

@@ -48,3 +48,18 @@ def test_the_time_sends_are_in_flight_counts_overlaps_once() -> None:
     from engine.bench import _busy_seconds
 
     assert _busy_seconds([(0.0, 1.0, 5), (0.5, 1.5, 5), (3.0, 4.0, 5), (3.2, 3.4, 1)]) == 2.5
+
+
+def test_bench_shards_users_over_worker_processes() -> None:
+    done = subprocess.run([str(JOURNEY), "bench", "--users", "300", "--timeout-seconds", "1", "--workers", "2",
+                           "--json"], capture_output=True, text=True, timeout=180)
+    assert done.returncode == 0, done.stderr[-2000:]
+    result = json.loads(done.stdout)
+    assert result["correct"] is True and result["workers"] == 2
+    assert result["events_per_s"] > 0 and result["processed_per_s"] > 0 and result["timers_per_s"] > 0
+
+
+def test_sharded_workers_are_refused_where_they_cannot_run() -> None:
+    done = subprocess.run([str(JOURNEY), "bench", "--users", "100", "--workers", "2", "--via", "http"],
+                          capture_output=True, text=True, timeout=60)
+    assert done.returncode == 1 and "--workers 2" in done.stderr and "Traceback" not in done.stderr
