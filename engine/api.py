@@ -314,10 +314,11 @@ class _Metrics:
                                ("failed", c.failed)):
             events.add_metric([outcome], total)
         yield events
+        backlog = self.server.backlog
         yield GaugeMetricFamily("journey_events_queued", "Accepted events waiting in the inbox",
-                                value=c.queued - c.dequeued)
-        yield CounterMetricFamily("journey_inbox_processed", "Events taken out of the inbox", value=c.dequeued)
-        yield CounterMetricFamily("journey_inbox_seconds", "Time spent processing the inbox", value=c.queue_seconds)
+                                value=backlog.queued - backlog.dequeued)
+        yield CounterMetricFamily("journey_inbox_processed", "Events taken out of the inbox", value=backlog.dequeued)
+        yield CounterMetricFamily("journey_inbox_seconds", "Time spent processing the inbox", value=backlog.seconds)
         yield CounterMetricFamily("journey_timers_fired", "Timers fired", value=c.timers_fired)
         yield CounterMetricFamily("journey_timer_sweep_seconds", "Time spent firing timers", value=c.timer_seconds)
         yield CounterMetricFamily("journey_messages_sent", "Messages handed to providers",

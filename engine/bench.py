@@ -120,13 +120,13 @@ def _run_python(url: str, tmp: Path, users: int, timeout: timedelta, prefix: str
     try:
         clock = server.clock
         feed = _Burst(users, result.batch, prefix, clock.now, lambda events: server.accept(events),
-                      processed=lambda: server.counters.dequeued)
+                      processed=lambda: server.backlog.dequeued)
         started, started_at = time.perf_counter(), clock.now()
         feed.run(progress)
         result.events_per_s = feed.events_per_s
         _wait_done([url], users, timeout, prefix, started, result, progress)
-        counters = server.counters
-        result.processed_per_s = counters.dequeued / max(counters.queue_seconds, 1e-9)
+        backlog, counters = server.backlog, server.counters
+        result.processed_per_s = backlog.dequeued / max(backlog.seconds, 1e-9)
         result.timers_per_s = counters.timers_fired / max(counters.timer_seconds, 1e-9)
         result.peak_rss_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     finally:

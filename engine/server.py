@@ -23,6 +23,7 @@ from sqlalchemy.exc import DBAPIError
 from channels import Policy
 from channels.providers import FileProvider, Provider
 from channels.selection import ADDRESS_FIELD
+from engine.backlog import Backlog
 from engine.clock import Clock, SystemClock
 from engine.compiler import CompiledJourney
 from engine.dispatcher import Dispatcher
@@ -44,10 +45,7 @@ class Counters:
     rejected: int = 0
     timers_fired: int = 0
     timer_seconds: float = 0.0
-    queued: int = 0  # put in the inbox by `accept` (and found there at start)
-    dequeued: int = 0  # taken out of it: processed, or set aside as failed
-    failed: int = 0
-    queue_seconds: float = 0.0
+    failed: int = 0  # queued events set aside (the inbox's own totals are in `Backlog`)
 
 
 def tune_runtime() -> None:
@@ -106,16 +104,12 @@ class Server:
         self.clock = clock or SystemClock()
         self.lock = TurnLock()
         self.batch = batch
-        self.queue_delay = queue_delay  # seconds of work the inbox may hold
-        self.min_queued = batch  # ... but never fewer events than this
-        self._rate = 10_000.0  # events/s the engine takes out of the inbox; measured as it goes
-        self._admitting: deque[object] = deque()  # `accept` calls waiting for room, first come first in
+        self.backlog = Backlog(queue_delay, batch)
         self.counters = Counters()
         self.engine = Engine(journeys, policy, store, self.clock, new_id=ordered_ids(self.clock), trace=False)
         self.engine.on_commit = self._committed
         self.dispatcher = Dispatcher(store, providers or default_providers(), self.clock, self._provider_failures)
-        self._counting = threading.Condition()  # `accept` runs outside `lock`
-        self._queued_users: Counter[str] = Counter()  # users with events in the inbox, and how many
+        self._counting = threading.Lock()  # `accept` runs outside `lock`
         jobs = {"timers": (self.sweep_timers, timer_interval), "outbox": (self.drain_outbox, 0.5),
                 "inbox": (self.sweep_inbox, 1.0)}
         self.sweeps = Sweeps(self.clock, jobs, batch, next_due={"timers": store.next_due,
@@ -125,9 +119,7 @@ class Server:
     def start(self) -> None:
         """Expire interrupted sends, then run the sweeps (overdue timers fire at once)."""
         self.store.expire_interrupted(self.clock.now())
-        with self._counting:
-            backlog = self.store.queued_users()
-            self._note_queued(backlog, sum(backlog.values()))
+        self.backlog.admit(self.store.queued_users(), wait=False)
         self.sweeps.start()
         self.started = True
 
@@ -142,8 +134,7 @@ class Server:
         Events accepted earlier for the same users go first, so each user's events keep their
         order; other users' queued events do not hold this batch up."""
         with self.lock:
-            while self._queued_users and not self._queued_users.keys().isdisjoint(e.user_id for e in events) \
-                    and self._process_queued():
+            while self.backlog.any_of(e.user_id for e in events) and self._process_queued():
                 pass
             results = self.engine.process_many(events)
         self._count(results)
@@ -155,56 +146,19 @@ class Server:
         need no more than "accepted" (bulk loads, event streams); `ingest` processes before it
         returns. Does not wait for `lock`, so it is not held up by a batch in progress.
 
-        The inbox holds about `queue_delay` seconds of work (at the rate the engine has been
-        taking events out): beyond that, accept waits for the engine to catch up, callers in
-        the order they came, so an accepted event is processed within about that long rather
-        than behind an ever longer queue."""
+        When the inbox is full (`Backlog`), accept first waits for the engine to catch up."""
         users = Counter(e.user_id for e in events)
-        with self._counting:
-            self._wait_for_room(len(events))
-            self._note_queued(users, len(events))  # before the commit: the sweep may take them at once
+        self.backlog.admit(users, wait=self.started)
         try:
             results = self.engine.accept_many(events)
         except BaseException:
-            with self._counting:
-                self._note_dequeued(list(users.elements()), queued=False)
+            self.backlog.withdraw(list(users.elements()))
             raise
-        with self._counting:
-            self._note_dequeued([r.event.user_id for r in results if r.duplicate], queued=False)
+        self.backlog.withdraw([r.event.user_id for r in results if r.duplicate])
         self._count(results)
         if self.started:
             self.sweeps.wake("inbox")
         return results
-
-    def _wait_for_room(self, count: int) -> None:
-        """Called holding `_counting`."""
-        ticket = object()
-        self._admitting.append(ticket)
-        try:
-            while self.started and (self._admitting[0] is not ticket or self.counters.queued - self.counters.dequeued
-                                    + count > max(self.min_queued, count, int(self._rate * self.queue_delay))):
-                self._counting.wait(1.0)
-        finally:
-            self._admitting.remove(ticket)
-            self._counting.notify_all()
-
-    def _note_queued(self, users: Mapping[str, int], count: int) -> None:
-        self._queued_users.update(users)
-        self.counters.queued += count
-
-    def _note_dequeued(self, users: Sequence[str], queued: bool = True) -> None:
-        """Events taken out of the inbox; `queued` False: they never went in (duplicates, a failed accept)."""
-        for user_id in users:
-            left = self._queued_users[user_id] - 1
-            if left > 0:
-                self._queued_users[user_id] = left
-            else:
-                self._queued_users.pop(user_id, None)
-        if queued:
-            self.counters.dequeued += len(users)
-        else:
-            self.counters.queued -= len(users)
-        self._counting.notify_all()
 
     def _count(self, results: Sequence[Ingested]) -> None:
         duplicates = sum(1 for r in results if r.duplicate)
@@ -228,12 +182,7 @@ class Server:
         except Exception:
             log.exception("a batch of accepted events failed; processing them one at a time")
             users = self._process_singly()
-        elapsed = time.perf_counter() - started
-        with self._counting:
-            self._note_dequeued(users)
-            self.counters.queue_seconds += elapsed
-            if len(users) >= 100:
-                self._rate = 0.8 * self._rate + 0.2 * len(users) / max(elapsed, 1e-6)
+        self.backlog.taken(users, time.perf_counter() - started)
         return len(users)
 
     def _process_singly(self) -> list[str]:
@@ -261,7 +210,7 @@ class Server:
         still in the inbox must stop the SMS its timer would send."""
         with self.lock:
             # processing them may cancel timers and bring others into the batch: look again until none wait
-            while self._queued_users and self.engine.due_timer_users(self.batch) & self._queued_users.keys():
+            while self.backlog and self.backlog.any_of(self.engine.due_timer_users(self.batch)):
                 if not self._process_queued():
                     break
             started = time.perf_counter()  # the sweep's own work: not the wait for its turn, not the events

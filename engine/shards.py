@@ -162,7 +162,8 @@ def _work(pipe: Connection, spec: WorkerSpec, index: int, shards: int) -> None:
     pipe.send(("ok", "ready"))
     handlers = {"accept": lambda events: [r.duplicate for r in server.accept(events)],
                 "ingest": lambda events: [r.duplicate for r in server.ingest(events)],
-                "counters": lambda _: asdict(server.counters)}
+                "counters": lambda _: {**asdict(server.counters), "dequeued": server.backlog.dequeued,
+                                       "queue_seconds": server.backlog.seconds}}
     try:
         while True:
             op, payload = pipe.recv()

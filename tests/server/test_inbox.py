@@ -69,7 +69,7 @@ def test_accepted_events_are_processed_by_the_sweep_in_the_order_accepted(make_s
                timeout=5, what="both users' events processed")
     assert channels(server, "u0") == ["push"] and channels(server, "u1") == ["push"]
     assert server.counters.accepted == 3 and server.counters.duplicates == 1
-    assert server.counters.dequeued == server.counters.queued == 3
+    assert server.backlog.dequeued == server.backlog.queued == 3
     again = server.accept([now_event(server, cart_event, 1)])
     assert again[0].duplicate, "an id accepted before is a duplicate, as with ingest"
     assert server.ingest([now_event(server, cart_event, 1)])[0].duplicate
@@ -94,7 +94,7 @@ def test_accepted_events_survive_a_restart_before_they_are_processed(make_server
     second.start()
     wait_until(lambda: all(status(second, f"u{n}") == ["active"] for n in range(3)), timeout=5,
                what="the events accepted before the restart")
-    assert second.counters.queued == second.counters.dequeued == 3
+    assert second.backlog.queued == second.backlog.dequeued == 3
 
 
 def test_an_event_that_cannot_be_processed_is_set_aside_and_the_rest_go_on(make_server: Any,
@@ -143,7 +143,7 @@ def test_ingest_does_not_wait_for_other_users_queued_events(make_server: Any) ->
 def test_a_full_inbox_makes_accept_wait_for_the_engine(make_server: Any) -> None:
     """Room for two events: a third waits until the engine (held here) has taken some out."""
     server = make_server()
-    server.min_queued, server.queue_delay = 2, 0.0
+    server.backlog.floor, server.backlog.delay = 2, 0.0
     server.start()
     done = threading.Event()
     with server.lock:
