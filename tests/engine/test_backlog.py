@@ -1,0 +1,51 @@
+"""`Backlog`: the server's count of queued events per user, its room, and its measured rate."""
+
+from __future__ import annotations
+
+import threading
+from collections import Counter
+
+from engine.backlog import Backlog
+
+
+def test_it_knows_whose_events_wait_until_they_are_taken_or_withdrawn() -> None:
+    backlog = Backlog(delay=1.0, floor=10)
+    backlog.admit(Counter(["u1", "u1", "u2"]))
+    assert backlog and backlog.any_of(["u2", "u9"]) and not backlog.any_of(["u9"])
+    backlog.withdraw(["u2"])  # a duplicate: it never went in
+    backlog.taken(["u1"], 0.01)
+    assert backlog.any_of(["u1"]) and not backlog.any_of(["u2"])
+    backlog.taken(["u1"], 0.01)
+    assert not backlog and (backlog.queued, backlog.dequeued) == (2, 2)
+
+
+def test_the_rate_follows_full_batches_and_sets_the_room() -> None:
+    backlog = Backlog(delay=0.5, floor=10, rate=1000.0)
+    backlog.taken([f"u{n}" for n in range(200)], 0.01)  # 20,000/s, not counted in: nothing queued
+    assert backlog.rate == 0.8 * 1000 + 0.2 * 20_000
+    backlog.taken(["u1"] * 5, 10.0)  # small batches say little about the rate
+    assert backlog.rate == 0.8 * 1000 + 0.2 * 20_000
+
+
+def test_a_full_backlog_admits_callers_in_the_order_they_came() -> None:
+    backlog = Backlog(delay=0.0, floor=2)
+    backlog.admit(Counter(["a", "b"]))
+    order: list[str] = []
+
+    def admit(user: str) -> None:
+        backlog.admit(Counter([user]))
+        order.append(user)
+
+    first = threading.Thread(target=admit, args=("c",), daemon=True)
+    first.start()
+    first.join(0.2)
+    second = threading.Thread(target=admit, args=("d",), daemon=True)
+    second.start()
+    second.join(0.2)
+    assert order == [], "admitted past a full backlog"
+    backlog.taken(["a"], 0.001)
+    first.join(5)
+    assert order == ["c"]
+    backlog.taken(["b"], 0.001)
+    second.join(5)
+    assert order == ["c", "d"]
