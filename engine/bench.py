@@ -23,7 +23,7 @@ from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from datetime import datetime, timedelta
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar, cast
 
 import httpx
 from sqlalchemy import func, select, text
@@ -40,6 +40,7 @@ from engine.workload import OPEN_DELAY, cart_event, check_w1, open_event, opens,
 
 BATCH = {"python": 1000, "http": 500}  # events per call: HTTP as the issue measures it; Python as the sweeps batch
 Progress = Callable[[str, int, int], None]
+T = TypeVar("T")
 
 
 @dataclass
@@ -142,8 +143,8 @@ def _run_sharded(url: str, tmp: Path, users: int, timeout: timedelta, prefix: st
     server = ShardedServer(spec, result.workers)
     try:
         clock = SystemClock()
-        totals = _ShardTotals(server)
-        feed = _Burst(users, result.batch, prefix, clock.now, server.accept, processed=totals.dequeued)
+        dequeued = _at_most_every(0.02, lambda: sum(int(c["dequeued"]) for c in server.counters()))
+        feed = _Burst(users, result.batch, prefix, clock.now, server.accept, processed=dequeued)
         started, started_at = time.perf_counter(), clock.now()
         feed.run(progress)
         result.events_per_s = feed.events_per_s
@@ -158,18 +159,16 @@ def _run_sharded(url: str, tmp: Path, users: int, timeout: timedelta, prefix: st
     return started_at
 
 
-class _ShardTotals:
-    """Events the workers have taken out of their inboxes, asked at most every 20 ms."""
+def _at_most_every(seconds: float, read: Callable[[], T]) -> Callable[[], T]:
+    """`read`, but asked of the server at most every `seconds` however often the bench looks."""
+    last: list[Any] = [float("-inf"), None]
 
-    def __init__(self, server: ShardedServer) -> None:
-        self.server = server
-        self._value, self._read_at = 0, float("-inf")
+    def cached() -> T:
+        if time.perf_counter() - last[0] >= seconds:
+            last[1], last[0] = read(), time.perf_counter()
+        return cast(T, last[1])
 
-    def dequeued(self) -> int:
-        if time.perf_counter() - self._read_at >= 0.02:
-            self._value = sum(int(c["dequeued"]) for c in self.server.counters())
-            self._read_at = time.perf_counter()
-        return self._value
+    return cached
 
 
 def _run_http(url: str, tmp: Path, users: int, timeout: timedelta, prefix: str, result: BenchResult,
@@ -183,17 +182,17 @@ def _run_http(url: str, tmp: Path, users: int, timeout: timedelta, prefix: str, 
     with _serve(url, journeys, tmp) as (base, pid):
         clock = SystemClock()
         with _poster(base) as post, _poster(base) as post_opens:  # the loader, and the devices
-            processed = _Metrics(base)
+            scrape = _at_most_every(0.05, lambda: _metrics(base))
             feed = _Burst(users, result.batch, prefix, clock.now, post, _request_body,
-                          processed=lambda: int(processed.get("journey_inbox_processed_total")),
+                          processed=lambda: int(scrape().get("journey_inbox_processed_total", 0)),
                           send_opens=post_opens)
             started, started_at = time.perf_counter(), clock.now()
             feed.run(progress)
         result.events_per_s = feed.events_per_s
         _wait_done([url], users, timeout, prefix, started, result, progress)
-        final = _Metrics(base)
-        result.processed_per_s = final.rate("journey_inbox_processed_total", "journey_inbox_seconds_total")
-        result.timers_per_s = final.rate("journey_timers_fired_total", "journey_timer_sweep_seconds_total")
+        final = _metrics(base)
+        result.processed_per_s = _rate(final, "journey_inbox_processed_total", "journey_inbox_seconds_total")
+        result.timers_per_s = _rate(final, "journey_timers_fired_total", "journey_timer_sweep_seconds_total")
         result.peak_rss_mb = _peak_rss_of(pid)
     return started_at
 
@@ -407,25 +406,14 @@ def _wait_healthy(base: str, child: subprocess.Popen[bytes], log: Path) -> None:
     raise RuntimeError("journey serve did not become healthy within 30 s")
 
 
-class _Metrics:
-    """The server's /metrics, read at most every 50 ms however often it is asked."""
+def _metrics(base: str) -> dict[str, float]:
+    text = httpx.get(f"{base}/metrics", headers={"Authorization": "Bearer bench"}, timeout=10).text
+    return {line.split()[0]: float(line.split()[1]) for line in text.splitlines() if line and not line.startswith("#")}
 
-    def __init__(self, base: str) -> None:
-        self.base = base
-        self._values: dict[str, float] = {}
-        self._read_at = float("-inf")
 
-    def get(self, name: str) -> float:
-        if time.perf_counter() - self._read_at >= 0.05:
-            text = httpx.get(f"{self.base}/metrics", headers={"Authorization": "Bearer bench"}, timeout=10).text
-            self._values = {line.split()[0]: float(line.split()[1]) for line in text.splitlines()
-                            if line and not line.startswith("#")}
-            self._read_at = time.perf_counter()
-        return self._values.get(name, 0.0)
-
-    def rate(self, count: str, seconds: str) -> float:
-        spent = self.get(seconds)
-        return self.get(count) / spent if spent else 0.0
+def _rate(metrics: dict[str, float], count: str, seconds: str) -> float:
+    spent = metrics.get(seconds, 0.0)
+    return metrics.get(count, 0.0) / spent if spent else 0.0
 
 
 def _peak_rss_of(pid: int) -> float:

@@ -1,9 +1,9 @@
 """The only module that imports APScheduler.
 
 APScheduler runs the server's interval jobs: the timer sweep, the outbox drain and the
-inbox of accepted events. It is not the source of truth: the tables are. A job that finds a full batch runs
-again at once; `wake` pulls a job forward when something nearer than its next run appears,
-so a 2-second wait fires after 2 seconds, not at the next sweep.
+inbox of accepted events. It is not the source of truth: the tables are. A job that finds
+a full batch runs again at once; `wake` pulls a job forward when something nearer than its
+next run appears, so a 2-second wait fires after 2 seconds, not at the next sweep.
 """
 
 from __future__ import annotations

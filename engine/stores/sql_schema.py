@@ -153,7 +153,6 @@ TIMERS: Table = TimerRow.__table__  # type: ignore[attr-defined]
 MESSAGES: Table = MessageRow.__table__  # type: ignore[attr-defined]
 SKIPS: Table = SkipRow.__table__  # type: ignore[attr-defined]
 META: Table = MetaRow.__table__  # type: ignore[attr-defined]
-INBOX: Table = InboxRow.__table__  # type: ignore[attr-defined]
 
 
 def aware(at: datetime) -> datetime:

@@ -229,22 +229,22 @@ class SqlTx:
         return state.latest[channel]
 
     def due_timer_users(self, now: datetime, limit: int) -> set[str]:
-        db = self.db
-        rows = db.rows(f"SELECT instance_id FROM timers WHERE due <= {db.mark} ORDER BY due LIMIT {int(limit)}",
-                       [db.time(now)])
-        ids = [str(r[0]) for r in rows]
+        ids = [i for i, _ in self._due_timers(now, limit)]
         self.load_instances(ids)
         return {self._loaded_instances[i].user_id for i in ids if i in self._loaded_instances}
 
     def claim_due_timers(self, now: datetime, limit: int) -> Sequence[tuple[str, str]]:
-        db = self.db
-        query = f"SELECT instance_id, timer_id FROM timers WHERE due <= {db.mark} ORDER BY due LIMIT {int(limit)}"
-        if not db.sqlite:
-            query += " FOR UPDATE SKIP LOCKED"
-        due = [(str(i), str(t)) for i, t in db.rows(query, [db.time(now)])]
+        due = self._due_timers(now, limit, lock=not self.db.sqlite)
         self._delete_timers([t for _, t in due])
         self.load_instances([i for i, _ in due])
         return due
+
+    def _due_timers(self, now: datetime, limit: int, lock: bool = False) -> list[tuple[str, str]]:
+        """(instance_id, timer_id) of the earliest timers due by `now`; `lock`: FOR UPDATE SKIP LOCKED."""
+        db = self.db
+        query = f"SELECT instance_id, timer_id FROM timers WHERE due <= {db.mark} ORDER BY due LIMIT {int(limit)}"
+        return [(str(i), str(t)) for i, t in db.rows(query + (" FOR UPDATE SKIP LOCKED" if lock else ""),
+                                                     [db.time(now)])]
 
     # --- the inbox ------------------------------------------------------------------------
 
@@ -262,7 +262,8 @@ class SqlTx:
         rows = db.rows("SELECT seq, event_id, user_id, type, at, properties FROM inbox WHERE error IS NULL "
                        f"ORDER BY seq LIMIT {int(limit)}")
         if rows and db.sqlite:  # the only writer, holding the lock: nothing can have come in between
-            db.run_in("DELETE FROM inbox WHERE seq BETWEEN ? AND ? AND error IS NULL", [rows[0][0], rows[-1][0]])
+            db.run_in(f"DELETE FROM inbox WHERE seq BETWEEN {db.mark} AND {db.mark} AND error IS NULL",
+                      [rows[0][0], rows[-1][0]])
         else:  # other workers commit as they go: only the rows read here
             for chunk in chunks([r[0] for r in rows]):
                 db.run_in("DELETE FROM inbox WHERE seq IN ({in})", chunk)
@@ -280,7 +281,7 @@ class SqlTx:
         oldest = db.rows("SELECT seq, user_id FROM inbox WHERE error IS NULL ORDER BY seq LIMIT 1")
         if not oldest:
             return None
-        db.run_in(f"UPDATE inbox SET error = {db.mark} WHERE seq IN ({{in}})", [oldest[0][0]], [error])
+        db.run_in(f"UPDATE inbox SET error = {db.mark} WHERE seq = {db.mark}", [error, oldest[0][0]])
         return str(oldest[0][1])
 
     # --- writes ---------------------------------------------------------------------------
