@@ -11,10 +11,10 @@ import pytest
 from pytest_benchmark.fixture import BenchmarkFixture
 
 from channels import load_policy, select
+from engine.bench.workload import cart_event, w1_journey, w1_profile
 from engine.clock import VirtualClock
 from engine.service import Engine
 from engine.stores.sql import SqlStore
-from engine.workload import cart_event, w1_journey, w1_profile
 from tests.channels.bench_selection import build_request
 
 USERS = 5000

@@ -11,8 +11,8 @@ from datetime import UTC, datetime, timedelta
 from pytest_benchmark.fixture import BenchmarkFixture
 
 from channels import load_policy
+from engine.bench.workload import check_w1, w1_events, w1_journey, w1_profile
 from engine.simulator import simulate
-from engine.workload import check_w1, w1_events, w1_journey, w1_profile
 
 USERS = int(os.environ.get("JOURNEY_BENCH_USERS", "100000"))
 

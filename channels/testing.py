@@ -1,6 +1,6 @@
 """Providers for tests: real `Provider`s that keep what they are given instead of delivering it.
 
-Hand them to `engine.server.Server(..., providers={...})` (or to any code that takes a
+Hand them to `engine.host.Server(..., providers={...})` (or to any code that takes a
 `Provider`) and assert on what arrived, the way httpx's `MockTransport` stands in for a
 network::
 

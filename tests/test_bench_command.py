@@ -45,7 +45,7 @@ def test_a_timeout_no_longer_than_the_open_delay_is_refused_before_anything_runs
 
 
 def test_the_time_sends_are_in_flight_counts_overlaps_once() -> None:
-    from engine.bench import _busy_seconds
+    from engine.bench.runner import _busy_seconds
 
     assert _busy_seconds([(0.0, 1.0, 5), (0.5, 1.5, 5), (3.0, 4.0, 5), (3.2, 3.4, 1)]) == 2.5
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import threading
 from collections import Counter
 
-from engine.backlog import Backlog
+from engine.host.backlog import Backlog
 
 
 def test_it_knows_whose_events_wait_until_they_are_taken_or_withdrawn() -> None:

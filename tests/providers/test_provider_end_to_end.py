@@ -20,10 +20,10 @@ from twilio.request_validator import RequestValidator
 
 from channels import load_policy
 from channels.providers.config import load_providers
-from engine.api import create_app
 from engine.clock import VirtualClock
 from engine.compiler import load_text
-from engine.server import Server
+from engine.host.server import Server
+from engine.http.app import create_app
 from engine.stores.sql import SqlStore
 
 T0 = datetime(2026, 1, 5, 12, 0, tzinfo=UTC)

@@ -18,9 +18,9 @@ from channels.providers import OutboundMessage, Provider
 from channels.testing import FlakyProvider, RecordingProvider
 from engine.clock import VirtualClock
 from engine.compiler import CompiledJourney, load_text
-from engine.dispatcher import BACKOFF, MAX_ATTEMPTS
 from engine.events import parse_event
-from engine.server import Server
+from engine.host.dispatcher import BACKOFF, MAX_ATTEMPTS
+from engine.host.server import Server
 from engine.stores.sql import SqlStore
 
 T0 = datetime(2026, 1, 5, 10, 0, tzinfo=UTC)

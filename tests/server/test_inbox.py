@@ -14,13 +14,13 @@ import pytest
 from sqlalchemy import text
 
 from channels.providers import FileProvider
-from engine.bench import bench_policy
+from engine.bench.runner import bench_policy
+from engine.bench.workload import cart_event, open_event, w1_journey, w1_profile
 from engine.clock import Clock, VirtualClock
 from engine.compiler import CompiledJourney
 from engine.events import Event
-from engine.server import Server
+from engine.host.server import Server
 from engine.stores.sql import SqlStore
-from engine.workload import cart_event, open_event, w1_journey, w1_profile
 from tests.server.conftest import wait_until
 
 WAIT = timedelta(minutes=5)  # the SMS never comes within a test: what matters is what the event did

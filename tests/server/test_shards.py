@@ -10,11 +10,11 @@ from pathlib import Path
 
 import pytest
 
-from engine.bench import bench_policy
+from engine.bench.runner import bench_policy
+from engine.bench.workload import cart_event, open_event, w1_profile, w1_yaml
 from engine.clock import SystemClock
-from engine.shards import ShardedServer, ShardError, WorkerSpec, shard_of, shard_url
+from engine.host.shards import ShardedServer, ShardError, WorkerSpec, shard_of, shard_url
 from engine.stores.sql import SqlStore
-from engine.workload import cart_event, open_event, w1_profile, w1_yaml
 from tests.server.conftest import wait_until
 
 USERS = 20

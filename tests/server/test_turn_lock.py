@@ -6,7 +6,7 @@ from __future__ import annotations
 import threading
 import time
 
-from engine.server import TurnLock
+from engine.host.turns import TurnLock
 
 
 def test_a_waiting_thread_goes_before_the_holder_takes_the_lock_again() -> None:

@@ -11,7 +11,7 @@ from sqlalchemy import create_engine, insert, inspect, select, update
 
 from engine.events import Event
 from engine.stores.sql import SqlStore, StoreError, claim_sql
-from engine.stores.sql_schema import META, PROFILES, SCHEMA_VERSION
+from engine.stores.sql.schema import META, PROFILES, SCHEMA_VERSION
 from tests.stores.conftest import SQL_BACKENDS, sql_url
 
 

@@ -10,10 +10,10 @@ from pathlib import Path
 import pytest
 
 from channels import Profile, load_policy
+from engine.bench.workload import check_w1, w1_events, w1_journey, w1_profile
 from engine.clock import VirtualClock
 from engine.service import Engine
 from engine.stores.sql import MESSAGES, SqlStore
-from engine.workload import check_w1, w1_events, w1_journey, w1_profile
 
 START = datetime(2026, 1, 5, 12, tzinfo=UTC)
 

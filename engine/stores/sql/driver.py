@@ -17,7 +17,7 @@ from typing import Any
 from sqlalchemy import Connection
 
 from channels.json_text import dump_json
-from engine.stores.sql_schema import aware
+from engine.stores.sql.schema import aware
 
 
 def placeholder(dialect: str) -> str:

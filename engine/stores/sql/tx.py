@@ -20,8 +20,8 @@ from channels import ConsentRecord, Profile, SentRecord
 from engine.events import Event
 from engine.runtime import EntryHistory
 from engine.state import Cancel, Instance, Outcome, Schedule, Send, Skip
-from engine.stores.sql_driver import Driver
-from engine.stores.sql_schema import EVENT_IDS, chunks, dialect_insert
+from engine.stores.sql.driver import Driver
+from engine.stores.sql.schema import EVENT_IDS, chunks, dialect_insert
 
 
 @dataclass(slots=True)

@@ -12,7 +12,7 @@ import logging
 import sys
 import threading
 import time
-from collections import Counter, deque
+from collections import Counter
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -23,15 +23,16 @@ from sqlalchemy.exc import DBAPIError
 from channels import Policy
 from channels.providers import FileProvider, Provider
 from channels.selection import ADDRESS_FIELD
-from engine.backlog import Backlog
 from engine.clock import Clock, SystemClock
 from engine.compiler import CompiledJourney
-from engine.dispatcher import Dispatcher
 from engine.errors import EventError
 from engine.events import Event, parse_event
+from engine.host.backlog import Backlog
+from engine.host.dispatcher import Dispatcher
+from engine.host.sweeps import Sweeps
+from engine.host.turns import TurnLock
 from engine.service import Committed, Engine, Ingested, ordered_ids
 from engine.stores.sql import SqlStore
-from engine.timers import Sweeps
 
 log = logging.getLogger("journey.server")
 
@@ -57,38 +58,6 @@ def tune_runtime() -> None:
     gc.freeze()
     gc.set_threshold(50_000, 20, 100)
     sys.setswitchinterval(0.05)
-
-
-class TurnLock:
-    """A re-entrant lock handed over in the order it was asked for. The sweeps (inbox, timers)
-    each loop batch after batch; with a plain lock the thread that just released it takes it
-    straight back, and a backlog of events would hold timers up for seconds. Here a waiting
-    sweep goes next, so a timer waits for at most one batch of events."""
-
-    def __init__(self) -> None:
-        self._turns = threading.Condition(threading.Lock())
-        self._owner: int | None = None
-        self._depth = 0
-        self._waiting: deque[int] = deque()
-
-    def __enter__(self) -> TurnLock:
-        me = threading.get_ident()
-        with self._turns:
-            if self._owner != me:
-                self._waiting.append(me)
-                while self._owner is not None or self._waiting[0] != me:
-                    self._turns.wait()
-                self._waiting.popleft()
-                self._owner = me
-            self._depth += 1
-        return self
-
-    def __exit__(self, *_: object) -> None:
-        with self._turns:
-            self._depth -= 1
-            if self._depth == 0:
-                self._owner = None
-                self._turns.notify_all()
 
 
 def default_providers(outbox: str | Path = "outbox.jsonl") -> dict[str, Sequence[Provider]]:

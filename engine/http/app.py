@@ -12,25 +12,25 @@ from __future__ import annotations
 
 import hmac
 import json
-from collections.abc import Awaitable, Callable, Iterator
+from collections.abc import Awaitable, Callable
 from datetime import datetime
 from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import JSONResponse, Response
-from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
-from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
+from prometheus_client import CONTENT_TYPE_LATEST
 from starlette.middleware.base import BaseHTTPMiddleware
 
 from channels import Profile, ProfileError
 from engine.compiler import END
 from engine.errors import EventError, JourneyError
 from engine.events import Event, format_time, parse_event
-from engine.server import Server
+from engine.host.server import Server
+from engine.http.metrics import Metrics
+from engine.http.webhooks import handle_webhook
 from engine.simulator import InputError, parse_events, parse_profiles
 from engine.simulator import simulate as run_simulation
-from engine.webhooks import handle_webhook
 
 MiB = 1024 * 1024
 OPEN_PATHS = frozenset({"/healthz", "/openapi.json", "/docs", "/docs/oauth2-redirect"})
@@ -49,7 +49,7 @@ def create_app(server: Server, api_keys: frozenset[str] = frozenset(), max_body:
                   description="Ingest events, manage profiles and consent, inspect journeys and messages.")
     app.state.server = server
     app.add_middleware(_BearerAuth, keys=api_keys)
-    metrics = _Metrics(server)
+    metrics = Metrics(server)
 
     @app.exception_handler(HttpError)
     async def _http_error(_: Request, exc: HttpError) -> JSONResponse:
@@ -107,7 +107,7 @@ def create_app(server: Server, api_keys: frozenset[str] = frozenset(), max_body:
         return {"messages": [_message_view(m) for m in server.store.messages_for_user(user_id)],
                 "skipped": [_skip_view(s) for s in server.store.skips_for_user(user_id)]}
 
-    # Provider webhooks (delivery receipts, inbound replies): signature-checked in engine.webhooks,
+    # Provider webhooks (delivery receipts, inbound replies): signature-checked in engine.http.webhooks,
     # so they take no bearer key.
     @app.post(WEBHOOKS + "{provider}/{kind}")
     async def provider_webhook(provider: str, kind: str, request: Request) -> Response:
@@ -297,33 +297,3 @@ def _message_view(row: dict[str, Any]) -> dict[str, Any]:
 
 def _skip_view(row: dict[str, Any]) -> dict[str, Any]:
     return {k: _iso(v) for k, v in row.items() if k != "id"}
-
-
-class _Metrics:
-    """Prometheus metrics read straight from the server's running totals at scrape time."""
-
-    def __init__(self, server: Server) -> None:
-        self.server = server
-        self.registry = CollectorRegistry()
-        self.registry.register(self)
-
-    def collect(self) -> Iterator[CounterMetricFamily | GaugeMetricFamily]:
-        c = self.server.counters
-        events = CounterMetricFamily("journey_events", "Events by outcome", labels=["outcome"])
-        for outcome, total in (("accepted", c.accepted), ("duplicate", c.duplicates), ("rejected", c.rejected),
-                               ("failed", c.failed)):
-            events.add_metric([outcome], total)
-        yield events
-        backlog = self.server.backlog
-        yield GaugeMetricFamily("journey_events_queued", "Accepted events waiting in the inbox",
-                                value=backlog.queued - backlog.dequeued)
-        yield CounterMetricFamily("journey_inbox_processed", "Events taken out of the inbox", value=backlog.dequeued)
-        yield CounterMetricFamily("journey_inbox_seconds", "Time spent processing the inbox", value=backlog.seconds)
-        yield CounterMetricFamily("journey_timers_fired", "Timers fired", value=c.timers_fired)
-        yield CounterMetricFamily("journey_timer_sweep_seconds", "Time spent firing timers", value=c.timer_seconds)
-        yield CounterMetricFamily("journey_messages_sent", "Messages handed to providers",
-                                  value=self.server.dispatcher.sent)
-        yield GaugeMetricFamily("journey_journeys_loaded", "Journeys loaded", value=len(self.server.engine.journeys))
-
-    def render(self) -> bytes:
-        return generate_latest(self.registry)

@@ -30,13 +30,13 @@ from sqlalchemy import func, select, text
 
 from channels import Policy, load_policy
 from channels.providers import FileProvider
+from engine.bench.workload import OPEN_DELAY, cart_event, check_w1, open_event, opens, w1_journey, w1_profile, w1_yaml
 from engine.clock import SystemClock
 from engine.events import Event
-from engine.server import Server
-from engine.shards import ShardedServer, ShardError, WorkerSpec, shard_of, shard_url
+from engine.host.server import Server
+from engine.host.shards import ShardedServer, ShardError, WorkerSpec, shard_of, shard_url
 from engine.stores.sql import MESSAGES, SqlStore
-from engine.stores.sql_schema import aware
-from engine.workload import OPEN_DELAY, cart_event, check_w1, open_event, opens, w1_journey, w1_profile, w1_yaml
+from engine.stores.sql.schema import aware
 
 BATCH = {"python": 1000, "http": 500}  # events per call: HTTP as the issue measures it; Python as the sweeps batch
 Progress = Callable[[str, int, int], None]

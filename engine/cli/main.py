@@ -10,11 +10,11 @@ from pathlib import Path
 import typer
 
 from channels import PolicyError, load_policy
+from engine.cli.graphs import to_dot, to_mermaid
+from engine.cli.report import print_report
 from engine.compiler import journey_files, load_file, load_paths
 from engine.errors import JourneyDefinitionError
-from engine.graphs import to_dot, to_mermaid
 from engine.model import Journey
-from engine.report import print_report
 from engine.simulator import InputError, parse_events, parse_profiles, read_jsonl
 from engine.simulator import simulate as run_simulation
 
@@ -116,8 +116,8 @@ def serve(
     from sqlalchemy.exc import SQLAlchemyError
 
     from channels.providers.config import ProvidersError, load_providers
-    from engine.api import create_app
-    from engine.server import Server, default_providers, tune_runtime
+    from engine.host.server import Server, default_providers, tune_runtime
+    from engine.http.app import create_app
     from engine.stores.sql import SqlStore, StoreError
 
     keys = frozenset(k.strip() for k in os.environ.get("JOURNEY_API_KEYS", "").split(",") if k.strip())
@@ -163,10 +163,10 @@ def bench(
     """The reference workload W1 (push, then SMS on ignore) against the real store and scheduler."""
     from datetime import timedelta
 
-    from engine.bench import run_bench
-    from engine.report import bench_progress, print_bench
-    from engine.server import tune_runtime
-    from engine.workload import OPEN_DELAY
+    from engine.bench.runner import run_bench
+    from engine.bench.workload import OPEN_DELAY
+    from engine.cli.report import bench_progress, print_bench
+    from engine.host.server import tune_runtime
 
     if timeout_seconds <= OPEN_DELAY.total_seconds():
         delay = OPEN_DELAY.total_seconds()

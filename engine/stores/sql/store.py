@@ -10,11 +10,8 @@ several workers can share the database.
 
 from __future__ import annotations
 
-import threading
-import time
 from collections.abc import Iterator, Sequence
 from contextlib import AbstractContextManager, contextmanager, nullcontext
-from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -23,10 +20,10 @@ from sqlalchemy.engine import Connection
 from sqlalchemy.engine import Engine as SaEngine
 from sqlmodel import SQLModel, create_engine
 
-from channels.selection import ADDRESS_FIELD
 from engine.state import Instance
-from engine.stores.sql_driver import Driver, json_text, placeholder
-from engine.stores.sql_schema import (
+from engine.stores.sql.driver import Driver, json_text
+from engine.stores.sql.outbox import OutboxItem, claim_sql, expire
+from engine.stores.sql.schema import (
     INSTANCES,
     MESSAGES,
     META,
@@ -38,9 +35,8 @@ from engine.stores.sql_schema import (
     aware,
     chunks,
 )
-from engine.stores.sql_tx import SqlTx, StateCache
-
-__all__ = ["MESSAGES", "OutboxItem", "SqlStore", "SqlTx", "StoreError"]
+from engine.stores.sql.tx import SqlTx, StateCache
+from engine.stores.sql.writer_lock import WriterLock
 
 
 class StoreError(RuntimeError):
@@ -115,7 +111,7 @@ class SqlStore:
         ran out mid-attempt is expired first, in the same transaction (see `expire_interrupted`)."""
         with self._writing(urgent=False), self.engine.begin() as conn:
             db = Driver(conn, self.dialect)
-            _expire(db, now)
+            expire(db, now)
             query = claim_sql(self.dialect, limit)
             items = [OutboxItem(r[0], r[1], r[2], r[3], db.read_json(r[4]), r[5], r[6])
                      for r in db.rows(query, [db.time(now)])]
@@ -143,7 +139,7 @@ class SqlStore:
         """Messages whose send was interrupted (lease ran out mid-attempt): never sent twice, so
         they are marked failed rather than retried."""
         with self._writing(urgent=False), self.engine.begin() as conn:
-            return _expire(Driver(conn, self.dialect), now)
+            return expire(Driver(conn, self.dialect), now)
 
     def outbox_next_due(self) -> datetime | None:
         with self.engine.connect() as conn:  # a literal 'pending', so the partial index applies
@@ -195,94 +191,6 @@ class SqlStore:
             for step, status, count in conn.execute(query):
                 counts.setdefault(step or "(none)", {})[status] = int(count)
         return counts
-
-
-class WriterLock:
-    """SQLite has one writer at a time and makes the others poll with sleeps of up to 100 ms.
-    Writers in this process queue here instead and wake as soon as the writer before them is
-    done. The engine's transactions (events, timers) go before the dispatcher's, but only for
-    `patience` seconds: a dispatcher that has waited that long takes its turn, so a steady
-    stream of events can delay sends, never stop them."""
-
-    def __init__(self, patience: float = 0.2) -> None:
-        self._free = threading.Condition()
-        self._owner: int | None = None
-        self._depth = 0
-        self._urgent_waiting = 0
-        self._overdue = 0  # dispatcher writers past their patience
-        self._patience = patience
-
-    @contextmanager
-    def hold(self, urgent: bool) -> Iterator[None]:
-        me = threading.get_ident()
-        with self._free:
-            if self._owner != me:
-                self._wait_turn(urgent)
-                self._owner = me
-            self._depth += 1
-        try:
-            yield
-        finally:
-            with self._free:
-                self._depth -= 1
-                if self._depth == 0:
-                    self._owner = None
-                    self._free.notify_all()
-
-    def _wait_turn(self, urgent: bool) -> None:
-        """Called holding the condition; returns when this thread may take the lock."""
-        if urgent:
-            self._urgent_waiting += 1
-            while self._owner is not None or self._overdue:
-                self._free.wait()
-            self._urgent_waiting -= 1
-            return
-        give_way_until = time.monotonic() + self._patience
-        while self._owner is not None or self._urgent_waiting:
-            left = give_way_until - time.monotonic()
-            if left <= 0:  # waited long enough: next in, ahead of the engine
-                self._overdue += 1
-                try:
-                    while self._owner is not None:
-                        self._free.wait()
-                finally:
-                    self._overdue -= 1
-                return
-            self._free.wait(left)
-
-
-@dataclass(frozen=True, slots=True)
-class OutboxItem:
-    """A leased message and the recipient's address on its channel (None: the profile has none)."""
-
-    message_id: str
-    user_id: str
-    channel: str
-    category: str
-    content: dict[str, Any]
-    attempts: int
-    address: str | None
-
-
-def _expire(db: Driver, now: datetime) -> int:
-    m = db.mark
-    result = db.conn.exec_driver_sql(
-        f"UPDATE messages SET dispatch = 'failed', status = 'unknown', status_at = {m}, error = {m} "
-        f"WHERE dispatch = 'sending' AND next_attempt_at <= {m}",
-        (db.time(now), "interrupted while sending; not retried to avoid a duplicate", db.time(now)))
-    return int(result.rowcount or 0)
-
-
-def claim_sql(dialect: str, limit: int) -> str:
-    """Due pending messages with the address their channel needs, read from the profile's JSON.
-    `dispatch = 'pending'` is a literal so that the partial index of pending messages applies."""
-    field = "CASE m.channel " + " ".join(f"WHEN '{c}' THEN '{f}'" for c, f in ADDRESS_FIELD.items()) + " END"
-    sql = (f"SELECT m.message_id, m.user_id, m.channel, m.category, m.content, m.attempts, "
-           f"{json_text(dialect, 'p.doc', field)} "
-           "FROM messages m LEFT OUTER JOIN profiles p ON p.user_id = m.user_id "
-           f"WHERE m.dispatch = 'pending' AND m.next_attempt_at <= {placeholder(dialect)} "
-           f"ORDER BY m.next_attempt_at LIMIT {int(limit)}")
-    return sql if dialect == "sqlite" else sql + " FOR UPDATE OF m SKIP LOCKED"
 
 
 def _migrate(conn: Connection, version: int, dialect: str) -> None:

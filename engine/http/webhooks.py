@@ -23,7 +23,7 @@ from channels.providers.config import providers_of
 from channels.providers.twilio import UNUSABLE_CODES, TwilioProvider
 from engine.errors import EventError
 from engine.events import parse_event
-from engine.server import Server
+from engine.host.server import Server
 
 log = logging.getLogger("journey.webhooks")
 

@@ -145,7 +145,7 @@ class ShardedServer:
 def _work(pipe: Connection, spec: WorkerSpec, index: int, shards: int) -> None:
     """A worker process: one whole `Server` on its own shard, answering the parent's requests."""
     from engine.compiler import load_text
-    from engine.server import Server, tune_runtime
+    from engine.host.server import Server, tune_runtime
     from engine.stores.sql import SqlStore
 
     try:

@@ -1,0 +1,40 @@
+"""Prometheus metrics, read straight from the server's running totals at scrape time."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+from prometheus_client import CollectorRegistry, generate_latest
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
+
+from engine.host.server import Server
+
+
+class Metrics:
+    """Prometheus metrics read straight from the server's running totals at scrape time."""
+
+    def __init__(self, server: Server) -> None:
+        self.server = server
+        self.registry = CollectorRegistry()
+        self.registry.register(self)
+
+    def collect(self) -> Iterator[CounterMetricFamily | GaugeMetricFamily]:
+        c = self.server.counters
+        events = CounterMetricFamily("journey_events", "Events by outcome", labels=["outcome"])
+        for outcome, total in (("accepted", c.accepted), ("duplicate", c.duplicates), ("rejected", c.rejected),
+                               ("failed", c.failed)):
+            events.add_metric([outcome], total)
+        yield events
+        backlog = self.server.backlog
+        yield GaugeMetricFamily("journey_events_queued", "Accepted events waiting in the inbox",
+                                value=backlog.queued - backlog.dequeued)
+        yield CounterMetricFamily("journey_inbox_processed", "Events taken out of the inbox", value=backlog.dequeued)
+        yield CounterMetricFamily("journey_inbox_seconds", "Time spent processing the inbox", value=backlog.seconds)
+        yield CounterMetricFamily("journey_timers_fired", "Timers fired", value=c.timers_fired)
+        yield CounterMetricFamily("journey_timer_sweep_seconds", "Time spent firing timers", value=c.timer_seconds)
+        yield CounterMetricFamily("journey_messages_sent", "Messages handed to providers",
+                                  value=self.server.dispatcher.sent)
+        yield GaugeMetricFamily("journey_journeys_loaded", "Journeys loaded", value=len(self.server.engine.journeys))
+
+    def render(self) -> bytes:
+        return generate_latest(self.registry)

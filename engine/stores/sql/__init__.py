@@ -1,0 +1,15 @@
+"""The durable store on SQLAlchemy/SQLModel: SQLite by default, PostgreSQL for many workers.
+
+The only package of the project that imports SQLAlchemy or SQLModel: `store` (the store and
+its reads), `tx` (one transaction as the engine sees it), `schema` (the tables), `driver`
+(values encoded as the driver wants them), `outbox` (the dispatcher's side of the messages
+table) and `writer_lock` (SQLite's writers taking turns).
+"""
+
+from engine.stores.sql.outbox import OutboxItem, claim_sql
+from engine.stores.sql.schema import MESSAGES
+from engine.stores.sql.store import SqlStore, StoreError
+from engine.stores.sql.tx import SqlTx
+from engine.stores.sql.writer_lock import WriterLock
+
+__all__ = ["MESSAGES", "OutboxItem", "SqlStore", "SqlTx", "StoreError", "WriterLock", "claim_sql"]
