@@ -1,15 +1,32 @@
-"""The project's error tree. Every error a user can cause is one of these, with the
-user's own words (file, line, field, id) in its message::
+"""The project's error tree: every exception journey-engine raises on purpose is one of these,
+with the user's own words (file, line, field, id) in its message::
 
     JourneyError (Exception)
     ├── JourneyDefinitionError (ValueError)   a journey file is malformed or inconsistent
     ├── JourneyNotFoundError (LookupError)    a journey id names no loaded journey
     ├── EventError (ValueError)               an event is malformed (names the field)
-    └── EvaluationError (RuntimeError)        an expression or template failed at run time
-        └── TemplateRenderError               a message template could not be rendered
+    │   └── InputError                        a line of an events or profiles file is bad (file:line)
+    ├── EvaluationError (RuntimeError)        an expression or template failed at run time
+    │   └── TemplateRenderError               a message template could not be rendered
+    ├── StoreError (RuntimeError)             the database refused or failed (names the URL or table)
+    │   └── TemporaryStoreError               the database is unreachable for now: try again later
+    ├── ShardError                            a worker process could not start or failed a request
+    └── HttpError                             an HTTP request cannot be served (carries its status)
 
-Errors from the channel layer (`channels.PolicyError`, `channels.ProfileError`) subclass
-ValueError too, so callers can catch "bad input" in one place.
+    channels (the channel layer never imports engine, so its errors live beside their code):
+    ValueError
+    ├── channels.FileError                    a policy or providers file is bad (file:line lines)
+    │   ├── channels.PolicyError
+    │   └── channels.providers.ProvidersError
+    ├── channels.ProfileError                 a profile or consent record is malformed (names the field)
+    └── channels.SelectionError               a message asks for a channel the policy cannot serve
+    Exception
+    └── channels.providers.DeliveryError      a provider did not take a message
+        ├── TemporaryDeliveryError            retried with backoff, next provider first
+        └── PermanentDeliveryError            never retried; may mark the address unusable
+
+Foreign exceptions (SQLAlchemy, httpx, vendor SDKs) are translated where they enter, with
+`raise ... from exc`, so callers catch these and nothing else.
 """
 
 from __future__ import annotations
@@ -49,9 +66,35 @@ class EventError(JourneyError, ValueError):
     """An event is malformed; the message names the offending field."""
 
 
+class InputError(EventError):
+    """An events or profiles file has a bad line; the message is `file:line: field: problem`."""
+
+
 class EvaluationError(JourneyError, RuntimeError):
     """An expression failed at run time (missing variable, wrong type)."""
 
 
 class TemplateRenderError(EvaluationError):
     """A message template failed to render: the send fails with `template_error`."""
+
+
+class StoreError(JourneyError, RuntimeError):
+    """The database is unusable or refused a statement (newer schema, bad URL, constraint); the
+    message says which. Not the fault of the events being processed, so hosts retry later."""
+
+
+class TemporaryStoreError(StoreError):
+    """The database could not be reached or dropped the connection: the same call may work later."""
+
+
+class ShardError(JourneyError):
+    """A worker could not start or failed a request; the message is the worker's."""
+
+
+class HttpError(JourneyError):
+    """An HTTP request that cannot be served, with the status to answer and a message for the caller."""
+
+    def __init__(self, status: int, message: str) -> None:
+        super().__init__(message)
+        self.status = status
+        self.message = message

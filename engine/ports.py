@@ -1,27 +1,46 @@
-"""The narrow interfaces between the engine and its I/O, in one place.
+"""Every interface between the engine (and its host) and I/O, in one place.
 
-`Clock` lives in engine.clock. A `Store` hands out transactions (`Tx`): the engine does
-all the reads and writes of one batch of events, or one sweep of timers, inside one
-transaction, after one `prefetch` of the users involved, so the hot path makes no
-per-event query. The memory store serves the simulator and tests; the SQL store serves
-`journey serve`.
+A `Store` hands out transactions (`Tx`): the engine does all the reads and writes of one
+batch of events, or one sweep of timers, inside one transaction, after one `prefetch` of
+the users involved, so the hot path makes no per-event query. The runtime's commands
+(`Send`, `Skip`, `Schedule`, `Cancel`, `Trace`) are carried out in one place,
+`engine.service.carry_out`, through the `Tx` methods they map to. The host also drains the
+`Outbox` and the HTTP API reads `ReadViews`; `HostStore` is all three. The memory store
+(`engine.stores.memory`) implements every port, the SQL store (`engine.stores.sql`) too.
+`Clock` (engine.clock) is the port to time.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Collection, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 from contextlib import AbstractContextManager
-from datetime import datetime
-from typing import Protocol
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any, Protocol
 
 from channels import Profile, SentRecord
 from engine.events import Event
 from engine.runtime import EntryHistory
-from engine.state import Instance, Outcome
+from engine.state import Instance, Send, Skip, TimerRef, Trace
+
+IdSource = Callable[[], str]
+
+
+@dataclass(frozen=True, slots=True)
+class OutboxItem:
+    """A leased message and the recipient's address on its channel (None: the profile has none)."""
+
+    message_id: str
+    user_id: str
+    channel: str
+    category: str
+    content: dict[str, Any]
+    attempts: int
+    address: str | None
 
 
 class Tx(Protocol):
-    """One unit of work. Reads see this transaction's own writes."""
+    """One unit of work. Reads see this transaction's own writes; nothing is kept unless it commits."""
 
     def prefetch(self, user_ids: Collection[str], since: datetime) -> None:
         """Load what the engine will read for these users (profiles, instances, recent sends)."""
@@ -71,17 +90,87 @@ class Tx(Protocol):
         queue as part of this transaction (so a crash before commit leaves them due)."""
         ...
 
-    def apply(self, outcome: Outcome) -> None:
-        """Save the instance and carry out the state changes of its commands."""
+    # --- the targets of the runtime's commands (see engine.service.carry_out) ------------------
+
+    def save_instance(self, instance: Instance) -> None:
+        """Insert or update an instance; the first save of an instance is its journey's latest entry."""
+        ...
+
+    def add_message(self, send: Send) -> None:
+        """A message for the outbox, counted at once in the user's recent sends (caps)."""
+        ...
+
+    def add_timer(self, instance_id: str, timer: TimerRef) -> None: ...
+
+    def cancel_timer(self, timer_id: str) -> None: ...
+
+    def add_skip(self, skip: Skip) -> None: ...
+
+    def add_trace(self, trace: Trace) -> None:
+        """The timeline is a dry-run view: a durable store may drop traces."""
         ...
 
 
 class Store(Protocol):
+    """Transactions, and the few questions the host asks outside one."""
+
     def transaction(self) -> AbstractContextManager[Tx]: ...
 
     def next_due(self) -> datetime | None:
         """When the earliest pending timer is due, if any."""
         ...
 
+    def queued_users(self) -> dict[str, int]:
+        """How many accepted events wait in the inbox for each user."""
+        ...
 
-IdSource = Callable[[], str]
+    def close(self) -> None: ...
+
+
+class Outbox(Protocol):
+    """The dispatcher's side of the stored messages."""
+
+    def claim_outbox(self, now: datetime, limit: int, lease: timedelta) -> list[OutboxItem]:
+        """Pending messages due for an attempt, leased to this caller until now + lease."""
+        ...
+
+    def finish_outbox(self, results: Sequence[Mapping[str, Any]]) -> None:
+        """Record attempts: keys message_id, dispatch, status, attempts, next_attempt_at, provider,
+        provider_id, error, at."""
+        ...
+
+    def expire_interrupted(self, now: datetime) -> int:
+        """Messages whose lease ran out mid-attempt become failed (never sent twice)."""
+        ...
+
+    def outbox_next_due(self) -> datetime | None: ...
+
+
+class ReadViews(Protocol):
+    """What the HTTP API and the webhooks read, outside the engine's transactions."""
+
+    def instances_for_user(self, user_id: str) -> list[Instance]: ...
+
+    def messages_for_user(self, user_id: str, limit: int = 200) -> list[dict[str, Any]]:
+        """Newest first: message_id, instance_id, journey_id, user_id, step, message, channel, category,
+        content, cost, encoding, segments, decisions, at, status, status_at, dispatch, attempts, provider,
+        provider_id, error."""
+        ...
+
+    def skips_for_user(self, user_id: str, limit: int = 200) -> list[dict[str, Any]]:
+        """Newest first: instance_id, user_id, step, message, reason, decisions, at, detail."""
+        ...
+
+    def message_by_provider_id(self, provider_id: str) -> dict[str, Any] | None:
+        """The message a provider knows as `provider_id` (its message_id, user_id, channel, provider)."""
+        ...
+
+    def user_by_phone(self, phone: str) -> str | None: ...
+
+    def step_counts(self, journey_id: str) -> dict[str, dict[str, int]]:
+        """Instances per current step and status."""
+        ...
+
+
+class HostStore(Store, Outbox, ReadViews, Protocol):
+    """Everything `journey serve` needs of a store."""

@@ -21,7 +21,7 @@ from engine.errors import EvaluationError, EventError, JourneyNotFoundError
 from engine.events import Event, parse_event
 from engine.ports import IdSource, Store, Tx
 from engine.runtime import Runtime
-from engine.state import Instance, Outcome, Schedule, Send, Trace
+from engine.state import Cancel, Instance, Outcome, Schedule, Send, Skip, Trace
 
 CAP_WINDOW = timedelta(days=7)
 
@@ -52,6 +52,24 @@ def _deduplicated(tx: Tx, events: Sequence[Event]) -> list[Ingested]:
             new_ids.discard(event.id or "")
         results.append(Ingested(event, duplicate))
     return results
+
+
+_CARRY_OUT: dict[type, Callable[[Tx, Any], None]] = {
+    Send: lambda tx, send: tx.add_message(send),
+    Schedule: lambda tx, schedule: tx.add_timer(schedule.instance_id, schedule.timer),
+    Cancel: lambda tx, cancel: tx.cancel_timer(cancel.timer_id),
+    Skip: lambda tx, skip: tx.add_skip(skip),
+    Trace: lambda tx, trace: tx.add_trace(trace),
+}
+
+
+def carry_out(tx: Tx, outcome: Outcome) -> None:
+    """The one place the runtime's commands become store writes: the instance's new state first,
+    then each command in order, through the `Tx` method it maps to."""
+    if outcome.instance is not None:
+        tx.save_instance(outcome.instance)
+    for command in outcome.commands:
+        _CARRY_OUT[type(command)](tx, command)
 
 
 def ordered_ids(clock: Clock) -> IdSource:
@@ -175,7 +193,7 @@ class Engine:
 
     def _apply(self, tx: Tx, outcome: Outcome) -> None:
         """Apply an outcome, noting what the host should wake up for once the transaction commits."""
-        tx.apply(outcome)
+        carry_out(tx, outcome)
         for command in outcome.commands:
             if isinstance(command, Schedule):
                 due = command.timer.due

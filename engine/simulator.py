@@ -20,17 +20,13 @@ from typing import Any
 from channels import Policy, Profile, ProfileError
 from engine.clock import VirtualClock
 from engine.compiler import CompiledJourney
-from engine.errors import EventError
+from engine.errors import EventError, InputError
 from engine.events import Event, parse_event
 from engine.service import Engine, counter_ids
 from engine.state import END_STATUSES, Instance
 from engine.stores.memory import MemoryStore
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
-
-
-class InputError(EventError):
-    """An events or profiles file has a bad line; the message is `file:line: field: problem`."""
 
 
 def read_jsonl(path: str | Path) -> list[tuple[int, Any]]:
@@ -149,5 +145,5 @@ def _instance_row(instance: Instance) -> dict[str, Any]:
 class _RoundTripStore(MemoryStore):
     """Serialises every instance to JSON and back on each save: proves state survives a restart."""
 
-    def _save(self, instance: Instance) -> None:
-        super()._save(Instance.from_dict(json.loads(json.dumps(instance.to_dict()))))
+    def save_instance(self, instance: Instance) -> None:
+        super().save_instance(Instance.from_dict(json.loads(json.dumps(instance.to_dict()))))

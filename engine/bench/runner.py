@@ -26,17 +26,16 @@ from pathlib import Path
 from typing import Any, TypeVar, cast
 
 import httpx
-from sqlalchemy import func, select, text
 
 from channels import Policy, load_policy
 from channels.providers import FileProvider
 from engine.bench.workload import OPEN_DELAY, cart_event, check_w1, open_event, opens, w1_journey, w1_profile, w1_yaml
 from engine.clock import SystemClock
+from engine.errors import ShardError
 from engine.events import Event
 from engine.host.server import Server
-from engine.host.shards import ShardedServer, ShardError, WorkerSpec, shard_of, shard_url
-from engine.stores.sql import MESSAGES, SqlStore
-from engine.stores.sql.schema import aware
+from engine.host.shards import ShardedServer, WorkerSpec, shard_of, shard_url
+from engine.stores.sql import SqlStore
 
 BATCH = {"python": 1000, "http": 500}  # events per call: HTTP as the issue measures it; Python as the sweeps batch
 Progress = Callable[[str, int, int], None]
@@ -310,7 +309,7 @@ def _wait_done(urls: Sequence[str], users: int, timeout: timedelta, prefix: str,
     try:
         while time.perf_counter() < deadline:
             before = time.perf_counter()
-            counts = [_progress_counts(store, prefix) for store in stores]
+            counts = [store.delivery_progress(prefix) for store in stores]
             sms, pending = sum(c[0] for c in counts), sum(c[1] for c in counts)
             progress("timers", sms, expected)
             if sms >= expected and pending == 0:
@@ -322,15 +321,6 @@ def _wait_done(urls: Sequence[str], users: int, timeout: timedelta, prefix: str,
             store.close()
 
 
-def _progress_counts(store: SqlStore, prefix: str) -> tuple[int, int]:
-    with store.engine.connect() as conn:
-        mine = MESSAGES.c.user_id.like(f"{prefix}%")
-        sms = conn.execute(select(func.count()).where(mine, MESSAGES.c.channel == "sms",
-                                                      MESSAGES.c.dispatch == "sent")).scalar() or 0
-        pending = conn.execute(select(func.count()).where(mine, MESSAGES.c.dispatch != "sent")).scalar() or 0
-    return int(sms), int(pending)
-
-
 def _measure(urls: Sequence[str], users: int, timeout: timedelta, prefix: str, started_at: datetime,
              result: BenchResult) -> None:
     """Checks W1 and reads the figures the messages hold: timer lateness, and the wall time
@@ -340,11 +330,8 @@ def _measure(urls: Sequence[str], users: int, timeout: timedelta, prefix: str, s
     for url in urls:
         store = SqlStore(url)
         try:
-            with store.engine.connect() as conn:
-                rows += conn.execute(select(MESSAGES.c.user_id, MESSAGES.c.channel, MESSAGES.c.at,
-                                            MESSAGES.c.dispatch, MESSAGES.c.status_at)
-                                     .where(MESSAGES.c.user_id.like(f"{prefix}%"))).all()
-            result.db_mb += _db_size_mb(store, url)
+            rows += store.message_outcomes(prefix)
+            result.db_mb += store.size_mb()
         finally:
             store.close()
     problems = check_w1(users, [(r[0], r[1]) for r in rows], prefix)
@@ -356,20 +343,12 @@ def _measure(urls: Sequence[str], users: int, timeout: timedelta, prefix: str, s
                   if r[1] == "sms" and r[0] in pushed)
     handed = [r[4] for r in rows if r[1] == "sms" and r[3] == "sent" and r[4] is not None]
     if handed and not problems:
-        result.wall_beyond_t_s = (aware(max(handed)) - started_at - timeout).total_seconds()
+        result.wall_beyond_t_s = (max(handed) - started_at - timeout).total_seconds()
     if late:
         result.lateness_p50_ms = round(late[len(late) // 2], 1)
         result.lateness_p99_ms = round(late[min(len(late) - 1, int(len(late) * 0.99))], 1)
     result.problems = problems
     result.correct = not problems
-
-
-def _db_size_mb(store: SqlStore, url: str) -> float:
-    if store.dialect == "sqlite":
-        path = Path(url.removeprefix("sqlite:///"))
-        return sum(p.stat().st_size for p in path.parent.glob(path.name + "*")) / 2**20
-    with store.engine.connect() as conn:
-        return float(conn.execute(text("select pg_database_size(current_database())")).scalar() or 0) / 2**20
 
 
 @contextmanager

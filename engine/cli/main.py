@@ -13,9 +13,9 @@ from channels import PolicyError, load_policy
 from engine.cli.graphs import to_dot, to_mermaid
 from engine.cli.report import print_report
 from engine.compiler import journey_files, load_file, load_paths
-from engine.errors import JourneyDefinitionError
+from engine.errors import InputError, JourneyDefinitionError
 from engine.model import Journey
-from engine.simulator import InputError, parse_events, parse_profiles, read_jsonl
+from engine.simulator import parse_events, parse_profiles, read_jsonl
 from engine.simulator import simulate as run_simulation
 
 app = typer.Typer(
@@ -113,12 +113,12 @@ def serve(
 ) -> None:
     """HTTP API, timer sweeps and outbox dispatch. Keys: JOURNEY_API_KEYS (comma-separated)."""
     import uvicorn  # the server's stack is only loaded by the commands that need it
-    from sqlalchemy.exc import SQLAlchemyError
 
     from channels.providers.config import ProvidersError, load_providers
+    from engine.errors import StoreError
     from engine.host.server import Server, default_providers, tune_runtime
     from engine.http.app import create_app
-    from engine.stores.sql import SqlStore, StoreError
+    from engine.stores.sql import SqlStore
 
     keys = frozenset(k.strip() for k in os.environ.get("JOURNEY_API_KEYS", "").split(",") if k.strip())
     if host not in LOOPBACK and not keys:
@@ -130,8 +130,6 @@ def serve(
         store = SqlStore(db)
     except (JourneyDefinitionError, PolicyError, ProvidersError, StoreError) as exc:
         raise _fail(exc) from None
-    except SQLAlchemyError as exc:
-        raise _fail(RuntimeError(f"{db}: cannot open the database: {exc.__class__.__name__}: {exc}")) from None
     tune_runtime()
     server = Server(store, compiled, chosen, senders)
     api = create_app(server, keys)

@@ -15,7 +15,7 @@ from typing import Any
 
 from channels.providers import OutboundMessage, PermanentDeliveryError, Provider, TemporaryDeliveryError
 from engine.clock import Clock
-from engine.stores.sql import OutboxItem, SqlStore
+from engine.ports import Outbox, OutboxItem
 
 log = logging.getLogger("journey.dispatcher")
 
@@ -29,7 +29,7 @@ FailureSink = Callable[[list[dict[str, Any]]], None]
 class Dispatcher:
     """Providers per channel (in failover order); `"*"` serves channels not listed."""
 
-    def __init__(self, store: SqlStore, providers: Mapping[str, Sequence[Provider]], clock: Clock,
+    def __init__(self, store: Outbox, providers: Mapping[str, Sequence[Provider]], clock: Clock,
                  on_failed: FailureSink, batch: int = 500, lease: timedelta = timedelta(seconds=60)) -> None:
         self.store = store
         self.providers = providers

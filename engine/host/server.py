@@ -18,21 +18,19 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy.exc import DBAPIError
-
 from channels import Policy
 from channels.providers import FileProvider, Provider
 from channels.selection import ADDRESS_FIELD
 from engine.clock import Clock, SystemClock
 from engine.compiler import CompiledJourney
-from engine.errors import EventError
+from engine.errors import EventError, StoreError
 from engine.events import Event, parse_event
 from engine.host.backlog import Backlog
 from engine.host.dispatcher import Dispatcher
 from engine.host.sweeps import Sweeps
 from engine.host.turns import TurnLock
+from engine.ports import HostStore
 from engine.service import Committed, Engine, Ingested, ordered_ids
-from engine.stores.sql import SqlStore
 
 log = logging.getLogger("journey.server")
 
@@ -66,7 +64,7 @@ def default_providers(outbox: str | Path = "outbox.jsonl") -> dict[str, Sequence
 
 
 class Server:
-    def __init__(self, store: SqlStore, journeys: Sequence[CompiledJourney], policy: Policy,
+    def __init__(self, store: HostStore, journeys: Sequence[CompiledJourney], policy: Policy,
                  providers: Mapping[str, Sequence[Provider]] | None = None, clock: Clock | None = None,
                  batch: int = 1000, timer_interval: float = 1.0, queue_delay: float = 1.0) -> None:
         self.store = store
@@ -146,7 +144,7 @@ class Server:
         started = time.perf_counter()
         try:
             users = [e.user_id for e in self.engine.process_queued(self.batch)]
-        except DBAPIError:
+        except StoreError:
             raise
         except Exception:
             log.exception("a batch of accepted events failed; processing them one at a time")
@@ -163,7 +161,7 @@ class Server:
                 if not done:
                     break
                 users.append(done[0].user_id)
-            except DBAPIError:
+            except StoreError:
                 raise
             except Exception as exc:
                 log.exception("an accepted event failed; it stays in the inbox with the error")

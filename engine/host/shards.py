@@ -22,13 +22,9 @@ from typing import Any
 
 from channels import Policy
 from channels.providers import FileProvider
-from engine.errors import JourneyError
+from engine.errors import ShardError
 from engine.events import Event
 from engine.service import Ingested
-
-
-class ShardError(JourneyError):
-    """A worker could not start or failed a request; the message is the worker's."""
 
 
 @dataclass(frozen=True)

@@ -24,24 +24,17 @@ from starlette.middleware.base import BaseHTTPMiddleware
 
 from channels import Profile, ProfileError
 from engine.compiler import END
-from engine.errors import EventError, JourneyError
+from engine.errors import EventError, HttpError, InputError, JourneyError, StoreError
 from engine.events import Event, format_time, parse_event
 from engine.host.server import Server
 from engine.http.metrics import Metrics
 from engine.http.webhooks import handle_webhook
-from engine.simulator import InputError, parse_events, parse_profiles
+from engine.simulator import parse_events, parse_profiles
 from engine.simulator import simulate as run_simulation
 
 MiB = 1024 * 1024
 OPEN_PATHS = frozenset({"/healthz", "/openapi.json", "/docs", "/docs/oauth2-redirect"})
 WEBHOOKS = "/v1/webhooks/"
-
-
-class HttpError(Exception):
-    def __init__(self, status: int, message: str) -> None:
-        super().__init__(message)
-        self.status = status
-        self.message = message
 
 
 def create_app(server: Server, api_keys: frozenset[str] = frozenset(), max_body: int = MiB) -> FastAPI:
@@ -54,6 +47,11 @@ def create_app(server: Server, api_keys: frozenset[str] = frozenset(), max_body:
     @app.exception_handler(HttpError)
     async def _http_error(_: Request, exc: HttpError) -> JSONResponse:
         return JSONResponse({"error": exc.message}, status_code=exc.status)
+
+    @app.exception_handler(StoreError)
+    async def _store_error(_: Request, exc: StoreError) -> JSONResponse:
+        return JSONResponse({"error": f"the database is unavailable: {exc}"}, status_code=503,
+                            headers={"Retry-After": "5"})
 
     @app.exception_handler(JourneyError)
     async def _journey_error(_: Request, exc: JourneyError) -> JSONResponse:

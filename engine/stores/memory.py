@@ -1,21 +1,37 @@
-"""An in-memory store: the simulator's, and the reference the SQL store is tested against."""
+"""An in-memory store: the simulator's, the in-process server's in tests, and the reference the
+SQL store is tested against. It implements every port of `engine.ports` (`Tx`, `Store`,
+`Outbox`, `ReadViews`).
+
+Transactions are real: every write inside one records how to undo itself, and an exception
+undoes them all in reverse, so a failed batch leaves the store as it found it (as a database
+would). One transaction at a time: a lock serialises them, and the outbox calls, across threads.
+"""
 
 from __future__ import annotations
 
 import heapq
+import threading
 from collections import defaultdict, deque
-from collections.abc import Collection, Iterator, Sequence
+from collections.abc import Callable, Collection, Iterator, Mapping, MutableMapping, Sequence
 from contextlib import contextmanager
-from datetime import datetime
+from datetime import datetime, timedelta
+from functools import partial
+from typing import Any
 
 from channels import Profile, SentRecord
+from channels.selection import ADDRESS_FIELD
 from engine.events import Event
+from engine.ports import OutboxItem
 from engine.runtime import EntryHistory
-from engine.state import Cancel, Instance, Outcome, Schedule, Send, Skip, Trace
+from engine.state import Instance, Send, Skip, TimerRef, Trace
+
+_MISSING = object()
+INTERRUPTED = "interrupted while sending; not retried to avoid a duplicate"
 
 
 class MemoryStore:
-    """Everything in dicts; timers in a heap with lazy deletion."""
+    """Everything in dicts; timers in a heap with lazy deletion; each message's delivery state
+    in `deliveries` (the outbox)."""
 
     def __init__(self, keep_trace: bool = True) -> None:
         self.keep_trace = keep_trace
@@ -29,47 +45,60 @@ class MemoryStore:
         self._seq = 0
         self.messages: list[Send] = []
         self.status: dict[str, tuple[str, datetime]] = {}
+        self.deliveries: dict[str, dict[str, Any]] = {}
         self._latest: dict[tuple[str, str], str] = {}
         self._sends: dict[str, list[SentRecord]] = defaultdict(list)
         self.skips: list[Skip] = []
         self.traces: list[Trace] = []
         self.inbox: deque[Event] = deque()
         self.quarantined: list[tuple[Event, str]] = []
+        self._lock = threading.RLock()
+        self._undo: list[Callable[[], None]] | None = None
 
-    def get_profile(self, user_id: str) -> Profile | None:
-        return self.profiles.get(user_id)
-
-    def put_profile(self, profile: Profile) -> None:
-        self.profiles[profile.user_id] = profile
+    # --- transactions and their undo log ------------------------------------------------------
 
     @contextmanager
     def transaction(self) -> Iterator[MemoryStore]:
-        """Memory has no transactions: the store is its own unit of work."""
-        yield self
+        """The store is its own unit of work: writes apply at once, and are undone on an exception."""
+        with self._lock:
+            if self._undo is not None:  # already inside one: it is part of that one
+                yield self
+                return
+            self._undo = []
+            try:
+                yield self
+            except BaseException:
+                for undo in reversed(self._undo):
+                    undo()
+                raise
+            finally:
+                self._undo = None
+
+    def _record(self, undo: Callable[[], None]) -> None:
+        if self._undo is not None:
+            self._undo.append(undo)
+
+    def _set(self, mapping: MutableMapping[Any, Any], key: Any, value: Any) -> None:
+        old = mapping.get(key, _MISSING)
+        mapping[key] = value
+        self._record(lambda: _restore(mapping, key, old))
+
+    def _pop(self, mapping: MutableMapping[Any, Any], key: Any) -> None:
+        old = mapping.pop(key, _MISSING)
+        if old is not _MISSING:
+            self._record(lambda: _restore(mapping, key, old))
+
+    def _append(self, items: list[Any], item: Any) -> None:
+        items.append(item)
+        self._record(items.pop)
+
+    # --- Tx: reads ------------------------------------------------------------------------------
 
     def prefetch(self, user_ids: Collection[str], since: datetime) -> None:
         """Everything is in memory already."""
 
-    def remember_events(self, event_ids: Sequence[str]) -> set[str]:
-        new: set[str] = set()
-        for event_id in event_ids:
-            if event_id not in self.event_ids:
-                self.event_ids.add(event_id)
-                new.add(event_id)
-        return new
-
-    def queue_events(self, events: Sequence[Event]) -> None:
-        self.inbox.extend(events)
-
-    def claim_queued(self, limit: int) -> list[Event]:
-        """Taken off the queue at once: memory has no rollback, and no durability to keep."""
-        return [self.inbox.popleft() for _ in range(min(limit, len(self.inbox)))]
-
-    def quarantine_queued(self, error: str) -> str | None:
-        if not self.inbox:
-            return None
-        self.quarantined.append((self.inbox.popleft(), error))
-        return self.quarantined[-1][0].user_id
+    def get_profile(self, user_id: str) -> Profile | None:
+        return self.profiles.get(user_id)
 
     def active_instances(self, user_id: str) -> Sequence[Instance]:
         ids = self._active.get(user_id)
@@ -93,59 +122,220 @@ class MemoryStore:
     def latest_message(self, user_id: str, channel: str) -> str | None:
         return self._latest.get((user_id, channel))
 
-    def set_message_status(self, message_id: str, status: str, at: datetime) -> None:
-        self.status[message_id] = (status, at)
-
-    def claim_due_timers(self, now: datetime, limit: int) -> Sequence[tuple[str, str]]:
-        due: list[tuple[str, str]] = []
-        while self._heap and self._heap[0][0] <= now and len(due) < limit:
-            when, _, timer_id, instance_id = heapq.heappop(self._heap)
-            if self._live.get(timer_id) == when:
-                del self._live[timer_id]
-                due.append((instance_id, timer_id))
-        return due
-
     def due_timer_users(self, now: datetime, limit: int) -> set[str]:
         due = sorted((when, instance_id) for when, _, timer_id, instance_id in self._heap
                      if when <= now and self._live.get(timer_id) == when)[:limit]
         return {self.instances[instance_id].user_id for _, instance_id in due if instance_id in self.instances}
 
-    def next_due(self) -> datetime | None:
-        while self._heap and self._live.get(self._heap[0][2]) != self._heap[0][0]:
-            heapq.heappop(self._heap)
-        return self._heap[0][0] if self._heap else None
+    # --- Tx: the inbox and idempotency ----------------------------------------------------------
 
-    def apply(self, outcome: Outcome) -> None:
-        instance = outcome.instance
-        if instance is not None:
-            self._save(instance)
-        for command in outcome.commands:
-            self._carry_out(command)
+    def remember_events(self, event_ids: Sequence[str]) -> set[str]:
+        new: set[str] = set()
+        for event_id in event_ids:
+            if event_id not in self.event_ids:
+                self.event_ids.add(event_id)
+                new.add(event_id)
+        self._record(lambda: self.event_ids.difference_update(new))
+        return new
 
-    def _save(self, instance: Instance) -> None:
-        is_new = instance.instance_id not in self.instances
-        self.instances[instance.instance_id] = instance
-        if is_new:
+    def queue_events(self, events: Sequence[Event]) -> None:
+        self.inbox.extend(events)
+        self._record(partial(_drop_last, self.inbox, len(events)))
+
+    def claim_queued(self, limit: int) -> list[Event]:
+        claimed = [self.inbox.popleft() for _ in range(min(limit, len(self.inbox)))]
+        self._record(lambda: self.inbox.extendleft(reversed(claimed)))
+        return claimed
+
+    def quarantine_queued(self, error: str) -> str | None:
+        if not self.inbox:
+            return None
+        event = self.inbox.popleft()
+        self._record(lambda: self.inbox.appendleft(event))
+        self._append(self.quarantined, (event, error))
+        return event.user_id
+
+    # --- Tx: writes -----------------------------------------------------------------------------
+
+    def put_profile(self, profile: Profile) -> None:
+        self._set(self.profiles, profile.user_id, profile)
+
+    def set_message_status(self, message_id: str, status: str, at: datetime) -> None:
+        self._set(self.status, message_id, (status, at))
+        delivery = self.deliveries.get(message_id)
+        if delivery is not None:
+            self._set(self.deliveries, message_id, {**delivery, "status": status, "status_at": at})
+
+    def claim_due_timers(self, now: datetime, limit: int) -> Sequence[tuple[str, str]]:
+        due: list[tuple[str, str]] = []
+        while self._heap and self._heap[0][0] <= now and len(due) < limit:
+            entry = heapq.heappop(self._heap)
+            self._record(partial(heapq.heappush, self._heap, entry))
+            when, _, timer_id, instance_id = entry
+            if self._live.get(timer_id) == when:
+                self._pop(self._live, timer_id)
+                due.append((instance_id, timer_id))
+        return due
+
+    def save_instance(self, instance: Instance) -> None:
+        if instance.instance_id not in self.instances:
             key = (instance.journey_id, instance.user_id, instance.key)
-            self._entries[key] = (instance.instance_id, instance.entered_at)
+            self._set(self._entries, key, (instance.instance_id, instance.entered_at))
+        self._set(self.instances, instance.instance_id, instance)
         if instance.active:
-            self._active[instance.user_id][instance.instance_id] = None
+            self._set(self._active[instance.user_id], instance.instance_id, None)
         else:
-            self._active[instance.user_id].pop(instance.instance_id, None)
+            self._pop(self._active[instance.user_id], instance.instance_id)
 
-    def _carry_out(self, command: object) -> None:
-        if isinstance(command, Trace):
-            if self.keep_trace:
-                self.traces.append(command)
-        elif isinstance(command, Send):
-            self.messages.append(command)
-            self._latest[(command.user_id, command.channel)] = command.message_id
-            self._sends[command.user_id].append(SentRecord(command.channel, command.category, command.at))
-        elif isinstance(command, Schedule):
-            self._seq += 1
-            self._live[command.timer.timer_id] = command.timer.due
-            heapq.heappush(self._heap, (command.timer.due, self._seq, command.timer.timer_id, command.instance_id))
-        elif isinstance(command, Cancel):
-            self._live.pop(command.timer_id, None)
-        elif isinstance(command, Skip):
-            self.skips.append(command)
+    def add_message(self, send: Send) -> None:
+        self._append(self.messages, send)
+        self._set(self._latest, (send.user_id, send.channel), send.message_id)
+        self._append(self._sends[send.user_id], SentRecord(send.channel, send.category, send.at))
+        self._set(self.deliveries, send.message_id, _pending(send))
+
+    def add_timer(self, instance_id: str, timer: TimerRef) -> None:
+        self._seq += 1
+        self._set(self._live, timer.timer_id, timer.due)
+        heapq.heappush(self._heap, (timer.due, self._seq, timer.timer_id, instance_id))
+
+    def cancel_timer(self, timer_id: str) -> None:
+        self._pop(self._live, timer_id)
+
+    def add_skip(self, skip: Skip) -> None:
+        self._append(self.skips, skip)
+
+    def add_trace(self, trace: Trace) -> None:
+        if self.keep_trace:
+            self._append(self.traces, trace)
+
+    # --- Store ----------------------------------------------------------------------------------
+
+    def next_due(self) -> datetime | None:
+        with self._lock:
+            while self._heap and self._live.get(self._heap[0][2]) != self._heap[0][0]:
+                heapq.heappop(self._heap)
+            return self._heap[0][0] if self._heap else None
+
+    def queued_users(self) -> dict[str, int]:
+        counts: dict[str, int] = defaultdict(int)
+        for event in list(self.inbox):
+            counts[event.user_id] += 1
+        return dict(counts)
+
+    def close(self) -> None:
+        """Nothing to release."""
+
+    # --- Outbox ---------------------------------------------------------------------------------
+
+    def claim_outbox(self, now: datetime, limit: int, lease: timedelta) -> list[OutboxItem]:
+        with self._lock:
+            self._expire(now)
+            due = sorted((d for d in self.deliveries.values()
+                          if d["dispatch"] == "pending" and d["next_attempt_at"] <= now),
+                         key=lambda d: d["next_attempt_at"])[:limit]
+            for delivery in due:
+                delivery.update(dispatch="sending", next_attempt_at=now + lease)
+            return [self._item(d) for d in due]
+
+    def _item(self, delivery: Mapping[str, Any]) -> OutboxItem:
+        send: Send = delivery["send"]
+        profile = self.profiles.get(send.user_id)
+        field = ADDRESS_FIELD.get(send.channel)
+        address = getattr(profile, field) if profile is not None and field else None
+        return OutboxItem(send.message_id, send.user_id, send.channel, send.category, dict(send.content),
+                          delivery["attempts"], address)
+
+    def finish_outbox(self, results: Sequence[Mapping[str, Any]]) -> None:
+        with self._lock:
+            for result in results:
+                delivery = self.deliveries[result["message_id"]]
+                delivery.update({k: result[k] for k in ("dispatch", "status", "attempts", "next_attempt_at",
+                                                        "provider", "provider_id", "error")}, status_at=result["at"])
+
+    def expire_interrupted(self, now: datetime) -> int:
+        with self._lock:
+            return self._expire(now)
+
+    def _expire(self, now: datetime) -> int:
+        expired = [d for d in self.deliveries.values() if d["dispatch"] == "sending" and d["next_attempt_at"] <= now]
+        for delivery in expired:
+            delivery.update(dispatch="failed", status="unknown", status_at=now, error=INTERRUPTED)
+        return len(expired)
+
+    def outbox_next_due(self) -> datetime | None:
+        with self._lock:
+            due = [d["next_attempt_at"] for d in self.deliveries.values() if d["dispatch"] == "pending"]
+            return min(due, default=None)
+
+    # --- ReadViews ------------------------------------------------------------------------------
+
+    def instances_for_user(self, user_id: str) -> list[Instance]:
+        with self._lock:
+            mine = [i for i in self.instances.values() if i.user_id == user_id]
+        return sorted(mine, key=lambda i: i.entered_at)
+
+    def messages_for_user(self, user_id: str, limit: int = 200) -> list[dict[str, Any]]:
+        with self._lock:
+            rows = [_message_view(d) for d in self.deliveries.values() if d["send"].user_id == user_id]
+        return sorted(rows, key=lambda r: r["at"], reverse=True)[:limit]
+
+    def skips_for_user(self, user_id: str, limit: int = 200) -> list[dict[str, Any]]:
+        with self._lock:
+            rows = [_skip_view(s) for s in self.skips if s.user_id == user_id]
+        return sorted(rows, key=lambda r: r["at"], reverse=True)[:limit]
+
+    def message_by_provider_id(self, provider_id: str) -> dict[str, Any] | None:
+        with self._lock:
+            for delivery in self.deliveries.values():
+                if delivery["provider_id"] == provider_id:
+                    send = delivery["send"]
+                    return {"message_id": send.message_id, "user_id": send.user_id, "channel": send.channel,
+                            "provider": delivery["provider"]}
+        return None
+
+    def user_by_phone(self, phone: str) -> str | None:
+        with self._lock:
+            return next((p.user_id for p in self.profiles.values() if p.phone == phone), None)
+
+    def step_counts(self, journey_id: str) -> dict[str, dict[str, int]]:
+        counts: dict[str, dict[str, int]] = {}
+        with self._lock:
+            for instance in self.instances.values():
+                if instance.journey_id == journey_id:
+                    per_step = counts.setdefault(instance.step or "(none)", {})
+                    per_step[instance.status] = per_step.get(instance.status, 0) + 1
+        return counts
+
+
+def _restore(mapping: MutableMapping[Any, Any], key: Any, old: Any) -> None:
+    if old is _MISSING:
+        mapping.pop(key, None)
+    else:
+        mapping[key] = old
+
+
+def _drop_last(items: deque[Event], count: int) -> None:
+    for _ in range(count):
+        items.pop()
+
+
+def _pending(send: Send) -> dict[str, Any]:
+    return {"send": send, "dispatch": "pending", "status": "queued", "status_at": None, "attempts": 0,
+            "next_attempt_at": send.at, "provider": None, "provider_id": None, "error": None}
+
+
+def _message_view(delivery: Mapping[str, Any]) -> dict[str, Any]:
+    """The columns the SQL store's messages table has, but for the outbox's own next attempt."""
+    send: Send = delivery["send"]
+    return {"message_id": send.message_id, "instance_id": send.instance_id, "journey_id": send.journey_id,
+            "user_id": send.user_id, "step": send.step, "message": send.message, "channel": send.channel,
+            "category": send.category, "content": dict(send.content), "cost": send.cost, "encoding": send.encoding,
+            "segments": send.segments, "decisions": [d.to_dict() for d in send.decisions], "at": send.at,
+            **{k: delivery[k] for k in ("status", "status_at", "dispatch", "attempts", "provider", "provider_id",
+                                        "error")}}
+
+
+def _skip_view(skip: Skip) -> dict[str, Any]:
+    return {"instance_id": skip.instance_id, "user_id": skip.user_id, "step": skip.step, "message": skip.message,
+            "reason": skip.reason, "decisions": [d.to_dict() for d in skip.decisions], "at": skip.at,
+            "detail": skip.detail}

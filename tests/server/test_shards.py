@@ -13,7 +13,8 @@ import pytest
 from engine.bench.runner import bench_policy
 from engine.bench.workload import cart_event, open_event, w1_profile, w1_yaml
 from engine.clock import SystemClock
-from engine.host.shards import ShardedServer, ShardError, WorkerSpec, shard_of, shard_url
+from engine.errors import ShardError
+from engine.host.shards import ShardedServer, WorkerSpec, shard_of, shard_url
 from engine.stores.sql import SqlStore
 from tests.server.conftest import wait_until
 

@@ -49,8 +49,6 @@ def test_an_event_without_an_id_is_queued_too(store: Store) -> None:
 
 
 def test_a_claim_that_fails_leaves_the_events_queued(store: Store) -> None:
-    if isinstance(store, MemoryStore):
-        pytest.skip("memory has no rollback")
     queue(store, event(1), event(2))
     with pytest.raises(RuntimeError), store.transaction() as tx:
         assert len(tx.claim_queued(10)) == 2

@@ -1,5 +1,5 @@
-"""The dispatcher's side of the messages table on SQLite and PostgreSQL: a claim leases due
-messages with the address their channel needs, and a finished attempt is recorded."""
+"""The `Outbox` port on memory, SQLite and PostgreSQL: a claim leases due messages with the
+address their channel needs, and a finished attempt is recorded."""
 
 from __future__ import annotations
 
@@ -9,20 +9,23 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from sqlalchemy import select
 
 from channels import Decision, Profile
+from engine.ports import HostStore
+from engine.service import carry_out
 from engine.state import Outcome, Send
-from engine.stores.sql import MESSAGES, SqlStore
+from engine.stores.memory import MemoryStore
+from engine.stores.sql import SqlStore
 from tests.stores.conftest import SQL_BACKENDS, sql_url
 
 T0 = datetime(2026, 1, 5, 10, tzinfo=UTC)
 LEASE = timedelta(seconds=60)
 
 
-@pytest.fixture(params=SQL_BACKENDS)
-def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[SqlStore]:
-    made = SqlStore(sql_url(request.param, request, tmp_path))
+@pytest.fixture(params=["memory", *SQL_BACKENDS])
+def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[HostStore]:
+    url = None if request.param == "memory" else sql_url(request.param, request, tmp_path)
+    made: HostStore = MemoryStore() if url is None else SqlStore(url)
     yield made
     made.close()
 
@@ -32,18 +35,17 @@ def _send(message_id: str, user_id: str, channel: str, at: datetime = T0) -> Sen
                 0.0, None, None, (Decision(channel, True, None),), at)
 
 
-def _queue(store: SqlStore, *sends: Send) -> None:
+def _queue(store: HostStore, *sends: Send) -> None:
     with store.transaction() as tx:
         tx.put_profile(Profile("u1", email="u1@example.com", phone="+14155550100", push_token="tok-1"))
-        tx.apply(Outcome(None, list(sends)))
+        carry_out(tx, Outcome(None, list(sends)))
 
 
-def _row(store: SqlStore, message_id: str) -> dict[str, Any]:
-    with store.engine.connect() as conn:
-        return dict(conn.execute(select(MESSAGES).where(MESSAGES.c.message_id == message_id)).mappings().one())
+def _row(store: HostStore, message_id: str) -> dict[str, Any]:
+    return next(m for m in store.messages_for_user("u1") if m["message_id"] == message_id)
 
 
-def test_a_claim_carries_each_channels_address_and_none_without_a_profile(store: SqlStore) -> None:
+def test_a_claim_carries_each_channels_address_and_none_without_a_profile(store: HostStore) -> None:
     sends = [_send(f"m-{c}", "u1", c) for c in ("push", "email", "sms", "mms", "rcs")]
     _queue(store, *sends, _send("m-x", "nobody", "sms"))
     items = {i.message_id: i for i in store.claim_outbox(T0, 100, LEASE)}
@@ -53,7 +55,7 @@ def test_a_claim_carries_each_channels_address_and_none_without_a_profile(store:
     assert items["m-sms"].content == {"text": "Hi é"} and items["m-sms"].attempts == 0
 
 
-def test_a_leased_message_is_not_claimed_again_until_its_lease_runs_out(store: SqlStore) -> None:
+def test_a_leased_message_is_not_claimed_again_until_its_lease_runs_out(store: HostStore) -> None:
     _queue(store, _send("m1", "u1", "push"), _send("m2", "u1", "push", T0 + timedelta(minutes=5)))
     assert [i.message_id for i in store.claim_outbox(T0, 100, LEASE)] == ["m1"]  # m2 is not due yet
     assert store.claim_outbox(T0 + timedelta(seconds=30), 100, LEASE) == []
@@ -63,7 +65,7 @@ def test_a_leased_message_is_not_claimed_again_until_its_lease_runs_out(store: S
     assert _row(store, "m1")["dispatch"] == "failed"  # its lease ran out mid-attempt: never re-sent
 
 
-def test_a_finished_attempt_is_recorded(store: SqlStore) -> None:
+def test_a_finished_attempt_is_recorded(store: HostStore) -> None:
     _queue(store, _send("m1", "u1", "sms"))
     store.claim_outbox(T0, 100, LEASE)
     retry = T0 + timedelta(seconds=5)

@@ -16,8 +16,8 @@ import pytest
 from channels import ConsentRecord, Decision, Profile, SentRecord
 from engine.ports import Store, Tx
 from engine.runtime import EntryHistory
+from engine.service import carry_out
 from engine.state import Cancel, Escalation, Instance, Outcome, Schedule, Send, Skip, TimerRef, Trace
-from engine.stores.memory import MemoryStore
 
 T0 = datetime(2026, 1, 5, 10, 0, tzinfo=UTC)
 EVENT: dict[str, Any] = {"id": "e1", "type": "cart.abandoned", "user_id": "u1", "timestamp": "2026-01-05T10:00:00Z",
@@ -62,7 +62,7 @@ def profile(user_id: str = "u1", consents: Sequence[ConsentRecord] = (), **field
 def commit(store: Store, *outcomes: Outcome) -> None:
     with store.transaction() as tx:
         for outcome in outcomes:
-            tx.apply(outcome)
+            carry_out(tx, outcome)
 
 
 def read(store: Store, query: Callable[[Tx], R]) -> R:
@@ -178,8 +178,8 @@ def test_instance_round_trips(store: Store) -> None:
     ended = instance("i2", key="order-7", entered_at=at(-5).astimezone(paris), status="exited", step=None,
                      reason="exit_when", ended_at=at(5))
     with store.transaction() as tx:
-        tx.apply(Outcome(running))
-        tx.apply(Outcome(ended))
+        carry_out(tx, Outcome(running))
+        carry_out(tx, Outcome(ended))
         now, later = both(store, tx, lambda tx: (tx.get_instance("i1"), tx.get_instance("i2")))
         assert now == (running, ended)
     loaded = later()
@@ -194,7 +194,7 @@ def test_apply_replaces_the_saved_instance(store: Store) -> None:
     commit(store, Outcome(instance()))
     moved = instance(step="sms", path=("push", "sms"), seq=1)
     with store.transaction() as tx:
-        tx.apply(Outcome(moved))
+        carry_out(tx, Outcome(moved))
         now, later = both(store, tx, lambda tx: tx.get_instance("i1"))
         assert now == moved
     assert later() == moved
@@ -204,8 +204,8 @@ def test_active_instances_are_the_users_active_ones(store: Store) -> None:
     commit(store, Outcome(instance("i1")), Outcome(instance("i2", journey_id="welcome")),
            Outcome(instance("i3", user_id="u2")), Outcome(instance("i4", status="completed")))
     with store.transaction() as tx:
-        tx.apply(Outcome(instance("i2", journey_id="welcome", status="completed", ended_at=at(1))))
-        tx.apply(Outcome(instance("i5", entered_at=at(2))))
+        carry_out(tx, Outcome(instance("i2", journey_id="welcome", status="completed", ended_at=at(1))))
+        carry_out(tx, Outcome(instance("i5", entered_at=at(2))))
         now, later = both(store, tx, lambda tx: sorted(i.instance_id for i in tx.active_instances("u1")))
         assert now == ["i1", "i5"]
     assert later() == ["i1", "i5"]
@@ -227,7 +227,7 @@ def test_entry_history_follows_the_latest_instance(store: Store) -> None:
     assert history == EntryHistory(False, T0)
     assert history is not None and is_utc(history.last_entered_at)
     with store.transaction() as tx:
-        tx.apply(Outcome(instance("i2", entered_at=at(60))))
+        carry_out(tx, Outcome(instance("i2", entered_at=at(60))))
         now, later = both(store, tx, lambda tx: tx.entry_history("cart", "u1", None))
         assert now == EntryHistory(True, at(60))
     assert later() == EntryHistory(True, at(60))
@@ -258,8 +258,8 @@ def test_recent_sends_are_those_at_or_after_since(store: Store) -> None:
     commit(store, Outcome(instance(), [send("m1", when=at(0))]), Outcome(instance("i2", user_id="u2"),
                                                                             [send("m9", "u2", "sms", at(30), "i2")]))
     with store.transaction() as tx:
-        tx.apply(Outcome(instance(seq=1), [send("m2", channel="sms", when=at(60), category="transactional")]))
-        tx.apply(Outcome(instance(seq=2), [send("m3", channel="email", when=at(120))]))
+        carry_out(tx, Outcome(instance(seq=1), [send("m2", channel="sms", when=at(60), category="transactional")]))
+        carry_out(tx, Outcome(instance(seq=2), [send("m3", channel="email", when=at(120))]))
         expected = [SentRecord("push", "marketing", at(0)), SentRecord("sms", "transactional", at(60)),
                     SentRecord("email", "marketing", at(120))]
         now, later = both(store, tx, lambda tx: by_time(tx.recent_sends("u1", at(-1))))
@@ -288,7 +288,7 @@ def test_latest_message_per_user_and_channel(store: Store) -> None:
     assert read(store, lambda tx: tx.latest_message("u1", "sms")) is None
     commit(store, Outcome(instance(), [send("m1", channel="sms", when=at(0)), send("m2", when=at(1))]))
     with store.transaction() as tx:
-        tx.apply(Outcome(instance(seq=1), [send("m3", channel="sms", when=at(2))]))
+        carry_out(tx, Outcome(instance(seq=1), [send("m3", channel="sms", when=at(2))]))
         now, later = both(store, tx, lambda tx: (tx.latest_message("u1", "sms"), tx.latest_message("u1", "push")))
         assert now == ("m3", "m2")
     assert later() == ("m3", "m2")
@@ -305,7 +305,7 @@ def test_set_message_status_takes_known_and_unknown_ids(store: Store) -> None:
         tx.set_message_status("m1", "delivered", at(1))
         tx.set_message_status("m1", "opened", at(2))
         tx.set_message_status("no-such-message", "delivered", at(3))
-        tx.apply(Outcome(instance(seq=1), [send("m2", when=at(4))]))
+        carry_out(tx, Outcome(instance(seq=1), [send("m2", when=at(4))]))
     with store.transaction() as tx:
         assert tx.latest_message("u1", "push") == "m2"
         assert len(tx.recent_sends("u1", T0)) == 2
@@ -350,8 +350,8 @@ def test_claim_respects_the_limit(store: Store) -> None:
 def test_cancel_removes_a_timer(store: Store) -> None:
     commit(store, waiting(instance("i1"), "t1", at(1)), waiting(instance("i2"), "t2", at(2)))
     with store.transaction() as tx:
-        tx.apply(Outcome(instance("i1", step="done", status="completed"), [Cancel("t1")]))
-        tx.apply(Outcome(None, [Cancel("never-scheduled")]))
+        carry_out(tx, Outcome(instance("i1", step="done", status="completed"), [Cancel("t1")]))
+        carry_out(tx, Outcome(None, [Cancel("never-scheduled")]))
     assert store.next_due() == at(2)
     # The runtime's usual move: cancel the old timer and schedule the next one in one outcome.
     moved = waiting(instance("i2"), "t2b", at(5))
@@ -385,7 +385,7 @@ def test_prefetch_does_not_change_what_reads_see(store: Store) -> None:
         assert list(tx.recent_sends("u1", at(-60))) == [SentRecord("push", "marketing", at(-5))]
         # Writes after the prefetch are seen by later reads in the same transaction.
         tx.put_profile(profile("u2", consents=[consent("sms", True, at(-1))]))
-        tx.apply(Outcome(instance("i2", user_id="u2"), [send("m2", "u2", when=at(0), instance_id="i2")]))
+        carry_out(tx, Outcome(instance("i2", user_id="u2"), [send("m2", "u2", when=at(0), instance_id="i2")]))
         assert tx.get_profile("u2") == profile("u2", consents=[consent("sms", True, at(-1))])
         assert [i.instance_id for i in tx.active_instances("u2")] == ["i2"]
         assert list(tx.recent_sends("u2", at(-60))) == [SentRecord("push", "marketing", at(0))]
@@ -393,23 +393,17 @@ def test_prefetch_does_not_change_what_reads_see(store: Store) -> None:
     assert read(store, lambda tx: tx.latest_message("u2", "push")) == "m2"
 
 
-# --- transactions: rollback and durability (SQL backends) -------------------------------------------------------
-
-
-def skip_memory(store: Store) -> None:
-    if isinstance(store, MemoryStore):
-        pytest.skip("MemoryStore has no transactions: it is its own unit of work and writes apply at once")
+# --- transactions: rollback (every backend) and durability (SQL backends) ---------------------------------------
 
 
 def test_an_exception_rolls_back_every_write(store: Store) -> None:
-    skip_memory(store)
     commit(store, Outcome(instance("i0", user_id="u0")))
     with pytest.raises(Boom), store.transaction() as tx:
         assert tx.remember_events(["e1"]) == {"e1"}
         tx.put_profile(profile(consents=[consent("sms", True, T0)]))
-        tx.apply(waiting(instance(), "t1", at(1)))
-        tx.apply(Outcome(instance(seq=1), [send("m1")]))
-        tx.apply(Outcome(instance("i0", user_id="u0", status="completed")))
+        carry_out(tx, waiting(instance(), "t1", at(1)))
+        carry_out(tx, Outcome(instance(seq=1), [send("m1")]))
+        carry_out(tx, Outcome(instance("i0", user_id="u0", status="completed")))
         assert tx.get_instance("i1") is not None
         raise Boom
     with store.transaction() as tx:
@@ -426,7 +420,6 @@ def test_an_exception_rolls_back_every_write(store: Store) -> None:
 
 
 def test_a_rolled_back_claim_leaves_the_timer_due(store: Store) -> None:
-    skip_memory(store)
     commit(store, waiting(instance(), "t1", at(1)))
     with pytest.raises(Boom), store.transaction() as tx:
         assert list(tx.claim_due_timers(at(5), 10)) == [("i1", "t1")]
@@ -440,8 +433,8 @@ def test_committed_data_survives_a_restart(reopen: Callable[[], Store]) -> None:
     with first.transaction() as tx:
         tx.remember_events(["e1"])
         tx.put_profile(profile(consents=[consent("sms", True, at(-1))]))
-        tx.apply(waiting(instance(), "t1", at(30)))
-        tx.apply(Outcome(instance("i2", key="A"), [send("m1", instance_id="i2")]))
+        carry_out(tx, waiting(instance(), "t1", at(30)))
+        carry_out(tx, Outcome(instance("i2", key="A"), [send("m1", instance_id="i2")]))
     again = reopen()
     assert again.next_due() == at(30)
     with again.transaction() as tx:

@@ -2,25 +2,10 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
 
 from channels.selection import ADDRESS_FIELD
 from engine.stores.sql.driver import Driver, json_text, placeholder
-
-
-@dataclass(frozen=True, slots=True)
-class OutboxItem:
-    """A leased message and the recipient's address on its channel (None: the profile has none)."""
-
-    message_id: str
-    user_id: str
-    channel: str
-    category: str
-    content: dict[str, Any]
-    attempts: int
-    address: str | None
 
 
 def expire(db: Driver, now: datetime) -> int:

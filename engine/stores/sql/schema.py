@@ -25,10 +25,6 @@ RETIRED_INDEXES = ("ix_messages_dispatch", "ix_messages_provider_id", "ix_instan
 CHUNK = 900
 
 
-class StoreError(RuntimeError):
-    """The database is unusable (newer schema, unreachable); the message says which."""
-
-
 class ProfileRow(SQLModel, table=True):
     __tablename__ = "profiles"
     user_id: str = Field(primary_key=True)

@@ -10,19 +10,23 @@ several workers can share the database.
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import AbstractContextManager, contextmanager, nullcontext
 from datetime import datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 from sqlalchemy import event, func, insert, select, update
-from sqlalchemy.engine import Connection
+from sqlalchemy.engine import Connection, make_url
 from sqlalchemy.engine import Engine as SaEngine
+from sqlalchemy.exc import SQLAlchemyError
 from sqlmodel import SQLModel, create_engine
 
+from engine.errors import StoreError
+from engine.ports import OutboxItem
 from engine.state import Instance
 from engine.stores.sql.driver import Driver, json_text
-from engine.stores.sql.outbox import OutboxItem, claim_sql, expire
+from engine.stores.sql.outbox import claim_sql, expire
 from engine.stores.sql.schema import (
     INSTANCES,
     MESSAGES,
@@ -35,12 +39,9 @@ from engine.stores.sql.schema import (
     aware,
     chunks,
 )
+from engine.stores.sql.translate import store_error, translated, translating
 from engine.stores.sql.tx import SqlTx, StateCache
 from engine.stores.sql.writer_lock import WriterLock
-
-
-class StoreError(RuntimeError):
-    """The database is unusable (newer schema, unreachable); the message says which."""
 
 
 class SqlStore:
@@ -49,11 +50,13 @@ class SqlStore:
     def __init__(self, url: str, echo: bool = False, cache: bool | None = None) -> None:
         self.url = url
         self.dialect = "postgresql" if url.startswith("postgresql") else "sqlite"
-        self.engine: SaEngine = _make_engine(url, self.dialect, echo)
-        use_cache = self.dialect == "sqlite" if cache is None else cache
-        self.cache = StateCache() if use_cache else None
-        self._writer = WriterLock() if self.dialect == "sqlite" else None
-        self._create_schema()
+        self.safe_url = _without_password(url)
+        with translated(f"{self.safe_url}: cannot open the database"):
+            self.engine: SaEngine = _make_engine(url, self.dialect, echo)
+            use_cache = self.dialect == "sqlite" if cache is None else cache
+            self.cache = StateCache() if use_cache else None
+            self._writer = WriterLock() if self.dialect == "sqlite" else None
+            self._create_schema()
 
     def _writing(self, urgent: bool) -> AbstractContextManager[Any]:
         return self._writer.hold(urgent) if self._writer is not None else nullcontext()
@@ -80,21 +83,26 @@ class SqlStore:
                 tx = SqlTx(conn, self.dialect, self.cache)
                 yield tx
                 tx.flush()
-        except BaseException:
+        except BaseException as exc:
             if tx is not None and self.cache is not None:
                 self.cache.evict(list(tx.users))
+            if isinstance(exc, SQLAlchemyError):
+                raise store_error(exc, self.safe_url) from exc
             raise
 
+    @translating
     def next_due(self) -> datetime | None:
         with self.engine.connect() as conn:
             due = conn.execute(select(func.min(TIMERS.c.due))).scalar()
         return aware(due) if due is not None else None
 
+    @translating
     def queued_count(self) -> int:
         """Accepted events waiting in the inbox (not those set aside as failed)."""
         with self.engine.connect() as conn:
             return int(conn.exec_driver_sql("SELECT count(*) FROM inbox WHERE error IS NULL").scalar() or 0)
 
+    @translating
     def queued_users(self) -> dict[str, int]:
         """How many accepted events wait in the inbox for each user."""
         with self.engine.connect() as conn:
@@ -106,6 +114,7 @@ class SqlStore:
 
     # --- outbox: the dispatcher's side of the messages table ----------------------------
 
+    @translating
     def claim_outbox(self, now: datetime, limit: int, lease: timedelta) -> list[OutboxItem]:
         """Pending messages due for an attempt, leased to this caller until now + lease. A lease that
         ran out mid-attempt is expired first, in the same transaction (see `expire_interrupted`)."""
@@ -121,7 +130,8 @@ class SqlStore:
                           "WHERE message_id IN ({in})", chunk, [lease_until])
         return items
 
-    def finish_outbox(self, results: Sequence[dict[str, Any]]) -> None:
+    @translating
+    def finish_outbox(self, results: Sequence[Mapping[str, Any]]) -> None:
         """Record attempts: keys message_id, dispatch, status, attempts, next_attempt_at, provider,
         provider_id, error, at."""
         if not results:
@@ -135,12 +145,14 @@ class SqlStore:
                      f"next_attempt_at = {m}, provider = {m}, provider_id = {m}, error = {m} "
                      f"WHERE message_id = {m}", rows)
 
+    @translating
     def expire_interrupted(self, now: datetime) -> int:
         """Messages whose send was interrupted (lease ran out mid-attempt): never sent twice, so
         they are marked failed rather than retried."""
         with self._writing(urgent=False), self.engine.begin() as conn:
             return expire(Driver(conn, self.dialect), now)
 
+    @translating
     def outbox_next_due(self) -> datetime | None:
         with self.engine.connect() as conn:  # a literal 'pending', so the partial index applies
             due = conn.exec_driver_sql("SELECT min(next_attempt_at) FROM messages WHERE dispatch = 'pending'").scalar()
@@ -148,12 +160,14 @@ class SqlStore:
 
     # --- reads for the HTTP API ---------------------------------------------------------
 
+    @translating
     def instances_for_user(self, user_id: str) -> list[Instance]:
         with self.engine.connect() as conn:
             rows = conn.execute(select(INSTANCES.c.doc).where(INSTANCES.c.user_id == user_id)
                                 .order_by(INSTANCES.c.entered_at))
             return [Instance.from_dict(doc) for (doc,) in rows]
 
+    @translating
     def messages_for_user(self, user_id: str, limit: int = 200) -> list[dict[str, Any]]:
         columns = [c for c in MESSAGES.c if c.name not in ("next_attempt_at",)]
         with self.engine.connect() as conn:
@@ -161,12 +175,14 @@ class SqlStore:
                                 .order_by(MESSAGES.c.at.desc()).limit(limit)).mappings()
             return [dict(r) for r in rows]
 
+    @translating
     def skips_for_user(self, user_id: str, limit: int = 200) -> list[dict[str, Any]]:
         with self.engine.connect() as conn:
             rows = conn.execute(select(SKIPS).where(SKIPS.c.user_id == user_id)
                                 .order_by(SKIPS.c.at.desc()).limit(limit)).mappings()
             return [dict(r) for r in rows]
 
+    @translating
     def message_by_provider_id(self, provider_id: str) -> dict[str, Any] | None:
         """The message a provider knows as `provider_id` (its message_id, user_id, channel, provider)."""
         query = select(MESSAGES.c.message_id, MESSAGES.c.user_id, MESSAGES.c.channel, MESSAGES.c.provider) \
@@ -175,6 +191,7 @@ class SqlStore:
             row = conn.execute(query).mappings().first()
         return dict(row) if row else None
 
+    @translating
     def user_by_phone(self, phone: str) -> str | None:
         """The user whose profile has this E.164 phone number (any one of them if several share it)."""
         query = select(PROFILES.c.user_id).where(PROFILES.c.phone == phone).limit(1)
@@ -182,6 +199,7 @@ class SqlStore:
             row = conn.execute(query).first()
         return str(row[0]) if row else None
 
+    @translating
     def step_counts(self, journey_id: str) -> dict[str, dict[str, int]]:
         """Instances per current step and status, for the journeys API."""
         query = (select(INSTANCES.c.step, INSTANCES.c.status, func.count())
@@ -191,6 +209,36 @@ class SqlStore:
             for step, status, count in conn.execute(query):
                 counts.setdefault(step or "(none)", {})[status] = int(count)
         return counts
+
+    # --- reads for `journey bench` ------------------------------------------------------------
+
+    @translating
+    def delivery_progress(self, user_prefix: str) -> tuple[int, int]:
+        """(SMS handed to a provider, messages not yet handed over) of the users with this id prefix."""
+        mine = MESSAGES.c.user_id.like(f"{user_prefix}%")
+        with self.engine.connect() as conn:
+            sms = conn.execute(select(func.count()).where(mine, MESSAGES.c.channel == "sms",
+                                                          MESSAGES.c.dispatch == "sent")).scalar() or 0
+            pending = conn.execute(select(func.count()).where(mine, MESSAGES.c.dispatch != "sent")).scalar() or 0
+        return int(sms), int(pending)
+
+    @translating
+    def message_outcomes(self, user_prefix: str) -> list[tuple[str, str, datetime, str, datetime | None]]:
+        """(user_id, channel, at, dispatch, status_at) of every message to users with this id prefix."""
+        query = select(MESSAGES.c.user_id, MESSAGES.c.channel, MESSAGES.c.at, MESSAGES.c.dispatch,
+                       MESSAGES.c.status_at).where(MESSAGES.c.user_id.like(f"{user_prefix}%"))
+        with self.engine.connect() as conn:
+            return [(r[0], r[1], aware(r[2]), r[3], aware(r[4]) if r[4] is not None else None)
+                    for r in conn.execute(query)]
+
+    @translating
+    def size_mb(self) -> float:
+        """The database's size on disk (SQLite: the file with its WAL)."""
+        if self.dialect == "sqlite":
+            path = Path(self.url.removeprefix("sqlite:///"))
+            return sum(p.stat().st_size for p in path.parent.glob(path.name + "*")) / 2**20
+        with self.engine.connect() as conn:
+            return float(conn.exec_driver_sql("select pg_database_size(current_database())").scalar() or 0) / 2**20
 
 
 def _migrate(conn: Connection, version: int, dialect: str) -> None:
@@ -205,6 +253,15 @@ def _migrate(conn: Connection, version: int, dialect: str) -> None:
     for table in SQLModel.metadata.sorted_tables:
         for index in table.indexes:
             index.create(conn, checkfirst=True)
+
+
+
+def _without_password(url: str) -> str:
+    """The URL to show in messages and logs."""
+    try:
+        return make_url(url).render_as_string(hide_password=True)
+    except SQLAlchemyError:
+        return url.split("@")[-1]
 
 
 def _make_engine(url: str, dialect: str, echo: bool) -> SaEngine:

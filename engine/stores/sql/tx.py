@@ -19,7 +19,7 @@ from sqlalchemy import Connection
 from channels import ConsentRecord, Profile, SentRecord
 from engine.events import Event
 from engine.runtime import EntryHistory
-from engine.state import Cancel, Instance, Outcome, Schedule, Send, Skip
+from engine.state import Instance, Send, Skip, TimerRef, Trace
 from engine.stores.sql.driver import Driver
 from engine.stores.sql.schema import EVENT_IDS, chunks, dialect_insert
 
@@ -298,13 +298,7 @@ class SqlTx:
     def set_message_status(self, message_id: str, status: str, at: datetime) -> None:
         self._w_status.append((status, self.db.time(at), message_id))
 
-    def apply(self, outcome: Outcome) -> None:
-        if outcome.instance is not None:
-            self._save(outcome.instance)
-        for command in outcome.commands:
-            self._carry_out(command)
-
-    def _save(self, instance: Instance) -> None:
+    def save_instance(self, instance: Instance) -> None:
         state = self._state(instance.user_id)
         if instance.instance_id not in state.active and instance.instance_id not in self._loaded_instances:
             state.entries[(instance.journey_id, _key(instance.key))] = (instance.instance_id, instance.entered_at)
@@ -319,24 +313,26 @@ class SqlTx:
             if self.cache is not None:
                 self.cache.owners.pop(instance.instance_id, None)
 
-    def _carry_out(self, command: object) -> None:
-        if isinstance(command, Send):
-            self._w_messages.append(_message_row(self.db, command))
-            state = self._state(command.user_id)
-            state.latest[command.channel] = command.message_id
-            state.sends.append(SentRecord(command.channel, command.category, command.at))
-        elif isinstance(command, Schedule):
-            self._w_cancel.discard(command.timer.timer_id)
-            timer = command.timer
-            self._w_timers[timer.timer_id] = (timer.timer_id, command.instance_id, self.db.time(timer.due))
-        elif isinstance(command, Cancel):
-            if self._w_timers.pop(command.timer_id, None) is None:
-                self._w_cancel.add(command.timer_id)
-        elif isinstance(command, Skip):
-            self._w_skips.append((command.instance_id, command.user_id, command.step, command.message,
-                                  command.reason, self.db.json([d.to_dict() for d in command.decisions]),
-                                  self.db.time(command.at), command.detail))
-        # Trace: the timeline is a dry-run view; production explains itself by messages and skips.
+    def add_message(self, send: Send) -> None:
+        self._w_messages.append(_message_row(self.db, send))
+        state = self._state(send.user_id)
+        state.latest[send.channel] = send.message_id
+        state.sends.append(SentRecord(send.channel, send.category, send.at))
+
+    def add_timer(self, instance_id: str, timer: TimerRef) -> None:
+        self._w_cancel.discard(timer.timer_id)
+        self._w_timers[timer.timer_id] = (timer.timer_id, instance_id, self.db.time(timer.due))
+
+    def cancel_timer(self, timer_id: str) -> None:
+        if self._w_timers.pop(timer_id, None) is None:
+            self._w_cancel.add(timer_id)
+
+    def add_skip(self, skip: Skip) -> None:
+        self._w_skips.append((skip.instance_id, skip.user_id, skip.step, skip.message, skip.reason,
+                              self.db.json([d.to_dict() for d in skip.decisions]), self.db.time(skip.at), skip.detail))
+
+    def add_trace(self, trace: Trace) -> None:
+        """The timeline is a dry-run view; production explains itself by messages and skips."""
 
     def flush(self) -> None:
         """Write everything buffered, one executemany per table."""
