@@ -15,6 +15,7 @@ import time
 from collections import Counter
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -189,6 +190,21 @@ class Server:
 
     def drain_outbox(self) -> int:
         return self.dispatcher.drain()
+
+    def run_due(self) -> int:
+        """Do now, in the caller's thread, what the sweeps would do at the clock's current time:
+        the inbox, then due timers, then the outbox, until none of them finds work. For a host
+        that drives its own clock (tests on a `VirtualClock`, replays) instead of `start()`.
+        Returns how many items were handled."""
+        total = 0
+        while done := self.sweep_inbox() + self.sweep_timers() + self.drain_outbox():
+            total += done
+        return total
+
+    def next_wake(self) -> datetime | None:
+        """The earliest time a timer or an outbox retry is due, if any: when `run_due` has work next."""
+        due = [d for d in (self.store.next_due(), self.store.outbox_next_due()) if d is not None]
+        return min(due, default=None)
 
     def _committed(self, summary: Committed) -> None:
         if not self.started:

@@ -16,14 +16,27 @@ import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import IO, Any, Protocol
 
 import httpx
 import pytest
+import uvicorn
+
+from channels import load_policy
+from channels.providers import Provider
+from engine.clock import VirtualClock
+from engine.compiler import load_paths
+from engine.host import Server, default_providers
+from engine.http import create_app
+from engine.ports import HostStore
+from engine.stores.memory import MemoryStore
+from engine.stores.sql import SqlStore
 
 JOURNEY = Path(sys.executable).parent / "journey"
 API_KEYS = ("k1", "k2")
@@ -245,3 +258,95 @@ def put_profile(server: ServerProcess, user_id: str, *grants: str, **fields: Any
 
 def post_events(server: ServerProcess, body: Any) -> httpx.Response:
     return server.client.post("/v1/events", json=body)
+
+
+# --- the server in this process, on a virtual clock ------------------------------------------------------------
+
+T0 = datetime(2026, 1, 5, 10, 0, tzinfo=UTC)
+
+
+@dataclass
+class LocalServer:
+    """`journey serve`'s parts in this process: a `Server` on a store of the test's choosing and a
+    `VirtualClock`, its HTTP app served by uvicorn on a loopback port. Nothing runs by itself:
+    `settle()` does what the sweeps would do now, `advance(seconds)` moves the clock timer by timer
+    and settles at each, so a 2-second wait fires after exactly 2 virtual seconds, with no sleeping.
+    Same reading methods as `ServerProcess`."""
+
+    server: Server
+    clock: VirtualClock
+    base_url: str
+    db: str
+    outbox: Path
+    client: httpx.Client
+    _uvicorn: uvicorn.Server = field(repr=False)
+    _thread: threading.Thread = field(repr=False)
+
+    outbox_lines = ServerProcess.outbox_lines
+    messages = ServerProcess.messages
+
+    @property
+    def headers(self) -> dict[str, str]:
+        return {"Authorization": f"Bearer {API_KEYS[0]}"}
+
+    def settle(self) -> int:
+        return self.server.run_due()
+
+    def advance(self, seconds: float) -> None:
+        """Move the clock forward by `seconds`, firing whatever comes due on the way at its own time."""
+        until = self.clock.now() + timedelta(seconds=seconds)
+        self.settle()
+        while (due := self.server.next_wake()) is not None and due <= until:
+            self.clock.advance_to(due)
+            self.settle()
+        self.clock.advance_to(until)
+        self.settle()
+
+    def stop(self) -> None:
+        self.client.close()
+        self._uvicorn.should_exit = True
+        self._thread.join(timeout=10)
+        self.server.stop()
+
+
+class StartLocal(Protocol):
+    def __call__(self, db: str | None = None, keys: Sequence[str] = API_KEYS,
+                 providers: Mapping[str, Sequence[Provider]] | None = None) -> LocalServer: ...
+
+
+@pytest.fixture
+def start_local(tmp_path: Path, journeys_dir: Path) -> Iterator[StartLocal]:
+    """Factory: a `LocalServer` with the test journeys; `db` "memory" (the default), a SQLite or a
+    PostgreSQL URL (a second call on the same URL is a restart)."""
+    started: list[LocalServer] = []
+
+    def start(db: str | None = None, keys: Sequence[str] = API_KEYS,
+              providers: Mapping[str, Sequence[Provider]] | None = None) -> LocalServer:
+        db = db or "memory"
+        store: HostStore = MemoryStore() if db == "memory" else SqlStore(db)
+        clock = VirtualClock(T0)
+        outbox = tmp_path / "outbox.jsonl"
+        server = Server(store, load_paths([journeys_dir]), load_policy(), providers or default_providers(outbox),
+                        clock=clock)
+        port = free_port()
+        served = uvicorn.Server(uvicorn.Config(create_app(server, frozenset(keys)), host="127.0.0.1", port=port,
+                                               log_level="warning", lifespan="off"))
+        thread = threading.Thread(target=served.run, daemon=True, name="uvicorn")
+        thread.start()
+        base_url = f"http://127.0.0.1:{port}"
+        client = httpx.Client(base_url=base_url, headers={"Authorization": f"Bearer {keys[0]}"} if keys else {},
+                              timeout=10)
+        local = LocalServer(server, clock, base_url, db, outbox, client, served, thread)
+        started.append(local)
+        wait_until(lambda: served.started, timeout=START_TIMEOUT, interval=0.01, what="uvicorn to listen")
+        return local
+
+    yield start
+    for local in started:
+        local.stop()
+
+
+@pytest.fixture
+def local(start_local: StartLocal) -> LocalServer:
+    """A `LocalServer` on a memory store with the test journeys, keys k1 and k2."""
+    return start_local()
