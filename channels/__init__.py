@@ -15,6 +15,7 @@ from channels.consent import (
 from channels.encoding import SmsEncoding, sms_encoding
 from channels.frequency import SentRecord, cap_reached
 from channels.policy import CHANNELS, Policy, PolicyError, load_policy
+from channels.policy_file import FileError
 from channels.profile import ConsentRecord, Profile, ProfileError
 from channels.quiet_hours import next_local_time, quiet_until, recipient_zone
 from channels.selection import (
@@ -32,6 +33,7 @@ __all__ = [
     "ConsentRecord",
     "Decision",
     "Delivery",
+    "FileError",
     "Keyword",
     "KeywordOutcome",
     "Policy",

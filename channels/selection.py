@@ -43,7 +43,7 @@ class SelectionError(ValueError):
     """A send request names an unknown strategy or urgency."""
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, kw_only=True)
 class SendRequest:
     """One send to one person: what the engine knows at that moment."""
 

@@ -19,6 +19,10 @@ class SystemClock:
     def now(self) -> datetime:
         return datetime.now(UTC)
 
+    def seconds(self) -> float:
+        """Seconds since the epoch: what providers sign and date messages with."""
+        return self.now().timestamp()
+
 
 class VirtualClock:
     """Time that only moves when told to: the simulator's clock."""

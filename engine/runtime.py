@@ -28,11 +28,18 @@ from engine.compiler import CompiledJourney
 from engine.errors import EvaluationError, EventError
 from engine.events import Event, parse_time
 from engine.model import HHMM, BranchStep, SendStep, SplitStep, Step, WaitForStep, WaitStep
-from engine.state import ACTIVE, Cancel, Escalation, Instance, Outcome, Schedule, Send, Skip, TimerRef, Trace
-
-MAX_STEPS_PER_STIMULUS = 10_000
-_STAY = object()  # the instance now waits for a timer or an event
-_END = object()  # the end of the step list: completed
+from engine.state import (
+    END_OF_STEPS,
+    STAY,
+    Escalation,
+    Instance,
+    Outcome,
+    Run,
+    Send,
+    Skip,
+    journey_context,
+    profile_context,
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -41,12 +48,6 @@ class EntryHistory:
 
     active: bool
     last_entered_at: datetime | None
-
-
-def profile_context(profile: Profile) -> dict[str, Any]:
-    """The `profile` name seen by expressions and templates."""
-    return {"user_id": profile.user_id, "timezone": profile.timezone, "email": profile.email,
-            "phone": profile.phone, "rcs_capable": profile.rcs_capable, "attributes": profile.attributes}
 
 
 class Runtime:
@@ -83,8 +84,9 @@ class Runtime:
 
     def enter(self, journey: CompiledJourney, event: Event, profile: Profile, key: str | None,
               instance_id: str, sent: Sequence[SentRecord], now: datetime) -> Outcome:
-        instance = Instance(instance_id, journey.id, journey.version, profile.user_id, key, now, event.context())
-        run = _Run(self, journey, instance, profile, sent, now)
+        instance = Instance(instance_id=instance_id, journey_id=journey.id, version=journey.version,
+                            user_id=profile.user_id, key=key, entered_at=now, event=event.context())
+        run = Run(self.policy, self.tracing, journey, instance, profile, sent, now, _STEP_HANDLERS)
         run.trace(None, "enter", f"key={key}" if key is not None else None)
         run.advance(journey.first_step)
         return run.outcome()
@@ -94,7 +96,7 @@ class Runtime:
         """Goal, exit_on, wait_for and escalation feedback, in that order of precedence."""
         if not instance.active:
             return Outcome(instance)
-        run = _Run(self, journey, instance, profile, sent, now)
+        run = Run(self.policy, self.tracing, journey, instance, profile, sent, now, _STEP_HANDLERS)
         definition = journey.definition
         goal = definition.goal
         if goal and event.type == goal.event and (goal.within is None or now <= instance.entered_at + goal.within):
@@ -110,125 +112,36 @@ class Runtime:
         """A due timer; one the instance no longer waits on is ignored (it was superseded)."""
         if not instance.active or instance.timer is None or instance.timer.timer_id != timer_id:
             return Outcome(instance)
-        run = _Run(self, journey, instance, profile, sent, now)
+        run = Run(self.policy, self.tracing, journey, instance, profile, sent, now, _STEP_HANDLERS)
         kind = instance.timer.kind
         run.timer = None
         _TIMER_HANDLERS[kind](run)
         return run.outcome()
 
 
-class _Run:
-    """One stimulus being applied to one instance: working state plus the commands so far."""
-
-    def __init__(self, runtime: Runtime, journey: CompiledJourney, instance: Instance, profile: Profile,
-                 sent: Sequence[SentRecord], now: datetime) -> None:
-        self.policy = runtime.policy
-        self.tracing = runtime.tracing
-        self.journey = journey
-        self.base = instance
-        self.instance_id = instance.instance_id
-        self.user_id = instance.user_id
-        self.status = instance.status
-        self.step = instance.step
-        self.path = list(instance.path)
-        self.timer = instance.timer
-        self.escalation = instance.escalation
-        self.seq = instance.seq
-        self.event = instance.event
-        self.reason = instance.reason
-        self.ended_at = instance.ended_at
-        self.profile = profile
-        self.sent = list(sent)
-        self.now = now
-        self.commands: list[Any] = []
-        self._profile_ctx: dict[str, Any] | None = None
-
-    @property
-    def active(self) -> bool:
-        return self.status == ACTIVE
-
-    def outcome(self) -> Outcome:
-        """The working state frozen back into an Instance (built once, not per change)."""
-        b = self.base
-        instance = Instance(b.instance_id, b.journey_id, b.version, b.user_id, b.key, b.entered_at, self.event,
-                            self.status, self.step, tuple(self.path), self.timer, self.escalation, self.seq,
-                            self.reason, self.ended_at)
-        return Outcome(instance, self.commands)
-
-    def context(self) -> dict[str, Any]:
-        if self._profile_ctx is None:
-            self._profile_ctx = profile_context(self.profile)
-        return {"event": self.event, "profile": self._profile_ctx, "journey": _journey_ctx(self.journey)}
-
-    def next_id(self, prefix: str) -> str:
-        self.seq += 1
-        return f"{self.instance_id}:{prefix}{self.seq}"
-
-    def trace(self, step: str | None, action: str, detail: str | None = None) -> None:
-        if self.tracing:
-            self.commands.append(Trace(self.now, self.user_id, self.instance_id, step, action, detail))
-
-    def schedule(self, kind: str, due: datetime) -> None:
-        timer = TimerRef(self.next_id("t"), due, kind)
-        self.timer = timer
-        self.commands.append(Schedule(self.instance_id, self.user_id, timer))
-
-    def cancel_timer(self) -> None:
-        if self.timer is not None:
-            self.commands.append(Cancel(self.timer.timer_id))
-            self.timer = None
-
-    def finish(self, status: str, detail: str | None = None) -> None:
-        self.cancel_timer()
-        self.status, self.escalation, self.ended_at = status, None, self.now
-        self.reason = detail if status == "failed" else None
-        self.trace(self.step, status, detail)
-
-    def advance(self, step_id: str | None) -> None:
-        """Run steps from `step_id` until one waits or the journey ends."""
-        current: object = _END if step_id is None else step_id
-        for _ in range(MAX_STEPS_PER_STIMULUS):
-            if current is _END:
-                self.finish("completed")
-                return
-            if current is _STAY or not self.active:
-                return
-            assert isinstance(current, str)
-            step = self.journey.step(current)
-            self.step = current
-            self.path.append(current)
-            self.trace(current, step.type)
-            current = _STEP_HANDLERS[step.type](self, step)
-        self.finish("failed", f"more than {MAX_STEPS_PER_STIMULUS} steps without waiting")
-
-    def goto(self, target: str | None, step: Step) -> object:
-        resolved = self.journey.resolve(target, step.id)
-        return _END if resolved is None else resolved
+# --- step handlers: each returns the next step id, STAY or END_OF_STEPS -------------------------
 
 
-# --- step handlers: each returns the next step id, _STAY or _END -------------------------
-
-
-def _send_step(run: _Run, step: Step) -> object:
+def _send_step(run: Run, step: Step) -> object:
     assert isinstance(step, SendStep)
     run.escalation = None
     return _attempt_send(run, step)
 
 
-def _wait_step(run: _Run, step: Step) -> object:
+def _wait_step(run: Run, step: Step) -> object:
     assert isinstance(step, WaitStep)
     try:
         due = _wait_due(run, step)
     except (EvaluationError, EventError) as exc:
         run.finish("failed", f"step '{step.id}': {exc}")
-        return _STAY
+        return STAY
     if due <= run.now:
         return run.goto(step.next, step)
     run.schedule("wait", due)
-    return _STAY
+    return STAY
 
 
-def _wait_due(run: _Run, step: WaitStep) -> datetime:
+def _wait_due(run: Run, step: WaitStep) -> datetime:
     if step.duration is not None:
         return run.now + step.duration
     assert step.until is not None
@@ -240,13 +153,13 @@ def _wait_due(run: _Run, step: WaitStep) -> datetime:
     return due + (step.offset or timedelta(0))
 
 
-def _wait_for_step(run: _Run, step: Step) -> object:
+def _wait_for_step(run: Run, step: Step) -> object:
     assert isinstance(step, WaitForStep)
     run.schedule("timeout", run.now + step.timeout)
-    return _STAY
+    return STAY
 
 
-def _branch_step(run: _Run, step: Step) -> object:
+def _branch_step(run: Run, step: Step) -> object:
     assert isinstance(step, BranchStep)
     context = run.context()
     for n, case in enumerate(step.branches):
@@ -262,7 +175,7 @@ def _branch_step(run: _Run, step: Step) -> object:
     return run.goto(step.default, step)
 
 
-def _split_step(run: _Run, step: Step) -> object:
+def _split_step(run: Run, step: Step) -> object:
     assert isinstance(step, SplitStep)
     digest = hashlib.sha256(f"{run.journey.id}:{step.id}:{run.user_id}".encode()).digest()
     point = int.from_bytes(digest[:8], "big") / 2**64 * sum(p.weight for p in step.paths)
@@ -273,11 +186,11 @@ def _split_step(run: _Run, step: Step) -> object:
     return step.paths[-1].next
 
 
-def _exit_step(run: _Run, step: Step) -> object:
-    return _END
+def _exit_step(run: Run, step: Step) -> object:
+    return END_OF_STEPS
 
 
-_STEP_HANDLERS: Mapping[str, Callable[[_Run, Step], object]] = {
+_STEP_HANDLERS: Mapping[str, Callable[[Run, Step], object]] = {
     "send": _send_step, "wait": _wait_step, "wait_for": _wait_for_step,
     "branch": _branch_step, "split": _split_step, "exit": _exit_step,
 }
@@ -286,21 +199,22 @@ _STEP_HANDLERS: Mapping[str, Callable[[_Run, Step], object]] = {
 # --- sending -----------------------------------------------------------------------------
 
 
-def _attempt_send(run: _Run, step: SendStep) -> object:
+def _attempt_send(run: Run, step: SendStep) -> object:
     """Select channels now (consent, caps and quiet hours as of this instant) and send."""
     escalation = run.escalation
     message = run.journey.definition.messages[step.message]
     candidates = escalation.remaining if escalation else tuple(step.channels or message.channels())
     contents, errors = _render(run, step.message, candidates)
     request = SendRequest(
-        run.profile, run.journey.definition.category, step.urgency, candidates, contents, errors, run.sent,
-        run.now, "first" if escalation else step.strategy, step.escalate_after,
+        profile=run.profile, category=run.journey.definition.category, urgency=step.urgency, candidates=candidates,
+        contents=contents, template_errors=errors, sent=run.sent, now=run.now,
+        strategy="first" if escalation else step.strategy, escalate_after=step.escalate_after,
     )
     selection = select(request, run.policy)
     if selection.deliveries and selection.defer_until is not None:
         run.schedule("defer", selection.defer_until)
         run.trace(step.id, "deferred", f"quiet hours until {selection.defer_until.isoformat()}")
-        return _STAY
+        return STAY
     if not selection.deliveries:
         return _nothing_sent(run, step, selection.decisions, errors, escalation is not None)
     if escalation is None and selection.strategy != "escalate":
@@ -318,16 +232,16 @@ def _attempt_send(run: _Run, step: SendStep) -> object:
     after = escalation.after if escalation else (selection.escalate_after or timedelta(hours=2))
     run.escalation = Escalation(rest, after, message_id, first.channel)
     run.schedule("escalate", run.now + after)
-    return _STAY
+    return STAY
 
 
-def _render(run: _Run, message: str, candidates: Sequence[str]) -> tuple[dict[str, Any], dict[str, str]]:
+def _render(run: Run, message: str, candidates: Sequence[str]) -> tuple[dict[str, Any], dict[str, str]]:
     """Render the candidates' content (and the rcs fallbacks'); a failing template is recorded."""
     wanted = (*candidates, "mms", "sms") if "rcs" in candidates else candidates
     return run.journey.render_channels(message, wanted, run.context())
 
 
-def _nothing_sent(run: _Run, step: SendStep, decisions: tuple[Decision, ...], errors: Mapping[str, str],
+def _nothing_sent(run: Run, step: SendStep, decisions: tuple[Decision, ...], errors: Mapping[str, str],
                   escalating: bool) -> object:
     if escalating:
         run.trace(step.id, "escalation_exhausted", "no remaining channel is eligible")
@@ -342,13 +256,13 @@ def _nothing_sent(run: _Run, step: SendStep, decisions: tuple[Decision, ...], er
     return run.goto(step.next, step)
 
 
-def _emit(run: _Run, step: SendStep, delivery: Delivery, decisions: tuple[Decision, ...]) -> str:
+def _emit(run: Run, step: SendStep, delivery: Delivery, decisions: tuple[Decision, ...]) -> str:
     message_id = run.next_id("m")
     category = run.journey.definition.category
     run.commands.append(Send(
-        message_id, run.instance_id, run.journey.id, run.user_id, step.id, step.message,
-        delivery.channel, category, delivery.content, delivery.cost, delivery.encoding, delivery.segments,
-        decisions, run.now,
+        message_id=message_id, instance_id=run.instance_id, journey_id=run.journey.id, user_id=run.user_id,
+        step=step.id, message=step.message, channel=delivery.channel, category=category, content=delivery.content,
+        cost=delivery.cost, encoding=delivery.encoding, segments=delivery.segments, decisions=decisions, at=run.now,
     ))
     run.sent.append(SentRecord(delivery.channel, category, run.now))
     run.trace(step.id, "sent", delivery.channel)
@@ -366,7 +280,7 @@ def _after(candidates: Sequence[str], decisions: Sequence[Decision], channel: st
 # --- resuming ------------------------------------------------------------------------------
 
 
-def _resume_on_event(run: _Run, event: Event) -> None:
+def _resume_on_event(run: Run, event: Event) -> None:
     step = run.journey.step(run.step) if run.step else None
     if isinstance(step, WaitForStep) and event.type == step.event and run.timer is not None:
         if _event_matches(run, step, event):
@@ -380,7 +294,7 @@ def _resume_on_event(run: _Run, event: Event) -> None:
         _escalation_feedback(run, step, escalation, event)
 
 
-def _event_matches(run: _Run, step: WaitForStep, event: Event) -> bool:
+def _event_matches(run: Run, step: WaitForStep, event: Event) -> bool:
     expression = run.journey.expression(f"{step.id}.when")
     if expression is None:
         return True
@@ -392,7 +306,7 @@ def _event_matches(run: _Run, step: WaitForStep, event: Event) -> bool:
         return False
 
 
-def _escalation_feedback(run: _Run, step: SendStep, escalation: Escalation, event: Event) -> None:
+def _escalation_feedback(run: Run, step: SendStep, escalation: Escalation, event: Event) -> None:
     channel = escalation.channel or ""
     if event.type in run.policy.engagement_events(channel):
         run.cancel_timer()
@@ -405,9 +319,9 @@ def _escalation_feedback(run: _Run, step: SendStep, escalation: Escalation, even
         _continue_send(run, step)
 
 
-def _continue_send(run: _Run, step: SendStep) -> None:
+def _continue_send(run: Run, step: SendStep) -> None:
     result = _attempt_send(run, step)
-    if result is not _STAY:
+    if result is not STAY:
         run.advance(_as_step(result))
 
 
@@ -415,20 +329,20 @@ def _as_step(target: object) -> str | None:
     return target if isinstance(target, str) else None
 
 
-def _on_wait_timer(run: _Run) -> None:
+def _on_wait_timer(run: Run) -> None:
     step = run.journey.step(run.step or "")
     assert isinstance(step, WaitStep)
     run.advance(_as_step(run.goto(step.next, step)))
 
 
-def _on_timeout_timer(run: _Run) -> None:
+def _on_timeout_timer(run: Run) -> None:
     step = run.journey.step(run.step or "")
     assert isinstance(step, WaitForStep)
     run.trace(step.id, "timeout")
     run.advance(_as_step(run.goto(step.on_timeout, step)))
 
 
-def _on_escalate_timer(run: _Run) -> None:
+def _on_escalate_timer(run: Run) -> None:
     """The escalation deadline passed without engagement: on to the next channel."""
     step = run.journey.step(run.step or "")
     assert isinstance(step, SendStep)
@@ -437,22 +351,17 @@ def _on_escalate_timer(run: _Run) -> None:
     _continue_send(run, step)
 
 
-def _on_defer_timer(run: _Run) -> None:
+def _on_defer_timer(run: Run) -> None:
     """Quiet hours ended: decide again (consent may have changed meanwhile) and send."""
     step = run.journey.step(run.step or "")
     assert isinstance(step, SendStep)
     _continue_send(run, step)
 
 
-_TIMER_HANDLERS: Mapping[str, Callable[[_Run], None]] = {
+_TIMER_HANDLERS: Mapping[str, Callable[[Run], None]] = {
     "wait": _on_wait_timer, "timeout": _on_timeout_timer, "escalate": _on_escalate_timer, "defer": _on_defer_timer,
 }
 
 
-def _journey_ctx(journey: CompiledJourney) -> dict[str, Any]:
-    d = journey.definition
-    return {"id": d.id, "name": d.name, "category": d.category}
-
-
 def _context(journey: CompiledJourney, event: Mapping[str, Any], profile: Profile) -> dict[str, Any]:
-    return {"event": event, "profile": profile_context(profile), "journey": _journey_ctx(journey)}
+    return {"event": event, "profile": profile_context(profile), "journey": journey_context(journey)}

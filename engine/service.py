@@ -292,7 +292,8 @@ class Engine:
     def _reply(self, tx: Tx, profile: Profile, message: str, text: str, now: datetime) -> None:
         encoding = sms_encoding(text)
         decision = Decision("sms", True, None)
-        send = Send(self.new_id(), None, None, profile.user_id, None, message, "sms", "transactional",
-                    {"text": text}, round(self.policy.cost("sms") * encoding.segments, 6), encoding.encoding,
-                    encoding.segments, (decision,), now)
+        send = Send(message_id=self.new_id(), instance_id=None, journey_id=None, user_id=profile.user_id, step=None,
+                    message=message, channel="sms", category="transactional", content={"text": text},
+                    cost=round(self.policy.cost("sms") * encoding.segments, 6), encoding=encoding.encoding,
+                    segments=encoding.segments, decisions=(decision,), at=now)
         self._apply(tx, Outcome(None, [send, Trace(now, profile.user_id, None, None, "keyword", message)]))

@@ -6,15 +6,20 @@ between stimuli and the tests restore it between every step.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
-from channels import Decision
+from channels import Decision, Policy, Profile, SentRecord
+from engine.compiler import CompiledJourney
 from engine.events import format_time, parse_time
+from engine.model import Step
 
 ACTIVE = "active"
+MAX_STEPS_PER_STIMULUS = 10_000
+STAY = object()  # a step handler's answer: the instance now waits for a timer or an event
+END_OF_STEPS = object()  # a step handler's answer: the end of the step list, so completed
 END_STATUSES = ("completed", "exited", "converted", "failed")
 
 
@@ -52,7 +57,7 @@ class Escalation:
         return cls(tuple(data["remaining"]), timedelta(seconds=data["after"]), data["message_id"], data["channel"])
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, kw_only=True)
 class Instance:
     """One person's run through one version of one journey."""
 
@@ -90,16 +95,17 @@ class Instance:
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> Instance:
         return cls(
-            data["instance_id"], data["journey_id"], data["version"], data["user_id"], data["key"],
-            parse_time(data["entered_at"], "entered_at"), data["event"], data["status"], data["step"],
-            tuple(data["path"]), TimerRef.from_dict(data["timer"]) if data["timer"] else None,
-            Escalation.from_dict(data["escalation"]) if data["escalation"] else None,
-            data["seq"], data["reason"],
-            parse_time(data["ended_at"], "ended_at") if data["ended_at"] else None,
+            instance_id=data["instance_id"], journey_id=data["journey_id"], version=data["version"],
+            user_id=data["user_id"], key=data["key"], entered_at=parse_time(data["entered_at"], "entered_at"),
+            event=data["event"], status=data["status"], step=data["step"], path=tuple(data["path"]),
+            timer=TimerRef.from_dict(data["timer"]) if data["timer"] else None,
+            escalation=Escalation.from_dict(data["escalation"]) if data["escalation"] else None,
+            seq=data["seq"], reason=data["reason"],
+            ended_at=parse_time(data["ended_at"], "ended_at") if data["ended_at"] else None,
         )
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, kw_only=True)
 class Send:
     """Command: deliver one rendered message on one channel."""
 
@@ -191,3 +197,107 @@ class Outcome:
 
     instance: Instance | None
     commands: list[Command] = field(default_factory=list)
+
+
+def profile_context(profile: Profile) -> dict[str, Any]:
+    """The `profile` name seen by expressions and templates."""
+    return {"user_id": profile.user_id, "timezone": profile.timezone, "email": profile.email,
+            "phone": profile.phone, "rcs_capable": profile.rcs_capable, "attributes": profile.attributes}
+
+
+def journey_context(journey: CompiledJourney) -> dict[str, Any]:
+    """The `journey` name seen by expressions and templates."""
+    d = journey.definition
+    return {"id": d.id, "name": d.name, "category": d.category}
+
+
+class Run:
+    """One stimulus being applied to one instance: working state plus the commands so far."""
+
+    def __init__(self, policy: Policy, tracing: bool, journey: CompiledJourney, instance: Instance, profile: Profile,
+                 sent: Sequence[SentRecord], now: datetime, handlers: Mapping[str, Callable[[Run, Step], object]]
+                 ) -> None:
+        self.policy = policy
+        self.tracing = tracing
+        self._handlers = handlers
+        self.journey = journey
+        self.base = instance
+        self.instance_id = instance.instance_id
+        self.user_id = instance.user_id
+        self.status = instance.status
+        self.step = instance.step
+        self.path = list(instance.path)
+        self.timer = instance.timer
+        self.escalation = instance.escalation
+        self.seq = instance.seq
+        self.event = instance.event
+        self.reason = instance.reason
+        self.ended_at = instance.ended_at
+        self.profile = profile
+        self.sent = list(sent)
+        self.now = now
+        self.commands: list[Any] = []
+        self._profile_ctx: dict[str, Any] | None = None
+
+    @property
+    def active(self) -> bool:
+        return self.status == ACTIVE
+
+    def outcome(self) -> Outcome:
+        """The working state frozen back into an Instance (built once, not per change)."""
+        b = self.base
+        instance = Instance(instance_id=b.instance_id, journey_id=b.journey_id, version=b.version,
+                            user_id=b.user_id, key=b.key, entered_at=b.entered_at, event=self.event,
+                            status=self.status, step=self.step, path=tuple(self.path), timer=self.timer,
+                            escalation=self.escalation, seq=self.seq, reason=self.reason, ended_at=self.ended_at)
+        return Outcome(instance, self.commands)
+
+    def context(self) -> dict[str, Any]:
+        if self._profile_ctx is None:
+            self._profile_ctx = profile_context(self.profile)
+        return {"event": self.event, "profile": self._profile_ctx, "journey": journey_context(self.journey)}
+
+    def next_id(self, prefix: str) -> str:
+        self.seq += 1
+        return f"{self.instance_id}:{prefix}{self.seq}"
+
+    def trace(self, step: str | None, action: str, detail: str | None = None) -> None:
+        if self.tracing:
+            self.commands.append(Trace(self.now, self.user_id, self.instance_id, step, action, detail))
+
+    def schedule(self, kind: str, due: datetime) -> None:
+        timer = TimerRef(self.next_id("t"), due, kind)
+        self.timer = timer
+        self.commands.append(Schedule(self.instance_id, self.user_id, timer))
+
+    def cancel_timer(self) -> None:
+        if self.timer is not None:
+            self.commands.append(Cancel(self.timer.timer_id))
+            self.timer = None
+
+    def finish(self, status: str, detail: str | None = None) -> None:
+        self.cancel_timer()
+        self.status, self.escalation, self.ended_at = status, None, self.now
+        self.reason = detail if status == "failed" else None
+        self.trace(self.step, status, detail)
+
+    def advance(self, step_id: str | None) -> None:
+        """Run steps from `step_id` until one waits or the journey ends."""
+        current: object = END_OF_STEPS if step_id is None else step_id
+        for _ in range(MAX_STEPS_PER_STIMULUS):
+            if current is END_OF_STEPS:
+                self.finish("completed")
+                return
+            if current is STAY or not self.active:
+                return
+            assert isinstance(current, str)
+            step = self.journey.step(current)
+            self.step = current
+            self.path.append(current)
+            self.trace(current, step.type)
+            current = self._handlers[step.type](self, step)
+        self.finish("failed", f"more than {MAX_STEPS_PER_STIMULUS} steps without waiting")
+
+    def goto(self, target: str | None, step: Step) -> object:
+        resolved = self.journey.resolve(target, step.id)
+        return END_OF_STEPS if resolved is None else resolved

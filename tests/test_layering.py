@@ -1,34 +1,102 @@
-"""The core stays pure: `channels` never imports `engine`, and the core modules
-never import I/O frameworks. Checked by reading imports, so a new module can't slip by."""
+"""The house's rules, checked by reading imports and calls, so a new module can't slip by:
+
+- `channels` never imports `engine`;
+- the core (the listed modules, every one of which must exist) imports no I/O framework and no
+  room above it (host, http, cli, bench, the SQL store);
+- nothing outside `engine/stores/` imports SQLAlchemy or SQLModel;
+- nothing but `engine/clock.py` reads the wall clock;
+- no module in `engine/` or `channels/` is over 400 lines, and `engine/` itself holds at most 12.
+"""
+
+from __future__ import annotations
 
 import ast
 from pathlib import Path
 
+import pytest
+
 ROOT = Path(__file__).resolve().parent.parent
-CORE_FORBIDDEN = {"sqlmodel", "sqlalchemy", "apscheduler", "fastapi", "httpx", "uvicorn"}
-CORE_MODULES = ["engine/model.py", "engine/loader.py", "engine/compiler.py", "engine/errors.py"]
+CORE = ["model", "loader", "compiler", "expressions", "events", "state", "runtime", "ports", "service", "simulator",
+        "errors", "clock"]
+FRAMEWORKS = {"sqlmodel", "sqlalchemy", "apscheduler", "fastapi", "starlette", "httpx", "uvicorn", "typer", "rich",
+              "prometheus_client", "psycopg", "twilio"}
+ROOMS_ABOVE_CORE = ("engine.host", "engine.http", "engine.cli", "engine.bench", "engine.stores.sql")
+WALL_CLOCK = {("datetime", "now"), ("datetime", "utcnow"), ("datetime", "today"), ("date", "today"),
+              ("time", "time"), ("time", "time_ns"), ("time", "localtime"), ("time", "gmtime"), ("time", "ctime")}
+
+
+def _modules(*folders: str) -> list[Path]:
+    found = sorted(path for folder in folders for path in (ROOT / folder).rglob("*.py"))
+    assert found, f"no modules under {folders}"
+    return found
 
 
 def _imports(path: Path) -> set[str]:
-    tree = ast.parse(path.read_text(encoding="utf-8"))
+    """Every module imported, in full (`a.b.c`), absolute imports only."""
     names: set[str] = set()
-    for node in ast.walk(tree):
+    for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
         if isinstance(node, ast.Import):
-            names.update(alias.name.split(".")[0] for alias in node.names)
+            names.update(alias.name for alias in node.names)
         elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
-            names.add(node.module.split(".")[0])
+            names.add(node.module)
+            names.update(f"{node.module}.{alias.name}" for alias in node.names)
     return names
 
 
+def _roots(names: set[str]) -> set[str]:
+    return {name.split(".")[0] for name in names}
+
+
+def _rel(path: Path) -> str:
+    return str(path.relative_to(ROOT))
+
+
 def test_channels_never_import_engine() -> None:
-    files = sorted((ROOT / "channels").rglob("*.py"))
-    assert files, "channels package has no modules"
-    offenders = [str(f.relative_to(ROOT)) for f in files if "engine" in _imports(f)]
+    offenders = [_rel(f) for f in _modules("channels") if "engine" in _roots(_imports(f))]
     assert offenders == []
 
 
-def test_core_modules_import_no_io_frameworks() -> None:
-    for rel in CORE_MODULES:
-        path = ROOT / rel
-        if path.exists():
-            assert _imports(path) & CORE_FORBIDDEN == set(), rel
+@pytest.mark.parametrize("name", CORE)
+def test_a_core_module_exists_and_imports_no_framework_and_no_room_above_it(name: str) -> None:
+    path = ROOT / "engine" / f"{name}.py"
+    assert path.is_file(), f"core module engine/{name}.py is missing: the layering rules cannot be checked"
+    imported = _imports(path)
+    assert _roots(imported) & FRAMEWORKS == set()
+    above = sorted(n for n in imported if n.startswith(ROOMS_ABOVE_CORE))
+    assert above == [], f"engine/{name}.py imports a room above the core"
+
+
+def test_only_the_stores_import_sqlalchemy() -> None:
+    offenders = [_rel(f) for f in _modules("engine", "channels")
+                 if _roots(_imports(f)) & {"sqlalchemy", "sqlmodel"} and "engine/stores/" not in _rel(f)]
+    assert offenders == []
+
+
+def _wall_clock_reads(path: Path) -> list[str]:
+    reads = []
+    for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+        if isinstance(node, ast.Attribute) and isinstance(node.value, ast.Name) \
+                and (node.value.id, node.attr) in WALL_CLOCK:
+            reads.append(f"{_rel(path)}:{node.lineno}: {node.value.id}.{node.attr}")
+        elif isinstance(node, ast.ImportFrom) and node.module in ("time", "datetime"):
+            reads += [f"{_rel(path)}:{node.lineno}: from {node.module} import {a.name}" for a in node.names
+                      if (node.module, a.name) in WALL_CLOCK]
+    return reads
+
+
+def test_nothing_but_the_clock_module_reads_the_wall_clock() -> None:
+    reads = [r for f in _modules("engine", "channels") if f != ROOT / "engine" / "clock.py"
+             for r in _wall_clock_reads(f)]
+    assert reads == []
+
+
+def test_the_clock_module_is_where_the_wall_clock_is_read() -> None:
+    assert _wall_clock_reads(ROOT / "engine" / "clock.py"), "the check above would pass for the wrong reason"
+
+
+def test_modules_are_small_and_engine_has_at_most_twelve() -> None:
+    long = [f"{_rel(f)}: {n}" for f in _modules("engine", "channels")
+            if (n := len(f.read_text(encoding="utf-8").splitlines())) > 400]
+    assert long == []
+    direct = sorted(p.name for p in (ROOT / "engine").glob("*.py") if p.name != "__init__.py")
+    assert len(direct) <= 12, direct

@@ -26,7 +26,7 @@ import difflib
 import json
 import os
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any, Literal
 
@@ -39,6 +39,9 @@ from channels.providers.local import ConsoleProvider, FileProvider
 from channels.providers.smtp import SmtpProvider
 from channels.providers.twilio import TwilioProvider
 from channels.providers.webhook import WebhookProvider
+
+Seconds = Callable[[], float]
+"""A clock in seconds since the epoch, handed in by the host (engine.clock reads the wall clock)."""
 
 SECRET_KEYS = frozenset({"auth_token", "password", "secret", "service_account_json"})
 ENV_REF = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
@@ -54,7 +57,7 @@ class _Entry(BaseModel):
     name: str | None = None
     channels: list[Literal["push", "in_app", "email", "sms", "mms", "rcs", "webhook", "*"]] | None = None
 
-    def build(self) -> Provider:
+    def build(self, clock: Seconds) -> Provider:
         raise NotImplementedError
 
 
@@ -72,7 +75,7 @@ class TwilioEntry(_Entry):
     api_base_url: str | None = None
     timeout: float = Field(10.0, gt=0)
 
-    def build(self) -> Provider:
+    def build(self, clock: Seconds) -> Provider:
         callback = self.status_callback
         if callback is None and self.webhook_base_url:
             callback = f"{self.webhook_base_url.rstrip('/')}/v1/webhooks/twilio/status"
@@ -94,9 +97,10 @@ class SmtpEntry(_Entry):
     unsubscribe_url: str | None = None
     unsubscribe_mailto: str | None = None
 
-    def build(self) -> Provider:
+    def build(self, clock: Seconds) -> Provider:
         return SmtpProvider(self.host, self.sender, self.port, self.username, self.password, self.starttls,
-                            self.timeout, self.unsubscribe_url, self.unsubscribe_mailto, name=self.name or "smtp")
+                            self.timeout, self.unsubscribe_url, self.unsubscribe_mailto, clock=clock,
+                            name=self.name or "smtp")
 
 
 class FcmEntry(_Entry):
@@ -108,14 +112,14 @@ class FcmEntry(_Entry):
     token_uri: str | None = None
     timeout: float = Field(10.0, gt=0)
 
-    def build(self) -> Provider:
+    def build(self, clock: Seconds) -> Provider:
         if self.service_account_json:
             account = json.loads(self.service_account_json)
         elif self.service_account_file:
             account = json.loads(Path(self.service_account_file).read_text(encoding="utf-8"))
         else:
             raise ValueError("set service_account_file or service_account_json")
-        return FcmProvider(account, self.project_id, self.base_url, self.token_uri, self.timeout,
+        return FcmProvider(account, self.project_id, self.base_url, self.token_uri, self.timeout, clock=clock,
                            name=self.name or "fcm")
 
 
@@ -125,22 +129,22 @@ class WebhookEntry(_Entry):
     secret: str
     timeout: float = Field(10.0, gt=0)
 
-    def build(self) -> Provider:
-        return WebhookProvider(self.url, self.secret, self.timeout, name=self.name or "webhook")
+    def build(self, clock: Seconds) -> Provider:
+        return WebhookProvider(self.url, self.secret, self.timeout, clock=clock, name=self.name or "webhook")
 
 
 class FileEntry(_Entry):
     type: Literal["file"]
     path: str = "outbox.jsonl"
 
-    def build(self) -> Provider:
+    def build(self, clock: Seconds) -> Provider:
         return FileProvider(self.path)
 
 
 class ConsoleEntry(_Entry):
     type: Literal["console"]
 
-    def build(self) -> Provider:
+    def build(self, clock: Seconds) -> Provider:
         return ConsoleProvider()
 
 
@@ -151,8 +155,10 @@ DEFAULT_CHANNELS = {"twilio": ["sms", "mms", "rcs"], "smtp": ["email"], "fcm": [
 
 
 def load_providers(path: str | Path, outbox: str | Path = "outbox.jsonl",
-                   environ: Mapping[str, str] | None = None) -> dict[str, list[Provider]]:
-    """Providers per channel, in failover order; raises ProvidersError with every problem."""
+                   environ: Mapping[str, str] | None = None, *, clock: Seconds) -> dict[str, list[Provider]]:
+    """Providers per channel, in failover order; raises ProvidersError with every problem. `clock`
+    (seconds since the epoch) is for the providers that sign or date what they send: the channel
+    layer never reads the wall clock itself."""
     name = str(path)
     try:
         text = Path(path).read_text(encoding="utf-8")
@@ -168,7 +174,7 @@ def load_providers(path: str | Path, outbox: str | Path = "outbox.jsonl",
     chosen: dict[str, list[Provider]] = {}
     for index, item in enumerate(items):
         where = ("providers", str(index))
-        built = _build(item, where, lines, name, env, problems)
+        built = _build(item, where, lines, name, env, problems, clock)
         if built is not None:
             entry, provider = built
             for channel in entry.channels or DEFAULT_CHANNELS[item["type"]]:
@@ -192,7 +198,7 @@ def _items(data: dict[str, Any] | None, lines: Mapping[Path_, int], name: str) -
 
 
 def _build(item: Any, where: Path_, lines: Mapping[Path_, int], name: str, env: Mapping[str, str],
-           problems: list[str]) -> tuple[_Entry, Provider] | None:
+           problems: list[str], clock: Seconds) -> tuple[_Entry, Provider] | None:
     inside = [line for path, line in lines.items() if path[:len(where)] == where]
     line = min(inside) if inside else lines.get(where[:1], 1)
     label = ".".join(where)
@@ -215,7 +221,7 @@ def _build(item: Any, where: Path_, lines: Mapping[Path_, int], name: str, env: 
     if len(problems) > found:
         return None
     try:
-        return entry, entry.build()
+        return entry, entry.build(clock)
     except (ValueError, OSError, KeyError) as exc:
         detail = exc.strerror if isinstance(exc, OSError) else f"missing {exc}" if isinstance(exc, KeyError) \
             else str(exc)

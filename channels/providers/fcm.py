@@ -14,7 +14,6 @@ from __future__ import annotations
 import base64
 import json
 import threading
-import time
 from collections.abc import Callable, Mapping
 from typing import Any
 
@@ -35,7 +34,7 @@ class FcmProvider:
 
     def __init__(self, service_account: Mapping[str, Any], project_id: str | None = None,
                  base_url: str = FCM_BASE_URL, token_uri: str | None = None, timeout: float = 10.0,
-                 clock: Callable[[], float] = time.time, name: str = "fcm") -> None:
+                 *, clock: Callable[[], float], name: str = "fcm") -> None:
         self.name = name
         self.project_id = project_id or str(service_account.get("project_id") or "")
         if not self.project_id:

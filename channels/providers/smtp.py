@@ -12,6 +12,7 @@ from __future__ import annotations
 import re
 import smtplib
 import ssl
+from collections.abc import Callable
 from email.message import EmailMessage
 from email.utils import formatdate
 
@@ -27,7 +28,7 @@ class SmtpProvider:
     def __init__(self, host: str, sender: str, port: int = 25, username: str | None = None,
                  password: str | None = None, starttls: bool = False, timeout: float = 10.0,
                  unsubscribe_url: str | None = None, unsubscribe_mailto: str | None = None,
-                 name: str = "smtp") -> None:
+                 *, clock: Callable[[], float], name: str = "smtp") -> None:
         self.name = name
         self.host = host
         self.port = port
@@ -38,6 +39,7 @@ class SmtpProvider:
         self.timeout = timeout
         self.unsubscribe_url = unsubscribe_url
         self.unsubscribe_mailto = unsubscribe_mailto
+        self._clock = clock
 
     def __repr__(self) -> str:  # never shows the password
         return f"SmtpProvider(name={self.name!r}, host={self.host!r}, port={self.port})"
@@ -65,7 +67,7 @@ class SmtpProvider:
         email["From"] = self.sender
         email["To"] = message.address or ""
         email["Subject"] = str(content.get("subject", ""))
-        email["Date"] = formatdate(localtime=False, usegmt=True)
+        email["Date"] = formatdate(self._clock(), localtime=False, usegmt=True)
         email["Message-ID"] = f"<{message.message_id}@{_domain(self.sender)}>"  # a retry keeps it: receivers dedupe
         email["X-Journey-Message-Id"] = message.message_id
         if message.category == "marketing":

@@ -14,7 +14,6 @@ from __future__ import annotations
 import hashlib
 import hmac
 import json
-import time
 from collections.abc import Callable
 
 import httpx
@@ -45,7 +44,7 @@ def verify(secret: str, body: bytes, header: str, now: float, tolerance: int = T
 class WebhookProvider:
     """POSTs `{"message_id", "user_id", "channel", "category", "to", "content"}` to `url`."""
 
-    def __init__(self, url: str, secret: str, timeout: float = 10.0, clock: Callable[[], float] = time.time,
+    def __init__(self, url: str, secret: str, timeout: float = 10.0, *, clock: Callable[[], float],
                  name: str = "webhook") -> None:
         self.name = name
         self.url = url

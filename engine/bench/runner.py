@@ -8,27 +8,20 @@ measured: ingest rate, timer sweep rate, wall time beyond T, timer lateness, mem
 
 from __future__ import annotations
 
-import json
-import os
 import resource
-import socket
-import subprocess
-import sys
 import tempfile
 import threading
 import time
 import uuid
-from collections.abc import Callable, Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any, TypeVar, cast
 
-import httpx
-
 from channels import Policy, load_policy
 from channels.providers import FileProvider
+from engine.bench.child import metrics, peak_rss_of, poster, rate, request_body, serve
 from engine.bench.workload import OPEN_DELAY, cart_event, check_w1, open_event, opens, w1_journey, w1_profile, w1_yaml
 from engine.clock import SystemClock
 from engine.errors import ShardError
@@ -152,7 +145,7 @@ def _run_sharded(url: str, tmp: Path, users: int, timeout: timedelta, prefix: st
         result.processed_per_s = sum(c["dequeued"] / max(c["queue_seconds"], 1e-9) for c in counters)
         result.timers_per_s = sum(c["timers_fired"] / max(c["timer_seconds"], 1e-9) for c in counters)
         result.peak_rss_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024 + sum(
-            _peak_rss_of(p.pid) for p in server.processes)
+            peak_rss_of(p.pid) for p in server.processes)
     finally:
         server.stop()
     return started_at
@@ -178,37 +171,22 @@ def _run_http(url: str, tmp: Path, users: int, timeout: timedelta, prefix: str, 
     journeys.mkdir()
     (journeys / "w1.yaml").write_text(w1_yaml(timeout), encoding="utf-8")
     (tmp / "policy.yaml").write_text("quiet_hours: {categories: []}\n", encoding="utf-8")
-    with _serve(url, journeys, tmp) as (base, pid):
+    with serve(url, journeys, tmp) as (base, pid):
         clock = SystemClock()
-        with _poster(base) as post, _poster(base) as post_opens:  # the loader, and the devices
-            scrape = _at_most_every(0.05, lambda: _metrics(base))
-            feed = _Burst(users, result.batch, prefix, clock.now, post, _request_body,
+        with poster(base) as post, poster(base) as post_opens:  # the loader, and the devices
+            scrape = _at_most_every(0.05, lambda: metrics(base))
+            feed = _Burst(users, result.batch, prefix, clock.now, post, request_body,
                           processed=lambda: int(scrape().get("journey_inbox_processed_total", 0)),
                           send_opens=post_opens)
             started, started_at = time.perf_counter(), clock.now()
             feed.run(progress)
         result.events_per_s = feed.events_per_s
         _wait_done([url], users, timeout, prefix, started, result, progress)
-        final = _metrics(base)
-        result.processed_per_s = _rate(final, "journey_inbox_processed_total", "journey_inbox_seconds_total")
-        result.timers_per_s = _rate(final, "journey_timers_fired_total", "journey_timer_sweep_seconds_total")
-        result.peak_rss_mb = _peak_rss_of(pid)
+        final = metrics(base)
+        result.processed_per_s = rate(final, "journey_inbox_processed_total", "journey_inbox_seconds_total")
+        result.timers_per_s = rate(final, "journey_timers_fired_total", "journey_timer_sweep_seconds_total")
+        result.peak_rss_mb = peak_rss_of(pid)
     return started_at
-
-
-@contextmanager
-def _poster(base: str) -> Iterator[Callable[[bytes], None]]:
-    with httpx.Client(base_url=base, headers={"Authorization": "Bearer bench"}, timeout=60) as client:
-        def post(body: bytes) -> None:
-            response = client.post("/v1/events", content=body,
-                                   headers={"Content-Type": "application/json", "Prefer": "respond-async"})
-            response.raise_for_status()
-
-        yield post
-
-
-def _request_body(events: Sequence[Event]) -> bytes:
-    return json.dumps({"events": [e.to_dict() for e in events]}).encode()
 
 
 class _Burst:
@@ -349,57 +327,3 @@ def _measure(urls: Sequence[str], users: int, timeout: timedelta, prefix: str, s
         result.lateness_p99_ms = round(late[min(len(late) - 1, int(len(late) * 0.99))], 1)
     result.problems = problems
     result.correct = not problems
-
-
-@contextmanager
-def _serve(url: str, journeys: Path, tmp: Path) -> Iterator[tuple[str, int]]:
-    """`journey serve` in a child process on a free loopback port."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port = sock.getsockname()[1]
-    command = [str(Path(sys.executable).parent / "journey"), "serve", "--db", url, "--journeys", str(journeys),
-               "--port", str(port), "--outbox", str(tmp / "outbox.jsonl"), "--policy", str(tmp / "policy.yaml")]
-    log = open(tmp / "serve.log", "wb")  # noqa: SIM115 - closed below, after the child exits
-    child = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT,
-                             env={**os.environ, "JOURNEY_API_KEYS": "bench"})
-    base = f"http://127.0.0.1:{port}"
-    try:
-        _wait_healthy(base, child, tmp / "serve.log")
-        yield base, child.pid
-    finally:
-        child.terminate()
-        child.wait(timeout=30)
-        log.close()
-
-
-def _wait_healthy(base: str, child: subprocess.Popen[bytes], log: Path) -> None:
-    deadline = time.perf_counter() + 30
-    while time.perf_counter() < deadline:
-        if child.poll() is not None:
-            raise RuntimeError(f"journey serve exited: {log.read_text()[-2000:]}")
-        try:
-            if httpx.get(f"{base}/healthz", timeout=1).status_code == 200:
-                return
-        except httpx.TransportError:
-            time.sleep(0.05)
-    raise RuntimeError("journey serve did not become healthy within 30 s")
-
-
-def _metrics(base: str) -> dict[str, float]:
-    text = httpx.get(f"{base}/metrics", headers={"Authorization": "Bearer bench"}, timeout=10).text
-    return {line.split()[0]: float(line.split()[1]) for line in text.splitlines() if line and not line.startswith("#")}
-
-
-def _rate(metrics: dict[str, float], count: str, seconds: str) -> float:
-    spent = metrics.get(seconds, 0.0)
-    return metrics.get(count, 0.0) / spent if spent else 0.0
-
-
-def _peak_rss_of(pid: int) -> float:
-    try:
-        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-            if line.startswith("VmHWM:"):
-                return int(line.split()[1]) / 1024
-    except OSError:
-        pass
-    return 0.0

@@ -12,6 +12,7 @@ import typer
 from channels import PolicyError, load_policy
 from engine.cli.graphs import to_dot, to_mermaid
 from engine.cli.report import print_report
+from engine.clock import SystemClock
 from engine.compiler import journey_files, load_file, load_paths
 from engine.errors import InputError, JourneyDefinitionError
 from engine.model import Journey
@@ -126,7 +127,8 @@ def serve(
     try:
         compiled = load_paths([journeys])
         chosen = load_policy(policy)
-        senders = load_providers(providers, outbox) if providers else default_providers(outbox)
+        senders = load_providers(providers, outbox, clock=SystemClock().seconds) if providers \
+            else default_providers(outbox)
         store = SqlStore(db)
     except (JourneyDefinitionError, PolicyError, ProvidersError, StoreError) as exc:
         raise _fail(exc) from None

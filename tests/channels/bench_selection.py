@@ -36,7 +36,9 @@ def build_request() -> SendRequest:
         "in_app": {"title": "Cart", "body": "..."},
     }
     sent = tuple(SentRecord("push", "marketing", NOW - timedelta(hours=h)) for h in (3, 30))
-    return SendRequest(profile, "marketing", "normal", CANDIDATES, contents, {}, sent, NOW)
+    return SendRequest(profile=profile, category="marketing", urgency="normal", candidates=CANDIDATES,
+                       contents=contents,
+                       template_errors={}, sent=sent, now=NOW)
 
 
 def decisions_per_second(seconds: float = 2.0) -> float:

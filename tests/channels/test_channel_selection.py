@@ -54,7 +54,9 @@ def request(
     contents: Mapping[str, Mapping[str, Any]] = CONTENTS,
     **changes: Any,
 ) -> SendRequest:
-    base = SendRequest(profile, "marketing", "normal", candidates, contents, {}, (), NOW)
+    base = SendRequest(profile=profile, category="marketing", urgency="normal", candidates=candidates,
+                       contents=contents,
+                       template_errors={}, sent=(), now=NOW)
     return replace(base, **changes)
 
 

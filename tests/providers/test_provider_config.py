@@ -17,6 +17,7 @@ from channels.providers.local import FileProvider
 from channels.providers.smtp import SmtpProvider
 from channels.providers.twilio import TwilioProvider
 from channels.providers.webhook import WebhookProvider
+from engine.clock import SystemClock
 
 ENV = {"TWILIO_ACCOUNT_SID": ACCOUNT_SID, "TWILIO_AUTH_TOKEN": AUTH_TOKEN, "BACKUP_TOKEN": "backup-token",
        "SMTP_PASSWORD": "pw", "HOOK_SECRET": "hs"}
@@ -42,7 +43,7 @@ providers:
   - {{name: hooks, type: webhook, url: "http://127.0.0.1:9/h", secret: "${{HOOK_SECRET}}"}}
   - {{type: console, channels: [in_app]}}
 """)
-    chosen = load_providers(path, tmp_path / "outbox.jsonl", ENV)
+    chosen = load_providers(path, tmp_path / "outbox.jsonl", ENV, clock=SystemClock().seconds)
     assert [p.name for p in chosen["sms"]] == ["primary", "backup"]
     assert [p.name for p in chosen["mms"]] == [p.name for p in chosen["rcs"]] == ["primary"]
     assert isinstance(chosen["email"][0], SmtpProvider) and isinstance(chosen["push"][0], FcmProvider)
@@ -67,7 +68,7 @@ providers:
 """)
         from channels.providers import TemporaryDeliveryError
 
-        a, b = load_providers(path, environ=ENV)["sms"]
+        a, b = load_providers(path, environ=ENV, clock=SystemClock().seconds)["sms"]
         fake_twilio.script = [20429]
         message = OutboundMessage("m1", "u1", "sms", "transactional", {"text": "hi"}, "+14155550100")
         with pytest.raises(TemporaryDeliveryError):
@@ -92,7 +93,7 @@ providers:
   - {type: webhook, url: "http://h", secret: "${HOOK_SECRET}", channels: [fax]}
 """)
     with pytest.raises(ProvidersError) as caught:
-        load_providers(path, environ=ENV)
+        load_providers(path, environ=ENV, clock=SystemClock().seconds)
     name = str(path)
     assert caught.value.problems == [
         f"{name}:5: providers.0.auth_token: give secrets as ${{ENV_VAR}}, not in the file",
@@ -108,9 +109,9 @@ providers:
 
 def test_yaml_errors_and_shape(tmp_path: Path) -> None:
     with pytest.raises(ProvidersError, match=r"providers.yaml:3: invalid YAML"):
-        load_providers(write(tmp_path, "providers:\n  - {type: [\n"), environ=ENV)
+        load_providers(write(tmp_path, "providers:\n  - {type: [\n"), environ=ENV, clock=SystemClock().seconds)
     with pytest.raises(ProvidersError, match=r"providers.yaml:1: unknown key 'provider'; expected 'providers'"):
-        load_providers(write(tmp_path, "provider: []\n"), environ=ENV)
+        load_providers(write(tmp_path, "provider: []\n"), environ=ENV, clock=SystemClock().seconds)
 
 
 def test_serve_reports_a_bad_providers_file(tmp_path: Path) -> None:

@@ -20,7 +20,7 @@ from twilio.request_validator import RequestValidator
 
 from channels import load_policy
 from channels.providers.config import load_providers
-from engine.clock import VirtualClock
+from engine.clock import SystemClock, VirtualClock
 from engine.compiler import load_text
 from engine.host.server import Server
 from engine.http.app import create_app
@@ -121,7 +121,7 @@ def rig(tmp_path: Path, fake_twilio: FakeTwilio, smtp_sink: SmtpSink, monkeypatc
     monkeypatch.setenv("SMTP_PORT", str(smtp_sink.port))
     config = tmp_path / "providers.yaml"
     config.write_text(PROVIDERS)
-    providers = load_providers(config, tmp_path / "outbox.jsonl")
+    providers = load_providers(config, tmp_path / "outbox.jsonl", clock=SystemClock().seconds)
     clock = VirtualClock(T0)
     journeys = [load_text(text, f"j{n}.yaml") for n, text in enumerate(JOURNEYS)]
     server = Server(SqlStore(f"sqlite:///{tmp_path / 'journey.db'}"), journeys, load_policy(), providers, clock)

@@ -17,6 +17,8 @@ from channels.providers.smtp import SmtpProvider
 from channels.providers.twilio import TwilioProvider
 from channels.providers.webhook import SIGNATURE_HEADER, WebhookProvider, sign, verify
 
+FROZEN = lambda: 1_767_600_000.0  # noqa: E731 - the providers' clock: 2026-01-05T08:00:00Z
+
 
 def message(channel: str, content: dict[str, Any], address: str | None, category: str = "transactional",
             message_id: str = "m1") -> OutboundMessage:
@@ -31,13 +33,14 @@ def twilio(fake: FakeTwilio, **options: Any) -> TwilioProvider:
 # --- SMTP -------------------------------------------------------------------------------
 
 def test_smtp_sends_text_and_html_parts(smtp_sink: SmtpSink) -> None:
-    provider = SmtpProvider("127.0.0.1", "Shop <shop@example.com>", port=smtp_sink.port)
+    provider = SmtpProvider("127.0.0.1", "Shop <shop@example.com>", port=smtp_sink.port, clock=FROZEN)
     content = {"subject": "Your cart", "body": "3 items wait", "html": "<p>3 items wait</p>"}
     provider_id = provider.send(message("email", content, "ann@example.com"))
     [received] = smtp_sink.messages
     assert smtp_sink.envelopes == [("shop@example.com", ["ann@example.com"])]
     assert received["Subject"] == "Your cart" and received["To"] == "ann@example.com"
     assert received["Message-ID"] == provider_id and received["X-Journey-Message-Id"] == "m1"
+    assert received["Date"] == "Mon, 05 Jan 2026 08:00:00 +0000"  # the clock handed in, not the wall clock
     parts = {p.get_content_type(): p.get_payload(decode=True).decode().strip() for p in received.walk()
              if not p.is_multipart()}
     assert parts == {"text/plain": "3 items wait", "text/html": "<p>3 items wait</p>"}
@@ -45,7 +48,7 @@ def test_smtp_sends_text_and_html_parts(smtp_sink: SmtpSink) -> None:
 
 
 def test_smtp_marketing_mail_has_list_unsubscribe(smtp_sink: SmtpSink) -> None:
-    provider = SmtpProvider("127.0.0.1", "shop@example.com", port=smtp_sink.port,
+    provider = SmtpProvider("127.0.0.1", "shop@example.com", port=smtp_sink.port, clock=FROZEN,
                             unsubscribe_url="https://example.com/u?user={user_id}&m={message_id}",
                             unsubscribe_mailto="unsubscribe@example.com?subject={user_id}")
     provider.send(message("email", {"subject": "Sale", "body": "50% off"}, "ann@example.com", "marketing"))
@@ -57,13 +60,13 @@ def test_smtp_marketing_mail_has_list_unsubscribe(smtp_sink: SmtpSink) -> None:
 
 
 def test_smtp_errors_are_mapped(smtp_sink: SmtpSink) -> None:
-    provider = SmtpProvider("127.0.0.1", "shop@example.com", port=smtp_sink.port)
+    provider = SmtpProvider("127.0.0.1", "shop@example.com", port=smtp_sink.port, clock=FROZEN)
     with pytest.raises(PermanentDeliveryError) as bad:
         provider.send(message("email", {"subject": "s", "body": "b"}, "nobody@example.com"))
     assert bad.value.unusable_address and "550" in str(bad.value)
     with pytest.raises(TemporaryDeliveryError):
         provider.send(message("email", {"subject": "s", "body": "b"}, "busy@example.com"))
-    closed = SmtpProvider("127.0.0.1", "shop@example.com", port=_closed_port(), timeout=1)
+    closed = SmtpProvider("127.0.0.1", "shop@example.com", port=_closed_port(), timeout=1, clock=FROZEN)
     with pytest.raises(TemporaryDeliveryError) as down:
         closed.send(message("email", {"subject": "s", "body": "b"}, "ann@example.com"))
     assert isinstance(down.value.__cause__, OSError)
@@ -71,7 +74,7 @@ def test_smtp_errors_are_mapped(smtp_sink: SmtpSink) -> None:
 
 
 def test_smtp_starttls_refused_by_a_plain_server_is_temporary(smtp_sink: SmtpSink) -> None:
-    provider = SmtpProvider("127.0.0.1", "shop@example.com", port=smtp_sink.port, starttls=True)
+    provider = SmtpProvider("127.0.0.1", "shop@example.com", port=smtp_sink.port, starttls=True, clock=FROZEN)
     with pytest.raises(TemporaryDeliveryError):
         provider.send(message("email", {"subject": "s", "body": "b"}, "ann@example.com"))
 
@@ -145,7 +148,7 @@ def test_twilio_wrong_credentials_are_permanent(fake_twilio: FakeTwilio) -> None
 # --- FCM --------------------------------------------------------------------------------
 
 def fcm(server: FakeFcm, account: dict[str, str]) -> FcmProvider:
-    return FcmProvider(account, base_url=server.url, token_uri=f"{server.url}/token", clock=lambda: 1_767_600_000)
+    return FcmProvider(account, base_url=server.url, token_uri=f"{server.url}/token", clock=FROZEN)
 
 
 def test_fcm_signs_a_jwt_gets_a_token_and_sends(fake_fcm: tuple[FakeFcm, dict[str, str]]) -> None:
@@ -176,7 +179,8 @@ def test_fcm_bad_key_and_unreachable_server_are_temporary(fake_fcm: tuple[FakeFc
     other, _ = service_account()
     with pytest.raises(TemporaryDeliveryError, match="invalid_grant"):
         fcm(server, {**account, "private_key": other["private_key"]}).send(message("push", {"body": "x"}, "t"))
-    down = FcmProvider(account, base_url="http://127.0.0.1:9", token_uri="http://127.0.0.1:9/token", timeout=1)
+    down = FcmProvider(account, base_url="http://127.0.0.1:9", token_uri="http://127.0.0.1:9/token", timeout=1,
+                       clock=FROZEN)
     with pytest.raises(TemporaryDeliveryError):
         down.send(message("push", {"body": "x"}, "t"))
 
@@ -184,7 +188,7 @@ def test_fcm_bad_key_and_unreachable_server_are_temporary(fake_fcm: tuple[FakeFc
 # --- generic webhook --------------------------------------------------------------------
 
 def test_webhook_posts_signed_json(hook_sink: HookSink) -> None:
-    provider = WebhookProvider(f"{hook_sink.url}/hook", "s3cret", clock=lambda: 1_767_600_000)
+    provider = WebhookProvider(f"{hook_sink.url}/hook", "s3cret", clock=FROZEN)
     assert provider.send(message("webhook", {"text": "hello"}, None)) == "hook-1"
     [(headers, body)] = hook_sink.received
     assert json.loads(body) == {"message_id": "m1", "user_id": "u1", "channel": "webhook",
@@ -198,7 +202,7 @@ def test_webhook_posts_signed_json(hook_sink: HookSink) -> None:
 
 
 def test_webhook_statuses_are_mapped(hook_sink: HookSink) -> None:
-    provider = WebhookProvider(f"{hook_sink.url}/hook", "s3cret")
+    provider = WebhookProvider(f"{hook_sink.url}/hook", "s3cret", clock=FROZEN)
     hook_sink.script = [503, 404]
     with pytest.raises(TemporaryDeliveryError):
         provider.send(message("webhook", {"text": "x"}, None))

@@ -31,8 +31,9 @@ def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[HostStore]
 
 
 def _send(message_id: str, user_id: str, channel: str, at: datetime = T0) -> Send:
-    return Send(message_id, None, None, user_id, None, "hello", channel, "transactional", {"text": "Hi é"},
-                0.0, None, None, (Decision(channel, True, None),), at)
+    return Send(message_id=message_id, instance_id=None, journey_id=None, user_id=user_id, step=None,
+                message="hello", channel=channel, category="transactional", content={"text": "Hi é"}, cost=0.0,
+                encoding=None, segments=None, decisions=(Decision(channel, True, None),), at=at)
 
 
 def _queue(store: HostStore, *sends: Send) -> None:

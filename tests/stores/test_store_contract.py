@@ -31,15 +31,17 @@ def at(minutes: float) -> datetime:
 
 def instance(instance_id: str = "i1", user_id: str = "u1", journey_id: str = "cart", key: str | None = None,
              entered_at: datetime = T0, **changes: Any) -> Instance:
-    made = Instance(instance_id, journey_id, "v1", user_id, key, entered_at, EVENT, step="push", path=("push",))
+    made = Instance(instance_id=instance_id, journey_id=journey_id, version="v1", user_id=user_id, key=key,
+                    entered_at=entered_at, event=EVENT, step="push", path=("push",))
     return replace(made, **changes)
 
 
 def send(message_id: str, user_id: str = "u1", channel: str = "push", when: datetime = T0,
          instance_id: str | None = "i1", category: str = "marketing") -> Send:
-    return Send(message_id, instance_id, "cart" if instance_id else None, user_id, "push" if instance_id else None,
-                "nudge", channel, category, {"title": "Hi", "body": "Your cart misses you"}, 0.0, None, None,
-                (Decision(channel, True, None),), when)
+    return Send(message_id=message_id, instance_id=instance_id, journey_id="cart" if instance_id else None,
+                user_id=user_id, step="push" if instance_id else None, message="nudge", channel=channel,
+                category=category, content={"title": "Hi", "body": "Your cart misses you"}, cost=0.0, encoding=None,
+                segments=None, decisions=(Decision(channel, True, None),), at=when)
 
 
 def waiting(inst: Instance, timer_id: str, due: datetime) -> Outcome:

@@ -10,7 +10,6 @@ every user it touched, so the cache never holds anything the database does not.
 from __future__ import annotations
 
 from collections.abc import Collection, Sequence
-from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
@@ -20,49 +19,9 @@ from channels import ConsentRecord, Profile, SentRecord
 from engine.events import Event
 from engine.runtime import EntryHistory
 from engine.state import Instance, Send, Skip, TimerRef, Trace
+from engine.stores.sql.cache import StateCache, UserState, forget_sends_before
 from engine.stores.sql.driver import Driver
 from engine.stores.sql.schema import EVENT_IDS, chunks, dialect_insert
-
-
-@dataclass(slots=True)
-class UserState:
-    """Everything the engine reads about one user, as committed (plus this transaction's writes)."""
-
-    sends_since: datetime
-    profile: Profile | None = None
-    consents_stored: int = 0
-    active: dict[str, Instance] = field(default_factory=dict)
-    entries: dict[tuple[str, str], tuple[str, datetime]] = field(default_factory=dict)
-    sends: list[SentRecord] = field(default_factory=list)
-    latest: dict[str, str | None] = field(default_factory=dict)
-
-
-@dataclass(slots=True)
-class StateCache:
-    """Committed user state kept between transactions, and which user owns each active instance."""
-
-    users: dict[str, UserState] = field(default_factory=dict)
-    owners: dict[str, str] = field(default_factory=dict)
-    limit: int = 250_000
-
-    def add(self, states: dict[str, UserState]) -> None:
-        if len(self.users) + len(states) > self.limit:  # bounded: forget the older half
-            self.evict(list(self.users)[: len(self.users) // 2])
-        self.users.update(states)
-        for user_id, state in states.items():
-            for instance_id in state.active:
-                self.owners[instance_id] = user_id
-
-    def evict(self, user_ids: Collection[str]) -> None:
-        for user_id in user_ids:
-            state = self.users.pop(user_id, None)
-            for instance_id in state.active if state else ():
-                self.owners.pop(instance_id, None)
-
-    def owner(self, instance_id: str) -> UserState | None:
-        user_id = self.owners.get(instance_id)
-        state = self.users.get(user_id) if user_id is not None else None
-        return state if state is not None and instance_id in state.active else None
 
 
 class SqlTx:
@@ -96,7 +55,7 @@ class SqlTx:
                 continue
             cached = self.cache.users.get(user_id) if self.cache is not None else None
             if cached is not None and cached.sends_since <= since:
-                _forget_sends_before(cached, since)
+                forget_sends_before(cached, since)
                 self.users[user_id] = cached
             else:
                 missing.append(user_id)
@@ -377,13 +336,6 @@ def _statements(db: Driver) -> dict[str, str]:
             "inbox": db.insert_sql("inbox", ("event_id", "user_id", "type", "at", "properties")),
         }
     return _STATEMENTS[db.sqlite]
-
-
-def _forget_sends_before(state: UserState, since: datetime) -> None:
-    """Cached send history only needs the caps' window; older records would only pile up."""
-    if state.sends and state.sends[0].at < since:
-        state.sends = [s for s in state.sends if s.at >= since]
-        state.sends_since = since
 
 
 def _key(key: str | None) -> str:

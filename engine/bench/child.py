@@ -1,0 +1,87 @@
+"""The `journey serve` child process that `journey bench --via http` talks to: started on a free
+loopback port, posted to with `Prefer: respond-async`, read through /metrics and /proc."""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from pathlib import Path
+
+import httpx
+
+from engine.events import Event
+
+
+@contextmanager
+def poster(base: str) -> Iterator[Callable[[bytes], None]]:
+    with httpx.Client(base_url=base, headers={"Authorization": "Bearer bench"}, timeout=60) as client:
+        def post(body: bytes) -> None:
+            response = client.post("/v1/events", content=body,
+                                   headers={"Content-Type": "application/json", "Prefer": "respond-async"})
+            response.raise_for_status()
+
+        yield post
+
+
+def request_body(events: Sequence[Event]) -> bytes:
+    return json.dumps({"events": [e.to_dict() for e in events]}).encode()
+
+
+@contextmanager
+def serve(url: str, journeys: Path, tmp: Path) -> Iterator[tuple[str, int]]:
+    """`journey serve` in a child process on a free loopback port."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    command = [str(Path(sys.executable).parent / "journey"), "serve", "--db", url, "--journeys", str(journeys),
+               "--port", str(port), "--outbox", str(tmp / "outbox.jsonl"), "--policy", str(tmp / "policy.yaml")]
+    log = open(tmp / "serve.log", "wb")  # noqa: SIM115 - closed below, after the child exits
+    child = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT,
+                             env={**os.environ, "JOURNEY_API_KEYS": "bench"})
+    base = f"http://127.0.0.1:{port}"
+    try:
+        wait_healthy(base, child, tmp / "serve.log")
+        yield base, child.pid
+    finally:
+        child.terminate()
+        child.wait(timeout=30)
+        log.close()
+
+
+def wait_healthy(base: str, child: subprocess.Popen[bytes], log: Path) -> None:
+    deadline = time.perf_counter() + 30
+    while time.perf_counter() < deadline:
+        if child.poll() is not None:
+            raise RuntimeError(f"journey serve exited: {log.read_text()[-2000:]}")
+        try:
+            if httpx.get(f"{base}/healthz", timeout=1).status_code == 200:
+                return
+        except httpx.TransportError:
+            time.sleep(0.05)
+    raise RuntimeError("journey serve did not become healthy within 30 s")
+
+
+def metrics(base: str) -> dict[str, float]:
+    text = httpx.get(f"{base}/metrics", headers={"Authorization": "Bearer bench"}, timeout=10).text
+    return {line.split()[0]: float(line.split()[1]) for line in text.splitlines() if line and not line.startswith("#")}
+
+
+def rate(metrics: dict[str, float], count: str, seconds: str) -> float:
+    spent = metrics.get(seconds, 0.0)
+    return metrics.get(count, 0.0) / spent if spent else 0.0
+
+
+def peak_rss_of(pid: int) -> float:
+    try:
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024
+    except OSError:
+        pass
+    return 0.0
