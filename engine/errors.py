@@ -14,19 +14,7 @@ ValueError too, so callers can catch "bad input" in one place.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
-
-@dataclass(frozen=True, slots=True, order=True)
-class Problem:
-    """One thing wrong in one file, located so an editor can jump to it."""
-
-    file: str
-    line: int
-    message: str
-
-    def __str__(self) -> str:
-        return f"{self.file}:{self.line}: {self.message}"
+from channels.yaml_lines import Problem as Problem  # one file:line type for journeys, policy and providers
 
 
 class JourneyError(Exception):
