@@ -15,7 +15,6 @@ from channels.consent import (
 from channels.encoding import SmsEncoding, sms_encoding
 from channels.frequency import SentRecord, cap_reached
 from channels.policy import CHANNELS, Policy, PolicyError, load_policy
-from channels.policy_file import FileError
 from channels.profile import ConsentRecord, Profile, ProfileError
 from channels.quiet_hours import next_local_time, quiet_until, recipient_zone
 from channels.selection import (
@@ -27,6 +26,7 @@ from channels.selection import (
     effective_strategy,
     select,
 )
+from channels.yaml_lines import FileError
 
 __all__ = [
     "CHANNELS",

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from functools import cached_property
 from importlib import resources
 from pathlib import Path
@@ -17,7 +17,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
-from channels.policy_file import FileError, describe_errors, merge, read_yaml
+from channels.yaml_lines import FileError, describe_errors, read_mapping
 
 ChannelName = Literal["push", "in_app", "email", "sms", "mms", "rcs", "webhook"]
 CHANNELS: tuple[str, ...] = ("push", "in_app", "email", "sms", "mms", "rcs", "webhook")
@@ -142,22 +142,30 @@ def default_policy_text() -> str:
 
 def load_policy(path: str | Path | None = None) -> Policy:
     """The default policy, with the file at `path` (if any) merged over it key by key."""
-    default_name = "channels/default_policy.yaml"
     try:
-        default, lines = read_yaml(default_policy_text(), default_name)
-        data = default or {}
-        name = default_name
+        located = read_mapping(default_policy_text(), "channels/default_policy.yaml")
+        data = located.data or {}
         if path is not None:
-            name = str(path)
-            text = _read_text(Path(path))
-            user, lines = read_yaml(text, name)
-            data = merge(data, user) if user is not None else data
+            located = read_mapping(_read_text(Path(path)), str(path))
+            data = merge(data, located.data or {})
     except FileError as exc:
         raise PolicyError(exc.problems) from None
     try:
         return Policy.model_validate(data)
     except ValidationError as exc:
-        raise PolicyError(describe_errors(exc, name, lines, Policy)) from None
+        raise PolicyError(describe_errors(exc, replace(located, data=data), Policy)) from None
+
+
+def merge(base: Mapping[str, Any], over: Mapping[str, Any]) -> dict[str, Any]:
+    """`over` on top of `base`, recursively for mappings; other values replace."""
+    merged = dict(base)
+    for key, value in over.items():
+        below = merged.get(key)
+        if isinstance(below, Mapping) and isinstance(value, Mapping):
+            merged[key] = merge(below, value)
+        else:
+            merged[key] = value
+    return merged
 
 
 def _read_text(path: Path) -> str:

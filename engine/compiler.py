@@ -14,9 +14,10 @@ from typing import Any
 import networkx as nx
 from jinja2 import TemplateSyntaxError
 
+from channels.yaml_lines import Located, did_you_mean
 from engine.errors import EvaluationError, JourneyDefinitionError, Problem
 from engine.expressions import Expression, compile_tree, render_tree, syntax_error
-from engine.loader import Located, compose, did_you_mean, validate_journey
+from engine.loader import compose, validate_journey
 from engine.model import (
     HHMM,
     BranchStep,

@@ -31,19 +31,7 @@ Foreign exceptions (SQLAlchemy, httpx, vendor SDKs) are translated where they en
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
-
-@dataclass(frozen=True, slots=True, order=True)
-class Problem:
-    """One thing wrong in one file, located so an editor can jump to it."""
-
-    file: str
-    line: int
-    message: str
-
-    def __str__(self) -> str:
-        return f"{self.file}:{self.line}: {self.message}"
+from channels.yaml_lines import Problem as Problem  # one file:line type for journeys, policy and providers
 
 
 class JourneyError(Exception):

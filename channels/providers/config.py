@@ -22,7 +22,6 @@ providers listed for `"*"`, else to the outbox file. Problems are `file:line: me
 
 from __future__ import annotations
 
-import difflib
 import json
 import os
 import re
@@ -32,13 +31,13 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from channels.policy_file import FileError, Path_, read_yaml
 from channels.providers.base import Provider
 from channels.providers.fcm import FcmProvider
 from channels.providers.local import ConsoleProvider, FileProvider
 from channels.providers.smtp import SmtpProvider
 from channels.providers.twilio import TwilioProvider
 from channels.providers.webhook import WebhookProvider
+from channels.yaml_lines import FileError, KeyPath, Located, Problem, describe_errors, dotted, read_mapping
 
 Seconds = Callable[[], float]
 """A clock in seconds since the epoch, handed in by the host (engine.clock reads the wall clock)."""
@@ -165,16 +164,15 @@ def load_providers(path: str | Path, outbox: str | Path = "outbox.jsonl",
     except OSError as exc:
         raise ProvidersError([f"{name}:1: cannot read the providers file: {exc.strerror}"]) from None
     try:
-        data, lines = read_yaml(text, name)
+        located = read_mapping(text, name)
     except FileError as exc:
         raise ProvidersError(exc.problems) from None
-    items = _items(data, lines, name)
+    items = _items(located)
     env = os.environ if environ is None else environ
-    problems: list[str] = []
+    problems: list[Problem] = []
     chosen: dict[str, list[Provider]] = {}
     for index, item in enumerate(items):
-        where = ("providers", str(index))
-        built = _build(item, where, lines, name, env, problems, clock)
+        built = _build(item, ("providers", index), located, env, problems, clock)
         if built is not None:
             entry, provider = built
             for channel in entry.channels or DEFAULT_CHANNELS[item["type"]]:
@@ -185,38 +183,35 @@ def load_providers(path: str | Path, outbox: str | Path = "outbox.jsonl",
     return chosen
 
 
-def _items(data: dict[str, Any] | None, lines: Mapping[Path_, int], name: str) -> list[Any]:
+def _items(located: Located) -> list[Any]:
+    data = located.data
     if not data:
-        raise ProvidersError([f"{name}:1: expected `providers:` with a list of providers"])
+        raise ProvidersError([located.problem((), "expected `providers:` with a list of providers")])
     unknown = [k for k in data if k != "providers"]
     if unknown:
-        raise ProvidersError([f"{name}:{lines[(k,)]}: unknown key {k!r}; expected 'providers'" for k in unknown])
+        raise ProvidersError([located.problem((k,), f"unknown key {k!r}; expected 'providers'") for k in unknown])
     items = data.get("providers")
     if not isinstance(items, list) or not items:
-        raise ProvidersError([f"{name}:{lines.get(('providers',), 1)}: providers: expected a list of providers"])
+        raise ProvidersError([located.problem(("providers",), "providers: expected a list of providers")])
     return items
 
 
-def _build(item: Any, where: Path_, lines: Mapping[Path_, int], name: str, env: Mapping[str, str],
-           problems: list[str], clock: Seconds) -> tuple[_Entry, Provider] | None:
-    inside = [line for path, line in lines.items() if path[:len(where)] == where]
-    line = min(inside) if inside else lines.get(where[:1], 1)
-    label = ".".join(where)
+def _build(item: Any, where: KeyPath, located: Located, env: Mapping[str, str],
+           problems: list[Problem], clock: Seconds) -> tuple[_Entry, Provider] | None:
+    label = dotted(where)
     if not isinstance(item, dict):
-        problems.append(f"{name}:{line}: {label}: expected a mapping with a `type`")
+        problems.append(located.problem(where, f"{label}: expected a mapping with a `type`"))
         return None
     model = ENTRIES.get(str(item.get("type")))
     if model is None:
-        problems.append(f"{name}:{lines.get((*where, 'type'), line)}: {label}.type: expected one of "
-                        f"{', '.join(ENTRIES)}")
+        problems.append(located.problem((*where, "type"), f"{label}.type: expected one of {', '.join(ENTRIES)}"))
         return None
     found = len(problems)
-    resolved = {key: _resolve(key, value, (*where, str(key)), lines, name, env, problems)
-                for key, value in item.items()}
+    resolved = {key: _resolve(key, value, (*where, key), located, env, problems) for key, value in item.items()}
     try:
         entry = model.model_validate(resolved)
     except ValidationError as exc:
-        problems.extend(_described(exc, model, where, lines, name))
+        problems.extend(describe_errors(exc, located, model, at=where))
         return None
     if len(problems) > found:
         return None
@@ -225,40 +220,22 @@ def _build(item: Any, where: Path_, lines: Mapping[Path_, int], name: str, env: 
     except (ValueError, OSError, KeyError) as exc:
         detail = exc.strerror if isinstance(exc, OSError) else f"missing {exc}" if isinstance(exc, KeyError) \
             else str(exc)
-        problems.append(f"{name}:{line}: {label} ({item['type']}): {detail}")
+        problems.append(located.problem(where, f"{label} ({item['type']}): {detail}"))
         return None
 
 
-def _resolve(key: str, value: Any, where: Path_, lines: Mapping[Path_, int], name: str,
-             env: Mapping[str, str], problems: list[str]) -> Any:
+def _resolve(key: str, value: Any, where: KeyPath, located: Located, env: Mapping[str, str],
+             problems: list[Problem]) -> Any:
     """`${NAME}` from the environment; a secret written in the file is refused."""
     if not isinstance(value, str):
         return value
-    line = lines.get(where, 1)
     if key in SECRET_KEYS and not ENV_REF.fullmatch(value.strip()):
-        problems.append(f"{name}:{line}: {'.'.join(where)}: give secrets as ${{ENV_VAR}}, not in the file")
+        problems.append(located.problem(where, f"{dotted(where)}: give secrets as ${{ENV_VAR}}, not in the file"))
         return value
     missing = [var for var in ENV_REF.findall(value) if var not in env]
     for var in missing:
-        problems.append(f"{name}:{line}: {'.'.join(where)}: environment variable {var} is not set")
+        problems.append(located.problem(where, f"{dotted(where)}: environment variable {var} is not set"))
     return ENV_REF.sub(lambda m: env.get(m.group(1), ""), value)
-
-
-def _described(exc: ValidationError, model: type[_Entry], where: Path_, lines: Mapping[Path_, int],
-               name: str) -> list[str]:
-    allowed = sorted({f.alias or k for k, f in model.model_fields.items()})
-    found = []
-    for err in exc.errors():
-        loc = tuple(str(part) for part in err["loc"])
-        path = (*where, *loc)
-        line = next((lines[path[:end]] for end in range(len(path), 0, -1) if path[:end] in lines), 1)
-        if err["type"] == "extra_forbidden":
-            close = difflib.get_close_matches(loc[-1], allowed, n=1)
-            hint = f"; did you mean {close[0]!r}?" if close else f"; expected one of: {', '.join(allowed)}"
-            found.append((line, f"unknown key {loc[-1]!r} in {'.'.join(where)}{hint}"))
-        else:
-            found.append((line, f"{'.'.join(path)}: {str(err['msg']).removeprefix('Value error, ')}"))
-    return [f"{name}:{line}: {message}" for line, message in sorted(found)]
 
 
 def providers_of(providers: Mapping[str, Sequence[Provider]], kind: type) -> list[Any]:

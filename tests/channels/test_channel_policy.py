@@ -56,6 +56,13 @@ def test_lists_replace_rather_than_append(tmp_path: Path) -> None:
     assert policy.quiet_hours.categories == ("transactional",)
 
 
+def test_unquoted_clock_times_are_times_of_day(tmp_path: Path) -> None:
+    """YAML 1.1 reads `22:00` as the sexagesimal 1320; the author means ten at night."""
+    policy = load_policy(write(tmp_path, "quiet_hours:\n  start: 22:00\n  end: 07:00\n"))
+    assert (policy.quiet_hours.start, policy.quiet_hours.end) == ("22:00", "07:00")
+    assert (policy.fast.quiet_start, policy.fast.quiet_end) == (22 * 60, 7 * 60)
+
+
 def test_empty_file_is_the_default(tmp_path: Path) -> None:
     assert load_policy(write(tmp_path, "# nothing\n")) == load_policy()
 
@@ -80,7 +87,7 @@ def test_string_path_is_accepted(tmp_path: Path) -> None:
         ),
         ("default_timezone: Mars/Base\n", ":1: default_timezone: unknown IANA time zone 'Mars/Base'"),
         ("sms: {max_segments: 2}\nsms: {max_segments: 3}\n", ":2: duplicate key 'sms' (first at line 1)"),
-        ("channels: [push\n", ":2: invalid YAML"),
+        ("channels: [push\n", ":1: invalid YAML"),  # the line of the unclosed '['; the file ends after it
         ("- just\n- a list\n", ":1: expected a mapping of keys"),
         ("channels:\n  sms: {cost: cheap}\n", ":2: channels.sms.cost: Input should be a valid number"),
     ],

@@ -114,3 +114,15 @@ def test_policy_file_overrides_prices(tmp_path: Path) -> None:
     result = CliRunner().invoke(app, ["simulate", *_files(tmp_path), "--policy", str(tmp_path / "policy.yaml"),
                                       "--json"])
     assert json.loads(result.stdout)["summary"]["cost"] == 0.5
+
+
+def test_policy_file_with_unquoted_quiet_hours(tmp_path: Path) -> None:
+    """`start: 22:00` unquoted is a clock time in a policy file, as it is in a journey file."""
+    root = Path(__file__).resolve().parents[2]
+    example = root / "examples" / "cart-abandonment"
+    (tmp_path / "policy.yaml").write_text("quiet_hours:\n  start: 22:00\n  end: 07:00\n")
+    result = CliRunner().invoke(app, [
+        "simulate", str(root / "journeys" / "cart-abandonment.yaml"), "--events", str(example / "events.jsonl"),
+        "--profiles", str(example / "profiles.jsonl"), "--policy", str(tmp_path / "policy.yaml"), "--json"])
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.stdout)["summary"]["users"] == 5
