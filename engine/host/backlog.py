@@ -34,6 +34,11 @@ class Backlog:
     def __bool__(self) -> bool:
         return bool(self._users)
 
+    @property
+    def waiting(self) -> int:
+        """How many callers of `admit` are waiting for room."""
+        return len(self._admitting)
+
     def any_of(self, user_ids: Iterable[str]) -> bool:
         """Whether any of these users has events waiting."""
         return bool(self._users) and not self._users.keys().isdisjoint(user_ids)

@@ -14,7 +14,7 @@ import threading
 import time
 from collections import Counter
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -46,6 +46,7 @@ class Counters:
     timers_fired: int = 0
     timer_seconds: float = 0.0
     failed: int = 0  # queued events set aside (the inbox's own totals are in `Backlog`)
+    sweeps: Counter[str] = field(default_factory=Counter)  # completed runs of each sweep: inbox, timers, outbox
 
 
 def tune_runtime() -> None:
@@ -85,11 +86,17 @@ class Server:
         self.started = False
 
     def start(self) -> None:
-        """Expire interrupted sends, then run the sweeps (overdue timers fire at once)."""
-        self.store.expire_interrupted(self.clock.now())
-        self.backlog.admit(self.store.queued_users(), wait=False)
+        """Take over from the last run (`resume`), then run the sweeps (overdue timers fire at once)."""
+        self.resume()
         self.sweeps.start()
         self.started = True
+
+    def resume(self) -> None:
+        """Take over from the last run on this store: expire the sends it left interrupted and count
+        the events it accepted but did not process into the backlog. `start` does this; a host
+        that drives its own clock with `run_due` instead calls it once before the first."""
+        self.store.expire_interrupted(self.clock.now())
+        self.backlog.admit(self.store.queued_users(), wait=False)
 
     def stop(self) -> None:
         if self.started:
@@ -136,7 +143,13 @@ class Server:
 
     def sweep_inbox(self) -> int:
         with self.lock:
-            return self._process_queued()
+            done = self._process_queued()
+        self._swept("inbox")
+        return done
+
+    def _swept(self, sweep: str) -> None:
+        with self._counting:
+            self.counters.sweeps[sweep] += 1
 
     def _process_queued(self) -> int:
         """One batch from the inbox. If it fails, one event at a time, so that the one at fault is
@@ -186,16 +199,19 @@ class Server:
             if fired:
                 self.counters.timer_seconds += time.perf_counter() - started
         self.counters.timers_fired += fired
+        self._swept("timers")
         return fired
 
     def drain_outbox(self) -> int:
-        return self.dispatcher.drain()
+        sent = self.dispatcher.drain()
+        self._swept("outbox")
+        return sent
 
     def run_due(self) -> int:
         """Do now, in the caller's thread, what the sweeps would do at the clock's current time:
         the inbox, then due timers, then the outbox, until none of them finds work. For a host
-        that drives its own clock (tests on a `VirtualClock`, replays) instead of `start()`.
-        Returns how many items were handled."""
+        that drives its own clock (tests on a `VirtualClock`, replays): `resume()`, then this
+        instead of `start()`. Returns how many items were handled."""
         total = 0
         while done := self.sweep_inbox() + self.sweep_timers() + self.drain_outbox():
             total += done

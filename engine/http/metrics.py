@@ -34,6 +34,10 @@ class Metrics:
         yield CounterMetricFamily("journey_timer_sweep_seconds", "Time spent firing timers", value=c.timer_seconds)
         yield CounterMetricFamily("journey_messages_sent", "Messages handed to providers",
                                   value=self.server.dispatcher.sent)
+        sweeps = CounterMetricFamily("journey_sweeps", "Completed runs of each background sweep", labels=["sweep"])
+        for sweep in ("inbox", "timers", "outbox"):
+            sweeps.add_metric([sweep], c.sweeps[sweep])
+        yield sweeps
         yield GaugeMetricFamily("journey_journeys_loaded", "Journeys loaded", value=len(self.server.engine.journeys))
 
     def render(self) -> bytes:

@@ -1,10 +1,17 @@
-"""A real `journey serve` process for end-to-end tests, spoken to over HTTP.
+"""The server for end-to-end tests, spoken to over HTTP: in this process on a virtual clock,
+or as a real `journey serve` process for what only a process can show.
+
+`start_local(...)` / `local`: a `LocalServer`, the real `Server` on a memory (default), SQLite
+or PostgreSQL store and a `VirtualClock`, its app served by uvicorn over loopback. Nothing runs
+by itself: `settle()` does what the sweeps would do now, `advance(seconds)` moves the clock
+timer by timer; no test waits for time to pass. `any_db` runs a test on each store.
 
 `start_server(...)` runs the console script on a free loopback port with its own SQLite
 file (or any `--db` URL), a journeys folder and an outbox file in the test's tmp_path,
-waits for `/healthz`, and gives back a `ServerProcess` with an authenticated httpx client.
-Every process it started is stopped at teardown. `server` is the common case: one server
-on SQLite with the test journeys below.
+waits for `/healthz`, and gives back a `ServerProcess` with an authenticated httpx client:
+for kill -9 and several processes on one database. Every server started is stopped at
+teardown. `wait_for_sweeps` waits for a process's sweeps to have run (from /metrics), where
+a duplicate would otherwise need a blind sleep to show.
 """
 
 from __future__ import annotations
@@ -27,6 +34,7 @@ from typing import IO, Any, Protocol
 import httpx
 import pytest
 import uvicorn
+from prometheus_client.parser import text_string_to_metric_families
 
 from channels import load_policy
 from channels.providers import Provider
@@ -235,13 +243,7 @@ def start_server(tmp_path: Path, journeys_dir: Path) -> Iterator[StartServer]:
         running.stop()
 
 
-@pytest.fixture
-def server(start_server: StartServer) -> ServerProcess:
-    """A `journey serve` on a fresh SQLite file with the test journeys, keys k1 and k2."""
-    return start_server()
-
-
-def put_profile(server: ServerProcess, user_id: str, *grants: str, **fields: Any) -> dict[str, Any]:
+def put_profile(server: ServerProcess | LocalServer, user_id: str, *grants: str, **fields: Any) -> dict[str, Any]:
     """PUT a profile with a push token, a phone and the given "channel:category" opt-ins."""
     consents = []
     for grant in grants:
@@ -256,7 +258,7 @@ def put_profile(server: ServerProcess, user_id: str, *grants: str, **fields: Any
     return result
 
 
-def post_events(server: ServerProcess, body: Any) -> httpx.Response:
+def post_events(server: ServerProcess | LocalServer, body: Any) -> httpx.Response:
     return server.client.post("/v1/events", json=body)
 
 
@@ -288,6 +290,10 @@ class LocalServer:
     @property
     def headers(self) -> dict[str, str]:
         return {"Authorization": f"Bearer {API_KEYS[0]}"}
+
+    def serving(self) -> bool:
+        """uvicorn still runs and answers /healthz."""
+        return self._thread.is_alive() and self.client.get("/healthz").status_code == 200
 
     def settle(self) -> int:
         return self.server.run_due()
@@ -328,6 +334,7 @@ def start_local(tmp_path: Path, journeys_dir: Path) -> Iterator[StartLocal]:
         outbox = tmp_path / "outbox.jsonl"
         server = Server(store, load_paths([journeys_dir]), load_policy(), providers or default_providers(outbox),
                         clock=clock)
+        server.resume()  # what start() does before the sweeps: a second call on the same db is a restart
         port = free_port()
         served = uvicorn.Server(uvicorn.Config(create_app(server, frozenset(keys)), host="127.0.0.1", port=port,
                                                log_level="warning", lifespan="off"))
@@ -350,3 +357,40 @@ def start_local(tmp_path: Path, journeys_dir: Path) -> Iterator[StartLocal]:
 def local(start_local: StartLocal) -> LocalServer:
     """A `LocalServer` on a memory store with the test journeys, keys k1 and k2."""
     return start_local()
+
+
+@pytest.fixture(params=["memory", "sqlite", "postgresql"])
+def any_db(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    """A `start_local` `db` for each store: memory, a SQLite file, a fresh PostgreSQL database."""
+    if request.param == "sqlite":
+        return f"sqlite:///{tmp_path / 'journey.db'}"
+    if request.param == "postgresql":
+        url: str = request.getfixturevalue("postgres_fresh_db_url")
+        return url
+    return "memory"
+
+
+def metric(server: ServerProcess | LocalServer, name: str, **labels: str) -> float | None:
+    """One sample of the server's /metrics, or None if it has no such sample."""
+    response = server.client.get("/metrics")
+    assert response.status_code == 200
+    assert response.headers["content-type"].startswith("text/plain")
+    for family in text_string_to_metric_families(response.text):
+        for sample in family.samples:
+            if sample.name == name and all(sample.labels.get(k) == v for k, v in labels.items()):
+                return float(sample.value)
+    return None
+
+
+def sweeps_done(server: ServerProcess | LocalServer, sweep: str) -> float:
+    """How many runs of the sweep ("inbox", "timers" or "outbox") the server has completed."""
+    return metric(server, "journey_sweeps_total", sweep=sweep) or 0.0
+
+
+def wait_for_sweeps(*sweeps: str, on: Sequence[ServerProcess], runs: int = 2, timeout: float = 10.0) -> None:
+    """Wait until each of `sweeps` has completed `runs` more runs on every server in `on` than it
+    had now. The first may have begun before this moment, so with `runs=2` at least one ran
+    entirely after it: whatever it would do (a duplicate, say) has been done."""
+    before = {(n, sweep): sweeps_done(server, sweep) for n, server in enumerate(on) for sweep in sweeps}
+    wait_until(lambda: all(sweeps_done(on[n], sweep) >= count + runs for (n, sweep), count in before.items()),
+               timeout=timeout, interval=0.05, what=f"{runs} more runs of the {', '.join(sweeps)} sweeps")

@@ -1,7 +1,9 @@
-"""The outbox dispatcher without HTTP: a real SqlStore on a SQLite file, a virtual clock, test providers.
+"""The outbox dispatcher without HTTP: a MemoryStore or a SqlStore on a SQLite file, a virtual
+clock, test providers.
 
 `Server` is built but never started: the tests call ingest / sweep_timers / drain_outbox
-themselves while moving the clock, so every retry time is exact.
+themselves while moving the clock, so every retry time is exact. The restart tests run on
+SQLite only: what a restart finds there is what was committed to the file.
 """
 
 from __future__ import annotations
@@ -21,6 +23,8 @@ from engine.compiler import CompiledJourney, load_text
 from engine.events import parse_event
 from engine.host.dispatcher import BACKOFF, MAX_ATTEMPTS
 from engine.host.server import Server
+from engine.ports import HostStore
+from engine.stores.memory import MemoryStore
 from engine.stores.sql import SqlStore
 
 T0 = datetime(2026, 1, 5, 10, 0, tzinfo=UTC)
@@ -70,14 +74,24 @@ def clock() -> VirtualClock:
     return VirtualClock(T0)
 
 
+@pytest.fixture(params=["memory", "sqlite"])
+def store_kind(request: pytest.FixtureRequest) -> str:
+    kind: str = request.param
+    return kind
+
+
 @pytest.fixture
-def make_server(tmp_path: Path, journeys: list[CompiledJourney], clock: VirtualClock) -> Iterator[MakeServer]:
-    """Servers on one SQLite file (a second call is a restart); profile u1 has a token, a phone and SMS opt-in."""
+def make_server(tmp_path: Path, journeys: list[CompiledJourney], clock: VirtualClock,
+                store_kind: str) -> Iterator[MakeServer]:
+    """Servers on one store (a second call is a restart: the same MemoryStore, or the same SQLite
+    file); profile u1 has a token, a phone and SMS opt-in."""
     made: list[Server] = []
     url = f"sqlite:///{tmp_path / 'journey.db'}"
+    memory = MemoryStore()
 
     def make(providers: Mapping[str, Sequence[Provider]]) -> Server:
-        server = Server(SqlStore(url), journeys, load_policy(), providers=providers, clock=clock)
+        store: HostStore = memory if store_kind == "memory" else SqlStore(url)
+        server = Server(store, journeys, load_policy(), providers=providers, clock=clock)
         made.append(server)
         if len(made) == 1:
             profile = Profile.from_dict({
@@ -230,6 +244,7 @@ class DiesWhileSending:
         raise ProcessDied
 
 
+@pytest.mark.parametrize("store_kind", ["sqlite"])
 def test_an_interrupted_send_is_marked_failed_and_never_sent_again(make_server: MakeServer,
                                                                     clock: VirtualClock) -> None:
     dying = DiesWhileSending()
@@ -259,6 +274,7 @@ def test_an_interrupted_send_is_marked_failed_and_never_sent_again(make_server: 
     assert len(dying.taken) == 1
 
 
+@pytest.mark.parametrize("store_kind", ["sqlite"])
 def test_a_send_interrupted_shortly_before_a_restart_is_settled_once_its_lease_runs_out(
         make_server: MakeServer, clock: VirtualClock) -> None:
     server = make_server({"push": [DiesWhileSending()]})

@@ -1,6 +1,8 @@
 """`Server.accept`: accepted events are durable when it returns, processed moments later by
 the inbox sweep in the order accepted, kept across a restart, and never lost when one of
-them cannot be processed. Real SQLite file, real APScheduler sweeps, the W1 journey."""
+them cannot be processed. The W1 journey on a memory store and on a SQLite file, the sweeps
+run by the test on a virtual clock; real threads (and APScheduler) only where the point is
+what threads do."""
 
 from __future__ import annotations
 
@@ -16,27 +18,39 @@ from sqlalchemy import text
 from channels.providers import FileProvider
 from engine.bench.runner import bench_policy
 from engine.bench.workload import cart_event, open_event, w1_journey, w1_profile
-from engine.clock import Clock, VirtualClock
+from engine.clock import Clock, SystemClock, VirtualClock
 from engine.compiler import CompiledJourney
 from engine.events import Event
 from engine.host.server import Server
+from engine.ports import HostStore
+from engine.stores.memory import MemoryStore
 from engine.stores.sql import SqlStore
 from tests.server.conftest import wait_until
 
 WAIT = timedelta(minutes=5)  # the SMS never comes within a test: what matters is what the event did
+T0 = datetime(2026, 1, 5, 9, 0, tzinfo=UTC)
+
+
+@pytest.fixture(params=["memory", "sqlite"])
+def store_kind(request: pytest.FixtureRequest) -> str:
+    kind: str = request.param
+    return kind
 
 
 @pytest.fixture
-def make_server(tmp_path: Path) -> Iterator[Any]:
+def make_server(tmp_path: Path, store_kind: str) -> Iterator[Any]:
+    """Servers on one store (a second call is a restart: the same MemoryStore, or the same SQLite
+    file), on a virtual clock unless given one; profiles u0 to u2."""
     servers: list[Server] = []
+    memory = MemoryStore()
 
     def make(journey: CompiledJourney | None = None, clock: Clock | None = None) -> Server:
-        store = SqlStore(f"sqlite:///{tmp_path}/journey.db")
+        store: HostStore = memory if store_kind == "memory" else SqlStore(f"sqlite:///{tmp_path}/journey.db")
         with store.transaction() as tx:
             for n in range(3):
                 tx.put_profile(w1_profile(n))
         server = Server(store, [journey or w1_journey(WAIT)], bench_policy(),
-                        {"*": [FileProvider(tmp_path / "outbox.jsonl")]}, clock=clock)
+                        {"*": [FileProvider(tmp_path / "outbox.jsonl")]}, clock=clock or VirtualClock(T0))
         servers.append(server)
         return server
 
@@ -53,6 +67,11 @@ def channels(server: Server, user_id: str) -> list[str]:
     return [m["channel"] for m in server.store.messages_for_user(user_id)]
 
 
+def queued(server: Server) -> int:
+    """Accepted events waiting in the inbox (not those set aside)."""
+    return sum(server.store.queued_users().values())
+
+
 def now_event(server: Server, maker: Any, n: int) -> Event:
     event: Event = maker(n, server.clock.now())
     return event
@@ -60,23 +79,25 @@ def now_event(server: Server, maker: Any, n: int) -> Event:
 
 def test_accepted_events_are_processed_by_the_sweep_in_the_order_accepted(make_server: Any) -> None:
     server = make_server()
-    server.start()
     results = server.accept([now_event(server, cart_event, 0), now_event(server, open_event, 0),
                              now_event(server, cart_event, 1), now_event(server, cart_event, 1)])
     assert [r.duplicate for r in results] == [False, False, False, True]
+    assert status(server, "u0") == status(server, "u1") == [], "processed before the sweep"
+    assert server.backlog.queued == 3 and server.backlog.dequeued == 0
+    assert server.sweep_inbox() == 3
     # the open came after the cart, so it ended u0's wait; u1 is still waiting for one
-    wait_until(lambda: status(server, "u0") == ["completed"] and status(server, "u1") == ["active"],
-               timeout=5, what="both users' events processed")
+    assert status(server, "u0") == ["completed"] and status(server, "u1") == ["active"]
     assert channels(server, "u0") == ["push"] and channels(server, "u1") == ["push"]
     assert server.counters.accepted == 3 and server.counters.duplicates == 1
     assert server.backlog.dequeued == server.backlog.queued == 3
+    assert server.sweep_inbox() == 0
     again = server.accept([now_event(server, cart_event, 1)])
     assert again[0].duplicate, "an id accepted before is a duplicate, as with ingest"
     assert server.ingest([now_event(server, cart_event, 1)])[0].duplicate
 
 
 def test_ingest_processes_events_accepted_before_it_first(make_server: Any) -> None:
-    """No sweeps running: the only way the cart is processed before the open is ingest draining
+    """No sweep runs: the only way the cart is processed before the open is ingest draining
     the inbox first. Otherwise the open would find no instance and the cart would start a wait."""
     server = make_server()
     server.accept([now_event(server, cart_event, 0)])
@@ -88,20 +109,23 @@ def test_ingest_processes_events_accepted_before_it_first(make_server: Any) -> N
 def test_accepted_events_survive_a_restart_before_they_are_processed(make_server: Any) -> None:
     first = make_server()
     first.accept([now_event(first, cart_event, n) for n in range(3)])
-    first.stop()  # never started: nothing was processed
+    first.stop()  # never swept: nothing was processed
     second = make_server()
-    assert second.store.queued_count() == 3
-    second.start()
-    wait_until(lambda: all(status(second, f"u{n}") == ["active"] for n in range(3)), timeout=5,
-               what="the events accepted before the restart")
+    assert queued(second) == 3
+    second.resume()  # what start() does before its sweeps
+    assert second.backlog.queued == 3 and second.backlog.any_of(["u0", "u1", "u2"])
+    assert second.run_due() >= 3
+    assert all(status(second, f"u{n}") == ["active"] for n in range(3))
     assert second.backlog.queued == second.backlog.dequeued == 3
+    assert queued(second) == 0
 
 
+@pytest.mark.parametrize("store_kind", ["sqlite"])
 def test_an_event_that_cannot_be_processed_is_set_aside_and_the_rest_go_on(make_server: Any,
                                                                             caplog: pytest.LogCaptureFixture) -> None:
     """u0 entered version 1 of the journey; the server restarts with only version 2 loaded, so
     u0's open cannot be processed. It stays in the inbox with the reason; u1's cart, accepted in
-    the same batch after it, is processed."""
+    the same batch after it, is processed. (SQLite: the test reads the inbox table.)"""
     first = make_server()
     first.ingest([now_event(first, cart_event, 0)])
     first.stop()
@@ -110,7 +134,7 @@ def test_an_event_that_cannot_be_processed_is_set_aside_and_the_rest_go_on(make_
     second.accept([now_event(second, open_event, 0), now_event(second, cart_event, 1)])
     assert second.sweep_inbox() == 2
     assert status(second, "u1") == ["active"] and channels(second, "u1") == ["push"]
-    assert second.counters.failed == 1 and second.store.queued_count() == 0
+    assert second.counters.failed == 1 and queued(second) == 0
     with second.store.engine.connect() as conn:
         kept = conn.execute(text("SELECT user_id, type, error FROM inbox")).all()
     assert len(kept) == 1 and tuple(kept[0])[:2] == ("u0", "push.opened")
@@ -128,7 +152,7 @@ def test_accept_is_not_held_up_by_the_engine_lock(make_server: Any) -> None:
         worker.start()
         assert accepted.wait(5), "accept waited for the engine lock"
     worker.join(5)
-    assert server.store.queued_count() == 1
+    assert queued(server) == 1
 
 
 def test_ingest_does_not_wait_for_other_users_queued_events(make_server: Any) -> None:
@@ -137,12 +161,13 @@ def test_ingest_does_not_wait_for_other_users_queued_events(make_server: Any) ->
     server.ingest([now_event(server, cart_event, 1)])
     assert status(server, "u1") == ["active"]
     assert status(server, "u0") == [], "u0's queued cart was processed although u1's batch did not need it"
-    assert server.store.queued_count() == 1
+    assert queued(server) == 1
 
 
 def test_a_full_inbox_makes_accept_wait_for_the_engine(make_server: Any) -> None:
-    """Room for two events: a third waits until the engine (held here) has taken some out."""
-    server = make_server()
+    """Room for two events: a third waits until the engine (held here) has taken some out.
+    Real time and the real sweeps: accept only waits for room on a started server."""
+    server = make_server(clock=SystemClock())
     server.backlog.floor, server.backlog.delay = 2, 0.0
     server.start()
     done = threading.Event()
@@ -151,17 +176,19 @@ def test_a_full_inbox_makes_accept_wait_for_the_engine(make_server: Any) -> None
         worker = threading.Thread(target=lambda: (server.accept([now_event(server, cart_event, 2)]), done.set()),
                                   daemon=True)
         worker.start()
-        assert not done.wait(0.5), "accept went past a full inbox"
-        assert server.store.queued_count() == 2
+        wait_until(lambda: server.backlog.waiting == 1, timeout=5, interval=0.01, what="accept to wait for room")
+        assert not done.is_set(), "accept went past a full inbox"
+        assert queued(server) == 2
     assert done.wait(5), "accept did not go on once the engine caught up"
-    wait_until(lambda: all(status(server, f"u{n}") == ["active"] for n in range(3)), timeout=5,
+    wait_until(lambda: all(status(server, f"u{n}") == ["active"] for n in range(3)), timeout=5, interval=0.01,
                what="all three carts processed")
+    assert server.backlog.waiting == 0
 
 
 def test_a_timer_sweep_first_processes_queued_events_of_the_users_it_would_fire_for(make_server: Any) -> None:
     """u0 opened the push (the open is still in the inbox) before the 5-minute wait ran out:
     the sweep processes the open first, so no SMS. u1 did not open: the SMS goes out."""
-    clock = VirtualClock(datetime(2026, 1, 5, 9, 0, tzinfo=UTC))
+    clock = VirtualClock(T0)
     server = make_server(clock=clock)
     server.ingest([now_event(server, cart_event, 0), now_event(server, cart_event, 1)])
     clock.advance_to(clock.now() + timedelta(minutes=1))
@@ -170,4 +197,4 @@ def test_a_timer_sweep_first_processes_queued_events_of_the_users_it_would_fire_
     assert server.sweep_timers() == 1
     assert channels(server, "u0") == ["push"] and status(server, "u0") == ["completed"]
     assert sorted(channels(server, "u1")) == ["push", "sms"]
-    assert server.store.queued_count() == 0
+    assert queued(server) == 0

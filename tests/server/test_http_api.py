@@ -1,88 +1,85 @@
-"""`journey serve` over HTTP: profiles and consent, journeys, simulate, instances, metrics, startup."""
+"""The HTTP API in-process on a virtual clock: profiles and consent, journeys, simulate,
+instances, metrics; and `journey serve` refusing to start unsafely."""
 
 from __future__ import annotations
 
 import socket
-import subprocess
 from pathlib import Path
 from typing import Any
 
-from prometheus_client.parser import text_string_to_metric_families
+import pytest
+import uvicorn
+from typer.testing import CliRunner
 
-from tests.server.conftest import (
-    JOURNEY,
-    ServerProcess,
-    free_port,
-    post_events,
-    put_profile,
-    server_env,
-    wait_until,
-)
+from engine.cli import app
+from tests.server.conftest import LocalServer, free_port, metric, post_events, put_profile, sweeps_done
 
 T0 = "2026-01-05T10:00:00Z"
 
 
-def test_a_profile_round_trips_and_keeps_its_consent_history(server: ServerProcess) -> None:
+def test_a_profile_round_trips_and_keeps_its_consent_history(local: LocalServer) -> None:
     body = {"timezone": "Europe/Paris", "email": "ada@example.com", "phone": "+33612345678",
             "push_token": "tok-ada", "rcs_capable": True, "attributes": {"first_name": "Ada", "tier": "gold"},
             "consents": [{"channel": "email", "category": "marketing", "granted": True, "source": "signup form",
                           "at": "2026-01-02T09:00:00Z"}]}
-    put = server.client.put("/v1/profiles/ada", json=body)
+    put = local.client.put("/v1/profiles/ada", json=body)
     assert put.status_code == 200, put.text
-    got = server.client.get("/v1/profiles/ada")
+    got = local.client.get("/v1/profiles/ada")
     assert got.status_code == 200
     assert got.json() == {"user_id": "ada", **body}
 
-    grant = server.client.post("/v1/profiles/ada/consents",
-                               json={"channel": "sms", "category": "marketing", "granted": True, "source": "web"})
+    grant = local.client.post("/v1/profiles/ada/consents",
+                              json={"channel": "sms", "category": "marketing", "granted": True, "source": "web"})
     assert grant.status_code == 201, grant.text
-    revoke = server.client.post("/v1/profiles/ada/consents",
-                                json={"channel": "sms", "category": "marketing", "granted": False})
+    revoke = local.client.post("/v1/profiles/ada/consents",
+                               json={"channel": "sms", "category": "marketing", "granted": False})
     assert revoke.status_code == 201, revoke.text
     sms = [c for c in revoke.json()["consents"] if c["channel"] == "sms"]
     assert [(c["granted"], c["source"]) for c in sms] == [(True, "web"), (False, "api")]
     assert all(c["at"] for c in sms)
 
     # an upsert without consents replaces the fields but never rewrites the ledger
-    again = server.client.put("/v1/profiles/ada", json={"phone": "+33612345679", "timezone": "Europe/Paris"})
+    again = local.client.put("/v1/profiles/ada", json={"phone": "+33612345679", "timezone": "Europe/Paris"})
     assert again.status_code == 200, again.text
-    profile = server.client.get("/v1/profiles/ada").json()
+    profile = local.client.get("/v1/profiles/ada").json()
     assert profile["phone"] == "+33612345679"
     assert profile["email"] is None
     assert [(c["channel"], c["granted"]) for c in profile["consents"]] == [
         ("email", True), ("sms", True), ("sms", False)]
 
-    assert server.client.put("/v1/profiles/ada", json={"user_id": "bob"}).status_code == 422
+    assert local.client.put("/v1/profiles/ada", json={"user_id": "bob"}).status_code == 422
 
 
-def test_a_consent_revoked_during_a_wait_makes_the_next_sms_opted_out(server: ServerProcess) -> None:
-    put_profile(server, "u1")
-    grant = server.client.post("/v1/profiles/u1/consents",
-                               json={"channel": "sms", "category": "transactional", "granted": True})
+def test_a_consent_revoked_during_a_wait_makes_the_next_sms_opted_out(local: LocalServer) -> None:
+    put_profile(local, "u1")
+    grant = local.client.post("/v1/profiles/u1/consents",
+                              json={"channel": "sms", "category": "transactional", "granted": True})
     assert grant.status_code == 201
     order = {"type": "order.placed", "user_id": "u1", "properties": {"order_id": "A1"}}
-    assert post_events(server, order).json()["accepted"] == 1
-    revoke = server.client.post("/v1/profiles/u1/consents",
-                                json={"channel": "sms", "category": "transactional", "granted": False,
-                                      "source": "support call"})
+    assert post_events(local, order).json()["accepted"] == 1
+    revoke = local.client.post("/v1/profiles/u1/consents",
+                               json={"channel": "sms", "category": "transactional", "granted": False,
+                                     "source": "support call"})
     assert revoke.status_code == 201
     assert [c["granted"] for c in revoke.json()["consents"]] == [True, False]
 
     def skipped() -> list[dict[str, Any]]:
-        found: list[dict[str, Any]] = server.client.get("/v1/messages", params={"user_id": "u1"}).json()["skipped"]
+        found: list[dict[str, Any]] = local.client.get("/v1/messages", params={"user_id": "u1"}).json()["skipped"]
         return found
 
-    [skip] = wait_until(skipped, timeout=10, what="the SMS step to be skipped after the 2 s wait")
+    local.advance(2.0 - 0.001)
+    assert skipped() == [], "the SMS step was decided before the 2 s wait was over"
+    local.advance(0.001)
+    [skip] = skipped()
     assert skip["step"] == "shipped", skipped()
     assert skip["reason"] == "no_eligible_channel"
     assert skip["decisions"] == [{"channel": "sms", "eligible": False, "reason": "opted_out"}]
-    assert [m["channel"] for m in server.messages("u1")] == ["push"]
-    wait_until(lambda: server.outbox_lines(), timeout=5, what="the push in the outbox")
-    assert [line["channel"] for line in server.outbox_lines()] == ["push"]
+    assert [m["channel"] for m in local.messages("u1")] == ["push"]
+    assert [line["channel"] for line in local.outbox_lines()] == ["push"]
 
 
-def test_journeys_are_listed_and_show_definition_graph_and_live_counts(server: ServerProcess) -> None:
-    listed = server.client.get("/v1/journeys")
+def test_journeys_are_listed_and_show_definition_graph_and_live_counts(local: LocalServer) -> None:
+    listed = local.client.get("/v1/journeys")
     assert listed.status_code == 200
     assert list(listed.json()) == ["journeys"]
     summaries = {j["id"]: j for j in listed.json()["journeys"]}
@@ -90,10 +87,10 @@ def test_journeys_are_listed_and_show_definition_graph_and_live_counts(server: S
     assert summaries["order-updates"]["category"] == "transactional"
     assert summaries["order-updates"]["trigger"]["event"] == "order.placed"
 
-    put_profile(server, "u1", "sms:transactional")
+    put_profile(local, "u1", "sms:transactional")
     order = {"type": "order.placed", "user_id": "u1", "properties": {"order_id": "A1"}}
-    assert post_events(server, order).json()["accepted"] == 1
-    detail = server.client.get("/v1/journeys/order-updates")
+    assert post_events(local, order).json()["accepted"] == 1
+    detail = local.client.get("/v1/journeys/order-updates")
     assert detail.status_code == 200
     doc = detail.json()
     assert doc["id"] == "order-updates"
@@ -104,22 +101,19 @@ def test_journeys_are_listed_and_show_definition_graph_and_live_counts(server: S
     assert {(e["from"], e["to"]) for e in doc["graph"]["edges"]} >= {("received", "pause"), ("pause", "shipped")}
     assert doc["counts"] == {"pause": {"active": 1}}
 
-    def counts() -> dict[str, Any]:
-        found: dict[str, Any] = server.client.get("/v1/journeys/order-updates").json()["counts"]
-        return found
-
-    wait_until(lambda: counts() == {"shipped": {"completed": 1}}, timeout=10, what="the instance to complete")
-    assert server.client.get("/v1/journeys/welcome").json()["counts"] == {}
+    local.advance(2)
+    assert local.client.get("/v1/journeys/order-updates").json()["counts"] == {"shipped": {"completed": 1}}
+    assert local.client.get("/v1/journeys/welcome").json()["counts"] == {}
 
 
-def test_simulate_returns_the_dry_run_document_and_stores_nothing(server: ServerProcess) -> None:
+def test_simulate_returns_the_dry_run_document_and_stores_nothing(local: LocalServer) -> None:
     profiles = [{"user_id": "sim-1", "push_token": "tok-1", "phone": "+14155550100", "timezone": "UTC",
                  "consents": [{"channel": "sms", "category": "transactional", "granted": True, "source": "test",
                                "at": "2026-01-01T00:00:00Z"}]},
                 {"user_id": "sim-2", "push_token": "tok-2", "phone": "+14155550101"}]
     events = [{"type": "order.placed", "user_id": "sim-1", "timestamp": T0, "properties": {"order_id": "S1"}},
               {"type": "order.placed", "user_id": "sim-2", "timestamp": T0, "properties": {"order_id": "S2"}}]
-    response = server.client.post("/v1/journeys/order-updates/simulate", json={"events": events, "profiles": profiles})
+    response = local.client.post("/v1/journeys/order-updates/simulate", json={"events": events, "profiles": profiles})
     assert response.status_code == 200, response.text
     doc = response.json()
     assert set(doc) >= {"journey", "summary", "messages", "skipped", "instances", "timeline"}
@@ -144,80 +138,79 @@ def test_simulate_returns_the_dry_run_document_and_stores_nothing(server: Server
     assert doc["timeline"] and all({"at", "user_id", "step", "action"} <= set(t) for t in doc["timeline"])
 
     # a dry run: nothing stored, nothing sent
-    assert server.client.get("/v1/users/sim-1/instances").json() == {"instances": []}
-    assert server.client.get("/v1/profiles/sim-1").status_code == 404
-    assert server.messages("sim-1") == []
-    assert not server.outbox.exists()
+    assert local.client.get("/v1/users/sim-1/instances").json() == {"instances": []}
+    assert local.client.get("/v1/profiles/sim-1").status_code == 404
+    assert local.messages("sim-1") == []
+    assert not local.outbox.exists()
 
 
-def metric(server: ServerProcess, name: str, **labels: str) -> float | None:
-    response = server.client.get("/metrics")
-    assert response.status_code == 200
-    assert response.headers["content-type"].startswith("text/plain")
-    for family in text_string_to_metric_families(response.text):
-        for sample in family.samples:
-            if sample.name == name and all(sample.labels.get(k) == v for k, v in labels.items()):
-                return float(sample.value)
-    return None
-
-
-def test_instances_show_status_step_and_path_and_metrics_count_events(server: ServerProcess) -> None:
-    put_profile(server, "u1", "sms:transactional")
+def test_instances_show_status_step_and_path_and_metrics_count_events(local: LocalServer) -> None:
+    put_profile(local, "u1", "sms:transactional")
     batch = {"events": [{"id": "m-1", "type": "order.placed", "user_id": "u1", "properties": {"order_id": "A1"}},
                         {"id": "m-1", "type": "order.placed", "user_id": "u1", "properties": {"order_id": "A1"}},
                         {"type": "order.placed"},
                         {"id": "m-2", "type": "page.viewed", "user_id": "u2"}]}
-    assert post_events(server, batch).json()["accepted"] == 2
+    assert post_events(local, batch).json()["accepted"] == 2
 
-    response = server.client.get("/v1/users/u1/instances")
+    response = local.client.get("/v1/users/u1/instances")
     assert response.status_code == 200
     [waiting] = response.json()["instances"]
     assert waiting["journey_id"] == "order-updates"
     assert (waiting["status"], waiting["step"], waiting["path"]) == ("active", "pause", ["received", "pause"])
     assert waiting["instance_id"] and waiting["entered_at"] and waiting["ended_at"] is None
 
-    assert metric(server, "journey_events_total", outcome="accepted") == 2
-    assert metric(server, "journey_events_total", outcome="duplicate") == 1
-    assert metric(server, "journey_events_total", outcome="rejected") == 1
-    assert metric(server, "journey_journeys_loaded") == 3
+    assert metric(local, "journey_events_total", outcome="accepted") == 2
+    assert metric(local, "journey_events_total", outcome="duplicate") == 1
+    assert metric(local, "journey_events_total", outcome="rejected") == 1
+    assert metric(local, "journey_journeys_loaded") == 3
 
-    def finished() -> dict[str, Any] | None:
-        [instance] = server.client.get("/v1/users/u1/instances").json()["instances"]
-        return instance if instance["status"] == "completed" else None
-
-    done = wait_until(finished, timeout=10, what="the instance to complete")
+    sweeps = ("inbox", "timers", "outbox")
+    assert {s: metric(local, "journey_sweeps_total", sweep=s) for s in sweeps} == {s: 0 for s in sweeps}, \
+        "nothing runs by itself on the virtual clock"
+    local.settle()
+    assert metric(local, "journey_messages_sent_total") == 1
+    settled = {s: sweeps_done(local, s) for s in sweeps}
+    assert min(settled.values()) >= 1, settled
+    local.advance(2)
+    [done] = local.client.get("/v1/users/u1/instances").json()["instances"]
+    assert done["status"] == "completed"
     assert done["path"] == ["received", "pause", "shipped"]
     assert done["ended_at"]
-    assert server.client.get("/v1/users/nobody/instances").json() == {"instances": []}
-    wait_until(lambda: metric(server, "journey_messages_sent_total") == 2, timeout=5, what="2 messages counted")
-    assert (metric(server, "journey_timers_fired_total") or 0) >= 1
+    assert local.client.get("/v1/users/nobody/instances").json() == {"instances": []}
+    assert metric(local, "journey_messages_sent_total") == 2
+    assert metric(local, "journey_timers_fired_total") == 1
+    after = {s: sweeps_done(local, s) for s in sweeps}
+    assert all(after[s] > settled[s] for s in sweeps), (settled, after)
     # the scrape is cumulative, not reset by reading it
-    assert metric(server, "journey_events_total", outcome="accepted") == 2
+    assert metric(local, "journey_events_total", outcome="accepted") == 2
 
 
-def test_serve_refuses_a_public_address_without_api_keys(tmp_path: Path, journeys_dir: Path) -> None:
+def test_serve_refuses_a_public_address_without_api_keys(tmp_path: Path, journeys_dir: Path,
+                                                          monkeypatch: pytest.MonkeyPatch) -> None:
+    """The CLI in-process (typer's runner); should it not refuse, it fails instead of serving."""
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr(uvicorn, "run", lambda *_, **__: pytest.fail("journey serve started serving"))
     port = free_port()
     for keys in (None, "", " , "):
-        done = subprocess.run(
-            [str(JOURNEY), "serve", "--host", "0.0.0.0", "--port", str(port), "--journeys", str(journeys_dir)],
-            cwd=tmp_path, env=server_env(keys), capture_output=True, text=True, timeout=20, check=False)
-        assert done.returncode == 1, (keys, done.stdout, done.stderr)
+        done = CliRunner().invoke(app, ["serve", "--host", "0.0.0.0", "--port", str(port),
+                                        "--journeys", str(journeys_dir)], env={"JOURNEY_API_KEYS": keys})
+        assert done.exit_code == 1, (keys, done.stdout, done.stderr, done.exception)
         assert "JOURNEY_API_KEYS" in done.stderr, done.stderr
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
         assert sock.connect_ex(("127.0.0.1", port)) != 0, "something is listening on the port"
     assert not (tmp_path / "journey.db").exists(), "it opened the default database before refusing"
 
 
-def test_prefer_respond_async_replies_once_events_are_durable_and_processes_them_soon(server: ServerProcess) -> None:
+def test_prefer_respond_async_replies_once_events_are_durable_and_processes_them_soon(local: LocalServer) -> None:
     """`Prefer: respond-async`: the reply says what was accepted (duplicates and rejects as
     usual) and that the preference was applied; the events then run through the journey."""
-    put_profile(server, "u1", "sms:transactional")
-    put_profile(server, "u2", "sms:transactional")
+    put_profile(local, "u1", "sms:transactional")
+    put_profile(local, "u2", "sms:transactional")
     batch = {"events": [{"id": "a-1", "type": "order.placed", "user_id": "u1", "properties": {"order_id": "A1"}},
                         {"id": "a-1", "type": "order.placed", "user_id": "u1"},
                         {"type": "order.placed"},
                         {"id": "a-2", "type": "order.placed", "user_id": "u2", "properties": {"order_id": "B2"}}]}
-    response = server.client.post("/v1/events", json=batch, headers={"Prefer": "respond-async"})
+    response = local.client.post("/v1/events", json=batch, headers={"Prefer": "respond-async"})
     assert response.status_code == 202
     assert response.headers["preference-applied"] == "respond-async"
     body = response.json()
@@ -225,12 +218,15 @@ def test_prefer_respond_async_replies_once_events_are_durable_and_processes_them
     assert [r["index"] for r in body["rejected"]] == [2] and "user_id" in body["rejected"][0]["error"]
 
     def entered() -> bool:
-        return all(server.client.get(f"/v1/users/{u}/instances").json()["instances"] for u in ("u1", "u2"))
+        return all(local.client.get(f"/v1/users/{u}/instances").json()["instances"] for u in ("u1", "u2"))
 
-    wait_until(entered, timeout=5, what="both queued events processed")
-    assert wait_until(lambda: metric(server, "journey_inbox_processed_total") == 2, timeout=5, what="the inbox count")
-    assert metric(server, "journey_events_queued") == 0
-    again = server.client.post("/v1/events", json=batch["events"][0], headers={"Prefer": "respond-async"})
+    assert not entered(), "processed before the reply: the queue was not used"
+    assert metric(local, "journey_events_queued") == 2
+    local.settle()
+    assert entered()
+    assert metric(local, "journey_inbox_processed_total") == 2
+    assert metric(local, "journey_events_queued") == 0
+    again = local.client.post("/v1/events", json=batch["events"][0], headers={"Prefer": "respond-async"})
     assert again.json() == {"accepted": 0, "duplicates": 1, "rejected": []}
-    plain = post_events(server, {"id": "a-3", "type": "order.placed", "user_id": "u1", "properties": {"order_id": "C"}})
+    plain = post_events(local, {"id": "a-3", "type": "order.placed", "user_id": "u1", "properties": {"order_id": "C"}})
     assert plain.status_code == 202 and "preference-applied" not in plain.headers

@@ -1,13 +1,12 @@
-"""`journey serve` over HTTP: ingesting events, API keys, and bad input (SPEC §3, §5)."""
+"""The HTTP API in-process: ingesting events, API keys, and bad input (SPEC §3, §5)."""
 
 from __future__ import annotations
 
 import json
-import time
 
 import httpx
 
-from tests.server.conftest import ServerProcess, StartServer, post_events, put_profile, wait_until
+from tests.server.conftest import LocalServer, post_events, put_profile
 
 
 def order(event_id: str | None, user_id: str, order_id: str = "A1") -> dict[str, object]:
@@ -17,36 +16,37 @@ def order(event_id: str | None, user_id: str, order_id: str = "A1") -> dict[str,
     return body
 
 
-def test_one_event_is_accepted_and_the_same_id_again_is_a_duplicate(server: ServerProcess) -> None:
-    put_profile(server, "u1", "sms:transactional")
+def test_one_event_is_accepted_and_the_same_id_again_is_a_duplicate(local: LocalServer) -> None:
+    put_profile(local, "u1", "sms:transactional")
 
-    first = post_events(server, order("evt-1", "u1"))
+    first = post_events(local, order("evt-1", "u1"))
     assert first.status_code == 202
     assert first.json() == {"accepted": 1, "duplicates": 0, "rejected": []}
 
-    again = post_events(server, order("evt-1", "u1"))
+    again = post_events(local, order("evt-1", "u1"))
     assert again.status_code == 202
     assert again.json() == {"accepted": 0, "duplicates": 1, "rejected": []}
 
     # acknowledged, not processed again: one instance, one push
-    wait_until(lambda: server.messages("u1"), what="the push for evt-1")
-    instances = server.client.get("/v1/users/u1/instances").json()["instances"]
+    local.settle()
+    instances = local.client.get("/v1/users/u1/instances").json()["instances"]
     assert len(instances) == 1
-    assert [m["channel"] for m in server.messages("u1")] == ["push"]
+    assert [(m["channel"], m["delivery"]) for m in local.messages("u1")] == [("push", "sent")]
+    assert [line["channel"] for line in local.outbox_lines()] == ["push"]
 
 
-def test_a_batch_counts_an_id_repeated_inside_it_as_one_duplicate(server: ServerProcess) -> None:
+def test_a_batch_counts_an_id_repeated_inside_it_as_one_duplicate(local: LocalServer) -> None:
     batch = {"events": [order("b-1", "u1"), order("b-2", "u2"), order("b-1", "u1"), order(None, "u3")]}
-    response = post_events(server, batch)
+    response = post_events(local, batch)
     assert response.status_code == 202
     assert response.json() == {"accepted": 3, "duplicates": 1, "rejected": []}
 
-    again = post_events(server, {"events": [order("b-2", "u2"), order("b-4", "u4")]})
+    again = post_events(local, {"events": [order("b-2", "u2"), order("b-4", "u4")]})
     assert again.json() == {"accepted": 1, "duplicates": 1, "rejected": []}
-    assert len(server.client.get("/v1/users/u1/instances").json()["instances"]) == 1
+    assert len(local.client.get("/v1/users/u1/instances").json()["instances"]) == 1
 
 
-def test_a_batch_rejects_invalid_items_by_index_and_accepts_the_rest(server: ServerProcess) -> None:
+def test_a_batch_rejects_invalid_items_by_index_and_accepts_the_rest(local: LocalServer) -> None:
     batch = {"events": [
         order("ok-1", "u1"),
         {"type": "order.placed", "properties": {}},                  # no user_id
@@ -55,7 +55,7 @@ def test_a_batch_rejects_invalid_items_by_index_and_accepts_the_rest(server: Ser
         {"type": "order.placed", "user_id": "u4", "timestamp": "yesterday"},
         {"type": "order.placed", "user_id": "u5", "colour": "red"},  # unknown field
     ]}
-    response = post_events(server, batch)
+    response = post_events(local, batch)
     assert response.status_code == 202
     body = response.json()
     assert body["accepted"] == 2
@@ -69,7 +69,7 @@ def test_a_batch_rejects_invalid_items_by_index_and_accepts_the_rest(server: Ser
 
     # the valid ones were processed; the invalid ones left no trace
     def journeys_of(user_id: str) -> list[str]:
-        return [i["journey_id"] for i in server.client.get(f"/v1/users/{user_id}/instances").json()["instances"]]
+        return [i["journey_id"] for i in local.client.get(f"/v1/users/{user_id}/instances").json()["instances"]]
 
     assert journeys_of("u1") == ["order-updates"]
     assert journeys_of("u3") == ["order-updates"]
@@ -77,8 +77,8 @@ def test_a_batch_rejects_invalid_items_by_index_and_accepts_the_rest(server: Ser
     assert journeys_of("u5") == []
 
 
-def test_api_keys_guard_every_route_but_health_and_docs(server: ServerProcess) -> None:
-    bare = httpx.Client(base_url=server.base_url, timeout=10)
+def test_api_keys_guard_every_route_but_health_and_docs(local: LocalServer) -> None:
+    bare = httpx.Client(base_url=local.base_url, timeout=10)
     try:
         missing = bare.post("/v1/events", json=order("a-1", "u1"))
         assert missing.status_code == 401
@@ -103,7 +103,7 @@ def test_api_keys_guard_every_route_but_health_and_docs(server: ServerProcess) -
     finally:
         bare.close()
     # the rejected requests were not processed: only the one made with k2 was
-    assert len(server.client.get("/v1/users/u1/instances").json()["instances"]) == 1
+    assert len(local.client.get("/v1/users/u1/instances").json()["instances"]) == 1
 
 
 def assert_client_error(response: httpx.Response, status: int, names: str | None = None) -> str:
@@ -115,18 +115,18 @@ def assert_client_error(response: httpx.Response, status: int, names: str | None
     return message
 
 
-def test_bad_bodies_get_a_4xx_that_names_the_problem_never_a_500(server: ServerProcess) -> None:
-    client = server.client
+def test_bad_bodies_get_a_4xx_that_names_the_problem_never_a_500(local: LocalServer) -> None:
+    client = local.client
     headers = {"Content-Type": "application/json"}
 
     assert "JSON" in assert_client_error(client.post("/v1/events", content=b'{"type": ', headers=headers), 400)
     assert_client_error(client.post("/v1/events", content=b"\xff\xfe", headers=headers), 400)
-    assert_client_error(post_events(server, {"type": "order.placed", "user_id": 5}), 422, "user_id")
-    assert_client_error(post_events(server, {"user_id": "u1"}), 422, "type")
-    assert_client_error(post_events(server, {"type": "order.placed", "user_id": "u1", "properties": [1]}), 422,
+    assert_client_error(post_events(local, {"type": "order.placed", "user_id": 5}), 422, "user_id")
+    assert_client_error(post_events(local, {"user_id": "u1"}), 422, "type")
+    assert_client_error(post_events(local, {"type": "order.placed", "user_id": "u1", "properties": [1]}), 422,
                         "properties")
-    assert_client_error(post_events(server, [order("x", "u1")]), 422)
-    assert_client_error(post_events(server, {"events": "not a list"}), 422, "events")
+    assert_client_error(post_events(local, [order("x", "u1")]), 422)
+    assert_client_error(post_events(local, {"events": "not a list"}), 422, "events")
 
     big = json.dumps({"events": [order(f"big-{n}", "u1") for n in range(20_000)]}).encode()
     assert len(big) > 1024 * 1024
@@ -158,32 +158,6 @@ def test_bad_bodies_get_a_4xx_that_names_the_problem_never_a_500(server: ServerP
     assert client.get("/v1/messages").status_code == 422  # user_id is required
 
     # nothing was lost or half-stored along the way: a good event still goes through
-    ok = post_events(server, order("after-errors", "u9"))
+    ok = post_events(local, order("after-errors", "u9"))
     assert ok.status_code == 202 and ok.json()["accepted"] == 1
-    assert server.process.poll() is None
-
-
-def test_two_servers_on_postgresql_process_queued_events_each_exactly_once(postgres_fresh_db_url: str,
-                                                                          start_server: StartServer) -> None:
-    """`Prefer: respond-async` to two workers sharing one PostgreSQL database: every queued event
-    goes through the journey once (one push per user, no more), whichever worker takes it."""
-    first = start_server(db=postgres_fresh_db_url, name="first")
-    second = start_server(db=postgres_fresh_db_url, name="second")
-    users = [f"q{n}" for n in range(40)]
-    for user in users:
-        put_profile(first, user, "sms:transactional")
-    for n, user in enumerate(users):
-        target = first if n % 2 else second
-        response = target.client.post("/v1/events", headers={"Prefer": "respond-async"},
-                                      json={"id": f"o-{user}", "type": "order.placed", "user_id": user,
-                                            "properties": {"order_id": user}})
-        assert response.status_code == 202 and response.json()["accepted"] == 1
-
-    def pushes() -> dict[str, int] | None:
-        counts = {u: sum(1 for m in first.messages(u) if m["channel"] == "push") for u in users}
-        return counts if all(counts.values()) else None
-
-    counts = wait_until(pushes, timeout=15, what="a push for every queued order")
-    time.sleep(1.0)  # a second worker's late duplicate would show by now
-    assert {u: sum(1 for m in first.messages(u) if m["channel"] == "push") for u in users} == counts
-    assert set(counts.values()) == {1}
+    assert local.serving(), "the server stopped along the way"
