@@ -18,6 +18,12 @@ class TurnLock:
         self._depth = 0
         self._waiting: deque[int] = deque()
 
+    @property
+    def waiting(self) -> int:
+        """Threads queued for the lock (not counting its holder)."""
+        with self._turns:
+            return len(self._waiting)
+
     def __enter__(self) -> TurnLock:
         me = threading.get_ident()
         with self._turns:

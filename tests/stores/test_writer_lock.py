@@ -9,6 +9,7 @@ from pathlib import Path
 
 from channels import Profile
 from engine.stores.sql import SqlStore, WriterLock
+from tests.server.conftest import wait_until
 
 
 def _holder(lock: WriterLock, urgent: bool, name: str, order: list[str], started: threading.Event) -> None:
@@ -26,8 +27,8 @@ def test_urgent_writers_go_before_waiting_dispatch_writers() -> None:
             thread = threading.Thread(target=_holder, args=(lock, urgent, name, order, started))
             thread.start()
             started.wait(5)
-            time.sleep(0.05)  # now blocked in hold()
             threads.append(thread)
+            wait_until(lambda: lock.waiting == len(threads), timeout=5, interval=0.001, what="blocked in hold()")
         assert order == []  # nobody got in while the lock was held
     for thread in threads:
         thread.join(5)
@@ -46,7 +47,6 @@ def test_a_steady_stream_of_engine_writers_delays_the_dispatcher_but_never_shuts
     writers = [threading.Thread(target=engine_writer) for _ in range(2)]
     for writer in writers:
         writer.start()
-    time.sleep(0.05)
     waited: list[float] = []
 
     def dispatcher() -> None:
@@ -72,7 +72,7 @@ def test_the_same_thread_may_hold_it_again_and_others_wait_for_the_outermost_rel
             waiter = threading.Thread(target=_holder, args=(lock, True, "other", order, started))
             waiter.start()
             started.wait(5)
-        time.sleep(0.05)
+            wait_until(lambda: lock.waiting == 1, timeout=5, interval=0.001, what="the other thread blocked")
         assert order == []  # still held by the outer block
     waiter.join(5)
     assert order == ["other"]

@@ -23,13 +23,18 @@ class WriterLock:
         self._urgent_waiting = 0
         self._overdue = 0  # dispatcher writers past their patience
         self._patience = patience
+        self.waiting = 0  # threads blocked in `hold`, for tests and diagnostics
 
     @contextmanager
     def hold(self, urgent: bool) -> Iterator[None]:
         me = threading.get_ident()
         with self._free:
             if self._owner != me:
-                self._wait_turn(urgent)
+                self.waiting += 1
+                try:
+                    self._wait_turn(urgent)
+                finally:
+                    self.waiting -= 1
                 self._owner = me
             self._depth += 1
         try:
