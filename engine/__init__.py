@@ -34,8 +34,8 @@ from engine.errors import (
     TemporaryStoreError,
 )
 from engine.events import Event, parse_event
-from engine.ports import HostStore, Outbox, OutboxItem, ReadViews, Store, Tx
-from engine.service import Engine, Ingested, carry_out
+from engine.ports import HostStore, Outbox, OutboxItem, ReadViews, Store, Tx, carry_out
+from engine.service import Engine, Ingested
 from engine.simulator import simulate
 from engine.state import Cancel, Instance, Outcome, Schedule, Send, Skip, Trace
 from engine.stores.memory import MemoryStore

@@ -1,10 +1,16 @@
 """The only module that reads the wall clock. Everything else is handed a `Clock`,
-so tests freeze time (freezegun) and the simulator drives it virtually."""
+so tests freeze time (freezegun) and the simulator drives it virtually. Ids are made here
+too: production ids sort by the time they were made."""
 
 from __future__ import annotations
 
+import itertools
+import secrets
+from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Protocol
+
+IdSource = Callable[[], str]
 
 
 class Clock(Protocol):
@@ -37,3 +43,19 @@ class VirtualClock:
         """Move forward (never back: a late stimulus is processed 'now')."""
         if instant > self._now:
             self._now = instant
+
+
+def ordered_ids(clock: Clock) -> IdSource:
+    """Production ids: they sort in creation order, so rows keyed by them (instances, messages,
+    timers) are appended to their B-trees rather than scattered over them as random UUIDs would
+    be, which costs a third of the ingest time on SQLite. The prefix is the start time and a
+    random part (two workers never share it); a counter follows."""
+    prefix = f"{int(clock.now().timestamp() * 1000):012x}{secrets.token_hex(4)}"
+    numbers = itertools.count()
+    return lambda: f"{prefix}{next(numbers):010x}"
+
+
+def counter_ids(prefix: str = "") -> IdSource:
+    """Deterministic ids (i1, i2, ...) for dry runs, so two runs print the same output."""
+    numbers = itertools.count(1)
+    return lambda: f"{prefix}{next(numbers)}"

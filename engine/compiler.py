@@ -46,6 +46,7 @@ class CompiledJourney:
     steps: Mapping[str, Step]
     expressions: Mapping[str, Expression]
     templates: Mapping[str, Mapping[str, Any]] = field(repr=False)
+    text: str = field(default="", repr=False)  # the YAML it was compiled from: stored with each version
 
     @property
     def id(self) -> str:
@@ -104,7 +105,7 @@ def load_text(text: str, file: str) -> CompiledJourney:
         raise JourneyDefinitionError(problems or [located.problem((), "empty journey file")])
     compiled = compile_journey(located, journey)
     digest = hashlib.sha256(text.encode("utf-8")).hexdigest()[:12]
-    return replace(compiled, version=digest)
+    return replace(compiled, version=digest, text=text)
 
 
 def load_file(path: str | Path) -> CompiledJourney:

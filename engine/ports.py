@@ -19,11 +19,10 @@ from datetime import datetime, timedelta
 from typing import Any, Protocol
 
 from channels import Profile, SentRecord
+from engine.clock import IdSource as IdSource
 from engine.events import Event
 from engine.runtime import EntryHistory
-from engine.state import Instance, Send, Skip, TimerRef, Trace
-
-IdSource = Callable[[], str]
+from engine.state import Cancel, Instance, Outcome, Schedule, Send, Skip, TimerRef, Trace
 
 
 @dataclass(frozen=True, slots=True)
@@ -37,6 +36,17 @@ class OutboxItem:
     content: dict[str, Any]
     attempts: int
     address: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class JourneyVersion:
+    """One version of one journey as the server first loaded it: its YAML and where it came from."""
+
+    journey_id: str
+    version: str
+    file: str
+    source: str
+    first_loaded_at: datetime
 
 
 class Tx(Protocol):
@@ -72,6 +82,10 @@ class Tx(Protocol):
     def active_instances(self, user_id: str) -> Sequence[Instance]: ...
 
     def get_instance(self, instance_id: str) -> Instance | None: ...
+
+    def active_instances_of(self, journey_id: str, limit: int) -> Sequence[Instance]:
+        """Up to `limit` active instances of a journey (any version): stopping a journey ends them."""
+        ...
 
     def entry_history(self, journey_id: str, user_id: str, key: str | None) -> EntryHistory | None: ...
 
@@ -172,5 +186,52 @@ class ReadViews(Protocol):
         ...
 
 
-class HostStore(Store, Outbox, ReadViews, Protocol):
+class Journeys(Protocol):
+    """The journeys the server has run: every version (so instances outlive a redeploy) and each
+    journey's lifecycle state (so a pause or a stop outlives a restart)."""
+
+    def save_versions(self, versions: Sequence[JourneyVersion]) -> None:
+        """Keep versions not seen before; a version seen before keeps its first load time."""
+        ...
+
+    def journey_version(self, journey_id: str, version: str) -> JourneyVersion | None: ...
+
+    def journey_versions(self, journey_id: str) -> list[JourneyVersion]:
+        """Oldest first."""
+        ...
+
+    def journey_states(self) -> dict[str, str]:
+        """Journeys not `active`, with their state."""
+        ...
+
+    def set_journey_state(self, journey_id: str, state: str, at: datetime) -> None: ...
+
+    def active_counts(self, journey_id: str) -> dict[str, int]:
+        """Active instances of a journey per version."""
+        ...
+
+    def cancel_pending(self, journey_id: str, reason: str, at: datetime) -> int:
+        """Messages of the journey not yet handed to a provider are not sent: failed with `reason`."""
+        ...
+
+
+class HostStore(Store, Outbox, ReadViews, Journeys, Protocol):
     """Everything `journey serve` needs of a store."""
+
+
+_CARRY_OUT: dict[type, Callable[[Tx, Any], None]] = {
+    Send: lambda tx, send: tx.add_message(send),
+    Schedule: lambda tx, schedule: tx.add_timer(schedule.instance_id, schedule.timer),
+    Cancel: lambda tx, cancel: tx.cancel_timer(cancel.timer_id),
+    Skip: lambda tx, skip: tx.add_skip(skip),
+    Trace: lambda tx, trace: tx.add_trace(trace),
+}
+
+
+def carry_out(tx: Tx, outcome: Outcome) -> None:
+    """The one place the runtime's commands become store writes: the instance's new state first,
+    then each command in order, through the `Tx` method it maps to."""
+    if outcome.instance is not None:
+        tx.save_instance(outcome.instance)
+    for command in outcome.commands:
+        _CARRY_OUT[type(command)](tx, command)

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -31,12 +31,15 @@ from engine.model import HHMM, BranchStep, SendStep, SplitStep, Step, WaitForSte
 from engine.state import (
     END_OF_STEPS,
     STAY,
+    Cancel,
+    Command,
     Escalation,
     Instance,
     Outcome,
     Run,
     Send,
     Skip,
+    Trace,
     journey_context,
     profile_context,
 )
@@ -106,6 +109,16 @@ class Runtime:
         else:
             _resume_on_event(run, event)
         return run.outcome()
+
+    def end(self, instance: Instance, status: str, reason: str, now: datetime) -> Outcome:
+        """End an instance from outside its journey (a failure, a stopped journey): its timer is
+        cancelled and nothing more is sent. The journey itself is not needed, so this works for
+        an instance whose version cannot be compiled."""
+        commands: list[Command] = [Cancel(instance.timer.timer_id)] if instance.timer else []
+        if self.tracing:
+            commands.append(Trace(now, instance.user_id, instance.instance_id, instance.step, status, reason))
+        ended = replace(instance, status=status, reason=reason, ended_at=now, timer=None, escalation=None)
+        return Outcome(ended, commands)
 
     def on_timer(self, instance: Instance, journey: CompiledJourney, timer_id: str, profile: Profile,
                  sent: Sequence[SentRecord], now: datetime) -> Outcome:

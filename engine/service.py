@@ -6,22 +6,21 @@ on a memory store and a virtual clock, the server on the SQL store and the wall 
 
 from __future__ import annotations
 
-import itertools
-import secrets
 from collections import defaultdict
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from functools import partial
 from typing import Any
 
 from channels import CHANNELS, Decision, Policy, Profile, apply_keyword, classify_keyword, sms_encoding
-from engine.clock import Clock
+from engine.clock import Clock, counter_ids
 from engine.compiler import CompiledJourney
-from engine.errors import EvaluationError, EventError, JourneyNotFoundError
+from engine.errors import EvaluationError, EventError, JourneyNotFoundError, StoreError
 from engine.events import Event, parse_event
-from engine.ports import IdSource, Store, Tx
+from engine.ports import IdSource, Store, Tx, carry_out
 from engine.runtime import Runtime
-from engine.state import Cancel, Instance, Outcome, Schedule, Send, Skip, Trace
+from engine.state import Instance, Outcome, Schedule, Send, Trace
 
 CAP_WINDOW = timedelta(days=7)
 
@@ -42,6 +41,74 @@ class Committed:
     sends: int = 0
 
 
+VersionSource = Callable[[str, str], "CompiledJourney | None"]
+"""Finds a journey version that is not loaded (an instance entered it before a change or a
+restart): the host compiles it from the source the store kept."""
+
+
+@dataclass(frozen=True, slots=True)
+class Failure:
+    """One instance that failed on its own (the rest of its batch went on): for logs and metrics."""
+
+    journey_id: str
+    version: str
+    step: str | None
+    instance_id: str
+    reason: str
+
+
+class Catalog:
+    """The journeys an engine runs: the current version of each (for new entries), every version
+    an instance may still be on (compiled from the store on demand), and each journey's state:
+    a paused or stopped journey takes no new entries."""
+
+    def __init__(self, journeys: Iterable[CompiledJourney], source: VersionSource | None = None) -> None:
+        self.current: dict[str, CompiledJourney] = {}
+        self.states: dict[str, str] = {}
+        self._versions: dict[tuple[str, str], CompiledJourney] = {}
+        self._source = source
+        self._by_trigger: dict[str, list[CompiledJourney]] = {}
+        for journey in journeys:
+            self.load(journey)
+
+    def load(self, journey: CompiledJourney) -> None:
+        self.current[journey.id] = journey
+        self._versions[(journey.id, journey.version)] = journey
+        self._index()
+
+    def unload(self, journey_id: str) -> None:
+        """No new entries; its instances finish on their versions."""
+        self.current.pop(journey_id, None)
+        self._index()
+
+    def set_state(self, journey_id: str, state: str) -> None:
+        self.states[journey_id] = state
+        self._index()
+
+    def state(self, journey_id: str) -> str:
+        return self.states.get(journey_id, "active")
+
+    def triggered(self, event_type: str) -> Sequence[CompiledJourney]:
+        return self._by_trigger.get(event_type, ())
+
+    def version(self, journey_id: str, version: str) -> CompiledJourney:
+        found = self._versions.get((journey_id, version))
+        if found is None and self._source is not None:
+            found = self._source(journey_id, version)
+            if found is not None:
+                self._versions[(journey_id, version)] = found
+        if found is None:
+            raise JourneyNotFoundError(f"journey '{journey_id}' version {version} is not loaded")
+        return found
+
+    def _index(self) -> None:
+        by_trigger: dict[str, list[CompiledJourney]] = defaultdict(list)
+        for journey in self.current.values():
+            if self.state(journey.id) == "active":
+                by_trigger[journey.definition.trigger.event].append(journey)
+        self._by_trigger = dict(by_trigger)
+
+
 def _deduplicated(tx: Tx, events: Sequence[Event]) -> list[Ingested]:
     """Record the events' ids; an id seen before, or earlier in this batch, marks a duplicate."""
     new_ids = tx.remember_events([e.id for e in events if e.id is not None])
@@ -54,45 +121,11 @@ def _deduplicated(tx: Tx, events: Sequence[Event]) -> list[Ingested]:
     return results
 
 
-_CARRY_OUT: dict[type, Callable[[Tx, Any], None]] = {
-    Send: lambda tx, send: tx.add_message(send),
-    Schedule: lambda tx, schedule: tx.add_timer(schedule.instance_id, schedule.timer),
-    Cancel: lambda tx, cancel: tx.cancel_timer(cancel.timer_id),
-    Skip: lambda tx, skip: tx.add_skip(skip),
-    Trace: lambda tx, trace: tx.add_trace(trace),
-}
-
-
-def carry_out(tx: Tx, outcome: Outcome) -> None:
-    """The one place the runtime's commands become store writes: the instance's new state first,
-    then each command in order, through the `Tx` method it maps to."""
-    if outcome.instance is not None:
-        tx.save_instance(outcome.instance)
-    for command in outcome.commands:
-        _CARRY_OUT[type(command)](tx, command)
-
-
-def ordered_ids(clock: Clock) -> IdSource:
-    """Production ids: they sort in creation order, so rows keyed by them (instances, messages,
-    timers) are appended to their B-trees rather than scattered over them as random UUIDs would
-    be, which costs a third of the ingest time on SQLite. The prefix is the start time and a
-    random part (two workers never share it); a counter follows."""
-    prefix = f"{int(clock.now().timestamp() * 1000):012x}{secrets.token_hex(4)}"
-    numbers = itertools.count()
-    return lambda: f"{prefix}{next(numbers):010x}"
-
-
-def counter_ids(prefix: str = "") -> IdSource:
-    """Deterministic ids (i1, i2, ...) for dry runs, so two runs print the same output."""
-    numbers = itertools.count(1)
-    return lambda: f"{prefix}{next(numbers)}"
-
-
 class Engine:
     """Journeys + policy + store + clock. Not thread-safe: one caller at a time."""
 
     def __init__(self, journeys: Iterable[CompiledJourney], policy: Policy, store: Store, clock: Clock,
-                 new_id: IdSource | None = None, trace: bool = True) -> None:
+                 new_id: IdSource | None = None, trace: bool = True, versions: VersionSource | None = None) -> None:
         self.policy = policy
         self.store = store
         self.clock = clock
@@ -100,25 +133,37 @@ class Engine:
         self.new_id = new_id or counter_ids("i")
         self.on_commit: Callable[[Committed], None] | None = None
         self._pending = Committed()
-        self.journeys: dict[str, CompiledJourney] = {}
-        self._versions: dict[tuple[str, str], CompiledJourney] = {}
-        self._by_trigger: dict[str, list[CompiledJourney]] = defaultdict(list)
-        for journey in journeys:
-            self.load(journey)
+        self.catalog = Catalog(journeys, versions)
+        self.on_failure: Callable[[Failure], None] | None = None
+
+    @property
+    def journeys(self) -> Mapping[str, CompiledJourney]:
+        """The current version of each loaded journey, by id."""
+        return self.catalog.current
 
     def load(self, journey: CompiledJourney) -> None:
         """Add or replace a journey; running instances keep the version they entered with."""
-        self.journeys[journey.id] = journey
-        self._versions[(journey.id, journey.version)] = journey
-        self._by_trigger.clear()
-        for current in self.journeys.values():
-            self._by_trigger[current.definition.trigger.event].append(current)
+        self.catalog.load(journey)
 
     def journey_version(self, journey_id: str, version: str) -> CompiledJourney:
-        try:
-            return self._versions[(journey_id, version)]
-        except KeyError:
-            raise JourneyNotFoundError(f"journey '{journey_id}' version {version} is not loaded") from None
+        return self.catalog.version(journey_id, version)
+
+    def stop_journey(self, journey_id: str, limit: int = 1000) -> int:
+        """End every active instance of the journey as `exited` (reason `journey_stopped`), their
+        timers cancelled, a batch per transaction; returns how many ended."""
+        ended = 0
+        while True:
+            now = self.clock.now()
+            self._pending = Committed()
+            with self.store.transaction() as tx:
+                batch = tx.active_instances_of(journey_id, limit)
+                tx.prefetch({i.user_id for i in batch}, now - CAP_WINDOW)
+                for instance in batch:
+                    self._apply(tx, self.runtime.end(instance, "exited", "journey_stopped", now))
+            self._committed()
+            ended += len(batch)
+            if len(batch) < limit:
+                return ended
 
     def ingest(self, data: Mapping[str, Any] | Event) -> Ingested:
         """Validate, de-duplicate and process one event now; raises EventError naming the field."""
@@ -216,10 +261,30 @@ class Engine:
             raise EventError(f"events[{index}].{exc}" if count > 1 else str(exc)) from None
 
     def _fire(self, tx: Tx, instance: Instance, timer_id: str, now: datetime) -> None:
-        journey = self.journey_version(instance.journey_id, instance.version)
         profile = tx.get_profile(instance.user_id) or Profile(instance.user_id)
         sent = tx.recent_sends(instance.user_id, now - CAP_WINDOW)
-        self._apply(tx, self.runtime.on_timer(instance, journey, timer_id, profile, sent, now))
+        self._guarded(tx, instance, now, lambda journey: self.runtime.on_timer(instance, journey, timer_id, profile,
+                                                                               sent, now))
+
+    def _guarded(self, tx: Tx, instance: Instance, now: datetime, evaluate: Callable[[CompiledJourney], Outcome],
+                 ) -> None:
+        """Evaluate one instance on its own version; if that raises (a template, an expression, a
+        missing definition, a bug), the instance alone becomes `failed` with the reason and the
+        batch goes on. The store's own errors are not the instance's fault: they propagate."""
+        try:
+            outcome = evaluate(self.journey_version(instance.journey_id, instance.version))
+        except StoreError:
+            raise
+        except Exception as exc:  # noqa: BLE001 - isolating any failure is the point
+            outcome = self._failed(instance, exc, now)
+        self._apply(tx, outcome)
+
+    def _failed(self, instance: Instance, exc: Exception, now: datetime) -> Outcome:
+        reason = f"{type(exc).__name__}: {exc}"
+        if self.on_failure is not None:
+            self.on_failure(Failure(instance.journey_id, instance.version, instance.step, instance.instance_id,
+                                    reason))
+        return self.runtime.end(instance, "failed", reason, now)
 
     def _process(self, tx: Tx, event: Event, now: datetime) -> None:
         profile = tx.get_profile(event.user_id) or Profile(event.user_id)
@@ -227,19 +292,24 @@ class Engine:
             profile = self._keyword(tx, event, profile, now)
         event = self._feedback(tx, event, now)
         instances = tx.active_instances(event.user_id)
-        triggered = self._by_trigger.get(event.type, ())
+        triggered = self.catalog.triggered(event.type)
         if not instances and not triggered:
             return
         keys: dict[str, str | None] = {}  # each journey's instance key for this event, computed once
         for instance in list(instances):
-            journey = self.journey_version(instance.journey_id, instance.version)
-            if journey.id not in keys:
-                keys[journey.id] = self._event_key(journey, event, profile)
-            if instance.key is None or keys[journey.id] in (None, instance.key):
-                sent = tx.recent_sends(event.user_id, now - CAP_WINDOW)
-                self._apply(tx, self.runtime.on_event(instance, journey, event, profile, sent, now))
+            self._guarded(tx, instance, now, partial(self._on_event, tx=tx, instance=instance, event=event,
+                                                     profile=profile, keys=keys, now=now))
         for journey in triggered:
             self._maybe_enter(tx, journey, event, profile, now)
+
+    def _on_event(self, journey: CompiledJourney, *, tx: Tx, instance: Instance, event: Event, profile: Profile,
+                  keys: dict[str, str | None], now: datetime) -> Outcome:
+        if journey.id not in keys:
+            keys[journey.id] = self._event_key(journey, event, profile)
+        if instance.key is not None and keys[journey.id] not in (None, instance.key):
+            return Outcome(None)  # the event is for another instance of this journey
+        sent = tx.recent_sends(event.user_id, now - CAP_WINDOW)
+        return self.runtime.on_event(instance, journey, event, profile, sent, now)
 
     def _maybe_enter(self, tx: Tx, journey: CompiledJourney, event: Event, profile: Profile, now: datetime) -> None:
         ok, key, why = self.runtime.entry_key(journey, event, profile)
@@ -250,7 +320,16 @@ class Engine:
         if not self.runtime.may_reenter(journey, tx.entry_history(journey.id, event.user_id, key), now):
             return
         sent = tx.recent_sends(event.user_id, now - CAP_WINDOW)
-        self._apply(tx, self.runtime.enter(journey, event, profile, key, self.new_id(), sent, now))
+        instance_id = self.new_id()
+        try:
+            outcome = self.runtime.enter(journey, event, profile, key, instance_id, sent, now)
+        except StoreError:
+            raise
+        except Exception as exc:  # noqa: BLE001 - the entry fails alone, as a failed instance
+            entered = Instance(instance_id=instance_id, journey_id=journey.id, version=journey.version,
+                               user_id=event.user_id, key=key, entered_at=now, event=event.context())
+            outcome = self._failed(entered, exc, now)
+        self._apply(tx, outcome)
 
     def _event_key(self, journey: CompiledJourney, event: Event, profile: Profile) -> str | None:
         """The instance key this event carries for `journey`; None (reaches every instance) when the

@@ -18,11 +18,11 @@ from pathlib import Path
 from typing import Any
 
 from channels import Policy, Profile, ProfileError
-from engine.clock import VirtualClock
+from engine.clock import VirtualClock, counter_ids
 from engine.compiler import CompiledJourney
 from engine.errors import EventError, InputError
 from engine.events import Event, parse_event
-from engine.service import Engine, counter_ids
+from engine.service import Engine
 from engine.state import END_STATUSES, Instance
 from engine.stores.memory import MemoryStore
 

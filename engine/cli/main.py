@@ -4,8 +4,11 @@ from __future__ import annotations
 
 import json
 import os
+import signal
+import threading
 from enum import StrEnum
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import typer
 
@@ -18,6 +21,9 @@ from engine.errors import InputError, JourneyDefinitionError
 from engine.model import Journey
 from engine.simulator import parse_events, parse_profiles, read_jsonl
 from engine.simulator import simulate as run_simulation
+
+if TYPE_CHECKING:
+    from engine.host.server import Server
 
 app = typer.Typer(
     name="journey", help="Journey orchestration: validate, graph, simulate and serve journeys.",
@@ -133,15 +139,31 @@ def serve(
     except (JourneyDefinitionError, PolicyError, ProvidersError, StoreError) as exc:
         raise _fail(exc) from None
     tune_runtime()
-    server = Server(store, compiled, chosen, senders)
+    server = Server(store, compiled, chosen, senders, journeys_dir=journeys)
     api = create_app(server, keys)
     server.start()
+    _reload_on_sighup(server)
     typer.echo(f"journey-engine: {len(compiled)} journeys from {journeys}, database {db}, http://{host}:{port}",
                err=True)
     try:
         uvicorn.run(api, host=host, port=port, log_level="warning")
     finally:
         server.stop()
+
+
+def _reload_on_sighup(server: Server) -> None:
+    """`kill -HUP` reloads the journeys folder, in a thread of its own (the handler must return
+    at once); a bad file is reported and changes nothing."""
+
+    def reload() -> None:
+        try:
+            report = server.reload()
+        except JourneyDefinitionError as exc:
+            typer.echo(f"journey-engine: reload refused, nothing changed:\n{exc}", err=True)
+            return
+        typer.echo(f"journey-engine: reloaded journeys: {json.dumps(report.to_dict())}", err=True)
+
+    signal.signal(signal.SIGHUP, lambda *_: threading.Thread(target=reload, daemon=True, name="reload").start())
 
 
 class Via(StrEnum):

@@ -13,7 +13,7 @@ import sys
 import threading
 import time
 from collections import Counter
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime
 from pathlib import Path
@@ -22,16 +22,17 @@ from typing import Any
 from channels import Policy
 from channels.providers import FileProvider, Provider
 from channels.selection import ADDRESS_FIELD
-from engine.clock import Clock, SystemClock
+from engine.clock import Clock, SystemClock, ordered_ids
 from engine.compiler import CompiledJourney
 from engine.errors import EventError, StoreError
 from engine.events import Event, parse_event
 from engine.host.backlog import Backlog
 from engine.host.dispatcher import Dispatcher
+from engine.host.journeys import Deploys, ReloadReport
 from engine.host.sweeps import Sweeps
 from engine.host.turns import TurnLock
 from engine.ports import HostStore
-from engine.service import Committed, Engine, Ingested, ordered_ids
+from engine.service import Committed, Engine, Failure, Ingested
 
 log = logging.getLogger("journey.server")
 
@@ -47,6 +48,15 @@ class Counters:
     timer_seconds: float = 0.0
     failed: int = 0  # queued events set aside (the inbox's own totals are in `Backlog`)
     sweeps: Counter[str] = field(default_factory=Counter)  # completed runs of each sweep: inbox, timers, outbox
+    sweep_failures: Counter[str] = field(default_factory=Counter)  # runs of each sweep that raised
+    failing: dict[str, str] = field(default_factory=dict)  # sweep -> its error, while it keeps failing
+    failing_runs: Counter[str] = field(default_factory=Counter)  # consecutive failed runs of each sweep
+    instance_failures: Counter[str] = field(default_factory=Counter)  # instances failed alone, per journey
+
+    def unhealthy(self, runs: int = 3) -> dict[str, dict[str, Any]]:
+        """The sweeps whose last `runs` runs (or more) all failed, with their last error."""
+        return {name: {"consecutive_failures": n, "error": self.failing[name]}
+                for name, n in self.failing_runs.items() if n >= runs}
 
 
 def tune_runtime() -> None:
@@ -68,15 +78,20 @@ def default_providers(outbox: str | Path = "outbox.jsonl") -> dict[str, Sequence
 class Server:
     def __init__(self, store: HostStore, journeys: Sequence[CompiledJourney], policy: Policy,
                  providers: Mapping[str, Sequence[Provider]] | None = None, clock: Clock | None = None,
-                 batch: int = 1000, timer_interval: float = 1.0, queue_delay: float = 1.0) -> None:
+                 batch: int = 1000, timer_interval: float = 1.0, queue_delay: float = 1.0,
+                 journeys_dir: Path | None = None) -> None:
         self.store = store
         self.clock = clock or SystemClock()
         self.lock = TurnLock()
         self.batch = batch
         self.backlog = Backlog(queue_delay, batch)
         self.counters = Counters()
-        self.engine = Engine(journeys, policy, store, self.clock, new_id=ordered_ids(self.clock), trace=False)
+        self.engine = Engine(journeys, policy, store, self.clock, new_id=ordered_ids(self.clock), trace=False,
+                             versions=lambda journey_id, version: self.deploys.compile_stored(journey_id, version))
         self.engine.on_commit = self._committed
+        self.engine.on_failure = self._instance_failed
+        self.deploys = Deploys(self.engine, store, self.lock, self.clock, journeys_dir)
+        self.deploys.register(journeys)
         self.dispatcher = Dispatcher(store, providers or default_providers(), self.clock, self._provider_failures)
         self._counting = threading.Lock()  # `accept` runs outside `lock`
         jobs = {"timers": (self.sweep_timers, timer_interval), "outbox": (self.drain_outbox, 0.5),
@@ -142,14 +157,33 @@ class Server:
             self.counters.duplicates += duplicates
 
     def sweep_inbox(self) -> int:
-        with self.lock:
-            done = self._process_queued()
-        self._swept("inbox")
-        return done
+        return self._tracked("inbox", self._sweep_inbox)
 
-    def _swept(self, sweep: str) -> None:
+    def _sweep_inbox(self) -> int:
+        with self.lock:
+            return self._process_queued()
+
+    def _tracked(self, sweep: str, work: Callable[[], int]) -> int:
+        """Run one sweep, counting it; one that keeps failing shows in /healthz and /metrics."""
+        try:
+            done = work()
+        except Exception as exc:
+            with self._counting:
+                self.counters.sweep_failures[sweep] += 1
+                self.counters.failing_runs[sweep] += 1
+                self.counters.failing[sweep] = f"{type(exc).__name__}: {exc}"
+            raise
         with self._counting:
             self.counters.sweeps[sweep] += 1
+            self.counters.failing_runs.pop(sweep, None)
+            self.counters.failing.pop(sweep, None)
+        return done
+
+    def _instance_failed(self, failure: Failure) -> None:
+        """One instance failed on its own; the rest of its batch went on."""
+        self.counters.instance_failures[failure.journey_id] += 1
+        log.warning("instance %s of journey %s version %s failed at step %s: %s", failure.instance_id,
+                    failure.journey_id, failure.version, failure.step, failure.reason)
 
     def _process_queued(self) -> int:
         """One batch from the inbox. If it fails, one event at a time, so that the one at fault is
@@ -189,6 +223,9 @@ class Server:
     def sweep_timers(self) -> int:
         """Events accepted for a user before their timer came due go first: a `push.opened`
         still in the inbox must stop the SMS its timer would send."""
+        return self._tracked("timers", self._sweep_timers)
+
+    def _sweep_timers(self) -> int:
         with self.lock:
             # processing them may cancel timers and bring others into the batch: look again until none wait
             while self.backlog and self.backlog.any_of(self.engine.due_timer_users(self.batch)):
@@ -199,13 +236,15 @@ class Server:
             if fired:
                 self.counters.timer_seconds += time.perf_counter() - started
         self.counters.timers_fired += fired
-        self._swept("timers")
         return fired
 
     def drain_outbox(self) -> int:
-        sent = self.dispatcher.drain()
-        self._swept("outbox")
-        return sent
+        return self._tracked("outbox", self.dispatcher.drain)
+
+    def reload(self) -> ReloadReport:
+        """Load the journeys folder again (SIGHUP, `POST /v1/journeys/reload`); raises
+        JourneyDefinitionError with every problem, changing nothing, if any file is bad."""
+        return self.deploys.reload()
 
     def run_due(self) -> int:
         """Do now, in the caller's thread, what the sweeps would do at the clock's current time:

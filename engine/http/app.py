@@ -24,7 +24,7 @@ from starlette.middleware.base import BaseHTTPMiddleware
 
 from channels import Profile, ProfileError
 from engine.compiler import END
-from engine.errors import EventError, HttpError, InputError, JourneyError, StoreError
+from engine.errors import EventError, HttpError, InputError, JourneyDefinitionError, JourneyError, StoreError
 from engine.events import Event, format_time, parse_event
 from engine.host.server import Server
 from engine.http.metrics import Metrics
@@ -91,6 +91,33 @@ def create_app(server: Server, api_keys: frozenset[str] = frozenset(), max_body:
     def get_journey(journey_id: str) -> dict[str, Any]:
         return _journey_detail(server, journey_id)
 
+    @app.post("/v1/journeys/reload")
+    def reload_journeys() -> JSONResponse:
+        """Load the journeys folder again: which journeys were added, changed, unchanged, removed.
+        If any file is bad nothing changes, and the answer is a 422 listing every problem."""
+        try:
+            report = server.reload()
+        except JourneyDefinitionError as exc:
+            problems = [str(p) for p in exc.problems]
+            return JSONResponse({"error": "; ".join(problems), "problems": problems}, status_code=422)
+        return JSONResponse(report.to_dict())
+
+    @app.post("/v1/journeys/{journey_id}/pause")
+    def pause_journey(journey_id: str) -> dict[str, Any]:
+        """No new entries; in-flight instances go on. Survives a restart."""
+        return server.deploys.change_state(journey_id, "pause")
+
+    @app.post("/v1/journeys/{journey_id}/resume")
+    def resume_journey(journey_id: str) -> dict[str, Any]:
+        """New entries again, after a pause or a stop."""
+        return server.deploys.change_state(journey_id, "resume")
+
+    @app.post("/v1/journeys/{journey_id}/stop")
+    def stop_journey(journey_id: str) -> dict[str, Any]:
+        """No new entries, and every in-flight instance ends as `exited` (reason `journey_stopped`),
+        its timers cancelled, its unsent messages kept back."""
+        return server.deploys.change_state(journey_id, "stop")
+
     @app.post("/v1/journeys/{journey_id}/simulate")
     async def simulate_journey(journey_id: str, request: Request) -> dict[str, Any]:
         body = await _read_json(request, max_body)
@@ -115,8 +142,12 @@ def create_app(server: Server, api_keys: frozenset[str] = frozenset(), max_body:
         return Response(reply.body, status_code=reply.status, media_type=reply.media_type)
 
     @app.get("/healthz")
-    def healthz() -> dict[str, str]:
-        return {"status": "ok"}
+    def healthz() -> JSONResponse:
+        """503 while a sweep (timers, inbox, outbox) has failed its last runs, naming the error."""
+        failing = server.counters.unhealthy()
+        if failing:
+            return JSONResponse({"status": "failing", "sweeps": failing}, status_code=503)
+        return JSONResponse({"status": "ok"})
 
     @app.get("/metrics")
     def prometheus() -> Response:
@@ -246,13 +277,16 @@ def _append_consent(server: Server, user_id: str, body: Any) -> dict[str, Any]:
 def _journey_summary(server: Server, journey_id: str) -> dict[str, Any]:
     journey = server.engine.journeys[journey_id]
     d = journey.definition
+    deployed = server.deploys.view(journey_id)
     return {"id": d.id, "name": d.name, "category": d.category, "trigger": d.trigger.model_dump(),
-            "version": journey.version, "steps": len(d.steps), "source": journey.source}
+            "version": journey.version, "steps": len(d.steps), "source": journey.source,
+            "state": deployed["state"], "active_instances": deployed["active_instances"],
+            "versions": deployed["versions"]}
 
 
 def _journey_detail(server: Server, journey_id: str) -> dict[str, Any]:
-    if journey_id not in server.engine.journeys:
-        raise HttpError(404, f"no journey '{journey_id}'")
+    if journey_id not in server.engine.journeys:  # removed: its state and the versions still running
+        return server.deploys.view(journey_id)
     journey = server.engine.journeys[journey_id]
     graph = {"nodes": [{"id": n, "type": data["type"]} for n, data in journey.graph.nodes(data=True) if n != END],
              "edges": [{"from": a, "to": None if b == END else b, "label": data.get("label", "")}

@@ -38,6 +38,19 @@ class Metrics:
         for sweep in ("inbox", "timers", "outbox"):
             sweeps.add_metric([sweep], c.sweeps[sweep])
         yield sweeps
+        failures = CounterMetricFamily("journey_sweep_failures", "Runs of each sweep that failed", labels=["sweep"])
+        failing = GaugeMetricFamily("journey_sweep_failing", "Consecutive failed runs of each sweep (0: healthy)",
+                                    labels=["sweep"])
+        for sweep in ("inbox", "timers", "outbox"):
+            failures.add_metric([sweep], c.sweep_failures[sweep])
+            failing.add_metric([sweep], c.failing_runs[sweep])
+        yield failures
+        yield failing
+        instances = CounterMetricFamily("journey_instance_failures", "Instances that failed on their own, by journey",
+                                        labels=["journey"])
+        for journey_id, total in sorted(c.instance_failures.items()):
+            instances.add_metric([journey_id], total)
+        yield instances
         yield GaugeMetricFamily("journey_journeys_loaded", "Journeys loaded", value=len(self.server.engine.journeys))
 
     def render(self) -> bytes:

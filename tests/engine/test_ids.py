@@ -4,8 +4,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
-from engine.clock import VirtualClock
-from engine.service import ordered_ids
+from engine.clock import VirtualClock, ordered_ids
 
 
 def test_ids_sort_in_the_order_they_were_made_even_past_a_counter_digit() -> None:

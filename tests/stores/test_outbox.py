@@ -11,8 +11,7 @@ from typing import Any
 import pytest
 
 from channels import Decision, Profile
-from engine.ports import HostStore
-from engine.service import carry_out
+from engine.ports import HostStore, carry_out
 from engine.state import Outcome, Send
 from engine.stores.memory import MemoryStore
 from engine.stores.sql import SqlStore

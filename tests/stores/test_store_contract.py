@@ -14,9 +14,8 @@ from typing import Any, TypeVar
 import pytest
 
 from channels import ConsentRecord, Decision, Profile, SentRecord
-from engine.ports import Store, Tx
+from engine.ports import Store, Tx, carry_out
 from engine.runtime import EntryHistory
-from engine.service import carry_out
 from engine.state import Cancel, Escalation, Instance, Outcome, Schedule, Send, Skip, TimerRef, Trace
 
 T0 = datetime(2026, 1, 5, 10, 0, tzinfo=UTC)

@@ -15,11 +15,12 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.types import JSON
 from sqlmodel import Field, SQLModel
 
-SCHEMA_VERSION = 5
+SCHEMA_VERSION = 6
 # 2: entries are read from instances; the entries table is no longer kept.
 # 3: partial outbox indexes; instance indexes without status (see `RETIRED_INDEXES`).
 # 4: profiles.phone, indexed, copied from the profile document.
 # 5: the inbox of events accepted for processing later.
+# 6: journey versions (their source) and journey states (paused, stopped).
 RETIRED_INDEXES = ("ix_messages_dispatch", "ix_messages_provider_id", "ix_instances_user_status",
                    "ix_instances_journey_status")
 CHUNK = 900
@@ -136,6 +137,27 @@ class InboxRow(SQLModel, table=True):
     error: str | None = None
 
 
+class JourneyVersionRow(SQLModel, table=True):
+    """Every version of every journey the server has loaded, with its YAML: an instance runs on
+    the version it entered, across restarts and redeploys, compiled again from this source."""
+
+    __tablename__ = "journey_versions"
+    journey_id: str = Field(primary_key=True)
+    version: str = Field(primary_key=True)
+    file: str
+    source: str
+    first_loaded_at: datetime
+
+
+class JourneyStateRow(SQLModel, table=True):
+    """A journey's lifecycle state when it is not `active` (paused, stopped), kept across restarts."""
+
+    __tablename__ = "journey_states"
+    journey_id: str = Field(primary_key=True)
+    state: str
+    at: datetime
+
+
 class MetaRow(SQLModel, table=True):
     __tablename__ = "meta"
     key: str = Field(primary_key=True)
@@ -149,6 +171,8 @@ TIMERS: Table = TimerRow.__table__  # type: ignore[attr-defined]
 MESSAGES: Table = MessageRow.__table__  # type: ignore[attr-defined]
 SKIPS: Table = SkipRow.__table__  # type: ignore[attr-defined]
 META: Table = MetaRow.__table__  # type: ignore[attr-defined]
+JOURNEY_VERSIONS: Table = JourneyVersionRow.__table__  # type: ignore[attr-defined]
+JOURNEY_STATES: Table = JourneyStateRow.__table__  # type: ignore[attr-defined]
 
 
 def aware(at: datetime) -> datetime:

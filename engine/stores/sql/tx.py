@@ -169,6 +169,15 @@ class SqlTx:
         self._loaded_instances[instance_id] = instance
         return True
 
+    def active_instances_of(self, journey_id: str, limit: int) -> Sequence[Instance]:
+        db = self.db
+        rows = db.rows(f"SELECT doc FROM instances WHERE journey_id = {db.mark} AND status = 'active' "
+                       f"LIMIT {int(limit)}", [journey_id])
+        found = [Instance.from_dict(db.read_json(doc)) for (doc,) in rows]
+        for instance in found:
+            self._loaded_instances.setdefault(instance.instance_id, instance)
+        return found
+
     def entry_history(self, journey_id: str, user_id: str, key: str | None) -> EntryHistory | None:
         state = self._state(user_id)
         last = state.entries.get((journey_id, _key(key)))

@@ -1,0 +1,135 @@
+"""Safe deploys: every journey version the server loads is kept in the store with its YAML, so
+an instance runs on the version it entered across restarts and redeploys; the journeys folder
+is reloaded without a restart; a journey is paused, resumed or stopped, and that state outlives
+a restart.
+
+A reload validates every file first: one bad file and nothing changes (the caller gets every
+problem as `file:line: message`). A file that is removed stops new entries; its in-flight
+instances finish on their version, compiled again from the store when needed.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from contextlib import AbstractContextManager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from engine.clock import Clock
+from engine.compiler import CompiledJourney, load_paths, load_text
+from engine.errors import JourneyDefinitionError, JourneyNotFoundError
+from engine.ports import HostStore, JourneyVersion
+from engine.service import Engine
+
+log = logging.getLogger("journey.deploys")
+STATES = {"pause": "paused", "resume": "active", "stop": "stopped"}
+
+
+@dataclass(slots=True)
+class ReloadReport:
+    """Journey ids by what a reload did to them."""
+
+    added: list[str] = field(default_factory=list)
+    changed: list[str] = field(default_factory=list)
+    unchanged: list[str] = field(default_factory=list)
+    removed: list[str] = field(default_factory=list)
+
+    def to_dict(self) -> dict[str, list[str]]:
+        return {"added": self.added, "changed": self.changed, "unchanged": self.unchanged, "removed": self.removed}
+
+
+class Deploys:
+    """The server's journeys over time. Changes take the engine's lock, between batches."""
+
+    def __init__(self, engine: Engine, store: HostStore, lock: AbstractContextManager[Any], clock: Clock,
+                 folder: Path | None = None) -> None:
+        self.engine = engine
+        self.store = store
+        self.lock = lock
+        self.clock = clock
+        self.folder = folder
+
+    def register(self, journeys: Sequence[CompiledJourney]) -> None:
+        """At start-up: keep the loaded versions, and take back each journey's state."""
+        self._keep(journeys)
+        for journey_id, state in self.store.journey_states().items():
+            self.engine.catalog.set_state(journey_id, state)
+
+    def compile_stored(self, journey_id: str, version: str) -> CompiledJourney | None:
+        """A version that is not loaded, compiled from the source kept when it was first loaded."""
+        stored = self.store.journey_version(journey_id, version)
+        if stored is None:
+            return None
+        compiled = load_text(stored.source, stored.file)
+        if compiled.id != journey_id or compiled.version != version:
+            return None
+        log.info("compiled journey %s version %s from the store", journey_id, version)
+        return compiled
+
+    def reload(self, folder: Path | None = None) -> ReloadReport:
+        """Load the journeys folder again; raises JourneyDefinitionError (every problem of every
+        file) and changes nothing if any file is bad."""
+        where = folder or self.folder
+        if where is None:
+            raise JourneyNotFoundError("this server was not started with a journeys folder to reload")
+        loaded = load_paths([where])
+        report = ReloadReport()
+        with self.lock:
+            current = dict(self.engine.catalog.current)
+            self._keep(loaded)
+            for journey in loaded:
+                before = current.pop(journey.id, None)
+                kind = report.added if before is None else \
+                    report.unchanged if before.version == journey.version else report.changed
+                kind.append(journey.id)
+                self.engine.load(journey)
+            for journey_id in sorted(current):
+                self.engine.catalog.unload(journey_id)
+                report.removed.append(journey_id)
+        log.info("reloaded %s: %s", where, report.to_dict())
+        return report
+
+    def change_state(self, journey_id: str, action: str) -> dict[str, Any]:
+        """pause (no new entries), resume, stop (no new entries, and every in-flight instance ends
+        as `exited`, reason `journey_stopped`, its timers cancelled and its unsent messages kept back)."""
+        self._known(journey_id)
+        state = STATES[action]
+        now = self.clock.now()
+        with self.lock:
+            self.store.set_journey_state(journey_id, state, now)
+            self.engine.catalog.set_state(journey_id, state)
+            ended = self.engine.stop_journey(journey_id) if state == "stopped" else 0
+        held = self.store.cancel_pending(journey_id, "journey stopped", now) if state == "stopped" else 0
+        log.info("journey %s %s (%d instances ended, %d unsent messages kept back)", journey_id, state, ended, held)
+        return {**self.view(journey_id), "instances_ended": ended, "messages_canceled": held}
+
+    def view(self, journey_id: str) -> dict[str, Any]:
+        """The journey's state and its versions, each with its count of active instances."""
+        self._known(journey_id)
+        current = self.engine.catalog.current.get(journey_id)
+        counts = self.store.active_counts(journey_id)
+        state = self.engine.catalog.state(journey_id) if current is not None else "removed"
+        versions = [_version_view(v, counts, current) for v in self.store.journey_versions(journey_id)]
+        return {"id": journey_id, "state": state, "version": current.version if current else None,
+                "active_instances": sum(counts.values()), "versions": versions}
+
+    def _known(self, journey_id: str) -> None:
+        if journey_id not in self.engine.catalog.current and not self.store.journey_versions(journey_id):
+            raise JourneyNotFoundError(f"no journey '{journey_id}'")
+
+    def _keep(self, journeys: Sequence[CompiledJourney]) -> None:
+        now = self.clock.now()
+        self.store.save_versions([JourneyVersion(j.id, j.version, j.source, j.text, now) for j in journeys if j.text])
+
+
+def _version_view(version: JourneyVersion, counts: dict[str, int], current: CompiledJourney | None) -> dict[str, Any]:
+    return {"version": version.version, "file": version.file, "first_loaded_at": version.first_loaded_at.isoformat(),
+            "active_instances": counts.get(version.version, 0),
+            "current": current is not None and current.version == version.version}
+
+
+def problems_of(exc: JourneyDefinitionError) -> list[str]:
+    """A failed reload's problems, as `file:line: message` lines."""
+    return [str(problem) for problem in exc.problems]
