@@ -217,3 +217,49 @@ def test_instance_failures_are_counted_per_journey(local: LocalServer) -> None:
     assert failed["status"] == "failed" and "version gone is not loaded" in failed["reason"]
     metrics = local.client.get("/metrics").text
     assert 'journey_instance_failures_total{journey="welcome"} 1.0' in metrics
+
+
+@pytest.mark.parametrize("prefer", [None, "respond-async"])
+def test_stop_over_http_from_a_user_whose_only_instance_fails_is_recorded_and_confirmed(
+        local: LocalServer, prefer: str | None) -> None:
+    put_profile(local, "A", "sms:transactional", "sms:marketing")
+    post_events(local, {"type": "account.created", "user_id": "A"})
+    with local.server.lock, local.server.store.transaction() as tx:
+        [instance] = tx.active_instances("A")
+        tx.save_instance(replace(instance, version="gone"))
+    headers = {"Prefer": prefer} if prefer else {}
+    reply = local.client.post("/v1/events", json={"type": "sms.inbound", "user_id": "A",
+                                                  "properties": {"text": "STOP"}}, headers=headers)
+    assert reply.status_code == 202, reply.text
+    local.settle()
+    consents = local.client.get("/v1/profiles/A").json()["consents"]
+    assert {(c["channel"], c["category"]) for c in consents if not c["granted"]} >= {("sms", "marketing"),
+                                                                                      ("sms", "transactional")}
+    confirmations = [m for m in local.messages("A") if m["channel"] == "sms"]
+    assert len(confirmations) == 1 and confirmations[0]["delivery"] == "sent"
+    [instance_view] = local.client.get("/v1/users/A/instances").json()["instances"]
+    assert instance_view["status"] == "failed"
+
+
+def test_a_sweep_that_keeps_failing_shows_in_healthz_and_metrics(local: LocalServer,
+                                                                 monkeypatch: pytest.MonkeyPatch) -> None:
+    assert local.client.get("/healthz").json() == {"status": "ok"}
+
+    def down(*_: object) -> int:
+        raise RuntimeError("database is on fire")
+
+    monkeypatch.setattr(local.server.engine, "fire_due", down)
+    for _ in range(3):
+        with pytest.raises(RuntimeError):
+            local.server.sweep_timers()
+    health = local.client.get("/healthz")
+    assert health.status_code == 503
+    assert health.json() == {"status": "failing", "sweeps": {
+        "timers": {"consecutive_failures": 3, "error": "RuntimeError: database is on fire"}}}
+    metrics = local.client.get("/metrics").text
+    assert 'journey_sweep_failures_total{sweep="timers"} 3.0' in metrics
+    assert 'journey_sweep_failing{sweep="timers"} 3.0' in metrics
+    monkeypatch.undo()
+    local.server.sweep_timers()
+    assert local.client.get("/healthz").status_code == 200
+    assert 'journey_sweep_failing{sweep="timers"} 0.0' in local.client.get("/metrics").text

@@ -3,8 +3,10 @@ processes on one PostgreSQL database share the work without doing any of it twic
 
 from __future__ import annotations
 
+import signal
 import time
 from collections import Counter
+from pathlib import Path
 from typing import Any
 
 from tests.server.conftest import ServerProcess, StartServer, post_events, put_profile, wait_for_sweeps, wait_until
@@ -87,3 +89,32 @@ def test_two_servers_on_postgresql_process_queued_events_each_exactly_once(postg
     wait_for_sweeps("inbox", "outbox", on=[first, second])  # a worker's late duplicate would show by then
     assert {u: sum(1 for m in first.messages(u) if m["channel"] == "push") for u in users} == counts
     assert set(counts.values()) == {1}
+
+
+def test_sighup_reloads_the_journeys_folder_and_in_flight_users_keep_their_version(
+        start_server: StartServer, journeys_dir: Path) -> None:
+    """`kill -HUP` with an edited journey: A (in its 3 s wait) gets the old text, B (after) the new."""
+    server = start_server(name="sighup")
+    for user in ("A", "B"):
+        put_profile(server, user, "sms:transactional")
+    post_events(server, {"type": "account.created", "user_id": "A"})
+    before = server.client.get("/v1/journeys/welcome").json()["version"]
+    path = journeys_dir / "welcome.yaml"
+    path.write_text(path.read_text(encoding="utf-8").replace("Three tips to get started", "New tips"),
+                    encoding="utf-8")
+    server.process.send_signal(signal.SIGHUP)
+    wait_until(lambda: server.client.get("/v1/journeys/welcome").json()["version"] != before, timeout=5,
+               what="the reload after SIGHUP")
+    post_events(server, {"type": "account.created", "user_id": "B"})
+
+    def text(user: str) -> str | None:
+        sms = [m for m in server.messages(user) if m["channel"] == "sms"]
+        return sms[0]["content"]["text"] if sms else None
+
+    assert wait_until(lambda: text("A"), timeout=10, what="A's SMS") == "Three tips to get started: reply HELP"
+    assert wait_until(lambda: text("B"), timeout=10, what="B's SMS") == "New tips: reply HELP"
+    path.write_text("id: [\n", encoding="utf-8")  # a bad file: the next reload changes nothing
+    server.process.send_signal(signal.SIGHUP)
+    wait_until(lambda: "reload refused" in server.log.read_text(), timeout=5, what="the refusal in the log")
+    assert server.process.poll() is None
+    assert server.client.get("/v1/journeys/welcome").json()["state"] == "active"
