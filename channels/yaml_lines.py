@@ -12,6 +12,7 @@ suggests the key meant when one is misspelt. A kind of file only chooses its wor
 
 from __future__ import annotations
 
+import copy
 import difflib
 import re
 from collections.abc import Iterable, Sequence
@@ -214,6 +215,20 @@ def _problem(err: ErrorDetails, located: Located, model: type[BaseModel], at: Ke
         hint = did_you_mean(str(inner[-1]), allowed) or (f"; expected one of: {', '.join(allowed)}" if allowed else "")
         return located.problem(path, wording.unknown_key(located.data, path, hint))
     return located.problem(path, wording.place(located.data, path) + wording.message(err))
+
+
+def without_unknown_keys(data: Any, exc: ValidationError, tags: frozenset[str] = PLAIN.tags) -> Any | None:
+    """A copy of `data` without the keys `exc` reports as not allowed, for validating the rest
+    again (so one misspelt key does not hide its neighbours' problems); None when it reports none."""
+    paths = [_data_path(data, err["loc"], tags) for err in exc.errors() if err["type"] == "extra_forbidden"]
+    if not paths:
+        return None
+    data = copy.deepcopy(data)
+    for path in paths:
+        parent = value_at(data, path[:-1])
+        if path and isinstance(parent, dict):
+            parent.pop(path[-1], None)
+    return data
 
 
 def did_you_mean(word: str, choices: Iterable[str]) -> str:

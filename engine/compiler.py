@@ -16,8 +16,8 @@ from jinja2 import TemplateSyntaxError
 
 from channels.yaml_lines import Located, did_you_mean
 from engine.errors import EvaluationError, JourneyDefinitionError, Problem
-from engine.expressions import Expression, compile_tree, render_tree, syntax_error
-from engine.loader import compose, validate_journey
+from engine.expressions import Expression, compile_tree, foreign_names, render_tree, suggest_name, syntax_error
+from engine.loader import Unchecked, UncheckedMessage, compose, draft_journey, validate_journey
 from engine.model import (
     HHMM,
     BranchStep,
@@ -85,25 +85,22 @@ class CompiledJourney:
         return contents, errors
 
 
-def compile_journey(located: Located, journey: Journey) -> CompiledJourney:
-    """Check cross-references and build the graph; raise with every problem found."""
-    checker = _Checker(located, journey)
-    compiled = checker.run()
-    if checker.problems:
-        raise JourneyDefinitionError(checker.problems)
-    return compiled
-
-
 def load_text(text: str, file: str) -> CompiledJourney:
-    """Compile journey YAML text; `file` is only used to name the source in errors."""
+    """Compile journey YAML text; `file` is only used to name the source in errors.
+
+    Raises with every problem at once: when the file has structural problems, the parts of it
+    that are well-formed (`draft_journey`) still get the cross-reference checks in the same run."""
     located, problems = compose(text, file)
     journey, more = validate_journey(located) if located.data is not None or not problems else (
         None, []
     )
     problems += more
-    if journey is None or problems:
-        raise JourneyDefinitionError(problems or [located.problem((), "empty journey file")])
-    compiled = compile_journey(located, journey)
+    draft = journey if journey is not None else draft_journey(located)
+    checker = _Checker(located, draft) if draft is not None else None
+    compiled = checker.run() if checker is not None else None
+    problems += checker.problems if checker is not None else []
+    if compiled is None or problems:
+        raise JourneyDefinitionError(sorted(set(problems)) or [located.problem((), "empty journey file")])
     digest = hashlib.sha256(text.encode("utf-8")).hexdigest()[:12]
     return replace(compiled, version=digest, text=text)
 
@@ -156,7 +153,12 @@ class _Checker:
         self.located = located
         self.journey = journey
         self.problems: list[Problem] = []
-        self.index = {s.id: i for i, s in enumerate(journey.steps)}
+        self.index: dict[str, int] = {}  # a step id -> where it is (first) defined
+        self.nodes: list[Any] = []  # the graph node of each step: its id; (id, i) for a repeat of an id
+        for i, step in enumerate(journey.steps):
+            self.nodes.append(step.id if step.id not in self.index else (step.id, i))
+            self.index.setdefault(step.id, i)
+        self.at = {node: i for i, node in enumerate(self.nodes)}
         self.graph: nx.DiGraph = nx.DiGraph(id=journey.id)
         self.expressions: dict[str, Expression] = {}
 
@@ -178,41 +180,31 @@ class _Checker:
     def _report(self, path: tuple[str | int, ...], message: str) -> None:
         self.problems.append(self.located.problem(path, message))
 
-    def _step_path(self, step_id: str, *rest: str | int) -> tuple[str | int, ...]:
-        return ("steps", self.index[step_id], *rest)
-
     def _check_duplicate_ids(self) -> None:
-        first: dict[str, int] = {}
+        """A repeat is its own node in the graph, as if renamed: it adds no false cycle or edge."""
         for i, step in enumerate(self.journey.steps):
-            if step.id in first:
-                line = self.located.line(("steps", first[step.id], "id"))
+            if self.nodes[i] != step.id:
+                line = self.located.line(("steps", self.index[step.id], "id"))
                 self._report(("steps", i, "id"), f"step id '{step.id}' repeats (first at line {line})")
-                self.index[step.id] = first[step.id]
-            else:
-                first[step.id] = i
 
     def _add_nodes(self) -> None:
-        steps = self.journey.steps
-        for i, step in enumerate(steps):
-            following = steps[i + 1].id if i + 1 < len(steps) else END
-            if step.id not in self.graph:
-                self.graph.add_node(
-                    step.id, type=step.type, line=self.located.line(("steps", i)),
-                    following=following,
-                )
+        nodes = self.nodes
+        for i, step in enumerate(self.journey.steps):
+            following = nodes[i + 1] if i + 1 < len(nodes) else END
+            self.graph.add_node(nodes[i], type=step.type, line=self.located.line(("steps", i)), following=following)
         self.graph.add_node(END, type="end", line=0, following=END)
 
     def _add_edges(self, i: int, step: Step) -> None:
         for key_path, target, label in _targets(step):
             if target is None:
-                self._edge(step.id, str(self.graph.nodes[step.id]["following"]), label)
+                self._edge(self.nodes[i], self.graph.nodes[self.nodes[i]]["following"], label)
             elif target not in self.index:
                 hint = did_you_mean(target, self.index)
                 self._report(("steps", i, *key_path), f"step '{step.id}': {key_path[0]} '{target}' is not a step{hint}")
             else:
-                self._edge(step.id, target, label)
+                self._edge(self.nodes[i], target, label)
 
-    def _edge(self, source: str, target: str, label: str) -> None:
+    def _edge(self, source: Any, target: Any, label: str) -> None:
         if self.graph.has_edge(source, target):
             label = f"{self.graph.edges[source, target]['label']} / {label}"
         self.graph.add_edge(source, target, label=label)
@@ -220,10 +212,11 @@ class _Checker:
     def _check_unreachable(self) -> None:
         if any(" is not a step" in p.message for p in self.problems):
             return  # a mistyped target makes its intended step look unreachable: say it once
-        first = self.journey.steps[0].id
-        reachable = nx.descendants(self.graph, first) | {first}
+        if not self.nodes or any(isinstance(s, Unchecked) for s in self.journey.steps):
+            return  # where a malformed step leads is not known
+        reachable = nx.descendants(self.graph, self.nodes[0]) | {self.nodes[0]}
         for i, step in enumerate(self.journey.steps):
-            if step.id not in reachable and self.index[step.id] == i:
+            if step.id not in reachable and self.nodes[i] == step.id:
                 self._report(("steps", i, "id"), f"step '{step.id}' is unreachable: no step leads to it")
 
     def _check_cycles(self) -> None:
@@ -231,10 +224,10 @@ class _Checker:
             looping = len(component) > 1 or any(self.graph.has_edge(n, n) for n in component)
             if not looping or any(self.graph.nodes[n]["type"] in WAITING_TYPES for n in component):
                 continue
-            ordered = sorted(component, key=lambda n: self.index[n])
+            ordered = [self.journey.steps[i].id for i in sorted(self.at[n] for n in component)]
             cycle = " -> ".join([*ordered, ordered[0]])
             self._report(
-                self._step_path(ordered[0], "id"),
+                ("steps", min(self.at[n] for n in component), "id"),
                 f"step '{ordered[0]}': cycle {cycle} has no wait or wait_for step: it would loop forever",
             )
 
@@ -251,27 +244,41 @@ class _Checker:
             return
         try:
             self.expressions[key] = Expression(source)
+            names = foreign_names(source, expression=True)
         except TemplateSyntaxError as exc:
             self._report(path, f"{_where(path, self.journey)}expression {source!r} does not parse: {syntax_error(exc)}")
+            return
+        for name, read in names.items():
+            self._report(path, f"{_where(path, self.journey)}expression {source!r}: {_unknown(name, read)}")
 
     def _compile_messages(self) -> dict[str, dict[str, Any]]:
         templates: dict[str, dict[str, Any]] = {}
         for name, message in self.journey.messages.items():
             templates[name] = {}
-            if not message.channels():
+            raw = message.raw if isinstance(message, UncheckedMessage) else None
+            if not message.channels() and raw is None:
                 self._report(("messages", name), f"message '{name}' has no content for any channel")
             for channel in message.channels():
-                content = getattr(message, channel).model_dump(exclude_none=True)
+                content = raw[channel] if raw is not None else getattr(message, channel).model_dump(exclude_none=True)
                 templates[name][channel] = self._compile_content(name, channel, content)
         return templates
 
     def _compile_content(self, name: str, channel: str, content: dict[str, Any]) -> Any:
+        compiled: Any = {}
         try:
-            return compile_tree(content)
+            compiled = compile_tree(content)
         except TemplateSyntaxError as exc:
             path = ("messages", name, channel, *_first_bad_leaf(content))
             self._report(path, f"message '{name}': {channel}: template does not parse: {syntax_error(exc)}")
-            return {}
+        for leaf, text in _leaves(content, (channel,)):
+            try:
+                names = foreign_names(text)
+            except TemplateSyntaxError:
+                continue  # reported above
+            for unknown, read in names.items():
+                field = "".join(f"[{p}]" if isinstance(p, int) else f".{p}" for p in leaf).lstrip(".")
+                self._report(("messages", name, *leaf), f"message '{name}': {field}: {_unknown(unknown, read)}")
+        return compiled
 
     def _check_sends(self) -> None:
         messages = self.journey.messages
@@ -328,17 +335,24 @@ def _where(path: tuple[str | int, ...], journey: Journey) -> str:
     return f"{path[0]}: "
 
 
-def _first_bad_leaf(content: Any, path: tuple[str | int, ...] = ()) -> tuple[str | int, ...]:
-    """The path of the first string leaf that fails to parse, for its line number."""
+def _unknown(name: str, read: str) -> str:
+    return f"unknown name '{name}'; use event, profile or journey{suggest_name(read)}"
+
+
+def _leaves(content: Any, path: tuple[str | int, ...] = ()) -> Iterator[tuple[tuple[str | int, ...], str]]:
+    """Every string leaf of message content with its path: nested cards and lists included."""
     if isinstance(content, str):
-        try:
-            compile_tree(content)
-        except TemplateSyntaxError:
-            return path
-        return ()
+        yield path, content
     items = content.items() if isinstance(content, dict) else enumerate(content) if isinstance(content, list) else ()
     for key, value in items:
-        found = _first_bad_leaf(value, (*path, key))
-        if found:
-            return found
+        yield from _leaves(value, (*path, key))
+
+
+def _first_bad_leaf(content: Any) -> tuple[str | int, ...]:
+    """The path of the first string leaf that fails to parse, for its line number."""
+    for path, text in _leaves(content):
+        try:
+            compile_tree(text)
+        except TemplateSyntaxError:
+            return path
     return ()

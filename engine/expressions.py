@@ -7,11 +7,14 @@ error the author hears about rather than an empty string in a customer's SMS.
 
 from __future__ import annotations
 
+import difflib
+import functools
 import re
 from collections.abc import Callable, Mapping
 from typing import Any
 
-from jinja2 import StrictUndefined, TemplateError, TemplateSyntaxError, Undefined, UndefinedError
+from jinja2 import StrictUndefined, TemplateError, TemplateSyntaxError, Undefined, UndefinedError, meta, nodes
+from jinja2.parser import Parser
 from jinja2.sandbox import SandboxedEnvironment
 
 from engine.errors import EvaluationError, TemplateRenderError
@@ -110,6 +113,62 @@ def _lookup(path: tuple[str, ...], context: Context) -> str:
         if isinstance(value, Undefined):
             raise UndefinedError(f"'{'.'.join(path[:depth])}' has no attribute '{name}'")
     return str(value)
+
+
+NAMES = ("event", "profile", "journey")
+"""The only top-level names an expression or template can read (besides what it sets itself)."""
+_PROFILE_FIELDS = ("user_id", "timezone", "email", "phone", "rcs_capable", "attributes")
+_EVENT_FIELDS = ("properties", "timestamp")
+_PERSON = ("user", "customer", "contact", "recipient", "person", "member", "subscriber", "account")
+
+
+def foreign_names(source: str, expression: bool = False) -> dict[str, str]:
+    """Each top-level name `source` reads that is none of `NAMES` and not set by the template
+    itself (`set`, `for`, `macro`), with the longest dotted path read from it (`user.first_name`).
+    Raises TemplateSyntaxError like compiling it would."""
+    return dict(_foreign_names(source, expression))
+
+
+@functools.lru_cache(maxsize=4096)  # journeys repeat their conditions and texts; each is read once
+def _foreign_names(source: str, expression: bool) -> tuple[tuple[str, str], ...]:
+    if expression:
+        parser = Parser(_ENV, source, state="variable")
+        body = parser.parse_expression()
+        if not parser.stream.eos:
+            raise TemplateSyntaxError("chunk after expression", parser.stream.current.lineno)
+        tree = nodes.Template([nodes.Output([body])], lineno=1)
+        tree.set_environment(_ENV)
+    else:
+        tree = _ENV.parse(source)
+    paths = {name: name for name in meta.find_undeclared_variables(tree) - set(NAMES)}
+    for node in tree.find_all((nodes.Getattr, nodes.Getitem)):
+        parts: list[str] = []
+        while isinstance(node, nodes.Getattr | nodes.Getitem):
+            key = node.attr if isinstance(node, nodes.Getattr) else getattr(node.arg, "value", None)
+            parts = [key, *parts] if isinstance(key, str) else []
+            node = node.node
+        if isinstance(node, nodes.Name) and node.name in paths and parts:
+            dotted = ".".join([node.name, *parts])
+            paths[node.name] = max(paths[node.name], dotted, key=len)
+    return tuple(sorted(paths.items()))
+
+
+def suggest_name(dotted: str) -> str:
+    """` (did you mean 'profile.attributes.first_name'?)` for `user.first_name`, or nothing."""
+    head, _, rest = dotted.partition(".")
+    close = difflib.get_close_matches(head, NAMES, n=1, cutoff=0.6)
+    if close:
+        meant = ".".join(filter(None, (close[0], rest)))
+    elif head in _PROFILE_FIELDS:
+        meant = f"profile.{dotted}"
+    elif head in _EVENT_FIELDS:
+        meant = f"event.{dotted}"
+    elif difflib.get_close_matches(head, _PERSON, n=1, cutoff=0.75):
+        inside = "" if not rest or rest.partition(".")[0] in _PROFILE_FIELDS else "attributes."
+        meant = f"profile.{inside}{rest}".rstrip(".")
+    else:
+        return ""
+    return f" (did you mean '{meant}'?)"
 
 
 def syntax_error(exc: TemplateSyntaxError) -> str:

@@ -8,13 +8,23 @@ an unknown step type is answered with the list of step types.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any, ClassVar
 
-from pydantic import ValidationError
+from pydantic import TypeAdapter, ValidationError
 from pydantic_core import ErrorDetails
 
-from channels.yaml_lines import KeyPath, Located, Problem, Wording, describe_errors, read_yaml, value_at
-from engine.model import STEP_TYPES, Journey
+from channels.yaml_lines import (
+    KeyPath,
+    Located,
+    Problem,
+    Wording,
+    describe_errors,
+    read_yaml,
+    value_at,
+    without_unknown_keys,
+)
+from engine.model import CHANNELS, STEP_TYPES, Journey, Message, Step, StepBase, Trigger
 
 
 class JourneyWording(Wording):
@@ -71,3 +81,72 @@ def validate_journey(located: Located) -> tuple[Journey | None, list[Problem]]:
         return Journey.model_validate(located.data), []
     except ValidationError as exc:
         return None, describe_errors(exc, located, Journey, wording=_WORDING)
+
+
+class Unchecked(StepBase):
+    """A step of a draft that failed validation (its problems are reported): only its id is known,
+    so a target naming it resolves, but where it leads is not."""
+
+    type: str = ""
+
+
+class UncheckedMessage(Message):
+    """A message of a draft that failed validation, kept as written so its templates are checked."""
+
+    raw: dict[str, Any] = {}
+
+    def channels(self) -> tuple[str, ...]:
+        return tuple(c for c in CHANNELS if self.raw.get(c) is not None)
+
+
+_STEP: TypeAdapter[Step] = TypeAdapter(Step)
+
+
+def draft_journey(located: Located) -> Journey | None:
+    """The well-formed parts of a journey that failed validation, so that its cross-references,
+    expressions and templates are checked in the same run: each step and message is validated on
+    its own, again without its unknown keys if it has any; one that still fails is kept as
+    `Unchecked` / `UncheckedMessage`. Not a journey to run: built without validation."""
+    data = located.data
+    if not isinstance(data, dict):
+        return None
+    raw_steps = data.get("steps")
+    raw_messages = data.get("messages")
+    trigger = data["trigger"] if isinstance(data.get("trigger"), dict) else {}
+    return Journey.model_construct(
+        id=str(data.get("id")),
+        trigger=Trigger.model_construct(event=str(trigger.get("event")), when=_text(trigger.get("when"))),
+        instance_key=_text(data.get("instance_key")),
+        steps=[_step(raw, i) for i, raw in enumerate(raw_steps)] if isinstance(raw_steps, list) else [],
+        messages={str(name): _message(raw) for name, raw in raw_messages.items()}
+        if isinstance(raw_messages, dict) else {},
+    )
+
+
+def _text(value: Any) -> str | None:
+    return value if isinstance(value, str) else None
+
+
+def _step(raw: Any, i: int) -> Any:
+    step = _lenient(_STEP.validate_python, raw)
+    if step is not None:
+        return step
+    shape = raw if isinstance(raw, dict) else {}
+    return Unchecked.model_construct(id=_text(shape.get("id")) or f"steps[{i}]", type=str(shape.get("type")))
+
+
+def _message(raw: Any) -> Message:
+    message = _lenient(Message.model_validate, raw)
+    return message or UncheckedMessage.model_construct(raw=raw if isinstance(raw, dict) else {})
+
+
+def _lenient(validate: Callable[[Any], Any], raw: Any) -> Any:
+    """`validate(raw)`, else `validate` of `raw` without its unknown keys, else None."""
+    for attempt in range(2):
+        try:
+            return validate(raw)
+        except ValidationError as exc:
+            raw = without_unknown_keys(raw, exc, _WORDING.tags) if attempt == 0 else None
+            if raw is None:
+                return None
+    return None

@@ -120,6 +120,34 @@ CASES = {
         "id: demo\nsteps:\n  - {id: a, type: exit}\n",
         ["demo.yaml:1: trigger: required key is missing"],
     ),
+    "repeated_id_is_no_cycle": (
+        HEAD + "steps:\n  - {id: a, type: send, message: hello}\n  - {id: a, type: exit}\n" + MESSAGES,
+        ["demo.yaml:5: step id 'a' repeats (first at line 4)"],
+    ),
+    "unknown_name_in_template": (
+        HEAD + "steps:\n  - {id: a, type: send, message: hello}\nmessages:\n  hello:\n"
+        "    sms: {text: 'Hi {{ user.first_name }}'}\n",
+        ["demo.yaml:7: message 'hello': sms.text: unknown name 'user'; use event, profile or journey "
+         "(did you mean 'profile.attributes.first_name'?)"],
+    ),
+    "unknown_name_in_nested_content": (
+        HEAD + "steps:\n  - {id: a, type: send, message: hello}\nmessages:\n  hello:\n    rcs:\n"
+        "      text: Hi\n      suggestions:\n        - {reply: 'Yes'}\n"
+        "        - {open_url: '{{ link }}', text: View}\n",
+        ["demo.yaml:11: message 'hello': rcs.suggestions[1].open_url: unknown name 'link'; "
+         "use event, profile or journey"],
+    ),
+    "unknown_name_in_expression": (
+        HEAD + "steps:\n  - id: b\n    type: branch\n    branches:\n"
+        "      - {when: \"customer.tier == 'gold'\", next: c}\n  - {id: c, type: exit}\n",
+        ["demo.yaml:7: step 'b': expression \"customer.tier == 'gold'\": unknown name 'customer'; "
+         "use event, profile or journey (did you mean 'profile.attributes.tier'?)"],
+    ),
+    "unknown_name_in_trigger": (
+        "id: demo\ntrigger: {event: signup, when: 'evnt.properties.value > 1'}\nsteps:\n  - {id: a, type: exit}\n",
+        ["demo.yaml:2: trigger: expression 'evnt.properties.value > 1': unknown name 'evnt'; "
+         "use event, profile or journey (did you mean 'event.properties.value'?)"],
+    ),
     "bad_journey_id": (
         "id: Demo Journey\ntrigger: {event: x}\nsteps:\n  - {id: a, type: exit}\n",
         ["demo.yaml:1: id: String should match pattern '^[a-z0-9][a-z0-9._-]*$'"],
@@ -143,6 +171,50 @@ def test_all_problems_of_a_file_are_reported_at_once(tmp_path: Path) -> None:
         "demo.yaml:4: step 'a': next 'zz' is not a step",
         "demo.yaml:6: step id 'b' repeats (first at line 5)",
     ]
+
+
+def test_structural_and_cross_reference_problems_are_reported_together(tmp_path: Path) -> None:
+    """A malformed step is only known by its id; the other steps are checked in the same run."""
+    body = (
+        HEAD + "steps:\n  - {id: a, type: wait, duration: 2x}\n  - {id: b, type: wait, duration: 1h, next: zz}\n"
+        "  - {id: c, type: send, message: helo}\n" + MESSAGES
+    )
+    assert _problems(tmp_path, body) == [
+        "demo.yaml:4: step 'a': duration: invalid duration '2x': use 30s, 15m, 2h, 1d, 1w or ISO 8601 like PT2H",
+        "demo.yaml:5: step 'b': next 'zz' is not a step",
+        "demo.yaml:6: step 'c': message 'helo' is not defined; did you mean 'hello'?",
+    ]
+
+
+def test_validate_cli_reports_an_unknown_key_a_dangling_next_and_an_unknown_name_in_one_run(tmp_path: Path) -> None:
+    path = tmp_path / "x.yaml"
+    path.write_text(
+        HEAD + "steps:\n  - id: nudge\n    type: send\n    message: hello\n    chanels: [sms]\n"
+        "  - {id: pause, type: wait, duration: 1h, next: nudgee}\n"
+        "messages:\n  hello:\n    sms: {text: 'Hi {{ user.first_name }}'}\n"
+    )
+    result = CliRunner().invoke(app, ["validate", str(path)])
+    assert result.exit_code == 1
+    assert result.output.splitlines() == [
+        f"{path}:7: step 'nudge': unknown key 'chanels'; did you mean 'channels'?",
+        f"{path}:8: step 'pause': next 'nudgee' is not a step; did you mean 'nudge'?",
+        f"{path}:11: message 'hello': sms.text: unknown name 'user'; use event, profile or journey "
+        "(did you mean 'profile.attributes.first_name'?)",
+    ]
+
+
+OWN_NAMES = "{% set n = 3 %}{{ n }} {% for item in event.properties['items'] %}{{ loop.index }}. {{ item }}{% endfor %}"
+
+
+def test_names_a_template_sets_itself_are_allowed(tmp_path: Path) -> None:
+    """`set` and `for` names (and `loop`) are the template's own: no unknown-name error, and it renders."""
+    (tmp_path / "own.yaml").write_text(
+        HEAD + "steps:\n  - {id: a, type: send, message: hello}\nmessages:\n  hello:\n"
+        f'    sms: {{text: "{OWN_NAMES} {{{{ journey.id }}}}"}}\n'
+    )
+    context = {"event": {"properties": {"items": ["x", "y"]}}, "profile": {}, "journey": {"id": "demo"}}
+    rendered = load_file(tmp_path / "own.yaml").render_channels("hello", ["sms"], context)
+    assert rendered == ({"sms": {"text": "3 1. x2. y demo"}}, {})
 
 
 def test_a_cycle_through_a_wait_is_allowed(tmp_path: Path) -> None:
