@@ -20,7 +20,7 @@ from engine.errors import EvaluationError, EventError, JourneyNotFoundError, Sto
 from engine.events import Event, parse_event
 from engine.ports import IdSource, Store, Tx, carry_out
 from engine.runtime import Runtime
-from engine.state import Instance, Outcome, Schedule, Send, Trace
+from engine.state import Instance, Outcome, Schedule, Send, Trace, journey_context, profile_context
 
 CAP_WINDOW = timedelta(days=7)
 
@@ -338,7 +338,8 @@ class Engine:
         if expression is None:
             return None
         try:
-            return str(expression({"event": event.context(), "profile": {"user_id": profile.user_id}}))
+            return str(expression({"event": event.context(), "profile": profile_context(profile),
+                                   "journey": journey_context(journey)}))
         except EvaluationError:
             return None
 
