@@ -12,7 +12,7 @@ the users involved, so the hot path makes no per-event query. The runtime's comm
 
 from __future__ import annotations
 
-from collections.abc import Callable, Collection, Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -219,19 +219,19 @@ class HostStore(Store, Outbox, ReadViews, Journeys, Protocol):
     """Everything `journey serve` needs of a store."""
 
 
-_CARRY_OUT: dict[type, Callable[[Tx, Any], None]] = {
-    Send: lambda tx, send: tx.add_message(send),
-    Schedule: lambda tx, schedule: tx.add_timer(schedule.instance_id, schedule.timer),
-    Cancel: lambda tx, cancel: tx.cancel_timer(cancel.timer_id),
-    Skip: lambda tx, skip: tx.add_skip(skip),
-    Trace: lambda tx, trace: tx.add_trace(trace),
-}
-
-
 def carry_out(tx: Tx, outcome: Outcome) -> None:
     """The one place the runtime's commands become store writes: the instance's new state first,
     then each command in order, through the `Tx` method it maps to."""
     if outcome.instance is not None:
         tx.save_instance(outcome.instance)
-    for command in outcome.commands:
-        _CARRY_OUT[type(command)](tx, command)
+    for command in outcome.commands:  # a plain chain, most frequent first: this runs for every command
+        if isinstance(command, Send):
+            tx.add_message(command)
+        elif isinstance(command, Schedule):
+            tx.add_timer(command.instance_id, command.timer)
+        elif isinstance(command, Cancel):
+            tx.cancel_timer(command.timer_id)
+        elif isinstance(command, Skip):
+            tx.add_skip(command)
+        else:
+            tx.add_trace(command)
