@@ -1,0 +1,161 @@
+"""The memory store's host-side ports: the outbox, the journeys' versions and states, and the
+read views of the HTTP API."""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Mapping, Sequence
+from datetime import datetime, timedelta
+from typing import Any
+
+from channels.selection import ADDRESS_FIELD
+from engine.ports import HostStore, JourneyVersion, OutboxItem
+from engine.state import Instance, Send, Skip
+from engine.stores.memory.base import INTERRUPTED, MemoryBase
+
+
+class MemoryStore(MemoryBase):
+    """Implements every port of `engine.ports` in memory."""
+
+    # --- Outbox ---------------------------------------------------------------------------------
+
+    def claim_outbox(self, now: datetime, limit: int, lease: timedelta) -> list[OutboxItem]:
+        with self._lock:
+            self._expire(now)
+            due = sorted((d for d in self.deliveries.values()
+                          if d["dispatch"] == "pending" and d["next_attempt_at"] <= now),
+                         key=lambda d: d["next_attempt_at"])[:limit]
+            for delivery in due:
+                delivery.update(dispatch="sending", next_attempt_at=now + lease)
+            return [self._item(d) for d in due]
+
+    def _item(self, delivery: Mapping[str, Any]) -> OutboxItem:
+        send: Send = delivery["send"]
+        profile = self.profiles.get(send.user_id)
+        field = ADDRESS_FIELD.get(send.channel)
+        address = getattr(profile, field) if profile is not None and field else None
+        return OutboxItem(send.message_id, send.user_id, send.channel, send.category, dict(send.content),
+                          delivery["attempts"], address)
+
+    def finish_outbox(self, results: Sequence[Mapping[str, Any]]) -> None:
+        with self._lock:
+            for result in results:
+                delivery = self.deliveries[result["message_id"]]
+                delivery.update({k: result[k] for k in ("dispatch", "status", "attempts", "next_attempt_at",
+                                                        "provider", "provider_id", "error")}, status_at=result["at"])
+
+    def expire_interrupted(self, now: datetime) -> int:
+        with self._lock:
+            return self._expire(now)
+
+    def _expire(self, now: datetime) -> int:
+        expired = [d for d in self.deliveries.values() if d["dispatch"] == "sending" and d["next_attempt_at"] <= now]
+        for delivery in expired:
+            delivery.update(dispatch="failed", status="unknown", status_at=now, error=INTERRUPTED)
+        return len(expired)
+
+    def outbox_next_due(self) -> datetime | None:
+        with self._lock:
+            due = [d["next_attempt_at"] for d in self.deliveries.values() if d["dispatch"] == "pending"]
+            return min(due, default=None)
+
+    # --- Journeys ------------------------------------------------------------------------------
+
+    def save_versions(self, versions: Sequence[JourneyVersion]) -> None:
+        with self._lock:
+            for version in versions:
+                self.versions.setdefault((version.journey_id, version.version), version)
+
+    def journey_version(self, journey_id: str, version: str) -> JourneyVersion | None:
+        return self.versions.get((journey_id, version))
+
+    def journey_versions(self, journey_id: str) -> list[JourneyVersion]:
+        with self._lock:
+            mine = [v for (j, _), v in self.versions.items() if j == journey_id]
+        return sorted(mine, key=lambda v: (v.first_loaded_at, v.version))
+
+    def journey_states(self) -> dict[str, str]:
+        return dict(self.states)
+
+    def set_journey_state(self, journey_id: str, state: str, at: datetime) -> None:
+        with self._lock:
+            if state == "active":
+                self.states.pop(journey_id, None)
+            else:
+                self.states[journey_id] = state
+
+    def active_counts(self, journey_id: str) -> dict[str, int]:
+        counts: dict[str, int] = defaultdict(int)
+        with self._lock:
+            for instance in self.active_instances_of(journey_id, len(self.instances)):
+                counts[instance.version] += 1
+        return dict(counts)
+
+    def cancel_pending(self, journey_id: str, reason: str, at: datetime) -> int:
+        with self._lock:
+            pending = [d for d in self.deliveries.values()
+                       if d["dispatch"] == "pending" and d["send"].journey_id == journey_id]
+            for delivery in pending:
+                delivery.update(dispatch="failed", status="canceled", status_at=at, error=reason)
+        return len(pending)
+
+    # --- ReadViews ------------------------------------------------------------------------------
+
+    def instances_for_user(self, user_id: str) -> list[Instance]:
+        with self._lock:
+            mine = [i for i in self.instances.values() if i.user_id == user_id]
+        return sorted(mine, key=lambda i: i.entered_at)
+
+    def messages_for_user(self, user_id: str, limit: int = 200) -> list[dict[str, Any]]:
+        with self._lock:
+            rows = [_message_view(d) for d in self.deliveries.values() if d["send"].user_id == user_id]
+        return sorted(rows, key=lambda r: r["at"], reverse=True)[:limit]
+
+    def skips_for_user(self, user_id: str, limit: int = 200) -> list[dict[str, Any]]:
+        with self._lock:
+            rows = [_skip_view(s) for s in self.skips if s.user_id == user_id]
+        return sorted(rows, key=lambda r: r["at"], reverse=True)[:limit]
+
+    def message_by_provider_id(self, provider_id: str) -> dict[str, Any] | None:
+        with self._lock:
+            for delivery in self.deliveries.values():
+                if delivery["provider_id"] == provider_id:
+                    send = delivery["send"]
+                    return {"message_id": send.message_id, "user_id": send.user_id, "channel": send.channel,
+                            "provider": delivery["provider"]}
+        return None
+
+    def user_by_phone(self, phone: str) -> str | None:
+        with self._lock:
+            return next((p.user_id for p in self.profiles.values() if p.phone == phone), None)
+
+    def step_counts(self, journey_id: str) -> dict[str, dict[str, int]]:
+        counts: dict[str, dict[str, int]] = {}
+        with self._lock:
+            for instance in self.instances.values():
+                if instance.journey_id == journey_id:
+                    per_step = counts.setdefault(instance.step or "(none)", {})
+                    per_step[instance.status] = per_step.get(instance.status, 0) + 1
+        return counts
+
+
+def _message_view(delivery: Mapping[str, Any]) -> dict[str, Any]:
+    """The columns the SQL store's messages table has, but for the outbox's own next attempt."""
+    send: Send = delivery["send"]
+    return {"message_id": send.message_id, "instance_id": send.instance_id, "journey_id": send.journey_id,
+            "user_id": send.user_id, "step": send.step, "message": send.message, "channel": send.channel,
+            "category": send.category, "content": dict(send.content), "cost": send.cost, "encoding": send.encoding,
+            "segments": send.segments, "decisions": [d.to_dict() for d in send.decisions], "at": send.at,
+            **{k: delivery[k] for k in ("status", "status_at", "dispatch", "attempts", "provider", "provider_id",
+                                        "error")}}
+
+
+def _skip_view(skip: Skip) -> dict[str, Any]:
+    return {"instance_id": skip.instance_id, "user_id": skip.user_id, "step": skip.step, "message": skip.message,
+            "reason": skip.reason, "decisions": [d.to_dict() for d in skip.decisions], "at": skip.at,
+            "detail": skip.detail}
+
+
+def _implements_every_port(store: MemoryStore) -> HostStore:
+    """Never called: the type checker proves here that MemoryStore implements every port."""
+    return store
