@@ -35,9 +35,9 @@ from engine.errors import (
 )
 from engine.events import Event, parse_event
 from engine.ports import HostStore, Outbox, OutboxItem, ReadViews, Store, Tx, carry_out
-from engine.service import Engine, Ingested
+from engine.service import Engine
 from engine.simulator import simulate
-from engine.state import Cancel, Instance, Outcome, Schedule, Send, Skip, Trace
+from engine.state import Cancel, Ingested, Instance, Outcome, Schedule, Send, Skip, Trace
 from engine.stores.memory import MemoryStore
 
 _LAZY = {"Server": "engine.host", "SqlStore": "engine.stores.sql", "create_app": "engine.http"}

@@ -36,6 +36,7 @@ class OutboxItem:
     content: dict[str, Any]
     attempts: int
     address: str | None
+    instance_id: str | None = None  # None: a keyword reply, not a journey's message
 
 
 @dataclass(frozen=True, slots=True)
@@ -94,6 +95,14 @@ class Tx(Protocol):
     def latest_message(self, user_id: str, channel: str) -> str | None: ...
 
     def set_message_status(self, message_id: str, status: str, at: datetime) -> None: ...
+
+    def suppressed_since(self, phone: str) -> datetime | None:
+        """Since when a STOP from this E.164 number suppresses it (None: it is not suppressed)."""
+        ...
+
+    def record_suppression(self, phone: str, keyword: str, at: datetime, source: str) -> None:
+        """A STOP (suppress the number on sms, mms, rcs) or START (lift it) from `phone`: a ledger row."""
+        ...
 
     def due_timer_users(self, now: datetime, limit: int) -> set[str]:
         """The users of the (up to `limit`) earliest timers due by `now`; nothing is claimed."""
@@ -159,6 +168,14 @@ class Outbox(Protocol):
 
     def outbox_next_due(self) -> datetime | None: ...
 
+    def recipients(self, user_ids: Collection[str]) -> dict[str, Profile]:
+        """The profiles (with consent ledgers) of these users as committed, for the checks before sending."""
+        ...
+
+    def suppressions(self, numbers: Collection[str]) -> dict[str, datetime]:
+        """The numbers among these that are suppressed now, with the time of their STOP."""
+        ...
+
 
 class ReadViews(Protocol):
     """What the HTTP API and the webhooks read, outside the engine's transactions."""
@@ -211,7 +228,7 @@ class Journeys(Protocol):
         ...
 
     def cancel_pending(self, journey_id: str, reason: str, at: datetime) -> int:
-        """Messages of the journey not yet handed to a provider are not sent: failed with `reason`."""
+        """Messages of the journey not yet handed to a provider are not sent: `cancelled` with `reason`."""
         ...
 
 

@@ -8,53 +8,37 @@ from __future__ import annotations
 
 from collections import defaultdict
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass
 from datetime import datetime, timedelta
 from functools import partial
 from typing import Any
 
-from channels import CHANNELS, Decision, Policy, Profile, apply_keyword, classify_keyword, sms_encoding
+from channels import CHANNELS, Decision, Keyword, Policy, Profile, apply_keyword, classify_keyword, sms_encoding
+from channels.recheck import with_suppression
 from engine.clock import Clock, counter_ids
 from engine.compiler import CompiledJourney
 from engine.errors import EvaluationError, EventError, JourneyNotFoundError, StoreError
 from engine.events import Event, parse_event
 from engine.ports import IdSource, Store, Tx, carry_out
 from engine.runtime import Runtime
-from engine.state import Instance, Outcome, Schedule, Send, Trace, journey_context, profile_context
+from engine.state import (
+    Committed,
+    Failure,
+    Ingested,
+    Instance,
+    Outcome,
+    Schedule,
+    Send,
+    Trace,
+    journey_context,
+    profile_context,
+)
 
 CAP_WINDOW = timedelta(days=7)
-
-
-@dataclass(frozen=True, slots=True)
-class Ingested:
-    """What became of one event: processed, or acknowledged as a duplicate."""
-
-    event: Event
-    duplicate: bool
-
-
-@dataclass(slots=True)
-class Committed:
-    """What one committed transaction left for the host: the earliest new timer, new sends."""
-
-    earliest_timer: datetime | None = None
-    sends: int = 0
 
 
 VersionSource = Callable[[str, str], "CompiledJourney | None"]
 """Finds a journey version that is not loaded (an instance entered it before a change or a
 restart): the host compiles it from the source the store kept."""
-
-
-@dataclass(frozen=True, slots=True)
-class Failure:
-    """One instance that failed on its own (the rest of its batch went on): for logs and metrics."""
-
-    journey_id: str
-    version: str
-    step: str | None
-    instance_id: str
-    reason: str
 
 
 class Catalog:
@@ -107,6 +91,12 @@ class Catalog:
             if self.state(journey.id) == "active":
                 by_trigger[journey.definition.trigger.event].append(journey)
         self._by_trigger = dict(by_trigger)
+
+
+def _as_seen(tx: Tx, profile: Profile) -> Profile:
+    """The profile as the channel rules must see it: opted out of the phone channels while its
+    number is on the suppression list (prefetched with the batch: no query per event)."""
+    return with_suppression(profile, tx.suppressed_since(profile.phone)) if profile.phone else profile
 
 
 def _deduplicated(tx: Tx, events: Sequence[Event]) -> list[Ingested]:
@@ -261,7 +251,7 @@ class Engine:
             raise EventError(f"events[{index}].{exc}" if count > 1 else str(exc)) from None
 
     def _fire(self, tx: Tx, instance: Instance, timer_id: str, now: datetime) -> None:
-        profile = tx.get_profile(instance.user_id) or Profile(instance.user_id)
+        profile = _as_seen(tx, tx.get_profile(instance.user_id) or Profile(instance.user_id))
         sent = tx.recent_sends(instance.user_id, now - CAP_WINDOW)
         self._guarded(tx, instance, now, lambda journey: self.runtime.on_timer(instance, journey, timer_id, profile,
                                                                                sent, now))
@@ -290,6 +280,7 @@ class Engine:
         profile = tx.get_profile(event.user_id) or Profile(event.user_id)
         if event.type == "sms.inbound":
             profile = self._keyword(tx, event, profile, now)
+        profile = _as_seen(tx, profile)
         event = self._feedback(tx, event, now)
         instances = tx.active_instances(event.user_id)
         triggered = self.catalog.triggered(event.type)
@@ -362,12 +353,28 @@ class Engine:
         keyword = classify_keyword(str(event.properties.get("text", "")))
         if keyword is None:
             return profile
+        phone = profile.phone or event.properties.get("from")
+        if isinstance(phone, str) and phone and keyword is not Keyword.HELP:
+            tx.record_suppression(phone, keyword.value, now, f"sms.inbound:{event.id or event.user_id}")
         outcome = apply_keyword(keyword, profile.consents, now, self.policy)
         if outcome.records:
             profile = profile.with_consents(outcome.records)
             tx.put_profile(profile)
         self._reply(tx, profile, outcome.reply_message, outcome.reply_text, now)
         return profile
+
+    def keyword_from_number(self, number: str, text: str, source: str) -> str | None:
+        """An inbound SMS from a number no profile holds: a STOP suppresses the number all the same
+        (for any profile that holds it now or later), a START lifts that. Returns the reply text
+        for the sender (the host answers it directly: there is no profile to address it to)."""
+        keyword = classify_keyword(text)
+        if keyword is None:
+            return None
+        now = self.clock.now()
+        if keyword is not Keyword.HELP:
+            with self.store.transaction() as tx:
+                tx.record_suppression(number, keyword.value, now, source)
+        return apply_keyword(keyword, (), now, self.policy).reply_text
 
     def _reply(self, tx: Tx, profile: Profile, message: str, text: str, now: datetime) -> None:
         encoding = sms_encoding(text)

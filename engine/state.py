@@ -1,4 +1,5 @@
-"""Running state: journey instances and the commands the runtime asks the host to carry out.
+"""Running state: journey instances, the commands the runtime asks the host to carry out, and
+what processing reports back to the host (Ingested, Committed, Failure).
 
 Everything here is a frozen value with a JSON round-trip, because the server stores it
 between stimuli and the tests restore it between every step.
@@ -13,7 +14,7 @@ from typing import Any
 
 from channels import Decision, Policy, Profile, SentRecord
 from engine.compiler import CompiledJourney
-from engine.events import format_time, parse_time
+from engine.events import Event, format_time, parse_time
 from engine.model import Step
 
 ACTIVE = "active"
@@ -197,6 +198,33 @@ class Outcome:
 
     instance: Instance | None
     commands: list[Command] = field(default_factory=list)
+
+
+@dataclass(frozen=True, slots=True)
+class Ingested:
+    """What became of one event: processed, or acknowledged as a duplicate."""
+
+    event: Event
+    duplicate: bool
+
+
+@dataclass(slots=True)
+class Committed:
+    """What one committed transaction left for the host: the earliest new timer, new sends."""
+
+    earliest_timer: datetime | None = None
+    sends: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class Failure:
+    """One instance that failed on its own (the rest of its batch went on): for logs and metrics."""
+
+    journey_id: str
+    version: str
+    step: str | None
+    instance_id: str
+    reason: str
 
 
 def profile_context(profile: Profile) -> dict[str, Any]:

@@ -1,19 +1,27 @@
 """Drains the outbox through channel providers.
 
 A message is leased before its attempt and marked after it, so two workers never take the
-same row. Temporary errors are retried with backoff, trying the channel's next provider
-first (failover); a permanent error, or running out of attempts, marks the message failed
-and becomes a `<channel>.failed` event, so an escalation moves on at once.
+same row. Right before every attempt, first or retry, the message is checked again (consent,
+the phone suppression list, the address, quiet hours: `channels.recheck`): one that may no
+longer go is `cancelled` with the reason and never reaches a provider; one that falls into
+quiet hours waits for the window's end. Temporary errors are retried with backoff, trying the
+channel's next provider first (failover); a provider that raises anything else is treated as
+temporary for that one message, and the rest of the batch is recorded as usual. A permanent
+error, or running out of attempts, marks the message failed and becomes a `<channel>.failed`
+event, so an escalation moves on at once.
 """
 
 from __future__ import annotations
 
 import logging
+from collections import Counter
 from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
+from channels import Policy, Profile
 from channels.providers import OutboundMessage, PermanentDeliveryError, Provider, TemporaryDeliveryError
+from channels.recheck import GO, Recheck, recheck
 from engine.clock import Clock
 from engine.ports import Outbox, OutboxItem
 
@@ -30,23 +38,27 @@ class Dispatcher:
     """Providers per channel (in failover order); `"*"` serves channels not listed."""
 
     def __init__(self, store: Outbox, providers: Mapping[str, Sequence[Provider]], clock: Clock,
-                 on_failed: FailureSink, batch: int = 500, lease: timedelta = timedelta(seconds=60)) -> None:
+                 on_failed: FailureSink, policy: Policy | None = None, batch: int = 500,
+                 lease: timedelta = timedelta(seconds=60)) -> None:
         self.store = store
         self.providers = providers
         self.clock = clock
         self.on_failed = on_failed
+        self.policy = policy
         self.batch = batch
         self.lease = lease
         self.sent = 0
+        self.cancelled: Counter[str] = Counter()  # messages kept back at dispatch, by reason
 
     def drain(self) -> int:
-        """One batch: claim, attempt, record; returns how many messages were attempted."""
+        """One batch: claim, check again, attempt, record; returns how many messages were claimed."""
         now = self.clock.now()
         items = self.store.claim_outbox(now, self.batch, self.lease)
+        verdicts = self._rechecks(items, now)
         results: list[dict[str, Any]] = []
         failures: list[dict[str, Any]] = []
         for item in items:
-            result = self._attempt(item, now)
+            result = self._settle(item, verdicts.get(item.message_id, GO), now)
             unusable = result.pop("unusable_address", False)
             results.append(result)
             if result["dispatch"] == "failed":
@@ -55,6 +67,34 @@ class Dispatcher:
         if failures:
             self.on_failed(failures)
         return len(items)
+
+    def _rechecks(self, items: Sequence[OutboxItem], now: datetime) -> dict[str, Recheck]:
+        """Each message's verdict as of now, from its recipient's profile and number as committed:
+        two queries per batch. Keyword replies (no instance) always go: a STOP is confirmed."""
+        if self.policy is None or not items:
+            return {}
+        policy = self.policy
+        profiles = self.store.recipients({i.user_id for i in items})
+        numbers = {p.phone for p in profiles.values() if p.phone}
+        suppressed = self.store.suppressions(numbers) if numbers else {}
+        verdicts = {}
+        for item in items:
+            if item.instance_id is None:
+                continue
+            profile: Profile | None = profiles.get(item.user_id)
+            since = suppressed.get(profile.phone) if profile is not None and profile.phone else None
+            verdicts[item.message_id] = recheck(profile, item.channel, item.category, policy, now, since)
+        return verdicts
+
+    def _settle(self, item: OutboxItem, verdict: Recheck, now: datetime) -> dict[str, Any]:
+        if verdict.cancel is not None:
+            self.cancelled[verdict.cancel] += 1
+            log.info("message %s cancelled before sending: %s", item.message_id, verdict.cancel)
+            return _result(item, "cancelled", "cancelled", item.attempts, None, None, None, verdict.cancel, now)
+        if verdict.defer_until is not None:
+            return _result(item, "pending", "queued", item.attempts, verdict.defer_until, None, None,
+                           "quiet hours", now)
+        return self._attempt(item, now)
 
     def _attempt(self, item: OutboxItem, now: datetime) -> dict[str, Any]:
         message = OutboundMessage(item.message_id, item.user_id, item.channel, item.category, item.content,
@@ -71,6 +111,10 @@ class Dispatcher:
             except PermanentDeliveryError as exc:
                 result = _result(item, "failed", "failed", attempts, None, provider.name, None, str(exc), now)
                 return {**result, "unusable_address": exc.unusable_address}
+            except Exception as exc:  # noqa: BLE001 - one provider's bug must not sink the batch
+                error = f"{provider.name}: {type(exc).__name__}: {exc}"
+                log.exception("provider %s raised on %s; treated as temporary", provider.name, item.message_id)
+                continue
             self.sent += 1  # status_at: when the provider took it, not when the batch began
             return _result(item, "sent", "sent", attempts, None, provider.name, provider_id, None, self.clock.now())
         if attempts >= MAX_ATTEMPTS:

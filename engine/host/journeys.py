@@ -101,7 +101,7 @@ class Deploys:
             self.store.set_journey_state(journey_id, state, now)
             self.engine.catalog.set_state(journey_id, state)
             ended = self.engine.stop_journey(journey_id) if state == "stopped" else 0
-        held = self.store.cancel_pending(journey_id, "journey stopped", now) if state == "stopped" else 0
+        held = self.store.cancel_pending(journey_id, "journey_stopped", now) if state == "stopped" else 0
         log.info("journey %s %s (%d instances ended, %d unsent messages kept back)", journey_id, state, ended, held)
         return {**self.view(journey_id), "instances_ended": ended, "messages_canceled": held}
 

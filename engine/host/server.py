@@ -32,7 +32,8 @@ from engine.host.journeys import Deploys, ReloadReport
 from engine.host.sweeps import Sweeps
 from engine.host.turns import TurnLock
 from engine.ports import HostStore
-from engine.service import Committed, Engine, Failure, Ingested
+from engine.service import Engine
+from engine.state import Committed, Failure, Ingested
 
 log = logging.getLogger("journey.server")
 
@@ -92,7 +93,8 @@ class Server:
         self.engine.on_failure = self._instance_failed
         self.deploys = Deploys(self.engine, store, self.lock, self.clock, journeys_dir)
         self.deploys.register(journeys)
-        self.dispatcher = Dispatcher(store, providers or default_providers(), self.clock, self._provider_failures)
+        self.dispatcher = Dispatcher(store, providers or default_providers(), self.clock, self._provider_failures,
+                                     policy)
         self._counting = threading.Lock()  # `accept` runs outside `lock`
         jobs = {"timers": (self.sweep_timers, timer_interval), "outbox": (self.drain_outbox, 0.5),
                 "inbox": (self.sweep_inbox, 1.0)}

@@ -24,7 +24,7 @@ from channels import Policy
 from channels.providers import FileProvider
 from engine.errors import ShardError
 from engine.events import Event
-from engine.service import Ingested
+from engine.state import Ingested
 
 
 @dataclass(frozen=True)

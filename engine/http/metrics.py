@@ -51,6 +51,12 @@ class Metrics:
         for journey_id, total in sorted(c.instance_failures.items()):
             instances.add_metric([journey_id], total)
         yield instances
+        cancelled = CounterMetricFamily("journey_messages_cancelled",
+                                        "Messages kept back at dispatch because they may no longer go, by reason",
+                                        labels=["reason"])
+        for reason in ("opted_out", "no_consent", "no_address"):
+            cancelled.add_metric([reason], self.server.dispatcher.cancelled[reason])
+        yield cancelled
         yield GaugeMetricFamily("journey_journeys_loaded", "Journeys loaded", value=len(self.server.engine.journeys))
 
     def render(self) -> bytes:

@@ -18,6 +18,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import parse_qsl
+from xml.sax.saxutils import escape
 
 from channels.providers.config import providers_of
 from channels.providers.twilio import UNUSABLE_CODES, TwilioProvider
@@ -87,8 +88,7 @@ def _twilio_inbound(server: Server, params: Mapping[str, str]) -> WebhookReply:
     sender = _phone(params.get("From"))
     user_id = server.store.user_by_phone(sender) if sender else None
     if user_id is None:
-        log.info("inbound message from an unknown number ignored")
-        return WebhookReply(200, EMPTY_TWIML, "text/xml")
+        return _from_unknown_number(server, sender, params)
     sid = params.get("MessageSid") or params.get("SmsSid")
     event = {"type": "sms.inbound", "user_id": user_id,
              "properties": {"text": params.get("Body", ""), "from": sender, "to": _phone(params.get("To")),
@@ -96,6 +96,20 @@ def _twilio_inbound(server: Server, params: Mapping[str, str]) -> WebhookReply:
     if sid:
         event["id"] = f"twilio:{sid}"
     return _ingest(server, event, WebhookReply(200, EMPTY_TWIML, "text/xml"))
+
+
+def _from_unknown_number(server: Server, sender: str | None, params: Mapping[str, str]) -> WebhookReply:
+    """No profile holds the number: a STOP (or START) still goes on the suppression list, and the
+    reply goes back in the TwiML answer, since there is no profile to address a message to."""
+    sid = params.get("MessageSid") or params.get("SmsSid") or "unknown"
+    with server.lock:
+        reply = server.engine.keyword_from_number(sender, params.get("Body", ""), f"twilio:{sid}") if sender else None
+    if reply is None:
+        log.info("inbound message from an unknown number ignored")
+        return WebhookReply(200, EMPTY_TWIML, "text/xml")
+    log.info("keyword from a number no profile holds: recorded on the suppression list")
+    body = f'<?xml version="1.0" encoding="UTF-8"?><Response><Message>{escape(reply)}</Message></Response>'
+    return WebhookReply(200, body.encode(), "text/xml")
 
 
 def _ingest(server: Server, data: dict[str, Any], reply: WebhookReply | None) -> WebhookReply:

@@ -17,8 +17,8 @@ from engine.errors import EvaluationError
 from engine.events import Event
 from engine.ports import Store
 from engine.runtime import Runtime
-from engine.service import Engine, Failure
-from engine.state import Instance
+from engine.service import Engine
+from engine.state import Failure, Instance
 from engine.stores.memory import MemoryStore
 from engine.stores.sql import SqlStore
 

@@ -197,7 +197,7 @@ def test_stop_keeps_back_a_message_queued_but_not_yet_handed_over(local: LocalSe
     assert stopped["messages_canceled"] == 1
     local.settle()
     [push] = local.messages("A")
-    assert (push["delivery"], push["status"], push["error"]) == ("failed", "canceled", "journey stopped")
+    assert (push["delivery"], push["status"], push["error"]) == ("cancelled", "cancelled", "journey_stopped")
     assert local.outbox_lines() == []
 
 

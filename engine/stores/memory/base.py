@@ -52,6 +52,8 @@ class MemoryBase:
         self.traces: list[Trace] = []
         self.inbox: deque[Event] = deque()
         self.quarantined: list[tuple[Event, str]] = []
+        self.suppressed: dict[str, datetime] = {}  # phone -> since its first STOP
+        self.suppression_ledger: list[tuple[str, str, datetime, str]] = []  # number, keyword, at, source
         self.versions: dict[tuple[str, str], JourneyVersion] = {}
         self.states: dict[str, str] = {}
         self._lock = threading.RLock()
@@ -165,6 +167,16 @@ class MemoryBase:
 
     def put_profile(self, profile: Profile) -> None:
         self._set(self.profiles, profile.user_id, profile)
+
+    def suppressed_since(self, phone: str) -> datetime | None:
+        return self.suppressed.get(phone)
+
+    def record_suppression(self, phone: str, keyword: str, at: datetime, source: str) -> None:
+        self._append(self.suppression_ledger, (phone, keyword, at, source))
+        if keyword != "STOP":
+            self._pop(self.suppressed, phone)
+        elif phone not in self.suppressed:
+            self._set(self.suppressed, phone, at)
 
     def set_message_status(self, message_id: str, status: str, at: datetime) -> None:
         self._set(self.status, message_id, (status, at))

@@ -4,10 +4,11 @@ read views of the HTTP API."""
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
+from channels import Profile
 from channels.selection import ADDRESS_FIELD
 from engine.ports import HostStore, JourneyVersion, OutboxItem
 from engine.state import Instance, Send, Skip
@@ -35,7 +36,7 @@ class MemoryStore(MemoryBase):
         field = ADDRESS_FIELD.get(send.channel)
         address = getattr(profile, field) if profile is not None and field else None
         return OutboxItem(send.message_id, send.user_id, send.channel, send.category, dict(send.content),
-                          delivery["attempts"], address)
+                          delivery["attempts"], address, send.instance_id)
 
     def finish_outbox(self, results: Sequence[Mapping[str, Any]]) -> None:
         with self._lock:
@@ -53,6 +54,14 @@ class MemoryStore(MemoryBase):
         for delivery in expired:
             delivery.update(dispatch="failed", status="unknown", status_at=now, error=INTERRUPTED)
         return len(expired)
+
+    def recipients(self, user_ids: Collection[str]) -> dict[str, Profile]:
+        with self._lock:
+            return {u: self.profiles[u] for u in user_ids if u in self.profiles}
+
+    def suppressions(self, numbers: Collection[str]) -> dict[str, datetime]:
+        with self._lock:
+            return {n: self.suppressed[n] for n in numbers if n in self.suppressed}
 
     def outbox_next_due(self) -> datetime | None:
         with self._lock:
@@ -96,7 +105,7 @@ class MemoryStore(MemoryBase):
             pending = [d for d in self.deliveries.values()
                        if d["dispatch"] == "pending" and d["send"].journey_id == journey_id]
             for delivery in pending:
-                delivery.update(dispatch="failed", status="canceled", status_at=at, error=reason)
+                delivery.update(dispatch="cancelled", status="cancelled", status_at=at, error=reason)
         return len(pending)
 
     # --- ReadViews ------------------------------------------------------------------------------

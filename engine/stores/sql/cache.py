@@ -31,7 +31,17 @@ class StateCache:
 
     users: dict[str, UserState] = field(default_factory=dict)
     owners: dict[str, str] = field(default_factory=dict)
+    suppressed: dict[str, datetime | None] = field(default_factory=dict)  # phone -> since (None: not)
     limit: int = 250_000
+
+    def remember_numbers(self, numbers: dict[str, datetime | None]) -> None:
+        if len(self.suppressed) + len(numbers) > self.limit:  # bounded: start again
+            self.suppressed.clear()
+        self.suppressed.update(numbers)
+
+    def forget_numbers(self, numbers: Collection[str]) -> None:
+        for number in numbers:
+            self.suppressed.pop(number, None)
 
     def add(self, states: dict[str, UserState]) -> None:
         if len(self.users) + len(states) > self.limit:  # bounded: forget the older half

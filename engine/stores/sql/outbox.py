@@ -22,7 +22,7 @@ def claim_sql(dialect: str, limit: int) -> str:
     `dispatch = 'pending'` is a literal so that the partial index of pending messages applies."""
     field = "CASE m.channel " + " ".join(f"WHEN '{c}' THEN '{f}'" for c, f in ADDRESS_FIELD.items()) + " END"
     sql = (f"SELECT m.message_id, m.user_id, m.channel, m.category, m.content, m.attempts, "
-           f"{json_text(dialect, 'p.doc', field)} "
+           f"{json_text(dialect, 'p.doc', field)}, m.instance_id "
            "FROM messages m LEFT OUTER JOIN profiles p ON p.user_id = m.user_id "
            f"WHERE m.dispatch = 'pending' AND m.next_attempt_at <= {placeholder(dialect)} "
            f"ORDER BY m.next_attempt_at LIMIT {int(limit)}")

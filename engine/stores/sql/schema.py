@@ -15,12 +15,13 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.types import JSON
 from sqlmodel import Field, SQLModel
 
-SCHEMA_VERSION = 6
+SCHEMA_VERSION = 7
 # 2: entries are read from instances; the entries table is no longer kept.
 # 3: partial outbox indexes; instance indexes without status (see `RETIRED_INDEXES`).
 # 4: profiles.phone, indexed, copied from the profile document.
 # 5: the inbox of events accepted for processing later.
 # 6: journey versions (their source) and journey states (paused, stopped).
+# 7: the phone suppression list: its ledger and the numbers suppressed now.
 RETIRED_INDEXES = ("ix_messages_dispatch", "ix_messages_provider_id", "ix_instances_user_status",
                    "ix_instances_journey_status")
 CHUNK = 900
@@ -156,6 +157,25 @@ class JourneyStateRow(SQLModel, table=True):
     journey_id: str = Field(primary_key=True)
     state: str
     at: datetime
+
+
+class SuppressionRow(SQLModel, table=True):
+    """One STOP or START from a phone number: the suppression list's ledger, never rewritten."""
+
+    __tablename__ = "suppressions"
+    id: int | None = Field(default=None, primary_key=True)
+    number: str = Field(index=True)
+    keyword: str
+    at: datetime
+    source: str
+
+
+class SuppressedNumberRow(SQLModel, table=True):
+    """A number suppressed now (since its first STOP), until a START from it deletes the row."""
+
+    __tablename__ = "suppressed_numbers"
+    number: str = Field(primary_key=True)
+    since: datetime
 
 
 class MetaRow(SQLModel, table=True):

@@ -10,7 +10,7 @@ several workers can share the database.
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Collection, Iterator, Mapping, Sequence
 from contextlib import AbstractContextManager, contextmanager, nullcontext
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -22,6 +22,7 @@ from sqlalchemy.engine import Engine as SaEngine
 from sqlalchemy.exc import SQLAlchemyError
 from sqlmodel import SQLModel, create_engine
 
+from channels import Profile
 from engine.errors import StoreError
 from engine.ports import JourneyVersion, OutboxItem
 from engine.state import Instance
@@ -42,6 +43,7 @@ from engine.stores.sql.schema import (
     chunks,
     dialect_insert,
 )
+from engine.stores.sql.suppression import read_suppressions
 from engine.stores.sql.translate import store_error, translated, translating
 from engine.stores.sql.tx import SqlTx, StateCache
 from engine.stores.sql.writer_lock import WriterLock
@@ -89,6 +91,7 @@ class SqlStore:
         except BaseException as exc:
             if tx is not None and self.cache is not None:
                 self.cache.evict(list(tx.users))
+                self.cache.forget_numbers(list(tx.suppressions.changed))
             if isinstance(exc, SQLAlchemyError):
                 raise store_error(exc, self.safe_url) from exc
             raise
@@ -125,7 +128,7 @@ class SqlStore:
             db = Driver(conn, self.dialect)
             expire(db, now)
             query = claim_sql(self.dialect, limit)
-            items = [OutboxItem(r[0], r[1], r[2], r[3], db.read_json(r[4]), r[5], r[6])
+            items = [OutboxItem(r[0], r[1], r[2], r[3], db.read_json(r[4]), r[5], r[6], r[7])
                      for r in db.rows(query, [db.time(now)])]
             lease_until = db.time(now + lease)
             for chunk in chunks([i.message_id for i in items]):
@@ -213,6 +216,18 @@ class SqlStore:
                 counts.setdefault(step or "(none)", {})[status] = int(count)
         return counts
 
+    # --- what the dispatcher checks again before each attempt --------------------------------
+
+    @translating
+    def recipients(self, user_ids: Collection[str]) -> dict[str, Profile]:
+        with self.engine.connect() as conn:
+            return SqlTx(conn, self.dialect, None).load_profiles(sorted(user_ids))
+
+    @translating
+    def suppressions(self, numbers: Collection[str]) -> dict[str, datetime]:
+        with self.engine.connect() as conn:
+            return read_suppressions(Driver(conn, self.dialect), numbers)
+
     # --- journeys: versions and lifecycle states -----------------------------------------
 
     @translating
@@ -265,7 +280,7 @@ class SqlStore:
             db = Driver(conn, self.dialect)
             m = db.mark
             result = conn.exec_driver_sql(
-                f"UPDATE messages SET dispatch = 'failed', status = 'canceled', status_at = {m}, error = {m} "
+                f"UPDATE messages SET dispatch = 'cancelled', status = 'cancelled', status_at = {m}, error = {m} "
                 f"WHERE dispatch = 'pending' AND journey_id = {m}", (db.time(at), reason, journey_id))
             return int(result.rowcount or 0)
 

@@ -22,6 +22,7 @@ from engine.state import Instance, Send, Skip, TimerRef, Trace
 from engine.stores.sql.cache import StateCache, UserState, forget_sends_before
 from engine.stores.sql.driver import Driver
 from engine.stores.sql.schema import EVENT_IDS, chunks, dialect_insert
+from engine.stores.sql.suppression import TxSuppressions
 
 
 class SqlTx:
@@ -43,6 +44,7 @@ class SqlTx:
         self._w_messages: list[tuple[Any, ...]] = []
         self._w_status: list[tuple[Any, ...]] = []
         self._w_skips: list[tuple[Any, ...]] = []
+        self.suppressions = TxSuppressions(self.db, cache)
 
     # --- reads ----------------------------------------------------------------------------
 
@@ -61,6 +63,11 @@ class SqlTx:
                 missing.append(user_id)
         for chunk in chunks(missing):
             self._load(chunk, since)
+        self.suppressions.load({p for p in (self._phone(u) for u in user_ids) if p})
+
+    def _phone(self, user_id: str) -> str | None:
+        state = self.users.get(user_id)
+        return state.profile.phone if state is not None and state.profile is not None else None
 
     def _load(self, users: Sequence[str], since: datetime) -> None:
         states = {u: UserState(since) for u in users}
@@ -70,6 +77,13 @@ class SqlTx:
         self.users.update(states)
         if self.cache is not None:
             self.cache.add(states)
+
+    def load_profiles(self, user_ids: Sequence[str]) -> dict[str, Profile]:
+        """Just the profiles (with their consent ledgers) of these users, read as committed."""
+        states = {u: UserState(datetime.min) for u in user_ids}
+        for chunk in chunks(list(states)):
+            self._load_profiles({u: states[u] for u in chunk})
+        return {u: state.profile for u, state in states.items() if state.profile is not None}
 
     def _load_profiles(self, states: dict[str, UserState]) -> None:
         db, users = self.db, list(states)
@@ -254,6 +268,12 @@ class SqlTx:
 
     # --- writes ---------------------------------------------------------------------------
 
+    def suppressed_since(self, phone: str) -> datetime | None:
+        return self.suppressions.since(phone)
+
+    def record_suppression(self, phone: str, keyword: str, at: datetime, source: str) -> None:
+        self.suppressions.record(phone, keyword, at, source)
+
     def put_profile(self, profile: Profile) -> None:
         state = self._state(profile.user_id)
         for seq, record in enumerate(profile.consents[state.consents_stored:], state.consents_stored):
@@ -304,6 +324,7 @@ class SqlTx:
 
     def flush(self) -> None:
         """Write everything buffered, one executemany per table."""
+        self.suppressions.flush()
         db, sql = self.db, _statements(self.db)
         db.write(sql["profiles"], [(p.user_id, p.phone, db.json(_profile_doc(p))) for p in self._w_profiles.values()])
         db.write(sql["consents"], self._w_consents)
