@@ -3,8 +3,8 @@
 - `SmtpSink`: a real SMTP server (aiosmtpd) that keeps every message it accepts.
 - `FakeTwilio`: the Messages endpoint the `twilio` client calls
   (`POST /2010-04-01/Accounts/{sid}/Messages.json`, form body, Basic auth), with a script of
-  replies: `"ok"`, `"timeout"` (answer after the client gave up; nothing is kept) or an error
-  code such as `21610`.
+  replies: `"ok"`, `"timeout"` (answer after the client gave up; nothing is kept), an error
+  code such as `21610`, or an HTTP status alone such as `503`.
 - `FakeFcm`: Google's token endpoint (verifies the JWT with the service account's public
   key) and FCM's `messages:send`; the token `"dead-token"` is unregistered.
 - `HookSink`: a JSON receiver for the webhook channel.
@@ -121,6 +121,7 @@ class FakeTwilio(_Http):
         self.script: list[Any] = []
         self.messages: list[dict[str, list[str]]] = []
         self.requests = 0
+        self.bodies: list[str] = []  # the Body of every request, answered or not
         self._lock = threading.Lock()
 
     def _handle(self, handler: BaseHTTPRequestHandler, body: bytes) -> tuple[int, Any]:
@@ -131,10 +132,13 @@ class FakeTwilio(_Http):
             return 401, {"code": 20003, "message": "Authenticate", "status": 401}
         with self._lock:
             self.requests += 1
+            self.bodies.append(parse_qs(body.decode(), keep_blank_values=True).get("Body", [""])[0])
             step = self.script.pop(0) if self.script else "ok"
         if step == "timeout":
             time.sleep(self.delay)
             return 0, None
+        if isinstance(step, int) and step < 1000:  # an HTTP status alone, such as 503
+            return step, {"code": 20000 + step, "message": f"HTTP {step}", "more_info": "", "status": step}
         if isinstance(step, int):
             status = 429 if step == 20429 else 400
             return status, {"code": step, "message": f"error {step}", "more_info": "", "status": status}

@@ -1,0 +1,198 @@
+"""Compliance holds at the moment of sending: over HTTP, against a local server that speaks
+Twilio's protocol, a message that may no longer go between its first attempt and its retry is
+`cancelled` and never reaches Twilio; the phone suppression list covers numbers no profile
+holds and every profile sharing a number; one provider's bug fails one message, not a batch."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlencode
+
+import pytest
+from twilio.request_validator import RequestValidator
+
+from channels.providers import FileProvider, OutboundMessage
+from channels.providers.twilio import TwilioProvider
+from tests.providers.provider_fakes import ACCOUNT_SID, AUTH_TOKEN, FakeTwilio
+from tests.server.conftest import LocalServer, StartLocal, post_events, put_profile
+
+PHONE = "+14155550100"
+PROMO = """\
+id: promo
+category: marketing
+trigger: {event: promo.sent}
+steps:
+  - {id: offer, type: send, message: offer, channels: [sms]}
+messages:
+  offer:
+    sms: {text: "20% off today"}
+"""
+
+
+@pytest.fixture
+def twilio() -> Iterator[FakeTwilio]:
+    fake = FakeTwilio()
+    fake.start()
+    yield fake
+    fake.stop()
+
+
+@pytest.fixture
+def rig(start_local: StartLocal, journeys_dir: Path, twilio: FakeTwilio, tmp_path: Path) -> LocalServer:
+    (journeys_dir / "promo.yaml").write_text(PROMO, encoding="utf-8")
+    sms = TwilioProvider(ACCOUNT_SID, AUTH_TOKEN, "+15005550006", api_base_url=twilio.url, timeout=2)
+    return start_local(providers={"sms": [sms], "*": [FileProvider(tmp_path / "outbox.jsonl")]})
+
+
+def sms_of(local: LocalServer, user_id: str) -> list[dict[str, Any]]:
+    return [m for m in local.messages(user_id) if m["channel"] == "sms"]
+
+
+def twilio_inbound(local: LocalServer, sender: str, text: str, sid: str = "SM1") -> Any:
+    params = {"From": sender, "To": "+15005550006", "Body": text, "MessageSid": sid}
+    url = f"{local.base_url}/v1/webhooks/twilio/inbound"
+    signature = RequestValidator(AUTH_TOKEN).compute_signature(url, params)
+    return local.client.post("/v1/webhooks/twilio/inbound", content=urlencode(params),
+                             headers={"Content-Type": "application/x-www-form-urlencoded",
+                                      "X-Twilio-Signature": signature})
+
+
+def first_attempt_fails(local: LocalServer, twilio: FakeTwilio) -> dict[str, Any]:
+    """A marketing SMS whose first attempt Twilio answers with 503: queued for a retry in 1 s."""
+    twilio.script = [503, 503]
+    put_profile(local, "u1", "sms:marketing", "sms:transactional", phone=PHONE)
+    post_events(local, {"type": "promo.sent", "user_id": "u1"})
+    local.settle()
+    [sms] = sms_of(local, "u1")
+    assert (sms["delivery"], sms["attempts"]) == ("pending", 1) and twilio.requests == 1
+    return sms
+
+
+def assert_cancelled_and_never_sent(local: LocalServer, twilio: FakeTwilio, reason: str) -> None:
+    local.advance(60)  # past every retry the backoff would have made
+    [sms] = [m for m in sms_of(local, "u1") if m["message"] == "offer"]
+    assert (sms["delivery"], sms["status"], sms["error"], sms["attempts"]) == ("cancelled", "cancelled", reason, 1)
+    assert twilio.bodies.count("20% off today") == 1  # the first attempt only
+    assert [m for m in twilio.messages if m["Body"] == ["20% off today"]] == []
+    assert f'journey_messages_cancelled_total{{reason="{reason}"}} 1.0' in local.client.get("/metrics").text
+
+
+def test_a_stop_between_the_first_attempt_and_the_retry_cancels_the_sms(rig: LocalServer,
+                                                                        twilio: FakeTwilio) -> None:
+    first_attempt_fails(rig, twilio)
+    reply = post_events(rig, {"type": "sms.inbound", "user_id": "u1", "properties": {"text": "STOP"}})
+    assert reply.status_code == 202
+    assert_cancelled_and_never_sent(rig, twilio, "opted_out")
+    confirmation = [m for m in sms_of(rig, "u1") if m["message"] == "stop_confirmation"]
+    assert confirmation and confirmation[0]["delivery"] == "sent"  # a STOP is always confirmed
+
+
+def test_a_consent_revoked_over_the_api_before_the_retry_cancels_the_sms(rig: LocalServer,
+                                                                         twilio: FakeTwilio) -> None:
+    first_attempt_fails(rig, twilio)
+    revoked = rig.client.post("/v1/profiles/u1/consents",
+                              json={"channel": "sms", "category": "marketing", "granted": False})
+    assert revoked.status_code == 201
+    assert_cancelled_and_never_sent(rig, twilio, "opted_out")
+
+
+def test_an_address_removed_before_the_retry_cancels_the_sms(rig: LocalServer, twilio: FakeTwilio) -> None:
+    first_attempt_fails(rig, twilio)
+    put_profile(rig, "u1", "sms:marketing", phone=None)
+    assert_cancelled_and_never_sent(rig, twilio, "no_address")
+
+
+def test_a_stop_from_a_number_no_profile_holds_suppresses_it_for_later_profiles(rig: LocalServer,
+                                                                               twilio: FakeTwilio) -> None:
+    reply = twilio_inbound(rig, "+14155550199", " stop ")
+    assert reply.status_code == 200 and "<Message>" in reply.text and "unsubscribed" in reply.text.lower()
+    put_profile(rig, "late", "sms:marketing", phone="+14155550199")
+    post_events(rig, {"type": "promo.sent", "user_id": "late"})
+    rig.settle()
+    assert sms_of(rig, "late") == []
+    [skip] = rig.client.get("/v1/messages", params={"user_id": "late"}).json()["skipped"]
+    assert skip["reason"] == "no_eligible_channel"
+    assert skip["decisions"] == [{"channel": "sms", "eligible": False, "reason": "opted_out"}]
+    assert twilio_inbound(rig, "+14155550199", "START", "SM2").status_code == 200
+    post_events(rig, {"type": "promo.sent", "user_id": "late"})
+    rig.settle()
+    offers = [m["delivery"] for m in sms_of(rig, "late") if m["message"] == "offer"]
+    assert offers == ["sent"]  # lifted by a START from the number
+
+
+def test_one_stop_opts_out_every_profile_sharing_the_number(rig: LocalServer, twilio: FakeTwilio) -> None:
+    for user in ("parent", "child"):
+        put_profile(rig, user, "sms:marketing", "sms:transactional", phone=PHONE)
+    assert twilio_inbound(rig, PHONE, "STOP").status_code == 200
+    rig.settle()
+    for user in ("parent", "child"):
+        post_events(rig, {"type": "promo.sent", "user_id": user})
+    rig.settle()
+    offers = [m for u in ("parent", "child") for m in sms_of(rig, u) if m["message"] == "offer"]
+    assert offers == []
+    for user in ("parent", "child"):
+        [skip] = rig.client.get("/v1/messages", params={"user_id": user}).json()["skipped"]
+        assert skip["decisions"][0]["reason"] == "opted_out"
+
+
+class _BrokenOnFifty:
+    """A provider with a bug: it raises on the 50th message it is handed, the first time only."""
+
+    name = "buggy"
+
+    def __init__(self) -> None:
+        self.calls = 0
+        self.taken: list[str] = []
+
+    def send(self, message: OutboundMessage) -> str:
+        self.calls += 1
+        if self.calls == 50:
+            raise RuntimeError("bug in the provider")
+        self.taken.append(message.message_id)
+        return f"id-{message.message_id}"
+
+
+def test_a_provider_bug_on_one_message_of_a_batch_of_100_affects_that_message_only(
+        start_local: StartLocal) -> None:
+    provider = _BrokenOnFifty()
+    local = start_local(providers={"*": [provider]})
+    users = [f"u{n:03d}" for n in range(100)]
+    for user in users:
+        put_profile(local, user, phone=PHONE)
+    reply = post_events(local, {"events": [{"type": "order.placed", "user_id": u, "properties": {"order_id": u}}
+                                           for u in users]})
+    assert reply.json()["accepted"] == 100
+    assert local.server.drain_outbox() == 100
+    pushes = [m for u in users for m in local.messages(u) if m["channel"] == "push"]
+    by_delivery: dict[str, list[str]] = {}
+    for message in pushes:
+        by_delivery.setdefault(message["delivery"], []).append(message["message_id"])
+    assert len(by_delivery["sent"]) == 99 and sorted(by_delivery["sent"]) == sorted(provider.taken)
+    [retried] = by_delivery["pending"]
+    assert "failed" not in by_delivery
+    again = next(m for m in pushes if m["message_id"] == retried)
+    assert again["attempts"] == 1 and "RuntimeError: bug in the provider" in again["error"]
+    local.clock.advance_to(local.clock.now() + timedelta(seconds=1))
+    local.server.drain_outbox()
+    assert retried in provider.taken and len(provider.taken) == 100
+
+
+def test_a_retry_that_falls_into_quiet_hours_waits_for_the_morning(rig: LocalServer, twilio: FakeTwilio) -> None:
+    """The offer's first attempt (20:59:58 local) meets a 503; its retries would land after 21:00,
+    inside the recipient's quiet hours: it waits until 08:00, then goes."""
+    rig.clock.advance_to(rig.clock.now().replace(hour=20, minute=59, second=58))
+    twilio.script = [503, 503]
+    put_profile(rig, "u1", "sms:marketing", phone=PHONE)
+    post_events(rig, {"type": "promo.sent", "user_id": "u1"})
+    rig.advance(10)
+    [sms] = sms_of(rig, "u1")
+    assert (sms["delivery"], sms["error"], twilio.requests) == ("pending", "quiet hours", 2)
+    rig.advance(11 * 3600 - 10)  # 07:59:58 the next day
+    assert sms_of(rig, "u1")[0]["delivery"] == "pending" and twilio.requests == 2
+    rig.advance(10)
+    [sent] = sms_of(rig, "u1")
+    assert sent["delivery"] == "sent" and sent["status_at"].startswith(
+        (rig.clock.now().date()).isoformat() + "T08:00:00")
