@@ -24,6 +24,9 @@ from engine.events import Event
 from engine.runtime import EntryHistory
 from engine.state import Cancel, Instance, Outcome, Schedule, Send, Skip, TimerRef, Trace
 
+IN_DOUBT = "interrupted while its provider had it; not retried to avoid a duplicate"
+RETRIED = "interrupted while its provider had it; retried with its idempotency key"
+
 
 @dataclass(frozen=True, slots=True)
 class OutboxItem:
@@ -153,17 +156,21 @@ class Store(Protocol):
 class Outbox(Protocol):
     """The dispatcher's side of the stored messages."""
 
-    def claim_outbox(self, now: datetime, limit: int, lease: timedelta) -> list[OutboxItem]:
-        """Pending messages due for an attempt, leased to this caller until now + lease."""
+    def claim_outbox(self, now: datetime, limit: int, lease: timedelta, sending: int | None = None
+                     ) -> list[OutboxItem]:
+        """Pending messages due for an attempt, leased to this caller until now + lease: the first
+        `sending` (default: all) marked as about to be handed to a provider, the rest `leased`."""
         ...
 
-    def finish_outbox(self, results: Sequence[Mapping[str, Any]]) -> None:
+    def finish_outbox(self, results: Sequence[Mapping[str, Any]], sending: Sequence[str] = ()) -> None:
         """Record attempts: keys message_id, dispatch, status, attempts, next_attempt_at, provider,
-        provider_id, error, at."""
+        provider_id, error, at; and mark `sending` the leased messages about to be handed over."""
         ...
 
-    def expire_interrupted(self, now: datetime) -> int:
-        """Messages whose lease ran out mid-attempt become failed (never sent twice)."""
+    def expire_interrupted(self, now: datetime, retry_channels: Collection[str] = ()) -> int:
+        """Leases that ran out: `leased` messages (never handed to a provider) go back to pending;
+        `sending` ones (caught mid-call) are retried on `retry_channels` (every provider takes an
+        idempotency key), else `unknown`. Returns how many became `unknown`."""
         ...
 
     def outbox_next_due(self) -> datetime | None: ...

@@ -45,6 +45,9 @@ class OutboundMessage:
 
 
 class Provider(Protocol):
+    """A provider may also say `idempotent = True`: every attempt carries an idempotency key, so a
+    send a crash caught mid-call is retried rather than left `unknown`."""
+
     name: str
 
     def send(self, message: OutboundMessage) -> str:

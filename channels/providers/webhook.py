@@ -42,7 +42,10 @@ def verify(secret: str, body: bytes, header: str, now: float, tolerance: int = T
 
 
 class WebhookProvider:
-    """POSTs `{"message_id", "user_id", "channel", "category", "to", "content"}` to `url`."""
+    """POSTs `{"message_id", "user_id", "channel", "category", "to", "content"}` to `url`. Every
+    attempt carries `Idempotency-Key` (the message id), so a retry after a timeout is safe."""
+
+    idempotent = True
 
     def __init__(self, url: str, secret: str, timeout: float = 10.0, *, clock: Callable[[], float],
                  name: str = "webhook") -> None:

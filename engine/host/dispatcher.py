@@ -14,12 +14,13 @@ event, so an escalation moves on at once.
 from __future__ import annotations
 
 import logging
+import time
 from collections import Counter
 from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
-from channels import Policy, Profile
+from channels import CHANNELS, Policy, Profile
 from channels.providers import OutboundMessage, PermanentDeliveryError, Provider, TemporaryDeliveryError
 from channels.recheck import GO, Recheck, recheck
 from engine.clock import Clock
@@ -27,6 +28,8 @@ from engine.ports import Outbox, OutboxItem
 
 log = logging.getLogger("journey.dispatcher")
 
+IN_DOUBT_WINDOW = 0.05  # seconds of sends recorded together: what one crash can leave in doubt
+IN_DOUBT_MOST = 32  # and at most this many messages
 BACKOFF = (timedelta(seconds=1), timedelta(seconds=5), timedelta(seconds=30), timedelta(minutes=2),
            timedelta(minutes=10))
 MAX_ATTEMPTS = len(BACKOFF) + 1
@@ -49,24 +52,56 @@ class Dispatcher:
         self.lease = lease
         self.sent = 0
         self.cancelled: Counter[str] = Counter()  # messages kept back at dispatch, by reason
+        self.in_doubt = 0  # messages caught mid-call by a crash and not retried: `unknown`
+        self.idempotent_channels = _idempotent_channels(providers)
+        self._rate = 100.0  # messages a second, until measured
+        self._expired_at: datetime | None = None
 
     def drain(self) -> int:
-        """One batch: claim, check again, attempt, record; returns how many messages were claimed."""
+        """One batch: claim, check again, attempt, record; returns how many messages were claimed.
+
+        Results are recorded group by group, each group about `IN_DOUBT_WINDOW` seconds of sends
+        at the rate measured so far, and the next group is marked `sending` in the same write: a
+        crash leaves at most one group in doubt, and the rest of the batch, never handed to a
+        provider, `leased`, to be sent after a restart."""
         now = self.clock.now()
-        items = self.store.claim_outbox(now, self.batch, self.lease)
+        self._expire_now_and_then(now)
+        items = self.store.claim_outbox(now, self.batch, self.lease, sending=self._group_size())
         verdicts = self._rechecks(items, now)
-        results: list[dict[str, Any]] = []
         failures: list[dict[str, Any]] = []
-        for item in items:
-            result = self._settle(item, verdicts.get(item.message_id, GO), now)
-            unusable = result.pop("unusable_address", False)
-            results.append(result)
-            if result["dispatch"] == "failed":
-                failures.append(_failed_event(item, result["error"], now, unusable))
-        self.store.finish_outbox(results)
+        position, group = 0, items[:self._group_size()]
+        while group:
+            position += len(group)
+            started = time.perf_counter()
+            results = [self._record(item, verdicts.get(item.message_id, GO), now, failures) for item in group]
+            self._learn(len(group), time.perf_counter() - started)
+            group = items[position:position + self._group_size()]
+            self.store.finish_outbox(results, sending=[i.message_id for i in group])
         if failures:
             self.on_failed(failures)
         return len(items)
+
+    def _record(self, item: OutboxItem, verdict: Recheck, now: datetime, failures: list[dict[str, Any]],
+                ) -> dict[str, Any]:
+        result = self._settle(item, verdict, now)
+        unusable = result.pop("unusable_address", False)
+        if result["dispatch"] == "failed":
+            failures.append(_failed_event(item, result["error"], now, unusable))
+        return result
+
+    def _group_size(self) -> int:
+        return max(1, min(self.batch, IN_DOUBT_MOST, int(self._rate * IN_DOUBT_WINDOW)))
+
+    def _learn(self, sent: int, seconds: float) -> None:
+        """The send rate (messages a second), smoothed: how big the next group may be."""
+        if seconds > 0:
+            self._rate = 0.5 * self._rate + 0.5 * (sent / seconds)
+
+    def _expire_now_and_then(self, now: datetime) -> None:
+        """Leases of a dispatcher that stopped mid-batch run out after `lease`: look a few times a lease."""
+        if self._expired_at is None or now - self._expired_at >= self.lease / 4:
+            self._expired_at = now
+            self.in_doubt += self.store.expire_interrupted(now, self.idempotent_channels)
 
     def _rechecks(self, items: Sequence[OutboxItem], now: datetime) -> dict[str, Recheck]:
         """Each message's verdict as of now, from its recipient's profile and number as committed:
@@ -121,6 +156,16 @@ class Dispatcher:
             return _result(item, "failed", "failed", attempts, None, None, None, f"gave up: {error}", now)
         retry_at = now + BACKOFF[attempts - 1]
         return _result(item, "pending", "queued", attempts, retry_at, None, None, error, now)
+
+
+def _idempotent_channels(providers: Mapping[str, Sequence[Provider]]) -> frozenset[str]:
+    """Channels every provider of which takes an idempotency key: a send caught mid-call by a
+    crash is retried there (the provider drops the duplicate) rather than left `unknown`."""
+    channels = set(CHANNELS) if "*" in providers else set()
+    channels |= set(providers) - {"*"}
+    chosen = {c: providers.get(c) or providers.get("*") or () for c in channels}
+    return frozenset(c for c, serving in chosen.items() if serving and all(getattr(p, "idempotent", False)
+                                                                             for p in serving))
 
 
 def _result(item: OutboxItem, dispatch: str, status: str, attempts: int, retry_at: datetime | None,

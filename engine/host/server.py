@@ -112,7 +112,8 @@ class Server:
         """Take over from the last run on this store: expire the sends it left interrupted and count
         the events it accepted but did not process into the backlog. `start` does this; a host
         that drives its own clock with `run_due` instead calls it once before the first."""
-        self.store.expire_interrupted(self.clock.now())
+        self.dispatcher.in_doubt += self.store.expire_interrupted(self.clock.now(),
+                                                                  self.dispatcher.idempotent_channels)
         self.backlog.admit(self.store.queued_users(), wait=False)
 
     def stop(self) -> None:

@@ -57,6 +57,8 @@ class Metrics:
         for reason in ("opted_out", "no_consent", "no_address"):
             cancelled.add_metric([reason], self.server.dispatcher.cancelled[reason])
         yield cancelled
+        yield CounterMetricFamily("journey_messages_in_doubt", "Messages a crash caught mid-call, left `unknown`",
+                                  value=self.server.dispatcher.in_doubt)
         yield GaugeMetricFamily("journey_journeys_loaded", "Journeys loaded", value=len(self.server.engine.journeys))
 
     def render(self) -> bytes:

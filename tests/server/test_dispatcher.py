@@ -245,7 +245,7 @@ class DiesWhileSending:
 
 
 @pytest.mark.parametrize("store_kind", ["sqlite"])
-def test_an_interrupted_send_is_marked_failed_and_never_sent_again(make_server: MakeServer,
+def test_an_interrupted_send_is_marked_unknown_and_never_sent_again(make_server: MakeServer,
                                                                     clock: VirtualClock) -> None:
     dying = DiesWhileSending()
     server = make_server({"push": [dying]})
@@ -264,8 +264,7 @@ def test_an_interrupted_send_is_marked_failed_and_never_sent_again(make_server: 
     clock.advance_to(T0 + timedelta(minutes=2))
     assert restarted.store.expire_interrupted(clock.now()) == 1
     row = rows(restarted)["push"]
-    assert row["dispatch"] == "failed"
-    assert row["status"] != "sent"
+    assert (row["dispatch"], row["status"]) == ("unknown", "unknown")  # in doubt: it may have been delivered
     assert "interrupted" in row["error"]
     for later in (timedelta(minutes=3), timedelta(hours=1), timedelta(days=2)):
         assert drain_at(restarted, clock, T0 + later) == 0
@@ -289,4 +288,52 @@ def test_a_send_interrupted_shortly_before_a_restart_is_settled_once_its_lease_r
     clock.advance_to(T0 + timedelta(minutes=5))  # the server keeps running its sweeps
     restarted.sweep_timers()
     restarted.drain_outbox()
-    assert rows(restarted)["push"]["dispatch"] == "failed"
+    assert rows(restarted)["push"]["dispatch"] == "unknown"
+
+
+class DiesOnThe:
+    """Takes messages until its `n`th, then the process is gone (kill -9 in the middle of a batch)."""
+
+    name = "dies-later"
+
+    def __init__(self, n: int) -> None:
+        self.n = n
+        self.taken: list[str] = []
+
+    def send(self, message: OutboundMessage) -> str:
+        if len(self.taken) + 1 == self.n:
+            raise ProcessDied
+        self.taken.append(message.message_id)
+        return f"p-{message.message_id}"
+
+
+@pytest.mark.parametrize("store_kind", ["sqlite"])
+def test_a_crash_mid_batch_leaves_only_the_group_in_flight_in_doubt(make_server: MakeServer,
+                                                                    clock: VirtualClock) -> None:
+    """200 messages in one batch, the process dies on the 120th send: what the provider took before
+    is recorded sent, the group in flight is `unknown` (never sent twice), and every message never
+    handed over goes out after the restart: each user gets exactly one message or is in doubt."""
+    dying = DiesOnThe(120)
+    server = make_server({"push": [dying]})
+    users = [f"v{n:03d}" for n in range(200)]
+    with server.lock, server.store.transaction() as tx:
+        for user in users:
+            tx.put_profile(Profile(user, push_token=f"tok-{user}", timezone="UTC"))
+    server.ingest([parse_event({"type": "notice.requested", "user_id": u}, clock.now()) for u in users])
+    with pytest.raises(ProcessDied):
+        server.drain_outbox()
+    clock.advance_to(T0 + timedelta(minutes=2))  # the lease ran out: a restarted server settles the batch
+    after = RecordingProvider("after-restart")
+    restarted = make_server({"push": [after]})
+    restarted.resume()
+    while restarted.drain_outbox():
+        pass
+    outcome = {u: rows(restarted, u)["push"]["dispatch"] for u in users}
+    in_doubt = [u for u, d in outcome.items() if d == "unknown"]
+    assert set(outcome.values()) == {"sent", "unknown"}
+    assert 1 <= len(in_doubt) <= 32 and restarted.dispatcher.in_doubt == len(in_doubt)
+    delivered = dying.taken + [m.message_id for m in after.sent]
+    assert len(delivered) == len(set(delivered))  # nobody twice
+    recorded_sent = {rows(restarted, u)["push"]["message_id"] for u in users if outcome[u] == "sent"}
+    assert recorded_sent <= set(delivered) and len(recorded_sent) == 200 - len(in_doubt)  # nobody lost
+    assert len(set(delivered) - recorded_sent) < len(in_doubt)  # taken just before the crash: in doubt

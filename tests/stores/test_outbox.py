@@ -61,8 +61,22 @@ def test_a_leased_message_is_not_claimed_again_until_its_lease_runs_out(store: H
     assert store.claim_outbox(T0 + timedelta(seconds=30), 100, LEASE) == []
     assert _row(store, "m1")["dispatch"] == "sending"
     later = T0 + timedelta(minutes=10)
+    assert store.expire_interrupted(later) == 1
     assert [i.message_id for i in store.claim_outbox(later, 100, LEASE)] == ["m2"]
-    assert _row(store, "m1")["dispatch"] == "failed"  # its lease ran out mid-attempt: never re-sent
+    assert _row(store, "m1")["dispatch"] == "unknown"  # its lease ran out mid-attempt: in doubt, never re-sent
+
+
+def test_a_leased_message_never_handed_over_goes_back_to_pending_when_its_lease_runs_out(
+        store: HostStore) -> None:
+    _queue(store, _send("m1", "u1", "push"), _send("m2", "u1", "sms"), _send("m3", "u1", "email"))
+    claimed = store.claim_outbox(T0, 100, LEASE, sending=1)
+    assert [_row(store, i.message_id)["dispatch"] for i in claimed] == ["sending", "leased", "leased"]
+    store.finish_outbox([], sending=[claimed[1].message_id])  # the next group is about to be handed over
+    later = T0 + timedelta(minutes=2)
+    assert store.expire_interrupted(later, retry_channels={"push"}) == 1
+    assert {m: _row(store, m)["dispatch"] for m in ("m1", "m2", "m3")} == {
+        "m1": "pending", "m2": "unknown", "m3": "pending"}  # m1: retried with its idempotency key
+    assert sorted(i.message_id for i in store.claim_outbox(later, 100, LEASE)) == ["m1", "m3"]
 
 
 def test_a_finished_attempt_is_recorded(store: HostStore) -> None:

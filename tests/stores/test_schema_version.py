@@ -31,8 +31,8 @@ OLD_INDEXES = {"ix_messages_dispatch": "messages (dispatch, next_attempt_at)",
                "ix_messages_provider_id": "messages (provider_id)",
                "ix_instances_user_status": "instances (user_id, status)",
                "ix_instances_journey_status": "instances (journey_id, status)"}
-NEW_INDEXES = {"ix_messages_pending", "ix_messages_sending", "ix_messages_provider", "ix_instances_user",
-               "ix_instances_journey", "ix_profiles_phone"}
+NEW_INDEXES = {"ix_messages_pending", "ix_messages_sending", "ix_messages_leased", "ix_messages_provider",
+               "ix_instances_user", "ix_instances_journey", "ix_profiles_phone"}
 
 
 def _indexes(url: str) -> set[str]:
@@ -72,7 +72,7 @@ def test_a_version_1_database_is_upgraded_in_place(url: str) -> None:
     _set_version(url, 1)
     assert NEW_INDEXES.isdisjoint(_indexes(url)) and set(OLD_INDEXES) <= _indexes(url)
     store = SqlStore(url)
-    assert _version(store) == SCHEMA_VERSION == 7
+    assert _version(store) == SCHEMA_VERSION == 8
     assert _indexes(url) >= NEW_INDEXES and set(OLD_INDEXES).isdisjoint(_indexes(url))
     assert store.user_by_phone("+14155550100") == "u1" and store.user_by_phone("+14155550199") is None
     with store.transaction() as tx:

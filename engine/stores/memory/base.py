@@ -25,7 +25,6 @@ from engine.runtime import EntryHistory
 from engine.state import Instance, Send, Skip, TimerRef, Trace
 
 _MISSING = object()
-INTERRUPTED = "interrupted while sending; not retried to avoid a duplicate"
 
 
 class MemoryBase:

@@ -10,9 +10,9 @@ from typing import Any
 
 from channels import Profile
 from channels.selection import ADDRESS_FIELD
-from engine.ports import HostStore, JourneyVersion, OutboxItem
+from engine.ports import IN_DOUBT, RETRIED, HostStore, JourneyVersion, OutboxItem
 from engine.state import Instance, Send, Skip
-from engine.stores.memory.base import INTERRUPTED, MemoryBase
+from engine.stores.memory.base import MemoryBase
 
 
 class MemoryStore(MemoryBase):
@@ -20,14 +20,15 @@ class MemoryStore(MemoryBase):
 
     # --- Outbox ---------------------------------------------------------------------------------
 
-    def claim_outbox(self, now: datetime, limit: int, lease: timedelta) -> list[OutboxItem]:
+    def claim_outbox(self, now: datetime, limit: int, lease: timedelta, sending: int | None = None
+                     ) -> list[OutboxItem]:
         with self._lock:
-            self._expire(now)
             due = sorted((d for d in self.deliveries.values()
                           if d["dispatch"] == "pending" and d["next_attempt_at"] <= now),
                          key=lambda d: d["next_attempt_at"])[:limit]
-            for delivery in due:
-                delivery.update(dispatch="sending", next_attempt_at=now + lease)
+            split = len(due) if sending is None else sending
+            for n, delivery in enumerate(due):
+                delivery.update(dispatch="sending" if n < split else "leased", next_attempt_at=now + lease)
             return [self._item(d) for d in due]
 
     def _item(self, delivery: Mapping[str, Any]) -> OutboxItem:
@@ -38,22 +39,29 @@ class MemoryStore(MemoryBase):
         return OutboxItem(send.message_id, send.user_id, send.channel, send.category, dict(send.content),
                           delivery["attempts"], address, send.instance_id)
 
-    def finish_outbox(self, results: Sequence[Mapping[str, Any]]) -> None:
+    def finish_outbox(self, results: Sequence[Mapping[str, Any]], sending: Sequence[str] = ()) -> None:
         with self._lock:
             for result in results:
                 delivery = self.deliveries[result["message_id"]]
                 delivery.update({k: result[k] for k in ("dispatch", "status", "attempts", "next_attempt_at",
                                                         "provider", "provider_id", "error")}, status_at=result["at"])
+            for message_id in sending:
+                self.deliveries[message_id]["dispatch"] = "sending"
 
-    def expire_interrupted(self, now: datetime) -> int:
+    def expire_interrupted(self, now: datetime, retry_channels: Collection[str] = ()) -> int:
         with self._lock:
-            return self._expire(now)
-
-    def _expire(self, now: datetime) -> int:
-        expired = [d for d in self.deliveries.values() if d["dispatch"] == "sending" and d["next_attempt_at"] <= now]
-        for delivery in expired:
-            delivery.update(dispatch="failed", status="unknown", status_at=now, error=INTERRUPTED)
-        return len(expired)
+            expired = [d for d in self.deliveries.values()
+                       if d["dispatch"] in ("leased", "sending") and d["next_attempt_at"] <= now]
+            in_doubt = 0
+            for delivery in expired:
+                if delivery["dispatch"] == "leased":
+                    delivery.update(dispatch="pending", next_attempt_at=now)
+                elif delivery["send"].channel in retry_channels:
+                    delivery.update(dispatch="pending", next_attempt_at=now, error=RETRIED)
+                else:
+                    delivery.update(dispatch="unknown", status="unknown", status_at=now, error=IN_DOUBT)
+                    in_doubt += 1
+            return in_doubt
 
     def recipients(self, user_ids: Collection[str]) -> dict[str, Profile]:
         with self._lock:

@@ -2,18 +2,30 @@
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from datetime import datetime
 
 from channels.selection import ADDRESS_FIELD
+from engine.ports import IN_DOUBT, RETRIED
 from engine.stores.sql.driver import Driver, json_text, placeholder
 
 
-def expire(db: Driver, now: datetime) -> int:
-    m = db.mark
+def expire(db: Driver, now: datetime, retry_channels: Collection[str] = ()) -> int:
+    """Leases that ran out (their dispatcher stopped): a message still `leased` was never handed to
+    a provider and goes back to `pending`; one caught `sending` is in doubt: retried where every
+    provider of its channel takes an idempotency key, else `unknown` (never `failed`: it may well
+    have been delivered). Returns how many became `unknown`."""
+    m, at = db.mark, db.time(now)
+    db.conn.exec_driver_sql(f"UPDATE messages SET dispatch = 'pending', next_attempt_at = {m} "
+                            f"WHERE dispatch = 'leased' AND next_attempt_at <= {m}", (at, at))
+    if retry_channels:
+        channels = sorted(retry_channels)
+        db.conn.exec_driver_sql(
+            f"UPDATE messages SET dispatch = 'pending', next_attempt_at = {m}, error = {m} WHERE dispatch = 'sending' "
+            f"AND next_attempt_at <= {m} AND channel IN ({db.marks(len(channels))})", (at, RETRIED, at, *channels))
     result = db.conn.exec_driver_sql(
-        f"UPDATE messages SET dispatch = 'failed', status = 'unknown', status_at = {m}, error = {m} "
-        f"WHERE dispatch = 'sending' AND next_attempt_at <= {m}",
-        (db.time(now), "interrupted while sending; not retried to avoid a duplicate", db.time(now)))
+        f"UPDATE messages SET dispatch = 'unknown', status = 'unknown', status_at = {m}, error = {m} "
+        f"WHERE dispatch = 'sending' AND next_attempt_at <= {m}", (at, IN_DOUBT, at))
     return int(result.rowcount or 0)
 
 

@@ -15,13 +15,14 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.types import JSON
 from sqlmodel import Field, SQLModel
 
-SCHEMA_VERSION = 7
+SCHEMA_VERSION = 8
 # 2: entries are read from instances; the entries table is no longer kept.
 # 3: partial outbox indexes; instance indexes without status (see `RETIRED_INDEXES`).
 # 4: profiles.phone, indexed, copied from the profile document.
 # 5: the inbox of events accepted for processing later.
 # 6: journey versions (their source) and journey states (paused, stopped).
 # 7: the phone suppression list: its ledger and the numbers suppressed now.
+# 8: the outbox's `leased` state (claimed, not yet handed to a provider), with its partial index.
 RETIRED_INDEXES = ("ix_messages_dispatch", "ix_messages_provider_id", "ix_instances_user_status",
                    "ix_instances_journey_status")
 CHUNK = 900
@@ -84,6 +85,7 @@ class MessageRow(SQLModel, table=True):
     __table_args__ = (Index("ix_messages_user_at", "user_id", "at"),
                       _partial("ix_messages_pending", "next_attempt_at", "dispatch = 'pending'"),
                       _partial("ix_messages_sending", "next_attempt_at", "dispatch = 'sending'"),
+                      _partial("ix_messages_leased", "next_attempt_at", "dispatch = 'leased'"),
                       _partial("ix_messages_provider", "provider_id", "provider_id IS NOT NULL"))
     message_id: str = Field(primary_key=True)
     instance_id: str | None = None

@@ -121,26 +121,30 @@ class SqlStore:
     # --- outbox: the dispatcher's side of the messages table ----------------------------
 
     @translating
-    def claim_outbox(self, now: datetime, limit: int, lease: timedelta) -> list[OutboxItem]:
-        """Pending messages due for an attempt, leased to this caller until now + lease. A lease that
-        ran out mid-attempt is expired first, in the same transaction (see `expire_interrupted`)."""
+    def claim_outbox(self, now: datetime, limit: int, lease: timedelta, sending: int | None = None
+                     ) -> list[OutboxItem]:
+        """Pending messages due for an attempt, leased to this caller until now + lease: the first
+        `sending` (default: all) as about to be handed to a provider, the rest as `leased`."""
         with self._writing(urgent=False), self.engine.begin() as conn:
             db = Driver(conn, self.dialect)
-            expire(db, now)
             query = claim_sql(self.dialect, limit)
             items = [OutboxItem(r[0], r[1], r[2], r[3], db.read_json(r[4]), r[5], r[6], r[7])
                      for r in db.rows(query, [db.time(now)])]
+            ids = [i.message_id for i in items]
+            split = len(ids) if sending is None else sending
             lease_until = db.time(now + lease)
-            for chunk in chunks([i.message_id for i in items]):
-                db.run_in(f"UPDATE messages SET dispatch = 'sending', next_attempt_at = {db.mark} "
-                          "WHERE message_id IN ({in})", chunk, [lease_until])
+            for state, part in (("sending", ids[:split]), ("leased", ids[split:])):
+                for chunk in chunks(part):
+                    db.run_in(f"UPDATE messages SET dispatch = '{state}', next_attempt_at = {db.mark} "
+                              "WHERE message_id IN ({in})", chunk, [lease_until])
         return items
 
     @translating
-    def finish_outbox(self, results: Sequence[Mapping[str, Any]]) -> None:
-        """Record attempts: keys message_id, dispatch, status, attempts, next_attempt_at, provider,
-        provider_id, error, at."""
-        if not results:
+    def finish_outbox(self, results: Sequence[Mapping[str, Any]], sending: Sequence[str] = ()) -> None:
+        """Record attempts (keys message_id, dispatch, status, attempts, next_attempt_at, provider,
+        provider_id, error, at) and, in the same transaction, mark the leased messages `sending`
+        that are about to be handed to a provider."""
+        if not results and not sending:
             return
         with self._writing(urgent=False), self.engine.begin() as conn:
             db = Driver(conn, self.dialect)
@@ -150,13 +154,15 @@ class SqlStore:
             db.write(f"UPDATE messages SET dispatch = {m}, status = {m}, status_at = {m}, attempts = {m}, "
                      f"next_attempt_at = {m}, provider = {m}, provider_id = {m}, error = {m} "
                      f"WHERE message_id = {m}", rows)
+            for chunk in chunks(list(sending)):
+                db.run_in("UPDATE messages SET dispatch = 'sending' WHERE message_id IN ({in})", chunk)
 
     @translating
-    def expire_interrupted(self, now: datetime) -> int:
-        """Messages whose send was interrupted (lease ran out mid-attempt): never sent twice, so
-        they are marked failed rather than retried."""
+    def expire_interrupted(self, now: datetime, retry_channels: Collection[str] = ()) -> int:
+        """Leases that ran out: never-handed messages go back to pending, the ones caught mid-call
+        are retried (idempotent channels) or `unknown`; returns how many are now `unknown`."""
         with self._writing(urgent=False), self.engine.begin() as conn:
-            return expire(Driver(conn, self.dialect), now)
+            return expire(Driver(conn, self.dialect), now, retry_channels)
 
     @translating
     def outbox_next_due(self) -> datetime | None:
