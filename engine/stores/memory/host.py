@@ -12,9 +12,10 @@ from channels.selection import ADDRESS_FIELD
 from engine.ports import HostStore, JourneyVersion, OutboxItem
 from engine.state import Instance, Send, Skip
 from engine.stores.memory.base import INTERRUPTED, MemoryBase
+from engine.stores.memory.privacy import MemoryPrivacy
 
 
-class MemoryStore(MemoryBase):
+class MemoryStore(MemoryPrivacy, MemoryBase):
     """Implements every port of `engine.ports` in memory."""
 
     # --- Outbox ---------------------------------------------------------------------------------
