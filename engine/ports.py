@@ -12,13 +12,13 @@ the users involved, so the hot path makes no per-event query. The runtime's comm
 
 from __future__ import annotations
 
-from collections.abc import Collection, Mapping, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, Protocol
 
-from channels import Profile, SentRecord
+from channels import ConsentRecord, Profile, SentRecord
 from engine.clock import IdSource as IdSource
 from engine.events import Event
 from engine.runtime import EntryHistory
@@ -51,6 +51,29 @@ class JourneyVersion:
     file: str
     source: str
     first_loaded_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class LedgerEntry:
+    """One consent ledger row of the audit trail: its position in write order (across all users),
+    whose it is, and the record."""
+
+    position: int
+    user_id: str
+    record: ConsentRecord
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"user_id": self.user_id, **self.record.to_dict()}
+
+
+@dataclass(frozen=True, slots=True)
+class Erasure:
+    """What erasing one person removed: the host withdraws `queued` from its backlog."""
+
+    instances: int  # ended as exited (reason erased), then deleted
+    queued: int  # accepted events not yet processed, deleted
+    messages: int  # messages whose content and provider error were erased
+    canceled: int  # of those, not yet handed to a provider: canceled, never sent
 
 
 class Tx(Protocol):
@@ -239,7 +262,35 @@ class Journeys(Protocol):
         ...
 
 
-class HostStore(Store, Outbox, ReadViews, Journeys, Protocol):
+class Privacy(Protocol):
+    """The person's rights (erasure, access) and the consent audit trail. An erasure keeps only
+    the proof of past consent: the ledger rows (under the same user_id, so the proof can be found
+    again) and salted hashes of the phone and email, never the addresses in clear."""
+
+    def erase_user(self, user_id: str, at: datetime, end_instances: Callable[[Tx], None]) -> Erasure | None:
+        """In one transaction: `end_instances(tx)` (the engine ends the user's active instances,
+        timers cancelled; the user is prefetched), then the profile, the instances and the queued
+        events are deleted, messages lose their content (pending ones are canceled), skips their
+        detail; later events for the user start afresh. None, and nothing written, when nothing is
+        held under `user_id`."""
+        ...
+
+    def consent_ledger(self, user_id: str) -> list[ConsentRecord]:
+        """Every consent record held under `user_id` in the order written, those kept as proof after
+        an erasure included."""
+        ...
+
+    def consent_feed(self, since: datetime | None, after: int, limit: int) -> list[LedgerEntry]:
+        """Up to `limit` ledger rows of all users written after position `after` (0: the first), in
+        the order written; with `since`, only records whose `at` is at or after it."""
+        ...
+
+    def suppressions_for(self, phone: str) -> list[dict[str, Any]]:
+        """The suppression list's ledger rows for this number (number, keyword, at, source), oldest first."""
+        ...
+
+
+class HostStore(Store, Outbox, ReadViews, Journeys, Privacy, Protocol):
     """Everything `journey serve` needs of a store."""
 
 

@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING
 import typer
 
 from channels import PolicyError, load_policy
+from engine.cli.consent import consent_app
 from engine.cli.graphs import to_dot, to_mermaid
 from engine.cli.report import print_report
 from engine.clock import SystemClock
@@ -29,6 +30,7 @@ app = typer.Typer(
     name="journey", help="Journey orchestration: validate, graph, simulate and serve journeys.",
     no_args_is_help=True, add_completion=False, pretty_exceptions_enable=False,
 )
+app.add_typer(consent_app)  # journey consent export
 
 
 class GraphFormat(StrEnum):

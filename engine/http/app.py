@@ -28,6 +28,7 @@ from engine.errors import EventError, HttpError, InputError, JourneyDefinitionEr
 from engine.events import Event, format_time, parse_event
 from engine.host.server import Server
 from engine.http.metrics import Metrics
+from engine.http.privacy import add_privacy_routes
 from engine.http.webhooks import handle_webhook
 from engine.simulator import parse_events, parse_profiles
 from engine.simulator import simulate as run_simulation
@@ -82,6 +83,8 @@ def create_app(server: Server, api_keys: frozenset[str] = frozenset(), max_body:
     async def post_consent(user_id: str, request: Request) -> dict[str, Any]:
         body = await _read_json(request, max_body)
         return await run_in_threadpool(_append_consent, server, user_id, body)
+
+    add_privacy_routes(app, server)  # DELETE /v1/profiles/{id}, its export, the consent feed
 
     @app.get("/v1/journeys")
     def list_journeys() -> dict[str, Any]:

@@ -18,7 +18,7 @@ from datetime import datetime
 from functools import partial
 from typing import Any
 
-from channels import Profile, SentRecord
+from channels import ConsentRecord, Profile, SentRecord
 from engine.events import Event
 from engine.ports import JourneyVersion
 from engine.runtime import EntryHistory
@@ -35,6 +35,7 @@ class MemoryBase:
     def __init__(self, keep_trace: bool = True) -> None:
         self.keep_trace = keep_trace
         self.profiles: dict[str, Profile] = {}
+        self.ledger: list[tuple[str, ConsentRecord]] = []  # every consent record, all users, in write order
         self.event_ids: set[str] = set()
         self.instances: dict[str, Instance] = {}
         self._active: dict[str, dict[str, None]] = defaultdict(dict)
@@ -165,6 +166,9 @@ class MemoryBase:
     # --- Tx: writes -----------------------------------------------------------------------------
 
     def put_profile(self, profile: Profile) -> None:
+        old = self.profiles.get(profile.user_id)
+        for record in profile.consents[len(old.consents) if old else 0:]:  # the records the ledger lacks
+            self._append(self.ledger, (profile.user_id, record))
         self._set(self.profiles, profile.user_id, profile)
 
     def suppressed_since(self, phone: str) -> datetime | None:

@@ -13,9 +13,10 @@ from channels.selection import ADDRESS_FIELD
 from engine.ports import IN_DOUBT, RETRIED, HostStore, JourneyVersion, OutboxItem
 from engine.state import Instance, Send, Skip
 from engine.stores.memory.base import MemoryBase
+from engine.stores.memory.privacy import MemoryPrivacy
 
 
-class MemoryStore(MemoryBase):
+class MemoryStore(MemoryPrivacy, MemoryBase):
     """Implements every port of `engine.ports` in memory."""
 
     # --- Outbox ---------------------------------------------------------------------------------

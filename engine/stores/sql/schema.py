@@ -15,7 +15,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.types import JSON
 from sqlmodel import Field, SQLModel
 
-SCHEMA_VERSION = 8
+SCHEMA_VERSION = 9
 # 2: entries are read from instances; the entries table is no longer kept.
 # 3: partial outbox indexes; instance indexes without status (see `RETIRED_INDEXES`).
 # 4: profiles.phone, indexed, copied from the profile document.
@@ -23,6 +23,7 @@ SCHEMA_VERSION = 8
 # 6: journey versions (their source) and journey states (paused, stopped).
 # 7: the phone suppression list: its ledger and the numbers suppressed now.
 # 8: the outbox's `leased` state (claimed, not yet handed to a provider), with its partial index.
+# 9: erasures (engine/stores/sql/privacy.py); the consent rows an erasure covers are no longer loaded.
 RETIRED_INDEXES = ("ix_messages_dispatch", "ix_messages_provider_id", "ix_instances_user_status",
                    "ix_instances_journey_status")
 CHUNK = 900

@@ -28,6 +28,7 @@ from engine.ports import JourneyVersion, OutboxItem
 from engine.state import Instance
 from engine.stores.sql.driver import Driver, json_text
 from engine.stores.sql.outbox import claim_sql, expire
+from engine.stores.sql.privacy import SqlPrivacy
 from engine.stores.sql.schema import (
     INSTANCES,
     JOURNEY_STATES,
@@ -49,7 +50,7 @@ from engine.stores.sql.tx import SqlTx, StateCache
 from engine.stores.sql.writer_lock import WriterLock
 
 
-class SqlStore:
+class SqlStore(SqlPrivacy):
     """A database URL in, transactions out. Creates the schema on first use."""
 
     def __init__(self, url: str, echo: bool = False, cache: bool | None = None) -> None:

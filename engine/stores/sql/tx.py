@@ -87,8 +87,9 @@ class SqlTx:
 
     def _load_profiles(self, states: dict[str, UserState]) -> None:
         db, users = self.db, list(states)
-        query = ("SELECT user_id, channel, category, granted, source, at FROM consents "
-                 "WHERE user_id IN ({in}) ORDER BY user_id, seq")
+        query = ("SELECT user_id, channel, category, granted, source, at FROM consents c WHERE user_id IN ({in}) "
+                 "AND NOT EXISTS (SELECT 1 FROM erasures e WHERE e.user_id = c.user_id AND e.consents_through >= c.id) "
+                 "ORDER BY user_id, seq")  # rows kept as proof by an erasure are no longer the person's consent
         ledgers: dict[str, list[ConsentRecord]] = {}
         times: dict[Any, datetime] = {}  # a ledger's timestamps repeat (imports, STOP campaigns): parse each once
         for user_id, channel, category, granted, source, at in db.where_in(query, users):

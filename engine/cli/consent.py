@@ -1,0 +1,81 @@
+"""`journey consent export`: the consent audit trail, read straight from the database (no server
+needed), every user's ledger rows in the order they were written, as JSON Lines or CSV."""
+
+from __future__ import annotations
+
+import csv
+import json
+import sys
+from datetime import datetime
+from enum import StrEnum
+from pathlib import Path
+
+import typer
+
+from engine.errors import EventError, StoreError
+from engine.events import parse_time
+from engine.ports import Privacy
+
+PAGE = 1000
+COLUMNS = ("user_id", "channel", "category", "granted", "source", "at")
+
+consent_app = typer.Typer(name="consent", help="The consent ledger: the audit trail of every consent change.",
+                          no_args_is_help=True)
+
+
+class LedgerFormat(StrEnum):
+    jsonl = "jsonl"
+    csv = "csv"
+
+
+@consent_app.command("export")
+def export(
+    db: str = typer.Option(..., "--db", help="database URL (sqlite:///file or postgresql+psycopg://...)"),
+    since: str | None = typer.Option(None, "--since", help="only records at or after this RFC 3339 time"),
+    format: LedgerFormat = typer.Option(LedgerFormat.jsonl, "--format", help="jsonl or csv (with a header row)"),
+) -> None:
+    """Write every user's consent ledger rows to stdout, in the order they were written (erased
+    people's rows included: they are the proof of past consent)."""
+    from engine.stores.sql import SqlStore  # the database stack loads only for this command
+
+    try:
+        start = parse_time(since, "--since") if since is not None else None
+    except EventError as exc:
+        raise _fail(str(exc)) from None
+    if db.startswith("sqlite:///") and not Path(db.removeprefix("sqlite:///")).is_file():
+        raise _fail(f"{db}: no such database file")  # opening would create an empty one
+    try:
+        store = SqlStore(db)
+    except StoreError as exc:
+        raise _fail(str(exc)) from None
+    try:
+        _write(store, start, format)
+    except StoreError as exc:
+        raise _fail(str(exc)) from None
+    finally:
+        store.close()
+
+
+def _write(store: Privacy, since: datetime | None, format: LedgerFormat) -> None:
+    """Page through the feed (as `GET /v1/consents` does) so memory stays flat however long it is."""
+    out = sys.stdout
+    writer = csv.writer(out, lineterminator="\n") if format is LedgerFormat.csv else None
+    if writer is not None:
+        writer.writerow(COLUMNS)
+    after = 0
+    while True:
+        page = store.consent_feed(since, after, PAGE)
+        for entry in page:
+            row = entry.to_dict()
+            if writer is not None:
+                writer.writerow([str(row[c]).lower() if c == "granted" else row[c] for c in COLUMNS])
+            else:
+                out.write(json.dumps(row, ensure_ascii=False) + "\n")
+        if len(page) < PAGE:
+            return
+        after = page[-1].position
+
+
+def _fail(message: str) -> typer.Exit:
+    typer.echo(message, err=True)
+    return typer.Exit(1)

@@ -1,0 +1,99 @@
+"""The routes of a person's rights and of the consent audit trail:
+
+- `DELETE /v1/profiles/{user_id}`: erasure (204; 404 when nothing at all is held under that id,
+  so a typo is noticed; erasing again answers 204);
+- `GET /v1/profiles/{user_id}/export`: everything held about the person, one JSON document;
+- `GET /v1/consents?since=&limit=&cursor=`: every user's consent ledger rows in the order they
+  were written, a page at a time. The cursor is opaque to callers: URL-safe base64 of
+  `consents:<position>`, the position of the last row returned (the SQL store's row id).
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+from typing import Any
+
+from fastapi import FastAPI
+from fastapi.responses import Response
+
+from engine.errors import EventError, HttpError
+from engine.events import format_time, parse_time
+from engine.host.privacy import erase_user
+from engine.host.server import Server
+
+EVERYTHING = 2**31 - 1  # an export lists every message and skip, not the API's latest 200
+DEFAULT_LIMIT = 100
+MAX_LIMIT = 1000
+_CURSOR_PREFIX = "consents:"
+
+
+def add_privacy_routes(app: FastAPI, server: Server) -> None:
+    """Called by `create_app` once the app exists (the message views live in `engine.http.app`)."""
+    from engine.http.app import _message_view, _skip_view
+
+    @app.delete("/v1/profiles/{user_id}", status_code=204)
+    def erase_profile(user_id: str) -> Response:
+        """Erase the person: profile, instances (ended `exited`, reason `erased`), queued events,
+        their messages' content (pending sends canceled); the consent ledger stays as proof."""
+        if erase_user(server, user_id) is None:
+            raise HttpError(404, f"nothing is held about user '{user_id}'")
+        return Response(status_code=204)
+
+    @app.get("/v1/profiles/{user_id}/export")
+    def export_profile(user_id: str) -> dict[str, Any]:
+        """Everything held about the person: profile, consent ledger, suppression rows for their
+        number, messages with decisions, skipped sends, instances."""
+        store = server.store
+        with server.lock, store.transaction() as tx:
+            profile = tx.get_profile(user_id)
+        consents = [c.to_dict() for c in store.consent_ledger(user_id)]
+        messages = [_message_view(m) for m in store.messages_for_user(user_id, EVERYTHING)]
+        skipped = [_skip_view(s) for s in store.skips_for_user(user_id, EVERYTHING)]
+        instances = [i.to_dict() for i in store.instances_for_user(user_id)]
+        if profile is None and not (consents or messages or skipped or instances):
+            raise HttpError(404, f"nothing is held about user '{user_id}'")
+        fields = {k: v for k, v in profile.to_dict().items() if k != "consents"} if profile else None
+        phone = profile.phone if profile else None
+        return {"user_id": user_id, "profile": fields, "consents": consents,
+                "suppressions": store.suppressions_for(phone) if phone else [], "messages": messages,
+                "skipped": skipped, "instances": instances, "exported_at": format_time(server.clock.now())}
+
+    @app.get("/v1/consents")
+    def consent_feed(since: str | None = None, limit: str | None = None, cursor: str | None = None
+                     ) -> dict[str, Any]:
+        """Ledger rows of all users in write order; `next_cursor` is null once there are no more."""
+        try:
+            start = parse_time(since, "since") if since is not None else None
+        except EventError as exc:
+            raise HttpError(422, str(exc)) from None
+        size = _limit(limit)
+        page = server.store.consent_feed(start, decode_cursor(cursor) if cursor is not None else 0, size + 1)
+        more = len(page) > size
+        page = page[:size]
+        return {"consents": [entry.to_dict() for entry in page],
+                "next_cursor": encode_cursor(page[-1].position) if more else None}
+
+
+def _limit(text: str | None) -> int:
+    if text is None:
+        return DEFAULT_LIMIT
+    if not text.strip().isdecimal() or not 1 <= int(text) <= MAX_LIMIT:
+        raise HttpError(422, f"limit: expected a whole number from 1 to {MAX_LIMIT}, got {text!r}")
+    return int(text)
+
+
+def encode_cursor(position: int) -> str:
+    return base64.urlsafe_b64encode(f"{_CURSOR_PREFIX}{position}".encode()).decode().rstrip("=")
+
+
+def decode_cursor(cursor: str) -> int:
+    """The position a cursor stands for; 422 naming `cursor` for anything this API did not give out."""
+    try:
+        text = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode()
+    except (binascii.Error, ValueError):
+        text = ""
+    position = text.removeprefix(_CURSOR_PREFIX)
+    if not text.startswith(_CURSOR_PREFIX) or not position.isdigit() or not position.isascii():
+        raise HttpError(422, f"cursor: {cursor!r} is not a cursor this API gave out (pass next_cursor as it came)")
+    return int(position)
