@@ -6,15 +6,18 @@ every error still names the field, as `EventError`.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from channels.profile import format_timestamp as format_time
 from engine.errors import EventError
 
 _FIELDS = frozenset({"id", "type", "user_id", "timestamp", "properties"})
+EARLIEST = datetime(1970, 1, 1, tzinfo=UTC)
+LATEST = datetime(2100, 1, 1, tzinfo=UTC)  # exclusive: far enough for any schedule, short of overflows
 _EMPTY: Mapping[str, Any] = {}
 
 
@@ -54,7 +57,14 @@ def parse_time(value: object, field_name: str) -> datetime:
         raise EventError(f"{field_name}: expected an RFC 3339 timestamp string, got {type(value).__name__}")
     if parsed.tzinfo is None:
         raise EventError(f"{field_name}: {value!r} has no time zone offset (add 'Z' for UTC)")
-    return parsed.astimezone(UTC)
+    try:
+        utc = parsed.astimezone(UTC)
+    except OverflowError:
+        utc = EARLIEST - timedelta(days=1) if parsed.year < 2000 else LATEST
+    if not EARLIEST <= utc < LATEST:
+        raise EventError(f"{field_name}: {value!s} is outside the supported range, "
+                         f"{format_time(EARLIEST)} to {format_time(LATEST - timedelta(seconds=1))}")
+    return utc
 
 
 def parse_event(data: object, now: datetime) -> Event:
@@ -73,10 +83,40 @@ def parse_event(data: object, now: datetime) -> Event:
         properties = _EMPTY
     elif not isinstance(properties, Mapping):
         raise EventError(f"properties: expected an object, got {type(properties).__name__}")
+    else:
+        check_values(properties, "properties")
     event_id = data.get("id")
     if event_id is not None and (not isinstance(event_id, str) or not event_id or "\x00" in event_id):
         raise EventError("id: expected a non-empty string without NUL characters")
+    if event_id is not None:
+        check_text(event_id, "id")
     return Event(kind, user_id, timestamp, properties, event_id)
+
+
+def check_text(value: str, name: str) -> None:
+    """A string the stores can keep: no lone UTF-16 surrogate (JSON's `\\ud800` escapes allow one)."""
+    if not value.isascii():
+        try:
+            value.encode("utf-8")
+        except UnicodeEncodeError:
+            raise EventError(f"{name}: contains a lone UTF-16 surrogate, which is not text") from None
+
+
+def check_values(value: Any, name: str) -> None:
+    """Every string (keys too) and number inside a JSON value: text without lone surrogates, numbers
+    finite (`1e999` parses as infinity). Raises EventError naming the path."""
+    if isinstance(value, str):
+        check_text(value, name)
+    elif isinstance(value, float):
+        if not math.isfinite(value):
+            raise EventError(f"{name}: {value} is not a finite number")
+    elif isinstance(value, Mapping):
+        for key, item in value.items():
+            check_text(str(key), name)
+            check_values(item, f"{name}.{key}")
+    elif isinstance(value, list | tuple):
+        for index, item in enumerate(value):
+            check_values(item, f"{name}[{index}]")
 
 
 def _required_text(data: Mapping[str, Any], name: str) -> str:
@@ -87,4 +127,5 @@ def _required_text(data: Mapping[str, Any], name: str) -> str:
         raise EventError(f"{name}: expected a non-empty string")
     if "\x00" in value:
         raise EventError(f"{name}: must not contain a NUL character")
+    check_text(value, name)
     return value

@@ -175,6 +175,10 @@ class Store(Protocol):
 
     def close(self) -> None: ...
 
+    def ping(self) -> None:
+        """Raise StoreError unless the store answers now (readiness)."""
+        ...
+
 
 class Outbox(Protocol):
     """The dispatcher's side of the stored messages."""

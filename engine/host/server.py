@@ -29,6 +29,7 @@ from engine.events import Event, parse_event
 from engine.host.backlog import Backlog
 from engine.host.dispatcher import Dispatcher
 from engine.host.journeys import Deploys, ReloadReport
+from engine.host.outage import Outage
 from engine.host.sweeps import Sweeps
 from engine.host.turns import TurnLock
 from engine.ports import HostStore
@@ -87,6 +88,7 @@ class Server:
         self.batch = batch
         self.backlog = Backlog(queue_delay, batch)
         self.counters = Counters()
+        self.outage = Outage(self.clock)
         self.engine = Engine(journeys, policy, store, self.clock, new_id=ordered_ids(self.clock), trace=False,
                              versions=lambda journey_id, version: self.deploys.compile_stored(journey_id, version))
         self.engine.on_commit = self._committed
@@ -170,17 +172,25 @@ class Server:
         """Run one sweep, counting it; one that keeps failing shows in /healthz and /metrics."""
         try:
             done = work()
-        except Exception as exc:
-            with self._counting:
-                self.counters.sweep_failures[sweep] += 1
-                self.counters.failing_runs[sweep] += 1
-                self.counters.failing[sweep] = f"{type(exc).__name__}: {exc}"
+        except StoreError as exc:
+            self.outage.failed(exc)
+            self._count_failure(sweep, exc)
             raise
+        except Exception as exc:
+            self._count_failure(sweep, exc)
+            raise
+        self.outage.recovered()
         with self._counting:
             self.counters.sweeps[sweep] += 1
             self.counters.failing_runs.pop(sweep, None)
             self.counters.failing.pop(sweep, None)
         return done
+
+    def _count_failure(self, sweep: str, exc: Exception) -> None:
+        with self._counting:
+                self.counters.sweep_failures[sweep] += 1
+                self.counters.failing_runs[sweep] += 1
+                self.counters.failing[sweep] = f"{type(exc).__name__}: {exc}"
 
     def _instance_failed(self, failure: Failure) -> None:
         """One instance failed on its own; the rest of its batch went on."""

@@ -10,12 +10,13 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Mapping
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 from apscheduler.executors.pool import ThreadPoolExecutor
 from apscheduler.schedulers.background import BackgroundScheduler
 
 from engine.clock import Clock
+from engine.errors import StoreError
 
 log = logging.getLogger("journey.timers")
 # A sweep that outlasts its interval makes APScheduler log a warning per skipped run; that is
@@ -34,6 +35,7 @@ class Sweeps:
         self._intervals = {name: interval for name, (_, interval) in jobs.items()}
         self._next_due = dict(next_due or {})
         self._running: set[str] = set()
+        self._failures: dict[str, int] = {}
         self._again: set[str] = set()
         self._batch = batch
         self._scheduler = BackgroundScheduler(timezone=UTC, executors={"default": ThreadPoolExecutor(len(jobs))},
@@ -72,7 +74,18 @@ class Sweeps:
             due = upcoming() if upcoming is not None else None
             if due is not None:
                 self.wake(name, due)
-        except Exception:  # a failed sweep is logged and retried at the next interval
+            self._failures.pop(name, None)
+        except StoreError:  # the server logs an outage once; back off until the database is back
+            self._back_off(name)
+        except Exception:  # a failed sweep is logged and retried, later each time it fails again
             log.exception("%s sweep failed", name)
+            self._back_off(name)
         finally:
             self._running.discard(name)
+
+    def _back_off(self, name: str) -> None:
+        """The next run of a failing sweep: 0.5 s after the first failure, doubling to at most 5 s."""
+        failures = self._failures[name] = self._failures.get(name, 0) + 1
+        job = self._scheduler.get_job(name)
+        if job is not None:
+            job.modify(next_run_time=self._clock.now() + timedelta(seconds=min(5.0, 0.5 * 2 ** (failures - 1))))

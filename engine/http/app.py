@@ -25,7 +25,7 @@ from starlette.middleware.base import BaseHTTPMiddleware
 from channels import Profile, ProfileError
 from engine.compiler import END
 from engine.errors import EventError, HttpError, InputError, JourneyDefinitionError, JourneyError, StoreError
-from engine.events import Event, format_time, parse_event
+from engine.events import Event, check_values, format_time, parse_event
 from engine.host.server import Server
 from engine.http.metrics import Metrics
 from engine.http.privacy import add_privacy_routes
@@ -34,7 +34,7 @@ from engine.simulator import parse_events, parse_profiles
 from engine.simulator import simulate as run_simulation
 
 MiB = 1024 * 1024
-OPEN_PATHS = frozenset({"/healthz", "/openapi.json", "/docs", "/docs/oauth2-redirect"})
+OPEN_PATHS = frozenset({"/healthz", "/readyz", "/openapi.json", "/docs", "/docs/oauth2-redirect"})
 WEBHOOKS = "/v1/webhooks/"
 
 
@@ -51,8 +51,8 @@ def create_app(server: Server, api_keys: frozenset[str] = frozenset(), max_body:
 
     @app.exception_handler(StoreError)
     async def _store_error(_: Request, exc: StoreError) -> JSONResponse:
-        return JSONResponse({"error": f"the database is unavailable: {exc}"}, status_code=503,
-                            headers={"Retry-After": "5"})
+        server.outage.failed(exc)
+        return _unavailable(f"the database is unavailable: {exc}")
 
     @app.exception_handler(JourneyError)
     async def _journey_error(_: Request, exc: JourneyError) -> JSONResponse:
@@ -63,7 +63,7 @@ def create_app(server: Server, api_keys: frozenset[str] = frozenset(), max_body:
         """One event, or `{"events": [...]}`. Processed before the reply, unless the request says
         `Prefer: respond-async` (RFC 7240): then the reply comes once the events are durable in
         the inbox, and the engine processes them moments later, in order."""
-        body = await _read_json(request, max_body)
+        body = await _read_json(request, max_body, check=False)  # each event is checked on its own
         queue = "respond-async" in request.headers.get("prefer", "").lower()
         reply = JSONResponse(await run_in_threadpool(_ingest, server, body, queue), status_code=202)
         if queue:
@@ -152,6 +152,17 @@ def create_app(server: Server, api_keys: frozenset[str] = frozenset(), max_body:
             return JSONResponse({"status": "failing", "sweeps": failing}, status_code=503)
         return JSONResponse({"status": "ok"})
 
+    @app.get("/readyz")
+    def readyz() -> JSONResponse:
+        """Ready to serve: the database answers (503 while it does not). `/healthz` is liveness only."""
+        try:
+            server.store.ping()
+        except StoreError as exc:
+            server.outage.failed(exc)
+            return _unavailable(f"the database is unavailable: {exc}")
+        server.outage.recovered()
+        return JSONResponse({"status": "ready"})
+
     @app.get("/metrics")
     def prometheus() -> Response:
         return Response(metrics.render(), media_type=CONTENT_TYPE_LATEST)
@@ -178,19 +189,29 @@ class _BearerAuth(BaseHTTPMiddleware):
         return await call_next(request)
 
 
-async def _read_json(request: Request, limit: int) -> Any:
+def _unavailable(detail: str) -> JSONResponse:
+    """503 as RFC 9457 problem details, with when to try again."""
+    return JSONResponse({"type": "about:blank", "title": "Service Unavailable", "status": 503, "detail": detail,
+                         "error": detail}, status_code=503, media_type="application/problem+json",
+                        headers={"Retry-After": "5"})
+
+
+async def _read_json(request: Request, limit: int, check: bool = True) -> Any:
+    """The body as JSON; with `check`, every string and number in it must be storable (422 naming
+    the field otherwise). Event batches check each event on its own, so one bad one is rejected alone."""
     body = await _read_body(request, limit)
     try:
-        return json.loads(body, parse_constant=_no_constants)
+        data = json.loads(body)  # NaN, Infinity and 1e999 become floats that `check_values` refuses by field
     except RecursionError:
         raise HttpError(400, "body is not valid JSON: nested too deeply") from None
-    except ValueError as exc:  # JSONDecodeError, UnicodeDecodeError, oversized integers, NaN
+    except ValueError as exc:  # JSONDecodeError, UnicodeDecodeError, oversized integers
         raise HttpError(400, f"body is not valid JSON: {exc}") from None
-
-
-def _no_constants(name: str) -> Any:
-    """NaN and Infinity are not JSON (RFC 8259), and PostgreSQL's json type refuses them."""
-    raise ValueError(f"{name} is not a JSON value")
+    if check:
+        try:
+            check_values(data, "body")
+        except EventError as exc:
+            raise HttpError(422, str(exc).removeprefix("body.")) from None
+    return data
 
 
 async def _read_body(request: Request, limit: int) -> bytes:

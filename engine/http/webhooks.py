@@ -12,10 +12,12 @@ Unknown messages and senders are acknowledged (200) and ignored, so Twilio stops
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 from collections.abc import Mapping
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 from urllib.parse import parse_qsl
 from xml.sax.saxutils import escape
@@ -76,7 +78,7 @@ def _twilio_status(server: Server, params: Mapping[str, str]) -> WebhookReply:
     code = params.get("ErrorCode", "")
     if code.isdigit():
         properties["error_code"] = int(code)
-    if name == "failed" and int(code or 0) in UNUSABLE_CODES:
+    if name == "failed" and code.isdigit() and int(code) in UNUSABLE_CODES:
         properties["unusable_address"] = True
         server.forget_address(user_id, channel, _phone(params.get("To")))
     event = {"id": f"twilio:{sid}:{status}", "type": f"{channel}.{name}", "user_id": user_id,
@@ -93,9 +95,15 @@ def _twilio_inbound(server: Server, params: Mapping[str, str]) -> WebhookReply:
     event = {"type": "sms.inbound", "user_id": user_id,
              "properties": {"text": params.get("Body", ""), "from": sender, "to": _phone(params.get("To")),
                             "provider_message_id": sid}}
-    if sid:
-        event["id"] = f"twilio:{sid}"
+    event["id"] = f"twilio:{sid}" if sid else _content_id(params, server.clock.now())
     return _ingest(server, event, WebhookReply(200, EMPTY_TWIML, "text/xml"))
+
+
+def _content_id(params: Mapping[str, str], now: datetime) -> str:
+    """An inbound message without a provider id is de-duplicated by its content and minute: a
+    replay of the same request is a duplicate, the same words a minute later are not."""
+    key = "\n".join((params.get("From", ""), params.get("To", ""), params.get("Body", ""), now.strftime("%Y%m%d%H%M")))
+    return "twilio:inbound:" + hashlib.sha256(key.encode("utf-8", "replace")).hexdigest()[:32]
 
 
 def _from_unknown_number(server: Server, sender: str | None, params: Mapping[str, str]) -> WebhookReply:

@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 
 import httpx
+import pytest
 
 from tests.server.conftest import LocalServer, StartLocal, post_events
 
@@ -72,3 +73,47 @@ def test_nan_in_properties_is_rejected_not_a_500_on_postgresql(postgres_fresh_db
     with httpx.Client(base_url=local.base_url, headers=local.headers, timeout=20) as client:
         attributes = client.put("/v1/profiles/u3", content=b'{"attributes": {"score": Infinity}}', headers=JSON)
     assert attributes.status_code in (400, 422), attributes.text
+
+
+HOSTILE_EVENTS = {
+    "a lone surrogate in user_id": b'{"type": "order.placed", "user_id": "u\\ud800x"}',
+    "a lone surrogate in a property": b'{"type": "order.placed", "user_id": "u1", "properties": {"n": "\\udc00"}}',
+    "a timestamp in year 1": b'{"type": "order.placed", "user_id": "u1", "timestamp": "0001-01-01T00:00:00Z"}',
+    "a timestamp in year 1 east of UTC": b'{"type": "a.b", "user_id": "u1", "timestamp": "0001-01-01T00:30:00+01:00"}',
+    "a timestamp in year 9999": b'{"type": "order.placed", "user_id": "u1", "timestamp": "9999-12-31T23:59:59Z"}',
+    "1e999": b'{"type": "order.placed", "user_id": "u1", "properties": {"total": 1e999}}',
+    "NaN": b'{"type": "order.placed", "user_id": "u1", "properties": {"total": NaN}}',
+}
+
+
+@pytest.mark.parametrize("prefer", [None, "respond-async"])
+@pytest.mark.parametrize("name", list(HOSTILE_EVENTS))
+def test_every_hostile_value_is_a_4xx_naming_the_field_alone_or_one_of_a_batch(local: LocalServer, name: str,
+                                                                               prefer: str | None) -> None:
+    headers = {**JSON, **({"Prefer": prefer} if prefer else {})}
+    with httpx.Client(base_url=local.base_url, headers=local.headers, timeout=20) as client:
+        alone = client.post("/v1/events", content=HOSTILE_EVENTS[name], headers=headers)
+        assert 400 <= alone.status_code < 500, (name, alone.text)
+        good = [json.dumps(order(f"u{n}")).encode() for n in range(9)]
+        batch = b'{"events": [' + b", ".join([*good[:4], HOSTILE_EVENTS[name], *good[4:]]) + b"]}"
+        reply = client.post("/v1/events", content=batch, headers=headers)
+    assert reply.status_code == 202, (name, reply.text)
+    assert reply.json()["accepted"] == 9
+    [rejected] = reply.json()["rejected"]
+    assert rejected["index"] == 4
+    field = rejected["error"].split(":")[0]
+    assert field in ("user_id", "timestamp") or field.startswith("properties"), rejected
+
+
+def test_a_profile_with_a_lone_surrogate_or_an_infinity_is_a_422_naming_the_field(local: LocalServer) -> None:
+    with httpx.Client(base_url=local.base_url, headers=local.headers, timeout=20) as client:
+        email = client.put("/v1/profiles/u1", content=b'{"email": "a\\ud800@example.com"}', headers=JSON)
+        score = client.put("/v1/profiles/u1", content=b'{"attributes": {"score": 1e999}}', headers=JSON)
+    assert email.status_code == 422 and email.json()["error"].startswith("email:"), email.text
+    assert score.status_code == 422 and score.json()["error"].startswith("attributes.score:"), score.text
+
+
+def test_readyz_checks_the_database_and_healthz_stays_liveness(local: LocalServer) -> None:
+    with httpx.Client(base_url=local.base_url, timeout=20) as anonymous:
+        assert anonymous.get("/readyz").json() == {"status": "ready"}
+        assert anonymous.get("/healthz").status_code == 200

@@ -246,6 +246,9 @@ class MemoryBase:
     def close(self) -> None:
         """Nothing to release."""
 
+    def ping(self) -> None:
+        """Always there."""
+
 
 def _restore(mapping: MutableMapping[Any, Any], key: Any, old: Any) -> None:
     if old is _MISSING:

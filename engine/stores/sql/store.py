@@ -116,6 +116,11 @@ class SqlStore(SqlPrivacy):
             rows = conn.exec_driver_sql("SELECT user_id, count(*) FROM inbox WHERE error IS NULL GROUP BY user_id")
             return {str(user_id): int(count) for user_id, count in rows}
 
+    @translating
+    def ping(self) -> None:
+        with self.engine.connect() as conn:
+            conn.exec_driver_sql("SELECT 1")
+
     def close(self) -> None:
         self.engine.dispose()
 
