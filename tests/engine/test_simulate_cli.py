@@ -126,3 +126,36 @@ def test_policy_file_with_unquoted_quiet_hours(tmp_path: Path) -> None:
         "--profiles", str(example / "profiles.jsonl"), "--policy", str(tmp_path / "policy.yaml"), "--json"])
     assert result.exit_code == 0, result.output
     assert json.loads(result.stdout)["summary"]["users"] == 5
+
+
+HTML_JOURNEY = """
+id: receipt
+category: transactional
+trigger: {event: order.placed}
+steps:
+  - {id: receipt, type: send, message: receipt, channels: [email], strategy: first}
+messages:
+  receipt:
+    email:
+      subject: "Order {{ event.properties.note }}"
+      body: "Note: {{ event.properties.note }}"
+      html: "<p>Hi {{ profile.attributes.name }}, note: {{ event.properties.note }}</p>"
+"""
+
+
+def test_email_html_escapes_what_the_template_inserts(tmp_path: Path) -> None:
+    (tmp_path / "j.yaml").write_text(HTML_JOURNEY)
+    event = {"type": "order.placed", "user_id": "u1", "timestamp": "2026-01-05T10:00:00Z",
+             "properties": {"note": "<script>alert(1)</script> & more"}}
+    person = {"user_id": "u1", "email": "u1@example.com", "attributes": {"name": "Ann & <b>Bob</b>"}}
+    (tmp_path / "e.jsonl").write_text(json.dumps(event) + "\n")
+    (tmp_path / "p.jsonl").write_text(json.dumps(person) + "\n")
+    args = [str(tmp_path / "j.yaml"), "--events", str(tmp_path / "e.jsonl"), "--profiles", str(tmp_path / "p.jsonl")]
+    result = CliRunner().invoke(app, ["simulate", *args, "--json"])
+    assert result.exit_code == 0, result.output
+    [message] = json.loads(result.stdout)["messages"]
+    assert message["content"] == {
+        "subject": "Order <script>alert(1)</script> & more",
+        "body": "Note: <script>alert(1)</script> & more",
+        "html": "<p>Hi Ann &amp; &lt;b&gt;Bob&lt;/b&gt;, note: &lt;script&gt;alert(1)&lt;/script&gt; &amp; more</p>",
+    }
