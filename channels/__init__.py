@@ -6,6 +6,7 @@ time are all arguments, so the simulator and the server decide identically.
 
 from channels.consent import (
     Keyword,
+    KeywordMatch,
     KeywordOutcome,
     apply_keyword,
     classify_keyword,
@@ -35,6 +36,7 @@ __all__ = [
     "Delivery",
     "FileError",
     "Keyword",
+    "KeywordMatch",
     "KeywordOutcome",
     "Policy",
     "PolicyError",

@@ -1,4 +1,4 @@
-"""The channel policy: quiet hours, caps, prices, engagement events, keyword replies.
+"""The channel policy: quiet hours, caps, prices, engagement events, SMS keywords per language.
 
 The model is validated once at load time; `select()` reads the precomputed
 lookups in `Policy.fast` so the hot path never touches pydantic.
@@ -7,15 +7,16 @@ lookups in `Policy.fast` so the hot path never touches pydantic.
 from __future__ import annotations
 
 import re
+import unicodedata
 from collections.abc import Mapping
 from dataclasses import dataclass, replace
-from functools import cached_property
+from functools import cache, cached_property
 from importlib import resources
 from pathlib import Path
 from typing import Any, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from channels.yaml_lines import FileError, describe_errors, read_mapping
 
@@ -60,10 +61,35 @@ class ChannelPolicy(_Frozen):
     engagement: tuple[str, ...] = ()
 
 
-class Keywords(_Frozen):
+class KeywordReplies(_Frozen):
     stop_confirmation: str = Field(min_length=1)
     start_confirmation: str = Field(min_length=1)
     help: str = Field(min_length=1)
+
+
+KEYWORD_KINDS: tuple[str, ...] = ("stop", "start", "help")
+_LANGUAGE = re.compile(r"^[a-z]{2,3}(-[A-Za-z0-9]{2,8})*$")
+
+
+class KeywordSet(_Frozen):
+    """One language's inbound words (whole text, any case, accents ignored) and its replies."""
+
+    stop: tuple[str, ...] = ()
+    start: tuple[str, ...] = ()
+    help: tuple[str, ...] = ()
+    replies: KeywordReplies
+
+    @model_validator(mode="after")
+    def _one_meaning_per_word(self) -> KeywordSet:
+        seen: dict[str, str] = {}
+        for kind in KEYWORD_KINDS:
+            for word in getattr(self, kind):
+                key = keyword_key(word)
+                if not key:
+                    raise ValueError(f"{kind}: an empty keyword never matches")
+                if seen.setdefault(key, kind) != kind:
+                    raise ValueError(f"{word!r} is both a {seen[key]} and a {kind} word")
+        return self
 
 
 @dataclass(frozen=True, slots=True)
@@ -78,6 +104,7 @@ class FastPolicy:
     costs: dict[str, float]
     engagement: dict[str, frozenset[str]]
     max_segments: int
+    keywords: dict[str, tuple[str, str]]  # keyword_key(word) -> (kind, language); the first language wins
 
 
 class Policy(_Frozen):
@@ -88,7 +115,30 @@ class Policy(_Frozen):
     frequency_caps: dict[Literal["marketing", "transactional"], Cap] = {}
     sms: SmsPolicy
     channels: dict[ChannelName, ChannelPolicy]
-    keywords: Keywords
+    keywords: dict[str, KeywordSet] = Field(min_length=1)
+
+    @field_validator("keywords", mode="before")
+    @classmethod
+    def _replies_at_the_top(cls, value: Any) -> Any:
+        """The older `keywords: {help: "..."}` (replies only) still sets the first language's replies."""
+        if not isinstance(value, Mapping):
+            return value
+        old = {k: v for k, v in value.items() if k in KeywordReplies.model_fields and isinstance(v, str)}
+        languages = {k: v for k, v in value.items() if k not in old}
+        first = next(iter(languages), None)
+        if not old or first is None or not isinstance(languages[first], Mapping):
+            return value
+        replies = languages[first].get("replies")
+        languages[first] = {**languages[first], "replies": {**(replies if isinstance(replies, Mapping) else {}), **old}}
+        return languages
+
+    @field_validator("keywords")
+    @classmethod
+    def _language_codes(cls, value: dict[str, KeywordSet]) -> dict[str, KeywordSet]:
+        for language in value:
+            if not _LANGUAGE.match(language):
+                raise ValueError(f"{language!r} is not a language code (ISO 639: en, fr, es, pt-BR)")
+        return value
 
     @field_validator("default_timezone")
     @classmethod
@@ -111,6 +161,7 @@ class Policy(_Frozen):
             costs={k: v.cost for k, v in self.channels.items()},
             engagement={k: frozenset(v.engagement) for k, v in self.channels.items()},
             max_segments=self.sms.max_segments,
+            keywords=_keyword_lookup(self.keywords),
         )
 
     def model_copy(self, *, update: Mapping[str, Any] | None = None, deep: bool = False) -> Policy:
@@ -131,9 +182,31 @@ class Policy(_Frozen):
             raise LookupError(f"policy has no price for channel {channel!r}") from None
 
 
+def keyword_key(text: str) -> str:
+    """What an inbound text is matched on: whitespace runs as one space, trimmed, case and
+    accents ignored (`Arrêt` and `ARRET` are one word)."""
+    decomposed = unicodedata.normalize("NFKD", " ".join(text.split()))
+    return "".join(c for c in decomposed if not unicodedata.combining(c)).casefold()
+
+
+def _keyword_lookup(keywords: Mapping[str, KeywordSet]) -> dict[str, tuple[str, str]]:
+    lookup: dict[str, tuple[str, str]] = {}
+    for language, words in keywords.items():
+        for kind in KEYWORD_KINDS:
+            for word in getattr(words, kind):
+                lookup.setdefault(keyword_key(word), (kind, language))
+    return lookup
+
+
 def _minutes(hhmm: str) -> int:
     hours, minutes = hhmm.split(":")
     return int(hours) * 60 + int(minutes)
+
+
+@cache
+def default_policy() -> Policy:
+    """The shipped policy, loaded once."""
+    return load_policy()
 
 
 def default_policy_text() -> str:

@@ -359,7 +359,7 @@ class Engine:
 
     def _keyword(self, tx: Tx, event: Event, profile: Profile, now: datetime) -> Profile:
         """STOP / START / HELP: consent changes at once, and one reply by SMS."""
-        keyword = classify_keyword(str(event.properties.get("text", "")))
+        keyword = classify_keyword(str(event.properties.get("text", "")), self.policy)
         if keyword is None:
             return profile
         outcome = apply_keyword(keyword, profile.consents, now, self.policy)
