@@ -26,7 +26,7 @@ CHANNELS: tuple[str, ...] = ("push", "in_app", "email", "sms", "mms", "rcs", "we
 CATEGORIES: tuple[str, ...] = ("marketing", "transactional")
 Category = Literal["marketing", "transactional"]
 _HHMM = re.compile(r"^([01]\d|2[0-3]):([0-5]\d)$")
-_REGION = re.compile(r"^[A-Z]{2}(-[A-Z0-9]{1,3})?$")
+REGION_CODE = re.compile(r"^[A-Z]{2}(-[A-Z0-9]{1,3})?$")  # ISO 3166-1 country, or ISO 3166-2 subdivision
 
 
 class PolicyError(FileError):
@@ -219,7 +219,7 @@ class Policy(_Frozen):
     @classmethod
     def _region_codes(cls, value: dict[str, Region | None]) -> dict[str, Region | None]:
         for code in value:
-            if not _REGION.match(code):
+            if not REGION_CODE.match(code):
                 raise ValueError(f"{code!r} is not a region code (ISO 3166: a country FR or a subdivision US-FL)")
         return value
 

@@ -9,12 +9,11 @@ with the policy (`load_policy`), not on the first send.
 
 from __future__ import annotations
 
-import re
 from functools import lru_cache
 
 import phonenumbers
 
-from channels.policy import Policy
+from channels.policy import REGION_CODE, Policy
 from channels.profile import Profile
 
 US_STATES: dict[str, str] = {
@@ -33,14 +32,13 @@ US_STATES: dict[str, str] = {
 
 _GEOCODER_NAMES = {"Washington State": "WA", "Washington D.C.": "DC"}  # how the geocoder spells these two
 _STATE_CODES = frozenset(US_STATES.values())
-_REGION = re.compile(r"^[A-Z]{2}(-[A-Z0-9]{1,3})?$")
 
 
 def recipient_region(profile: Profile, policy: Policy) -> str | None:
     """`attributes.region` when it is an ISO 3166 code, else the phone number's country, or its
     US state (`US-FL`) when the policy has rules for a state; None when nothing tells."""
     declared = profile.attributes.get("region")
-    if isinstance(declared, str) and _REGION.match(code := declared.strip().upper()):
+    if isinstance(declared, str) and REGION_CODE.match(code := declared.strip().upper()):
         return code
     if not profile.phone:
         return None
@@ -55,7 +53,7 @@ def phone_country(phone: str) -> str | None:
     """The ISO 3166 country of an E.164 number; None if unknown."""
     number = _parse(phone)
     region = phonenumbers.region_code_for_number(number) if number is not None else None
-    return region if region and _REGION.match(region) else None  # not "001" (non-geographic)
+    return region if region and REGION_CODE.match(region) else None  # not "001" (non-geographic)
 
 
 @lru_cache(maxsize=65536)
