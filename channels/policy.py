@@ -342,14 +342,9 @@ def load_policy(path: str | Path | None = None) -> Policy:
     except FileError as exc:
         raise PolicyError(exc.problems) from None
     try:
-        policy = Policy.model_validate(data)
+        return Policy.model_validate(data)
     except ValidationError as exc:
         raise PolicyError(describe_errors(exc, replace(located, data=data), Policy)) from None
-    if "US" in policy.fast.subdivided:  # rules for a US state: the phone's state is looked up
-        from channels.regions import load_geocoder
-
-        load_geocoder()
-    return policy
 
 
 def merge(base: Mapping[str, Any], over: Mapping[str, Any]) -> dict[str, Any]:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from zoneinfo import ZoneInfo
@@ -19,9 +21,10 @@ from channels import (
     quiet_until,
     recipient_region,
     recipient_zone,
+    regions,
     select,
 )
-from channels.regions import US_STATES, phone_us_state
+from channels.regions import US_STATES, geocoder_state, phone_us_state
 
 POLICY = load_policy()
 NEW_YORK = ZoneInfo("America/New_York")
@@ -65,15 +68,42 @@ def test_no_state_is_looked_up_without_rules_for_a_state(tmp_path: Path) -> None
     assert policy.fast.rules_for("US-FL") == policy.fast.rules
 
 
-def test_the_state_map_covers_every_us_area_code_the_geocoder_places() -> None:
-    assert len(US_STATES) == 51 and len(set(US_STATES.values())) == 51
+def us_numbers_with_a_state() -> list[phonenumbers.PhoneNumber]:
+    """One valid geographic number for each US area code."""
+    found = []
     for npa in range(200, 1000):
         number = next((n for n in (phonenumbers.parse(f"+1{npa}{rest}") for rest in ("2345678", "5550123", "2000000"))
                        if phonenumbers.is_valid_number(n) and phonenumbers.region_code_for_number(n) == "US"), None)
-        if number is not None and phonenumbers.number_type(number) in (
-                phonenumbers.PhoneNumberType.FIXED_LINE_OR_MOBILE, phonenumbers.PhoneNumberType.FIXED_LINE):
-            e164 = phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164)
-            assert phone_us_state(e164) is not None, e164
+        if number is not None and phonenumbers.is_number_geographical(number):
+            found.append(number)
+    return found
+
+
+def test_every_us_area_code_has_the_state_the_geocoder_names() -> None:
+    """The shipped area-code table says what phonenumbers' geocoder says, and covers every area code."""
+    assert len(US_STATES) == 51 and len(set(US_STATES.values())) == 51
+    numbers = us_numbers_with_a_state()
+    assert len(numbers) > 350
+    for number in numbers:
+        e164 = phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164)
+        state = geocoder_state(number)
+        assert state is not None and phone_us_state(e164) == f"US-{state}", e164
+
+
+def test_an_area_code_newer_than_the_table_is_asked_of_the_geocoder(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delitem(regions._STATE_OF_AREA_CODE, "786")
+    phone_us_state.cache_clear()
+    assert phone_us_state("+17865550199") == "US-FL"
+    phone_us_state.cache_clear()
+
+
+def test_choosing_a_channel_does_not_load_the_geocoder() -> None:
+    """Its data takes ~100 MB and 0.4 s to load: the area-code table answers instead."""
+    code = ("import sys; from channels import Profile, load_policy, recipient_region; "
+            "print(recipient_region(Profile('u', phone='+13055550123'), load_policy()), "
+            "'phonenumbers.geocoder' in sys.modules)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.split() == ["US-FL", "False"]
 
 
 def test_a_miami_number_without_a_time_zone_is_in_new_york_time() -> None:
