@@ -6,6 +6,7 @@ time are all arguments, so the simulator and the server decide identically.
 
 from channels.consent import (
     Keyword,
+    KeywordMatch,
     KeywordOutcome,
     apply_keyword,
     classify_keyword,
@@ -17,6 +18,7 @@ from channels.frequency import SentRecord, cap_reached
 from channels.policy import CHANNELS, Policy, PolicyError, load_policy
 from channels.profile import ConsentRecord, Profile, ProfileError
 from channels.quiet_hours import next_local_time, quiet_until, recipient_zone
+from channels.regions import recipient_region
 from channels.selection import (
     Decision,
     Delivery,
@@ -35,6 +37,7 @@ __all__ = [
     "Delivery",
     "FileError",
     "Keyword",
+    "KeywordMatch",
     "KeywordOutcome",
     "Policy",
     "PolicyError",
@@ -54,6 +57,7 @@ __all__ = [
     "load_policy",
     "next_local_time",
     "quiet_until",
+    "recipient_region",
     "recipient_zone",
     "select",
     "sms_encoding",

@@ -2,7 +2,8 @@
 
 The ledger is never rewritten (who, when and how must stay provable), so the
 current state is always derived: the latest record per (channel, category) by
-`at`, ties broken by ledger order.
+`at`, ties broken by ledger order. The keywords and their replies are policy
+data, one set per language; a reply is in the language of the word that matched.
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ from enum import Enum
 from functools import lru_cache
 from typing import Literal
 
-from channels.policy import Policy
+from channels.policy import Policy, default_policy, keyword_key
 from channels.profile import ConsentRecord
 
 Status = Literal["granted", "revoked", "none"]
@@ -36,15 +37,12 @@ class Keyword(Enum):
     HELP = "HELP"
 
 
-_KEYWORDS: dict[str, Keyword] = {
-    **dict.fromkeys(
-        ("STOP", "STOPALL", "UNSUBSCRIBE", "CANCEL", "END", "QUIT", "REVOKE", "OPT OUT", "OPTOUT"),
-        Keyword.STOP,
-    ),
-    "START": Keyword.START,
-    "UNSTOP": Keyword.START,
-    "HELP": Keyword.HELP,
-}
+@dataclass(frozen=True, slots=True)
+class KeywordMatch:
+    """An inbound text that is a keyword: which one, and the language whose list it is in."""
+
+    kind: Keyword
+    language: str
 
 
 @dataclass(frozen=True, slots=True)
@@ -103,14 +101,23 @@ def reason_from_state(state: State, channel: str, category: str) -> str | None:
     return None
 
 
-def classify_keyword(text: str) -> Keyword | None:
-    """The keyword an inbound SMS is, if its whole text is one (any case, trimmed)."""
-    return _KEYWORDS.get(" ".join(text.split()).upper())
+def classify_keyword(text: str, policy: Policy | None = None) -> KeywordMatch | None:
+    """The keyword an inbound SMS is, if its whole text is one of the policy's words (any case,
+    trimmed, accents ignored); a word listed in two languages belongs to the first."""
+    found = (policy or default_policy()).fast.keywords.get(keyword_key(text))
+    if found is None:
+        return None
+    kind, language = found
+    return KeywordMatch(Keyword[kind.upper()], language)
 
 
-def apply_keyword(keyword: Keyword, consents: Sequence[ConsentRecord], at: datetime, policy: Policy) -> KeywordOutcome:
-    """Records to append and the reply for an inbound keyword; the ledger is not changed."""
-    texts = policy.keywords
+def apply_keyword(keyword: Keyword | KeywordMatch, consents: Sequence[ConsentRecord], at: datetime,
+                  policy: Policy) -> KeywordOutcome:
+    """Records to append and the reply, in the keyword's language (a bare `Keyword`: the policy's
+    first language), for an inbound keyword; the ledger is not changed."""
+    match = keyword if isinstance(keyword, KeywordMatch) else KeywordMatch(keyword, next(iter(policy.keywords)))
+    texts = (policy.keywords.get(match.language) or next(iter(policy.keywords.values()))).replies
+    keyword = match.kind
     if keyword is Keyword.STOP:
         records = tuple(
             ConsentRecord(channel, category, False, STOP_SOURCE, at)

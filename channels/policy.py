@@ -1,4 +1,5 @@
-"""The channel policy: quiet hours, caps, prices, engagement events, keyword replies.
+"""The channel policy: quiet hours, caps, jurisdiction rules, prices, engagement events, SMS
+keywords per language.
 
 The model is validated once at load time; `select()` reads the precomputed
 lookups in `Policy.fast` so the hot path never touches pydantic.
@@ -7,22 +8,25 @@ lookups in `Policy.fast` so the hot path never touches pydantic.
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
+import unicodedata
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, replace
-from functools import cached_property
+from functools import cache, cached_property
 from importlib import resources
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal, get_args
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from channels.yaml_lines import FileError, describe_errors, read_mapping
 
 ChannelName = Literal["push", "in_app", "email", "sms", "mms", "rcs", "webhook"]
 CHANNELS: tuple[str, ...] = ("push", "in_app", "email", "sms", "mms", "rcs", "webhook")
 CATEGORIES: tuple[str, ...] = ("marketing", "transactional")
+Category = Literal["marketing", "transactional"]
 _HHMM = re.compile(r"^([01]\d|2[0-3]):([0-5]\d)$")
+REGION_CODE = re.compile(r"^[A-Z]{2}(-[A-Z0-9]{1,3})?$")  # ISO 3166-1 country, or ISO 3166-2 subdivision
 
 
 class PolicyError(FileError):
@@ -33,22 +37,51 @@ class _Frozen(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
 
 
-class QuietHours(_Frozen):
-    start: str
-    end: str
-    categories: tuple[Literal["marketing", "transactional"], ...] = ("marketing",)
+def _hhmm(value: str) -> str:
+    if not _HHMM.match(value):
+        raise ValueError(f"{value!r} is not a time of day HH:MM (00:00 to 23:59)")
+    return value
 
-    @field_validator("start", "end")
-    @classmethod
-    def _hhmm(cls, value: str) -> str:
-        if not _HHMM.match(value):
-            raise ValueError(f"{value!r} is not a time of day HH:MM (00:00 to 23:59)")
-        return value
+
+TimeOfDay = Annotated[str, AfterValidator(_hhmm)]
+
+
+class QuietHours(_Frozen):
+    start: TimeOfDay
+    end: TimeOfDay
+    categories: tuple[Category, ...] = ("marketing",)
 
 
 class Cap(_Frozen):
+    """At most `per_day` / `per_week` sends: over the last 24 h and 7 d (`rolling`), or since
+    the recipient's local midnight today and 6 days before (`calendar_day`, as Braze counts)."""
+
     per_day: int | None = Field(default=None, ge=0)
     per_week: int | None = Field(default=None, ge=0)
+    window: Literal["rolling", "calendar_day"] = "rolling"
+
+
+class RegionCap(Cap):
+    """A cap on `category` sends over `channels` counted together (default: every channel)."""
+
+    category: Category
+    channels: tuple[ChannelName, ...] = Field(default=get_args(ChannelName), min_length=1)
+
+
+class RegionQuietHours(_Frozen):
+    """A region's quiet window; a key it leaves out keeps the policy-wide value."""
+
+    start: TimeOfDay | None = None
+    end: TimeOfDay | None = None
+    categories: tuple[Category, ...] | None = None
+
+
+class Region(_Frozen):
+    """Jurisdiction rules: the quiet window replaces the policy-wide one for the region's
+    recipients; the caps hold on top of `frequency_caps` (every cap must allow a send)."""
+
+    quiet_hours: RegionQuietHours | None = None
+    caps: tuple[RegionCap, ...] = ()
 
 
 class SmsPolicy(_Frozen):
@@ -60,10 +93,56 @@ class ChannelPolicy(_Frozen):
     engagement: tuple[str, ...] = ()
 
 
-class Keywords(_Frozen):
+class KeywordReplies(_Frozen):
     stop_confirmation: str = Field(min_length=1)
     start_confirmation: str = Field(min_length=1)
     help: str = Field(min_length=1)
+
+
+KEYWORD_KINDS: tuple[str, ...] = ("stop", "start", "help")
+_LANGUAGE = re.compile(r"^[a-z]{2,3}(-[A-Za-z0-9]{2,8})*$")
+
+
+class KeywordSet(_Frozen):
+    """One language's inbound words (whole text, any case, accents ignored) and its replies."""
+
+    stop: tuple[str, ...] = ()
+    start: tuple[str, ...] = ()
+    help: tuple[str, ...] = ()
+    replies: KeywordReplies
+
+    @model_validator(mode="after")
+    def _one_meaning_per_word(self) -> KeywordSet:
+        seen: dict[str, str] = {}
+        for kind in KEYWORD_KINDS:
+            for word in getattr(self, kind):
+                key = keyword_key(word)
+                if not key:
+                    raise ValueError(f"{kind}: an empty keyword never matches")
+                if seen.setdefault(key, kind) != kind:
+                    raise ValueError(f"{word!r} is both a {seen[key]} and a {kind} word")
+        return self
+
+
+@dataclass(frozen=True, slots=True)
+class CapRule:
+    """One cap as the hot path counts it."""
+
+    channels: frozenset[str] | None  # None: each channel counted on its own; else these together
+    per_day: int | None
+    per_week: int | None
+    calendar_day: bool
+
+
+@dataclass(frozen=True, slots=True)
+class Rules:
+    """The quiet window and the caps that hold for the recipients of one region (or of none)."""
+
+    quiet_start: int  # minutes after local midnight
+    quiet_end: int
+    quiet_categories: frozenset[str]
+    caps: dict[str, tuple[CapRule, ...]]  # by category
+    calendar: frozenset[str]  # categories with a cap counting calendar days: those need the zone
 
 
 @dataclass(frozen=True, slots=True)
@@ -71,13 +150,35 @@ class FastPolicy:
     """Plain lookups derived once from the policy, for the per-send hot path."""
 
     default_zone: ZoneInfo
-    quiet_start: int  # minutes after local midnight
-    quiet_end: int
-    quiet_categories: frozenset[str]
-    caps: dict[str, tuple[int | None, int | None]]
+    rules: Rules  # for a recipient whose region has no rules
+    regions: dict[str, Rules]  # region code -> its rules (a subdivision's hold on top of its country's)
+    subdivided: frozenset[str]  # countries with rules for one of their subdivisions (US for US-FL)
     costs: dict[str, float]
     engagement: dict[str, frozenset[str]]
     max_segments: int
+    keywords: dict[str, tuple[str, str]]  # keyword_key(word) -> (kind, language); the first language wins
+
+    @property
+    def quiet_start(self) -> int:
+        return self.rules.quiet_start
+
+    @property
+    def quiet_end(self) -> int:
+        return self.rules.quiet_end
+
+    @property
+    def quiet_categories(self) -> frozenset[str]:
+        return self.rules.quiet_categories
+
+    def rules_for(self, region: str | None) -> Rules:
+        """The rules of `region` (`US-FL`), else of its country (`US`), else the policy-wide ones."""
+        if region is None or not self.regions:
+            return self.rules
+        found = self.regions.get(region)
+        if found is None:
+            country, dash, _ = region.partition("-")
+            found = self.regions.get(country) if dash else None
+        return found or self.rules
 
 
 class Policy(_Frozen):
@@ -85,10 +186,42 @@ class Policy(_Frozen):
 
     default_timezone: str
     quiet_hours: QuietHours
-    frequency_caps: dict[Literal["marketing", "transactional"], Cap] = {}
+    frequency_caps: dict[Category, Cap] = {}
+    regions: dict[str, Region | None] = {}  # ISO 3166 code -> rules; null drops a shipped region
     sms: SmsPolicy
     channels: dict[ChannelName, ChannelPolicy]
-    keywords: Keywords
+    keywords: dict[str, KeywordSet] = Field(min_length=1)
+
+    @field_validator("keywords", mode="before")
+    @classmethod
+    def _replies_at_the_top(cls, value: Any) -> Any:
+        """The older `keywords: {help: "..."}` (replies only) still sets the first language's replies."""
+        if not isinstance(value, Mapping):
+            return value
+        old = {k: v for k, v in value.items() if k in KeywordReplies.model_fields and isinstance(v, str)}
+        languages = {k: v for k, v in value.items() if k not in old}
+        first = next(iter(languages), None)
+        if not old or first is None or not isinstance(languages[first], Mapping):
+            return value
+        replies = languages[first].get("replies")
+        languages[first] = {**languages[first], "replies": {**(replies if isinstance(replies, Mapping) else {}), **old}}
+        return languages
+
+    @field_validator("keywords")
+    @classmethod
+    def _language_codes(cls, value: dict[str, KeywordSet]) -> dict[str, KeywordSet]:
+        for language in value:
+            if not _LANGUAGE.match(language):
+                raise ValueError(f"{language!r} is not a language code (ISO 639: en, fr, es, pt-BR)")
+        return value
+
+    @field_validator("regions")
+    @classmethod
+    def _region_codes(cls, value: dict[str, Region | None]) -> dict[str, Region | None]:
+        for code in value:
+            if not REGION_CODE.match(code):
+                raise ValueError(f"{code!r} is not a region code (ISO 3166: a country FR or a subdivision US-FL)")
+        return value
 
     @field_validator("default_timezone")
     @classmethod
@@ -102,15 +235,18 @@ class Policy(_Frozen):
     @cached_property
     def fast(self) -> FastPolicy:
         """Derived once per policy: plain attribute lookups instead of model traversal."""
+        quiet = self.quiet_hours
+        caps: dict[str, tuple[CapRule, ...]] = {c: (_cap_rule(cap, None),) for c, cap in self.frequency_caps.items()}
+        rules = _rules(_minutes(quiet.start), _minutes(quiet.end), frozenset(quiet.categories), caps)
         return FastPolicy(
             default_zone=ZoneInfo(self.default_timezone),
-            quiet_start=_minutes(self.quiet_hours.start),
-            quiet_end=_minutes(self.quiet_hours.end),
-            quiet_categories=frozenset(self.quiet_hours.categories),
-            caps={k: (v.per_day, v.per_week) for k, v in self.frequency_caps.items()},
+            rules=rules,
+            regions=_region_rules(rules, self.regions),
+            subdivided=frozenset(code.partition("-")[0] for code, r in self.regions.items() if "-" in code and r),
             costs={k: v.cost for k, v in self.channels.items()},
             engagement={k: frozenset(v.engagement) for k, v in self.channels.items()},
             max_segments=self.sms.max_segments,
+            keywords=_keyword_lookup(self.keywords),
         )
 
     def model_copy(self, *, update: Mapping[str, Any] | None = None, deep: bool = False) -> Policy:
@@ -131,9 +267,64 @@ class Policy(_Frozen):
             raise LookupError(f"policy has no price for channel {channel!r}") from None
 
 
+def _cap_rule(cap: Cap, channels: Iterable[str] | None) -> CapRule:
+    pooled = frozenset(channels) if channels is not None else None
+    return CapRule(pooled, cap.per_day, cap.per_week, cap.window == "calendar_day")
+
+
+def _rules(start: int, end: int, categories: frozenset[str], caps: dict[str, tuple[CapRule, ...]]) -> Rules:
+    calendar = frozenset(category for category, rules in caps.items() if any(r.calendar_day for r in rules))
+    return Rules(start, end, categories, caps, calendar)
+
+
+def _with_region(parent: Rules, region: Region) -> Rules:
+    quiet = region.quiet_hours or RegionQuietHours()
+    caps = dict(parent.caps)
+    for cap in region.caps:
+        caps[cap.category] = (*caps.get(cap.category, ()), _cap_rule(cap, cap.channels))
+    return _rules(
+        _minutes(quiet.start) if quiet.start is not None else parent.quiet_start,
+        _minutes(quiet.end) if quiet.end is not None else parent.quiet_end,
+        frozenset(quiet.categories) if quiet.categories is not None else parent.quiet_categories,
+        caps,
+    )
+
+
+def _region_rules(everyone: Rules, regions: Mapping[str, Region | None]) -> dict[str, Rules]:
+    given = {code: region for code, region in regions.items() if region is not None}
+    found: dict[str, Rules] = {}
+    for code, region in given.items():
+        country = code.partition("-")[0]
+        parent = _with_region(everyone, given[country]) if country != code and country in given else everyone
+        found[code] = _with_region(parent, region)
+    return found
+
+
+def keyword_key(text: str) -> str:
+    """What an inbound text is matched on: whitespace runs as one space, trimmed, case and
+    accents ignored (`Arrêt` and `ARRET` are one word)."""
+    decomposed = unicodedata.normalize("NFKD", " ".join(text.split()))
+    return "".join(c for c in decomposed if not unicodedata.combining(c)).casefold()
+
+
+def _keyword_lookup(keywords: Mapping[str, KeywordSet]) -> dict[str, tuple[str, str]]:
+    lookup: dict[str, tuple[str, str]] = {}
+    for language, words in keywords.items():
+        for kind in KEYWORD_KINDS:
+            for word in getattr(words, kind):
+                lookup.setdefault(keyword_key(word), (kind, language))
+    return lookup
+
+
 def _minutes(hhmm: str) -> int:
     hours, minutes = hhmm.split(":")
     return int(hours) * 60 + int(minutes)
+
+
+@cache
+def default_policy() -> Policy:
+    """The shipped policy, loaded once."""
+    return load_policy()
 
 
 def default_policy_text() -> str:

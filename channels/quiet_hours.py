@@ -67,16 +67,18 @@ def phone_zone_name(phone: str) -> str | None:
     return zones[0]
 
 
-def quiet_until(now: datetime, zone: ZoneInfo, policy: Policy, category: str, urgency: str) -> datetime | None:
-    """None to send now, else the UTC instant the quiet window ends for this recipient."""
-    fast = policy.fast
-    if category not in fast.quiet_categories or fast.quiet_start == fast.quiet_end:
+def quiet_until(now: datetime, zone: ZoneInfo, policy: Policy, category: str, urgency: str,
+                region: str | None = None) -> datetime | None:
+    """None to send now, else the UTC instant the quiet window (`region`'s, if it has its own)
+    ends for this recipient."""
+    rules = policy.fast.rules_for(region)
+    if category not in rules.quiet_categories or rules.quiet_start == rules.quiet_end:
         return None
     if urgency == "critical" and category == "transactional":
         return None
     local = now.astimezone(zone)
     minute = local.hour * 60 + local.minute
-    start, end = fast.quiet_start, fast.quiet_end
+    start, end = rules.quiet_start, rules.quiet_end
     if start < end:
         inside, end_day = start <= minute < end, local.date()
     else:

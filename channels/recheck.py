@@ -20,6 +20,7 @@ from channels.consent import KEYWORD_CATEGORIES, PHONE_CHANNELS, consent_state, 
 from channels.policy import Policy
 from channels.profile import ConsentRecord, Profile
 from channels.quiet_hours import quiet_until, recipient_zone
+from channels.regions import recipient_region
 from channels.selection import ADDRESS_FIELD
 
 SUPPRESSION_SOURCE = "suppression:STOP"
@@ -54,7 +55,8 @@ def recheck(profile: Profile | None, channel: str, category: str, policy: Policy
     reason = reason_from_state(consent_state(profile.consents), channel, category)
     if reason is not None:
         return Recheck(cancel=reason)
-    later = quiet_until(now, recipient_zone(profile, policy), policy, category, "normal")
+    later = quiet_until(now, recipient_zone(profile, policy), policy, category, "normal",
+                        recipient_region(profile, policy))
     return GO if later is None else Recheck(defer_until=later)
 
 

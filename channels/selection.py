@@ -18,6 +18,7 @@ from channels.frequency import SentRecord, capped_channels
 from channels.policy import FastPolicy, Policy
 from channels.profile import Profile
 from channels.quiet_hours import quiet_until, recipient_zone
+from channels.regions import recipient_region
 
 STRATEGIES: tuple[str, ...] = ("first", "cheapest", "all", "escalate")
 URGENCIES: tuple[str, ...] = ("low", "normal", "high", "critical")
@@ -110,17 +111,22 @@ class _Context:
 
 
 def select(request: SendRequest, policy: Policy) -> Selection:
-    """Decide every candidate, apply the RCS fallback, then the strategy."""
+    """Decide every candidate, apply the RCS fallback, then the strategy; the quiet window and
+    caps are those of the recipient's region when the policy has rules for it."""
     strategy, escalate_after = effective_strategy(request)
     fast = policy.fast
-    capped = capped_channels(request.sent, request.category, request.now, policy)
-    ctx = _Context(request, fast, consent_state(request.profile.consents), capped)
+    profile, category = request.profile, request.category
+    region = recipient_region(profile, policy) if fast.regions else None
+    rules = fast.rules_for(region)
+    zone = recipient_zone(profile, policy) if category in rules.calendar else None
+    capped = capped_channels(request.sent, category, request.now, policy, zone, region)
+    ctx = _Context(request, fast, consent_state(profile.consents), capped)
     decisions, chain = _decide_all(ctx)
     deliveries = _apply_strategy(strategy, chain)
     defer_until = None
-    if deliveries and request.category in fast.quiet_categories:
-        zone = recipient_zone(request.profile, policy)
-        defer_until = quiet_until(request.now, zone, policy, request.category, request.urgency)
+    if deliveries and category in rules.quiet_categories:
+        zone = zone or recipient_zone(profile, policy)
+        defer_until = quiet_until(request.now, zone, policy, category, request.urgency, region)
     return Selection(decisions, deliveries, strategy, escalate_after, defer_until)
 
 

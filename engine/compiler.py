@@ -33,6 +33,7 @@ from engine.model import (
 
 END = "(end)"
 WAITING_TYPES = ("wait", "wait_for")
+HTML_FIELDS = {"email": ("html",)}  # content rendered as HTML: what a template inserts there is escaped
 
 
 @dataclass(frozen=True, slots=True, eq=False)
@@ -266,7 +267,7 @@ class _Checker:
     def _compile_content(self, name: str, channel: str, content: dict[str, Any]) -> Any:
         compiled: Any = {}
         try:
-            compiled = compile_tree(content)
+            compiled = compile_tree(content, HTML_FIELDS.get(channel, ()))
         except TemplateSyntaxError as exc:
             path = ("messages", name, channel, *_first_bad_leaf(content))
             self._report(path, f"message '{name}': {channel}: template does not parse: {syntax_error(exc)}")

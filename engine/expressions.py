@@ -10,12 +10,13 @@ from __future__ import annotations
 import difflib
 import functools
 import re
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Collection, Mapping
 from typing import Any
 
 from jinja2 import StrictUndefined, TemplateError, TemplateSyntaxError, Undefined, UndefinedError, meta, nodes
 from jinja2.parser import Parser
 from jinja2.sandbox import SandboxedEnvironment
+from markupsafe import escape
 
 from engine.errors import EvaluationError, TemplateRenderError
 
@@ -33,6 +34,7 @@ class _Environment(SandboxedEnvironment):
 
 
 _ENV = _Environment(undefined=StrictUndefined, autoescape=False, keep_trailing_newline=True)
+_HTML_ENV = _Environment(undefined=StrictUndefined, autoescape=True, keep_trailing_newline=True)
 
 Context = Mapping[str, Any]
 
@@ -63,14 +65,17 @@ _JINJA_MARKS = ("{{", "{%", "{#")
 class Template:
     """One string field of a message. Constant strings skip Jinja entirely, and text whose
     only tags are `{{ dotted.name }}` is filled in directly: same result, a fraction of the cost
-    on the send path. Anything else (filters, blocks) goes through the sandboxed Jinja template."""
+    on the send path. Anything else (filters, blocks) goes through the sandboxed Jinja template.
+    With `html`, every inserted value is HTML-escaped (Jinja autoescaping; `|safe` opts out)."""
 
-    __slots__ = ("source", "_template", "_parts")
+    __slots__ = ("source", "_template", "_parts", "_fill")
 
-    def __init__(self, source: str) -> None:
+    def __init__(self, source: str, html: bool = False) -> None:
         self.source = source
-        self._template = _ENV.from_string(source) if any(m in source for m in _JINJA_MARKS) else None
+        env = _HTML_ENV if html else _ENV
+        self._template = env.from_string(source) if any(m in source for m in _JINJA_MARKS) else None
         self._parts = _simple_parts(source) if self._template is not None else None
+        self._fill: Callable[[Any], str] = escape if html else str
 
     @property
     def is_template(self) -> bool:
@@ -81,7 +86,8 @@ class Template:
             return self.source
         try:
             if self._parts is not None:
-                return "".join(p if isinstance(p, str) else _lookup(p, context) for p in self._parts)
+                fill = self._fill
+                return "".join(p if isinstance(p, str) else fill(_lookup(p, context)) for p in self._parts)
             return self._template.render(context)
         except (TemplateError, TypeError, ValueError, ArithmeticError, LookupError) as exc:
             raise TemplateRenderError(f"template {self.source!r} failed: {exc}") from exc
@@ -100,7 +106,7 @@ def _simple_parts(source: str) -> list[str | tuple[str, ...]] | None:
     return None if any(m in literal for m in _JINJA_MARKS) else [p for p in parts if p != ""]
 
 
-def _lookup(path: tuple[str, ...], context: Context) -> str:
+def _lookup(path: tuple[str, ...], context: Context) -> Any:
     """`a.b.c` as Jinja resolves it here: mapping keys first, then sandboxed attributes."""
     if path[0] not in context:
         raise UndefinedError(f"'{path[0]}' is undefined")
@@ -112,7 +118,7 @@ def _lookup(path: tuple[str, ...], context: Context) -> str:
         value = _ENV.getattr(value, name)
         if isinstance(value, Undefined):
             raise UndefinedError(f"'{'.'.join(path[:depth])}' has no attribute '{name}'")
-    return str(value)
+    return value
 
 
 NAMES = ("event", "profile", "journey")
@@ -176,10 +182,14 @@ def syntax_error(exc: TemplateSyntaxError) -> str:
     return exc.message or str(exc)
 
 
-def compile_tree(tree: Any) -> Any:
-    """Compile every string leaf of a content mapping; raises TemplateSyntaxError.
-    A mapping with no template anywhere in it compiles to a `Constant`, rendered for free."""
-    compiled = _compile(tree)
+def compile_tree(tree: Any, html: Collection[str] = ()) -> Any:
+    """Compile every string leaf of a content mapping; raises TemplateSyntaxError. The top-level
+    keys named in `html` render as HTML: what they insert is escaped. A mapping with no template
+    anywhere in it compiles to a `Constant`, rendered for free."""
+    if html and isinstance(tree, Mapping):
+        compiled = {k: _compile(v, k in html) for k, v in tree.items()}
+    else:
+        compiled = _compile(tree)
     return compiled if _has_template(compiled) else Constant(tree)
 
 
@@ -192,13 +202,13 @@ class Constant:
         self.value = value
 
 
-def _compile(tree: Any) -> Any:
+def _compile(tree: Any, html: bool = False) -> Any:
     if isinstance(tree, str):
-        return Template(tree)
+        return Template(tree, html)
     if isinstance(tree, Mapping):
-        return {k: _compile(v) for k, v in tree.items()}
+        return {k: _compile(v, html) for k, v in tree.items()}
     if isinstance(tree, list):
-        return [_compile(v) for v in tree]
+        return [_compile(v, html) for v in tree]
     return tree
 
 

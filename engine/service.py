@@ -350,12 +350,12 @@ class Engine:
 
     def _keyword(self, tx: Tx, event: Event, profile: Profile, now: datetime) -> Profile:
         """STOP / START / HELP: consent changes at once, and one reply by SMS."""
-        keyword = classify_keyword(str(event.properties.get("text", "")))
+        keyword = classify_keyword(str(event.properties.get("text", "")), self.policy)
         if keyword is None:
             return profile
         phone = profile.phone or event.properties.get("from")
-        if isinstance(phone, str) and phone and keyword is not Keyword.HELP:
-            tx.record_suppression(phone, keyword.value, now, f"sms.inbound:{event.id or event.user_id}")
+        if isinstance(phone, str) and phone and keyword.kind is not Keyword.HELP:
+            tx.record_suppression(phone, keyword.kind.value, now, f"sms.inbound:{event.id or event.user_id}")
         outcome = apply_keyword(keyword, profile.consents, now, self.policy)
         if outcome.records:
             profile = profile.with_consents(outcome.records)
@@ -367,13 +367,13 @@ class Engine:
         """An inbound SMS from a number no profile holds: a STOP suppresses the number all the same
         (for any profile that holds it now or later), a START lifts that. Returns the reply text
         for the sender (the host answers it directly: there is no profile to address it to)."""
-        keyword = classify_keyword(text)
+        keyword = classify_keyword(text, self.policy)
         if keyword is None:
             return None
         now = self.clock.now()
-        if keyword is not Keyword.HELP:
+        if keyword.kind is not Keyword.HELP:
             with self.store.transaction() as tx:
-                tx.record_suppression(number, keyword.value, now, source)
+                tx.record_suppression(number, keyword.kind.value, now, source)
         return apply_keyword(keyword, (), now, self.policy).reply_text
 
     def _reply(self, tx: Tx, profile: Profile, message: str, text: str, now: datetime) -> None:

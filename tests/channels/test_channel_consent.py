@@ -9,6 +9,7 @@ import pytest
 from channels import (
     ConsentRecord,
     Keyword,
+    KeywordMatch,
     apply_keyword,
     classify_keyword,
     consent_reason,
@@ -17,6 +18,7 @@ from channels import (
 )
 
 POLICY = load_policy()
+ENGLISH = POLICY.keywords["en"].replies
 T0 = datetime(2026, 1, 5, 10, tzinfo=UTC)
 
 
@@ -101,7 +103,9 @@ def test_lists_and_tuples_give_the_same_state() -> None:
     ],
 )
 def test_classify_keyword(text: str, keyword: Keyword | None) -> None:
-    assert classify_keyword(text) is keyword
+    found = classify_keyword(text)
+    assert (found.kind if found else None) is keyword
+    assert found is None or found.language == "en"
 
 
 def test_stop_revokes_every_phone_channel_and_category() -> None:
@@ -109,7 +113,7 @@ def test_stop_revokes_every_phone_channel_and_category() -> None:
     revoked = {(r.channel, r.category) for r in outcome.records}
     assert revoked == {(ch, cat) for ch in ("sms", "mms", "rcs") for cat in ("marketing", "transactional")}
     assert all(not r.granted and r.source == "keyword:STOP" and r.at == T0 for r in outcome.records)
-    assert (outcome.reply_message, outcome.reply_text) == ("stop_confirmation", POLICY.keywords.stop_confirmation)
+    assert (outcome.reply_message, outcome.reply_text) == ("stop_confirmation", ENGLISH.stop_confirmation)
 
 
 def test_stop_takes_effect_even_at_the_same_instant_as_a_grant() -> None:
@@ -141,7 +145,7 @@ def test_start_regrants_exactly_what_the_last_stop_revoked() -> None:
 def test_start_without_a_stop_grants_nothing() -> None:
     outcome = apply_keyword(Keyword.START, (), T0, POLICY)
     assert outcome.records == ()
-    assert outcome.reply_text == POLICY.keywords.start_confirmation
+    assert outcome.reply_text == ENGLISH.start_confirmation
 
 
 def test_start_uses_the_most_recent_stop() -> None:
@@ -156,4 +160,46 @@ def test_start_uses_the_most_recent_stop() -> None:
 def test_help_changes_no_consent() -> None:
     outcome = apply_keyword(Keyword.HELP, GRANTED, T0, POLICY)
     assert outcome.records == ()
-    assert (outcome.reply_message, outcome.reply_text) == ("help", POLICY.keywords.help)
+    assert (outcome.reply_message, outcome.reply_text) == ("help", ENGLISH.help)
+
+
+@pytest.mark.parametrize(
+    ("text", "kind", "language"),
+    [
+        ("arret", Keyword.STOP, "fr"),
+        ("ARRET", Keyword.STOP, "fr"),
+        (" Arrêt\n", Keyword.STOP, "fr"),
+        ("arrêt", Keyword.STOP, "fr"),
+        ("aide", Keyword.HELP, "fr"),
+        ("Alto", Keyword.STOP, "es"),
+        ("detener", Keyword.STOP, "es"),
+        ("inicio", Keyword.START, "es"),
+        ("AYUDA", Keyword.HELP, "es"),
+        ("stop", Keyword.STOP, "en"),  # French senders use STOP too: English is listed first
+    ],
+)
+def test_keywords_in_other_languages(text: str, kind: Keyword, language: str) -> None:
+    assert classify_keyword(text, POLICY) == KeywordMatch(kind, language)
+
+
+@pytest.mark.parametrize("text", ["arret svp", "je veux arrêter", "arrete", "alto ahí"])
+def test_a_sentence_is_not_a_keyword_in_any_language(text: str) -> None:
+    assert classify_keyword(text, POLICY) is None
+
+
+def test_arret_revokes_like_stop_and_the_reply_is_french() -> None:
+    match = classify_keyword("arret", POLICY)
+    assert match is not None
+    french = apply_keyword(match, GRANTED, T0, POLICY)
+    english = apply_keyword(Keyword.STOP, GRANTED, T0, POLICY)
+    assert french.records == english.records
+    assert (french.reply_message, french.reply_text) == (
+        "stop_confirmation", POLICY.keywords["fr"].replies.stop_confirmation)
+    assert french.reply_text != english.reply_text
+
+
+def test_start_after_arret_regrants_what_it_revoked() -> None:
+    ledger = GRANTED + apply_keyword(KeywordMatch(Keyword.STOP, "fr"), GRANTED, T0, POLICY).records
+    outcome = apply_keyword(KeywordMatch(Keyword.START, "es"), ledger, T0 + timedelta(hours=1), POLICY)
+    assert {(r.channel, r.category) for r in outcome.records} == {("sms", "marketing")}
+    assert outcome.reply_text == POLICY.keywords["es"].replies.start_confirmation

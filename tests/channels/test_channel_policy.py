@@ -30,9 +30,9 @@ def test_default_policy_matches_the_spec() -> None:
 
 
 def test_default_keyword_texts_explain_the_way_back() -> None:
-    keywords = load_policy().keywords
-    assert "START" in keywords.stop_confirmation
-    assert "STOP" in keywords.help
+    english = load_policy().keywords["en"].replies
+    assert "START" in english.stop_confirmation
+    assert "STOP" in english.help
 
 
 def test_user_file_is_merged_key_by_key(tmp_path: Path) -> None:
@@ -47,8 +47,8 @@ def test_user_file_is_merged_key_by_key(tmp_path: Path) -> None:
     assert policy.cost("sms") == 0.01
     assert policy.engagement_events("sms") == frozenset({"sms.clicked"})
     assert policy.cost("mms") == 0.022
-    assert policy.keywords.help == "Acme alerts. Reply STOP to stop."
-    assert policy.keywords.stop_confirmation == load_policy().keywords.stop_confirmation
+    assert policy.keywords["en"].replies.help == "Acme alerts. Reply STOP to stop."
+    assert policy.keywords["en"].replies.stop_confirmation == load_policy().keywords["en"].replies.stop_confirmation
 
 
 def test_lists_replace_rather_than_append(tmp_path: Path) -> None:
@@ -90,6 +90,19 @@ def test_string_path_is_accepted(tmp_path: Path) -> None:
         ("channels: [push\n", ":1: invalid YAML"),  # the line of the unclosed '['; the file ends after it
         ("- just\n- a list\n", ":1: expected a mapping of keys"),
         ("channels:\n  sms: {cost: cheap}\n", ":2: channels.sms.cost: Input should be a valid number"),
+        ("keywords:\n  fr: {start: [ARRÊT]}\n", ":2: keywords.fr: 'ARRÊT' is both a stop and a start word"),
+        ("keywords:\n  fr: {help: ['  ']}\n", ":2: keywords.fr: help: an empty keyword never matches"),
+        ("keywords:\n  French: {stop: [ARRET], replies: {stop_confirmation: a, start_confirmation: b, help: c}}\n",
+         ":1: keywords: 'French' is not a language code"),
+        ("regions:\n  Florida: {}\n", ":1: regions: 'Florida' is not a region code"),
+        ("regions:\n  US-TX:\n    quiet_hours: {start: '8pm'}\n",
+         ":3: regions.US-TX.quiet_hours.start: '8pm' is not a time of day"),
+        ("regions:\n  US-TX:\n    caps: [{category: marketing, channels: [fax], per_day: 1}]\n",
+         ":3: regions.US-TX.caps.0.channels.0: Input should be"),
+        ("regions:\n  US-TX:\n    caps: [{category: marketing, per_day: 1, window: weekly}]\n",
+         ":3: regions.US-TX.caps.0.window: Input should be 'rolling' or 'calendar_day'"),
+        ("frequency_caps:\n  marketing: {per_day: 1, window: daily}\n",
+         ":2: frequency_caps.marketing.window: Input should be 'rolling' or 'calendar_day'"),
     ],
 )
 def test_bad_files_get_file_line_messages(tmp_path: Path, text: str, expected: str) -> None:
@@ -123,3 +136,30 @@ def test_model_copy_rebuilds_derived_lookups() -> None:
     assert policy.fast.quiet_start == 21 * 60
     copy = policy.model_copy(update={"quiet_hours": QuietHours(start="12:00", end="14:00")})
     assert copy.fast.quiet_start == 12 * 60
+
+
+def test_keywords_ship_in_english_french_and_spanish() -> None:
+    keywords = load_policy().keywords
+    assert list(keywords) == ["en", "fr", "es"]
+    assert keywords["en"].stop == ("STOP", "STOPALL", "UNSUBSCRIBE", "CANCEL", "END", "QUIT", "REVOKE", "OPT OUT",
+                                   "OPTOUT")
+    assert (keywords["en"].start, keywords["en"].help) == (("START", "UNSTOP"), ("HELP",))
+    assert "ARRET" in keywords["fr"].stop and "AIDE" in keywords["fr"].help
+    assert "ALTO" in keywords["es"].stop and "AYUDA" in keywords["es"].help
+
+
+def test_a_language_added_by_a_user_file_comes_after_the_shipped_ones(tmp_path: Path) -> None:
+    """STOP is English (listed first) even when the new language lists it too."""
+    policy = load_policy(write(tmp_path, (
+        "keywords:\n  de:\n    stop: [STOP, HALT]\n"
+        "    replies: {stop_confirmation: Abgemeldet., start_confirmation: Angemeldet., help: Hilfe.}\n")))
+    assert list(policy.keywords) == ["en", "fr", "es", "de"]
+    assert policy.fast.keywords["stop"] == ("stop", "en")
+    assert policy.fast.keywords["halt"] == ("stop", "de")
+
+
+def test_a_user_file_replaces_a_language_list(tmp_path: Path) -> None:
+    policy = load_policy(write(tmp_path, "keywords:\n  es: {stop: [PARAR]}\n"))
+    assert policy.keywords["es"].stop == ("PARAR",)
+    assert policy.keywords["es"].replies == load_policy().keywords["es"].replies
+    assert "alto" not in policy.fast.keywords and policy.fast.keywords["parar"] == ("stop", "es")

@@ -59,3 +59,13 @@ def test_with_suppression_wins_over_a_later_opt_in_and_adds_nothing_without_it()
         assert consent_reason(seen.consents, channel, "marketing") == "opted_out"
     assert consent_reason(seen.consents, "email", "transactional") is None
     assert with_suppression(granted, None) is granted
+
+
+def test_a_florida_number_waits_for_florida_quiet_hours_at_dispatch() -> None:
+    """20:30 in Miami (01:30 UTC the next day): outside the global window's start (21:00), inside Florida's."""
+    at = datetime(2026, 6, 2, 0, 30, tzinfo=UTC)  # 20:30 EDT on June 1
+    miami = person(("sms", "marketing", True), timezone=None, phone="+13055550123")
+    verdict = recheck(miami, "sms", "marketing", POLICY, at)
+    assert verdict.defer_until == datetime(2026, 6, 2, 12, 0, tzinfo=UTC)  # 08:00 EDT
+    ohio = person(("sms", "marketing", True), timezone=None, phone="+16145550123")
+    assert recheck(ohio, "sms", "marketing", POLICY, at).go

@@ -11,7 +11,7 @@ from jinja2 import StrictUndefined
 from jinja2.sandbox import SandboxedEnvironment
 
 from engine.errors import TemplateRenderError
-from engine.expressions import Template
+from engine.expressions import Template, compile_tree, render_tree
 
 JINJA = SandboxedEnvironment(undefined=StrictUndefined, autoescape=False, keep_trailing_newline=True)
 CONTEXT = {"event": {"properties": {"items": 3, "url": "https://x.test/c", "value": 19.5, "none": None}},
@@ -48,3 +48,35 @@ def test_missing_variable_is_a_render_error(source: str) -> None:
 def test_sandbox_blocks_private_attributes() -> None:
     with pytest.raises(TemplateRenderError):
         Template("{{ profile.__class__.__mro__ }}").render(CONTEXT)
+
+
+HTML_CONTEXT = {"event": {"properties": {"note": "<script>alert(1)</script> & co", "n": 3}},
+                "profile": {"attributes": {"name": "Tom & \"Jerry\" <b>"}}}
+
+
+@pytest.mark.parametrize(("source", "expected"), [
+    ("<p>{{ event.properties.note }}</p>", "<p>&lt;script&gt;alert(1)&lt;/script&gt; &amp; co</p>"),
+    ("<p>{{ profile.attributes.name }}</p>", "<p>Tom &amp; &#34;Jerry&#34; &lt;b&gt;</p>"),
+    ("<p>{{ profile.attributes.name | upper }}</p>", "<p>TOM &amp; &#34;JERRY&#34; &lt;B&gt;</p>"),
+    ("<p>{{ event.properties.n }} & more</p>", "<p>3 & more</p>"),
+    ("<p>{{ event.properties.note | safe }}</p>", "<p><script>alert(1)</script> & co</p>"),
+])
+def test_html_templates_escape_what_they_insert(source: str, expected: str) -> None:
+    """The fill-in fast path and the Jinja path escape alike; the template's own markup stays."""
+    assert Template(source, html=True).render(HTML_CONTEXT) == expected
+    jinja = SandboxedEnvironment(undefined=StrictUndefined, autoescape=True, keep_trailing_newline=True)
+    assert jinja.from_string(source).render(HTML_CONTEXT) == expected
+
+
+def test_plain_templates_insert_values_as_they_are() -> None:
+    source = "{{ event.properties.note }} / {{ profile.attributes.name }}"
+    assert Template(source).render(HTML_CONTEXT) == "<script>alert(1)</script> & co / Tom & \"Jerry\" <b>"
+
+
+def test_only_the_named_fields_of_a_tree_are_html() -> None:
+    tree = compile_tree({"subject": "{{ event.properties.note }}", "html": "<i>{{ event.properties.note }}</i>"},
+                        html=("html",))
+    assert render_tree(tree, HTML_CONTEXT) == {
+        "subject": "<script>alert(1)</script> & co",
+        "html": "<i>&lt;script&gt;alert(1)&lt;/script&gt; &amp; co</i>",
+    }

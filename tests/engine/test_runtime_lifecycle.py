@@ -119,6 +119,29 @@ def test_help_gets_the_help_text(simulate: Simulate) -> None:
         ("help", "sms", "GSM-7", 1)]
 
 
+def test_arret_revokes_like_stop_and_is_answered_in_french(simulate: Simulate) -> None:
+    """The SMS due at 13:00 is not sent after `arret` at 11:30; the one confirmation is in French."""
+    result = simulate(CART, [event("cart.abandoned", "u1"),
+                             event("sms.inbound", "u1", "2026-01-05T11:30:00Z", text="arret")],
+                      [profile("u1", *SHOPPER)])
+    replies = [(m["message"], m["channel"], m["content"]["text"]) for m in result["messages"] if m["step"] is None]
+    assert replies == [("stop_confirmation", "sms", load_policy().keywords["fr"].replies.stop_confirmation)]
+    assert replies[0][2].startswith("Vous avez été désabonné")
+    assert all(m["channel"] != "sms" or m["step"] is None for m in result["messages"])
+
+
+def test_spanish_keywords_are_answered_in_spanish(simulate: Simulate) -> None:
+    result = simulate(CART, [event("sms.inbound", "u1", "2026-01-05T09:00:00Z", text="ALTO"),
+                             event("sms.inbound", "u1", "2026-01-05T09:10:00Z", text="Inicio"),
+                             event("sms.inbound", "u1", "2026-01-05T09:20:00Z", text=" ayuda "),
+                             event("cart.abandoned", "u1")], [profile("u1", *SHOPPER)])
+    spanish = load_policy().keywords["es"].replies
+    assert [(m["message"], m["content"]["text"]) for m in result["messages"] if m["step"] is None] == [
+        ("stop_confirmation", spanish.stop_confirmation), ("start_confirmation", spanish.start_confirmation),
+        ("help", spanish.help)]
+    assert ("u1", "sms", "2026-01-05T13:00:00Z") in sent(result)
+
+
 QUIET = """
 id: promo
 trigger: {event: promo}

@@ -35,10 +35,11 @@ EVENTS = [
 ]
 
 
-def _files(tmp_path: Path, events: list[object] | None = None) -> list[str]:
-    (tmp_path / "j.yaml").write_text(JOURNEY)
+def _files(tmp_path: Path, events: list[object] | None = None, journey: str = JOURNEY,
+           profiles: list[dict[str, object]] = PROFILES) -> list[str]:
+    (tmp_path / "j.yaml").write_text(journey)
     (tmp_path / "e.jsonl").write_text("\n".join(json.dumps(e) for e in (events or EVENTS)) + "\n")
-    (tmp_path / "p.jsonl").write_text("\n".join(json.dumps(p) for p in PROFILES) + "\n")
+    (tmp_path / "p.jsonl").write_text("\n".join(json.dumps(p) for p in profiles) + "\n")
     return [str(tmp_path / "j.yaml"), "--events", str(tmp_path / "e.jsonl"), "--profiles", str(tmp_path / "p.jsonl")]
 
 
@@ -126,3 +127,77 @@ def test_policy_file_with_unquoted_quiet_hours(tmp_path: Path) -> None:
         "--profiles", str(example / "profiles.jsonl"), "--policy", str(tmp_path / "policy.yaml"), "--json"])
     assert result.exit_code == 0, result.output
     assert json.loads(result.stdout)["summary"]["users"] == 5
+
+
+HTML_JOURNEY = """
+id: receipt
+category: transactional
+trigger: {event: order.placed}
+steps:
+  - {id: receipt, type: send, message: receipt, channels: [email], strategy: first}
+messages:
+  receipt:
+    email:
+      subject: "Order {{ event.properties.note }}"
+      body: "Note: {{ event.properties.note }}"
+      html: "<p>Hi {{ profile.attributes.name }}, note: {{ event.properties.note }}</p>"
+"""
+
+
+def test_email_html_escapes_what_the_template_inserts(tmp_path: Path) -> None:
+    event = {"type": "order.placed", "user_id": "u1", "timestamp": "2026-01-05T10:00:00Z",
+             "properties": {"note": "<script>alert(1)</script> & more"}}
+    person = {"user_id": "u1", "email": "u1@example.com", "attributes": {"name": "Ann & <b>Bob</b>"}}
+    result = CliRunner().invoke(app, ["simulate", *_files(tmp_path, [event], HTML_JOURNEY, [person]), "--json"])
+    assert result.exit_code == 0, result.output
+    [message] = json.loads(result.stdout)["messages"]
+    assert message["content"] == {
+        "subject": "Order <script>alert(1)</script> & more",
+        "body": "Note: <script>alert(1)</script> & more",
+        "html": "<p>Hi Ann &amp; &lt;b&gt;Bob&lt;/b&gt;, note: &lt;script&gt;alert(1)&lt;/script&gt; &amp; more</p>",
+    }
+
+
+FLORIDA_JOURNEY = """
+id: sale
+trigger: {event: sale.started}
+steps:
+  - {id: first, type: send, message: sale, channels: [sms], strategy: first}
+  - {id: w1, type: wait, duration: 1h}
+  - {id: second, type: send, message: sale, channels: [mms], strategy: first}
+  - {id: w2, type: wait, duration: 1h}
+  - {id: third, type: send, message: sale, channels: [sms], strategy: first}
+  - {id: w3, type: wait, duration: 1h}
+  - {id: fourth, type: send, message: sale, channels: [sms], strategy: first}
+messages:
+  sale:
+    sms: {text: "Sale today: https://shop.test/s"}
+    mms: {text: "Sale today", media_url: "https://shop.test/sale.png"}
+"""
+
+
+def test_florida_texts_wait_until_8am_and_stop_at_three_a_day(tmp_path: Path) -> None:
+    """A Miami number, no time zone: the 20:30 EDT text waits for 08:00 (Florida: 08:00-20:00), and the
+    fourth text within 24 h is capped (Florida: 3 across sms, mms and rcs), though sms alone has had 2."""
+    grants = [{"channel": c, "category": "marketing", "granted": True, "source": "web", "at": "2026-06-01T00:00:00Z"}
+              for c in ("sms", "mms")]
+    people: list[dict[str, object]] = [{"user_id": "miami", "phone": "+13055550123", "consents": grants},
+                                       {"user_id": "nyc", "phone": "+12125550123", "consents": grants}]
+    events: list[object] = [{"type": "sale.started", "user_id": u, "timestamp": "2026-07-02T00:30:00Z"}
+                            for u in ("miami", "nyc")]
+    result = CliRunner().invoke(app, ["simulate", *_files(tmp_path, events, FLORIDA_JOURNEY, people), "--json"])
+    assert result.exit_code == 0, result.output
+    doc = json.loads(result.stdout)
+    sent = [(m["user_id"], m["step"], m["channel"], m["at"]) for m in doc["messages"]]
+    assert [s for s in sent if s[0] == "miami"] == [
+        ("miami", "first", "sms", "2026-07-02T12:00:00Z"),  # 08:00 EDT
+        ("miami", "second", "mms", "2026-07-02T13:00:00Z"),
+        ("miami", "third", "sms", "2026-07-02T14:00:00Z"),
+    ]
+    assert doc["skipped"] == [{
+        "user_id": "miami", "at": "2026-07-02T15:00:00Z", "step": "fourth", "message": "sale",
+        "reason": "no_eligible_channel",
+        "decisions": [{"channel": "sms", "eligible": False, "reason": "frequency_cap"}]}]
+    nyc = [s for s in sent if s[0] == "nyc"]
+    assert nyc[0] == ("nyc", "first", "sms", "2026-07-02T00:30:00Z")  # 20:30 EDT is no quiet hour in New York
+    assert len(nyc) == 4
