@@ -127,8 +127,22 @@ _Loader.yaml_implicit_resolvers = {
 _Loader.add_implicit_resolver(_BOOL, re.compile(r"^(?:true|True|TRUE|false|False|FALSE)$"), list("tTfF"))
 
 
+MAX_BYTES = 1024 * 1024  # a journey, policy or providers file: far more than any needs
+MAX_VALUES = 100_000  # values once aliases are expanded: a "billion laughs" file stops here
+
+
+class _TooBig(Exception):
+    pass
+
+
 def read_yaml(text: str, file: str, wording: Wording = PLAIN) -> tuple[Located, list[Problem]]:
-    """Data and a line map; a syntax error or duplicate key becomes a problem, not a traceback."""
+    """Data and a line map; a syntax error or duplicate key becomes a problem, not a traceback.
+    Bounded: a file over `MAX_BYTES`, or one whose aliases expand past `MAX_VALUES` values, is a
+    problem too, found in a moment rather than after minutes and gigabytes."""
+    size = len(text.encode("utf-8", "replace"))
+    if size > MAX_BYTES:
+        return Located(None, {}, file), [Problem(file, 1, f"the file is {size:,} bytes, over the limit of "
+                                                          f"{MAX_BYTES:,}")]
     builder = _Builder(file, wording)
     try:
         node = yaml.compose(text, Loader=_Loader)
@@ -136,6 +150,9 @@ def read_yaml(text: str, file: str, wording: Wording = PLAIN) -> tuple[Located, 
     except yaml.YAMLError as exc:
         reason = getattr(exc, "problem", None) or str(exc)
         return Located(None, {}, file), [Problem(file, _error_line(exc, text), f"{wording.malformed}: {reason}")]
+    except _TooBig as exc:
+        return Located(None, {}, file), [Problem(file, int(str(exc)), f"the file expands to more than "
+                                                                     f"{MAX_VALUES:,} values (YAML aliases?)")]
     return Located(data, builder.lines, file), builder.problems
 
 
@@ -166,9 +183,13 @@ class _Builder:
         self.wording = wording
         self.lines: dict[KeyPath, int] = {}
         self.problems: list[Problem] = []
+        self.values = 0
         self._constructor = _Loader("")
 
     def build(self, node: yaml.Node, path: KeyPath) -> Any:
+        self.values += 1
+        if self.values > MAX_VALUES:
+            raise _TooBig(node.start_mark.line + 1)
         self.lines.setdefault(path, node.start_mark.line + 1)
         if isinstance(node, yaml.MappingNode):
             return self._mapping(node, path)

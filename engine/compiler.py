@@ -16,7 +16,15 @@ from jinja2 import TemplateSyntaxError
 
 from channels.yaml_lines import Located, did_you_mean
 from engine.errors import EvaluationError, JourneyDefinitionError, Problem
-from engine.expressions import Expression, compile_tree, foreign_names, render_tree, suggest_name, syntax_error
+from engine.expressions import (
+    Expression,
+    compile_tree,
+    foreign_names,
+    loop_warning,
+    render_tree,
+    suggest_name,
+    syntax_error,
+)
 from engine.loader import Unchecked, UncheckedMessage, compose, draft_journey, validate_journey
 from engine.model import (
     HHMM,
@@ -48,6 +56,7 @@ class CompiledJourney:
     expressions: Mapping[str, Expression]
     templates: Mapping[str, Mapping[str, Any]] = field(repr=False)
     text: str = field(default="", repr=False)  # the YAML it was compiled from: stored with each version
+    warnings: tuple[Problem, ...] = ()  # what `journey validate` points out without refusing the file
 
     @property
     def id(self) -> str:
@@ -154,6 +163,7 @@ class _Checker:
         self.located = located
         self.journey = journey
         self.problems: list[Problem] = []
+        self.warnings: list[Problem] = []
         self.index: dict[str, int] = {}  # a step id -> where it is (first) defined
         self.nodes: list[Any] = []  # the graph node of each step: its id; (id, i) for a repeat of an id
         for i, step in enumerate(journey.steps):
@@ -175,7 +185,7 @@ class _Checker:
         self._check_sends()
         return CompiledJourney(
             self.journey, self.graph, self.located.file, "", {s.id: s for s in self.journey.steps},
-            self.expressions, templates,
+            self.expressions, templates, warnings=tuple(self.warnings),
         )
 
     def _report(self, path: tuple[str | int, ...], message: str) -> None:
@@ -274,8 +284,11 @@ class _Checker:
         for leaf, text in _leaves(content, (channel,)):
             try:
                 names = foreign_names(text)
+                loops = loop_warning(text)
             except TemplateSyntaxError:
                 continue  # reported above
+            if loops is not None:
+                self.warnings.append(self.located.problem(("messages", name, *leaf), f"message '{name}': {loops}"))
             for unknown, read in names.items():
                 field = "".join(f"[{p}]" if isinstance(p, int) else f".{p}" for p in leaf).lstrip(".")
                 self._report(("messages", name, *leaf), f"message '{name}': {field}: {_unknown(unknown, read)}")

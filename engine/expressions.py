@@ -10,7 +10,9 @@ from __future__ import annotations
 import difflib
 import functools
 import re
-from collections.abc import Callable, Collection, Mapping
+from collections.abc import Callable, Collection, Iterator, Mapping
+from contextlib import contextmanager
+from contextvars import ContextVar
 from typing import Any
 
 from jinja2 import StrictUndefined, TemplateError, TemplateSyntaxError, Undefined, UndefinedError, meta, nodes
@@ -20,9 +22,53 @@ from markupsafe import escape
 
 from engine.errors import EvaluationError, TemplateRenderError
 
+MAX_STEPS = 100_000  # numbers one render may loop over (all its `range`s together)
+MAX_OUTPUT = 1_000_000  # characters one template may produce
+MAX_REPEAT = 100_000  # length of what `*` may build ('x' * n, [..] * n)
+MAX_EXPONENT = 1_000
+_steps: ContextVar[list[int] | None] = ContextVar("template_steps", default=None)
+_FAILURES = (TemplateError, TypeError, ValueError, ArithmeticError, LookupError, MemoryError, RecursionError)
+
+
+class LimitError(OverflowError):
+    """A template or expression went past one of the limits that keep any one render small."""
+
+
+def _range(*args: int) -> Iterator[int]:
+    """`range` as templates see it: each number it yields counts against the render's budget, so
+    nested loops over numbers cannot hold the engine, whatever their sizes."""
+    numbers = range(*args)
+    if len(numbers) > MAX_STEPS:
+        raise LimitError(f"range of {len(numbers)} numbers is over the limit of {MAX_STEPS}")
+    return _counted(numbers)
+
+
+def _counted(numbers: range) -> Iterator[int]:
+    budget = _steps.get()
+    for number in numbers:
+        if budget is not None:
+            budget[0] -= 1
+            if budget[0] < 0:
+                raise LimitError(f"loops went over the limit of {MAX_STEPS} numbers in one render")
+        yield number
+
 
 class _Environment(SandboxedEnvironment):
-    """`event.properties.items` means the key 'items', not dict.items: keys win over methods."""
+    """`event.properties.items` means the key 'items', not dict.items: keys win over methods.
+    `*` and `**` are checked so that no expression builds a huge string, list or number."""
+
+    intercepted_binops = frozenset({"*", "**"})
+
+    def call_binop(self, context: Any, operator: str, left: Any, right: Any) -> Any:
+        if operator == "**" and isinstance(right, int | float) and abs(right) > MAX_EXPONENT \
+                and isinstance(left, int | float) and abs(left) > 1:
+            raise LimitError(f"exponent {right} is over the limit of {MAX_EXPONENT}")
+        if operator == "*":
+            for sized, count in ((left, right), (right, left)):
+                if isinstance(sized, str | list | tuple) and isinstance(count, int) \
+                        and len(sized) * count > MAX_REPEAT:
+                    raise LimitError(f"'*' would build {len(sized) * count} items, over the limit of {MAX_REPEAT}")
+        return super().call_binop(context, operator, left, right)
 
     def getattr(self, obj: Any, attribute: str) -> Any:
         if isinstance(obj, Mapping):
@@ -35,6 +81,20 @@ class _Environment(SandboxedEnvironment):
 
 _ENV = _Environment(undefined=StrictUndefined, autoescape=False, keep_trailing_newline=True)
 _HTML_ENV = _Environment(undefined=StrictUndefined, autoescape=True, keep_trailing_newline=True)
+_ENV.globals["range"] = _HTML_ENV.globals["range"] = _range
+
+
+@contextmanager
+def _budget() -> Iterator[None]:
+    """One render's allowance of loop steps (a nested render shares its caller's)."""
+    if _steps.get() is not None:
+        yield
+        return
+    token = _steps.set([MAX_STEPS])
+    try:
+        yield
+    finally:
+        _steps.reset(token)
 
 Context = Mapping[str, Any]
 
@@ -50,8 +110,9 @@ class Expression:
 
     def __call__(self, context: Context) -> Any:
         try:
-            value = self._fn(**context)
-        except (TemplateError, TypeError, ValueError, ArithmeticError, LookupError) as exc:
+            with _budget():
+                value = self._fn(**context)
+        except _FAILURES as exc:
             raise EvaluationError(f"expression {self.source!r} failed: {exc}") from exc
         if isinstance(value, Undefined):  # a bare missing name comes back undefined rather than raising
             raise EvaluationError(f"expression {self.source!r} failed: {value._undefined_message}")
@@ -88,9 +149,22 @@ class Template:
             if self._parts is not None:
                 fill = self._fill
                 return "".join(p if isinstance(p, str) else fill(_lookup(p, context)) for p in self._parts)
-            return self._template.render(context)
-        except (TemplateError, TypeError, ValueError, ArithmeticError, LookupError) as exc:
+            with _budget():
+                return _bounded(self._template.generate(context))
+        except _FAILURES as exc:
             raise TemplateRenderError(f"template {self.source!r} failed: {exc}") from exc
+
+
+def _bounded(chunks: Iterator[str]) -> str:
+    """The rendered text, stopped as soon as it goes past `MAX_OUTPUT` characters."""
+    out: list[str] = []
+    size = 0
+    for chunk in chunks:
+        size += len(chunk)
+        if size > MAX_OUTPUT:
+            raise LimitError(f"output went over the limit of {MAX_OUTPUT} characters")
+        out.append(chunk)
+    return "".join(out)
 
 
 def _simple_parts(source: str) -> list[str | tuple[str, ...]] | None:
@@ -126,6 +200,34 @@ NAMES = ("event", "profile", "journey")
 _PROFILE_FIELDS = ("user_id", "timezone", "email", "phone", "rcs_capable", "attributes")
 _EVENT_FIELDS = ("properties", "timestamp")
 _PERSON = ("user", "customer", "contact", "recipient", "person", "member", "subscriber", "account")
+
+
+def loop_warning(source: str) -> str | None:
+    """What `journey validate` says of loops over numbers it can see (`range` of constants) that,
+    nested, would go past the render's budget: they always end in `template_error`."""
+    steps = _loop_steps(_ENV.parse(source), 1)
+    if steps <= MAX_STEPS:
+        return None
+    return f"loops over {steps:,} numbers; a render stops after {MAX_STEPS:,} (template_error)"
+
+
+def _loop_steps(node: nodes.Node, outer: int) -> int:
+    """The most numbers any nest of constant `range` loops under `node` goes through."""
+    worst = 0
+    for child in node.iter_child_nodes():
+        if isinstance(child, nodes.For):
+            inside = outer * _range_length(child.iter)
+            worst = max(worst, inside, _loop_steps(child, inside))
+        else:
+            worst = max(worst, _loop_steps(child, outer))
+    return worst
+
+
+def _range_length(node: nodes.Node) -> int:
+    if isinstance(node, nodes.Call) and isinstance(node.node, nodes.Name) and node.node.name == "range" \
+            and node.args and all(isinstance(a, nodes.Const) and isinstance(a.value, int) for a in node.args):
+        return len(range(*(a.value for a in node.args)))  # type: ignore[attr-defined]
+    return 1
 
 
 def foreign_names(source: str, expression: bool = False) -> dict[str, str]:

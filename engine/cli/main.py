@@ -58,6 +58,8 @@ def validate(paths: list[Path] = typer.Argument(..., help="journey files or fold
     for journey in journeys:
         count = len(journey.steps)
         typer.echo(f"{journey.source}: ok ({journey.id}, {count} step{'' if count == 1 else 's'})")
+        for warning in journey.warnings:
+            typer.echo(f"{warning.file}:{warning.line}: warning: {warning.message}", err=True)
 
 
 @app.command()

@@ -5,11 +5,13 @@ already accepted is lost"). Each was an engine bug, found by these tests and fix
 from __future__ import annotations
 
 import json
+import time
+from pathlib import Path
 
 import httpx
 import pytest
 
-from tests.server.conftest import LocalServer, StartLocal, post_events
+from tests.server.conftest import LocalServer, StartLocal, post_events, put_profile
 
 JSON = {"Content-Type": "application/json"}
 
@@ -117,3 +119,30 @@ def test_readyz_checks_the_database_and_healthz_stays_liveness(local: LocalServe
     with httpx.Client(base_url=local.base_url, timeout=20) as anonymous:
         assert anonymous.get("/readyz").json() == {"status": "ready"}
         assert anonymous.get("/healthz").status_code == 200
+
+
+def test_a_template_with_nested_loops_cannot_hold_up_other_users(start_local: StartLocal, journeys_dir: Path) -> None:
+    """Served, the nested-loop journey skips its send with template_error at once; another user's
+    event and 2-second timer, in the same batch and after it, go on as usual."""
+    (journeys_dir / "hostile.yaml").write_text("""\
+id: hostile
+category: transactional
+trigger: {event: hostile.sent}
+steps:
+  - {id: tell, type: send, message: tell, channels: [push]}
+messages:
+  tell:
+    push: {title: "x", body: "{% for i in range(100000) %}{% for j in range(100000) %}{% endfor %}{% endfor %}"}
+""", encoding="utf-8")
+    local = start_local()
+    put_profile(local, "u1", "sms:transactional")
+    put_profile(local, "u2", "sms:transactional")
+    started = time.monotonic()
+    reply = post_events(local, {"events": [{"type": "hostile.sent", "user_id": "u1"},
+                                           order("u2")]})
+    assert reply.status_code == 202 and reply.json()["accepted"] == 2
+    assert time.monotonic() - started < 5
+    [skip] = local.client.get("/v1/messages", params={"user_id": "u1"}).json()["skipped"]
+    assert skip["reason"] == "template_error" and "limit" in skip["detail"]
+    local.advance(2)
+    assert sorted(m["channel"] for m in local.messages("u2")) == ["push", "sms"]
