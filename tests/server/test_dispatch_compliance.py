@@ -52,12 +52,7 @@ def sms_of(local: LocalServer, user_id: str) -> list[dict[str, Any]]:
 
 
 def twilio_inbound(local: LocalServer, sender: str, text: str, sid: str = "SM1") -> Any:
-    params = {"From": sender, "To": "+15005550006", "Body": text, "MessageSid": sid}
-    url = f"{local.base_url}/v1/webhooks/twilio/inbound"
-    signature = RequestValidator(AUTH_TOKEN).compute_signature(url, params)
-    return local.client.post("/v1/webhooks/twilio/inbound", content=urlencode(params),
-                             headers={"Content-Type": "application/x-www-form-urlencoded",
-                                      "X-Twilio-Signature": signature})
+    return _twilio_post(local, "inbound", {"From": sender, "To": "+15005550006", "Body": text, "MessageSid": sid})
 
 
 def first_attempt_fails(local: LocalServer, twilio: FakeTwilio) -> dict[str, Any]:
@@ -196,3 +191,38 @@ def test_a_retry_that_falls_into_quiet_hours_waits_for_the_morning(rig: LocalSer
     [sent] = sms_of(rig, "u1")
     assert sent["delivery"] == "sent" and sent["status_at"].startswith(
         (rig.clock.now().date()).isoformat() + "T08:00:00")
+
+
+def _twilio_post(local: LocalServer, kind: str, params: dict[str, str]) -> Any:
+    url = f"{local.base_url}/v1/webhooks/twilio/{kind}"
+    signature = RequestValidator(AUTH_TOKEN).compute_signature(url, params)
+    return local.client.post(f"/v1/webhooks/twilio/{kind}", content=urlencode(params),
+                             headers={"Content-Type": "application/x-www-form-urlencoded",
+                                      "X-Twilio-Signature": signature})
+
+
+def test_a_status_callback_with_a_non_numeric_error_code_is_not_a_500(rig: LocalServer, twilio: FakeTwilio) -> None:
+    put_profile(rig, "u1", "sms:marketing", phone=PHONE)
+    post_events(rig, {"type": "promo.sent", "user_id": "u1"})
+    rig.settle()
+    [sms] = sms_of(rig, "u1")
+    reply = _twilio_post(rig, "status", {"MessageSid": sms["provider_id"], "MessageStatus": "undelivered",
+                                         "ErrorCode": "not-a-number"})
+    assert reply.status_code == 200, reply.text
+    rig.settle()
+    assert sms_of(rig, "u1")[0]["status"] == "failed"
+    assert rig.client.get("/v1/profiles/u1").json()["phone"] == PHONE  # no code: nothing says it is unusable
+
+
+def test_an_inbound_sms_without_a_message_sid_is_processed_once_when_replayed(rig: LocalServer) -> None:
+    put_profile(rig, "u1", "sms:marketing", phone=PHONE)
+    params = {"From": PHONE, "To": "+15005550006", "Body": "STOP"}
+    for _ in range(2):
+        assert _twilio_post(rig, "inbound", params).status_code == 200
+    rig.settle()
+    confirmations = [m for m in sms_of(rig, "u1") if m["message"] == "stop_confirmation"]
+    assert len(confirmations) == 1
+    rig.advance(120)  # the same words two minutes later are a new message
+    assert _twilio_post(rig, "inbound", params).status_code == 200
+    rig.settle()
+    assert len([m for m in sms_of(rig, "u1") if m["message"] == "stop_confirmation"]) == 2
