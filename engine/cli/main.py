@@ -16,10 +16,10 @@ from channels import PolicyError, load_policy
 from engine.cli.consent import consent_app
 from engine.cli.graphs import to_dot, to_mermaid
 from engine.cli.report import print_report
+from engine.cli.schema import schema_text
 from engine.clock import SystemClock
 from engine.compiler import journey_files, load_file, load_paths
 from engine.errors import InputError, JourneyDefinitionError
-from engine.model import Journey
 from engine.simulator import parse_events, parse_profiles, read_jsonl
 from engine.simulator import simulate as run_simulation
 
@@ -78,9 +78,7 @@ def graph(
 @app.command()
 def schema() -> None:
     """Print the JSON Schema of journey files, for editors (yaml-language-server)."""
-    document = Journey.model_json_schema()
-    document["$schema"] = "https://json-schema.org/draft/2020-12/schema"
-    typer.echo(json.dumps(document, indent=2))
+    typer.echo(schema_text(), nl=False)
 
 
 @app.command()
