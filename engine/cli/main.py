@@ -14,7 +14,7 @@ import typer
 
 from channels import PolicyError, load_policy
 from engine.cli.consent import consent_app
-from engine.cli.graphs import to_dot, to_mermaid
+from engine.cli.graphs import RenderError, render, to_dot, to_mermaid
 from engine.cli.report import print_report
 from engine.cli.schema import schema_text
 from engine.clock import SystemClock
@@ -36,6 +36,8 @@ app.add_typer(consent_app)  # journey consent export
 class GraphFormat(StrEnum):
     mermaid = "mermaid"
     dot = "dot"
+    svg = "svg"
+    png = "png"
 
 
 def _fail(exc: Exception) -> typer.Exit:
@@ -65,14 +67,30 @@ def validate(paths: list[Path] = typer.Argument(..., help="journey files or fold
 @app.command()
 def graph(
     file: Path = typer.Argument(..., help="a journey file"),
-    format: GraphFormat = typer.Option(GraphFormat.mermaid, "--format", help="mermaid or dot"),
+    format: GraphFormat = typer.Option(GraphFormat.mermaid, "--format",
+                                       help="mermaid or dot (text); svg or png (through Graphviz's dot, with -o)"),
+    out: Path | None = typer.Option(None, "-o", "--output", help="write to this file instead of stdout"),
 ) -> None:
-    """Print the journey's graph as Mermaid or Graphviz dot."""
+    """Print the journey's graph as Mermaid or Graphviz dot, or render it to SVG or PNG with Graphviz."""
+    image = format in (GraphFormat.svg, GraphFormat.png)
+    if image and out is None:
+        raise typer.BadParameter(f"--format {format.value} writes a file: add -o FILE", param_hint="-o")
     try:
         journey = load_file(file)
     except JourneyDefinitionError as exc:
         raise _fail(exc) from None
-    typer.echo(to_mermaid(journey) if format is GraphFormat.mermaid else to_dot(journey), nl=False)
+    text = to_mermaid(journey) if format is GraphFormat.mermaid else to_dot(journey)
+    try:
+        if image and out is not None:
+            render(text, format.value, out)
+        elif out is not None:
+            out.write_text(text, encoding="utf-8")
+        else:
+            typer.echo(text, nl=False)
+    except RenderError as exc:
+        raise _fail(exc) from None
+    except OSError as exc:
+        raise _fail(OSError(f"journey graph: {exc.filename}: {exc.strerror}")) from None
 
 
 @app.command()
