@@ -14,8 +14,8 @@ import typer
 
 from channels import PolicyError, load_policy
 from engine.cli.consent import consent_app
-from engine.cli.graphs import RenderError, render, to_dot, to_mermaid
-from engine.cli.report import print_report
+from engine.cli.graphs import RenderError, render, step_order, to_dot, to_mermaid
+from engine.cli.report import print_report, simulate_progress
 from engine.cli.schema import schema_text
 from engine.clock import SystemClock
 from engine.compiler import journey_files, load_file, load_paths
@@ -106,8 +106,14 @@ def simulate(
     profiles: Path | None = typer.Option(None, "--profiles", help="profiles, JSON Lines"),
     policy: Path | None = typer.Option(None, "--policy", help="policy YAML merged over the default"),
     as_json: bool = typer.Option(False, "--json", help="print one JSON document"),
+    summary: bool = typer.Option(False, "--summary", help="only the totals, the funnel and per-user outcomes"),
+    limit: int | None = typer.Option(None, "--limit", min=0, metavar="N",
+                                     help="at most N rows in each list (messages, skipped sends, users)"),
 ) -> None:
     """Dry-run a journey on a virtual clock: no waiting, no provider called, nothing stored."""
+    if as_json and (summary or limit is not None):
+        raise typer.BadParameter("--summary and --limit shape the tables; --json prints the whole document",
+                                 param_hint="--json")
     try:
         journey = load_file(file)
         chosen = load_policy(policy)
@@ -117,11 +123,13 @@ def simulate(
         raise _fail(exc) from None
     except OSError as exc:
         raise _fail(OSError(f"{exc.filename}: {exc.strerror}")) from None
-    result = run_simulation(journey, event_list, profile_list, chosen)
     if as_json:
+        result = run_simulation(journey, event_list, profile_list, chosen)
         typer.echo(json.dumps(result, indent=2, ensure_ascii=False))
-    else:
-        print_report(result)
+        return
+    with simulate_progress() as progress:
+        result = run_simulation(journey, event_list, profile_list, chosen, progress=progress)
+    print_report(result, order=step_order(journey), limit=limit, summary_only=summary)
 
 
 LOOPBACK = ("127.0.0.1", "localhost", "::1")
