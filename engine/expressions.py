@@ -279,9 +279,29 @@ def suggest_name(dotted: str) -> str:
     return f" (did you mean '{meant}'?)"
 
 
-def syntax_error(exc: TemplateSyntaxError) -> str:
-    """The author-facing text of a Jinja syntax error."""
-    return exc.message or str(exc)
+LIQUID_HINT = 'templates are Jinja2: use {{ x | default("y") }}'
+_LIQUID_ARGUMENT = re.compile(r"\|\s*[A-Za-z_]\w*\s*:")  # `| default: "y"`: a Liquid filter's argument
+_NO_FILTER = re.compile(r"No filter named '(\w+)'")
+_LIQUID_FILTERS = {  # Liquid's name -> what Jinja2 calls it (None: no filter of the same kind)
+    "upcase": "upper", "downcase": "lower", "strip_html": "striptags", "size": "length", "strip": "trim",
+    "url_encode": "urlencode", "escape_once": "escape", "append": "the ~ operator", "prepend": "the ~ operator",
+    "plus": "+", "minus": "-", "times": "*", "divided_by": "/", "modulo": "%", "remove": 'replace(text, "")',
+    "newline_to_br": None, "date": None, "split": None, "truncatewords": None,
+}
+
+
+def syntax_error(exc: TemplateSyntaxError, source: str | None = None) -> str:
+    """The author-facing text of a Jinja syntax error. Liquid's filter syntax, common in other journey tools
+    (`{{ x | default: "y" }}`, `{{ x | upcase }}`), gets a hint on Jinja2's."""
+    text = exc.message or str(exc)
+    source = source if source is not None else exc.source
+    unknown = _NO_FILTER.search(text)
+    if unknown and unknown.group(1) in _LIQUID_FILTERS:
+        meant = _LIQUID_FILTERS[unknown.group(1)]
+        return f"No filter named '{unknown.group(1)}'{f' (in Jinja2: {meant})' if meant else ''}; {LIQUID_HINT}"
+    if source is not None and _LIQUID_ARGUMENT.search(source):
+        return f"{text}; {LIQUID_HINT}"
+    return text
 
 
 def compile_tree(tree: Any, html: Collection[str] = ()) -> Any:

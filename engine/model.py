@@ -92,27 +92,51 @@ class Strict(BaseModel):
 
 
 class Trigger(Strict):
-    event: str = Field(min_length=1)
-    when: str | None = None
+    """What starts an instance of the journey."""
+
+    event: str = Field(min_length=1, description="required: event type that starts an instance, e.g. cart.abandoned")
+    when: str | None = Field(
+        default=None, description="optional expression: the event starts an instance only when it is true, "
+        "e.g. event.properties.value >= 20",
+    )
 
 
 class Goal(Strict):
-    event: str = Field(min_length=1)
-    within: Duration | None = None
+    """The event the journey is for: status converted, counted, ends the instance."""
+
+    event: str = Field(min_length=1, description="goal event: status converted, counted, ends the instance "
+                       "(it wins when an event is both an exit and the goal)")
+    within: Duration | None = Field(
+        default=None, description="optional: the goal counts only this long after entry, e.g. 7d",
+    )
+
+
+_NEXT = "step to go to next (default: the following step in the list)"
 
 
 class StepBase(Strict):
-    id: str = Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
+    id: str = Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]*$",
+                    description="step id, unique in the journey; next, branches and paths name steps by it")
 
 
 class SendStep(StepBase):
-    type: Literal["send"]
-    message: str
-    channels: list[Channel] | None = Field(default=None, min_length=1)
-    strategy: Strategy | None = None
-    escalate_after: Duration | None = None
-    urgency: Urgency = "normal"
-    next: str | None = None
+    """send: one message, on the channels chosen for the recipient."""
+
+    type: Literal["send"] = Field(description="send: one message, on the channels chosen for the recipient")
+    message: str = Field(description="name of a message under `messages`")
+    channels: list[Channel] | None = Field(
+        default=None, min_length=1, description="optional candidate list, in preference order "
+        "(default: every channel the message has content for)",
+    )
+    strategy: Strategy | None = Field(
+        default=None, description="escalate | all | first | cheapest (default by urgency: critical all, "
+        "high escalate after 15m, normal escalate after 2h, low cheapest)",
+    )
+    escalate_after: Duration | None = Field(
+        default=None, description="escalate: time to wait for engagement before the next channel",
+    )
+    urgency: Urgency = Field(default="normal", description="low | normal | high | critical (default normal)")
+    next: str | None = Field(default=None, description=_NEXT)
 
     @model_validator(mode="after")
     def _escalate_after_needs_escalation(self) -> SendStep:
@@ -122,13 +146,20 @@ class SendStep(StepBase):
 
 
 class WaitStep(StepBase):
-    type: Literal["wait"]
-    duration: Duration | None = None
-    until: str | None = None
+    """wait: a duration, or until a time of day or a timestamp."""
+
+    type: Literal["wait"] = Field(description="wait: a duration, or until a time of day or a timestamp")
+    duration: Duration | None = Field(
+        default=None, description="how long to wait: 30s, 15m, 2h, 1d, 1w or ISO 8601 (PT2H); or use until",
+    )
+    until: str | None = Field(
+        default=None, description='"09:00" = next such local time of the recipient, or an expression giving '
+        "a timestamp (e.g. event.properties.starts_at)",
+    )
     offset: SignedDuration | None = Field(
         default=None, description="with `until: <expression>`: shift, e.g. -24h"
     )
-    next: str | None = None
+    next: str | None = Field(default=None, description=_NEXT)
 
     @model_validator(mode="after")
     def _one_of_duration_until(self) -> WaitStep:
@@ -140,37 +171,50 @@ class WaitStep(StepBase):
 
 
 class WaitForStep(StepBase):
-    type: Literal["wait_for"]
-    event: str = Field(min_length=1)
-    when: str | None = None
-    timeout: Duration
-    on_event: str | None = None
-    on_timeout: str | None = None
+    """wait_for: an event, up to a timeout."""
+
+    type: Literal["wait_for"] = Field(description="wait_for: an event, up to a timeout")
+    event: str = Field(min_length=1, description="event type to wait for, e.g. email.opened")
+    when: str | None = Field(default=None, description="optional expression the event must make true")
+    timeout: Duration = Field(description="required: how long to wait for the event (no instance waits forever)")
+    on_event: str | None = Field(default=None, description="step to go to when the event arrives in time "
+                                 "(default: the following step)")
+    on_timeout: str | None = Field(default=None, description="step to go to when the timeout passes "
+                                   "(default: the following step)")
 
 
 class BranchCase(Strict):
-    when: str
-    next: str
+    when: str = Field(description="expression; the first case that is true is taken (a missing variable "
+                      "counts as false)")
+    next: str = Field(description="step to go to when `when` is true")
 
 
 class BranchStep(StepBase):
-    type: Literal["branch"]
-    branches: list[BranchCase] = Field(min_length=1)
-    default: str | None = None
+    """branch: the first case whose condition is true, else the default."""
+
+    type: Literal["branch"] = Field(description="branch: the first case whose condition is true, else the default")
+    branches: list[BranchCase] = Field(min_length=1, description="cases in order: {when: <expression>, next: <step>}")
+    default: str | None = Field(default=None, description="step to go to when no case is true "
+                                "(default: the following step)")
 
 
 class SplitPath(Strict):
-    weight: float = Field(gt=0)
-    next: str
+    weight: float = Field(gt=0, description="relative weight of this path, e.g. 50")
+    next: str = Field(description="step this path goes to")
 
 
 class SplitStep(StepBase):
-    type: Literal["split"]
-    paths: list[SplitPath] = Field(min_length=2)
+    """split: deterministic: the same user always takes the same path."""
+
+    type: Literal["split"] = Field(description="split: deterministic: the same user always takes the same path")
+    paths: list[SplitPath] = Field(min_length=2, description="two or more {weight, next}; users are shared in "
+                                   "proportion to the weights")
 
 
 class ExitStep(StepBase):
-    type: Literal["exit"]
+    """exit: ends the instance (status completed)."""
+
+    type: Literal["exit"] = Field(description="exit: ends the instance (status completed)")
 
 
 Step = Annotated[
@@ -178,65 +222,75 @@ Step = Annotated[
     Field(discriminator="type"),
 ]
 STEP_TYPES = ("send", "wait", "wait_for", "branch", "split", "exit")
+_TEMPLATE = " (Jinja2 template)"
 
 
 class PushContent(Strict):
-    title: str | None = None
-    body: str
-    data: dict[str, str] | None = None
+    title: str | None = Field(default=None, description="notification title" + _TEMPLATE)
+    body: str = Field(description="notification text" + _TEMPLATE)
+    data: dict[str, str] | None = Field(default=None, description="key/value data delivered with the push, "
+                                        "e.g. a deep link url" + _TEMPLATE)
 
 
 class SmsContent(Strict):
-    text: str
+    text: str = Field(description="SMS text" + _TEMPLATE + "; GSM-7 or UCS-2, at most the policy's max_segments")
 
 
 class EmailContent(Strict):
-    subject: str
-    body: str
-    html: str | None = None
+    subject: str = Field(description="subject line" + _TEMPLATE)
+    body: str = Field(description="plain-text body" + _TEMPLATE)
+    html: str | None = Field(default=None, description="optional HTML body" + _TEMPLATE
+                             + "; inserted values are HTML-escaped unless marked | safe")
 
 
 class MmsContent(Strict):
-    text: str | None = None
-    media_url: str | None = None
+    text: str | None = Field(default=None, description="MMS text" + _TEMPLATE)
+    media_url: str | None = Field(default=None, description="URL of the image or video; an rcs message falls back "
+                                  "to mms only when this is set")
 
 
 class RcsCard(Strict):
-    title: str | None = None
-    description: str | None = None
-    media_url: str | None = None
+    title: str | None = Field(default=None, description="card title" + _TEMPLATE)
+    description: str | None = Field(default=None, description="card text" + _TEMPLATE)
+    media_url: str | None = Field(default=None, description="URL of the card's image or video")
 
 
 class RcsSuggestion(Strict):
-    reply: str | None = None
-    open_url: str | None = None
-    dial: str | None = None
-    text: str | None = None
+    reply: str | None = Field(default=None, description="a reply chip: this text comes back as an inbound reply")
+    open_url: str | None = Field(default=None, description="a chip that opens this URL")
+    dial: str | None = Field(default=None, description="a chip that dials this number")
+    text: str | None = Field(default=None, description="the chip's label (for open_url and dial)")
 
 
 class RcsContent(Strict):
-    text: str | None = None
-    card: RcsCard | None = None
-    suggestions: list[RcsSuggestion] | None = None
+    text: str | None = Field(default=None, description="RCS text" + _TEMPLATE)
+    card: RcsCard | None = Field(default=None, description="a rich card: {title, description, media_url}")
+    suggestions: list[RcsSuggestion] | None = Field(
+        default=None, description="chips under the message: {reply: ...}, {open_url: ..., text: ...} or {dial: ...}",
+    )
 
 
 class InAppContent(Strict):
-    title: str | None = None
-    body: str
+    title: str | None = Field(default=None, description="in-app message title" + _TEMPLATE)
+    body: str = Field(description="in-app message text" + _TEMPLATE)
 
 
 class WebhookContent(Strict):
-    payload: dict[str, Any]
+    payload: dict[str, Any] = Field(description="JSON body posted to the webhook; every string in it is a"
+                                    + _TEMPLATE)
 
 
 class Message(Strict):
-    push: PushContent | None = None
-    sms: SmsContent | None = None
-    email: EmailContent | None = None
-    mms: MmsContent | None = None
-    rcs: RcsContent | None = None
-    in_app: InAppContent | None = None
-    webhook: WebhookContent | None = None
+    """One message: its content per channel; the step's strategy picks among these channels."""
+
+    push: PushContent | None = Field(default=None, description="push notification: {title, body, data}")
+    sms: SmsContent | None = Field(default=None, description="SMS: {text}")
+    email: EmailContent | None = Field(default=None, description="email: {subject, body, html}")
+    mms: MmsContent | None = Field(default=None, description="MMS: {text, media_url}")
+    rcs: RcsContent | None = Field(default=None, description="RCS: {text, card, suggestions}; falls back to mms "
+                                   "(with a media_url) or sms when the phone is not RCS capable")
+    in_app: InAppContent | None = Field(default=None, description="in-app message: {title, body}")
+    webhook: WebhookContent | None = Field(default=None, description="webhook: {payload}")
 
     def channels(self) -> tuple[str, ...]:
         """Channels this message has content for, in catalogue order."""
@@ -247,20 +301,33 @@ class Journey(Strict):
     """One journey file. Cross-references are checked by the compiler, not here."""
 
     model_config = ConfigDict(
-        extra="forbid", frozen=True, json_schema_extra={"title": "journey-engine journey"}
+        extra="forbid", frozen=True, json_schema_extra={
+            "title": "journey-engine journey",
+            "description": "A journey file of journey-engine: a trigger, steps and messages (SPEC section 1).",
+        },
     )
 
-    id: str = Field(pattern=r"^[a-z0-9][a-z0-9._-]*$")
-    name: str | None = None
-    description: str | None = None
-    category: Category = "marketing"
-    trigger: Trigger
-    instance_key: str | None = None
-    re_entry: str = Field(default="always", pattern=r"^(always|never|after\s+\S+)$")
-    exit_on: list[str] = Field(default_factory=list)
-    goal: Goal | None = None
-    steps: list[Step] = Field(min_length=1)
-    messages: dict[str, Message] = Field(default_factory=dict)
+    id: str = Field(pattern=r"^[a-z0-9][a-z0-9._-]*$", description="required; [a-z0-9][a-z0-9._-]*")
+    name: str | None = Field(default=None, description="optional human-readable name")
+    description: str | None = Field(default=None, description="optional: what the journey is for")
+    category: Category = Field(default="marketing", description="marketing (default) | transactional: decides "
+                               "consent, quiet hours and frequency caps")
+    trigger: Trigger = Field(description="required: {event, when}: what starts an instance")
+    instance_key: str | None = Field(
+        default=None, description="optional expression: several concurrent instances per user, one per key "
+        "(default: one per user), e.g. event.properties.order_id",
+    )
+    re_entry: str = Field(default="always", pattern=r"^(always|never|after\s+\S+)$",
+                          description='always (default: when no instance is active) | never | "after 7d" '
+                          "(counts from the last entry)")
+    exit_on: list[str] = Field(default_factory=list, description="optional: these events end the instance "
+                               "(status exited)")
+    goal: Goal | None = Field(default=None, description="optional {event, within}: status converted, counted, "
+                              "ends it")
+    steps: list[Step] = Field(min_length=1, description="a list; a step without `next` goes on to the following "
+                              "one; reaching the end completes the instance")
+    messages: dict[str, Message] = Field(default_factory=dict, description="messages by name, each with content "
+                                         "per channel")
 
     @field_validator("re_entry")
     @classmethod

@@ -10,7 +10,7 @@ from __future__ import annotations
 import gc
 import json
 from collections import Counter
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from itertools import groupby
@@ -66,8 +66,12 @@ def parse_profiles(rows: Iterable[tuple[str, Any]]) -> list[Profile]:
     return profiles
 
 
+Progress = Callable[[int, int], None]
+"""Told (events processed, events in all) as a dry run goes: the clock follows the events."""
+
+
 def simulate(journey: CompiledJourney, events: Sequence[Event], profiles: Sequence[Profile], policy: Policy,
-             keep_trace: bool = True, roundtrip: bool = False) -> dict[str, Any]:
+             keep_trace: bool = True, roundtrip: bool = False, progress: Progress | None = None) -> dict[str, Any]:
     """Run `journey` over `events`; returns the SPEC §4 simulate document."""
     store = _RoundTripStore(keep_trace) if roundtrip else MemoryStore(keep_trace)
     for profile in profiles:
@@ -75,17 +79,22 @@ def simulate(journey: CompiledJourney, events: Sequence[Event], profiles: Sequen
     if not events:
         return report(journey, store, set())
     with _fewer_gc_passes():
-        return _run(journey, events, policy, store, keep_trace)
+        return _run(journey, events, policy, store, keep_trace, progress)
 
 
 def _run(journey: CompiledJourney, events: Sequence[Event], policy: Policy, store: MemoryStore,
-         keep_trace: bool) -> dict[str, Any]:
+         keep_trace: bool, progress: Progress | None) -> dict[str, Any]:
     clock = VirtualClock(events[0].timestamp)
     engine = Engine([journey], policy, store, clock, counter_ids("i"), trace=keep_trace)
+    done = 0
     for at, same_time in groupby(events, key=lambda e: e.timestamp):
         _run_timers(engine, clock, until=at, inclusive=False)
         clock.advance_to(at)
-        engine.process_many(list(same_time))
+        batch = list(same_time)
+        engine.process_many(batch)
+        done += len(batch)
+        if progress is not None:
+            progress(done, len(events))
     _run_timers(engine, clock, until=None, inclusive=True)
     return report(journey, store, {e.user_id for e in events})
 

@@ -69,8 +69,10 @@ def test_journey_loads_and_its_id_is_the_file_name(path: Path) -> None:
 
 @pytest.mark.parametrize("path", JOURNEY_FILES, ids=_ids(JOURNEY_FILES))
 def test_journey_starts_with_a_comment_saying_what_it_is_for(path: Path) -> None:
-    first = path.read_text(encoding="utf-8").splitlines()[0]
-    assert first.startswith("# ") and len(first) > 20
+    """After the line that points editors at the schema (tests/engine/test_schema_cli.py)."""
+    modeline, first = path.read_text(encoding="utf-8").splitlines()[:2]
+    assert modeline.startswith("# yaml-language-server: $schema=")
+    assert first.startswith("# ") and len(first) > 20 and "$schema" not in first
 
 
 @pytest.mark.parametrize("path", JOURNEY_FILES, ids=_ids(JOURNEY_FILES))

@@ -14,12 +14,12 @@ import typer
 
 from channels import PolicyError, load_policy
 from engine.cli.consent import consent_app
-from engine.cli.graphs import to_dot, to_mermaid
-from engine.cli.report import print_report
+from engine.cli.graphs import RenderError, render, step_order, to_dot, to_mermaid
+from engine.cli.report import print_report, simulate_progress
+from engine.cli.schema import schema_text
 from engine.clock import SystemClock
 from engine.compiler import journey_files, load_file, load_paths
 from engine.errors import InputError, JourneyDefinitionError
-from engine.model import Journey
 from engine.simulator import parse_events, parse_profiles, read_jsonl
 from engine.simulator import simulate as run_simulation
 
@@ -36,6 +36,8 @@ app.add_typer(consent_app)  # journey consent export
 class GraphFormat(StrEnum):
     mermaid = "mermaid"
     dot = "dot"
+    svg = "svg"
+    png = "png"
 
 
 def _fail(exc: Exception) -> typer.Exit:
@@ -65,22 +67,36 @@ def validate(paths: list[Path] = typer.Argument(..., help="journey files or fold
 @app.command()
 def graph(
     file: Path = typer.Argument(..., help="a journey file"),
-    format: GraphFormat = typer.Option(GraphFormat.mermaid, "--format", help="mermaid or dot"),
+    format: GraphFormat = typer.Option(GraphFormat.mermaid, "--format",
+                                       help="mermaid or dot (text); svg or png (through Graphviz's dot, with -o)"),
+    out: Path | None = typer.Option(None, "-o", "--output", help="write to this file instead of stdout"),
 ) -> None:
-    """Print the journey's graph as Mermaid or Graphviz dot."""
+    """Print the journey's graph as Mermaid or Graphviz dot, or render it to SVG or PNG with Graphviz."""
+    image = format in (GraphFormat.svg, GraphFormat.png)
+    if image and out is None:
+        raise typer.BadParameter(f"--format {format.value} writes a file: add -o FILE", param_hint="-o")
     try:
         journey = load_file(file)
     except JourneyDefinitionError as exc:
         raise _fail(exc) from None
-    typer.echo(to_mermaid(journey) if format is GraphFormat.mermaid else to_dot(journey), nl=False)
+    text = to_mermaid(journey) if format is GraphFormat.mermaid else to_dot(journey)
+    try:
+        if image and out is not None:
+            render(text, format.value, out)
+        elif out is not None:
+            out.write_text(text, encoding="utf-8")
+        else:
+            typer.echo(text, nl=False)
+    except RenderError as exc:
+        raise _fail(exc) from None
+    except OSError as exc:
+        raise _fail(OSError(f"journey graph: {exc.filename}: {exc.strerror}")) from None
 
 
 @app.command()
 def schema() -> None:
     """Print the JSON Schema of journey files, for editors (yaml-language-server)."""
-    document = Journey.model_json_schema()
-    document["$schema"] = "https://json-schema.org/draft/2020-12/schema"
-    typer.echo(json.dumps(document, indent=2))
+    typer.echo(schema_text(), nl=False)
 
 
 @app.command()
@@ -90,8 +106,14 @@ def simulate(
     profiles: Path | None = typer.Option(None, "--profiles", help="profiles, JSON Lines"),
     policy: Path | None = typer.Option(None, "--policy", help="policy YAML merged over the default"),
     as_json: bool = typer.Option(False, "--json", help="print one JSON document"),
+    summary: bool = typer.Option(False, "--summary", help="only the totals, the funnel and per-user outcomes"),
+    limit: int | None = typer.Option(None, "--limit", min=0, metavar="N",
+                                     help="at most N rows in each list (messages, skipped sends, users)"),
 ) -> None:
     """Dry-run a journey on a virtual clock: no waiting, no provider called, nothing stored."""
+    if as_json and (summary or limit is not None):
+        raise typer.BadParameter("--summary and --limit shape the tables; --json prints the whole document",
+                                 param_hint="--json")
     try:
         journey = load_file(file)
         chosen = load_policy(policy)
@@ -101,11 +123,13 @@ def simulate(
         raise _fail(exc) from None
     except OSError as exc:
         raise _fail(OSError(f"{exc.filename}: {exc.strerror}")) from None
-    result = run_simulation(journey, event_list, profile_list, chosen)
     if as_json:
+        result = run_simulation(journey, event_list, profile_list, chosen)
         typer.echo(json.dumps(result, indent=2, ensure_ascii=False))
-    else:
-        print_report(result)
+        return
+    with simulate_progress() as progress:
+        result = run_simulation(journey, event_list, profile_list, chosen, progress=progress)
+    print_report(result, order=step_order(journey), limit=limit, summary_only=summary)
 
 
 LOOPBACK = ("127.0.0.1", "localhost", "::1")

@@ -1,15 +1,22 @@
-"""Rich tables for `journey simulate` without --json: messages, skipped sends, funnel, totals."""
+"""Rich output of the CLI: `journey simulate` tables (messages, skipped sends, funnel, outcomes per user,
+totals) and its progress bar; `journey bench` progress and figures."""
 
 from __future__ import annotations
 
+import time
 from collections import Counter
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
+from datetime import datetime
 from typing import Any
 
+from rich import box
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TaskID, TextColumn, TimeElapsedColumn
 from rich.table import Table
+
+PROGRESS_AFTER = 1.0  # seconds a dry run goes quietly before its progress bar shows
+_TOTALS = ("users", "entered", "completed", "exited", "converted", "active", "failed", "cost")
 
 
 def _decisions(decisions: list[dict[str, Any]]) -> str:
@@ -18,39 +25,153 @@ def _decisions(decisions: list[dict[str, Any]]) -> str:
     )
 
 
-def print_report(result: dict[str, Any], console: Console | None = None) -> None:
+def clock_times(stamps: list[str]) -> list[str]:
+    """RFC 3339 UTC times, short enough for 80 columns and never cut: `Jan 05 10:00` (seconds when any
+    has them; the year too when they span more than one)."""
+    times = [datetime.fromisoformat(s.replace("Z", "+00:00")) for s in stamps]
+    day = "%Y-%m-%d" if len({t.year for t in times}) > 1 else "%b %d"
+    clock = "%H:%M:%S" if any(t.second or t.microsecond for t in times) else "%H:%M"
+    return [t.strftime(f"{day} {clock}") for t in times]
+
+
+def _new_table(title: str, caption: str | None = None) -> Table:
+    """Light rules, no outer edge: more of 80 columns left for the text."""
+    return Table(title=title, caption=caption, caption_justify="left", title_justify="left", box=box.SIMPLE_HEAD,
+                 show_edge=False, pad_edge=False, collapse_padding=True)
+
+
+_WRAPPED = ("step", "message", "last step", "status")  # wrap at spaces; a long id breaks rather than loses its end
+
+
+def _table(title: str, columns: tuple[str, ...], rows: Sequence[tuple[str, ...]], limit: int | None,
+           noun: str) -> Table:
+    """A table of at most `limit` rows, saying how many more there were. Times, users, channels and
+    counts are never wrapped or cut; ids and statuses wrap (a long id breaks), and so does the last column."""
+    shown = rows if limit is None else rows[:limit]
+    hidden = len(rows) - len(shown)
+    table = _new_table(title, caption=f"… and {hidden} more {noun}{'' if hidden == 1 else 's'}" if hidden else None)
+    for n, column in enumerate(columns):
+        if n == len(columns) - 1:
+            table.add_column(column)
+        elif column in _WRAPPED:
+            table.add_column(column, overflow="fold")
+        else:
+            table.add_column(column, no_wrap=True, justify="right" if column == "cost" else "left")
+    for row in shown:
+        table.add_row(*row)
+    return table
+
+
+def print_report(result: dict[str, Any], console: Console | None = None, order: list[str] | None = None,
+                 limit: int | None = None, summary_only: bool = False) -> None:
+    """The simulate document as tables: messages and skipped sends (unless `summary_only`), the funnel
+    in `order` (the graph's), per-user outcomes, totals. `limit` caps the rows of each list."""
     console = console or Console()
-    summary = result["summary"]
     console.print(f"[bold]journey[/bold] {result['journey']}")
-    messages = Table(title="messages")
-    for column in ("at", "user", "step", "channel", "message", "cost", "decisions"):
-        messages.add_column(column)
-    for m in result["messages"]:
-        messages.add_row(m["at"], m["user_id"], str(m["step"]), m["channel"], m["message"], f"{m['cost']:.4f}",
-                         _decisions(m["decisions"]))
-    console.print(messages)
-    if result["skipped"]:
-        skipped = Table(title="skipped sends")
-        for column in ("at", "user", "step", "message", "reason", "decisions"):
-            skipped.add_column(column)
-        for s in result["skipped"]:
-            skipped.add_row(s["at"], s["user_id"], s["step"], s["message"], s["reason"], _decisions(s["decisions"]))
-        console.print(skipped)
-    funnel = Table(title="funnel (instances that reached each step)")
-    funnel.add_column("step")
-    funnel.add_column("instances", justify="right")
-    reached = Counter(step for i in result["instances"] for step in dict.fromkeys(i["path"]))
-    for step, count in reached.items():
-        funnel.add_row(step, str(count))
-    console.print(funnel)
-    totals = Table(title="totals")
-    for key in ("users", "entered", "completed", "exited", "converted", "active", "failed", "cost"):
+    if not summary_only:
+        _print_sends(result, console, limit)
+    console.print(_funnel(result, order))
+    console.print(_outcomes(result, limit))
+    summary = result["summary"]
+    totals = _new_table("totals")
+    for key in _TOTALS:
         totals.add_column(key, justify="right")
-    totals.add_row(*(str(summary[k]) for k in ("users", "entered", "completed", "exited", "converted", "active",
-                                               "failed", "cost")))
+    totals.add_row(*(str(summary[k]) for k in _TOTALS))
     console.print(totals)
     by_channel = ", ".join(f"{c}: {n}" for c, n in summary["messages"].items()) or "none"
     console.print(f"messages by channel: {by_channel}")
+
+
+def _print_sends(result: dict[str, Any], console: Console, limit: int | None) -> None:
+    messages = result["messages"]
+    times = clock_times([m["at"] for m in messages])
+    console.print(_table("messages", ("at (UTC)", "user", "step", "channel", "message", "cost", "decisions"), [
+        (at, m["user_id"], m["step"] or "-", m["channel"], m["message"], f"{m['cost']:.4f}", _decisions(m["decisions"]))
+        for at, m in zip(times, messages, strict=True)], limit, "message"))
+    skipped = result["skipped"]
+    if skipped:
+        times = clock_times([s["at"] for s in skipped])
+        console.print(_table("skipped sends", ("at (UTC)", "user", "step", "message", "reason", "decisions"), [
+            (at, s["user_id"], s["step"], s["message"], s["reason"], _decisions(s["decisions"]))
+            for at, s in zip(times, skipped, strict=True)], limit, "skipped send"))
+
+
+def _funnel(result: dict[str, Any], order: list[str] | None) -> Table:
+    """Instances that reached each step, the steps in graph order (every step, reached or not)."""
+    reached = Counter(step for i in result["instances"] for step in dict.fromkeys(i["path"]))
+    entered = result["summary"]["entered"]
+    funnel = _new_table("funnel (graph order)")
+    funnel.add_column("step")
+    funnel.add_column("instances", justify="right")
+    funnel.add_column("of entered", justify="right")
+    for step in order if order is not None else list(reached):
+        count = reached.get(step, 0)
+        funnel.add_row(step, str(count), f"{100 * count / entered:.0f}%" if entered else "-")
+    return funnel
+
+
+def _outcomes(result: dict[str, Any], limit: int | None) -> Table:
+    """One row per user who entered, in the order they entered: how their instances ended, where, and
+    what they were sent or not."""
+    instances: dict[str, list[dict[str, Any]]] = {}
+    for instance in result["instances"]:
+        instances.setdefault(instance["user_id"], []).append(instance)
+    sent = {user: Counter(m["channel"] for m in group) for user, group in _by_user(result["messages"]).items()}
+    skipped = {user: len(group) for user, group in _by_user(result["skipped"]).items()}
+    rows = [(user, _statuses(group), ", ".join(dict.fromkeys(i["path"][-1] if i["path"] else "-" for i in group)),
+             _counts(sent.get(user, Counter())), str(skipped.get(user, 0)))
+            for user, group in instances.items()]
+    return _table("outcomes per user", ("user", "status", "last step", "sent", "skipped"), rows, limit, "user")
+
+
+def _by_user(rows: list[dict[str, Any]]) -> dict[str, list[dict[str, Any]]]:
+    grouped: dict[str, list[dict[str, Any]]] = {}
+    for row in rows:
+        grouped.setdefault(row["user_id"], []).append(row)
+    return grouped
+
+
+def _statuses(group: list[dict[str, Any]]) -> str:
+    if len(group) == 1:
+        reason = group[0].get("reason")
+        return f"{group[0]['status']}: {reason}" if reason else str(group[0]["status"])
+    return _counts(Counter(i["status"] for i in group))
+
+
+def _counts(counter: Counter[str]) -> str:
+    return ", ".join(name if n == 1 else f"{name} ×{n}" for name, n in counter.items()) or "-"
+
+
+@contextmanager
+def simulate_progress(after: float | None = None) -> Iterator[Callable[[int, int], None]]:
+    """A progress bar on stderr for a dry run that takes more than `after` seconds (PROGRESS_AFTER), fed
+    (events processed, events in all): quiet for short runs and when stderr is no terminal; gone once
+    the run ends."""
+    wait = PROGRESS_AFTER if after is None else after
+    console = Console(stderr=True)
+    started = time.monotonic()
+    bar = Progress(TextColumn("simulating"), BarColumn(), MofNCompleteColumn(), TextColumn("events"),
+                   TimeElapsedColumn(), console=console, transient=True)
+    shown: list[TaskID] = []
+    checked = [started]
+
+    def update(done: int, total: int) -> None:
+        now = time.monotonic()
+        if now - checked[0] < 0.05 and done < total:  # a cheap callback: looks at most 20 times a second
+            return
+        checked[0] = now
+        if not shown:
+            if now - started < wait or not console.is_terminal:
+                return
+            bar.start()
+            shown.append(bar.add_task("events", total=total))
+        bar.update(shown[0], completed=done, total=total)
+
+    try:
+        yield update
+    finally:
+        if shown:
+            bar.stop()
 
 
 @contextmanager

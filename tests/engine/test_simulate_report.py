@@ -1,0 +1,146 @@
+"""`journey simulate` tables at 80 columns: every time of day shown, `--limit N`, `--summary` (totals, the
+funnel in graph order, outcomes per user) and a progress bar on stderr for runs over a second."""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+from typing import Any
+
+import pytest
+from typer.testing import CliRunner, Result
+
+from channels import load_policy
+from engine.cli import app, report
+from engine.cli.report import clock_times
+from engine.compiler import load_file
+from engine.simulator import parse_events, parse_profiles, read_jsonl, simulate
+
+ROOT = Path(__file__).resolve().parents[2]
+JOURNEY = ROOT / "journeys" / "cart-abandonment.yaml"
+EXAMPLE = ROOT / "examples" / "cart-abandonment"
+ARGS = ["simulate", str(JOURNEY), "--events", str(EXAMPLE / "events.jsonl"), "--profiles",
+        str(EXAMPLE / "profiles.jsonl")]
+runner = CliRunner()
+
+
+def _run(*extra: str, env: dict[str, str] | None = None) -> Result:
+    result = runner.invoke(app, [*ARGS, *extra], env={"COLUMNS": "80", **(env or {})})
+    assert result.exit_code == 0, result.output
+    return result
+
+
+def _document() -> dict[str, Any]:
+    document: dict[str, Any] = json.loads(_run("--json").stdout)
+    return document
+
+
+def _lines_between(text: str, start: str, end: str) -> list[str]:
+    lines = text.splitlines()
+    first = next(n for n, line in enumerate(lines) if line.startswith(start))
+    last = next(n for n, line in enumerate(lines) if n > first and line.startswith(end))
+    return lines[first:last]
+
+
+def test_every_message_shows_its_time_of_day_at_80_columns() -> None:
+    """The README's example, as the issue's done-when runs it."""
+    output = _run().stdout
+    assert max(len(line) for line in output.splitlines()) <= 80
+    messages = _document()["messages"]
+    assert len(messages) == 6
+    table = _lines_between(output, "messages", "funnel")
+    rows = [line for line in table if line[:3] == "Jan"]
+    assert len(rows) == len(messages)
+    for row, message in zip(rows, messages, strict=True):
+        day, time = message["at"][5:10], message["at"][11:16]  # 2026-01-05T16:00:00Z
+        assert row.startswith(f"Jan {day[3:]} {time}  {message['user_id']} "), (row, message)
+        assert message["message"] in row and message["channel"] in row
+
+
+def test_times_are_short_and_complete() -> None:
+    assert clock_times(["2026-01-05T16:00:00Z", "2026-01-06T09:30:00Z"]) == ["Jan 05 16:00", "Jan 06 09:30"]
+    assert clock_times(["2026-01-05T16:00:00Z", "2026-01-05T16:00:05.250Z"]) == ["Jan 05 16:00:00",
+                                                                                   "Jan 05 16:00:05"]
+    assert clock_times(["2025-12-31T23:00:00Z", "2026-01-01T01:00:00Z"]) == ["2025-12-31 23:00", "2026-01-01 01:00"]
+    assert clock_times([]) == []
+
+
+def test_limit_caps_each_list_and_says_how_many_more() -> None:
+    output = _run("--limit", "2").stdout
+    messages = _lines_between(output, "messages", "funnel")
+    assert len([line for line in messages if line.startswith("Jan")]) == 2
+    assert "… and 4 more messages" in output
+    assert "… and 2 more users" in output
+    assert "… and 1 more user\n" not in output
+    funnel = _lines_between(output, "funnel", "outcomes")
+    assert len(funnel) == 3 + 6  # title, header, rule and every step: the funnel is never cut
+
+
+def test_limit_zero_and_a_limit_above_the_rows() -> None:
+    assert "… and 6 more messages" in _run("--limit", "0").stdout
+    assert "more" not in _run("--limit", "100").stdout
+
+
+def test_summary_prints_totals_the_funnel_in_graph_order_and_outcomes_per_user() -> None:
+    output = _run("--summary").stdout
+    assert "cart_reminder" not in output and "decisions" not in output and "skipped sends" not in output
+    funnel = _lines_between(output, "funnel", "outcomes")
+    steps = [line.split()[0] for line in funnel[3:]]
+    # graph order: the 1-day wait and the discount come before `done`, though most instances reach `done` first
+    assert steps == ["wait_1h", "nudge", "big_cart", "wait_1d", "discount", "done"]
+    assert funnel[3].split() == ["wait_1h", "4", "100%"]
+    assert funnel[6].split() == ["wait_1d", "1", "25%"]
+    outcomes = _lines_between(output, "outcomes per user", "totals")
+    assert [line.split() for line in outcomes[3:]] == [
+        ["u1", "completed", "done", "push", "0"],
+        ["u2", "completed", "done", "push,", "sms", "0"],
+        ["u3", "converted", "nudge", "push", "0"],
+        ["u4", "completed", "done", "push,", "email", "0"],
+    ]
+    totals = output.split("totals", 1)[1].splitlines()
+    assert totals[3].split() == ["5", "4", "3", "0", "1", "0", "0", "0.0097"]
+
+
+def test_a_funnel_lists_steps_no_one_reached(tmp_path: Path) -> None:
+    events = [json.loads(line) for line in (EXAMPLE / "events.jsonl").read_text().splitlines()]
+    only_small = [e for e in events if e["type"] != "cart.abandoned" or e["properties"]["value"] < 100]
+    (tmp_path / "e.jsonl").write_text("".join(json.dumps(e) + "\n" for e in only_small))
+    result = runner.invoke(app, ["simulate", str(JOURNEY), "--events", str(tmp_path / "e.jsonl"), "--profiles",
+                                 str(EXAMPLE / "profiles.jsonl"), "--summary"], env={"COLUMNS": "80"})
+    assert result.exit_code == 0, result.output
+    funnel = _lines_between(result.stdout, "funnel", "outcomes")
+    assert [line.split() for line in funnel[3:] if line.split()[0] in ("wait_1d", "discount")] == [
+        ["wait_1d", "0", "0%"], ["discount", "0", "0%"]]
+
+
+def test_json_takes_neither_summary_nor_limit() -> None:
+    for extra in (["--summary"], ["--limit", "3"]):
+        result = runner.invoke(app, [*ARGS, "--json", *extra], env={"COLUMNS": "200"})
+        assert result.exit_code == 2
+        assert "--json prints the whole document" in result.output
+
+
+def test_a_short_run_shows_no_progress() -> None:
+    assert _run(env={"FORCE_COLOR": "1"}).stderr == ""
+
+
+def test_a_long_run_shows_a_progress_bar_on_stderr(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(report, "PROGRESS_AFTER", 0.0)  # every run is long
+    result = _run("--summary", env={"FORCE_COLOR": "1"})
+    shown = re.sub(r"\x1b\[[0-9;?]*[A-Za-z]", "", result.stderr)  # without the terminal's colours and moves
+    assert "simulating" in shown and "7/7 events" in shown
+    assert "simulating" not in result.stdout
+    assert _run("--json", env={"FORCE_COLOR": "1"}).stderr == ""  # JSON runs stay quiet
+    assert _run().stderr == ""  # and so do runs whose stderr is no terminal
+
+
+def test_the_simulator_reports_events_processed() -> None:
+    journey = load_file(JOURNEY)
+    events = parse_events((f"e:{n}", row) for n, row in read_jsonl(EXAMPLE / "events.jsonl"))
+    profiles = parse_profiles((f"p:{n}", row) for n, row in read_jsonl(EXAMPLE / "profiles.jsonl"))
+    calls: list[tuple[int, int]] = []
+    result = simulate(journey, events, profiles, load_policy(None), progress=lambda *call: calls.append(call))
+    assert calls[-1] == (len(events), len(events))
+    assert [done for done, _ in calls] == sorted({done for done, _ in calls})
+    assert result == simulate(journey, events, profiles, load_policy(None))
