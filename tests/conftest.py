@@ -130,13 +130,31 @@ class PostgresServer:
         """Start on a free port; retries with a new port if another process took it meanwhile."""
         for _ in range(attempts):
             self.port = _free_port()
-            options = (f"-p {self.port} -k {shlex.quote(str(self.root))} -c listen_addresses=127.0.0.1"
-                       " -c fsync=off -c synchronous_commit=off -c full_page_writes=off")
-            done = self._pg("pg_ctl", "-D", str(self.data), "-l", str(self.log), "-o", options, "-w", "start")
+            done = self._launch()
             if done.returncode == 0:
                 return
+        self._launch_failed(done)
+
+    def _launch(self) -> subprocess.CompletedProcess[str]:
+        options = (f"-p {self.port} -k {shlex.quote(str(self.root))} -c listen_addresses=127.0.0.1"
+                   " -c fsync=off -c synchronous_commit=off -c full_page_writes=off")
+        return self._pg("pg_ctl", "-D", str(self.data), "-l", str(self.log), "-o", options, "-w", "start")
+
+    def _launch_failed(self, done: subprocess.CompletedProcess[str]) -> NoReturn:
         log = self.log.read_text(errors="replace")[-4000:] if self.log.exists() else ""
         raise RuntimeError(f"pg_ctl start failed ({done.returncode}):\n{done.stdout}\n{done.stderr}\n{log}")
+
+    def halt(self) -> None:
+        """Stop the server as an operator would (`pg_ctl stop -m fast`: sessions cut), keeping its data."""
+        done = self._pg("pg_ctl", "-D", str(self.data), "stop", "-m", "fast", "-w")
+        if done.returncode != 0:
+            raise RuntimeError(f"pg_ctl stop failed ({done.returncode}):\n{done.stdout}\n{done.stderr}")
+
+    def restart(self) -> None:
+        """Start again after `halt`, on the same port: clients reconnect to the same URL."""
+        done = self._launch()
+        if done.returncode != 0:
+            self._launch_failed(done)
 
     def stop(self) -> None:
         self._pg("pg_ctl", "-D", str(self.data), "stop", "-m", "immediate")
@@ -156,9 +174,8 @@ def _admin_execute(server_url: str, *statements: str) -> None:
             conn.execute(statement)
 
 
-@pytest.fixture(scope="session")
-def postgres_url() -> Iterator[str]:
-    """A running PostgreSQL server for this session; yields an SQLAlchemy URL of an empty database."""
+def pg_bindir_or_skip() -> Path:
+    """Where initdb and pg_ctl are, once psycopg is known to be there too; else skip (fail in CI)."""
     try:
         import psycopg  # noqa: F401
     except ImportError:
@@ -166,7 +183,13 @@ def postgres_url() -> Iterator[str]:
     bindir = find_pg_bindir()
     if bindir is None:
         skip_or_fail("PostgreSQL binaries not found (initdb): install postgresql to run these tests")
-    server = PostgresServer(bindir)
+    return bindir
+
+
+@pytest.fixture(scope="session")
+def postgres_url() -> Iterator[str]:
+    """A running PostgreSQL server for this session; yields an SQLAlchemy URL of an empty database."""
+    server = PostgresServer(pg_bindir_or_skip())
     try:
         server.initdb()
         server.start()

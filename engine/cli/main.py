@@ -6,6 +6,7 @@ import json
 import os
 import signal
 import threading
+from datetime import timedelta
 from enum import StrEnum
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -158,6 +159,7 @@ def serve(
     keys = frozenset(k.strip() for k in os.environ.get("JOURNEY_API_KEYS", "").split(",") if k.strip())
     if host not in LOOPBACK and not keys:
         raise _fail(ValueError(f"refusing to listen on {host} without API keys: set JOURNEY_API_KEYS"))
+    lease = _outbox_lease(os.environ.get("JOURNEY_OUTBOX_LEASE_SECONDS", "60"))
     try:
         compiled = load_paths([journeys])
         chosen = load_policy(policy)
@@ -167,7 +169,7 @@ def serve(
     except (JourneyDefinitionError, PolicyError, ProvidersError, StoreError) as exc:
         raise _fail(exc) from None
     tune_runtime()
-    server = Server(store, compiled, chosen, senders, journeys_dir=journeys)
+    server = Server(store, compiled, chosen, senders, journeys_dir=journeys, outbox_lease=lease)
     api = create_app(server, keys)
     server.start()
     _reload_on_sighup(server)
@@ -177,6 +179,18 @@ def serve(
         uvicorn.run(api, host=host, port=port, log_level="warning")
     finally:
         server.stop()
+
+
+def _outbox_lease(value: str) -> timedelta:
+    """JOURNEY_OUTBOX_LEASE_SECONDS: how long a send interrupted by a crash stays claimed before
+    a restarted server takes it over (60 s by default)."""
+    try:
+        seconds = float(value)
+    except ValueError:
+        seconds = float("nan")
+    if not 1 <= seconds <= 3600:
+        raise _fail(ValueError(f"JOURNEY_OUTBOX_LEASE_SECONDS={value!r}: a number of seconds from 1 to 3600"))
+    return timedelta(seconds=seconds)
 
 
 def _reload_on_sighup(server: Server) -> None:

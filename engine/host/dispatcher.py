@@ -8,7 +8,8 @@ quiet hours waits for the window's end. Temporary errors are retried with backof
 channel's next provider first (failover); a provider that raises anything else is treated as
 temporary for that one message, and the rest of the batch is recorded as usual. A permanent
 error, or running out of attempts, marks the message failed and becomes a `<channel>.failed`
-event, so an escalation moves on at once.
+event, so an escalation moves on at once. A database outage mid-batch is not a crash: what was
+handed over and what was not is recorded once the database is back, within the claim's lease.
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ from channels import CHANNELS, Policy, Profile
 from channels.providers import OutboundMessage, PermanentDeliveryError, Provider, TemporaryDeliveryError
 from channels.recheck import GO, Recheck, recheck
 from engine.clock import Clock
+from engine.errors import StoreError
 from engine.ports import Outbox, OutboxItem
 
 log = logging.getLogger("journey.dispatcher")
@@ -56,6 +58,7 @@ class Dispatcher:
         self.idempotent_channels = _idempotent_channels(providers)
         self._rate = 100.0  # messages a second, until measured
         self._expired_at: datetime | None = None
+        self._unrecorded: tuple[datetime, list[dict[str, Any]], list[dict[str, Any]]] | None = None
 
     def drain(self) -> int:
         """One batch: claim, check again, attempt, record; returns how many messages were claimed.
@@ -65,21 +68,52 @@ class Dispatcher:
         crash leaves at most one group in doubt, and the rest of the batch, never handed to a
         provider, `leased`, to be sent after a restart."""
         now = self.clock.now()
+        self._record_unrecorded(now)
         self._expire_now_and_then(now)
         items = self.store.claim_outbox(now, self.batch, self.lease, sending=self._group_size())
-        verdicts = self._rechecks(items, now)
         failures: list[dict[str, Any]] = []
-        position, group = 0, items[:self._group_size()]
-        while group:
-            position += len(group)
-            started = time.perf_counter()
-            results = [self._record(item, verdicts.get(item.message_id, GO), now, failures) for item in group]
-            self._learn(len(group), time.perf_counter() - started)
-            group = items[position:position + self._group_size()]
-            self.store.finish_outbox(results, sending=[i.message_id for i in group])
+        position, results = 0, []
+        try:
+            verdicts = self._rechecks(items, now)
+            group = items[:self._group_size()]
+            while group:
+                position += len(group)
+                started = time.perf_counter()
+                results = [self._record(item, verdicts.get(item.message_id, GO), now, failures) for item in group]
+                self._learn(len(group), time.perf_counter() - started)
+                group = items[position:position + self._group_size()]
+                self.store.finish_outbox(results, sending=[i.message_id for i in group])
+                results = []
+        except StoreError:
+            self._keep_unrecorded(now, results, items[position:], failures)
+            raise
         if failures:
             self.on_failed(failures)
         return len(items)
+
+    def _keep_unrecorded(self, claimed: datetime, results: list[dict[str, Any]], unhanded: Sequence[OutboxItem],
+                         failures: list[dict[str, Any]]) -> None:
+        """The database went away mid-batch: this process still knows what it handed over and
+        what it did not. Kept for when the database is back, rather than left for the lease to run
+        out as after a crash (the group in doubt, the rest held up for a whole lease)."""
+        back = [_result(i, "pending", "queued", i.attempts, claimed, None, None, None, claimed) for i in unhanded]
+        self._unrecorded = (claimed, results + back, failures)
+
+    def _record_unrecorded(self, now: datetime) -> None:
+        """What a database outage kept from being recorded, recorded while the claim's lease holds
+        (no other dispatcher can have taken those messages over); after that, the lease's expiry
+        deals with them as with a crashed dispatcher's."""
+        if self._unrecorded is None:
+            return
+        claimed, results, failures = self._unrecorded
+        if now - claimed < self.lease / 2:
+            self.store.finish_outbox(results)
+        else:  # too late: the database knows only the groups recorded before the outage
+            unrecorded = {r["message_id"] for r in results}
+            failures = [f for f in failures if f["properties"]["message_id"] not in unrecorded]
+        self._unrecorded = None
+        if failures:
+            self.on_failed(failures)
 
     def _record(self, item: OutboxItem, verdict: Recheck, now: datetime, failures: list[dict[str, Any]],
                 ) -> dict[str, Any]:

@@ -15,7 +15,7 @@ import time
 from collections import Counter
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
-from datetime import datetime
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -81,7 +81,7 @@ class Server:
     def __init__(self, store: HostStore, journeys: Sequence[CompiledJourney], policy: Policy,
                  providers: Mapping[str, Sequence[Provider]] | None = None, clock: Clock | None = None,
                  batch: int = 1000, timer_interval: float = 1.0, queue_delay: float = 1.0,
-                 journeys_dir: Path | None = None) -> None:
+                 journeys_dir: Path | None = None, outbox_lease: timedelta = timedelta(seconds=60)) -> None:
         self.store = store
         self.clock = clock or SystemClock()
         self.lock = TurnLock()
@@ -96,7 +96,7 @@ class Server:
         self.deploys = Deploys(self.engine, store, self.lock, self.clock, journeys_dir)
         self.deploys.register(journeys)
         self.dispatcher = Dispatcher(store, providers or default_providers(), self.clock, self._provider_failures,
-                                     policy)
+                                     policy, lease=outbox_lease)
         self._counting = threading.Lock()  # `accept` runs outside `lock`
         jobs = {"timers": (self.sweep_timers, timer_interval), "outbox": (self.drain_outbox, 0.5),
                 "inbox": (self.sweep_inbox, 1.0)}

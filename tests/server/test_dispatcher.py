@@ -20,6 +20,7 @@ from channels.providers import OutboundMessage, Provider
 from channels.testing import FlakyProvider, RecordingProvider
 from engine.clock import VirtualClock
 from engine.compiler import CompiledJourney, load_text
+from engine.errors import StoreError, TemporaryStoreError
 from engine.events import parse_event
 from engine.host.dispatcher import BACKOFF, MAX_ATTEMPTS
 from engine.host.server import Server
@@ -119,6 +120,15 @@ def rows(server: Server, user_id: str = "u1") -> dict[str, dict[str, Any]]:
         assert row["channel"] not in found, f"two {row['channel']} messages: {row}"
         found[row["channel"]] = row
     return found
+
+
+def notices_for(server: Server, users: list[str]) -> list[str]:
+    """Each user gets a profile with a push token and a `notice.requested` event: a push to send."""
+    with server.lock, server.store.transaction() as tx:
+        for user in users:
+            tx.put_profile(Profile(user, push_token=f"tok-{user}", timezone="UTC"))
+    server.ingest([parse_event({"type": "notice.requested", "user_id": u}, server.clock.now()) for u in users])
+    return users
 
 
 def drain_at(server: Server, clock: VirtualClock, when: datetime) -> int:
@@ -315,11 +325,7 @@ def test_a_crash_mid_batch_leaves_only_the_group_in_flight_in_doubt(make_server:
     handed over goes out after the restart: each user gets exactly one message or is in doubt."""
     dying = DiesOnThe(120)
     server = make_server({"push": [dying]})
-    users = [f"v{n:03d}" for n in range(200)]
-    with server.lock, server.store.transaction() as tx:
-        for user in users:
-            tx.put_profile(Profile(user, push_token=f"tok-{user}", timezone="UTC"))
-    server.ingest([parse_event({"type": "notice.requested", "user_id": u}, clock.now()) for u in users])
+    users = notices_for(server, [f"v{n:03d}" for n in range(200)])
     with pytest.raises(ProcessDied):
         server.drain_outbox()
     clock.advance_to(T0 + timedelta(minutes=2))  # the lease ran out: a restarted server settles the batch
@@ -337,3 +343,39 @@ def test_a_crash_mid_batch_leaves_only_the_group_in_flight_in_doubt(make_server:
     recorded_sent = {rows(restarted, u)["push"]["message_id"] for u in users if outcome[u] == "sent"}
     assert recorded_sent <= set(delivered) and len(recorded_sent) == 200 - len(in_doubt)  # nobody lost
     assert len(set(delivered) - recorded_sent) < len(in_doubt)  # taken just before the crash: in doubt
+
+
+@pytest.mark.parametrize("back_after", [timedelta(seconds=2), timedelta(minutes=2)], ids=["soon", "after-lease"])
+def test_a_database_outage_mid_batch_is_recorded_once_the_database_is_back(
+        make_server: MakeServer, clock: VirtualClock, monkeypatch: pytest.MonkeyPatch, back_after: timedelta) -> None:
+    """The database goes away as the second group of a batch is recorded. Back within the lease,
+    the process records what it knows: the group it handed over `sent` (not in doubt), the rest
+    of its claim at once. Back only after the lease: as after a crash, that group is in doubt and
+    the rest is sent. Either way nobody gets a message twice and nobody is lost."""
+    provider = RecordingProvider("push")
+    server = make_server({"push": [provider]})
+    users = notices_for(server, [f"w{n:03d}" for n in range(100)])
+    finish, calls = server.store.finish_outbox, []
+
+    def going_away(results: Sequence[Mapping[str, Any]], sending: Sequence[str] = ()) -> None:
+        calls.append(len(results))
+        if len(calls) == 2:
+            raise TemporaryStoreError("the database is unavailable")
+        finish(results, sending)
+
+    monkeypatch.setattr(server.store, "finish_outbox", going_away)
+    with pytest.raises(StoreError):
+        server.drain_outbox()
+    handed = len(provider.sent)
+    assert 0 < handed < len(users)
+    clock.advance_to(T0 + back_after)
+    while server.drain_outbox():
+        pass
+    outcome = {u: rows(server, u)["push"]["dispatch"] for u in users}
+    delivered = [m.message_id for m in provider.sent]
+    assert len(delivered) == len(set(delivered)) == len(users)  # each handed over once, the lost record's too
+    if back_after < timedelta(seconds=60):
+        assert set(outcome.values()) == {"sent"} and server.dispatcher.in_doubt == 0
+    else:
+        assert server.dispatcher.in_doubt == calls[1]  # the group whose record was lost
+        assert sorted(outcome.values()) == ["sent"] * (len(users) - calls[1]) + ["unknown"] * calls[1]

@@ -201,6 +201,18 @@ def test_serve_refuses_a_public_address_without_api_keys(tmp_path: Path, journey
     assert not (tmp_path / "journey.db").exists(), "it opened the default database before refusing"
 
 
+def test_serve_refuses_an_outbox_lease_that_is_not_a_number_of_seconds(tmp_path: Path, journeys_dir: Path,
+                                                                         monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr(uvicorn, "run", lambda *_, **__: pytest.fail("journey serve started serving"))
+    for lease in ("soon", "0", "nan", "1e9"):
+        done = CliRunner().invoke(app, ["serve", "--journeys", str(journeys_dir)],
+                                  env={"JOURNEY_OUTBOX_LEASE_SECONDS": lease})
+        assert done.exit_code == 1, (lease, done.stdout, done.stderr, done.exception)
+        assert "JOURNEY_OUTBOX_LEASE_SECONDS" in done.stderr, done.stderr
+    assert not (tmp_path / "journey.db").exists(), "it opened the default database before refusing"
+
+
 def test_prefer_respond_async_replies_once_events_are_durable_and_processes_them_soon(local: LocalServer) -> None:
     """`Prefer: respond-async`: the reply says what was accepted (duplicates and rejects as
     usual) and that the preference was applied; the events then run through the journey."""
