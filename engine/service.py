@@ -28,6 +28,7 @@ from engine.state import (
     Outcome,
     Schedule,
     Send,
+    Skip,
     Trace,
     journey_context,
     profile_context,
@@ -227,7 +228,7 @@ class Engine:
         return len(due)
 
     def _apply(self, tx: Tx, outcome: Outcome) -> None:
-        """Apply an outcome, noting what the host should wake up for once the transaction commits."""
+        """Apply an outcome, noting what the host should wake up for (and count) once the transaction commits."""
         carry_out(tx, outcome)
         for command in outcome.commands:
             if isinstance(command, Schedule):
@@ -235,11 +236,13 @@ class Engine:
                 if self._pending.earliest_timer is None or due < self._pending.earliest_timer:
                     self._pending.earliest_timer = due
             elif isinstance(command, Send):
-                self._pending.sends += 1
+                self._pending.sent(command)
+            elif isinstance(command, Skip):
+                self._pending.skipped(command)
 
     def _committed(self) -> None:
         summary, self._pending = self._pending, Committed()
-        if self.on_commit is not None and (summary.sends or summary.earliest_timer):
+        if self.on_commit is not None and summary:
             self.on_commit(summary)
 
     def _parse(self, item: Mapping[str, Any] | Event, index: int, count: int, now: datetime) -> Event:
@@ -251,6 +254,8 @@ class Engine:
             raise EventError(f"events[{index}].{exc}" if count > 1 else str(exc)) from None
 
     def _fire(self, tx: Tx, instance: Instance, timer_id: str, now: datetime) -> None:
+        if instance.timer is not None and instance.timer.timer_id == timer_id:  # for the host's metrics
+            self._pending.lateness.append((now - instance.timer.due).total_seconds())
         profile = _as_seen(tx, tx.get_profile(instance.user_id) or Profile(instance.user_id))
         sent = tx.recent_sends(instance.user_id, now - CAP_WINDOW)
         self._guarded(tx, instance, now, lambda journey: self.runtime.on_timer(instance, journey, timer_id, profile,

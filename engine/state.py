@@ -210,10 +210,28 @@ class Ingested:
 
 @dataclass(slots=True)
 class Committed:
-    """What one committed transaction left for the host: the earliest new timer, new sends."""
+    """What one committed transaction left for the host: the earliest new timer and the number of
+    new sends (what to wake up for); and for its metrics, counted here because only the engine
+    sees them go by: the new sends' count and cost by channel, the skips by reason, and how late
+    each fired timer was (seconds). Nothing is counted for a transaction that rolled back."""
 
     earliest_timer: datetime | None = None
     sends: int = 0
+    queued: dict[str, int] = field(default_factory=dict)
+    cost: dict[str, float] = field(default_factory=dict)
+    skips: dict[str, int] = field(default_factory=dict)
+    lateness: list[float] = field(default_factory=list)
+
+    def __bool__(self) -> bool:
+        return bool(self.sends or self.earliest_timer or self.skips or self.lateness)
+
+    def sent(self, send: Send) -> None:
+        self.sends += 1
+        self.queued[send.channel] = self.queued.get(send.channel, 0) + 1
+        self.cost[send.channel] = self.cost.get(send.channel, 0.0) + send.cost
+
+    def skipped(self, skip: Skip) -> None:
+        self.skips[skip.reason] = self.skips.get(skip.reason, 0) + 1
 
 
 @dataclass(frozen=True, slots=True)

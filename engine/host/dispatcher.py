@@ -54,6 +54,7 @@ class Dispatcher:
         self.lease = lease
         self.sent = 0
         self.cancelled: Counter[str] = Counter()  # messages kept back at dispatch, by reason
+        self.outcomes: Counter[tuple[str, str]] = Counter()  # attempts' outcomes by (channel, status)
         self.in_doubt = 0  # messages caught mid-call by a crash and not retried: `unknown`
         self.idempotent_channels = _idempotent_channels(providers)
         self._rate = 100.0  # messages a second, until measured
@@ -118,6 +119,7 @@ class Dispatcher:
     def _record(self, item: OutboxItem, verdict: Recheck, now: datetime, failures: list[dict[str, Any]],
                 ) -> dict[str, Any]:
         result = self._settle(item, verdict, now)
+        self.outcomes[(item.channel, _outcome(result))] += 1
         unusable = result.pop("unusable_address", False)
         if result["dispatch"] == "failed":
             failures.append(_failed_event(item, result["error"], now, unusable))
@@ -190,6 +192,14 @@ class Dispatcher:
             return _result(item, "failed", "failed", attempts, None, None, None, f"gave up: {error}", now)
         retry_at = now + BACKOFF[attempts - 1]
         return _result(item, "pending", "queued", attempts, retry_at, None, None, error, now)
+
+
+def _outcome(result: dict[str, Any]) -> str:
+    """The `status` label of `journey_messages_total`: sent, failed, cancelled, or for a message
+    still pending, deferred (quiet hours) or retried (a temporary failure, tried again later)."""
+    if result["dispatch"] != "pending":
+        return str(result["dispatch"])
+    return "deferred" if result["error"] == "quiet hours" else "retried"
 
 
 def _idempotent_channels(providers: Mapping[str, Sequence[Provider]]) -> frozenset[str]:

@@ -28,6 +28,7 @@ from engine.errors import EventError, StoreError
 from engine.events import Event, parse_event
 from engine.host.backlog import Backlog
 from engine.host.dispatcher import Dispatcher
+from engine.host.histogram import LATENESS_BOUNDS, PROCESSING_BOUNDS, Histogram
 from engine.host.journeys import Deploys, ReloadReport
 from engine.host.outage import Outage
 from engine.host.sweeps import Sweeps
@@ -54,6 +55,18 @@ class Counters:
     failing: dict[str, str] = field(default_factory=dict)  # sweep -> its error, while it keeps failing
     failing_runs: Counter[str] = field(default_factory=Counter)  # consecutive failed runs of each sweep
     instance_failures: Counter[str] = field(default_factory=Counter)  # instances failed alone, per journey
+    queued: Counter[str] = field(default_factory=Counter)  # messages the engine queued, by channel
+    cost: Counter[str] = field(default_factory=Counter)  # their cost (the policy's prices), by channel
+    skips: Counter[str] = field(default_factory=Counter)  # sends that sent nothing, by reason
+    processing: Histogram = field(default_factory=lambda: Histogram(PROCESSING_BOUNDS))  # seconds per batch
+    lateness: Histogram = field(default_factory=lambda: Histogram(LATENESS_BOUNDS))  # seconds per fired timer
+
+    def committed(self, summary: Committed) -> None:
+        """Count what one committed transaction of the engine did (a few dict updates)."""
+        self.queued.update(summary.queued)
+        self.cost.update(summary.cost)
+        self.skips.update(summary.skips)
+        self.lateness.observe_all(summary.lateness)
 
     def unhealthy(self, runs: int = 3) -> dict[str, dict[str, Any]]:
         """The sweeps whose last `runs` runs (or more) all failed, with their last error."""
@@ -131,7 +144,10 @@ class Server:
         with self.lock:
             while self.backlog.any_of(e.user_id for e in events) and self._process_queued():
                 pass
+            started = time.perf_counter()
             results = self.engine.process_many(events)
+            if events:
+                self.counters.processing.observe(time.perf_counter() - started)
         self._count(results)
         return results
 
@@ -210,7 +226,10 @@ class Server:
         except Exception:
             log.exception("a batch of accepted events failed; processing them one at a time")
             users = self._process_singly()
-        self.backlog.taken(users, time.perf_counter() - started)
+        seconds = time.perf_counter() - started
+        self.backlog.taken(users, seconds)
+        if users:
+            self.counters.processing.observe(seconds)
         return len(users)
 
     def _process_singly(self) -> list[str]:
@@ -275,6 +294,7 @@ class Server:
         return min(due, default=None)
 
     def _committed(self, summary: Committed) -> None:
+        self.counters.committed(summary)
         if not self.started:
             return
         if summary.earliest_timer is not None:

@@ -3,20 +3,22 @@
 Handlers read the body on the event loop and do the database work in the thread pool, so
 one request's transaction never stalls the loop. Bodies are read and size-checked by hand
 (413 over the limit) and validated by the same parsers as the Python API, so an error names
-the field the same way everywhere. Every failure is a 4xx with `{"error": ...}`; nothing
-accepted is lost, because the 202 is only sent after the transaction holding the events has
-committed.
+the field the same way everywhere; `engine.http.schemas` describes those bodies for the OpenAPI
+document (`engine.http.openapi`). Every failure is a 4xx or 5xx in RFC 9457 problem details
+(`engine.http.problems`); nothing accepted is lost, because the 202 is only sent after the
+transaction holding the events has committed.
 """
 
 from __future__ import annotations
 
 import hmac
 import json
+import os
 from collections.abc import Awaitable, Callable
 from datetime import datetime
 from typing import Any
 
-from fastapi import FastAPI, Request
+from fastapi import FastAPI, Header, Path, Query, Request
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import JSONResponse, Response
 from prometheus_client import CONTENT_TYPE_LATEST
@@ -24,77 +26,91 @@ from starlette.middleware.base import BaseHTTPMiddleware
 
 from channels import Profile, ProfileError
 from engine.compiler import END
-from engine.errors import EventError, HttpError, InputError, JourneyDefinitionError, JourneyError, StoreError
+from engine.errors import EventError, HttpError, InputError, JourneyDefinitionError, StoreError
 from engine.events import Event, check_values, format_time, parse_event
 from engine.host.server import Server
+from engine.http import schemas as doc
 from engine.http.metrics import Metrics
+from engine.http.openapi import documented, install_openapi, ref
 from engine.http.privacy import add_privacy_routes
-from engine.http.webhooks import handle_webhook
+from engine.http.problems import install_problem_handlers, problem, unavailable
+from engine.http.webhooks import FORM, handle_webhook
 from engine.simulator import parse_events, parse_profiles
 from engine.simulator import simulate as run_simulation
 
 MiB = 1024 * 1024
 OPEN_PATHS = frozenset({"/healthz", "/readyz", "/openapi.json", "/docs", "/docs/oauth2-redirect"})
 WEBHOOKS = "/v1/webhooks/"
+DESCRIPTION = """Ingest events, manage profiles and consent, inspect journeys and messages.
+
+Every route but `/healthz`, `/readyz`, the docs, the provider webhooks (signature-checked) and
+`/metrics` when `JOURNEY_METRICS_PUBLIC=1` takes `Authorization: Bearer <key>` (one of
+`JOURNEY_API_KEYS`): use **Authorize**. Every 4xx and 5xx is `application/problem+json`
+(RFC 9457), with `errors: [{field, message}]` when fields are at fault."""
+USER_ID = Path(description="the user's id, as in their events", examples=["u1"])
+JOURNEY_ID = Path(description="a journey's `id`", examples=["order-updates"])
 
 
-def create_app(server: Server, api_keys: frozenset[str] = frozenset(), max_body: int = MiB) -> FastAPI:
-    app = FastAPI(title="journey-engine", version="0.1.0",
-                  description="Ingest events, manage profiles and consent, inspect journeys and messages.")
+def create_app(server: Server, api_keys: frozenset[str] = frozenset(), max_body: int = MiB,
+               metrics_public: bool | None = None) -> FastAPI:
+    """The API over `server`. `metrics_public` (default: `JOURNEY_METRICS_PUBLIC=1` in the
+    environment) serves `/metrics` without a key, since scrapers rarely carry bearer tokens."""
+    if metrics_public is None:
+        metrics_public = os.environ.get("JOURNEY_METRICS_PUBLIC", "").strip().lower() in ("1", "true", "yes")
+    open_paths = OPEN_PATHS | ({"/metrics"} if metrics_public else set())
+    app = FastAPI(title="journey-engine", version="0.1.0", description=DESCRIPTION)
     app.state.server = server
-    app.add_middleware(_BearerAuth, keys=api_keys)
+    app.add_middleware(_BearerAuth, keys=api_keys, open_paths=open_paths)
+    install_problem_handlers(app, server)
+    install_openapi(app, lambda path: path in open_paths or path.startswith(WEBHOOKS))
     metrics = Metrics(server)
 
-    @app.exception_handler(HttpError)
-    async def _http_error(_: Request, exc: HttpError) -> JSONResponse:
-        return JSONResponse({"error": exc.message}, status_code=exc.status)
-
-    @app.exception_handler(StoreError)
-    async def _store_error(_: Request, exc: StoreError) -> JSONResponse:
-        server.outage.failed(exc)
-        return _unavailable(f"the database is unavailable: {exc}")
-
-    @app.exception_handler(JourneyError)
-    async def _journey_error(_: Request, exc: JourneyError) -> JSONResponse:
-        return JSONResponse({"error": str(exc)}, status_code=404 if isinstance(exc, LookupError) else 422)
-
-    @app.post("/v1/events", status_code=202)
-    async def post_events(request: Request) -> JSONResponse:
+    @app.post("/v1/events", **documented(doc.BatchResult, status=202, body=(doc.EventIn, doc.EventBatch),
+                                         description="Accepted (processed, or queued with `Prefer: respond-async`)"))
+    async def post_events(request: Request, prefer: str | None = Header(
+            None, description="`respond-async` (RFC 7240): answer once the events are durable, process them "
+                              "moments later")) -> JSONResponse:
         """One event, or `{"events": [...]}`. Processed before the reply, unless the request says
         `Prefer: respond-async` (RFC 7240): then the reply comes once the events are durable in
-        the inbox, and the engine processes them moments later, in order."""
+        the inbox, and the engine processes them moments later, in order. In a batch each invalid
+        item is listed in `rejected` (index and error) and the rest go in; a single invalid event
+        is a 422."""
         body = await _read_json(request, max_body, check=False)  # each event is checked on its own
-        queue = "respond-async" in request.headers.get("prefer", "").lower()
+        queue = "respond-async" in (prefer or "").lower()
         reply = JSONResponse(await run_in_threadpool(_ingest, server, body, queue), status_code=202)
         if queue:
             reply.headers["Preference-Applied"] = "respond-async"
         return reply
 
-    @app.put("/v1/profiles/{user_id}")
-    async def put_profile(user_id: str, request: Request) -> dict[str, Any]:
+    @app.put("/v1/profiles/{user_id}", **documented(doc.Profile, body=doc.ProfileIn))
+    async def put_profile(request: Request, user_id: str = USER_ID) -> dict[str, Any]:
+        """Upsert: fields are replaced; consents in the body are appended to the ledger."""
         body = await _read_json(request, max_body)
         return await run_in_threadpool(_put_profile, server, user_id, body)
 
-    @app.get("/v1/profiles/{user_id}")
-    def get_profile(user_id: str) -> dict[str, Any]:
+    @app.get("/v1/profiles/{user_id}", **documented(doc.Profile, 404))
+    def get_profile(user_id: str = USER_ID) -> dict[str, Any]:
         return _existing_profile(server, user_id).to_dict()
 
-    @app.post("/v1/profiles/{user_id}/consents", status_code=201)
-    async def post_consent(user_id: str, request: Request) -> dict[str, Any]:
+    @app.post("/v1/profiles/{user_id}/consents", **documented(doc.ConsentList, status=201, body=doc.ConsentIn))
+    async def post_consent(request: Request, user_id: str = USER_ID) -> dict[str, Any]:
+        """Append one consent change to the user's ledger (a profile is created if there is none)."""
         body = await _read_json(request, max_body)
         return await run_in_threadpool(_append_consent, server, user_id, body)
 
     add_privacy_routes(app, server)  # DELETE /v1/profiles/{id}, its export, the consent feed
 
-    @app.get("/v1/journeys")
+    @app.get("/v1/journeys", **documented(doc.JourneyList))
     def list_journeys() -> dict[str, Any]:
         return {"journeys": [_journey_summary(server, j) for j in server.engine.journeys]}
 
-    @app.get("/v1/journeys/{journey_id}")
-    def get_journey(journey_id: str) -> dict[str, Any]:
+    @app.get("/v1/journeys/{journey_id}", **documented({"anyOf": [ref(doc.JourneyDetail), ref(doc.JourneyState)]},
+                                                       404))
+    def get_journey(journey_id: str = JOURNEY_ID) -> dict[str, Any]:
+        """Definition, graph and instances per step; for a removed journey, its state and versions."""
         return _journey_detail(server, journey_id)
 
-    @app.post("/v1/journeys/reload")
+    @app.post("/v1/journeys/reload", **documented(doc.ReloadReport, 422))
     def reload_journeys() -> JSONResponse:
         """Load the journeys folder again: which journeys were added, changed, unchanged, removed.
         If any file is bad nothing changes, and the answer is a 422 listing every problem."""
@@ -102,98 +118,104 @@ def create_app(server: Server, api_keys: frozenset[str] = frozenset(), max_body:
             report = server.reload()
         except JourneyDefinitionError as exc:
             problems = [str(p) for p in exc.problems]
-            return JSONResponse({"error": "; ".join(problems), "problems": problems}, status_code=422)
+            return problem(422, "; ".join(problems), errors=[], problems=problems)
         return JSONResponse(report.to_dict())
 
-    @app.post("/v1/journeys/{journey_id}/pause")
-    def pause_journey(journey_id: str) -> dict[str, Any]:
+    @app.post("/v1/journeys/{journey_id}/pause", **documented(doc.StateChange, 404))
+    def pause_journey(journey_id: str = JOURNEY_ID) -> dict[str, Any]:
         """No new entries; in-flight instances go on. Survives a restart."""
         return server.deploys.change_state(journey_id, "pause")
 
-    @app.post("/v1/journeys/{journey_id}/resume")
-    def resume_journey(journey_id: str) -> dict[str, Any]:
+    @app.post("/v1/journeys/{journey_id}/resume", **documented(doc.StateChange, 404))
+    def resume_journey(journey_id: str = JOURNEY_ID) -> dict[str, Any]:
         """New entries again, after a pause or a stop."""
         return server.deploys.change_state(journey_id, "resume")
 
-    @app.post("/v1/journeys/{journey_id}/stop")
-    def stop_journey(journey_id: str) -> dict[str, Any]:
+    @app.post("/v1/journeys/{journey_id}/stop", **documented(doc.StateChange, 404))
+    def stop_journey(journey_id: str = JOURNEY_ID) -> dict[str, Any]:
         """No new entries, and every in-flight instance ends as `exited` (reason `journey_stopped`),
         its timers cancelled, its unsent messages kept back."""
         return server.deploys.change_state(journey_id, "stop")
 
-    @app.post("/v1/journeys/{journey_id}/simulate")
-    async def simulate_journey(journey_id: str, request: Request) -> dict[str, Any]:
+    @app.post("/v1/journeys/{journey_id}/simulate", **documented(doc.Simulation, 404, body=doc.SimulateRequest))
+    async def simulate_journey(request: Request, journey_id: str = JOURNEY_ID) -> dict[str, Any]:
+        """A dry run on a virtual clock: no provider called, nothing stored."""
         body = await _read_json(request, max_body)
         return await run_in_threadpool(_simulate, server, journey_id, body)
 
-    @app.get("/v1/users/{user_id}/instances")
-    def user_instances(user_id: str) -> dict[str, Any]:
+    @app.get("/v1/users/{user_id}/instances", **documented(doc.InstanceList))
+    def user_instances(user_id: str = USER_ID) -> dict[str, Any]:
         return {"instances": [_instance_view(i.to_dict()) for i in server.store.instances_for_user(user_id)]}
 
-    @app.get("/v1/messages")
-    def messages(user_id: str) -> dict[str, Any]:
+    @app.get("/v1/messages", **documented(doc.MessageList))
+    def messages(user_id: str = Query(description="whose messages", examples=["u1"])) -> dict[str, Any]:
+        """The user's latest messages with their decisions and delivery status, and their skipped sends."""
         return {"messages": [_message_view(m) for m in server.store.messages_for_user(user_id)],
                 "skipped": [_skip_view(s) for s in server.store.skips_for_user(user_id)]}
 
     # Provider webhooks (delivery receipts, inbound replies): signature-checked in engine.http.webhooks,
     # so they take no bearer key.
-    @app.post(WEBHOOKS + "{provider}/{kind}")
-    async def provider_webhook(provider: str, kind: str, request: Request) -> Response:
+    hook = documented(doc.WebhookAck, 403, 404, body=doc.TwilioForm, body_media=FORM)
+    hook["responses"][200]["content"]["text/xml"] = {"schema": {"type": "string"}}  # TwiML, for inbound SMS
+
+    @app.post(WEBHOOKS + "{provider}/{kind}", **hook)
+    async def provider_webhook(request: Request, provider: str = Path(examples=["twilio"]),
+                               kind: str = Path(description="`status` or `inbound`")) -> Response:
+        """Twilio status callbacks and inbound SMS, checked with `X-Twilio-Signature` (403 otherwise)."""
         body = await _read_body(request, max_body)
         reply = await run_in_threadpool(handle_webhook, server, provider, kind, str(request.url), request.headers,
                                         body)
         return Response(reply.body, status_code=reply.status, media_type=reply.media_type)
 
-    @app.get("/healthz")
+    @app.get("/healthz", **documented(doc.Health))
     def healthz() -> JSONResponse:
-        """503 while a sweep (timers, inbox, outbox) has failed its last runs, naming the error."""
+        """503 while a sweep (timers, inbox, outbox) has failed its last runs, naming the error
+        (`sweeps`: each failing sweep's consecutive failures and last error)."""
         failing = server.counters.unhealthy()
         if failing:
-            return JSONResponse({"status": "failing", "sweeps": failing}, status_code=503)
+            detail = "; ".join(f"the {name} sweep failed its last {f['consecutive_failures']} runs: {f['error']}"
+                               for name, f in failing.items())
+            return problem(503, detail, errors=[], sweeps=failing)
         return JSONResponse({"status": "ok"})
 
-    @app.get("/readyz")
+    @app.get("/readyz", **documented(doc.Health))
     def readyz() -> JSONResponse:
         """Ready to serve: the database answers (503 while it does not). `/healthz` is liveness only."""
         try:
             server.store.ping()
         except StoreError as exc:
             server.outage.failed(exc)
-            return _unavailable(f"the database is unavailable: {exc}")
+            return unavailable(f"the database is unavailable: {exc}")
         server.outage.recovered()
         return JSONResponse({"status": "ready"})
 
-    @app.get("/metrics")
+    @app.get("/metrics", **documented({"type": "string"}, media="text/plain"))
     def prometheus() -> Response:
+        """Prometheus text format. Open without a key when `JOURNEY_METRICS_PUBLIC=1`."""
         return Response(metrics.render(), media_type=CONTENT_TYPE_LATEST)
 
     return app
 
 
 class _BearerAuth(BaseHTTPMiddleware):
-    """`Authorization: Bearer <key>` on every route but health and docs; no keys: open (loopback only)."""
+    """`Authorization: Bearer <key>` on every route but the open paths and the webhooks; no keys:
+    open (loopback only)."""
 
-    def __init__(self, app: Any, keys: frozenset[str]) -> None:
+    def __init__(self, app: Any, keys: frozenset[str], open_paths: frozenset[str]) -> None:
         super().__init__(app)
         self.keys = keys
+        self.open_paths = open_paths
 
     async def dispatch(self, request: Request, call_next: Callable[[Request], Awaitable[Response]]) -> Response:
         path = request.url.path
         if "\x00" in path or any("\x00" in v for v in request.query_params.values()):
-            return JSONResponse({"error": "the URL contains a NUL character"}, status_code=422)
-        if self.keys and path not in OPEN_PATHS and not path.startswith(WEBHOOKS):
+            return problem(422, "the URL contains a NUL character")
+        if self.keys and path not in self.open_paths and not path.startswith(WEBHOOKS):
             scheme, _, token = request.headers.get("authorization", "").partition(" ")
             if scheme.lower() != "bearer" or not any(hmac.compare_digest(token, k) for k in self.keys):
-                return JSONResponse({"error": "missing or wrong API key (Authorization: Bearer <key>)"},
-                                    status_code=401, headers={"WWW-Authenticate": "Bearer"})
+                return problem(401, "missing or wrong API key (Authorization: Bearer <key>)",
+                               headers={"WWW-Authenticate": "Bearer"})
         return await call_next(request)
-
-
-def _unavailable(detail: str) -> JSONResponse:
-    """503 as RFC 9457 problem details, with when to try again."""
-    return JSONResponse({"type": "about:blank", "title": "Service Unavailable", "status": 503, "detail": detail,
-                         "error": detail}, status_code=503, media_type="application/problem+json",
-                        headers={"Retry-After": "5"})
 
 
 async def _read_json(request: Request, limit: int, check: bool = True) -> Any:
@@ -335,10 +357,10 @@ def _simulate(server: Server, journey_id: str, body: Any) -> dict[str, Any]:
     return run_simulation(server.engine.journeys[journey_id], events, people, server.engine.policy)
 
 
-def _instance_view(doc: dict[str, Any]) -> dict[str, Any]:
+def _instance_view(data: dict[str, Any]) -> dict[str, Any]:
     keys = ("instance_id", "journey_id", "version", "key", "status", "step", "path", "entered_at", "ended_at",
             "reason")
-    return {k: doc.get(k) for k in keys}
+    return {k: data.get(k) for k in keys}
 
 
 def _iso(value: Any) -> Any:

@@ -1,13 +1,25 @@
-"""Prometheus metrics, read straight from the server's running totals at scrape time."""
+"""Prometheus metrics, read straight from the server's running totals at scrape time.
+
+The host keeps plain counts (`Server.counters`, the dispatcher's, the backlog's) and never
+imports prometheus_client; this module turns them into metric families when `/metrics` is
+scraped, beside prometheus_client's own process, platform and garbage-collector collectors.
+Label values come from closed sets (channels, statuses, skip and cancel reasons, sweeps) or
+from the journeys loaded, so the number of series stays small.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
+from typing import Any
 
-from prometheus_client import CollectorRegistry, generate_latest
-from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
+from prometheus_client import CollectorRegistry, GCCollector, PlatformCollector, ProcessCollector, generate_latest
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily
 
+from engine.host.histogram import Histogram
 from engine.host.server import Server
+
+SWEEPS = ("inbox", "timers", "outbox")
+Family = CounterMetricFamily | GaugeMetricFamily | HistogramMetricFamily
 
 
 class Metrics:
@@ -17,49 +29,77 @@ class Metrics:
         self.server = server
         self.registry = CollectorRegistry()
         self.registry.register(self)
+        ProcessCollector(registry=self.registry)  # CPU, memory, open files (on Linux)
+        PlatformCollector(registry=self.registry)  # python_info
+        GCCollector(registry=self.registry)  # collections per generation
 
-    def collect(self) -> Iterator[CounterMetricFamily | GaugeMetricFamily]:
+    def collect(self) -> Iterator[Family]:
+        yield from self._events()
+        yield from self._messages()
+        yield from self._sweeps()
         c = self.server.counters
-        events = CounterMetricFamily("journey_events", "Events by outcome", labels=["outcome"])
-        for outcome, total in (("accepted", c.accepted), ("duplicate", c.duplicates), ("rejected", c.rejected),
-                               ("failed", c.failed)):
-            events.add_metric([outcome], total)
-        yield events
+        yield _labelled(CounterMetricFamily, "journey_instance_failures", "Instances that failed on their own, "
+                        "by journey", "journey", dict(c.instance_failures))
+        yield GaugeMetricFamily("journey_journeys_loaded", "Journeys loaded", value=len(self.server.engine.journeys))
+
+    def _events(self) -> Iterator[Family]:
+        c = self.server.counters
+        yield _labelled(CounterMetricFamily, "journey_events", "Events by outcome", "outcome",
+                        {"accepted": c.accepted, "duplicate": c.duplicates, "rejected": c.rejected,
+                         "failed": c.failed})
         backlog = self.server.backlog
         yield GaugeMetricFamily("journey_events_queued", "Accepted events waiting in the inbox",
                                 value=backlog.queued - backlog.dequeued)
         yield CounterMetricFamily("journey_inbox_processed", "Events taken out of the inbox", value=backlog.dequeued)
         yield CounterMetricFamily("journey_inbox_seconds", "Time spent processing the inbox", value=backlog.seconds)
+        yield _histogram("journey_event_processing_seconds", "Time to process one batch of events in one "
+                         "transaction (a single event posted is a batch of one; inbox batches too)", c.processing)
         yield CounterMetricFamily("journey_timers_fired", "Timers fired", value=c.timers_fired)
         yield CounterMetricFamily("journey_timer_sweep_seconds", "Time spent firing timers", value=c.timer_seconds)
-        yield CounterMetricFamily("journey_messages_sent", "Messages handed to providers",
-                                  value=self.server.dispatcher.sent)
-        sweeps = CounterMetricFamily("journey_sweeps", "Completed runs of each background sweep", labels=["sweep"])
-        for sweep in ("inbox", "timers", "outbox"):
-            sweeps.add_metric([sweep], c.sweeps[sweep])
-        yield sweeps
-        failures = CounterMetricFamily("journey_sweep_failures", "Runs of each sweep that failed", labels=["sweep"])
-        failing = GaugeMetricFamily("journey_sweep_failing", "Consecutive failed runs of each sweep (0: healthy)",
-                                    labels=["sweep"])
-        for sweep in ("inbox", "timers", "outbox"):
-            failures.add_metric([sweep], c.sweep_failures[sweep])
-            failing.add_metric([sweep], c.failing_runs[sweep])
-        yield failures
-        yield failing
-        instances = CounterMetricFamily("journey_instance_failures", "Instances that failed on their own, by journey",
-                                        labels=["journey"])
-        for journey_id, total in sorted(c.instance_failures.items()):
-            instances.add_metric([journey_id], total)
-        yield instances
-        cancelled = CounterMetricFamily("journey_messages_cancelled",
-                                        "Messages kept back at dispatch because they may no longer go, by reason",
-                                        labels=["reason"])
-        for reason in ("opted_out", "no_consent", "no_address"):
-            cancelled.add_metric([reason], self.server.dispatcher.cancelled[reason])
-        yield cancelled
+        yield _histogram("journey_timer_lateness_seconds", "How late each timer fired: fire time minus due time",
+                         c.lateness)
+
+    def _messages(self) -> Iterator[Family]:
+        c, dispatcher = self.server.counters, self.server.dispatcher
+        messages = CounterMetricFamily("journey_messages", "Messages by channel and status: queued by the engine, "
+                                       "then each attempt's outcome (sent, failed, cancelled, deferred, retried)",
+                                       labels=["channel", "status"])
+        for channel, total in sorted(dict(c.queued).items()):
+            messages.add_metric([channel, "queued"], total)
+        for (channel, status), total in sorted(dict(dispatcher.outcomes).items()):
+            messages.add_metric([channel, status], total)
+        yield messages
+        yield CounterMetricFamily("journey_messages_sent", "Messages handed to providers", value=dispatcher.sent)
+        yield _labelled(CounterMetricFamily, "journey_cost", "Cost of the messages queued, by channel, at the "
+                        "policy's prices", "channel", dict(c.cost))
+        yield _labelled(CounterMetricFamily, "journey_skips", "Sends that sent nothing, by reason", "reason",
+                        {"no_eligible_channel": 0, "template_error": 0, **c.skips})
+        cancelled = {"opted_out": 0, "no_consent": 0, "no_address": 0, **dispatcher.cancelled}
+        yield _labelled(CounterMetricFamily, "journey_messages_cancelled", "Messages kept back at dispatch because "
+                        "they may no longer go, by reason", "reason", cancelled)
         yield CounterMetricFamily("journey_messages_in_doubt", "Messages a crash caught mid-call, left `unknown`",
-                                  value=self.server.dispatcher.in_doubt)
-        yield GaugeMetricFamily("journey_journeys_loaded", "Journeys loaded", value=len(self.server.engine.journeys))
+                                  value=dispatcher.in_doubt)
+
+    def _sweeps(self) -> Iterator[Family]:
+        c = self.server.counters
+        yield _labelled(CounterMetricFamily, "journey_sweeps", "Completed runs of each background sweep", "sweep",
+                        {sweep: c.sweeps[sweep] for sweep in SWEEPS})
+        yield _labelled(CounterMetricFamily, "journey_sweep_failures", "Runs of each sweep that failed", "sweep",
+                        {sweep: c.sweep_failures[sweep] for sweep in SWEEPS})
+        yield _labelled(GaugeMetricFamily, "journey_sweep_failing", "Consecutive failed runs of each sweep "
+                        "(0: healthy)", "sweep", {sweep: c.failing_runs[sweep] for sweep in SWEEPS})
 
     def render(self) -> bytes:
         return generate_latest(self.registry)
+
+
+def _labelled(kind: type[CounterMetricFamily] | type[GaugeMetricFamily], name: str, help_text: str, label: str,
+              values: Mapping[str, Any]) -> Family:
+    family = kind(name, help_text, labels=[label])
+    for value, total in sorted(values.items()):
+        family.add_metric([value], total)
+    return family
+
+
+def _histogram(name: str, help_text: str, histogram: Histogram) -> HistogramMetricFamily:
+    return HistogramMetricFamily(name, help_text, buckets=histogram.cumulative(), sum_value=histogram.total)

@@ -14,13 +14,15 @@ import base64
 import binascii
 from typing import Any
 
-from fastapi import FastAPI
+from fastapi import FastAPI, Path, Query
 from fastapi.responses import Response
 
 from engine.errors import EventError, HttpError
 from engine.events import format_time, parse_time
 from engine.host.privacy import erase_user
 from engine.host.server import Server
+from engine.http import schemas as doc
+from engine.http.openapi import documented
 
 EVERYTHING = 2**31 - 1  # an export lists every message and skip, not the API's latest 200
 DEFAULT_LIMIT = 100
@@ -32,16 +34,18 @@ def add_privacy_routes(app: FastAPI, server: Server) -> None:
     """Called by `create_app` once the app exists (the message views live in `engine.http.app`)."""
     from engine.http.app import _message_view, _skip_view
 
-    @app.delete("/v1/profiles/{user_id}", status_code=204)
-    def erase_profile(user_id: str) -> Response:
+    user = Path(description="the user's id, as in their events", examples=["u1"])
+
+    @app.delete("/v1/profiles/{user_id}", **documented(None, 404, status=204, description="Erased"))
+    def erase_profile(user_id: str = user) -> Response:
         """Erase the person: profile, instances (ended `exited`, reason `erased`), queued events,
         their messages' content (pending sends canceled); the consent ledger stays as proof."""
         if erase_user(server, user_id) is None:
             raise HttpError(404, f"nothing is held about user '{user_id}'")
         return Response(status_code=204)
 
-    @app.get("/v1/profiles/{user_id}/export")
-    def export_profile(user_id: str) -> dict[str, Any]:
+    @app.get("/v1/profiles/{user_id}/export", **documented(doc.Export, 404))
+    def export_profile(user_id: str = user) -> dict[str, Any]:
         """Everything held about the person: profile, consent ledger, suppression rows for their
         number, messages with decisions, skipped sends, instances."""
         store = server.store
@@ -59,8 +63,12 @@ def add_privacy_routes(app: FastAPI, server: Server) -> None:
                 "suppressions": store.suppressions_for(phone) if phone else [], "messages": messages,
                 "skipped": skipped, "instances": instances, "exported_at": format_time(server.clock.now())}
 
-    @app.get("/v1/consents")
-    def consent_feed(since: str | None = None, limit: str | None = None, cursor: str | None = None
+    @app.get("/v1/consents", **documented(doc.ConsentFeed))
+    def consent_feed(since: str | None = Query(None, description="RFC 3339: only changes recorded at or after it",
+                                               examples=["2026-01-01T00:00:00Z"]),
+                     limit: str | None = Query(None, description=f"a whole number from 1 to {MAX_LIMIT} "
+                                                                 f"(default {DEFAULT_LIMIT})", examples=["100"]),
+                     cursor: str | None = Query(None, description="`next_cursor` of the previous page")
                      ) -> dict[str, Any]:
         """Ledger rows of all users in write order; `next_cursor` is null once there are no more."""
         try:

@@ -27,12 +27,16 @@ from channels.providers.twilio import UNUSABLE_CODES, TwilioProvider
 from engine.errors import EventError
 from engine.events import parse_event
 from engine.host.server import Server
+from engine.http.problems import PROBLEM_JSON, problem_body
 
 log = logging.getLogger("journey.webhooks")
 
 TWILIO_STATUSES = {"queued": "queued", "sending": "sending", "sent": "sent", "delivered": "delivered",
                    "read": "read", "undelivered": "failed", "failed": "failed", "canceled": "failed"}
 EMPTY_TWIML = b'<?xml version="1.0" encoding="UTF-8"?><Response></Response>'
+
+
+FORM = "application/x-www-form-urlencoded"
 
 
 @dataclass(frozen=True, slots=True)
@@ -46,21 +50,26 @@ def _json(status: int, doc: Mapping[str, Any]) -> WebhookReply:
     return WebhookReply(status, json.dumps(doc).encode())
 
 
+def _problem(status: int, detail: str) -> WebhookReply:
+    """A refusal, as problem details like every other 4xx of the API."""
+    return WebhookReply(status, json.dumps(problem_body(status, detail)).encode(), PROBLEM_JSON)
+
+
 def handle_webhook(server: Server, provider: str, kind: str, url: str, headers: Mapping[str, str],
                    body: bytes) -> WebhookReply:
     if provider != "twilio" or kind not in ("status", "inbound"):
-        return _json(404, {"error": f"no webhook /v1/webhooks/{provider}/{kind}"})
+        return _problem(404, f"no webhook /v1/webhooks/{provider}/{kind}")
     accounts: list[TwilioProvider] = providers_of(server.dispatcher.providers, TwilioProvider)
     if not accounts:
-        return _json(404, {"error": "no twilio provider is configured"})
+        return _problem(404, "no twilio provider is configured")
     try:
         params = dict(parse_qsl(body.decode("utf-8"), keep_blank_values=True, strict_parsing=False))
     except UnicodeDecodeError:
-        return _json(400, {"error": "body: expected an application/x-www-form-urlencoded form"})
+        return _problem(400, "body: expected an application/x-www-form-urlencoded form")
     signature = headers.get("x-twilio-signature", "")
     if not any(account.verify(url, params, signature) for account in accounts):
         log.warning("refused a twilio %s webhook: bad or missing X-Twilio-Signature", kind)
-        return _json(403, {"error": "X-Twilio-Signature does not match"})
+        return _problem(403, "X-Twilio-Signature does not match")
     return _twilio_status(server, params) if kind == "status" else _twilio_inbound(server, params)
 
 
@@ -68,7 +77,7 @@ def _twilio_status(server: Server, params: Mapping[str, str]) -> WebhookReply:
     sid = params.get("MessageSid") or params.get("SmsSid")
     status = params.get("MessageStatus") or params.get("SmsStatus")
     if not sid or not status:
-        return _json(400, {"error": "MessageSid and MessageStatus are required"})
+        return _problem(400, "MessageSid and MessageStatus are required")
     message = server.store.message_by_provider_id(sid)
     name = TWILIO_STATUSES.get(status)
     if message is None or name is None:
@@ -124,7 +133,7 @@ def _ingest(server: Server, data: dict[str, Any], reply: WebhookReply | None) ->
     try:
         event = parse_event(data, server.clock.now())
     except EventError as exc:
-        return _json(400, {"error": str(exc)})
+        return _problem(400, str(exc))
     duplicate = server.ingest([event])[0].duplicate
     return reply or _json(200, {"accepted": 0 if duplicate else 1, "duplicates": 1 if duplicate else 0})
 

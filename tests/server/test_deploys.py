@@ -253,9 +253,10 @@ def test_a_sweep_that_keeps_failing_shows_in_healthz_and_metrics(local: LocalSer
         with pytest.raises(RuntimeError):
             local.server.sweep_timers()
     health = local.client.get("/healthz")
-    assert health.status_code == 503
-    assert health.json() == {"status": "failing", "sweeps": {
-        "timers": {"consecutive_failures": 3, "error": "RuntimeError: database is on fire"}}}
+    assert health.status_code == 503 and health.headers["content-type"] == "application/problem+json"
+    assert health.json()["sweeps"] == {
+        "timers": {"consecutive_failures": 3, "error": "RuntimeError: database is on fire"}}
+    assert health.json()["detail"] == "the timers sweep failed its last 3 runs: RuntimeError: database is on fire"
     metrics = local.client.get("/metrics").text
     assert 'journey_sweep_failures_total{sweep="timers"} 3.0' in metrics
     assert 'journey_sweep_failing{sweep="timers"} 3.0' in metrics

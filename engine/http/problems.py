@@ -1,0 +1,116 @@
+"""One error format for the whole API: RFC 9457 problem details (`application/problem+json`).
+
+Every 4xx and 5xx answers `{"type", "title", "status", "detail"}`, plus `errors: [{field,
+message}]` when fields are at fault, whoever raised it: a handler (`HttpError`), the engine
+(`JourneyError`), the store (503 with `Retry-After`), FastAPI itself (an unknown route, a wrong
+method, a missing query parameter), the bearer check, the webhooks, or a bug (500). `type` is
+`about:blank`, so `title` is the status's own phrase and `detail` says what happened.
+
+The engine's parsers name the field first (`user_id: required field is missing`,
+`events[3].type: ...`), so `errors` is read off the message rather than kept twice. The
+legacy member `error` (the same text as `detail`) stays for clients written against the first
+release; RFC 9457 allows extension members.
+"""
+
+from __future__ import annotations
+
+import re
+from http import HTTPStatus
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from engine.errors import HttpError, JourneyError, StoreError
+from engine.host.server import Server
+
+PROBLEM_JSON = "application/problem+json"
+RETRY_AFTER = "5"  # seconds, while the database is unreachable
+_FIELD = re.compile(r"([A-Za-z_][\w\-]*(?:\[\d+\])*(?:\.[\w\-]+(?:\[\d+\])*)*): (?=\S)")  # `events[3].type: `
+
+
+def field_errors(detail: str) -> list[dict[str, str]]:
+    """`[{field, message}]` read off a message that names its fields: `a: x` or `a: x; b.c: y`.
+    Nested prefixes join (`events[0]: type: missing` is field `events[0].type`). Empty when the
+    message does not start with a field name (`body is not valid JSON: ...`)."""
+    parts = detail.split("; ")
+    if not all(_FIELD.match(part) for part in parts):
+        parts = [detail]
+    errors = []
+    for part in parts:
+        names, rest = [], part
+        while (match := _FIELD.match(rest)) is not None:
+            names.append(match.group(1))
+            rest = rest[match.end():]
+        if names:
+            errors.append({"field": ".".join(names), "message": rest})
+    return errors
+
+
+def problem_body(status: int, detail: str, errors: list[dict[str, str]] | None = None,
+                 **extra: Any) -> dict[str, Any]:
+    """The problem document; `errors` defaults to the fields `detail` names."""
+    found = field_errors(detail) if errors is None else errors
+    body: dict[str, Any] = {"type": "about:blank", "title": _title(status), "status": status, "detail": detail}
+    if found:
+        body["errors"] = found
+    return {**body, "error": detail, **extra}
+
+
+def problem(status: int, detail: str, headers: dict[str, str] | None = None,
+            errors: list[dict[str, str]] | None = None, **extra: Any) -> JSONResponse:
+    return JSONResponse(problem_body(status, detail, errors, **extra), status_code=status, media_type=PROBLEM_JSON,
+                        headers=headers)
+
+
+def unavailable(detail: str) -> JSONResponse:
+    """503 while the database is unreachable, with when to try again."""
+    return problem(503, detail, {"Retry-After": RETRY_AFTER})
+
+
+def install_problem_handlers(app: FastAPI, server: Server) -> None:
+    """Answer every exception as problem details, FastAPI's own 404, 405 and 422 included."""
+
+    @app.exception_handler(HttpError)
+    async def _http_error(_: Request, exc: HttpError) -> JSONResponse:
+        return problem(exc.status, exc.message)
+
+    @app.exception_handler(StoreError)
+    async def _store_error(_: Request, exc: StoreError) -> JSONResponse:
+        server.outage.failed(exc)
+        return unavailable(f"the database is unavailable: {exc}")
+
+    @app.exception_handler(JourneyError)
+    async def _journey_error(_: Request, exc: JourneyError) -> JSONResponse:
+        return problem(404 if isinstance(exc, LookupError) else 422, str(exc))
+
+    @app.exception_handler(StarletteHTTPException)
+    async def _starlette_error(request: Request, exc: StarletteHTTPException) -> JSONResponse:
+        detail = str(exc.detail)
+        if exc.status_code == 404 and detail == "Not Found":
+            detail = f"no route {request.method} {request.url.path}"
+        elif exc.status_code == 405:
+            allowed = (exc.headers or {}).get("Allow", "")
+            detail = f"{request.method} is not allowed on {request.url.path}" + (f" (allowed: {allowed})"
+                                                                                  if allowed else "")
+        return problem(exc.status_code, detail, headers=dict(exc.headers or {}))
+
+    @app.exception_handler(RequestValidationError)
+    async def _invalid_request(_: Request, exc: RequestValidationError) -> JSONResponse:
+        errors = [{"field": ".".join(str(p) for p in err["loc"][1:]) or str(err["loc"][0]),
+                   "message": str(err["msg"])} for err in exc.errors()]
+        return problem(422, "; ".join(f"{e['field']}: {e['message']}" for e in errors), errors=errors)
+
+    @app.exception_handler(Exception)
+    async def _bug(_: Request, __: Exception) -> JSONResponse:
+        """A bug: Starlette still re-raises the exception after this answer, so the server logs it."""
+        return problem(500, "internal error: the server log has the details")
+
+
+def _title(status: int) -> str:
+    try:
+        return HTTPStatus(status).phrase
+    except ValueError:
+        return "Error"

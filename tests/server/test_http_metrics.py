@@ -1,0 +1,72 @@
+"""/metrics: messages by channel and status, skips and cancels by reason, cost by channel, the
+processing and lateness histograms, prometheus_client's default collectors, and
+`JOURNEY_METRICS_PUBLIC=1` for scrapers without a key."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+import httpx
+import pytest
+
+from tests.server.conftest import LocalServer, StartLocal, metric, post_events, put_profile
+
+
+def order(user_id: str) -> dict[str, object]:
+    return {"type": "order.placed", "user_id": user_id, "properties": {"order_id": f"o-{user_id}"}}
+
+
+def test_messages_by_channel_and_status_cost_and_skips(local: LocalServer) -> None:
+    put_profile(local, "u1", "sms:transactional")  # push, then the SMS after the 2 s wait
+    put_profile(local, "u2", phone=None)  # push only: the SMS step is skipped
+    put_profile(local, "u3")  # push, but the push is revoked before the outbox runs
+    for user in ("u1", "u2", "u3"):
+        assert post_events(local, order(user)).status_code == 202
+    revoke = {"channel": "push", "category": "transactional", "granted": False}
+    assert local.client.post("/v1/profiles/u3/consents", json=revoke).status_code == 201
+    local.advance(3)
+    assert metric(local, "journey_messages_total", channel="push", status="queued") == 3
+    assert metric(local, "journey_messages_total", channel="push", status="sent") == 2
+    assert metric(local, "journey_messages_total", channel="push", status="cancelled") == 1
+    assert metric(local, "journey_messages_total", channel="sms", status="queued") == 1
+    assert metric(local, "journey_messages_total", channel="sms", status="sent") == 1
+    assert metric(local, "journey_messages_cancelled_total", reason="opted_out") == 1
+    assert metric(local, "journey_skips_total", reason="no_eligible_channel") == 2  # u2 and u3: no SMS consent
+    assert metric(local, "journey_skips_total", reason="template_error") == 0
+    sms_cost = local.messages("u1")[0]["cost"]
+    assert sms_cost > 0 and metric(local, "journey_cost_total", channel="sms") == pytest.approx(sms_cost)
+    assert metric(local, "journey_cost_total", channel="push") == pytest.approx(
+        3 * local.messages("u2")[0]["cost"])
+
+
+def test_event_processing_and_timer_lateness_histograms(local: LocalServer) -> None:
+    assert post_events(local, {"events": [order("u1"), order("u2")]}).status_code == 202
+    assert post_events(local, order("u3")).status_code == 202
+    assert metric(local, "journey_event_processing_seconds_count") == 2  # one per batch
+    assert (metric(local, "journey_event_processing_seconds_sum") or 0) > 0
+    local.clock.advance_to(local.clock.now() + timedelta(seconds=7))  # the 2 s waits fire 5 s late
+    local.settle()
+    assert metric(local, "journey_timer_lateness_seconds_count") == 3
+    assert metric(local, "journey_timer_lateness_seconds_sum") == pytest.approx(15.0)
+    assert metric(local, "journey_timer_lateness_seconds_bucket", le="2.5") == 0
+    assert metric(local, "journey_timer_lateness_seconds_bucket", le="5.0") == 3
+    assert metric(local, "journey_timer_lateness_seconds_bucket", le="+Inf") == 3
+
+
+def test_the_default_collectors_are_there(local: LocalServer) -> None:
+    assert (metric(local, "process_resident_memory_bytes") or 0) > 0
+    assert metric(local, "python_info") == 1
+    assert metric(local, "python_gc_collections_total", generation="0") is not None
+
+
+@pytest.mark.parametrize("public", [None, "1"])
+def test_metrics_need_the_key_unless_public(start_local: StartLocal, monkeypatch: pytest.MonkeyPatch,
+                                            public: str | None) -> None:
+    if public is not None:
+        monkeypatch.setenv("JOURNEY_METRICS_PUBLIC", public)
+    else:
+        monkeypatch.delenv("JOURNEY_METRICS_PUBLIC", raising=False)
+    local = start_local()
+    with httpx.Client(base_url=local.base_url, timeout=10) as anonymous:
+        assert anonymous.get("/metrics").status_code == (200 if public else 401)
+        assert anonymous.get("/v1/journeys").status_code == 401  # only /metrics opens

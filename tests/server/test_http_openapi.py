@@ -1,0 +1,95 @@
+"""The OpenAPI document: a model for every body, problem details for every error, and the bearer
+scheme that gives `/docs` its Authorize button. (tests/chaos/test_schemathesis.py checks the
+live server's answers against this document.)"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import httpx
+import pytest
+
+from tests.server.conftest import LocalServer, StartLocal
+
+OPEN = {"/healthz", "/readyz", "/v1/webhooks/{provider}/{kind}"}
+
+
+@pytest.fixture
+def document(local: LocalServer) -> dict[str, Any]:
+    with httpx.Client(base_url=local.base_url, timeout=10) as anonymous:  # served without a key
+        response = anonymous.get("/openapi.json")
+    assert response.status_code == 200
+    body: dict[str, Any] = response.json()
+    return body
+
+
+def operations(document: dict[str, Any]) -> list[tuple[str, str, dict[str, Any]]]:
+    return [(method.upper(), path, op) for path, ops in document["paths"].items() for method, op in ops.items()]
+
+
+def resolve(document: dict[str, Any], schema: dict[str, Any]) -> list[str]:
+    """The component names a body schema refers to (directly or through anyOf), each checked to exist."""
+    refs = [schema["$ref"]] if "$ref" in schema else [s["$ref"] for s in schema.get("anyOf", [])]
+    names = [ref.removeprefix("#/components/schemas/") for ref in refs]
+    assert names and all(name in document["components"]["schemas"] for name in names), schema
+    return names
+
+
+def test_a_bearer_scheme_is_required_everywhere_but_on_the_open_paths(document: dict[str, Any]) -> None:
+    assert document["components"]["securitySchemes"]["bearer"] == {
+        "type": "http", "scheme": "bearer",
+        "description": "One of the keys in `JOURNEY_API_KEYS`: `Authorization: Bearer <key>`."}
+    assert document["security"] == [{"bearer": []}]
+    for method, path, op in operations(document):
+        if path in OPEN:
+            assert op["security"] == [] and "401" not in op["responses"], (method, path)
+        else:
+            assert "security" not in op and "401" in op["responses"], (method, path)
+
+
+def test_every_post_and_put_documents_its_body(document: dict[str, Any]) -> None:
+    bodies = {(method, path): resolve(document, next(iter(op["requestBody"]["content"].values()))["schema"])
+              for method, path, op in operations(document) if method in ("POST", "PUT") and "requestBody" in op}
+    assert bodies == {
+        ("POST", "/v1/events"): ["EventIn", "EventBatch"],
+        ("PUT", "/v1/profiles/{user_id}"): ["ProfileIn"],
+        ("POST", "/v1/profiles/{user_id}/consents"): ["ConsentIn"],
+        ("POST", "/v1/journeys/{journey_id}/simulate"): ["SimulateRequest"],
+        ("POST", "/v1/webhooks/{provider}/{kind}"): ["TwilioForm"],
+    }
+    without = [(m, p) for m, p, op in operations(document) if m in ("POST", "PUT") and "requestBody" not in op]
+    assert without == [("POST", "/v1/journeys/reload"), ("POST", "/v1/journeys/{journey_id}/pause"),
+                       ("POST", "/v1/journeys/{journey_id}/resume"), ("POST", "/v1/journeys/{journey_id}/stop")]
+    examples = document["components"]["schemas"]["EventIn"]["examples"]
+    assert examples[0]["type"] == "order.placed"
+
+
+def test_every_answer_has_a_model_and_every_error_is_problem_details(document: dict[str, Any]) -> None:
+    for method, path, op in operations(document):
+        success = [code for code in op["responses"] if code.startswith("2")]
+        assert len(success) == 1, (method, path)
+        if success != ["204"]:
+            schema = next(iter(op["responses"][success[0]]["content"].values()))["schema"]
+            assert path == "/metrics" or resolve(document, schema), (method, path)
+        errors = {code: r for code, r in op["responses"].items() if code[0] in "45"}
+        assert "503" in errors, (method, path)
+        for code, response in errors.items():
+            assert response["content"] == {"application/problem+json": {
+                "schema": {"$ref": "#/components/schemas/Problem"}}}, (method, path, code)
+    schemas = document["components"]["schemas"]
+    assert "HTTPValidationError" not in schemas
+    assert {"type", "title", "status", "detail", "error"} <= set(schemas["Problem"]["required"]) | {"type"}
+
+
+def test_docs_are_served_without_a_key(local: LocalServer) -> None:
+    with httpx.Client(base_url=local.base_url, timeout=10) as anonymous:
+        docs = anonymous.get("/docs")
+    assert docs.status_code == 200 and "swagger-ui" in docs.text
+
+
+def test_metrics_are_open_in_the_document_when_public(start_local: StartLocal, monkeypatch: pytest.MonkeyPatch
+                                                      ) -> None:
+    monkeypatch.setenv("JOURNEY_METRICS_PUBLIC", "1")
+    local = start_local()
+    document = local.client.get("/openapi.json").json()
+    assert document["paths"]["/metrics"]["get"]["security"] == []
