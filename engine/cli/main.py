@@ -7,6 +7,8 @@ import os
 import signal
 import threading
 from enum import StrEnum
+from importlib.metadata import PackageNotFoundError
+from importlib.metadata import version as installed_version
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -31,6 +33,24 @@ app = typer.Typer(
     no_args_is_help=True, add_completion=False, pretty_exceptions_enable=False,
 )
 app.add_typer(consent_app)  # journey consent export
+
+
+def _print_version(asked: bool) -> None:
+    if asked:
+        try:
+            number = installed_version("journey-engine")
+        except PackageNotFoundError:  # run from a source tree that was never installed
+            number = "unknown"
+        typer.echo(f"journey-engine {number}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _options(
+    version: bool = typer.Option(False, "--version", callback=_print_version, is_eager=True,
+                                 help="print the version and exit"),
+) -> None:
+    pass
 
 
 class GraphFormat(StrEnum):
@@ -123,7 +143,7 @@ def serve(
                                           "secrets as ${ENV_VAR}"),
 ) -> None:
     """HTTP API, timer sweeps and outbox dispatch. Keys: JOURNEY_API_KEYS (comma-separated)."""
-    import uvicorn  # the server's stack is only loaded by the commands that need it
+    import uvicorn  # the server's stack (the `server` extra) is only loaded by the commands that need it
 
     from channels.providers.config import ProvidersError, load_providers
     from engine.errors import StoreError
