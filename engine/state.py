@@ -210,10 +210,12 @@ class Ingested:
 
 @dataclass(slots=True)
 class Committed:
-    """What one committed transaction left for the host: the earliest new timer, new sends."""
+    """What one committed transaction left for the host: the earliest new timer, new sends, and
+    its outcomes (with their sends and skips) when the engine was asked to keep them for the log."""
 
     earliest_timer: datetime | None = None
     sends: int = 0
+    outcomes: list[Outcome] = field(default_factory=list)
 
 
 @dataclass(frozen=True, slots=True)
@@ -225,6 +227,7 @@ class Failure:
     step: str | None
     instance_id: str
     reason: str
+    user_id: str | None = None
 
 
 def profile_context(profile: Profile) -> dict[str, Any]:
