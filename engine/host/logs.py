@@ -108,10 +108,12 @@ class JsonFormatter(logging.Formatter):
 
 
 class TextFormatter(logging.Formatter):
-    """`time level logger msg key=value ...`, then the traceback if any."""
+    """`time level logger msg key=value ...`, then the traceback if any (an access line's fields
+    are its message already)."""
 
     def format(self, record: logging.LogRecord) -> str:
-        pairs = " ".join(f"{k}={_text(v)}" for k, v in (getattr(record, "fields", None) or {}).items())
+        values = getattr(record, "fields", None) if record.name != "uvicorn.access" else None
+        pairs = " ".join(f"{k}={_text(v)}" for k, v in (values or {}).items())
         line = f"{_time(record)} {record.levelname.lower()} {record.name} {record.getMessage()}"
         line = f"{line} {pairs}" if pairs else line
         if record.exc_info and not record.exc_text:
