@@ -126,6 +126,7 @@ class Engine:
         self._pending = Committed()
         self.catalog = Catalog(journeys, versions)
         self.on_failure: Callable[[Failure], None] | None = None
+        self.keep_outcomes = False  # the host's decision log: each transaction's outcomes in its `Committed`
 
     @property
     def journeys(self) -> Mapping[str, CompiledJourney]:
@@ -230,6 +231,8 @@ class Engine:
     def _apply(self, tx: Tx, outcome: Outcome) -> None:
         """Apply an outcome, noting what the host should wake up for (and count) once the transaction commits."""
         carry_out(tx, outcome)
+        if self.keep_outcomes:
+            self._pending.outcomes.append(outcome)
         for command in outcome.commands:
             if isinstance(command, Schedule):
                 due = command.timer.due
@@ -278,7 +281,7 @@ class Engine:
         reason = f"{type(exc).__name__}: {exc}"
         if self.on_failure is not None:
             self.on_failure(Failure(instance.journey_id, instance.version, instance.step, instance.instance_id,
-                                    reason))
+                                    reason, instance.user_id))
         return self.runtime.end(instance, "failed", reason, now)
 
     def _process(self, tx: Tx, event: Event, now: datetime) -> None:

@@ -211,9 +211,10 @@ class Ingested:
 @dataclass(slots=True)
 class Committed:
     """What one committed transaction left for the host: the earliest new timer and the number of
-    new sends (what to wake up for); and for its metrics, counted here because only the engine
-    sees them go by: the new sends' count and cost by channel, the skips by reason, and how late
-    each fired timer was (seconds). Nothing is counted for a transaction that rolled back."""
+    new sends (what to wake up for); for its metrics, counted here because only the engine sees
+    them go by: the new sends' count and cost by channel, the skips by reason, and how late each
+    fired timer was (seconds); and its outcomes (with their sends and skips) when the engine was
+    asked to keep them for the log. Nothing is counted for a transaction that rolled back."""
 
     earliest_timer: datetime | None = None
     sends: int = 0
@@ -221,9 +222,10 @@ class Committed:
     cost: dict[str, float] = field(default_factory=dict)
     skips: dict[str, int] = field(default_factory=dict)
     lateness: list[float] = field(default_factory=list)
+    outcomes: list[Outcome] = field(default_factory=list)
 
     def __bool__(self) -> bool:
-        return bool(self.sends or self.earliest_timer or self.skips or self.lateness)
+        return bool(self.sends or self.earliest_timer or self.skips or self.lateness or self.outcomes)
 
     def sent(self, send: Send) -> None:
         self.sends += 1
@@ -243,6 +245,7 @@ class Failure:
     step: str | None
     instance_id: str
     reason: str
+    user_id: str | None = None
 
 
 def profile_context(profile: Profile) -> dict[str, Any]:

@@ -32,11 +32,8 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from channels.providers.base import Provider
-from channels.providers.fcm import FcmProvider
 from channels.providers.local import ConsoleProvider, FileProvider
 from channels.providers.smtp import SmtpProvider
-from channels.providers.twilio import TwilioProvider
-from channels.providers.webhook import WebhookProvider
 from channels.yaml_lines import FileError, KeyPath, Located, Problem, describe_errors, dotted, read_mapping
 
 Seconds = Callable[[], float]
@@ -75,6 +72,8 @@ class TwilioEntry(_Entry):
     timeout: float = Field(10.0, gt=0)
 
     def build(self, clock: Seconds) -> Provider:
+        from channels.providers.twilio import TwilioProvider  # the twilio extra
+
         callback = self.status_callback
         if callback is None and self.webhook_base_url:
             callback = f"{self.webhook_base_url.rstrip('/')}/v1/webhooks/twilio/status"
@@ -112,6 +111,8 @@ class FcmEntry(_Entry):
     timeout: float = Field(10.0, gt=0)
 
     def build(self, clock: Seconds) -> Provider:
+        from channels.providers.fcm import FcmProvider  # the fcm extra (cryptography, httpx)
+
         if self.service_account_json:
             account = json.loads(self.service_account_json)
         elif self.service_account_file:
@@ -129,6 +130,8 @@ class WebhookEntry(_Entry):
     timeout: float = Field(10.0, gt=0)
 
     def build(self, clock: Seconds) -> Provider:
+        from channels.providers.webhook import WebhookProvider  # httpx: the server extra
+
         return WebhookProvider(self.url, self.secret, self.timeout, clock=clock, name=self.name or "webhook")
 
 

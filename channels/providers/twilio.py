@@ -17,14 +17,8 @@ from __future__ import annotations
 
 import json
 from collections.abc import Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
-
-import requests
-from twilio.base.exceptions import TwilioException, TwilioRestException
-from twilio.http.http_client import TwilioHttpClient
-from twilio.request_validator import RequestValidator
-from twilio.rest import Client
 
 from channels.providers.base import OutboundMessage, PermanentDeliveryError, TemporaryDeliveryError
 
@@ -33,6 +27,9 @@ UNUSABLE_CODES = frozenset({21610, 30005, 30006, 21614, 21211})
 not a mobile number (21614), invalid 'To' number (21211)."""
 TEMPORARY_CODES = frozenset({20429, 30001, 30003})
 """Worth retrying: too many requests, queue overflow, unreachable handset."""
+
+if TYPE_CHECKING:
+    from twilio.base.exceptions import TwilioRestException
 
 
 class TwilioProvider:
@@ -45,6 +42,11 @@ class TwilioProvider:
                  name: str = "twilio", webhook_base_url: str | None = None) -> None:
         if not (from_ or messaging_service_sid or rcs_messaging_service_sid):
             raise ValueError("twilio: set from or messaging_service_sid")
+        # the `twilio` extra: this module imports without it (the webhook routes read UNUSABLE_CODES)
+        from twilio.http.http_client import TwilioHttpClient
+        from twilio.request_validator import RequestValidator
+        from twilio.rest import Client
+
         self.name = name
         self.from_ = from_
         self.messaging_service_sid = messaging_service_sid
@@ -77,6 +79,9 @@ class TwilioProvider:
     def send(self, message: OutboundMessage) -> str:
         if not message.address:
             raise PermanentDeliveryError("no phone number", unusable_address=True)
+        import requests
+        from twilio.base.exceptions import TwilioException, TwilioRestException
+
         fields = self.fields(message)
         try:
             created = self.client.messages.create(**fields)

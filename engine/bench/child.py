@@ -40,7 +40,8 @@ def serve(url: str, journeys: Path, tmp: Path) -> Iterator[tuple[str, int]]:
         sock.bind(("127.0.0.1", 0))
         port = sock.getsockname()[1]
     command = [str(Path(sys.executable).parent / "journey"), "serve", "--db", url, "--journeys", str(journeys),
-               "--port", str(port), "--outbox", str(tmp / "outbox.jsonl"), "--policy", str(tmp / "policy.yaml")]
+               "--port", str(port), "--outbox", str(tmp / "outbox.jsonl"), "--policy", str(tmp / "policy.yaml"),
+               "--log-level", "warning"]  # a line per decision and request is not what is measured
     log = open(tmp / "serve.log", "wb")  # noqa: SIM115 - closed below, after the child exits
     child = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT,
                              env={**os.environ, "JOURNEY_API_KEYS": "bench"})

@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import json
+import logging
 import os
 import signal
 import threading
 from datetime import timedelta
 from enum import StrEnum
+from importlib.metadata import PackageNotFoundError
+from importlib.metadata import version as installed_version
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -32,6 +35,25 @@ app = typer.Typer(
     no_args_is_help=True, add_completion=False, pretty_exceptions_enable=False,
 )
 app.add_typer(consent_app)  # journey consent export
+log = logging.getLogger("journey.serve")
+
+
+def _print_version(asked: bool) -> None:
+    if asked:
+        try:
+            number = installed_version("journey-engine")
+        except PackageNotFoundError:  # run from a source tree that was never installed
+            number = "unknown"
+        typer.echo(f"journey-engine {number}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _options(
+    version: bool = typer.Option(False, "--version", callback=_print_version, is_eager=True,
+                                 help="print the version and exit"),
+) -> None:
+    pass
 
 
 class GraphFormat(StrEnum):
@@ -136,6 +158,18 @@ def simulate(
 LOOPBACK = ("127.0.0.1", "localhost", "::1")
 
 
+class LogFormat(StrEnum):
+    text = "text"
+    json = "json"
+
+
+class LogLevel(StrEnum):
+    debug = "debug"
+    info = "info"
+    warning = "warning"
+    error = "error"
+
+
 @app.command()
 def serve(
     db: str = typer.Option("sqlite:///journey.db", "--db", help="database URL (sqlite:///file or postgresql+psycopg://...)"),
@@ -146,12 +180,16 @@ def serve(
     outbox: Path = typer.Option(Path("outbox.jsonl"), "--outbox", help="where messages go with no providers file"),
     providers: Path | None = typer.Option(None, "--providers", help="providers YAML (SMTP, Twilio, FCM, webhook); "
                                           "secrets as ${ENV_VAR}"),
+    log_format: LogFormat = typer.Option(LogFormat.text, "--log-format", help="text, or json: one object a line"),
+    log_level: LogLevel = typer.Option(LogLevel.info, "--log-level", help="info: a line per batch, decision, send, "
+                                       "sweep with work, request"),
 ) -> None:
     """HTTP API, timer sweeps and outbox dispatch. Keys: JOURNEY_API_KEYS (comma-separated)."""
-    import uvicorn  # the server's stack is only loaded by the commands that need it
+    import uvicorn  # the server's stack (the `server` extra) is only loaded by the commands that need it
 
     from channels.providers.config import ProvidersError, load_providers
     from engine.errors import StoreError
+    from engine.host.logs import configure, fields
     from engine.host.server import Server, default_providers, tune_runtime
     from engine.http.app import create_app
     from engine.stores.sql import SqlStore
@@ -168,15 +206,17 @@ def serve(
         store = SqlStore(db)
     except (JourneyDefinitionError, PolicyError, ProvidersError, StoreError) as exc:
         raise _fail(exc) from None
+    configure(log_format.value, log_level.value)  # from here on every line on stderr is a log record
     tune_runtime()
     server = Server(store, compiled, chosen, senders, journeys_dir=journeys, outbox_lease=lease)
+    logging.getLogger("uvicorn.access").addFilter(server.outage)  # 503s of an outage: counted, not a line each
     api = create_app(server, keys)
     server.start()
     _reload_on_sighup(server)
-    typer.echo(f"journey-engine: {len(compiled)} journeys from {journeys}, database {db}, http://{host}:{port}",
-               err=True)
+    log.info("serving", extra=fields(journeys=len(compiled), folder=str(journeys), database=store.safe_url,
+                                      url=f"http://{host}:{port}"))
     try:
-        uvicorn.run(api, host=host, port=port, log_level="warning")
+        uvicorn.run(api, host=host, port=port, log_config=None, log_level=log_level.value, access_log=True)
     finally:
         server.stop()
 
@@ -201,9 +241,9 @@ def _reload_on_sighup(server: Server) -> None:
         try:
             report = server.reload()
         except JourneyDefinitionError as exc:
-            typer.echo(f"journey-engine: reload refused, nothing changed:\n{exc}", err=True)
+            log.error("reload refused, nothing changed", extra={"fields": {"problems": str(exc)}})
             return
-        typer.echo(f"journey-engine: reloaded journeys: {json.dumps(report.to_dict())}", err=True)
+        log.info("reloaded journeys", extra={"fields": report.to_dict()})
 
     signal.signal(signal.SIGHUP, lambda *_: threading.Thread(target=reload, daemon=True, name="reload").start())
 

@@ -26,6 +26,7 @@ from channels.providers import OutboundMessage, PermanentDeliveryError, Provider
 from channels.recheck import GO, Recheck, recheck
 from engine.clock import Clock
 from engine.errors import StoreError
+from engine.host.logs import fields, log_dispatch
 from engine.ports import Outbox, OutboxItem
 
 log = logging.getLogger("journey.dispatcher")
@@ -121,6 +122,7 @@ class Dispatcher:
         result = self._settle(item, verdict, now)
         self.outcomes[(item.channel, _outcome(result))] += 1
         unusable = result.pop("unusable_address", False)
+        log_dispatch(result, item.user_id, item.channel)
         if result["dispatch"] == "failed":
             failures.append(_failed_event(item, result["error"], now, unusable))
         return result
@@ -160,7 +162,6 @@ class Dispatcher:
     def _settle(self, item: OutboxItem, verdict: Recheck, now: datetime) -> dict[str, Any]:
         if verdict.cancel is not None:
             self.cancelled[verdict.cancel] += 1
-            log.info("message %s cancelled before sending: %s", item.message_id, verdict.cancel)
             return _result(item, "cancelled", "cancelled", item.attempts, None, None, None, verdict.cancel, now)
         if verdict.defer_until is not None:
             return _result(item, "pending", "queued", item.attempts, verdict.defer_until, None, None,
@@ -177,14 +178,16 @@ class Dispatcher:
                 provider_id = provider.send(message)
             except TemporaryDeliveryError as exc:
                 error = f"{provider.name}: {exc}"
-                log.warning("temporary failure on %s for %s: %s", provider.name, item.message_id, exc)
+                log.warning("temporary failure", extra=fields(message_id=item.message_id, channel=item.channel,
+                                                              provider=provider.name, error=str(exc)))
                 continue
             except PermanentDeliveryError as exc:
                 result = _result(item, "failed", "failed", attempts, None, provider.name, None, str(exc), now)
                 return {**result, "unusable_address": exc.unusable_address}
             except Exception as exc:  # noqa: BLE001 - one provider's bug must not sink the batch
                 error = f"{provider.name}: {type(exc).__name__}: {exc}"
-                log.exception("provider %s raised on %s; treated as temporary", provider.name, item.message_id)
+                log.exception("provider raised; treated as temporary", extra=fields(
+                    message_id=item.message_id, channel=item.channel, provider=provider.name))
                 continue
             self.sent += 1  # status_at: when the provider took it, not when the batch began
             return _result(item, "sent", "sent", attempts, None, provider.name, provider_id, None, self.clock.now())

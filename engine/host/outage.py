@@ -18,6 +18,7 @@ class Outage:
         self._lock = threading.Lock()
         self.since: datetime | None = None
         self.count = 0  # outages seen since start-up
+        self.unanswered = 0  # requests answered 503 during the current outage, not logged one by one
 
     @property
     def down(self) -> bool:
@@ -37,4 +38,15 @@ class Outage:
                 return
             seconds = (self._clock.now() - self.since).total_seconds()
             self.since = None
-        log.warning("the database is back after %.1f s", seconds)
+            refused, self.unanswered = self.unanswered, 0
+        log.warning("the database is back after %.1f s; %d requests were answered 503 meanwhile", seconds, refused)
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        """For the access log: a 503 during an outage is counted, not written (the outage's own two
+        lines say it); everything else is written as usual."""
+        args = record.args
+        if self.since is not None and isinstance(args, tuple) and len(args) == 5 and args[4] == 503:
+            with self._lock:
+                self.unanswered += 1
+            return False
+        return True

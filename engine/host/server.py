@@ -30,6 +30,7 @@ from engine.host.backlog import Backlog
 from engine.host.dispatcher import Dispatcher
 from engine.host.histogram import LATENESS_BOUNDS, PROCESSING_BOUNDS, Histogram
 from engine.host.journeys import Deploys, ReloadReport
+from engine.host.logs import decisions_log, fields, log_batch, log_decisions, log_sweep
 from engine.host.outage import Outage
 from engine.host.sweeps import Sweeps
 from engine.host.turns import TurnLock
@@ -106,6 +107,7 @@ class Server:
                              versions=lambda journey_id, version: self.deploys.compile_stored(journey_id, version))
         self.engine.on_commit = self._committed
         self.engine.on_failure = self._instance_failed
+        self.engine.keep_outcomes = decisions_log.isEnabledFor(logging.INFO)
         self.deploys = Deploys(self.engine, store, self.lock, self.clock, journeys_dir)
         self.deploys.register(journeys)
         self.dispatcher = Dispatcher(store, providers or default_providers(), self.clock, self._provider_failures,
@@ -120,6 +122,7 @@ class Server:
     def start(self) -> None:
         """Take over from the last run (`resume`), then run the sweeps (overdue timers fire at once)."""
         self.resume()
+        self.engine.keep_outcomes = decisions_log.isEnabledFor(logging.INFO)  # logging configured since?
         self.sweeps.start()
         self.started = True
 
@@ -137,10 +140,11 @@ class Server:
             self.started = False
         self.store.close()
 
-    def ingest(self, events: Sequence[Event]) -> list[Ingested]:
+    def ingest(self, events: Sequence[Event], rejected: int = 0) -> list[Ingested]:
         """Process validated events in one transaction; durable and processed when this returns.
         Events accepted earlier for the same users go first, so each user's events keep their
-        order; other users' queued events do not hold this batch up."""
+        order; other users' queued events do not hold this batch up. `rejected`: how many of the
+        caller's batch were invalid (for the log)."""
         with self.lock:
             while self.backlog.any_of(e.user_id for e in events) and self._process_queued():
                 pass
@@ -148,10 +152,10 @@ class Server:
             results = self.engine.process_many(events)
             if events:
                 self.counters.processing.observe(time.perf_counter() - started)
-        self._count(results)
+        self._count(results, "ingest", rejected)
         return results
 
-    def accept(self, events: Sequence[Event]) -> list[Ingested]:
+    def accept(self, events: Sequence[Event], rejected: int = 0) -> list[Ingested]:
         """Queue validated events in one transaction: durable and de-duplicated when this returns,
         processed moments later by the inbox sweep, in the order accepted. For producers that
         need no more than "accepted" (bulk loads, event streams); `ingest` processes before it
@@ -166,16 +170,17 @@ class Server:
             self.backlog.withdraw(list(users.elements()))
             raise
         self.backlog.withdraw([r.event.user_id for r in results if r.duplicate])
-        self._count(results)
+        self._count(results, "accept", rejected)
         if self.started:
             self.sweeps.wake("inbox")
         return results
 
-    def _count(self, results: Sequence[Ingested]) -> None:
+    def _count(self, results: Sequence[Ingested], via: str, rejected: int) -> None:
         duplicates = sum(1 for r in results if r.duplicate)
         with self._counting:
             self.counters.accepted += len(results) - duplicates
             self.counters.duplicates += duplicates
+        log_batch(via, len(results), duplicates, rejected)
 
     def sweep_inbox(self) -> int:
         return self._tracked("inbox", self._sweep_inbox)
@@ -186,6 +191,7 @@ class Server:
 
     def _tracked(self, sweep: str, work: Callable[[], int]) -> int:
         """Run one sweep, counting it; one that keeps failing shows in /healthz and /metrics."""
+        started = time.perf_counter()
         try:
             done = work()
         except StoreError as exc:
@@ -200,6 +206,7 @@ class Server:
             self.counters.sweeps[sweep] += 1
             self.counters.failing_runs.pop(sweep, None)
             self.counters.failing.pop(sweep, None)
+        log_sweep(sweep, done, time.perf_counter() - started)
         return done
 
     def _count_failure(self, sweep: str, exc: Exception) -> None:
@@ -211,8 +218,9 @@ class Server:
     def _instance_failed(self, failure: Failure) -> None:
         """One instance failed on its own; the rest of its batch went on."""
         self.counters.instance_failures[failure.journey_id] += 1
-        log.warning("instance %s of journey %s version %s failed at step %s: %s", failure.instance_id,
-                    failure.journey_id, failure.version, failure.step, failure.reason)
+        log.warning("instance failed", extra=fields(user=failure.user_id, journey=failure.journey_id,
+                                                     version=failure.version, step=failure.step,
+                                                     instance=failure.instance_id, reason=failure.reason))
 
     def _process_queued(self) -> int:
         """One batch from the inbox. If it fails, one event at a time, so that the one at fault is
@@ -295,6 +303,8 @@ class Server:
 
     def _committed(self, summary: Committed) -> None:
         self.counters.committed(summary)
+        if summary.outcomes:
+            log_decisions(summary.outcomes)
         if not self.started:
             return
         if summary.earliest_timer is not None:

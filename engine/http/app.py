@@ -270,7 +270,7 @@ def _ingest(server: Server, body: Any, queue: bool = False) -> dict[str, Any]:
         except EventError as exc:
             server.counters.rejected += 1
             raise HttpError(422, str(exc)) from None
-    results = (server.accept(valid) if queue else server.ingest(valid)) if valid else []
+    results = (server.accept if queue else server.ingest)(valid, len(rejected)) if valid else []
     duplicates = sum(1 for r in results if r.duplicate)
     return {"accepted": len(results) - duplicates, "duplicates": duplicates, "rejected": rejected}
 

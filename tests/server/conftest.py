@@ -185,8 +185,8 @@ class ServerProcess:
 
 
 class StartServer(Protocol):
-    def __call__(self, db: str | None = None, name: str = "server", env: dict[str, str] | None = None
-                 ) -> ServerProcess: ...
+    def __call__(self, db: str | None = None, name: str = "server", env: dict[str, str] | None = None,
+                 args: Sequence[str] = ()) -> ServerProcess: ...
 
 
 @pytest.fixture
@@ -207,17 +207,19 @@ def server_env(keys: str | None = ",".join(API_KEYS)) -> dict[str, str]:
 
 @pytest.fixture
 def start_server(tmp_path: Path, journeys_dir: Path) -> Iterator[StartServer]:
-    """Factory: start `journey serve` (default: SQLite in tmp_path) and wait until /healthz answers."""
+    """Factory: start `journey serve` (default: SQLite in tmp_path) and wait until /healthz answers;
+    `args` are added to its command line (`--log-format json`, `--providers FILE`)."""
     started: list[ServerProcess] = []
 
-    def start(db: str | None = None, name: str = "server", env: dict[str, str] | None = None) -> ServerProcess:
+    def start(db: str | None = None, name: str = "server", env: dict[str, str] | None = None,
+              args: Sequence[str] = ()) -> ServerProcess:
         db = db or f"sqlite:///{tmp_path / 'journey.db'}"
         port = free_port()
         outbox = tmp_path / "outbox.jsonl"
         log = tmp_path / f"{name}-{len(started) + 1}.log"
         handle = log.open("wb")
         argv = [str(JOURNEY), "serve", "--db", db, "--journeys", str(journeys_dir), "--port", str(port),
-                "--outbox", str(outbox)]
+                "--outbox", str(outbox), *args]
         process = subprocess.Popen(argv, cwd=tmp_path, env=env or server_env(), stdout=handle,
                                    stderr=subprocess.STDOUT)
         base_url = f"http://127.0.0.1:{port}"
