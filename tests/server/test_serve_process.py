@@ -6,6 +6,7 @@ from __future__ import annotations
 import signal
 import time
 from collections import Counter
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -118,3 +119,45 @@ def test_sighup_reloads_the_journeys_folder_and_in_flight_users_keep_their_versi
     wait_until(lambda: "reload refused" in server.log.read_text(), timeout=5, what="the refusal in the log")
     assert server.process.poll() is None
     assert server.client.get("/v1/journeys/welcome").json()["state"] == "active"
+
+
+RACE = """\
+id: race
+category: transactional
+re_entry: never
+trigger: {event: go}
+steps:
+  - {id: hello, type: send, message: hello, channels: [push]}
+messages:
+  hello:
+    push: {title: "Hello", body: "Once only"}
+"""
+
+
+def test_two_workers_on_postgresql_enter_each_user_once_when_both_get_a_trigger(
+        postgres_fresh_db_url: str, start_server: StartServer, journeys_dir: Path) -> None:
+    """200 users, each sent two different `go` events at the same moment, one to each worker, on a
+    `re_entry: never` journey: each user's state is changed by one worker at a time, so exactly
+    200 instances and 200 messages."""
+    (journeys_dir / "race.yaml").write_text(RACE, encoding="utf-8")
+    first = start_server(db=postgres_fresh_db_url, name="worker-1")
+    second = start_server(db=postgres_fresh_db_url, name="worker-2")
+    users = [f"r{n:03d}" for n in range(200)]
+    for user in users:
+        put_profile(first, user)
+
+    def burst(server: ServerProcess, tag: str) -> list[int]:
+        codes = []
+        for start in range(0, len(users), 20):
+            batch = [{"id": f"{tag}-{u}", "type": "go", "user_id": u} for u in users[start:start + 20]]
+            codes.append(post_events(server, {"events": batch}).status_code)
+        return codes
+
+    with ThreadPoolExecutor(2) as pool:
+        results = list(pool.map(lambda pair: burst(*pair), [(first, "a"), (second, "b")]))
+    assert all(code == 202 for codes in results for code in codes), results
+    instances = {u: first.client.get(f"/v1/users/{u}/instances").json()["instances"] for u in users}
+    assert sum(len(found) for found in instances.values()) == 200
+    assert all(len(found) == 1 for found in instances.values())
+    wait_until(lambda: all(first.messages(u) for u in users), timeout=20, what="a push for every user")
+    assert sum(len(first.messages(u)) for u in users) == 200

@@ -23,6 +23,7 @@ from engine.stores.sql.cache import StateCache, UserState, forget_sends_before
 from engine.stores.sql.driver import Driver
 from engine.stores.sql.schema import EVENT_IDS, chunks, dialect_insert
 from engine.stores.sql.suppression import TxSuppressions
+from engine.stores.sql.user_locks import lock_users
 
 
 class SqlTx:
@@ -61,6 +62,7 @@ class SqlTx:
                 self.users[user_id] = cached
             else:
                 missing.append(user_id)
+        lock_users(self.db, missing)  # PostgreSQL: one writer per user at a time, across workers
         for chunk in chunks(missing):
             self._load(chunk, since)
         self.suppressions.load({p for p in (self._phone(u) for u in user_ids) if p})
