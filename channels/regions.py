@@ -100,7 +100,11 @@ def recipient_region(profile: Profile, policy: Policy) -> str | None:
         return code
     if not profile.phone:
         return None
-    country = phone_country(profile.phone)
+    phone = profile.phone
+    if len(phone) == 12 and phone.startswith("+1") and (state := _STATE_OF_AREA_CODE.get(phone[2:5])):
+        # the send path's common case, without parsing the number: a US area code says it all
+        return f"US-{state}" if "US" in policy.fast.subdivided else "US"
+    country = phone_country(phone)
     if country == "US" and country in policy.fast.subdivided:
         return phone_us_state(profile.phone) or country
     return country
