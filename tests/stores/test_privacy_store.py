@@ -4,8 +4,10 @@ person start afresh, and rolls back whole; the consent feed pages in write order
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import replace
 from datetime import timedelta
+from pathlib import Path
 from typing import Any, cast
 
 import pytest
@@ -20,6 +22,7 @@ from engine.state import Outcome, Skip
 from engine.stores.memory import MemoryStore
 from engine.stores.privacy import address_hash
 from engine.stores.sql import SqlStore
+from tests.stores.conftest import SQL_BACKENDS, sql_url
 from tests.stores.test_store_contract import T0, Boom, at, consent, instance, profile, read, send, waiting
 
 PHONE, EMAIL = "+33612345678", "ada@example.com"
@@ -140,9 +143,16 @@ def test_a_failed_erasure_changes_nothing(store: Store) -> None:
     assert read(store, lambda tx: tx.due_timer_users(at(120), 10)) == {"ada", "bob"}
 
 
-def test_the_sql_proof_holds_the_addresses_hashed_under_the_databases_salt(store: Store) -> None:
-    if not isinstance(store, SqlStore):
-        pytest.skip("the memory store's salt is per store; the SQL store's is in meta")
+@pytest.fixture(params=SQL_BACKENDS)
+def sql_store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[SqlStore]:
+    """SQL only: the memory store's salt is per store; the SQL store's is in `meta`."""
+    made = SqlStore(sql_url(request.param, request, tmp_path))
+    yield made
+    made.close()
+
+
+def test_the_sql_proof_holds_the_addresses_hashed_under_the_databases_salt(sql_store: SqlStore) -> None:
+    store = sql_store
     populate(store)
     store.erase_user("ada", at(5), end_all("ada"))
     with store.engine.connect() as conn:
