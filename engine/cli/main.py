@@ -19,6 +19,7 @@ import typer
 from channels import PolicyError, load_policy
 from engine.cli.consent import consent_app
 from engine.cli.graphs import RenderError, render, step_order, to_dot, to_mermaid
+from engine.cli.profiles import profiles_app
 from engine.cli.report import print_report, simulate_progress
 from engine.cli.schema import schema_text
 from engine.clock import SystemClock
@@ -35,6 +36,7 @@ app = typer.Typer(
     no_args_is_help=True, add_completion=False, pretty_exceptions_enable=False,
 )
 app.add_typer(consent_app)  # journey consent export
+app.add_typer(profiles_app)  # journey profiles import
 log = logging.getLogger("journey.serve")
 
 

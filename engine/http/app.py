@@ -28,12 +28,14 @@ from channels import Profile, ProfileError
 from engine.compiler import END
 from engine.errors import EventError, HttpError, InputError, JourneyDefinitionError, StoreError
 from engine.events import Event, check_values, format_time, parse_event
+from engine.host.profiles import merged, parse_profile
 from engine.host.server import Server
 from engine.http import schemas as doc
 from engine.http.metrics import Metrics
 from engine.http.openapi import documented, install_openapi, ref
 from engine.http.privacy import add_privacy_routes
 from engine.http.problems import install_problem_handlers, problem, unavailable
+from engine.http.profiles import add_profile_routes
 from engine.http.webhooks import FORM, handle_webhook
 from engine.simulator import parse_events, parse_profiles
 from engine.simulator import simulate as run_simulation
@@ -99,6 +101,7 @@ def create_app(server: Server, api_keys: frozenset[str] = frozenset(), max_body:
         return await run_in_threadpool(_append_consent, server, user_id, body)
 
     add_privacy_routes(app, server)  # DELETE /v1/profiles/{id}, its export, the consent feed
+    add_profile_routes(app, server, _read_json, max_body)  # POST /v1/profiles, in bulk
 
     @app.get("/v1/journeys", **documented(doc.JourneyList))
     def list_journeys() -> dict[str, Any]:
@@ -289,19 +292,12 @@ def _put_profile(server: Server, user_id: str, body: Any) -> dict[str, Any]:
         raise HttpError(422, "profile: expected a JSON object")
     if body.get("user_id", user_id) != user_id:
         raise HttpError(422, f"user_id: '{body.get('user_id')}' does not match the path ('{user_id}')")
-    consents = body.get("consents")
-    if isinstance(consents, list):
-        stamp = {"source": "api", "at": format_time(server.clock.now())}
-        body = {**body, "consents": [{**stamp, **c} if isinstance(c, dict) else c for c in consents]}
     try:
-        incoming = Profile.from_dict({**body, "user_id": user_id})
+        incoming = parse_profile({**body, "user_id": user_id}, server.clock.now())
     except ProfileError as exc:
         raise HttpError(422, str(exc)) from None
     with server.lock, server.store.transaction() as tx:
-        existing = tx.get_profile(user_id)
-        history = existing.consents if existing else ()
-        profile = Profile(user_id, incoming.timezone, incoming.email, incoming.phone, incoming.push_token,
-                          incoming.rcs_capable, incoming.attributes, history).with_consents(incoming.consents)
+        profile = merged(tx.get_profile(user_id), incoming)
         tx.put_profile(profile)
     return profile.to_dict()
 

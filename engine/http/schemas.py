@@ -142,6 +142,13 @@ class Problem(_Out):
     error: str = Field(description="the same text as `detail`, for clients of the first release")
 
 
+class BulkProfiles(BaseModel):
+    """Up to 10,000 profiles, each upserted as PUT /v1/profiles/{user_id} does one."""
+
+    model_config = ConfigDict(extra="forbid")
+    profiles: list[SimulatedProfile] = Field(max_length=10_000)
+
+
 class Rejected(BaseModel):
     index: int
     error: str = Field(description="`field: problem`")
@@ -152,6 +159,11 @@ class BatchResult(_Out):
         {"accepted": 1, "duplicates": 0, "rejected": [{"index": 1, "error": "user_id: required field is missing"}]}))
     accepted: int
     duplicates: int
+    rejected: list[Rejected]
+
+
+class BulkResult(_Out):
+    upserted: int
     rejected: list[Rejected]
 
 
@@ -369,6 +381,7 @@ class Health(_Out):
 
 MODELS: tuple[type[BaseModel], ...] = (
     EventIn, EventBatch, ConsentIn, ProfileIn, SimulatedEvent, SimulatedProfile, SimulateRequest, TwilioForm,
+    BulkProfiles, BulkResult,
     Problem, BatchResult, Consent, Profile, ConsentList, LedgerRow, ConsentFeed, Message, SkippedSend, MessageList,
     InstanceList, Export, JourneyState, StateChange, JourneySummary, JourneyList, JourneyDetail, ReloadReport,
     Simulation, WebhookAck, Health)

@@ -53,6 +53,7 @@ def test_every_post_and_put_documents_its_body(document: dict[str, Any]) -> None
     assert bodies == {
         ("POST", "/v1/events"): ["EventIn", "EventBatch"],
         ("PUT", "/v1/profiles/{user_id}"): ["ProfileIn"],
+        ("POST", "/v1/profiles"): ["BulkProfiles"],
         ("POST", "/v1/profiles/{user_id}/consents"): ["ConsentIn"],
         ("POST", "/v1/journeys/{journey_id}/simulate"): ["SimulateRequest"],
         ("POST", "/v1/webhooks/{provider}/{kind}"): ["TwilioForm"],
