@@ -100,11 +100,7 @@ def recipient_region(profile: Profile, policy: Policy) -> str | None:
         return code
     if not profile.phone:
         return None
-    phone = profile.phone
-    if len(phone) == 12 and phone.startswith("+1") and (state := _STATE_OF_AREA_CODE.get(phone[2:5])):
-        # the send path's common case, without parsing the number: a US area code says it all
-        return f"US-{state}" if "US" in policy.fast.subdivided else "US"
-    country = phone_country(phone)
+    country = phone_country(profile.phone)
     if country == "US" and country in policy.fast.subdivided:
         return phone_us_state(profile.phone) or country
     return country
@@ -113,6 +109,8 @@ def recipient_region(profile: Profile, policy: Policy) -> str | None:
 @lru_cache(maxsize=65536)
 def phone_country(phone: str) -> str | None:
     """The ISO 3166 country of an E.164 number; None if unknown."""
+    if _us_area_state(phone):
+        return "US"
     number = _parse(phone)
     region = phonenumbers.region_code_for_number(number) if number is not None else None
     return region if region and REGION_CODE.match(region) else None  # not "001" (non-geographic)
@@ -121,6 +119,8 @@ def phone_country(phone: str) -> str | None:
 @lru_cache(maxsize=65536)
 def phone_us_state(phone: str) -> str | None:
     """`US-FL` for a Florida number, from its area code; None for a number of no state (toll-free)."""
+    if state := _us_area_state(phone):
+        return f"US-{state}"
     number = _parse(phone)
     if number is None or number.country_code != 1 or not phonenumbers.is_number_geographical(number):
         return None
@@ -137,6 +137,12 @@ def geocoder_state(number: phonenumbers.PhoneNumber) -> str | None:
     if code is None and ", " in place:  # "Miami, FL"
         code = place.rsplit(", ", 1)[1]
     return code if code in _STATE_CODES else None
+
+
+def _us_area_state(phone: str) -> str | None:
+    """The state of a `+1` number whose area code is a US one: the send path's common case, read
+    off the string without parsing the number (a parse costs more than the rest of a send)."""
+    return _STATE_OF_AREA_CODE.get(phone[2:5]) if len(phone) == 12 and phone.startswith("+1") else None
 
 
 def _parse(phone: str) -> phonenumbers.PhoneNumber | None:

@@ -19,7 +19,7 @@ from typing import Any
 
 from engine.clock import Clock
 from engine.compiler import CompiledJourney, load_paths, load_text
-from engine.errors import JourneyDefinitionError, JourneyNotFoundError
+from engine.errors import JourneyNotFoundError
 from engine.ports import HostStore, JourneyVersion
 from engine.service import Engine
 
@@ -128,8 +128,3 @@ def _version_view(version: JourneyVersion, counts: dict[str, int], current: Comp
     return {"version": version.version, "file": version.file, "first_loaded_at": version.first_loaded_at.isoformat(),
             "active_instances": counts.get(version.version, 0),
             "current": current is not None and current.version == version.version}
-
-
-def problems_of(exc: JourneyDefinitionError) -> list[str]:
-    """A failed reload's problems, as `file:line: message` lines."""
-    return [str(problem) for problem in exc.problems]

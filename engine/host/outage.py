@@ -17,7 +17,6 @@ class Outage:
         self._clock = clock
         self._lock = threading.Lock()
         self.since: datetime | None = None
-        self.count = 0  # outages seen since start-up
         self.unanswered = 0  # requests answered 503 during the current outage, not logged one by one
 
     @property
@@ -29,7 +28,6 @@ class Outage:
             if self.since is not None:
                 return
             self.since = self._clock.now()
-            self.count += 1
         log.error("the database is unavailable; requests answer 503 and sweeps back off until it is back: %s", exc)
 
     def recovered(self) -> None:

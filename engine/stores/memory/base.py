@@ -44,7 +44,6 @@ class MemoryBase:
         self._live: dict[str, datetime] = {}
         self._seq = 0
         self.messages: list[Send] = []
-        self.status: dict[str, tuple[str, datetime]] = {}
         self.deliveries: dict[str, dict[str, Any]] = {}
         self._latest: dict[tuple[str, str], str] = {}
         self._sends: dict[str, list[SentRecord]] = defaultdict(list)
@@ -182,7 +181,6 @@ class MemoryBase:
             self._set(self.suppressed, phone, at)
 
     def set_message_status(self, message_id: str, status: str, at: datetime) -> None:
-        self._set(self.status, message_id, (status, at))
         delivery = self.deliveries.get(message_id)
         if delivery is not None:
             self._set(self.deliveries, message_id, {**delivery, "status": status, "status_at": at})

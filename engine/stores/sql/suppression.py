@@ -61,7 +61,9 @@ class TxSuppressions:
         return True
 
     def since(self, number: str) -> datetime | None:
-        self.load([number])
+        """Asked for every event (the numbers were prefetched with the batch): a dict lookup."""
+        if number not in self.known:
+            self.load([number])
         return self.known[number]
 
     def record(self, number: str, keyword: str, at: datetime, source: str) -> None:
