@@ -294,6 +294,46 @@ class Privacy(Protocol):
         ...
 
 
+@dataclass(frozen=True, slots=True)
+class Lease:
+    """What one heartbeat left this worker with: the partitions it owns now, those it took and
+    gave up in this heartbeat, and how many workers are alive (itself included)."""
+
+    owned: frozenset[int]
+    gained: frozenset[int]
+    lost: frozenset[int]
+    workers: int
+
+
+class PartitionLeases(Protocol):
+    """Partition ownership among the workers sharing one database (PostgreSQL). A store that
+    has it offers it as `store.partitions`; one process alone on its database has none."""
+
+    count: int  # how many partitions the database's users hash into
+    worker: str | None  # this process's worker id: set it and the sweeps take only its partitions
+
+    def heartbeat(self, ttl: timedelta, stats: Callable[[Lease], Mapping[str, Any]]) -> Lease:
+        """Prove this worker alive for `ttl`, renew its leases, and take or give up partitions
+        toward an even share among the live workers; records `stats(the new lease)` with it."""
+        ...
+
+    def release(self, stats: Mapping[str, Any]) -> None:
+        """Leaving: give up every partition now, so that the others take them at once."""
+        ...
+
+    def live_workers(self) -> list[dict[str, Any]]:
+        """Each live worker: its id, last heartbeat and the stats it reported then."""
+        ...
+
+    def queued_in(self, parts: Collection[int]) -> bool:
+        """Whether any accepted event of these partitions waits in the inbox."""
+        ...
+
+    def queued_users(self, parts: Collection[int]) -> dict[str, int]:
+        """How many accepted events wait for each user of these partitions."""
+        ...
+
+
 class HostStore(Store, Outbox, ReadViews, Journeys, Privacy, Protocol):
     """Everything `journey serve` needs of a store."""
 

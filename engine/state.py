@@ -7,6 +7,7 @@ between stimuli and the tests restore it between every step.
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -22,6 +23,18 @@ MAX_STEPS_PER_STIMULUS = 10_000
 STAY = object()  # a step handler's answer: the instance now waits for a timer or an event
 END_OF_STEPS = object()  # a step handler's answer: the end of the step list, so completed
 END_STATUSES = ("completed", "exited", "converted", "failed")
+PARTITIONS = 256  # users hash into this many partitions; a database records its own count
+
+
+def user_hash(user_id: str) -> int:
+    """A stable unsigned 64-bit hash of a user id: the same in every worker, machine and release
+    (unlike `hash`). Partitions and per-user locks are both derived from it."""
+    return int.from_bytes(hashlib.blake2b(user_id.encode("utf-8"), digest_size=8).digest(), "big")
+
+
+def partition_of(user_id: str, partitions: int = PARTITIONS) -> int:
+    """The partition a user belongs to: whoever owns it changes the user's state."""
+    return user_hash(user_id) % partitions
 
 
 @dataclass(frozen=True, slots=True)

@@ -5,8 +5,6 @@ from __future__ import annotations
 import json
 import logging
 import os
-import signal
-import threading
 from datetime import timedelta
 from enum import StrEnum
 from importlib.metadata import PackageNotFoundError
@@ -22,14 +20,13 @@ from engine.cli.graphs import RenderError, render, step_order, to_dot, to_mermai
 from engine.cli.profiles import profiles_app
 from engine.cli.report import print_report, simulate_progress
 from engine.cli.schema import schema_text
-from engine.clock import SystemClock
 from engine.compiler import journey_files, load_file, load_paths
 from engine.errors import InputError, JourneyDefinitionError
 from engine.simulator import parse_events, parse_profiles, read_jsonl
 from engine.simulator import simulate as run_simulation
 
 if TYPE_CHECKING:
-    from engine.host.server import Server
+    pass
 
 app = typer.Typer(
     name="journey", help="Journey orchestration: validate, graph, simulate and serve journeys.",
@@ -185,69 +182,52 @@ def serve(
     log_format: LogFormat = typer.Option(LogFormat.text, "--log-format", help="text, or json: one object a line"),
     log_level: LogLevel = typer.Option(LogLevel.info, "--log-level", help="info: a line per batch, decision, send, "
                                        "sweep with work, request"),
+    workers: int = typer.Option(1, "--workers", min=1, help="worker processes behind this port, sharing the "
+                                "database's users by partition (PostgreSQL)"),
 ) -> None:
     """HTTP API, timer sweeps and outbox dispatch. Keys: JOURNEY_API_KEYS (comma-separated)."""
-    import uvicorn  # the server's stack (the `server` extra) is only loaded by the commands that need it
-
-    from channels.providers.config import ProvidersError, load_providers
+    from channels.providers.config import ProvidersError
+    from engine.cli.serve import ServeOptions, build, run, worker_process
     from engine.errors import StoreError
-    from engine.host.logs import configure, fields
-    from engine.host.server import Server, default_providers, tune_runtime
-    from engine.http.app import create_app
-    from engine.stores.sql import SqlStore
+    from engine.host.partitions import default_worker_id
+    from engine.host.workers import Workers, listening_socket
 
     keys = frozenset(k.strip() for k in os.environ.get("JOURNEY_API_KEYS", "").split(",") if k.strip())
     if host not in LOOPBACK and not keys:
         raise _fail(ValueError(f"refusing to listen on {host} without API keys: set JOURNEY_API_KEYS"))
-    lease = _outbox_lease(os.environ.get("JOURNEY_OUTBOX_LEASE_SECONDS", "60"))
+    if workers > 1 and not db.startswith("postgresql"):
+        raise _fail(ValueError(f"--workers {workers}: several workers share a PostgreSQL database "
+                               "(--db postgresql+psycopg://...); SQLite has one writer: run one worker"))
+    options = ServeOptions(db, journeys, host, port, policy, outbox, providers, log_format.value, log_level.value,
+                           keys, _seconds("JOURNEY_OUTBOX_LEASE_SECONDS", "60", 1, 3600),
+                           _seconds("JOURNEY_PARTITION_LEASE_SECONDS", "10", 2, 300))
     try:
-        compiled = load_paths([journeys])
-        chosen = load_policy(policy)
-        senders = load_providers(providers, outbox, clock=SystemClock().seconds) if providers \
-            else default_providers(outbox)
-        store = SqlStore(db)
+        server = build(options, default_worker_id(port))  # a worker of several checks the same first
     except (JourneyDefinitionError, PolicyError, ProvidersError, StoreError) as exc:
         raise _fail(exc) from None
-    configure(log_format.value, log_level.value)  # from here on every line on stderr is a log record
-    tune_runtime()
-    server = Server(store, compiled, chosen, senders, journeys_dir=journeys, outbox_lease=lease)
-    logging.getLogger("uvicorn.access").addFilter(server.outage)  # 503s of an outage: counted, not a line each
-    api = create_app(server, keys)
-    server.start()
-    _reload_on_sighup(server)
-    log.info("serving", extra=fields(journeys=len(compiled), folder=str(journeys), database=store.safe_url,
-                                      url=f"http://{host}:{port}"))
+    if workers == 1:
+        run(server, options)
+        return
+    server.stop()
     try:
-        uvicorn.run(api, host=host, port=port, log_config=None, log_level=log_level.value, access_log=True)
-    finally:
-        server.stop()
+        sock = listening_socket(host, port)
+    except OSError as exc:
+        raise _fail(OSError(f"{host}:{port}: {exc.strerror}")) from None
+    raise typer.Exit(Workers(workers, worker_process, sock, (options,)).run())
 
 
-def _outbox_lease(value: str) -> timedelta:
-    """JOURNEY_OUTBOX_LEASE_SECONDS: how long a send interrupted by a crash stays claimed before
-    a restarted server takes it over (60 s by default)."""
+def _seconds(name: str, default: str, low: float, high: float) -> timedelta:
+    """A duration in seconds from the environment: JOURNEY_OUTBOX_LEASE_SECONDS, how long a send
+    interrupted by a crash stays claimed before a restarted server takes it over (60 s);
+    JOURNEY_PARTITION_LEASE_SECONDS, how long a dead worker keeps its partitions (10 s)."""
+    value = os.environ.get(name, default)
     try:
         seconds = float(value)
     except ValueError:
         seconds = float("nan")
-    if not 1 <= seconds <= 3600:
-        raise _fail(ValueError(f"JOURNEY_OUTBOX_LEASE_SECONDS={value!r}: a number of seconds from 1 to 3600"))
+    if not low <= seconds <= high:
+        raise _fail(ValueError(f"{name}={value!r}: a number of seconds from {low:g} to {high:g}"))
     return timedelta(seconds=seconds)
-
-
-def _reload_on_sighup(server: Server) -> None:
-    """`kill -HUP` reloads the journeys folder, in a thread of its own (the handler must return
-    at once); a bad file is reported and changes nothing."""
-
-    def reload() -> None:
-        try:
-            report = server.reload()
-        except JourneyDefinitionError as exc:
-            log.error("reload refused, nothing changed", extra={"fields": {"problems": str(exc)}})
-            return
-        log.info("reloaded journeys", extra={"fields": report.to_dict()})
-
-    signal.signal(signal.SIGHUP, lambda *_: threading.Thread(target=reload, daemon=True, name="reload").start())
 
 
 class Via(StrEnum):

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import threading
 from collections import Counter, deque
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 
 
 class Backlog:
@@ -67,6 +67,13 @@ class Backlog:
             self.seconds += seconds
             if len(users) >= 100:
                 self.rate = 0.8 * self.rate + 0.2 * len(users) / max(seconds, 1e-6)
+
+    def hand_over(self, gone: Callable[[str], bool]) -> None:
+        """Stop counting the users for whom `gone` is true: another worker owns them now."""
+        with self._changed:
+            for user_id in [u for u in self._users if gone(u)]:
+                self.queued -= self._users.pop(user_id)
+            self._changed.notify_all()
 
     def _wait_for_room(self, count: int) -> None:
         ticket = object()

@@ -7,6 +7,7 @@ database transaction over a whole batch, which is what keeps the lock cheap.
 
 from __future__ import annotations
 
+import contextlib
 import gc
 import logging
 import sys
@@ -14,7 +15,7 @@ import threading
 import time
 from collections import Counter
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import replace
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -27,11 +28,12 @@ from engine.compiler import CompiledJourney
 from engine.errors import EventError, StoreError
 from engine.events import Event, parse_event
 from engine.host.backlog import Backlog
+from engine.host.counters import Counters
 from engine.host.dispatcher import Dispatcher
-from engine.host.histogram import LATENESS_BOUNDS, PROCESSING_BOUNDS, Histogram
 from engine.host.journeys import Deploys, ReloadReport
 from engine.host.logs import decisions_log, fields, log_batch, log_decisions, log_sweep
 from engine.host.outage import Outage
+from engine.host.partitions import DEFAULT_TTL, Ownership, default_worker_id
 from engine.host.sweeps import Sweeps
 from engine.host.turns import TurnLock
 from engine.ports import HostStore
@@ -39,40 +41,6 @@ from engine.service import Engine
 from engine.state import Committed, Failure, Ingested
 
 log = logging.getLogger("journey.server")
-
-
-@dataclass(slots=True)
-class Counters:
-    """Totals for /metrics, kept here so the API layer only reads them."""
-
-    accepted: int = 0
-    duplicates: int = 0
-    rejected: int = 0
-    timers_fired: int = 0
-    timer_seconds: float = 0.0
-    failed: int = 0  # queued events set aside (the inbox's own totals are in `Backlog`)
-    sweeps: Counter[str] = field(default_factory=Counter)  # completed runs of each sweep: inbox, timers, outbox
-    sweep_failures: Counter[str] = field(default_factory=Counter)  # runs of each sweep that raised
-    failing: dict[str, str] = field(default_factory=dict)  # sweep -> its error, while it keeps failing
-    failing_runs: Counter[str] = field(default_factory=Counter)  # consecutive failed runs of each sweep
-    instance_failures: Counter[str] = field(default_factory=Counter)  # instances failed alone, per journey
-    queued: Counter[str] = field(default_factory=Counter)  # messages the engine queued, by channel
-    cost: Counter[str] = field(default_factory=Counter)  # their cost (the policy's prices), by channel
-    skips: Counter[str] = field(default_factory=Counter)  # sends that sent nothing, by reason
-    processing: Histogram = field(default_factory=lambda: Histogram(PROCESSING_BOUNDS))  # seconds per batch
-    lateness: Histogram = field(default_factory=lambda: Histogram(LATENESS_BOUNDS))  # seconds per fired timer
-
-    def committed(self, summary: Committed) -> None:
-        """Count what one committed transaction of the engine did (a few dict updates)."""
-        self.queued.update(summary.queued)
-        self.cost.update(summary.cost)
-        self.skips.update(summary.skips)
-        self.lateness.observe_all(summary.lateness)
-
-    def unhealthy(self, runs: int = 3) -> dict[str, dict[str, Any]]:
-        """The sweeps whose last `runs` runs (or more) all failed, with their last error."""
-        return {name: {"consecutive_failures": n, "error": self.failing[name]}
-                for name, n in self.failing_runs.items() if n >= runs}
 
 
 def tune_runtime() -> None:
@@ -95,7 +63,8 @@ class Server:
     def __init__(self, store: HostStore, journeys: Sequence[CompiledJourney], policy: Policy,
                  providers: Mapping[str, Sequence[Provider]] | None = None, clock: Clock | None = None,
                  batch: int = 1000, timer_interval: float = 1.0, queue_delay: float = 1.0,
-                 journeys_dir: Path | None = None, outbox_lease: timedelta = timedelta(seconds=60)) -> None:
+                 journeys_dir: Path | None = None, outbox_lease: timedelta = timedelta(seconds=60),
+                 worker_id: str | None = None, partition_ttl: timedelta = DEFAULT_TTL) -> None:
         self.store = store
         self.clock = clock or SystemClock()
         self.lock = TurnLock()
@@ -115,6 +84,11 @@ class Server:
         self._counting = threading.Lock()  # `accept` runs outside `lock`
         jobs = {"timers": (self.sweep_timers, timer_interval), "outbox": (self.drain_outbox, 0.5),
                 "inbox": (self.sweep_inbox, 1.0)}
+        leases = getattr(store, "partitions", None)  # a database shared by several workers
+        self.ownership = Ownership(leases, worker_id or default_worker_id(), partition_ttl) if leases else None
+        if self.ownership is not None:
+            jobs["partitions"] = (self.heartbeat, self.ownership.interval)
+            jobs["inbox"] = (self.sweep_inbox, 0.25)  # other workers queue events for this one's users
         self.sweeps = Sweeps(self.clock, jobs, batch, next_due={"timers": store.next_due,
                                                                 "outbox": store.outbox_next_due})
         self.started = False
@@ -132,13 +106,44 @@ class Server:
         that drives its own clock with `run_due` instead calls it once before the first."""
         self.dispatcher.in_doubt += self.store.expire_interrupted(self.clock.now(),
                                                                   self.dispatcher.idempotent_channels)
-        self.backlog.admit(self.store.queued_users(), wait=False)
+        if self.ownership is not None:
+            self.heartbeat()  # its partitions first: it counts their queued events in
+        else:
+            self.backlog.admit(self.store.queued_users(), wait=False)
 
     def stop(self) -> None:
         if self.started:
             self.sweeps.shutdown()
             self.started = False
+        if self.ownership is not None:
+            with contextlib.suppress(StoreError):  # a database that is gone lets the leases run out
+                self.ownership.leave(self.worker_stats())
         self.store.close()
+
+    def heartbeat(self) -> int:
+        """Renew this worker's partition leases and move toward an even share (sweep job)."""
+        return self._tracked("partitions", self._heartbeat)
+
+    def _heartbeat(self) -> int:
+        ownership = self.ownership
+        if ownership is None:
+            return 0
+        with self.lock:  # no batch in flight: a partition given up is not being worked on
+            lease = ownership.beat(self.worker_stats())
+            if lease.lost:
+                self.backlog.hand_over(lambda user_id: not ownership.owns(user_id))
+            if lease.gained:
+                self.backlog.admit(ownership.leases.queued_users(lease.gained), wait=False)
+        if lease.gained and self.started:
+            self.sweeps.wake("inbox")
+            self.sweeps.wake("timers")
+        return 0
+
+    def worker_stats(self) -> dict[str, Any]:
+        """What this worker reports with its heartbeat, for every worker's /metrics."""
+        c, backlog = self.counters, self.backlog
+        return {"events_processed": backlog.dequeued + c.ingested, "events_seconds": backlog.seconds + c.ingest_seconds,
+                "timers_fired": c.timers_fired, "timer_seconds": c.timer_seconds}
 
     def ingest(self, events: Sequence[Event], rejected: int = 0) -> list[Ingested]:
         """Process validated events in one transaction; durable and processed when this returns.
@@ -146,14 +151,36 @@ class Server:
         order; other users' queued events do not hold this batch up. `rejected`: how many of the
         caller's batch were invalid (for the log)."""
         with self.lock:
-            while self.backlog.any_of(e.user_id for e in events) and self._process_queued():
+            owned = [self._mine(e.user_id) for e in events]
+            mine = [e for e, m in zip(events, owned, strict=True) if m] if self.ownership else events
+            while self._waiting([e.user_id for e in mine]) and self._process_queued():
                 pass
             started = time.perf_counter()
-            results = self.engine.process_many(events)
-            if events:
-                self.counters.processing.observe(time.perf_counter() - started)
+            results = self.engine.process_many(mine)
+            if mine:
+                seconds = time.perf_counter() - started
+                self.counters.processing.observe(seconds)
+                self.counters.ingested += len(mine)
+                self.counters.ingest_seconds += seconds
         self._count(results, "ingest", rejected)
-        return results
+        if all(owned):
+            return results
+        queued = iter(self.accept([e for e, m in zip(events, owned, strict=True) if not m]))  # for their owners
+        processed = iter(results)
+        return [next(processed) if m else next(queued) for m in owned]
+
+    def _mine(self, user_id: str) -> bool:
+        """Whether this worker changes the user's state (always, alone on its database)."""
+        return self.ownership is None or self.ownership.owns(user_id)
+
+    def _waiting(self, user_ids: list[str]) -> bool:
+        """Whether events accepted earlier for any of these users wait in the inbox: they go first.
+        Alone on its database the server knows its inbox; on a shared one, another worker may
+        have queued events for its users, so it asks the database (one query, by partition)."""
+        if self.ownership is None:
+            return bool(self.backlog) and self.backlog.any_of(user_ids)
+        parts = self.ownership.parts_of(user_ids) & self.ownership.owned
+        return bool(parts) and self.ownership.leases.queued_in(parts)
 
     def accept(self, events: Sequence[Event], rejected: int = 0) -> list[Ingested]:
         """Queue validated events in one transaction: durable and de-duplicated when this returns,
@@ -162,14 +189,14 @@ class Server:
         returns. Does not wait for `lock`, so it is not held up by a batch in progress.
 
         When the inbox is full (`Backlog`), accept first waits for the engine to catch up."""
-        users = Counter(e.user_id for e in events)
+        users = Counter(e.user_id for e in events if self._mine(e.user_id))  # others: their owners' backlog
         self.backlog.admit(users, wait=self.started)
         try:
             results = self.engine.accept_many(events)
         except BaseException:
             self.backlog.withdraw(list(users.elements()))
             raise
-        self.backlog.withdraw([r.event.user_id for r in results if r.duplicate])
+        self.backlog.withdraw([r.event.user_id for r in results if r.duplicate and self._mine(r.event.user_id)])
         self._count(results, "accept", rejected)
         if self.started:
             self.sweeps.wake("inbox")
@@ -268,7 +295,7 @@ class Server:
     def _sweep_timers(self) -> int:
         with self.lock:
             # processing them may cancel timers and bring others into the batch: look again until none wait
-            while self.backlog and self.backlog.any_of(self.engine.due_timer_users(self.batch)):
+            while self._waiting(list(self.engine.due_timer_users(self.batch))):
                 if not self._process_queued():
                     break
             started = time.perf_counter()  # the sweep's own work: not the wait for its turn, not the events
@@ -291,7 +318,7 @@ class Server:
         the inbox, then due timers, then the outbox, until none of them finds work. For a host
         that drives its own clock (tests on a `VirtualClock`, replays): `resume()`, then this
         instead of `start()`. Returns how many items were handled."""
-        total = 0
+        total = self.heartbeat()
         while done := self.sweep_inbox() + self.sweep_timers() + self.drain_outbox():
             total += done
         return total
@@ -339,3 +366,4 @@ class Server:
                 log.exception("could not turn a provider failure into an event: %s", data)
         if parsed:
             self.ingest(parsed)
+

@@ -20,6 +20,12 @@ from engine.host.server import Server
 
 SWEEPS = ("inbox", "timers", "outbox")
 Family = CounterMetricFamily | GaugeMetricFamily | HistogramMetricFamily
+WORKER_METRICS = (  # name, key of the worker's stats, kind, help
+    ("journey_worker_partitions", "partitions", GaugeMetricFamily, "Partitions of the users each worker owns"),
+    ("journey_worker_lease_changes", "lease_changes", CounterMetricFamily, "Partitions each worker took or gave up"),
+    ("journey_worker_events_processed", "events_processed", CounterMetricFamily, "Events each worker processed"),
+    ("journey_worker_timers_fired", "timers_fired", CounterMetricFamily, "Timers each worker fired"),
+)
 
 
 class Metrics:
@@ -37,6 +43,7 @@ class Metrics:
         yield from self._events()
         yield from self._messages()
         yield from self._sweeps()
+        yield from self._workers()
         c = self.server.counters
         yield _labelled(CounterMetricFamily, "journey_instance_failures", "Instances that failed on their own, "
                         "by journey", "journey", dict(c.instance_failures))
@@ -88,6 +95,18 @@ class Metrics:
                         {sweep: c.sweep_failures[sweep] for sweep in SWEEPS})
         yield _labelled(GaugeMetricFamily, "journey_sweep_failing", "Consecutive failed runs of each sweep "
                         "(0: healthy)", "sweep", {sweep: c.failing_runs[sweep] for sweep in SWEEPS})
+
+    def _workers(self) -> Iterator[Family]:
+        """Every live worker on the database, labelled by worker id: this one's own totals now,
+        the others' as of their last heartbeat (a few seconds old). Alone on SQLite: none."""
+        ownership = self.server.ownership
+        if ownership is None:
+            return
+        reported = {w["worker"]: w["stats"] for w in ownership.leases.live_workers()}
+        reported[ownership.worker] = {**self.server.worker_stats(), **ownership.stats()}
+        yield GaugeMetricFamily("journey_workers_live", "Workers alive on this database", value=len(reported))
+        for name, key, kind, text in WORKER_METRICS:
+            yield _labelled(kind, name, text, "worker", {w: stats.get(key, 0) for w, stats in reported.items()})
 
     def render(self) -> bytes:
         return generate_latest(self.registry)

@@ -156,6 +156,13 @@ def test_two_workers_on_postgresql_enter_each_user_once_when_both_get_a_trigger(
     with ThreadPoolExecutor(2) as pool:
         results = list(pool.map(lambda pair: burst(*pair), [(first, "a"), (second, "b")]))
     assert all(code == 202 for codes in results for code in codes), results
+
+    def instances_of_all() -> dict[str, list[Any]] | None:  # a worker queues its event for the user's owner
+        found = {u: first.client.get(f"/v1/users/{u}/instances").json()["instances"] for u in users}
+        return found if all(found.values()) else None
+
+    instances = wait_until(instances_of_all, timeout=10, what="an instance for every user")
+    time.sleep(0.5)  # the owner's inbox sweep runs every 0.25 s: a second instance would show by now
     instances = {u: first.client.get(f"/v1/users/{u}/instances").json()["instances"] for u in users}
     assert sum(len(found) for found in instances.values()) == 200
     assert all(len(found) == 1 for found in instances.values())

@@ -1,6 +1,6 @@
 """The inbox of accepted events, on every store: oldest first, each event once, a failed
-claim leaves them queued, a set-aside event keeps its error; on PostgreSQL one worker at a
-time takes from it, so events keep their order across workers."""
+claim leaves them queued, a set-aside event keeps its error; on PostgreSQL each worker takes
+only the events of the partitions it owns, so a user's events keep their order across workers."""
 
 from __future__ import annotations
 
@@ -12,6 +12,7 @@ from sqlalchemy import text
 
 from engine.events import Event
 from engine.ports import Store
+from engine.state import partition_of
 from engine.stores.memory import MemoryStore
 from engine.stores.sql import SqlStore
 
@@ -73,16 +74,30 @@ def test_a_set_aside_event_keeps_its_error_and_is_not_claimed_again(store: Store
         assert store.queued_count() == 0
 
 
-def test_on_postgresql_one_worker_at_a_time_takes_from_the_inbox(postgres_fresh_db_url: str) -> None:
-    """Two workers on one database: while the first holds a batch (uncommitted), the second gets
-    nothing rather than the events behind it, which could belong to the same users."""
+def test_on_postgresql_each_worker_takes_only_the_events_of_the_partitions_it_owns(postgres_fresh_db_url: str) -> None:
+    """Two workers on one database share the partitions after two heartbeats each; each takes
+    from the inbox only its own users' events (so a user's events are applied by one worker, in
+    order), even while the other holds a batch uncommitted; together they take every event."""
     first, second = SqlStore(postgres_fresh_db_url), SqlStore(postgres_fresh_db_url)
     try:
-        queue(first, event(1), event(2))
+        assert first.partitions is not None and second.partitions is not None
+        first.partitions.worker, second.partitions.worker = "worker-a", "worker-b"
+        ttl = timedelta(seconds=10)
+        assert len(first.partitions.heartbeat(ttl, lambda lease: {}).owned) == 256  # alone: every partition
+        joined = second.partitions.heartbeat(ttl, lambda lease: {})
+        assert joined.owned == frozenset() and joined.workers == 2  # the first still holds them all
+        assert len(first.partitions.heartbeat(ttl, lambda lease: {}).lost) == 128  # gives up its surplus
+        owned_b = second.partitions.heartbeat(ttl, lambda lease: {}).owned
+        assert len(owned_b) == 128
+        users = [f"user-{n}" for n in range(40)]
+        queue(first, *(event(n, user) for n, user in enumerate(users)))
         with first.transaction() as tx:
-            assert tx.claim_queued(1) == [event(1)]
-            assert claim(second) == []
-        assert claim(second) == [event(2)]
+            taken_a = list(tx.claim_queued(100))
+            taken_b = claim(second)
+        assert {partition_of(e.user_id) for e in taken_b} <= owned_b
+        assert not {partition_of(e.user_id) for e in taken_a} & owned_b
+        assert sorted(e.id for e in taken_a + taken_b) == sorted(f"e{n}" for n in range(40))
+        assert taken_a and taken_b
     finally:
         first.close()
         second.close()

@@ -10,6 +10,7 @@ import pytest
 from sqlalchemy import create_engine, insert, inspect, select, update
 
 from engine.events import Event
+from engine.state import partition_of
 from engine.stores.sql import SqlStore, StoreError, claim_sql
 from engine.stores.sql.schema import META, PROFILES, SCHEMA_VERSION
 from tests.stores.conftest import SQL_BACKENDS, sql_url
@@ -73,7 +74,7 @@ def test_a_version_1_database_is_upgraded_in_place(url: str) -> None:
     _set_version(url, 1)
     assert NEW_INDEXES.isdisjoint(_indexes(url)) and set(OLD_INDEXES) <= _indexes(url)
     store = SqlStore(url)
-    assert _version(store) == SCHEMA_VERSION == 9
+    assert _version(store) == SCHEMA_VERSION == 10
     assert _indexes(url) >= NEW_INDEXES and set(OLD_INDEXES).isdisjoint(_indexes(url))
     assert store.user_by_phone("+14155550100") == "u1" and store.user_by_phone("+14155550199") is None
     with store.transaction() as tx:
@@ -86,6 +87,36 @@ def test_a_version_1_database_is_upgraded_in_place(url: str) -> None:
     assert store.erase_user("u1", datetime(2026, 1, 5, tzinfo=UTC), lambda tx: None) is not None  # version 9's
     assert store.user_by_phone("+14155550100") is None
     store.close()
+
+
+def test_a_version_9_database_gets_partitions_for_its_timers_and_queued_events(url: str) -> None:
+    """Made as version 9 made it (timers without user and partition, an inbox without partition),
+    with a waiting timer and a queued event in it: opened, both carry their user's partition, so
+    that the worker owning the user finds them."""
+    SqlStore(url).close()
+    engine = create_engine(url)
+    with engine.begin() as conn:
+        conn.execute(update(META).where(META.c.key == "schema_version").values(value="9"))
+        conn.exec_driver_sql("DROP INDEX IF EXISTS ix_inbox_part_seq")
+        conn.exec_driver_sql("ALTER TABLE timers DROP COLUMN part")
+        conn.exec_driver_sql("ALTER TABLE timers DROP COLUMN user_id")
+        conn.exec_driver_sql("ALTER TABLE inbox DROP COLUMN part")
+        conn.exec_driver_sql("INSERT INTO instances (instance_id, journey_id, version, user_id, status, entered_at, "
+                             "doc) VALUES ('i1', 'cart', 'v1', 'user-7', 'active', '2026-01-05 10:00:00', '{}')")
+        conn.exec_driver_sql("INSERT INTO timers (timer_id, instance_id, due) VALUES "
+                             "('t1', 'i1', '2026-01-05 11:00:00')")
+        conn.exec_driver_sql("INSERT INTO inbox (event_id, user_id, type, at, properties) VALUES "
+                             "('e1', 'user-9', 'cart.abandoned', '2026-01-05 10:00:00', '{}')")
+    engine.dispose()
+    store = SqlStore(url)
+    try:
+        assert _version(store) == 10
+        with store.engine.connect() as conn:
+            assert tuple(conn.exec_driver_sql("SELECT user_id, part FROM timers").one()) == \
+                ("user-7", partition_of("user-7"))
+            assert conn.exec_driver_sql("SELECT part FROM inbox").scalar_one() == partition_of("user-9")
+    finally:
+        store.close()
 
 
 def test_the_outbox_claim_reads_only_the_partial_index_of_pending_messages(tmp_path: Path) -> None:

@@ -15,7 +15,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.types import JSON
 from sqlmodel import Field, SQLModel
 
-SCHEMA_VERSION = 9
+SCHEMA_VERSION = 10
 # 2: entries are read from instances; the entries table is no longer kept.
 # 3: partial outbox indexes; instance indexes without status (see `RETIRED_INDEXES`).
 # 4: profiles.phone, indexed, copied from the profile document.
@@ -24,6 +24,7 @@ SCHEMA_VERSION = 9
 # 7: the phone suppression list: its ledger and the numbers suppressed now.
 # 8: the outbox's `leased` state (claimed, not yet handed to a provider), with its partial index.
 # 9: erasures (engine/stores/sql/privacy.py); the consent rows an erasure covers are no longer loaded.
+# 10: partitions: timers carry their user and partition, the inbox its partition; partition leases and workers.
 RETIRED_INDEXES = ("ix_messages_dispatch", "ix_messages_provider_id", "ix_instances_user_status",
                    "ix_instances_journey_status")
 CHUNK = 900
@@ -77,6 +78,8 @@ class TimerRow(SQLModel, table=True):
     timer_id: str = Field(primary_key=True)
     instance_id: str
     due: datetime = Field(index=True)
+    user_id: str = ""  # the instance's user: a distribution key (Citus), and how `part` was found
+    part: int = 0  # the user's partition: only its owner fires the timer
 
 
 class MessageRow(SQLModel, table=True):
@@ -139,6 +142,7 @@ class InboxRow(SQLModel, table=True):
     at: datetime
     properties: dict[str, Any] = Field(sa_column=Column(JSON, nullable=False))
     error: str | None = None
+    part: int = 0  # the user's partition: only its owner processes the event (indexed on PostgreSQL)
 
 
 class JourneyVersionRow(SQLModel, table=True):
@@ -179,6 +183,28 @@ class SuppressedNumberRow(SQLModel, table=True):
     __tablename__ = "suppressed_numbers"
     number: str = Field(primary_key=True)
     since: datetime
+
+
+class PartitionLeaseRow(SQLModel, table=True):
+    """Who owns each partition of the users, until when. A worker renews its leases with every
+    heartbeat; a partition whose lease ran out (its worker died) is free for another to take."""
+
+    __tablename__ = "partition_leases"
+    part: int = Field(primary_key=True)
+    owner: str | None = None
+    expires_at: datetime | None = None
+
+
+class WorkerRow(SQLModel, table=True):
+    """The workers on this database, alive while `expires_at` is ahead; `stats` is what each one
+    reported at its last heartbeat (partitions owned, lease changes, events and timers)."""
+
+    __tablename__ = "workers"
+    worker_id: str = Field(primary_key=True)
+    started_at: datetime
+    heartbeat_at: datetime
+    expires_at: datetime
+    stats: dict[str, Any] = Field(sa_column=Column(JSON, nullable=False))
 
 
 class MetaRow(SQLModel, table=True):

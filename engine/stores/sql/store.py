@@ -25,9 +25,11 @@ from sqlmodel import SQLModel, create_engine
 from channels import Profile
 from engine.errors import StoreError
 from engine.ports import JourneyVersion, OutboxItem
-from engine.state import Instance
+from engine.state import PARTITIONS, Instance
+from engine.stores.sql.claims import Owner
 from engine.stores.sql.driver import Driver, json_text
 from engine.stores.sql.outbox import claim_sql, expire
+from engine.stores.sql.partitions import SqlPartitions, add_partitions, partition_count, prepare
 from engine.stores.sql.privacy import SqlPrivacy
 from engine.stores.sql.schema import (
     INSTANCES,
@@ -62,7 +64,10 @@ class SqlStore(SqlPrivacy):
             use_cache = self.dialect == "sqlite" if cache is None else cache
             self.cache = StateCache() if use_cache else None
             self._writer = WriterLock() if self.dialect == "sqlite" else None
+            self.partition_count = PARTITIONS
             self._create_schema()
+        # several workers may share a PostgreSQL database: they own its users by partitions
+        self.partitions = SqlPartitions(self.engine, self.partition_count) if self.dialect == "postgresql" else None
 
     def _writing(self, urgent: bool) -> AbstractContextManager[Any]:
         return self._writer.hold(urgent) if self._writer is not None else nullcontext()
@@ -79,6 +84,9 @@ class SqlStore(SqlPrivacy):
             elif int(row[0]) < SCHEMA_VERSION:
                 _migrate(conn, int(row[0]), self.dialect)
                 conn.execute(update(META).where(META.c.key == "schema_version").values(value=str(SCHEMA_VERSION)))
+            self.partition_count = partition_count(conn)
+            if self.dialect == "postgresql":
+                prepare(conn, self.partition_count)
 
     @contextmanager
     def transaction(self) -> Iterator[SqlTx]:
@@ -86,7 +94,7 @@ class SqlStore(SqlPrivacy):
         tx: SqlTx | None = None
         try:
             with self._writing(urgent=True), self.engine.begin() as conn:
-                tx = SqlTx(conn, self.dialect, self.cache)
+                tx = SqlTx(conn, self.dialect, self.cache, self._owner(), self.partition_count)
                 yield tx
                 tx.flush()
         except BaseException as exc:
@@ -97,10 +105,21 @@ class SqlStore(SqlPrivacy):
                 raise store_error(exc, self.safe_url) from exc
             raise
 
+    def _owner(self) -> Owner | None:
+        worker = self.partitions.worker if self.partitions is not None else None
+        return Owner(worker) if worker is not None else None
+
     @translating
     def next_due(self) -> datetime | None:
+        """The earliest timer this process would fire (of its partitions, on a shared database)."""
         with self.engine.connect() as conn:
-            due = conn.execute(select(func.min(TIMERS.c.due))).scalar()
+            owner = self._owner()
+            if owner is None:
+                due = conn.execute(select(func.min(TIMERS.c.due))).scalar()
+            else:
+                db = Driver(conn, self.dialect)
+                where, params = owner.clause(db)
+                due = db.rows(f"SELECT min(due) FROM timers WHERE true{where}", params)[0][0]
         return aware(due) if due is not None else None
 
     @translating
@@ -334,6 +353,8 @@ def _migrate(conn: Connection, version: int, dialect: str) -> None:
     if version < 4:
         conn.exec_driver_sql("ALTER TABLE profiles ADD COLUMN phone VARCHAR")
         conn.exec_driver_sql("UPDATE profiles SET phone = " + json_text(dialect, "doc", "'phone'"))
+    if version < 10:
+        add_partitions(conn)
     for name in RETIRED_INDEXES:
         conn.exec_driver_sql(f"DROP INDEX IF EXISTS {name}")
     for table in SQLModel.metadata.sorted_tables:

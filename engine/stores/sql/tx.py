@@ -18,8 +18,9 @@ from sqlalchemy import Connection
 from channels import ConsentRecord, Profile, SentRecord
 from engine.events import Event
 from engine.runtime import EntryHistory
-from engine.state import Instance, Send, Skip, TimerRef, Trace
+from engine.state import PARTITIONS, Instance, Send, Skip, TimerRef, Trace, partition_of
 from engine.stores.sql.cache import StateCache, UserState, forget_sends_before
+from engine.stores.sql.claims import Owner, claim_queued, due_timers, inbox_rows, quarantine_queued
 from engine.stores.sql.driver import Driver
 from engine.stores.sql.schema import EVENT_IDS, chunks, dialect_insert
 from engine.stores.sql.suppression import TxSuppressions
@@ -29,8 +30,11 @@ from engine.stores.sql.user_locks import lock_users
 class SqlTx:
     """One transaction: user state from the cache or prefetch, writes buffered until flush."""
 
-    def __init__(self, conn: Connection, dialect: str, cache: StateCache | None) -> None:
+    def __init__(self, conn: Connection, dialect: str, cache: StateCache | None, owner: Owner | None = None,
+                 partitions: int = PARTITIONS) -> None:
         self.conn = conn
+        self.owner = owner  # PostgreSQL workers: the sweeps take only this worker's partitions
+        self._partitions = partitions
         self.dialect = dialect
         self.cache = cache
         self.db = Driver(conn, dialect)
@@ -128,6 +132,9 @@ class SqlTx:
             state.sends.append(SentRecord(channel, category, db.read_time(at)))
             state.latest[channel] = message_id
 
+    def _part(self, user_id: str) -> int:
+        return partition_of(user_id, self._partitions)
+
     def _state(self, user_id: str) -> UserState:
         state = self.users.get(user_id)
         if state is None:
@@ -214,60 +221,27 @@ class SqlTx:
         return state.latest[channel]
 
     def due_timer_users(self, now: datetime, limit: int) -> set[str]:
-        ids = [i for i, _ in self._due_timers(now, limit)]
+        ids = [i for i, _ in due_timers(self.db, self.owner, now, limit, lock=False)]
         self.load_instances(ids)
         return {self._loaded_instances[i].user_id for i in ids if i in self._loaded_instances}
 
     def claim_due_timers(self, now: datetime, limit: int) -> Sequence[tuple[str, str]]:
-        due = self._due_timers(now, limit, lock=not self.db.sqlite)
+        due = due_timers(self.db, self.owner, now, limit, lock=not self.db.sqlite)
         self._delete_timers([t for _, t in due])
         self.load_instances([i for i, _ in due])
         return due
 
-    def _due_timers(self, now: datetime, limit: int, lock: bool = False) -> list[tuple[str, str]]:
-        """(instance_id, timer_id) of the earliest timers due by `now`; `lock`: FOR UPDATE SKIP LOCKED."""
-        db = self.db
-        query = f"SELECT instance_id, timer_id FROM timers WHERE due <= {db.mark} ORDER BY due LIMIT {int(limit)}"
-        return [(str(i), str(t)) for i, t in db.rows(query + (" FOR UPDATE SKIP LOCKED" if lock else ""),
-                                                     [db.time(now)])]
-
     # --- the inbox ------------------------------------------------------------------------
 
     def queue_events(self, events: Sequence[Event]) -> None:
-        db = self.db
-        db.write(_statements(db)["inbox"], [(e.id, e.user_id, e.type, db.time(e.timestamp), db.json(dict(e.properties)))
-                                            for e in events])
+        self.db.write(_statements(self.db)["inbox"], inbox_rows(self.db, events, self._part))
 
     def claim_queued(self, limit: int) -> list[Event]:
-        """The oldest queued events, deleted in this transaction. On PostgreSQL one worker at a
-        time processes the inbox (an advisory lock held to commit), so events keep their order."""
-        db = self.db
-        if not db.sqlite and not db.rows("SELECT pg_try_advisory_xact_lock(%s)", [INBOX_LOCK])[0][0]:
-            return []
-        rows = db.rows("SELECT seq, event_id, user_id, type, at, properties FROM inbox WHERE error IS NULL "
-                       f"ORDER BY seq LIMIT {int(limit)}")
-        if rows and db.sqlite:  # the only writer, holding the lock: nothing can have come in between
-            db.run_in(f"DELETE FROM inbox WHERE seq BETWEEN {db.mark} AND {db.mark} AND error IS NULL",
-                      [rows[0][0], rows[-1][0]])
-        else:  # other workers commit as they go: only the rows read here
-            for chunk in chunks([r[0] for r in rows]):
-                db.run_in("DELETE FROM inbox WHERE seq IN ({in})", chunk)
-        times: dict[Any, datetime] = {}  # a batch's events mostly share their instant: parse each once
-        events = []
-        for _, event_id, user_id, kind, at, properties in rows:
-            when = times.get(at)
-            if when is None:
-                when = times[at] = db.read_time(at)
-            events.append(Event(kind, user_id, when, db.read_json(properties), event_id))
-        return events
+        """The oldest queued events (of this worker's partitions), deleted in this transaction."""
+        return claim_queued(self.db, self.owner, limit)
 
     def quarantine_queued(self, error: str) -> str | None:
-        db = self.db
-        oldest = db.rows("SELECT seq, user_id FROM inbox WHERE error IS NULL ORDER BY seq LIMIT 1")
-        if not oldest:
-            return None
-        db.run_in(f"UPDATE inbox SET error = {db.mark} WHERE seq = {db.mark}", [error, oldest[0][0]])
-        return str(oldest[0][1])
+        return quarantine_queued(self.db, self.owner, error)
 
     # --- writes ---------------------------------------------------------------------------
 
@@ -312,7 +286,10 @@ class SqlTx:
 
     def add_timer(self, instance_id: str, timer: TimerRef) -> None:
         self._w_cancel.discard(timer.timer_id)
-        self._w_timers[timer.timer_id] = (timer.timer_id, instance_id, self.db.time(timer.due))
+        instance = self._loaded_instances.get(instance_id)  # saved just before its commands
+        user_id = instance.user_id if instance is not None else ""
+        self._w_timers[timer.timer_id] = (timer.timer_id, instance_id, self.db.time(timer.due), user_id,
+                                          self._part(user_id))
 
     def cancel_timer(self, timer_id: str) -> None:
         if self._w_timers.pop(timer_id, None) is None:
@@ -344,7 +321,6 @@ class SqlTx:
 
 
 _STATEMENTS: dict[bool, dict[str, str]] = {}
-INBOX_LOCK = 0x6A6F75726E6579  # 'journey': the advisory lock of whoever processes the inbox
 INSTANCE_COLUMNS = ("instance_id", "journey_id", "version", "user_id", "key", "status", "step", "entered_at", "doc")
 MESSAGE_COLUMNS = ("message_id", "instance_id", "journey_id", "user_id", "step", "message", "channel", "category",
                    "content", "cost", "encoding", "segments", "decisions", "at", "status", "dispatch",
@@ -360,13 +336,13 @@ def _statements(db: Driver) -> dict[str, str]:
             "consents": db.insert_sql("consents", ("user_id", "seq", "channel", "category", "granted", "source",
                                                    "at")),
             "instances": db.insert_sql("instances", INSTANCE_COLUMNS, ("instance_id",), ("status", "step", "doc")),
-            "timers": db.insert_sql("timers", ("timer_id", "instance_id", "due")),
+            "timers": db.insert_sql("timers", ("timer_id", "instance_id", "due", "user_id", "part")),
             "messages": db.insert_sql("messages", MESSAGE_COLUMNS),
             "skips": db.insert_sql("skips", ("instance_id", "user_id", "step", "message", "reason", "decisions",
                                              "at", "detail")),
             "status": f"UPDATE messages SET status = {mark}, status_at = {mark} WHERE message_id = {mark}",
             "event_ids": db.insert_sql("event_ids", ("id",)),
-            "inbox": db.insert_sql("inbox", ("event_id", "user_id", "type", "at", "properties")),
+            "inbox": db.insert_sql("inbox", ("event_id", "user_id", "type", "at", "properties", "part")),
         }
     return _STATEMENTS[db.sqlite]
 

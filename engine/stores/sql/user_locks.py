@@ -10,15 +10,16 @@ locks go with the transaction, whether it commits or rolls back. SQLite has one 
 
 from __future__ import annotations
 
-import hashlib
 from collections.abc import Collection
 
+from engine.state import user_hash
 from engine.stores.sql.driver import Driver
 
 
 def user_key(user_id: str) -> int:
     """A stable signed 64-bit key for a user (the same in every worker and every release)."""
-    return int.from_bytes(hashlib.blake2b(user_id.encode("utf-8"), digest_size=8).digest(), "big", signed=True)
+    unsigned = user_hash(user_id)
+    return unsigned - (1 << 64) if unsigned >= 1 << 63 else unsigned
 
 
 def lock_users(db: Driver, user_ids: Collection[str]) -> None:

@@ -1,0 +1,77 @@
+"""This worker's share of the users, when several workers share one PostgreSQL database.
+
+Each user belongs to one partition (`engine.state.partition_of`) and each partition to one
+worker at a time, by a lease the worker renews with a heartbeat (`PartitionLeases`). The
+owner applies everything that changes its users' state: their queued events, their timers,
+their synchronous events. Another worker that receives an event for them queues it in the
+inbox, where the owner finds it. A worker that dies loses its partitions when its leases
+run out (`ttl`); the others take them and carry on with the timers and queued events there.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+from collections.abc import Mapping
+from datetime import timedelta
+from typing import Any
+
+from engine.ports import Lease, PartitionLeases
+from engine.state import partition_of
+
+DEFAULT_TTL = timedelta(seconds=10)
+
+
+def default_worker_id(port: int | None = None, number: int | None = None) -> str:
+    """`JOURNEY_WORKER_ID`, else the host name and `port` (else the process id), with `/number`
+    for one of `--workers K`. Stable across restarts on purpose: a restarted worker takes its
+    own partitions back at once rather than waiting for its old leases to run out."""
+    base = os.environ.get("JOURNEY_WORKER_ID") or f"{socket.gethostname()}:{port if port is not None else os.getpid()}"
+    return base if number is None else f"{base}/{number}"
+
+
+class Ownership:
+    """The partitions this worker owns, as of its last heartbeat, and the totals /metrics shows."""
+
+    def __init__(self, leases: PartitionLeases, worker: str, ttl: timedelta = DEFAULT_TTL) -> None:
+        self.leases = leases
+        self.worker = worker
+        self.ttl = ttl
+        self.owned: frozenset[int] = frozenset()
+        self.lease_changes = 0  # partitions taken or given up since start
+        self.workers = 1  # live workers at the last heartbeat, this one included
+        self.joined = False  # heartbeat at least once: it has a place among the workers to leave
+        leases.worker = worker
+
+    @property
+    def interval(self) -> float:
+        """Seconds between heartbeats: five a lease, so that a slow one or two do not lose it."""
+        return self.ttl.total_seconds() / 5
+
+    def owns(self, user_id: str) -> bool:
+        return partition_of(user_id, self.leases.count) in self.owned
+
+    def parts_of(self, user_ids: list[str]) -> set[int]:
+        count = self.leases.count
+        return {partition_of(u, count) for u in user_ids}
+
+    def beat(self, stats: Mapping[str, Any]) -> Lease:
+        def report(lease: Lease) -> dict[str, Any]:
+            changes = self.lease_changes + len(lease.gained) + len(lease.lost)
+            return {**stats, "partitions": len(lease.owned), "lease_changes": changes}
+
+        lease = self.leases.heartbeat(self.ttl, report)
+        self.owned = lease.owned
+        self.workers = lease.workers
+        self.joined = True
+        self.lease_changes += len(lease.gained) + len(lease.lost)
+        return lease
+
+    def leave(self, stats: Mapping[str, Any]) -> None:
+        """Give every partition up now (a clean stop), so the others need not wait for the leases."""
+        if self.joined:
+            self.owned = frozenset()
+            self.leases.release({**stats, **self.stats()})
+
+    def stats(self) -> dict[str, Any]:
+        return {"partitions": len(self.owned), "lease_changes": self.lease_changes}

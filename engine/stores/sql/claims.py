@@ -1,0 +1,80 @@
+"""The rows the sweeps take: queued events from the inbox and timers that came due.
+
+On PostgreSQL several workers share one database and each user belongs to one partition
+(`engine.state.partition_of`); a worker takes only the rows of the partitions it holds a
+live lease on (`Owner`), checked in the same statement, so a worker that lost a lease (it
+stalled past its expiry, another took over) takes nothing more of that partition. Rows are
+locked with SKIP LOCKED besides: during a handover the old and the new owner never take the
+same row. SQLite has one process and no partitions: everything is taken in order.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from engine.events import Event
+from engine.stores.sql.driver import Driver
+from engine.stores.sql.schema import chunks
+
+DB_NOW = "now()"  # leases run on the database's clock (timestamptz columns): one clock for every machine
+
+
+@dataclass(frozen=True, slots=True)
+class Owner:
+    """The worker a transaction takes rows for (PostgreSQL only)."""
+
+    worker: str
+
+    def clause(self, db: Driver) -> tuple[str, list[Any]]:
+        """` AND part IN (the partitions this worker holds a live lease on)`, with its parameter."""
+        return (f" AND part IN (SELECT part FROM partition_leases WHERE owner = {db.mark} AND expires_at > {DB_NOW})",
+                [self.worker])
+
+
+def due_timers(db: Driver, owner: Owner | None, now: datetime, limit: int, lock: bool) -> list[tuple[str, str]]:
+    """(instance_id, timer_id) of the earliest timers due by `now`; `lock`: FOR UPDATE SKIP LOCKED."""
+    where, params = owner.clause(db) if owner is not None else ("", [])
+    query = (f"SELECT instance_id, timer_id FROM timers WHERE due <= {db.mark}{where} ORDER BY due "
+             f"LIMIT {int(limit)}" + (" FOR UPDATE SKIP LOCKED" if lock else ""))
+    return [(str(i), str(t)) for i, t in db.rows(query, [db.time(now), *params])]
+
+
+def claim_queued(db: Driver, owner: Owner | None, limit: int) -> list[Event]:
+    """The oldest queued events (of the partitions `owner` holds), deleted in this transaction."""
+    where, params = owner.clause(db) if owner is not None else ("", [])
+    rows = db.rows("SELECT seq, event_id, user_id, type, at, properties FROM inbox WHERE error IS NULL"
+                   f"{where} ORDER BY seq LIMIT {int(limit)}" + ("" if db.sqlite else " FOR UPDATE SKIP LOCKED"),
+                   params)
+    if rows and db.sqlite:  # the only writer, holding the lock: nothing can have come in between
+        db.run_in(f"DELETE FROM inbox WHERE seq BETWEEN {db.mark} AND {db.mark} AND error IS NULL",
+                  [rows[0][0], rows[-1][0]])
+    else:  # other workers commit as they go: only the rows read here
+        for chunk in chunks([r[0] for r in rows]):
+            db.run_in("DELETE FROM inbox WHERE seq IN ({in})", chunk)
+    times: dict[Any, datetime] = {}  # a batch's events mostly share their instant: parse each once
+    events = []
+    for _, event_id, user_id, kind, at, properties in rows:
+        when = times.get(at)
+        if when is None:
+            when = times[at] = db.read_time(at)
+        events.append(Event(kind, user_id, when, db.read_json(properties), event_id))
+    return events
+
+
+def quarantine_queued(db: Driver, owner: Owner | None, error: str) -> str | None:
+    """Set the oldest queued event aside with `error`; returns its user, or None if none waits."""
+    where, params = owner.clause(db) if owner is not None else ("", [])
+    oldest = db.rows(f"SELECT seq, user_id FROM inbox WHERE error IS NULL{where} ORDER BY seq LIMIT 1", params)
+    if not oldest:
+        return None
+    db.run_in(f"UPDATE inbox SET error = {db.mark} WHERE seq = {db.mark}", [error, oldest[0][0]])
+    return str(oldest[0][1])
+
+
+def inbox_rows(db: Driver, events: Sequence[Event], part: Any) -> list[tuple[Any, ...]]:
+    """The inbox rows of `events`; `part(user_id)` is the user's partition."""
+    return [(e.id, e.user_id, e.type, db.time(e.timestamp), db.json(dict(e.properties)), part(e.user_id))
+            for e in events]
