@@ -10,7 +10,6 @@ with the user's own words (file, line, field, id) in its message::
     │   └── TemplateRenderError               a message template could not be rendered
     ├── StoreError (RuntimeError)             the database refused or failed (names the URL or table)
     │   └── TemporaryStoreError               the database is unreachable for now: try again later
-    ├── ShardError                            a worker process could not start or failed a request
     └── HttpError                             an HTTP request cannot be served (carries its status)
 
     channels (the channel layer never imports engine, so its errors live beside their code):
@@ -73,10 +72,6 @@ class StoreError(JourneyError, RuntimeError):
 
 class TemporaryStoreError(StoreError):
     """The database could not be reached or dropped the connection: the same call may work later."""
-
-
-class ShardError(JourneyError):
-    """A worker could not start or failed a request; the message is the worker's."""
 
 
 class HttpError(JourneyError):

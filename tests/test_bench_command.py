@@ -50,16 +50,18 @@ def test_the_time_sends_are_in_flight_counts_overlaps_once() -> None:
     assert _busy_seconds([(0.0, 1.0, 5), (0.5, 1.5, 5), (3.0, 4.0, 5), (3.2, 3.4, 1)]) == 2.5
 
 
-def test_bench_shards_users_over_worker_processes() -> None:
-    done = subprocess.run([str(JOURNEY), "bench", "--users", "300", "--timeout-seconds", "1", "--workers", "2",
-                           "--json"], capture_output=True, text=True, timeout=180)
+def test_workers_are_refused_without_postgresql_before_anything_runs() -> None:
+    done = subprocess.run([str(JOURNEY), "bench", "--users", "100", "--workers", "2"],
+                          capture_output=True, text=True, timeout=60)
+    assert done.returncode == 1 and "--workers 2" in done.stderr and "PostgreSQL" in done.stderr
+    assert "Traceback" not in done.stderr
+
+
+def test_bench_runs_journey_serve_workers_on_postgresql(postgres_fresh_db_url: str) -> None:
+    """What `journey serve --workers 2` runs, measured: correct, with every figure filled in."""
+    done = subprocess.run([str(JOURNEY), "bench", "--users", "400", "--timeout-seconds", "1", "--workers", "2",
+                           "--db", postgres_fresh_db_url, "--json"], capture_output=True, text=True, timeout=240)
     assert done.returncode == 0, done.stderr[-2000:]
     result = json.loads(done.stdout)
-    assert result["correct"] is True and result["workers"] == 2
+    assert result["correct"] is True and result["workers"] == 2 and result["via"] == "http"
     assert result["events_per_s"] > 0 and result["processed_per_s"] > 0 and result["timers_per_s"] > 0
-
-
-def test_sharded_workers_are_refused_where_they_cannot_run() -> None:
-    done = subprocess.run([str(JOURNEY), "bench", "--users", "100", "--workers", "2", "--via", "http"],
-                          capture_output=True, text=True, timeout=60)
-    assert done.returncode == 1 and "--workers 2" in done.stderr and "Traceback" not in done.stderr

@@ -13,7 +13,7 @@ ENGINE_API = [
     "Cancel", "Clock", "CompiledJourney", "Engine", "EvaluationError", "Event", "EventError", "HostStore",
     "HttpError", "Ingested", "InputError", "Instance", "JourneyDefinitionError", "JourneyError",
     "JourneyNotFoundError", "MemoryStore", "Outbox", "OutboxItem", "Outcome", "Problem", "ReadViews", "Schedule",
-    "Send", "Server", "ShardError", "Skip", "SqlStore", "Store", "StoreError", "SystemClock",
+    "Send", "Server", "Skip", "SqlStore", "Store", "StoreError", "SystemClock",
     "TemplateRenderError", "TemporaryStoreError", "Trace", "Tx", "VirtualClock", "carry_out", "create_app",
     "load_file", "load_paths", "load_text", "parse_event", "simulate",
 ]

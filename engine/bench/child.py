@@ -34,21 +34,24 @@ def request_body(events: Sequence[Event]) -> bytes:
 
 
 @contextmanager
-def serve(url: str, journeys: Path, tmp: Path) -> Iterator[tuple[str, int]]:
-    """`journey serve` in a child process on a free loopback port."""
+def serve(url: str, journeys: Path, tmp: Path, workers: int | None = None,
+          env: dict[str, str] | None = None) -> Iterator[tuple[str, list[int]]]:
+    """`journey serve` (with `--workers K`: K workers on one port) in a child process on a free
+    loopback port; yields its URL and the pids of its processes (for their peak memory)."""
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         port = sock.getsockname()[1]
     command = [str(Path(sys.executable).parent / "journey"), "serve", "--db", url, "--journeys", str(journeys),
                "--port", str(port), "--outbox", str(tmp / "outbox.jsonl"), "--policy", str(tmp / "policy.yaml"),
-               "--log-level", "warning"]  # a line per decision and request is not what is measured
+               "--log-level", "warning",  # a line per decision and request is not what is measured
+               *(["--workers", str(workers)] if workers is not None else [])]
     log = open(tmp / "serve.log", "wb")  # noqa: SIM115 - closed below, after the child exits
     child = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT,
-                             env={**os.environ, "JOURNEY_API_KEYS": "bench"})
+                             env={**os.environ, **(env or {}), "JOURNEY_API_KEYS": "bench"})
     base = f"http://127.0.0.1:{port}"
     try:
         wait_healthy(base, child, tmp / "serve.log")
-        yield base, child.pid
+        yield base, [child.pid, *children_of(child.pid)]
     finally:
         child.terminate()
         child.wait(timeout=30)
@@ -76,6 +79,14 @@ def metrics(base: str) -> dict[str, float]:
 def rate(metrics: dict[str, float], count: str, seconds: str) -> float:
     spent = metrics.get(seconds, 0.0)
     return metrics.get(count, 0.0) / spent if spent else 0.0
+
+
+def children_of(pid: int) -> list[int]:
+    """The processes `pid` started (the workers of `journey serve --workers K`), as Linux lists them."""
+    try:
+        return [int(p) for p in Path(f"/proc/{pid}/task/{pid}/children").read_text().split()]
+    except OSError:
+        return []
 
 
 def peak_rss_of(pid: int) -> float:

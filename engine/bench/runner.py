@@ -24,10 +24,9 @@ from channels.providers import FileProvider
 from engine.bench.child import metrics, peak_rss_of, poster, rate, request_body, serve
 from engine.bench.workload import OPEN_DELAY, cart_event, check_w1, open_event, opens, w1_journey, w1_profile, w1_yaml
 from engine.clock import SystemClock
-from engine.errors import ShardError
+from engine.errors import InputError
 from engine.events import Event
 from engine.host.server import Server
-from engine.host.shards import ShardedServer, WorkerSpec, shard_of, shard_url
 from engine.stores.sql import SqlStore
 
 BATCH = {"python": 1000, "http": 500}  # events per call: HTTP as the issue measures it; Python as the sweeps batch
@@ -58,24 +57,24 @@ class BenchResult:
 
 
 def run_bench(users: int, timeout: timedelta, db_url: str | None = None, via: str = "python",
-              progress: Progress | None = None, batch: int | None = None, workers: int = 1) -> BenchResult:
-    """Run W1 once; `db_url` None means a fresh SQLite file in a temporary folder. With
-    `workers` > 1 (Python path, SQLite) the users are sharded over that many worker processes."""
+              progress: Progress | None = None, batch: int | None = None, workers: int | None = None) -> BenchResult:
+    """Run W1 once; `db_url` None means a fresh SQLite file in a temporary folder. With `workers`
+    (PostgreSQL), through `journey serve --workers K`: what a team runs to use K cores."""
     progress = progress or (lambda *_: None)
-    if workers > 1 and via != "python":
-        raise ShardError(f"workers {workers}: sharded workers run through the Python path (--via python)")
+    if workers is not None and not (db_url or "").startswith("postgresql"):
+        raise InputError(f"--workers {workers}: workers share a PostgreSQL database: add --db postgresql+psycopg://...")
+    via = "http" if workers is not None else via
     with tempfile.TemporaryDirectory(prefix="journey-bench-") as tmp:
         url = db_url or f"sqlite:///{tmp}/bench.db"
-        urls = [shard_url(url, k, workers) for k in range(workers)] if workers > 1 else [url]
         prefix = f"b{uuid.uuid4().hex[:6]}u"
-        _load_profiles(urls, users, prefix, progress)
-        result = BenchResult(users, via, timeout.total_seconds(), batch or BATCH[via], workers)
-        if workers > 1:
-            started_at = _run_sharded(url, Path(tmp), users, timeout, prefix, result, progress)
+        _load_profiles([url], users, prefix, progress)
+        result = BenchResult(users, via, timeout.total_seconds(), batch or BATCH[via], workers or 1)
+        if workers is not None:
+            started_at = _run_workers(url, Path(tmp), users, timeout, prefix, result, progress)
         else:
             runner = _run_python if via == "python" else _run_http
             started_at = runner(url, Path(tmp), users, timeout, prefix, result, progress)
-        _measure(urls, users, timeout, prefix, started_at, result)
+        _measure([url], users, timeout, prefix, started_at, result)
     return result
 
 
@@ -86,21 +85,18 @@ def bench_policy() -> Policy:
 
 
 def _load_profiles(urls: Sequence[str], users: int, prefix: str, progress: Progress) -> None:
-    """Each user's profile into the database of its shard (the only one, unsharded)."""
-    stores = [SqlStore(url) for url in urls]
+    """Each user's profile into the database."""
+    store = SqlStore(urls[0])
     try:
         for start in range(0, users, 10_000):
             ids = range(start, min(users, start + 10_000))
-            for k, store in enumerate(stores):
-                mine = [n for n in ids if len(stores) == 1 or shard_of(f"{prefix}{n}", len(stores)) == k]
-                with store.transaction() as tx:
-                    tx.prefetch([f"{prefix}{n}" for n in mine], datetime.fromtimestamp(0).astimezone())
-                    for n in mine:
-                        tx.put_profile(w1_profile(n, prefix))
+            with store.transaction() as tx:
+                tx.prefetch([f"{prefix}{n}" for n in ids], datetime.fromtimestamp(0).astimezone())
+                for n in ids:
+                    tx.put_profile(w1_profile(n, prefix))
             progress("profiles", ids.stop, users)
     finally:
-        for store in stores:
-            store.close()
+        store.close()
 
 
 def _run_python(url: str, tmp: Path, users: int, timeout: timedelta, prefix: str, result: BenchResult,
@@ -127,30 +123,6 @@ def _run_python(url: str, tmp: Path, users: int, timeout: timedelta, prefix: str
     return started_at
 
 
-def _run_sharded(url: str, tmp: Path, users: int, timeout: timedelta, prefix: str, result: BenchResult,
-                 progress: Progress) -> datetime:
-    """Runs W1 through `ShardedServer.accept` over `result.workers` worker processes."""
-    spec = WorkerSpec(url, (("w1.yaml", w1_yaml(timeout)),), bench_policy(), str(tmp / "outbox.jsonl"),
-                      timer_interval=0.25)
-    server = ShardedServer(spec, result.workers)
-    try:
-        clock = SystemClock()
-        dequeued = _at_most_every(0.02, lambda: sum(int(c["dequeued"]) for c in server.counters()))
-        feed = _Burst(users, result.batch, prefix, clock.now, server.accept, processed=dequeued)
-        started, started_at = time.perf_counter(), clock.now()
-        feed.run(progress)
-        result.events_per_s = feed.events_per_s
-        _wait_done(server.urls, users, timeout, prefix, started, result, progress)
-        counters = server.counters()  # rates add up: the workers run at once
-        result.processed_per_s = sum(c["dequeued"] / max(c["queue_seconds"], 1e-9) for c in counters)
-        result.timers_per_s = sum(c["timers_fired"] / max(c["timer_seconds"], 1e-9) for c in counters)
-        result.peak_rss_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024 + sum(
-            peak_rss_of(p.pid) for p in server.processes)
-    finally:
-        server.stop()
-    return started_at
-
-
 def _at_most_every(seconds: float, read: Callable[[], T]) -> Callable[[], T]:
     """`read`, but asked of the server at most every `seconds` however often the bench looks."""
     last: list[Any] = [float("-inf"), None]
@@ -167,26 +139,66 @@ def _run_http(url: str, tmp: Path, users: int, timeout: timedelta, prefix: str, 
               progress: Progress) -> datetime:
     """Runs W1 through a `journey serve` child, every batch with `Prefer: respond-async` (as the
     Python path uses `Server.accept`); returns when the burst started."""
+    with serve(url, _files(tmp, timeout), tmp) as (base, pids):
+        started_at = _post_burst(base, url, users, timeout, prefix, result, progress,
+                                 processed=lambda scraped: int(scraped.get("journey_inbox_processed_total", 0)))
+        final = metrics(base)
+        result.processed_per_s = rate(final, "journey_inbox_processed_total", "journey_inbox_seconds_total")
+        result.timers_per_s = rate(final, "journey_timers_fired_total", "journey_timer_sweep_seconds_total")
+        result.peak_rss_mb = sum(peak_rss_of(pid) for pid in pids)
+    return started_at
+
+
+def _run_workers(url: str, tmp: Path, users: int, timeout: timedelta, prefix: str, result: BenchResult,
+                 progress: Progress) -> datetime:
+    """Runs W1 through `journey serve --workers K` on PostgreSQL. The workers split the users by
+    partition, whichever of them a batch reaches; any worker's /metrics reports every worker
+    (the others as of their last heartbeat, here every 0.5 s). Rates add up: the workers run at once."""
+    env = {"JOURNEY_PARTITION_LEASE_SECONDS": "2.5"}  # heartbeats every 0.5 s: the opens follow the pushes soon
+    with serve(url, _files(tmp, timeout), tmp, workers=result.workers, env=env) as (base, pids):
+        started_at = _post_burst(base, url, users, timeout, prefix, result, progress,
+                                 processed=lambda scraped: int(_total(scraped, "journey_worker_events_processed")))
+        final = metrics(base)
+        result.processed_per_s = sum(_per_worker(final, "journey_worker_events_processed",
+                                                 "journey_worker_events_seconds"))
+        result.timers_per_s = sum(_per_worker(final, "journey_worker_timers_fired", "journey_worker_timer_seconds"))
+        result.peak_rss_mb = sum(peak_rss_of(pid) for pid in pids)
+    return started_at
+
+
+def _files(tmp: Path, timeout: timedelta) -> Path:
+    """The W1 journey in a journeys folder, and a policy without quiet hours beside it."""
     journeys = tmp / "journeys"
     journeys.mkdir()
     (journeys / "w1.yaml").write_text(w1_yaml(timeout), encoding="utf-8")
     (tmp / "policy.yaml").write_text("quiet_hours: {categories: []}\n", encoding="utf-8")
-    with serve(url, journeys, tmp) as (base, pid):
-        clock = SystemClock()
-        with poster(base) as post, poster(base) as post_opens:  # the loader, and the devices
-            scrape = _at_most_every(0.05, lambda: metrics(base))
-            feed = _Burst(users, result.batch, prefix, clock.now, post, request_body,
-                          processed=lambda: int(scrape().get("journey_inbox_processed_total", 0)),
-                          send_opens=post_opens)
-            started, started_at = time.perf_counter(), clock.now()
-            feed.run(progress)
-        result.events_per_s = feed.events_per_s
-        _wait_done([url], users, timeout, prefix, started, result, progress)
-        final = metrics(base)
-        result.processed_per_s = rate(final, "journey_inbox_processed_total", "journey_inbox_seconds_total")
-        result.timers_per_s = rate(final, "journey_timers_fired_total", "journey_timer_sweep_seconds_total")
-        result.peak_rss_mb = peak_rss_of(pid)
+    return journeys
+
+
+def _post_burst(base: str, url: str, users: int, timeout: timedelta, prefix: str, result: BenchResult,
+                progress: Progress, processed: Callable[[dict[str, float]], int]) -> datetime:
+    """The burst over HTTP, then the wait for W1's last SMS; returns when the burst started."""
+    clock = SystemClock()
+    with poster(base) as post, poster(base) as post_opens:  # the loader, and the devices
+        scrape = _at_most_every(0.05, lambda: metrics(base))
+        feed = _Burst(users, result.batch, prefix, clock.now, post, request_body,
+                      processed=lambda: processed(scrape()), send_opens=post_opens)
+        started, started_at = time.perf_counter(), clock.now()
+        feed.run(progress)
+    result.events_per_s = feed.events_per_s
+    _wait_done([url], users, timeout, prefix, started, result, progress)
     return started_at
+
+
+def _total(scraped: dict[str, float], family: str) -> float:
+    return sum(v for k, v in scraped.items() if k.startswith(family + "_total{"))
+
+
+def _per_worker(scraped: dict[str, float], count: str, seconds: str) -> list[float]:
+    """Each worker's count / seconds (a rate while busy), from the labelled samples."""
+    spent = {k.partition("{")[2]: v for k, v in scraped.items() if k.startswith(seconds + "_total{")}
+    return [v / spent[k.partition("{")[2]] for k, v in scraped.items()
+            if k.startswith(count + "_total{") and spent.get(k.partition("{")[2])]
 
 
 class _Burst:

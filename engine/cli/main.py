@@ -243,8 +243,8 @@ def bench(
     via: Via = typer.Option(Via.python, "--via", help="python: Engine API in batches; http: journey serve"),
     as_json: bool = typer.Option(False, "--json", help="print one JSON object"),
     batch: int | None = typer.Option(None, "--batch", min=1, help="events per call (default: 1000 python, 500 http)"),
-    workers: int = typer.Option(1, "--workers", min=1, help="shard users over this many worker processes, "
-                                "each with its own SQLite file (Python path)"),
+    workers: int | None = typer.Option(None, "--workers", min=1, help="run `journey serve --workers K` on a "
+                                       "PostgreSQL --db and measure it (default: one server in this process)"),
 ) -> None:
     """The reference workload W1 (push, then SMS on ignore) against the real store and scheduler."""
     from datetime import timedelta
@@ -258,8 +258,9 @@ def bench(
         delay = OPEN_DELAY.total_seconds()
         raise _fail(ValueError(f"--timeout-seconds {timeout_seconds:g}: W1's openers open {delay:g} s after their "
                                "push, so T must be longer than that"))
-    if workers > 1 and (via != Via.python or (db is not None and not db.startswith("sqlite:///"))):
-        raise _fail(ValueError(f"--workers {workers}: sharded workers need --via python and a SQLite --db"))
+    if workers is not None and not (db or "").startswith("postgresql"):
+        raise _fail(ValueError(f"--workers {workers}: workers share a PostgreSQL database: add "
+                               "--db postgresql+psycopg://..."))
     tune_runtime()
 
     if as_json:

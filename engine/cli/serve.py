@@ -81,6 +81,8 @@ def run(server: Server, options: ServeOptions, sock: socket.socket | None = None
                                       url=f"http://{options.host}:{options.port}"))
     config = uvicorn.Config(api, host=options.host, port=options.port, log_config=None, log_level=options.log_level,
                             access_log=True)
+    for signum in (signal.SIGTERM, signal.SIGINT):  # uvicorn shuts down, restores these and raises its signal again:
+        signal.signal(signum, _exit)  # then this ends the process through `finally`, which stops the server cleanly
     try:
         uvicorn.Server(config).run(sockets=[sock] if sock is not None else None)
     finally:
@@ -98,6 +100,10 @@ def worker_process(k: int, sock: socket.socket, options: ServeOptions) -> None:
         log.error("worker %d could not start: %s", k + 1, exc)
         raise SystemExit(1) from None
     run(server, options, sock)
+
+
+def _exit(signum: int, _frame: Any) -> None:
+    raise SystemExit(0)
 
 
 def _worker(server: Server) -> Any:

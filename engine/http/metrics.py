@@ -24,7 +24,10 @@ WORKER_METRICS = (  # name, key of the worker's stats, kind, help
     ("journey_worker_partitions", "partitions", GaugeMetricFamily, "Partitions of the users each worker owns"),
     ("journey_worker_lease_changes", "lease_changes", CounterMetricFamily, "Partitions each worker took or gave up"),
     ("journey_worker_events_processed", "events_processed", CounterMetricFamily, "Events each worker processed"),
+    ("journey_worker_events_seconds", "events_seconds", CounterMetricFamily, "Time each worker spent processing "
+     "events"),
     ("journey_worker_timers_fired", "timers_fired", CounterMetricFamily, "Timers each worker fired"),
+    ("journey_worker_timer_seconds", "timer_seconds", CounterMetricFamily, "Time each worker spent firing timers"),
 )
 
 

@@ -4,13 +4,25 @@ processes on one PostgreSQL database share the work without doing any of it twic
 from __future__ import annotations
 
 import signal
+import subprocess
 import time
 from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
-from tests.server.conftest import ServerProcess, StartServer, post_events, put_profile, wait_for_sweeps, wait_until
+from prometheus_client.parser import text_string_to_metric_families
+from sqlalchemy import create_engine
+
+from tests.server.conftest import (
+    JOURNEY,
+    ServerProcess,
+    StartServer,
+    post_events,
+    put_profile,
+    wait_for_sweeps,
+    wait_until,
+)
 
 
 def all_sent(server: ServerProcess, user_id: str, count: int) -> list[dict[str, Any]] | None:
@@ -168,3 +180,44 @@ def test_two_workers_on_postgresql_enter_each_user_once_when_both_get_a_trigger(
     assert all(len(found) == 1 for found in instances.values())
     wait_until(lambda: all(first.messages(u) for u in users), timeout=20, what="a push for every user")
     assert sum(len(first.messages(u)) for u in users) == 200
+
+
+def test_serve_workers_runs_k_workers_behind_one_port_sharing_the_users(
+        postgres_fresh_db_url: str, start_server: StartServer, journeys_dir: Path) -> None:
+    """`journey serve --workers 2`: two worker processes accept on one port, split the 256
+    partitions, and between them process every user's event once; SIGTERM stops both and gives
+    their partitions up at once (no lease left to run out)."""
+    (journeys_dir / "race.yaml").write_text(RACE, encoding="utf-8")
+    server = start_server(db=postgres_fresh_db_url, name="workers", args=["--workers", "2"])
+    shares = wait_until(lambda: (lambda found: found if sorted(found.values()) == [128, 128] else None)(
+        {s.labels["worker"]: s.value for s in samples(server, "journey_worker_partitions")}), timeout=15,
+        what="two workers owning 128 partitions each")
+    assert all(worker.endswith(("/1", "/2")) for worker in shares)
+    users = [f"w{n:03d}" for n in range(100)]
+    for user in users:
+        put_profile(server, user)
+    for start in range(0, len(users), 10):
+        batch = [{"id": f"go-{u}", "type": "go", "user_id": u} for u in users[start:start + 10]]
+        assert post_events(server, {"events": batch}).status_code == 202
+    wait_until(lambda: all(server.messages(u) for u in users), timeout=20, what="a push for every user")
+    assert sum(len(server.messages(u)) for u in users) == 100
+    server.process.terminate()
+    assert server.process.wait(timeout=30) == 0
+    database = create_engine(postgres_fresh_db_url)
+    with database.connect() as conn:
+        held = conn.exec_driver_sql("SELECT count(*) FROM partition_leases WHERE owner IS NOT NULL").scalar_one()
+    database.dispose()
+    assert held == 0
+
+
+def samples(server: ServerProcess, family: str) -> list[Any]:
+    """Every sample of one metric family in the server's /metrics."""
+    text = server.client.get("/metrics").text
+    return [s for f in text_string_to_metric_families(text) if f.name == family for s in f.samples]
+
+
+def test_serve_workers_on_sqlite_is_refused_with_the_reason(start_server: StartServer, tmp_path: Path) -> None:
+    done = subprocess.run([str(JOURNEY), "serve", "--db", f"sqlite:///{tmp_path / 'j.db'}", "--workers", "2"],
+                          capture_output=True, text=True, timeout=60)
+    assert done.returncode == 1 and "--workers 2" in done.stderr and "PostgreSQL" in done.stderr
+    assert "Traceback" not in done.stderr
