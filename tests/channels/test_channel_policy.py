@@ -167,7 +167,8 @@ def test_a_user_file_replaces_a_language_list(tmp_path: Path) -> None:
 
 def test_a_send_rate_is_per_channel_and_unset_by_default(tmp_path: Path) -> None:
     assert all(channel.rate_per_second is None for channel in load_policy().channels.values())
-    policy = load_policy(write(tmp_path, "channels:\n  sms: {rate_per_second: 50}\n  email: {rate_per_second: 0.5}\n"))
+    policy = load_policy(write(tmp_path, "channels:\n  sms: {rate_per_second: 50}\n  email: {rate_per_second: 0.5}\n"
+                                         "  push: {rate_per_second: null}\n"))
     assert (policy.channels["sms"].rate_per_second, policy.channels["email"].rate_per_second) == (50, 0.5)
     assert policy.cost("sms") == 0.0083 and policy.channels["push"].rate_per_second is None
 
