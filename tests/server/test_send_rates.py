@@ -16,7 +16,7 @@ import pytest
 from channels import Policy, load_policy
 from channels.testing import RecordingProvider
 from engine.host.rates import Bucket
-from tests.server.conftest import GRANTED_AT, LocalServer, StartLocal, post_events
+from tests.server.conftest import GRANTED_AT, LocalServer, StartLocal, metric, post_events
 
 SALE = """\
 id: flash-sale
@@ -70,6 +70,11 @@ def enter_everyone(local: LocalServer) -> None:
     assert response.status_code == 202 and response.json()["accepted"] == USERS, response.text
 
 
+def queued(local: LocalServer) -> dict[str, float | None]:
+    """`journey_outbox_queued` of sms and push: the outbox's backlog."""
+    return {channel: metric(local, "journey_outbox_queued", channel=channel) for channel in ("sms", "push")}
+
+
 def assert_each_texted_once(local: LocalServer, sms: RecordingProvider) -> None:
     assert sorted(m.address or "" for m in sms.sent) == sorted(phone(n) for n in range(USERS))
     assert len(set(sms.message_ids)) == USERS
@@ -86,16 +91,19 @@ def test_500_sms_at_50_a_second_take_10_seconds_and_none_is_lost(
     local, sms, push = start_sale(start_local, journeys_dir, url,
                                   policy(tmp_path, "channels:\n  sms: {rate_per_second: 50}\n"))
     enter_everyone(local)
+    assert queued(local) == {"sms": USERS, "push": USERS}
     local.settle()
     assert len(push.sent) == USERS, "push waited for the SMS rate"
+    assert queued(local) == {"sms": USERS, "push": 0}
     elapsed = 0.0
     for at in (0.5, 1, 2.5, 5, 7.5, 9.98):
         local.advance(at - elapsed)
         elapsed = at
         assert 50 * at - 1 <= len(sms.sent) <= 50 * at, f"{len(sms.sent)} SMS after {at} s"
+        assert queued(local)["sms"] == USERS - len(sms.sent)
     assert len(sms.sent) < USERS
     local.advance(10 - elapsed)
-    assert len(sms.sent) == USERS
+    assert len(sms.sent) == USERS and queued(local) == {"sms": 0, "push": 0}
     local.advance(120)  # nothing more: nobody is texted twice
     assert_each_texted_once(local, sms)
     assert len(push.sent) == USERS and local.server.dispatcher.outcomes[("sms", "sent")] == USERS
@@ -107,6 +115,7 @@ def test_without_a_rate_every_sms_leaves_in_the_first_drain(start_local: StartLo
     enter_everyone(local)
     local.settle()
     assert (len(sms.sent), len(push.sent)) == (USERS, USERS)
+    assert queued(local) == {"sms": 0, "push": 0}
     assert_each_texted_once(local, sms)
 
 
