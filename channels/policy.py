@@ -107,8 +107,7 @@ def _no_flag(value: Any) -> Any:
 class ChannelPolicy(_Frozen):
     """A channel's price, the events that count as engagement with it, and its send rate: providers
     and carriers cap throughput (a US 10DLC campaign may be held to 75 SMS a minute), so the
-    dispatcher spreads sends to at most `rate_per_second` (unset: as fast as the providers take them).
-    """
+    dispatcher hands over at most `rate_per_second` (unset: as many as the providers take)."""
 
     cost: float = Field(ge=0)
     engagement: tuple[str, ...] = ()
