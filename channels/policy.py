@@ -17,7 +17,16 @@ from pathlib import Path
 from typing import Annotated, Any, Literal, get_args
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
 from channels.yaml_lines import FileError, describe_errors, read_mapping
 
@@ -88,9 +97,22 @@ class SmsPolicy(_Frozen):
     max_segments: int = Field(ge=1)
 
 
+def _no_flag(value: Any) -> Any:
+    """pydantic reads `true` as 1.0; as a rate it is a mistake."""
+    if isinstance(value, bool):
+        raise ValueError(f"expected a number of messages a second, not {str(value).lower()}")
+    return value
+
+
 class ChannelPolicy(_Frozen):
+    """A channel's price, the events that count as engagement with it, and its send rate: providers
+    and carriers cap throughput (a US 10DLC campaign may be held to 75 SMS a minute), so the
+    dispatcher hands over at most `rate_per_second` (unset: as many as the providers take)."""
+
     cost: float = Field(ge=0)
     engagement: tuple[str, ...] = ()
+    rate_per_second: Annotated[float, BeforeValidator(_no_flag)] | None = Field(default=None, gt=0,
+                                                                                allow_inf_nan=False)
 
 
 class KeywordReplies(_Frozen):

@@ -202,6 +202,11 @@ class Outbox(Protocol):
 
     def outbox_next_due(self) -> datetime | None: ...
 
+    def outbox_queued(self) -> dict[str, int]:
+        """Messages waiting in the outbox, by channel: `pending` ones, due or not (a retry, quiet
+        hours, a send rate's turn). One grouped count, for `/metrics` at scrape time."""
+        ...
+
     def recipients(self, user_ids: Collection[str]) -> dict[str, Profile]:
         """The profiles (with consent ledgers) of these users as committed, for the checks before sending."""
         ...

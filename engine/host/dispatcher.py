@@ -10,6 +10,8 @@ temporary for that one message, and the rest of the batch is recorded as usual. 
 error, or running out of attempts, marks the message failed and becomes a `<channel>.failed`
 event, so an escalation moves on at once. A database outage mid-batch is not a crash: what was
 handed over and what was not is recorded once the database is back, within the claim's lease.
+A channel with a send rate (`engine.host.rates`) sends no faster: what is over it goes back to
+the outbox, due when the channel's next token is.
 """
 
 from __future__ import annotations
@@ -27,6 +29,7 @@ from channels.recheck import GO, Recheck, recheck
 from engine.clock import Clock
 from engine.errors import StoreError
 from engine.host.logs import fields, log_dispatch
+from engine.host.rates import Rates
 from engine.ports import Outbox, OutboxItem
 
 log = logging.getLogger("journey.dispatcher")
@@ -36,6 +39,7 @@ IN_DOUBT_MOST = 32  # and at most this many messages
 BACKOFF = (timedelta(seconds=1), timedelta(seconds=5), timedelta(seconds=30), timedelta(minutes=2),
            timedelta(minutes=10))
 MAX_ATTEMPTS = len(BACKOFF) + 1
+RATE_LIMITED = "over the channel's send rate: waits for its turn"
 
 FailureSink = Callable[[list[dict[str, Any]]], None]
 
@@ -58,6 +62,7 @@ class Dispatcher:
         self.outcomes: Counter[tuple[str, str]] = Counter()  # attempts' outcomes by (channel, status)
         self.in_doubt = 0  # messages caught mid-call by a crash and not retried: `unknown`
         self.idempotent_channels = _idempotent_channels(providers)
+        self.rates = Rates.of(policy, clock.now())
         self._rate = 100.0  # messages a second, until measured
         self._expired_at: datetime | None = None
         self._unrecorded: tuple[datetime, list[dict[str, Any]], list[dict[str, Any]]] | None = None
@@ -72,7 +77,7 @@ class Dispatcher:
         now = self.clock.now()
         self._record_unrecorded(now)
         self._expire_now_and_then(now)
-        items = self.store.claim_outbox(now, self.batch, self.lease, sending=self._group_size())
+        claimed, items = self._claim(now)
         failures: list[dict[str, Any]] = []
         position, results = 0, []
         try:
@@ -91,7 +96,25 @@ class Dispatcher:
             raise
         if failures:
             self.on_failed(failures)
-        return len(items)
+        return claimed
+
+    def _claim(self, now: datetime) -> tuple[int, list[OutboxItem]]:
+        """How many messages were claimed, and those to attempt now. With send rates, what is over
+        them goes back to `pending`, due at its turn, in the write that marks the first group
+        `sending`: a message held back is never `sending`, so a crash never leaves one in doubt."""
+        if not self.rates:
+            items = self.store.claim_outbox(now, self.batch, self.lease, sending=self._group_size())
+            return len(items), items
+        claimed = self.store.claim_outbox(now, self.batch, self.lease, sending=0)
+        items, held = self.rates.ration(claimed, now)
+        back = [_result(item, "pending", "queued", item.attempts, at, None, None, RATE_LIMITED, now)
+                for item, at in held]
+        try:
+            self.store.finish_outbox(back, sending=[i.message_id for i in items[:self._group_size()]])
+        except StoreError:
+            self._keep_unrecorded(now, back, items, [])
+            raise
+        return len(claimed), items
 
     def _keep_unrecorded(self, claimed: datetime, results: list[dict[str, Any]], unhanded: Sequence[OutboxItem],
                          failures: list[dict[str, Any]]) -> None:

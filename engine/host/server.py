@@ -130,6 +130,7 @@ class Server:
             return 0
         with self.lock:  # no batch in flight: a partition given up is not being worked on
             lease = ownership.beat(self.worker_stats())
+            self.dispatcher.rates.share(lease.workers, self.clock.now())  # the send rates are the cluster's
             if lease.lost:
                 self.backlog.hand_over(lambda user_id: not ownership.owns(user_id))
             if lease.gained:

@@ -15,6 +15,8 @@ from typing import Any
 from prometheus_client import CollectorRegistry, GCCollector, PlatformCollector, ProcessCollector, generate_latest
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily
 
+from channels import CHANNELS
+from engine.errors import StoreError
 from engine.host.histogram import Histogram
 from engine.host.server import Server
 
@@ -89,6 +91,19 @@ class Metrics:
                         "they may no longer go, by reason", "reason", cancelled)
         yield CounterMetricFamily("journey_messages_in_doubt", "Messages a crash caught mid-call, left `unknown`",
                                   value=dispatcher.in_doubt)
+        yield from self._outbox()
+
+    def _outbox(self) -> Iterator[Family]:
+        """The one metric read from the database (one grouped count): the backlog is in the rows, and
+        kept counts would drift from them across restarts and other workers. Left out while the
+        database is down, so that /metrics still answers then."""
+        try:
+            queued = self.server.store.outbox_queued()
+        except StoreError:
+            return
+        yield _labelled(GaugeMetricFamily, "journey_outbox_queued", "Messages waiting in the outbox, by channel: "
+                        "due, to be retried, deferred by quiet hours or held back by a send rate", "channel",
+                        {**dict.fromkeys(CHANNELS, 0), **queued})
 
     def _sweeps(self) -> Iterator[Family]:
         c = self.server.counters

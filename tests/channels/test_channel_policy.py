@@ -163,3 +163,30 @@ def test_a_user_file_replaces_a_language_list(tmp_path: Path) -> None:
     assert policy.keywords["es"].stop == ("PARAR",)
     assert policy.keywords["es"].replies == load_policy().keywords["es"].replies
     assert "alto" not in policy.fast.keywords and policy.fast.keywords["parar"] == ("stop", "es")
+
+
+def test_a_send_rate_is_per_channel_and_unset_by_default(tmp_path: Path) -> None:
+    assert all(channel.rate_per_second is None for channel in load_policy().channels.values())
+    policy = load_policy(write(tmp_path, "channels:\n  sms: {rate_per_second: 50}\n  email: {rate_per_second: 0.5}\n"
+                                         "  push: {rate_per_second: null}\n"))
+    assert (policy.channels["sms"].rate_per_second, policy.channels["email"].rate_per_second) == (50, 0.5)
+    assert policy.cost("sms") == 0.0083 and policy.channels["push"].rate_per_second is None
+
+
+@pytest.mark.parametrize(
+    ("value", "expected"),
+    [
+        ("0", "Input should be greater than 0"),
+        ("-75", "Input should be greater than 0"),
+        ("fast", "Input should be a valid number"),
+        ("'many'", "Input should be a valid number"),
+        ("true", "expected a number of messages a second, not true"),
+        (".inf", "Input should be a finite number"),
+        ("[50]", "Input should be a valid number"),
+    ],
+)
+def test_a_send_rate_must_be_a_positive_number(tmp_path: Path, value: str, expected: str) -> None:
+    path = write(tmp_path, f"channels:\n  sms:\n    rate_per_second: {value}\n")
+    with pytest.raises(PolicyError) as info:
+        load_policy(path)
+    assert str(info.value).startswith(f"{path}:3: channels.sms.rate_per_second: {expected}")

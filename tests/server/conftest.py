@@ -36,7 +36,7 @@ import pytest
 import uvicorn
 from prometheus_client.parser import text_string_to_metric_families
 
-from channels import load_policy
+from channels import Policy, load_policy
 from channels.providers import Provider
 from engine.clock import VirtualClock
 from engine.compiler import load_paths
@@ -320,25 +320,26 @@ class LocalServer:
 class StartLocal(Protocol):
     def __call__(self, db: str | None = None, keys: Sequence[str] = API_KEYS,
                  providers: Mapping[str, Sequence[Provider]] | None = None, clock: VirtualClock | None = None,
-                 store: HostStore | None = None) -> LocalServer: ...
+                 store: HostStore | None = None, policy: Policy | None = None) -> LocalServer: ...
 
 
 @pytest.fixture
 def start_local(tmp_path: Path, journeys_dir: Path) -> Iterator[StartLocal]:
     """Factory: a `LocalServer` with the test journeys; `db` "memory" (the default), a SQLite or a
     PostgreSQL URL (a second call on the same URL is a restart: pass the first one's `clock` to go
-    on from its time, or its memory `store`). The server reloads `journeys_dir` on request."""
+    on from its time, or its memory `store`; `policy`: the shipped one by default). The server reloads
+    `journeys_dir` on request."""
     started: list[LocalServer] = []
 
     def start(db: str | None = None, keys: Sequence[str] = API_KEYS,
               providers: Mapping[str, Sequence[Provider]] | None = None, clock: VirtualClock | None = None,
-              store: HostStore | None = None) -> LocalServer:
+              store: HostStore | None = None, policy: Policy | None = None) -> LocalServer:
         db = db or "memory"
         store = store or (MemoryStore() if db == "memory" else SqlStore(db))
         clock = clock or VirtualClock(T0)
         outbox = tmp_path / "outbox.jsonl"
-        server = Server(store, load_paths([journeys_dir]), load_policy(), providers or default_providers(outbox),
-                        clock=clock, journeys_dir=journeys_dir)
+        server = Server(store, load_paths([journeys_dir]), policy or load_policy(),
+                        providers or default_providers(outbox), clock=clock, journeys_dir=journeys_dir)
         server.resume()  # what start() does before the sweeps: a second call on the same db is a restart
         port = free_port()
         served = uvicorn.Server(uvicorn.Config(create_app(server, frozenset(keys)), host="127.0.0.1", port=port,

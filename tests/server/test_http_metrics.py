@@ -1,5 +1,5 @@
 """/metrics: messages by channel and status, skips and cancels by reason, cost by channel, the
-processing and lateness histograms, prometheus_client's default collectors, and
+processing and lateness histograms, the outbox's backlog, prometheus_client's default collectors, and
 `JOURNEY_METRICS_PUBLIC=1` for scrapers without a key."""
 
 from __future__ import annotations
@@ -9,6 +9,7 @@ from datetime import timedelta
 import httpx
 import pytest
 
+from engine.errors import TemporaryStoreError
 from tests.server.conftest import LocalServer, StartLocal, metric, post_events, put_profile
 
 
@@ -70,3 +71,18 @@ def test_metrics_need_the_key_unless_public(start_local: StartLocal, monkeypatch
     with httpx.Client(base_url=local.base_url, timeout=10) as anonymous:
         assert anonymous.get("/metrics").status_code == (200 if public else 401)
         assert anonymous.get("/v1/journeys").status_code == 401  # only /metrics opens
+
+
+def test_the_outbox_backlog_by_channel_and_metrics_without_it_while_the_database_is_down(
+        local: LocalServer, monkeypatch: pytest.MonkeyPatch) -> None:
+    put_profile(local, "u1", "sms:transactional")
+    assert post_events(local, order("u1")).status_code == 202  # a push queued, not yet sent
+    assert metric(local, "journey_outbox_queued", channel="push") == 1
+    assert metric(local, "journey_outbox_queued", channel="email") == 0  # every channel, 0 when none waits
+
+    def down() -> dict[str, int]:
+        raise TemporaryStoreError("the database is unavailable")
+
+    monkeypatch.setattr(local.server.store, "outbox_queued", down)
+    assert metric(local, "journey_outbox_queued", channel="push") is None  # left out; the rest still answers
+    assert metric(local, "journey_messages_total", channel="push", status="queued") == 1

@@ -3,6 +3,7 @@ address their channel needs, and a finished attempt is recorded."""
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -95,3 +96,15 @@ def test_a_finished_attempt_is_recorded(store: HostStore) -> None:
     assert store.message_by_provider_id("SM1") == {"message_id": "m1", "user_id": "u1", "channel": "sms",
                                                    "provider": "twilio"}
     assert store.outbox_next_due() is None
+
+
+def test_queued_counts_the_pending_messages_by_channel_due_or_not(store: HostStore) -> None:
+    later = T0 + timedelta(hours=1)
+    _queue(store, _send("m1", "u1", "sms"), _send("m2", "u1", "sms", later), _send("m3", "u1", "push"),
+           _send("m4", "u1", "sms"))
+    assert store.outbox_queued() == {"sms": 3, "push": 1}
+    claimed = Counter(i.channel for i in store.claim_outbox(T0, 2, LEASE))  # taken by a dispatcher: not waiting
+    left = {"sms": 3 - claimed["sms"], "push": 1 - claimed["push"]}
+    assert store.outbox_queued() == {channel: n for channel, n in left.items() if n}
+    store.claim_outbox(T0, 100, LEASE)
+    assert store.outbox_queued() == {"sms": 1}  # m2, not due yet

@@ -3,7 +3,7 @@ read views of the HTTP API."""
 
 from __future__ import annotations
 
-from collections import defaultdict
+from collections import Counter, defaultdict
 from collections.abc import Collection, Mapping, Sequence
 from datetime import datetime, timedelta
 from typing import Any
@@ -76,6 +76,10 @@ class MemoryStore(MemoryPrivacy, MemoryBase):
         with self._lock:
             due = [d["next_attempt_at"] for d in self.deliveries.values() if d["dispatch"] == "pending"]
             return min(due, default=None)
+
+    def outbox_queued(self) -> dict[str, int]:
+        with self._lock:
+            return dict(Counter(d["send"].channel for d in self.deliveries.values() if d["dispatch"] == "pending"))
 
     # --- Journeys ------------------------------------------------------------------------------
 

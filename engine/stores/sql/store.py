@@ -195,6 +195,13 @@ class SqlStore(SqlPrivacy):
             due = conn.exec_driver_sql("SELECT min(next_attempt_at) FROM messages WHERE dispatch = 'pending'").scalar()
         return Driver.read_time(due) if due is not None else None
 
+    @translating
+    def outbox_queued(self) -> dict[str, int]:
+        with self.engine.connect() as conn:  # a literal 'pending', so the partial index applies
+            rows = conn.exec_driver_sql("SELECT channel, count(*) FROM messages WHERE dispatch = 'pending' "
+                                        "GROUP BY channel")
+            return {str(channel): int(count) for channel, count in rows}
+
     # --- reads for the HTTP API ---------------------------------------------------------
 
     @translating
