@@ -19,8 +19,12 @@ from engine.events import Event
 
 
 @contextmanager
-def poster(base: str) -> Iterator[Callable[[bytes], None]]:
-    with httpx.Client(base_url=base, headers={"Authorization": "Bearer bench"}, timeout=60) as client:
+def poster(base: str, spread: bool = False) -> Iterator[Callable[[bytes], None]]:
+    """Posts request bodies with `Prefer: respond-async`. `spread`: a new connection for every
+    request, so that the workers behind one port (`--workers K`) take turns accepting them, as
+    they would from many clients, rather than one worker taking every batch."""
+    limits = httpx.Limits(max_keepalive_connections=0) if spread else httpx.Limits()
+    with httpx.Client(base_url=base, headers={"Authorization": "Bearer bench"}, timeout=60, limits=limits) as client:
         def post(body: bytes) -> None:
             response = client.post("/v1/events", content=body,
                                    headers={"Content-Type": "application/json", "Prefer": "respond-async"})

@@ -157,7 +157,8 @@ def _run_workers(url: str, tmp: Path, users: int, timeout: timedelta, prefix: st
     env = {"JOURNEY_PARTITION_LEASE_SECONDS": "2.5"}  # heartbeats every 0.5 s: the opens follow the pushes soon
     with serve(url, _files(tmp, timeout), tmp, workers=result.workers, env=env) as (base, pids):
         started_at = _post_burst(base, url, users, timeout, prefix, result, progress,
-                                 processed=lambda scraped: int(_total(scraped, "journey_worker_events_processed")))
+                                 processed=lambda scraped: int(_total(scraped, "journey_worker_events_processed")),
+                                 spread=True)
         final = metrics(base)
         result.processed_per_s = sum(_per_worker(final, "journey_worker_events_processed",
                                                  "journey_worker_events_seconds"))
@@ -176,10 +177,11 @@ def _files(tmp: Path, timeout: timedelta) -> Path:
 
 
 def _post_burst(base: str, url: str, users: int, timeout: timedelta, prefix: str, result: BenchResult,
-                progress: Progress, processed: Callable[[dict[str, float]], int]) -> datetime:
-    """The burst over HTTP, then the wait for W1's last SMS; returns when the burst started."""
+                progress: Progress, processed: Callable[[dict[str, float]], int], spread: bool = False) -> datetime:
+    """The burst over HTTP, then the wait for W1's last SMS; returns when the burst started.
+    `spread`: a connection per request (see `poster`)."""
     clock = SystemClock()
-    with poster(base) as post, poster(base) as post_opens:  # the loader, and the devices
+    with poster(base, spread) as post, poster(base, spread) as post_opens:  # the loader, and the devices
         scrape = _at_most_every(0.05, lambda: metrics(base))
         feed = _Burst(users, result.batch, prefix, clock.now, post, request_body,
                       processed=lambda: processed(scrape()), send_opens=post_opens)
