@@ -301,12 +301,13 @@ class Privacy(Protocol):
 
 @dataclass(frozen=True, slots=True)
 class Lease:
-    """What one heartbeat left this worker with: the partitions it owns now, those it took and
-    gave up in this heartbeat, and how many workers are alive (itself included)."""
+    """What one heartbeat left this worker with: the partitions it owns now, those it took,
+    how many it holds above its even share (to give up, `give_up`), and how many workers are
+    alive (itself included)."""
 
     owned: frozenset[int]
     gained: frozenset[int]
-    lost: frozenset[int]
+    surplus: int
     workers: int
 
 
@@ -318,8 +319,13 @@ class PartitionLeases(Protocol):
     worker: str | None  # this process's worker id: set it and the sweeps take only its partitions
 
     def heartbeat(self, ttl: timedelta, stats: Callable[[Lease], Mapping[str, Any]]) -> Lease:
-        """Prove this worker alive for `ttl`, renew its leases, and take or give up partitions
-        toward an even share among the live workers; records `stats(the new lease)` with it."""
+        """Prove this worker alive for `ttl`, renew its leases, and take free or expired
+        partitions up to an even share among the live workers; records `stats(the new lease)`.
+        Never gives a partition up, so it may run while the worker is busy with its users."""
+        ...
+
+    def give_up(self, count: int) -> frozenset[int]:
+        """Give up `count` of this worker's partitions (the highest), for a worker that joined."""
         ...
 
     def release(self, stats: Mapping[str, Any]) -> None:

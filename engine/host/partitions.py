@@ -56,16 +56,24 @@ class Ownership:
         return {partition_of(u, count) for u in user_ids}
 
     def beat(self, stats: Mapping[str, Any]) -> Lease:
+        """Renew, and take partitions up to this worker's share (safe while a batch is in flight)."""
         def report(lease: Lease) -> dict[str, Any]:
-            changes = self.lease_changes + len(lease.gained) + len(lease.lost)
+            changes = self.lease_changes + len(lease.gained)
             return {**stats, "partitions": len(lease.owned), "lease_changes": changes}
 
         lease = self.leases.heartbeat(self.ttl, report)
         self.owned = lease.owned
         self.workers = lease.workers
         self.joined = True
-        self.lease_changes += len(lease.gained) + len(lease.lost)
+        self.lease_changes += len(lease.gained)
         return lease
+
+    def give_up(self, count: int) -> frozenset[int]:
+        """Give up partitions above this worker's share; the caller holds the engine's turn."""
+        lost = self.leases.give_up(count)
+        self.owned = self.owned - lost
+        self.lease_changes += len(lost)
+        return lost
 
     def leave(self, stats: Mapping[str, Any]) -> None:
         """Give every partition up now (a clean stop), so the others need not wait for the leases."""

@@ -128,16 +128,17 @@ class Server:
         ownership = self.ownership
         if ownership is None:
             return 0
-        with self.lock:  # no batch in flight: a partition given up is not being worked on
-            lease = ownership.beat(self.worker_stats())
-            self.dispatcher.rates.share(lease.workers, self.clock.now())  # the send rates are the cluster's
-            if lease.lost:
+        lease = ownership.beat(self.worker_stats())  # not in turn: a long batch must not cost the leases
+        self.dispatcher.rates.share(lease.workers, self.clock.now())  # the send rates are the cluster's
+        if lease.gained:
+            self.backlog.admit(ownership.leases.queued_users(lease.gained), wait=False)
+            if self.started:
+                self.sweeps.wake("inbox")
+                self.sweeps.wake("timers")
+        if lease.surplus:
+            with self.lock:  # no batch in flight: a partition given up is not being worked on
+                ownership.give_up(lease.surplus)
                 self.backlog.hand_over(lambda user_id: not ownership.owns(user_id))
-            if lease.gained:
-                self.backlog.admit(ownership.leases.queued_users(lease.gained), wait=False)
-        if lease.gained and self.started:
-            self.sweeps.wake("inbox")
-            self.sweeps.wake("timers")
         return 0
 
     def worker_stats(self) -> dict[str, Any]:

@@ -3,11 +3,12 @@
 Users hash into `count` partitions (the count is recorded in the database's `meta`, so every
 worker agrees). `partition_leases` holds one row per partition: its owner and until when.
 Each worker heartbeats every few seconds in one short transaction: it records itself in
-`workers`, renews its leases, and moves toward an even share among the live workers, giving
-up partitions above its share (for a worker that joined) and taking free or expired ones
-below it (from one that left or died). Expiry runs on the database's clock, so machines
-whose clocks differ still agree on who owns what. A worker that dies loses its partitions
-when its leases run out; one that stops gives them up at once (`release`).
+`workers`, renews its leases, and takes free or expired partitions (of a worker that left or
+died) up to an even share among the live workers. A worker above its share (another joined)
+gives the surplus up separately (`give_up`), when no batch of its own is in flight. Expiry
+runs on the database's clock, so machines whose clocks differ still agree on who owns what.
+A worker that dies loses its partitions when its leases run out; one that stops gives them up
+at once (`release`).
 """
 
 from __future__ import annotations
@@ -49,11 +50,20 @@ class SqlPartitions:
                                                 "make_interval(secs => %s) WHERE owner = %s RETURNING part",
                                                 [ttl.total_seconds(), me])}
             share = _share(self.count, live, me)
-            lost = _give_up(db, me, sorted(owned)[share:]) if len(owned) > share else set()
             gained = _take(db, me, ttl, share - len(owned)) if len(owned) < share else set()
-            lease = Lease(frozenset(owned - lost | gained), frozenset(gained), frozenset(lost), len(set(live) | {me}))
+            lease = Lease(frozenset(owned | gained), frozenset(gained), max(0, len(owned) - share),
+                          len(set(live) | {me}))
             _record_worker(db, me, ttl, stats(lease))
         return lease
+
+    @translating
+    def give_up(self, count: int) -> frozenset[int]:
+        me = self._me()
+        with self._engine.begin() as conn:
+            rows = Driver(conn, "postgresql").rows(
+                "UPDATE partition_leases SET owner = NULL, expires_at = NULL WHERE part IN (SELECT part FROM "
+                "partition_leases WHERE owner = %s ORDER BY part DESC LIMIT %s) RETURNING part", [me, count])
+        return frozenset(int(r[0]) for r in rows)
 
     @translating
     def release(self, stats: Mapping[str, Any]) -> None:
@@ -146,12 +156,6 @@ def _share(count: int, live: list[str], me: str) -> int:
     workers = live if me in live else sorted([*live, me])
     base, extra = divmod(count, len(workers))
     return base + (1 if workers.index(me) < extra else 0)
-
-
-def _give_up(db: Driver, me: str, parts: list[int]) -> set[int]:
-    rows = db.rows("UPDATE partition_leases SET owner = NULL, expires_at = NULL WHERE owner = %s "
-                   "AND part = ANY(%s) RETURNING part", [me, parts])
-    return {int(r[0]) for r in rows}
 
 
 def _take(db: Driver, me: str, ttl: timedelta, wanted: int) -> set[int]:
