@@ -19,6 +19,7 @@ from datetime import datetime, timedelta
 from typing import Any, Protocol
 
 from channels import ConsentRecord, Profile, SentRecord
+from engine.audience.run import AudienceRun
 from engine.clock import IdSource as IdSource
 from engine.events import Event
 from engine.runtime import EntryHistory
@@ -159,6 +160,19 @@ class Tx(Protocol):
         """The timeline is a dry-run view: a durable store may drop traces."""
         ...
 
+    # --- audience runs (engine.audience.entry): a chunk of profiles and the run, in one transaction ---------
+
+    def profiles_after(self, user_id: str | None, limit: int) -> Sequence[Profile]:
+        """Up to `limit` profiles in user_id order after `user_id` (None: from the first), without
+        their consent ledgers (the audience reads none): the next chunk of a run."""
+        ...
+
+    def lock_run(self, run_id: str) -> AudienceRun | None:
+        """The run as committed, held until this transaction ends: one chunk of a run at a time."""
+        ...
+
+    def save_run(self, run: AudienceRun) -> None: ...
+
 
 class Store(Protocol):
     """Transactions, and the few questions the host asks outside one."""
@@ -294,7 +308,39 @@ class Privacy(Protocol):
         ...
 
 
-class HostStore(Store, Outbox, ReadViews, Journeys, Privacy, Protocol):
+class Runs(Protocol):
+    """Audience runs outside the chunks: created when due or by hand, leased to one worker at a time."""
+
+    def add_run(self, run: AudienceRun) -> bool:
+        """Keep a new run; False (and nothing kept) when its journey has one for the same occurrence."""
+        ...
+
+    def get_run(self, run_id: str) -> AudienceRun | None: ...
+
+    def runs_of(self, journey_id: str, limit: int = 100) -> list[AudienceRun]:
+        """The journey's runs, the latest scheduled first."""
+        ...
+
+    def latest_scheduled_run(self, journey_id: str) -> AudienceRun | None:
+        """The journey's run (by schedule or at, not by hand) with the latest scheduled time."""
+        ...
+
+    def claim_run(self, owner: str, journey_ids: Collection[str], now: datetime, lease: timedelta,
+                  ) -> AudienceRun | None:
+        """The oldest pending or running run of these journeys that no one else holds (no lease, or
+        one that ran out), leased to `owner` until now + lease."""
+        ...
+
+    def release_runs(self) -> None:
+        """Every lease given up: a single process restarting takes its runs over at once."""
+        ...
+
+    def end_runs(self, journey_id: str, status: str, error: str, at: datetime) -> int:
+        """The journey's pending and running runs end with `status` and `error`; returns how many."""
+        ...
+
+
+class HostStore(Store, Outbox, ReadViews, Journeys, Privacy, Runs, Protocol):
     """Everything `journey serve` needs of a store."""
 
 

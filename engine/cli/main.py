@@ -7,8 +7,9 @@ import logging
 import os
 import signal
 import threading
-from datetime import timedelta
+from datetime import datetime, timedelta
 from enum import StrEnum
+from functools import partial
 from importlib.metadata import PackageNotFoundError
 from importlib.metadata import version as installed_version
 from pathlib import Path
@@ -24,7 +25,8 @@ from engine.cli.report import print_report, simulate_progress
 from engine.cli.schema import schema_text
 from engine.clock import SystemClock
 from engine.compiler import journey_files, load_file, load_paths
-from engine.errors import InputError, JourneyDefinitionError
+from engine.errors import EventError, InputError, JourneyDefinitionError
+from engine.events import parse_time
 from engine.simulator import parse_events, parse_profiles, read_jsonl
 from engine.simulator import simulate as run_simulation
 
@@ -127,8 +129,13 @@ def schema() -> None:
 @app.command()
 def simulate(
     file: Path = typer.Argument(..., help="a journey file"),
-    events: Path = typer.Option(..., "--events", help="events, JSON Lines"),
+    events: Path | None = typer.Option(None, "--events", help="events, JSON Lines (optional for a journey "
+                                       "entered by audience runs)"),
     profiles: Path | None = typer.Option(None, "--profiles", help="profiles, JSON Lines"),
+    start: str | None = typer.Option(None, "--start", metavar="T", help="audience runs from T (RFC 3339; default: "
+                                     "an at trigger's instant, else the first event, else now)"),
+    until: str | None = typer.Option(None, "--until", metavar="T", help="audience runs up to T (default: the "
+                                     "first run only)"),
     policy: Path | None = typer.Option(None, "--policy", help="policy YAML merged over the default"),
     as_json: bool = typer.Option(False, "--json", help="print one JSON document"),
     summary: bool = typer.Option(False, "--summary", help="only the totals, the funnel and per-user outcomes"),
@@ -142,19 +149,29 @@ def simulate(
     try:
         journey = load_file(file)
         chosen = load_policy(policy)
-        event_list = parse_events((f"{events}:{n}", row) for n, row in read_jsonl(events))
+        if events is None and journey.definition.trigger.kind == "event":
+            raise InputError(f"--events: required for {journey.id}, which an event starts (trigger.event)")
+        event_list = parse_events((f"{events}:{n}", row) for n, row in read_jsonl(events)) if events else []
         profile_list = parse_profiles((f"{profiles}:{n}", row) for n, row in read_jsonl(profiles)) if profiles else []
+        dry_run = partial(run_simulation, journey, event_list, profile_list, chosen, start=_instant(start, "--start"),
+                          until=_instant(until, "--until"), now=SystemClock().now())
+        if as_json:
+            typer.echo(json.dumps(dry_run(), indent=2, ensure_ascii=False))
+            return
+        with simulate_progress() as progress:
+            result = dry_run(progress=progress)
     except (JourneyDefinitionError, PolicyError, InputError) as exc:
         raise _fail(exc) from None
     except OSError as exc:
         raise _fail(OSError(f"{exc.filename}: {exc.strerror}")) from None
-    if as_json:
-        result = run_simulation(journey, event_list, profile_list, chosen)
-        typer.echo(json.dumps(result, indent=2, ensure_ascii=False))
-        return
-    with simulate_progress() as progress:
-        result = run_simulation(journey, event_list, profile_list, chosen, progress=progress)
     print_report(result, order=step_order(journey), limit=limit, summary_only=summary)
+
+
+def _instant(value: str | None, option: str) -> datetime | None:
+    try:
+        return parse_time(value, option) if value is not None else None
+    except EventError as exc:
+        raise InputError(str(exc)) from None
 
 
 LOOPBACK = ("127.0.0.1", "localhost", "::1")

@@ -68,6 +68,8 @@ def print_report(result: dict[str, Any], console: Console | None = None, order: 
     in `order` (the graph's), per-user outcomes, totals. `limit` caps the rows of each list."""
     console = console or Console()
     console.print(f"[bold]journey[/bold] {result['journey']}")
+    if result.get("runs"):
+        console.print(_runs(result["runs"], limit))
     if not summary_only:
         _print_sends(result, console, limit)
     console.print(_funnel(result, order))
@@ -80,6 +82,15 @@ def print_report(result: dict[str, Any], console: Console | None = None, order: 
     console.print(totals)
     by_channel = ", ".join(f"{c}: {n}" for c, n in summary["messages"].items()) or "none"
     console.print(f"messages by channel: {by_channel}")
+
+
+def _runs(runs: list[dict[str, Any]], limit: int | None) -> Table:
+    """The audience runs: when, and who they matched, entered and skipped."""
+    times = clock_times([r["scheduled_at"] for r in runs])
+    return _table("audience runs", ("at (UTC)", "run", "profiles", "matched", "entered", "skipped"), [
+        (at, r["run_id"], str(r["profiles"]), str(r["matched"]), str(r["entered"]),
+         ", ".join(f"{reason} {n}" for reason, n in r["skipped"].items()) or "-")
+        for at, r in zip(times, runs, strict=True)], limit, "run")
 
 
 def _print_sends(result: dict[str, Any], console: Console, limit: int | None) -> None:

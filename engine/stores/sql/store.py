@@ -29,6 +29,7 @@ from engine.state import Instance
 from engine.stores.sql.driver import Driver, json_text
 from engine.stores.sql.outbox import claim_sql, expire
 from engine.stores.sql.privacy import SqlPrivacy
+from engine.stores.sql.runs import RunTx, SqlRuns
 from engine.stores.sql.schema import (
     INSTANCES,
     JOURNEY_STATES,
@@ -50,7 +51,7 @@ from engine.stores.sql.tx import SqlTx, StateCache
 from engine.stores.sql.writer_lock import WriterLock
 
 
-class SqlStore(SqlPrivacy):
+class SqlStore(SqlRuns, SqlPrivacy):
     """A database URL in, transactions out. Creates the schema on first use."""
 
     def __init__(self, url: str, echo: bool = False, cache: bool | None = None) -> None:
@@ -81,12 +82,12 @@ class SqlStore(SqlPrivacy):
                 conn.execute(update(META).where(META.c.key == "schema_version").values(value=str(SCHEMA_VERSION)))
 
     @contextmanager
-    def transaction(self) -> Iterator[SqlTx]:
+    def transaction(self) -> Iterator[RunTx]:
         """Commit at the end of the block; on any failure roll back and forget cached users it touched."""
-        tx: SqlTx | None = None
+        tx: RunTx | None = None
         try:
             with self._writing(urgent=True), self.engine.begin() as conn:
-                tx = SqlTx(conn, self.dialect, self.cache)
+                tx = RunTx(conn, self.dialect, self.cache)
                 yield tx
                 tx.flush()
         except BaseException as exc:
