@@ -282,8 +282,12 @@ def bench(
     batch: int | None = typer.Option(None, "--batch", min=1, help="events per call (default: 1000 python, 500 http)"),
     workers: int = typer.Option(1, "--workers", min=1, help="shard users over this many worker processes, "
                                 "each with its own SQLite file (Python path)"),
+    audience: int | None = typer.Option(None, "--audience", min=2, metavar="N", help="instead of W1: an audience "
+                                        "run over N profiles (half matching), with another journey's 2 s timers "
+                                        "coming due meanwhile"),
 ) -> None:
-    """The reference workload W1 (push, then SMS on ignore) against the real store and scheduler."""
+    """The reference workload W1 (push, then SMS on ignore) against the real store and scheduler; or,
+    with --audience N, an audience run over N profiles: entry rate, peak RSS, concurrent timer lateness."""
     from datetime import timedelta
 
     from engine.bench.runner import run_bench
@@ -291,6 +295,9 @@ def bench(
     from engine.cli.report import bench_progress, print_bench
     from engine.host.server import tune_runtime
 
+    if audience is not None:
+        _bench_audience(audience, db, as_json)
+        return
     if timeout_seconds <= OPEN_DELAY.total_seconds():
         delay = OPEN_DELAY.total_seconds()
         raise _fail(ValueError(f"--timeout-seconds {timeout_seconds:g}: W1's openers open {delay:g} s after their "
@@ -306,5 +313,24 @@ def bench(
         with bench_progress() as progress:
             result = run_bench(users, timedelta(seconds=timeout_seconds), db, via.value, progress, batch, workers)
         print_bench(result.to_dict())
+    if not result.correct:
+        raise typer.Exit(1)
+
+
+def _bench_audience(profiles: int, db: str | None, as_json: bool) -> None:
+    from engine.bench.audience import run_audience_bench
+    from engine.cli.report import bench_progress, print_audience_bench
+    from engine.host.server import tune_runtime
+
+    if db is not None and not db.startswith("sqlite:///"):
+        raise _fail(ValueError("--audience: the audience bench runs on a SQLite --db"))
+    tune_runtime()
+    if as_json:
+        result = run_audience_bench(profiles, db)
+        typer.echo(json.dumps(result.to_dict()))
+    else:
+        with bench_progress() as progress:
+            result = run_audience_bench(profiles, db, progress)
+        print_audience_bench(result.to_dict())
     if not result.correct:
         raise typer.Exit(1)

@@ -219,3 +219,23 @@ def print_bench(result: dict[str, Any], console: Console | None = None) -> None:
     console.print(table)
     for problem in result["problems"]:
         console.print(f"[red]problem:[/red] {problem}")
+
+
+def print_audience_bench(result: dict[str, Any], console: Console | None = None) -> None:
+    console = console or Console()
+    table = Table(title=f"audience run: {result['profiles']:,} profiles, {result['matching']:,} matching")
+    table.add_column("measure")
+    table.add_column("value", justify="right")
+    rows = [("entered", f"{result['entered']:,}"), ("run time", f"{result['run_seconds']:.1f} s"),
+            ("profiles entered/s", f"{result['entered_per_s']:,.0f}"),
+            ("profiles looked at/s", f"{result['profiles_per_s']:,.0f}"),
+            ("peak RSS", f"{result['peak_rss_mb']:.0f} MB"),
+            ("2 s timers due during the run", str(result["timers"])),
+            ("their lateness p50 / max", f"{result['timer_lateness_p50_ms']:.0f} / "
+                                         f"{result['timer_lateness_max_ms']:.0f} ms"),
+            ("database size", f"{result['db_mb']:.1f} MB"), ("correct", "yes" if result["correct"] else "NO")]
+    for name, value in rows:
+        table.add_row(name, value)
+    console.print(table)
+    for problem in result["problems"]:
+        console.print(f"[red]problem:[/red] {problem}")

@@ -180,3 +180,12 @@ class SqlRuns:
                 f"lease_until = NULL WHERE journey_id = {m} AND status IN ({working})",
                 (status, error, db.time(at), journey_id))
             return int(result.rowcount or 0)
+
+    @translating
+    def entries_of(self, journey_id: str) -> tuple[int, int]:
+        """(instances, distinct people) of a journey: what `journey bench --audience` checks."""
+        with self.engine.connect() as conn:
+            db = Driver(conn, self.dialect)
+            row = db.rows(f"SELECT count(*), count(DISTINCT user_id) FROM instances WHERE journey_id = {db.mark}",
+                          [journey_id])[0]
+        return int(row[0]), int(row[1])
