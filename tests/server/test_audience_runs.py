@@ -11,6 +11,7 @@ from typing import Any
 
 import pytest
 
+from engine.clock import VirtualClock
 from engine.events import format_time
 from tests.server.conftest import T0, LocalServer, StartLocal
 
@@ -151,3 +152,55 @@ def test_a_weekly_schedule_runs_at_each_local_instant_and_after_downtime_once_la
     assert latest["late_seconds"] == 26 * 3600  # made at the restart, Tuesday 10:00 UTC
     restarted.settle()
     assert len(runs_of(restarted, "weekly")) == 2  # not again
+
+
+def test_two_workers_on_one_postgresql_make_one_run_and_one_takes_over_when_the_others_lease_runs_out(
+        broadcast: Path, start_local: StartLocal, request: pytest.FixtureRequest) -> None:
+    url = str(request.getfixturevalue("postgres_fresh_db_url"))
+    clock = VirtualClock(T0)
+    first, second = start_local(db=url, clock=clock), start_local(db=url, clock=clock)
+    import_profiles(first, 3_000)
+    clock.advance_to(T0 + timedelta(seconds=3))
+    assert first.server.runs.create_due() + second.server.runs.create_due() == 1  # one run for the instant
+    assert first.server.sweep_runs() == 1_000  # a chunk, then the first worker dies holding the lease
+    assert second.server.sweep_runs() == 0  # the lease is the first's for 30 s
+    clock.advance_to(clock.now() + timedelta(seconds=31))
+    while second.server.sweep_runs():
+        pass
+    assert first.server.sweep_runs() == 0
+    (run,) = runs_of(second, "broadcast")
+    assert (run["status"], run["profiles"], run["matched"], run["entered"]) == ("finished", 3_000, 1_500, 1_500)
+    second.settle()
+    sent = Counter(line["user_id"] for line in second.outbox_lines())
+    assert set(sent) == {f"p{n:05d}" for n in range(0, 3_000, 2)} and set(sent.values()) == {1}
+
+
+def test_a_paused_journey_holds_its_run_and_stopping_it_cancels_the_run(broadcast: Path, local: LocalServer) -> None:
+    import_profiles(local, 4)
+    run = local.client.post("/v1/journeys/broadcast/runs").json()
+    assert local.client.post("/v1/journeys/broadcast/pause").status_code == 200
+    local.settle()
+    held = local.client.get(f"/v1/journeys/broadcast/runs/{run['run_id']}").json()
+    assert (held["status"], held["entered"]) == ("pending", 0)
+    local.advance(3)  # the at instant comes while paused: recorded, cancelled
+    at_run = next(r for r in runs_of(local, "broadcast") if r["trigger"] == "at")
+    assert (at_run["status"], at_run["error"], at_run["entered"]) == ("cancelled", "journey paused", 0)
+    assert local.client.post("/v1/journeys/broadcast/resume").status_code == 200
+    local.settle()
+    resumed = local.client.get(f"/v1/journeys/broadcast/runs/{run['run_id']}").json()
+    assert (resumed["status"], resumed["entered"]) == ("finished", 2)
+    second = local.client.post("/v1/journeys/broadcast/runs").json()
+    assert local.client.post("/v1/journeys/broadcast/stop").status_code == 200
+    stopped = local.client.get(f"/v1/journeys/broadcast/runs/{second['run_id']}").json()
+    assert (stopped["status"], stopped["error"]) == ("cancelled", "journey stopped")
+
+
+def test_the_dry_run_of_an_audience_journey_over_http_takes_profiles_alone(broadcast: Path, local: LocalServer) -> None:
+    reply = local.client.post("/v1/journeys/broadcast/simulate", json={"profiles": profiles(6)})
+    assert reply.status_code == 200, reply.text
+    document = reply.json()
+    assert [(r["scheduled_at"], r["matched"], r["entered"]) for r in document["runs"]] == \
+        [("2026-01-05T10:00:03Z", 3, 3)]
+    assert local.client.post("/v1/journeys/broadcast/simulate", json={"profiles": [], "start": "soon"}).status_code \
+        == 422
+    assert runs_of(local, "broadcast") == []  # a dry run stores nothing
