@@ -245,6 +245,7 @@ class _Checker:
     def _compile_journey_expressions(self) -> None:
         j = self.journey
         self._expr("trigger.when", j.trigger.when, ("trigger", "when"))
+        self._expr("trigger.audience", j.trigger.audience, ("trigger", "audience"))
         self._expr("instance_key", j.instance_key, ("instance_key",))
         for i, step in enumerate(j.steps):
             for key, source, path in _step_expressions(step):

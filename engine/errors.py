@@ -4,6 +4,8 @@ with the user's own words (file, line, field, id) in its message::
     JourneyError (Exception)
     ├── JourneyDefinitionError (ValueError)   a journey file is malformed or inconsistent
     ├── JourneyNotFoundError (LookupError)    a journey id names no loaded journey
+    ├── RunRefusedError (ValueError)          an audience run cannot start (the journey is entered by events,
+    │                                         or is paused or stopped)
     ├── EventError (ValueError)               an event is malformed (names the field)
     │   └── InputError                        a line of an events or profiles file is bad (file:line)
     ├── EvaluationError (RuntimeError)        an expression or template failed at run time
@@ -47,6 +49,11 @@ class JourneyDefinitionError(JourneyError, ValueError):
 
 class JourneyNotFoundError(JourneyError, LookupError):
     """A journey id was asked for that no loaded journey has."""
+
+
+class RunRefusedError(JourneyError, ValueError):
+    """An audience run was asked of a journey that takes none now: one entered by events, a paused
+    or a stopped one. The message says which."""
 
 
 class EventError(JourneyError, ValueError):

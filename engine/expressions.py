@@ -13,6 +13,7 @@ import re
 from collections.abc import Callable, Collection, Iterator, Mapping
 from contextlib import contextmanager
 from contextvars import ContextVar
+from datetime import UTC, date, datetime
 from typing import Any
 
 from jinja2 import StrictUndefined, TemplateError, TemplateSyntaxError, Undefined, UndefinedError, meta, nodes
@@ -82,6 +83,28 @@ class _Environment(SandboxedEnvironment):
 _ENV = _Environment(undefined=StrictUndefined, autoescape=False, keep_trailing_newline=True)
 _HTML_ENV = _Environment(undefined=StrictUndefined, autoescape=True, keep_trailing_newline=True)
 _ENV.globals["range"] = _HTML_ENV.globals["range"] = _range
+
+
+def _instant(value: Any) -> datetime:
+    """A timestamp as templates may hold one: RFC 3339 or a date (UTC unless it says), or epoch seconds."""
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        return datetime.fromtimestamp(value, UTC)
+    if isinstance(value, str):
+        value = datetime.fromisoformat(value.strip().replace("z", "Z"))
+    if isinstance(value, date) and not isinstance(value, datetime):
+        value = datetime(value.year, value.month, value.day)
+    if not isinstance(value, datetime):
+        raise TypeError(f"{value!r} is not a timestamp")
+    return value.replace(tzinfo=UTC) if value.tzinfo is None else value
+
+
+def _days_since(value: Any, reference: Any) -> float:
+    """`profile.attributes.last_purchase_at | days_since(event.timestamp) > 30`: days from one
+    timestamp to another (fractional; negative when `value` comes after `reference`)."""
+    return (_instant(reference) - _instant(value)).total_seconds() / 86400
+
+
+_ENV.filters["days_since"] = _HTML_ENV.filters["days_since"] = _days_since
 
 
 @contextmanager

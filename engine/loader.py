@@ -115,7 +115,10 @@ def draft_journey(located: Located) -> Journey | None:
     trigger = data["trigger"] if isinstance(data.get("trigger"), dict) else {}
     return Journey.model_construct(
         id=str(data.get("id")),
-        trigger=Trigger.model_construct(event=str(trigger.get("event")), when=_text(trigger.get("when"))),
+        trigger=Trigger.model_construct(
+            event=_text(trigger.get("event")), when=_text(trigger.get("when")), schedule=_text(trigger.get("schedule")),
+            at=_text(trigger.get("at")), timezone=_text(trigger.get("timezone")),
+            audience=_text(trigger.get("audience"))),
         instance_key=_text(data.get("instance_key")),
         steps=[_step(raw, i) for i, raw in enumerate(raw_steps)] if isinstance(raw_steps, list) else [],
         messages={str(name): _message(raw) for name, raw in raw_messages.items()}

@@ -7,7 +7,7 @@ unknown keys are rejected everywhere so a typo is an error, not a silently ignor
 from __future__ import annotations
 
 import re
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Annotated, Any, Literal
 
 from pydantic import (
@@ -19,6 +19,8 @@ from pydantic import (
     field_validator,
     model_validator,
 )
+
+from engine.audience.schedule import check_cron, parse_instant, zone
 
 CHANNELS = ("push", "in_app", "email", "sms", "mms", "rcs", "webhook")
 Channel = Literal["push", "in_app", "email", "sms", "mms", "rcs", "webhook"]
@@ -92,13 +94,67 @@ class Strict(BaseModel):
 
 
 class Trigger(Strict):
-    """What starts an instance of the journey."""
+    """What starts an instance of the journey: an event, or an audience run (scheduled or one-off)."""
 
-    event: str = Field(min_length=1, description="required: event type that starts an instance, e.g. cart.abandoned")
+    model_config = ConfigDict(extra="forbid", frozen=True, json_schema_extra={"oneOf": [
+        {"required": ["event"]}, {"required": ["schedule", "audience"]}, {"required": ["at", "audience"]}]})
+
+    event: str | None = Field(default=None, min_length=1, description="event type that starts an instance, "
+                              "e.g. cart.abandoned (or use schedule or at, with audience)")
     when: str | None = Field(
         default=None, description="optional expression: the event starts an instance only when it is true, "
         "e.g. event.properties.value >= 20",
     )
+    schedule: str | None = Field(default=None, description='5-field cron, e.g. "0 9 * * MON": a run at each '
+                                 "occurrence enters every profile the audience matches")
+    at: str | None = Field(default=None, description='one instant, e.g. "2026-12-24T09:00:00Z": a one-off run '
+                           "enters every profile the audience matches (without an offset: in timezone)")
+    timezone: str | None = Field(default=None, description="IANA time zone of schedule (and of an at without "
+                                 "offset), e.g. Europe/Amsterdam (default: the policy's default_timezone)")
+    audience: str | None = Field(default=None, description="with schedule or at: expression over profile "
+                                 "choosing who a run enters, e.g. profile.attributes.plan == 'trial'")
+
+    @field_validator("schedule")
+    @classmethod
+    def _five_field_cron(cls, value: str | None) -> str | None:
+        if value is not None:
+            check_cron(value)
+        return value
+
+    @field_validator("at", mode="before")
+    @classmethod
+    def _instant(cls, value: object) -> object:
+        if isinstance(value, datetime):
+            value = value.isoformat()
+        if isinstance(value, str):
+            parse_instant(value, "UTC")
+        return value
+
+    @field_validator("timezone")
+    @classmethod
+    def _zone(cls, value: str | None) -> str | None:
+        if value is not None:
+            zone(value)
+        return value
+
+    @model_validator(mode="after")
+    def _one_kind(self) -> Trigger:
+        kinds = [k for k in ("event", "schedule", "at") if getattr(self, k) is not None]
+        if len(kinds) != 1:
+            raise ValueError("a trigger needs exactly one of 'event', 'schedule' or 'at'"
+                             + (f", not {' and '.join(kinds)}" if kinds else ""))
+        if self.event is not None and (self.audience is not None or self.timezone is not None):
+            raise ValueError("'audience' and 'timezone' go with 'schedule' or 'at'; an event trigger uses 'when'")
+        if self.event is None and self.audience is None:
+            raise ValueError(f"a '{kinds[0]}' trigger needs an 'audience': an expression over profile")
+        if self.event is None and self.when is not None:
+            raise ValueError(f"'when' goes with 'event'; a '{kinds[0]}' trigger chooses profiles with 'audience'")
+        return self
+
+    @property
+    def kind(self) -> str:
+        """event, schedule or at."""
+        return "event" if self.event is not None else "schedule" if self.schedule is not None else "at"
 
 
 class Goal(Strict):
@@ -312,7 +368,8 @@ class Journey(Strict):
     description: str | None = Field(default=None, description="optional: what the journey is for")
     category: Category = Field(default="marketing", description="marketing (default) | transactional: decides "
                                "consent, quiet hours and frequency caps")
-    trigger: Trigger = Field(description="required: {event, when}: what starts an instance")
+    trigger: Trigger = Field(description="required: {event, when}, or {schedule | at, timezone, audience}: what "
+                             "starts an instance")
     instance_key: str | None = Field(
         default=None, description="optional expression: several concurrent instances per user, one per key "
         "(default: one per user), e.g. event.properties.order_id",

@@ -19,10 +19,11 @@ from datetime import datetime, timedelta
 from typing import Any, Protocol
 
 from channels import ConsentRecord, Profile, SentRecord
+from engine.audience.run import AudienceRun
 from engine.clock import IdSource as IdSource
 from engine.events import Event
 from engine.runtime import EntryHistory
-from engine.state import Cancel, Instance, Outcome, Schedule, Send, Skip, TimerRef, Trace
+from engine.state import Cancel, Instance, Lease, Outcome, Schedule, Send, Skip, TimerRef, Trace
 
 IN_DOUBT = "interrupted while its provider had it; not retried to avoid a duplicate"
 RETRIED = "interrupted while its provider had it; retried with its idempotency key"
@@ -158,6 +159,19 @@ class Tx(Protocol):
     def add_trace(self, trace: Trace) -> None:
         """The timeline is a dry-run view: a durable store may drop traces."""
         ...
+
+    # --- audience runs (engine.audience.entry): a chunk of profiles and the run, in one transaction ---------
+
+    def profiles_after(self, user_id: str | None, limit: int) -> Sequence[Profile]:
+        """Up to `limit` profiles in user_id order after `user_id` (None: from the first), without
+        their consent ledgers (the audience reads none): the next chunk of a run."""
+        ...
+
+    def lock_run(self, run_id: str) -> AudienceRun | None:
+        """The run as committed, held until this transaction ends: one chunk of a run at a time."""
+        ...
+
+    def save_run(self, run: AudienceRun) -> None: ...
 
 
 class Store(Protocol):
@@ -299,21 +313,8 @@ class Privacy(Protocol):
         ...
 
 
-@dataclass(frozen=True, slots=True)
-class Lease:
-    """What one heartbeat left this worker with: the partitions it owns now, those it took,
-    how many it holds above its even share (to give up, `give_up`), and how many workers are
-    alive (itself included)."""
-
-    owned: frozenset[int]
-    gained: frozenset[int]
-    surplus: int
-    workers: int
-
-
 class PartitionLeases(Protocol):
-    """Partition ownership among the workers sharing one database (PostgreSQL). A store that
-    has it offers it as `store.partitions`; one process alone on its database has none."""
+    """Partition ownership among workers sharing a database (PostgreSQL): `store.partitions`."""
 
     count: int  # how many partitions the database's users hash into
     worker: str | None  # this process's worker id: set it and the sweeps take only its partitions
@@ -336,16 +337,44 @@ class PartitionLeases(Protocol):
         """Each live worker: its id, last heartbeat and the stats it reported then."""
         ...
 
-    def queued_in(self, parts: Collection[int]) -> bool:
-        """Whether any accepted event of these partitions waits in the inbox."""
+    def queued_in(self, parts: Collection[int]) -> bool: ...  # any event of theirs waits in the inbox
+
+    def queued_users(self, parts: Collection[int]) -> dict[str, int]: ...  # events waiting, per user
+
+
+class Runs(Protocol):
+    """Audience runs outside the chunks: created when due or by hand, leased to one worker at a time."""
+
+    def add_run(self, run: AudienceRun) -> bool:
+        """Keep a new run; False (and nothing kept) when its journey has one for the same occurrence."""
         ...
 
-    def queued_users(self, parts: Collection[int]) -> dict[str, int]:
-        """How many accepted events wait for each user of these partitions."""
+    def get_run(self, run_id: str) -> AudienceRun | None: ...
+
+    def runs_of(self, journey_id: str, limit: int = 100) -> list[AudienceRun]:
+        """The journey's runs, the latest scheduled first."""
+        ...
+
+    def latest_scheduled_run(self, journey_id: str) -> AudienceRun | None:
+        """The journey's run (by schedule or at, not by hand) with the latest scheduled time."""
+        ...
+
+    def claim_run(self, owner: str, journey_ids: Collection[str], now: datetime, lease: timedelta,
+                  ) -> AudienceRun | None:
+        """The oldest pending or running run of these journeys that no one else holds (no lease, or
+        one that ran out), leased to `owner` until now + lease."""
+        ...
+
+    def release_runs(self) -> None:
+        """Every lease given up: a single process restarting takes its runs over at once."""
+        ...
+
+    def end_runs(self, journey_id: str, status: str, error: str, at: datetime) -> int:
+        """The journey's pending and running runs end with `status` and `error`; returns how many."""
         ...
 
 
-class HostStore(Store, Outbox, ReadViews, Journeys, Privacy, Protocol):
+class HostStore(Store, Outbox, ReadViews, Journeys, Privacy, Runs, Protocol):
     """Everything `journey serve` needs of a store."""
 
 

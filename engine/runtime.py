@@ -24,6 +24,7 @@ from channels import (
     recipient_zone,
     select,
 )
+from engine.audience.run import RUN_EVENT
 from engine.compiler import CompiledJourney
 from engine.errors import EvaluationError, EventError
 from engine.events import Event, parse_time
@@ -62,9 +63,10 @@ class Runtime:
 
     def entry_key(self, journey: CompiledJourney, event: Event, profile: Profile) -> tuple[bool, str | None, str]:
         """Does this event start the journey for this user, and under which instance key?"""
-        if event.type != journey.definition.trigger.event:
+        if event.type != (journey.definition.trigger.event or RUN_EVENT):  # an audience run enters by its own event
             return False, None, "not_trigger"
-        when, key_expr = journey.expression("trigger.when"), journey.expression("instance_key")
+        when = journey.expression("trigger.when") or journey.expression("trigger.audience")
+        key_expr = journey.expression("instance_key")
         if when is None and key_expr is None:
             return True, None, "ok"
         context = _context(journey, event.context(), profile)

@@ -7,7 +7,8 @@ on a memory store and a virtual clock, the server on the SQL store and the wall 
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from datetime import datetime, timedelta
 from functools import partial
 from typing import Any
@@ -35,8 +36,6 @@ from engine.state import (
 )
 
 CAP_WINDOW = timedelta(days=7)
-
-
 VersionSource = Callable[[str, str], "CompiledJourney | None"]
 """Finds a journey version that is not loaded (an instance entered it before a change or a
 restart): the host compiles it from the source the store kept."""
@@ -89,12 +88,13 @@ class Catalog:
     def _index(self) -> None:
         by_trigger: dict[str, list[CompiledJourney]] = defaultdict(list)
         for journey in self.current.values():
-            if self.state(journey.id) == "active":
-                by_trigger[journey.definition.trigger.event].append(journey)
+            event = journey.definition.trigger.event  # None: entered by audience runs, never by an event
+            if event is not None and self.state(journey.id) == "active":
+                by_trigger[event].append(journey)
         self._by_trigger = dict(by_trigger)
 
 
-def _as_seen(tx: Tx, profile: Profile) -> Profile:
+def as_seen(tx: Tx, profile: Profile) -> Profile:
     """The profile as the channel rules must see it: opted out of the phone channels while its
     number is on the suppression list (prefetched with the batch: no query per event)."""
     return with_suppression(profile, tx.suppressed_since(profile.phone)) if profile.phone else profile
@@ -146,13 +146,11 @@ class Engine:
         ended = 0
         while True:
             now = self.clock.now()
-            self._pending = Committed()
-            with self.store.transaction() as tx:
+            with self.unit() as tx:
                 batch = tx.active_instances_of(journey_id, limit)
                 tx.prefetch({i.user_id for i in batch}, now - CAP_WINDOW)
                 for instance in batch:
                     self._apply(tx, self.runtime.end(instance, "exited", "journey_stopped", now))
-            self._committed()
             ended += len(batch)
             if len(batch) < limit:
                 return ended
@@ -171,15 +169,21 @@ class Engine:
     def process_many(self, events: Sequence[Event]) -> list[Ingested]:
         """Process already-validated events in one transaction, in order."""
         now = self.clock.now()
-        self._pending = Committed()
-        with self.store.transaction() as tx:
+        with self.unit() as tx:
             results = _deduplicated(tx, events)
             tx.prefetch({e.user_id for e in events}, now - CAP_WINDOW)
             for result in results:
                 if not result.duplicate:
                     self._process(tx, result.event, now)
-        self._committed()
         return results
+
+    @contextmanager
+    def unit(self) -> Iterator[Tx]:
+        """One transaction of the engine's work; once it commits, `on_commit` hears what it did."""
+        self._pending = Committed()
+        with self.store.transaction() as tx:
+            yield tx
+        self._committed()
 
     def accept_many(self, events: Sequence[Event]) -> list[Ingested]:
         """Queue already-validated events for `process_queued`: durable and de-duplicated when this
@@ -193,13 +197,11 @@ class Engine:
     def process_queued(self, limit: int = 1000) -> Sequence[Event]:
         """Process up to `limit` of the oldest queued events in one transaction; returns them."""
         now = self.clock.now()
-        self._pending = Committed()
-        with self.store.transaction() as tx:
+        with self.unit() as tx:
             events = tx.claim_queued(limit)
             tx.prefetch({e.user_id for e in events}, now - CAP_WINDOW)
             for event in events:
                 self._process(tx, event, now)
-        self._committed()
         return events
 
     def quarantine_queued(self, error: str) -> str | None:
@@ -217,15 +219,13 @@ class Engine:
     def fire_due(self, limit: int = 1000) -> int:
         """Fire up to `limit` timers due now, in one transaction; returns how many fired."""
         now = self.clock.now()
-        self._pending = Committed()
-        with self.store.transaction() as tx:
+        with self.unit() as tx:
             due = tx.claim_due_timers(now, limit)
             instances = [(tx.get_instance(instance_id), timer_id) for instance_id, timer_id in due]
             tx.prefetch({i.user_id for i, _ in instances if i is not None}, now - CAP_WINDOW)
             for instance, timer_id in instances:
                 if instance is not None:
                     self._fire(tx, instance, timer_id, now)
-        self._committed()
         return len(due)
 
     def _apply(self, tx: Tx, outcome: Outcome) -> None:
@@ -259,7 +259,7 @@ class Engine:
     def _fire(self, tx: Tx, instance: Instance, timer_id: str, now: datetime) -> None:
         if instance.timer is not None and instance.timer.timer_id == timer_id:  # for the host's metrics
             self._pending.lateness.append((now - instance.timer.due).total_seconds())
-        profile = _as_seen(tx, tx.get_profile(instance.user_id) or Profile(instance.user_id))
+        profile = as_seen(tx, tx.get_profile(instance.user_id) or Profile(instance.user_id))
         sent = tx.recent_sends(instance.user_id, now - CAP_WINDOW)
         self._guarded(tx, instance, now, lambda journey: self.runtime.on_timer(instance, journey, timer_id, profile,
                                                                                sent, now))
@@ -288,7 +288,7 @@ class Engine:
         profile = tx.get_profile(event.user_id) or Profile(event.user_id)
         if event.type == "sms.inbound":
             profile = self._keyword(tx, event, profile, now)
-        profile = _as_seen(tx, profile)
+        profile = as_seen(tx, profile)
         event = self._feedback(tx, event, now)
         instances = tx.active_instances(event.user_id)
         triggered = self.catalog.triggered(event.type)
@@ -312,12 +312,16 @@ class Engine:
 
     def _maybe_enter(self, tx: Tx, journey: CompiledJourney, event: Event, profile: Profile, now: datetime) -> None:
         ok, key, why = self.runtime.entry_key(journey, event, profile)
-        if not ok:
-            if why.startswith("trigger_error"):
-                self._apply(tx, Outcome(None, [Trace(now, event.user_id, None, None, "not_entered", why)]))
-            return
+        if ok:
+            self.enter(tx, journey, event, profile, key, now)
+        elif why.startswith("trigger_error"):
+            self._apply(tx, Outcome(None, [Trace(now, event.user_id, None, None, "not_entered", why)]))
+
+    def enter(self, tx: Tx, journey: CompiledJourney, event: Event, profile: Profile, key: str | None,
+              now: datetime) -> bool:
+        """Start an instance for `profile` (its user's state prefetched) if re_entry allows it."""
         if not self.runtime.may_reenter(journey, tx.entry_history(journey.id, event.user_id, key), now):
-            return
+            return False
         sent = tx.recent_sends(event.user_id, now - CAP_WINDOW)
         instance_id = self.new_id()
         try:
@@ -329,6 +333,7 @@ class Engine:
                                user_id=event.user_id, key=key, entered_at=now, event=event.context())
             outcome = self._failed(entered, exc, now)
         self._apply(tx, outcome)
+        return True
 
     def _event_key(self, journey: CompiledJourney, event: Event, profile: Profile) -> str | None:
         """The instance key this event carries for `journey`; None (reaches every instance) when the

@@ -13,20 +13,25 @@ from collections import Counter
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from datetime import UTC, datetime
-from itertools import groupby
+from itertools import groupby, islice
 from pathlib import Path
 from typing import Any
 
 from channels import Policy, Profile, ProfileError
+from engine.audience.entry import run_chunk
+from engine.audience.run import AudienceRun
+from engine.audience.schedule import occurrences, parse_instant
 from engine.clock import VirtualClock, counter_ids
 from engine.compiler import CompiledJourney
 from engine.errors import EventError, InputError
-from engine.events import Event, parse_event
+from engine.events import Event, format_time, parse_event
 from engine.service import Engine
 from engine.state import END_STATUSES, Instance
 from engine.stores.memory import MemoryStore
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+RUN_CHUNK = 1000  # profiles per transaction of an audience run, as `journey serve` takes them
+MAX_RUNS = 1000  # audience runs in one dry run
 
 
 def read_jsonl(path: str | Path) -> list[tuple[int, Any]]:
@@ -71,32 +76,69 @@ Progress = Callable[[int, int], None]
 
 
 def simulate(journey: CompiledJourney, events: Sequence[Event], profiles: Sequence[Profile], policy: Policy,
-             keep_trace: bool = True, roundtrip: bool = False, progress: Progress | None = None) -> dict[str, Any]:
-    """Run `journey` over `events`; returns the SPEC §4 simulate document."""
+             keep_trace: bool = True, roundtrip: bool = False, progress: Progress | None = None,
+             start: datetime | None = None, until: datetime | None = None, now: datetime | None = None,
+             ) -> dict[str, Any]:
+    """Run `journey` over `events` (and, for a journey entered by audience runs, its runs from
+    `start` to `until`: see `run_times`); returns the SPEC §4 simulate document."""
     store = _RoundTripStore(keep_trace) if roundtrip else MemoryStore(keep_trace)
     for profile in profiles:
         store.put_profile(profile)
-    if not events:
+    runs = run_times(journey, policy, events, start, until, now)
+    if not events and not runs:
         return report(journey, store, set())
     with _fewer_gc_passes():
-        return _run(journey, events, policy, store, keep_trace, progress)
+        return _run(journey, events, runs, policy, store, keep_trace, progress)
 
 
-def _run(journey: CompiledJourney, events: Sequence[Event], policy: Policy, store: MemoryStore,
-         keep_trace: bool, progress: Progress | None) -> dict[str, Any]:
-    clock = VirtualClock(events[0].timestamp)
+def run_times(journey: CompiledJourney, policy: Policy, events: Sequence[Event], start: datetime | None = None,
+              until: datetime | None = None, now: datetime | None = None) -> list[datetime]:
+    """When a dry run runs the journey's audience: its occurrences from `start` (default: an `at`
+    trigger's instant; else the first event's time, else `now`) to `until` (default: the first one only)."""
+    trigger = journey.definition.trigger
+    if trigger.kind == "event":
+        return []
+    zone = policy.default_timezone
+    if start is None:
+        start = parse_instant(trigger.at, trigger.timezone or zone) if trigger.at is not None else \
+            events[0].timestamp if events else now
+    if start is None:
+        raise InputError("start: required for a scheduled journey without events (the clock starts there)")
+    times = list(islice(occurrences(trigger, zone, start, until), 1 if until is None else MAX_RUNS + 1))
+    if until is not None and len(times) > MAX_RUNS:
+        raise InputError(f"until: more than {MAX_RUNS} runs between {format_time(start)} and {format_time(until)}")
+    return times
+
+
+def _run(journey: CompiledJourney, events: Sequence[Event], runs: Sequence[datetime], policy: Policy,
+         store: MemoryStore, keep_trace: bool, progress: Progress | None) -> dict[str, Any]:
+    runs_at: list[tuple[datetime, int, list[Event]]] = [(at, n, []) for n, at in enumerate(runs, 1)]
+    batches = [(at, 0, list(group)) for at, group in groupby(events, key=lambda e: e.timestamp)]
+    stimuli = sorted(runs_at + batches, key=lambda s: (s[0], not s[1]))  # a run goes first at its instant
+    clock = VirtualClock(stimuli[0][0])
     engine = Engine([journey], policy, store, clock, counter_ids("i"), trace=keep_trace)
     done = 0
-    for at, same_time in groupby(events, key=lambda e: e.timestamp):
+    for at, run, batch in stimuli:
         _run_timers(engine, clock, until=at, inclusive=False)
         clock.advance_to(at)
-        batch = list(same_time)
-        engine.process_many(batch)
-        done += len(batch)
+        if run:
+            _audience_run(engine, store, journey, f"r{run}", at)
+        else:
+            engine.process_many(batch)
+        done += len(batch) or 1
         if progress is not None:
-            progress(done, len(events))
+            progress(done, len(events) + len(runs))
     _run_timers(engine, clock, until=None, inclusive=True)
-    return report(journey, store, {e.user_id for e in events})
+    users = {e.user_id for e in events} | (set(store.profiles) if runs else set())
+    return report(journey, store, users)
+
+
+def _audience_run(engine: Engine, store: MemoryStore, journey: CompiledJourney, run_id: str, at: datetime) -> None:
+    """Every profile, a chunk at a time, through the same entry as `journey serve`'s runs."""
+    store.add_run(AudienceRun(run_id=run_id, journey_id=journey.id, version=journey.version,
+                              trigger=journey.definition.trigger.kind, scheduled_at=at, created_at=at))
+    while (run := run_chunk(engine, run_id, RUN_CHUNK)) is not None and run.working:
+        pass
 
 
 @contextmanager
@@ -135,12 +177,20 @@ def report(journey: CompiledJourney, store: MemoryStore, users: set[str]) -> dic
     }
     summary = {k: summary[k] for k in ("users", "entered", "completed", "exited", "converted", "active", "failed",
                                         "messages", "cost")}
-    return {
+    document = {
         "journey": journey.id, "summary": summary, "messages": messages,
         "skipped": [s.to_dict() for s in store.skips],
         "instances": [_instance_row(i) for i in instances],
         "timeline": [t.to_dict() for t in store.traces],
     }
+    if journey.definition.trigger.kind != "event":
+        document["runs"] = [_run_row(r) for r in sorted(store.runs.values(), key=lambda r: r.scheduled_at)]
+    return document
+
+
+def _run_row(run: AudienceRun) -> dict[str, Any]:
+    view = run.view()
+    return {k: view[k] for k in ("run_id", "trigger", "scheduled_at", "profiles", "matched", "entered", "skipped")}
 
 
 def _instance_row(instance: Instance) -> dict[str, Any]:

@@ -38,6 +38,18 @@ def partition_of(user_id: str, partitions: int = PARTITIONS) -> int:
 
 
 @dataclass(frozen=True, slots=True)
+class Lease:
+    """What one heartbeat left this worker with: the partitions it owns now, those it took,
+    how many it holds above its even share (to give up, `give_up`), and how many workers are
+    alive (itself included)."""
+
+    owned: frozenset[int]
+    gained: frozenset[int]
+    surplus: int
+    workers: int
+
+
+@dataclass(frozen=True, slots=True)
 class TimerRef:
     """The one timer an instance may be waiting on; kinds: wait, timeout, escalate, defer."""
 

@@ -65,3 +65,16 @@ def test_bench_runs_journey_serve_workers_on_postgresql(postgres_fresh_db_url: s
     result = json.loads(done.stdout)
     assert result["correct"] is True and result["workers"] == 2 and result["via"] == "http"
     assert result["events_per_s"] > 0 and result["processed_per_s"] > 0 and result["timers_per_s"] > 0
+
+
+def test_bench_audience_enters_everyone_once_while_another_journeys_timers_stay_under_1_s_late() -> None:
+    """The CI size of `journey bench --audience` (the 1,000,000-profile figures are measured apart)."""
+    done = subprocess.run([str(JOURNEY), "bench", "--audience", "20000", "--json"], capture_output=True, text=True,
+                          timeout=300)
+    assert done.returncode == 0, done.stderr[-2000:]
+    result = json.loads(done.stdout)
+    assert result["correct"] is True and result["problems"] == []
+    assert (result["profiles"], result["matching"], result["entered"]) == (20_000, 10_000, 10_000)
+    assert result["entered_per_s"] > 0 and result["peak_rss_mb"] > 0
+    assert result["timers"] >= 1, "no timer came due during the run: nothing was measured"
+    assert result["timer_lateness_max_ms"] < 1000, result

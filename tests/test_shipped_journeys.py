@@ -17,8 +17,11 @@ import yaml
 from jsonschema import Draft202012Validator
 from typer.testing import CliRunner
 
+from channels import Profile, load_policy
+from engine.audience.run import AudienceRun
 from engine.cli import app
 from engine.compiler import load_file
+from engine.runtime import Runtime
 
 ROOT = Path(__file__).resolve().parent.parent
 JOURNEYS = ROOT / "journeys"
@@ -118,7 +121,8 @@ def test_graph_cli_draws_every_step(path: Path, fmt: str) -> None:
     missing = [s.id for s in journey.definition.steps if s.id not in result.stdout]
     assert missing == []
     if fmt == "mermaid":
-        assert journey.definition.trigger.event in result.stdout
+        trigger = journey.definition.trigger
+        assert str(trigger.event or trigger.schedule or trigger.at) in result.stdout
 
 
 def test_every_example_folder_belongs_to_a_shipped_journey_and_vice_versa() -> None:
@@ -150,14 +154,32 @@ def test_example_events_are_well_formed_sorted_and_unique(folder: Path) -> None:
     assert len(ids) == len(set(ids))
 
 
+def _entries(folder: Path) -> list[dict[str, Any]]:
+    """The events that enter the example's users: its trigger events, or an audience run's entry
+    events for the profiles its audience matches (and some it does not: the example shows both)."""
+    journey = load_file(JOURNEYS / f"{folder.name}.yaml")
+    trigger = journey.definition.trigger
+    if trigger.kind == "event":
+        return [e for e in _jsonl(folder / "events.jsonl") if e["type"] == trigger.event]
+    run = AudienceRun(run_id="r1", journey_id=journey.id, version=journey.version, trigger=trigger.kind,
+                      scheduled_at=_timestamp("2026-01-05T15:00:00Z"), created_at=_timestamp("2026-01-05T15:00:00Z"))
+    profiles = [Profile.from_dict(p) for p in _jsonl(folder / "profiles.jsonl")]
+    matched = [p for p in profiles if Runtime(load_policy()).entry_key(journey, run.entry_event(p.user_id), p)[0]]
+    assert 0 < len(matched) < len(profiles), "the audience takes some profiles and leaves others"
+    return [run.entry_event(p.user_id).context() for p in matched]
+
+
 @pytest.mark.parametrize("folder", EXAMPLE_DIRS, ids=_ids(EXAMPLE_DIRS))
 def test_example_events_trigger_the_journey_and_have_profiles(folder: Path) -> None:
-    journey = load_file(JOURNEYS / f"{folder.name}.yaml")
     events = _jsonl(folder / "events.jsonl")
     profiles = {p["user_id"] for p in _jsonl(folder / "profiles.jsonl")}
-    triggers = [e for e in events if e["type"] == journey.definition.trigger.event]
-    assert len({e["user_id"] for e in triggers}) >= 3, "several users enter the journey"
+    assert len({e["user_id"] for e in _entries(folder)}) >= 3, "several users enter the journey"
     assert {e["user_id"] for e in events} <= profiles
+
+
+def test_shipped_journeys_use_every_kind_of_trigger() -> None:
+    kinds = {load_file(path).definition.trigger.kind: path.stem for path in JOURNEY_FILES}
+    assert set(kinds) == {"event", "schedule", "at"}
 
 
 @pytest.mark.parametrize("folder", EXAMPLE_DIRS, ids=_ids(EXAMPLE_DIRS))
@@ -182,8 +204,7 @@ def test_every_message_renders_for_every_example_entry(folder: Path) -> None:
     """No shipped template reads a property its own example trigger events lack."""
     journey = load_file(JOURNEYS / f"{folder.name}.yaml")
     profiles = {p["user_id"]: p for p in _jsonl(folder / "profiles.jsonl")}
-    entries = [e for e in _jsonl(folder / "events.jsonl") if e["type"] == journey.definition.trigger.event]
-    for event in entries:
+    for event in _entries(folder):
         context = {"event": event, "profile": profiles[event["user_id"]], "journey": {"id": journey.id}}
         for message, channels in journey.definition.messages.items():
             contents, errors = journey.render_channels(message, channels.channels(), context)

@@ -188,7 +188,7 @@ EXPECTED: dict[str, Journey] = {
             ("u4", None): ("completed", ["coupon", "overnight", "next_morning", "last_chance"]),
             ("u5", None): ("completed", ["coupon", "overnight", "next_morning", "last_chance"]),
         },
-        summary={"users": 5, "entered": 5, "completed": 4, "exited": 0, "converted": 1, "active": 0, "failed": 0,
+        summary={"users": 6, "entered": 5, "completed": 4, "exited": 0, "converted": 1, "active": 0, "failed": 0,
                  "messages": {"mms": 2, "sms": 4, "push": 1}, "cost": 0.0773},
     ),
     "event-invitation": Journey(
@@ -232,7 +232,7 @@ EXPECTED: dict[str, Journey] = {
             ("u3", None): ("converted", ["vip_check", "vip_offer"]),
             ("u4", None): ("completed", ["vip_check", "offer_test", "percent_offer", "cool_off", "last_call"]),
         },
-        summary={"users": 4, "entered": 4, "completed": 3, "exited": 0, "converted": 1, "active": 0, "failed": 0,
+        summary={"users": 6, "entered": 4, "completed": 3, "exited": 0, "converted": 1, "active": 0, "failed": 0,
                  "messages": {"email": 7, "sms": 1}, "cost": 0.0153},
     ),
     "payment-overdue": Journey(
@@ -447,7 +447,8 @@ def test_split_gives_a_user_the_same_variant_on_both_channels() -> None:
     ]
 
 
-@pytest.mark.parametrize("journey_id", ["one-time-password", "fraud-alert", "event-invitation"])
+@pytest.mark.parametrize("journey_id", ["one-time-password", "fraud-alert", "event-invitation", "flash-sale",
+                                        "win-back"])
 def test_cli_simulate_json_prints_the_same_document(journey_id: str) -> None:
     folder = EXAMPLES / journey_id
     result = CliRunner().invoke(app, [
@@ -460,3 +461,17 @@ def test_cli_simulate_json_prints_the_same_document(journey_id: str) -> None:
     assert [(m["user_id"], m["channel"], m["step"], m["message"], m["at"]) for m in document["messages"]] == [
         (e.user_id, e.channel, e.step, e.message, e.at) for e in EXPECTED[journey_id].messages
     ]
+
+
+@pytest.mark.parametrize(("journey_id", "run"), [
+    ("flash-sale", {"run_id": "r1", "trigger": "at", "scheduled_at": "2026-01-05T20:30:00Z", "profiles": 6,
+                    "matched": 5, "entered": 5, "skipped": {}}),
+    ("win-back", {"run_id": "r1", "trigger": "schedule", "scheduled_at": "2026-01-05T15:00:00Z", "profiles": 6,
+                  "matched": 4, "entered": 4, "skipped": {}}),
+])
+def test_audience_journeys_enter_their_audience_in_one_run(journey_id: str, run: dict[str, Any]) -> None:
+    document = _simulate(journey_id)
+    assert document["runs"] == [run]
+    entry = document["instances"][0]
+    assert entry["user_id"] == "u1"
+    assert "runs" not in _simulate("cart-abandonment")  # an event-triggered journey has none

@@ -74,9 +74,13 @@ def _step_lines(journey: CompiledJourney, step: Step) -> tuple[str, ...]:
 
 def _start_lines(journey: CompiledJourney) -> tuple[str, ...]:
     definition = journey.definition
-    lines = [f"start: {definition.trigger.event}"]
-    if definition.trigger.when:
-        lines.append(f"when {definition.trigger.when}")
+    trigger = definition.trigger
+    zone = f" ({trigger.timezone})" if trigger.timezone else ""
+    start = {"event": f"start: {trigger.event}", "schedule": f"start: schedule {trigger.schedule}{zone}",
+             "at": f"start: at {trigger.at}{zone}"}[trigger.kind]
+    lines = [start]
+    if trigger.when or trigger.audience:
+        lines.append(f"when {trigger.when}" if trigger.when else f"audience {trigger.audience}")
     if definition.instance_key:
         lines.append(f"one per {definition.instance_key}")
     if definition.re_entry != "always":

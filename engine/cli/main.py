@@ -5,8 +5,9 @@ from __future__ import annotations
 import json
 import logging
 import os
-from datetime import timedelta
+from datetime import datetime, timedelta
 from enum import StrEnum
+from functools import partial
 from importlib.metadata import PackageNotFoundError
 from importlib.metadata import version as installed_version
 from pathlib import Path
@@ -20,8 +21,10 @@ from engine.cli.graphs import RenderError, render, step_order, to_dot, to_mermai
 from engine.cli.profiles import profiles_app
 from engine.cli.report import print_report, simulate_progress
 from engine.cli.schema import schema_text
+from engine.clock import SystemClock
 from engine.compiler import journey_files, load_file, load_paths
-from engine.errors import InputError, JourneyDefinitionError
+from engine.errors import EventError, InputError, JourneyDefinitionError
+from engine.events import parse_time
 from engine.simulator import parse_events, parse_profiles, read_jsonl
 from engine.simulator import simulate as run_simulation
 
@@ -124,8 +127,13 @@ def schema() -> None:
 @app.command()
 def simulate(
     file: Path = typer.Argument(..., help="a journey file"),
-    events: Path = typer.Option(..., "--events", help="events, JSON Lines"),
+    events: Path | None = typer.Option(None, "--events", help="events, JSON Lines (optional for a journey "
+                                       "entered by audience runs)"),
     profiles: Path | None = typer.Option(None, "--profiles", help="profiles, JSON Lines"),
+    start: str | None = typer.Option(None, "--start", metavar="T", help="audience runs from T (RFC 3339; default: "
+                                     "an at trigger's instant, else the first event, else now)"),
+    until: str | None = typer.Option(None, "--until", metavar="T", help="audience runs up to T (default: the "
+                                     "first run only)"),
     policy: Path | None = typer.Option(None, "--policy", help="policy YAML merged over the default"),
     as_json: bool = typer.Option(False, "--json", help="print one JSON document"),
     summary: bool = typer.Option(False, "--summary", help="only the totals, the funnel and per-user outcomes"),
@@ -139,19 +147,29 @@ def simulate(
     try:
         journey = load_file(file)
         chosen = load_policy(policy)
-        event_list = parse_events((f"{events}:{n}", row) for n, row in read_jsonl(events))
+        if events is None and journey.definition.trigger.kind == "event":
+            raise InputError(f"--events: required for {journey.id}, which an event starts (trigger.event)")
+        event_list = parse_events((f"{events}:{n}", row) for n, row in read_jsonl(events)) if events else []
         profile_list = parse_profiles((f"{profiles}:{n}", row) for n, row in read_jsonl(profiles)) if profiles else []
+        dry_run = partial(run_simulation, journey, event_list, profile_list, chosen, start=_instant(start, "--start"),
+                          until=_instant(until, "--until"), now=SystemClock().now())
+        if as_json:
+            typer.echo(json.dumps(dry_run(), indent=2, ensure_ascii=False))
+            return
+        with simulate_progress() as progress:
+            result = dry_run(progress=progress)
     except (JourneyDefinitionError, PolicyError, InputError) as exc:
         raise _fail(exc) from None
     except OSError as exc:
         raise _fail(OSError(f"{exc.filename}: {exc.strerror}")) from None
-    if as_json:
-        result = run_simulation(journey, event_list, profile_list, chosen)
-        typer.echo(json.dumps(result, indent=2, ensure_ascii=False))
-        return
-    with simulate_progress() as progress:
-        result = run_simulation(journey, event_list, profile_list, chosen, progress=progress)
     print_report(result, order=step_order(journey), limit=limit, summary_only=summary)
+
+
+def _instant(value: str | None, option: str) -> datetime | None:
+    try:
+        return parse_time(value, option) if value is not None else None
+    except EventError as exc:
+        raise InputError(str(exc)) from None
 
 
 LOOPBACK = ("127.0.0.1", "localhost", "::1")
@@ -245,8 +263,12 @@ def bench(
     batch: int | None = typer.Option(None, "--batch", min=1, help="events per call (default: 1000 python, 500 http)"),
     workers: int | None = typer.Option(None, "--workers", min=1, help="run `journey serve --workers K` on a "
                                        "PostgreSQL --db and measure it (default: one server in this process)"),
+    audience: int | None = typer.Option(None, "--audience", min=2, metavar="N", help="instead of W1: an audience "
+                                        "run over N profiles (half matching), with another journey's 2 s timers "
+                                        "coming due meanwhile"),
 ) -> None:
-    """The reference workload W1 (push, then SMS on ignore) against the real store and scheduler."""
+    """The reference workload W1 (push, then SMS on ignore) against the real store and scheduler; or,
+    with --audience N, an audience run over N profiles: entry rate, peak RSS, concurrent timer lateness."""
     from datetime import timedelta
 
     from engine.bench.runner import run_bench
@@ -254,6 +276,9 @@ def bench(
     from engine.cli.report import bench_progress, print_bench
     from engine.host.server import tune_runtime
 
+    if audience is not None:
+        _bench_audience(audience, db, as_json)
+        return
     if timeout_seconds <= OPEN_DELAY.total_seconds():
         delay = OPEN_DELAY.total_seconds()
         raise _fail(ValueError(f"--timeout-seconds {timeout_seconds:g}: W1's openers open {delay:g} s after their "
@@ -270,5 +295,24 @@ def bench(
         with bench_progress() as progress:
             result = run_bench(users, timedelta(seconds=timeout_seconds), db, via.value, progress, batch, workers)
         print_bench(result.to_dict())
+    if not result.correct:
+        raise typer.Exit(1)
+
+
+def _bench_audience(profiles: int, db: str | None, as_json: bool) -> None:
+    from engine.bench.audience import run_audience_bench
+    from engine.cli.report import bench_progress, print_audience_bench
+    from engine.host.server import tune_runtime
+
+    if db is not None and not db.startswith("sqlite:///"):
+        raise _fail(ValueError("--audience: the audience bench runs on a SQLite --db"))
+    tune_runtime()
+    if as_json:
+        result = run_audience_bench(profiles, db)
+        typer.echo(json.dumps(result.to_dict()))
+    else:
+        with bench_progress() as progress:
+            result = run_audience_bench(profiles, db, progress)
+        print_audience_bench(result.to_dict())
     if not result.correct:
         raise typer.Exit(1)

@@ -68,6 +68,8 @@ def print_report(result: dict[str, Any], console: Console | None = None, order: 
     in `order` (the graph's), per-user outcomes, totals. `limit` caps the rows of each list."""
     console = console or Console()
     console.print(f"[bold]journey[/bold] {result['journey']}")
+    if result.get("runs"):
+        console.print(_runs(result["runs"], limit))
     if not summary_only:
         _print_sends(result, console, limit)
     console.print(_funnel(result, order))
@@ -80,6 +82,15 @@ def print_report(result: dict[str, Any], console: Console | None = None, order: 
     console.print(totals)
     by_channel = ", ".join(f"{c}: {n}" for c, n in summary["messages"].items()) or "none"
     console.print(f"messages by channel: {by_channel}")
+
+
+def _runs(runs: list[dict[str, Any]], limit: int | None) -> Table:
+    """The audience runs: when, and who they matched, entered and skipped."""
+    times = clock_times([r["scheduled_at"] for r in runs])
+    return _table("audience runs", ("at (UTC)", "run", "profiles", "matched", "entered", "skipped"), [
+        (at, r["run_id"], str(r["profiles"]), str(r["matched"]), str(r["entered"]),
+         ", ".join(f"{reason} {n}" for reason, n in r["skipped"].items()) or "-")
+        for at, r in zip(times, runs, strict=True)], limit, "run")
 
 
 def _print_sends(result: dict[str, Any], console: Console, limit: int | None) -> None:
@@ -203,6 +214,26 @@ def print_bench(result: dict[str, Any], console: Console | None = None) -> None:
             ("timer lateness p50 / p99", f"{result['lateness_p50_ms']:.0f} / {result['lateness_p99_ms']:.0f} ms"),
             ("peak RSS", f"{result['peak_rss_mb']:.0f} MB"), ("database size", f"{result['db_mb']:.1f} MB"),
             ("correct", "yes" if result["correct"] else "NO")]
+    for name, value in rows:
+        table.add_row(name, value)
+    console.print(table)
+    for problem in result["problems"]:
+        console.print(f"[red]problem:[/red] {problem}")
+
+
+def print_audience_bench(result: dict[str, Any], console: Console | None = None) -> None:
+    console = console or Console()
+    table = Table(title=f"audience run: {result['profiles']:,} profiles, {result['matching']:,} matching")
+    table.add_column("measure")
+    table.add_column("value", justify="right")
+    rows = [("entered", f"{result['entered']:,}"), ("run time", f"{result['run_seconds']:.1f} s"),
+            ("profiles entered/s", f"{result['entered_per_s']:,.0f}"),
+            ("profiles looked at/s", f"{result['profiles_per_s']:,.0f}"),
+            ("peak RSS", f"{result['peak_rss_mb']:.0f} MB"),
+            ("2 s timers due during the run", str(result["timers"])),
+            ("their lateness p50 / max", f"{result['timer_lateness_p50_ms']:.0f} / "
+                                         f"{result['timer_lateness_max_ms']:.0f} ms"),
+            ("database size", f"{result['db_mb']:.1f} MB"), ("correct", "yes" if result["correct"] else "NO")]
     for name, value in rows:
         table.add_row(name, value)
     console.print(table)

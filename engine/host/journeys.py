@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from engine.audience.run import CANCELLED
 from engine.clock import Clock
 from engine.compiler import CompiledJourney, load_paths, load_text
 from engine.errors import JourneyNotFoundError
@@ -102,6 +103,8 @@ class Deploys:
             self.engine.catalog.set_state(journey_id, state)
             ended = self.engine.stop_journey(journey_id) if state == "stopped" else 0
         held = self.store.cancel_pending(journey_id, "journey_stopped", now) if state == "stopped" else 0
+        if state == "stopped":
+            self.store.end_runs(journey_id, CANCELLED, "journey stopped", now)
         log.info("journey %s %s (%d instances ended, %d unsent messages kept back)", journey_id, state, ended, held)
         return {**self.view(journey_id), "instances_ended": ended, "messages_canceled": held}
 

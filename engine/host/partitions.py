@@ -16,8 +16,8 @@ from collections.abc import Mapping
 from datetime import timedelta
 from typing import Any
 
-from engine.ports import Lease, PartitionLeases
-from engine.state import partition_of
+from engine.ports import PartitionLeases
+from engine.state import Lease, partition_of
 
 DEFAULT_TTL = timedelta(seconds=10)
 

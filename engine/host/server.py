@@ -23,6 +23,7 @@ from typing import Any
 from channels import Policy
 from channels.providers import FileProvider, Provider
 from channels.selection import ADDRESS_FIELD
+from engine.audience.run import AudienceRun
 from engine.clock import Clock, SystemClock, ordered_ids
 from engine.compiler import CompiledJourney
 from engine.errors import EventError, StoreError
@@ -34,6 +35,7 @@ from engine.host.journeys import Deploys, ReloadReport
 from engine.host.logs import decisions_log, fields, log_batch, log_decisions, log_sweep
 from engine.host.outage import Outage
 from engine.host.partitions import DEFAULT_TTL, Ownership, default_worker_id
+from engine.host.runs import AudienceRuns
 from engine.host.sweeps import Sweeps
 from engine.host.turns import TurnLock
 from engine.ports import HostStore
@@ -82,15 +84,17 @@ class Server:
         self.dispatcher = Dispatcher(store, providers or default_providers(), self.clock, self._provider_failures,
                                      policy, lease=outbox_lease)
         self._counting = threading.Lock()  # `accept` runs outside `lock`
+        self.runs = AudienceRuns(self.engine, store, self.lock, self.clock, self.engine.new_id, chunk=batch)
         jobs = {"timers": (self.sweep_timers, timer_interval), "outbox": (self.drain_outbox, 0.5),
-                "inbox": (self.sweep_inbox, 1.0)}
+                "inbox": (self.sweep_inbox, 1.0), "runs": (self.sweep_runs, 1.0)}
         leases = getattr(store, "partitions", None)  # a database shared by several workers
         self.ownership = Ownership(leases, worker_id or default_worker_id(), partition_ttl) if leases else None
         if self.ownership is not None:
             jobs["partitions"] = (self.heartbeat, self.ownership.interval)
             jobs["inbox"] = (self.sweep_inbox, 0.25)  # other workers queue events for this one's users
         self.sweeps = Sweeps(self.clock, jobs, batch, next_due={"timers": store.next_due,
-                                                                "outbox": store.outbox_next_due})
+                                                                "outbox": store.outbox_next_due,
+                                                                "runs": self.runs.next_wake})
         self.started = False
 
     def start(self) -> None:
@@ -110,6 +114,7 @@ class Server:
             self.heartbeat()  # its partitions first: it counts their queued events in
         else:
             self.backlog.admit(self.store.queued_users(), wait=False)
+        self.runs.resume()
 
     def stop(self) -> None:
         if self.started:
@@ -310,6 +315,17 @@ class Server:
     def drain_outbox(self) -> int:
         return self._tracked("outbox", self.dispatcher.drain)
 
+    def sweep_runs(self) -> int:
+        """Audience runs: the ones due are made, then one chunk of one run (engine/host/runs.py)."""
+        return self._tracked("runs", self.runs.work)
+
+    def start_run(self, journey_id: str) -> AudienceRun:
+        """An audience run of the journey now (`POST /v1/journeys/{id}/runs`), worked by the runs sweep."""
+        run = self.runs.start_now(journey_id)
+        if self.started:
+            self.sweeps.wake("runs")
+        return run
+
     def reload(self) -> ReloadReport:
         """Load the journeys folder again (SIGHUP, `POST /v1/journeys/reload`); raises
         JourneyDefinitionError with every problem, changing nothing, if any file is bad."""
@@ -321,13 +337,13 @@ class Server:
         that drives its own clock (tests on a `VirtualClock`, replays): `resume()`, then this
         instead of `start()`. Returns how many items were handled."""
         total = self.heartbeat()
-        while done := self.sweep_inbox() + self.sweep_timers() + self.drain_outbox():
+        while done := self.sweep_inbox() + self.sweep_timers() + self.drain_outbox() + self.sweep_runs():
             total += done
         return total
 
     def next_wake(self) -> datetime | None:
-        """The earliest time a timer or an outbox retry is due, if any: when `run_due` has work next."""
-        due = [d for d in (self.store.next_due(), self.store.outbox_next_due()) if d is not None]
+        """The earliest time a timer, an outbox retry or an audience run is due: when `run_due` has work next."""
+        due = [d for d in (self.store.next_due(), self.store.outbox_next_due(), self.runs.next_wake()) if d is not None]
         return min(due, default=None)
 
     def _committed(self, summary: Committed) -> None:

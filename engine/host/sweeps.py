@@ -9,6 +9,7 @@ next run appears, so a 2-second wait fires after 2 seconds, not at the next swee
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Callable, Mapping
 from datetime import UTC, datetime, timedelta
 
@@ -38,6 +39,7 @@ class Sweeps:
         self._failures: dict[str, int] = {}
         self._again: set[str] = set()
         self._batch = batch
+        self._stopping = False
         self._scheduler = BackgroundScheduler(timezone=UTC, executors={"default": ThreadPoolExecutor(len(jobs))},
                                               job_defaults={"coalesce": True, "max_instances": 1,
                                                             "misfire_grace_time": None})
@@ -48,11 +50,20 @@ class Sweeps:
                                     next_run_time=self._clock.now())
         self._scheduler.start()
 
-    def shutdown(self) -> None:
-        self._scheduler.shutdown(wait=True)
+    def shutdown(self, within: float = 60.0) -> None:
+        """Stop: no job starts again, a job under way stops after its current batch (waited for up to
+        `within` seconds). APScheduler's own wait would hold its job-store lock meanwhile, which a
+        finishing job needs to reschedule itself: it is told not to wait, and this waits instead."""
+        self._stopping = True
+        self._scheduler.shutdown(wait=False)
+        deadline = time.monotonic() + within
+        while self._running and time.monotonic() < deadline:
+            time.sleep(0.01)
 
     def wake(self, name: str, at: datetime | None = None) -> None:
         """Run job `name` at `at` (default: now) if that is sooner than its next run."""
+        if self._stopping:
+            return
         if name in self._running:
             self._again.add(name)  # it will look again before it sleeps
             return
@@ -65,9 +76,11 @@ class Sweeps:
             job.modify(next_run_time=when)
 
     def _run(self, name: str) -> None:
+        if self._stopping:
+            return
         self._running.add(name)
         try:
-            while self._jobs[name]() >= self._batch or name in self._again:
+            while (self._jobs[name]() >= self._batch or name in self._again) and not self._stopping:
                 self._again.discard(name)
             self._running.discard(name)
             upcoming = self._next_due.get(name)
@@ -86,6 +99,6 @@ class Sweeps:
     def _back_off(self, name: str) -> None:
         """The next run of a failing sweep: 0.5 s after the first failure, doubling to at most 5 s."""
         failures = self._failures[name] = self._failures.get(name, 0) + 1
-        job = self._scheduler.get_job(name)
+        job = None if self._stopping else self._scheduler.get_job(name)
         if job is not None:
             job.modify(next_run_time=self._clock.now() + timedelta(seconds=min(5.0, 0.5 * 2 ** (failures - 1))))

@@ -27,7 +27,7 @@ from starlette.middleware.base import BaseHTTPMiddleware
 from channels import Profile, ProfileError
 from engine.compiler import END
 from engine.errors import EventError, HttpError, InputError, JourneyDefinitionError, StoreError
-from engine.events import Event, check_values, format_time, parse_event
+from engine.events import Event, check_values, format_time, parse_event, parse_time
 from engine.host.profiles import merged, parse_profile
 from engine.host.server import Server
 from engine.http import schemas as doc
@@ -36,6 +36,7 @@ from engine.http.openapi import documented, install_openapi, ref
 from engine.http.privacy import add_privacy_routes
 from engine.http.problems import install_problem_handlers, problem, unavailable
 from engine.http.profiles import add_profile_routes
+from engine.http.runs import add_run_routes
 from engine.http.webhooks import FORM, handle_webhook
 from engine.simulator import parse_events, parse_profiles
 from engine.simulator import simulate as run_simulation
@@ -102,6 +103,7 @@ def create_app(server: Server, api_keys: frozenset[str] = frozenset(), max_body:
 
     add_privacy_routes(app, server)  # DELETE /v1/profiles/{id}, its export, the consent feed
     add_profile_routes(app, server, _read_json, max_body)  # POST /v1/profiles, in bulk
+    add_run_routes(app, server)  # POST and GET /v1/journeys/{id}/runs
 
     @app.get("/v1/journeys", **documented(doc.JourneyList))
     def list_journeys() -> dict[str, Any]:
@@ -340,17 +342,21 @@ def _journey_detail(server: Server, journey_id: str) -> dict[str, Any]:
 def _simulate(server: Server, journey_id: str, body: Any) -> dict[str, Any]:
     if journey_id not in server.engine.journeys:
         raise HttpError(404, f"no journey '{journey_id}'")
-    if not isinstance(body, dict) or not isinstance(body.get("events"), list):
+    journey = server.engine.journeys[journey_id]
+    audience = journey.definition.trigger.kind != "event"  # events are optional: the runs enter people
+    if not isinstance(body, dict) or not isinstance(body.get("events", [] if audience else None), list):
         raise HttpError(422, "events: expected {\"events\": [...], \"profiles\": [...]}")
     profiles = body.get("profiles", [])
     if not isinstance(profiles, list):
         raise HttpError(422, "profiles: expected a list of profiles")
     try:
-        events = parse_events((f"events[{n}]", e) for n, e in enumerate(body["events"]))
+        events = parse_events((f"events[{n}]", e) for n, e in enumerate(body.get("events", [])))
         people = parse_profiles((f"profiles[{n}]", p) for n, p in enumerate(profiles))
-    except InputError as exc:
+        start, until = (parse_time(body[k], k) if body.get(k) is not None else None for k in ("start", "until"))
+        return run_simulation(journey, events, people, server.engine.policy, start=start, until=until,
+                              now=server.clock.now())
+    except (InputError, EventError) as exc:
         raise HttpError(422, str(exc)) from None
-    return run_simulation(server.engine.journeys[journey_id], events, people, server.engine.policy)
 
 
 def _instance_view(data: dict[str, Any]) -> dict[str, Any]:

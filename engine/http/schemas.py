@@ -15,6 +15,8 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from engine.http.run_schemas import Run, RunList
+
 Channel = Literal["push", "in_app", "email", "sms", "mms", "rcs", "webhook"]
 Category = Literal["marketing", "transactional"]
 
@@ -102,8 +104,10 @@ class SimulateRequest(BaseModel):
 
     model_config = ConfigDict(extra="allow", json_schema_extra=_examples(
         {"events": [ORDER], "profiles": [{"user_id": "u1", "push_token": "tok-1", "timezone": "UTC"}]}))
-    events: list[SimulatedEvent]
+    events: list[SimulatedEvent] = Field(description="required, unless the journey is entered by audience runs")
     profiles: list[SimulatedProfile] = []
+    start: datetime | None = Field(None, description="audience runs from this instant (see `journey simulate`)")
+    until: datetime | None = Field(None, description="audience runs up to this instant (default: the first only)")
 
 
 class TwilioForm(BaseModel):
@@ -384,4 +388,4 @@ MODELS: tuple[type[BaseModel], ...] = (
     BulkProfiles, BulkResult,
     Problem, BatchResult, Consent, Profile, ConsentList, LedgerRow, ConsentFeed, Message, SkippedSend, MessageList,
     InstanceList, Export, JourneyState, StateChange, JourneySummary, JourneyList, JourneyDetail, ReloadReport,
-    Simulation, WebhookAck, Health)
+    Simulation, WebhookAck, Health, Run, RunList)

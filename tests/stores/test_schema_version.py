@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import sqlite3
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -69,12 +69,13 @@ def test_a_version_1_database_is_upgraded_in_place(url: str) -> None:
         conn.exec_driver_sql("DROP TABLE suppressions")
         conn.exec_driver_sql("DROP TABLE suppressed_numbers")
         conn.exec_driver_sql("DROP TABLE erasures")
+        conn.exec_driver_sql("DROP TABLE runs")
         conn.execute(insert(PROFILES).values(user_id="u1", doc={"user_id": "u1", "phone": "+14155550100"}))
     engine.dispose()
     _set_version(url, 1)
     assert NEW_INDEXES.isdisjoint(_indexes(url)) and set(OLD_INDEXES) <= _indexes(url)
     store = SqlStore(url)
-    assert _version(store) == SCHEMA_VERSION == 10
+    assert _version(store) == SCHEMA_VERSION == 11
     assert _indexes(url) >= NEW_INDEXES and set(OLD_INDEXES).isdisjoint(_indexes(url))
     assert store.user_by_phone("+14155550100") == "u1" and store.user_by_phone("+14155550199") is None
     with store.transaction() as tx:
@@ -86,17 +87,19 @@ def test_a_version_1_database_is_upgraded_in_place(url: str) -> None:
     assert store.suppressions({"+14155550100"}) == {}  # version 7's tables exist
     assert store.erase_user("u1", datetime(2026, 1, 5, tzinfo=UTC), lambda tx: None) is not None  # version 9's
     assert store.user_by_phone("+14155550100") is None
+    assert store.runs_of("cart") == [] and store.claim_run("w1", {"cart"}, datetime(2026, 1, 5, tzinfo=UTC),
+                                                           timedelta(seconds=30)) is None  # version 10's
     store.close()
 
 
-def test_a_version_9_database_gets_partitions_for_its_timers_and_queued_events(url: str) -> None:
-    """Made as version 9 made it (timers without user and partition, an inbox without partition),
+def test_a_version_10_database_gets_partitions_for_its_timers_and_queued_events(url: str) -> None:
+    """Made as version 10 made it (timers without user and partition, an inbox without partition),
     with a waiting timer and a queued event in it: opened, both carry their user's partition, so
     that the worker owning the user finds them."""
     SqlStore(url).close()
     engine = create_engine(url)
     with engine.begin() as conn:
-        conn.execute(update(META).where(META.c.key == "schema_version").values(value="9"))
+        conn.execute(update(META).where(META.c.key == "schema_version").values(value="10"))
         conn.exec_driver_sql("DROP INDEX IF EXISTS ix_inbox_part_seq")
         conn.exec_driver_sql("ALTER TABLE timers DROP COLUMN part")
         conn.exec_driver_sql("ALTER TABLE timers DROP COLUMN user_id")
@@ -110,7 +113,7 @@ def test_a_version_9_database_gets_partitions_for_its_timers_and_queued_events(u
     engine.dispose()
     store = SqlStore(url)
     try:
-        assert _version(store) == 10
+        assert _version(store) == 11
         with store.engine.connect() as conn:
             assert tuple(conn.exec_driver_sql("SELECT user_id, part FROM timers").one()) == \
                 ("user-7", partition_of("user-7"))

@@ -11,14 +11,17 @@ from __future__ import annotations
 
 import heapq
 import threading
+from bisect import bisect_right
 from collections import defaultdict, deque
 from collections.abc import Callable, Collection, Iterator, MutableMapping, Sequence
 from contextlib import contextmanager
+from dataclasses import replace
 from datetime import datetime
 from functools import partial
 from typing import Any
 
 from channels import ConsentRecord, Profile, SentRecord
+from engine.audience.run import AudienceRun
 from engine.events import Event
 from engine.ports import JourneyVersion
 from engine.runtime import EntryHistory
@@ -55,6 +58,8 @@ class MemoryBase:
         self.suppression_ledger: list[tuple[str, str, datetime, str]] = []  # number, keyword, at, source
         self.versions: dict[tuple[str, str], JourneyVersion] = {}
         self.states: dict[str, str] = {}
+        self.runs: dict[str, AudienceRun] = {}
+        self._order: list[str] | None = None  # every profile's user_id, sorted; None: to be sorted again
         self._lock = threading.RLock()
         self._undo: list[Callable[[], None]] | None = None
 
@@ -165,6 +170,8 @@ class MemoryBase:
     # --- Tx: writes -----------------------------------------------------------------------------
 
     def put_profile(self, profile: Profile) -> None:
+        if profile.user_id not in self.profiles:
+            self._order = None
         old = self.profiles.get(profile.user_id)
         for record in profile.consents[len(old.consents) if old else 0:]:  # the records the ledger lacks
             self._append(self.ledger, (profile.user_id, record))
@@ -226,6 +233,27 @@ class MemoryBase:
     def add_trace(self, trace: Trace) -> None:
         if self.keep_trace:
             self._append(self.traces, trace)
+
+    # --- Tx: audience runs --------------------------------------------------------------------
+
+    def profiles_after(self, user_id: str | None, limit: int) -> Sequence[Profile]:
+        if self._order is None:
+            self._order = sorted(self.profiles)
+        start = 0 if user_id is None else bisect_right(self._order, user_id)
+        found: list[Profile] = []
+        for uid in self._order[start:]:
+            if len(found) >= limit:
+                break
+            profile = self.profiles.get(uid)  # gone since (erased, or its write undone)
+            if profile is not None:
+                found.append(replace(profile, consents=()))
+        return found
+
+    def lock_run(self, run_id: str) -> AudienceRun | None:
+        return self.runs.get(run_id)
+
+    def save_run(self, run: AudienceRun) -> None:
+        self._set(self.runs, run.run_id, run)
 
     # --- Store ----------------------------------------------------------------------------------
 

@@ -14,9 +14,10 @@ from engine.ports import IN_DOUBT, RETRIED, HostStore, JourneyVersion, OutboxIte
 from engine.state import Instance, Send, Skip
 from engine.stores.memory.base import MemoryBase
 from engine.stores.memory.privacy import MemoryPrivacy
+from engine.stores.memory.runs import MemoryRuns
 
 
-class MemoryStore(MemoryPrivacy, MemoryBase):
+class MemoryStore(MemoryRuns, MemoryPrivacy, MemoryBase):
     """Implements every port of `engine.ports` in memory."""
 
     # --- Outbox ---------------------------------------------------------------------------------

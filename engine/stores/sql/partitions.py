@@ -21,8 +21,7 @@ from sqlalchemy import insert, inspect, select
 from sqlalchemy.engine import Connection
 from sqlalchemy.engine import Engine as SaEngine
 
-from engine.ports import Lease
-from engine.state import PARTITIONS, partition_of
+from engine.state import PARTITIONS, Lease, partition_of
 from engine.stores.sql.claims import DB_NOW
 from engine.stores.sql.driver import Driver, placeholder
 from engine.stores.sql.schema import META
@@ -117,7 +116,7 @@ def partition_count(conn: Connection) -> int:
 
 
 def add_partitions(conn: Connection) -> None:
-    """Migration to schema 10: timers carry their user and partition, the inbox its partition,
+    """Migration to schema 11: timers carry their user and partition, the inbox its partition,
     filled in for the rows already there (an owner must find its users' timers and events)."""
     for table, column, kind in (("timers", "user_id", "VARCHAR NOT NULL DEFAULT ''"),
                                 ("timers", "part", "INTEGER NOT NULL DEFAULT 0"),

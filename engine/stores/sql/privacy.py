@@ -25,9 +25,9 @@ from engine.ports import Erasure, LedgerEntry, Tx
 from engine.stores.privacy import ERASED, address_hash
 from engine.stores.sql.cache import StateCache
 from engine.stores.sql.driver import Driver
+from engine.stores.sql.runs import RunTx
 from engine.stores.sql.suppression import suppression_rows
 from engine.stores.sql.translate import translating
-from engine.stores.sql.tx import SqlTx
 
 SALT_KEY = "erasure_salt"
 # Where an id may be held; the proof an erasure keeps (consents, erasures) counts too, so erasing
@@ -67,7 +67,7 @@ class SqlPrivacy:
         afterwards either way, so no committed state of theirs is left in memory."""
         try:
             with self._writing(urgent=True), self.engine.begin() as conn:
-                tx = SqlTx(conn, self.dialect, None)
+                tx = RunTx(conn, self.dialect, None)
                 if not _holds(tx.db, user_id):
                     return None
                 tx.prefetch([user_id], at)

@@ -15,7 +15,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.types import JSON
 from sqlmodel import Field, SQLModel
 
-SCHEMA_VERSION = 10
+SCHEMA_VERSION = 11
 # 2: entries are read from instances; the entries table is no longer kept.
 # 3: partial outbox indexes; instance indexes without status (see `RETIRED_INDEXES`).
 # 4: profiles.phone, indexed, copied from the profile document.
@@ -24,7 +24,8 @@ SCHEMA_VERSION = 10
 # 7: the phone suppression list: its ledger and the numbers suppressed now.
 # 8: the outbox's `leased` state (claimed, not yet handed to a provider), with its partial index.
 # 9: erasures (engine/stores/sql/privacy.py); the consent rows an erasure covers are no longer loaded.
-# 10: partitions: timers carry their user and partition, the inbox its partition; partition leases and workers.
+# 10: audience runs (engine/stores/sql/runs.py).
+# 11: partitions: timers carry their user and partition, the inbox its partition; partition leases and workers.
 RETIRED_INDEXES = ("ix_messages_dispatch", "ix_messages_provider_id", "ix_instances_user_status",
                    "ix_instances_journey_status")
 CHUNK = 900

@@ -31,6 +31,7 @@ from engine.stores.sql.driver import Driver, json_text
 from engine.stores.sql.outbox import claim_sql, expire
 from engine.stores.sql.partitions import SqlPartitions, add_partitions, partition_count, prepare
 from engine.stores.sql.privacy import SqlPrivacy
+from engine.stores.sql.runs import RunTx, SqlRuns
 from engine.stores.sql.schema import (
     INSTANCES,
     JOURNEY_STATES,
@@ -52,7 +53,7 @@ from engine.stores.sql.tx import SqlTx, StateCache
 from engine.stores.sql.writer_lock import WriterLock
 
 
-class SqlStore(SqlPrivacy):
+class SqlStore(SqlRuns, SqlPrivacy):
     """A database URL in, transactions out. Creates the schema on first use."""
 
     def __init__(self, url: str, echo: bool = False, cache: bool | None = None) -> None:
@@ -89,12 +90,12 @@ class SqlStore(SqlPrivacy):
                 prepare(conn, self.partition_count)
 
     @contextmanager
-    def transaction(self) -> Iterator[SqlTx]:
+    def transaction(self) -> Iterator[RunTx]:
         """Commit at the end of the block; on any failure roll back and forget cached users it touched."""
-        tx: SqlTx | None = None
+        tx: RunTx | None = None
         try:
             with self._writing(urgent=True), self.engine.begin() as conn:
-                tx = SqlTx(conn, self.dialect, self.cache, self._owner(), self.partition_count)
+                tx = RunTx(conn, self.dialect, self.cache, self._owner(), self.partition_count)
                 yield tx
                 tx.flush()
         except BaseException as exc:
@@ -360,7 +361,7 @@ def _migrate(conn: Connection, version: int, dialect: str) -> None:
     if version < 4:
         conn.exec_driver_sql("ALTER TABLE profiles ADD COLUMN phone VARCHAR")
         conn.exec_driver_sql("UPDATE profiles SET phone = " + json_text(dialect, "doc", "'phone'"))
-    if version < 10:
+    if version < 11:
         add_partitions(conn)
     for name in RETIRED_INDEXES:
         conn.exec_driver_sql(f"DROP INDEX IF EXISTS {name}")
