@@ -86,8 +86,35 @@ class Driver:
         return sql
 
     def write(self, sql: str, rows: Sequence[Sequence[Any]]) -> None:
-        if rows:
-            self.conn.exec_driver_sql(sql, list(rows))
+        """Many rows of one statement. On PostgreSQL a batch of rows for an INSERT goes as one
+        statement over arrays (`unnest`) rather than a statement a row: a fifth of the server's
+        work. The rows of an upsert must have distinct keys (the callers' rows are keyed)."""
+        if not rows:
+            return
+        if not self.sqlite and len(rows) >= UNNEST_FROM and sql.startswith("INSERT INTO "):
+            self.conn.exec_driver_sql(*self._unnest(sql, rows))
+            return
+        self.conn.exec_driver_sql(sql, list(rows))
+
+    def _unnest(self, sql: str, rows: Sequence[Sequence[Any]]) -> tuple[str, tuple[list[Any], ...]]:
+        """`INSERT INTO t (a, b) VALUES (%s, %s) ...` -> `INSERT INTO t (a, b) SELECT * FROM
+        unnest(%s::<type of a>[], %s::<type of b>[]) ...`, with one list per column."""
+        head, _, rest = sql.partition(" VALUES (")
+        table = head.removeprefix("INSERT INTO ").split(" ", 1)[0]
+        columns = [c.strip().strip('"') for c in head.partition("(")[2].rstrip(")").split(",")]
+        types = self._types(table, columns)
+        arrays = ", ".join(f"%s::{types[c]}[]" for c in columns)
+        tail = rest.partition(")")[2]
+        return f"{head} SELECT * FROM unnest({arrays}){tail}", tuple(list(column) for column in zip(*rows, strict=True))
+
+    def _types(self, table: str, columns: Sequence[str]) -> dict[str, str]:
+        known = _COLUMN_TYPES.get(table)
+        if known is None or not known.keys() >= set(columns):  # not read yet, or a column added since
+            found = self.conn.exec_driver_sql(
+                "SELECT attname, format_type(atttypid, atttypmod) FROM pg_attribute WHERE attrelid = %s::regclass "
+                "AND attnum > 0 AND NOT attisdropped", (table,)).all()
+            known = _COLUMN_TYPES[table] = {str(name): str(kind) for name, kind in found}
+        return known
 
     def rows(self, sql: str, params: Sequence[Any] = ()) -> Sequence[Sequence[Any]]:
         return self.conn.exec_driver_sql(sql, tuple(params)).all()
@@ -100,6 +127,10 @@ class Driver:
         """A statement that returns no rows, with `{in}` as in `where_in`; `first` fills the
         placeholders before the list."""
         self.conn.exec_driver_sql(sql.replace("{in}", self.marks(len(values))), (*first, *values))
+
+
+UNNEST_FROM = 8  # rows: fewer go as a statement each
+_COLUMN_TYPES: dict[str, dict[str, str]] = {}  # table -> column -> PostgreSQL type, read once a process
 
 
 def _q(name: str) -> str:

@@ -136,10 +136,14 @@ def add_partitions(conn: Connection) -> None:
 
 
 def prepare(conn: Connection, count: int) -> None:
-    """One lease row per partition, and the inbox index the owners' sweeps use."""
-    conn.exec_driver_sql("INSERT INTO partition_leases (part) SELECT g FROM generate_series(0, %s) AS g "
-                         "ON CONFLICT DO NOTHING", (count - 1,))
-    conn.exec_driver_sql("CREATE INDEX IF NOT EXISTS ix_inbox_part_seq ON inbox (part, seq)")
+    """One lease row per partition, and the inbox index the owners' sweeps use, made once: every
+    process that opens the database (a worker starting, `journey profiles import`) comes here,
+    and CREATE INDEX, even IF NOT EXISTS, waits for the inbox's writers and holds the next ones."""
+    if conn.exec_driver_sql("SELECT count(*) FROM partition_leases").scalar_one() < count:
+        conn.exec_driver_sql("INSERT INTO partition_leases (part) SELECT g FROM generate_series(0, %s) AS g "
+                             "ON CONFLICT DO NOTHING", (count - 1,))
+    if not conn.exec_driver_sql("SELECT 1 FROM pg_indexes WHERE indexname = 'ix_inbox_part_seq'").first():
+        conn.exec_driver_sql("CREATE INDEX IF NOT EXISTS ix_inbox_part_seq ON inbox (part, seq)")
 
 
 def _record_worker(db: Driver, me: str, ttl: timedelta, stats: Mapping[str, Any]) -> None:

@@ -28,7 +28,7 @@ from engine.ports import JourneyVersion, OutboxItem
 from engine.state import PARTITIONS, Instance
 from engine.stores.sql.claims import Owner
 from engine.stores.sql.driver import Driver, json_text
-from engine.stores.sql.outbox import claim_sql, expire
+from engine.stores.sql.outbox import claim_sql, expire, record_attempts
 from engine.stores.sql.partitions import SqlPartitions, add_partitions, partition_count, prepare
 from engine.stores.sql.privacy import SqlPrivacy
 from engine.stores.sql.runs import RunTx, SqlRuns
@@ -174,12 +174,9 @@ class SqlStore(SqlRuns, SqlPrivacy):
             return
         with self._writing(urgent=False), self.engine.begin() as conn:
             db = Driver(conn, self.dialect)
-            m = db.mark
-            rows = [(r["dispatch"], r["status"], db.time(r["at"]), r["attempts"], db.maybe_time(r["next_attempt_at"]),
-                     r["provider"], r["provider_id"], r["error"], r["message_id"]) for r in results]
-            db.write(f"UPDATE messages SET dispatch = {m}, status = {m}, status_at = {m}, attempts = {m}, "
-                     f"next_attempt_at = {m}, provider = {m}, provider_id = {m}, error = {m} "
-                     f"WHERE message_id = {m}", rows)
+            record_attempts(db, [(r["dispatch"], r["status"], db.time(r["at"]), r["attempts"],
+                                  db.maybe_time(r["next_attempt_at"]), r["provider"], r["provider_id"], r["error"],
+                                  r["message_id"]) for r in results])
             for chunk in chunks(list(sending)):
                 db.run_in("UPDATE messages SET dispatch = 'sending' WHERE message_id IN ({in})", chunk)
 
