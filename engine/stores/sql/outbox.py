@@ -32,7 +32,10 @@ def expire(db: Driver, now: datetime, retry_channels: Collection[str] = ()) -> i
 
 def claim_sql(dialect: str, limit: int) -> str:
     """Due pending messages with the address their channel needs, read from the profile's JSON.
-    `dispatch = 'pending'` is a literal so that the partial index of pending messages applies."""
+    `dispatch = 'pending'` is a literal so that the partial index of pending messages applies.
+    On PostgreSQL the claim runs with bitmap scans off: mid-burst the statistics still say few
+    messages wait, and the planner then reads every pending message and sorts them (230 ms for
+    53,000) rather than walk the index in order and stop at the limit (6 ms)."""
     field = "CASE m.channel " + " ".join(f"WHEN '{c}' THEN '{f}'" for c, f in ADDRESS_FIELD.items()) + " END"
     sql = (f"SELECT m.message_id, m.user_id, m.channel, m.category, m.content, m.attempts, "
            f"{json_text(dialect, 'p.doc', field)}, m.instance_id "

@@ -153,6 +153,8 @@ class SqlStore(SqlRuns, SqlPrivacy):
         `sending` (default: all) as about to be handed to a provider, the rest as `leased`."""
         with self._writing(urgent=False), self.engine.begin() as conn:
             db = Driver(conn, self.dialect)
+            if not db.sqlite:  # see `claim_sql`: walk the index to the limit, whatever the stale statistics say
+                conn.exec_driver_sql("SET LOCAL enable_bitmapscan = off")
             query = claim_sql(self.dialect, limit)
             items = [OutboxItem(r[0], r[1], r[2], r[3], db.read_json(r[4]), r[5], r[6], r[7])
                      for r in db.rows(query, [db.time(now)])]
