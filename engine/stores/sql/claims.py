@@ -45,6 +45,14 @@ def due_timers(db: Driver, owner: Owner | None, now: datetime, limit: int, lock:
     return [(str(i), str(t)) for i, t in db.rows(query, [db.time(now), *params])]
 
 
+def due_timer_users(db: Driver, owner: Owner | None, now: datetime, limit: int) -> tuple[set[str], list[str]]:
+    """The users of the earliest timers due by `now`, and the instances of those with no user."""
+    where, params = owner.clause(db) if owner is not None else ("", [])
+    rows = db.rows(f"SELECT user_id, instance_id FROM timers WHERE due <= {db.mark}{where} ORDER BY due "
+                   f"LIMIT {int(limit)}", [db.time(now), *params])
+    return {str(u) for u, _ in rows if u}, [str(i) for u, i in rows if not u]
+
+
 def claim_queued(db: Driver, owner: Owner | None, limit: int) -> list[Event]:
     """The oldest queued events (of the partitions `owner` holds), deleted in this transaction."""
     where, params = owner.clause(db) if owner is not None else ("", [])

@@ -20,7 +20,7 @@ from engine.events import Event
 from engine.runtime import EntryHistory
 from engine.state import PARTITIONS, Instance, Send, Skip, TimerRef, Trace, partition_of
 from engine.stores.sql.cache import StateCache, UserState, forget_sends_before
-from engine.stores.sql.claims import Owner, claim_queued, due_timers, inbox_rows, quarantine_queued
+from engine.stores.sql.claims import Owner, claim_queued, due_timer_users, due_timers, inbox_rows, quarantine_queued
 from engine.stores.sql.driver import Driver
 from engine.stores.sql.schema import EVENT_IDS, chunks, dialect_insert
 from engine.stores.sql.suppression import TxSuppressions
@@ -221,9 +221,13 @@ class SqlTx:
         return state.latest[channel]
 
     def due_timer_users(self, now: datetime, limit: int) -> set[str]:
-        ids = [i for i, _ in due_timers(self.db, self.owner, now, limit, lock=False)]
-        self.load_instances(ids)
-        return {self._loaded_instances[i].user_id for i in ids if i in self._loaded_instances}
+        """From the timers' own user column (no instance read); a timer from before schema 11
+        has none, and its instance says."""
+        users, unknown = due_timer_users(self.db, self.owner, now, limit)
+        if unknown:
+            self.load_instances(unknown)
+            users |= {self._loaded_instances[i].user_id for i in unknown if i in self._loaded_instances}
+        return users
 
     def claim_due_timers(self, now: datetime, limit: int) -> Sequence[tuple[str, str]]:
         due = due_timers(self.db, self.owner, now, limit, lock=not self.db.sqlite)
