@@ -39,6 +39,7 @@ class Ownership:
         self.ttl = ttl
         self.owned: frozenset[int] = frozenset()
         self.lease_changes = 0  # partitions taken or given up since start
+        self.workers = 1  # live workers at the last heartbeat, this one included
         self.joined = False  # heartbeat at least once: it has a place among the workers to leave
         leases.worker = worker
 
@@ -57,10 +58,12 @@ class Ownership:
     def beat(self, stats: Mapping[str, Any]) -> Lease:
         """Renew, and take partitions up to this worker's share (safe while a batch is in flight)."""
         def report(lease: Lease) -> dict[str, Any]:
-            return {**stats, **_stats(lease.owned, self.lease_changes + len(lease.gained))}
+            changes = self.lease_changes + len(lease.gained)
+            return {**stats, "partitions": len(lease.owned), "lease_changes": changes}
 
         lease = self.leases.heartbeat(self.ttl, report)
         self.owned = lease.owned
+        self.workers = lease.workers
         self.joined = True
         self.lease_changes += len(lease.gained)
         return lease
@@ -79,9 +82,4 @@ class Ownership:
             self.leases.release({**stats, **self.stats()})
 
     def stats(self) -> dict[str, Any]:
-        return _stats(self.owned, self.lease_changes)
-
-
-def _stats(owned: frozenset[int], lease_changes: int) -> dict[str, Any]:
-    """What a worker reports of its partitions with each heartbeat."""
-    return {"partitions": len(owned), "lease_changes": lease_changes}
+        return {"partitions": len(self.owned), "lease_changes": self.lease_changes}

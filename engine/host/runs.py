@@ -77,12 +77,9 @@ class AudienceRuns:
     def work(self) -> int:
         """Create the runs that are due, then enter one chunk of the oldest run this worker may
         take, in one turn of the lock; returns how many profiles it looked at."""
-        active = self._active()
-        if not active:  # runs are only ever of audience journeys: no turn, no query
-            return 0
         self.create_due()
         with self.lock:
-            claimed = self.store.claim_run(self.owner, active, self.clock.now(), self.lease)
+            claimed = self.store.claim_run(self.owner, self._active(), self.clock.now(), self.lease)
             done = run_chunk(self.engine, claimed.run_id, self.chunk, self.owner) if claimed is not None else None
         if claimed is None or done is None:
             return 0

@@ -158,8 +158,8 @@ class Server:
         order; other users' queued events do not hold this batch up. `rejected`: how many of the
         caller's batch were invalid (for the log)."""
         with self.lock:
-            owned = [self._mine(e.user_id) for e in events] if self.ownership is not None else None
-            mine = events if owned is None else [e for e, m in zip(events, owned, strict=True) if m]
+            owned = [self._mine(e.user_id) for e in events]
+            mine = [e for e, m in zip(events, owned, strict=True) if m] if self.ownership else events
             while self._waiting([e.user_id for e in mine]) and self._process_queued():
                 pass
             started = time.perf_counter()
@@ -170,7 +170,7 @@ class Server:
                 self.counters.ingested += len(mine)
                 self.counters.ingest_seconds += seconds
         self._count(results, "ingest", rejected)
-        if owned is None or all(owned):
+        if all(owned):
             return results
         queued = iter(self.accept([e for e, m in zip(events, owned, strict=True) if not m]))  # for their owners
         processed = iter(results)

@@ -37,33 +37,25 @@ class Owner:
                 f"AND expires_at > {DB_NOW})::int[])", [self.worker])
 
 
-def owned(db: Driver, owner: Owner | None) -> tuple[str, list[Any]]:
-    """The owner's clause and parameters; nothing for a process alone on its database."""
-    return owner.clause(db) if owner is not None else ("", [])
-
-
-def _due(db: Driver, owner: Owner | None, columns: str, now: datetime, limit: int,
-         lock: bool = False) -> Sequence[Sequence[Any]]:
-    """`columns` of the earliest timers due by `now`; `lock`: FOR UPDATE SKIP LOCKED."""
-    where, params = owned(db, owner)
-    return db.rows(f"SELECT {columns} FROM timers WHERE due <= {db.mark}{where} ORDER BY due LIMIT {int(limit)}"
-                   + (" FOR UPDATE SKIP LOCKED" if lock else ""), [db.time(now), *params])
-
-
 def due_timers(db: Driver, owner: Owner | None, now: datetime, limit: int, lock: bool) -> list[tuple[str, str]]:
-    """(instance_id, timer_id) of the earliest timers due by `now`."""
-    return [(str(i), str(t)) for i, t in _due(db, owner, "instance_id, timer_id", now, limit, lock)]
+    """(instance_id, timer_id) of the earliest timers due by `now`; `lock`: FOR UPDATE SKIP LOCKED."""
+    where, params = owner.clause(db) if owner is not None else ("", [])
+    query = (f"SELECT instance_id, timer_id FROM timers WHERE due <= {db.mark}{where} ORDER BY due "
+             f"LIMIT {int(limit)}" + (" FOR UPDATE SKIP LOCKED" if lock else ""))
+    return [(str(i), str(t)) for i, t in db.rows(query, [db.time(now), *params])]
 
 
 def due_timer_users(db: Driver, owner: Owner | None, now: datetime, limit: int) -> tuple[set[str], list[str]]:
     """The users of the earliest timers due by `now`, and the instances of those with no user."""
-    rows = _due(db, owner, "user_id, instance_id", now, limit)
+    where, params = owner.clause(db) if owner is not None else ("", [])
+    rows = db.rows(f"SELECT user_id, instance_id FROM timers WHERE due <= {db.mark}{where} ORDER BY due "
+                   f"LIMIT {int(limit)}", [db.time(now), *params])
     return {str(u) for u, _ in rows if u}, [str(i) for u, i in rows if not u]
 
 
 def claim_queued(db: Driver, owner: Owner | None, limit: int) -> list[Event]:
     """The oldest queued events (of the partitions `owner` holds), deleted in this transaction."""
-    where, params = owned(db, owner)
+    where, params = owner.clause(db) if owner is not None else ("", [])
     rows = db.rows("SELECT seq, event_id, user_id, type, at, properties FROM inbox WHERE error IS NULL"
                    f"{where} ORDER BY seq LIMIT {int(limit)}" + ("" if db.sqlite else " FOR UPDATE SKIP LOCKED"),
                    params)
@@ -85,7 +77,7 @@ def claim_queued(db: Driver, owner: Owner | None, limit: int) -> list[Event]:
 
 def quarantine_queued(db: Driver, owner: Owner | None, error: str) -> str | None:
     """Set the oldest queued event aside with `error`; returns its user, or None if none waits."""
-    where, params = owned(db, owner)
+    where, params = owner.clause(db) if owner is not None else ("", [])
     oldest = db.rows(f"SELECT seq, user_id FROM inbox WHERE error IS NULL{where} ORDER BY seq LIMIT 1", params)
     if not oldest:
         return None

@@ -8,7 +8,7 @@ from typing import Any
 
 from channels.selection import ADDRESS_FIELD
 from engine.ports import IN_DOUBT, RETRIED
-from engine.stores.sql.driver import UNNEST_FROM, Driver, json_text, placeholder
+from engine.stores.sql.driver import Driver, json_text, placeholder
 
 
 def expire(db: Driver, now: datetime, retry_channels: Collection[str] = ()) -> int:
@@ -54,7 +54,7 @@ def record_attempts(db: Driver, rows: list[tuple[Any, ...]]) -> None:
     arrays for the whole batch rather than a statement a message."""
     if not rows:
         return
-    if db.sqlite or len(rows) < UNNEST_FROM:
+    if db.sqlite or len(rows) < 8:
         db.write("UPDATE messages SET " + ", ".join(f"{c} = {db.mark}" for c in ATTEMPT_COLUMNS)
                  + f" WHERE message_id = {db.mark}", rows)
         return

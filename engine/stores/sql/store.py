@@ -26,7 +26,7 @@ from channels import Profile
 from engine.errors import StoreError
 from engine.ports import JourneyVersion, OutboxItem
 from engine.state import PARTITIONS, Instance
-from engine.stores.sql.claims import Owner, owned
+from engine.stores.sql.claims import Owner
 from engine.stores.sql.driver import Driver, json_text
 from engine.stores.sql.outbox import claim_sql, expire, record_attempts
 from engine.stores.sql.partitions import SqlPartitions, add_partitions, partition_count, prepare
@@ -42,6 +42,7 @@ from engine.stores.sql.schema import (
     RETIRED_INDEXES,
     SCHEMA_VERSION,
     SKIPS,
+    TIMERS,
     aware,
     chunks,
     dialect_insert,
@@ -113,10 +114,14 @@ class SqlStore(SqlRuns, SqlPrivacy):
     def next_due(self) -> datetime | None:
         """The earliest timer this process would fire (of its partitions, on a shared database)."""
         with self.engine.connect() as conn:
-            db = Driver(conn, self.dialect)
-            where, params = owned(db, self._owner())
-            due = db.rows(f"SELECT min(due) FROM timers WHERE 1 = 1{where}", params)[0][0]
-        return Driver.read_time(due) if due is not None else None
+            owner = self._owner()
+            if owner is None:
+                due = conn.execute(select(func.min(TIMERS.c.due))).scalar()
+            else:
+                db = Driver(conn, self.dialect)
+                where, params = owner.clause(db)
+                due = db.rows(f"SELECT min(due) FROM timers WHERE true{where}", params)[0][0]
+        return aware(due) if due is not None else None
 
     @translating
     def queued_count(self) -> int:
