@@ -44,6 +44,28 @@ class OutboxItem:
 
 
 @dataclass(frozen=True, slots=True)
+class Fence:
+    """A dispatcher's hold on the messages it claimed, checked in the same statement as each write
+    to them: the claim's `token` must still be on the row and its lease must not have run out by
+    `now` (the holder's time). Then nobody else has taken them over (the expiry clears the token),
+    and an expired holder can neither mark a message `sending` nor record one. `until`: the new
+    end of the lease of the rows marked `sending` or renewed."""
+
+    token: str
+    now: datetime
+    until: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class Finished:
+    """What a fenced write did: the messages whose attempt it recorded and those it marked `sending`
+    (the others were no longer the holder's)."""
+
+    recorded: frozenset[str]
+    sending: frozenset[str]
+
+
+@dataclass(frozen=True, slots=True)
 class JourneyVersion:
     """One version of one journey as the server first loaded it: its YAML and where it came from."""
 
@@ -197,21 +219,27 @@ class Store(Protocol):
 class Outbox(Protocol):
     """The dispatcher's side of the stored messages."""
 
-    def claim_outbox(self, now: datetime, limit: int, lease: timedelta, sending: int | None = None
-                     ) -> list[OutboxItem]:
-        """Pending messages due for an attempt, leased to this caller until now + lease: the first
-        `sending` (default: all) marked as about to be handed to a provider, the rest `leased`."""
+    def claim_outbox(self, now: datetime, limit: int, lease: timedelta, token: str) -> list[OutboxItem]:
+        """Up to `limit` pending messages due for an attempt, earliest first, `leased` to the claim
+        `token` until now + lease (see `Fence`)."""
         ...
 
-    def finish_outbox(self, results: Sequence[Mapping[str, Any]], sending: Sequence[str] = ()) -> None:
-        """Record attempts: keys message_id, dispatch, status, attempts, next_attempt_at, provider,
-        provider_id, error, at; and mark `sending` the leased messages about to be handed over."""
+    def finish_outbox(self, results: Sequence[Mapping[str, Any]], fence: Fence, sending: Sequence[str] = (),
+                      ) -> Finished:
+        """In one transaction, for the messages `fence` still holds: record attempts (keys
+        message_id, dispatch, status, attempts, next_attempt_at, provider, provider_id, error, at;
+        the claim ends for them) and mark `sending` the leased ones about to be handed over."""
+        ...
+
+    def renew_outbox(self, message_ids: Collection[str], fence: Fence) -> frozenset[str]:
+        """Extend the lease of those of these messages `fence` still holds to `fence.until`; returns them."""
         ...
 
     def expire_interrupted(self, now: datetime, retry_channels: Collection[str] = ()) -> int:
         """Leases that ran out: `leased` messages (never handed to a provider) go back to pending;
         `sending` ones (caught mid-call) are retried on `retry_channels` (every provider takes an
-        idempotency key), else `unknown`. Returns how many became `unknown`."""
+        idempotency key), else `unknown`; either way the claim is over. Returns how many became
+        `unknown`."""
         ...
 
     def outbox_next_due(self) -> datetime | None: ...

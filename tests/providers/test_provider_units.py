@@ -10,7 +10,12 @@ from typing import Any
 import pytest
 from provider_fakes import ACCOUNT_SID, AUTH_TOKEN, FakeFcm, FakeTwilio, HookSink, SmtpSink, free_port
 
-from channels.providers import OutboundMessage, PermanentDeliveryError, TemporaryDeliveryError
+from channels.providers import (
+    InDoubtDeliveryError,
+    OutboundMessage,
+    PermanentDeliveryError,
+    TemporaryDeliveryError,
+)
 from channels.providers.fcm import FcmProvider
 from channels.providers.local import FileProvider
 from channels.providers.smtp import SmtpProvider
@@ -131,11 +136,26 @@ def test_twilio_error_codes(fake_twilio: FakeTwilio, code: int, kind: type[Excep
     assert type(caught.value.__cause__).__name__ == "TwilioRestException"
 
 
-def test_twilio_timeout_is_temporary_and_nothing_is_kept(fake_twilio: FakeTwilio) -> None:
+def test_twilio_no_answer_once_the_request_went_out_is_in_doubt(fake_twilio: FakeTwilio) -> None:
+    """The request reached Twilio and no answer came within the timeout: Twilio may well have the
+    message (this fake keeps nothing, the real one often does). Not temporary: a retry may text twice."""
     fake_twilio.script = ["timeout"]
-    with pytest.raises(TemporaryDeliveryError):
+    with pytest.raises(InDoubtDeliveryError, match=r"no answer within 0.5 s"):
         twilio(fake_twilio).send(message("sms", {"text": "x"}, "+14155550100"))
-    assert fake_twilio.messages == []
+    assert fake_twilio.requests == 1
+
+
+def test_twilio_a_201_that_is_not_json_is_in_doubt(fake_twilio: FakeTwilio) -> None:
+    fake_twilio.script = ["not-json"]
+    with pytest.raises(InDoubtDeliveryError, match="answered, but not with a message"):
+        twilio(fake_twilio).send(message("sms", {"text": "x"}, "+14155550100"))
+    assert len(fake_twilio.messages) == 1  # it did take it
+
+
+def test_twilio_unreachable_is_temporary() -> None:
+    provider = TwilioProvider(ACCOUNT_SID, AUTH_TOKEN, from_="+15005550006", api_base_url=f"http://127.0.0.1:{free_port()}")
+    with pytest.raises(TemporaryDeliveryError, match="ConnectionError"):
+        provider.send(message("sms", {"text": "x"}, "+14155550100"))
 
 
 def test_twilio_wrong_credentials_are_permanent(fake_twilio: FakeTwilio) -> None:

@@ -22,9 +22,9 @@ from engine.clock import VirtualClock
 from engine.compiler import CompiledJourney, load_text
 from engine.errors import StoreError, TemporaryStoreError
 from engine.events import parse_event
-from engine.host.dispatcher import BACKOFF, MAX_ATTEMPTS
+from engine.host.attempts import BACKOFF, MAX_ATTEMPTS
 from engine.host.server import Server
-from engine.ports import HostStore
+from engine.ports import Fence, Finished, HostStore
 from engine.stores.memory import MemoryStore
 from engine.stores.sql import SqlStore
 
@@ -320,14 +320,16 @@ class DiesOnThe:
 @pytest.mark.parametrize("store_kind", ["sqlite"])
 def test_a_crash_mid_batch_leaves_only_the_group_in_flight_in_doubt(make_server: MakeServer,
                                                                     clock: VirtualClock) -> None:
-    """200 messages in one batch, the process dies on the 120th send: what the provider took before
-    is recorded sent, the group in flight is `unknown` (never sent twice), and every message never
-    handed over goes out after the restart: each user gets exactly one message or is in doubt."""
+    """200 messages due, the process dies on the 120th send: what the provider took before is
+    recorded sent, the window in flight is `unknown` (never sent twice), and every message never
+    handed over goes out after the restart: each user gets exactly one message or is in doubt.
+    (A first claim is one window; the drains go on until the crash.)"""
     dying = DiesOnThe(120)
     server = make_server({"push": [dying]})
     users = notices_for(server, [f"v{n:03d}" for n in range(200)])
     with pytest.raises(ProcessDied):
-        server.drain_outbox()
+        while server.drain_outbox():
+            pass
     clock.advance_to(T0 + timedelta(minutes=2))  # the lease ran out: a restarted server settles the batch
     after = RecordingProvider("after-restart")
     restarted = make_server({"push": [after]})
@@ -348,26 +350,28 @@ def test_a_crash_mid_batch_leaves_only_the_group_in_flight_in_doubt(make_server:
 @pytest.mark.parametrize("back_after", [timedelta(seconds=2), timedelta(minutes=2)], ids=["soon", "after-lease"])
 def test_a_database_outage_mid_batch_is_recorded_once_the_database_is_back(
         make_server: MakeServer, clock: VirtualClock, monkeypatch: pytest.MonkeyPatch, back_after: timedelta) -> None:
-    """The database goes away as the second group of a batch is recorded. Back within the lease,
-    the process records what it knows: the group it handed over `sent` (not in doubt), the rest
-    of its claim at once. Back only after the lease: as after a crash, that group is in doubt and
-    the rest is sent. Either way nobody gets a message twice and nobody is lost."""
+    """The database goes away as the first answers of a claim are recorded. Back within the lease,
+    the process records what it knows: the window it handed over `sent` (not in doubt), the rest
+    of its claim back to `pending` at once. Back only after the lease: the claim no longer holds
+    (its record is refused), and as after a crash that window is in doubt and the rest is sent.
+    Either way nobody gets a message twice and nobody is lost."""
     provider = RecordingProvider("push")
     server = make_server({"push": [provider]})
     users = notices_for(server, [f"w{n:03d}" for n in range(100)])
+    server.dispatcher.throughput = 1000.0  # a claim of the whole backlog, as after a first one
     finish, calls = server.store.finish_outbox, []
 
-    def going_away(results: Sequence[Mapping[str, Any]], sending: Sequence[str] = ()) -> None:
+    def going_away(results: Sequence[Mapping[str, Any]], fence: Fence, sending: Sequence[str] = ()) -> Finished:
         calls.append(len(results))
         if len(calls) == 2:
             raise TemporaryStoreError("the database is unavailable")
-        finish(results, sending)
+        return finish(results, fence, sending)
 
     monkeypatch.setattr(server.store, "finish_outbox", going_away)
     with pytest.raises(StoreError):
         server.drain_outbox()
     handed = len(provider.sent)
-    assert 0 < handed < len(users)
+    assert handed == server.dispatcher.window < len(users)  # the first window, marked `sending` by the first write
     clock.advance_to(T0 + back_after)
     while server.drain_outbox():
         pass
@@ -377,5 +381,5 @@ def test_a_database_outage_mid_batch_is_recorded_once_the_database_is_back(
     if back_after < timedelta(seconds=60):
         assert set(outcome.values()) == {"sent"} and server.dispatcher.in_doubt == 0
     else:
-        assert server.dispatcher.in_doubt == calls[1]  # the group whose record was lost
-        assert sorted(outcome.values()) == ["sent"] * (len(users) - calls[1]) + ["unknown"] * calls[1]
+        assert server.dispatcher.in_doubt == handed  # the window whose record was lost
+        assert sorted(outcome.values()) == ["sent"] * (len(users) - handed) + ["unknown"] * handed

@@ -1,14 +1,20 @@
-"""The dispatcher's side of the messages table: which rows are due, leased, and expired."""
+"""The dispatcher's side of the messages table: which rows are due, leased, and expired.
+
+A claim puts its token on the rows it leases (`messages.claim`); every later write to them is
+fenced (`engine.ports.Fence`): `held` is checked in the statement itself, so a dispatcher whose
+lease ran out, or whose rows the expiry took back, changes nothing, whatever it still believes.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Collection
+from collections.abc import Collection, Sequence
 from datetime import datetime
 from typing import Any
 
 from channels.selection import ADDRESS_FIELD
-from engine.ports import IN_DOUBT, RETRIED
+from engine.ports import IN_DOUBT, RETRIED, Fence
 from engine.stores.sql.driver import Driver, json_text, placeholder
+from engine.stores.sql.schema import chunks
 
 
 def expire(db: Driver, now: datetime, retry_channels: Collection[str] = ()) -> int:
@@ -17,15 +23,16 @@ def expire(db: Driver, now: datetime, retry_channels: Collection[str] = ()) -> i
     provider of its channel takes an idempotency key, else `unknown` (never `failed`: it may well
     have been delivered). Returns how many became `unknown`."""
     m, at = db.mark, db.time(now)
-    db.conn.exec_driver_sql(f"UPDATE messages SET dispatch = 'pending', next_attempt_at = {m} "
+    db.conn.exec_driver_sql(f"UPDATE messages SET dispatch = 'pending', next_attempt_at = {m}, claim = NULL "
                             f"WHERE dispatch = 'leased' AND next_attempt_at <= {m}", (at, at))
     if retry_channels:
         channels = sorted(retry_channels)
         db.conn.exec_driver_sql(
-            f"UPDATE messages SET dispatch = 'pending', next_attempt_at = {m}, error = {m} WHERE dispatch = 'sending' "
-            f"AND next_attempt_at <= {m} AND channel IN ({db.marks(len(channels))})", (at, RETRIED, at, *channels))
+            f"UPDATE messages SET dispatch = 'pending', next_attempt_at = {m}, error = {m}, claim = NULL "
+            f"WHERE dispatch = 'sending' AND next_attempt_at <= {m} AND channel IN ({db.marks(len(channels))})",
+            (at, RETRIED, at, *channels))
     result = db.conn.exec_driver_sql(
-        f"UPDATE messages SET dispatch = 'unknown', status = 'unknown', status_at = {m}, error = {m} "
+        f"UPDATE messages SET dispatch = 'unknown', status = 'unknown', status_at = {m}, error = {m}, claim = NULL "
         f"WHERE dispatch = 'sending' AND next_attempt_at <= {m}", (at, IN_DOUBT, at))
     return int(result.rowcount or 0)
 
@@ -49,18 +56,54 @@ ATTEMPT_COLUMNS = ("dispatch", "status", "status_at", "attempts", "next_attempt_
 _ATTEMPT_TYPES = ("text", "text", "timestamptz", "int", "timestamptz", "text", "text", "text")
 
 
-def record_attempts(db: Driver, rows: list[tuple[Any, ...]]) -> None:
-    """Each row: the `ATTEMPT_COLUMNS` values, then the message id. On PostgreSQL one UPDATE over
-    arrays for the whole batch rather than a statement a message."""
+def held(db: Driver, fence: Fence, alias: str = "") -> tuple[str, list[Any]]:
+    """The condition that a row is still the fence's claim's, and its parameters."""
+    return (f"{alias}claim = {db.mark} AND {alias}next_attempt_at > {db.mark}", [fence.token, db.time(fence.now)])
+
+
+def record_attempts(db: Driver, rows: list[tuple[Any, ...]], fence: Fence) -> set[str]:
+    """Each row: the `ATTEMPT_COLUMNS` values, then the message id; only the rows `fence` holds are
+    written, and their claim ends. Returns their ids. On PostgreSQL one UPDATE over arrays for
+    the whole batch rather than a statement a message."""
     if not rows:
-        return
+        return set()
     if db.sqlite or len(rows) < 8:
-        db.write("UPDATE messages SET " + ", ".join(f"{c} = {db.mark}" for c in ATTEMPT_COLUMNS)
-                 + f" WHERE message_id = {db.mark}", rows)
-        return
+        condition, params = held(db, fence)
+        sql = ("UPDATE messages SET " + ", ".join(f"{c} = {db.mark}" for c in ATTEMPT_COLUMNS)
+               + f", claim = NULL WHERE message_id = {db.mark} AND {condition}")
+        return {row[-1] for row in rows if db.conn.exec_driver_sql(sql, (*row, *params)).rowcount}
     rows = list({row[-1]: row for row in rows}.values())  # a message recorded twice: its last attempt
     arrays = ", ".join(f"%s::{t}[]" for t in (*_ATTEMPT_TYPES, "text"))
     names = ", ".join((*ATTEMPT_COLUMNS, "message_id"))
-    db.conn.exec_driver_sql("UPDATE messages AS m SET " + ", ".join(f"{c} = v.{c}" for c in ATTEMPT_COLUMNS)
-                            + f" FROM unnest({arrays}) AS v({names}) WHERE m.message_id = v.message_id",
-                            tuple(list(column) for column in zip(*rows, strict=True)))
+    condition, params = held(db, fence, "m.")
+    found = db.conn.exec_driver_sql(
+        "UPDATE messages AS m SET " + ", ".join(f"{c} = v.{c}" for c in ATTEMPT_COLUMNS) + ", claim = NULL "
+        f"FROM unnest({arrays}) AS v({names}) WHERE m.message_id = v.message_id AND {condition} "
+        "RETURNING m.message_id", (*(list(column) for column in zip(*rows, strict=True)), *params))
+    return {str(r[0]) for r in found}
+
+
+def mark_sending(db: Driver, message_ids: Sequence[str], fence: Fence) -> set[str]:
+    """Those of the leased messages `fence` holds, marked as about to be handed over, their lease to
+    `fence.until`; returns their ids."""
+    condition, params = held(db, fence)
+    return _returning(db, f"UPDATE messages SET dispatch = 'sending', next_attempt_at = {db.mark} WHERE "
+                          f"message_id IN ({{in}}) AND dispatch = 'leased' AND {condition}", message_ids,
+                      [db.time(fence.until)], params)
+
+
+def renew(db: Driver, message_ids: Sequence[str], fence: Fence) -> set[str]:
+    """The lease of those of these messages `fence` holds extended to `fence.until`; returns their ids."""
+    condition, params = held(db, fence)
+    return _returning(db, f"UPDATE messages SET next_attempt_at = {db.mark} WHERE message_id IN ({{in}}) AND "
+                          f"{condition}", message_ids, [db.time(fence.until)], params)
+
+
+def _returning(db: Driver, sql: str, message_ids: Sequence[str], before: list[Any], after: list[Any]) -> set[str]:
+    """`sql` (an UPDATE with `{in}`) over the ids chunk by chunk; the ids of the rows it changed."""
+    changed: set[str] = set()
+    for chunk in chunks(list(message_ids)):
+        found = db.conn.exec_driver_sql(sql.replace("{in}", db.marks(len(chunk))) + " RETURNING message_id",
+                                        (*before, *chunk, *after))
+        changed.update(str(r[0]) for r in found)
+    return changed

@@ -16,7 +16,7 @@ from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import delete, event, func, insert, select, update
+from sqlalchemy import delete, event, func, insert, inspect, select, update
 from sqlalchemy.engine import Connection, make_url
 from sqlalchemy.engine import Engine as SaEngine
 from sqlalchemy.exc import SQLAlchemyError
@@ -24,11 +24,11 @@ from sqlmodel import SQLModel, create_engine
 
 from channels import Profile
 from engine.errors import StoreError
-from engine.ports import JourneyVersion, OutboxItem
+from engine.ports import Fence, Finished, JourneyVersion, OutboxItem
 from engine.state import PARTITIONS, Instance
 from engine.stores.sql.claims import Owner
 from engine.stores.sql.driver import Driver, json_text
-from engine.stores.sql.outbox import claim_sql, expire, record_attempts
+from engine.stores.sql.outbox import claim_sql, expire, mark_sending, record_attempts, renew
 from engine.stores.sql.partitions import SqlPartitions, add_partitions, partition_count, prepare
 from engine.stores.sql.privacy import SqlPrivacy
 from engine.stores.sql.runs import RunTx, SqlRuns
@@ -147,10 +147,9 @@ class SqlStore(SqlRuns, SqlPrivacy):
     # --- outbox: the dispatcher's side of the messages table ----------------------------
 
     @translating
-    def claim_outbox(self, now: datetime, limit: int, lease: timedelta, sending: int | None = None
-                     ) -> list[OutboxItem]:
-        """Pending messages due for an attempt, leased to this caller until now + lease: the first
-        `sending` (default: all) as about to be handed to a provider, the rest as `leased`."""
+    def claim_outbox(self, now: datetime, limit: int, lease: timedelta, token: str) -> list[OutboxItem]:
+        """Up to `limit` pending messages due for an attempt, `leased` to the claim `token` until
+        now + lease."""
         with self._writing(urgent=False), self.engine.begin() as conn:
             db = Driver(conn, self.dialect)
             if not db.sqlite:  # see `claim_sql`: walk the index to the limit, whatever the stale statistics say
@@ -158,29 +157,33 @@ class SqlStore(SqlRuns, SqlPrivacy):
             query = claim_sql(self.dialect, limit)
             items = [OutboxItem(r[0], r[1], r[2], r[3], db.read_json(r[4]), r[5], r[6], r[7])
                      for r in db.rows(query, [db.time(now)])]
-            ids = [i.message_id for i in items]
-            split = len(ids) if sending is None else sending
-            lease_until = db.time(now + lease)
-            for state, part in (("sending", ids[:split]), ("leased", ids[split:])):
-                for chunk in chunks(part):
-                    db.run_in(f"UPDATE messages SET dispatch = '{state}', next_attempt_at = {db.mark} "
-                              "WHERE message_id IN ({in})", chunk, [lease_until])
+            for chunk in chunks([i.message_id for i in items]):
+                db.run_in(f"UPDATE messages SET dispatch = 'leased', next_attempt_at = {db.mark}, claim = {db.mark} "
+                          "WHERE message_id IN ({in})", chunk, [db.time(now + lease), token])
         return items
 
     @translating
-    def finish_outbox(self, results: Sequence[Mapping[str, Any]], sending: Sequence[str] = ()) -> None:
+    def finish_outbox(self, results: Sequence[Mapping[str, Any]], fence: Fence, sending: Sequence[str] = (),
+                      ) -> Finished:
         """Record attempts (keys message_id, dispatch, status, attempts, next_attempt_at, provider,
-        provider_id, error, at) and, in the same transaction, mark the leased messages `sending`
-        that are about to be handed to a provider."""
+        provider_id, error, at) and, in the same transaction, mark `sending` the leased messages
+        about to be handed to a provider: only those `fence` still holds (see `engine.ports.Fence`)."""
         if not results and not sending:
-            return
+            return Finished(frozenset(), frozenset())
         with self._writing(urgent=False), self.engine.begin() as conn:
             db = Driver(conn, self.dialect)
-            record_attempts(db, [(r["dispatch"], r["status"], db.time(r["at"]), r["attempts"],
-                                  db.maybe_time(r["next_attempt_at"]), r["provider"], r["provider_id"], r["error"],
-                                  r["message_id"]) for r in results])
-            for chunk in chunks(list(sending)):
-                db.run_in("UPDATE messages SET dispatch = 'sending' WHERE message_id IN ({in})", chunk)
+            recorded = record_attempts(db, [(r["dispatch"], r["status"], db.time(r["at"]), r["attempts"],
+                                             db.maybe_time(r["next_attempt_at"]), r["provider"], r["provider_id"],
+                                             r["error"], r["message_id"]) for r in results], fence)
+            marked = mark_sending(db, sending, fence) if sending else set()
+        return Finished(frozenset(recorded), frozenset(marked))
+
+    @translating
+    def renew_outbox(self, message_ids: Collection[str], fence: Fence) -> frozenset[str]:
+        if not message_ids:
+            return frozenset()
+        with self._writing(urgent=False), self.engine.begin() as conn:
+            return frozenset(renew(Driver(conn, self.dialect), list(message_ids), fence))
 
     @translating
     def expire_interrupted(self, now: datetime, retry_channels: Collection[str] = ()) -> int:
@@ -362,6 +365,8 @@ def _migrate(conn: Connection, version: int, dialect: str) -> None:
         conn.exec_driver_sql("UPDATE profiles SET phone = " + json_text(dialect, "doc", "'phone'"))
     if version < 11:
         add_partitions(conn)
+    if version < 12 and "claim" not in {c["name"] for c in inspect(conn).get_columns("messages")}:
+        conn.exec_driver_sql("ALTER TABLE messages ADD COLUMN claim VARCHAR")
     for name in RETIRED_INDEXES:
         conn.exec_driver_sql(f"DROP INDEX IF EXISTS {name}")
     for table in SQLModel.metadata.sorted_tables:
