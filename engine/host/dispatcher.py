@@ -64,7 +64,8 @@ class Dispatcher:
         self.batch = batch
         self.lease = lease
         self.lanes = Lanes(providers)
-        self.window = max(IN_DOUBT_MOST, 2 * self.lanes.capacity)  # what a crash may leave in doubt, at most
+        # what a crash may leave in doubt, at most: the calls under way and a few more queued behind them
+        self.window = max(IN_DOUBT_MOST, self.lanes.capacity + self.lanes.capacity // 2)
         self.sent = 0
         self.cancelled: Counter[str] = Counter()  # messages kept back at dispatch, by reason
         self.outcomes: Counter[tuple[str, str]] = Counter()  # recorded attempts' outcomes by (channel, status)

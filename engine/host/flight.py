@@ -3,9 +3,10 @@
 Messages are marked `sending` a window at a time, each window checked again just before
 (`channels.recheck`, through `settle`), handed to their providers' lanes (`engine.host.lanes`),
 and recorded as the providers answer: about every `IN_DOUBT_WINDOW` seconds, or as soon as the
-lanes run low, one write records what was answered and marks the next messages `sending`. So
-at any moment at most a window of messages is `sending` (what a crash leaves in doubt); the
-rest of the claim was never handed over (`leased`) and goes out after the lease runs out.
+lanes have taken every message handed to them, one write records what was answered and marks
+the next messages `sending`. So at any moment at most a window of messages is `sending` (what a
+crash leaves in doubt: the calls under way and the few queued behind them); the rest of the
+claim was never handed over (`leased`) and goes out after the lease runs out.
 
 Every write is fenced by the claim's token (`engine.ports.Fence`): once the claim is lost (its
 lease ran out and the expiry took its messages back) nothing more is handed over and nothing
@@ -33,7 +34,7 @@ from engine.ports import Fence, Outbox, OutboxItem
 log = logging.getLogger("journey.dispatcher")
 
 IN_DOUBT_WINDOW = 0.05  # seconds of answers recorded together
-IN_DOUBT_MOST = 32  # the window holds at least this many messages (twice the lanes' threads when more)
+IN_DOUBT_MOST = 32  # the window: this many messages, or the lanes' threads and half as many again when more
 
 Row = dict[str, Any]
 Answered = tuple[OutboxItem, Row]
@@ -57,6 +58,8 @@ class Flight:
         self.recorded: list[Answered] = []
         self.handed = 0
         self.lost = 0
+        self._started = 0  # of the messages handed over, those a lane's thread has taken up
+        self._counting = threading.Lock()
         self._answers: queue.SimpleQueue[tuple[OutboxItem, Row | None, BaseException | None]] = queue.SimpleQueue()
         self._abandoned = threading.Event()
         self._written = time.perf_counter()
@@ -93,8 +96,8 @@ class Flight:
 
     def _due_to_write(self) -> bool:
         """Record what was answered every IN_DOUBT_WINDOW (at once when nothing else flies); mark
-        more as soon as half the window has answered."""
-        if self.back or (self.waiting and len(self.flying) <= self.window // 2):
+        more as soon as the lanes have taken up everything handed to them."""
+        if self.back or (self.waiting and len(self.flying) < self.window and self.handed == self._started):
             return True
         return bool(self.done) and (not self.flying or time.perf_counter() - self._written >= IN_DOUBT_WINDOW)
 
@@ -129,6 +132,8 @@ class Flight:
 
     def _attempt(self, item: OutboxItem, now: datetime) -> None:
         """On a lane's thread: the attempt, unless the flight was abandoned or its lease ran out meanwhile."""
+        with self._counting:
+            self._started += 1
         if self._abandoned.is_set() or self.clock.now() >= self._until:
             self._answers.put((item, None, None))
             return

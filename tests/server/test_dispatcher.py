@@ -23,6 +23,7 @@ from engine.compiler import CompiledJourney, load_text
 from engine.errors import StoreError, TemporaryStoreError
 from engine.events import parse_event
 from engine.host.attempts import BACKOFF, MAX_ATTEMPTS
+from engine.host.dispatcher import Dispatcher
 from engine.host.server import Server
 from engine.ports import Fence, Finished, HostStore
 from engine.stores.memory import MemoryStore
@@ -383,3 +384,115 @@ def test_a_database_outage_mid_batch_is_recorded_once_the_database_is_back(
     else:
         assert server.dispatcher.in_doubt == handed  # the window whose record was lost
         assert sorted(outcome.values()) == ["sent"] * (len(users) - handed) + ["unknown"] * handed
+
+
+# --- two dispatchers on one store: claims that cannot be outrun ---------------------------------------------
+
+LEASE = timedelta(seconds=10)
+
+
+class Slow:
+    """A provider that answers in 120 ms of the virtual clock (`step`); every `every` messages, the
+    other worker's outbox sweep (`meanwhile`) runs in the middle of the call, as it would on
+    another machine. Time moves with this provider's calls only: the other worker's provider
+    takes none (`step=0`), so the first worker's own loop sees every moment of its flight."""
+
+    def __init__(self, name: str, clock: VirtualClock, delivered: list[str], step: timedelta = timedelta(
+            milliseconds=120), meanwhile: Callable[[], object] | None = None, every: int = 25) -> None:
+        self.name, self.clock, self.delivered, self.step = name, clock, delivered, step
+        self.meanwhile, self.every, self.calls = meanwhile, every, 0
+
+    def send(self, message: OutboundMessage) -> str:
+        self.clock.advance_to(self.clock.now() + self.step)
+        self.calls += 1
+        self.delivered.append(message.message_id)
+        if self.meanwhile is not None and self.calls % self.every == 0:
+            self.meanwhile()
+        return f"{self.name}:{message.message_id}"
+
+
+@pytest.fixture(params=["memory", "sqlite", "postgresql"])
+def two_stores(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[tuple[HostStore, HostStore]]:
+    """Two stores on one database, as two workers would open it (the memory store: one, shared)."""
+    if request.param == "memory":
+        memory = MemoryStore()
+        yield memory, memory
+        return
+    url = f"sqlite:///{tmp_path / 'journey.db'}" if request.param == "sqlite" \
+        else str(request.getfixturevalue("postgres_fresh_db_url"))
+    first, second = SqlStore(url), SqlStore(url)
+    yield first, second
+    first.close()
+    second.close()
+
+
+def queue_notices(store: HostStore, clock: VirtualClock, journeys: list[CompiledJourney], users: int) -> list[str]:
+    server = Server(store, journeys, load_policy(), providers={"*": [RecordingProvider()]}, clock=clock)
+    server.resume()  # on PostgreSQL: its partitions, so that it processes the events itself
+    return notices_for(server, [f"r{n:03d}" for n in range(users)])
+
+
+def dispatcher(store: HostStore, provider: Provider, clock: VirtualClock) -> Dispatcher:
+    return Dispatcher(store, {"push": [provider]}, clock, lambda failures: None, load_policy(), lease=LEASE)
+
+
+def test_a_claim_that_outlasts_its_lease_is_renewed_and_the_other_worker_takes_nothing_back(
+        two_stores: tuple[HostStore, HostStore], clock: VirtualClock, journeys: list[CompiledJourney]) -> None:
+    """The first worker claims 500 messages (60 s of sends at 120 ms each) under a 10 s lease, the
+    second worker's sweep running every 25 of them: the first renews its claim as it goes, so the
+    second's expiry takes nothing back and it sends only what the first did not claim. Everyone
+    gets one message; every row is recorded once. (Before: the second took back and re-sent what
+    the first had not sent by the end of its lease.)"""
+    users = queue_notices(two_stores[0], clock, journeys, 600)
+    delivered: list[str] = []
+    second = dispatcher(two_stores[1], Slow("b", clock, delivered, step=timedelta(0)), clock)
+    first = dispatcher(two_stores[0], Slow("a", clock, delivered, meanwhile=second.drain), clock)
+    first.throughput = 1000.0  # as measured by an earlier claim: the next is a full batch
+    assert first.drain() == 500
+    assert clock.now() - T0 >= timedelta(seconds=60) and first.lost == 0
+    while first.drain() + second.drain():
+        pass
+    assert len(delivered) == len(set(delivered)) == len(users)
+    states = [(r["dispatch"], r["attempts"]) for u in users for r in two_stores[0].messages_for_user(u)]
+    assert states == [("sent", 1)] * len(users)
+    assert first.outcomes[("push", "sent")] + second.outcomes[("push", "sent")] == len(users)
+
+
+class Stalls:
+    """Takes its first message, then the process stalls for three leases (a pause, a swap storm),
+    during which the other worker's sweep runs; after that it takes whatever it is handed."""
+
+    name = "stalls"
+
+    def __init__(self, clock: VirtualClock, delivered: list[str], meanwhile: Callable[[], object]) -> None:
+        self.clock, self.delivered, self.meanwhile = clock, delivered, meanwhile
+
+    def send(self, message: OutboundMessage) -> str:
+        self.delivered.append(message.message_id)
+        if len(self.delivered) == 1:
+            self.clock.advance_to(self.clock.now() + 3 * LEASE)
+            self.meanwhile()
+        return f"stalls:{message.message_id}"
+
+
+def test_a_holder_whose_lease_ran_out_neither_sends_nor_records_what_was_taken_over(
+        two_stores: tuple[HostStore, HostStore], clock: VirtualClock, journeys: list[CompiledJourney]) -> None:
+    """The first worker's first send stalls past its lease; meanwhile the second's expiry takes the
+    claim back (the window marked `sending` is in doubt, the rest goes back to pending) and sends
+    the rest. Back from the stall, the first hands nothing more over and its records are refused."""
+    users = queue_notices(two_stores[0], clock, journeys, 100)
+    recording = RecordingProvider("b")
+    second = dispatcher(two_stores[1], recording, clock)
+    delivered_a: list[str] = []
+    first = dispatcher(two_stores[0], Stalls(clock, delivered_a, second.drain), clock)
+    first.drain()
+    while second.drain():
+        pass
+    delivered_b = recording.message_ids
+    assert len(delivered_a) == 1 and first.lost > 0 and first.sent == 0 and not first.outcomes
+    assert not set(delivered_a) & set(delivered_b) and len(set(delivered_b)) == len(delivered_b)
+    rows = {r["message_id"]: r for u in users for r in two_stores[0].messages_for_user(u)}
+    assert rows[delivered_a[0]]["dispatch"] == "unknown"  # the expiry's verdict stands: in doubt
+    in_doubt = {m for m, r in rows.items() if r["dispatch"] == "unknown"}
+    assert len(in_doubt) == first.window and {m for m, r in rows.items() if r["dispatch"] == "sent"} == set(delivered_b)
+    assert len(in_doubt) + len(delivered_b) == len(users)
