@@ -23,7 +23,7 @@ from engine.audience.run import AudienceRun
 from engine.clock import IdSource as IdSource
 from engine.events import Event
 from engine.runtime import EntryHistory
-from engine.state import Cancel, Instance, Lease, Outcome, Schedule, Send, Skip, TimerRef, Trace
+from engine.state import Cancel, Fence, Instance, Lease, Outcome, Schedule, Send, Skip, TimerRef, Trace
 
 IN_DOUBT = "interrupted while its provider had it; not retried to avoid a duplicate"
 RETRIED = "interrupted while its provider had it; retried with its idempotency key"
@@ -41,28 +41,6 @@ class OutboxItem:
     attempts: int
     address: str | None
     instance_id: str | None = None  # None: a keyword reply, not a journey's message
-
-
-@dataclass(frozen=True, slots=True)
-class Fence:
-    """A dispatcher's hold on the messages it claimed, checked in the same statement as each write
-    to them: the claim's `token` must still be on the row and its lease must not have run out by
-    `now` (the holder's time). Then nobody else has taken them over (the expiry clears the token),
-    and an expired holder can neither mark a message `sending` nor record one. `until`: the new
-    end of the lease of the rows marked `sending` or renewed."""
-
-    token: str
-    now: datetime
-    until: datetime
-
-
-@dataclass(frozen=True, slots=True)
-class Finished:
-    """What a fenced write did: the messages whose attempt it recorded and those it marked `sending`
-    (the others were no longer the holder's)."""
-
-    recorded: frozenset[str]
-    sending: frozenset[str]
 
 
 @dataclass(frozen=True, slots=True)
@@ -220,15 +198,14 @@ class Outbox(Protocol):
     """The dispatcher's side of the stored messages."""
 
     def claim_outbox(self, now: datetime, limit: int, lease: timedelta, token: str) -> list[OutboxItem]:
-        """Up to `limit` pending messages due for an attempt, earliest first, `leased` to the claim
-        `token` until now + lease (see `Fence`)."""
+        """Up to `limit` due pending messages, earliest first, `leased` to claim `token` until now + lease."""
         ...
 
     def finish_outbox(self, results: Sequence[Mapping[str, Any]], fence: Fence, sending: Sequence[str] = (),
-                      ) -> Finished:
+                      ) -> frozenset[str]:
         """In one transaction, for the messages `fence` still holds: record attempts (keys
         message_id, dispatch, status, attempts, next_attempt_at, provider, provider_id, error, at;
-        the claim ends for them) and mark `sending` the leased ones about to be handed over."""
+        their claim ends) and mark `sending` the leased ones about to be handed over. Returns those."""
         ...
 
     def renew_outbox(self, message_ids: Collection[str], fence: Fence) -> frozenset[str]:
@@ -238,8 +215,7 @@ class Outbox(Protocol):
     def expire_interrupted(self, now: datetime, retry_channels: Collection[str] = ()) -> int:
         """Leases that ran out: `leased` messages (never handed to a provider) go back to pending;
         `sending` ones (caught mid-call) are retried on `retry_channels` (every provider takes an
-        idempotency key), else `unknown`; either way the claim is over. Returns how many became
-        `unknown`."""
+        idempotency key), else `unknown`; their claim ends. Returns how many became `unknown`."""
         ...
 
     def outbox_next_due(self) -> datetime | None: ...

@@ -1,6 +1,6 @@
 """Drains the outbox through channel providers, many messages at once.
 
-A drain claims a batch of due messages under a lease (a token on each row: `engine.ports.Fence`)
+A drain claims a batch of due messages under a lease (a token on each row: `engine.state.Fence`)
 and flies it (`engine.host.flight`): a window at a time, each message is checked again right
 before it is handed over (consent, the phone suppression list, the address, quiet hours:
 `channels.recheck`), marked `sending`, handed to its provider's lane (`engine.host.lanes`: as
@@ -42,7 +42,8 @@ from engine.host.flight import IN_DOUBT_MOST, Answered, Flight, Row
 from engine.host.lanes import Lanes
 from engine.host.logs import log_dispatch
 from engine.host.rates import Rates
-from engine.ports import Fence, Outbox, OutboxItem
+from engine.ports import Outbox, OutboxItem
+from engine.state import Fence
 
 RATE_LIMITED = "over the channel's send rate: waits for its turn"
 CLAIM_SHARE = 0.25  # a claim holds what this dispatcher sends in this share of a lease, at its measured rate
@@ -187,9 +188,9 @@ class Dispatcher:
         if self._unrecorded is None:
             return
         token, answered, back = self._unrecorded
-        finished = self.store.finish_outbox([row for _, row in answered] + back, Fence(token, now, now + self.lease))
+        held = self.store.finish_outbox([row for _, row in answered] + back, Fence(token, now, now + self.lease))
         self._unrecorded = None
-        self._account([(i, row) for i, row in answered if row["message_id"] in finished.recorded])
+        self._account([(i, row) for i, row in answered if row["message_id"] in held])
         self._report_failures()
 
     def _expire_now_and_then(self, now: datetime) -> None:

@@ -8,7 +8,7 @@ the next messages `sending`. So at any moment at most a window of messages is `s
 crash leaves in doubt: the calls under way and the few queued behind them); the rest of the
 claim was never handed over (`leased`) and goes out after the lease runs out.
 
-Every write is fenced by the claim's token (`engine.ports.Fence`): once the claim is lost (its
+Every write is fenced by the claim's token (`engine.state.Fence`): once the claim is lost (its
 lease ran out and the expiry took its messages back) nothing more is handed over and nothing
 recorded; what was in flight is the new holder's to settle. While the flight lasts its lease
 is renewed every third of a lease, so a live flight's messages are never taken back.
@@ -29,7 +29,8 @@ from engine.clock import Clock
 from engine.errors import StoreError
 from engine.host.attempts import result
 from engine.host.lanes import Lanes
-from engine.ports import Fence, Outbox, OutboxItem
+from engine.ports import Outbox, OutboxItem
+from engine.state import Fence
 
 log = logging.getLogger("journey.dispatcher")
 
@@ -108,18 +109,17 @@ class Flight:
         going, settled = self.settle(chunk, now)
         answered = self.done + settled
         rows = [row for _, row in answered] + self.back
-        finished = self.store.finish_outbox(rows, Fence(self.token, now, now + self.lease),
-                                            [i.message_id for i in going])
+        held = self.store.finish_outbox(rows, Fence(self.token, now, now + self.lease), [i.message_id for i in going])
         for _ in chunk:
             self.waiting.popleft()
         self.done, self.back = [], []
         self._written = time.perf_counter()
-        self.recorded += [(i, row) for i, row in answered if row["message_id"] in finished.recorded]
+        self.recorded += [(i, row) for i, row in answered if row["message_id"] in held]
         for item in going:
-            if item.message_id in finished.sending:
+            if item.message_id in held:
                 self._hand(item, now)
-        if len(finished.recorded) < len(rows) or len(finished.sending) < len(going):
-            self._lose(len(rows) - len(finished.recorded) + len(going) - len(finished.sending))
+        if len(held) < len(rows) + len(going):
+            self._lose(len(rows) + len(going) - len(held))
 
     def _hand(self, item: OutboxItem, now: datetime) -> None:
         self.flying[item.message_id] = item

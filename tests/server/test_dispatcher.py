@@ -25,7 +25,8 @@ from engine.events import parse_event
 from engine.host.attempts import BACKOFF, MAX_ATTEMPTS
 from engine.host.dispatcher import Dispatcher
 from engine.host.server import Server
-from engine.ports import Fence, Finished, HostStore
+from engine.ports import HostStore
+from engine.state import Fence
 from engine.stores.memory import MemoryStore
 from engine.stores.sql import SqlStore
 
@@ -362,7 +363,7 @@ def test_a_database_outage_mid_batch_is_recorded_once_the_database_is_back(
     server.dispatcher.throughput = 1000.0  # a claim of the whole backlog, as after a first one
     finish, calls = server.store.finish_outbox, []
 
-    def going_away(results: Sequence[Mapping[str, Any]], fence: Fence, sending: Sequence[str] = ()) -> Finished:
+    def going_away(results: Sequence[Mapping[str, Any]], fence: Fence, sending: Sequence[str] = ()) -> frozenset[str]:
         calls.append(len(results))
         if len(calls) == 2:
             raise TemporaryStoreError("the database is unavailable")

@@ -16,9 +16,9 @@ from sqlmodel import SQLModel
 
 from channels import ConsentRecord, load_policy
 from engine.events import Event
-from engine.ports import Erasure, Fence, HostStore, Store, Tx, carry_out
+from engine.ports import Erasure, HostStore, Store, Tx, carry_out
 from engine.runtime import Runtime
-from engine.state import Outcome, Skip
+from engine.state import Fence, Outcome, Skip
 from engine.stores.memory import MemoryStore
 from engine.stores.privacy import address_hash
 from engine.stores.sql import SqlStore

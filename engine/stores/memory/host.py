@@ -10,8 +10,8 @@ from typing import Any
 
 from channels import Profile
 from channels.selection import ADDRESS_FIELD
-from engine.ports import IN_DOUBT, RETRIED, Fence, Finished, HostStore, JourneyVersion, OutboxItem
-from engine.state import Instance, Send, Skip
+from engine.ports import IN_DOUBT, RETRIED, HostStore, JourneyVersion, OutboxItem
+from engine.state import Fence, Instance, Send, Skip
 from engine.stores.memory.base import MemoryBase
 from engine.stores.memory.privacy import MemoryPrivacy
 from engine.stores.memory.runs import MemoryRuns
@@ -47,7 +47,7 @@ class MemoryStore(MemoryRuns, MemoryPrivacy, MemoryBase):
         return delivery
 
     def finish_outbox(self, results: Sequence[Mapping[str, Any]], fence: Fence, sending: Sequence[str] = (),
-                      ) -> Finished:
+                      ) -> frozenset[str]:
         with self._lock:
             held = [(r, d) for r in results if (d := self._held(r["message_id"], fence)) is not None]
             marked = [d for m in sending if (d := self._held(m, fence)) is not None and d["dispatch"] == "leased"]
@@ -57,8 +57,7 @@ class MemoryStore(MemoryRuns, MemoryPrivacy, MemoryBase):
                                 claim=None)
             for delivery in marked:
                 delivery.update(dispatch="sending", next_attempt_at=fence.until)
-            return Finished(frozenset(r["message_id"] for r, _ in held),
-                            frozenset(d["send"].message_id for d in marked))
+            return frozenset([r["message_id"] for r, _ in held] + [d["send"].message_id for d in marked])
 
     def renew_outbox(self, message_ids: Collection[str], fence: Fence) -> frozenset[str]:
         with self._lock:

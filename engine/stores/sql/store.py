@@ -10,9 +10,9 @@ several workers can share the database.
 
 from __future__ import annotations
 
-from collections.abc import Collection, Iterator, Mapping, Sequence
+from collections.abc import Collection, Iterator, Sequence
 from contextlib import AbstractContextManager, contextmanager, nullcontext
-from datetime import datetime, timedelta
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -24,11 +24,11 @@ from sqlmodel import SQLModel, create_engine
 
 from channels import Profile
 from engine.errors import StoreError
-from engine.ports import Fence, Finished, JourneyVersion, OutboxItem
+from engine.ports import JourneyVersion
 from engine.state import PARTITIONS, Instance
 from engine.stores.sql.claims import Owner
 from engine.stores.sql.driver import Driver, json_text
-from engine.stores.sql.outbox import claim_sql, expire, mark_sending, record_attempts, renew
+from engine.stores.sql.outbox import SqlOutbox
 from engine.stores.sql.partitions import SqlPartitions, add_partitions, partition_count, prepare
 from engine.stores.sql.privacy import SqlPrivacy
 from engine.stores.sql.runs import RunTx, SqlRuns
@@ -44,7 +44,6 @@ from engine.stores.sql.schema import (
     SKIPS,
     TIMERS,
     aware,
-    chunks,
     dialect_insert,
 )
 from engine.stores.sql.suppression import read_suppressions
@@ -53,7 +52,7 @@ from engine.stores.sql.tx import SqlTx, StateCache
 from engine.stores.sql.writer_lock import WriterLock
 
 
-class SqlStore(SqlRuns, SqlPrivacy):
+class SqlStore(SqlOutbox, SqlRuns, SqlPrivacy):
     """A database URL in, transactions out. Creates the schema on first use."""
 
     def __init__(self, url: str, echo: bool = False, cache: bool | None = None) -> None:
@@ -143,67 +142,6 @@ class SqlStore(SqlRuns, SqlPrivacy):
 
     def close(self) -> None:
         self.engine.dispose()
-
-    # --- outbox: the dispatcher's side of the messages table ----------------------------
-
-    @translating
-    def claim_outbox(self, now: datetime, limit: int, lease: timedelta, token: str) -> list[OutboxItem]:
-        """Up to `limit` pending messages due for an attempt, `leased` to the claim `token` until
-        now + lease."""
-        with self._writing(urgent=False), self.engine.begin() as conn:
-            db = Driver(conn, self.dialect)
-            if not db.sqlite:  # see `claim_sql`: walk the index to the limit, whatever the stale statistics say
-                conn.exec_driver_sql("SET LOCAL enable_bitmapscan = off")
-            query = claim_sql(self.dialect, limit)
-            items = [OutboxItem(r[0], r[1], r[2], r[3], db.read_json(r[4]), r[5], r[6], r[7])
-                     for r in db.rows(query, [db.time(now)])]
-            for chunk in chunks([i.message_id for i in items]):
-                db.run_in(f"UPDATE messages SET dispatch = 'leased', next_attempt_at = {db.mark}, claim = {db.mark} "
-                          "WHERE message_id IN ({in})", chunk, [db.time(now + lease), token])
-        return items
-
-    @translating
-    def finish_outbox(self, results: Sequence[Mapping[str, Any]], fence: Fence, sending: Sequence[str] = (),
-                      ) -> Finished:
-        """Record attempts (keys message_id, dispatch, status, attempts, next_attempt_at, provider,
-        provider_id, error, at) and, in the same transaction, mark `sending` the leased messages
-        about to be handed to a provider: only those `fence` still holds (see `engine.ports.Fence`)."""
-        if not results and not sending:
-            return Finished(frozenset(), frozenset())
-        with self._writing(urgent=False), self.engine.begin() as conn:
-            db = Driver(conn, self.dialect)
-            recorded = record_attempts(db, [(r["dispatch"], r["status"], db.time(r["at"]), r["attempts"],
-                                             db.maybe_time(r["next_attempt_at"]), r["provider"], r["provider_id"],
-                                             r["error"], r["message_id"]) for r in results], fence)
-            marked = mark_sending(db, sending, fence) if sending else set()
-        return Finished(frozenset(recorded), frozenset(marked))
-
-    @translating
-    def renew_outbox(self, message_ids: Collection[str], fence: Fence) -> frozenset[str]:
-        if not message_ids:
-            return frozenset()
-        with self._writing(urgent=False), self.engine.begin() as conn:
-            return frozenset(renew(Driver(conn, self.dialect), list(message_ids), fence))
-
-    @translating
-    def expire_interrupted(self, now: datetime, retry_channels: Collection[str] = ()) -> int:
-        """Leases that ran out: never-handed messages go back to pending, the ones caught mid-call
-        are retried (idempotent channels) or `unknown`; returns how many are now `unknown`."""
-        with self._writing(urgent=False), self.engine.begin() as conn:
-            return expire(Driver(conn, self.dialect), now, retry_channels)
-
-    @translating
-    def outbox_next_due(self) -> datetime | None:
-        with self.engine.connect() as conn:  # a literal 'pending', so the partial index applies
-            due = conn.exec_driver_sql("SELECT min(next_attempt_at) FROM messages WHERE dispatch = 'pending'").scalar()
-        return Driver.read_time(due) if due is not None else None
-
-    @translating
-    def outbox_queued(self) -> dict[str, int]:
-        with self.engine.connect() as conn:  # a literal 'pending', so the partial index applies
-            rows = conn.exec_driver_sql("SELECT channel, count(*) FROM messages WHERE dispatch = 'pending' "
-                                        "GROUP BY channel")
-            return {str(channel): int(count) for channel, count in rows}
 
     # --- reads for the HTTP API ---------------------------------------------------------
 
