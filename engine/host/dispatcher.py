@@ -38,7 +38,7 @@ from channels.recheck import GO, Recheck, recheck
 from engine.clock import Clock
 from engine.errors import StoreError
 from engine.host.attempts import attempt, outcome, result
-from engine.host.flight import IN_DOUBT_MOST, Answered, Flight, Row
+from engine.host.flight import IN_DOUBT_MOST, IN_DOUBT_WINDOW, Answered, Flight, Row
 from engine.host.lanes import Lanes
 from engine.host.logs import log_dispatch
 from engine.host.rates import Rates
@@ -65,8 +65,6 @@ class Dispatcher:
         self.batch = batch
         self.lease = lease
         self.lanes = Lanes(providers)
-        # what a crash may leave in doubt, at most: the calls under way and a few more queued behind them
-        self.window = max(IN_DOUBT_MOST, self.lanes.capacity + self.lanes.capacity // 2)
         self.sent = 0
         self.cancelled: Counter[str] = Counter()  # messages kept back at dispatch, by reason
         self.outcomes: Counter[tuple[str, str]] = Counter()  # recorded attempts' outcomes by (channel, status)
@@ -91,7 +89,7 @@ class Dispatcher:
         going, held = self.rates.ration(claimed, now) if self.rates else (claimed, [])
         back = [result(i, "pending", "queued", i.attempts, at, None, None, RATE_LIMITED, now) for i, at in held]
         flight = Flight(self.store, self.clock, self.lanes, token, now, self.lease, self._settle, self._send,
-                        self.window)
+                        self.window())
         started = time.perf_counter()
         try:
             flight.fly(going, back)
@@ -106,10 +104,18 @@ class Dispatcher:
         return len(claimed)
 
     def claim_size(self) -> int:
-        """What can be sent well within a lease at the measured rate (a window until measured)."""
+        """What can be sent well within a lease at the measured rate (IN_DOUBT_MOST until measured)."""
         if self.throughput is None:
-            return min(self.batch, self.window)
-        return min(self.batch, max(self.window, int(self.throughput * self.lease.total_seconds() * CLAIM_SHARE)))
+            return min(self.batch, IN_DOUBT_MOST)
+        return min(self.batch, max(IN_DOUBT_MOST, int(self.throughput * self.lease.total_seconds() * CLAIM_SHARE)))
+
+    def window(self) -> int:
+        """How many messages may be `sending` at once, which is what a crash may leave in doubt: one
+        for each of the lanes' threads, so that all are busy, and queued behind them about
+        IN_DOUBT_WINDOW seconds of sends at the measured rate, up to IN_DOUBT_MOST in all."""
+        threads = self.lanes.capacity
+        ahead = int((self.throughput or 0.0) * IN_DOUBT_WINDOW)
+        return max(threads + 1, min(IN_DOUBT_MOST, threads + ahead))
 
     def close(self) -> None:
         """Let the providers' threads go, once the calls under way are answered."""

@@ -35,7 +35,7 @@ from engine.state import Fence
 log = logging.getLogger("journey.dispatcher")
 
 IN_DOUBT_WINDOW = 0.05  # seconds of answers recorded together
-IN_DOUBT_MOST = 32  # the window: this many messages, or the lanes' threads and half as many again when more
+IN_DOUBT_MOST = 32  # messages `sending` at once at most, unless the lanes' threads alone are more
 
 Row = dict[str, Any]
 Answered = tuple[OutboxItem, Row]
