@@ -28,7 +28,7 @@ from __future__ import annotations
 import time
 import uuid
 from collections import Counter
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -89,7 +89,7 @@ class Dispatcher:
         going, held = self.rates.ration(claimed, now) if self.rates else (claimed, [])
         back = [result(i, "pending", "queued", i.attempts, at, None, None, RATE_LIMITED, now) for i, at in held]
         flight = Flight(self.store, self.clock, self.lanes, token, now, self.lease, self._settle, self._send,
-                        self.window())
+                        self.window({i.channel for i in going}))
         started = time.perf_counter()
         try:
             flight.fly(going, back)
@@ -109,11 +109,12 @@ class Dispatcher:
             return min(self.batch, IN_DOUBT_MOST)
         return min(self.batch, max(IN_DOUBT_MOST, int(self.throughput * self.lease.total_seconds() * CLAIM_SHARE)))
 
-    def window(self) -> int:
-        """How many messages may be `sending` at once, which is what a crash may leave in doubt: one
-        for each of the lanes' threads, so that all are busy, and queued behind them about
-        IN_DOUBT_WINDOW seconds of sends at the measured rate, up to IN_DOUBT_MOST in all."""
-        threads = self.lanes.capacity
+    def window(self, channels: Collection[str]) -> int:
+        """How many messages of these channels may be `sending` at once, which is what a crash may
+        leave in doubt: one for each thread of their providers' lanes, so that all are busy, and
+        queued behind them about IN_DOUBT_WINDOW seconds of sends at the measured rate, up to
+        IN_DOUBT_MOST in all."""
+        threads = self.lanes.threads(channels)
         ahead = int((self.throughput or 0.0) * IN_DOUBT_WINDOW)
         return max(threads + 1, min(IN_DOUBT_MOST, threads + ahead))
 

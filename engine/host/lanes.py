@@ -10,7 +10,7 @@ takes. A provider that says nothing takes one at a time.
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 
@@ -31,10 +31,14 @@ class Lanes:
         self._permits = {key: threading.BoundedSemaphore(concurrency(p)) for key, p in distinct.items()}
         self._pools: dict[int, ThreadPoolExecutor] = {}
         self._opening = threading.Lock()
-        self.capacity = sum(concurrency(p) for p in distinct.values())  # messages in flight at once, at most
 
     def chain(self, channel: str) -> Sequence[Provider]:
         return self.providers.get(channel) or self.providers.get("*") or ()
+
+    def threads(self, channels: Iterable[str]) -> int:
+        """How many messages of these channels can be in their providers' hands at once."""
+        distinct = {id(chain[0]): chain[0] for c in set(channels) if (chain := self.chain(c))}
+        return sum(concurrency(p) for p in distinct.values())
 
     def idempotent_channels(self) -> frozenset[str]:
         """Channels every provider of which takes an idempotency key: a send in doubt (caught

@@ -373,7 +373,7 @@ def test_a_database_outage_mid_batch_is_recorded_once_the_database_is_back(
     with pytest.raises(StoreError):
         server.drain_outbox()
     handed = len(provider.sent)
-    assert handed == server.dispatcher.window() == 32  # the first window, marked `sending` by the first write
+    assert handed == server.dispatcher.window({"push"}) == 32  # the first window, marked `sending` by the first write
     clock.advance_to(T0 + back_after)
     while server.drain_outbox():
         pass
