@@ -486,7 +486,8 @@ def test_a_holder_whose_lease_ran_out_neither_sends_nor_records_what_was_taken_o
     second = dispatcher(two_stores[1], recording, clock)
     delivered_a: list[str] = []
     first = dispatcher(two_stores[0], Stalls(clock, delivered_a, second.drain), clock)
-    first.drain()
+    first.drain()  # returns once it finds its claim lost, its lane's call (and the other's sweep) still under way
+    first.close()  # the call is answered: the other worker's sweep is done
     while second.drain():
         pass
     delivered_b = recording.message_ids
