@@ -1,6 +1,7 @@
 """Local servers that speak the vendors' protocols, on loopback only.
 
-- `SmtpSink`: a real SMTP server (aiosmtpd) that keeps every message it accepts.
+- `SmtpSink`: a real SMTP server (aiosmtpd) that keeps every message it accepts; it refuses
+  `nobody@` (550 5.1.1) and `busy@` (451), and answers a message to `slow@` only after 2 s.
 - `FakeTwilio`: the Messages endpoint the `twilio` client calls
   (`POST /2010-04-01/Accounts/{sid}/Messages.json`, form body, Basic auth), answering each
   request after `latency` seconds (Twilio's own take 100-300 ms), with a script of replies:
@@ -14,6 +15,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import json
 import socket
@@ -52,6 +54,8 @@ class SmtpSink:
     async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:  # noqa: N802 (aiosmtpd API)
         self.envelopes.append((envelope.mail_from, list(envelope.rcpt_tos)))
         self.messages.append(BytesParser().parsebytes(envelope.original_content or envelope.content))
+        if any(rcpt.startswith("slow@") for rcpt in envelope.rcpt_tos):  # kept, but the reply comes late
+            await asyncio.sleep(2)
         return "250 OK"
 
     async def handle_RCPT(self, server: Any, session: Any, envelope: Any, address: str,  # noqa: N802
@@ -202,6 +206,8 @@ class FakeFcm(_Http):
                                    "details": [{"@type": "type.googleapis.com/google.firebase.fcm.v1.FcmError",
                                                 "errorCode": "UNREGISTERED"}]}}
         self.sent.append(message)
+        if message["token"] == "garbled-token":  # taken, but the answer is not FCM's JSON
+            return 200, b"<html>OK</html>"
         return 200, {"name": f"projects/{self.project}/messages/0:{len(self.sent)}"}
 
     def _token(self, body: bytes) -> tuple[int, Any]:

@@ -78,6 +78,15 @@ def test_smtp_errors_are_mapped(smtp_sink: SmtpSink) -> None:
     assert smtp_sink.messages == []
 
 
+def test_smtp_no_reply_once_the_message_went_out_is_in_doubt(smtp_sink: SmtpSink) -> None:
+    """The relay kept the message but its reply came after the client's timeout: in doubt, not
+    temporary (a retry would deliver it twice)."""
+    provider = SmtpProvider("127.0.0.1", "shop@example.com", port=smtp_sink.port, timeout=0.5, clock=FROZEN)
+    with pytest.raises(InDoubtDeliveryError, match="after the message went out"):
+        provider.send(message("email", {"subject": "s", "body": "b"}, "slow@example.com"))
+    assert len(smtp_sink.messages) == 1
+
+
 def test_smtp_starttls_refused_by_a_plain_server_is_temporary(smtp_sink: SmtpSink) -> None:
     provider = SmtpProvider("127.0.0.1", "shop@example.com", port=smtp_sink.port, starttls=True, clock=FROZEN)
     with pytest.raises(TemporaryDeliveryError):
@@ -183,6 +192,13 @@ def test_fcm_signs_a_jwt_gets_a_token_and_sends(fake_fcm: tuple[FakeFcm, dict[st
                       "aud": f"{server.url}/token", "iat": 1_767_600_000, "exp": 1_767_603_600}
     assert server.sent[0] == {"token": "tok-1", "notification": {"title": "Hi", "body": "Your cart"},
                               "data": {"message_id": "m1"}}
+
+
+def test_fcm_a_200_that_is_not_json_is_in_doubt(fake_fcm: tuple[FakeFcm, dict[str, str]]) -> None:
+    server, account = fake_fcm
+    with pytest.raises(InDoubtDeliveryError, match="HTTP 200, but not a message"):
+        fcm(server, account).send(message("push", {"title": "Hi", "body": "x"}, "garbled-token"))
+    assert len(server.sent) == 1
 
 
 def test_fcm_unregistered_token_is_permanent_and_unusable(fake_fcm: tuple[FakeFcm, dict[str, str]]) -> None:
