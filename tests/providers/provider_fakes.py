@@ -9,7 +9,8 @@
   message is kept and the answer is a 201 whose body is not JSON), an error code such as
   `21610`, or an HTTP status alone such as `503`. `to` counts the requests per `To` number.
 - `FakeFcm`: Google's token endpoint (verifies the JWT with the service account's public
-  key) and FCM's `messages:send`; the token `"dead-token"` is unregistered.
+  key) and FCM's `messages:send`; the token `"dead-token"` is unregistered, and a message to
+  `"garbled-token"` is kept but answered with a 200 that is not JSON.
 - `HookSink`: a JSON receiver for the webhook channel.
 """
 
