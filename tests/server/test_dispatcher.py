@@ -16,7 +16,7 @@ from typing import Any
 import pytest
 
 from channels import Profile, load_policy
-from channels.providers import OutboundMessage, Provider
+from channels.providers import InDoubtDeliveryError, OutboundMessage, Provider
 from channels.testing import FlakyProvider, RecordingProvider
 from engine.clock import VirtualClock
 from engine.compiler import CompiledJourney, load_text
@@ -237,6 +237,41 @@ def test_running_out_of_attempts_fails_the_message_and_escalates(make_server: Ma
     assert utc(rows(server)["sms"]["at"]) == when
     server.drain_outbox()
     assert len(sms.sent) == 1
+
+
+class InDoubtOnce(RecordingProvider):
+    """Takes the first message without a readable answer, then answers as usual."""
+
+    def __init__(self, name: str, idempotent: bool) -> None:
+        super().__init__(name)
+        self.idempotent = idempotent
+
+    def send(self, message: OutboundMessage) -> str:
+        provider_id = super().send(message)
+        if self.calls == 1:
+            raise InDoubtDeliveryError(f"{self.name}: no answer within 10 s of sending the request")
+        return provider_id
+
+
+@pytest.mark.parametrize("idempotent", [True, False], ids=["idempotency-keys", "no-keys"])
+def test_a_send_in_doubt_is_retried_only_where_the_provider_drops_duplicates(
+        make_server: MakeServer, clock: VirtualClock, idempotent: bool) -> None:
+    """No answer once the request went out: with idempotency keys the message is retried (the
+    provider drops the copy it already has), without them it is `unknown` and never sent again,
+    and the channel's next provider is not tried either way."""
+    doubtful, backup = InDoubtOnce("keys" if idempotent else "no-keys", idempotent), RecordingProvider("backup")
+    server = make_server({"push": [doubtful, backup]} if not idempotent else {"push": [doubtful]})
+    ingest(server, "notice.requested")
+    assert drain_at(server, clock, T0) == 1
+    for when in (T0 + BACKOFF[0], T0 + timedelta(hours=1)):
+        drain_at(server, clock, when)
+    row = rows(server)["push"]
+    if idempotent:
+        assert (row["dispatch"], row["attempts"], doubtful.calls) == ("sent", 2, 2)
+        assert server.dispatcher.in_doubt == 0
+    else:
+        assert (row["dispatch"], row["status"], row["attempts"], doubtful.calls) == ("unknown", "unknown", 1, 1)
+        assert "not sent again" in row["error"] and server.dispatcher.in_doubt == 1 and backup.calls == 0
 
 
 class ProcessDied(BaseException):
