@@ -112,10 +112,10 @@ class Dispatcher:
     def window(self, channels: Collection[str]) -> int:
         """How many messages of these channels may be `sending` at once, which is what a crash may
         leave in doubt: one for each thread of their providers' lanes, so that all are busy, and
-        queued behind them about IN_DOUBT_WINDOW seconds of sends at the measured rate, up to
-        IN_DOUBT_MOST in all."""
+        queued behind them about IN_DOUBT_WINDOW seconds of sends at the providers' measured
+        speed, up to IN_DOUBT_MOST in all."""
         threads = self.lanes.threads(channels)
-        ahead = int((self.throughput or 0.0) * IN_DOUBT_WINDOW)
+        ahead = int(self.lanes.speed(channels) * IN_DOUBT_WINDOW)
         return max(threads + 1, min(IN_DOUBT_MOST, threads + ahead))
 
     def close(self) -> None:

@@ -97,8 +97,10 @@ class Flight:
 
     def _due_to_write(self) -> bool:
         """Record what was answered every IN_DOUBT_WINDOW (at once when nothing else flies); mark
-        more as soon as the lanes have taken up everything handed to them."""
-        if self.back or (self.waiting and len(self.flying) < self.window and self.handed == self._started):
+        more once the lanes have taken up everything handed to them and a quarter of the window
+        is free (not a write for every message a fast provider answers)."""
+        room = self.window - len(self.flying)
+        if self.back or (self.waiting and self.handed == self._started and room >= max(1, self.window // 4)):
             return True
         return bool(self.done) and (not self.flying or time.perf_counter() - self._written >= IN_DOUBT_WINDOW)
 

@@ -10,6 +10,7 @@ takes. A provider that says nothing takes one at a time.
 from __future__ import annotations
 
 import threading
+import time
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
@@ -31,14 +32,24 @@ class Lanes:
         self._permits = {key: threading.BoundedSemaphore(concurrency(p)) for key, p in distinct.items()}
         self._pools: dict[int, ThreadPoolExecutor] = {}
         self._opening = threading.Lock()
+        self._seconds: dict[int, float] = {}  # a provider's time per call, smoothed
 
     def chain(self, channel: str) -> Sequence[Provider]:
         return self.providers.get(channel) or self.providers.get("*") or ()
 
     def threads(self, channels: Iterable[str]) -> int:
         """How many messages of these channels can be in their providers' hands at once."""
-        distinct = {id(chain[0]): chain[0] for c in set(channels) if (chain := self.chain(c))}
-        return sum(concurrency(p) for p in distinct.values())
+        return sum(concurrency(p) for p in self._firsts(channels))
+
+    def speed(self, channels: Iterable[str]) -> float:
+        """Messages a second these channels' lanes send with every thread busy, at their providers'
+        measured time per call (0 until one has answered)."""
+        return sum(concurrency(p) / seconds for p in self._firsts(channels)
+                   if (seconds := self._seconds.get(id(p))) is not None)
+
+    def _firsts(self, channels: Iterable[str]) -> list[Provider]:
+        """The provider whose lane each of these channels' messages go to."""
+        return list({id(chain[0]): chain[0] for c in set(channels) if (chain := self.chain(c))}.values())
 
     def idempotent_channels(self) -> frozenset[str]:
         """Channels every provider of which takes an idempotency key: a send in doubt (caught
@@ -54,9 +65,15 @@ class Lanes:
 
     @contextmanager
     def gate(self, provider: Provider) -> Iterator[None]:
-        """Held around each call to `provider`: one of its permits."""
+        """Held around each call to `provider`: one of its permits. The call is timed."""
         with self._permits[id(provider)]:
-            yield
+            started = time.perf_counter()
+            try:
+                yield
+            finally:
+                took = max(time.perf_counter() - started, 1e-6)
+                known = self._seconds.get(id(provider))
+                self._seconds[id(provider)] = took if known is None else 0.8 * known + 0.2 * took
 
     def close(self) -> None:
         """Wait for the calls under way, then let the threads go."""

@@ -405,10 +405,11 @@ def test_a_database_outage_mid_batch_is_recorded_once_the_database_is_back(
         return finish(results, fence, sending)
 
     monkeypatch.setattr(server.store, "finish_outbox", going_away)
+    first_window = server.dispatcher.window({"push"})
     with pytest.raises(StoreError):
         server.drain_outbox()
     handed = len(provider.sent)
-    assert handed == server.dispatcher.window({"push"}) == 32  # the first window, marked `sending` by the first write
+    assert 0 < handed == first_window < len(users)  # the first window, marked `sending` by the first write
     clock.advance_to(T0 + back_after)
     while server.drain_outbox():
         pass
