@@ -9,7 +9,8 @@ with the user's own words (file, line, field, id) in its message::
     ├── EventError (ValueError)               an event is malformed (names the field)
     │   └── InputError                        a line of an events or profiles file is bad (file:line)
     ├── EvaluationError (RuntimeError)        an expression or template failed at run time
-    │   └── TemplateRenderError               a message template could not be rendered
+    │   ├── TemplateRenderError               a message template could not be rendered
+    │   └── RenderLimitError (OverflowError)  a render went past one of its limits (names the limit)
     ├── StoreError (RuntimeError)             the database refused or failed (names the URL or table)
     │   └── TemporaryStoreError               the database is unreachable for now: try again later
     └── HttpError                             an HTTP request cannot be served (carries its status)
@@ -70,6 +71,12 @@ class EvaluationError(JourneyError, RuntimeError):
 
 class TemplateRenderError(EvaluationError):
     """A message template failed to render: the send fails with `template_error`."""
+
+
+class RenderLimitError(EvaluationError, OverflowError):
+    """A template or expression went past one of the limits that keep every render small (loop steps,
+    characters built, the size of one value or of the output, the digits of a number); the message
+    names the limit. The send fails with `template_error`, as for any template that cannot render."""
 
 
 class StoreError(JourneyError, RuntimeError):
