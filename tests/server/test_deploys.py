@@ -135,6 +135,16 @@ def test_a_reload_with_a_bad_file_changes_nothing_and_lists_every_problem(local:
     assert local.client.get("/v1/journeys").json() == before  # welcome did not change either
 
 
+def test_a_reload_with_a_deeply_nested_file_answers_422_naming_it(local: LocalServer, journeys_dir: Path) -> None:
+    """1,500 nested lists: a RecursionError and a 500 before; a `file:line` problem now."""
+    before = local.client.get("/v1/journeys").json()
+    (journeys_dir / "deep.yaml").write_text("id: deep\nx: " + "[" * 1500 + "]" * 1500 + "\n", encoding="utf-8")
+    reply = local.client.post("/v1/journeys/reload")
+    assert reply.status_code == 422, reply.text
+    assert reply.json()["problems"] == [f"{journeys_dir / 'deep.yaml'}:2: nested more than 100 levels deep"]
+    assert local.client.get("/v1/journeys").json() == before
+
+
 def test_pause_and_resume_over_http_survive_a_restart(start_local: StartLocal, tmp_path: Path) -> None:
     db = f"sqlite:///{tmp_path / 'journey.db'}"
     local = start_local(db=db)

@@ -129,6 +129,11 @@ def test_sighup_reloads_the_journeys_folder_and_in_flight_users_keep_their_versi
     path.write_text("id: [\n", encoding="utf-8")  # a bad file: the next reload changes nothing
     server.process.send_signal(signal.SIGHUP)
     wait_until(lambda: "reload refused" in server.log.read_text(), timeout=5, what="the refusal in the log")
+    path.write_text("id: welcome\nx: " + "[" * 1500 + "]" * 1500 + "\n", encoding="utf-8")  # 1,500 levels
+    server.process.send_signal(signal.SIGHUP)
+    wait_until(lambda: "welcome.yaml:2: nested more than 100 levels deep" in server.log.read_text(), timeout=5,
+               what="the deep file's problem in the log")
+    assert "Traceback" not in server.log.read_text()
     assert server.process.poll() is None
     assert server.client.get("/v1/journeys/welcome").json()["state"] == "active"
 
