@@ -174,13 +174,13 @@ def create_app(server: Server, api_keys: frozenset[str] = frozenset(), max_body:
 
     @app.get("/healthz", **documented(doc.Health))
     def healthz() -> JSONResponse:
-        """503 while a sweep (timers, inbox, outbox) has failed its last runs, naming the error
-        (`sweeps`: each failing sweep's consecutive failures and last error)."""
-        failing = server.counters.unhealthy()
-        if failing:
-            detail = "; ".join(f"the {name} sweep failed its last {f['consecutive_failures']} runs: {f['error']}"
-                               for name, f in failing.items())
-            return problem(503, detail, errors=[], sweeps=failing)
+        """Liveness: 503 only while one turn of the engine has held it longer than the limit
+        (`JOURNEY_STUCK_TURN_SECONDS`, 10 s; `turn` says which thread, for how long), the state a
+        restart mends. Nothing about the database: that is `/readyz`, and an outage is not mended
+        by a restart. Sweeps that keep failing show in /metrics (`journey_sweep_failing`)."""
+        overdue = server.lock.overdue(server.stuck_turn)
+        if overdue is not None:
+            return problem(503, str(overdue), errors=[], turn=overdue.to_dict())
         return JSONResponse({"status": "ok"})
 
     @app.get("/readyz", **documented(doc.Health))

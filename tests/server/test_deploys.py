@@ -251,8 +251,10 @@ def test_stop_over_http_from_a_user_whose_only_instance_fails_is_recorded_and_co
     assert instance_view["status"] == "failed"
 
 
-def test_a_sweep_that_keeps_failing_shows_in_healthz_and_metrics(local: LocalServer,
-                                                                 monkeypatch: pytest.MonkeyPatch) -> None:
+def test_a_sweep_that_keeps_failing_shows_in_metrics_not_in_liveness(local: LocalServer,
+                                                                     monkeypatch: pytest.MonkeyPatch) -> None:
+    """A restart does not mend a sweep that fails (a database that is down, a bug): /healthz stays
+    200, or a liveness probe would restart every worker in an outage; /metrics says which."""
     assert local.client.get("/healthz").json() == {"status": "ok"}
 
     def down(*_: object) -> int:
@@ -262,11 +264,7 @@ def test_a_sweep_that_keeps_failing_shows_in_healthz_and_metrics(local: LocalSer
     for _ in range(3):
         with pytest.raises(RuntimeError):
             local.server.sweep_timers()
-    health = local.client.get("/healthz")
-    assert health.status_code == 503 and health.headers["content-type"] == "application/problem+json"
-    assert health.json()["sweeps"] == {
-        "timers": {"consecutive_failures": 3, "error": "RuntimeError: database is on fire"}}
-    assert health.json()["detail"] == "the timers sweep failed its last 3 runs: RuntimeError: database is on fire"
+    assert local.client.get("/healthz").json() == {"status": "ok"}
     metrics = local.client.get("/metrics").text
     assert 'journey_sweep_failures_total{sweep="timers"} 3.0' in metrics
     assert 'journey_sweep_failing{sweep="timers"} 3.0' in metrics
