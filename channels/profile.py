@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field, replace
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from types import MappingProxyType
 from typing import Any, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
@@ -82,6 +82,35 @@ class Profile:
         return replace(self, consents=self.consents + tuple(records))
 
 
+EARLIEST = datetime(1970, 1, 1, tzinfo=UTC)
+LATEST = datetime(2100, 1, 1, tzinfo=UTC)  # exclusive: far enough for any schedule, short of overflows
+
+
+def read_timestamp(value: object) -> datetime:
+    """An RFC 3339 timestamp string with an offset (or an aware datetime), as aware UTC, from 1970
+    up to 2100: the one range for events, consents and everything else stored with a time. Raises
+    ValueError saying what is wrong (without the field's name, which the caller adds)."""
+    if isinstance(value, datetime):
+        parsed = value
+    elif isinstance(value, str):
+        try:
+            parsed = datetime.fromisoformat(value.strip().replace("z", "Z"))
+        except ValueError:
+            raise ValueError(f"{value!r} is not an RFC 3339 timestamp") from None
+    else:
+        raise ValueError(f"expected an RFC 3339 timestamp string, got {type(value).__name__}")
+    if parsed.tzinfo is None:
+        raise ValueError(f"{value!r} has no time zone offset (add 'Z' for UTC)")
+    try:
+        utc = parsed.astimezone(UTC)
+    except OverflowError:
+        utc = EARLIEST - timedelta(days=1) if parsed.year < 2000 else LATEST
+    if not EARLIEST <= utc < LATEST:
+        raise ValueError(f"{value!s} is outside the supported range, {format_timestamp(EARLIEST)} to "
+                         f"{format_timestamp(LATEST - timedelta(seconds=1))}")
+    return utc
+
+
 _last_formatted: tuple[datetime, str] | None = None
 
 
@@ -127,12 +156,11 @@ class _ConsentDoc(BaseModel):
     source: str | None = None
     at: datetime
 
-    @field_validator("at")
+    @field_validator("at", mode="before")
     @classmethod
-    def _aware(cls, value: datetime) -> datetime:
-        if value.tzinfo is None:
-            raise ValueError("timestamp needs a time zone (e.g. a trailing 'Z')")
-        return value.astimezone(UTC)
+    def _timestamp(cls, value: Any) -> datetime:
+        """A string, as the documents say (`0` is not taken for 1970), held to the range of events."""
+        return read_timestamp(value)
 
 
 class _ProfileDoc(BaseModel):

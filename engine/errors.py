@@ -12,7 +12,9 @@ with the user's own words (file, line, field, id) in its message::
     │   ├── TemplateRenderError               a message template could not be rendered
     │   └── RenderLimitError (OverflowError)  a render went past one of its limits (names the limit)
     ├── StoreError (RuntimeError)             the database refused or failed (names the URL or table)
-    │   └── TemporaryStoreError               the database is unreachable for now: try again later
+    │   ├── TemporaryStoreError               the database is unreachable for now: try again later (an outage)
+    │   └── StoreValueError (ValueError)      the database refused a value (a constraint, a range): the data's
+    │                                         fault, a 422, never an outage
     └── HttpError                             an HTTP request cannot be served (carries its status)
 
     channels (the channel layer never imports engine, so its errors live beside their code):
@@ -86,6 +88,11 @@ class StoreError(JourneyError, RuntimeError):
 
 class TemporaryStoreError(StoreError):
     """The database could not be reached or dropped the connection: the same call may work later."""
+
+
+class StoreValueError(StoreError, ValueError):
+    """The database refused a value it was given (an integrity or data error): the request's or the
+    event's fault, answered 422 and never taken for an outage."""
 
 
 class HttpError(JourneyError):

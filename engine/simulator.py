@@ -61,11 +61,14 @@ def parse_events(rows: Iterable[tuple[str, Any]]) -> list[Event]:
     return sorted(events, key=lambda e: e.timestamp)
 
 
-def parse_profiles(rows: Iterable[tuple[str, Any]]) -> list[Profile]:
+def parse_profiles(rows: Iterable[tuple[str, Any]],
+                   parse: Callable[[Any], Profile] = Profile.from_dict) -> list[Profile]:
+    """Each (where, document) as a Profile (`parse`: the HTTP API's fills in consent defaults);
+    an error is `where: field: problem`."""
     profiles: list[Profile] = []
     for where, data in rows:
         try:
-            profiles.append(Profile.from_dict(data))
+            profiles.append(parse(data))
         except ProfileError as exc:
             raise InputError(f"{where}: {exc}") from None
     return profiles

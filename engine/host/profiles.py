@@ -29,8 +29,8 @@ class BulkResult:
 
 
 def parse_profile(item: Any, now: datetime) -> Profile:
-    """One profile document as the API takes it: consents without `at` or `source` are stamped
-    now and `api`. Raises ProfileError naming the field."""
+    """One profile document as the API takes it: consents without `at` (or with `at: null`) or
+    `source` are stamped now and `api`. Raises ProfileError naming the field."""
     if not isinstance(item, dict):
         raise ProfileError(f"profile: expected a JSON object, got {type(item).__name__}")
     try:
@@ -39,9 +39,14 @@ def parse_profile(item: Any, now: datetime) -> Profile:
         raise ProfileError(str(exc).removeprefix("profile.")) from None
     consents = item.get("consents")
     if isinstance(consents, list):
-        stamp = {"source": "api", "at": format_time(now)}
-        item = {**item, "consents": [{**stamp, **c} if isinstance(c, dict) else c for c in consents]}
+        item = {**item, "consents": [stamped(c, now) if isinstance(c, dict) else c for c in consents]}
     return Profile.from_dict(item)
+
+
+def stamped(consent: dict[str, Any], now: datetime) -> dict[str, Any]:
+    """A consent change as the API takes it: `at` absent or null is now, `source` absent is `api`."""
+    at = consent.get("at")
+    return {"source": "api", **consent, "at": format_time(now) if at is None else at}
 
 
 def merged(existing: Profile | None, incoming: Profile) -> Profile:

@@ -26,7 +26,7 @@ from channels.selection import ADDRESS_FIELD
 from engine.audience.run import AudienceRun
 from engine.clock import Clock, SystemClock, ordered_ids
 from engine.compiler import CompiledJourney
-from engine.errors import EventError, StoreError
+from engine.errors import EventError, StoreError, TemporaryStoreError
 from engine.events import Event, parse_event
 from engine.host.backlog import Backlog
 from engine.host.counters import Counters
@@ -231,7 +231,7 @@ class Server:
         started = time.perf_counter()
         try:
             done = work()
-        except StoreError as exc:
+        except TemporaryStoreError as exc:  # an outage; a value the database refused is not one
             self.outage.failed(exc)
             self._count_failure(sweep, exc)
             raise

@@ -28,7 +28,7 @@ from channels import Profile, ProfileError
 from engine.compiler import END
 from engine.errors import EventError, HttpError, InputError, JourneyDefinitionError, StoreError
 from engine.events import Event, check_values, format_time, parse_event, parse_time
-from engine.host.profiles import merged, parse_profile
+from engine.host.profiles import merged, parse_profile, stamped
 from engine.host.server import Server
 from engine.http import schemas as doc
 from engine.http.metrics import Metrics
@@ -107,7 +107,10 @@ def create_app(server: Server, api_keys: frozenset[str] = frozenset(), max_body:
 
     @app.get("/v1/journeys", **documented(doc.JourneyList))
     def list_journeys() -> dict[str, Any]:
-        return {"journeys": [_journey_summary(server, j) for j in server.engine.journeys]}
+        """Every loaded journey, then every removed one whose instances still run (`state` removed,
+        `version` null, its last version's name and trigger)."""
+        ids = [*server.engine.journeys, *server.deploys.removed_in_flight()]
+        return {"journeys": [_journey_summary(server, j) for j in ids]}
 
     @app.get("/v1/journeys/{journey_id}", **documented({"anyOf": [ref(doc.JourneyDetail), ref(doc.JourneyState)]},
                                                        404))
@@ -208,7 +211,7 @@ class _BearerAuth(BaseHTTPMiddleware):
 
     def __init__(self, app: Any, keys: frozenset[str], open_paths: frozenset[str]) -> None:
         super().__init__(app)
-        self.keys = keys
+        self.keys = [k.encode("utf-8") for k in keys]  # compared as bytes: a header may hold any byte
         self.open_paths = open_paths
 
     async def dispatch(self, request: Request, call_next: Callable[[Request], Awaitable[Response]]) -> Response:
@@ -217,7 +220,8 @@ class _BearerAuth(BaseHTTPMiddleware):
             return problem(422, "the URL contains a NUL character")
         if self.keys and path not in self.open_paths and not path.startswith(WEBHOOKS):
             scheme, _, token = request.headers.get("authorization", "").partition(" ")
-            if scheme.lower() != "bearer" or not any(hmac.compare_digest(token, k) for k in self.keys):
+            sent = token.encode("latin-1")  # the header's own bytes (ASGI servers decode headers as latin-1)
+            if scheme.lower() != "bearer" or not any(hmac.compare_digest(sent, k) for k in self.keys):
                 return problem(401, "missing or wrong API key (Authorization: Bearer <key>)",
                                headers={"WWW-Authenticate": "Bearer"})
         return await call_next(request)
@@ -243,7 +247,7 @@ async def _read_json(request: Request, limit: int, check: bool = True) -> Any:
 
 async def _read_body(request: Request, limit: int) -> bytes:
     declared = request.headers.get("content-length")
-    if declared is not None and declared.isdigit() and int(declared) > limit:
+    if declared is not None and declared.isascii() and declared.isdigit() and int(declared) > limit:
         raise HttpError(413, f"request body is over the {limit} byte limit")
     chunks: list[bytes] = []
     size = 0
@@ -292,8 +296,8 @@ def _put_profile(server: Server, user_id: str, body: Any) -> dict[str, Any]:
     """Upsert: fields are replaced; consents in the body are appended to the ledger, never rewritten."""
     if not isinstance(body, dict):
         raise HttpError(422, "profile: expected a JSON object")
-    if body.get("user_id", user_id) != user_id:
-        raise HttpError(422, f"user_id: '{body.get('user_id')}' does not match the path ('{user_id}')")
+    if body.get("user_id") is not None and body["user_id"] != user_id:  # null: the path's, as left out
+        raise HttpError(422, f"user_id: {body['user_id']!r} does not match the path ('{user_id}')")
     try:
         incoming = parse_profile({**body, "user_id": user_id}, server.clock.now())
     except ProfileError as exc:
@@ -307,7 +311,7 @@ def _put_profile(server: Server, user_id: str, body: Any) -> dict[str, Any]:
 def _append_consent(server: Server, user_id: str, body: Any) -> dict[str, Any]:
     if not isinstance(body, dict):
         raise HttpError(422, "consent: expected a JSON object with channel, category, granted")
-    record = {"source": "api", "at": format_time(server.clock.now()), **body}
+    record = stamped(body, server.clock.now())
     try:
         parsed = Profile.from_dict({"user_id": user_id, "consents": [record]}).consents[0]
     except ProfileError as exc:
@@ -319,11 +323,11 @@ def _append_consent(server: Server, user_id: str, body: Any) -> dict[str, Any]:
 
 
 def _journey_summary(server: Server, journey_id: str) -> dict[str, Any]:
-    journey = server.engine.journeys[journey_id]
+    journey = server.deploys.latest(journey_id)
     d = journey.definition
     deployed = server.deploys.view(journey_id)
     return {"id": d.id, "name": d.name, "category": d.category, "trigger": d.trigger.model_dump(),
-            "version": journey.version, "steps": len(d.steps), "source": journey.source,
+            "version": deployed["version"], "steps": len(d.steps), "source": journey.source,
             "state": deployed["state"], "active_instances": deployed["active_instances"],
             "versions": deployed["versions"]}
 
@@ -351,10 +355,11 @@ def _simulate(server: Server, journey_id: str, body: Any) -> dict[str, Any]:
         raise HttpError(422, "profiles: expected a list of profiles")
     try:
         events = parse_events((f"events[{n}]", e) for n, e in enumerate(body.get("events", [])))
-        people = parse_profiles((f"profiles[{n}]", p) for n, p in enumerate(profiles))
+        now = server.clock.now()  # consents without `at` are stamped now, as PUT /v1/profiles does
+        people = parse_profiles(((f"profiles[{n}]", p) for n, p in enumerate(profiles)),
+                                lambda document: parse_profile(document, now))
         start, until = (parse_time(body[k], k) if body.get(k) is not None else None for k in ("start", "until"))
-        return run_simulation(journey, events, people, server.engine.policy, start=start, until=until,
-                              now=server.clock.now())
+        return run_simulation(journey, events, people, server.engine.policy, start=start, until=until, now=now)
     except (InputError, EventError) as exc:
         raise HttpError(422, str(exc)) from None
 

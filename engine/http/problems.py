@@ -14,6 +14,7 @@ release; RFC 9457 allows extension members.
 
 from __future__ import annotations
 
+import logging
 import re
 from http import HTTPStatus
 from typing import Any
@@ -23,9 +24,10 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from engine.errors import HttpError, JourneyError, RunRefusedError, StoreError
+from engine.errors import HttpError, JourneyError, RunRefusedError, StoreError, StoreValueError, TemporaryStoreError
 from engine.host.server import Server
 
+log = logging.getLogger("journey.http")
 PROBLEM_JSON = "application/problem+json"
 RETRY_AFTER = "5"  # seconds, while the database is unreachable
 _FIELD = re.compile(r"([A-Za-z_][\w\-]*(?:\[\d+\])*(?:\.[\w\-]+(?:\[\d+\])*)*): (?=\S)")  # `events[3].type: `
@@ -78,9 +80,16 @@ def install_problem_handlers(app: FastAPI, server: Server) -> None:
         return problem(exc.status, exc.message)
 
     @app.exception_handler(StoreError)
-    async def _store_error(_: Request, exc: StoreError) -> JSONResponse:
-        server.outage.failed(exc)
-        return unavailable(f"the database is unavailable: {exc}")
+    async def _store_error(request: Request, exc: StoreError) -> JSONResponse:
+        """503 only for an outage (the database cannot be reached); a value it refused is the
+        request's fault; any other refusal is a bug."""
+        if isinstance(exc, TemporaryStoreError):
+            server.outage.failed(exc)
+            return unavailable(f"the database is unavailable: {exc}")
+        if isinstance(exc, StoreValueError):
+            return problem(422, f"the database refused a value of this request: {exc}")
+        log.error("the database refused a statement of %s %s", request.method, request.url.path, exc_info=exc)
+        return problem(500, "internal error: the server log has the details")
 
     @app.exception_handler(JourneyError)
     async def _journey_error(_: Request, exc: JourneyError) -> JSONResponse:

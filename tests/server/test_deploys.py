@@ -114,11 +114,14 @@ def test_a_removed_journey_stops_new_entries_and_lets_in_flight_users_finish(
     if how is reload_over_http:
         reply = local.client.post("/v1/journeys/reload")
         assert reply.json()["removed"] == ["welcome"], reply.text
-    assert "welcome" not in [j["id"] for j in local.client.get("/v1/journeys").json()["journeys"]]
+    [listed] = [j for j in local.client.get("/v1/journeys").json()["journeys"] if j["id"] == "welcome"]
+    assert (listed["state"], listed["version"], listed["active_instances"], listed["name"]) == \
+        ("removed", None, 1, "Welcome")  # still running: listed, marked removed
     removed = local.client.get("/v1/journeys/welcome").json()
     assert removed["state"] == "removed" and removed["active_instances"] == 1
     finish(local, new_entry=False)
     assert local.client.get("/v1/users/B/instances").json()["instances"] == []
+    assert "welcome" not in [j["id"] for j in local.client.get("/v1/journeys").json()["journeys"]]
 
 
 def test_a_reload_with_a_bad_file_changes_nothing_and_lists_every_problem(local: LocalServer,

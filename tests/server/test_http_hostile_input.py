@@ -5,6 +5,8 @@ already accepted is lost"). Each was an engine bug, found by these tests and fix
 from __future__ import annotations
 
 import json
+import logging
+import sqlite3
 import time
 from pathlib import Path
 
@@ -146,3 +148,89 @@ messages:
     assert skip["reason"] == "template_error" and "limit" in skip["detail"]
     local.advance(2)
     assert sorted(m["channel"] for m in local.messages("u2")) == ["push", "sms"]
+
+
+@pytest.mark.parametrize("token", ["Bearer \u00e9".encode(), b"Bearer k1\xff", "Bearer k\u00e91".encode("latin-1"),
+                                   b"Bearer \xe2\x80\x8bk1"])
+def test_a_key_that_is_not_ascii_is_a_401_not_a_500(local: LocalServer, token: bytes) -> None:
+    """`hmac.compare_digest` on a str that is not ASCII raised TypeError: a 500 before."""
+    with httpx.Client(base_url=local.base_url, timeout=20) as client:
+        response = client.get("/v1/journeys", headers=[(b"Authorization", token)])
+    assert response.status_code == 401, response.text
+    assert response.headers["content-type"] == "application/problem+json"
+    assert local.client.get("/v1/journeys").status_code == 200  # the right key still works
+
+
+def outage_lines(caplog: pytest.LogCaptureFixture) -> list[str]:
+    return [r.getMessage() for r in caplog.records if r.name == "journey.database"]
+
+
+CONSENT = {"channel": "sms", "category": "marketing", "granted": True}
+BAD_AT = {
+    "year 1": ("0001-01-01T00:00:00Z", "is outside the supported range"),
+    "year 1 east of UTC": ("0001-01-01T00:30:00+01:00", "is outside the supported range"),
+    "year 9999": ("9999-12-31T23:59:59Z", "is outside the supported range"),
+    "an epoch number": (0, "expected an RFC 3339 timestamp string, got int"),
+    "a boolean": (True, "expected an RFC 3339 timestamp string, got bool"),
+    "no offset": ("2026-01-01T00:00:00", "has no time zone offset"),
+}
+
+
+@pytest.mark.parametrize("db", ["sqlite", "postgresql"])
+@pytest.mark.parametrize("name", list(BAD_AT))
+def test_a_consent_at_outside_the_range_of_events_or_not_a_string_is_a_422_naming_at(
+        start_local: StartLocal, tmp_path: Path, caplog: pytest.LogCaptureFixture, request: pytest.FixtureRequest,
+        name: str, db: str) -> None:
+    """A consent dated year 1 answered 503 and logged a database outage; `"at": 0` was taken as 1970."""
+    url = f"sqlite:///{tmp_path / 'j.db'}" if db == "sqlite" else request.getfixturevalue("postgres_fresh_db_url")
+    local = start_local(db=url)
+    at, reason = BAD_AT[name]
+    with caplog.at_level(logging.INFO, logger="journey.database"):
+        alone = local.client.post("/v1/profiles/u1/consents", json={**CONSENT, "at": at})
+        put = local.client.put("/v1/profiles/u2", json={"consents": [{**CONSENT, "at": at}]})
+        bulk = local.client.post("/v1/profiles", json={"profiles": [{"user_id": "u3",
+                                                                     "consents": [{**CONSENT, "at": at}]}]})
+    assert alone.status_code == 422 and alone.json()["errors"][0]["field"] == "at", alone.text
+    assert reason in alone.json()["detail"]
+    assert put.status_code == 422 and put.json()["errors"][0]["field"] == "consents.0.at", put.text
+    assert bulk.status_code == 200 and bulk.json()["rejected"][0]["error"].startswith("consents.0.at: "), bulk.text
+    assert outage_lines(caplog) == []
+    assert local.client.get("/v1/profiles/u1").status_code == 404  # nothing stored
+
+
+def test_consent_at_null_or_left_out_is_now_and_user_id_null_is_the_paths(local: LocalServer) -> None:
+    """What the document allows, the server takes: `at: null` (now), `"user_id": null` in a PUT body
+    (compared as the string 'None' before), a dry run's profile consent without `at`."""
+    now = local.clock.now().isoformat().replace("+00:00", "Z")
+    reply = local.client.post("/v1/profiles/u1/consents", json={**CONSENT, "at": None})
+    assert reply.status_code == 201, reply.text
+    assert reply.json()["consents"][0]["at"] == now
+    put = local.client.put("/v1/profiles/u1", json={"user_id": None, "consents": [{**CONSENT, "at": None}]})
+    assert put.status_code == 200, put.text
+    assert [c["at"] for c in put.json()["consents"]] == [now, now]
+    dry = local.client.post("/v1/journeys/order-updates/simulate", json={
+        "events": [{"type": "order.placed", "user_id": "u9", "timestamp": "2026-01-05T10:00:00Z",
+                    "properties": {"order_id": "o1"}}],
+        "profiles": [{"user_id": "u9", "phone": "+14155550100", "consents": [
+            {"channel": "sms", "category": "transactional", "granted": True}]}]})
+    assert dry.status_code == 200, dry.text
+    assert [m["channel"] for m in dry.json()["messages"]] == ["sms"]
+
+
+def test_a_value_the_database_refuses_is_a_422_not_an_outage(start_local: StartLocal, tmp_path: Path,
+                                                               caplog: pytest.LogCaptureFixture) -> None:
+    """An integrity error (here a trigger of the database's own refusing the row) is the request's
+    fault: 422, and no 'database is unavailable' in the log; /readyz stays 200."""
+    url = f"sqlite:///{tmp_path / 'j.db'}"
+    local = start_local(db=url)
+    with sqlite3.connect(tmp_path / "j.db") as conn:
+        conn.execute("CREATE TRIGGER refuse BEFORE INSERT ON consents WHEN NEW.source = 'refused' "
+                     "BEGIN SELECT RAISE(ABORT, 'this consent is refused'); END")
+    with caplog.at_level(logging.INFO, logger="journey.database"):
+        reply = local.client.post("/v1/profiles/u1/consents", json={**CONSENT, "source": "refused"})
+        ready = local.client.get("/readyz")
+    assert reply.status_code == 422, reply.text
+    assert "this consent is refused" in reply.json()["detail"]
+    assert ready.status_code == 200
+    assert outage_lines(caplog) == []
+    assert local.client.post("/v1/profiles/u1/consents", json=CONSENT).status_code == 201
