@@ -85,9 +85,10 @@ def create_app(server: Server, api_keys: frozenset[str] = frozenset(), max_body:
             reply.headers["Preference-Applied"] = "respond-async"
         return reply
 
-    @app.put("/v1/profiles/{user_id}", **documented(doc.Profile, body=doc.ProfileIn))
+    @app.put("/v1/profiles/{user_id}", **documented(doc.Profile, 409, body=doc.ProfileIn))
     async def put_profile(request: Request, user_id: str = USER_ID) -> dict[str, Any]:
-        """Upsert: fields are replaced; consents in the body are appended to the ledger."""
+        """Upsert: fields are replaced; consents in the body are appended to the ledger. A `user_id`
+        in the body that names another user than the path is a 409."""
         body = await _read_json(request, max_body, check=False)  # `parse_profile` checks every value
         return await run_in_threadpool(_put_profile, server, user_id, body)
 
@@ -265,6 +266,8 @@ def _ingest(server: Server, body: Any, queue: bool = False) -> dict[str, Any]:
         items = body["events"]
         if not isinstance(items, list):
             raise HttpError(422, "events: expected a list of events")
+        for key in sorted(set(body) - {"events"}):
+            raise HttpError(422, f"{key}: unknown field (a batch is {{\"events\": [...]}})")
         valid: list[Event] = []
         rejected: list[dict[str, Any]] = []
         for index, item in enumerate(items):
@@ -297,7 +300,7 @@ def _put_profile(server: Server, user_id: str, body: Any) -> dict[str, Any]:
     if not isinstance(body, dict):
         raise HttpError(422, "profile: expected a JSON object")
     if body.get("user_id") is not None and body["user_id"] != user_id:  # null: the path's, as left out
-        raise HttpError(422, f"user_id: {body['user_id']!r} does not match the path ('{user_id}')")
+        raise HttpError(409, f"user_id: {body['user_id']!r} is another user than the path's ('{user_id}')")
     try:
         incoming = parse_profile({**body, "user_id": user_id}, server.clock.now())
     except ProfileError as exc:

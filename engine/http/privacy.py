@@ -4,14 +4,12 @@
   so a typo is noticed; erasing again answers 204);
 - `GET /v1/profiles/{user_id}/export`: everything held about the person, one JSON document;
 - `GET /v1/consents?since=&limit=&cursor=`: every user's consent ledger rows in the order they
-  were written, a page at a time. The cursor is opaque to callers: URL-safe base64 of
-  `consents:<position>`, the position of the last row returned (the SQL store's row id).
+  were written, a page at a time. The cursor is the position of the last row returned (the SQL
+  store's row id), in decimal: callers pass `next_cursor` back as it came; an empty one is the start.
 """
 
 from __future__ import annotations
 
-import base64
-import binascii
 from typing import Any
 
 from fastapi import FastAPI, Path, Query
@@ -27,7 +25,7 @@ from engine.http.openapi import documented
 EVERYTHING = 2**31 - 1  # an export lists every message and skip, not the API's latest 200
 DEFAULT_LIMIT = 100
 MAX_LIMIT = 1000
-_CURSOR_PREFIX = "consents:"
+CURSOR = r"^[0-9]{0,18}$"  # a position in the feed; empty: the start
 
 
 def add_privacy_routes(app: FastAPI, server: Server) -> None:
@@ -65,43 +63,18 @@ def add_privacy_routes(app: FastAPI, server: Server) -> None:
 
     @app.get("/v1/consents", **documented(doc.ConsentFeed))
     def consent_feed(since: str | None = Query(None, description="RFC 3339: only changes recorded at or after it",
-                                               examples=["2026-01-01T00:00:00Z"]),
-                     limit: str | None = Query(None, description=f"a whole number from 1 to {MAX_LIMIT} "
-                                                                 f"(default {DEFAULT_LIMIT})", examples=["100"]),
-                     cursor: str | None = Query(None, description="`next_cursor` of the previous page")
-                     ) -> dict[str, Any]:
+                                               examples=["2026-01-01T00:00:00Z"], pattern=doc.IN_RANGE,
+                                               json_schema_extra={"format": "date-time"}),
+                     limit: int = Query(DEFAULT_LIMIT, ge=1, le=MAX_LIMIT, description="rows per page"),
+                     cursor: str = Query("", description="`next_cursor` of the previous page (empty: the start)",
+                                         pattern=CURSOR)) -> dict[str, Any]:
         """Ledger rows of all users in write order; `next_cursor` is null once there are no more."""
         try:
             start = parse_time(since, "since") if since is not None else None
         except EventError as exc:
             raise HttpError(422, str(exc)) from None
-        size = _limit(limit)
-        page = server.store.consent_feed(start, decode_cursor(cursor) if cursor is not None else 0, size + 1)
-        more = len(page) > size
-        page = page[:size]
+        page = server.store.consent_feed(start, int(cursor or 0), limit + 1)
+        more = len(page) > limit
+        page = page[:limit]
         return {"consents": [entry.to_dict() for entry in page],
-                "next_cursor": encode_cursor(page[-1].position) if more else None}
-
-
-def _limit(text: str | None) -> int:
-    if text is None:
-        return DEFAULT_LIMIT
-    if not text.strip().isdecimal() or not 1 <= int(text) <= MAX_LIMIT:
-        raise HttpError(422, f"limit: expected a whole number from 1 to {MAX_LIMIT}, got {text!r}")
-    return int(text)
-
-
-def encode_cursor(position: int) -> str:
-    return base64.urlsafe_b64encode(f"{_CURSOR_PREFIX}{position}".encode()).decode().rstrip("=")
-
-
-def decode_cursor(cursor: str) -> int:
-    """The position a cursor stands for; 422 naming `cursor` for anything this API did not give out."""
-    try:
-        text = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode()
-    except (binascii.Error, ValueError):
-        text = ""
-    position = text.removeprefix(_CURSOR_PREFIX)
-    if not text.startswith(_CURSOR_PREFIX) or not position.isdigit() or not position.isascii():
-        raise HttpError(422, f"cursor: {cursor!r} is not a cursor this API gave out (pass next_cursor as it came)")
-    return int(position)
+                "next_cursor": str(page[-1].position) if more else None}

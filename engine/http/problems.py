@@ -22,6 +22,7 @@ from typing import Any
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from fastapi.routing import APIRoute
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from engine.errors import HttpError, JourneyError, RunRefusedError, StoreError, StoreValueError, TemporaryStoreError
@@ -101,11 +102,12 @@ def install_problem_handlers(app: FastAPI, server: Server) -> None:
         detail = str(exc.detail)
         if exc.status_code == 404 and detail == "Not Found":
             detail = f"no route {request.method} {request.url.path}"
-        elif exc.status_code == 405:
-            allowed = (exc.headers or {}).get("Allow", "")
+        headers = dict(exc.headers or {})
+        if exc.status_code == 405:
+            allowed = headers["Allow"] = allowed_methods(request) or headers.get("Allow", "")
             detail = f"{request.method} is not allowed on {request.url.path}" + (f" (allowed: {allowed})"
                                                                                   if allowed else "")
-        return problem(exc.status_code, detail, headers=dict(exc.headers or {}))
+        return problem(exc.status_code, detail, headers=headers)
 
     @app.exception_handler(RequestValidationError)
     async def _invalid_request(_: Request, exc: RequestValidationError) -> JSONResponse:
@@ -117,6 +119,17 @@ def install_problem_handlers(app: FastAPI, server: Server) -> None:
     async def _bug(_: Request, __: Exception) -> JSONResponse:
         """A bug: Starlette still re-raises the exception after this answer, so the server logs it."""
         return problem(500, "internal error: the server log has the details")
+
+
+def allowed_methods(request: Request) -> str:
+    """`Allow` for the path asked: every method of every route on it, not only the first route's (the
+    router's own 405 names one route's); a literal path (`/v1/journeys/reload`) wins over a template
+    that also matches it (`/v1/journeys/{journey_id}`), as in the OpenAPI document."""
+    path = request.url.path
+    matching = [r for r in request.app.router.routes if isinstance(r, APIRoute) and r.path_regex.match(path)]
+    fewest = min((len(r.param_convertors) for r in matching), default=0)
+    methods = {m for r in matching if len(r.param_convertors) == fewest for m in r.methods or ()}
+    return ", ".join(sorted(methods))
 
 
 def _title(status: int) -> str:

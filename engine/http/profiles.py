@@ -28,6 +28,8 @@ def _bulk(server: Server, body: Any) -> dict[str, Any]:
     items = body.get("profiles") if isinstance(body, dict) else None
     if not isinstance(items, list):
         raise HttpError(422, "profiles: expected {\"profiles\": [...]}")
+    for key in sorted(set(body) - {"profiles"}):
+        raise HttpError(422, f"{key}: unknown field (a batch is {{\"profiles\": [...]}})")
     if len(items) > MAX_BATCH:
         raise HttpError(422, f"profiles: at most {MAX_BATCH:,} per request, got {len(items):,}")
     return upsert_profiles(server.store, items, server.clock.now(), server.lock).to_dict()

@@ -11,12 +11,16 @@ members not listed (`extra="allow"`): clients should ignore what they do not kno
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, WithJsonSchema
 
+from channels.profile import time_zones
 from engine.http.run_schemas import Run, RunList
 
+IN_RANGE = r"^(19[7-9][0-9]|20[0-9][0-9])-"
+"""A timestamp's year, 1970 to 2099: the range every stored time is held to (the pattern says what
+`format: date-time` cannot)."""
 Channel = Literal["push", "in_app", "email", "sms", "mms", "rcs", "webhook"]
 Category = Literal["marketing", "transactional"]
 
@@ -43,7 +47,8 @@ class EventIn(BaseModel):
     id: str | None = Field(None, min_length=1, description="idempotency key: an id seen before is a duplicate")
     type: str = Field(min_length=1, description="what happened, e.g. `order.placed`, `push.opened`")
     user_id: str = Field(min_length=1)
-    timestamp: datetime | None = Field(None, description="RFC 3339 with an offset; default: when received")
+    timestamp: datetime | None = Field(None, description="RFC 3339 with an offset, 1970 to 2099; default: when "
+                                       "received", json_schema_extra={"pattern": IN_RANGE})
     properties: dict[str, Any] | None = Field(None, description="any JSON object; numbers finite")
 
 
@@ -52,7 +57,8 @@ class EventBatch(BaseModel):
 
     model_config = ConfigDict(extra="forbid", json_schema_extra=_examples(
         {"events": [ORDER, {"type": "push.opened", "user_id": "u1"}]}))
-    events: list[EventIn]
+    events: list[Any] = Field(description="events (`EventIn`); an item that is not one is listed in `rejected`",
+                              json_schema_extra={"items": {"anyOf": [{"$ref": "#/components/schemas/EventIn"}, {}]}})
 
 
 class ConsentIn(BaseModel):
@@ -64,15 +70,22 @@ class ConsentIn(BaseModel):
     category: Category
     granted: bool
     source: str | None = None
-    at: datetime | None = None
+    at: datetime | None = Field(None, description="RFC 3339 with an offset, 1970 to 2099; null or left out: when "
+                                "received", json_schema_extra={"pattern": IN_RANGE})
+
+
+TimeZone = Annotated[str, WithJsonSchema({"type": "string", "enum": sorted(time_zones())})]
+Phone = Annotated[str, WithJsonSchema({"type": "string", "format": "e164", "pattern": r"^\+[1-9][0-9]{1,14}$"})]
+"""A valid phone number in E.164 (`format: e164`: the pattern says its shape; its country and number
+plan decide the rest, as libphonenumber does)."""
 
 
 class _ProfileFields(BaseModel):
     """What a profile holds besides its id and consents, in and out alike."""
 
-    timezone: str | None = Field(None, description="IANA zone, e.g. `America/New_York`")
+    timezone: TimeZone | None = Field(None, description="IANA zone, e.g. `America/New_York`")
     email: str | None = None
-    phone: str | None = Field(None, description="E.164, e.g. `+14155550100`")
+    phone: Phone | None = Field(None, description="a valid number in E.164, e.g. `+14155550100`")
     push_token: str | None = None
     rcs_capable: bool = False
     attributes: dict[str, Any] = {}
@@ -85,14 +98,15 @@ class ProfileIn(_ProfileFields):
         {"timezone": "Europe/Paris", "email": "ada@example.com", "phone": "+33612345678", "push_token": "tok-1",
          "attributes": {"first_name": "Ada", "region": "FR"},
          "consents": [{"channel": "sms", "category": "marketing", "granted": True}]}))
-    user_id: str | None = Field(None, description="if present, the same as in the path")
+    user_id: str | None = Field(None, description="if present, the same as in the path (another is a 409)")
     consents: list[ConsentIn] = []
 
 
 class SimulatedEvent(EventIn):
     """An event of a dry run: its timestamp is required (the virtual clock follows the events)."""
 
-    timestamp: datetime
+    timestamp: datetime = Field(description="RFC 3339 with an offset, 1970 to 2099",
+                                json_schema_extra={"pattern": IN_RANGE})
 
 
 class SimulatedProfile(ProfileIn):
@@ -106,8 +120,10 @@ class SimulateRequest(BaseModel):
         {"events": [ORDER], "profiles": [{"user_id": "u1", "push_token": "tok-1", "timezone": "UTC"}]}))
     events: list[SimulatedEvent] = Field(description="required, unless the journey is entered by audience runs")
     profiles: list[SimulatedProfile] = []
-    start: datetime | None = Field(None, description="audience runs from this instant (see `journey simulate`)")
-    until: datetime | None = Field(None, description="audience runs up to this instant (default: the first only)")
+    start: datetime | None = Field(None, description="audience runs from this instant (see `journey simulate`)",
+                                   json_schema_extra={"pattern": IN_RANGE})
+    until: datetime | None = Field(None, description="audience runs up to this instant (default: the first only)",
+                                   json_schema_extra={"pattern": IN_RANGE})
 
 
 class TwilioForm(BaseModel):
@@ -150,7 +166,9 @@ class BulkProfiles(BaseModel):
     """Up to 10,000 profiles, each upserted as PUT /v1/profiles/{user_id} does one."""
 
     model_config = ConfigDict(extra="forbid")
-    profiles: list[SimulatedProfile] = Field(max_length=10_000)
+    profiles: list[Any] = Field(max_length=10_000, description="profiles (`SimulatedProfile`); an item that is not "
+                                "one is listed in `rejected`", json_schema_extra={
+                                    "items": {"anyOf": [{"$ref": "#/components/schemas/SimulatedProfile"}, {}]}})
 
 
 class Rejected(BaseModel):
@@ -309,7 +327,7 @@ class StateChange(JourneyState):
 
 
 class JourneySummary(JourneyState):
-    name: str
+    name: str | None = Field(description="the file's `name`; null when it has none")
     category: str
     trigger: dict[str, Any]
     steps: int

@@ -95,3 +95,16 @@ def test_metrics_are_open_in_the_document_when_public(start_local: StartLocal, m
     local = start_local()
     document = local.client.get("/openapi.json").json()
     assert document["paths"]["/metrics"]["get"]["security"] == []
+
+
+def test_what_an_answer_may_hold_is_documented_as_it_may_be(document: dict[str, Any]) -> None:
+    """A journey's `name` is optional in its file (null in the answers); the consent feed's cursor
+    is a position, empty for the start; every parameter says it holds no NUL character."""
+    schemas = document["components"]["schemas"]
+    assert {"type": "null"} in schemas["JourneySummary"]["properties"]["name"]["anyOf"]
+    [cursor] = [p for p in document["paths"]["/v1/consents"]["get"]["parameters"] if p["name"] == "cursor"]
+    assert cursor["schema"]["pattern"] == "^[0-9]{0,18}$"
+    for method, path, op in operations(document):
+        for parameter in op.get("parameters", ()):
+            branches = parameter["schema"].get("anyOf", [parameter["schema"]])
+            assert all("pattern" in b for b in branches if b.get("type") == "string"), (method, path, parameter)
