@@ -20,6 +20,7 @@ from engine.events import format_time, parse_time
 from engine.host.privacy import erase_user
 from engine.host.server import Server
 from engine.http import schemas as doc
+from engine.http.bodies import IN_RANGE
 from engine.http.openapi import documented
 
 EVERYTHING = 2**31 - 1  # an export lists every message and skip, not the API's latest 200
@@ -63,7 +64,7 @@ def add_privacy_routes(app: FastAPI, server: Server) -> None:
 
     @app.get("/v1/consents", **documented(doc.ConsentFeed))
     def consent_feed(since: str | None = Query(None, description="RFC 3339: only changes recorded at or after it",
-                                               examples=["2026-01-01T00:00:00Z"], pattern=doc.IN_RANGE,
+                                               examples=["2026-01-01T00:00:00Z"], pattern=IN_RANGE,
                                                json_schema_extra={"format": "date-time"}),
                      limit: int = Query(DEFAULT_LIMIT, ge=1, le=MAX_LIMIT, description="rows per page"),
                      cursor: str = Query("", description="`next_cursor` of the previous page (empty: the start)",

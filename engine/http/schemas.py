@@ -1,4 +1,5 @@
-"""The API's request and response bodies as pydantic models, for the OpenAPI document only.
+"""The API's answers as pydantic models, for the OpenAPI document only; the request bodies are
+`engine.http.bodies` (re-exported here: `MODELS` lists both).
 
 Handlers never validate with these: they read bodies with the engine's own parsers
 (`parse_event`, `Profile.from_dict`), so that a batch rejects its bad items one by one and every
@@ -10,132 +11,28 @@ members not listed (`extra="allow"`): clients should ignore what they do not kno
 
 from __future__ import annotations
 
-from datetime import datetime
-from typing import Annotated, Any, Literal
+from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, WithJsonSchema
+from pydantic import BaseModel, ConfigDict, Field
 
-from channels.profile import time_zones
+from engine.http.bodies import (
+    BulkProfiles,
+    ConsentIn,
+    EventBatch,
+    EventIn,
+    ProfileFields,
+    ProfileIn,
+    SimulatedEvent,
+    SimulatedProfile,
+    SimulateRequest,
+    TwilioForm,
+    examples,
+)
 from engine.http.run_schemas import Run, RunList
-
-IN_RANGE = r"^(19[7-9][0-9]|20[0-9][0-9])-"
-"""A timestamp's year, 1970 to 2099: the range every stored time is held to (the pattern says what
-`format: date-time` cannot)."""
-Channel = Literal["push", "in_app", "email", "sms", "mms", "rcs", "webhook"]
-Category = Literal["marketing", "transactional"]
-
-
-def _examples(*examples: dict[str, Any]) -> dict[str, Any]:
-    return {"examples": list(examples)}
-
-
-ORDER = {"id": "evt-1001", "type": "order.placed", "user_id": "u1", "timestamp": "2026-01-05T10:00:00Z",
-         "properties": {"order_id": "o-1001", "total": 42.5}}
 
 
 class _Out(BaseModel):
     model_config = ConfigDict(extra="allow")
-
-
-# --- requests ---------------------------------------------------------------------------------
-
-
-class EventIn(BaseModel):
-    """One event (SPEC §3)."""
-
-    model_config = ConfigDict(extra="forbid", json_schema_extra=_examples(ORDER))
-    id: str | None = Field(None, min_length=1, description="idempotency key: an id seen before is a duplicate")
-    type: str = Field(min_length=1, description="what happened, e.g. `order.placed`, `push.opened`")
-    user_id: str = Field(min_length=1)
-    timestamp: datetime | None = Field(None, description="RFC 3339 with an offset, 1970 to 2099; default: when "
-                                       "received", json_schema_extra={"pattern": IN_RANGE})
-    properties: dict[str, Any] | None = Field(None, description="any JSON object; numbers finite")
-
-
-class EventBatch(BaseModel):
-    """Many events in one transaction; each invalid item is listed in `rejected`, the rest go in."""
-
-    model_config = ConfigDict(extra="forbid", json_schema_extra=_examples(
-        {"events": [ORDER, {"type": "push.opened", "user_id": "u1"}]}))
-    events: list[Any] = Field(description="events (`EventIn`); an item that is not one is listed in `rejected`",
-                              json_schema_extra={"items": {"anyOf": [{"$ref": "#/components/schemas/EventIn"}, {}]}})
-
-
-class ConsentIn(BaseModel):
-    """One consent change; `at` defaults to now and `source` to `api`."""
-
-    model_config = ConfigDict(extra="forbid", json_schema_extra=_examples(
-        {"channel": "sms", "category": "marketing", "granted": True, "source": "checkout-form"}))
-    channel: Channel
-    category: Category
-    granted: bool
-    source: str | None = None
-    at: datetime | None = Field(None, description="RFC 3339 with an offset, 1970 to 2099; null or left out: when "
-                                "received", json_schema_extra={"pattern": IN_RANGE})
-
-
-TimeZone = Annotated[str, WithJsonSchema({"type": "string", "enum": sorted(time_zones())})]
-Phone = Annotated[str, WithJsonSchema({"type": "string", "format": "e164", "pattern": r"^\+[1-9][0-9]{1,14}$"})]
-"""A valid phone number in E.164 (`format: e164`: the pattern says its shape; its country and number
-plan decide the rest, as libphonenumber does)."""
-
-
-class _ProfileFields(BaseModel):
-    """What a profile holds besides its id and consents, in and out alike."""
-
-    timezone: TimeZone | None = Field(None, description="IANA zone, e.g. `America/New_York`")
-    email: str | None = None
-    phone: Phone | None = Field(None, description="a valid number in E.164, e.g. `+14155550100`")
-    push_token: str | None = None
-    rcs_capable: bool = False
-    attributes: dict[str, Any] = {}
-
-
-class ProfileIn(_ProfileFields):
-    """A profile; fields are replaced, consents are appended to the ledger (never rewritten)."""
-
-    model_config = ConfigDict(extra="forbid", json_schema_extra=_examples(
-        {"timezone": "Europe/Paris", "email": "ada@example.com", "phone": "+33612345678", "push_token": "tok-1",
-         "attributes": {"first_name": "Ada", "region": "FR"},
-         "consents": [{"channel": "sms", "category": "marketing", "granted": True}]}))
-    user_id: str | None = Field(None, description="if present, the same as in the path (another is a 409)")
-    consents: list[ConsentIn] = []
-
-
-class SimulatedEvent(EventIn):
-    """An event of a dry run: its timestamp is required (the virtual clock follows the events)."""
-
-    timestamp: datetime = Field(description="RFC 3339 with an offset, 1970 to 2099",
-                                json_schema_extra={"pattern": IN_RANGE})
-
-
-class SimulatedProfile(ProfileIn):
-    user_id: str = Field(min_length=1)
-
-
-class SimulateRequest(BaseModel):
-    """A dry run of one journey on a virtual clock: nothing is sent or stored."""
-
-    model_config = ConfigDict(extra="allow", json_schema_extra=_examples(
-        {"events": [ORDER], "profiles": [{"user_id": "u1", "push_token": "tok-1", "timezone": "UTC"}]}))
-    events: list[SimulatedEvent] = Field(description="required, unless the journey is entered by audience runs")
-    profiles: list[SimulatedProfile] = []
-    start: datetime | None = Field(None, description="audience runs from this instant (see `journey simulate`)",
-                                   json_schema_extra={"pattern": IN_RANGE})
-    until: datetime | None = Field(None, description="audience runs up to this instant (default: the first only)",
-                                   json_schema_extra={"pattern": IN_RANGE})
-
-
-class TwilioForm(BaseModel):
-    """Twilio's form (status callback or inbound message), signed with `X-Twilio-Signature`."""
-
-    model_config = ConfigDict(extra="allow")
-    MessageSid: str | None = None
-    MessageStatus: str | None = None
-    ErrorCode: str | None = None
-    From: str | None = None
-    To: str | None = None
-    Body: str | None = None
 
 
 # --- responses ---------------------------------------------------------------------------------
@@ -149,7 +46,7 @@ class FieldError(BaseModel):
 class Problem(_Out):
     """RFC 9457 problem details: the body of every 4xx and 5xx (`application/problem+json`)."""
 
-    model_config = ConfigDict(extra="allow", json_schema_extra=_examples(
+    model_config = ConfigDict(extra="allow", json_schema_extra=examples(
         {"type": "about:blank", "title": "Unprocessable Content", "status": 422,
          "detail": "user_id: required field is missing", "errors": [
              {"field": "user_id", "message": "required field is missing"}],
@@ -162,22 +59,13 @@ class Problem(_Out):
     error: str = Field(description="the same text as `detail`, for clients of the first release")
 
 
-class BulkProfiles(BaseModel):
-    """Up to 10,000 profiles, each upserted as PUT /v1/profiles/{user_id} does one."""
-
-    model_config = ConfigDict(extra="forbid")
-    profiles: list[Any] = Field(max_length=10_000, description="profiles (`SimulatedProfile`); an item that is not "
-                                "one is listed in `rejected`", json_schema_extra={
-                                    "items": {"anyOf": [{"$ref": "#/components/schemas/SimulatedProfile"}, {}]}})
-
-
 class Rejected(BaseModel):
     index: int
     error: str = Field(description="`field: problem`")
 
 
 class BatchResult(_Out):
-    model_config = ConfigDict(extra="allow", json_schema_extra=_examples(
+    model_config = ConfigDict(extra="allow", json_schema_extra=examples(
         {"accepted": 1, "duplicates": 0, "rejected": [{"index": 1, "error": "user_id: required field is missing"}]}))
     accepted: int
     duplicates: int
@@ -197,7 +85,7 @@ class Consent(_Out):
     at: str = Field(description="RFC 3339, UTC")
 
 
-class Profile(_ProfileFields):
+class Profile(ProfileFields):
     model_config = ConfigDict(extra="allow")
     user_id: str
     consents: list[Consent] = Field(description="the whole ledger, oldest first")
