@@ -18,6 +18,9 @@ from channels.profile import time_zones
 IN_RANGE = r"^(19[7-9][0-9]|20[0-9][0-9])-"
 """A timestamp's year, 1970 to 2099: the range every stored time is held to (the pattern says what
 `format: date-time` cannot)."""
+TEXT = r"^[^\x00]*$"  # no NUL character: PostgreSQL cannot store one
+SOME_TEXT = r"^[^\x00]+$"
+A_NAME = r"^[^\x00]*[^\s\x00][^\x00]*$"  # not blank either
 Channel = Literal["push", "in_app", "email", "sms", "mms", "rcs", "webhook"]
 Category = Literal["marketing", "transactional"]
 
@@ -34,9 +37,9 @@ class EventIn(BaseModel):
     """One event (SPEC §3)."""
 
     model_config = ConfigDict(extra="forbid", json_schema_extra=examples(ORDER))
-    id: str | None = Field(None, min_length=1, description="idempotency key: an id seen before is a duplicate")
-    type: str = Field(min_length=1, description="what happened, e.g. `order.placed`, `push.opened`")
-    user_id: str = Field(min_length=1)
+    id: str | None = Field(None, pattern=SOME_TEXT, description="idempotency key: an id seen before is a duplicate")
+    type: str = Field(pattern=A_NAME, description="what happened, e.g. `order.placed`, `push.opened`")
+    user_id: str = Field(pattern=A_NAME)
     timestamp: datetime | None = Field(None, description="RFC 3339 with an offset, 1970 to 2099; default: when "
                                        "received", json_schema_extra={"pattern": IN_RANGE})
     properties: dict[str, Any] | None = Field(None, description="any JSON object; numbers finite")
@@ -59,7 +62,7 @@ class ConsentIn(BaseModel):
     channel: Channel
     category: Category
     granted: bool
-    source: str | None = None
+    source: str | None = Field(None, pattern=TEXT)
     at: datetime | None = Field(None, description="RFC 3339 with an offset, 1970 to 2099; null or left out: when "
                                 "received", json_schema_extra={"pattern": IN_RANGE})
 
@@ -74,9 +77,9 @@ class ProfileFields(BaseModel):
     """What a profile holds besides its id and consents, in and out alike."""
 
     timezone: TimeZone | None = Field(None, description="IANA zone, e.g. `America/New_York`")
-    email: str | None = None
+    email: str | None = Field(None, pattern=TEXT)
     phone: Phone | None = Field(None, description="a valid number in E.164, e.g. `+14155550100`")
-    push_token: str | None = None
+    push_token: str | None = Field(None, pattern=TEXT)
     rcs_capable: bool = False
     attributes: dict[str, Any] = {}
 
@@ -100,7 +103,7 @@ class SimulatedEvent(EventIn):
 
 
 class SimulatedProfile(ProfileIn):
-    user_id: str = Field(min_length=1)
+    user_id: str = Field(pattern=SOME_TEXT)
 
 
 class SimulateRequest(BaseModel):
@@ -122,7 +125,7 @@ class TwilioForm(BaseModel):
     model_config = ConfigDict(extra="allow")
     MessageSid: str | None = None
     MessageStatus: str | None = None
-    ErrorCode: str | None = None
+    ErrorCode: str | None = Field(None, pattern=r"^[0-9]{0,9}$", description="Twilio's error code, a number")
     From: str | None = None
     To: str | None = None
     Body: str | None = None
