@@ -210,15 +210,15 @@ class Engine:
         with self.store.transaction() as tx:
             return tx.quarantine_queued(error)
 
-    def due_timer_users(self, limit: int = 1000) -> set[str]:
-        """Whose timers the next `fire_due(limit)` would fire: a host with queued events for
-        them processes those first, since they came before the timers were due."""
+    def due_timer_users(self, limit: int = 1000, now: datetime | None = None) -> set[str]:
+        """Whose timers `fire_due(limit, now)` would fire: a host with queued events for them
+        processes those first, since they came before the timers were due (the same `now`)."""
         with self.store.transaction() as tx:
-            return tx.due_timer_users(self.clock.now(), limit)
+            return tx.due_timer_users(now or self.clock.now(), limit)
 
-    def fire_due(self, limit: int = 1000) -> int:
-        """Fire up to `limit` timers due now, in one transaction; returns how many fired."""
-        now = self.clock.now()
+    def fire_due(self, limit: int = 1000, now: datetime | None = None) -> int:
+        """Fire up to `limit` timers due by `now` (default: now), in one transaction; returns how many fired."""
+        now = now or self.clock.now()
         with self.unit() as tx:
             due = tx.claim_due_timers(now, limit)
             instances = [(tx.get_instance(instance_id), timer_id) for instance_id, timer_id in due]

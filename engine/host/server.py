@@ -73,6 +73,7 @@ class Server:
         self.batch = batch
         self.backlog = Backlog(queue_delay, batch)
         self.counters = Counters()
+        self.counted: Callable[[], None] = lambda: None  # the totals changed (the metrics layer mirrors them)
         self.outage = Outage(self.clock)
         self.engine = Engine(journeys, policy, store, self.clock, new_id=ordered_ids(self.clock), trace=False,
                              versions=lambda journey_id, version: self.deploys.compile_stored(journey_id, version))
@@ -215,6 +216,7 @@ class Server:
             self.counters.accepted += len(results) - duplicates
             self.counters.duplicates += duplicates
         log_batch(via, len(results), duplicates, rejected)
+        self.counted()
 
     def sweep_inbox(self) -> int:
         return self._tracked("inbox", self._sweep_inbox)
@@ -240,14 +242,16 @@ class Server:
             self.counters.sweeps[sweep] += 1
             self.counters.failing_runs.pop(sweep, None)
             self.counters.failing.pop(sweep, None)
+        self.counted()
         log_sweep(sweep, done, time.perf_counter() - started)
         return done
 
     def _count_failure(self, sweep: str, exc: Exception) -> None:
         with self._counting:
-                self.counters.sweep_failures[sweep] += 1
-                self.counters.failing_runs[sweep] += 1
-                self.counters.failing[sweep] = f"{type(exc).__name__}: {exc}"
+            self.counters.sweep_failures[sweep] += 1
+            self.counters.failing_runs[sweep] += 1
+            self.counters.failing[sweep] = f"{type(exc).__name__}: {exc}"
+        self.counted()
 
     def _instance_failed(self, failure: Failure) -> None:
         """One instance failed on its own; the rest of its batch went on."""
@@ -301,12 +305,13 @@ class Server:
 
     def _sweep_timers(self) -> int:
         with self.lock:
+            now = self.clock.now()  # one instant: a timer due while the events are processed waits its turn
             # processing them may cancel timers and bring others into the batch: look again until none wait
-            while self._waiting(list(self.engine.due_timer_users(self.batch))):
+            while self._waiting(list(self.engine.due_timer_users(self.batch, now))):
                 if not self._process_queued():
                     break
             started = time.perf_counter()  # the sweep's own work: not the wait for its turn, not the events
-            fired = self.engine.fire_due(self.batch)
+            fired = self.engine.fire_due(self.batch, now)
             if fired:
                 self.counters.timer_seconds += time.perf_counter() - started
         self.counters.timers_fired += fired
