@@ -3,13 +3,27 @@ behind one port answers /metrics with the same totals whichever worker takes the
 
 from __future__ import annotations
 
+import subprocess
 from pathlib import Path
 from typing import Any
 
 import httpx
 from prometheus_client.parser import text_string_to_metric_families
+from sqlalchemy import create_engine, text
+from sqlalchemy.engine import Engine
+from sqlmodel import SQLModel
 
-from tests.server.conftest import API_KEYS, ServerProcess, StartServer, wait_until
+import engine.stores.sql  # noqa: F401 - its tables, in SQLModel's metadata
+from tests.server.conftest import (
+    API_KEYS,
+    JOURNEY,
+    ServerProcess,
+    StartServer,
+    free_port,
+    server_env,
+    tail,
+    wait_until,
+)
 from tests.server.test_serve_process import RACE
 
 
@@ -44,3 +58,62 @@ def test_every_worker_answers_metrics_with_the_same_totals_and_they_never_go_bac
     seen += [accepted(server) for _ in range(12)]
     assert seen == sorted(seen), seen
     assert seen[-12:] == [150.0] * 12, seen
+
+
+def test_four_servers_started_at_once_on_a_fresh_database_all_come_up_and_serve(
+        postgres_fresh_db_url: str, tmp_path: Path, journeys_dir: Path) -> None:
+    """Four `journey serve` processes started together on an empty PostgreSQL database: the schema
+    is created once, and every one of them comes up and serves. To start them at the very same
+    moment, the test holds the tables' creation open (created, uncommitted, in a transaction of
+    its own) until all four wait on it, then rolls it back: they all go for the schema at once."""
+    ports = [free_port() for _ in range(4)]
+    logs = [tmp_path / f"serve-{n}.log" for n in range(4)]
+    database = create_engine(postgres_fresh_db_url)
+    processes: list[subprocess.Popen[bytes]] = []
+    try:
+        with database.connect() as holder:
+            held = holder.begin()
+            SQLModel.metadata.create_all(holder)
+            for port, log in zip(ports, logs, strict=True):
+                argv = [str(JOURNEY), "serve", "--db", postgres_fresh_db_url, "--journeys", str(journeys_dir),
+                        "--port", str(port), "--outbox", str(tmp_path / "outbox.jsonl")]
+                with log.open("wb") as out:
+                    processes.append(subprocess.Popen(argv, cwd=tmp_path, env=server_env(), stdout=out,
+                                                      stderr=subprocess.STDOUT))
+            wait_until(lambda: waiting_on_locks(database) >= 4, timeout=60, interval=0.1,
+                       what="all four servers waiting for the schema")
+            held.rollback()
+
+        def serving() -> bool:
+            for process, log in zip(processes, logs, strict=True):
+                assert process.poll() is None, f"a server died at start:\n{tail(log)}"
+            return all(_ready(port) for port in ports)
+
+        wait_until(serving, timeout=60, interval=0.2, what="all four servers answering /readyz")
+        clients = [httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=30,
+                                headers={"Authorization": f"Bearer {API_KEYS[0]}"}) for port in ports]
+        for n, client in enumerate(clients):  # each serves: what one writes, every other reads
+            assert client.put(f"/v1/profiles/p{n}", json={"timezone": "UTC"}).status_code == 200
+        for client in clients:
+            assert [client.get(f"/v1/profiles/p{n}").status_code for n in range(4)] == [200] * 4
+            client.close()
+    finally:
+        for process in processes:
+            process.terminate()
+        for process in processes:
+            process.wait(timeout=30)
+        database.dispose()
+
+
+def waiting_on_locks(database: Engine) -> int:
+    """Sessions on the database waiting for a lock (a table being created, or the schema's lock)."""
+    with database.connect() as conn:
+        return int(conn.execute(text("SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() "
+                                     "AND wait_event_type = 'Lock'")).scalar_one())
+
+
+def _ready(port: int) -> bool:
+    try:
+        return httpx.get(f"http://127.0.0.1:{port}/readyz", timeout=2).status_code == 200
+    except httpx.TransportError:
+        return False
