@@ -125,7 +125,7 @@ class Engine:
         self.on_commit: Callable[[Committed], None] | None = None
         self._pending = Committed()
         self.catalog = Catalog(journeys, versions)
-        self.on_failure: Callable[[Failure], None] | None = None
+        self.on_failure: Callable[[Failure], None] | None = None  # after commit, each instance that failed
         self.keep_outcomes = False  # the host's decision log: each transaction's outcomes in its `Committed`
 
     @property
@@ -233,6 +233,8 @@ class Engine:
         carry_out(tx, outcome)
         if self.keep_outcomes:
             self._pending.outcomes.append(outcome)
+        if outcome.instance is not None and outcome.instance.status == "failed":  # raised, or the runtime's
+            self._pending.failures.append(Failure.of(outcome.instance))
         for command in outcome.commands:
             if isinstance(command, Schedule):
                 due = command.timer.due
@@ -247,6 +249,9 @@ class Engine:
         summary, self._pending = self._pending, Committed()
         if self.on_commit is not None and summary:
             self.on_commit(summary)
+        if self.on_failure is not None:
+            for failure in summary.failures:
+                self.on_failure(failure)
 
     def _parse(self, item: Mapping[str, Any] | Event, index: int, count: int, now: datetime) -> Event:
         if isinstance(item, Event):
@@ -278,11 +283,7 @@ class Engine:
         self._apply(tx, outcome)
 
     def _failed(self, instance: Instance, exc: Exception, now: datetime) -> Outcome:
-        reason = f"{type(exc).__name__}: {exc}"
-        if self.on_failure is not None:
-            self.on_failure(Failure(instance.journey_id, instance.version, instance.step, instance.instance_id,
-                                    reason, instance.user_id))
-        return self.runtime.end(instance, "failed", reason, now)
+        return self.runtime.end(instance, "failed", f"{type(exc).__name__}: {exc}", now)
 
     def _process(self, tx: Tx, event: Event, now: datetime) -> None:
         profile = tx.get_profile(event.user_id) or Profile(event.user_id)

@@ -254,8 +254,9 @@ class Server:
         self.counted()
 
     def _instance_failed(self, failure: Failure) -> None:
-        """One instance failed on its own; the rest of its batch went on."""
-        self.counters.instance_failures[failure.journey_id] += 1
+        """One instance failed on its own (an error raised, or the runtime's verdict: a `wait until`
+        that cannot be read); the rest of its batch went on. Told once its transaction committed."""
+        self.counters.instance_failures[(failure.journey_id, failure.step or "")] += 1
         log.warning("instance failed", extra=fields(user=failure.user_id, journey=failure.journey_id,
                                                      version=failure.version, step=failure.step,
                                                      instance=failure.instance_id, reason=failure.reason))

@@ -82,8 +82,11 @@ class Metrics:
         yield from self._messages()
         yield from self._sweeps()
         c = self.server.counters
-        yield _labelled(CounterMetricFamily, "journey_instance_failures", "Instances that failed on their own, "
-                        "by journey", "journey", dict(c.instance_failures))
+        failures = CounterMetricFamily("journey_instance_failures", "Instances that ended failed, by journey and the "
+                                       "step they failed at", labels=["journey", "step"])
+        for (journey, step), total in sorted(dict(c.instance_failures).items()):
+            failures.add_metric([journey, step], total)
+        yield failures
         yield GaugeMetricFamily("journey_journeys_loaded", "Journeys loaded", value=len(self.server.engine.journeys))
 
     def _events(self) -> Iterator[Family]:

@@ -163,14 +163,14 @@ class MemoryStore(MemoryRuns, MemoryPrivacy, MemoryBase):
 
 
 def _message_view(delivery: Mapping[str, Any]) -> dict[str, Any]:
-    """The columns the SQL store's messages table has, but for the outbox's own next attempt."""
+    """The columns the SQL store's messages table has."""
     send: Send = delivery["send"]
     return {"message_id": send.message_id, "instance_id": send.instance_id, "journey_id": send.journey_id,
             "user_id": send.user_id, "step": send.step, "message": send.message, "channel": send.channel,
             "category": send.category, "content": dict(send.content), "cost": send.cost, "encoding": send.encoding,
             "segments": send.segments, "decisions": [d.to_dict() for d in send.decisions], "at": send.at,
-            **{k: delivery[k] for k in ("status", "status_at", "dispatch", "attempts", "provider", "provider_id",
-                                        "error")}}
+            **{k: delivery[k] for k in ("status", "status_at", "dispatch", "next_attempt_at", "attempts", "provider",
+                                        "provider_id", "error")}}
 
 
 def _skip_view(skip: Skip) -> dict[str, Any]:

@@ -193,9 +193,8 @@ class SqlStore(SqlRuns, SqlPrivacy):
 
     @translating
     def messages_for_user(self, user_id: str, limit: int = 200) -> list[dict[str, Any]]:
-        columns = [c for c in MESSAGES.c if c.name not in ("next_attempt_at",)]
         with self.engine.connect() as conn:
-            rows = conn.execute(select(*columns).where(MESSAGES.c.user_id == user_id)
+            rows = conn.execute(select(MESSAGES).where(MESSAGES.c.user_id == user_id)
                                 .order_by(MESSAGES.c.at.desc()).limit(limit)).mappings()
             return [dict(r) for r in rows]
 
