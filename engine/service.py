@@ -18,7 +18,7 @@ from channels.recheck import with_suppression
 from engine.clock import Clock, counter_ids
 from engine.compiler import CompiledJourney
 from engine.errors import EvaluationError, EventError, JourneyNotFoundError, StoreError
-from engine.events import Event, parse_event
+from engine.events import FEEDBACK_STATUSES, Event, parse_event
 from engine.ports import IdSource, Store, Tx, carry_out
 from engine.runtime import Runtime
 from engine.state import (
@@ -125,7 +125,7 @@ class Engine:
         self.on_commit: Callable[[Committed], None] | None = None
         self._pending = Committed()
         self.catalog = Catalog(journeys, versions)
-        self.on_failure: Callable[[Failure], None] | None = None  # after commit, each instance that failed
+        self.on_failure: Callable[[Failure], None] = lambda failure: None  # after commit, each instance that failed
         self.keep_outcomes = False  # the host's decision log: each transaction's outcomes in its `Committed`
 
     @property
@@ -249,9 +249,8 @@ class Engine:
         summary, self._pending = self._pending, Committed()
         if self.on_commit is not None and summary:
             self.on_commit(summary)
-        if self.on_failure is not None:
-            for failure in summary.failures:
-                self.on_failure(failure)
+        for failure in summary.failures:
+            self.on_failure(failure)
 
     def _parse(self, item: Mapping[str, Any] | Event, index: int, count: int, now: datetime) -> Event:
         if isinstance(item, Event):
@@ -349,9 +348,10 @@ class Engine:
             return None
 
     def _feedback(self, tx: Tx, event: Event, now: datetime) -> Event:
-        """`<channel>.<status>` pinned to a message: by message_id, else the user's latest on that channel."""
+        """Feedback (a known status or engagement; `sms.go` is none) pinned to a message, by id or latest."""
         channel, _, status = event.type.partition(".")
-        if channel not in CHANNELS or not status or status == "inbound":
+        if channel not in CHANNELS or (status not in FEEDBACK_STATUSES and event.type not in
+                                       self.policy.engagement_events(channel)):
             return event
         message_id = event.properties.get("message_id")
         if message_id is None:
