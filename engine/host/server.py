@@ -30,7 +30,7 @@ from engine.errors import EventError, StoreError
 from engine.events import Event, parse_event
 from engine.host.backlog import Backlog
 from engine.host.counters import Counters
-from engine.host.dispatcher import Dispatcher
+from engine.host.dispatcher import RATE_LIMITED, Dispatcher
 from engine.host.journeys import Deploys, ReloadReport
 from engine.host.logs import decisions_log, fields, log_batch, log_decisions, log_sweep
 from engine.host.outage import Outage
@@ -111,6 +111,7 @@ class Server:
         that drives its own clock with `run_due` instead calls it once before the first."""
         self.dispatcher.in_doubt += self.store.expire_interrupted(self.clock.now(),
                                                                   self.dispatcher.idempotent_channels)
+        self._repace()  # the rates may have changed since the messages held back were booked
         if self.ownership is not None:
             self.heartbeat()  # its partitions first: it counts their queued events in
         else:
@@ -135,7 +136,8 @@ class Server:
         if ownership is None:
             return 0
         lease = ownership.beat(self.worker_stats())  # not in turn: a long batch must not cost the leases
-        self.dispatcher.rates.share(lease.workers, self.clock.now())  # the send rates are the cluster's
+        if self.dispatcher.rates.share(lease.workers, self.clock.now()):  # the send rates are the cluster's
+            self._repace()
         if lease.gained:
             self.backlog.admit(ownership.leases.queued_users(lease.gained), wait=False)
             if self.started:
@@ -146,6 +148,11 @@ class Server:
                 ownership.give_up(lease.surplus)
                 self.backlog.hand_over(lambda user_id: not ownership.owns(user_id))
         return 0
+
+    def _repace(self) -> None:
+        """Messages held back for a send rate, due now in their order, are booked again at the rates in force."""
+        if held := self.store.release_held(RATE_LIMITED, self.clock.now()):
+            log.info("%d messages waiting for a send rate's turn are paced again at the rates in force", held)
 
     def worker_stats(self) -> dict[str, Any]:
         """What this worker reports with its heartbeat, for every worker's /metrics."""

@@ -50,6 +50,14 @@ class MemoryStore(MemoryRuns, MemoryPrivacy, MemoryBase):
             for message_id in sending:
                 self.deliveries[message_id]["dispatch"] = "sending"
 
+    def release_held(self, error: str, now: datetime) -> int:
+        with self._lock:
+            held = sorted((d for d in self.deliveries.values() if d["dispatch"] == "pending" and d["error"] == error
+                           and d["next_attempt_at"] > now), key=lambda d: d["next_attempt_at"])
+            for n, delivery in enumerate(held):
+                delivery["next_attempt_at"] = now - timedelta(microseconds=len(held) - n)
+        return len(held)
+
     def expire_interrupted(self, now: datetime, retry_channels: Collection[str] = ()) -> int:
         with self._lock:
             expired = [d for d in self.deliveries.values()

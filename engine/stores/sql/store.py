@@ -28,7 +28,7 @@ from engine.state import Instance
 from engine.stores.sql.claims import Owner
 from engine.stores.sql.driver import Driver
 from engine.stores.sql.migrate import create_schema
-from engine.stores.sql.outbox import claim_sql, expire, record_attempts
+from engine.stores.sql.outbox import claim_sql, expire, record_attempts, release_held
 from engine.stores.sql.partitions import SqlPartitions
 from engine.stores.sql.privacy import SqlPrivacy
 from engine.stores.sql.runs import RunTx, SqlRuns
@@ -168,6 +168,11 @@ class SqlStore(SqlRuns, SqlPrivacy):
         are retried (idempotent channels) or `unknown`; returns how many are now `unknown`."""
         with self._writing(urgent=False), self.engine.begin() as conn:
             return expire(Driver(conn, self.dialect), now, retry_channels)
+
+    @translating
+    def release_held(self, error: str, now: datetime) -> int:
+        with self._writing(urgent=False), self.engine.begin() as conn:
+            return release_held(Driver(conn, self.dialect), error, now)
 
     @translating
     def outbox_next_due(self) -> datetime | None:
