@@ -155,19 +155,37 @@ def _run_workers(url: str, tmp: Path, users: int, timeout: timedelta, prefix: st
     """Runs W1 through `journey serve --workers K` on PostgreSQL. The workers split the users by
     partition, whichever of them a batch reaches. Any worker's /metrics sums every worker's totals
     as they are now, so the opens follow the pushes as on one worker; it also reports each worker
-    as of its last heartbeat (here every 0.5 s), whence the rates, which add up: the workers run
-    at once."""
+    as of its last heartbeat (here every 0.5 s), whence the rates, read once the heartbeats have
+    caught up with the totals; they add up: the workers run at once."""
     env = {"JOURNEY_PARTITION_LEASE_SECONDS": "2.5"}  # heartbeats every 0.5 s
     with serve(url, _files(tmp, timeout), tmp, workers=result.workers, env=env) as (base, pids):
         feed = _post_burst(base, url, users, timeout, prefix, result, progress,
                            processed=lambda scraped: int(scraped.get("journey_inbox_processed_total", 0)),
                            spread=True)
-        final = metrics(base)
+        final = _reported(base)
         result.processed_per_s = sum(_per_worker(final, "journey_worker_events_processed",
                                                  "journey_worker_events_seconds"))
         result.timers_per_s = sum(_per_worker(final, "journey_worker_timers_fired", "journey_worker_timer_seconds"))
         result.peak_rss_mb = sum(peak_rss_of(pid) for pid in pids)
     return feed
+
+
+def _reported(base: str, deadline: float = 10.0) -> dict[str, float]:
+    """A scrape once every worker's heartbeat has reported all it did (the totals of the scrape,
+    live, are the measure), or the last one after `deadline` seconds."""
+    until = time.perf_counter() + deadline
+    while True:
+        scraped = metrics(base)
+        caught_up = all(_total(scraped, reported) >= scraped.get(live, 0) for reported, live in (
+            ("journey_worker_timers_fired", "journey_timers_fired_total"),
+            ("journey_worker_events_processed", "journey_inbox_processed_total")))
+        if caught_up or time.perf_counter() >= until:
+            return scraped
+        time.sleep(0.1)
+
+
+def _total(scraped: dict[str, float], family: str) -> float:
+    return sum(v for k, v in scraped.items() if k.startswith(family + "_total{"))
 
 
 def _files(tmp: Path, timeout: timedelta) -> Path:
