@@ -16,6 +16,7 @@ from jinja2 import TemplateSyntaxError
 
 from channels.yaml_lines import Located, did_you_mean
 from engine.errors import EvaluationError, JourneyDefinitionError, Problem
+from engine.events import FEEDBACK_STATUSES, looks_like_feedback
 from engine.expressions import (
     Expression,
     compile_tree,
@@ -27,6 +28,7 @@ from engine.expressions import (
 )
 from engine.loader import Unchecked, UncheckedMessage, compose, draft_journey, validate_journey
 from engine.model import (
+    CHANNELS,
     HHMM,
     BranchStep,
     ExitStep,
@@ -183,6 +185,7 @@ class _Checker:
         self._compile_journey_expressions()
         templates = self._compile_messages()
         self._check_sends()
+        self._check_feedback_names()
         return CompiledJourney(
             self.journey, self.graph, self.located.file, "", {s.id: s for s in self.journey.steps},
             self.expressions, templates, warnings=tuple(self.warnings),
@@ -294,6 +297,25 @@ class _Checker:
                 field = "".join(f"[{p}]" if isinstance(p, int) else f".{p}" for p in leaf).lstrip(".")
                 self._report(("messages", name, *leaf), f"message '{name}': {field}: {_unknown(unknown, read)}")
         return compiled
+
+    def _check_feedback_names(self) -> None:
+        """`<channel>.<word>` with no status feedback carries in `word` is an ordinary event that never
+        changes a message (and a mistyped `push.opend` would never come): a warning, naming the statuses."""
+        j = self.journey
+        named: list[tuple[tuple[str | int, ...], str, str | None]] = [(("trigger", "event"), "trigger event",
+                                                                       j.trigger.event)]
+        named += [(("steps", i, "event"), f"step '{s.id}': event", s.event) for i, s in enumerate(j.steps)
+                  if isinstance(s, WaitForStep)]
+        named += [(("exit_on", i), "exit_on event", e) for i, e in enumerate(j.exit_on)]
+        named += [(("goal", "event"), "goal event", j.goal.event)] if j.goal is not None else []
+        for path, what, name in named:
+            word = looks_like_feedback(name or "", CHANNELS)
+            if word is None or word in FEEDBACK_STATUSES or word == "inbound":
+                continue
+            statuses, hint = ", ".join(sorted(FEEDBACK_STATUSES)), did_you_mean(word, FEEDBACK_STATUSES)
+            self.warnings.append(self.located.problem(path, f"{what} '{name}' looks like provider feedback "
+                                                            f"(<channel>.<status>) but '{word}' is not a status "
+                                                            f"({statuses}): it never changes a message{hint}"))
 
     def _check_sends(self) -> None:
         messages = self.journey.messages

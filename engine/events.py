@@ -7,7 +7,7 @@ every error still names the field, as `EventError`.
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -16,9 +16,20 @@ from channels.profile import format_timestamp as format_time
 from engine.errors import EventError
 
 _FIELDS = frozenset({"id", "type", "user_id", "timestamp", "properties"})
+# The statuses provider feedback (`<channel>.<status>`) carries: what a message goes through
+# (Twilio's and the other providers' callbacks) and what counts as engagement with it.
+FEEDBACK_STATUSES = frozenset({"queued", "sending", "sent", "delivered", "read", "opened", "clicked", "failed",
+                               "bounced"})
 EARLIEST = datetime(1970, 1, 1, tzinfo=UTC)
 LATEST = datetime(2100, 1, 1, tzinfo=UTC)  # exclusive: far enough for any schedule, short of overflows
 _EMPTY: Mapping[str, Any] = {}
+
+
+def looks_like_feedback(event_type: str, channels: Collection[str]) -> str | None:
+    """The status of `<channel>.<word>` named after one of `channels`, feedback or not (None
+    for any other name): the caller decides whether the word is a status it knows."""
+    channel, dot, word = event_type.partition(".")
+    return word if dot and word and channel in channels else None
 
 
 @dataclass(frozen=True, slots=True)

@@ -216,6 +216,10 @@ class Outbox(Protocol):
 
     def outbox_next_due(self) -> datetime | None: ...
 
+    def release_held(self, error: str, now: datetime) -> int:
+        """Pending messages held back with `error` (a send rate's turn) due by `now`, in their order."""
+        ...
+
     def outbox_queued(self) -> dict[str, int]:
         """Messages waiting in the outbox, by channel: `pending` ones, due or not (a retry, quiet
         hours, a send rate's turn). One grouped count, for `/metrics` at scrape time."""
@@ -237,8 +241,8 @@ class ReadViews(Protocol):
 
     def messages_for_user(self, user_id: str, limit: int = 200) -> list[dict[str, Any]]:
         """Newest first: message_id, instance_id, journey_id, user_id, step, message, channel, category,
-        content, cost, encoding, segments, decisions, at, status, status_at, dispatch, attempts, provider,
-        provider_id, error."""
+        content, cost, encoding, segments, decisions, at, status, status_at, dispatch, next_attempt_at,
+        attempts, provider, provider_id, error."""
         ...
 
     def skips_for_user(self, user_id: str, limit: int = 200) -> list[dict[str, Any]]:

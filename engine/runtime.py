@@ -227,7 +227,7 @@ def _attempt_send(run: Run, step: SendStep) -> object:
     )
     selection = select(request, run.policy)
     if selection.deliveries and selection.defer_until is not None:
-        run.schedule("defer", selection.defer_until)
+        run.schedule("defer", selection.defer_until, step.message)
         run.trace(step.id, "deferred", f"quiet hours until {selection.defer_until.isoformat()}")
         return STAY
     if not selection.deliveries:

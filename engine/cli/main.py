@@ -209,6 +209,7 @@ def serve(
     from engine.errors import StoreError
     from engine.host.partitions import default_worker_id
     from engine.host.workers import Workers, listening_socket
+    from engine.http.multiprocess import mark_dead, metrics_folder
 
     keys = frozenset(k.strip() for k in os.environ.get("JOURNEY_API_KEYS", "").split(",") if k.strip())
     if host not in LOOPBACK and not keys:
@@ -231,7 +232,9 @@ def serve(
         sock = listening_socket(host, port)
     except OSError as exc:
         raise _fail(OSError(f"{host}:{port}: {exc.strerror}")) from None
-    raise typer.Exit(Workers(workers, worker_process, sock, (options,)).run())
+    with metrics_folder():  # the workers' /metrics add up every worker's totals
+        code = Workers(workers, worker_process, sock, (options,), died=mark_dead).run()
+    raise typer.Exit(code)
 
 
 def _seconds(name: str, default: str, low: float, high: float) -> timedelta:

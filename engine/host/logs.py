@@ -23,7 +23,8 @@ from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any, TextIO
 
-from engine.state import Outcome, Send, Skip
+from engine.events import format_time
+from engine.state import DEFER_REASON, Outcome, Schedule, Send, Skip
 
 LEVELS = ("debug", "info", "warning", "error")
 FORMATS = ("text", "json")
@@ -184,6 +185,10 @@ def log_decisions(outcomes: Sequence[Outcome]) -> None:
                 decisions_log.info("skip", extra=fields(user=command.user_id, **ids, step=command.step,
                                                         message=command.message, reason=command.reason,
                                                         channels=_refused(command), detail=command.detail))
+            elif isinstance(command, Schedule) and command.timer.kind == "defer":
+                decisions_log.info("defer", extra=fields(user=command.user_id, **ids, step=instance and instance.step,
+                                                         message=command.message, reason=DEFER_REASON,
+                                                         until=format_time(command.timer.due)))
 
 
 def _refused(skip: Skip) -> str | None:

@@ -15,7 +15,6 @@ import hmac
 import json
 import os
 from collections.abc import Awaitable, Callable
-from datetime import datetime
 from typing import Any
 
 from fastapi import FastAPI, Header, Path, Query, Request
@@ -37,6 +36,7 @@ from engine.http.privacy import add_privacy_routes
 from engine.http.problems import install_problem_handlers, problem, unavailable
 from engine.http.profiles import add_profile_routes
 from engine.http.runs import add_run_routes
+from engine.http.views import deferred_sends, instance_view, message_view, skip_view
 from engine.http.webhooks import FORM, handle_webhook
 from engine.simulator import parse_events, parse_profiles
 from engine.simulator import simulate as run_simulation
@@ -150,13 +150,17 @@ def create_app(server: Server, api_keys: frozenset[str] = frozenset(), max_body:
 
     @app.get("/v1/users/{user_id}/instances", **documented(doc.InstanceList))
     def user_instances(user_id: str = USER_ID) -> dict[str, Any]:
-        return {"instances": [_instance_view(i.to_dict()) for i in server.store.instances_for_user(user_id)]}
+        """Each instance with where it is and, while it waits on a timer, for what and until when."""
+        return {"instances": [instance_view(i) for i in server.store.instances_for_user(user_id)]}
 
     @app.get("/v1/messages", **documented(doc.MessageList))
     def messages(user_id: str = Query(description="whose messages", examples=["u1"])) -> dict[str, Any]:
-        """The user's latest messages with their decisions and delivery status, and their skipped sends."""
-        return {"messages": [_message_view(m) for m in server.store.messages_for_user(user_id)],
-                "skipped": [_skip_view(s) for s in server.store.skips_for_user(user_id)]}
+        """The user's latest messages with their decisions and delivery status (a pending one with
+        its next attempt), the sends quiet hours put off (`deferred`, with when they are decided
+        again), and the skipped sends."""
+        return {"messages": [message_view(m) for m in server.store.messages_for_user(user_id)],
+                "deferred": deferred_sends(server, user_id),
+                "skipped": [skip_view(s) for s in server.store.skips_for_user(user_id)]}
 
     # Provider webhooks (delivery receipts, inbound replies): signature-checked in engine.http.webhooks,
     # so they take no bearer key.
@@ -359,21 +363,3 @@ def _simulate(server: Server, journey_id: str, body: Any) -> dict[str, Any]:
         raise HttpError(422, str(exc)) from None
 
 
-def _instance_view(data: dict[str, Any]) -> dict[str, Any]:
-    keys = ("instance_id", "journey_id", "version", "key", "status", "step", "path", "entered_at", "ended_at",
-            "reason")
-    return {k: data.get(k) for k in keys}
-
-
-def _iso(value: Any) -> Any:
-    return format_time(value) if isinstance(value, datetime) else value
-
-
-def _message_view(row: dict[str, Any]) -> dict[str, Any]:
-    view = {k: _iso(v) for k, v in row.items() if k not in ("dispatch",)}
-    view["delivery"] = row["dispatch"]
-    return view
-
-
-def _skip_view(row: dict[str, Any]) -> dict[str, Any]:
-    return {k: _iso(v) for k, v in row.items() if k != "id"}

@@ -23,6 +23,7 @@ from engine.host.privacy import erase_user
 from engine.host.server import Server
 from engine.http import schemas as doc
 from engine.http.openapi import documented
+from engine.http.views import message_view, skip_view
 
 EVERYTHING = 2**31 - 1  # an export lists every message and skip, not the API's latest 200
 DEFAULT_LIMIT = 100
@@ -31,8 +32,7 @@ _CURSOR_PREFIX = "consents:"
 
 
 def add_privacy_routes(app: FastAPI, server: Server) -> None:
-    """Called by `create_app` once the app exists (the message views live in `engine.http.app`)."""
-    from engine.http.app import _message_view, _skip_view
+    """Called by `create_app` once the app exists."""
 
     user = Path(description="the user's id, as in their events", examples=["u1"])
 
@@ -52,8 +52,8 @@ def add_privacy_routes(app: FastAPI, server: Server) -> None:
         with server.lock, store.transaction() as tx:
             profile = tx.get_profile(user_id)
         consents = [c.to_dict() for c in store.consent_ledger(user_id)]
-        messages = [_message_view(m) for m in store.messages_for_user(user_id, EVERYTHING)]
-        skipped = [_skip_view(s) for s in store.skips_for_user(user_id, EVERYTHING)]
+        messages = [message_view(m) for m in store.messages_for_user(user_id, EVERYTHING)]
+        skipped = [skip_view(s) for s in store.skips_for_user(user_id, EVERYTHING)]
         instances = [i.to_dict() for i in store.instances_for_user(user_id)]
         if profile is None and not (consents or messages or skipped or instances):
             raise HttpError(404, f"nothing is held about user '{user_id}'")

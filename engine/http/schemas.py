@@ -4,7 +4,7 @@ Handlers never validate with these: they read bodies with the engine's own parse
 (`parse_event`, `Profile.from_dict`), so that a batch rejects its bad items one by one and every
 error names its field exactly as the Python API does. These models describe the same shapes for
 `/docs`, generated clients and the schemathesis run, which checks every answer against them;
-keep them in step with the parsers and with the views in `engine.http.app`. Responses allow
+keep them in step with the parsers and with the views (`engine.http.views`). Responses allow
 members not listed (`extra="allow"`): clients should ignore what they do not know.
 """
 
@@ -15,6 +15,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from engine.http.message_schemas import InstanceList, Message, MessageList, SkippedSend
 from engine.http.run_schemas import Run, RunList
 
 Channel = Literal["push", "in_app", "email", "sms", "mms", "rcs", "webhook"]
@@ -197,72 +198,6 @@ class LedgerRow(Consent):
 class ConsentFeed(_Out):
     consents: list[LedgerRow]
     next_cursor: str | None = Field(description="pass back as `cursor`; null once there are no more")
-
-
-class Decision(_Out):
-    channel: str
-    eligible: bool
-    reason: str | None = None
-
-
-class _Send(_Out):
-    """What a message and a skipped send both record: whose, which step and message, when, and why."""
-
-    user_id: str
-    instance_id: str | None = None
-    step: str | None = None
-    message: str | None = None
-    decisions: list[Decision] | None = None
-    at: str | None = None
-
-
-class Message(_Send):
-    """A message with its decisions and delivery status; `content` is null once its person is erased."""
-
-    message_id: str
-    journey_id: str | None = None
-    channel: str
-    category: str | None = None
-    content: dict[str, Any] | None = None
-    cost: float | None = None
-    encoding: str | None = None
-    segments: int | None = None
-    status: str | None = None
-    status_at: str | None = None
-    delivery: str | None = Field(None, description="the outbox's state: pending, sending, sent, failed, cancelled")
-    attempts: int | None = None
-    provider: str | None = None
-    provider_id: str | None = None
-    error: str | None = None
-
-
-class SkippedSend(_Send):
-    """A send step that sent nothing (`no_eligible_channel`, `template_error`), with its decisions."""
-
-    reason: str
-    detail: str | None = None
-
-
-class MessageList(_Out):
-    messages: list[Message] = Field(description="newest first, at most 200")
-    skipped: list[SkippedSend]
-
-
-class InstanceView(_Out):
-    instance_id: str
-    journey_id: str
-    version: str
-    key: str | None = None
-    status: str = Field(description="active, completed, exited, converted or failed")
-    step: str | None = None
-    path: list[str]
-    entered_at: str
-    ended_at: str | None = None
-    reason: str | None = None
-
-
-class InstanceList(_Out):
-    instances: list[InstanceView]
 
 
 class Suppression(_Out):

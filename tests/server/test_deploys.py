@@ -216,7 +216,7 @@ def test_instance_failures_are_counted_per_journey(local: LocalServer) -> None:
     [failed] = local.client.get("/v1/users/A/instances").json()["instances"]
     assert failed["status"] == "failed" and "version gone is not loaded" in failed["reason"]
     metrics = local.client.get("/metrics").text
-    assert 'journey_instance_failures_total{journey="welcome"} 1.0' in metrics
+    assert 'journey_instance_failures_total{journey="welcome",step="pause"} 1.0' in metrics
 
 
 @pytest.mark.parametrize("prefer", [None, "respond-async"])

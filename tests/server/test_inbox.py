@@ -221,3 +221,34 @@ def test_a_timer_sweep_first_processes_queued_events_of_the_users_it_would_fire_
     assert channels(server, "u0") == ["push"] and status(server, "u0") == ["completed"]
     assert sorted(channels(server, "u1")) == ["push", "sms"]
     assert queued(server) == 0
+
+
+class _Ticking(VirtualClock):
+    """A virtual clock on which every read takes `step`: time passes while the host works."""
+
+    def __init__(self, start: datetime, step: timedelta) -> None:
+        super().__init__(start)
+        self.step = step
+
+    def now(self) -> datetime:
+        read = super().now()
+        self.advance_to(read + self.step)
+        return read
+
+
+def test_a_timer_that_comes_due_while_the_sweep_looks_ahead_waits_for_its_users_queued_events(
+        make_server: Any) -> None:
+    """u0's timer is due; u1's comes due a second later, while the sweep is at work, and u1's
+    open waits in the inbox. The sweep fires the timers due when it looked for queued events,
+    never one that came due after: u1's open is processed before u1's timer, so no SMS."""
+    clock = VirtualClock(T0)
+    server = make_server(clock=clock)
+    server.ingest([now_event(server, cart_event, 0)])
+    clock.advance_to(T0 + timedelta(seconds=1))
+    server.ingest([now_event(server, cart_event, 1)])
+    server.accept([now_event(server, open_event, 1)])
+    server.clock = server.engine.clock = _Ticking(T0 + WAIT, timedelta(seconds=2))
+    while server.sweep_timers():
+        pass
+    assert sorted(channels(server, "u0")) == ["push", "sms"]
+    assert channels(server, "u1") == ["push"] and status(server, "u1") == ["completed"]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sqlite3
+import threading
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -135,3 +136,28 @@ def test_a_newer_database_is_refused_with_both_versions_named(tmp_path: Path) ->
     _set_version(url, SCHEMA_VERSION + 1)
     with pytest.raises(StoreError, match=f"schema version {SCHEMA_VERSION + 1} is newer .*\\({SCHEMA_VERSION}\\)"):
         SqlStore(url)
+
+
+def test_stores_opened_at_the_same_moment_on_an_empty_postgresql_database_all_open(
+        postgres_fresh_db_url: str) -> None:
+    """Four processes' first open of a new database, at once (threads past one barrier): the
+    schema is created once, one after the other, and every open succeeds."""
+    barrier = threading.Barrier(4)
+    errors: list[BaseException] = []
+
+    def open_store() -> None:
+        barrier.wait()
+        try:
+            SqlStore(postgres_fresh_db_url).close()
+        except BaseException as exc:  # reported below, in the test's thread
+            errors.append(exc)
+
+    threads = [threading.Thread(target=open_store) for _ in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(60)
+    assert errors == []
+    store = SqlStore(postgres_fresh_db_url)
+    assert _version(store) == SCHEMA_VERSION
+    store.close()
