@@ -209,6 +209,7 @@ def serve(
     from engine.errors import StoreError
     from engine.host.partitions import default_worker_id
     from engine.host.workers import Workers, listening_socket
+    from engine.http.app import MAX_BODY, MAX_BULK_BODY
 
     keys = frozenset(k.strip() for k in os.environ.get("JOURNEY_API_KEYS", "").split(",") if k.strip())
     if host not in LOOPBACK and not keys:
@@ -218,7 +219,9 @@ def serve(
                                "(--db postgresql+psycopg://...); SQLite has one writer: run one worker"))
     options = ServeOptions(db, journeys, host, port, policy, outbox, providers, log_format.value, log_level.value,
                            keys, _seconds("JOURNEY_OUTBOX_LEASE_SECONDS", "60", 1, 3600),
-                           _seconds("JOURNEY_PARTITION_LEASE_SECONDS", "10", 2, 300))
+                           _seconds("JOURNEY_PARTITION_LEASE_SECONDS", "10", 2, 300),
+                           _bytes("JOURNEY_MAX_BODY_BYTES", MAX_BODY),
+                           _bytes("JOURNEY_MAX_BULK_BODY_BYTES", MAX_BULK_BODY))
     try:
         server = build(options, default_worker_id(port))  # a worker of several checks the same first
     except (JourneyDefinitionError, PolicyError, ProvidersError, StoreError) as exc:
@@ -246,6 +249,15 @@ def _seconds(name: str, default: str, low: float, high: float) -> timedelta:
     if not low <= seconds <= high:
         raise _fail(ValueError(f"{name}={value!r}: a number of seconds from {low:g} to {high:g}"))
     return timedelta(seconds=seconds)
+
+
+def _bytes(name: str, default: int) -> int:
+    """A request body limit from the environment: JOURNEY_MAX_BODY_BYTES for every route but
+    `POST /v1/profiles` (1 MiB), JOURNEY_MAX_BULK_BODY_BYTES for that one (32 MiB)."""
+    value = os.environ.get(name, str(default)).strip()
+    if not value.isdecimal() or not 1024 <= int(value) <= 2**31:
+        raise _fail(ValueError(f"{name}={value!r}: a whole number of bytes from 1024 to {2**31}"))
+    return int(value)
 
 
 class Via(StrEnum):

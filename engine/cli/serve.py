@@ -43,6 +43,8 @@ class ServeOptions:
     keys: frozenset[str]
     outbox_lease: timedelta
     partition_ttl: timedelta
+    max_body: int
+    bulk_max_body: int
 
 
 def build(options: ServeOptions, worker_id: str) -> Server:
@@ -73,7 +75,7 @@ def run(server: Server, options: ServeOptions, sock: socket.socket | None = None
 
     tune_runtime()
     logging.getLogger("uvicorn.access").addFilter(server.outage)  # 503s of an outage: counted, not a line each
-    api = create_app(server, options.keys)
+    api = create_app(server, options.keys, max_body=options.max_body, bulk_max_body=options.bulk_max_body)
     server.start()
     _reload_on_sighup(server)
     log.info("serving", extra=fields(journeys=len(server.engine.journeys), folder=str(options.journeys),

@@ -28,7 +28,7 @@ from channels import Profile, ProfileError
 from engine.compiler import END
 from engine.errors import EventError, HttpError, InputError, JourneyDefinitionError, StoreError
 from engine.events import Event, check_values, format_time, parse_event, parse_time
-from engine.host.profiles import merged, parse_profile
+from engine.host.profiles import changes, merged, parse_profile, patched
 from engine.host.server import Server
 from engine.http import schemas as doc
 from engine.http.metrics import Metrics
@@ -42,6 +42,10 @@ from engine.simulator import parse_events, parse_profiles
 from engine.simulator import simulate as run_simulation
 
 MiB = 1024 * 1024
+MAX_BODY = MiB
+"""A request body's limit (413 over it), `JOURNEY_MAX_BODY_BYTES` for `journey serve`..."""
+MAX_BULK_BODY = 32 * MiB
+"""... but for `POST /v1/profiles`, which takes up to 10,000 profiles: `JOURNEY_MAX_BULK_BODY_BYTES`."""
 OPEN_PATHS = frozenset({"/healthz", "/readyz", "/openapi.json", "/docs", "/docs/oauth2-redirect"})
 WEBHOOKS = "/v1/webhooks/"
 DESCRIPTION = """Ingest events, manage profiles and consent, inspect journeys and messages.
@@ -54,10 +58,11 @@ USER_ID = Path(description="the user's id, as in their events", examples=["u1"])
 JOURNEY_ID = Path(description="a journey's `id`", examples=["order-updates"])
 
 
-def create_app(server: Server, api_keys: frozenset[str] = frozenset(), max_body: int = MiB,
-               metrics_public: bool | None = None) -> FastAPI:
+def create_app(server: Server, api_keys: frozenset[str] = frozenset(), max_body: int = MAX_BODY,
+               metrics_public: bool | None = None, bulk_max_body: int = MAX_BULK_BODY) -> FastAPI:
     """The API over `server`. `metrics_public` (default: `JOURNEY_METRICS_PUBLIC=1` in the
-    environment) serves `/metrics` without a key, since scrapers rarely carry bearer tokens."""
+    environment) serves `/metrics` without a key, since scrapers rarely carry bearer tokens.
+    Bodies over `max_body` bytes get a 413, but the bulk route's limit is `bulk_max_body`."""
     if metrics_public is None:
         metrics_public = os.environ.get("JOURNEY_METRICS_PUBLIC", "").strip().lower() in ("1", "true", "yes")
     open_paths = OPEN_PATHS | ({"/metrics"} if metrics_public else set())
@@ -87,9 +92,18 @@ def create_app(server: Server, api_keys: frozenset[str] = frozenset(), max_body:
 
     @app.put("/v1/profiles/{user_id}", **documented(doc.Profile, body=doc.ProfileIn))
     async def put_profile(request: Request, user_id: str = USER_ID) -> dict[str, Any]:
-        """Upsert: fields are replaced; consents in the body are appended to the ledger."""
+        """Create or replace: a field the body leaves out is cleared (`attributes` included);
+        consents in the body are appended to the ledger, those that change nothing left out."""
         body = await _read_json(request, max_body, check=False)  # `parse_profile` checks every value
         return await run_in_threadpool(_put_profile, server, user_id, body)
+
+    @app.patch("/v1/profiles/{user_id}", **documented(doc.Profile, 404, body=doc.ProfilePatch))
+    async def patch_profile(request: Request, user_id: str = USER_ID) -> dict[str, Any]:
+        """Merge into a stored profile: the fields given replace the stored ones (`null` clears
+        one), `attributes` are merged key by key (a key given `null` is removed), consents are
+        appended as `PUT` appends them. 404 when the user has no profile (`PUT` creates one)."""
+        body = await _read_json(request, max_body, check=False)
+        return await run_in_threadpool(_patch_profile, server, user_id, body)
 
     @app.get("/v1/profiles/{user_id}", **documented(doc.Profile, 404))
     def get_profile(user_id: str = USER_ID) -> dict[str, Any]:
@@ -97,12 +111,13 @@ def create_app(server: Server, api_keys: frozenset[str] = frozenset(), max_body:
 
     @app.post("/v1/profiles/{user_id}/consents", **documented(doc.ConsentList, status=201, body=doc.ConsentIn))
     async def post_consent(request: Request, user_id: str = USER_ID) -> dict[str, Any]:
-        """Append one consent change to the user's ledger (a profile is created if there is none)."""
+        """Append one consent change to the user's ledger; one that repeats the latest record for
+        its channel and category changes nothing. 404 when the user has no profile."""
         body = await _read_json(request, max_body)
         return await run_in_threadpool(_append_consent, server, user_id, body)
 
     add_privacy_routes(app, server)  # DELETE /v1/profiles/{id}, its export, the consent feed
-    add_profile_routes(app, server, _read_json, max_body)  # POST /v1/profiles, in bulk
+    add_profile_routes(app, server, _read_json, bulk_max_body)  # POST /v1/profiles, in bulk
     add_run_routes(app, server)  # POST and GET /v1/journeys/{id}/runs
 
     @app.get("/v1/journeys", **documented(doc.JourneyList))
@@ -289,11 +304,8 @@ def _existing_profile(server: Server, user_id: str) -> Profile:
 
 
 def _put_profile(server: Server, user_id: str, body: Any) -> dict[str, Any]:
-    """Upsert: fields are replaced; consents in the body are appended to the ledger, never rewritten."""
-    if not isinstance(body, dict):
-        raise HttpError(422, "profile: expected a JSON object")
-    if body.get("user_id", user_id) != user_id:
-        raise HttpError(422, f"user_id: '{body.get('user_id')}' does not match the path ('{user_id}')")
+    """Create or replace: fields are replaced; consents in the body are appended to the ledger."""
+    _check_profile_body(user_id, body)
     try:
         incoming = parse_profile({**body, "user_id": user_id}, server.clock.now())
     except ProfileError as exc:
@@ -302,6 +314,27 @@ def _put_profile(server: Server, user_id: str, body: Any) -> dict[str, Any]:
         profile = merged(tx.get_profile(user_id), incoming)
         tx.put_profile(profile)
     return profile.to_dict()
+
+
+def _patch_profile(server: Server, user_id: str, body: Any) -> dict[str, Any]:
+    _check_profile_body(user_id, body)
+    with server.lock, server.store.transaction() as tx:
+        existing = tx.get_profile(user_id)
+        if existing is None:
+            raise HttpError(404, f"no profile for user '{user_id}' (PUT /v1/profiles/{user_id} creates one)")
+        try:
+            profile = patched(existing, body, server.clock.now())
+        except ProfileError as exc:
+            raise HttpError(422, str(exc)) from None
+        tx.put_profile(profile)
+    return profile.to_dict()
+
+
+def _check_profile_body(user_id: str, body: Any) -> None:
+    if not isinstance(body, dict):
+        raise HttpError(422, "profile: expected a JSON object")
+    if body.get("user_id", user_id) != user_id:
+        raise HttpError(422, f"user_id: '{body.get('user_id')}' does not match the path ('{user_id}')")
 
 
 def _append_consent(server: Server, user_id: str, body: Any) -> dict[str, Any]:
@@ -313,7 +346,10 @@ def _append_consent(server: Server, user_id: str, body: Any) -> dict[str, Any]:
     except ProfileError as exc:
         raise HttpError(422, str(exc).replace("consents.0.", "")) from None
     with server.lock, server.store.transaction() as tx:
-        profile = (tx.get_profile(user_id) or Profile(user_id)).with_consents([parsed])
+        stored = tx.get_profile(user_id)
+        if stored is None:
+            raise HttpError(404, f"no profile for user '{user_id}' (PUT /v1/profiles/{user_id} creates one)")
+        profile = stored.with_consents(changes(stored.consents, [parsed]))
         tx.put_profile(profile)
     return {"user_id": user_id, "consents": [c.to_dict() for c in profile.consents]}
 

@@ -71,7 +71,7 @@ class _ProfileFields(BaseModel):
     """What a profile holds besides its id and consents, in and out alike."""
 
     timezone: str | None = Field(None, description="IANA zone, e.g. `America/New_York`")
-    email: str | None = None
+    email: str | None = Field(None, pattern=r"^[^@\s]+@[^@\s.]+(\.[^@\s.]+)*$", description="name@domain")
     phone: str | None = Field(None, description="E.164, e.g. `+14155550100`")
     push_token: str | None = None
     rcs_capable: bool = False
@@ -86,6 +86,22 @@ class ProfileIn(_ProfileFields):
          "attributes": {"first_name": "Ada", "region": "FR"},
          "consents": [{"channel": "sms", "category": "marketing", "granted": True}]}))
     user_id: str | None = Field(None, description="if present, the same as in the path")
+    consents: list[ConsentIn] = []
+
+
+class ProfilePatch(BaseModel):
+    """Changes to a stored profile: the fields given replace the stored ones (`null` clears one),
+    `attributes` are merged key by key (a key given `null` is removed), consents are appended."""
+
+    model_config = ConfigDict(extra="forbid", json_schema_extra=_examples(
+        {"attributes": {"tier": "gold", "first_name": None}, "timezone": "Europe/Berlin"}))
+    user_id: str | None = Field(None, description="if present, the same as in the path")
+    timezone: str | None = Field(None, description="IANA zone, e.g. `America/New_York`")
+    email: str | None = Field(None, pattern=r"^[^@\s]+@[^@\s.]+(\.[^@\s.]+)*$", description="name@domain")
+    phone: str | None = Field(None, description="E.164, e.g. `+14155550100`")
+    push_token: str | None = None
+    rcs_capable: bool | None = None
+    attributes: dict[str, Any] = Field({}, description="merged key by key; `null` removes a key")
     consents: list[ConsentIn] = []
 
 
@@ -384,7 +400,8 @@ class Health(_Out):
 
 
 MODELS: tuple[type[BaseModel], ...] = (
-    EventIn, EventBatch, ConsentIn, ProfileIn, SimulatedEvent, SimulatedProfile, SimulateRequest, TwilioForm,
+    EventIn, EventBatch, ConsentIn, ProfileIn, ProfilePatch, SimulatedEvent, SimulatedProfile, SimulateRequest,
+    TwilioForm,
     BulkProfiles, BulkResult,
     Problem, BatchResult, Consent, Profile, ConsentList, LedgerRow, ConsentFeed, Message, SkippedSend, MessageList,
     InstanceList, Export, JourneyState, StateChange, JourneySummary, JourneyList, JourneyDetail, ReloadReport,

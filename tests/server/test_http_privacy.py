@@ -72,7 +72,9 @@ def test_an_erased_person_is_gone_but_their_consent_proof_stays_and_they_start_a
     [again] = local.client.get("/v1/users/ada/instances").json()["instances"]
     assert (again["journey_id"], again["status"]) == ("once", "active")
     assert local.client.post("/v1/profiles/ada/consents", json={"channel": "email", "category": "marketing",
-                                                                "granted": True}).status_code == 201
+                                                                "granted": True}).status_code == 404  # no profile
+    assert local.client.put("/v1/profiles/ada", json={"consents": [{"channel": "email", "category": "marketing",
+                                                                   "granted": True}]}).status_code == 200
     assert [c["channel"] for c in local.client.get("/v1/profiles/ada").json()["consents"]] == ["email"]
     assert local.client.delete("/v1/profiles/ada").status_code == 204  # erasing again: the same answer
 
