@@ -74,7 +74,7 @@ class Erasure:
     instances: int  # ended as exited (reason erased), then deleted
     queued: int  # accepted events not yet processed, deleted
     messages: int  # messages whose content and provider error were erased
-    canceled: int  # of those, not yet handed to a provider: canceled, never sent
+    cancelled: int  # of those, not yet handed to a provider: cancelled, never sent
 
 
 class Tx(Protocol):
@@ -293,7 +293,7 @@ class Privacy(Protocol):
     def erase_user(self, user_id: str, at: datetime, end_instances: Callable[[Tx], None]) -> Erasure | None:
         """In one transaction: `end_instances(tx)` (the engine ends the user's active instances,
         timers cancelled; the user is prefetched), then the profile, the instances and the queued
-        events are deleted, messages lose their content (pending ones are canceled), skips their
+        events are deleted, messages lose their content (pending ones are cancelled), skips their
         detail; later events for the user start afresh. None, and nothing written, when nothing is
         held under `user_id`."""
         ...

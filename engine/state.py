@@ -352,7 +352,7 @@ class Run:
     def finish(self, status: str, detail: str | None = None) -> None:
         self.cancel_timer()
         self.status, self.escalation, self.ended_at = status, None, self.now
-        self.reason = detail if status == "failed" else None
+        self.reason = detail if status in ("failed", "exited") else None  # what failed; the exit_on event
         self.trace(self.step, status, detail)
 
     def advance(self, step_id: str | None) -> None:

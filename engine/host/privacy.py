@@ -32,6 +32,6 @@ def erase_user(server: Server, user_id: str) -> Erasure | None:
     if erasure is not None:
         if erasure.queued:
             server.backlog.withdraw([user_id] * erasure.queued)
-        log.info("erased user %s: %d instances, %d queued events, %d messages (%d canceled)", user_id,
-                 erasure.instances, erasure.queued, erasure.messages, erasure.canceled)
+        log.info("erased user %s: %d instances, %d queued events, %d messages (%d cancelled)", user_id,
+                 erasure.instances, erasure.queued, erasure.messages, erasure.cancelled)
     return erasure

@@ -39,7 +39,7 @@ def add_privacy_routes(app: FastAPI, server: Server) -> None:
     @app.delete("/v1/profiles/{user_id}", **documented(None, 404, status=204, description="Erased"))
     def erase_profile(user_id: str = user) -> Response:
         """Erase the person: profile, instances (ended `exited`, reason `erased`), queued events,
-        their messages' content (pending sends canceled); the consent ledger stays as proof."""
+        their messages' content (pending sends cancelled); the consent ledger stays as proof."""
         if erase_user(server, user_id) is None:
             raise HttpError(404, f"nothing is held about user '{user_id}'")
         return Response(status_code=204)

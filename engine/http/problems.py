@@ -23,7 +23,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from engine.errors import HttpError, JourneyError, RunRefusedError, StoreError
+from engine.errors import HttpError, JourneyError, StateConflictError, StoreError
 from engine.host.server import Server
 
 PROBLEM_JSON = "application/problem+json"
@@ -84,7 +84,7 @@ def install_problem_handlers(app: FastAPI, server: Server) -> None:
 
     @app.exception_handler(JourneyError)
     async def _journey_error(_: Request, exc: JourneyError) -> JSONResponse:
-        return problem(404 if isinstance(exc, LookupError) else 409 if isinstance(exc, RunRefusedError) else 422,
+        return problem(404 if isinstance(exc, LookupError) else 409 if isinstance(exc, StateConflictError) else 422,
                        str(exc))
 
     @app.exception_handler(StarletteHTTPException)

@@ -321,7 +321,7 @@ class JourneyState(_Out):
 
 class StateChange(JourneyState):
     instances_ended: int
-    messages_canceled: int
+    messages_cancelled: int
 
 
 class JourneySummary(JourneyState):

@@ -15,7 +15,7 @@ import hashlib
 import hmac
 
 ERASED = "erased"
-"""The reason an erased person's instances end with, and the error of their canceled messages."""
+"""The reason an erased person's instances end with, and the error of their cancelled messages."""
 
 
 def address_hash(salt: str, address: str | None) -> str | None:

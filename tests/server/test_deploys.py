@@ -194,7 +194,7 @@ def test_stop_keeps_back_a_message_queued_but_not_yet_handed_over(local: LocalSe
     put_profile(local, "A", "sms:transactional")
     post_events(local, {"type": "account.created", "user_id": "A"})  # the push is queued, not yet sent
     stopped = local.client.post("/v1/journeys/welcome/stop").json()
-    assert stopped["messages_canceled"] == 1
+    assert stopped["messages_cancelled"] == 1
     local.settle()
     [push] = local.messages("A")
     assert (push["delivery"], push["status"], push["error"]) == ("cancelled", "cancelled", "journey_stopped")

@@ -118,7 +118,7 @@ def _erase_rows(db: Driver, user_id: str, at: datetime, profile: Profile | None)
     db.write(db.insert_sql("erasures", ("user_id", "at", "phone_sha256", "email_sha256", "consents_through")),
              [(user_id, db.time(at), address_hash(salt, profile.phone if profile else None),
                address_hash(salt, profile.email if profile else None), through)])
-    canceled = _count(db, "UPDATE messages SET dispatch = 'cancelled', status = 'cancelled', "
+    cancelled = _count(db, "UPDATE messages SET dispatch = 'cancelled', status = 'cancelled', "
                           f"status_at = {m}, error = {m} WHERE user_id = {m} AND dispatch = 'pending'",
                       [db.time(at), ERASED, user_id])
     messages = _count(db, f"UPDATE messages SET content = {m}, error = CASE WHEN error IS NULL THEN NULL "
@@ -128,7 +128,7 @@ def _erase_rows(db: Driver, user_id: str, at: datetime, profile: Profile | None)
     _count(db, f"DELETE FROM inbox WHERE user_id = {m}", [user_id])  # set aside as failed: gone too
     instances = _count(db, f"DELETE FROM instances WHERE user_id = {m}", [user_id])
     _count(db, f"DELETE FROM profiles WHERE user_id = {m}", [user_id])
-    return Erasure(instances, queued, messages, canceled)
+    return Erasure(instances, queued, messages, cancelled)
 
 
 def _count(db: Driver, sql: str, params: Sequence[Any]) -> int:
