@@ -21,6 +21,7 @@ from typing import Any
 from fastapi import FastAPI, Header, Path, Query, Request
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import JSONResponse, Response
+from fastapi_offline import FastAPIOffline
 from prometheus_client import CONTENT_TYPE_LATEST
 from starlette.middleware.base import BaseHTTPMiddleware
 
@@ -47,6 +48,9 @@ MAX_BODY = MiB
 MAX_BULK_BODY = 32 * MiB
 """... but for `POST /v1/profiles`, which takes up to 10,000 profiles: `JOURNEY_MAX_BULK_BODY_BYTES`."""
 OPEN_PATHS = frozenset({"/healthz", "/readyz", "/openapi.json", "/docs", "/docs/oauth2-redirect"})
+DOCS_ASSETS = "/docs/assets"
+"""Swagger UI's script, style and icon, served from the `fastapi-offline` package: `/docs` works
+with no network beyond this server (FastAPI's own page loads them from a CDN)."""
 WEBHOOKS = "/v1/webhooks/"
 DESCRIPTION = """Ingest events, manage profiles and consent, inspect journeys and messages.
 
@@ -66,7 +70,8 @@ def create_app(server: Server, api_keys: frozenset[str] = frozenset(), max_body:
     if metrics_public is None:
         metrics_public = os.environ.get("JOURNEY_METRICS_PUBLIC", "").strip().lower() in ("1", "true", "yes")
     open_paths = OPEN_PATHS | ({"/metrics"} if metrics_public else set())
-    app = FastAPI(title="journey-engine", version="0.1.0", description=DESCRIPTION)
+    app = FastAPIOffline(title="journey-engine", version="0.1.0", description=DESCRIPTION, redoc_url=None,
+                         static_url=DOCS_ASSETS)
     app.state.server = server
     app.add_middleware(_BearerAuth, keys=api_keys, open_paths=open_paths)
     install_problem_handlers(app, server)
@@ -230,7 +235,7 @@ class _BearerAuth(BaseHTTPMiddleware):
         path = request.url.path
         if "\x00" in path or any("\x00" in v for v in request.query_params.values()):
             return problem(422, "the URL contains a NUL character")
-        if self.keys and path not in self.open_paths and not path.startswith(WEBHOOKS):
+        if self.keys and path not in self.open_paths and not path.startswith((WEBHOOKS, DOCS_ASSETS + "/")):
             scheme, _, token = request.headers.get("authorization", "").partition(" ")
             if scheme.lower() != "bearer" or not any(hmac.compare_digest(token, k) for k in self.keys):
                 return problem(401, "missing or wrong API key (Authorization: Bearer <key>)",
