@@ -62,7 +62,7 @@ class Profile:
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> Profile:
-        """Validate a SPEC §3 profile document; raises ProfileError naming the field."""
+        """Validate a profile document (docs/formats.md); raises ProfileError naming the field."""
         try:
             doc = _ProfileDoc.model_validate(data)
         except ValidationError as exc:

@@ -1,4 +1,4 @@
-"""Journey definitions as the YAML author wrote them (SPEC §1), validated at load.
+"""Journey definitions as the YAML author wrote them (docs/journeys.md), validated at load.
 
 Pydantic is used here because this is the edge where untrusted YAML becomes data;
 unknown keys are rejected everywhere so a typo is an error, not a silently ignored key.
@@ -359,7 +359,7 @@ class Journey(Strict):
     model_config = ConfigDict(
         extra="forbid", frozen=True, json_schema_extra={
             "title": "journey-engine journey",
-            "description": "A journey file of journey-engine: a trigger, steps and messages (SPEC section 1).",
+            "description": "A journey file of journey-engine: a trigger, steps and messages (see docs/journeys.md).",
         },
     )
 

@@ -80,7 +80,7 @@ def simulate(journey: CompiledJourney, events: Sequence[Event], profiles: Sequen
              start: datetime | None = None, until: datetime | None = None, now: datetime | None = None,
              ) -> dict[str, Any]:
     """Run `journey` over `events` (and, for a journey entered by audience runs, its runs from
-    `start` to `until`: see `run_times`); returns the SPEC §4 simulate document."""
+    `start` to `until`: see `run_times`); returns the simulate document (docs/cli.md)."""
     store = _RoundTripStore(keep_trace) if roundtrip else MemoryStore(keep_trace)
     for profile in profiles:
         store.put_profile(profile)

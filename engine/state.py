@@ -151,7 +151,7 @@ class Send:
     at: datetime
 
     def to_dict(self) -> dict[str, Any]:
-        """The SPEC §4 message shape."""
+        """A message as the simulate document shows it (docs/cli.md)."""
         return {
             "user_id": self.user_id, "at": format_time(self.at), "step": self.step, "channel": self.channel,
             "message": self.message, "content": dict(self.content), "encoding": self.encoding,

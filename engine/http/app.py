@@ -1,4 +1,4 @@
-"""The HTTP API of SPEC §5: a thin FastAPI layer over `Server`.
+"""The HTTP API (docs/http.md): a thin FastAPI layer over `Server`.
 
 Handlers read the body on the event loop and do the database work in the thread pool, so
 one request's transaction never stalls the loop. Bodies are read and size-checked by hand
@@ -25,11 +25,9 @@ from fastapi_offline import FastAPIOffline
 from prometheus_client import CONTENT_TYPE_LATEST
 from starlette.middleware.base import BaseHTTPMiddleware
 
-from channels import Profile, ProfileError
 from engine.compiler import END
 from engine.errors import EventError, HttpError, InputError, JourneyDefinitionError, StoreError
 from engine.events import Event, check_values, format_time, parse_event, parse_time
-from engine.host.profiles import changes, merged, parse_profile, patched
 from engine.host.server import Server
 from engine.http import schemas as doc
 from engine.http.metrics import Metrics
@@ -95,34 +93,8 @@ def create_app(server: Server, api_keys: frozenset[str] = frozenset(), max_body:
             reply.headers["Preference-Applied"] = "respond-async"
         return reply
 
-    @app.put("/v1/profiles/{user_id}", **documented(doc.Profile, body=doc.ProfileIn))
-    async def put_profile(request: Request, user_id: str = USER_ID) -> dict[str, Any]:
-        """Create or replace: a field the body leaves out is cleared (`attributes` included);
-        consents in the body are appended to the ledger, those that change nothing left out."""
-        body = await _read_json(request, max_body, check=False)  # `parse_profile` checks every value
-        return await run_in_threadpool(_put_profile, server, user_id, body)
-
-    @app.patch("/v1/profiles/{user_id}", **documented(doc.Profile, 404, body=doc.ProfilePatch))
-    async def patch_profile(request: Request, user_id: str = USER_ID) -> dict[str, Any]:
-        """Merge into a stored profile: the fields given replace the stored ones (`null` clears
-        one), `attributes` are merged key by key (a key given `null` is removed), consents are
-        appended as `PUT` appends them. 404 when the user has no profile (`PUT` creates one)."""
-        body = await _read_json(request, max_body, check=False)
-        return await run_in_threadpool(_patch_profile, server, user_id, body)
-
-    @app.get("/v1/profiles/{user_id}", **documented(doc.Profile, 404))
-    def get_profile(user_id: str = USER_ID) -> dict[str, Any]:
-        return _existing_profile(server, user_id).to_dict()
-
-    @app.post("/v1/profiles/{user_id}/consents", **documented(doc.ConsentList, status=201, body=doc.ConsentIn))
-    async def post_consent(request: Request, user_id: str = USER_ID) -> dict[str, Any]:
-        """Append one consent change to the user's ledger; one that repeats the latest record for
-        its channel and category changes nothing. 404 when the user has no profile."""
-        body = await _read_json(request, max_body)
-        return await run_in_threadpool(_append_consent, server, user_id, body)
-
     add_privacy_routes(app, server)  # DELETE /v1/profiles/{id}, its export, the consent feed
-    add_profile_routes(app, server, _read_json, bulk_max_body)  # POST /v1/profiles, in bulk
+    add_profile_routes(app, server, _read_json, max_body, bulk_max_body)  # PUT, PATCH, GET, consents, bulk
     add_run_routes(app, server)  # POST and GET /v1/journeys/{id}/runs
 
     @app.get("/v1/journeys", **documented(doc.JourneyList))
@@ -298,65 +270,6 @@ def _ingest(server: Server, body: Any, queue: bool = False) -> dict[str, Any]:
     results = (server.accept if queue else server.ingest)(valid, len(rejected)) if valid else []
     duplicates = sum(1 for r in results if r.duplicate)
     return {"accepted": len(results) - duplicates, "duplicates": duplicates, "rejected": rejected}
-
-
-def _existing_profile(server: Server, user_id: str) -> Profile:
-    with server.lock, server.store.transaction() as tx:
-        profile = tx.get_profile(user_id)
-    if profile is None:
-        raise HttpError(404, f"no profile for user '{user_id}'")
-    return profile
-
-
-def _put_profile(server: Server, user_id: str, body: Any) -> dict[str, Any]:
-    """Create or replace: fields are replaced; consents in the body are appended to the ledger."""
-    _check_profile_body(user_id, body)
-    try:
-        incoming = parse_profile({**body, "user_id": user_id}, server.clock.now())
-    except ProfileError as exc:
-        raise HttpError(422, str(exc)) from None
-    with server.lock, server.store.transaction() as tx:
-        profile = merged(tx.get_profile(user_id), incoming)
-        tx.put_profile(profile)
-    return profile.to_dict()
-
-
-def _patch_profile(server: Server, user_id: str, body: Any) -> dict[str, Any]:
-    _check_profile_body(user_id, body)
-    with server.lock, server.store.transaction() as tx:
-        existing = tx.get_profile(user_id)
-        if existing is None:
-            raise HttpError(404, f"no profile for user '{user_id}' (PUT /v1/profiles/{user_id} creates one)")
-        try:
-            profile = patched(existing, body, server.clock.now())
-        except ProfileError as exc:
-            raise HttpError(422, str(exc)) from None
-        tx.put_profile(profile)
-    return profile.to_dict()
-
-
-def _check_profile_body(user_id: str, body: Any) -> None:
-    if not isinstance(body, dict):
-        raise HttpError(422, "profile: expected a JSON object")
-    if body.get("user_id", user_id) != user_id:
-        raise HttpError(422, f"user_id: '{body.get('user_id')}' does not match the path ('{user_id}')")
-
-
-def _append_consent(server: Server, user_id: str, body: Any) -> dict[str, Any]:
-    if not isinstance(body, dict):
-        raise HttpError(422, "consent: expected a JSON object with channel, category, granted")
-    record = {"source": "api", "at": format_time(server.clock.now()), **body}
-    try:
-        parsed = Profile.from_dict({"user_id": user_id, "consents": [record]}).consents[0]
-    except ProfileError as exc:
-        raise HttpError(422, str(exc).replace("consents.0.", "")) from None
-    with server.lock, server.store.transaction() as tx:
-        stored = tx.get_profile(user_id)
-        if stored is None:
-            raise HttpError(404, f"no profile for user '{user_id}' (PUT /v1/profiles/{user_id} creates one)")
-        profile = stored.with_consents(changes(stored.consents, [parsed]))
-        tx.put_profile(profile)
-    return {"user_id": user_id, "consents": [c.to_dict() for c in profile.consents]}
 
 
 def _journey_summary(server: Server, journey_id: str) -> dict[str, Any]:

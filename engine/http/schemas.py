@@ -15,6 +15,14 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from engine.http.journey_schemas import (
+    JourneyDetail,
+    JourneyList,
+    JourneyState,
+    JourneySummary,
+    ReloadReport,
+    StateChange,
+)
 from engine.http.run_schemas import Run, RunList
 
 Channel = Literal["push", "in_app", "email", "sms", "mms", "rcs", "webhook"]
@@ -37,7 +45,7 @@ class _Out(BaseModel):
 
 
 class EventIn(BaseModel):
-    """One event (SPEC §3)."""
+    """One event (docs/formats.md)."""
 
     model_config = ConfigDict(extra="forbid", json_schema_extra=_examples(ORDER))
     id: str | None = Field(None, min_length=1, description="idempotency key: an id seen before is a duplicate")
@@ -301,71 +309,6 @@ class Export(_Out):
     exported_at: str
 
 
-class VersionView(_Out):
-    version: str
-    file: str | None = None
-    first_loaded_at: str
-    active_instances: int
-    current: bool
-
-
-class JourneyState(_Out):
-    """A journey's lifecycle state and its versions (a removed journey: `state` removed, `version` null)."""
-
-    id: str
-    state: str = Field(description="active, paused, stopped or removed")
-    version: str | None
-    active_instances: int
-    versions: list[VersionView]
-
-
-class StateChange(JourneyState):
-    instances_ended: int
-    messages_cancelled: int
-
-
-class JourneySummary(JourneyState):
-    name: str
-    category: str
-    trigger: dict[str, Any]
-    steps: int
-    source: str | None = None
-
-
-class JourneyList(_Out):
-    journeys: list[JourneySummary]
-
-
-class GraphNode(_Out):
-    id: str
-    type: str
-
-
-class GraphEdge(BaseModel):
-    model_config = ConfigDict(extra="allow", populate_by_name=True)
-    source: str = Field(alias="from")
-    to: str | None
-    label: str
-
-
-class Graph(_Out):
-    nodes: list[GraphNode]
-    edges: list[GraphEdge]
-
-
-class JourneyDetail(JourneySummary):
-    definition: dict[str, Any]
-    graph: Graph
-    counts: dict[str, dict[str, int]] = Field(description="instances per current step, then per status")
-
-
-class ReloadReport(_Out):
-    added: list[str]
-    changed: list[str]
-    unchanged: list[str]
-    removed: list[str]
-
-
 class SimulationSummary(_Out):
     users: int
     entered: int
@@ -379,7 +322,7 @@ class SimulationSummary(_Out):
 
 
 class Simulation(_Out):
-    """The simulate document of SPEC §4."""
+    """The simulate document (docs/cli.md)."""
 
     journey: str
     summary: SimulationSummary

@@ -1,4 +1,4 @@
-"""The HTTP API in-process: ingesting events, API keys, and bad input (SPEC §3, §5)."""
+"""The HTTP API in-process: ingesting events, API keys, and bad input (docs/formats.md, docs/http.md)."""
 
 from __future__ import annotations
 

@@ -1,5 +1,5 @@
 """Input that parses as JSON in some sense but that the server cannot take must still get a 4xx
-(SPEC §5: "Bad input gets a 4xx with a message that names the field; never a 500, and nothing
+(docs/http.md: "Bad input gets a 4xx with a message that names the field; never a 500, and nothing
 already accepted is lost"). Each was an engine bug, found by these tests and fixed."""
 
 from __future__ import annotations
