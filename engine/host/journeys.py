@@ -22,6 +22,7 @@ from engine.audience.run import CANCELLED
 from engine.clock import Clock
 from engine.compiler import CompiledJourney, load_paths, load_text
 from engine.errors import JourneyDefinitionError, JourneyNotFoundError, JourneyStoppedError
+from engine.events import format_time
 from engine.host.logs import fields
 from engine.ports import HostStore, JourneyVersion
 from engine.service import Engine
@@ -153,6 +154,6 @@ class Deploys:
 
 
 def _version_view(version: JourneyVersion, counts: dict[str, int], current: CompiledJourney | None) -> dict[str, Any]:
-    return {"version": version.version, "file": version.file, "first_loaded_at": version.first_loaded_at.isoformat(),
+    return {"version": version.version, "file": version.file, "first_loaded_at": format_time(version.first_loaded_at),
             "active_instances": counts.get(version.version, 0),
             "current": current is not None and current.version == version.version}

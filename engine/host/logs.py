@@ -23,6 +23,7 @@ from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any, TextIO
 
+from engine.events import format_time
 from engine.state import Outcome, Send, Skip
 
 LEVELS = ("debug", "info", "warning", "error")
@@ -205,4 +206,4 @@ def log_dispatch(result: Mapping[str, Any], user_id: str, channel: str) -> None:
         dispatch_log.log(level, result["dispatch"], extra=fields(
             message_id=result["message_id"], user=user_id, channel=channel, provider=result["provider"],
             status=result["status"], attempts=result["attempts"], error=result["error"],
-            retry_at=result["next_attempt_at"].isoformat() if result["next_attempt_at"] else None))
+            retry_at=format_time(result["next_attempt_at"]) if result["next_attempt_at"] else None))

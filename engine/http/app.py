@@ -276,7 +276,7 @@ def _journey_summary(server: Server, journey_id: str) -> dict[str, Any]:
     journey = server.engine.journeys[journey_id]
     d = journey.definition
     deployed = server.deploys.view(journey_id)
-    return {"id": d.id, "name": d.name, "category": d.category, "trigger": d.trigger.model_dump(),
+    return {"id": d.id, "name": d.name, "category": d.category, "trigger": d.trigger.model_dump(mode="json"),
             "version": journey.version, "steps": len(d.steps), "source": journey.source,
             "state": deployed["state"], "active_instances": deployed["active_instances"],
             "versions": deployed["versions"]}
@@ -324,9 +324,7 @@ def _iso(value: Any) -> Any:
 
 
 def _message_view(row: dict[str, Any]) -> dict[str, Any]:
-    view = {k: _iso(v) for k, v in row.items() if k not in ("dispatch",)}
-    view["delivery"] = row["dispatch"]
-    return view
+    return {k: _iso(v) for k, v in row.items()}
 
 
 def _skip_view(row: dict[str, Any]) -> dict[str, Any]:

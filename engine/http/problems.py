@@ -110,7 +110,14 @@ def install_problem_handlers(app: FastAPI, server: Server) -> None:
         return problem(500, "internal error: the server log has the details")
 
 
+RFC_9110_TITLES = {413: "Content Too Large", 422: "Unprocessable Content"}
+"""Where Python's phrase is older than RFC 9110's (Python 3.13 has these; 3.11 says `Request
+Entity Too Large` and `Unprocessable Entity`): one title whatever the interpreter."""
+
+
 def _title(status: int) -> str:
+    if status in RFC_9110_TITLES:
+        return RFC_9110_TITLES[status]
     try:
         return HTTPStatus(status).phrase
     except ValueError:

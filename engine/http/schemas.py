@@ -251,9 +251,11 @@ class Message(_Send):
     cost: float | None = None
     encoding: str | None = None
     segments: int | None = None
-    status: str | None = None
+    status: str | None = Field(None, description="where the message is, as last known: queued, sent, then the "
+                               "provider's feedback (delivered, opened, read, clicked, failed), or cancelled, unknown")
     status_at: str | None = None
-    delivery: str | None = Field(None, description="the outbox's state: pending, sending, sent, failed, cancelled")
+    dispatch: str | None = Field(None, description="the outbox's hand-over to a provider: pending, sending, sent, "
+                                 "failed, cancelled, unknown (`sent`: a provider took it; `status` says what followed)")
     attempts: int | None = None
     provider: str | None = None
     provider_id: str | None = None

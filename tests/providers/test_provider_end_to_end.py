@@ -138,7 +138,7 @@ def test_a_journey_email_reaches_the_smtp_server(rig: Rig) -> None:
     assert mail["Subject"] == "Welcome Ann" and mail["To"] == "ann@example.com"
     assert mail["List-Unsubscribe"] == "<https://shop.example.com/unsubscribe/u1>"
     [row] = rig.messages()
-    assert row["delivery"] == "sent" and row["provider"] == "mail" and row["provider_id"] == mail["Message-ID"]
+    assert row["dispatch"] == "sent" and row["provider"] == "mail" and row["provider_id"] == mail["Message-ID"]
 
 
 def test_undelivered_sms_escalates_to_email_at_once(rig: Rig) -> None:
@@ -190,7 +190,7 @@ def test_permanent_error_at_send_fails_over_and_clears_the_phone(rig: Rig) -> No
     assert rig.client.get("/v1/profiles/u1").json()["phone"] is None
     rig.drain()
     rows = {m["channel"]: m for m in rig.messages()}
-    assert (rows["sms"]["delivery"], rows["email"]["delivery"]) == ("failed", "sent")
+    assert (rows["sms"]["dispatch"], rows["email"]["dispatch"]) == ("failed", "sent")
     assert "21211" in rows["sms"]["error"]
 
 
@@ -237,13 +237,13 @@ def test_a_provider_that_times_out_twice_then_succeeds_delivers_once(rig: Rig) -
     rig.twilio.script = ["timeout", "timeout"]
     rig.event("order.late")
     rig.drain()
-    assert rig.messages()[0]["delivery"] == "pending"
+    assert rig.messages()[0]["dispatch"] == "pending"
     rig.drain(timedelta(seconds=1))
     rig.drain(timedelta(seconds=5))
     assert rig.twilio.requests == 3
     [sms] = rig.twilio.messages
     assert sms["Body"] == ["Your order is late"]
     [row] = rig.messages()
-    assert (row["delivery"], row["attempts"], row["provider"]) == ("sent", 3, "twilio-main")
+    assert (row["dispatch"], row["attempts"], row["provider"]) == ("sent", 3, "twilio-main")
     rig.drain(timedelta(minutes=5))
     assert len(rig.twilio.messages) == 1 and rig.smtp.messages == []

@@ -53,7 +53,7 @@ def test_an_erased_person_is_gone_but_their_consent_proof_stays_and_they_start_a
     assert local.client.get("/v1/profiles/ada").status_code == 404
 
     messages = {m["message"]: m for m in local.messages("ada")}
-    assert {k: (m["content"], m["delivery"], m["status"], m["error"]) for k, m in messages.items()} == {
+    assert {k: (m["content"], m["dispatch"], m["status"], m["error"]) for k, m in messages.items()} == {
         "order_received": ({}, "cancelled", "cancelled", "erased"), "hello": ({}, "sent", "sent", None)}
     assert local.client.get("/v1/users/ada/instances").json() == {"instances": []}
     assert local.server.backlog.waiting == 0 and not local.server.backlog.any_of(["ada"])
@@ -126,7 +126,7 @@ def test_an_export_holds_everything_about_one_person_and_nothing_about_others(lo
         ("push", "transactional", True, "test"), ("sms", "marketing", False, "call")]
     assert doc["suppressions"] == []
     [message] = doc["messages"]
-    assert (message["user_id"], message["channel"], message["delivery"]) == ("bob", "push", "sent")
+    assert (message["user_id"], message["channel"], message["dispatch"]) == ("bob", "push", "sent")
     assert message["content"] == {"title": "Order received", "body": "Order bob-1 is in"}
     assert message["decisions"] == [{"channel": "push", "eligible": True, "reason": None}]
     [skip] = doc["skipped"]

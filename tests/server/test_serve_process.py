@@ -28,7 +28,7 @@ from tests.server.conftest import (
 def all_sent(server: ServerProcess, user_id: str, count: int) -> list[dict[str, Any]] | None:
     """The user's messages once there are `count` of them and every one is marked sent."""
     messages = server.messages(user_id)
-    return messages if len(messages) == count and all(m["delivery"] == "sent" for m in messages) else None
+    return messages if len(messages) == count and all(m["dispatch"] == "sent" for m in messages) else None
 
 
 def test_pending_timers_survive_kill_9_and_fire_once_after_restart(start_server: StartServer) -> None:

@@ -50,7 +50,7 @@ messages:
 
 def pending_webhooks(server: ServerProcess, user: str) -> bool:
     """The user's webhook message has been tried (and failed: nothing listens) at least once."""
-    return any(m["channel"] == "webhook" and m["attempts"] >= 1 and m["delivery"] == "pending"
+    return any(m["channel"] == "webhook" and m["attempts"] >= 1 and m["dispatch"] == "pending"
                for m in server.messages(user))
 
 
@@ -76,7 +76,7 @@ def test_a_json_run_is_one_object_a_line_and_never_shows_a_phone_or_an_email(
     assert server.client.get("/v1/messages", params={"user_id": PEOPLE["ann"][0]}).status_code == 200
 
     wait_until(lambda: all(pending_webhooks(server, user) for user in PEOPLE), what="failed webhook attempts")
-    wait_until(lambda: any(m["message"] == "order_shipped" and m["delivery"] == "sent"
+    wait_until(lambda: any(m["message"] == "order_shipped" and m["dispatch"] == "sent"
                            for m in server.messages("ann")), timeout=10, what="the SMS after the 2 s wait")
     wait_for_sweeps("inbox", "timers", "outbox", on=[server])
     webhooks = {m["message_id"] for user in PEOPLE for m in server.messages(user) if m["channel"] == "webhook"}
