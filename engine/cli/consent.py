@@ -12,6 +12,7 @@ from pathlib import Path
 
 import typer
 
+from engine.cli.help import App
 from engine.errors import EventError, StoreError
 from engine.events import parse_time
 from engine.ports import Privacy
@@ -19,7 +20,7 @@ from engine.ports import Privacy
 PAGE = 1000
 COLUMNS = ("user_id", "channel", "category", "granted", "source", "at")
 
-consent_app = typer.Typer(name="consent", help="The consent ledger: the audit trail of every consent change.",
+consent_app = App(name="consent", help="The consent ledger: the audit trail of every consent change.",
                           no_args_is_help=True)
 
 
@@ -30,12 +31,16 @@ class LedgerFormat(StrEnum):
 
 @consent_app.command("export")
 def export(
-    db: str = typer.Option(..., "--db", help="database URL (sqlite:///file or postgresql+psycopg://...)"),
-    since: str | None = typer.Option(None, "--since", help="only records at or after this RFC 3339 time"),
-    format: LedgerFormat = typer.Option(LedgerFormat.jsonl, "--format", help="jsonl or csv (with a header row)"),
+    db: str = typer.Option(..., "--db", metavar="URL",
+                           help="database URL (sqlite:///file or postgresql+psycopg://...)"),
+    since: str | None = typer.Option(None, "--since", metavar="T", help="only records at or after this RFC 3339 time"),
+    format: LedgerFormat = typer.Option(LedgerFormat.jsonl, "--format", metavar="jsonl|csv",
+                                        help="jsonl or csv (with a header row)"),
 ) -> None:
-    """Write every user's consent ledger rows to stdout, in the order they were written (erased
-    people's rows included: they are the proof of past consent)."""
+    """Write the consent audit trail to stdout, in the order it was written.
+
+    Every user's ledger rows (erased people's included: they are the proof of past consent),
+    and the numbers a STOP put on the suppression list."""
     from engine.stores.sql import SqlStore  # the database stack loads only for this command
 
     try:

@@ -31,7 +31,9 @@ FORMATS = ("text", "json")
 QUIET = ("apscheduler", "httpx", "httpcore", "twilio", "urllib3")
 """Libraries that log each request or job at INFO: warnings and above only."""
 
-EMAIL = re.compile(r"([A-Za-z0-9_])[A-Za-z0-9._%+-]*(@|%40)([A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)+)")
+EMAIL = re.compile(r"(?<!://)(?<![A-Za-z0-9._%+-])([A-Za-z0-9_])[A-Za-z0-9._%+-]*(@|%40)"
+                   r"((?:[A-Za-z0-9-]+\.)+[A-Za-z]{2,})(?![A-Za-z0-9-])")
+"""Addresses whose domain ends in a name (`.com`, not `.1`), and not a URL's user name (`://user@host`)."""
 PHONE = re.compile(r"(\+|%2[Bb])(\d{8,15})(?!\d)")
 """E.164-looking numbers, `+` or its URL escape `%2B` then 8 to 15 digits."""
 HIDDEN = "\u2022\u2022\u2022"

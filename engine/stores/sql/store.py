@@ -48,7 +48,7 @@ from engine.stores.sql.schema import (
     dialect_insert,
 )
 from engine.stores.sql.suppression import read_suppressions
-from engine.stores.sql.translate import store_error, translated, translating
+from engine.stores.sql.translate import check_url, store_error, translated, translating
 from engine.stores.sql.tx import SqlTx, StateCache
 from engine.stores.sql.writer_lock import WriterLock
 
@@ -57,7 +57,7 @@ class SqlStore(SqlRuns, SqlPrivacy):
     """A database URL in, transactions out. Creates the schema on first use."""
 
     def __init__(self, url: str, echo: bool = False, cache: bool | None = None) -> None:
-        self.url = url
+        self.url = check_url(url)
         self.dialect = "postgresql" if url.startswith("postgresql") else "sqlite"
         self.safe_url = _without_password(url)
         with translated(f"{self.safe_url}: cannot open the database"):
