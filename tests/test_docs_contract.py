@@ -8,10 +8,10 @@ import re
 from pathlib import Path
 
 import pytest
-from typer.main import get_command
 from typer.testing import CliRunner
 
 from engine.cli import app
+from tests.test_cli_words import _commands
 
 ROOT = Path(__file__).resolve().parent.parent
 USER_FACING = ["README.md", "docs", "engine", "channels", "examples", "journeys", "schema"]
@@ -48,15 +48,6 @@ def test_the_examples_expected_outcomes_carry_no_history() -> None:
     hits = [f"{path.relative_to(ROOT)}: {m[0]}" for path in (ROOT / "examples").rglob("*.md")
             for m in history.finditer(path.read_text(encoding="utf-8"))]
     assert hits == []
-
-
-def _commands() -> list[list[str]]:
-    root = get_command(app)
-    found = [[]]
-    for name, command in getattr(root, "commands", {}).items():
-        found.append([name])
-        found += [[name, sub] for sub in getattr(command, "commands", {})]
-    return found
 
 
 @pytest.mark.parametrize("argv", _commands(), ids=lambda argv: " ".join(argv) or "journey")
