@@ -71,8 +71,10 @@ def parse_profiles(rows: Iterable[tuple[str, Any]]) -> list[Profile]:
     return profiles
 
 
-Progress = Callable[[int, int], None]
-"""Told (events processed, events in all) as a dry run goes: the clock follows the events."""
+Progress = Callable[[int, int, str], None]
+"""Told (done, in all, phase) as a dry run goes: `events` (events and audience runs applied; the
+clock follows them), then `timers` (those left after the last event: fired, and fired plus still
+set, which may grow), then `report` (1, 1) while the document is built."""
 
 
 def simulate(journey: CompiledJourney, events: Sequence[Event], profiles: Sequence[Profile], policy: Policy,
@@ -127,8 +129,10 @@ def _run(journey: CompiledJourney, events: Sequence[Event], runs: Sequence[datet
             engine.process_many(batch)
         done += len(batch) or 1
         if progress is not None:
-            progress(done, len(events) + len(runs))
-    _run_timers(engine, clock, until=None, inclusive=True)
+            progress(done, len(events) + len(runs), "events")
+    _run_timers(engine, clock, until=None, inclusive=True, progress=progress, store=store)
+    if progress is not None:
+        progress(1, 1, "report")
     users = {e.user_id for e in events} | (set(store.profiles) if runs else set())
     return report(journey, store, users)
 
@@ -155,13 +159,18 @@ def _fewer_gc_passes() -> Iterator[None]:
         gc.unfreeze()
 
 
-def _run_timers(engine: Engine, clock: VirtualClock, until: Any, inclusive: bool) -> None:
-    """Fire timers in time order up to `until` (events win ties: they arrived in time)."""
+def _run_timers(engine: Engine, clock: VirtualClock, until: Any, inclusive: bool, progress: Progress | None = None,
+                store: MemoryStore | None = None) -> None:
+    """Fire timers in time order up to `until` (events win ties: they arrived in time), telling
+    `progress` how many fired and how many are still set."""
+    fired = 0
     while (due := engine.store.next_due()) is not None:
         if until is not None and (due > until or (due == until and not inclusive)):
             return
         clock.advance_to(due)
-        engine.fire_due(limit=10_000)
+        fired += engine.fire_due(limit=10_000)
+        if progress is not None and store is not None:
+            progress(fired, fired + store.timers_set(), "timers")
 
 
 def report(journey: CompiledJourney, store: MemoryStore, users: set[str]) -> dict[str, Any]:
