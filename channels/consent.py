@@ -115,12 +115,17 @@ def apply_keyword(keyword: Keyword | KeywordMatch, consents: Sequence[ConsentRec
                   policy: Policy) -> KeywordOutcome:
     """Records to append and the reply, in the keyword's language (a bare `Keyword`: the policy's
     first language), for an inbound keyword; the ledger is not changed."""
-    match = keyword if isinstance(keyword, KeywordMatch) else KeywordMatch(keyword, next(iter(policy.keywords)))
-    texts = (policy.keywords.get(match.language) or next(iter(policy.keywords.values()))).replies
+    first = next(iter(policy.keywords))
+    match = keyword if isinstance(keyword, KeywordMatch) else KeywordMatch(keyword, first)
     keyword = match.kind
+    language = match.language  # a START word of the first language (START is what French speakers send too)
+    if keyword is Keyword.START and language == first:  # answers in the language of the STOP it undoes
+        language = _last_stop_language(consents, first) or first
+    texts = (policy.keywords.get(language) or next(iter(policy.keywords.values()))).replies
     if keyword is Keyword.STOP:
+        source = STOP_SOURCE if match.language == first else f"{STOP_SOURCE}:{match.language}"
         records = tuple(
-            ConsentRecord(channel, category, False, STOP_SOURCE, at)
+            ConsentRecord(channel, category, False, source, at)
             for channel in PHONE_CHANNELS
             for category in KEYWORD_CATEGORIES
         )
@@ -132,14 +137,26 @@ def apply_keyword(keyword: Keyword | KeywordMatch, consents: Sequence[ConsentRec
     return KeywordOutcome((), "help", texts.help)
 
 
+def _is_stop(source: str | None) -> bool:
+    """A STOP's record: `keyword:STOP`, or `keyword:STOP:<language>` for a word of another language
+    than the policy's first (`keyword:STOP:fr` for ARRET), so the START that undoes it answers in it."""
+    return source is not None and (source == STOP_SOURCE or source.startswith(STOP_SOURCE + ":"))
+
+
+def _last_stop_language(consents: Sequence[ConsentRecord], first: str) -> str | None:
+    """The language of the most recent STOP in the ledger, if it has one."""
+    source = next((c.source for c in reversed(consents) if _is_stop(c.source)), None)
+    return None if source is None else source.removeprefix(STOP_SOURCE).lstrip(":") or first
+
+
 def revoked_by_last_stop(consents: Sequence[ConsentRecord]) -> list[tuple[str, str]]:
     """The (channel, category) pairs granted just before the most recent STOP."""
     ledger = list(consents)
-    last = next((i for i in range(len(ledger) - 1, -1, -1) if ledger[i].source == STOP_SOURCE), None)
+    last = next((i for i in range(len(ledger) - 1, -1, -1) if _is_stop(ledger[i].source)), None)
     if last is None:
         return []
     first = last
-    while first > 0 and ledger[first - 1].source == STOP_SOURCE and ledger[first - 1].at == ledger[last].at:
+    while first > 0 and _is_stop(ledger[first - 1].source) and ledger[first - 1].at == ledger[last].at:
         first -= 1
     before = _derive_state(ledger[:first])
     stopped = {(r.channel, r.category) for r in ledger[first : last + 1]}

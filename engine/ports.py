@@ -19,6 +19,7 @@ from datetime import datetime, timedelta
 from typing import Any, Protocol
 
 from channels import ConsentRecord, Profile, SentRecord
+from channels.profile import format_timestamp
 from engine.audience.run import AudienceRun
 from engine.clock import IdSource as IdSource
 from engine.events import Event
@@ -64,7 +65,23 @@ class LedgerEntry:
     record: ConsentRecord
 
     def to_dict(self) -> dict[str, Any]:
-        return {"user_id": self.user_id, **self.record.to_dict()}
+        return {"user_id": self.user_id, "number": None, **self.record.to_dict()}
+
+
+@dataclass(frozen=True, slots=True)
+class SuppressionEntry:
+    """One row of the suppression list's ledger in the audit trail: a STOP (or START) from a phone
+    number, which holds for its phone channels (sms, mms, rcs) whoever holds the number."""
+
+    position: int
+    number: str
+    keyword: str
+    source: str
+    at: datetime
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"user_id": None, "number": self.number, "channel": None, "category": None,
+                "granted": self.keyword != "STOP", "source": self.source, "at": format_timestamp(self.at)}
 
 
 @dataclass(frozen=True, slots=True)
@@ -249,7 +266,9 @@ class ReadViews(Protocol):
         """The message a provider knows as `provider_id` (its message_id, user_id, channel, provider)."""
         ...
 
-    def user_by_phone(self, phone: str) -> str | None: ...
+    def users_by_phone(self, phone: str) -> list[str]:
+        """The users whose profile holds this E.164 number, in user_id order (several may share one)."""
+        ...
 
     def step_counts(self, journey_id: str) -> dict[str, dict[str, int]]:
         """Instances per current step and status."""
@@ -310,6 +329,11 @@ class Privacy(Protocol):
 
     def suppressions_for(self, phone: str) -> list[dict[str, Any]]:
         """The suppression list's ledger rows for this number (number, keyword, at, source), oldest first."""
+        ...
+
+    def suppression_feed(self, since: datetime | None, after: int, limit: int) -> list[SuppressionEntry]:
+        """Up to `limit` rows of the suppression list's ledger written after position `after`, in
+        the order written; with `since`, only those at or after it."""
         ...
 
 

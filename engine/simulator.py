@@ -61,9 +61,14 @@ def parse_events(rows: Iterable[tuple[str, Any]]) -> list[Event]:
     return sorted(events, key=lambda e: e.timestamp)
 
 
-def parse_profiles(rows: Iterable[tuple[str, Any]]) -> list[Profile]:
+def parse_profiles(rows: Iterable[tuple[str, Any]], consented_at: datetime | None = None) -> list[Profile]:
+    """Profiles as the API takes them: a consent without `at` is dated `consented_at` (the run's
+    start; default 1970-01-01) and one without `source` is `simulation`."""
+    stamp = {"source": "simulation", "at": format_time(consented_at or _EPOCH)}
     profiles: list[Profile] = []
     for where, data in rows:
+        if isinstance(data, Mapping) and isinstance(data.get("consents"), list):
+            data = {**data, "consents": [{**stamp, **c} if isinstance(c, Mapping) else c for c in data["consents"]]}
         try:
             profiles.append(Profile.from_dict(data))
         except ProfileError as exc:

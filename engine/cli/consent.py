@@ -16,9 +16,10 @@ from engine.cli.help import App
 from engine.errors import EventError, StoreError
 from engine.events import parse_time
 from engine.ports import Privacy
+from engine.stores.privacy import Position, consent_trail
 
 PAGE = 1000
-COLUMNS = ("user_id", "channel", "category", "granted", "source", "at")
+COLUMNS = ("user_id", "number", "channel", "category", "granted", "source", "at")
 
 consent_app = App(name="consent", help="The consent ledger: the audit trail of every consent change.",
                           no_args_is_help=True)
@@ -67,18 +68,15 @@ def _write(store: Privacy, since: datetime | None, format: LedgerFormat) -> None
     writer = csv.writer(out, lineterminator="\n") if format is LedgerFormat.csv else None
     if writer is not None:
         writer.writerow(COLUMNS)
-    after = 0
-    while True:
-        page = store.consent_feed(since, after, PAGE)
+    position: Position | None = (0, 0)
+    while position is not None:
+        page, position = consent_trail(store, since, position, PAGE)
         for entry in page:
             row = entry.to_dict()
             if writer is not None:
                 writer.writerow([str(row[c]).lower() if c == "granted" else row[c] for c in COLUMNS])
             else:
                 out.write(json.dumps(row, ensure_ascii=False) + "\n")
-        if len(page) < PAGE:
-            return
-        after = page[-1].position
 
 
 def _fail(message: str) -> typer.Exit:

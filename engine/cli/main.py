@@ -154,7 +154,9 @@ def simulate(
         if events is None and journey.definition.trigger.kind == "event":
             raise InputError(f"--events: required for {journey.id}, which an event starts (trigger.event)")
         event_list = parse_events((f"{events}:{n}", row) for n, row in read_jsonl(events)) if events else []
-        profile_list = parse_profiles((f"{profiles}:{n}", row) for n, row in read_jsonl(profiles)) if profiles else []
+        first = _instant(start, "--start") or (event_list[0].timestamp if event_list else SystemClock().now())
+        profile_list = parse_profiles(((f"{profiles}:{n}", row) for n, row in read_jsonl(profiles)), first) \
+            if profiles else []
         dry_run = partial(run_simulation, journey, event_list, profile_list, chosen, start=_instant(start, "--start"),
                           until=_instant(until, "--until"), now=SystemClock().now())
         if as_json:

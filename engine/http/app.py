@@ -305,8 +305,9 @@ def _simulate(server: Server, journey_id: str, body: Any) -> dict[str, Any]:
         raise HttpError(422, "profiles: expected a list of profiles")
     try:
         events = parse_events((f"events[{n}]", e) for n, e in enumerate(body.get("events", [])))
-        people = parse_profiles((f"profiles[{n}]", p) for n, p in enumerate(profiles))
         start, until = (parse_time(body[k], k) if body.get(k) is not None else None for k in ("start", "until"))
+        first = start or (events[0].timestamp if events else server.clock.now())
+        people = parse_profiles(((f"profiles[{n}]", p) for n, p in enumerate(profiles)), first)
         return run_simulation(journey, events, people, server.engine.policy, start=start, until=until,
                               now=server.clock.now())
     except (InputError, EventError) as exc:

@@ -81,7 +81,7 @@ def test_an_erasure_keeps_only_the_proof_of_consent_and_no_address_in_clear(stor
     assert read(store, lambda tx: (tx.get_profile("ada"), tx.active_instances("ada"),
                                    tx.entry_history("cart", "ada", None))) == (None, [], None)
     assert host.instances_for_user("ada") == []
-    assert host.user_by_phone(PHONE) is None
+    assert host.users_by_phone(PHONE) == []
     messages = {m["message_id"]: m for m in host.messages_for_user("ada")}
     assert {k: (m["content"], m["dispatch"], m["status"], m["error"]) for k, m in messages.items()} == {
         "m1": ({}, "failed", "failed", "erased"), "m3": ({}, "cancelled", "cancelled", "erased")}

@@ -16,7 +16,7 @@ from itertools import chain
 from typing import Any
 
 from channels import ConsentRecord
-from engine.ports import Erasure, LedgerEntry, Tx
+from engine.ports import Erasure, LedgerEntry, SuppressionEntry, Tx
 from engine.stores.memory.base import MemoryBase
 from engine.stores.privacy import ERASED, address_hash
 
@@ -104,6 +104,13 @@ class MemoryPrivacy(MemoryBase):
                 if since is None or record.at >= since:
                     page.append(LedgerEntry(index + 1, user_id, record))
         return page
+
+    def suppression_feed(self, since: datetime | None, after: int, limit: int) -> list[SuppressionEntry]:
+        with self._lock:
+            rows = [SuppressionEntry(n, number, keyword, source, at)
+                    for n, (number, keyword, at, source) in enumerate(self.suppression_ledger, 1)
+                    if n > after and (since is None or at >= since)]
+        return rows[:limit]
 
     def suppressions_for(self, phone: str) -> list[dict[str, Any]]:
         with self._lock:

@@ -21,7 +21,7 @@ from sqlalchemy.engine import Engine as SaEngine
 from sqlmodel import Field, SQLModel
 
 from channels import ConsentRecord, Profile
-from engine.ports import Erasure, LedgerEntry, Tx
+from engine.ports import Erasure, LedgerEntry, SuppressionEntry, Tx
 from engine.stores.privacy import ERASED, address_hash
 from engine.stores.sql.cache import StateCache
 from engine.stores.sql.driver import Driver
@@ -99,6 +99,18 @@ class SqlPrivacy:
             rows = db.rows(sql + f" ORDER BY id LIMIT {int(limit)}", params)
             return [LedgerEntry(int(i), u, ConsentRecord(c, k, bool(g), s, db.read_time(t)))
                     for i, u, c, k, g, s, t in rows]
+
+    @translating
+    def suppression_feed(self, since: datetime | None, after: int, limit: int) -> list[SuppressionEntry]:
+        with self.engine.connect() as conn:
+            db = Driver(conn, self.dialect)
+            sql = f"SELECT id, number, keyword, source, at FROM suppressions WHERE id > {db.mark}"
+            params: list[Any] = [after]
+            if since is not None:
+                sql += f" AND at >= {db.mark}"
+                params.append(db.time(since))
+            rows = db.rows(sql + f" ORDER BY id LIMIT {int(limit)}", params)
+            return [SuppressionEntry(int(i), n, k, s, db.read_time(t)) for i, n, k, s, t in rows]
 
     @translating
     def suppressions_for(self, phone: str) -> list[dict[str, Any]]:

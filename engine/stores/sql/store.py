@@ -236,12 +236,11 @@ class SqlStore(SqlRuns, SqlPrivacy):
         return dict(row) if row else None
 
     @translating
-    def user_by_phone(self, phone: str) -> str | None:
-        """The user whose profile has this E.164 phone number (any one of them if several share it)."""
-        query = select(PROFILES.c.user_id).where(PROFILES.c.phone == phone).limit(1)
+    def users_by_phone(self, phone: str) -> list[str]:
+        """The users whose profile has this E.164 phone number, in user_id order."""
+        query = select(PROFILES.c.user_id).where(PROFILES.c.phone == phone).order_by(PROFILES.c.user_id)
         with self.engine.connect() as conn:
-            row = conn.execute(query).first()
-        return str(row[0]) if row else None
+            return [str(row[0]) for row in conn.execute(query)]
 
     @translating
     def step_counts(self, journey_id: str) -> dict[str, dict[str, int]]:
