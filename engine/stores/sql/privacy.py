@@ -91,12 +91,7 @@ class SqlPrivacy:
     def consent_feed(self, since: datetime | None, after: int, limit: int) -> list[LedgerEntry]:
         with self.engine.connect() as conn:
             db = Driver(conn, self.dialect)
-            sql = f"SELECT id, user_id, channel, category, granted, source, at FROM consents WHERE id > {db.mark}"
-            params: list[Any] = [after]
-            if since is not None:
-                sql += f" AND at >= {db.mark}"
-                params.append(db.time(since))
-            rows = db.rows(sql + f" ORDER BY id LIMIT {int(limit)}", params)
+            rows = _after(db, "id, user_id, channel, category, granted, source, at FROM consents", since, after, limit)
             return [LedgerEntry(int(i), u, ConsentRecord(c, k, bool(g), s, db.read_time(t)))
                     for i, u, c, k, g, s, t in rows]
 
@@ -104,18 +99,23 @@ class SqlPrivacy:
     def suppression_feed(self, since: datetime | None, after: int, limit: int) -> list[SuppressionEntry]:
         with self.engine.connect() as conn:
             db = Driver(conn, self.dialect)
-            sql = f"SELECT id, number, keyword, source, at FROM suppressions WHERE id > {db.mark}"
-            params: list[Any] = [after]
-            if since is not None:
-                sql += f" AND at >= {db.mark}"
-                params.append(db.time(since))
-            rows = db.rows(sql + f" ORDER BY id LIMIT {int(limit)}", params)
+            rows = _after(db, "id, number, keyword, source, at FROM suppressions", since, after, limit)
             return [SuppressionEntry(int(i), n, k, s, db.read_time(t)) for i, n, k, s, t in rows]
 
     @translating
     def suppressions_for(self, phone: str) -> list[dict[str, Any]]:
         with self.engine.connect() as conn:
             return suppression_rows(Driver(conn, self.dialect), phone)
+
+
+def _after(db: Driver, columns_from: str, since: datetime | None, after: int, limit: int) -> list[Any]:
+    """Up to `limit` rows of a ledger table past row id `after` (and at or after `since`), in id order."""
+    sql = f"SELECT {columns_from} WHERE id > {db.mark}"
+    params: list[Any] = [after]
+    if since is not None:
+        sql += f" AND at >= {db.mark}"
+        params.append(db.time(since))
+    return db.rows(sql + f" ORDER BY id LIMIT {int(limit)}", params)
 
 
 def _holds(db: Driver, user_id: str) -> bool:
