@@ -108,7 +108,7 @@ class SqlPrivacy:
             return suppression_rows(Driver(conn, self.dialect), phone)
 
 
-def _after(db: Driver, columns_from: str, since: datetime | None, after: int, limit: int) -> list[Any]:
+def _after(db: Driver, columns_from: str, since: datetime | None, after: int, limit: int) -> Sequence[Sequence[Any]]:
     """Up to `limit` rows of a ledger table past row id `after` (and at or after `since`), in id order."""
     sql = f"SELECT {columns_from} WHERE id > {db.mark}"
     params: list[Any] = [after]
