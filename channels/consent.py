@@ -4,6 +4,7 @@ The ledger is never rewritten (who, when and how must stay provable), so the
 current state is always derived: the latest record per (channel, category) by
 `at`, ties broken by ledger order. The keywords and their replies are policy
 data, one set per language; a reply is in the language of the word that matched.
+The rows of the consent audit trail (a user's ledger row, a suppression-list row) are here too.
 """
 
 from __future__ import annotations
@@ -13,10 +14,10 @@ from dataclasses import dataclass
 from datetime import datetime
 from enum import Enum
 from functools import lru_cache
-from typing import Literal
+from typing import Any, Literal
 
 from channels.policy import Policy, default_policy, keyword_key
-from channels.profile import ConsentRecord
+from channels.profile import ConsentRecord, format_timestamp
 
 Status = Literal["granted", "revoked", "none"]
 State = dict[tuple[str, str], bool]
@@ -161,3 +162,32 @@ def revoked_by_last_stop(consents: Sequence[ConsentRecord]) -> list[tuple[str, s
     before = _derive_state(ledger[:first])
     stopped = {(r.channel, r.category) for r in ledger[first : last + 1]}
     return [pair for pair, granted in before.items() if granted and pair in stopped]
+
+
+@dataclass(frozen=True, slots=True)
+class LedgerEntry:
+    """One consent ledger row of the audit trail: its position in write order (across all users),
+    whose it is, and the record."""
+
+    position: int
+    user_id: str
+    record: ConsentRecord
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"user_id": self.user_id, "number": None, **self.record.to_dict()}
+
+
+@dataclass(frozen=True, slots=True)
+class SuppressionEntry:
+    """One row of the suppression list's ledger in the audit trail: a STOP (or START) from a phone
+    number, which holds for its phone channels (sms, mms, rcs) whoever holds the number."""
+
+    position: int
+    number: str
+    keyword: str
+    source: str
+    at: datetime
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"user_id": None, "number": self.number, "channel": None, "category": None,
+                "granted": self.keyword != "STOP", "source": self.source, "at": format_timestamp(self.at)}

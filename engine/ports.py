@@ -19,7 +19,7 @@ from datetime import datetime, timedelta
 from typing import Any, Protocol
 
 from channels import ConsentRecord, Profile, SentRecord
-from channels.profile import format_timestamp
+from channels.consent import LedgerEntry, SuppressionEntry  # the audit trail's rows
 from engine.audience.run import AudienceRun
 from engine.clock import IdSource as IdSource
 from engine.events import Event
@@ -53,35 +53,6 @@ class JourneyVersion:
     file: str
     source: str
     first_loaded_at: datetime
-
-
-@dataclass(frozen=True, slots=True)
-class LedgerEntry:
-    """One consent ledger row of the audit trail: its position in write order (across all users),
-    whose it is, and the record."""
-
-    position: int
-    user_id: str
-    record: ConsentRecord
-
-    def to_dict(self) -> dict[str, Any]:
-        return {"user_id": self.user_id, "number": None, **self.record.to_dict()}
-
-
-@dataclass(frozen=True, slots=True)
-class SuppressionEntry:
-    """One row of the suppression list's ledger in the audit trail: a STOP (or START) from a phone
-    number, which holds for its phone channels (sms, mms, rcs) whoever holds the number."""
-
-    position: int
-    number: str
-    keyword: str
-    source: str
-    at: datetime
-
-    def to_dict(self) -> dict[str, Any]:
-        return {"user_id": None, "number": self.number, "channel": None, "category": None,
-                "granted": self.keyword != "STOP", "source": self.source, "at": format_timestamp(self.at)}
 
 
 @dataclass(frozen=True, slots=True)
