@@ -6,6 +6,7 @@ edge (`Profile.from_dict`), so hot-path code never pays for validation.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
@@ -17,6 +18,9 @@ import phonenumbers
 from pydantic import BaseModel, ConfigDict, ValidationError, field_validator
 
 _EMPTY: Mapping[str, Any] = MappingProxyType({})
+_EMAIL = re.compile(r"[^@\s]+@[^@\s.]+(\.[^@\s.]+)*")
+"""An address a mail server could take: a local part, `@`, a domain of non-empty labels. Not a
+full RFC 5321 parse (which would refuse little more); whether it exists, only sending tells."""
 
 
 class ProfileError(ValueError):
@@ -58,7 +62,7 @@ class Profile:
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> Profile:
-        """Validate a SPEC §3 profile document; raises ProfileError naming the field."""
+        """Validate a profile document (docs/formats.md); raises ProfileError naming the field."""
         try:
             doc = _ProfileDoc.model_validate(data)
         except ValidationError as exc:
@@ -167,6 +171,13 @@ class _ProfileDoc(BaseModel):
                 ZoneInfo(value)
             except (ZoneInfoNotFoundError, ValueError) as exc:
                 raise ValueError(f"unknown IANA time zone {value!r}") from exc
+        return value
+
+    @field_validator("email")
+    @classmethod
+    def _address(cls, value: str | None) -> str | None:
+        if value is not None and not _EMAIL.fullmatch(value):
+            raise ValueError(f"{value!r} is not an email address (name@domain)")
         return value
 
     @field_validator("phone")

@@ -6,6 +6,7 @@ up by name or parsed while events flow.
 from __future__ import annotations
 
 import hashlib
+import json
 from collections.abc import Collection, Iterator, Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -113,8 +114,14 @@ def load_text(text: str, file: str) -> CompiledJourney:
     problems += checker.problems if checker is not None else []
     if compiled is None or problems:
         raise JourneyDefinitionError(sorted(set(problems)) or [located.problem((), "empty journey file")])
-    digest = hashlib.sha256(text.encode("utf-8")).hexdigest()[:12]
-    return replace(compiled, version=digest, text=text)
+    return replace(compiled, version=version_of(compiled.definition), text=text)
+
+
+def version_of(definition: Journey) -> str:
+    """A journey's version: a digest of what it does, not of its text, so an edit to comments,
+    spacing, key order or quoting is not a new version."""
+    canonical = json.dumps(definition.model_dump(mode="json"), sort_keys=True, separators=(",", ":"))
+    return hashlib.sha256(canonical.encode("utf-8")).hexdigest()[:12]
 
 
 def load_file(path: str | Path) -> CompiledJourney:

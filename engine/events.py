@@ -1,4 +1,4 @@
-"""Events as the engine sees them, parsed from SPEC §3 JSON at the edge.
+"""Events as the engine sees them, parsed from JSON (docs/formats.md) at the edge.
 
 Parsing is hand-written rather than pydantic because it sits on the ingest hot path;
 every error still names the field, as `EventError`.
@@ -79,7 +79,7 @@ def parse_time(value: object, field_name: str) -> datetime:
 
 
 def parse_event(data: object, now: datetime) -> Event:
-    """Validate one SPEC §3 event; `now` fills a missing timestamp."""
+    """Validate one event (docs/formats.md); `now` fills a missing timestamp."""
     if not isinstance(data, Mapping):
         raise EventError(f"event: expected a JSON object, got {type(data).__name__}")
     unknown = sorted(set(data) - _FIELDS)

@@ -156,7 +156,7 @@ class Send:
     at: datetime
 
     def to_dict(self) -> dict[str, Any]:
-        """The SPEC §4 message shape."""
+        """A message as the simulate document shows it (docs/cli.md)."""
         return {
             "user_id": self.user_id, "at": format_time(self.at), "step": self.step, "channel": self.channel,
             "message": self.message, "content": dict(self.content), "encoding": self.encoding,
@@ -366,7 +366,7 @@ class Run:
     def finish(self, status: str, detail: str | None = None) -> None:
         self.cancel_timer()
         self.status, self.escalation, self.ended_at = status, None, self.now
-        self.reason = detail if status == "failed" else None
+        self.reason = detail if status in ("failed", "exited") else None  # what failed; the exit_on event
         self.trace(self.step, status, detail)
 
     def advance(self, step_id: str | None) -> None:

@@ -1,4 +1,4 @@
-"""`journey bench`: the W1 workload (SPEC §6) against the real store, scheduler and dispatcher.
+"""`journey bench`: the W1 workload (docs/cli.md) against the real store, scheduler and dispatcher.
 
 N users abandon a cart at once; the journey sends a push and waits up to T for
 `push.opened`; 30% open 0.5 s after their push, the rest get an SMS when their timer

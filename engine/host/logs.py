@@ -31,7 +31,9 @@ FORMATS = ("text", "json")
 QUIET = ("apscheduler", "httpx", "httpcore", "twilio", "urllib3")
 """Libraries that log each request or job at INFO: warnings and above only."""
 
-EMAIL = re.compile(r"([A-Za-z0-9_])[A-Za-z0-9._%+-]*(@|%40)([A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)+)")
+EMAIL = re.compile(r"(?<!://)(?<![A-Za-z0-9._%+-])([A-Za-z0-9_])[A-Za-z0-9._%+-]*(@|%40)"
+                   r"((?:[A-Za-z0-9-]+\.)+[A-Za-z]{2,})(?![A-Za-z0-9-])")
+"""Addresses whose domain ends in a name (`.com`, not `.1`), and not a URL's user name (`://user@host`)."""
 PHONE = re.compile(r"(\+|%2[Bb])(\d{8,15})(?!\d)")
 """E.164-looking numbers, `+` or its URL escape `%2B` then 8 to 15 digits."""
 HIDDEN = "\u2022\u2022\u2022"
@@ -210,4 +212,4 @@ def log_dispatch(result: Mapping[str, Any], user_id: str, channel: str) -> None:
         dispatch_log.log(level, result["dispatch"], extra=fields(
             message_id=result["message_id"], user=user_id, channel=channel, provider=result["provider"],
             status=result["status"], attempts=result["attempts"], error=result["error"],
-            retry_at=result["next_attempt_at"].isoformat() if result["next_attempt_at"] else None))
+            retry_at=format_time(result["next_attempt_at"]) if result["next_attempt_at"] else None))

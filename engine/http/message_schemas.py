@@ -39,9 +39,11 @@ class Message(_Send):
     cost: float | None = None
     encoding: str | None = None
     segments: int | None = None
-    status: str | None = None
+    status: str | None = Field(None, description="where the message is, as last known: queued, sent, then the "
+                               "provider's feedback (delivered, opened, read, clicked, failed), or cancelled, unknown")
     status_at: str | None = None
-    delivery: str | None = Field(None, description="the outbox's state: pending, sending, sent, failed, cancelled")
+    dispatch: str | None = Field(None, description="the outbox's hand-over to a provider: pending, sending, sent, "
+                                 "failed, cancelled, unknown (`sent`: a provider took it; `status` says what followed)")
     next_attempt_at: str | None = Field(None, description="while `pending`: when it is tried next (quiet hours, a "
                                         "retry, a send rate's turn)")
     attempts: int | None = None

@@ -3,9 +3,11 @@
 - `DELETE /v1/profiles/{user_id}`: erasure (204; 404 when nothing at all is held under that id,
   so a typo is noticed; erasing again answers 204);
 - `GET /v1/profiles/{user_id}/export`: everything held about the person, one JSON document;
-- `GET /v1/consents?since=&limit=&cursor=`: every user's consent ledger rows in the order they
-  were written, a page at a time. The cursor is opaque to callers: URL-safe base64 of
-  `consents:<position>`, the position of the last row returned (the SQL store's row id).
+- `GET /v1/consents?since=&limit=&cursor=`: the consent audit trail, a page at a time: every
+  user's consent ledger rows and the suppression list's rows (a STOP or START from a number,
+  `user_id` null), each in the order written. The cursor is opaque to callers: URL-safe base64
+  of `consents:<ledger position>:<suppression position>`, the last rows returned (the SQL
+  store's row ids); a cursor of the first release (`consents:<position>`) still works.
 """
 
 from __future__ import annotations
@@ -24,6 +26,7 @@ from engine.host.server import Server
 from engine.http import schemas as doc
 from engine.http.openapi import documented
 from engine.http.views import message_view, skip_view
+from engine.stores.privacy import Position, consent_trail
 
 EVERYTHING = 2**31 - 1  # an export lists every message and skip, not the API's latest 200
 DEFAULT_LIMIT = 100
@@ -39,7 +42,7 @@ def add_privacy_routes(app: FastAPI, server: Server) -> None:
     @app.delete("/v1/profiles/{user_id}", **documented(None, 404, status=204, description="Erased"))
     def erase_profile(user_id: str = user) -> Response:
         """Erase the person: profile, instances (ended `exited`, reason `erased`), queued events,
-        their messages' content (pending sends canceled); the consent ledger stays as proof."""
+        their messages' content (pending sends cancelled); the consent ledger stays as proof."""
         if erase_user(server, user_id) is None:
             raise HttpError(404, f"nothing is held about user '{user_id}'")
         return Response(status_code=204)
@@ -75,12 +78,10 @@ def add_privacy_routes(app: FastAPI, server: Server) -> None:
             start = parse_time(since, "since") if since is not None else None
         except EventError as exc:
             raise HttpError(422, str(exc)) from None
-        size = _limit(limit)
-        page = server.store.consent_feed(start, decode_cursor(cursor) if cursor is not None else 0, size + 1)
-        more = len(page) > size
-        page = page[:size]
+        page, position = consent_trail(server.store, start, decode_cursor(cursor) if cursor is not None else (0, 0),
+                                       _limit(limit))
         return {"consents": [entry.to_dict() for entry in page],
-                "next_cursor": encode_cursor(page[-1].position) if more else None}
+                "next_cursor": encode_cursor(position) if position is not None else None}
 
 
 def _limit(text: str | None) -> int:
@@ -91,17 +92,18 @@ def _limit(text: str | None) -> int:
     return int(text)
 
 
-def encode_cursor(position: int) -> str:
-    return base64.urlsafe_b64encode(f"{_CURSOR_PREFIX}{position}".encode()).decode().rstrip("=")
+def encode_cursor(position: Position) -> str:
+    text = f"{_CURSOR_PREFIX}{position[0]}:{position[1]}"
+    return base64.urlsafe_b64encode(text.encode()).decode().rstrip("=")
 
 
-def decode_cursor(cursor: str) -> int:
+def decode_cursor(cursor: str) -> Position:
     """The position a cursor stands for; 422 naming `cursor` for anything this API did not give out."""
     try:
         text = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode()
     except (binascii.Error, ValueError):
         text = ""
-    position = text.removeprefix(_CURSOR_PREFIX)
-    if not text.startswith(_CURSOR_PREFIX) or not position.isdigit() or not position.isascii():
+    parts = text.removeprefix(_CURSOR_PREFIX).split(":")
+    if not text.startswith(_CURSOR_PREFIX) or len(parts) > 2 or not all(p.isdigit() and p.isascii() for p in parts):
         raise HttpError(422, f"cursor: {cursor!r} is not a cursor this API gave out (pass next_cursor as it came)")
-    return int(position)
+    return int(parts[0]), int(parts[1]) if len(parts) == 2 else 0

@@ -15,6 +15,14 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from engine.http.journey_schemas import (
+    JourneyDetail,
+    JourneyList,
+    JourneyState,
+    JourneySummary,
+    ReloadReport,
+    StateChange,
+)
 from engine.http.message_schemas import InstanceList, Message, MessageList, SkippedSend
 from engine.http.run_schemas import Run, RunList
 
@@ -38,7 +46,7 @@ class _Out(BaseModel):
 
 
 class EventIn(BaseModel):
-    """One event (SPEC §3)."""
+    """One event (docs/formats.md)."""
 
     model_config = ConfigDict(extra="forbid", json_schema_extra=_examples(ORDER))
     id: str | None = Field(None, min_length=1, description="idempotency key: an id seen before is a duplicate")
@@ -72,7 +80,7 @@ class _ProfileFields(BaseModel):
     """What a profile holds besides its id and consents, in and out alike."""
 
     timezone: str | None = Field(None, description="IANA zone, e.g. `America/New_York`")
-    email: str | None = None
+    email: str | None = Field(None, pattern=r"^[^@\s]+@[^@\s.]+(\.[^@\s.]+)*$", description="name@domain")
     phone: str | None = Field(None, description="E.164, e.g. `+14155550100`")
     push_token: str | None = None
     rcs_capable: bool = False
@@ -87,6 +95,22 @@ class ProfileIn(_ProfileFields):
          "attributes": {"first_name": "Ada", "region": "FR"},
          "consents": [{"channel": "sms", "category": "marketing", "granted": True}]}))
     user_id: str | None = Field(None, description="if present, the same as in the path")
+    consents: list[ConsentIn] = []
+
+
+class ProfilePatch(BaseModel):
+    """Changes to a stored profile: the fields given replace the stored ones (`null` clears one),
+    `attributes` are merged key by key (a key given `null` is removed), consents are appended."""
+
+    model_config = ConfigDict(extra="forbid", json_schema_extra=_examples(
+        {"attributes": {"tier": "gold", "first_name": None}, "timezone": "Europe/Berlin"}))
+    user_id: str | None = Field(None, description="if present, the same as in the path")
+    timezone: str | None = Field(None, description="IANA zone, e.g. `America/New_York`")
+    email: str | None = Field(None, pattern=r"^[^@\s]+@[^@\s.]+(\.[^@\s.]+)*$", description="name@domain")
+    phone: str | None = Field(None, description="E.164, e.g. `+14155550100`")
+    push_token: str | None = None
+    rcs_capable: bool | None = None
+    attributes: dict[str, Any] = Field({}, description="merged key by key; `null` removes a key")
     consents: list[ConsentIn] = []
 
 
@@ -220,71 +244,6 @@ class Export(_Out):
     exported_at: str
 
 
-class VersionView(_Out):
-    version: str
-    file: str | None = None
-    first_loaded_at: str
-    active_instances: int
-    current: bool
-
-
-class JourneyState(_Out):
-    """A journey's lifecycle state and its versions (a removed journey: `state` removed, `version` null)."""
-
-    id: str
-    state: str = Field(description="active, paused, stopped or removed")
-    version: str | None
-    active_instances: int
-    versions: list[VersionView]
-
-
-class StateChange(JourneyState):
-    instances_ended: int
-    messages_canceled: int
-
-
-class JourneySummary(JourneyState):
-    name: str
-    category: str
-    trigger: dict[str, Any]
-    steps: int
-    source: str | None = None
-
-
-class JourneyList(_Out):
-    journeys: list[JourneySummary]
-
-
-class GraphNode(_Out):
-    id: str
-    type: str
-
-
-class GraphEdge(BaseModel):
-    model_config = ConfigDict(extra="allow", populate_by_name=True)
-    source: str = Field(alias="from")
-    to: str | None
-    label: str
-
-
-class Graph(_Out):
-    nodes: list[GraphNode]
-    edges: list[GraphEdge]
-
-
-class JourneyDetail(JourneySummary):
-    definition: dict[str, Any]
-    graph: Graph
-    counts: dict[str, dict[str, int]] = Field(description="instances per current step, then per status")
-
-
-class ReloadReport(_Out):
-    added: list[str]
-    changed: list[str]
-    unchanged: list[str]
-    removed: list[str]
-
-
 class SimulationSummary(_Out):
     users: int
     entered: int
@@ -298,7 +257,7 @@ class SimulationSummary(_Out):
 
 
 class Simulation(_Out):
-    """The simulate document of SPEC §4."""
+    """The simulate document (docs/cli.md)."""
 
     journey: str
     summary: SimulationSummary
@@ -319,7 +278,8 @@ class Health(_Out):
 
 
 MODELS: tuple[type[BaseModel], ...] = (
-    EventIn, EventBatch, ConsentIn, ProfileIn, SimulatedEvent, SimulatedProfile, SimulateRequest, TwilioForm,
+    EventIn, EventBatch, ConsentIn, ProfileIn, ProfilePatch, SimulatedEvent, SimulatedProfile, SimulateRequest,
+    TwilioForm,
     BulkProfiles, BulkResult,
     Problem, BatchResult, Consent, Profile, ConsentList, LedgerRow, ConsentFeed, Message, SkippedSend, MessageList,
     InstanceList, Export, JourneyState, StateChange, JourneySummary, JourneyList, JourneyDetail, ReloadReport,

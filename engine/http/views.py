@@ -34,8 +34,7 @@ def instance_view(instance: Instance) -> dict[str, Any]:
 def message_view(row: dict[str, Any]) -> dict[str, Any]:
     """`next_attempt_at` only while the message waits in the outbox (`pending`: quiet hours, a
     retry, a send rate's turn); otherwise it is the outbox's own lease time, not the user's business."""
-    view = {k: _iso(v) for k, v in row.items() if k != "dispatch"}
-    view["delivery"] = row["dispatch"]
+    view = {k: _iso(v) for k, v in row.items()}
     view["next_attempt_at"] = _iso(row.get("next_attempt_at")) if row["dispatch"] == "pending" else None
     return view
 

@@ -46,4 +46,4 @@ def seed(local: LocalServer) -> None:
                                    "properties": {"order_id": f"o-{user}"}}).status_code == 202
         assert post_events(local, {"type": "delivery.completed", "user_id": user}).status_code == 202
     local.advance(3)
-    assert [m["delivery"] for m in local.messages("u1")] == ["sent", "sent", "sent"]
+    assert [m["dispatch"] for m in local.messages("u1")] == ["sent", "sent", "sent"]

@@ -19,7 +19,14 @@ from sqlalchemy import create_engine, text
 from sqlalchemy.engine import Engine
 
 from tests.chaos.conftest import MessageRows, load_profiles, user_ids
-from tests.server.conftest import ServerProcess, StartServer, metric, post_events, wait_until
+from tests.server.conftest import (
+    ServerProcess,
+    StartServer,
+    metric,
+    post_events,
+    wait_for_sweeps,
+    wait_until,
+)
 
 USERS = 2_000
 PARTITIONS = 256
@@ -89,7 +96,7 @@ def test_kill_9_of_one_worker_hands_its_partitions_and_timers_to_the_survivor(
     assert took < 20 and set(survivor) < set(shared), (took, survivor, shared)
 
     wait_until(lambda: len(rows()) >= USERS, timeout=30, interval=0.5, what="a message for every user")
-    time.sleep(1.0)  # anything sent twice would show by now: every timer has fired
+    wait_for_sweeps("timers", "outbox", on=[first], timeout=30)  # anything sent twice would show by now
     per_user = Counter(r["user_id"] for r in rows())
     assert len(per_user) == USERS and set(per_user.values()) == {1}, per_user.most_common(3)
     assert waiting_timers(database) == 0

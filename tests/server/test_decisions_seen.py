@@ -70,7 +70,7 @@ def test_a_send_put_off_by_quiet_hours_shows_in_messages_the_instance_and_the_lo
 
     local.advance(6 * 3600)
     body = local.client.get("/v1/messages", params={"user_id": "owl"}).json()
-    assert [(m["message"], m["delivery"]) for m in body["messages"]] == [("sale", "sent")]
+    assert [(m["message"], m["dispatch"]) for m in body["messages"]] == [("sale", "sent")]
     assert body["deferred"] == []
     [instance] = local.client.get("/v1/users/owl/instances").json()["instances"]
     assert instance["status"] == "completed" and instance["timer"] is None

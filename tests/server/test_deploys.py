@@ -194,10 +194,10 @@ def test_stop_keeps_back_a_message_queued_but_not_yet_handed_over(local: LocalSe
     put_profile(local, "A", "sms:transactional")
     post_events(local, {"type": "account.created", "user_id": "A"})  # the push is queued, not yet sent
     stopped = local.client.post("/v1/journeys/welcome/stop").json()
-    assert stopped["messages_canceled"] == 1
+    assert stopped["messages_cancelled"] == 1
     local.settle()
     [push] = local.messages("A")
-    assert (push["delivery"], push["status"], push["error"]) == ("cancelled", "cancelled", "journey_stopped")
+    assert (push["dispatch"], push["status"], push["error"]) == ("cancelled", "cancelled", "journey_stopped")
     assert local.outbox_lines() == []
 
 
@@ -236,7 +236,7 @@ def test_stop_over_http_from_a_user_whose_only_instance_fails_is_recorded_and_co
     assert {(c["channel"], c["category"]) for c in consents if not c["granted"]} >= {("sms", "marketing"),
                                                                                       ("sms", "transactional")}
     confirmations = [m for m in local.messages("A") if m["channel"] == "sms"]
-    assert len(confirmations) == 1 and confirmations[0]["delivery"] == "sent"
+    assert len(confirmations) == 1 and confirmations[0]["dispatch"] == "sent"
     [instance_view] = local.client.get("/v1/users/A/instances").json()["instances"]
     assert instance_view["status"] == "failed"
 

@@ -199,11 +199,11 @@ def test_a_full_inbox_makes_accept_wait_for_the_engine(make_server: Any) -> None
         worker = threading.Thread(target=lambda: (server.accept([now_event(server, cart_event, 2)]), done.set()),
                                   daemon=True)
         worker.start()
-        wait_until(lambda: server.backlog.waiting == 1, timeout=5, interval=0.01, what="accept to wait for room")
+        wait_until(lambda: server.backlog.waiting == 1, timeout=30, interval=0.01, what="accept to wait for room")
         assert not done.is_set(), "accept went past a full inbox"
         assert queued(server) == 2
     assert done.wait(5), "accept did not go on once the engine caught up"
-    wait_until(lambda: all(status(server, f"u{n}") == ["active"] for n in range(3)), timeout=5, interval=0.01,
+    wait_until(lambda: all(status(server, f"u{n}") == ["active"] for n in range(3)), timeout=30, interval=0.01,
                what="all three carts processed")
     assert server.backlog.waiting == 0
 

@@ -78,7 +78,7 @@ def test_a_version_1_database_is_upgraded_in_place(url: str) -> None:
     store = SqlStore(url)
     assert _version(store) == SCHEMA_VERSION == 11
     assert _indexes(url) >= NEW_INDEXES and set(OLD_INDEXES).isdisjoint(_indexes(url))
-    assert store.user_by_phone("+14155550100") == "u1" and store.user_by_phone("+14155550199") is None
+    assert store.users_by_phone("+14155550100") == ["u1"] and store.users_by_phone("+14155550199") == []
     with store.transaction() as tx:
         tx.queue_events([Event("cart.abandoned", "u1", datetime(2026, 1, 5, tzinfo=UTC), {"cart": 1}, "e1")])
     with store.transaction() as tx:
@@ -87,7 +87,7 @@ def test_a_version_1_database_is_upgraded_in_place(url: str) -> None:
     assert store.journey_states() == {"cart": "paused"} and store.journey_versions("cart") == []
     assert store.suppressions({"+14155550100"}) == {}  # version 7's tables exist
     assert store.erase_user("u1", datetime(2026, 1, 5, tzinfo=UTC), lambda tx: None) is not None  # version 9's
-    assert store.user_by_phone("+14155550100") is None
+    assert store.users_by_phone("+14155550100") == []
     assert store.runs_of("cart") == [] and store.claim_run("w1", {"cart"}, datetime(2026, 1, 5, tzinfo=UTC),
                                                            timedelta(seconds=30)) is None  # version 10's
     store.close()

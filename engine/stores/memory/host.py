@@ -156,9 +156,9 @@ class MemoryStore(MemoryRuns, MemoryPrivacy, MemoryBase):
                             "provider": delivery["provider"]}
         return None
 
-    def user_by_phone(self, phone: str) -> str | None:
+    def users_by_phone(self, phone: str) -> list[str]:
         with self._lock:
-            return next((p.user_id for p in self.profiles.values() if p.phone == phone), None)
+            return sorted(p.user_id for p in self.profiles.values() if p.phone == phone)
 
     def step_counts(self, journey_id: str) -> dict[str, dict[str, int]]:
         counts: dict[str, dict[str, int]] = {}

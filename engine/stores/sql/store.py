@@ -45,7 +45,7 @@ from engine.stores.sql.schema import (
     dialect_insert,
 )
 from engine.stores.sql.suppression import read_suppressions
-from engine.stores.sql.translate import store_error, translated, translating
+from engine.stores.sql.translate import check_url, store_error, translated, translating
 from engine.stores.sql.tx import SqlTx, StateCache
 from engine.stores.sql.writer_lock import WriterLock
 
@@ -54,7 +54,7 @@ class SqlStore(SqlRuns, SqlPrivacy):
     """A database URL in, transactions out. Creates the schema on first use."""
 
     def __init__(self, url: str, echo: bool = False, cache: bool | None = None) -> None:
-        self.url = url
+        self.url = check_url(url)
         self.dialect = "postgresql" if url.startswith("postgresql") else "sqlite"
         self.safe_url = _without_password(url)
         with translated(f"{self.safe_url}: cannot open the database"):
@@ -220,12 +220,11 @@ class SqlStore(SqlRuns, SqlPrivacy):
         return dict(row) if row else None
 
     @translating
-    def user_by_phone(self, phone: str) -> str | None:
-        """The user whose profile has this E.164 phone number (any one of them if several share it)."""
-        query = select(PROFILES.c.user_id).where(PROFILES.c.phone == phone).limit(1)
+    def users_by_phone(self, phone: str) -> list[str]:
+        """The users whose profile has this E.164 phone number, in user_id order."""
+        query = select(PROFILES.c.user_id).where(PROFILES.c.phone == phone).order_by(PROFILES.c.user_id)
         with self.engine.connect() as conn:
-            row = conn.execute(query).first()
-        return str(row[0]) if row else None
+            return [str(row[0]) for row in conn.execute(query)]
 
     @translating
     def step_counts(self, journey_id: str) -> dict[str, dict[str, int]]:
