@@ -7,6 +7,7 @@ edge (`Profile.from_dict`), so hot-path code never pays for validation.
 from __future__ import annotations
 
 import functools
+import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
@@ -18,6 +19,9 @@ import phonenumbers
 from pydantic import BaseModel, ConfigDict, ValidationError, field_validator
 
 _EMPTY: Mapping[str, Any] = MappingProxyType({})
+_EMAIL = re.compile(r"[^@\s]+@[^@\s.]+(\.[^@\s.]+)*")
+"""An address a mail server could take: a local part, `@`, a domain of non-empty labels. Not a
+full RFC 5321 parse (which would refuse little more); whether it exists, only sending tells."""
 
 
 class ProfileError(ValueError):
@@ -59,7 +63,7 @@ class Profile:
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> Profile:
-        """Validate a SPEC §3 profile document; raises ProfileError naming the field."""
+        """Validate a profile document (docs/formats.md); raises ProfileError naming the field."""
         try:
             doc = _ProfileDoc.model_validate(data)
         except ValidationError as exc:
@@ -200,6 +204,13 @@ class _ProfileDoc(BaseModel):
     def _known_zone(cls, value: str | None) -> str | None:
         if value is not None and value not in time_zones():
             raise ValueError(f"unknown IANA time zone {value!r}")
+        return value
+
+    @field_validator("email")
+    @classmethod
+    def _address(cls, value: str | None) -> str | None:
+        if value is not None and not _EMAIL.fullmatch(value):
+            raise ValueError(f"{value!r} is not an email address (name@domain)")
         return value
 
     @field_validator("phone")

@@ -4,8 +4,10 @@ with the user's own words (file, line, field, id) in its message::
     JourneyError (Exception)
     ├── JourneyDefinitionError (ValueError)   a journey file is malformed or inconsistent
     ├── JourneyNotFoundError (LookupError)    a journey id names no loaded journey
-    ├── RunRefusedError (ValueError)          an audience run cannot start (the journey is entered by events,
-    │                                         or is paused or stopped)
+    ├── StateConflictError (ValueError)       the journey's state refuses the request (HTTP 409)
+    │   ├── RunRefusedError                   an audience run cannot start (the journey is entered by events,
+    │   │                                     or is paused or stopped)
+    │   └── JourneyStoppedError               a stopped journey cannot be resumed or paused: deploy a new version
     ├── EventError (ValueError)               an event is malformed (names the field)
     │   └── InputError                        a line of an events or profiles file is bad (file:line)
     ├── EvaluationError (RuntimeError)        an expression or template failed at run time
@@ -54,7 +56,16 @@ class JourneyNotFoundError(JourneyError, LookupError):
     """A journey id was asked for that no loaded journey has."""
 
 
-class RunRefusedError(JourneyError, ValueError):
+class StateConflictError(JourneyError, ValueError):
+    """What was asked conflicts with the journey's state; the message says what would work."""
+
+
+class JourneyStoppedError(StateConflictError):
+    """A stopped journey was asked to resume or pause: a stop is final for its versions, and a new
+    version deployed (a reload or restart with a changed file) starts it again."""
+
+
+class RunRefusedError(StateConflictError):
     """An audience run was asked of a journey that takes none now: one entered by events, a paused
     or a stopped one. The message says which."""
 

@@ -1,4 +1,4 @@
-"""Events as the engine sees them, parsed from SPEC §3 JSON at the edge.
+"""Events as the engine sees them, parsed from JSON (docs/formats.md) at the edge.
 
 Parsing is hand-written rather than pydantic because it sits on the ingest hot path;
 every error still names the field, as `EventError`.
@@ -7,7 +7,7 @@ every error still names the field, as `EventError`.
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -17,7 +17,18 @@ from channels.profile import read_timestamp
 from engine.errors import EventError
 
 _FIELDS = frozenset({"id", "type", "user_id", "timestamp", "properties"})
+# The statuses provider feedback (`<channel>.<status>`) carries: what a message goes through
+# (Twilio's and the other providers' callbacks) and what counts as engagement with it.
+FEEDBACK_STATUSES = frozenset({"queued", "sending", "sent", "delivered", "read", "opened", "clicked", "failed",
+                               "bounced"})
 _EMPTY: Mapping[str, Any] = {}
+
+
+def looks_like_feedback(event_type: str, channels: Collection[str]) -> str | None:
+    """The status of `<channel>.<word>` named after one of `channels`, feedback or not (None
+    for any other name): the caller decides whether the word is a status it knows."""
+    channel, dot, word = event_type.partition(".")
+    return word if dot and word and channel in channels else None
 
 
 @dataclass(frozen=True, slots=True)
@@ -52,7 +63,7 @@ def parse_time(value: object, field_name: str) -> datetime:
 
 
 def parse_event(data: object, now: datetime) -> Event:
-    """Validate one SPEC §3 event; `now` fills a missing timestamp."""
+    """Validate one event (docs/formats.md); `now` fills a missing timestamp."""
     if not isinstance(data, Mapping):
         raise EventError(f"event: expected a JSON object, got {type(data).__name__}")
     unknown = sorted(set(data) - _FIELDS)

@@ -28,7 +28,7 @@ class Counters:
     sweep_failures: Counter[str] = field(default_factory=Counter)  # runs of each sweep that raised
     failing: dict[str, str] = field(default_factory=dict)  # sweep -> its error, while it keeps failing
     failing_runs: Counter[str] = field(default_factory=Counter)  # consecutive failed runs of each sweep
-    instance_failures: Counter[str] = field(default_factory=Counter)  # instances failed alone, per journey
+    instance_failures: Counter[tuple[str, str]] = field(default_factory=Counter)  # failed alone: (journey, step)
     queued: Counter[str] = field(default_factory=Counter)  # messages the engine queued, by channel
     cost: Counter[str] = field(default_factory=Counter)  # their cost (the policy's prices), by channel
     skips: Counter[str] = field(default_factory=Counter)  # sends that sent nothing, by reason

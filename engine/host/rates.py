@@ -70,16 +70,19 @@ class Rates:
         self.workers = 1
         self.buckets = {channel: Bucket.empty(rate, now) for channel, rate in per_second.items()}
 
-    def share(self, workers: int, now: datetime) -> None:
+    def share(self, workers: int, now: datetime) -> bool:
         """Workers sharing one database each send an even share of every rate, so that together
-        they send no faster than the policy says (called with each heartbeat's live count)."""
+        they send no faster than the policy says (called with each heartbeat's live count).
+        True when the rates changed: what is held back was booked at the old pace, and no longer
+        is (the caller has it booked again)."""
         if workers == self.workers or workers < 1:
-            return
+            return False
         self.workers = workers
         for channel, rate in self.per_second.items():
             fresh = Bucket.empty(rate / workers, now)
             bucket = self.buckets[channel]
-            bucket.interval, bucket.burst = fresh.interval, fresh.burst
+            bucket.interval, bucket.burst, bucket.booked = fresh.interval, fresh.burst, None
+        return bool(self.per_second)
 
     @classmethod
     def of(cls, policy: Policy | None, now: datetime) -> Rates:

@@ -21,6 +21,7 @@ IN_RANGE = r"^(19[7-9][0-9]|20[0-9][0-9])-"
 TEXT = r"^[^\x00]*$"  # no NUL character: PostgreSQL cannot store one
 SOME_TEXT = r"^[^\x00]+$"
 A_NAME = r"^[^\x00]*[^\s\x00][^\x00]*$"  # not blank either
+EMAIL = r"^[^@\s\x00]+@[^@\s.\x00]+(\.[^@\s.\x00]+)*$"  # name@domain, as the parser takes it
 Channel = Literal["push", "in_app", "email", "sms", "mms", "rcs", "webhook"]
 Category = Literal["marketing", "transactional"]
 
@@ -34,7 +35,7 @@ ORDER = {"id": "evt-1001", "type": "order.placed", "user_id": "u1", "timestamp":
 
 
 class EventIn(BaseModel):
-    """One event (SPEC §3)."""
+    """One event (docs/formats.md)."""
 
     model_config = ConfigDict(extra="forbid", json_schema_extra=examples(ORDER))
     id: str | None = Field(None, pattern=SOME_TEXT, description="idempotency key: an id seen before is a duplicate")
@@ -77,7 +78,7 @@ class ProfileFields(BaseModel):
     """What a profile holds besides its id and consents, in and out alike."""
 
     timezone: TimeZone | None = Field(None, description="IANA zone, e.g. `America/New_York`")
-    email: str | None = Field(None, pattern=TEXT)
+    email: str | None = Field(None, pattern=EMAIL, description="name@domain")
     phone: Phone | None = Field(None, description="a valid number in E.164, e.g. `+14155550100`")
     push_token: str | None = Field(None, pattern=TEXT)
     rcs_capable: bool = False
@@ -92,6 +93,22 @@ class ProfileIn(ProfileFields):
          "attributes": {"first_name": "Ada", "region": "FR"},
          "consents": [{"channel": "sms", "category": "marketing", "granted": True}]}))
     user_id: str | None = Field(None, description="if present, the same as in the path (another is a 409)")
+    consents: list[ConsentIn] = []
+
+
+class ProfilePatch(BaseModel):
+    """Changes to a stored profile: the fields given replace the stored ones (`null` clears one),
+    `attributes` are merged key by key (a key given `null` is removed), consents are appended."""
+
+    model_config = ConfigDict(extra="forbid", json_schema_extra=examples(
+        {"attributes": {"tier": "gold", "first_name": None}, "timezone": "Europe/Berlin"}))
+    user_id: str | None = Field(None, description="if present, the same as in the path (another is a 409)")
+    timezone: TimeZone | None = Field(None, description="IANA zone, e.g. `America/New_York`")
+    email: str | None = Field(None, pattern=EMAIL, description="name@domain")
+    phone: Phone | None = Field(None, description="a valid number in E.164, e.g. `+14155550100`")
+    push_token: str | None = Field(None, pattern=TEXT)
+    rcs_capable: bool | None = Field(None, description="`null`: false")
+    attributes: dict[str, Any] = Field({}, description="merged key by key; `null` removes a key")
     consents: list[ConsentIn] = []
 
 
@@ -129,7 +146,6 @@ class TwilioForm(BaseModel):
     From: str | None = None
     To: str | None = None
     Body: str | None = None
-
 
 
 class BulkProfiles(BaseModel):

@@ -25,7 +25,7 @@ from fastapi.responses import JSONResponse
 from fastapi.routing import APIRoute
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from engine.errors import HttpError, JourneyError, RunRefusedError, StoreError, StoreValueError, TemporaryStoreError
+from engine.errors import HttpError, JourneyError, StateConflictError, StoreError, StoreValueError, TemporaryStoreError
 from engine.host.server import Server
 
 log = logging.getLogger("journey.http")
@@ -94,7 +94,7 @@ def install_problem_handlers(app: FastAPI, server: Server) -> None:
 
     @app.exception_handler(JourneyError)
     async def _journey_error(_: Request, exc: JourneyError) -> JSONResponse:
-        return problem(404 if isinstance(exc, LookupError) else 409 if isinstance(exc, RunRefusedError) else 422,
+        return problem(404 if isinstance(exc, LookupError) else 409 if isinstance(exc, StateConflictError) else 422,
                        str(exc))
 
     @app.exception_handler(StarletteHTTPException)
@@ -132,7 +132,14 @@ def allowed_methods(request: Request) -> str:
     return ", ".join(sorted(methods))
 
 
+RFC_9110_TITLES = {413: "Content Too Large", 422: "Unprocessable Content"}
+"""Where Python's phrase is older than RFC 9110's (Python 3.13 has these; 3.11 says `Request
+Entity Too Large` and `Unprocessable Entity`): one title whatever the interpreter."""
+
+
 def _title(status: int) -> str:
+    if status in RFC_9110_TITLES:
+        return RFC_9110_TITLES[status]
     try:
         return HTTPStatus(status).phrase
     except ValueError:

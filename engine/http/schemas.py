@@ -5,7 +5,7 @@ Handlers never validate with these: they read bodies with the engine's own parse
 (`parse_event`, `Profile.from_dict`), so that a batch rejects its bad items one by one and every
 error names its field exactly as the Python API does. These models describe the same shapes for
 `/docs`, generated clients and the schemathesis run, which checks every answer against them;
-keep them in step with the parsers and with the views in `engine.http.app`. Responses allow
+keep them in step with the parsers and with the views (`engine.http.views`). Responses allow
 members not listed (`extra="allow"`): clients should ignore what they do not know.
 """
 
@@ -22,12 +22,22 @@ from engine.http.bodies import (
     EventIn,
     ProfileFields,
     ProfileIn,
+    ProfilePatch,
     SimulatedEvent,
     SimulatedProfile,
     SimulateRequest,
     TwilioForm,
     examples,
 )
+from engine.http.journey_schemas import (
+    JourneyDetail,
+    JourneyList,
+    JourneyState,
+    JourneySummary,
+    ReloadReport,
+    StateChange,
+)
+from engine.http.message_schemas import InstanceList, Message, MessageList, SkippedSend
 from engine.http.run_schemas import Run, RunList
 
 
@@ -96,79 +106,22 @@ class ConsentList(_Out):
     consents: list[Consent] = Field(description="the whole ledger, oldest first")
 
 
-class LedgerRow(Consent):
-    user_id: str
+class LedgerRow(_Out):
+    """A row of the consent audit trail: a user's consent change, or a STOP or START from a phone
+    number (the suppression list: `user_id`, `channel` and `category` null, `number` set)."""
+
+    user_id: str | None = Field(description="null for a row of the suppression list")
+    number: str | None = Field(description="the phone number a STOP or START came from; null for a user's consent")
+    channel: str | None = Field(description="null for a row of the suppression list (it holds for sms, mms, rcs)")
+    category: str | None
+    granted: bool = Field(description="false for a STOP")
+    source: str | None = None
+    at: str = Field(description="RFC 3339, UTC")
 
 
 class ConsentFeed(_Out):
     consents: list[LedgerRow]
     next_cursor: str | None = Field(description="pass back as `cursor`; null once there are no more")
-
-
-class Decision(_Out):
-    channel: str
-    eligible: bool
-    reason: str | None = None
-
-
-class _Send(_Out):
-    """What a message and a skipped send both record: whose, which step and message, when, and why."""
-
-    user_id: str
-    instance_id: str | None = None
-    step: str | None = None
-    message: str | None = None
-    decisions: list[Decision] | None = None
-    at: str | None = None
-
-
-class Message(_Send):
-    """A message with its decisions and delivery status; `content` is null once its person is erased."""
-
-    message_id: str
-    journey_id: str | None = None
-    channel: str
-    category: str | None = None
-    content: dict[str, Any] | None = None
-    cost: float | None = None
-    encoding: str | None = None
-    segments: int | None = None
-    status: str | None = None
-    status_at: str | None = None
-    delivery: str | None = Field(None, description="the outbox's state: pending, sending, sent, failed, cancelled")
-    attempts: int | None = None
-    provider: str | None = None
-    provider_id: str | None = None
-    error: str | None = None
-
-
-class SkippedSend(_Send):
-    """A send step that sent nothing (`no_eligible_channel`, `template_error`), with its decisions."""
-
-    reason: str
-    detail: str | None = None
-
-
-class MessageList(_Out):
-    messages: list[Message] = Field(description="newest first, at most 200")
-    skipped: list[SkippedSend]
-
-
-class InstanceView(_Out):
-    instance_id: str
-    journey_id: str
-    version: str
-    key: str | None = None
-    status: str = Field(description="active, completed, exited, converted or failed")
-    step: str | None = None
-    path: list[str]
-    entered_at: str
-    ended_at: str | None = None
-    reason: str | None = None
-
-
-class InstanceList(_Out):
-    instances: list[InstanceView]
 
 
 class Suppression(_Out):
@@ -191,71 +144,6 @@ class Export(_Out):
     exported_at: str
 
 
-class VersionView(_Out):
-    version: str
-    file: str | None = None
-    first_loaded_at: str
-    active_instances: int
-    current: bool
-
-
-class JourneyState(_Out):
-    """A journey's lifecycle state and its versions (a removed journey: `state` removed, `version` null)."""
-
-    id: str
-    state: str = Field(description="active, paused, stopped or removed")
-    version: str | None
-    active_instances: int
-    versions: list[VersionView]
-
-
-class StateChange(JourneyState):
-    instances_ended: int
-    messages_canceled: int
-
-
-class JourneySummary(JourneyState):
-    name: str | None = Field(description="the file's `name`; null when it has none")
-    category: str
-    trigger: dict[str, Any]
-    steps: int
-    source: str | None = None
-
-
-class JourneyList(_Out):
-    journeys: list[JourneySummary]
-
-
-class GraphNode(_Out):
-    id: str
-    type: str
-
-
-class GraphEdge(BaseModel):
-    model_config = ConfigDict(extra="allow", populate_by_name=True)
-    source: str = Field(alias="from")
-    to: str | None
-    label: str
-
-
-class Graph(_Out):
-    nodes: list[GraphNode]
-    edges: list[GraphEdge]
-
-
-class JourneyDetail(JourneySummary):
-    definition: dict[str, Any]
-    graph: Graph
-    counts: dict[str, dict[str, int]] = Field(description="instances per current step, then per status")
-
-
-class ReloadReport(_Out):
-    added: list[str]
-    changed: list[str]
-    unchanged: list[str]
-    removed: list[str]
-
-
 class SimulationSummary(_Out):
     users: int
     entered: int
@@ -269,7 +157,7 @@ class SimulationSummary(_Out):
 
 
 class Simulation(_Out):
-    """The simulate document of SPEC §4."""
+    """The simulate document (docs/cli.md)."""
 
     journey: str
     summary: SimulationSummary
@@ -290,7 +178,8 @@ class Health(_Out):
 
 
 MODELS: tuple[type[BaseModel], ...] = (
-    EventIn, EventBatch, ConsentIn, ProfileIn, SimulatedEvent, SimulatedProfile, SimulateRequest, TwilioForm,
+    EventIn, EventBatch, ConsentIn, ProfileIn, ProfilePatch, SimulatedEvent, SimulatedProfile, SimulateRequest,
+    TwilioForm,
     BulkProfiles, BulkResult,
     Problem, BatchResult, Consent, Profile, ConsentList, LedgerRow, ConsentFeed, Message, SkippedSend, MessageList,
     InstanceList, Export, JourneyState, StateChange, JourneySummary, JourneyList, JourneyDetail, ReloadReport,

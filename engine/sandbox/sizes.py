@@ -16,7 +16,7 @@ from typing import Any
 from engine.sandbox.budget import weight
 
 _PRINTF = re.compile(r"%(?:\([^)]*\))?[#0\- +]*(\*|\d+)?(?:\.(\*|\d+))?[hlL]?([diouxXeEfFgGcrsa%])")
-_SPEC = re.compile(r"^(?:.?[<>=^])?[-+ ]?z?#?0?(\d+)?[,_]?(?:\.(\d+))?[bcdeEfFgGnosxX%]?$")
+_FORMAT_SHAPE = re.compile(r"^(?:.?[<>=^])?[-+ ]?z?#?0?(\d+)?[,_]?(?:\.(\d+))?[bcdeEfFgGnosxX%]?$")
 PADDING = frozenset({"ljust", "rjust", "center", "zfill"})
 
 
@@ -55,7 +55,7 @@ def formatted(template: str, args: Sequence[Any], kwargs: Mapping[str, Any]) -> 
 def _field(longest: int, widest: int, spec: str) -> int:
     if "{" in spec:
         return longest + 2 * widest
-    match = _SPEC.match(spec)
+    match = _FORMAT_SHAPE.match(spec)
     if match is None:  # a type's own format (dates): a few dozen characters per character of spec
         return longest + 32 * len(spec)
     width, precision = (int(n) if n else 0 for n in match.groups())

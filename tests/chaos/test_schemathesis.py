@@ -7,7 +7,8 @@ allowed is a 405 with the `Allow` the document implies; a route that needs the k
 request without it; and the stateful checks (use after free, resource availability).
 
 Each operation's server holds user `u1` (a profile, consents, an order whose push and SMS went
-out, a skipped send, an instance of a journey without a name that was removed since) so that
+out, a skipped send, an instance of a journey without a name that was removed since) and a STOP
+from a number no profile holds (a consent trail row without a user) so that
 the schema's examples (`u1`, `order-updates`) reach real data and the success bodies are checked
 too, not only the 404s. Phone numbers are generated valid (the
 document's `format: e164`: the number plan decides which numbers exist, which no pattern says).
@@ -53,7 +54,9 @@ def seed(local: LocalServer) -> None:
                                    "properties": {"order_id": f"o-{user}"}}).status_code == 202
         assert post_events(local, {"type": "delivery.completed", "user_id": user}).status_code == 202
     local.advance(3)
-    assert [m["delivery"] for m in local.messages("u1")] == ["sent", "sent", "sent"]
+    assert [m["dispatch"] for m in local.messages("u1")] == ["sent", "sent", "sent"]
+    with local.server.lock, local.server.store.transaction() as tx:  # the consent trail's other rows: a number's
+        tx.record_suppression("+14155550199", "STOP", local.clock.now(), "sms.inbound:nobody")  # (user_id null)
     # a journey without a name, removed while u1 is in it: listed by GET /v1/journeys (state removed, name null)
     folder = local.server.deploys.folder
     assert folder is not None

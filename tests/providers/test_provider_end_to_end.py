@@ -7,6 +7,7 @@ Twilio webhooks are signed with the client library's own `RequestValidator`.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -17,9 +18,11 @@ import pytest
 from fastapi.testclient import TestClient
 from provider_fakes import ACCOUNT_SID, AUTH_TOKEN, FakeTwilio, SmtpSink
 from twilio.request_validator import RequestValidator
+from typer.testing import CliRunner
 
 from channels import load_policy
 from channels.providers.config import load_providers
+from engine.cli import app
 from engine.clock import SystemClock, VirtualClock
 from engine.compiler import load_text
 from engine.host.server import Server
@@ -138,7 +141,7 @@ def test_a_journey_email_reaches_the_smtp_server(rig: Rig) -> None:
     assert mail["Subject"] == "Welcome Ann" and mail["To"] == "ann@example.com"
     assert mail["List-Unsubscribe"] == "<https://shop.example.com/unsubscribe/u1>"
     [row] = rig.messages()
-    assert row["delivery"] == "sent" and row["provider"] == "mail" and row["provider_id"] == mail["Message-ID"]
+    assert row["dispatch"] == "sent" and row["provider"] == "mail" and row["provider_id"] == mail["Message-ID"]
 
 
 def test_undelivered_sms_escalates_to_email_at_once(rig: Rig) -> None:
@@ -206,7 +209,7 @@ def test_permanent_error_at_send_fails_over_and_clears_the_phone(rig: Rig) -> No
     assert rig.client.get("/v1/profiles/u1").json()["phone"] is None
     rig.drain()
     rows = {m["channel"]: m for m in rig.messages()}
-    assert (rows["sms"]["delivery"], rows["email"]["delivery"]) == ("failed", "sent")
+    assert (rows["sms"]["dispatch"], rows["email"]["dispatch"]) == ("failed", "sent")
     assert "21211" in rows["sms"]["error"]
 
 
@@ -253,13 +256,72 @@ def test_a_provider_that_times_out_twice_then_succeeds_delivers_once(rig: Rig) -
     rig.twilio.script = ["timeout", "timeout"]
     rig.event("order.late")
     rig.drain()
-    assert rig.messages()[0]["delivery"] == "pending"
+    assert rig.messages()[0]["dispatch"] == "pending"
     rig.drain(timedelta(seconds=1))
     rig.drain(timedelta(seconds=5))
     assert rig.twilio.requests == 3
     [sms] = rig.twilio.messages
     assert sms["Body"] == ["Your order is late"]
     [row] = rig.messages()
-    assert (row["delivery"], row["attempts"], row["provider"]) == ("sent", 3, "twilio-main")
+    assert (row["dispatch"], row["attempts"], row["provider"]) == ("sent", 3, "twilio-main")
     rig.drain(timedelta(minutes=5))
     assert len(rig.twilio.messages) == 1 and rig.smtp.messages == []
+
+
+def _inbound(rig: Rig, sid: str, text: str, sender: str = PHONE) -> None:
+    reply = rig.twilio_post("inbound", {"MessageSid": sid, "From": sender, "To": "+15005550006", "Body": text})
+    assert reply.status_code == 200, reply.text
+
+
+def _replies_status(rig: Rig, user_id: str) -> list[str]:
+    [instance] = [i for i in rig.client.get(f"/v1/users/{user_id}/instances").json()["instances"]
+                  if i["journey_id"] == "replies"] or [None]
+    return [] if instance is None else [instance["status"]]
+
+
+def test_a_reply_from_a_number_two_profiles_share_reaches_both_and_a_stop_is_answered_once(rig: Rig) -> None:
+    replies = load_text("id: replies\ncategory: transactional\ntrigger: {event: sms.inbound}\n"
+                        "steps:\n  - {id: noted, type: exit}\n", "replies.yaml")
+    rig.server.engine.load(replies)
+    for user in ("u2", "u1"):
+        body = {"timezone": "UTC", "phone": PHONE, "consents": [
+            {"channel": "sms", "category": "transactional", "granted": True, "source": "test"}]}
+        assert rig.client.put(f"/v1/profiles/{user}", json=body).status_code == 200
+    _inbound(rig, "SMshared1", "Is my order on its way?")
+    assert _replies_status(rig, "u1") == ["completed"] and _replies_status(rig, "u2") == ["completed"]
+    _inbound(rig, "SMshared1", "Is my order on its way?")  # Twilio's retry: a duplicate for both
+    assert len(rig.client.get("/v1/users/u2/instances").json()["instances"]) == 1
+    _inbound(rig, "SMshared2", "STOP")
+    rig.drain()
+    assert [m["To"] for m in rig.twilio.messages] == [[PHONE]]  # one confirmation for the number
+    for user in ("u1", "u2"):  # the number is suppressed for both; the first by user_id holds the STOP
+        profile = rig.client.get(f"/v1/profiles/{user}").json()
+        assert [c["source"] for c in profile["consents"] if not c["granted"]] == \
+            (["keyword:STOP"] * 6 if user == "u1" else [])
+
+
+def test_a_stop_from_a_number_no_profile_holds_is_in_the_consent_trail(rig: Rig, tmp_path: Path) -> None:
+    rig.put_profile()
+    stranger = "+14155550199"
+    _inbound(rig, "SMx1", "STOP", sender=stranger)
+    _inbound(rig, "SMx2", "START", sender=stranger)
+    feed = rig.client.get("/v1/consents", params={"limit": 2}).json()
+    rows = feed["consents"]
+    while feed["next_cursor"]:
+        feed = rig.client.get("/v1/consents", params={"limit": 2, "cursor": feed["next_cursor"]}).json()
+        rows += feed["consents"]
+    numbers = [(r["user_id"], r["number"], r["granted"]) for r in rows if r["number"] is not None]
+    assert numbers == [(None, stranger, False), (None, stranger, True)]
+    assert len(rows) == 4 + 2  # u1's four grants, then the number's STOP and START
+    exported = CliRunner().invoke(app, ["consent", "export", "--db", f"sqlite:///{tmp_path / 'journey.db'}"])
+    assert exported.exit_code == 0, exported.output
+    assert [json.loads(line)["number"] for line in exported.stdout.splitlines()][-2:] == [stranger, stranger]
+
+
+def test_erasure_reaches_the_outbox_file(rig: Rig, tmp_path: Path) -> None:
+    outbox = tmp_path / "outbox.jsonl"
+    outbox.write_text(json.dumps({"message_id": "m1", "user_id": "u1", "channel": "push"}) + "\n"
+                      + json.dumps({"message_id": "m2", "user_id": "u9", "channel": "push"}) + "\n")
+    rig.put_profile()
+    assert rig.client.delete("/v1/profiles/u1").status_code == 204
+    assert [json.loads(line)["user_id"] for line in outbox.read_text().splitlines()] == ["u9"]

@@ -207,10 +207,10 @@ def test_stop_keeps_back_a_message_queued_but_not_yet_handed_over(local: LocalSe
     put_profile(local, "A", "sms:transactional")
     post_events(local, {"type": "account.created", "user_id": "A"})  # the push is queued, not yet sent
     stopped = local.client.post("/v1/journeys/welcome/stop").json()
-    assert stopped["messages_canceled"] == 1
+    assert stopped["messages_cancelled"] == 1
     local.settle()
     [push] = local.messages("A")
-    assert (push["delivery"], push["status"], push["error"]) == ("cancelled", "cancelled", "journey_stopped")
+    assert (push["dispatch"], push["status"], push["error"]) == ("cancelled", "cancelled", "journey_stopped")
     assert local.outbox_lines() == []
 
 
@@ -229,7 +229,7 @@ def test_instance_failures_are_counted_per_journey(local: LocalServer) -> None:
     [failed] = local.client.get("/v1/users/A/instances").json()["instances"]
     assert failed["status"] == "failed" and "version gone is not loaded" in failed["reason"]
     metrics = local.client.get("/metrics").text
-    assert 'journey_instance_failures_total{journey="welcome"} 1.0' in metrics
+    assert 'journey_instance_failures_total{journey="welcome",step="pause"} 1.0' in metrics
 
 
 @pytest.mark.parametrize("prefer", [None, "respond-async"])
@@ -249,7 +249,7 @@ def test_stop_over_http_from_a_user_whose_only_instance_fails_is_recorded_and_co
     assert {(c["channel"], c["category"]) for c in consents if not c["granted"]} >= {("sms", "marketing"),
                                                                                       ("sms", "transactional")}
     confirmations = [m for m in local.messages("A") if m["channel"] == "sms"]
-    assert len(confirmations) == 1 and confirmations[0]["delivery"] == "sent"
+    assert len(confirmations) == 1 and confirmations[0]["dispatch"] == "sent"
     [instance_view] = local.client.get("/v1/users/A/instances").json()["instances"]
     assert instance_view["status"] == "failed"
 

@@ -1,5 +1,5 @@
 """Input that parses as JSON in some sense but that the server cannot take must still get a 4xx
-(SPEC §5: "Bad input gets a 4xx with a message that names the field; never a 500, and nothing
+(docs/http.md: "Bad input gets a 4xx with a message that names the field; never a 500, and nothing
 already accepted is lost"). Each was an engine bug, found by these tests and fixed."""
 
 from __future__ import annotations
@@ -71,6 +71,7 @@ def test_nan_in_properties_is_rejected_not_a_500_on_postgresql(postgres_fresh_db
     if response.status_code == 202:
         assert response.json()["accepted"] == 1
         assert [r["index"] for r in response.json()["rejected"]] == [1]
+    assert local.client.put("/v1/profiles/u1", json={}).status_code == 200
     profile = fresh_post(local, "/v1/profiles/u1/consents", b'{"channel": "sms", "category": "marketing", '
                          b'"granted": true, "source": "web"}')
     assert profile.status_code == 201

@@ -27,7 +27,7 @@ def test_a_waiting_thread_goes_before_the_holder_takes_the_lock_again() -> None:
         thread = threading.Thread(target=other, daemon=True)
         thread.start()
         asked.wait(5)
-        wait_until(lambda: lock.waiting == 1, timeout=5, interval=0.001, what="`other` queued for the lock")
+        wait_until(lambda: lock.waiting == 1, timeout=30, interval=0.001, what="`other` queued for the lock")
     with lock:  # the holder asks again at once, as a looping sweep does
         order.append("holder")
     thread.join(5)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Collection
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from channels.selection import ADDRESS_FIELD
@@ -28,6 +28,16 @@ def expire(db: Driver, now: datetime, retry_channels: Collection[str] = ()) -> i
         f"UPDATE messages SET dispatch = 'unknown', status = 'unknown', status_at = {m}, error = {m} "
         f"WHERE dispatch = 'sending' AND next_attempt_at <= {m}", (at, IN_DOUBT, at))
     return int(result.rowcount or 0)
+
+
+def release_held(db: Driver, error: str, now: datetime) -> int:
+    """The pending messages held back with `error` and due later, due now: a microsecond apart up to
+    `now`, in the order they were due. The dispatcher then books them again at the rates in force."""
+    held = db.rows(f"SELECT message_id FROM messages WHERE dispatch = 'pending' AND next_attempt_at > {db.mark} "
+                   f"AND error = {db.mark} ORDER BY next_attempt_at", [db.time(now), error])
+    db.write(f"UPDATE messages SET next_attempt_at = {db.mark} WHERE message_id = {db.mark}",
+             [(db.time(now - timedelta(microseconds=len(held) - n)), row[0]) for n, row in enumerate(held)])
+    return len(held)
 
 
 def claim_sql(dialect: str, limit: int) -> str:

@@ -16,37 +16,34 @@ from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import event, func, insert, select, update
-from sqlalchemy.engine import Connection, make_url
+from sqlalchemy import event, func, select
 from sqlalchemy.engine import Engine as SaEngine
+from sqlalchemy.engine import make_url
 from sqlalchemy.exc import SQLAlchemyError
-from sqlmodel import SQLModel, create_engine
+from sqlmodel import create_engine
 
 from channels import Profile
-from engine.errors import StoreError
 from engine.ports import OutboxItem
-from engine.state import PARTITIONS, Instance
+from engine.state import Instance
 from engine.stores.sql.claims import Owner
-from engine.stores.sql.driver import Driver, json_text
+from engine.stores.sql.driver import Driver
 from engine.stores.sql.journeys import SqlJourneys
-from engine.stores.sql.outbox import claim_sql, expire, record_attempts
-from engine.stores.sql.partitions import SqlPartitions, add_partitions, partition_count, prepare
+from engine.stores.sql.migrate import create_schema
+from engine.stores.sql.outbox import claim_sql, expire, record_attempts, release_held
+from engine.stores.sql.partitions import SqlPartitions
 from engine.stores.sql.privacy import SqlPrivacy
 from engine.stores.sql.runs import RunTx, SqlRuns
 from engine.stores.sql.schema import (
     INSTANCES,
     MESSAGES,
-    META,
     PROFILES,
-    RETIRED_INDEXES,
-    SCHEMA_VERSION,
     SKIPS,
     TIMERS,
     aware,
     chunks,
 )
 from engine.stores.sql.suppression import read_suppressions
-from engine.stores.sql.translate import store_error, translated, translating
+from engine.stores.sql.translate import check_url, store_error, translated, translating
 from engine.stores.sql.tx import SqlTx, StateCache
 from engine.stores.sql.writer_lock import WriterLock
 
@@ -55,7 +52,7 @@ class SqlStore(SqlRuns, SqlPrivacy, SqlJourneys):
     """A database URL in, transactions out. Creates the schema on first use."""
 
     def __init__(self, url: str, echo: bool = False, cache: bool | None = None) -> None:
-        self.url = url
+        self.url = check_url(url)
         self.dialect = "postgresql" if url.startswith("postgresql") else "sqlite"
         self.safe_url = _without_password(url)
         with translated(f"{self.safe_url}: cannot open the database"):
@@ -63,29 +60,12 @@ class SqlStore(SqlRuns, SqlPrivacy, SqlJourneys):
             use_cache = self.dialect == "sqlite" if cache is None else cache
             self.cache = StateCache() if use_cache else None
             self._writer = WriterLock() if self.dialect == "sqlite" else None
-            self.partition_count = PARTITIONS
-            self._create_schema()
+            self.partition_count = create_schema(self.engine, self.url, self.dialect)
         # several workers may share a PostgreSQL database: they own its users by partitions
         self.partitions = SqlPartitions(self.engine, self.partition_count) if self.dialect == "postgresql" else None
 
     def _writing(self, urgent: bool) -> AbstractContextManager[Any]:
         return self._writer.hold(urgent) if self._writer is not None else nullcontext()
-
-    def _create_schema(self) -> None:
-        SQLModel.metadata.create_all(self.engine)
-        with self.engine.begin() as conn:
-            row = conn.execute(select(META.c.value).where(META.c.key == "schema_version")).first()
-            if row is None:
-                conn.execute(insert(META).values(key="schema_version", value=str(SCHEMA_VERSION)))
-            elif int(row[0]) > SCHEMA_VERSION:
-                raise StoreError(f"{self.url}: schema version {row[0]} is newer than this journey-engine "
-                                 f"({SCHEMA_VERSION}); upgrade journey-engine")
-            elif int(row[0]) < SCHEMA_VERSION:
-                _migrate(conn, int(row[0]), self.dialect)
-                conn.execute(update(META).where(META.c.key == "schema_version").values(value=str(SCHEMA_VERSION)))
-            self.partition_count = partition_count(conn)
-            if self.dialect == "postgresql":
-                prepare(conn, self.partition_count)
 
     @contextmanager
     def transaction(self) -> Iterator[RunTx]:
@@ -188,6 +168,11 @@ class SqlStore(SqlRuns, SqlPrivacy, SqlJourneys):
             return expire(Driver(conn, self.dialect), now, retry_channels)
 
     @translating
+    def release_held(self, error: str, now: datetime) -> int:
+        with self._writing(urgent=False), self.engine.begin() as conn:
+            return release_held(Driver(conn, self.dialect), error, now)
+
+    @translating
     def outbox_next_due(self) -> datetime | None:
         with self.engine.connect() as conn:  # a literal 'pending', so the partial index applies
             due = conn.exec_driver_sql("SELECT min(next_attempt_at) FROM messages WHERE dispatch = 'pending'").scalar()
@@ -211,9 +196,8 @@ class SqlStore(SqlRuns, SqlPrivacy, SqlJourneys):
 
     @translating
     def messages_for_user(self, user_id: str, limit: int = 200) -> list[dict[str, Any]]:
-        columns = [c for c in MESSAGES.c if c.name not in ("next_attempt_at",)]
         with self.engine.connect() as conn:
-            rows = conn.execute(select(*columns).where(MESSAGES.c.user_id == user_id)
+            rows = conn.execute(select(MESSAGES).where(MESSAGES.c.user_id == user_id)
                                 .order_by(MESSAGES.c.at.desc()).limit(limit)).mappings()
             return [dict(r) for r in rows]
 
@@ -234,12 +218,11 @@ class SqlStore(SqlRuns, SqlPrivacy, SqlJourneys):
         return dict(row) if row else None
 
     @translating
-    def user_by_phone(self, phone: str) -> str | None:
-        """The user whose profile has this E.164 phone number (any one of them if several share it)."""
-        query = select(PROFILES.c.user_id).where(PROFILES.c.phone == phone).limit(1)
+    def users_by_phone(self, phone: str) -> list[str]:
+        """The users whose profile has this E.164 phone number, in user_id order."""
+        query = select(PROFILES.c.user_id).where(PROFILES.c.phone == phone).order_by(PROFILES.c.user_id)
         with self.engine.connect() as conn:
-            row = conn.execute(query).first()
-        return str(row[0]) if row else None
+            return [str(row[0]) for row in conn.execute(query)]
 
     @translating
     def step_counts(self, journey_id: str) -> dict[str, dict[str, int]]:
@@ -294,21 +277,6 @@ class SqlStore(SqlRuns, SqlPrivacy, SqlJourneys):
         with self.engine.connect() as conn:
             return float(conn.exec_driver_sql("select pg_database_size(current_database())").scalar() or 0) / 2**20
 
-
-def _migrate(conn: Connection, version: int, dialect: str) -> None:
-    """Bring a database made by an older version up to date, in place: add the phone column
-    (filled from the profile documents), drop retired indexes and create whatever the current
-    tables declare. Older engines refuse the database afterwards, because its version is bumped."""
-    if version < 4:
-        conn.exec_driver_sql("ALTER TABLE profiles ADD COLUMN phone VARCHAR")
-        conn.exec_driver_sql("UPDATE profiles SET phone = " + json_text(dialect, "doc", "'phone'"))
-    if version < 11:
-        add_partitions(conn)
-    for name in RETIRED_INDEXES:
-        conn.exec_driver_sql(f"DROP INDEX IF EXISTS {name}")
-    for table in SQLModel.metadata.sorted_tables:
-        for index in table.indexes:
-            index.create(conn, checkfirst=True)
 
 
 

@@ -66,3 +66,16 @@ def translating(method: Callable[P, R]) -> Callable[P, R]:
 def _where(store: Any) -> str:
     safe = getattr(store, "safe_url", None)
     return str(safe) if safe is not None else "the database"
+
+
+URL_FORMS = ("sqlite:///", "postgresql+psycopg://")
+"""The database URLs journey-engine opens: a SQLite file, or PostgreSQL through psycopg 3."""
+
+
+def check_url(url: str) -> str:
+    """`url` if it is one of `URL_FORMS`; else a StoreError that shows the forms that work."""
+    if url.startswith(URL_FORMS):
+        return url
+    scheme = url.partition("://")[0] if "://" in url else url
+    raise StoreError(f"{scheme}://...: not a database URL journey-engine opens; use sqlite:///path/to/file.db "
+                     "(sqlite:////absolute/path.db) or postgresql+psycopg://user:password@host:5432/database")
