@@ -19,9 +19,14 @@ import phonenumbers
 from pydantic import BaseModel, ConfigDict, ValidationError, field_validator
 
 _EMPTY: Mapping[str, Any] = MappingProxyType({})
-_EMAIL = re.compile(r"[^@\s]+@[^@\s.]+(\.[^@\s.]+)*")
-"""An address a mail server could take: a local part, `@`, a domain of non-empty labels. Not a
-full RFC 5321 parse (which would refuse little more); whether it exists, only sending tells."""
+_NOT_IN_ADDRESS = r"@\s\x00-\x1f\x7f-\x9f\ufeff"  # what is blank to Python or to JavaScript, and controls
+EMAIL_PATTERN = rf"^[^{_NOT_IN_ADDRESS}]+@[^.{_NOT_IN_ADDRESS}]+(\.[^.{_NOT_IN_ADDRESS}]+)*$"
+"""An address a mail server could take: a local part, `@`, a domain of non-empty labels, with no
+space or control character. Not a full RFC 5321 parse (which would refuse little more); whether it
+exists, only sending tells. The same text is the API document's pattern: Python's and JavaScript's
+whitespace class differ (U+001C to U+001F and U+0085 are blank only to Python, U+FEFF only to
+JavaScript), so the characters they disagree on are named too."""
+_EMAIL = re.compile(EMAIL_PATTERN)
 
 
 class ProfileError(ValueError):

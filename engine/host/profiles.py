@@ -80,8 +80,9 @@ PATCHABLE = ("timezone", "email", "phone", "push_token", "rcs_capable", "attribu
 
 
 def patched(existing: Profile, body: Mapping[str, Any], now: datetime) -> Profile:
-    """`PATCH`: the fields `body` gives replace the stored ones (`null` clears), `attributes` are
-    merged key by key (a key given `null` is removed), consents are appended as `PUT` does.
+    """`PATCH`: the fields `body` gives replace the stored ones (`null` clears; `rcs_capable` to
+    false), `attributes` are merged key by key (a key given `null` is removed), consents are appended
+    as `PUT` does.
     Raises ProfileError naming the field."""
     unknown = sorted(set(body) - set(PATCHABLE))
     if unknown:
@@ -91,6 +92,8 @@ def patched(existing: Profile, body: Mapping[str, Any], now: datetime) -> Profil
         raise ProfileError(f"attributes: expected an object, got {type(attributes).__name__}")
     document = {k: v for k, v in existing.to_dict().items() if k != "consents"}
     document.update({k: v for k, v in body.items() if k != "attributes"})
+    if document.get("rcs_capable") is None:  # cleared: a profile's rcs_capable is a boolean, false by default
+        document["rcs_capable"] = False
     kept = {k: v for k, v in {**existing.attributes, **attributes}.items() if v is not None}
     return merged(existing, parse_profile({**document, "attributes": kept}, now))
 

@@ -13,6 +13,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, WithJsonSchema
 
+from channels.profile import EMAIL_PATTERN as EMAIL
 from channels.profile import time_zones
 
 IN_RANGE = r"^(19[7-9][0-9]|20[0-9][0-9])-"
@@ -21,7 +22,6 @@ IN_RANGE = r"^(19[7-9][0-9]|20[0-9][0-9])-"
 TEXT = r"^[^\x00]*$"  # no NUL character: PostgreSQL cannot store one
 SOME_TEXT = r"^[^\x00]+$"
 A_NAME = r"^[^\x00]*[^\s\x00][^\x00]*$"  # not blank either
-EMAIL = r"^[^@\s\x00]+@[^@\s.\x00]+(\.[^@\s.\x00]+)*$"  # name@domain, as the parser takes it
 Channel = Literal["push", "in_app", "email", "sms", "mms", "rcs", "webhook"]
 Category = Literal["marketing", "transactional"]
 
@@ -69,7 +69,8 @@ class ConsentIn(BaseModel):
 
 
 TimeZone = Annotated[str, WithJsonSchema({"type": "string", "enum": sorted(time_zones())})]
-Phone = Annotated[str, WithJsonSchema({"type": "string", "format": "e164", "pattern": r"^\+[1-9][0-9]{1,14}$"})]
+Phone = Annotated[str, WithJsonSchema({"type": "string", "format": "e164", "pattern": r"^\+[1-9][0-9]{1,14}$",
+                                       "examples": ["+14155550100"]})]
 """A valid phone number in E.164 (`format: e164`: the pattern says its shape; its country and number
 plan decide the rest, as libphonenumber does)."""
 

@@ -38,7 +38,7 @@ def test_a_wrong_method_is_a_405_problem_saying_what_is_allowed(local: LocalServ
 
 
 @pytest.mark.parametrize("method, path, allowed", [
-    ("OPTIONS", "/v1/profiles/u1", "DELETE, GET, PUT"),  # three routes on one path: the first one's before
+    ("OPTIONS", "/v1/profiles/u1", "DELETE, GET, PATCH, PUT"),  # four routes on one path: the first one's before
     ("PATCH", "/v1/journeys/order-updates/runs", "GET, POST"),
     ("OPTIONS", "/v1/journeys/reload", "POST"),  # the literal path, not /v1/journeys/{journey_id}'s GET
 ])

@@ -122,13 +122,18 @@ def test_put_replaces_the_profile_and_patch_merges_into_it(local: LocalServer) -
     assert [c["granted"] for c in local.client.patch("/v1/profiles/bob", json={"consents": [revoke]}).json()[
         "consents"]] == [True, False]
 
+    assert local.client.patch("/v1/profiles/bob", json={"rcs_capable": True}).json()["rcs_capable"] is True
+    cleared = local.client.patch("/v1/profiles/bob", json={"rcs_capable": None})  # null clears, as the document says
+    assert cleared.status_code == 200 and cleared.json()["rcs_capable"] is False, cleared.text
+
 
 def test_patch_refuses_what_it_cannot_merge(local: LocalServer) -> None:
     assert local.client.patch("/v1/profiles/nobody", json={"timezone": "UTC"}).status_code == 404
     put_profile(local, "u1")
     for body, field in (({"email": "nope"}, "email"), ({"timezone": "Mars/Base"}, "timezone"),
-                        ({"colour": "red"}, "colour"), ({"attributes": [1]}, "attributes"),
-                        ({"user_id": "u2"}, "user_id")):
+                        ({"colour": "red"}, "colour"), ({"attributes": [1]}, "attributes")):
         reply = local.client.patch("/v1/profiles/u1", json=body)
         assert reply.status_code == 422 and reply.json()["detail"].startswith(f"{field}:"), (body, reply.text)
+    other = local.client.patch("/v1/profiles/u1", json={"user_id": "u2"})  # another user than the path's
+    assert other.status_code == 409 and other.json()["detail"].startswith("user_id:"), other.text
     assert local.client.get("/v1/profiles/u1").json()["timezone"] == "UTC"
