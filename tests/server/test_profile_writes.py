@@ -5,9 +5,11 @@ malformed email is refused by name, and consent for a user with no profile is a 
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 from typing import Any
 
+import pytest
 from typer.testing import CliRunner
 
 from engine.cli import app
@@ -94,6 +96,17 @@ def test_a_malformed_email_is_refused_naming_the_field(local: LocalServer) -> No
                                                                 {"user_id": "u3", "email": "u3 at example.com"}]})
     assert bulk.json()["upserted"] == 1 and bulk.json()["rejected"][0]["index"] == 1
     assert bulk.json()["rejected"][0]["error"].startswith("email:")
+
+
+@pytest.mark.parametrize("email", ["a@b\u0085c.com", "a\u001c@b.com", "a@b\ufeff.com", "a@b\u2028.com"])
+def test_an_email_with_a_control_or_blank_character_is_refused_as_the_document_says(
+        local: LocalServer, email: str) -> None:
+    """Python's and JavaScript's whitespace differ; the document's pattern and the parser agree."""
+    schema = local.client.get("/openapi.json").json()["components"]["schemas"]["ProfileIn"]["properties"]["email"]
+    [pattern] = [branch["pattern"] for branch in schema["anyOf"] if "pattern" in branch]
+    assert re.search(pattern, email) is None
+    reply = local.client.put("/v1/profiles/u1", json={"email": email})
+    assert reply.status_code == 422 and reply.json()["errors"][0]["field"] == "email", reply.text
 
 
 def test_consent_for_a_user_with_no_profile_is_a_404(local: LocalServer) -> None:
