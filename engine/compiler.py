@@ -22,7 +22,7 @@ from engine.expressions import (
     Expression,
     compile_tree,
     foreign_names,
-    loop_warning,
+    limit_warning,
     render_tree,
     suggest_name,
     syntax_error,
@@ -267,9 +267,13 @@ class _Checker:
         try:
             self.expressions[key] = Expression(source)
             names = foreign_names(source, expression=True)
+            limits = limit_warning(source, expression=True)
         except TemplateSyntaxError as exc:
             self._report(path, f"{_where(path, self.journey)}expression {source!r} does not parse: {syntax_error(exc)}")
             return
+        if limits is not None:
+            self.warnings.append(self.located.problem(path, f"{_where(path, self.journey)}expression {source!r}: "
+                                                            f"{limits}"))
         for name, read in names.items():
             self._report(path, f"{_where(path, self.journey)}expression {source!r}: {_unknown(name, read)}")
 
@@ -295,11 +299,11 @@ class _Checker:
         for leaf, text in _leaves(content, (channel,)):
             try:
                 names = foreign_names(text)
-                loops = loop_warning(text)
+                limits = limit_warning(text)
             except TemplateSyntaxError:
                 continue  # reported above
-            if loops is not None:
-                self.warnings.append(self.located.problem(("messages", name, *leaf), f"message '{name}': {loops}"))
+            if limits is not None:
+                self.warnings.append(self.located.problem(("messages", name, *leaf), f"message '{name}': {limits}"))
             for unknown, read in names.items():
                 field = "".join(f"[{p}]" if isinstance(p, int) else f".{p}" for p in leaf).lstrip(".")
                 self._report(("messages", name, *leaf), f"message '{name}': {field}: {_unknown(unknown, read)}")

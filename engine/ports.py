@@ -264,6 +264,10 @@ class Journeys(Protocol):
         """Oldest first."""
         ...
 
+    def journey_ids(self) -> list[str]:
+        """Every journey a version was kept of, loaded now or removed since."""
+        ...
+
     def journey_states(self) -> dict[str, str]:
         """Journeys not `active`, with their state."""
         ...

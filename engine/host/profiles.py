@@ -34,8 +34,8 @@ class BulkResult:
 
 
 def parse_profile(item: Any, now: datetime) -> Profile:
-    """One profile document as the API takes it: consents without `at` or `source` are stamped
-    now and `api`. Raises ProfileError naming the field."""
+    """One profile document as the API takes it: consents without `at` (or with `at: null`) or
+    `source` are stamped now and `api`. Raises ProfileError naming the field."""
     if not isinstance(item, dict):
         raise ProfileError(f"profile: expected a JSON object, got {type(item).__name__}")
     try:
@@ -44,9 +44,14 @@ def parse_profile(item: Any, now: datetime) -> Profile:
         raise ProfileError(str(exc).removeprefix("profile.")) from None
     consents = item.get("consents")
     if isinstance(consents, list):
-        stamp = {"source": "api", "at": format_time(now)}
-        item = {**item, "consents": [{**stamp, **c} if isinstance(c, dict) else c for c in consents]}
+        item = {**item, "consents": [stamped(c, now) if isinstance(c, dict) else c for c in consents]}
     return Profile.from_dict(item)
+
+
+def stamped(consent: dict[str, Any], now: datetime) -> dict[str, Any]:
+    """A consent change as the API takes it: `at` absent or null is now, `source` absent is `api`."""
+    at = consent.get("at")
+    return {"source": "api", **consent, "at": format_time(now) if at is None else at}
 
 
 def merged(existing: Profile | None, incoming: Profile) -> Profile:
@@ -75,8 +80,9 @@ PATCHABLE = ("timezone", "email", "phone", "push_token", "rcs_capable", "attribu
 
 
 def patched(existing: Profile, body: Mapping[str, Any], now: datetime) -> Profile:
-    """`PATCH`: the fields `body` gives replace the stored ones (`null` clears), `attributes` are
-    merged key by key (a key given `null` is removed), consents are appended as `PUT` does.
+    """`PATCH`: the fields `body` gives replace the stored ones (`null` clears; `rcs_capable` to
+    false), `attributes` are merged key by key (a key given `null` is removed), consents are appended
+    as `PUT` does.
     Raises ProfileError naming the field."""
     unknown = sorted(set(body) - set(PATCHABLE))
     if unknown:
@@ -86,6 +92,8 @@ def patched(existing: Profile, body: Mapping[str, Any], now: datetime) -> Profil
         raise ProfileError(f"attributes: expected an object, got {type(attributes).__name__}")
     document = {k: v for k, v in existing.to_dict().items() if k != "consents"}
     document.update({k: v for k, v in body.items() if k != "attributes"})
+    if document.get("rcs_capable") is None:  # cleared: a profile's rcs_capable is a boolean, false by default
+        document["rcs_capable"] = False
     kept = {k: v for k, v in {**existing.attributes, **attributes}.items() if v is not None}
     return merged(existing, parse_profile({**document, "attributes": kept}, now))
 

@@ -26,7 +26,7 @@ from channels.selection import ADDRESS_FIELD
 from engine.audience.run import AudienceRun
 from engine.clock import Clock, SystemClock, ordered_ids
 from engine.compiler import CompiledJourney
-from engine.errors import EventError, StoreError
+from engine.errors import EventError, StoreError, TemporaryStoreError
 from engine.events import Event, parse_event
 from engine.host.backlog import Backlog
 from engine.host.counters import Counters
@@ -43,6 +43,7 @@ from engine.service import Engine
 from engine.state import Committed, Failure, Ingested
 
 log = logging.getLogger("journey.server")
+STUCK_TURN = timedelta(seconds=10)
 
 
 def tune_runtime() -> None:
@@ -66,10 +67,12 @@ class Server:
                  providers: Mapping[str, Sequence[Provider]] | None = None, clock: Clock | None = None,
                  batch: int = 1000, timer_interval: float = 1.0, queue_delay: float = 1.0,
                  journeys_dir: Path | None = None, outbox_lease: timedelta = timedelta(seconds=60),
-                 worker_id: str | None = None, partition_ttl: timedelta = DEFAULT_TTL) -> None:
+                 worker_id: str | None = None, partition_ttl: timedelta = DEFAULT_TTL,
+                 stuck_turn: timedelta = STUCK_TURN) -> None:
         self.store = store
         self.clock = clock or SystemClock()
-        self.lock = TurnLock()
+        self.lock = TurnLock(self.clock.now)
+        self.stuck_turn = stuck_turn  # a turn of the engine longer than this: /healthz answers 503
         self.batch = batch
         self.backlog = Backlog(queue_delay, batch)
         self.counters = Counters()
@@ -233,11 +236,11 @@ class Server:
             return self._process_queued()
 
     def _tracked(self, sweep: str, work: Callable[[], int]) -> int:
-        """Run one sweep, counting it; one that keeps failing shows in /healthz and /metrics."""
+        """Run one sweep, counting it; one that keeps failing shows in /metrics (`journey_sweep_failing`)."""
         started = time.perf_counter()
         try:
             done = work()
-        except StoreError as exc:
+        except TemporaryStoreError as exc:  # an outage; a value the database refused is not one
             self.outage.failed(exc)
             self._count_failure(sweep, exc)
             raise

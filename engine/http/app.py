@@ -99,7 +99,10 @@ def create_app(server: Server, api_keys: frozenset[str] = frozenset(), max_body:
 
     @app.get("/v1/journeys", **documented(doc.JourneyList))
     def list_journeys() -> dict[str, Any]:
-        return {"journeys": [_journey_summary(server, j) for j in server.engine.journeys]}
+        """Every loaded journey, then every removed one whose instances still run (`state` removed,
+        `version` null, its last version's name and trigger)."""
+        ids = [*server.engine.journeys, *server.deploys.removed_in_flight()]
+        return {"journeys": [_journey_summary(server, j) for j in ids]}
 
     @app.get("/v1/journeys/{journey_id}", **documented({"anyOf": [ref(doc.JourneyDetail), ref(doc.JourneyState)]},
                                                        404))
@@ -170,13 +173,13 @@ def create_app(server: Server, api_keys: frozenset[str] = frozenset(), max_body:
 
     @app.get("/healthz", **documented(doc.Health))
     def healthz() -> JSONResponse:
-        """503 while a sweep (timers, inbox, outbox) has failed its last runs, naming the error
-        (`sweeps`: each failing sweep's consecutive failures and last error)."""
-        failing = server.counters.unhealthy()
-        if failing:
-            detail = "; ".join(f"the {name} sweep failed its last {f['consecutive_failures']} runs: {f['error']}"
-                               for name, f in failing.items())
-            return problem(503, detail, errors=[], sweeps=failing)
+        """Liveness: 503 only while one turn of the engine has held it longer than the limit
+        (`JOURNEY_STUCK_TURN_SECONDS`, 10 s; `turn` says which thread, for how long), the state a
+        restart mends. Nothing about the database: that is `/readyz`, and an outage is not mended
+        by a restart. Sweeps that keep failing show in /metrics (`journey_sweep_failing`)."""
+        overdue = server.lock.overdue(server.stuck_turn)
+        if overdue is not None:
+            return problem(503, str(overdue), errors=[], turn=overdue.to_dict())
         return JSONResponse({"status": "ok"})
 
     @app.get("/readyz", **documented(doc.Health))
@@ -204,7 +207,7 @@ class _BearerAuth(BaseHTTPMiddleware):
 
     def __init__(self, app: Any, keys: frozenset[str], open_paths: frozenset[str]) -> None:
         super().__init__(app)
-        self.keys = keys
+        self.keys = [k.encode("utf-8") for k in keys]  # compared as bytes: a header may hold any byte
         self.open_paths = open_paths
 
     async def dispatch(self, request: Request, call_next: Callable[[Request], Awaitable[Response]]) -> Response:
@@ -213,7 +216,8 @@ class _BearerAuth(BaseHTTPMiddleware):
             return problem(422, "the URL contains a NUL character")
         if self.keys and path not in self.open_paths and not path.startswith((WEBHOOKS, DOCS_ASSETS + "/")):
             scheme, _, token = request.headers.get("authorization", "").partition(" ")
-            if scheme.lower() != "bearer" or not any(hmac.compare_digest(token, k) for k in self.keys):
+            sent = token.encode("latin-1")  # the header's own bytes (ASGI servers decode headers as latin-1)
+            if scheme.lower() != "bearer" or not any(hmac.compare_digest(sent, k) for k in self.keys):
                 return problem(401, "missing or wrong API key (Authorization: Bearer <key>)",
                                headers={"WWW-Authenticate": "Bearer"})
         return await call_next(request)
@@ -239,7 +243,7 @@ async def _read_json(request: Request, limit: int, check: bool = True) -> Any:
 
 async def _read_body(request: Request, limit: int) -> bytes:
     declared = request.headers.get("content-length")
-    if declared is not None and declared.isdigit() and int(declared) > limit:
+    if declared is not None and declared.isascii() and declared.isdigit() and int(declared) > limit:
         raise HttpError(413, f"request body is over the {limit} byte limit")
     chunks: list[bytes] = []
     size = 0
@@ -257,6 +261,8 @@ def _ingest(server: Server, body: Any, queue: bool = False) -> dict[str, Any]:
         items = body["events"]
         if not isinstance(items, list):
             raise HttpError(422, "events: expected a list of events")
+        for key in sorted(set(body) - {"events"}):
+            raise HttpError(422, f"{key}: unknown field (a batch is {{\"events\": [...]}})")
         valid: list[Event] = []
         rejected: list[dict[str, Any]] = []
         for index, item in enumerate(items):
@@ -277,11 +283,11 @@ def _ingest(server: Server, body: Any, queue: bool = False) -> dict[str, Any]:
 
 
 def _journey_summary(server: Server, journey_id: str) -> dict[str, Any]:
-    journey = server.engine.journeys[journey_id]
+    journey = server.deploys.latest(journey_id)
     d = journey.definition
     deployed = server.deploys.view(journey_id)
     return {"id": d.id, "name": d.name, "category": d.category, "trigger": d.trigger.model_dump(mode="json"),
-            "version": journey.version, "steps": len(d.steps), "source": journey.source,
+            "version": deployed["version"], "steps": len(d.steps), "source": journey.source,
             "state": deployed["state"], "active_instances": deployed["active_instances"],
             "versions": deployed["versions"]}
 

@@ -36,7 +36,7 @@ class StateChange(JourneyState):
 
 
 class JourneySummary(JourneyState):
-    name: str
+    name: str | None = Field(description="the file's `name`; null when it has none")
     category: str
     trigger: dict[str, Any]
     steps: int

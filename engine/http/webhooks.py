@@ -16,6 +16,7 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
@@ -36,6 +37,7 @@ log = logging.getLogger("journey.webhooks")
 TWILIO_STATUSES = {"queued": "queued", "sending": "sending", "sent": "sent", "delivered": "delivered",
                    "read": "read", "undelivered": "failed", "failed": "failed", "canceled": "failed"}
 EMPTY_TWIML = b'<?xml version="1.0" encoding="UTF-8"?><Response></Response>'
+_ERROR_CODE = re.compile(r"[0-9]{1,9}")  # Twilio's are five digits; `²` or 4,300 digits are not one
 
 
 FORM = "application/x-www-form-urlencoded"
@@ -84,12 +86,14 @@ def _twilio_status(server: Server, params: Mapping[str, str]) -> WebhookReply:
     name = TWILIO_STATUSES.get(status)
     if message is None or name is None:
         return _json(200, {"ignored": "unknown MessageSid" if message is None else f"status {status}"})
+    code = params.get("ErrorCode", "")
+    if code and not _ERROR_CODE.fullmatch(code):
+        return _problem(400, f"ErrorCode: expected Twilio's numeric error code, got {code[:20]!r}")
     channel, user_id = message["channel"], message["user_id"]
     properties: dict[str, Any] = {"message_id": message["message_id"], "provider_status": status}
-    code = params.get("ErrorCode", "")
-    if code.isdigit():
+    if code:
         properties["error_code"] = int(code)
-    if name == "failed" and code.isdigit() and int(code) in UNUSABLE_CODES:
+    if name == "failed" and code and int(code) in UNUSABLE_CODES:
         properties["unusable_address"] = True
         server.forget_address(user_id, channel, _phone(params.get("To")))
     event = {"id": f"twilio:{sid}:{status}", "type": f"{channel}.{name}", "user_id": user_id,

@@ -185,6 +185,22 @@ def test_never_deliverable_code_in_a_callback_clears_the_phone(rig: Rig) -> None
     assert len(rig.smtp.messages) == 1  # escalated to email
 
 
+@pytest.mark.parametrize("code", ["\u00b2", "3" * 4300, "-1", "30003 "])
+def test_a_signed_callback_with_an_error_code_that_is_no_number_is_a_400_naming_it(rig: Rig, code: str) -> None:
+    """`²` passes str.isdigit and 4,300 digits pass it too, but neither is a number int() takes: a
+    500 before. The callback is refused (Twilio's own are five digits) and changes nothing."""
+    rig.put_profile()
+    rig.event("order.late")
+    rig.drain()
+    sid = rig.messages()[0]["provider_id"]
+    reply = rig.twilio_post("status", {"MessageSid": sid, "MessageStatus": "undelivered", "ErrorCode": code,
+                                       "To": PHONE})
+    assert reply.status_code == 400, reply.text
+    assert reply.headers["content-type"] == "application/problem+json"
+    assert reply.json()["errors"][0]["field"] == "ErrorCode"
+    assert rig.messages()[0]["status"] == "sent" and rig.client.get("/v1/profiles/u1").json()["phone"] == PHONE
+
+
 def test_permanent_error_at_send_fails_over_and_clears_the_phone(rig: Rig) -> None:
     rig.put_profile()
     rig.twilio.script = [21211]

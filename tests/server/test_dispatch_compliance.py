@@ -201,17 +201,20 @@ def _twilio_post(local: LocalServer, kind: str, params: dict[str, str]) -> Any:
                                       "X-Twilio-Signature": signature})
 
 
-def test_a_status_callback_with_a_non_numeric_error_code_is_not_a_500(rig: LocalServer, twilio: FakeTwilio) -> None:
+def test_a_status_callback_with_a_non_numeric_error_code_is_a_400_not_a_500(rig: LocalServer,
+                                                                            twilio: FakeTwilio) -> None:
+    """Twilio's error codes are numbers: anything else is refused by field and changes nothing."""
     put_profile(rig, "u1", "sms:marketing", phone=PHONE)
     post_events(rig, {"type": "promo.sent", "user_id": "u1"})
     rig.settle()
     [sms] = sms_of(rig, "u1")
     reply = _twilio_post(rig, "status", {"MessageSid": sms["provider_id"], "MessageStatus": "undelivered",
                                          "ErrorCode": "not-a-number"})
-    assert reply.status_code == 200, reply.text
+    assert reply.status_code == 400, reply.text
+    assert reply.json()["errors"][0]["field"] == "ErrorCode"
     rig.settle()
-    assert sms_of(rig, "u1")[0]["status"] == "failed"
-    assert rig.client.get("/v1/profiles/u1").json()["phone"] == PHONE  # no code: nothing says it is unusable
+    assert sms_of(rig, "u1")[0]["status"] == "sent"
+    assert rig.client.get("/v1/profiles/u1").json()["phone"] == PHONE
 
 
 def test_an_inbound_sms_without_a_message_sid_is_processed_once_when_replayed(rig: LocalServer) -> None:

@@ -105,6 +105,10 @@ class MemoryStore(MemoryRuns, MemoryPrivacy, MemoryBase):
             mine = [v for (j, _), v in self.versions.items() if j == journey_id]
         return sorted(mine, key=lambda v: (v.first_loaded_at, v.version))
 
+    def journey_ids(self) -> list[str]:
+        with self._lock:
+            return sorted({j for j, _ in self.versions})
+
     def journey_states(self) -> dict[str, str]:
         return dict(self.states)
 

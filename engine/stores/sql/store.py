@@ -16,17 +16,18 @@ from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import delete, event, func, insert, select
+from sqlalchemy import event, func, select
 from sqlalchemy.engine import Engine as SaEngine
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import SQLAlchemyError
 from sqlmodel import create_engine
 
 from channels import Profile
-from engine.ports import JourneyVersion, OutboxItem
+from engine.ports import OutboxItem
 from engine.state import Instance
 from engine.stores.sql.claims import Owner
 from engine.stores.sql.driver import Driver
+from engine.stores.sql.journeys import SqlJourneys
 from engine.stores.sql.migrate import create_schema
 from engine.stores.sql.outbox import claim_sql, expire, record_attempts, release_held
 from engine.stores.sql.partitions import SqlPartitions
@@ -34,15 +35,12 @@ from engine.stores.sql.privacy import SqlPrivacy
 from engine.stores.sql.runs import RunTx, SqlRuns
 from engine.stores.sql.schema import (
     INSTANCES,
-    JOURNEY_STATES,
-    JOURNEY_VERSIONS,
     MESSAGES,
     PROFILES,
     SKIPS,
     TIMERS,
     aware,
     chunks,
-    dialect_insert,
 )
 from engine.stores.sql.suppression import read_suppressions
 from engine.stores.sql.translate import check_url, store_error, translated, translating
@@ -50,7 +48,7 @@ from engine.stores.sql.tx import SqlTx, StateCache
 from engine.stores.sql.writer_lock import WriterLock
 
 
-class SqlStore(SqlRuns, SqlPrivacy):
+class SqlStore(SqlRuns, SqlPrivacy, SqlJourneys):
     """A database URL in, transactions out. Creates the schema on first use."""
 
     def __init__(self, url: str, echo: bool = False, cache: bool | None = None) -> None:
@@ -249,62 +247,6 @@ class SqlStore(SqlRuns, SqlPrivacy):
         with self.engine.connect() as conn:
             return read_suppressions(Driver(conn, self.dialect), numbers)
 
-    # --- journeys: versions and lifecycle states -----------------------------------------
-
-    @translating
-    def save_versions(self, versions: Sequence[JourneyVersion]) -> None:
-        rows = [{"journey_id": v.journey_id, "version": v.version, "file": v.file, "source": v.source,
-                 "first_loaded_at": v.first_loaded_at} for v in versions]
-        if rows:
-            with self._writing(urgent=True), self.engine.begin() as conn:
-                conn.execute(dialect_insert(self.dialect, JOURNEY_VERSIONS).values(rows).on_conflict_do_nothing())
-
-    @translating
-    def journey_version(self, journey_id: str, version: str) -> JourneyVersion | None:
-        query = select(JOURNEY_VERSIONS).where(JOURNEY_VERSIONS.c.journey_id == journey_id,
-                                               JOURNEY_VERSIONS.c.version == version)
-        with self.engine.connect() as conn:
-            row = conn.execute(query).mappings().first()
-        return _version(row) if row else None
-
-    @translating
-    def journey_versions(self, journey_id: str) -> list[JourneyVersion]:
-        query = select(JOURNEY_VERSIONS).where(JOURNEY_VERSIONS.c.journey_id == journey_id) \
-            .order_by(JOURNEY_VERSIONS.c.first_loaded_at, JOURNEY_VERSIONS.c.version)
-        with self.engine.connect() as conn:
-            return [_version(row) for row in conn.execute(query).mappings()]
-
-    @translating
-    def journey_states(self) -> dict[str, str]:
-        with self.engine.connect() as conn:
-            return {str(j): str(s) for j, s in conn.execute(select(JOURNEY_STATES.c.journey_id,
-                                                                    JOURNEY_STATES.c.state))}
-
-    @translating
-    def set_journey_state(self, journey_id: str, state: str, at: datetime) -> None:
-        with self._writing(urgent=True), self.engine.begin() as conn:
-            conn.execute(delete(JOURNEY_STATES).where(JOURNEY_STATES.c.journey_id == journey_id))
-            if state != "active":
-                conn.execute(insert(JOURNEY_STATES).values(journey_id=journey_id, state=state, at=at))
-
-    @translating
-    def active_counts(self, journey_id: str) -> dict[str, int]:
-        query = (select(INSTANCES.c.version, func.count()).where(INSTANCES.c.journey_id == journey_id,
-                                                                 INSTANCES.c.status == "active")
-                 .group_by(INSTANCES.c.version))
-        with self.engine.connect() as conn:
-            return {str(v): int(n) for v, n in conn.execute(query)}
-
-    @translating
-    def cancel_pending(self, journey_id: str, reason: str, at: datetime) -> int:
-        with self._writing(urgent=False), self.engine.begin() as conn:
-            db = Driver(conn, self.dialect)
-            m = db.mark
-            result = conn.exec_driver_sql(
-                f"UPDATE messages SET dispatch = 'cancelled', status = 'cancelled', status_at = {m}, error = {m} "
-                f"WHERE dispatch = 'pending' AND journey_id = {m}", (db.time(at), reason, journey_id))
-            return int(result.rowcount or 0)
-
     # --- reads for `journey bench` ------------------------------------------------------------
 
     @translating
@@ -336,8 +278,6 @@ class SqlStore(SqlRuns, SqlPrivacy):
             return float(conn.exec_driver_sql("select pg_database_size(current_database())").scalar() or 0) / 2**20
 
 
-def _version(row: Any) -> JourneyVersion:
-    return JourneyVersion(row["journey_id"], row["version"], row["file"], row["source"], aware(row["first_loaded_at"]))
 
 
 def _without_password(url: str) -> str:
