@@ -1,4 +1,4 @@
-"""Dry-run speed on the W1 workload (SPEC §6): issue target 100,000 users in under 10 s.
+"""Dry-run speed on the W1 workload (docs/cli.md): issue target 100,000 users in under 10 s.
 
 Run: python -m pytest benchmarks --benchmark-enable   (JOURNEY_BENCH_USERS to change N)
 """

@@ -4,6 +4,7 @@ The ledger is never rewritten (who, when and how must stay provable), so the
 current state is always derived: the latest record per (channel, category) by
 `at`, ties broken by ledger order. The keywords and their replies are policy
 data, one set per language; a reply is in the language of the word that matched.
+The rows of the consent audit trail (a user's ledger row, a suppression-list row) are here too.
 """
 
 from __future__ import annotations
@@ -13,10 +14,10 @@ from dataclasses import dataclass
 from datetime import datetime
 from enum import Enum
 from functools import lru_cache
-from typing import Literal
+from typing import Any, Literal
 
 from channels.policy import Policy, default_policy, keyword_key
-from channels.profile import ConsentRecord
+from channels.profile import ConsentRecord, format_timestamp
 
 Status = Literal["granted", "revoked", "none"]
 State = dict[tuple[str, str], bool]
@@ -115,12 +116,17 @@ def apply_keyword(keyword: Keyword | KeywordMatch, consents: Sequence[ConsentRec
                   policy: Policy) -> KeywordOutcome:
     """Records to append and the reply, in the keyword's language (a bare `Keyword`: the policy's
     first language), for an inbound keyword; the ledger is not changed."""
-    match = keyword if isinstance(keyword, KeywordMatch) else KeywordMatch(keyword, next(iter(policy.keywords)))
-    texts = (policy.keywords.get(match.language) or next(iter(policy.keywords.values()))).replies
+    first = next(iter(policy.keywords))
+    match = keyword if isinstance(keyword, KeywordMatch) else KeywordMatch(keyword, first)
     keyword = match.kind
+    language = match.language  # a START word of the first language (START is what French speakers send too)
+    if keyword is Keyword.START and language == first:  # answers in the language of the STOP it undoes
+        language = _last_stop_language(consents, first) or first
+    texts = (policy.keywords.get(language) or next(iter(policy.keywords.values()))).replies
     if keyword is Keyword.STOP:
+        source = STOP_SOURCE if match.language == first else f"{STOP_SOURCE}:{match.language}"
         records = tuple(
-            ConsentRecord(channel, category, False, STOP_SOURCE, at)
+            ConsentRecord(channel, category, False, source, at)
             for channel in PHONE_CHANNELS
             for category in KEYWORD_CATEGORIES
         )
@@ -132,15 +138,56 @@ def apply_keyword(keyword: Keyword | KeywordMatch, consents: Sequence[ConsentRec
     return KeywordOutcome((), "help", texts.help)
 
 
+def _is_stop(source: str | None) -> bool:
+    """A STOP's record: `keyword:STOP`, or `keyword:STOP:<language>` for a word of another language
+    than the policy's first (`keyword:STOP:fr` for ARRET), so the START that undoes it answers in it."""
+    return source is not None and (source == STOP_SOURCE or source.startswith(STOP_SOURCE + ":"))
+
+
+def _last_stop_language(consents: Sequence[ConsentRecord], first: str) -> str | None:
+    """The language of the most recent STOP in the ledger, if it has one."""
+    source = next((c.source for c in reversed(consents) if _is_stop(c.source)), None)
+    return None if source is None else source.removeprefix(STOP_SOURCE).lstrip(":") or first
+
+
 def revoked_by_last_stop(consents: Sequence[ConsentRecord]) -> list[tuple[str, str]]:
     """The (channel, category) pairs granted just before the most recent STOP."""
     ledger = list(consents)
-    last = next((i for i in range(len(ledger) - 1, -1, -1) if ledger[i].source == STOP_SOURCE), None)
+    last = next((i for i in range(len(ledger) - 1, -1, -1) if _is_stop(ledger[i].source)), None)
     if last is None:
         return []
     first = last
-    while first > 0 and ledger[first - 1].source == STOP_SOURCE and ledger[first - 1].at == ledger[last].at:
+    while first > 0 and _is_stop(ledger[first - 1].source) and ledger[first - 1].at == ledger[last].at:
         first -= 1
     before = _derive_state(ledger[:first])
     stopped = {(r.channel, r.category) for r in ledger[first : last + 1]}
     return [pair for pair, granted in before.items() if granted and pair in stopped]
+
+
+@dataclass(frozen=True, slots=True)
+class LedgerEntry:
+    """One consent ledger row of the audit trail: its position in write order (across all users),
+    whose it is, and the record."""
+
+    position: int
+    user_id: str
+    record: ConsentRecord
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"user_id": self.user_id, "number": None, **self.record.to_dict()}
+
+
+@dataclass(frozen=True, slots=True)
+class SuppressionEntry:
+    """One row of the suppression list's ledger in the audit trail: a STOP (or START) from a phone
+    number, which holds for its phone channels (sms, mms, rcs) whoever holds the number."""
+
+    position: int
+    number: str
+    keyword: str
+    source: str
+    at: datetime
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"user_id": None, "number": self.number, "channel": None, "category": None,
+                "granted": self.keyword != "STOP", "source": self.source, "at": format_timestamp(self.at)}

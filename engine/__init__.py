@@ -4,7 +4,7 @@ a store and a clock of your choosing, choosing channels by urgency, cost and rea
 The public Python API, in three layers::
 
     load_file / load_paths / load_text      journey files -> CompiledJourney (JourneyDefinitionError)
-    simulate                                 a dry run on a virtual clock (the SPEC §4 document)
+    simulate                                 a dry run on a virtual clock (the docs/cli.md document)
     Engine                                   events and timers in, state and messages out, on a Store
     Server, SqlStore, create_app             the long-running host, the durable store, the HTTP app
 

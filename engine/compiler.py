@@ -6,6 +6,7 @@ up by name or parsed while events flow.
 from __future__ import annotations
 
 import hashlib
+import json
 from collections.abc import Collection, Iterator, Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -16,17 +17,19 @@ from jinja2 import TemplateSyntaxError
 
 from channels.yaml_lines import Located, did_you_mean
 from engine.errors import EvaluationError, JourneyDefinitionError, Problem
+from engine.events import FEEDBACK_STATUSES, looks_like_feedback
 from engine.expressions import (
     Expression,
     compile_tree,
     foreign_names,
-    loop_warning,
+    limit_warning,
     render_tree,
     suggest_name,
     syntax_error,
 )
 from engine.loader import Unchecked, UncheckedMessage, compose, draft_journey, validate_journey
 from engine.model import (
+    CHANNELS,
     HHMM,
     BranchStep,
     ExitStep,
@@ -111,8 +114,14 @@ def load_text(text: str, file: str) -> CompiledJourney:
     problems += checker.problems if checker is not None else []
     if compiled is None or problems:
         raise JourneyDefinitionError(sorted(set(problems)) or [located.problem((), "empty journey file")])
-    digest = hashlib.sha256(text.encode("utf-8")).hexdigest()[:12]
-    return replace(compiled, version=digest, text=text)
+    return replace(compiled, version=version_of(compiled.definition), text=text)
+
+
+def version_of(definition: Journey) -> str:
+    """A journey's version: a digest of what it does, not of its text, so an edit to comments,
+    spacing, key order or quoting is not a new version."""
+    canonical = json.dumps(definition.model_dump(mode="json"), sort_keys=True, separators=(",", ":"))
+    return hashlib.sha256(canonical.encode("utf-8")).hexdigest()[:12]
 
 
 def load_file(path: str | Path) -> CompiledJourney:
@@ -183,6 +192,7 @@ class _Checker:
         self._compile_journey_expressions()
         templates = self._compile_messages()
         self._check_sends()
+        self._check_feedback_names()
         return CompiledJourney(
             self.journey, self.graph, self.located.file, "", {s.id: s for s in self.journey.steps},
             self.expressions, templates, warnings=tuple(self.warnings),
@@ -257,9 +267,13 @@ class _Checker:
         try:
             self.expressions[key] = Expression(source)
             names = foreign_names(source, expression=True)
+            limits = limit_warning(source, expression=True)
         except TemplateSyntaxError as exc:
             self._report(path, f"{_where(path, self.journey)}expression {source!r} does not parse: {syntax_error(exc)}")
             return
+        if limits is not None:
+            self.warnings.append(self.located.problem(path, f"{_where(path, self.journey)}expression {source!r}: "
+                                                            f"{limits}"))
         for name, read in names.items():
             self._report(path, f"{_where(path, self.journey)}expression {source!r}: {_unknown(name, read)}")
 
@@ -285,15 +299,34 @@ class _Checker:
         for leaf, text in _leaves(content, (channel,)):
             try:
                 names = foreign_names(text)
-                loops = loop_warning(text)
+                limits = limit_warning(text)
             except TemplateSyntaxError:
                 continue  # reported above
-            if loops is not None:
-                self.warnings.append(self.located.problem(("messages", name, *leaf), f"message '{name}': {loops}"))
+            if limits is not None:
+                self.warnings.append(self.located.problem(("messages", name, *leaf), f"message '{name}': {limits}"))
             for unknown, read in names.items():
                 field = "".join(f"[{p}]" if isinstance(p, int) else f".{p}" for p in leaf).lstrip(".")
                 self._report(("messages", name, *leaf), f"message '{name}': {field}: {_unknown(unknown, read)}")
         return compiled
+
+    def _check_feedback_names(self) -> None:
+        """`<channel>.<word>` with no status feedback carries in `word` is an ordinary event that never
+        changes a message (and a mistyped `push.opend` would never come): a warning, naming the statuses."""
+        j = self.journey
+        named: list[tuple[tuple[str | int, ...], str, str | None]] = [(("trigger", "event"), "trigger event",
+                                                                       j.trigger.event)]
+        named += [(("steps", i, "event"), f"step '{s.id}': event", s.event) for i, s in enumerate(j.steps)
+                  if isinstance(s, WaitForStep)]
+        named += [(("exit_on", i), "exit_on event", e) for i, e in enumerate(j.exit_on)]
+        named += [(("goal", "event"), "goal event", j.goal.event)] if j.goal is not None else []
+        for path, what, name in named:
+            word = looks_like_feedback(name or "", CHANNELS)
+            if word is None or word in FEEDBACK_STATUSES or word == "inbound":
+                continue
+            statuses, hint = ", ".join(sorted(FEEDBACK_STATUSES)), did_you_mean(word, FEEDBACK_STATUSES)
+            self.warnings.append(self.located.problem(path, f"{what} '{name}' looks like provider feedback "
+                                                            f"(<channel>.<status>) but '{word}' is not a status "
+                                                            f"({statuses}): it never changes a message{hint}"))
 
     def _check_sends(self) -> None:
         messages = self.journey.messages

@@ -1,4 +1,4 @@
-"""Events as the engine sees them, parsed from SPEC §3 JSON at the edge.
+"""Events as the engine sees them, parsed from JSON (docs/formats.md) at the edge.
 
 Parsing is hand-written rather than pydantic because it sits on the ingest hot path;
 every error still names the field, as `EventError`.
@@ -7,18 +7,28 @@ every error still names the field, as `EventError`.
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import datetime
 from typing import Any
 
 from channels.profile import format_timestamp as format_time
+from channels.profile import read_timestamp
 from engine.errors import EventError
 
 _FIELDS = frozenset({"id", "type", "user_id", "timestamp", "properties"})
-EARLIEST = datetime(1970, 1, 1, tzinfo=UTC)
-LATEST = datetime(2100, 1, 1, tzinfo=UTC)  # exclusive: far enough for any schedule, short of overflows
+# The statuses provider feedback (`<channel>.<status>`) carries: what a message goes through
+# (Twilio's and the other providers' callbacks) and what counts as engagement with it.
+FEEDBACK_STATUSES = frozenset({"queued", "sending", "sent", "delivered", "read", "opened", "clicked", "failed",
+                               "bounced"})
 _EMPTY: Mapping[str, Any] = {}
+
+
+def looks_like_feedback(event_type: str, channels: Collection[str]) -> str | None:
+    """The status of `<channel>.<word>` named after one of `channels`, feedback or not (None
+    for any other name): the caller decides whether the word is a status it knows."""
+    channel, dot, word = event_type.partition(".")
+    return word if dot and word and channel in channels else None
 
 
 @dataclass(frozen=True, slots=True)
@@ -45,30 +55,15 @@ class Event:
 
 
 def parse_time(value: object, field_name: str) -> datetime:
-    """An RFC 3339 timestamp with an offset, as aware UTC."""
-    if isinstance(value, datetime):
-        parsed = value
-    elif isinstance(value, str):
-        try:
-            parsed = datetime.fromisoformat(value.strip().replace("z", "Z"))
-        except ValueError:
-            raise EventError(f"{field_name}: {value!r} is not an RFC 3339 timestamp") from None
-    else:
-        raise EventError(f"{field_name}: expected an RFC 3339 timestamp string, got {type(value).__name__}")
-    if parsed.tzinfo is None:
-        raise EventError(f"{field_name}: {value!r} has no time zone offset (add 'Z' for UTC)")
+    """An RFC 3339 timestamp with an offset, as aware UTC, between `EARLIEST` and `LATEST`."""
     try:
-        utc = parsed.astimezone(UTC)
-    except OverflowError:
-        utc = EARLIEST - timedelta(days=1) if parsed.year < 2000 else LATEST
-    if not EARLIEST <= utc < LATEST:
-        raise EventError(f"{field_name}: {value!s} is outside the supported range, "
-                         f"{format_time(EARLIEST)} to {format_time(LATEST - timedelta(seconds=1))}")
-    return utc
+        return read_timestamp(value)
+    except ValueError as exc:
+        raise EventError(f"{field_name}: {exc}") from None
 
 
 def parse_event(data: object, now: datetime) -> Event:
-    """Validate one SPEC §3 event; `now` fills a missing timestamp."""
+    """Validate one event (docs/formats.md); `now` fills a missing timestamp."""
     if not isinstance(data, Mapping):
         raise EventError(f"event: expected a JSON object, got {type(data).__name__}")
     unknown = sorted(set(data) - _FIELDS)

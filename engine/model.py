@@ -1,4 +1,4 @@
-"""Journey definitions as the YAML author wrote them (SPEC §1), validated at load.
+"""Journey definitions as the YAML author wrote them (docs/journeys.md), validated at load.
 
 Pydantic is used here because this is the edge where untrusted YAML becomes data;
 unknown keys are rejected everywhere so a typo is an error, not a silently ignored key.
@@ -38,7 +38,7 @@ DURATION_PATTERN = r"^(\d+(\.\d+)?\s*[smhdw]|P(\d+W)?(\d+D)?(T(\d+(\.\d+)?H)?(\d
 HHMM = re.compile(r"^([01]\d|2[0-3]):[0-5]\d$")
 
 
-def parse_duration(value: object) -> timedelta:
+def parse_duration(value: object, written: object = None) -> timedelta:
     """`30s`, `15m`, `2h`, `1d`, `1w` or ISO 8601 (`PT2H`, `P1D`) to a timedelta."""
     if isinstance(value, timedelta):
         return value
@@ -50,11 +50,10 @@ def parse_duration(value: object) -> timedelta:
     iso = _ISO_DURATION.match(value.strip())
     if iso and value.strip() not in ("P", "PT") and not value.strip().endswith("T"):
         parts = {k: float(v) for k, v in iso.groupdict().items() if v}
-        return timedelta(
-            weeks=parts.get("w", 0), days=parts.get("d", 0), hours=parts.get("h", 0),
-            minutes=parts.get("m", 0), seconds=parts.get("s", 0),
-        )
-    raise ValueError(f"invalid duration {value!r}: use 30s, 15m, 2h, 1d, 1w or ISO 8601 like PT2H")
+        return timedelta(weeks=parts.get("w", 0), days=parts.get("d", 0), hours=parts.get("h", 0),
+                         minutes=parts.get("m", 0), seconds=parts.get("s", 0))
+    raise ValueError(f"invalid duration {value if written is None else written!r}: use 30s, 15m, 2h, 1d, 1w or "
+                     "ISO 8601 like PT2H")
 
 
 def format_duration(value: timedelta) -> str:
@@ -75,8 +74,8 @@ Duration = Annotated[
 
 
 def _parse_signed_duration(value: object) -> timedelta:
-    if isinstance(value, str) and value.strip().startswith("-"):
-        return -parse_duration(value.strip()[1:])
+    if isinstance(value, str) and value.strip().startswith("-"):  # an error quotes it as written, sign included
+        return -parse_duration(value.strip()[1:], written=value)
     return parse_duration(value)
 
 
@@ -359,7 +358,7 @@ class Journey(Strict):
     model_config = ConfigDict(
         extra="forbid", frozen=True, json_schema_extra={
             "title": "journey-engine journey",
-            "description": "A journey file of journey-engine: a trigger, steps and messages (SPEC section 1).",
+            "description": "A journey file of journey-engine: a trigger, steps and messages (see docs/journeys.md).",
         },
     )
 

@@ -19,6 +19,7 @@ from datetime import datetime, timedelta
 from typing import Any, Protocol
 
 from channels import ConsentRecord, Profile, SentRecord
+from channels.consent import LedgerEntry, SuppressionEntry  # the audit trail's rows
 from engine.audience.run import AudienceRun
 from engine.clock import IdSource as IdSource
 from engine.events import Event
@@ -55,26 +56,13 @@ class JourneyVersion:
 
 
 @dataclass(frozen=True, slots=True)
-class LedgerEntry:
-    """One consent ledger row of the audit trail: its position in write order (across all users),
-    whose it is, and the record."""
-
-    position: int
-    user_id: str
-    record: ConsentRecord
-
-    def to_dict(self) -> dict[str, Any]:
-        return {"user_id": self.user_id, **self.record.to_dict()}
-
-
-@dataclass(frozen=True, slots=True)
 class Erasure:
     """What erasing one person removed: the host withdraws `queued` from its backlog."""
 
     instances: int  # ended as exited (reason erased), then deleted
     queued: int  # accepted events not yet processed, deleted
     messages: int  # messages whose content and provider error were erased
-    canceled: int  # of those, not yet handed to a provider: canceled, never sent
+    cancelled: int  # of those, not yet handed to a provider: cancelled, never sent
 
 
 class Tx(Protocol):
@@ -220,6 +208,10 @@ class Outbox(Protocol):
 
     def outbox_next_due(self) -> datetime | None: ...
 
+    def release_held(self, error: str, now: datetime) -> int:
+        """Pending messages held back with `error` (a send rate's turn) due by `now`, in their order."""
+        ...
+
     def outbox_queued(self) -> dict[str, int]:
         """Messages waiting in the outbox, by channel: `pending` ones, due or not (a retry, quiet
         hours, a send rate's turn). One grouped count, for `/metrics` at scrape time."""
@@ -241,8 +233,8 @@ class ReadViews(Protocol):
 
     def messages_for_user(self, user_id: str, limit: int = 200) -> list[dict[str, Any]]:
         """Newest first: message_id, instance_id, journey_id, user_id, step, message, channel, category,
-        content, cost, encoding, segments, decisions, at, status, status_at, dispatch, attempts, provider,
-        provider_id, error."""
+        content, cost, encoding, segments, decisions, at, status, status_at, dispatch, next_attempt_at,
+        attempts, provider, provider_id, error."""
         ...
 
     def skips_for_user(self, user_id: str, limit: int = 200) -> list[dict[str, Any]]:
@@ -253,7 +245,9 @@ class ReadViews(Protocol):
         """The message a provider knows as `provider_id` (its message_id, user_id, channel, provider)."""
         ...
 
-    def user_by_phone(self, phone: str) -> str | None: ...
+    def users_by_phone(self, phone: str) -> list[str]:
+        """The users whose profile holds this E.164 number, in user_id order (several may share one)."""
+        ...
 
     def step_counts(self, journey_id: str) -> dict[str, dict[str, int]]:
         """Instances per current step and status."""
@@ -272,6 +266,10 @@ class Journeys(Protocol):
 
     def journey_versions(self, journey_id: str) -> list[JourneyVersion]:
         """Oldest first."""
+        ...
+
+    def journey_ids(self) -> list[str]:
+        """Every journey a version was kept of, loaded now or removed since."""
         ...
 
     def journey_states(self) -> dict[str, str]:
@@ -297,7 +295,7 @@ class Privacy(Protocol):
     def erase_user(self, user_id: str, at: datetime, end_instances: Callable[[Tx], None]) -> Erasure | None:
         """In one transaction: `end_instances(tx)` (the engine ends the user's active instances,
         timers cancelled; the user is prefetched), then the profile, the instances and the queued
-        events are deleted, messages lose their content (pending ones are canceled), skips their
+        events are deleted, messages lose their content (pending ones are cancelled), skips their
         detail; later events for the user start afresh. None, and nothing written, when nothing is
         held under `user_id`."""
         ...
@@ -314,6 +312,11 @@ class Privacy(Protocol):
 
     def suppressions_for(self, phone: str) -> list[dict[str, Any]]:
         """The suppression list's ledger rows for this number (number, keyword, at, source), oldest first."""
+        ...
+
+    def suppression_feed(self, since: datetime | None, after: int, limit: int) -> list[SuppressionEntry]:
+        """Up to `limit` rows of the suppression list's ledger written after position `after`, in
+        the order written; with `since`, only those at or after it."""
         ...
 
 

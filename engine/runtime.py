@@ -27,7 +27,7 @@ from channels import (
 from engine.audience.run import RUN_EVENT
 from engine.compiler import CompiledJourney
 from engine.errors import EvaluationError, EventError
-from engine.events import Event, parse_time
+from engine.events import Event, format_time, parse_time
 from engine.model import HHMM, BranchStep, SendStep, SplitStep, Step, WaitForStep, WaitStep
 from engine.state import (
     END_OF_STEPS,
@@ -227,8 +227,8 @@ def _attempt_send(run: Run, step: SendStep) -> object:
     )
     selection = select(request, run.policy)
     if selection.deliveries and selection.defer_until is not None:
-        run.schedule("defer", selection.defer_until)
-        run.trace(step.id, "deferred", f"quiet hours until {selection.defer_until.isoformat()}")
+        run.schedule("defer", selection.defer_until, step.message)
+        run.trace(step.id, "deferred", f"quiet hours until {format_time(selection.defer_until)}")
         return STAY
     if not selection.deliveries:
         return _nothing_sent(run, step, selection.decisions, errors, escalation is not None)

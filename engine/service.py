@@ -18,7 +18,7 @@ from channels.recheck import with_suppression
 from engine.clock import Clock, counter_ids
 from engine.compiler import CompiledJourney
 from engine.errors import EvaluationError, EventError, JourneyNotFoundError, StoreError
-from engine.events import Event, parse_event
+from engine.events import FEEDBACK_STATUSES, Event, parse_event
 from engine.ports import IdSource, Store, Tx, carry_out
 from engine.runtime import Runtime
 from engine.state import (
@@ -125,7 +125,7 @@ class Engine:
         self.on_commit: Callable[[Committed], None] | None = None
         self._pending = Committed()
         self.catalog = Catalog(journeys, versions)
-        self.on_failure: Callable[[Failure], None] | None = None
+        self.on_failure: Callable[[Failure], None] = lambda failure: None  # after commit, each instance that failed
         self.keep_outcomes = False  # the host's decision log: each transaction's outcomes in its `Committed`
 
     @property
@@ -210,15 +210,15 @@ class Engine:
         with self.store.transaction() as tx:
             return tx.quarantine_queued(error)
 
-    def due_timer_users(self, limit: int = 1000) -> set[str]:
-        """Whose timers the next `fire_due(limit)` would fire: a host with queued events for
-        them processes those first, since they came before the timers were due."""
+    def due_timer_users(self, limit: int = 1000, now: datetime | None = None) -> set[str]:
+        """Whose timers `fire_due(limit, now)` would fire: a host with queued events for them
+        processes those first, since they came before the timers were due (the same `now`)."""
         with self.store.transaction() as tx:
-            return tx.due_timer_users(self.clock.now(), limit)
+            return tx.due_timer_users(now or self.clock.now(), limit)
 
-    def fire_due(self, limit: int = 1000) -> int:
-        """Fire up to `limit` timers due now, in one transaction; returns how many fired."""
-        now = self.clock.now()
+    def fire_due(self, limit: int = 1000, now: datetime | None = None) -> int:
+        """Fire up to `limit` timers due by `now` (default: now), in one transaction; returns how many fired."""
+        now = now or self.clock.now()
         with self.unit() as tx:
             due = tx.claim_due_timers(now, limit)
             instances = [(tx.get_instance(instance_id), timer_id) for instance_id, timer_id in due]
@@ -233,6 +233,8 @@ class Engine:
         carry_out(tx, outcome)
         if self.keep_outcomes:
             self._pending.outcomes.append(outcome)
+        if outcome.instance is not None and outcome.instance.status == "failed":  # raised, or the runtime's
+            self._pending.failures.append(Failure.of(outcome.instance))
         for command in outcome.commands:
             if isinstance(command, Schedule):
                 due = command.timer.due
@@ -247,6 +249,8 @@ class Engine:
         summary, self._pending = self._pending, Committed()
         if self.on_commit is not None and summary:
             self.on_commit(summary)
+        for failure in summary.failures:
+            self.on_failure(failure)
 
     def _parse(self, item: Mapping[str, Any] | Event, index: int, count: int, now: datetime) -> Event:
         if isinstance(item, Event):
@@ -278,11 +282,7 @@ class Engine:
         self._apply(tx, outcome)
 
     def _failed(self, instance: Instance, exc: Exception, now: datetime) -> Outcome:
-        reason = f"{type(exc).__name__}: {exc}"
-        if self.on_failure is not None:
-            self.on_failure(Failure(instance.journey_id, instance.version, instance.step, instance.instance_id,
-                                    reason, instance.user_id))
-        return self.runtime.end(instance, "failed", reason, now)
+        return self.runtime.end(instance, "failed", f"{type(exc).__name__}: {exc}", now)
 
     def _process(self, tx: Tx, event: Event, now: datetime) -> None:
         profile = tx.get_profile(event.user_id) or Profile(event.user_id)
@@ -348,9 +348,10 @@ class Engine:
             return None
 
     def _feedback(self, tx: Tx, event: Event, now: datetime) -> Event:
-        """`<channel>.<status>` pinned to a message: by message_id, else the user's latest on that channel."""
+        """Feedback (a known status or engagement; `sms.go` is none) pinned to a message, by id or latest."""
         channel, _, status = event.type.partition(".")
-        if channel not in CHANNELS or not status or status == "inbound":
+        if channel not in CHANNELS or (status not in FEEDBACK_STATUSES and event.type not in
+                                       self.policy.engagement_events(channel)):
             return event
         message_id = event.properties.get("message_id")
         if message_id is None:

@@ -24,7 +24,7 @@ from engine.audience.schedule import occurrences, parse_instant
 from engine.clock import VirtualClock, counter_ids
 from engine.compiler import CompiledJourney
 from engine.errors import EventError, InputError
-from engine.events import Event, format_time, parse_event
+from engine.events import Event, check_values, format_time, parse_event
 from engine.service import Engine
 from engine.state import END_STATUSES, Instance
 from engine.stores.memory import MemoryStore
@@ -61,18 +61,34 @@ def parse_events(rows: Iterable[tuple[str, Any]]) -> list[Event]:
     return sorted(events, key=lambda e: e.timestamp)
 
 
-def parse_profiles(rows: Iterable[tuple[str, Any]]) -> list[Profile]:
+def parse_profiles(rows: Iterable[tuple[str, Any]], consented_at: datetime | None = None) -> list[Profile]:
+    """Profiles as the API takes them: a consent without `at` (or with `at: null`) is dated
+    `consented_at` (the run's start; default 1970-01-01) and one without `source` is `simulation`;
+    every string and number is checked as an event's are. An error is `where: field: problem`."""
+    stamp = {"source": "simulation", "at": format_time(consented_at or _EPOCH)}
     profiles: list[Profile] = []
     for where, data in rows:
+        if isinstance(data, Mapping) and isinstance(data.get("consents"), list):
+            data = {**data, "consents": [_stamped(c, stamp) if isinstance(c, Mapping) else c
+                                         for c in data["consents"]]}
         try:
+            check_values(data, "profile")
             profiles.append(Profile.from_dict(data))
+        except EventError as exc:
+            raise InputError(f"{where}: {str(exc).removeprefix('profile.')}") from None
         except ProfileError as exc:
             raise InputError(f"{where}: {exc}") from None
     return profiles
 
 
-Progress = Callable[[int, int], None]
-"""Told (events processed, events in all) as a dry run goes: the clock follows the events."""
+def _stamped(consent: Mapping[str, Any], stamp: Mapping[str, str]) -> dict[str, Any]:
+    return {**stamp, **consent, "at": stamp["at"] if consent.get("at") is None else consent["at"]}
+
+
+Progress = Callable[[int, int, str], None]
+"""Told (done, in all, phase) as a dry run goes: `events` (events and audience runs applied; the
+clock follows them), then `timers` (those left after the last event: fired, and fired plus still
+set, which may grow), then `report` (1, 1) while the document is built."""
 
 
 def simulate(journey: CompiledJourney, events: Sequence[Event], profiles: Sequence[Profile], policy: Policy,
@@ -80,7 +96,7 @@ def simulate(journey: CompiledJourney, events: Sequence[Event], profiles: Sequen
              start: datetime | None = None, until: datetime | None = None, now: datetime | None = None,
              ) -> dict[str, Any]:
     """Run `journey` over `events` (and, for a journey entered by audience runs, its runs from
-    `start` to `until`: see `run_times`); returns the SPEC §4 simulate document."""
+    `start` to `until`: see `run_times`); returns the simulate document (docs/cli.md)."""
     store = _RoundTripStore(keep_trace) if roundtrip else MemoryStore(keep_trace)
     for profile in profiles:
         store.put_profile(profile)
@@ -127,8 +143,10 @@ def _run(journey: CompiledJourney, events: Sequence[Event], runs: Sequence[datet
             engine.process_many(batch)
         done += len(batch) or 1
         if progress is not None:
-            progress(done, len(events) + len(runs))
-    _run_timers(engine, clock, until=None, inclusive=True)
+            progress(done, len(events) + len(runs), "events")
+    _run_timers(engine, clock, until=None, inclusive=True, progress=progress, store=store)
+    if progress is not None:
+        progress(1, 1, "report")
     users = {e.user_id for e in events} | (set(store.profiles) if runs else set())
     return report(journey, store, users)
 
@@ -155,13 +173,18 @@ def _fewer_gc_passes() -> Iterator[None]:
         gc.unfreeze()
 
 
-def _run_timers(engine: Engine, clock: VirtualClock, until: Any, inclusive: bool) -> None:
-    """Fire timers in time order up to `until` (events win ties: they arrived in time)."""
+def _run_timers(engine: Engine, clock: VirtualClock, until: Any, inclusive: bool, progress: Progress | None = None,
+                store: MemoryStore | None = None) -> None:
+    """Fire timers in time order up to `until` (events win ties: they arrived in time), telling
+    `progress` how many fired and how many are still set."""
+    fired = 0
     while (due := engine.store.next_due()) is not None:
         if until is not None and (due > until or (due == until and not inclusive)):
             return
         clock.advance_to(due)
-        engine.fire_due(limit=10_000)
+        fired += engine.fire_due(limit=10_000)
+        if progress is not None and store is not None:
+            progress(fired, fired + store.timers_set(), "timers")
 
 
 def report(journey: CompiledJourney, store: MemoryStore, users: set[str]) -> dict[str, Any]:

@@ -49,6 +49,11 @@ class Lease:
     workers: int
 
 
+TIMER_REASONS = {"wait": "a wait step", "timeout": "waiting for an event, until its timeout",
+                 "escalate": "no engagement yet: the next channel then", "defer": "quiet hours"}
+DEFER_REASON = TIMER_REASONS["defer"]  # a send put off: the only cause is quiet hours
+
+
 @dataclass(frozen=True, slots=True)
 class Fence:
     """A dispatcher's hold on the outbox messages it claimed, checked in the same statement as each
@@ -163,7 +168,7 @@ class Send:
     at: datetime
 
     def to_dict(self) -> dict[str, Any]:
-        """The SPEC §4 message shape."""
+        """A message as the simulate document shows it (docs/cli.md)."""
         return {
             "user_id": self.user_id, "at": format_time(self.at), "step": self.step, "channel": self.channel,
             "message": self.message, "content": dict(self.content), "encoding": self.encoding,
@@ -194,11 +199,13 @@ class Skip:
 
 @dataclass(frozen=True, slots=True)
 class Schedule:
-    """Command: fire `timer` for `instance_id` at its due time."""
+    """Command: fire `timer` for `instance_id` at its due time; for a `defer` timer, `message` is
+    the send it puts off (quiet hours), decided again then: the host logs that decision."""
 
     instance_id: str
     user_id: str
     timer: TimerRef
+    message: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -260,9 +267,11 @@ class Committed:
     skips: dict[str, int] = field(default_factory=dict)
     lateness: list[float] = field(default_factory=list)
     outcomes: list[Outcome] = field(default_factory=list)
+    failures: list[Failure] = field(default_factory=list)  # instances that ended `failed`, whatever the cause
 
     def __bool__(self) -> bool:
-        return bool(self.sends or self.earliest_timer or self.skips or self.lateness or self.outcomes)
+        return bool(self.sends or self.earliest_timer or self.skips or self.lateness or self.outcomes or
+                    self.failures)
 
     def sent(self, send: Send) -> None:
         self.sends += 1
@@ -283,6 +292,11 @@ class Failure:
     instance_id: str
     reason: str
     user_id: str | None = None
+
+    @classmethod
+    def of(cls, instance: Instance) -> Failure:
+        return cls(instance.journey_id, instance.version, instance.step, instance.instance_id,
+                   instance.reason or "", instance.user_id)
 
 
 def profile_context(profile: Profile) -> dict[str, Any]:
@@ -351,10 +365,10 @@ class Run:
         if self.tracing:
             self.commands.append(Trace(self.now, self.user_id, self.instance_id, step, action, detail))
 
-    def schedule(self, kind: str, due: datetime) -> None:
+    def schedule(self, kind: str, due: datetime, message: str | None = None) -> None:
         timer = TimerRef(self.next_id("t"), due, kind)
         self.timer = timer
-        self.commands.append(Schedule(self.instance_id, self.user_id, timer))
+        self.commands.append(Schedule(self.instance_id, self.user_id, timer, message))
 
     def cancel_timer(self) -> None:
         if self.timer is not None:
@@ -364,7 +378,7 @@ class Run:
     def finish(self, status: str, detail: str | None = None) -> None:
         self.cancel_timer()
         self.status, self.escalation, self.ended_at = status, None, self.now
-        self.reason = detail if status == "failed" else None
+        self.reason = detail if status in ("failed", "exited") else None  # what failed; the exit_on event
         self.trace(self.step, status, detail)
 
     def advance(self, step_id: str | None) -> None:

@@ -7,12 +7,13 @@ import json
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 JOURNEY = Path(sys.executable).parent / "journey"
 KEYS = {"users", "events_per_s", "processed_per_s", "timers_per_s", "wall_beyond_t_s", "lateness_p50_ms",
-        "lateness_p99_ms", "peak_rss_mb", "db_mb", "correct"}
+        "lateness_p99_ms", "open_delay_max_ms", "peak_rss_mb", "db_mb", "correct"}
 
 
 @pytest.mark.parametrize(("via", "batch"), [("python", 1000), ("http", 500)])
@@ -57,14 +58,28 @@ def test_workers_are_refused_without_postgresql_before_anything_runs() -> None:
     assert "Traceback" not in done.stderr
 
 
+def bench_workers(url: str, attempts: int = 3) -> dict[str, Any]:
+    """`journey bench --workers 2` on `url`, again (each run has users of its own) when the bench
+    itself fell behind on a busy machine: opens it sent once T had run out say nothing of the
+    engine. Any other problem is the engine's, and stands."""
+    for _ in range(attempts):
+        done = subprocess.run([str(JOURNEY), "bench", "--users", "400", "--timeout-seconds", "1", "--workers", "2",
+                               "--db", url, "--json"], capture_output=True, text=True, timeout=240)
+        assert done.returncode == 0, done.stderr[-2000:]
+        result: dict[str, Any] = json.loads(done.stdout)
+        if not any(problem.startswith("the bench sent") for problem in result["problems"]):
+            break
+    return result
+
+
 def test_bench_runs_journey_serve_workers_on_postgresql(postgres_fresh_db_url: str) -> None:
-    """What `journey serve --workers 2` runs, measured: correct, with every figure filled in."""
-    done = subprocess.run([str(JOURNEY), "bench", "--users", "400", "--timeout-seconds", "1", "--workers", "2",
-                           "--db", postgres_fresh_db_url, "--json"], capture_output=True, text=True, timeout=240)
-    assert done.returncode == 0, done.stderr[-2000:]
-    result = json.loads(done.stdout)
-    assert result["correct"] is True and result["workers"] == 2 and result["via"] == "http"
+    """What `journey serve --workers 2` runs, measured: correct (no opener got the SMS), with every
+    figure filled in."""
+    result = bench_workers(postgres_fresh_db_url)
+    assert result["correct"] is True and result["workers"] == 2 and result["via"] == "http", result["problems"]
     assert result["events_per_s"] > 0 and result["processed_per_s"] > 0 and result["timers_per_s"] > 0
+    # the opens follow their pushes as on one worker (not a heartbeat later): inside T
+    assert 0 < result["open_delay_max_ms"] < 1000, result
 
 
 def test_bench_audience_enters_everyone_once_while_another_journeys_timers_stay_under_1_s_late() -> None:

@@ -35,8 +35,8 @@ def db(tmp_path: Path) -> str:
     return url
 
 
-EXPECTED = [{"user_id": f"u{n}", "channel": channel, "category": category, "granted": granted, "source": source,
-             "at": f"2026-01-05T{10 + n}:{minutes}:00Z"}
+EXPECTED = [{"user_id": f"u{n}", "number": None, "channel": channel, "category": category, "granted": granted,
+             "source": source, "at": f"2026-01-05T{10 + n}:{minutes}:00Z"}
             for n in range(3) for channel, category, granted, source, minutes in (
                 ("sms", "marketing", True, "signup, web", "00"), ("email", "transactional", False, None, "30"))]
 
@@ -56,8 +56,8 @@ def test_csv_has_a_header_row_and_since_filters_on_the_records_time(db: str) -> 
                                       "--since", "2026-01-05T11:00:00Z"])
     assert result.exit_code == 0, result.output
     rows = list(csv.reader(io.StringIO(result.stdout)))
-    assert rows[0] == ["user_id", "channel", "category", "granted", "source", "at"]
-    assert rows[1:] == [[r["user_id"], r["channel"], r["category"], str(r["granted"]).lower(), r["source"] or "",
+    assert rows[0] == ["user_id", "number", "channel", "category", "granted", "source", "at"]
+    assert rows[1:] == [[r["user_id"], "", r["channel"], r["category"], str(r["granted"]).lower(), r["source"] or "",
                          r["at"]] for r in EXPECTED[2:]]
 
 

@@ -5,7 +5,7 @@
   room above it (host, http, cli, bench, the SQL store);
 - nothing outside `engine/stores/` imports SQLAlchemy or SQLModel;
 - nothing but `engine/clock.py` reads the wall clock;
-- no module in `engine/` or `channels/` is over 400 lines, and `engine/` itself holds at most 12.
+- `engine/` itself holds at most 12 modules.
 """
 
 from __future__ import annotations
@@ -94,9 +94,8 @@ def test_the_clock_module_is_where_the_wall_clock_is_read() -> None:
     assert _wall_clock_reads(ROOT / "engine" / "clock.py"), "the check above would pass for the wrong reason"
 
 
-def test_modules_are_small_and_engine_has_at_most_twelve() -> None:
-    long = [f"{_rel(f)}: {n}" for f in _modules("engine", "channels")
-            if (n := len(f.read_text(encoding="utf-8").splitlines())) > 400]
-    assert long == []
+def test_engine_has_at_most_twelve_modules() -> None:
+    """Sizes are held by classes and functions (the house pass), not by a file's line count, which
+    was being met by packing lines rather than by splitting along responsibilities."""
     direct = sorted(p.name for p in (ROOT / "engine").glob("*.py") if p.name != "__init__.py")
     assert len(direct) <= 12, direct

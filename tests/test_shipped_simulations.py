@@ -1,10 +1,10 @@
 """Every shipped journey, simulated on its example data, does what its `examples/<id>/expected.md` says.
 
-The tables below are written out by hand from the expected.md files (which state what SPEC §1 and §2
-require); they are never derived from the simulator's output. For each journey they list every
-message in the order it is sent (user, channel, step, message, UTC time), the channels refused for
-it and why, SMS encoding and segment counts, every skipped send with its decisions, each instance's
-final status and path, and the summary counts and cost.
+The tables below are written out by hand from the expected.md files (which state what
+docs/journeys.md and docs/policy.md require); they are never derived from the simulator's output.
+For each journey they list every message in the order it is sent (user, channel, step, message,
+UTC time), the channels refused for it and why, SMS encoding and segment counts, every skipped
+send with its decisions, each instance's final status and path, and the summary counts and cost.
 """
 
 from __future__ import annotations
@@ -27,7 +27,7 @@ ROOT = Path(__file__).resolve().parent.parent
 JOURNEYS = ROOT / "journeys"
 EXAMPLES = ROOT / "examples"
 
-# SPEC §2 default policy: cost per message (sms: per segment).
+# The default policy (docs/policy.md): cost per message (sms: per segment).
 PRICE = {"push": 0.0001, "in_app": 0.0, "email": 0.001, "sms": 0.0083, "mms": 0.022, "rcs": 0.0083, "webhook": 0.0}
 
 GSM7_1 = ("GSM-7", 1)

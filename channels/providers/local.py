@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import sys
 import threading
 from pathlib import Path
@@ -36,6 +37,30 @@ class FileProvider:
             self._handle = None
             raise TemporaryDeliveryError(f"{self.path}: {exc.strerror}") from exc
         return f"file:{message.message_id}"
+
+    def forget(self, user_id: str) -> int:
+        """Erasure reaches the outbox file: the person's lines are dropped (the file is written
+        anew beside it, then swapped in). Returns how many were dropped."""
+        with self._lock:
+            if self._handle is not None:
+                self._handle.close()
+                self._handle = None
+            if not self.path.exists():
+                return 0
+            lines = self.path.read_text(encoding="utf-8").splitlines(keepends=True)
+            kept = [line for line in lines if not _of_user(line, user_id)]
+            if len(kept) < len(lines):
+                fresh = self.path.with_name(self.path.name + ".erasing")
+                fresh.write_text("".join(kept), encoding="utf-8")
+                os.replace(fresh, self.path)
+            return len(lines) - len(kept)
+
+
+def _of_user(line: str, user_id: str) -> bool:
+    try:
+        return bool(json.loads(line).get("user_id") == user_id)
+    except (ValueError, AttributeError):
+        return False
 
 
 class ConsoleProvider:

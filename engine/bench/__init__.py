@@ -1,1 +1,1 @@
-"""`journey bench`: the W1 workload of SPEC §6 (`workload`) and the runner that measures it (`runner`)."""
+"""`journey bench`: the W1 workload of docs/cli.md (`workload`) and the runner that measures it (`runner`)."""

@@ -1,4 +1,4 @@
-"""`journey bench`: the W1 workload (SPEC §6) against the real store, scheduler and dispatcher.
+"""`journey bench`: the W1 workload (docs/cli.md) against the real store, scheduler and dispatcher.
 
 N users abandon a cart at once; the journey sends a push and waits up to T for
 `push.opened`; 30% open 0.5 s after their push, the rest get an SMS when their timer
@@ -47,6 +47,7 @@ class BenchResult:
     wall_beyond_t_s: float = 0.0
     lateness_p50_ms: float = 0.0
     lateness_p99_ms: float = 0.0
+    open_delay_max_ms: float = 0.0  # the latest open after its push was queued (the bench's pace; W1 means 0.5 s)
     peak_rss_mb: float = 0.0
     db_mb: float = 0.0
     correct: bool = False
@@ -70,11 +71,11 @@ def run_bench(users: int, timeout: timedelta, db_url: str | None = None, via: st
         _load_profiles([url], users, prefix, progress)
         result = BenchResult(users, via, timeout.total_seconds(), batch or BATCH[via], workers or 1)
         if workers is not None:
-            started_at = _run_workers(url, Path(tmp), users, timeout, prefix, result, progress)
+            feed = _run_workers(url, Path(tmp), users, timeout, prefix, result, progress)
         else:
             runner = _run_python if via == "python" else _run_http
-            started_at = runner(url, Path(tmp), users, timeout, prefix, result, progress)
-        _measure([url], users, timeout, prefix, started_at, result)
+            feed = runner(url, Path(tmp), users, timeout, prefix, result, progress)
+        _measure([url], users, timeout, prefix, feed, result)
     return result
 
 
@@ -100,8 +101,8 @@ def _load_profiles(urls: Sequence[str], users: int, prefix: str, progress: Progr
 
 
 def _run_python(url: str, tmp: Path, users: int, timeout: timedelta, prefix: str, result: BenchResult,
-                progress: Progress) -> datetime:
-    """Runs W1 through `Server.accept`; returns when the burst started."""
+                progress: Progress) -> _Burst:
+    """Runs W1 through `Server.accept`; returns the burst (when it started, when each open went)."""
     store = SqlStore(url)
     server = Server(store, [w1_journey(timeout)], bench_policy(), {"*": [FileProvider(tmp / "outbox.jsonl")]},
                     timer_interval=0.25)
@@ -110,7 +111,7 @@ def _run_python(url: str, tmp: Path, users: int, timeout: timedelta, prefix: str
         clock = server.clock
         feed = _Burst(users, result.batch, prefix, clock.now, lambda events: server.accept(events),
                       processed=lambda: server.backlog.dequeued)
-        started, started_at = time.perf_counter(), clock.now()
+        started = time.perf_counter()
         feed.run(progress)
         result.events_per_s = feed.events_per_s
         _wait_done([url], users, timeout, prefix, started, result, progress)
@@ -120,7 +121,7 @@ def _run_python(url: str, tmp: Path, users: int, timeout: timedelta, prefix: str
         result.peak_rss_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     finally:
         server.stop()
-    return started_at
+    return feed
 
 
 def _at_most_every(seconds: float, read: Callable[[], T]) -> Callable[[], T]:
@@ -136,35 +137,55 @@ def _at_most_every(seconds: float, read: Callable[[], T]) -> Callable[[], T]:
 
 
 def _run_http(url: str, tmp: Path, users: int, timeout: timedelta, prefix: str, result: BenchResult,
-              progress: Progress) -> datetime:
+              progress: Progress) -> _Burst:
     """Runs W1 through a `journey serve` child, every batch with `Prefer: respond-async` (as the
-    Python path uses `Server.accept`); returns when the burst started."""
+    Python path uses `Server.accept`); returns the burst."""
     with serve(url, _files(tmp, timeout), tmp) as (base, pids):
-        started_at = _post_burst(base, url, users, timeout, prefix, result, progress,
+        feed = _post_burst(base, url, users, timeout, prefix, result, progress,
                                  processed=lambda scraped: int(scraped.get("journey_inbox_processed_total", 0)))
         final = metrics(base)
         result.processed_per_s = rate(final, "journey_inbox_processed_total", "journey_inbox_seconds_total")
         result.timers_per_s = rate(final, "journey_timers_fired_total", "journey_timer_sweep_seconds_total")
         result.peak_rss_mb = sum(peak_rss_of(pid) for pid in pids)
-    return started_at
+    return feed
 
 
 def _run_workers(url: str, tmp: Path, users: int, timeout: timedelta, prefix: str, result: BenchResult,
-                 progress: Progress) -> datetime:
+                 progress: Progress) -> _Burst:
     """Runs W1 through `journey serve --workers K` on PostgreSQL. The workers split the users by
-    partition, whichever of them a batch reaches; any worker's /metrics reports every worker
-    (the others as of their last heartbeat, here every 0.5 s). Rates add up: the workers run at once."""
-    env = {"JOURNEY_PARTITION_LEASE_SECONDS": "2.5"}  # heartbeats every 0.5 s: the opens follow the pushes soon
+    partition, whichever of them a batch reaches. Any worker's /metrics sums every worker's totals
+    as they are now, so the opens follow the pushes as on one worker; it also reports each worker
+    as of its last heartbeat (here every 0.5 s), whence the rates, read once the heartbeats have
+    caught up with the totals; they add up: the workers run at once."""
+    env = {"JOURNEY_PARTITION_LEASE_SECONDS": "2.5"}  # heartbeats every 0.5 s
     with serve(url, _files(tmp, timeout), tmp, workers=result.workers, env=env) as (base, pids):
-        started_at = _post_burst(base, url, users, timeout, prefix, result, progress,
-                                 processed=lambda scraped: int(_total(scraped, "journey_worker_events_processed")),
-                                 spread=True)
-        final = metrics(base)
+        feed = _post_burst(base, url, users, timeout, prefix, result, progress,
+                           processed=lambda scraped: int(scraped.get("journey_inbox_processed_total", 0)),
+                           spread=True)
+        final = _reported(base)
         result.processed_per_s = sum(_per_worker(final, "journey_worker_events_processed",
                                                  "journey_worker_events_seconds"))
         result.timers_per_s = sum(_per_worker(final, "journey_worker_timers_fired", "journey_worker_timer_seconds"))
         result.peak_rss_mb = sum(peak_rss_of(pid) for pid in pids)
-    return started_at
+    return feed
+
+
+def _reported(base: str, deadline: float = 10.0) -> dict[str, float]:
+    """A scrape once every worker's heartbeat has reported all it did (the totals of the scrape,
+    live, are the measure), or the last one after `deadline` seconds."""
+    until = time.perf_counter() + deadline
+    while True:
+        scraped = metrics(base)
+        caught_up = all(_total(scraped, reported) >= scraped.get(live, 0) for reported, live in (
+            ("journey_worker_timers_fired", "journey_timers_fired_total"),
+            ("journey_worker_events_processed", "journey_inbox_processed_total")))
+        if caught_up or time.perf_counter() >= until:
+            return scraped
+        time.sleep(0.1)
+
+
+def _total(scraped: dict[str, float], family: str) -> float:
+    return sum(v for k, v in scraped.items() if k.startswith(family + "_total{"))
 
 
 def _files(tmp: Path, timeout: timedelta) -> Path:
@@ -177,23 +198,19 @@ def _files(tmp: Path, timeout: timedelta) -> Path:
 
 
 def _post_burst(base: str, url: str, users: int, timeout: timedelta, prefix: str, result: BenchResult,
-                progress: Progress, processed: Callable[[dict[str, float]], int], spread: bool = False) -> datetime:
-    """The burst over HTTP, then the wait for W1's last SMS; returns when the burst started.
+                progress: Progress, processed: Callable[[dict[str, float]], int], spread: bool = False) -> _Burst:
+    """The burst over HTTP, then the wait for W1's last SMS; returns the burst.
     `spread`: a connection per request (see `poster`)."""
     clock = SystemClock()
     with poster(base, spread) as post, poster(base, spread) as post_opens:  # the loader, and the devices
         scrape = _at_most_every(0.05, lambda: metrics(base))
         feed = _Burst(users, result.batch, prefix, clock.now, post, request_body,
                       processed=lambda: processed(scrape()), send_opens=post_opens)
-        started, started_at = time.perf_counter(), clock.now()
+        started = time.perf_counter()
         feed.run(progress)
     result.events_per_s = feed.events_per_s
     _wait_done([url], users, timeout, prefix, started, result, progress)
-    return started_at
-
-
-def _total(scraped: dict[str, float], family: str) -> float:
-    return sum(v for k, v in scraped.items() if k.startswith(family + "_total{"))
+    return feed
 
 
 def _per_worker(scraped: dict[str, float], count: str, seconds: str) -> list[float]:
@@ -205,8 +222,9 @@ def _per_worker(scraped: dict[str, float], count: str, seconds: str) -> list[flo
 
 class _Burst:
     """Sends every cart.abandoned in batches as fast as the path allows, and on a second thread
-    (the users' devices, not the bulk loader) each batch's opens, 0.5 s after the engine has
-    processed that batch and so queued its pushes. `processed` counts carts processed so far;
+    (the users' devices, not the bulk loader) each batch's opens: 0.5 s after the batch was
+    accepted, as W1 has them, but never before the engine has processed it and so queued its
+    pushes (a push not yet queued cannot be opened). `processed` counts carts processed so far;
     without it, a send returns once its events are processed. Only the sends are timed, as
     the time at least one is in flight: `prepare` (serialising a request) is the client's
     work, not the engine's."""
@@ -218,16 +236,19 @@ class _Burst:
         self.send, self.prepare, self.send_opens = send, prepare, send_opens or send
         self.events_per_s = 0.0
         self._turn = threading.Lock()
-        self._waiting: list[tuple[int, list[int]]] = []  # (carts sent up to this batch, its openers)
+        self._waiting: list[tuple[int, list[int], float]] = []  # (carts sent up to this batch, its openers, when)
         self._opens: list[tuple[float, list[int]]] = []  # (when to send, the openers)
         self._carts = 0  # carts sent so far; `processed` is compared with it
         self._carts_done = False
         self.processed = processed or (lambda: self._carts)
+        self.started_at = now()
+        self.opened: dict[str, datetime] = {}  # user id -> when their open was sent
         self._spans: list[tuple[float, float, int]] = []  # (start, end, events) of every send
         self._failure: BaseException | None = None
 
     def run(self, progress: Progress) -> None:
         devices = threading.Thread(target=self._open_when_due, name="bench-devices", daemon=True)
+        self.started_at = self.now()
         devices.start()
         try:
             for start in range(0, self.users, self.batch):
@@ -236,7 +257,7 @@ class _Burst:
                 self._timed_send(self.send, [cart_event(n, at, self.prefix) for n in ids])
                 with self._turn:
                     self._carts = ids.stop
-                    self._waiting.append((ids.stop, [n for n in ids if opens(n)]))
+                    self._waiting.append((ids.stop, [n for n in ids if opens(n)], time.perf_counter()))
                 progress("ingest", ids.stop, self.users)
         finally:
             self._carts_done = True
@@ -257,6 +278,7 @@ class _Burst:
                 openers = self._due_openers()
                 if openers:
                     at = self.now()
+                    self.opened.update((f"{self.prefix}{n}", at) for n in openers)
                     self._timed_send(self.send_opens, [open_event(n, at, self.prefix) for n in openers])
                     continue
                 wait = 0.005 if self._waiting or not self._carts_done else 1.0
@@ -267,11 +289,15 @@ class _Burst:
             self._failure = exc
 
     def _due_openers(self) -> list[int]:
-        """Batches processed since the last look start their 0.5 s; every open now due, in one call."""
-        processed = self.processed()
-        with self._turn:
-            while self._waiting and self._waiting[0][0] <= processed:
-                self._opens.append((time.perf_counter() + OPEN_DELAY.total_seconds(), self._waiting.pop(0)[1]))
+        """Batches seen processed since the last look get their opens' time; every open now due,
+        in one call. Asks `processed` (a scrape, over HTTP) only while a batch waits for it, so
+        that an open never waits for a scrape."""
+        if self._waiting:
+            processed = self.processed()
+            with self._turn:
+                while self._waiting and self._waiting[0][0] <= processed:
+                    _, openers, accepted = self._waiting.pop(0)
+                    self._opens.append((max(accepted + OPEN_DELAY.total_seconds(), time.perf_counter()), openers))
         due: list[int] = []
         while self._opens and self._opens[0][0] <= time.perf_counter():
             due.extend(self._opens.pop(0)[1])
@@ -313,11 +339,12 @@ def _wait_done(urls: Sequence[str], users: int, timeout: timedelta, prefix: str,
             store.close()
 
 
-def _measure(urls: Sequence[str], users: int, timeout: timedelta, prefix: str, started_at: datetime,
+def _measure(urls: Sequence[str], users: int, timeout: timedelta, prefix: str, feed: _Burst,
              result: BenchResult) -> None:
     """Checks W1 and reads the figures the messages hold: timer lateness, and the wall time
     beyond T to the moment the last SMS was handed to the provider (its `status_at`), which
-    is exact where the completion poll is only as fine as its interval."""
+    is exact where the completion poll is only as fine as its interval. Checks the bench too:
+    an open it sent once its push's T had run out rightly got the SMS, and says so."""
     rows: list[Any] = []
     for url in urls:
         store = SqlStore(url)
@@ -331,13 +358,27 @@ def _measure(urls: Sequence[str], users: int, timeout: timedelta, prefix: str, s
     if unsent:
         problems.append(f"{unsent} messages were not handed to the provider")
     pushed = {r[0]: r[2] for r in rows if r[1] == "push"}
+    problems += _late_opens(feed.opened, pushed, timeout, result)
     late = sorted((r[2] - pushed[r[0]] - timeout).total_seconds() * 1000 for r in rows
                   if r[1] == "sms" and r[0] in pushed)
     handed = [r[4] for r in rows if r[1] == "sms" and r[3] == "sent" and r[4] is not None]
     if handed and not problems:
-        result.wall_beyond_t_s = (max(handed) - started_at - timeout).total_seconds()
+        result.wall_beyond_t_s = (max(handed) - feed.started_at - timeout).total_seconds()
     if late:
         result.lateness_p50_ms = round(late[len(late) // 2], 1)
         result.lateness_p99_ms = round(late[min(len(late) - 1, int(len(late) * 0.99))], 1)
     result.problems = problems
     result.correct = not problems
+
+
+def _late_opens(opened: dict[str, datetime], pushed: dict[str, datetime], timeout: timedelta,
+                result: BenchResult) -> list[str]:
+    """How long after its push each open was sent (the bench means 0.5 s); a problem of the
+    bench's own if any went once T had run out: the engine was right to send those SMS."""
+    delays = [(at - pushed[user], user) for user, at in opened.items() if user in pushed]
+    if not delays:
+        return []
+    result.open_delay_max_ms = round(max(delays)[0].total_seconds() * 1000, 1)
+    late = sorted(user for delay, user in delays if delay >= timeout)
+    return [f"the bench sent {len(late)} opens after their push's {timeout.total_seconds()} s had run out "
+            f"(e.g. {late[0]}): it fell behind, and those SMS were due"] if late else []

@@ -1,4 +1,4 @@
-"""Reference workload W1 (SPEC §6): push, then SMS to those who ignore it.
+"""Reference workload W1 (docs/cli.md): push, then SMS to those who ignore it.
 
 Shared by `journey bench`, the simulator benchmark and the tests, so every figure
 measures the same thing and is checked the same way.

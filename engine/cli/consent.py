@@ -12,14 +12,16 @@ from pathlib import Path
 
 import typer
 
+from engine.cli.help import App
 from engine.errors import EventError, StoreError
 from engine.events import parse_time
 from engine.ports import Privacy
+from engine.stores.privacy import Position, consent_trail
 
 PAGE = 1000
-COLUMNS = ("user_id", "channel", "category", "granted", "source", "at")
+COLUMNS = ("user_id", "number", "channel", "category", "granted", "source", "at")
 
-consent_app = typer.Typer(name="consent", help="The consent ledger: the audit trail of every consent change.",
+consent_app = App(name="consent", help="The consent ledger: the audit trail of every consent change.",
                           no_args_is_help=True)
 
 
@@ -30,12 +32,16 @@ class LedgerFormat(StrEnum):
 
 @consent_app.command("export")
 def export(
-    db: str = typer.Option(..., "--db", help="database URL (sqlite:///file or postgresql+psycopg://...)"),
-    since: str | None = typer.Option(None, "--since", help="only records at or after this RFC 3339 time"),
-    format: LedgerFormat = typer.Option(LedgerFormat.jsonl, "--format", help="jsonl or csv (with a header row)"),
+    db: str = typer.Option(..., "--db", metavar="URL",
+                           help="database URL (sqlite:///file or postgresql+psycopg://...)"),
+    since: str | None = typer.Option(None, "--since", metavar="T", help="only records at or after this RFC 3339 time"),
+    format: LedgerFormat = typer.Option(LedgerFormat.jsonl, "--format", metavar="jsonl|csv",
+                                        help="jsonl or csv (with a header row)"),
 ) -> None:
-    """Write every user's consent ledger rows to stdout, in the order they were written (erased
-    people's rows included: they are the proof of past consent)."""
+    """Write the consent audit trail to stdout, in the order it was written.
+
+    Every user's ledger rows (erased people's included: they are the proof of past consent),
+    and the numbers a STOP put on the suppression list."""
     from engine.stores.sql import SqlStore  # the database stack loads only for this command
 
     try:
@@ -62,18 +68,15 @@ def _write(store: Privacy, since: datetime | None, format: LedgerFormat) -> None
     writer = csv.writer(out, lineterminator="\n") if format is LedgerFormat.csv else None
     if writer is not None:
         writer.writerow(COLUMNS)
-    after = 0
-    while True:
-        page = store.consent_feed(since, after, PAGE)
+    position: Position | None = (0, 0)
+    while position is not None:
+        page, position = consent_trail(store, since, position, PAGE)
         for entry in page:
             row = entry.to_dict()
             if writer is not None:
                 writer.writerow([str(row[c]).lower() if c == "granted" else row[c] for c in COLUMNS])
             else:
                 out.write(json.dumps(row, ensure_ascii=False) + "\n")
-        if len(page) < PAGE:
-            return
-        after = page[-1].position
 
 
 def _fail(message: str) -> typer.Exit:

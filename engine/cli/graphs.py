@@ -46,6 +46,8 @@ class Edge(NamedTuple):
 
 def _send_lines(journey: CompiledJourney, step: SendStep) -> tuple[str, ...]:
     channels = step.channels or journey.definition.messages[step.message].channels()
+    if len(channels) == 1:  # one channel: no strategy to speak of, nothing to escalate to
+        return f"message {step.message}", channels[0]
     request = SendRequest(profile=Profile(user_id=""), category=journey.definition.category, urgency=step.urgency,
                           candidates=tuple(channels), contents={}, template_errors={}, sent=(),
                           now=datetime(2000, 1, 1, tzinfo=UTC), strategy=step.strategy,

@@ -18,6 +18,7 @@ import typer
 from channels import PolicyError, load_policy
 from engine.cli.consent import consent_app
 from engine.cli.graphs import RenderError, render, step_order, to_dot, to_mermaid
+from engine.cli.help import App
 from engine.cli.profiles import profiles_app
 from engine.cli.report import print_report, simulate_progress
 from engine.cli.schema import schema_text
@@ -31,7 +32,7 @@ from engine.simulator import simulate as run_simulation
 if TYPE_CHECKING:
     pass
 
-app = typer.Typer(
+app = App(
     name="journey", help="Journey orchestration: validate, graph, simulate and serve journeys.",
     no_args_is_help=True, add_completion=False, pretty_exceptions_enable=False,
 )
@@ -71,7 +72,8 @@ def _fail(exc: Exception) -> typer.Exit:
 
 
 @app.command()
-def validate(paths: list[Path] = typer.Argument(..., help="journey files or folders")) -> None:
+def validate(paths: list[Path] = typer.Argument(..., metavar="PATH", help="journey files, or folders: every "
+                                                "*.yaml and *.yml under them, subfolders included")) -> None:
     """Check journey files; print `file:line: message` for every problem and exit 1."""
     missing = [p for p in paths if not p.exists()]
     if missing:
@@ -91,10 +93,11 @@ def validate(paths: list[Path] = typer.Argument(..., help="journey files or fold
 
 @app.command()
 def graph(
-    file: Path = typer.Argument(..., help="a journey file"),
-    format: GraphFormat = typer.Option(GraphFormat.mermaid, "--format",
+    file: Path = typer.Argument(..., metavar="FILE", help="a journey file"),
+    format: GraphFormat = typer.Option(GraphFormat.mermaid, "--format", metavar="FORMAT",
                                        help="mermaid or dot (text); svg or png (through Graphviz's dot, with -o)"),
-    out: Path | None = typer.Option(None, "-o", "--output", help="write to this file instead of stdout"),
+    out: Path | None = typer.Option(None, "-o", "--output", metavar="FILE",
+                                    help="write to this file instead of stdout"),
 ) -> None:
     """Print the journey's graph as Mermaid or Graphviz dot, or render it to SVG or PNG with Graphviz."""
     image = format in (GraphFormat.svg, GraphFormat.png)
@@ -126,15 +129,16 @@ def schema() -> None:
 
 @app.command()
 def simulate(
-    file: Path = typer.Argument(..., help="a journey file"),
-    events: Path | None = typer.Option(None, "--events", help="events, JSON Lines (optional for a journey "
+    file: Path = typer.Argument(..., metavar="FILE", help="a journey file"),
+    events: Path | None = typer.Option(None, "--events", metavar="FILE",
+                                       help="events, JSON Lines (optional for a journey "
                                        "entered by audience runs)"),
-    profiles: Path | None = typer.Option(None, "--profiles", help="profiles, JSON Lines"),
+    profiles: Path | None = typer.Option(None, "--profiles", metavar="FILE", help="profiles, JSON Lines"),
     start: str | None = typer.Option(None, "--start", metavar="T", help="audience runs from T (RFC 3339; default: "
                                      "an at trigger's instant, else the first event, else now)"),
     until: str | None = typer.Option(None, "--until", metavar="T", help="audience runs up to T (default: the "
                                      "first run only)"),
-    policy: Path | None = typer.Option(None, "--policy", help="policy YAML merged over the default"),
+    policy: Path | None = typer.Option(None, "--policy", metavar="FILE", help="policy YAML merged over the default"),
     as_json: bool = typer.Option(False, "--json", help="print one JSON document"),
     summary: bool = typer.Option(False, "--summary", help="only the totals, the funnel and per-user outcomes"),
     limit: int | None = typer.Option(None, "--limit", min=0, metavar="N",
@@ -150,7 +154,9 @@ def simulate(
         if events is None and journey.definition.trigger.kind == "event":
             raise InputError(f"--events: required for {journey.id}, which an event starts (trigger.event)")
         event_list = parse_events((f"{events}:{n}", row) for n, row in read_jsonl(events)) if events else []
-        profile_list = parse_profiles((f"{profiles}:{n}", row) for n, row in read_jsonl(profiles)) if profiles else []
+        first = _instant(start, "--start") or (event_list[0].timestamp if event_list else SystemClock().now())
+        profile_list = parse_profiles(((f"{profiles}:{n}", row) for n, row in read_jsonl(profiles)), first) \
+            if profiles else []
         dry_run = partial(run_simulation, journey, event_list, profile_list, chosen, start=_instant(start, "--start"),
                           until=_instant(until, "--until"), now=SystemClock().now())
         if as_json:
@@ -189,18 +195,24 @@ class LogLevel(StrEnum):
 
 @app.command()
 def serve(
-    db: str = typer.Option("sqlite:///journey.db", "--db", help="database URL (sqlite:///file or postgresql+psycopg://...)"),
-    journeys: Path = typer.Option(Path("journeys"), "--journeys", help="folder of journey files"),
-    host: str = typer.Option("127.0.0.1", "--host"),
-    port: int = typer.Option(8000, "--port"),
-    policy: Path | None = typer.Option(None, "--policy", help="policy YAML merged over the default"),
-    outbox: Path = typer.Option(Path("outbox.jsonl"), "--outbox", help="where messages go with no providers file"),
-    providers: Path | None = typer.Option(None, "--providers", help="providers YAML (SMTP, Twilio, FCM, webhook); "
+    db: str = typer.Option("sqlite:///journey.db", "--db", metavar="URL",
+                           help="database URL (sqlite:///file or postgresql+psycopg://...)"),
+    journeys: Path = typer.Option(Path("journeys"), "--journeys", metavar="DIR", help="folder of journey files"),
+    host: str = typer.Option("127.0.0.1", "--host", metavar="HOST", help="the address to listen on"),
+    port: int = typer.Option(8000, "--port", metavar="PORT", help="the port to listen on"),
+    policy: Path | None = typer.Option(None, "--policy", metavar="FILE", help="policy YAML merged over the default"),
+    outbox: Path = typer.Option(Path("outbox.jsonl"), "--outbox", metavar="FILE",
+                                help="where messages go with no providers file"),
+    providers: Path | None = typer.Option(None, "--providers", metavar="FILE",
+                                          help="providers YAML (SMTP, Twilio, FCM, webhook); "
                                           "secrets as ${ENV_VAR}"),
-    log_format: LogFormat = typer.Option(LogFormat.text, "--log-format", help="text, or json: one object a line"),
-    log_level: LogLevel = typer.Option(LogLevel.info, "--log-level", help="info: a line per batch, decision, send, "
+    log_format: LogFormat = typer.Option(LogFormat.text, "--log-format", metavar="text|json",
+                                         help="text, or json: one object a line"),
+    log_level: LogLevel = typer.Option(LogLevel.info, "--log-level", metavar="LEVEL",
+                                       help="info: a line per batch, decision, send, "
                                        "sweep with work, request"),
-    workers: int = typer.Option(1, "--workers", min=1, help="worker processes behind this port, sharing the "
+    workers: int = typer.Option(1, "--workers", min=1, metavar="K",
+                                help="worker processes behind this port, sharing the "
                                 "database's users by partition (PostgreSQL)"),
 ) -> None:
     """HTTP API, timer sweeps and outbox dispatch. Keys: JOURNEY_API_KEYS (comma-separated)."""
@@ -209,16 +221,24 @@ def serve(
     from engine.errors import StoreError
     from engine.host.partitions import default_worker_id
     from engine.host.workers import Workers, listening_socket
+    from engine.http.app import MAX_BODY, MAX_BULK_BODY
+    from engine.http.multiprocess import mark_dead, metrics_folder
 
     keys = frozenset(k.strip() for k in os.environ.get("JOURNEY_API_KEYS", "").split(",") if k.strip())
     if host not in LOOPBACK and not keys:
         raise _fail(ValueError(f"refusing to listen on {host} without API keys: set JOURNEY_API_KEYS"))
+    if not journeys.exists():
+        raise _fail(FileNotFoundError(f"{journeys}: no such folder of journeys; journey serve reads ./journeys by "
+                                      "default: run it where that folder is, or point at yours with --journeys DIR"))
     if workers > 1 and not db.startswith("postgresql"):
         raise _fail(ValueError(f"--workers {workers}: several workers share a PostgreSQL database "
                                "(--db postgresql+psycopg://...); SQLite has one writer: run one worker"))
     options = ServeOptions(db, journeys, host, port, policy, outbox, providers, log_format.value, log_level.value,
                            keys, _seconds("JOURNEY_OUTBOX_LEASE_SECONDS", "60", 1, 3600),
-                           _seconds("JOURNEY_PARTITION_LEASE_SECONDS", "10", 2, 300))
+                           _seconds("JOURNEY_PARTITION_LEASE_SECONDS", "10", 2, 300),
+                           _seconds("JOURNEY_STUCK_TURN_SECONDS", "10", 1, 3600),
+                           _bytes("JOURNEY_MAX_BODY_BYTES", MAX_BODY),
+                           _bytes("JOURNEY_MAX_BULK_BODY_BYTES", MAX_BULK_BODY))
     try:
         server = build(options, default_worker_id(port))  # a worker of several checks the same first
     except (JourneyDefinitionError, PolicyError, ProvidersError, StoreError) as exc:
@@ -231,13 +251,16 @@ def serve(
         sock = listening_socket(host, port)
     except OSError as exc:
         raise _fail(OSError(f"{host}:{port}: {exc.strerror}")) from None
-    raise typer.Exit(Workers(workers, worker_process, sock, (options,)).run())
+    with metrics_folder():  # the workers' /metrics add up every worker's totals
+        code = Workers(workers, worker_process, sock, (options,), died=mark_dead).run()
+    raise typer.Exit(code)
 
 
 def _seconds(name: str, default: str, low: float, high: float) -> timedelta:
     """A duration in seconds from the environment: JOURNEY_OUTBOX_LEASE_SECONDS, how long a send
     interrupted by a crash stays claimed before a restarted server takes it over (60 s);
-    JOURNEY_PARTITION_LEASE_SECONDS, how long a dead worker keeps its partitions (10 s)."""
+    JOURNEY_PARTITION_LEASE_SECONDS, how long a dead worker keeps its partitions (10 s);
+    JOURNEY_STUCK_TURN_SECONDS, how long one turn of the engine may last before /healthz says 503 (10 s)."""
     value = os.environ.get(name, default)
     try:
         seconds = float(value)
@@ -248,6 +271,15 @@ def _seconds(name: str, default: str, low: float, high: float) -> timedelta:
     return timedelta(seconds=seconds)
 
 
+def _bytes(name: str, default: int) -> int:
+    """A request body limit from the environment: JOURNEY_MAX_BODY_BYTES for every route but
+    `POST /v1/profiles` (1 MiB), JOURNEY_MAX_BULK_BODY_BYTES for that one (32 MiB)."""
+    value = os.environ.get(name, str(default)).strip()
+    if not value.isdecimal() or not 1024 <= int(value) <= 2**31:
+        raise _fail(ValueError(f"{name}={value!r}: a whole number of bytes from 1024 to {2**31}"))
+    return int(value)
+
+
 class Via(StrEnum):
     python = "python"
     http = "http"
@@ -255,20 +287,26 @@ class Via(StrEnum):
 
 @app.command()
 def bench(
-    users: int = typer.Option(10_000, "--users", min=10, help="N users in the W1 workload"),
-    timeout_seconds: float = typer.Option(2.0, "--timeout-seconds", help="T: how long to wait for an open (> 0.5)"),
-    db: str | None = typer.Option(None, "--db", help="database URL (default: a fresh SQLite file)"),
-    via: Via = typer.Option(Via.python, "--via", help="python: Engine API in batches; http: journey serve"),
+    users: int = typer.Option(10_000, "--users", min=10, metavar="N", help="N users in the W1 workload"),
+    timeout_seconds: float = typer.Option(2.0, "--timeout-seconds", metavar="T",
+                                          help="T: how long to wait for an open (> 0.5)"),
+    db: str | None = typer.Option(None, "--db", metavar="URL", help="database URL (default: a fresh SQLite file)"),
+    via: Via = typer.Option(Via.python, "--via", metavar="python|http",
+                            help="python: Engine API in batches; http: journey serve"),
     as_json: bool = typer.Option(False, "--json", help="print one JSON object"),
-    batch: int | None = typer.Option(None, "--batch", min=1, help="events per call (default: 1000 python, 500 http)"),
-    workers: int | None = typer.Option(None, "--workers", min=1, help="run `journey serve --workers K` on a "
+    batch: int | None = typer.Option(None, "--batch", min=1, metavar="B",
+                                     help="events per call (default: 1000 python, 500 http)"),
+    workers: int | None = typer.Option(None, "--workers", min=1, metavar="K",
+                                       help="run `journey serve --workers K` on a "
                                        "PostgreSQL --db and measure it (default: one server in this process)"),
     audience: int | None = typer.Option(None, "--audience", min=2, metavar="N", help="instead of W1: an audience "
                                         "run over N profiles (half matching), with another journey's 2 s timers "
                                         "coming due meanwhile"),
 ) -> None:
-    """The reference workload W1 (push, then SMS on ignore) against the real store and scheduler; or,
-    with --audience N, an audience run over N profiles: entry rate, peak RSS, concurrent timer lateness."""
+    """Measure the reference workload W1 (push, then SMS on ignore), or an audience run.
+
+    W1 runs against the real store and scheduler. With --audience N, an audience run over N
+    profiles instead: entry rate, peak RSS, concurrent timer lateness."""
     from datetime import timedelta
 
     from engine.bench.runner import run_bench

@@ -13,19 +13,20 @@ import typer
 from rich.console import Console
 from rich.progress import Progress
 
+from engine.cli.help import App
 from engine.clock import SystemClock
 from engine.errors import StoreError
 
 BATCH = 1000
-profiles_app = typer.Typer(name="profiles", help="Profiles in bulk.", no_args_is_help=True)
+profiles_app = App(name="profiles", help="Profiles in bulk.", no_args_is_help=True)
 
 
 @profiles_app.command("import")
 def import_profiles(
-    file: Path = typer.Argument(..., help="one profile a line (JSON Lines), each with its user_id"),
-    db: str | None = typer.Option(None, "--db", help="write straight into this database"),
-    url: str | None = typer.Option(None, "--url", help="or post to this server (e.g. http://127.0.0.1:8000)"),
-    key: str | None = typer.Option(None, "--key", envvar="JOURNEY_API_KEY", help="the server's API key"),
+    file: Path = typer.Argument(..., metavar="FILE", help="one profile a line (JSON Lines), each with its user_id"),
+    db: str | None = typer.Option(None, "--db", metavar="URL", help="write straight into this database"),
+    url: str | None = typer.Option(None, "--url", metavar="URL", help="or post to this server (e.g. http://127.0.0.1:8000)"),
+    key: str | None = typer.Option(None, "--key", metavar="KEY", envvar="JOURNEY_API_KEY", help="the server's API key"),
 ) -> None:
     """Upsert every profile of FILE (fields replaced, consents appended), then list the lines refused."""
     if (db is None) == (url is None):

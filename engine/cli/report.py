@@ -3,6 +3,7 @@ totals) and its progress bar; `journey bench` progress and figures."""
 
 from __future__ import annotations
 
+import re
 import time
 from collections import Counter
 from collections.abc import Callable, Iterator, Sequence
@@ -16,6 +17,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TaskID, TextC
 from rich.table import Table
 
 PROGRESS_AFTER = 1.0  # seconds a dry run goes quietly before its progress bar shows
+PHASES = {"events": "events", "timers": "timers fired after the last event", "report": "(writing the report)"}
 _TOTALS = ("users", "entered", "completed", "exited", "converted", "active", "failed", "cost")
 
 
@@ -40,25 +42,49 @@ def _new_table(title: str, caption: str | None = None) -> Table:
                  show_edge=False, pad_edge=False, collapse_padding=True)
 
 
-_WRAPPED = ("step", "message", "last step", "status")  # wrap at spaces; a long id breaks rather than loses its end
+_WRAPPED = ("step", "message", "last step", "status")  # wrap at spaces, and ids after a `_`, `-` or `.`
+ID_WIDTH = 13
+"""Below NARROW columns, an id longer than this is broken after its separators (`booking_` /
+`confirmed`), never inside a word; the columns that are never cut keep the rest of the width."""
+NARROW = 110
+_SEPARATED = re.compile(r"[^_.\-]+[_.\-]*|[_.\-]+")
+
+
+def _breakable(text: str, width: int | None) -> str:
+    """`text` with each word longer than `width` split into lines after its separators."""
+    if width is None or len(text) <= width:
+        return text
+    return " ".join(_split_word(word, width) for word in text.split(" "))
+
+
+def _split_word(word: str, width: int) -> str:
+    lines = [""]
+    for piece in _SEPARATED.findall(word):
+        if lines[-1] and len(lines[-1]) + len(piece) > width:
+            lines.append("")
+        lines[-1] += piece
+    return "\n".join(lines)
 
 
 def _table(title: str, columns: tuple[str, ...], rows: Sequence[tuple[str, ...]], limit: int | None,
-           noun: str) -> Table:
+           noun: str, width: int = NARROW) -> Table:
     """A table of at most `limit` rows, saying how many more there were. Times, users, channels and
-    counts are never wrapped or cut; ids and statuses wrap (a long id breaks), and so does the last column."""
+    counts are never wrapped or cut; ids and statuses wrap between words and after an id's
+    separators, and so does the last column, between words."""
     shown = rows if limit is None else rows[:limit]
     hidden = len(rows) - len(shown)
     table = _new_table(title, caption=f"… and {hidden} more {noun}{'' if hidden == 1 else 's'}" if hidden else None)
+    wrapped = {n for n, column in enumerate(columns) if column in _WRAPPED}
     for n, column in enumerate(columns):
         if n == len(columns) - 1:
-            table.add_column(column)
-        elif column in _WRAPPED:
+            table.add_column(column, overflow="fold", min_width=len(column))
+        elif n in wrapped:
             table.add_column(column, overflow="fold")
         else:
             table.add_column(column, no_wrap=True, justify="right" if column == "cost" else "left")
+    id_width = ID_WIDTH if width < NARROW else None
     for row in shown:
-        table.add_row(*row)
+        table.add_row(*(_breakable(cell, id_width) if n in wrapped else cell for n, cell in enumerate(row)))
     return table
 
 
@@ -69,11 +95,11 @@ def print_report(result: dict[str, Any], console: Console | None = None, order: 
     console = console or Console()
     console.print(f"[bold]journey[/bold] {result['journey']}")
     if result.get("runs"):
-        console.print(_runs(result["runs"], limit))
+        console.print(_runs(result["runs"], limit, console.width))
     if not summary_only:
         _print_sends(result, console, limit)
     console.print(_funnel(result, order))
-    console.print(_outcomes(result, limit))
+    console.print(_outcomes(result, limit, console.width))
     summary = result["summary"]
     totals = _new_table("totals")
     for key in _TOTALS:
@@ -84,13 +110,13 @@ def print_report(result: dict[str, Any], console: Console | None = None, order: 
     console.print(f"messages by channel: {by_channel}")
 
 
-def _runs(runs: list[dict[str, Any]], limit: int | None) -> Table:
+def _runs(runs: list[dict[str, Any]], limit: int | None, width: int) -> Table:
     """The audience runs: when, and who they matched, entered and skipped."""
     times = clock_times([r["scheduled_at"] for r in runs])
     return _table("audience runs", ("at (UTC)", "run", "profiles", "matched", "entered", "skipped"), [
         (at, r["run_id"], str(r["profiles"]), str(r["matched"]), str(r["entered"]),
          ", ".join(f"{reason} {n}" for reason, n in r["skipped"].items()) or "-")
-        for at, r in zip(times, runs, strict=True)], limit, "run")
+        for at, r in zip(times, runs, strict=True)], limit, "run", width)
 
 
 def _print_sends(result: dict[str, Any], console: Console, limit: int | None) -> None:
@@ -98,13 +124,13 @@ def _print_sends(result: dict[str, Any], console: Console, limit: int | None) ->
     times = clock_times([m["at"] for m in messages])
     console.print(_table("messages", ("at (UTC)", "user", "step", "channel", "message", "cost", "decisions"), [
         (at, m["user_id"], m["step"] or "-", m["channel"], m["message"], f"{m['cost']:.4f}", _decisions(m["decisions"]))
-        for at, m in zip(times, messages, strict=True)], limit, "message"))
+        for at, m in zip(times, messages, strict=True)], limit, "message", console.width))
     skipped = result["skipped"]
     if skipped:
         times = clock_times([s["at"] for s in skipped])
         console.print(_table("skipped sends", ("at (UTC)", "user", "step", "message", "reason", "decisions"), [
             (at, s["user_id"], s["step"], s["message"], s["reason"], _decisions(s["decisions"]))
-            for at, s in zip(times, skipped, strict=True)], limit, "skipped send"))
+            for at, s in zip(times, skipped, strict=True)], limit, "skipped send", console.width))
 
 
 def _funnel(result: dict[str, Any], order: list[str] | None) -> Table:
@@ -121,7 +147,7 @@ def _funnel(result: dict[str, Any], order: list[str] | None) -> Table:
     return funnel
 
 
-def _outcomes(result: dict[str, Any], limit: int | None) -> Table:
+def _outcomes(result: dict[str, Any], limit: int | None, width: int) -> Table:
     """One row per user who entered, in the order they entered: how their instances ended, where, and
     what they were sent or not."""
     instances: dict[str, list[dict[str, Any]]] = {}
@@ -132,7 +158,8 @@ def _outcomes(result: dict[str, Any], limit: int | None) -> Table:
     rows = [(user, _statuses(group), ", ".join(dict.fromkeys(i["path"][-1] if i["path"] else "-" for i in group)),
              _counts(sent.get(user, Counter())), str(skipped.get(user, 0)))
             for user, group in instances.items()]
-    return _table("outcomes per user", ("user", "status", "last step", "sent", "skipped"), rows, limit, "user")
+    return _table("outcomes per user", ("user", "status", "last step", "sent", "skipped"), rows, limit, "user",
+                  width)
 
 
 def _by_user(rows: list[dict[str, Any]]) -> dict[str, list[dict[str, Any]]]:
@@ -154,19 +181,20 @@ def _counts(counter: Counter[str]) -> str:
 
 
 @contextmanager
-def simulate_progress(after: float | None = None) -> Iterator[Callable[[int, int], None]]:
+def simulate_progress(after: float | None = None) -> Iterator[Callable[[int, int, str], None]]:
     """A progress bar on stderr for a dry run that takes more than `after` seconds (PROGRESS_AFTER), fed
-    (events processed, events in all): quiet for short runs and when stderr is no terminal; gone once
-    the run ends."""
+    (done, in all, phase): the events, then the timers left after them, then the report, so the bar
+    never sits at 100% while work goes on. Quiet for short runs and when stderr is no terminal; gone
+    once the run ends."""
     wait = PROGRESS_AFTER if after is None else after
     console = Console(stderr=True)
     started = time.monotonic()
-    bar = Progress(TextColumn("simulating"), BarColumn(), MofNCompleteColumn(), TextColumn("events"),
+    bar = Progress(TextColumn("simulating"), BarColumn(), MofNCompleteColumn(), TextColumn("{task.description}"),
                    TimeElapsedColumn(), console=console, transient=True)
     shown: list[TaskID] = []
     checked = [started]
 
-    def update(done: int, total: int) -> None:
+    def update(done: int, total: int, phase: str = "events") -> None:
         now = time.monotonic()
         if now - checked[0] < 0.05 and done < total:  # a cheap callback: looks at most 20 times a second
             return
@@ -175,8 +203,14 @@ def simulate_progress(after: float | None = None) -> Iterator[Callable[[int, int
             if now - started < wait or not console.is_terminal:
                 return
             bar.start()
-            shown.append(bar.add_task("events", total=total))
-        bar.update(shown[0], completed=done, total=total)
+            shown.append(bar.add_task(PHASES.get(phase, phase), total=total))
+        described = PHASES.get(phase, phase)
+        changed = bar.tasks[0].description != described
+        if changed:
+            bar.refresh()  # the phase that ends, as it ends
+        bar.update(shown[0], completed=done, total=total, description=described)
+        if changed:
+            bar.refresh()
 
     try:
         yield update
@@ -212,6 +246,7 @@ def print_bench(result: dict[str, Any], console: Console | None = None) -> None:
             ("timers fired/s", f"{result['timers_per_s']:,.0f}"),
             ("wall time beyond T", f"{result['wall_beyond_t_s']:.2f} s"),
             ("timer lateness p50 / p99", f"{result['lateness_p50_ms']:.0f} / {result['lateness_p99_ms']:.0f} ms"),
+            ("latest open after its push", f"{result.get('open_delay_max_ms', 0):.0f} ms"),
             ("peak RSS", f"{result['peak_rss_mb']:.0f} MB"), ("database size", f"{result['db_mb']:.1f} MB"),
             ("correct", "yes" if result["correct"] else "NO")]
     for name, value in rows:

@@ -7,6 +7,7 @@ PostgreSQL they split the users by partition leases, the same as K machines woul
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import signal
 import socket
@@ -43,6 +44,9 @@ class ServeOptions:
     keys: frozenset[str]
     outbox_lease: timedelta
     partition_ttl: timedelta
+    stuck_turn: timedelta
+    max_body: int
+    bulk_max_body: int
 
 
 def build(options: ServeOptions, worker_id: str) -> Server:
@@ -60,7 +64,7 @@ def build(options: ServeOptions, worker_id: str) -> Server:
     store = SqlStore(options.db)
     configure(options.log_format, options.log_level)  # from here on every line on stderr is a log record
     return Server(store, compiled, chosen, senders, journeys_dir=options.journeys, outbox_lease=options.outbox_lease,
-                  worker_id=worker_id, partition_ttl=options.partition_ttl)
+                  worker_id=worker_id, partition_ttl=options.partition_ttl, stuck_turn=options.stuck_turn)
 
 
 def run(server: Server, options: ServeOptions, sock: socket.socket | None = None) -> None:
@@ -73,7 +77,7 @@ def run(server: Server, options: ServeOptions, sock: socket.socket | None = None
 
     tune_runtime()
     logging.getLogger("uvicorn.access").addFilter(server.outage)  # 503s of an outage: counted, not a line each
-    api = create_app(server, options.keys)
+    api = create_app(server, options.keys, max_body=options.max_body, bulk_max_body=options.bulk_max_body)
     server.start()
     _reload_on_sighup(server)
     log.info("serving", extra=fields(journeys=len(server.engine.journeys), folder=str(options.journeys),
@@ -115,11 +119,7 @@ def _reload_on_sighup(server: Server) -> None:
     at once); a bad file is reported and changes nothing."""
 
     def reload() -> None:
-        try:
-            report = server.reload()
-        except JourneyDefinitionError as exc:
-            log.error("reload refused, nothing changed", extra={"fields": {"problems": str(exc)}})
-            return
-        log.info("reloaded journeys", extra={"fields": report.to_dict()})
+        with contextlib.suppress(JourneyDefinitionError):  # logged by the reload, as any reload is
+            server.reload()
 
     signal.signal(signal.SIGHUP, lambda *_: threading.Thread(target=reload, daemon=True, name="reload").start())

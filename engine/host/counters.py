@@ -7,7 +7,6 @@ from __future__ import annotations
 
 from collections import Counter
 from dataclasses import dataclass, field
-from typing import Any
 
 from engine.host.histogram import LATENESS_BOUNDS, PROCESSING_BOUNDS, Histogram
 from engine.state import Committed
@@ -29,7 +28,7 @@ class Counters:
     sweep_failures: Counter[str] = field(default_factory=Counter)  # runs of each sweep that raised
     failing: dict[str, str] = field(default_factory=dict)  # sweep -> its error, while it keeps failing
     failing_runs: Counter[str] = field(default_factory=Counter)  # consecutive failed runs of each sweep
-    instance_failures: Counter[str] = field(default_factory=Counter)  # instances failed alone, per journey
+    instance_failures: Counter[tuple[str, str]] = field(default_factory=Counter)  # failed alone: (journey, step)
     queued: Counter[str] = field(default_factory=Counter)  # messages the engine queued, by channel
     cost: Counter[str] = field(default_factory=Counter)  # their cost (the policy's prices), by channel
     skips: Counter[str] = field(default_factory=Counter)  # sends that sent nothing, by reason
@@ -42,8 +41,3 @@ class Counters:
         self.cost.update(summary.cost)
         self.skips.update(summary.skips)
         self.lateness.observe_all(summary.lateness)
-
-    def unhealthy(self, runs: int = 3) -> dict[str, dict[str, Any]]:
-        """The sweeps whose last `runs` runs (or more) all failed, with their last error."""
-        return {name: {"consecutive_failures": n, "error": self.failing[name]}
-                for name, n in self.failing_runs.items() if n >= runs}

@@ -23,14 +23,17 @@ from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any, TextIO
 
-from engine.state import Outcome, Send, Skip
+from engine.events import format_time
+from engine.state import DEFER_REASON, Outcome, Schedule, Send, Skip
 
 LEVELS = ("debug", "info", "warning", "error")
 FORMATS = ("text", "json")
 QUIET = ("apscheduler", "httpx", "httpcore", "twilio", "urllib3")
 """Libraries that log each request or job at INFO: warnings and above only."""
 
-EMAIL = re.compile(r"([A-Za-z0-9_])[A-Za-z0-9._%+-]*(@|%40)([A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)+)")
+EMAIL = re.compile(r"(?<!://)(?<![A-Za-z0-9._%+-])([A-Za-z0-9_])[A-Za-z0-9._%+-]*(@|%40)"
+                   r"((?:[A-Za-z0-9-]+\.)+[A-Za-z]{2,})(?![A-Za-z0-9-])")
+"""Addresses whose domain ends in a name (`.com`, not `.1`), and not a URL's user name (`://user@host`)."""
 PHONE = re.compile(r"(\+|%2[Bb])(\d{8,15})(?!\d)")
 """E.164-looking numbers, `+` or its URL escape `%2B` then 8 to 15 digits."""
 HIDDEN = "\u2022\u2022\u2022"
@@ -184,6 +187,10 @@ def log_decisions(outcomes: Sequence[Outcome]) -> None:
                 decisions_log.info("skip", extra=fields(user=command.user_id, **ids, step=command.step,
                                                         message=command.message, reason=command.reason,
                                                         channels=_refused(command), detail=command.detail))
+            elif isinstance(command, Schedule) and command.timer.kind == "defer":
+                decisions_log.info("defer", extra=fields(user=command.user_id, **ids, step=instance and instance.step,
+                                                         message=command.message, reason=DEFER_REASON,
+                                                         until=format_time(command.timer.due)))
 
 
 def _refused(skip: Skip) -> str | None:
@@ -205,4 +212,4 @@ def log_dispatch(result: Mapping[str, Any], user_id: str, channel: str) -> None:
         dispatch_log.log(level, result["dispatch"], extra=fields(
             message_id=result["message_id"], user=user_id, channel=channel, provider=result["provider"],
             status=result["status"], attempts=result["attempts"], error=result["error"],
-            retry_at=result["next_attempt_at"].isoformat() if result["next_attempt_at"] else None))
+            retry_at=format_time(result["next_attempt_at"]) if result["next_attempt_at"] else None))

@@ -3,13 +3,17 @@
 The store does the erasing (`Privacy.erase_user`); the host contributes what only it knows:
 the engine ends the person's active instances (`exited`, reason `erased`, timers cancelled)
 inside the same transaction, in the engine's turn, and the backlog forgets the queued events
-the erasure deleted, so nothing waits for them.
+the erasure deleted, so nothing waits for them. The local outbox file (the file provider, the
+default with no providers file) loses the person's lines too; what a real provider was handed
+is the provider's to erase.
 """
 
 from __future__ import annotations
 
 import logging
 
+from channels.providers import FileProvider
+from channels.providers.config import providers_of
 from engine.host.server import Server
 from engine.ports import Erasure, Tx, carry_out
 from engine.stores.privacy import ERASED
@@ -30,8 +34,10 @@ def erase_user(server: Server, user_id: str) -> Erasure | None:
     with server.lock:
         erasure = server.store.erase_user(user_id, now, end_instances)
     if erasure is not None:
+        for outbox in providers_of(server.dispatcher.providers, FileProvider):  # the local outbox file too
+            outbox.forget(user_id)
         if erasure.queued:
             server.backlog.withdraw([user_id] * erasure.queued)
-        log.info("erased user %s: %d instances, %d queued events, %d messages (%d canceled)", user_id,
-                 erasure.instances, erasure.queued, erasure.messages, erasure.canceled)
+        log.info("erased user %s: %d instances, %d queued events, %d messages (%d cancelled)", user_id,
+                 erasure.instances, erasure.queued, erasure.messages, erasure.cancelled)
     return erasure

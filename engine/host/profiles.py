@@ -1,16 +1,21 @@
-"""Profiles in bulk: `POST /v1/profiles` and `journey profiles import` upsert many at once, as
-`PUT /v1/profiles/{user_id}` does one (fields replaced, consents appended to the ledger, never
-rewritten), a transaction per chunk, and say which items were refused and why."""
+"""Profile writes as the API takes them: `PUT /v1/profiles/{user_id}` replaces a profile,
+`PATCH` merges into one, and `POST /v1/profiles` and `journey profiles import` upsert many at
+once as PUT does one, a transaction per chunk, saying which items were refused and why.
+
+Every write appends the consents it carries to the ledger, never rewriting it; a consent that
+says what the latest record for its channel and category already says (granted or not, from the
+same source) is not a change and is not appended, so importing the same file twice leaves the
+ledger as the first import left it."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from channels import Profile, ProfileError
+from channels import ConsentRecord, Profile, ProfileError
 from engine.errors import EventError
 from engine.events import check_values, format_time
 from engine.ports import Store
@@ -29,8 +34,8 @@ class BulkResult:
 
 
 def parse_profile(item: Any, now: datetime) -> Profile:
-    """One profile document as the API takes it: consents without `at` or `source` are stamped
-    now and `api`. Raises ProfileError naming the field."""
+    """One profile document as the API takes it: consents without `at` (or with `at: null`) or
+    `source` are stamped now and `api`. Raises ProfileError naming the field."""
     if not isinstance(item, dict):
         raise ProfileError(f"profile: expected a JSON object, got {type(item).__name__}")
     try:
@@ -39,16 +44,58 @@ def parse_profile(item: Any, now: datetime) -> Profile:
         raise ProfileError(str(exc).removeprefix("profile.")) from None
     consents = item.get("consents")
     if isinstance(consents, list):
-        stamp = {"source": "api", "at": format_time(now)}
-        item = {**item, "consents": [{**stamp, **c} if isinstance(c, dict) else c for c in consents]}
+        item = {**item, "consents": [stamped(c, now) if isinstance(c, dict) else c for c in consents]}
     return Profile.from_dict(item)
 
 
+def stamped(consent: dict[str, Any], now: datetime) -> dict[str, Any]:
+    """A consent change as the API takes it: `at` absent or null is now, `source` absent is `api`."""
+    at = consent.get("at")
+    return {"source": "api", **consent, "at": format_time(now) if at is None else at}
+
+
 def merged(existing: Profile | None, incoming: Profile) -> Profile:
-    """The upsert of `incoming` over what is stored: its fields, the stored ledger plus its consents."""
+    """The upsert of `incoming` over what is stored: its fields, the stored ledger plus its changes."""
     history = existing.consents if existing else ()
     return Profile(incoming.user_id, incoming.timezone, incoming.email, incoming.phone, incoming.push_token,
-                   incoming.rcs_capable, incoming.attributes, history).with_consents(incoming.consents)
+                   incoming.rcs_capable, incoming.attributes, history).with_consents(
+        changes(history, incoming.consents))
+
+
+def changes(history: Sequence[ConsentRecord], records: Iterable[ConsentRecord]) -> list[ConsentRecord]:
+    """The records that change something: one that repeats the latest record for its channel and
+    category (same `granted`, same `source`) is left out, whatever its `at`."""
+    latest = {(c.channel, c.category): c for c in history}
+    kept: list[ConsentRecord] = []
+    for record in records:
+        before = latest.get((record.channel, record.category))
+        if before is not None and (before.granted, before.source) == (record.granted, record.source):
+            continue
+        latest[(record.channel, record.category)] = record
+        kept.append(record)
+    return kept
+
+
+PATCHABLE = ("timezone", "email", "phone", "push_token", "rcs_capable", "attributes", "consents", "user_id")
+
+
+def patched(existing: Profile, body: Mapping[str, Any], now: datetime) -> Profile:
+    """`PATCH`: the fields `body` gives replace the stored ones (`null` clears; `rcs_capable` to
+    false), `attributes` are merged key by key (a key given `null` is removed), consents are appended
+    as `PUT` does.
+    Raises ProfileError naming the field."""
+    unknown = sorted(set(body) - set(PATCHABLE))
+    if unknown:
+        raise ProfileError(f"{unknown[0]}: not a profile field (expected one of {', '.join(PATCHABLE[:-1])})")
+    attributes = body.get("attributes", {})
+    if not isinstance(attributes, dict):
+        raise ProfileError(f"attributes: expected an object, got {type(attributes).__name__}")
+    document = {k: v for k, v in existing.to_dict().items() if k != "consents"}
+    document.update({k: v for k, v in body.items() if k != "attributes"})
+    if document.get("rcs_capable") is None:  # cleared: a profile's rcs_capable is a boolean, false by default
+        document["rcs_capable"] = False
+    kept = {k: v for k, v in {**existing.attributes, **attributes}.items() if v is not None}
+    return merged(existing, parse_profile({**document, "attributes": kept}, now))
 
 
 def upsert_profiles(store: Store, items: Sequence[Any], now: datetime,

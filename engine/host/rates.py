@@ -14,13 +14,17 @@ exact to the microsecond. It holds one token at most, so the channel's messages 
 spaced, never faster than the rate over any stretch of time, even right after a quiet spell. A
 message held back books its token: when it comes back at that time it goes, late or not,
 without taking another (a sweep that wakes a little late sends what is due then, rather than
-sending one and pushing the others to the back). The time comes from the server's `Clock`,
-never the wall clock, so a virtual clock drives it in tests.
+sending one and pushing the others to the back). When the pace changes (a worker joins or
+leaves, so each sends another share of the rate) the bookings are forgotten and the next token
+is one new interval after the latest send: the server makes the held messages due again
+(`Outbox.release_held`) and they are booked anew at the pace in force. The time comes from the
+server's `Clock`, never the wall clock, so a virtual clock drives it in tests.
 """
 
 from __future__ import annotations
 
 import math
+import threading
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -39,19 +43,27 @@ class Bucket:
 
     interval: timedelta
     next_at: datetime  # when the next token is there
+    sent_at: datetime  # the latest token a send used (taken, or booked and come back)
     reserved: dict[str, datetime] = field(default_factory=dict)  # message id -> its booked token, in booking order
 
     @classmethod
     def empty(cls, rate_per_second: float, now: datetime) -> Bucket:
         """Empty: a server that starts right after another sent does not send at once."""
         interval = timedelta(microseconds=math.ceil(1_000_000 / rate_per_second))  # rounded up: never faster
-        return cls(interval, now + interval)
+        return cls(interval, now + interval, now)
 
     def take(self, now: datetime) -> bool:
         if self.next_at > now:
             return False
         self.next_at = now + self.interval
+        self.sent_at = now
         return True
+
+    def repace(self, interval: timedelta) -> None:
+        """A new pace: the bookings made at the old one are forgotten (their messages are booked
+        again), and the next token is one new interval after the latest send."""
+        self.interval, self.next_at = interval, self.sent_at + interval
+        self.reserved.clear()
 
     def book(self, message_id: str, now: datetime) -> datetime:
         """The next free token, taken for this message, which should come back then."""
@@ -67,6 +79,7 @@ class Bucket:
         at = self.reserved.get(message_id)
         if at is not None and at <= now:
             del self.reserved[message_id]
+            self.sent_at = max(self.sent_at, at)
         return at
 
 
@@ -77,15 +90,20 @@ class Rates:
         self.per_second = dict(per_second)
         self.workers = 1
         self.buckets = {channel: Bucket.empty(rate, now) for channel, rate in per_second.items()}
+        self._lock = threading.Lock()  # the heartbeat shares the rates while the outbox sweep rations
 
-    def share(self, workers: int, now: datetime) -> None:
+    def share(self, workers: int, now: datetime) -> bool:
         """Workers sharing one database each send an even share of every rate, so that together
-        they send no faster than the policy says (called with each heartbeat's live count)."""
+        they send no faster than the policy says (called with each heartbeat's live count).
+        True when the rates changed: what is held back was booked at the old pace, and no longer
+        is (the caller has it booked again)."""
         if workers == self.workers or workers < 1:
-            return
+            return False
         self.workers = workers
-        for channel, rate in self.per_second.items():
-            self.buckets[channel].interval = Bucket.empty(rate / workers, now).interval
+        with self._lock:
+            for channel, rate in self.per_second.items():
+                self.buckets[channel].repace(Bucket.empty(rate / workers, now).interval)
+        return bool(self.per_second)
 
     @classmethod
     def of(cls, policy: Policy | None, now: datetime) -> Rates:
@@ -101,11 +119,12 @@ class Rates:
         booked), and the others, each with the time to come back at; both in the order claimed."""
         going: list[OutboxItem] = []
         held: list[tuple[OutboxItem, datetime]] = []
-        for item in items:
-            bucket = self.buckets.get(item.channel)
-            booked = bucket.booked(item.message_id, now) if bucket is not None else None
-            if bucket is None or (booked is not None and booked <= now) or (booked is None and bucket.take(now)):
-                going.append(item)
-            else:
-                held.append((item, booked or bucket.book(item.message_id, now)))
+        with self._lock:
+            for item in items:
+                bucket = self.buckets.get(item.channel)
+                booked = bucket.booked(item.message_id, now) if bucket is not None else None
+                if bucket is None or (booked is not None and booked <= now) or (booked is None and bucket.take(now)):
+                    going.append(item)
+                else:
+                    held.append((item, booked or bucket.book(item.message_id, now)))
         return going, held

@@ -31,6 +31,7 @@ from engine.audience.schedule import due, next_after
 from engine.clock import Clock, IdSource
 from engine.compiler import CompiledJourney
 from engine.errors import JourneyNotFoundError, RunRefusedError
+from engine.events import format_time
 from engine.ports import HostStore
 from engine.service import Engine
 
@@ -114,8 +115,8 @@ class AudienceRuns:
             return 0  # another worker made it
         if run.late:
             log.warning("audience run %s of %s is late: due %s, %.0f s ago, standing for %d occurrences",
-                        run.run_id, journey.id, at.isoformat(), run.late_seconds, count)
-        log.info("audience run %s of %s due at %s: %s", run.run_id, journey.id, at.isoformat(), run.status)
+                        run.run_id, journey.id, format_time(at), run.late_seconds, count)
+        log.info("audience run %s of %s due at %s: %s", run.run_id, journey.id, format_time(at), run.status)
         return 1
 
     def _anchor(self, journey: CompiledJourney) -> datetime:

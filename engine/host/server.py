@@ -26,11 +26,11 @@ from channels.selection import ADDRESS_FIELD
 from engine.audience.run import AudienceRun
 from engine.clock import Clock, SystemClock, ordered_ids
 from engine.compiler import CompiledJourney
-from engine.errors import EventError, StoreError
+from engine.errors import EventError, StoreError, TemporaryStoreError
 from engine.events import Event, parse_event
 from engine.host.backlog import Backlog
 from engine.host.counters import Counters
-from engine.host.dispatcher import Dispatcher
+from engine.host.dispatcher import RATE_LIMITED, Dispatcher
 from engine.host.journeys import Deploys, ReloadReport
 from engine.host.logs import decisions_log, fields, log_batch, log_decisions, log_sweep
 from engine.host.outage import Outage
@@ -43,6 +43,7 @@ from engine.service import Engine
 from engine.state import Committed, Failure, Ingested
 
 log = logging.getLogger("journey.server")
+STUCK_TURN = timedelta(seconds=10)
 
 
 def tune_runtime() -> None:
@@ -66,13 +67,16 @@ class Server:
                  providers: Mapping[str, Sequence[Provider]] | None = None, clock: Clock | None = None,
                  batch: int = 1000, timer_interval: float = 1.0, queue_delay: float = 1.0,
                  journeys_dir: Path | None = None, outbox_lease: timedelta = timedelta(seconds=60),
-                 worker_id: str | None = None, partition_ttl: timedelta = DEFAULT_TTL) -> None:
+                 worker_id: str | None = None, partition_ttl: timedelta = DEFAULT_TTL,
+                 stuck_turn: timedelta = STUCK_TURN) -> None:
         self.store = store
         self.clock = clock or SystemClock()
-        self.lock = TurnLock()
+        self.lock = TurnLock(self.clock.now)
+        self.stuck_turn = stuck_turn  # a turn of the engine longer than this: /healthz answers 503
         self.batch = batch
         self.backlog = Backlog(queue_delay, batch)
         self.counters = Counters()
+        self.counted: Callable[[], None] = lambda: None  # the totals changed (the metrics layer mirrors them)
         self.outage = Outage(self.clock)
         self.engine = Engine(journeys, policy, store, self.clock, new_id=ordered_ids(self.clock), trace=False,
                              versions=lambda journey_id, version: self.deploys.compile_stored(journey_id, version))
@@ -110,6 +114,7 @@ class Server:
         that drives its own clock with `run_due` instead calls it once before the first."""
         self.dispatcher.in_doubt += self.store.expire_interrupted(self.clock.now(),
                                                                   self.dispatcher.idempotent_channels)
+        self._repace()  # the rates may have changed since the messages held back were booked
         if self.ownership is not None:
             self.heartbeat()  # its partitions first: it counts their queued events in
         else:
@@ -135,7 +140,8 @@ class Server:
         if ownership is None:
             return 0
         lease = ownership.beat(self.worker_stats())  # not in turn: a long batch must not cost the leases
-        self.dispatcher.rates.share(lease.workers, self.clock.now())  # the send rates are the cluster's
+        if self.dispatcher.rates.share(lease.workers, self.clock.now()):  # the send rates are the cluster's
+            self._repace()
         if lease.gained:
             self.backlog.admit(ownership.leases.queued_users(lease.gained), wait=False)
             if self.started:
@@ -146,6 +152,11 @@ class Server:
                 ownership.give_up(lease.surplus)
                 self.backlog.hand_over(lambda user_id: not ownership.owns(user_id))
         return 0
+
+    def _repace(self) -> None:
+        """Messages held back for a send rate, due now in their order, are booked again at the rates in force."""
+        if held := self.store.release_held(RATE_LIMITED, self.clock.now()):
+            log.info("%d messages waiting for a send rate's turn are paced again at the rates in force", held)
 
     def worker_stats(self) -> dict[str, Any]:
         """What this worker reports with its heartbeat, for every worker's /metrics."""
@@ -216,6 +227,7 @@ class Server:
             self.counters.accepted += len(results) - duplicates
             self.counters.duplicates += duplicates
         log_batch(via, len(results), duplicates, rejected)
+        self.counted()
 
     def sweep_inbox(self) -> int:
         return self._tracked("inbox", self._sweep_inbox)
@@ -225,11 +237,11 @@ class Server:
             return self._process_queued()
 
     def _tracked(self, sweep: str, work: Callable[[], int]) -> int:
-        """Run one sweep, counting it; one that keeps failing shows in /healthz and /metrics."""
+        """Run one sweep, counting it; one that keeps failing shows in /metrics (`journey_sweep_failing`)."""
         started = time.perf_counter()
         try:
             done = work()
-        except StoreError as exc:
+        except TemporaryStoreError as exc:  # an outage; a value the database refused is not one
             self.outage.failed(exc)
             self._count_failure(sweep, exc)
             raise
@@ -241,18 +253,21 @@ class Server:
             self.counters.sweeps[sweep] += 1
             self.counters.failing_runs.pop(sweep, None)
             self.counters.failing.pop(sweep, None)
+        self.counted()
         log_sweep(sweep, done, time.perf_counter() - started)
         return done
 
     def _count_failure(self, sweep: str, exc: Exception) -> None:
         with self._counting:
-                self.counters.sweep_failures[sweep] += 1
-                self.counters.failing_runs[sweep] += 1
-                self.counters.failing[sweep] = f"{type(exc).__name__}: {exc}"
+            self.counters.sweep_failures[sweep] += 1
+            self.counters.failing_runs[sweep] += 1
+            self.counters.failing[sweep] = f"{type(exc).__name__}: {exc}"
+        self.counted()
 
     def _instance_failed(self, failure: Failure) -> None:
-        """One instance failed on its own; the rest of its batch went on."""
-        self.counters.instance_failures[failure.journey_id] += 1
+        """One instance failed on its own (an error raised, or the runtime's verdict: a `wait until`
+        that cannot be read); the rest of its batch went on. Told once its transaction committed."""
+        self.counters.instance_failures[(failure.journey_id, failure.step or "")] += 1
         log.warning("instance failed", extra=fields(user=failure.user_id, journey=failure.journey_id,
                                                      version=failure.version, step=failure.step,
                                                      instance=failure.instance_id, reason=failure.reason))
@@ -302,12 +317,13 @@ class Server:
 
     def _sweep_timers(self) -> int:
         with self.lock:
+            now = self.clock.now()  # one instant: a timer due while the events are processed waits its turn
             # processing them may cancel timers and bring others into the batch: look again until none wait
-            while self._waiting(list(self.engine.due_timer_users(self.batch))):
+            while self._waiting(list(self.engine.due_timer_users(self.batch, now))):
                 if not self._process_queued():
                     break
             started = time.perf_counter()  # the sweep's own work: not the wait for its turn, not the events
-            fired = self.engine.fire_due(self.batch)
+            fired = self.engine.fire_due(self.batch, now)
             if fired:
                 self.counters.timer_seconds += time.perf_counter() - started
         self.counters.timers_fired += fired

@@ -38,10 +38,13 @@ def listening_socket(host: str, port: int) -> socket.socket:
 
 
 class Workers:
-    """Runs `target(k, sock, *args)` in K processes until told to stop; restarts any that die."""
+    """Runs `target(k, sock, *args)` in K processes until told to stop; restarts any that die,
+    after `died(pid)` (the metrics' bookkeeping for a process gone)."""
 
-    def __init__(self, count: int, target: Callable[..., None], sock: socket.socket, args: tuple[Any, ...]) -> None:
+    def __init__(self, count: int, target: Callable[..., None], sock: socket.socket, args: tuple[Any, ...],
+                 died: Callable[[int], None] = lambda pid: None) -> None:
         self.count = count
+        self._died = died
         self._target = target
         self._sock = sock
         self._args = args
@@ -68,6 +71,7 @@ class Workers:
                     self.stop()
                     return 1
                 log.error("worker %d of %d died (code %s): starting it again", k + 1, self.count, process.exitcode)
+                self._died(process.pid)
                 time.sleep(RESTART_DELAY)
                 self._start(k)
         self._join()

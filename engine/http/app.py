@@ -1,4 +1,4 @@
-"""The HTTP API of SPEC §5: a thin FastAPI layer over `Server`.
+"""The HTTP API (docs/http.md): a thin FastAPI layer over `Server`.
 
 Handlers read the body on the event loop and do the database work in the thread pool, so
 one request's transaction never stalls the loop. Bodies are read and size-checked by hand
@@ -15,20 +15,18 @@ import hmac
 import json
 import os
 from collections.abc import Awaitable, Callable
-from datetime import datetime
 from typing import Any
 
 from fastapi import FastAPI, Header, Path, Query, Request
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import JSONResponse, Response
+from fastapi_offline import FastAPIOffline
 from prometheus_client import CONTENT_TYPE_LATEST
 from starlette.middleware.base import BaseHTTPMiddleware
 
-from channels import Profile, ProfileError
 from engine.compiler import END
 from engine.errors import EventError, HttpError, InputError, JourneyDefinitionError, StoreError
-from engine.events import Event, check_values, format_time, parse_event, parse_time
-from engine.host.profiles import merged, parse_profile
+from engine.events import Event, check_values, parse_event, parse_time
 from engine.host.server import Server
 from engine.http import schemas as doc
 from engine.http.metrics import Metrics
@@ -37,12 +35,20 @@ from engine.http.privacy import add_privacy_routes
 from engine.http.problems import install_problem_handlers, problem, unavailable
 from engine.http.profiles import add_profile_routes
 from engine.http.runs import add_run_routes
+from engine.http.views import deferred_sends, instance_view, message_view, skip_view
 from engine.http.webhooks import FORM, handle_webhook
 from engine.simulator import parse_events, parse_profiles
 from engine.simulator import simulate as run_simulation
 
 MiB = 1024 * 1024
+MAX_BODY = MiB
+"""A request body's limit (413 over it), `JOURNEY_MAX_BODY_BYTES` for `journey serve`..."""
+MAX_BULK_BODY = 32 * MiB
+"""... but for `POST /v1/profiles`, which takes up to 10,000 profiles: `JOURNEY_MAX_BULK_BODY_BYTES`."""
 OPEN_PATHS = frozenset({"/healthz", "/readyz", "/openapi.json", "/docs", "/docs/oauth2-redirect"})
+DOCS_ASSETS = "/docs/assets"
+"""Swagger UI's script, style and icon, served from the `fastapi-offline` package: `/docs` works
+with no network beyond this server (FastAPI's own page loads them from a CDN)."""
 WEBHOOKS = "/v1/webhooks/"
 DESCRIPTION = """Ingest events, manage profiles and consent, inspect journeys and messages.
 
@@ -54,14 +60,16 @@ USER_ID = Path(description="the user's id, as in their events", examples=["u1"])
 JOURNEY_ID = Path(description="a journey's `id`", examples=["order-updates"])
 
 
-def create_app(server: Server, api_keys: frozenset[str] = frozenset(), max_body: int = MiB,
-               metrics_public: bool | None = None) -> FastAPI:
+def create_app(server: Server, api_keys: frozenset[str] = frozenset(), max_body: int = MAX_BODY,
+               metrics_public: bool | None = None, bulk_max_body: int = MAX_BULK_BODY) -> FastAPI:
     """The API over `server`. `metrics_public` (default: `JOURNEY_METRICS_PUBLIC=1` in the
-    environment) serves `/metrics` without a key, since scrapers rarely carry bearer tokens."""
+    environment) serves `/metrics` without a key, since scrapers rarely carry bearer tokens.
+    Bodies over `max_body` bytes get a 413, but the bulk route's limit is `bulk_max_body`."""
     if metrics_public is None:
         metrics_public = os.environ.get("JOURNEY_METRICS_PUBLIC", "").strip().lower() in ("1", "true", "yes")
     open_paths = OPEN_PATHS | ({"/metrics"} if metrics_public else set())
-    app = FastAPI(title="journey-engine", version="0.1.0", description=DESCRIPTION)
+    app = FastAPIOffline(title="journey-engine", version="0.1.0", description=DESCRIPTION, redoc_url=None,
+                         static_url=DOCS_ASSETS)
     app.state.server = server
     app.add_middleware(_BearerAuth, keys=api_keys, open_paths=open_paths)
     install_problem_handlers(app, server)
@@ -85,29 +93,16 @@ def create_app(server: Server, api_keys: frozenset[str] = frozenset(), max_body:
             reply.headers["Preference-Applied"] = "respond-async"
         return reply
 
-    @app.put("/v1/profiles/{user_id}", **documented(doc.Profile, body=doc.ProfileIn))
-    async def put_profile(request: Request, user_id: str = USER_ID) -> dict[str, Any]:
-        """Upsert: fields are replaced; consents in the body are appended to the ledger."""
-        body = await _read_json(request, max_body, check=False)  # `parse_profile` checks every value
-        return await run_in_threadpool(_put_profile, server, user_id, body)
-
-    @app.get("/v1/profiles/{user_id}", **documented(doc.Profile, 404))
-    def get_profile(user_id: str = USER_ID) -> dict[str, Any]:
-        return _existing_profile(server, user_id).to_dict()
-
-    @app.post("/v1/profiles/{user_id}/consents", **documented(doc.ConsentList, status=201, body=doc.ConsentIn))
-    async def post_consent(request: Request, user_id: str = USER_ID) -> dict[str, Any]:
-        """Append one consent change to the user's ledger (a profile is created if there is none)."""
-        body = await _read_json(request, max_body)
-        return await run_in_threadpool(_append_consent, server, user_id, body)
-
     add_privacy_routes(app, server)  # DELETE /v1/profiles/{id}, its export, the consent feed
-    add_profile_routes(app, server, _read_json, max_body)  # POST /v1/profiles, in bulk
+    add_profile_routes(app, server, _read_json, max_body, bulk_max_body)  # PUT, PATCH, GET, consents, bulk
     add_run_routes(app, server)  # POST and GET /v1/journeys/{id}/runs
 
     @app.get("/v1/journeys", **documented(doc.JourneyList))
     def list_journeys() -> dict[str, Any]:
-        return {"journeys": [_journey_summary(server, j) for j in server.engine.journeys]}
+        """Every loaded journey, then every removed one whose instances still run (`state` removed,
+        `version` null, its last version's name and trigger)."""
+        ids = [*server.engine.journeys, *server.deploys.removed_in_flight()]
+        return {"journeys": [_journey_summary(server, j) for j in ids]}
 
     @app.get("/v1/journeys/{journey_id}", **documented({"anyOf": [ref(doc.JourneyDetail), ref(doc.JourneyState)]},
                                                        404))
@@ -150,13 +145,17 @@ def create_app(server: Server, api_keys: frozenset[str] = frozenset(), max_body:
 
     @app.get("/v1/users/{user_id}/instances", **documented(doc.InstanceList))
     def user_instances(user_id: str = USER_ID) -> dict[str, Any]:
-        return {"instances": [_instance_view(i.to_dict()) for i in server.store.instances_for_user(user_id)]}
+        """Each instance with where it is and, while it waits on a timer, for what and until when."""
+        return {"instances": [instance_view(i) for i in server.store.instances_for_user(user_id)]}
 
     @app.get("/v1/messages", **documented(doc.MessageList))
     def messages(user_id: str = Query(description="whose messages", examples=["u1"])) -> dict[str, Any]:
-        """The user's latest messages with their decisions and delivery status, and their skipped sends."""
-        return {"messages": [_message_view(m) for m in server.store.messages_for_user(user_id)],
-                "skipped": [_skip_view(s) for s in server.store.skips_for_user(user_id)]}
+        """The user's latest messages with their decisions and delivery status (a pending one with
+        its next attempt), the sends quiet hours put off (`deferred`, with when they are decided
+        again), and the skipped sends."""
+        return {"messages": [message_view(m) for m in server.store.messages_for_user(user_id)],
+                "deferred": deferred_sends(server, user_id),
+                "skipped": [skip_view(s) for s in server.store.skips_for_user(user_id)]}
 
     # Provider webhooks (delivery receipts, inbound replies): signature-checked in engine.http.webhooks,
     # so they take no bearer key.
@@ -174,13 +173,13 @@ def create_app(server: Server, api_keys: frozenset[str] = frozenset(), max_body:
 
     @app.get("/healthz", **documented(doc.Health))
     def healthz() -> JSONResponse:
-        """503 while a sweep (timers, inbox, outbox) has failed its last runs, naming the error
-        (`sweeps`: each failing sweep's consecutive failures and last error)."""
-        failing = server.counters.unhealthy()
-        if failing:
-            detail = "; ".join(f"the {name} sweep failed its last {f['consecutive_failures']} runs: {f['error']}"
-                               for name, f in failing.items())
-            return problem(503, detail, errors=[], sweeps=failing)
+        """Liveness: 503 only while one turn of the engine has held it longer than the limit
+        (`JOURNEY_STUCK_TURN_SECONDS`, 10 s; `turn` says which thread, for how long), the state a
+        restart mends. Nothing about the database: that is `/readyz`, and an outage is not mended
+        by a restart. Sweeps that keep failing show in /metrics (`journey_sweep_failing`)."""
+        overdue = server.lock.overdue(server.stuck_turn)
+        if overdue is not None:
+            return problem(503, str(overdue), errors=[], turn=overdue.to_dict())
         return JSONResponse({"status": "ok"})
 
     @app.get("/readyz", **documented(doc.Health))
@@ -208,16 +207,17 @@ class _BearerAuth(BaseHTTPMiddleware):
 
     def __init__(self, app: Any, keys: frozenset[str], open_paths: frozenset[str]) -> None:
         super().__init__(app)
-        self.keys = keys
+        self.keys = [k.encode("utf-8") for k in keys]  # compared as bytes: a header may hold any byte
         self.open_paths = open_paths
 
     async def dispatch(self, request: Request, call_next: Callable[[Request], Awaitable[Response]]) -> Response:
         path = request.url.path
         if "\x00" in path or any("\x00" in v for v in request.query_params.values()):
             return problem(422, "the URL contains a NUL character")
-        if self.keys and path not in self.open_paths and not path.startswith(WEBHOOKS):
+        if self.keys and path not in self.open_paths and not path.startswith((WEBHOOKS, DOCS_ASSETS + "/")):
             scheme, _, token = request.headers.get("authorization", "").partition(" ")
-            if scheme.lower() != "bearer" or not any(hmac.compare_digest(token, k) for k in self.keys):
+            sent = token.encode("latin-1")  # the header's own bytes (ASGI servers decode headers as latin-1)
+            if scheme.lower() != "bearer" or not any(hmac.compare_digest(sent, k) for k in self.keys):
                 return problem(401, "missing or wrong API key (Authorization: Bearer <key>)",
                                headers={"WWW-Authenticate": "Bearer"})
         return await call_next(request)
@@ -243,7 +243,7 @@ async def _read_json(request: Request, limit: int, check: bool = True) -> Any:
 
 async def _read_body(request: Request, limit: int) -> bytes:
     declared = request.headers.get("content-length")
-    if declared is not None and declared.isdigit() and int(declared) > limit:
+    if declared is not None and declared.isascii() and declared.isdigit() and int(declared) > limit:
         raise HttpError(413, f"request body is over the {limit} byte limit")
     chunks: list[bytes] = []
     size = 0
@@ -261,6 +261,8 @@ def _ingest(server: Server, body: Any, queue: bool = False) -> dict[str, Any]:
         items = body["events"]
         if not isinstance(items, list):
             raise HttpError(422, "events: expected a list of events")
+        for key in sorted(set(body) - {"events"}):
+            raise HttpError(422, f"{key}: unknown field (a batch is {{\"events\": [...]}})")
         valid: list[Event] = []
         rejected: list[dict[str, Any]] = []
         for index, item in enumerate(items):
@@ -280,50 +282,12 @@ def _ingest(server: Server, body: Any, queue: bool = False) -> dict[str, Any]:
     return {"accepted": len(results) - duplicates, "duplicates": duplicates, "rejected": rejected}
 
 
-def _existing_profile(server: Server, user_id: str) -> Profile:
-    with server.lock, server.store.transaction() as tx:
-        profile = tx.get_profile(user_id)
-    if profile is None:
-        raise HttpError(404, f"no profile for user '{user_id}'")
-    return profile
-
-
-def _put_profile(server: Server, user_id: str, body: Any) -> dict[str, Any]:
-    """Upsert: fields are replaced; consents in the body are appended to the ledger, never rewritten."""
-    if not isinstance(body, dict):
-        raise HttpError(422, "profile: expected a JSON object")
-    if body.get("user_id", user_id) != user_id:
-        raise HttpError(422, f"user_id: '{body.get('user_id')}' does not match the path ('{user_id}')")
-    try:
-        incoming = parse_profile({**body, "user_id": user_id}, server.clock.now())
-    except ProfileError as exc:
-        raise HttpError(422, str(exc)) from None
-    with server.lock, server.store.transaction() as tx:
-        profile = merged(tx.get_profile(user_id), incoming)
-        tx.put_profile(profile)
-    return profile.to_dict()
-
-
-def _append_consent(server: Server, user_id: str, body: Any) -> dict[str, Any]:
-    if not isinstance(body, dict):
-        raise HttpError(422, "consent: expected a JSON object with channel, category, granted")
-    record = {"source": "api", "at": format_time(server.clock.now()), **body}
-    try:
-        parsed = Profile.from_dict({"user_id": user_id, "consents": [record]}).consents[0]
-    except ProfileError as exc:
-        raise HttpError(422, str(exc).replace("consents.0.", "")) from None
-    with server.lock, server.store.transaction() as tx:
-        profile = (tx.get_profile(user_id) or Profile(user_id)).with_consents([parsed])
-        tx.put_profile(profile)
-    return {"user_id": user_id, "consents": [c.to_dict() for c in profile.consents]}
-
-
 def _journey_summary(server: Server, journey_id: str) -> dict[str, Any]:
-    journey = server.engine.journeys[journey_id]
+    journey = server.deploys.latest(journey_id)
     d = journey.definition
     deployed = server.deploys.view(journey_id)
-    return {"id": d.id, "name": d.name, "category": d.category, "trigger": d.trigger.model_dump(),
-            "version": journey.version, "steps": len(d.steps), "source": journey.source,
+    return {"id": d.id, "name": d.name, "category": d.category, "trigger": d.trigger.model_dump(mode="json"),
+            "version": deployed["version"], "steps": len(d.steps), "source": journey.source,
             "state": deployed["state"], "active_instances": deployed["active_instances"],
             "versions": deployed["versions"]}
 
@@ -351,29 +315,12 @@ def _simulate(server: Server, journey_id: str, body: Any) -> dict[str, Any]:
         raise HttpError(422, "profiles: expected a list of profiles")
     try:
         events = parse_events((f"events[{n}]", e) for n, e in enumerate(body.get("events", [])))
-        people = parse_profiles((f"profiles[{n}]", p) for n, p in enumerate(profiles))
         start, until = (parse_time(body[k], k) if body.get(k) is not None else None for k in ("start", "until"))
+        first = start or (events[0].timestamp if events else server.clock.now())
+        people = parse_profiles(((f"profiles[{n}]", p) for n, p in enumerate(profiles)), first)
         return run_simulation(journey, events, people, server.engine.policy, start=start, until=until,
                               now=server.clock.now())
     except (InputError, EventError) as exc:
         raise HttpError(422, str(exc)) from None
 
 
-def _instance_view(data: dict[str, Any]) -> dict[str, Any]:
-    keys = ("instance_id", "journey_id", "version", "key", "status", "step", "path", "entered_at", "ended_at",
-            "reason")
-    return {k: data.get(k) for k in keys}
-
-
-def _iso(value: Any) -> Any:
-    return format_time(value) if isinstance(value, datetime) else value
-
-
-def _message_view(row: dict[str, Any]) -> dict[str, Any]:
-    view = {k: _iso(v) for k, v in row.items() if k not in ("dispatch",)}
-    view["delivery"] = row["dispatch"]
-    return view
-
-
-def _skip_view(row: dict[str, Any]) -> dict[str, Any]:
-    return {k: _iso(v) for k, v in row.items() if k != "id"}

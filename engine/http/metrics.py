@@ -1,24 +1,32 @@
 """Prometheus metrics, read straight from the server's running totals at scrape time.
 
 The host keeps plain counts (`Server.counters`, the dispatcher's, the backlog's) and never
-imports prometheus_client; this module turns them into metric families when `/metrics` is
-scraped, beside prometheus_client's own process, platform and garbage-collector collectors.
+imports prometheus_client; this module turns them into metric families (`totals`), beside what
+every worker reads alike from the database (`shared`: the outbox's backlog, the live workers).
 Label values come from closed sets (channels, statuses, skip and cancel reasons, sweeps) or
 from the journeys loaded, so the number of series stays small.
+
+One process (`journey serve`): the totals are read at scrape time, with prometheus_client's
+process, platform and garbage-collector collectors. Several behind one port (`--workers K`,
+`PROMETHEUS_MULTIPROC_DIR` set by the parent): each worker writes its totals to its own file
+in that folder (`engine.http.multiprocess`) and a scrape, whichever worker answers it, sums
+every worker's file, so every scrape shows the same totals and they never go back.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from typing import Any
 
 from prometheus_client import CollectorRegistry, GCCollector, PlatformCollector, ProcessCollector, generate_latest
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily
+from prometheus_client.multiprocess import MultiProcessCollector
 
 from channels import CHANNELS
 from engine.errors import StoreError
 from engine.host.histogram import Histogram
 from engine.host.server import Server
+from engine.http.multiprocess import Mirror, multiprocess_dir
 
 SWEEPS = ("inbox", "timers", "outbox")
 Family = CounterMetricFamily | GaugeMetricFamily | HistogramMetricFamily
@@ -33,25 +41,52 @@ WORKER_METRICS = (  # name, key of the worker's stats, kind, help
 )
 
 
+class _Collector:
+    """A prometheus_client collector over one of `Metrics`' family readers."""
+
+    def __init__(self, read: Callable[[], Iterator[Family]]) -> None:
+        self._read = read
+
+    def collect(self) -> Iterator[Family]:
+        return self._read()
+
+
 class Metrics:
     """Prometheus metrics read straight from the server's running totals at scrape time."""
 
     def __init__(self, server: Server) -> None:
         self.server = server
         self.registry = CollectorRegistry()
-        self.registry.register(self)
-        ProcessCollector(registry=self.registry)  # CPU, memory, open files (on Linux)
+        self.mirror: Mirror | None = None
+        folder = multiprocess_dir()
+        if folder is None:
+            self.registry.register(_Collector(self.totals))
+            ProcessCollector(registry=self.registry)  # CPU, memory, open files (on Linux)
+            GCCollector(registry=self.registry)  # collections per generation
+        else:  # per-process figures (CPU, memory, collections) would flip from scrape to scrape: left out
+            self.mirror = Mirror(self.totals)
+            server.counted = self.mirror.changed
+            self.mirror.start()
+            MultiProcessCollector(self.registry, folder)
+        self.registry.register(_Collector(self.shared))
         PlatformCollector(registry=self.registry)  # python_info
-        GCCollector(registry=self.registry)  # collections per generation
 
-    def collect(self) -> Iterator[Family]:
+    def shared(self) -> Iterator[Family]:
+        """What every worker reads alike from the database."""
+        yield from self._outbox()
+        yield from self._workers()
+
+    def totals(self) -> Iterator[Family]:
+        """This process's running totals."""
         yield from self._events()
         yield from self._messages()
         yield from self._sweeps()
-        yield from self._workers()
         c = self.server.counters
-        yield _labelled(CounterMetricFamily, "journey_instance_failures", "Instances that failed on their own, "
-                        "by journey", "journey", dict(c.instance_failures))
+        failures = CounterMetricFamily("journey_instance_failures", "Instances that ended failed, by journey and the "
+                                       "step they failed at", labels=["journey", "step"])
+        for (journey, step), total in sorted(dict(c.instance_failures).items()):
+            failures.add_metric([journey, step], total)
+        yield failures
         yield GaugeMetricFamily("journey_journeys_loaded", "Journeys loaded", value=len(self.server.engine.journeys))
 
     def _events(self) -> Iterator[Family]:
@@ -92,7 +127,6 @@ class Metrics:
                         "they may no longer go, by reason", "reason", cancelled)
         yield CounterMetricFamily("journey_messages_in_doubt", "Messages left `unknown`: caught mid-call by a "
                                   "crash, or taken by a provider without a readable answer", value=dispatcher.in_doubt)
-        yield from self._outbox()
 
     def _outbox(self) -> Iterator[Family]:
         """The one metric read from the database (one grouped count): the backlog is in the rows, and
@@ -116,18 +150,23 @@ class Metrics:
                         "(0: healthy)", "sweep", {sweep: c.failing_runs[sweep] for sweep in SWEEPS})
 
     def _workers(self) -> Iterator[Family]:
-        """Every live worker on the database, labelled by worker id: this one's own totals now,
-        the others' as of their last heartbeat (a few seconds old). Alone on SQLite: none."""
+        """Every live worker on the database, labelled by worker id, each as of its last heartbeat
+        (this one too): whichever worker is scraped, the same figures. Alone on SQLite: none.
+        Left out while the database is down."""
         ownership = self.server.ownership
         if ownership is None:
             return
-        reported = {w["worker"]: w["stats"] for w in ownership.leases.live_workers()}
-        reported[ownership.worker] = {**self.server.worker_stats(), **ownership.stats()}
+        try:
+            reported = {w["worker"]: w["stats"] for w in ownership.leases.live_workers()}
+        except StoreError:
+            return
         yield GaugeMetricFamily("journey_workers_live", "Workers alive on this database", value=len(reported))
         for name, key, kind, text in WORKER_METRICS:
             yield _labelled(kind, name, text, "worker", {w: stats.get(key, 0) for w, stats in reported.items()})
 
     def render(self) -> bytes:
+        if self.mirror is not None:
+            self.mirror.publish()  # this worker's latest; the others' are at most an interval old
         return generate_latest(self.registry)
 
 

@@ -9,7 +9,8 @@ infer their shapes: each route says what it takes and answers with `documented(.
   (a 404 for an unknown id...), 400/413/422 when it takes a body, 422 when it takes
   parameters, 401 when it needs the key, and 503 (the database is unreachable);
 - an HTTP bearer scheme (`JOURNEY_API_KEYS`) is required everywhere but on the open paths, so
-  `/docs` has an Authorize button.
+  `/docs` has an Authorize button;
+- every string parameter says it holds no NUL character (the API refuses one in any URL).
 """
 
 from __future__ import annotations
@@ -26,7 +27,7 @@ from engine.http.problems import PROBLEM_JSON
 from engine.http.schemas import MODELS
 
 REF = "#/components/schemas/{model}"
-ERRORS = {400: "The body is not JSON", 401: "Missing or wrong API key", 404: "Not found",
+ERRORS = {400: "The body is not JSON", 401: "Missing or wrong API key", 404: "Not found", 409: "Conflict",
           413: "The body is over the size limit", 422: "A field is invalid (`errors` names it)",
           503: "The database is unreachable: try again after `Retry-After` seconds"}
 SECURITY = "bearer"
@@ -81,6 +82,7 @@ def finish(document: dict[str, Any], is_open: Callable[[str], bool]) -> dict[str
     for path, operations in document.get("paths", {}).items():
         for operation in operations.values():
             _errors(operation, secured=not is_open(path))
+            _no_nul(operation)
             if is_open(path):
                 operation["security"] = []
     return document
@@ -108,3 +110,16 @@ def _errors(operation: dict[str, Any], secured: bool) -> None:
                 response["headers"] = {"WWW-Authenticate": {"schema": {"type": "string"}}}
             elif code == "503":
                 response["headers"] = {"Retry-After": {"description": "seconds", "schema": {"type": "string"}}}
+
+
+NO_NUL = "^[^\\x00]*$"
+"""No path or query value may hold a NUL character (the API answers 422): said in every string
+parameter that has no pattern of its own."""
+
+
+def _no_nul(operation: dict[str, Any]) -> None:
+    for parameter in operation.get("parameters", ()):
+        schema = parameter.get("schema", {})
+        for branch in schema.get("anyOf", [schema]):
+            if branch.get("type") == "string" and "pattern" not in branch:
+                branch["pattern"] = NO_NUL

@@ -3,15 +3,16 @@
 - `DELETE /v1/profiles/{user_id}`: erasure (204; 404 when nothing at all is held under that id,
   so a typo is noticed; erasing again answers 204);
 - `GET /v1/profiles/{user_id}/export`: everything held about the person, one JSON document;
-- `GET /v1/consents?since=&limit=&cursor=`: every user's consent ledger rows in the order they
-  were written, a page at a time. The cursor is opaque to callers: URL-safe base64 of
-  `consents:<position>`, the position of the last row returned (the SQL store's row id).
+- `GET /v1/consents?since=&limit=&cursor=`: the consent audit trail, a page at a time: every
+  user's consent ledger rows and the suppression list's rows (a STOP or START from a number,
+  `user_id` null), each in the order written. The cursor is `<ledger position>:<suppression
+  position>`, the last rows of each returned (the SQL store's row ids), in decimal: callers pass
+  `next_cursor` back as it came; an empty one is the start. Being two numbers, it is described by a
+  pattern in the OpenAPI document, so a request the document allows is one the server takes.
 """
 
 from __future__ import annotations
 
-import base64
-import binascii
 from typing import Any
 
 from fastapi import FastAPI, Path, Query
@@ -22,24 +23,26 @@ from engine.events import format_time, parse_time
 from engine.host.privacy import erase_user
 from engine.host.server import Server
 from engine.http import schemas as doc
+from engine.http.bodies import IN_RANGE
 from engine.http.openapi import documented
+from engine.http.views import message_view, skip_view
+from engine.stores.privacy import consent_trail
 
 EVERYTHING = 2**31 - 1  # an export lists every message and skip, not the API's latest 200
 DEFAULT_LIMIT = 100
 MAX_LIMIT = 1000
-_CURSOR_PREFIX = "consents:"
+CURSOR = r"^([0-9]{1,18}:[0-9]{1,18})?$"  # a position in each ledger; empty: the start
 
 
 def add_privacy_routes(app: FastAPI, server: Server) -> None:
-    """Called by `create_app` once the app exists (the message views live in `engine.http.app`)."""
-    from engine.http.app import _message_view, _skip_view
+    """Called by `create_app` once the app exists."""
 
     user = Path(description="the user's id, as in their events", examples=["u1"])
 
     @app.delete("/v1/profiles/{user_id}", **documented(None, 404, status=204, description="Erased"))
     def erase_profile(user_id: str = user) -> Response:
         """Erase the person: profile, instances (ended `exited`, reason `erased`), queued events,
-        their messages' content (pending sends canceled); the consent ledger stays as proof."""
+        their messages' content (pending sends cancelled); the consent ledger stays as proof."""
         if erase_user(server, user_id) is None:
             raise HttpError(404, f"nothing is held about user '{user_id}'")
         return Response(status_code=204)
@@ -52,8 +55,8 @@ def add_privacy_routes(app: FastAPI, server: Server) -> None:
         with server.lock, store.transaction() as tx:
             profile = tx.get_profile(user_id)
         consents = [c.to_dict() for c in store.consent_ledger(user_id)]
-        messages = [_message_view(m) for m in store.messages_for_user(user_id, EVERYTHING)]
-        skipped = [_skip_view(s) for s in store.skips_for_user(user_id, EVERYTHING)]
+        messages = [message_view(m) for m in store.messages_for_user(user_id, EVERYTHING)]
+        skipped = [skip_view(s) for s in store.skips_for_user(user_id, EVERYTHING)]
         instances = [i.to_dict() for i in store.instances_for_user(user_id)]
         if profile is None and not (consents or messages or skipped or instances):
             raise HttpError(404, f"nothing is held about user '{user_id}'")
@@ -65,43 +68,18 @@ def add_privacy_routes(app: FastAPI, server: Server) -> None:
 
     @app.get("/v1/consents", **documented(doc.ConsentFeed))
     def consent_feed(since: str | None = Query(None, description="RFC 3339: only changes recorded at or after it",
-                                               examples=["2026-01-01T00:00:00Z"]),
-                     limit: str | None = Query(None, description=f"a whole number from 1 to {MAX_LIMIT} "
-                                                                 f"(default {DEFAULT_LIMIT})", examples=["100"]),
-                     cursor: str | None = Query(None, description="`next_cursor` of the previous page")
-                     ) -> dict[str, Any]:
-        """Ledger rows of all users in write order; `next_cursor` is null once there are no more."""
+                                               examples=["2026-01-01T00:00:00Z"], pattern=IN_RANGE,
+                                               json_schema_extra={"format": "date-time"}),
+                     limit: int = Query(DEFAULT_LIMIT, ge=1, le=MAX_LIMIT, description="rows per page"),
+                     cursor: str = Query("", description="`next_cursor` of the previous page (empty: the start)",
+                                         pattern=CURSOR)) -> dict[str, Any]:
+        """Ledger rows of all users and the suppression list's rows (`user_id` null, `number`) in
+        write order; `next_cursor` is null once there are no more."""
         try:
             start = parse_time(since, "since") if since is not None else None
         except EventError as exc:
             raise HttpError(422, str(exc)) from None
-        size = _limit(limit)
-        page = server.store.consent_feed(start, decode_cursor(cursor) if cursor is not None else 0, size + 1)
-        more = len(page) > size
-        page = page[:size]
+        ledger, _, numbers = cursor.partition(":")
+        page, position = consent_trail(server.store, start, (int(ledger or 0), int(numbers or 0)), limit)
         return {"consents": [entry.to_dict() for entry in page],
-                "next_cursor": encode_cursor(page[-1].position) if more else None}
-
-
-def _limit(text: str | None) -> int:
-    if text is None:
-        return DEFAULT_LIMIT
-    if not text.strip().isdecimal() or not 1 <= int(text) <= MAX_LIMIT:
-        raise HttpError(422, f"limit: expected a whole number from 1 to {MAX_LIMIT}, got {text!r}")
-    return int(text)
-
-
-def encode_cursor(position: int) -> str:
-    return base64.urlsafe_b64encode(f"{_CURSOR_PREFIX}{position}".encode()).decode().rstrip("=")
-
-
-def decode_cursor(cursor: str) -> int:
-    """The position a cursor stands for; 422 naming `cursor` for anything this API did not give out."""
-    try:
-        text = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode()
-    except (binascii.Error, ValueError):
-        text = ""
-    position = text.removeprefix(_CURSOR_PREFIX)
-    if not text.startswith(_CURSOR_PREFIX) or not position.isdigit() or not position.isascii():
-        raise HttpError(422, f"cursor: {cursor!r} is not a cursor this API gave out (pass next_cursor as it came)")
-    return int(position)
+                "next_cursor": f"{position[0]}:{position[1]}" if position is not None else None}

@@ -14,6 +14,7 @@ release; RFC 9457 allows extension members.
 
 from __future__ import annotations
 
+import logging
 import re
 from http import HTTPStatus
 from typing import Any
@@ -21,11 +22,13 @@ from typing import Any
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from fastapi.routing import APIRoute
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from engine.errors import HttpError, JourneyError, RunRefusedError, StoreError
+from engine.errors import HttpError, JourneyError, StateConflictError, StoreError, StoreValueError, TemporaryStoreError
 from engine.host.server import Server
 
+log = logging.getLogger("journey.http")
 PROBLEM_JSON = "application/problem+json"
 RETRY_AFTER = "5"  # seconds, while the database is unreachable
 _FIELD = re.compile(r"([A-Za-z_][\w\-]*(?:\[\d+\])*(?:\.[\w\-]+(?:\[\d+\])*)*): (?=\S)")  # `events[3].type: `
@@ -78,13 +81,20 @@ def install_problem_handlers(app: FastAPI, server: Server) -> None:
         return problem(exc.status, exc.message)
 
     @app.exception_handler(StoreError)
-    async def _store_error(_: Request, exc: StoreError) -> JSONResponse:
-        server.outage.failed(exc)
-        return unavailable(f"the database is unavailable: {exc}")
+    async def _store_error(request: Request, exc: StoreError) -> JSONResponse:
+        """503 only for an outage (the database cannot be reached); a value it refused is the
+        request's fault; any other refusal is a bug."""
+        if isinstance(exc, TemporaryStoreError):
+            server.outage.failed(exc)
+            return unavailable(f"the database is unavailable: {exc}")
+        if isinstance(exc, StoreValueError):
+            return problem(422, f"the database refused a value of this request: {exc}")
+        log.error("the database refused a statement of %s %s", request.method, request.url.path, exc_info=exc)
+        return problem(500, "internal error: the server log has the details")
 
     @app.exception_handler(JourneyError)
     async def _journey_error(_: Request, exc: JourneyError) -> JSONResponse:
-        return problem(404 if isinstance(exc, LookupError) else 409 if isinstance(exc, RunRefusedError) else 422,
+        return problem(404 if isinstance(exc, LookupError) else 409 if isinstance(exc, StateConflictError) else 422,
                        str(exc))
 
     @app.exception_handler(StarletteHTTPException)
@@ -92,11 +102,12 @@ def install_problem_handlers(app: FastAPI, server: Server) -> None:
         detail = str(exc.detail)
         if exc.status_code == 404 and detail == "Not Found":
             detail = f"no route {request.method} {request.url.path}"
-        elif exc.status_code == 405:
-            allowed = (exc.headers or {}).get("Allow", "")
+        headers = dict(exc.headers or {})
+        if exc.status_code == 405:
+            allowed = headers["Allow"] = allowed_methods(request) or headers.get("Allow", "")
             detail = f"{request.method} is not allowed on {request.url.path}" + (f" (allowed: {allowed})"
                                                                                   if allowed else "")
-        return problem(exc.status_code, detail, headers=dict(exc.headers or {}))
+        return problem(exc.status_code, detail, headers=headers)
 
     @app.exception_handler(RequestValidationError)
     async def _invalid_request(_: Request, exc: RequestValidationError) -> JSONResponse:
@@ -110,7 +121,25 @@ def install_problem_handlers(app: FastAPI, server: Server) -> None:
         return problem(500, "internal error: the server log has the details")
 
 
+def allowed_methods(request: Request) -> str:
+    """`Allow` for the path asked: every method of every route on it, not only the first route's (the
+    router's own 405 names one route's); a literal path (`/v1/journeys/reload`) wins over a template
+    that also matches it (`/v1/journeys/{journey_id}`), as in the OpenAPI document."""
+    path = request.url.path
+    matching = [r for r in request.app.router.routes if isinstance(r, APIRoute) and r.path_regex.match(path)]
+    fewest = min((len(r.param_convertors) for r in matching), default=0)
+    methods = {m for r in matching if len(r.param_convertors) == fewest for m in r.methods or ()}
+    return ", ".join(sorted(methods))
+
+
+RFC_9110_TITLES = {413: "Content Too Large", 422: "Unprocessable Content"}
+"""Where Python's phrase is older than RFC 9110's (Python 3.13 has these; 3.11 says `Request
+Entity Too Large` and `Unprocessable Entity`): one title whatever the interpreter."""
+
+
 def _title(status: int) -> str:
+    if status in RFC_9110_TITLES:
+        return RFC_9110_TITLES[status]
     try:
         return HTTPStatus(status).phrase
     except ValueError:

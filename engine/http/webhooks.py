@@ -5,7 +5,8 @@ configured Twilio account (403 when none matches: nothing changes). A status cal
 becomes `<channel>.<status>` for the message Twilio knows as `MessageSid` (`undelivered`,
 `failed` and `canceled` become `<channel>.failed`; `read` comes from RCS); an error code
 that means "never deliverable" also clears the phone from the profile. An inbound message
-becomes `sms.inbound` with `properties.text`, for the user whose profile has that phone.
+becomes `sms.inbound` with `properties.text`, for every user whose profile has that phone (a
+keyword for the first of them, by user_id: it acts on the number).
 Callbacks carry an event id (`twilio:<sid>:<status>`), so Twilio's retries are duplicates.
 Unknown messages and senders are acknowledged (200) and ignored, so Twilio stops retrying.
 """
@@ -15,6 +16,7 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
@@ -22,6 +24,7 @@ from typing import Any
 from urllib.parse import parse_qsl
 from xml.sax.saxutils import escape
 
+from channels import classify_keyword
 from channels.providers.config import providers_of
 from channels.providers.twilio import UNUSABLE_CODES, TwilioProvider
 from engine.errors import EventError
@@ -34,6 +37,7 @@ log = logging.getLogger("journey.webhooks")
 TWILIO_STATUSES = {"queued": "queued", "sending": "sending", "sent": "sent", "delivered": "delivered",
                    "read": "read", "undelivered": "failed", "failed": "failed", "canceled": "failed"}
 EMPTY_TWIML = b'<?xml version="1.0" encoding="UTF-8"?><Response></Response>'
+_ERROR_CODE = re.compile(r"[0-9]{1,9}")  # Twilio's are five digits; `²` or 4,300 digits are not one
 
 
 FORM = "application/x-www-form-urlencoded"
@@ -82,12 +86,14 @@ def _twilio_status(server: Server, params: Mapping[str, str]) -> WebhookReply:
     name = TWILIO_STATUSES.get(status)
     if message is None or name is None:
         return _json(200, {"ignored": "unknown MessageSid" if message is None else f"status {status}"})
+    code = params.get("ErrorCode", "")
+    if code and not _ERROR_CODE.fullmatch(code):
+        return _problem(400, f"ErrorCode: expected Twilio's numeric error code, got {code[:20]!r}")
     channel, user_id = message["channel"], message["user_id"]
     properties: dict[str, Any] = {"message_id": message["message_id"], "provider_status": status}
-    code = params.get("ErrorCode", "")
-    if code.isdigit():
+    if code:
         properties["error_code"] = int(code)
-    if name == "failed" and code.isdigit() and int(code) in UNUSABLE_CODES:
+    if name == "failed" and code and int(code) in UNUSABLE_CODES:
         properties["unusable_address"] = True
         server.forget_address(user_id, channel, _phone(params.get("To")))
     event = {"id": f"twilio:{sid}:{status}", "type": f"{channel}.{name}", "user_id": user_id,
@@ -96,16 +102,22 @@ def _twilio_status(server: Server, params: Mapping[str, str]) -> WebhookReply:
 
 
 def _twilio_inbound(server: Server, params: Mapping[str, str]) -> WebhookReply:
+    """`sms.inbound` for every profile that holds the sender's number, in user_id order. A keyword
+    (STOP, START, HELP) goes to the first of them alone: it acts on the number (the suppression
+    list covers every profile holding it) and is answered once."""
     sender = _phone(params.get("From"))
-    user_id = server.store.user_by_phone(sender) if sender else None
-    if user_id is None:
+    users = server.store.users_by_phone(sender) if sender else []
+    if not users:
         return _from_unknown_number(server, sender, params)
+    text = params.get("Body", "")
+    if classify_keyword(text, server.engine.policy) is not None:
+        users = users[:1]
     sid = params.get("MessageSid") or params.get("SmsSid")
-    event = {"type": "sms.inbound", "user_id": user_id,
-             "properties": {"text": params.get("Body", ""), "from": sender, "to": _phone(params.get("To")),
-                            "provider_message_id": sid}}
-    event["id"] = f"twilio:{sid}" if sid else _content_id(params, server.clock.now())
-    return _ingest(server, event, WebhookReply(200, EMPTY_TWIML, "text/xml"))
+    key = f"twilio:{sid}" if sid else _content_id(params, server.clock.now())
+    events = [{"id": key if n == 0 else f"{key}:{user_id}", "type": "sms.inbound", "user_id": user_id,
+               "properties": {"text": text, "from": sender, "to": _phone(params.get("To")),
+                              "provider_message_id": sid}} for n, user_id in enumerate(users)]
+    return _ingest(server, events, WebhookReply(200, EMPTY_TWIML, "text/xml"))
 
 
 def _content_id(params: Mapping[str, str], now: datetime) -> str:
@@ -129,13 +141,13 @@ def _from_unknown_number(server: Server, sender: str | None, params: Mapping[str
     return WebhookReply(200, body.encode(), "text/xml")
 
 
-def _ingest(server: Server, data: dict[str, Any], reply: WebhookReply | None) -> WebhookReply:
+def _ingest(server: Server, data: dict[str, Any] | list[dict[str, Any]], reply: WebhookReply | None) -> WebhookReply:
     try:
-        event = parse_event(data, server.clock.now())
+        events = [parse_event(item, server.clock.now()) for item in (data if isinstance(data, list) else [data])]
     except EventError as exc:
         return _problem(400, str(exc))
-    duplicate = server.ingest([event])[0].duplicate
-    return reply or _json(200, {"accepted": 0 if duplicate else 1, "duplicates": 1 if duplicate else 0})
+    duplicates = sum(1 for result in server.ingest(events) if result.duplicate)
+    return reply or _json(200, {"accepted": len(events) - duplicates, "duplicates": duplicates})
 
 
 def _phone(value: str | None) -> str | None:

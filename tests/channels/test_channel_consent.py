@@ -192,10 +192,29 @@ def test_arret_revokes_like_stop_and_the_reply_is_french() -> None:
     assert match is not None
     french = apply_keyword(match, GRANTED, T0, POLICY)
     english = apply_keyword(Keyword.STOP, GRANTED, T0, POLICY)
-    assert french.records == english.records
+    assert [(r.channel, r.category, r.granted) for r in french.records] == \
+        [(r.channel, r.category, r.granted) for r in english.records]
+    assert {r.source for r in french.records} == {"keyword:STOP:fr"}  # the START that undoes it answers in French
     assert (french.reply_message, french.reply_text) == (
         "stop_confirmation", POLICY.keywords["fr"].replies.stop_confirmation)
     assert french.reply_text != english.reply_text
+
+
+def test_start_after_arret_is_answered_in_french_and_grants_back_what_it_revoked() -> None:
+    stopped = GRANTED + apply_keyword(classify_keyword("ARRÊT", POLICY), GRANTED, T0, POLICY).records
+    start = classify_keyword("START", POLICY)
+    assert start is not None and start.language == "en"  # no French re-opt-in word: START it is
+    outcome = apply_keyword(start, stopped, T0, POLICY)
+    assert (outcome.reply_message, outcome.reply_text) == (
+        "start_confirmation", POLICY.keywords["fr"].replies.start_confirmation)
+    assert {(r.channel, r.category) for r in outcome.records} == {(c.channel, c.category) for c in GRANTED
+                                                                  if c.channel in ("sms", "mms", "rcs")}
+    after_english_stop = GRANTED + apply_keyword(Keyword.STOP, GRANTED, T0, POLICY).records
+    assert apply_keyword(start, after_english_stop, T0, POLICY).reply_text == \
+        POLICY.keywords["en"].replies.start_confirmation
+    inicio = classify_keyword("INICIO", POLICY)
+    assert inicio is not None and apply_keyword(inicio, stopped, T0, POLICY).reply_text == \
+        POLICY.keywords["es"].replies.start_confirmation  # a word of its own language: answered in it
 
 
 def test_start_after_arret_regrants_what_it_revoked() -> None:

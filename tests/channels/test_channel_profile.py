@@ -1,4 +1,4 @@
-"""Profiles at the JSON edge: SPEC §3 shape in and out, errors naming the field."""
+"""Profiles at the JSON edge: the docs/formats.md shape in and out, errors naming the field."""
 
 from __future__ import annotations
 

@@ -19,7 +19,14 @@ from sqlalchemy import create_engine, text
 from sqlalchemy.engine import Engine
 
 from tests.chaos.conftest import MessageRows, load_profiles, user_ids
-from tests.server.conftest import ServerProcess, StartServer, metric, post_events, wait_until
+from tests.server.conftest import (
+    ServerProcess,
+    StartServer,
+    metric,
+    post_events,
+    wait_for_sweeps,
+    wait_until,
+)
 
 USERS = 2_000
 PARTITIONS = 256
@@ -89,12 +96,13 @@ def test_kill_9_of_one_worker_hands_its_partitions_and_timers_to_the_survivor(
     assert took < 20 and set(survivor) < set(shared), (took, survivor, shared)
 
     wait_until(lambda: len(rows()) >= USERS, timeout=30, interval=0.5, what="a message for every user")
-    time.sleep(1.0)  # anything sent twice would show by now: every timer has fired
+    wait_for_sweeps("timers", "outbox", on=[first], timeout=30)  # anything sent twice would show by now
     per_user = Counter(r["user_id"] for r in rows())
     assert len(per_user) == USERS and set(per_user.values()) == {1}, per_user.most_common(3)
     assert waiting_timers(database) == 0
-    assert metric(first, "journey_worker_partitions", worker=next(iter(survivor))) == PARTITIONS
-    assert metric(first, "journey_workers_live") == 1
+    wait_until(lambda: metric(first, "journey_worker_partitions", worker=next(iter(survivor))) == PARTITIONS
+               and metric(first, "journey_workers_live") == 1, timeout=30,
+               what="/metrics reporting the survivor alone, owning every partition (as of its heartbeat)")
 
 
 def test_a_worker_that_joins_gets_its_share_and_every_worker_reports_all(
@@ -105,8 +113,11 @@ def test_a_worker_that_joins_gets_its_share_and_every_worker_reports_all(
     start_server(db=postgres_fresh_db_url, name="worker-2")
     start_server(db=postgres_fresh_db_url, name="worker-3")
     shares = wait_until(lambda: (lambda c: c if sorted(c.values()) == [85, 85, 86] else None)(owners(database)),
-                        timeout=20, what="three even shares")
-    assert metric(first, "journey_workers_live") == 3
-    for worker, owned in shares.items():
-        assert metric(first, "journey_worker_partitions", worker=worker) == owned
+                        timeout=60, what="three even shares")
+
+    def reported() -> bool:  # each worker's figures are as of its last heartbeat (every 2 s): wait for them
+        return metric(first, "journey_workers_live") == 3 and all(
+            metric(first, "journey_worker_partitions", worker=worker) == owned for worker, owned in shares.items())
+
+    wait_until(reported, timeout=30, what="the first worker's /metrics showing every worker's share")
     assert (metric(first, "journey_worker_lease_changes_total", worker=max(shares, key=lambda w: shares[w])) or 0) > 0

@@ -17,7 +17,7 @@ GRANTED_AT = "2025-12-01T00:00:00Z"
 
 
 def consents(*pairs: str, granted: bool = True) -> list[dict[str, Any]]:
-    """`consents("sms:marketing", "push:marketing")` as SPEC §3 consent records."""
+    """`consents("sms:marketing", "push:marketing")` as consent records (docs/formats.md)."""
     out = []
     for pair in pairs:
         channel, category = pair.split(":")

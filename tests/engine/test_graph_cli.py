@@ -37,6 +37,7 @@ steps:
   - {id: gold, type: send, message: thanks, urgency: critical, next: done}
   - {id: ab, type: split, paths: [{weight: 3, next: a}, {weight: 1, next: done}]}
   - {id: a, type: send, message: thanks, strategy: cheapest}
+  - {id: only_push, type: send, message: thanks, channels: [push]}
   - {id: done, type: exit}
 messages:
   thanks:
@@ -69,6 +70,7 @@ def test_labels_carry_what_a_reader_needs(journey_file: Path, fmt: str) -> None:
         "thanks (send)\\nmessage thanks\\npush, sms: escalate after 30m",  # channels and strategy
         "gold (send)\\nmessage thanks\\npush, sms: all (urgency critical)",  # the urgency's default
         "a (send)\\nmessage thanks\\npush, sms: cheapest",
+        'only_push (send)\\nmessage thanks\\npush"',  # one channel: no strategy, nothing to escalate to
         "opened (wait_for)\\npush.opened\\nwhen event.properties.x == 1\\ntimeout 2d",
         "on push.opened", "timeout 2d",  # wait_for's two ways out
         "profile.attributes.tier == 'gold'", "default",  # branch conditions

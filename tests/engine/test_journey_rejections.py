@@ -1,4 +1,4 @@
-"""Every rejection rule of SPEC §1, fed a bad file, asserting the exact `file:line: message`."""
+"""Every rejection rule of docs/journeys.md, fed a bad file, asserting the exact `file:line: message`."""
 
 from __future__ import annotations
 

@@ -201,3 +201,22 @@ def test_florida_texts_wait_until_8am_and_stop_at_three_a_day(tmp_path: Path) ->
     nyc = [s for s in sent if s[0] == "nyc"]
     assert nyc[0] == ("nyc", "first", "sms", "2026-07-02T00:30:00Z")  # 20:30 EDT is no quiet hour in New York
     assert len(nyc) == 4
+
+
+def test_a_consent_without_at_counts_from_the_start_of_the_run(tmp_path: Path) -> None:
+    """As the API does: `at` defaults (to the run's start), where it used to be required."""
+    journey = tmp_path / "notice.yaml"
+    journey.write_text("id: notice\ncategory: transactional\ntrigger: {event: order.placed}\nsteps:\n"
+                       "  - {id: tell, type: send, message: tell, channels: [sms]}\n"
+                       "messages:\n  tell:\n    sms: {text: \"Thanks\"}\n", encoding="utf-8")
+    events = tmp_path / "events.jsonl"
+    events.write_text('{"type": "order.placed", "user_id": "u1", "timestamp": "2026-01-05T10:00:00Z"}\n')
+    profiles = tmp_path / "profiles.jsonl"
+    profiles.write_text('{"user_id": "u1", "phone": "+14155550100", "consents": '
+                        '[{"channel": "sms", "category": "transactional", "granted": true}]}\n')
+    result = CliRunner().invoke(app, ["simulate", str(journey), "--events", str(events), "--profiles", str(profiles),
+                                      "--json"])
+    assert result.exit_code == 0, result.output
+    [message] = json.loads(result.stdout)["messages"]
+    assert message["channel"] == "sms" and message["decisions"] == [{"channel": "sms", "eligible": True,
+                                                                      "reason": None}]

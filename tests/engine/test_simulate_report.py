@@ -130,6 +130,7 @@ def test_a_long_run_shows_a_progress_bar_on_stderr(monkeypatch: pytest.MonkeyPat
     result = _run("--summary", env={"FORCE_COLOR": "1"})
     shown = re.sub(r"\x1b\[[0-9;?]*[A-Za-z]", "", result.stderr)  # without the terminal's colours and moves
     assert "simulating" in shown and "7/7 events" in shown
+    assert "timers fired after the last event" in shown and "(writing the report)" in shown  # never stuck at 100%
     assert "simulating" not in result.stdout
     assert _run("--json", env={"FORCE_COLOR": "1"}).stderr == ""  # JSON runs stay quiet
     assert _run().stderr == ""  # and so do runs whose stderr is no terminal
@@ -139,8 +140,43 @@ def test_the_simulator_reports_events_processed() -> None:
     journey = load_file(JOURNEY)
     events = parse_events((f"e:{n}", row) for n, row in read_jsonl(EXAMPLE / "events.jsonl"))
     profiles = parse_profiles((f"p:{n}", row) for n, row in read_jsonl(EXAMPLE / "profiles.jsonl"))
-    calls: list[tuple[int, int]] = []
+    calls: list[tuple[int, int, str]] = []
     result = simulate(journey, events, profiles, load_policy(None), progress=lambda *call: calls.append(call))
-    assert calls[-1] == (len(events), len(events))
-    assert [done for done, _ in calls] == sorted({done for done, _ in calls})
+    phases = [phase for _, _, phase in calls]
+    assert phases == sorted(phases, key=["events", "timers", "report"].index) and phases[-1] == "report"
+    counted = [(done, total) for done, total, phase in calls if phase == "events"]
+    assert counted[-1] == (len(events), len(events))
+    assert [done for done, _ in counted] == sorted({done for done, _ in counted})
+    timers = [(done, total) for done, total, phase in calls if phase == "timers"]
+    assert timers and timers[-1][0] == timers[-1][1] > 0  # the timers after the last event, all fired
     assert result == simulate(journey, events, profiles, load_policy(None))
+
+
+SEPARATED = re.compile(r"[^_.\-]+[_.\-]*|[_.\-]+")
+
+
+def _pieces(word: str) -> set[str]:
+    """`word` and what it may be broken into: runs of its parts cut after `_`, `-` or `.`."""
+    parts = SEPARATED.findall(word)
+    return {"".join(parts[i:j]) for i in range(len(parts)) for j in range(i + 1, len(parts) + 1)}
+
+
+def _tables(journey: str, columns: str) -> str:
+    folder = ROOT / "examples" / journey
+    args = ["simulate", str(ROOT / "journeys" / f"{journey}.yaml"), "--profiles", str(folder / "profiles.jsonl")]
+    args += ["--events", str(folder / "events.jsonl")] if (folder / "events.jsonl").stat().st_size else []
+    result = runner.invoke(app, args, env={"COLUMNS": columns})
+    assert result.exit_code == 0, result.output
+    return result.stdout
+
+
+@pytest.mark.parametrize("journey", sorted(p.stem for p in (ROOT / "journeys").glob("*.yaml")))
+def test_tables_at_80_columns_never_break_a_word_inside(journey: str) -> None:
+    """Every word at 80 columns is a whole word of the wide tables, or a piece of one cut after a
+    separator (`booking_` / `confirmed`), never `booking_confirme` / `d`."""
+    words = set(_tables(journey, "300").replace(",", " ").split())
+    allowed = set().union(*(_pieces(word) for word in words))
+    narrow = _tables(journey, "80")
+    assert max(len(line) for line in narrow.splitlines()) <= 80
+    broken = sorted({word for word in narrow.replace(",", " ").split() if word not in allowed and word.strip("─")})
+    assert broken == []

@@ -7,6 +7,7 @@ Twilio webhooks are signed with the client library's own `RequestValidator`.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -17,9 +18,11 @@ import pytest
 from fastapi.testclient import TestClient
 from provider_fakes import ACCOUNT_SID, AUTH_TOKEN, FakeTwilio, SmtpSink
 from twilio.request_validator import RequestValidator
+from typer.testing import CliRunner
 
 from channels import load_policy
 from channels.providers.config import load_providers
+from engine.cli import app
 from engine.clock import SystemClock, VirtualClock
 from engine.compiler import load_text
 from engine.host.server import Server
@@ -138,7 +141,7 @@ def test_a_journey_email_reaches_the_smtp_server(rig: Rig) -> None:
     assert mail["Subject"] == "Welcome Ann" and mail["To"] == "ann@example.com"
     assert mail["List-Unsubscribe"] == "<https://shop.example.com/unsubscribe/u1>"
     [row] = rig.messages()
-    assert row["delivery"] == "sent" and row["provider"] == "mail" and row["provider_id"] == mail["Message-ID"]
+    assert row["dispatch"] == "sent" and row["provider"] == "mail" and row["provider_id"] == mail["Message-ID"]
 
 
 def test_undelivered_sms_escalates_to_email_at_once(rig: Rig) -> None:
@@ -182,6 +185,22 @@ def test_never_deliverable_code_in_a_callback_clears_the_phone(rig: Rig) -> None
     assert len(rig.smtp.messages) == 1  # escalated to email
 
 
+@pytest.mark.parametrize("code", ["\u00b2", "3" * 4300, "-1", "30003 "])
+def test_a_signed_callback_with_an_error_code_that_is_no_number_is_a_400_naming_it(rig: Rig, code: str) -> None:
+    """`²` passes str.isdigit and 4,300 digits pass it too, but neither is a number int() takes: a
+    500 before. The callback is refused (Twilio's own are five digits) and changes nothing."""
+    rig.put_profile()
+    rig.event("order.late")
+    rig.drain()
+    sid = rig.messages()[0]["provider_id"]
+    reply = rig.twilio_post("status", {"MessageSid": sid, "MessageStatus": "undelivered", "ErrorCode": code,
+                                       "To": PHONE})
+    assert reply.status_code == 400, reply.text
+    assert reply.headers["content-type"] == "application/problem+json"
+    assert reply.json()["errors"][0]["field"] == "ErrorCode"
+    assert rig.messages()[0]["status"] == "sent" and rig.client.get("/v1/profiles/u1").json()["phone"] == PHONE
+
+
 def test_permanent_error_at_send_fails_over_and_clears_the_phone(rig: Rig) -> None:
     rig.put_profile()
     rig.twilio.script = [21211]
@@ -190,7 +209,7 @@ def test_permanent_error_at_send_fails_over_and_clears_the_phone(rig: Rig) -> No
     assert rig.client.get("/v1/profiles/u1").json()["phone"] is None
     rig.drain()
     rows = {m["channel"]: m for m in rig.messages()}
-    assert (rows["sms"]["delivery"], rows["email"]["delivery"]) == ("failed", "sent")
+    assert (rows["sms"]["dispatch"], rows["email"]["dispatch"]) == ("failed", "sent")
     assert "21211" in rows["sms"]["error"]
 
 
@@ -238,14 +257,14 @@ def test_twilio_down_twice_then_up_delivers_once(rig: Rig) -> None:
     rig.twilio.script = [503, 503]
     rig.event("order.late")
     rig.drain()
-    assert rig.messages()[0]["delivery"] == "pending"
+    assert rig.messages()[0]["dispatch"] == "pending"
     rig.drain(timedelta(seconds=1))
     rig.drain(timedelta(seconds=5))
     assert rig.twilio.requests == 3
     [sms] = rig.twilio.messages
     assert sms["Body"] == ["Your order is late"]
     [row] = rig.messages()
-    assert (row["delivery"], row["attempts"], row["provider"]) == ("sent", 3, "twilio-main")
+    assert (row["dispatch"], row["attempts"], row["provider"]) == ("sent", 3, "twilio-main")
     rig.drain(timedelta(minutes=5))
     assert len(rig.twilio.messages) == 1 and rig.smtp.messages == []
 
@@ -263,7 +282,66 @@ def test_twilio_taking_the_message_without_a_readable_answer_leaves_it_unknown_a
         rig.drain(timedelta(seconds=wait))
     assert rig.twilio.requests == 1
     [row] = [m for m in rig.messages() if m["channel"] == "sms"]
-    assert (row["delivery"], row["status"], row["attempts"], row["provider"]) == ("unknown", "unknown", 1,
+    assert (row["dispatch"], row["status"], row["attempts"], row["provider"]) == ("unknown", "unknown", 1,
                                                                                  "twilio-main")
     assert "not sent again" in row["error"]
     assert rig.server.dispatcher.in_doubt == 1 and rig.server.dispatcher.outcomes[("sms", "unknown")] == 1
+
+
+def _inbound(rig: Rig, sid: str, text: str, sender: str = PHONE) -> None:
+    reply = rig.twilio_post("inbound", {"MessageSid": sid, "From": sender, "To": "+15005550006", "Body": text})
+    assert reply.status_code == 200, reply.text
+
+
+def _replies_status(rig: Rig, user_id: str) -> list[str]:
+    [instance] = [i for i in rig.client.get(f"/v1/users/{user_id}/instances").json()["instances"]
+                  if i["journey_id"] == "replies"] or [None]
+    return [] if instance is None else [instance["status"]]
+
+
+def test_a_reply_from_a_number_two_profiles_share_reaches_both_and_a_stop_is_answered_once(rig: Rig) -> None:
+    replies = load_text("id: replies\ncategory: transactional\ntrigger: {event: sms.inbound}\n"
+                        "steps:\n  - {id: noted, type: exit}\n", "replies.yaml")
+    rig.server.engine.load(replies)
+    for user in ("u2", "u1"):
+        body = {"timezone": "UTC", "phone": PHONE, "consents": [
+            {"channel": "sms", "category": "transactional", "granted": True, "source": "test"}]}
+        assert rig.client.put(f"/v1/profiles/{user}", json=body).status_code == 200
+    _inbound(rig, "SMshared1", "Is my order on its way?")
+    assert _replies_status(rig, "u1") == ["completed"] and _replies_status(rig, "u2") == ["completed"]
+    _inbound(rig, "SMshared1", "Is my order on its way?")  # Twilio's retry: a duplicate for both
+    assert len(rig.client.get("/v1/users/u2/instances").json()["instances"]) == 1
+    _inbound(rig, "SMshared2", "STOP")
+    rig.drain()
+    assert [m["To"] for m in rig.twilio.messages] == [[PHONE]]  # one confirmation for the number
+    for user in ("u1", "u2"):  # the number is suppressed for both; the first by user_id holds the STOP
+        profile = rig.client.get(f"/v1/profiles/{user}").json()
+        assert [c["source"] for c in profile["consents"] if not c["granted"]] == \
+            (["keyword:STOP"] * 6 if user == "u1" else [])
+
+
+def test_a_stop_from_a_number_no_profile_holds_is_in_the_consent_trail(rig: Rig, tmp_path: Path) -> None:
+    rig.put_profile()
+    stranger = "+14155550199"
+    _inbound(rig, "SMx1", "STOP", sender=stranger)
+    _inbound(rig, "SMx2", "START", sender=stranger)
+    feed = rig.client.get("/v1/consents", params={"limit": 2}).json()
+    rows = feed["consents"]
+    while feed["next_cursor"]:
+        feed = rig.client.get("/v1/consents", params={"limit": 2, "cursor": feed["next_cursor"]}).json()
+        rows += feed["consents"]
+    numbers = [(r["user_id"], r["number"], r["granted"]) for r in rows if r["number"] is not None]
+    assert numbers == [(None, stranger, False), (None, stranger, True)]
+    assert len(rows) == 4 + 2  # u1's four grants, then the number's STOP and START
+    exported = CliRunner().invoke(app, ["consent", "export", "--db", f"sqlite:///{tmp_path / 'journey.db'}"])
+    assert exported.exit_code == 0, exported.output
+    assert [json.loads(line)["number"] for line in exported.stdout.splitlines()][-2:] == [stranger, stranger]
+
+
+def test_erasure_reaches_the_outbox_file(rig: Rig, tmp_path: Path) -> None:
+    outbox = tmp_path / "outbox.jsonl"
+    outbox.write_text(json.dumps({"message_id": "m1", "user_id": "u1", "channel": "push"}) + "\n"
+                      + json.dumps({"message_id": "m2", "user_id": "u9", "channel": "push"}) + "\n")
+    rig.put_profile()
+    assert rig.client.delete("/v1/profiles/u1").status_code == 204
+    assert [json.loads(line)["user_id"] for line in outbox.read_text().splitlines()] == ["u9"]

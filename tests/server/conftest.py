@@ -388,6 +388,14 @@ def metric(server: ServerProcess | LocalServer, name: str, **labels: str) -> flo
     return None
 
 
+def wait_for_metric(server: ServerProcess | LocalServer, name: str, value: float, timeout: float = 30.0,
+                    **labels: str) -> None:
+    """Wait until a sample of the server's /metrics reads `value`: a figure another process or a
+    sweep updates (a heartbeat, a worker's share) is not there at the first read on a busy machine."""
+    wait_until(lambda: metric(server, name, **labels) == value, timeout=timeout, interval=0.2,
+               what=f"{name}{labels or ''} to read {value}")
+
+
 def sweeps_done(server: ServerProcess | LocalServer, sweep: str) -> float:
     """How many runs of the sweep ("inbox", "timers" or "outbox") the server has completed."""
     return metric(server, "journey_sweeps_total", sweep=sweep) or 0.0

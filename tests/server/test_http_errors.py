@@ -37,6 +37,25 @@ def test_a_wrong_method_is_a_405_problem_saying_what_is_allowed(local: LocalServ
     assert body["detail"] == "DELETE is not allowed on /v1/events (allowed: POST)"
 
 
+@pytest.mark.parametrize("method, path, allowed", [
+    ("OPTIONS", "/v1/profiles/u1", "DELETE, GET, PATCH, PUT"),  # four routes on one path: the first one's before
+    ("PATCH", "/v1/journeys/order-updates/runs", "GET, POST"),
+    ("OPTIONS", "/v1/journeys/reload", "POST"),  # the literal path, not /v1/journeys/{journey_id}'s GET
+])
+def test_a_405_allows_every_method_of_the_path(local: LocalServer, method: str, path: str, allowed: str) -> None:
+    response = local.client.request(method, path)
+    problem(response, 405)
+    assert response.headers["allow"] == allowed
+
+
+def test_a_batch_holds_only_its_list_and_an_empty_cursor_is_the_start(local: LocalServer) -> None:
+    body = problem(post_events(local, {"events": [{"type": "a.b", "user_id": "u1"}], "type": "x"}), 422)
+    assert body["errors"] == [{"field": "type", "message": 'unknown field (a batch is {"events": [...]})'}]
+    assert problem(local.client.post("/v1/profiles", json={"profiles": [], "extra": 1}), 422)["errors"][0]["field"] \
+        == "extra"
+    assert local.client.get("/v1/consents", params={"cursor": ""}).status_code == 200
+
+
 def test_fastapi_validation_is_a_422_problem_naming_the_parameter(local: LocalServer) -> None:
     body = problem(local.client.get("/v1/messages"), 422)  # user_id is a required query parameter
     assert body["errors"] == [{"field": "user_id", "message": "Field required"}]

@@ -1,4 +1,4 @@
-"""The HTTP API in-process: ingesting events, API keys, and bad input (SPEC §3, §5)."""
+"""The HTTP API in-process: ingesting events, API keys, and bad input (docs/formats.md, docs/http.md)."""
 
 from __future__ import annotations
 
@@ -31,7 +31,7 @@ def test_one_event_is_accepted_and_the_same_id_again_is_a_duplicate(local: Local
     local.settle()
     instances = local.client.get("/v1/users/u1/instances").json()["instances"]
     assert len(instances) == 1
-    assert [(m["channel"], m["delivery"]) for m in local.messages("u1")] == [("push", "sent")]
+    assert [(m["channel"], m["dispatch"]) for m in local.messages("u1")] == [("push", "sent")]
     assert [line["channel"] for line in local.outbox_lines()] == ["push"]
 
 

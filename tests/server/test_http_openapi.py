@@ -4,6 +4,7 @@ live server's answers against this document.)"""
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 import httpx
@@ -95,3 +96,17 @@ def test_metrics_are_open_in_the_document_when_public(start_local: StartLocal, m
     local = start_local()
     document = local.client.get("/openapi.json").json()
     assert document["paths"]["/metrics"]["get"]["security"] == []
+
+
+def test_what_an_answer_may_hold_is_documented_as_it_may_be(document: dict[str, Any]) -> None:
+    """A journey's `name` is optional in its file (null in the answers); the consent feed's cursor
+    is a position, empty for the start; every parameter says it holds no NUL character."""
+    schemas = document["components"]["schemas"]
+    assert {"type": "null"} in schemas["JourneySummary"]["properties"]["name"]["anyOf"]
+    [cursor] = [p for p in document["paths"]["/v1/consents"]["get"]["parameters"] if p["name"] == "cursor"]
+    pattern = re.compile(cursor["schema"]["pattern"])
+    assert pattern.search("") and pattern.search("12:0") and not pattern.search("abc")  # the positions of each ledger
+    for method, path, op in operations(document):
+        for parameter in op.get("parameters", ()):
+            branches = parameter["schema"].get("anyOf", [parameter["schema"]])
+            assert all("pattern" in b for b in branches if b.get("type") == "string"), (method, path, parameter)

@@ -53,13 +53,13 @@ def test_an_erased_person_is_gone_but_their_consent_proof_stays_and_they_start_a
     assert local.client.get("/v1/profiles/ada").status_code == 404
 
     messages = {m["message"]: m for m in local.messages("ada")}
-    assert {k: (m["content"], m["delivery"], m["status"], m["error"]) for k, m in messages.items()} == {
+    assert {k: (m["content"], m["dispatch"], m["status"], m["error"]) for k, m in messages.items()} == {
         "order_received": ({}, "cancelled", "cancelled", "erased"), "hello": ({}, "sent", "sent", None)}
     assert local.client.get("/v1/users/ada/instances").json() == {"instances": []}
     assert local.server.backlog.waiting == 0 and not local.server.backlog.any_of(["ada"])
 
     local.advance(2 * 3600)  # ada's timers were cancelled and her queued event deleted: nothing more for her
-    assert [line["user_id"] for line in local.outbox_lines()] == ["ada", "bob", "bob"]
+    assert [line["user_id"] for line in local.outbox_lines()] == ["bob", "bob"]  # erasure reached the outbox file
     assert len(local.messages("ada")) == 2
     feed = local.client.get("/v1/consents").json()["consents"]
     assert [(c["user_id"], c["channel"], c["granted"]) for c in feed] == [("ada", "sms", True), ("bob", "sms", True)]
@@ -72,7 +72,9 @@ def test_an_erased_person_is_gone_but_their_consent_proof_stays_and_they_start_a
     [again] = local.client.get("/v1/users/ada/instances").json()["instances"]
     assert (again["journey_id"], again["status"]) == ("once", "active")
     assert local.client.post("/v1/profiles/ada/consents", json={"channel": "email", "category": "marketing",
-                                                                "granted": True}).status_code == 201
+                                                                "granted": True}).status_code == 404  # no profile
+    assert local.client.put("/v1/profiles/ada", json={"consents": [{"channel": "email", "category": "marketing",
+                                                                   "granted": True}]}).status_code == 200
     assert [c["channel"] for c in local.client.get("/v1/profiles/ada").json()["consents"]] == ["email"]
     assert local.client.delete("/v1/profiles/ada").status_code == 204  # erasing again: the same answer
 
@@ -124,7 +126,7 @@ def test_an_export_holds_everything_about_one_person_and_nothing_about_others(lo
         ("push", "transactional", True, "test"), ("sms", "marketing", False, "call")]
     assert doc["suppressions"] == []
     [message] = doc["messages"]
-    assert (message["user_id"], message["channel"], message["delivery"]) == ("bob", "push", "sent")
+    assert (message["user_id"], message["channel"], message["dispatch"]) == ("bob", "push", "sent")
     assert message["content"] == {"title": "Order received", "body": "Order bob-1 is in"}
     assert message["decisions"] == [{"channel": "push", "eligible": True, "reason": None}]
     [skip] = doc["skipped"]

@@ -33,7 +33,7 @@ def test_a_two_second_wait_fires_the_second_message_at_two_seconds(any_db: str, 
 
     local.settle()
     [push] = local.messages("u1")
-    assert (push["channel"], push["delivery"], at(push)) == ("push", "sent", T0)
+    assert (push["channel"], push["dispatch"], at(push)) == ("push", "sent", T0)
     assert local.server.next_wake() == T0 + timedelta(seconds=2)
     local.advance(JUST_BEFORE)
     assert list(by_channel(local.messages("u1"))) == ["push"], "the SMS went out before the 2 s wait was over"
@@ -47,7 +47,7 @@ def test_a_two_second_wait_fires_the_second_message_at_two_seconds(any_db: str, 
     assert sms["content"] == {"text": "Order A1 has shipped"}
     assert sms["encoding"] == "GSM-7" and sms["segments"] == 1
     for message in messages:
-        assert message["delivery"] == "sent"
+        assert message["dispatch"] == "sent"
         assert message["status"] == "sent"
         assert message["attempts"] == 1
         assert message["step"] in ("received", "shipped")
@@ -79,7 +79,7 @@ def test_wait_for_times_out_into_a_nudge_and_an_answer_in_time_ends_it(local: Lo
 
     [nudge] = local.messages("quiet")
     assert at(nudge) == T0 + timedelta(seconds=2)
-    assert nudge["step"] == "nudge" and nudge["channel"] == "sms" and nudge["delivery"] == "sent"
+    assert nudge["step"] == "nudge" and nudge["channel"] == "sms" and nudge["dispatch"] == "sent"
     [done] = instances(local, "quiet")
     assert done["status"] == "completed"
     assert done["path"] == ["await_review", "nudge", "done"]

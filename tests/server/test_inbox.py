@@ -199,11 +199,11 @@ def test_a_full_inbox_makes_accept_wait_for_the_engine(make_server: Any) -> None
         worker = threading.Thread(target=lambda: (server.accept([now_event(server, cart_event, 2)]), done.set()),
                                   daemon=True)
         worker.start()
-        wait_until(lambda: server.backlog.waiting == 1, timeout=5, interval=0.01, what="accept to wait for room")
+        wait_until(lambda: server.backlog.waiting == 1, timeout=30, interval=0.01, what="accept to wait for room")
         assert not done.is_set(), "accept went past a full inbox"
         assert queued(server) == 2
     assert done.wait(5), "accept did not go on once the engine caught up"
-    wait_until(lambda: all(status(server, f"u{n}") == ["active"] for n in range(3)), timeout=5, interval=0.01,
+    wait_until(lambda: all(status(server, f"u{n}") == ["active"] for n in range(3)), timeout=30, interval=0.01,
                what="all three carts processed")
     assert server.backlog.waiting == 0
 
@@ -221,3 +221,34 @@ def test_a_timer_sweep_first_processes_queued_events_of_the_users_it_would_fire_
     assert channels(server, "u0") == ["push"] and status(server, "u0") == ["completed"]
     assert sorted(channels(server, "u1")) == ["push", "sms"]
     assert queued(server) == 0
+
+
+class _Ticking(VirtualClock):
+    """A virtual clock on which every read takes `step`: time passes while the host works."""
+
+    def __init__(self, start: datetime, step: timedelta) -> None:
+        super().__init__(start)
+        self.step = step
+
+    def now(self) -> datetime:
+        read = super().now()
+        self.advance_to(read + self.step)
+        return read
+
+
+def test_a_timer_that_comes_due_while_the_sweep_looks_ahead_waits_for_its_users_queued_events(
+        make_server: Any) -> None:
+    """u0's timer is due; u1's comes due a second later, while the sweep is at work, and u1's
+    open waits in the inbox. The sweep fires the timers due when it looked for queued events,
+    never one that came due after: u1's open is processed before u1's timer, so no SMS."""
+    clock = VirtualClock(T0)
+    server = make_server(clock=clock)
+    server.ingest([now_event(server, cart_event, 0)])
+    clock.advance_to(T0 + timedelta(seconds=1))
+    server.ingest([now_event(server, cart_event, 1)])
+    server.accept([now_event(server, open_event, 1)])
+    server.clock = server.engine.clock = _Ticking(T0 + WAIT, timedelta(seconds=2))
+    while server.sweep_timers():
+        pass
+    assert sorted(channels(server, "u0")) == ["push", "sms"]
+    assert channels(server, "u1") == ["push"] and status(server, "u1") == ["completed"]

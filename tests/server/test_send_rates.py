@@ -143,6 +143,33 @@ def test_a_restart_sends_the_held_back_messages_each_once(start_local: StartLoca
     assert len(delivered) == len(set(delivered)) == USERS
 
 
+@pytest.mark.parametrize(("db", "after_rate", "seconds"), [("sqlite", None, 0.0), ("sqlite", 250, 2.0),
+                                                          ("postgresql", None, 0.0)])
+def test_a_backlog_held_for_a_rate_follows_the_rate_in_force_after_a_restart(
+        start_local: StartLocal, journeys_dir: Path, tmp_path: Path, request: pytest.FixtureRequest, db: str,
+        after_rate: int | None, seconds: float) -> None:
+    """500 SMS at 10 a second: after 4 s, 460 wait, booked over the next 46 s. The server restarts
+    with the rate removed (all of them leave at once) or raised to 250 a second (in 2 s):
+    the backlog goes at the rate in force, not at its old pace, and nobody is texted twice."""
+    url = request.getfixturevalue("sqlite_url" if db == "sqlite" else "postgres_fresh_db_url")
+    ten = policy(tmp_path, "channels:\n  sms: {rate_per_second: 10}\n")
+    first, sms, _ = start_sale(start_local, journeys_dir, url, ten)
+    enter_everyone(first)
+    first.advance(4)
+    assert len(sms.sent) == 40
+    first.stop()
+
+    after = RecordingProvider("sms-after")
+    chosen = policy(tmp_path, f"channels:\n  sms: {{rate_per_second: {after_rate}}}\n") if after_rate \
+        else load_policy()
+    second = start_local(db=url, providers={"sms": [after], "push": [RecordingProvider()]}, policy=chosen,
+                         clock=first.clock)
+    second.advance(seconds)
+    assert len(after.sent) == USERS - 40, f"{len(after.sent)} of {USERS - 40} after {seconds} s"
+    delivered = sms.message_ids + after.message_ids
+    assert len(delivered) == len(set(delivered)) == USERS
+
+
 T0 = datetime(2026, 1, 5, 10, 0, tzinfo=UTC)
 
 
@@ -193,3 +220,19 @@ def test_workers_sharing_a_database_each_send_their_share_of_the_rate() -> None:
     assert sum(rates.buckets["sms"].take(later + timedelta(milliseconds=n)) for n in range(1000)) == 25
     rates.share(1, later)
     assert rates.buckets["sms"].interval == timedelta(milliseconds=20)
+
+
+def test_a_rate_shared_anew_books_what_it_holds_back_at_the_new_pace() -> None:
+    """A worker joins: each sends half the rate, and what is held back from then on is booked at
+    that pace one new interval after the latest send, not behind what was booked at the old one
+    (the server has those booked again too)."""
+    rates = Rates({"sms": 50.0}, T0)
+    later = T0 + timedelta(minutes=1)
+    bucket = rates.buckets["sms"]
+    while bucket.take(later):
+        pass
+    booked = [bucket.book(f"m{n}", later) for n in range(100)]
+    assert booked[-1] == later + timedelta(seconds=2)  # 100 booked at 50/s
+    assert rates.share(2, later) and not rates.share(2, later)
+    assert bucket.booked("m0", later + timedelta(milliseconds=20)) is None  # the old booking is gone
+    assert bucket.book("m0", later) == later + timedelta(milliseconds=40)  # the next token at 25/s

@@ -50,7 +50,7 @@ messages:
 
 def pending_webhooks(server: ServerProcess, user: str) -> bool:
     """The user's webhook message has been tried (and failed: nothing listens) at least once."""
-    return any(m["channel"] == "webhook" and m["attempts"] >= 1 and m["delivery"] == "pending"
+    return any(m["channel"] == "webhook" and m["attempts"] >= 1 and m["dispatch"] == "pending"
                for m in server.messages(user))
 
 
@@ -76,7 +76,7 @@ def test_a_json_run_is_one_object_a_line_and_never_shows_a_phone_or_an_email(
     assert server.client.get("/v1/messages", params={"user_id": PEOPLE["ann"][0]}).status_code == 200
 
     wait_until(lambda: all(pending_webhooks(server, user) for user in PEOPLE), what="failed webhook attempts")
-    wait_until(lambda: any(m["message"] == "order_shipped" and m["delivery"] == "sent"
+    wait_until(lambda: any(m["message"] == "order_shipped" and m["dispatch"] == "sent"
                            for m in server.messages("ann")), timeout=10, what="the SMS after the 2 s wait")
     wait_for_sweeps("inbox", "timers", "outbox", on=[server])
     webhooks = {m["message_id"] for user in PEOPLE for m in server.messages(user) if m["channel"] == "webhook"}
@@ -120,6 +120,10 @@ def test_a_json_run_is_one_object_a_line_and_never_shows_a_phone_or_an_email(
     ("ann.lee+news@example.com", "a\u2022\u2022\u2022@example.com"),
     ("mailto:bob%40example.org", "mailto:b\u2022\u2022\u2022%40example.org"),
     ("+1234567890123456 is too long for a phone, 2026-01-05T10:00:00+00:00 is a time", None),
+    ("database=postgresql+psycopg://postgres@127.0.0.1:5432/journey", None),  # a user name, not an address
+    ("database=postgresql+psycopg://app@db.example.com/journey", None),
+    ("user journey@10.1.2.3 is a host, ann@example.com an address", "user journey@10.1.2.3 is a host, "
+                                                                    "a\u2022\u2022\u2022@example.com an address"),
 ])
 def test_mask_keeps_a_few_digits_of_a_phone_and_the_domain_of_an_email(text: str, masked: str | None) -> None:
     assert mask(text) == (text if masked is None else masked)

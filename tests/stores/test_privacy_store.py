@@ -77,12 +77,12 @@ def test_an_erasure_keeps_only_the_proof_of_consent_and_no_address_in_clear(stor
     host = cast(HostStore, store)
     populate(host)
     erasure = host.erase_user("ada", at(5), end_all("ada"))
-    assert erasure == Erasure(instances=2, queued=1, messages=2, canceled=1)
+    assert erasure == Erasure(instances=2, queued=1, messages=2, cancelled=1)
 
     assert read(store, lambda tx: (tx.get_profile("ada"), tx.active_instances("ada"),
                                    tx.entry_history("cart", "ada", None))) == (None, [], None)
     assert host.instances_for_user("ada") == []
-    assert host.user_by_phone(PHONE) is None
+    assert host.users_by_phone(PHONE) == []
     messages = {m["message_id"]: m for m in host.messages_for_user("ada")}
     assert {k: (m["content"], m["dispatch"], m["status"], m["error"]) for k, m in messages.items()} == {
         "m1": ({}, "failed", "failed", "erased"), "m3": ({}, "cancelled", "cancelled", "erased")}
@@ -124,7 +124,7 @@ def test_erasing_nobody_writes_nothing_and_erasing_twice_answers_the_same(store:
     populate(host)
     assert host.erase_user("ada", at(5), end_all("ada")) is not None
     again = host.erase_user("ada", at(6), end_all("ada"))
-    assert again is not None and (again.instances, again.queued, again.canceled) == (0, 0, 0)
+    assert again is not None and (again.instances, again.queued, again.cancelled) == (0, 0, 0)
     assert host.erase_user("nobody", at(7), end_all("nobody")) is None
 
 

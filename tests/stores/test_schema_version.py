@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sqlite3
+import threading
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -77,7 +78,7 @@ def test_a_version_1_database_is_upgraded_in_place(url: str) -> None:
     store = SqlStore(url)
     assert _version(store) == SCHEMA_VERSION == 12
     assert _indexes(url) >= NEW_INDEXES and set(OLD_INDEXES).isdisjoint(_indexes(url))
-    assert store.user_by_phone("+14155550100") == "u1" and store.user_by_phone("+14155550199") is None
+    assert store.users_by_phone("+14155550100") == ["u1"] and store.users_by_phone("+14155550199") == []
     with store.transaction() as tx:
         tx.queue_events([Event("cart.abandoned", "u1", datetime(2026, 1, 5, tzinfo=UTC), {"cart": 1}, "e1")])
     with store.transaction() as tx:
@@ -86,7 +87,7 @@ def test_a_version_1_database_is_upgraded_in_place(url: str) -> None:
     assert store.journey_states() == {"cart": "paused"} and store.journey_versions("cart") == []
     assert store.suppressions({"+14155550100"}) == {}  # version 7's tables exist
     assert store.erase_user("u1", datetime(2026, 1, 5, tzinfo=UTC), lambda tx: None) is not None  # version 9's
-    assert store.user_by_phone("+14155550100") is None
+    assert store.users_by_phone("+14155550100") == []
     assert store.runs_of("cart") == [] and store.claim_run("w1", {"cart"}, datetime(2026, 1, 5, tzinfo=UTC),
                                                            timedelta(seconds=30)) is None  # version 10's
     store.close()
@@ -159,3 +160,28 @@ def test_a_newer_database_is_refused_with_both_versions_named(tmp_path: Path) ->
     _set_version(url, SCHEMA_VERSION + 1)
     with pytest.raises(StoreError, match=f"schema version {SCHEMA_VERSION + 1} is newer .*\\({SCHEMA_VERSION}\\)"):
         SqlStore(url)
+
+
+def test_stores_opened_at_the_same_moment_on_an_empty_postgresql_database_all_open(
+        postgres_fresh_db_url: str) -> None:
+    """Four processes' first open of a new database, at once (threads past one barrier): the
+    schema is created once, one after the other, and every open succeeds."""
+    barrier = threading.Barrier(4)
+    errors: list[BaseException] = []
+
+    def open_store() -> None:
+        barrier.wait()
+        try:
+            SqlStore(postgres_fresh_db_url).close()
+        except BaseException as exc:  # reported below, in the test's thread
+            errors.append(exc)
+
+    threads = [threading.Thread(target=open_store) for _ in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(60)
+    assert errors == []
+    store = SqlStore(postgres_fresh_db_url)
+    assert _version(store) == SCHEMA_VERSION
+    store.close()

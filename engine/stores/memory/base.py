@@ -257,6 +257,10 @@ class MemoryBase:
 
     # --- Store ----------------------------------------------------------------------------------
 
+    def timers_set(self) -> int:
+        """How many timers are set and not yet fired or cancelled (a dry run's progress)."""
+        return len(self._live)
+
     def next_due(self) -> datetime | None:
         with self._lock:
             while self._heap and self._live.get(self._heap[0][2]) != self._heap[0][0]:

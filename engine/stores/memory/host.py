@@ -66,6 +66,14 @@ class MemoryStore(MemoryRuns, MemoryPrivacy, MemoryBase):
                 delivery["next_attempt_at"] = fence.until
             return frozenset(d["send"].message_id for d in held)
 
+    def release_held(self, error: str, now: datetime) -> int:
+        with self._lock:
+            held = sorted((d for d in self.deliveries.values() if d["dispatch"] == "pending" and d["error"] == error
+                           and d["next_attempt_at"] > now), key=lambda d: d["next_attempt_at"])
+            for n, delivery in enumerate(held):
+                delivery["next_attempt_at"] = now - timedelta(microseconds=len(held) - n)
+        return len(held)
+
     def expire_interrupted(self, now: datetime, retry_channels: Collection[str] = ()) -> int:
         with self._lock:
             expired = [d for d in self.deliveries.values()
@@ -113,6 +121,10 @@ class MemoryStore(MemoryRuns, MemoryPrivacy, MemoryBase):
         with self._lock:
             mine = [v for (j, _), v in self.versions.items() if j == journey_id]
         return sorted(mine, key=lambda v: (v.first_loaded_at, v.version))
+
+    def journey_ids(self) -> list[str]:
+        with self._lock:
+            return sorted({j for j, _ in self.versions})
 
     def journey_states(self) -> dict[str, str]:
         return dict(self.states)
@@ -165,9 +177,9 @@ class MemoryStore(MemoryRuns, MemoryPrivacy, MemoryBase):
                             "provider": delivery["provider"]}
         return None
 
-    def user_by_phone(self, phone: str) -> str | None:
+    def users_by_phone(self, phone: str) -> list[str]:
         with self._lock:
-            return next((p.user_id for p in self.profiles.values() if p.phone == phone), None)
+            return sorted(p.user_id for p in self.profiles.values() if p.phone == phone)
 
     def step_counts(self, journey_id: str) -> dict[str, dict[str, int]]:
         counts: dict[str, dict[str, int]] = {}
@@ -180,14 +192,14 @@ class MemoryStore(MemoryRuns, MemoryPrivacy, MemoryBase):
 
 
 def _message_view(delivery: Mapping[str, Any]) -> dict[str, Any]:
-    """The columns the SQL store's messages table has, but for the outbox's own next attempt."""
+    """The columns the SQL store's messages table has."""
     send: Send = delivery["send"]
     return {"message_id": send.message_id, "instance_id": send.instance_id, "journey_id": send.journey_id,
             "user_id": send.user_id, "step": send.step, "message": send.message, "channel": send.channel,
             "category": send.category, "content": dict(send.content), "cost": send.cost, "encoding": send.encoding,
             "segments": send.segments, "decisions": [d.to_dict() for d in send.decisions], "at": send.at,
-            **{k: delivery[k] for k in ("status", "status_at", "dispatch", "attempts", "provider", "provider_id",
-                                        "error")}}
+            **{k: delivery[k] for k in ("status", "status_at", "dispatch", "next_attempt_at", "attempts", "provider",
+                                        "provider_id", "error")}}
 
 
 def _skip_view(skip: Skip) -> dict[str, Any]:

@@ -16,7 +16,7 @@ from itertools import chain
 from typing import Any
 
 from channels import ConsentRecord
-from engine.ports import Erasure, LedgerEntry, Tx
+from engine.ports import Erasure, LedgerEntry, SuppressionEntry, Tx
 from engine.stores.memory.base import MemoryBase
 from engine.stores.privacy import ERASED, address_hash
 
@@ -41,13 +41,13 @@ class MemoryPrivacy(MemoryBase):
                 "phone_sha256": address_hash(self.salt, profile.phone if profile else None),
                 "email_sha256": address_hash(self.salt, profile.email if profile else None)})
             self._pop(self.profiles, user_id)
-            messages, canceled = self._erase_messages(user_id, at)
+            messages, cancelled = self._erase_messages(user_id, at)
             queued = sum(1 for e in self.inbox if e.user_id == user_id)
             self._reassign("inbox", deque(e for e in self.inbox if e.user_id != user_id))
             self._reassign("quarantined", [q for q in self.quarantined if q[0].user_id != user_id])
             self._reassign("skips", [replace(s, detail=None) if s.user_id == user_id else s for s in self.skips])
             self._reassign("traces", [t for t in self.traces if t.user_id != user_id])
-            return Erasure(self._forget_instances(user_id), queued, messages, canceled)
+            return Erasure(self._forget_instances(user_id), queued, messages, cancelled)
 
     def _holds(self, user_id: str) -> bool:
         """Anything at all under this id, the proof kept by an earlier erasure included."""
@@ -59,8 +59,8 @@ class MemoryPrivacy(MemoryBase):
 
     def _erase_messages(self, user_id: str, at: datetime) -> tuple[int, int]:
         """Content emptied and provider errors (they may quote the address) replaced; pending sends
-        canceled. A send being handed over right now is past stopping, but loses its content too."""
-        erased = canceled = 0
+        cancelled. A send being handed over right now is past stopping, but loses its content too."""
+        erased = cancelled = 0
         for message_id, delivery in list(self.deliveries.items()):
             send = delivery["send"]
             if send.user_id != user_id:
@@ -69,11 +69,11 @@ class MemoryPrivacy(MemoryBase):
                         "error": ERASED if delivery["error"] is not None else None}
             if delivery["dispatch"] == "pending":
                 scrubbed.update(dispatch="cancelled", status="cancelled", status_at=at, error=ERASED)
-                canceled += 1
+                cancelled += 1
             self._set(self.deliveries, message_id, scrubbed)
             erased += 1
         self._reassign("messages", [replace(m, content={}) if m.user_id == user_id else m for m in self.messages])
-        return erased, canceled
+        return erased, cancelled
 
     def _forget_instances(self, user_id: str) -> int:
         """Every instance of the user goes, and with it their entry history: they re-enter afresh."""
@@ -104,6 +104,13 @@ class MemoryPrivacy(MemoryBase):
                 if since is None or record.at >= since:
                     page.append(LedgerEntry(index + 1, user_id, record))
         return page
+
+    def suppression_feed(self, since: datetime | None, after: int, limit: int) -> list[SuppressionEntry]:
+        with self._lock:
+            rows = [SuppressionEntry(n, number, keyword, source, at)
+                    for n, (number, keyword, at, source) in enumerate(self.suppression_ledger, 1)
+                    if n > after and (since is None or at >= since)]
+        return rows[:limit]
 
     def suppressions_for(self, phone: str) -> list[dict[str, Any]]:
         with self._lock:

@@ -42,6 +42,16 @@ def expire(db: Driver, now: datetime, retry_channels: Collection[str] = ()) -> i
     return int(result.rowcount or 0)
 
 
+def release_held(db: Driver, error: str, now: datetime) -> int:
+    """The pending messages held back with `error` and due later, due now: a microsecond apart up to
+    `now`, in the order they were due. The dispatcher then books them again at the rates in force."""
+    held = db.rows(f"SELECT message_id FROM messages WHERE dispatch = 'pending' AND next_attempt_at > {db.mark} "
+                   f"AND error = {db.mark} ORDER BY next_attempt_at", [db.time(now), error])
+    db.write(f"UPDATE messages SET next_attempt_at = {db.mark} WHERE message_id = {db.mark}",
+             [(db.time(now - timedelta(microseconds=len(held) - n)), row[0]) for n, row in enumerate(held)])
+    return len(held)
+
+
 def claim_sql(dialect: str, limit: int) -> str:
     """Due pending messages with the address their channel needs, read from the profile's JSON.
     `dispatch = 'pending'` is a literal so that the partial index of pending messages applies.
@@ -168,6 +178,11 @@ class SqlOutbox:
         are retried (idempotent channels) or `unknown`; returns how many are now `unknown`."""
         with self._writing(urgent=False), self.engine.begin() as conn:
             return expire(Driver(conn, self.dialect), now, retry_channels)
+
+    @translating
+    def release_held(self, error: str, now: datetime) -> int:
+        with self._writing(urgent=False), self.engine.begin() as conn:
+            return release_held(Driver(conn, self.dialect), error, now)
 
     @translating
     def outbox_next_due(self) -> datetime | None:

@@ -21,7 +21,7 @@ from sqlalchemy.engine import Engine as SaEngine
 from sqlmodel import Field, SQLModel
 
 from channels import ConsentRecord, Profile
-from engine.ports import Erasure, LedgerEntry, Tx
+from engine.ports import Erasure, LedgerEntry, SuppressionEntry, Tx
 from engine.stores.privacy import ERASED, address_hash
 from engine.stores.sql.cache import StateCache
 from engine.stores.sql.driver import Driver
@@ -91,19 +91,31 @@ class SqlPrivacy:
     def consent_feed(self, since: datetime | None, after: int, limit: int) -> list[LedgerEntry]:
         with self.engine.connect() as conn:
             db = Driver(conn, self.dialect)
-            sql = f"SELECT id, user_id, channel, category, granted, source, at FROM consents WHERE id > {db.mark}"
-            params: list[Any] = [after]
-            if since is not None:
-                sql += f" AND at >= {db.mark}"
-                params.append(db.time(since))
-            rows = db.rows(sql + f" ORDER BY id LIMIT {int(limit)}", params)
+            rows = _after(db, "id, user_id, channel, category, granted, source, at FROM consents", since, after, limit)
             return [LedgerEntry(int(i), u, ConsentRecord(c, k, bool(g), s, db.read_time(t)))
                     for i, u, c, k, g, s, t in rows]
+
+    @translating
+    def suppression_feed(self, since: datetime | None, after: int, limit: int) -> list[SuppressionEntry]:
+        with self.engine.connect() as conn:
+            db = Driver(conn, self.dialect)
+            rows = _after(db, "id, number, keyword, source, at FROM suppressions", since, after, limit)
+            return [SuppressionEntry(int(i), n, k, s, db.read_time(t)) for i, n, k, s, t in rows]
 
     @translating
     def suppressions_for(self, phone: str) -> list[dict[str, Any]]:
         with self.engine.connect() as conn:
             return suppression_rows(Driver(conn, self.dialect), phone)
+
+
+def _after(db: Driver, columns_from: str, since: datetime | None, after: int, limit: int) -> Sequence[Sequence[Any]]:
+    """Up to `limit` rows of a ledger table past row id `after` (and at or after `since`), in id order."""
+    sql = f"SELECT {columns_from} WHERE id > {db.mark}"
+    params: list[Any] = [after]
+    if since is not None:
+        sql += f" AND at >= {db.mark}"
+        params.append(db.time(since))
+    return db.rows(sql + f" ORDER BY id LIMIT {int(limit)}", params)
 
 
 def _holds(db: Driver, user_id: str) -> bool:
@@ -118,7 +130,7 @@ def _erase_rows(db: Driver, user_id: str, at: datetime, profile: Profile | None)
     db.write(db.insert_sql("erasures", ("user_id", "at", "phone_sha256", "email_sha256", "consents_through")),
              [(user_id, db.time(at), address_hash(salt, profile.phone if profile else None),
                address_hash(salt, profile.email if profile else None), through)])
-    canceled = _count(db, "UPDATE messages SET dispatch = 'cancelled', status = 'cancelled', "
+    cancelled = _count(db, "UPDATE messages SET dispatch = 'cancelled', status = 'cancelled', "
                           f"status_at = {m}, error = {m} WHERE user_id = {m} AND dispatch = 'pending'",
                       [db.time(at), ERASED, user_id])
     messages = _count(db, f"UPDATE messages SET content = {m}, error = CASE WHEN error IS NULL THEN NULL "
@@ -128,7 +140,7 @@ def _erase_rows(db: Driver, user_id: str, at: datetime, profile: Profile | None)
     _count(db, f"DELETE FROM inbox WHERE user_id = {m}", [user_id])  # set aside as failed: gone too
     instances = _count(db, f"DELETE FROM instances WHERE user_id = {m}", [user_id])
     _count(db, f"DELETE FROM profiles WHERE user_id = {m}", [user_id])
-    return Erasure(instances, queued, messages, canceled)
+    return Erasure(instances, queued, messages, cancelled)
 
 
 def _count(db: Driver, sql: str, params: Sequence[Any]) -> int:

@@ -10,53 +10,47 @@ several workers can share the database.
 
 from __future__ import annotations
 
-from collections.abc import Collection, Iterator, Sequence
+from collections.abc import Collection, Iterator
 from contextlib import AbstractContextManager, contextmanager, nullcontext
 from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import delete, event, func, insert, inspect, select, update
-from sqlalchemy.engine import Connection, make_url
+from sqlalchemy import event, func, select
 from sqlalchemy.engine import Engine as SaEngine
+from sqlalchemy.engine import make_url
 from sqlalchemy.exc import SQLAlchemyError
-from sqlmodel import SQLModel, create_engine
+from sqlmodel import create_engine
 
 from channels import Profile
-from engine.errors import StoreError
-from engine.ports import JourneyVersion
-from engine.state import PARTITIONS, Instance
+from engine.state import Instance
 from engine.stores.sql.claims import Owner
-from engine.stores.sql.driver import Driver, json_text
+from engine.stores.sql.driver import Driver
+from engine.stores.sql.journeys import SqlJourneys
+from engine.stores.sql.migrate import create_schema
 from engine.stores.sql.outbox import SqlOutbox
-from engine.stores.sql.partitions import SqlPartitions, add_partitions, partition_count, prepare
+from engine.stores.sql.partitions import SqlPartitions
 from engine.stores.sql.privacy import SqlPrivacy
 from engine.stores.sql.runs import RunTx, SqlRuns
 from engine.stores.sql.schema import (
     INSTANCES,
-    JOURNEY_STATES,
-    JOURNEY_VERSIONS,
     MESSAGES,
-    META,
     PROFILES,
-    RETIRED_INDEXES,
-    SCHEMA_VERSION,
     SKIPS,
     TIMERS,
     aware,
-    dialect_insert,
 )
 from engine.stores.sql.suppression import read_suppressions
-from engine.stores.sql.translate import store_error, translated, translating
+from engine.stores.sql.translate import check_url, store_error, translated, translating
 from engine.stores.sql.tx import SqlTx, StateCache
 from engine.stores.sql.writer_lock import WriterLock
 
 
-class SqlStore(SqlOutbox, SqlRuns, SqlPrivacy):
+class SqlStore(SqlOutbox, SqlRuns, SqlPrivacy, SqlJourneys):
     """A database URL in, transactions out. Creates the schema on first use."""
 
     def __init__(self, url: str, echo: bool = False, cache: bool | None = None) -> None:
-        self.url = url
+        self.url = check_url(url)
         self.dialect = "postgresql" if url.startswith("postgresql") else "sqlite"
         self.safe_url = _without_password(url)
         with translated(f"{self.safe_url}: cannot open the database"):
@@ -64,29 +58,12 @@ class SqlStore(SqlOutbox, SqlRuns, SqlPrivacy):
             use_cache = self.dialect == "sqlite" if cache is None else cache
             self.cache = StateCache() if use_cache else None
             self._writer = WriterLock() if self.dialect == "sqlite" else None
-            self.partition_count = PARTITIONS
-            self._create_schema()
+            self.partition_count = create_schema(self.engine, self.url, self.dialect)
         # several workers may share a PostgreSQL database: they own its users by partitions
         self.partitions = SqlPartitions(self.engine, self.partition_count) if self.dialect == "postgresql" else None
 
     def _writing(self, urgent: bool) -> AbstractContextManager[Any]:
         return self._writer.hold(urgent) if self._writer is not None else nullcontext()
-
-    def _create_schema(self) -> None:
-        SQLModel.metadata.create_all(self.engine)
-        with self.engine.begin() as conn:
-            row = conn.execute(select(META.c.value).where(META.c.key == "schema_version")).first()
-            if row is None:
-                conn.execute(insert(META).values(key="schema_version", value=str(SCHEMA_VERSION)))
-            elif int(row[0]) > SCHEMA_VERSION:
-                raise StoreError(f"{self.url}: schema version {row[0]} is newer than this journey-engine "
-                                 f"({SCHEMA_VERSION}); upgrade journey-engine")
-            elif int(row[0]) < SCHEMA_VERSION:
-                _migrate(conn, int(row[0]), self.dialect)
-                conn.execute(update(META).where(META.c.key == "schema_version").values(value=str(SCHEMA_VERSION)))
-            self.partition_count = partition_count(conn)
-            if self.dialect == "postgresql":
-                prepare(conn, self.partition_count)
 
     @contextmanager
     def transaction(self) -> Iterator[RunTx]:
@@ -154,9 +131,9 @@ class SqlStore(SqlOutbox, SqlRuns, SqlPrivacy):
 
     @translating
     def messages_for_user(self, user_id: str, limit: int = 200) -> list[dict[str, Any]]:
-        columns = [c for c in MESSAGES.c if c.name not in ("next_attempt_at",)]
         with self.engine.connect() as conn:
-            rows = conn.execute(select(*columns).where(MESSAGES.c.user_id == user_id)
+            shown = [c for c in MESSAGES.c if c.name != "claim"]  # the dispatcher's token: no one else's business
+            rows = conn.execute(select(*shown).where(MESSAGES.c.user_id == user_id)
                                 .order_by(MESSAGES.c.at.desc()).limit(limit)).mappings()
             return [dict(r) for r in rows]
 
@@ -177,12 +154,11 @@ class SqlStore(SqlOutbox, SqlRuns, SqlPrivacy):
         return dict(row) if row else None
 
     @translating
-    def user_by_phone(self, phone: str) -> str | None:
-        """The user whose profile has this E.164 phone number (any one of them if several share it)."""
-        query = select(PROFILES.c.user_id).where(PROFILES.c.phone == phone).limit(1)
+    def users_by_phone(self, phone: str) -> list[str]:
+        """The users whose profile has this E.164 phone number, in user_id order."""
+        query = select(PROFILES.c.user_id).where(PROFILES.c.phone == phone).order_by(PROFILES.c.user_id)
         with self.engine.connect() as conn:
-            row = conn.execute(query).first()
-        return str(row[0]) if row else None
+            return [str(row[0]) for row in conn.execute(query)]
 
     @translating
     def step_counts(self, journey_id: str) -> dict[str, dict[str, int]]:
@@ -206,62 +182,6 @@ class SqlStore(SqlOutbox, SqlRuns, SqlPrivacy):
     def suppressions(self, numbers: Collection[str]) -> dict[str, datetime]:
         with self.engine.connect() as conn:
             return read_suppressions(Driver(conn, self.dialect), numbers)
-
-    # --- journeys: versions and lifecycle states -----------------------------------------
-
-    @translating
-    def save_versions(self, versions: Sequence[JourneyVersion]) -> None:
-        rows = [{"journey_id": v.journey_id, "version": v.version, "file": v.file, "source": v.source,
-                 "first_loaded_at": v.first_loaded_at} for v in versions]
-        if rows:
-            with self._writing(urgent=True), self.engine.begin() as conn:
-                conn.execute(dialect_insert(self.dialect, JOURNEY_VERSIONS).values(rows).on_conflict_do_nothing())
-
-    @translating
-    def journey_version(self, journey_id: str, version: str) -> JourneyVersion | None:
-        query = select(JOURNEY_VERSIONS).where(JOURNEY_VERSIONS.c.journey_id == journey_id,
-                                               JOURNEY_VERSIONS.c.version == version)
-        with self.engine.connect() as conn:
-            row = conn.execute(query).mappings().first()
-        return _version(row) if row else None
-
-    @translating
-    def journey_versions(self, journey_id: str) -> list[JourneyVersion]:
-        query = select(JOURNEY_VERSIONS).where(JOURNEY_VERSIONS.c.journey_id == journey_id) \
-            .order_by(JOURNEY_VERSIONS.c.first_loaded_at, JOURNEY_VERSIONS.c.version)
-        with self.engine.connect() as conn:
-            return [_version(row) for row in conn.execute(query).mappings()]
-
-    @translating
-    def journey_states(self) -> dict[str, str]:
-        with self.engine.connect() as conn:
-            return {str(j): str(s) for j, s in conn.execute(select(JOURNEY_STATES.c.journey_id,
-                                                                    JOURNEY_STATES.c.state))}
-
-    @translating
-    def set_journey_state(self, journey_id: str, state: str, at: datetime) -> None:
-        with self._writing(urgent=True), self.engine.begin() as conn:
-            conn.execute(delete(JOURNEY_STATES).where(JOURNEY_STATES.c.journey_id == journey_id))
-            if state != "active":
-                conn.execute(insert(JOURNEY_STATES).values(journey_id=journey_id, state=state, at=at))
-
-    @translating
-    def active_counts(self, journey_id: str) -> dict[str, int]:
-        query = (select(INSTANCES.c.version, func.count()).where(INSTANCES.c.journey_id == journey_id,
-                                                                 INSTANCES.c.status == "active")
-                 .group_by(INSTANCES.c.version))
-        with self.engine.connect() as conn:
-            return {str(v): int(n) for v, n in conn.execute(query)}
-
-    @translating
-    def cancel_pending(self, journey_id: str, reason: str, at: datetime) -> int:
-        with self._writing(urgent=False), self.engine.begin() as conn:
-            db = Driver(conn, self.dialect)
-            m = db.mark
-            result = conn.exec_driver_sql(
-                f"UPDATE messages SET dispatch = 'cancelled', status = 'cancelled', status_at = {m}, error = {m} "
-                f"WHERE dispatch = 'pending' AND journey_id = {m}", (db.time(at), reason, journey_id))
-            return int(result.rowcount or 0)
 
     # --- reads for `journey bench` ------------------------------------------------------------
 
@@ -294,27 +214,6 @@ class SqlStore(SqlOutbox, SqlRuns, SqlPrivacy):
             return float(conn.exec_driver_sql("select pg_database_size(current_database())").scalar() or 0) / 2**20
 
 
-def _migrate(conn: Connection, version: int, dialect: str) -> None:
-    """Bring a database made by an older version up to date, in place: add the phone column
-    (filled from the profile documents), drop retired indexes and create whatever the current
-    tables declare. Older engines refuse the database afterwards, because its version is bumped."""
-    if version < 4:
-        conn.exec_driver_sql("ALTER TABLE profiles ADD COLUMN phone VARCHAR")
-        conn.exec_driver_sql("UPDATE profiles SET phone = " + json_text(dialect, "doc", "'phone'"))
-    if version < 11:
-        add_partitions(conn)
-    if version < 12 and "claim" not in {c["name"] for c in inspect(conn).get_columns("messages")}:
-        conn.exec_driver_sql("ALTER TABLE messages ADD COLUMN claim VARCHAR")
-    for name in RETIRED_INDEXES:
-        conn.exec_driver_sql(f"DROP INDEX IF EXISTS {name}")
-    for table in SQLModel.metadata.sorted_tables:
-        for index in table.indexes:
-            index.create(conn, checkfirst=True)
-
-
-
-def _version(row: Any) -> JourneyVersion:
-    return JourneyVersion(row["journey_id"], row["version"], row["file"], row["source"], aware(row["first_loaded_at"]))
 
 
 def _without_password(url: str) -> str:

@@ -1,0 +1,81 @@
+"""The bodies of the journey routes (`/v1/journeys...` in engine/http/app.py): state, versions,
+definition and graph, reload reports. For the OpenAPI document only, like engine/http/schemas.py."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field
+
+
+class _Out(BaseModel):
+    model_config = ConfigDict(extra="allow")
+
+
+class VersionView(_Out):
+    version: str
+    file: str | None = None
+    first_loaded_at: str
+    active_instances: int
+    current: bool
+
+
+class JourneyState(_Out):
+    """A journey's lifecycle state and its versions (a removed journey: `state` removed, `version` null)."""
+
+    id: str
+    state: str = Field(description="active, paused, stopped or removed")
+    version: str | None
+    active_instances: int
+    versions: list[VersionView]
+
+
+class StateChange(JourneyState):
+    instances_ended: int
+    messages_cancelled: int
+
+
+class JourneySummary(JourneyState):
+    name: str | None = Field(description="the file's `name`; null when it has none")
+    category: str
+    trigger: dict[str, Any]
+    steps: int
+    source: str | None = None
+
+
+class JourneyList(_Out):
+    journeys: list[JourneySummary]
+
+
+class GraphNode(_Out):
+    id: str
+    type: str
+
+
+class GraphEdge(BaseModel):
+    model_config = ConfigDict(extra="allow", populate_by_name=True)
+    source: str = Field(alias="from")
+    to: str | None
+    label: str
+
+
+class Graph(_Out):
+    nodes: list[GraphNode]
+    edges: list[GraphEdge]
+
+
+class JourneyDetail(JourneySummary):
+    definition: dict[str, Any]
+    graph: Graph
+    counts: dict[str, dict[str, int]] = Field(description="instances per current step, then per status")
+
+
+class ReloadReport(_Out):
+    added: list[str]
+    changed: list[str]
+    unchanged: list[str]
+    removed: list[str]
+
+
+__all__ = ["Graph", "GraphEdge", "GraphNode", "JourneyDetail", "JourneyList", "JourneyState",
+           "JourneySummary", "ReloadReport", "StateChange", "VersionView"]

@@ -1,0 +1,62 @@
+"""Creating and migrating the schema when a process opens the database (`SqlStore`).
+
+Every process that opens a database comes here: each worker as it starts, each CLI command.
+Missing tables are created and an older schema migrated in one transaction; on PostgreSQL
+that transaction first takes the schema's advisory lock, so processes starting together do
+it one at a time and the next finds the tables committed (two CREATE TABLEs of one name at
+once: one of them fails on PostgreSQL's catalog, `pg_type_typname_nsp_index`).
+"""
+
+from __future__ import annotations
+
+from sqlalchemy import insert, inspect, select, update
+from sqlalchemy.engine import Connection
+from sqlalchemy.engine import Engine as SaEngine
+from sqlmodel import SQLModel
+
+from engine.errors import StoreError
+from engine.stores.sql.driver import json_text
+from engine.stores.sql.partitions import add_partitions, partition_count, prepare
+from engine.stores.sql.schema import META, RETIRED_INDEXES, SCHEMA_VERSION
+
+SCHEMA_LOCK = (0x6A6F7572, 0x736368)  # "jour", "sch": a two-key advisory lock, apart from the users' one-key ones
+
+
+def create_schema(engine: SaEngine, url: str, dialect: str) -> int:
+    """Make the schema current; returns the database's partition count."""
+    with engine.begin() as conn:
+        if dialect == "postgresql":
+            conn.exec_driver_sql(f"SELECT pg_advisory_xact_lock({SCHEMA_LOCK[0]}, {SCHEMA_LOCK[1]})")
+        SQLModel.metadata.create_all(conn)
+        row = conn.execute(select(META.c.value).where(META.c.key == "schema_version")).first()
+        if row is None:
+            conn.execute(insert(META).values(key="schema_version", value=str(SCHEMA_VERSION)))
+        elif int(row[0]) > SCHEMA_VERSION:
+            raise StoreError(f"{url}: schema version {row[0]} is newer than this journey-engine "
+                             f"({SCHEMA_VERSION}); upgrade journey-engine")
+        elif int(row[0]) < SCHEMA_VERSION:
+            _migrate(conn, int(row[0]), dialect)
+            conn.execute(update(META).where(META.c.key == "schema_version").values(value=str(SCHEMA_VERSION)))
+        count = partition_count(conn)
+        if dialect == "postgresql":
+            prepare(conn, count)
+        return count
+
+
+def _migrate(conn: Connection, version: int, dialect: str) -> None:
+    """Bring a database made by an older version up to date, in place: add the phone column
+    (filled from the profile documents), the partitions and the messages' claim column, drop
+    retired indexes and create whatever the current tables declare. Older engines refuse the
+    database afterwards, because its version is bumped."""
+    if version < 4:
+        conn.exec_driver_sql("ALTER TABLE profiles ADD COLUMN phone VARCHAR")
+        conn.exec_driver_sql("UPDATE profiles SET phone = " + json_text(dialect, "doc", "'phone'"))
+    if version < 11:
+        add_partitions(conn)
+    if version < 12 and "claim" not in {c["name"] for c in inspect(conn).get_columns("messages")}:
+        conn.exec_driver_sql("ALTER TABLE messages ADD COLUMN claim VARCHAR")
+    for name in RETIRED_INDEXES:
+        conn.exec_driver_sql(f"DROP INDEX IF EXISTS {name}")
+    for table in SQLModel.metadata.sorted_tables:
+        for index in table.indexes:
+            index.create(conn, checkfirst=True)
