@@ -85,6 +85,8 @@ class Body(BaseModel):
     @model_validator(mode="before")
     @classmethod
     def _known_members(cls, data: Any) -> Any:
+        if isinstance(data, bytes):  # FastAPI parses only a body sent as JSON
+            raise refused("expected a JSON object, sent with Content-Type: application/json")
         if not isinstance(data, dict):
             raise refused(f"expected a JSON object, got {type(data).__name__}")
         if cls.members is not None and not cls.members.issuperset(data):
