@@ -48,7 +48,8 @@ def parse(model: type[M], data: Any) -> M:
     try:
         return model.model_validate(data)
     except ValidationError as exc:
-        raise RequestValidationError(exc.errors(include_url=False)) from None
+        raise RequestValidationError([{**error, "loc": ("body", *error["loc"])}
+                                      for error in exc.errors(include_url=False)]) from None
 
 
 def parse_each(model: type[M], items: Iterable[Any], item: str) -> tuple[list[M], list[dict[str, Any]]]:
@@ -60,7 +61,7 @@ def parse_each(model: type[M], items: Iterable[Any], item: str) -> tuple[list[M]
         try:
             parsed.append(model.model_validate(data))
         except ValidationError as exc:
-            rejected.append({"index": index, "error": describe(validation_errors(exc.errors(), root=item))})
+            rejected.append({"index": index, "error": describe(validation_errors(exc.errors(), item))})
     return parsed, rejected
 
 

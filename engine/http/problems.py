@@ -59,22 +59,22 @@ def field_errors(detail: str) -> list[dict[str, str]]:
 WORDS = {"missing": "required field is missing", "extra_forbidden": "unknown field"}
 """pydantic's words that the engine says otherwise; the rest are pydantic's own (`Input should be a
 valid boolean`), and the body models' rules speak the engine's (`engine.http.fields`)."""
-PLACES = frozenset({"body", "query", "path", "header", "cookie"})
 
 
-def validation_errors(errors: Iterable[Mapping[str, Any]], root: str = "body") -> list[dict[str, str]]:
-    """pydantic's errors (FastAPI's, or a body model's) as `[{field, message}]`, each field a path
-    (`events[3].type`, `consents[0].at`, `properties.total`) below the place it was in (a body, a
-    query); an error about the whole of it names the place, or `root`."""
+def validation_errors(errors: Iterable[Mapping[str, Any]], place: str | None = None) -> list[dict[str, str]]:
+    """pydantic's errors as `[{field, message}]`, each field a path (`events[3].type`,
+    `consents[0].at`, `properties.total`) within `place` (an item of a batch: `event`), or, for
+    FastAPI's errors, within the place their path begins with (`body`, `query`); an error about
+    the whole of it names the place."""
     found = []
     for error in errors:
-        loc, place = tuple(error["loc"]), root
-        if loc and loc[0] in PLACES:
-            place, loc = str(loc[0]), loc[1:]
+        loc, where = tuple(error["loc"]), place
+        if where is None:
+            where, loc = (str(loc[0]), loc[1:]) if loc else ("body", loc)
         below = (error.get("ctx") or {}).get("below", "")
         path = (field_path(loc) + below).lstrip(".")
         message = WORDS.get(error["type"], str(error["msg"]).removeprefix("Value error, "))
-        found.append({"field": path or place, "message": message})
+        found.append({"field": path or where, "message": message})
     return found
 
 

@@ -122,7 +122,7 @@ def handle_webhook(server: Server, provider: str, kind: str, url: str, headers: 
     try:
         form = TwilioForm.model_validate(params)
     except ValidationError as exc:
-        return _problem(400, describe(validation_errors(exc.errors())))
+        return _problem(400, describe(validation_errors(exc.errors(), "body")))
     return _twilio_status(server, form) if kind == "status" else _twilio_inbound(server, form)
 
 
