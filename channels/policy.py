@@ -28,6 +28,7 @@ from pydantic import (
     model_validator,
 )
 
+from channels.profile import check_locale
 from channels.yaml_lines import FileError, describe_errors, read_mapping
 
 ChannelName = Literal["push", "in_app", "email", "sms", "mms", "rcs", "webhook"]
@@ -207,6 +208,7 @@ class Policy(_Frozen):
     """A whole, merged policy. Build it with `load_policy()`."""
 
     default_timezone: str
+    default_locale: str = "en"  # BCP 47: for a recipient whose profile has no locale
     quiet_hours: QuietHours
     frequency_caps: dict[Category, Cap] = {}
     regions: dict[str, Region | None] = {}  # ISO 3166 code -> rules; null drops a shipped region
@@ -244,6 +246,11 @@ class Policy(_Frozen):
             if not REGION_CODE.match(code):
                 raise ValueError(f"{code!r} is not a region code (ISO 3166: a country FR or a subdivision US-FL)")
         return value
+
+    @field_validator("default_locale")
+    @classmethod
+    def _known_locale(cls, value: str) -> str:
+        return check_locale(value)
 
     @field_validator("default_timezone")
     @classmethod

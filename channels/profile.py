@@ -16,6 +16,7 @@ from typing import Any, Literal
 from zoneinfo import available_timezones
 
 import phonenumbers
+from babel.localedata import locale_identifiers
 from pydantic import BaseModel, ConfigDict, ValidationError, field_validator
 
 _EMPTY: Mapping[str, Any] = MappingProxyType({})
@@ -65,6 +66,7 @@ class Profile:
     rcs_capable: bool = False
     attributes: Mapping[str, Any] = field(default_factory=lambda: _EMPTY)
     consents: tuple[ConsentRecord, ...] = ()
+    locale: str | None = None  # BCP 47 (`fr-CA`): the language and formats of what they receive
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> Profile:
@@ -79,6 +81,7 @@ class Profile:
         return {
             "user_id": self.user_id,
             "timezone": self.timezone,
+            "locale": self.locale,
             "email": self.email,
             "phone": self.phone,
             "push_token": self.push_token,
@@ -159,6 +162,13 @@ def field_path(loc: Iterable[int | str]) -> str:
     return path
 
 
+@functools.cache
+def locales() -> frozenset[str]:
+    """The BCP 47 tags a profile's `locale` may name: every locale CLDR (through Babel) has data for,
+    so that dates, numbers and currencies can be formatted in it (the API's document lists the same)."""
+    return frozenset(tag.replace("_", "-") for tag in locale_identifiers() if tag != "root")
+
+
 # The rules for a profile's addresses, each raising ValueError saying what is wrong (without the
 # field's name): the profile document below applies them, and so do the HTTP API's body models.
 
@@ -166,6 +176,15 @@ def check_zone(value: str) -> str:
     if value not in time_zones():
         raise ValueError(f"unknown IANA time zone {value!r}")
     return value
+
+
+def check_locale(value: str) -> str:
+    """A BCP 47 tag CLDR knows, spelt as it spells it (`fr-CA`, `zh-Hant-TW`, `es-419`)."""
+    if value in locales():
+        return value
+    spelt = {tag.casefold(): tag for tag in locales()}.get(value.replace("_", "-").casefold())
+    hint = f" (did you mean {spelt!r}?)" if spelt else " (a BCP 47 tag such as 'en', 'fr-CA' or 'pt-BR')"
+    raise ValueError(f"unknown locale {value!r}{hint}")
 
 
 def check_email(value: str) -> str:
@@ -217,13 +236,14 @@ class _ConsentDoc(BaseModel):
 class _ProfileDoc(BaseModel):
     model_config = ConfigDict(extra="forbid", strict=True)
 
-    @field_validator("user_id", "timezone", "email", "phone", "push_token", mode="before")
+    @field_validator("user_id", "timezone", "locale", "email", "phone", "push_token", mode="before")
     @classmethod
     def _text(cls, value: Any) -> Any:
         return _no_nul(value)
 
     user_id: str
     timezone: str | None = None
+    locale: str | None = None
     email: str | None = None
     phone: str | None = None
     push_token: str | None = None
@@ -242,6 +262,11 @@ class _ProfileDoc(BaseModel):
     @classmethod
     def _known_zone(cls, value: str | None) -> str | None:
         return None if value is None else check_zone(value)
+
+    @field_validator("locale")
+    @classmethod
+    def _known_locale(cls, value: str | None) -> str | None:
+        return None if value is None else check_locale(value)
 
     @field_validator("email")
     @classmethod
@@ -264,4 +289,5 @@ class _ProfileDoc(BaseModel):
             rcs_capable=self.rcs_capable,
             attributes=MappingProxyType(dict(self.attributes)),
             consents=consents,
+            locale=self.locale,
         )

@@ -12,7 +12,6 @@ import difflib
 import functools
 import re
 from collections.abc import Callable, Collection, Iterator, Mapping
-from datetime import UTC, date, datetime
 from typing import Any
 
 from jinja2 import TemplateError, TemplateSyntaxError, Undefined, UndefinedError, meta, nodes
@@ -20,7 +19,7 @@ from jinja2.parser import Parser
 from markupsafe import escape
 
 from engine.errors import EvaluationError, RenderLimitError, TemplateRenderError
-from engine.sandbox import MAX_SIZE, BoundedEnvironment, limit_warnings, render_budget
+from engine.sandbox import MAX_SIZE, BoundedEnvironment, instant, limit_warnings, render_budget
 
 _FAILURES = (TemplateError, TypeError, ValueError, ArithmeticError, LookupError, MemoryError, RecursionError,
              EvaluationError)
@@ -28,23 +27,10 @@ _ENV = BoundedEnvironment()
 _HTML_ENV = BoundedEnvironment(autoescape=True)
 
 
-def _instant(value: Any) -> datetime:
-    """A timestamp as templates may hold one: RFC 3339 or a date (UTC unless it says), or epoch seconds."""
-    if isinstance(value, int | float) and not isinstance(value, bool):
-        return datetime.fromtimestamp(value, UTC)
-    if isinstance(value, str):
-        value = datetime.fromisoformat(value.strip().replace("z", "Z"))
-    if isinstance(value, date) and not isinstance(value, datetime):
-        value = datetime(value.year, value.month, value.day)
-    if not isinstance(value, datetime):
-        raise TypeError(f"{value!r} is not a timestamp")
-    return value.replace(tzinfo=UTC) if value.tzinfo is None else value
-
-
 def _days_since(value: Any, reference: Any) -> float:
     """`profile.attributes.last_purchase_at | days_since(event.timestamp) > 30`: days from one
     timestamp to another (fractional; negative when `value` comes after `reference`)."""
-    return (_instant(reference) - _instant(value)).total_seconds() / 86400
+    return (instant(reference) - instant(value)).total_seconds() / 86400
 
 
 _ENV.add_filter("days_since", _days_since)
@@ -151,7 +137,7 @@ def _lookup(path: tuple[str, ...], context: Context) -> Any:
 
 NAMES = ("event", "profile", "journey")
 """The only top-level names an expression or template can read (besides what it sets itself)."""
-_PROFILE_FIELDS = ("user_id", "timezone", "email", "phone", "rcs_capable", "attributes")
+_PROFILE_FIELDS = ("user_id", "timezone", "locale", "email", "phone", "rcs_capable", "attributes")
 _EVENT_FIELDS = ("properties", "timestamp")
 _PERSON = ("user", "customer", "contact", "recipient", "person", "member", "subscriber", "account")
 
@@ -224,7 +210,7 @@ _LIQUID_FILTERS = {  # Liquid's name -> what Jinja2 calls it (None: no filter of
     "upcase": "upper", "downcase": "lower", "strip_html": "striptags", "size": "length", "strip": "trim",
     "url_encode": "urlencode", "escape_once": "escape", "append": "the ~ operator", "prepend": "the ~ operator",
     "plus": "+", "minus": "-", "times": "*", "divided_by": "/", "modulo": "%", "remove": 'replace(text, "")',
-    "newline_to_br": None, "date": None, "split": None, "truncatewords": None,
+    "newline_to_br": None, "split": None, "truncatewords": None,
 }
 
 

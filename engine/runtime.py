@@ -29,6 +29,7 @@ from engine.compiler import CompiledJourney
 from engine.errors import EvaluationError, EventError
 from engine.events import Event, format_time, parse_time
 from engine.model import HHMM, BranchStep, SendStep, SplitStep, Step, WaitForStep, WaitStep
+from engine.sandbox import RECIPIENT
 from engine.state import (
     END_OF_STEPS,
     STAY,
@@ -43,6 +44,7 @@ from engine.state import (
     Trace,
     journey_context,
     profile_context,
+    recipient,
 )
 
 
@@ -69,7 +71,7 @@ class Runtime:
         key_expr = journey.expression("instance_key")
         if when is None and key_expr is None:
             return True, None, "ok"
-        context = _context(journey, event.context(), profile)
+        context = _context(journey, event.context(), profile, self.policy)
         try:
             if when is not None and not when(context):
                 return False, None, "trigger_condition_false"
@@ -378,5 +380,6 @@ _TIMER_HANDLERS: Mapping[str, Callable[[Run], None]] = {
 }
 
 
-def _context(journey: CompiledJourney, event: Mapping[str, Any], profile: Profile) -> dict[str, Any]:
-    return {"event": event, "profile": profile_context(profile), "journey": journey_context(journey)}
+def _context(journey: CompiledJourney, event: Mapping[str, Any], profile: Profile, policy: Policy) -> dict[str, Any]:
+    return {"event": event, "profile": profile_context(profile), "journey": journey_context(journey),
+            RECIPIENT: recipient(profile, policy)}

@@ -13,10 +13,11 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
-from channels import Decision, Policy, Profile, SentRecord
+from channels import Decision, Policy, Profile, SentRecord, recipient_zone
 from engine.compiler import CompiledJourney
 from engine.events import Event, format_time, parse_time
 from engine.model import Step
+from engine.sandbox import RECIPIENT, Recipient
 
 ACTIVE = "active"
 MAX_STEPS_PER_STIMULUS = 10_000
@@ -301,8 +302,14 @@ class Failure:
 
 def profile_context(profile: Profile) -> dict[str, Any]:
     """The `profile` name seen by expressions and templates."""
-    return {"user_id": profile.user_id, "timezone": profile.timezone, "email": profile.email,
+    return {"user_id": profile.user_id, "timezone": profile.timezone, "locale": profile.locale, "email": profile.email,
             "phone": profile.phone, "rcs_capable": profile.rcs_capable, "attributes": profile.attributes}
+
+
+def recipient(profile: Profile, policy: Policy) -> Recipient:
+    """Whom templates write for: the profile's locale (else the policy's `default_locale`) and zone
+    (else its phone number's, else the policy's `default_timezone`)."""
+    return Recipient(profile.locale or policy.default_locale, recipient_zone(profile, policy))
 
 
 def journey_context(journey: CompiledJourney) -> dict[str, Any]:
@@ -338,6 +345,7 @@ class Run:
         self.now = now
         self.commands: list[Any] = []
         self._profile_ctx: dict[str, Any] | None = None
+        self._recipient: Recipient | None = None
 
     @property
     def active(self) -> bool:
@@ -355,7 +363,9 @@ class Run:
     def context(self) -> dict[str, Any]:
         if self._profile_ctx is None:
             self._profile_ctx = profile_context(self.profile)
-        return {"event": self.event, "profile": self._profile_ctx, "journey": journey_context(self.journey)}
+            self._recipient = recipient(self.profile, self.policy)
+        return {"event": self.event, "profile": self._profile_ctx, "journey": journey_context(self.journey),
+                RECIPIENT: self._recipient}
 
     def next_id(self, prefix: str) -> str:
         self.seq += 1

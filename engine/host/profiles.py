@@ -58,7 +58,7 @@ def merged(existing: Profile | None, incoming: Profile) -> Profile:
     """The upsert of `incoming` over what is stored: its fields, the stored ledger plus its changes."""
     history = existing.consents if existing else ()
     return Profile(incoming.user_id, incoming.timezone, incoming.email, incoming.phone, incoming.push_token,
-                   incoming.rcs_capable, incoming.attributes, history).with_consents(
+                   incoming.rcs_capable, incoming.attributes, history, incoming.locale).with_consents(
         changes(history, incoming.consents))
 
 

@@ -28,6 +28,7 @@ from engine.http.fields import (
     Email,
     EventId,
     JsonObject,
+    Locale,
     Name,
     Phone,
     SomeText,
@@ -39,6 +40,8 @@ from engine.http.fields import (
 from engine.http.problems import describe, validation_errors
 
 REF = "#/components/schemas/{model}"
+LOCALE = ("BCP 47, as CLDR spells it, e.g. `fr-CA`: picks the message's variant and formats dates, numbers and "
+          "currencies (default: the policy's `default_locale`)")
 M = TypeVar("M", bound=BaseModel)
 
 
@@ -151,6 +154,7 @@ class ProfileFields(BaseModel):
     """What a profile holds besides its id and consents, in and out alike."""
 
     timezone: TimeZone | None = Field(None, description="IANA zone, e.g. `America/New_York`")
+    locale: Locale | None = Field(None, description=LOCALE)
     email: Email | None = Field(None, description="name@domain")
     phone: Phone | None = Field(None, description="a valid number in E.164, e.g. `+14155550100`")
     push_token: Text | None = None
@@ -162,8 +166,8 @@ class ProfileIn(Body, ProfileFields):
     """A profile; fields are replaced, consents are appended to the ledger (never rewritten)."""
 
     model_config = ConfigDict(json_schema_extra=examples(
-        {"timezone": "Europe/Paris", "email": "ada@example.com", "phone": "+33612345678", "push_token": "tok-1",
-         "attributes": {"first_name": "Ada", "region": "FR"},
+        {"timezone": "Europe/Paris", "locale": "fr-FR", "email": "ada@example.com", "phone": "+33612345678",
+         "push_token": "tok-1", "attributes": {"first_name": "Ada", "region": "FR"},
          "consents": [{"channel": "sms", "category": "marketing", "granted": True}]}))
     user_id: Text | None = Field(None, description="if present, the same as in the path (another is a 409)")
     consents: list[ConsentIn] = []
@@ -171,7 +175,8 @@ class ProfileIn(Body, ProfileFields):
     def to_profile(self, user_id: str, now: datetime, source: str = "api") -> Profile:
         """The profile as sent, its consents dated `now` and from `source` where they do not say."""
         return Profile(user_id, self.timezone, self.email, self.phone, self.push_token, self.rcs_capable,
-                       MappingProxyType(dict(self.attributes)), tuple(c.to_record(now, source) for c in self.consents))
+                       MappingProxyType(dict(self.attributes)), tuple(c.to_record(now, source) for c in self.consents),
+                       self.locale)
 
 
 class ProfilePatch(Body):
@@ -182,6 +187,7 @@ class ProfilePatch(Body):
         {"attributes": {"tier": "gold"}, "timezone": "Europe/Berlin", "rcs_capable": True}))
     user_id: Text | None = Field(None, description="if present, the same as in the path (another is a 409)")
     timezone: TimeZone | None = Field(None, description="IANA zone, e.g. `America/New_York`")
+    locale: Locale | None = Field(None, description=LOCALE)
     email: Email | None = Field(None, description="name@domain")
     phone: Phone | None = Field(None, description="a valid number in E.164, e.g. `+14155550100`")
     push_token: Text | None = None

@@ -33,6 +33,7 @@ from engine.errors import RenderLimitError
 from engine.sandbox import sizes
 from engine.sandbox.budget import MAX_SIZE, MAX_STEPS, Budget, check_digits, current, digits, size, weight
 from engine.sandbox.filters import bounded, bounded_filters, checked, counted
+from engine.sandbox.locale_filters import LOCALE_FILTERS
 
 STR_METHODS = frozenset({
     "capitalize", "casefold", "center", "count", "endswith", "expandtabs", "find", "format", "format_map", "index",
@@ -107,7 +108,7 @@ class BoundedEnvironment(ImmutableSandboxedEnvironment):
     def __init__(self, autoescape: bool = False) -> None:
         super().__init__(undefined=StrictUndefined, autoescape=autoescape, keep_trailing_newline=True,
                          finalize=_printed)
-        self.filters = bounded_filters(self.filters)
+        self.filters = bounded_filters({**self.filters, **LOCALE_FILTERS})
         self.tests["in"] = _test_in
         self.globals["range"] = _range
         self.globals.pop("lipsum", None)

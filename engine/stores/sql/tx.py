@@ -359,7 +359,7 @@ def _key(key: str | None) -> str:
 def _stored_profile(doc: dict[str, Any], consents: tuple[ConsentRecord, ...]) -> Profile:
     """A profile read back: it was validated when it came in, so it is not parsed again."""
     return Profile(doc["user_id"], doc.get("timezone"), doc.get("email"), doc.get("phone"), doc.get("push_token"),
-                   bool(doc.get("rcs_capable")), doc.get("attributes") or {}, consents)
+                   bool(doc.get("rcs_capable")), doc.get("attributes") or {}, consents, doc.get("locale"))
 
 
 def _profile_doc(profile: Profile) -> dict[str, Any]:
