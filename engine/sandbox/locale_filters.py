@@ -113,10 +113,15 @@ def _charged(what: str, format: Any) -> str:
 @pass_context
 def datetime_filter(context: Context, value: Any, format: Any = "medium") -> str:
     """`{{ t | datetime("short") }}`, `{{ t | datetime("EEEE d MMMM 'à' HH:mm") }}`: date and time."""
-    pattern = _charged("|datetime", format)
+    return _moment(format_datetime, "|datetime", context, value, format)
+
+
+def _moment(formatter: Callable[..., str], what: str, context: Context, value: Any, format: Any) -> str:
+    """`value` as a moment in the recipient's zone (or the one `in_tz` gave it), written by `formatter`."""
+    pattern = _charged(what, format)
     recipient = recipient_of(context)
     moment = instant(value)
-    return format_datetime(moment, pattern, tzinfo=_zone_of(moment, recipient), locale=babel_locale(recipient.locale))
+    return formatter(moment, pattern, tzinfo=_zone_of(moment, recipient), locale=babel_locale(recipient.locale))
 
 
 @pass_context
@@ -139,10 +144,7 @@ def _day(value: Any, recipient: Recipient) -> date:
 @pass_context
 def time_filter(context: Context, value: Any, format: Any = "short") -> str:
     """`{{ t | time }}`: the time of day in the recipient's zone (`short` by default: no seconds)."""
-    pattern = _charged("|time", format)
-    recipient = recipient_of(context)
-    moment = instant(value)
-    return format_time(moment, pattern, tzinfo=_zone_of(moment, recipient), locale=babel_locale(recipient.locale))
+    return _moment(format_time, "|time", context, value, format)
 
 
 @pass_context
