@@ -37,10 +37,12 @@ from engine.model import (
     SendStep,
     SplitStep,
     Step,
+    Variant,
     WaitForStep,
     WaitStep,
     format_duration,
 )
+from engine.sandbox import DEFAULT_RECIPIENT, RECIPIENT
 
 END = "(end)"
 WAITING_TYPES = ("wait", "wait_for")
@@ -60,6 +62,8 @@ class CompiledJourney:
     templates: Mapping[str, Mapping[str, Any]] = field(repr=False)
     text: str = field(default="", repr=False)  # the YAML it was compiled from: stored with each version
     warnings: tuple[Problem, ...] = ()  # what `journey validate` points out without refusing the file
+    variants: Mapping[str, Mapping[str, Mapping[str, Any]]] = field(default_factory=dict, repr=False)
+    """Per message, its content per locale (`fr`, `fr-CA`) per channel: what `locales:` replaces."""
 
     @property
     def id(self) -> str:
@@ -84,18 +88,42 @@ class CompiledJourney:
     def expression(self, key: str) -> Expression | None:
         return self.expressions.get(key)
 
-    def render_channels(self, message: str, channels: Collection[str], context: Mapping[str, Any],
-                        ) -> tuple[dict[str, Any], dict[str, str]]:
-        """The content of each of `channels` the message has, and the error of each that failed."""
-        contents: dict[str, Any] = {}
-        errors: dict[str, str] = {}
+    def render_channels(self, message: str, channels: Collection[str], context: Mapping[str, Any]) -> Rendered:
+        """The content of each of `channels` the message has, in the variant of the reader's locale
+        closest to it (`fr-CA`, then `fr`, else the default content), and the error of each that failed."""
+        rendered = Rendered({}, {}, {})
+        variants = self.variants.get(message) or {}
+        chain = _closest(context, variants) if variants else ()
         for channel, tree in self.templates[message].items():
-            if channel in channels:
-                try:
-                    contents[channel] = render_tree(tree, context)
-                except EvaluationError as exc:
-                    errors[channel] = str(exc)
-        return contents, errors
+            if channel not in channels:
+                continue
+            if chain:
+                tag = next((t for t in chain if channel in variants[t]), None)
+                if tag is not None:
+                    tree = variants[tag][channel]
+                    rendered.locales[channel] = tag
+            try:
+                rendered.contents[channel] = render_tree(tree, context)
+            except EvaluationError as exc:
+                rendered.errors[channel] = str(exc)
+        return rendered
+
+
+@dataclass(frozen=True, slots=True)
+class Rendered:
+    """A message's content per channel, the error of each channel that failed, and the locale of the
+    variant each came from (a channel absent from `locales` used the message's default content)."""
+
+    contents: dict[str, Any]
+    errors: dict[str, str]
+    locales: dict[str, str]
+
+
+def _closest(context: Mapping[str, Any], variants: Mapping[str, Any]) -> tuple[str, ...]:
+    """The message's variants for the reader's locale, closest first: `zh-Hant-TW`, `zh-Hant`, `zh`."""
+    recipient = context.get(RECIPIENT, DEFAULT_RECIPIENT)
+    parts = recipient.locale.split("-")
+    return tuple(tag for tag in ("-".join(parts[:end]) for end in range(len(parts), 0, -1)) if tag in variants)
 
 
 def load_text(text: str, file: str) -> CompiledJourney:
@@ -193,12 +221,12 @@ class _Checker:
         self._check_unreachable()
         self._check_cycles()
         self._compile_journey_expressions()
-        templates = self._compile_messages()
+        templates, variants = self._compile_messages()
         self._check_sends()
         self._check_feedback_names()
         return CompiledJourney(
             self.journey, self.graph, self.located.file, "", {s.id: s for s in self.journey.steps},
-            self.expressions, templates, warnings=tuple(self.warnings),
+            self.expressions, templates, warnings=tuple(self.warnings), variants=variants,
         )
 
     def _report(self, path: tuple[str | int, ...], message: str) -> None:
@@ -280,26 +308,39 @@ class _Checker:
         for name, read in names.items():
             self._report(path, f"{_where(path, self.journey)}expression {source!r}: {_unknown(name, read)}")
 
-    def _compile_messages(self) -> dict[str, dict[str, Any]]:
+    def _compile_messages(self) -> tuple[dict[str, dict[str, Any]], dict[str, dict[str, dict[str, Any]]]]:
+        """Every message's content per channel, and per locale of its variants: each checked alike."""
         templates: dict[str, dict[str, Any]] = {}
+        variants: dict[str, dict[str, dict[str, Any]]] = {}
         for name, message in self.journey.messages.items():
-            templates[name] = {}
             raw = message.raw if isinstance(message, UncheckedMessage) else None
             if not message.channels() and raw is None:
                 self._report(("messages", name), f"message '{name}' has no content for any channel")
-            for channel in message.channels():
-                content = raw[channel] if raw is not None else getattr(message, channel).model_dump(exclude_none=True)
-                templates[name][channel] = self._compile_content(name, channel, content)
-        return templates
+            templates[name] = self._compile_variant(name, (), message if raw is None else raw)
+            locales = message.locales if raw is None else raw.get("locales")
+            for tag, variant in (locales.items() if isinstance(locales, dict) else ()):
+                variants.setdefault(name, {})[str(tag)] = self._compile_variant(name, ("locales", str(tag)), variant)
+        return templates, variants
 
-    def _compile_content(self, name: str, channel: str, content: dict[str, Any]) -> Any:
+    def _compile_variant(self, name: str, prefix: tuple[str, ...], variant: Any) -> dict[str, Any]:
+        """One variant's channels compiled (a validated `Variant`, or a draft's mapping as written)."""
+        if isinstance(variant, Variant):
+            contents = {c: getattr(variant, c).model_dump(exclude_none=True) for c in variant.channels()}
+        else:
+            contents = {c: variant[c] for c in CHANNELS if isinstance(variant, dict) and variant.get(c) is not None}
+        return {channel: self._compile_content(name, (*prefix, channel), content)
+                for channel, content in contents.items()}
+
+    def _compile_content(self, name: str, where: tuple[str, ...], content: dict[str, Any]) -> Any:
+        """One channel's content (`where`: `sms`, or `locales.fr.sms`), every template in it checked."""
         compiled: Any = {}
+        channel = where[-1]
         try:
             compiled = compile_tree(content, HTML_FIELDS.get(channel, ()))
         except TemplateSyntaxError as exc:
-            path = ("messages", name, channel, *_first_bad_leaf(content))
-            self._report(path, f"message '{name}': {channel}: template does not parse: {syntax_error(exc)}")
-        for leaf, text in _leaves(content, (channel,)):
+            path = ("messages", name, *where, *_first_bad_leaf(content))
+            self._report(path, f"message '{name}': {'.'.join(where)}: template does not parse: {syntax_error(exc)}")
+        for leaf, text in _leaves(content, where):
             try:
                 names = foreign_names(text)
                 limits = limit_warning(text)

@@ -20,6 +20,7 @@ from pydantic import (
     model_validator,
 )
 
+from channels.profile import check_locale
 from engine.audience.schedule import check_cron, parse_instant, zone
 
 CHANNELS = ("push", "in_app", "email", "sms", "mms", "rcs", "webhook")
@@ -36,6 +37,7 @@ _ISO_DURATION = re.compile(
 _UNIT_SECONDS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
 DURATION_PATTERN = r"^(\d+(\.\d+)?\s*[smhdw]|P(\d+W)?(\d+D)?(T(\d+(\.\d+)?H)?(\d+(\.\d+)?M)?(\d+(\.\d+)?S)?)?)$"
 HHMM = re.compile(r"^([01]\d|2[0-3]):[0-5]\d$")
+LOCALE_TAG = r"^[a-z]{2,3}(-[A-Z][a-z]{3})?(-([A-Z]{2}|[0-9]{3}))?(-[A-Za-z0-9]{4,8})*$"  # BCP 47 as CLDR spells it
 
 
 def parse_duration(value: object, written: object = None) -> timedelta:
@@ -335,8 +337,8 @@ class WebhookContent(Strict):
                                     + _TEMPLATE)
 
 
-class Message(Strict):
-    """One message: its content per channel; the step's strategy picks among these channels."""
+class Variant(Strict):
+    """A message's content per channel, in one language."""
 
     push: PushContent | None = Field(default=None, description="push notification: {title, body, data}")
     sms: SmsContent | None = Field(default=None, description="SMS: {text}")
@@ -350,6 +352,33 @@ class Message(Strict):
     def channels(self) -> tuple[str, ...]:
         """Channels this message has content for, in catalogue order."""
         return tuple(c for c in CHANNELS if getattr(self, c) is not None)
+
+
+class Message(Variant):
+    """One message: its content per channel; the step's strategy picks among these channels. Variants per
+    locale (`locales: {fr: {sms: {text: ...}}}`) replace a channel's content for readers of that language."""
+
+    locales: dict[str, Variant] = Field(
+        default_factory=dict, description="content per locale (BCP 47 as CLDR spells it: fr, fr-CA, pt-BR), for "
+        "the channels it gives; the reader's locale picks the closest (fr-CA, then fr), else the content above",
+        json_schema_extra={"propertyNames": {"pattern": LOCALE_TAG}},
+    )
+
+    @field_validator("locales")
+    @classmethod
+    def _known_locales(cls, value: dict[str, Variant]) -> dict[str, Variant]:
+        for tag in value:
+            check_locale(tag)
+        return value
+
+    @model_validator(mode="after")
+    def _variants_of_its_channels(self) -> Message:
+        for tag, variant in self.locales.items():
+            extra = [c for c in variant.channels() if getattr(self, c) is None]
+            if extra:
+                raise ValueError(f"locales.{tag}: {', '.join(extra)}: a variant gives another language's content "
+                                 f"of the message's own channels ({', '.join(self.channels()) or 'none'})")
+        return self
 
 
 class Journey(Strict):

@@ -233,8 +233,8 @@ class ReadViews(Protocol):
 
     def messages_for_user(self, user_id: str, limit: int = 200) -> list[dict[str, Any]]:
         """Newest first: message_id, instance_id, journey_id, user_id, step, message, channel, category,
-        content, cost, encoding, segments, decisions, at, status, status_at, dispatch, next_attempt_at,
-        attempts, provider, provider_id, error."""
+        content, cost, encoding, segments, decisions, at, locale, status, status_at, dispatch,
+        next_attempt_at, attempts, provider, provider_id, error."""
         ...
 
     def skips_for_user(self, user_id: str, limit: int = 200) -> list[dict[str, Any]]:

@@ -25,7 +25,7 @@ from channels import (
     select,
 )
 from engine.audience.run import RUN_EVENT
-from engine.compiler import CompiledJourney
+from engine.compiler import CompiledJourney, Rendered
 from engine.errors import EvaluationError, EventError
 from engine.events import Event, format_time, parse_time
 from engine.model import HHMM, BranchStep, SendStep, SplitStep, Step, WaitForStep, WaitStep
@@ -221,10 +221,10 @@ def _attempt_send(run: Run, step: SendStep) -> object:
     escalation = run.escalation
     message = run.journey.definition.messages[step.message]
     candidates = escalation.remaining if escalation else tuple(step.channels or message.channels())
-    contents, errors = _render(run, step.message, candidates)
+    rendered = _render(run, step.message, candidates)
     request = SendRequest(
         profile=run.profile, category=run.journey.definition.category, urgency=step.urgency, candidates=candidates,
-        contents=contents, template_errors=errors, sent=run.sent, now=run.now,
+        contents=rendered.contents, template_errors=rendered.errors, sent=run.sent, now=run.now,
         strategy="first" if escalation else step.strategy, escalate_after=step.escalate_after,
     )
     selection = select(request, run.policy)
@@ -233,13 +233,13 @@ def _attempt_send(run: Run, step: SendStep) -> object:
         run.trace(step.id, "deferred", f"quiet hours until {format_time(selection.defer_until)}")
         return STAY
     if not selection.deliveries:
-        return _nothing_sent(run, step, selection.decisions, errors, escalation is not None)
+        return _nothing_sent(run, step, selection.decisions, rendered.errors, escalation is not None)
     if escalation is None and selection.strategy != "escalate":
         for delivery in selection.deliveries:
-            _emit(run, step, delivery, selection.decisions)
+            _emit(run, step, delivery, selection.decisions, rendered.locales)
         return run.goto(step.next, step)
     first = selection.deliveries[0]
-    message_id = _emit(run, step, first, selection.decisions)
+    message_id = _emit(run, step, first, selection.decisions, rendered.locales)
     # The chain is the channels eligible now; each is checked again when its turn comes.
     rest = (_after(candidates, selection.decisions, first.channel) if escalation
             else tuple(d.channel for d in selection.deliveries[1:]))
@@ -252,7 +252,7 @@ def _attempt_send(run: Run, step: SendStep) -> object:
     return STAY
 
 
-def _render(run: Run, message: str, candidates: Sequence[str]) -> tuple[dict[str, Any], dict[str, str]]:
+def _render(run: Run, message: str, candidates: Sequence[str]) -> Rendered:
     """Render the candidates' content (and the rcs fallbacks'); a failing template is recorded."""
     wanted = (*candidates, "mms", "sms") if "rcs" in candidates else candidates
     return run.journey.render_channels(message, wanted, run.context())
@@ -273,13 +273,15 @@ def _nothing_sent(run: Run, step: SendStep, decisions: tuple[Decision, ...], err
     return run.goto(step.next, step)
 
 
-def _emit(run: Run, step: SendStep, delivery: Delivery, decisions: tuple[Decision, ...]) -> str:
+def _emit(run: Run, step: SendStep, delivery: Delivery, decisions: tuple[Decision, ...],
+          locales: Mapping[str, str]) -> str:
     message_id = run.next_id("m")
     category = run.journey.definition.category
     run.commands.append(Send(
         message_id=message_id, instance_id=run.instance_id, journey_id=run.journey.id, user_id=run.user_id,
         step=step.id, message=step.message, channel=delivery.channel, category=category, content=delivery.content,
         cost=delivery.cost, encoding=delivery.encoding, segments=delivery.segments, decisions=decisions, at=run.now,
+        locale=locales.get(delivery.channel),
     ))
     run.sent.append(SentRecord(delivery.channel, category, run.now))
     run.trace(step.id, "sent", delivery.channel)

@@ -167,12 +167,13 @@ class Send:
     segments: int | None
     decisions: tuple[Decision, ...]
     at: datetime
+    locale: str | None = None  # the variant of the message it was rendered from (`fr`); None: the default content
 
     def to_dict(self) -> dict[str, Any]:
         """A message as the simulate document shows it (docs/cli.md)."""
         return {
             "user_id": self.user_id, "at": format_time(self.at), "step": self.step, "channel": self.channel,
-            "message": self.message, "content": dict(self.content), "encoding": self.encoding,
+            "message": self.message, "locale": self.locale, "content": dict(self.content), "encoding": self.encoding,
             "segments": self.segments, "cost": self.cost, "decisions": [d.to_dict() for d in self.decisions],
         }
 

@@ -40,6 +40,8 @@ class Message(_Send):
     cost: float | None = None
     encoding: str | None = None
     segments: int | None = None
+    locale: str | None = Field(None, description="the message's variant it was rendered from (`fr`, for a reader in "
+                               "`fr-CA` when the message has no `fr-CA`); null: its default content")
     status: str | None = Field(None, description="where the message is, as last known: queued, sent, then the "
                                "provider's feedback (delivered, opened, read, clicked, failed), or cancelled, unknown")
     status_at: str | None = None

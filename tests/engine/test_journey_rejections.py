@@ -214,7 +214,7 @@ def test_names_a_template_sets_itself_are_allowed(tmp_path: Path) -> None:
     )
     context = {"event": {"properties": {"items": ["x", "y"]}}, "profile": {}, "journey": {"id": "demo"}}
     rendered = load_file(tmp_path / "own.yaml").render_channels("hello", ["sms"], context)
-    assert rendered == ({"sms": {"text": "3 1. x2. y demo"}}, {})
+    assert (rendered.contents, rendered.errors) == ({"sms": {"text": "3 1. x2. y demo"}}, {})
 
 
 def test_a_cycle_through_a_wait_is_allowed(tmp_path: Path) -> None:

@@ -11,7 +11,8 @@ import pytest
 from sqlalchemy import create_engine, insert, inspect, select, update
 
 from engine.events import Event
-from engine.state import Fence, partition_of
+from engine.ports import carry_out
+from engine.state import Fence, Outcome, Send, partition_of
 from engine.stores.sql import SqlStore, StoreError, claim_sql
 from engine.stores.sql.schema import META, PROFILES, SCHEMA_VERSION
 from tests.stores.conftest import SQL_BACKENDS, sql_url
@@ -76,7 +77,7 @@ def test_a_version_1_database_is_upgraded_in_place(url: str) -> None:
     _set_version(url, 1)
     assert NEW_INDEXES.isdisjoint(_indexes(url)) and set(OLD_INDEXES) <= _indexes(url)
     store = SqlStore(url)
-    assert _version(store) == SCHEMA_VERSION == 12
+    assert _version(store) == SCHEMA_VERSION == 13
     assert _indexes(url) >= NEW_INDEXES and set(OLD_INDEXES).isdisjoint(_indexes(url))
     assert store.users_by_phone("+14155550100") == ["u1"] and store.users_by_phone("+14155550199") == []
     with store.transaction() as tx:
@@ -123,19 +124,24 @@ def test_a_version_10_database_gets_partitions_for_its_timers_and_queued_events(
         store.close()
 
 
-def test_a_version_11_database_gets_the_outbox_claim_column_and_its_messages_go_out(url: str) -> None:
-    """Made as version 11 made it (messages without `claim`), with one message pending: opened, it
-    is claimed, marked `sending` and recorded under a claim token as any other."""
+def _with_one_pending_message(url: str, version: int, change: str) -> None:
+    """The database as `version` made it (`change` undoes what came after), holding message m1, pending."""
     SqlStore(url).close()
     engine = create_engine(url)
     with engine.begin() as conn:
-        conn.execute(update(META).where(META.c.key == "schema_version").values(value="11"))
-        conn.exec_driver_sql("ALTER TABLE messages DROP COLUMN claim")
+        conn.execute(update(META).where(META.c.key == "schema_version").values(value=str(version)))
+        conn.exec_driver_sql(change)
         conn.exec_driver_sql("INSERT INTO messages (message_id, user_id, message, channel, category, content, cost, "
                              "decisions, at, status, dispatch, next_attempt_at, attempts) VALUES ('m1', 'u1', 'hi', "
                              "'sms', 'transactional', '{}', 0, '[]', '2026-01-05 10:00:00', 'queued', 'pending', "
                              "'2026-01-05 10:00:00', 0)")
     engine.dispose()
+
+
+def test_a_version_11_database_gets_the_outbox_claim_column_and_its_messages_go_out(url: str) -> None:
+    """Made as version 11 made it (messages without `claim`), with one message pending: opened, it
+    is claimed, marked `sending` and recorded under a claim token as any other."""
+    _with_one_pending_message(url, 11, "ALTER TABLE messages DROP COLUMN claim")
     store = SqlStore(url)
     try:
         assert _version(store) == SCHEMA_VERSION
@@ -143,6 +149,23 @@ def test_a_version_11_database_gets_the_outbox_claim_column_and_its_messages_go_
         assert [i.message_id for i in store.claim_outbox(now, 10, timedelta(seconds=60), "t")] == ["m1"]
         fence = Fence("t", now, now + timedelta(seconds=60))
         assert store.finish_outbox([], fence, sending=["m1"]) == {"m1"}
+    finally:
+        store.close()
+
+
+def test_a_version_12_database_gets_the_messages_locale_column_and_keeps_its_messages(url: str) -> None:
+    """Made as version 12 made it (messages without `locale`), with one message in it: opened, the old
+    message reads as sent from the default content, and a new one records its variant."""
+    _with_one_pending_message(url, 12, "ALTER TABLE messages DROP COLUMN locale")
+    store = SqlStore(url)
+    try:
+        assert _version(store) == SCHEMA_VERSION
+        with store.transaction() as tx:
+            carry_out(tx, Outcome(None, [Send(
+                message_id="m2", instance_id=None, journey_id=None, user_id="u1", step=None, message="hi",
+                channel="sms", category="transactional", content={"text": "Salut"}, cost=0.0, encoding="GSM-7",
+                segments=1, decisions=(), at=datetime(2026, 1, 5, 10, 1, tzinfo=UTC), locale="fr")]))
+        assert {m["message_id"]: m["locale"] for m in store.messages_for_user("u1")} == {"m1": None, "m2": "fr"}
     finally:
         store.close()
 

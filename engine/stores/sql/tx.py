@@ -328,7 +328,7 @@ _STATEMENTS: dict[bool, dict[str, str]] = {}
 INSTANCE_COLUMNS = ("instance_id", "journey_id", "version", "user_id", "key", "status", "step", "entered_at", "doc")
 MESSAGE_COLUMNS = ("message_id", "instance_id", "journey_id", "user_id", "step", "message", "channel", "category",
                    "content", "cost", "encoding", "segments", "decisions", "at", "status", "dispatch",
-                   "next_attempt_at", "attempts")
+                   "next_attempt_at", "attempts", "locale")
 
 
 def _statements(db: Driver) -> dict[str, str]:
@@ -377,4 +377,4 @@ def _message_row(db: Driver, send: Send) -> tuple[Any, ...]:
     at = db.time(send.at)
     return (send.message_id, send.instance_id, send.journey_id, send.user_id, send.step, send.message,
             send.channel, send.category, db.json(dict(send.content)), send.cost, send.encoding, send.segments,
-            db.json([d.to_dict() for d in send.decisions]), at, "queued", "pending", at, 0)
+            db.json([d.to_dict() for d in send.decisions]), at, "queued", "pending", at, 0, send.locale)
