@@ -19,7 +19,10 @@ from channels.yaml_lines import Located, did_you_mean
 from engine.errors import EvaluationError, JourneyDefinitionError, Problem
 from engine.events import FEEDBACK_STATUSES, looks_like_feedback
 from engine.expressions import (
+    Environments,
     Expression,
+    Layout,
+    Template,
     compile_tree,
     foreign_names,
     limit_warning,
@@ -42,6 +45,7 @@ from engine.model import (
     WaitStep,
     format_duration,
 )
+from engine.partials import Partials, TemplateSource
 from engine.sandbox import DEFAULT_RECIPIENT, RECIPIENT
 
 END = "(end)"
@@ -64,6 +68,8 @@ class CompiledJourney:
     warnings: tuple[Problem, ...] = ()  # what `journey validate` points out without refusing the file
     variants: Mapping[str, Mapping[str, Mapping[str, Any]]] = field(default_factory=dict, repr=False)
     """Per message, its content per locale (`fr`, `fr-CA`) per channel: what `locales:` replaces."""
+    partials: Mapping[str, str] = field(default_factory=dict, repr=False)
+    """The files of `templates/` it includes or wraps emails in, by name: kept with each version."""
 
     @property
     def id(self) -> str:
@@ -126,8 +132,9 @@ def _closest(context: Mapping[str, Any], variants: Mapping[str, Any]) -> tuple[s
     return tuple(tag for tag in ("-".join(parts[:end]) for end in range(len(parts), 0, -1)) if tag in variants)
 
 
-def load_text(text: str, file: str) -> CompiledJourney:
-    """Compile journey YAML text; `file` is only used to name the source in errors.
+def load_text(text: str, file: str, templates: TemplateSource | None = None) -> CompiledJourney:
+    """Compile journey YAML text; `file` is only used to name the source in errors, `templates` is
+    where its partials and layouts come from (none: a template that includes one is refused).
 
     Raises with every problem at once: when the file has structural problems, the parts of it
     that are well-formed (`draft_journey`) still get the cross-reference checks in the same run."""
@@ -137,21 +144,24 @@ def load_text(text: str, file: str) -> CompiledJourney:
     )
     problems += more
     draft = journey if journey is not None else draft_journey(located)
-    checker = _Checker(located, draft) if draft is not None else None
+    checker = _Checker(located, draft, templates or TemplateSource(kept={})) if draft is not None else None
     compiled = checker.run() if checker is not None else None
     problems += checker.problems if checker is not None else []
     if compiled is None or problems:
         raise JourneyDefinitionError(sorted(set(problems)) or [located.problem((), "empty journey file")])
-    return replace(compiled, version=version_of(compiled.definition), text=text)
+    return replace(compiled, version=version_of(compiled.definition, compiled.partials), text=text)
 
 
-def version_of(definition: Journey) -> str:
+def version_of(definition: Journey, partials: Mapping[str, str] | None = None) -> str:
     """A journey's version: a digest of what it does, not of its text, so an edit to comments,
     spacing, key order or quoting is not a new version. Values equal to their defaults are left
     out, so a release that adds an optional key to the language does not make every unchanged
-    journey a new version on its next deploy."""
-    canonical = json.dumps(definition.model_dump(mode="json", exclude_defaults=True), sort_keys=True,
-                           separators=(",", ":"))
+    journey a new version on its next deploy. The partials and layouts it uses are part of it: an
+    edited footer is a new version, and the instances that entered with the old one keep it."""
+    doc: Any = definition.model_dump(mode="json", exclude_defaults=True)
+    if partials:
+        doc = {"journey": doc, "templates": dict(partials)}
+    canonical = json.dumps(doc, sort_keys=True, separators=(",", ":"))
     return hashlib.sha256(canonical.encode("utf-8")).hexdigest()[:12]
 
 
@@ -161,16 +171,18 @@ def load_file(path: str | Path) -> CompiledJourney:
         text = path.read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError) as exc:
         raise JourneyDefinitionError([Problem(str(path), 1, f"cannot read file: {exc}")]) from exc
-    return load_text(text, str(path))
+    return load_text(text, str(path), TemplateSource.beside(path))
 
 
 def journey_files(paths: list[str | Path]) -> list[Path]:
-    """Expand folders into their *.yaml / *.yml files, sorted; files are kept as given."""
+    """Expand folders into their *.yaml / *.yml files, sorted (not those of a `templates/` folder,
+    which are partials); files are kept as given."""
     found: list[Path] = []
     for raw in paths:
         path = Path(raw)
         if path.is_dir():
-            found.extend(sorted(p for p in path.rglob("*") if p.suffix in (".yaml", ".yml")))
+            found.extend(sorted(p for p in path.rglob("*") if p.suffix in (".yaml", ".yml")
+                                and "templates" not in p.relative_to(path).parts[:-1]))
         else:
             found.append(path)
     return found
@@ -199,9 +211,11 @@ def load_paths(paths: list[str | Path]) -> list[CompiledJourney]:
 class _Checker:
     """Collects every semantic problem of one journey while building its graph."""
 
-    def __init__(self, located: Located, journey: Journey) -> None:
+    def __init__(self, located: Located, journey: Journey, templates: TemplateSource) -> None:
         self.located = located
         self.journey = journey
+        self.partials = Partials(templates)
+        self.envs = Environments()
         self.problems: list[Problem] = []
         self.warnings: list[Problem] = []
         self.index: dict[str, int] = {}  # a step id -> where it is (first) defined
@@ -227,6 +241,7 @@ class _Checker:
         return CompiledJourney(
             self.journey, self.graph, self.located.file, "", {s.id: s for s in self.journey.steps},
             self.expressions, templates, warnings=tuple(self.warnings), variants=variants,
+            partials=dict(self.partials.used),
         )
 
     def _report(self, path: tuple[str | int, ...], message: str) -> None:
@@ -312,6 +327,7 @@ class _Checker:
         """Every message's content per channel, and per locale of its variants: each checked alike."""
         templates: dict[str, dict[str, Any]] = {}
         variants: dict[str, dict[str, dict[str, Any]]] = {}
+        self._follow_partials()
         for name, message in self.journey.messages.items():
             raw = message.raw if isinstance(message, UncheckedMessage) else None
             if not message.channels() and raw is None:
@@ -322,21 +338,46 @@ class _Checker:
                 variants.setdefault(name, {})[str(tag)] = self._compile_variant(name, ("locales", str(tag)), variant)
         return templates, variants
 
+    def _contents(self) -> Iterator[tuple[str, tuple[str, ...], dict[str, Any]]]:
+        """Every message's content per channel, its default and each variant: (message, where, content)."""
+        for name, message in self.journey.messages.items():
+            raw = message.raw if isinstance(message, UncheckedMessage) else None
+            locales = message.locales if raw is None else raw.get("locales")
+            variants: list[tuple[tuple[str, ...], Any]] = [((), message if raw is None else raw)]
+            variants += [(("locales", str(t)), v) for t, v in (locales.items() if isinstance(locales, dict) else ())]
+            for prefix, variant in variants:
+                for channel, content in _channels(variant).items():
+                    yield name, (*prefix, channel), content
+
+    def _follow_partials(self) -> None:
+        """The templates the messages name (includes, layouts), checked, and the sandboxes that load them."""
+        for name, where, content in self._contents():
+            layout = content.get("layout") if where[-1] == "email" else None
+            if isinstance(layout, str) and (problem := self.partials.layout(layout)) is not None:
+                self._report(("messages", name, *where, "layout"), f"message '{name}': {'.'.join(where)}.layout: "
+                                                                   f"{problem}")
+            for leaf, text in _leaves({k: v for k, v in content.items() if k != "layout"}, where):
+                for line, problem in self.partials.references(text):
+                    field = ".".join(str(p) for p in leaf)
+                    at = f" (line {line} of the text)" if line > 1 else ""
+                    self._report(("messages", name, *leaf), f"message '{name}': {field}{at}: {problem}")
+        self.problems += self.partials.problems
+        self.envs = Environments(self.partials.used)
+
     def _compile_variant(self, name: str, prefix: tuple[str, ...], variant: Any) -> dict[str, Any]:
         """One variant's channels compiled (a validated `Variant`, or a draft's mapping as written)."""
-        if isinstance(variant, Variant):
-            contents = {c: getattr(variant, c).model_dump(exclude_none=True) for c in variant.channels()}
-        else:
-            contents = {c: variant[c] for c in CHANNELS if isinstance(variant, dict) and variant.get(c) is not None}
         return {channel: self._compile_content(name, (*prefix, channel), content)
-                for channel, content in contents.items()}
+                for channel, content in _channels(variant).items()}
 
     def _compile_content(self, name: str, where: tuple[str, ...], content: dict[str, Any]) -> Any:
         """One channel's content (`where`: `sms`, or `locales.fr.sms`), every template in it checked."""
         compiled: Any = {}
         channel = where[-1]
+        layout = content.pop("layout", None) if channel == "email" else None
         try:
-            compiled = compile_tree(content, HTML_FIELDS.get(channel, ()))
+            compiled = compile_tree(content, HTML_FIELDS.get(channel, ()), self.envs)
+            if isinstance(layout, str) and layout in self.partials.used:
+                compiled = Layout(Template(self.partials.used[layout], True, self.envs), compiled)
         except TemplateSyntaxError as exc:
             path = ("messages", name, *where, *_first_bad_leaf(content))
             self._report(path, f"message '{name}': {'.'.join(where)}: template does not parse: {syntax_error(exc)}")
@@ -390,6 +431,13 @@ class _Checker:
                     f"step '{step.id}': message '{step.message}' has no content for any of its "
                     f"channels: {', '.join(candidates)}",
                 )
+
+
+def _channels(variant: Any) -> dict[str, dict[str, Any]]:
+    """A variant's content per channel: a validated `Variant`, or a draft's mapping as written."""
+    if isinstance(variant, Variant):
+        return {c: getattr(variant, c).model_dump(exclude_none=True) for c in variant.channels()}
+    return {c: dict(variant[c]) for c in CHANNELS if isinstance(variant, dict) and isinstance(variant.get(c), dict)}
 
 
 def _targets(step: Step) -> Iterator[tuple[tuple[str | int, ...], str | None, str]]:

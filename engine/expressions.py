@@ -14,17 +14,15 @@ import re
 from collections.abc import Callable, Collection, Iterator, Mapping
 from typing import Any
 
-from jinja2 import TemplateError, TemplateSyntaxError, Undefined, UndefinedError, meta, nodes
+from jinja2 import DictLoader, TemplateError, TemplateSyntaxError, Undefined, UndefinedError, meta, nodes
 from jinja2.parser import Parser
-from markupsafe import escape
+from markupsafe import Markup, escape
 
 from engine.errors import EvaluationError, RenderLimitError, TemplateRenderError
 from engine.sandbox import MAX_SIZE, BoundedEnvironment, instant, limit_warnings, render_budget
 
 _FAILURES = (TemplateError, TypeError, ValueError, ArithmeticError, LookupError, MemoryError, RecursionError,
              EvaluationError)
-_ENV = BoundedEnvironment()
-_HTML_ENV = BoundedEnvironment(autoescape=True)
 
 
 def _days_since(value: Any, reference: Any) -> float:
@@ -33,8 +31,29 @@ def _days_since(value: Any, reference: Any) -> float:
     return (instant(reference) - instant(value)).total_seconds() / 86400
 
 
-_ENV.add_filter("days_since", _days_since)
-_HTML_ENV.add_filter("days_since", _days_since)
+def _environment(html: bool, partials: Mapping[str, str] | None = None) -> BoundedEnvironment:
+    env = BoundedEnvironment(autoescape=html, loader=DictLoader(dict(partials)) if partials else None)
+    env.add_filter("days_since", _days_since)
+    return env
+
+
+_ENV = _environment(False)
+_HTML_ENV = _environment(True)
+
+
+class Environments:
+    """Where a journey's templates compile: the shared sandboxes, or, for a journey that includes
+    partials from its `templates/` folder, sandboxes of its own that load exactly those (the
+    sources it was compiled with, so a running version keeps them)."""
+
+    __slots__ = ("plain", "html")
+
+    def __init__(self, partials: Mapping[str, str] | None = None) -> None:
+        self.plain = _environment(False, partials) if partials else _ENV
+        self.html = _environment(True, partials) if partials else _HTML_ENV
+
+
+SHARED = Environments()
 
 Context = Mapping[str, Any]
 
@@ -71,9 +90,9 @@ class Template:
 
     __slots__ = ("source", "_template", "_parts", "_fill")
 
-    def __init__(self, source: str, html: bool = False) -> None:
+    def __init__(self, source: str, html: bool = False, envs: Environments = SHARED) -> None:
         self.source = source
-        env = _HTML_ENV if html else _ENV
+        env = envs.html if html else envs.plain
         self._template = env.from_string(source) if any(m in source for m in _JINJA_MARKS) else None
         self._parts = _simple_parts(source) if self._template is not None else None
         self._fill: Callable[[Any], str] = escape if html else str
@@ -172,6 +191,11 @@ def _foreign_names(source: str, expression: bool) -> tuple[tuple[str, str], ...]
     return tuple(sorted(paths.items()))
 
 
+def parse_template(source: str) -> nodes.Template:
+    """A template's syntax tree (not compiled); raises TemplateSyntaxError like compiling it would."""
+    return _tree(source, False)
+
+
 def _tree(source: str, expression: bool) -> nodes.Template:
     """`source` parsed (not compiled); raises TemplateSyntaxError like compiling it would."""
     if not expression:
@@ -228,15 +252,32 @@ def syntax_error(exc: TemplateSyntaxError, source: str | None = None) -> str:
     return text
 
 
-def compile_tree(tree: Any, html: Collection[str] = ()) -> Any:
+def compile_tree(tree: Any, html: Collection[str] = (), envs: Environments = SHARED) -> Any:
     """Compile every string leaf of a content mapping; raises TemplateSyntaxError. The top-level
     keys named in `html` render as HTML: what they insert is escaped. A mapping with no template
     anywhere in it compiles to a `Constant`, rendered for free."""
     if html and isinstance(tree, Mapping):
-        compiled = {k: _compile(v, k in html) for k, v in tree.items()}
+        compiled = {k: _compile(v, envs, k in html) for k, v in tree.items()}
     else:
-        compiled = _compile(tree)
+        compiled = _compile(tree, envs)
     return compiled if _has_template(compiled) else Constant(tree)
+
+
+class Layout:
+    """An email wrapped in a layout from `templates/`: the layout is HTML (autoescaped) and reads the
+    message's rendered `html` (else its `body`, escaped) as `content`; what it renders is the html sent."""
+
+    __slots__ = ("template", "inner")
+
+    def __init__(self, template: Template, inner: Any) -> None:
+        self.template = template
+        self.inner = inner
+
+    def render(self, context: Context) -> dict[str, Any]:
+        inner = dict(render_tree(self.inner, context))
+        content = Markup(inner["html"]) if inner.get("html") is not None else escape(inner.get("body", ""))
+        inner["html"] = self.template.render({**context, "content": content})
+        return inner
 
 
 class Constant:
@@ -248,13 +289,13 @@ class Constant:
         self.value = value
 
 
-def _compile(tree: Any, html: bool = False) -> Any:
+def _compile(tree: Any, envs: Environments, html: bool = False) -> Any:
     if isinstance(tree, str):
-        return Template(tree, html)
+        return Template(tree, html, envs)
     if isinstance(tree, Mapping):
-        return {k: _compile(v, html) for k, v in tree.items()}
+        return {k: _compile(v, envs, html) for k, v in tree.items()}
     if isinstance(tree, list):
-        return [_compile(v, html) for v in tree]
+        return [_compile(v, envs, html) for v in tree]
     return tree
 
 
@@ -272,7 +313,7 @@ def render_tree(tree: Any, context: Context) -> Any:
     """Render a compiled content tree into plain data."""
     if isinstance(tree, Constant):
         return tree.value
-    if isinstance(tree, Template):
+    if isinstance(tree, Template | Layout):
         return tree.render(context)
     if isinstance(tree, dict):
         return {k: render_tree(v, context) for k, v in tree.items()}

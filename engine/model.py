@@ -298,6 +298,9 @@ class EmailContent(Strict):
     body: str = Field(description="plain-text body" + _TEMPLATE)
     html: str | None = Field(default=None, description="optional HTML body" + _TEMPLATE
                              + "; inserted values are HTML-escaped unless marked | safe")
+    layout: str | None = Field(default=None, max_length=200, description="a layout from the templates/ folder "
+                               "beside the journeys (`base.html`) that wraps the html (else the body, escaped): it "
+                               "reads it as {{ content }}")
 
 
 class MmsContent(Strict):

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Collection, Mapping, Sequence
 from contextlib import AbstractContextManager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any, Protocol
 
@@ -53,6 +53,7 @@ class JourneyVersion:
     file: str
     source: str
     first_loaded_at: datetime
+    templates: Mapping[str, str] = field(default_factory=dict)  # the partials and layouts it uses, by name
 
 
 @dataclass(frozen=True, slots=True)

@@ -24,7 +24,7 @@ from collections.abc import Iterator, Mapping
 from types import BuiltinMethodType, FunctionType, MethodType
 from typing import Any
 
-from jinja2 import StrictUndefined, nodes
+from jinja2 import BaseLoader, StrictUndefined, nodes
 from jinja2.runtime import Context, LoopContext, markup_join, str_join
 from jinja2.sandbox import ImmutableSandboxedEnvironment
 from jinja2.visitor import NodeTransformer
@@ -105,9 +105,9 @@ class BoundedEnvironment(ImmutableSandboxedEnvironment):
 
     intercepted_binops = frozenset({"*", "**", "+", "%"})
 
-    def __init__(self, autoescape: bool = False) -> None:
+    def __init__(self, autoescape: bool = False, loader: BaseLoader | None = None) -> None:
         super().__init__(undefined=StrictUndefined, autoescape=autoescape, keep_trailing_newline=True,
-                         finalize=_printed)
+                         finalize=_printed, loader=loader)
         self.filters = bounded_filters({**self.filters, **LOCALE_FILTERS})
         self.tests["in"] = _test_in
         self.globals["range"] = _range

@@ -11,7 +11,7 @@ import pytest
 from sqlalchemy import create_engine, insert, inspect, select, update
 
 from engine.events import Event
-from engine.ports import carry_out
+from engine.ports import JourneyVersion, carry_out
 from engine.state import Fence, Outcome, Send, partition_of
 from engine.stores.sql import SqlStore, StoreError, claim_sql
 from engine.stores.sql.schema import META, PROFILES, SCHEMA_VERSION
@@ -77,7 +77,7 @@ def test_a_version_1_database_is_upgraded_in_place(url: str) -> None:
     _set_version(url, 1)
     assert NEW_INDEXES.isdisjoint(_indexes(url)) and set(OLD_INDEXES) <= _indexes(url)
     store = SqlStore(url)
-    assert _version(store) == SCHEMA_VERSION == 13
+    assert _version(store) == SCHEMA_VERSION == 14
     assert _indexes(url) >= NEW_INDEXES and set(OLD_INDEXES).isdisjoint(_indexes(url))
     assert store.users_by_phone("+14155550100") == ["u1"] and store.users_by_phone("+14155550199") == []
     with store.transaction() as tx:
@@ -98,21 +98,13 @@ def test_a_version_10_database_gets_partitions_for_its_timers_and_queued_events(
     """Made as version 10 made it (timers without user and partition, an inbox without partition),
     with a waiting timer and a queued event in it: opened, both carry their user's partition, so
     that the worker owning the user finds them."""
-    SqlStore(url).close()
-    engine = create_engine(url)
-    with engine.begin() as conn:
-        conn.execute(update(META).where(META.c.key == "schema_version").values(value="10"))
-        conn.exec_driver_sql("DROP INDEX IF EXISTS ix_inbox_part_seq")
-        conn.exec_driver_sql("ALTER TABLE timers DROP COLUMN part")
-        conn.exec_driver_sql("ALTER TABLE timers DROP COLUMN user_id")
-        conn.exec_driver_sql("ALTER TABLE inbox DROP COLUMN part")
-        conn.exec_driver_sql("INSERT INTO instances (instance_id, journey_id, version, user_id, status, entered_at, "
-                             "doc) VALUES ('i1', 'cart', 'v1', 'user-7', 'active', '2026-01-05 10:00:00', '{}')")
-        conn.exec_driver_sql("INSERT INTO timers (timer_id, instance_id, due) VALUES "
-                             "('t1', 'i1', '2026-01-05 11:00:00')")
-        conn.exec_driver_sql("INSERT INTO inbox (event_id, user_id, type, at, properties) VALUES "
-                             "('e1', 'user-9', 'cart.abandoned', '2026-01-05 10:00:00', '{}')")
-    engine.dispose()
+    _made_as(url, 10, "DROP INDEX IF EXISTS ix_inbox_part_seq", "ALTER TABLE timers DROP COLUMN part",
+             "ALTER TABLE timers DROP COLUMN user_id", "ALTER TABLE inbox DROP COLUMN part",
+             "INSERT INTO instances (instance_id, journey_id, version, user_id, status, entered_at, doc) VALUES "
+             "('i1', 'cart', 'v1', 'user-7', 'active', '2026-01-05 10:00:00', '{}')",
+             "INSERT INTO timers (timer_id, instance_id, due) VALUES ('t1', 'i1', '2026-01-05 11:00:00')",
+             "INSERT INTO inbox (event_id, user_id, type, at, properties) VALUES "
+             "('e1', 'user-9', 'cart.abandoned', '2026-01-05 10:00:00', '{}')")
     store = SqlStore(url)
     try:
         assert _version(store) == SCHEMA_VERSION
@@ -126,15 +118,21 @@ def test_a_version_10_database_gets_partitions_for_its_timers_and_queued_events(
 
 def _with_one_pending_message(url: str, version: int, change: str) -> None:
     """The database as `version` made it (`change` undoes what came after), holding message m1, pending."""
+    _made_as(url, version, change,
+             "INSERT INTO messages (message_id, user_id, message, channel, category, content, cost, decisions, at, "
+             "status, dispatch, next_attempt_at, attempts) VALUES ('m1', 'u1', 'hi', 'sms', 'transactional', '{}', 0, "
+             "'[]', '2026-01-05 10:00:00', 'queued', 'pending', '2026-01-05 10:00:00', 0)")
+
+
+def _made_as(url: str, version: int, *statements: str) -> None:
+    """A database at `version`: made as the current one, its version set back, then `statements` run
+    (they undo what came after it and put rows in)."""
     SqlStore(url).close()
     engine = create_engine(url)
     with engine.begin() as conn:
         conn.execute(update(META).where(META.c.key == "schema_version").values(value=str(version)))
-        conn.exec_driver_sql(change)
-        conn.exec_driver_sql("INSERT INTO messages (message_id, user_id, message, channel, category, content, cost, "
-                             "decisions, at, status, dispatch, next_attempt_at, attempts) VALUES ('m1', 'u1', 'hi', "
-                             "'sms', 'transactional', '{}', 0, '[]', '2026-01-05 10:00:00', 'queued', 'pending', "
-                             "'2026-01-05 10:00:00', 0)")
+        for statement in statements:
+            conn.exec_driver_sql(statement)
     engine.dispose()
 
 
@@ -166,6 +164,23 @@ def test_a_version_12_database_gets_the_messages_locale_column_and_keeps_its_mes
                 channel="sms", category="transactional", content={"text": "Salut"}, cost=0.0, encoding="GSM-7",
                 segments=1, decisions=(), at=datetime(2026, 1, 5, 10, 1, tzinfo=UTC), locale="fr")]))
         assert {m["message_id"]: m["locale"] for m in store.messages_for_user("u1")} == {"m1": None, "m2": "fr"}
+    finally:
+        store.close()
+
+
+def test_a_version_13_database_keeps_its_journey_versions_and_stores_their_templates(url: str) -> None:
+    """Made as version 13 made it (journey_versions without `templates`), with a version in it: opened,
+    that version reads back with no templates, and a new one keeps the partials it uses."""
+    _made_as(url, 13, "ALTER TABLE journey_versions DROP COLUMN templates",
+             "INSERT INTO journey_versions (journey_id, version, file, source, first_loaded_at) "
+             "VALUES ('cart', 'v1', 'cart.yaml', 'id: cart', '2026-01-05 10:00:00')")
+    store = SqlStore(url)
+    try:
+        assert _version(store) == SCHEMA_VERSION
+        store.save_versions([JourneyVersion("cart", "v2", "cart.yaml", "id: cart", datetime(2026, 1, 6, tzinfo=UTC),
+                                            {"footer.sms": "Reply STOP to opt out"})])
+        assert [(v.version, dict(v.templates)) for v in store.journey_versions("cart")] == [
+            ("v1", {}), ("v2", {"footer.sms": "Reply STOP to opt out"})]
     finally:
         store.close()
 

@@ -45,7 +45,8 @@ def create_schema(engine: SaEngine, url: str, dialect: str) -> int:
 
 def _migrate(conn: Connection, version: int, dialect: str) -> None:
     """Bring a database made by an older version up to date, in place: add the phone column
-    (filled from the profile documents), the partitions and the messages' claim and locale columns, drop
+    (filled from the profile documents), the partitions, the messages' claim and locale columns and
+    the versions' templates, drop
     retired indexes and create whatever the current tables declare. Older engines refuse the
     database afterwards, because its version is bumped."""
     if version < 4:
@@ -57,6 +58,8 @@ def _migrate(conn: Connection, version: int, dialect: str) -> None:
         conn.exec_driver_sql("ALTER TABLE messages ADD COLUMN claim VARCHAR")
     if version < 13 and "locale" not in {c["name"] for c in inspect(conn).get_columns("messages")}:
         conn.exec_driver_sql("ALTER TABLE messages ADD COLUMN locale VARCHAR")
+    if version < 14 and "templates" not in {c["name"] for c in inspect(conn).get_columns("journey_versions")}:
+        conn.exec_driver_sql("ALTER TABLE journey_versions ADD COLUMN templates JSON")
     for name in RETIRED_INDEXES:
         conn.exec_driver_sql(f"DROP INDEX IF EXISTS {name}")
     for table in SQLModel.metadata.sorted_tables:

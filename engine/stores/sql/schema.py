@@ -15,7 +15,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.types import JSON
 from sqlmodel import Field, SQLModel
 
-SCHEMA_VERSION = 13
+SCHEMA_VERSION = 14
 # 2: entries are read from instances; the entries table is no longer kept.
 # 3: partial outbox indexes; instance indexes without status (see `RETIRED_INDEXES`).
 # 4: profiles.phone, indexed, copied from the profile document.
@@ -28,6 +28,7 @@ SCHEMA_VERSION = 13
 # 11: partitions: timers carry their user and partition, the inbox its partition; partition leases and workers.
 # 12: messages.claim: the token of the dispatcher's claim that holds a leased or sending message (fenced writes).
 # 13: messages.locale: the variant of the message a send was rendered from (`fr`; null: the default content).
+# 14: journey_versions.templates: the partials and layouts a version uses, kept with its YAML.
 RETIRED_INDEXES = ("ix_messages_dispatch", "ix_messages_provider_id", "ix_instances_user_status",
                    "ix_instances_journey_status")
 CHUNK = 900
@@ -160,6 +161,8 @@ class JourneyVersionRow(SQLModel, table=True):
     file: str
     source: str
     first_loaded_at: datetime
+    templates: dict[str, str] | None = Field(default=None, sa_column=Column(JSON, nullable=True))
+    """The partials and layouts of `templates/` it uses, by name (null: none)."""
 
 
 class JourneyStateRow(SQLModel, table=True):
