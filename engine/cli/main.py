@@ -19,6 +19,7 @@ from channels import PolicyError, load_policy
 from engine.cli.consent import consent_app
 from engine.cli.graphs import RenderError, render, step_order, to_dot, to_mermaid
 from engine.cli.help import App
+from engine.cli.preview import preview_command
 from engine.cli.profiles import profiles_app
 from engine.cli.report import print_report, simulate_progress
 from engine.cli.schema import schema_text
@@ -38,6 +39,7 @@ app = App(
 )
 app.add_typer(consent_app)  # journey consent export
 app.add_typer(profiles_app)  # journey profiles import
+app.command("preview")(preview_command)
 log = logging.getLogger("journey.serve")
 
 

@@ -240,6 +240,39 @@ class SimulateRequest(Body):
     until: Timestamp | None = Field(None, description="audience runs up to this instant (default: the first only)")
 
 
+class PreviewEvent(Body):
+    """The event a previewed message's templates read; its type defaults to the journey's trigger."""
+
+    id: EventId | None = None
+    type: Name | None = Field(None, description="default: the journey's trigger event")
+    timestamp: Timestamp | None = Field(None, description="RFC 3339 with an offset; default: now")
+    properties: JsonObject | None = Field(None, description="any JSON object; numbers finite")
+
+
+class PreviewRequest(Body):
+    """Whom to render a message for: a stored person (`user_id`) or one given here (`profile`)."""
+
+    model_config = ConfigDict(json_schema_extra=examples(
+        {"user_id": "u1", "event": {"properties": {"starts_at": "2026-03-12T15:30:00Z"}}, "channels": ["sms"]},
+        {"profile": {"user_id": "u1", "locale": "fr-FR", "timezone": "Europe/Paris", "phone": "+33612345678"}}))
+    user_id: Name | None = Field(None, description="a stored profile (its consents and preferences count)")
+    profile: SimulatedProfile | None = Field(None, description="a profile given here, instead of `user_id`")
+    event: PreviewEvent | None = None
+    channels: list[Channel] = Field([], description="the channels to render (default: every one the message has)")
+
+    @model_validator(mode="after")
+    def _one_person(self) -> PreviewRequest:
+        if (self.user_id is None) == (self.profile is None):
+            raise refused("give either user_id (a stored profile) or profile (one given here)")
+        return self
+
+    def to_event(self, trigger: str, user_id: str, now: datetime) -> Event:
+        given = self.event
+        if given is None:
+            return Event(trigger, user_id, now)
+        return Event(given.type or trigger, user_id, given.timestamp or now, given.properties or {}, given.id)
+
+
 class BulkProfiles(Body):
     """Up to 10,000 profiles, each upserted as PUT /v1/profiles/{user_id} does one."""
 

@@ -18,6 +18,7 @@ from engine.http.bodies import (
     ConsentIn,
     EventBatch,
     EventIn,
+    PreviewRequest,
     ProfileIn,
     ProfilePatch,
     SimulatedProfile,
@@ -71,6 +72,7 @@ def test_every_post_and_put_documents_its_body(document: dict[str, Any]) -> None
         ("POST", "/v1/profiles"): ["BulkProfiles"],
         ("POST", "/v1/profiles/{user_id}/consents"): ["ConsentIn"],
         ("POST", "/v1/journeys/{journey_id}/simulate"): ["SimulateRequest"],
+        ("POST", "/v1/journeys/{journey_id}/messages/{message}/preview"): ["PreviewRequest"],
         ("POST", "/v1/webhooks/{provider}/{kind}"): ["TwilioForm"],
     }
     without = [(m, p) for m, p, op in operations(document) if m in ("POST", "PUT") and "requestBody" not in op]
@@ -107,7 +109,7 @@ def without_nulls(value: Any) -> Any:
 
 
 BODIES = [EventIn, EventBatch, ProfileIn, ProfilePatch, ConsentIn, BulkProfiles, SimulateRequest, SimulatedProfile,
-          TwilioForm]
+          PreviewRequest, TwilioForm]
 
 
 @pytest.mark.parametrize("model", BODIES)
