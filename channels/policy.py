@@ -28,11 +28,12 @@ from pydantic import (
     model_validator,
 )
 
+from channels.preferences import CHANNELS as PREFERENCE_CHANNELS
 from channels.profile import check_locale
 from channels.yaml_lines import FileError, describe_errors, read_mapping
 
 ChannelName = Literal["push", "in_app", "email", "sms", "mms", "rcs", "webhook"]
-CHANNELS: tuple[str, ...] = ("push", "in_app", "email", "sms", "mms", "rcs", "webhook")
+CHANNELS = PREFERENCE_CHANNELS  # every channel, in the order the docs list them
 CATEGORIES: tuple[str, ...] = ("marketing", "transactional")
 Category = Literal["marketing", "transactional"]
 _HHMM = re.compile(r"^([01]\d|2[0-3]):([0-5]\d)$")

@@ -19,6 +19,8 @@ import phonenumbers
 from babel.localedata import locale_identifiers
 from pydantic import BaseModel, ConfigDict, ValidationError, field_validator
 
+from channels.preferences import NO_PREFERENCES, Preferences, PreferencesError
+
 _EMPTY: Mapping[str, Any] = MappingProxyType({})
 _NOT_IN_ADDRESS = r"@\s\x00-\x1f\x7f-\x9f\ufeff"  # what is blank to Python or to JavaScript, and controls
 EMAIL_PATTERN = rf"^[^{_NOT_IN_ADDRESS}]+@[^.{_NOT_IN_ADDRESS}]+(\.[^.{_NOT_IN_ADDRESS}]+)*$"
@@ -67,6 +69,7 @@ class Profile:
     attributes: Mapping[str, Any] = field(default_factory=lambda: _EMPTY)
     consents: tuple[ConsentRecord, ...] = ()
     locale: str | None = None  # BCP 47 (`fr-CA`): the language and formats of what they receive
+    preferences: Preferences = NO_PREFERENCES  # what they turned off (channels/preferences.py)
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> Profile:
@@ -88,6 +91,7 @@ class Profile:
             "rcs_capable": self.rcs_capable,
             "attributes": dict(self.attributes),
             "consents": [c.to_dict() for c in self.consents],
+            **({"preferences": self.preferences.to_dict()} if self.preferences else {}),
         }
 
     def with_consents(self, records: Iterable[ConsentRecord]) -> Profile:
@@ -250,6 +254,15 @@ class _ProfileDoc(BaseModel):
     rcs_capable: bool = False
     attributes: dict[str, Any] = {}
     consents: list[_ConsentDoc] = []
+    preferences: Any = None
+
+    @field_validator("preferences")
+    @classmethod
+    def _preferences(cls, value: Any) -> Preferences:
+        try:
+            return Preferences.from_dict(value)
+        except PreferencesError as exc:
+            raise ValueError(str(exc)) from None
 
     @field_validator("user_id")
     @classmethod
@@ -290,4 +303,5 @@ class _ProfileDoc(BaseModel):
             attributes=MappingProxyType(dict(self.attributes)),
             consents=consents,
             locale=self.locale,
+            preferences=self.preferences if isinstance(self.preferences, Preferences) else NO_PREFERENCES,
         )

@@ -16,6 +16,7 @@ from channels.consent import State, consent_state, reason_from_state
 from channels.encoding import sms_encoding
 from channels.frequency import SentRecord, capped_channels
 from channels.policy import FastPolicy, Policy
+from channels.preferences import PREFERENCE_OFF
 from channels.profile import Profile
 from channels.quiet_hours import quiet_until, recipient_zone
 from channels.regions import recipient_region
@@ -58,6 +59,7 @@ class SendRequest:
     now: datetime
     strategy: str | None = None
     escalate_after: timedelta | None = None
+    muted: bool = False  # the person turned this journey off (one that says they may)
 
 
 @dataclass(frozen=True, slots=True)
@@ -189,6 +191,8 @@ def _check(ctx: _Context, channel: str, content: Mapping[str, Any] | None) -> tu
     reason = reason_from_state(ctx.state, channel, request.category)
     if reason is not None:
         return reason, None
+    if request.muted or not profile.preferences.allows(request.category, channel):
+        return PREFERENCE_OFF, None
     if channel in request.template_errors:
         return "template_error", None
     if content is None:

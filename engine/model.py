@@ -405,6 +405,8 @@ class Journey(Strict):
         default=None, description="optional expression: several concurrent instances per user, one per key "
         "(default: one per user), e.g. event.properties.order_id",
     )
+    mutable: bool = Field(default=False, description="the person may turn this journey off in their preference "
+                          "centre (`journeys: {<id>: false}`); its sends then skip with preference_off")
     re_entry: str = Field(default="always", pattern=r"^(always|never|after\s+\S+)$",
                           description='always (default: when no instance is active) | never | "after 7d" '
                           "(counts from the last entry)")

@@ -350,6 +350,29 @@ class PartitionLeases(Protocol):
     def queued_users(self, parts: Collection[int]) -> dict[str, int]: ...  # events waiting, per user
 
 
+FEED_STATES = ("seen", "read", "archived")
+"""What a person does to an in-app message in their feed; reading one sees it too."""
+
+
+class Feed(Protocol):
+    """The in-app feed: each person's `in_app` messages (those not cancelled) with what they did to each."""
+
+    def feed_items(self, user_id: str, before: tuple[datetime, str] | None, limit: int,
+                   archived: bool = False) -> list[dict[str, Any]]:
+        """Newest first, after the (at, message_id) `before` if given: message_id, journey_id, message,
+        content, locale, at, seen_at, read_at, archived_at. Archived ones only when `archived`."""
+        ...
+
+    def feed_unread(self, user_id: str) -> int:
+        """How many of the person's feed are neither read nor archived."""
+        ...
+
+    def mark_feed(self, user_id: str, message_ids: Sequence[str] | None, state: str, at: datetime) -> list[str]:
+        """`state` (one of FEED_STATES) set at `at` on those of `message_ids` (None: every one) in the
+        person's feed that lacked it, `read` setting `seen` too: the ids it changed, oldest first."""
+        ...
+
+
 class Runs(Protocol):
     """Audience runs outside the chunks: created when due or by hand, leased to one worker at a time."""
 
@@ -382,7 +405,7 @@ class Runs(Protocol):
         ...
 
 
-class HostStore(Store, Outbox, ReadViews, Journeys, Privacy, Runs, Protocol):
+class HostStore(Store, Outbox, ReadViews, Journeys, Privacy, Runs, Feed, Protocol):
     """Everything `journey serve` needs of a store."""
 
 

@@ -226,6 +226,7 @@ def _attempt_send(run: Run, step: SendStep) -> object:
         profile=run.profile, category=run.journey.definition.category, urgency=step.urgency, candidates=candidates,
         contents=rendered.contents, template_errors=rendered.errors, sent=run.sent, now=run.now,
         strategy="first" if escalation else step.strategy, escalate_after=step.escalate_after,
+        muted=run.journey.definition.mutable and run.profile.preferences.mutes(run.journey.id),
     )
     selection = select(request, run.policy)
     if selection.deliveries and selection.defer_until is not None:

@@ -247,7 +247,8 @@ def preview(journey: CompiledJourney, message: str, profile: Profile, event: Eve
     rendered = journey.render_channels(message, wanted, context)
     selection = select(SendRequest(profile=profile, category=journey.definition.category, urgency="normal",
                                    candidates=wanted, contents=rendered.contents, template_errors=rendered.errors,
-                                   sent=(), now=now, strategy="all"), policy)
+                                   sent=(), now=now, strategy="all",
+                                   muted=journey.definition.mutable and profile.preferences.mutes(journey.id)), policy)
     decisions = {d.channel: d for d in selection.decisions}
     return {"journey": journey.id, "version": journey.version, "message": message, "user_id": profile.user_id,
             "locale": who.locale, "timezone": str(who.zone),

@@ -57,8 +57,9 @@ def stamped(consent: dict[str, Any], now: datetime) -> dict[str, Any]:
 def merged(existing: Profile | None, incoming: Profile) -> Profile:
     """The upsert of `incoming` over what is stored: its fields, the stored ledger plus its changes."""
     history = existing.consents if existing else ()
+    preferences = existing.preferences if existing else incoming.preferences  # the person's own: PUT keeps them
     return Profile(incoming.user_id, incoming.timezone, incoming.email, incoming.phone, incoming.push_token,
-                   incoming.rcs_capable, incoming.attributes, history, incoming.locale).with_consents(
+                   incoming.rcs_capable, incoming.attributes, history, incoming.locale, preferences).with_consents(
         changes(history, incoming.consents))
 
 

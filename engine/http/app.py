@@ -20,12 +20,25 @@ from fastapi.routing import APIRouter
 from fastapi_offline import FastAPIOffline
 
 from engine.host.server import Server
-from engine.http import consents, events, health, journeys, messages, privacy, profiles, runs, webhooks
+from engine.http import (
+    consents,
+    events,
+    feed,
+    health,
+    journeys,
+    messages,
+    preferences,
+    privacy,
+    profiles,
+    runs,
+    webhooks,
+)
 from engine.http.auth import BearerAuth
 from engine.http.metrics import Metrics
 from engine.http.openapi import install_openapi
 from engine.http.problems import install_problem_handlers
 from engine.http.routing import BodyLimits, MiB
+from engine.http.user_keys import UserKeys
 
 MAX_BODY = MiB
 """A request body's limit (413 over it), `JOURNEY_MAX_BODY_BYTES` for `journey serve`..."""
@@ -37,7 +50,8 @@ DOCS_ASSETS = "/docs/assets"
 with no network beyond this server (FastAPI's own page loads them from a CDN)."""
 WEBHOOKS = "/v1/webhooks/"
 ROUTERS: tuple[APIRouter, ...] = (events.router, profiles.router, consents.router, privacy.router, runs.router,
-                                  journeys.router, messages.router, webhooks.router, health.router)
+                                  journeys.router, messages.router, feed.router, preferences.router, webhooks.router,
+                                  health.router)
 DESCRIPTION = """Ingest events, manage profiles and consent, inspect journeys and messages.
 
 Every route but `/healthz`, `/readyz`, the docs, the provider webhooks (signature-checked) and
@@ -53,6 +67,8 @@ TAGS = [
     {"name": "runs", "description": "Audience runs of the journeys that enter people by schedule."},
     {"name": "messages", "description": "What was sent to a user, put off or skipped, and why."},
     {"name": "instances", "description": "Where each of a user's journeys is, and what it waits for."},
+    {"name": "feed", "description": "A person's in-app feed and what they did to each message; their user key."},
+    {"name": "preferences", "description": "A person's preference centre: which messages on which channels."},
     {"name": "webhooks", "description": "Delivery receipts and inbound replies from providers (signed)."},
     {"name": "health", "description": "Liveness and readiness."},
     {"name": "metrics", "description": "Prometheus metrics."},
@@ -60,10 +76,13 @@ TAGS = [
 
 
 def create_app(server: Server, api_keys: frozenset[str] = frozenset(), max_body: int = MAX_BODY,
-               metrics_public: bool | None = None, bulk_max_body: int = MAX_BULK_BODY) -> FastAPI:
+               metrics_public: bool | None = None, bulk_max_body: int = MAX_BULK_BODY,
+               user_key_secret: str | None = None) -> FastAPI:
     """The API over `server`. `metrics_public` (default: `JOURNEY_METRICS_PUBLIC=1` in the
     environment) serves `/metrics` without a key, since scrapers rarely carry bearer tokens.
-    Bodies over `max_body` bytes get a 413, but the bulk route's limit is `bulk_max_body`."""
+    Bodies over `max_body` bytes get a 413, but the bulk route's limit is `bulk_max_body`. User keys
+    are HMACs under `user_key_secret` (default: `JOURNEY_USER_KEY_SECRET`, else derived from the
+    API keys)."""
     if metrics_public is None:
         metrics_public = os.environ.get("JOURNEY_METRICS_PUBLIC", "").strip().lower() in ("1", "true", "yes")
     is_open = _open(OPEN_PATHS | ({"/metrics"} if metrics_public else set()))
@@ -72,9 +91,11 @@ def create_app(server: Server, api_keys: frozenset[str] = frozenset(), max_body:
     app.state.server = server
     app.state.metrics = Metrics(server)
     app.state.body_limits = BodyLimits(max_body, {"upsertProfiles": bulk_max_body})
+    user_keys = UserKeys.for_server(user_key_secret or os.environ.get("JOURNEY_USER_KEY_SECRET"), api_keys)
+    app.state.user_keys = user_keys
     for router in ROUTERS:
         app.include_router(router)
-    app.add_middleware(BearerAuth, keys=api_keys, is_open=is_open)
+    app.add_middleware(BearerAuth, keys=api_keys, is_open=is_open, user_keys=user_keys)
     install_problem_handlers(app, server, [route for router in ROUTERS for route in router.routes])
     install_openapi(app, is_open)
     return app

@@ -20,6 +20,7 @@ from fastapi.exceptions import RequestValidationError
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from channels import ConsentRecord, Profile
+from channels.preferences import MAX_ENTRIES, Preferences
 from engine.events import Event
 from engine.host.profiles import MAX_BATCH, changes
 from engine.http.fields import (
@@ -252,9 +253,10 @@ class PreviewEvent(Body):
 class PreviewRequest(Body):
     """Whom to render a message for: a stored person (`user_id`) or one given here (`profile`)."""
 
-    model_config = ConfigDict(json_schema_extra=examples(
+    model_config = ConfigDict(json_schema_extra={**examples(
         {"user_id": "u1", "event": {"properties": {"starts_at": "2026-03-12T15:30:00Z"}}, "channels": ["sms"]},
-        {"profile": {"user_id": "u1", "locale": "fr-FR", "timezone": "Europe/Paris", "phone": "+33612345678"}}))
+        {"profile": {"user_id": "u1", "locale": "fr-FR", "timezone": "Europe/Paris", "phone": "+33612345678"}}),
+        "oneOf": [{"required": ["user_id"]}, {"required": ["profile"]}]})
     user_id: Name | None = Field(None, description="a stored profile (its consents and preferences count)")
     profile: SimulatedProfile | None = Field(None, description="a profile given here, instead of `user_id`")
     event: PreviewEvent | None = None
@@ -262,7 +264,7 @@ class PreviewRequest(Body):
 
     @model_validator(mode="after")
     def _one_person(self) -> PreviewRequest:
-        if (self.user_id is None) == (self.profile is None):
+        if ("user_id" in self.model_fields_set) == ("profile" in self.model_fields_set):
             raise refused("give either user_id (a stored profile) or profile (one given here)")
         return self
 
@@ -271,6 +273,21 @@ class PreviewRequest(Body):
         if given is None:
             return Event(trigger, user_id, now)
         return Event(given.type or trigger, user_id, given.timestamp or now, given.properties or {}, given.id)
+
+
+class PreferencesIn(Body):
+    """What a person wants: per category, each channel on or off; per journey (one that says it may be
+    turned off), on or off. What is left out is on; a PUT replaces what was said before."""
+
+    model_config = ConfigDict(json_schema_extra=examples(
+        {"categories": {"marketing": {"sms": False, "email": True}}, "journeys": {"win-back": False}}))
+    categories: dict[Category, dict[Channel, bool]] = Field({}, description="per category, each channel on or off")
+    journeys: dict[Name, bool] = Field({}, max_length=MAX_ENTRIES, description="per journey id, on or off (for a "
+                                       "journey with `mutable: true`)",
+                                       json_schema_extra={"additionalProperties": False})  # a key is a Name
+
+    def to_preferences(self) -> Preferences:
+        return Preferences.from_dict({"categories": self.categories, "journeys": self.journeys})
 
 
 class BulkProfiles(Body):

@@ -78,7 +78,9 @@ def test_every_post_and_put_documents_its_body(document: dict[str, Any]) -> None
     without = [(m, p) for m, p, op in operations(document) if m in ("POST", "PUT") and "requestBody" not in op]
     assert without == [("POST", "/v1/journeys/{journey_id}/runs"),  # a run takes no body: the journey says it all
                        ("POST", "/v1/journeys/reload"), ("POST", "/v1/journeys/{journey_id}/pause"),
-                       ("POST", "/v1/journeys/{journey_id}/resume"), ("POST", "/v1/journeys/{journey_id}/stop")]
+                       ("POST", "/v1/journeys/{journey_id}/resume"), ("POST", "/v1/journeys/{journey_id}/stop"),
+                       ("POST", "/v1/users/{user_id}/feed/{message_id}/{state}"),  # marks: the path says it all
+                       ("POST", "/v1/users/{user_id}/feed/{state}")]
     examples = document["components"]["schemas"]["EventIn"]["examples"]
     assert examples[0]["type"] == "order.placed"
 

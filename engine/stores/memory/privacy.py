@@ -17,12 +17,13 @@ from typing import Any
 
 from channels import ConsentRecord
 from engine.ports import Erasure, LedgerEntry, SuppressionEntry, Tx
-from engine.stores.memory.base import MemoryBase
+from engine.stores.memory.feed import MemoryFeed
 from engine.stores.privacy import ERASED, address_hash
 
 
-class MemoryPrivacy(MemoryBase):
-    """Erasure, the per-user ledger and the audit trail, over the state `MemoryBase` keeps. The
+class MemoryPrivacy(MemoryFeed):
+    """Erasure, the per-user ledger and the audit trail, over the state `MemoryBase` keeps (and the
+    feed's, which an erasure forgets). The
     salt of the address hashes is random per store (it lives as long as the data it hides)."""
 
     def __init__(self, keep_trace: bool = True) -> None:
@@ -41,6 +42,7 @@ class MemoryPrivacy(MemoryBase):
                 "phone_sha256": address_hash(self.salt, profile.phone if profile else None),
                 "email_sha256": address_hash(self.salt, profile.email if profile else None)})
             self._pop(self.profiles, user_id)
+            self.erase_feed(user_id)
             messages, cancelled = self._erase_messages(user_id, at)
             queued = sum(1 for e in self.inbox if e.user_id == user_id)
             self._reassign("inbox", deque(e for e in self.inbox if e.user_id != user_id))

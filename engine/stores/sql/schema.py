@@ -15,7 +15,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.types import JSON
 from sqlmodel import Field, SQLModel
 
-SCHEMA_VERSION = 14
+SCHEMA_VERSION = 15
 # 2: entries are read from instances; the entries table is no longer kept.
 # 3: partial outbox indexes; instance indexes without status (see `RETIRED_INDEXES`).
 # 4: profiles.phone, indexed, copied from the profile document.
@@ -29,6 +29,7 @@ SCHEMA_VERSION = 14
 # 12: messages.claim: the token of the dispatcher's claim that holds a leased or sending message (fenced writes).
 # 13: messages.locale: the variant of the message a send was rendered from (`fr`; null: the default content).
 # 14: journey_versions.templates: the partials and layouts a version uses, kept with its YAML.
+# 15: feed_states: what each person did to the in-app messages of their feed (seen, read, archived).
 RETIRED_INDEXES = ("ix_messages_dispatch", "ix_messages_provider_id", "ix_instances_user_status",
                    "ix_instances_journey_status")
 CHUNK = 900
@@ -165,6 +166,18 @@ class JourneyVersionRow(SQLModel, table=True):
     """The partials and layouts of `templates/` it uses, by name (null: none)."""
 
 
+class FeedStateRow(SQLModel, table=True):
+    """What a person did to one in-app message of their feed; no row: nothing yet. The feed itself
+    is their `in_app` messages (engine/stores/sql/feed.py)."""
+
+    __tablename__ = "feed_states"
+    message_id: str = Field(primary_key=True)
+    user_id: str = Field(index=True)
+    seen_at: datetime | None = None
+    read_at: datetime | None = None
+    archived_at: datetime | None = None
+
+
 class JourneyStateRow(SQLModel, table=True):
     """A journey's lifecycle state when it is not `active` (paused, stopped), kept across restarts."""
 
@@ -229,6 +242,7 @@ MESSAGES: Table = MessageRow.__table__  # type: ignore[attr-defined]
 SKIPS: Table = SkipRow.__table__  # type: ignore[attr-defined]
 META: Table = MetaRow.__table__  # type: ignore[attr-defined]
 JOURNEY_VERSIONS: Table = JourneyVersionRow.__table__  # type: ignore[attr-defined]
+FEED_STATES: Table = FeedStateRow.__table__  # type: ignore[attr-defined]
 JOURNEY_STATES: Table = JourneyStateRow.__table__  # type: ignore[attr-defined]
 
 

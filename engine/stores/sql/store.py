@@ -26,6 +26,7 @@ from channels import Profile
 from engine.state import Instance
 from engine.stores.sql.claims import Owner
 from engine.stores.sql.driver import Driver
+from engine.stores.sql.feed import SqlFeed
 from engine.stores.sql.journeys import SqlJourneys
 from engine.stores.sql.migrate import create_schema
 from engine.stores.sql.outbox import SqlOutbox
@@ -46,7 +47,7 @@ from engine.stores.sql.tx import SqlTx, StateCache
 from engine.stores.sql.writer_lock import WriterLock
 
 
-class SqlStore(SqlOutbox, SqlRuns, SqlPrivacy, SqlJourneys):
+class SqlStore(SqlOutbox, SqlRuns, SqlPrivacy, SqlJourneys, SqlFeed):
     """A database URL in, transactions out. Creates the schema on first use."""
 
     def __init__(self, url: str, echo: bool = False, cache: bool | None = None) -> None:
