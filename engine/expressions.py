@@ -154,7 +154,7 @@ def _lookup(path: tuple[str, ...], context: Context) -> Any:
     return value
 
 
-NAMES = ("event", "profile", "journey")
+NAMES = ("event", "profile", "journey", "preferences_url")
 """The only top-level names an expression or template can read (besides what it sets itself)."""
 _PROFILE_FIELDS = ("user_id", "timezone", "locale", "email", "phone", "rcs_capable", "attributes")
 _EVENT_FIELDS = ("properties", "timestamp")

@@ -43,6 +43,7 @@ from engine.state import (
     Skip,
     Trace,
     journey_context,
+    preferences_page,
     profile_context,
     recipient,
 )
@@ -62,6 +63,8 @@ class Runtime:
     def __init__(self, policy: Policy, trace: bool = True) -> None:
         self.policy = policy
         self.tracing = trace
+        self.links: Callable[[str], str] = preferences_page
+        """A person's `preferences_url` in templates: the server sets its public page with their key."""
 
     def entry_key(self, journey: CompiledJourney, event: Event, profile: Profile) -> tuple[bool, str | None, str]:
         """Does this event start the journey for this user, and under which instance key?"""
@@ -71,7 +74,8 @@ class Runtime:
         key_expr = journey.expression("instance_key")
         if when is None and key_expr is None:
             return True, None, "ok"
-        context = _context(journey, event.context(), profile, self.policy)
+        context = {**_context(journey, event.context(), profile, self.policy),
+                   "preferences_url": self.links(profile.user_id)}
         try:
             if when is not None and not when(context):
                 return False, None, "trigger_condition_false"
@@ -93,7 +97,7 @@ class Runtime:
               instance_id: str, sent: Sequence[SentRecord], now: datetime) -> Outcome:
         instance = Instance(instance_id=instance_id, journey_id=journey.id, version=journey.version,
                             user_id=profile.user_id, key=key, entered_at=now, event=event.context())
-        run = Run(self.policy, self.tracing, journey, instance, profile, sent, now, _STEP_HANDLERS)
+        run = Run(self.policy, self.tracing, journey, instance, profile, sent, now, _STEP_HANDLERS, self.links)
         run.trace(None, "enter", f"key={key}" if key is not None else None)
         run.advance(journey.first_step)
         return run.outcome()
@@ -103,7 +107,7 @@ class Runtime:
         """Goal, exit_on, wait_for and escalation feedback, in that order of precedence."""
         if not instance.active:
             return Outcome(instance)
-        run = Run(self.policy, self.tracing, journey, instance, profile, sent, now, _STEP_HANDLERS)
+        run = Run(self.policy, self.tracing, journey, instance, profile, sent, now, _STEP_HANDLERS, self.links)
         definition = journey.definition
         goal = definition.goal
         if goal and event.type == goal.event and (goal.within is None or now <= instance.entered_at + goal.within):
@@ -129,7 +133,7 @@ class Runtime:
         """A due timer; one the instance no longer waits on is ignored (it was superseded)."""
         if not instance.active or instance.timer is None or instance.timer.timer_id != timer_id:
             return Outcome(instance)
-        run = Run(self.policy, self.tracing, journey, instance, profile, sent, now, _STEP_HANDLERS)
+        run = Run(self.policy, self.tracing, journey, instance, profile, sent, now, _STEP_HANDLERS, self.links)
         kind = instance.timer.kind
         run.timer = None
         _TIMER_HANDLERS[kind](run)

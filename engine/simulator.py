@@ -28,7 +28,7 @@ from engine.errors import EventError, InputError, JourneyNotFoundError
 from engine.events import Event, check_values, format_time, parse_event
 from engine.sandbox import RECIPIENT
 from engine.service import Engine
-from engine.state import END_STATUSES, Instance, journey_context, profile_context, recipient
+from engine.state import END_STATUSES, Instance, journey_context, preferences_page, profile_context, recipient
 from engine.stores.memory import MemoryStore
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
@@ -227,7 +227,8 @@ def _instance_row(instance: Instance) -> dict[str, Any]:
 
 
 def preview(journey: CompiledJourney, message: str, profile: Profile, event: Event, policy: Policy,
-            now: datetime, channels: Sequence[str] | None = None) -> dict[str, Any]:
+            now: datetime, channels: Sequence[str] | None = None,
+            links: Callable[[str], str] = preferences_page) -> dict[str, Any]:
     """`message` rendered for `profile` as a send at `now` would render it, per channel (each of the
     message's, or `channels`): the variant its locale picks, the content, SMS encoding and segments,
     the cost at the policy's prices, and whether the channel could be used now and why not (consent,
@@ -243,7 +244,7 @@ def preview(journey: CompiledJourney, message: str, profile: Profile, event: Eve
                                    f"(it has {', '.join(has)})")
     who = recipient(profile, policy)
     context = {"event": event.context(), "profile": profile_context(profile), "journey": journey_context(journey),
-               RECIPIENT: who}
+               "preferences_url": links(profile.user_id), RECIPIENT: who}
     rendered = journey.render_channels(message, wanted, context)
     selection = select(SendRequest(profile=profile, category=journey.definition.category, urgency="normal",
                                    candidates=wanted, contents=rendered.contents, template_errors=rendered.errors,

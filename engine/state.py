@@ -12,6 +12,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
+from urllib.parse import quote
 
 from channels import Decision, Policy, Profile, SentRecord, recipient_zone
 from engine.compiler import CompiledJourney
@@ -313,6 +314,11 @@ def recipient(profile: Profile, policy: Policy) -> Recipient:
     return Recipient(profile.locale or policy.default_locale, recipient_zone(profile, policy))
 
 
+def preferences_page(user_id: str) -> str:
+    """`preferences_url` where no server says where it is (a dry run): the page's path, without a key."""
+    return f"/v1/users/{quote(user_id, safe='')}/preferences/page"
+
+
 def journey_context(journey: CompiledJourney) -> dict[str, Any]:
     """The `journey` name seen by expressions and templates."""
     d = journey.definition
@@ -323,9 +329,10 @@ class Run:
     """One stimulus being applied to one instance: working state plus the commands so far."""
 
     def __init__(self, policy: Policy, tracing: bool, journey: CompiledJourney, instance: Instance, profile: Profile,
-                 sent: Sequence[SentRecord], now: datetime, handlers: Mapping[str, Callable[[Run, Step], object]]
-                 ) -> None:
+                 sent: Sequence[SentRecord], now: datetime, handlers: Mapping[str, Callable[[Run, Step], object]],
+                 links: Callable[[str], str] | None = None) -> None:
         self.policy = policy
+        self.links = links or preferences_page
         self.tracing = tracing
         self._handlers = handlers
         self.journey = journey
@@ -366,7 +373,7 @@ class Run:
             self._profile_ctx = profile_context(self.profile)
             self._recipient = recipient(self.profile, self.policy)
         return {"event": self.event, "profile": self._profile_ctx, "journey": journey_context(self.journey),
-                RECIPIENT: self._recipient}
+                "preferences_url": self.links(self.user_id), RECIPIENT: self._recipient}
 
     def next_id(self, prefix: str) -> str:
         self.seq += 1

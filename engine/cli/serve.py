@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import os
 import signal
 import socket
 import threading
@@ -77,7 +78,9 @@ def run(server: Server, options: ServeOptions, sock: socket.socket | None = None
 
     tune_runtime()
     logging.getLogger("uvicorn.access").addFilter(server.outage)  # 503s of an outage: counted, not a line each
-    api = create_app(server, options.keys, max_body=options.max_body, bulk_max_body=options.bulk_max_body)
+    public_url = os.environ.get("JOURNEY_PUBLIC_URL") or f"http://{options.host}:{options.port}"
+    api = create_app(server, options.keys, max_body=options.max_body, bulk_max_body=options.bulk_max_body,
+                     public_url=public_url)
     server.start()
     _reload_on_sighup(server)
     log.info("serving", extra=fields(journeys=len(server.engine.journeys), folder=str(options.journeys),

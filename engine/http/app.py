@@ -27,6 +27,7 @@ from engine.http import (
     health,
     journeys,
     messages,
+    preference_page,
     preferences,
     privacy,
     profiles,
@@ -50,8 +51,8 @@ DOCS_ASSETS = "/docs/assets"
 with no network beyond this server (FastAPI's own page loads them from a CDN)."""
 WEBHOOKS = "/v1/webhooks/"
 ROUTERS: tuple[APIRouter, ...] = (events.router, profiles.router, consents.router, privacy.router, runs.router,
-                                  journeys.router, messages.router, feed.router, preferences.router, webhooks.router,
-                                  health.router)
+                                  journeys.router, messages.router, feed.router, preferences.router,
+                                  preference_page.router, webhooks.router, health.router)
 DESCRIPTION = """Ingest events, manage profiles and consent, inspect journeys and messages.
 
 Every route but `/healthz`, `/readyz`, the docs, the provider webhooks (signature-checked) and
@@ -77,12 +78,13 @@ TAGS = [
 
 def create_app(server: Server, api_keys: frozenset[str] = frozenset(), max_body: int = MAX_BODY,
                metrics_public: bool | None = None, bulk_max_body: int = MAX_BULK_BODY,
-               user_key_secret: str | None = None) -> FastAPI:
+               user_key_secret: str | None = None, public_url: str | None = None) -> FastAPI:
     """The API over `server`. `metrics_public` (default: `JOURNEY_METRICS_PUBLIC=1` in the
     environment) serves `/metrics` without a key, since scrapers rarely carry bearer tokens.
     Bodies over `max_body` bytes get a 413, but the bulk route's limit is `bulk_max_body`. User keys
     are HMACs under `user_key_secret` (default: `JOURNEY_USER_KEY_SECRET`, else derived from the
-    API keys)."""
+    API keys); templates' `preferences_url` is the preference page under `public_url` (default:
+    `JOURNEY_PUBLIC_URL`, else a path without a host) with the person's key."""
     if metrics_public is None:
         metrics_public = os.environ.get("JOURNEY_METRICS_PUBLIC", "").strip().lower() in ("1", "true", "yes")
     is_open = _open(OPEN_PATHS | ({"/metrics"} if metrics_public else set()))
@@ -93,6 +95,8 @@ def create_app(server: Server, api_keys: frozenset[str] = frozenset(), max_body:
     app.state.body_limits = BodyLimits(max_body, {"upsertProfiles": bulk_max_body})
     user_keys = UserKeys.for_server(user_key_secret or os.environ.get("JOURNEY_USER_KEY_SECRET"), api_keys)
     app.state.user_keys = user_keys
+    base = public_url if public_url is not None else os.environ.get("JOURNEY_PUBLIC_URL", "")
+    server.engine.runtime.links = preference_page.preferences_link(user_keys, base)
     for router in ROUTERS:
         app.include_router(router)
     app.add_middleware(BearerAuth, keys=api_keys, is_open=is_open, user_keys=user_keys)
@@ -102,5 +106,7 @@ def create_app(server: Server, api_keys: frozenset[str] = frozenset(), max_body:
 
 
 def _open(paths: frozenset[str]) -> Callable[[str], bool]:
-    """Whether a path takes no key: the open paths, the docs' assets, the (signed) webhooks."""
-    return lambda path: path in paths or path.startswith((WEBHOOKS, DOCS_ASSETS + "/"))
+    """Whether a path takes no key: the open paths, the docs' assets, the (signed) webhooks, the
+    preference page (its link carries the person's key, which it checks itself)."""
+    return lambda path: path in paths or path.startswith((WEBHOOKS, DOCS_ASSETS + "/")) or \
+        (path.startswith("/v1/users/") and path.endswith("/preferences/page"))

@@ -104,3 +104,41 @@ def test_a_queued_message_is_not_handed_over_once_the_channel_is_turned_off(
     local.settle()
     [cancelled] = local.messages("ada")
     assert (cancelled["dispatch"], cancelled["error"]) == ("cancelled", "preference_off")
+
+
+FOOTER = """\
+id: digest
+category: marketing
+trigger: {event: digest.ready}
+steps:
+  - {id: send, type: send, message: digest, channels: [email]}
+messages:
+  digest:
+    email: {subject: "Your digest", body: "News. Change what we send you: {{ preferences_url }}"}
+"""
+
+
+def test_the_email_footer_link_opens_the_persons_page_and_its_form_turns_email_off(
+        start_local: StartLocal, journeys_dir: Path, any_db: str) -> None:
+    (journeys_dir / "digest.yaml").write_text(FOOTER, encoding="utf-8")
+    local = start_local(db=any_db)
+    put_profile(local, "ada", "email:marketing", email="ada@example.com")
+    assert post_events(local, {"type": "digest.ready", "user_id": "ada", "id": "d1"}).status_code == 202
+    local.settle()
+    [email] = local.messages("ada")
+    link = email["content"]["body"].split("send you: ")[1]
+    assert link.startswith("/v1/users/ada/preferences/page?key=uk_")
+    anyone = httpx.Client(base_url=local.base_url, timeout=10)  # a mail client: no API key
+    page = anyone.get(link)
+    assert page.status_code == 200 and 'name="marketing.email" checked' in page.text
+    assert local.client.get("/v1/users/ada/preferences").json()["categories"] == {}  # opening changed nothing
+    form = {f"{c}.{ch}": "on" for c in ("marketing", "transactional") for ch in ("email", "sms", "push")}
+    del form["marketing.email"]
+    saved = anyone.post(link, data=form)
+    assert saved.status_code == 200 and "Saved." in saved.text and 'name="marketing.email">' in saved.text
+    assert local.client.get("/v1/users/ada/preferences").json()["categories"]["marketing"]["email"] is False
+    assert anyone.get(link.replace("/ada/", "/bob/")).status_code == 403
+    assert anyone.get(link[:-3] + "xyz").status_code == 403
+    assert post_events(local, {"type": "digest.ready", "user_id": "ada", "id": "d2"}).status_code == 202
+    local.settle()
+    assert [s["decisions"][0]["reason"] for s in _skips(local, "ada")] == ["preference_off"]
