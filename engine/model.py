@@ -20,7 +20,7 @@ from pydantic import (
     model_validator,
 )
 
-from engine.audience.schedule import check_cron, parse_instant, zone
+from engine.schedule import check_cron, parse_instant, zone
 
 CHANNELS = ("push", "in_app", "email", "sms", "mms", "rcs", "webhook")
 Channel = Literal["push", "in_app", "email", "sms", "mms", "rcs", "webhook"]

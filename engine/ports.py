@@ -20,9 +20,9 @@ from typing import Any, Protocol
 
 from channels import ConsentRecord, Profile, SentRecord
 from channels.consent import LedgerEntry, SuppressionEntry  # the audit trail's rows
-from engine.audience.run import AudienceRun
 from engine.clock import IdSource as IdSource
 from engine.events import Event
+from engine.runs import AudienceRun
 from engine.runtime import EntryHistory
 from engine.state import Cancel, Fence, Instance, Lease, Outcome, Schedule, Send, Skip, TimerRef, Trace
 

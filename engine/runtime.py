@@ -24,11 +24,11 @@ from channels import (
     recipient_zone,
     select,
 )
-from engine.audience.run import RUN_EVENT
 from engine.compiler import CompiledJourney
 from engine.errors import EvaluationError, EventError
 from engine.events import Event, format_time, parse_time
 from engine.model import HHMM, BranchStep, SendStep, SplitStep, Step, WaitForStep, WaitStep
+from engine.runs import RUN_EVENT
 from engine.state import (
     END_OF_STEPS,
     STAY,

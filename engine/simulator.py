@@ -19,12 +19,12 @@ from typing import Any
 
 from channels import Policy, Profile, ProfileError
 from engine.audience.entry import run_chunk
-from engine.audience.run import AudienceRun
-from engine.audience.schedule import occurrences, parse_instant
 from engine.clock import VirtualClock, counter_ids
 from engine.compiler import CompiledJourney
 from engine.errors import EventError, InputError
 from engine.events import Event, check_values, format_time, parse_event
+from engine.runs import AudienceRun
+from engine.schedule import occurrences, parse_instant
 from engine.service import Engine
 from engine.state import END_STATUSES, Instance
 from engine.stores.memory import MemoryStore

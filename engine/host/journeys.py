@@ -18,13 +18,13 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-from engine.audience.run import CANCELLED
 from engine.clock import Clock
 from engine.compiler import CompiledJourney, load_paths, load_text
 from engine.errors import JourneyDefinitionError, JourneyNotFoundError, JourneyStoppedError
 from engine.events import format_time
 from engine.host.logs import fields
 from engine.ports import HostStore, JourneyVersion
+from engine.runs import CANCELLED
 from engine.service import Engine
 
 log = logging.getLogger("journey.deploys")

@@ -26,13 +26,13 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from engine.audience.entry import run_chunk
-from engine.audience.run import CANCELLED, PENDING, AudienceRun
-from engine.audience.schedule import due, next_after
 from engine.clock import Clock, IdSource
 from engine.compiler import CompiledJourney
 from engine.errors import JourneyNotFoundError, RunRefusedError
 from engine.events import format_time
 from engine.ports import HostStore
+from engine.runs import CANCELLED, PENDING, AudienceRun
+from engine.schedule import due, next_after
 from engine.service import Engine
 
 log = logging.getLogger("journey.runs")

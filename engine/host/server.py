@@ -23,7 +23,6 @@ from typing import Any
 from channels import Policy
 from channels.providers import FileProvider, Provider
 from channels.selection import ADDRESS_FIELD
-from engine.audience.run import AudienceRun
 from engine.clock import Clock, SystemClock, ordered_ids
 from engine.compiler import CompiledJourney
 from engine.errors import EventError, StoreError, TemporaryStoreError
@@ -39,6 +38,7 @@ from engine.host.runs import AudienceRuns
 from engine.host.sweeps import Sweeps
 from engine.host.turns import TurnLock
 from engine.ports import HostStore
+from engine.runs import AudienceRun
 from engine.service import Engine
 from engine.state import Committed, Failure, Ingested
 

@@ -11,8 +11,8 @@ from typing import Any
 import pytest
 
 from channels import ConsentRecord, Profile
-from engine.audience.run import CANCELLED, FINISHED, RUNNING, AudienceRun
 from engine.ports import HostStore
+from engine.runs import CANCELLED, FINISHED, RUNNING, AudienceRun
 
 AT = datetime(2026, 1, 5, 9, 0, tzinfo=UTC)
 LEASE = timedelta(seconds=30)

@@ -21,9 +21,9 @@ from functools import partial
 from typing import Any
 
 from channels import ConsentRecord, Profile, SentRecord
-from engine.audience.run import AudienceRun
 from engine.events import Event
 from engine.ports import JourneyVersion
+from engine.runs import AudienceRun
 from engine.runtime import EntryHistory
 from engine.state import Instance, Send, Skip, TimerRef, Trace
 

@@ -7,7 +7,7 @@ from collections.abc import Collection
 from dataclasses import replace
 from datetime import datetime, timedelta
 
-from engine.audience.run import RUNNING, WORKING, AudienceRun
+from engine.runs import RUNNING, WORKING, AudienceRun
 from engine.stores.memory.base import MemoryBase
 
 

@@ -22,7 +22,7 @@ from sqlalchemy.types import JSON
 from sqlmodel import Field, SQLModel
 
 from channels import Profile
-from engine.audience.run import PENDING, RUNNING, WORKING, AudienceRun
+from engine.runs import PENDING, RUNNING, WORKING, AudienceRun
 from engine.stores.sql.driver import Driver
 from engine.stores.sql.translate import translating
 from engine.stores.sql.tx import SqlTx, _stored_profile
