@@ -15,8 +15,7 @@ import logging
 from channels.providers import FileProvider
 from channels.providers.config import providers_of
 from engine.host.server import Server
-from engine.ports import Erasure, Tx, carry_out
-from engine.stores.privacy import ERASED
+from engine.ports import ERASED, Erasure, Tx, carry_out
 
 log = logging.getLogger("journey.privacy")
 

@@ -14,8 +14,7 @@ from typing import Any, TypeVar, cast
 import pytest
 
 from channels import ConsentRecord, Decision, Profile, SentRecord
-from engine.ports import HostStore, JourneyVersion, Store, Tx, carry_out
-from engine.runtime import EntryHistory
+from engine.ports import EntryHistory, HostStore, JourneyVersion, Store, Tx, carry_out
 from engine.state import Cancel, Escalation, Instance, Outcome, Schedule, Send, Skip, TimerRef, Trace
 
 T0 = datetime(2026, 1, 5, 10, 0, tzinfo=UTC)

@@ -22,9 +22,8 @@ from typing import Any
 
 from channels import ConsentRecord, Profile, SentRecord
 from engine.events import Event
-from engine.ports import JourneyVersion
+from engine.ports import EntryHistory, JourneyVersion
 from engine.runs import AudienceRun
-from engine.runtime import EntryHistory
 from engine.state import Instance, Send, Skip, TimerRef, Trace
 
 _MISSING = object()

@@ -16,9 +16,9 @@ from itertools import chain
 from typing import Any
 
 from channels import ConsentRecord
-from engine.ports import Erasure, LedgerEntry, SuppressionEntry, Tx
+from engine.ports import ERASED, Erasure, LedgerEntry, SuppressionEntry, Tx
 from engine.stores.memory.base import MemoryBase
-from engine.stores.privacy import ERASED, address_hash
+from engine.stores.privacy import address_hash
 
 
 class MemoryPrivacy(MemoryBase):

@@ -21,8 +21,8 @@ from sqlalchemy.engine import Engine as SaEngine
 from sqlmodel import Field, SQLModel
 
 from channels import ConsentRecord, Profile
-from engine.ports import Erasure, LedgerEntry, SuppressionEntry, Tx
-from engine.stores.privacy import ERASED, address_hash
+from engine.ports import ERASED, Erasure, LedgerEntry, SuppressionEntry, Tx
+from engine.stores.privacy import address_hash
 from engine.stores.sql.cache import StateCache
 from engine.stores.sql.driver import Driver
 from engine.stores.sql.runs import RunTx

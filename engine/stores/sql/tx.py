@@ -17,7 +17,7 @@ from sqlalchemy import Connection
 
 from channels import ConsentRecord, Profile, SentRecord
 from engine.events import Event
-from engine.runtime import EntryHistory
+from engine.ports import EntryHistory
 from engine.state import PARTITIONS, Instance, Send, Skip, TimerRef, Trace, partition_of
 from engine.stores.sql.cache import StateCache, UserState, forget_sends_before
 from engine.stores.sql.claims import Owner, claim_queued, due_timer_users, due_timers, inbox_rows, quarantine_queued
