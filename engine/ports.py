@@ -8,10 +8,10 @@ runtime's commands (`CommandsTx`) and an audience run's chunk (`RunsTx`). The co
 (`Send`, `Skip`, `Schedule`, `Cancel`, `Trace`) become writes in one place, `carry_out` at
 the end of this module.
 
-The host asks more of a store: the dispatcher drains the `Outbox`, the
+The host asks more of a store, one object per port: the dispatcher drains the `Outbox`, the
 HTTP API reads `ReadViews`, deploys keep `Journeys`, audience runs are leased through `Runs`,
 erasure and the consent audit trail are `Privacy`, and workers sharing a database split its
-users by `PartitionLeases`. `HostStore` is a `Store` with all of them. The memory store
+users by `PartitionLeases`. `HostStore` is a `Store` with one object for each of them. The memory store
 (`engine.stores.memory`) implements every port, the SQL store (`engine.stores.sql`) too.
 `Clock` (engine.clock) is the port to time.
 """
@@ -413,8 +413,24 @@ class Runs(Protocol):
         ...
 
 
-class HostStore(Store, Outbox, ReadViews, Journeys, Privacy, Runs, Protocol):
-    """Everything `journey serve` needs of a store."""
+class HostStore(Store, Protocol):
+    """Everything `journey serve` needs of a store: transactions, and one object per port (each
+    store composes them over the same data, so each changes for its own reason)."""
+
+    @property
+    def outbox(self) -> Outbox: ...
+
+    @property
+    def views(self) -> ReadViews: ...
+
+    @property
+    def journeys(self) -> Journeys: ...
+
+    @property
+    def runs(self) -> Runs: ...
+
+    @property
+    def privacy(self) -> Privacy: ...
 
 
 def carry_out(tx: CommandsTx, outcome: Outcome) -> None:

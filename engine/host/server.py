@@ -83,12 +83,13 @@ class Server:
         self.engine.on_commit = self._committed
         self.engine.on_failure = self._instance_failed
         self.engine.keep_outcomes = decisions_log.isEnabledFor(logging.INFO)
-        self.deploys = Deploys(self.engine, store, self.lock, self.clock, journeys_dir)
+        self.deploys = Deploys(self.engine, store.journeys, store.runs, self.lock, self.clock, journeys_dir)
         self.deploys.register(journeys)
-        self.dispatcher = Dispatcher(store, providers or default_providers(), self.clock, self._provider_failures,
-                                     policy, lease=outbox_lease)
+        self.dispatcher = Dispatcher(store.outbox, providers or default_providers(), self.clock,
+                                     self._provider_failures, policy, lease=outbox_lease)
         self._counting = threading.Lock()  # `accept` runs outside `lock`
-        self.runs = AudienceRuns(self.engine, store, self.lock, self.clock, self.engine.new_id, chunk=batch)
+        self.runs = AudienceRuns(self.engine, store.runs, store.journeys, self.lock, self.clock, self.engine.new_id,
+                                 chunk=batch, single_process=getattr(store, "partitions", None) is None)
         jobs = {"timers": (self.sweep_timers, timer_interval), "outbox": (self.drain_outbox, 0.5),
                 "inbox": (self.sweep_inbox, 1.0), "runs": (self.sweep_runs, 1.0)}
         leases = getattr(store, "partitions", None)  # a database shared by several workers
@@ -97,7 +98,7 @@ class Server:
             jobs["partitions"] = (self.heartbeat, self.ownership.interval)
             jobs["inbox"] = (self.sweep_inbox, 0.25)  # other workers queue events for this one's users
         self.sweeps = Sweeps(self.clock, jobs, batch, next_due={"timers": store.next_due,
-                                                                "outbox": store.outbox_next_due,
+                                                                "outbox": store.outbox.outbox_next_due,
                                                                 "runs": self.runs.next_wake})
         self.started = False
 
@@ -112,7 +113,7 @@ class Server:
         """Take over from the last run on this store: expire the sends it left interrupted and count
         the events it accepted but did not process into the backlog. `start` does this; a host
         that drives its own clock with `run_due` instead calls it once before the first."""
-        self.dispatcher.in_doubt += self.store.expire_interrupted(self.clock.now(),
+        self.dispatcher.in_doubt += self.store.outbox.expire_interrupted(self.clock.now(),
                                                                   self.dispatcher.idempotent_channels)
         self._repace()  # the rates may have changed since the messages held back were booked
         if self.ownership is not None:
@@ -155,7 +156,7 @@ class Server:
 
     def _repace(self) -> None:
         """Messages held back for a send rate, due now in their order, are booked again at the rates in force."""
-        if held := self.store.release_held(RATE_LIMITED, self.clock.now()):
+        if held := self.store.outbox.release_held(RATE_LIMITED, self.clock.now()):
             log.info("%d messages waiting for a send rate's turn are paced again at the rates in force", held)
 
     def worker_stats(self) -> dict[str, Any]:
@@ -360,7 +361,8 @@ class Server:
 
     def next_wake(self) -> datetime | None:
         """The earliest time a timer, an outbox retry or an audience run is due: when `run_due` has work next."""
-        due = [d for d in (self.store.next_due(), self.store.outbox_next_due(), self.runs.next_wake()) if d is not None]
+        due = [d for d in (self.store.next_due(), self.store.outbox.outbox_next_due(), self.runs.next_wake())
+               if d is not None]
         return min(due, default=None)
 
     def _committed(self, summary: Committed) -> None:

@@ -146,16 +146,16 @@ def create_app(server: Server, api_keys: frozenset[str] = frozenset(), max_body:
     @app.get("/v1/users/{user_id}/instances", **documented(doc.InstanceList))
     def user_instances(user_id: str = USER_ID) -> dict[str, Any]:
         """Each instance with where it is and, while it waits on a timer, for what and until when."""
-        return {"instances": [instance_view(i) for i in server.store.instances_for_user(user_id)]}
+        return {"instances": [instance_view(i) for i in server.store.views.instances_for_user(user_id)]}
 
     @app.get("/v1/messages", **documented(doc.MessageList))
     def messages(user_id: str = Query(description="whose messages", examples=["u1"])) -> dict[str, Any]:
         """The user's latest messages with their decisions and delivery status (a pending one with
         its next attempt), the sends quiet hours put off (`deferred`, with when they are decided
         again), and the skipped sends."""
-        return {"messages": [message_view(m) for m in server.store.messages_for_user(user_id)],
+        return {"messages": [message_view(m) for m in server.store.views.messages_for_user(user_id)],
                 "deferred": deferred_sends(server, user_id),
-                "skipped": [skip_view(s) for s in server.store.skips_for_user(user_id)]}
+                "skipped": [skip_view(s) for s in server.store.views.skips_for_user(user_id)]}
 
     # Provider webhooks (delivery receipts, inbound replies): signature-checked in engine.http.webhooks,
     # so they take no bearer key.
@@ -300,7 +300,7 @@ def _journey_detail(server: Server, journey_id: str) -> dict[str, Any]:
              "edges": [{"from": a, "to": None if b == END else b, "label": data.get("label", "")}
                        for a, b, data in journey.graph.edges(data=True)]}
     return {**_journey_summary(server, journey_id), "definition": journey.definition.model_dump(mode="json"),
-            "graph": graph, "counts": server.store.step_counts(journey_id)}
+            "graph": graph, "counts": server.store.views.step_counts(journey_id)}
 
 
 def _simulate(server: Server, journey_id: str, body: Any) -> dict[str, Any]:

@@ -82,7 +82,7 @@ def _twilio_status(server: Server, params: Mapping[str, str]) -> WebhookReply:
     status = params.get("MessageStatus") or params.get("SmsStatus")
     if not sid or not status:
         return _problem(400, "MessageSid and MessageStatus are required")
-    message = server.store.message_by_provider_id(sid)
+    message = server.store.views.message_by_provider_id(sid)
     name = TWILIO_STATUSES.get(status)
     if message is None or name is None:
         return _json(200, {"ignored": "unknown MessageSid" if message is None else f"status {status}"})
@@ -106,7 +106,7 @@ def _twilio_inbound(server: Server, params: Mapping[str, str]) -> WebhookReply:
     (STOP, START, HELP) goes to the first of them alone: it acts on the number (the suppression
     list covers every profile holding it) and is answered once."""
     sender = _phone(params.get("From"))
-    users = server.store.users_by_phone(sender) if sender else []
+    users = server.store.views.users_by_phone(sender) if sender else []
     if not users:
         return _from_unknown_number(server, sender, params)
     text = params.get("Body", "")

@@ -83,6 +83,6 @@ def test_the_outbox_backlog_by_channel_and_metrics_without_it_while_the_database
     def down() -> dict[str, int]:
         raise TemporaryStoreError("the database is unavailable")
 
-    monkeypatch.setattr(local.server.store, "outbox_queued", down)
+    monkeypatch.setattr(local.server.store.outbox, "outbox_queued", down)
     assert metric(local, "journey_outbox_queued", channel="push") is None  # left out; the rest still answers
     assert metric(local, "journey_messages_total", channel="push", status="queued") == 1

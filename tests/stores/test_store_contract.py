@@ -450,9 +450,9 @@ def test_committed_data_survives_a_restart(reopen: Callable[[], Store]) -> None:
 def test_journey_ids_are_every_journey_a_version_was_kept_of(store: Store) -> None:
     """What `GET /v1/journeys` lists removed journeys from: loaded or not, each id once, in order."""
     journeys = cast(HostStore, store)  # every backend is a whole HostStore
-    assert journeys.journey_ids() == []
-    journeys.save_versions([JourneyVersion("welcome", "v1", "welcome.yaml", "id: welcome", T0),
+    assert journeys.journeys.journey_ids() == []
+    journeys.journeys.save_versions([JourneyVersion("welcome", "v1", "welcome.yaml", "id: welcome", T0),
                             JourneyVersion("cart", "v1", "cart.yaml", "id: cart", T0),
                             JourneyVersion("welcome", "v2", "welcome.yaml", "id: welcome # 2", at(1))])
-    assert journeys.journey_ids() == ["cart", "welcome"]
-    assert [v.version for v in journeys.journey_versions("welcome")] == ["v1", "v2"]
+    assert journeys.journeys.journey_ids() == ["cart", "welcome"]
+    assert [v.version for v in journeys.journeys.journey_versions("welcome")] == ["v1", "v2"]

@@ -13,17 +13,16 @@ from __future__ import annotations
 
 import secrets
 from collections.abc import Callable, Sequence
-from contextlib import AbstractContextManager
 from datetime import datetime
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-from sqlalchemy.engine import Engine as SaEngine
 from sqlmodel import Field, SQLModel
 
 from channels import ConsentRecord, Profile
 from engine.ports import ERASED, Erasure, LedgerEntry, SuppressionEntry, Tx
 from engine.stores.privacy import address_hash
 from engine.stores.sql.cache import StateCache
+from engine.stores.sql.database import Database, SqlPort
 from engine.stores.sql.driver import Driver
 from engine.stores.sql.runs import RunTx
 from engine.stores.sql.suppression import suppression_rows
@@ -48,16 +47,12 @@ class ErasureRow(SQLModel, table=True):
     consents_through: int | None = None
 
 
-class SqlPrivacy:
-    """`SqlStore` inherits this: the attributes below are the store's own."""
+class SqlPrivacy(SqlPort):
+    """The `Privacy` port. An erasure bypasses the store's `StateCache` and evicts the person from it."""
 
-    engine: SaEngine
-    dialect: str
-    cache: StateCache | None
-    safe_url: str
-
-    if TYPE_CHECKING:
-        def _writing(self, urgent: bool) -> AbstractContextManager[Any]: ...
+    def __init__(self, database: Database, cache: StateCache | None) -> None:
+        super().__init__(database)
+        self.cache = cache
 
     @translating
     def erase_user(self, user_id: str, at: datetime, end_instances: Callable[[Tx], None]) -> Erasure | None:

@@ -12,17 +12,16 @@ create two runs for one scheduled instant.
 from __future__ import annotations
 
 from collections.abc import Collection, Sequence
-from contextlib import AbstractContextManager
 from datetime import datetime, timedelta
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from sqlalchemy import Column, Index, UniqueConstraint
-from sqlalchemy.engine import Engine as SaEngine
 from sqlalchemy.types import JSON
 from sqlmodel import Field, SQLModel
 
 from channels import Profile
 from engine.runs import PENDING, RUNNING, WORKING, AudienceRun
+from engine.stores.sql.database import SqlPort
 from engine.stores.sql.driver import Driver
 from engine.stores.sql.translate import translating
 from engine.stores.sql.tx import SqlTx, _stored_profile
@@ -103,14 +102,8 @@ class RunTx(SqlTx):
                  [(*_row(db, run)[1:], run.run_id)])
 
 
-class SqlRuns:
-    """`SqlStore` inherits this: the attributes below are the store's own."""
-
-    engine: SaEngine
-    dialect: str
-
-    if TYPE_CHECKING:
-        def _writing(self, urgent: bool) -> AbstractContextManager[Any]: ...
+class SqlRuns(SqlPort):
+    """The `Runs` port: runs added once per occurrence, listed, leased to one worker, ended."""
 
     @translating
     def add_run(self, run: AudienceRun) -> bool:
@@ -180,12 +173,3 @@ class SqlRuns:
                 f"lease_until = NULL WHERE journey_id = {m} AND status IN ({working})",
                 (status, error, db.time(at), journey_id))
             return int(result.rowcount or 0)
-
-    @translating
-    def entries_of(self, journey_id: str) -> tuple[int, int]:
-        """(instances, distinct people) of a journey: what `journey bench --audience` checks."""
-        with self.engine.connect() as conn:
-            db = Driver(conn, self.dialect)
-            row = db.rows(f"SELECT count(*), count(DISTINCT user_id) FROM instances WHERE journey_id = {db.mark}",
-                          [journey_id])[0]
-        return int(row[0]), int(row[1])
