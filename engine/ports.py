@@ -353,7 +353,7 @@ class Privacy(Protocol):
 
 
 class PartitionLeases(Protocol):
-    """Partition ownership among workers sharing a database (PostgreSQL): `store.partitions`."""
+    """Partition ownership among workers sharing a database (PostgreSQL): `HostStore.partitions`."""
 
     count: int  # how many partitions the database's users hash into
     worker: str | None  # this process's worker id: set it and the sweeps take only its partitions
@@ -431,6 +431,18 @@ class HostStore(Store, Protocol):
 
     @property
     def privacy(self) -> Privacy: ...
+
+    @property
+    def partitions(self) -> PartitionLeases | None:
+        """Partition ownership among the worker processes sharing this store (PostgreSQL); None
+        when one process works on every user (memory, SQLite): it owns them all, and no other
+        process can hold a lease on its runs or messages."""
+        ...
+
+    @property
+    def location(self) -> str:
+        """Where the data is, for logs: the database URL without its password; `memory`."""
+        ...
 
 
 def carry_out(tx: CommandsTx, outcome: Outcome) -> None:

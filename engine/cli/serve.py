@@ -81,7 +81,7 @@ def run(server: Server, options: ServeOptions, sock: socket.socket | None = None
     server.start()
     _reload_on_sighup(server)
     log.info("serving", extra=fields(journeys=len(server.engine.journeys), folder=str(options.journeys),
-                                      database=getattr(server.store, "safe_url", ""), worker=_worker(server),
+                                      database=server.store.location, worker=_worker(server),
                                       url=f"http://{options.host}:{options.port}"))
     config = uvicorn.Config(api, host=options.host, port=options.port, log_config=None, log_level=options.log_level,
                             access_log=True)

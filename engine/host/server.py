@@ -89,10 +89,10 @@ class Server:
                                      self._provider_failures, policy, lease=outbox_lease)
         self._counting = threading.Lock()  # `accept` runs outside `lock`
         self.runs = AudienceRuns(self.engine, store.runs, store.journeys, self.lock, self.clock, self.engine.new_id,
-                                 chunk=batch, single_process=getattr(store, "partitions", None) is None)
+                                 chunk=batch, single_process=store.partitions is None)
         jobs = {"timers": (self.sweep_timers, timer_interval), "outbox": (self.drain_outbox, 0.5),
                 "inbox": (self.sweep_inbox, 1.0), "runs": (self.sweep_runs, 1.0)}
-        leases = getattr(store, "partitions", None)  # a database shared by several workers
+        leases = store.partitions  # a database shared by several workers
         self.ownership = Ownership(leases, worker_id or default_worker_id(), partition_ttl) if leases else None
         if self.ownership is not None:
             jobs["partitions"] = (self.heartbeat, self.ownership.interval)

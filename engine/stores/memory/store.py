@@ -9,7 +9,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import datetime
 
-from engine.ports import HostStore
+from engine.ports import HostStore, PartitionLeases
 from engine.stores.memory.data import MemoryData
 from engine.stores.memory.journeys import MemoryJourneys
 from engine.stores.memory.outbox import MemoryOutbox
@@ -31,6 +31,8 @@ class MemoryStore:
         self.journeys = MemoryJourneys(self.data)
         self.runs = MemoryRuns(self.data)
         self.privacy = MemoryPrivacy(self.data, self.tx)
+        self.partitions: PartitionLeases | None = None  # one process: it owns every user
+        self.location = "memory"
 
     @contextmanager
     def transaction(self) -> Iterator[MemoryTx]:
