@@ -20,7 +20,6 @@ KNOWN: dict[str, str] = {
     "engine/http/app.py::create_app": "split by issue 24's HTTP half (routers per resource)",
     "engine/host/server.py::Server": "split next (issue 24)",
     "engine/service.py::Engine": "split next (issue 24)",
-    "engine/stores/sql/tx.py::SqlTx": "split next (issue 24)",
 }
 
 

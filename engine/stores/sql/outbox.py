@@ -17,10 +17,10 @@ from engine.ports import IN_DOUBT, RETRIED, OutboxItem
 from engine.state import Fence
 from engine.stores.sql.database import SqlPort
 from engine.stores.sql.driver import Driver, json_text, placeholder
+from engine.stores.sql.loads import profiles_of
 from engine.stores.sql.schema import chunks
 from engine.stores.sql.suppression import read_suppressions
 from engine.stores.sql.translate import translating
-from engine.stores.sql.tx import SqlTx
 
 
 def expire(db: Driver, now: datetime, retry_channels: Collection[str] = ()) -> int:
@@ -196,7 +196,7 @@ class SqlOutbox(SqlPort):
     @translating
     def recipients(self, user_ids: Collection[str]) -> dict[str, Profile]:
         with self.engine.connect() as conn:
-            return SqlTx(conn, self.dialect, None).load_profiles(sorted(user_ids))
+            return profiles_of(Driver(conn, self.dialect), sorted(user_ids))
 
     @translating
     def suppressions(self, numbers: Collection[str]) -> dict[str, datetime]:

@@ -4,7 +4,7 @@ the order rows were written in).
 
 An erasure leaves the person's consent rows where they are, under the same user_id, as the
 proof of past consent, and records itself in `erasures` with the highest consent id it covers:
-the transactions' loader (`SqlTx`) reads no consent row an erasure covers, so the person starts
+the transactions' loader (`engine.stores.sql.loads`) reads no consent row an erasure covers, so the person starts
 afresh while the proof stays in the audit trail. Their phone and email survive only as salted
 hashes (`engine.stores.privacy`), under a salt made once per database and kept in `meta`.
 """
@@ -24,9 +24,9 @@ from engine.stores.privacy import address_hash
 from engine.stores.sql.cache import StateCache
 from engine.stores.sql.database import Database, SqlPort
 from engine.stores.sql.driver import Driver
-from engine.stores.sql.runs import RunTx
 from engine.stores.sql.suppression import suppression_rows
 from engine.stores.sql.translate import translating
+from engine.stores.sql.tx import SqlTx
 
 SALT_KEY = "erasure_salt"
 # Where an id may be held; the proof an erasure keeps (consents, erasures) counts too, so erasing
@@ -62,7 +62,7 @@ class SqlPrivacy(SqlPort):
         afterwards either way, so no committed state of theirs is left in memory."""
         try:
             with self._writing(urgent=True), self.engine.begin() as conn:
-                tx = RunTx(conn, self.dialect, None)
+                tx = SqlTx(conn, self.dialect, None)
                 if not _holds(tx.db, user_id):
                     return None
                 tx.prefetch([user_id], at)

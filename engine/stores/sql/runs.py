@@ -1,6 +1,7 @@
 """Audience runs in SQL: the `runs` table (one row per run: its counts, its cursor, its lease),
-the `Runs` port of `SqlStore` (`SqlRuns`), and `RunTx`, the engine's transaction: `SqlTx` plus
-what one chunk of a run reads and writes in it (the next profiles in user_id order, the run row).
+the `Runs` port of `SqlStore` (`SqlRuns`), and `SqlRunChunks`, the role of the engine's
+transaction (`SqlTx`) that one chunk of a run reads and writes in it (the next profiles in
+user_id order, the run row).
 
 On PostgreSQL a chunk holds its run's row (`FOR UPDATE`) to commit: two workers never take the
 same chunk, and a lease (`lease_owner` until `lease_until`, renewed each chunk) says which worker
@@ -23,8 +24,9 @@ from channels import Profile
 from engine.runs import PENDING, RUNNING, WORKING, AudienceRun
 from engine.stores.sql.database import SqlPort
 from engine.stores.sql.driver import Driver
+from engine.stores.sql.loads import stored_profile
 from engine.stores.sql.translate import translating
-from engine.stores.sql.tx import SqlTx, _stored_profile
+from engine.stores.sql.tx_state import TxState
 
 
 class RunRow(SQLModel, table=True):
@@ -80,15 +82,15 @@ def _runs(db: Driver, sql: str, params: Sequence[Any] = ()) -> list[AudienceRun]
     return [_run(db, row) for row in db.rows(sql, params)]
 
 
-class RunTx(SqlTx):
-    """The engine's transaction on SQL: `SqlTx`, and the chunk of an audience run."""
+class SqlRunChunks(TxState):
+    """`RunsTx`: the chunk of an audience run, in the engine's transaction."""
 
     def profiles_after(self, user_id: str | None, limit: int) -> Sequence[Profile]:
         db = self.db
         after = "" if user_id is None else f"WHERE user_id > {db.mark} "
         rows = db.rows(f"SELECT doc FROM profiles {after}ORDER BY user_id LIMIT {int(limit)}",
                        [] if user_id is None else [user_id])
-        return [_stored_profile(db.read_json(doc), ()) for (doc,) in rows]
+        return [stored_profile(db.read_json(doc), ()) for (doc,) in rows]
 
     def lock_run(self, run_id: str) -> AudienceRun | None:
         db = self.db

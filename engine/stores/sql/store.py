@@ -1,10 +1,10 @@
 """The durable store: SQLite by default (WAL), PostgreSQL for many workers.
 
-`SqlStore` composes the store over one `Database`: `transaction()` gives a `RunTx`
-(engine/stores/sql/tx.py, engine/stores/sql/runs.py) per batch of events or timers, and the
-host's ports are one object each (`outbox`, `views`, `journeys`, `runs`, `privacy`). Timers are
-rows with an indexed due time, claimed in batches (on PostgreSQL with FOR UPDATE SKIP LOCKED, so
-several workers can sweep at once). The outbox is the messages table, leased to the dispatcher
+`SqlStore` composes the store over one `Database`: `transaction()` gives a `SqlTx`
+(engine/stores/sql/tx.py) per batch of events or timers, and the host's ports are one object
+each (`outbox`, `views`, `journeys`, `runs`, `privacy`, and `partitions` on PostgreSQL).
+Timers are rows with an indexed due time, claimed in batches (on PostgreSQL with FOR UPDATE
+SKIP LOCKED, so several workers can sweep at once). The outbox is the messages table, leased to the dispatcher
 row by row. On SQLite this process is the only writer, so committed user state is also kept in
 memory (`StateCache`); on PostgreSQL it is not, so several workers can share the database.
 """
@@ -28,9 +28,10 @@ from engine.stores.sql.migrate import create_schema
 from engine.stores.sql.outbox import SqlOutbox
 from engine.stores.sql.partitions import SqlPartitions
 from engine.stores.sql.privacy import SqlPrivacy
-from engine.stores.sql.runs import RunTx, SqlRuns
+from engine.stores.sql.runs import SqlRuns
 from engine.stores.sql.schema import MESSAGES, TIMERS, aware
 from engine.stores.sql.translate import store_error, translated, translating
+from engine.stores.sql.tx import SqlTx
 from engine.stores.sql.views import SqlViews
 
 
@@ -54,12 +55,12 @@ class SqlStore(SqlPort):
         self.privacy = SqlPrivacy(self.database, self.cache)
 
     @contextmanager
-    def transaction(self) -> Iterator[RunTx]:
+    def transaction(self) -> Iterator[SqlTx]:
         """Commit at the end of the block; on any failure roll back and forget cached users it touched."""
-        tx: RunTx | None = None
+        tx: SqlTx | None = None
         try:
             with self._writing(urgent=True), self.engine.begin() as conn:
-                tx = RunTx(conn, self.dialect, self.cache, self._owner(), self.partition_count)
+                tx = SqlTx(conn, self.dialect, self.cache, self._owner(), self.partition_count)
                 yield tx
                 tx.flush()
         except BaseException as exc:
