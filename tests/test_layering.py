@@ -59,12 +59,14 @@ def test_channels_never_import_engine() -> None:
 
 @pytest.mark.parametrize("name", CORE)
 def test_a_core_module_exists_and_imports_no_framework_and_no_room_above_it(name: str) -> None:
-    path = ROOT / "engine" / f"{name}.py"
-    assert path.is_file(), f"core module engine/{name}.py is missing: the layering rules cannot be checked"
-    imported = _imports(path)
-    assert _roots(imported) & FRAMEWORKS == set()
-    above = sorted(n for n in imported if n.startswith(ROOMS_ABOVE_CORE))
-    assert above == [], f"engine/{name}.py imports a room above the core"
+    module, package = ROOT / "engine" / f"{name}.py", ROOT / "engine" / name
+    paths = [module] if module.is_file() else sorted(package.glob("*.py"))
+    assert paths, f"core module engine/{name}.py (or package engine/{name}/) is missing: the rules cannot be checked"
+    for path in paths:
+        imported = _imports(path)
+        assert _roots(imported) & FRAMEWORKS == set(), _rel(path)
+        above = sorted(n for n in imported if n.startswith(ROOMS_ABOVE_CORE))
+        assert above == [], f"{_rel(path)} imports a room above the core"
 
 
 def test_only_the_stores_import_sqlalchemy() -> None:

@@ -128,14 +128,14 @@ def test_an_event_that_cannot_be_processed_is_set_aside_and_the_rest_go_on(make_
     cart, accepted in the same batch after it, is processed."""
     server = make_server()
     server.ingest([now_event(server, cart_event, 0)])
-    feedback = server.engine._feedback
+    feedback = server.engine.feedback.pin
 
     def broken(tx: Any, event: Event, now: datetime) -> Event:
         if event.user_id == "u0":
             raise RuntimeError("disk on fire")
         return feedback(tx, event, now)
 
-    monkeypatch.setattr(server.engine, "_feedback", broken)
+    monkeypatch.setattr(server.engine.feedback, "pin", broken)
     server.accept([now_event(server, open_event, 0), now_event(server, cart_event, 1)])
     assert server.sweep_inbox() == 2
     assert status(server, "u1") == ["active"] and channels(server, "u1") == ["push"]
