@@ -12,10 +12,14 @@ from __future__ import annotations
 
 import os
 import socket
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
+from contextlib import AbstractContextManager
 from datetime import timedelta
 from typing import Any
 
+from engine.clock import Clock
+from engine.host.backlog import Backlog
+from engine.host.rates import Rates
 from engine.ports import PartitionLeases
 from engine.state import Lease, partition_of
 
@@ -83,3 +87,36 @@ class Ownership:
 
     def stats(self) -> dict[str, Any]:
         return {"partitions": len(self.owned), "lease_changes": self.lease_changes}
+
+
+class Membership:
+    """What each heartbeat changes for this worker: the partitions it renewed, took or must give
+    up, the inbox's backlog that goes with them, and its share of the send rates."""
+
+    def __init__(self, ownership: Ownership, lock: AbstractContextManager[Any], backlog: Backlog, rates: Rates,
+                 clock: Clock, stats: Callable[[], Mapping[str, Any]], repace: Callable[[], None],
+                 wake: Callable[[str], None]) -> None:
+        self.ownership = ownership
+        self.lock = lock
+        self.backlog = backlog
+        self.rates = rates
+        self.clock = clock
+        self.stats = stats
+        self.repace = repace  # the send rates changed: book the messages held back again
+        self.wake = wake
+
+    def beat(self) -> int:
+        """Renew this worker's partition leases and move toward an even share (the sweep job)."""
+        ownership = self.ownership
+        lease = ownership.beat(self.stats())  # not in turn: a long batch must not cost the leases
+        if self.rates.share(lease.workers, self.clock.now()):  # the send rates are the cluster's
+            self.repace()
+        if lease.gained:
+            self.backlog.admit(ownership.leases.queued_users(lease.gained), wait=False)
+            self.wake("inbox")
+            self.wake("timers")
+        if lease.surplus:
+            with self.lock:  # no batch in flight: a partition given up is not being worked on
+                ownership.give_up(lease.surplus)
+                self.backlog.hand_over(lambda user_id: not ownership.owns(user_id))
+        return 0

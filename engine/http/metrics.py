@@ -65,7 +65,7 @@ class Metrics:
             GCCollector(registry=self.registry)  # collections per generation
         else:  # per-process figures (CPU, memory, collections) would flip from scrape to scrape: left out
             self.mirror = Mirror(self.totals)
-            server.counted = self.mirror.changed
+            server.tally.counted = self.mirror.changed
             self.mirror.start()
             MultiProcessCollector(self.registry, folder)
         self.registry.register(_Collector(self.shared))
