@@ -26,11 +26,12 @@ from engine.state import Lease, partition_of
 DEFAULT_TTL = timedelta(seconds=10)
 
 
-def default_worker_id(port: int | None = None, number: int | None = None) -> str:
-    """`JOURNEY_WORKER_ID`, else the host name and `port` (else the process id), with `/number`
-    for one of `--workers K`. Stable across restarts on purpose: a restarted worker takes its
-    own partitions back at once rather than waiting for its old leases to run out."""
-    base = os.environ.get("JOURNEY_WORKER_ID") or f"{socket.gethostname()}:{port if port is not None else os.getpid()}"
+def default_worker_id(port: int | None = None, number: int | None = None, base: str | None = None) -> str:
+    """`base` (`journey serve` passes `JOURNEY_WORKER_ID`), else the host name and `port` (else the
+    process id), with `/number` for one of `--workers K`. Stable across restarts on purpose: a
+    restarted worker takes its own partitions back at once rather than waiting for its old leases
+    to run out."""
+    base = base or f"{socket.gethostname()}:{port if port is not None else os.getpid()}"
     return base if number is None else f"{base}/{number}"
 
 

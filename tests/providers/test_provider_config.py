@@ -43,7 +43,7 @@ providers:
   - {{name: hooks, type: webhook, url: "http://127.0.0.1:9/h", secret: "${{HOOK_SECRET}}"}}
   - {{type: console, channels: [in_app]}}
 """)
-    chosen = load_providers(path, tmp_path / "outbox.jsonl", ENV, clock=SystemClock().seconds)
+    chosen = load_providers(path, tmp_path / "outbox.jsonl", environ=ENV, clock=SystemClock().seconds)
     assert [p.name for p in chosen["sms"]] == ["primary", "backup"]
     assert [p.name for p in chosen["mms"]] == [p.name for p in chosen["rcs"]] == ["primary"]
     assert isinstance(chosen["email"][0], SmtpProvider) and isinstance(chosen["push"][0], FcmProvider)
@@ -64,7 +64,7 @@ providers:
   - {type: smtp, host: 127.0.0.1, sender: a@example.com}
   - {type: webhook, url: "http://127.0.0.1:9/h", secret: "${HOOK_SECRET}"}
 """)
-    chosen = load_providers(path, tmp_path / "outbox.jsonl", ENV, clock=SystemClock().seconds)
+    chosen = load_providers(path, tmp_path / "outbox.jsonl", environ=ENV, clock=SystemClock().seconds)
     assert [getattr(chosen[c][0], "concurrency", 1) for c in ("sms", "email", "webhook", "*")] == [50, 4, 10, 1]
     bad = write(tmp_path, """\
 providers:
