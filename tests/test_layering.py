@@ -1,8 +1,11 @@
 """The house's rules, checked by reading imports and calls, so a new module can't slip by:
 
 - `channels` never imports `engine`;
-- the core (the listed modules, every one of which must exist) imports no I/O framework and no
-  room above it (host, http, cli, bench, the SQL store);
+- the core (the listed modules and packages, every one of which must exist) imports no I/O
+  framework and no room above it: not the stores, the audience runs' entry, the simulator, the
+  host, the HTTP API, the CLI or the bench;
+- the simulator (the engine on the memory store, a dry-run host) imports no framework, nor the
+  SQL store or a room of the server;
 - nothing outside `engine/stores/` imports SQLAlchemy or SQLModel;
 - nothing but `engine/clock.py` reads the wall clock.
 
@@ -17,11 +20,12 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
-CORE = ["model", "loader", "compiler", "expressions", "events", "state", "runtime", "ports", "service", "simulator",
-        "errors", "clock", "runs", "schedule"]
+CORE = ["model", "loader", "compiler", "expressions", "events", "state", "runtime", "ports", "service", "errors",
+        "clock", "runs", "schedule", "sandbox"]
 FRAMEWORKS = {"sqlmodel", "sqlalchemy", "apscheduler", "fastapi", "starlette", "httpx", "uvicorn", "typer", "rich",
               "prometheus_client", "psycopg", "twilio"}
-ROOMS_ABOVE_CORE = ("engine.host", "engine.http", "engine.cli", "engine.bench", "engine.stores.sql")
+SERVER_ROOMS = ("engine.host", "engine.http", "engine.cli", "engine.bench", "engine.stores.sql")
+ROOMS_ABOVE_CORE = (*SERVER_ROOMS, "engine.stores", "engine.audience", "engine.simulator")
 WALL_CLOCK = {("datetime", "now"), ("datetime", "utcnow"), ("datetime", "today"), ("date", "today"),
               ("time", "time"), ("time", "time_ns"), ("time", "localtime"), ("time", "gmtime"), ("time", "ctime")}
 
@@ -67,6 +71,12 @@ def test_a_core_module_exists_and_imports_no_framework_and_no_room_above_it(name
         assert _roots(imported) & FRAMEWORKS == set(), _rel(path)
         above = sorted(n for n in imported if n.startswith(ROOMS_ABOVE_CORE))
         assert above == [], f"{_rel(path)} imports a room above the core"
+
+
+def test_the_simulator_imports_no_framework_and_no_room_of_the_server() -> None:
+    imported = _imports(ROOT / "engine" / "simulator.py")
+    assert _roots(imported) & FRAMEWORKS == set()
+    assert sorted(n for n in imported if n.startswith(SERVER_ROOMS)) == []
 
 
 def test_only_the_stores_import_sqlalchemy() -> None:
