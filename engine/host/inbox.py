@@ -7,6 +7,8 @@ from __future__ import annotations
 
 import logging
 import time
+from contextlib import AbstractContextManager
+from typing import Any
 
 from engine.errors import StoreError
 from engine.host.backlog import Backlog
@@ -17,16 +19,24 @@ log = logging.getLogger("journey.server")
 
 
 class Inbox:
-    """The engine's side of the inbox; the caller holds the engine's turn."""
+    """The engine's side of the inbox."""
 
-    def __init__(self, engine: Engine, backlog: Backlog, counters: Counters, batch: int) -> None:
+    def __init__(self, engine: Engine, lock: AbstractContextManager[Any], backlog: Backlog, counters: Counters,
+                 batch: int) -> None:
         self.engine = engine
+        self.lock = lock
         self.backlog = backlog
         self.counters = counters
         self.batch = batch
 
+    def sweep(self) -> int:
+        """One batch, in the engine's turn (the inbox sweep)."""
+        with self.lock:
+            return self.process()
+
     def process(self) -> int:
-        """One batch from the inbox; returns how many events were taken out of it."""
+        """One batch from the inbox; returns how many events were taken out of it. The caller
+        holds the engine's turn."""
         started = time.perf_counter()
         try:
             users = [e.user_id for e in self.engine.process_queued(self.batch)]

@@ -4,8 +4,9 @@
 thread-safe, so request handlers and sweeps take turns through `lock`; each turn is one
 database transaction over a whole batch, which is what keeps the lock cheap. The server wires
 the parts and runs their lifecycle; each part is a class beside it: taking events in
-(`admission`), working off the inbox (`inbox`), this worker's partitions (`partitions`), the
-totals (`counters`), deploys (`journeys`), audience runs (`runs`), the outbox (`dispatcher`).
+(`admission`), working off the inbox (`inbox`), firing timers (`timers`), this worker's
+partitions (`partitions`), the totals (`counters`), deploys (`journeys`), audience runs
+(`runs`), the outbox (`dispatcher`), provider failures (`failures`).
 """
 
 from __future__ import annotations
@@ -14,7 +15,6 @@ import contextlib
 import gc
 import logging
 import sys
-import time
 from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -38,6 +38,7 @@ from engine.host.outage import Outage
 from engine.host.partitions import DEFAULT_TTL, Membership, Ownership, default_worker_id
 from engine.host.runs import AudienceRuns
 from engine.host.sweeps import Sweeps
+from engine.host.timers import TimerSweep
 from engine.host.turns import TurnLock
 from engine.ports import HostStore
 from engine.runs import AudienceRun
@@ -102,13 +103,14 @@ class Server:
         self.runs = AudienceRuns(self.engine, store.runs, store.journeys, self.lock, self.clock, self.engine.new_id,
                                  chunk=batch, single_process=store.partitions is None)
         self.backlog = Backlog(queue_delay, batch)
-        self.inbox = Inbox(self.engine, self.backlog, self.counters, batch)
+        self.inbox = Inbox(self.engine, self.lock, self.backlog, self.counters, batch)
         self.ownership = Ownership(store.partitions, worker_id or default_worker_id(), partition_ttl) \
             if store.partitions is not None else None  # a database shared by several workers
         self.membership = Membership(self.ownership, self.lock, self.backlog, self.dispatcher.rates, self.clock,
                                      self.worker_stats, self._repace, self._wake) if self.ownership else None
         self.admission = Admission(self.engine, self.lock, self.backlog, self.inbox, self.tally, self.ownership,
                                    lambda: self.started, self._wake)
+        self.timers = TimerSweep(self.engine, self.lock, self.admission, self.inbox, self.counters, batch)
         self.sweeps = Sweeps(self.clock, self._jobs(timer_interval), batch,
                              next_due={"timers": store.next_due, "outbox": store.outbox.outbox_next_due,
                                        "runs": self.runs.next_wake})
@@ -165,12 +167,11 @@ class Server:
         return self.tally.sweep("partitions", self.membership.beat if self.membership is not None else _idle)
 
     def sweep_inbox(self) -> int:
-        return self.tally.sweep("inbox", self._sweep_inbox)
+        return self.tally.sweep("inbox", self.inbox.sweep)
 
     def sweep_timers(self) -> int:
-        """Events accepted for a user before their timer came due go first: a `push.opened`
-        still in the inbox must stop the SMS its timer would send."""
-        return self.tally.sweep("timers", self._sweep_timers)
+        """Events accepted for a user before their timer came due go first (`TimerSweep`)."""
+        return self.tally.sweep("timers", self.timers.sweep)
 
     def drain_outbox(self) -> int:
         return self.tally.sweep("outbox", self.dispatcher.drain)
@@ -215,24 +216,6 @@ class Server:
         c, backlog = self.counters, self.backlog
         return {"events_processed": backlog.dequeued + c.ingested, "events_seconds": backlog.seconds + c.ingest_seconds,
                 "timers_fired": c.timers_fired, "timer_seconds": c.timer_seconds}
-
-    def _sweep_inbox(self) -> int:
-        with self.lock:
-            return self.inbox.process()
-
-    def _sweep_timers(self) -> int:
-        with self.lock:
-            now = self.clock.now()  # one instant: a timer due while the events are processed waits its turn
-            # processing them may cancel timers and bring others into the batch: look again until none wait
-            while self.admission.waiting(list(self.engine.due_timer_users(self.batch, now))):
-                if not self.inbox.process():
-                    break
-            started = time.perf_counter()  # the sweep's own work: not the wait for its turn, not the events
-            fired = self.engine.fire_due(self.batch, now)
-            if fired:
-                self.counters.timer_seconds += time.perf_counter() - started
-        self.counters.timers_fired += fired
-        return fired
 
     def _repace(self) -> None:
         """Messages held back for a send rate, due now in their order, are booked again at the rates in force."""
