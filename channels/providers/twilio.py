@@ -1,6 +1,6 @@
 """SMS, MMS and RCS through Twilio's Messages API, with the official `twilio` client.
 
-- sms: `Body`; mms: `Body` + `MediaUrl`; both from `from_` or a Messaging Service.
+- sms: `Body`; mms: `Body` + a `MediaUrl` per media; both from `from_` or a Messaging Service.
 - rcs: through a Messaging Service that holds the RCS sender (`rcs_messaging_service_sid`,
   else `messaging_service_sid`). Without a content template the card becomes `Body` (text,
   title, description, suggestion links) + `MediaUrl`; with `rcs_content_sid` the content is
@@ -20,6 +20,7 @@ from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
+from channels.mms import media_urls
 from channels.providers.base import OutboundMessage, PermanentDeliveryError, TemporaryDeliveryError
 
 UNUSABLE_CODES = frozenset({21610, 30005, 30006, 21614, 21211})
@@ -103,8 +104,8 @@ class TwilioProvider:
             return {**fields, **self._rcs(content)}
         fields.update(self._sender())
         fields["body"] = str(content.get("text", ""))
-        if message.channel == "mms" and content.get("media_url"):
-            fields["media_url"] = [str(content["media_url"])]
+        if message.channel == "mms" and media_urls(content):
+            fields["media_url"] = media_urls(content)
         return fields
 
     def _sender(self) -> dict[str, Any]:

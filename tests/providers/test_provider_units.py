@@ -89,7 +89,10 @@ def test_twilio_sms_and_mms(fake_twilio: FakeTwilio) -> None:
     provider = twilio(fake_twilio, status_callback="https://journeys.example.com/v1/webhooks/twilio/status")
     sid = provider.send(message("sms", {"text": "Hi Ann"}, "+14155550100"))
     provider.send(message("mms", {"text": "Look", "media_url": "https://cdn.example.com/a.png"}, "+14155550100"))
-    sms, mms = fake_twilio.messages
+    provider.send(message("mms", {"text": "Both", "media_url": ["https://cdn.example.com/a.png",
+                                                                "https://cdn.example.com/b.mp4"]}, "+14155550100"))
+    sms, mms, two = fake_twilio.messages
+    assert two["MediaUrl"] == ["https://cdn.example.com/a.png", "https://cdn.example.com/b.mp4"]
     assert sid == "SM" + "1".rjust(32, "0")
     assert sms == {"To": ["+14155550100"], "From": ["+15005550006"], "Body": ["Hi Ann"],
                    "StatusCallback": ["https://journeys.example.com/v1/webhooks/twilio/status"]}
