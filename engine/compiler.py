@@ -19,7 +19,7 @@ from channels.mms import mms_problems
 from channels.rcs import rcs_problems
 from channels.yaml_lines import Located, did_you_mean
 from engine.errors import EvaluationError, JourneyDefinitionError, Problem
-from engine.events import FEEDBACK_STATUSES, looks_like_feedback
+from engine.events import FEEDBACK_STATUSES, INBOUND, looks_like_feedback
 from engine.expressions import (
     Expression,
     compile_tree,
@@ -348,15 +348,17 @@ class _Checker:
         j = self.journey
         named: list[tuple[tuple[str | int, ...], str, str | None]] = [(("trigger", "event"), "trigger event",
                                                                        j.trigger.event)]
-        named += [(("steps", i, "event"), f"step '{s.id}': event", s.event) for i, s in enumerate(j.steps)
-                  if isinstance(s, WaitForStep)]
+        named += [(("steps", i, "event", *([n] if isinstance(s.event, list) else [])), f"step '{s.id}': event", e)
+                  for i, s in enumerate(j.steps) if isinstance(s, WaitForStep) for n, e in enumerate(s.events)]
         named += [(("exit_on", i), "exit_on event", e) for i, e in enumerate(j.exit_on)]
         named += [(("goal", "event"), "goal event", j.goal.event)] if j.goal is not None else []
         for path, what, name in named:
             word = looks_like_feedback(name or "", CHANNELS)
-            if word is None or word in FEEDBACK_STATUSES or word == "inbound":
+            if word is None or word in FEEDBACK_STATUSES or word == "inbound" or name in INBOUND:
                 continue
-            statuses, hint = ", ".join(sorted(FEEDBACK_STATUSES)), did_you_mean(word, FEEDBACK_STATUSES)
+            channel = str(name).partition(".")[0]
+            replies = {e.partition(".")[2] for e in INBOUND if e.startswith(f"{channel}.")}
+            statuses, hint = ", ".join(sorted(FEEDBACK_STATUSES)), did_you_mean(word, FEEDBACK_STATUSES | replies)
             self.warnings.append(self.located.problem(path, f"{what} '{name}' looks like provider feedback "
                                                             f"(<channel>.<status>) but '{word}' is not a status "
                                                             f"({statuses}): it never changes a message{hint}"))
@@ -386,7 +388,7 @@ def _targets(step: Step) -> Iterator[tuple[tuple[str | int, ...], str | None, st
     if isinstance(step, SendStep | WaitStep):
         yield ("next",), step.next, ""
     elif isinstance(step, WaitForStep):
-        yield ("on_event",), step.on_event, f"on {step.event}"
+        yield ("on_event",), step.on_event, f"on {' | '.join(step.events)}"
         yield ("on_timeout",), step.on_timeout, f"timeout {format_duration(step.timeout)}"
     elif isinstance(step, BranchStep):
         for n, case in enumerate(step.branches):

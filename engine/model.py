@@ -181,6 +181,19 @@ class Goal(Strict):
     )
 
 
+def _event_names(value: object) -> object:
+    if (isinstance(value, str) and value) or (isinstance(value, list) and value and
+                                              all(isinstance(v, str) and v for v in value)):
+        return value
+    raise ValueError(f"expected an event type or a list of event types, got {value!r}")
+
+
+EventNames = Annotated[
+    str | list[str],
+    BeforeValidator(_event_names),
+    WithJsonSchema({"anyOf": [{"type": "string", "minLength": 1},
+                              {"type": "array", "items": {"type": "string", "minLength": 1}, "minItems": 1}]}),
+]
 _NEXT = "step to go to next (default: the following step in the list)"
 
 
@@ -244,13 +257,20 @@ class WaitForStep(StepBase):
     """wait_for: an event, up to a timeout."""
 
     type: Literal["wait_for"] = Field(description="wait_for: an event, up to a timeout")
-    event: str = Field(min_length=1, description="event type to wait for, e.g. email.opened")
+    event: EventNames = Field(
+        description="event type to wait for, e.g. email.opened; or a list: whichever comes first, e.g. "
+        "[rcs.reply, sms.inbound]")
     when: str | None = Field(default=None, description="optional expression the event must make true")
     timeout: Duration = Field(description="required: how long to wait for the event (no instance waits forever)")
     on_event: str | None = Field(default=None, description="step to go to when the event arrives in time "
                                  "(default: the following step)")
     on_timeout: str | None = Field(default=None, description="step to go to when the timeout passes "
                                    "(default: the following step)")
+
+    @property
+    def events(self) -> tuple[str, ...]:
+        """The event types it waits for."""
+        return (self.event,) if isinstance(self.event, str) else tuple(self.event)
 
 
 class BranchCase(Strict):

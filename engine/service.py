@@ -18,7 +18,7 @@ from channels.recheck import with_suppression
 from engine.clock import Clock, counter_ids
 from engine.compiler import CompiledJourney
 from engine.errors import EvaluationError, EventError, JourneyNotFoundError, StoreError
-from engine.events import FEEDBACK_STATUSES, Event, parse_event
+from engine.events import FEEDBACK_STATUSES, INBOUND, REPLIES, Event, parse_event
 from engine.ports import IdSource, Store, Tx, carry_out
 from engine.runtime import Runtime
 from engine.state import (
@@ -286,7 +286,7 @@ class Engine:
 
     def _process(self, tx: Tx, event: Event, now: datetime) -> None:
         profile = tx.get_profile(event.user_id) or Profile(event.user_id)
-        if event.type == "sms.inbound":
+        if event.type in INBOUND:
             profile = self._keyword(tx, event, profile, now)
         profile = as_seen(tx, profile)
         event = self._feedback(tx, event, now)
@@ -348,10 +348,12 @@ class Engine:
             return None
 
     def _feedback(self, tx: Tx, event: Event, now: datetime) -> Event:
-        """Feedback (a known status or engagement; `sms.go` is none) pinned to a message, by id or latest."""
+        """Feedback (a known status or engagement; `sms.go` is none) and replies (`rcs.reply`) pinned to a
+        message, by id or latest."""
         channel, _, status = event.type.partition(".")
-        if channel not in CHANNELS or (status not in FEEDBACK_STATUSES and event.type not in
-                                       self.policy.engagement_events(channel)):
+        status = REPLIES.get(event.type, status)
+        if channel not in CHANNELS or (status not in FEEDBACK_STATUSES and event.type not in REPLIES and
+                                       event.type not in self.policy.engagement_events(channel)):
             return event
         message_id = event.properties.get("message_id")
         if message_id is None:
@@ -369,7 +371,7 @@ class Engine:
             return profile
         phone = profile.phone or event.properties.get("from")
         if isinstance(phone, str) and phone and keyword.kind is not Keyword.HELP:
-            tx.record_suppression(phone, keyword.kind.value, now, f"sms.inbound:{event.id or event.user_id}")
+            tx.record_suppression(phone, keyword.kind.value, now, f"{event.type}:{event.id or event.user_id}")
         outcome = apply_keyword(keyword, profile.consents, now, self.policy)
         if outcome.records:
             profile = profile.with_consents(outcome.records)

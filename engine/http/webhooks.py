@@ -6,7 +6,11 @@ becomes `<channel>.<status>` for the message Twilio knows as `MessageSid` (`unde
 `failed` and `canceled` become `<channel>.failed`; `read` comes from RCS); an error code
 that means "never deliverable" also clears the phone from the profile. An inbound message
 becomes `sms.inbound` with `properties.text`, for every user whose profile has that phone (a
-keyword for the first of them, by user_id: it acts on the number).
+keyword for the first of them, by user_id: it acts on the number). An inbound on an RCS
+conversation (`From` is `rcs:+1...`, or a tapped button's `ButtonPayload`/`ButtonText` is there)
+is `rcs.reply` instead: `properties.postback` the button's payload (the id the chip was created
+with; null for typed text), `properties.text` what the person saw or typed, pinned to the message
+named by `OriginalRepliedMessageSid` when Twilio gives it (else the user's latest RCS message).
 Callbacks carry an event id (`twilio:<sid>:<status>`), so Twilio's retries are duplicates.
 Unknown messages and senders are acknowledged (200) and ignored, so Twilio stops retrying.
 """
@@ -114,10 +118,26 @@ def _twilio_inbound(server: Server, params: Mapping[str, str]) -> WebhookReply:
         users = users[:1]
     sid = params.get("MessageSid") or params.get("SmsSid")
     key = f"twilio:{sid}" if sid else _content_id(params, server.clock.now())
-    events = [{"id": key if n == 0 else f"{key}:{user_id}", "type": "sms.inbound", "user_id": user_id,
-               "properties": {"text": text, "from": sender, "to": _phone(params.get("To")),
+    kind, properties = _inbound_kind(server, params)
+    events = [{"id": key if n == 0 else f"{key}:{user_id}", "type": kind, "user_id": user_id,
+               "properties": {"text": text, **properties, "from": sender, "to": _phone(params.get("To")),
                               "provider_message_id": sid}} for n, user_id in enumerate(users)]
     return _ingest(server, events, WebhookReply(200, EMPTY_TWIML, "text/xml"))
+
+
+def _inbound_kind(server: Server, params: Mapping[str, str]) -> tuple[str, dict[str, Any]]:
+    """`sms.inbound`, or `rcs.reply` with the tapped button's payload as its postback."""
+    button = params.get("ButtonPayload")
+    if not (params.get("From", "").startswith("rcs:") or button or params.get("ButtonText")):
+        return "sms.inbound", {}
+    properties: dict[str, Any] = {"postback": button or None}
+    if params.get("ButtonText"):
+        properties["text"] = params["ButtonText"]
+    replied = params.get("OriginalRepliedMessageSid")
+    message = server.store.message_by_provider_id(replied) if replied else None
+    if message is not None:
+        properties["message_id"] = message["message_id"]
+    return "rcs.reply", properties
 
 
 def _content_id(params: Mapping[str, str], now: datetime) -> str:
