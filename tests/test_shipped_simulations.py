@@ -342,7 +342,8 @@ def test_each_message_records_why_other_channels_were_refused(journey_id: str) -
         refused = {d["channel"]: d["reason"] for d in message["decisions"] if not d["eligible"]}
         assert refused == dict(expected.refused), where
         chosen = [d for d in message["decisions"] if d["channel"] == expected.channel]
-        assert chosen == [{"channel": expected.channel, "eligible": True, "reason": None}], where
+        capability = {"capability": "assumed"} if expected.channel == "rcs" else {}  # the profile's rcs_capable
+        assert chosen == [{"channel": expected.channel, "eligible": True, "reason": None, **capability}], where
 
 
 @pytest.mark.parametrize("journey_id", IDS)

@@ -75,6 +75,17 @@ Phone = Annotated[str, WithJsonSchema({"type": "string", "format": "e164", "patt
 plan decide the rest, as libphonenumber does)."""
 
 
+class RcsCapabilityIn(BaseModel):
+    """A provider's answer to "does this phone take RCS?" (RBM's capability check), as the engine
+    caches it; trusted for the provider's TTL, then asked again before an RCS send."""
+
+    model_config = ConfigDict(extra="forbid")
+    capable: bool
+    checked_at: datetime = Field(description="RFC 3339 with an offset, 1970 to 2099: when it was asked",
+                                 json_schema_extra={"pattern": IN_RANGE})
+    source: str = Field(pattern=TEXT, description="the provider that answered, by name")
+
+
 class ProfileFields(BaseModel):
     """What a profile holds besides its id and consents, in and out alike."""
 
@@ -82,8 +93,11 @@ class ProfileFields(BaseModel):
     email: str | None = Field(None, pattern=EMAIL, description="name@domain")
     phone: Phone | None = Field(None, description="a valid number in E.164, e.g. `+14155550100`")
     push_token: str | None = Field(None, pattern=TEXT)
-    rcs_capable: bool = False
+    rcs_capable: bool = Field(False, description="whether the phone takes RCS: assumed as given, or a provider's "
+                              "answer (`rcs_capability`), which it then follows")
     attributes: dict[str, Any] = {}
+    rcs_capability: RcsCapabilityIn | None = Field(None, description="a capability check's cached answer, written "
+                                                   "by the engine; null: rcs_capable is assumed")
 
 
 class ProfileIn(ProfileFields):
