@@ -2,26 +2,31 @@
 
 - sms: `Body`; mms: `Body` + a `MediaUrl` per media; both from `from_` or a Messaging Service.
 - rcs: through a Messaging Service that holds the RCS sender (`rcs_messaging_service_sid`,
-  else `messaging_service_sid`). Without a content template the card becomes `Body` (text,
-  title, description, suggestion links) + `MediaUrl`; with `rcs_content_sid` the content is
-  sent as `ContentVariables` of that template (the rich card and its buttons). `FallbackFrom`
-  names the SMS sender Twilio falls back to when the handset cannot take RCS.
+  else `messaging_service_sid`). A text alone is a `Body`; a card, a carousel or chips become a
+  Content API resource (`channels.providers.twilio_content`), created once per distinct
+  rendered content and cached (in memory and in `content_cache_file`), sent by `ContentSid`. With
+  `rcs_content_sid` the content is instead sent as `ContentVariables` of that preconfigured
+  template. `FallbackFrom` names the SMS sender Twilio falls back to when the handset cannot take
+  RCS.
 
 Error mapping: HTTP 429, 5xx, timeouts and connection errors are temporary; other API
 errors are permanent, and the codes in `UNUSABLE_CODES` also mark the phone unusable.
 `api_base_url` points the client elsewhere (a local test server); it is the client's own
-`client.api.base_url` setting.
+`client.api.base_url` setting, and `content_base_url` (default: the same) its `client.content.base_url`.
 """
 
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
 from channels.mms import media_urls
 from channels.providers.base import OutboundMessage, PermanentDeliveryError, TemporaryDeliveryError
+from channels.providers.twilio_content import ContentCache, content_types, digest
+from channels.rcs import rcs_message
 
 UNUSABLE_CODES = frozenset({21610, 30005, 30006, 21614, 21211})
 """Never deliverable: unsubscribed (21610), unknown handset (30005), landline (30006),
@@ -40,7 +45,8 @@ class TwilioProvider:
                  messaging_service_sid: str | None = None, status_callback: str | None = None,
                  rcs_messaging_service_sid: str | None = None, rcs_content_sid: str | None = None,
                  sms_fallback_from: str | None = None, api_base_url: str | None = None, timeout: float = 10.0,
-                 name: str = "twilio", webhook_base_url: str | None = None) -> None:
+                 name: str = "twilio", webhook_base_url: str | None = None, content_base_url: str | None = None,
+                 content_cache: ContentCache | None = None, content_language: str = "en") -> None:
         if not (from_ or messaging_service_sid or rcs_messaging_service_sid):
             raise ValueError("twilio: set from or messaging_service_sid")
         # the `twilio` extra: this module imports without it (the webhook routes read UNUSABLE_CODES)
@@ -59,6 +65,10 @@ class TwilioProvider:
         self.client = Client(account_sid, auth_token, http_client=TwilioHttpClient(timeout=timeout))
         if api_base_url:
             self.client.api.base_url = api_base_url.rstrip("/")
+        if content_base_url or api_base_url:
+            self.client.content.base_url = str(content_base_url or api_base_url).rstrip("/")
+        self.contents = content_cache if content_cache is not None else ContentCache()
+        self.content_language = content_language
         self._validator = RequestValidator(auth_token)
 
     def __repr__(self) -> str:  # never shows the auth token
@@ -80,22 +90,35 @@ class TwilioProvider:
     def send(self, message: OutboundMessage) -> str:
         if not message.address:
             raise PermanentDeliveryError("no phone number", unusable_address=True)
-        import requests
-        from twilio.base.exceptions import TwilioException, TwilioRestException
+        with _mapping_errors():
+            sid = ""
+            for fields in self.messages(message):
+                sid = str(self.client.messages.create(**fields).sid)
+            return sid
 
-        fields = self.fields(message)
-        try:
-            created = self.client.messages.create(**fields)
-        except TwilioRestException as exc:
-            raise _mapped(exc) from exc
-        except requests.RequestException as exc:  # timeouts, refused connections
-            raise TemporaryDeliveryError(f"twilio: {exc.__class__.__name__}: {exc}") from exc
-        except TwilioException as exc:
-            raise TemporaryDeliveryError(f"twilio: {exc}") from exc
-        return str(created.sid)
+    def messages(self, message: OutboundMessage) -> list[dict[str, Any]]:
+        """Keyword arguments of `client.messages.create` for each Twilio message one message
+        becomes (two for a carousel with message chips), creating Content resources it needs."""
+        rcs = rcs_message(message.content) if message.channel == "rcs" else None
+        if rcs is None or not rcs.rich or self.rcs_content_sid:
+            return [self.fields(message)]
+        head = {k: v for k, v in self.fields(message).items() if k not in ("body", "media_url")}
+        return [{**head, "content_sid": self.content_sid(types)} for types in content_types(rcs)]
+
+    def content_sid(self, types: dict[str, Any]) -> str:
+        """The SID of the Content resource for `types`, created on first use."""
+        key = digest(types, self.content_language)
+        found = self.contents.get(key)
+        if found is None:
+            request = {"friendly_name": f"journey-{key[:20]}", "language": self.content_language, "types": types}
+            created = self.client.content.v1.create("POST", "/Content", data=request, headers={
+                "Content-Type": "application/json", "Accept": "application/json"})
+            found = str(created["sid"])
+            self.contents.put(key, found)
+        return found
 
     def fields(self, message: OutboundMessage) -> dict[str, Any]:
-        """Keyword arguments of `client.messages.create` for one message."""
+        """Keyword arguments of `client.messages.create` for one plain message."""
         content = message.content
         fields: dict[str, Any] = {"to": message.address}
         if self.status_callback:
@@ -120,25 +143,28 @@ class TwilioProvider:
         fields: dict[str, Any] = {"messaging_service_sid": service}
         if self.sms_fallback_from:
             fields["fallback_from"] = self.sms_fallback_from
-        card = content.get("card") or {}
         if self.rcs_content_sid:
             fields["content_sid"] = self.rcs_content_sid
             fields["content_variables"] = json.dumps(_variables(content), ensure_ascii=False)
             return fields
-        fields["body"] = _rcs_text(content)
-        if card.get("media_url"):
-            fields["media_url"] = [str(card["media_url"])]
+        fields["body"] = str(content.get("text") or "")
         return fields
 
 
-def _rcs_text(content: Mapping[str, Any]) -> str:
-    card = content.get("card") or {}
-    lines = [str(card[k]) for k in ("title", "description") if card.get(k)]
-    lines.append(str(content.get("text", "")))
-    for suggestion in content.get("suggestions") or ():
-        if suggestion.get("open_url"):
-            lines.append(f"{suggestion.get('text') or suggestion['open_url']}: {suggestion['open_url']}")
-    return "\n".join(line for line in lines if line)
+@contextmanager
+def _mapping_errors() -> Iterator[None]:
+    """The client's errors as ours: API errors by code, the network's as temporary."""
+    import requests
+    from twilio.base.exceptions import TwilioException, TwilioRestException
+
+    try:
+        yield
+    except TwilioRestException as exc:
+        raise _mapped(exc) from exc
+    except requests.RequestException as exc:  # timeouts, refused connections
+        raise TemporaryDeliveryError(f"twilio: {exc.__class__.__name__}: {exc}") from exc
+    except TwilioException as exc:
+        raise TemporaryDeliveryError(f"twilio: {exc}") from exc
 
 
 def _variables(content: Mapping[str, Any]) -> dict[str, str]:

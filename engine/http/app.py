@@ -34,6 +34,7 @@ from engine.http.openapi import documented, install_openapi, ref
 from engine.http.privacy import add_privacy_routes
 from engine.http.problems import install_problem_handlers, problem, unavailable
 from engine.http.profiles import add_profile_routes
+from engine.http.rbm_webhooks import handle_rbm
 from engine.http.runs import add_run_routes
 from engine.http.views import deferred_sends, instance_view, message_view, skip_view
 from engine.http.webhooks import FORM, handle_webhook
@@ -169,6 +170,14 @@ def create_app(server: Server, api_keys: frozenset[str] = frozenset(), max_body:
         body = await _read_body(request, max_body)
         reply = await run_in_threadpool(handle_webhook, server, provider, kind, str(request.url), request.headers,
                                         body)
+        return Response(reply.body, status_code=reply.status, media_type=reply.media_type)
+
+    @app.post(WEBHOOKS + "rbm", **documented(doc.WebhookAck, 400, 403, 404, body=doc.RbmPush))
+    async def rbm_webhook(request: Request) -> Response:
+        """Google RCS Business Messaging's deliveries, read receipts and replies, checked with
+        `X-Goog-Signature` (403 otherwise); a new webhook's verification is answered with its secret."""
+        body = await _read_body(request, max_body)
+        reply = await run_in_threadpool(handle_rbm, server, request.headers, body)
         return Response(reply.body, status_code=reply.status, media_type=reply.media_type)
 
     @app.get("/healthz", **documented(doc.Health))

@@ -161,6 +161,28 @@ class TwilioForm(BaseModel):
     From: str | None = None
     To: str | None = None
     Body: str | None = None
+    ButtonPayload: str | None = Field(None, description="an RCS chip's id: the inbound is `rcs.reply` with this "
+                                      "postback")
+    ButtonText: str | None = None
+
+
+class RbmPushMessage(BaseModel):
+    model_config = ConfigDict(extra="allow")
+    data: str = Field(description="base64 JSON: a user event (eventType DELIVERED, READ) or a user message "
+                      "(text, suggestionResponse, location); `X-Goog-Signature` signs this text")
+    messageId: str | None = None
+    publishTime: str | None = None
+
+
+class RbmPush(BaseModel):
+    """Google RCS Business Messaging's Pub/Sub push, signed with `X-Goog-Signature`; or, for a new
+    webhook, `{"clientToken", "secret"}`, answered with the secret."""
+
+    model_config = ConfigDict(extra="allow")
+    message: RbmPushMessage | None = None
+    subscription: str | None = None
+    clientToken: str | None = None
+    secret: str | None = None
 
 
 class BulkProfiles(BaseModel):

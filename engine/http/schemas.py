@@ -23,6 +23,7 @@ from engine.http.bodies import (
     ProfileFields,
     ProfileIn,
     ProfilePatch,
+    RbmPush,
     SimulatedEvent,
     SimulatedProfile,
     SimulateRequest,
@@ -171,6 +172,7 @@ class WebhookAck(_Out):
     accepted: int | None = None
     duplicates: int | None = None
     ignored: str | None = None
+    secret: str | None = Field(None, description="RBM's webhook verification: the secret it sent")
 
 
 class Health(_Out):
@@ -179,8 +181,7 @@ class Health(_Out):
 
 MODELS: tuple[type[BaseModel], ...] = (
     EventIn, EventBatch, ConsentIn, ProfileIn, ProfilePatch, SimulatedEvent, SimulatedProfile, SimulateRequest,
-    TwilioForm,
-    BulkProfiles, BulkResult,
+    TwilioForm, RbmPush, BulkProfiles, BulkResult,
     Problem, BatchResult, Consent, Profile, ConsentList, LedgerRow, ConsentFeed, Message, SkippedSend, MessageList,
     InstanceList, Export, JourneyState, StateChange, JourneySummary, JourneyList, JourneyDetail, ReloadReport,
     Simulation, WebhookAck, Health, Run, RunList)

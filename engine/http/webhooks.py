@@ -54,11 +54,11 @@ class WebhookReply:
     media_type: str = "application/json"
 
 
-def _json(status: int, doc: Mapping[str, Any]) -> WebhookReply:
+def json_reply(status: int, doc: Mapping[str, Any]) -> WebhookReply:
     return WebhookReply(status, json.dumps(doc).encode())
 
 
-def _problem(status: int, detail: str) -> WebhookReply:
+def problem_reply(status: int, detail: str) -> WebhookReply:
     """A refusal, as problem details like every other 4xx of the API."""
     return WebhookReply(status, json.dumps(problem_body(status, detail)).encode(), PROBLEM_JSON)
 
@@ -66,18 +66,18 @@ def _problem(status: int, detail: str) -> WebhookReply:
 def handle_webhook(server: Server, provider: str, kind: str, url: str, headers: Mapping[str, str],
                    body: bytes) -> WebhookReply:
     if provider != "twilio" or kind not in ("status", "inbound"):
-        return _problem(404, f"no webhook /v1/webhooks/{provider}/{kind}")
+        return problem_reply(404, f"no webhook /v1/webhooks/{provider}/{kind}")
     accounts: list[TwilioProvider] = providers_of(server.dispatcher.providers, TwilioProvider)
     if not accounts:
-        return _problem(404, "no twilio provider is configured")
+        return problem_reply(404, "no twilio provider is configured")
     try:
         params = dict(parse_qsl(body.decode("utf-8"), keep_blank_values=True, strict_parsing=False))
     except UnicodeDecodeError:
-        return _problem(400, "body: expected an application/x-www-form-urlencoded form")
+        return problem_reply(400, "body: expected an application/x-www-form-urlencoded form")
     signature = headers.get("x-twilio-signature", "")
     if not any(account.verify(url, params, signature) for account in accounts):
         log.warning("refused a twilio %s webhook: bad or missing X-Twilio-Signature", kind)
-        return _problem(403, "X-Twilio-Signature does not match")
+        return problem_reply(403, "X-Twilio-Signature does not match")
     return _twilio_status(server, params) if kind == "status" else _twilio_inbound(server, params)
 
 
@@ -85,14 +85,14 @@ def _twilio_status(server: Server, params: Mapping[str, str]) -> WebhookReply:
     sid = params.get("MessageSid") or params.get("SmsSid")
     status = params.get("MessageStatus") or params.get("SmsStatus")
     if not sid or not status:
-        return _problem(400, "MessageSid and MessageStatus are required")
+        return problem_reply(400, "MessageSid and MessageStatus are required")
     message = server.store.message_by_provider_id(sid)
     name = TWILIO_STATUSES.get(status)
     if message is None or name is None:
-        return _json(200, {"ignored": "unknown MessageSid" if message is None else f"status {status}"})
+        return json_reply(200, {"ignored": "unknown MessageSid" if message is None else f"status {status}"})
     code = params.get("ErrorCode", "")
     if code and not _ERROR_CODE.fullmatch(code):
-        return _problem(400, f"ErrorCode: expected Twilio's numeric error code, got {code[:20]!r}")
+        return problem_reply(400, f"ErrorCode: expected Twilio's numeric error code, got {code[:20]!r}")
     channel, user_id = message["channel"], message["user_id"]
     properties: dict[str, Any] = {"message_id": message["message_id"], "provider_status": status}
     if code:
@@ -102,7 +102,7 @@ def _twilio_status(server: Server, params: Mapping[str, str]) -> WebhookReply:
         server.forget_address(user_id, channel, _phone(params.get("To")))
     event = {"id": f"twilio:{sid}:{status}", "type": f"{channel}.{name}", "user_id": user_id,
              "properties": properties}
-    return _ingest(server, event, None)
+    return ingest(server, event, None)
 
 
 def _twilio_inbound(server: Server, params: Mapping[str, str]) -> WebhookReply:
@@ -113,16 +113,25 @@ def _twilio_inbound(server: Server, params: Mapping[str, str]) -> WebhookReply:
     users = server.store.users_by_phone(sender) if sender else []
     if not users:
         return _from_unknown_number(server, sender, params)
-    text = params.get("Body", "")
-    if classify_keyword(text, server.engine.policy) is not None:
-        users = users[:1]
     sid = params.get("MessageSid") or params.get("SmsSid")
     key = f"twilio:{sid}" if sid else _content_id(params, server.clock.now())
     kind, properties = _inbound_kind(server, params)
-    events = [{"id": key if n == 0 else f"{key}:{user_id}", "type": kind, "user_id": user_id,
-               "properties": {"text": text, **properties, "from": sender, "to": _phone(params.get("To")),
-                              "provider_message_id": sid}} for n, user_id in enumerate(users)]
-    return _ingest(server, events, WebhookReply(200, EMPTY_TWIML, "text/xml"))
+    properties = {"text": params.get("Body", ""), **properties, "from": sender, "to": _phone(params.get("To")),
+                  "provider_message_id": sid}
+    return ingest(server, inbound_events(server, users, key, kind, properties),
+                  WebhookReply(200, EMPTY_TWIML, "text/xml"))
+
+
+def inbound_events(server: Server, users: list[str], key: str, kind: str, properties: dict[str, Any],
+                   ) -> list[dict[str, Any]]:
+    """What a person sent, as one event for every profile that holds the sender's number, in user_id
+    order (event ids `key`, `key:<user>`); a keyword (STOP, START, HELP) in `properties.text` goes to
+    the first of them alone: it acts on the number (the suppression list covers every profile
+    holding it) and is answered once."""
+    if classify_keyword(str(properties.get("text") or ""), server.engine.policy) is not None:
+        users = users[:1]
+    return [{"id": key if n == 0 else f"{key}:{user_id}", "type": kind, "user_id": user_id, "properties": properties}
+            for n, user_id in enumerate(users)]
 
 
 def _inbound_kind(server: Server, params: Mapping[str, str]) -> tuple[str, dict[str, Any]]:
@@ -161,13 +170,13 @@ def _from_unknown_number(server: Server, sender: str | None, params: Mapping[str
     return WebhookReply(200, body.encode(), "text/xml")
 
 
-def _ingest(server: Server, data: dict[str, Any] | list[dict[str, Any]], reply: WebhookReply | None) -> WebhookReply:
+def ingest(server: Server, data: dict[str, Any] | list[dict[str, Any]], reply: WebhookReply | None) -> WebhookReply:
     try:
         events = [parse_event(item, server.clock.now()) for item in (data if isinstance(data, list) else [data])]
     except EventError as exc:
-        return _problem(400, str(exc))
+        return problem_reply(400, str(exc))
     duplicates = sum(1 for result in server.ingest(events) if result.duplicate)
-    return reply or _json(200, {"accepted": len(events) - duplicates, "duplicates": duplicates})
+    return reply or json_reply(200, {"accepted": len(events) - duplicates, "duplicates": duplicates})
 
 
 def _phone(value: str | None) -> str | None:

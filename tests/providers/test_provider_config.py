@@ -99,7 +99,7 @@ providers:
         f"{name}:5: providers.0.auth_token: give secrets as ${{ENV_VAR}}, not in the file",
         f"{name}:7: unknown key 'tiemout' in providers.0; did you mean 'timeout'?",
         f"{name}:8: providers.1.password: environment variable NOT_SET is not set",
-        f"{name}:9: providers.2.type: expected one of twilio, smtp, fcm, webhook, file, console",
+        f"{name}:9: providers.2.type: expected one of twilio, smtp, fcm, rbm, webhook, file, console",
         f"{name}:10: providers.3 (fcm): No such file or directory",
         f"{name}:11: providers.4.channels.0: Input should be 'push', 'in_app', 'email', 'sms', 'mms', 'rcs', "
         "'webhook' or '*'",

@@ -15,6 +15,7 @@ from channels.providers.fcm import FcmProvider
 from channels.providers.local import FileProvider
 from channels.providers.smtp import SmtpProvider
 from channels.providers.twilio import TwilioProvider
+from channels.providers.twilio_content import ContentCache
 from channels.providers.webhook import SIGNATURE_HEADER, WebhookProvider, sign, verify
 
 FROZEN = lambda: 1_767_600_000.0  # noqa: E731 - the providers' clock: 2026-01-05T08:00:00Z
@@ -99,16 +100,59 @@ def test_twilio_sms_and_mms(fake_twilio: FakeTwilio) -> None:
     assert mms["MediaUrl"] == ["https://cdn.example.com/a.png"] and mms["Body"] == ["Look"]
 
 
-def test_twilio_rcs_goes_through_a_messaging_service_with_sms_fallback(fake_twilio: FakeTwilio) -> None:
-    provider = twilio(fake_twilio, rcs_messaging_service_sid="MG1", sms_fallback_from="+15005550006")
+def test_twilio_rcs_card_and_chips_go_through_the_content_api_and_a_messaging_service(
+        fake_twilio: FakeTwilio, tmp_path: Path) -> None:
+    cache = ContentCache(tmp_path / "contents.jsonl")
+    provider = twilio(fake_twilio, rcs_messaging_service_sid="MG1", sms_fallback_from="+15005550006",
+                      content_cache=cache)
     content = {"text": "Your table is ready", "card": {"title": "Table 4", "description": "Come in",
                                                        "media_url": "https://cdn.example.com/t.png"},
-               "suggestions": [{"reply": "On my way"}, {"open_url": "https://example.com/m", "text": "Menu"}]}
+               "suggestions": [{"reply": "On my way", "postback": "coming"},
+                               {"open_url": "https://example.com/m", "text": "Menu"},
+                               {"dial": "+14155550100", "text": "Call us"}]}
     provider.send(message("rcs", content, "+14155550100"))
+    [created] = fake_twilio.contents
+    assert created["language"] == "en" and created["friendly_name"].startswith("journey-")
+    assert created["types"] == {"twilio/card": {
+        "title": "Table 4", "body": "Your table is ready\n\nCome in", "media": ["https://cdn.example.com/t.png"],
+        "actions": [{"type": "QUICK_REPLY", "title": "On my way", "id": "coming"},
+                    {"type": "URL", "title": "Menu", "url": "https://example.com/m"},
+                    {"type": "PHONE_NUMBER", "title": "Call us", "phone": "+14155550100"}]}}
     [sent] = fake_twilio.messages
-    assert sent["MessagingServiceSid"] == ["MG1"] and sent["FallbackFrom"] == ["+15005550006"]
-    assert "From" not in sent and sent["MediaUrl"] == ["https://cdn.example.com/t.png"]
-    assert sent["Body"] == ["Table 4\nCome in\nYour table is ready\nMenu: https://example.com/m"]
+    assert sent == {"To": ["+14155550100"], "MessagingServiceSid": ["MG1"], "FallbackFrom": ["+15005550006"],
+                    "ContentSid": ["HX" + "1".rjust(32, "0")]}
+    provider.send(message("rcs", content, "+14155550100", message_id="m2"))  # the same content: created once
+    restarted = ContentCache(tmp_path / "contents.jsonl")
+    again = twilio(fake_twilio, rcs_messaging_service_sid="MG1", content_cache=restarted)
+    again.send(message("rcs", content, "+14155550199", message_id="m3"))  # after a restart: from the file
+    assert len(fake_twilio.contents) == 1
+    assert [m["ContentSid"] for m in fake_twilio.messages] == [["HX" + "1".rjust(32, "0")]] * 3
+
+
+def test_twilio_rcs_text_alone_stays_a_plain_body(fake_twilio: FakeTwilio) -> None:
+    provider = twilio(fake_twilio, messaging_service_sid="MG2")
+    provider.send(message("rcs", {"text": "Your table is ready"}, "+14155550100"))
+    [sent] = fake_twilio.messages
+    assert sent == {"To": ["+14155550100"], "MessagingServiceSid": ["MG2"], "Body": ["Your table is ready"]}
+    assert fake_twilio.contents == []
+
+
+def test_twilio_chip_lists_use_quick_reply_or_call_to_action(fake_twilio: FakeTwilio) -> None:
+    provider = twilio(fake_twilio, messaging_service_sid="MG2")
+    replies = {"text": "Coming?", "suggestions": [{"reply": "Yes", "postback": "rsvp_yes"}, {"reply": "No"}]}
+    links = {"text": "Need help?", "suggestions": [{"dial": "+14155550100", "text": "Call"},
+                                                   {"view_location": {"query": "Acme Store, Main St"}, "text": "Map"}]}
+    provider.send(message("rcs", replies, "+14155550100"))
+    provider.send(message("rcs", links, "+14155550100", message_id="m2"))
+    assert [c["types"] for c in fake_twilio.contents] == [
+        {"twilio/quick-reply": {"body": "Coming?", "actions": [
+            {"type": "QUICK_REPLY", "title": "Yes", "id": "rsvp_yes"},
+            {"type": "QUICK_REPLY", "title": "No", "id": "No"}]}},
+        {"twilio/call-to-action": {"body": "Need help?", "actions": [
+            {"type": "PHONE_NUMBER", "title": "Call", "phone": "+14155550100"},
+            {"type": "URL", "title": "Map",
+             "url": "https://www.google.com/maps/search/?api=1&query=Acme%20Store%2C%20Main%20St"}]}},
+    ]
 
 
 def test_twilio_rcs_with_a_content_template(fake_twilio: FakeTwilio) -> None:
