@@ -8,15 +8,28 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from provider_fakes import ACCOUNT_SID, AUTH_TOKEN, FakeFcm, FakeTwilio, HookSink, SmtpSink, free_port
+from provider_fakes import (
+    ACCOUNT_SID,
+    AUTH_TOKEN,
+    RBM_AGENT,
+    RBM_CLIENT_TOKEN,
+    FakeFcm,
+    FakeRbm,
+    FakeTwilio,
+    HookSink,
+    SmtpSink,
+    free_port,
+)
 
 from channels.providers import OutboundMessage, PermanentDeliveryError, TemporaryDeliveryError
 from channels.providers.fcm import FcmProvider
 from channels.providers.local import FileProvider
+from channels.providers.rbm import RbmProvider, message_uuid
 from channels.providers.smtp import SmtpProvider
 from channels.providers.twilio import TwilioProvider
 from channels.providers.twilio_content import ContentCache
 from channels.providers.webhook import SIGNATURE_HEADER, WebhookProvider, sign, verify
+from engine.host.dispatcher import _idempotent_channels
 
 FROZEN = lambda: 1_767_600_000.0  # noqa: E731 - the providers' clock: 2026-01-05T08:00:00Z
 
@@ -269,3 +282,40 @@ def test_the_outbox_file_keeps_one_exact_json_line_per_message(tmp_path: Path) -
     lines = [json.loads(line) for line in text.splitlines()]
     assert lines == [first.to_dict(), second.to_dict()]
     assert lines[1]["content"]["n"] == 2**70
+
+
+# --- RCS Business Messaging --------------------------------------------------------------
+
+def rbm(fake: tuple[FakeRbm, dict[str, str]], **options: Any) -> RbmProvider:
+    server, account = fake
+    return RbmProvider(account, RBM_AGENT, RBM_CLIENT_TOKEN, base_url=server.url, token_uri=f"{server.url}/token",
+                       clock=FROZEN, **options)
+
+
+def test_rbm_retries_carry_the_same_agent_message_ids_so_nothing_arrives_twice(
+        fake_rbm: tuple[FakeRbm, dict[str, str]]) -> None:
+    """The text went out, then the card's call failed: the retry's text is a 409 (taken as sent)
+    and the card goes out once. The dispatcher may therefore retry a send a crash interrupted."""
+    server, _ = fake_rbm
+    provider = rbm(fake_rbm)
+    content = {"text": "Table 4 is ready", "card": {"title": "Table 4", "media_url": "https://cdn.example.com/4.jpg"}}
+    server.script = [200, 503]
+    with pytest.raises(TemporaryDeliveryError, match="rbm HTTP 503"):
+        provider.send(message("rcs", content, "+14155550100"))
+    assert provider.send(message("rcs", content, "+14155550100")) == message_uuid("m1")
+    assert [(m["messageId"], list(m["contentMessage"])) for m in server.sent] == [
+        (message_uuid("m1", ".text"), ["text"]), (message_uuid("m1"), ["richCard"])]
+    assert server.assertions[0]["scope"] == "https://www.googleapis.com/auth/rcsbusinessmessaging"
+    assert server.tokens_issued == 1
+    assert _idempotent_channels({"rcs": [provider]}) == frozenset({"rcs"})
+
+
+def test_rbm_capability_check_answers_yes_no_or_cannot_tell(fake_rbm: tuple[FakeRbm, dict[str, str]]) -> None:
+    server, _ = fake_rbm
+    server.not_capable.add("+14155550199")
+    provider = rbm(fake_rbm)
+    assert provider.check_rcs("+14155550100") is True
+    assert provider.check_rcs("+14155550199") is False
+    with pytest.raises(PermanentDeliveryError, match="rbm HTTP 404"):
+        provider.send(message("rcs", {"text": "Hi"}, "+14155550199"))
+    assert rbm(fake_rbm, capability_timeout=0.05).check_rcs("+14155550100") is None  # RBM answers in 100-300 ms
