@@ -12,7 +12,7 @@ import pytest
 
 from tests.server.conftest import LocalServer, StartLocal
 
-OPEN = {"/healthz", "/readyz", "/v1/webhooks/{provider}/{kind}"}
+OPEN = {"/healthz", "/readyz", "/v1/webhooks/{provider}/{kind}", "/v1/webhooks/rbm"}
 
 
 @pytest.fixture
@@ -58,6 +58,7 @@ def test_every_post_and_put_documents_its_body(document: dict[str, Any]) -> None
         ("POST", "/v1/profiles/{user_id}/consents"): ["ConsentIn"],
         ("POST", "/v1/journeys/{journey_id}/simulate"): ["SimulateRequest"],
         ("POST", "/v1/webhooks/{provider}/{kind}"): ["TwilioForm"],
+        ("POST", "/v1/webhooks/rbm"): ["RbmPush"],
     }
     without = [(m, p) for m, p, op in operations(document) if m in ("POST", "PUT") and "requestBody" not in op]
     assert without == [("POST", "/v1/journeys/{journey_id}/runs"),  # a run takes no body: the journey says it all
