@@ -21,6 +21,10 @@ providers:                      # per channel, in failover order
 `password`, `secret`, `service_account_json`, `client_token`) must be given that way, never written in the
 file, and no error message ever shows a value. A channel no provider names goes to the
 providers listed for `"*"`, else to the outbox file. Problems are `file:line: message`.
+
+`concurrency` (twilio, fcm, rbm, webhook, smtp): how many messages the dispatcher hands that provider
+at once, from 1 to 200 (see `_Pooled` for the defaults). A request that takes 120 ms sends
+about `concurrency / 0.12` messages a second; the channel's `rate_per_second` still caps them.
 """
 
 from __future__ import annotations
@@ -31,7 +35,7 @@ import re
 from collections.abc import Callable, Mapping, Sequence
 from datetime import timedelta
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, ClassVar, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
@@ -46,6 +50,7 @@ Seconds = Callable[[], float]
 SECRET_KEYS = frozenset({"auth_token", "password", "secret", "service_account_json", "client_token"})
 ENV_REF = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
 ANY_CHANNEL = "*"
+MOST_CONCURRENCY = 200
 
 
 class ProvidersError(FileError):
@@ -61,7 +66,20 @@ class _Entry(BaseModel):
         raise NotImplementedError
 
 
-class TwilioEntry(_Entry):
+class _Pooled(_Entry):
+    """A provider across the network, handed `concurrency` messages at once: by default, Twilio,
+    FCM and RBM (which answer in 100-300 ms and take far more) 20, a webhook receiver (the user's own)
+    10, an SMTP relay (a session per message) 4."""
+
+    default_concurrency: ClassVar[int]
+    concurrency: int | None = Field(None, ge=1, le=MOST_CONCURRENCY)
+
+    def at_once(self) -> int:
+        return self.concurrency or self.default_concurrency
+
+
+class TwilioEntry(_Pooled):
+    default_concurrency = 20
     type: Literal["twilio"]
     account_sid: str
     auth_token: str
@@ -90,10 +108,11 @@ class TwilioEntry(_Entry):
                               self.api_base_url, self.timeout, name=self.name or "twilio",
                               webhook_base_url=self.webhook_base_url, content_base_url=self.content_base_url,
                               content_cache=ContentCache(self.content_cache_file),
-                              content_language=self.content_language)
+                              content_language=self.content_language, concurrency=self.at_once())
 
 
-class SmtpEntry(_Entry):
+class SmtpEntry(_Pooled):
+    default_concurrency = 4
     type: Literal["smtp"]
     host: str
     port: int = Field(25, gt=0, lt=65536)
@@ -108,10 +127,10 @@ class SmtpEntry(_Entry):
     def build(self, clock: Seconds) -> Provider:
         return SmtpProvider(self.host, self.sender, self.port, self.username, self.password, self.starttls,
                             self.timeout, self.unsubscribe_url, self.unsubscribe_mailto, clock=clock,
-                            name=self.name or "smtp")
+                            name=self.name or "smtp", concurrency=self.at_once())
 
 
-class _GoogleEntry(_Entry):
+class _GoogleEntry(_Pooled):
     """A Google API provider: a service account's key, from a file or an environment variable."""
 
     service_account_file: str | None = None
@@ -132,6 +151,7 @@ class _GoogleEntry(_Entry):
 
 
 class FcmEntry(_GoogleEntry):
+    default_concurrency = 20
     type: Literal["fcm"]
     project_id: str | None = None
     base_url: str = "https://fcm.googleapis.com"
@@ -140,10 +160,11 @@ class FcmEntry(_GoogleEntry):
         from channels.providers.fcm import FcmProvider  # the fcm extra (cryptography, httpx)
 
         return FcmProvider(self.service_account(), self.project_id, self.base_url, self.token_uri, self.timeout,
-                           clock=clock, name=self.name or "fcm")
+                           clock=clock, name=self.name or "fcm", concurrency=self.at_once())
 
 
 class RbmEntry(_GoogleEntry):
+    default_concurrency = 20
     type: Literal["rbm"]
     agent_id: str = Field(min_length=1)
     client_token: str | None = None
@@ -156,10 +177,11 @@ class RbmEntry(_GoogleEntry):
 
         return RbmProvider(self.service_account(), self.agent_id, self.client_token, self.base_url, self.token_uri,
                            self.timeout, self.capability_timeout, timedelta(hours=self.capability_ttl_hours),
-                           clock=clock, name=self.name or "rbm")
+                           clock=clock, name=self.name or "rbm", concurrency=self.at_once())
 
 
-class WebhookEntry(_Entry):
+class WebhookEntry(_Pooled):
+    default_concurrency = 10
     type: Literal["webhook"]
     url: str
     secret: str
@@ -168,7 +190,8 @@ class WebhookEntry(_Entry):
     def build(self, clock: Seconds) -> Provider:
         from channels.providers.webhook import WebhookProvider  # httpx: the server extra
 
-        return WebhookProvider(self.url, self.secret, self.timeout, clock=clock, name=self.name or "webhook")
+        return WebhookProvider(self.url, self.secret, self.timeout, clock=clock, name=self.name or "webhook",
+                               concurrency=self.at_once())
 
 
 class FileEntry(_Entry):

@@ -2,6 +2,8 @@
 
 A JWT signed (RS256, `cryptography`) with the account's private key is exchanged at `token_uri`
 for an access token, cached until a minute before it expires; a 401 from the API drops it.
+Sends run on several threads at once (a provider's `concurrency`): one fetches the token while
+the others wait for it.
 """
 
 from __future__ import annotations
@@ -45,15 +47,20 @@ class ServiceAccount:
         return {"Authorization": f"Bearer {self.access_token()}"}
 
     def access_token(self) -> str:
+        """The cached token, or a new one: the providers send from many threads at once, and the
+        lock has one of them fetch it while the others wait rather than each asking Google."""
         with self._lock:
             now = self._clock()
             if self._token is None or self._token[1] <= now:
                 self._token = self._fetch(now)
             return self._token[0]
 
-    def forget(self) -> None:
-        """The API refused the token (401): the next call fetches another."""
-        self._token = None
+    def forget(self, refused: Mapping[str, str]) -> None:
+        """The API refused the token of the `refused` authorization (401): the next call fetches
+        another, unless a thread sending at the same time already did."""
+        with self._lock:
+            if self._token is not None and refused.get("Authorization") == f"Bearer {self._token[0]}":
+                self._token = None
 
     def _fetch(self, now: float) -> tuple[str, float]:
         form = {"grant_type": "urn:ietf:params:oauth:grant-type:jwt-bearer", "assertion": self.assertion(now)}
@@ -63,8 +70,11 @@ class ServiceAccount:
             raise TemporaryDeliveryError(f"{self.label} token: {exc.__class__.__name__}: {exc}") from exc
         if not response.is_success:  # a rejected key is ours to fix: let another provider try meanwhile
             raise TemporaryDeliveryError(f"{self.label} token: HTTP {response.status_code}: {response.text[:200]}")
-        granted = response.json()
-        return str(granted["access_token"]), now + float(granted.get("expires_in", 3600)) - 60
+        try:
+            granted = response.json()
+            return str(granted["access_token"]), now + float(granted.get("expires_in", 3600)) - 60
+        except (ValueError, KeyError, TypeError, AttributeError) as exc:  # no message went out yet
+            raise TemporaryDeliveryError(f"{self.label} token: an answer without an access token: {exc}") from exc
 
     def assertion(self, now: float) -> str:
         """The signed JWT the token endpoint exchanges for an access token."""

@@ -18,8 +18,12 @@ answers whether a phone takes RCS: 200 yes, 404 no; anything else (a timeout wit
 `capability_timeout`, a 5xx) cannot tell.
 
 Error mapping: 404 on a send (the phone is not reachable by RCS now) and 400 are permanent; 401
-drops the cached access token and is temporary; 429, 5xx, timeouts and connection errors are
-temporary. Webhook requests are signed: `X-Goog-Signature` is base64 HMAC-SHA512 of the
+drops the cached access token and is temporary; 429, 5xx and a connection that could not be made
+are temporary. Once a request went out, no answer in time, a connection dropped or a 2xx that is
+not an agent message (JSON with its `name`) is in doubt (`channels.providers.transport`): as the
+provider is idempotent, the dispatcher sends it again, and RBM drops the repeat by its id.
+`concurrency` messages go at once over the pooled connections of one client, which share one
+access token. Webhook requests are signed: `X-Goog-Signature` is base64 HMAC-SHA512 of the
 message's `data` with the agent's client token (`verify`).
 """
 
@@ -36,8 +40,14 @@ from urllib.parse import quote
 
 import httpx
 
-from channels.providers.base import OutboundMessage, PermanentDeliveryError, TemporaryDeliveryError
+from channels.providers.base import (
+    InDoubtDeliveryError,
+    OutboundMessage,
+    PermanentDeliveryError,
+    TemporaryDeliveryError,
+)
 from channels.providers.google_auth import ServiceAccount
+from channels.providers.transport import limits, transport_error
 from channels.rcs import Card, Chip, RcsMessage, rcs_message
 
 SCOPE = "https://www.googleapis.com/auth/rcsbusinessmessaging"
@@ -53,15 +63,16 @@ class RbmProvider:
     def __init__(self, service_account: Mapping[str, Any], agent_id: str, client_token: str | None = None,
                  base_url: str = RBM_BASE_URL, token_uri: str | None = None, timeout: float = 10.0,
                  capability_timeout: float = 2.0, capability_ttl: timedelta = timedelta(hours=24),
-                 *, clock: Callable[[], float], name: str = "rbm") -> None:
+                 *, clock: Callable[[], float], name: str = "rbm", concurrency: int = 1) -> None:
         if not agent_id:
             raise ValueError("rbm: agent_id is required")
         self.name = name
+        self.concurrency = concurrency
         self.agent_id = agent_id
         self.capability_ttl = capability_ttl
         self.base_url = base_url.rstrip("/")
         self._client_token = client_token.encode("utf-8") if client_token else None
-        self._http = httpx.Client(timeout=timeout)
+        self._http = httpx.Client(timeout=timeout, limits=limits(concurrency))
         self._capability_timeout = capability_timeout
         self.auth = ServiceAccount(service_account, SCOPE, self._http, clock=clock, token_uri=token_uri, label="rbm")
 
@@ -83,28 +94,29 @@ class RbmProvider:
     def _post(self, phone: str, message_id: str, content: dict[str, Any]) -> None:
         url = f"{self.base_url}/v1/phones/{quote(phone)}/agentMessages"
         params = {"messageId": message_id, "agentId": self.agent_id}
+        headers = self.auth.authorization()
         try:
-            response = self._http.post(url, params=params, json={"contentMessage": content},
-                                       headers=self.auth.authorization())
+            response = self._http.post(url, params=params, json={"contentMessage": content}, headers=headers)
         except httpx.HTTPError as exc:
-            raise TemporaryDeliveryError(f"rbm: {exc.__class__.__name__}: {exc}") from exc
+            raise transport_error("rbm", exc) from exc
         if response.status_code == 401:
-            self.auth.forget()
-        if response.is_success or response.status_code == 409:  # 409: this id was taken by an earlier attempt
-            return
-        raise _mapped(response)
+            self.auth.forget(headers)
+        if response.is_success:
+            _check_agent_message(response)
+        elif response.status_code != 409:  # 409: this id was taken by an earlier attempt
+            raise _mapped(response)
 
     def check_rcs(self, phone: str) -> bool | None:
         """Whether `phone` takes RCS now; None when RBM cannot tell (within `capability_timeout`)."""
         url = f"{self.base_url}/v1/phones/{quote(phone)}/capabilities"
         params = {"requestId": str(uuid.uuid4()), "agentId": self.agent_id}
         try:
-            response = self._http.get(url, params=params, headers=self.auth.authorization(),
-                                      timeout=self._capability_timeout)
+            headers = self.auth.authorization()
+            response = self._http.get(url, params=params, headers=headers, timeout=self._capability_timeout)
         except (httpx.HTTPError, TemporaryDeliveryError):
             return None
         if response.status_code == 401:
-            self.auth.forget()
+            self.auth.forget(headers)
         if response.status_code == 404:
             return False
         return True if response.is_success else None
@@ -184,6 +196,17 @@ _ACTIONS: dict[str, Callable[[Chip], dict[str, Any]]] = {
     "calendar_event": _calendar_event,
     "view_location": _view_location,
 }
+
+
+def _check_agent_message(response: httpx.Response) -> None:
+    """A 2xx is RBM's AgentMessage, named `phones/{E.164}/agentMessages/{id}`; without one it is in doubt."""
+    try:
+        name = response.json().get("name")
+    except (ValueError, AttributeError) as exc:
+        raise InDoubtDeliveryError(f"rbm: HTTP {response.status_code}, but not an agent message: "
+                                   f"{response.text[:200]}") from exc
+    if not name:
+        raise InDoubtDeliveryError(f"rbm: HTTP {response.status_code} without the agent message's name")
 
 
 def _mapped(response: httpx.Response) -> Exception:

@@ -28,7 +28,7 @@ import hashlib
 import json
 import logging
 import threading
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -137,18 +137,40 @@ def digest(types: Types, language: str) -> str:
 
 
 class ContentCache:
-    """Content SIDs by digest: in memory, and appended to `path` (JSON Lines) when one is given."""
+    """Content SIDs by digest: in memory, and appended to `path` (JSON Lines) when one is given.
+
+    A provider sends from several threads at once, and the first messages of a campaign all need
+    the same new content: `sid` has one of them create it while the others wait for its SID (a
+    lock per digest), so Twilio holds one resource per content, not one per thread."""
 
     def __init__(self, path: str | Path | None = None) -> None:
         self.path = Path(path) if path is not None else None
         self._sids: dict[str, str] = {}
         self._lock = threading.Lock()
+        self._creating: dict[str, threading.Lock] = {}
         if self.path is not None and self.path.is_file():
             self._sids.update(_read(self.path))
 
     def get(self, key: str) -> str | None:
         with self._lock:
             return self._sids.get(key)
+
+    def sid(self, key: str, create: Callable[[], str]) -> str:
+        """The SID kept for `key`, else the one `create()` returns, kept. Only one caller at a time
+        creates a given key; a failed `create` raises to its caller and the next one tries again."""
+        with self._lock:
+            found = self._sids.get(key)
+            if found is not None:
+                return found
+            creating = self._creating.setdefault(key, threading.Lock())
+        with creating:
+            found = self.get(key)
+            if found is None:
+                found = create()
+                self.put(key, found)
+        with self._lock:
+            self._creating.pop(key, None)
+        return found
 
     def put(self, key: str, sid: str) -> None:
         with self._lock:
@@ -159,7 +181,8 @@ class ContentCache:
                     out.write(json.dumps({"digest": key, "sid": sid}) + "\n")
 
     def __len__(self) -> int:
-        return len(self._sids)
+        with self._lock:
+            return len(self._sids)
 
 
 def _read(path: Path) -> Mapping[str, str]:

@@ -127,6 +127,7 @@ class Server:
         if self.started:
             self.sweeps.shutdown()
             self.started = False
+        self.dispatcher.close()
         if self.ownership is not None:
             with contextlib.suppress(StoreError):  # a database that is gone lets the leases run out
                 self.ownership.leave(self.worker_stats())

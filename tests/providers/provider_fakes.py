@@ -1,21 +1,28 @@
 """Local servers that speak the vendors' protocols, on loopback only.
 
-- `SmtpSink`: a real SMTP server (aiosmtpd) that keeps every message it accepts.
+- `SmtpSink`: a real SMTP server (aiosmtpd) that keeps every message it accepts; it refuses
+  `nobody@` (550 5.1.1) and `busy@` (451), and answers a message to `slow@` only after 2 s.
 - `FakeTwilio`: the Messages endpoint the `twilio` client calls
   (`POST /2010-04-01/Accounts/{sid}/Messages.json`, form body, Basic auth) and the Content API's
-  create (`POST /v1/Content`, JSON), with a script of replies to messages: `"ok"`, `"timeout"`
-  (answer after the client gave up; nothing is kept), an error code such as `21610`, or an HTTP
-  status alone such as `503`.
+  create (`POST /v1/Content`, JSON; `contents` holds each one), answering each request after
+  `latency` seconds (a number, or a range to draw from: Twilio's own take 100-300 ms), with a
+  script of replies to messages: `"ok"`, `"timeout"` (answer after the client gave up; nothing
+  is kept), `"not-json"` (the message is kept and the answer is a 201 whose body is not JSON), an
+  error code such as `21610`, or an HTTP status alone such as `503`. `to` counts the requests
+  per `To` number.
 - `FakeFcm`: Google's token endpoint (verifies the JWT with the service account's public
-  key) and FCM's `messages:send`; the token `"dead-token"` is unregistered.
+  key) and FCM's `messages:send`; the token `"dead-token"` is unregistered, and a message to
+  `"garbled-token"` is kept but answered with a 200 that is not JSON.
 - `FakeRbm`: the same token endpoint and RCS Business Messaging's agentMessages (409 for a
-  repeated agent-assigned message id) and capability check, answering in 100-300 ms;
-  `rbm_push` makes the signed body of one of its webhook events.
+  repeated agent-assigned message id; a message to `GARBLED_PHONE` is kept but answered with a
+  200 that is not JSON) and capability check, answering in 100-300 ms; `rbm_push` makes the
+  signed body of one of its webhook events.
 - `HookSink`: a JSON receiver for the webhook channel.
 """
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import hashlib
 import hmac
@@ -24,7 +31,9 @@ import random
 import socket
 import threading
 import time
-from collections.abc import Callable
+from collections import Counter
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from email.message import Message
 from email.parser import BytesParser
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -56,6 +65,8 @@ class SmtpSink:
     async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:  # noqa: N802 (aiosmtpd API)
         self.envelopes.append((envelope.mail_from, list(envelope.rcpt_tos)))
         self.messages.append(BytesParser().parsebytes(envelope.original_content or envelope.content))
+        if any(rcpt.startswith("slow@") for rcpt in envelope.rcpt_tos):  # kept, but the reply comes late
+            await asyncio.sleep(2)
         return "250 OK"
 
     async def handle_RCPT(self, server: Any, session: Any, envelope: Any, address: str,  # noqa: N802
@@ -79,13 +90,22 @@ class SmtpSink:
         self.controller.stop()
 
 
+class _Listener(ThreadingHTTPServer):
+    request_queue_size = 256  # many senders connect at once: none waits for a SYN retransmit
+
+
+Latency = float | tuple[float, float]
+"""Seconds a fake takes to answer: a fixed time, or a range (low, high) to draw each from."""
+
+
 class _Http:
-    """A ThreadingHTTPServer on loopback whose requests (POST and GET) go to `route(handler, body)`;
-    with `latency` (seconds, low and high), each answer comes after a random delay in that range,
-    as slowly as the vendor's own servers answer."""
+    """A ThreadingHTTPServer on loopback whose requests (POST and GET) go to `route(handler, body)`,
+    each on its own thread; a route calls `pause()` where the vendor would take its time (`latency`),
+    so many requests are in it at once, as at the vendor's own servers. `most_at_once` is the most
+    requests it has held at one time."""
 
     def __init__(self, route: Callable[[BaseHTTPRequestHandler, bytes], tuple[int, Any]],
-                 latency: tuple[float, float] | None = None) -> None:
+                 latency: Latency = 0.0) -> None:
         outer = self
 
         class Handler(BaseHTTPRequestHandler):
@@ -94,12 +114,11 @@ class _Http:
 
             def do_POST(self) -> None:  # noqa: N802
                 body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
-                if outer.latency is not None:
-                    time.sleep(random.uniform(*outer.latency))
-                status, doc = outer.route(self, body)
+                with outer.holding():
+                    status, doc = outer.route(self, body)
                 if status == 0:  # "timeout": the client has given up; say nothing
                     return
-                payload = json.dumps(doc).encode()
+                payload = doc if isinstance(doc, bytes) else json.dumps(doc).encode()
                 try:
                     self.send_response(status)
                     self.send_header("Content-Type", "application/json")
@@ -114,9 +133,29 @@ class _Http:
 
         self.route = route
         self.latency = latency
-        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.most_at_once = 0
+        self._held = 0
+        self._counting = threading.Lock()
+        self.httpd = _Listener(("127.0.0.1", 0), Handler)
         self.httpd.daemon_threads = True
         self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
+
+    @contextmanager
+    def holding(self) -> Iterator[None]:
+        with self._counting:
+            self._held += 1
+            self.most_at_once = max(self.most_at_once, self._held)
+        try:
+            yield
+        finally:
+            with self._counting:
+                self._held -= 1
+
+    def pause(self) -> None:
+        """Take as long as the vendor does to answer."""
+        low, high = self.latency if isinstance(self.latency, tuple) else (self.latency, self.latency)
+        if high > 0:
+            time.sleep(random.uniform(low, high))
 
     @property
     def url(self) -> str:
@@ -131,7 +170,7 @@ class _Http:
 
 
 class FakeTwilio(_Http):
-    def __init__(self, delay: float = 1.0, latency: tuple[float, float] | None = None) -> None:
+    def __init__(self, delay: float = 1.0, latency: Latency = 0.0) -> None:
         super().__init__(self._handle, latency)
         self.delay = delay
         self.script: list[Any] = []
@@ -139,6 +178,8 @@ class FakeTwilio(_Http):
         self.contents: list[dict[str, Any]] = []  # each Content API request, as JSON
         self.requests = 0
         self.bodies: list[str] = []  # the Body of every request, answered or not
+        self.to: Counter[str] = Counter()  # requests per To number, answered or not
+        self.times: list[float] = []  # time.monotonic() of every request as it came in
         self._lock = threading.Lock()
 
     def _handle(self, handler: BaseHTTPRequestHandler, body: bytes) -> tuple[int, Any]:
@@ -149,10 +190,14 @@ class FakeTwilio(_Http):
             return self._content(handler, body)
         if handler.path != f"/2010-04-01/Accounts/{ACCOUNT_SID}/Messages.json":
             return 404, {"code": 20404, "message": "not found", "status": 404}
+        form = parse_qs(body.decode(), keep_blank_values=True)
         with self._lock:
             self.requests += 1
-            self.bodies.append(parse_qs(body.decode(), keep_blank_values=True).get("Body", [""])[0])
+            self.times.append(time.monotonic())
+            self.bodies.append(form.get("Body", [""])[0])
+            self.to[form.get("To", [""])[0]] += 1
             step = self.script.pop(0) if self.script else "ok"
+        self.pause()
         if step == "timeout":
             time.sleep(self.delay)
             return 0, None
@@ -161,10 +206,11 @@ class FakeTwilio(_Http):
         if isinstance(step, int):
             status = 429 if step == 20429 else 400
             return status, {"code": step, "message": f"error {step}", "more_info": "", "status": status}
-        form = parse_qs(body.decode(), keep_blank_values=True)
         with self._lock:
             self.messages.append(form)
             sid = f"SM{len(self.messages):032d}"
+        if step == "not-json":
+            return 201, b"<html>Created</html>"
         return 201, {"sid": sid, "account_sid": ACCOUNT_SID, "status": "queued", "to": form["To"][0],
                      "body": form.get("Body", [""])[0], "num_segments": "1"}
 
@@ -173,6 +219,7 @@ class FakeTwilio(_Http):
         if handler.headers.get("Content-Type") != "application/json":
             return 400, {"code": 20001, "message": "expected JSON", "status": 400}
         request = json.loads(body)
+        self.pause()
         types = request.get("types")
         if not request.get("friendly_name") or not request.get("language") or not isinstance(types, dict) or \
                 not types or any(not k.startswith("twilio/") or v is None for k, v in types.items()):
@@ -202,13 +249,15 @@ class _GoogleApi(_Http):
 
     scope = ""
 
-    def __init__(self, public_key: rsa.RSAPublicKey, latency: tuple[float, float] | None = None) -> None:
+    def __init__(self, public_key: rsa.RSAPublicKey, latency: Latency = 0.0) -> None:
         super().__init__(self._handle, latency)
         self.public_key = public_key
         self.tokens_issued = 0
         self.assertions: list[dict[str, Any]] = []
+        self._lock = threading.Lock()
 
     def _handle(self, handler: BaseHTTPRequestHandler, body: bytes) -> tuple[int, Any]:
+        self.pause()
         if handler.path == "/token":
             return self._token(body)
         if handler.headers.get("Authorization") != f"Bearer access-{self.tokens_issued}":
@@ -231,13 +280,16 @@ class _GoogleApi(_Http):
         claimed = json.loads(_unb64(claims))
         if self.scope and claimed.get("scope") != self.scope:
             return 400, {"error": "invalid_scope"}
-        self.assertions.append(claimed)
-        self.tokens_issued += 1
-        return 200, {"access_token": f"access-{self.tokens_issued}", "expires_in": 3599, "token_type": "Bearer"}
+        with self._lock:
+            self.assertions.append(claimed)
+            self.tokens_issued += 1
+            issued = self.tokens_issued
+        return 200, {"access_token": f"access-{issued}", "expires_in": 3599, "token_type": "Bearer"}
 
 
 class FakeFcm(_GoogleApi):
-    """FCM's `/v1/projects/{project}/messages:send`; the token `"dead-token"` is unregistered."""
+    """FCM's `/v1/projects/{project}/messages:send`; the token `"dead-token"` is unregistered, and
+    `"garbled-token"` is taken but answered with a 200 that is not JSON."""
 
     def __init__(self, public_key: rsa.RSAPublicKey, project: str = "demo-project") -> None:
         super().__init__(public_key)
@@ -252,12 +304,17 @@ class FakeFcm(_GoogleApi):
             return 404, {"error": {"code": 404, "status": "NOT_FOUND", "message": "Requested entity was not found.",
                                    "details": [{"@type": "type.googleapis.com/google.firebase.fcm.v1.FcmError",
                                                 "errorCode": "UNREGISTERED"}]}}
-        self.sent.append(message)
-        return 200, {"name": f"projects/{self.project}/messages/0:{len(self.sent)}"}
+        with self._lock:
+            self.sent.append(message)
+            number = len(self.sent)
+        if message["token"] == "garbled-token":  # taken, but the answer is not FCM's JSON
+            return 200, b"<html>OK</html>"
+        return 200, {"name": f"projects/{self.project}/messages/0:{number}"}
 
 
 RBM_AGENT = "acme-agent"
 RBM_CLIENT_TOKEN = "rbm-client-token-0123456789"
+GARBLED_PHONE = "+15005550199"
 
 
 class FakeRbm(_GoogleApi):
@@ -274,7 +331,6 @@ class FakeRbm(_GoogleApi):
         self.not_capable: set[str] = set()
         self.capability_checks: list[str] = []
         self.script: list[int] = []  # HTTP statuses to answer the next agent messages with
-        self._lock = threading.Lock()
 
     def _api(self, handler: BaseHTTPRequestHandler, body: bytes) -> tuple[int, Any]:
         path, _, query = handler.path.partition("?")
@@ -312,6 +368,8 @@ class FakeRbm(_GoogleApi):
             if phone in self.not_capable:
                 return 404, {"error": {"code": 404, "status": "NOT_FOUND", "message": "not reachable by RCS"}}
             self.sent.append({"phone": phone, "messageId": message_id, "agentId": params["agentId"], **body})
+        if phone == GARBLED_PHONE:  # taken, but the answer is not RBM's JSON
+            return 200, b"<html>OK</html>"
         return 200, {"name": f"phones/{phone}/agentMessages/{message_id}", "sendTime": "2026-01-05T12:00:00Z",
                      **body}
 
@@ -330,10 +388,12 @@ class HookSink(_Http):
         super().__init__(self._handle)
         self.received: list[tuple[dict[str, str], bytes]] = []
         self.script: list[int] = []
+        self._lock = threading.Lock()
 
     def _handle(self, handler: BaseHTTPRequestHandler, body: bytes) -> tuple[int, Any]:
-        status = self.script.pop(0) if self.script else 200
-        if status == 200:
-            self.received.append(({k.lower(): v for k, v in handler.headers.items()}, body))
-            return 200, {"id": f"hook-{len(self.received)}"}
+        with self._lock:
+            status = self.script.pop(0) if self.script else 200
+            if status == 200:
+                self.received.append(({k.lower(): v for k, v in handler.headers.items()}, body))
+                return 200, {"id": f"hook-{len(self.received)}"}
         return status, {"error": "no"}

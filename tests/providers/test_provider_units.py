@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import re
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -11,6 +12,7 @@ import pytest
 from provider_fakes import (
     ACCOUNT_SID,
     AUTH_TOKEN,
+    GARBLED_PHONE,
     RBM_AGENT,
     RBM_CLIENT_TOKEN,
     FakeFcm,
@@ -21,7 +23,12 @@ from provider_fakes import (
     free_port,
 )
 
-from channels.providers import OutboundMessage, PermanentDeliveryError, TemporaryDeliveryError
+from channels.providers import (
+    InDoubtDeliveryError,
+    OutboundMessage,
+    PermanentDeliveryError,
+    TemporaryDeliveryError,
+)
 from channels.providers.fcm import FcmProvider
 from channels.providers.local import FileProvider
 from channels.providers.rbm import RbmProvider, message_uuid
@@ -29,7 +36,7 @@ from channels.providers.smtp import SmtpProvider
 from channels.providers.twilio import TwilioProvider
 from channels.providers.twilio_content import ContentCache
 from channels.providers.webhook import SIGNATURE_HEADER, WebhookProvider, sign, verify
-from engine.host.dispatcher import _idempotent_channels
+from engine.host.lanes import Lanes
 
 FROZEN = lambda: 1_767_600_000.0  # noqa: E731 - the providers' clock: 2026-01-05T08:00:00Z
 
@@ -85,6 +92,15 @@ def test_smtp_errors_are_mapped(smtp_sink: SmtpSink) -> None:
         closed.send(message("email", {"subject": "s", "body": "b"}, "ann@example.com"))
     assert isinstance(down.value.__cause__, OSError)
     assert smtp_sink.messages == []
+
+
+def test_smtp_no_reply_once_the_message_went_out_is_in_doubt(smtp_sink: SmtpSink) -> None:
+    """The relay kept the message but its reply came after the client's timeout: in doubt, not
+    temporary (a retry would deliver it twice)."""
+    provider = SmtpProvider("127.0.0.1", "shop@example.com", port=smtp_sink.port, timeout=0.5, clock=FROZEN)
+    with pytest.raises(InDoubtDeliveryError, match="after the message went out"):
+        provider.send(message("email", {"subject": "s", "body": "b"}, "slow@example.com"))
+    assert len(smtp_sink.messages) == 1
 
 
 def test_smtp_starttls_refused_by_a_plain_server_is_temporary(smtp_sink: SmtpSink) -> None:
@@ -177,6 +193,33 @@ def test_twilio_rcs_with_a_content_template(fake_twilio: FakeTwilio) -> None:
     assert json.loads(sent["ContentVariables"][0]) == {"text": "Ready", "title": "T4", "suggestion_1_text": "Yes"}
 
 
+def test_twilio_a_carousel_whose_chips_failed_after_it_went_out_is_in_doubt(fake_twilio: FakeTwilio) -> None:
+    """A carousel and its chips are two Twilio messages: once the first went out, a failure of the
+    second is no longer temporary (a retry would send the carousel twice), nor a failure to try elsewhere."""
+    provider = twilio(fake_twilio, messaging_service_sid="MG2")
+    cards = [{"title": "One", "media_url": "https://cdn.example.com/1.jpg"},
+             {"title": "Two", "media_url": "https://cdn.example.com/2.jpg"}]
+    content = {"text": "Pick one", "carousel": {"cards": cards}, "suggestions": [{"reply": "Yes"}]}
+    fake_twilio.script = ["ok", 503]
+    with pytest.raises(InDoubtDeliveryError, match="1 of its messages went out, then: twilio 20503"):
+        provider.send(message("rcs", content, "+14155550100"))
+    assert len(fake_twilio.messages) == 1 and len(fake_twilio.contents) == 2
+    fake_twilio.script = [503]  # the first failed: nothing went out, try again later
+    with pytest.raises(TemporaryDeliveryError):
+        provider.send(message("rcs", content, "+14155550100", message_id="m2"))
+
+
+def test_twilio_content_a_failed_create_is_temporary_and_the_next_send_creates_it(fake_twilio: FakeTwilio) -> None:
+    provider = twilio(fake_twilio, messaging_service_sid="MG2", content_base_url=f"http://127.0.0.1:{free_port()}")
+    content = {"text": "Coming?", "suggestions": [{"reply": "Yes"}]}
+    with pytest.raises(TemporaryDeliveryError, match="twilio content: ConnectionError"):
+        provider.send(message("rcs", content, "+14155550100"))
+    assert fake_twilio.requests == 0  # no message went out without its content
+    provider.client.content.base_url = fake_twilio.url
+    provider.send(message("rcs", content, "+14155550100"))
+    assert len(fake_twilio.contents) == 1 and len(fake_twilio.messages) == 1
+
+
 @pytest.mark.parametrize(("code", "kind", "unusable"), [
     (21610, PermanentDeliveryError, True), (30006, PermanentDeliveryError, True),
     (21211, PermanentDeliveryError, True), (21614, PermanentDeliveryError, True),
@@ -191,11 +234,26 @@ def test_twilio_error_codes(fake_twilio: FakeTwilio, code: int, kind: type[Excep
     assert type(caught.value.__cause__).__name__ == "TwilioRestException"
 
 
-def test_twilio_timeout_is_temporary_and_nothing_is_kept(fake_twilio: FakeTwilio) -> None:
+def test_twilio_no_answer_once_the_request_went_out_is_in_doubt(fake_twilio: FakeTwilio) -> None:
+    """The request reached Twilio and no answer came within the timeout: Twilio may well have the
+    message (this fake keeps nothing, the real one often does). Not temporary: a retry may text twice."""
     fake_twilio.script = ["timeout"]
-    with pytest.raises(TemporaryDeliveryError):
+    with pytest.raises(InDoubtDeliveryError, match=r"no answer within 0.5 s"):
         twilio(fake_twilio).send(message("sms", {"text": "x"}, "+14155550100"))
-    assert fake_twilio.messages == []
+    assert fake_twilio.requests == 1
+
+
+def test_twilio_a_201_that_is_not_json_is_in_doubt(fake_twilio: FakeTwilio) -> None:
+    fake_twilio.script = ["not-json"]
+    with pytest.raises(InDoubtDeliveryError, match="answered, but not with a message"):
+        twilio(fake_twilio).send(message("sms", {"text": "x"}, "+14155550100"))
+    assert len(fake_twilio.messages) == 1  # it did take it
+
+
+def test_twilio_unreachable_is_temporary() -> None:
+    provider = TwilioProvider(ACCOUNT_SID, AUTH_TOKEN, from_="+15005550006", api_base_url=f"http://127.0.0.1:{free_port()}")
+    with pytest.raises(TemporaryDeliveryError, match="ConnectionError"):
+        provider.send(message("sms", {"text": "x"}, "+14155550100"))
 
 
 def test_twilio_wrong_credentials_are_permanent(fake_twilio: FakeTwilio) -> None:
@@ -223,6 +281,13 @@ def test_fcm_signs_a_jwt_gets_a_token_and_sends(fake_fcm: tuple[FakeFcm, dict[st
                       "aud": f"{server.url}/token", "iat": 1_767_600_000, "exp": 1_767_603_600}
     assert server.sent[0] == {"token": "tok-1", "notification": {"title": "Hi", "body": "Your cart"},
                               "data": {"message_id": "m1"}}
+
+
+def test_fcm_a_200_that_is_not_json_is_in_doubt(fake_fcm: tuple[FakeFcm, dict[str, str]]) -> None:
+    server, account = fake_fcm
+    with pytest.raises(InDoubtDeliveryError, match="HTTP 200, but not a message"):
+        fcm(server, account).send(message("push", {"title": "Hi", "body": "x"}, "garbled-token"))
+    assert len(server.sent) == 1
 
 
 def test_fcm_unregistered_token_is_permanent_and_unusable(fake_fcm: tuple[FakeFcm, dict[str, str]]) -> None:
@@ -307,7 +372,33 @@ def test_rbm_retries_carry_the_same_agent_message_ids_so_nothing_arrives_twice(
         (message_uuid("m1", ".text"), ["text"]), (message_uuid("m1"), ["richCard"])]
     assert server.assertions[0]["scope"] == "https://www.googleapis.com/auth/rcsbusinessmessaging"
     assert server.tokens_issued == 1
-    assert _idempotent_channels({"rcs": [provider]}) == frozenset({"rcs"})
+    assert Lanes({"rcs": [provider]}).idempotent_channels() == frozenset({"rcs"})
+
+
+def test_rbm_a_200_that_is_not_an_agent_message_is_in_doubt_and_its_retry_is_taken_as_sent(
+        fake_rbm: tuple[FakeRbm, dict[str, str]]) -> None:
+    server, _ = fake_rbm
+    provider = rbm(fake_rbm)
+    with pytest.raises(InDoubtDeliveryError, match="HTTP 200, but not an agent message"):
+        provider.send(message("rcs", {"text": "Hi"}, GARBLED_PHONE))
+    assert provider.send(message("rcs", {"text": "Hi"}, GARBLED_PHONE)) == message_uuid("m1")  # 409: had it
+    assert [m["messageId"] for m in server.sent] == [message_uuid("m1")]
+
+
+def test_rbm_sends_at_once_share_one_access_token(fake_rbm: tuple[FakeRbm, dict[str, str]]) -> None:
+    """Twenty threads start on a provider without a token; Google's token endpoint takes 100-300 ms.
+    One thread fetches it and the others wait: a token per thread would leave all but the last
+    one issued refused (401)."""
+    server, _ = fake_rbm
+    provider = rbm(fake_rbm, concurrency=20)
+    phones = [f"+1415555{n:04d}" for n in range(20)]
+    with ThreadPoolExecutor(20) as pool:
+        ids = list(pool.map(lambda n: provider.send(message("rcs", {"text": "Hi"}, phones[n], message_id=f"m{n}")),
+                            range(20)))
+    assert ids == [message_uuid(f"m{n}") for n in range(20)]
+    assert server.tokens_issued == 1
+    assert sorted(m["phone"] for m in server.sent) == phones
+    assert server.most_at_once > 1
 
 
 def test_rbm_capability_check_answers_yes_no_or_cannot_tell(fake_rbm: tuple[FakeRbm, dict[str, str]]) -> None:

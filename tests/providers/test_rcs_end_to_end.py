@@ -366,3 +366,29 @@ def test_a_chip_tap_through_twilio_is_an_rcs_reply_that_moves_the_waiting_instan
     first, declined = twilio_rig.messages()
     assert first["status"] == "replied" and declined["message"] == "rsvp_declined"
     assert twilio_rig.twilio.messages[-1]["Body"] == ["Thanks for letting us know. We hope to see you at the next one."]
+
+
+@pytest.mark.parametrize("rcs_by", ["rbm", "twilio"])
+def test_twenty_invitations_at_once_each_arrive_once(make_rig: Callable[[str], Rig], rcs_by: str) -> None:
+    """Twenty users invited at once, sent by one drain with the providers' default concurrency (20)
+    against servers answering in 100-300 ms: each phone gets its invitation once, through RBM (its
+    text and carousel, under one shared access token) or through Twilio (the same rendering for
+    all, so its two Content resources are created once, not once per thread)."""
+    rig = make_rig(rcs_by)
+    phones = [f"+1212555{n:04d}" for n in range(200, 220)]
+    for n, phone in enumerate(phones):
+        rig.invite(f"u{n}", phone, "Ava")
+    assert rig.drain() == 20
+    rows = [row for n in range(20) for row in rig.messages(f"u{n}")]
+    assert [(r["channel"], r["dispatch"]) for r in rows] == [("rcs", "sent")] * 20
+    if rcs_by == "rbm":
+        assert sorted(m["phone"] for m in rig.rbm.sent) == sorted(phones * 2)  # a text and a carousel each
+        assert {m["messageId"] for m in rig.rbm.sent} == {message_uuid(r["message_id"], part) for r in rows
+                                                          for part in ("", ".text")}
+        assert rig.rbm.tokens_issued == 1
+        assert rig.rbm.most_at_once > 1
+    else:
+        assert len(rig.twilio.contents) == 2
+        assert sorted(m["To"][0] for m in rig.twilio.messages) == sorted(phones * 2)  # a carousel and its chips
+        assert {m["ContentSid"][0] for m in rig.twilio.messages} == {"HX" + str(n).rjust(32, "0") for n in (1, 2)}
+        assert rig.twilio.most_at_once > 1

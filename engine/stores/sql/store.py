@@ -10,9 +10,9 @@ several workers can share the database.
 
 from __future__ import annotations
 
-from collections.abc import Collection, Iterator, Mapping, Sequence
+from collections.abc import Collection, Iterator
 from contextlib import AbstractContextManager, contextmanager, nullcontext
-from datetime import datetime, timedelta
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -23,13 +23,12 @@ from sqlalchemy.exc import SQLAlchemyError
 from sqlmodel import create_engine
 
 from channels import Profile
-from engine.ports import OutboxItem
 from engine.state import Instance
 from engine.stores.sql.claims import Owner
 from engine.stores.sql.driver import Driver
 from engine.stores.sql.journeys import SqlJourneys
 from engine.stores.sql.migrate import create_schema
-from engine.stores.sql.outbox import claim_sql, expire, record_attempts, release_held
+from engine.stores.sql.outbox import SqlOutbox
 from engine.stores.sql.partitions import SqlPartitions
 from engine.stores.sql.privacy import SqlPrivacy
 from engine.stores.sql.runs import RunTx, SqlRuns
@@ -40,7 +39,6 @@ from engine.stores.sql.schema import (
     SKIPS,
     TIMERS,
     aware,
-    chunks,
 )
 from engine.stores.sql.suppression import read_suppressions
 from engine.stores.sql.translate import check_url, store_error, translated, translating
@@ -48,7 +46,7 @@ from engine.stores.sql.tx import SqlTx, StateCache
 from engine.stores.sql.writer_lock import WriterLock
 
 
-class SqlStore(SqlRuns, SqlPrivacy, SqlJourneys):
+class SqlStore(SqlOutbox, SqlRuns, SqlPrivacy, SqlJourneys):
     """A database URL in, transactions out. Creates the schema on first use."""
 
     def __init__(self, url: str, echo: bool = False, cache: bool | None = None) -> None:
@@ -122,69 +120,6 @@ class SqlStore(SqlRuns, SqlPrivacy, SqlJourneys):
     def close(self) -> None:
         self.engine.dispose()
 
-    # --- outbox: the dispatcher's side of the messages table ----------------------------
-
-    @translating
-    def claim_outbox(self, now: datetime, limit: int, lease: timedelta, sending: int | None = None
-                     ) -> list[OutboxItem]:
-        """Pending messages due for an attempt, leased to this caller until now + lease: the first
-        `sending` (default: all) as about to be handed to a provider, the rest as `leased`."""
-        with self._writing(urgent=False), self.engine.begin() as conn:
-            db = Driver(conn, self.dialect)
-            if not db.sqlite:  # see `claim_sql`: walk the index to the limit, whatever the stale statistics say
-                conn.exec_driver_sql("SET LOCAL enable_bitmapscan = off")
-            query = claim_sql(self.dialect, limit)
-            items = [OutboxItem(r[0], r[1], r[2], r[3], db.read_json(r[4]), r[5], r[6], r[7])
-                     for r in db.rows(query, [db.time(now)])]
-            ids = [i.message_id for i in items]
-            split = len(ids) if sending is None else sending
-            lease_until = db.time(now + lease)
-            for state, part in (("sending", ids[:split]), ("leased", ids[split:])):
-                for chunk in chunks(part):
-                    db.run_in(f"UPDATE messages SET dispatch = '{state}', next_attempt_at = {db.mark} "
-                              "WHERE message_id IN ({in})", chunk, [lease_until])
-        return items
-
-    @translating
-    def finish_outbox(self, results: Sequence[Mapping[str, Any]], sending: Sequence[str] = ()) -> None:
-        """Record attempts (keys message_id, dispatch, status, attempts, next_attempt_at, provider,
-        provider_id, error, at) and, in the same transaction, mark the leased messages `sending`
-        that are about to be handed to a provider."""
-        if not results and not sending:
-            return
-        with self._writing(urgent=False), self.engine.begin() as conn:
-            db = Driver(conn, self.dialect)
-            record_attempts(db, [(r["dispatch"], r["status"], db.time(r["at"]), r["attempts"],
-                                  db.maybe_time(r["next_attempt_at"]), r["provider"], r["provider_id"], r["error"],
-                                  r["message_id"]) for r in results])
-            for chunk in chunks(list(sending)):
-                db.run_in("UPDATE messages SET dispatch = 'sending' WHERE message_id IN ({in})", chunk)
-
-    @translating
-    def expire_interrupted(self, now: datetime, retry_channels: Collection[str] = ()) -> int:
-        """Leases that ran out: never-handed messages go back to pending, the ones caught mid-call
-        are retried (idempotent channels) or `unknown`; returns how many are now `unknown`."""
-        with self._writing(urgent=False), self.engine.begin() as conn:
-            return expire(Driver(conn, self.dialect), now, retry_channels)
-
-    @translating
-    def release_held(self, error: str, now: datetime) -> int:
-        with self._writing(urgent=False), self.engine.begin() as conn:
-            return release_held(Driver(conn, self.dialect), error, now)
-
-    @translating
-    def outbox_next_due(self) -> datetime | None:
-        with self.engine.connect() as conn:  # a literal 'pending', so the partial index applies
-            due = conn.exec_driver_sql("SELECT min(next_attempt_at) FROM messages WHERE dispatch = 'pending'").scalar()
-        return Driver.read_time(due) if due is not None else None
-
-    @translating
-    def outbox_queued(self) -> dict[str, int]:
-        with self.engine.connect() as conn:  # a literal 'pending', so the partial index applies
-            rows = conn.exec_driver_sql("SELECT channel, count(*) FROM messages WHERE dispatch = 'pending' "
-                                        "GROUP BY channel")
-            return {str(channel): int(count) for channel, count in rows}
-
     # --- reads for the HTTP API ---------------------------------------------------------
 
     @translating
@@ -197,7 +132,8 @@ class SqlStore(SqlRuns, SqlPrivacy, SqlJourneys):
     @translating
     def messages_for_user(self, user_id: str, limit: int = 200) -> list[dict[str, Any]]:
         with self.engine.connect() as conn:
-            rows = conn.execute(select(MESSAGES).where(MESSAGES.c.user_id == user_id)
+            shown = [c for c in MESSAGES.c if c.name != "claim"]  # the dispatcher's token: no one else's business
+            rows = conn.execute(select(*shown).where(MESSAGES.c.user_id == user_id)
                                 .order_by(MESSAGES.c.at.desc()).limit(limit)).mappings()
             return [dict(r) for r in rows]
 
