@@ -173,10 +173,44 @@ def format_timestamp(at: datetime) -> str:
 def _describe(exc: ValidationError) -> str:
     parts = []
     for err in exc.errors():
-        loc = ".".join(str(p) for p in err["loc"]) or "profile"
         message = err["msg"].removeprefix("Value error, ")
-        parts.append(f"{loc}: {message}")
+        parts.append(f"{field_path(err['loc']) or 'profile'}: {message}")
     return "; ".join(parts)
+
+
+def field_path(loc: Iterable[int | str]) -> str:
+    """A field's path as every error names it: `consents[0].at`, `attributes.score`."""
+    path = ""
+    for part in loc:
+        path += f"[{part}]" if isinstance(part, int) else f".{part}" if path else str(part)
+    return path
+
+
+# The rules for a profile's addresses, each raising ValueError saying what is wrong (without the
+# field's name): the profile document below applies them, and so do the HTTP API's body models.
+
+def check_zone(value: str) -> str:
+    if value not in time_zones():
+        raise ValueError(f"unknown IANA time zone {value!r}")
+    return value
+
+
+def check_email(value: str) -> str:
+    if not _EMAIL.fullmatch(value):
+        raise ValueError(f"{value!r} is not an email address (name@domain)")
+    return value
+
+
+def check_phone(value: str) -> str:
+    """A valid number in E.164, as libphonenumber knows the country's number plan."""
+    try:
+        number = phonenumbers.parse(value, None)
+    except phonenumbers.NumberParseException as exc:
+        raise ValueError(f"{value!r} is not an E.164 number (+<country><number>)") from exc
+    formatted = phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164)
+    if formatted != value or not phonenumbers.is_valid_number(number):
+        raise ValueError(f"{value!r} is not a valid E.164 number (+<country><number>)")
+    return value
 
 
 def _no_nul(value: Any) -> Any:
@@ -253,30 +287,17 @@ class _ProfileDoc(BaseModel):
     @field_validator("timezone")
     @classmethod
     def _known_zone(cls, value: str | None) -> str | None:
-        if value is not None and value not in time_zones():
-            raise ValueError(f"unknown IANA time zone {value!r}")
-        return value
+        return None if value is None else check_zone(value)
 
     @field_validator("email")
     @classmethod
     def _address(cls, value: str | None) -> str | None:
-        if value is not None and not _EMAIL.fullmatch(value):
-            raise ValueError(f"{value!r} is not an email address (name@domain)")
-        return value
+        return None if value is None else check_email(value)
 
     @field_validator("phone")
     @classmethod
     def _e164(cls, value: str | None) -> str | None:
-        if value is None:
-            return None
-        try:
-            number = phonenumbers.parse(value, None)
-        except phonenumbers.NumberParseException as exc:
-            raise ValueError(f"{value!r} is not an E.164 number (+<country><number>)") from exc
-        formatted = phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164)
-        if formatted != value or not phonenumbers.is_valid_number(number):
-            raise ValueError(f"{value!r} is not a valid E.164 number (+<country><number>)")
-        return value
+        return None if value is None else check_phone(value)
 
     def to_profile(self) -> Profile:
         consents = tuple(ConsentRecord(c.channel, c.category, c.granted, c.source, c.at) for c in self.consents)

@@ -139,8 +139,11 @@ def load_text(text: str, file: str) -> CompiledJourney:
 
 def version_of(definition: Journey) -> str:
     """A journey's version: a digest of what it does, not of its text, so an edit to comments,
-    spacing, key order or quoting is not a new version."""
-    canonical = json.dumps(definition.model_dump(mode="json"), sort_keys=True, separators=(",", ":"))
+    spacing, key order or quoting is not a new version. Values equal to their defaults are left
+    out, so a release that adds an optional key to the language does not make every unchanged
+    journey a new version on its next deploy."""
+    canonical = json.dumps(definition.model_dump(mode="json", exclude_defaults=True), sort_keys=True,
+                           separators=(",", ":"))
     return hashlib.sha256(canonical.encode("utf-8")).hexdigest()[:12]
 
 

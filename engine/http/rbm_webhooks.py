@@ -1,4 +1,7 @@
-"""Google RCS Business Messaging's webhook (`POST /v1/webhooks/rbm`) turned into events.
+"""Google RCS Business Messaging's webhook (`POST /v1/webhooks/rbm`, a route of the `webhooks`
+router in `engine.http.webhooks`) turned into events. It takes no bearer key: RBM signs it. The
+body is read as sent (the signature is over its text) and parsed with `RbmPush`, the model that
+documents it (400 naming the field it refuses).
 
 RBM posts Pub/Sub push messages, `{"message": {"data": <base64 JSON>, "messageId", ...},
 "subscription"}`, each signed with `X-Goog-Signature` (base64 HMAC-SHA512 of `message.data`
@@ -29,34 +32,56 @@ import hashlib
 import json
 import logging
 from collections.abc import Mapping
-from typing import Any
+from typing import Any, ClassVar
+
+from pydantic import ConfigDict, Field, ValidationError
 
 from channels.providers.config import providers_of
 from channels.providers.rbm import RbmProvider
 from engine.host.server import Server
-from engine.http.webhooks import WebhookReply, inbound_events, ingest, json_reply, problem_reply
+from engine.http.bodies import Body
+from engine.http.problems import describe, validation_errors
+from engine.http.webhook_events import WebhookReply, inbound_events, ingest, json_reply, problem_reply
 
 log = logging.getLogger("journey.webhooks")
 
 STATUSES = {"DELIVERED": "delivered", "READ": "read"}
 
 
+class RbmPushMessage(Body):
+    """The Pub/Sub message of a push: RBM's event in `data`."""
+
+    model_config = ConfigDict(extra="allow")
+    data: str = Field(description="base64 JSON: a user event (eventType DELIVERED, READ) or a user message "
+                      "(text, suggestionResponse, location); `X-Goog-Signature` signs this text")
+    messageId: str | None = None
+    publishTime: str | None = None
+
+
+class RbmPush(Body):
+    """Google RCS Business Messaging's Pub/Sub push, signed with `X-Goog-Signature`; or, for a new
+    webhook, `{"clientToken", "secret"}`, answered with the secret."""
+
+    model_config = ConfigDict(extra="allow")
+    holds: ClassVar[str] = "a Pub/Sub push message"
+    message: RbmPushMessage | None = None
+    subscription: str | None = None
+    clientToken: str | None = None
+    secret: str | None = None
+
+
 def handle_rbm(server: Server, headers: Mapping[str, str], body: bytes) -> WebhookReply:
     agents: list[RbmProvider] = providers_of(server.dispatcher.providers, RbmProvider)
     if not agents:
         return problem_reply(404, "no rbm provider is configured")
-    try:
-        document = json.loads(body)
-    except (ValueError, RecursionError):
-        return problem_reply(400, "body: expected RBM's JSON")
-    if not isinstance(document, dict):
-        return problem_reply(400, "body: expected a JSON object")
-    if "clientToken" in document and "secret" in document:
-        return _verification(agents, document)
-    message = document.get("message")
-    data = message.get("data") if isinstance(message, dict) else None
-    if not isinstance(data, str):
+    push = _parsed(body)
+    if isinstance(push, WebhookReply):
+        return push
+    if push.clientToken is not None and push.secret is not None:
+        return _verification(agents, push.clientToken, push.secret)
+    if push.message is None:
         return problem_reply(400, "message.data: expected the base64 data of a Pub/Sub push message")
+    data = push.message.data
     if not any(agent.verify(data, headers.get("x-goog-signature", "")) for agent in agents):
         log.warning("refused an rbm webhook: bad or missing X-Goog-Signature")
         return problem_reply(403, "X-Goog-Signature does not match")
@@ -71,10 +96,21 @@ def handle_rbm(server: Server, headers: Mapping[str, str], body: bytes) -> Webho
     return _user_message(server, event)
 
 
-def _verification(agents: list[RbmProvider], document: Mapping[str, Any]) -> WebhookReply:
+def _parsed(body: bytes) -> RbmPush | WebhookReply:
+    """The push as `RbmPush` reads it, or the 400 naming what it refuses."""
+    try:
+        document = json.loads(body)
+    except (ValueError, RecursionError):
+        return problem_reply(400, "body: expected RBM's JSON")
+    try:
+        return RbmPush.model_validate(document)
+    except ValidationError as exc:
+        return problem_reply(400, describe(validation_errors(exc.errors(), "body")))
+
+
+def _verification(agents: list[RbmProvider], token: str, secret: str) -> WebhookReply:
     """A new webhook's check: the secret back, when the client token is an agent's."""
-    token, secret = document.get("clientToken"), document.get("secret")
-    if not isinstance(token, str) or not isinstance(secret, str) or not any(a.owns_token(token) for a in agents):
+    if not any(agent.owns_token(token) for agent in agents):
         return problem_reply(403, "clientToken does not match")
     return json_reply(200, {"secret": secret})
 
