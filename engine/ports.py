@@ -20,6 +20,7 @@ from typing import Any, Protocol
 
 from channels import ConsentRecord, Profile, SentRecord
 from channels.consent import LedgerEntry, SuppressionEntry  # the audit trail's rows
+from channels.profile import RcsCapability
 from engine.audience.run import AudienceRun
 from engine.clock import IdSource as IdSource
 from engine.events import Event
@@ -383,6 +384,15 @@ class Runs(Protocol):
 
 class HostStore(Store, Outbox, ReadViews, Journeys, Privacy, Runs, Protocol):
     """Everything `journey serve` needs of a store."""
+
+
+class CapabilityLookup(Protocol):
+    """Asks a provider whether a profile's phone takes RCS when its cached answer is missing or
+    stale; the host implements it with the providers that can tell (engine.host.capability)."""
+
+    def lookup(self, profile: Profile, now: datetime) -> RcsCapability | None:
+        """A fresh answer, or None: the cached one holds, or no provider can tell now."""
+        ...
 
 
 def carry_out(tx: Tx, outcome: Outcome) -> None:

@@ -18,8 +18,8 @@ from channels.recheck import with_suppression
 from engine.clock import Clock, counter_ids
 from engine.compiler import CompiledJourney
 from engine.errors import EvaluationError, EventError, JourneyNotFoundError, StoreError
-from engine.events import FEEDBACK_STATUSES, Event, parse_event
-from engine.ports import IdSource, Store, Tx, carry_out
+from engine.events import FEEDBACK_STATUSES, INBOUND, REPLIES, Event, parse_event
+from engine.ports import CapabilityLookup, IdSource, Store, Tx, carry_out
 from engine.runtime import Runtime
 from engine.state import (
     Committed,
@@ -100,6 +100,11 @@ def as_seen(tx: Tx, profile: Profile) -> Profile:
     return with_suppression(profile, tx.suppressed_since(profile.phone)) if profile.phone else profile
 
 
+def _decides_rcs(outcome: Outcome) -> bool:
+    """Whether a send or a skip in `outcome` decided on the rcs channel."""
+    return any(isinstance(c, Send | Skip) and any(d.channel == "rcs" for d in c.decisions) for c in outcome.commands)
+
+
 def _deduplicated(tx: Tx, events: Sequence[Event]) -> list[Ingested]:
     """Record the events' ids; an id seen before, or earlier in this batch, marks a duplicate."""
     new_ids = tx.remember_events([e.id for e in events if e.id is not None])
@@ -127,6 +132,7 @@ class Engine:
         self.catalog = Catalog(journeys, versions)
         self.on_failure: Callable[[Failure], None] = lambda failure: None  # after commit, each instance that failed
         self.keep_outcomes = False  # the host's decision log: each transaction's outcomes in its `Committed`
+        self.capabilities: CapabilityLookup | None = None  # the host's: asks a provider whether a phone takes RCS
 
     @property
     def journeys(self) -> Mapping[str, CompiledJourney]:
@@ -265,28 +271,49 @@ class Engine:
             self._pending.lateness.append((now - instance.timer.due).total_seconds())
         profile = as_seen(tx, tx.get_profile(instance.user_id) or Profile(instance.user_id))
         sent = tx.recent_sends(instance.user_id, now - CAP_WINDOW)
-        self._guarded(tx, instance, now, lambda journey: self.runtime.on_timer(instance, journey, timer_id, profile,
-                                                                               sent, now))
+        self._guarded(tx, instance, now, profile, lambda journey, seen: self.runtime.on_timer(
+            instance, journey, timer_id, seen, sent, now))
 
-    def _guarded(self, tx: Tx, instance: Instance, now: datetime, evaluate: Callable[[CompiledJourney], Outcome],
-                 ) -> None:
+    def _guarded(self, tx: Tx, instance: Instance, now: datetime, profile: Profile,
+                 evaluate: Callable[[CompiledJourney, Profile], Outcome]) -> Profile:
         """Evaluate one instance on its own version; if that raises (a template, an expression, a
         missing definition, a bug), the instance alone becomes `failed` with the reason and the
-        batch goes on. The store's own errors are not the instance's fault: they propagate."""
+        batch goes on. The store's own errors are not the instance's fault: they propagate.
+        Returns the profile as it now stands (a capability check may have answered)."""
         try:
-            outcome = evaluate(self.journey_version(instance.journey_id, instance.version))
+            journey = self.journey_version(instance.journey_id, instance.version)
+            outcome, profile = self._evaluated(tx, profile, now, partial(evaluate, journey))
         except StoreError:
             raise
         except Exception as exc:  # noqa: BLE001 - isolating any failure is the point
             outcome = self._failed(instance, exc, now)
         self._apply(tx, outcome)
+        return profile
+
+    def _evaluated(self, tx: Tx, profile: Profile, now: datetime, evaluate: Callable[[Profile], Outcome],
+                   ) -> tuple[Outcome, Profile]:
+        """Evaluate; when that decided on rcs and a provider can tell (no fresh answer cached for
+        the phone), ask it, cache the answer on the stored profile, and decide again with it. The
+        runtime is pure, so the first outcome is simply dropped: fallback is still decided before
+        anything is sent, and the decision says the capability was known."""
+        outcome = evaluate(profile)
+        if self.capabilities is None or not _decides_rcs(outcome):
+            return outcome, profile
+        answer = self.capabilities.lookup(profile, now)
+        if answer is None:
+            return outcome, profile
+        stored = tx.get_profile(profile.user_id)
+        if stored is not None:
+            tx.put_profile(stored.with_capability(answer))
+        profile = profile.with_capability(answer)
+        return evaluate(profile), profile
 
     def _failed(self, instance: Instance, exc: Exception, now: datetime) -> Outcome:
         return self.runtime.end(instance, "failed", f"{type(exc).__name__}: {exc}", now)
 
     def _process(self, tx: Tx, event: Event, now: datetime) -> None:
         profile = tx.get_profile(event.user_id) or Profile(event.user_id)
-        if event.type == "sms.inbound":
+        if event.type in INBOUND:
             profile = self._keyword(tx, event, profile, now)
         profile = as_seen(tx, profile)
         event = self._feedback(tx, event, now)
@@ -296,12 +323,12 @@ class Engine:
             return
         keys: dict[str, str | None] = {}  # each journey's instance key for this event, computed once
         for instance in list(instances):
-            self._guarded(tx, instance, now, partial(self._on_event, tx=tx, instance=instance, event=event,
-                                                     profile=profile, keys=keys, now=now))
+            profile = self._guarded(tx, instance, now, profile, partial(self._on_event, tx=tx, instance=instance,
+                                                                        event=event, keys=keys, now=now))
         for journey in triggered:
             self._maybe_enter(tx, journey, event, profile, now)
 
-    def _on_event(self, journey: CompiledJourney, *, tx: Tx, instance: Instance, event: Event, profile: Profile,
+    def _on_event(self, journey: CompiledJourney, profile: Profile, *, tx: Tx, instance: Instance, event: Event,
                   keys: dict[str, str | None], now: datetime) -> Outcome:
         if journey.id not in keys:
             keys[journey.id] = self._event_key(journey, event, profile)
@@ -325,7 +352,8 @@ class Engine:
         sent = tx.recent_sends(event.user_id, now - CAP_WINDOW)
         instance_id = self.new_id()
         try:
-            outcome = self.runtime.enter(journey, event, profile, key, instance_id, sent, now)
+            outcome = self._evaluated(tx, profile, now, lambda seen: self.runtime.enter(
+                journey, event, seen, key, instance_id, sent, now))[0]
         except StoreError:
             raise
         except Exception as exc:  # noqa: BLE001 - the entry fails alone, as a failed instance
@@ -348,10 +376,12 @@ class Engine:
             return None
 
     def _feedback(self, tx: Tx, event: Event, now: datetime) -> Event:
-        """Feedback (a known status or engagement; `sms.go` is none) pinned to a message, by id or latest."""
+        """Feedback (a known status or engagement; `sms.go` is none) and replies (`rcs.reply`) pinned to a
+        message, by id or latest."""
         channel, _, status = event.type.partition(".")
-        if channel not in CHANNELS or (status not in FEEDBACK_STATUSES and event.type not in
-                                       self.policy.engagement_events(channel)):
+        status = REPLIES.get(event.type, status)
+        if channel not in CHANNELS or (status not in FEEDBACK_STATUSES and event.type not in REPLIES and
+                                       event.type not in self.policy.engagement_events(channel)):
             return event
         message_id = event.properties.get("message_id")
         if message_id is None:
@@ -369,7 +399,7 @@ class Engine:
             return profile
         phone = profile.phone or event.properties.get("from")
         if isinstance(phone, str) and phone and keyword.kind is not Keyword.HELP:
-            tx.record_suppression(phone, keyword.kind.value, now, f"sms.inbound:{event.id or event.user_id}")
+            tx.record_suppression(phone, keyword.kind.value, now, f"{event.type}:{event.id or event.user_id}")
         outcome = apply_keyword(keyword, profile.consents, now, self.policy)
         if outcome.records:
             profile = profile.with_consents(outcome.records)

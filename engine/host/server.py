@@ -29,6 +29,7 @@ from engine.compiler import CompiledJourney
 from engine.errors import EventError, StoreError, TemporaryStoreError
 from engine.events import Event, parse_event
 from engine.host.backlog import Backlog
+from engine.host.capability import ProviderCapability
 from engine.host.counters import Counters
 from engine.host.dispatcher import RATE_LIMITED, Dispatcher
 from engine.host.journeys import Deploys, ReloadReport
@@ -87,6 +88,7 @@ class Server:
         self.deploys.register(journeys)
         self.dispatcher = Dispatcher(store, providers or default_providers(), self.clock, self._provider_failures,
                                      policy, lease=outbox_lease)
+        self.engine.capabilities = ProviderCapability.of(self.dispatcher.providers)
         self._counting = threading.Lock()  # `accept` runs outside `lock`
         self.runs = AudienceRuns(self.engine, store, self.lock, self.clock, self.engine.new_id, chunk=batch)
         jobs = {"timers": (self.sweep_timers, timer_interval), "outbox": (self.drain_outbox, 0.5),

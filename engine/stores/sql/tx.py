@@ -16,6 +16,7 @@ from typing import Any
 from sqlalchemy import Connection
 
 from channels import ConsentRecord, Profile, SentRecord
+from channels.profile import RcsCapability
 from engine.events import Event
 from engine.runtime import EntryHistory
 from engine.state import PARTITIONS, Instance, Send, Skip, TimerRef, Trace, partition_of
@@ -359,7 +360,8 @@ def _key(key: str | None) -> str:
 def _stored_profile(doc: dict[str, Any], consents: tuple[ConsentRecord, ...]) -> Profile:
     """A profile read back: it was validated when it came in, so it is not parsed again."""
     return Profile(doc["user_id"], doc.get("timezone"), doc.get("email"), doc.get("phone"), doc.get("push_token"),
-                   bool(doc.get("rcs_capable")), doc.get("attributes") or {}, consents)
+                   bool(doc.get("rcs_capable")), doc.get("attributes") or {}, consents,
+                   RcsCapability.stored(doc.get("rcs_capability")))
 
 
 def _profile_doc(profile: Profile) -> dict[str, Any]:
