@@ -35,7 +35,7 @@ from channels.rcs import (
     TEXT_MAX,
     TITLE_MAX,
 )
-from engine.audience.schedule import check_cron, parse_instant, zone
+from engine.schedule import check_cron, parse_instant, zone
 
 CHANNELS = ("push", "in_app", "email", "sms", "mms", "rcs", "webhook")
 Channel = Literal["push", "in_app", "email", "sms", "mms", "rcs", "webhook"]

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -24,11 +24,12 @@ from channels import (
     recipient_zone,
     select,
 )
-from engine.audience.run import RUN_EVENT
 from engine.compiler import CompiledJourney
 from engine.errors import EvaluationError, EventError
 from engine.events import Event, format_time, parse_time
 from engine.model import HHMM, BranchStep, SendStep, SplitStep, Step, WaitForStep, WaitStep
+from engine.ports import EntryHistory
+from engine.runs import RUN_EVENT
 from engine.state import (
     END_OF_STEPS,
     STAY,
@@ -44,14 +45,6 @@ from engine.state import (
     journey_context,
     profile_context,
 )
-
-
-@dataclass(frozen=True, slots=True)
-class EntryHistory:
-    """What the host knows about earlier entries of one user (and key) into one journey."""
-
-    active: bool
-    last_entered_at: datetime | None
 
 
 class Runtime:

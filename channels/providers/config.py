@@ -30,7 +30,6 @@ about `concurrency / 0.12` messages a second; the channel's `rate_per_second` st
 from __future__ import annotations
 
 import json
-import os
 import re
 from collections.abc import Callable, Mapping, Sequence
 from datetime import timedelta
@@ -215,11 +214,12 @@ DEFAULT_CHANNELS = {"twilio": ["sms", "mms", "rcs"], "smtp": ["email"], "fcm": [
                     "webhook": ["webhook"], "file": [ANY_CHANNEL], "console": [ANY_CHANNEL]}
 
 
-def load_providers(path: str | Path, outbox: str | Path = "outbox.jsonl",
-                   environ: Mapping[str, str] | None = None, *, clock: Seconds) -> dict[str, list[Provider]]:
-    """Providers per channel, in failover order; raises ProvidersError with every problem. `clock`
-    (seconds since the epoch) is for the providers that sign or date what they send: the channel
-    layer never reads the wall clock itself."""
+def load_providers(path: str | Path, outbox: str | Path = "outbox.jsonl", *, environ: Mapping[str, str],
+                   clock: Seconds) -> dict[str, list[Provider]]:
+    """Providers per channel, in failover order; raises ProvidersError with every problem.
+    `environ` holds the `${VARIABLES}` the file's secrets name (the CLI passes its environment);
+    `clock` (seconds since the epoch) is for the providers that sign or date what they send: the
+    channel layer reads neither the environment nor the wall clock itself."""
     name = str(path)
     try:
         text = Path(path).read_text(encoding="utf-8")
@@ -230,14 +230,13 @@ def load_providers(path: str | Path, outbox: str | Path = "outbox.jsonl",
     except FileError as exc:
         raise ProvidersError(exc.problems) from None
     items = _items(located)
-    env = os.environ if environ is None else environ
     problems: list[Problem] = []
     chosen: dict[str, list[Provider]] = {}
     for index, item in enumerate(items):
         if isinstance(item, dict) and item.get("type") == "twilio" and "content_cache_file" not in item:
             item = {**item, "content_cache_file": str(Path(outbox).parent / f"{item.get('name') or 'twilio'}"
                                                                            "-content.jsonl")}
-        built = _build(item, ("providers", index), located, env, problems, clock)
+        built = _build(item, ("providers", index), located, environ, problems, clock)
         if built is not None:
             entry, provider = built
             for channel in entry.channels or DEFAULT_CHANNELS[item["type"]]:

@@ -118,7 +118,7 @@ def _verification(agents: list[RbmProvider], token: str, secret: str) -> Webhook
 def _user_event(server: Server, event: Mapping[str, Any]) -> WebhookReply:
     status = STATUSES.get(str(event.get("eventType")))
     message_id = event.get("messageId")
-    message = server.store.message_by_provider_id(message_id) if isinstance(message_id, str) else None
+    message = server.store.views.message_by_provider_id(message_id) if isinstance(message_id, str) else None
     if status is None or message is None:
         return json_reply(200, {"ignored": f"event {event.get('eventType')}" if status is None else
                                 "unknown messageId"})
@@ -133,7 +133,7 @@ def _user_message(server: Server, event: Mapping[str, Any]) -> WebhookReply:
     answer = _answer(event)
     if not isinstance(sender, str) or answer is None:
         return json_reply(200, {"ignored": "not a user event or message this engine reads"})
-    users = server.store.users_by_phone(sender)
+    users = server.store.views.users_by_phone(sender)
     if not users:
         log.info("rbm message from an unknown number ignored")
         return json_reply(200, {"ignored": "no profile holds the sender's number"})

@@ -131,7 +131,7 @@ def _twilio_status(server: Server, form: TwilioForm) -> WebhookReply:
     sid, status = form.sid, form.status
     if not sid or not status:
         return problem_reply(400, "MessageSid and MessageStatus are required")
-    message = server.store.message_by_provider_id(sid)
+    message = server.store.views.message_by_provider_id(sid)
     name = TWILIO_STATUSES.get(status)
     if message is None or name is None:
         return json_reply(200, {"ignored": "unknown MessageSid" if message is None else f"status {status}"})
@@ -151,7 +151,7 @@ def _twilio_status(server: Server, form: TwilioForm) -> WebhookReply:
 def _twilio_inbound(server: Server, form: TwilioForm) -> WebhookReply:
     """`sms.inbound` (or `rcs.reply`) for every profile that holds the sender's number (`inbound_events`)."""
     sender = _phone(form.From)
-    users = server.store.users_by_phone(sender) if sender else []
+    users = server.store.views.users_by_phone(sender) if sender else []
     if not users:
         return _from_unknown_number(server, sender, form)
     sid = form.sid
@@ -172,7 +172,7 @@ def _inbound_kind(server: Server, form: TwilioForm) -> tuple[str, dict[str, Any]
     if form.ButtonText:
         properties["text"] = form.ButtonText
     replied = form.OriginalRepliedMessageSid
-    message = server.store.message_by_provider_id(replied) if replied else None
+    message = server.store.views.message_by_provider_id(replied) if replied else None
     if message is not None:
         properties["message_id"] = message["message_id"]
     return "rcs.reply", properties

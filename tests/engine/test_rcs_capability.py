@@ -15,7 +15,7 @@ from engine.clock import VirtualClock
 from engine.compiler import load_text
 from engine.events import Event
 from engine.host.capability import ProviderCapability
-from engine.ports import Store
+from engine.ports import HostStore
 from engine.service import Engine
 from engine.stores.memory import MemoryStore
 from engine.stores.sql import SqlStore
@@ -50,11 +50,11 @@ class Answers:
 
 
 @pytest.fixture(params=["memory", "sqlite"])
-def store(request: pytest.FixtureRequest, tmp_path: Path) -> Store:
+def store(request: pytest.FixtureRequest, tmp_path: Path) -> HostStore:
     return MemoryStore() if request.param == "memory" else SqlStore(f"sqlite:///{tmp_path}/journey.db")
 
 
-def _engine(store: Store, answers: Answers, clock: VirtualClock, rcs_capable: bool = True) -> Engine:
+def _engine(store: HostStore, answers: Answers, clock: VirtualClock, rcs_capable: bool = True) -> Engine:
     engine = Engine([load_text(JOURNEY, "ready.yaml")], load_policy(), store, clock)
     engine.capabilities = ProviderCapability([answers])
     with store.transaction() as tx:
@@ -64,23 +64,23 @@ def _engine(store: Store, answers: Answers, clock: VirtualClock, rcs_capable: bo
     return engine
 
 
-def _sends(store: Store, engine: Engine, n: int) -> tuple[str, dict[str, object]]:
+def _sends(store: HostStore, engine: Engine, n: int) -> tuple[str, dict[str, object]]:
     engine.ingest(Event("ready", "u1", engine.clock.now(), {}, f"e{n}"))
     with store.transaction() as tx:
         latest = {c: tx.latest_message("u1", c) for c in ("rcs", "sms")}
     channel = max((c for c in latest if latest[c]), key=lambda c: str(latest[c]))
-    [message] = [m for m in store.messages_for_user("u1") if m["message_id"] == latest[channel]]
+    [message] = [m for m in store.views.messages_for_user("u1") if m["message_id"] == latest[channel]]
     return channel, next(d for d in message["decisions"] if d["channel"] == "rcs")
 
 
-def _cached(store: Store) -> dict[str, object] | None:
+def _cached(store: HostStore) -> dict[str, object] | None:
     with store.transaction() as tx:
         profile = tx.get_profile("u1")
     assert profile is not None
     return profile.to_dict()["rcs_capability"]
 
 
-def test_not_capable_falls_back_to_sms_decided_before_sending_and_the_answer_is_cached(store: Store) -> None:
+def test_not_capable_falls_back_to_sms_decided_before_sending_and_the_answer_is_cached(store: HostStore) -> None:
     clock = VirtualClock(T0)
     answers = Answers({PHONE: False})
     engine = _engine(store, answers, clock)  # the profile says capable: assumed, until a provider answers
@@ -95,7 +95,7 @@ def test_not_capable_falls_back_to_sms_decided_before_sending_and_the_answer_is_
     assert answers.asked == [PHONE]  # within the TTL: the cached answer decides
 
 
-def test_a_stale_answer_is_asked_again_and_a_capable_answer_sends_rcs(store: Store) -> None:
+def test_a_stale_answer_is_asked_again_and_a_capable_answer_sends_rcs(store: HostStore) -> None:
     clock = VirtualClock(T0)
     answers = Answers({PHONE: False})
     engine = _engine(store, answers, clock)
@@ -109,7 +109,7 @@ def test_a_stale_answer_is_asked_again_and_a_capable_answer_sends_rcs(store: Sto
     assert _cached(store) == {"capable": True, "checked_at": "2026-01-06T15:00:00Z", "source": "rbm-test"}
 
 
-def test_a_provider_that_cannot_tell_leaves_it_assumed_and_is_not_asked_again_at_once(store: Store) -> None:
+def test_a_provider_that_cannot_tell_leaves_it_assumed_and_is_not_asked_again_at_once(store: HostStore) -> None:
     clock = VirtualClock(T0)
     answers = Answers({})  # it cannot tell (an error, a timeout)
     engine = _engine(store, answers, clock)
@@ -123,7 +123,7 @@ def test_a_provider_that_cannot_tell_leaves_it_assumed_and_is_not_asked_again_at
     assert answers.asked == [PHONE, PHONE]
 
 
-def test_no_rcs_candidate_asks_nothing(store: Store) -> None:
+def test_no_rcs_candidate_asks_nothing(store: HostStore) -> None:
     clock = VirtualClock(T0)
     answers = Answers({PHONE: True})
     engine = _engine(store, answers, clock)

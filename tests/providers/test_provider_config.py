@@ -45,7 +45,7 @@ providers:
   - {{name: hooks, type: webhook, url: "http://127.0.0.1:9/h", secret: "${{HOOK_SECRET}}"}}
   - {{type: console, channels: [in_app]}}
 """)
-    chosen = load_providers(path, tmp_path / "outbox.jsonl", ENV, clock=SystemClock().seconds)
+    chosen = load_providers(path, tmp_path / "outbox.jsonl", environ=ENV, clock=SystemClock().seconds)
     assert [p.name for p in chosen["sms"]] == ["primary", "backup"]
     assert [p.name for p in chosen["mms"]] == [p.name for p in chosen["rcs"]] == ["primary"]
     assert isinstance(chosen["email"][0], SmtpProvider) and isinstance(chosen["push"][0], FcmProvider)
@@ -66,7 +66,7 @@ providers:
   - {type: smtp, host: 127.0.0.1, sender: a@example.com}
   - {type: webhook, url: "http://127.0.0.1:9/h", secret: "${HOOK_SECRET}"}
 """)
-    chosen = load_providers(path, tmp_path / "outbox.jsonl", ENV, clock=SystemClock().seconds)
+    chosen = load_providers(path, tmp_path / "outbox.jsonl", environ=ENV, clock=SystemClock().seconds)
     assert [getattr(chosen[c][0], "concurrency", 1) for c in ("sms", "email", "webhook", "*")] == [50, 4, 10, 1]
     bad = write(tmp_path, """\
 providers:
@@ -167,7 +167,7 @@ providers:
   - {{name: primary, type: twilio, account_sid: "${{TWILIO_ACCOUNT_SID}}", auth_token: "${{TWILIO_AUTH_TOKEN}}",
      from: "+15005550006"}}
 """)
-    chosen = load_providers(path, tmp_path / "outbox.jsonl", {**ENV, "RBM_TOKEN": "rbm-token-1"},
+    chosen = load_providers(path, tmp_path / "outbox.jsonl", environ={**ENV, "RBM_TOKEN": "rbm-token-1"},
                             clock=SystemClock().seconds)
     [rbm, twilio] = chosen["rcs"]
     assert isinstance(rbm, RbmProvider) and isinstance(twilio, TwilioProvider)
@@ -185,7 +185,7 @@ providers:
     capability_timeout: 0
 """)
     with pytest.raises(ProvidersError) as info:
-        load_providers(bad, tmp_path / "outbox.jsonl", ENV, clock=SystemClock().seconds)
+        load_providers(bad, tmp_path / "outbox.jsonl", environ=ENV, clock=SystemClock().seconds)
     assert [str(p).replace(f"{bad}:", "") for p in info.value.problems] == [
         "5: providers.0.client_token: give secrets as ${ENV_VAR}, not in the file",
         "2: providers.0.agent_id: Field required",
@@ -194,6 +194,6 @@ providers:
     bad.write_text(bad.read_text().replace("client_token: in-the-file", "client_token: ${TWILIO_AUTH_TOKEN}")
                    .replace("capability_timeout: 0", "agent_id: acme"))
     with pytest.raises(ProvidersError) as info:
-        load_providers(bad, tmp_path / "outbox.jsonl", ENV, clock=SystemClock().seconds)
+        load_providers(bad, tmp_path / "outbox.jsonl", environ=ENV, clock=SystemClock().seconds)
     assert [str(p).replace(f"{bad}:", "") for p in info.value.problems] == [
         "2: providers.0 (rbm): No such file or directory"]

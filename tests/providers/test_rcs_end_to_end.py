@@ -140,18 +140,16 @@ def fakes() -> Iterator[tuple[FakeRbm, FakeTwilio, dict[str, str]]]:
     twilio.stop()
 
 
-def _rig(tmp_path: Path, fakes: tuple[FakeRbm, FakeTwilio, dict[str, str]], monkeypatch: pytest.MonkeyPatch,
-         rcs_by: str) -> Rig:
+def _rig(tmp_path: Path, fakes: tuple[FakeRbm, FakeTwilio, dict[str, str]], rcs_by: str) -> Rig:
     rbm, twilio, account = fakes
-    for name, value in (("TWILIO_ACCOUNT_SID", ACCOUNT_SID), ("TWILIO_AUTH_TOKEN", AUTH_TOKEN),
-                        ("RBM_CLIENT_TOKEN", RBM_CLIENT_TOKEN)):
-        monkeypatch.setenv(name, value)
+    environ = {"TWILIO_ACCOUNT_SID": ACCOUNT_SID, "TWILIO_AUTH_TOKEN": AUTH_TOKEN, "RBM_CLIENT_TOKEN": RBM_CLIENT_TOKEN}
     (tmp_path / "rbm.json").write_text(json.dumps(account))
     entries = RBM_ENTRY.format(agent=RBM_AGENT, account=tmp_path / "rbm.json", url=rbm.url) if rcs_by == "rbm" else ""
     channels = "[sms, mms]" if rcs_by == "rbm" else "[sms, mms, rcs]"
     entries += TWILIO_ENTRY.format(channels=channels, service=SERVICE, url=twilio.url)
     (tmp_path / "providers.yaml").write_text("providers:\n" + entries)
-    providers = load_providers(tmp_path / "providers.yaml", tmp_path / "outbox.jsonl", clock=SystemClock().seconds)
+    providers = load_providers(tmp_path / "providers.yaml", tmp_path / "outbox.jsonl", environ=environ,
+                               clock=SystemClock().seconds)
     clock = VirtualClock(T0)
     journeys = [load_file(ROOT / "journeys" / "event-invitation.yaml"), load_text(CARD, "table-ready.yaml")]
     server = Server(SqlStore(f"sqlite:///{tmp_path / 'journey.db'}"), journeys, load_policy(), providers, clock)
@@ -160,12 +158,11 @@ def _rig(tmp_path: Path, fakes: tuple[FakeRbm, FakeTwilio, dict[str, str]], monk
 
 
 @pytest.fixture
-def make_rig(tmp_path: Path, fakes: tuple[FakeRbm, FakeTwilio, dict[str, str]],
-             monkeypatch: pytest.MonkeyPatch) -> Iterator[Callable[[str], Rig]]:
+def make_rig(tmp_path: Path, fakes: tuple[FakeRbm, FakeTwilio, dict[str, str]]) -> Iterator[Callable[[str], Rig]]:
     made: list[Rig] = []
 
     def make(rcs_by: str) -> Rig:
-        made.append(_rig(tmp_path, fakes, monkeypatch, rcs_by))
+        made.append(_rig(tmp_path, fakes, rcs_by))
         return made[-1]
 
     yield make

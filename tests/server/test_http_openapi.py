@@ -144,10 +144,8 @@ def test_docs_are_served_without_a_key(local: LocalServer) -> None:
     assert docs.status_code == 200 and "swagger-ui" in docs.text
 
 
-def test_metrics_are_open_in_the_document_when_public(start_local: StartLocal, monkeypatch: pytest.MonkeyPatch
-                                                      ) -> None:
-    monkeypatch.setenv("JOURNEY_METRICS_PUBLIC", "1")
-    local = start_local()
+def test_metrics_are_open_in_the_document_when_public(start_local: StartLocal) -> None:
+    local = start_local(metrics_public=True)
     document = local.client.get("/openapi.json").json()
     assert document["paths"]["/metrics"]["get"]["security"] == []
 

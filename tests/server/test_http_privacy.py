@@ -6,11 +6,12 @@ from __future__ import annotations
 import json
 from datetime import timedelta
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import pytest
 
 from channels import ConsentRecord, Profile
+from engine.stores.memory import MemoryStore
 from tests.server.conftest import T0, LocalServer, StartLocal, post_events, put_profile
 
 PHONE, EMAIL = "+33612345678", "ada@example.com"
@@ -86,8 +87,9 @@ def test_an_erasure_happens_in_the_engines_turn_and_ends_instances_as_exited_era
     assert post_events(local, event("order.placed", "ada", order_id="A1")).status_code == 202
     saved: list[Any] = []
     store = local.server.store
-    original = store.save_instance
-    store.save_instance = lambda instance: (saved.append(instance), original(instance))[1]  # type: ignore[method-assign]
+    tx = cast(MemoryStore, store).tx  # the memory store's one Tx
+    original = tx.save_instance
+    tx.save_instance = lambda instance: (saved.append(instance), original(instance))[1]  # type: ignore[method-assign]
     assert local.client.delete("/v1/profiles/ada").status_code == 204
     assert [(i.status, i.reason, i.timer) for i in saved] == [("exited", "erased", None)]
     assert store.next_due() is None
