@@ -12,7 +12,6 @@ is lost, because the 202 is only sent after the transaction holding the events h
 
 from __future__ import annotations
 
-import os
 from collections.abc import Callable
 
 from fastapi import FastAPI
@@ -77,26 +76,24 @@ TAGS = [
 
 
 def create_app(server: Server, api_keys: frozenset[str] = frozenset(), max_body: int = MAX_BODY,
-               metrics_public: bool | None = None, bulk_max_body: int = MAX_BULK_BODY,
-               user_key_secret: str | None = None, public_url: str | None = None) -> FastAPI:
-    """The API over `server`. `metrics_public` (default: `JOURNEY_METRICS_PUBLIC=1` in the
-    environment) serves `/metrics` without a key, since scrapers rarely carry bearer tokens.
+               metrics_public: bool = False, bulk_max_body: int = MAX_BULK_BODY,
+               user_key_secret: str | None = None, public_url: str = "") -> FastAPI:
+    """The API over `server`. `metrics_public` (`journey serve` passes `JOURNEY_METRICS_PUBLIC=1`)
+    serves `/metrics` without a key, since scrapers rarely carry bearer tokens.
     Bodies over `max_body` bytes get a 413, but the bulk route's limit is `bulk_max_body`. User keys
-    are HMACs under `user_key_secret` (default: `JOURNEY_USER_KEY_SECRET`, else derived from the
-    API keys); templates' `preferences_url` is the preference page under `public_url` (default:
-    `JOURNEY_PUBLIC_URL`, else a path without a host) with the person's key."""
-    if metrics_public is None:
-        metrics_public = os.environ.get("JOURNEY_METRICS_PUBLIC", "").strip().lower() in ("1", "true", "yes")
+    are HMACs under `user_key_secret` (`journey serve` passes `JOURNEY_USER_KEY_SECRET`; without it,
+    one derived from the API keys); templates' `preferences_url` is the preference page under
+    `public_url` (`journey serve` passes `JOURNEY_PUBLIC_URL`; empty: a path without a host) with
+    the person's key."""
     is_open = _open(OPEN_PATHS | ({"/metrics"} if metrics_public else set()))
     app = FastAPIOffline(title="journey-engine", version="0.1.0", description=DESCRIPTION, redoc_url=None,
                          static_url=DOCS_ASSETS, openapi_tags=TAGS)
     app.state.server = server
     app.state.metrics = Metrics(server)
     app.state.body_limits = BodyLimits(max_body, {"upsertProfiles": bulk_max_body})
-    user_keys = UserKeys.for_server(user_key_secret or os.environ.get("JOURNEY_USER_KEY_SECRET"), api_keys)
+    user_keys = UserKeys.for_server(user_key_secret, api_keys)
     app.state.user_keys = user_keys
-    base = public_url if public_url is not None else os.environ.get("JOURNEY_PUBLIC_URL", "")
-    server.engine.runtime.links = preference_page.preferences_link(user_keys, base)
+    server.engine.runtime.links = preference_page.preferences_link(user_keys, public_url)
     for router in ROUTERS:
         app.include_router(router)
     app.add_middleware(BearerAuth, keys=api_keys, is_open=is_open, user_keys=user_keys)

@@ -49,10 +49,10 @@ def get_feed(user_id: UserId, server: ServerDep,
              ) -> dict[str, Any]:
     """The person's in-app messages, newest first, with what they did to each, and how many are
     unread (neither read nor archived). Opens with the API key or the person's user key."""
-    rows = server.store.feed_items(user_id, _cursor(cursor), limit + 1, archived)
+    rows = server.store.feed.feed_items(user_id, _cursor(cursor), limit + 1, archived)
     more = len(rows) > limit
     rows = rows[:limit]
-    return {"items": [feed_item(r) for r in rows], "unread_count": server.store.feed_unread(user_id),
+    return {"items": [feed_item(r) for r in rows], "unread_count": server.store.feed.feed_unread(user_id),
             "next_cursor": _encode(rows[-1]) if more else None}
 
 
@@ -63,22 +63,22 @@ def mark_message(user_id: UserId, message_id: Annotated[str, Path(max_length=200
     """One message of the feed marked seen, read or archived (again: no change). 404 when the
     person's feed holds no such message."""
     now = server.clock.now()
-    changed = server.store.mark_feed(user_id, [message_id], state.value, now)
+    changed = server.store.feed.mark_feed(user_id, [message_id], state.value, now)
     if not changed and not _in_feed(server, user_id, message_id):
         raise HttpError(404, f"user '{user_id}' has no in-app message '{message_id}' in their feed")
     _tell(server, user_id, [message_id], state.value, now)
-    row = next(r for r in server.store.feed_items(user_id, None, MAX_MARK_ALL, archived=True)
+    row = next(r for r in server.store.feed.feed_items(user_id, None, MAX_MARK_ALL, archived=True)
                if r["message_id"] == message_id)
-    return {**feed_item(row), "unread_count": server.store.feed_unread(user_id)}
+    return {**feed_item(row), "unread_count": server.store.feed.feed_unread(user_id)}
 
 
 @router.post("/v1/users/{user_id}/feed/{state}", operation_id="markFeed", **documented(MarkedAll, 403))
 def mark_all(user_id: UserId, state: StatePath, server: ServerDep) -> dict[str, Any]:
     """Every message of the feed marked seen, read or archived (those that already were are left)."""
     now = server.clock.now()
-    changed = server.store.mark_feed(user_id, None, state.value, now)
+    changed = server.store.feed.mark_feed(user_id, None, state.value, now)
     _tell(server, user_id, changed[-MAX_MARK_ALL:], state.value, now)
-    return {"marked": len(changed), "unread_count": server.store.feed_unread(user_id)}
+    return {"marked": len(changed), "unread_count": server.store.feed.feed_unread(user_id)}
 
 
 @router.get("/v1/users/{user_id}/key", operation_id="getUserKey", **documented(UserKey, 403))
@@ -95,7 +95,7 @@ def _tell(server: Server, user_id: str, message_ids: list[str], state: str, now:
 
 
 def _in_feed(server: Server, user_id: str, message_id: str) -> bool:
-    return any(r["message_id"] == message_id for r in server.store.feed_items(user_id, None, MAX_MARK_ALL, True))
+    return any(r["message_id"] == message_id for r in server.store.feed.feed_items(user_id, None, MAX_MARK_ALL, True))
 
 
 def _encode(row: dict[str, Any]) -> str:

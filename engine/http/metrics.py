@@ -20,13 +20,12 @@ from typing import Any
 
 from prometheus_client import CollectorRegistry, GCCollector, PlatformCollector, ProcessCollector, generate_latest
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily
-from prometheus_client.multiprocess import MultiProcessCollector
 
 from channels import CHANNELS
 from engine.errors import StoreError
 from engine.host.histogram import Histogram
 from engine.host.server import Server
-from engine.http.multiprocess import Mirror, multiprocess_dir
+from engine.http.multiprocess import Mirror, WorkersCollector, multiprocess_dir
 
 SWEEPS = ("inbox", "timers", "outbox")
 Family = CounterMetricFamily | GaugeMetricFamily | HistogramMetricFamily
@@ -65,9 +64,9 @@ class Metrics:
             GCCollector(registry=self.registry)  # collections per generation
         else:  # per-process figures (CPU, memory, collections) would flip from scrape to scrape: left out
             self.mirror = Mirror(self.totals)
-            server.counted = self.mirror.changed
+            server.tally.counted = self.mirror.changed
             self.mirror.start()
-            MultiProcessCollector(self.registry, folder)
+            self.registry.register(WorkersCollector(folder))
         self.registry.register(_Collector(self.shared))
         PlatformCollector(registry=self.registry)  # python_info
 
@@ -133,7 +132,7 @@ class Metrics:
         kept counts would drift from them across restarts and other workers. Left out while the
         database is down, so that /metrics still answers then."""
         try:
-            queued = self.server.store.outbox_queued()
+            queued = self.server.store.outbox.outbox_queued()
         except StoreError:
             return
         yield _labelled(GaugeMetricFamily, "journey_outbox_queued", "Messages waiting in the outbox, by channel: "

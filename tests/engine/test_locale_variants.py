@@ -73,3 +73,27 @@ def test_every_variant_is_checked_like_the_default(tmp_path: Path, variant: str,
     with pytest.raises(JourneyDefinitionError) as caught:
         load_file(tmp_path / "test.yaml")
     assert expected in str(caught.value)
+
+
+RICH = """
+id: rich
+category: transactional
+trigger: {event: booked}
+steps:
+  - {id: tell, type: send, message: hi, channels: [rcs]}
+messages:
+  hi:
+    rcs: {text: "Hi", carousel: {cards: [{title: One}, {title: Two}]}}
+    locales:
+      fr:
+        rcs: {text: "Salut", carousel: {cards: [{title: Un}]}}
+"""
+
+
+def test_a_variants_rich_content_is_held_to_its_channels_limits_and_named_by_its_path(tmp_path: Path) -> None:
+    """RBM's limits hold for a variant as for the default content, and the error names the variant."""
+    (tmp_path / "rich.yaml").write_text(RICH)
+    with pytest.raises(JourneyDefinitionError) as caught:
+        load_file(tmp_path / "rich.yaml")
+    assert "rich.yaml:12: message 'hi': locales.fr.rcs.carousel.cards: a carousel holds 2 to 10 cards (RBM), " \
+           "this one 1" in str(caught.value)

@@ -11,7 +11,16 @@ from typing import Any
 
 import httpx
 
-from tests.server.conftest import LocalServer, StartLocal, post_events, put_profile
+from engine.http.user_keys import UserKeys
+from tests.server.conftest import (
+    LocalServer,
+    StartLocal,
+    StartServer,
+    post_events,
+    put_profile,
+    server_env,
+    wait_until,
+)
 
 PROMO = """\
 id: promo
@@ -142,3 +151,22 @@ def test_the_email_footer_link_opens_the_persons_page_and_its_form_turns_email_o
     assert post_events(local, {"type": "digest.ready", "user_id": "ada", "id": "d2"}).status_code == 202
     local.settle()
     assert [s["decisions"][0]["reason"] for s in _skips(local, "ada")] == ["preference_off"]
+
+
+def test_journey_serve_takes_the_public_url_and_the_user_key_secret_from_its_environment(
+        start_server: StartServer, journeys_dir: Path) -> None:
+    """The CLI reads JOURNEY_PUBLIC_URL and JOURNEY_USER_KEY_SECRET and hands them to the app: the
+    footer's link starts at the public URL and carries the key made under that secret, which opens
+    the person's own preferences on that server."""
+    (journeys_dir / "digest.yaml").write_text(FOOTER, encoding="utf-8")
+    env = {**server_env(), "JOURNEY_PUBLIC_URL": "https://prefs.example.org", "JOURNEY_USER_KEY_SECRET": "s3cret"}
+    server = start_server(env=env)
+    put_profile(server, "ada", "email:marketing", email="ada@example.com")
+    assert post_events(server, {"type": "digest.ready", "user_id": "ada", "id": "d1"}).status_code == 202
+    [email] = wait_until(lambda: server.messages("ada"), timeout=30, what="the digest email")
+    key = UserKeys.for_server("s3cret", frozenset()).key_for("ada")
+    link = email["content"]["body"].split("send you: ")[1]
+    assert link == f"https://prefs.example.org/v1/users/ada/preferences/page?key={key}"
+    with httpx.Client(base_url=server.base_url, timeout=10, headers={"Authorization": f"Bearer {key}"}) as person:
+        assert person.get("/v1/users/ada/preferences").status_code == 200
+        assert person.get("/v1/users/bob/preferences").status_code == 403

@@ -38,6 +38,12 @@ NEW_INDEXES = {"ix_messages_pending", "ix_messages_sending", "ix_messages_leased
                "ix_instances_user", "ix_instances_journey", "ix_profiles_phone"}
 
 
+LATER = {"locale": "ALTER TABLE messages DROP COLUMN locale",
+         "templates": "ALTER TABLE journey_versions DROP COLUMN templates",
+         "feed_states": "DROP TABLE feed_states"}
+"""What versions 15, 16 and 17 added, undone: a database of version 12 to 14 has none of them."""
+
+
 def _indexes(url: str) -> set[str]:
     engine = create_engine(url)
     try:
@@ -72,25 +78,27 @@ def test_a_version_1_database_is_upgraded_in_place(url: str) -> None:
         conn.exec_driver_sql("DROP TABLE suppressed_numbers")
         conn.exec_driver_sql("DROP TABLE erasures")
         conn.exec_driver_sql("DROP TABLE runs")
+        conn.exec_driver_sql("DROP TABLE feed_states")
         conn.execute(insert(PROFILES).values(user_id="u1", doc={"user_id": "u1", "phone": "+14155550100"}))
     engine.dispose()
     _set_version(url, 1)
     assert NEW_INDEXES.isdisjoint(_indexes(url)) and set(OLD_INDEXES) <= _indexes(url)
     store = SqlStore(url)
-    assert _version(store) == SCHEMA_VERSION == 15
+    assert _version(store) == SCHEMA_VERSION == 17
     assert _indexes(url) >= NEW_INDEXES and set(OLD_INDEXES).isdisjoint(_indexes(url))
-    assert store.users_by_phone("+14155550100") == ["u1"] and store.users_by_phone("+14155550199") == []
+    assert store.views.users_by_phone("+14155550100") == ["u1"] and store.views.users_by_phone("+14155550199") == []
     with store.transaction() as tx:
         tx.queue_events([Event("cart.abandoned", "u1", datetime(2026, 1, 5, tzinfo=UTC), {"cart": 1}, "e1")])
     with store.transaction() as tx:
         assert [e.id for e in tx.claim_queued(10)] == ["e1"]
-    store.set_journey_state("cart", "paused", datetime(2026, 1, 5, tzinfo=UTC))  # version 6's tables exist
-    assert store.journey_states() == {"cart": "paused"} and store.journey_versions("cart") == []
-    assert store.suppressions({"+14155550100"}) == {}  # version 7's tables exist
-    assert store.erase_user("u1", datetime(2026, 1, 5, tzinfo=UTC), lambda tx: None) is not None  # version 9's
-    assert store.users_by_phone("+14155550100") == []
-    assert store.runs_of("cart") == [] and store.claim_run("w1", {"cart"}, datetime(2026, 1, 5, tzinfo=UTC),
+    store.journeys.set_journey_state("cart", "paused", datetime(2026, 1, 5, tzinfo=UTC))  # version 6's tables exist
+    assert store.journeys.journey_states() == {"cart": "paused"} and store.journeys.journey_versions("cart") == []
+    assert store.outbox.suppressions({"+14155550100"}) == {}  # version 7's tables exist
+    assert store.privacy.erase_user("u1", datetime(2026, 1, 5, tzinfo=UTC), lambda tx: None) is not None  # version 9's
+    assert store.views.users_by_phone("+14155550100") == []
+    assert store.runs.runs_of("cart") == [] and store.runs.claim_run("w1", {"cart"}, datetime(2026, 1, 5, tzinfo=UTC),
                                                            timedelta(seconds=30)) is None  # version 10's
+    assert store.feed.feed_items("u1", None, 10) == [] and store.feed.feed_unread("u1") == 0  # version 17's
     store.close()
 
 
@@ -116,9 +124,9 @@ def test_a_version_10_database_gets_partitions_for_its_timers_and_queued_events(
         store.close()
 
 
-def _with_one_pending_message(url: str, version: int, change: str) -> None:
-    """The database as `version` made it (`change` undoes what came after), holding message m1, pending."""
-    _made_as(url, version, change,
+def _with_one_pending_message(url: str, version: int, *changes: str) -> None:
+    """The database as `version` made it (`changes` undo what came after), holding message m1, pending."""
+    _made_as(url, version, *changes,
              "INSERT INTO messages (message_id, user_id, message, channel, category, content, cost, decisions, at, "
              "status, dispatch, next_attempt_at, attempts) VALUES ('m1', 'u1', 'hi', 'sms', 'transactional', '{}', 0, "
              "'[]', '2026-01-05 10:00:00', 'queued', 'pending', '2026-01-05 10:00:00', 0)")
@@ -139,22 +147,25 @@ def _made_as(url: str, version: int, *statements: str) -> None:
 def test_a_version_11_database_gets_the_outbox_claim_column_and_its_messages_go_out(url: str) -> None:
     """Made as version 11 made it (messages without `claim`), with one message pending: opened, it
     is claimed, marked `sending` and recorded under a claim token as any other."""
-    _with_one_pending_message(url, 11, "ALTER TABLE messages DROP COLUMN claim")
+    _with_one_pending_message(url, 11, "ALTER TABLE messages DROP COLUMN claim", *LATER.values())
     store = SqlStore(url)
     try:
         assert _version(store) == SCHEMA_VERSION
         now = datetime(2026, 1, 5, 10, 1, tzinfo=UTC)
-        assert [i.message_id for i in store.claim_outbox(now, 10, timedelta(seconds=60), "t")] == ["m1"]
+        assert [i.message_id for i in store.outbox.claim_outbox(now, 10, timedelta(seconds=60), "t")] == ["m1"]
         fence = Fence("t", now, now + timedelta(seconds=60))
-        assert store.finish_outbox([], fence, sending=["m1"]) == {"m1"}
+        assert store.outbox.finish_outbox([], fence, sending=["m1"]) == {"m1"}
     finally:
         store.close()
 
 
-def test_a_version_12_database_gets_the_messages_locale_column_and_keeps_its_messages(url: str) -> None:
-    """Made as version 12 made it (messages without `locale`), with one message in it: opened, the old
-    message reads as sent from the default content, and a new one records its variant."""
-    _with_one_pending_message(url, 12, "ALTER TABLE messages DROP COLUMN locale")
+@pytest.mark.parametrize("version", [12, 14])
+def test_a_version_12_to_14_database_gets_the_messages_locale_column_and_keeps_its_messages(
+        url: str, version: int) -> None:
+    """Made as version 12 made it, or 13 or 14 (whose steps are not this change's: each of its own
+    steps checks before it alters), without `locale`, with one message in it: opened, the old message
+    reads as sent from the default content, and a new one records its variant."""
+    _with_one_pending_message(url, version, *LATER.values())
     store = SqlStore(url)
     try:
         assert _version(store) == SCHEMA_VERSION
@@ -163,24 +174,48 @@ def test_a_version_12_database_gets_the_messages_locale_column_and_keeps_its_mes
                 message_id="m2", instance_id=None, journey_id=None, user_id="u1", step=None, message="hi",
                 channel="sms", category="transactional", content={"text": "Salut"}, cost=0.0, encoding="GSM-7",
                 segments=1, decisions=(), at=datetime(2026, 1, 5, 10, 1, tzinfo=UTC), locale="fr")]))
-        assert {m["message_id"]: m["locale"] for m in store.messages_for_user("u1")} == {"m1": None, "m2": "fr"}
+        assert {m["message_id"]: m["locale"] for m in store.views.messages_for_user("u1")} == {"m1": None, "m2": "fr"}
     finally:
         store.close()
 
 
-def test_a_version_13_database_keeps_its_journey_versions_and_stores_their_templates(url: str) -> None:
-    """Made as version 13 made it (journey_versions without `templates`), with a version in it: opened,
-    that version reads back with no templates, and a new one keeps the partials it uses."""
-    _made_as(url, 13, "ALTER TABLE journey_versions DROP COLUMN templates",
+@pytest.mark.parametrize("version", [12, 15])
+def test_a_version_12_or_15_database_keeps_its_journey_versions_and_stores_their_templates(
+        url: str, version: int) -> None:
+    """Made as version 15 made it (journey_versions without `templates`), or 12, with a version in it:
+    opened, that version reads back with no templates, and a new one keeps the partials it uses."""
+    undo = [LATER["templates"], LATER["feed_states"]] if version == 15 else list(LATER.values())
+    _made_as(url, version, *undo,
              "INSERT INTO journey_versions (journey_id, version, file, source, first_loaded_at) "
              "VALUES ('cart', 'v1', 'cart.yaml', 'id: cart', '2026-01-05 10:00:00')")
     store = SqlStore(url)
     try:
         assert _version(store) == SCHEMA_VERSION
-        store.save_versions([JourneyVersion("cart", "v2", "cart.yaml", "id: cart", datetime(2026, 1, 6, tzinfo=UTC),
-                                            {"footer.sms": "Reply STOP to opt out"})])
-        assert [(v.version, dict(v.templates)) for v in store.journey_versions("cart")] == [
+        store.journeys.save_versions([JourneyVersion("cart", "v2", "cart.yaml", "id: cart",
+                                                     datetime(2026, 1, 6, tzinfo=UTC),
+                                                     {"footer.sms": "Reply STOP to opt out"})])
+        assert [(v.version, dict(v.templates)) for v in store.journeys.journey_versions("cart")] == [
             ("v1", {}), ("v2", {"footer.sms": "Reply STOP to opt out"})]
+    finally:
+        store.close()
+
+
+def test_a_version_16_database_gets_the_feed_and_its_in_app_messages_are_in_it(url: str) -> None:
+    """Made as version 16 made it (no `feed_states`), with an in-app message sent before: opened, the
+    message is in the person's feed, unread, and reading it is kept."""
+    _made_as(url, 16, LATER["feed_states"],
+             "INSERT INTO messages (message_id, user_id, message, channel, category, content, cost, decisions, at, "
+             "status, dispatch, next_attempt_at, attempts) VALUES ('m1', 'u1', 'hi', 'in_app', 'transactional', "
+             "'{\"title\": \"Hi\"}', 0, '[]', '2026-01-05 10:00:00', 'sent', 'sent', '2026-01-05 10:00:00', 1)")
+    store = SqlStore(url)
+    try:
+        assert _version(store) == SCHEMA_VERSION
+        assert [r["message_id"] for r in store.feed.feed_items("u1", None, 10)] == ["m1"]
+        assert store.feed.feed_unread("u1") == 1
+        read = datetime(2026, 1, 5, 11, tzinfo=UTC)
+        assert store.feed.mark_feed("u1", ["m1"], "read", read) == ["m1"]
+        assert store.feed.feed_unread("u1") == 0
+        assert store.feed.feed_items("u1", None, 10)[0]["read_at"] == read
     finally:
         store.close()
 

@@ -6,15 +6,14 @@ mark."""
 from __future__ import annotations
 
 from collections.abc import Sequence
-from contextlib import AbstractContextManager
 from datetime import datetime
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from sqlalchemy import String, and_, cast, func, insert, or_, select, update
 from sqlalchemy.engine import Connection
-from sqlalchemy.engine import Engine as SaEngine
 from sqlalchemy.sql import Select
 
+from engine.stores.sql.database import SqlPort
 from engine.stores.sql.schema import FEED_STATES, MESSAGES, aware
 from engine.stores.sql.translate import translating
 
@@ -22,14 +21,8 @@ _COLUMNS = {"seen": "seen_at", "read": "read_at", "archived": "archived_at"}
 _TIMES = ("at", "seen_at", "read_at", "archived_at")
 
 
-class SqlFeed:
-    """`SqlStore` inherits this: the attributes below are the store's own."""
-
-    engine: SaEngine
-    dialect: str
-
-    if TYPE_CHECKING:
-        def _writing(self, urgent: bool) -> AbstractContextManager[Any]: ...
+class SqlFeed(SqlPort):
+    """The feed over the messages table and `feed_states`."""
 
     @translating
     def feed_items(self, user_id: str, before: tuple[datetime, str] | None, limit: int,

@@ -56,10 +56,11 @@ def _migrate(conn: Connection, version: int, dialect: str) -> None:
         add_partitions(conn)
     if version < 12 and "claim" not in {c["name"] for c in inspect(conn).get_columns("messages")}:
         conn.exec_driver_sql("ALTER TABLE messages ADD COLUMN claim VARCHAR")
-    if version < 13 and "locale" not in {c["name"] for c in inspect(conn).get_columns("messages")}:
+    if version < 15 and "locale" not in {c["name"] for c in inspect(conn).get_columns("messages")}:
         conn.exec_driver_sql("ALTER TABLE messages ADD COLUMN locale VARCHAR")
-    if version < 14 and "templates" not in {c["name"] for c in inspect(conn).get_columns("journey_versions")}:
+    if version < 16 and "templates" not in {c["name"] for c in inspect(conn).get_columns("journey_versions")}:
         conn.exec_driver_sql("ALTER TABLE journey_versions ADD COLUMN templates JSON")
+    # 17's feed_states is a new table: `create_all` above made it
     for name in RETIRED_INDEXES:
         conn.exec_driver_sql(f"DROP INDEX IF EXISTS {name}")
     for table in SQLModel.metadata.sorted_tables:

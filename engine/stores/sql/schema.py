@@ -15,7 +15,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.types import JSON
 from sqlmodel import Field, SQLModel
 
-SCHEMA_VERSION = 15
+SCHEMA_VERSION = 17
 # 2: entries are read from instances; the entries table is no longer kept.
 # 3: partial outbox indexes; instance indexes without status (see `RETIRED_INDEXES`).
 # 4: profiles.phone, indexed, copied from the profile document.
@@ -27,9 +27,11 @@ SCHEMA_VERSION = 15
 # 10: audience runs (engine/stores/sql/runs.py).
 # 11: partitions: timers carry their user and partition, the inbox its partition; partition leases and workers.
 # 12: messages.claim: the token of the dispatcher's claim that holds a leased or sending message (fenced writes).
-# 13: messages.locale: the variant of the message a send was rendered from (`fr`; null: the default content).
-# 14: journey_versions.templates: the partials and layouts a version uses, kept with its YAML.
-# 15: feed_states: what each person did to the in-app messages of their feed (seen, read, archived).
+# 13, 14: numbered by other changes; each step below checks for what it adds before adding it, so it applies
+#     on a database of version 12, 13 or 14 alike.
+# 15: messages.locale: the variant of the message a send was rendered from (`fr`; null: the default content).
+# 16: journey_versions.templates: the partials and layouts a version uses, kept with its YAML.
+# 17: feed_states: what each person did to the in-app messages of their feed (seen, read, archived).
 RETIRED_INDEXES = ("ix_messages_dispatch", "ix_messages_provider_id", "ix_instances_user_status",
                    "ix_instances_journey_status")
 CHUNK = 900
