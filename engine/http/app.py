@@ -28,6 +28,8 @@ from engine.errors import EventError, HttpError, InputError, JourneyDefinitionEr
 from engine.events import Event, check_values, parse_event, parse_time
 from engine.host.server import Server
 from engine.http import schemas as doc
+from engine.http.links import PREFIXES as TRACKED
+from engine.http.links import tracking_router
 from engine.http.metrics import Metrics
 from engine.http.openapi import documented, install_openapi, ref
 from engine.http.privacy import add_privacy_routes
@@ -51,7 +53,8 @@ with no network beyond this server (FastAPI's own page loads them from a CDN).""
 WEBHOOKS = "/v1/webhooks/"
 DESCRIPTION = """Ingest events, manage profiles and consent, inspect journeys and messages.
 
-Every route but `/healthz`, `/readyz`, the docs, the provider webhooks (signature-checked) and
+Every route but `/healthz`, `/readyz`, the docs, the provider webhooks (signature-checked), the
+tracked links and open pixels (`/l/{code}`, `/o/{code}`: the code is the credential) and
 `/metrics` when `JOURNEY_METRICS_PUBLIC=1` takes `Authorization: Bearer <key>` (one of
 `JOURNEY_API_KEYS`): use **Authorize**. Every 4xx and 5xx is `application/problem+json`
 (RFC 9457), with `errors: [{field, message}]` when fields are at fault."""
@@ -70,7 +73,7 @@ def create_app(server: Server, api_keys: frozenset[str] = frozenset(), max_body:
     app.state.server = server
     app.add_middleware(_BearerAuth, keys=api_keys, open_paths=open_paths)
     install_problem_handlers(app, server)
-    install_openapi(app, lambda path: path in open_paths or path.startswith(WEBHOOKS))
+    install_openapi(app, lambda path: path in open_paths or path.startswith((WEBHOOKS, *TRACKED)))
     metrics = Metrics(server)
 
     @app.post("/v1/events", **documented(doc.BatchResult, status=202, body=(doc.EventIn, doc.EventBatch),
@@ -93,6 +96,7 @@ def create_app(server: Server, api_keys: frozenset[str] = frozenset(), max_body:
     add_privacy_routes(app, server)  # DELETE /v1/profiles/{id}, its export, the consent feed
     add_profile_routes(app, server, _read_json, max_body, bulk_max_body)  # PUT, PATCH, GET, consents, bulk
     add_run_routes(app, server)  # POST and GET /v1/journeys/{id}/runs
+    app.include_router(tracking_router(server))  # GET /l/{code} and /o/{code}: public, like the webhooks
 
     @app.get("/v1/journeys", **documented(doc.JourneyList))
     def list_journeys() -> dict[str, Any]:
@@ -199,8 +203,8 @@ def create_app(server: Server, api_keys: frozenset[str] = frozenset(), max_body:
 
 
 class _BearerAuth(BaseHTTPMiddleware):
-    """`Authorization: Bearer <key>` on every route but the open paths and the webhooks; no keys:
-    open (loopback only)."""
+    """`Authorization: Bearer <key>` on every route but the open paths, the webhooks and the tracked
+    links; no keys: open (loopback only)."""
 
     def __init__(self, app: Any, keys: frozenset[str], open_paths: frozenset[str]) -> None:
         super().__init__(app)
@@ -211,7 +215,7 @@ class _BearerAuth(BaseHTTPMiddleware):
         path = request.url.path
         if "\x00" in path or any("\x00" in v for v in request.query_params.values()):
             return problem(422, "the URL contains a NUL character")
-        if self.keys and path not in self.open_paths and not path.startswith((WEBHOOKS, DOCS_ASSETS + "/")):
+        if self.keys and path not in self.open_paths and not path.startswith((WEBHOOKS, DOCS_ASSETS + "/", *TRACKED)):
             scheme, _, token = request.headers.get("authorization", "").partition(" ")
             sent = token.encode("latin-1")  # the header's own bytes (ASGI servers decode headers as latin-1)
             if scheme.lower() != "bearer" or not any(hmac.compare_digest(sent, k) for k in self.keys):
