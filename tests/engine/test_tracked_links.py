@@ -24,7 +24,9 @@ steps:
 messages:
   nudge:
     sms:
-      text: "Hi {{ event.properties.name }}, the 3 items in your cart are still waiting for you: {{ event.properties.url }}"
+      text: >-
+        Hi {{ event.properties.name }}, the 3 items in your cart are still waiting for you:
+        {{ event.properties.url }}
 """
 ESCALATE = """\
 id: receipt
