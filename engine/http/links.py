@@ -25,7 +25,7 @@ from engine.http.openapi import ERRORS
 PREFIXES = ("/l/", "/o/")
 """The public paths: outside the API key, as the webhooks are."""
 TAG = "tracking"
-PIXEL = base64.b64decode("R0lGODlhAQABAIAAAAAAAP///yH5BAEAAAAALAAAAAABAAEAAAIBRAA7")  # 43 bytes, transparent
+PIXEL = base64.b64decode("R0lGODlhAQABAIAAAAAAAP///yH5BAEAAAAALAAAAAABAAEAAAIBRAA7")  # a transparent 1x1 GIF, 42 bytes
 PRIVATE = {"Cache-Control": "no-store, private", "Referrer-Policy": "no-referrer", "X-Robots-Tag": "noindex, nofollow"}
 NO_LINK = "no such link"
 CODE = Path(description="the code of a short link, as the message carried it", examples=["X7bQ2mKp9Z"])
