@@ -21,7 +21,7 @@ from channels import Policy, load_policy, sms_encoding
 from channels.providers import FileProvider
 from channels.providers.twilio import TwilioProvider
 from engine.host.logs import MaskFilter, TextFormatter
-from tests.engine.test_tracked_links import LONG_URL
+from tests.engine.test_link_rewriting import LONG_URL
 from tests.providers.provider_fakes import ACCOUNT_SID, AUTH_TOKEN, FakeTwilio
 from tests.server.conftest import LocalServer, StartLocal, post_events, put_profile
 
@@ -199,6 +199,8 @@ def test_an_unknown_code_answers_404_and_records_nothing(local_links: LocalServe
         assert missing.status_code == 404, path
         assert missing.headers["content-type"] == "application/problem+json"
         assert "location" not in missing.headers and code not in missing.text
+    probed = public.head(f"/l/{code}", headers={"User-Agent": SAFARI})  # a link checker's probe is no click
+    assert (probed.status_code, probed.headers["allow"]) == (405, "GET") and "location" not in probed.headers
     local.settle()
     sms = only(local, "ann", "sms")
     assert sms["status"] != "clicked" and sms["links"][0]["hits"] == 0
