@@ -2,8 +2,10 @@
 
 With the policy's `links.base_url` set, every http(s) link in the text of an email, SMS, MMS or
 RCS message becomes `<base_url>/l/<code>`, and an email's HTML may carry an open pixel
-`<base_url>/o/<code>`. The rewriting happens when the message is rendered, before the channel is
-chosen, so an SMS is counted (segments, cost, `too_long`) at its shortened length. Each code is
+`<base_url>/o/<code>`. The rewriting happens when the message is rendered, before the channel's
+limits are checked and the channel is chosen, so an SMS is counted (segments, cost, `too_long`)
+and an RCS message held to RBM's limits at its shortened length. RCS content is read as
+`channels.rcs` reads it: an open-URL chip's tap is tracked, never what a chip shows. Each code is
 random (letters and digits, `secrets`), never derived from the message or the person, so knowing
 one link tells nothing of another.
 
@@ -36,8 +38,8 @@ _HREF = re.compile(r"""(<a\b[^>]*?\bhref\s*=\s*)(?:"([^"]*)"|'([^']*)')""", re.I
 _CLOSERS = {")": "(", "]": "["}
 _TRAILING = ".,;:!?*'\""
 _TEXT_KEYS = frozenset({"text", "body", "description"})  # the text a person reads; never a title or subject
-_WHOLE_KEYS = frozenset({"open_url"})  # an RCS chip's action: the value is one link
-_NEVER = frozenset({"media_url"})  # what the phone fetches by itself is no click
+_NEVER = frozenset({"media_url", "media"})  # what the phone fetches by itself is no click
+_CHIPS = "suggestions"  # RCS chips, the message's and each card's (channels/rcs.py)
 
 
 def new_code(length: int) -> str:
@@ -88,11 +90,15 @@ class Tracker:
     def track(self, contents: Mapping[str, Any]) -> Tracked:
         """Each tracked channel's content with its links short; the others as they came."""
         links: dict[str, TrackedLink] = {}
-        rewritten = {channel: self._content(channel, content, links) if channel in self.channels else content
-                     for channel, content in contents.items()}
+        rewritten = {channel: self.rewrite(channel, content, links) for channel, content in contents.items()}
         return Tracked(rewritten, links)
 
-    def _content(self, channel: str, content: Any, links: dict[str, TrackedLink]) -> Any:
+    def rewrite(self, channel: str, content: Any, links: dict[str, TrackedLink]) -> Any:
+        """One channel's rendered content with its links short (as it came when the channel is not
+        tracked), each short link made added to the message's `links`. The renderer calls it before
+        it checks the channel's limits, so an RCS text or card is measured as it is sent."""
+        if channel not in self.channels:
+            return content
         made: dict[str, str] = {}  # URL -> its short link in this content: one code per link of a message
         shortened = _walk(content, None, lambda url: self._short(url, made, links))
         if self.pixel and channel == "email" and isinstance(shortened, dict) and shortened.get("html"):
@@ -114,20 +120,36 @@ class Tracker:
 
 
 def _walk(value: Any, key: str | None, short: Callable[[str], str]) -> Any:
-    """A copy of a content tree with the links of its text fields (by key) rewritten."""
+    """A copy of a content tree with the links of its text fields (by key) rewritten: an email's
+    `body` and `html`, a message's `text`, an RCS card's `description`, RCS chips as `_chip` says."""
+    if key in _NEVER:
+        return value
+    if key == _CHIPS and isinstance(value, list):
+        return [_chip(chip, short) if isinstance(chip, Mapping) else chip for chip in value]
     if isinstance(value, Mapping):
         return {k: _walk(v, k, short) for k, v in value.items()}
     if isinstance(value, list):
         return [_walk(item, key, short) for item in value]
-    if not isinstance(value, str) or key in _NEVER:
+    if not isinstance(value, str):
         return value
     if key == "html":
         return _HREF.sub(lambda m: _href(m, short), value)
-    if key in _WHOLE_KEYS:
-        return short(value) if _URL.fullmatch(value) else value
     if key in _TEXT_KEYS:
         return _URL.sub(lambda m: _in_text(m[0], short), value)
     return value
+
+
+def _chip(chip: Mapping[str, Any], short: Callable[[str], str]) -> dict[str, Any]:
+    """An RCS chip: only an open-URL chip's link is rewritten, its action. What the chip shows stays
+    as the author wrote it (a chip with no `text` showed its URL: that URL becomes its `text`), and
+    a reply's words, a postback, a number to dial, a calendar event or a place are no link to track."""
+    copy = dict(chip)
+    url = chip.get("open_url")
+    if isinstance(url, str) and _URL.fullmatch(url):
+        copy["open_url"] = short(url)
+        if chip.get("text") is None and chip.get("reply") is None:
+            copy["text"] = url
+    return copy
 
 
 def _in_text(found: str, short: Callable[[str], str]) -> str:

@@ -11,6 +11,7 @@ import hashlib
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import replace
 from datetime import datetime, timedelta
+from functools import partial
 from typing import Any
 
 from channels import (
@@ -24,7 +25,7 @@ from channels import (
     recipient_zone,
     select,
 )
-from channels.links import CodeSource, Tracked, Tracker, new_code
+from channels.links import CodeSource, Tracked, TrackedLink, Tracker, new_code
 from engine.compiler import CompiledJourney
 from engine.errors import EvaluationError, EventError
 from engine.events import Event, format_time, parse_time
@@ -251,10 +252,13 @@ def _attempt_send(run: Run, step: SendStep) -> object:
 
 def _render(run: Run, message: str, candidates: Sequence[str]) -> tuple[Tracked, dict[str, str]]:
     """Render the candidates' content (and the rcs fallbacks'), their links made short when the
-    policy tracks them (so an SMS is measured as it will be sent); a failing template is recorded."""
+    policy tracks them (so an SMS is measured, and an RCS message held to RBM's limits, as it will
+    be sent); a failing template is recorded."""
     wanted = (*candidates, "mms", "sms") if "rcs" in candidates else candidates
-    contents, errors = run.journey.render_channels(message, wanted, run.context())
-    return (run.tracker.track(contents) if run.tracker else Tracked(contents, {})), errors
+    links: dict[str, TrackedLink] = {}
+    rewrite = partial(run.tracker.rewrite, links=links) if run.tracker else None
+    contents, errors = run.journey.render_channels(message, wanted, run.context(), rewrite)
+    return Tracked(contents, links), errors
 
 
 def _nothing_sent(run: Run, step: SendStep, decisions: tuple[Decision, ...], errors: Mapping[str, str],
@@ -299,7 +303,7 @@ def _after(candidates: Sequence[str], decisions: Sequence[Decision], channel: st
 
 def _resume_on_event(run: Run, event: Event) -> None:
     step = run.journey.step(run.step) if run.step else None
-    if isinstance(step, WaitForStep) and event.type == step.event and run.timer is not None:
+    if isinstance(step, WaitForStep) and event.type in step.events and run.timer is not None:
         if _event_matches(run, step, event):
             run.cancel_timer()
             run.event = event.context()

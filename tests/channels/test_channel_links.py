@@ -13,6 +13,7 @@ from channels import PolicyError, load_policy
 from channels.agents import is_machine
 from channels.links import ALPHABET, Tracker, new_code, seeded_codes
 from channels.policy import LinksPolicy
+from channels.rcs import rcs_message, rcs_problems
 
 BASE = "https://go.example.com"
 SHORT = re.compile(r"https://go\.example\.com/l/([A-Za-z0-9]{10})")
@@ -69,6 +70,42 @@ def test_rcs_chips_and_card_text_are_rewritten_its_media_is_not() -> None:
     assert len(codes_in(out["text"])) == 1 and len(codes_in(out["card"]["description"])) == 1
     assert SHORT.fullmatch(out["suggestions"][0]["open_url"]) and out["suggestions"][1] == {"reply": "Stop"}
     assert out["card"]["media_url"] == "https://cdn.example.com/sale.png" and out["card"]["title"] == "Sale"
+
+
+def test_rcs_cards_carousels_and_chips_rewrite_the_links_a_tap_follows_and_nothing_a_person_reads_as_a_label(
+        ) -> None:
+    """Open-URL chips (the message's and each card's) lead through the tracker, and a chip that
+    showed its URL still shows it; a card's description is text. Titles, chip labels, replies,
+    postbacks, numbers, calendar events, places and media stay as written, and the result is
+    still within RBM's limits as providers read it."""
+    chips = [{"open_url": "https://shop.example.com/buy", "text": "https://shop.example.com"},
+             {"open_url": "https://a.example/x"},  # no text: its label was the URL
+             {"reply": "https://a.example/no", "postback": "https://shop.example.com/pb"},
+             {"dial": "+14155550100", "text": "Call"},
+             {"calendar_event": {"title": "Sale", "start": "2026-05-01T18:00:00Z", "end": "2026-05-01T19:00:00Z",
+                                 "description": "https://shop.example.com/sale"}, "text": "Add"},
+             {"view_location": {"query": "https://maps.example.com/?q=shop", "label": "Shop"}, "text": "Map"}]
+    card = {"title": "https://shop.example.com/title", "description": "Details: https://shop.example.com/d",
+            "media": {"url": "https://cdn.example.com/c.jpg", "thumbnail_url": "https://cdn.example.com/t.jpg"},
+            "suggestions": [{"open_url": "https://shop.example.com/card", "text": "Open"}]}
+    rcs = {"text": "Pick one", "carousel": {"cards": [card, {**card, "media": {"url": "https://cdn.example.com/2.jpg"}}]},
+           "suggestions": chips}
+    tracked = tracker().track({"rcs": rcs})
+    out = tracked.contents["rcs"]
+    message = rcs_message(out)
+    taps = [chip.url for chip in message.chips() if chip.kind == "open_url"]
+    assert len(taps) == 4 and all(SHORT.fullmatch(url or "") for url in taps)
+    assert [chip.text for chip in message.chips() if chip.kind == "open_url"] == [
+        "https://shop.example.com", "https://a.example/x", "Open", "Open"]
+    assert out["suggestions"][2:] == chips[2:]
+    for n, shown in enumerate(out["carousel"]["cards"]):
+        assert len(codes_in(shown["description"])) == 1
+        assert {k: v for k, v in shown.items() if k not in ("description", "suggestions")} == {
+            k: v for k, v in rcs["carousel"]["cards"][n].items() if k not in ("description", "suggestions")}
+    assert {link.url for link in tracked.links.values()} == {
+        "https://shop.example.com/buy", "https://a.example/x", "https://shop.example.com/card",
+        "https://shop.example.com/d"}
+    assert rcs_problems(out) == []
 
 
 def test_email_hrefs_are_rewritten_unescaped_and_the_pixel_goes_before_the_end_of_the_body() -> None:

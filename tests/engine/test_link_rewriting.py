@@ -41,6 +41,19 @@ messages:
 """
 
 
+RCS = """\
+id: promo
+category: transactional
+trigger: {event: go}
+steps:
+  - {id: tell, type: send, message: promo, channels: [rcs, sms], strategy: first}
+messages:
+  promo:
+    rcs: {text: "{{ event.properties.text }}"}
+    sms: {text: "See the app"}
+"""
+
+
 def policy(tmp_path: Path, text: str) -> Policy:
     path = tmp_path / "policy.yaml"
     path.write_text(text, encoding="utf-8")
@@ -51,7 +64,7 @@ def people(*user_ids: str) -> list[Profile]:
     grant = {"channel": "sms", "category": "transactional", "granted": True, "source": "test",
              "at": "2026-01-01T00:00:00Z"}
     rows = [{"user_id": u, "phone": "+14155550100", "email": f"{u}@example.com", "timezone": "UTC",
-             "consents": [grant]} for u in user_ids]
+             "rcs_capable": True, "consents": [grant, {**grant, "channel": "rcs"}]} for u in user_ids]
     return parse_profiles((f"profiles[{n}]", row) for n, row in enumerate(rows))
 
 
@@ -86,3 +99,17 @@ def test_a_machines_open_does_not_stop_an_escalation_a_persons_does(tmp_path: Pa
     document = simulate(journey, events, people("ann", "bob"), load_policy())
     assert [m["channel"] for m in sent(document, "ann")] == ["email", "sms"]
     assert [m["channel"] for m in sent(document, "bob")] == ["email"]
+
+
+def test_an_rcs_text_is_held_to_rbms_limit_with_its_links_short(tmp_path: Path) -> None:
+    """3,070 characters with a 19-character link fit RBM's 3,072 as written; with the link made
+    35 characters the text would be 3,086: RBM would refuse it, so the RCS is a template error and
+    the SMS goes instead."""
+    journey = load_text(RCS, "promo.yaml")
+    event = Event("go", "ann", T0, {"text": "x" * 3050 + " https://a.example/x"})
+    [plain] = sent(simulate(journey, [event], people("ann"), load_policy()), "ann")
+    [tracked] = sent(simulate(journey, [event], people("ann"),
+                              policy(tmp_path, "links: {base_url: 'https://go.example.com'}\n")), "ann")
+    assert plain["channel"] == "rcs" and len(plain["content"]["text"]) == 3070
+    rcs = next(d for d in tracked["decisions"] if d["channel"] == "rcs")
+    assert tracked["channel"] == "sms" and rcs["reason"] == "template_error"

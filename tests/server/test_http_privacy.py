@@ -123,7 +123,7 @@ def test_an_export_holds_everything_about_one_person_and_nothing_about_others(lo
     assert doc["user_id"] == "bob" and doc["exported_at"] == "2026-01-05T10:00:03Z"
     assert doc["profile"] == {"user_id": "bob", "timezone": "UTC", "email": "bob@example.com",
                               "phone": "+14155550100", "push_token": "tok-bob", "rcs_capable": False,
-                              "attributes": {"tier": "gold"}}
+                              "attributes": {"tier": "gold"}, "rcs_capability": None}
     assert [(c["channel"], c["category"], c["granted"], c["source"]) for c in doc["consents"]] == [
         ("push", "transactional", True, "test"), ("sms", "marketing", False, "call")]
     assert doc["suppressions"] == []

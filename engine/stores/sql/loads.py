@@ -9,6 +9,7 @@ from datetime import datetime
 from typing import Any
 
 from channels import ConsentRecord, Profile, SentRecord
+from channels.profile import RcsCapability
 from engine.state import Instance
 from engine.stores.sql.cache import UserState
 from engine.stores.sql.driver import Driver
@@ -82,4 +83,5 @@ def entry_key(key: str | None) -> str:
 def stored_profile(doc: dict[str, Any], consents: tuple[ConsentRecord, ...]) -> Profile:
     """A profile read back: it was validated when it came in, so it is not parsed again."""
     return Profile(doc["user_id"], doc.get("timezone"), doc.get("email"), doc.get("phone"), doc.get("push_token"),
-                   bool(doc.get("rcs_capable")), doc.get("attributes") or {}, consents)
+                   bool(doc.get("rcs_capable")), doc.get("attributes") or {}, consents,
+                   RcsCapability.stored(doc.get("rcs_capability")))
