@@ -11,6 +11,7 @@ import hashlib
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import replace
 from datetime import datetime, timedelta
+from functools import partial
 from typing import Any
 
 from channels import (
@@ -24,6 +25,7 @@ from channels import (
     recipient_zone,
     select,
 )
+from channels.links import CodeSource, Tracked, TrackedLink, Tracker, new_code
 from engine.compiler import CompiledJourney
 from engine.errors import EvaluationError, EventError
 from engine.events import Event, format_time, parse_time
@@ -48,11 +50,13 @@ from engine.state import (
 
 
 class Runtime:
-    """Advances instances; holds only the policy, which is fixed for its lifetime."""
+    """Advances instances; holds the policy, fixed for its lifetime, and where the codes of tracked
+    links come from (`codes`: random; a dry run hands a seeded source)."""
 
-    def __init__(self, policy: Policy, trace: bool = True) -> None:
+    def __init__(self, policy: Policy, trace: bool = True, codes: CodeSource = new_code) -> None:
         self.policy = policy
         self.tracing = trace
+        self.tracker = Tracker(policy.links, codes) if policy.links.base_url else None
 
     def entry_key(self, journey: CompiledJourney, event: Event, profile: Profile) -> tuple[bool, str | None, str]:
         """Does this event start the journey for this user, and under which instance key?"""
@@ -84,7 +88,8 @@ class Runtime:
               instance_id: str, sent: Sequence[SentRecord], now: datetime) -> Outcome:
         instance = Instance(instance_id=instance_id, journey_id=journey.id, version=journey.version,
                             user_id=profile.user_id, key=key, entered_at=now, event=event.context())
-        run = Run(self.policy, self.tracing, journey, instance, profile, sent, now, _STEP_HANDLERS)
+        run = Run(self.policy, self.tracing, journey, instance, profile, sent, now, _STEP_HANDLERS,
+                  self.tracker)
         run.trace(None, "enter", f"key={key}" if key is not None else None)
         run.advance(journey.first_step)
         return run.outcome()
@@ -94,7 +99,8 @@ class Runtime:
         """Goal, exit_on, wait_for and escalation feedback, in that order of precedence."""
         if not instance.active:
             return Outcome(instance)
-        run = Run(self.policy, self.tracing, journey, instance, profile, sent, now, _STEP_HANDLERS)
+        run = Run(self.policy, self.tracing, journey, instance, profile, sent, now, _STEP_HANDLERS,
+                  self.tracker)
         definition = journey.definition
         goal = definition.goal
         if goal and event.type == goal.event and (goal.within is None or now <= instance.entered_at + goal.within):
@@ -120,7 +126,8 @@ class Runtime:
         """A due timer; one the instance no longer waits on is ignored (it was superseded)."""
         if not instance.active or instance.timer is None or instance.timer.timer_id != timer_id:
             return Outcome(instance)
-        run = Run(self.policy, self.tracing, journey, instance, profile, sent, now, _STEP_HANDLERS)
+        run = Run(self.policy, self.tracing, journey, instance, profile, sent, now, _STEP_HANDLERS,
+                  self.tracker)
         kind = instance.timer.kind
         run.timer = None
         _TIMER_HANDLERS[kind](run)
@@ -212,10 +219,10 @@ def _attempt_send(run: Run, step: SendStep) -> object:
     escalation = run.escalation
     message = run.journey.definition.messages[step.message]
     candidates = escalation.remaining if escalation else tuple(step.channels or message.channels())
-    contents, errors = _render(run, step.message, candidates)
+    tracked, errors = _render(run, step.message, candidates)
     request = SendRequest(
         profile=run.profile, category=run.journey.definition.category, urgency=step.urgency, candidates=candidates,
-        contents=contents, template_errors=errors, sent=run.sent, now=run.now,
+        contents=tracked.contents, template_errors=errors, sent=run.sent, now=run.now,
         strategy="first" if escalation else step.strategy, escalate_after=step.escalate_after,
     )
     selection = select(request, run.policy)
@@ -227,10 +234,10 @@ def _attempt_send(run: Run, step: SendStep) -> object:
         return _nothing_sent(run, step, selection.decisions, errors, escalation is not None)
     if escalation is None and selection.strategy != "escalate":
         for delivery in selection.deliveries:
-            _emit(run, step, delivery, selection.decisions)
+            _emit(run, step, delivery, selection.decisions, tracked)
         return run.goto(step.next, step)
     first = selection.deliveries[0]
-    message_id = _emit(run, step, first, selection.decisions)
+    message_id = _emit(run, step, first, selection.decisions, tracked)
     # The chain is the channels eligible now; each is checked again when its turn comes.
     rest = (_after(candidates, selection.decisions, first.channel) if escalation
             else tuple(d.channel for d in selection.deliveries[1:]))
@@ -243,10 +250,15 @@ def _attempt_send(run: Run, step: SendStep) -> object:
     return STAY
 
 
-def _render(run: Run, message: str, candidates: Sequence[str]) -> tuple[dict[str, Any], dict[str, str]]:
-    """Render the candidates' content (and the rcs fallbacks'); a failing template is recorded."""
+def _render(run: Run, message: str, candidates: Sequence[str]) -> tuple[Tracked, dict[str, str]]:
+    """Render the candidates' content (and the rcs fallbacks'), their links made short when the
+    policy tracks them (so an SMS is measured, and an RCS message held to RBM's limits, as it will
+    be sent); a failing template is recorded."""
     wanted = (*candidates, "mms", "sms") if "rcs" in candidates else candidates
-    return run.journey.render_channels(message, wanted, run.context())
+    links: dict[str, TrackedLink] = {}
+    rewrite = partial(run.tracker.rewrite, links=links) if run.tracker else None
+    contents, errors = run.journey.render_channels(message, wanted, run.context(), rewrite)
+    return Tracked(contents, links), errors
 
 
 def _nothing_sent(run: Run, step: SendStep, decisions: tuple[Decision, ...], errors: Mapping[str, str],
@@ -264,13 +276,14 @@ def _nothing_sent(run: Run, step: SendStep, decisions: tuple[Decision, ...], err
     return run.goto(step.next, step)
 
 
-def _emit(run: Run, step: SendStep, delivery: Delivery, decisions: tuple[Decision, ...]) -> str:
+def _emit(run: Run, step: SendStep, delivery: Delivery, decisions: tuple[Decision, ...], tracked: Tracked) -> str:
     message_id = run.next_id("m")
     category = run.journey.definition.category
     run.commands.append(Send(
         message_id=message_id, instance_id=run.instance_id, journey_id=run.journey.id, user_id=run.user_id,
         step=step.id, message=step.message, channel=delivery.channel, category=category, content=delivery.content,
         cost=delivery.cost, encoding=delivery.encoding, segments=delivery.segments, decisions=decisions, at=run.now,
+        links=tracked.links_in(delivery.content),
     ))
     run.sent.append(SentRecord(delivery.channel, category, run.now))
     run.trace(step.id, "sent", delivery.channel)
@@ -315,8 +328,10 @@ def _event_matches(run: Run, step: WaitForStep, event: Event) -> bool:
 
 
 def _escalation_feedback(run: Run, step: SendStep, escalation: Escalation, event: Event) -> None:
+    """Engagement ends the step; a machine's fetch (a mail proxy, a link preview: `machine: true`)
+    is none. A failure escalates at once."""
     channel = escalation.channel or ""
-    if event.type in run.policy.engagement_events(channel):
+    if event.type in run.policy.engagement_events(channel) and not event.properties.get("machine"):
         run.cancel_timer()
         run.escalation = None
         run.trace(step.id, "engaged", event.type)
