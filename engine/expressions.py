@@ -149,8 +149,10 @@ def _lookup(path: tuple[str, ...], context: Context) -> Any:
     return value
 
 
-NAMES = ("event", "profile", "journey")
-"""The only top-level names an expression or template can read (besides what it sets itself)."""
+NAMES = ("event", "profile", "journey", "now")
+"""The only top-level names an expression or template can read (besides what it sets itself), but
+for `digest` in a journey with a digest step (`DIGEST`)."""
+DIGEST = "digest"
 _PROFILE_FIELDS = ("user_id", "timezone", "email", "phone", "rcs_capable", "attributes")
 _EVENT_FIELDS = ("properties", "timestamp")
 _PERSON = ("user", "customer", "contact", "recipient", "person", "member", "subscriber", "account")
@@ -163,17 +165,17 @@ def limit_warning(source: str, expression: bool = False) -> str | None:
     return "; ".join(found) if found else None
 
 
-def foreign_names(source: str, expression: bool = False) -> dict[str, str]:
-    """Each top-level name `source` reads that is none of `NAMES` and not set by the template
+def foreign_names(source: str, expression: bool = False, allowed: tuple[str, ...] = NAMES) -> dict[str, str]:
+    """Each top-level name `source` reads that is none of `allowed` and not set by the template
     itself (`set`, `for`, `macro`), with the longest dotted path read from it (`user.first_name`).
     Raises TemplateSyntaxError like compiling it would."""
-    return dict(_foreign_names(source, expression))
+    return dict(_foreign_names(source, expression, allowed))
 
 
 @functools.lru_cache(maxsize=4096)  # journeys repeat their conditions and texts; each is read once
-def _foreign_names(source: str, expression: bool) -> tuple[tuple[str, str], ...]:
+def _foreign_names(source: str, expression: bool, allowed: tuple[str, ...]) -> tuple[tuple[str, str], ...]:
     tree = _tree(source, expression)
-    paths = {name: name for name in meta.find_undeclared_variables(tree) - set(NAMES)}
+    paths = {name: name for name in meta.find_undeclared_variables(tree) - set(allowed)}
     for node in tree.find_all((nodes.Getattr, nodes.Getitem)):
         parts: list[str] = []
         while isinstance(node, nodes.Getattr | nodes.Getitem):

@@ -24,7 +24,20 @@ from engine.audience.run import AudienceRun
 from engine.clock import IdSource as IdSource
 from engine.events import Event
 from engine.runtime import EntryHistory
-from engine.state import Cancel, Fence, Instance, Lease, Outcome, Schedule, Send, Skip, TimerRef, Trace
+from engine.state import (
+    Cancel,
+    Fence,
+    Instance,
+    Lease,
+    Mark,
+    Outcome,
+    RecentView,
+    Schedule,
+    Send,
+    Skip,
+    TimerRef,
+    Trace,
+)
 
 IN_DOUBT = "interrupted while its provider had it; not retried to avoid a duplicate"
 RETRIED = "interrupted while its provider had it; retried with its idempotency key"
@@ -65,8 +78,28 @@ class Erasure:
     cancelled: int  # of those, not yet handed to a provider: cancelled, never sent
 
 
+class Recent(RecentView, Protocol):
+    """A user's recent marks, within one transaction (`Tx.recent`): the events a `wait_for`
+    look-back may take and the passes of throttles, each kept until its `until` and no longer
+    (expired marks are deleted in batches as new ones are written). Nothing is read or written
+    here unless a loaded journey asks for it (`engine.steps.needs`)."""
+
+    def prefetch(self, user_ids: Collection[str], now: datetime) -> None:
+        """Load the unexpired marks of these users in one go (else each user's on first read)."""
+        ...
+
+    def add(self, mark: Mark) -> None:
+        """Keep `mark` (seen at once by this transaction's reads)."""
+        ...
+
+
 class Tx(Protocol):
     """One unit of work. Reads see this transaction's own writes; nothing is kept unless it commits."""
+
+    @property
+    def recent(self) -> Recent:
+        """The users' recent marks (look-backs, throttles), within this transaction."""
+        ...
 
     def prefetch(self, user_ids: Collection[str], since: datetime) -> None:
         """Load what the engine will read for these users (profiles, instances, recent sends)."""
@@ -399,5 +432,7 @@ def carry_out(tx: Tx, outcome: Outcome) -> None:
             tx.cancel_timer(command.timer_id)
         elif isinstance(command, Skip):
             tx.add_skip(command)
+        elif isinstance(command, Mark):
+            tx.recent.add(command)
         else:
             tx.add_trace(command)

@@ -7,25 +7,37 @@ on a memory store and a virtual clock, the server on the SQL store and the wall 
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Collection, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
-from datetime import datetime, timedelta
+from datetime import datetime
 from functools import partial
 from typing import Any
 
-from channels import CHANNELS, Decision, Keyword, Policy, Profile, apply_keyword, classify_keyword, sms_encoding
+from channels import (
+    CHANNELS,
+    Decision,
+    Keyword,
+    Policy,
+    Profile,
+    SentRecord,
+    apply_keyword,
+    classify_keyword,
+    sms_encoding,
+)
 from channels.recheck import with_suppression
 from engine.clock import Clock, counter_ids
 from engine.compiler import CompiledJourney
 from engine.errors import EvaluationError, EventError, JourneyNotFoundError, StoreError
-from engine.events import FEEDBACK_STATUSES, Event, parse_event
+from engine.events import FEEDBACK_STATUSES, Event, format_time, parse_event
 from engine.ports import IdSource, Store, Tx, carry_out
 from engine.runtime import Runtime
 from engine.state import (
+    EVENT_MARK,
     Committed,
     Failure,
     Ingested,
     Instance,
+    Mark,
     Outcome,
     Schedule,
     Send,
@@ -34,8 +46,8 @@ from engine.state import (
     journey_context,
     profile_context,
 )
+from engine.steps.needs import NOTHING, Needs, needs_of
 
-CAP_WINDOW = timedelta(days=7)
 VersionSource = Callable[[str, str], "CompiledJourney | None"]
 """Finds a journey version that is not loaded (an instance entered it before a change or a
 restart): the host compiles it from the source the store kept."""
@@ -52,6 +64,7 @@ class Catalog:
         self._versions: dict[tuple[str, str], CompiledJourney] = {}
         self._source = source
         self._by_trigger: dict[str, list[CompiledJourney]] = {}
+        self.needs: Needs = NOTHING  # what the journeys (every version known) need kept about each user
         for journey in journeys:
             self.load(journey)
 
@@ -81,6 +94,7 @@ class Catalog:
             found = self._source(journey_id, version)
             if found is not None:
                 self._versions[(journey_id, version)] = found
+                self.needs = needs_of(self._versions.values())
         if found is None:
             raise JourneyNotFoundError(f"journey '{journey_id}' version {version} is not loaded")
         return found
@@ -92,6 +106,7 @@ class Catalog:
             if event is not None and self.state(journey.id) == "active":
                 by_trigger[event].append(journey)
         self._by_trigger = dict(by_trigger)
+        self.needs = needs_of(self._versions.values())
 
 
 def as_seen(tx: Tx, profile: Profile) -> Profile:
@@ -148,7 +163,7 @@ class Engine:
             now = self.clock.now()
             with self.unit() as tx:
                 batch = tx.active_instances_of(journey_id, limit)
-                tx.prefetch({i.user_id for i in batch}, now - CAP_WINDOW)
+                self.prefetch(tx, {i.user_id for i in batch}, now)
                 for instance in batch:
                     self._apply(tx, self.runtime.end(instance, "exited", "journey_stopped", now))
             ended += len(batch)
@@ -171,7 +186,7 @@ class Engine:
         now = self.clock.now()
         with self.unit() as tx:
             results = _deduplicated(tx, events)
-            tx.prefetch({e.user_id for e in events}, now - CAP_WINDOW)
+            self.prefetch(tx, {e.user_id for e in events}, now)
             for result in results:
                 if not result.duplicate:
                     self._process(tx, result.event, now)
@@ -199,7 +214,7 @@ class Engine:
         now = self.clock.now()
         with self.unit() as tx:
             events = tx.claim_queued(limit)
-            tx.prefetch({e.user_id for e in events}, now - CAP_WINDOW)
+            self.prefetch(tx, {e.user_id for e in events}, now)
             for event in events:
                 self._process(tx, event, now)
         return events
@@ -222,11 +237,22 @@ class Engine:
         with self.unit() as tx:
             due = tx.claim_due_timers(now, limit)
             instances = [(tx.get_instance(instance_id), timer_id) for instance_id, timer_id in due]
-            tx.prefetch({i.user_id for i, _ in instances if i is not None}, now - CAP_WINDOW)
+            self.prefetch(tx, {i.user_id for i, _ in instances if i is not None}, now)
             for instance, timer_id in instances:
                 if instance is not None:
                     self._fire(tx, instance, timer_id, now)
         return len(due)
+
+    def prefetch(self, tx: Tx, user_ids: Collection[str], now: datetime) -> None:
+        """Load what this transaction will read of these users: their state and sends as far back as
+        the caps and journey limits count, and their recent marks when a journey reads them."""
+        needs = self.catalog.needs
+        tx.prefetch(user_ids, now - needs.sends_window)
+        if needs.reads_marks:
+            tx.recent.prefetch(user_ids, now)
+
+    def _sent(self, tx: Tx, user_id: str, now: datetime) -> Sequence[SentRecord]:
+        return tx.recent_sends(user_id, now - self.catalog.needs.sends_window)
 
     def _apply(self, tx: Tx, outcome: Outcome) -> None:
         """Apply an outcome, noting what the host should wake up for (and count) once the transaction commits."""
@@ -264,9 +290,9 @@ class Engine:
         if instance.timer is not None and instance.timer.timer_id == timer_id:  # for the host's metrics
             self._pending.lateness.append((now - instance.timer.due).total_seconds())
         profile = as_seen(tx, tx.get_profile(instance.user_id) or Profile(instance.user_id))
-        sent = tx.recent_sends(instance.user_id, now - CAP_WINDOW)
+        sent = self._sent(tx, instance.user_id, now)
         self._guarded(tx, instance, now, lambda journey: self.runtime.on_timer(instance, journey, timer_id, profile,
-                                                                               sent, now))
+                                                                               sent, now, tx.recent))
 
     def _guarded(self, tx: Tx, instance: Instance, now: datetime, evaluate: Callable[[CompiledJourney], Outcome],
                  ) -> None:
@@ -292,26 +318,33 @@ class Engine:
         event = self._feedback(tx, event, now)
         instances = tx.active_instances(event.user_id)
         triggered = self.catalog.triggered(event.type)
-        if not instances and not triggered:
-            return
-        keys: dict[str, str | None] = {}  # each journey's instance key for this event, computed once
-        for instance in list(instances):
-            self._guarded(tx, instance, now, partial(self._on_event, tx=tx, instance=instance, event=event,
-                                                     profile=profile, keys=keys, now=now))
-        for journey in triggered:
-            self._maybe_enter(tx, journey, event, profile, now)
+        if instances or triggered:
+            keys: dict[str, str | None] = {}  # each journey's instance key for this event, computed once
+            for instance in list(instances):
+                self._guarded(tx, instance, now, partial(self._on_event, tx=tx, instance=instance, event=event,
+                                                         profile=profile, keys=keys, now=now))
+            for journey in triggered:
+                self._maybe_enter(tx, journey, event, profile, now)
+        self._remember(tx, event, now)
+
+    def _remember(self, tx: Tx, event: Event, now: datetime) -> None:
+        """Keep the event for a later `wait_for` look-back, if one may take its type (after it was
+        processed: it is not its own look-back)."""
+        needs = self.catalog.needs
+        if event.type in needs.lookback_types:
+            tx.recent.add(Mark(event.user_id, EVENT_MARK, event.type, now, now + needs.keep_events, event.context()))
 
     def _on_event(self, journey: CompiledJourney, *, tx: Tx, instance: Instance, event: Event, profile: Profile,
                   keys: dict[str, str | None], now: datetime) -> Outcome:
         if journey.id not in keys:
-            keys[journey.id] = self._event_key(journey, event, profile)
+            keys[journey.id] = self._event_key(journey, event, profile, now)
         if instance.key is not None and keys[journey.id] not in (None, instance.key):
             return Outcome(None)  # the event is for another instance of this journey
-        sent = tx.recent_sends(event.user_id, now - CAP_WINDOW)
-        return self.runtime.on_event(instance, journey, event, profile, sent, now)
+        sent = self._sent(tx, event.user_id, now)
+        return self.runtime.on_event(instance, journey, event, profile, sent, now, tx.recent)
 
     def _maybe_enter(self, tx: Tx, journey: CompiledJourney, event: Event, profile: Profile, now: datetime) -> None:
-        ok, key, why = self.runtime.entry_key(journey, event, profile)
+        ok, key, why = self.runtime.entry_key(journey, event, profile, now)
         if ok:
             self.enter(tx, journey, event, profile, key, now)
         elif why.startswith("trigger_error"):
@@ -322,10 +355,10 @@ class Engine:
         """Start an instance for `profile` (its user's state prefetched) if re_entry allows it."""
         if not self.runtime.may_reenter(journey, tx.entry_history(journey.id, event.user_id, key), now):
             return False
-        sent = tx.recent_sends(event.user_id, now - CAP_WINDOW)
+        sent = self._sent(tx, event.user_id, now)
         instance_id = self.new_id()
         try:
-            outcome = self.runtime.enter(journey, event, profile, key, instance_id, sent, now)
+            outcome = self.runtime.enter(journey, event, profile, key, instance_id, sent, now, tx.recent)
         except StoreError:
             raise
         except Exception as exc:  # noqa: BLE001 - the entry fails alone, as a failed instance
@@ -335,7 +368,7 @@ class Engine:
         self._apply(tx, outcome)
         return True
 
-    def _event_key(self, journey: CompiledJourney, event: Event, profile: Profile) -> str | None:
+    def _event_key(self, journey: CompiledJourney, event: Event, profile: Profile, now: datetime) -> str | None:
         """The instance key this event carries for `journey`; None (reaches every instance) when the
         journey has no instance_key or the event lacks it (feedback such as `push.opened`)."""
         expression = journey.expression("instance_key")
@@ -343,7 +376,7 @@ class Engine:
             return None
         try:
             return str(expression({"event": event.context(), "profile": profile_context(profile),
-                                   "journey": journey_context(journey)}))
+                                   "journey": journey_context(journey), "now": format_time(now)}))
         except EvaluationError:
             return None
 

@@ -105,7 +105,8 @@ CASES = {
     ),
     "unknown_step_type": (
         HEAD + "steps:\n  - {id: a, type: sleep}\n",
-        ["demo.yaml:4: step 'a': unknown step type 'sleep'; use one of send, wait, wait_for, branch, split, exit"],
+        ["demo.yaml:4: step 'a': unknown step type 'sleep'; use one of send, wait, wait_for, branch, split, exit, "
+         "digest, throttle"],
     ),
     "unknown_channel": (
         HEAD + "steps:\n  - {id: a, type: send, message: hello, channels: [fax]}\n" + MESSAGES,
@@ -127,7 +128,7 @@ CASES = {
     "unknown_name_in_template": (
         HEAD + "steps:\n  - {id: a, type: send, message: hello}\nmessages:\n  hello:\n"
         "    sms: {text: 'Hi {{ user.first_name }}'}\n",
-        ["demo.yaml:7: message 'hello': sms.text: unknown name 'user'; use event, profile or journey "
+        ["demo.yaml:7: message 'hello': sms.text: unknown name 'user'; use event, profile, journey or now "
          "(did you mean 'profile.attributes.first_name'?)"],
     ),
     "unknown_name_in_nested_content": (
@@ -135,18 +136,18 @@ CASES = {
         "      text: Hi\n      suggestions:\n        - {reply: 'Yes'}\n"
         "        - {open_url: '{{ link }}', text: View}\n",
         ["demo.yaml:11: message 'hello': rcs.suggestions[1].open_url: unknown name 'link'; "
-         "use event, profile or journey"],
+         "use event, profile, journey or now"],
     ),
     "unknown_name_in_expression": (
         HEAD + "steps:\n  - id: b\n    type: branch\n    branches:\n"
         "      - {when: \"customer.tier == 'gold'\", next: c}\n  - {id: c, type: exit}\n",
         ["demo.yaml:7: step 'b': expression \"customer.tier == 'gold'\": unknown name 'customer'; "
-         "use event, profile or journey (did you mean 'profile.attributes.tier'?)"],
+         "use event, profile, journey or now (did you mean 'profile.attributes.tier'?)"],
     ),
     "unknown_name_in_trigger": (
         "id: demo\ntrigger: {event: signup, when: 'evnt.properties.value > 1'}\nsteps:\n  - {id: a, type: exit}\n",
         ["demo.yaml:2: trigger: expression 'evnt.properties.value > 1': unknown name 'evnt'; "
-         "use event, profile or journey (did you mean 'event.properties.value'?)"],
+         "use event, profile, journey or now (did you mean 'event.properties.value'?)"],
     ),
     "bad_journey_id": (
         "id: Demo Journey\ntrigger: {event: x}\nsteps:\n  - {id: a, type: exit}\n",
@@ -198,7 +199,7 @@ def test_validate_cli_reports_an_unknown_key_a_dangling_next_and_an_unknown_name
     assert result.output.splitlines() == [
         f"{path}:7: step 'nudge': unknown key 'chanels'; did you mean 'channels'?",
         f"{path}:8: step 'pause': next 'nudgee' is not a step; did you mean 'nudge'?",
-        f"{path}:11: message 'hello': sms.text: unknown name 'user'; use event, profile or journey "
+        f"{path}:11: message 'hello': sms.text: unknown name 'user'; use event, profile, journey or now "
         "(did you mean 'profile.attributes.first_name'?)",
     ]
 

@@ -71,12 +71,13 @@ def test_a_version_1_database_is_upgraded_in_place(url: str) -> None:
         conn.exec_driver_sql("DROP TABLE suppressed_numbers")
         conn.exec_driver_sql("DROP TABLE erasures")
         conn.exec_driver_sql("DROP TABLE runs")
+        conn.exec_driver_sql("DROP TABLE recent")
         conn.execute(insert(PROFILES).values(user_id="u1", doc={"user_id": "u1", "phone": "+14155550100"}))
     engine.dispose()
     _set_version(url, 1)
     assert NEW_INDEXES.isdisjoint(_indexes(url)) and set(OLD_INDEXES) <= _indexes(url)
     store = SqlStore(url)
-    assert _version(store) == SCHEMA_VERSION == 12
+    assert _version(store) == SCHEMA_VERSION == 13
     assert _indexes(url) >= NEW_INDEXES and set(OLD_INDEXES).isdisjoint(_indexes(url))
     assert store.users_by_phone("+14155550100") == ["u1"] and store.users_by_phone("+14155550199") == []
     with store.transaction() as tx:
@@ -86,7 +87,7 @@ def test_a_version_1_database_is_upgraded_in_place(url: str) -> None:
     store.set_journey_state("cart", "paused", datetime(2026, 1, 5, tzinfo=UTC))  # version 6's tables exist
     assert store.journey_states() == {"cart": "paused"} and store.journey_versions("cart") == []
     assert store.suppressions({"+14155550100"}) == {}  # version 7's tables exist
-    assert store.erase_user("u1", datetime(2026, 1, 5, tzinfo=UTC), lambda tx: None) is not None  # version 9's
+    assert store.erase_user("u1", datetime(2026, 1, 5, tzinfo=UTC), lambda tx: None) is not None  # 9's and 13's
     assert store.users_by_phone("+14155550100") == []
     assert store.runs_of("cart") == [] and store.claim_run("w1", {"cart"}, datetime(2026, 1, 5, tzinfo=UTC),
                                                            timedelta(seconds=30)) is None  # version 10's

@@ -26,6 +26,7 @@ from engine.events import Event
 from engine.ports import JourneyVersion
 from engine.runtime import EntryHistory
 from engine.state import Instance, Send, Skip, TimerRef, Trace
+from engine.stores.memory.recent import MemoryRecent
 
 _MISSING = object()
 
@@ -62,6 +63,7 @@ class MemoryBase:
         self._order: list[str] | None = None  # every profile's user_id, sorted; None: to be sorted again
         self._lock = threading.RLock()
         self._undo: list[Callable[[], None]] | None = None
+        self.recent = MemoryRecent(self._set, self._pop)  # the `Recent` port: look-backs and throttles
 
     # --- transactions and their undo log ------------------------------------------------------
 
@@ -216,7 +218,7 @@ class MemoryBase:
     def add_message(self, send: Send) -> None:
         self._append(self.messages, send)
         self._set(self._latest, (send.user_id, send.channel), send.message_id)
-        self._append(self._sends[send.user_id], SentRecord(send.channel, send.category, send.at))
+        self._append(self._sends[send.user_id], SentRecord(send.channel, send.category, send.at, send.journey_id))
         self._set(self.deliveries, send.message_id, _pending(send))
 
     def add_timer(self, instance_id: str, timer: TimerRef) -> None:

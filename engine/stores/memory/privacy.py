@@ -47,6 +47,7 @@ class MemoryPrivacy(MemoryBase):
             self._reassign("quarantined", [q for q in self.quarantined if q[0].user_id != user_id])
             self._reassign("skips", [replace(s, detail=None) if s.user_id == user_id else s for s in self.skips])
             self._reassign("traces", [t for t in self.traces if t.user_id != user_id])
+            self.recent.forget(user_id)
             return Erasure(self._forget_instances(user_id), queued, messages, cancelled)
 
     def _holds(self, user_id: str) -> bool:

@@ -25,6 +25,7 @@ from engine.ports import Erasure, LedgerEntry, SuppressionEntry, Tx
 from engine.stores.privacy import ERASED, address_hash
 from engine.stores.sql.cache import StateCache
 from engine.stores.sql.driver import Driver
+from engine.stores.sql.recent import forget as forget_recent
 from engine.stores.sql.runs import RunTx
 from engine.stores.sql.suppression import suppression_rows
 from engine.stores.sql.translate import translating
@@ -140,6 +141,7 @@ def _erase_rows(db: Driver, user_id: str, at: datetime, profile: Profile | None)
     _count(db, f"DELETE FROM inbox WHERE user_id = {m}", [user_id])  # set aside as failed: gone too
     instances = _count(db, f"DELETE FROM instances WHERE user_id = {m}", [user_id])
     _count(db, f"DELETE FROM profiles WHERE user_id = {m}", [user_id])
+    forget_recent(db, user_id)
     return Erasure(instances, queued, messages, cancelled)
 
 

@@ -22,6 +22,7 @@ from engine.state import PARTITIONS, Instance, Send, Skip, TimerRef, Trace, part
 from engine.stores.sql.cache import StateCache, UserState, forget_sends_before
 from engine.stores.sql.claims import Owner, claim_queued, due_timer_users, due_timers, inbox_rows, quarantine_queued
 from engine.stores.sql.driver import Driver
+from engine.stores.sql.recent import SqlRecent
 from engine.stores.sql.schema import EVENT_IDS, chunks, dialect_insert
 from engine.stores.sql.suppression import TxSuppressions
 from engine.stores.sql.user_locks import lock_users
@@ -50,6 +51,7 @@ class SqlTx:
         self._w_status: list[tuple[Any, ...]] = []
         self._w_skips: list[tuple[Any, ...]] = []
         self.suppressions = TxSuppressions(self.db, cache)
+        self.recent = SqlRecent(self.db)  # the `Recent` port: look-backs and throttles
 
     # --- reads ----------------------------------------------------------------------------
 
@@ -125,11 +127,11 @@ class SqlTx:
 
     def _load_sends(self, states: dict[str, UserState], since: datetime) -> None:
         db = self.db
-        query = ("SELECT user_id, channel, category, at, message_id FROM messages "
+        query = ("SELECT user_id, channel, category, at, message_id, journey_id FROM messages "
                  "WHERE user_id IN ({in}) AND at >= " + db.mark + " ORDER BY at")
-        for user_id, channel, category, at, message_id in db.where_in(query, list(states), [db.time(since)]):
+        for user_id, channel, category, at, message_id, journey in db.where_in(query, list(states), [db.time(since)]):
             state = states[user_id]
-            state.sends.append(SentRecord(channel, category, db.read_time(at)))
+            state.sends.append(SentRecord(channel, category, db.read_time(at), journey))
             state.latest[channel] = message_id
 
     def _part(self, user_id: str) -> int:
@@ -286,7 +288,7 @@ class SqlTx:
         self._w_messages.append(_message_row(self.db, send))
         state = self._state(send.user_id)
         state.latest[send.channel] = send.message_id
-        state.sends.append(SentRecord(send.channel, send.category, send.at))
+        state.sends.append(SentRecord(send.channel, send.category, send.at, send.journey_id))
 
     def add_timer(self, instance_id: str, timer: TimerRef) -> None:
         self._w_cancel.discard(timer.timer_id)
@@ -318,6 +320,7 @@ class SqlTx:
         db.write(sql["messages"], self._w_messages)
         db.write(sql["skips"], self._w_skips)
         db.write(sql["status"], self._w_status)
+        self.recent.flush()
 
     def _delete_timers(self, timer_ids: Sequence[str]) -> None:
         for chunk in chunks(timer_ids):
