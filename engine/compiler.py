@@ -359,6 +359,21 @@ class _Checker:
                 self._report(("steps", i, "type"), f"step '{step.id}': a digest collects the journey's trigger "
                                                    f"events, and this journey is entered by audience runs "
                                                    f"({trigger.kind}), not by an event")
+        self._digest_key()
+
+    def _digest_key(self) -> None:
+        """A digest's `key` makes the instances one per key (as `instance_key` would): an event of
+        another key starts its own digest rather than being left out of this one."""
+        keyed = [(i, s) for i, s in enumerate(self.journey.steps) if isinstance(s, DigestStep) and s.key]
+        for i, step in keyed:
+            if self.journey.instance_key is not None:
+                self._report(("steps", i, "key"), f"step '{step.id}': key: the journey's instance_key already "
+                                                  f"makes one instance, and so one digest, per key: leave key out")
+            elif step.key != keyed[0][1].key:
+                self._report(("steps", i, "key"), f"step '{step.id}': key: the digests of one journey share "
+                                                  f"their key ('{keyed[0][1].key}'), the key of its instances")
+        if keyed and self.journey.instance_key is None and f"{keyed[0][1].id}.key" in self.expressions:
+            self.expressions["instance_key"] = self.expressions[f"{keyed[0][1].id}.key"]
 
     def _check_sends(self) -> None:
         messages = self.journey.messages

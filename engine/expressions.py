@@ -47,6 +47,49 @@ def _days_since(value: Any, reference: Any) -> float:
     return (_instant(reference) - _instant(value)).total_seconds() / 86400
 
 
+class Instant(str):
+    """`now` as expressions and templates see it: the engine's time as RFC 3339 text (what
+    `{{ now }}` prints), compared by instant with a timestamp on the other side, whatever its
+    offset or precision (`event.properties.starts_at > now` with starts_at in +02:00 is right;
+    as text it would not be). A value that is no timestamp is an evaluation error, not a guess."""
+
+    __slots__ = ()
+
+    def _other(self, other: object) -> datetime:
+        try:
+            return _instant(other)
+        except (TypeError, ValueError) as exc:
+            raise TypeError(f"now compared with {other!r}, which is not a timestamp") from exc
+
+    def __lt__(self, other: object) -> bool:
+        return _instant(str(self)) < self._other(other)
+
+    def __le__(self, other: object) -> bool:
+        return _instant(str(self)) <= self._other(other)
+
+    def __gt__(self, other: object) -> bool:
+        return _instant(str(self)) > self._other(other)
+
+    def __ge__(self, other: object) -> bool:
+        return _instant(str(self)) >= self._other(other)
+
+    def __eq__(self, other: object) -> bool:
+        try:
+            return _instant(str(self)) == _instant(other)
+        except (TypeError, ValueError):
+            return False
+
+    def __ne__(self, other: object) -> bool:
+        return not self == other
+
+    __hash__ = str.__hash__
+
+
+def instant(value: datetime) -> Instant:
+    """The `now` of an evaluation at `value` (aware, UTC)."""
+    return Instant(value.astimezone(UTC).isoformat().replace("+00:00", "Z"))
+
+
 _ENV.add_filter("days_since", _days_since)
 _HTML_ENV.add_filter("days_since", _days_since)
 

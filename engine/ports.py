@@ -315,8 +315,10 @@ class Journeys(Protocol):
         """Active instances of a journey per version."""
         ...
 
-    def cancel_pending(self, journey_id: str, reason: str, at: datetime) -> int:
-        """Messages of the journey not yet handed to a provider are not sent: `cancelled` with `reason`."""
+    def cancel_pending(self, journey_id: str, reason: str, at: datetime,
+                       instance_ids: Collection[str] | None = None) -> int:
+        """Messages of the journey (of these instances only, when given) not yet handed to a
+        provider are not sent: `cancelled` with `reason`."""
         ...
 
 

@@ -26,6 +26,7 @@ from engine.audience.run import RUN_EVENT
 from engine.compiler import CompiledJourney
 from engine.errors import EvaluationError
 from engine.events import Event, format_time
+from engine.expressions import instant
 from engine.model import BranchStep, DigestStep, SendStep, SplitStep, Step, WaitForStep, WaitStep
 from engine.state import (
     END_OF_STEPS,
@@ -350,4 +351,4 @@ _TIMER_HANDLERS: Mapping[str, Callable[[Run], None]] = {
 def _context(journey: CompiledJourney, event: Mapping[str, Any], profile: Profile, now: datetime,
              ) -> dict[str, Any]:
     return {"event": event, "profile": profile_context(profile), "journey": journey_context(journey),
-            "now": format_time(now)}
+            "now": instant(now)}

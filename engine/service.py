@@ -28,7 +28,8 @@ from channels.recheck import with_suppression
 from engine.clock import Clock, counter_ids
 from engine.compiler import CompiledJourney
 from engine.errors import EvaluationError, EventError, JourneyNotFoundError, StoreError
-from engine.events import FEEDBACK_STATUSES, Event, format_time, parse_event
+from engine.events import FEEDBACK_STATUSES, Event, parse_event
+from engine.expressions import instant
 from engine.ports import IdSource, Store, Tx, carry_out
 from engine.runtime import Runtime
 from engine.state import (
@@ -320,11 +321,13 @@ class Engine:
         triggered = self.catalog.triggered(event.type)
         if instances or triggered:
             keys: dict[str, str | None] = {}  # each journey's instance key for this event, computed once
+            collected: set[str] = set()  # journeys whose digest took the event: it enters none of them
             for instance in list(instances):
                 self._guarded(tx, instance, now, partial(self._on_event, tx=tx, instance=instance, event=event,
-                                                         profile=profile, keys=keys, now=now))
+                                                         profile=profile, keys=keys, now=now, collected=collected))
             for journey in triggered:
-                self._maybe_enter(tx, journey, event, profile, now)
+                if journey.id not in collected:
+                    self._maybe_enter(tx, journey, event, profile, now)
         self._remember(tx, event, now)
 
     def _remember(self, tx: Tx, event: Event, now: datetime) -> None:
@@ -335,13 +338,16 @@ class Engine:
             tx.recent.add(Mark(event.user_id, EVENT_MARK, event.type, now, now + needs.keep_events, event.context()))
 
     def _on_event(self, journey: CompiledJourney, *, tx: Tx, instance: Instance, event: Event, profile: Profile,
-                  keys: dict[str, str | None], now: datetime) -> Outcome:
+                  keys: dict[str, str | None], now: datetime, collected: set[str]) -> Outcome:
         if journey.id not in keys:
             keys[journey.id] = self._event_key(journey, event, profile, now)
         if instance.key is not None and keys[journey.id] not in (None, instance.key):
             return Outcome(None)  # the event is for another instance of this journey
         sent = self._sent(tx, event.user_id, now)
-        return self.runtime.on_event(instance, journey, event, profile, sent, now, tx.recent)
+        outcome = self.runtime.on_event(instance, journey, event, profile, sent, now, tx.recent)
+        if outcome.collected:
+            collected.add(journey.id)
+        return outcome
 
     def _maybe_enter(self, tx: Tx, journey: CompiledJourney, event: Event, profile: Profile, now: datetime) -> None:
         ok, key, why = self.runtime.entry_key(journey, event, profile, now)
@@ -376,7 +382,7 @@ class Engine:
             return None
         try:
             return str(expression({"event": event.context(), "profile": profile_context(profile),
-                                   "journey": journey_context(journey), "now": format_time(now)}))
+                                   "journey": journey_context(journey), "now": instant(now)}))
         except EvaluationError:
             return None
 

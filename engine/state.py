@@ -16,6 +16,7 @@ from typing import Any, Protocol
 from channels import Decision, Policy, Profile, SentRecord
 from engine.compiler import CompiledJourney
 from engine.events import Event, format_time, parse_time
+from engine.expressions import instant
 from engine.model import Step
 
 ACTIVE = "active"
@@ -340,6 +341,7 @@ class Outcome:
 
     instance: Instance | None
     commands: list[Command] = field(default_factory=list)
+    collected: bool = False  # the event joined the instance's digest: it starts no instance of its own
 
 
 @dataclass(frozen=True, slots=True)
@@ -435,6 +437,7 @@ class Run:
         self.taken_at = instance.taken_at
         self.expires_at = instance.expires_at
         self.recent = recent
+        self.collected = False
         self.profile = profile
         self.sent = list(sent)
         self.now = now
@@ -453,13 +456,13 @@ class Run:
                             status=self.status, step=self.step, path=tuple(self.path), timer=self.timer,
                             escalation=self.escalation, seq=self.seq, reason=self.reason, ended_at=self.ended_at,
                             digest=self.digest, taken_at=self.taken_at, expires_at=self.expires_at)
-        return Outcome(instance, self.commands)
+        return Outcome(instance, self.commands, self.collected)
 
     def context(self) -> dict[str, Any]:
         if self._profile_ctx is None:
             self._profile_ctx = profile_context(self.profile)
         context = {"event": self.event, "profile": self._profile_ctx, "journey": journey_context(self.journey),
-                   "now": format_time(self.now)}
+                   "now": instant(self.now)}
         if self.digest is not None:
             context["digest"] = self.digest.context()
         return context

@@ -47,6 +47,7 @@ def collect(run: Run, step: DigestStep, event: Event) -> bool:
         run.trace(step.id, "condition_error", str(exc))
         return False
     run.digest = digest.add(context)
+    run.collected = True
     run.trace(step.id, "collected", event.type)
     if step.count is not None and run.digest.count >= step.count:
         run.cancel_timer()

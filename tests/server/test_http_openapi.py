@@ -71,6 +71,7 @@ def test_every_post_and_put_documents_its_body(document: dict[str, Any]) -> None
         ("POST", "/v1/profiles"): ["BulkProfiles"],
         ("POST", "/v1/profiles/{user_id}/consents"): ["ConsentIn"],
         ("POST", "/v1/journeys/{journey_id}/simulate"): ["SimulateRequest"],
+        ("POST", "/v1/journeys/{journey_id}/instances/cancel"): ["CancelRequest"],
         ("POST", "/v1/webhooks/{provider}/{kind}"): ["TwilioForm"],
     }
     without = [(m, p) for m, p, op in operations(document) if m in ("POST", "PUT") and "requestBody" not in op]

@@ -143,10 +143,12 @@ class MemoryStore(MemoryRuns, MemoryPrivacy, MemoryBase):
                 counts[instance.version] += 1
         return dict(counts)
 
-    def cancel_pending(self, journey_id: str, reason: str, at: datetime) -> int:
+    def cancel_pending(self, journey_id: str, reason: str, at: datetime,
+                       instance_ids: Collection[str] | None = None) -> int:
         with self._lock:
             pending = [d for d in self.deliveries.values()
-                       if d["dispatch"] == "pending" and d["send"].journey_id == journey_id]
+                       if d["dispatch"] == "pending" and d["send"].journey_id == journey_id
+                       and (instance_ids is None or d["send"].instance_id in instance_ids)]
             for delivery in pending:
                 delivery.update(dispatch="cancelled", status="cancelled", status_at=at, error=reason)
         return len(pending)
