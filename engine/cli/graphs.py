@@ -1,9 +1,11 @@
 """Renderings of a compiled journey graph for `journey graph`: Mermaid and Graphviz dot as text, and
 SVG or PNG through Graphviz's `dot` program when it is installed.
 
-Labels carry what a reader needs: the trigger, each send's message, channels and strategy, each wait's
-duration or time, each wait_for's event and timeout; branch conditions, split shares, `exit_on` and the
-goal are on the edges (the last two from the start node: they end an instance at any step).
+Labels carry what a reader needs: the trigger, each send's message, channels, strategy and expiry, each
+wait's duration or time (its offset, what it does if that time has passed), each wait_for's events,
+look-back and timeout, a digest's window and a throttle's limit; branch conditions, split shares, the
+ways out of a wait_for, a throttle and an `if_past`, `exit_on` and the goal are on the edges (the last
+two from the start node: they end an instance at any step).
 """
 
 from __future__ import annotations
@@ -79,7 +81,7 @@ def _step_lines(journey: CompiledJourney, step: Step) -> tuple[str, ...]:
     if isinstance(step, WaitForStep):
         when = (f"when {step.when}",) if step.when else ()
         lookback = (f"lookback {format_duration(step.lookback)}",) if step.lookback else ()
-        return head, " | ".join(step.event_types()), *when, *lookback, f"timeout {format_duration(step.timeout)}"
+        return head, " or ".join(step.event_types()), *when, *lookback, f"timeout {format_duration(step.timeout)}"
     if isinstance(step, DigestStep):
         return head, *_digest_lines(step)
     if isinstance(step, ThrottleStep):

@@ -149,6 +149,57 @@ CASES = {
         ["demo.yaml:2: trigger: expression 'evnt.properties.value > 1': unknown name 'evnt'; "
          "use event, profile, journey or now (did you mean 'event.properties.value'?)"],
     ),
+    "wait_for_event_and_events": (
+        HEAD + "steps:\n  - {id: a, type: wait_for, event: x, events: [y], timeout: 1d}\n",
+        ["demo.yaml:4: step 'a': a wait_for needs exactly one of 'event' or 'events'"],
+    ),
+    "wait_for_event_listed_twice": (
+        HEAD + "steps:\n  - {id: a, type: wait_for, events: [x, x], timeout: 1d}\n",
+        ["demo.yaml:4: step 'a': events: an event type is listed twice"],
+    ),
+    "on_event_names_an_event_not_waited_for": (
+        HEAD + "steps:\n  - id: a\n    type: wait_for\n    events: [order.paid, order.cancelled]\n    timeout: 1d\n"
+        "    on_event:\n      order.payd: b\n  - {id: b, type: exit}\n",
+        ["demo.yaml:9: step 'a': on_event 'order.payd' is not one of its events (order.paid, order.cancelled); "
+         "did you mean 'order.paid'?"],
+    ),
+    "bad_lookback": (
+        HEAD + "steps:\n  - {id: a, type: wait_for, event: x, lookback: soon, timeout: 1d}\n",
+        ["demo.yaml:4: step 'a': lookback: invalid duration 'soon': use 30s, 15m, 2h, 1d, 1w or ISO 8601 like PT2H"],
+    ),
+    "if_past_without_until_expression": (
+        HEAD + "steps:\n  - {id: a, type: wait, duration: 1h, if_past: exit}\n",
+        ["demo.yaml:4: step 'a': 'if_past' only applies to 'until: <expression>'"],
+    ),
+    "if_past_names_no_step": (
+        HEAD + "steps:\n  - {id: a, type: wait, until: event.properties.at, if_past: nowhere}\n",
+        ["demo.yaml:4: step 'a': if_past 'nowhere' is not a step"],
+    ),
+    "calendar_offset_unknown_unit": (
+        HEAD + "steps:\n  - {id: a, type: wait, until: event.properties.at, offset: {day: -1}}\n",
+        ["demo.yaml:4: step 'a': offset: unknown key 'day'; did you mean 'days'?"],
+    ),
+    "throttle_without_period": (
+        HEAD + "steps:\n  - {id: a, type: throttle, limit: 1}\n",
+        ["demo.yaml:4: step 'a': period: required key is missing"],
+    ),
+    "on_throttled_names_no_step": (
+        HEAD + "steps:\n  - {id: a, type: throttle, limit: 1, period: 1d, on_throttled: nowhere}\n",
+        ["demo.yaml:4: step 'a': on_throttled 'nowhere' is not a step"],
+    ),
+    "digest_without_window": (
+        HEAD + "steps:\n  - {id: a, type: digest, count: 5}\n",
+        ["demo.yaml:4: step 'a': a digest needs 'window' or 'until' (a count alone could wait forever)"],
+    ),
+    "expires_and_expires_after": (
+        HEAD + "steps:\n  - {id: a, type: send, message: hello, expires: event.properties.at, expires_after: 2h}\n"
+        + MESSAGES,
+        ["demo.yaml:4: step 'a': a send takes 'expires' or 'expires_after', not both"],
+    ),
+    "limits_without_per": (
+        HEAD + "limits: {messages: 2}\nsteps:\n  - {id: a, type: send, message: hello}\n" + MESSAGES,
+        ["demo.yaml:3: limits.per: required key is missing"],
+    ),
     "bad_journey_id": (
         "id: Demo Journey\ntrigger: {event: x}\nsteps:\n  - {id: a, type: exit}\n",
         ["demo.yaml:1: id: String should match pattern '^[a-z0-9][a-z0-9._-]*$'"],
