@@ -93,15 +93,20 @@ def _take(run: Run, step: WaitForStep, event: Mapping[str, Any], arrived: dateti
 
 
 def _looked_back(run: Run, step: WaitForStep) -> Mark | None:
-    """The earliest event of the step's types that arrived within `lookback` before now (and
-    after the last one this instance took), passing `when`."""
+    """The earliest event of the step's types that arrived within `lookback` before now, passing
+    `when`: after the last one this instance took, and never the event that entered it."""
     assert step.lookback is not None
     types = step.event_types()
     for mark in run.recent.marks(run.user_id, EVENT_MARK, run.now - step.lookback):
-        if mark.name in types and mark.at <= run.now and (run.taken_at is None or mark.at > run.taken_at) \
-                and _matches(run, step, mark.data or {}):
+        if mark.name in types and mark.at <= run.now and _not_taken(run, mark) and _matches(run, step, mark.data or {}):
             return mark
     return None
+
+
+def _not_taken(run: Run, mark: Mark) -> bool:
+    if run.taken_at is not None:
+        return mark.at > run.taken_at
+    return mark.data != run.event  # until a wait_for takes one, `event` is the one that entered
 
 
 def _matches(run: Run, step: WaitForStep, event: Mapping[str, Any]) -> bool:

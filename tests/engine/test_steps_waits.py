@@ -79,6 +79,26 @@ steps:
     assert sent(result) == [("u1", "sms", _at(90))]
 
 
+def test_a_lookback_never_takes_the_event_that_entered_the_instance(simulate: Simulate) -> None:
+    """Waiting for another update after the first: the first (which entered) does not count."""
+    journey = """
+id: again
+category: transactional
+trigger: {event: order.updated}
+steps:
+  - {id: settle, type: wait, duration: 10m}
+  - {id: more, type: wait_for, event: order.updated, lookback: 1h, timeout: 1h, on_event: thanks, on_timeout: done}
+  - {id: thanks, type: send, message: thanks}
+  - {id: done, type: exit}
+""" + MESSAGES
+    alone = simulate(journey, [event("order.updated", "u1", _at(0))], [profile("u1", SMS)])
+    assert alone["instances"][0]["path"] == ["settle", "more", "done"]
+    second = simulate(journey, [event("order.updated", "u1", _at(0)), event("order.updated", "u1", _at(5), n=2)],
+                      [profile("u1", SMS)])
+    assert second["instances"][0]["path"] == ["settle", "more", "thanks", "done"]
+    assert sent(second) == [("u1", "sms", _at(10))]
+
+
 CHOICE = HEAD + """
 steps:
   - id: outcome
