@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -22,12 +22,13 @@ from channels import (
     SentRecord,
     select,
 )
-from engine.audience.run import RUN_EVENT
 from engine.compiler import CompiledJourney
 from engine.errors import EvaluationError
 from engine.events import Event, format_time
 from engine.expressions import instant
 from engine.model import BranchStep, DigestStep, SendStep, SplitStep, Step, WaitForStep, WaitStep
+from engine.ports import EntryHistory
+from engine.runs import RUN_EVENT
 from engine.state import (
     END_OF_STEPS,
     NO_MARKS,
@@ -49,14 +50,6 @@ from engine.steps.digest import collect, digest_step, on_digest_timer
 from engine.steps.sends import begin_send, expired, journey_capped, skip_reason
 from engine.steps.throttle import throttle_step
 from engine.steps.waits import resume, wait_for_step, wait_step
-
-
-@dataclass(frozen=True, slots=True)
-class EntryHistory:
-    """What the host knows about earlier entries of one user (and key) into one journey."""
-
-    active: bool
-    last_entered_at: datetime | None
 
 
 class Runtime:

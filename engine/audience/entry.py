@@ -15,11 +15,11 @@ from collections.abc import Sequence
 from datetime import datetime
 
 from channels import Profile
-from engine.audience.run import FAILED, AudienceRun
 from engine.compiler import CompiledJourney
 from engine.errors import JourneyNotFoundError
 from engine.events import Event
 from engine.ports import Tx
+from engine.runs import FAILED, AudienceRun
 from engine.service import Engine, as_seen
 
 AUDIENCE_ERROR = "audience_error"  # the audience expression failed for the profile: not matched
@@ -65,7 +65,7 @@ def _enter(engine: Engine, tx: Tx, journey: CompiledJourney, run: AudienceRun, p
             chosen.append((event, key))
         elif why.startswith("trigger_error"):
             skipped[AUDIENCE_ERROR] += 1
-    engine.prefetch(tx, {event.user_id for event, _ in chosen}, now)
+    engine.recall.prefetch(tx, {event.user_id for event, _ in chosen}, now)
     entered = 0
     for event, key in chosen:
         profile = as_seen(tx, tx.get_profile(event.user_id) or Profile(event.user_id))

@@ -38,14 +38,14 @@ def cancel_instances(server: Server, journey_id: str, user_id: str, key: str | N
     now = server.clock.now()
     ended: list[str] = []
     with server.lock, engine.unit() as tx:
-        engine.prefetch(tx, {user_id}, now)
+        engine.recall.prefetch(tx, {user_id}, now)
         for instance in list(tx.active_instances(user_id)):
             if instance.journey_id == journey_id and (key is None or instance.key == key):
                 carry_out(tx, engine.runtime.end(instance, "exited", CANCELLED_BY_API, now))
                 ended.append(instance.instance_id)
-    held = server.store.cancel_pending(journey_id, CANCELLED_BY_API, now, ended) if ended else 0
+    held = server.store.journeys.cancel_pending(journey_id, CANCELLED_BY_API, now, ended) if ended else 0
     if ended:
         log.info("cancelled %d instances of journey %s (%d unsent messages)", len(ended), journey_id, held)
-    mine = [i for i in server.store.instances_for_user(user_id) if i.journey_id == journey_id
+    mine = [i for i in server.store.views.instances_for_user(user_id) if i.journey_id == journey_id
             and i.reason == CANCELLED_BY_API and (key is None or i.key == key)]
     return Cancelled(mine, len(ended), held)

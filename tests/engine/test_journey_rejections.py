@@ -157,6 +157,14 @@ CASES = {
         HEAD + "steps:\n  - {id: a, type: wait_for, events: [x, x], timeout: 1d}\n",
         ["demo.yaml:4: step 'a': events: an event type is listed twice"],
     ),
+    "wait_for_event_list_and_events": (
+        HEAD + "steps:\n  - {id: a, type: wait_for, event: [x], events: [y], timeout: 1d}\n",
+        ["demo.yaml:4: step 'a': a wait_for needs exactly one of 'event' or 'events'"],
+    ),
+    "wait_for_event_list_listed_twice": (
+        HEAD + "steps:\n  - {id: a, type: wait_for, event: [x, x], timeout: 1d}\n",
+        ["demo.yaml:4: step 'a': event: an event type is listed twice"],
+    ),
     "on_event_names_an_event_not_waited_for": (
         HEAD + "steps:\n  - id: a\n    type: wait_for\n    events: [order.paid, order.cancelled]\n    timeout: 1d\n"
         "    on_event:\n      order.payd: b\n  - {id: b, type: exit}\n",

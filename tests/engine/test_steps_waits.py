@@ -4,6 +4,8 @@ change, and `now` in conditions (run plain and with state round-trips)."""
 
 from __future__ import annotations
 
+import pytest
+
 from channels import load_policy
 from tests.engine.conftest import Simulate, event, profile, sent, statuses
 
@@ -114,8 +116,9 @@ steps:
 """ + MESSAGES
 
 
-def test_events_branch_on_whichever_comes_first(simulate: Simulate) -> None:
-    result = simulate(CHOICE, [
+@pytest.mark.parametrize("spelling", ["events: [", "event: ["])  # a list under `event:` (RCS's form) reads the same
+def test_events_branch_on_whichever_comes_first(simulate: Simulate, spelling: str) -> None:
+    result = simulate(CHOICE.replace("events: [", spelling), [
         event("order.placed", "u1", _at(0)), event("order.cancelled", "u1", _at(5)), event("order.paid", "u1", _at(6)),
         event("order.placed", "u2", _at(0)), event("order.paid", "u2", _at(7)), event("order.cancelled", "u2", _at(8)),
         event("order.placed", "u3", _at(0)),

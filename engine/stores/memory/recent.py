@@ -1,7 +1,7 @@
 """The memory store's recent marks (`engine.ports.Recent`): each user's marks in a list, oldest
 first. Expired marks go on write: the writer's own at once, everyone's in a pass every
 `SWEEP_EVERY` writes, so a user who is never seen again does not keep theirs for good. Every
-change is undone with the transaction it was made in (`MemoryBase`'s undo log)."""
+change is undone with the transaction it was made in (`MemoryData`'s undo log)."""
 
 from __future__ import annotations
 

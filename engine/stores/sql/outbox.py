@@ -8,17 +8,18 @@ lease ran out, or whose rows the expiry took back, changes nothing, whatever it 
 from __future__ import annotations
 
 from collections.abc import Collection, Mapping, Sequence
-from contextlib import AbstractContextManager
 from datetime import datetime, timedelta
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-from sqlalchemy.engine import Engine as SaEngine
-
+from channels import Profile
 from channels.selection import ADDRESS_FIELD
 from engine.ports import IN_DOUBT, RETRIED, OutboxItem
 from engine.state import Fence
+from engine.stores.sql.database import SqlPort
 from engine.stores.sql.driver import Driver, json_text, placeholder
+from engine.stores.sql.loads import profiles_of
 from engine.stores.sql.schema import chunks
+from engine.stores.sql.suppression import read_suppressions
 from engine.stores.sql.translate import translating
 
 
@@ -124,14 +125,9 @@ def _returning(db: Driver, sql: str, message_ids: Sequence[str], before: list[An
     return changed
 
 
-class SqlOutbox:
-    """The `Outbox` port's writes and counts; `SqlStore` inherits this: the attributes below are its own."""
-
-    engine: SaEngine
-    dialect: str
-
-    if TYPE_CHECKING:
-        def _writing(self, urgent: bool) -> AbstractContextManager[Any]: ...
+class SqlOutbox(SqlPort):
+    """The `Outbox` port: claims, fenced writes and counts of the messages table, and what the
+    dispatcher checks again before each attempt (the recipients' profiles, the suppressed numbers)."""
 
     @translating
     def claim_outbox(self, now: datetime, limit: int, lease: timedelta, token: str) -> list[OutboxItem]:
@@ -196,3 +192,13 @@ class SqlOutbox:
             rows = conn.exec_driver_sql("SELECT channel, count(*) FROM messages WHERE dispatch = 'pending' "
                                         "GROUP BY channel")
             return {str(channel): int(count) for channel, count in rows}
+
+    @translating
+    def recipients(self, user_ids: Collection[str]) -> dict[str, Profile]:
+        with self.engine.connect() as conn:
+            return profiles_of(Driver(conn, self.dialect), sorted(user_ids))
+
+    @translating
+    def suppressions(self, numbers: Collection[str]) -> dict[str, datetime]:
+        with self.engine.connect() as conn:
+            return read_suppressions(Driver(conn, self.dialect), numbers)
