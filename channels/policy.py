@@ -175,6 +175,16 @@ class KeywordSet(_Frozen):
         return self
 
 
+FREQUENCY_CAP, GLOBAL_CAP = "frequency_cap", "global_cap"
+
+
+class Caps(_Frozen):
+    """Caps over more than one channel: `all_channels` counts every message of a category to a
+    user, whatever its channel (a channel over it is `global_cap`)."""
+
+    all_channels: dict[Category, Cap] = {}
+
+
 @dataclass(frozen=True, slots=True)
 class CapRule:
     """One cap as the hot path counts it."""
@@ -183,6 +193,7 @@ class CapRule:
     per_day: int | None
     per_week: int | None
     calendar_day: bool
+    reason: str = FREQUENCY_CAP  # what a channel it closes is refused with
 
 
 @dataclass(frozen=True, slots=True)
@@ -238,6 +249,7 @@ class Policy(_Frozen):
     default_timezone: str
     quiet_hours: QuietHours
     frequency_caps: dict[Category, Cap] = {}
+    caps: Caps = Caps()
     regions: dict[str, Region | None] = {}  # ISO 3166 code -> rules; null drops a shipped region
     sms: SmsPolicy
     channels: dict[ChannelName, ChannelPolicy]
@@ -289,6 +301,8 @@ class Policy(_Frozen):
         """Derived once per policy: plain attribute lookups instead of model traversal."""
         quiet = self.quiet_hours
         caps: dict[str, tuple[CapRule, ...]] = {c: (_cap_rule(cap, None),) for c, cap in self.frequency_caps.items()}
+        for category, cap in self.caps.all_channels.items():
+            caps[category] = (*caps.get(category, ()), _cap_rule(cap, CHANNELS, GLOBAL_CAP))
         rules = _rules(_minutes(quiet.start), _minutes(quiet.end), frozenset(quiet.categories), caps)
         return FastPolicy(
             default_zone=ZoneInfo(self.default_timezone),
@@ -319,9 +333,9 @@ class Policy(_Frozen):
             raise LookupError(f"policy has no price for channel {channel!r}") from None
 
 
-def _cap_rule(cap: Cap, channels: Iterable[str] | None) -> CapRule:
+def _cap_rule(cap: Cap, channels: Iterable[str] | None, reason: str = FREQUENCY_CAP) -> CapRule:
     pooled = frozenset(channels) if channels is not None else None
-    return CapRule(pooled, cap.per_day, cap.per_week, cap.window == "calendar_day")
+    return CapRule(pooled, cap.per_day, cap.per_week, cap.window == "calendar_day", reason)
 
 
 def _rules(start: int, end: int, categories: frozenset[str], caps: dict[str, tuple[CapRule, ...]]) -> Rules:

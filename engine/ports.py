@@ -2,10 +2,11 @@
 
 A `Store` hands out transactions (`Tx`): the engine does all the reads and writes of one
 batch of events, or one sweep of timers, inside one transaction, after one `prefetch` of
-the users involved, so the hot path makes no per-event query. A `Tx` is five roles: the
-inbox (`InboxTx`), the users' state (`UsersTx`), due timers (`TimersTx`), the targets of the
-runtime's commands (`CommandsTx`) and an audience run's chunk (`RunsTx`). The commands
-(`Send`, `Skip`, `Schedule`, `Cancel`, `Trace`) become writes in one place, `carry_out` at
+the users involved, so the hot path makes no per-event query. A `Tx` is six roles: the
+inbox (`InboxTx`), the users' state (`UsersTx`), their recent marks for look-backs and
+throttles (`RecentTx`), due timers (`TimersTx`), the targets of the runtime's commands
+(`CommandsTx`) and an audience run's chunk (`RunsTx`). The commands (`Send`, `Skip`,
+`Schedule`, `Cancel`, `Mark`, `Trace`) become writes in one place, `carry_out` at
 the end of this module.
 
 The host asks more of a store, one object per port: the dispatcher drains the `Outbox`, the
@@ -31,7 +32,20 @@ from channels.profile import RcsCapability
 from engine.clock import IdSource as IdSource
 from engine.events import Event
 from engine.runs import AudienceRun
-from engine.state import Cancel, Fence, Instance, Lease, Outcome, Schedule, Send, Skip, TimerRef, Trace
+from engine.state import (
+    Cancel,
+    Fence,
+    Instance,
+    Lease,
+    Mark,
+    Outcome,
+    RecentView,
+    Schedule,
+    Send,
+    Skip,
+    TimerRef,
+    Trace,
+)
 
 ERASED = "erased"
 """The reason an erased person's instances end with, and the error of their cancelled messages."""
@@ -96,6 +110,26 @@ class LinkHit:
     url: str | None  # None: the open pixel
     hits: int
     first: bool
+class Recent(RecentView, Protocol):
+    """A user's recent marks, within one transaction (`RecentTx.recent`): the events a `wait_for`
+    look-back may take and the passes of throttles, each kept until its `until` and no longer
+    (expired marks are deleted in batches as new ones are written). Nothing is read or written
+    here unless a loaded journey asks for it (`engine.steps.needs`)."""
+
+    def prefetch(self, user_ids: Collection[str], now: datetime) -> None:
+        """Load the unexpired marks of these users in one go (else each user's on first read)."""
+        ...
+
+    def add(self, mark: Mark) -> None:
+        """Keep `mark` (seen at once by this transaction's reads)."""
+        ...
+
+
+class RecentTx(Protocol):
+    """The users' recent marks (look-backs, throttles), within this transaction."""
+
+    @property
+    def recent(self) -> Recent: ...
 
 
 class InboxTx(Protocol):
@@ -170,8 +204,9 @@ class TimersTx(Protocol):
         ...
 
 
-class CommandsTx(Protocol):
-    """The targets of the runtime's commands: `carry_out` maps each command to one of these."""
+class CommandsTx(RecentTx, Protocol):
+    """The targets of the runtime's commands: `carry_out` maps each command to one of these (a
+    `Mark` to `recent.add`)."""
 
     def save_instance(self, instance: Instance) -> None:
         """Insert or update an instance; the first save of an instance is its journey's latest entry."""
@@ -208,7 +243,7 @@ class RunsTx(Protocol):
     def save_run(self, run: AudienceRun) -> None: ...
 
 
-class Tx(InboxTx, UsersTx, TimersTx, CommandsTx, RunsTx, Protocol):
+class Tx(InboxTx, UsersTx, TimersTx, CommandsTx, RecentTx, RunsTx, Protocol):
     """One unit of work. Reads see this transaction's own writes; nothing is kept unless it commits."""
 
 
@@ -333,8 +368,10 @@ class Journeys(Protocol):
         """Active instances of a journey per version."""
         ...
 
-    def cancel_pending(self, journey_id: str, reason: str, at: datetime) -> int:
-        """Messages of the journey not yet handed to a provider are not sent: `cancelled` with `reason`."""
+    def cancel_pending(self, journey_id: str, reason: str, at: datetime,
+                       instance_ids: Collection[str] | None = None) -> int:
+        """Messages of the journey (of these instances only, when given) not yet handed to a
+        provider are not sent: `cancelled` with `reason`."""
         ...
 
 
@@ -500,5 +537,7 @@ def carry_out(tx: CommandsTx, outcome: Outcome) -> None:
             tx.cancel_timer(command.timer_id)
         elif isinstance(command, Skip):
             tx.add_skip(command)
+        elif isinstance(command, Mark):
+            tx.recent.add(command)
         else:
             tx.add_trace(command)

@@ -95,9 +95,17 @@ class MessageList(_Out):
 
 
 class Timer(_Out):
-    kind: Literal["wait", "timeout", "escalate", "defer"]
+    kind: Literal["wait", "timeout", "escalate", "defer", "digest"]
     due_at: str
-    reason: str = Field(description="a wait step, an event's timeout, an escalation's next channel, quiet hours")
+    reason: str = Field(description="a wait step, an event's timeout, an escalation's next channel, quiet hours, "
+                        "a digest's window")
+
+
+class DigestView(_Out):
+    step: str
+    count: int = Field(description="the events it holds")
+    first_at: str = Field(description="the first event's timestamp")
+    last_at: str = Field(description="the latest event's timestamp")
 
 
 class InstanceView(_Out):
@@ -112,6 +120,8 @@ class InstanceView(_Out):
     ended_at: str | None = None
     reason: str | None = None
     timer: Timer | None = Field(None, description="while it waits on a timer: which, until when, and why")
+    digest: DigestView | None = Field(None, description="after a digest step (left out before one): what it "
+                                      "collected, still collecting while the timer's kind is digest")
 
 
 class InstanceList(_Out):

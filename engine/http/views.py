@@ -28,6 +28,8 @@ def instance_view(instance: Instance) -> dict[str, Any]:
     timer = instance.timer
     view["timer"] = None if timer is None else {"kind": timer.kind, "due_at": format_time(timer.due),
                                                 "reason": TIMER_REASONS.get(timer.kind, timer.kind)}
+    if instance.digest is not None:
+        view["digest"] = instance.digest.summary()
     return view
 
 

@@ -72,6 +72,7 @@ def test_every_post_and_put_documents_its_body(document: dict[str, Any]) -> None
         ("POST", "/v1/profiles"): ["BulkProfiles"],
         ("POST", "/v1/profiles/{user_id}/consents"): ["ConsentIn"],
         ("POST", "/v1/journeys/{journey_id}/simulate"): ["SimulateRequest"],
+        ("POST", "/v1/journeys/{journey_id}/instances/cancel"): ["CancelRequest"],
         ("POST", "/v1/webhooks/{provider}/{kind}"): ["TwilioForm"],
         ("POST", "/v1/webhooks/rbm"): ["RbmPush"],
     }

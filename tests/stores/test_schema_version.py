@@ -85,6 +85,7 @@ def test_a_version_1_database_is_upgraded_in_place(url: str) -> None:
         conn.exec_driver_sql("DROP TABLE erasures")
         conn.exec_driver_sql("DROP TABLE runs")
         conn.exec_driver_sql("DROP TABLE links")
+        conn.exec_driver_sql("DROP TABLE recent")
         conn.execute(insert(PROFILES).values(user_id="u1", doc={"user_id": "u1", "phone": "+14155550100"}))
     engine.dispose()
     _set_version(url, 1)
@@ -100,7 +101,7 @@ def test_a_version_1_database_is_upgraded_in_place(url: str) -> None:
     store.journeys.set_journey_state("cart", "paused", datetime(2026, 1, 5, tzinfo=UTC))  # version 6's tables exist
     assert store.journeys.journey_states() == {"cart": "paused"} and store.journeys.journey_versions("cart") == []
     assert store.outbox.suppressions({"+14155550100"}) == {}  # version 7's tables exist
-    assert store.privacy.erase_user("u1", datetime(2026, 1, 5, tzinfo=UTC), lambda tx: None) is not None  # version 9's
+    assert store.privacy.erase_user("u1", datetime(2026, 1, 5, tzinfo=UTC), lambda tx: None) is not None  # 9's and 13's
     assert store.views.users_by_phone("+14155550100") == []
     assert store.runs.runs_of("cart") == [] and store.runs.claim_run("w1", {"cart"}, datetime(2026, 1, 5, tzinfo=UTC),
                                                            timedelta(seconds=30)) is None  # version 10's

@@ -19,6 +19,7 @@ from engine.events import Event
 from engine.ports import JourneyVersion
 from engine.runs import AudienceRun
 from engine.state import Instance, Send, Skip, Trace
+from engine.stores.memory.recent import MemoryRecent
 
 _MISSING = object()
 
@@ -56,6 +57,7 @@ class MemoryData:
         self.order: list[str] | None = None  # every profile's user_id, sorted; None: to be sorted again
         self.lock = threading.RLock()
         self._undo: list[Callable[[], None]] | None = None
+        self.recent = MemoryRecent(self.set, self.pop)  # each user's marks: look-backs and throttles
 
     @contextmanager
     def transaction(self) -> Iterator[None]:

@@ -1,6 +1,7 @@
 """The memory store's `Tx`: the engine's unit of work over `MemoryData`, one class per role of
-the port (the inbox, the users' state, due timers, the command targets, an audience run's
-chunk). Every write goes through the data's undo log, so a failed transaction leaves nothing."""
+the port (the inbox, the users' state, due timers, the command targets, the users' recent
+marks, an audience run's chunk). Every write goes through the data's undo log, so a failed
+transaction leaves nothing."""
 
 from __future__ import annotations
 
@@ -20,6 +21,7 @@ from engine.ports import EntryHistory
 from engine.runs import AudienceRun
 from engine.state import Instance, Send, Skip, TimerRef, Trace
 from engine.stores.memory.data import OnData
+from engine.stores.memory.recent import MemoryRecent
 
 
 class MemoryInbox(OnData):
@@ -156,7 +158,7 @@ class MemoryCommands(OnData):
         data = self.data
         data.append(data.messages, send)
         data.set(data.latest, (send.user_id, send.channel), send.message_id)
-        data.append(data.sends[send.user_id], SentRecord(send.channel, send.category, send.at))
+        data.append(data.sends[send.user_id], SentRecord(send.channel, send.category, send.at, send.journey_id))
         data.set(data.deliveries, send.message_id, _pending(send))
         for position, link in enumerate(send.links):
             data.set(data.links, link.code, link_row(send, link, position))
@@ -176,6 +178,14 @@ class MemoryCommands(OnData):
     def add_trace(self, trace: Trace) -> None:
         if self.data.keep_trace:
             self.data.append(self.data.traces, trace)
+
+
+class MemoryMarks(OnData):
+    """`RecentTx`: the users' marks, kept with the rest of the data (engine/stores/memory/recent.py)."""
+
+    @property
+    def recent(self) -> MemoryRecent:
+        return self.data.recent
 
 
 class MemoryRunChunks(OnData):
@@ -202,8 +212,8 @@ class MemoryRunChunks(OnData):
         self.data.set(self.data.runs, run.run_id, run)
 
 
-class MemoryTx(MemoryInbox, MemoryUsers, MemoryTimers, MemoryCommands, MemoryRunChunks):
-    """The `Tx` port in memory: its five roles over one `MemoryData`. It holds nothing of its own,
+class MemoryTx(MemoryInbox, MemoryUsers, MemoryTimers, MemoryCommands, MemoryMarks, MemoryRunChunks):
+    """The `Tx` port in memory: its six roles over one `MemoryData`. It holds nothing of its own,
     so one serves every transaction; `MemoryStore.transaction` gives the undo log its bounds."""
 
 

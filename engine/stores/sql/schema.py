@@ -27,7 +27,7 @@ SCHEMA_VERSION = 14
 # 10: audience runs (engine/stores/sql/runs.py).
 # 11: partitions: timers carry their user and partition, the inbox its partition; partition leases and workers.
 # 12: messages.claim: the token of the dispatcher's claim that holds a leased or sending message (fenced writes).
-# 13: (another change's: the `recent` table, issue 27; numbered apart so both land in either order).
+# 13: recent: each user's marks for look-backs and throttles, kept until they expire (engine/stores/sql/recent.py).
 # 14: links: the tracked links (and open pixels) of messages, with their hits (engine/stores/sql/links.py).
 #     A new table only, made by `create_all`: no step in `migrate.py`, so a database at 12 or 13 gets it alike.
 RETIRED_INDEXES = ("ix_messages_dispatch", "ix_messages_provider_id", "ix_instances_user_status",
