@@ -12,6 +12,7 @@ import difflib
 import functools
 import re
 from collections.abc import Callable, Collection, Iterator, Mapping
+from datetime import UTC, datetime
 from typing import Any
 
 from jinja2 import DictLoader, TemplateError, TemplateSyntaxError, Undefined, UndefinedError, meta, nodes
@@ -19,7 +20,7 @@ from jinja2.parser import Parser
 from markupsafe import Markup, escape
 
 from engine.errors import EvaluationError, RenderLimitError, TemplateRenderError
-from engine.sandbox import MAX_SIZE, BoundedEnvironment, instant, limit_warnings, render_budget
+from engine.sandbox import MAX_SIZE, BoundedEnvironment, limit_warnings, render_budget, to_datetime
 
 _FAILURES = (TemplateError, TypeError, ValueError, ArithmeticError, LookupError, MemoryError, RecursionError,
              EvaluationError)
@@ -28,7 +29,7 @@ _FAILURES = (TemplateError, TypeError, ValueError, ArithmeticError, LookupError,
 def _days_since(value: Any, reference: Any) -> float:
     """`profile.attributes.last_purchase_at | days_since(event.timestamp) > 30`: days from one
     timestamp to another (fractional; negative when `value` comes after `reference`)."""
-    return (instant(reference) - instant(value)).total_seconds() / 86400
+    return (to_datetime(reference) - to_datetime(value)).total_seconds() / 86400
 
 
 def _environment(html: bool, partials: Mapping[str, str] | None = None) -> BoundedEnvironment:
@@ -54,6 +55,50 @@ class Environments:
 
 
 SHARED = Environments()
+
+
+class Instant(str):
+    """`now` as expressions and templates see it: the engine's time as RFC 3339 text (what
+    `{{ now }}` prints), compared by instant with a timestamp on the other side, whatever its
+    offset or precision (`event.properties.starts_at > now` with starts_at in +02:00 is right;
+    as text it would not be). A value that is no timestamp is an evaluation error, not a guess."""
+
+    __slots__ = ()
+
+    def _other(self, other: object) -> datetime:
+        try:
+            return to_datetime(other)
+        except (TypeError, ValueError) as exc:
+            raise TypeError(f"now compared with {other!r}, which is not a timestamp") from exc
+
+    def __lt__(self, other: object) -> bool:
+        return to_datetime(str(self)) < self._other(other)
+
+    def __le__(self, other: object) -> bool:
+        return to_datetime(str(self)) <= self._other(other)
+
+    def __gt__(self, other: object) -> bool:
+        return to_datetime(str(self)) > self._other(other)
+
+    def __ge__(self, other: object) -> bool:
+        return to_datetime(str(self)) >= self._other(other)
+
+    def __eq__(self, other: object) -> bool:
+        try:
+            return to_datetime(str(self)) == to_datetime(other)
+        except (TypeError, ValueError):
+            return False
+
+    def __ne__(self, other: object) -> bool:
+        return not self == other
+
+    __hash__ = str.__hash__
+
+
+def instant(value: datetime) -> Instant:
+    """The `now` of an evaluation at `value` (aware, UTC)."""
+    return Instant(value.astimezone(UTC).isoformat().replace("+00:00", "Z"))
+
 
 Context = Mapping[str, Any]
 
@@ -154,8 +199,10 @@ def _lookup(path: tuple[str, ...], context: Context) -> Any:
     return value
 
 
-NAMES = ("event", "profile", "journey", "preferences_url")
-"""The only top-level names an expression or template can read (besides what it sets itself)."""
+NAMES = ("event", "profile", "journey", "now", "preferences_url")
+"""The only top-level names an expression or template can read (besides what it sets itself), but
+for `digest` in a journey with a digest step (`DIGEST`)."""
+DIGEST = "digest"
 _PROFILE_FIELDS = ("user_id", "timezone", "locale", "email", "phone", "rcs_capable", "attributes")
 _EVENT_FIELDS = ("properties", "timestamp")
 _PERSON = ("user", "customer", "contact", "recipient", "person", "member", "subscriber", "account")
@@ -168,17 +215,17 @@ def limit_warning(source: str, expression: bool = False) -> str | None:
     return "; ".join(found) if found else None
 
 
-def foreign_names(source: str, expression: bool = False) -> dict[str, str]:
-    """Each top-level name `source` reads that is none of `NAMES` and not set by the template
+def foreign_names(source: str, expression: bool = False, allowed: tuple[str, ...] = NAMES) -> dict[str, str]:
+    """Each top-level name `source` reads that is none of `allowed` and not set by the template
     itself (`set`, `for`, `macro`), with the longest dotted path read from it (`user.first_name`).
     Raises TemplateSyntaxError like compiling it would."""
-    return dict(_foreign_names(source, expression))
+    return dict(_foreign_names(source, expression, allowed))
 
 
 @functools.lru_cache(maxsize=4096)  # journeys repeat their conditions and texts; each is read once
-def _foreign_names(source: str, expression: bool) -> tuple[tuple[str, str], ...]:
+def _foreign_names(source: str, expression: bool, allowed: tuple[str, ...]) -> tuple[tuple[str, str], ...]:
     tree = _tree(source, expression)
-    paths = {name: name for name in meta.find_undeclared_variables(tree) - set(NAMES)}
+    paths = {name: name for name in meta.find_undeclared_variables(tree) - set(allowed)}
     for node in tree.find_all((nodes.Getattr, nodes.Getitem)):
         parts: list[str] = []
         while isinstance(node, nodes.Getattr | nodes.Getitem):

@@ -18,12 +18,14 @@ from pathlib import Path
 from typing import Any
 
 from channels import Decision, Policy, Profile, ProfileError, SendRequest, select, sms_encoding
+from channels.links import seeded_codes
 from channels.yaml_lines import did_you_mean
 from engine.audience.entry import run_chunk
 from engine.clock import VirtualClock, counter_ids
 from engine.compiler import CompiledJourney, Rendered
 from engine.errors import EventError, InputError, JourneyNotFoundError
 from engine.events import Event, check_values, format_time, parse_event
+from engine.expressions import instant
 from engine.runs import AudienceRun
 from engine.sandbox import RECIPIENT
 from engine.schedule import occurrences, parse_instant
@@ -136,7 +138,7 @@ def _run(journey: CompiledJourney, events: Sequence[Event], runs: Sequence[datet
     batches = [(at, 0, list(group)) for at, group in groupby(events, key=lambda e: e.timestamp)]
     stimuli = sorted(runs_at + batches, key=lambda s: (s[0], not s[1]))  # a run goes first at its instant
     clock = VirtualClock(stimuli[0][0])
-    engine = Engine([journey], policy, store, clock, counter_ids("i"), trace=keep_trace)
+    engine = Engine([journey], policy, store, clock, counter_ids("i"), trace=keep_trace, codes=seeded_codes())
     done = 0
     for at, run, batch in stimuli:
         _run_timers(engine, clock, until=at, inclusive=False)
@@ -230,7 +232,7 @@ def _instance_row(instance: Instance) -> dict[str, Any]:
 
 def preview(journey: CompiledJourney, message: str, profile: Profile, event: Event, policy: Policy,
             now: datetime, channels: Sequence[str] | None = None,
-            links: Callable[[str], str] = preferences_page) -> dict[str, Any]:
+            preference_links: Callable[[str], str] = preferences_page) -> dict[str, Any]:
     """`message` rendered for `profile` as a send at `now` would render it, per channel (each of the
     message's, or `channels`): the variant its locale picks, the content, SMS encoding and segments,
     the cost at the policy's prices, and whether the channel could be used now and why not (consent,
@@ -246,7 +248,7 @@ def preview(journey: CompiledJourney, message: str, profile: Profile, event: Eve
                                    f"(it has {', '.join(has)})")
     who = recipient(profile, policy)
     context = {"event": event.context(), "profile": profile_context(profile), "journey": journey_context(journey),
-               "preferences_url": links(profile.user_id), RECIPIENT: who}
+               "now": instant(now), "preferences_url": preference_links(profile.user_id), RECIPIENT: who}
     rendered = journey.render_channels(message, wanted, context)
     selection = select(SendRequest(profile=profile, category=journey.definition.category, urgency="normal",
                                    candidates=wanted, contents=rendered.contents, template_errors=rendered.errors,

@@ -1,6 +1,6 @@
 """The HTTP API (docs/http.md): a thin FastAPI layer over `Server`, wired here from one router per
 resource (events, profiles, consents, privacy, journeys, runs, messages and instances, webhooks,
-health and metrics).
+health and metrics, and the public tracked links).
 
 Request bodies are the pydantic models of `engine.http.bodies`, which both parse them and
 describe them in the OpenAPI document (`engine.http.openapi`). Handlers read a body on the event
@@ -25,6 +25,7 @@ from engine.http import (
     feed,
     health,
     journeys,
+    links,
     messages,
     preference_page,
     preferences,
@@ -51,13 +52,15 @@ with no network beyond this server (FastAPI's own page loads them from a CDN).""
 WEBHOOKS = "/v1/webhooks/"
 ROUTERS: tuple[APIRouter, ...] = (events.router, profiles.router, consents.router, privacy.router, runs.router,
                                   journeys.router, messages.router, feed.router, preferences.router,
-                                  preference_page.router, webhooks.router, health.router)
+                                  preference_page.router, webhooks.router, health.router, links.router)
 DESCRIPTION = """Ingest events, manage profiles and consent, inspect journeys and messages.
 
-Every route but `/healthz`, `/readyz`, the docs, the provider webhooks (signature-checked) and
-`/metrics` when `JOURNEY_METRICS_PUBLIC=1` takes `Authorization: Bearer <key>` (one of
-`JOURNEY_API_KEYS`): use **Authorize**. Every 4xx and 5xx is `application/problem+json`
-(RFC 9457), with `errors: [{field, message}]` when fields are at fault."""
+Every route but `/healthz`, `/readyz`, the docs, the provider webhooks (signature-checked), the
+tracked links and open pixels (`/l/{code}`, `/o/{code}`: the code is the credential), a person's
+preference page (its link carries their user key) and `/metrics` when `JOURNEY_METRICS_PUBLIC=1`
+takes `Authorization: Bearer <key>` (one of `JOURNEY_API_KEYS`): use **Authorize**. Every 4xx and
+5xx is `application/problem+json` (RFC 9457), with `errors: [{field, message}]` when fields are at
+fault."""
 TAGS = [
     {"name": "events", "description": "What happened to a user: enters, moves and ends their journeys."},
     {"name": "profiles", "description": "Who a user is and how to reach them."},
@@ -72,6 +75,7 @@ TAGS = [
     {"name": "webhooks", "description": "Delivery receipts and inbound replies from providers (signed)."},
     {"name": "health", "description": "Liveness and readiness."},
     {"name": "metrics", "description": "Prometheus metrics."},
+    {"name": "tracking", "description": "Tracked links and open pixels, public: the random code is the credential."},
 ]
 
 
@@ -93,7 +97,7 @@ def create_app(server: Server, api_keys: frozenset[str] = frozenset(), max_body:
     app.state.body_limits = BodyLimits(max_body, {"upsertProfiles": bulk_max_body})
     user_keys = UserKeys.for_server(user_key_secret, api_keys)
     app.state.user_keys = user_keys
-    server.engine.runtime.links = preference_page.preferences_link(user_keys, public_url)
+    server.engine.runtime.preference_links = preference_page.preferences_link(user_keys, public_url)
     for router in ROUTERS:
         app.include_router(router)
     app.add_middleware(BearerAuth, keys=api_keys, is_open=is_open, user_keys=user_keys)
@@ -104,6 +108,7 @@ def create_app(server: Server, api_keys: frozenset[str] = frozenset(), max_body:
 
 def _open(paths: frozenset[str]) -> Callable[[str], bool]:
     """Whether a path takes no key: the open paths, the docs' assets, the (signed) webhooks, the
-    preference page (its link carries the person's key, which it checks itself)."""
-    return lambda path: path in paths or path.startswith((WEBHOOKS, DOCS_ASSETS + "/")) or \
+    tracked links (their code is the credential), the preference page (its link carries the
+    person's key, which it checks itself)."""
+    return lambda path: path in paths or path.startswith((WEBHOOKS, DOCS_ASSETS + "/", *links.PREFIXES)) or \
         (path.startswith("/v1/users/") and path.endswith("/preferences/page"))

@@ -311,6 +311,15 @@ class PreferencesIn(Body):
         return Preferences.from_dict({"categories": self.categories, "journeys": self.journeys})
 
 
+class CancelRequest(Body):
+    """Which instances of the journey to end: the user's, with this instance key (default: all of them)."""
+
+    model_config = ConfigDict(json_schema_extra=examples({"user_id": "u1", "key": "o-1001"}, {"user_id": "u1"}))
+    user_id: Name
+    key: Text | None = Field(None, description="the instance key (the journey's `instance_key`, e.g. the order "
+                             "id); left out or null: every instance of the user in the journey")
+
+
 class BulkProfiles(Body):
     """Up to 10,000 profiles, each upserted as PUT /v1/profiles/{user_id} does one."""
 

@@ -7,8 +7,8 @@ build, worked out first), `filters` and `environment` (the sandbox, charging the
 
 from engine.sandbox.budget import MAX_DIGITS, MAX_SIZE, MAX_STEPS, MAX_WORK, render_budget
 from engine.sandbox.environment import BoundedEnvironment
-from engine.sandbox.locale_filters import DEFAULT_RECIPIENT, RECIPIENT, Recipient, instant
+from engine.sandbox.locale_filters import DEFAULT_RECIPIENT, RECIPIENT, Recipient, to_datetime
 from engine.sandbox.static import limit_warnings
 
 __all__ = ["DEFAULT_RECIPIENT", "MAX_DIGITS", "MAX_SIZE", "MAX_STEPS", "MAX_WORK", "RECIPIENT", "BoundedEnvironment",
-           "Recipient", "instant", "limit_warnings", "render_budget"]
+           "Recipient", "to_datetime", "limit_warnings", "render_budget"]

@@ -76,7 +76,7 @@ def babel_locale(tag: str) -> Locale:
     return Locale.parse("en")
 
 
-def instant(value: Any) -> datetime:
+def to_datetime(value: Any) -> datetime:
     """A timestamp as templates may hold one: RFC 3339 or a date (UTC unless it says), or epoch seconds."""
     if isinstance(value, int | float) and not isinstance(value, bool):
         return datetime.fromtimestamp(value, UTC)
@@ -120,7 +120,7 @@ def _moment(formatter: Callable[..., str], what: str, context: Context, value: A
     """`value` as a moment in the recipient's zone (or the one `in_tz` gave it), written by `formatter`."""
     pattern = _charged(what, format)
     recipient = recipient_of(context)
-    moment = instant(value)
+    moment = to_datetime(value)
     return formatter(moment, pattern, tzinfo=_zone_of(moment, recipient), locale=babel_locale(recipient.locale))
 
 
@@ -137,7 +137,7 @@ def _day(value: Any, recipient: Recipient) -> date:
         return value
     if isinstance(value, str) and len(value.strip()) == 10:
         return date.fromisoformat(value.strip())
-    moment = instant(value)
+    moment = to_datetime(value)
     return moment.astimezone(_zone_of(moment, recipient)).date()
 
 
@@ -159,7 +159,7 @@ def in_tz(context: Context, value: Any, zone: Any = None) -> datetime:
         raise ValueError(f"in_tz: unknown IANA time zone {zone!r}")
     if not hasattr(target, "key"):  # a fixed offset (UTC): keep it as a named zone, so it is kept
         target = zone_named("UTC")
-    return instant(value).astimezone(target)
+    return to_datetime(value).astimezone(target)
 
 
 def _number(value: Any, what: str) -> int | float | Decimal:

@@ -3,6 +3,7 @@ they hold to a render's budget like every other filter."""
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -10,7 +11,7 @@ import pytest
 
 from channels import load_policy
 from engine.errors import TemplateRenderError
-from engine.expressions import Expression, Template
+from engine.expressions import Expression, Template, instant
 from engine.sandbox import RECIPIENT, Recipient
 
 AT = "2026-03-12T15:30:00Z"
@@ -29,6 +30,14 @@ def test_an_appointment_reads_in_the_persons_language_and_zone() -> None:
     fr = "{{ event.properties.at | datetime(\"EEEE d MMMM 'à' HH:mm\") }}"
     assert render(en, "en-US", "America/Chicago") == "Thursday, March 12 at 10:30 AM"
     assert render(fr, "fr-FR", "Europe/Paris") == "jeudi 12 mars à 16:30"
+
+
+def test_now_reads_in_the_persons_language_and_zone() -> None:
+    """`now` is a timestamp like any other to these filters: the day it is where the reader lives."""
+    source = '{{ now | datetime("EEEE d MMMM HH:mm") }}'
+    context = {"now": instant(datetime(2026, 3, 12, 23, 30, tzinfo=UTC)),
+               RECIPIENT: Recipient("fr-FR", ZoneInfo("Europe/Paris"))}
+    assert Template(source).render(context) == "vendredi 13 mars 00:30"
 
 
 def test_money_is_written_as_the_reader_writes_it() -> None:

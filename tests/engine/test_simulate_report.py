@@ -190,7 +190,8 @@ def test_the_messages_table_shows_which_locale_each_variant_was_for() -> None:
                            env={"COLUMNS": "200"})
     assert result.exit_code == 0, result.output
     rows = [line for line in result.stdout.splitlines() if line[:3] == "Jan"]
-    assert sum("appointment_reminder (fr)" in row for row in rows) == 1
+    assert sum("booking_confirmed (fr)" in row for row in rows) == 2  # u4's email and sms
     assert sum("booking_confirmed (es)" in row for row in rows) == 1
+    assert sum("appointment_reminder (es)" in row for row in rows) == 1
     assert any(" u1 " in row and "appointment_reminder " in row and "(" not in row.split("reminder")[1][:3]
                for row in rows)

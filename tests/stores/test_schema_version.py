@@ -4,18 +4,23 @@ from __future__ import annotations
 
 import sqlite3
 import threading
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
-from sqlalchemy import create_engine, insert, inspect, select, update
+from sqlalchemy import Connection, create_engine, insert, inspect, select, update
 
+from channels.links import TrackedLink
 from engine.events import Event
 from engine.ports import JourneyVersion, carry_out
-from engine.state import Fence, Outcome, Send, partition_of
+from engine.state import Fence, Outcome, partition_of
 from engine.stores.sql import SqlStore, StoreError, claim_sql
 from engine.stores.sql.schema import META, PROFILES, SCHEMA_VERSION
 from tests.stores.conftest import SQL_BACKENDS, sql_url
+from tests.stores.test_store_contract import send
+
+URL = "https://shop.example.com/cart?id=42"
 
 
 def _set_version(url: str, version: int) -> None:
@@ -38,12 +43,6 @@ NEW_INDEXES = {"ix_messages_pending", "ix_messages_sending", "ix_messages_leased
                "ix_instances_user", "ix_instances_journey", "ix_profiles_phone"}
 
 
-LATER = {"locale": "ALTER TABLE messages DROP COLUMN locale",
-         "templates": "ALTER TABLE journey_versions DROP COLUMN templates",
-         "feed_states": "DROP TABLE feed_states"}
-"""What versions 15, 16 and 17 added, undone: a database of version 12 to 14 has none of them."""
-
-
 def _indexes(url: str) -> set[str]:
     engine = create_engine(url)
     try:
@@ -57,6 +56,14 @@ def _indexes(url: str) -> set[str]:
 @pytest.fixture(params=SQL_BACKENDS)
 def url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
     return sql_url(request.param, request, tmp_path)
+
+
+def _pending_message(conn: Connection) -> None:
+    """Message m1 to u1, pending, written as an older version wrote its row."""
+    conn.exec_driver_sql("INSERT INTO messages (message_id, user_id, message, channel, category, content, cost, "
+                         "decisions, at, status, dispatch, next_attempt_at, attempts) VALUES ('m1', 'u1', 'hi', "
+                         "'sms', 'transactional', '{}', 0, '[]', '2026-01-05 10:00:00', 'queued', 'pending', "
+                         "'2026-01-05 10:00:00', 0)")
 
 
 def test_a_version_1_database_is_upgraded_in_place(url: str) -> None:
@@ -78,6 +85,8 @@ def test_a_version_1_database_is_upgraded_in_place(url: str) -> None:
         conn.exec_driver_sql("DROP TABLE suppressed_numbers")
         conn.exec_driver_sql("DROP TABLE erasures")
         conn.exec_driver_sql("DROP TABLE runs")
+        conn.exec_driver_sql("DROP TABLE links")
+        conn.exec_driver_sql("DROP TABLE recent")
         conn.exec_driver_sql("DROP TABLE feed_states")
         conn.execute(insert(PROFILES).values(user_id="u1", doc={"user_id": "u1", "phone": "+14155550100"}))
     engine.dispose()
@@ -94,10 +103,11 @@ def test_a_version_1_database_is_upgraded_in_place(url: str) -> None:
     store.journeys.set_journey_state("cart", "paused", datetime(2026, 1, 5, tzinfo=UTC))  # version 6's tables exist
     assert store.journeys.journey_states() == {"cart": "paused"} and store.journeys.journey_versions("cart") == []
     assert store.outbox.suppressions({"+14155550100"}) == {}  # version 7's tables exist
-    assert store.privacy.erase_user("u1", datetime(2026, 1, 5, tzinfo=UTC), lambda tx: None) is not None  # version 9's
+    assert store.privacy.erase_user("u1", datetime(2026, 1, 5, tzinfo=UTC), lambda tx: None) is not None  # 9's and 13's
     assert store.views.users_by_phone("+14155550100") == []
     assert store.runs.runs_of("cart") == [] and store.runs.claim_run("w1", {"cart"}, datetime(2026, 1, 5, tzinfo=UTC),
                                                            timedelta(seconds=30)) is None  # version 10's
+    assert store.links.hit("X7bQ2mKp9Z", False, False, datetime(2026, 1, 5, tzinfo=UTC)) is None  # version 14's
     assert store.feed.feed_items("u1", None, 10) == [] and store.feed.feed_unread("u1") == 0  # version 17's
     store.close()
 
@@ -106,13 +116,21 @@ def test_a_version_10_database_gets_partitions_for_its_timers_and_queued_events(
     """Made as version 10 made it (timers without user and partition, an inbox without partition),
     with a waiting timer and a queued event in it: opened, both carry their user's partition, so
     that the worker owning the user finds them."""
-    _made_as(url, 10, "DROP INDEX IF EXISTS ix_inbox_part_seq", "ALTER TABLE timers DROP COLUMN part",
-             "ALTER TABLE timers DROP COLUMN user_id", "ALTER TABLE inbox DROP COLUMN part",
-             "INSERT INTO instances (instance_id, journey_id, version, user_id, status, entered_at, doc) VALUES "
-             "('i1', 'cart', 'v1', 'user-7', 'active', '2026-01-05 10:00:00', '{}')",
-             "INSERT INTO timers (timer_id, instance_id, due) VALUES ('t1', 'i1', '2026-01-05 11:00:00')",
-             "INSERT INTO inbox (event_id, user_id, type, at, properties) VALUES "
-             "('e1', 'user-9', 'cart.abandoned', '2026-01-05 10:00:00', '{}')")
+    SqlStore(url).close()
+    engine = create_engine(url)
+    with engine.begin() as conn:
+        conn.execute(update(META).where(META.c.key == "schema_version").values(value="10"))
+        conn.exec_driver_sql("DROP INDEX IF EXISTS ix_inbox_part_seq")
+        conn.exec_driver_sql("ALTER TABLE timers DROP COLUMN part")
+        conn.exec_driver_sql("ALTER TABLE timers DROP COLUMN user_id")
+        conn.exec_driver_sql("ALTER TABLE inbox DROP COLUMN part")
+        conn.exec_driver_sql("INSERT INTO instances (instance_id, journey_id, version, user_id, status, entered_at, "
+                             "doc) VALUES ('i1', 'cart', 'v1', 'user-7', 'active', '2026-01-05 10:00:00', '{}')")
+        conn.exec_driver_sql("INSERT INTO timers (timer_id, instance_id, due) VALUES "
+                             "('t1', 'i1', '2026-01-05 11:00:00')")
+        conn.exec_driver_sql("INSERT INTO inbox (event_id, user_id, type, at, properties) VALUES "
+                             "('e1', 'user-9', 'cart.abandoned', '2026-01-05 10:00:00', '{}')")
+    engine.dispose()
     store = SqlStore(url)
     try:
         assert _version(store) == SCHEMA_VERSION
@@ -124,30 +142,16 @@ def test_a_version_10_database_gets_partitions_for_its_timers_and_queued_events(
         store.close()
 
 
-def _with_one_pending_message(url: str, version: int, *changes: str) -> None:
-    """The database as `version` made it (`changes` undo what came after), holding message m1, pending."""
-    _made_as(url, version, *changes,
-             "INSERT INTO messages (message_id, user_id, message, channel, category, content, cost, decisions, at, "
-             "status, dispatch, next_attempt_at, attempts) VALUES ('m1', 'u1', 'hi', 'sms', 'transactional', '{}', 0, "
-             "'[]', '2026-01-05 10:00:00', 'queued', 'pending', '2026-01-05 10:00:00', 0)")
-
-
-def _made_as(url: str, version: int, *statements: str) -> None:
-    """A database at `version`: made as the current one, its version set back, then `statements` run
-    (they undo what came after it and put rows in)."""
-    SqlStore(url).close()
-    engine = create_engine(url)
-    with engine.begin() as conn:
-        conn.execute(update(META).where(META.c.key == "schema_version").values(value=str(version)))
-        for statement in statements:
-            conn.exec_driver_sql(statement)
-    engine.dispose()
-
-
 def test_a_version_11_database_gets_the_outbox_claim_column_and_its_messages_go_out(url: str) -> None:
     """Made as version 11 made it (messages without `claim`), with one message pending: opened, it
     is claimed, marked `sending` and recorded under a claim token as any other."""
-    _with_one_pending_message(url, 11, "ALTER TABLE messages DROP COLUMN claim", *LATER.values())
+    SqlStore(url).close()
+    engine = create_engine(url)
+    with engine.begin() as conn:
+        conn.execute(update(META).where(META.c.key == "schema_version").values(value="11"))
+        conn.exec_driver_sql("ALTER TABLE messages DROP COLUMN claim")
+        _pending_message(conn)
+    engine.dispose()
     store = SqlStore(url)
     try:
         assert _version(store) == SCHEMA_VERSION
@@ -159,30 +163,71 @@ def test_a_version_11_database_gets_the_outbox_claim_column_and_its_messages_go_
         store.close()
 
 
+@pytest.mark.parametrize("version", [12, 13])
+def test_a_version_12_database_gets_the_links_table_and_keeps_its_messages(url: str, version: int) -> None:
+    """Made as version 12 made it (no links table), with a message in it: opened, the message is
+    still there without links, and a new message's tracked link is kept and counts its hits. A
+    database at 13 (the version before the links table, whatever else it added) comes up alike."""
+    SqlStore(url).close()
+    engine = create_engine(url)
+    with engine.begin() as conn:
+        conn.execute(update(META).where(META.c.key == "schema_version").values(value=str(version)))
+        conn.exec_driver_sql("DROP TABLE links")
+        _pending_message(conn)
+    engine.dispose()
+    store = SqlStore(url)
+    try:
+        assert _version(store) == SCHEMA_VERSION
+        assert [(m["message_id"], m["links"]) for m in store.views.messages_for_user("u1")] == [("m1", [])]
+        now = datetime(2026, 1, 5, 10, 1, tzinfo=UTC)
+        with store.transaction() as tx:
+            carry_out(tx, Outcome(None, [send("m2", user_id="u1", links=(TrackedLink("X7bQ2mKp9Z", URL),))]))
+        hit = store.links.hit("X7bQ2mKp9Z", False, False, now)
+        assert hit is not None and (hit.message_id, hit.url, hit.hits, hit.first) == ("m2", URL, 1, True)
+    finally:
+        store.close()
+
+
+LATER = {"locale": "ALTER TABLE messages DROP COLUMN locale",
+         "templates": "ALTER TABLE journey_versions DROP COLUMN templates",
+         "feed_states": "DROP TABLE feed_states"}
+"""What versions 15, 16 and 17 added, undone: a database of version 12 to 14 has none of them."""
+
+
+def _made_as(url: str, version: int, *statements: str, pending: bool = False) -> None:
+    """A database at `version`: made as the current one, its version set back, then `statements` run
+    (they undo what came after it and put rows in); `pending`: with message m1 as that version wrote it."""
+    SqlStore(url).close()
+    engine = create_engine(url)
+    with engine.begin() as conn:
+        conn.execute(update(META).where(META.c.key == "schema_version").values(value=str(version)))
+        for statement in statements:
+            conn.exec_driver_sql(statement)
+        if pending:
+            _pending_message(conn)
+    engine.dispose()
+
+
 @pytest.mark.parametrize("version", [12, 14])
 def test_a_version_12_to_14_database_gets_the_messages_locale_column_and_keeps_its_messages(
         url: str, version: int) -> None:
-    """Made as version 12 made it, or 13 or 14 (whose steps are not this change's: each of its own
-    steps checks before it alters), without `locale`, with one message in it: opened, the old message
-    reads as sent from the default content, and a new one records its variant."""
-    _with_one_pending_message(url, version, *LATER.values())
+    """Made as version 12 or 14 made it (messages without `locale`), with one message in it: opened,
+    the old message reads as sent from the default content, and a new one records its variant."""
+    _made_as(url, version, *LATER.values(), pending=True)
     store = SqlStore(url)
     try:
         assert _version(store) == SCHEMA_VERSION
         with store.transaction() as tx:
-            carry_out(tx, Outcome(None, [Send(
-                message_id="m2", instance_id=None, journey_id=None, user_id="u1", step=None, message="hi",
-                channel="sms", category="transactional", content={"text": "Salut"}, cost=0.0, encoding="GSM-7",
-                segments=1, decisions=(), at=datetime(2026, 1, 5, 10, 1, tzinfo=UTC), locale="fr")]))
+            carry_out(tx, Outcome(None, [replace(send("m2", user_id="u1"), locale="fr")]))
         assert {m["message_id"]: m["locale"] for m in store.views.messages_for_user("u1")} == {"m1": None, "m2": "fr"}
     finally:
         store.close()
 
 
-@pytest.mark.parametrize("version", [12, 15])
-def test_a_version_12_or_15_database_keeps_its_journey_versions_and_stores_their_templates(
+@pytest.mark.parametrize("version", [14, 15])
+def test_a_version_14_or_15_database_keeps_its_journey_versions_and_stores_their_templates(
         url: str, version: int) -> None:
-    """Made as version 15 made it (journey_versions without `templates`), or 12, with a version in it:
+    """Made as version 15 made it (journey_versions without `templates`), or 14, with a version in it:
     opened, that version reads back with no templates, and a new one keeps the partials it uses."""
     undo = [LATER["templates"], LATER["feed_states"]] if version == 15 else list(LATER.values())
     _made_as(url, version, *undo,

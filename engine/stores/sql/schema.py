@@ -27,11 +27,13 @@ SCHEMA_VERSION = 17
 # 10: audience runs (engine/stores/sql/runs.py).
 # 11: partitions: timers carry their user and partition, the inbox its partition; partition leases and workers.
 # 12: messages.claim: the token of the dispatcher's claim that holds a leased or sending message (fenced writes).
-# 13, 14: numbered by other changes; each step below checks for what it adds before adding it, so it applies
-#     on a database of version 12, 13 or 14 alike.
+# 13: recent: each user's marks for look-backs and throttles, kept until they expire (engine/stores/sql/recent.py).
+# 14: links: the tracked links (and open pixels) of messages, with their hits (engine/stores/sql/links.py).
+#     A new table only, made by `create_all`: no step in `migrate.py`, so a database at 12 or 13 gets it alike.
 # 15: messages.locale: the variant of the message a send was rendered from (`fr`; null: the default content).
 # 16: journey_versions.templates: the partials and layouts a version uses, kept with its YAML.
-# 17: feed_states: what each person did to the in-app messages of their feed (seen, read, archived).
+# 17: feed_states: what each person did to the in-app messages of their feed (seen, read, archived); a new
+#     table only, made by `create_all`.
 RETIRED_INDEXES = ("ix_messages_dispatch", "ix_messages_provider_id", "ix_instances_user_status",
                    "ix_instances_journey_status")
 CHUNK = 900
@@ -122,6 +124,26 @@ class MessageRow(SQLModel, table=True):
     provider_id: str | None = None
     error: str | None = None
     claim: str | None = None  # the holder's token while leased or sending (engine.ports.Fence)
+
+
+class LinkRow(SQLModel, table=True):
+    """A tracked link of a message (`url` null: its open pixel): the random code a hit arrives
+    with, its place in the message, and the hits counted on it (those by machines apart).
+    Written with its message; deleted when its person is erased, so the code answers nothing."""
+
+    __tablename__ = "links"
+    __table_args__ = (Index("ix_links_message", "message_id"), Index("ix_links_user", "user_id"))
+    code: str = Field(primary_key=True)
+    message_id: str
+    user_id: str
+    channel: str
+    url: str | None = None
+    position: int
+    at: datetime
+    hits: int = 0
+    machine_hits: int = 0
+    first_hit_at: datetime | None = None
+    last_hit_at: datetime | None = None
 
 
 class SkipRow(SQLModel, table=True):
@@ -242,6 +264,7 @@ INSTANCES: Table = InstanceRow.__table__  # type: ignore[attr-defined]
 TIMERS: Table = TimerRow.__table__  # type: ignore[attr-defined]
 MESSAGES: Table = MessageRow.__table__  # type: ignore[attr-defined]
 SKIPS: Table = SkipRow.__table__  # type: ignore[attr-defined]
+LINKS: Table = LinkRow.__table__  # type: ignore[attr-defined]
 META: Table = MetaRow.__table__  # type: ignore[attr-defined]
 JOURNEY_VERSIONS: Table = JourneyVersionRow.__table__  # type: ignore[attr-defined]
 FEED_STATES: Table = FeedStateRow.__table__  # type: ignore[attr-defined]
