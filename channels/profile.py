@@ -1,4 +1,4 @@
-"""Recipient profiles and their consent history.
+"""Recipient profiles, their consent history and their engagement per channel.
 
 The core works on frozen dataclasses; pydantic validates only at the JSON
 edge (`Profile.from_dict`), so hot-path code never pays for validation.
@@ -10,13 +10,19 @@ import functools
 import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field, replace
-from datetime import UTC, datetime, timedelta
+from datetime import datetime
 from types import MappingProxyType
 from typing import Any, Literal
 from zoneinfo import available_timezones
 
 import phonenumbers
 from pydantic import BaseModel, ConfigDict, ValidationError, field_validator
+
+from channels.engagement import ChannelEngagementDoc, ChannelName, Engagement, engagement_to_dict
+from channels.timestamps import EARLIEST, LATEST, format_timestamp, read_timestamp
+
+__all__ = ["EARLIEST", "LATEST", "ConsentRecord", "Profile", "ProfileError", "format_timestamp", "read_timestamp",
+           "time_zones"]
 
 _EMPTY: Mapping[str, Any] = MappingProxyType({})
 _NOT_IN_ADDRESS = r"@\s\x00-\x1f\x7f-\x9f\ufeff"  # what is blank to Python or to JavaScript, and controls
@@ -65,6 +71,7 @@ class Profile:
     rcs_capable: bool = False
     attributes: Mapping[str, Any] = field(default_factory=lambda: _EMPTY)
     consents: tuple[ConsentRecord, ...] = ()
+    engagement: Engagement | None = None  # None: none given (an upsert keeps what is stored)
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> Profile:
@@ -85,40 +92,12 @@ class Profile:
             "rcs_capable": self.rcs_capable,
             "attributes": dict(self.attributes),
             "consents": [c.to_dict() for c in self.consents],
+            "engagement": engagement_to_dict(self.engagement),
         }
 
     def with_consents(self, records: Iterable[ConsentRecord]) -> Profile:
         """A copy with `records` appended: history is kept, never overwritten."""
         return replace(self, consents=self.consents + tuple(records))
-
-
-EARLIEST = datetime(1970, 1, 1, tzinfo=UTC)
-LATEST = datetime(2100, 1, 1, tzinfo=UTC)  # exclusive: far enough for any schedule, short of overflows
-
-
-def read_timestamp(value: object) -> datetime:
-    """An RFC 3339 timestamp string with an offset (or an aware datetime), as aware UTC, from 1970
-    up to 2100: the one range for events, consents and everything else stored with a time. Raises
-    ValueError saying what is wrong (without the field's name, which the caller adds)."""
-    if isinstance(value, datetime):
-        parsed = value
-    elif isinstance(value, str):
-        try:
-            parsed = datetime.fromisoformat(value.strip().replace("z", "Z"))
-        except ValueError:
-            raise ValueError(f"{value!r} is not an RFC 3339 timestamp") from None
-    else:
-        raise ValueError(f"expected an RFC 3339 timestamp string, got {type(value).__name__}")
-    if parsed.tzinfo is None:
-        raise ValueError(f"{value!r} has no time zone offset (add 'Z' for UTC)")
-    try:
-        utc = parsed.astimezone(UTC)
-    except OverflowError:
-        utc = EARLIEST - timedelta(days=1) if parsed.year < 2000 else LATEST
-    if not EARLIEST <= utc < LATEST:
-        raise ValueError(f"{value!s} is outside the supported range, {format_timestamp(EARLIEST)} to "
-                         f"{format_timestamp(LATEST - timedelta(seconds=1))}")
-    return utc
 
 
 @functools.cache
@@ -128,25 +107,10 @@ def time_zones() -> frozenset[str]:
     return frozenset(available_timezones())
 
 
-_last_formatted: tuple[datetime, str] | None = None
-
-
-def format_timestamp(at: datetime) -> str:
-    """RFC 3339 in UTC with a 'Z', the one timestamp shape in every output. A batch stamps
-    most of what it writes with the same instant, so the last one formatted is kept."""
-    global _last_formatted
-    last = _last_formatted
-    if last is not None and last[0] == at:  # equal instants print alike; naive never equals aware
-        return last[1]
-    text = at.astimezone(UTC).isoformat().replace("+00:00", "Z")
-    _last_formatted = (at, text)
-    return text
-
-
 def _describe(exc: ValidationError) -> str:
     parts = []
     for err in exc.errors():
-        loc = ".".join(str(p) for p in err["loc"]) or "profile"
+        loc = ".".join(str(p) for p in err["loc"] if p != "[key]") or "profile"  # a bad key: named by the key
         message = err["msg"].removeprefix("Value error, ")
         parts.append(f"{loc}: {message}")
     return "; ".join(parts)
@@ -196,6 +160,7 @@ class _ProfileDoc(BaseModel):
     rcs_capable: bool = False
     attributes: dict[str, Any] = {}
     consents: list[_ConsentDoc] = []
+    engagement: dict[ChannelName, ChannelEngagementDoc] | None = None
 
     @field_validator("user_id")
     @classmethod
@@ -243,4 +208,6 @@ class _ProfileDoc(BaseModel):
             rcs_capable=self.rcs_capable,
             attributes=MappingProxyType(dict(self.attributes)),
             consents=consents,
+            engagement=None if self.engagement is None else
+            MappingProxyType({channel: doc.value() for channel, doc in self.engagement.items()}),
         )

@@ -8,19 +8,20 @@ candidate gets a recorded decision with its reason, eligible or not.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from typing import Any
 
 from channels.consent import State, consent_state, reason_from_state
 from channels.encoding import sms_encoding
 from channels.frequency import SentRecord, capped_channels
-from channels.policy import FastPolicy, Policy
+from channels.policy import AutoPolicy, FastPolicy, Policy, default_policy
 from channels.profile import Profile
 from channels.quiet_hours import quiet_until, recipient_zone
+from channels.reach import Choice, Option, rank
 from channels.regions import recipient_region
 
-STRATEGIES: tuple[str, ...] = ("first", "cheapest", "all", "escalate")
+STRATEGIES: tuple[str, ...] = ("first", "cheapest", "all", "escalate", "auto")
 URGENCIES: tuple[str, ...] = ("low", "normal", "high", "critical")
 _DEFAULT_STRATEGY = {"critical": "all", "high": "escalate", "normal": "escalate", "low": "cheapest"}
 _SHORT_ESCALATION = timedelta(minutes=15)
@@ -68,6 +69,9 @@ class Decision:
     eligible: bool
     reason: str | None
     fallback: str | None = None
+    reach: float | None = None  # strategy auto: the figures it weighed (of the fallback, for one)
+    cost: float | None = None
+    score: float | None = None
 
     def to_dict(self) -> dict[str, Any]:
         data: dict[str, Any] = {
@@ -77,7 +81,14 @@ class Decision:
         }
         if self.fallback is not None:
             data["fallback"] = self.fallback
+        if self.reach is not None:
+            data.update(reach=self.reach, cost=self.cost, score=self.score)
         return data
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> Decision:
+        return cls(data["channel"], data["eligible"], data["reason"], data.get("fallback"), data.get("reach"),
+                   data.get("cost"), data.get("score"))
 
 
 @dataclass(frozen=True, slots=True)
@@ -98,8 +109,9 @@ class Selection:
     decisions: tuple[Decision, ...]
     deliveries: tuple[Delivery, ...]
     strategy: str
-    escalate_after: timedelta | None
+    escalate_after: timedelta | None  # None: every delivery at once
     defer_until: datetime | None
+    choice: Choice | None = None  # strategy auto: the order and why
 
 
 @dataclass(slots=True)
@@ -113,7 +125,7 @@ class _Context:
 def select(request: SendRequest, policy: Policy) -> Selection:
     """Decide every candidate, apply the RCS fallback, then the strategy; the quiet window and
     caps are those of the recipient's region when the policy has rules for it."""
-    strategy, escalate_after = effective_strategy(request)
+    strategy, escalate_after = effective_strategy(request, policy)
     fast = policy.fast
     profile, category = request.profile, request.category
     region = recipient_region(profile, policy) if fast.regions else None
@@ -122,24 +134,57 @@ def select(request: SendRequest, policy: Policy) -> Selection:
     capped = capped_channels(request.sent, category, request.now, policy, zone, region)
     ctx = _Context(request, fast, consent_state(profile.consents), capped)
     decisions, chain = _decide_all(ctx)
-    deliveries = _apply_strategy(strategy, chain)
+    choice = None
+    if strategy == "auto" and chain:
+        decisions, deliveries, choice, escalates = _auto(request, fast, decisions, chain)
+        escalate_after = escalate_after if escalates else None
+    else:
+        deliveries = _apply_strategy(strategy, chain)
     defer_until = None
     if deliveries and category in rules.quiet_categories:
         zone = zone or recipient_zone(profile, policy)
         defer_until = quiet_until(request.now, zone, policy, category, request.urgency, region)
-    return Selection(decisions, deliveries, strategy, escalate_after, defer_until)
+    return Selection(decisions, deliveries, strategy, escalate_after, defer_until, choice)
 
 
-def effective_strategy(request: SendRequest) -> tuple[str, timedelta | None]:
-    """The step's strategy, else the urgency default; escalate always gets a delay."""
-    if request.urgency not in _DEFAULT_STRATEGY:
-        raise SelectionError(f"unknown urgency {request.urgency!r}; expected one of {URGENCIES}")
-    strategy = request.strategy or _DEFAULT_STRATEGY[request.urgency]
+def effective_strategy(request: SendRequest, policy: Policy | None = None) -> tuple[str, timedelta | None]:
+    """The step's strategy, else the policy's `default_strategy`, else the urgency default, and
+    how long to wait before escalating: None when nothing escalates (auto: critical and low)."""
+    urgency = request.urgency
+    if urgency not in _DEFAULT_STRATEGY:
+        raise SelectionError(f"unknown urgency {urgency!r}; expected one of {URGENCIES}")
+    default = policy.fast.default_strategy if policy is not None else None
+    strategy = request.strategy or default or _DEFAULT_STRATEGY[urgency]
     if strategy not in STRATEGIES:
         raise SelectionError(f"unknown strategy {strategy!r}; expected one of {STRATEGIES}")
+    if strategy == "auto":
+        delays = (policy.fast.auto if policy is not None else default_auto()).escalate_after
+        return strategy, (request.escalate_after or delays[urgency]) if urgency in delays else None
     if strategy != "escalate":
         return strategy, None
-    return strategy, request.escalate_after or _ESCALATE_AFTER[request.urgency]
+    return strategy, request.escalate_after or _ESCALATE_AFTER[urgency]
+
+
+def _auto(request: SendRequest, fast: FastPolicy, decisions: tuple[Decision, ...], chain: list[Delivery],
+          ) -> tuple[tuple[Decision, ...], tuple[Delivery, ...], Choice, bool]:
+    """strategy auto over the eligible deliveries: the decisions with their figures, the deliveries
+    in the order chosen (those to send together, or the chain to escalate along), the choice."""
+    ranking = rank([Option(d.channel, d.cost) for d in chain], request.urgency, request.profile.engagement,
+                   request.now, fast)
+    figures = {chain[i].channel: ranking.figures[i] for i in range(len(chain))}
+    explained = []
+    for decision in decisions:
+        found = figures.get(decision.fallback or decision.channel) if decision.eligible or decision.fallback else None
+        explained.append(decision if found is None else
+                         replace(decision, reach=found.reach, cost=found.cost, score=found.score))
+    ordered = tuple(chain[i] for i in ranking.order)
+    deliveries = ordered[:ranking.send] if ranking.all_at_once else ordered
+    choice = Choice("auto", tuple(d.channel for d in ordered), ranking.reason)
+    return tuple(explained), deliveries, choice, not ranking.all_at_once
+
+
+def default_auto() -> AutoPolicy:
+    return default_policy().fast.auto
 
 
 def _decide_all(ctx: _Context) -> tuple[tuple[Decision, ...], list[Delivery]]:

@@ -25,7 +25,7 @@ from engine.schedule import check_cron, parse_instant, zone
 CHANNELS = ("push", "in_app", "email", "sms", "mms", "rcs", "webhook")
 Channel = Literal["push", "in_app", "email", "sms", "mms", "rcs", "webhook"]
 Urgency = Literal["low", "normal", "high", "critical"]
-Strategy = Literal["escalate", "all", "first", "cheapest"]
+Strategy = Literal["escalate", "all", "first", "cheapest", "auto"]
 Category = Literal["marketing", "transactional"]
 
 _SHORT_DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(s|m|h|d|w)\s*$")
@@ -36,6 +36,8 @@ _ISO_DURATION = re.compile(
 _UNIT_SECONDS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
 DURATION_PATTERN = r"^(\d+(\.\d+)?\s*[smhdw]|P(\d+W)?(\d+D)?(T(\d+(\.\d+)?H)?(\d+(\.\d+)?M)?(\d+(\.\d+)?S)?)?)$"
 HHMM = re.compile(r"^([01]\d|2[0-3]):[0-5]\d$")
+BEST_TIME = "best_time"
+"""`wait: {until: best_time}`: the hour this person engages most, within `within`."""
 
 
 def parse_duration(value: object, written: object = None) -> timedelta:
@@ -184,18 +186,20 @@ class SendStep(StepBase):
         "(default: every channel the message has content for)",
     )
     strategy: Strategy | None = Field(
-        default=None, description="escalate | all | first | cheapest (default by urgency: critical all, "
-        "high escalate after 15m, normal escalate after 2h, low cheapest)",
+        default=None, description="escalate | all | first | cheapest | auto (default: the policy's "
+        "default_strategy, else by urgency: critical all, high escalate after 15m, normal escalate after 2h, "
+        "low cheapest); auto weighs each channel's reach for the person against its cost, by urgency",
     )
     escalate_after: Duration | None = Field(
-        default=None, description="escalate: time to wait for engagement before the next channel",
+        default=None, description="escalate (and auto at high or normal urgency): time to wait for engagement "
+        "before the next channel",
     )
     urgency: Urgency = Field(default="normal", description="low | normal | high | critical (default normal)")
     next: str | None = Field(default=None, description=_NEXT)
 
     @model_validator(mode="after")
     def _escalate_after_needs_escalation(self) -> SendStep:
-        if self.escalate_after is not None and self.strategy not in (None, "escalate"):
+        if self.escalate_after is not None and self.strategy not in (None, "escalate", "auto"):
             raise ValueError(f"escalate_after only applies to strategy escalate, not {self.strategy}")
         return self
 
@@ -208,11 +212,15 @@ class WaitStep(StepBase):
         default=None, description="how long to wait: 30s, 15m, 2h, 1d, 1w or ISO 8601 (PT2H); or use until",
     )
     until: str | None = Field(
-        default=None, description='"09:00" = next such local time of the recipient, or an expression giving '
-        "a timestamp (e.g. event.properties.starts_at)",
+        default=None, description='"09:00" = next such local time of the recipient, best_time = the local hour '
+        "at which the recipient engages most (within `within`), or an expression giving a timestamp "
+        "(e.g. event.properties.starts_at)",
     )
     offset: SignedDuration | None = Field(
         default=None, description="with `until: <expression>`: shift, e.g. -24h"
+    )
+    within: Duration | None = Field(
+        default=None, description="with `until: best_time`: the longest it waits (default 24h), e.g. 12h",
     )
     next: str | None = Field(default=None, description=_NEXT)
 
@@ -220,9 +228,17 @@ class WaitStep(StepBase):
     def _one_of_duration_until(self) -> WaitStep:
         if (self.duration is None) == (self.until is None):
             raise ValueError("a wait needs exactly one of 'duration' or 'until'")
-        if self.offset is not None and (self.until is None or HHMM.match(self.until)):
+        if self.offset is not None and (self.until is None or HHMM.match(self.until) or self.until == BEST_TIME):
             raise ValueError("'offset' only applies to 'until: <expression>'")
+        if self.within is not None and self.until != BEST_TIME:
+            raise ValueError("'within' only applies to 'until: best_time'")
+        if self.within is not None and self.within <= timedelta(0):
+            raise ValueError("'within' must be longer than zero")
         return self
+
+    def best_time_within(self) -> timedelta:
+        """The window of `until: best_time`."""
+        return self.within or timedelta(hours=24)
 
 
 class WaitForStep(StepBase):

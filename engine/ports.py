@@ -26,6 +26,7 @@ from typing import Any, Protocol
 
 from channels import ConsentRecord, Profile, SentRecord
 from channels.consent import LedgerEntry, SuppressionEntry  # the audit trail's rows
+from channels.engagement import Engagement
 from engine.clock import IdSource as IdSource
 from engine.events import Event
 from engine.runs import AudienceRun
@@ -112,7 +113,12 @@ class UsersTx(Protocol):
     def get_profile(self, user_id: str) -> Profile | None: ...
 
     def put_profile(self, profile: Profile) -> None:
-        """Upsert a profile; consent records it has that the store lacks are appended to the ledger."""
+        """Upsert a profile; consent records it has that the store lacks are appended to the ledger;
+        its engagement replaces the stored one (kept when the profile's is None)."""
+        ...
+
+    def put_engagement(self, user_id: str, engagement: Engagement) -> None:
+        """The engagement counts of a stored profile, as the engine keeps them (no profile: nothing)."""
         ...
 
     def active_instances(self, user_id: str) -> Sequence[Instance]: ...

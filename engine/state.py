@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
-from channels import Decision, Policy, Profile, SentRecord
+from channels import Choice, Decision, Policy, Profile, SentRecord
 from engine.compiler import CompiledJourney
 from engine.events import Event, format_time, parse_time
 from engine.model import Step
@@ -166,14 +166,18 @@ class Send:
     segments: int | None
     decisions: tuple[Decision, ...]
     at: datetime
+    choice: Choice | None = None  # strategy auto: the order chosen and why
 
     def to_dict(self) -> dict[str, Any]:
         """A message as the simulate document shows it (docs/cli.md)."""
-        return {
+        data = {
             "user_id": self.user_id, "at": format_time(self.at), "step": self.step, "channel": self.channel,
             "message": self.message, "content": dict(self.content), "encoding": self.encoding,
             "segments": self.segments, "cost": self.cost, "decisions": [d.to_dict() for d in self.decisions],
         }
+        if self.choice is not None:
+            data["choice"] = self.choice.to_dict()
+        return data
 
 
 @dataclass(frozen=True, slots=True)

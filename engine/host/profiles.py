@@ -11,11 +11,13 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
 from contextlib import AbstractContextManager, nullcontext
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime
+from types import MappingProxyType
 from typing import Any
 
 from channels import ConsentRecord, Profile, ProfileError
+from channels.engagement import Engagement
 from engine.errors import EventError
 from engine.events import check_values, format_time
 from engine.ports import Store
@@ -55,11 +57,23 @@ def stamped(consent: dict[str, Any], now: datetime) -> dict[str, Any]:
 
 
 def merged(existing: Profile | None, incoming: Profile) -> Profile:
-    """The upsert of `incoming` over what is stored: its fields, the stored ledger plus its changes."""
+    """The upsert of `incoming` over what is stored: its fields, the stored ledger plus its changes,
+    and its engagement when it gives one (history brought from another tool), else the stored."""
     history = existing.consents if existing else ()
+    stored = existing.engagement if existing else None
     return Profile(incoming.user_id, incoming.timezone, incoming.email, incoming.phone, incoming.push_token,
-                   incoming.rcs_capable, incoming.attributes, history).with_consents(
-        changes(history, incoming.consents))
+                   incoming.rcs_capable, incoming.attributes, history, imported(stored, incoming.engagement)
+                   ).with_consents(changes(history, incoming.consents))
+
+
+def imported(stored: Engagement | None, given: Engagement | None) -> Engagement | None:
+    """The counts a document gives replace the stored ones, channel by channel given; the messages
+    the engine tracks for each channel stay, so feedback still on its way counts once."""
+    if given is None:
+        return stored
+    kept = stored or {}
+    return MappingProxyType({channel: replace(counts, tracked=kept[channel].tracked) if channel in kept else counts
+                             for channel, counts in given.items()})
 
 
 def changes(history: Sequence[ConsentRecord], records: Iterable[ConsentRecord]) -> list[ConsentRecord]:
@@ -76,13 +90,14 @@ def changes(history: Sequence[ConsentRecord], records: Iterable[ConsentRecord]) 
     return kept
 
 
-PATCHABLE = ("timezone", "email", "phone", "push_token", "rcs_capable", "attributes", "consents", "user_id")
+PATCHABLE = ("timezone", "email", "phone", "push_token", "rcs_capable", "attributes", "consents", "engagement",
+             "user_id")
 
 
 def patched(existing: Profile, body: Mapping[str, Any], now: datetime) -> Profile:
     """`PATCH`: the fields `body` gives replace the stored ones (`null` clears; `rcs_capable` to
     false), `attributes` are merged key by key (a key given `null` is removed), consents are appended
-    as `PUT` does.
+    and engagement imported as `PUT` does.
     Raises ProfileError naming the field."""
     unknown = sorted(set(body) - set(PATCHABLE))
     if unknown:
@@ -90,7 +105,8 @@ def patched(existing: Profile, body: Mapping[str, Any], now: datetime) -> Profil
     attributes = body.get("attributes", {})
     if not isinstance(attributes, dict):
         raise ProfileError(f"attributes: expected an object, got {type(attributes).__name__}")
-    document = {k: v for k, v in existing.to_dict().items() if k != "consents"}
+    kept_apart = ("consents", "engagement")  # merged() keeps the stored ones
+    document = {k: v for k, v in existing.to_dict().items() if k not in kept_apart}
     document.update({k: v for k, v in body.items() if k != "attributes"})
     if document.get("rcs_capable") is None:  # cleared: a profile's rcs_capable is a boolean, false by default
         document["rcs_capable"] = False

@@ -18,6 +18,7 @@ from engine.events import Event, parse_event
 from engine.ports import IdSource, InboxTx, Store, Tx, UsersTx, carry_out
 from engine.runtime import Runtime
 from engine.service.catalog import Catalog, VersionSource
+from engine.service.engagement import Engagements
 from engine.service.faults import guarded
 from engine.service.feedback import Feedback
 from engine.service.keywords import Keywords
@@ -30,7 +31,8 @@ class Engine:
 
     Processing an event: its user's profile (a keyword in an inbound SMS changes consent first:
     `Keywords`), as the channel rules must see it (`as_seen`); feedback pinned to its message
-    (`Feedback`); each active instance it is for (`InstanceKeys`) evaluated; then each journey it
+    (`Feedback`) and counted in the person's engagement (`Engagements`, which counts the sends
+    too); each active instance it is for (`InstanceKeys`) evaluated; then each journey it
     triggers entered (`Entry`). Each instance is evaluated on its own version and fails alone
     (`guarded`); every outcome is carried out (`carry_out`) and noted for the host's `on_commit`."""
 
@@ -44,6 +46,7 @@ class Engine:
         self.catalog = Catalog(journeys, versions)
         self.keywords = Keywords(policy, self.new_id)
         self.feedback = Feedback(policy)
+        self.engagements = Engagements(policy)
         self.entry = Entry(self.runtime, self.new_id)
         self.on_commit: Callable[[Committed], None] | None = None
         self.on_failure: Callable[[Failure], None] = lambda failure: None  # after commit, each instance that failed
@@ -167,6 +170,7 @@ class Engine:
     def _apply(self, tx: Tx, outcome: Outcome) -> None:
         """Carry an outcome out, noting what the host should wake up for (and count) once the transaction commits."""
         carry_out(tx, outcome)
+        self.engagements.on_sends(tx, outcome)
         self._pending.note(outcome, self.keep_outcomes)
 
     def _committed(self) -> None:
@@ -178,12 +182,14 @@ class Engine:
 
     def _process(self, tx: Tx, event: Event, now: datetime) -> None:
         profile = tx.get_profile(event.user_id) or Profile(event.user_id)
+        reply = None
         if event.type == "sms.inbound":
             profile, reply = self.keywords.on_inbound(tx, event, profile, now)
             if reply is not None:
                 self._apply(tx, reply)
         profile = as_seen(tx, profile)
         event = self.feedback.pin(tx, event, now)
+        profile = self.engagements.on_event(tx, event, profile, keyword=reply is not None)
         instances = tx.active_instances(event.user_id)
         triggered = self.catalog.triggered(event.type)
         if not instances and not triggered:

@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 from sqlalchemy import create_engine, insert, inspect, select, update
 
+from channels import ChannelEngagement
 from engine.events import Event
 from engine.state import Fence, partition_of
 from engine.stores.sql import SqlStore, StoreError, claim_sql
@@ -76,7 +77,7 @@ def test_a_version_1_database_is_upgraded_in_place(url: str) -> None:
     _set_version(url, 1)
     assert NEW_INDEXES.isdisjoint(_indexes(url)) and set(OLD_INDEXES) <= _indexes(url)
     store = SqlStore(url)
-    assert _version(store) == SCHEMA_VERSION == 12
+    assert _version(store) == SCHEMA_VERSION == 13
     assert _indexes(url) >= NEW_INDEXES and set(OLD_INDEXES).isdisjoint(_indexes(url))
     assert store.views.users_by_phone("+14155550100") == ["u1"] and store.views.users_by_phone("+14155550199") == []
     with store.transaction() as tx:
@@ -143,6 +144,44 @@ def test_a_version_11_database_gets_the_outbox_claim_column_and_its_messages_go_
         assert [i.message_id for i in store.outbox.claim_outbox(now, 10, timedelta(seconds=60), "t")] == ["m1"]
         fence = Fence("t", now, now + timedelta(seconds=60))
         assert store.outbox.finish_outbox([], fence, sending=["m1"]) == {"m1"}
+    finally:
+        store.close()
+
+
+def test_a_version_12_database_gets_engagement_and_choices_and_keeps_its_profiles(url: str) -> None:
+    """Made as version 12 made it (profiles without `engagement`, messages without `choice`), with a
+    profile and a message in it: opened, the profile reads back with no counts, the engine's counts
+    are kept and read back, and the message lists with no choice."""
+    SqlStore(url).close()
+    engine = create_engine(url)
+    with engine.begin() as conn:
+        conn.execute(update(META).where(META.c.key == "schema_version").values(value="12"))
+        conn.exec_driver_sql("ALTER TABLE profiles DROP COLUMN engagement")
+        conn.exec_driver_sql("ALTER TABLE messages DROP COLUMN choice")
+        conn.execute(insert(PROFILES).values(user_id="u1", doc={"user_id": "u1", "push_token": "tok"}))
+        conn.exec_driver_sql("INSERT INTO messages (message_id, user_id, message, channel, category, content, cost, "
+                             "decisions, at, status, dispatch, next_attempt_at, attempts) VALUES ('m1', 'u1', 'hi', "
+                             "'push', 'transactional', '{}', 0, '[]', '2026-01-05 10:00:00', 'sent', 'sent', "
+                             "'2026-01-05 10:00:00', 1)")
+    engine.dispose()
+    store = SqlStore(url)
+    try:
+        assert _version(store) == SCHEMA_VERSION
+        at = datetime(2026, 1, 5, 10, tzinfo=UTC)
+        with store.transaction() as tx:
+            tx.prefetch({"u1"}, at)
+            profile = tx.get_profile("u1")
+            assert profile is not None and profile.engagement is None and profile.to_dict()["engagement"] == {}
+            tx.put_engagement("u1", {"push": ChannelEngagement().after_send("m1", at, timedelta(days=30))})
+        assert [m["choice"] for m in store.views.messages_for_user("u1")] == [None]
+    finally:
+        store.close()
+    store = SqlStore(url)
+    try:
+        with store.transaction() as tx:
+            tx.prefetch({"u1"}, at)
+            profile = tx.get_profile("u1")
+            assert profile is not None and profile.to_dict()["engagement"]["push"]["sent"] == 1
     finally:
         store.close()
 

@@ -58,6 +58,7 @@ def _message_view(delivery: Mapping[str, Any]) -> dict[str, Any]:
             "user_id": send.user_id, "step": send.step, "message": send.message, "channel": send.channel,
             "category": send.category, "content": dict(send.content), "cost": send.cost, "encoding": send.encoding,
             "segments": send.segments, "decisions": [d.to_dict() for d in send.decisions], "at": send.at,
+            "choice": send.choice.to_dict() if send.choice is not None else None,
             **{k: delivery[k] for k in ("status", "status_at", "dispatch", "next_attempt_at", "attempts", "provider",
                                         "provider_id", "error")}}
 

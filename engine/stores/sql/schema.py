@@ -15,7 +15,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.types import JSON
 from sqlmodel import Field, SQLModel
 
-SCHEMA_VERSION = 12
+SCHEMA_VERSION = 13
 # 2: entries are read from instances; the entries table is no longer kept.
 # 3: partial outbox indexes; instance indexes without status (see `RETIRED_INDEXES`).
 # 4: profiles.phone, indexed, copied from the profile document.
@@ -27,6 +27,7 @@ SCHEMA_VERSION = 12
 # 10: audience runs (engine/stores/sql/runs.py).
 # 11: partitions: timers carry their user and partition, the inbox its partition; partition leases and workers.
 # 12: messages.claim: the token of the dispatcher's claim that holds a leased or sending message (fenced writes).
+# 13: profiles.engagement (the engine's counts per channel) and messages.choice (strategy auto's order and reason).
 RETIRED_INDEXES = ("ix_messages_dispatch", "ix_messages_provider_id", "ix_instances_user_status",
                    "ix_instances_journey_status")
 CHUNK = 900
@@ -37,6 +38,9 @@ class ProfileRow(SQLModel, table=True):
     user_id: str = Field(primary_key=True)
     phone: str | None = Field(default=None, index=True)  # a copy of doc's, so an inbound SMS finds its sender
     doc: dict[str, Any] = Field(sa_column=Column(JSON, nullable=False))
+    # What the engine counts (channels/engagement.py), apart from the document the API writes, so
+    # each event's counts rewrite this column alone: read with the profile, in the same query.
+    engagement: dict[str, Any] | None = Field(default=None, sa_column=Column(JSON, nullable=True))
 
 
 class ConsentRow(SQLModel, table=True):
@@ -116,6 +120,7 @@ class MessageRow(SQLModel, table=True):
     provider_id: str | None = None
     error: str | None = None
     claim: str | None = None  # the holder's token while leased or sending (engine.ports.Fence)
+    choice: dict[str, Any] | None = Field(default=None, sa_column=Column(JSON, nullable=True))  # strategy auto's
 
 
 class SkipRow(SQLModel, table=True):
