@@ -17,7 +17,7 @@ from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from channels.timestamps import format_timestamp, read_timestamp
 
@@ -195,12 +195,6 @@ class ChannelEngagementDoc(BaseModel):
             if count < 0:
                 raise ValueError(f"hour {hour}: {count} is not a count")
         return value
-
-    @model_validator(mode="after")
-    def _engaged_with_what_was_sent(self) -> ChannelEngagementDoc:
-        if self.engaged > self.sent:
-            raise ValueError(f"engaged ({self.engaged}) counts messages engaged with: more than sent ({self.sent})")
-        return self
 
     def value(self) -> ChannelEngagement:
         hours = list(NO_HOURS)

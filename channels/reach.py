@@ -61,11 +61,8 @@ class Option:
     cost: float
 
 
-@dataclass(frozen=True, slots=True)
-class Figures:
-    reach: float
-    cost: float
-    score: float
+Figures = tuple[float, float, float]
+"""reach, cost and score of one option."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -100,8 +97,13 @@ def rank(options: Sequence[Option], urgency: str, engagement: Engagement | None,
     return _RANKERS[urgency](options, reaches, fast)
 
 
+def _by(keys: Sequence[tuple[float, ...]]) -> tuple[int, ...]:
+    """Indexes in the order of their keys (ties: the candidate order)."""
+    return tuple(sorted(range(len(keys)), key=keys.__getitem__))
+
+
 def _critical(options: Sequence[Option], reaches: list[float], fast: FastPolicy) -> Ranking:
-    order = sorted(range(len(options)), key=lambda i: (-reaches[i], options[i].cost, i))
+    order = _by([(-r, o.cost, i) for i, (o, r) in enumerate(zip(options, reaches, strict=True))])
     target = fast.auto.target
     missed, count = 1.0, 0
     for i in order:
@@ -115,26 +117,26 @@ def _critical(options: Sequence[Option], reaches: list[float], fast: FastPolicy)
     verdict = f"at least the target {target:.2f}" if chance >= target else \
         f"short of the target {target:.2f} with every eligible channel"
     reason = f"{_listed(chosen)} at once: chance of reaching {_chance(chance, target)} ({each}), {verdict}"
-    figures = tuple(Figures(r, o.cost, r) for o, r in zip(options, reaches, strict=True))
-    return Ranking(tuple(order), count, True, figures, f"{reason} for urgency critical")
+    figures = tuple((r, o.cost, r) for o, r in zip(options, reaches, strict=True))
+    return Ranking(order, count, True, figures, f"{reason} for urgency critical")
 
 
 def _high(options: Sequence[Option], reaches: list[float], fast: FastPolicy) -> Ranking:
-    order = sorted(range(len(options)), key=lambda i: (-reaches[i], options[i].cost, i))
+    order = _by([(-r, o.cost, i) for i, (o, r) in enumerate(zip(options, reaches, strict=True))])
     first, rest = order[0], order[1:]
     head = f"{options[first].channel} {'first' if rest else 'only'}: reach {reaches[first]:.2f} at " \
            f"{_money(options[first].cost)}"
     beaten = ", ".join(f"{options[i].channel} {reaches[i]:.2f} at {_money(options[i].cost)}" for i in rest)
     reason = f"{head} beats {beaten}" if rest else head
-    figures = tuple(Figures(r, o.cost, r) for o, r in zip(options, reaches, strict=True))
-    return Ranking(tuple(order), len(order), False, figures, f"{reason} for urgency high")
+    figures = tuple((r, o.cost, r) for o, r in zip(options, reaches, strict=True))
+    return Ranking(order, len(order), False, figures, f"{reason} for urgency high")
 
 
 def _normal(options: Sequence[Option], reaches: list[float], fast: FastPolicy) -> Ranking:
     floor = fast.auto.floor
     scores = [round(r / max(o.cost, FREE), 4) for o, r in zip(options, reaches, strict=True)]
-    order = sorted(range(len(options)), key=lambda i: (reaches[i] < floor, -(scores[i] if reaches[i] >= floor
-                                                                              else reaches[i]), options[i].cost, i))
+    order = _by([(1.0, -r, o.cost, i) if r < floor else (0.0, -s, o.cost, i)
+                 for i, (o, r, s) in enumerate(zip(options, reaches, scores, strict=True))])
     first, rest = order[0], order[1:]
     head = f"{options[first].channel} {'first' if rest else 'only'}: {_per_cost(options[first], reaches[first])}"
     above = [i for i in rest if reaches[i] >= floor]
@@ -145,15 +147,16 @@ def _normal(options: Sequence[Option], reaches: list[float], fast: FastPolicy) -
         parts.append(", ".join(f"{options[i].channel} {reaches[i]:.2f}" for i in below)
                      + f" below the floor {floor:.2f}")
     if reaches[first] < floor:
-        parts[0] += f" (no channel reaches the floor {floor:.2f}: the most likely first)"
-    figures = tuple(Figures(r, o.cost, s) for o, r, s in zip(options, reaches, scores, strict=True))
-    return Ranking(tuple(order), len(order), False, figures, "; ".join(parts) + " for urgency normal")
+        parts[0] += f" (below the floor {floor:.2f}, " + ("as every channel: the most likely first)" if rest else
+                                                          "but the only channel)")
+    figures = tuple(zip(reaches, [o.cost for o in options], scores, strict=True))
+    return Ranking(order, len(order), False, figures, "; ".join(parts) + " for urgency normal")
 
 
 def _low(options: Sequence[Option], reaches: list[float], fast: FastPolicy) -> Ranking:
     floor = fast.auto.floor
-    order = sorted(range(len(options)), key=lambda i: (reaches[i] < floor, options[i].cost if reaches[i] >= floor
-                                                       else -reaches[i], -reaches[i], i))
+    order = _by([(1.0, -r, -r, i) if r < floor else (0.0, o.cost, -r, i)
+                 for i, (o, r) in enumerate(zip(options, reaches, strict=True))])
     first = order[0]
     pick = options[first]
     if reaches[first] >= floor:
@@ -165,8 +168,8 @@ def _low(options: Sequence[Option], reaches: list[float], fast: FastPolicy) -> R
     below = [i for i in order[1:] if reaches[i] < floor]
     if below and reaches[first] >= floor:
         head += "; " + ", ".join(f"{options[i].channel} {reaches[i]:.2f}" for i in below) + " below it"
-    figures = tuple(Figures(r, o.cost, o.cost) for o, r in zip(options, reaches, strict=True))
-    return Ranking(tuple(order), 1, True, figures, f"{head} for urgency low")
+    figures = tuple((r, o.cost, o.cost) for o, r in zip(options, reaches, strict=True))
+    return Ranking(order, 1, True, figures, f"{head} for urgency low")
 
 
 _RANKERS = {"critical": _critical, "high": _high, "normal": _normal, "low": _low}

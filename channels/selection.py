@@ -8,7 +8,7 @@ candidate gets a recorded decision with its reason, eligible or not.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -18,7 +18,7 @@ from channels.frequency import SentRecord, capped_channels
 from channels.policy import AutoPolicy, FastPolicy, Policy, default_policy
 from channels.profile import Profile
 from channels.quiet_hours import quiet_until, recipient_zone
-from channels.reach import Choice, Option, rank
+from channels.reach import Choice, Figures, Option, rank
 from channels.regions import recipient_region
 
 STRATEGIES: tuple[str, ...] = ("first", "cheapest", "all", "escalate", "auto")
@@ -69,9 +69,19 @@ class Decision:
     eligible: bool
     reason: str | None
     fallback: str | None = None
-    reach: float | None = None  # strategy auto: the figures it weighed (of the fallback, for one)
-    cost: float | None = None
-    score: float | None = None
+    figures: tuple[float, float, float] | None = None  # strategy auto: reach, cost, score (the fallback's)
+
+    @property
+    def reach(self) -> float | None:
+        return None if self.figures is None else self.figures[0]
+
+    @property
+    def cost(self) -> float | None:
+        return None if self.figures is None else self.figures[1]
+
+    @property
+    def score(self) -> float | None:
+        return None if self.figures is None else self.figures[2]
 
     def to_dict(self) -> dict[str, Any]:
         data: dict[str, Any] = {
@@ -81,14 +91,9 @@ class Decision:
         }
         if self.fallback is not None:
             data["fallback"] = self.fallback
-        if self.reach is not None:
-            data.update(reach=self.reach, cost=self.cost, score=self.score)
+        if self.figures is not None:
+            data["reach"], data["cost"], data["score"] = self.figures
         return data
-
-    @classmethod
-    def from_dict(cls, data: Mapping[str, Any]) -> Decision:
-        return cls(data["channel"], data["eligible"], data["reason"], data.get("fallback"), data.get("reach"),
-                   data.get("cost"), data.get("score"))
 
 
 @dataclass(frozen=True, slots=True)
@@ -171,16 +176,20 @@ def _auto(request: SendRequest, fast: FastPolicy, decisions: tuple[Decision, ...
     in the order chosen (those to send together, or the chain to escalate along), the choice."""
     ranking = rank([Option(d.channel, d.cost) for d in chain], request.urgency, request.profile.engagement,
                    request.now, fast)
-    figures = {chain[i].channel: ranking.figures[i] for i in range(len(chain))}
-    explained = []
-    for decision in decisions:
-        found = figures.get(decision.fallback or decision.channel) if decision.eligible or decision.fallback else None
-        explained.append(decision if found is None else
-                         replace(decision, reach=found.reach, cost=found.cost, score=found.score))
+    figures = {delivery.channel: found for delivery, found in zip(chain, ranking.figures, strict=True)}
+    explained = tuple([_explained(decision, figures) for decision in decisions])
     ordered = tuple(chain[i] for i in ranking.order)
     deliveries = ordered[:ranking.send] if ranking.all_at_once else ordered
     choice = Choice("auto", tuple(d.channel for d in ordered), ranking.reason)
-    return tuple(explained), deliveries, choice, not ranking.all_at_once
+    return explained, deliveries, choice, not ranking.all_at_once
+
+
+def _explained(decision: Decision, figures: Mapping[str, Figures]) -> Decision:
+    """The decision with the figures auto weighed for it (its fallback's, for an rcs that fell back)."""
+    found = figures.get(decision.fallback or decision.channel) if decision.eligible or decision.fallback else None
+    if found is None:
+        return decision
+    return Decision(decision.channel, decision.eligible, decision.reason, decision.fallback, found)
 
 
 def default_auto() -> AutoPolicy:

@@ -272,7 +272,7 @@ class ReadViews(Protocol):
     def messages_for_user(self, user_id: str, limit: int = 200) -> list[dict[str, Any]]:
         """Newest first: message_id, instance_id, journey_id, user_id, step, message, channel, category,
         content, cost, encoding, segments, decisions, at, status, status_at, dispatch, next_attempt_at,
-        attempts, provider, provider_id, error."""
+        attempts, provider, provider_id, error, choice (strategy auto's order and reason, else None)."""
         ...
 
     def skips_for_user(self, user_id: str, limit: int = 200) -> list[dict[str, Any]]:

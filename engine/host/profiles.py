@@ -67,13 +67,13 @@ def merged(existing: Profile | None, incoming: Profile) -> Profile:
 
 
 def imported(stored: Engagement | None, given: Engagement | None) -> Engagement | None:
-    """The counts a document gives replace the stored ones, channel by channel given; the messages
-    the engine tracks for each channel stay, so feedback still on its way counts once."""
+    """The counts a document gives replace the stored ones of the channels it names (the others
+    stay); the messages the engine tracks on each stay too, so feedback on its way counts once."""
     if given is None:
         return stored
     kept = stored or {}
-    return MappingProxyType({channel: replace(counts, tracked=kept[channel].tracked) if channel in kept else counts
-                             for channel, counts in given.items()})
+    return MappingProxyType({**kept, **{channel: replace(counts, tracked=kept[channel].tracked) if channel in kept
+                                        else counts for channel, counts in given.items()}})
 
 
 def changes(history: Sequence[ConsentRecord], records: Iterable[ConsentRecord]) -> list[ConsentRecord]:

@@ -75,6 +75,42 @@ Phone = Annotated[str, WithJsonSchema({"type": "string", "format": "e164", "patt
 plan decide the rest, as libphonenumber does)."""
 
 
+Hours = Annotated[dict[str, int], WithJsonSchema({
+    "type": "object", "propertyNames": {"pattern": r"^([0-9]|1[0-9]|2[0-3])$"},
+    "additionalProperties": {"type": "integer", "minimum": 0}, "examples": [{"19": 12, "8": 2}]})]
+
+
+class RecentEngagement(BaseModel):
+    """The sent and engaged counts decayed to `as_of`: each message counts half as much every
+    half-life (the policy's `auto.half_life`) since it went."""
+
+    model_config = ConfigDict(extra="forbid")
+    sent: float = Field(ge=0)
+    engaged: float = Field(ge=0)
+    as_of: datetime | None = Field(None, description="RFC 3339 with an offset, 1970 to 2099; null: the next "
+                                   "event counted", json_schema_extra={"pattern": IN_RANGE})
+
+
+class ChannelEngagement(BaseModel):
+    """A person's engagement on one channel (docs/formats.md): messages sent, delivered, failed and
+    engaged with (once each), the last engagement, engagements by local hour of day."""
+
+    model_config = ConfigDict(extra="forbid", json_schema_extra=examples({"sent": 20, "engaged": 18}))
+    sent: int = Field(0, ge=0)
+    delivered: int = Field(0, ge=0)
+    failed: int = Field(0, ge=0)
+    engaged: int = Field(0, ge=0)
+    last_engaged_at: datetime | None = Field(None, description="RFC 3339 with an offset, 1970 to 2099",
+                                             json_schema_extra={"pattern": IN_RANGE})
+    by_hour: Hours = Field({}, description="engagements by the person's local hour, \"0\" to \"23\"")
+    recent: RecentEngagement | None = Field(None, description="left out: the counts themselves")
+
+
+Engagement = dict[Channel, ChannelEngagement]
+ENGAGEMENT = ("per channel, as the engine counts it; given, it replaces the stored counts of the channels it "
+              "names (history from another tool), the others stay; left out or null, every count stays")
+
+
 class ProfileFields(BaseModel):
     """What a profile holds besides its id and consents, in and out alike."""
 
@@ -84,6 +120,7 @@ class ProfileFields(BaseModel):
     push_token: str | None = Field(None, pattern=TEXT)
     rcs_capable: bool = False
     attributes: dict[str, Any] = {}
+    engagement: Engagement | None = Field(None, description=ENGAGEMENT)
 
 
 class ProfileIn(ProfileFields):
@@ -111,6 +148,7 @@ class ProfilePatch(BaseModel):
     rcs_capable: bool | None = Field(None, description="`null`: false")
     attributes: dict[str, Any] = Field({}, description="merged key by key; `null` removes a key")
     consents: list[ConsentIn] = []
+    engagement: Engagement | None = Field(None, description=ENGAGEMENT)
 
 
 class SimulatedEvent(EventIn):
