@@ -15,7 +15,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
-from typing import Any, Literal
+from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
@@ -149,9 +149,6 @@ def _read(value: str | None) -> datetime | None:
 
 def _time(value: datetime | None) -> str | None:
     return None if value is None else format_timestamp(value)
-
-
-ChannelName = Literal["push", "in_app", "email", "sms", "mms", "rcs", "webhook"]
 
 
 class _Recent(BaseModel):

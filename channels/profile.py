@@ -18,7 +18,8 @@ from zoneinfo import available_timezones
 import phonenumbers
 from pydantic import BaseModel, ConfigDict, ValidationError, field_validator
 
-from channels.engagement import ChannelEngagementDoc, ChannelName, Engagement, engagement_to_dict
+from channels.engagement import ChannelEngagementDoc, Engagement, engagement_to_dict
+from channels.policy import ChannelName
 from channels.timestamps import EARLIEST, LATEST, format_timestamp, read_timestamp
 
 __all__ = ["EARLIEST", "LATEST", "ConsentRecord", "Profile", "ProfileError", "format_timestamp", "read_timestamp",

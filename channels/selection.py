@@ -193,6 +193,7 @@ def _explained(decision: Decision, figures: Mapping[str, Figures]) -> Decision:
 
 
 def default_auto() -> AutoPolicy:
+    """The shipped policy's auto thresholds: for a caller that asks without a policy (`journey graph`)."""
     return default_policy().fast.auto
 
 
