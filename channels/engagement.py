@@ -53,6 +53,20 @@ class ChannelEngagement:
     as_of: datetime | None = None
     tracked: tuple[tuple[str, int], ...] = ()
 
+    @classmethod
+    def given(cls, counts: tuple[int, int, int, int], last_engaged_at: datetime | None, by_hour: Mapping[str, int],
+              recent: tuple[float, float, datetime | None] | None) -> ChannelEngagement:
+        """As a document gives it (validated): `counts` are sent, delivered, failed and engaged,
+        `by_hour` keyed "0" to "23"; `recent` left out is the counts themselves, as of the first
+        event that updates them."""
+        hours = list(NO_HOURS)
+        for hour, count in by_hour.items():
+            hours[int(hour)] = count
+        sent, delivered, failed, engaged = counts
+        recent_sent, recent_engaged, as_of = recent or (float(sent), float(engaged), None)
+        return cls(sent, delivered, failed, engaged, last_engaged_at, tuple(hours), recent_sent, recent_engaged,
+                   as_of)
+
     def recent(self, now: datetime, half_life: timedelta) -> tuple[float, float]:
         """(sent, engaged) decayed to `now`."""
         factor = decay(self.as_of, now, half_life)
@@ -186,23 +200,28 @@ class ChannelEngagementDoc(BaseModel):
     @field_validator("by_hour")
     @classmethod
     def _hours(cls, value: dict[str, int]) -> dict[str, int]:
-        for hour, count in value.items():
-            if hour not in _HOUR_KEYS:
-                raise ValueError(f"{hour!r} is not an hour of the day (\"0\" to \"23\")")
-            if count < 0:
-                raise ValueError(f"hour {hour}: {count} is not a count")
+        problem = hours_problem(value)
+        if problem is not None:
+            raise ValueError(problem)
         return value
 
     def value(self) -> ChannelEngagement:
-        hours = list(NO_HOURS)
-        for hour, count in self.by_hour.items():
-            hours[int(hour)] = count
-        recent = self.recent or _Recent(sent=self.sent, engaged=self.engaged)
-        return ChannelEngagement(self.sent, self.delivered, self.failed, self.engaged, self.last_engaged_at,
-                                 tuple(hours), recent.sent, recent.engaged, recent.as_of)
+        recent = None if self.recent is None else (self.recent.sent, self.recent.engaged, self.recent.as_of)
+        return ChannelEngagement.given((self.sent, self.delivered, self.failed, self.engaged), self.last_engaged_at,
+                                       self.by_hour, recent)
 
 
 _HOUR_KEYS = frozenset(str(h) for h in range(HOURS))
+
+
+def hours_problem(by_hour: Mapping[str, int]) -> str | None:
+    """What is wrong with a document's `by_hour`, if anything (said without the field's name)."""
+    for hour, count in by_hour.items():
+        if hour not in _HOUR_KEYS:
+            return f"{hour!r} is not an hour of the day (\"0\" to \"23\")"
+        if count < 0:
+            return f"hour {hour}: {count} is not a count"
+    return None
 
 
 def best_hours(engagement: Engagement | None) -> tuple[int, ...]:

@@ -61,8 +61,29 @@ class ConsentRecord:
 
 
 @dataclass(frozen=True, slots=True)
+class RcsCapability:
+    """What a provider answered when asked whether the phone takes RCS: the cached answer,
+    trusted until it is older than the provider's TTL (then asked again before an RCS send)."""
+
+    capable: bool
+    checked_at: datetime
+    source: str
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"capable": self.capable, "checked_at": format_timestamp(self.checked_at), "source": self.source}
+
+    @classmethod
+    def stored(cls, doc: Mapping[str, Any] | None) -> RcsCapability | None:
+        """Read back from a stored profile document (validated when it was written)."""
+        if not doc:
+            return None
+        return cls(bool(doc["capable"]), read_timestamp(doc["checked_at"]), str(doc["source"]))
+
+
+@dataclass(frozen=True, slots=True)
 class Profile:
-    """What the channel layer needs to know about one recipient."""
+    """What the channel layer needs to know about one recipient. `rcs_capable` is what is
+    believed; `rcs_capability` says it was a provider's answer (when, which), else it is assumed."""
 
     user_id: str
     timezone: str | None = None
@@ -72,6 +93,7 @@ class Profile:
     rcs_capable: bool = False
     attributes: Mapping[str, Any] = field(default_factory=lambda: _EMPTY)
     consents: tuple[ConsentRecord, ...] = ()
+    rcs_capability: RcsCapability | None = None
     engagement: Engagement | None = None  # None: none given (an upsert keeps what is stored)
 
     @classmethod
@@ -93,8 +115,13 @@ class Profile:
             "rcs_capable": self.rcs_capable,
             "attributes": dict(self.attributes),
             "consents": [c.to_dict() for c in self.consents],
+            "rcs_capability": self.rcs_capability.to_dict() if self.rcs_capability else None,
             "engagement": engagement_to_dict(self.engagement),
         }
+
+    def with_capability(self, capability: RcsCapability) -> Profile:
+        """A copy that believes a provider's answer."""
+        return replace(self, rcs_capable=capability.capable, rcs_capability=capability)
 
     def with_consents(self, records: Iterable[ConsentRecord]) -> Profile:
         """A copy with `records` appended: history is kept, never overwritten."""
@@ -111,10 +138,46 @@ def time_zones() -> frozenset[str]:
 def _describe(exc: ValidationError) -> str:
     parts = []
     for err in exc.errors():
-        loc = ".".join(str(p) for p in err["loc"] if p != "[key]") or "profile"  # a bad key: named by the key
         message = err["msg"].removeprefix("Value error, ")
-        parts.append(f"{loc}: {message}")
+        parts.append(f"{field_path(err['loc']) or 'profile'}: {message}")
     return "; ".join(parts)
+
+
+def field_path(loc: Iterable[int | str]) -> str:
+    """A field's path as every error names it: `consents[0].at`, `attributes.score`."""
+    path = ""
+    for part in loc:
+        if part == "[key]":  # a bad key of a mapping: named by the key, which comes before
+            continue
+        path += f"[{part}]" if isinstance(part, int) else f".{part}" if path else str(part)
+    return path
+
+
+# The rules for a profile's addresses, each raising ValueError saying what is wrong (without the
+# field's name): the profile document below applies them, and so do the HTTP API's body models.
+
+def check_zone(value: str) -> str:
+    if value not in time_zones():
+        raise ValueError(f"unknown IANA time zone {value!r}")
+    return value
+
+
+def check_email(value: str) -> str:
+    if not _EMAIL.fullmatch(value):
+        raise ValueError(f"{value!r} is not an email address (name@domain)")
+    return value
+
+
+def check_phone(value: str) -> str:
+    """A valid number in E.164, as libphonenumber knows the country's number plan."""
+    try:
+        number = phonenumbers.parse(value, None)
+    except phonenumbers.NumberParseException as exc:
+        raise ValueError(f"{value!r} is not an E.164 number (+<country><number>)") from exc
+    formatted = phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164)
+    if formatted != value or not phonenumbers.is_valid_number(number):
+        raise ValueError(f"{value!r} is not a valid E.164 number (+<country><number>)")
+    return value
 
 
 def _no_nul(value: Any) -> Any:
@@ -145,6 +208,24 @@ class _ConsentDoc(BaseModel):
         return read_timestamp(value)
 
 
+class _CapabilityDoc(BaseModel):
+    model_config = ConfigDict(extra="forbid", strict=True)
+
+    capable: bool
+    checked_at: datetime
+    source: str
+
+    @field_validator("checked_at", mode="before")
+    @classmethod
+    def _timestamp(cls, value: Any) -> datetime:
+        return read_timestamp(value)
+
+    @field_validator("source", mode="before")
+    @classmethod
+    def _text(cls, value: Any) -> Any:
+        return _no_nul(value)
+
+
 class _ProfileDoc(BaseModel):
     model_config = ConfigDict(extra="forbid", strict=True)
 
@@ -161,6 +242,7 @@ class _ProfileDoc(BaseModel):
     rcs_capable: bool = False
     attributes: dict[str, Any] = {}
     consents: list[_ConsentDoc] = []
+    rcs_capability: _CapabilityDoc | None = None
     engagement: dict[ChannelName, ChannelEngagementDoc] | None = None
 
     @field_validator("user_id")
@@ -173,30 +255,17 @@ class _ProfileDoc(BaseModel):
     @field_validator("timezone")
     @classmethod
     def _known_zone(cls, value: str | None) -> str | None:
-        if value is not None and value not in time_zones():
-            raise ValueError(f"unknown IANA time zone {value!r}")
-        return value
+        return None if value is None else check_zone(value)
 
     @field_validator("email")
     @classmethod
     def _address(cls, value: str | None) -> str | None:
-        if value is not None and not _EMAIL.fullmatch(value):
-            raise ValueError(f"{value!r} is not an email address (name@domain)")
-        return value
+        return None if value is None else check_email(value)
 
     @field_validator("phone")
     @classmethod
     def _e164(cls, value: str | None) -> str | None:
-        if value is None:
-            return None
-        try:
-            number = phonenumbers.parse(value, None)
-        except phonenumbers.NumberParseException as exc:
-            raise ValueError(f"{value!r} is not an E.164 number (+<country><number>)") from exc
-        formatted = phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164)
-        if formatted != value or not phonenumbers.is_valid_number(number):
-            raise ValueError(f"{value!r} is not a valid E.164 number (+<country><number>)")
-        return value
+        return None if value is None else check_phone(value)
 
     def to_profile(self) -> Profile:
         consents = tuple(ConsentRecord(c.channel, c.category, c.granted, c.source, c.at) for c in self.consents)
@@ -206,9 +275,11 @@ class _ProfileDoc(BaseModel):
             email=self.email,
             phone=self.phone,
             push_token=self.push_token,
-            rcs_capable=self.rcs_capable,
+            rcs_capable=self.rcs_capable if self.rcs_capability is None else self.rcs_capability.capable,
             attributes=MappingProxyType(dict(self.attributes)),
             consents=consents,
+            rcs_capability=None if self.rcs_capability is None else RcsCapability(
+                self.rcs_capability.capable, self.rcs_capability.checked_at, self.rcs_capability.source),
             engagement=None if self.engagement is None else
             MappingProxyType({channel: doc.value() for channel, doc in self.engagement.items()}),
         )

@@ -8,7 +8,7 @@ candidate gets a recorded decision with its reason, eligible or not.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -69,6 +69,8 @@ class Decision:
     eligible: bool
     reason: str | None
     fallback: str | None = None
+    capability: str | None = None  # rcs: "known" (a provider answered) or "assumed" (the profile says)
+    capability_source: str | None = None  # rcs, when known: the provider that answered
     figures: tuple[float, float, float] | None = None  # strategy auto: reach, cost, score (the fallback's)
 
     @property
@@ -93,6 +95,10 @@ class Decision:
             data["fallback"] = self.fallback
         if self.figures is not None:
             data["reach"], data["cost"], data["score"] = self.figures
+        if self.capability is not None:
+            data["capability"] = self.capability
+        if self.capability_source is not None:
+            data["capability_source"] = self.capability_source
         return data
 
 
@@ -189,7 +195,7 @@ def _explained(decision: Decision, figures: Mapping[str, Figures]) -> Decision:
     found = figures.get(decision.fallback or decision.channel) if decision.eligible or decision.fallback else None
     if found is None:
         return decision
-    return Decision(decision.channel, decision.eligible, decision.reason, decision.fallback, found)
+    return replace(decision, figures=found)
 
 
 def default_auto() -> AutoPolicy:
@@ -205,8 +211,9 @@ def _decide_all(ctx: _Context) -> tuple[tuple[Decision, ...], list[Delivery]]:
         reason, delivery = _check(ctx, channel, ctx.request.contents.get(channel))
         if reason == "not_capable":
             delivery = _fallback(ctx, used)
-            fallback = delivery.channel if delivery else None
-            decisions.append(Decision(channel, False, reason, fallback))
+            decisions.append(_rcs_decision(ctx.request.profile, reason, delivery.channel if delivery else None))
+        elif channel == "rcs":
+            decisions.append(_rcs_decision(ctx.request.profile, reason, None))
         else:
             decisions.append(_decision(channel, reason))
         if delivery is not None and delivery.channel not in used:
@@ -278,6 +285,20 @@ def _decision(channel: str, reason: str | None) -> Decision:
     if found is None:
         found = _DECISIONS.setdefault(key, Decision(channel, reason is None, reason))
     return found
+
+
+def _rcs_decision(profile: Profile, reason: str | None, fallback: str | None) -> Decision:
+    """An rcs decision says whether the phone's capability was a provider's answer or assumed."""
+    known = profile.rcs_capability
+    key = (reason, fallback, known.source if known else None)
+    found = _RCS_DECISIONS.get(key)
+    if found is None:
+        found = _RCS_DECISIONS.setdefault(key, Decision("rcs", reason is None, reason, fallback,
+                                                        "known" if known else "assumed", key[2]))
+    return found
+
+
+_RCS_DECISIONS: dict[tuple[str | None, str | None, str | None], Decision] = {}
 
 
 def _apply_strategy(strategy: str, chain: list[Delivery]) -> tuple[Delivery, ...]:

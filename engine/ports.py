@@ -27,6 +27,7 @@ from typing import Any, Protocol
 from channels import ConsentRecord, Profile, SentRecord
 from channels.consent import LedgerEntry, SuppressionEntry  # the audit trail's rows
 from channels.engagement import Engagement
+from channels.profile import RcsCapability
 from engine.clock import IdSource as IdSource
 from engine.events import Event
 from engine.runs import AudienceRun
@@ -448,6 +449,15 @@ class HostStore(Store, Protocol):
     @property
     def location(self) -> str:
         """Where the data is, for logs: the database URL without its password; `memory`."""
+        ...
+
+
+class CapabilityLookup(Protocol):
+    """Asks a provider whether a profile's phone takes RCS when its cached answer is missing or
+    stale; the host implements it with the providers that can tell (engine.host.capability)."""
+
+    def lookup(self, profile: Profile, now: datetime) -> RcsCapability | None:
+        """A fresh answer, or None: the cached one holds, or no provider can tell now."""
         ...
 
 

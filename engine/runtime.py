@@ -317,7 +317,7 @@ def _after(candidates: Sequence[str], decisions: Sequence[Decision], channel: st
 
 def _resume_on_event(run: Run, event: Event) -> None:
     step = run.journey.step(run.step) if run.step else None
-    if isinstance(step, WaitForStep) and event.type == step.event and run.timer is not None:
+    if isinstance(step, WaitForStep) and event.type in step.events and run.timer is not None:
         if _event_matches(run, step, event):
             run.cancel_timer()
             run.event = event.context()

@@ -1,6 +1,6 @@
-"""Profile writes as the API takes them: `PUT /v1/profiles/{user_id}` replaces a profile,
-`PATCH` merges into one, and `POST /v1/profiles` and `journey profiles import` upsert many at
-once as PUT does one, a transaction per chunk, saying which items were refused and why.
+"""Profile writes as the API and `journey profiles import` make them: a profile sent replaces the
+stored one's fields and appends its consents (`merged`), and many are upserted at once a
+transaction per chunk (`upsert`), the import saying which of its items were refused and why.
 
 Every write appends the consents it carries to the ledger, never rewriting it; a consent that
 says what the latest record for its channel and category already says (granted or not, from the
@@ -9,7 +9,7 @@ ledger as the first import left it."""
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Sequence
 from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass, field, replace
 from datetime import datetime
@@ -18,6 +18,7 @@ from typing import Any
 
 from channels import ConsentRecord, Profile, ProfileError
 from channels.engagement import Engagement
+from channels.profile import RcsCapability
 from engine.errors import EventError
 from engine.events import check_values, format_time
 from engine.ports import Store
@@ -36,7 +37,7 @@ class BulkResult:
 
 
 def parse_profile(item: Any, now: datetime) -> Profile:
-    """One profile document as the API takes it: consents without `at` (or with `at: null`) or
+    """One profile document as an import takes it: consents without `at` (or with `at: null`) or
     `source` are stamped now and `api`. Raises ProfileError naming the field."""
     if not isinstance(item, dict):
         raise ProfileError(f"profile: expected a JSON object, got {type(item).__name__}")
@@ -62,8 +63,8 @@ def merged(existing: Profile | None, incoming: Profile) -> Profile:
     history = existing.consents if existing else ()
     stored = existing.engagement if existing else None
     return Profile(incoming.user_id, incoming.timezone, incoming.email, incoming.phone, incoming.push_token,
-                   incoming.rcs_capable, incoming.attributes, history, imported(stored, incoming.engagement)
-                   ).with_consents(changes(history, incoming.consents))
+                   incoming.rcs_capable, incoming.attributes, history, _capability(existing, incoming),
+                   imported(stored, incoming.engagement)).with_consents(changes(history, incoming.consents))
 
 
 def imported(stored: Engagement | None, given: Engagement | None) -> Engagement | None:
@@ -74,6 +75,15 @@ def imported(stored: Engagement | None, given: Engagement | None) -> Engagement 
     kept = stored or {}
     return MappingProxyType({**kept, **{channel: replace(counts, tracked=kept[channel].tracked) if channel in kept
                                         else counts for channel, counts in given.items()}})
+
+
+def _capability(existing: Profile | None, incoming: Profile) -> RcsCapability | None:
+    """The provider's cached answer survives an update that agrees with it; an `rcs_capable` that
+    contradicts it is the newer word, so the answer is dropped (the next RCS send asks again)."""
+    if incoming.rcs_capability is not None:
+        return incoming.rcs_capability
+    kept = existing.rcs_capability if existing is not None else None
+    return kept if kept is not None and kept.capable == incoming.rcs_capable else None
 
 
 def changes(history: Sequence[ConsentRecord], records: Iterable[ConsentRecord]) -> list[ConsentRecord]:
@@ -90,30 +100,6 @@ def changes(history: Sequence[ConsentRecord], records: Iterable[ConsentRecord]) 
     return kept
 
 
-PATCHABLE = ("timezone", "email", "phone", "push_token", "rcs_capable", "attributes", "consents", "engagement",
-             "user_id")
-
-
-def patched(existing: Profile, body: Mapping[str, Any], now: datetime) -> Profile:
-    """`PATCH`: the fields `body` gives replace the stored ones (`null` clears; `rcs_capable` to
-    false), `attributes` are merged key by key (a key given `null` is removed), consents are appended
-    and engagement imported as `PUT` does.
-    Raises ProfileError naming the field."""
-    unknown = sorted(set(body) - set(PATCHABLE))
-    if unknown:
-        raise ProfileError(f"{unknown[0]}: not a profile field (expected one of {', '.join(PATCHABLE[:-1])})")
-    attributes = body.get("attributes", {})
-    if not isinstance(attributes, dict):
-        raise ProfileError(f"attributes: expected an object, got {type(attributes).__name__}")
-    kept_apart = ("consents", "engagement")  # merged() keeps the stored ones
-    document = {k: v for k, v in existing.to_dict().items() if k not in kept_apart}
-    document.update({k: v for k, v in body.items() if k != "attributes"})
-    if document.get("rcs_capable") is None:  # cleared: a profile's rcs_capable is a boolean, false by default
-        document["rcs_capable"] = False
-    kept = {k: v for k, v in {**existing.attributes, **attributes}.items() if v is not None}
-    return merged(existing, parse_profile({**document, "attributes": kept}, now))
-
-
 def upsert_profiles(store: Store, items: Sequence[Any], now: datetime,
                     lock: AbstractContextManager[Any] | None = None, first_index: int = 0) -> BulkResult:
     """Validate every item, then upsert the valid ones, a transaction per `CHUNK`; an item's
@@ -125,11 +111,17 @@ def upsert_profiles(store: Store, items: Sequence[Any], now: datetime,
             valid.append(parse_profile(item, now))
         except ProfileError as exc:
             result.rejected.append({"index": index, "error": str(exc)})
-    for start in range(0, len(valid), CHUNK):
-        chunk = valid[start:start + CHUNK]
+    result.upserted = upsert(store, valid, now, lock)
+    return result
+
+
+def upsert(store: Store, profiles: Sequence[Profile], now: datetime,
+           lock: AbstractContextManager[Any] | None = None) -> int:
+    """Upsert `profiles` (each merged over the stored one), a transaction per `CHUNK`: how many."""
+    for start in range(0, len(profiles), CHUNK):
+        chunk = profiles[start:start + CHUNK]
         with lock or nullcontext(), store.transaction() as tx:
             tx.prefetch({p.user_id for p in chunk}, now)
             for profile in chunk:
                 tx.put_profile(merged(tx.get_profile(profile.user_id), profile))
-        result.upserted += len(chunk)
-    return result
+    return len(profiles)

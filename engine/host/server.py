@@ -28,6 +28,7 @@ from engine.errors import StoreError
 from engine.events import Event
 from engine.host.admission import Admission
 from engine.host.backlog import Backlog
+from engine.host.capability import ProviderCapability
 from engine.host.counters import Counters, Tally
 from engine.host.dispatcher import RATE_LIMITED, Dispatcher
 from engine.host.failures import ProviderFailures
@@ -100,6 +101,7 @@ class Server:
         self.failures = ProviderFailures(store, self.lock, self.clock, self.ingest)
         self.dispatcher = Dispatcher(store.outbox, providers or default_providers(), self.clock, self.failures,
                                      policy, lease=outbox_lease)
+        self.engine.capabilities = ProviderCapability.of(self.dispatcher.providers)
         self.runs = AudienceRuns(self.engine, store.runs, store.journeys, self.lock, self.clock, self.engine.new_id,
                                  chunk=batch, single_process=store.partitions is None)
         self.backlog = Backlog(queue_delay, batch)

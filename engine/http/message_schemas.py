@@ -1,4 +1,5 @@
-"""The bodies of the message and instance views (engine/http/views.py), for the OpenAPI document only."""
+"""The answers of the message and instance routes (engine/http/messages.py, built by
+engine/http/views.py): documented, not validated (see `engine.http.schemas`)."""
 
 from __future__ import annotations
 
@@ -15,6 +16,11 @@ class Decision(_Out):
     channel: str
     eligible: bool
     reason: str | None = None
+    fallback: str | None = Field(None, description="rcs `not_capable`: the channel it fell back to (mms, sms)")
+    capability: Literal["known", "assumed"] | None = Field(
+        None, description="rcs: `known` when a provider answered whether the phone takes RCS (cached on the "
+        "profile), `assumed` when the profile's rcs_capable alone decided")
+    capability_source: str | None = Field(None, description="rcs, when known: the provider that answered")
     reach: float | None = Field(None, description="strategy auto: the chance the person engages on this channel")
     cost: float | None = Field(None, description="strategy auto: the message's cost on it")
     score: float | None = Field(None, description="strategy auto: what it was ranked by (reach; reach per unit of "
@@ -53,7 +59,8 @@ class Message(_Send):
     encoding: str | None = None
     segments: int | None = None
     status: str | None = Field(None, description="where the message is, as last known: queued, sent, then the "
-                               "provider's feedback (delivered, opened, read, clicked, failed), or cancelled, unknown")
+                               "provider's feedback (delivered, opened, read, clicked, failed), replied (an "
+                               "rcs.reply), or cancelled, unknown")
     status_at: str | None = None
     dispatch: str | None = Field(None, description="the outbox's hand-over to a provider: pending, sending, sent, "
                                  "failed, cancelled, unknown (`sent`: a provider took it; `status` says what followed)")

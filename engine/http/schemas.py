@@ -1,12 +1,11 @@
-"""The API's answers as pydantic models, for the OpenAPI document only; the request bodies are
-`engine.http.bodies` (re-exported here: `MODELS` lists both).
+"""The API's answers as pydantic models: the problem details, batch results, profiles and
+consents, exports and dry runs (the journeys', messages' and runs' are in `journey_schemas`,
+`message_schemas` and `run_schemas`). The request bodies are `engine.http.bodies`.
 
-Handlers never validate with these: they read bodies with the engine's own parsers
-(`parse_event`, `Profile.from_dict`), so that a batch rejects its bad items one by one and every
-error names its field exactly as the Python API does. These models describe the same shapes for
-`/docs`, generated clients and the schemathesis run, which checks every answer against them;
-keep them in step with the parsers and with the views (`engine.http.views`). Responses allow
-members not listed (`extra="allow"`): clients should ignore what they do not know.
+Handlers answer dicts built by the views (`engine.http.views`) and the engine's `to_dict`s; these
+models document them (`documented(...)` in each route) for `/docs`, generated clients and the
+schemathesis run, which checks every answer against them. Answers allow members not listed
+(`extra="allow"`): clients should ignore what they do not know.
 """
 
 from __future__ import annotations
@@ -15,37 +14,12 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from engine.http.bodies import (
-    BulkProfiles,
-    ConsentIn,
-    EventBatch,
-    EventIn,
-    ProfileFields,
-    ProfileIn,
-    ProfilePatch,
-    SimulatedEvent,
-    SimulatedProfile,
-    SimulateRequest,
-    TwilioForm,
-    examples,
-)
-from engine.http.journey_schemas import (
-    JourneyDetail,
-    JourneyList,
-    JourneyState,
-    JourneySummary,
-    ReloadReport,
-    StateChange,
-)
-from engine.http.message_schemas import InstanceList, Message, MessageList, SkippedSend
-from engine.http.run_schemas import Run, RunList
+from engine.http.bodies import ProfileFields, examples
+from engine.http.message_schemas import Message, SkippedSend
 
 
 class _Out(BaseModel):
     model_config = ConfigDict(extra="allow")
-
-
-# --- responses ---------------------------------------------------------------------------------
 
 
 class FieldError(BaseModel):
@@ -171,16 +145,8 @@ class WebhookAck(_Out):
     accepted: int | None = None
     duplicates: int | None = None
     ignored: str | None = None
+    secret: str | None = Field(None, description="RBM's webhook verification: the secret it sent")
 
 
 class Health(_Out):
     status: str = Field(description="`ok` (liveness) or `ready` (the database answers)")
-
-
-MODELS: tuple[type[BaseModel], ...] = (
-    EventIn, EventBatch, ConsentIn, ProfileIn, ProfilePatch, SimulatedEvent, SimulatedProfile, SimulateRequest,
-    TwilioForm,
-    BulkProfiles, BulkResult,
-    Problem, BatchResult, Consent, Profile, ConsentList, LedgerRow, ConsentFeed, Message, SkippedSend, MessageList,
-    InstanceList, Export, JourneyState, StateChange, JourneySummary, JourneyList, JourneyDetail, ReloadReport,
-    Simulation, WebhookAck, Health, Run, RunList)

@@ -2,8 +2,9 @@
 
 `Engine` (`engine.py`) is the public Python API (`Engine(...).ingest(event)`) and keeps the
 order of the steps; each step is a collaborator: the journeys it runs (`catalog.py`), STOP /
-START / HELP (`keywords.py`), provider feedback (`feedback.py`), which instances an event is for
-and who enters (`routing.py`), one instance failing alone (`faults.py`). The simulator runs it
+START / HELP (`keywords.py`), provider feedback and replies (`feedback.py`), which instances an
+event is for and who enters (`routing.py`), RCS capability asked while deciding
+(`capability.py`), one instance failing alone (`faults.py`). The simulator runs it
 on a memory store and a virtual clock, the server on the SQL store and the wall clock.
 """
 

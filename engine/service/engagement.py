@@ -4,8 +4,9 @@ engine already sees: its own sends, and the provider feedback and replies that c
 A journey's message counts as sent on its channel when the engine sends it (a keyword reply is
 no journey message and counts nothing). Feedback pinned to a message counts for that message's
 channel, once per kind: `<channel>.delivered`, `<channel>.failed`, and the channel's engagement
-events in the policy (`push.opened`, `email.clicked`, a tracked link's `sms.clicked`); an inbound
-SMS that is no keyword is a reply, engagement with the person's latest sms (else mms, else rcs).
+events in the policy (`push.opened`, `email.clicked`, a tracked link's `sms.clicked`, an
+`rcs.reply` that is no keyword); an inbound SMS that is no keyword is a reply, engagement with the
+person's latest sms (else mms, else rcs).
 Engagement is counted at the local hour of the event's time in the person's zone. A user with no
 stored profile has nothing to keep it in: nothing is counted for them.
 """
@@ -67,9 +68,11 @@ class Engagements:
 
     def _feedback(self, tx: UsersTx, event: Event, keyword: bool) -> tuple[str, str, str] | None:
         """(channel, kind, message_id) of what the event counts, None when it counts nothing."""
+        if keyword:  # an inbound STOP or HELP, by SMS or RCS, is no reply
+            return None
         channel, _, status = event.type.partition(".")
         if event.type == REPLY:
-            return None if keyword else _reply(tx, event.user_id)
+            return _reply(tx, event.user_id)
         if channel not in CHANNELS:
             return None
         message_id = event.properties.get("message_id")

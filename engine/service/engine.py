@@ -14,9 +14,10 @@ from channels.recheck import with_suppression
 from engine.clock import Clock, counter_ids
 from engine.compiler import CompiledJourney
 from engine.errors import EventError
-from engine.events import Event, parse_event
-from engine.ports import IdSource, InboxTx, Store, Tx, UsersTx, carry_out
+from engine.events import INBOUND, Event, parse_event
+from engine.ports import CapabilityLookup, IdSource, InboxTx, Store, Tx, UsersTx, carry_out
 from engine.runtime import Runtime
+from engine.service.capability import RcsCheck
 from engine.service.catalog import Catalog, VersionSource
 from engine.service.engagement import Engagements
 from engine.service.faults import guarded
@@ -29,12 +30,14 @@ from engine.state import Committed, Failure, Ingested, Instance, Outcome
 class Engine:
     """Journeys + policy + store + clock. Not thread-safe: one caller at a time.
 
-    Processing an event: its user's profile (a keyword in an inbound SMS changes consent first:
-    `Keywords`), as the channel rules must see it (`as_seen`); feedback pinned to its message
-    (`Feedback`) and counted in the person's engagement (`Engagements`, which counts the sends
-    too); each active instance it is for (`InstanceKeys`) evaluated; then each journey it
-    triggers entered (`Entry`). Each instance is evaluated on its own version and fails alone
-    (`guarded`); every outcome is carried out (`carry_out`) and noted for the host's `on_commit`."""
+    Processing an event: its user's profile (a keyword in an inbound SMS or RCS reply changes
+    consent first: `Keywords`), as the channel rules must see it (`as_seen`); feedback and replies
+    pinned to their message (`Feedback`) and counted in the person's engagement (`Engagements`,
+    which counts the sends too); each active instance it is for (`InstanceKeys`) evaluated; then
+    each journey it triggers entered (`Entry`). Each instance is evaluated on its own version and
+    fails alone (`guarded`); an evaluation that decides on rcs may first ask whether the phone
+    takes it (`RcsCheck`); every outcome is carried out (`carry_out`) and noted for the host's
+    `on_commit`."""
 
     def __init__(self, journeys: Iterable[CompiledJourney], policy: Policy, store: Store, clock: Clock,
                  new_id: IdSource | None = None, trace: bool = True, versions: VersionSource | None = None) -> None:
@@ -47,11 +50,21 @@ class Engine:
         self.keywords = Keywords(policy, self.new_id)
         self.feedback = Feedback(policy)
         self.engagements = Engagements(policy)
-        self.entry = Entry(self.runtime, self.new_id)
+        self.rcs = RcsCheck()
+        self.entry = Entry(self.runtime, self.new_id, self.rcs)
         self.on_commit: Callable[[Committed], None] | None = None
         self.on_failure: Callable[[Failure], None] = lambda failure: None  # after commit, each instance that failed
         self.keep_outcomes = False  # the host's decision log: each transaction's outcomes in its `Committed`
         self._pending = Committed()
+
+    @property
+    def capabilities(self) -> CapabilityLookup | None:
+        """The host's: asks a provider whether a phone takes RCS (None: `rcs_capable` is assumed)."""
+        return self.rcs.lookup
+
+    @capabilities.setter
+    def capabilities(self, lookup: CapabilityLookup | None) -> None:
+        self.rcs.lookup = lookup
 
     @property
     def journeys(self) -> Mapping[str, CompiledJourney]:
@@ -183,7 +196,7 @@ class Engine:
     def _process(self, tx: Tx, event: Event, now: datetime) -> None:
         profile = tx.get_profile(event.user_id) or Profile(event.user_id)
         reply = None
-        if event.type == "sms.inbound":
+        if event.type in INBOUND:
             profile, reply = self.keywords.on_inbound(tx, event, profile, now)
             if reply is not None:
                 self._apply(tx, reply)
@@ -196,16 +209,29 @@ class Engine:
             return
         keys = InstanceKeys(event, profile)
         for instance in list(instances):
-            on_event = partial(self._on_event, tx=tx, instance=instance, event=event, profile=profile, keys=keys,
-                               now=now)
-            self._apply(tx, guarded(self.runtime, instance, on_event, now))
+            on_event = partial(self._on_event, tx=tx, instance=instance, event=event, keys=keys, now=now)
+            profile = self._evaluate(tx, instance, profile, now, on_event)
         for journey in triggered:
             if (outcome := self.entry.on_trigger(tx, journey, event, profile, now)) is not None:
                 self._apply(tx, outcome)
 
-    def _on_event(self, *, tx: Tx, instance: Instance, event: Event, profile: Profile, keys: InstanceKeys,
-                  now: datetime) -> Outcome:
-        journey = self.journey_version(instance.journey_id, instance.version)
+    def _evaluate(self, tx: Tx, instance: Instance, profile: Profile, now: datetime,
+                  evaluate: Callable[[CompiledJourney, Profile], Outcome]) -> Profile:
+        """Evaluate one instance on its own version, failing alone (`guarded`), asking for RCS
+        capability when it decided on rcs (`RcsCheck`); returns the profile as it now stands."""
+        seen = profile
+
+        def on_version() -> Outcome:
+            nonlocal seen
+            journey = self.journey_version(instance.journey_id, instance.version)
+            outcome, seen = self.rcs.evaluated(tx, profile, now, partial(evaluate, journey))
+            return outcome
+
+        self._apply(tx, guarded(self.runtime, instance, on_version, now))
+        return seen
+
+    def _on_event(self, journey: CompiledJourney, profile: Profile, *, tx: Tx, instance: Instance, event: Event,
+                  keys: InstanceKeys, now: datetime) -> Outcome:
         if not keys.reach(journey, instance):
             return Outcome(None)  # the event is for another instance of this journey
         sent = tx.recent_sends(event.user_id, now - CAP_WINDOW)
@@ -217,11 +243,10 @@ class Engine:
         profile = as_seen(tx, tx.get_profile(instance.user_id) or Profile(instance.user_id))
         sent = tx.recent_sends(instance.user_id, now - CAP_WINDOW)
 
-        def on_timer() -> Outcome:
-            journey = self.journey_version(instance.journey_id, instance.version)
-            return self.runtime.on_timer(instance, journey, timer_id, profile, sent, now)
+        def on_timer(journey: CompiledJourney, seen: Profile) -> Outcome:
+            return self.runtime.on_timer(instance, journey, timer_id, seen, sent, now)
 
-        self._apply(tx, guarded(self.runtime, instance, on_timer, now))
+        self._evaluate(tx, instance, profile, now, on_timer)
 
 
 def as_seen(tx: UsersTx, profile: Profile) -> Profile:

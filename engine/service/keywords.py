@@ -1,5 +1,6 @@
-"""STOP / START / HELP in an inbound SMS: consent changes at once (the profile's ledger and the
-number's suppression list), and one reply by SMS, a transactional message of its own."""
+"""STOP / START / HELP in an inbound SMS or a typed RCS reply: consent changes at once (the
+profile's ledger and the number's suppression list), and one reply by SMS, a transactional
+message of its own."""
 
 from __future__ import annotations
 
@@ -27,7 +28,7 @@ class Keywords:
             return profile, None
         phone = profile.phone or event.properties.get("from")
         if isinstance(phone, str) and phone and keyword.kind is not Keyword.HELP:
-            tx.record_suppression(phone, keyword.kind.value, now, f"sms.inbound:{event.id or event.user_id}")
+            tx.record_suppression(phone, keyword.kind.value, now, f"{event.type}:{event.id or event.user_id}")
         outcome = apply_keyword(keyword, profile.consents, now, self.policy)
         if outcome.records:
             profile = profile.with_consents(outcome.records)

@@ -11,6 +11,7 @@ from engine.errors import EvaluationError, StoreError
 from engine.events import Event
 from engine.ports import IdSource, UsersTx
 from engine.runtime import Runtime
+from engine.service.capability import RcsCheck
 from engine.service.faults import failed
 from engine.state import Instance, Outcome, Trace, journey_context, profile_context
 
@@ -46,11 +47,13 @@ class InstanceKeys:
 
 
 class Entry:
-    """Who enters a journey: the trigger's condition and key (the runtime's), then `re_entry`."""
+    """Who enters a journey: the trigger's condition and key (the runtime's), then `re_entry`;
+    an entry that decides on rcs may first ask whether the phone takes it (`RcsCheck`)."""
 
-    def __init__(self, runtime: Runtime, new_id: IdSource) -> None:
+    def __init__(self, runtime: Runtime, new_id: IdSource, rcs: RcsCheck) -> None:
         self.runtime = runtime
         self.new_id = new_id
+        self.rcs = rcs
 
     def on_trigger(self, tx: UsersTx, journey: CompiledJourney, event: Event, profile: Profile, now: datetime,
                    ) -> Outcome | None:
@@ -72,7 +75,8 @@ class Entry:
         sent = tx.recent_sends(event.user_id, now - CAP_WINDOW)
         instance_id = self.new_id()
         try:
-            return self.runtime.enter(journey, event, profile, key, instance_id, sent, now)
+            return self.rcs.evaluated(tx, profile, now, lambda seen: self.runtime.enter(
+                journey, event, seen, key, instance_id, sent, now))[0]
         except StoreError:
             raise
         except Exception as exc:  # noqa: BLE001 - the entry fails alone, as a failed instance

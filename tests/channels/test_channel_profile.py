@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from datetime import UTC, datetime, timedelta, timezone
 from typing import Any
 
@@ -29,6 +30,7 @@ DOC: dict[str, Any] = {
             "at": "2026-01-05T10:00:00Z",
         }
     ],
+    "rcs_capability": {"capable": True, "checked_at": "2026-01-05T09:00:00Z", "source": "rbm"},
     "engagement": {
         "push": {"sent": 20, "delivered": 19, "failed": 1, "engaged": 18, "last_engaged_at": "2026-01-04T19:10:00Z",
                  "by_hour": {"8": 2, "19": 16},
@@ -39,6 +41,21 @@ DOC: dict[str, Any] = {
 
 def test_round_trip_keeps_the_spec_shape() -> None:
     assert Profile.from_dict(DOC).to_dict() == DOC
+    assumed = {k: v for k, v in DOC.items() if k != "rcs_capability"}
+    assert Profile.from_dict(assumed).to_dict() == {**assumed, "rcs_capability": None}
+
+
+def test_a_providers_answer_is_what_the_profile_believes() -> None:
+    """`rcs_capability` is the cached answer of a capability check: `rcs_capable` follows it."""
+    doc = {**DOC, "rcs_capable": True, "rcs_capability": {"capable": False, "checked_at": "2026-01-05T09:00:00+01:00",
+                                                          "source": "rbm"}}
+    profile = Profile.from_dict(doc)
+    assert profile.rcs_capable is False
+    assert profile.to_dict()["rcs_capability"] == {"capable": False, "checked_at": "2026-01-05T08:00:00Z",
+                                                   "source": "rbm"}
+    with pytest.raises(ProfileError, match="rcs_capability.checked_at: .* has no time zone offset"):
+        Profile.from_dict({**doc, "rcs_capability": {"capable": False, "checked_at": "2026-01-05T09:00",
+                                                     "source": "x"}})
 
 
 def test_consent_timestamps_are_aware_utc() -> None:
@@ -60,15 +77,15 @@ def test_offsets_are_normalised_to_z() -> None:
         ({"user_id": ""}, "user_id"),
         ({"rcs_capable": "perhaps"}, "rcs_capable"),
         ({"colour": "blue"}, "colour"),
-        ({"consents": [{"channel": "sms", "category": "marketing", "granted": True}]}, "consents.0.at"),
+        ({"consents": [{"channel": "sms", "category": "marketing", "granted": True}]}, "consents[0].at"),
         (
             {"consents": [{"channel": "sms", "category": "marketing", "granted": True, "at": "2026-01-05T10:00:00"}]},
-            "consents.0.at",
+            "consents[0].at",
         ),
     ],
 )
 def test_bad_input_names_the_field(change: dict[str, object], field: str) -> None:
-    with pytest.raises(ProfileError, match=rf"^{field}: |; {field}: "):
+    with pytest.raises(ProfileError, match=rf"^{re.escape(field)}: |; {re.escape(field)}: "):
         Profile.from_dict({**DOC, **change})
 
 

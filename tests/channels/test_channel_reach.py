@@ -144,7 +144,7 @@ def test_ineligible_channels_carry_no_figures_and_a_fallback_carries_its_own() -
     decisions = {d.channel: d.to_dict() for d in select(request, POLICY).decisions}
     assert decisions["push"] == {"channel": "push", "eligible": False, "reason": "no_address"}
     assert decisions["rcs"] == {"channel": "rcs", "eligible": False, "reason": "not_capable", "fallback": "sms",
-                                "reach": 0.9, "cost": 0.0083, "score": 0.9}
+                                "capability": "assumed", "reach": 0.9, "cost": 0.0083, "score": 0.9}
 
 
 def test_the_policy_default_strategy_makes_auto_the_default_and_without_it_nothing_changes() -> None:

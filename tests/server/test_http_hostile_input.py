@@ -210,9 +210,9 @@ def test_a_consent_at_outside_the_range_of_events_or_not_a_string_is_a_422_namin
         patch = local.client.patch("/v1/profiles/u4", json={"consents": [{**CONSENT, "at": at}]})
     assert alone.status_code == 422 and alone.json()["errors"][0]["field"] == "at", alone.text
     assert reason in alone.json()["detail"]
-    assert put.status_code == 422 and put.json()["errors"][0]["field"] == "consents.0.at", put.text
-    assert bulk.status_code == 200 and bulk.json()["rejected"][0]["error"].startswith("consents.0.at: "), bulk.text
-    assert patch.status_code == 422 and patch.json()["errors"][0]["field"] == "consents.0.at", patch.text
+    assert put.status_code == 422 and put.json()["errors"][0]["field"] == "consents[0].at", put.text
+    assert bulk.status_code == 200 and bulk.json()["rejected"][0]["error"].startswith("consents[0].at: "), bulk.text
+    assert patch.status_code == 422 and patch.json()["errors"][0]["field"] == "consents[0].at", patch.text
     assert local.client.get("/v1/profiles/u4").json()["consents"] == []
     assert outage_lines(caplog) == []
     assert local.client.get("/v1/profiles/u1").status_code == 404  # nothing stored

@@ -1,4 +1,5 @@
-"""The OpenAPI document: a model for every body, problem details for every error, and the bearer
+"""The OpenAPI document: every body documented by the model its route parses it with, problem
+details for every error, a readable operationId and a tag on every operation, and the bearer
 scheme that gives `/docs` its Authorize button. (tests/chaos/test_schemathesis.py checks the
 live server's answers against this document.)"""
 
@@ -9,10 +10,24 @@ from typing import Any
 
 import httpx
 import pytest
+from pydantic import BaseModel
+from pydantic.json_schema import models_json_schema
 
+from engine.http.bodies import (
+    BulkProfiles,
+    ConsentIn,
+    EventBatch,
+    EventIn,
+    ProfileIn,
+    ProfilePatch,
+    SimulatedProfile,
+    SimulateRequest,
+)
+from engine.http.rbm_webhooks import RbmPush
+from engine.http.webhooks import TwilioForm
 from tests.server.conftest import LocalServer, StartLocal
 
-OPEN = {"/healthz", "/readyz", "/v1/webhooks/{provider}/{kind}"}
+OPEN = {"/healthz", "/readyz", "/v1/webhooks/{provider}/{kind}", "/v1/webhooks/rbm"}
 
 
 @pytest.fixture
@@ -58,6 +73,7 @@ def test_every_post_and_put_documents_its_body(document: dict[str, Any]) -> None
         ("POST", "/v1/profiles/{user_id}/consents"): ["ConsentIn"],
         ("POST", "/v1/journeys/{journey_id}/simulate"): ["SimulateRequest"],
         ("POST", "/v1/webhooks/{provider}/{kind}"): ["TwilioForm"],
+        ("POST", "/v1/webhooks/rbm"): ["RbmPush"],
     }
     without = [(m, p) for m, p, op in operations(document) if m in ("POST", "PUT") and "requestBody" not in op]
     assert without == [("POST", "/v1/journeys/{journey_id}/runs"),  # a run takes no body: the journey says it all
@@ -65,6 +81,44 @@ def test_every_post_and_put_documents_its_body(document: dict[str, Any]) -> None
                        ("POST", "/v1/journeys/{journey_id}/resume"), ("POST", "/v1/journeys/{journey_id}/stop")]
     examples = document["components"]["schemas"]["EventIn"]["examples"]
     assert examples[0]["type"] == "order.placed"
+
+
+OPERATIONS = {("POST", "/v1/events"): "ingestEvents", ("GET", "/v1/profiles/{user_id}"): "getProfile",
+              ("PUT", "/v1/profiles/{user_id}"): "putProfile", ("PATCH", "/v1/profiles/{user_id}"): "patchProfile",
+              ("POST", "/v1/profiles"): "upsertProfiles", ("GET", "/v1/journeys"): "listJourneys",
+              ("POST", "/v1/journeys/{journey_id}/simulate"): "simulateJourney", ("GET", "/healthz"): "checkLiveness",
+              ("POST", "/v1/webhooks/rbm"): "receiveRbmEvent"}
+
+
+def test_every_operation_has_a_readable_operation_id_and_a_tag(document: dict[str, Any]) -> None:
+    """Generated clients name their methods and group them by these."""
+    ids = {(method, path): op["operationId"] for method, path, op in operations(document)}
+    assert {key: ids[key] for key in OPERATIONS} == OPERATIONS
+    assert all(re.fullmatch(r"[a-z]+(?:[A-Z][a-z]+)+", name) for name in ids.values()), ids  # a verb, then nouns
+    assert len(set(ids.values())) == len(ids)
+    declared = [tag["name"] for tag in document["tags"]]
+    for method, path, op in operations(document):
+        assert op["tags"] and set(op["tags"]) <= set(declared), (method, path)
+    assert sorted({tag for _, _, op in operations(document) for tag in op["tags"]}) == sorted(declared)
+
+
+def without_nulls(value: Any) -> Any:
+    """As FastAPI writes its document (`exclude_none`)."""
+    if isinstance(value, dict):
+        return {k: without_nulls(v) for k, v in value.items() if v is not None}
+    return [without_nulls(v) for v in value] if isinstance(value, list) else value
+
+
+BODIES = [EventIn, EventBatch, ProfileIn, ProfilePatch, ConsentIn, BulkProfiles, SimulateRequest, SimulatedProfile,
+          TwilioForm, RbmPush]
+
+
+@pytest.mark.parametrize("model", BODIES)
+def test_a_body_is_documented_by_the_model_its_route_parses_it_with(document: dict[str, Any],
+                                                                     model: type[BaseModel]) -> None:
+    _, schemas = models_json_schema([(m, "validation") for m in BODIES], ref_template="#/components/schemas/{model}")
+    expected = without_nulls(schemas["$defs"][model.__name__])
+    assert without_nulls(document["components"]["schemas"][model.__name__]) == expected
 
 
 def test_every_answer_has_a_model_and_every_error_is_problem_details(document: dict[str, Any]) -> None:

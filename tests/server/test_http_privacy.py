@@ -124,7 +124,7 @@ def test_an_export_holds_everything_about_one_person_and_nothing_about_others(lo
     engagement = doc["profile"].pop("engagement")  # what the engine counted of them: one push sent
     assert doc["profile"] == {"user_id": "bob", "timezone": "UTC", "email": "bob@example.com",
                               "phone": "+14155550100", "push_token": "tok-bob", "rcs_capable": False,
-                              "attributes": {"tier": "gold"}}
+                              "attributes": {"tier": "gold"}, "rcs_capability": None}
     assert {channel: counts["sent"] for channel, counts in engagement.items()} == {"push": 1}
     assert [(c["channel"], c["category"], c["granted"], c["source"]) for c in doc["consents"]] == [
         ("push", "transactional", True, "test"), ("sms", "marketing", False, "call")]

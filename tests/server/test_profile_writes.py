@@ -10,9 +10,14 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from fastapi.testclient import TestClient
 from typer.testing import CliRunner
 
+from channels import load_policy
 from engine.cli import app
+from engine.host import Server
+from engine.http import create_app
+from engine.stores.memory import MemoryStore
 from tests.server.conftest import LocalServer, StartServer, put_profile, server_env
 
 SMS_MARKETING = {"channel": "sms", "category": "marketing", "granted": True, "source": "import"}
@@ -47,6 +52,18 @@ def test_body_limits_follow_the_route_and_come_from_the_environment(start_server
     big = {"profiles": [{"user_id": "u3", "attributes": {"note": padding * 3}}]}
     over = server.client.post("/v1/profiles", json=big)
     assert over.status_code == 413 and "8192 byte limit" in over.json()["detail"]
+
+
+def test_two_apps_in_one_process_keep_their_own_body_limits() -> None:
+    """The routers are shared by every app made in the process; the limits are each app's own."""
+    server = Server(MemoryStore(), [], load_policy())
+    note = {"attributes": {"note": "x" * 3000}}
+    with TestClient(create_app(server, max_body=2048, bulk_max_body=8192)) as small, \
+            TestClient(create_app(server)) as default:
+        refused = small.put("/v1/profiles/u1", json=note)
+        assert refused.status_code == 413 and "2048 byte limit" in refused.json()["detail"]
+        assert default.put("/v1/profiles/u1", json=note).status_code == 200
+        assert small.post("/v1/profiles", json={"profiles": [{"user_id": "u2", **note}]}).status_code == 200
 
 
 def test_a_bad_body_limit_in_the_environment_is_named(tmp_path: Path) -> None:
@@ -138,6 +155,23 @@ def test_put_replaces_the_profile_and_patch_merges_into_it(local: LocalServer) -
     assert local.client.patch("/v1/profiles/bob", json={"rcs_capable": True}).json()["rcs_capable"] is True
     cleared = local.client.patch("/v1/profiles/bob", json={"rcs_capable": None})  # null clears, as the document says
     assert cleared.status_code == 200 and cleared.json()["rcs_capable"] is False, cleared.text
+
+
+def test_a_cached_capability_answer_survives_updates_that_agree_and_goes_with_one_that_does_not(
+        local: LocalServer) -> None:
+    """`rcs_capability` is a provider's answer the engine cached; an `rcs_capable` that contradicts it
+    is the newer word, so the answer goes and the next RCS send asks again."""
+    answer = {"capable": False, "checked_at": "2026-01-05T09:00:00Z", "source": "rbm"}
+    put = local.client.put("/v1/profiles/cat", json={"phone": "+14155550100", "rcs_capability": answer})
+    assert put.status_code == 200 and put.json()["rcs_capable"] is False and put.json()["rcs_capability"] == answer
+    kept = local.client.put("/v1/profiles/cat", json={"phone": "+14155550100", "attributes": {"tier": "gold"}})
+    assert kept.json()["rcs_capability"] == answer  # rcs_capable false (left out) agrees with it
+    assert local.client.patch("/v1/profiles/cat", json={"timezone": "UTC"}).json()["rcs_capability"] == answer
+    assert local.client.patch("/v1/profiles/cat", json={"rcs_capable": False}).json()["rcs_capability"] == answer
+    contradicted = local.client.patch("/v1/profiles/cat", json={"rcs_capable": True}).json()
+    assert contradicted["rcs_capable"] is True and contradicted["rcs_capability"] is None
+    bad = local.client.put("/v1/profiles/cat", json={"rcs_capability": {**answer, "checked_at": "yesterday"}})
+    assert bad.status_code == 422 and bad.json()["errors"][0]["field"] == "rcs_capability.checked_at"
 
 
 def test_patch_refuses_what_it_cannot_merge(local: LocalServer) -> None:

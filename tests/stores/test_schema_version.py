@@ -77,7 +77,7 @@ def test_a_version_1_database_is_upgraded_in_place(url: str) -> None:
     _set_version(url, 1)
     assert NEW_INDEXES.isdisjoint(_indexes(url)) and set(OLD_INDEXES) <= _indexes(url)
     store = SqlStore(url)
-    assert _version(store) == SCHEMA_VERSION == 13
+    assert _version(store) == SCHEMA_VERSION == 18
     assert _indexes(url) >= NEW_INDEXES and set(OLD_INDEXES).isdisjoint(_indexes(url))
     assert store.views.users_by_phone("+14155550100") == ["u1"] and store.views.users_by_phone("+14155550199") == []
     with store.transaction() as tx:
@@ -148,14 +148,16 @@ def test_a_version_11_database_gets_the_outbox_claim_column_and_its_messages_go_
         store.close()
 
 
-def test_a_version_12_database_gets_engagement_and_choices_and_keeps_its_profiles(url: str) -> None:
-    """Made as version 12 made it (profiles without `engagement`, messages without `choice`), with a
-    profile and a message in it: opened, the profile reads back with no counts, the engine's counts
-    are kept and read back, and the message lists with no choice."""
+@pytest.mark.parametrize("version", [12, 17])
+def test_an_older_database_gets_engagement_and_choices_and_keeps_its_profiles(url: str, version: int) -> None:
+    """Made as version 12 made it, or 17 (the changes numbered 13 to 17 landed first) — profiles
+    without `engagement`, messages without `choice` — with a profile and a message in it: opened,
+    the profile reads back with no counts, the engine's counts are kept and read back, and the
+    message lists with no choice."""
     SqlStore(url).close()
     engine = create_engine(url)
     with engine.begin() as conn:
-        conn.execute(update(META).where(META.c.key == "schema_version").values(value="12"))
+        conn.execute(update(META).where(META.c.key == "schema_version").values(value=str(version)))
         conn.exec_driver_sql("ALTER TABLE profiles DROP COLUMN engagement")
         conn.exec_driver_sql("ALTER TABLE messages DROP COLUMN choice")
         conn.execute(insert(PROFILES).values(user_id="u1", doc={"user_id": "u1", "push_token": "tok"}))

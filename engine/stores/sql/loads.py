@@ -10,6 +10,7 @@ from typing import Any
 
 from channels import ConsentRecord, Profile, SentRecord
 from channels.engagement import engagement_from_stored
+from channels.profile import RcsCapability
 from engine.state import Instance
 from engine.stores.sql.cache import UserState
 from engine.stores.sql.driver import Driver
@@ -87,4 +88,4 @@ def stored_profile(doc: dict[str, Any], consents: tuple[ConsentRecord, ...],
     """A profile read back: it was validated when it came in, so it is not parsed again."""
     return Profile(doc["user_id"], doc.get("timezone"), doc.get("email"), doc.get("phone"), doc.get("push_token"),
                    bool(doc.get("rcs_capable")), doc.get("attributes") or {}, consents,
-                   engagement_from_stored(engagement))
+                   RcsCapability.stored(doc.get("rcs_capability")), engagement_from_stored(engagement))

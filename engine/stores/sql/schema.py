@@ -15,7 +15,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.types import JSON
 from sqlmodel import Field, SQLModel
 
-SCHEMA_VERSION = 13
+SCHEMA_VERSION = 18
 # 2: entries are read from instances; the entries table is no longer kept.
 # 3: partial outbox indexes; instance indexes without status (see `RETIRED_INDEXES`).
 # 4: profiles.phone, indexed, copied from the profile document.
@@ -27,7 +27,8 @@ SCHEMA_VERSION = 13
 # 10: audience runs (engine/stores/sql/runs.py).
 # 11: partitions: timers carry their user and partition, the inbox its partition; partition leases and workers.
 # 12: messages.claim: the token of the dispatcher's claim that holds a leased or sending message (fenced writes).
-# 13: profiles.engagement (the engine's counts per channel) and messages.choice (strategy auto's order and reason).
+# 13 to 17: other changes' (the `recent` table, tracked links, issue 28's); numbered apart so each lands in any order.
+# 18: profiles.engagement (the engine's counts per channel) and messages.choice (strategy auto's order and reason).
 RETIRED_INDEXES = ("ix_messages_dispatch", "ix_messages_provider_id", "ix_instances_user_status",
                    "ix_instances_journey_status")
 CHUNK = 900
