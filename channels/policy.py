@@ -1,5 +1,5 @@
 """The channel policy: quiet hours, caps, jurisdiction rules, prices, engagement events, reach
-priors and `strategy: auto`'s thresholds, SMS keywords per language.
+priors and `strategy: auto`'s thresholds, SMS keywords per language, tracked links.
 
 The model is validated once at load time; `select()` reads the precomputed
 lookups in `Policy.fast` so the hot path never touches pydantic.
@@ -16,6 +16,7 @@ from functools import cache, cached_property
 from importlib import resources
 from pathlib import Path
 from typing import Annotated, Any, Literal, get_args
+from urllib.parse import urlsplit
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import (
@@ -123,6 +124,34 @@ def _duration(value: Any) -> Any:
 
 
 Duration = Annotated[timedelta, BeforeValidator(_duration)]
+
+
+Trackable = Literal["email", "sms", "mms", "rcs"]
+TRACKABLE: tuple[Trackable, ...] = ("email", "sms", "mms", "rcs")
+MIN_CODE_LENGTH = 8  # 8 characters of 62: 47.6 bits; the default, 10, is 59.5 (docs/policy.md, Tracked links)
+
+
+def _base_url(value: str | None) -> str | None:
+    """Where `journey serve` answers the public: http(s), a host, maybe a path; no query or fragment."""
+    if value is None:
+        return None
+    parts = urlsplit(value)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise ValueError(f"{value!r} is not a public base URL (https://go.example.com)")
+    if parts.query or parts.fragment or any(c.isspace() for c in value):
+        raise ValueError(f"{value!r}: a base URL has no query, fragment or space")
+    return value.rstrip("/")
+
+
+class LinksPolicy(_Frozen):
+    """Tracked links: with a `base_url`, every http(s) link in the `channels`' text is rewritten to
+    `<base_url>/l/<code>` (a random code of `code_length` letters and digits) when the message is
+    rendered, and an email's HTML gets an open pixel `<base_url>/o/<code>` when `open_pixel` is on."""
+
+    base_url: Annotated[str, AfterValidator(_base_url)] | None = None
+    code_length: int = Field(default=10, ge=MIN_CODE_LENGTH, le=64)
+    open_pixel: bool = False
+    channels: tuple[Trackable, ...] = TRACKABLE
 
 
 class ChannelPolicy(_Frozen):
@@ -263,6 +292,7 @@ class Policy(_Frozen):
     default_strategy: Literal["auto"] | None = None  # for sends that name no strategy; None: by urgency
     auto: AutoPolicy
     keywords: dict[str, KeywordSet] = Field(min_length=1)
+    links: LinksPolicy = LinksPolicy()
 
     @field_validator("keywords", mode="before")
     @classmethod

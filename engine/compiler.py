@@ -56,6 +56,8 @@ CONTENT_RULES: Mapping[str, Rules] = {"rcs": lambda content, known: (rcs_problem
                                       "mms": mms_problems}
 """A channel's own limits on its content as (errors, warnings): checked by `journey validate` on
 what is known before rendering (a template's text is not), and on every render."""
+Rewrite = Callable[[str, Any], Any]
+"""A channel's rendered content changed before it is checked: `(channel, content) -> content`."""
 
 
 @dataclass(frozen=True, slots=True, eq=False)
@@ -96,14 +98,16 @@ class CompiledJourney:
         return self.expressions.get(key)
 
     def render_channels(self, message: str, channels: Collection[str], context: Mapping[str, Any],
-                        ) -> tuple[dict[str, Any], dict[str, str]]:
-        """The content of each of `channels` the message has, and the error of each that failed."""
+                        rewrite: Rewrite | None = None) -> tuple[dict[str, Any], dict[str, str]]:
+        """The content of each of `channels` the message has, and the error of each that failed.
+        `rewrite` (the tracked links) changes a rendered content before its limits are checked."""
         contents: dict[str, Any] = {}
         errors: dict[str, str] = {}
         for channel, tree in self.templates[message].items():
             if channel in channels:
                 try:
-                    contents[channel] = _within_limits(channel, render_tree(tree, context))
+                    rendered = render_tree(tree, context)
+                    contents[channel] = _within_limits(channel, rewrite(channel, rendered) if rewrite else rendered)
                 except EvaluationError as exc:
                     errors[channel] = str(exc)
         return contents, errors

@@ -10,9 +10,10 @@ the end of this module.
 
 The host asks more of a store, one object per port: the dispatcher drains the `Outbox`, the
 HTTP API reads `ReadViews`, deploys keep `Journeys`, audience runs are leased through `Runs`,
-erasure and the consent audit trail are `Privacy`, and workers sharing a database split its
-users by `PartitionLeases`. `HostStore` is a `Store` with one object for each of them. The memory store
-(`engine.stores.memory`) implements every port, the SQL store (`engine.stores.sql`) too.
+erasure and the consent audit trail are `Privacy`, tracked links count their hits through
+`Links`, and workers sharing a database split its users by `PartitionLeases`. `HostStore` is a
+`Store` with one object for each of them. The memory store (`engine.stores.memory`) implements
+every port, the SQL store (`engine.stores.sql`) too.
 `Clock` (engine.clock) is the port to time.
 """
 
@@ -81,6 +82,21 @@ class Erasure:
     queued: int  # accepted events not yet processed, deleted
     messages: int  # messages whose content and provider error were erased
     cancelled: int  # of those, not yet handed to a provider: cancelled, never sent
+
+
+@dataclass(frozen=True, slots=True)
+class LinkHit:
+    """One hit of a tracked link (or of an email's open pixel), counted: the message it belongs to,
+    where it leads, how many hits the link has had (this one included), and whether it is the
+    message's first hit of its kind: the first by a person, or the first by a machine, over all the
+    message's links (or its pixel), exact however many hits come at once."""
+
+    message_id: str
+    user_id: str
+    channel: str
+    url: str | None  # None: the open pixel
+    hits: int
+    first: bool
 
 
 class InboxTx(Protocol):
@@ -168,7 +184,8 @@ class CommandsTx(Protocol):
         ...
 
     def add_message(self, send: Send) -> None:
-        """A message for the outbox, counted at once in the user's recent sends (caps)."""
+        """A message for the outbox, counted at once in the user's recent sends (caps), with its
+        tracked links (`send.links`)."""
         ...
 
     def add_timer(self, instance_id: str, timer: TimerRef) -> None: ...
@@ -273,7 +290,9 @@ class ReadViews(Protocol):
     def messages_for_user(self, user_id: str, limit: int = 200) -> list[dict[str, Any]]:
         """Newest first: message_id, instance_id, journey_id, user_id, step, message, channel, category,
         content, cost, encoding, segments, decisions, at, status, status_at, dispatch, next_attempt_at,
-        attempts, provider, provider_id, error, choice (strategy auto's order and reason, else None)."""
+        attempts, provider, provider_id, error, choice (strategy auto's order and reason, else None),
+        and links: its tracked links, each with url (None: the open pixel), hits, machine_hits,
+        first_hit_at, last_hit_at."""
         ...
 
     def skips_for_user(self, user_id: str, limit: int = 200) -> list[dict[str, Any]]:
@@ -334,9 +353,9 @@ class Privacy(Protocol):
     def erase_user(self, user_id: str, at: datetime, end_instances: Callable[[Tx], None]) -> Erasure | None:
         """In one transaction: `end_instances(tx)` (the engine ends the user's active instances,
         timers cancelled; the user is prefetched), then the profile, the instances and the queued
-        events are deleted, messages lose their content (pending ones are cancelled), skips their
-        detail; later events for the user start afresh. None, and nothing written, when nothing is
-        held under `user_id`."""
+        events are deleted, messages lose their content (pending ones are cancelled) and their tracked
+        links (their codes answer nothing), skips their detail; later events for the user start
+        afresh. None, and nothing written, when nothing is held under `user_id`."""
         ...
 
     def consent_ledger(self, user_id: str) -> list[ConsentRecord]:
@@ -356,6 +375,16 @@ class Privacy(Protocol):
     def suppression_feed(self, since: datetime | None, after: int, limit: int) -> list[SuppressionEntry]:
         """Up to `limit` rows of the suppression list's ledger written after position `after`, in
         the order written; with `since`, only those at or after it."""
+        ...
+
+
+class Links(Protocol):
+    """The tracked links of the messages (written with them, `CommandsTx.add_message`), each hit
+    counted as it comes. An erased person's links are gone: their codes answer nothing."""
+
+    def hit(self, code: str, pixel: bool, machine: bool, at: datetime) -> LinkHit | None:
+        """Count one hit of the link (`pixel`: of the open pixel) with this code, by a machine or a
+        person; None, and nothing counted, for a code no such link has."""
         ...
 
 
@@ -438,6 +467,9 @@ class HostStore(Store, Protocol):
 
     @property
     def privacy(self) -> Privacy: ...
+
+    @property
+    def links(self) -> Links: ...
 
     @property
     def partitions(self) -> PartitionLeases | None:

@@ -11,6 +11,7 @@ import hashlib
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import replace
 from datetime import datetime, timedelta
+from functools import partial
 from typing import Any
 
 from channels import (
@@ -27,6 +28,7 @@ from channels import (
     select,
 )
 from channels.engagement import best_hours
+from channels.links import CodeSource, Tracked, TrackedLink, Tracker, new_code
 from engine.compiler import CompiledJourney
 from engine.errors import EvaluationError, EventError
 from engine.events import Event, format_time, parse_time
@@ -61,11 +63,13 @@ from engine.state import (
 
 
 class Runtime:
-    """Advances instances; holds only the policy, which is fixed for its lifetime."""
+    """Advances instances; holds the policy, fixed for its lifetime, and where the codes of tracked
+    links come from (`codes`: random; a dry run hands a seeded source)."""
 
-    def __init__(self, policy: Policy, trace: bool = True) -> None:
+    def __init__(self, policy: Policy, trace: bool = True, codes: CodeSource = new_code) -> None:
         self.policy = policy
         self.tracing = trace
+        self.tracker = Tracker(policy.links, codes) if policy.links.base_url else None
 
     def entry_key(self, journey: CompiledJourney, event: Event, profile: Profile) -> tuple[bool, str | None, str]:
         """Does this event start the journey for this user, and under which instance key?"""
@@ -97,7 +101,8 @@ class Runtime:
               instance_id: str, sent: Sequence[SentRecord], now: datetime) -> Outcome:
         instance = Instance(instance_id=instance_id, journey_id=journey.id, version=journey.version,
                             user_id=profile.user_id, key=key, entered_at=now, event=event.context())
-        run = Run(self.policy, self.tracing, journey, instance, profile, sent, now, _STEP_HANDLERS)
+        run = Run(self.policy, self.tracing, journey, instance, profile, sent, now, _STEP_HANDLERS,
+                  self.tracker)
         run.trace(None, "enter", f"key={key}" if key is not None else None)
         run.advance(journey.first_step)
         return run.outcome()
@@ -107,7 +112,8 @@ class Runtime:
         """Goal, exit_on, wait_for and escalation feedback, in that order of precedence."""
         if not instance.active:
             return Outcome(instance)
-        run = Run(self.policy, self.tracing, journey, instance, profile, sent, now, _STEP_HANDLERS)
+        run = Run(self.policy, self.tracing, journey, instance, profile, sent, now, _STEP_HANDLERS,
+                  self.tracker)
         definition = journey.definition
         goal = definition.goal
         if goal and event.type == goal.event and (goal.within is None or now <= instance.entered_at + goal.within):
@@ -133,7 +139,8 @@ class Runtime:
         """A due timer; one the instance no longer waits on is ignored (it was superseded)."""
         if not instance.active or instance.timer is None or instance.timer.timer_id != timer_id:
             return Outcome(instance)
-        run = Run(self.policy, self.tracing, journey, instance, profile, sent, now, _STEP_HANDLERS)
+        run = Run(self.policy, self.tracing, journey, instance, profile, sent, now, _STEP_HANDLERS,
+                  self.tracker)
         kind = instance.timer.kind
         run.timer = None
         _TIMER_HANDLERS[kind](run)
@@ -231,11 +238,11 @@ def _attempt_send(run: Run, step: SendStep, why: str | None = None) -> object:
     escalation = run.escalation
     message = run.journey.definition.messages[step.message]
     candidates = escalation.remaining if escalation else tuple(step.channels or message.channels())
-    contents, errors = _render(run, step.message, candidates)
+    tracked, errors = _render(run, step.message, candidates)
     auto = (step.strategy or run.policy.fast.default_strategy) == "auto"
     request = SendRequest(
         profile=run.profile, category=run.journey.definition.category, urgency=step.urgency, candidates=candidates,
-        contents=contents, template_errors=errors, sent=run.sent, now=run.now,
+        contents=tracked.contents, template_errors=errors, sent=run.sent, now=run.now,
         strategy="first" if escalation and not auto else step.strategy, escalate_after=step.escalate_after,
     )
     selection = select(request, run.policy)
@@ -248,10 +255,10 @@ def _attempt_send(run: Run, step: SendStep, why: str | None = None) -> object:
     choice = selection.choice.after(why) if selection.choice and why else selection.choice
     if escalation is None and selection.escalate_after is None:
         for delivery in selection.deliveries:
-            _emit(run, step, delivery, selection.decisions, choice)
+            _emit(run, step, delivery, selection.decisions, choice, tracked)
         return run.goto(step.next, step)
     first = selection.deliveries[0]
-    message_id = _emit(run, step, first, selection.decisions, choice)
+    message_id = _emit(run, step, first, selection.decisions, choice, tracked)
     # The chain is the channels eligible now; each is checked again when its turn comes.
     if selection.choice is not None:
         rest = selection.choice.order[1:]
@@ -268,10 +275,15 @@ def _attempt_send(run: Run, step: SendStep, why: str | None = None) -> object:
     return STAY
 
 
-def _render(run: Run, message: str, candidates: Sequence[str]) -> tuple[dict[str, Any], dict[str, str]]:
-    """Render the candidates' content (and the rcs fallbacks'); a failing template is recorded."""
+def _render(run: Run, message: str, candidates: Sequence[str]) -> tuple[Tracked, dict[str, str]]:
+    """Render the candidates' content (and the rcs fallbacks'), their links made short when the
+    policy tracks them (so an SMS is measured, and an RCS message held to RBM's limits, as it will
+    be sent); a failing template is recorded."""
     wanted = (*candidates, "mms", "sms") if "rcs" in candidates else candidates
-    return run.journey.render_channels(message, wanted, run.context())
+    links: dict[str, TrackedLink] = {}
+    rewrite = partial(run.tracker.rewrite, links=links) if run.tracker else None
+    contents, errors = run.journey.render_channels(message, wanted, run.context(), rewrite)
+    return Tracked(contents, links), errors
 
 
 def _nothing_sent(run: Run, step: SendStep, decisions: tuple[Decision, ...], errors: Mapping[str, str],
@@ -290,7 +302,7 @@ def _nothing_sent(run: Run, step: SendStep, decisions: tuple[Decision, ...], err
 
 
 def _emit(run: Run, step: SendStep, delivery: Delivery, decisions: tuple[Decision, ...],
-          choice: Choice | None) -> str:
+          choice: Choice | None, tracked: Tracked) -> str:
     message_id = run.next_id("m")
     category = run.journey.definition.category
     run.commands.append(Send(
@@ -298,6 +310,7 @@ def _emit(run: Run, step: SendStep, delivery: Delivery, decisions: tuple[Decisio
         step=step.id, message=step.message, channel=delivery.channel, category=category, content=delivery.content,
         cost=delivery.cost, encoding=delivery.encoding, segments=delivery.segments, decisions=decisions, at=run.now,
         choice=choice,
+        links=tracked.links_in(delivery.content),
     ))
     run.sent.append(SentRecord(delivery.channel, category, run.now))
     run.trace(step.id, "sent", delivery.channel)
@@ -342,8 +355,10 @@ def _event_matches(run: Run, step: WaitForStep, event: Event) -> bool:
 
 
 def _escalation_feedback(run: Run, step: SendStep, escalation: Escalation, event: Event) -> None:
+    """Engagement ends the step; a machine's fetch (a mail proxy, a link preview: `machine: true`)
+    is none. A failure escalates at once."""
     channel = escalation.channel or ""
-    if event.type in run.policy.engagement_events(channel):
+    if event.type in run.policy.engagement_events(channel) and not event.properties.get("machine"):
         run.cancel_timer()
         run.escalation = None
         run.trace(step.id, "engaged", event.type)

@@ -14,6 +14,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from channels import Choice, Decision, Policy, Profile, SentRecord
+from channels.links import TrackedLink, Tracker
 from engine.compiler import CompiledJourney
 from engine.events import Event, format_time, parse_time
 from engine.model import Step
@@ -167,6 +168,7 @@ class Send:
     decisions: tuple[Decision, ...]
     at: datetime
     choice: Choice | None = None  # strategy auto: the order chosen and why
+    links: tuple[TrackedLink, ...] = ()  # its tracked links and open pixel, stored with it (policy `links`)
 
     def to_dict(self) -> dict[str, Any]:
         """A message as the simulate document shows it (docs/cli.md)."""
@@ -336,10 +338,11 @@ class Run:
     """One stimulus being applied to one instance: working state plus the commands so far."""
 
     def __init__(self, policy: Policy, tracing: bool, journey: CompiledJourney, instance: Instance, profile: Profile,
-                 sent: Sequence[SentRecord], now: datetime, handlers: Mapping[str, Callable[[Run, Step], object]]
-                 ) -> None:
+                 sent: Sequence[SentRecord], now: datetime, handlers: Mapping[str, Callable[[Run, Step], object]],
+                 tracker: Tracker | None = None) -> None:
         self.policy = policy
         self.tracing = tracing
+        self.tracker = tracker  # rewrites the links of what is rendered (None: the policy tracks none)
         self._handlers = handlers
         self.journey = journey
         self.base = instance

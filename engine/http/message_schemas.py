@@ -47,6 +47,16 @@ class _Send(_Out):
     at: str | None = None
 
 
+class TrackedLink(_Out):
+    """A tracked link of a message (policy `links`), or its open pixel (`url` null), with its hits."""
+
+    url: str | None = Field(description="where the short link leads; null: the email's open pixel")
+    hits: int = Field(description="every click (or load of the pixel), machines' included")
+    machine_hits: int = Field(description="of those, by a machine: a mail proxy, a link preview, a scanner")
+    first_hit_at: str | None = None
+    last_hit_at: str | None = None
+
+
 class Message(_Send):
     """A message with its decisions and delivery status; `content` is null once its person is erased."""
 
@@ -71,6 +81,8 @@ class Message(_Send):
     provider_id: str | None = None
     error: str | None = None
     choice: Choice | None = Field(None, description="strategy auto's order and reason; null for other strategies")
+    links: list[TrackedLink] | None = Field(None, description="its tracked links and open pixel, in their order in "
+                                            "the message (their codes are not shown: a code records hits)")
 
 
 class SkippedSend(_Send):

@@ -36,6 +36,7 @@ def message_view(row: dict[str, Any]) -> dict[str, Any]:
     retry, a send rate's turn); otherwise it is the outbox's own lease time, not the user's business."""
     view = {k: _iso(v) for k, v in row.items()}
     view["next_attempt_at"] = _iso(row.get("next_attempt_at")) if row["dispatch"] == "pending" else None
+    view["links"] = [{k: _iso(v) for k, v in link.items()} for link in row.get("links", ())]
     return view
 
 

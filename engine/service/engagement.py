@@ -7,8 +7,11 @@ channel, once per kind: `<channel>.delivered`, `<channel>.failed`, and the chann
 events in the policy (`push.opened`, `email.clicked`, a tracked link's `sms.clicked`, an
 `rcs.reply` that is no keyword); an inbound SMS that is no keyword is a reply, engagement with the
 person's latest sms (else mms, else rcs).
-Engagement is counted at the local hour of the event's time in the person's zone. A user with no
-stored profile has nothing to keep it in: nothing is counted for them.
+A tracked link's click or an email's open pixel counts once per message like any engagement (its
+`first` says the same of the message's hits), and never when it was a machine's (`machine: true`:
+a mail proxy fetching the pixel, a link preview, a scanner). Engagement is counted at the local
+hour of the event's time in the person's zone. A user with no stored profile has nothing to keep
+it in: nothing is counted for them.
 """
 
 from __future__ import annotations
@@ -68,8 +71,8 @@ class Engagements:
 
     def _feedback(self, tx: UsersTx, event: Event, keyword: bool) -> tuple[str, str, str] | None:
         """(channel, kind, message_id) of what the event counts, None when it counts nothing."""
-        if keyword:  # an inbound STOP or HELP, by SMS or RCS, is no reply
-            return None
+        if keyword or event.properties.get("machine") is True:  # a STOP or HELP is no reply; a machine's
+            return None                                            # fetch of a tracked link, no person's
         channel, _, status = event.type.partition(".")
         if event.type == REPLY:
             return _reply(tx, event.user_id)

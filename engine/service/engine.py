@@ -10,6 +10,7 @@ from functools import partial
 from typing import Any
 
 from channels import Policy, Profile
+from channels.links import CodeSource, new_code
 from channels.recheck import with_suppression
 from engine.clock import Clock, counter_ids
 from engine.compiler import CompiledJourney
@@ -40,11 +41,12 @@ class Engine:
     `on_commit`."""
 
     def __init__(self, journeys: Iterable[CompiledJourney], policy: Policy, store: Store, clock: Clock,
-                 new_id: IdSource | None = None, trace: bool = True, versions: VersionSource | None = None) -> None:
+                 new_id: IdSource | None = None, trace: bool = True, versions: VersionSource | None = None,
+                 codes: CodeSource = new_code) -> None:
         self.policy = policy
         self.store = store
         self.clock = clock
-        self.runtime = Runtime(policy, trace)
+        self.runtime = Runtime(policy, trace, codes)  # `codes`: of tracked links (random; a dry run's are seeded)
         self.new_id = new_id or counter_ids("i")
         self.catalog = Catalog(journeys, versions)
         self.keywords = Keywords(policy, self.new_id)

@@ -1,17 +1,19 @@
 """Each person's engagement per channel, as `journey serve` keeps it: after a served run, the counts
 in the profile (`GET /v1/profiles/{id}`) match the receipts, opens, clicks and replies that were
-posted, each message counted once per kind however often its feedback comes; they survive a
-restart, the next strategy auto decision reads them, and two workers on one PostgreSQL database
-answer alike.
+posted or followed, each message counted once per kind however often its feedback comes; they
+survive a restart, the next strategy auto decision reads them, and two workers on one PostgreSQL
+database answer alike.
 
 The feedback goes in as users' systems send it: Twilio's signed status callbacks and inbound
-messages (`/v1/webhooks/twilio/...`), and app events (`push.opened`, `email.clicked`) posted to
-`/v1/events`. A tracked link's click (`GET /l/{code}`, which records `<channel>.clicked` pinned to
-its message) is one more kind of `Engage` below, counted like the others.
+messages (`/v1/webhooks/twilio/...`), app events (`push.opened`, `email.clicked`) posted to
+`/v1/events`, and a person's tap on the SMS's tracked link, followed by the test's own HTTP client
+(`GET /l/{code}`, no redirect followed: a 302 to the statement's URL, which records `sms.clicked`
+pinned to the message). A link preview's fetch of it is a machine's, and counts nothing.
 """
 
 from __future__ import annotations
 
+import re
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -22,6 +24,7 @@ import httpx
 import pytest
 from sqlalchemy import create_engine, text
 
+from channels import load_policy
 from channels.providers.local import FileProvider
 from channels.providers.twilio import TwilioProvider
 from engine.state import partition_of
@@ -49,8 +52,14 @@ messages:
   statement:
     push: {title: "Statement", body: "Your statement is ready"}
     email: {subject: "Statement", body: "Your statement is ready"}
-    sms: {text: "Your statement is ready"}
+    sms: {text: "Your statement is ready: https://bank.example.com/statements/2026-01"}
 """
+STATEMENT_URL = "https://bank.example.com/statements/2026-01"
+LINKS = "https://go.example.com"  # the policy's links.base_url: where the public reaches `journey serve`
+AGENTS = {"person": ("Mozilla/5.0 (iPhone; CPU iPhone OS 17_4 like Mac OS X) AppleWebKit/605.1.15 (KHTML, like "
+                     "Gecko) Version/17.4 Mobile/15E148 Safari/604.1"),
+          "preview": ("Mozilla/5.0 (Macintosh; Intel Mac OS X 10_11_1) AppleWebKit/601.2.4 (KHTML, like Gecko) "
+                      "Version/9.0.1 Safari/601.2.4 facebookexternalhit/1.1 Facebot Twitterbot/1.0")}  # iMessage's
 NUDGE = """\
 id: nudge
 category: transactional
@@ -63,16 +72,18 @@ messages:
     sms: {text: "Your statement waits"}
 """
 SENDER = "+15005550006"
-PEOPLE = {"ann": ("+14155550101", "America/Chicago"), "bob": ("+14155550102", "UTC")}
-EVENING = 15 * 3600 + 600  # seconds from the run's start (10:00 UTC) to 01:10 UTC: 19:10 in Chicago
+PEOPLE = {"ann": ("+14155550101", "America/Chicago"), "bob": ("+14155550102", "UTC"),
+          "cid": ("+14155550103", "Europe/Paris")}
+EVENING = 15 * 3600 + 600  # seconds from the run's start (10:00 UTC) to 01:10 UTC: 19:10 in Chicago, 02:10 in Paris
 
 
 @dataclass(frozen=True)
 class Engage:
     """One piece of feedback as a user's systems send it: `how` is `twilio-status` (Twilio's
-    `MessageStatus`, by the SMS's sid), `twilio-reply` (an inbound SMS from the person's phone) or
+    `MessageStatus`, by the SMS's sid), `twilio-reply` (an inbound SMS from the person's phone),
     `event` (`what` is its type, pinned to the user's message on that channel, or left to the
-    latest one when `pinned` is false)."""
+    latest one when `pinned` is false) or `link` (the SMS's tracked link followed, `what` saying
+    by whom: a `person`'s phone or a `preview`)."""
 
     user: str
     how: str
@@ -86,6 +97,7 @@ FEEDBACK = [
     Engage("ann", "twilio-status", "delivered"),  # Twilio's retry of the same callback: a duplicate
     Engage("ann", "event", "push.delivered"),
     Engage("bob", "event", "push.delivered"),
+    Engage("cid", "link", "preview"),  # iMessage's preview as the SMS arrives (11:00 in Paris): no engagement
 ]
 IN_THE_EVENING = [  # 19:10 in Chicago (ann), 01:10 UTC (bob)
     Engage("ann", "event", "push.opened", pinned=False),
@@ -93,10 +105,13 @@ IN_THE_EVENING = [  # 19:10 in Chicago (ann), 01:10 UTC (bob)
     Engage("bob", "event", "email.opened"),
     Engage("bob", "event", "email.clicked"),  # the same email: engaged once
     Engage("ann", "twilio-reply", "Thanks, got it"),  # a reply to the SMS (no keyword): engagement with it
+    Engage("cid", "link", "person"),  # cid taps the SMS's link at 02:10 in Paris
+    Engage("cid", "link", "person"),  # and again: the same SMS, engaged once
 ]
 EXPECTED = {  # what the feedback above makes of one statement per person on push, email and sms
     "ann": {"push": (1, 1, 0, 1, {"19": 1}), "email": (1, 0, 0, 0, {}), "sms": (1, 1, 0, 1, {"19": 1})},
     "bob": {"push": (1, 1, 0, 0, {}), "email": (1, 0, 0, 1, {"1": 1}), "sms": (1, 0, 1, 0, {})},
+    "cid": {"push": (1, 0, 0, 0, {}), "email": (1, 0, 0, 0, {}), "sms": (1, 0, 0, 1, {"2": 1})},
 }
 
 
@@ -126,13 +141,29 @@ def database(request: pytest.FixtureRequest, tmp_path: Path) -> str:
 def serve(start_local: StartLocal, database: str, twilio: FakeTwilio, tmp_path: Path,
           local: LocalServer | None = None) -> LocalServer:
     sms = TwilioProvider(ACCOUNT_SID, AUTH_TOKEN, SENDER, api_base_url=twilio.url, timeout=5)
+    policy = tmp_path / "policy.yaml"
+    policy.write_text(f"links: {{base_url: '{LINKS}'}}\n", encoding="utf-8")
     return start_local(db=database, providers={"sms": [sms], "*": [FileProvider(tmp_path / "outbox.jsonl")]},
-                       clock=local.clock if local else None)
+                       clock=local.clock if local else None, policy=load_policy(policy))
+
+
+def follow_link(local: LocalServer, user: str, agent: str) -> None:
+    """Follow the short link in the user's SMS as a phone (or a preview) would, redirects not
+    followed: a 302 to the statement; the click is processed as the inbox sweep would."""
+    sms_text = message_of(local.client, user, "sms")["content"]["text"]
+    [code] = re.findall(rf"{re.escape(LINKS)}/l/([A-Za-z0-9]+)", sms_text)
+    with httpx.Client(base_url=local.base_url, follow_redirects=False, timeout=10) as public:
+        reply = public.get(f"/l/{code}", headers={"User-Agent": AGENTS[agent]})
+    assert (reply.status_code, reply.headers.get("location")) == (302, STATEMENT_URL), reply.text
+    local.settle()
 
 
 def engage(local: LocalServer, feedback: Engage) -> None:
     """Post one piece of feedback the way it comes in."""
     phone = PEOPLE[feedback.user][0]
+    if feedback.how == "link":
+        follow_link(local, feedback.user, feedback.what)
+        return
     if feedback.how == "twilio-status":
         sid = message_of(local.client, feedback.user, "sms")["provider_id"]
         reply = twilio_post(local, "status", {"MessageSid": sid, "MessageStatus": feedback.what, "To": phone})
@@ -176,6 +207,8 @@ def test_the_counts_match_the_feedback_posted_survive_a_restart_and_feed_the_nex
 
     local.stop()
     again = serve(start_local, database, twilio, tmp_path, local)
+    assert {u: counts(profile_of(again, u)) for u in PEOPLE} == EXPECTED
+    follow_link(again, "cid", "person")  # the link still leads there; the SMS was engaged with already
     assert {u: counts(profile_of(again, u)) for u in PEOPLE} == EXPECTED
     assert post_events(again, {"type": "nudge.due", "user_id": "ann"}).status_code == 202
     nudge = message_of(again.client, "ann", "sms")  # auto, urgency high: the most likely first

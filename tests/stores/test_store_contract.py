@@ -14,6 +14,7 @@ from typing import Any, TypeVar, cast
 import pytest
 
 from channels import ChannelEngagement, ConsentRecord, Decision, Profile, SentRecord
+from channels.links import TrackedLink
 from engine.ports import EntryHistory, HostStore, JourneyVersion, Store, Tx, carry_out
 from engine.state import Cancel, Escalation, Instance, Outcome, Schedule, Send, Skip, TimerRef, Trace
 
@@ -35,11 +36,11 @@ def instance(instance_id: str = "i1", user_id: str = "u1", journey_id: str = "ca
 
 
 def send(message_id: str, user_id: str = "u1", channel: str = "push", when: datetime = T0,
-         instance_id: str | None = "i1", category: str = "marketing") -> Send:
+         instance_id: str | None = "i1", category: str = "marketing", links: tuple[TrackedLink, ...] = ()) -> Send:
     return Send(message_id=message_id, instance_id=instance_id, journey_id="cart" if instance_id else None,
                 user_id=user_id, step="push" if instance_id else None, message="nudge", channel=channel,
                 category=category, content={"title": "Hi", "body": "Your cart misses you"}, cost=0.0, encoding=None,
-                segments=None, decisions=(Decision(channel, True, None),), at=when)
+                segments=None, decisions=(Decision(channel, True, None),), at=when, links=links)
 
 
 def waiting(inst: Instance, timer_id: str, due: datetime) -> Outcome:

@@ -25,7 +25,7 @@ _MISSING = object()
 
 class MemoryData:
     """Everything in dicts; timers in a heap with lazy deletion; each message's delivery state
-    in `deliveries` (the outbox)."""
+    in `deliveries` (the outbox), its tracked links in `links`."""
 
     def __init__(self, keep_trace: bool = True) -> None:
         self.keep_trace = keep_trace
@@ -41,6 +41,7 @@ class MemoryData:
         self.messages: list[Send] = []
         self.deliveries: dict[str, dict[str, Any]] = {}
         self.latest: dict[tuple[str, str], str] = {}  # (user_id, channel) -> their latest message
+        self.links: dict[str, dict[str, Any]] = {}  # code -> a tracked link's row, as the SQL store's links table
         self.sends: dict[str, list[SentRecord]] = defaultdict(list)
         self.skips: list[Skip] = []
         self.traces: list[Trace] = []

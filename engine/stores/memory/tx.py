@@ -15,6 +15,7 @@ from typing import Any
 
 from channels import Profile, SentRecord
 from channels.engagement import Engagement
+from channels.links import TrackedLink
 from engine.events import Event
 from engine.ports import EntryHistory
 from engine.runs import AudienceRun
@@ -165,6 +166,8 @@ class MemoryCommands(OnData):
         data.set(data.latest, (send.user_id, send.channel), send.message_id)
         data.append(data.sends[send.user_id], SentRecord(send.channel, send.category, send.at))
         data.set(data.deliveries, send.message_id, _pending(send))
+        for position, link in enumerate(send.links):
+            data.set(data.links, link.code, link_row(send, link, position))
 
     def add_timer(self, instance_id: str, timer: TimerRef) -> None:
         data = self.data
@@ -215,6 +218,13 @@ class MemoryTx(MemoryInbox, MemoryUsers, MemoryTimers, MemoryCommands, MemoryRun
 def _drop_last(items: deque[Event], count: int) -> None:
     for _ in range(count):
         items.pop()
+
+
+def link_row(send: Send, link: TrackedLink, position: int) -> dict[str, Any]:
+    """A tracked link as the SQL store's `links` table holds it."""
+    return {"code": link.code, "message_id": send.message_id, "user_id": send.user_id, "channel": send.channel,
+            "url": link.url, "position": position, "at": send.at, "hits": 0, "machine_hits": 0,
+            "first_hit_at": None, "last_hit_at": None}
 
 
 def _pending(send: Send) -> dict[str, Any]:

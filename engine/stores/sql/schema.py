@@ -27,7 +27,10 @@ SCHEMA_VERSION = 18
 # 10: audience runs (engine/stores/sql/runs.py).
 # 11: partitions: timers carry their user and partition, the inbox its partition; partition leases and workers.
 # 12: messages.claim: the token of the dispatcher's claim that holds a leased or sending message (fenced writes).
-# 13 to 17: other changes' (the `recent` table, tracked links, issue 28's); numbered apart so each lands in any order.
+# 13: (another change's: the `recent` table, issue 27; numbered apart so each lands in any order).
+# 14: links: the tracked links (and open pixels) of messages, with their hits (engine/stores/sql/links.py).
+#     A new table only, made by `create_all`: no step in `migrate.py`, so a database at 12 or 13 gets it alike.
+# 15 to 17: (other changes': issue 28's).
 # 18: profiles.engagement (the engine's counts per channel) and messages.choice (strategy auto's order and reason).
 RETIRED_INDEXES = ("ix_messages_dispatch", "ix_messages_provider_id", "ix_instances_user_status",
                    "ix_instances_journey_status")
@@ -122,6 +125,26 @@ class MessageRow(SQLModel, table=True):
     error: str | None = None
     claim: str | None = None  # the holder's token while leased or sending (engine.ports.Fence)
     choice: dict[str, Any] | None = Field(default=None, sa_column=Column(JSON, nullable=True))  # strategy auto's
+
+
+class LinkRow(SQLModel, table=True):
+    """A tracked link of a message (`url` null: its open pixel): the random code a hit arrives
+    with, its place in the message, and the hits counted on it (those by machines apart).
+    Written with its message; deleted when its person is erased, so the code answers nothing."""
+
+    __tablename__ = "links"
+    __table_args__ = (Index("ix_links_message", "message_id"), Index("ix_links_user", "user_id"))
+    code: str = Field(primary_key=True)
+    message_id: str
+    user_id: str
+    channel: str
+    url: str | None = None
+    position: int
+    at: datetime
+    hits: int = 0
+    machine_hits: int = 0
+    first_hit_at: datetime | None = None
+    last_hit_at: datetime | None = None
 
 
 class SkipRow(SQLModel, table=True):
@@ -228,6 +251,7 @@ INSTANCES: Table = InstanceRow.__table__  # type: ignore[attr-defined]
 TIMERS: Table = TimerRow.__table__  # type: ignore[attr-defined]
 MESSAGES: Table = MessageRow.__table__  # type: ignore[attr-defined]
 SKIPS: Table = SkipRow.__table__  # type: ignore[attr-defined]
+LINKS: Table = LinkRow.__table__  # type: ignore[attr-defined]
 META: Table = MetaRow.__table__  # type: ignore[attr-defined]
 JOURNEY_VERSIONS: Table = JourneyVersionRow.__table__  # type: ignore[attr-defined]
 JOURNEY_STATES: Table = JourneyStateRow.__table__  # type: ignore[attr-defined]
