@@ -242,6 +242,15 @@ class Rules:
 
 
 @dataclass(frozen=True, slots=True)
+class Weighing:
+    """What strategy auto's reach reads on every decision (channels/reach.py), in plain numbers."""
+
+    priors: dict[str, tuple[float, bool]]  # channel -> (its prior, whether any event counts as engagement on it)
+    weight: float  # auto.prior_weight
+    per_second: float  # 1 / auto.half_life in seconds: a figure counts 2 ** -(seconds since x per_second)
+
+
+@dataclass(frozen=True, slots=True)
 class FastPolicy:
     """Plain lookups derived once from the policy, for the per-send hot path."""
 
@@ -253,6 +262,7 @@ class FastPolicy:
     engagement: dict[str, frozenset[str]]
     reach: dict[str, float]  # each channel's prior
     auto: AutoPolicy
+    weighing: Weighing
     default_strategy: str | None
     max_segments: int
     keywords: dict[str, tuple[str, str]]  # keyword_key(word) -> (kind, language); the first language wins
@@ -349,6 +359,8 @@ class Policy(_Frozen):
             engagement={k: frozenset(v.engagement) for k, v in self.channels.items()},
             reach={k: v.reach for k, v in self.channels.items()},
             auto=self.auto,
+            weighing=Weighing({k: (v.reach, bool(v.engagement)) for k, v in self.channels.items()},
+                              self.auto.prior_weight, 1 / self.auto.half_life.total_seconds()),
             default_strategy=self.default_strategy,
             max_segments=self.sms.max_segments,
             keywords=_keyword_lookup(self.keywords),

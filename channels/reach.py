@@ -21,10 +21,10 @@ Ties keep the candidate order. Pure: the profile's engagement, the time and the 
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from dataclasses import dataclass, replace
+from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime
-from typing import Any
+from functools import partial
+from typing import Any, NamedTuple, Protocol
 
 from channels.engagement import Engagement
 from channels.policy import FastPolicy
@@ -33,152 +33,227 @@ FREE = 0.000001
 """What a free channel counts as costing in a score of reach per unit of cost."""
 
 
-@dataclass(frozen=True, slots=True)
 class Choice:
-    """Why a send went where it went: the strategy, the channels in the order chosen, one line."""
+    """Why a send went where it went: the strategy, the channels in the order chosen, one line, and
+    the figures each eligible channel was weighed by (`figures`: reach, cost, score by channel;
+    the decisions show them, `channels.selection.shown`).
 
-    strategy: str
-    order: tuple[str, ...]
-    reason: str
+    The line is written when it is first read (the message rendered, stored or logged), not when
+    the choice is made: the numbers are decided with the choice, but putting them into words
+    costs more than deciding, and a decision that is only evaluated never needs them."""
+
+    __slots__ = ("_figures", "_reason", "order", "strategy")
+
+    def __init__(self, strategy: str, order: tuple[str, ...], reason: str | Callable[[], str],
+                 figures: Mapping[str, Figures] | Callable[[], Mapping[str, Figures]] | None = None) -> None:
+        self.strategy = strategy
+        self.order = order
+        self._reason = reason
+        self._figures = figures
+
+    @property
+    def reason(self) -> str:
+        reason = self._reason
+        if not isinstance(reason, str):
+            reason = self._reason = reason()
+        return reason
+
+    @property
+    def figures(self) -> Mapping[str, Figures]:
+        """By channel (a stored choice has none: its decisions were written with them)."""
+        figures = self._figures
+        if figures is None:
+            return {}
+        if callable(figures):
+            figures = self._figures = figures()
+        return figures
 
     def to_dict(self) -> dict[str, Any]:
         return {"strategy": self.strategy, "order": list(self.order), "reason": self.reason}
 
     def after(self, why: str) -> Choice:
         """The choice made again at an escalation: `why` the step went on, then the reason."""
-        return replace(self, reason=f"{why}; {self.reason}")
+        return Choice(self.strategy, self.order, lambda: f"{why}; {self.reason}", lambda: self.figures)
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> Choice:
         return cls(data["strategy"], tuple(data["order"]), data["reason"])
 
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, Choice):
+            return NotImplemented
+        return (self.strategy, self.order, self.reason) == (other.strategy, other.order, other.reason)
 
-@dataclass(frozen=True, slots=True)
-class Option:
-    """One eligible channel as the ranking sees it: its cost for this message (sms: per segment)."""
+    def __hash__(self) -> int:
+        return hash((self.strategy, self.order))
 
-    channel: str
-    cost: float
+    def __repr__(self) -> str:
+        return f"Choice({self.strategy!r}, {self.order!r}, {self.reason!r})"
 
 
 Figures = tuple[float, float, float]
 """reach, cost and score of one option."""
 
 
-@dataclass(frozen=True, slots=True)
-class Ranking:
+class Ranking(NamedTuple):
     """The options in the order chosen (indexes into the options given), how many of them to send
-    now (`all_at_once`: those together; else the first, then escalating), each one's figures, and
-    the one-line reason."""
+    now (`all_at_once`: those together; else the first, then escalating), each option's figures,
+    and what writes the one-line reason (`explain()`, called when the reason is read). A tuple, as
+    `channels.selection.Decision` is: one is made for every decision."""
 
     order: tuple[int, ...]
     send: int
     all_at_once: bool
-    figures: tuple[Figures, ...]
-    reason: str
+    figures: list[Figures]
+    explain: Callable[[], str]
+
+
+class Priced(Protocol):
+    """An eligible channel with its cost for this message (sms: per segment): a `Delivery`."""
+
+    @property
+    def channel(self) -> str: ...
+
+    @property
+    def cost(self) -> float: ...
 
 
 def reach(engagement: Engagement | None, channel: str, now: datetime, fast: FastPolicy) -> float:
-    """The chance that this person engages with a message on `channel` (see the module's doc). A
-    channel that no event counts as engagement for keeps its prior: history could only lower it."""
-    prior = fast.reach.get(channel, 0.5)
-    history = engagement.get(channel) if engagement else None
-    if history is None or not fast.engagement.get(channel):
-        return prior
-    sent, engaged = history.recent(now, fast.auto.half_life)
-    weight = fast.auto.prior_weight
-    return min(1.0, max(0.0, (weight * prior + engaged) / (weight + sent)))
+    """The chance that this person engages with a message on `channel` (see the module's doc), to
+    4 decimals (what is shown is what is ranked). A channel that no event counts as engagement for
+    keeps its prior: history could only lower it."""
+    return weigh([_Priced(channel, 0.0)], "high", engagement, now, fast).figures[0][0]
 
 
-def rank(options: Sequence[Option], urgency: str, engagement: Engagement | None, now: datetime,
-         fast: FastPolicy) -> Ranking:
-    """Order the eligible options for `urgency` and say why."""
-    reaches = [round(reach(engagement, o.channel, now, fast), 4) for o in options]
-    return _RANKERS[urgency](options, reaches, fast)
+class _Priced(NamedTuple):
+    channel: str
+    cost: float
 
 
-def _by(keys: Sequence[tuple[float, ...]]) -> tuple[int, ...]:
-    """Indexes in the order of their keys (ties: the candidate order)."""
-    return tuple(sorted(range(len(keys)), key=keys.__getitem__))
+_UNKNOWN = (0.5, False)  # a channel the policy has no figures for: even odds, no history
 
 
-def _critical(options: Sequence[Option], reaches: list[float], fast: FastPolicy) -> Ranking:
-    order = _by([(-r, o.cost, i) for i, (o, r) in enumerate(zip(options, reaches, strict=True))])
+def weigh(options: Sequence[Priced], urgency: str, engagement: Engagement | None, now: datetime,
+          fast: FastPolicy) -> Ranking:
+    """Each option's reach, cost and score for `urgency`, and the options ordered by them (see the
+    module's doc). One loop: this runs on every auto decision, so it reads plain numbers
+    (`FastPolicy.weighing`, `ChannelEngagement.as_of_seconds`), builds each sort key as it goes,
+    and rounds by arithmetic (`round(x, 4)` costs three times as much)."""
+    weighing, floor = fast.weighing, fast.auto.floor
+    priors, weight, per_second = weighing.priors, weighing.weight, weighing.per_second
+    history_of, seconds = engagement or {}, now.timestamp()
+    normal, low = urgency == "normal", urgency == "low"
+    figures: list[Figures] = []
+    keys: list[tuple[float, float, float, int]] = []
+    add_figures, add_key = figures.append, keys.append
+    for i, option in enumerate(options):
+        channel, cost = option.channel, option.cost
+        rate, counts = priors.get(channel, _UNKNOWN)
+        history = history_of.get(channel) if counts else None
+        if history is not None:
+            ago = history.as_of_seconds - seconds  # negative: as of the past
+            factor = 2.0 ** (ago * per_second) if ago < 0 else 1.0
+            rate = (weight * rate + history.recent_engaged * factor) / (weight + history.recent_sent * factor)
+        found = round(rate * 10000) / 10000 if rate < 1.0 else 1.0  # never below 0: no term is
+        if normal:
+            score = round(found / (cost if cost > FREE else FREE) * 10000) / 10000
+            add_key((1.0, -found, cost, i) if found < floor else (0.0, -score, cost, i))
+            add_figures((found, cost, score))
+        elif low:
+            add_key((1.0, -found, -found, i) if found < floor else (0.0, cost, -found, i))
+            add_figures((found, cost, cost))
+        else:  # the most likely first; ties: the cheaper, then the candidate order
+            add_key((0.0, -found, cost, i))
+            add_figures((found, cost, found))
+    keys.sort()
+    return _FINISH[urgency](options, figures, tuple([key[3] for key in keys]), fast)
+
+
+def _critical(options: Sequence[Priced], figures: list[Figures], order: tuple[int, ...], fast: FastPolicy,
+              ) -> Ranking:
+    """As many of the most likely as it takes for the chance of reaching to be at least `target`."""
     target = fast.auto.target
     missed, count = 1.0, 0
     for i in order:
-        missed *= 1 - reaches[i]
+        missed *= 1 - figures[i][0]
         count += 1
         if 1 - missed >= target:
             break
-    chance = 1 - missed
-    chosen = [options[i].channel for i in order[:count]]
-    each = ", ".join(f"{options[i].channel} {reaches[i]:.2f}" for i in order[:count])
+    return Ranking(order, count, True, figures,
+                   partial(_critical_reason, options, figures, order[:count], 1 - missed, target))
+
+
+def _high(options: Sequence[Priced], figures: list[Figures], order: tuple[int, ...], fast: FastPolicy) -> Ranking:
+    return Ranking(order, len(order), False, figures, partial(_high_reason, options, figures, order))
+
+
+def _normal(options: Sequence[Priced], figures: list[Figures], order: tuple[int, ...], fast: FastPolicy) -> Ranking:
+    return Ranking(order, len(order), False, figures,
+                   partial(_normal_reason, options, figures, order, fast.auto.floor))
+
+
+def _low(options: Sequence[Priced], figures: list[Figures], order: tuple[int, ...], fast: FastPolicy) -> Ranking:
+    return Ranking(order, 1, True, figures, partial(_low_reason, options, figures, order, fast.auto.floor))
+
+
+_FINISH: dict[str, Callable[[Sequence[Priced], list[Figures], tuple[int, ...], FastPolicy], Ranking]] = {
+    "critical": _critical, "high": _high, "normal": _normal, "low": _low}
+
+
+# The one-line reasons, written when a choice's reason is first read.
+
+def _critical_reason(options: Sequence[Priced], figures: list[Figures], chosen: tuple[int, ...], chance: float,
+                     target: float) -> str:
+    each = ", ".join(f"{options[i].channel} {figures[i][0]:.2f}" for i in chosen)
     verdict = f"at least the target {target:.2f}" if chance >= target else \
         f"short of the target {target:.2f} with every eligible channel"
-    reason = f"{_listed(chosen)} at once: chance of reaching {_chance(chance, target)} ({each}), {verdict}"
-    figures = tuple((r, o.cost, r) for o, r in zip(options, reaches, strict=True))
-    return Ranking(order, count, True, figures, f"{reason} for urgency critical")
+    return (f"{_listed([options[i].channel for i in chosen])} at once: chance of reaching "
+            f"{_chance(chance, target)} ({each}), {verdict} for urgency critical")
 
 
-def _high(options: Sequence[Option], reaches: list[float], fast: FastPolicy) -> Ranking:
-    order = _by([(-r, o.cost, i) for i, (o, r) in enumerate(zip(options, reaches, strict=True))])
+def _high_reason(options: Sequence[Priced], figures: list[Figures], order: tuple[int, ...]) -> str:
     first, rest = order[0], order[1:]
-    head = f"{options[first].channel} {'first' if rest else 'only'}: reach {reaches[first]:.2f} at " \
-           f"{_money(options[first].cost)}"
-    beaten = ", ".join(f"{options[i].channel} {reaches[i]:.2f} at {_money(options[i].cost)}" for i in rest)
-    reason = f"{head} beats {beaten}" if rest else head
-    figures = tuple((r, o.cost, r) for o, r in zip(options, reaches, strict=True))
-    return Ranking(order, len(order), False, figures, f"{reason} for urgency high")
+    reach, cost, _ = figures[first]
+    head = f"{options[first].channel} {'first' if rest else 'only'}: reach {reach:.2f} at {_money(cost)}"
+    beaten = ", ".join(f"{options[i].channel} {figures[i][0]:.2f} at {_money(figures[i][1])}" for i in rest)
+    return f"{head} beats {beaten} for urgency high" if rest else f"{head} for urgency high"
 
 
-def _normal(options: Sequence[Option], reaches: list[float], fast: FastPolicy) -> Ranking:
-    floor = fast.auto.floor
-    scores = [round(r / max(o.cost, FREE), 4) for o, r in zip(options, reaches, strict=True)]
-    order = _by([(1.0, -r, o.cost, i) if r < floor else (0.0, -s, o.cost, i)
-                 for i, (o, r, s) in enumerate(zip(options, reaches, scores, strict=True))])
+def _normal_reason(options: Sequence[Priced], figures: list[Figures], order: tuple[int, ...], floor: float) -> str:
     first, rest = order[0], order[1:]
-    head = f"{options[first].channel} {'first' if rest else 'only'}: {_per_cost(options[first], reaches[first])}"
+    reaches = [r for r, _, _ in figures]
+    head = f"{options[first].channel} {'first' if rest else 'only'}: {_per_cost(figures[first])}"
     above = [i for i in rest if reaches[i] >= floor]
     below = [i for i in rest if reaches[i] < floor]
-    parts = [head + (" beats " + ", ".join(f"{options[i].channel} {_per_cost(options[i], reaches[i])}"
-                                           for i in above) if above else "")]
+    parts = [head + (" beats " + ", ".join(f"{options[i].channel} {_per_cost(figures[i])}" for i in above)
+                     if above else "")]
     if below:
         parts.append(", ".join(f"{options[i].channel} {reaches[i]:.2f}" for i in below)
                      + f" below the floor {floor:.2f}")
     if reaches[first] < floor:
         parts[0] += f" (below the floor {floor:.2f}, " + ("as every channel: the most likely first)" if rest else
                                                           "but the only channel)")
-    figures = tuple(zip(reaches, [o.cost for o in options], scores, strict=True))
-    return Ranking(order, len(order), False, figures, "; ".join(parts) + " for urgency normal")
+    return "; ".join(parts) + " for urgency normal"
 
 
-def _low(options: Sequence[Option], reaches: list[float], fast: FastPolicy) -> Ranking:
-    floor = fast.auto.floor
-    order = _by([(1.0, -r, -r, i) if r < floor else (0.0, o.cost, -r, i)
-                 for i, (o, r) in enumerate(zip(options, reaches, strict=True))])
+def _low_reason(options: Sequence[Priced], figures: list[Figures], order: tuple[int, ...], floor: float) -> str:
     first = order[0]
-    pick = options[first]
-    if reaches[first] >= floor:
-        head = f"{pick.channel}: the cheapest with reach at least {floor:.2f}: {reaches[first]:.2f} at " \
-               f"{_money(pick.cost)}"
+    pick, (reach, cost, _) = options[first].channel, figures[first]
+    if reach >= floor:
+        head = f"{pick}: the cheapest with reach at least {floor:.2f}: {reach:.2f} at {_money(cost)}"
     else:
-        head = f"{pick.channel}: no channel reaches the floor {floor:.2f}, the most likely: " \
-               f"{reaches[first]:.2f} at {_money(pick.cost)}"
-    below = [i for i in order[1:] if reaches[i] < floor]
-    if below and reaches[first] >= floor:
-        head += "; " + ", ".join(f"{options[i].channel} {reaches[i]:.2f}" for i in below) + " below it"
-    figures = tuple((r, o.cost, o.cost) for o, r in zip(options, reaches, strict=True))
-    return Ranking(order, 1, True, figures, f"{head} for urgency low")
+        head = f"{pick}: no channel reaches the floor {floor:.2f}, the most likely: {reach:.2f} at {_money(cost)}"
+    below = [i for i in order[1:] if figures[i][0] < floor]
+    if below and reach >= floor:
+        head += "; " + ", ".join(f"{options[i].channel} {figures[i][0]:.2f}" for i in below) + " below it"
+    return f"{head} for urgency low"
 
 
-_RANKERS = {"critical": _critical, "high": _high, "normal": _normal, "low": _low}
-
-
-def _per_cost(option: Option, reach: float) -> str:
-    if option.cost == 0:
+def _per_cost(figures: Figures) -> str:
+    reach, cost, _ = figures
+    if cost == 0:
         return f"free at reach {reach:.2f}"
-    return f"{reach / option.cost:,.0f} reach per unit cost ({reach:.2f} at {_money(option.cost)})"
+    return f"{reach / cost:,.0f} reach per unit cost ({reach:.2f} at {_money(cost)})"
 
 
 def _money(cost: float) -> str:

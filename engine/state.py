@@ -15,6 +15,7 @@ from typing import Any
 
 from channels import Choice, Decision, Policy, Profile, SentRecord
 from channels.links import TrackedLink, Tracker
+from channels.selection import shown
 from engine.compiler import CompiledJourney
 from engine.events import Event, format_time, parse_time
 from engine.model import Step
@@ -175,7 +176,7 @@ class Send:
         data = {
             "user_id": self.user_id, "at": format_time(self.at), "step": self.step, "channel": self.channel,
             "message": self.message, "content": dict(self.content), "encoding": self.encoding,
-            "segments": self.segments, "cost": self.cost, "decisions": [d.to_dict() for d in self.decisions],
+            "segments": self.segments, "cost": self.cost, "decisions": shown(self.decisions, self.choice),
         }
         if self.choice is not None:
             data["choice"] = self.choice.to_dict()

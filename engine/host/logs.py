@@ -24,6 +24,7 @@ from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any, TextIO
 
+from channels.selection import shown
 from engine.events import format_time
 from engine.state import DEFER_REASON, Outcome, Schedule, Send, Skip
 
@@ -203,8 +204,8 @@ def _chosen(send: Send) -> dict[str, Any]:
     reach at cost), the order and the one-line reason."""
     if send.choice is None:
         return {}
-    figures = " ".join(f"{d.fallback or d.channel}:{d.reach:.2f}@{d.cost:.4f}" for d in send.decisions
-                       if d.reach is not None and d.cost is not None)
+    figures = " ".join(f"{d.get('fallback') or d['channel']}:{d['reach']:.2f}@{d['cost']:.4f}"
+                       for d in shown(send.decisions, send.choice) if "reach" in d)
     return {"reach": figures or None, "order": ",".join(send.choice.order), "why": send.choice.reason}
 
 

@@ -181,9 +181,9 @@ def test_an_auto_send_logs_every_candidates_reach_and_cost_the_order_and_why() -
     send = Send(message_id="i1:m1", instance_id="i1", journey_id="alert", user_id="ann", step="warn",
                 message="warning", channel="sms", category="transactional", content={"text": "Hi"}, cost=0.0083,
                 encoding="GSM-7", segments=1, at=datetime(2026, 1, 5, 15, tzinfo=UTC),
-                decisions=(Decision("push", True, None, figures=(0.05, 0.0001, 0.05)),
-                           Decision("sms", True, None, figures=(0.9, 0.0083, 0.9))),
-                choice=Choice("auto", ("sms", "push"), reason))
+                decisions=(Decision("push", True, None), Decision("sms", True, None)),
+                choice=Choice("auto", ("sms", "push"), reason,
+                              {"push": (0.05, 0.0001, 0.05), "sms": (0.9, 0.0083, 0.9)}))
     try:
         log_decisions([Outcome(None, [send])])
     finally:

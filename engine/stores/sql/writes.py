@@ -9,6 +9,7 @@ from typing import Any
 
 from channels import Profile
 from channels.engagement import Engagement, engagement_stored
+from channels.selection import shown
 from engine.state import Instance, Send, Skip
 from engine.stores.sql.driver import UNNEST_FROM, Driver
 from engine.stores.sql.schema import chunks
@@ -134,5 +135,5 @@ def _message_row(db: Driver, send: Send) -> tuple[Any, ...]:
     at = db.time(send.at)
     return (send.message_id, send.instance_id, send.journey_id, send.user_id, send.step, send.message,
             send.channel, send.category, db.json(dict(send.content)), send.cost, send.encoding, send.segments,
-            db.json([d.to_dict() for d in send.decisions]), at, "queued", "pending", at, 0,
+            db.json(shown(send.decisions, send.choice)), at, "queued", "pending", at, 0,
             None if send.choice is None else db.json(send.choice.to_dict()))
