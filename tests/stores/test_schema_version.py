@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 from sqlalchemy import Connection, create_engine, insert, inspect, select, update
 
+from channels import ChannelEngagement
 from channels.links import TrackedLink
 from engine.events import Event
 from engine.ports import carry_out
@@ -91,7 +92,7 @@ def test_a_version_1_database_is_upgraded_in_place(url: str) -> None:
     _set_version(url, 1)
     assert NEW_INDEXES.isdisjoint(_indexes(url)) and set(OLD_INDEXES) <= _indexes(url)
     store = SqlStore(url)
-    assert _version(store) == SCHEMA_VERSION == 14
+    assert _version(store) == SCHEMA_VERSION == 18
     assert _indexes(url) >= NEW_INDEXES and set(OLD_INDEXES).isdisjoint(_indexes(url))
     assert store.views.users_by_phone("+14155550100") == ["u1"] and store.views.users_by_phone("+14155550199") == []
     with store.transaction() as tx:
@@ -181,6 +182,46 @@ def test_a_version_12_database_gets_the_links_table_and_keeps_its_messages(url: 
             carry_out(tx, Outcome(None, [send("m2", user_id="u1", links=(TrackedLink("X7bQ2mKp9Z", URL),))]))
         hit = store.links.hit("X7bQ2mKp9Z", False, False, now)
         assert hit is not None and (hit.message_id, hit.url, hit.hits, hit.first) == ("m2", URL, 1, True)
+    finally:
+        store.close()
+
+
+@pytest.mark.parametrize("version", [12, 17])
+def test_an_older_database_gets_engagement_and_choices_and_keeps_its_profiles(url: str, version: int) -> None:
+    """Made as version 12 made it, or 17 (the changes numbered 13 to 17 landed first) — profiles
+    without `engagement`, messages without `choice` — with a profile and a message in it: opened,
+    the profile reads back with no counts, the engine's counts are kept and read back, and the
+    message lists with no choice."""
+    SqlStore(url).close()
+    engine = create_engine(url)
+    with engine.begin() as conn:
+        conn.execute(update(META).where(META.c.key == "schema_version").values(value=str(version)))
+        conn.exec_driver_sql("ALTER TABLE profiles DROP COLUMN engagement")
+        conn.exec_driver_sql("ALTER TABLE messages DROP COLUMN choice")
+        conn.execute(insert(PROFILES).values(user_id="u1", doc={"user_id": "u1", "push_token": "tok"}))
+        conn.exec_driver_sql("INSERT INTO messages (message_id, user_id, message, channel, category, content, cost, "
+                             "decisions, at, status, dispatch, next_attempt_at, attempts) VALUES ('m1', 'u1', 'hi', "
+                             "'push', 'transactional', '{}', 0, '[]', '2026-01-05 10:00:00', 'sent', 'sent', "
+                             "'2026-01-05 10:00:00', 1)")
+    engine.dispose()
+    store = SqlStore(url)
+    try:
+        assert _version(store) == SCHEMA_VERSION
+        at = datetime(2026, 1, 5, 10, tzinfo=UTC)
+        with store.transaction() as tx:
+            tx.prefetch({"u1"}, at)
+            profile = tx.get_profile("u1")
+            assert profile is not None and profile.engagement is None and profile.to_dict()["engagement"] == {}
+            tx.put_engagement("u1", {"push": ChannelEngagement().after_send("m1", at, timedelta(days=30))})
+        assert [m["choice"] for m in store.views.messages_for_user("u1")] == [None]
+    finally:
+        store.close()
+    store = SqlStore(url)
+    try:
+        with store.transaction() as tx:
+            tx.prefetch({"u1"}, at)
+            profile = tx.get_profile("u1")
+            assert profile is not None and profile.to_dict()["engagement"]["push"]["sent"] == 1
     finally:
         store.close()
 

@@ -15,7 +15,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.types import JSON
 from sqlmodel import Field, SQLModel
 
-SCHEMA_VERSION = 14
+SCHEMA_VERSION = 18
 # 2: entries are read from instances; the entries table is no longer kept.
 # 3: partial outbox indexes; instance indexes without status (see `RETIRED_INDEXES`).
 # 4: profiles.phone, indexed, copied from the profile document.
@@ -30,6 +30,8 @@ SCHEMA_VERSION = 14
 # 13: recent: each user's marks for look-backs and throttles, kept until they expire (engine/stores/sql/recent.py).
 # 14: links: the tracked links (and open pixels) of messages, with their hits (engine/stores/sql/links.py).
 #     A new table only, made by `create_all`: no step in `migrate.py`, so a database at 12 or 13 gets it alike.
+# 15 to 17: (other changes': issue 28's).
+# 18: profiles.engagement (the engine's counts per channel) and messages.choice (strategy auto's order and reason).
 RETIRED_INDEXES = ("ix_messages_dispatch", "ix_messages_provider_id", "ix_instances_user_status",
                    "ix_instances_journey_status")
 CHUNK = 900
@@ -40,6 +42,9 @@ class ProfileRow(SQLModel, table=True):
     user_id: str = Field(primary_key=True)
     phone: str | None = Field(default=None, index=True)  # a copy of doc's, so an inbound SMS finds its sender
     doc: dict[str, Any] = Field(sa_column=Column(JSON, nullable=False))
+    # What the engine counts (channels/engagement.py), apart from the document the API writes, so
+    # each event's counts rewrite this column alone: read with the profile, in the same query.
+    engagement: dict[str, Any] | None = Field(default=None, sa_column=Column(JSON, nullable=True))
 
 
 class ConsentRow(SQLModel, table=True):
@@ -119,6 +124,7 @@ class MessageRow(SQLModel, table=True):
     provider_id: str | None = None
     error: str | None = None
     claim: str | None = None  # the holder's token while leased or sending (engine.ports.Fence)
+    choice: dict[str, Any] | None = Field(default=None, sa_column=Column(JSON, nullable=True))  # strategy auto's
 
 
 class LinkRow(SQLModel, table=True):
