@@ -37,6 +37,7 @@ from engine.expressions import (
 )
 from engine.loader import Unchecked, UncheckedMessage, compose, draft_journey, validate_journey
 from engine.model import (
+    BEST_TIME,
     CHANNELS,
     HHMM,
     BranchStep,
@@ -572,7 +573,7 @@ def _step_expressions(step: Step) -> Iterator[tuple[str, str, tuple[str | int, .
     elif isinstance(step, BranchStep):
         for n, case in enumerate(step.branches):
             yield f"branches.{n}", case.when, ("branches", n, "when")
-    elif isinstance(step, WaitStep) and step.until and not HHMM.match(step.until):
+    elif isinstance(step, WaitStep) and step.until and not HHMM.match(step.until) and step.until != BEST_TIME:
         yield "until", step.until, ("until",)
     elif isinstance(step, SendStep) and step.expires:
         yield "expires", step.expires, ("expires",)

@@ -22,8 +22,8 @@ from pydantic import (
     model_validator,
 )
 
+from channels.locales import check_locale
 from channels.mms import MEDIA_MAX
-from channels.profile import check_locale
 from channels.rcs import (
     CALENDAR_DESCRIPTION_MAX,
     CALENDAR_TITLE_MAX,
@@ -43,7 +43,7 @@ from engine.schedule import check_cron, parse_instant, zone
 CHANNELS = ("push", "in_app", "email", "sms", "mms", "rcs", "webhook")
 Channel = Literal["push", "in_app", "email", "sms", "mms", "rcs", "webhook"]
 Urgency = Literal["low", "normal", "high", "critical"]
-Strategy = Literal["escalate", "all", "first", "cheapest"]
+Strategy = Literal["escalate", "all", "first", "cheapest", "auto"]
 Category = Literal["marketing", "transactional"]
 
 _SHORT_DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(s|m|h|d|w)\s*$")
@@ -55,6 +55,8 @@ _UNIT_SECONDS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
 DURATION_PATTERN = r"^(\d+(\.\d+)?\s*[smhdw]|P(\d+W)?(\d+D)?(T(\d+(\.\d+)?H)?(\d+(\.\d+)?M)?(\d+(\.\d+)?S)?)?)$"
 HHMM = re.compile(r"^([01]\d|2[0-3]):[0-5]\d$")
 LOCALE_TAG = r"^[a-z]{2,3}(-[A-Z][a-z]{3})?(-([A-Z]{2}|[0-9]{3}))?(-[A-Za-z0-9]{4,8})*$"  # BCP 47 as CLDR spells it
+BEST_TIME = "best_time"
+"""`wait: {until: best_time}`: the hour this person engages most, within `within`."""
 
 
 def parse_duration(value: object, written: object = None) -> timedelta:
@@ -238,11 +240,13 @@ class SendStep(StepBase):
         "(default: every channel the message has content for)",
     )
     strategy: Strategy | None = Field(
-        default=None, description="escalate | all | first | cheapest (default by urgency: critical all, "
-        "high escalate after 15m, normal escalate after 2h, low cheapest)",
+        default=None, description="escalate | all | first | cheapest | auto (default: the policy's "
+        "default_strategy, else by urgency: critical all, high escalate after 15m, normal escalate after 2h, "
+        "low cheapest); auto weighs each channel's reach for the person against its cost, by urgency",
     )
     escalate_after: Duration | None = Field(
-        default=None, description="escalate: time to wait for engagement before the next channel",
+        default=None, description="escalate (and auto at high or normal urgency): time to wait for engagement "
+        "before the next channel",
     )
     urgency: Urgency = Field(default="normal", description="low | normal | high | critical (default normal)")
     expires: str | None = Field(
@@ -257,7 +261,7 @@ class SendStep(StepBase):
 
     @model_validator(mode="after")
     def _escalate_after_needs_escalation(self) -> SendStep:
-        if self.escalate_after is not None and self.strategy not in (None, "escalate"):
+        if self.escalate_after is not None and self.strategy not in (None, "escalate", "auto"):
             raise ValueError(f"escalate_after only applies to strategy escalate, not {self.strategy}")
         if self.expires is not None and self.expires_after is not None:
             raise ValueError("a send takes 'expires' or 'expires_after', not both")
@@ -272,8 +276,9 @@ class WaitStep(StepBase):
         default=None, description="how long to wait: 30s, 15m, 2h, 1d, 1w or ISO 8601 (PT2H); or use until",
     )
     until: str | None = Field(
-        default=None, description='"09:00" = next such local time of the recipient, or an expression giving '
-        "a timestamp (e.g. event.properties.starts_at)",
+        default=None, description='"09:00" = next such local time of the recipient, best_time = the local hour '
+        "at which the recipient engages most (within `within`), or an expression giving a timestamp "
+        "(e.g. event.properties.starts_at)",
     )
     offset: Offset | None = Field(
         default=None, description="with `until: <expression>`: a shift, e.g. -24h (24 hours), or {days: -1} (the "
@@ -284,19 +289,26 @@ class WaitStep(StepBase):
     if_past: str = Field(default="go", pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]*$",
                          description="with `until: <expression>`, when that time has already passed: go (default: "
                          "on at once) | exit (the instance ends, reason expired) | <step id> (go there)")
+    within: Duration | None = Field(
+        default=None, description="with `until: best_time`: the longest it waits (default 24h), e.g. 12h",
+    )
     next: str | None = Field(default=None, description=_NEXT)
 
     @model_validator(mode="after")
     def _one_of_duration_until(self) -> WaitStep:
         if (self.duration is None) == (self.until is None):
             raise ValueError("a wait needs exactly one of 'duration' or 'until'")
-        at_time = self.until is None or HHMM.match(self.until)
+        at_time = self.until is None or HHMM.match(self.until) or self.until == BEST_TIME
         for name, given in (("offset", self.offset is not None), ("calendar", self.calendar),
                             ("if_past", self.if_past != "go")):
             if given and at_time:
                 raise ValueError(f"'{name}' only applies to 'until: <expression>'")
         if self.calendar and self.offset is None:
             raise ValueError("'calendar' shifts the 'offset': give one, e.g. offset: -1d")
+        if self.within is not None and self.until != BEST_TIME:
+            raise ValueError("'within' only applies to 'until: best_time'")
+        if self.within is not None and self.within <= timedelta(0):
+            raise ValueError("'within' must be longer than zero")
         return self
 
     @property
@@ -307,6 +319,10 @@ class WaitStep(StepBase):
     def offset_delta(self) -> timedelta:
         offset = self.offset
         return offset.delta() if isinstance(offset, CalendarOffset) else offset or timedelta(0)
+
+    def best_time_within(self) -> timedelta:
+        """The window of `until: best_time`."""
+        return self.within or timedelta(hours=24)
 
 
 class WaitForStep(StepBase):

@@ -29,6 +29,7 @@ from typing import Any, Protocol
 
 from channels import ConsentRecord, Profile, SentRecord
 from channels.consent import LedgerEntry, SuppressionEntry  # the audit trail's rows
+from channels.engagement import Engagement
 from channels.profile import RcsCapability
 from engine.clock import IdSource as IdSource
 from engine.events import Event
@@ -165,7 +166,12 @@ class UsersTx(Protocol):
     def get_profile(self, user_id: str) -> Profile | None: ...
 
     def put_profile(self, profile: Profile) -> None:
-        """Upsert a profile; consent records it has that the store lacks are appended to the ledger."""
+        """Upsert a profile; consent records it has that the store lacks are appended to the ledger;
+        its engagement replaces the stored one (kept when the profile's is None)."""
+        ...
+
+    def put_engagement(self, user_id: str, engagement: Engagement) -> None:
+        """The engagement counts of a stored profile, as the engine keeps them (no profile: nothing)."""
         ...
 
     def active_instances(self, user_id: str) -> Sequence[Instance]: ...
@@ -321,8 +327,9 @@ class ReadViews(Protocol):
     def messages_for_user(self, user_id: str, limit: int = 200) -> list[dict[str, Any]]:
         """Newest first: message_id, instance_id, journey_id, user_id, step, message, channel, category,
         content, cost, encoding, segments, decisions, at, locale, status, status_at, dispatch,
-        next_attempt_at, attempts, provider, provider_id, error, and links: its tracked links, each
-        with url (None: the open pixel), hits, machine_hits, first_hit_at, last_hit_at."""
+        next_attempt_at, attempts, provider, provider_id, error, choice (strategy auto's order and
+        reason, else None), and links: its tracked links, each with url (None: the open pixel), hits,
+        machine_hits, first_hit_at, last_hit_at."""
         ...
 
     def skips_for_user(self, user_id: str, limit: int = 200) -> list[dict[str, Any]]:

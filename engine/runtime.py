@@ -15,6 +15,7 @@ from functools import partial
 from typing import Any
 
 from channels import (
+    Choice,
     Decision,
     Delivery,
     Policy,
@@ -28,7 +29,7 @@ from engine.compiler import CompiledJourney, Rendered
 from engine.errors import EvaluationError
 from engine.events import Event, format_time
 from engine.expressions import instant
-from engine.model import BranchStep, DigestStep, SendStep, SplitStep, Step, WaitForStep, WaitStep
+from engine.model import BranchStep, DigestStep, SendStep, SplitStep, Step, WaitForStep, WaitStep, format_duration
 from engine.ports import EntryHistory
 from engine.runs import RUN_EVENT
 from engine.sandbox import RECIPIENT
@@ -199,18 +200,21 @@ _STEP_HANDLERS: Mapping[str, Callable[[Run, Step], object]] = {
 # --- sending -----------------------------------------------------------------------------
 
 
-def _attempt_send(run: Run, step: SendStep) -> object:
-    """Select channels now (consent, caps and quiet hours as of this instant) and send."""
+def _attempt_send(run: Run, step: SendStep, why: str | None = None) -> object:
+    """Select channels now (consent, caps and quiet hours as of this instant) and send. An
+    escalation sends the next channel (`why`: what ended the last one's turn): in candidate
+    order, or for strategy auto, the most likely (or reach per cost) of those left, weighed again."""
     if expired(run, step):
         return run.goto(step.next, step)
     escalation = run.escalation
     message = run.journey.definition.messages[step.message]
     candidates = escalation.remaining if escalation else tuple(step.channels or message.channels())
     rendered, tracked = _render(run, step.message, candidates)
+    auto = (step.strategy or run.policy.fast.default_strategy) == "auto"
     request = SendRequest(
         profile=run.profile, category=run.journey.definition.category, urgency=step.urgency, candidates=candidates,
         contents=tracked.contents, template_errors=rendered.errors, sent=run.sent, now=run.now,
-        strategy="first" if escalation else step.strategy, escalate_after=step.escalate_after,
+        strategy="first" if escalation and not auto else step.strategy, escalate_after=step.escalate_after,
         journey_capped=journey_capped(run),
         muted=run.journey.definition.mutable and run.profile.preferences.mutes(run.journey.id),
     )
@@ -221,15 +225,20 @@ def _attempt_send(run: Run, step: SendStep) -> object:
         return STAY
     if not selection.deliveries:
         return _nothing_sent(run, step, selection.decisions, rendered.errors, escalation is not None)
-    if escalation is None and selection.strategy != "escalate":
+    choice = selection.choice.after(why) if selection.choice and why else selection.choice
+    if escalation is None and selection.escalate_after is None:
         for delivery in selection.deliveries:
-            _emit(run, step, delivery, selection.decisions, tracked, rendered.locales)
+            _emit(run, step, delivery, selection.decisions, choice, tracked, rendered.locales)
         return run.goto(step.next, step)
     first = selection.deliveries[0]
-    message_id = _emit(run, step, first, selection.decisions, tracked, rendered.locales)
+    message_id = _emit(run, step, first, selection.decisions, choice, tracked, rendered.locales)
     # The chain is the channels eligible now; each is checked again when its turn comes.
-    rest = (_after(candidates, selection.decisions, first.channel) if escalation
-            else tuple(d.channel for d in selection.deliveries[1:]))
+    if selection.choice is not None:
+        rest = selection.choice.order[1:]
+    elif escalation:
+        rest = _after(candidates, selection.decisions, first.channel)
+    else:
+        rest = tuple(d.channel for d in selection.deliveries[1:])
     if not rest:
         run.escalation = None
         return run.goto(step.next, step)
@@ -264,14 +273,15 @@ def _nothing_sent(run: Run, step: SendStep, decisions: tuple[Decision, ...], err
     return run.goto(step.next, step)
 
 
-def _emit(run: Run, step: SendStep, delivery: Delivery, decisions: tuple[Decision, ...], tracked: Tracked,
-          locales: Mapping[str, str]) -> str:
+def _emit(run: Run, step: SendStep, delivery: Delivery, decisions: tuple[Decision, ...],
+          choice: Choice | None, tracked: Tracked, locales: Mapping[str, str]) -> str:
     message_id = run.next_id("m")
     category = run.journey.definition.category
     run.commands.append(Send(
         message_id=message_id, instance_id=run.instance_id, journey_id=run.journey.id, user_id=run.user_id,
         step=step.id, message=step.message, channel=delivery.channel, category=category, content=delivery.content,
         cost=delivery.cost, encoding=delivery.encoding, segments=delivery.segments, decisions=decisions, at=run.now,
+        choice=choice,
         links=tracked.links_in(delivery.content),
         digest=run.digest.summary() if run.digest is not None else None,
         locale=locales.get(delivery.channel),
@@ -317,11 +327,11 @@ def _escalation_feedback(run: Run, step: SendStep, escalation: Escalation, event
     elif event.type == f"{channel}.failed":
         run.cancel_timer()
         run.trace(step.id, "escalate", f"{channel} failed")
-        _continue_send(run, step)
+        _continue_send(run, step, f"{channel} failed")
 
 
-def _continue_send(run: Run, step: SendStep) -> None:
-    result = _attempt_send(run, step)
+def _continue_send(run: Run, step: SendStep, why: str | None = None) -> None:
+    result = _attempt_send(run, step, why)
     if result is not STAY:
         run.advance(_as_step(result))
 
@@ -347,9 +357,11 @@ def _on_escalate_timer(run: Run) -> None:
     """The escalation deadline passed without engagement: on to the next channel."""
     step = run.journey.step(run.step or "")
     assert isinstance(step, SendStep)
-    channel = run.escalation.channel if run.escalation else None
+    escalation = run.escalation
+    channel = escalation.channel if escalation else None
     run.trace(step.id, "escalate", f"no engagement on {channel}")
-    _continue_send(run, step)
+    within = f" within {format_duration(escalation.after)}" if escalation else ""
+    _continue_send(run, step, f"no engagement on {channel}{within}")
 
 
 def _on_defer_timer(run: Run) -> None:

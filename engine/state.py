@@ -14,8 +14,9 @@ from datetime import datetime, timedelta
 from typing import Any, Protocol
 from urllib.parse import quote
 
-from channels import Decision, Policy, Profile, SentRecord, recipient_zone
+from channels import Choice, Decision, Policy, Profile, SentRecord, recipient_zone
 from channels.links import TrackedLink, Tracker
+from channels.selection import shown
 from engine.compiler import CompiledJourney
 from engine.events import Event, format_time, parse_time
 from engine.expressions import instant
@@ -264,6 +265,7 @@ class Send:
     segments: int | None
     decisions: tuple[Decision, ...]
     at: datetime
+    choice: Choice | None = None  # strategy auto: the order chosen and why
     locale: str | None = None  # the variant of the message it was rendered from (`fr`); None: the default content
     links: tuple[TrackedLink, ...] = ()  # its tracked links and open pixel, stored with it (policy `links`)
     digest: Mapping[str, Any] | None = None  # the digest it was rendered with (`Digest.summary`)
@@ -273,10 +275,12 @@ class Send:
         data = {
             "user_id": self.user_id, "at": format_time(self.at), "step": self.step, "channel": self.channel,
             "message": self.message, "locale": self.locale, "content": dict(self.content), "encoding": self.encoding,
-            "segments": self.segments, "cost": self.cost, "decisions": [d.to_dict() for d in self.decisions],
+            "segments": self.segments, "cost": self.cost, "decisions": shown(self.decisions, self.choice),
         }
         if self.digest is not None:
             data["digest"] = dict(self.digest)
+        if self.choice is not None:
+            data["choice"] = self.choice.to_dict()
         return data
 
 

@@ -14,12 +14,13 @@ from collections.abc import Iterable, Mapping
 from dataclasses import replace
 from datetime import datetime
 from types import MappingProxyType
-from typing import Any, ClassVar, TypeVar
+from typing import Annotated, Any, ClassVar, TypeVar
 
 from fastapi.exceptions import RequestValidationError
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, WithJsonSchema, field_validator, model_validator
 
 from channels import ConsentRecord, Profile
+from channels.engagement import ChannelEngagement, Engagement, hours_problem
 from channels.preferences import MAX_ENTRIES, Preferences
 from channels.profile import RcsCapability
 from engine.events import Event
@@ -164,6 +165,58 @@ class RcsCapabilityIn(Body):
         return RcsCapability(self.capable, self.checked_at, self.source)
 
 
+Hours = Annotated[dict[str, int], WithJsonSchema({
+    "type": "object", "propertyNames": {"pattern": r"^([0-9]|1[0-9]|2[0-3])$"},
+    "additionalProperties": {"type": "integer", "minimum": 0}, "examples": [{"19": 12, "8": 2}]})]
+
+
+class RecentEngagement(Body):
+    """The sent and engaged counts decayed to `as_of`: each message counts half as much every
+    half-life (the policy's `auto.half_life`) since it went."""
+
+    sent: float = Field(ge=0, allow_inf_nan=False)
+    engaged: float = Field(ge=0, allow_inf_nan=False)
+    as_of: Timestamp | None = Field(None, description="RFC 3339 with an offset, 1970 to 2099; null: the next "
+                                    "event counted")
+
+
+class ChannelEngagementIn(Body):
+    """A person's engagement on one channel (docs/formats.md): messages sent, delivered, failed and
+    engaged with (once each), the last engagement, engagements by local hour of day."""
+
+    model_config = ConfigDict(json_schema_extra=examples({"sent": 20, "engaged": 18}))
+    sent: int = Field(0, ge=0)
+    delivered: int = Field(0, ge=0)
+    failed: int = Field(0, ge=0)
+    engaged: int = Field(0, ge=0)
+    last_engaged_at: Timestamp | None = Field(None, description="RFC 3339 with an offset, 1970 to 2099")
+    by_hour: Hours = Field({}, description="engagements by the person's local hour, \"0\" to \"23\"")
+    recent: RecentEngagement | None = Field(None, description="left out: the counts themselves")
+
+    @field_validator("by_hour")
+    @classmethod
+    def _hours(cls, value: dict[str, int]) -> dict[str, int]:
+        problem = hours_problem(value)
+        if problem is not None:
+            raise refused(problem)
+        return value
+
+    def value(self) -> ChannelEngagement:
+        recent = None if self.recent is None else (self.recent.sent, self.recent.engaged, self.recent.as_of)
+        return ChannelEngagement.given((self.sent, self.delivered, self.failed, self.engaged), self.last_engaged_at,
+                                       self.by_hour, recent)
+
+
+EngagementIn = dict[Channel, ChannelEngagementIn]
+ENGAGEMENT = ("per channel, as the engine counts it; given, it replaces the stored counts of the channels it "
+              "names (history from another tool), the others stay; left out or null, every count stays")
+
+
+def engagement_value(given: EngagementIn | None) -> Engagement | None:
+    """The engine's value of a body's `engagement` (None: none given, the stored counts stay)."""
+    return None if given is None else MappingProxyType({channel: doc.value() for channel, doc in given.items()})
+
+
 class ProfileFields(BaseModel):
     """What a profile holds besides its id and consents, in and out alike."""
 
@@ -177,6 +230,7 @@ class ProfileFields(BaseModel):
     attributes: JsonObject = {}
     rcs_capability: RcsCapabilityIn | None = Field(None, description="a capability check's cached answer, written "
                                                    "by the engine; null: rcs_capable is assumed")
+    engagement: EngagementIn | None = Field(None, description=ENGAGEMENT)
 
 
 class ProfileIn(Body, ProfileFields):
@@ -195,7 +249,7 @@ class ProfileIn(Body, ProfileFields):
         return Profile(user_id, self.timezone, self.email, self.phone, self.push_token,
                        self.rcs_capable if capability is None else capability.capable,
                        MappingProxyType(dict(self.attributes)), tuple(c.to_record(now, source) for c in self.consents),
-                       capability, self.locale)
+                       capability, engagement_value(self.engagement), self.locale)
 
 
 class ProfilePatch(Body):
@@ -213,19 +267,21 @@ class ProfilePatch(Body):
     rcs_capable: bool | None = Field(None, description="`null`: false")
     attributes: JsonObject = Field({}, description="merged key by key; `null` removes a key")
     consents: list[ConsentIn] = []
+    engagement: EngagementIn | None = Field(None, description=ENGAGEMENT)
 
     def applied_to(self, stored: Profile, now: datetime) -> Profile:
         """`stored` with these changes, merged over it as `PUT` merges: the consents that change
         something appended to its ledger, the cached RCS capability kept unless `rcs_capable`
-        contradicts it."""
-        given = self.model_fields_set - {"user_id", "attributes", "consents"}
+        contradicts it, engagement imported as `PUT` imports it."""
+        given = self.model_fields_set - {"user_id", "attributes", "consents", "engagement"}
         fields: dict[str, Any] = {name: getattr(self, name) for name in given}
         if "rcs_capable" in fields:
             fields["rcs_capable"] = bool(fields["rcs_capable"])  # cleared: false, a profile's default
         kept: Mapping[str, Any] = {**stored.attributes, **self.attributes}
         attributes = MappingProxyType({k: v for k, v in kept.items() if v is not None})
         incoming = replace(stored, **fields, attributes=attributes, rcs_capability=None,
-                           consents=tuple(c.to_record(now) for c in self.consents))
+                           consents=tuple(c.to_record(now) for c in self.consents),
+                           engagement=engagement_value(self.engagement))
         return merged(stored, incoming)
 
 

@@ -18,13 +18,12 @@ from typing import Annotated, Any, Literal
 from pydantic import PlainValidator, WithJsonSchema
 from pydantic_core import PydanticCustomError
 
+from channels.locales import check_locale, locales
 from channels.profile import (
     EMAIL_PATTERN,
     check_email,
-    check_locale,
     check_phone,
     check_zone,
-    locales,
     read_timestamp,
     time_zones,
 )

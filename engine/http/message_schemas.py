@@ -21,6 +21,19 @@ class Decision(_Out):
         None, description="rcs: `known` when a provider answered whether the phone takes RCS (cached on the "
         "profile), `assumed` when the profile's rcs_capable alone decided")
     capability_source: str | None = Field(None, description="rcs, when known: the provider that answered")
+    reach: float | None = Field(None, description="strategy auto: the chance the person engages on this channel")
+    cost: float | None = Field(None, description="strategy auto: the message's cost on it")
+    score: float | None = Field(None, description="strategy auto: what it was ranked by (reach; reach per unit of "
+                                "cost at urgency normal; cost at urgency low)")
+
+
+class Choice(_Out):
+    """strategy auto: the channels in the order chosen and why, in one line."""
+
+    strategy: str
+    order: list[str]
+    reason: str = Field(description='e.g. "sms first: reach 0.90 at 0.0083 beats push 0.05 at 0.0001 for urgency '
+                        'high"')
 
 
 class _Send(_Out):
@@ -69,6 +82,7 @@ class Message(_Send):
     provider: str | None = None
     provider_id: str | None = None
     error: str | None = None
+    choice: Choice | None = Field(None, description="strategy auto's order and reason; null for other strategies")
     links: list[TrackedLink] | None = Field(None, description="its tracked links and open pixel, in their order in "
                                             "the message (their codes are not shown: a code records hits)")
 

@@ -32,6 +32,11 @@ DOC: dict[str, Any] = {
         }
     ],
     "rcs_capability": {"capable": True, "checked_at": "2026-01-05T09:00:00Z", "source": "rbm"},
+    "engagement": {
+        "push": {"sent": 20, "delivered": 19, "failed": 1, "engaged": 18, "last_engaged_at": "2026-01-04T19:10:00Z",
+                 "by_hour": {"8": 2, "19": 16},
+                 "recent": {"sent": 14.5, "engaged": 13.25, "as_of": "2026-01-04T19:10:00Z"}},
+    },
 }
 
 

@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 from sqlalchemy import Connection, create_engine, insert, inspect, select, update
 
+from channels import ChannelEngagement
 from channels.links import TrackedLink
 from engine.events import Event
 from engine.ports import JourneyVersion, carry_out
@@ -93,7 +94,7 @@ def test_a_version_1_database_is_upgraded_in_place(url: str) -> None:
     _set_version(url, 1)
     assert NEW_INDEXES.isdisjoint(_indexes(url)) and set(OLD_INDEXES) <= _indexes(url)
     store = SqlStore(url)
-    assert _version(store) == SCHEMA_VERSION == 17
+    assert _version(store) == SCHEMA_VERSION == 19
     assert _indexes(url) >= NEW_INDEXES and set(OLD_INDEXES).isdisjoint(_indexes(url))
     assert store.views.users_by_phone("+14155550100") == ["u1"] and store.views.users_by_phone("+14155550199") == []
     with store.transaction() as tx:
@@ -188,32 +189,78 @@ def test_a_version_12_database_gets_the_links_table_and_keeps_its_messages(url: 
         store.close()
 
 
-LATER = {"locale": "ALTER TABLE messages DROP COLUMN locale",
-         "templates": "ALTER TABLE journey_versions DROP COLUMN templates",
-         "feed_states": "DROP TABLE feed_states"}
-"""What versions 15, 16 and 17 added, undone: a database of version 12 to 14 has none of them."""
-
-
-def _made_as(url: str, version: int, *statements: str, pending: bool = False) -> None:
-    """A database at `version`: made as the current one, its version set back, then `statements` run
-    (they undo what came after it and put rows in); `pending`: with message m1 as that version wrote it."""
+@pytest.mark.parametrize("version", [12, 17])
+def test_an_older_database_gets_engagement_and_choices_and_keeps_its_profiles(url: str, version: int) -> None:
+    """Made as version 12 made it, or 17 (the changes numbered 13 to 17 landed first) — profiles
+    without `engagement`, messages without `choice` — with a profile and a message in it: opened,
+    the profile reads back with no counts, the engine's counts are kept and read back, and the
+    message lists with no choice."""
     SqlStore(url).close()
     engine = create_engine(url)
     with engine.begin() as conn:
         conn.execute(update(META).where(META.c.key == "schema_version").values(value=str(version)))
-        for statement in statements:
+        conn.exec_driver_sql("ALTER TABLE profiles DROP COLUMN engagement")
+        conn.exec_driver_sql("ALTER TABLE messages DROP COLUMN choice")
+        conn.execute(insert(PROFILES).values(user_id="u1", doc={"user_id": "u1", "push_token": "tok"}))
+        conn.exec_driver_sql("INSERT INTO messages (message_id, user_id, message, channel, category, content, cost, "
+                             "decisions, at, status, dispatch, next_attempt_at, attempts) VALUES ('m1', 'u1', 'hi', "
+                             "'push', 'transactional', '{}', 0, '[]', '2026-01-05 10:00:00', 'sent', 'sent', "
+                             "'2026-01-05 10:00:00', 1)")
+    engine.dispose()
+    store = SqlStore(url)
+    try:
+        assert _version(store) == SCHEMA_VERSION
+        at = datetime(2026, 1, 5, 10, tzinfo=UTC)
+        with store.transaction() as tx:
+            tx.prefetch({"u1"}, at)
+            profile = tx.get_profile("u1")
+            assert profile is not None and profile.engagement is None and profile.to_dict()["engagement"] == {}
+            tx.put_engagement("u1", {"push": ChannelEngagement().after_send("m1", at, timedelta(days=30))})
+        assert [m["choice"] for m in store.views.messages_for_user("u1")] == [None]
+    finally:
+        store.close()
+    store = SqlStore(url)
+    try:
+        with store.transaction() as tx:
+            tx.prefetch({"u1"}, at)
+            profile = tx.get_profile("u1")
+            assert profile is not None and profile.to_dict()["engagement"]["push"]["sent"] == 1
+    finally:
+        store.close()
+
+
+ADDED = {15: ("ALTER TABLE messages DROP COLUMN locale",), 16: ("ALTER TABLE journey_versions DROP COLUMN templates",),
+         17: ("DROP TABLE feed_states",),
+         18: ("ALTER TABLE profiles DROP COLUMN engagement", "ALTER TABLE messages DROP COLUMN choice")}
+"""What versions 15 to 18 added, each undone by these statements."""
+
+
+def _missing(version: int) -> list[str]:
+    """What a database of `version` lacks of 15 to 18, undone: what came after it, but for 18, which
+    landed before 15 to 17 (a database 18 made has its own columns and none of theirs)."""
+    later = [15, 16, 17] if version == 18 else [n for n in ADDED if n > version]
+    return [statement for n in later for statement in ADDED[n]]
+
+
+def _made_as(url: str, version: int, *statements: str, pending: bool = False) -> None:
+    """A database as `version` made it: made as the current one, its version set back, what it lacks
+    undone, then `statements` run (rows put in); `pending`: with message m1 as that version wrote it."""
+    SqlStore(url).close()
+    engine = create_engine(url)
+    with engine.begin() as conn:
+        conn.execute(update(META).where(META.c.key == "schema_version").values(value=str(version)))
+        for statement in (*_missing(version), *statements):
             conn.exec_driver_sql(statement)
         if pending:
             _pending_message(conn)
     engine.dispose()
 
 
-@pytest.mark.parametrize("version", [12, 14])
-def test_a_version_12_to_14_database_gets_the_messages_locale_column_and_keeps_its_messages(
-        url: str, version: int) -> None:
-    """Made as version 12 or 14 made it (messages without `locale`), with one message in it: opened,
-    the old message reads as sent from the default content, and a new one records its variant."""
-    _made_as(url, version, *LATER.values(), pending=True)
+@pytest.mark.parametrize("version", [12, 14, 18])
+def test_an_older_database_gets_the_messages_locale_column_and_keeps_its_messages(url: str, version: int) -> None:
+    """Made as version 12, 14 or 18 made it (messages without `locale`), with one message in it:
+    opened, the old message reads as sent from the default content, and a new one records its variant."""
+    _made_as(url, version, pending=True)
     store = SqlStore(url)
     try:
         assert _version(store) == SCHEMA_VERSION
@@ -224,15 +271,12 @@ def test_a_version_12_to_14_database_gets_the_messages_locale_column_and_keeps_i
         store.close()
 
 
-@pytest.mark.parametrize("version", [14, 15])
-def test_a_version_14_or_15_database_keeps_its_journey_versions_and_stores_their_templates(
-        url: str, version: int) -> None:
-    """Made as version 15 made it (journey_versions without `templates`), or 14, with a version in it:
+@pytest.mark.parametrize("version", [15, 18])
+def test_an_older_database_keeps_its_journey_versions_and_stores_their_templates(url: str, version: int) -> None:
+    """Made as version 15 or 18 made it (journey_versions without `templates`), with a version in it:
     opened, that version reads back with no templates, and a new one keeps the partials it uses."""
-    undo = [LATER["templates"], LATER["feed_states"]] if version == 15 else list(LATER.values())
-    _made_as(url, version, *undo,
-             "INSERT INTO journey_versions (journey_id, version, file, source, first_loaded_at) "
-             "VALUES ('cart', 'v1', 'cart.yaml', 'id: cart', '2026-01-05 10:00:00')")
+    _made_as(url, version, "INSERT INTO journey_versions (journey_id, version, file, source, first_loaded_at) "
+                           "VALUES ('cart', 'v1', 'cart.yaml', 'id: cart', '2026-01-05 10:00:00')")
     store = SqlStore(url)
     try:
         assert _version(store) == SCHEMA_VERSION
@@ -245,10 +289,11 @@ def test_a_version_14_or_15_database_keeps_its_journey_versions_and_stores_their
         store.close()
 
 
-def test_a_version_16_database_gets_the_feed_and_its_in_app_messages_are_in_it(url: str) -> None:
-    """Made as version 16 made it (no `feed_states`), with an in-app message sent before: opened, the
-    message is in the person's feed, unread, and reading it is kept."""
-    _made_as(url, 16, LATER["feed_states"],
+@pytest.mark.parametrize("version", [16, 18])
+def test_an_older_database_gets_the_feed_and_its_in_app_messages_are_in_it(url: str, version: int) -> None:
+    """Made as version 16 or 18 made it (no `feed_states`), with an in-app message sent before: opened,
+    the message is in the person's feed, unread, and reading it is kept."""
+    _made_as(url, version,
              "INSERT INTO messages (message_id, user_id, message, channel, category, content, cost, decisions, at, "
              "status, dispatch, next_attempt_at, attempts) VALUES ('m1', 'u1', 'hi', 'in_app', 'transactional', "
              "'{\"title\": \"Hi\"}', 0, '[]', '2026-01-05 10:00:00', 'sent', 'sent', '2026-01-05 10:00:00', 1)")

@@ -15,7 +15,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.types import JSON
 from sqlmodel import Field, SQLModel
 
-SCHEMA_VERSION = 17
+SCHEMA_VERSION = 19
 # 2: entries are read from instances; the entries table is no longer kept.
 # 3: partial outbox indexes; instance indexes without status (see `RETIRED_INDEXES`).
 # 4: profiles.phone, indexed, copied from the profile document.
@@ -34,6 +34,9 @@ SCHEMA_VERSION = 17
 # 16: journey_versions.templates: the partials and layouts a version uses, kept with its YAML.
 # 17: feed_states: what each person did to the in-app messages of their feed (seen, read, archived); a new
 #     table only, made by `create_all`.
+# 18: profiles.engagement (the engine's counts per channel) and messages.choice (strategy auto's order and reason).
+# 19: 15 to 17 landed after 18: a database version 18 made gets messages.locale and journey_versions.templates
+#     then (feed_states, a new table, comes with `create_all`); each is added only where it is missing.
 RETIRED_INDEXES = ("ix_messages_dispatch", "ix_messages_provider_id", "ix_instances_user_status",
                    "ix_instances_journey_status")
 CHUNK = 900
@@ -44,6 +47,9 @@ class ProfileRow(SQLModel, table=True):
     user_id: str = Field(primary_key=True)
     phone: str | None = Field(default=None, index=True)  # a copy of doc's, so an inbound SMS finds its sender
     doc: dict[str, Any] = Field(sa_column=Column(JSON, nullable=False))
+    # What the engine counts (channels/engagement.py), apart from the document the API writes, so
+    # each event's counts rewrite this column alone: read with the profile, in the same query.
+    engagement: dict[str, Any] | None = Field(default=None, sa_column=Column(JSON, nullable=True))
 
 
 class ConsentRow(SQLModel, table=True):
@@ -124,6 +130,7 @@ class MessageRow(SQLModel, table=True):
     provider_id: str | None = None
     error: str | None = None
     claim: str | None = None  # the holder's token while leased or sending (engine.ports.Fence)
+    choice: dict[str, Any] | None = Field(default=None, sa_column=Column(JSON, nullable=True))  # strategy auto's
 
 
 class LinkRow(SQLModel, table=True):

@@ -8,15 +8,17 @@ from collections.abc import Sequence
 from typing import Any
 
 from channels import Profile
+from channels.engagement import Engagement, engagement_stored
+from channels.selection import shown
 from engine.state import Instance, Send, Skip
-from engine.stores.sql.driver import Driver
+from engine.stores.sql.driver import UNNEST_FROM, Driver
 from engine.stores.sql.schema import chunks
 
 INSTANCE_COLUMNS = ("instance_id", "journey_id", "version", "user_id", "key", "status", "step", "entered_at", "doc")
 LINK_COLUMNS = ("code", "message_id", "user_id", "channel", "url", "position", "at", "hits", "machine_hits")
 MESSAGE_COLUMNS = ("message_id", "instance_id", "journey_id", "user_id", "step", "message", "channel", "category",
                    "content", "cost", "encoding", "segments", "decisions", "at", "status", "dispatch",
-                   "next_attempt_at", "attempts", "locale")
+                   "next_attempt_at", "attempts", "choice", "locale")
 _STATEMENTS: dict[bool, dict[str, str]] = {}
 
 
@@ -27,6 +29,7 @@ class WriteBuffer:
         self.db = db
         self.instances: dict[str, Instance] = {}
         self.profiles: dict[str, Profile] = {}
+        self.engagement: dict[str, Engagement] = {}  # user_id -> counts, for a profile not rewritten whole
         self.consents: list[tuple[Any, ...]] = []
         self.timers: dict[str, tuple[Any, ...]] = {}
         self.cancelled: set[str] = set()
@@ -58,7 +61,9 @@ class WriteBuffer:
     def flush(self) -> None:
         """Write everything buffered, one executemany per table."""
         db, sql = self.db, statements(self.db)
-        db.write(sql["profiles"], [(p.user_id, p.phone, db.json(_profile_doc(p))) for p in self.profiles.values()])
+        db.write(sql["profiles"], [(p.user_id, p.phone, db.json(_profile_doc(p)), _engagement(db, p.engagement))
+                                   for p in self.profiles.values()])
+        self._flush_engagement()
         db.write(sql["consents"], self.consents)
         db.write(sql["instances"], [_instance_row(db, i) for i in self.instances.values()])
         db.write(sql["timers"], list(self.timers.values()))
@@ -67,6 +72,19 @@ class WriteBuffer:
         db.write(sql["links"], self.links)
         db.write(sql["skips"], self.skips)
         db.write(sql["status"], self.statuses)
+
+
+    def _flush_engagement(self) -> None:
+        """The counts of profiles not written whole above: one UPDATE per row on SQLite, one
+        statement over arrays on PostgreSQL."""
+        db = self.db
+        rows = [(_engagement(db, e), user_id) for user_id, e in self.engagement.items() if user_id not in self.profiles]
+        if db.sqlite or len(rows) < UNNEST_FROM:
+            db.write(statements(db)["engagement"], rows)
+            return
+        engagements, users = (list(column) for column in zip(*rows, strict=True))
+        db.conn.exec_driver_sql("UPDATE profiles SET engagement = v.e::json FROM unnest(%s::text[], %s::text[]) "
+                                "AS v(e, u) WHERE profiles.user_id = v.u", (engagements, users))
 
 
 def delete_timers(db: Driver, timer_ids: Sequence[str]) -> None:
@@ -79,7 +97,9 @@ def statements(db: Driver) -> dict[str, str]:
     if db.sqlite not in _STATEMENTS:
         mark = db.mark
         _STATEMENTS[db.sqlite] = {
-            "profiles": db.insert_sql("profiles", ("user_id", "phone", "doc"), ("user_id",), ("phone", "doc")),
+            "profiles": db.insert_sql("profiles", ("user_id", "phone", "doc", "engagement"), ("user_id",),
+                                      ("phone", "doc", "engagement")),
+            "engagement": f"UPDATE profiles SET engagement = {mark} WHERE user_id = {mark}",
             "consents": db.insert_sql("consents", ("user_id", "seq", "channel", "category", "granted", "source",
                                                    "at")),
             "instances": db.insert_sql("instances", INSTANCE_COLUMNS, ("instance_id",), ("status", "step", "doc")),
@@ -98,7 +118,12 @@ def statements(db: Driver) -> dict[str, str]:
 def _profile_doc(profile: Profile) -> dict[str, Any]:
     doc = profile.to_dict()
     doc.pop("consents")
+    doc.pop("engagement")  # a column of its own
     return doc
+
+
+def _engagement(db: Driver, engagement: Engagement | None) -> str | None:
+    return None if not engagement else db.json(engagement_stored(engagement))
 
 
 def _instance_row(db: Driver, instance: Instance) -> tuple[Any, ...]:
@@ -110,4 +135,5 @@ def _message_row(db: Driver, send: Send) -> tuple[Any, ...]:
     at = db.time(send.at)
     return (send.message_id, send.instance_id, send.journey_id, send.user_id, send.step, send.message,
             send.channel, send.category, db.json(dict(send.content)), send.cost, send.encoding, send.segments,
-            db.json([d.to_dict() for d in send.decisions]), at, "queued", "pending", at, 0, send.locale)
+            db.json(shown(send.decisions, send.choice)), at, "queued", "pending", at, 0,
+            None if send.choice is None else db.json(send.choice.to_dict()), send.locale)
