@@ -17,7 +17,16 @@ from types import MappingProxyType
 from typing import Annotated, Any, ClassVar, TypeVar
 
 from fastapi.exceptions import RequestValidationError
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, WithJsonSchema, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    ValidationError,
+    WithJsonSchema,
+    field_validator,
+    model_validator,
+)
 
 from channels import ConsentRecord, Profile
 from channels.engagement import ChannelEngagement, Engagement, hours_problem
@@ -165,7 +174,16 @@ class RcsCapabilityIn(Body):
         return RcsCapability(self.capable, self.checked_at, self.source)
 
 
-Hours = Annotated[dict[str, int], WithJsonSchema({
+def _whole(value: object) -> object:
+    """A count written 20.0 is the count 20: JSON Schema's `integer` takes it (and other tools
+    write numbers so), while the strict bodies would refuse it; a fraction is still refused."""
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
+    return value
+
+
+Count = Annotated[int, BeforeValidator(_whole)]
+Hours = Annotated[dict[str, Count], WithJsonSchema({
     "type": "object", "propertyNames": {"pattern": r"^([0-9]|1[0-9]|2[0-3])$"},
     "additionalProperties": {"type": "integer", "minimum": 0}, "examples": [{"19": 12, "8": 2}]})]
 
@@ -185,10 +203,10 @@ class ChannelEngagementIn(Body):
     engaged with (once each), the last engagement, engagements by local hour of day."""
 
     model_config = ConfigDict(json_schema_extra=examples({"sent": 20, "engaged": 18}))
-    sent: int = Field(0, ge=0)
-    delivered: int = Field(0, ge=0)
-    failed: int = Field(0, ge=0)
-    engaged: int = Field(0, ge=0)
+    sent: Count = Field(0, ge=0)
+    delivered: Count = Field(0, ge=0)
+    failed: Count = Field(0, ge=0)
+    engaged: Count = Field(0, ge=0)
     last_engaged_at: Timestamp | None = Field(None, description="RFC 3339 with an offset, 1970 to 2099")
     by_hour: Hours = Field({}, description="engagements by the person's local hour, \"0\" to \"23\"")
     recent: RecentEngagement | None = Field(None, description="left out: the counts themselves")
