@@ -19,7 +19,6 @@ from typing import Annotated, Any, ClassVar, TypeVar
 from fastapi.exceptions import RequestValidationError
 from pydantic import (
     BaseModel,
-    BeforeValidator,
     ConfigDict,
     Field,
     ValidationError,
@@ -37,6 +36,7 @@ from engine.host.profiles import MAX_BATCH, merged
 from engine.http.fields import (
     Category,
     Channel,
+    Count,
     Email,
     EventId,
     JsonObject,
@@ -174,15 +174,6 @@ class RcsCapabilityIn(Body):
         return RcsCapability(self.capable, self.checked_at, self.source)
 
 
-def _whole(value: object) -> object:
-    """A count written 20.0 is the count 20: JSON Schema's `integer` takes it (and other tools
-    write numbers so), while the strict bodies would refuse it; a fraction is still refused."""
-    if isinstance(value, float) and value.is_integer():
-        return int(value)
-    return value
-
-
-Count = Annotated[int, BeforeValidator(_whole)]
 Hours = Annotated[dict[str, Count], WithJsonSchema({
     "type": "object", "propertyNames": {"pattern": r"^([0-9]|1[0-9]|2[0-3])$"},
     "additionalProperties": {"type": "integer", "minimum": 0}, "examples": [{"19": 12, "8": 2}]})]

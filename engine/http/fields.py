@@ -15,7 +15,7 @@ from collections.abc import Callable
 from datetime import datetime
 from typing import Annotated, Any, Literal
 
-from pydantic import PlainValidator, WithJsonSchema
+from pydantic import BeforeValidator, PlainValidator, WithJsonSchema
 from pydantic_core import PydanticCustomError
 
 from channels.locales import check_locale, locales
@@ -126,3 +126,14 @@ Phone = Annotated[str, PlainValidator(_checked(check_phone)),
                   WithJsonSchema({"type": "string", "format": "e164", "pattern": E164, "examples": ["+14155550100"]})]
 """A valid phone number in E.164 (`format: e164`: the pattern says its shape; its country and number
 plan decide the rest, as libphonenumber does)."""
+
+
+def _whole(value: object) -> object:
+    """A count written 20.0 is the count 20: JSON Schema's `integer` takes it (and other tools
+    write numbers so), while the strict bodies would refuse it; a fraction is still refused."""
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
+    return value
+
+
+Count = Annotated[int, BeforeValidator(_whole)]
