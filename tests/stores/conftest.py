@@ -10,6 +10,7 @@ from types import ModuleType
 from typing import Any
 
 import pytest
+from sqlalchemy import create_engine
 
 from engine.ports import Store
 from engine.stores.memory import MemoryStore
@@ -67,3 +68,25 @@ def reopen(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Callable[
     yield open_store
     for made in opened:
         close(made)
+
+
+SNAPSHOTS = Path(__file__).parent / "snapshots"
+
+
+def made_by_version_19(url: str) -> None:
+    """An empty database as the release with schema 19 made it: its tables from a snapshot of that
+    release's DDL (tests/stores/snapshots), its `meta` rows. Older versions are made from it by
+    dropping what they lacked."""
+    dialect = "sqlite" if url.startswith("sqlite") else "postgresql"
+    ddl = (SNAPSHOTS / f"schema_v19_{dialect}.sql").read_text(encoding="utf-8")
+    engine = create_engine(url)
+    try:
+        with engine.begin() as conn:
+            for statement in ddl.split(";\n"):
+                body = "\n".join(line for line in statement.splitlines() if not line.startswith("--")).strip()
+                if body:
+                    conn.exec_driver_sql(body)
+            conn.exec_driver_sql("INSERT INTO meta (key, value) VALUES ('schema_version', '19'), "
+                                 "('partitions', '256'), ('partition_hash', 'blake2b-64')")
+    finally:
+        engine.dispose()

@@ -16,13 +16,13 @@ from collections.abc import Collection, Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import BigInteger, Column, Index, Integer
+from sqlalchemy import Column, Index
 from sqlalchemy.types import JSON
 from sqlmodel import Field, SQLModel
 
 from engine.state import Mark
 from engine.stores.sql.driver import Driver
-from engine.stores.sql.schema import chunks
+from engine.stores.sql.schema import chunks, numbered
 
 PRUNE_AT_LEAST = 100  # expired rows deleted per write, at least
 _COLUMNS = ("user_id", "kind", "name", "at", "expires_at", "data")
@@ -34,9 +34,8 @@ class RecentRow(SQLModel, table=True):
 
     __tablename__ = "recent"
     __table_args__ = (Index("ix_recent_user", "user_id"), Index("ix_recent_expires", "expires_at"))
-    id: int | None = Field(default=None, sa_column=Column(BigInteger().with_variant(Integer, "sqlite"),
-                                                          primary_key=True, autoincrement=True))
-    user_id: str
+    user_id: str = Field(primary_key=True)
+    id: int | None = numbered()
     kind: str
     name: str
     at: datetime

@@ -10,12 +10,12 @@ from collections.abc import Iterator, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import BigInteger, Column, Index, Integer, Table, text
+from sqlalchemy import BigInteger, Column, Identity, Index, Integer, Table, text
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.types import JSON
 from sqlmodel import Field, SQLModel
 
-SCHEMA_VERSION = 19
+SCHEMA_VERSION = 21
 # 2: entries are read from instances; the entries table is no longer kept.
 # 3: partial outbox indexes; instance indexes without status (see `RETIRED_INDEXES`).
 # 4: profiles.phone, indexed, copied from the profile document.
@@ -37,6 +37,10 @@ SCHEMA_VERSION = 19
 # 18: profiles.engagement (the engine's counts per channel) and messages.choice (strategy auto's order and reason).
 # 19: 15 to 17 landed after 18: a database version 18 made gets messages.locale and journey_versions.templates
 #     then (feed_states, a new table, comes with `create_all`); each is added only where it is missing.
+# 20: (another change's number.)
+# 21: every per-user table's primary key starts with `user_id` (Citus distributes them by it and wants the key
+#     to hold it): instances, timers, messages, links, feed_states by (user_id, their id); consents, skips,
+#     erasures and recent by (user_id, id), their id still numbered by the database (engine/stores/sql/keys.py).
 RETIRED_INDEXES = ("ix_messages_dispatch", "ix_messages_provider_id", "ix_instances_user_status",
                    "ix_instances_journey_status")
 CHUNK = 900
@@ -52,10 +56,17 @@ class ProfileRow(SQLModel, table=True):
     engagement: dict[str, Any] | None = Field(default=None, sa_column=Column(JSON, nullable=True))
 
 
+def numbered() -> Any:
+    """A row number the database gives (an identity on PostgreSQL, the rowid on SQLite: keys.py),
+    second in a primary key that starts with `user_id`."""
+    return Field(default=None, sa_column=Column(BigInteger().with_variant(Integer, "sqlite"), Identity(),
+                                                primary_key=True))
+
+
 class ConsentRow(SQLModel, table=True):
     __tablename__ = "consents"
-    id: int | None = Field(default=None, primary_key=True)
-    user_id: str = Field(index=True)
+    user_id: str = Field(primary_key=True, index=True)
+    id: int | None = numbered()
     seq: int
     channel: str
     category: str
@@ -77,10 +88,10 @@ class InstanceRow(SQLModel, table=True):
     __tablename__ = "instances"
     # No status in these indexes: an instance changing status then rewrites no index entry.
     __table_args__ = (Index("ix_instances_user", "user_id"), Index("ix_instances_journey", "journey_id"))
+    user_id: str = Field(primary_key=True)
     instance_id: str = Field(primary_key=True)
     journey_id: str
     version: str
-    user_id: str
     key: str | None = None
     status: str
     step: str | None = None
@@ -90,10 +101,10 @@ class InstanceRow(SQLModel, table=True):
 
 class TimerRow(SQLModel, table=True):
     __tablename__ = "timers"
+    user_id: str = Field(default="", primary_key=True)  # the instance's user: the distribution key (Citus)
     timer_id: str = Field(primary_key=True)
     instance_id: str
     due: datetime = Field(index=True)
-    user_id: str = ""  # the instance's user: a distribution key (Citus), and how `part` was found
     part: int = 0  # the user's partition: only its owner fires the timer
 
 
@@ -106,10 +117,10 @@ class MessageRow(SQLModel, table=True):
                       _partial("ix_messages_sending", "next_attempt_at", "dispatch = 'sending'"),
                       _partial("ix_messages_leased", "next_attempt_at", "dispatch = 'leased'"),
                       _partial("ix_messages_provider", "provider_id", "provider_id IS NOT NULL"))
+    user_id: str = Field(primary_key=True)
     message_id: str = Field(primary_key=True)
     instance_id: str | None = None
     journey_id: str | None = None
-    user_id: str
     step: str | None = None
     message: str
     channel: str
@@ -139,10 +150,13 @@ class LinkRow(SQLModel, table=True):
     Written with its message; deleted when its person is erased, so the code answers nothing."""
 
     __tablename__ = "links"
-    __table_args__ = (Index("ix_links_message", "message_id"), Index("ix_links_user", "user_id"))
+    # Found by its code alone (a hit): indexed, unique by chance (random codes; Citus allows no unique
+    # index without the distribution column).
+    __table_args__ = (Index("ix_links_message", "message_id"), Index("ix_links_user", "user_id"),
+                      Index("ix_links_code", "code"))
+    user_id: str = Field(primary_key=True)
     code: str = Field(primary_key=True)
     message_id: str
-    user_id: str
     channel: str
     url: str | None = None
     position: int
@@ -155,9 +169,9 @@ class LinkRow(SQLModel, table=True):
 
 class SkipRow(SQLModel, table=True):
     __tablename__ = "skips"
-    id: int | None = Field(default=None, primary_key=True)
+    user_id: str = Field(primary_key=True, index=True)
+    id: int | None = numbered()
     instance_id: str
-    user_id: str = Field(index=True)
     step: str
     message: str
     reason: str
@@ -202,8 +216,8 @@ class FeedStateRow(SQLModel, table=True):
     is their `in_app` messages (engine/stores/sql/feed.py)."""
 
     __tablename__ = "feed_states"
+    user_id: str = Field(primary_key=True, index=True)
     message_id: str = Field(primary_key=True)
-    user_id: str = Field(index=True)
     seen_at: datetime | None = None
     read_at: datetime | None = None
     archived_at: datetime | None = None
