@@ -41,6 +41,7 @@ from engine.state import (
     Lease,
     Mark,
     Outcome,
+    Partitioning,
     RecentView,
     Schedule,
     Send,
@@ -431,6 +432,7 @@ class PartitionLeases(Protocol):
     """Partition ownership among workers sharing a database (PostgreSQL): `HostStore.partitions`."""
 
     count: int  # how many partitions the database's users hash into
+    partitioning: Partitioning  # how they hash into them (on Citus: the shards)
     worker: str | None  # this process's worker id: set it and the sweeps take only its partitions
 
     def heartbeat(self, ttl: timedelta, stats: Callable[[Lease], Mapping[str, Any]]) -> Lease:

@@ -22,6 +22,7 @@ from engine.events import Event, format_time, parse_time
 from engine.expressions import instant
 from engine.model import Step
 from engine.sandbox import RECIPIENT, Recipient
+from engine.shard_hash import shard_index
 
 ACTIVE = "active"
 MAX_STEPS_PER_STIMULUS = 10_000
@@ -40,6 +41,19 @@ def user_hash(user_id: str) -> int:
 def partition_of(user_id: str, partitions: int = PARTITIONS) -> int:
     """The partition a user belongs to: whoever owns it changes the user's state."""
     return user_hash(user_id) % partitions
+
+
+@dataclass(frozen=True, slots=True)
+class Partitioning:
+    """How a database's users fall into partitions, as recorded in it: `count` partitions by
+    `user_hash`, or on Citus (`shards`) the shards of the user tables themselves, so that a worker
+    owning a partition owns every row of one shard group (engine/shard_hash.py)."""
+
+    count: int = PARTITIONS
+    shards: bool = False
+
+    def of(self, user_id: str) -> int:
+        return shard_index(user_id, self.count) if self.shards else partition_of(user_id, self.count)
 
 
 @dataclass(frozen=True, slots=True)

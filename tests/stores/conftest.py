@@ -1,4 +1,5 @@
-"""Store backends for the contract suite: memory, SQLite (a file) and PostgreSQL (a fresh database)."""
+"""Store backends for the contract suite: memory, SQLite (a file), PostgreSQL (a fresh database) and
+Citus (a fresh database on a coordinator and two workers, its tables distributed when opened)."""
 
 from __future__ import annotations
 
@@ -16,6 +17,7 @@ from engine.ports import Store
 from engine.stores.memory import MemoryStore
 
 SQL_BACKENDS = ["sqlite", "postgresql"]
+CITUS = pytest.param("citus", marks=pytest.mark.citus)  # the cluster starts only when one of these runs
 
 
 def sql_module() -> ModuleType:
@@ -38,10 +40,12 @@ def close(store: Any) -> None:
 def sql_url(backend: str, request: pytest.FixtureRequest, tmp_path: Path) -> str:
     if backend == "sqlite":
         return f"sqlite:///{tmp_path}/journey.db"
+    if backend == "citus":
+        return str(request.getfixturevalue("citus_fresh_db_url"))
     return str(request.getfixturevalue("postgres_fresh_db_url"))
 
 
-@pytest.fixture(params=["memory", *SQL_BACKENDS, "sqlite-uncached"])
+@pytest.fixture(params=["memory", *SQL_BACKENDS, "sqlite-uncached", CITUS])
 def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Store]:
     """Every backend, each test on empty storage. `sqlite-uncached` reads every transaction's state
     from the file (as PostgreSQL does), not from the in-process cache."""
@@ -54,7 +58,7 @@ def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Store]:
     close(made)
 
 
-@pytest.fixture(params=SQL_BACKENDS)
+@pytest.fixture(params=[*SQL_BACKENDS, CITUS])
 def reopen(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Callable[[], Store]]:
     """Opens a new SqlStore on the same database each call, as a restarted server would."""
     module = sql_module()

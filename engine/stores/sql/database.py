@@ -17,6 +17,7 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.exc import SQLAlchemyError
 from sqlmodel import create_engine
 
+from engine.state import Partitioning
 from engine.stores.sql.translate import check_url, translated
 from engine.stores.sql.writer_lock import WriterLock
 
@@ -31,6 +32,7 @@ class Database:
         with translated(f"{self.safe_url}: cannot open the database"):
             self.engine: SaEngine = _make_engine(url, self.dialect, echo)
         self.writer = WriterLock() if self.dialect == "sqlite" else None  # SQLite: one writer at a time
+        self.partitioning = Partitioning()  # as the schema records it, once opened (on Citus: the shards)
 
     def writing(self, urgent: bool) -> AbstractContextManager[Any]:
         """This process's turn to write (SQLite; PostgreSQL takes its writers as they come):

@@ -15,6 +15,8 @@ from sqlalchemy.engine import Engine as SaEngine
 from sqlmodel import SQLModel
 
 from engine.errors import StoreError
+from engine.state import Partitioning
+from engine.stores.sql.citus import distribute, has_citus, partitioning
 from engine.stores.sql.driver import json_text
 from engine.stores.sql.keys import number_rows, widen_keys
 from engine.stores.sql.partitions import add_partitions, partition_count, prepare
@@ -24,8 +26,9 @@ from engine.stores.sql.schema import META, RETIRED_INDEXES, SCHEMA_VERSION
 SCHEMA_LOCK = (0x6A6F7572, 0x736368)  # "jour", "sch": a two-key advisory lock, apart from the users' one-key ones
 
 
-def create_schema(engine: SaEngine, url: str, dialect: str) -> int:
-    """Make the schema current; returns the database's partition count."""
+def create_schema(engine: SaEngine, url: str, dialect: str) -> Partitioning:
+    """Make the schema current (on Citus, distributed); returns how the database's users fall
+    into partitions."""
     with engine.begin() as conn:
         if dialect == "postgresql":
             conn.exec_driver_sql(f"SELECT pg_advisory_xact_lock({SCHEMA_LOCK[0]}, {SCHEMA_LOCK[1]})")
@@ -41,10 +44,12 @@ def create_schema(engine: SaEngine, url: str, dialect: str) -> int:
         elif int(row[0]) < SCHEMA_VERSION:
             _migrate(conn, int(row[0]), dialect)
             conn.execute(update(META).where(META.c.key == "schema_version").values(value=str(SCHEMA_VERSION)))
+        if dialect == "postgresql" and has_citus(conn):
+            distribute(conn, [t.name for t in per_user_tables()])
         count = partition_count(conn)
         if dialect == "postgresql":
             prepare(conn, count)
-        return count
+        return partitioning(conn, count)
 
 
 def _migrate(conn: Connection, version: int, dialect: str) -> None:

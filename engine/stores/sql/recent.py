@@ -46,8 +46,9 @@ class RecentRow(SQLModel, table=True):
 class SqlRecent:
     """The marks of the users this transaction reads, and the ones it adds (written by `flush`)."""
 
-    def __init__(self, db: Driver) -> None:
+    def __init__(self, db: Driver, sharded: bool = False) -> None:
         self.db = db
+        self.sharded = sharded  # Citus: prune only the users written (a statement routed to their shard)
         self._users: dict[str, list[Mark]] = {}
         self._new: list[Mark] = []
 
@@ -76,7 +77,11 @@ class SqlRecent:
             (m.user_id, m.kind, m.name, db.time(m.at), db.time(m.until), db.json(dict(m.data)) if m.data else None)
             for m in self._new])
         now = max(m.at for m in self._new)
-        self.prune(now, max(PRUNE_AT_LEAST, 2 * len(self._new)))
+        if self.sharded:
+            db.conn.exec_driver_sql("DELETE FROM recent WHERE user_id = ANY(%s) AND expires_at < %s",
+                                    (sorted({m.user_id for m in self._new}), db.time(now)))
+        else:
+            self.prune(now, max(PRUNE_AT_LEAST, 2 * len(self._new)))
         self._new = []
 
     def prune(self, now: datetime, limit: int) -> int:

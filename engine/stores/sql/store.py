@@ -46,9 +46,9 @@ class SqlStore(SqlPort):
         use_cache = self.dialect == "sqlite" if cache is None else cache
         self.cache = StateCache() if use_cache else None
         with translated(f"{self.safe_url}: cannot open the database"):
-            self.partition_count = create_schema(self.engine, self.url, self.dialect)
+            self.partitioning = self.database.partitioning = create_schema(self.engine, self.url, self.dialect)
         # several workers may share a PostgreSQL database: they own its users by partitions
-        self.partitions = SqlPartitions(self.engine, self.partition_count) if self.dialect == "postgresql" else None
+        self.partitions = SqlPartitions(self.engine, self.partitioning) if self.dialect == "postgresql" else None
         self.location = self.safe_url
         self.outbox = SqlOutbox(self.database)
         self.views = SqlViews(self.database)
@@ -64,7 +64,7 @@ class SqlStore(SqlPort):
         tx: SqlTx | None = None
         try:
             with self._writing(urgent=True), self.engine.begin() as conn:
-                tx = SqlTx(conn, self.dialect, self.cache, self._owner(), self.partition_count)
+                tx = SqlTx(conn, self.dialect, self.cache, self._owner(), self.partitioning)
                 yield tx
                 tx.flush()
         except BaseException as exc:

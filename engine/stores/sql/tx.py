@@ -19,7 +19,14 @@ from channels.engagement import Engagement
 from engine.events import Event
 from engine.ports import EntryHistory
 from engine.state import Instance, Send, Skip, TimerRef, Trace
-from engine.stores.sql.claims import claim_queued, due_timer_users, due_timers, inbox_rows, quarantine_queued
+from engine.stores.sql.claims import (
+    claim_queued,
+    claim_shard_timers,
+    due_timer_users,
+    due_timers,
+    inbox_rows,
+    quarantine_queued,
+)
 from engine.stores.sql.loads import entry_key
 from engine.stores.sql.recent import SqlRecent
 from engine.stores.sql.runs import SqlRunChunks
@@ -147,8 +154,12 @@ class SqlTimers(TxState):
         return users
 
     def claim_due_timers(self, now: datetime, limit: int) -> Sequence[tuple[str, str]]:
-        due = due_timers(self.db, self.owner, now, limit, lock=not self.db.sqlite)
-        delete_timers(self.db, [t for _, t in due])
+        if self.partitioning.shards:  # Citus: one shard's, claimed by the DELETE routed to it
+            due = claim_shard_timers(self.db, self.owner, now, limit)
+        else:
+            found = due_timers(self.db, self.owner, now, limit, lock=not self.db.sqlite)
+            due = [(instance, timer) for instance, timer, _ in found]
+            delete_timers(self.db, [(timer, user) for _, timer, user in found])
         self.load_instances([i for i, _ in due])
         return due
 
@@ -158,6 +169,7 @@ class SqlCommands(TxState):
     it) and is buffered for the flush."""
 
     def save_instance(self, instance: Instance) -> None:
+        self._saved_user = instance.user_id
         state = self._state(instance.user_id)
         if instance.instance_id not in state.active and instance.instance_id not in self.loaded:
             state.entries[(instance.journey_id, entry_key(instance.key))] = (instance.instance_id, instance.entered_at)
@@ -185,7 +197,8 @@ class SqlCommands(TxState):
                                                self._part(user_id)))
 
     def cancel_timer(self, timer_id: str) -> None:
-        self.writes.cancel_timer(timer_id)
+        """Of the instance saved just before (`carry_out` saves an instance, then its commands)."""
+        self.writes.cancel_timer(timer_id, self._saved_user)
 
     def add_skip(self, skip: Skip) -> None:
         self.writes.add_skip(skip)

@@ -9,7 +9,7 @@ from datetime import datetime
 
 from sqlalchemy import Connection
 
-from engine.state import PARTITIONS, Instance, partition_of
+from engine.state import Instance, Partitioning
 from engine.stores.sql.cache import StateCache, UserState, forget_sends_before
 from engine.stores.sql.claims import Owner
 from engine.stores.sql.driver import Driver
@@ -25,19 +25,20 @@ class TxState:
     """One transaction: user state from the cache or prefetch, writes buffered until flush."""
 
     def __init__(self, conn: Connection, dialect: str, cache: StateCache | None, owner: Owner | None = None,
-                 partitions: int = PARTITIONS) -> None:
+                 partitioning: Partitioning = Partitioning()) -> None:
         self.conn = conn
         self.owner = owner  # PostgreSQL workers: the sweeps take only this worker's partitions
-        self._partitions = partitions
+        self.partitioning = partitioning
         self.dialect = dialect
         self.cache = cache
         self.db = Driver(conn, dialect)
         self.users: dict[str, UserState] = {}
         self._since: datetime | None = None
         self.loaded: dict[str, Instance] = {}  # instances read or saved by id in this transaction
+        self._saved_user = ""  # the user of the instance saved last (its commands follow)
         self.writes = WriteBuffer(self.db)
         self.suppressions = TxSuppressions(self.db, cache)
-        self.marks = SqlRecent(self.db)  # the users' marks (`RecentTx.recent`): look-backs and throttles
+        self.marks = SqlRecent(self.db, partitioning.shards)  # the users' marks: look-backs and throttles
 
     def prefetch(self, user_ids: Collection[str], since: datetime) -> None:
         if self._since is None or since < self._since:
@@ -72,7 +73,7 @@ class TxState:
         return state
 
     def _part(self, user_id: str) -> int:
-        return partition_of(user_id, self._partitions)
+        return self.partitioning.of(user_id)
 
     def load_instances(self, instance_ids: Sequence[str]) -> None:
         """Instances by id (a timer sweep's), from the cache where it has them."""

@@ -32,7 +32,7 @@ class WriteBuffer:
         self.engagement: dict[str, Engagement] = {}  # user_id -> counts, for a profile not rewritten whole
         self.consents: list[tuple[Any, ...]] = []
         self.timers: dict[str, tuple[Any, ...]] = {}
-        self.cancelled: set[str] = set()
+        self.cancelled: dict[str, str] = {}  # timer_id -> its user (a distribution key on Citus)
         self.messages: list[tuple[Any, ...]] = []
         self.links: list[tuple[Any, ...]] = []
         self.statuses: list[tuple[Any, ...]] = []
@@ -50,13 +50,13 @@ class WriteBuffer:
                            db.json([d.to_dict() for d in skip.decisions]), db.time(skip.at), skip.detail))
 
     def add_timer(self, timer_id: str, row: tuple[Any, ...]) -> None:
-        self.cancelled.discard(timer_id)
+        self.cancelled.pop(timer_id, None)
         self.timers[timer_id] = row
 
-    def cancel_timer(self, timer_id: str) -> None:
+    def cancel_timer(self, timer_id: str, user_id: str) -> None:
         """A timer set in this transaction is not written at all; one set before is deleted."""
         if self.timers.pop(timer_id, None) is None:
-            self.cancelled.add(timer_id)
+            self.cancelled[timer_id] = user_id
 
     def flush(self) -> None:
         """Write everything buffered, one executemany per table."""
@@ -67,7 +67,7 @@ class WriteBuffer:
         db.write(sql["consents"], self.consents)
         db.write(sql["instances"], [_instance_row(db, i) for i in self.instances.values()])
         db.write(sql["timers"], list(self.timers.values()))
-        delete_timers(db, sorted(self.cancelled))
+        delete_timers(db, sorted(self.cancelled.items(), key=lambda item: item[1]))
         db.write(sql["messages"], self.messages)
         db.write(sql["links"], self.links)
         db.write(sql["skips"], self.skips)
@@ -87,9 +87,13 @@ class WriteBuffer:
                                 "AS v(e, u) WHERE profiles.user_id = v.u", (engagements, users))
 
 
-def delete_timers(db: Driver, timer_ids: Sequence[str]) -> None:
-    for chunk in chunks(timer_ids):
-        db.run_in("DELETE FROM timers WHERE timer_id IN ({in})", chunk)
+def delete_timers(db: Driver, timers: Sequence[tuple[str, str]]) -> None:
+    """Timers by (timer_id, user_id): the user names the shard on Citus (a timer from before schema 11
+    has user '' and is found by its id alone)."""
+    for chunk in chunks(timers):
+        users = sorted({user for _, user in chunk})
+        sql = f"DELETE FROM timers WHERE user_id IN ({db.marks(len(users))}) AND timer_id IN ({{in}})"
+        db.run_in(sql, [timer for timer, _ in chunk], users)
 
 
 def statements(db: Driver) -> dict[str, str]:

@@ -1,0 +1,73 @@
+"""A PostgreSQL database with the `citus` extension: the engine's tables spread over its nodes.
+
+Opening such a database (under the schema lock every open takes, engine/stores/sql/migrate.py)
+distributes each per-user table by `user_id`, all co-located with `profiles`, so one user's rows
+of every table live in one shard group on one node, and makes the small tables every worker reads
+reference tables (a copy on every node). The inbox and the event ids stay local tables on the
+coordinator (docs/scaling.md says why). The partitions the workers own become the shards
+(`Partitioning(shards=True)`): a batch of one partition's users is then a query routed to one
+shard. Done once; a database already distributed is left as it is.
+"""
+
+from __future__ import annotations
+
+from sqlalchemy.engine import Connection
+
+from engine.state import Partitioning
+from engine.stores.sql.driver import placeholder
+
+SHARD_HASH = "citus-hashtext"  # meta.partition_hash on a distributed database (engine/shard_hash.py)
+ANCHOR = "profiles"  # the per-user tables are co-located with it
+REFERENCE = ("meta", "journey_versions", "journey_states", "partition_leases", "workers", "suppressed_numbers",
+             "suppressions", "runs")
+
+
+def has_citus(conn: Connection) -> bool:
+    return conn.exec_driver_sql("SELECT 1 FROM pg_extension WHERE extname = 'citus'").first() is not None
+
+
+def distribute(conn: Connection, per_user: list[str]) -> None:
+    """Every per-user table distributed by `user_id` beside `profiles`, the shared ones reference
+    tables; those already distributed are left alone. Sequential mode: the tables were made or
+    read earlier in this transaction, and Citus may only then create their shards over one connection
+    per node."""
+    done = {str(r[0]) for r in conn.exec_driver_sql("SELECT logicalrelid::regclass::text FROM pg_dist_partition")}
+    if ANCHOR in done and done.issuperset(per_user) and done.issuperset(REFERENCE):
+        return
+    conn.exec_driver_sql("SET LOCAL citus.multi_shard_modify_mode TO 'sequential'")
+    if ANCHOR not in done:
+        _shard_partitions(conn)
+        conn.exec_driver_sql(f"SELECT create_distributed_table('{ANCHOR}', 'user_id')")
+    for table in per_user:
+        if table not in done:
+            conn.exec_driver_sql(f"SELECT create_distributed_table('{table}', 'user_id', colocate_with => '{ANCHOR}')")
+    for table in REFERENCE:
+        if table not in done:
+            conn.exec_driver_sql(f"SELECT create_reference_table('{table}')")
+
+
+def _shard_partitions(conn: Connection) -> None:
+    """Before the users are distributed: the partitions become the shards Citus will make
+    (`citus.shard_count` of them), and the partitions already written into the inbox and the
+    timers are worked out again."""
+    count = int(conn.exec_driver_sql("SHOW citus.shard_count").scalar_one())
+    conn.exec_driver_sql("DELETE FROM meta WHERE key IN ('partitions', 'partition_hash')")
+    conn.exec_driver_sql("INSERT INTO meta (key, value) VALUES ('partitions', %s), ('partition_hash', %s)",
+                         (str(count), SHARD_HASH))
+    conn.exec_driver_sql("DELETE FROM partition_leases WHERE part >= %s", (count,))
+    shards = Partitioning(count, shards=True)
+    mark = placeholder("postgresql")
+    for table, key in (("timers", "timer_id"), ("inbox", "seq")):
+        rows = conn.exec_driver_sql(f"SELECT {key}, user_id FROM {table}").all()
+        if rows:
+            conn.exec_driver_sql(f"UPDATE {table} SET part = {mark} WHERE {key} = {mark}",
+                                 [(shards.of(str(user)), k) for k, user in rows])
+
+
+def partitioning(conn: Connection, count: int) -> Partitioning:
+    """How this database's users fall into its `count` partitions, as recorded in `meta`."""
+    row = conn.exec_driver_sql("SELECT value FROM meta WHERE key = 'partition_hash'").first()
+    return Partitioning(count, shards=row is not None and row[0] == SHARD_HASH)
+
+
+
