@@ -288,3 +288,10 @@ def postgres_fresh_db_url(postgres_url: str) -> Iterator[str]:
     yield postgres_url.rsplit("/", 1)[0] + f"/{name}"
     with contextlib.suppress(Exception):  # cleanup only: the whole server is discarded at session end
         _admin_execute(postgres_url, f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
+
+
+@pytest.fixture(params=["postgresql", pytest.param("citus", marks=pytest.mark.citus)])
+def shared_db_url(request: pytest.FixtureRequest) -> str:
+    """A fresh database that several workers share: on PostgreSQL, and again on a Citus cluster."""
+    return str(request.getfixturevalue("postgres_fresh_db_url" if request.param == "postgresql"
+                                       else "citus_fresh_db_url"))
