@@ -80,11 +80,14 @@ class Fence:
     """A dispatcher's hold on the outbox messages it claimed, checked in the same statement as each
     write to them: the claim's `token` still on the row (the expiry clears it) and its lease not
     run out by `now`, the holder's time. `until`: the new end of the lease of rows marked `sending`
-    or renewed. So an expired holder can neither mark a message `sending` nor record it."""
+    or renewed. So an expired holder can neither mark a message `sending` nor record it. `users`:
+    the claimed messages' users by message id; a write names them beside the ids, so that on Citus
+    it is routed to their shard (a message not in it is written by its id alone)."""
 
     token: str
     now: datetime
     until: datetime
+    users: Mapping[str, str] = field(default_factory=dict, compare=False)
 
 
 @dataclass(frozen=True, slots=True)

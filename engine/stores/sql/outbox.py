@@ -23,33 +23,47 @@ from engine.stores.sql.suppression import read_suppressions
 from engine.stores.sql.translate import translating
 
 
-def expire(db: Driver, now: datetime, retry_channels: Collection[str] = ()) -> int:
+def expire(db: Driver, now: datetime, retry_channels: Collection[str] = (),
+           partitioning: Partitioning = Partitioning()) -> int:
     """Leases that ran out (their dispatcher stopped): a message still `leased` was never handed to
     a provider and goes back to `pending`; one caught `sending` is in doubt: retried where every
     provider of its channel takes an idempotency key, else `unknown` (never `failed`: it may well
-    have been delivered). Returns how many became `unknown`."""
-    m, at = db.mark, db.time(now)
+    have been delivered). Returns how many became `unknown`. On Citus the users of such messages
+    are read first (usually none) and each shard's written by a statement routed to it."""
+    if not partitioning.shards:
+        return _expire(db, now, retry_channels, [])
+    expired = db.rows("SELECT DISTINCT user_id FROM messages WHERE (dispatch = 'leased' AND next_attempt_at <= "
+                      f"{db.mark}) OR (dispatch = 'sending' AND next_attempt_at <= {db.mark})",
+                      [db.time(now)] * 2)
+    shards: dict[int, list[str]] = {}
+    for (user,) in expired:
+        shards.setdefault(partitioning.of(str(user)), []).append(str(user))
+    return sum(_expire(db, now, retry_channels, users) for users in shards.values())
+
+
+def _expire(db: Driver, now: datetime, retry_channels: Collection[str], users: list[str]) -> int:
+    m, at, only = db.mark, db.time(now), of_users(db, users)
     db.conn.exec_driver_sql(f"UPDATE messages SET dispatch = 'pending', next_attempt_at = {m}, claim = NULL "
-                            f"WHERE dispatch = 'leased' AND next_attempt_at <= {m}", (at, at))
+                            f"WHERE {only}dispatch = 'leased' AND next_attempt_at <= {m}", (at, *users, at))
     if retry_channels:
         channels = sorted(retry_channels)
         db.conn.exec_driver_sql(
-            f"UPDATE messages SET dispatch = 'pending', next_attempt_at = {m}, error = {m}, claim = NULL "
-            f"WHERE dispatch = 'sending' AND next_attempt_at <= {m} AND channel IN ({db.marks(len(channels))})",
-            (at, RETRIED, at, *channels))
+            f"UPDATE messages SET dispatch = 'pending', next_attempt_at = {m}, error = {m}, claim = NULL WHERE "
+            f"{only}dispatch = 'sending' AND next_attempt_at <= {m} AND channel IN ({db.marks(len(channels))})",
+            (at, RETRIED, *users, at, *channels))
     result = db.conn.exec_driver_sql(
         f"UPDATE messages SET dispatch = 'unknown', status = 'unknown', status_at = {m}, error = {m}, claim = NULL "
-        f"WHERE dispatch = 'sending' AND next_attempt_at <= {m}", (at, IN_DOUBT, at))
+        f"WHERE {only}dispatch = 'sending' AND next_attempt_at <= {m}", (at, IN_DOUBT, *users, at))
     return int(result.rowcount or 0)
 
 
 def release_held(db: Driver, error: str, now: datetime) -> int:
     """The pending messages held back with `error` and due later, due now: a microsecond apart up to
     `now`, in the order they were due. The dispatcher then books them again at the rates in force."""
-    held = db.rows(f"SELECT message_id FROM messages WHERE dispatch = 'pending' AND next_attempt_at > {db.mark} "
-                   f"AND error = {db.mark} ORDER BY next_attempt_at", [db.time(now), error])
-    db.write(f"UPDATE messages SET next_attempt_at = {db.mark} WHERE message_id = {db.mark}",
-             [(db.time(now - timedelta(microseconds=len(held) - n)), row[0]) for n, row in enumerate(held)])
+    held = db.rows(f"SELECT user_id, message_id FROM messages WHERE dispatch = 'pending' AND next_attempt_at > "
+                   f"{db.mark} AND error = {db.mark} ORDER BY next_attempt_at", [db.time(now), error])
+    db.write(f"UPDATE messages SET next_attempt_at = {db.mark} WHERE user_id = {db.mark} AND message_id = {db.mark}",
+             [(db.time(now - timedelta(microseconds=len(held) - n)), *row) for n, row in enumerate(held)])
     return len(held)
 
 
@@ -94,51 +108,82 @@ def held(db: Driver, fence: Fence, alias: str = "") -> tuple[str, list[Any]]:
     return (f"{alias}claim = {db.mark} AND {alias}next_attempt_at > {db.mark}", [fence.token, db.time(fence.now)])
 
 
-def record_attempts(db: Driver, rows: list[tuple[Any, ...]], fence: Fence) -> set[str]:
+def by_shard(message_ids: Sequence[str], users: Mapping[str, str], partitioning: Partitioning,
+             ) -> list[tuple[list[str], list[str]]]:
+    """The messages in groups of one shard's users (one group off Citus), each as (its users, its
+    message ids): a statement a group, filtered by both, is routed to that shard. Messages whose
+    user is not known make a group with no users (written by their ids alone)."""
+    groups: dict[int | None, tuple[set[str], list[str]]] = {}
+    for message_id in message_ids:
+        user = users.get(message_id)
+        shard = None if user is None else partitioning.of(user) if partitioning.shards else 0
+        owners, ids = groups.setdefault(shard, (set(), []))
+        owners.update([user] if user is not None else [])
+        ids.append(message_id)
+    return [(sorted(owners), ids) for owners, ids in groups.values()]
+
+
+def of_users(db: Driver, users: Sequence[str], alias: str = "") -> str:
+    """`{alias}user_id IN (...) AND ` for `users` (nothing for none): what routes a statement on Citus."""
+    return f"{alias}user_id IN ({db.marks(len(users))}) AND " if users else ""
+
+
+def record_attempts(db: Driver, rows: list[tuple[Any, ...]], fence: Fence, partitioning: Partitioning) -> set[str]:
     """Each row: the `ATTEMPT_COLUMNS` values, then the message id; only the rows `fence` holds are
-    written, and their claim ends. Returns their ids. On PostgreSQL one UPDATE over arrays for
-    the whole batch rather than a statement a message."""
-    if not rows:
-        return set()
+    written, and their claim ends. Returns their ids. A statement a shard (see `by_shard`); on
+    PostgreSQL one UPDATE over arrays for each rather than a statement a message."""
+    rows = list({row[-1]: row for row in rows}.values())  # a message recorded twice: its last attempt
+    by_id = {row[-1]: row for row in rows}
+    recorded: set[str] = set()
+    for users, ids in by_shard(list(by_id), fence.users, partitioning):
+        recorded |= _record(db, [by_id[i] for i in ids], users, fence)
+    return recorded
+
+
+def _record(db: Driver, rows: list[tuple[Any, ...]], users: list[str], fence: Fence) -> set[str]:
     if db.sqlite or len(rows) < 8:
         condition, params = held(db, fence)
         sql = ("UPDATE messages SET " + ", ".join(f"{c} = {db.mark}" for c in ATTEMPT_COLUMNS)
-               + f", claim = NULL WHERE message_id = {db.mark} AND {condition}")
-        return {row[-1] for row in rows if db.conn.exec_driver_sql(sql, (*row, *params)).rowcount}
-    rows = list({row[-1]: row for row in rows}.values())  # a message recorded twice: its last attempt
+               + f", claim = NULL WHERE {of_users(db, users)}message_id = {db.mark} AND {condition}")
+        return {row[-1] for row in rows if db.conn.exec_driver_sql(sql, (*row[:-1], *users, row[-1], *params)).rowcount}
     arrays = ", ".join(f"%s::{t}[]" for t in (*_ATTEMPT_TYPES, "text"))
     names = ", ".join((*ATTEMPT_COLUMNS, "message_id"))
     condition, params = held(db, fence, "m.")
     found = db.conn.exec_driver_sql(
         "UPDATE messages AS m SET " + ", ".join(f"{c} = v.{c}" for c in ATTEMPT_COLUMNS) + ", claim = NULL "
-        f"FROM unnest({arrays}) AS v({names}) WHERE m.message_id = v.message_id AND {condition} "
-        "RETURNING m.message_id", (*(list(column) for column in zip(*rows, strict=True)), *params))
+        f"FROM unnest({arrays}) AS v({names}) WHERE {of_users(db, users, 'm.')}m.message_id = v.message_id "
+        f"AND {condition} RETURNING m.message_id",
+        (*(list(column) for column in zip(*rows, strict=True)), *users, *params))
     return {str(r[0]) for r in found}
 
 
-def mark_sending(db: Driver, message_ids: Sequence[str], fence: Fence) -> set[str]:
+def mark_sending(db: Driver, message_ids: Sequence[str], fence: Fence, partitioning: Partitioning) -> set[str]:
     """Those of the leased messages `fence` holds, marked as about to be handed over, their lease to
     `fence.until`; returns their ids."""
     condition, params = held(db, fence)
-    return _returning(db, f"UPDATE messages SET dispatch = 'sending', next_attempt_at = {db.mark} WHERE "
-                          f"message_id IN ({{in}}) AND dispatch = 'leased' AND {condition}", message_ids,
-                      [db.time(fence.until)], params)
+    return _returning(db, "UPDATE messages SET dispatch = 'sending', next_attempt_at = {at} WHERE {in} "
+                          f"AND dispatch = 'leased' AND {condition}", message_ids, fence, partitioning, params)
 
 
-def renew(db: Driver, message_ids: Sequence[str], fence: Fence) -> set[str]:
+def renew(db: Driver, message_ids: Sequence[str], fence: Fence, partitioning: Partitioning) -> set[str]:
     """The lease of those of these messages `fence` holds extended to `fence.until`; returns their ids."""
     condition, params = held(db, fence)
-    return _returning(db, f"UPDATE messages SET next_attempt_at = {db.mark} WHERE message_id IN ({{in}}) AND "
-                          f"{condition}", message_ids, [db.time(fence.until)], params)
+    return _returning(db, f"UPDATE messages SET next_attempt_at = {{at}} WHERE {{in}} AND {condition}",
+                      message_ids, fence, partitioning, params)
 
 
-def _returning(db: Driver, sql: str, message_ids: Sequence[str], before: list[Any], after: list[Any]) -> set[str]:
-    """`sql` (an UPDATE with `{in}`) over the ids chunk by chunk; the ids of the rows it changed."""
+def _returning(db: Driver, sql: str, message_ids: Sequence[str], fence: Fence, partitioning: Partitioning,
+               after: list[Any]) -> set[str]:
+    """`sql` (an UPDATE setting `{at}` to `fence.until` for the rows `{in}` names) a shard and a
+    chunk at a time; the ids of the rows it changed."""
     changed: set[str] = set()
-    for chunk in chunks(list(message_ids)):
-        found = db.conn.exec_driver_sql(sql.replace("{in}", db.marks(len(chunk))) + " RETURNING message_id",
-                                        (*before, *chunk, *after))
-        changed.update(str(r[0]) for r in found)
+    for users, ids in by_shard(message_ids, fence.users, partitioning):
+        for chunk in chunks(ids):
+            where = f"{of_users(db, users)}message_id IN ({db.marks(len(chunk))})"
+            found = db.conn.exec_driver_sql(sql.replace("{at}", db.mark).replace("{in}", where)
+                                            + " RETURNING message_id",
+                                            (db.time(fence.until), *users, *chunk, *after))
+            changed.update(str(r[0]) for r in found)
     return changed
 
 
@@ -177,10 +222,11 @@ class SqlOutbox(SqlPort):
             return frozenset()
         with self._writing(urgent=False), self.engine.begin() as conn:
             db = Driver(conn, self.dialect)
+            shards = self.database.partitioning
             recorded = record_attempts(db, [(r["dispatch"], r["status"], db.time(r["at"]), r["attempts"],
                                              db.maybe_time(r["next_attempt_at"]), r["provider"], r["provider_id"],
-                                             r["error"], r["message_id"]) for r in results], fence)
-            marked = mark_sending(db, sending, fence) if sending else set()
+                                             r["error"], r["message_id"]) for r in results], fence, shards)
+            marked = mark_sending(db, sending, fence, shards) if sending else set()
         return frozenset(recorded | marked)
 
     @translating
@@ -188,14 +234,14 @@ class SqlOutbox(SqlPort):
         if not message_ids:
             return frozenset()
         with self._writing(urgent=False), self.engine.begin() as conn:
-            return frozenset(renew(Driver(conn, self.dialect), list(message_ids), fence))
+            return frozenset(renew(Driver(conn, self.dialect), list(message_ids), fence, self.database.partitioning))
 
     @translating
     def expire_interrupted(self, now: datetime, retry_channels: Collection[str] = ()) -> int:
         """Leases that ran out: never-handed messages go back to pending, the ones caught mid-call
         are retried (idempotent channels) or `unknown`; returns how many are now `unknown`."""
         with self._writing(urgent=False), self.engine.begin() as conn:
-            return expire(Driver(conn, self.dialect), now, retry_channels)
+            return expire(Driver(conn, self.dialect), now, retry_channels, self.database.partitioning)
 
     @translating
     def release_held(self, error: str, now: datetime) -> int:

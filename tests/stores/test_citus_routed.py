@@ -1,0 +1,117 @@
+"""On a Citus cluster the hot statements are each routed to one shard: a store whose connections
+have Citus say so of every statement that touches more than one shard
+(`citus.multi_task_query_log_level`, a notice each) runs the dispatcher's fenced writes, the
+webhooks' status updates, the timer sweep's reads and the engagement counts with none."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from typing import Any
+from urllib.parse import quote
+
+import pytest
+from sqlalchemy import event
+
+from channels import Decision, Profile
+from engine.ports import HostStore, carry_out
+from engine.state import Fence, Outcome, Send
+from engine.stores.sql import SqlStore
+
+pytestmark = pytest.mark.citus
+T0 = datetime(2026, 1, 5, 10, tzinfo=UTC)
+LEASE = timedelta(seconds=60)
+USERS = [f"user-{n}" for n in range(40)]
+
+
+class Cluster:
+    """A distributed database: `store` for setting the scene; `watched`, whose multi-shard
+    statements are counted in `multi_shard` (Citus's notice for each)."""
+
+    def __init__(self, url: str) -> None:
+        self.store = SqlStore(url)
+        self.watched = SqlStore(url + "?options=" + quote("-c citus.multi_task_query_log_level=notice"))
+        self.multi_shard: list[str] = []
+        event.listen(self.watched.engine, "connect", lambda conn, _: conn.add_notice_handler(self._notice))
+        self.watched.engine.dispose()  # the connections opening it made had no handler
+        self.shard = self.store.partitioning.of
+
+    def _notice(self, notice: Any) -> None:
+        if "multi-task query" in str(notice.message_primary):
+            self.multi_shard.append(str(notice.message_primary))
+
+    def close(self) -> None:
+        self.watched.close()
+        self.store.close()
+
+    def two_shards(self) -> tuple[list[str], list[str]]:
+        """Users of two different shards, several of each."""
+        first = [u for u in USERS if self.shard(u) == self.shard(USERS[0])]
+        other = next(u for u in USERS if self.shard(u) != self.shard(USERS[0]))
+        return first, [u for u in USERS if self.shard(u) == self.shard(other)]
+
+
+@pytest.fixture
+def cluster(citus_fresh_db_url: str) -> Iterator[Cluster]:
+    made = Cluster(citus_fresh_db_url)
+    yield made
+    made.close()
+
+
+def send(message_id: str, user_id: str, at: datetime = T0) -> Send:
+    return Send(message_id=message_id, instance_id=None, journey_id=None, user_id=user_id, step=None,
+                message="hello", channel="push", category="transactional", content={"text": "Hi"}, cost=0.0,
+                encoding=None, segments=None, decisions=(Decision("push", True, None),), at=at)
+
+
+def queue(store: HostStore, users: list[str], per_user: int = 1) -> None:
+    with store.transaction() as tx:
+        for user in users:
+            tx.put_profile(Profile(user, push_token=f"tok-{user}"))
+        carry_out(tx, Outcome(None, [send(f"m-{u}-{n}", u) for u in users for n in range(per_user)]))
+
+
+def sent(message_id: str, at: datetime) -> dict[str, Any]:
+    return {"message_id": message_id, "dispatch": "sent", "status": "sent", "attempts": 1, "next_attempt_at": None,
+            "provider": "fake", "provider_id": f"p-{message_id}", "error": None, "at": at}
+
+
+def dispatch_of(store: HostStore, user: str) -> dict[str, str]:
+    return {m["message_id"]: m["dispatch"] for m in store.views.messages_for_user(user)}
+
+
+def test_the_dispatchers_fenced_writes_are_routed_to_the_shard_of_each_group_of_users(cluster: Cluster) -> None:
+    first, second = cluster.two_shards()
+    queue(cluster.store, first + second, per_user=5)  # enough to record over arrays
+    claimed = [*cluster.store.outbox.claim_outbox(T0, 500, LEASE, "a"),
+               *cluster.store.outbox.claim_outbox(T0, 500, LEASE, "a")]  # each claim: one shard's
+    assert {i.user_id for i in claimed} == {*first, *second}
+    users = {i.message_id: i.user_id for i in claimed}
+    fence = Fence("a", T0, T0 + LEASE, users)
+    ids = sorted(users)
+    assert cluster.watched.outbox.finish_outbox([], fence, sending=ids) == set(ids)
+    later = T0 + timedelta(seconds=30)
+    assert cluster.watched.outbox.renew_outbox(ids, Fence("a", later, later + LEASE, users)) == set(ids)
+    one_each = [f"m-{u}-0" for u in (first[0], second[0])]
+    assert cluster.watched.outbox.finish_outbox([sent(m, later) for m in one_each],
+                                               Fence("a", later, later, users)) == set(one_each)  # one at a time
+    rest = [m for m in ids if m not in one_each]
+    assert cluster.watched.outbox.finish_outbox([sent(m, later) for m in rest],
+                                               Fence("a", later, later, users)) == set(rest)  # over arrays
+    assert set(dispatch_of(cluster.store, first[0]).values()) == {"sent"}
+    assert set(dispatch_of(cluster.store, second[-1]).values()) == {"sent"}
+    assert cluster.multi_shard == []
+
+
+def test_the_expiry_of_a_stopped_dispatchers_leases_is_routed_shard_by_shard(cluster: Cluster) -> None:
+    first, second = cluster.two_shards()
+    queue(cluster.store, first + second)
+    claimed = [*cluster.store.outbox.claim_outbox(T0, 500, LEASE, "a"),
+               *cluster.store.outbox.claim_outbox(T0, 500, LEASE, "a")]
+    handed = f"m-{first[0]}-0"
+    users = {i.message_id: i.user_id for i in claimed}
+    assert cluster.watched.outbox.finish_outbox([], Fence("a", T0, T0 + LEASE, users), sending=[handed]) == {handed}
+    assert cluster.watched.outbox.expire_interrupted(T0 + 2 * LEASE) == 1  # the one handed over is in doubt
+    assert dispatch_of(cluster.store, first[0]) == {handed: "unknown"}
+    assert dispatch_of(cluster.store, second[0]) == {f"m-{second[0]}-0": "pending"}
+    assert len(cluster.multi_shard) == 1  # which users' leases ran out (a read); each shard's writes routed
