@@ -189,7 +189,8 @@ class UsersTx(Protocol):
 
     def latest_message(self, user_id: str, channel: str) -> str | None: ...
 
-    def set_message_status(self, message_id: str, status: str, at: datetime) -> None: ...
+    def set_message_status(self, user_id: str, message_id: str, status: str, at: datetime) -> None:
+        """The status of `user_id`'s message `message_id` (no such message of theirs: nothing)."""
 
     def suppressed_since(self, phone: str) -> datetime | None:
         """Since when a STOP from this E.164 number suppresses it (None: it is not suppressed)."""

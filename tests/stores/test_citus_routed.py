@@ -115,3 +115,15 @@ def test_the_expiry_of_a_stopped_dispatchers_leases_is_routed_shard_by_shard(clu
     assert dispatch_of(cluster.store, first[0]) == {handed: "unknown"}
     assert dispatch_of(cluster.store, second[0]) == {f"m-{second[0]}-0": "pending"}
     assert len(cluster.multi_shard) == 1  # which users' leases ran out (a read); each shard's writes routed
+
+
+def test_a_receipts_status_update_names_the_messages_user_and_is_routed(cluster: Cluster) -> None:
+    first, second = cluster.two_shards()
+    queue(cluster.store, [first[0], second[0]])
+    with cluster.watched.transaction() as tx:
+        tx.set_message_status(first[0], f"m-{first[0]}-0", "delivered", T0)
+        tx.set_message_status(second[0], f"m-{second[0]}-0", "opened", T0)
+        tx.set_message_status(second[0], f"m-{first[0]}-0", "failed", T0)  # not this user's message
+    assert [m["status"] for m in cluster.store.views.messages_for_user(first[0])] == ["delivered"]
+    assert [m["status"] for m in cluster.store.views.messages_for_user(second[0])] == ["opened"]
+    assert cluster.multi_shard == []

@@ -350,9 +350,10 @@ def test_set_message_status_takes_known_and_unknown_ids(store: Store) -> None:
     transaction's other writes still commit."""
     commit(store, Outcome(instance(), [send("m1")]))
     with store.transaction() as tx:
-        tx.set_message_status("m1", "delivered", at(1))
-        tx.set_message_status("m1", "opened", at(2))
-        tx.set_message_status("no-such-message", "delivered", at(3))
+        tx.set_message_status("u1", "m1", "delivered", at(1))
+        tx.set_message_status("u1", "m1", "opened", at(2))
+        tx.set_message_status("u1", "no-such-message", "delivered", at(3))
+        tx.set_message_status("u2", "m1", "failed", at(3))  # not u2's message: left alone
         carry_out(tx, Outcome(instance(seq=1), [send("m2", when=at(4))]))
     with store.transaction() as tx:
         assert tx.latest_message("u1", "push") == "m2"

@@ -96,8 +96,8 @@ class SqlUsers(TxState):
             state.latest[channel] = next((r[0] for r in rows), None)
         return state.latest[channel]
 
-    def set_message_status(self, message_id: str, status: str, at: datetime) -> None:
-        self.writes.statuses.append((status, self.db.time(at), message_id))
+    def set_message_status(self, user_id: str, message_id: str, status: str, at: datetime) -> None:
+        self.writes.statuses.append((status, self.db.time(at), user_id, message_id))
 
     def suppressed_since(self, phone: str) -> datetime | None:
         return self.suppressions.since(phone)

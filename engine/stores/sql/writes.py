@@ -113,7 +113,8 @@ def statements(db: Driver) -> dict[str, str]:
             "links": db.insert_sql("links", LINK_COLUMNS),
             "skips": db.insert_sql("skips", ("instance_id", "user_id", "step", "message", "reason", "decisions",
                                              "at", "detail")),
-            "status": f"UPDATE messages SET status = {mark}, status_at = {mark} WHERE message_id = {mark}",
+            "status": f"UPDATE messages SET status = {mark}, status_at = {mark} WHERE user_id = {mark} "
+                      f"AND message_id = {mark}",  # by the whole key: on Citus, routed to the user's shard
             "event_ids": db.insert_sql("event_ids", ("id",)),
             "inbox": db.insert_sql("inbox", ("event_id", "user_id", "type", "at", "properties", "part")),
         }
