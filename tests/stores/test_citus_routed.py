@@ -17,6 +17,7 @@ from channels import Decision, Profile
 from engine.ports import HostStore, carry_out
 from engine.state import Fence, Outcome, Send
 from engine.stores.sql import SqlStore
+from tests.stores.test_store_contract import instance, waiting
 
 pytestmark = pytest.mark.citus
 T0 = datetime(2026, 1, 5, 10, tzinfo=UTC)
@@ -127,3 +128,14 @@ def test_a_receipts_status_update_names_the_messages_user_and_is_routed(cluster:
     assert [m["status"] for m in cluster.store.views.messages_for_user(first[0])] == ["delivered"]
     assert [m["status"] for m in cluster.store.views.messages_for_user(second[0])] == ["opened"]
     assert cluster.multi_shard == []
+
+
+def test_a_timer_claims_instances_are_read_from_their_shard_alone(cluster: Cluster) -> None:
+    first, _ = cluster.two_shards()
+    with cluster.store.transaction() as tx:
+        for n, user in enumerate(first):
+            carry_out(tx, waiting(instance(f"i-{user}", user), f"t-{user}", T0 + timedelta(seconds=n)))
+    with cluster.watched.transaction() as tx:
+        claimed = list(tx.claim_due_timers(T0 + timedelta(hours=1), 100))
+        assert [tx.get_instance(i).user_id for i, _ in claimed] == first  # type: ignore[union-attr]
+    assert len(cluster.multi_shard) == 1  # which shard's timers are due first (a read); the rest routed

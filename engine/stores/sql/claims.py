@@ -46,10 +46,12 @@ def due_timers(db: Driver, owner: Owner | None, now: datetime, limit: int, lock:
     return [(str(i), str(t), str(u)) for i, t, u, _ in db.rows(query, [db.time(now), *params])]
 
 
-def claim_shard_timers(db: Driver, owner: Owner | None, now: datetime, limit: int) -> list[tuple[str, str]]:
-    """Citus: the earliest due timers of one partition (one shard: the earliest due's), claimed by
-    a DELETE routed to that shard by their users. A timer another worker took meanwhile (a
-    handover) is not returned: the DELETE waits for that worker's transaction and finds it gone."""
+def claim_shard_timers(db: Driver, owner: Owner | None, now: datetime, limit: int,
+                       ) -> list[tuple[str, str, str]]:
+    """Citus: (instance_id, timer_id, user_id) of the earliest due timers of one partition (one
+    shard: the earliest due's), claimed by a DELETE routed to that shard by their users. A timer
+    another worker took meanwhile (a handover) is not returned: the DELETE waits for that
+    worker's transaction and finds it gone."""
     where, params = owner.clause(db) if owner is not None else ("", [])
     rows = db.rows(f"SELECT timer_id, user_id, part FROM timers WHERE due <= {db.mark}{where} ORDER BY due "
                    f"LIMIT {int(limit)}", [db.time(now), *params])
@@ -58,8 +60,8 @@ def claim_shard_timers(db: Driver, owner: Owner | None, now: datetime, limit: in
         return []
     users = sorted({u for _, u in shard})
     taken = db.rows("DELETE FROM timers WHERE user_id = ANY(%s) AND timer_id = ANY(%s) "
-                    "RETURNING due, instance_id, timer_id", [users, [t for t, _ in shard]])
-    return [(str(i), str(t)) for _, i, t in sorted(tuple(row) for row in taken)]
+                    "RETURNING due, instance_id, timer_id, user_id", [users, [t for t, _ in shard]])
+    return [(str(i), str(t), str(u)) for _, i, t, u in sorted(tuple(row) for row in taken)]
 
 
 def due_timer_users(db: Driver, owner: Owner | None, now: datetime, limit: int) -> tuple[set[str], list[str]]:

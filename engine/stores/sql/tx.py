@@ -155,13 +155,12 @@ class SqlTimers(TxState):
 
     def claim_due_timers(self, now: datetime, limit: int) -> Sequence[tuple[str, str]]:
         if self.partitioning.shards:  # Citus: one shard's, claimed by the DELETE routed to it
-            due = claim_shard_timers(self.db, self.owner, now, limit)
+            found = claim_shard_timers(self.db, self.owner, now, limit)
         else:
             found = due_timers(self.db, self.owner, now, limit, lock=not self.db.sqlite)
-            due = [(instance, timer) for instance, timer, _ in found]
             delete_timers(self.db, [(timer, user) for _, timer, user in found])
-        self.load_instances([i for i, _ in due])
-        return due
+        self.load_instances([i for i, _, _ in found], {i: user for i, _, user in found})
+        return [(instance, timer) for instance, timer, _ in found]
 
 
 class SqlCommands(TxState):
