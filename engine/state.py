@@ -55,6 +55,16 @@ class Partitioning:
     def of(self, user_id: str) -> int:
         return shard_index(user_id, self.count) if self.shards else partition_of(user_id, self.count)
 
+    def by_shard(self, user_ids: Sequence[str]) -> list[list[str]]:
+        """The users in groups of one shard each, in their order (one group off Citus): a statement
+        a group, naming its users, is routed to that shard."""
+        if not self.shards:
+            return [list(user_ids)] if user_ids else []
+        groups: dict[int, list[str]] = {}
+        for user_id in user_ids:
+            groups.setdefault(self.of(user_id), []).append(user_id)
+        return list(groups.values())
+
 
 @dataclass(frozen=True, slots=True)
 class Lease:

@@ -17,12 +17,12 @@ from channels import Decision, Profile
 from engine.ports import HostStore, carry_out
 from engine.state import Fence, Outcome, Send
 from engine.stores.sql import SqlStore
-from tests.stores.test_store_contract import instance, waiting
+from tests.stores.test_store_contract import counts, instance, waiting
 
 pytestmark = pytest.mark.citus
 T0 = datetime(2026, 1, 5, 10, tzinfo=UTC)
 LEASE = timedelta(seconds=60)
-USERS = [f"user-{n}" for n in range(40)]
+USERS = [f"user-{n}" for n in range(400)]  # about 12 in each of the 32 shards
 
 
 class Cluster:
@@ -139,3 +139,19 @@ def test_a_timer_claims_instances_are_read_from_their_shard_alone(cluster: Clust
         claimed = list(tx.claim_due_timers(T0 + timedelta(hours=1), 100))
         assert [tx.get_instance(i).user_id for i, _ in claimed] == first  # type: ignore[union-attr]
     assert len(cluster.multi_shard) == 1  # which shard's timers are due first (a read); the rest routed
+
+
+def test_engagement_counts_of_users_of_two_shards_are_written_a_shard_at_a_time(cluster: Cluster) -> None:
+    first, second = cluster.two_shards()
+    with cluster.store.transaction() as tx:
+        for user in first + second:
+            tx.put_profile(Profile(user, push_token=f"tok-{user}"))
+    with cluster.watched.transaction() as tx:
+        for users in (first, second):  # as a batch of one partition's users reads them
+            tx.prefetch(users, T0)
+        for user in first + second:
+            tx.put_engagement(user, counts(f"m-{user}"))
+    assert len(first) >= 8 and second  # over arrays, and a statement a user
+    with cluster.store.transaction() as tx:
+        assert all(tx.get_profile(u).engagement == counts(f"m-{u}") for u in (first + second))  # type: ignore[union-attr]
+    assert cluster.multi_shard == []

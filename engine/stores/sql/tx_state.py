@@ -36,7 +36,7 @@ class TxState:
         self._since: datetime | None = None
         self.loaded: dict[str, Instance] = {}  # instances read or saved by id in this transaction
         self._saved_user = ""  # the user of the instance saved last (its commands follow)
-        self.writes = WriteBuffer(self.db)
+        self.writes = WriteBuffer(self.db, partitioning)
         self.suppressions = TxSuppressions(self.db, cache)
         self.marks = SqlRecent(self.db, partitioning.shards)  # the users' marks: look-backs and throttles
 

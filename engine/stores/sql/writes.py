@@ -10,7 +10,7 @@ from typing import Any
 from channels import Profile
 from channels.engagement import Engagement, engagement_stored
 from channels.selection import shown
-from engine.state import Instance, Send, Skip
+from engine.state import Instance, Partitioning, Send, Skip
 from engine.stores.sql.driver import UNNEST_FROM, Driver
 from engine.stores.sql.schema import chunks
 
@@ -25,8 +25,9 @@ _STATEMENTS: dict[bool, dict[str, str]] = {}
 class WriteBuffer:
     """The rows one transaction will write, by table, in the order the engine made them."""
 
-    def __init__(self, db: Driver) -> None:
+    def __init__(self, db: Driver, partitioning: Partitioning = Partitioning()) -> None:
         self.db = db
+        self.partitioning = partitioning
         self.instances: dict[str, Instance] = {}
         self.profiles: dict[str, Profile] = {}
         self.engagement: dict[str, Engagement] = {}  # user_id -> counts, for a profile not rewritten whole
@@ -76,15 +77,18 @@ class WriteBuffer:
 
     def _flush_engagement(self) -> None:
         """The counts of profiles not written whole above: one UPDATE per row on SQLite, one
-        statement over arrays on PostgreSQL."""
+        statement over arrays on PostgreSQL, a shard's users each on Citus (the users named, so
+        that it is routed to their shard)."""
         db = self.db
-        rows = [(_engagement(db, e), user_id) for user_id, e in self.engagement.items() if user_id not in self.profiles]
-        if db.sqlite or len(rows) < UNNEST_FROM:
-            db.write(statements(db)["engagement"], rows)
-            return
-        engagements, users = (list(column) for column in zip(*rows, strict=True))
-        db.conn.exec_driver_sql("UPDATE profiles SET engagement = v.e::json FROM unnest(%s::text[], %s::text[]) "
-                                "AS v(e, u) WHERE profiles.user_id = v.u", (engagements, users))
+        counts = {user_id: e for user_id, e in self.engagement.items() if user_id not in self.profiles}
+        for users in self.partitioning.by_shard(list(counts)):
+            rows = [(_engagement(db, counts[user_id]), user_id) for user_id in users]
+            if db.sqlite or len(rows) < UNNEST_FROM:
+                db.write(statements(db)["engagement"], rows)
+                continue
+            db.conn.exec_driver_sql("UPDATE profiles SET engagement = v.e::json FROM unnest(%s::text[], %s::text[]) "
+                                    "AS v(e, u) WHERE profiles.user_id = ANY(%s::text[]) AND profiles.user_id = v.u",
+                                    ([e for e, _ in rows], users, users))
 
 
 def delete_timers(db: Driver, timers: Sequence[tuple[str, str]]) -> None:
