@@ -155,3 +155,18 @@ def test_engagement_counts_of_users_of_two_shards_are_written_a_shard_at_a_time(
     with cluster.store.transaction() as tx:
         assert all(tx.get_profile(u).engagement == counts(f"m-{u}") for u in (first + second))  # type: ignore[union-attr]
     assert cluster.multi_shard == []
+
+
+def test_a_webhook_finds_the_message_a_provider_id_names_by_statements_routed_to_its_user(cluster: Cluster) -> None:
+    first, second = cluster.two_shards()
+    queue(cluster.store, [first[0], second[0]])
+    claimed = [*cluster.store.outbox.claim_outbox(T0, 500, LEASE, "a"),
+               *cluster.store.outbox.claim_outbox(T0, 500, LEASE, "a")]
+    users = {i.message_id: i.user_id for i in claimed}
+    ids = sorted(users)
+    cluster.watched.outbox.finish_outbox([sent(m, T0) for m in ids], Fence("a", T0, T0 + LEASE, users))
+    for message_id in ids:
+        found = cluster.watched.views.message_by_provider_id(f"p-{message_id}")
+        assert found is not None and (found["message_id"], found["user_id"]) == (message_id, users[message_id])
+    assert cluster.watched.views.message_by_provider_id("p-never-sent") is None
+    assert cluster.multi_shard == []

@@ -95,7 +95,8 @@ def _add_column(conn: Connection, table: str, column: str, kind: str) -> None:
 
 
 def per_user_tables() -> list[Table]:
-    """The tables of users' rows (Citus distributes them by `user_id`), the inbox apart: a queue
-    with its own key (docs/scaling.md). Profiles were keyed by `user_id` from the start."""
+    """The tables of users' rows (Citus distributes them by `user_id`), the inbox and the provider
+    ids apart: each found by its own key (docs/scaling.md). Profiles were keyed by `user_id` from
+    the start."""
     return [t for t in SQLModel.metadata.sorted_tables
-            if "user_id" in t.c and t.name not in ("inbox", "profiles")]
+            if "user_id" in t.c and t.name not in ("inbox", "profiles", "provider_ids")]

@@ -187,6 +187,14 @@ def _returning(db: Driver, sql: str, message_ids: Sequence[str], fence: Fence, p
     return changed
 
 
+def _map_provider_ids(db: Driver, results: Sequence[Mapping[str, Any]], fence: Fence) -> None:
+    """Citus: whose message each provider id names (`provider_ids`, local to the coordinator)."""
+    rows = {r["provider_id"]: (r["provider_id"], fence.users[r["message_id"]], r["message_id"]) for r in results
+            if r["provider_id"] and r["message_id"] in fence.users}
+    db.write(db.insert_sql("provider_ids", ("provider_id", "user_id", "message_id"), ("provider_id",)),
+             list(rows.values()))
+
+
 class SqlOutbox(SqlPort):
     """The `Outbox` port: claims, fenced writes and counts of the messages table, and what the
     dispatcher checks again before each attempt (the recipients' profiles, the suppressed numbers)."""
@@ -227,6 +235,8 @@ class SqlOutbox(SqlPort):
                                              db.maybe_time(r["next_attempt_at"]), r["provider"], r["provider_id"],
                                              r["error"], r["message_id"]) for r in results], fence, shards)
             marked = mark_sending(db, sending, fence, shards) if sending else set()
+            if shards.shards:
+                _map_provider_ids(db, [r for r in results if r["message_id"] in recorded], fence)
         return frozenset(recorded | marked)
 
     @translating
