@@ -35,6 +35,7 @@ from engine.http import (
     webhooks,
 )
 from engine.http.auth import BearerAuth
+from engine.http.console_page import install_console, is_console
 from engine.http.metrics import Metrics
 from engine.http.openapi import install_openapi
 from engine.http.problems import install_problem_handlers
@@ -100,6 +101,7 @@ def create_app(server: Server, api_keys: frozenset[str] = frozenset(), max_body:
     server.engine.runtime.preference_links = preference_page.preferences_link(user_keys, public_url)
     for router in ROUTERS:
         app.include_router(router)
+    install_console(app)
     app.add_middleware(BearerAuth, keys=api_keys, is_open=is_open, user_keys=user_keys)
     install_problem_handlers(app, server, [route for router in ROUTERS for route in router.routes])
     install_openapi(app, is_open)
@@ -107,8 +109,10 @@ def create_app(server: Server, api_keys: frozenset[str] = frozenset(), max_body:
 
 
 def _open(paths: frozenset[str]) -> Callable[[str], bool]:
-    """Whether a path takes no key: the open paths, the docs' assets, the (signed) webhooks, the
-    tracked links (their code is the credential), the preference page (its link carries the
-    person's key, which it checks itself)."""
-    return lambda path: path in paths or path.startswith((WEBHOOKS, DOCS_ASSETS + "/", *links.PREFIXES)) or \
+    """Whether a path takes no key: the open paths, the docs' assets, the console's files (the page
+    asks the API for its data with the key typed in), the (signed) webhooks, the tracked links
+    (their code is the credential), the preference page (its link carries the person's key, which
+    it checks itself)."""
+    return lambda path: path in paths or is_console(path) or \
+        path.startswith((WEBHOOKS, DOCS_ASSETS + "/", *links.PREFIXES)) or \
         (path.startswith("/v1/users/") and path.endswith("/preferences/page"))

@@ -105,6 +105,29 @@ class JourneyDetail(JourneySummary):
     counts: dict[str, dict[str, int]] = Field(description="instances per current step, then per status")
 
 
+class PlacedNode(_Out):
+    id: str = Field(description="a step's id, `(start)` for the trigger, `(end)` for completion")
+    kind: str = Field(description="the step's type (send, wait, branch...), `start` or `end`")
+    label: str = Field(description="what the node says under its id: the trigger's event, a send's message")
+    x: int = Field(description="the centre of the node, in pixels from the left")
+    y: int = Field(description="the centre of the node, in pixels from the top")
+
+
+class PlacedEdge(GraphEdge):
+    to: str = Field(description="never null here: `(end)` is drawn")
+
+
+class PlacedGraph(_Out):
+    """A journey's graph laid out for drawing: the console draws it as SVG with the stats' counts."""
+
+    journey: str
+    version: str
+    nodes: list[PlacedNode]
+    edges: list[PlacedEdge]
+    width: int = Field(description="the drawing's width in pixels")
+    height: int = Field(description="the drawing's height in pixels")
+
+
 class ReloadReport(_Out):
     added: list[str]
     changed: list[str]
@@ -113,4 +136,4 @@ class ReloadReport(_Out):
 
 
 __all__ = ["Graph", "GraphEdge", "GraphNode", "JourneyDetail", "JourneyList", "JourneyState",
-           "JourneySummary", "ReloadReport", "StateChange", "VersionView"]
+           "JourneySummary", "PlacedEdge", "PlacedGraph", "PlacedNode", "ReloadReport", "StateChange", "VersionView"]

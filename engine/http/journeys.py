@@ -16,11 +16,13 @@ from engine.errors import HttpError, JourneyDefinitionError
 from engine.host.cancel import cancel_instances
 from engine.host.server import Server
 from engine.http.bodies import CancelRequest, PreviewRequest, SimulateRequest, parse
+from engine.http.graph_layout import journey_graph
 from engine.http.journey_schemas import (
     CancelledInstances,
     JourneyDetail,
     JourneyList,
     JourneyState,
+    PlacedGraph,
     Preview,
     ReloadReport,
     StateChange,
@@ -56,6 +58,13 @@ def get_journey(journey_id: JourneyId, server: ServerDep) -> dict[str, Any]:
                        for a, b, data in journey.graph.edges(data=True)]}
     return {**_summary(server, journey_id), "definition": journey.definition.model_dump(mode="json"),
             "graph": graph, "counts": server.store.views.step_counts(journey_id)}
+
+
+@router.get("/v1/journeys/{journey_id}/graph", operation_id="getJourneyGraph", **documented(PlacedGraph, 404))
+def get_journey_graph(journey_id: JourneyId, server: ServerDep) -> dict[str, Any]:
+    """The journey's graph laid out for drawing (the console's): each node with its place, the
+    trigger and the end included; for a removed journey, its last version's."""
+    return journey_graph(server.deploys.latest(journey_id))
 
 
 @router.post("/v1/journeys/reload", operation_id="reloadJourneys", **documented(ReloadReport, 422))
