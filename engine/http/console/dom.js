@@ -1,4 +1,4 @@
-// Building the page without innerHTML: every string becomes a text node, so nothing the API
+// Building the page from elements and text nodes only: every string becomes a text node, so nothing the API
 // answers (a user id, a message's text, a journey's name) is ever parsed as markup.
 
 const SVG = "http://www.w3.org/2000/svg";

@@ -31,7 +31,8 @@ function profileSection(profile) {
     ["user id", profile.user_id], ["time zone", profile.timezone], ["locale", profile.locale],
     ["email", profile.email], ["phone", profile.phone], ["push token", profile.push_token],
     ["rcs", profile.rcs_capable ? "capable" : "not capable"],
-    ["attributes", JSON.stringify(profile.attributes || {})],
+    ...Object.entries(profile.attributes || {}).map(([name, value]) =>
+      [name, typeof value === "string" ? value : JSON.stringify(value)]),
   ]));
 }
 
