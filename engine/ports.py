@@ -48,6 +48,7 @@ from engine.state import (
     TimerRef,
     Trace,
 )
+from engine.stats import Key, outcome_counts
 
 ERASED = "erased"
 """The reason an erased person's instances end with, and the error of their cancelled messages."""
@@ -235,6 +236,10 @@ class CommandsTx(RecentTx, Protocol):
         """The timeline is a dry-run view: a durable store may drop traces."""
         ...
 
+    def count(self, counts: Mapping[Key, float]) -> None:
+        """Add to the journeys' counters (engine.stats), with this transaction."""
+        ...
+
 
 class RunsTx(Protocol):
     """An audience run's chunk (engine.audience.entry): a chunk of profiles and the run, in one transaction."""
@@ -346,6 +351,12 @@ class ReadViews(Protocol):
 
     def step_counts(self, journey_id: str) -> dict[str, dict[str, int]]:
         """Instances per current step and status."""
+        ...
+
+    def journey_counts(self, journey_id: str, version: str | None, low: str | None, high: str | None,
+                       ) -> list[tuple[str, str, float]]:
+        """The journey's counters (engine.stats) summed over every writer and the hours of entry
+        from `low` (included) to `high` (excluded): (path, name, value) rows."""
         ...
 
 
@@ -558,11 +569,14 @@ class CapabilityLookup(Protocol):
         ...
 
 
-def carry_out(tx: CommandsTx, outcome: Outcome) -> None:
+def carry_out(tx: CommandsTx, outcome: Outcome, before: Instance | None = None) -> None:
     """The one place the runtime's commands become store writes: the instance's new state first,
-    then each command in order, through the `Tx` method it maps to."""
+    then each command in order, through the `Tx` method it maps to, then what it adds to the
+    journey's counters (`before`: the instance as it was; None, it entered now)."""
     if outcome.instance is not None:
         tx.save_instance(outcome.instance)
+        if outcome.instance is not before:
+            tx.count(outcome_counts(before, outcome))
     for command in outcome.commands:  # a plain chain, most frequent first: this runs for every command
         if isinstance(command, Send):
             tx.add_message(command)

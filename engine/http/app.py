@@ -32,6 +32,7 @@ from engine.http import (
     privacy,
     profiles,
     runs,
+    stats,
     webhooks,
 )
 from engine.http.auth import BearerAuth
@@ -52,7 +53,7 @@ DOCS_ASSETS = "/docs/assets"
 with no network beyond this server (FastAPI's own page loads them from a CDN)."""
 WEBHOOKS = "/v1/webhooks/"
 ROUTERS: tuple[APIRouter, ...] = (events.router, profiles.router, consents.router, privacy.router, runs.router,
-                                  journeys.router, messages.router, feed.router, preferences.router,
+                                  journeys.router, stats.router, messages.router, feed.router, preferences.router,
                                   preference_page.router, webhooks.router, health.router, links.router)
 DESCRIPTION = """Ingest events, manage profiles and consent, inspect journeys and messages.
 

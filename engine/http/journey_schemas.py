@@ -137,3 +137,52 @@ class ReloadReport(_Out):
 
 __all__ = ["Graph", "GraphEdge", "GraphNode", "JourneyDetail", "JourneyList", "JourneyState",
            "JourneySummary", "PlacedEdge", "PlacedGraph", "PlacedNode", "ReloadReport", "StateChange", "VersionView"]
+
+
+class InstanceCounts(_Out):
+    """Instances by status: `active` have not ended; `cancelled` were ended from outside (the cancel
+    route, a stop, an erasure)."""
+
+    active: int
+    completed: int
+    exited: int
+    converted: int
+    failed: int
+    cancelled: int
+
+
+class StepCounts(_Out):
+    entered: int = Field(description="instances that came to this step (once each time)")
+    waiting: int = Field(description="instances at rest in it now (a wait, a wait_for, an escalation...)")
+    left: dict[str, int] = Field(description="instances that went on to each next step, by its id")
+
+
+class ChannelCounts(_Out):
+    messages: dict[str, int] = Field(description="messages by status: queued, sent, delivered, failed, cancelled "
+                                     "(and unknown: in doubt); each message in one")
+    skipped: dict[str, int] = Field(description="candidates refused on sends, by reason (no_consent, "
+                                    "frequency_cap...)")
+    engagement: dict[str, int] = Field(description="messages by what people did: opened, clicked, read, replied...")
+    cost: float
+
+
+class BranchStats(_Out):
+    entered: int
+    instances: InstanceCounts
+    conversions: int
+    channels: dict[str, ChannelCounts]
+
+
+class JourneyStats(_Out):
+    """A journey's funnel from the counters kept as it runs: instances picked by their hour of entry."""
+
+    journey: str
+    version: int | None = Field(description="the version's number asked for; null: every version")
+    since: str | None = Field(description="the first hour of entry counted (since, taken down to its hour)")
+    until: str | None = Field(description="the end of the last hour counted (until, taken up to the hour)")
+    entered: int
+    instances: InstanceCounts
+    conversions: int = Field(description="goals reached within goal.within of entry, ended instances included")
+    steps: dict[str, StepCounts]
+    channels: dict[str, ChannelCounts]
+    paths: dict[str, dict[str, BranchStats]] = Field(description="per split step, per branch (its next step)")

@@ -48,6 +48,7 @@ class MemoryOutbox(OnData):
             held = [(r, d) for r in results if (d := self._held(r["message_id"], fence)) is not None]
             marked = [d for m in sending if (d := self._held(m, fence)) is not None and d["dispatch"] == "leased"]
             for result, delivery in held:
+                self.data.moved(delivery, result["status"])
                 delivery.update({k: result[k] for k in ("dispatch", "status", "attempts", "next_attempt_at",
                                                         "provider", "provider_id", "error")}, status_at=result["at"],
                                 claim=None)
@@ -82,6 +83,7 @@ class MemoryOutbox(OnData):
                 elif delivery["send"].channel in retry_channels:
                     delivery.update(dispatch="pending", next_attempt_at=now, error=RETRIED)
                 else:
+                    self.data.moved(delivery, "unknown")
                     delivery.update(dispatch="unknown", status="unknown", status_at=now, error=IN_DOUBT)
                     in_doubt += 1
             return in_doubt

@@ -54,6 +54,13 @@ class MemoryViews(OnData):
                     per_step[instance.status] = per_step.get(instance.status, 0) + 1
         return counts
 
+    def journey_counts(self, journey_id: str, version: str | None, low: str | None, high: str | None,
+                       ) -> list[tuple[str, str, float]]:
+        with self.data.lock:
+            return [(k.path, k.name, v) for k, v in self.data.counters.items()
+                    if k.journey_id == journey_id and (version is None or k.version == version)
+                    and (low is None or k.hour >= low) and (high is None or k.hour < high)]
+
 
 def _message_view(delivery: Mapping[str, Any]) -> dict[str, Any]:
     """The columns the SQL store's messages table has."""

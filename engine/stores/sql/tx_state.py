@@ -10,8 +10,10 @@ from datetime import datetime
 from sqlalchemy import Connection
 
 from engine.state import PARTITIONS, Instance, partition_of
+from engine.stats import Counts, merge
 from engine.stores.sql.cache import StateCache, UserState, forget_sends_before
 from engine.stores.sql.claims import Owner
+from engine.stores.sql.counters import add_counts, status_changes
 from engine.stores.sql.driver import Driver
 from engine.stores.sql.loads import load_users
 from engine.stores.sql.recent import SqlRecent
@@ -38,6 +40,7 @@ class TxState:
         self.writes = WriteBuffer(self.db)
         self.suppressions = TxSuppressions(self.db, cache)
         self.marks = SqlRecent(self.db)  # the users' marks (`RecentTx.recent`): look-backs and throttles
+        self.counts: Counts = {}  # added to the journeys' counters at the flush
 
     def prefetch(self, user_ids: Collection[str], since: datetime) -> None:
         if self._since is None or since < self._since:
@@ -94,9 +97,17 @@ class TxState:
         self.loaded[instance_id] = instance
         return True
 
+    @property
+    def writer(self) -> str:
+        """Whose rows of the counters this transaction adds to: this worker's engine."""
+        return self.owner.worker if self.owner is not None else ""
+
     def flush(self) -> None:
         """Write everything buffered: the suppression list first, then one executemany per table,
-        then the new marks (and the expired ones pruned)."""
+        then the new marks (and the expired ones pruned), then the counters (the status changes
+        of feedback counted from the statuses they replace)."""
         self.suppressions.flush()
+        merge(self.counts, status_changes(self.db, [(m, s) for s, _, m in self.writes.statuses]))
         self.writes.flush()
         self.marks.flush()
+        add_counts(self.db, self.counts, self.writer)

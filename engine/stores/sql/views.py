@@ -10,7 +10,9 @@ from sqlalchemy import func, select
 
 from engine.state import Instance
 from engine.stores.links import with_links
+from engine.stores.sql.counters import read_counts
 from engine.stores.sql.database import SqlPort
+from engine.stores.sql.driver import Driver
 from engine.stores.sql.schema import INSTANCES, LINKS, MESSAGES, PROFILES, SKIPS, aware
 from engine.stores.sql.translate import translating
 
@@ -67,6 +69,12 @@ class SqlViews(SqlPort):
             for step, status, count in conn.execute(query):
                 counts.setdefault(step or "(none)", {})[status] = int(count)
         return counts
+
+    @translating
+    def journey_counts(self, journey_id: str, version: str | None, low: str | None, high: str | None,
+                       ) -> list[tuple[str, str, float]]:
+        with self.engine.connect() as conn:
+            return read_counts(Driver(conn, self.dialect), journey_id, version, low, high)
 
 
 def _aware_times(row: Mapping[str, Any]) -> dict[str, Any]:

@@ -1,0 +1,148 @@
+"""`GET /v1/journeys/{id}/stats` over HTTP: the counters the engine keeps as it runs, read back.
+
+A served run of the cart-abandonment example (profiles and events posted over HTTP at their own
+times on the virtual clock, SMS handed to a local server speaking Twilio's protocol) must report,
+number for number, what `journey simulate` of the same events reports: instances by status, the
+funnel (steps reached, edges taken) and the messages per channel with their cost; and the same
+after a restart. A goal reached after its instance completed counts once, within `goal.within`.
+"""
+
+from __future__ import annotations
+
+import shutil
+from collections import Counter
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from channels import load_policy
+from channels.providers.local import FileProvider
+from channels.providers.twilio import TwilioProvider
+from engine.clock import VirtualClock
+from engine.compiler import load_file
+from engine.events import parse_time
+from engine.simulator import parse_events, parse_profiles, read_jsonl, simulate
+from tests.providers.provider_fakes import ACCOUNT_SID, AUTH_TOKEN, FakeTwilio
+from tests.server.conftest import LocalServer, StartLocal, post_events
+
+ROOT = Path(__file__).resolve().parents[2]
+EXAMPLE = ROOT / "examples" / "cart-abandonment"
+SENDER = "+15005550006"
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def database(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    if request.param == "sqlite":
+        return f"sqlite:///{tmp_path / 'journey.db'}"
+    url: str = request.getfixturevalue("postgres_fresh_db_url")
+    return url
+
+
+def _serve(start_local: StartLocal, db: str, twilio: FakeTwilio, tmp_path: Path, clock: VirtualClock) -> LocalServer:
+    sms = TwilioProvider(ACCOUNT_SID, AUTH_TOKEN, SENDER, api_base_url=twilio.url, timeout=5)
+    return start_local(db=db, providers={"sms": [sms], "*": [FileProvider(tmp_path / "outbox.jsonl")]}, clock=clock)
+
+
+def _run_to(local: LocalServer, at: Any) -> None:
+    """Move the virtual clock to `at`, firing every timer due on the way at its own time."""
+    local.advance((at - local.clock.now()).total_seconds())
+
+
+def _simulated() -> dict[str, Any]:
+    events = parse_events((f"events:{n}", d) for n, d in read_jsonl(EXAMPLE / "events.jsonl"))
+    profiles = parse_profiles((f"profiles:{n}", d) for n, d in read_jsonl(EXAMPLE / "profiles.jsonl"))
+    return simulate(load_file(ROOT / "journeys" / "cart-abandonment.yaml"), events, profiles, load_policy())
+
+
+def _funnel(simulated: dict[str, Any]) -> tuple[Counter[str], Counter[tuple[str, str]]]:
+    """Steps reached and edges taken, read off the simulated instances' paths."""
+    steps: Counter[str] = Counter()
+    edges: Counter[tuple[str, str]] = Counter()
+    for instance in simulated["instances"]:
+        path = instance["path"]
+        steps.update(path)
+        edges.update(zip(path, path[1:], strict=False))
+    return steps, edges
+
+
+def _assert_equal_to_simulation(stats: dict[str, Any], simulated: dict[str, Any]) -> None:
+    summary = simulated["summary"]
+    assert stats["entered"] == summary["entered"]
+    assert {s: stats["instances"][s] for s in ("active", "completed", "exited", "converted", "failed")} == \
+        {s: summary[s] for s in ("active", "completed", "exited", "converted", "failed")}
+    assert stats["conversions"] == summary["converted"]
+    steps, edges = _funnel(simulated)
+    assert {s: v["entered"] for s, v in stats["steps"].items() if v["entered"]} == dict(steps)
+    assert {(s, t): n for s, v in stats["steps"].items() for t, n in v["left"].items()} == dict(edges)
+    assert all(v["waiting"] == 0 for v in stats["steps"].values())
+    sent = {c: sum(v["messages"].values()) for c, v in stats["channels"].items()}
+    assert sent == summary["messages"]
+    assert {c: v["messages"]["queued"] for c, v in stats["channels"].items()} == dict.fromkeys(sent, 0)
+    assert round(sum(v["cost"] for v in stats["channels"].values()), 6) == summary["cost"]
+    refused = Counter((d["channel"], d["reason"]) for m in simulated["skipped"] for d in m["decisions"]
+                      if not d["eligible"])
+    assert {(c, r): n for c, v in stats["channels"].items() for r, n in v["skipped"].items()} == dict(refused)
+
+
+def test_stats_after_a_served_run_equal_the_simulation_of_the_same_events(
+        start_local: StartLocal, database: str, twilio: FakeTwilio, tmp_path: Path, journeys_dir: Path) -> None:
+    shutil.copy(ROOT / "journeys" / "cart-abandonment.yaml", journeys_dir)
+    events = [data for _, data in read_jsonl(EXAMPLE / "events.jsonl")]
+    clock = VirtualClock(parse_time(events[0]["timestamp"], "timestamp") - timedelta(minutes=1))
+    local = _serve(start_local, database, twilio, tmp_path, clock)
+    profiles = [data for _, data in read_jsonl(EXAMPLE / "profiles.jsonl")]
+    assert local.client.post("/v1/profiles", json={"profiles": profiles}).status_code == 200
+    for event in events:
+        _run_to(local, parse_time(event["timestamp"], "timestamp"))
+        assert post_events(local, event).status_code == 202
+    _run_to(local, clock.now() + timedelta(days=3))
+
+    simulated = _simulated()
+    stats = local.client.get("/v1/journeys/cart-abandonment/stats")
+    assert stats.status_code == 200, stats.text
+    assert sum(stats.json()["channels"]["sms"]["messages"].values()) == len(twilio.messages) > 0
+    _assert_equal_to_simulation(stats.json(), simulated)
+
+    local.stop()
+    again = _serve(start_local, database, twilio, tmp_path, clock)  # a restart: the counters were stored
+    assert again.client.get("/v1/journeys/cart-abandonment/stats").json() == stats.json()
+
+
+GOAL_JOURNEY = """\
+id: checkout
+category: transactional
+trigger: {event: cart.abandoned}
+goal: {event: order.placed, within: 2d}
+steps:
+  - {id: pause, type: wait, duration: 1h}
+  - {id: remind, type: send, message: reminder, channels: [push]}
+messages:
+  reminder:
+    push: {title: "Your cart", body: "Still there"}
+"""
+
+
+def test_a_goal_after_the_instance_completed_counts_once_within_its_window(
+        start_local: StartLocal, journeys_dir: Path, tmp_path: Path) -> None:
+    """Entered at T0, completed at T0+1h; an order 5 h after entry is one conversion, a second
+    order nothing more; another person's order after the 2 days counts nothing."""
+    (journeys_dir / "checkout.yaml").write_text(GOAL_JOURNEY, encoding="utf-8")
+    local = start_local(db=f"sqlite:///{tmp_path / 'journey.db'}")
+    for user in ("u1", "u2"):
+        local.client.put(f"/v1/profiles/{user}", json={"push_token": f"tok-{user}", "timezone": "UTC"})
+        assert post_events(local, {"type": "cart.abandoned", "user_id": user}).status_code == 202
+    local.advance(2 * 3600)
+    stats = local.client.get("/v1/journeys/checkout/stats").json()
+    assert (stats["instances"]["completed"], stats["conversions"]) == (2, 0)
+
+    local.advance(3 * 3600)  # 5 h after entry
+    post_events(local, {"type": "order.placed", "user_id": "u1"})
+    post_events(local, {"type": "order.placed", "user_id": "u1"})  # a second purchase
+    assert local.client.get("/v1/journeys/checkout/stats").json()["conversions"] == 1
+    local.advance(2 * 86400)  # past u2's two days
+    post_events(local, {"type": "order.placed", "user_id": "u2"})
+    post_events(local, {"type": "order.placed", "user_id": "u1"})
+    stats = local.client.get("/v1/journeys/checkout/stats").json()
+    assert (stats["conversions"], stats["instances"]["completed"], stats["instances"]["converted"]) == (1, 2, 0)
