@@ -80,6 +80,21 @@ class OutboxItem:
 
 
 @dataclass(frozen=True, slots=True)
+class MessageQuery:
+    """Which messages of every user to list (`ReadViews.find_messages`): each filter given must
+    match; `since` included, `until` excluded (the message's time); `before`, the page's start:
+    messages older than this (at, message_id), as the previous page ended."""
+
+    journey_id: str | None = None
+    step: str | None = None
+    channel: str | None = None
+    status: str | None = None
+    since: datetime | None = None
+    until: datetime | None = None
+    before: tuple[datetime, str] | None = None
+
+
+@dataclass(frozen=True, slots=True)
 class JourneyVersion:
     """One version of one journey as the server first loaded it: its YAML and where it came from."""
 
@@ -339,6 +354,11 @@ class ReadViews(Protocol):
 
     def skips_for_user(self, user_id: str, limit: int = 200) -> list[dict[str, Any]]:
         """Newest first: instance_id, user_id, step, message, reason, decisions, at, detail."""
+        ...
+
+    def find_messages(self, query: MessageQuery, limit: int) -> list[dict[str, Any]]:
+        """Up to `limit` messages of any user matching `query`, newest first (by at, then message_id),
+        as `messages_for_user` gives them; read through an index whatever the filters."""
         ...
 
     def message_by_provider_id(self, provider_id: str) -> dict[str, Any] | None:

@@ -33,6 +33,7 @@ from engine.http import (
     profiles,
     runs,
     stats,
+    timeline,
     webhooks,
 )
 from engine.http.auth import BearerAuth
@@ -53,8 +54,9 @@ DOCS_ASSETS = "/docs/assets"
 with no network beyond this server (FastAPI's own page loads them from a CDN)."""
 WEBHOOKS = "/v1/webhooks/"
 ROUTERS: tuple[APIRouter, ...] = (events.router, profiles.router, consents.router, privacy.router, runs.router,
-                                  journeys.router, stats.router, messages.router, feed.router, preferences.router,
-                                  preference_page.router, webhooks.router, health.router, links.router)
+                                  journeys.router, stats.router, messages.router, timeline.router, feed.router,
+                                  preferences.router, preference_page.router, webhooks.router, health.router,
+                                  links.router)
 DESCRIPTION = """Ingest events, manage profiles and consent, inspect journeys and messages.
 
 Every route but `/healthz`, `/readyz`, the docs, the provider webhooks (signature-checked), the

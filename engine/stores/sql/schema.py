@@ -38,7 +38,8 @@ SCHEMA_VERSION = 20
 # 19: 15 to 17 landed after 18: a database version 18 made gets messages.locale and journey_versions.templates
 #     then (feed_states, a new table, comes with `create_all`); each is added only where it is missing.
 # 20: journey_counters (engine/stores/sql/counters.py) and messages.tally (where a message's counters are); a
-#     database from before starts counting then: what happened earlier is not in the stats.
+#     database from before starts counting then: what happened earlier is not in the stats. Messages are indexed
+#     by time, and by journey and time, for GET /v1/messages without a user.
 RETIRED_INDEXES = ("ix_messages_dispatch", "ix_messages_provider_id", "ix_instances_user_status",
                    "ix_instances_journey_status")
 CHUNK = 900
@@ -104,6 +105,8 @@ class MessageRow(SQLModel, table=True):
     # The outbox indexes are partial: they hold only messages in flight, not every message ever
     # sent, so claiming stays as fast at ten million messages as at ten.
     __table_args__ = (Index("ix_messages_user_at", "user_id", "at"),
+                      Index("ix_messages_at", "at", "message_id"),  # every user's, newest first (GET /v1/messages)
+                      Index("ix_messages_journey_at", "journey_id", "at", "message_id"),
                       _partial("ix_messages_pending", "next_attempt_at", "dispatch = 'pending'"),
                       _partial("ix_messages_sending", "next_attempt_at", "dispatch = 'sending'"),
                       _partial("ix_messages_leased", "next_attempt_at", "dispatch = 'leased'"),
