@@ -63,11 +63,11 @@ export function money(value) {
   return value === undefined || value === null ? "—" : Number(value).toFixed(4);
 }
 
-/** An RFC 3339 time as the reader's local time, to the second. */
+/** An RFC 3339 time in the reader's zone, written 2026-01-05 15:00:00 (no day/month ambiguity). */
 export function when(value) {
   if (!value) return "—";
   const at = new Date(value);
-  return Number.isNaN(at.getTime()) ? String(value) : at.toLocaleString("en-GB", {hour12: false});
+  return Number.isNaN(at.getTime()) ? String(value) : at.toLocaleString("sv-SE");
 }
 
 export function errorBox(error) {

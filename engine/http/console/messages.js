@@ -1,10 +1,10 @@
 // Messages across people, filtered (journey, step, channel, status, time), newest first, a page at
-// a time; and the audience runs of the journeys entered by schedule, with their progress.
+// a time (or one person's, with `user_id`); and the audience runs of the journeys entered by schedule, with their progress.
 
-import {ApiError, api, quoted} from "./api.js";
+import {api, quoted} from "./api.js";
 import {badge, errorBox, h, link, money, number, section, table, when} from "./dom.js";
 
-const FILTERS = [["user_id", "user id"], ["journey_id", "journey"], ["step", "step"], ["channel", "channel"],
+const FILTERS = [["user_id", "user id"], ["journey", "journey"], ["step", "step"], ["channel", "channel"],
   ["status", "status"], ["since", "since (RFC 3339)"], ["until", "until (RFC 3339)"]];
 
 function filterForm(query) {
@@ -67,11 +67,7 @@ async function audienceRuns() {
 
 /** #/messages?journey_id=&channel=...: the filtered messages, then the audience runs. */
 export async function renderMessages(main, query) {
-  const list = await messagesPage(query).catch(error => {
-    const perPerson = error instanceof ApiError && error.status === 422 && !query.get("user_id");
-    return perPerson ? h("p", {class: "empty"}, "This server lists messages one person at a time: give a user id.")
-      : errorBox(error);
-  });
+  const list = await messagesPage(query).catch(errorBox);
   main.replaceChildren(h("h1", {}, "Messages"), filterForm(query), list,
     section("Audience runs", runsTable(await audienceRuns())));
 }

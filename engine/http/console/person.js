@@ -3,7 +3,7 @@
 // and a timeline of all of it, oldest first.
 
 import {ApiError, api, quoted} from "./api.js";
-import {badge, errorBox, facts, h, link, money, number, section, table, when} from "./dom.js";
+import {badge, facts, h, link, money, number, section, table, when} from "./dom.js";
 
 /** The form that opens a person's page, on the page and in the header. */
 export function lookupForm(id, current = "") {
@@ -111,39 +111,23 @@ function messagesSection(messages) {
   ], messages, "nothing sent"));
 }
 
-/** The timeline the server keeps, or one put together from what the other routes answer. */
-async function timeline(id, parts) {
-  try {
-    return (await api(`/v1/users/${quoted(id)}/timeline`)).items;
-  } catch (error) {
-    if (!(error instanceof ApiError && error.missingRoute)) throw error;
-  }
-  return composedTimeline(parts);
+function candidateText(d) {
+  const figures = d.reach !== undefined && d.reach !== null ? ` (reach ${d.reach}, cost ${money(d.cost)})` : "";
+  return `${d.channel} ${d.eligible ? "eligible" : d.reason}${figures}`;
 }
 
-function composedTimeline({instances, sent, ledger}) {
-  const items = [];
-  for (const i of instances) {
-    items.push({at: i.entered_at, kind: "instance", journey: i.journey_id, step: i.path?.[0], what: "entered"});
-    if (i.ended_at) items.push({at: i.ended_at, kind: "instance", journey: i.journey_id, step: i.step, what: i.status});
-    if (i.timer) items.push({at: i.timer.due_at, kind: "timer", journey: i.journey_id, step: i.step,
-      what: `${i.timer.kind} due (${i.timer.reason})`});
-  }
-  for (const m of sent.messages) {
-    items.push({at: m.at, kind: "decision", journey: m.journey_id, step: m.step, what: `${m.channel} chosen`});
-    if (m.status_at && m.status_at !== m.at) items.push({at: m.status_at, kind: "receipt", journey: m.journey_id,
-      step: m.step, what: `${m.channel} ${m.status}`});
-  }
-  for (const s of sent.skipped) items.push({at: s.at, kind: "decision", step: s.step, what: `skipped: ${s.reason}`});
-  for (const c of ledger) items.push({at: c.at, kind: "consent", what: `${c.channel} ${c.category} ${c.granted ? "granted" : "withdrawn"}`});
-  return items.filter(item => item.at).sort((a, b) => String(a.at).localeCompare(String(b.at)));
-}
-
-const SHOWN = new Set(["at", "kind", "journey", "step", "user_id"]);
+const DETAILS = {
+  event: t => `${t.type} ${JSON.stringify(t.properties || {})}`,
+  instance: t => [t.action, t.reason, t.path ? t.path.join(" → ") : null].filter(Boolean).join(" · "),
+  decision: t => [t.sent ? `${t.message}: ${t.channel} chosen` : `${t.message}: skipped, ${t.reason}`,
+    (t.decisions || []).map(candidateText).join("; "), t.choice?.reason].filter(Boolean).join(" · "),
+  message: t => `${t.channel} ${t.status} · cost ${money(t.cost)}`,
+  receipt: t => [`${t.channel} ${t.status}`, t.provider, t.error].filter(Boolean).join(" · "),
+  timer: t => `${t.timer}${t.reason ? ` (${t.reason})` : ""}`,
+};
 
 function details(item) {
-  return Object.entries(item).filter(([k, v]) => !SHOWN.has(k) && v !== null && v !== undefined)
-    .map(([k, v]) => (k === "what" ? v : `${k}: ${typeof v === "object" ? JSON.stringify(v) : v}`)).join(" · ");
+  return (DETAILS[item.kind] || (t => JSON.stringify(t)))(item);
 }
 
 function timelineSection(items) {
@@ -157,13 +141,12 @@ function timelineSection(items) {
 export async function renderPerson(main, id) {
   main.replaceChildren(h("h1", {}, id ? `Person ${id}` : "Find a person"), lookupForm("person-lookup", id || ""));
   if (!id) return;
-  const [profile, exported, instances, sent] = await Promise.all([
+  const [profile, exported, instances, sent, timeline] = await Promise.all([
     optional(api(`/v1/profiles/${quoted(id)}`)), optional(api(`/v1/profiles/${quoted(id)}/export`)),
     api(`/v1/users/${quoted(id)}/instances`), api("/v1/messages", {query: {user_id: id}}),
+    api(`/v1/users/${quoted(id)}/timeline`),
   ]);
-  const ledger = exported?.consents || profile?.consents || [];
-  const items = await timeline(id, {instances: instances.instances, sent, ledger}).catch(errorBox);
   main.append(profileSection(profile), consentSection(exported, profile), engagementSection(profile),
     instancesSection(instances.instances), decisionsSection(sent), messagesSection(sent.messages),
-    Array.isArray(items) ? timelineSection(items) : section("Timeline", items));
+    timelineSection(timeline.items));
 }
