@@ -72,6 +72,7 @@ async function show() {
     main.replaceChildren(errorBox(error));
   }
   main.dataset.loaded = page;
+  performance.mark(`console:${page}`);  // benchmarks/console_pages.py reads when each page was on screen
   return undefined;
 }
 
