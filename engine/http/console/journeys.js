@@ -2,10 +2,11 @@
 // its nodes and edges, refreshed every few seconds, and its pause / resume / stop / reload buttons.
 
 import {api, quoted} from "./api.js";
-import {badge, errorBox, facts, h, link, money, number, section, table, when} from "./dom.js";
+import {badge, facts, h, link, money, number, section, table, when} from "./dom.js";
 import {drawGraph, paint} from "./graph.js";
 
 const REFRESH_MS = 3000;
+const SUMMARY_EVERY = 10;
 
 function trigger(journey) {
   const t = journey.trigger || {};
@@ -88,33 +89,50 @@ class JourneyView {
   constructor(main, id) {
     this.main = main;
     this.id = id;
+    this.ticks = 0;
     this.status = h("span", {class: "status", role: "status", id: "action-status"});
     this.updated = h("span", {class: "updated"});
   }
 
+  path(tail = "") {
+    return `/v1/journeys/${quoted(this.id)}${tail}`;
+  }
+
+  /** The journey, its graph and its stats at once; the graph drawn, the counts painted. */
   async load() {
-    this.journey = await api(`/v1/journeys/${quoted(this.id)}`);
-    this.layout = await api(`/v1/journeys/${quoted(this.id)}/graph`);
-    this.graph = drawGraph(this.layout);
+    const [journey, layout, stats] = await Promise.all([api(this.path()), api(this.path("/graph")),
+      api(this.path("/stats"))]);
+    Object.assign(this, {journey, layout, graph: drawGraph(layout)});
     this.head = h("div", {});
     this.numbers = h("div", {});
     this.main.replaceChildren(this.head, section("Graph", h("div", {class: "graph-box"}, this.graph)), this.numbers);
-    await this.refresh();
+    this.show(stats);
   }
 
+  /** Every few seconds: the stats (kept as counters: cheap to read); the journey itself, whose
+   * answer counts its instances, only every SUMMARY_EVERY turns, to see a reload or another's pause. */
   async refresh() {
-    this.journey = await api(`/v1/journeys/${quoted(this.id)}`);
-    if (this.journey.version && this.journey.version !== this.layout.version) return this.load();
-    const stats = await api(`/v1/journeys/${quoted(this.id)}/stats`);
+    this.ticks += 1;
+    if (this.ticks % SUMMARY_EVERY === 0 && await this.changed()) return this.load();
+    return this.show(await api(this.path("/stats")));
+  }
+
+  async changed() {
+    const version = this.journey.version;
+    this.journey = await api(this.path());
+    return Boolean(this.journey.version) && version !== this.journey.version;
+  }
+
+  show(stats) {
+    this.stats = stats;
     paint(this.graph, this.layout, stats);
     const j = this.journey;
-    this.updated.textContent = `live: updated ${new Date().toLocaleTimeString("en-GB", {hour12: false})}`;
+    this.updated.textContent = `live: updated ${new Date().toLocaleTimeString("sv-SE")}`;
     this.head.replaceChildren(h("h1", {}, j.name || j.id, " ", badge(j.state)),
       h("p", {class: "subtle"}, `${j.id} · trigger ${trigger(j)} · version ${j.version || "—"} · `, this.updated),
       controls(this));
     this.numbers.replaceChildren(section("Totals", totals(stats)), section("Channels", channelsTable(stats)),
       section("Split paths", pathsTable(stats)), section("Versions", versionsTable(j)));
-    return undefined;
   }
 
   async act(action) {
@@ -122,7 +140,8 @@ class JourneyView {
       return;
     }
     await this.run(async () => {
-      const done = await api(`/v1/journeys/${quoted(this.id)}/${action}`, {method: "POST"});
+      const done = await api(this.path(`/${action}`), {method: "POST"});
+      Object.assign(this.journey, {state: done.state, versions: done.versions});
       return `${this.id} is ${done.state}`;
     });
   }
@@ -130,6 +149,7 @@ class JourneyView {
   async reload() {
     await this.run(async () => {
       const r = await api("/v1/journeys/reload", {method: "POST"});
+      if (await this.changed()) await this.load();
       return `reloaded: ${r.added.length} added, ${r.changed.length} changed, ${r.removed.length} removed`;
     });
   }
@@ -142,7 +162,7 @@ class JourneyView {
       this.status.textContent = error.message;
       this.status.className = "status error";
     }
-    await this.refresh();
+    this.show(await api(this.path("/stats")));
   }
 }
 
