@@ -238,6 +238,47 @@ def _foreign_names(source: str, expression: bool, allowed: tuple[str, ...]) -> t
     return tuple(sorted(paths.items()))
 
 
+def read_paths(source: str, expression: bool = False) -> frozenset[tuple[str, ...]]:
+    """Every path `source` reads from a name (`("profile", "attributes", "first_name")`), as far
+    as it is spelled out: a name used whole (`profile | tojson`, `{% set p = profile %}`) is read
+    whole (`("profile",)`), a computed key (`event.properties[k]`) reads what is before it, a
+    method (`profile.attributes.get('x')`) the value it is called on. What a forecast may leave
+    out of the inputs that make two people alike (engine/forecast/classes.py). Raises
+    TemplateSyntaxError like compiling it would."""
+    found: set[tuple[str, ...]] = set()
+    _collect(_tree(source, expression), found)
+    return frozenset(found)
+
+
+def _collect(node: nodes.Node, found: set[tuple[str, ...]]) -> None:
+    called = _chain(node.node) if isinstance(node, nodes.Call) else None
+    if isinstance(node, nodes.Call) and called is not None:
+        found.add(called[:-1] or called)
+        for child in (*node.args, *node.kwargs):
+            _collect(child, found)
+        return
+    chain = _chain(node)
+    if chain is not None:
+        found.add(chain)
+        for item in node.find_all(nodes.Getitem):  # computed keys read names of their own
+            _collect(item.arg, found)
+        return
+    for child in node.iter_child_nodes():
+        _collect(child, found)
+
+
+def _chain(node: nodes.Node) -> tuple[str, ...] | None:
+    """A name and the constant keys read from it (up to the first computed one), or None."""
+    parts: list[str] = []
+    while isinstance(node, nodes.Getattr | nodes.Getitem):
+        key = node.attr if isinstance(node, nodes.Getattr) else getattr(node.arg, "value", None)
+        parts = [key, *parts] if isinstance(key, str) else []
+        node = node.node
+    if isinstance(node, nodes.Name) and node.ctx == "load":
+        return (node.name, *parts)
+    return None
+
+
 def parse_template(source: str) -> nodes.Template:
     """A template's syntax tree (not compiled); raises TemplateSyntaxError like compiling it would."""
     return _tree(source, False)

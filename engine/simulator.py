@@ -144,7 +144,7 @@ def _run(journey: CompiledJourney, events: Sequence[Event], runs: Sequence[datet
         _run_timers(engine, clock, until=at, inclusive=False)
         clock.advance_to(at)
         if run:
-            _audience_run(engine, store, journey, f"r{run}", at)
+            audience_run(engine, store, journey, f"r{run}", at)
         else:
             engine.process_many(batch)
         done += len(batch) or 1
@@ -157,8 +157,9 @@ def _run(journey: CompiledJourney, events: Sequence[Event], runs: Sequence[datet
     return report(journey, store, users)
 
 
-def _audience_run(engine: Engine, store: MemoryStore, journey: CompiledJourney, run_id: str, at: datetime) -> None:
-    """Every profile, a chunk at a time, through the same entry as `journey serve`'s runs."""
+def audience_run(engine: Engine, store: MemoryStore, journey: CompiledJourney, run_id: str, at: datetime) -> None:
+    """Every profile, a chunk at a time, through the same entry as `journey serve`'s runs (a
+    forecast runs each person's path through it too)."""
     store.runs.add_run(AudienceRun(run_id=run_id, journey_id=journey.id, version=journey.version,
                               trigger=journey.definition.trigger.kind, scheduled_at=at, created_at=at))
     while (run := run_chunk(engine, run_id, RUN_CHUNK)) is not None and run.working:

@@ -327,6 +327,36 @@ class SimulateRequest(Body):
     until: Timestamp | None = Field(None, description="audience runs up to this instant (default: the first only)")
 
 
+MAX_FORECAST = 100_000
+"""Profile-runs (profiles x runs) one forecast request may ask for; `journey forecast` has no bound."""
+
+
+class ForecastRequest(Body):
+    """A forecast of one journey over these profiles and their events: `runs` Monte Carlo runs
+    of sampled engagement on a virtual clock; nothing is sent or stored. At most 100,000
+    profile-runs (profiles x runs)."""
+
+    model_config = ConfigDict(extra="allow", json_schema_extra=examples(
+        {"events": [{**ORDER, "type": "cart.abandoned"}], "runs": 20, "seed": 7,
+         "profiles": [{"user_id": "u1", "push_token": "tok-1", "timezone": "UTC"}]}))
+    events: list[SimulatedEvent] = Field(description="the entry events (and any others), each with its timestamp; "
+                                         "required, unless the journey is entered by audience runs")
+    profiles: list[SimulatedProfile] = []
+    runs: Count = Field(20, ge=1, le=MAX_FORECAST, description="Monte Carlo runs (default 20)")
+    seed: Count = Field(0, ge=0, le=2**63 - 1, description="the draws' seed: the same seed, the same answer")
+    by: Text | None = Field(None, description="break the figures down by this profile field: `attributes.<name>`, "
+                            "`timezone` or `locale`")
+
+    @model_validator(mode="after")
+    def _bounded(self) -> ForecastRequest:
+        asked = max(len(self.profiles), 1) * self.runs
+        if asked > MAX_FORECAST:
+            raise refused(f"{len(self.profiles)} profiles x {self.runs} runs is {asked} profile-runs, more than "
+                          f"{MAX_FORECAST:,} in one request: fewer runs, or journey forecast on the command line",
+                          below=".runs")
+        return self
+
+
 class PreviewEvent(Body):
     """The event a previewed message's templates read; its type defaults to the journey's trigger."""
 

@@ -186,3 +186,43 @@ class JourneyStats(_Out):
     steps: dict[str, StepCounts]
     channels: dict[str, ChannelCounts]
     paths: dict[str, dict[str, BranchStats]] = Field(description="per split step, per branch (its next step)")
+
+
+class Interval(_Out):
+    """A figure over the runs: its mean and its 90% interval (5th and 95th percentile of the run totals)."""
+
+    mean: float
+    p5: float
+    p95: float
+
+
+class ChannelForecast(_Out):
+    messages: Interval
+    cost: Interval
+    reached: Interval = Field(description="people who engaged with a message on the channel")
+
+
+class TimeToEngagement(_Out):
+    p50: float | None = Field(description="seconds from a person's first event to their first engagement")
+    p90: float | None
+
+
+class Forecast(_Out):
+    """What the journey would send, cost and reach over these people (docs/cli.md, `journey forecast --json`)."""
+
+    journey: str
+    profiles: int
+    runs: int
+    seed: int
+    channels: dict[str, ChannelForecast]
+    cost: Interval
+    reached: Interval = Field(description="people who engaged on any channel")
+    never_reached: Interval
+    cost_per_reached: float | None
+    skipped: dict[str, Interval] = Field(description="sends that sent nothing, by reason")
+    deferred_quiet_hours: Interval
+    entered: Interval
+    ended: dict[str, Interval] = Field(description="instances by how they ended")
+    time_to_engagement: TimeToEngagement
+    evaluated_paths: int = Field(description="paths evaluated; alike people who draw alike share one")
+    segments: dict[str, Any] | None = Field(None, description="with `by`: the same figures per value")

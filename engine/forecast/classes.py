@@ -1,0 +1,146 @@
+"""People alike for a journey, and the paths their draws lead to, each evaluated once.
+
+Two people whose inputs are the same as far as the journey and the channel rules can tell
+(`Reads.key`: the attributes and event properties the journey reads, the channel rules' facts
+about them, their consents, preferences and engagement history) follow the same path when their
+draws pick the same outcomes: the evaluator is deterministic. So a forecast keeps, per class of
+alike people, a tree of the outcomes met so far (`PathTree`): each node is one message, its
+chances and a child per outcome drawn; a leaf is the path that sequence of outcomes came to. A
+person's run walks the tree with their own draws and only evaluates (`walk`) where no one went
+before. A population of a million profile-runs is a few thousand evaluations.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from datetime import datetime
+from typing import Any
+
+import orjson
+
+from channels import ConsentRecord, Policy, Profile, recipient_zone
+from channels.links import strings_of
+from channels.regions import recipient_region
+from engine.compiler import CompiledJourney
+from engine.events import Event
+from engine.expressions import read_paths
+from engine.forecast.outcomes import Chances, draw
+from engine.forecast.path import Path
+
+_ADDRESSES = ("email", "phone", "push_token")
+_WHOLE = ("properties",)
+
+
+class Reads:
+    """What a journey reads of a person and of their events, from its conditions and its
+    messages (every string of the definition, as a template and as an expression)."""
+
+    def __init__(self, journey: CompiledJourney) -> None:
+        paths: set[tuple[str, ...]] = set()
+        for text in strings_of(journey.definition.model_dump(mode="json")):
+            paths |= _paths(text)
+        self.user_id = ("profile",) in paths or ("profile", "user_id") in paths or ("event",) in paths or \
+            ("event", "user_id") in paths or any(p[0] == "preferences_url" for p in paths)
+        self.profile = {p[1] for p in paths if p[0] == "profile" and len(p) > 1} | \
+            ({"*"} if ("profile",) in paths else set())
+        attributes = {p[2] for p in paths if p[:2] == ("profile", "attributes") and len(p) > 2}
+        self.all_attributes = bool({("profile",), ("profile", "attributes")} & paths)
+        self.attributes = frozenset(attributes | {"region"})
+        self.all_properties = bool({("event",), ("event", "properties")} & paths) or \
+            any(p[0] == "digest" for p in paths)
+        self.properties = frozenset(p[2] for p in paths if p[:2] == ("event", "properties") and len(p) > 2)
+        self.trigger = journey.definition.trigger.event
+
+    def key(self, profile: Profile, events: Sequence[Event], start: datetime | None, policy: Policy) -> bytes:
+        """The person's inputs as far as the journey and the channel rules can tell them apart."""
+        data = profile.to_dict()
+        if not self.user_id:
+            data["user_id"] = None
+        for field in _ADDRESSES:
+            if field not in self.profile and "*" not in self.profile:
+                data[field] = data[field] is not None
+        if not self.all_attributes:
+            data["attributes"] = {k: v for k, v in data["attributes"].items() if k in self.attributes}
+        data["consents"] = [_consent(c, start) for c in profile.consents]
+        data["region"] = recipient_region(profile, policy)
+        data["zone"] = str(recipient_zone(profile, policy))
+        ids: dict[str, int] = {}
+        data["events"] = [self._event(e, ids) for e in events]
+        return orjson.dumps(data, option=orjson.OPT_SORT_KEYS)
+
+    def _event(self, event: Event, ids: dict[str, int]) -> list[Any]:
+        """An event as far as it tells people apart: its id only as which earlier one it repeats."""
+        same = None if event.id is None else ids.setdefault(event.id, len(ids))
+        properties = dict(event.properties)
+        if event.type == self.trigger and not self.all_properties:
+            properties = {k: v for k, v in properties.items() if k in self.properties}
+        return [event.type, event.timestamp.isoformat(), same, event.user_id if self.user_id else None, properties]
+
+
+def _consent(consent: ConsentRecord, start: datetime | None) -> list[Any]:
+    """A consent as the rules read it: given before the person's first stimulus, its time is no matter."""
+    at = None if start is not None and consent.at <= start else consent.at.isoformat()
+    return [consent.channel, consent.category, consent.granted, at]
+
+
+def _paths(text: str) -> set[tuple[str, ...]]:
+    found: set[tuple[str, ...]] = set()
+    for expression in (False, True):
+        try:
+            found |= read_paths(text, expression)
+        except Exception:  # noqa: BLE001 - not a template or not an expression: it reads nothing as one
+            continue
+    return found
+
+
+class _Node:
+    """One message of a class's paths: its chances and a child per outcome drawn; or a leaf."""
+
+    __slots__ = ("channel", "children", "chances", "ordinal", "path")
+
+    def __init__(self) -> None:
+        self.chances: Chances | None = None
+        self.channel = ""
+        self.ordinal = 0
+        self.children: dict[int, _Node] = {}
+        self.path: int | None = None
+
+
+Walk = Callable[[Callable[[Chances, int], int]], Path]
+"""Evaluates the class's representative with the given outcome picker (engine.forecast.path.walk)."""
+
+
+class PathTree:
+    """The paths of one class of alike people, evaluated as draws first lead to them."""
+
+    __slots__ = ("evaluated", "index", "root", "walk")
+
+    def __init__(self, walk: Walk, index: Callable[[Path], int]) -> None:
+        self.root = _Node()
+        self.walk = walk
+        self.index = index
+        self.evaluated = 0
+
+    def path(self, root_draw: int) -> int:
+        """The path (its `index`) of the person-run whose draws come from `root_draw` (outcomes.person_seed)."""
+        node = self.root
+        while node.path is None:
+            if node.chances is None:
+                return self._evaluate(root_draw)
+            node = node.children.setdefault(node.chances.outcome(draw(root_draw, node.channel, node.ordinal)),
+                                            _Node())
+        return node.path
+
+    def _evaluate(self, root_draw: int) -> int:
+        node = self.root
+
+        def choose(chances: Chances, ordinal: int) -> int:
+            nonlocal node
+            node.chances, node.channel, node.ordinal = chances, chances.channel, ordinal
+            picked = chances.outcome(draw(root_draw, chances.channel, ordinal))
+            node = node.children.setdefault(picked, _Node())
+            return picked
+
+        path = node.path = self.index(self.walk(choose))
+        self.evaluated += 1
+        return path

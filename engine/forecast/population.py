@@ -1,0 +1,148 @@
+"""Who a forecast runs over: each person's profile and their events, streamed from JSON Lines
+files, a database, or lists (the HTTP body), one share of them per worker process.
+
+A person's share is by a hash of their user id (`share_of`), so every worker reads the files
+through but parses and keeps only its own people and their events; memory holds one worker's
+events and one profile at a time. A user with events and no profile is a person with an empty
+one, as `journey simulate` takes them.
+"""
+
+from __future__ import annotations
+
+import zlib
+from collections import defaultdict
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any, NamedTuple
+
+import orjson
+
+from channels import Profile
+from engine.errors import InputError
+from engine.events import Event
+from engine.simulator import parse_events, parse_profiles
+
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+PAGE = 1000
+"""Profiles read from a database per query."""
+
+
+class Person(NamedTuple):
+    profile: Profile
+    events: Sequence[Event]
+
+
+class Share(NamedTuple):
+    """Worker `number` of `workers`: the people whose user id hashes to `number`."""
+
+    number: int = 0
+    workers: int = 1
+
+    def holds(self, user_id: str) -> bool:
+        return self.workers == 1 or share_of(user_id, self.workers) == self.number
+
+
+def share_of(user_id: str, count: int) -> int:
+    return zlib.crc32(user_id.encode()) % count
+
+
+def read_lines(path: Path, keep: Callable[[Any], bool]) -> Iterator[tuple[str, Any]]:
+    """(`file:line`, parsed JSON) of each non-blank line `keep` wants (it sees the parsed value);
+    bad JSON names its line."""
+    with open(path, "rb") as handle:
+        for number, line in enumerate(handle, 1):
+            if not line.strip():
+                continue
+            try:
+                data = orjson.loads(line)
+            except orjson.JSONDecodeError as exc:
+                raise InputError(f"{path}:{number}: invalid JSON: {exc}") from None
+            if keep(data):
+                yield f"{path}:{number}", data
+
+
+def _user(data: Any) -> str | None:
+    user = data.get("user_id") if isinstance(data, dict) else None
+    return user if isinstance(user, str) else None
+
+
+def _mine(share: Share) -> Callable[[Any], bool]:
+    """Keeps a line of this share, and a line without a user id (its error is reported once, by worker 0)."""
+    def keep(data: Any) -> bool:
+        user = _user(data)
+        return share.holds(user) if user is not None else share.number == 0
+
+    return keep
+
+
+@dataclass(frozen=True)
+class Population:
+    """The profiles (a file, a database URL, or a list) and the events (a file or a list)."""
+
+    profiles: Path | str | Sequence[Profile] = ()
+    events: Path | Sequence[Event] = ()
+
+    def first_time(self) -> datetime | None:
+        """The earliest event's time: consents without `at` are as of then, as in `journey simulate`."""
+        if isinstance(self.events, Path):
+            times = (e.timestamp for e in parse_events(read_lines(self.events, lambda d: True)))
+            return min(times, default=None)
+        return min((e.timestamp for e in self.events), default=None)
+
+    def people(self, share: Share, consented_at: datetime | None) -> Iterator[Person]:
+        """This share's people, each with their events in time order."""
+        events = self._events(share)
+        for profile in self._profiles(share, consented_at):
+            yield Person(profile, events.pop(profile.user_id, ()))
+        for user_id in sorted(events):
+            yield Person(Profile(user_id), events[user_id])
+
+    def _events(self, share: Share) -> dict[str, list[Event]]:
+        rows: Iterable[Event] = parse_events(read_lines(self.events, _mine(share))) \
+            if isinstance(self.events, Path) else (e for e in self.events if share.holds(e.user_id))
+        by_user: dict[str, list[Event]] = defaultdict(list)
+        for event in rows:
+            by_user[event.user_id].append(event)
+        return by_user
+
+    def _profiles(self, share: Share, consented_at: datetime | None) -> Iterator[Profile]:
+        source = self.profiles
+        if isinstance(source, Path):
+            for where, data in read_lines(source, _mine(share)):
+                yield from parse_profiles([(where, data)], consented_at)
+        elif isinstance(source, str):
+            yield from _stored(source, share)
+        else:
+            yield from (p for p in source if share.holds(p.user_id))
+
+    def count(self) -> int | None:
+        """How many profiles there are, when that is cheap to know (a file's lines, a list)."""
+        if isinstance(self.profiles, Path):
+            with open(self.profiles, "rb") as handle:
+                return sum(1 for line in handle if line.strip())
+        if isinstance(self.profiles, str):
+            return None
+        return len(self.profiles)
+
+
+def _stored(url: str, share: Share) -> Iterator[Profile]:
+    """A database's profiles in user id order, a page per transaction (read only)."""
+    from engine.stores.sql import SqlStore  # the database stack loads only for --db
+
+    store = SqlStore(url)
+    try:
+        cursor: str | None = None
+        while True:
+            with store.transaction() as tx:
+                page = [p.user_id for p in tx.profiles_after(cursor, PAGE)]
+                mine = [u for u in page if share.holds(u)]
+                tx.prefetch(mine, _EPOCH)
+                profiles = [tx.get_profile(u) for u in mine]
+            yield from (p for p in profiles if p is not None)
+            if len(page) < PAGE:
+                return
+            cursor = page[-1]
+    finally:
+        store.close()
