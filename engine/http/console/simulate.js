@@ -28,9 +28,14 @@ function inputArea(name, label) {
   return h("label", {class: "input-area"}, label, area, file);
 }
 
-function range(value) {
-  if (!value || typeof value !== "object") return number(value);
-  return `${number(value.mean)} (${number(value.p5)} to ${number(value.p95)})`;
+function range(value, format = number) {
+  if (!value || typeof value !== "object") return format(value);
+  return `${format(value.mean)} (${format(value.p5)} to ${format(value.p95)})`;
+}
+
+function seconds(value) {
+  if (value === null || value === undefined) return "—";
+  return value < 3600 ? `${Math.round(value / 60)} min` : `${(value / 3600).toFixed(1)} h`;
 }
 
 function simulationView(layout, result) {
@@ -57,11 +62,11 @@ function forecastView(result) {
   const tte = result.time_to_engagement || {};
   return h("div", {id: "forecast"},
     section("Forecast", facts([["profiles", number(result.profiles)], ["runs", number(result.runs)],
-      ["cost", range(result.cost)], ["reached", range(result.reached)], ["never reached", range(result.never_reached)],
+      ["cost", range(result.cost, money)], ["reached", range(result.reached)], ["never reached", range(result.never_reached)],
       ["deferred by quiet hours", range(result.deferred_quiet_hours)],
-      ["time to engagement", `p50 ${tte.p50 ?? "—"}, p90 ${tte.p90 ?? "—"}`]])),
+      ["time to engagement", `p50 ${seconds(tte.p50)}, p90 ${seconds(tte.p90)}`]])),
     section("Channels", table([["channel", c => c.channel], ["messages", c => range(c.messages)],
-      ["cost", c => range(c.cost)], ["reached", c => range(c.reached)]], channels, "no messages")),
+      ["cost", c => range(c.cost, money)], ["reached", c => range(c.reached)]], channels, "no messages")),
     section("Skipped", table([["reason", ([reason]) => reason], ["count", ([, n]) => range(n)]],
       Object.entries(result.skipped || {}), "nothing skipped")));
 }
