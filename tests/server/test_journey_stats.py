@@ -20,7 +20,7 @@ import pytest
 from channels import load_policy
 from channels.providers.local import FileProvider
 from channels.providers.twilio import TwilioProvider
-from engine.clock import VirtualClock
+from engine.clock import VirtualClock, counter_ids
 from engine.compiler import load_file
 from engine.events import parse_time
 from engine.simulator import parse_events, parse_profiles, read_jsonl, simulate
@@ -146,3 +146,46 @@ def test_a_goal_after_the_instance_completed_counts_once_within_its_window(
     post_events(local, {"type": "order.placed", "user_id": "u1"})
     stats = local.client.get("/v1/journeys/checkout/stats").json()
     assert (stats["conversions"], stats["instances"]["completed"], stats["instances"]["converted"]) == (1, 2, 0)
+
+
+def test_two_workers_on_one_postgresql_database_count_into_rows_of_their_own_and_agree(
+        postgres_fresh_db_url: str, journeys_dir: Path) -> None:
+    """Two engines (two workers' stores) enter 200 people each at once on one database: the
+    stats read from either count all 400, each worker's engine added to rows of its own (no
+    row two workers write), and a third process opening the database later reads the same."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from sqlalchemy import create_engine, text
+
+    from engine.compiler import load_paths
+    from engine.service import Engine
+    from engine.stores.sql import SqlStore
+
+    journeys = [j for j in load_paths([journeys_dir]) if j.id == "welcome"]
+    stores = [SqlStore(postgres_fresh_db_url) for _ in range(2)]
+    clock = VirtualClock(parse_time("2026-01-05T10:00:00Z", "at"))
+    for n, store in enumerate(stores):
+        assert store.partitions is not None
+        store.partitions.worker = f"w{n}"
+
+    def enter(n: int) -> None:
+        engine = Engine(journeys, load_policy(), stores[n], clock, counter_ids(f"w{n}-i"))
+        for batch in range(4):
+            engine.ingest_many([{"type": "account.created", "user_id": f"w{n}-u{batch}-{i}"} for i in range(50)])
+
+    with ThreadPoolExecutor(2) as pool:
+        list(pool.map(enter, range(2)))
+    reader = SqlStore(postgres_fresh_db_url)
+    for store in (*stores, reader):
+        rows = dict(((p, name), v) for p, name, v in store.views.journey_counts("welcome", None, None, None))
+        assert (rows[("", "entered")], rows[("", "step:pause:waiting")], rows[("", "skip:push:no_address")]) == \
+            (400, 400, 400)
+    database = create_engine(postgres_fresh_db_url)
+    with database.connect() as conn:
+        writers = {w for (w,) in conn.execute(text("SELECT DISTINCT writer FROM journey_counters"))}
+        shared = conn.execute(text("SELECT count(*) FROM (SELECT journey_id, version, hour, path, name FROM "
+                                   "journey_counters GROUP BY 1, 2, 3, 4, 5 HAVING count(*) > 2) AS s")).scalar()
+    database.dispose()
+    assert writers == {"w0", "w1"} and shared == 0
+    for store in (*stores, reader):
+        store.close()
