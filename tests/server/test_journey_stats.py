@@ -148,6 +148,58 @@ def test_a_goal_after_the_instance_completed_counts_once_within_its_window(
     assert (stats["conversions"], stats["instances"]["completed"], stats["instances"]["converted"]) == (1, 2, 0)
 
 
+SHIPPED_JOURNEY = """\
+id: shipped
+category: transactional
+trigger: {event: order.shipped}
+steps:
+  - {id: tell, type: send, message: shipped, channels: [push]}
+messages:
+  shipped:
+    push: {title: "On its way", body: "Your order shipped"}
+"""
+
+
+def _push(local: LocalServer) -> tuple[dict[str, int], dict[str, int]]:
+    push = local.client.get("/v1/journeys/shipped/stats").json()["channels"]["push"]
+    return {s: n for s, n in push["messages"].items() if n}, push["engagement"]
+
+
+def test_a_receipt_in_the_batch_of_the_message_it_confirms_is_counted(
+        start_local: StartLocal, database: str, journeys_dir: Path, tmp_path: Path) -> None:
+    """The send and its `push.delivered` in one POST (one transaction): the message is counted
+    delivered, not queued, and stays so once the dispatcher has handed it over."""
+    (journeys_dir / "shipped.yaml").write_text(SHIPPED_JOURNEY, encoding="utf-8")
+    local = start_local(db=database)
+    local.client.put("/v1/profiles/u1", json={"push_token": "tok-u1", "timezone": "UTC"})
+    batch = {"events": [{"type": "order.shipped", "user_id": "u1"}, {"type": "push.delivered", "user_id": "u1"}]}
+    assert post_events(local, batch).status_code == 202
+    assert _push(local)[0] == {"delivered": 1}
+    local.settle()  # the dispatcher records the provider's `sent`, older news than the receipt
+    assert _push(local)[0] == {"delivered": 1}
+    assert [m["status"] for m in local.messages("u1")] == ["delivered"]
+
+
+def test_a_late_delivered_never_moves_an_opened_message_back_and_an_open_counts_once(
+        start_local: StartLocal, database: str, journeys_dir: Path, tmp_path: Path) -> None:
+    """opened, then a late delivered, then opened again: the message stays opened, delivered once
+    in the messages, opened once in the engagement, as the person's engagement counts it."""
+    (journeys_dir / "shipped.yaml").write_text(SHIPPED_JOURNEY, encoding="utf-8")
+    local = start_local(db=database)
+    local.client.put("/v1/profiles/u1", json={"push_token": "tok-u1", "timezone": "UTC"})
+    assert post_events(local, {"type": "order.shipped", "user_id": "u1"}).status_code == 202
+    local.settle()
+    [message] = local.messages("u1")
+    for status in ("opened", "delivered", "opened"):
+        event = {"type": f"push.{status}", "user_id": "u1", "properties": {"message_id": message["message_id"]}}
+        assert post_events(local, event).status_code == 202
+        local.advance(60)
+        assert [m["status"] for m in local.messages("u1")] == ["opened"]
+    assert _push(local) == ({"delivered": 1}, {"opened": 1})
+    person = local.client.get("/v1/profiles/u1").json()["engagement"]["push"]
+    assert (person["delivered"], person["engaged"]) == (1, 1)
+
+
 def test_two_workers_on_one_postgresql_database_count_into_rows_of_their_own_and_agree(
         postgres_fresh_db_url: str, journeys_dir: Path) -> None:
     """Two engines (two workers' stores) enter 200 people each at once on one database: the
