@@ -2,9 +2,10 @@
 
 A served run of the cart-abandonment example (profiles and events posted over HTTP at their own
 times on the virtual clock, SMS handed to a local server speaking Twilio's protocol) must report,
-number for number, what `journey simulate` of the same events reports: instances by status, the
-funnel (steps reached, edges taken) and the messages per channel with their cost; and the same
-after a restart. A goal reached after its instance completed counts once, within `goal.within`.
+number for number, what `journey simulate` of the same events reports: instances by status,
+conversions (an order after its instance completed among them), the funnel (steps reached, edges
+taken) and the messages per channel with their cost; and the same after a restart. A goal
+reached after its instance completed counts once, within `goal.within`.
 """
 
 from __future__ import annotations
@@ -50,8 +51,17 @@ def _run_to(local: LocalServer, at: Any) -> None:
     local.advance((at - local.clock.now()).total_seconds())
 
 
+LATE_ORDER = {"id": "ca-late", "type": "order.placed", "user_id": "u1", "timestamp": "2026-01-08T12:00:00Z",
+              "properties": {"order_id": "O-1001", "value": 45.0}}
+"""u1's order 3 days after entry: its instance completed long before, its goal's 7 days still run."""
+
+
+def _events() -> list[dict[str, Any]]:
+    return [data for _, data in read_jsonl(EXAMPLE / "events.jsonl")] + [LATE_ORDER]
+
+
 def _simulated() -> dict[str, Any]:
-    events = parse_events((f"events:{n}", d) for n, d in read_jsonl(EXAMPLE / "events.jsonl"))
+    events = parse_events((f"events:{n}", d) for n, d in enumerate(_events(), 1))
     profiles = parse_profiles((f"profiles:{n}", d) for n, d in read_jsonl(EXAMPLE / "profiles.jsonl"))
     return simulate(load_file(ROOT / "journeys" / "cart-abandonment.yaml"), events, profiles, load_policy())
 
@@ -72,7 +82,7 @@ def _assert_equal_to_simulation(stats: dict[str, Any], simulated: dict[str, Any]
     assert stats["entered"] == summary["entered"]
     assert {s: stats["instances"][s] for s in ("active", "completed", "exited", "converted", "failed")} == \
         {s: summary[s] for s in ("active", "completed", "exited", "converted", "failed")}
-    assert stats["conversions"] == summary["converted"]
+    assert stats["conversions"] == summary["conversions"]
     steps, edges = _funnel(simulated)
     assert {s: v["entered"] for s, v in stats["steps"].items() if v["entered"]} == dict(steps)
     assert {(s, t): n for s, v in stats["steps"].items() for t, n in v["left"].items()} == dict(edges)
@@ -89,7 +99,7 @@ def _assert_equal_to_simulation(stats: dict[str, Any], simulated: dict[str, Any]
 def test_stats_after_a_served_run_equal_the_simulation_of_the_same_events(
         start_local: StartLocal, database: str, twilio: FakeTwilio, tmp_path: Path, journeys_dir: Path) -> None:
     shutil.copy(ROOT / "journeys" / "cart-abandonment.yaml", journeys_dir)
-    events = [data for _, data in read_jsonl(EXAMPLE / "events.jsonl")]
+    events = _events()
     clock = VirtualClock(parse_time(events[0]["timestamp"], "timestamp") - timedelta(minutes=1))
     local = _serve(start_local, database, twilio, tmp_path, clock)
     profiles = [data for _, data in read_jsonl(EXAMPLE / "profiles.jsonl")]
@@ -100,6 +110,7 @@ def test_stats_after_a_served_run_equal_the_simulation_of_the_same_events(
     _run_to(local, clock.now() + timedelta(days=3))
 
     simulated = _simulated()
+    assert simulated["summary"]["conversions"] == simulated["summary"]["converted"] + 1  # u1's late order
     stats = local.client.get("/v1/journeys/cart-abandonment/stats")
     assert stats.status_code == 200, stats.text
     assert sum(stats.json()["channels"]["sms"]["messages"].values()) == len(twilio.messages) > 0
