@@ -49,7 +49,8 @@ def fill(store: SqlStore, rows: int = ROWS) -> None:
     of another), one every 26 s over 30 days, and their hourly counters."""
     version = "v1"
     with store.engine.begin() as conn:
-        instances, messages = [], []
+        instances: list[dict[str, Any]] = []
+        messages: list[dict[str, Any]] = []
         for n in range(rows):
             at = START + timedelta(seconds=26 * n)
             journey = JOURNEY if n % 10 else "welcome"
