@@ -2,8 +2,8 @@
 stats document (`GET /v1/journeys/{id}/stats`) summed from them. Pure: no I/O, no clock.
 
 Counters are kept as the engine runs, never scanned out of the instances or messages: each
-carried-out outcome adds its deltas (`outcome_counts`), each change of a message's status its
-own (`status_counts`), and the stores add them up per transaction. A counter is one number under
+carried-out outcome adds its deltas (`outcome_counts`), each status that comes for a message
+its own (`received`), and the stores add them up per transaction. A counter is one number under
 a `Key`: the journey, the version and the hour of entry of the instance it is about (so `since`
 and `until` read whole hours of counters, never instances), the path (`""`: every instance; a
 split's branch, `<split step>:<branch>`, for the instances that took it) and its name:
@@ -134,20 +134,55 @@ def conversion_counts(journey_id: str, tally: str) -> Counts:
     return {Key(journey_id, version, hour, path, "conversions"): 1.0 for path in paths}
 
 
+RANK = {"queued": 0, "sending": 1, "sent": 2, "unknown": 2, "delivered": 3, "failed": 3, "bounced": 3,
+        "cancelled": 3}
+"""How far along a message is; any other status (opened, clicked, read, replied...) is engagement, 4.
+A receipt never moves a message back: a late `delivered` after `opened` keeps `opened`."""
+ENGAGED_RANK = 4
+
+
+class Receipt(NamedTuple):
+    """A message after a status came for it: its status, the kinds of engagement counted for it
+    (comma-separated, in the order they came), and what the counters move."""
+
+    status: str
+    engaged: str
+    counts: Counts
+    changed: bool  # its status or its engagement: else there is nothing to write
+
+
+def received(journey_id: str | None, tally: str | None, channel: str, status: str, engaged: str | None,
+             new: str) -> Receipt:
+    """`new` coming for a message now `status` with `engaged` counted: the status moves only
+    forward (or to another of the same rank: the latest engagement is shown), its `msg:` counter
+    with it when its delivery changes, and an engagement kind is counted once per message, as the
+    person's engagement counts it (channels/engagement.py)."""
+    engaged = engaged or ""
+    kept = new if RANK.get(new, ENGAGED_RANK) >= RANK.get(status, ENGAGED_RANK) else status
+    kinds = engaged.split(",") if engaged else []
+    fresh = RANK.get(new, ENGAGED_RANK) == ENGAGED_RANK and new not in kinds
+    counts = status_counts(journey_id, tally, channel, status, kept)
+    if fresh:
+        kinds.append(new)
+        if journey_id is not None and tally:
+            version, hour, paths = _keys(journey_id, tally)
+            for path in paths:
+                counts[Key(journey_id, version, hour, path, f"engaged:{channel}:{new}")] = 1.0
+    return Receipt(kept, ",".join(kinds), counts, fresh or kept != status)
+
+
 def status_counts(journey_id: str | None, tally: str | None, channel: str, old: str, new: str) -> Counts:
     """What a message's status changing from `old` to `new` moves: its `msg:` counter when its
-    delivery changes (an engagement implies delivery), an engagement counted when it is new."""
+    delivery changes (an engagement implies delivery). Engagement is counted by `received`."""
     if journey_id is None or not tally or old == new:
         return {}
     version, hour, paths = _keys(journey_id, tally)
     counts: Counts = {}
     was, now = DELIVERY.get(old, "delivered"), DELIVERY.get(new, "delivered")
-    for path in paths:
-        if was != now:
+    if was != now:
+        for path in paths:
             counts[Key(journey_id, version, hour, path, f"msg:{channel}:{was}")] = -1.0
             counts[Key(journey_id, version, hour, path, f"msg:{channel}:{now}")] = 1.0
-        if new not in DELIVERY and new != "delivered":
-            counts[Key(journey_id, version, hour, path, f"engaged:{channel}:{new}")] = 1.0
     return counts
 
 

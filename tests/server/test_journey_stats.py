@@ -2,9 +2,10 @@
 
 A served run of the cart-abandonment example (profiles and events posted over HTTP at their own
 times on the virtual clock, SMS handed to a local server speaking Twilio's protocol) must report,
-number for number, what `journey simulate` of the same events reports: instances by status, the
-funnel (steps reached, edges taken) and the messages per channel with their cost; and the same
-after a restart. A goal reached after its instance completed counts once, within `goal.within`.
+number for number, what `journey simulate` of the same events reports: instances by status,
+conversions (an order after its instance completed among them), the funnel (steps reached, edges
+taken) and the messages per channel with their cost; and the same after a restart. A goal
+reached after its instance completed counts once, within `goal.within`.
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ import pytest
 from channels import load_policy
 from channels.providers.local import FileProvider
 from channels.providers.twilio import TwilioProvider
-from engine.clock import VirtualClock
+from engine.clock import VirtualClock, counter_ids
 from engine.compiler import load_file
 from engine.events import parse_time
 from engine.simulator import parse_events, parse_profiles, read_jsonl, simulate
@@ -50,8 +51,17 @@ def _run_to(local: LocalServer, at: Any) -> None:
     local.advance((at - local.clock.now()).total_seconds())
 
 
+LATE_ORDER = {"id": "ca-late", "type": "order.placed", "user_id": "u1", "timestamp": "2026-01-08T12:00:00Z",
+              "properties": {"order_id": "O-1001", "value": 45.0}}
+"""u1's order 3 days after entry: its instance completed long before, its goal's 7 days still run."""
+
+
+def _events() -> list[dict[str, Any]]:
+    return [data for _, data in read_jsonl(EXAMPLE / "events.jsonl")] + [LATE_ORDER]
+
+
 def _simulated() -> dict[str, Any]:
-    events = parse_events((f"events:{n}", d) for n, d in read_jsonl(EXAMPLE / "events.jsonl"))
+    events = parse_events((f"events:{n}", d) for n, d in enumerate(_events(), 1))
     profiles = parse_profiles((f"profiles:{n}", d) for n, d in read_jsonl(EXAMPLE / "profiles.jsonl"))
     return simulate(load_file(ROOT / "journeys" / "cart-abandonment.yaml"), events, profiles, load_policy())
 
@@ -72,7 +82,7 @@ def _assert_equal_to_simulation(stats: dict[str, Any], simulated: dict[str, Any]
     assert stats["entered"] == summary["entered"]
     assert {s: stats["instances"][s] for s in ("active", "completed", "exited", "converted", "failed")} == \
         {s: summary[s] for s in ("active", "completed", "exited", "converted", "failed")}
-    assert stats["conversions"] == summary["converted"]
+    assert stats["conversions"] == summary["conversions"]
     steps, edges = _funnel(simulated)
     assert {s: v["entered"] for s, v in stats["steps"].items() if v["entered"]} == dict(steps)
     assert {(s, t): n for s, v in stats["steps"].items() for t, n in v["left"].items()} == dict(edges)
@@ -89,7 +99,7 @@ def _assert_equal_to_simulation(stats: dict[str, Any], simulated: dict[str, Any]
 def test_stats_after_a_served_run_equal_the_simulation_of_the_same_events(
         start_local: StartLocal, database: str, twilio: FakeTwilio, tmp_path: Path, journeys_dir: Path) -> None:
     shutil.copy(ROOT / "journeys" / "cart-abandonment.yaml", journeys_dir)
-    events = [data for _, data in read_jsonl(EXAMPLE / "events.jsonl")]
+    events = _events()
     clock = VirtualClock(parse_time(events[0]["timestamp"], "timestamp") - timedelta(minutes=1))
     local = _serve(start_local, database, twilio, tmp_path, clock)
     profiles = [data for _, data in read_jsonl(EXAMPLE / "profiles.jsonl")]
@@ -100,6 +110,7 @@ def test_stats_after_a_served_run_equal_the_simulation_of_the_same_events(
     _run_to(local, clock.now() + timedelta(days=3))
 
     simulated = _simulated()
+    assert simulated["summary"]["conversions"] == simulated["summary"]["converted"] + 1  # u1's late order
     stats = local.client.get("/v1/journeys/cart-abandonment/stats")
     assert stats.status_code == 200, stats.text
     assert sum(stats.json()["channels"]["sms"]["messages"].values()) == len(twilio.messages) > 0
@@ -146,3 +157,98 @@ def test_a_goal_after_the_instance_completed_counts_once_within_its_window(
     post_events(local, {"type": "order.placed", "user_id": "u1"})
     stats = local.client.get("/v1/journeys/checkout/stats").json()
     assert (stats["conversions"], stats["instances"]["completed"], stats["instances"]["converted"]) == (1, 2, 0)
+
+
+SHIPPED_JOURNEY = """\
+id: shipped
+category: transactional
+trigger: {event: order.shipped}
+steps:
+  - {id: tell, type: send, message: shipped, channels: [push]}
+messages:
+  shipped:
+    push: {title: "On its way", body: "Your order shipped"}
+"""
+
+
+def _push(local: LocalServer) -> tuple[dict[str, int], dict[str, int]]:
+    push = local.client.get("/v1/journeys/shipped/stats").json()["channels"]["push"]
+    return {s: n for s, n in push["messages"].items() if n}, push["engagement"]
+
+
+def test_a_receipt_in_the_batch_of_the_message_it_confirms_is_counted(
+        start_local: StartLocal, database: str, journeys_dir: Path, tmp_path: Path) -> None:
+    """The send and its `push.delivered` in one POST (one transaction): the message is counted
+    delivered, not queued, and stays so once the dispatcher has handed it over."""
+    (journeys_dir / "shipped.yaml").write_text(SHIPPED_JOURNEY, encoding="utf-8")
+    local = start_local(db=database)
+    local.client.put("/v1/profiles/u1", json={"push_token": "tok-u1", "timezone": "UTC"})
+    batch = {"events": [{"type": "order.shipped", "user_id": "u1"}, {"type": "push.delivered", "user_id": "u1"}]}
+    assert post_events(local, batch).status_code == 202
+    assert _push(local)[0] == {"delivered": 1}
+    local.settle()  # the dispatcher records the provider's `sent`, older news than the receipt
+    assert _push(local)[0] == {"delivered": 1}
+    assert [m["status"] for m in local.messages("u1")] == ["delivered"]
+
+
+def test_a_late_delivered_never_moves_an_opened_message_back_and_an_open_counts_once(
+        start_local: StartLocal, database: str, journeys_dir: Path, tmp_path: Path) -> None:
+    """opened, then a late delivered, then opened again: the message stays opened, delivered once
+    in the messages, opened once in the engagement, as the person's engagement counts it."""
+    (journeys_dir / "shipped.yaml").write_text(SHIPPED_JOURNEY, encoding="utf-8")
+    local = start_local(db=database)
+    local.client.put("/v1/profiles/u1", json={"push_token": "tok-u1", "timezone": "UTC"})
+    assert post_events(local, {"type": "order.shipped", "user_id": "u1"}).status_code == 202
+    local.settle()
+    [message] = local.messages("u1")
+    for status in ("opened", "delivered", "opened"):
+        event = {"type": f"push.{status}", "user_id": "u1", "properties": {"message_id": message["message_id"]}}
+        assert post_events(local, event).status_code == 202
+        local.advance(60)
+        assert [m["status"] for m in local.messages("u1")] == ["opened"]
+    assert _push(local) == ({"delivered": 1}, {"opened": 1})
+    person = local.client.get("/v1/profiles/u1").json()["engagement"]["push"]
+    assert (person["delivered"], person["engaged"]) == (1, 1)
+
+
+def test_two_workers_on_one_postgresql_database_count_into_rows_of_their_own_and_agree(
+        postgres_fresh_db_url: str, journeys_dir: Path) -> None:
+    """Two engines (two workers' stores) enter 200 people each at once on one database: the
+    stats read from either count all 400, each worker's engine added to rows of its own (no
+    row two workers write), and a third process opening the database later reads the same."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from sqlalchemy import create_engine, text
+
+    from engine.compiler import load_paths
+    from engine.service import Engine
+    from engine.stores.sql import SqlStore
+
+    journeys = [j for j in load_paths([journeys_dir]) if j.id == "welcome"]
+    stores = [SqlStore(postgres_fresh_db_url) for _ in range(2)]
+    clock = VirtualClock(parse_time("2026-01-05T10:00:00Z", "at"))
+    for n, store in enumerate(stores):
+        assert store.partitions is not None
+        store.partitions.worker = f"w{n}"
+
+    def enter(n: int) -> None:
+        engine = Engine(journeys, load_policy(), stores[n], clock, counter_ids(f"w{n}-i"))
+        for batch in range(4):
+            engine.ingest_many([{"type": "account.created", "user_id": f"w{n}-u{batch}-{i}"} for i in range(50)])
+
+    with ThreadPoolExecutor(2) as pool:
+        list(pool.map(enter, range(2)))
+    reader = SqlStore(postgres_fresh_db_url)
+    for store in (*stores, reader):
+        rows = dict(((p, name), v) for p, name, v in store.views.journey_counts("welcome", None, None, None))
+        assert (rows[("", "entered")], rows[("", "step:pause:waiting")], rows[("", "skip:push:no_address")]) == \
+            (400, 400, 400)
+    database = create_engine(postgres_fresh_db_url)
+    with database.connect() as conn:
+        writers = {w for (w,) in conn.execute(text("SELECT DISTINCT writer FROM journey_counters"))}
+        shared = conn.execute(text("SELECT count(*) FROM (SELECT journey_id, version, hour, path, name FROM "
+                                   "journey_counters GROUP BY 1, 2, 3, 4, 5 HAVING count(*) > 2) AS s")).scalar()
+    database.dispose()
+    assert writers == {"w0", "w1"} and shared == 0
+    for store in (*stores, reader):
+        store.close()

@@ -19,7 +19,7 @@ from engine.events import Event
 from engine.ports import JourneyVersion
 from engine.runs import AudienceRun
 from engine.state import Instance, Send, Skip, Trace
-from engine.stats import Key, status_counts
+from engine.stats import Key, received
 from engine.stores.memory.recent import MemoryRecent
 
 _MISSING = object()
@@ -101,10 +101,14 @@ class MemoryData:
         for key, value in counts.items():
             self.set(self.counters, key, self.counters.get(key, 0.0) + value)
 
-    def moved(self, delivery: Mapping[str, Any], status: str) -> None:
-        """Count a message's status changing to `status` (call before the change)."""
+    def received(self, delivery: Mapping[str, Any], status: str) -> dict[str, str] | None:
+        """`status` coming for a message (engine.stats.received: never backwards, each engagement
+        counted once), counted; the message's new `status` and `engaged`, None when it changes nothing."""
         send = delivery["send"]
-        self.count(status_counts(send.journey_id, delivery.get("tally"), send.channel, delivery["status"], status))
+        receipt = received(send.journey_id, delivery.get("tally"), send.channel, delivery["status"],
+                           delivery.get("engaged"), status)
+        self.count(receipt.counts)
+        return {"status": receipt.status, "engaged": receipt.engaged} if receipt.changed else None
 
     def reassign(self, name: str, value: Any) -> None:
         """Replace one of the collections above whole (an erasure's filtered copy)."""

@@ -112,9 +112,9 @@ class MemoryUsers(OnData):
 
     def set_message_status(self, message_id: str, status: str, at: datetime) -> None:
         delivery = self.data.deliveries.get(message_id)
-        if delivery is not None:
-            self.data.moved(delivery, status)
-            self.data.set(self.data.deliveries, message_id, {**delivery, "status": status, "status_at": at})
+        landed = self.data.received(delivery, status) if delivery is not None else None
+        if delivery is not None and landed is not None:
+            self.data.set(self.data.deliveries, message_id, {**delivery, **landed, "status_at": at})
 
     def suppressed_since(self, phone: str) -> datetime | None:
         return self.data.suppressed.get(phone)

@@ -14,7 +14,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from engine.stats import Counts, Key, merge, status_counts
+from engine.stats import Counts, Key, Receipt, merge, received, status_counts
 from engine.stores.sql.driver import Driver
 from engine.stores.sql.schema import chunks
 
@@ -30,24 +30,35 @@ def add_counts(db: Driver, counts: Mapping[Key, float], writer: str) -> None:
         db.conn.exec_driver_sql(_UPSERT.format(marks=db.marks(7)), rows)
 
 
-def status_changes(db: Driver, changes: Sequence[tuple[str, str]]) -> Counts:
-    """What these (message_id, new status) changes move, read before they are written: each
-    message's status as stored, then as changed by the changes before it."""
+Added = Mapping[str, tuple[str | None, str | None, str]]
+"""The messages a transaction is adding, not yet written: message_id -> (journey_id, tally, channel)."""
+
+
+def receipts(db: Driver, changes: Sequence[tuple[str, str]], added: Added | None = None) -> list[Receipt | None]:
+    """Each (message_id, new status) change as it lands, in order (engine.stats.received): the
+    message's status after it, never backwards, its engagement counted once per kind, what the
+    counters move; None for a message neither stored nor in `added` (still queued). The stored
+    rows are locked on PostgreSQL until the transaction ends, so no other writer moves them
+    between this read and the write."""
     if not changes:
-        return {}
-    found: dict[str, list[Any]] = {}
-    for chunk in chunks(list({m for m, _ in changes})):
-        for message_id, journey_id, tally, channel, status in db.where_in(
-                "SELECT message_id, journey_id, tally, channel, status FROM messages WHERE message_id IN ({in})",
-                chunk):
-            found[str(message_id)] = [journey_id, tally, channel, status]
-    counts: Counts = {}
+        return []
+    lock = "" if db.sqlite else " ORDER BY message_id FOR UPDATE"
+    found: dict[str, list[Any]] = {m: [*row, "queued", ""] for m, row in (added or {}).items()}
+    for chunk in chunks(sorted({m for m, _ in changes} - found.keys())):
+        for message_id, journey_id, tally, channel, status, engaged in db.where_in(
+                "SELECT message_id, journey_id, tally, channel, status, engaged FROM messages "
+                "WHERE message_id IN ({in})" + lock, chunk):
+            found[str(message_id)] = [journey_id, tally, channel, status, engaged]
+    landed: list[Receipt | None] = []
     for message_id, status in changes:
         row = found.get(message_id)
-        if row is not None:
-            merge(counts, status_counts(row[0], row[1], row[2], row[3], status))
-            row[3] = status
-    return counts
+        if row is None:
+            landed.append(None)
+            continue
+        receipt = received(row[0], row[1], row[2], row[3], row[4], status)
+        row[3], row[4] = receipt.status, receipt.engaged
+        landed.append(receipt)
+    return landed
 
 
 def moved(rows: Sequence[Sequence[Any]], old: str, new: str) -> Counts:

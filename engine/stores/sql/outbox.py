@@ -15,7 +15,8 @@ from channels import Profile
 from channels.selection import ADDRESS_FIELD
 from engine.ports import IN_DOUBT, RETRIED, OutboxItem
 from engine.state import Fence
-from engine.stores.sql.counters import add_counts, moved, status_changes
+from engine.stats import Counts, merge
+from engine.stores.sql.counters import add_counts, moved, receipts
 from engine.stores.sql.database import SqlPort
 from engine.stores.sql.driver import Driver, json_text, placeholder
 from engine.stores.sql.loads import profiles_of
@@ -158,13 +159,15 @@ class SqlOutbox(SqlPort):
             return frozenset()
         with self._writing(urgent=False), self.engine.begin() as conn:
             db = Driver(conn, self.dialect)
-            counts = status_changes(db, [(r["message_id"], r["status"]) for r in results])  # if recorded
-            recorded = record_attempts(db, [(r["dispatch"], r["status"], db.time(r["at"]), r["attempts"],
-                                             db.maybe_time(r["next_attempt_at"]), r["provider"], r["provider_id"],
-                                             r["error"], r["message_id"]) for r in results], fence)
-            if len(recorded) < len(results):
-                counts = status_changes(db, [(r["message_id"], r["status"]) for r in results
-                                             if r["message_id"] in recorded]) if recorded else {}
+            landed = receipts(db, [(r["message_id"], r["status"]) for r in results])  # never backwards
+            rows = [(r["dispatch"], receipt.status if receipt else r["status"], db.time(r["at"]), r["attempts"],
+                     db.maybe_time(r["next_attempt_at"]), r["provider"], r["provider_id"], r["error"], r["message_id"])
+                    for r, receipt in zip(results, landed, strict=True)]
+            recorded = record_attempts(db, rows, fence)
+            counts: Counts = {}
+            for result, receipt in zip(results, landed, strict=True):
+                if receipt is not None and result["message_id"] in recorded:
+                    merge(counts, receipt.counts)
             add_counts(db, counts, self._writer("outbox"))
             marked = mark_sending(db, sending, fence) if sending else set()
         return frozenset(recorded | marked)

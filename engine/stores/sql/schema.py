@@ -37,9 +37,10 @@ SCHEMA_VERSION = 20
 # 18: profiles.engagement (the engine's counts per channel) and messages.choice (strategy auto's order and reason).
 # 19: 15 to 17 landed after 18: a database version 18 made gets messages.locale and journey_versions.templates
 #     then (feed_states, a new table, comes with `create_all`); each is added only where it is missing.
-# 20: journey_counters (engine/stores/sql/counters.py) and messages.tally (where a message's counters are); a
-#     database from before starts counting then: what happened earlier is not in the stats. Messages are indexed
-#     by time, and by journey and time, for GET /v1/messages without a user.
+# 20: journey_counters (engine/stores/sql/counters.py), messages.tally (where a message's counters are) and
+#     messages.engaged (the engagement counted for it); a database from before starts counting then: what
+#     happened earlier is not in the stats. Messages are indexed by time, and by journey and time, for
+#     GET /v1/messages without a user.
 RETIRED_INDEXES = ("ix_messages_dispatch", "ix_messages_provider_id", "ix_instances_user_status",
                    "ix_instances_journey_status")
 CHUNK = 900
@@ -137,6 +138,7 @@ class MessageRow(SQLModel, table=True):
     claim: str | None = None  # the holder's token while leased or sending (engine.ports.Fence)
     choice: dict[str, Any] | None = Field(default=None, sa_column=Column(JSON, nullable=True))  # strategy auto's
     tally: str | None = None  # where its counters are: version, hour of entry, branches (engine.stats)
+    engaged: str | None = None  # the kinds of engagement counted for it, comma-separated (engine.stats.received)
 
 
 class CounterRow(SQLModel, table=True):

@@ -13,7 +13,7 @@ from engine.state import PARTITIONS, Instance, partition_of
 from engine.stats import Counts, merge
 from engine.stores.sql.cache import StateCache, UserState, forget_sends_before
 from engine.stores.sql.claims import Owner
-from engine.stores.sql.counters import add_counts, status_changes
+from engine.stores.sql.counters import add_counts, receipts
 from engine.stores.sql.driver import Driver
 from engine.stores.sql.loads import load_users
 from engine.stores.sql.recent import SqlRecent
@@ -107,7 +107,19 @@ class TxState:
         then the new marks (and the expired ones pruned), then the counters (the status changes
         of feedback counted from the statuses they replace)."""
         self.suppressions.flush()
-        merge(self.counts, status_changes(self.db, [(m, s) for s, _, m in self.writes.statuses]))
+        self._receipts()
         self.writes.flush()
         self.marks.flush()
         add_counts(self.db, self.counts, self.writer)
+
+    def _receipts(self) -> None:
+        """The statuses feedback set, as they land (engine.stats.received: never backwards, each
+        engagement counted once), on stored messages and on those this transaction adds; the
+        ones that change nothing are not written."""
+        statuses = self.writes.statuses
+        landed = receipts(self.db, [(m, s) for s, _, m in statuses], self.writes.added() if statuses else None)
+        self.writes.statuses = []
+        for (_, at, message_id), receipt in zip(statuses, landed, strict=True):
+            if receipt is not None and receipt.changed:
+                merge(self.counts, receipt.counts)
+                self.writes.statuses.append((receipt.status, at, receipt.engaged, message_id))

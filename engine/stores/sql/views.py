@@ -17,7 +17,8 @@ from engine.stores.sql.driver import Driver
 from engine.stores.sql.schema import INSTANCES, LINKS, MESSAGES, PROFILES, SKIPS, aware
 from engine.stores.sql.translate import translating
 
-_SHOWN = [c for c in MESSAGES.c if c.name not in ("claim", "tally")]  # the dispatcher's token, the counters' key
+_SHOWN = [c for c in MESSAGES.c if c.name not in ("claim", "tally", "engaged")]  # the dispatcher's and the counters'
+
 
 
 class SqlViews(SqlPort):

@@ -44,6 +44,10 @@ class WriteBuffer:
             self.links.append((link.code, send.message_id, send.user_id, send.channel, link.url, position,
                                self.db.time(send.at), 0, 0))
 
+    def added(self) -> dict[str, tuple[str | None, str | None, str]]:
+        """The messages this transaction adds: message_id -> (journey_id, tally, channel)."""
+        return {row[0]: (row[2], row[-1], row[6]) for row in self.messages}
+
     def add_skip(self, skip: Skip) -> None:
         db = self.db
         self.skips.append((skip.instance_id, skip.user_id, skip.step, skip.message, skip.reason,
@@ -108,7 +112,8 @@ def statements(db: Driver) -> dict[str, str]:
             "links": db.insert_sql("links", LINK_COLUMNS),
             "skips": db.insert_sql("skips", ("instance_id", "user_id", "step", "message", "reason", "decisions",
                                              "at", "detail")),
-            "status": f"UPDATE messages SET status = {mark}, status_at = {mark} WHERE message_id = {mark}",
+            "status": f"UPDATE messages SET status = {mark}, status_at = {mark}, engaged = {mark} "
+                      f"WHERE message_id = {mark}",
             "event_ids": db.insert_sql("event_ids", ("id",)),
             "inbox": db.insert_sql("inbox", ("event_id", "user_id", "type", "at", "properties", "part")),
         }
