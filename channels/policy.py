@@ -30,10 +30,12 @@ from pydantic import (
     model_validator,
 )
 
+from channels.locales import check_locale
+from channels.preferences import CHANNELS as PREFERENCE_CHANNELS
 from channels.yaml_lines import FileError, describe_errors, read_mapping
 
 ChannelName = Literal["push", "in_app", "email", "sms", "mms", "rcs", "webhook"]
-CHANNELS: tuple[str, ...] = ("push", "in_app", "email", "sms", "mms", "rcs", "webhook")
+CHANNELS = PREFERENCE_CHANNELS  # every channel, in the order the docs list them
 CATEGORIES: tuple[str, ...] = ("marketing", "transactional")
 Category = Literal["marketing", "transactional"]
 _HHMM = re.compile(r"^([01]\d|2[0-3]):([0-5]\d)$")
@@ -305,6 +307,7 @@ class Policy(_Frozen):
     """A whole, merged policy. Build it with `load_policy()`."""
 
     default_timezone: str
+    default_locale: str = "en"  # BCP 47: for a recipient whose profile has no locale
     quiet_hours: QuietHours
     frequency_caps: dict[Category, Cap] = {}
     caps: Caps = Caps()
@@ -346,6 +349,11 @@ class Policy(_Frozen):
             if not REGION_CODE.match(code):
                 raise ValueError(f"{code!r} is not a region code (ISO 3166: a country FR or a subdivision US-FL)")
         return value
+
+    @field_validator("default_locale")
+    @classmethod
+    def _known_locale(cls, value: str) -> str:
+        return check_locale(value)
 
     @field_validator("default_timezone")
     @classmethod

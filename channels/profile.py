@@ -19,7 +19,9 @@ import phonenumbers
 from pydantic import BaseModel, ConfigDict, ValidationError, field_validator
 
 from channels.engagement import ChannelEngagementDoc, Engagement, engagement_to_dict
+from channels.locales import check_locale
 from channels.policy import ChannelName
+from channels.preferences import NO_PREFERENCES, Preferences, PreferencesError
 from channels.timestamps import EARLIEST, LATEST, format_timestamp, read_timestamp
 
 __all__ = ["EARLIEST", "LATEST", "ConsentRecord", "Profile", "ProfileError", "format_timestamp", "read_timestamp",
@@ -96,6 +98,8 @@ class Profile:
     consents: tuple[ConsentRecord, ...] = ()
     rcs_capability: RcsCapability | None = None
     engagement: Engagement | None = None  # None: none given (an upsert keeps what is stored)
+    locale: str | None = None  # BCP 47 (`fr-CA`): the language and formats of what they receive
+    preferences: Preferences = NO_PREFERENCES  # what they turned off (channels/preferences.py)
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> Profile:
@@ -110,6 +114,7 @@ class Profile:
         return {
             "user_id": self.user_id,
             "timezone": self.timezone,
+            "locale": self.locale,
             "email": self.email,
             "phone": self.phone,
             "push_token": self.push_token,
@@ -118,6 +123,7 @@ class Profile:
             "consents": [c.to_dict() for c in self.consents],
             "rcs_capability": self.rcs_capability.to_dict() if self.rcs_capability else None,
             "engagement": engagement_to_dict(self.engagement),
+            **({"preferences": self.preferences.to_dict()} if self.preferences else {}),
         }
 
     def with_capability(self, capability: RcsCapability) -> Profile:
@@ -230,13 +236,14 @@ class _CapabilityDoc(BaseModel):
 class _ProfileDoc(BaseModel):
     model_config = ConfigDict(extra="forbid", strict=True)
 
-    @field_validator("user_id", "timezone", "email", "phone", "push_token", mode="before")
+    @field_validator("user_id", "timezone", "locale", "email", "phone", "push_token", mode="before")
     @classmethod
     def _text(cls, value: Any) -> Any:
         return _no_nul(value)
 
     user_id: str
     timezone: str | None = None
+    locale: str | None = None
     email: str | None = None
     phone: str | None = None
     push_token: str | None = None
@@ -245,6 +252,15 @@ class _ProfileDoc(BaseModel):
     consents: list[_ConsentDoc] = []
     rcs_capability: _CapabilityDoc | None = None
     engagement: dict[ChannelName, ChannelEngagementDoc] | None = None
+    preferences: Any = None
+
+    @field_validator("preferences")
+    @classmethod
+    def _preferences(cls, value: Any) -> Preferences:
+        try:
+            return Preferences.from_dict(value)
+        except PreferencesError as exc:
+            raise ValueError(str(exc)) from None
 
     @field_validator("user_id")
     @classmethod
@@ -257,6 +273,11 @@ class _ProfileDoc(BaseModel):
     @classmethod
     def _known_zone(cls, value: str | None) -> str | None:
         return None if value is None else check_zone(value)
+
+    @field_validator("locale")
+    @classmethod
+    def _known_locale(cls, value: str | None) -> str | None:
+        return None if value is None else check_locale(value)
 
     @field_validator("email")
     @classmethod
@@ -283,4 +304,6 @@ class _ProfileDoc(BaseModel):
                 self.rcs_capability.capable, self.rcs_capability.checked_at, self.rcs_capability.source),
             engagement=None if self.engagement is None else
             MappingProxyType({channel: doc.value() for channel, doc in self.engagement.items()}),
+            locale=self.locale,
+            preferences=self.preferences if isinstance(self.preferences, Preferences) else NO_PREFERENCES,
         )

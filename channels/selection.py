@@ -17,6 +17,7 @@ from channels.consent import consent_reasons
 from channels.encoding import sms_encoding
 from channels.frequency import SentRecord, capped_channels
 from channels.policy import AutoPolicy, FastPolicy, Policy, default_policy
+from channels.preferences import PREFERENCE_OFF
 from channels.profile import Profile
 from channels.quiet_hours import quiet_until, recipient_zone
 from channels.reach import Choice, Figures, weigh
@@ -61,6 +62,7 @@ class SendRequest:
     strategy: str | None = None
     escalate_after: timedelta | None = None
     journey_capped: bool = False  # the journey's own limit is reached: every channel is `journey_cap`
+    muted: bool = False  # the person turned this journey off (one that says they may)
 
 
 class Decision(NamedTuple):
@@ -249,6 +251,8 @@ def _check(ctx: _Context, channel: str, content: Mapping[str, Any] | None) -> tu
     reason = ctx.consents.get(channel, "no_consent")  # a channel no policy knows needs a consent none gave
     if reason is not None:
         return reason, None
+    if request.muted or not profile.preferences.allows(request.category, channel):
+        return PREFERENCE_OFF, None
     if channel in request.template_errors:
         return "template_error", None
     if content is None:

@@ -22,6 +22,7 @@ from pydantic import (
     model_validator,
 )
 
+from channels.locales import check_locale
 from channels.mms import MEDIA_MAX
 from channels.rcs import (
     CALENDAR_DESCRIPTION_MAX,
@@ -53,6 +54,7 @@ _ISO_DURATION = re.compile(
 _UNIT_SECONDS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
 DURATION_PATTERN = r"^(\d+(\.\d+)?\s*[smhdw]|P(\d+W)?(\d+D)?(T(\d+(\.\d+)?H)?(\d+(\.\d+)?M)?(\d+(\.\d+)?S)?)?)$"
 HHMM = re.compile(r"^([01]\d|2[0-3]):[0-5]\d$")
+LOCALE_TAG = r"^[a-z]{2,3}(-[A-Z][a-z]{3})?(-([A-Z]{2}|[0-9]{3}))?(-[A-Za-z0-9]{4,8})*$"  # BCP 47 as CLDR spells it
 BEST_TIME = "best_time"
 """`wait: {until: best_time}`: the hour this person engages most, within `within`."""
 
@@ -474,6 +476,9 @@ class EmailContent(Strict):
     body: str = Field(description="plain-text body" + _TEMPLATE)
     html: str | None = Field(default=None, description="optional HTML body" + _TEMPLATE
                              + "; inserted values are HTML-escaped unless marked | safe")
+    layout: str | None = Field(default=None, max_length=200, description="a layout from the templates/ folder "
+                               "beside the journeys (`base.html`) that wraps the html (else the body, escaped): it "
+                               "reads it as {{ content }}")
 
 
 class MmsContent(Strict):
@@ -607,8 +612,8 @@ class WebhookContent(Strict):
                                     + _TEMPLATE)
 
 
-class Message(Strict):
-    """One message: its content per channel; the step's strategy picks among these channels."""
+class Variant(Strict):
+    """A message's content per channel, in one language."""
 
     push: PushContent | None = Field(default=None, description="push notification: {title, body, data}")
     sms: SmsContent | None = Field(default=None, description="SMS: {text}")
@@ -632,6 +637,33 @@ class JourneyLimits(Strict):
     per: Duration = Field(description="the rolling period, e.g. 7d")
 
 
+class Message(Variant):
+    """One message: its content per channel; the step's strategy picks among these channels. Variants per
+    locale (`locales: {fr: {sms: {text: ...}}}`) replace a channel's content for readers of that language."""
+
+    locales: dict[str, Variant] = Field(
+        default_factory=dict, description="content per locale (BCP 47 as CLDR spells it: fr, fr-CA, pt-BR), for "
+        "the channels it gives; the reader's locale picks the closest (fr-CA, then fr), else the content above",
+        json_schema_extra={"propertyNames": {"pattern": LOCALE_TAG}},
+    )
+
+    @field_validator("locales")
+    @classmethod
+    def _known_locales(cls, value: dict[str, Variant]) -> dict[str, Variant]:
+        for tag in value:
+            check_locale(tag)
+        return value
+
+    @model_validator(mode="after")
+    def _variants_of_its_channels(self) -> Message:
+        for tag, variant in self.locales.items():
+            extra = [c for c in variant.channels() if getattr(self, c) is None]
+            if extra:
+                raise ValueError(f"locales.{tag}: {', '.join(extra)}: a variant gives another language's content "
+                                 f"of the message's own channels ({', '.join(self.channels()) or 'none'})")
+        return self
+
+
 class Journey(Strict):
     """One journey file. Cross-references are checked by the compiler, not here."""
 
@@ -653,6 +685,8 @@ class Journey(Strict):
         default=None, description="optional expression: several concurrent instances per user, one per key "
         "(default: one per user), e.g. event.properties.order_id",
     )
+    mutable: bool = Field(default=False, description="the person may turn this journey off in their preference "
+                          "centre (`journeys: {<id>: false}`); its sends then skip with preference_off")
     re_entry: str = Field(default="always", pattern=r"^(always|never|after\s+\S+)$",
                           description='always (default: when no instance is active) | never | "after 7d" '
                           "(counts from the last entry)")

@@ -25,13 +25,14 @@ from channels import (
     select,
 )
 from channels.links import CodeSource, Tracked, TrackedLink, Tracker, new_code
-from engine.compiler import CompiledJourney
+from engine.compiler import CompiledJourney, Rendered
 from engine.errors import EvaluationError
 from engine.events import Event, format_time
 from engine.expressions import instant
 from engine.model import BranchStep, DigestStep, SendStep, SplitStep, Step, WaitForStep, WaitStep, format_duration
 from engine.ports import EntryHistory
 from engine.runs import RUN_EVENT
+from engine.sandbox import RECIPIENT
 from engine.state import (
     END_OF_STEPS,
     NO_MARKS,
@@ -47,7 +48,9 @@ from engine.state import (
     Skip,
     Trace,
     journey_context,
+    preferences_page,
     profile_context,
+    recipient,
 )
 from engine.steps.digest import collect, digest_step, on_digest_timer
 from engine.steps.sends import begin_send, expired, journey_capped, skip_reason
@@ -63,6 +66,8 @@ class Runtime:
         self.policy = policy
         self.tracing = trace
         self.tracker = Tracker(policy.links, codes) if policy.links.base_url else None
+        self.preference_links: Callable[[str], str] = preferences_page
+        """A person's `preferences_url` in templates: the server sets its public page with their key."""
 
     def entry_key(self, journey: CompiledJourney, event: Event, profile: Profile, now: datetime | None = None,
                   ) -> tuple[bool, str | None, str]:
@@ -74,7 +79,8 @@ class Runtime:
         key_expr = journey.expression("instance_key")
         if when is None and key_expr is None:
             return True, None, "ok"
-        context = _context(journey, event.context(), profile, now or event.timestamp)
+        context = {**_context(journey, event.context(), profile, now or event.timestamp, self.policy),
+                   "preferences_url": self.preference_links(profile.user_id)}
         try:
             if when is not None and not when(context):
                 return False, None, "trigger_condition_false"
@@ -97,7 +103,7 @@ class Runtime:
         instance = Instance(instance_id=instance_id, journey_id=journey.id, version=journey.version,
                             user_id=profile.user_id, key=key, entered_at=now, event=event.context())
         run = Run(self.policy, self.tracing, journey, instance, profile, sent, now, _STEP_HANDLERS,
-                  self.tracker, recent)
+                  self.tracker, recent, self.preference_links)
         run.trace(None, "enter", f"key={key}" if key is not None else None)
         run.advance(journey.first_step)
         return run.outcome()
@@ -108,7 +114,7 @@ class Runtime:
         if not instance.active:
             return Outcome(instance)
         run = Run(self.policy, self.tracing, journey, instance, profile, sent, now, _STEP_HANDLERS,
-                  self.tracker, recent)
+                  self.tracker, recent, self.preference_links)
         definition = journey.definition
         goal = definition.goal
         if goal and event.type == goal.event and (goal.within is None or now <= instance.entered_at + goal.within):
@@ -135,7 +141,7 @@ class Runtime:
         if not instance.active or instance.timer is None or instance.timer.timer_id != timer_id:
             return Outcome(instance)
         run = Run(self.policy, self.tracing, journey, instance, profile, sent, now, _STEP_HANDLERS,
-                  self.tracker, recent)
+                  self.tracker, recent, self.preference_links)
         kind = instance.timer.kind
         run.timer = None
         _TIMER_HANDLERS[kind](run)
@@ -203,13 +209,14 @@ def _attempt_send(run: Run, step: SendStep, why: str | None = None) -> object:
     escalation = run.escalation
     message = run.journey.definition.messages[step.message]
     candidates = escalation.remaining if escalation else tuple(step.channels or message.channels())
-    tracked, errors = _render(run, step.message, candidates)
+    rendered, tracked = _render(run, step.message, candidates)
     auto = (step.strategy or run.policy.fast.default_strategy) == "auto"
     request = SendRequest(
         profile=run.profile, category=run.journey.definition.category, urgency=step.urgency, candidates=candidates,
-        contents=tracked.contents, template_errors=errors, sent=run.sent, now=run.now,
+        contents=tracked.contents, template_errors=rendered.errors, sent=run.sent, now=run.now,
         strategy="first" if escalation and not auto else step.strategy, escalate_after=step.escalate_after,
         journey_capped=journey_capped(run),
+        muted=run.journey.definition.mutable and run.profile.preferences.mutes(run.journey.id),
     )
     selection = select(request, run.policy)
     if selection.deliveries and selection.defer_until is not None:
@@ -217,14 +224,14 @@ def _attempt_send(run: Run, step: SendStep, why: str | None = None) -> object:
         run.trace(step.id, "deferred", f"quiet hours until {format_time(selection.defer_until)}")
         return STAY
     if not selection.deliveries:
-        return _nothing_sent(run, step, selection.decisions, errors, escalation is not None)
+        return _nothing_sent(run, step, selection.decisions, rendered.errors, escalation is not None)
     choice = selection.choice.after(why) if selection.choice and why else selection.choice
     if escalation is None and selection.escalate_after is None:
         for delivery in selection.deliveries:
-            _emit(run, step, delivery, selection.decisions, choice, tracked)
+            _emit(run, step, delivery, selection.decisions, choice, tracked, rendered.locales)
         return run.goto(step.next, step)
     first = selection.deliveries[0]
-    message_id = _emit(run, step, first, selection.decisions, choice, tracked)
+    message_id = _emit(run, step, first, selection.decisions, choice, tracked, rendered.locales)
     # The chain is the channels eligible now; each is checked again when its turn comes.
     if selection.choice is not None:
         rest = selection.choice.order[1:]
@@ -241,15 +248,15 @@ def _attempt_send(run: Run, step: SendStep, why: str | None = None) -> object:
     return STAY
 
 
-def _render(run: Run, message: str, candidates: Sequence[str]) -> tuple[Tracked, dict[str, str]]:
-    """Render the candidates' content (and the rcs fallbacks'), their links made short when the
-    policy tracks them (so an SMS is measured, and an RCS message held to RBM's limits, as it will
-    be sent); a failing template is recorded."""
+def _render(run: Run, message: str, candidates: Sequence[str]) -> tuple[Rendered, Tracked]:
+    """Render the candidates' content (and the rcs fallbacks') in the reader's variant, their links
+    made short when the policy tracks them (so an SMS is measured, and an RCS message held to RBM's
+    limits, as it will be sent); a failing template is recorded."""
     wanted = (*candidates, "mms", "sms") if "rcs" in candidates else candidates
     links: dict[str, TrackedLink] = {}
     rewrite = partial(run.tracker.rewrite, links=links) if run.tracker else None
-    contents, errors = run.journey.render_channels(message, wanted, run.context(), rewrite)
-    return Tracked(contents, links), errors
+    rendered = run.journey.render_channels(message, wanted, run.context(), rewrite)
+    return rendered, Tracked(rendered.contents, links)
 
 
 def _nothing_sent(run: Run, step: SendStep, decisions: tuple[Decision, ...], errors: Mapping[str, str],
@@ -267,7 +274,7 @@ def _nothing_sent(run: Run, step: SendStep, decisions: tuple[Decision, ...], err
 
 
 def _emit(run: Run, step: SendStep, delivery: Delivery, decisions: tuple[Decision, ...],
-          choice: Choice | None, tracked: Tracked) -> str:
+          choice: Choice | None, tracked: Tracked, locales: Mapping[str, str]) -> str:
     message_id = run.next_id("m")
     category = run.journey.definition.category
     run.commands.append(Send(
@@ -277,6 +284,7 @@ def _emit(run: Run, step: SendStep, delivery: Delivery, decisions: tuple[Decisio
         choice=choice,
         links=tracked.links_in(delivery.content),
         digest=run.digest.summary() if run.digest is not None else None,
+        locale=locales.get(delivery.channel),
     ))
     run.sent.append(SentRecord(delivery.channel, category, run.now, run.journey.id))
     run.trace(step.id, "sent", delivery.channel)
@@ -369,7 +377,7 @@ _TIMER_HANDLERS: Mapping[str, Callable[[Run], None]] = {
 }
 
 
-def _context(journey: CompiledJourney, event: Mapping[str, Any], profile: Profile, now: datetime,
+def _context(journey: CompiledJourney, event: Mapping[str, Any], profile: Profile, now: datetime, policy: Policy,
              ) -> dict[str, Any]:
     return {"event": event, "profile": profile_context(profile), "journey": journey_context(journey),
-            "now": instant(now)}
+            "now": instant(now), RECIPIENT: recipient(profile, policy)}

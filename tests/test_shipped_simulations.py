@@ -577,3 +577,21 @@ def test_audience_journeys_enter_their_audience_in_one_run(journey_id: str, run:
     entry = document["instances"][0]
     assert entry["user_id"] == "u1"
     assert "runs" not in _simulate("cart-abandonment")  # an event-triggered journey has none
+
+
+def test_appointment_times_are_in_each_patients_zone_and_language() -> None:
+    """The UTC `starts_at` written for the reader: u1 in New York (en-US) reads the English content, u4
+    (fr-CA, New York) the `fr` variant of the confirmation (booked the same day: no reminder), u3
+    (es-ES, Berlin) the `es` variant of the email."""
+    texts = {(m["user_id"], m["channel"], m["message"]): (m["locale"], m["content"].get("text") or m["content"]["body"])
+             for m in _simulate("appointment-confirmation")["messages"]}
+    assert texts["u1", "sms", "appointment_reminder"] == (None, "Reminder: Dr. Patel at Midtown Dental tomorrow, "
+                                                          "Thursday, January 8 at 10:00 AM. Can't make it? "
+                                                          "https://care.example.com/a/a-101")
+    assert texts["u4", "sms", "booking_confirmed"] == ("fr", "Midtown Dental : votre rendez-vous avec Dr. Patel est "
+                                                       "confirmé pour le lundi 5 janvier à 13:00. Gérer : "
+                                                       "https://care.example.com/a/a-401")
+    locale, body = texts["u3", "email", "appointment_reminder"]
+    assert locale == "es" and "Praxis Mitte el miércoles 7 de enero, 15:30." in body
+    assert texts["u2", "sms", "booking_confirmed"][1].endswith("for Friday, January 9 at 9:00 am. Manage: "
+                                                               "https://care.example.com/a/a-201")

@@ -131,7 +131,7 @@ def _print_sends(result: dict[str, Any], console: Console, limit: int | None) ->
     messages = result["messages"]
     times = clock_times([m["at"] for m in messages])
     console.print(_table("messages", ("at (UTC)", "user", "step", "channel", "message", "cost", "decisions"), [
-        (at, m["user_id"], m["step"] or "-", m["channel"], m["message"], f"{m['cost']:.4f}", _decisions(m["decisions"]))
+        (at, m["user_id"], m["step"] or "-", m["channel"], _variant(m), f"{m['cost']:.4f}", _decisions(m["decisions"]))
         for at, m in zip(times, messages, strict=True)], limit, "message", console.width))
     _print_digests(messages, console, limit)
     chosen = [(at, m) for at, m in zip(times, messages, strict=True) if m.get("choice")]
@@ -145,6 +145,11 @@ def _print_sends(result: dict[str, Any], console: Console, limit: int | None) ->
         console.print(_table("skipped sends", ("at (UTC)", "user", "step", "message", "reason", "decisions"), [
             (at, s["user_id"], s["step"], s["message"], s["reason"], _decisions(s["decisions"]))
             for at, s in zip(times, skipped, strict=True)], limit, "skipped send", console.width))
+
+
+def _variant(message: dict[str, Any]) -> str:
+    """The message and, when a locale's variant was sent, which (`reminder (fr)`)."""
+    return f"{message['message']} ({message['locale']})" if message.get("locale") else message["message"]
 
 
 def _print_digests(messages: list[dict[str, Any]], console: Console, limit: int | None) -> None:

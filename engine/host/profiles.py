@@ -62,9 +62,11 @@ def merged(existing: Profile | None, incoming: Profile) -> Profile:
     and its engagement when it gives one (history brought from another tool), else the stored."""
     history = existing.consents if existing else ()
     stored = existing.engagement if existing else None
+    preferences = existing.preferences if existing else incoming.preferences  # the person's own: PUT keeps them
     return Profile(incoming.user_id, incoming.timezone, incoming.email, incoming.phone, incoming.push_token,
                    incoming.rcs_capable, incoming.attributes, history, _capability(existing, incoming),
-                   imported(stored, incoming.engagement)).with_consents(changes(history, incoming.consents))
+                   imported(stored, incoming.engagement), incoming.locale, preferences).with_consents(
+        changes(history, incoming.consents))
 
 
 def imported(stored: Engagement | None, given: Engagement | None) -> Engagement | None:

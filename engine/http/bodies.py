@@ -29,6 +29,7 @@ from pydantic import (
 
 from channels import ConsentRecord, Profile
 from channels.engagement import ChannelEngagement, Engagement, hours_problem
+from channels.preferences import MAX_ENTRIES, Preferences
 from channels.profile import RcsCapability
 from engine.events import Event
 from engine.host.profiles import MAX_BATCH, merged
@@ -39,6 +40,7 @@ from engine.http.fields import (
     Email,
     EventId,
     JsonObject,
+    Locale,
     Name,
     Phone,
     SomeText,
@@ -50,6 +52,8 @@ from engine.http.fields import (
 from engine.http.problems import describe, validation_errors
 
 REF = "#/components/schemas/{model}"
+LOCALE = ("BCP 47, as CLDR spells it, e.g. `fr-CA`: picks the message's variant and formats dates, numbers and "
+          "currencies (default: the policy's `default_locale`)")
 M = TypeVar("M", bound=BaseModel)
 
 
@@ -226,6 +230,7 @@ class ProfileFields(BaseModel):
     """What a profile holds besides its id and consents, in and out alike."""
 
     timezone: TimeZone | None = Field(None, description="IANA zone, e.g. `America/New_York`")
+    locale: Locale | None = Field(None, description=LOCALE)
     email: Email | None = Field(None, description="name@domain")
     phone: Phone | None = Field(None, description="a valid number in E.164, e.g. `+14155550100`")
     push_token: Text | None = None
@@ -241,8 +246,8 @@ class ProfileIn(Body, ProfileFields):
     """A profile; fields are replaced, consents are appended to the ledger (never rewritten)."""
 
     model_config = ConfigDict(json_schema_extra=examples(
-        {"timezone": "Europe/Paris", "email": "ada@example.com", "phone": "+33612345678", "push_token": "tok-1",
-         "attributes": {"first_name": "Ada", "region": "FR"},
+        {"timezone": "Europe/Paris", "locale": "fr-FR", "email": "ada@example.com", "phone": "+33612345678",
+         "push_token": "tok-1", "attributes": {"first_name": "Ada", "region": "FR"},
          "consents": [{"channel": "sms", "category": "marketing", "granted": True}]}))
     user_id: Text | None = Field(None, description="if present, the same as in the path (another is a 409)")
     consents: list[ConsentIn] = []
@@ -253,7 +258,7 @@ class ProfileIn(Body, ProfileFields):
         return Profile(user_id, self.timezone, self.email, self.phone, self.push_token,
                        self.rcs_capable if capability is None else capability.capable,
                        MappingProxyType(dict(self.attributes)), tuple(c.to_record(now, source) for c in self.consents),
-                       capability, engagement_value(self.engagement))
+                       capability, engagement_value(self.engagement), self.locale)
 
 
 class ProfilePatch(Body):
@@ -264,6 +269,7 @@ class ProfilePatch(Body):
         {"attributes": {"tier": "gold"}, "timezone": "Europe/Berlin", "rcs_capable": True}))
     user_id: Text | None = Field(None, description="if present, the same as in the path (another is a 409)")
     timezone: TimeZone | None = Field(None, description="IANA zone, e.g. `America/New_York`")
+    locale: Locale | None = Field(None, description=LOCALE)
     email: Email | None = Field(None, description="name@domain")
     phone: Phone | None = Field(None, description="a valid number in E.164, e.g. `+14155550100`")
     push_token: Text | None = None
@@ -319,6 +325,55 @@ class SimulateRequest(Body):
     profiles: list[SimulatedProfile] = []
     start: Timestamp | None = Field(None, description="audience runs from this instant (see `journey simulate`)")
     until: Timestamp | None = Field(None, description="audience runs up to this instant (default: the first only)")
+
+
+class PreviewEvent(Body):
+    """The event a previewed message's templates read; its type defaults to the journey's trigger."""
+
+    id: EventId | None = None
+    type: Name | None = Field(None, description="default: the journey's trigger event")
+    timestamp: Timestamp | None = Field(None, description="RFC 3339 with an offset; default: now")
+    properties: JsonObject | None = Field(None, description="any JSON object; numbers finite")
+
+
+class PreviewRequest(Body):
+    """Whom to render a message for: a stored person (`user_id`) or one given here (`profile`)."""
+
+    model_config = ConfigDict(json_schema_extra={**examples(
+        {"user_id": "u1", "event": {"properties": {"starts_at": "2026-03-12T15:30:00Z"}}, "channels": ["sms"]},
+        {"profile": {"user_id": "u1", "locale": "fr-FR", "timezone": "Europe/Paris", "phone": "+33612345678"}}),
+        "oneOf": [{"required": ["user_id"]}, {"required": ["profile"]}]})
+    user_id: Name | None = Field(None, description="a stored profile (its consents and preferences count)")
+    profile: SimulatedProfile | None = Field(None, description="a profile given here, instead of `user_id`")
+    event: PreviewEvent | None = None
+    channels: list[Channel] = Field([], description="the channels to render (default: every one the message has)")
+
+    @model_validator(mode="after")
+    def _one_person(self) -> PreviewRequest:
+        if ("user_id" in self.model_fields_set) == ("profile" in self.model_fields_set):
+            raise refused("give either user_id (a stored profile) or profile (one given here)")
+        return self
+
+    def to_event(self, trigger: str, user_id: str, now: datetime) -> Event:
+        given = self.event
+        if given is None:
+            return Event(trigger, user_id, now)
+        return Event(given.type or trigger, user_id, given.timestamp or now, given.properties or {}, given.id)
+
+
+class PreferencesIn(Body):
+    """What a person wants: per category, each channel on or off; per journey (one that says it may be
+    turned off), on or off. What is left out is on; a PUT replaces what was said before."""
+
+    model_config = ConfigDict(json_schema_extra=examples(
+        {"categories": {"marketing": {"sms": False, "email": True}}, "journeys": {"win-back": False}}))
+    categories: dict[Category, dict[Channel, bool]] = Field({}, description="per category, each channel on or off")
+    journeys: dict[Name, bool] = Field({}, max_length=MAX_ENTRIES, description="per journey id, on or off (for a "
+                                       "journey with `mutable: true`)",
+                                       json_schema_extra={"additionalProperties": False})  # a key is a Name
+
+    def to_preferences(self) -> Preferences:
+        return Preferences.from_dict({"categories": self.categories, "journeys": self.journeys})
 
 
 class CancelRequest(Body):

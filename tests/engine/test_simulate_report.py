@@ -184,3 +184,18 @@ def test_tables_at_80_columns_never_break_a_word_inside(journey: str) -> None:
     assert max(len(line) for line in narrow.splitlines()) <= 80
     broken = sorted({word for word in narrow.replace(",", " ").split() if word not in allowed and word.strip("─")})
     assert broken == []
+
+
+def test_the_messages_table_shows_which_locale_each_variant_was_for() -> None:
+    """The shipped appointment journey: u4 (fr-CA) is sent the `fr` variant, u3 (es-ES) the `es` one."""
+    example = ROOT / "examples" / "appointment-confirmation"
+    result = runner.invoke(app, ["simulate", str(ROOT / "journeys" / "appointment-confirmation.yaml"), "--events",
+                                 str(example / "events.jsonl"), "--profiles", str(example / "profiles.jsonl")],
+                           env={"COLUMNS": "200"})
+    assert result.exit_code == 0, result.output
+    rows = [line for line in result.stdout.splitlines() if line[:3] == "Jan"]
+    assert sum("booking_confirmed (fr)" in row for row in rows) == 2  # u4's email and sms
+    assert sum("booking_confirmed (es)" in row for row in rows) == 1
+    assert sum("appointment_reminder (es)" in row for row in rows) == 1
+    assert any(" u1 " in row and "appointment_reminder " in row and "(" not in row.split("reminder")[1][:3]
+               for row in rows)

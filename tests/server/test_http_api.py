@@ -18,7 +18,7 @@ T0 = "2026-01-05T10:00:00Z"
 
 
 def test_a_profile_round_trips_and_keeps_its_consent_history(local: LocalServer) -> None:
-    body = {"timezone": "Europe/Paris", "email": "ada@example.com", "phone": "+33612345678",
+    body = {"timezone": "Europe/Paris", "locale": "fr-FR", "email": "ada@example.com", "phone": "+33612345678",
             "push_token": "tok-ada", "rcs_capable": True, "attributes": {"first_name": "Ada", "tier": "gold"},
             "consents": [{"channel": "email", "category": "marketing", "granted": True, "source": "signup form",
                           "at": "2026-01-02T09:00:00Z"}]}

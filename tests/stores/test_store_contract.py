@@ -56,7 +56,7 @@ def consent(channel: str, granted: bool, when: datetime, source: str = "api") ->
 def profile(user_id: str = "u1", consents: Sequence[ConsentRecord] = (), **fields: Any) -> Profile:
     base = Profile(user_id, timezone="Europe/Paris", email=f"{user_id}@example.com", phone="+14155550100",
                    push_token=f"tok-{user_id}", rcs_capable=True, attributes={"tier": "gold", "n": [1, 2]},
-                   consents=tuple(consents))
+                   consents=tuple(consents), locale="fr-FR")
     return replace(base, **fields)
 
 

@@ -63,6 +63,7 @@ def _message_view(delivery: Mapping[str, Any]) -> dict[str, Any]:
             "category": send.category, "content": dict(send.content), "cost": send.cost, "encoding": send.encoding,
             "segments": send.segments, "decisions": shown(send.decisions, send.choice), "at": send.at,
             "choice": send.choice.to_dict() if send.choice is not None else None,
+            "locale": send.locale,
             **{k: delivery[k] for k in ("status", "status_at", "dispatch", "next_attempt_at", "attempts", "provider",
                                         "provider_id", "error")}}
 

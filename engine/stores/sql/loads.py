@@ -10,6 +10,7 @@ from typing import Any
 
 from channels import ConsentRecord, Profile, SentRecord
 from channels.engagement import engagement_from_stored
+from channels.preferences import Preferences
 from channels.profile import RcsCapability
 from engine.state import Instance
 from engine.stores.sql.cache import UserState
@@ -88,4 +89,5 @@ def stored_profile(doc: dict[str, Any], consents: tuple[ConsentRecord, ...],
     """A profile read back: it was validated when it came in, so it is not parsed again."""
     return Profile(doc["user_id"], doc.get("timezone"), doc.get("email"), doc.get("phone"), doc.get("push_token"),
                    bool(doc.get("rcs_capable")), doc.get("attributes") or {}, consents,
-                   RcsCapability.stored(doc.get("rcs_capability")), engagement_from_stored(engagement))
+                   RcsCapability.stored(doc.get("rcs_capability")), engagement_from_stored(engagement),
+                   doc.get("locale"), Preferences.from_dict(doc.get("preferences")))

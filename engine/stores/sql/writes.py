@@ -18,7 +18,7 @@ INSTANCE_COLUMNS = ("instance_id", "journey_id", "version", "user_id", "key", "s
 LINK_COLUMNS = ("code", "message_id", "user_id", "channel", "url", "position", "at", "hits", "machine_hits")
 MESSAGE_COLUMNS = ("message_id", "instance_id", "journey_id", "user_id", "step", "message", "channel", "category",
                    "content", "cost", "encoding", "segments", "decisions", "at", "status", "dispatch",
-                   "next_attempt_at", "attempts", "choice")
+                   "next_attempt_at", "attempts", "choice", "locale")
 _STATEMENTS: dict[bool, dict[str, str]] = {}
 
 
@@ -136,4 +136,4 @@ def _message_row(db: Driver, send: Send) -> tuple[Any, ...]:
     return (send.message_id, send.instance_id, send.journey_id, send.user_id, send.step, send.message,
             send.channel, send.category, db.json(dict(send.content)), send.cost, send.encoding, send.segments,
             db.json(shown(send.decisions, send.choice)), at, "queued", "pending", at, 0,
-            None if send.choice is None else db.json(send.choice.to_dict()))
+            None if send.choice is None else db.json(send.choice.to_dict()), send.locale)
