@@ -20,6 +20,7 @@ from typing import Any, NamedTuple
 import orjson
 
 from channels import Profile
+from channels.timestamps import read_timestamp
 from engine.errors import InputError
 from engine.events import Event
 from engine.simulator import parse_events, parse_profiles
@@ -63,6 +64,14 @@ def read_lines(path: Path, keep: Callable[[Any], bool]) -> Iterator[tuple[str, A
                 yield f"{path}:{number}", data
 
 
+def _time_of(data: Any) -> datetime | None:
+    """An event line's time, if it has one that reads (a bad one is reported by its worker)."""
+    try:
+        return read_timestamp(data.get("timestamp")) if isinstance(data, dict) else None
+    except ValueError:
+        return None
+
+
 def _user(data: Any) -> str | None:
     user = data.get("user_id") if isinstance(data, dict) else None
     return user if isinstance(user, str) else None
@@ -86,9 +95,9 @@ class Population:
 
     def first_time(self) -> datetime | None:
         """The earliest event's time: consents without `at` are as of then, as in `journey simulate`."""
-        if isinstance(self.events, Path):
-            times = (e.timestamp for e in parse_events(read_lines(self.events, lambda d: True)))
-            return min(times, default=None)
+        if isinstance(self.events, Path):  # each time read alone: the workers check the events
+            times = (_time_of(data) for _, data in read_lines(self.events, lambda data: True))
+            return min((t for t in times if t is not None), default=None)
         return min((e.timestamp for e in self.events), default=None)
 
     def people(self, share: Share, consented_at: datetime | None) -> Iterator[Person]:

@@ -26,7 +26,7 @@ from engine.errors import InputError
 from engine.events import Event
 from engine.forecast.classes import PathTree, Reads
 from engine.forecast.document import forecast_document
-from engine.forecast.outcomes import person_seed
+from engine.forecast.outcomes import person_seed, run_seed
 from engine.forecast.path import NOTHING, walk
 from engine.forecast.population import Population, Share
 from engine.forecast.tally import Tally
@@ -116,7 +116,8 @@ def tally_share(versions: Sequence[Version], work: Plan, share: Share, progress:
         profile, events = person
         segment = segment_of(profile, options.by)
         tally.people[segment] += 1
-        roots = [person_seed(options.seed, run, profile.user_id) for run in range(options.runs)]
+        root = person_seed(options.seed, profile.user_id)
+        roots = [run_seed(root, run) for run in range(options.runs)]
         for number, version in enumerate(versions):
             counts, times = tally.counts[number], work.runs_at[number]
             if not events and not times:

@@ -21,9 +21,9 @@ CONSENTS = [{"channel": c, "category": "marketing", "granted": True, "source": "
             for c in ("push", "sms")]
 
 
-def push_then_sms(after: str, journey_id: str = "push-then-sms") -> CompiledJourney:
+def push_then_sms_yaml(after: str, journey_id: str = "push-then-sms", sms: str = "Your cart is waiting") -> str:
     """The push; the SMS if the push is not opened within `after`."""
-    return load_text(f"""
+    return f"""
 id: {journey_id}
 category: marketing
 trigger: {{event: cart.abandoned}}
@@ -32,8 +32,12 @@ steps:
 messages:
   nudge:
     push: {{title: "Still thinking?", body: "Your cart is waiting"}}
-    sms: {{text: "Your cart is waiting"}}
-""", f"{journey_id}.yaml")
+    sms: {{text: "{sms}"}}
+"""
+
+
+def push_then_sms(after: str, journey_id: str = "push-then-sms") -> CompiledJourney:
+    return load_text(push_then_sms_yaml(after, journey_id), f"{journey_id}.yaml")
 
 
 @pytest.fixture(scope="module")
