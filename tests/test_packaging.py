@@ -72,8 +72,9 @@ def test_the_core_commands_import_no_extra() -> None:
                        ["schema"], ["simulate", "journeys/cart-abandonment.yaml", "--events",
                                     "examples/cart-abandonment/events.jsonl", "--json"],
                        ["forecast", "journeys/cart-abandonment.yaml", "--profiles",
-                        "examples/cart-abandonment/profiles.jsonl", "--events", "examples/cart-abandonment/events.jsonl",
-                        "--runs", "3", "--workers", "1", "--json"], ["--version"])
+                        "examples/cart-abandonment/profiles.jsonl", "--events",
+                        "examples/cart-abandonment/events.jsonl", "--runs", "3", "--workers", "1", "--json"],
+                       ["--version"])
     assert done.returncode == 0, done.stderr
     assert done.stdout.endswith(f"\njourney-engine {PYPROJECT['project']['version']}\n"), done.stdout[-200:]
     assert '"$schema"' in done.stdout and "flowchart" in done.stdout
@@ -101,8 +102,8 @@ def test_a_command_that_needs_an_extra_names_it(tmp_path: Path) -> None:
     done = run_blocked(["matplotlib"], ["forecast", "journeys/cart-abandonment.yaml", "--profiles",
                                         "examples/cart-abandonment/profiles.jsonl", "--events",
                                         "examples/cart-abandonment/events.jsonl", "--plot", str(tmp_path / "r.png")])
-    assert (done.returncode, done.stderr) == (1, "journey forecast journeys/cart-abandonment.yaml needs the plot extra: "
-                                                 "pip install 'journey-engine[plot]'\n")
+    assert (done.returncode, done.stderr) == (1, "journey forecast journeys/cart-abandonment.yaml needs the plot "
+                                                 "extra: pip install 'journey-engine[plot]'\n")
 
 
 @pytest.mark.packaging
