@@ -49,8 +49,9 @@ def forecast_command(
     as_json: bool = typer.Option(False, "--json", help="print one JSON document"),
     progress: bool = typer.Option(False, "--progress", help="a progress bar on stderr even when it is no terminal"),
 ) -> None:
-    """Forecast a journey over a population: messages, cost and people reached per channel, each
-    with a 90% interval, from engagement drawn from each person's history (else the policy's priors)."""
+    """Forecast messages, cost and reach per channel over a population, with 90% intervals.
+
+    Engagement is drawn from each person's history, else the policy's priors (docs/cli.md)."""
     if (profiles is None) == (db is None):
         raise typer.BadParameter("give exactly one of --profiles FILE or --db URL", param_hint="--profiles")
     if vs is not None and vs_policy is not None:
