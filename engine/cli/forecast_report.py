@@ -21,7 +21,7 @@ def forecast_progress(show: bool) -> Iterator[Callable[[int, int | None], None] 
         yield None
         return
     bar = Progress(TextColumn("forecasting"), BarColumn(), MofNCompleteColumn(), TextColumn("people"),
-                   TimeElapsedColumn(), console=Console(stderr=True, force_terminal=None), transient=True)
+                   TimeElapsedColumn(), console=Console(stderr=True, force_terminal=True), transient=True)
     task: list[TaskID] = []
     with bar:
         def update(done: int, total: int | None) -> None:

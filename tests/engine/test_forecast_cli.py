@@ -102,3 +102,13 @@ def test_profiles_from_a_database_forecast_as_from_the_file(tmp_path: Path) -> N
                          "--workers", "1")
     from_db = forecast(journey(tmp_path, "1h"), "--db", db, "--events", events, "--runs", "6", "--workers", "2")
     assert {**from_db, "evaluated_paths": 0} == {**from_file, "evaluated_paths": 0}
+
+
+def test_progress_goes_to_stderr_only_when_asked_or_a_terminal(tmp_path: Path) -> None:
+    profiles, events = population(tmp_path, 50)
+    argv = ["forecast", str(journey(tmp_path, "1h")), "--profiles", str(profiles), "--events", str(events), "--runs",
+            "2", "--workers", "1", "--json"]
+    quiet, shown = runner.invoke(app, argv), runner.invoke(app, [*argv, "--progress"])
+    assert quiet.exit_code == shown.exit_code == 0
+    assert quiet.stderr == "" and "forecasting" in shown.stderr
+    assert json.loads(shown.stdout) == json.loads(quiet.stdout)
