@@ -334,7 +334,7 @@ MAX_FORECAST = 100_000
 class ForecastRequest(Body):
     """A forecast of one journey over these profiles and their events: `runs` Monte Carlo runs
     of sampled engagement on a virtual clock; nothing is sent or stored. At most 100,000
-    profile-runs (profiles x runs)."""
+    profile-runs (people x runs; the people are the profiles and the users of the events)."""
 
     model_config = ConfigDict(extra="allow", json_schema_extra=examples(
         {"events": [{**ORDER, "type": "cart.abandoned"}], "runs": 20, "seed": 7,
@@ -349,9 +349,11 @@ class ForecastRequest(Body):
 
     @model_validator(mode="after")
     def _bounded(self) -> ForecastRequest:
-        asked = max(len(self.profiles), 1) * self.runs
+        """People are the profiles and the users of the events (a user with events and no profile is one)."""
+        people = len({p.user_id for p in self.profiles} | {e.user_id for e in self.events})
+        asked = max(people, 1) * self.runs
         if asked > MAX_FORECAST:
-            raise refused(f"{len(self.profiles)} profiles x {self.runs} runs is {asked} profile-runs, more than "
+            raise refused(f"{people} people x {self.runs} runs is {asked} profile-runs, more than "
                           f"{MAX_FORECAST:,} in one request: fewer runs, or journey forecast on the command line",
                           below=".runs")
         return self

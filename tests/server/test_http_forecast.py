@@ -37,6 +37,8 @@ def test_a_forecast_too_large_is_refused_naming_runs(local: LocalServer) -> None
     errors = reply.json()["errors"]
     assert [e["field"] for e in errors] == ["runs"]
     assert "120000 profile-runs" in errors[0]["message"]
+    events_only = {"events": people(3)["events"], "runs": 40_000}  # a user with events is a person too
+    assert local.client.post("/v1/journeys/order-updates/forecast", json=events_only).status_code == 422
 
 
 def test_a_forecast_of_no_such_journey_is_a_404_and_a_bad_event_names_its_field(local: LocalServer) -> None:
