@@ -13,6 +13,7 @@ before. A population of a million profile-runs is a few thousand evaluations.
 from __future__ import annotations
 
 import re
+from bisect import bisect_right
 from collections.abc import Callable, Sequence
 from datetime import datetime
 from typing import Any
@@ -26,7 +27,7 @@ from channels.regions import recipient_region
 from engine.compiler import CompiledJourney
 from engine.events import Event
 from engine.expressions import read_paths
-from engine.forecast.outcomes import Chances, draw
+from engine.forecast.outcomes import Chances, draw, slot
 from engine.forecast.path import Path
 
 _ADDRESSES = ("email", "phone", "push_token")
@@ -123,14 +124,19 @@ def _paths(text: str, used: set[tuple[str, ...]], shown: set[tuple[str, ...]]) -
 class _Node:
     """One message of a class's paths: its chances and a child per outcome drawn; or a leaf."""
 
-    __slots__ = ("channel", "children", "chances", "ordinal", "path")
+    __slots__ = ("chances", "children", "path", "slot")
 
     def __init__(self) -> None:
         self.chances: Chances | None = None
-        self.channel = ""
-        self.ordinal = 0
+        self.slot = 0  # which of the person's draws decides it (outcomes.slot)
         self.children: dict[int, _Node] = {}
         self.path: int | None = None
+
+    def child(self, outcome: int) -> _Node:
+        found = self.children.get(outcome)
+        if found is None:
+            found = self.children[outcome] = _Node()
+        return found
 
 
 Walk = Callable[[Callable[[Chances, int], int]], Path]
@@ -149,13 +155,14 @@ class PathTree:
         self.evaluated = 0
 
     def path(self, root_draw: int) -> int:
-        """The path (its `index`) of the person-run whose draws come from `root_draw` (outcomes.person_seed)."""
+        """The path (its `index`) of the person-run whose draws come from `root_draw` (outcomes.run_seed).
+        Runs for every person-run: a loop over plain attributes."""
         node = self.root
         while node.path is None:
-            if node.chances is None:
+            chances = node.chances
+            if chances is None:
                 return self._evaluate(root_draw)
-            node = node.children.setdefault(node.chances.outcome(draw(root_draw, node.channel, node.ordinal)),
-                                            _Node())
+            node = node.child(bisect_right(chances.cuts, draw(root_draw, node.slot)))
         return node.path
 
     def _evaluate(self, root_draw: int) -> int:
@@ -163,9 +170,9 @@ class PathTree:
 
         def choose(chances: Chances, ordinal: int) -> int:
             nonlocal node
-            node.chances, node.channel, node.ordinal = chances, chances.channel, ordinal
-            picked = chances.outcome(draw(root_draw, chances.channel, ordinal))
-            node = node.children.setdefault(picked, _Node())
+            node.chances, node.slot = chances, slot(chances.channel, ordinal)
+            picked = chances.outcome(draw(root_draw, node.slot))
+            node = node.child(picked)
             return picked
 
         path = node.path = self.index(self.walk(choose))

@@ -102,10 +102,15 @@ def run_seed(person: int, run: int) -> int:
     return _mix(person + (run + 1) * 0xD1B54A32D192ED03)
 
 
-def draw(root: int, channel: str, ordinal: int) -> float:
-    """The uniform draw for the person's `ordinal`-th message on `channel` (splitmix64 of the root
-    and the slot: each message's draw is its own, whatever came before it on other channels)."""
-    return _mix(root + (_CHANNEL_CODES.get(channel, 63) * 1024 + ordinal + 1) * 0x9E3779B97F4A7C15) * _SCALE
+def slot(channel: str, ordinal: int) -> int:
+    """Which of a person's draws decides their `ordinal`-th message on `channel`: each message's
+    draw is its own, whatever came before it on other channels."""
+    return _CHANNEL_CODES.get(channel, 63) * 1024 + ordinal + 1
+
+
+def draw(root: int, which: int) -> float:
+    """The uniform draw `which` (a `slot`) of the person-run rooted at `root` (splitmix64)."""
+    return _mix(root + which * 0x9E3779B97F4A7C15) * _SCALE
 
 
 def _mix(z: int) -> int:
