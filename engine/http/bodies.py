@@ -21,6 +21,7 @@ from pydantic import (
     BaseModel,
     ConfigDict,
     Field,
+    StringConstraints,
     ValidationError,
     WithJsonSchema,
     field_validator,
@@ -32,6 +33,7 @@ from channels.engagement import ChannelEngagement, Engagement, hours_problem
 from channels.preferences import MAX_ENTRIES, Preferences
 from channels.profile import RcsCapability
 from engine.events import Event
+from engine.forecast.runner import DEFAULT_RUNS, MOST_RUNS
 from engine.host.profiles import MAX_BATCH, merged
 from engine.http.fields import (
     Category,
@@ -342,10 +344,11 @@ class ForecastRequest(Body):
     events: list[SimulatedEvent] = Field(description="the entry events (and any others), each with its timestamp; "
                                          "required, unless the journey is entered by audience runs")
     profiles: list[SimulatedProfile] = []
-    runs: Count = Field(20, ge=1, le=MAX_FORECAST, description="Monte Carlo runs (default 20)")
+    runs: Count = Field(DEFAULT_RUNS, ge=1, le=MOST_RUNS, description=f"Monte Carlo runs (default {DEFAULT_RUNS})")
     seed: Count = Field(0, ge=0, le=2**63 - 1, description="the draws' seed: the same seed, the same answer")
-    by: Text | None = Field(None, description="break the figures down by this profile field: `attributes.<name>`, "
-                            "`timezone` or `locale`")
+    by: Annotated[str, StringConstraints(pattern=r"^(attributes\..+|timezone|locale)$", max_length=200)] | None = \
+        Field(None, description="break the figures down by this profile field: `attributes.<name>`, `timezone` or "
+              "`locale`")
 
     @model_validator(mode="after")
     def _bounded(self) -> ForecastRequest:
