@@ -25,7 +25,7 @@ from engine.events import Event
 from engine.forecast.outcomes import DELIVERED_AFTER, FAILED, Chances, chances, delay, engagement_event
 from engine.service import Engine
 from engine.simulator import audience_run
-from engine.state import Committed, Schedule, Send, Skip
+from engine.state import Cancel, Committed, Schedule, Send, Skip
 from engine.stores.memory import MemoryStore
 
 MOST_STIMULI = 10_000
@@ -82,6 +82,7 @@ class _Walk:
         self.first_engaged: datetime | None = None
         self.skipped: list[str] = []
         self.deferred = 0
+        self.put_off: set[str] = set()  # the timers of sends put off by quiet hours
 
     def add(self, at: datetime, event: Event | None) -> None:
         heapq.heappush(self.queue, _Stimulus(at, next(self.order), event))
@@ -127,6 +128,9 @@ class _Walk:
                     self.skipped.append(command.reason)
                 elif isinstance(command, Schedule) and command.timer.kind == "defer":
                     self.deferred += 1
+                    self.put_off.add(command.timer.timer_id)
+                elif isinstance(command, Cancel) and command.timer_id in self.put_off:
+                    self.skipped.append("cancelled")  # a send put off by quiet hours, then the journey moved on
 
     def _sent(self, send: Send) -> None:
         """Record the message and queue what its drawn outcome sends back."""

@@ -23,10 +23,9 @@ from typing import Any
 from channels import Policy, Profile, load_policy
 from engine.compiler import CompiledJourney, load_file
 from engine.errors import InputError
-from engine.events import Event
 from engine.forecast.classes import PathTree, Reads
 from engine.forecast.document import forecast_document
-from engine.forecast.outcomes import person_seed
+from engine.forecast.outcomes import person_seed, run_seed
 from engine.forecast.path import NOTHING, walk
 from engine.forecast.population import Population, Share
 from engine.forecast.tally import Tally
@@ -116,7 +115,8 @@ def tally_share(versions: Sequence[Version], work: Plan, share: Share, progress:
         profile, events = person
         segment = segment_of(profile, options.by)
         tally.people[segment] += 1
-        roots = [person_seed(options.seed, run, profile.user_id) for run in range(options.runs)]
+        root = person_seed(options.seed, profile.user_id)
+        roots = [run_seed(root, run) for run in range(options.runs)]
         for number, version in enumerate(versions):
             counts, times = tally.counts[number], work.runs_at[number]
             if not events and not times:
@@ -161,26 +161,26 @@ def forecast(versions: Sequence[Version], population: Population, options: Optio
     return forecast_document([v.journey.id for v in versions], tally, options.runs, options.seed, options.by)
 
 
-_reports: Any = None  # a worker process's queue to the parent's progress bar
+_reports: list[Any] = []  # in a worker process: its queue to the parent's progress bar
 
 
 def _started(reports: Any) -> None:
-    global _reports
-    _reports = reports
+    """A worker process's initializer: keeps the queue it was started with (a queue is handed to a
+    process when it starts, never with a task)."""
+    _reports.append(reports)
 
 
 def _worker(sources: Sequence[tuple[Path, Path | None]], work: Plan, share: Share) -> Tally:
     """One worker process: its own compiled journeys, its share of the people."""
     versions = [Version(load_file(journey), load_policy(policy)) for journey, policy in sources]
-    reports = _reports
-    return tally_share(versions, work, share, None if reports is None else reports.put)
+    return tally_share(versions, work, share, _reports[0].put if _reports else None)
 
 
 def _in_processes(sources: Sequence[tuple[Path, Path | None]], work: Plan, workers: int, total: int | None,
                   progress: Progress | None) -> Tally:
     context = multiprocessing.get_context("spawn")  # a fresh interpreter: safe beside threads
     reports = context.Queue()
-    tally: Tally | None = None
+    tally = Tally(len(sources))
     done = 0
     with ProcessPoolExecutor(workers, mp_context=context, initializer=_started, initargs=(reports,)) as pool:
         pending = {pool.submit(_worker, sources, work, Share(n, workers)) for n in range(workers)}
@@ -190,12 +190,7 @@ def _in_processes(sources: Sequence[tuple[Path, Path | None]], work: Plan, worke
             if progress is not None:
                 progress(done, total)
             for future in finished:
-                part = future.result()
-                if tally is None:
-                    tally = part
-                else:
-                    tally.merge(part)
-    assert tally is not None
+                tally.merge(future.result())
     return tally
 
 
@@ -206,7 +201,3 @@ def _drain(reports: Any) -> int:
             got += reports.get_nowait()
         except queue.Empty:
             return got
-
-
-def events_of(rows: Sequence[Event]) -> list[Event]:
-    return sorted(rows, key=lambda e: e.timestamp)

@@ -21,9 +21,9 @@ CONSENTS = [{"channel": c, "category": "marketing", "granted": True, "source": "
             for c in ("push", "sms")]
 
 
-def push_then_sms(after: str, journey_id: str = "push-then-sms") -> CompiledJourney:
+def push_then_sms_yaml(after: str, journey_id: str = "push-then-sms", sms: str = "Your cart is waiting") -> str:
     """The push; the SMS if the push is not opened within `after`."""
-    return load_text(f"""
+    return f"""
 id: {journey_id}
 category: marketing
 trigger: {{event: cart.abandoned}}
@@ -32,8 +32,12 @@ steps:
 messages:
   nudge:
     push: {{title: "Still thinking?", body: "Your cart is waiting"}}
-    sms: {{text: "Your cart is waiting"}}
-""", f"{journey_id}.yaml")
+    sms: {{text: "{sms}"}}
+"""
+
+
+def push_then_sms(after: str, journey_id: str = "push-then-sms") -> CompiledJourney:
+    return load_text(push_then_sms_yaml(after, journey_id), f"{journey_id}.yaml")
 
 
 @pytest.fixture(scope="module")
@@ -119,3 +123,15 @@ def test_quiet_hours_and_missing_consent_are_counted_as_the_evaluator_decides(po
     skipped = run([push_then_sms("1h")], policy, no_sms)
     assert "sms" not in skipped["channels"] or skipped["channels"]["sms"]["messages"]["mean"] == 0
     assert skipped["never_reached"]["mean"] > 100
+
+
+def test_a_send_put_off_by_quiet_hours_and_cancelled_by_an_exit_is_counted_cancelled(policy: Policy) -> None:
+    """Carts left at 23:00 UTC: the push waits for 08:00; those who order at 01:00 leave the journey."""
+    journey = load_text(push_then_sms_yaml("1h").replace("steps:", "exit_on: [order.placed]\nsteps:"), "exit.yaml")
+    people = population(100, at=datetime(2026, 1, 5, 23, 0, tzinfo=UTC))
+    orders = [Event("order.placed", f"u{i}", datetime(2026, 1, 6, 1, 0, tzinfo=UTC)) for i in range(0, 100, 4)]
+    events = sorted([*people.events, *orders], key=lambda e: e.timestamp)  # type: ignore[misc]
+    document = run([journey], policy, Population(people.profiles, events))
+    assert document["skipped"]["cancelled"] == {"mean": 25, "p5": 25, "p95": 25}
+    assert document["channels"]["push"]["messages"]["mean"] == 75
+    assert document["ended"]["exited"]["mean"] == 25

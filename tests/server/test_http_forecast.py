@@ -32,11 +32,13 @@ def test_a_forecast_counts_every_message_of_the_people_posted(local: LocalServer
 
 
 def test_a_forecast_too_large_is_refused_naming_runs(local: LocalServer) -> None:
-    reply = local.client.post("/v1/journeys/order-updates/forecast", json={**people(3), "runs": 40_000})
+    reply = local.client.post("/v1/journeys/order-updates/forecast", json={**people(12), "runs": 10_000})
     assert reply.status_code == 422
     errors = reply.json()["errors"]
     assert [e["field"] for e in errors] == ["runs"]
     assert "120000 profile-runs" in errors[0]["message"]
+    events_only = {"events": people(12)["events"], "runs": 10_000}  # a user with events is a person too
+    assert local.client.post("/v1/journeys/order-updates/forecast", json=events_only).status_code == 422
 
 
 def test_a_forecast_of_no_such_journey_is_a_404_and_a_bad_event_names_its_field(local: LocalServer) -> None:
@@ -44,3 +46,10 @@ def test_a_forecast_of_no_such_journey_is_a_404_and_a_bad_event_names_its_field(
     bad = local.client.post("/v1/journeys/order-updates/forecast", json={"events": [{"type": "order.placed"}]})
     assert bad.status_code == 422
     assert {e["field"] for e in bad.json()["errors"]} == {"events[0].timestamp"}
+
+
+def test_by_names_a_profile_field_or_is_refused_naming_it(local: LocalServer) -> None:
+    reply = local.client.post("/v1/journeys/order-updates/forecast", json={**people(4), "runs": 2, "by": "timezone"})
+    assert reply.status_code == 200 and set(reply.json()["segments"]["values"]) == {"UTC"}
+    refused = local.client.post("/v1/journeys/order-updates/forecast", json={**people(4), "by": "country"})
+    assert refused.status_code == 422 and [e["field"] for e in refused.json()["errors"]] == ["by"]
