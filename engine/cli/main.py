@@ -17,6 +17,7 @@ import typer
 
 from channels import PolicyError, load_policy
 from engine.cli.consent import consent_app
+from engine.cli.forecast import forecast_command
 from engine.cli.graphs import RenderError, render, step_order, to_dot, to_mermaid
 from engine.cli.help import App
 from engine.cli.preview import preview_command
@@ -40,6 +41,7 @@ app = App(
 app.add_typer(consent_app)  # journey consent export
 app.add_typer(profiles_app)  # journey profiles import
 app.command("preview")(preview_command)
+app.command("forecast")(forecast_command)
 log = logging.getLogger("journey.serve")
 
 

@@ -8,6 +8,7 @@ nothing else.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from contextlib import AbstractContextManager, nullcontext
 from typing import Any
 
@@ -31,6 +32,7 @@ class Database:
         with translated(f"{self.safe_url}: cannot open the database"):
             self.engine: SaEngine = _make_engine(url, self.dialect, echo)
         self.writer = WriterLock() if self.dialect == "sqlite" else None  # SQLite: one writer at a time
+        self.worker: Callable[[], str | None] = lambda: None  # this process's worker id, once it has one
 
     def writing(self, urgent: bool) -> AbstractContextManager[Any]:
         """This process's turn to write (SQLite; PostgreSQL takes its writers as they come):
@@ -49,6 +51,11 @@ class SqlPort:
 
     def _writing(self, urgent: bool) -> AbstractContextManager[Any]:
         return self.database.writing(urgent)
+
+    def _writer(self, role: str) -> str:
+        """Whose rows of the journeys' counters a write of this port adds to: this worker's `role`
+        (its dispatcher, its host routes), apart from its engine's (engine/stores/sql/counters.py)."""
+        return f"{self.database.worker() or ''}/{role}"
 
 
 def _without_password(url: str) -> str:

@@ -18,7 +18,7 @@ INSTANCE_COLUMNS = ("instance_id", "journey_id", "version", "user_id", "key", "s
 LINK_COLUMNS = ("code", "message_id", "user_id", "channel", "url", "position", "at", "hits", "machine_hits")
 MESSAGE_COLUMNS = ("message_id", "instance_id", "journey_id", "user_id", "step", "message", "channel", "category",
                    "content", "cost", "encoding", "segments", "decisions", "at", "status", "dispatch",
-                   "next_attempt_at", "attempts", "choice", "locale")
+                   "next_attempt_at", "attempts", "choice", "locale", "tally")
 _STATEMENTS: dict[bool, dict[str, str]] = {}
 
 
@@ -38,11 +38,15 @@ class WriteBuffer:
         self.statuses: list[tuple[Any, ...]] = []
         self.skips: list[tuple[Any, ...]] = []
 
-    def add_message(self, send: Send) -> None:
-        self.messages.append(_message_row(self.db, send))
+    def add_message(self, send: Send, tally: str | None) -> None:
+        self.messages.append((*_message_row(self.db, send), tally))
         for position, link in enumerate(send.links):
             self.links.append((link.code, send.message_id, send.user_id, send.channel, link.url, position,
                                self.db.time(send.at), 0, 0))
+
+    def added(self) -> dict[str, tuple[str | None, str | None, str]]:
+        """The messages this transaction adds: message_id -> (journey_id, tally, channel)."""
+        return {row[0]: (row[2], row[-1], row[6]) for row in self.messages}
 
     def add_skip(self, skip: Skip) -> None:
         db = self.db
@@ -108,7 +112,8 @@ def statements(db: Driver) -> dict[str, str]:
             "links": db.insert_sql("links", LINK_COLUMNS),
             "skips": db.insert_sql("skips", ("instance_id", "user_id", "step", "message", "reason", "decisions",
                                              "at", "detail")),
-            "status": f"UPDATE messages SET status = {mark}, status_at = {mark} WHERE message_id = {mark}",
+            "status": f"UPDATE messages SET status = {mark}, status_at = {mark}, engaged = {mark} "
+                      f"WHERE message_id = {mark}",
             "event_ids": db.insert_sql("event_ids", ("id",)),
             "inbox": db.insert_sql("inbox", ("event_id", "user_id", "type", "at", "properties", "part")),
         }
