@@ -15,6 +15,7 @@ from pathlib import Path
 
 import httpx
 
+from engine.bench.costs import children_of
 from engine.events import Event
 
 
@@ -83,14 +84,6 @@ def metrics(base: str) -> dict[str, float]:
 def rate(metrics: dict[str, float], count: str, seconds: str) -> float:
     spent = metrics.get(seconds, 0.0)
     return metrics.get(count, 0.0) / spent if spent else 0.0
-
-
-def children_of(pid: int) -> list[int]:
-    """The processes `pid` started (the workers of `journey serve --workers K`), as Linux lists them."""
-    try:
-        return [int(p) for p in Path(f"/proc/{pid}/task/{pid}/children").read_text().split()]
-    except OSError:
-        return []
 
 
 def peak_rss_of(pid: int) -> float:

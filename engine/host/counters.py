@@ -9,6 +9,7 @@ from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any
 
+from engine.host.cpu import EngineCpu
 from engine.host.histogram import LATENESS_BOUNDS, PROCESSING_BOUNDS, Histogram
 from engine.state import Committed
 
@@ -35,6 +36,7 @@ class Counters:
     skips: Counter[str] = field(default_factory=Counter)  # sends that sent nothing, by reason
     processing: Histogram = field(default_factory=lambda: Histogram(PROCESSING_BOUNDS))  # seconds per batch
     lateness: Histogram = field(default_factory=lambda: Histogram(LATENESS_BOUNDS))  # seconds per fired timer
+    cpu: EngineCpu = field(default_factory=EngineCpu)  # thread CPU of the engine's turns
 
     def committed(self, summary: Committed) -> None:
         """Count what one committed transaction of the engine did (a few dict updates)."""

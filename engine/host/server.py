@@ -158,14 +158,14 @@ class Server:
         """What this worker reports with its heartbeat, for every worker's /metrics."""
         c, backlog = self.counters, self.backlog
         return {"events_processed": backlog.dequeued + c.ingested, "events_seconds": backlog.seconds + c.ingest_seconds,
-                "timers_fired": c.timers_fired, "timer_seconds": c.timer_seconds}
+                "timers_fired": c.timers_fired, "timer_seconds": c.timer_seconds, "cpu_seconds": c.cpu.seconds}
 
     def ingest(self, events: Sequence[Event], rejected: int = 0) -> list[Ingested]:
         """Process validated events in one transaction; durable and processed when this returns.
         Events accepted earlier for the same users go first, so each user's events keep their
         order; other users' queued events do not hold this batch up. `rejected`: how many of the
         caller's batch were invalid (for the log)."""
-        with self.lock:
+        with self.lock, self.counters.cpu.turn():
             owned = [self._mine(e.user_id) for e in events]
             mine = [e for e, m in zip(events, owned, strict=True) if m] if self.ownership else events
             while self._waiting([e.user_id for e in mine]) and self._process_queued():
@@ -207,7 +207,8 @@ class Server:
         users = Counter(e.user_id for e in events if self._mine(e.user_id))  # others: their owners' backlog
         self.backlog.admit(users, wait=self.started)
         try:
-            results = self.engine.accept_many(events)
+            with self.counters.cpu.turn():
+                results = self.engine.accept_many(events)
         except BaseException:
             self.backlog.withdraw(list(users.elements()))
             raise
@@ -236,7 +237,8 @@ class Server:
         """Run one sweep, counting it; one that keeps failing shows in /healthz and /metrics."""
         started = time.perf_counter()
         try:
-            done = work()
+            with self.counters.cpu.turn():
+                done = work()
         except StoreError as exc:
             self.outage.failed(exc)
             self._count_failure(sweep, exc)

@@ -44,6 +44,7 @@ from engine.stores.sql.schema import (
     chunks,
     dialect_insert,
 )
+from engine.stores.sql.stats import SqlStats
 from engine.stores.sql.suppression import read_suppressions
 from engine.stores.sql.translate import check_url, store_error, translated, translating
 from engine.stores.sql.tx import SqlTx, StateCache
@@ -59,6 +60,7 @@ class SqlStore(SqlRuns, SqlPrivacy):
         self.safe_url = _without_password(url)
         with translated(f"{self.safe_url}: cannot open the database"):
             self.engine: SaEngine = _make_engine(url, self.dialect, echo)
+            self.stats = SqlStats.watch(self.engine, pings=self.dialect == "postgresql")  # pool_pre_ping
             use_cache = self.dialect == "sqlite" if cache is None else cache
             self.cache = StateCache() if use_cache else None
             self._writer = WriterLock() if self.dialect == "sqlite" else None
@@ -123,6 +125,14 @@ class SqlStore(SqlRuns, SqlPrivacy):
 
     def close(self) -> None:
         self.engine.dispose()
+
+    @translating
+    def backend_pid(self) -> int | None:
+        """PostgreSQL: the server process serving this store's connection (`journey bench` reads its CPU)."""
+        if self.dialect != "postgresql":
+            return None
+        with self.engine.connect() as conn:
+            return int(conn.exec_driver_sql("SELECT pg_backend_pid()").scalar() or 0)
 
     # --- outbox: the dispatcher's side of the messages table ----------------------------
 
