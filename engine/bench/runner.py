@@ -98,9 +98,9 @@ def _postmaster(url: str) -> int | None:
     store = SqlStore(url)
     try:
         backend = store.backend_pid()
+        return postmaster_of(url, backend) if backend else None  # while the backend lives
     finally:
         store.close()
-    return postmaster_of(url, backend) if backend else None
 
 
 def _costs(result: BenchResult, spent: Spent, events: int, polling: float) -> None:
