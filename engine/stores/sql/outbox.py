@@ -56,21 +56,9 @@ def claim_sql(dialect: str, limit: int) -> str:
 
 
 ATTEMPT_COLUMNS = ("dispatch", "status", "status_at", "attempts", "next_attempt_at", "provider", "provider_id", "error")
-_ATTEMPT_TYPES = ("text", "text", "timestamptz", "int", "timestamptz", "text", "text", "text")
 
 
 def record_attempts(db: Driver, rows: list[tuple[Any, ...]]) -> None:
     """Each row: the `ATTEMPT_COLUMNS` values, then the message id. On PostgreSQL one UPDATE over
     arrays for the whole batch rather than a statement a message."""
-    if not rows:
-        return
-    if db.sqlite or len(rows) < 8:
-        db.write("UPDATE messages SET " + ", ".join(f"{c} = {db.mark}" for c in ATTEMPT_COLUMNS)
-                 + f" WHERE message_id = {db.mark}", rows)
-        return
-    rows = list({row[-1]: row for row in rows}.values())  # a message recorded twice: its last attempt
-    arrays = ", ".join(f"%s::{t}[]" for t in (*_ATTEMPT_TYPES, "text"))
-    names = ", ".join((*ATTEMPT_COLUMNS, "message_id"))
-    db.conn.exec_driver_sql("UPDATE messages AS m SET " + ", ".join(f"{c} = v.{c}" for c in ATTEMPT_COLUMNS)
-                            + f" FROM unnest({arrays}) AS v({names}) WHERE m.message_id = v.message_id",
-                            tuple(list(column) for column in zip(*rows, strict=True)))
+    db.update("messages", "message_id", ATTEMPT_COLUMNS, rows)

@@ -22,7 +22,7 @@ from engine.state import PARTITIONS, Instance, Send, Skip, TimerRef, Trace, part
 from engine.stores.sql.cache import StateCache, UserState, forget_sends_before
 from engine.stores.sql.claims import Owner, claim_queued, due_timer_users, due_timers, inbox_rows, quarantine_queued
 from engine.stores.sql.driver import Driver
-from engine.stores.sql.schema import EVENT_IDS, chunks, dialect_insert
+from engine.stores.sql.schema import chunks
 from engine.stores.sql.suppression import TxSuppressions
 from engine.stores.sql.user_locks import lock_users
 
@@ -146,12 +146,11 @@ class SqlTx:
         unique = list(dict.fromkeys(event_ids))
         if self.dialect == "sqlite":
             return self._remember_single_writer(unique)
-        new: set[str] = set()
-        for chunk in chunks(unique):
-            statement = dialect_insert(self.dialect, EVENT_IDS).values([{"id": i} for i in chunk])
-            rows = self.conn.execute(statement.on_conflict_do_nothing().returning(EVENT_IDS.c.id))
-            new.update(r[0] for r in rows)
-        return new
+        if not unique:
+            return set()
+        rows = self.db.rows("INSERT INTO event_ids (id) SELECT unnest(%b::varchar[]) ON CONFLICT DO NOTHING "
+                            "RETURNING id", [unique])  # one statement text: nothing compiled per batch
+        return {r[0] for r in rows}
 
     def _remember_single_writer(self, unique: list[str]) -> set[str]:
         """SQLite has one writer at a time: look the ids up, then insert the new ones in one executemany
@@ -317,7 +316,7 @@ class SqlTx:
         self._delete_timers(sorted(self._w_cancel))
         db.write(sql["messages"], self._w_messages)
         db.write(sql["skips"], self._w_skips)
-        db.write(sql["status"], self._w_status)
+        db.update("messages", "message_id", ("status", "status_at"), self._w_status)  # feedback, a batch at once
 
     def _delete_timers(self, timer_ids: Sequence[str]) -> None:
         for chunk in chunks(timer_ids):
@@ -334,7 +333,6 @@ MESSAGE_COLUMNS = ("message_id", "instance_id", "journey_id", "user_id", "step",
 def _statements(db: Driver) -> dict[str, str]:
     """The flush statements for one dialect, built once."""
     if db.sqlite not in _STATEMENTS:
-        mark = db.mark
         _STATEMENTS[db.sqlite] = {
             "profiles": db.insert_sql("profiles", ("user_id", "phone", "doc"), ("user_id",), ("phone", "doc")),
             "consents": db.insert_sql("consents", ("user_id", "seq", "channel", "category", "granted", "source",
@@ -344,7 +342,6 @@ def _statements(db: Driver) -> dict[str, str]:
             "messages": db.insert_sql("messages", MESSAGE_COLUMNS),
             "skips": db.insert_sql("skips", ("instance_id", "user_id", "step", "message", "reason", "decisions",
                                              "at", "detail")),
-            "status": f"UPDATE messages SET status = {mark}, status_at = {mark} WHERE message_id = {mark}",
             "event_ids": db.insert_sql("event_ids", ("id",)),
             "inbox": db.insert_sql("inbox", ("event_id", "user_id", "type", "at", "properties", "part")),
         }
