@@ -251,13 +251,29 @@ class SqlStore(SqlRuns, SqlPrivacy):
 
     @translating
     def recipients(self, user_ids: Collection[str]) -> dict[str, Profile]:
-        with self.engine.connect() as conn:
-            return SqlTx(conn, self.dialect, None).load_profiles(sorted(user_ids))
+        """SQLite: the cached users' from memory, taken while no transaction is in flight (so as
+        committed; an erasure evicts before it lets go), the others from the database."""
+        found: dict[str, Profile] = {}
+        missing = list(user_ids)
+        if self.cache is not None:
+            with self._writing(urgent=False):
+                found, missing = self.cache.profiles(user_ids)
+        if missing:
+            with self.engine.connect() as conn:
+                found.update(SqlTx(conn, self.dialect, None).load_profiles(sorted(missing)))
+        return found
 
     @translating
     def suppressions(self, numbers: Collection[str]) -> dict[str, datetime]:
-        with self.engine.connect() as conn:
-            return read_suppressions(Driver(conn, self.dialect), numbers)
+        found: dict[str, datetime] = {}
+        missing = list(numbers)
+        if self.cache is not None:
+            with self._writing(urgent=False):
+                found, missing = self.cache.suppressions(numbers)
+        if missing:
+            with self.engine.connect() as conn:
+                found.update(read_suppressions(Driver(conn, self.dialect), missing))
+        return found
 
     # --- journeys: versions and lifecycle states -----------------------------------------
 
