@@ -10,13 +10,13 @@ several workers can share the database.
 
 from __future__ import annotations
 
-from collections.abc import Collection, Iterator, Mapping, Sequence
+from collections.abc import Callable, Collection, Iterator, Mapping, Sequence
 from contextlib import AbstractContextManager, contextmanager, nullcontext
 from datetime import datetime, timedelta
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
-from sqlalchemy import delete, event, func, insert, select
+from sqlalchemy import Connection, delete, event, func, insert, select
 from sqlalchemy.engine import Engine as SaEngine
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import SQLAlchemyError
@@ -49,6 +49,8 @@ from engine.stores.sql.suppression import read_suppressions
 from engine.stores.sql.translate import check_url, store_error, translated, translating
 from engine.stores.sql.tx import SqlTx, StateCache
 from engine.stores.sql.writer_lock import WriterLock
+
+V = TypeVar("V")
 
 
 class SqlStore(SqlRuns, SqlPrivacy):
@@ -251,28 +253,26 @@ class SqlStore(SqlRuns, SqlPrivacy):
 
     @translating
     def recipients(self, user_ids: Collection[str]) -> dict[str, Profile]:
-        """SQLite: the cached users' from memory, taken while no transaction is in flight (so as
-        committed; an erasure evicts before it lets go), the others from the database."""
-        found: dict[str, Profile] = {}
-        missing = list(user_ids)
-        if self.cache is not None:
-            with self._writing(urgent=False):
-                found, missing = self.cache.profiles(user_ids)
-        if missing:
-            with self.engine.connect() as conn:
-                found.update(SqlTx(conn, self.dialect, None).load_profiles(sorted(missing)))
-        return found
+        return self._committed(user_ids, self.cache.profiles if self.cache else None,
+                               lambda conn, users: SqlTx(conn, self.dialect, None).load_profiles(sorted(users)))
 
     @translating
     def suppressions(self, numbers: Collection[str]) -> dict[str, datetime]:
-        found: dict[str, datetime] = {}
-        missing = list(numbers)
-        if self.cache is not None:
+        return self._committed(numbers, self.cache.suppressions if self.cache else None,
+                               lambda conn, missing: read_suppressions(Driver(conn, self.dialect), missing))
+
+    def _committed(self, keys: Collection[str], cached: Callable[[Collection[str]], tuple[dict[str, V], list[str]]]
+                   | None, load: Callable[[Connection, list[str]], dict[str, V]]) -> dict[str, V]:
+        """SQLite: what the cache holds, taken while no transaction is in flight (so as committed;
+        an erasure evicts before it lets go), the rest from the database."""
+        found: dict[str, V] = {}
+        missing = list(keys)
+        if cached is not None:
             with self._writing(urgent=False):
-                found, missing = self.cache.suppressions(numbers)
+                found, missing = cached(keys)
         if missing:
             with self.engine.connect() as conn:
-                found.update(read_suppressions(Driver(conn, self.dialect), missing))
+                found.update(load(conn, missing))
         return found
 
     # --- journeys: versions and lifecycle states -----------------------------------------
