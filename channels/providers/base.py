@@ -46,7 +46,9 @@ class OutboundMessage:
 
 class Provider(Protocol):
     """A provider may also say `idempotent = True`: every attempt carries an idempotency key, so a
-    send a crash caught mid-call is retried rather than left `unknown`."""
+    send a crash caught mid-call is retried rather than left `unknown`. One that buffers what it
+    sends has a `flush()` (raising a DeliveryError if it cannot): the dispatcher calls it after
+    each group of sends, before it records any of them sent."""
 
     name: str
 

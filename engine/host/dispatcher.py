@@ -24,7 +24,13 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from channels import CHANNELS, Policy, Profile
-from channels.providers import OutboundMessage, PermanentDeliveryError, Provider, TemporaryDeliveryError
+from channels.providers import (
+    DeliveryError,
+    OutboundMessage,
+    PermanentDeliveryError,
+    Provider,
+    TemporaryDeliveryError,
+)
 from channels.recheck import GO, Recheck, recheck
 from engine.clock import Clock
 from engine.errors import StoreError
@@ -62,6 +68,8 @@ class Dispatcher:
         self.outcomes: Counter[tuple[str, str]] = Counter()  # attempts' outcomes by (channel, status)
         self.in_doubt = 0  # messages caught mid-call by a crash and not retried: `unknown`
         self.idempotent_channels = _idempotent_channels(providers)
+        self._buffering: list[Any] = list({id(p): p for ps in providers.values() for p in ps
+                                            if hasattr(p, "flush")}.values())  # providers with a `flush`
         self.rates = Rates.of(policy, clock.now())
         self._rate = 100.0  # messages a second, until measured
         self._expired_at: datetime | None = None
@@ -87,6 +95,7 @@ class Dispatcher:
                 position += len(group)
                 started = time.perf_counter()
                 results = [self._record(item, verdicts.get(item.message_id, GO), now, failures) for item in group]
+                self._flush(group, results, now, failures)
                 self._learn(len(group), time.perf_counter() - started)
                 group = items[position:position + self._group_size()]
                 self.store.finish_outbox(results, sending=[i.message_id for i in group])
@@ -149,6 +158,24 @@ class Dispatcher:
         if result["dispatch"] == "failed":
             failures.append(_failed_event(item, result["error"], now, unusable))
         return result
+
+    def _flush(self, group: Sequence[OutboxItem], results: list[dict[str, Any]], now: datetime,
+               failures: list[dict[str, Any]]) -> None:
+        """The providers that buffer hand the group's sends over now, before any is recorded sent;
+        the sends of one that cannot are tried again later, as after a temporary failure."""
+        for provider in self._buffering:
+            try:
+                provider.flush()
+            except DeliveryError as exc:
+                log.warning("temporary failure", extra=fields(provider=provider.name, error=str(exc)))
+                for n, (item, result) in enumerate(zip(group, results, strict=True)):
+                    if result["dispatch"] == "sent" and result["provider"] == provider.name:
+                        self.sent -= 1
+                        self.outcomes[(item.channel, "sent")] -= 1
+                        results[n] = self._not_sent(item, result["attempts"], f"{provider.name}: {exc}", now)
+                        self.outcomes[(item.channel, _outcome(results[n]))] += 1
+                        if results[n]["dispatch"] == "failed":
+                            failures.append(_failed_event(item, results[n]["error"], now))
 
     def _group_size(self) -> int:
         return max(1, min(self.batch, IN_DOUBT_MOST, int(self._rate * IN_DOUBT_WINDOW)))
@@ -214,6 +241,11 @@ class Dispatcher:
                 continue
             self.sent += 1  # status_at: when the provider took it, not when the batch began
             return _result(item, "sent", "sent", attempts, None, provider.name, provider_id, None, self.clock.now())
+        return self._not_sent(item, attempts, error, now)
+
+    @staticmethod
+    def _not_sent(item: OutboxItem, attempts: int, error: str, now: datetime) -> dict[str, Any]:
+        """No provider took it this time: retried with backoff, or failed once out of attempts."""
         if attempts >= MAX_ATTEMPTS:
             return _result(item, "failed", "failed", attempts, None, None, None, f"gave up: {error}", now)
         retry_at = now + BACKOFF[attempts - 1]

@@ -8,6 +8,7 @@ SQLite only: what a restart finds there is what was committed to the file.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -16,7 +17,7 @@ from typing import Any
 import pytest
 
 from channels import Profile, load_policy
-from channels.providers import OutboundMessage, Provider
+from channels.providers import FileProvider, OutboundMessage, Provider
 from channels.testing import FlakyProvider, RecordingProvider
 from engine.clock import VirtualClock
 from engine.compiler import CompiledJourney, load_text
@@ -379,3 +380,24 @@ def test_a_database_outage_mid_batch_is_recorded_once_the_database_is_back(
     else:
         assert server.dispatcher.in_doubt == calls[1]  # the group whose record was lost
         assert sorted(outcome.values()) == ["sent"] * (len(users) - calls[1]) + ["unknown"] * calls[1]
+
+
+def test_the_outbox_file_is_flushed_before_a_send_is_recorded_and_a_flush_that_fails_is_retried(
+        make_server: MakeServer, clock: VirtualClock, tmp_path: Path) -> None:
+    """The outbox file buffers its lines and the dispatcher flushes them once a group is sent,
+    before it records any of them `sent`: what is recorded sent is in the file. When the lines
+    cannot go (a full disk), nothing is recorded sent: the messages are tried again later."""
+    full = FileProvider("/dev/full")  # every write that reaches it fails: no space left
+    server = make_server({"*": [full]})
+    users = notices_for(server, ["n1", "n2"])
+    assert server.drain_outbox() == 2
+    for user in users:
+        [push] = server.store.messages_for_user(user)
+        assert (push["dispatch"], push["attempts"]) == ("pending", 1) and "No space left" in push["error"]
+    assert server.dispatcher.sent == 0
+    outbox = tmp_path / "outbox.jsonl"
+    server = make_server({"*": [FileProvider(outbox)]})  # the disk has room again (a restart, on another file)
+    assert drain_at(server, clock, T0 + BACKOFF[0]) == 2
+    sent = [m["message_id"] for u in users for m in server.store.messages_for_user(u) if m["dispatch"] == "sent"]
+    assert len(sent) == 2 and sorted(json.loads(line)["message_id"] for line in outbox.read_text().splitlines()) \
+        == sorted(sent)
