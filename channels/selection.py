@@ -7,7 +7,7 @@ candidate gets a recorded decision with its reason, eligible or not.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -58,6 +58,7 @@ class SendRequest:
     now: datetime
     strategy: str | None = None
     escalate_after: timedelta | None = None
+    later: frozenset[str] = frozenset()  # escalate: channels whose turn comes later, not rendered yet
 
 
 @dataclass(frozen=True, slots=True)
@@ -101,6 +102,13 @@ class Selection:
     escalate_after: timedelta | None
     defer_until: datetime | None
 
+    def chain(self) -> tuple[str, ...]:
+        """The channels an escalation goes on to: those selected after the first, then those that
+        may be used and are rendered when their turn comes (`SendRequest.later`)."""
+        delivered = {d.channel for d in self.deliveries}
+        return tuple(d.channel for d in self.deliveries[1:]) + tuple(
+            d.channel for d in self.decisions if d.eligible and d.channel not in delivered)
+
 
 @dataclass(slots=True)
 class _Context:
@@ -128,6 +136,35 @@ def select(request: SendRequest, policy: Policy) -> Selection:
         zone = zone or recipient_zone(profile, policy)
         defer_until = quiet_until(request.now, zone, policy, category, request.urgency, region)
     return Selection(decisions, deliveries, strategy, escalate_after, defer_until)
+
+
+Render = Callable[[Sequence[str]], tuple[dict[str, Any], dict[str, str]]]
+"""The messages of these channels: (content by channel, template error by channel)."""
+Build = Callable[[dict[str, Any], dict[str, str], frozenset[str]], SendRequest]
+"""The request, given (contents, template errors, the channels rendered later)."""
+
+
+def select_rendering(candidates: tuple[str, ...], strategy: str | None, build: Build, render: Render,
+                     policy: Policy) -> tuple[Selection, dict[str, str]]:
+    """`select`, with the messages rendered as needed; returns the templates that failed too. An
+    escalation starting renders a channel's message only once the channels before it cannot be
+    used: the later ones are decided on what needs no message (address, consent, caps) and are
+    rendered and checked in full when their turn comes (most never come: the first channel is
+    engaged with). With rcs among them, whose fallback needs its message, all are rendered now.
+    `strategy`: the step's, else by urgency (`strategy_of`)."""
+    lazy = strategy == "escalate" and "rcs" not in candidates
+    for n in range(len(candidates) - 1) if lazy else ():  # the last round is the full selection below
+        contents, errors = render(candidates[:n + 1])
+        selection = select(build(contents, errors, frozenset(candidates[n + 1:])), policy)
+        if selection.deliveries:
+            return selection, errors
+    contents, errors = render(candidates)
+    return select(build(contents, errors, frozenset()), policy), errors
+
+
+def strategy_of(strategy: str | None, urgency: str) -> str | None:
+    """The step's strategy, else the urgency's default (None for an unknown urgency)."""
+    return strategy or _DEFAULT_STRATEGY.get(urgency)
 
 
 def effective_strategy(request: SendRequest) -> tuple[str, timedelta | None]:
@@ -189,6 +226,8 @@ def _check(ctx: _Context, channel: str, content: Mapping[str, Any] | None) -> tu
     reason = reason_from_state(ctx.state, channel, request.category)
     if reason is not None:
         return reason, None
+    if channel in request.later:  # may be used: its message is rendered and checked when its turn comes
+        return ("frequency_cap" if channel in ctx.capped else None), None
     if channel in request.template_errors:
         return "template_error", None
     if content is None:

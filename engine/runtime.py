@@ -11,6 +11,7 @@ import hashlib
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
+from functools import partial
 from typing import Any
 
 from channels import (
@@ -22,8 +23,8 @@ from channels import (
     SentRecord,
     next_local_time,
     recipient_zone,
-    select,
 )
+from channels.selection import select_rendering, strategy_of
 from engine.audience.run import RUN_EVENT
 from engine.compiler import CompiledJourney
 from engine.errors import EvaluationError, EventError
@@ -219,13 +220,16 @@ def _attempt_send(run: Run, step: SendStep) -> object:
     escalation = run.escalation
     message = run.journey.definition.messages[step.message]
     candidates = escalation.remaining if escalation else tuple(step.channels or message.channels())
-    contents, errors = _render(run, step.message, candidates)
-    request = SendRequest(
-        profile=run.profile, category=run.journey.definition.category, urgency=step.urgency, candidates=candidates,
-        contents=contents, template_errors=errors, sent=run.sent, now=run.now,
-        strategy="first" if escalation else step.strategy, escalate_after=step.escalate_after,
-    )
-    selection = select(request, run.policy)
+    strategy = "first" if escalation else step.strategy
+
+    def request(contents: dict[str, Any], errors: dict[str, str], later: frozenset[str]) -> SendRequest:
+        return SendRequest(
+            profile=run.profile, category=run.journey.definition.category, urgency=step.urgency,
+            candidates=candidates, contents=contents, template_errors=errors, sent=run.sent, now=run.now,
+            strategy=strategy, escalate_after=step.escalate_after, later=later)
+
+    selection, errors = select_rendering(candidates, strategy_of(strategy, step.urgency), request,
+                                         partial(_render, run, step.message), run.policy)
     if selection.deliveries and selection.defer_until is not None:
         run.schedule("defer", selection.defer_until, step.message)
         run.trace(step.id, "deferred", f"quiet hours until {format_time(selection.defer_until)}")
@@ -239,8 +243,7 @@ def _attempt_send(run: Run, step: SendStep) -> object:
     first = selection.deliveries[0]
     message_id = _emit(run, step, first, selection.decisions)
     # The chain is the channels eligible now; each is checked again when its turn comes.
-    rest = (_after(candidates, selection.decisions, first.channel) if escalation
-            else tuple(d.channel for d in selection.deliveries[1:]))
+    rest = _after(candidates, selection.decisions, first.channel) if escalation else selection.chain()
     if not rest:
         run.escalation = None
         return run.goto(step.next, step)
