@@ -77,7 +77,9 @@ def wait_healthy(base: str, child: subprocess.Popen[bytes], log: Path) -> None:
 
 
 def metrics(base: str) -> dict[str, float]:
-    text = httpx.get(f"{base}/metrics", headers={"Authorization": "Bearer bench"}, timeout=10).text
+    response = httpx.get(f"{base}/metrics", headers={"Authorization": "Bearer bench"}, timeout=10)
+    response.raise_for_status()
+    text = response.text
     return {line.split()[0]: float(line.split()[1]) for line in text.splitlines() if line and not line.startswith("#")}
 
 

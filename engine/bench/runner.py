@@ -19,6 +19,8 @@ from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any, TypeVar, cast
 
+import httpx
+
 from channels import Policy, load_policy
 from channels.providers import FileProvider
 from engine.bench.burst import Burst, Progress
@@ -220,8 +222,11 @@ def _wait_for_workers(base: str, workers: int, deadline: float = 60.0) -> None:
     start-up is not counted in the run's CPU."""
     until = time.perf_counter() + deadline
     while time.perf_counter() < until:
-        owning = [v for k, v in metrics(base).items() if k.startswith("journey_worker_partitions{") and v > 0]
-        if len(owning) >= workers:
+        try:
+            scraped = metrics(base)
+        except httpx.HTTPStatusError:  # a worker still starting: look again
+            scraped = {}
+        if sum(1 for k, v in scraped.items() if k.startswith("journey_worker_partitions{") and v > 0) >= workers:
             return
         time.sleep(0.1)
 
