@@ -77,9 +77,8 @@ def run_bench(users: int, timeout: timedelta, db_url: str | None = None, via: st
     with tempfile.TemporaryDirectory(prefix="journey-bench-") as tmp:
         url = db_url or f"sqlite:///{tmp}/bench.db"
         prefix = f"b{uuid.uuid4().hex[:6]}u"
-        _load_profiles([url], users, prefix, progress)
+        postmaster = _load_profiles([url], users, prefix, progress)
         result = BenchResult(users, via, timeout.total_seconds(), batch or BATCH[via], workers or 1)
-        postmaster = _postmaster(url)
         if workers is not None:
             feed = _run_workers(url, Path(tmp), users, timeout, prefix, result, progress, postmaster)
         else:
@@ -95,16 +94,6 @@ def bench_policy() -> Policy:
     return policy.model_copy(update={"quiet_hours": policy.quiet_hours.model_copy(update={"categories": []})})
 
 
-def _postmaster(url: str) -> int | None:
-    """The local PostgreSQL server's process id, whose CPU the run reports (None: SQLite, or elsewhere)."""
-    store = SqlStore(url)
-    try:
-        backend = store.backend_pid()
-        return postmaster_of(url, backend) if backend else None  # while the backend lives
-    finally:
-        store.close()
-
-
 def _costs(result: BenchResult, spent: Spent, events: int, polling: float) -> None:
     """The run's costs per event; `polling`: what the bench's own completion poll cost PostgreSQL."""
     if spent.postgres_cpu is not None:
@@ -115,10 +104,13 @@ def _costs(result: BenchResult, spent: Spent, events: int, polling: float) -> No
     result.load_avg_1m = round(os.getloadavg()[0], 2)
 
 
-def _load_profiles(urls: Sequence[str], users: int, prefix: str, progress: Progress) -> None:
-    """Each user's profile into the database."""
+def _load_profiles(urls: Sequence[str], users: int, prefix: str, progress: Progress) -> int | None:
+    """Each user's profile into the database; returns the local PostgreSQL server's process id,
+    whose CPU the run reports (None: SQLite, or a server elsewhere)."""
     store = SqlStore(urls[0])
     try:
+        backend = store.backend_pid()
+        postmaster = postmaster_of(urls[0], backend) if backend else None  # while the backend lives
         for start in range(0, users, 10_000):
             ids = range(start, min(users, start + 10_000))
             with store.transaction() as tx:
@@ -128,6 +120,7 @@ def _load_profiles(urls: Sequence[str], users: int, prefix: str, progress: Progr
             progress("profiles", ids.stop, users)
     finally:
         store.close()
+    return postmaster
 
 
 def _run_python(url: str, tmp: Path, users: int, timeout: timedelta, prefix: str, result: BenchResult,
@@ -218,17 +211,17 @@ def _served_spent(base: str, parent: int, postmaster: int | None) -> Spent:
 
 
 def _wait_for_workers(base: str, workers: int, deadline: float = 60.0) -> None:
-    """Until each of the K workers owns partitions: the burst then meets them all, and their
-    start-up is not counted in the run's CPU."""
+    """Until the K workers are all up (each has sent its heartbeat): their start-up is then not
+    counted in the run's CPU. (They share the partitions out as the burst begins, as before.)"""
     until = time.perf_counter() + deadline
     while time.perf_counter() < until:
         try:
             scraped = metrics(base)
         except httpx.HTTPStatusError:  # a worker still starting: look again
             scraped = {}
-        if sum(1 for k, v in scraped.items() if k.startswith("journey_worker_partitions{") and v > 0) >= workers:
+        if scraped.get("journey_workers_live", 0) >= workers:
             return
-        time.sleep(0.1)
+        time.sleep(0.05)
 
 
 def _reported(base: str, deadline: float = 10.0) -> dict[str, float]:
