@@ -17,6 +17,8 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 import phonenumbers
 from pydantic import BaseModel, ConfigDict, ValidationError, field_validator
 
+from channels.values import quick_init
+
 _EMPTY: Mapping[str, Any] = MappingProxyType({})
 _EMAIL = re.compile(r"[^@\s]+@[^@\s.]+(\.[^@\s.]+)*")
 """An address a mail server could take: a local part, `@`, a domain of non-empty labels. Not a
@@ -27,6 +29,7 @@ class ProfileError(ValueError):
     """A profile document is invalid; the message names the field."""
 
 
+@quick_init
 @dataclass(frozen=True, slots=True)
 class ConsentRecord:
     """One consent change; the ledger of these is never rewritten."""
@@ -47,6 +50,7 @@ class ConsentRecord:
         }
 
 
+@quick_init
 @dataclass(frozen=True, slots=True)
 class Profile:
     """What the channel layer needs to know about one recipient."""

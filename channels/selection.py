@@ -19,6 +19,7 @@ from channels.policy import FastPolicy, Policy
 from channels.profile import Profile
 from channels.quiet_hours import quiet_until, recipient_zone
 from channels.regions import recipient_region
+from channels.values import quick_init
 
 STRATEGIES: tuple[str, ...] = ("first", "cheapest", "all", "escalate")
 URGENCIES: tuple[str, ...] = ("low", "normal", "high", "critical")
@@ -44,6 +45,7 @@ class SelectionError(ValueError):
     """A send request names an unknown strategy or urgency."""
 
 
+@quick_init
 @dataclass(frozen=True, slots=True, kw_only=True)
 class SendRequest:
     """One send to one person: what the engine knows at that moment."""
@@ -81,6 +83,7 @@ class Decision:
         return data
 
 
+@quick_init
 @dataclass(frozen=True, slots=True)
 class Delivery:
     """One message to send; `encoding`/`segments` are set for sms only."""
@@ -92,6 +95,7 @@ class Delivery:
     segments: int | None
 
 
+@quick_init
 @dataclass(frozen=True, slots=True)
 class Selection:
     """The decisions for every candidate and the messages the strategy picked."""

@@ -13,6 +13,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from channels.profile import format_timestamp as format_time
+from channels.values import quick_init
 from engine.errors import EventError
 
 _FIELDS = frozenset({"id", "type", "user_id", "timestamp", "properties"})
@@ -32,6 +33,7 @@ def looks_like_feedback(event_type: str, channels: Collection[str]) -> str | Non
     return word if dot and word and channel in channels else None
 
 
+@quick_init
 @dataclass(frozen=True, slots=True)
 class Event:
     type: str

@@ -20,6 +20,7 @@ from typing import Any, Protocol
 
 from channels import ConsentRecord, Profile, SentRecord
 from channels.consent import LedgerEntry, SuppressionEntry  # the audit trail's rows
+from channels.values import quick_init
 from engine.audience.run import AudienceRun
 from engine.clock import IdSource as IdSource
 from engine.events import Event
@@ -30,6 +31,7 @@ IN_DOUBT = "interrupted while its provider had it; not retried to avoid a duplic
 RETRIED = "interrupted while its provider had it; retried with its idempotency key"
 
 
+@quick_init
 @dataclass(frozen=True, slots=True)
 class OutboxItem:
     """A leased message and the recipient's address on its channel (None: the profile has none)."""

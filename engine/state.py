@@ -14,6 +14,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from channels import Decision, Policy, Profile, SentRecord
+from channels.values import quick_init
 from engine.compiler import CompiledJourney
 from engine.events import Event, format_time, parse_time
 from engine.model import Step
@@ -54,6 +55,7 @@ TIMER_REASONS = {"wait": "a wait step", "timeout": "waiting for an event, until 
 DEFER_REASON = TIMER_REASONS["defer"]  # a send put off: the only cause is quiet hours
 
 
+@quick_init
 @dataclass(frozen=True, slots=True)
 class TimerRef:
     """The one timer an instance may be waiting on; kinds: wait, timeout, escalate, defer."""
@@ -70,6 +72,7 @@ class TimerRef:
         return cls(data["timer_id"], parse_time(data["due"], "due"), data["kind"])
 
 
+@quick_init
 @dataclass(frozen=True, slots=True)
 class Escalation:
     """An escalate send in progress: the message awaiting engagement and the channels left."""
@@ -88,6 +91,7 @@ class Escalation:
         return cls(tuple(data["remaining"]), timedelta(seconds=data["after"]), data["message_id"], data["channel"])
 
 
+@quick_init
 @dataclass(frozen=True, slots=True, kw_only=True)
 class Instance:
     """One person's run through one version of one journey."""
@@ -136,6 +140,7 @@ class Instance:
         )
 
 
+@quick_init
 @dataclass(frozen=True, slots=True, kw_only=True)
 class Send:
     """Command: deliver one rendered message on one channel."""
@@ -164,6 +169,7 @@ class Send:
         }
 
 
+@quick_init
 @dataclass(frozen=True, slots=True)
 class Skip:
     """Record: a send step that sent nothing, with the decisions that explain why."""
@@ -185,6 +191,7 @@ class Skip:
         return data
 
 
+@quick_init
 @dataclass(frozen=True, slots=True)
 class Schedule:
     """Command: fire `timer` for `instance_id` at its due time; for a `defer` timer, `message` is
@@ -196,6 +203,7 @@ class Schedule:
     message: str | None = None
 
 
+@quick_init
 @dataclass(frozen=True, slots=True)
 class Cancel:
     """Command: the timer will not be needed (the instance moved on or ended)."""
@@ -232,6 +240,7 @@ class Outcome:
     commands: list[Command] = field(default_factory=list)
 
 
+@quick_init
 @dataclass(frozen=True, slots=True)
 class Ingested:
     """What became of one event: processed, or acknowledged as a duplicate."""

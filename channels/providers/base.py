@@ -11,6 +11,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, Protocol
 
+from channels.values import quick_init
+
 
 class DeliveryError(Exception):
     """A provider could not take a message."""
@@ -28,6 +30,7 @@ class PermanentDeliveryError(DeliveryError):
         self.unusable_address = unusable_address
 
 
+@quick_init
 @dataclass(frozen=True, slots=True)
 class OutboundMessage:
     """One rendered message on its way out, with the address it goes to."""
