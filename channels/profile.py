@@ -6,13 +6,14 @@ edge (`Profile.from_dict`), so hot-path code never pays for validation.
 
 from __future__ import annotations
 
+import functools
 import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field, replace
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from types import MappingProxyType
 from typing import Any, Literal
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+from zoneinfo import available_timezones
 
 import phonenumbers
 from pydantic import BaseModel, ConfigDict, ValidationError, field_validator
@@ -20,9 +21,14 @@ from pydantic import BaseModel, ConfigDict, ValidationError, field_validator
 from channels.values import quick_init
 
 _EMPTY: Mapping[str, Any] = MappingProxyType({})
-_EMAIL = re.compile(r"[^@\s]+@[^@\s.]+(\.[^@\s.]+)*")
-"""An address a mail server could take: a local part, `@`, a domain of non-empty labels. Not a
-full RFC 5321 parse (which would refuse little more); whether it exists, only sending tells."""
+_NOT_IN_ADDRESS = r"@\s\x00-\x1f\x7f-\x9f\ufeff"  # what is blank to Python or to JavaScript, and controls
+EMAIL_PATTERN = rf"^[^{_NOT_IN_ADDRESS}]+@[^.{_NOT_IN_ADDRESS}]+(\.[^.{_NOT_IN_ADDRESS}]+)*$"
+"""An address a mail server could take: a local part, `@`, a domain of non-empty labels, with no
+space or control character. Not a full RFC 5321 parse (which would refuse little more); whether it
+exists, only sending tells. The same text is the API document's pattern: Python's and JavaScript's
+whitespace class differ (U+001C to U+001F and U+0085 are blank only to Python, U+FEFF only to
+JavaScript), so the characters they disagree on are named too."""
+_EMAIL = re.compile(EMAIL_PATTERN)
 
 
 class ProfileError(ValueError):
@@ -90,6 +96,42 @@ class Profile:
         return replace(self, consents=self.consents + tuple(records))
 
 
+EARLIEST = datetime(1970, 1, 1, tzinfo=UTC)
+LATEST = datetime(2100, 1, 1, tzinfo=UTC)  # exclusive: far enough for any schedule, short of overflows
+
+
+def read_timestamp(value: object) -> datetime:
+    """An RFC 3339 timestamp string with an offset (or an aware datetime), as aware UTC, from 1970
+    up to 2100: the one range for events, consents and everything else stored with a time. Raises
+    ValueError saying what is wrong (without the field's name, which the caller adds)."""
+    if isinstance(value, datetime):
+        parsed = value
+    elif isinstance(value, str):
+        try:
+            parsed = datetime.fromisoformat(value.strip().replace("z", "Z"))
+        except ValueError:
+            raise ValueError(f"{value!r} is not an RFC 3339 timestamp") from None
+    else:
+        raise ValueError(f"expected an RFC 3339 timestamp string, got {type(value).__name__}")
+    if parsed.tzinfo is None:
+        raise ValueError(f"{value!r} has no time zone offset (add 'Z' for UTC)")
+    try:
+        utc = parsed.astimezone(UTC)
+    except OverflowError:
+        utc = EARLIEST - timedelta(days=1) if parsed.year < 2000 else LATEST
+    if not EARLIEST <= utc < LATEST:
+        raise ValueError(f"{value!s} is outside the supported range, {format_timestamp(EARLIEST)} to "
+                         f"{format_timestamp(LATEST - timedelta(seconds=1))}")
+    return utc
+
+
+@functools.cache
+def time_zones() -> frozenset[str]:
+    """The IANA time zones a profile's `timezone` may name: every one this machine's zoneinfo knows
+    (read once; the API's document lists the same)."""
+    return frozenset(available_timezones())
+
+
 _last_formatted: tuple[datetime, str] | None = None
 
 
@@ -108,10 +150,44 @@ def format_timestamp(at: datetime) -> str:
 def _describe(exc: ValidationError) -> str:
     parts = []
     for err in exc.errors():
-        loc = ".".join(str(p) for p in err["loc"]) or "profile"
         message = err["msg"].removeprefix("Value error, ")
-        parts.append(f"{loc}: {message}")
+        parts.append(f"{field_path(err['loc']) or 'profile'}: {message}")
     return "; ".join(parts)
+
+
+def field_path(loc: Iterable[int | str]) -> str:
+    """A field's path as every error names it: `consents[0].at`, `attributes.score`."""
+    path = ""
+    for part in loc:
+        path += f"[{part}]" if isinstance(part, int) else f".{part}" if path else str(part)
+    return path
+
+
+# The rules for a profile's addresses, each raising ValueError saying what is wrong (without the
+# field's name): the profile document below applies them, and so do the HTTP API's body models.
+
+def check_zone(value: str) -> str:
+    if value not in time_zones():
+        raise ValueError(f"unknown IANA time zone {value!r}")
+    return value
+
+
+def check_email(value: str) -> str:
+    if not _EMAIL.fullmatch(value):
+        raise ValueError(f"{value!r} is not an email address (name@domain)")
+    return value
+
+
+def check_phone(value: str) -> str:
+    """A valid number in E.164, as libphonenumber knows the country's number plan."""
+    try:
+        number = phonenumbers.parse(value, None)
+    except phonenumbers.NumberParseException as exc:
+        raise ValueError(f"{value!r} is not an E.164 number (+<country><number>)") from exc
+    formatted = phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164)
+    if formatted != value or not phonenumbers.is_valid_number(number):
+        raise ValueError(f"{value!r} is not a valid E.164 number (+<country><number>)")
+    return value
 
 
 def _no_nul(value: Any) -> Any:
@@ -122,7 +198,7 @@ def _no_nul(value: Any) -> Any:
 
 
 class _ConsentDoc(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", strict=True)  # JSON's own types: `granted: 0` is no boolean
 
     @field_validator("source", mode="before")
     @classmethod
@@ -135,16 +211,15 @@ class _ConsentDoc(BaseModel):
     source: str | None = None
     at: datetime
 
-    @field_validator("at")
+    @field_validator("at", mode="before")
     @classmethod
-    def _aware(cls, value: datetime) -> datetime:
-        if value.tzinfo is None:
-            raise ValueError("timestamp needs a time zone (e.g. a trailing 'Z')")
-        return value.astimezone(UTC)
+    def _timestamp(cls, value: Any) -> datetime:
+        """A string, as the documents say (`0` is not taken for 1970), held to the range of events."""
+        return read_timestamp(value)
 
 
 class _ProfileDoc(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", strict=True)
 
     @field_validator("user_id", "timezone", "email", "phone", "push_token", mode="before")
     @classmethod
@@ -170,33 +245,17 @@ class _ProfileDoc(BaseModel):
     @field_validator("timezone")
     @classmethod
     def _known_zone(cls, value: str | None) -> str | None:
-        if value is not None:
-            try:
-                ZoneInfo(value)
-            except (ZoneInfoNotFoundError, ValueError) as exc:
-                raise ValueError(f"unknown IANA time zone {value!r}") from exc
-        return value
+        return None if value is None else check_zone(value)
 
     @field_validator("email")
     @classmethod
     def _address(cls, value: str | None) -> str | None:
-        if value is not None and not _EMAIL.fullmatch(value):
-            raise ValueError(f"{value!r} is not an email address (name@domain)")
-        return value
+        return None if value is None else check_email(value)
 
     @field_validator("phone")
     @classmethod
     def _e164(cls, value: str | None) -> str | None:
-        if value is None:
-            return None
-        try:
-            number = phonenumbers.parse(value, None)
-        except phonenumbers.NumberParseException as exc:
-            raise ValueError(f"{value!r} is not an E.164 number (+<country><number>)") from exc
-        formatted = phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164)
-        if formatted != value or not phonenumbers.is_valid_number(number):
-            raise ValueError(f"{value!r} is not a valid E.164 number (+<country><number>)")
-        return value
+        return None if value is None else check_phone(value)
 
     def to_profile(self) -> Profile:
         consents = tuple(ConsentRecord(c.channel, c.category, c.granted, c.source, c.at) for c in self.consents)

@@ -101,7 +101,20 @@ class Located:
 
 
 class _Loader(yaml.SafeLoader):
-    """YAML 1.2-like scalars: `21:00` stays a string, `on`/`yes` are not booleans."""
+    """YAML 1.2-like scalars: `21:00` stays a string, `on`/`yes` are not booleans. Nesting is
+    bounded: PyYAML composes nodes recursively, and 1,500 nested `[` would otherwise end in a
+    RecursionError traceback rather than a `file:line` problem."""
+
+    depth = 0
+
+    def compose_node(self, parent: yaml.Node | None, index: Any) -> yaml.Node | None:
+        self.depth += 1
+        try:
+            if self.depth > MAX_DEPTH:
+                raise _TooDeep(self.peek_event().start_mark.line + 1)
+            return super().compose_node(parent, index)
+        finally:
+            self.depth -= 1
 
 
 _BOOL, _INT, _FLOAT = "tag:yaml.org,2002:bool", "tag:yaml.org,2002:int", "tag:yaml.org,2002:float"
@@ -129,16 +142,22 @@ _Loader.add_implicit_resolver(_BOOL, re.compile(r"^(?:true|True|TRUE|false|False
 
 MAX_BYTES = 1024 * 1024  # a journey, policy or providers file: far more than any needs
 MAX_VALUES = 100_000  # values once aliases are expanded: a "billion laughs" file stops here
+MAX_DEPTH = 100  # levels of nesting: a journey uses fewer than ten
 
 
 class _TooBig(Exception):
     pass
 
 
+class _TooDeep(Exception):
+    pass
+
+
 def read_yaml(text: str, file: str, wording: Wording = PLAIN) -> tuple[Located, list[Problem]]:
     """Data and a line map; a syntax error or duplicate key becomes a problem, not a traceback.
-    Bounded: a file over `MAX_BYTES`, or one whose aliases expand past `MAX_VALUES` values, is a
-    problem too, found in a moment rather than after minutes and gigabytes."""
+    Bounded: a file over `MAX_BYTES`, one whose aliases expand past `MAX_VALUES` values, or one
+    nested deeper than `MAX_DEPTH` levels, is a problem too, found in a moment rather than after
+    minutes and gigabytes (or a RecursionError)."""
     size = len(text.encode("utf-8", "replace"))
     if size > MAX_BYTES:
         return Located(None, {}, file), [Problem(file, 1, f"the file is {size:,} bytes, over the limit of "
@@ -153,6 +172,8 @@ def read_yaml(text: str, file: str, wording: Wording = PLAIN) -> tuple[Located, 
     except _TooBig as exc:
         return Located(None, {}, file), [Problem(file, int(str(exc)), f"the file expands to more than "
                                                                      f"{MAX_VALUES:,} values (YAML aliases?)")]
+    except _TooDeep as exc:
+        return Located(None, {}, file), [Problem(file, int(str(exc)), f"nested more than {MAX_DEPTH} levels deep")]
     return Located(data, builder.lines, file), builder.problems
 
 

@@ -22,7 +22,7 @@ from engine.expressions import (
     Expression,
     compile_tree,
     foreign_names,
-    loop_warning,
+    limit_warning,
     render_tree,
     suggest_name,
     syntax_error,
@@ -119,8 +119,11 @@ def load_text(text: str, file: str) -> CompiledJourney:
 
 def version_of(definition: Journey) -> str:
     """A journey's version: a digest of what it does, not of its text, so an edit to comments,
-    spacing, key order or quoting is not a new version."""
-    canonical = json.dumps(definition.model_dump(mode="json"), sort_keys=True, separators=(",", ":"))
+    spacing, key order or quoting is not a new version. Values equal to their defaults are left
+    out, so a release that adds an optional key to the language does not make every unchanged
+    journey a new version on its next deploy."""
+    canonical = json.dumps(definition.model_dump(mode="json", exclude_defaults=True), sort_keys=True,
+                           separators=(",", ":"))
     return hashlib.sha256(canonical.encode("utf-8")).hexdigest()[:12]
 
 
@@ -267,9 +270,13 @@ class _Checker:
         try:
             self.expressions[key] = Expression(source)
             names = foreign_names(source, expression=True)
+            limits = limit_warning(source, expression=True)
         except TemplateSyntaxError as exc:
             self._report(path, f"{_where(path, self.journey)}expression {source!r} does not parse: {syntax_error(exc)}")
             return
+        if limits is not None:
+            self.warnings.append(self.located.problem(path, f"{_where(path, self.journey)}expression {source!r}: "
+                                                            f"{limits}"))
         for name, read in names.items():
             self._report(path, f"{_where(path, self.journey)}expression {source!r}: {_unknown(name, read)}")
 
@@ -295,11 +302,11 @@ class _Checker:
         for leaf, text in _leaves(content, (channel,)):
             try:
                 names = foreign_names(text)
-                loops = loop_warning(text)
+                limits = limit_warning(text)
             except TemplateSyntaxError:
                 continue  # reported above
-            if loops is not None:
-                self.warnings.append(self.located.problem(("messages", name, *leaf), f"message '{name}': {loops}"))
+            if limits is not None:
+                self.warnings.append(self.located.problem(("messages", name, *leaf), f"message '{name}': {limits}"))
             for unknown, read in names.items():
                 field = "".join(f"[{p}]" if isinstance(p, int) else f".{p}" for p in leaf).lstrip(".")
                 self._report(("messages", name, *leaf), f"message '{name}': {field}: {_unknown(unknown, read)}")

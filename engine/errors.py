@@ -11,9 +11,12 @@ with the user's own words (file, line, field, id) in its message::
     ├── EventError (ValueError)               an event is malformed (names the field)
     │   └── InputError                        a line of an events or profiles file is bad (file:line)
     ├── EvaluationError (RuntimeError)        an expression or template failed at run time
-    │   └── TemplateRenderError               a message template could not be rendered
+    │   ├── TemplateRenderError               a message template could not be rendered
+    │   └── RenderLimitError (OverflowError)  a render went past one of its limits (names the limit)
     ├── StoreError (RuntimeError)             the database refused or failed (names the URL or table)
-    │   └── TemporaryStoreError               the database is unreachable for now: try again later
+    │   ├── TemporaryStoreError               the database is unreachable for now: try again later (an outage)
+    │   └── StoreValueError (ValueError)      the database refused a value (a constraint, a range): the data's
+    │                                         fault, a 422, never an outage
     └── HttpError                             an HTTP request cannot be served (carries its status)
 
     channels (the channel layer never imports engine, so its errors live beside their code):
@@ -83,6 +86,12 @@ class TemplateRenderError(EvaluationError):
     """A message template failed to render: the send fails with `template_error`."""
 
 
+class RenderLimitError(EvaluationError, OverflowError):
+    """A template or expression went past one of the limits that keep every render small (loop steps,
+    characters built, the size of one value or of the output, the digits of a number); the message
+    names the limit. The send fails with `template_error`, as for any template that cannot render."""
+
+
 class StoreError(JourneyError, RuntimeError):
     """The database is unusable or refused a statement (newer schema, bad URL, constraint); the
     message says which. Not the fault of the events being processed, so hosts retry later."""
@@ -90,6 +99,11 @@ class StoreError(JourneyError, RuntimeError):
 
 class TemporaryStoreError(StoreError):
     """The database could not be reached or dropped the connection: the same call may work later."""
+
+
+class StoreValueError(StoreError, ValueError):
+    """The database refused a value it was given (an integrity or data error): the request's or the
+    event's fault, answered 422 and never taken for an outage."""
 
 
 class HttpError(JourneyError):

@@ -9,10 +9,11 @@ from __future__ import annotations
 import math
 from collections.abc import Collection, Mapping
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import datetime
 from typing import Any
 
 from channels.profile import format_timestamp as format_time
+from channels.profile import read_timestamp
 from channels.values import quick_init
 from engine.errors import EventError
 
@@ -21,8 +22,6 @@ _FIELDS = frozenset({"id", "type", "user_id", "timestamp", "properties"})
 # (Twilio's and the other providers' callbacks) and what counts as engagement with it.
 FEEDBACK_STATUSES = frozenset({"queued", "sending", "sent", "delivered", "read", "opened", "clicked", "failed",
                                "bounced"})
-EARLIEST = datetime(1970, 1, 1, tzinfo=UTC)
-LATEST = datetime(2100, 1, 1, tzinfo=UTC)  # exclusive: far enough for any schedule, short of overflows
 _EMPTY: Mapping[str, Any] = {}
 
 
@@ -58,26 +57,11 @@ class Event:
 
 
 def parse_time(value: object, field_name: str) -> datetime:
-    """An RFC 3339 timestamp with an offset, as aware UTC."""
-    if isinstance(value, datetime):
-        parsed = value
-    elif isinstance(value, str):
-        try:
-            parsed = datetime.fromisoformat(value.strip().replace("z", "Z"))
-        except ValueError:
-            raise EventError(f"{field_name}: {value!r} is not an RFC 3339 timestamp") from None
-    else:
-        raise EventError(f"{field_name}: expected an RFC 3339 timestamp string, got {type(value).__name__}")
-    if parsed.tzinfo is None:
-        raise EventError(f"{field_name}: {value!r} has no time zone offset (add 'Z' for UTC)")
+    """An RFC 3339 timestamp with an offset, as aware UTC, between `EARLIEST` and `LATEST`."""
     try:
-        utc = parsed.astimezone(UTC)
-    except OverflowError:
-        utc = EARLIEST - timedelta(days=1) if parsed.year < 2000 else LATEST
-    if not EARLIEST <= utc < LATEST:
-        raise EventError(f"{field_name}: {value!s} is outside the supported range, "
-                         f"{format_time(EARLIEST)} to {format_time(LATEST - timedelta(seconds=1))}")
-    return utc
+        return read_timestamp(value)
+    except ValueError as exc:
+        raise EventError(f"{field_name}: {exc}") from None
 
 
 def parse_event(data: object, now: datetime) -> Event:
@@ -99,46 +83,84 @@ def parse_event(data: object, now: datetime) -> Event:
     else:
         check_values(properties, "properties")
     event_id = data.get("id")
-    if event_id is not None and (not isinstance(event_id, str) or not event_id or "\x00" in event_id):
-        raise EventError("id: expected a non-empty string without NUL characters")
     if event_id is not None:
-        check_text(event_id, "id")
+        _refuse("id", id_problem(event_id))
     return Event(kind, user_id, timestamp, properties, event_id)
 
 
-def check_text(value: str, name: str) -> None:
+# The rules for the values of an event, each saying why a value breaks it (None: it does not),
+# without the field's name: `parse_event` adds the name, and the HTTP API's body models
+# (engine.http.fields) apply the same rules to every field of theirs.
+
+LONE_SURROGATE = "contains a lone UTF-16 surrogate, which is not text"
+
+
+def text_problem(value: str) -> str | None:
     """A string the stores can keep: no lone UTF-16 surrogate (JSON's `\\ud800` escapes allow one)."""
     if not value.isascii():
         try:
             value.encode("utf-8")
         except UnicodeEncodeError:
-            raise EventError(f"{name}: contains a lone UTF-16 surrogate, which is not text") from None
+            return LONE_SURROGATE
+    return None
+
+
+def name_problem(value: object) -> str | None:
+    """A name (an event's type, a user's id): a string, not blank, without NUL."""
+    if not isinstance(value, str) or not value.strip():
+        return "expected a non-empty string"
+    if "\x00" in value:
+        return "must not contain a NUL character"
+    return text_problem(value)
+
+
+def id_problem(value: object) -> str | None:
+    """An event's id (its idempotency key): a non-empty string without NUL."""
+    if not isinstance(value, str) or not value or "\x00" in value:
+        return "expected a non-empty string without NUL characters"
+    return text_problem(value)
+
+
+def unstorable(value: Any) -> tuple[str, str] | None:
+    """The first string (keys too) or number inside a JSON value that the stores cannot keep, as
+    (its path below `value`, such as `.total` or `[2]`, and why): text with a lone surrogate, a
+    number that is not finite (`1e999` parses as infinity)."""
+    if isinstance(value, str):
+        problem = text_problem(value)
+        return None if problem is None else ("", problem)
+    if isinstance(value, float):
+        return None if math.isfinite(value) else ("", f"{value} is not a finite number")
+    if value is None or isinstance(value, int):
+        return None
+    if isinstance(value, Mapping):
+        for key, item in value.items():
+            if (problem := text_problem(str(key))) is not None:
+                return "", problem
+            if (found := unstorable(item)) is not None:
+                return f".{key}{found[0]}", found[1]
+    elif isinstance(value, list | tuple):
+        for index, item in enumerate(value):
+            if (found := unstorable(item)) is not None:
+                return f"[{index}]{found[0]}", found[1]
+    return None
 
 
 def check_values(value: Any, name: str) -> None:
-    """Every string (keys too) and number inside a JSON value: text without lone surrogates, numbers
-    finite (`1e999` parses as infinity). Raises EventError naming the path."""
-    if isinstance(value, str):
-        check_text(value, name)
-    elif isinstance(value, float):
-        if not math.isfinite(value):
-            raise EventError(f"{name}: {value} is not a finite number")
-    elif isinstance(value, Mapping):
-        for key, item in value.items():
-            check_text(str(key), name)
-            check_values(item, f"{name}.{key}")
-    elif isinstance(value, list | tuple):
-        for index, item in enumerate(value):
-            check_values(item, f"{name}[{index}]")
+    """Every string (keys too) and number inside a JSON value can be stored (`unstorable`).
+    Raises EventError naming the path."""
+    found = unstorable(value)
+    if found is not None:
+        raise EventError(f"{name}{found[0]}: {found[1]}")
 
 
 def _required_text(data: Mapping[str, Any], name: str) -> str:
     value = data.get(name)
     if value is None:
         raise EventError(f"{name}: required field is missing")
-    if not isinstance(value, str) or not value.strip():
-        raise EventError(f"{name}: expected a non-empty string")
-    if "\x00" in value:
-        raise EventError(f"{name}: must not contain a NUL character")
-    check_text(value, name)
-    return value
+    _refuse(name, name_problem(value))
+    return value  # name_problem found none: a string
+
+
+def _refuse(name: str, problem: str | None) -> None:
+    if problem is not None:
+        raise EventError(f"{name}: {problem}")

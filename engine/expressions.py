@@ -1,8 +1,9 @@
 """Jinja2 expressions and templates, compiled once at load in a sandbox.
 
 Nothing in a journey file is ever imported or eval'd: conditions and message text run
-in Jinja2's SandboxedEnvironment with StrictUndefined, so a missing variable is an
-error the author hears about rather than an empty string in a customer's SMS.
+in Jinja2's immutable sandbox with StrictUndefined, so a missing variable is an error the
+author hears about rather than an empty string in a customer's SMS. Each render has a
+budget of steps and characters (`engine.sandbox`): no template or event can hold the engine.
 """
 
 from __future__ import annotations
@@ -11,78 +12,20 @@ import difflib
 import functools
 import re
 from collections.abc import Callable, Collection, Iterator, Mapping
-from contextlib import contextmanager
-from contextvars import ContextVar
 from datetime import UTC, date, datetime
 from typing import Any
 
-from jinja2 import StrictUndefined, TemplateError, TemplateSyntaxError, Undefined, UndefinedError, meta, nodes
+from jinja2 import TemplateError, TemplateSyntaxError, Undefined, UndefinedError, meta, nodes
 from jinja2.parser import Parser
-from jinja2.sandbox import SandboxedEnvironment
 from markupsafe import escape
 
-from engine.errors import EvaluationError, TemplateRenderError
+from engine.errors import EvaluationError, RenderLimitError, TemplateRenderError
+from engine.sandbox import MAX_SIZE, BoundedEnvironment, limit_warnings, render_budget
 
-MAX_STEPS = 100_000  # numbers one render may loop over (all its `range`s together)
-MAX_OUTPUT = 1_000_000  # characters one template may produce
-MAX_REPEAT = 100_000  # length of what `*` may build ('x' * n, [..] * n)
-MAX_EXPONENT = 1_000
-_steps: ContextVar[list[int] | None] = ContextVar("template_steps", default=None)
-_FAILURES = (TemplateError, TypeError, ValueError, ArithmeticError, LookupError, MemoryError, RecursionError)
-
-
-class LimitError(OverflowError):
-    """A template or expression went past one of the limits that keep any one render small."""
-
-
-def _range(*args: int) -> Iterator[int]:
-    """`range` as templates see it: each number it yields counts against the render's budget, so
-    nested loops over numbers cannot hold the engine, whatever their sizes."""
-    numbers = range(*args)
-    if len(numbers) > MAX_STEPS:
-        raise LimitError(f"range of {len(numbers)} numbers is over the limit of {MAX_STEPS}")
-    return _counted(numbers)
-
-
-def _counted(numbers: range) -> Iterator[int]:
-    budget = _steps.get()
-    for number in numbers:
-        if budget is not None:
-            budget[0] -= 1
-            if budget[0] < 0:
-                raise LimitError(f"loops went over the limit of {MAX_STEPS} numbers in one render")
-        yield number
-
-
-class _Environment(SandboxedEnvironment):
-    """`event.properties.items` means the key 'items', not dict.items: keys win over methods.
-    `*` and `**` are checked so that no expression builds a huge string, list or number."""
-
-    intercepted_binops = frozenset({"*", "**"})
-
-    def call_binop(self, context: Any, operator: str, left: Any, right: Any) -> Any:
-        if operator == "**" and isinstance(right, int | float) and abs(right) > MAX_EXPONENT \
-                and isinstance(left, int | float) and abs(left) > 1:
-            raise LimitError(f"exponent {right} is over the limit of {MAX_EXPONENT}")
-        if operator == "*":
-            for sized, count in ((left, right), (right, left)):
-                if isinstance(sized, str | list | tuple) and isinstance(count, int) \
-                        and len(sized) * count > MAX_REPEAT:
-                    raise LimitError(f"'*' would build {len(sized) * count} items, over the limit of {MAX_REPEAT}")
-        return super().call_binop(context, operator, left, right)
-
-    def getattr(self, obj: Any, attribute: str) -> Any:
-        if isinstance(obj, Mapping):
-            try:
-                return obj[attribute]
-            except (KeyError, TypeError):
-                pass
-        return super().getattr(obj, attribute)
-
-
-_ENV = _Environment(undefined=StrictUndefined, autoescape=False, keep_trailing_newline=True)
-_HTML_ENV = _Environment(undefined=StrictUndefined, autoescape=True, keep_trailing_newline=True)
-_ENV.globals["range"] = _HTML_ENV.globals["range"] = _range
+_FAILURES = (TemplateError, TypeError, ValueError, ArithmeticError, LookupError, MemoryError, RecursionError,
+             EvaluationError)
+_ENV = BoundedEnvironment()
+_HTML_ENV = BoundedEnvironment(autoescape=True)
 
 
 def _instant(value: Any) -> datetime:
@@ -104,20 +47,8 @@ def _days_since(value: Any, reference: Any) -> float:
     return (_instant(reference) - _instant(value)).total_seconds() / 86400
 
 
-_ENV.filters["days_since"] = _HTML_ENV.filters["days_since"] = _days_since
-
-
-@contextmanager
-def _budget() -> Iterator[None]:
-    """One render's allowance of loop steps (a nested render shares its caller's)."""
-    if _steps.get() is not None:
-        yield
-        return
-    token = _steps.set([MAX_STEPS])
-    try:
-        yield
-    finally:
-        _steps.reset(token)
+_ENV.add_filter("days_since", _days_since)
+_HTML_ENV.add_filter("days_since", _days_since)
 
 Context = Mapping[str, Any]
 
@@ -133,7 +64,7 @@ class Expression:
 
     def __call__(self, context: Context) -> Any:
         try:
-            with _budget():
+            with render_budget():
                 value = self._fn(**context)
         except _FAILURES as exc:
             raise EvaluationError(f"expression {self.source!r} failed: {exc}") from exc
@@ -172,20 +103,20 @@ class Template:
             if self._parts is not None:
                 fill = self._fill
                 return "".join(p if isinstance(p, str) else fill(_lookup(p, context)) for p in self._parts)
-            with _budget():
+            with render_budget():
                 return _bounded(self._template.generate(context))
         except _FAILURES as exc:
             raise TemplateRenderError(f"template {self.source!r} failed: {exc}") from exc
 
 
 def _bounded(chunks: Iterator[str]) -> str:
-    """The rendered text, stopped as soon as it goes past `MAX_OUTPUT` characters."""
+    """The rendered text, stopped as soon as it goes past `MAX_SIZE` characters."""
     out: list[str] = []
     size = 0
     for chunk in chunks:
         size += len(chunk)
-        if size > MAX_OUTPUT:
-            raise LimitError(f"output went over the limit of {MAX_OUTPUT} characters")
+        if size > MAX_SIZE:
+            raise RenderLimitError(f"output went over the limit of {MAX_SIZE:,} characters")
         out.append(chunk)
     return "".join(out)
 
@@ -225,32 +156,11 @@ _EVENT_FIELDS = ("properties", "timestamp")
 _PERSON = ("user", "customer", "contact", "recipient", "person", "member", "subscriber", "account")
 
 
-def loop_warning(source: str) -> str | None:
-    """What `journey validate` says of loops over numbers it can see (`range` of constants) that,
-    nested, would go past the render's budget: they always end in `template_error`."""
-    steps = _loop_steps(_ENV.parse(source), 1)
-    if steps <= MAX_STEPS:
-        return None
-    return f"loops over {steps:,} numbers; a render stops after {MAX_STEPS:,} (template_error)"
-
-
-def _loop_steps(node: nodes.Node, outer: int) -> int:
-    """The most numbers any nest of constant `range` loops under `node` goes through."""
-    worst = 0
-    for child in node.iter_child_nodes():
-        if isinstance(child, nodes.For):
-            inside = outer * _range_length(child.iter)
-            worst = max(worst, inside, _loop_steps(child, inside))
-        else:
-            worst = max(worst, _loop_steps(child, outer))
-    return worst
-
-
-def _range_length(node: nodes.Node) -> int:
-    if isinstance(node, nodes.Call) and isinstance(node.node, nodes.Name) and node.node.name == "range" \
-            and node.args and all(isinstance(a, nodes.Const) and isinstance(a.value, int) for a in node.args):
-        return len(range(*(a.value for a in node.args)))  # type: ignore[attr-defined]
-    return 1
+def limit_warning(source: str, expression: bool = False) -> str | None:
+    """What `journey validate` says of the limits `source` is sure to go past (loops, powers and
+    paddings whose sizes it spells out): they always end in `template_error`."""
+    found = limit_warnings(_tree(source, expression))
+    return "; ".join(found) if found else None
 
 
 def foreign_names(source: str, expression: bool = False) -> dict[str, str]:
@@ -262,15 +172,7 @@ def foreign_names(source: str, expression: bool = False) -> dict[str, str]:
 
 @functools.lru_cache(maxsize=4096)  # journeys repeat their conditions and texts; each is read once
 def _foreign_names(source: str, expression: bool) -> tuple[tuple[str, str], ...]:
-    if expression:
-        parser = Parser(_ENV, source, state="variable")
-        body = parser.parse_expression()
-        if not parser.stream.eos:
-            raise TemplateSyntaxError("chunk after expression", parser.stream.current.lineno)
-        tree = nodes.Template([nodes.Output([body])], lineno=1)
-        tree.set_environment(_ENV)
-    else:
-        tree = _ENV.parse(source)
+    tree = _tree(source, expression)
     paths = {name: name for name in meta.find_undeclared_variables(tree) - set(NAMES)}
     for node in tree.find_all((nodes.Getattr, nodes.Getitem)):
         parts: list[str] = []
@@ -282,6 +184,19 @@ def _foreign_names(source: str, expression: bool) -> tuple[tuple[str, str], ...]
             dotted = ".".join([node.name, *parts])
             paths[node.name] = max(paths[node.name], dotted, key=len)
     return tuple(sorted(paths.items()))
+
+
+def _tree(source: str, expression: bool) -> nodes.Template:
+    """`source` parsed (not compiled); raises TemplateSyntaxError like compiling it would."""
+    if not expression:
+        return _ENV.parse(source)
+    parser = Parser(_ENV, source, state="variable")
+    body = parser.parse_expression()
+    if not parser.stream.eos:
+        raise TemplateSyntaxError("chunk after expression", parser.stream.current.lineno)
+    tree = nodes.Template([nodes.Output([body])], lineno=1)
+    tree.set_environment(_ENV)
+    return tree
 
 
 def suggest_name(dotted: str) -> str:

@@ -25,7 +25,7 @@ from engine.audience.run import AudienceRun
 from engine.clock import IdSource as IdSource
 from engine.events import Event
 from engine.runtime import EntryHistory
-from engine.state import Cancel, Instance, Lease, Outcome, Schedule, Send, Skip, TimerRef, Trace
+from engine.state import Cancel, Fence, Instance, Lease, Outcome, Schedule, Send, Skip, TimerRef, Trace
 
 IN_DOUBT = "interrupted while its provider had it; not retried to avoid a duplicate"
 RETRIED = "interrupted while its provider had it; retried with its idempotency key"
@@ -187,21 +187,25 @@ class Store(Protocol):
 class Outbox(Protocol):
     """The dispatcher's side of the stored messages."""
 
-    def claim_outbox(self, now: datetime, limit: int, lease: timedelta, sending: int | None = None
-                     ) -> list[OutboxItem]:
-        """Pending messages due for an attempt, leased to this caller until now + lease: the first
-        `sending` (default: all) marked as about to be handed to a provider, the rest `leased`."""
+    def claim_outbox(self, now: datetime, limit: int, lease: timedelta, token: str) -> list[OutboxItem]:
+        """Up to `limit` due pending messages, earliest first, `leased` to claim `token` until now + lease."""
         ...
 
-    def finish_outbox(self, results: Sequence[Mapping[str, Any]], sending: Sequence[str] = ()) -> None:
-        """Record attempts: keys message_id, dispatch, status, attempts, next_attempt_at, provider,
-        provider_id, error, at; and mark `sending` the leased messages about to be handed over."""
+    def finish_outbox(self, results: Sequence[Mapping[str, Any]], fence: Fence, sending: Sequence[str] = (),
+                      ) -> frozenset[str]:
+        """In one transaction, for the messages `fence` still holds: record attempts (keys
+        message_id, dispatch, status, attempts, next_attempt_at, provider, provider_id, error, at;
+        their claim ends) and mark `sending` the leased ones about to be handed over. Returns those."""
+        ...
+
+    def renew_outbox(self, message_ids: Collection[str], fence: Fence) -> frozenset[str]:
+        """Extend the lease of those of these messages `fence` still holds to `fence.until`; returns them."""
         ...
 
     def expire_interrupted(self, now: datetime, retry_channels: Collection[str] = ()) -> int:
         """Leases that ran out: `leased` messages (never handed to a provider) go back to pending;
         `sending` ones (caught mid-call) are retried on `retry_channels` (every provider takes an
-        idempotency key), else `unknown`. Returns how many became `unknown`."""
+        idempotency key), else `unknown`; their claim ends. Returns how many became `unknown`."""
         ...
 
     def outbox_next_due(self) -> datetime | None: ...
@@ -264,6 +268,10 @@ class Journeys(Protocol):
 
     def journey_versions(self, journey_id: str) -> list[JourneyVersion]:
         """Oldest first."""
+        ...
+
+    def journey_ids(self) -> list[str]:
+        """Every journey a version was kept of, loaded now or removed since."""
         ...
 
     def journey_states(self) -> dict[str, str]:

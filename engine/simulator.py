@@ -24,7 +24,7 @@ from engine.audience.schedule import occurrences, parse_instant
 from engine.clock import VirtualClock, counter_ids
 from engine.compiler import CompiledJourney
 from engine.errors import EventError, InputError
-from engine.events import Event, format_time, parse_event
+from engine.events import Event, check_values, format_time, parse_event
 from engine.service import Engine
 from engine.state import END_STATUSES, Instance
 from engine.stores.memory import MemoryStore
@@ -62,18 +62,27 @@ def parse_events(rows: Iterable[tuple[str, Any]]) -> list[Event]:
 
 
 def parse_profiles(rows: Iterable[tuple[str, Any]], consented_at: datetime | None = None) -> list[Profile]:
-    """Profiles as the API takes them: a consent without `at` is dated `consented_at` (the run's
-    start; default 1970-01-01) and one without `source` is `simulation`."""
+    """Profiles as the API takes them: a consent without `at` (or with `at: null`) is dated
+    `consented_at` (the run's start; default 1970-01-01) and one without `source` is `simulation`;
+    every string and number is checked as an event's are. An error is `where: field: problem`."""
     stamp = {"source": "simulation", "at": format_time(consented_at or _EPOCH)}
     profiles: list[Profile] = []
     for where, data in rows:
         if isinstance(data, Mapping) and isinstance(data.get("consents"), list):
-            data = {**data, "consents": [{**stamp, **c} if isinstance(c, Mapping) else c for c in data["consents"]]}
+            data = {**data, "consents": [_stamped(c, stamp) if isinstance(c, Mapping) else c
+                                         for c in data["consents"]]}
         try:
+            check_values(data, "profile")
             profiles.append(Profile.from_dict(data))
+        except EventError as exc:
+            raise InputError(f"{where}: {str(exc).removeprefix('profile.')}") from None
         except ProfileError as exc:
             raise InputError(f"{where}: {exc}") from None
     return profiles
+
+
+def _stamped(consent: Mapping[str, Any], stamp: Mapping[str, str]) -> dict[str, Any]:
+    return {**stamp, **consent, "at": stamp["at"] if consent.get("at") is None else consent["at"]}
 
 
 Progress = Callable[[int, int, str], None]

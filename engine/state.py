@@ -57,6 +57,18 @@ DEFER_REASON = TIMER_REASONS["defer"]  # a send put off: the only cause is quiet
 
 @quick_init
 @dataclass(frozen=True, slots=True)
+class Fence:
+    """A dispatcher's hold on the outbox messages it claimed, checked in the same statement as each
+    write to them: the claim's `token` still on the row (the expiry clears it) and its lease not
+    run out by `now`, the holder's time. `until`: the new end of the lease of rows marked `sending`
+    or renewed. So an expired holder can neither mark a message `sending` nor record it."""
+
+    token: str
+    now: datetime
+    until: datetime
+
+
+@dataclass(frozen=True, slots=True)
 class TimerRef:
     """The one timer an instance may be waiting on; kinds: wait, timeout, escalate, defer."""
 

@@ -3,6 +3,8 @@ misspelt key is answered the same way in each: `file:line: ... did you mean ...`
 
 from __future__ import annotations
 
+import subprocess
+import sys
 from collections.abc import Callable
 from pathlib import Path
 
@@ -46,3 +48,26 @@ def test_a_key_nothing_is_close_to_gets_the_allowed_keys(tmp_path: Path, kind: s
     path.write_text(text[kind])
     with pytest.raises((PolicyError, ProvidersError), match=r"unknown key 'zzz' in \S+; expected one of: "):
         LOADERS[kind](path)
+
+
+DEEP = "x: " + "[" * 1500 + "]" * 1500 + "\n"  # 1,500 nested lists: a RecursionError traceback before
+
+
+@pytest.mark.parametrize("kind", CASES)
+def test_a_file_nested_1500_levels_deep_is_a_file_line_problem(tmp_path: Path, kind: str) -> None:
+    path = tmp_path / "deep.yaml"
+    path.write_text(f"{CASES[kind][0]}{DEEP}")
+    with pytest.raises((JourneyDefinitionError, PolicyError, ProvidersError)) as caught:
+        LOADERS[kind](path)
+    line = CASES[kind][0].count("\n") + 1
+    assert str(caught.value) == f"{path}:{line}: nested more than 100 levels deep"
+
+
+def test_validate_of_a_deeply_nested_file_exits_1_naming_it_without_a_traceback(tmp_path: Path) -> None:
+    path = tmp_path / "deep.yaml"
+    path.write_text("id: deep\n" + DEEP)
+    result = subprocess.run([str(Path(sys.executable).parent / "journey"), "validate", str(path)],
+                            capture_output=True, text=True, timeout=60)
+    assert result.returncode == 1
+    assert result.stderr.strip() == f"{path}:2: nested more than 100 levels deep"
+    assert "Traceback" not in result.stdout + result.stderr

@@ -1,8 +1,10 @@
 """The provider interface and its error tree::
 
     DeliveryError (Exception)
-    ├── TemporaryDeliveryError   worth retrying (timeout, 5xx, rate limit)
-    └── PermanentDeliveryError   never deliverable (bad address, unsubscribed, rejected)
+    ├── TemporaryDeliveryError   not taken, worth retrying (refused connection, 5xx, rate limit)
+    ├── PermanentDeliveryError   never deliverable (bad address, unsubscribed, rejected)
+    └── InDoubtDeliveryError     may have been taken (no answer once the request went out, an
+                                 answer it could not read): retried only with an idempotency key
 """
 
 from __future__ import annotations
@@ -20,6 +22,13 @@ class DeliveryError(Exception):
 
 class TemporaryDeliveryError(DeliveryError):
     """Try again later: the same message may well go through."""
+
+
+class InDoubtDeliveryError(DeliveryError):
+    """The request went out and the provider may well have taken the message, but it never said so
+    in a way we could read (a timeout waiting for its answer, a 2xx whose body is not what it
+    documents). Sending it again may deliver it twice: the dispatcher leaves it `unknown`, unless
+    every provider of its channel drops a duplicate by idempotency key."""
 
 
 class PermanentDeliveryError(DeliveryError):
@@ -49,9 +58,11 @@ class OutboundMessage:
 
 class Provider(Protocol):
     """A provider may also say `idempotent = True`: every attempt carries an idempotency key, so a
-    send a crash caught mid-call is retried rather than left `unknown`. One that buffers what it
-    sends has a `flush()` (raising a DeliveryError if it cannot): the dispatcher calls it after
-    each group of sends, before it records any of them sent."""
+    send a crash caught mid-call, or one in doubt, is retried rather than left `unknown`; and
+    `concurrency = N`: how many messages it may be handed at once, each from its own thread (1
+    unless it says more, so a provider written for one caller at a time is only ever called so).
+    One that buffers what it sends has a `flush()` (raising a DeliveryError if it cannot): the
+    dispatcher calls it, holding one of its permits, before it records any of its sends sent."""
 
     name: str
 

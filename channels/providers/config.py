@@ -18,6 +18,10 @@ providers:                      # per channel, in failover order
 `password`, `secret`, `service_account_json`) must be given that way, never written in the
 file, and no error message ever shows a value. A channel no provider names goes to the
 providers listed for `"*"`, else to the outbox file. Problems are `file:line: message`.
+
+`concurrency` (twilio, fcm, webhook, smtp): how many messages the dispatcher hands that provider
+at once, from 1 to 200 (see `_Pooled` for the defaults). A request that takes 120 ms sends
+about `concurrency / 0.12` messages a second; the channel's `rate_per_second` still caps them.
 """
 
 from __future__ import annotations
@@ -27,7 +31,7 @@ import os
 import re
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, ClassVar, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
@@ -42,6 +46,7 @@ Seconds = Callable[[], float]
 SECRET_KEYS = frozenset({"auth_token", "password", "secret", "service_account_json"})
 ENV_REF = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
 ANY_CHANNEL = "*"
+MOST_CONCURRENCY = 200
 
 
 class ProvidersError(FileError):
@@ -57,7 +62,20 @@ class _Entry(BaseModel):
         raise NotImplementedError
 
 
-class TwilioEntry(_Entry):
+class _Pooled(_Entry):
+    """A provider across the network, handed `concurrency` messages at once: by default, Twilio
+    and FCM (which answer in 100-300 ms and take far more) 20, a webhook receiver (the user's own)
+    10, an SMTP relay (a session per message) 4."""
+
+    default_concurrency: ClassVar[int]
+    concurrency: int | None = Field(None, ge=1, le=MOST_CONCURRENCY)
+
+    def at_once(self) -> int:
+        return self.concurrency or self.default_concurrency
+
+
+class TwilioEntry(_Pooled):
+    default_concurrency = 20
     type: Literal["twilio"]
     account_sid: str
     auth_token: str
@@ -80,10 +98,11 @@ class TwilioEntry(_Entry):
         return TwilioProvider(self.account_sid, self.auth_token, self.from_, self.messaging_service_sid, callback,
                               self.rcs_messaging_service_sid, self.rcs_content_sid, self.sms_fallback_from,
                               self.api_base_url, self.timeout, name=self.name or "twilio",
-                              webhook_base_url=self.webhook_base_url)
+                              webhook_base_url=self.webhook_base_url, concurrency=self.at_once())
 
 
-class SmtpEntry(_Entry):
+class SmtpEntry(_Pooled):
+    default_concurrency = 4
     type: Literal["smtp"]
     host: str
     port: int = Field(25, gt=0, lt=65536)
@@ -98,10 +117,11 @@ class SmtpEntry(_Entry):
     def build(self, clock: Seconds) -> Provider:
         return SmtpProvider(self.host, self.sender, self.port, self.username, self.password, self.starttls,
                             self.timeout, self.unsubscribe_url, self.unsubscribe_mailto, clock=clock,
-                            name=self.name or "smtp")
+                            name=self.name or "smtp", concurrency=self.at_once())
 
 
-class FcmEntry(_Entry):
+class FcmEntry(_Pooled):
+    default_concurrency = 20
     type: Literal["fcm"]
     service_account_file: str | None = None
     service_account_json: str | None = None
@@ -120,10 +140,11 @@ class FcmEntry(_Entry):
         else:
             raise ValueError("set service_account_file or service_account_json")
         return FcmProvider(account, self.project_id, self.base_url, self.token_uri, self.timeout, clock=clock,
-                           name=self.name or "fcm")
+                           name=self.name or "fcm", concurrency=self.at_once())
 
 
-class WebhookEntry(_Entry):
+class WebhookEntry(_Pooled):
+    default_concurrency = 10
     type: Literal["webhook"]
     url: str
     secret: str
@@ -132,7 +153,8 @@ class WebhookEntry(_Entry):
     def build(self, clock: Seconds) -> Provider:
         from channels.providers.webhook import WebhookProvider  # httpx: the server extra
 
-        return WebhookProvider(self.url, self.secret, self.timeout, clock=clock, name=self.name or "webhook")
+        return WebhookProvider(self.url, self.secret, self.timeout, clock=clock, name=self.name or "webhook",
+                               concurrency=self.at_once())
 
 
 class FileEntry(_Entry):

@@ -6,7 +6,9 @@ minute before it expires. Then `POST {base_url}/v1/projects/{project}/messages:s
 
 Error mapping: 404 UNREGISTERED (the app is gone) and 403 SENDER_ID_MISMATCH are permanent
 and mark the push token unusable; 400 INVALID_ARGUMENT is permanent; 401 drops the cached
-access token and is temporary; 429, 5xx, timeouts and connection errors are temporary.
+access token and is temporary; 429, 5xx and a connection that could not be made are temporary.
+Once the request went out, no answer in time or a 2xx that is not JSON is in doubt
+(`channels.providers.transport`): FCM takes no idempotency key, so it is not sent again.
 """
 
 from __future__ import annotations
@@ -21,7 +23,13 @@ import httpx
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import padding, rsa
 
-from channels.providers.base import OutboundMessage, PermanentDeliveryError, TemporaryDeliveryError
+from channels.providers.base import (
+    InDoubtDeliveryError,
+    OutboundMessage,
+    PermanentDeliveryError,
+    TemporaryDeliveryError,
+)
+from channels.providers.transport import limits, transport_error
 
 SCOPE = "https://www.googleapis.com/auth/firebase.messaging"
 GOOGLE_TOKEN_URI = "https://oauth2.googleapis.com/token"
@@ -34,8 +42,9 @@ class FcmProvider:
 
     def __init__(self, service_account: Mapping[str, Any], project_id: str | None = None,
                  base_url: str = FCM_BASE_URL, token_uri: str | None = None, timeout: float = 10.0,
-                 *, clock: Callable[[], float], name: str = "fcm") -> None:
+                 *, clock: Callable[[], float], name: str = "fcm", concurrency: int = 1) -> None:
         self.name = name
+        self.concurrency = concurrency
         self.project_id = project_id or str(service_account.get("project_id") or "")
         if not self.project_id:
             raise ValueError("fcm: no project_id (in the service account or the configuration)")
@@ -48,7 +57,7 @@ class FcmProvider:
         self.token_uri = token_uri or str(service_account.get("token_uri") or GOOGLE_TOKEN_URI)
         self.url = f"{base_url.rstrip('/')}/v1/projects/{self.project_id}/messages:send"
         self._clock = clock
-        self._http = httpx.Client(timeout=timeout)
+        self._http = httpx.Client(timeout=timeout, limits=limits(concurrency))
         self._token: tuple[str, float] | None = None
         self._lock = threading.Lock()
 
@@ -65,11 +74,11 @@ class FcmProvider:
         try:
             response = self._http.post(self.url, json=body, headers={"Authorization": f"Bearer {self._access_token()}"})
         except httpx.HTTPError as exc:
-            raise TemporaryDeliveryError(f"fcm: {exc.__class__.__name__}: {exc}") from exc
+            raise transport_error("fcm", exc) from exc
         if response.status_code == 401:
             self._token = None
         if response.is_success:
-            return str(response.json().get("name", ""))
+            return _message_name(response)
         raise _mapped(response)
 
     def payload(self, message: OutboundMessage) -> dict[str, Any]:
@@ -94,8 +103,11 @@ class FcmProvider:
             raise TemporaryDeliveryError(f"fcm token: {exc.__class__.__name__}: {exc}") from exc
         if not response.is_success:  # a rejected key is ours to fix: let another provider try meanwhile
             raise TemporaryDeliveryError(f"fcm token: HTTP {response.status_code}: {response.text[:200]}")
-        granted = response.json()
-        return str(granted["access_token"]), now + float(granted.get("expires_in", 3600)) - 60
+        try:
+            granted = response.json()
+            return str(granted["access_token"]), now + float(granted.get("expires_in", 3600)) - 60
+        except (ValueError, KeyError, TypeError, AttributeError) as exc:  # no message went out yet
+            raise TemporaryDeliveryError(f"fcm token: an answer without an access token: {exc}") from exc
 
     def assertion(self, now: float) -> str:
         """The signed JWT the token endpoint exchanges for an access token."""
@@ -105,6 +117,18 @@ class FcmProvider:
         signing_input = f"{_b64(json.dumps(header).encode())}.{_b64(json.dumps(claims).encode())}"
         signature = self._key.sign(signing_input.encode(), padding.PKCS1v15(), hashes.SHA256())
         return f"{signing_input}.{_b64(signature)}"
+
+
+def _message_name(response: httpx.Response) -> str:
+    """The `name` FCM gives the message it took; a 2xx without one is in doubt."""
+    try:
+        name = response.json().get("name")
+    except (ValueError, AttributeError) as exc:
+        raise InDoubtDeliveryError(f"fcm: HTTP {response.status_code}, but not a message: {response.text[:200]}"
+                                   ) from exc
+    if not name:
+        raise InDoubtDeliveryError(f"fcm: HTTP {response.status_code} without a message name")
+    return str(name)
 
 
 def _b64(raw: bytes) -> str:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import sys
@@ -16,9 +17,9 @@ from channels.providers.base import OutboundMessage, TemporaryDeliveryError
 class FileProvider:
     """Appends one JSON line per message: `./outbox.jsonl` when no providers file is given.
 
-    Lines are buffered: `flush` hands them to the operating system. The dispatcher flushes after
-    each group of sends and before it records any of them sent, so a killed process loses
-    nothing it reported sent (a flush per group, not per message: a system call saved per line).
+    Lines are buffered: `flush` hands them to the operating system. The dispatcher flushes before
+    it records any of them sent, so a killed process loses nothing it reported sent (a flush per
+    window of answers recorded together, not per message: a system call saved per line).
     A caller of `send` of its own calls `flush` too (or `close`)."""
 
     name = "file"
@@ -36,7 +37,7 @@ class FileProvider:
                     self._handle = self.path.open("a", encoding="utf-8")
                 self._handle.write(line + "\n")
         except OSError as exc:
-            self._handle = None
+            self._drop()
             raise TemporaryDeliveryError(f"{self.path}: {exc.strerror}") from exc
         return f"file:{message.message_id}"
 
@@ -47,8 +48,18 @@ class FileProvider:
                 if self._handle is not None and not self._handle.closed:
                     self._handle.flush()
         except OSError as exc:
-            self._handle = None
+            self._drop()
             raise TemporaryDeliveryError(f"{self.path}: {exc.strerror}") from exc
+
+    def _drop(self) -> None:
+        """After a write that failed: the handle closed with what it could not write thrown away,
+        so that no line of a send reported failed reaches the file later (when the handle would
+        be collected, the disk having room again) besides the line of its retry."""
+        with self._lock:
+            handle, self._handle = self._handle, None
+        if handle is not None:
+            with contextlib.suppress(OSError):
+                handle.close()  # its flush fails again; the file is closed all the same
 
     def close(self) -> None:
         with self._lock:

@@ -1,10 +1,12 @@
 """Email over SMTP with the standard library's `smtplib`.
 
-One connection per message (simple and robust; a relay such as Postfix does the pooling).
-Error mapping: 4xx replies, refused connections and timeouts are temporary; 5xx replies are
-permanent, and a 5xx that names a bad mailbox or domain (enhanced codes 5.1.x) also marks
-the address unusable. A refused login is temporary: it is our configuration, not the
-recipient, and the channel's next provider may take the message.
+One connection per message (simple and robust; a relay such as Postfix does the pooling),
+`concurrency` of them at once. Error mapping: 4xx replies, refused connections and timeouts
+before the message went out are temporary; 5xx replies are permanent, and a 5xx that names a
+bad mailbox or domain (enhanced codes 5.1.x) also marks the address unusable. A refused login
+is temporary: it is our configuration, not the recipient, and the channel's next provider may
+take the message. Once the message and its final dot went out, a timeout or a dropped
+connection instead of the relay's reply is in doubt: the relay may have queued it.
 """
 
 from __future__ import annotations
@@ -15,8 +17,14 @@ import ssl
 from collections.abc import Callable
 from email.message import EmailMessage
 from email.utils import formatdate
+from typing import Any
 
-from channels.providers.base import OutboundMessage, PermanentDeliveryError, TemporaryDeliveryError
+from channels.providers.base import (
+    InDoubtDeliveryError,
+    OutboundMessage,
+    PermanentDeliveryError,
+    TemporaryDeliveryError,
+)
 
 BAD_MAILBOX = re.compile(rb"\b5\.1\.\d{1,3}\b")
 
@@ -28,8 +36,9 @@ class SmtpProvider:
     def __init__(self, host: str, sender: str, port: int = 25, username: str | None = None,
                  password: str | None = None, starttls: bool = False, timeout: float = 10.0,
                  unsubscribe_url: str | None = None, unsubscribe_mailto: str | None = None,
-                 *, clock: Callable[[], float], name: str = "smtp") -> None:
+                 *, clock: Callable[[], float], name: str = "smtp", concurrency: int = 1) -> None:
         self.name = name
+        self.concurrency = concurrency
         self.host = host
         self.port = port
         self.sender = sender
@@ -48,8 +57,10 @@ class SmtpProvider:
         if not message.address:
             raise PermanentDeliveryError("no email address", unusable_address=True)
         email = self.compose(message)
+        session: _Session | None = None
         try:
-            self._deliver(email)
+            session = _Session(self.host, self.port, timeout=self.timeout)
+            self._deliver(session, email)
         except smtplib.SMTPRecipientsRefused as exc:
             raise _refused(exc) from exc
         except smtplib.SMTPAuthenticationError as exc:  # our credentials, not the recipient: fail over
@@ -57,7 +68,13 @@ class SmtpProvider:
         except smtplib.SMTPResponseException as exc:
             raise _by_code(exc.smtp_code, exc.smtp_error) from exc
         except (smtplib.SMTPException, OSError) as exc:  # disconnects, timeouts, refused connections
-            raise TemporaryDeliveryError(f"{self.host}:{self.port}: {exc.__class__.__name__}: {exc}") from exc
+            reason = f"{self.host}:{self.port}: {exc.__class__.__name__}: {exc}"
+            if session is not None and session.body_sent:
+                raise InDoubtDeliveryError(f"{reason} (after the message went out)") from exc
+            raise TemporaryDeliveryError(reason) from exc
+        finally:
+            if session is not None:
+                _quit(session)
         return str(email["Message-ID"])
 
     def compose(self, message: OutboundMessage) -> EmailMessage:
@@ -88,13 +105,32 @@ class SmtpProvider:
         if self.unsubscribe_url:  # RFC 8058 one-click, needs an https target
             email["List-Unsubscribe-Post"] = "List-Unsubscribe=One-Click"
 
-    def _deliver(self, email: EmailMessage) -> None:
-        with smtplib.SMTP(self.host, self.port, timeout=self.timeout) as smtp:
-            if self.starttls:
-                smtp.starttls(context=ssl.create_default_context())
-            if self.username:
-                smtp.login(self.username, self._password or "")
-            smtp.send_message(email)
+    def _deliver(self, smtp: smtplib.SMTP, email: EmailMessage) -> None:
+        if self.starttls:
+            smtp.starttls(context=ssl.create_default_context())
+        if self.username:
+            smtp.login(self.username, self._password or "")
+        smtp.send_message(email)
+
+
+class _Session(smtplib.SMTP):
+    """Knows whether the message itself went out (its data and the final dot): a failure after
+    that is in doubt, the relay may have queued it before its reply was lost."""
+
+    body_sent = False
+
+    def send(self, s: Any) -> None:
+        super().send(s)
+        if isinstance(s, bytes) and s.endswith(b"\r\n.\r\n"):
+            self.body_sent = True
+
+
+def _quit(smtp: smtplib.SMTP) -> None:
+    """Say goodbye, quietly: the message's fate was settled by the relay's reply to it."""
+    try:
+        smtp.quit()
+    except (smtplib.SMTPException, OSError):
+        smtp.close()
 
 
 def _fill(template: str, message: OutboundMessage) -> str:

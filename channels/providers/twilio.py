@@ -7,10 +7,14 @@
   sent as `ContentVariables` of that template (the rich card and its buttons). `FallbackFrom`
   names the SMS sender Twilio falls back to when the handset cannot take RCS.
 
-Error mapping: HTTP 429, 5xx, timeouts and connection errors are temporary; other API
-errors are permanent, and the codes in `UNUSABLE_CODES` also mark the phone unusable.
-`api_base_url` points the client elsewhere (a local test server); it is the client's own
-`client.api.base_url` setting.
+Error mapping: HTTP 429, 5xx and a connection that could not be made are temporary; other
+API errors are permanent, and the codes in `UNUSABLE_CODES` also mark the phone unusable. Once
+the request has gone out, a failure is in doubt (`InDoubtDeliveryError`): no answer within
+`timeout`, a connection dropped before the answer, or a 2xx the client cannot read (a body that
+is not JSON, no message sid). Twilio takes no idempotency key, so such a message is never sent
+again. `api_base_url` points the client elsewhere (a local test server); it is the client's own
+`client.api.base_url` setting. `concurrency` messages go at once, each over a connection of the
+client's pool, which is sized to match.
 """
 
 from __future__ import annotations
@@ -20,7 +24,12 @@ from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
-from channels.providers.base import OutboundMessage, PermanentDeliveryError, TemporaryDeliveryError
+from channels.providers.base import (
+    InDoubtDeliveryError,
+    OutboundMessage,
+    PermanentDeliveryError,
+    TemporaryDeliveryError,
+)
 
 UNUSABLE_CODES = frozenset({21610, 30005, 30006, 21614, 21211})
 """Never deliverable: unsubscribed (21610), unknown handset (30005), landline (30006),
@@ -29,7 +38,8 @@ TEMPORARY_CODES = frozenset({20429, 30001, 30003})
 """Worth retrying: too many requests, queue overflow, unreachable handset."""
 
 if TYPE_CHECKING:
-    from twilio.base.exceptions import TwilioRestException
+    import requests
+    from twilio.base.exceptions import TwilioException
 
 
 class TwilioProvider:
@@ -39,10 +49,11 @@ class TwilioProvider:
                  messaging_service_sid: str | None = None, status_callback: str | None = None,
                  rcs_messaging_service_sid: str | None = None, rcs_content_sid: str | None = None,
                  sms_fallback_from: str | None = None, api_base_url: str | None = None, timeout: float = 10.0,
-                 name: str = "twilio", webhook_base_url: str | None = None) -> None:
+                 name: str = "twilio", webhook_base_url: str | None = None, concurrency: int = 1) -> None:
         if not (from_ or messaging_service_sid or rcs_messaging_service_sid):
             raise ValueError("twilio: set from or messaging_service_sid")
         # the `twilio` extra: this module imports without it (the webhook routes read UNUSABLE_CODES)
+        from requests.adapters import HTTPAdapter
         from twilio.http.http_client import TwilioHttpClient
         from twilio.request_validator import RequestValidator
         from twilio.rest import Client
@@ -55,7 +66,13 @@ class TwilioProvider:
         self.rcs_content_sid = rcs_content_sid
         self.sms_fallback_from = sms_fallback_from
         self.webhook_base_url = webhook_base_url.rstrip("/") if webhook_base_url else None
-        self.client = Client(account_sid, auth_token, http_client=TwilioHttpClient(timeout=timeout))
+        self.concurrency = concurrency
+        self.timeout = timeout
+        http = TwilioHttpClient(timeout=timeout)
+        if http.session is not None:  # one pooled connection per message in flight, none thrown away
+            for scheme in ("https://", "http://"):
+                http.session.mount(scheme, HTTPAdapter(pool_maxsize=max(concurrency, 10)))
+        self.client = Client(account_sid, auth_token, http_client=http)
         if api_base_url:
             self.client.api.base_url = api_base_url.rstrip("/")
         self._validator = RequestValidator(auth_token)
@@ -80,17 +97,20 @@ class TwilioProvider:
         if not message.address:
             raise PermanentDeliveryError("no phone number", unusable_address=True)
         import requests
-        from twilio.base.exceptions import TwilioException, TwilioRestException
+        from twilio.base.exceptions import TwilioException
 
         fields = self.fields(message)
         try:
             created = self.client.messages.create(**fields)
-        except TwilioRestException as exc:
-            raise _mapped(exc) from exc
-        except requests.RequestException as exc:  # timeouts, refused connections
-            raise TemporaryDeliveryError(f"twilio: {exc.__class__.__name__}: {exc}") from exc
         except TwilioException as exc:
-            raise TemporaryDeliveryError(f"twilio: {exc}") from exc
+            raise _mapped(exc) from exc
+        except requests.RequestException as exc:
+            raise _transport(exc, self.timeout) from exc
+        except (ValueError, TypeError, AttributeError, KeyError) as exc:  # a 2xx whose body is not a message
+            raise InDoubtDeliveryError(f"twilio: answered, but not with a message: {type(exc).__name__}: "
+                                       f"{str(exc)[:200]}") from exc
+        if not created.sid:
+            raise InDoubtDeliveryError("twilio: answered without a message sid")
         return str(created.sid)
 
     def fields(self, message: OutboundMessage) -> dict[str, Any]:
@@ -151,11 +171,42 @@ def _variables(content: Mapping[str, Any]) -> dict[str, str]:
     return {k: str(v) for k, v in found.items() if v is not None}
 
 
-def _mapped(exc: TwilioRestException) -> Exception:
-    code = int(exc.code) if exc.code is not None else None
-    reason = f"twilio {code or exc.status}: {exc.msg}"
+def _mapped(exc: TwilioException) -> Exception:
+    """An error answer (`TwilioRestException`, or an RFC 9457 `TwilioServiceException`) by its code
+    and HTTP status; any other `TwilioException` is raised before a request goes out."""
+    status = getattr(exc, "status", None)
+    if not isinstance(status, int):
+        return TemporaryDeliveryError(f"twilio: {exc}")
+    code = _code(getattr(exc, "code", None))
+    reason = f"twilio {code or status}: {getattr(exc, 'msg', None) or getattr(exc, 'title', None) or exc}"
     if code in UNUSABLE_CODES:
         return PermanentDeliveryError(reason, unusable_address=True)
-    if code in TEMPORARY_CODES or exc.status == 429 or exc.status >= 500:
+    if code in TEMPORARY_CODES or status == 429 or status >= 500:
         return TemporaryDeliveryError(reason)
     return PermanentDeliveryError(reason)
+
+
+def _code(raw: object) -> int | None:
+    try:
+        return int(str(raw)) if raw is not None else None
+    except ValueError:
+        return None
+
+
+def _transport(exc: requests.RequestException, timeout: float) -> Exception:
+    """Before the request went out (no connection, a bad URL): temporary. After (no answer in time,
+    the connection dropped, an answer that could not be read): in doubt."""
+    import requests
+    from urllib3.exceptions import ConnectTimeoutError, NewConnectionError
+
+    reason = f"twilio: {exc.__class__.__name__}: {exc}"
+    cause = getattr(exc.args[0], "reason", None) if exc.args else None
+    if isinstance(exc, requests.ConnectTimeout | requests.exceptions.SSLError | requests.exceptions.ProxyError) or \
+            isinstance(cause, NewConnectionError | ConnectTimeoutError):
+        return TemporaryDeliveryError(reason)
+    if isinstance(exc, requests.ReadTimeout):
+        return InDoubtDeliveryError(f"twilio: no answer within {timeout:g} s of sending the request")
+    if isinstance(exc, requests.ConnectionError | requests.exceptions.ChunkedEncodingError |
+                  requests.exceptions.ContentDecodingError):
+        return InDoubtDeliveryError(reason)
+    return TemporaryDeliveryError(reason)  # InvalidURL, MissingSchema and the like: nothing went out

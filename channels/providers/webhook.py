@@ -5,8 +5,9 @@ the shared secret as the key. The receiver recomputes it and refuses a `t` older
 minutes (replay). `sign` and `verify` are the two halves, so receivers in Python can reuse them.
 
 Error mapping: 2xx is delivered (the id is the response's `id` if it has one, else the
-message id); 408, 425, 429, 5xx, timeouts and connection errors are temporary; other 4xx are
-permanent.
+message id); 408, 425, 429, 5xx and a connection that could not be made are temporary; no
+answer once the request went out is in doubt (retried: every attempt carries the same
+`Idempotency-Key`); other 4xx are permanent.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from collections.abc import Callable
 import httpx
 
 from channels.providers.base import OutboundMessage, PermanentDeliveryError, TemporaryDeliveryError
+from channels.providers.transport import limits, transport_error
 
 SIGNATURE_HEADER = "X-Journey-Signature"
 TOLERANCE = 300
@@ -48,12 +50,13 @@ class WebhookProvider:
     idempotent = True
 
     def __init__(self, url: str, secret: str, timeout: float = 10.0, *, clock: Callable[[], float],
-                 name: str = "webhook") -> None:
+                 name: str = "webhook", concurrency: int = 1) -> None:
         self.name = name
+        self.concurrency = concurrency
         self.url = url
         self._secret = secret
         self._clock = clock
-        self._http = httpx.Client(timeout=timeout)
+        self._http = httpx.Client(timeout=timeout, limits=limits(concurrency))
 
     def __repr__(self) -> str:  # never shows the secret
         return f"WebhookProvider(name={self.name!r}, url={self.url!r})"
@@ -68,7 +71,7 @@ class WebhookProvider:
         try:
             response = self._http.post(self.url, content=body, headers=headers)
         except httpx.HTTPError as exc:
-            raise TemporaryDeliveryError(f"webhook: {exc.__class__.__name__}: {exc}") from exc
+            raise transport_error("webhook", exc) from exc
         if response.is_success:
             return _response_id(response) or message.message_id
         reason = f"webhook HTTP {response.status_code}: {response.text[:200]}"

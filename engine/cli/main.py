@@ -236,6 +236,7 @@ def serve(
     options = ServeOptions(db, journeys, host, port, policy, outbox, providers, log_format.value, log_level.value,
                            keys, _seconds("JOURNEY_OUTBOX_LEASE_SECONDS", "60", 1, 3600),
                            _seconds("JOURNEY_PARTITION_LEASE_SECONDS", "10", 2, 300),
+                           _seconds("JOURNEY_STUCK_TURN_SECONDS", "10", 1, 3600),
                            _bytes("JOURNEY_MAX_BODY_BYTES", MAX_BODY),
                            _bytes("JOURNEY_MAX_BULK_BODY_BYTES", MAX_BULK_BODY))
     try:
@@ -258,7 +259,8 @@ def serve(
 def _seconds(name: str, default: str, low: float, high: float) -> timedelta:
     """A duration in seconds from the environment: JOURNEY_OUTBOX_LEASE_SECONDS, how long a send
     interrupted by a crash stays claimed before a restarted server takes it over (60 s);
-    JOURNEY_PARTITION_LEASE_SECONDS, how long a dead worker keeps its partitions (10 s)."""
+    JOURNEY_PARTITION_LEASE_SECONDS, how long a dead worker keeps its partitions (10 s);
+    JOURNEY_STUCK_TURN_SECONDS, how long one turn of the engine may last before /healthz says 503 (10 s)."""
     value = os.environ.get(name, default)
     try:
         seconds = float(value)

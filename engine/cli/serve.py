@@ -44,6 +44,7 @@ class ServeOptions:
     keys: frozenset[str]
     outbox_lease: timedelta
     partition_ttl: timedelta
+    stuck_turn: timedelta
     max_body: int
     bulk_max_body: int
 
@@ -63,7 +64,7 @@ def build(options: ServeOptions, worker_id: str) -> Server:
     store = SqlStore(options.db)
     configure(options.log_format, options.log_level)  # from here on every line on stderr is a log record
     return Server(store, compiled, chosen, senders, journeys_dir=options.journeys, outbox_lease=options.outbox_lease,
-                  worker_id=worker_id, partition_ttl=options.partition_ttl)
+                  worker_id=worker_id, partition_ttl=options.partition_ttl, stuck_turn=options.stuck_turn)
 
 
 def run(server: Server, options: ServeOptions, sock: socket.socket | None = None) -> None:

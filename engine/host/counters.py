@@ -7,7 +7,6 @@ from __future__ import annotations
 
 from collections import Counter
 from dataclasses import dataclass, field
-from typing import Any
 
 from engine.host.cpu import EngineCpu
 from engine.host.histogram import LATENESS_BOUNDS, PROCESSING_BOUNDS, Histogram
@@ -44,8 +43,3 @@ class Counters:
         self.cost.update(summary.cost)
         self.skips.update(summary.skips)
         self.lateness.observe_all(summary.lateness)
-
-    def unhealthy(self, runs: int = 3) -> dict[str, dict[str, Any]]:
-        """The sweeps whose last `runs` runs (or more) all failed, with their last error."""
-        return {name: {"consecutive_failures": n, "error": self.failing[name]}
-                for name, n in self.failing_runs.items() if n >= runs}

@@ -133,6 +133,21 @@ class Deploys:
         return {"id": journey_id, "state": state, "version": current.version if current else None,
                 "active_instances": sum(counts.values()), "versions": versions}
 
+    def removed_in_flight(self) -> list[str]:
+        """Journeys no longer in the folder whose instances still run on a stored version."""
+        current = self.engine.catalog.current
+        return [j for j in self.store.journey_ids() if j not in current and self.store.active_counts(j)]
+
+    def latest(self, journey_id: str) -> CompiledJourney:
+        """The loaded version, or for a removed journey the last version it had."""
+        current = self.engine.catalog.current.get(journey_id)
+        if current is not None:
+            return current
+        versions = self.store.journey_versions(journey_id)
+        if not versions:
+            raise JourneyNotFoundError(f"no journey '{journey_id}'")
+        return self.engine.catalog.version(journey_id, versions[-1].version)
+
     def _known(self, journey_id: str) -> None:
         if journey_id not in self.engine.catalog.current and not self.store.journey_versions(journey_id):
             raise JourneyNotFoundError(f"no journey '{journey_id}'")

@@ -1,6 +1,6 @@
-"""Profile writes as the API takes them: `PUT /v1/profiles/{user_id}` replaces a profile,
-`PATCH` merges into one, and `POST /v1/profiles` and `journey profiles import` upsert many at
-once as PUT does one, a transaction per chunk, saying which items were refused and why.
+"""Profile writes as the API and `journey profiles import` make them: a profile sent replaces the
+stored one's fields and appends its consents (`merged`), and many are upserted at once a
+transaction per chunk (`upsert`), the import saying which of its items were refused and why.
 
 Every write appends the consents it carries to the ledger, never rewriting it; a consent that
 says what the latest record for its channel and category already says (granted or not, from the
@@ -9,7 +9,7 @@ ledger as the first import left it."""
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Sequence
 from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -34,8 +34,8 @@ class BulkResult:
 
 
 def parse_profile(item: Any, now: datetime) -> Profile:
-    """One profile document as the API takes it: consents without `at` or `source` are stamped
-    now and `api`. Raises ProfileError naming the field."""
+    """One profile document as an import takes it: consents without `at` (or with `at: null`) or
+    `source` are stamped now and `api`. Raises ProfileError naming the field."""
     if not isinstance(item, dict):
         raise ProfileError(f"profile: expected a JSON object, got {type(item).__name__}")
     try:
@@ -44,9 +44,14 @@ def parse_profile(item: Any, now: datetime) -> Profile:
         raise ProfileError(str(exc).removeprefix("profile.")) from None
     consents = item.get("consents")
     if isinstance(consents, list):
-        stamp = {"source": "api", "at": format_time(now)}
-        item = {**item, "consents": [{**stamp, **c} if isinstance(c, dict) else c for c in consents]}
+        item = {**item, "consents": [stamped(c, now) if isinstance(c, dict) else c for c in consents]}
     return Profile.from_dict(item)
+
+
+def stamped(consent: dict[str, Any], now: datetime) -> dict[str, Any]:
+    """A consent change as the API takes it: `at` absent or null is now, `source` absent is `api`."""
+    at = consent.get("at")
+    return {"source": "api", **consent, "at": format_time(now) if at is None else at}
 
 
 def merged(existing: Profile | None, incoming: Profile) -> Profile:
@@ -71,25 +76,6 @@ def changes(history: Sequence[ConsentRecord], records: Iterable[ConsentRecord]) 
     return kept
 
 
-PATCHABLE = ("timezone", "email", "phone", "push_token", "rcs_capable", "attributes", "consents", "user_id")
-
-
-def patched(existing: Profile, body: Mapping[str, Any], now: datetime) -> Profile:
-    """`PATCH`: the fields `body` gives replace the stored ones (`null` clears), `attributes` are
-    merged key by key (a key given `null` is removed), consents are appended as `PUT` does.
-    Raises ProfileError naming the field."""
-    unknown = sorted(set(body) - set(PATCHABLE))
-    if unknown:
-        raise ProfileError(f"{unknown[0]}: not a profile field (expected one of {', '.join(PATCHABLE[:-1])})")
-    attributes = body.get("attributes", {})
-    if not isinstance(attributes, dict):
-        raise ProfileError(f"attributes: expected an object, got {type(attributes).__name__}")
-    document = {k: v for k, v in existing.to_dict().items() if k != "consents"}
-    document.update({k: v for k, v in body.items() if k != "attributes"})
-    kept = {k: v for k, v in {**existing.attributes, **attributes}.items() if v is not None}
-    return merged(existing, parse_profile({**document, "attributes": kept}, now))
-
-
 def upsert_profiles(store: Store, items: Sequence[Any], now: datetime,
                     lock: AbstractContextManager[Any] | None = None, first_index: int = 0) -> BulkResult:
     """Validate every item, then upsert the valid ones, a transaction per `CHUNK`; an item's
@@ -101,11 +87,17 @@ def upsert_profiles(store: Store, items: Sequence[Any], now: datetime,
             valid.append(parse_profile(item, now))
         except ProfileError as exc:
             result.rejected.append({"index": index, "error": str(exc)})
-    for start in range(0, len(valid), CHUNK):
-        chunk = valid[start:start + CHUNK]
+    result.upserted = upsert(store, valid, now, lock)
+    return result
+
+
+def upsert(store: Store, profiles: Sequence[Profile], now: datetime,
+           lock: AbstractContextManager[Any] | None = None) -> int:
+    """Upsert `profiles` (each merged over the stored one), a transaction per `CHUNK`: how many."""
+    for start in range(0, len(profiles), CHUNK):
+        chunk = profiles[start:start + CHUNK]
         with lock or nullcontext(), store.transaction() as tx:
             tx.prefetch({p.user_id for p in chunk}, now)
             for profile in chunk:
                 tx.put_profile(merged(tx.get_profile(profile.user_id), profile))
-        result.upserted += len(chunk)
-    return result
+    return len(profiles)

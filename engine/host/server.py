@@ -26,7 +26,7 @@ from channels.selection import ADDRESS_FIELD
 from engine.audience.run import AudienceRun
 from engine.clock import Clock, SystemClock, ordered_ids
 from engine.compiler import CompiledJourney
-from engine.errors import EventError, StoreError
+from engine.errors import EventError, StoreError, TemporaryStoreError
 from engine.events import Event, parse_event
 from engine.host.backlog import Backlog
 from engine.host.counters import Counters
@@ -43,6 +43,7 @@ from engine.service import Engine
 from engine.state import Committed, Failure, Ingested
 
 log = logging.getLogger("journey.server")
+STUCK_TURN = timedelta(seconds=10)
 
 
 def tune_runtime() -> None:
@@ -66,10 +67,12 @@ class Server:
                  providers: Mapping[str, Sequence[Provider]] | None = None, clock: Clock | None = None,
                  batch: int = 1000, timer_interval: float = 1.0, queue_delay: float = 1.0,
                  journeys_dir: Path | None = None, outbox_lease: timedelta = timedelta(seconds=60),
-                 worker_id: str | None = None, partition_ttl: timedelta = DEFAULT_TTL) -> None:
+                 worker_id: str | None = None, partition_ttl: timedelta = DEFAULT_TTL,
+                 stuck_turn: timedelta = STUCK_TURN) -> None:
         self.store = store
         self.clock = clock or SystemClock()
-        self.lock = TurnLock()
+        self.lock = TurnLock(self.clock.now)
+        self.stuck_turn = stuck_turn  # a turn of the engine longer than this: /healthz answers 503
         self.batch = batch
         self.backlog = Backlog(queue_delay, batch)
         self.counters = Counters()
@@ -83,7 +86,7 @@ class Server:
         self.deploys = Deploys(self.engine, store, self.lock, self.clock, journeys_dir)
         self.deploys.register(journeys)
         self.dispatcher = Dispatcher(store, providers or default_providers(), self.clock, self._provider_failures,
-                                     policy, lease=outbox_lease)
+                                     policy, lease=outbox_lease, turn=self.counters.cpu.turn)
         self._counting = threading.Lock()  # `accept` runs outside `lock`
         self.runs = AudienceRuns(self.engine, store, self.lock, self.clock, self.engine.new_id, chunk=batch)
         jobs = {"timers": (self.sweep_timers, timer_interval), "outbox": (self.drain_outbox, 0.5),
@@ -122,6 +125,7 @@ class Server:
         if self.started:
             self.sweeps.shutdown()
             self.started = False
+        self.dispatcher.close()
         if self.ownership is not None:
             with contextlib.suppress(StoreError):  # a database that is gone lets the leases run out
                 self.ownership.leave(self.worker_stats())
@@ -234,12 +238,12 @@ class Server:
             return self._process_queued()
 
     def _tracked(self, sweep: str, work: Callable[[], int]) -> int:
-        """Run one sweep, counting it; one that keeps failing shows in /healthz and /metrics."""
+        """Run one sweep, counting it; one that keeps failing shows in /metrics (`journey_sweep_failing`)."""
         started = time.perf_counter()
         try:
             with self.counters.cpu.turn():
                 done = work()
-        except StoreError as exc:
+        except TemporaryStoreError as exc:  # an outage; a value the database refused is not one
             self.outage.failed(exc)
             self._count_failure(sweep, exc)
             raise

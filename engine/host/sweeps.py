@@ -17,7 +17,7 @@ from apscheduler.executors.pool import ThreadPoolExecutor
 from apscheduler.schedulers.background import BackgroundScheduler
 
 from engine.clock import Clock
-from engine.errors import StoreError
+from engine.errors import TemporaryStoreError
 
 log = logging.getLogger("journey.timers")
 # A sweep that outlasts its interval makes APScheduler log a warning per skipped run; that is
@@ -88,7 +88,7 @@ class Sweeps:
             if due is not None:
                 self.wake(name, due)
             self._failures.pop(name, None)
-        except StoreError:  # the server logs an outage once; back off until the database is back
+        except TemporaryStoreError:  # the server logs an outage once; back off until the database is back
             self._back_off(name)
         except Exception:  # a failed sweep is logged and retried, later each time it fails again
             log.exception("%s sweep failed", name)

@@ -1,5 +1,5 @@
-"""The bodies of the journey routes (`/v1/journeys...` in engine/http/app.py): state, versions,
-definition and graph, reload reports. For the OpenAPI document only, like engine/http/schemas.py."""
+"""The answers of the journey routes (engine/http/journeys.py): state, versions, definition and
+graph, reload reports. Documented, not validated, like engine/http/schemas.py's."""
 
 from __future__ import annotations
 
@@ -36,7 +36,7 @@ class StateChange(JourneyState):
 
 
 class JourneySummary(JourneyState):
-    name: str
+    name: str | None = Field(description="the file's `name`; null when it has none")
     category: str
     trigger: dict[str, Any]
     steps: int

@@ -1,4 +1,5 @@
-"""The bodies of the message and instance views (engine/http/views.py), for the OpenAPI document only."""
+"""The answers of the message and instance routes (engine/http/messages.py, built by
+engine/http/views.py): documented, not validated (see `engine.http.schemas`)."""
 
 from __future__ import annotations
 

@@ -111,7 +111,8 @@ class Metrics:
     def _messages(self) -> Iterator[Family]:
         c, dispatcher = self.server.counters, self.server.dispatcher
         messages = CounterMetricFamily("journey_messages", "Messages by channel and status: queued by the engine, "
-                                       "then each attempt's outcome (sent, failed, cancelled, deferred, retried)",
+                                       "then each attempt's outcome (sent, failed, cancelled, unknown, deferred, "
+                                       "retried)",
                                        labels=["channel", "status"])
         for channel, total in sorted(dict(c.queued).items()):
             messages.add_metric([channel, "queued"], total)
@@ -126,8 +127,8 @@ class Metrics:
         cancelled = {"opted_out": 0, "no_consent": 0, "no_address": 0, **dispatcher.cancelled}
         yield _labelled(CounterMetricFamily, "journey_messages_cancelled", "Messages kept back at dispatch because "
                         "they may no longer go, by reason", "reason", cancelled)
-        yield CounterMetricFamily("journey_messages_in_doubt", "Messages a crash caught mid-call, left `unknown`",
-                                  value=dispatcher.in_doubt)
+        yield CounterMetricFamily("journey_messages_in_doubt", "Messages left `unknown`: caught mid-call by a "
+                                  "crash, or taken by a provider without a readable answer", value=dispatcher.in_doubt)
 
     def _costs(self) -> Iterator[Family]:
         """What the engine's work costs, whatever the load of the machine: its turns' thread CPU,

@@ -1,109 +1,56 @@
-"""The routes of a person's rights and of the consent audit trail:
+"""The routes of a person's rights:
 
 - `DELETE /v1/profiles/{user_id}`: erasure (204; 404 when nothing at all is held under that id,
   so a typo is noticed; erasing again answers 204);
-- `GET /v1/profiles/{user_id}/export`: everything held about the person, one JSON document;
-- `GET /v1/consents?since=&limit=&cursor=`: the consent audit trail, a page at a time: every
-  user's consent ledger rows and the suppression list's rows (a STOP or START from a number,
-  `user_id` null), each in the order written. The cursor is opaque to callers: URL-safe base64
-  of `consents:<ledger position>:<suppression position>`, the last rows returned (the SQL
-  store's row ids); a cursor of the first release (`consents:<position>`) still works.
+- `GET /v1/profiles/{user_id}/export`: everything held about the person, one JSON document.
+
+(The consent audit trail, `GET /v1/consents`, is in `engine.http.consents`.)
 """
 
 from __future__ import annotations
 
-import base64
-import binascii
 from typing import Any
 
-from fastapi import FastAPI, Path, Query
+from fastapi import APIRouter
 from fastapi.responses import Response
 
-from engine.errors import EventError, HttpError
-from engine.events import format_time, parse_time
+from engine.errors import HttpError
+from engine.events import format_time
 from engine.host.privacy import erase_user
-from engine.host.server import Server
-from engine.http import schemas as doc
 from engine.http.openapi import documented
+from engine.http.routing import JsonRoute, ServerDep, UserId
+from engine.http.schemas import Export
 from engine.http.views import message_view, skip_view
-from engine.stores.privacy import Position, consent_trail
 
+router = APIRouter(route_class=JsonRoute, tags=["privacy"])
 EVERYTHING = 2**31 - 1  # an export lists every message and skip, not the API's latest 200
-DEFAULT_LIMIT = 100
-MAX_LIMIT = 1000
-_CURSOR_PREFIX = "consents:"
 
 
-def add_privacy_routes(app: FastAPI, server: Server) -> None:
-    """Called by `create_app` once the app exists."""
-
-    user = Path(description="the user's id, as in their events", examples=["u1"])
-
-    @app.delete("/v1/profiles/{user_id}", **documented(None, 404, status=204, description="Erased"))
-    def erase_profile(user_id: str = user) -> Response:
-        """Erase the person: profile, instances (ended `exited`, reason `erased`), queued events,
-        their messages' content (pending sends cancelled); the consent ledger stays as proof."""
-        if erase_user(server, user_id) is None:
-            raise HttpError(404, f"nothing is held about user '{user_id}'")
-        return Response(status_code=204)
-
-    @app.get("/v1/profiles/{user_id}/export", **documented(doc.Export, 404))
-    def export_profile(user_id: str = user) -> dict[str, Any]:
-        """Everything held about the person: profile, consent ledger, suppression rows for their
-        number, messages with decisions, skipped sends, instances."""
-        store = server.store
-        with server.lock, store.transaction() as tx:
-            profile = tx.get_profile(user_id)
-        consents = [c.to_dict() for c in store.consent_ledger(user_id)]
-        messages = [message_view(m) for m in store.messages_for_user(user_id, EVERYTHING)]
-        skipped = [skip_view(s) for s in store.skips_for_user(user_id, EVERYTHING)]
-        instances = [i.to_dict() for i in store.instances_for_user(user_id)]
-        if profile is None and not (consents or messages or skipped or instances):
-            raise HttpError(404, f"nothing is held about user '{user_id}'")
-        fields = {k: v for k, v in profile.to_dict().items() if k != "consents"} if profile else None
-        phone = profile.phone if profile else None
-        return {"user_id": user_id, "profile": fields, "consents": consents,
-                "suppressions": store.suppressions_for(phone) if phone else [], "messages": messages,
-                "skipped": skipped, "instances": instances, "exported_at": format_time(server.clock.now())}
-
-    @app.get("/v1/consents", **documented(doc.ConsentFeed))
-    def consent_feed(since: str | None = Query(None, description="RFC 3339: only changes recorded at or after it",
-                                               examples=["2026-01-01T00:00:00Z"]),
-                     limit: str | None = Query(None, description=f"a whole number from 1 to {MAX_LIMIT} "
-                                                                 f"(default {DEFAULT_LIMIT})", examples=["100"]),
-                     cursor: str | None = Query(None, description="`next_cursor` of the previous page")
-                     ) -> dict[str, Any]:
-        """Ledger rows of all users in write order; `next_cursor` is null once there are no more."""
-        try:
-            start = parse_time(since, "since") if since is not None else None
-        except EventError as exc:
-            raise HttpError(422, str(exc)) from None
-        page, position = consent_trail(server.store, start, decode_cursor(cursor) if cursor is not None else (0, 0),
-                                       _limit(limit))
-        return {"consents": [entry.to_dict() for entry in page],
-                "next_cursor": encode_cursor(position) if position is not None else None}
+@router.delete("/v1/profiles/{user_id}", operation_id="eraseProfile",
+               **documented(None, 404, status=204, description="Erased"))
+def erase_profile(user_id: UserId, server: ServerDep) -> Response:
+    """Erase the person: profile, instances (ended `exited`, reason `erased`), queued events,
+    their messages' content (pending sends cancelled); the consent ledger stays as proof."""
+    if erase_user(server, user_id) is None:
+        raise HttpError(404, f"nothing is held about user '{user_id}'")
+    return Response(status_code=204)
 
 
-def _limit(text: str | None) -> int:
-    if text is None:
-        return DEFAULT_LIMIT
-    if not text.strip().isdecimal() or not 1 <= int(text) <= MAX_LIMIT:
-        raise HttpError(422, f"limit: expected a whole number from 1 to {MAX_LIMIT}, got {text!r}")
-    return int(text)
-
-
-def encode_cursor(position: Position) -> str:
-    text = f"{_CURSOR_PREFIX}{position[0]}:{position[1]}"
-    return base64.urlsafe_b64encode(text.encode()).decode().rstrip("=")
-
-
-def decode_cursor(cursor: str) -> Position:
-    """The position a cursor stands for; 422 naming `cursor` for anything this API did not give out."""
-    try:
-        text = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode()
-    except (binascii.Error, ValueError):
-        text = ""
-    parts = text.removeprefix(_CURSOR_PREFIX).split(":")
-    if not text.startswith(_CURSOR_PREFIX) or len(parts) > 2 or not all(p.isdigit() and p.isascii() for p in parts):
-        raise HttpError(422, f"cursor: {cursor!r} is not a cursor this API gave out (pass next_cursor as it came)")
-    return int(parts[0]), int(parts[1]) if len(parts) == 2 else 0
+@router.get("/v1/profiles/{user_id}/export", operation_id="exportProfile", **documented(Export, 404))
+def export_profile(user_id: UserId, server: ServerDep) -> dict[str, Any]:
+    """Everything held about the person: profile, consent ledger, suppression rows for their
+    number, messages with decisions, skipped sends, instances."""
+    store = server.store
+    with server.lock, store.transaction() as tx:
+        profile = tx.get_profile(user_id)
+    consents = [c.to_dict() for c in store.consent_ledger(user_id)]
+    messages = [message_view(m) for m in store.messages_for_user(user_id, EVERYTHING)]
+    skipped = [skip_view(s) for s in store.skips_for_user(user_id, EVERYTHING)]
+    instances = [i.to_dict() for i in store.instances_for_user(user_id)]
+    if profile is None and not (consents or messages or skipped or instances):
+        raise HttpError(404, f"nothing is held about user '{user_id}'")
+    fields = {k: v for k, v in profile.to_dict().items() if k != "consents"} if profile else None
+    phone = profile.phone if profile else None
+    return {"user_id": user_id, "profile": fields, "consents": consents,
+            "suppressions": store.suppressions_for(phone) if phone else [], "messages": messages,
+            "skipped": skipped, "instances": instances, "exported_at": format_time(server.clock.now())}

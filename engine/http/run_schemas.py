@@ -1,4 +1,5 @@
-"""The bodies of the audience-run routes (engine/http/runs.py), for the OpenAPI document only."""
+"""The answers of the audience-run routes (engine/http/runs.py): documented, not validated (see
+`engine.http.schemas`)."""
 
 from __future__ import annotations
 

@@ -1,153 +1,25 @@
-"""The API's request and response bodies as pydantic models, for the OpenAPI document only.
+"""The API's answers as pydantic models: the problem details, batch results, profiles and
+consents, exports and dry runs (the journeys', messages' and runs' are in `journey_schemas`,
+`message_schemas` and `run_schemas`). The request bodies are `engine.http.bodies`.
 
-Handlers never validate with these: they read bodies with the engine's own parsers
-(`parse_event`, `Profile.from_dict`), so that a batch rejects its bad items one by one and every
-error names its field exactly as the Python API does. These models describe the same shapes for
-`/docs`, generated clients and the schemathesis run, which checks every answer against them;
-keep them in step with the parsers and with the views (`engine.http.views`). Responses allow
-members not listed (`extra="allow"`): clients should ignore what they do not know.
+Handlers answer dicts built by the views (`engine.http.views`) and the engine's `to_dict`s; these
+models document them (`documented(...)` in each route) for `/docs`, generated clients and the
+schemathesis run, which checks every answer against them. Answers allow members not listed
+(`extra="allow"`): clients should ignore what they do not know.
 """
 
 from __future__ import annotations
 
-from datetime import datetime
-from typing import Any, Literal
+from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from engine.http.journey_schemas import (
-    JourneyDetail,
-    JourneyList,
-    JourneyState,
-    JourneySummary,
-    ReloadReport,
-    StateChange,
-)
-from engine.http.message_schemas import InstanceList, Message, MessageList, SkippedSend
-from engine.http.run_schemas import Run, RunList
-
-Channel = Literal["push", "in_app", "email", "sms", "mms", "rcs", "webhook"]
-Category = Literal["marketing", "transactional"]
-
-
-def _examples(*examples: dict[str, Any]) -> dict[str, Any]:
-    return {"examples": list(examples)}
-
-
-ORDER = {"id": "evt-1001", "type": "order.placed", "user_id": "u1", "timestamp": "2026-01-05T10:00:00Z",
-         "properties": {"order_id": "o-1001", "total": 42.5}}
+from engine.http.bodies import ProfileFields, examples
+from engine.http.message_schemas import Message, SkippedSend
 
 
 class _Out(BaseModel):
     model_config = ConfigDict(extra="allow")
-
-
-# --- requests ---------------------------------------------------------------------------------
-
-
-class EventIn(BaseModel):
-    """One event (docs/formats.md)."""
-
-    model_config = ConfigDict(extra="forbid", json_schema_extra=_examples(ORDER))
-    id: str | None = Field(None, min_length=1, description="idempotency key: an id seen before is a duplicate")
-    type: str = Field(min_length=1, description="what happened, e.g. `order.placed`, `push.opened`")
-    user_id: str = Field(min_length=1)
-    timestamp: datetime | None = Field(None, description="RFC 3339 with an offset; default: when received")
-    properties: dict[str, Any] | None = Field(None, description="any JSON object; numbers finite")
-
-
-class EventBatch(BaseModel):
-    """Many events in one transaction; each invalid item is listed in `rejected`, the rest go in."""
-
-    model_config = ConfigDict(extra="forbid", json_schema_extra=_examples(
-        {"events": [ORDER, {"type": "push.opened", "user_id": "u1"}]}))
-    events: list[EventIn]
-
-
-class ConsentIn(BaseModel):
-    """One consent change; `at` defaults to now and `source` to `api`."""
-
-    model_config = ConfigDict(extra="forbid", json_schema_extra=_examples(
-        {"channel": "sms", "category": "marketing", "granted": True, "source": "checkout-form"}))
-    channel: Channel
-    category: Category
-    granted: bool
-    source: str | None = None
-    at: datetime | None = None
-
-
-class _ProfileFields(BaseModel):
-    """What a profile holds besides its id and consents, in and out alike."""
-
-    timezone: str | None = Field(None, description="IANA zone, e.g. `America/New_York`")
-    email: str | None = Field(None, pattern=r"^[^@\s]+@[^@\s.]+(\.[^@\s.]+)*$", description="name@domain")
-    phone: str | None = Field(None, description="E.164, e.g. `+14155550100`")
-    push_token: str | None = None
-    rcs_capable: bool = False
-    attributes: dict[str, Any] = {}
-
-
-class ProfileIn(_ProfileFields):
-    """A profile; fields are replaced, consents are appended to the ledger (never rewritten)."""
-
-    model_config = ConfigDict(extra="forbid", json_schema_extra=_examples(
-        {"timezone": "Europe/Paris", "email": "ada@example.com", "phone": "+33612345678", "push_token": "tok-1",
-         "attributes": {"first_name": "Ada", "region": "FR"},
-         "consents": [{"channel": "sms", "category": "marketing", "granted": True}]}))
-    user_id: str | None = Field(None, description="if present, the same as in the path")
-    consents: list[ConsentIn] = []
-
-
-class ProfilePatch(BaseModel):
-    """Changes to a stored profile: the fields given replace the stored ones (`null` clears one),
-    `attributes` are merged key by key (a key given `null` is removed), consents are appended."""
-
-    model_config = ConfigDict(extra="forbid", json_schema_extra=_examples(
-        {"attributes": {"tier": "gold", "first_name": None}, "timezone": "Europe/Berlin"}))
-    user_id: str | None = Field(None, description="if present, the same as in the path")
-    timezone: str | None = Field(None, description="IANA zone, e.g. `America/New_York`")
-    email: str | None = Field(None, pattern=r"^[^@\s]+@[^@\s.]+(\.[^@\s.]+)*$", description="name@domain")
-    phone: str | None = Field(None, description="E.164, e.g. `+14155550100`")
-    push_token: str | None = None
-    rcs_capable: bool | None = None
-    attributes: dict[str, Any] = Field({}, description="merged key by key; `null` removes a key")
-    consents: list[ConsentIn] = []
-
-
-class SimulatedEvent(EventIn):
-    """An event of a dry run: its timestamp is required (the virtual clock follows the events)."""
-
-    timestamp: datetime
-
-
-class SimulatedProfile(ProfileIn):
-    user_id: str = Field(min_length=1)
-
-
-class SimulateRequest(BaseModel):
-    """A dry run of one journey on a virtual clock: nothing is sent or stored."""
-
-    model_config = ConfigDict(extra="allow", json_schema_extra=_examples(
-        {"events": [ORDER], "profiles": [{"user_id": "u1", "push_token": "tok-1", "timezone": "UTC"}]}))
-    events: list[SimulatedEvent] = Field(description="required, unless the journey is entered by audience runs")
-    profiles: list[SimulatedProfile] = []
-    start: datetime | None = Field(None, description="audience runs from this instant (see `journey simulate`)")
-    until: datetime | None = Field(None, description="audience runs up to this instant (default: the first only)")
-
-
-class TwilioForm(BaseModel):
-    """Twilio's form (status callback or inbound message), signed with `X-Twilio-Signature`."""
-
-    model_config = ConfigDict(extra="allow")
-    MessageSid: str | None = None
-    MessageStatus: str | None = None
-    ErrorCode: str | None = None
-    From: str | None = None
-    To: str | None = None
-    Body: str | None = None
-
-
-# --- responses ---------------------------------------------------------------------------------
 
 
 class FieldError(BaseModel):
@@ -158,7 +30,7 @@ class FieldError(BaseModel):
 class Problem(_Out):
     """RFC 9457 problem details: the body of every 4xx and 5xx (`application/problem+json`)."""
 
-    model_config = ConfigDict(extra="allow", json_schema_extra=_examples(
+    model_config = ConfigDict(extra="allow", json_schema_extra=examples(
         {"type": "about:blank", "title": "Unprocessable Content", "status": 422,
          "detail": "user_id: required field is missing", "errors": [
              {"field": "user_id", "message": "required field is missing"}],
@@ -171,20 +43,13 @@ class Problem(_Out):
     error: str = Field(description="the same text as `detail`, for clients of the first release")
 
 
-class BulkProfiles(BaseModel):
-    """Up to 10,000 profiles, each upserted as PUT /v1/profiles/{user_id} does one."""
-
-    model_config = ConfigDict(extra="forbid")
-    profiles: list[SimulatedProfile] = Field(max_length=10_000)
-
-
 class Rejected(BaseModel):
     index: int
     error: str = Field(description="`field: problem`")
 
 
 class BatchResult(_Out):
-    model_config = ConfigDict(extra="allow", json_schema_extra=_examples(
+    model_config = ConfigDict(extra="allow", json_schema_extra=examples(
         {"accepted": 1, "duplicates": 0, "rejected": [{"index": 1, "error": "user_id: required field is missing"}]}))
     accepted: int
     duplicates: int
@@ -204,7 +69,7 @@ class Consent(_Out):
     at: str = Field(description="RFC 3339, UTC")
 
 
-class Profile(_ProfileFields):
+class Profile(ProfileFields):
     model_config = ConfigDict(extra="allow")
     user_id: str
     consents: list[Consent] = Field(description="the whole ledger, oldest first")
@@ -215,8 +80,17 @@ class ConsentList(_Out):
     consents: list[Consent] = Field(description="the whole ledger, oldest first")
 
 
-class LedgerRow(Consent):
-    user_id: str
+class LedgerRow(_Out):
+    """A row of the consent audit trail: a user's consent change, or a STOP or START from a phone
+    number (the suppression list: `user_id`, `channel` and `category` null, `number` set)."""
+
+    user_id: str | None = Field(description="null for a row of the suppression list")
+    number: str | None = Field(description="the phone number a STOP or START came from; null for a user's consent")
+    channel: str | None = Field(description="null for a row of the suppression list (it holds for sms, mms, rcs)")
+    category: str | None
+    granted: bool = Field(description="false for a STOP")
+    source: str | None = None
+    at: str = Field(description="RFC 3339, UTC")
 
 
 class ConsentFeed(_Out):
@@ -275,12 +149,3 @@ class WebhookAck(_Out):
 
 class Health(_Out):
     status: str = Field(description="`ok` (liveness) or `ready` (the database answers)")
-
-
-MODELS: tuple[type[BaseModel], ...] = (
-    EventIn, EventBatch, ConsentIn, ProfileIn, ProfilePatch, SimulatedEvent, SimulatedProfile, SimulateRequest,
-    TwilioForm,
-    BulkProfiles, BulkResult,
-    Problem, BatchResult, Consent, Profile, ConsentList, LedgerRow, ConsentFeed, Message, SkippedSend, MessageList,
-    InstanceList, Export, JourneyState, StateChange, JourneySummary, JourneyList, JourneyDetail, ReloadReport,
-    Simulation, WebhookAck, Health, Run, RunList)

@@ -1,7 +1,7 @@
 """What the API shows of the stored rows: messages, skipped and deferred sends, instances.
 
 The stores hand back their rows; these views give them the API's shape (times as ISO 8601, the
-outbox's state as `delivery`) and add what the rows imply: a pending message's next attempt,
+outbox's state as `dispatch`) and add what the rows imply: a pending message's next attempt,
 and for an instance waiting on a timer, what it waits for and until when. A send put off by
 quiet hours is not a message yet (it is decided again when the quiet hours end, consent and
 caps as of then): it shows among the user's `deferred` sends, from the instance that waits.

@@ -1,7 +1,9 @@
-"""Provider webhooks (`POST /v1/webhooks/{provider}/{status|inbound}`) turned into events.
+"""Provider webhooks (`POST /v1/webhooks/{provider}/{status|inbound}`) turned into events. They take
+no bearer key: the provider signs them.
 
 Twilio: the form is checked against `X-Twilio-Signature` with the auth token of every
-configured Twilio account (403 when none matches: nothing changes). A status callback
+configured Twilio account (403 when none matches: nothing changes), then parsed with
+`TwilioForm` (400 naming the field it refuses). A status callback
 becomes `<channel>.<status>` for the message Twilio knows as `MessageSid` (`undelivered`,
 `failed` and `canceled` become `<channel>.failed`; `read` comes from RCS); an error code
 that means "never deliverable" also clears the phone from the profile. An inbound message
@@ -19,9 +21,14 @@ import logging
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import Annotated, Any
 from urllib.parse import parse_qsl
 from xml.sax.saxutils import escape
+
+from fastapi import APIRouter, Path, Request
+from fastapi.concurrency import run_in_threadpool
+from fastapi.responses import Response
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from channels import classify_keyword
 from channels.providers.config import providers_of
@@ -29,16 +36,56 @@ from channels.providers.twilio import UNUSABLE_CODES, TwilioProvider
 from engine.errors import EventError
 from engine.events import parse_event
 from engine.host.server import Server
-from engine.http.problems import PROBLEM_JSON, problem_body
+from engine.http.openapi import documented, parsed_body
+from engine.http.problems import PROBLEM_JSON, describe, problem_body, validation_errors
+from engine.http.routing import JsonRoute, ServerDep
+from engine.http.schemas import WebhookAck
 
 log = logging.getLogger("journey.webhooks")
 
 TWILIO_STATUSES = {"queued": "queued", "sending": "sending", "sent": "sent", "delivered": "delivered",
                    "read": "read", "undelivered": "failed", "failed": "failed", "canceled": "failed"}
 EMPTY_TWIML = b'<?xml version="1.0" encoding="UTF-8"?><Response></Response>'
-
-
 FORM = "application/x-www-form-urlencoded"
+router = APIRouter(route_class=JsonRoute, tags=["webhooks"])
+
+
+class TwilioForm(BaseModel):
+    """Twilio's form (status callback or inbound message), signed with `X-Twilio-Signature`."""
+
+    model_config = ConfigDict(extra="allow")
+    MessageSid: str | None = None
+    SmsSid: str | None = Field(None, description="the older name of `MessageSid`")
+    MessageStatus: str | None = None
+    SmsStatus: str | None = Field(None, description="the older name of `MessageStatus`")
+    ErrorCode: str | None = Field(None, pattern=r"^[0-9]{0,9}$",  # five digits; `²` or 4,300 digits are not one
+                                  description="Twilio's error code, a number")
+    From: str | None = None
+    To: str | None = None
+    Body: str | None = None
+
+    @property
+    def sid(self) -> str | None:
+        return self.MessageSid or self.SmsSid
+
+    @property
+    def status(self) -> str | None:
+        return self.MessageStatus or self.SmsStatus
+
+
+_HOOK = documented(WebhookAck, 403, 404)
+_HOOK["responses"][200]["content"] = {"text/xml": {"schema": {"type": "string"}}}  # TwiML, for inbound SMS
+
+
+@router.post("/v1/webhooks/{provider}/{kind}", operation_id="receiveWebhook",
+             openapi_extra=parsed_body(TwilioForm, media=FORM), **_HOOK)
+async def receive_webhook(provider: Annotated[str, Path(examples=["twilio"])],
+                          kind: Annotated[str, Path(description="`status` or `inbound`")],
+                          request: Request, server: ServerDep) -> Response:
+    """Twilio status callbacks and inbound SMS, checked with `X-Twilio-Signature` (403 otherwise)."""
+    body = await request.body()
+    reply = await run_in_threadpool(handle_webhook, server, provider, kind, str(request.url), request.headers, body)
+    return Response(reply.body, status_code=reply.status, media_type=reply.media_type)
 
 
 @dataclass(frozen=True, slots=True)
@@ -72,63 +119,66 @@ def handle_webhook(server: Server, provider: str, kind: str, url: str, headers: 
     if not any(account.verify(url, params, signature) for account in accounts):
         log.warning("refused a twilio %s webhook: bad or missing X-Twilio-Signature", kind)
         return _problem(403, "X-Twilio-Signature does not match")
-    return _twilio_status(server, params) if kind == "status" else _twilio_inbound(server, params)
+    try:
+        form = TwilioForm.model_validate(params)
+    except ValidationError as exc:
+        return _problem(400, describe(validation_errors(exc.errors(), "body")))
+    return _twilio_status(server, form) if kind == "status" else _twilio_inbound(server, form)
 
 
-def _twilio_status(server: Server, params: Mapping[str, str]) -> WebhookReply:
-    sid = params.get("MessageSid") or params.get("SmsSid")
-    status = params.get("MessageStatus") or params.get("SmsStatus")
+def _twilio_status(server: Server, form: TwilioForm) -> WebhookReply:
+    sid, status = form.sid, form.status
     if not sid or not status:
         return _problem(400, "MessageSid and MessageStatus are required")
     message = server.store.message_by_provider_id(sid)
     name = TWILIO_STATUSES.get(status)
     if message is None or name is None:
         return _json(200, {"ignored": "unknown MessageSid" if message is None else f"status {status}"})
+    code = form.ErrorCode
     channel, user_id = message["channel"], message["user_id"]
     properties: dict[str, Any] = {"message_id": message["message_id"], "provider_status": status}
-    code = params.get("ErrorCode", "")
-    if code.isdigit():
+    if code:
         properties["error_code"] = int(code)
-    if name == "failed" and code.isdigit() and int(code) in UNUSABLE_CODES:
+    if name == "failed" and code and int(code) in UNUSABLE_CODES:
         properties["unusable_address"] = True
-        server.forget_address(user_id, channel, _phone(params.get("To")))
+        server.forget_address(user_id, channel, _phone(form.To))
     event = {"id": f"twilio:{sid}:{status}", "type": f"{channel}.{name}", "user_id": user_id,
              "properties": properties}
     return _ingest(server, event, None)
 
 
-def _twilio_inbound(server: Server, params: Mapping[str, str]) -> WebhookReply:
+def _twilio_inbound(server: Server, form: TwilioForm) -> WebhookReply:
     """`sms.inbound` for every profile that holds the sender's number, in user_id order. A keyword
     (STOP, START, HELP) goes to the first of them alone: it acts on the number (the suppression
     list covers every profile holding it) and is answered once."""
-    sender = _phone(params.get("From"))
+    sender = _phone(form.From)
     users = server.store.users_by_phone(sender) if sender else []
     if not users:
-        return _from_unknown_number(server, sender, params)
-    text = params.get("Body", "")
+        return _from_unknown_number(server, sender, form)
+    text = form.Body or ""
     if classify_keyword(text, server.engine.policy) is not None:
         users = users[:1]
-    sid = params.get("MessageSid") or params.get("SmsSid")
-    key = f"twilio:{sid}" if sid else _content_id(params, server.clock.now())
+    sid = form.sid
+    key = f"twilio:{sid}" if sid else _content_id(form, server.clock.now())
     events = [{"id": key if n == 0 else f"{key}:{user_id}", "type": "sms.inbound", "user_id": user_id,
-               "properties": {"text": text, "from": sender, "to": _phone(params.get("To")),
+               "properties": {"text": text, "from": sender, "to": _phone(form.To),
                               "provider_message_id": sid}} for n, user_id in enumerate(users)]
     return _ingest(server, events, WebhookReply(200, EMPTY_TWIML, "text/xml"))
 
 
-def _content_id(params: Mapping[str, str], now: datetime) -> str:
+def _content_id(form: TwilioForm, now: datetime) -> str:
     """An inbound message without a provider id is de-duplicated by its content and minute: a
     replay of the same request is a duplicate, the same words a minute later are not."""
-    key = "\n".join((params.get("From", ""), params.get("To", ""), params.get("Body", ""), now.strftime("%Y%m%d%H%M")))
+    key = "\n".join((form.From or "", form.To or "", form.Body or "", now.strftime("%Y%m%d%H%M")))
     return "twilio:inbound:" + hashlib.sha256(key.encode("utf-8", "replace")).hexdigest()[:32]
 
 
-def _from_unknown_number(server: Server, sender: str | None, params: Mapping[str, str]) -> WebhookReply:
+def _from_unknown_number(server: Server, sender: str | None, form: TwilioForm) -> WebhookReply:
     """No profile holds the number: a STOP (or START) still goes on the suppression list, and the
     reply goes back in the TwiML answer, since there is no profile to address a message to."""
-    sid = params.get("MessageSid") or params.get("SmsSid") or "unknown"
+    sid = form.sid or "unknown"
     with server.lock:
-        reply = server.engine.keyword_from_number(sender, params.get("Body", ""), f"twilio:{sid}") if sender else None
+        reply = server.engine.keyword_from_number(sender, form.Body or "", f"twilio:{sid}") if sender else None
     if reply is None:
         log.info("inbound message from an unknown number ignored")
         return WebhookReply(200, EMPTY_TWIML, "text/xml")

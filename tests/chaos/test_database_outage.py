@@ -85,13 +85,14 @@ class Burst:
 
 
 class Readiness:
-    """GET /readyz every 0.1 s (no key: it is open), each answer kept with its time."""
+    """GET `path` (/readyz by default) every 0.1 s (no key: it is open), each answer kept with its time."""
 
-    def __init__(self, base_url: str) -> None:
+    def __init__(self, base_url: str, path: str = "/readyz") -> None:
         self.base_url = base_url
+        self.path = path
         self.seen: list[tuple[float, int]] = []
         self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._poll, daemon=True, name="readyz")
+        self._thread = threading.Thread(target=self._poll, daemon=True, name=path)
 
     def start(self) -> None:
         self._thread.start()
@@ -107,7 +108,7 @@ class Readiness:
         with httpx.Client(base_url=self.base_url, timeout=20) as client:
             while not self._stop.is_set():
                 try:
-                    status = client.get("/readyz").status_code
+                    status = client.get(self.path).status_code
                 except httpx.TransportError:
                     status = 0
                 self.seen.append((time.monotonic(), status))
@@ -241,3 +242,37 @@ def test_postgresql_stopped_as_the_outbox_drains_a_backlog(own_postgres: Postgre
     assert Counter(line["user_id"] for line in lines) == Counter(users)
     print(f"\n[chaos drain outage] PostgreSQL stopped with {at_stop} of {BACKLOG} messages in the outbox file; "
           f"all {BACKLOG} recorded sent {took:.1f} s after the restart, each delivered once")
+
+
+def test_healthz_stays_200_through_a_10_s_postgresql_stop(own_postgres: PostgresServer, chaos_journeys: Path,
+                                                          start_server: StartServer) -> None:
+    """Liveness is not readiness: while PostgreSQL is stopped for 10 s under a trickle of events
+    (every sweep failing meanwhile), /readyz answers 503 and /healthz stays 200 throughout, so a
+    liveness probe restarts nothing; it said 503 two seconds into the outage before."""
+    url = own_postgres.url("chaos")
+    users = user_ids(400, prefix="h")
+    load_profiles(url, users)
+    server = start_server(db=url, name="liveness")
+    burst = Burst(server.base_url, users)
+    health, readiness = Readiness(server.base_url, "/healthz"), Readiness(server.base_url)
+    burst.start()
+    health.start()
+    readiness.start()
+    wait_until(lambda: any(r.status == 202 for r in burst.replies), timeout=20, what="events accepted")
+    stopped = time.monotonic()
+    own_postgres.halt()
+    wait_until(lambda: any(at > stopped + 1 and status == 503 for at, status in readiness.seen), timeout=OUTAGE,
+               what="/readyz 503 while PostgreSQL is stopped")
+    time.sleep(max(0.0, stopped + OUTAGE - time.monotonic()))  # the outage itself: 10 s of real time
+    restarting = time.monotonic()
+    own_postgres.restart()
+    wait_until(lambda: readiness.ready_since(time.monotonic() - 0.5), timeout=30, interval=0.05,
+               what="/readyz 200 again")
+    burst.stop()
+    health.stop()
+    readiness.stop()
+    during = [status for at, status in health.seen if stopped < at < restarting]
+    assert len(during) > 30, "/healthz was hardly polled during the outage"
+    assert Counter(status for _, status in health.seen) == {200: len(health.seen)}
+    assert {status for at, status in readiness.seen if stopped + 1 < at < restarting} == {503}
+    assert server.client.get("/healthz").status_code == 200

@@ -85,3 +85,17 @@ def test_wrongly_shaped_documents_only_raise_definition_errors(doc: object) -> N
         load_text(yaml.safe_dump(doc), "shape.yaml")
     except JourneyDefinitionError as exc:
         assert all(str(p).startswith("shape.yaml:") for p in exc.problems)
+
+
+def test_a_version_is_a_digest_of_what_is_set_not_of_the_language_around_it() -> None:
+    """A journey that says the same thing keeps its version across releases: a key the language
+    gains later, left at its default, must not change it (running instances would otherwise be
+    told their journey changed on the next deploy). The digest below was computed once and is
+    pinned on purpose."""
+    from engine.compiler import load_text
+
+    text = ("id: pinned\ntrigger: {event: order.placed}\nsteps:\n"
+            "  - {id: note, type: send, message: note, channels: [sms]}\n"
+            "messages:\n  note:\n    sms: {text: \"Thanks for your order\"}\n")
+    same = text.replace("steps:", "# a comment\nsteps:").replace("channels: [sms]", "channels: [sms], urgency: normal")
+    assert load_text(text, "pinned.yaml").version == load_text(same, "pinned.yaml").version == "a8af4aeae9a2"

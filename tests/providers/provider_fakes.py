@@ -1,22 +1,28 @@
 """Local servers that speak the vendors' protocols, on loopback only.
 
-- `SmtpSink`: a real SMTP server (aiosmtpd) that keeps every message it accepts.
+- `SmtpSink`: a real SMTP server (aiosmtpd) that keeps every message it accepts; it refuses
+  `nobody@` (550 5.1.1) and `busy@` (451), and answers a message to `slow@` only after 2 s.
 - `FakeTwilio`: the Messages endpoint the `twilio` client calls
-  (`POST /2010-04-01/Accounts/{sid}/Messages.json`, form body, Basic auth), with a script of
-  replies: `"ok"`, `"timeout"` (answer after the client gave up; nothing is kept), an error
-  code such as `21610`, or an HTTP status alone such as `503`.
+  (`POST /2010-04-01/Accounts/{sid}/Messages.json`, form body, Basic auth), answering each
+  request after `latency` seconds (Twilio's own take 100-300 ms), with a script of replies:
+  `"ok"`, `"timeout"` (answer after the client gave up; nothing is kept), `"not-json"` (the
+  message is kept and the answer is a 201 whose body is not JSON), an error code such as
+  `21610`, or an HTTP status alone such as `503`. `to` counts the requests per `To` number.
 - `FakeFcm`: Google's token endpoint (verifies the JWT with the service account's public
-  key) and FCM's `messages:send`; the token `"dead-token"` is unregistered.
+  key) and FCM's `messages:send`; the token `"dead-token"` is unregistered, and a message to
+  `"garbled-token"` is kept but answered with a 200 that is not JSON.
 - `HookSink`: a JSON receiver for the webhook channel.
 """
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import json
 import socket
 import threading
 import time
+from collections import Counter
 from collections.abc import Callable
 from email.message import Message
 from email.parser import BytesParser
@@ -49,6 +55,8 @@ class SmtpSink:
     async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:  # noqa: N802 (aiosmtpd API)
         self.envelopes.append((envelope.mail_from, list(envelope.rcpt_tos)))
         self.messages.append(BytesParser().parsebytes(envelope.original_content or envelope.content))
+        if any(rcpt.startswith("slow@") for rcpt in envelope.rcpt_tos):  # kept, but the reply comes late
+            await asyncio.sleep(2)
         return "250 OK"
 
     async def handle_RCPT(self, server: Any, session: Any, envelope: Any, address: str,  # noqa: N802
@@ -72,6 +80,10 @@ class SmtpSink:
         self.controller.stop()
 
 
+class _Listener(ThreadingHTTPServer):
+    request_queue_size = 256  # many senders connect at once: none waits for a SYN retransmit
+
+
 class _Http:
     """A ThreadingHTTPServer on loopback whose requests go to `route(handler, body)`."""
 
@@ -84,7 +96,7 @@ class _Http:
                 status, doc = outer.route(self, body)
                 if status == 0:  # "timeout": the client has given up; say nothing
                     return
-                payload = json.dumps(doc).encode()
+                payload = doc if isinstance(doc, bytes) else json.dumps(doc).encode()
                 try:
                     self.send_response(status)
                     self.send_header("Content-Type", "application/json")
@@ -98,7 +110,7 @@ class _Http:
                 pass
 
         self.route = route
-        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.httpd = _Listener(("127.0.0.1", 0), Handler)
         self.httpd.daemon_threads = True
         self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
 
@@ -115,13 +127,16 @@ class _Http:
 
 
 class FakeTwilio(_Http):
-    def __init__(self, delay: float = 1.0) -> None:
+    def __init__(self, delay: float = 1.0, latency: float = 0.0) -> None:
         super().__init__(self._handle)
         self.delay = delay
+        self.latency = latency
         self.script: list[Any] = []
         self.messages: list[dict[str, list[str]]] = []
         self.requests = 0
         self.bodies: list[str] = []  # the Body of every request, answered or not
+        self.to: Counter[str] = Counter()  # requests per To number, answered or not
+        self.times: list[float] = []  # time.monotonic() of every request as it came in
         self._lock = threading.Lock()
 
     def _handle(self, handler: BaseHTTPRequestHandler, body: bytes) -> tuple[int, Any]:
@@ -130,10 +145,15 @@ class FakeTwilio(_Http):
             return 404, {"code": 20404, "message": "not found", "status": 404}
         if handler.headers.get("Authorization") != expected:
             return 401, {"code": 20003, "message": "Authenticate", "status": 401}
+        form = parse_qs(body.decode(), keep_blank_values=True)
         with self._lock:
             self.requests += 1
-            self.bodies.append(parse_qs(body.decode(), keep_blank_values=True).get("Body", [""])[0])
+            self.times.append(time.monotonic())
+            self.bodies.append(form.get("Body", [""])[0])
+            self.to[form.get("To", [""])[0]] += 1
             step = self.script.pop(0) if self.script else "ok"
+        if self.latency:
+            time.sleep(self.latency)
         if step == "timeout":
             time.sleep(self.delay)
             return 0, None
@@ -142,10 +162,11 @@ class FakeTwilio(_Http):
         if isinstance(step, int):
             status = 429 if step == 20429 else 400
             return status, {"code": step, "message": f"error {step}", "more_info": "", "status": status}
-        form = parse_qs(body.decode(), keep_blank_values=True)
         with self._lock:
             self.messages.append(form)
             sid = f"SM{len(self.messages):032d}"
+        if step == "not-json":
+            return 201, b"<html>Created</html>"
         return 201, {"sid": sid, "account_sid": ACCOUNT_SID, "status": "queued", "to": form["To"][0],
                      "body": form.get("Body", [""])[0], "num_segments": "1"}
 
@@ -186,6 +207,8 @@ class FakeFcm(_Http):
                                    "details": [{"@type": "type.googleapis.com/google.firebase.fcm.v1.FcmError",
                                                 "errorCode": "UNREGISTERED"}]}}
         self.sent.append(message)
+        if message["token"] == "garbled-token":  # taken, but the answer is not FCM's JSON
+            return 200, b"<html>OK</html>"
         return 200, {"name": f"projects/{self.project}/messages/0:{len(self.sent)}"}
 
     def _token(self, body: bytes) -> tuple[int, Any]:

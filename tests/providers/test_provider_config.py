@@ -55,6 +55,37 @@ providers:
     assert AUTH_TOKEN not in repr(chosen) and "pw" not in repr(chosen["email"])
 
 
+def test_concurrency_per_provider_with_defaults_and_file_line_errors(tmp_path: Path) -> None:
+    """How many messages each provider is handed at once: its own default unless set; out of 1-200,
+    or on a provider that takes one at a time (the outbox file), a problem at its line."""
+    path = write(tmp_path, """\
+providers:
+  - {type: twilio, account_sid: AC1, auth_token: "${TWILIO_AUTH_TOKEN}", from: "+15005550006", concurrency: 50}
+  - {type: smtp, host: 127.0.0.1, sender: a@example.com}
+  - {type: webhook, url: "http://127.0.0.1:9/h", secret: "${HOOK_SECRET}"}
+""")
+    chosen = load_providers(path, tmp_path / "outbox.jsonl", ENV, clock=SystemClock().seconds)
+    assert [getattr(chosen[c][0], "concurrency", 1) for c in ("sms", "email", "webhook", "*")] == [50, 4, 10, 1]
+    bad = write(tmp_path, """\
+providers:
+  - {type: twilio, account_sid: AC1, auth_token: "${TWILIO_AUTH_TOKEN}", from: "+15005550006"}
+  - name: mail
+    type: smtp
+    host: 127.0.0.1
+    sender: a@example.com
+    concurrency: 0
+  - {type: webhook, url: "http://127.0.0.1:9/h", secret: "${HOOK_SECRET}", concurrency: 201}
+  - {type: file, concurrency: 2}
+""")
+    with pytest.raises(ProvidersError) as caught:
+        load_providers(bad, environ=ENV, clock=SystemClock().seconds)
+    assert caught.value.problems == [
+        f"{bad}:7: providers.1.concurrency: Input should be greater than or equal to 1",
+        f"{bad}:8: providers.2.concurrency: Input should be less than or equal to 200",
+        f"{bad}:9: unknown key 'concurrency' in providers.3; expected one of: name, channels, type, path",
+    ]
+
+
 def test_failover_to_the_second_sms_provider(tmp_path: Path, fake_twilio: FakeTwilio) -> None:
     second = FakeTwilio()
     second.start()

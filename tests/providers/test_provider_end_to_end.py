@@ -185,6 +185,22 @@ def test_never_deliverable_code_in_a_callback_clears_the_phone(rig: Rig) -> None
     assert len(rig.smtp.messages) == 1  # escalated to email
 
 
+@pytest.mark.parametrize("code", ["\u00b2", "3" * 4300, "-1", "30003 "])
+def test_a_signed_callback_with_an_error_code_that_is_no_number_is_a_400_naming_it(rig: Rig, code: str) -> None:
+    """`²` passes str.isdigit and 4,300 digits pass it too, but neither is a number int() takes: a
+    500 before. The callback is refused (Twilio's own are five digits) and changes nothing."""
+    rig.put_profile()
+    rig.event("order.late")
+    rig.drain()
+    sid = rig.messages()[0]["provider_id"]
+    reply = rig.twilio_post("status", {"MessageSid": sid, "MessageStatus": "undelivered", "ErrorCode": code,
+                                       "To": PHONE})
+    assert reply.status_code == 400, reply.text
+    assert reply.headers["content-type"] == "application/problem+json"
+    assert reply.json()["errors"][0]["field"] == "ErrorCode"
+    assert rig.messages()[0]["status"] == "sent" and rig.client.get("/v1/profiles/u1").json()["phone"] == PHONE
+
+
 def test_permanent_error_at_send_fails_over_and_clears_the_phone(rig: Rig) -> None:
     rig.put_profile()
     rig.twilio.script = [21211]
@@ -235,9 +251,10 @@ def test_webhooks_need_no_bearer_key_but_the_api_does(rig: Rig) -> None:
     assert bare.post("/v1/webhooks/nobody/status", data={}).status_code == 404
 
 
-def test_a_provider_that_times_out_twice_then_succeeds_delivers_once(rig: Rig) -> None:
+def test_twilio_down_twice_then_up_delivers_once(rig: Rig) -> None:
+    """503 twice: Twilio did not take the message, it is retried with backoff and goes once."""
     rig.put_profile()
-    rig.twilio.script = ["timeout", "timeout"]
+    rig.twilio.script = [503, 503]
     rig.event("order.late")
     rig.drain()
     assert rig.messages()[0]["dispatch"] == "pending"
@@ -250,6 +267,25 @@ def test_a_provider_that_times_out_twice_then_succeeds_delivers_once(rig: Rig) -
     assert (row["dispatch"], row["attempts"], row["provider"]) == ("sent", 3, "twilio-main")
     rig.drain(timedelta(minutes=5))
     assert len(rig.twilio.messages) == 1 and rig.smtp.messages == []
+
+
+@pytest.mark.parametrize("reply", ["not-json", "timeout"])
+def test_twilio_taking_the_message_without_a_readable_answer_leaves_it_unknown_and_sent_once(
+        rig: Rig, reply: str) -> None:
+    """A 201 whose body is not JSON, or no answer within the timeout once the request went out:
+    Twilio may have the message and takes no idempotency key, so it is `unknown`, never sent again
+    (not retried as temporary, not `failed` after six attempts), and the failover provider is not tried."""
+    rig.put_profile()
+    rig.twilio.script = [reply]
+    rig.event("order.late")
+    for wait in (0, 1, 5, 30, 120, 600, 3600):
+        rig.drain(timedelta(seconds=wait))
+    assert rig.twilio.requests == 1
+    [row] = [m for m in rig.messages() if m["channel"] == "sms"]
+    assert (row["dispatch"], row["status"], row["attempts"], row["provider"]) == ("unknown", "unknown", 1,
+                                                                                 "twilio-main")
+    assert "not sent again" in row["error"]
+    assert rig.server.dispatcher.in_doubt == 1 and rig.server.dispatcher.outcomes[("sms", "unknown")] == 1
 
 
 def _inbound(rig: Rig, sid: str, text: str, sender: str = PHONE) -> None:

@@ -10,7 +10,12 @@ from typing import Any
 import pytest
 from provider_fakes import ACCOUNT_SID, AUTH_TOKEN, FakeFcm, FakeTwilio, HookSink, SmtpSink, free_port
 
-from channels.providers import OutboundMessage, PermanentDeliveryError, TemporaryDeliveryError
+from channels.providers import (
+    InDoubtDeliveryError,
+    OutboundMessage,
+    PermanentDeliveryError,
+    TemporaryDeliveryError,
+)
 from channels.providers.fcm import FcmProvider
 from channels.providers.local import FileProvider
 from channels.providers.smtp import SmtpProvider
@@ -73,6 +78,15 @@ def test_smtp_errors_are_mapped(smtp_sink: SmtpSink) -> None:
     assert smtp_sink.messages == []
 
 
+def test_smtp_no_reply_once_the_message_went_out_is_in_doubt(smtp_sink: SmtpSink) -> None:
+    """The relay kept the message but its reply came after the client's timeout: in doubt, not
+    temporary (a retry would deliver it twice)."""
+    provider = SmtpProvider("127.0.0.1", "shop@example.com", port=smtp_sink.port, timeout=0.5, clock=FROZEN)
+    with pytest.raises(InDoubtDeliveryError, match="after the message went out"):
+        provider.send(message("email", {"subject": "s", "body": "b"}, "slow@example.com"))
+    assert len(smtp_sink.messages) == 1
+
+
 def test_smtp_starttls_refused_by_a_plain_server_is_temporary(smtp_sink: SmtpSink) -> None:
     provider = SmtpProvider("127.0.0.1", "shop@example.com", port=smtp_sink.port, starttls=True, clock=FROZEN)
     with pytest.raises(TemporaryDeliveryError):
@@ -131,11 +145,26 @@ def test_twilio_error_codes(fake_twilio: FakeTwilio, code: int, kind: type[Excep
     assert type(caught.value.__cause__).__name__ == "TwilioRestException"
 
 
-def test_twilio_timeout_is_temporary_and_nothing_is_kept(fake_twilio: FakeTwilio) -> None:
+def test_twilio_no_answer_once_the_request_went_out_is_in_doubt(fake_twilio: FakeTwilio) -> None:
+    """The request reached Twilio and no answer came within the timeout: Twilio may well have the
+    message (this fake keeps nothing, the real one often does). Not temporary: a retry may text twice."""
     fake_twilio.script = ["timeout"]
-    with pytest.raises(TemporaryDeliveryError):
+    with pytest.raises(InDoubtDeliveryError, match=r"no answer within 0.5 s"):
         twilio(fake_twilio).send(message("sms", {"text": "x"}, "+14155550100"))
-    assert fake_twilio.messages == []
+    assert fake_twilio.requests == 1
+
+
+def test_twilio_a_201_that_is_not_json_is_in_doubt(fake_twilio: FakeTwilio) -> None:
+    fake_twilio.script = ["not-json"]
+    with pytest.raises(InDoubtDeliveryError, match="answered, but not with a message"):
+        twilio(fake_twilio).send(message("sms", {"text": "x"}, "+14155550100"))
+    assert len(fake_twilio.messages) == 1  # it did take it
+
+
+def test_twilio_unreachable_is_temporary() -> None:
+    provider = TwilioProvider(ACCOUNT_SID, AUTH_TOKEN, from_="+15005550006", api_base_url=f"http://127.0.0.1:{free_port()}")
+    with pytest.raises(TemporaryDeliveryError, match="ConnectionError"):
+        provider.send(message("sms", {"text": "x"}, "+14155550100"))
 
 
 def test_twilio_wrong_credentials_are_permanent(fake_twilio: FakeTwilio) -> None:
@@ -163,6 +192,13 @@ def test_fcm_signs_a_jwt_gets_a_token_and_sends(fake_fcm: tuple[FakeFcm, dict[st
                       "aud": f"{server.url}/token", "iat": 1_767_600_000, "exp": 1_767_603_600}
     assert server.sent[0] == {"token": "tok-1", "notification": {"title": "Hi", "body": "Your cart"},
                               "data": {"message_id": "m1"}}
+
+
+def test_fcm_a_200_that_is_not_json_is_in_doubt(fake_fcm: tuple[FakeFcm, dict[str, str]]) -> None:
+    server, account = fake_fcm
+    with pytest.raises(InDoubtDeliveryError, match="HTTP 200, but not a message"):
+        fcm(server, account).send(message("push", {"title": "Hi", "body": "x"}, "garbled-token"))
+    assert len(server.sent) == 1
 
 
 def test_fcm_unregistered_token_is_permanent_and_unusable(fake_fcm: tuple[FakeFcm, dict[str, str]]) -> None:

@@ -17,15 +17,17 @@ from typing import Any
 import pytest
 
 from channels import Profile, load_policy
-from channels.providers import FileProvider, OutboundMessage, Provider
+from channels.providers import FileProvider, InDoubtDeliveryError, OutboundMessage, Provider
 from channels.testing import FlakyProvider, RecordingProvider
 from engine.clock import VirtualClock
 from engine.compiler import CompiledJourney, load_text
 from engine.errors import StoreError, TemporaryStoreError
 from engine.events import parse_event
-from engine.host.dispatcher import BACKOFF, MAX_ATTEMPTS
+from engine.host.attempts import BACKOFF, MAX_ATTEMPTS
+from engine.host.dispatcher import Dispatcher
 from engine.host.server import Server
 from engine.ports import HostStore
+from engine.state import Fence
 from engine.stores.memory import MemoryStore
 from engine.stores.sql import SqlStore
 
@@ -238,6 +240,41 @@ def test_running_out_of_attempts_fails_the_message_and_escalates(make_server: Ma
     assert len(sms.sent) == 1
 
 
+class InDoubtOnce(RecordingProvider):
+    """Takes the first message without a readable answer, then answers as usual."""
+
+    def __init__(self, name: str, idempotent: bool) -> None:
+        super().__init__(name)
+        self.idempotent = idempotent
+
+    def send(self, message: OutboundMessage) -> str:
+        provider_id = super().send(message)
+        if self.calls == 1:
+            raise InDoubtDeliveryError(f"{self.name}: no answer within 10 s of sending the request")
+        return provider_id
+
+
+@pytest.mark.parametrize("idempotent", [True, False], ids=["idempotency-keys", "no-keys"])
+def test_a_send_in_doubt_is_retried_only_where_the_provider_drops_duplicates(
+        make_server: MakeServer, clock: VirtualClock, idempotent: bool) -> None:
+    """No answer once the request went out: with idempotency keys the message is retried (the
+    provider drops the copy it already has), without them it is `unknown` and never sent again,
+    and the channel's next provider is not tried either way."""
+    doubtful, backup = InDoubtOnce("keys" if idempotent else "no-keys", idempotent), RecordingProvider("backup")
+    server = make_server({"push": [doubtful, backup]} if not idempotent else {"push": [doubtful]})
+    ingest(server, "notice.requested")
+    assert drain_at(server, clock, T0) == 1
+    for when in (T0 + BACKOFF[0], T0 + timedelta(hours=1)):
+        drain_at(server, clock, when)
+    row = rows(server)["push"]
+    if idempotent:
+        assert (row["dispatch"], row["attempts"], doubtful.calls) == ("sent", 2, 2)
+        assert server.dispatcher.in_doubt == 0
+    else:
+        assert (row["dispatch"], row["status"], row["attempts"], doubtful.calls) == ("unknown", "unknown", 1, 1)
+        assert "not sent again" in row["error"] and server.dispatcher.in_doubt == 1 and backup.calls == 0
+
+
 class ProcessDied(BaseException):
     """Stands for kill -9 in the middle of a provider call."""
 
@@ -321,14 +358,16 @@ class DiesOnThe:
 @pytest.mark.parametrize("store_kind", ["sqlite"])
 def test_a_crash_mid_batch_leaves_only_the_group_in_flight_in_doubt(make_server: MakeServer,
                                                                     clock: VirtualClock) -> None:
-    """200 messages in one batch, the process dies on the 120th send: what the provider took before
-    is recorded sent, the group in flight is `unknown` (never sent twice), and every message never
-    handed over goes out after the restart: each user gets exactly one message or is in doubt."""
+    """200 messages due, the process dies on the 120th send: what the provider took before is
+    recorded sent, the window in flight is `unknown` (never sent twice), and every message never
+    handed over goes out after the restart: each user gets exactly one message or is in doubt.
+    (A first claim is small, until the rate is measured; the drains go on until the crash.)"""
     dying = DiesOnThe(120)
     server = make_server({"push": [dying]})
     users = notices_for(server, [f"v{n:03d}" for n in range(200)])
     with pytest.raises(ProcessDied):
-        server.drain_outbox()
+        while server.drain_outbox():
+            pass
     clock.advance_to(T0 + timedelta(minutes=2))  # the lease ran out: a restarted server settles the batch
     after = RecordingProvider("after-restart")
     restarted = make_server({"push": [after]})
@@ -349,26 +388,29 @@ def test_a_crash_mid_batch_leaves_only_the_group_in_flight_in_doubt(make_server:
 @pytest.mark.parametrize("back_after", [timedelta(seconds=2), timedelta(minutes=2)], ids=["soon", "after-lease"])
 def test_a_database_outage_mid_batch_is_recorded_once_the_database_is_back(
         make_server: MakeServer, clock: VirtualClock, monkeypatch: pytest.MonkeyPatch, back_after: timedelta) -> None:
-    """The database goes away as the second group of a batch is recorded. Back within the lease,
-    the process records what it knows: the group it handed over `sent` (not in doubt), the rest
-    of its claim at once. Back only after the lease: as after a crash, that group is in doubt and
-    the rest is sent. Either way nobody gets a message twice and nobody is lost."""
+    """The database goes away as the first answers of a claim are recorded. Back within the lease,
+    the process records what it knows: the window it handed over `sent` (not in doubt), the rest
+    of its claim back to `pending` at once. Back only after the lease: the claim no longer holds
+    (its record is refused), and as after a crash that window is in doubt and the rest is sent.
+    Either way nobody gets a message twice and nobody is lost."""
     provider = RecordingProvider("push")
     server = make_server({"push": [provider]})
     users = notices_for(server, [f"w{n:03d}" for n in range(100)])
+    server.dispatcher.throughput = 1000.0  # a claim of the whole backlog, as after a first one
     finish, calls = server.store.finish_outbox, []
 
-    def going_away(results: Sequence[Mapping[str, Any]], sending: Sequence[str] = ()) -> None:
+    def going_away(results: Sequence[Mapping[str, Any]], fence: Fence, sending: Sequence[str] = ()) -> frozenset[str]:
         calls.append(len(results))
         if len(calls) == 2:
             raise TemporaryStoreError("the database is unavailable")
-        finish(results, sending)
+        return finish(results, fence, sending)
 
     monkeypatch.setattr(server.store, "finish_outbox", going_away)
+    first_window = server.dispatcher.window({"push"})
     with pytest.raises(StoreError):
         server.drain_outbox()
     handed = len(provider.sent)
-    assert 0 < handed < len(users)
+    assert 0 < handed == first_window < len(users)  # the first window, marked `sending` by the first write
     clock.advance_to(T0 + back_after)
     while server.drain_outbox():
         pass
@@ -378,8 +420,122 @@ def test_a_database_outage_mid_batch_is_recorded_once_the_database_is_back(
     if back_after < timedelta(seconds=60):
         assert set(outcome.values()) == {"sent"} and server.dispatcher.in_doubt == 0
     else:
-        assert server.dispatcher.in_doubt == calls[1]  # the group whose record was lost
-        assert sorted(outcome.values()) == ["sent"] * (len(users) - calls[1]) + ["unknown"] * calls[1]
+        assert server.dispatcher.in_doubt == handed  # the window whose record was lost
+        assert sorted(outcome.values()) == ["sent"] * (len(users) - handed) + ["unknown"] * handed
+
+
+# --- two dispatchers on one store: claims that cannot be outrun ---------------------------------------------
+
+LEASE = timedelta(seconds=10)
+
+
+class Slow:
+    """A provider that answers in 120 ms of the virtual clock (`step`); every `every` messages, the
+    other worker's outbox sweep (`meanwhile`) runs in the middle of the call, as it would on
+    another machine. Time moves with this provider's calls only: the other worker's provider
+    takes none (`step=0`), so the first worker's own loop sees every moment of its flight."""
+
+    def __init__(self, name: str, clock: VirtualClock, delivered: list[str], step: timedelta = timedelta(
+            milliseconds=120), meanwhile: Callable[[], object] | None = None, every: int = 25) -> None:
+        self.name, self.clock, self.delivered, self.step = name, clock, delivered, step
+        self.meanwhile, self.every, self.calls = meanwhile, every, 0
+
+    def send(self, message: OutboundMessage) -> str:
+        self.clock.advance_to(self.clock.now() + self.step)
+        self.calls += 1
+        self.delivered.append(message.message_id)
+        if self.meanwhile is not None and self.calls % self.every == 0:
+            self.meanwhile()
+        return f"{self.name}:{message.message_id}"
+
+
+@pytest.fixture(params=["memory", "sqlite", "postgresql"])
+def two_stores(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[tuple[HostStore, HostStore]]:
+    """Two stores on one database, as two workers would open it (the memory store: one, shared)."""
+    if request.param == "memory":
+        memory = MemoryStore()
+        yield memory, memory
+        return
+    url = f"sqlite:///{tmp_path / 'journey.db'}" if request.param == "sqlite" \
+        else str(request.getfixturevalue("postgres_fresh_db_url"))
+    first, second = SqlStore(url), SqlStore(url)
+    yield first, second
+    first.close()
+    second.close()
+
+
+def queue_notices(store: HostStore, clock: VirtualClock, journeys: list[CompiledJourney], users: int) -> list[str]:
+    server = Server(store, journeys, load_policy(), providers={"*": [RecordingProvider()]}, clock=clock)
+    server.resume()  # on PostgreSQL: its partitions, so that it processes the events itself
+    return notices_for(server, [f"r{n:03d}" for n in range(users)])
+
+
+def dispatcher(store: HostStore, provider: Provider, clock: VirtualClock) -> Dispatcher:
+    return Dispatcher(store, {"push": [provider]}, clock, lambda failures: None, load_policy(), lease=LEASE)
+
+
+def test_a_claim_that_outlasts_its_lease_is_renewed_and_the_other_worker_takes_nothing_back(
+        two_stores: tuple[HostStore, HostStore], clock: VirtualClock, journeys: list[CompiledJourney]) -> None:
+    """The first worker claims 500 messages (60 s of sends at 120 ms each) under a 10 s lease, the
+    second worker's sweep running every 25 of them: the first renews its claim as it goes, so the
+    second's expiry takes nothing back and it sends only what the first did not claim. Everyone
+    gets one message; every row is recorded once. (Before: the second took back and re-sent what
+    the first had not sent by the end of its lease.)"""
+    users = queue_notices(two_stores[0], clock, journeys, 600)
+    delivered: list[str] = []
+    second = dispatcher(two_stores[1], Slow("b", clock, delivered, step=timedelta(0)), clock)
+    first = dispatcher(two_stores[0], Slow("a", clock, delivered, meanwhile=second.drain), clock)
+    first.throughput = 1000.0  # as measured by an earlier claim: the next is a full batch
+    assert first.drain() == 500
+    assert clock.now() - T0 >= timedelta(seconds=60) and first.lost == 0
+    while first.drain() + second.drain():
+        pass
+    assert len(delivered) == len(set(delivered)) == len(users)
+    states = [(r["dispatch"], r["attempts"]) for u in users for r in two_stores[0].messages_for_user(u)]
+    assert states == [("sent", 1)] * len(users)
+    assert first.outcomes[("push", "sent")] + second.outcomes[("push", "sent")] == len(users)
+
+
+class Stalls:
+    """Takes its first message, then the process stalls for three leases (a pause, a swap storm),
+    during which the other worker's sweep runs; after that it takes whatever it is handed."""
+
+    name = "stalls"
+
+    def __init__(self, clock: VirtualClock, delivered: list[str], meanwhile: Callable[[], object]) -> None:
+        self.clock, self.delivered, self.meanwhile = clock, delivered, meanwhile
+
+    def send(self, message: OutboundMessage) -> str:
+        self.delivered.append(message.message_id)
+        if len(self.delivered) == 1:
+            self.clock.advance_to(self.clock.now() + 3 * LEASE)
+            self.meanwhile()
+        return f"stalls:{message.message_id}"
+
+
+def test_a_holder_whose_lease_ran_out_neither_sends_nor_records_what_was_taken_over(
+        two_stores: tuple[HostStore, HostStore], clock: VirtualClock, journeys: list[CompiledJourney]) -> None:
+    """The first worker's first send stalls past its lease; meanwhile the second's expiry takes the
+    claim back (the window marked `sending` is in doubt, the rest goes back to pending) and sends
+    the rest. Back from the stall, the first hands nothing more over and its records are refused."""
+    users = queue_notices(two_stores[0], clock, journeys, 100)
+    recording = RecordingProvider("b")
+    second = dispatcher(two_stores[1], recording, clock)
+    delivered_a: list[str] = []
+    first = dispatcher(two_stores[0], Stalls(clock, delivered_a, second.drain), clock)
+    first.drain()  # returns once it finds its claim lost, its lane's call (and the other's sweep) still under way
+    first.close()  # the call is answered: the other worker's sweep is done
+    while second.drain():
+        pass
+    delivered_b = recording.message_ids
+    assert len(delivered_a) == 1 and first.lost > 0 and first.sent == 0 and not first.outcomes
+    assert not set(delivered_a) & set(delivered_b) and len(set(delivered_b)) == len(delivered_b)
+    rows = {r["message_id"]: r for u in users for r in two_stores[0].messages_for_user(u)}
+    assert rows[delivered_a[0]]["dispatch"] == "unknown"  # the expiry's verdict stands: in doubt
+    in_doubt = {m for m, r in rows.items() if r["dispatch"] == "unknown"}
+    assert len(in_doubt) == 2  # the first window: one for the lane's one thread, one queued behind it
+    assert {m for m, r in rows.items() if r["dispatch"] == "sent"} == set(delivered_b)
+    assert len(in_doubt) + len(delivered_b) == len(users)
 
 
 def test_the_outbox_file_is_flushed_before_a_send_is_recorded_and_a_flush_that_fails_is_retried(

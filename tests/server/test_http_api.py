@@ -47,7 +47,7 @@ def test_a_profile_round_trips_and_keeps_its_consent_history(local: LocalServer)
     assert [(c["channel"], c["granted"]) for c in profile["consents"]] == [
         ("email", True), ("sms", True), ("sms", False)]
 
-    assert local.client.put("/v1/profiles/ada", json={"user_id": "bob"}).status_code == 422
+    assert local.client.put("/v1/profiles/ada", json={"user_id": "bob"}).status_code == 409  # another user
 
 
 def test_a_consent_revoked_during_a_wait_makes_the_next_sms_opted_out(local: LocalServer) -> None:

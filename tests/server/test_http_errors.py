@@ -9,7 +9,7 @@ from typing import Any
 import httpx
 import pytest
 
-from engine.http.problems import field_errors
+from engine.http.problems import field_errors, validation_errors
 from tests.server.conftest import LocalServer, post_events
 
 PROBLEM = "application/problem+json"
@@ -37,10 +37,29 @@ def test_a_wrong_method_is_a_405_problem_saying_what_is_allowed(local: LocalServ
     assert body["detail"] == "DELETE is not allowed on /v1/events (allowed: POST)"
 
 
+@pytest.mark.parametrize("method, path, allowed", [
+    ("OPTIONS", "/v1/profiles/u1", "DELETE, GET, PATCH, PUT"),  # four routes on one path: the first one's before
+    ("PATCH", "/v1/journeys/order-updates/runs", "GET, POST"),
+    ("OPTIONS", "/v1/journeys/reload", "POST"),  # the literal path, not /v1/journeys/{journey_id}'s GET
+])
+def test_a_405_allows_every_method_of_the_path(local: LocalServer, method: str, path: str, allowed: str) -> None:
+    response = local.client.request(method, path)
+    problem(response, 405)
+    assert response.headers["allow"] == allowed
+
+
+def test_a_batch_holds_only_its_list_and_an_empty_cursor_is_the_start(local: LocalServer) -> None:
+    body = problem(post_events(local, {"events": [{"type": "a.b", "user_id": "u1"}], "type": "x"}), 422)
+    assert body["errors"] == [{"field": "type", "message": 'unknown field (a batch is {"events": [...]})'}]
+    assert problem(local.client.post("/v1/profiles", json={"profiles": [], "extra": 1}), 422)["errors"][0]["field"] \
+        == "extra"
+    assert local.client.get("/v1/consents", params={"cursor": ""}).status_code == 200
+
+
 def test_fastapi_validation_is_a_422_problem_naming_the_parameter(local: LocalServer) -> None:
     body = problem(local.client.get("/v1/messages"), 422)  # user_id is a required query parameter
-    assert body["errors"] == [{"field": "user_id", "message": "Field required"}]
-    assert body["detail"] == "user_id: Field required"
+    assert body["errors"] == [{"field": "user_id", "message": "required field is missing"}]  # as in a body
+    assert body["detail"] == "user_id: required field is missing"
 
 
 def test_a_handler_422_names_its_fields(local: LocalServer) -> None:
@@ -100,3 +119,20 @@ def test_a_bug_is_a_500_problem(local: LocalServer, monkeypatch: pytest.MonkeyPa
 ])
 def test_errors_are_read_off_a_message_that_names_its_fields(detail: str, errors: list[tuple[str, str]]) -> None:
     assert field_errors(detail) == [{"field": f, "message": m} for f, m in errors]
+
+
+@pytest.mark.parametrize(("error", "place", "field", "message"), [
+    ({"type": "missing", "loc": ("body", "events", 3, "type"), "msg": "Field required"}, None, "events[3].type",
+     "required field is missing"),
+    ({"type": "refused", "loc": ("body", "properties"), "msg": "inf is not a finite number",
+      "ctx": {"below": ".scores[2]"}}, None, "properties.scores[2]", "inf is not a finite number"),
+    ({"type": "refused", "loc": (), "msg": "expected a JSON object, got int", "ctx": {"below": ""}}, "event", "event",
+     "expected a JSON object, got int"),
+    ({"type": "missing", "loc": ("query", "user_id"), "msg": "Field required"}, None, "user_id",
+     "required field is missing"),
+    ({"type": "value_error", "loc": ("consents", 0, "at"), "msg": "Value error, no offset"}, "profile",
+     "consents[0].at", "no offset"),
+])
+def test_pydantic_errors_name_the_field_by_its_path(error: dict[str, Any], place: str | None, field: str,
+                                                    message: str) -> None:
+    assert validation_errors([error], place) == [{"field": field, "message": message}]

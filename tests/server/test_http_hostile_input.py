@@ -5,6 +5,8 @@ already accepted is lost"). Each was an engine bug, found by these tests and fix
 from __future__ import annotations
 
 import json
+import logging
+import sqlite3
 import time
 from pathlib import Path
 
@@ -35,6 +37,14 @@ def test_json_the_parser_cannot_take_is_a_400_not_a_500(local: LocalServer) -> N
         assert response.status_code == 400, response.text
         assert "JSON" in response.json()["error"]
     assert post_events(local, order("u1")).status_code == 202
+    deeper = b'{"profiles": ' + b"[" * 1_500_000 + b"]" * 1_500_000 + b"}"  # over 1 MiB: the bulk route's own limit
+    bulk = fresh_post(local, "/v1/profiles", deeper)
+    assert bulk.status_code == 400 and "JSON" in bulk.json()["error"], bulk.text
+    odd = [{"user_id": "p1", "attributes": {"n": float("inf")}}, {"user_id": "p\u0000"}, {"user_id": "p3"}]
+    reply = fresh_post(local, "/v1/profiles", json.dumps({"profiles": odd}).encode())
+    assert reply.status_code == 200, reply.text
+    assert [(r["index"], r["error"].split(":")[0]) for r in reply.json()["rejected"]] == [(0, "attributes.n"),
+                                                                                         (1, "user_id")]
 
 
 def test_a_nul_character_is_rejected_by_field_on_postgresql(postgres_fresh_db_url: str,
@@ -108,12 +118,19 @@ def test_every_hostile_value_is_a_4xx_naming_the_field_alone_or_one_of_a_batch(l
     assert field in ("user_id", "timestamp") or field.startswith("properties"), rejected
 
 
-def test_a_profile_with_a_lone_surrogate_or_an_infinity_is_a_422_naming_the_field(local: LocalServer) -> None:
+@pytest.mark.parametrize("method", ["PUT", "PATCH"])
+def test_a_profile_with_a_lone_surrogate_an_infinity_or_a_nul_is_a_422_naming_the_field(local: LocalServer,
+                                                                                         method: str) -> None:
+    put_profile(local, "u1")  # PATCH merges into a stored profile
     with httpx.Client(base_url=local.base_url, headers=local.headers, timeout=20) as client:
-        email = client.put("/v1/profiles/u1", content=b'{"email": "a\\ud800@example.com"}', headers=JSON)
-        score = client.put("/v1/profiles/u1", content=b'{"attributes": {"score": 1e999}}', headers=JSON)
+        email = client.request(method, "/v1/profiles/u1", content=b'{"email": "a\\ud800@example.com"}', headers=JSON)
+        score = client.request(method, "/v1/profiles/u1", content=b'{"attributes": {"score": 1e999}}', headers=JSON)
+        nul = client.request(method, "/v1/profiles/u1", content=b'{"push_token": "t\\u0000"}', headers=JSON)
+        key = client.request(method, "/v1/profiles/u1", content=b'{"attributes": {"\\udc00": 1}}', headers=JSON)
     assert email.status_code == 422 and email.json()["error"].startswith("email:"), email.text
     assert score.status_code == 422 and score.json()["error"].startswith("attributes.score:"), score.text
+    assert nul.status_code == 422 and nul.json()["error"].startswith("push_token:"), nul.text
+    assert key.status_code == 422 and key.json()["error"].startswith("attributes"), key.text
 
 
 def test_readyz_checks_the_database_and_healthz_stays_liveness(local: LocalServer) -> None:
@@ -147,3 +164,107 @@ messages:
     assert skip["reason"] == "template_error" and "limit" in skip["detail"]
     local.advance(2)
     assert sorted(m["channel"] for m in local.messages("u2")) == ["push", "sms"]
+
+
+@pytest.mark.parametrize("token", ["Bearer \u00e9".encode(), b"Bearer k1\xff", "Bearer k\u00e91".encode("latin-1"),
+                                   b"Bearer \xe2\x80\x8bk1"])
+def test_a_key_that_is_not_ascii_is_a_401_not_a_500(local: LocalServer, token: bytes) -> None:
+    """`hmac.compare_digest` on a str that is not ASCII raised TypeError: a 500 before."""
+    with httpx.Client(base_url=local.base_url, timeout=20) as client:
+        response = client.get("/v1/journeys", headers=[(b"Authorization", token)])
+    assert response.status_code == 401, response.text
+    assert response.headers["content-type"] == "application/problem+json"
+    assert local.client.get("/v1/journeys").status_code == 200  # the right key still works
+
+
+def outage_lines(caplog: pytest.LogCaptureFixture) -> list[str]:
+    return [r.getMessage() for r in caplog.records if r.name == "journey.database"]
+
+
+CONSENT = {"channel": "sms", "category": "marketing", "granted": True}
+BAD_AT = {
+    "year 1": ("0001-01-01T00:00:00Z", "is outside the supported range"),
+    "year 1 east of UTC": ("0001-01-01T00:30:00+01:00", "is outside the supported range"),
+    "year 9999": ("9999-12-31T23:59:59Z", "is outside the supported range"),
+    "an epoch number": (0, "expected an RFC 3339 timestamp string, got int"),
+    "a boolean": (True, "expected an RFC 3339 timestamp string, got bool"),
+    "no offset": ("2026-01-01T00:00:00", "has no time zone offset"),
+}
+
+
+@pytest.mark.parametrize("db", ["sqlite", "postgresql"])
+@pytest.mark.parametrize("name", list(BAD_AT))
+def test_a_consent_at_outside_the_range_of_events_or_not_a_string_is_a_422_naming_at(
+        start_local: StartLocal, tmp_path: Path, caplog: pytest.LogCaptureFixture, request: pytest.FixtureRequest,
+        name: str, db: str) -> None:
+    """A consent dated year 1 answered 503 and logged a database outage; `"at": 0` was taken as 1970."""
+    url = f"sqlite:///{tmp_path / 'j.db'}" if db == "sqlite" else request.getfixturevalue("postgres_fresh_db_url")
+    local = start_local(db=url)
+    at, reason = BAD_AT[name]
+    with caplog.at_level(logging.INFO, logger="journey.database"):
+        alone = local.client.post("/v1/profiles/u1/consents", json={**CONSENT, "at": at})
+        put = local.client.put("/v1/profiles/u2", json={"consents": [{**CONSENT, "at": at}]})
+        bulk = local.client.post("/v1/profiles", json={"profiles": [{"user_id": "u3",
+                                                                     "consents": [{**CONSENT, "at": at}]}]})
+        assert local.client.put("/v1/profiles/u4", json={}).status_code == 200
+        patch = local.client.patch("/v1/profiles/u4", json={"consents": [{**CONSENT, "at": at}]})
+    assert alone.status_code == 422 and alone.json()["errors"][0]["field"] == "at", alone.text
+    assert reason in alone.json()["detail"]
+    assert put.status_code == 422 and put.json()["errors"][0]["field"] == "consents[0].at", put.text
+    assert bulk.status_code == 200 and bulk.json()["rejected"][0]["error"].startswith("consents[0].at: "), bulk.text
+    assert patch.status_code == 422 and patch.json()["errors"][0]["field"] == "consents[0].at", patch.text
+    assert local.client.get("/v1/profiles/u4").json()["consents"] == []
+    assert outage_lines(caplog) == []
+    assert local.client.get("/v1/profiles/u1").status_code == 404  # nothing stored
+
+
+def test_consent_at_null_or_left_out_is_now_and_user_id_null_is_the_paths(local: LocalServer) -> None:
+    """What the document allows, the server takes: `at: null` (now), `"user_id": null` in a PUT or
+    PATCH body (compared as the string 'None' before), a dry run's profile consent without `at` or
+    with `at: null` (the run's start)."""
+    now = local.clock.now().isoformat().replace("+00:00", "Z")
+    put = local.client.put("/v1/profiles/u1", json={"user_id": None, "consents": [{**CONSENT, "at": None}]})
+    assert put.status_code == 200, put.text
+    assert [c["at"] for c in put.json()["consents"]] == [now]
+    reply = local.client.post("/v1/profiles/u1/consents", json={**CONSENT, "granted": False, "at": None})
+    assert reply.status_code == 201, reply.text
+    assert [c["at"] for c in reply.json()["consents"]] == [now, now]
+    patch = local.client.patch("/v1/profiles/u1", json={"user_id": None, "consents": [{**CONSENT, "at": None}]})
+    assert patch.status_code == 200, patch.text
+    assert [(c["granted"], c["at"]) for c in patch.json()["consents"]] == [(True, now), (False, now), (True, now)]
+    sms = {"channel": "sms", "category": "transactional", "granted": True}
+    dry = local.client.post("/v1/journeys/order-updates/simulate", json={
+        "events": [{"type": "order.placed", "user_id": u, "timestamp": "2026-01-05T10:00:00Z",
+                    "properties": {"order_id": "o1"}} for u in ("u8", "u9")],
+        "profiles": [{"user_id": "u8", "phone": "+14155550100", "consents": [sms]},
+                     {"user_id": "u9", "phone": "+14155550101", "consents": [{**sms, "at": None}]}]})
+    assert dry.status_code == 200, dry.text
+    assert sorted((m["user_id"], m["channel"]) for m in dry.json()["messages"]) == [("u8", "sms"), ("u9", "sms")]
+
+
+def test_a_user_id_of_another_user_in_a_put_or_patch_body_is_a_409(local: LocalServer) -> None:
+    put_profile(local, "u1")
+    for method in ("PUT", "PATCH"):
+        reply = local.client.request(method, "/v1/profiles/u1", json={"user_id": "u2", "timezone": "UTC"})
+        assert reply.status_code == 409 and reply.json()["errors"][0]["field"] == "user_id", (method, reply.text)
+    assert local.client.get("/v1/profiles/u2").status_code == 404
+
+
+def test_a_value_the_database_refuses_is_a_422_not_an_outage(start_local: StartLocal, tmp_path: Path,
+                                                               caplog: pytest.LogCaptureFixture) -> None:
+    """An integrity error (here a trigger of the database's own refusing the row) is the request's
+    fault: 422, and no 'database is unavailable' in the log; /readyz stays 200."""
+    url = f"sqlite:///{tmp_path / 'j.db'}"
+    local = start_local(db=url)
+    put_profile(local, "u1")
+    with sqlite3.connect(tmp_path / "j.db") as conn:
+        conn.execute("CREATE TRIGGER refuse BEFORE INSERT ON consents WHEN NEW.source = 'refused' "
+                     "BEGIN SELECT RAISE(ABORT, 'this consent is refused'); END")
+    with caplog.at_level(logging.INFO, logger="journey.database"):
+        reply = local.client.post("/v1/profiles/u1/consents", json={**CONSENT, "source": "refused"})
+        ready = local.client.get("/readyz")
+    assert reply.status_code == 422, reply.text
+    assert "this consent is refused" in reply.json()["detail"]
+    assert ready.status_code == 200
+    assert outage_lines(caplog) == []
+    assert local.client.post("/v1/profiles/u1/consents", json=CONSENT).status_code == 201

@@ -1,14 +1,29 @@
-"""The OpenAPI document: a model for every body, problem details for every error, and the bearer
+"""The OpenAPI document: every body documented by the model its route parses it with, problem
+details for every error, a readable operationId and a tag on every operation, and the bearer
 scheme that gives `/docs` its Authorize button. (tests/chaos/test_schemathesis.py checks the
 live server's answers against this document.)"""
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 import httpx
 import pytest
+from pydantic import BaseModel
+from pydantic.json_schema import models_json_schema
 
+from engine.http.bodies import (
+    BulkProfiles,
+    ConsentIn,
+    EventBatch,
+    EventIn,
+    ProfileIn,
+    ProfilePatch,
+    SimulatedProfile,
+    SimulateRequest,
+)
+from engine.http.webhooks import TwilioForm
 from tests.server.conftest import LocalServer, StartLocal
 
 OPEN = {"/healthz", "/readyz", "/v1/webhooks/{provider}/{kind}"}
@@ -66,6 +81,43 @@ def test_every_post_and_put_documents_its_body(document: dict[str, Any]) -> None
     assert examples[0]["type"] == "order.placed"
 
 
+OPERATIONS = {("POST", "/v1/events"): "ingestEvents", ("GET", "/v1/profiles/{user_id}"): "getProfile",
+              ("PUT", "/v1/profiles/{user_id}"): "putProfile", ("PATCH", "/v1/profiles/{user_id}"): "patchProfile",
+              ("POST", "/v1/profiles"): "upsertProfiles", ("GET", "/v1/journeys"): "listJourneys",
+              ("POST", "/v1/journeys/{journey_id}/simulate"): "simulateJourney", ("GET", "/healthz"): "checkLiveness"}
+
+
+def test_every_operation_has_a_readable_operation_id_and_a_tag(document: dict[str, Any]) -> None:
+    """Generated clients name their methods and group them by these."""
+    ids = {(method, path): op["operationId"] for method, path, op in operations(document)}
+    assert {key: ids[key] for key in OPERATIONS} == OPERATIONS
+    assert all(re.fullmatch(r"[a-z]+(?:[A-Z][a-z]+)+", name) for name in ids.values()), ids  # a verb, then nouns
+    assert len(set(ids.values())) == len(ids)
+    declared = [tag["name"] for tag in document["tags"]]
+    for method, path, op in operations(document):
+        assert op["tags"] and set(op["tags"]) <= set(declared), (method, path)
+    assert sorted({tag for _, _, op in operations(document) for tag in op["tags"]}) == sorted(declared)
+
+
+def without_nulls(value: Any) -> Any:
+    """As FastAPI writes its document (`exclude_none`)."""
+    if isinstance(value, dict):
+        return {k: without_nulls(v) for k, v in value.items() if v is not None}
+    return [without_nulls(v) for v in value] if isinstance(value, list) else value
+
+
+BODIES = [EventIn, EventBatch, ProfileIn, ProfilePatch, ConsentIn, BulkProfiles, SimulateRequest, SimulatedProfile,
+          TwilioForm]
+
+
+@pytest.mark.parametrize("model", BODIES)
+def test_a_body_is_documented_by_the_model_its_route_parses_it_with(document: dict[str, Any],
+                                                                     model: type[BaseModel]) -> None:
+    _, schemas = models_json_schema([(m, "validation") for m in BODIES], ref_template="#/components/schemas/{model}")
+    expected = without_nulls(schemas["$defs"][model.__name__])
+    assert without_nulls(document["components"]["schemas"][model.__name__]) == expected
+
+
 def test_every_answer_has_a_model_and_every_error_is_problem_details(document: dict[str, Any]) -> None:
     for method, path, op in operations(document):
         success = [code for code in op["responses"] if code.startswith("2")]
@@ -95,3 +147,17 @@ def test_metrics_are_open_in_the_document_when_public(start_local: StartLocal, m
     local = start_local()
     document = local.client.get("/openapi.json").json()
     assert document["paths"]["/metrics"]["get"]["security"] == []
+
+
+def test_what_an_answer_may_hold_is_documented_as_it_may_be(document: dict[str, Any]) -> None:
+    """A journey's `name` is optional in its file (null in the answers); the consent feed's cursor
+    is a position, empty for the start; every parameter says it holds no NUL character."""
+    schemas = document["components"]["schemas"]
+    assert {"type": "null"} in schemas["JourneySummary"]["properties"]["name"]["anyOf"]
+    [cursor] = [p for p in document["paths"]["/v1/consents"]["get"]["parameters"] if p["name"] == "cursor"]
+    pattern = re.compile(cursor["schema"]["pattern"])
+    assert pattern.search("") and pattern.search("12:0") and not pattern.search("abc")  # the positions of each ledger
+    for method, path, op in operations(document):
+        for parameter in op.get("parameters", ()):
+            branches = parameter["schema"].get("anyOf", [parameter["schema"]])
+            assert all("pattern" in b for b in branches if b.get("type") == "string"), (method, path, parameter)

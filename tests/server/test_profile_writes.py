@@ -5,12 +5,19 @@ malformed email is refused by name, and consent for a user with no profile is a 
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 from typing import Any
 
+import pytest
+from fastapi.testclient import TestClient
 from typer.testing import CliRunner
 
+from channels import load_policy
 from engine.cli import app
+from engine.host import Server
+from engine.http import create_app
+from engine.stores.memory import MemoryStore
 from tests.server.conftest import LocalServer, StartServer, put_profile, server_env
 
 SMS_MARKETING = {"channel": "sms", "category": "marketing", "granted": True, "source": "import"}
@@ -45,6 +52,18 @@ def test_body_limits_follow_the_route_and_come_from_the_environment(start_server
     big = {"profiles": [{"user_id": "u3", "attributes": {"note": padding * 3}}]}
     over = server.client.post("/v1/profiles", json=big)
     assert over.status_code == 413 and "8192 byte limit" in over.json()["detail"]
+
+
+def test_two_apps_in_one_process_keep_their_own_body_limits() -> None:
+    """The routers are shared by every app made in the process; the limits are each app's own."""
+    server = Server(MemoryStore(), [], load_policy())
+    note = {"attributes": {"note": "x" * 3000}}
+    with TestClient(create_app(server, max_body=2048, bulk_max_body=8192)) as small, \
+            TestClient(create_app(server)) as default:
+        refused = small.put("/v1/profiles/u1", json=note)
+        assert refused.status_code == 413 and "2048 byte limit" in refused.json()["detail"]
+        assert default.put("/v1/profiles/u1", json=note).status_code == 200
+        assert small.post("/v1/profiles", json={"profiles": [{"user_id": "u2", **note}]}).status_code == 200
 
 
 def test_a_bad_body_limit_in_the_environment_is_named(tmp_path: Path) -> None:
@@ -96,6 +115,17 @@ def test_a_malformed_email_is_refused_naming_the_field(local: LocalServer) -> No
     assert bulk.json()["rejected"][0]["error"].startswith("email:")
 
 
+@pytest.mark.parametrize("email", ["a@b\u0085c.com", "a\u001c@b.com", "a@b\ufeff.com", "a@b\u2028.com"])
+def test_an_email_with_a_control_or_blank_character_is_refused_as_the_document_says(
+        local: LocalServer, email: str) -> None:
+    """Python's and JavaScript's whitespace differ; the document's pattern and the parser agree."""
+    schema = local.client.get("/openapi.json").json()["components"]["schemas"]["ProfileIn"]["properties"]["email"]
+    [pattern] = [branch["pattern"] for branch in schema["anyOf"] if "pattern" in branch]
+    assert re.search(pattern, email) is None
+    reply = local.client.put("/v1/profiles/u1", json={"email": email})
+    assert reply.status_code == 422 and reply.json()["errors"][0]["field"] == "email", reply.text
+
+
 def test_consent_for_a_user_with_no_profile_is_a_404(local: LocalServer) -> None:
     reply = local.client.post("/v1/profiles/nobody/consents", json=SMS_MARKETING)
     assert reply.status_code == 404 and "PUT /v1/profiles/nobody" in reply.json()["detail"]
@@ -122,13 +152,18 @@ def test_put_replaces_the_profile_and_patch_merges_into_it(local: LocalServer) -
     assert [c["granted"] for c in local.client.patch("/v1/profiles/bob", json={"consents": [revoke]}).json()[
         "consents"]] == [True, False]
 
+    assert local.client.patch("/v1/profiles/bob", json={"rcs_capable": True}).json()["rcs_capable"] is True
+    cleared = local.client.patch("/v1/profiles/bob", json={"rcs_capable": None})  # null clears, as the document says
+    assert cleared.status_code == 200 and cleared.json()["rcs_capable"] is False, cleared.text
+
 
 def test_patch_refuses_what_it_cannot_merge(local: LocalServer) -> None:
     assert local.client.patch("/v1/profiles/nobody", json={"timezone": "UTC"}).status_code == 404
     put_profile(local, "u1")
     for body, field in (({"email": "nope"}, "email"), ({"timezone": "Mars/Base"}, "timezone"),
-                        ({"colour": "red"}, "colour"), ({"attributes": [1]}, "attributes"),
-                        ({"user_id": "u2"}, "user_id")):
+                        ({"colour": "red"}, "colour"), ({"attributes": [1]}, "attributes")):
         reply = local.client.patch("/v1/profiles/u1", json=body)
         assert reply.status_code == 422 and reply.json()["detail"].startswith(f"{field}:"), (body, reply.text)
+    other = local.client.patch("/v1/profiles/u1", json={"user_id": "u2"})  # another user than the path's
+    assert other.status_code == 409 and other.json()["detail"].startswith("user_id:"), other.text
     assert local.client.get("/v1/profiles/u1").json()["timezone"] == "UTC"

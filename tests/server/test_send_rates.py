@@ -16,6 +16,7 @@ import pytest
 from channels import Policy, load_policy
 from channels.testing import RecordingProvider
 from engine.host.rates import Bucket, Rates
+from engine.ports import OutboxItem
 from tests.server.conftest import GRANTED_AT, LocalServer, StartLocal, metric, post_events
 
 SALE = """\
@@ -172,20 +173,42 @@ def test_a_backlog_held_for_a_rate_follows_the_rate_in_force_after_a_restart(
 T0 = datetime(2026, 1, 5, 10, 0, tzinfo=UTC)
 
 
-def test_a_bucket_starts_empty_and_holds_one_seconds_worth_after_a_quiet_spell() -> None:
+def test_a_bucket_starts_empty_and_holds_one_token_after_a_quiet_spell() -> None:
+    """One token at most: right after a quiet minute one message goes, then one every 20 ms, so no
+    stretch of time ever sees more than the rate (a second's worth held would let 100 go in a second)."""
     bucket = Bucket.empty(50, T0)
-    assert not bucket.take(T0) and bucket.next_token(T0) == T0 + timedelta(milliseconds=20)
+    assert not bucket.take(T0) and bucket.next_at == T0 + timedelta(milliseconds=20)
     later = T0 + timedelta(minutes=1)
-    assert sum(bucket.take(later) for _ in range(80)) == 50
-    assert [bucket.book(later) for _ in range(3)] == [later + timedelta(milliseconds=20 * n) for n in (1, 2, 3)]
-    assert bucket.take(later + timedelta(milliseconds=20)) and not bucket.take(later + timedelta(milliseconds=20))
+    assert sum(bucket.take(later) for _ in range(80)) == 1
+    assert [bucket.book(f"m{n}", later) for n in (1, 2, 3)] == [later + timedelta(milliseconds=20 * n)
+                                                                for n in (1, 2, 3)]
+    assert not bucket.take(later + timedelta(milliseconds=20))  # that token is booked
+    assert bucket.take(later + timedelta(milliseconds=80)) and not bucket.take(later + timedelta(milliseconds=80))
 
 
-@pytest.mark.parametrize(("rate", "interval", "burst"), [(0.5, timedelta(seconds=2), 1), (3, timedelta(
-    microseconds=333_334), 3), (4500 / 60, timedelta(microseconds=13_334), 75)])
-def test_a_rate_is_never_rounded_up(rate: float, interval: timedelta, burst: int) -> None:
-    bucket = Bucket.empty(rate, T0)
-    assert (bucket.interval, bucket.burst) == (interval, burst)
+def item(message_id: str) -> OutboxItem:
+    return OutboxItem(message_id, "u1", "sms", "transactional", {"text": "hi"}, 0, "+14155550100")
+
+
+def test_a_message_that_booked_a_token_goes_when_it_comes_back_even_late() -> None:
+    """Three messages held back book the next three tokens; a sweep that comes 10 ms after the third
+    one's sends the three, in order, rather than one and the others to the back of the queue; a
+    message never booked takes the next free token; one that comes back early waits for its own."""
+    rates = Rates({"sms": 50.0}, T0)
+    going, held = rates.ration([item("a"), item("b"), item("c")], T0)
+    assert going == [] and [at for _, at in held] == [T0 + timedelta(milliseconds=20 * n) for n in (1, 2, 3)]
+    late = T0 + timedelta(milliseconds=70)
+    going, held = rates.ration([item("a"), item("b"), item("c"), item("d")], late)
+    assert [i.message_id for i in going] == ["a", "b", "c"]
+    assert [(i.message_id, at) for i, at in held] == [("d", T0 + timedelta(milliseconds=80))]
+    assert rates.ration([item("d")], late)[1] == held  # early: its own token, no second one booked
+    assert [i.message_id for i in rates.ration([item("d")], T0 + timedelta(milliseconds=80))[0]] == ["d"]
+
+
+@pytest.mark.parametrize(("rate", "interval"), [(0.5, timedelta(seconds=2)), (3, timedelta(microseconds=333_334)),
+                                                (4500 / 60, timedelta(microseconds=13_334))])
+def test_a_rate_is_never_rounded_up(rate: float, interval: timedelta) -> None:
+    assert Bucket.empty(rate, T0).interval == interval
 
 
 def test_workers_sharing_a_database_each_send_their_share_of_the_rate() -> None:
@@ -194,20 +217,22 @@ def test_workers_sharing_a_database_each_send_their_share_of_the_rate() -> None:
     rates = Rates({"sms": 50.0}, T0)
     rates.share(2, T0)
     later = T0 + timedelta(minutes=1)
-    assert sum(rates.buckets["sms"].take(later + timedelta(milliseconds=n)) for n in range(1001)) == 25 + 25
+    assert sum(rates.buckets["sms"].take(later + timedelta(milliseconds=n)) for n in range(1000)) == 25
     rates.share(1, later)
-    assert rates.buckets["sms"].interval == timedelta(milliseconds=20) and rates.buckets["sms"].burst == 50
+    assert rates.buckets["sms"].interval == timedelta(milliseconds=20)
 
 
 def test_a_rate_shared_anew_books_what_it_holds_back_at_the_new_pace() -> None:
     """A worker joins: each sends half the rate, and what is held back from then on is booked at
-    that pace from the next token, not behind what was booked at the old one (the server has
-    those booked again too)."""
+    that pace one new interval after the latest send, not behind what was booked at the old one
+    (the server has those booked again too)."""
     rates = Rates({"sms": 50.0}, T0)
     later = T0 + timedelta(minutes=1)
     bucket = rates.buckets["sms"]
     while bucket.take(later):
         pass
-    assert [bucket.book(later) for _ in range(100)][-1] == later + timedelta(seconds=2)  # 100 booked at 50/s
+    booked = [bucket.book(f"m{n}", later) for n in range(100)]
+    assert booked[-1] == later + timedelta(seconds=2)  # 100 booked at 50/s
     assert rates.share(2, later) and not rates.share(2, later)
-    assert bucket.book(later) == later + timedelta(milliseconds=40)  # the next token at 25/s
+    assert bucket.booked("m0", later + timedelta(milliseconds=20)) is None  # the old booking is gone
+    assert bucket.book("m0", later) == later + timedelta(milliseconds=40)  # the next token at 25/s

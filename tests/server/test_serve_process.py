@@ -1,16 +1,19 @@
-"""What only a real `journey serve` process can show: pending timers survive kill -9, and two
-processes on one PostgreSQL database share the work without doing any of it twice."""
+"""What only a real `journey serve` process can show: pending timers survive kill -9, two
+processes on one PostgreSQL database share the work without doing any of it twice, SIGHUP
+reloads, and a template that would hold the engine holds no one up."""
 
 from __future__ import annotations
 
 import signal
 import subprocess
+import threading
 import time
 from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
+import httpx
 from prometheus_client.parser import text_string_to_metric_families
 from sqlalchemy import create_engine
 
@@ -19,6 +22,7 @@ from tests.server.conftest import (
     JOURNEYS,
     ServerProcess,
     StartServer,
+    metric,
     post_events,
     put_profile,
     wait_for_sweeps,
@@ -137,6 +141,11 @@ def test_sighup_reloads_the_journeys_folder_and_in_flight_users_keep_their_versi
     path.write_text("id: [\n", encoding="utf-8")  # a bad file: the next reload changes nothing
     server.process.send_signal(signal.SIGHUP)
     wait_until(lambda: "reload refused" in server.log.read_text(), timeout=30, what="the refusal in the log")
+    path.write_text("id: welcome\nx: " + "[" * 1500 + "]" * 1500 + "\n", encoding="utf-8")  # 1,500 levels
+    server.process.send_signal(signal.SIGHUP)
+    wait_until(lambda: "welcome.yaml:2: nested more than 100 levels deep" in server.log.read_text(), timeout=30,
+               what="the deep file's problem in the log")
+    assert "Traceback" not in server.log.read_text()
     assert server.process.poll() is None
     assert server.client.get("/v1/journeys/welcome").json()["state"] == "active"
 
@@ -229,3 +238,85 @@ def test_serve_workers_on_sqlite_is_refused_with_the_reason(start_server: StartS
                           capture_output=True, text=True, timeout=60)
     assert done.returncode == 1 and "--workers 2" in done.stderr and "PostgreSQL" in done.stderr
     assert "Traceback" not in done.stderr
+
+
+HOSTILE = """\
+id: hostile
+category: transactional
+trigger: {event: hostile.sent}
+steps:
+  - {id: tell, type: send, message: tell, channels: [push]}
+messages:
+  tell:
+    push: {title: "x", body: "{% for x in 'a'*20000 %}{% for y in 'a'*20000 %}{% endfor %}{% endfor %}"}
+"""
+
+
+class Stream:
+    """Another user's synchronous event every 0.1 s (each its own user, entering `order-updates`:
+    a push at once, an SMS 2 s later), each answer's latency kept, until `stop()`."""
+
+    def __init__(self, server: ServerProcess, users: list[str]) -> None:
+        self.server, self.users = server, iter(users)
+        self.latencies: dict[str, float] = {}
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._post, daemon=True, name="stream")
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._thread.join(timeout=60)
+
+    def _post(self) -> None:
+        with httpx.Client(base_url=self.server.base_url, headers=self.server.headers, timeout=60) as client:
+            for user in self.users:
+                if self._stop.is_set():
+                    return
+                sent = time.monotonic()
+                reply = client.post("/v1/events", json={"type": "order.placed", "user_id": user,
+                                                        "properties": {"order_id": f"o-{user}"}})
+                assert reply.status_code == 202, reply.text
+                self.latencies[user] = time.monotonic() - sent
+                self._stop.wait(0.1)
+
+
+def test_a_template_that_would_hold_the_engine_30_s_holds_no_one_up(start_server: StartServer,
+                                                                    journeys_dir: Path) -> None:
+    """The nested string loop held the engine 30 s (only `range` was counted): every other user's
+    synchronous event waited as long, and timers fired 30 s late. Served now, its event is
+    answered at once with the send skipped (`template_error` naming the limit); other users'
+    synchronous events posted meanwhile are answered within 2 s, and their 2 s timers fire on time."""
+    (journeys_dir / "hostile.yaml").write_text(HOSTILE, encoding="utf-8")
+    server = start_server(name="hostile")
+    users = [f"s{n:03d}" for n in range(200)]
+    consent = {"channel": "sms", "category": "transactional", "granted": True, "source": "test",
+               "at": "2026-01-01T00:00:00Z"}
+    profiles = [{"user_id": u, "push_token": f"tok-{u}", "phone": "+14155550100", "timezone": "UTC",
+                 "consents": [consent]} for u in ["victim", *users]]
+    assert server.client.post("/v1/profiles", json={"profiles": profiles}).json()["upserted"] == len(profiles)
+    stream = Stream(server, users)
+    stream.start()
+    wait_until(lambda: len(stream.latencies) >= 3, timeout=20, interval=0.05, what="the stream under way")
+    started = time.monotonic()
+    hostile = server.client.post("/v1/events", json={"type": "hostile.sent", "user_id": "victim"}, timeout=60)
+    answered = time.monotonic() - started
+    wait_until(lambda: time.monotonic() > started + answered + 2.0, timeout=60, interval=0.1,
+               what="the stream to go on 2 s past the hostile event's answer")
+    stream.stop()
+    assert hostile.status_code == 202 and answered < 5, (hostile.text, answered)
+    [skip] = server.client.get("/v1/messages", params={"user_id": "victim"}).json()["skipped"]
+    assert skip["reason"] == "template_error" and "limit of 100,000 steps" in skip["detail"]
+    slow = {u: round(s, 2) for u, s in stream.latencies.items() if s >= 2.0}
+    assert slow == {}, f"synchronous events answered in 2 s or more while the hostile one ran: {slow}"
+
+    for user in stream.latencies:
+        wait_until(lambda user=user: all_sent(server, user, 2), timeout=20, what=f"{user}'s push and SMS")
+    fired = metric(server, "journey_timer_lateness_seconds_count")
+    on_time = metric(server, "journey_timer_lateness_seconds_bucket", le="1.0")
+    assert fired is not None and fired >= len(stream.latencies)
+    assert on_time == fired, f"{fired - (on_time or 0):.0f} of {fired:.0f} timers fired more than 1 s late"
+    print(f"\n[hostile template] its event answered in {answered:.2f} s; {len(stream.latencies)} other users' "
+          f"events answered in at most {max(stream.latencies.values()):.2f} s; their {fired:.0f} 2 s timers all "
+          f"fired less than 1 s late")

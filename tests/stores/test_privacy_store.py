@@ -18,7 +18,7 @@ from channels import ConsentRecord, load_policy
 from engine.events import Event
 from engine.ports import Erasure, HostStore, Store, Tx, carry_out
 from engine.runtime import Runtime
-from engine.state import Outcome, Skip
+from engine.state import Fence, Outcome, Skip
 from engine.stores.memory import MemoryStore
 from engine.stores.privacy import address_hash
 from engine.stores.sql import SqlStore
@@ -55,10 +55,11 @@ def populate(store: HostStore) -> None:
                                           f"{EMAIL} is not a name")]))
         tx.queue_events([Event("cart.abandoned", "ada", T0, {"email": EMAIL}, "e1"),
                          Event("cart.abandoned", "bob", T0, {}, "e2")])
-    [leased] = [i for i in store.claim_outbox(at(1), 10, timedelta(seconds=60)) if i.user_id == "ada"]
+    [leased] = [i for i in store.claim_outbox(at(1), 10, timedelta(seconds=60), "claim") if i.user_id == "ada"]
     store.finish_outbox([{"message_id": leased.message_id, "dispatch": "failed", "status": "failed", "attempts": 1,
                           "next_attempt_at": None, "provider": "twilio", "provider_id": "SM1",
-                          "error": f"21211: invalid 'To' number {PHONE}", "at": at(1)}])
+                          "error": f"21211: invalid 'To' number {PHONE}", "at": at(1)}],
+                        Fence("claim", at(1), at(61)))
     with store.transaction() as tx:
         carry_out(tx, Outcome(None, [send("m3", user_id="ada", when=at(2))]))
 
@@ -98,7 +99,7 @@ def test_an_erasure_keeps_only_the_proof_of_consent_and_no_address_in_clear(stor
     # bob is untouched
     assert read(store, lambda tx: tx.get_profile("bob")) == profile("bob", consents=[consent("sms", True, at(-50))])
     assert [(m["content"], m["dispatch"]) for m in host.messages_for_user("bob")] == [
-        (dict(send("m2").content), "sending")]
+        (dict(send("m2").content), "leased")]
 
 
 def test_the_erased_person_starts_afresh_and_their_old_consent_does_not_count(store: Store) -> None:

@@ -11,7 +11,7 @@ import pytest
 from sqlalchemy import create_engine, insert, inspect, select, update
 
 from engine.events import Event
-from engine.state import partition_of
+from engine.state import Fence, partition_of
 from engine.stores.sql import SqlStore, StoreError, claim_sql
 from engine.stores.sql.schema import META, PROFILES, SCHEMA_VERSION
 from tests.stores.conftest import SQL_BACKENDS, sql_url
@@ -76,7 +76,7 @@ def test_a_version_1_database_is_upgraded_in_place(url: str) -> None:
     _set_version(url, 1)
     assert NEW_INDEXES.isdisjoint(_indexes(url)) and set(OLD_INDEXES) <= _indexes(url)
     store = SqlStore(url)
-    assert _version(store) == SCHEMA_VERSION == 11
+    assert _version(store) == SCHEMA_VERSION == 12
     assert _indexes(url) >= NEW_INDEXES and set(OLD_INDEXES).isdisjoint(_indexes(url))
     assert store.users_by_phone("+14155550100") == ["u1"] and store.users_by_phone("+14155550199") == []
     with store.transaction() as tx:
@@ -114,11 +114,35 @@ def test_a_version_10_database_gets_partitions_for_its_timers_and_queued_events(
     engine.dispose()
     store = SqlStore(url)
     try:
-        assert _version(store) == 11
+        assert _version(store) == SCHEMA_VERSION
         with store.engine.connect() as conn:
             assert tuple(conn.exec_driver_sql("SELECT user_id, part FROM timers").one()) == \
                 ("user-7", partition_of("user-7"))
             assert conn.exec_driver_sql("SELECT part FROM inbox").scalar_one() == partition_of("user-9")
+    finally:
+        store.close()
+
+
+def test_a_version_11_database_gets_the_outbox_claim_column_and_its_messages_go_out(url: str) -> None:
+    """Made as version 11 made it (messages without `claim`), with one message pending: opened, it
+    is claimed, marked `sending` and recorded under a claim token as any other."""
+    SqlStore(url).close()
+    engine = create_engine(url)
+    with engine.begin() as conn:
+        conn.execute(update(META).where(META.c.key == "schema_version").values(value="11"))
+        conn.exec_driver_sql("ALTER TABLE messages DROP COLUMN claim")
+        conn.exec_driver_sql("INSERT INTO messages (message_id, user_id, message, channel, category, content, cost, "
+                             "decisions, at, status, dispatch, next_attempt_at, attempts) VALUES ('m1', 'u1', 'hi', "
+                             "'sms', 'transactional', '{}', 0, '[]', '2026-01-05 10:00:00', 'queued', 'pending', "
+                             "'2026-01-05 10:00:00', 0)")
+    engine.dispose()
+    store = SqlStore(url)
+    try:
+        assert _version(store) == SCHEMA_VERSION
+        now = datetime(2026, 1, 5, 10, 1, tzinfo=UTC)
+        assert [i.message_id for i in store.claim_outbox(now, 10, timedelta(seconds=60), "t")] == ["m1"]
+        fence = Fence("t", now, now + timedelta(seconds=60))
+        assert store.finish_outbox([], fence, sending=["m1"]) == {"m1"}
     finally:
         store.close()
 

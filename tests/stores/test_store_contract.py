@@ -9,12 +9,12 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta, timezone
-from typing import Any, TypeVar
+from typing import Any, TypeVar, cast
 
 import pytest
 
 from channels import ConsentRecord, Decision, Profile, SentRecord
-from engine.ports import Store, Tx, carry_out
+from engine.ports import HostStore, JourneyVersion, Store, Tx, carry_out
 from engine.runtime import EntryHistory
 from engine.state import Cancel, Escalation, Instance, Outcome, Schedule, Send, Skip, TimerRef, Trace
 
@@ -446,3 +446,14 @@ def test_committed_data_survives_a_restart(reopen: Callable[[], Store]) -> None:
         assert list(tx.recent_sends("u1", at(-1))) == [SentRecord("push", "marketing", T0)]
         assert tx.latest_message("u1", "push") == "m1"
         assert list(tx.claim_due_timers(at(30), 10)) == [("i1", "t1")]
+
+
+def test_journey_ids_are_every_journey_a_version_was_kept_of(store: Store) -> None:
+    """What `GET /v1/journeys` lists removed journeys from: loaded or not, each id once, in order."""
+    journeys = cast(HostStore, store)  # every backend is a whole HostStore
+    assert journeys.journey_ids() == []
+    journeys.save_versions([JourneyVersion("welcome", "v1", "welcome.yaml", "id: welcome", T0),
+                            JourneyVersion("cart", "v1", "cart.yaml", "id: cart", T0),
+                            JourneyVersion("welcome", "v2", "welcome.yaml", "id: welcome # 2", at(1))])
+    assert journeys.journey_ids() == ["cart", "welcome"]
+    assert [v.version for v in journeys.journey_versions("welcome")] == ["v1", "v2"]

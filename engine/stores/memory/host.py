@@ -11,7 +11,7 @@ from typing import Any
 from channels import Profile
 from channels.selection import ADDRESS_FIELD
 from engine.ports import IN_DOUBT, RETRIED, HostStore, JourneyVersion, OutboxItem
-from engine.state import Instance, Send, Skip
+from engine.state import Fence, Instance, Send, Skip
 from engine.stores.memory.base import MemoryBase
 from engine.stores.memory.privacy import MemoryPrivacy
 from engine.stores.memory.runs import MemoryRuns
@@ -22,15 +22,13 @@ class MemoryStore(MemoryRuns, MemoryPrivacy, MemoryBase):
 
     # --- Outbox ---------------------------------------------------------------------------------
 
-    def claim_outbox(self, now: datetime, limit: int, lease: timedelta, sending: int | None = None
-                     ) -> list[OutboxItem]:
+    def claim_outbox(self, now: datetime, limit: int, lease: timedelta, token: str) -> list[OutboxItem]:
         with self._lock:
             due = sorted((d for d in self.deliveries.values()
                           if d["dispatch"] == "pending" and d["next_attempt_at"] <= now),
                          key=lambda d: d["next_attempt_at"])[:limit]
-            split = len(due) if sending is None else sending
-            for n, delivery in enumerate(due):
-                delivery.update(dispatch="sending" if n < split else "leased", next_attempt_at=now + lease)
+            for delivery in due:
+                delivery.update(dispatch="leased", next_attempt_at=now + lease, claim=token)
             return [self._item(d) for d in due]
 
     def _item(self, delivery: Mapping[str, Any]) -> OutboxItem:
@@ -41,14 +39,32 @@ class MemoryStore(MemoryRuns, MemoryPrivacy, MemoryBase):
         return OutboxItem(send.message_id, send.user_id, send.channel, send.category, dict(send.content),
                           delivery["attempts"], address, send.instance_id)
 
-    def finish_outbox(self, results: Sequence[Mapping[str, Any]], sending: Sequence[str] = ()) -> None:
+    def _held(self, message_id: str, fence: Fence) -> dict[str, Any] | None:
+        """The delivery if `fence`'s claim still holds it (the memory store's fenced write)."""
+        delivery = self.deliveries.get(message_id)
+        if delivery is None or delivery.get("claim") != fence.token or delivery["next_attempt_at"] <= fence.now:
+            return None
+        return delivery
+
+    def finish_outbox(self, results: Sequence[Mapping[str, Any]], fence: Fence, sending: Sequence[str] = (),
+                      ) -> frozenset[str]:
         with self._lock:
-            for result in results:
-                delivery = self.deliveries[result["message_id"]]
+            held = [(r, d) for r in results if (d := self._held(r["message_id"], fence)) is not None]
+            marked = [d for m in sending if (d := self._held(m, fence)) is not None and d["dispatch"] == "leased"]
+            for result, delivery in held:
                 delivery.update({k: result[k] for k in ("dispatch", "status", "attempts", "next_attempt_at",
-                                                        "provider", "provider_id", "error")}, status_at=result["at"])
-            for message_id in sending:
-                self.deliveries[message_id]["dispatch"] = "sending"
+                                                        "provider", "provider_id", "error")}, status_at=result["at"],
+                                claim=None)
+            for delivery in marked:
+                delivery.update(dispatch="sending", next_attempt_at=fence.until)
+            return frozenset([r["message_id"] for r, _ in held] + [d["send"].message_id for d in marked])
+
+    def renew_outbox(self, message_ids: Collection[str], fence: Fence) -> frozenset[str]:
+        with self._lock:
+            held = [d for m in message_ids if (d := self._held(m, fence)) is not None]
+            for delivery in held:
+                delivery["next_attempt_at"] = fence.until
+            return frozenset(d["send"].message_id for d in held)
 
     def release_held(self, error: str, now: datetime) -> int:
         with self._lock:
@@ -64,6 +80,7 @@ class MemoryStore(MemoryRuns, MemoryPrivacy, MemoryBase):
                        if d["dispatch"] in ("leased", "sending") and d["next_attempt_at"] <= now]
             in_doubt = 0
             for delivery in expired:
+                delivery["claim"] = None
                 if delivery["dispatch"] == "leased":
                     delivery.update(dispatch="pending", next_attempt_at=now)
                 elif delivery["send"].channel in retry_channels:
@@ -104,6 +121,10 @@ class MemoryStore(MemoryRuns, MemoryPrivacy, MemoryBase):
         with self._lock:
             mine = [v for (j, _), v in self.versions.items() if j == journey_id]
         return sorted(mine, key=lambda v: (v.first_loaded_at, v.version))
+
+    def journey_ids(self) -> list[str]:
+        with self._lock:
+            return sorted({j for j, _ in self.versions})
 
     def journey_states(self) -> dict[str, str]:
         return dict(self.states)

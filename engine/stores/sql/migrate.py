@@ -9,7 +9,7 @@ once: one of them fails on PostgreSQL's catalog, `pg_type_typname_nsp_index`).
 
 from __future__ import annotations
 
-from sqlalchemy import insert, select, update
+from sqlalchemy import insert, inspect, select, update
 from sqlalchemy.engine import Connection
 from sqlalchemy.engine import Engine as SaEngine
 from sqlmodel import SQLModel
@@ -45,13 +45,16 @@ def create_schema(engine: SaEngine, url: str, dialect: str) -> int:
 
 def _migrate(conn: Connection, version: int, dialect: str) -> None:
     """Bring a database made by an older version up to date, in place: add the phone column
-    (filled from the profile documents), drop retired indexes and create whatever the current
-    tables declare. Older engines refuse the database afterwards, because its version is bumped."""
+    (filled from the profile documents), the partitions and the messages' claim column, drop
+    retired indexes and create whatever the current tables declare. Older engines refuse the
+    database afterwards, because its version is bumped."""
     if version < 4:
         conn.exec_driver_sql("ALTER TABLE profiles ADD COLUMN phone VARCHAR")
         conn.exec_driver_sql("UPDATE profiles SET phone = " + json_text(dialect, "doc", "'phone'"))
     if version < 11:
         add_partitions(conn)
+    if version < 12 and "claim" not in {c["name"] for c in inspect(conn).get_columns("messages")}:
+        conn.exec_driver_sql("ALTER TABLE messages ADD COLUMN claim VARCHAR")
     for name in RETIRED_INDEXES:
         conn.exec_driver_sql(f"DROP INDEX IF EXISTS {name}")
     for table in SQLModel.metadata.sorted_tables:

@@ -1,14 +1,25 @@
-"""The dispatcher's side of the messages table: which rows are due, leased, and expired."""
+"""The dispatcher's side of the messages table: which rows are due, leased, and expired.
+
+A claim puts its token on the rows it leases (`messages.claim`); every later write to them is
+fenced (`engine.state.Fence`): `held` is checked in the statement itself, so a dispatcher whose
+lease ran out, or whose rows the expiry took back, changes nothing, whatever it still believes.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Collection
+from collections.abc import Collection, Mapping, Sequence
+from contextlib import AbstractContextManager
 from datetime import datetime, timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+from sqlalchemy.engine import Engine as SaEngine
 
 from channels.selection import ADDRESS_FIELD
-from engine.ports import IN_DOUBT, RETRIED
+from engine.ports import IN_DOUBT, RETRIED, OutboxItem
+from engine.state import Fence
 from engine.stores.sql.driver import Driver, json_text, placeholder
+from engine.stores.sql.schema import chunks
+from engine.stores.sql.translate import translating
 
 
 def expire(db: Driver, now: datetime, retry_channels: Collection[str] = ()) -> int:
@@ -17,15 +28,16 @@ def expire(db: Driver, now: datetime, retry_channels: Collection[str] = ()) -> i
     provider of its channel takes an idempotency key, else `unknown` (never `failed`: it may well
     have been delivered). Returns how many became `unknown`."""
     m, at = db.mark, db.time(now)
-    db.conn.exec_driver_sql(f"UPDATE messages SET dispatch = 'pending', next_attempt_at = {m} "
+    db.conn.exec_driver_sql(f"UPDATE messages SET dispatch = 'pending', next_attempt_at = {m}, claim = NULL "
                             f"WHERE dispatch = 'leased' AND next_attempt_at <= {m}", (at, at))
     if retry_channels:
         channels = sorted(retry_channels)
         db.conn.exec_driver_sql(
-            f"UPDATE messages SET dispatch = 'pending', next_attempt_at = {m}, error = {m} WHERE dispatch = 'sending' "
-            f"AND next_attempt_at <= {m} AND channel IN ({db.marks(len(channels))})", (at, RETRIED, at, *channels))
+            f"UPDATE messages SET dispatch = 'pending', next_attempt_at = {m}, error = {m}, claim = NULL "
+            f"WHERE dispatch = 'sending' AND next_attempt_at <= {m} AND channel IN ({db.marks(len(channels))})",
+            (at, RETRIED, at, *channels))
     result = db.conn.exec_driver_sql(
-        f"UPDATE messages SET dispatch = 'unknown', status = 'unknown', status_at = {m}, error = {m} "
+        f"UPDATE messages SET dispatch = 'unknown', status = 'unknown', status_at = {m}, error = {m}, claim = NULL "
         f"WHERE dispatch = 'sending' AND next_attempt_at <= {m}", (at, IN_DOUBT, at))
     return int(result.rowcount or 0)
 
@@ -58,7 +70,115 @@ def claim_sql(dialect: str, limit: int) -> str:
 ATTEMPT_COLUMNS = ("dispatch", "status", "status_at", "attempts", "next_attempt_at", "provider", "provider_id", "error")
 
 
-def record_attempts(db: Driver, rows: list[tuple[Any, ...]]) -> None:
-    """Each row: the `ATTEMPT_COLUMNS` values, then the message id. On PostgreSQL one UPDATE over
+def held(db: Driver, fence: Fence) -> tuple[str, list[Any]]:
+    """The condition that a row is still the fence's claim's, and its parameters (its columns
+    written `{t}column`, as `Driver.update` takes a condition)."""
+    return (f"{{t}}claim = {db.mark} AND {{t}}next_attempt_at > {db.mark}", [fence.token, db.time(fence.now)])
+
+
+def record_attempts(db: Driver, rows: list[tuple[Any, ...]], fence: Fence) -> set[str]:
+    """Each row: the `ATTEMPT_COLUMNS` values, then the message id; only the rows `fence` holds are
+    written, and their claim ends. Returns their ids. On PostgreSQL one UPDATE over binary
     arrays for the whole batch rather than a statement a message."""
-    db.update("messages", "message_id", ATTEMPT_COLUMNS, rows)
+    condition, params = held(db, fence)
+    return {str(m) for m in db.update("messages", "message_id", ATTEMPT_COLUMNS, rows, also="claim = NULL",
+                                      where=condition, params=params)}
+
+
+def mark_sending(db: Driver, message_ids: Sequence[str], fence: Fence) -> set[str]:
+    """Those of the leased messages `fence` holds, marked as about to be handed over, their lease to
+    `fence.until`; returns their ids."""
+    condition, params = held(db, fence)
+    return _returning(db, f"UPDATE messages SET dispatch = 'sending', next_attempt_at = {db.mark} WHERE "
+                          f"message_id IN ({{in}}) AND dispatch = 'leased' AND {condition.replace('{t}', '')}",
+                      message_ids, [db.time(fence.until)], params)
+
+
+def renew(db: Driver, message_ids: Sequence[str], fence: Fence) -> set[str]:
+    """The lease of those of these messages `fence` holds extended to `fence.until`; returns their ids."""
+    condition, params = held(db, fence)
+    return _returning(db, f"UPDATE messages SET next_attempt_at = {db.mark} WHERE message_id IN ({{in}}) AND "
+                          f"{condition.replace('{t}', '')}", message_ids, [db.time(fence.until)], params)
+
+
+def _returning(db: Driver, sql: str, message_ids: Sequence[str], before: list[Any], after: list[Any]) -> set[str]:
+    """`sql` (an UPDATE with `IN ({in})`) over the ids chunk by chunk (PostgreSQL: one binary
+    array a chunk); the ids of the rows it changed."""
+    changed: set[str] = set()
+    for chunk in chunks(list(message_ids)):
+        changed.update(str(r[0]) for r in db.where_in(sql + " RETURNING message_id", chunk, after, first=before))
+    return changed
+
+
+class SqlOutbox:
+    """The `Outbox` port's writes and counts; `SqlStore` inherits this: the attributes below are its own."""
+
+    engine: SaEngine
+    dialect: str
+
+    if TYPE_CHECKING:
+        def _writing(self, urgent: bool) -> AbstractContextManager[Any]: ...
+
+    @translating
+    def claim_outbox(self, now: datetime, limit: int, lease: timedelta, token: str) -> list[OutboxItem]:
+        """Up to `limit` pending messages due for an attempt, `leased` to the claim `token` until
+        now + lease."""
+        with self._writing(urgent=False), self.engine.begin() as conn:
+            db = Driver(conn, self.dialect)
+            if not db.sqlite:  # see `claim_sql`: walk the index to the limit, whatever the stale statistics say
+                conn.exec_driver_sql("SET LOCAL enable_bitmapscan = off")
+            query = claim_sql(self.dialect, limit)
+            items = [OutboxItem(r[0], r[1], r[2], r[3], db.read_json(r[4]), r[5], r[6], r[7])
+                     for r in db.rows(query, [db.time(now)])]
+            for chunk in chunks([i.message_id for i in items]):
+                db.run_in(f"UPDATE messages SET dispatch = 'leased', next_attempt_at = {db.mark}, claim = {db.mark} "
+                          "WHERE message_id IN ({in})", chunk, [db.time(now + lease), token])
+        return items
+
+    @translating
+    def finish_outbox(self, results: Sequence[Mapping[str, Any]], fence: Fence, sending: Sequence[str] = (),
+                      ) -> frozenset[str]:
+        """Record attempts (keys message_id, dispatch, status, attempts, next_attempt_at, provider,
+        provider_id, error, at) and, in the same transaction, mark `sending` the leased messages
+        about to be handed to a provider: only those `fence` still holds; returns them."""
+        if not results and not sending:
+            return frozenset()
+        with self._writing(urgent=False), self.engine.begin() as conn:
+            db = Driver(conn, self.dialect)
+            recorded = record_attempts(db, [(r["dispatch"], r["status"], db.time(r["at"]), r["attempts"],
+                                             db.maybe_time(r["next_attempt_at"]), r["provider"], r["provider_id"],
+                                             r["error"], r["message_id"]) for r in results], fence)
+            marked = mark_sending(db, sending, fence) if sending else set()
+        return frozenset(recorded | marked)
+
+    @translating
+    def renew_outbox(self, message_ids: Collection[str], fence: Fence) -> frozenset[str]:
+        if not message_ids:
+            return frozenset()
+        with self._writing(urgent=False), self.engine.begin() as conn:
+            return frozenset(renew(Driver(conn, self.dialect), list(message_ids), fence))
+
+    @translating
+    def expire_interrupted(self, now: datetime, retry_channels: Collection[str] = ()) -> int:
+        """Leases that ran out: never-handed messages go back to pending, the ones caught mid-call
+        are retried (idempotent channels) or `unknown`; returns how many are now `unknown`."""
+        with self._writing(urgent=False), self.engine.begin() as conn:
+            return expire(Driver(conn, self.dialect), now, retry_channels)
+
+    @translating
+    def release_held(self, error: str, now: datetime) -> int:
+        with self._writing(urgent=False), self.engine.begin() as conn:
+            return release_held(Driver(conn, self.dialect), error, now)
+
+    @translating
+    def outbox_next_due(self) -> datetime | None:
+        with self.engine.connect() as conn:  # a literal 'pending', so the partial index applies
+            due = conn.exec_driver_sql("SELECT min(next_attempt_at) FROM messages WHERE dispatch = 'pending'").scalar()
+        return Driver.read_time(due) if due is not None else None
+
+    @translating
+    def outbox_queued(self) -> dict[str, int]:
+        with self.engine.connect() as conn:  # a literal 'pending', so the partial index applies
+            rows = conn.exec_driver_sql("SELECT channel, count(*) FROM messages WHERE dispatch = 'pending' "
+                                        "GROUP BY channel")
+            return {str(channel): int(count) for channel, count in rows}

@@ -15,7 +15,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.types import JSON
 from sqlmodel import Field, SQLModel
 
-SCHEMA_VERSION = 11
+SCHEMA_VERSION = 12
 # 2: entries are read from instances; the entries table is no longer kept.
 # 3: partial outbox indexes; instance indexes without status (see `RETIRED_INDEXES`).
 # 4: profiles.phone, indexed, copied from the profile document.
@@ -26,6 +26,7 @@ SCHEMA_VERSION = 11
 # 9: erasures (engine/stores/sql/privacy.py); the consent rows an erasure covers are no longer loaded.
 # 10: audience runs (engine/stores/sql/runs.py).
 # 11: partitions: timers carry their user and partition, the inbox its partition; partition leases and workers.
+# 12: messages.claim: the token of the dispatcher's claim that holds a leased or sending message (fenced writes).
 RETIRED_INDEXES = ("ix_messages_dispatch", "ix_messages_provider_id", "ix_instances_user_status",
                    "ix_instances_journey_status")
 CHUNK = 900
@@ -114,6 +115,7 @@ class MessageRow(SQLModel, table=True):
     provider: str | None = None
     provider_id: str | None = None
     error: str | None = None
+    claim: str | None = None  # the holder's token while leased or sending (engine.ports.Fence)
 
 
 class SkipRow(SQLModel, table=True):

@@ -5,7 +5,8 @@ move with the load of the machine. A statement is one execution on the server: a
 `executemany` of 32 rows is 32 (what PostgreSQL's pg_stat_statements counts as calls), one
 INSERT over arrays of 1,000 rows is one. On PostgreSQL the pool's ping before each checkout
 is a statement too. Rows are the rows written: what the INSERT, UPDATE and DELETE statements
-report they changed.
+report they changed (one with RETURNING, on SQLite, reports them once its rows are read: its
+cursor is kept and its count taken when the totals are).
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from sqlalchemy import event
 from sqlalchemy.engine import Engine
 
 _WRITES = ("INSERT", "UPDATE", "DELETE")
+_KEPT = 1000  # cursors of writes with RETURNING waiting to be counted, at most
 
 
 class SqlStats:
@@ -24,8 +26,15 @@ class SqlStats:
 
     def __init__(self) -> None:
         self.statements = 0
-        self.rows = 0
+        self._rows = 0
+        self._returning: list[Any] = []  # cursors of writes with RETURNING, counted once read
         self._adding = threading.Lock()
+
+    @property
+    def rows(self) -> int:
+        with self._adding:
+            self._count_returning(len(self._returning))
+            return self._rows
 
     @classmethod
     def watch(cls, engine: Engine, pings: bool) -> SqlStats:
@@ -38,10 +47,19 @@ class SqlStats:
 
     def _executed(self, _conn: Any, cursor: Any, statement: str, parameters: Any, _context: Any,
                   executemany: bool) -> None:
-        written = cursor.rowcount if statement.lstrip()[:6].upper() in _WRITES else 0
+        write = statement.lstrip()[:6].upper() in _WRITES
         with self._adding:
             self.statements += len(parameters) if executemany else 1
-            self.rows += max(written, 0)
+            if write and cursor.rowcount <= 0 and " RETURNING " in statement:  # SQLite's: not counted yet
+                self._returning.append(cursor)
+                if len(self._returning) > _KEPT:  # nobody reads the totals: count the older half now
+                    self._count_returning(_KEPT // 2)
+            elif write:
+                self._rows += max(cursor.rowcount, 0)
+
+    def _count_returning(self, count: int) -> None:
+        done, self._returning = self._returning[:count], self._returning[count:]
+        self._rows += sum(max(c.rowcount, 0) for c in done)
 
     def _pinged(self, *_: Any) -> None:
         with self._adding:

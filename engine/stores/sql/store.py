@@ -10,39 +10,35 @@ several workers can share the database.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Collection, Iterator, Mapping, Sequence
+from collections.abc import Callable, Collection, Iterator
 from contextlib import AbstractContextManager, contextmanager, nullcontext
-from datetime import datetime, timedelta
+from datetime import datetime
 from pathlib import Path
 from typing import Any, TypeVar
 
-from sqlalchemy import Connection, delete, event, func, insert, select
+from sqlalchemy import Connection, event, func, select
 from sqlalchemy.engine import Engine as SaEngine
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import SQLAlchemyError
 from sqlmodel import create_engine
 
 from channels import Profile
-from engine.ports import JourneyVersion, OutboxItem
 from engine.state import Instance
 from engine.stores.sql.claims import Owner
 from engine.stores.sql.driver import Driver
+from engine.stores.sql.journeys import SqlJourneys
 from engine.stores.sql.migrate import create_schema
-from engine.stores.sql.outbox import claim_sql, expire, record_attempts, release_held
+from engine.stores.sql.outbox import SqlOutbox
 from engine.stores.sql.partitions import SqlPartitions
 from engine.stores.sql.privacy import SqlPrivacy
 from engine.stores.sql.runs import RunTx, SqlRuns
 from engine.stores.sql.schema import (
     INSTANCES,
-    JOURNEY_STATES,
-    JOURNEY_VERSIONS,
     MESSAGES,
     PROFILES,
     SKIPS,
     TIMERS,
     aware,
-    chunks,
-    dialect_insert,
 )
 from engine.stores.sql.stats import SqlStats
 from engine.stores.sql.suppression import read_suppressions
@@ -53,7 +49,7 @@ from engine.stores.sql.writer_lock import WriterLock
 V = TypeVar("V")
 
 
-class SqlStore(SqlRuns, SqlPrivacy):
+class SqlStore(SqlOutbox, SqlRuns, SqlPrivacy, SqlJourneys):
     """A database URL in, transactions out. Creates the schema on first use."""
 
     def __init__(self, url: str, echo: bool = False, cache: bool | None = None) -> None:
@@ -136,69 +132,6 @@ class SqlStore(SqlRuns, SqlPrivacy):
         with self.engine.connect() as conn:
             return int(conn.exec_driver_sql("SELECT pg_backend_pid()").scalar() or 0)
 
-    # --- outbox: the dispatcher's side of the messages table ----------------------------
-
-    @translating
-    def claim_outbox(self, now: datetime, limit: int, lease: timedelta, sending: int | None = None
-                     ) -> list[OutboxItem]:
-        """Pending messages due for an attempt, leased to this caller until now + lease: the first
-        `sending` (default: all) as about to be handed to a provider, the rest as `leased`."""
-        with self._writing(urgent=False), self.engine.begin() as conn:
-            db = Driver(conn, self.dialect)
-            if not db.sqlite:  # see `claim_sql`: walk the index to the limit, whatever the stale statistics say
-                conn.exec_driver_sql("SET LOCAL enable_bitmapscan = off")
-            query = claim_sql(self.dialect, limit)
-            items = [OutboxItem(r[0], r[1], r[2], r[3], db.read_json(r[4]), r[5], r[6], r[7])
-                     for r in db.rows(query, [db.time(now)])]
-            ids = [i.message_id for i in items]
-            split = len(ids) if sending is None else sending
-            lease_until = db.time(now + lease)
-            for state, part in (("sending", ids[:split]), ("leased", ids[split:])):
-                for chunk in chunks(part):
-                    db.run_in(f"UPDATE messages SET dispatch = '{state}', next_attempt_at = {db.mark} "
-                              "WHERE message_id IN ({in})", chunk, [lease_until])
-        return items
-
-    @translating
-    def finish_outbox(self, results: Sequence[Mapping[str, Any]], sending: Sequence[str] = ()) -> None:
-        """Record attempts (keys message_id, dispatch, status, attempts, next_attempt_at, provider,
-        provider_id, error, at) and, in the same transaction, mark the leased messages `sending`
-        that are about to be handed to a provider."""
-        if not results and not sending:
-            return
-        with self._writing(urgent=False), self.engine.begin() as conn:
-            db = Driver(conn, self.dialect)
-            record_attempts(db, [(r["dispatch"], r["status"], db.time(r["at"]), r["attempts"],
-                                  db.maybe_time(r["next_attempt_at"]), r["provider"], r["provider_id"], r["error"],
-                                  r["message_id"]) for r in results])
-            for chunk in chunks(list(sending)):
-                db.run_in("UPDATE messages SET dispatch = 'sending' WHERE message_id IN ({in})", chunk)
-
-    @translating
-    def expire_interrupted(self, now: datetime, retry_channels: Collection[str] = ()) -> int:
-        """Leases that ran out: never-handed messages go back to pending, the ones caught mid-call
-        are retried (idempotent channels) or `unknown`; returns how many are now `unknown`."""
-        with self._writing(urgent=False), self.engine.begin() as conn:
-            return expire(Driver(conn, self.dialect), now, retry_channels)
-
-    @translating
-    def release_held(self, error: str, now: datetime) -> int:
-        with self._writing(urgent=False), self.engine.begin() as conn:
-            return release_held(Driver(conn, self.dialect), error, now)
-
-    @translating
-    def outbox_next_due(self) -> datetime | None:
-        with self.engine.connect() as conn:  # a literal 'pending', so the partial index applies
-            due = conn.exec_driver_sql("SELECT min(next_attempt_at) FROM messages WHERE dispatch = 'pending'").scalar()
-        return Driver.read_time(due) if due is not None else None
-
-    @translating
-    def outbox_queued(self) -> dict[str, int]:
-        with self.engine.connect() as conn:  # a literal 'pending', so the partial index applies
-            rows = conn.exec_driver_sql("SELECT channel, count(*) FROM messages WHERE dispatch = 'pending' "
-                                        "GROUP BY channel")
-            return {str(channel): int(count) for channel, count in rows}
-
     # --- reads for the HTTP API ---------------------------------------------------------
 
     @translating
@@ -211,7 +144,8 @@ class SqlStore(SqlRuns, SqlPrivacy):
     @translating
     def messages_for_user(self, user_id: str, limit: int = 200) -> list[dict[str, Any]]:
         with self.engine.connect() as conn:
-            rows = conn.execute(select(MESSAGES).where(MESSAGES.c.user_id == user_id)
+            shown = [c for c in MESSAGES.c if c.name != "claim"]  # the dispatcher's token: no one else's business
+            rows = conn.execute(select(*shown).where(MESSAGES.c.user_id == user_id)
                                 .order_by(MESSAGES.c.at.desc()).limit(limit)).mappings()
             return [dict(r) for r in rows]
 
@@ -275,62 +209,6 @@ class SqlStore(SqlRuns, SqlPrivacy):
                 found.update(load(conn, missing))
         return found
 
-    # --- journeys: versions and lifecycle states -----------------------------------------
-
-    @translating
-    def save_versions(self, versions: Sequence[JourneyVersion]) -> None:
-        rows = [{"journey_id": v.journey_id, "version": v.version, "file": v.file, "source": v.source,
-                 "first_loaded_at": v.first_loaded_at} for v in versions]
-        if rows:
-            with self._writing(urgent=True), self.engine.begin() as conn:
-                conn.execute(dialect_insert(self.dialect, JOURNEY_VERSIONS).values(rows).on_conflict_do_nothing())
-
-    @translating
-    def journey_version(self, journey_id: str, version: str) -> JourneyVersion | None:
-        query = select(JOURNEY_VERSIONS).where(JOURNEY_VERSIONS.c.journey_id == journey_id,
-                                               JOURNEY_VERSIONS.c.version == version)
-        with self.engine.connect() as conn:
-            row = conn.execute(query).mappings().first()
-        return _version(row) if row else None
-
-    @translating
-    def journey_versions(self, journey_id: str) -> list[JourneyVersion]:
-        query = select(JOURNEY_VERSIONS).where(JOURNEY_VERSIONS.c.journey_id == journey_id) \
-            .order_by(JOURNEY_VERSIONS.c.first_loaded_at, JOURNEY_VERSIONS.c.version)
-        with self.engine.connect() as conn:
-            return [_version(row) for row in conn.execute(query).mappings()]
-
-    @translating
-    def journey_states(self) -> dict[str, str]:
-        with self.engine.connect() as conn:
-            return {str(j): str(s) for j, s in conn.execute(select(JOURNEY_STATES.c.journey_id,
-                                                                    JOURNEY_STATES.c.state))}
-
-    @translating
-    def set_journey_state(self, journey_id: str, state: str, at: datetime) -> None:
-        with self._writing(urgent=True), self.engine.begin() as conn:
-            conn.execute(delete(JOURNEY_STATES).where(JOURNEY_STATES.c.journey_id == journey_id))
-            if state != "active":
-                conn.execute(insert(JOURNEY_STATES).values(journey_id=journey_id, state=state, at=at))
-
-    @translating
-    def active_counts(self, journey_id: str) -> dict[str, int]:
-        query = (select(INSTANCES.c.version, func.count()).where(INSTANCES.c.journey_id == journey_id,
-                                                                 INSTANCES.c.status == "active")
-                 .group_by(INSTANCES.c.version))
-        with self.engine.connect() as conn:
-            return {str(v): int(n) for v, n in conn.execute(query)}
-
-    @translating
-    def cancel_pending(self, journey_id: str, reason: str, at: datetime) -> int:
-        with self._writing(urgent=False), self.engine.begin() as conn:
-            db = Driver(conn, self.dialect)
-            m = db.mark
-            result = conn.exec_driver_sql(
-                f"UPDATE messages SET dispatch = 'cancelled', status = 'cancelled', status_at = {m}, error = {m} "
-                f"WHERE dispatch = 'pending' AND journey_id = {m}", (db.time(at), reason, journey_id))
-            return int(result.rowcount or 0)
-
     # --- reads for `journey bench` ------------------------------------------------------------
 
     @translating
@@ -362,8 +240,6 @@ class SqlStore(SqlRuns, SqlPrivacy):
             return float(conn.exec_driver_sql("select pg_database_size(current_database())").scalar() or 0) / 2**20
 
 
-def _version(row: Any) -> JourneyVersion:
-    return JourneyVersion(row["journey_id"], row["version"], row["file"], row["source"], aware(row["first_loaded_at"]))
 
 
 def _without_password(url: str) -> str:

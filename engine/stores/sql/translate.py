@@ -2,8 +2,9 @@
 `engine/stores/` knows which database library is underneath.
 
 A lost or refused connection, a pool timeout or SQLite's "database is locked" is a
-`TemporaryStoreError` (the same call may work later); anything else the database or
-SQLAlchemy raises is a `StoreError`. The message names the database and the driver's own
+`TemporaryStoreError` (the same call may work later: an outage); a value the database refuses
+(an integrity or data error) is a `StoreValueError` (the data's fault, never an outage); anything
+else the database or SQLAlchemy raises is a `StoreError`. The message names the database and the driver's own
 words, never the statement's parameters (they may hold a phone number or an address).
 """
 
@@ -14,10 +15,18 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any, ParamSpec, TypeVar
 
-from sqlalchemy.exc import DBAPIError, DisconnectionError, InterfaceError, OperationalError, SQLAlchemyError
+from sqlalchemy.exc import (
+    DataError,
+    DBAPIError,
+    DisconnectionError,
+    IntegrityError,
+    InterfaceError,
+    OperationalError,
+    SQLAlchemyError,
+)
 from sqlalchemy.exc import TimeoutError as PoolTimeoutError
 
-from engine.errors import StoreError, TemporaryStoreError
+from engine.errors import StoreError, StoreValueError, TemporaryStoreError
 
 P = ParamSpec("P")
 R = TypeVar("R")
@@ -28,7 +37,8 @@ def store_error(exc: SQLAlchemyError, where: str) -> StoreError:
     """The project's error for `exc`, naming `where` (the database URL, without its password)."""
     detail = str(exc.orig) if isinstance(exc, DBAPIError) and exc.orig is not None else str(exc).split("\n")[0]
     temporary = isinstance(exc, _TEMPORARY) or (isinstance(exc, DBAPIError) and exc.connection_invalidated)
-    kind = TemporaryStoreError if temporary else StoreError
+    kind = TemporaryStoreError if temporary else StoreValueError if isinstance(exc, IntegrityError | DataError) \
+        else StoreError
     return kind(f"{where}: {type(exc).__name__}: {detail.strip()}")
 
 

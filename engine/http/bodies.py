@@ -1,0 +1,243 @@
+"""The API's request bodies: pydantic models that parse each body and describe it in the OpenAPI
+document, one source for both. Their fields are the types of `engine.http.fields`, which apply the
+engine's own rules, and each model turns itself into the engine's values (`Event`, `Profile`).
+
+Most routes declare their model as the body parameter and FastAPI parses with it. The batches
+(`POST /v1/events` with `{"events": [...]}`, `POST /v1/profiles`) take their items as anything and
+parse each one with its model, so that a bad item is listed in `rejected` and the rest go in; a
+dry run parses its body once it knows whether the journey needs events.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from dataclasses import replace
+from datetime import datetime
+from types import MappingProxyType
+from typing import Any, ClassVar, TypeVar
+
+from fastapi.exceptions import RequestValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+from channels import ConsentRecord, Profile
+from engine.events import Event
+from engine.host.profiles import MAX_BATCH, changes
+from engine.http.fields import (
+    Category,
+    Channel,
+    Email,
+    EventId,
+    JsonObject,
+    Name,
+    Phone,
+    SomeText,
+    Text,
+    Timestamp,
+    TimeZone,
+    refused,
+)
+from engine.http.problems import describe, validation_errors
+
+REF = "#/components/schemas/{model}"
+M = TypeVar("M", bound=BaseModel)
+
+
+def parse(model: type[M], data: Any) -> M:
+    """`data` parsed with `model`; otherwise a 422 naming every field at fault, as FastAPI answers
+    for a body it parses itself."""
+    try:
+        return model.model_validate(data)
+    except ValidationError as exc:
+        raise RequestValidationError([{**error, "loc": ("body", *error["loc"])}
+                                      for error in exc.errors(include_url=False)]) from None
+
+
+def parse_each(model: type[M], items: Iterable[Any], item: str) -> tuple[list[M], list[dict[str, Any]]]:
+    """The items `model` parses, and the others as `rejected`: `{index, error}`, the error naming
+    the fields at fault within the item (or `item`, when it is not an object at all)."""
+    parsed: list[M] = []
+    rejected: list[dict[str, Any]] = []
+    for index, data in enumerate(items):
+        try:
+            parsed.append(model.model_validate(data))
+        except ValidationError as exc:
+            rejected.append({"index": index, "error": describe(validation_errors(exc.errors(), item))})
+    return parsed, rejected
+
+
+def examples(*cases: dict[str, Any]) -> dict[str, Any]:
+    return {"examples": list(cases)}
+
+
+class Body(BaseModel):
+    """A request body: a JSON object of JSON's own types (`granted: 0` is no boolean), and, unless it
+    allows more, of the members it lists (an unknown one is named, with what the body holds)."""
+
+    model_config = ConfigDict(extra="forbid", strict=True)
+    holds: ClassVar[str] = ""
+    """What the body holds, for the error naming a member it does not (default: its members)."""
+    members: ClassVar[frozenset[str] | None] = None  # None: it allows more
+
+    @classmethod
+    def __pydantic_init_subclass__(cls, **kwargs: Any) -> None:
+        super().__pydantic_init_subclass__(**kwargs)
+        cls.members = frozenset(cls.model_fields) if cls.model_config.get("extra") == "forbid" else None
+
+    @model_validator(mode="before")
+    @classmethod
+    def _known_members(cls, data: Any) -> Any:
+        if isinstance(data, bytes):  # FastAPI parses only a body sent as JSON
+            raise refused("expected a JSON object, sent with Content-Type: application/json")
+        if not isinstance(data, dict):
+            raise refused(f"expected a JSON object, got {type(data).__name__}")
+        if cls.members is not None and not cls.members.issuperset(data):
+            unknown = min(set(data) - cls.members)
+            holds = cls.holds or f"expected one of {', '.join(cls.model_fields)}"
+            raise refused(f"unknown field ({holds})", below=f".{unknown}")
+        return data
+
+
+ORDER = {"id": "evt-1001", "type": "order.placed", "user_id": "u1", "timestamp": "2026-01-05T10:00:00Z",
+         "properties": {"order_id": "o-1001", "total": 42.5}}
+
+
+class EventIn(Body):
+    """One event (docs/formats.md)."""
+
+    model_config = ConfigDict(json_schema_extra=examples(ORDER))
+    holds: ClassVar[str] = "an event has id, type, user_id, timestamp, properties"
+    id: EventId | None = Field(None, description="idempotency key: an id seen before is a duplicate")
+    type: Name = Field(description="what happened, e.g. `order.placed`, `push.opened`")
+    user_id: Name
+    timestamp: Timestamp | None = Field(None, description="RFC 3339 with an offset, 1970 to 2099; default: when "
+                                        "received")
+    properties: JsonObject | None = Field(None, description="any JSON object; numbers finite")
+
+    def to_event(self, now: datetime) -> Event:
+        """The engine's event; `now` if it carries no timestamp."""
+        return Event(self.type, self.user_id, now if self.timestamp is None else self.timestamp,
+                     {} if self.properties is None else self.properties, self.id)
+
+
+class EventBatch(Body):
+    """Many events in one transaction; each invalid item is listed in `rejected`, the rest go in."""
+
+    model_config = ConfigDict(json_schema_extra=examples({"events": [ORDER, {"type": "push.opened", "user_id": "u1"}]}))
+    holds: ClassVar[str] = 'a batch is {"events": [...]}'
+    events: list[Any] = Field(description="events (`EventIn`); an item that is not one is listed in `rejected`",
+                              json_schema_extra={"items": {"anyOf": [{"$ref": REF.format(model="EventIn")}, {}]}})
+
+
+class ConsentIn(Body):
+    """One consent change; `at` defaults to now and `source` to `api`."""
+
+    model_config = ConfigDict(json_schema_extra=examples(
+        {"channel": "sms", "category": "marketing", "granted": True, "source": "checkout-form"}))
+    channel: Channel
+    category: Category
+    granted: bool
+    source: Text | None = None
+    at: Timestamp | None = Field(None, description="RFC 3339 with an offset, 1970 to 2099; null or left out: when "
+                                 "received")
+
+    def to_record(self, now: datetime, source: str = "api") -> ConsentRecord:
+        """The ledger's record: at `now` unless it says when, from `source` unless it says whence."""
+        return ConsentRecord(self.channel, self.category, self.granted,
+                             self.source if "source" in self.model_fields_set else source,
+                             now if self.at is None else self.at)
+
+
+class ProfileFields(BaseModel):
+    """What a profile holds besides its id and consents, in and out alike."""
+
+    timezone: TimeZone | None = Field(None, description="IANA zone, e.g. `America/New_York`")
+    email: Email | None = Field(None, description="name@domain")
+    phone: Phone | None = Field(None, description="a valid number in E.164, e.g. `+14155550100`")
+    push_token: Text | None = None
+    rcs_capable: bool = False
+    attributes: JsonObject = {}
+
+
+class ProfileIn(Body, ProfileFields):
+    """A profile; fields are replaced, consents are appended to the ledger (never rewritten)."""
+
+    model_config = ConfigDict(json_schema_extra=examples(
+        {"timezone": "Europe/Paris", "email": "ada@example.com", "phone": "+33612345678", "push_token": "tok-1",
+         "attributes": {"first_name": "Ada", "region": "FR"},
+         "consents": [{"channel": "sms", "category": "marketing", "granted": True}]}))
+    user_id: Text | None = Field(None, description="if present, the same as in the path (another is a 409)")
+    consents: list[ConsentIn] = []
+
+    def to_profile(self, user_id: str, now: datetime, source: str = "api") -> Profile:
+        """The profile as sent, its consents dated `now` and from `source` where they do not say."""
+        return Profile(user_id, self.timezone, self.email, self.phone, self.push_token, self.rcs_capable,
+                       MappingProxyType(dict(self.attributes)), tuple(c.to_record(now, source) for c in self.consents))
+
+
+class ProfilePatch(Body):
+    """Changes to a stored profile: the fields given replace the stored ones (`null` clears one),
+    `attributes` are merged key by key (a key given `null` is removed), consents are appended."""
+
+    model_config = ConfigDict(json_schema_extra=examples(
+        {"attributes": {"tier": "gold"}, "timezone": "Europe/Berlin", "rcs_capable": True}))
+    user_id: Text | None = Field(None, description="if present, the same as in the path (another is a 409)")
+    timezone: TimeZone | None = Field(None, description="IANA zone, e.g. `America/New_York`")
+    email: Email | None = Field(None, description="name@domain")
+    phone: Phone | None = Field(None, description="a valid number in E.164, e.g. `+14155550100`")
+    push_token: Text | None = None
+    rcs_capable: bool | None = Field(None, description="`null`: false")
+    attributes: JsonObject = Field({}, description="merged key by key; `null` removes a key")
+    consents: list[ConsentIn] = []
+
+    def applied_to(self, stored: Profile, now: datetime) -> Profile:
+        """`stored` with these changes; the consents that change something appended to its ledger."""
+        given = self.model_fields_set - {"user_id", "attributes", "consents"}
+        fields: dict[str, Any] = {name: getattr(self, name) for name in given}
+        if "rcs_capable" in fields:
+            fields["rcs_capable"] = bool(fields["rcs_capable"])  # cleared: false, a profile's default
+        merged: Mapping[str, Any] = {**stored.attributes, **self.attributes}
+        attributes = MappingProxyType({k: v for k, v in merged.items() if v is not None})
+        profile = replace(stored, **fields, attributes=attributes)
+        return profile.with_consents(changes(stored.consents, [c.to_record(now) for c in self.consents]))
+
+
+class SimulatedEvent(EventIn):
+    """An event of a dry run: its timestamp is required (the virtual clock follows the events)."""
+
+    timestamp: Timestamp = Field(description="RFC 3339 with an offset, 1970 to 2099")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _timed(cls, data: Any) -> Any:
+        if isinstance(data, dict) and data.get("timestamp") is None:
+            raise refused("required in a simulation (the clock follows the events)", below=".timestamp")
+        return data
+
+
+class SimulatedProfile(ProfileIn):
+    """A profile with its id: an item of `POST /v1/profiles`, or a profile of a dry run."""
+
+    user_id: SomeText  # required here
+
+    def as_profile(self, now: datetime, source: str = "api") -> Profile:
+        return self.to_profile(self.user_id, now, source)
+
+
+class SimulateRequest(Body):
+    """A dry run of one journey on a virtual clock: nothing is sent or stored."""
+
+    model_config = ConfigDict(extra="allow", json_schema_extra=examples(
+        {"events": [ORDER], "profiles": [{"user_id": "u1", "push_token": "tok-1", "timezone": "UTC"}]}))
+    events: list[SimulatedEvent] = Field(description="required, unless the journey is entered by audience runs")
+    profiles: list[SimulatedProfile] = []
+    start: Timestamp | None = Field(None, description="audience runs from this instant (see `journey simulate`)")
+    until: Timestamp | None = Field(None, description="audience runs up to this instant (default: the first only)")
+
+
+class BulkProfiles(Body):
+    """Up to 10,000 profiles, each upserted as PUT /v1/profiles/{user_id} does one."""
+
+    holds: ClassVar[str] = 'a batch is {"profiles": [...]}'
+    profiles: list[Any] = Field(max_length=MAX_BATCH, description="profiles (`SimulatedProfile`); an item that is not "
+                                "one is listed in `rejected`", json_schema_extra={
+                                    "items": {"anyOf": [{"$ref": REF.format(model="SimulatedProfile")}, {}]}})

@@ -1,0 +1,111 @@
+"""The journey routes: list and read the loaded journeys (definition, graph, instances per step),
+reload the folder, pause, resume and stop one, and dry-run one on a virtual clock (`simulate`:
+nothing sent, nothing stored). A removed journey whose instances still run is listed with state
+`removed`. (Its audience runs: `engine.http.runs`.)"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import APIRouter, Request
+from fastapi.concurrency import run_in_threadpool
+from fastapi.responses import JSONResponse
+
+from engine.compiler import END
+from engine.errors import HttpError, JourneyDefinitionError
+from engine.host.server import Server
+from engine.http.bodies import SimulateRequest, parse
+from engine.http.journey_schemas import JourneyDetail, JourneyList, JourneyState, ReloadReport, StateChange
+from engine.http.openapi import documented, parsed_body
+from engine.http.problems import problem
+from engine.http.routing import JourneyId, JsonRoute, ServerDep
+from engine.http.schemas import Simulation
+from engine.simulator import simulate
+
+router = APIRouter(route_class=JsonRoute, tags=["journeys"])
+
+
+@router.get("/v1/journeys", operation_id="listJourneys", **documented(JourneyList))
+def list_journeys(server: ServerDep) -> dict[str, Any]:
+    """Every loaded journey, then every removed one whose instances still run (`state` removed,
+    `version` null, its last version's name and trigger)."""
+    ids = [*server.engine.journeys, *server.deploys.removed_in_flight()]
+    return {"journeys": [_summary(server, j) for j in ids]}
+
+
+@router.get("/v1/journeys/{journey_id}", operation_id="getJourney",
+            **documented(JourneyDetail | JourneyState, 404))
+def get_journey(journey_id: JourneyId, server: ServerDep) -> dict[str, Any]:
+    """Definition, graph and instances per step; for a removed journey, its state and versions."""
+    if journey_id not in server.engine.journeys:  # removed: its state and the versions still running
+        return server.deploys.view(journey_id)
+    journey = server.engine.journeys[journey_id]
+    graph = {"nodes": [{"id": n, "type": data["type"]} for n, data in journey.graph.nodes(data=True) if n != END],
+             "edges": [{"from": a, "to": None if b == END else b, "label": data.get("label", "")}
+                       for a, b, data in journey.graph.edges(data=True)]}
+    return {**_summary(server, journey_id), "definition": journey.definition.model_dump(mode="json"),
+            "graph": graph, "counts": server.store.step_counts(journey_id)}
+
+
+@router.post("/v1/journeys/reload", operation_id="reloadJourneys", **documented(ReloadReport, 422))
+def reload_journeys(server: ServerDep) -> JSONResponse:
+    """Load the journeys folder again: which journeys were added, changed, unchanged, removed.
+    If any file is bad nothing changes, and the answer is a 422 listing every problem."""
+    try:
+        report = server.reload()
+    except JourneyDefinitionError as exc:
+        problems = [str(p) for p in exc.problems]
+        return problem(422, "; ".join(problems), errors=[], problems=problems)
+    return JSONResponse(report.to_dict())
+
+
+@router.post("/v1/journeys/{journey_id}/pause", operation_id="pauseJourney", **documented(StateChange, 404))
+def pause_journey(journey_id: JourneyId, server: ServerDep) -> dict[str, Any]:
+    """No new entries; in-flight instances go on. Survives a restart."""
+    return server.deploys.change_state(journey_id, "pause")
+
+
+@router.post("/v1/journeys/{journey_id}/resume", operation_id="resumeJourney", **documented(StateChange, 404))
+def resume_journey(journey_id: JourneyId, server: ServerDep) -> dict[str, Any]:
+    """New entries again, after a pause or a stop."""
+    return server.deploys.change_state(journey_id, "resume")
+
+
+@router.post("/v1/journeys/{journey_id}/stop", operation_id="stopJourney", **documented(StateChange, 404))
+def stop_journey(journey_id: JourneyId, server: ServerDep) -> dict[str, Any]:
+    """No new entries, and every in-flight instance ends as `exited` (reason `journey_stopped`),
+    its timers cancelled, its unsent messages kept back."""
+    return server.deploys.change_state(journey_id, "stop")
+
+
+@router.post("/v1/journeys/{journey_id}/simulate", operation_id="simulateJourney",
+             openapi_extra=parsed_body(SimulateRequest), **documented(Simulation, 404))
+async def simulate_journey(journey_id: JourneyId, request: Request, server: ServerDep) -> dict[str, Any]:
+    """A dry run on a virtual clock: no provider called, nothing stored."""
+    body = await request.json()
+    return await run_in_threadpool(_simulate, server, journey_id, body)
+
+
+def _simulate(server: Server, journey_id: str, body: Any) -> dict[str, Any]:
+    """Parsed once the journey is known: one entered by audience runs needs no events."""
+    if journey_id not in server.engine.journeys:
+        raise HttpError(404, f"no journey '{journey_id}'")
+    journey = server.engine.journeys[journey_id]
+    if journey.definition.trigger.kind != "event" and isinstance(body, dict):
+        body = {"events": [], **body}
+    dry_run = parse(SimulateRequest, body)
+    now = server.clock.now()
+    events = sorted((event.to_event(now) for event in dry_run.events), key=lambda event: event.timestamp)
+    first = dry_run.start or (events[0].timestamp if events else now)  # consents without `at` are as of then
+    people = [profile.as_profile(first, source="simulation") for profile in dry_run.profiles]
+    return simulate(journey, events, people, server.engine.policy, start=dry_run.start, until=dry_run.until, now=now)
+
+
+def _summary(server: Server, journey_id: str) -> dict[str, Any]:
+    journey = server.deploys.latest(journey_id)
+    d = journey.definition
+    deployed = server.deploys.view(journey_id)
+    return {"id": d.id, "name": d.name, "category": d.category, "trigger": d.trigger.model_dump(mode="json"),
+            "version": deployed["version"], "steps": len(d.steps), "source": journey.source,
+            "state": deployed["state"], "active_instances": deployed["active_instances"],
+            "versions": deployed["versions"]}
