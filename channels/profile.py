@@ -56,10 +56,31 @@ class ConsentRecord:
         }
 
 
+@dataclass(frozen=True, slots=True)
+class RcsCapability:
+    """What a provider answered when asked whether the phone takes RCS: the cached answer,
+    trusted until it is older than the provider's TTL (then asked again before an RCS send)."""
+
+    capable: bool
+    checked_at: datetime
+    source: str
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"capable": self.capable, "checked_at": format_timestamp(self.checked_at), "source": self.source}
+
+    @classmethod
+    def stored(cls, doc: Mapping[str, Any] | None) -> RcsCapability | None:
+        """Read back from a stored profile document (validated when it was written)."""
+        if not doc:
+            return None
+        return cls(bool(doc["capable"]), read_timestamp(doc["checked_at"]), str(doc["source"]))
+
+
 @quick_init
 @dataclass(frozen=True, slots=True)
 class Profile:
-    """What the channel layer needs to know about one recipient."""
+    """What the channel layer needs to know about one recipient. `rcs_capable` is what is
+    believed; `rcs_capability` says it was a provider's answer (when, which), else it is assumed."""
 
     user_id: str
     timezone: str | None = None
@@ -69,6 +90,7 @@ class Profile:
     rcs_capable: bool = False
     attributes: Mapping[str, Any] = field(default_factory=lambda: _EMPTY)
     consents: tuple[ConsentRecord, ...] = ()
+    rcs_capability: RcsCapability | None = None
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> Profile:
@@ -89,7 +111,12 @@ class Profile:
             "rcs_capable": self.rcs_capable,
             "attributes": dict(self.attributes),
             "consents": [c.to_dict() for c in self.consents],
+            "rcs_capability": self.rcs_capability.to_dict() if self.rcs_capability else None,
         }
+
+    def with_capability(self, capability: RcsCapability) -> Profile:
+        """A copy that believes a provider's answer."""
+        return replace(self, rcs_capable=capability.capable, rcs_capability=capability)
 
     def with_consents(self, records: Iterable[ConsentRecord]) -> Profile:
         """A copy with `records` appended: history is kept, never overwritten."""
@@ -218,6 +245,24 @@ class _ConsentDoc(BaseModel):
         return read_timestamp(value)
 
 
+class _CapabilityDoc(BaseModel):
+    model_config = ConfigDict(extra="forbid", strict=True)
+
+    capable: bool
+    checked_at: datetime
+    source: str
+
+    @field_validator("checked_at", mode="before")
+    @classmethod
+    def _timestamp(cls, value: Any) -> datetime:
+        return read_timestamp(value)
+
+    @field_validator("source", mode="before")
+    @classmethod
+    def _text(cls, value: Any) -> Any:
+        return _no_nul(value)
+
+
 class _ProfileDoc(BaseModel):
     model_config = ConfigDict(extra="forbid", strict=True)
 
@@ -234,6 +279,7 @@ class _ProfileDoc(BaseModel):
     rcs_capable: bool = False
     attributes: dict[str, Any] = {}
     consents: list[_ConsentDoc] = []
+    rcs_capability: _CapabilityDoc | None = None
 
     @field_validator("user_id")
     @classmethod
@@ -265,7 +311,9 @@ class _ProfileDoc(BaseModel):
             email=self.email,
             phone=self.phone,
             push_token=self.push_token,
-            rcs_capable=self.rcs_capable,
+            rcs_capable=self.rcs_capable if self.rcs_capability is None else self.rcs_capability.capable,
             attributes=MappingProxyType(dict(self.attributes)),
             consents=consents,
+            rcs_capability=None if self.rcs_capability is None else RcsCapability(
+                self.rcs_capability.capable, self.rcs_capability.checked_at, self.rcs_capability.source),
         )

@@ -71,6 +71,8 @@ class Decision:
     eligible: bool
     reason: str | None
     fallback: str | None = None
+    capability: str | None = None  # rcs: "known" (a provider answered) or "assumed" (the profile says)
+    capability_source: str | None = None  # rcs, when known: the provider that answered
 
     def to_dict(self) -> dict[str, Any]:
         data: dict[str, Any] = {
@@ -80,6 +82,10 @@ class Decision:
         }
         if self.fallback is not None:
             data["fallback"] = self.fallback
+        if self.capability is not None:
+            data["capability"] = self.capability
+        if self.capability_source is not None:
+            data["capability_source"] = self.capability_source
         return data
 
 
@@ -191,8 +197,9 @@ def _decide_all(ctx: _Context) -> tuple[tuple[Decision, ...], list[Delivery]]:
         reason, delivery = _check(ctx, channel, ctx.request.contents.get(channel))
         if reason == "not_capable":
             delivery = _fallback(ctx, used)
-            fallback = delivery.channel if delivery else None
-            decisions.append(Decision(channel, False, reason, fallback))
+            decisions.append(_rcs_decision(ctx.request.profile, reason, delivery.channel if delivery else None))
+        elif channel == "rcs":
+            decisions.append(_rcs_decision(ctx.request.profile, reason, None))
         else:
             decisions.append(_decision(channel, reason))
         if delivery is not None and delivery.channel not in used:
@@ -266,6 +273,20 @@ def _decision(channel: str, reason: str | None) -> Decision:
     if found is None:
         found = _DECISIONS.setdefault(key, Decision(channel, reason is None, reason))
     return found
+
+
+def _rcs_decision(profile: Profile, reason: str | None, fallback: str | None) -> Decision:
+    """An rcs decision says whether the phone's capability was a provider's answer or assumed."""
+    known = profile.rcs_capability
+    key = (reason, fallback, known.source if known else None)
+    found = _RCS_DECISIONS.get(key)
+    if found is None:
+        found = _RCS_DECISIONS.setdefault(key, Decision("rcs", reason is None, reason, fallback,
+                                                        "known" if known else "assumed", key[2]))
+    return found
+
+
+_RCS_DECISIONS: dict[tuple[str | None, str | None, str | None], Decision] = {}
 
 
 def _apply_strategy(strategy: str, chain: list[Delivery]) -> tuple[Delivery, ...]:

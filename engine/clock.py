@@ -1,6 +1,7 @@
-"""The only module that reads the wall clock. Everything else is handed a `Clock`,
-so tests freeze time (freezegun) and the simulator drives it virtually. Ids are made here
-too: production ids sort by the time they were made."""
+"""The only module that reads the wall clock. Everything else is handed a `Clock`, so tests
+move a `VirtualClock` (as the simulator does) and freeze the wall clock with freezegun where
+they meet `SystemClock` itself (tests/engine/test_ids.py). Ids are made here too: production
+ids sort by the time they were made."""
 
 from __future__ import annotations
 

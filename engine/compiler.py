@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Collection, Iterator, Mapping
+from collections.abc import Callable, Collection, Iterator, Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -15,13 +15,16 @@ from typing import Any
 import networkx as nx
 from jinja2 import TemplateSyntaxError
 
+from channels.mms import mms_problems
+from channels.rcs import rcs_problems
 from channels.yaml_lines import Located, did_you_mean
 from engine.errors import EvaluationError, JourneyDefinitionError, Problem
-from engine.events import FEEDBACK_STATUSES, looks_like_feedback
+from engine.events import FEEDBACK_STATUSES, INBOUND, looks_like_feedback
 from engine.expressions import (
     Expression,
     compile_tree,
     foreign_names,
+    is_template,
     limit_warning,
     render_tree,
     suggest_name,
@@ -45,6 +48,13 @@ from engine.model import (
 END = "(end)"
 WAITING_TYPES = ("wait", "wait_for")
 HTML_FIELDS = {"email": ("html",)}  # content rendered as HTML: what a template inserts there is escaped
+FieldPath = tuple[str | int, ...]
+Found = list[tuple[FieldPath, str]]
+Rules = Callable[[Mapping[str, Any], Callable[[str], bool]], tuple[Found, Found]]
+CONTENT_RULES: Mapping[str, Rules] = {"rcs": lambda content, known: (rcs_problems(content, known), []),
+                                      "mms": mms_problems}
+"""A channel's own limits on its content as (errors, warnings): checked by `journey validate` on
+what is known before rendering (a template's text is not), and on every render."""
 
 
 @dataclass(frozen=True, slots=True, eq=False)
@@ -92,10 +102,20 @@ class CompiledJourney:
         for channel, tree in self.templates[message].items():
             if channel in channels:
                 try:
-                    contents[channel] = render_tree(tree, context)
+                    contents[channel] = _within_limits(channel, render_tree(tree, context))
                 except EvaluationError as exc:
                     errors[channel] = str(exc)
         return contents, errors
+
+
+def _within_limits(channel: str, content: Any) -> Any:
+    """Rendered content, once its channel's limits hold (a template may render too long)."""
+    rules = CONTENT_RULES.get(channel)
+    if rules is not None and isinstance(content, Mapping):
+        found = rules(content, lambda text: True)[0]
+        if found:
+            raise EvaluationError("; ".join(f"{_dotted(path)}: {message}" for path, message in found))
+    return content
 
 
 def load_text(text: str, file: str) -> CompiledJourney:
@@ -308,9 +328,22 @@ class _Checker:
             if limits is not None:
                 self.warnings.append(self.located.problem(("messages", name, *leaf), f"message '{name}': {limits}"))
             for unknown, read in names.items():
-                field = "".join(f"[{p}]" if isinstance(p, int) else f".{p}" for p in leaf).lstrip(".")
-                self._report(("messages", name, *leaf), f"message '{name}': {field}: {_unknown(unknown, read)}")
+                self._report(("messages", name, *leaf), f"message '{name}': {_dotted(leaf)}: {_unknown(unknown, read)}")
+        self._check_limits(name, channel, content)
         return compiled
+
+    def _check_limits(self, name: str, channel: str, content: Any) -> None:
+        """The channel's limits on what is known before rendering: a template's length is not."""
+        rules = CONTENT_RULES.get(channel)
+        if rules is None or not isinstance(content, Mapping):
+            return
+        errors, warnings = rules(content, lambda text: not is_template(text))
+        for path, message in errors:
+            self._report(("messages", name, channel, *path), f"message '{name}': {_dotted((channel, *path))}: "
+                                                             f"{message}")
+        for path, message in warnings:
+            self.warnings.append(self.located.problem(("messages", name, channel, *path),
+                                                      f"message '{name}': {_dotted((channel, *path))}: {message}"))
 
     def _check_feedback_names(self) -> None:
         """`<channel>.<word>` with no status feedback carries in `word` is an ordinary event that never
@@ -318,15 +351,17 @@ class _Checker:
         j = self.journey
         named: list[tuple[tuple[str | int, ...], str, str | None]] = [(("trigger", "event"), "trigger event",
                                                                        j.trigger.event)]
-        named += [(("steps", i, "event"), f"step '{s.id}': event", s.event) for i, s in enumerate(j.steps)
-                  if isinstance(s, WaitForStep)]
+        named += [(("steps", i, "event", *([n] if isinstance(s.event, list) else [])), f"step '{s.id}': event", e)
+                  for i, s in enumerate(j.steps) if isinstance(s, WaitForStep) for n, e in enumerate(s.events)]
         named += [(("exit_on", i), "exit_on event", e) for i, e in enumerate(j.exit_on)]
         named += [(("goal", "event"), "goal event", j.goal.event)] if j.goal is not None else []
         for path, what, name in named:
             word = looks_like_feedback(name or "", CHANNELS)
-            if word is None or word in FEEDBACK_STATUSES or word == "inbound":
+            if word is None or word in FEEDBACK_STATUSES or word == "inbound" or name in INBOUND:
                 continue
-            statuses, hint = ", ".join(sorted(FEEDBACK_STATUSES)), did_you_mean(word, FEEDBACK_STATUSES)
+            channel = str(name).partition(".")[0]
+            replies = {e.partition(".")[2] for e in INBOUND if e.startswith(f"{channel}.")}
+            statuses, hint = ", ".join(sorted(FEEDBACK_STATUSES)), did_you_mean(word, FEEDBACK_STATUSES | replies)
             self.warnings.append(self.located.problem(path, f"{what} '{name}' looks like provider feedback "
                                                             f"(<channel>.<status>) but '{word}' is not a status "
                                                             f"({statuses}): it never changes a message{hint}"))
@@ -356,7 +391,7 @@ def _targets(step: Step) -> Iterator[tuple[tuple[str | int, ...], str | None, st
     if isinstance(step, SendStep | WaitStep):
         yield ("next",), step.next, ""
     elif isinstance(step, WaitForStep):
-        yield ("on_event",), step.on_event, f"on {step.event}"
+        yield ("on_event",), step.on_event, f"on {' | '.join(step.events)}"
         yield ("on_timeout",), step.on_timeout, f"timeout {format_duration(step.timeout)}"
     elif isinstance(step, BranchStep):
         for n, case in enumerate(step.branches):
@@ -388,6 +423,11 @@ def _where(path: tuple[str | int, ...], journey: Journey) -> str:
 
 def _unknown(name: str, read: str) -> str:
     return f"unknown name '{name}'; use event, profile or journey{suggest_name(read)}"
+
+
+def _dotted(path: FieldPath) -> str:
+    """`rcs.suggestions[1].text`: a field as an author reads it."""
+    return "".join(f"[{p}]" if isinstance(p, int) else f".{p}" for p in path).lstrip(".")
 
 
 def _leaves(content: Any, path: tuple[str | int, ...] = ()) -> Iterator[tuple[tuple[str | int, ...], str]]:

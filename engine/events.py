@@ -22,6 +22,11 @@ _FIELDS = frozenset({"id", "type", "user_id", "timestamp", "properties"})
 # (Twilio's and the other providers' callbacks) and what counts as engagement with it.
 FEEDBACK_STATUSES = frozenset({"queued", "sending", "sent", "delivered", "read", "opened", "clicked", "failed",
                                "bounced"})
+REPLIES = {"rcs.reply": "replied"}
+"""What people send back that answers one message: pinned to it like feedback (by
+`properties.message_id`, else the user's latest message on the channel), setting this status."""
+INBOUND = frozenset({"sms.inbound", *REPLIES})
+"""What people send: keywords (STOP, START, HELP) are read from their `properties.text`."""
 _EMPTY: Mapping[str, Any] = {}
 
 

@@ -242,6 +242,11 @@ def syntax_error(exc: TemplateSyntaxError, source: str | None = None) -> str:
     return text
 
 
+def is_template(text: str) -> bool:
+    """Whether `text` is a template, its value known only once rendered (else a constant)."""
+    return any(mark in text for mark in _JINJA_MARKS)
+
+
 def compile_tree(tree: Any, html: Collection[str] = ()) -> Any:
     """Compile every string leaf of a content mapping; raises TemplateSyntaxError. The top-level
     keys named in `html` render as HTML: what they insert is escaped. A mapping with no template

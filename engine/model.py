@@ -20,7 +20,22 @@ from pydantic import (
     model_validator,
 )
 
-from engine.audience.schedule import check_cron, parse_instant, zone
+from channels.mms import MEDIA_MAX
+from channels.rcs import (
+    CALENDAR_DESCRIPTION_MAX,
+    CALENDAR_TITLE_MAX,
+    CARD_SUGGESTIONS_MAX,
+    CAROUSEL_MAX,
+    CAROUSEL_MIN,
+    CHIP_KINDS,
+    CHIP_TEXT_MAX,
+    DESCRIPTION_MAX,
+    POSTBACK_MAX,
+    SUGGESTIONS_MAX,
+    TEXT_MAX,
+    TITLE_MAX,
+)
+from engine.schedule import check_cron, parse_instant, zone
 
 CHANNELS = ("push", "in_app", "email", "sms", "mms", "rcs", "webhook")
 Channel = Literal["push", "in_app", "email", "sms", "mms", "rcs", "webhook"]
@@ -166,6 +181,19 @@ class Goal(Strict):
     )
 
 
+def _event_names(value: object) -> object:
+    if (isinstance(value, str) and value) or (isinstance(value, list) and value and
+                                              all(isinstance(v, str) and v for v in value)):
+        return value
+    raise ValueError(f"expected an event type or a list of event types, got {value!r}")
+
+
+EventNames = Annotated[
+    str | list[str],
+    BeforeValidator(_event_names),
+    WithJsonSchema({"anyOf": [{"type": "string", "minLength": 1},
+                              {"type": "array", "items": {"type": "string", "minLength": 1}, "minItems": 1}]}),
+]
 _NEXT = "step to go to next (default: the following step in the list)"
 
 
@@ -229,13 +257,20 @@ class WaitForStep(StepBase):
     """wait_for: an event, up to a timeout."""
 
     type: Literal["wait_for"] = Field(description="wait_for: an event, up to a timeout")
-    event: str = Field(min_length=1, description="event type to wait for, e.g. email.opened")
+    event: EventNames = Field(
+        description="event type to wait for, e.g. email.opened; or a list: whichever comes first, e.g. "
+        "[rcs.reply, sms.inbound]")
     when: str | None = Field(default=None, description="optional expression the event must make true")
     timeout: Duration = Field(description="required: how long to wait for the event (no instance waits forever)")
     on_event: str | None = Field(default=None, description="step to go to when the event arrives in time "
                                  "(default: the following step)")
     on_timeout: str | None = Field(default=None, description="step to go to when the timeout passes "
                                    "(default: the following step)")
+
+    @property
+    def events(self) -> tuple[str, ...]:
+        """The event types it waits for."""
+        return (self.event,) if isinstance(self.event, str) else tuple(self.event)
 
 
 class BranchCase(Strict):
@@ -300,29 +335,123 @@ class EmailContent(Strict):
 
 class MmsContent(Strict):
     text: str | None = Field(default=None, description="MMS text" + _TEMPLATE)
-    media_url: str | None = Field(default=None, description="URL of the image or video; an rcs message falls back "
-                                  "to mms only when this is set")
+    media_url: str | list[str] | None = Field(
+        default=None, description="URL of the image or video, or a list of up to 10 URLs; an rcs message falls "
+        "back to mms only when this is set", json_schema_extra={"maxItems": MEDIA_MAX})
+    media_size: str | int | None = Field(
+        default=None, description="optional: the media's total size when known, e.g. 480KB or 1.5MB: validate "
+        "refuses over 5 MB (Twilio's limit) and warns over 1 MB (AT&T, T-Mobile); a data: URL's size is known "
+        "without it", examples=["480KB"])
+
+
+_CHIP_TEXT = f"at most {CHIP_TEXT_MAX} characters"
+
+
+class RcsMedia(Strict):
+    url: str = Field(description="URL of the image or video" + _TEMPLATE)
+    height: Literal["short", "medium", "tall"] = Field(
+        default="medium", description="short | medium (default) | tall; a carousel card's is short or medium")
+    thumbnail_url: str | None = Field(default=None, description="optional: a thumbnail shown while a video loads")
 
 
 class RcsCard(Strict):
-    title: str | None = Field(default=None, description="card title" + _TEMPLATE)
-    description: str | None = Field(default=None, description="card text" + _TEMPLATE)
-    media_url: str | None = Field(default=None, description="URL of the card's image or video")
+    title: str | None = Field(default=None, description=f"card title, at most {TITLE_MAX} characters" + _TEMPLATE)
+    description: str | None = Field(default=None, description=f"card text, at most {DESCRIPTION_MAX} characters"
+                                    + _TEMPLATE)
+    media_url: str | None = Field(default=None, description="URL of the card's image or video (medium height); or "
+                                  "use media")
+    media: RcsMedia | None = Field(default=None, description="the card's image or video: {url, height}")
+    orientation: Literal["vertical", "horizontal"] | None = Field(
+        default=None, description="a standalone card's layout: vertical (default) | horizontal")
+    suggestions: list[RcsSuggestion] | None = Field(
+        default=None, description=f"chips on the card, at most {CARD_SUGGESTIONS_MAX}: as the message's "
+        "suggestions", json_schema_extra={"maxItems": CARD_SUGGESTIONS_MAX})
+
+    @model_validator(mode="after")
+    def _one_media(self) -> RcsCard:
+        if self.media_url is not None and self.media is not None:
+            raise ValueError("a card has media_url or media, not both")
+        return self
+
+
+class RcsCarousel(Strict):
+    width: Literal["small", "medium"] = Field(default="medium", description="card width: small | medium (default)")
+    cards: list[RcsCard] = Field(description=f"{CAROUSEL_MIN} to {CAROUSEL_MAX} cards, shown side by side",
+                                 json_schema_extra={"minItems": CAROUSEL_MIN, "maxItems": CAROUSEL_MAX})
+
+
+class RcsCalendarEvent(Strict):
+    title: str = Field(description=f"the event's title, at most {CALENDAR_TITLE_MAX} characters" + _TEMPLATE)
+    start: str = Field(description='RFC 3339 start, e.g. "2026-05-01T18:00:00Z"' + _TEMPLATE)
+    end: str = Field(description="RFC 3339 end, after start" + _TEMPLATE)
+    description: str | None = Field(default=None, description=f"optional, at most {CALENDAR_DESCRIPTION_MAX} "
+                                    "characters" + _TEMPLATE)
+
+
+class RcsLocation(Strict):
+    latitude: float | None = Field(default=None, ge=-90, le=90, description="with longitude: the place to show")
+    longitude: float | None = Field(default=None, ge=-180, le=180, description="with latitude")
+    query: str | None = Field(default=None, description='or a search for the place, e.g. "Acme Store, Main St"'
+                              + _TEMPLATE)
+    label: str | None = Field(default=None, description="optional: the pin's label" + _TEMPLATE)
+
+    @model_validator(mode="after")
+    def _a_place(self) -> RcsLocation:
+        if (self.latitude is None) != (self.longitude is None) or (self.latitude is None and self.query is None):
+            raise ValueError("a location is latitude and longitude, or a query")
+        return self
 
 
 class RcsSuggestion(Strict):
-    reply: str | None = Field(default=None, description="a reply chip: this text comes back as an inbound reply")
-    open_url: str | None = Field(default=None, description="a chip that opens this URL")
-    dial: str | None = Field(default=None, description="a chip that dials this number")
-    text: str | None = Field(default=None, description="the chip's label (for open_url and dial)")
+    """A chip: a reply, or an action (open a URL, dial, share or view a location, add a calendar event)."""
+
+    reply: str | None = Field(default=None, description=f"a reply chip: its text ({_CHIP_TEXT}); tapping it "
+                              "sends rcs.reply with this postback" + _TEMPLATE)
+    open_url: str | None = Field(default=None, description="a chip that opens this URL" + _TEMPLATE)
+    dial: str | None = Field(default=None, description="a chip that dials this E.164 number" + _TEMPLATE)
+    share_location: Literal[True] | None = Field(default=None, description="true: a chip that asks for the "
+                                                 "person's location")
+    calendar_event: RcsCalendarEvent | None = Field(default=None, description="a chip that adds this event to "
+                                                    "their calendar: {title, start, end, description}")
+    view_location: RcsLocation | None = Field(default=None, description="a chip that shows a place on a map: "
+                                              "{latitude, longitude} or {query}")
+    text: str | None = Field(default=None, description=f"an action chip's label ({_CHIP_TEXT}; an open_url or "
+                             "dial chip without one shows its URL or number)" + _TEMPLATE)
+    postback: str | None = Field(default=None, description=f"what comes back in rcs.reply's properties.postback "
+                                 f"when tapped, at most {POSTBACK_MAX} characters (default: the chip's text)"
+                                 + _TEMPLATE)
+
+    @model_validator(mode="after")
+    def _one_kind(self) -> RcsSuggestion:
+        kinds = [k for k in CHIP_KINDS if getattr(self, k) is not None]
+        if len(kinds) != 1:
+            raise ValueError(f"a chip is exactly one of {', '.join(CHIP_KINDS)}"
+                             + (f", not {' and '.join(kinds)}" if kinds else ""))
+        if kinds[0] == "reply" and self.text is not None:
+            raise ValueError("a reply chip shows its reply: leave out text")
+        if kinds[0] in ("share_location", "calendar_event", "view_location") and self.text is None:
+            raise ValueError(f"a {kinds[0]} chip needs a text: its label ({_CHIP_TEXT})")
+        return self
 
 
 class RcsContent(Strict):
-    text: str | None = Field(default=None, description="RCS text" + _TEMPLATE)
-    card: RcsCard | None = Field(default=None, description="a rich card: {title, description, media_url}")
+    text: str | None = Field(default=None, description=f"RCS text, at most {TEXT_MAX} characters" + _TEMPLATE)
+    card: RcsCard | None = Field(default=None, description="a rich card: {title, description, media, orientation, "
+                                 "suggestions}")
+    carousel: RcsCarousel | None = Field(default=None, description=f"or a carousel of {CAROUSEL_MIN} to "
+                                         f"{CAROUSEL_MAX} cards: {{width, cards}}")
     suggestions: list[RcsSuggestion] | None = Field(
-        default=None, description="chips under the message: {reply: ...}, {open_url: ..., text: ...} or {dial: ...}",
-    )
+        default=None, description=f"chips under the message, at most {SUGGESTIONS_MAX}: {{reply, postback}}, "
+        "{open_url, text}, {dial, text}, {share_location: true, text}, {calendar_event, text}, "
+        "{view_location, text}", json_schema_extra={"maxItems": SUGGESTIONS_MAX})
+
+    @model_validator(mode="after")
+    def _something(self) -> RcsContent:
+        if self.card is not None and self.carousel is not None:
+            raise ValueError("rcs content has a card or a carousel, not both")
+        if self.text is None and self.card is None and self.carousel is None:
+            raise ValueError("rcs content needs a text, a card or a carousel")
+        return self
 
 
 class InAppContent(Strict):
@@ -341,9 +470,9 @@ class Message(Strict):
     push: PushContent | None = Field(default=None, description="push notification: {title, body, data}")
     sms: SmsContent | None = Field(default=None, description="SMS: {text}")
     email: EmailContent | None = Field(default=None, description="email: {subject, body, html}")
-    mms: MmsContent | None = Field(default=None, description="MMS: {text, media_url}")
-    rcs: RcsContent | None = Field(default=None, description="RCS: {text, card, suggestions}; falls back to mms "
-                                   "(with a media_url) or sms when the phone is not RCS capable")
+    mms: MmsContent | None = Field(default=None, description="MMS: {text, media_url, media_size}")
+    rcs: RcsContent | None = Field(default=None, description="RCS: {text, card | carousel, suggestions}; falls "
+                                   "back to mms (with a media_url) or sms when the phone is not RCS capable")
     in_app: InAppContent | None = Field(default=None, description="in-app message: {title, body}")
     webhook: WebhookContent | None = Field(default=None, description="webhook: {payload}")
 

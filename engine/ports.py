@@ -2,10 +2,16 @@
 
 A `Store` hands out transactions (`Tx`): the engine does all the reads and writes of one
 batch of events, or one sweep of timers, inside one transaction, after one `prefetch` of
-the users involved, so the hot path makes no per-event query. The runtime's commands
-(`Send`, `Skip`, `Schedule`, `Cancel`, `Trace`) are carried out in one place,
-`engine.service.carry_out`, through the `Tx` methods they map to. The host also drains the
-`Outbox` and the HTTP API reads `ReadViews`; `HostStore` is all three. The memory store
+the users involved, so the hot path makes no per-event query. A `Tx` is five roles: the
+inbox (`InboxTx`), the users' state (`UsersTx`), due timers (`TimersTx`), the targets of the
+runtime's commands (`CommandsTx`) and an audience run's chunk (`RunsTx`). The commands
+(`Send`, `Skip`, `Schedule`, `Cancel`, `Trace`) become writes in one place, `carry_out` at
+the end of this module.
+
+The host asks more of a store, one object per port: the dispatcher drains the `Outbox`, the
+HTTP API reads `ReadViews`, deploys keep `Journeys`, audience runs are leased through `Runs`,
+erasure and the consent audit trail are `Privacy`, and workers sharing a database split its
+users by `PartitionLeases`. `HostStore` is a `Store` with one object for each of them. The memory store
 (`engine.stores.memory`) implements every port, the SQL store (`engine.stores.sql`) too.
 `Clock` (engine.clock) is the port to time.
 """
@@ -20,15 +26,26 @@ from typing import Any, Protocol
 
 from channels import ConsentRecord, Profile, SentRecord
 from channels.consent import LedgerEntry, SuppressionEntry  # the audit trail's rows
+from channels.profile import RcsCapability
 from channels.values import quick_init
-from engine.audience.run import AudienceRun
 from engine.clock import IdSource as IdSource
 from engine.events import Event
-from engine.runtime import EntryHistory
+from engine.runs import AudienceRun
 from engine.state import Cancel, Fence, Instance, Lease, Outcome, Schedule, Send, Skip, TimerRef, Trace
 
+ERASED = "erased"
+"""The reason an erased person's instances end with, and the error of their cancelled messages."""
 IN_DOUBT = "interrupted while its provider had it; not retried to avoid a duplicate"
 RETRIED = "interrupted while its provider had it; retried with its idempotency key"
+
+
+@dataclass(frozen=True, slots=True)
+class EntryHistory:
+    """What the store knows about earlier entries of one user (and key) into one journey: what
+    the re-entry rules read (`Runtime.may_reenter`)."""
+
+    active: bool
+    last_entered_at: datetime | None
 
 
 @quick_init
@@ -67,12 +84,8 @@ class Erasure:
     cancelled: int  # of those, not yet handed to a provider: cancelled, never sent
 
 
-class Tx(Protocol):
-    """One unit of work. Reads see this transaction's own writes; nothing is kept unless it commits."""
-
-    def prefetch(self, user_ids: Collection[str], since: datetime) -> None:
-        """Load what the engine will read for these users (profiles, instances, recent sends)."""
-        ...
+class InboxTx(Protocol):
+    """Idempotency and the inbox: event ids remembered, events kept for later and taken in order."""
 
     def remember_events(self, event_ids: Sequence[str]) -> set[str]:
         """Record idempotency keys; returns those that are new (not seen before, not repeated)."""
@@ -89,6 +102,14 @@ class Tx(Protocol):
     def quarantine_queued(self, error: str) -> str | None:
         """Set the oldest queued event aside with `error` (kept for a person to look at, never
         retried); returns its user, None when nothing is queued."""
+        ...
+
+
+class UsersTx(Protocol):
+    """The state of the users a batch touches: read after one `prefetch`, changed in place."""
+
+    def prefetch(self, user_ids: Collection[str], since: datetime) -> None:
+        """Load what the engine will read for these users (profiles, instances, recent sends)."""
         ...
 
     def get_profile(self, user_id: str) -> Profile | None: ...
@@ -121,6 +142,10 @@ class Tx(Protocol):
         """A STOP (suppress the number on sms, mms, rcs) or START (lift it) from `phone`: a ledger row."""
         ...
 
+
+class TimersTx(Protocol):
+    """Timers that came due, taken in the order due."""
+
     def due_timer_users(self, now: datetime, limit: int) -> set[str]:
         """The users of the (up to `limit`) earliest timers due by `now`; nothing is claimed."""
         ...
@@ -130,7 +155,9 @@ class Tx(Protocol):
         queue as part of this transaction (so a crash before commit leaves them due)."""
         ...
 
-    # --- the targets of the runtime's commands (see engine.service.carry_out) ------------------
+
+class CommandsTx(Protocol):
+    """The targets of the runtime's commands: `carry_out` maps each command to one of these."""
 
     def save_instance(self, instance: Instance) -> None:
         """Insert or update an instance; the first save of an instance is its journey's latest entry."""
@@ -150,7 +177,9 @@ class Tx(Protocol):
         """The timeline is a dry-run view: a durable store may drop traces."""
         ...
 
-    # --- audience runs (engine.audience.entry): a chunk of profiles and the run, in one transaction ---------
+
+class RunsTx(Protocol):
+    """An audience run's chunk (engine.audience.entry): a chunk of profiles and the run, in one transaction."""
 
     def profiles_after(self, user_id: str | None, limit: int) -> Sequence[Profile]:
         """Up to `limit` profiles in user_id order after `user_id` (None: from the first), without
@@ -162,6 +191,10 @@ class Tx(Protocol):
         ...
 
     def save_run(self, run: AudienceRun) -> None: ...
+
+
+class Tx(InboxTx, UsersTx, TimersTx, CommandsTx, RunsTx, Protocol):
+    """One unit of work. Reads see this transaction's own writes; nothing is kept unless it commits."""
 
 
 class Store(Protocol):
@@ -323,7 +356,7 @@ class Privacy(Protocol):
 
 
 class PartitionLeases(Protocol):
-    """Partition ownership among workers sharing a database (PostgreSQL): `store.partitions`."""
+    """Partition ownership among workers sharing a database (PostgreSQL): `HostStore.partitions`."""
 
     count: int  # how many partitions the database's users hash into
     worker: str | None  # this process's worker id: set it and the sweeps take only its partitions
@@ -383,11 +416,48 @@ class Runs(Protocol):
         ...
 
 
-class HostStore(Store, Outbox, ReadViews, Journeys, Privacy, Runs, Protocol):
-    """Everything `journey serve` needs of a store."""
+class HostStore(Store, Protocol):
+    """Everything `journey serve` needs of a store: transactions, and one object per port (each
+    store composes them over the same data, so each changes for its own reason)."""
+
+    @property
+    def outbox(self) -> Outbox: ...
+
+    @property
+    def views(self) -> ReadViews: ...
+
+    @property
+    def journeys(self) -> Journeys: ...
+
+    @property
+    def runs(self) -> Runs: ...
+
+    @property
+    def privacy(self) -> Privacy: ...
+
+    @property
+    def partitions(self) -> PartitionLeases | None:
+        """Partition ownership among the worker processes sharing this store (PostgreSQL); None
+        when one process works on every user (memory, SQLite): it owns them all, and no other
+        process can hold a lease on its runs or messages."""
+        ...
+
+    @property
+    def location(self) -> str:
+        """Where the data is, for logs: the database URL without its password; `memory`."""
+        ...
 
 
-def carry_out(tx: Tx, outcome: Outcome) -> None:
+class CapabilityLookup(Protocol):
+    """Asks a provider whether a profile's phone takes RCS when its cached answer is missing or
+    stale; the host implements it with the providers that can tell (engine.host.capability)."""
+
+    def lookup(self, profile: Profile, now: datetime) -> RcsCapability | None:
+        """A fresh answer, or None: the cached one holds, or no provider can tell now."""
+        ...
+
+
+def carry_out(tx: CommandsTx, outcome: Outcome) -> None:
     """The one place the runtime's commands become store writes: the instance's new state first,
     then each command in order, through the `Tx` method it maps to."""
     if outcome.instance is not None:

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from datetime import datetime, timedelta
 from functools import partial
 from typing import Any
@@ -25,11 +25,12 @@ from channels import (
     recipient_zone,
 )
 from channels.selection import select_rendering, strategy_of
-from engine.audience.run import RUN_EVENT
 from engine.compiler import CompiledJourney
 from engine.errors import EvaluationError, EventError
 from engine.events import Event, format_time, parse_time
 from engine.model import HHMM, BranchStep, SendStep, SplitStep, Step, WaitForStep, WaitStep
+from engine.ports import EntryHistory
+from engine.runs import RUN_EVENT
 from engine.state import (
     END_OF_STEPS,
     STAY,
@@ -45,14 +46,6 @@ from engine.state import (
     journey_context,
     profile_context,
 )
-
-
-@dataclass(frozen=True, slots=True)
-class EntryHistory:
-    """What the host knows about earlier entries of one user (and key) into one journey."""
-
-    active: bool
-    last_entered_at: datetime | None
 
 
 class Runtime:
@@ -300,7 +293,7 @@ def _after(candidates: Sequence[str], decisions: Sequence[Decision], channel: st
 
 def _resume_on_event(run: Run, event: Event) -> None:
     step = run.journey.step(run.step) if run.step else None
-    if isinstance(step, WaitForStep) and event.type == step.event and run.timer is not None:
+    if isinstance(step, WaitForStep) and event.type in step.events and run.timer is not None:
         if _event_matches(run, step, event):
             run.cancel_timer()
             run.event = event.context()

@@ -19,15 +19,16 @@ from typing import Any
 
 from channels import Policy, Profile, ProfileError
 from engine.audience.entry import run_chunk
-from engine.audience.run import AudienceRun
-from engine.audience.schedule import occurrences, parse_instant
 from engine.clock import VirtualClock, counter_ids
 from engine.compiler import CompiledJourney
 from engine.errors import EventError, InputError
 from engine.events import Event, check_values, format_time, parse_event
+from engine.runs import AudienceRun
+from engine.schedule import occurrences, parse_instant
 from engine.service import Engine
 from engine.state import END_STATUSES, Instance
 from engine.stores.memory import MemoryStore
+from engine.stores.memory.tx import MemoryTx
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 RUN_CHUNK = 1000  # profiles per transaction of an audience run, as `journey serve` takes them
@@ -97,9 +98,10 @@ def simulate(journey: CompiledJourney, events: Sequence[Event], profiles: Sequen
              ) -> dict[str, Any]:
     """Run `journey` over `events` (and, for a journey entered by audience runs, its runs from
     `start` to `until`: see `run_times`); returns the simulate document (docs/cli.md)."""
-    store = _RoundTripStore(keep_trace) if roundtrip else MemoryStore(keep_trace)
-    for profile in profiles:
-        store.put_profile(profile)
+    store = MemoryStore(keep_trace, _RoundTripTx if roundtrip else MemoryTx)
+    with store.transaction() as tx:
+        for profile in profiles:
+            tx.put_profile(profile)
     runs = run_times(journey, policy, events, start, until, now)
     if not events and not runs:
         return report(journey, store, set())
@@ -147,13 +149,13 @@ def _run(journey: CompiledJourney, events: Sequence[Event], runs: Sequence[datet
     _run_timers(engine, clock, until=None, inclusive=True, progress=progress, store=store)
     if progress is not None:
         progress(1, 1, "report")
-    users = {e.user_id for e in events} | (set(store.profiles) if runs else set())
+    users = {e.user_id for e in events} | (set(store.data.profiles) if runs else set())
     return report(journey, store, users)
 
 
 def _audience_run(engine: Engine, store: MemoryStore, journey: CompiledJourney, run_id: str, at: datetime) -> None:
     """Every profile, a chunk at a time, through the same entry as `journey serve`'s runs."""
-    store.add_run(AudienceRun(run_id=run_id, journey_id=journey.id, version=journey.version,
+    store.runs.add_run(AudienceRun(run_id=run_id, journey_id=journey.id, version=journey.version,
                               trigger=journey.definition.trigger.kind, scheduled_at=at, created_at=at))
     while (run := run_chunk(engine, run_id, RUN_CHUNK)) is not None and run.working:
         pass
@@ -188,9 +190,9 @@ def _run_timers(engine: Engine, clock: VirtualClock, until: Any, inclusive: bool
 
 
 def report(journey: CompiledJourney, store: MemoryStore, users: set[str]) -> dict[str, Any]:
-    instances = list(store.instances.values())
+    instances = list(store.data.instances.values())
     statuses = Counter(i.status for i in instances)
-    messages = [m.to_dict() for m in store.messages]
+    messages = [m.to_dict() for m in store.data.messages]
     summary = {
         "users": len(users), "entered": len(instances),
         **{status: statuses.get(status, 0) for status in END_STATUSES},
@@ -202,12 +204,12 @@ def report(journey: CompiledJourney, store: MemoryStore, users: set[str]) -> dic
                                         "messages", "cost")}
     document = {
         "journey": journey.id, "summary": summary, "messages": messages,
-        "skipped": [s.to_dict() for s in store.skips],
+        "skipped": [s.to_dict() for s in store.data.skips],
         "instances": [_instance_row(i) for i in instances],
-        "timeline": [t.to_dict() for t in store.traces],
+        "timeline": [t.to_dict() for t in store.data.traces],
     }
     if journey.definition.trigger.kind != "event":
-        document["runs"] = [_run_row(r) for r in sorted(store.runs.values(), key=lambda r: r.scheduled_at)]
+        document["runs"] = [_run_row(r) for r in sorted(store.data.runs.values(), key=lambda r: r.scheduled_at)]
     return document
 
 
@@ -224,7 +226,7 @@ def _instance_row(instance: Instance) -> dict[str, Any]:
     return row
 
 
-class _RoundTripStore(MemoryStore):
+class _RoundTripTx(MemoryTx):
     """Serialises every instance to JSON and back on each save: proves state survives a restart."""
 
     def save_instance(self, instance: Instance) -> None:

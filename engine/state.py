@@ -282,6 +282,23 @@ class Committed:
         return bool(self.sends or self.earliest_timer or self.skips or self.lateness or self.outcomes or
                     self.failures)
 
+    def note(self, outcome: Outcome, keep: bool) -> None:
+        """What one outcome carried out adds: its failure, its earliest timer, its sends and skips
+        (and the outcome itself when the host `keep`s them for its decision log)."""
+        if keep:
+            self.outcomes.append(outcome)
+        if outcome.instance is not None and outcome.instance.status == "failed":  # raised, or the runtime's
+            self.failures.append(Failure.of(outcome.instance))
+        for command in outcome.commands:
+            if isinstance(command, Schedule):
+                due = command.timer.due
+                if self.earliest_timer is None or due < self.earliest_timer:
+                    self.earliest_timer = due
+            elif isinstance(command, Send):
+                self.sent(command)
+            elif isinstance(command, Skip):
+                self.skipped(command)
+
     def sent(self, send: Send) -> None:
         self.sends += 1
         self.queued[send.channel] = self.queued.get(send.channel, 0) + 1

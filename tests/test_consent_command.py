@@ -30,7 +30,7 @@ def db(tmp_path: Path) -> str:
             tx.put_profile(Profile(f"u{n}", phone=f"+3361234567{n}", consents=(
                 ConsentRecord("sms", "marketing", True, "signup, web", T0 + timedelta(hours=n)),
                 ConsentRecord("email", "transactional", False, None, T0 + timedelta(hours=n, minutes=30)))))
-    assert store.erase_user("u0", T0 + timedelta(days=1), lambda tx: None) is not None
+    assert store.privacy.erase_user("u0", T0 + timedelta(days=1), lambda tx: None) is not None
     store.close()
     return url
 

@@ -1,10 +1,9 @@
 """What the layering contracts cannot say. Which room may import which (`channels` never imports
 `engine`, the core no framework and no room above it, only the SQL store SQLAlchemy, no cycles)
 is said by the import-linter contracts in pyproject.toml, which `.ci/run` checks with
-`lint-imports`. Here, read off the code's calls:
-
-- nothing but `engine/clock.py` reads the wall clock;
-- `engine/` itself holds at most 12 modules.
+`lint-imports`. Here, read off the code's calls: nothing but `engine/clock.py` reads the wall
+clock. Sizes are held by classes and functions (tests/test_sizes.py), not by counting lines or
+modules.
 """
 
 from __future__ import annotations
@@ -48,9 +47,3 @@ def test_nothing_but_the_clock_module_reads_the_wall_clock() -> None:
 def test_the_clock_module_is_where_the_wall_clock_is_read() -> None:
     assert _wall_clock_reads(ROOT / "engine" / "clock.py"), "the check above would pass for the wrong reason"
 
-
-def test_engine_has_at_most_twelve_modules() -> None:
-    """Sizes are held by classes and functions (the house pass), not by a file's line count, which
-    was being met by packing lines rather than by splitting along responsibilities."""
-    direct = sorted(p.name for p in (ROOT / "engine").glob("*.py") if p.name != "__init__.py")
-    assert len(direct) <= 12, direct

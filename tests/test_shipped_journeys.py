@@ -18,9 +18,9 @@ from jsonschema import Draft202012Validator
 from typer.testing import CliRunner
 
 from channels import Profile, load_policy
-from engine.audience.run import AudienceRun
 from engine.cli import app
 from engine.compiler import load_file
+from engine.runs import AudienceRun
 from engine.runtime import Runtime
 
 ROOT = Path(__file__).resolve().parent.parent

@@ -342,7 +342,8 @@ def test_each_message_records_why_other_channels_were_refused(journey_id: str) -
         refused = {d["channel"]: d["reason"] for d in message["decisions"] if not d["eligible"]}
         assert refused == dict(expected.refused), where
         chosen = [d for d in message["decisions"] if d["channel"] == expected.channel]
-        assert chosen == [{"channel": expected.channel, "eligible": True, "reason": None}], where
+        capability = {"capability": "assumed"} if expected.channel == "rcs" else {}  # the profile's rcs_capable
+        assert chosen == [{"channel": expected.channel, "eligible": True, "reason": None, **capability}], where
 
 
 @pytest.mark.parametrize("journey_id", IDS)
@@ -428,12 +429,62 @@ def test_mms_coupon_carries_its_media_url() -> None:
             assert "FLASH30" in message["content"]["text"]
 
 
-def test_rcs_invitation_has_card_and_reply_chips() -> None:
-    (invite,) = _messages("event-invitation", "u1", "invitation")
-    assert invite["content"]["card"]["title"] == "Spring Collection Preview Night"
+def test_rcs_invitation_holds_the_carousel_and_the_chips_in_the_json() -> None:
+    folder = EXAMPLES / "event-invitation"
+    result = CliRunner().invoke(app, ["simulate", str(JOURNEYS / "event-invitation.yaml"), "--json",
+                                      "--events", str(folder / "events.jsonl"),
+                                      "--profiles", str(folder / "profiles.jsonl")])
+    assert result.exit_code == 0, result.output
+    messages = json.loads(result.stdout)["messages"]
+    [invite] = [m for m in messages if (m["user_id"], m["message"]) == ("u1", "invitation")]
+    carousel = invite["content"]["carousel"]
+    assert carousel["width"] == "medium"
+    assert [card["title"] for card in carousel["cards"]] == ["Spring Collection Preview Night", "Meet the designers",
+                                                             "Drinks and music"]
+    assert carousel["cards"][0]["media"] == {"url": "https://cdn.example.com/events/ev-42/banner.jpg",
+                                             "height": "medium"}
     assert invite["content"]["suggestions"] == [
-        {"reply": "Yes"}, {"reply": "No"}, {"open_url": "https://shop.example.com/events/ev-42", "text": "Details"},
+        {"reply": "Yes, I'll come", "postback": "rsvp_yes"}, {"reply": "No, thanks", "postback": "rsvp_no"},
+        {"open_url": "https://shop.example.com/events/ev-42", "text": "Details"},
+        {"dial": "+12125550199", "text": "Call the store"},
+        {"calendar_event": {"title": "Spring Collection Preview Night", "start": "2026-01-15T23:00:00Z",
+                            "end": "2026-01-16T02:00:00Z"}, "text": "Add to calendar"},
     ]
+
+
+def _invitation_with(replies: list[dict[str, Any]]) -> dict[str, Any]:
+    """The event invitation for u1 alone (RCS capable), with these replies after the invitation."""
+    folder = EXAMPLES / "event-invitation"
+    rows = [row for _, row in read_jsonl(folder / "events.jsonl")]
+    invited = [r for r in rows if (r["type"], r["user_id"]) == ("event.invited", "u1")]
+    events = parse_events((f"e{n}", row) for n, row in enumerate(invited + replies))
+    profiles = parse_profiles((f"p{n}", row) for n, row in read_jsonl(folder / "profiles.jsonl"))
+    return simulate(load_file(JOURNEYS / "event-invitation.yaml"), events, profiles, load_policy())
+
+
+def _path(document: dict[str, Any]) -> tuple[str, list[str]]:
+    [instance] = document["instances"]
+    return instance["status"], instance["path"]
+
+
+def test_an_rcs_reply_with_the_yes_postback_takes_the_yes_path() -> None:
+    tap = {"type": "rcs.reply", "user_id": "u1", "timestamp": "2026-01-06T15:20:00Z",
+           "properties": {"postback": "rsvp_yes", "text": "Yes, I'll come"}}
+    document = _invitation_with([tap])
+    assert _path(document) == ("completed", ["invite", "await_rsvp", "check_answer", "confirmed", "done"])
+    assert [(m["message"], m["channel"], m["at"]) for m in document["messages"]] == [
+        ("invitation", "rcs", "2026-01-05T15:00:00Z"), ("rsvp_confirmed", "rcs", "2026-01-06T15:20:00Z")]
+    no = _invitation_with([{**tap, "properties": {"postback": "rsvp_no", "text": "No, thanks"}}])
+    assert _path(no)[1][-2:] == ["declined", "done"]
+    other_chip = _invitation_with([{**tap, "properties": {"postback": "Details", "text": "Details"}}])
+    assert _path(other_chip)[1] == ["invite", "await_rsvp", "nudge", "await_rsvp_again", "done"]
+
+
+def test_without_a_reply_the_invitation_is_nudged_and_ends_as_before() -> None:
+    document = _invitation_with([])
+    assert _path(document) == ("completed", ["invite", "await_rsvp", "nudge", "await_rsvp_again", "done"])
+    assert [(m["message"], m["channel"], m["at"]) for m in document["messages"]] == [
+        ("invitation", "rcs", "2026-01-05T15:00:00Z"), ("invitation_reminder", "rcs", "2026-01-08T15:00:00Z")]
 
 
 def test_vip_offer_uses_the_customers_code() -> None:

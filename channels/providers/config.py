@@ -7,19 +7,22 @@ providers:                      # per channel, in failover order
     account_sid: ${TWILIO_ACCOUNT_SID}
     auth_token: ${TWILIO_AUTH_TOKEN}
     from: "+15005550006"
+    rcs_messaging_service_sid: MG...   # rcs: cards, carousels and chips through the Content API
     webhook_base_url: https://journeys.example.com
   - {name: mail, type: smtp, host: smtp.example.com, port: 587, starttls: true,
      sender: "Shop <news@example.com>", username: news, password: ${SMTP_PASSWORD}}
   - {name: push, type: fcm, service_account_file: /etc/journey/fcm.json}
+  - {name: rbm, type: rbm, agent_id: acme-agent, service_account_file: /etc/journey/rbm.json,
+     client_token: ${RBM_CLIENT_TOKEN}}   # channels: rcs; put it before twilio to be rcs's first
   - {name: hooks, type: webhook, url: "https://hooks.example.com/journey", secret: ${HOOK_SECRET}}
 ```
 
 `${NAME}` anywhere is replaced by that environment variable; secrets (`auth_token`,
-`password`, `secret`, `service_account_json`) must be given that way, never written in the
+`password`, `secret`, `service_account_json`, `client_token`) must be given that way, never written in the
 file, and no error message ever shows a value. A channel no provider names goes to the
 providers listed for `"*"`, else to the outbox file. Problems are `file:line: message`.
 
-`concurrency` (twilio, fcm, webhook, smtp): how many messages the dispatcher hands that provider
+`concurrency` (twilio, fcm, rbm, webhook, smtp): how many messages the dispatcher hands that provider
 at once, from 1 to 200 (see `_Pooled` for the defaults). A request that takes 120 ms sends
 about `concurrency / 0.12` messages a second; the channel's `rate_per_second` still caps them.
 """
@@ -27,9 +30,9 @@ about `concurrency / 0.12` messages a second; the channel's `rate_per_second` st
 from __future__ import annotations
 
 import json
-import os
 import re
 from collections.abc import Callable, Mapping, Sequence
+from datetime import timedelta
 from pathlib import Path
 from typing import Any, ClassVar, Literal
 
@@ -43,7 +46,7 @@ from channels.yaml_lines import FileError, KeyPath, Located, Problem, describe_e
 Seconds = Callable[[], float]
 """A clock in seconds since the epoch, handed in by the host (engine.clock reads the wall clock)."""
 
-SECRET_KEYS = frozenset({"auth_token", "password", "secret", "service_account_json"})
+SECRET_KEYS = frozenset({"auth_token", "password", "secret", "service_account_json", "client_token"})
 ENV_REF = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
 ANY_CHANNEL = "*"
 MOST_CONCURRENCY = 200
@@ -63,8 +66,8 @@ class _Entry(BaseModel):
 
 
 class _Pooled(_Entry):
-    """A provider across the network, handed `concurrency` messages at once: by default, Twilio
-    and FCM (which answer in 100-300 ms and take far more) 20, a webhook receiver (the user's own)
+    """A provider across the network, handed `concurrency` messages at once: by default, Twilio,
+    FCM and RBM (which answer in 100-300 ms and take far more) 20, a webhook receiver (the user's own)
     10, an SMTP relay (a session per message) 4."""
 
     default_concurrency: ClassVar[int]
@@ -87,10 +90,14 @@ class TwilioEntry(_Pooled):
     rcs_content_sid: str | None = None
     sms_fallback_from: str | None = None
     api_base_url: str | None = None
+    content_base_url: str | None = None
+    content_cache_file: str | None = None
+    content_language: str = "en"
     timeout: float = Field(10.0, gt=0)
 
     def build(self, clock: Seconds) -> Provider:
         from channels.providers.twilio import TwilioProvider  # the twilio extra
+        from channels.providers.twilio_content import ContentCache
 
         callback = self.status_callback
         if callback is None and self.webhook_base_url:
@@ -98,7 +105,9 @@ class TwilioEntry(_Pooled):
         return TwilioProvider(self.account_sid, self.auth_token, self.from_, self.messaging_service_sid, callback,
                               self.rcs_messaging_service_sid, self.rcs_content_sid, self.sms_fallback_from,
                               self.api_base_url, self.timeout, name=self.name or "twilio",
-                              webhook_base_url=self.webhook_base_url, concurrency=self.at_once())
+                              webhook_base_url=self.webhook_base_url, content_base_url=self.content_base_url,
+                              content_cache=ContentCache(self.content_cache_file),
+                              content_language=self.content_language, concurrency=self.at_once())
 
 
 class SmtpEntry(_Pooled):
@@ -120,27 +129,54 @@ class SmtpEntry(_Pooled):
                             name=self.name or "smtp", concurrency=self.at_once())
 
 
-class FcmEntry(_Pooled):
-    default_concurrency = 20
-    type: Literal["fcm"]
+class _GoogleEntry(_Pooled):
+    """A Google API provider: a service account's key, from a file or an environment variable."""
+
     service_account_file: str | None = None
     service_account_json: str | None = None
-    project_id: str | None = None
-    base_url: str = "https://fcm.googleapis.com"
     token_uri: str | None = None
     timeout: float = Field(10.0, gt=0)
 
-    def build(self, clock: Seconds) -> Provider:
-        from channels.providers.fcm import FcmProvider  # the fcm extra (cryptography, httpx)
-
+    def service_account(self) -> dict[str, Any]:
         if self.service_account_json:
             account = json.loads(self.service_account_json)
         elif self.service_account_file:
             account = json.loads(Path(self.service_account_file).read_text(encoding="utf-8"))
         else:
             raise ValueError("set service_account_file or service_account_json")
-        return FcmProvider(account, self.project_id, self.base_url, self.token_uri, self.timeout, clock=clock,
-                           name=self.name or "fcm", concurrency=self.at_once())
+        if not isinstance(account, dict):
+            raise ValueError("the service account is not a JSON object")
+        return account
+
+
+class FcmEntry(_GoogleEntry):
+    default_concurrency = 20
+    type: Literal["fcm"]
+    project_id: str | None = None
+    base_url: str = "https://fcm.googleapis.com"
+
+    def build(self, clock: Seconds) -> Provider:
+        from channels.providers.fcm import FcmProvider  # the fcm extra (cryptography, httpx)
+
+        return FcmProvider(self.service_account(), self.project_id, self.base_url, self.token_uri, self.timeout,
+                           clock=clock, name=self.name or "fcm", concurrency=self.at_once())
+
+
+class RbmEntry(_GoogleEntry):
+    default_concurrency = 20
+    type: Literal["rbm"]
+    agent_id: str = Field(min_length=1)
+    client_token: str | None = None
+    base_url: str = "https://rcsbusinessmessaging.googleapis.com"
+    capability_timeout: float = Field(2.0, gt=0)
+    capability_ttl_hours: float = Field(24.0, gt=0)
+
+    def build(self, clock: Seconds) -> Provider:
+        from channels.providers.rbm import RbmProvider  # the fcm extra (cryptography, httpx)
+
+        return RbmProvider(self.service_account(), self.agent_id, self.client_token, self.base_url, self.token_uri,
+                           self.timeout, self.capability_timeout, timedelta(hours=self.capability_ttl_hours),
+                           clock=clock, name=self.name or "rbm", concurrency=self.at_once())
 
 
 class WebhookEntry(_Pooled):
@@ -172,17 +208,18 @@ class ConsoleEntry(_Entry):
         return ConsoleProvider()
 
 
-ENTRIES: dict[str, type[_Entry]] = {"twilio": TwilioEntry, "smtp": SmtpEntry, "fcm": FcmEntry,
+ENTRIES: dict[str, type[_Entry]] = {"twilio": TwilioEntry, "smtp": SmtpEntry, "fcm": FcmEntry, "rbm": RbmEntry,
                                     "webhook": WebhookEntry, "file": FileEntry, "console": ConsoleEntry}
-DEFAULT_CHANNELS = {"twilio": ["sms", "mms", "rcs"], "smtp": ["email"], "fcm": ["push"], "webhook": ["webhook"],
-                    "file": [ANY_CHANNEL], "console": [ANY_CHANNEL]}
+DEFAULT_CHANNELS = {"twilio": ["sms", "mms", "rcs"], "smtp": ["email"], "fcm": ["push"], "rbm": ["rcs"],
+                    "webhook": ["webhook"], "file": [ANY_CHANNEL], "console": [ANY_CHANNEL]}
 
 
-def load_providers(path: str | Path, outbox: str | Path = "outbox.jsonl",
-                   environ: Mapping[str, str] | None = None, *, clock: Seconds) -> dict[str, list[Provider]]:
-    """Providers per channel, in failover order; raises ProvidersError with every problem. `clock`
-    (seconds since the epoch) is for the providers that sign or date what they send: the channel
-    layer never reads the wall clock itself."""
+def load_providers(path: str | Path, outbox: str | Path = "outbox.jsonl", *, environ: Mapping[str, str],
+                   clock: Seconds) -> dict[str, list[Provider]]:
+    """Providers per channel, in failover order; raises ProvidersError with every problem.
+    `environ` holds the `${VARIABLES}` the file's secrets name (the CLI passes its environment);
+    `clock` (seconds since the epoch) is for the providers that sign or date what they send: the
+    channel layer reads neither the environment nor the wall clock itself."""
     name = str(path)
     try:
         text = Path(path).read_text(encoding="utf-8")
@@ -193,11 +230,13 @@ def load_providers(path: str | Path, outbox: str | Path = "outbox.jsonl",
     except FileError as exc:
         raise ProvidersError(exc.problems) from None
     items = _items(located)
-    env = os.environ if environ is None else environ
     problems: list[Problem] = []
     chosen: dict[str, list[Provider]] = {}
     for index, item in enumerate(items):
-        built = _build(item, ("providers", index), located, env, problems, clock)
+        if isinstance(item, dict) and item.get("type") == "twilio" and "content_cache_file" not in item:
+            item = {**item, "content_cache_file": str(Path(outbox).parent / f"{item.get('name') or 'twilio'}"
+                                                                           "-content.jsonl")}
+        built = _build(item, ("providers", index), located, environ, problems, clock)
         if built is not None:
             entry, provider = built
             for channel in entry.channels or DEFAULT_CHANNELS[item["type"]]:

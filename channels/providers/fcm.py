@@ -1,8 +1,9 @@
 """Push through Firebase Cloud Messaging HTTP v1, with `httpx`.
 
-Auth is Google's service-account flow: a JWT signed (RS256, `cryptography`) with the
-account's private key is exchanged at `token_uri` for an access token, cached until a
-minute before it expires. Then `POST {base_url}/v1/projects/{project}/messages:send`.
+Auth is Google's service-account flow (`channels.providers.google_auth`): a signed JWT
+exchanged for an access token, cached until a minute before it expires and fetched by one
+sending thread while the others wait for it. Then
+`POST {base_url}/v1/projects/{project}/messages:send`.
 
 Error mapping: 404 UNREGISTERED (the app is gone) and 403 SENDER_ID_MISMATCH are permanent
 and mark the push token unusable; 400 INVALID_ARGUMENT is permanent; 401 drops the cached
@@ -13,15 +14,10 @@ Once the request went out, no answer in time or a 2xx that is not JSON is in dou
 
 from __future__ import annotations
 
-import base64
-import json
-import threading
 from collections.abc import Callable, Mapping
 from typing import Any
 
 import httpx
-from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import padding, rsa
 
 from channels.providers.base import (
     InDoubtDeliveryError,
@@ -29,10 +25,10 @@ from channels.providers.base import (
     PermanentDeliveryError,
     TemporaryDeliveryError,
 )
+from channels.providers.google_auth import ServiceAccount
 from channels.providers.transport import limits, transport_error
 
 SCOPE = "https://www.googleapis.com/auth/firebase.messaging"
-GOOGLE_TOKEN_URI = "https://oauth2.googleapis.com/token"
 FCM_BASE_URL = "https://fcm.googleapis.com"
 UNUSABLE_ERRORS = frozenset({"UNREGISTERED", "SENDER_ID_MISMATCH"})
 
@@ -48,18 +44,9 @@ class FcmProvider:
         self.project_id = project_id or str(service_account.get("project_id") or "")
         if not self.project_id:
             raise ValueError("fcm: no project_id (in the service account or the configuration)")
-        self._issuer = str(service_account["client_email"])
-        self._key_id = service_account.get("private_key_id")
-        key = serialization.load_pem_private_key(str(service_account["private_key"]).encode(), password=None)
-        if not isinstance(key, rsa.RSAPrivateKey):
-            raise ValueError("fcm: the service account's private_key is not an RSA key")
-        self._key = key
-        self.token_uri = token_uri or str(service_account.get("token_uri") or GOOGLE_TOKEN_URI)
         self.url = f"{base_url.rstrip('/')}/v1/projects/{self.project_id}/messages:send"
-        self._clock = clock
         self._http = httpx.Client(timeout=timeout, limits=limits(concurrency))
-        self._token: tuple[str, float] | None = None
-        self._lock = threading.Lock()
+        self.auth = ServiceAccount(service_account, SCOPE, self._http, clock=clock, token_uri=token_uri, label="fcm")
 
     def __repr__(self) -> str:
         return f"FcmProvider(name={self.name!r}, project_id={self.project_id!r})"
@@ -71,12 +58,13 @@ class FcmProvider:
         if not message.address:
             raise PermanentDeliveryError("no push token", unusable_address=True)
         body = {"message": self.payload(message)}
+        headers = self.auth.authorization()
         try:
-            response = self._http.post(self.url, json=body, headers={"Authorization": f"Bearer {self._access_token()}"})
+            response = self._http.post(self.url, json=body, headers=headers)
         except httpx.HTTPError as exc:
             raise transport_error("fcm", exc) from exc
         if response.status_code == 401:
-            self._token = None
+            self.auth.forget(headers)
         if response.is_success:
             return _message_name(response)
         raise _mapped(response)
@@ -87,36 +75,6 @@ class FcmProvider:
         data = {"message_id": message.message_id}
         data.update({str(k): str(v) for k, v in (content.get("data") or {}).items()})
         return {"token": message.address, "notification": notification, "data": data}
-
-    def _access_token(self) -> str:
-        with self._lock:
-            now = self._clock()
-            if self._token is None or self._token[1] <= now:
-                self._token = self._fetch_token(now)
-            return self._token[0]
-
-    def _fetch_token(self, now: float) -> tuple[str, float]:
-        form = {"grant_type": "urn:ietf:params:oauth:grant-type:jwt-bearer", "assertion": self.assertion(now)}
-        try:
-            response = self._http.post(self.token_uri, data=form)
-        except httpx.HTTPError as exc:
-            raise TemporaryDeliveryError(f"fcm token: {exc.__class__.__name__}: {exc}") from exc
-        if not response.is_success:  # a rejected key is ours to fix: let another provider try meanwhile
-            raise TemporaryDeliveryError(f"fcm token: HTTP {response.status_code}: {response.text[:200]}")
-        try:
-            granted = response.json()
-            return str(granted["access_token"]), now + float(granted.get("expires_in", 3600)) - 60
-        except (ValueError, KeyError, TypeError, AttributeError) as exc:  # no message went out yet
-            raise TemporaryDeliveryError(f"fcm token: an answer without an access token: {exc}") from exc
-
-    def assertion(self, now: float) -> str:
-        """The signed JWT the token endpoint exchanges for an access token."""
-        header = {"alg": "RS256", "typ": "JWT", **({"kid": self._key_id} if self._key_id else {})}
-        claims = {"iss": self._issuer, "scope": SCOPE, "aud": self.token_uri, "iat": int(now),
-                  "exp": int(now) + 3600}
-        signing_input = f"{_b64(json.dumps(header).encode())}.{_b64(json.dumps(claims).encode())}"
-        signature = self._key.sign(signing_input.encode(), padding.PKCS1v15(), hashes.SHA256())
-        return f"{signing_input}.{_b64(signature)}"
 
 
 def _message_name(response: httpx.Response) -> str:
@@ -129,10 +87,6 @@ def _message_name(response: httpx.Response) -> str:
     if not name:
         raise InDoubtDeliveryError(f"fcm: HTTP {response.status_code} without a message name")
     return str(name)
-
-
-def _b64(raw: bytes) -> str:
-    return base64.urlsafe_b64encode(raw).rstrip(b"=").decode()
 
 
 def _mapped(response: httpx.Response) -> Exception:

@@ -1,20 +1,26 @@
 """SMS, MMS and RCS through Twilio's Messages API, with the official `twilio` client.
 
-- sms: `Body`; mms: `Body` + `MediaUrl`; both from `from_` or a Messaging Service.
+- sms: `Body`; mms: `Body` + a `MediaUrl` per media; both from `from_` or a Messaging Service.
 - rcs: through a Messaging Service that holds the RCS sender (`rcs_messaging_service_sid`,
-  else `messaging_service_sid`). Without a content template the card becomes `Body` (text,
-  title, description, suggestion links) + `MediaUrl`; with `rcs_content_sid` the content is
-  sent as `ContentVariables` of that template (the rich card and its buttons). `FallbackFrom`
-  names the SMS sender Twilio falls back to when the handset cannot take RCS.
+  else `messaging_service_sid`). A text alone is a `Body`; a card, a carousel or chips become a
+  Content API resource (`channels.providers.twilio_content`), created once per distinct
+  rendered content and cached (in memory and in `content_cache_file`), sent by `ContentSid`. With
+  `rcs_content_sid` the content is instead sent as `ContentVariables` of that preconfigured
+  template. `FallbackFrom` names the SMS sender Twilio falls back to when the handset cannot take
+  RCS.
 
 Error mapping: HTTP 429, 5xx and a connection that could not be made are temporary; other
 API errors are permanent, and the codes in `UNUSABLE_CODES` also mark the phone unusable. Once
 the request has gone out, a failure is in doubt (`InDoubtDeliveryError`): no answer within
 `timeout`, a connection dropped before the answer, or a 2xx the client cannot read (a body that
 is not JSON, no message sid). Twilio takes no idempotency key, so such a message is never sent
-again. `api_base_url` points the client elsewhere (a local test server); it is the client's own
-`client.api.base_url` setting. `concurrency` messages go at once, each over a connection of the
-client's pool, which is sized to match.
+again; nor is one that becomes two Twilio messages (a carousel, then its chips) whose second
+failed after the first went out. Creating a Content resource sends nothing to anyone: any
+failure there is temporary. `api_base_url` points the client elsewhere (a local test server);
+it is the client's own `client.api.base_url` setting, and `content_base_url` (default: the same)
+its `client.content.base_url`. `concurrency` messages go at once, each over a connection of the
+client's pool, which is sized to match; sends that need the same new Content resource create it
+once (`ContentCache.sid`).
 """
 
 from __future__ import annotations
@@ -24,12 +30,16 @@ from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
+from channels.mms import media_urls
 from channels.providers.base import (
+    DeliveryError,
     InDoubtDeliveryError,
     OutboundMessage,
     PermanentDeliveryError,
     TemporaryDeliveryError,
 )
+from channels.providers.twilio_content import ContentCache, content_types, digest
+from channels.rcs import rcs_message
 
 UNUSABLE_CODES = frozenset({21610, 30005, 30006, 21614, 21211})
 """Never deliverable: unsubscribed (21610), unknown handset (30005), landline (30006),
@@ -49,7 +59,9 @@ class TwilioProvider:
                  messaging_service_sid: str | None = None, status_callback: str | None = None,
                  rcs_messaging_service_sid: str | None = None, rcs_content_sid: str | None = None,
                  sms_fallback_from: str | None = None, api_base_url: str | None = None, timeout: float = 10.0,
-                 name: str = "twilio", webhook_base_url: str | None = None, concurrency: int = 1) -> None:
+                 name: str = "twilio", webhook_base_url: str | None = None, content_base_url: str | None = None,
+                 content_cache: ContentCache | None = None, content_language: str = "en",
+                 concurrency: int = 1) -> None:
         if not (from_ or messaging_service_sid or rcs_messaging_service_sid):
             raise ValueError("twilio: set from or messaging_service_sid")
         # the `twilio` extra: this module imports without it (the webhook routes read UNUSABLE_CODES)
@@ -75,6 +87,10 @@ class TwilioProvider:
         self.client = Client(account_sid, auth_token, http_client=http)
         if api_base_url:
             self.client.api.base_url = api_base_url.rstrip("/")
+        if content_base_url or api_base_url:
+            self.client.content.base_url = str(content_base_url or api_base_url).rstrip("/")
+        self.contents = content_cache if content_cache is not None else ContentCache()
+        self.content_language = content_language
         self._validator = RequestValidator(auth_token)
 
     def __repr__(self) -> str:  # never shows the auth token
@@ -96,10 +112,51 @@ class TwilioProvider:
     def send(self, message: OutboundMessage) -> str:
         if not message.address:
             raise PermanentDeliveryError("no phone number", unusable_address=True)
+        sid = ""
+        for n, fields in enumerate(self.messages(message)):
+            try:
+                sid = self._create(fields)
+            except DeliveryError as exc:
+                if n == 0 or isinstance(exc, InDoubtDeliveryError):
+                    raise
+                raise InDoubtDeliveryError(f"twilio: {n} of its messages went out, then: {exc}") from exc
+        return sid
+
+    def messages(self, message: OutboundMessage) -> list[dict[str, Any]]:
+        """Keyword arguments of `client.messages.create` for each Twilio message one message
+        becomes (two for a carousel with message chips), creating Content resources it needs
+        before any goes out."""
+        rcs = rcs_message(message.content) if message.channel == "rcs" else None
+        if rcs is None or not rcs.rich or self.rcs_content_sid:
+            return [self.fields(message)]
+        head = {k: v for k, v in self.fields(message).items() if k not in ("body", "media_url")}
+        return [{**head, "content_sid": self.content_sid(types)} for types in content_types(rcs)]
+
+    def content_sid(self, types: dict[str, Any]) -> str:
+        """The SID of the Content resource for `types`, created on first use (by one thread, when
+        several sends need it at once)."""
+        key = digest(types, self.content_language)
+        return self.contents.sid(key, lambda: self._create_content(key, types))
+
+    def _create_content(self, key: str, types: dict[str, Any]) -> str:
         import requests
         from twilio.base.exceptions import TwilioException
 
-        fields = self.fields(message)
+        request = {"friendly_name": f"journey-{key[:20]}", "language": self.content_language, "types": types}
+        try:
+            created = self.client.content.v1.create("POST", "/Content", data=request, headers={
+                "Content-Type": "application/json", "Accept": "application/json"})
+            return str(created["sid"])
+        except TwilioException as exc:
+            raise _mapped(exc) from exc
+        except (requests.RequestException, ValueError, TypeError, KeyError) as exc:  # no message went out
+            raise TemporaryDeliveryError(f"twilio content: {exc.__class__.__name__}: {str(exc)[:200]}") from exc
+
+    def _create(self, fields: dict[str, Any]) -> str:
+        """One `Messages` request; its sid."""
+        import requests
+        from twilio.base.exceptions import TwilioException
+
         try:
             created = self.client.messages.create(**fields)
         except TwilioException as exc:
@@ -114,7 +171,7 @@ class TwilioProvider:
         return str(created.sid)
 
     def fields(self, message: OutboundMessage) -> dict[str, Any]:
-        """Keyword arguments of `client.messages.create` for one message."""
+        """Keyword arguments of `client.messages.create` for one plain message."""
         content = message.content
         fields: dict[str, Any] = {"to": message.address}
         if self.status_callback:
@@ -123,8 +180,8 @@ class TwilioProvider:
             return {**fields, **self._rcs(content)}
         fields.update(self._sender())
         fields["body"] = str(content.get("text", ""))
-        if message.channel == "mms" and content.get("media_url"):
-            fields["media_url"] = [str(content["media_url"])]
+        if message.channel == "mms" and media_urls(content):
+            fields["media_url"] = media_urls(content)
         return fields
 
     def _sender(self) -> dict[str, Any]:
@@ -139,25 +196,12 @@ class TwilioProvider:
         fields: dict[str, Any] = {"messaging_service_sid": service}
         if self.sms_fallback_from:
             fields["fallback_from"] = self.sms_fallback_from
-        card = content.get("card") or {}
         if self.rcs_content_sid:
             fields["content_sid"] = self.rcs_content_sid
             fields["content_variables"] = json.dumps(_variables(content), ensure_ascii=False)
             return fields
-        fields["body"] = _rcs_text(content)
-        if card.get("media_url"):
-            fields["media_url"] = [str(card["media_url"])]
+        fields["body"] = str(content.get("text") or "")
         return fields
-
-
-def _rcs_text(content: Mapping[str, Any]) -> str:
-    card = content.get("card") or {}
-    lines = [str(card[k]) for k in ("title", "description") if card.get(k)]
-    lines.append(str(content.get("text", "")))
-    for suggestion in content.get("suggestions") or ():
-        if suggestion.get("open_url"):
-            lines.append(f"{suggestion.get('text') or suggestion['open_url']}: {suggestion['open_url']}")
-    return "\n".join(line for line in lines if line)
 
 
 def _variables(content: Mapping[str, Any]) -> dict[str, str]:

@@ -15,11 +15,11 @@ from collections.abc import Sequence
 from datetime import datetime
 
 from channels import Profile
-from engine.audience.run import FAILED, AudienceRun
 from engine.compiler import CompiledJourney
 from engine.errors import JourneyNotFoundError
 from engine.events import Event
 from engine.ports import Tx
+from engine.runs import FAILED, AudienceRun
 from engine.service import CAP_WINDOW, Engine, as_seen
 
 AUDIENCE_ERROR = "audience_error"  # the audience expression failed for the profile: not matched

@@ -140,13 +140,13 @@ class _Timers(threading.Thread):
 def _wait_finished(server: Server, run_id: str, profiles: int, progress: Progress) -> Any:
     deadline = time.monotonic() + 120 + profiles / 1000
     while time.monotonic() < deadline:
-        run = server.store.get_run(run_id)
+        run = server.store.runs.get_run(run_id)
         if run is not None:
             progress("run", run.profiles, profiles)
             if not run.working:
                 return run
         time.sleep(0.1)
-    return server.store.get_run(run_id)
+    return server.store.runs.get_run(run_id)
 
 
 def _measure(server: Server, store: SqlStore, run: Any, timer_users: list[str], result: AudienceResult) -> None:
@@ -173,6 +173,6 @@ def _measure(server: Server, store: SqlStore, run: Any, timer_users: list[str], 
 def _fired(server: Server, user: str) -> tuple[datetime, float]:
     """When the user's timer was due (entry + 2 s), and how late it fired (when the instance ended,
     at once after its wait); not fired: infinitely late."""
-    (instance,) = server.store.instances_for_user(user)
+    (instance,) = server.store.views.instances_for_user(user)
     due = instance.entered_at + TIMER_WAIT
     return due, (instance.ended_at - due).total_seconds() if instance.ended_at is not None else float("inf")

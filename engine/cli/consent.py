@@ -55,7 +55,7 @@ def export(
     except StoreError as exc:
         raise _fail(str(exc)) from None
     try:
-        _write(store, start, format)
+        _write(store.privacy, start, format)
     except StoreError as exc:
         raise _fail(str(exc)) from None
     finally:

@@ -70,7 +70,7 @@ def _step_lines(journey: CompiledJourney, step: Step) -> tuple[str, ...]:
         return head, f"until {step.until}{local}{offset}"
     if isinstance(step, WaitForStep):
         when = (f"when {step.when}",) if step.when else ()
-        return head, step.event, *when, f"timeout {format_duration(step.timeout)}"
+        return head, " | ".join(step.events), *when, f"timeout {format_duration(step.timeout)}"
     return (head,)
 
 

@@ -30,7 +30,7 @@ from engine.simulator import parse_events, parse_profiles, read_jsonl
 from engine.simulator import simulate as run_simulation
 
 if TYPE_CHECKING:
-    pass
+    from engine.cli.serve import ServeOptions
 
 app = App(
     name="journey", help="Journey orchestration: validate, graph, simulate and serve journeys.",
@@ -179,6 +179,7 @@ def _instant(value: str | None, option: str) -> datetime | None:
 
 
 LOOPBACK = ("127.0.0.1", "localhost", "::1")
+TRUE = ("1", "true", "yes")  # JOURNEY_METRICS_PUBLIC's values that open /metrics
 
 
 class LogFormat(StrEnum):
@@ -217,15 +218,14 @@ def serve(
 ) -> None:
     """HTTP API, timer sweeps and outbox dispatch. Keys: JOURNEY_API_KEYS (comma-separated)."""
     from channels.providers.config import ProvidersError
-    from engine.cli.serve import ServeOptions, build, run, worker_process
+    from engine.cli.serve import build, run, worker_process
     from engine.errors import StoreError
     from engine.host.partitions import default_worker_id
     from engine.host.workers import Workers, listening_socket
-    from engine.http.app import MAX_BODY, MAX_BULK_BODY
     from engine.http.multiprocess import mark_dead, metrics_folder
 
-    keys = frozenset(k.strip() for k in os.environ.get("JOURNEY_API_KEYS", "").split(",") if k.strip())
-    if host not in LOOPBACK and not keys:
+    options = _serve_options(db, journeys, host, port, policy, outbox, providers, log_format, log_level)
+    if host not in LOOPBACK and not options.keys:
         raise _fail(ValueError(f"refusing to listen on {host} without API keys: set JOURNEY_API_KEYS"))
     if not journeys.exists():
         raise _fail(FileNotFoundError(f"{journeys}: no such folder of journeys; journey serve reads ./journeys by "
@@ -233,14 +233,8 @@ def serve(
     if workers > 1 and not db.startswith("postgresql"):
         raise _fail(ValueError(f"--workers {workers}: several workers share a PostgreSQL database "
                                "(--db postgresql+psycopg://...); SQLite has one writer: run one worker"))
-    options = ServeOptions(db, journeys, host, port, policy, outbox, providers, log_format.value, log_level.value,
-                           keys, _seconds("JOURNEY_OUTBOX_LEASE_SECONDS", "60", 1, 3600),
-                           _seconds("JOURNEY_PARTITION_LEASE_SECONDS", "10", 2, 300),
-                           _seconds("JOURNEY_STUCK_TURN_SECONDS", "10", 1, 3600),
-                           _bytes("JOURNEY_MAX_BODY_BYTES", MAX_BODY),
-                           _bytes("JOURNEY_MAX_BULK_BODY_BYTES", MAX_BULK_BODY))
     try:
-        server = build(options, default_worker_id(port))  # a worker of several checks the same first
+        server = build(options, default_worker_id(port, base=options.worker_id))  # workers check the same first
     except (JourneyDefinitionError, PolicyError, ProvidersError, StoreError) as exc:
         raise _fail(exc) from None
     if workers == 1:
@@ -254,6 +248,24 @@ def serve(
     with metrics_folder():  # the workers' /metrics add up every worker's totals
         code = Workers(workers, worker_process, sock, (options,), died=mark_dead).run()
     raise typer.Exit(code)
+
+
+def _serve_options(db: str, journeys: Path, host: str, port: int, policy: Path | None, outbox: Path,
+                   providers: Path | None, log_format: LogFormat, log_level: LogLevel) -> ServeOptions:
+    """`journey serve`'s options: its command line and the environment, read here once and passed
+    down to every worker (nothing below the CLI reads the environment)."""
+    from engine.cli.serve import ServeOptions
+    from engine.http.app import MAX_BODY, MAX_BULK_BODY
+
+    keys = frozenset(k.strip() for k in os.environ.get("JOURNEY_API_KEYS", "").split(",") if k.strip())
+    return ServeOptions(db, journeys, host, port, policy, outbox, providers, log_format.value, log_level.value,
+                        keys, _seconds("JOURNEY_OUTBOX_LEASE_SECONDS", "60", 1, 3600),
+                        _seconds("JOURNEY_PARTITION_LEASE_SECONDS", "10", 2, 300),
+                        _seconds("JOURNEY_STUCK_TURN_SECONDS", "10", 1, 3600),
+                        _bytes("JOURNEY_MAX_BODY_BYTES", MAX_BODY),
+                        _bytes("JOURNEY_MAX_BULK_BODY_BYTES", MAX_BULK_BODY),
+                        worker_id=os.environ.get("JOURNEY_WORKER_ID", "").strip() or None,
+                        metrics_public=os.environ.get("JOURNEY_METRICS_PUBLIC", "").strip().lower() in TRUE)
 
 
 def _seconds(name: str, default: str, low: float, high: float) -> timedelta:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import os
 import signal
 import socket
 import threading
@@ -47,6 +48,8 @@ class ServeOptions:
     stuck_turn: timedelta
     max_body: int
     bulk_max_body: int
+    worker_id: str | None = None  # JOURNEY_WORKER_ID: the base of this server's worker ids (default: host:port)
+    metrics_public: bool = False  # JOURNEY_METRICS_PUBLIC: /metrics without a key
 
 
 def build(options: ServeOptions, worker_id: str) -> Server:
@@ -59,8 +62,8 @@ def build(options: ServeOptions, worker_id: str) -> Server:
 
     compiled = load_paths([options.journeys])
     chosen = load_policy(options.policy)
-    senders = load_providers(options.providers, options.outbox, clock=SystemClock().seconds) if options.providers \
-        else default_providers(options.outbox)
+    senders = load_providers(options.providers, options.outbox, environ=os.environ, clock=SystemClock().seconds) \
+        if options.providers else default_providers(options.outbox)
     store = SqlStore(options.db)
     configure(options.log_format, options.log_level)  # from here on every line on stderr is a log record
     return Server(store, compiled, chosen, senders, journeys_dir=options.journeys, outbox_lease=options.outbox_lease,
@@ -77,11 +80,12 @@ def run(server: Server, options: ServeOptions, sock: socket.socket | None = None
 
     tune_runtime()
     logging.getLogger("uvicorn.access").addFilter(server.outage)  # 503s of an outage: counted, not a line each
-    api = create_app(server, options.keys, max_body=options.max_body, bulk_max_body=options.bulk_max_body)
+    api = create_app(server, options.keys, max_body=options.max_body, bulk_max_body=options.bulk_max_body,
+                     metrics_public=options.metrics_public)
     server.start()
     _reload_on_sighup(server)
     log.info("serving", extra=fields(journeys=len(server.engine.journeys), folder=str(options.journeys),
-                                      database=getattr(server.store, "safe_url", ""), worker=_worker(server),
+                                      database=server.store.location, worker=_worker(server),
                                       url=f"http://{options.host}:{options.port}"))
     config = uvicorn.Config(api, host=options.host, port=options.port, log_config=None, log_level=options.log_level,
                             access_log=True)
@@ -98,7 +102,7 @@ def worker_process(k: int, sock: socket.socket, options: ServeOptions) -> None:
     from engine.host.partitions import default_worker_id
 
     try:
-        server = build(options, default_worker_id(options.port, k + 1))
+        server = build(options, default_worker_id(options.port, k + 1, options.worker_id))
     except Exception as exc:  # the parent checked the options already: this is the database, most likely
         logging.basicConfig()
         log.error("worker %d could not start: %s", k + 1, exc)

@@ -1,16 +1,26 @@
 """The server's running totals: what /metrics shows and the worker reports with its heartbeat.
 
 Plain counts kept by the host (it never imports prometheus_client); the API layer reads them.
+`Tally` keeps them: batches taken in, sweeps run or failed, instances that failed alone.
 """
 
 from __future__ import annotations
 
+import logging
+import threading
+import time
 from collections import Counter
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
+from engine.errors import TemporaryStoreError
 from engine.host.cpu import EngineCpu
 from engine.host.histogram import LATENESS_BOUNDS, PROCESSING_BOUNDS, Histogram
-from engine.state import Committed
+from engine.host.logs import fields, log_batch, log_sweep
+from engine.host.outage import Outage
+from engine.state import Committed, Failure, Ingested
+
+log = logging.getLogger("journey.server")
 
 
 @dataclass(slots=True)
@@ -43,3 +53,62 @@ class Counters:
         self.cost.update(summary.cost)
         self.skips.update(summary.skips)
         self.lateness.observe_all(summary.lateness)
+
+
+class Tally:
+    """How the totals are kept: under a lock of their own (`accept` counts outside the engine's
+    turn), each run of a sweep tracked (one that keeps failing shows in /metrics as
+    `journey_sweep_failing`, an outage in `outage`), and `counted` told of every change (the
+    metrics layer mirrors the totals to its files)."""
+
+    def __init__(self, counters: Counters, outage: Outage) -> None:
+        self.counters = counters
+        self.outage = outage
+        self.counted: Callable[[], None] = lambda: None
+        self._lock = threading.Lock()
+
+    def batch(self, results: Sequence[Ingested], via: str, rejected: int) -> None:
+        """A batch taken in: `ingest` (processed now) or `accept` (queued)."""
+        duplicates = sum(1 for r in results if r.duplicate)
+        with self._lock:
+            self.counters.accepted += len(results) - duplicates
+            self.counters.duplicates += duplicates
+        log_batch(via, len(results), duplicates, rejected)
+        self.counted()
+
+    def sweep(self, name: str, work: Callable[[], int]) -> int:
+        """Run one sweep, counting it."""
+        started = time.perf_counter()
+        try:
+            with self.counters.cpu.turn():
+                done = work()
+        except TemporaryStoreError as exc:  # an outage; a value the database refused is not one
+            self.outage.failed(exc)
+            self._failed(name, exc)
+            raise
+        except Exception as exc:
+            self._failed(name, exc)
+            raise
+        self.outage.recovered()
+        with self._lock:
+            self.counters.sweeps[name] += 1
+            self.counters.failing_runs.pop(name, None)
+            self.counters.failing.pop(name, None)
+        self.counted()
+        log_sweep(name, done, time.perf_counter() - started)
+        return done
+
+    def instance_failed(self, failure: Failure) -> None:
+        """One instance failed on its own (an error raised, or the runtime's verdict: a `wait until`
+        that cannot be read); the rest of its batch went on. Told once its transaction committed."""
+        self.counters.instance_failures[(failure.journey_id, failure.step or "")] += 1
+        log.warning("instance failed", extra=fields(user=failure.user_id, journey=failure.journey_id,
+                                                     version=failure.version, step=failure.step,
+                                                     instance=failure.instance_id, reason=failure.reason))
+
+    def _failed(self, name: str, exc: Exception) -> None:
+        with self._lock:
+            self.counters.sweep_failures[name] += 1
+            self.counters.failing_runs[name] += 1
+            self.counters.failing[name] = f"{type(exc).__name__}: {exc}"
+        self.counted()

@@ -18,13 +18,13 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-from engine.audience.run import CANCELLED
 from engine.clock import Clock
 from engine.compiler import CompiledJourney, load_paths, load_text
 from engine.errors import JourneyDefinitionError, JourneyNotFoundError, JourneyStoppedError
 from engine.events import format_time
 from engine.host.logs import fields
-from engine.ports import HostStore, JourneyVersion
+from engine.ports import Journeys, JourneyVersion, Runs
+from engine.runs import CANCELLED
 from engine.service import Engine
 
 log = logging.getLogger("journey.deploys")
@@ -47,10 +47,11 @@ class ReloadReport:
 class Deploys:
     """The server's journeys over time. Changes take the engine's lock, between batches."""
 
-    def __init__(self, engine: Engine, store: HostStore, lock: AbstractContextManager[Any], clock: Clock,
-                 folder: Path | None = None) -> None:
+    def __init__(self, engine: Engine, journeys: Journeys, runs: Runs, lock: AbstractContextManager[Any],
+                 clock: Clock, folder: Path | None = None) -> None:
         self.engine = engine
-        self.store = store
+        self.journeys = journeys
+        self.runs = runs
         self.lock = lock
         self.clock = clock
         self.folder = folder
@@ -59,13 +60,13 @@ class Deploys:
         """At start-up: keep the loaded versions, and take back each journey's state (a stopped
         journey deployed in a version never loaded before starts again)."""
         deployed = self._keep(journeys)
-        for journey_id, state in self.store.journey_states().items():
+        for journey_id, state in self.journeys.journey_states().items():
             self.engine.catalog.set_state(journey_id, state)
         self._restart_stopped(deployed)
 
     def compile_stored(self, journey_id: str, version: str) -> CompiledJourney | None:
         """A version that is not loaded, compiled from the source kept when it was first loaded."""
-        stored = self.store.journey_version(journey_id, version)
+        stored = self.journeys.journey_version(journey_id, version)
         if stored is None:
             return None
         compiled = load_text(stored.source, stored.file)
@@ -114,12 +115,12 @@ class Deploys:
             raise JourneyStoppedError(f"journey '{journey_id}' is stopped, and a stop is final: deploy a new "
                                       "version of it (edit its file, then reload) to start it again")
         with self.lock:
-            self.store.set_journey_state(journey_id, state, now)
+            self.journeys.set_journey_state(journey_id, state, now)
             self.engine.catalog.set_state(journey_id, state)
             ended = self.engine.stop_journey(journey_id) if state == "stopped" else 0
-        held = self.store.cancel_pending(journey_id, "journey_stopped", now) if state == "stopped" else 0
+        held = self.journeys.cancel_pending(journey_id, "journey_stopped", now) if state == "stopped" else 0
         if state == "stopped":
-            self.store.end_runs(journey_id, CANCELLED, "journey stopped", now)
+            self.runs.end_runs(journey_id, CANCELLED, "journey stopped", now)
         log.info("journey %s %s (%d instances ended, %d unsent messages kept back)", journey_id, state, ended, held)
         return {**self.view(journey_id), "instances_ended": ended, "messages_cancelled": held}
 
@@ -127,43 +128,43 @@ class Deploys:
         """The journey's state and its versions, each with its count of active instances."""
         self._known(journey_id)
         current = self.engine.catalog.current.get(journey_id)
-        counts = self.store.active_counts(journey_id)
+        counts = self.journeys.active_counts(journey_id)
         state = self.engine.catalog.state(journey_id) if current is not None else "removed"
-        versions = [_version_view(v, counts, current) for v in self.store.journey_versions(journey_id)]
+        versions = [_version_view(v, counts, current) for v in self.journeys.journey_versions(journey_id)]
         return {"id": journey_id, "state": state, "version": current.version if current else None,
                 "active_instances": sum(counts.values()), "versions": versions}
 
     def removed_in_flight(self) -> list[str]:
         """Journeys no longer in the folder whose instances still run on a stored version."""
         current = self.engine.catalog.current
-        return [j for j in self.store.journey_ids() if j not in current and self.store.active_counts(j)]
+        return [j for j in self.journeys.journey_ids() if j not in current and self.journeys.active_counts(j)]
 
     def latest(self, journey_id: str) -> CompiledJourney:
         """The loaded version, or for a removed journey the last version it had."""
         current = self.engine.catalog.current.get(journey_id)
         if current is not None:
             return current
-        versions = self.store.journey_versions(journey_id)
+        versions = self.journeys.journey_versions(journey_id)
         if not versions:
             raise JourneyNotFoundError(f"no journey '{journey_id}'")
         return self.engine.catalog.version(journey_id, versions[-1].version)
 
     def _known(self, journey_id: str) -> None:
-        if journey_id not in self.engine.catalog.current and not self.store.journey_versions(journey_id):
+        if journey_id not in self.engine.catalog.current and not self.journeys.journey_versions(journey_id):
             raise JourneyNotFoundError(f"no journey '{journey_id}'")
 
     def _keep(self, journeys: Sequence[CompiledJourney]) -> set[str]:
         """Store the versions not seen before; returns the ids of the journeys they belong to."""
         now = self.clock.now()
-        new = [j for j in journeys if j.text and self.store.journey_version(j.id, j.version) is None]
-        self.store.save_versions([JourneyVersion(j.id, j.version, j.source, j.text, now) for j in new])
+        new = [j for j in journeys if j.text and self.journeys.journey_version(j.id, j.version) is None]
+        self.journeys.save_versions([JourneyVersion(j.id, j.version, j.source, j.text, now) for j in new])
         return {j.id for j in new}
 
     def _restart_stopped(self, deployed: set[str]) -> None:
         """A stop is final for the version it stopped; a version never loaded before is a deploy."""
         for journey_id in sorted(deployed):
             if self.engine.catalog.state(journey_id) == "stopped":
-                self.store.set_journey_state(journey_id, "active", self.clock.now())
+                self.journeys.set_journey_state(journey_id, "active", self.clock.now())
                 self.engine.catalog.set_state(journey_id, "active")
                 log.info("journey deployed after a stop: active again", extra=fields(journey=journey_id))
 

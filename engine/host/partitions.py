@@ -12,21 +12,26 @@ from __future__ import annotations
 
 import os
 import socket
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
+from contextlib import AbstractContextManager
 from datetime import timedelta
 from typing import Any
 
+from engine.clock import Clock
+from engine.host.backlog import Backlog
+from engine.host.rates import Rates
 from engine.ports import PartitionLeases
 from engine.state import Lease, partition_of
 
 DEFAULT_TTL = timedelta(seconds=10)
 
 
-def default_worker_id(port: int | None = None, number: int | None = None) -> str:
-    """`JOURNEY_WORKER_ID`, else the host name and `port` (else the process id), with `/number`
-    for one of `--workers K`. Stable across restarts on purpose: a restarted worker takes its
-    own partitions back at once rather than waiting for its old leases to run out."""
-    base = os.environ.get("JOURNEY_WORKER_ID") or f"{socket.gethostname()}:{port if port is not None else os.getpid()}"
+def default_worker_id(port: int | None = None, number: int | None = None, base: str | None = None) -> str:
+    """`base` (`journey serve` passes `JOURNEY_WORKER_ID`), else the host name and `port` (else the
+    process id), with `/number` for one of `--workers K`. Stable across restarts on purpose: a
+    restarted worker takes its own partitions back at once rather than waiting for its old leases
+    to run out."""
+    base = base or f"{socket.gethostname()}:{port if port is not None else os.getpid()}"
     return base if number is None else f"{base}/{number}"
 
 
@@ -83,3 +88,36 @@ class Ownership:
 
     def stats(self) -> dict[str, Any]:
         return {"partitions": len(self.owned), "lease_changes": self.lease_changes}
+
+
+class Membership:
+    """What each heartbeat changes for this worker: the partitions it renewed, took or must give
+    up, the inbox's backlog that goes with them, and its share of the send rates."""
+
+    def __init__(self, ownership: Ownership, lock: AbstractContextManager[Any], backlog: Backlog, rates: Rates,
+                 clock: Clock, stats: Callable[[], Mapping[str, Any]], repace: Callable[[], None],
+                 wake: Callable[[str], None]) -> None:
+        self.ownership = ownership
+        self.lock = lock
+        self.backlog = backlog
+        self.rates = rates
+        self.clock = clock
+        self.stats = stats
+        self.repace = repace  # the send rates changed: book the messages held back again
+        self.wake = wake
+
+    def beat(self) -> int:
+        """Renew this worker's partition leases and move toward an even share (the sweep job)."""
+        ownership = self.ownership
+        lease = ownership.beat(self.stats())  # not in turn: a long batch must not cost the leases
+        if self.rates.share(lease.workers, self.clock.now()):  # the send rates are the cluster's
+            self.repace()
+        if lease.gained:
+            self.backlog.admit(ownership.leases.queued_users(lease.gained), wait=False)
+            self.wake("inbox")
+            self.wake("timers")
+        if lease.surplus:
+            with self.lock:  # no batch in flight: a partition given up is not being worked on
+                ownership.give_up(lease.surplus)
+                self.backlog.hand_over(lambda user_id: not ownership.owns(user_id))
+        return 0

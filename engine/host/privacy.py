@@ -15,8 +15,7 @@ import logging
 from channels.providers import FileProvider
 from channels.providers.config import providers_of
 from engine.host.server import Server
-from engine.ports import Erasure, Tx, carry_out
-from engine.stores.privacy import ERASED
+from engine.ports import ERASED, Erasure, Tx, carry_out
 
 log = logging.getLogger("journey.privacy")
 
@@ -32,7 +31,7 @@ def erase_user(server: Server, user_id: str) -> Erasure | None:
             carry_out(tx, runtime.end(instance, "exited", ERASED, now))
 
     with server.lock:
-        erasure = server.store.erase_user(user_id, now, end_instances)
+        erasure = server.store.privacy.erase_user(user_id, now, end_instances)
     if erasure is not None:
         for outbox in providers_of(server.dispatcher.providers, FileProvider):  # the local outbox file too
             outbox.forget(user_id)

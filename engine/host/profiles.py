@@ -16,6 +16,7 @@ from datetime import datetime
 from typing import Any
 
 from channels import ConsentRecord, Profile, ProfileError
+from channels.profile import RcsCapability
 from engine.errors import EventError
 from engine.events import check_values, format_time
 from engine.ports import Store
@@ -58,8 +59,17 @@ def merged(existing: Profile | None, incoming: Profile) -> Profile:
     """The upsert of `incoming` over what is stored: its fields, the stored ledger plus its changes."""
     history = existing.consents if existing else ()
     return Profile(incoming.user_id, incoming.timezone, incoming.email, incoming.phone, incoming.push_token,
-                   incoming.rcs_capable, incoming.attributes, history).with_consents(
+                   incoming.rcs_capable, incoming.attributes, history, _capability(existing, incoming)).with_consents(
         changes(history, incoming.consents))
+
+
+def _capability(existing: Profile | None, incoming: Profile) -> RcsCapability | None:
+    """The provider's cached answer survives an update that agrees with it; an `rcs_capable` that
+    contradicts it is the newer word, so the answer is dropped (the next RCS send asks again)."""
+    if incoming.rcs_capability is not None:
+        return incoming.rcs_capability
+    kept = existing.rcs_capability if existing is not None else None
+    return kept if kept is not None and kept.capable == incoming.rcs_capable else None
 
 
 def changes(history: Sequence[ConsentRecord], records: Iterable[ConsentRecord]) -> list[ConsentRecord]:

@@ -26,36 +26,38 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from engine.audience.entry import run_chunk
-from engine.audience.run import CANCELLED, PENDING, AudienceRun
-from engine.audience.schedule import due, next_after
 from engine.clock import Clock, IdSource
 from engine.compiler import CompiledJourney
 from engine.errors import JourneyNotFoundError, RunRefusedError
 from engine.events import format_time
-from engine.ports import HostStore
+from engine.ports import Journeys, Runs
+from engine.runs import CANCELLED, PENDING, AudienceRun
+from engine.schedule import due, next_after
 from engine.service import Engine
 
 log = logging.getLogger("journey.runs")
 
 
 class AudienceRuns:
-    def __init__(self, engine: Engine, store: HostStore, lock: AbstractContextManager[Any], clock: Clock,
-                 new_id: IdSource, chunk: int = 1000, lease: timedelta = timedelta(seconds=30)) -> None:
+    def __init__(self, engine: Engine, runs: Runs, journeys: Journeys, lock: AbstractContextManager[Any],
+                 clock: Clock, new_id: IdSource, chunk: int = 1000, lease: timedelta = timedelta(seconds=30),
+                 single_process: bool = True) -> None:
         self.engine = engine
-        self.store = store
+        self.runs = runs
+        self.journeys = journeys
         self.lock = lock
         self.clock = clock
         self.new_id = new_id
         self.chunk = chunk
         self.lease = lease
         self.owner = f"{socket.gethostname()}:{os.getpid()}:{secrets.token_hex(3)}"
-        self.single_process = getattr(store, "dialect", "memory") != "postgresql"
+        self.single_process = single_process  # no other worker can hold a lease on the store's runs
         self._after: dict[tuple[str, str], datetime] = {}  # (journey, version) -> runs are due after this
 
     def resume(self) -> None:
         """At start-up: a single process takes its runs back at once (no other worker can hold them)."""
         if self.single_process:
-            self.store.release_runs()
+            self.runs.release_runs()
 
     def start_now(self, journey_id: str) -> AudienceRun:
         """A run of the journey's audience, now: 202 of `POST /v1/journeys/{id}/runs`."""
@@ -71,7 +73,7 @@ class AudienceRuns:
         now = self.clock.now()
         run = AudienceRun(run_id=self.new_id(), journey_id=journey_id, version=journey.version, trigger="manual",
                           scheduled_at=now, created_at=now)
-        self.store.add_run(run)
+        self.runs.add_run(run)
         log.info("audience run %s of %s started by hand", run.run_id, journey_id)
         return run
 
@@ -80,7 +82,7 @@ class AudienceRuns:
         take, in one turn of the lock; returns how many profiles it looked at."""
         self.create_due()
         with self.lock:
-            claimed = self.store.claim_run(self.owner, self._active(), self.clock.now(), self.lease)
+            claimed = self.runs.claim_run(self.owner, self._active(), self.clock.now(), self.lease)
             done = run_chunk(self.engine, claimed.run_id, self.chunk, self.owner) if claimed is not None else None
         if claimed is None or done is None:
             return 0
@@ -111,7 +113,7 @@ class AudienceRuns:
                           error=None if state == "active" else f"journey {state}",
                           finished_at=None if state == "active" else now)
         self._after[(journey.id, journey.version)] = at
-        if not self.store.add_run(run):
+        if not self.runs.add_run(run):
             return 0  # another worker made it
         if run.late:
             log.warning("audience run %s of %s is late: due %s, %.0f s ago, standing for %d occurrences",
@@ -123,8 +125,8 @@ class AudienceRuns:
         """Runs are due after the journey's latest scheduled run, else after its version's first load."""
         key = (journey.id, journey.version)
         if key not in self._after:
-            latest = self.store.latest_scheduled_run(journey.id)
-            versions = self.store.journey_versions(journey.id)
+            latest = self.runs.latest_scheduled_run(journey.id)
+            versions = self.journeys.journey_versions(journey.id)
             loaded = [v.first_loaded_at for v in versions if v.version == journey.version]
             self._after[key] = latest.scheduled_at if latest is not None else min(loaded, default=self.clock.now())
         return self._after[key]

@@ -12,7 +12,6 @@ is lost, because the 202 is only sent after the transaction holding the events h
 
 from __future__ import annotations
 
-import os
 from collections.abc import Callable
 
 from fastapi import FastAPI
@@ -60,12 +59,10 @@ TAGS = [
 
 
 def create_app(server: Server, api_keys: frozenset[str] = frozenset(), max_body: int = MAX_BODY,
-               metrics_public: bool | None = None, bulk_max_body: int = MAX_BULK_BODY) -> FastAPI:
-    """The API over `server`. `metrics_public` (default: `JOURNEY_METRICS_PUBLIC=1` in the
-    environment) serves `/metrics` without a key, since scrapers rarely carry bearer tokens.
+               metrics_public: bool = False, bulk_max_body: int = MAX_BULK_BODY) -> FastAPI:
+    """The API over `server`. `metrics_public` (`journey serve` passes `JOURNEY_METRICS_PUBLIC=1`)
+    serves `/metrics` without a key, since scrapers rarely carry bearer tokens.
     Bodies over `max_body` bytes get a 413, but the bulk route's limit is `bulk_max_body`."""
-    if metrics_public is None:
-        metrics_public = os.environ.get("JOURNEY_METRICS_PUBLIC", "").strip().lower() in ("1", "true", "yes")
     is_open = _open(OPEN_PATHS | ({"/metrics"} if metrics_public else set()))
     app = FastAPIOffline(title="journey-engine", version="0.1.0", description=DESCRIPTION, redoc_url=None,
                          static_url=DOCS_ASSETS, openapi_tags=TAGS)

@@ -20,8 +20,9 @@ from fastapi.exceptions import RequestValidationError
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from channels import ConsentRecord, Profile
+from channels.profile import RcsCapability
 from engine.events import Event
-from engine.host.profiles import MAX_BATCH, changes
+from engine.host.profiles import MAX_BATCH, merged
 from engine.http.fields import (
     Category,
     Channel,
@@ -147,6 +148,18 @@ class ConsentIn(Body):
                              now if self.at is None else self.at)
 
 
+class RcsCapabilityIn(Body):
+    """A provider's answer to "does this phone take RCS?" (RBM's capability check), as the engine
+    caches it; trusted for the provider's TTL, then asked again before an RCS send."""
+
+    capable: bool
+    checked_at: Timestamp = Field(description="RFC 3339 with an offset, 1970 to 2099: when it was asked")
+    source: Text = Field(description="the provider that answered, by name")
+
+    def to_capability(self) -> RcsCapability:
+        return RcsCapability(self.capable, self.checked_at, self.source)
+
+
 class ProfileFields(BaseModel):
     """What a profile holds besides its id and consents, in and out alike."""
 
@@ -154,8 +167,11 @@ class ProfileFields(BaseModel):
     email: Email | None = Field(None, description="name@domain")
     phone: Phone | None = Field(None, description="a valid number in E.164, e.g. `+14155550100`")
     push_token: Text | None = None
-    rcs_capable: bool = False
+    rcs_capable: bool = Field(False, description="whether the phone takes RCS: assumed as given, or a provider's "
+                              "answer (`rcs_capability`), which it then follows")
     attributes: JsonObject = {}
+    rcs_capability: RcsCapabilityIn | None = Field(None, description="a capability check's cached answer, written "
+                                                   "by the engine; null: rcs_capable is assumed")
 
 
 class ProfileIn(Body, ProfileFields):
@@ -170,8 +186,11 @@ class ProfileIn(Body, ProfileFields):
 
     def to_profile(self, user_id: str, now: datetime, source: str = "api") -> Profile:
         """The profile as sent, its consents dated `now` and from `source` where they do not say."""
-        return Profile(user_id, self.timezone, self.email, self.phone, self.push_token, self.rcs_capable,
-                       MappingProxyType(dict(self.attributes)), tuple(c.to_record(now, source) for c in self.consents))
+        capability = None if self.rcs_capability is None else self.rcs_capability.to_capability()
+        return Profile(user_id, self.timezone, self.email, self.phone, self.push_token,
+                       self.rcs_capable if capability is None else capability.capable,
+                       MappingProxyType(dict(self.attributes)), tuple(c.to_record(now, source) for c in self.consents),
+                       capability)
 
 
 class ProfilePatch(Body):
@@ -190,15 +209,18 @@ class ProfilePatch(Body):
     consents: list[ConsentIn] = []
 
     def applied_to(self, stored: Profile, now: datetime) -> Profile:
-        """`stored` with these changes; the consents that change something appended to its ledger."""
+        """`stored` with these changes, merged over it as `PUT` merges: the consents that change
+        something appended to its ledger, the cached RCS capability kept unless `rcs_capable`
+        contradicts it."""
         given = self.model_fields_set - {"user_id", "attributes", "consents"}
         fields: dict[str, Any] = {name: getattr(self, name) for name in given}
         if "rcs_capable" in fields:
             fields["rcs_capable"] = bool(fields["rcs_capable"])  # cleared: false, a profile's default
-        merged: Mapping[str, Any] = {**stored.attributes, **self.attributes}
-        attributes = MappingProxyType({k: v for k, v in merged.items() if v is not None})
-        profile = replace(stored, **fields, attributes=attributes)
-        return profile.with_consents(changes(stored.consents, [c.to_record(now) for c in self.consents]))
+        kept: Mapping[str, Any] = {**stored.attributes, **self.attributes}
+        attributes = MappingProxyType({k: v for k, v in kept.items() if v is not None})
+        incoming = replace(stored, **fields, attributes=attributes, rcs_capability=None,
+                           consents=tuple(c.to_record(now) for c in self.consents))
+        return merged(stored, incoming)
 
 
 class SimulatedEvent(EventIn):

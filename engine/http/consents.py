@@ -60,6 +60,6 @@ def list_consents(server: ServerDep, since: Since = None, limit: Limit = DEFAULT
     except EventError as exc:
         raise HttpError(422, str(exc)) from None
     ledger, _, numbers = cursor.partition(":")
-    page, position = consent_trail(server.store, start, (int(ledger or 0), int(numbers or 0)), limit)
+    page, position = consent_trail(server.store.privacy, start, (int(ledger or 0), int(numbers or 0)), limit)
     return {"consents": [entry.to_dict() for entry in page],
             "next_cursor": f"{position[0]}:{position[1]}" if position is not None else None}

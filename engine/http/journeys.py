@@ -44,7 +44,7 @@ def get_journey(journey_id: JourneyId, server: ServerDep) -> dict[str, Any]:
              "edges": [{"from": a, "to": None if b == END else b, "label": data.get("label", "")}
                        for a, b, data in journey.graph.edges(data=True)]}
     return {**_summary(server, journey_id), "definition": journey.definition.model_dump(mode="json"),
-            "graph": graph, "counts": server.store.step_counts(journey_id)}
+            "graph": graph, "counts": server.store.views.step_counts(journey_id)}
 
 
 @router.post("/v1/journeys/reload", operation_id="reloadJourneys", **documented(ReloadReport, 422))

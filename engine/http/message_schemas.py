@@ -16,6 +16,11 @@ class Decision(_Out):
     channel: str
     eligible: bool
     reason: str | None = None
+    fallback: str | None = Field(None, description="rcs `not_capable`: the channel it fell back to (mms, sms)")
+    capability: Literal["known", "assumed"] | None = Field(
+        None, description="rcs: `known` when a provider answered whether the phone takes RCS (cached on the "
+        "profile), `assumed` when the profile's rcs_capable alone decided")
+    capability_source: str | None = Field(None, description="rcs, when known: the provider that answered")
 
 
 class _Send(_Out):
@@ -41,7 +46,8 @@ class Message(_Send):
     encoding: str | None = None
     segments: int | None = None
     status: str | None = Field(None, description="where the message is, as last known: queued, sent, then the "
-                               "provider's feedback (delivered, opened, read, clicked, failed), or cancelled, unknown")
+                               "provider's feedback (delivered, opened, read, clicked, failed), replied (an "
+                               "rcs.reply), or cancelled, unknown")
     status_at: str | None = None
     dispatch: str | None = Field(None, description="the outbox's hand-over to a provider: pending, sending, sent, "
                                  "failed, cancelled, unknown (`sent`: a provider took it; `status` says what followed)")

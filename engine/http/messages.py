@@ -21,7 +21,7 @@ Whose = Annotated[str, Query(description="whose messages", examples=["u1"])]
             **documented(InstanceList))
 def list_instances(user_id: UserId, server: ServerDep) -> dict[str, Any]:
     """Each instance with where it is and, while it waits on a timer, for what and until when."""
-    return {"instances": [instance_view(i) for i in server.store.instances_for_user(user_id)]}
+    return {"instances": [instance_view(i) for i in server.store.views.instances_for_user(user_id)]}
 
 
 @router.get("/v1/messages", operation_id="listMessages", tags=["messages"], **documented(MessageList))
@@ -29,6 +29,6 @@ def list_messages(user_id: Whose, server: ServerDep) -> dict[str, Any]:
     """The user's latest messages with their decisions and delivery status (a pending one with
     its next attempt), the sends quiet hours put off (`deferred`, with when they are decided
     again), and the skipped sends."""
-    return {"messages": [message_view(m) for m in server.store.messages_for_user(user_id)],
+    return {"messages": [message_view(m) for m in server.store.views.messages_for_user(user_id)],
             "deferred": deferred_sends(server, user_id),
-            "skipped": [skip_view(s) for s in server.store.skips_for_user(user_id)]}
+            "skipped": [skip_view(s) for s in server.store.views.skips_for_user(user_id)]}

@@ -66,7 +66,7 @@ class Metrics:
             GCCollector(registry=self.registry)  # collections per generation
         else:  # per-process figures (CPU, memory, collections) would flip from scrape to scrape: left out
             self.mirror = Mirror(self.totals)
-            server.counted = self.mirror.changed
+            server.tally.counted = self.mirror.changed
             self.mirror.start()
             MultiProcessCollector(self.registry, folder)
         self.registry.register(_Collector(self.shared))
@@ -146,7 +146,7 @@ class Metrics:
         kept counts would drift from them across restarts and other workers. Left out while the
         database is down, so that /metrics still answers then."""
         try:
-            queued = self.server.store.outbox_queued()
+            queued = self.server.store.outbox.outbox_queued()
         except StoreError:
             return
         yield _labelled(GaugeMetricFamily, "journey_outbox_queued", "Messages waiting in the outbox, by channel: "

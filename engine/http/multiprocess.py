@@ -7,7 +7,7 @@ prometheus_client's multiprocess mode is the library's answer: the parent points
 to its own files there, and a scrape sums every worker's files (`MultiProcessCollector`).
 
 The host keeps plain counts and never imports prometheus_client, so each worker's `Mirror`
-writes them to its files: moments after the server says they changed (`Server.counted`: each
+writes them to its files: moments after the server says they changed (`Server.tally.counted`: each
 sweep run, each batch taken in), at least every second, and before each scrape it answers. A
 counter's file holds the worker's total, so the sum goes on growing after a worker dies (its
 file stays) and its replacement starts from zero beside it. Gauges say how they combine

@@ -43,14 +43,14 @@ def export_profile(user_id: UserId, server: ServerDep) -> dict[str, Any]:
     store = server.store
     with server.lock, store.transaction() as tx:
         profile = tx.get_profile(user_id)
-    consents = [c.to_dict() for c in store.consent_ledger(user_id)]
-    messages = [message_view(m) for m in store.messages_for_user(user_id, EVERYTHING)]
-    skipped = [skip_view(s) for s in store.skips_for_user(user_id, EVERYTHING)]
-    instances = [i.to_dict() for i in store.instances_for_user(user_id)]
+    consents = [c.to_dict() for c in store.privacy.consent_ledger(user_id)]
+    messages = [message_view(m) for m in store.views.messages_for_user(user_id, EVERYTHING)]
+    skipped = [skip_view(s) for s in store.views.skips_for_user(user_id, EVERYTHING)]
+    instances = [i.to_dict() for i in store.views.instances_for_user(user_id)]
     if profile is None and not (consents or messages or skipped or instances):
         raise HttpError(404, f"nothing is held about user '{user_id}'")
     fields = {k: v for k, v in profile.to_dict().items() if k != "consents"} if profile else None
     phone = profile.phone if profile else None
     return {"user_id": user_id, "profile": fields, "consents": consents,
-            "suppressions": store.suppressions_for(phone) if phone else [], "messages": messages,
+            "suppressions": store.privacy.suppressions_for(phone) if phone else [], "messages": messages,
             "skipped": skipped, "instances": instances, "exported_at": format_time(server.clock.now())}

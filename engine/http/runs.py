@@ -33,13 +33,13 @@ def start_run(journey_id: JourneyId, server: ServerDep) -> JSONResponse:
 def list_runs(journey_id: JourneyId, server: ServerDep) -> dict[str, Any]:
     """The journey's runs, the latest scheduled first (at most 100)."""
     server.deploys.view(journey_id)  # 404 for a journey never loaded
-    return {"runs": [run.view() for run in server.store.runs_of(journey_id)]}
+    return {"runs": [run.view() for run in server.store.runs.runs_of(journey_id)]}
 
 
 @router.get("/v1/journeys/{journey_id}/runs/{run_id}", operation_id="getRun", **documented(Run, 404))
 def get_run(journey_id: JourneyId, run_id: RunId, server: ServerDep) -> dict[str, Any]:
     """Status, matched, entered, skipped by reason, started and finished times."""
-    run = server.store.get_run(run_id)
+    run = server.store.runs.get_run(run_id)
     if run is None or run.journey_id != journey_id:
         raise JourneyNotFoundError(f"journey '{journey_id}' has no run '{run_id}'")
     return run.view()

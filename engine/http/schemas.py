@@ -145,6 +145,7 @@ class WebhookAck(_Out):
     accepted: int | None = None
     duplicates: int | None = None
     ignored: str | None = None
+    secret: str | None = Field(None, description="RBM's webhook verification: the secret it sent")
 
 
 class Health(_Out):

@@ -45,7 +45,7 @@ def skip_view(row: dict[str, Any]) -> dict[str, Any]:
 
 def deferred_sends(server: Server, user_id: str) -> list[dict[str, Any]]:
     """The user's sends put off by quiet hours, each with when it will be decided again."""
-    return [_deferred(server, i) for i in server.store.instances_for_user(user_id)
+    return [_deferred(server, i) for i in server.store.views.instances_for_user(user_id)
             if i.status == "active" and i.timer is not None and i.timer.kind == "defer"]
 
 

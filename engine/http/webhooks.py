@@ -1,5 +1,7 @@
-"""Provider webhooks (`POST /v1/webhooks/{provider}/{status|inbound}`) turned into events. They take
-no bearer key: the provider signs them.
+"""Provider webhooks turned into events: the `webhooks` router, Twilio's
+(`POST /v1/webhooks/{provider}/{status|inbound}`, handled here) and Google RCS Business Messaging's
+(`POST /v1/webhooks/rbm`, handled by `engine.http.rbm_webhooks`). They take no bearer key: the
+provider signs them, and each handler reads its body as sent, since the signature covers it.
 
 Twilio: the form is checked against `X-Twilio-Signature` with the auth token of every
 configured Twilio account (403 when none matches: nothing changes), then parsed with
@@ -8,7 +10,11 @@ becomes `<channel>.<status>` for the message Twilio knows as `MessageSid` (`unde
 `failed` and `canceled` become `<channel>.failed`; `read` comes from RCS); an error code
 that means "never deliverable" also clears the phone from the profile. An inbound message
 becomes `sms.inbound` with `properties.text`, for every user whose profile has that phone (a
-keyword for the first of them, by user_id: it acts on the number).
+keyword for the first of them, by user_id: it acts on the number). An inbound on an RCS
+conversation (`From` is `rcs:+1...`, or a tapped button's `ButtonPayload`/`ButtonText` is there)
+is `rcs.reply` instead: `properties.postback` the button's payload (the id the chip was created
+with; null for typed text), `properties.text` what the person saw or typed, pinned to the message
+named by `OriginalRepliedMessageSid` when Twilio gives it (else the user's latest RCS message).
 Callbacks carry an event id (`twilio:<sid>:<status>`), so Twilio's retries are duplicates.
 Unknown messages and senders are acknowledged (200) and ignored, so Twilio stops retrying.
 """
@@ -16,10 +22,8 @@ Unknown messages and senders are acknowledged (200) and ignored, so Twilio stops
 from __future__ import annotations
 
 import hashlib
-import json
 import logging
 from collections.abc import Mapping
-from dataclasses import dataclass
 from datetime import datetime
 from typing import Annotated, Any
 from urllib.parse import parse_qsl
@@ -30,16 +34,15 @@ from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import Response
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from channels import classify_keyword
 from channels.providers.config import providers_of
 from channels.providers.twilio import UNUSABLE_CODES, TwilioProvider
-from engine.errors import EventError
-from engine.events import parse_event
 from engine.host.server import Server
 from engine.http.openapi import documented, parsed_body
-from engine.http.problems import PROBLEM_JSON, describe, problem_body, validation_errors
+from engine.http.problems import describe, validation_errors
+from engine.http.rbm_webhooks import RbmPush, handle_rbm
 from engine.http.routing import JsonRoute, ServerDep
 from engine.http.schemas import WebhookAck
+from engine.http.webhook_events import WebhookReply, inbound_events, ingest, json_reply, problem_reply
 
 log = logging.getLogger("journey.webhooks")
 
@@ -63,6 +66,10 @@ class TwilioForm(BaseModel):
     From: str | None = None
     To: str | None = None
     Body: str | None = None
+    ButtonPayload: str | None = Field(None, description="an RCS chip's id: the inbound is `rcs.reply` with this "
+                                      "postback")
+    ButtonText: str | None = Field(None, description="the tapped RCS chip's text")
+    OriginalRepliedMessageSid: str | None = Field(None, description="the message an RCS reply answers")
 
     @property
     def sid(self) -> str | None:
@@ -88,52 +95,46 @@ async def receive_webhook(provider: Annotated[str, Path(examples=["twilio"])],
     return Response(reply.body, status_code=reply.status, media_type=reply.media_type)
 
 
-@dataclass(frozen=True, slots=True)
-class WebhookReply:
-    status: int
-    body: bytes
-    media_type: str = "application/json"
-
-
-def _json(status: int, doc: Mapping[str, Any]) -> WebhookReply:
-    return WebhookReply(status, json.dumps(doc).encode())
-
-
-def _problem(status: int, detail: str) -> WebhookReply:
-    """A refusal, as problem details like every other 4xx of the API."""
-    return WebhookReply(status, json.dumps(problem_body(status, detail)).encode(), PROBLEM_JSON)
+@router.post("/v1/webhooks/rbm", operation_id="receiveRbmEvent", openapi_extra=parsed_body(RbmPush),
+             **documented(WebhookAck, 403, 404))
+async def receive_rbm_event(request: Request, server: ServerDep) -> Response:
+    """Google RCS Business Messaging's deliveries, read receipts and replies, checked with
+    `X-Goog-Signature` (403 otherwise); a new webhook's verification is answered with its secret."""
+    body = await request.body()  # the signature is checked on the text as sent
+    reply = await run_in_threadpool(handle_rbm, server, request.headers, body)
+    return Response(reply.body, status_code=reply.status, media_type=reply.media_type)
 
 
 def handle_webhook(server: Server, provider: str, kind: str, url: str, headers: Mapping[str, str],
                    body: bytes) -> WebhookReply:
     if provider != "twilio" or kind not in ("status", "inbound"):
-        return _problem(404, f"no webhook /v1/webhooks/{provider}/{kind}")
+        return problem_reply(404, f"no webhook /v1/webhooks/{provider}/{kind}")
     accounts: list[TwilioProvider] = providers_of(server.dispatcher.providers, TwilioProvider)
     if not accounts:
-        return _problem(404, "no twilio provider is configured")
+        return problem_reply(404, "no twilio provider is configured")
     try:
         params = dict(parse_qsl(body.decode("utf-8"), keep_blank_values=True, strict_parsing=False))
     except UnicodeDecodeError:
-        return _problem(400, "body: expected an application/x-www-form-urlencoded form")
+        return problem_reply(400, "body: expected an application/x-www-form-urlencoded form")
     signature = headers.get("x-twilio-signature", "")
     if not any(account.verify(url, params, signature) for account in accounts):
         log.warning("refused a twilio %s webhook: bad or missing X-Twilio-Signature", kind)
-        return _problem(403, "X-Twilio-Signature does not match")
+        return problem_reply(403, "X-Twilio-Signature does not match")
     try:
         form = TwilioForm.model_validate(params)
     except ValidationError as exc:
-        return _problem(400, describe(validation_errors(exc.errors(), "body")))
+        return problem_reply(400, describe(validation_errors(exc.errors(), "body")))
     return _twilio_status(server, form) if kind == "status" else _twilio_inbound(server, form)
 
 
 def _twilio_status(server: Server, form: TwilioForm) -> WebhookReply:
     sid, status = form.sid, form.status
     if not sid or not status:
-        return _problem(400, "MessageSid and MessageStatus are required")
-    message = server.store.message_by_provider_id(sid)
+        return problem_reply(400, "MessageSid and MessageStatus are required")
+    message = server.store.views.message_by_provider_id(sid)
     name = TWILIO_STATUSES.get(status)
     if message is None or name is None:
-        return _json(200, {"ignored": "unknown MessageSid" if message is None else f"status {status}"})
+        return json_reply(200, {"ignored": "unknown MessageSid" if message is None else f"status {status}"})
     code = form.ErrorCode
     channel, user_id = message["channel"], message["user_id"]
     properties: dict[str, Any] = {"message_id": message["message_id"], "provider_status": status}
@@ -144,26 +145,37 @@ def _twilio_status(server: Server, form: TwilioForm) -> WebhookReply:
         server.forget_address(user_id, channel, _phone(form.To))
     event = {"id": f"twilio:{sid}:{status}", "type": f"{channel}.{name}", "user_id": user_id,
              "properties": properties}
-    return _ingest(server, event, None)
+    return ingest(server, event, None)
 
 
 def _twilio_inbound(server: Server, form: TwilioForm) -> WebhookReply:
-    """`sms.inbound` for every profile that holds the sender's number, in user_id order. A keyword
-    (STOP, START, HELP) goes to the first of them alone: it acts on the number (the suppression
-    list covers every profile holding it) and is answered once."""
+    """`sms.inbound` (or `rcs.reply`) for every profile that holds the sender's number (`inbound_events`)."""
     sender = _phone(form.From)
-    users = server.store.users_by_phone(sender) if sender else []
+    users = server.store.views.users_by_phone(sender) if sender else []
     if not users:
         return _from_unknown_number(server, sender, form)
-    text = form.Body or ""
-    if classify_keyword(text, server.engine.policy) is not None:
-        users = users[:1]
     sid = form.sid
     key = f"twilio:{sid}" if sid else _content_id(form, server.clock.now())
-    events = [{"id": key if n == 0 else f"{key}:{user_id}", "type": "sms.inbound", "user_id": user_id,
-               "properties": {"text": text, "from": sender, "to": _phone(form.To),
-                              "provider_message_id": sid}} for n, user_id in enumerate(users)]
-    return _ingest(server, events, WebhookReply(200, EMPTY_TWIML, "text/xml"))
+    kind, properties = _inbound_kind(server, form)
+    properties = {"text": form.Body or "", **properties, "from": sender, "to": _phone(form.To),
+                  "provider_message_id": sid}
+    return ingest(server, inbound_events(server, users, key, kind, properties),
+                  WebhookReply(200, EMPTY_TWIML, "text/xml"))
+
+
+def _inbound_kind(server: Server, form: TwilioForm) -> tuple[str, dict[str, Any]]:
+    """`sms.inbound`, or `rcs.reply` with the tapped button's payload as its postback."""
+    button = form.ButtonPayload
+    if not ((form.From or "").startswith("rcs:") or button or form.ButtonText):
+        return "sms.inbound", {}
+    properties: dict[str, Any] = {"postback": button or None}
+    if form.ButtonText:
+        properties["text"] = form.ButtonText
+    replied = form.OriginalRepliedMessageSid
+    message = server.store.views.message_by_provider_id(replied) if replied else None
+    if message is not None:
+        properties["message_id"] = message["message_id"]
+    return "rcs.reply", properties
 
 
 def _content_id(form: TwilioForm, now: datetime) -> str:
@@ -185,15 +197,6 @@ def _from_unknown_number(server: Server, sender: str | None, form: TwilioForm) -
     log.info("keyword from a number no profile holds: recorded on the suppression list")
     body = f'<?xml version="1.0" encoding="UTF-8"?><Response><Message>{escape(reply)}</Message></Response>'
     return WebhookReply(200, body.encode(), "text/xml")
-
-
-def _ingest(server: Server, data: dict[str, Any] | list[dict[str, Any]], reply: WebhookReply | None) -> WebhookReply:
-    try:
-        events = [parse_event(item, server.clock.now()) for item in (data if isinstance(data, list) else [data])]
-    except EventError as exc:
-        return _problem(400, str(exc))
-    duplicates = sum(1 for result in server.ingest(events) if result.duplicate)
-    return reply or _json(200, {"accepted": len(events) - duplicates, "duplicates": duplicates})
 
 
 def _phone(value: str | None) -> str | None:

@@ -20,8 +20,6 @@ from engine.ports import LedgerEntry, Privacy, SuppressionEntry
 Position = tuple[int, int]
 """Where a reader of the audit trail is: the last consent ledger row and suppression row it has."""
 
-ERASED = "erased"
-"""The reason an erased person's instances end with, and the error of their cancelled messages."""
 
 
 def address_hash(salt: str, address: str | None) -> str | None:

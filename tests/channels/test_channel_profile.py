@@ -30,11 +30,27 @@ DOC: dict[str, Any] = {
             "at": "2026-01-05T10:00:00Z",
         }
     ],
+    "rcs_capability": {"capable": True, "checked_at": "2026-01-05T09:00:00Z", "source": "rbm"},
 }
 
 
 def test_round_trip_keeps_the_spec_shape() -> None:
     assert Profile.from_dict(DOC).to_dict() == DOC
+    assumed = {k: v for k, v in DOC.items() if k != "rcs_capability"}
+    assert Profile.from_dict(assumed).to_dict() == {**assumed, "rcs_capability": None}
+
+
+def test_a_providers_answer_is_what_the_profile_believes() -> None:
+    """`rcs_capability` is the cached answer of a capability check: `rcs_capable` follows it."""
+    doc = {**DOC, "rcs_capable": True, "rcs_capability": {"capable": False, "checked_at": "2026-01-05T09:00:00+01:00",
+                                                          "source": "rbm"}}
+    profile = Profile.from_dict(doc)
+    assert profile.rcs_capable is False
+    assert profile.to_dict()["rcs_capability"] == {"capable": False, "checked_at": "2026-01-05T08:00:00Z",
+                                                   "source": "rbm"}
+    with pytest.raises(ProfileError, match="rcs_capability.checked_at: .* has no time zone offset"):
+        Profile.from_dict({**doc, "rcs_capability": {"capable": False, "checked_at": "2026-01-05T09:00",
+                                                     "source": "x"}})
 
 
 def test_consent_timestamps_are_aware_utc() -> None:

@@ -18,6 +18,7 @@ from channels import (
     load_policy,
     select,
 )
+from channels.profile import RcsCapability
 
 POLICY = load_policy()
 NOW = datetime(2026, 3, 2, 15, 0, tzinfo=UTC)  # 10:00 in New York: outside quiet hours
@@ -67,7 +68,8 @@ def reasons(req: SendRequest) -> dict[str, str | None]:
 def test_everything_available_is_eligible_in_candidate_order() -> None:
     selection = select(request(), POLICY)
     assert [d.to_dict() for d in selection.decisions] == [
-        {"channel": ch, "eligible": True, "reason": None} for ch in ALL
+        {"channel": ch, "eligible": True, "reason": None, **({"capability": "assumed"} if ch == "rcs" else {})}
+        for ch in ALL
     ]
     assert [d.channel for d in selection.deliveries] == list(ALL)
 
@@ -202,7 +204,20 @@ def test_rcs_fallback(
 
 def test_rcs_fallback_is_recorded_in_the_decision_dict() -> None:
     decision = select(request(("rcs",), profile=NOT_CAPABLE), POLICY).decisions[0]
-    assert decision.to_dict() == {"channel": "rcs", "eligible": False, "reason": "not_capable", "fallback": "mms"}
+    assert decision.to_dict() == {"channel": "rcs", "eligible": False, "reason": "not_capable", "fallback": "mms",
+                                  "capability": "assumed"}
+
+
+def test_a_providers_answer_decides_rcs_and_the_decision_says_so() -> None:
+    """The profile's `rcs_capable` alone is assumed; a capability check's cached answer is known,
+    with the provider that gave it. A 'not capable' answer falls back like any other."""
+    answer = RcsCapability(False, NOW, "rbm")
+    decision = select(request(("rcs", "sms"), profile=FULL.with_capability(answer)), POLICY).decisions[0]
+    assert decision.to_dict() == {"channel": "rcs", "eligible": False, "reason": "not_capable", "fallback": "mms",
+                                  "capability": "known", "capability_source": "rbm"}
+    capable = select(request(("rcs",), profile=NOT_CAPABLE.with_capability(RcsCapability(True, NOW, "rbm"))), POLICY)
+    assert capable.decisions[0].to_dict() == {"channel": "rcs", "eligible": True, "reason": None,
+                                              "capability": "known", "capability_source": "rbm"}
 
 
 def test_sms_fallback_uses_the_rcs_text_when_there_is_no_sms_content() -> None:

@@ -256,8 +256,9 @@ def test_running_instances_keep_the_version_they_entered_with() -> None:
                    "cart.yaml")
     clock = VirtualClock(datetime(2026, 1, 5, 10, tzinfo=UTC))
     store = MemoryStore()
-    store.put_profile(Profile.from_dict(profile("old", *SHOPPER)))
-    store.put_profile(Profile.from_dict(profile("new", *SHOPPER)))
+    with store.transaction() as tx:
+        tx.put_profile(Profile.from_dict(profile("old", *SHOPPER)))
+        tx.put_profile(Profile.from_dict(profile("new", *SHOPPER)))
     engine = Engine([v1], load_policy(), store, clock)
     engine.ingest(event("cart.abandoned", "old"))
     engine.load(v2)
@@ -265,10 +266,10 @@ def test_running_instances_keep_the_version_they_entered_with() -> None:
     for hour in range(11, 17):
         clock.advance_to(datetime(2026, 1, 5, hour, tzinfo=UTC))
         engine.fire_due()
-    got = [(m.user_id, m.channel, m.at.hour, m.content.get("body")) for m in store.messages]
+    got = [(m.user_id, m.channel, m.at.hour, m.content.get("body")) for m in store.data.messages]
     assert got == [("old", "push", 11, "Your cart"), ("new", "push", 11, "New copy"),
                    ("old", "sms", 13, None), ("new", "sms", 16, None)]
-    assert {i.user_id: i.version for i in store.instances.values()} == {"old": v1.version, "new": v2.version}
+    assert {i.user_id: i.version for i in store.data.instances.values()} == {"old": v1.version, "new": v2.version}
 
 
 NAMED = CART.replace('sms: {text: "Your cart is waiting"}', 'sms: {text: "{{ profile.attributes.name }}, your cart"}')

@@ -4,7 +4,7 @@ import socket
 from collections.abc import Iterator
 
 import pytest
-from provider_fakes import FakeFcm, FakeTwilio, HookSink, SmtpSink, service_account
+from provider_fakes import FakeFcm, FakeRbm, FakeTwilio, HookSink, SmtpSink, service_account
 
 
 @pytest.fixture(autouse=True)
@@ -49,4 +49,13 @@ def hook_sink() -> Iterator[HookSink]:
     server = HookSink()
     server.start()
     yield server
+    server.stop()
+
+
+@pytest.fixture
+def fake_rbm() -> Iterator[tuple[FakeRbm, dict[str, str]]]:
+    account, public_key = service_account("rbm-acme")
+    server = FakeRbm(public_key)
+    server.start()
+    yield server, account
     server.stop()

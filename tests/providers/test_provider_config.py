@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+from datetime import timedelta
 from pathlib import Path
 
 import pytest
@@ -14,6 +15,7 @@ from channels.providers import OutboundMessage
 from channels.providers.config import ProvidersError, load_providers
 from channels.providers.fcm import FcmProvider
 from channels.providers.local import FileProvider
+from channels.providers.rbm import RbmProvider
 from channels.providers.smtp import SmtpProvider
 from channels.providers.twilio import TwilioProvider
 from channels.providers.webhook import WebhookProvider
@@ -43,7 +45,7 @@ providers:
   - {{name: hooks, type: webhook, url: "http://127.0.0.1:9/h", secret: "${{HOOK_SECRET}}"}}
   - {{type: console, channels: [in_app]}}
 """)
-    chosen = load_providers(path, tmp_path / "outbox.jsonl", ENV, clock=SystemClock().seconds)
+    chosen = load_providers(path, tmp_path / "outbox.jsonl", environ=ENV, clock=SystemClock().seconds)
     assert [p.name for p in chosen["sms"]] == ["primary", "backup"]
     assert [p.name for p in chosen["mms"]] == [p.name for p in chosen["rcs"]] == ["primary"]
     assert isinstance(chosen["email"][0], SmtpProvider) and isinstance(chosen["push"][0], FcmProvider)
@@ -64,7 +66,7 @@ providers:
   - {type: smtp, host: 127.0.0.1, sender: a@example.com}
   - {type: webhook, url: "http://127.0.0.1:9/h", secret: "${HOOK_SECRET}"}
 """)
-    chosen = load_providers(path, tmp_path / "outbox.jsonl", ENV, clock=SystemClock().seconds)
+    chosen = load_providers(path, tmp_path / "outbox.jsonl", environ=ENV, clock=SystemClock().seconds)
     assert [getattr(chosen[c][0], "concurrency", 1) for c in ("sms", "email", "webhook", "*")] == [50, 4, 10, 1]
     bad = write(tmp_path, """\
 providers:
@@ -130,7 +132,7 @@ providers:
         f"{name}:5: providers.0.auth_token: give secrets as ${{ENV_VAR}}, not in the file",
         f"{name}:7: unknown key 'tiemout' in providers.0; did you mean 'timeout'?",
         f"{name}:8: providers.1.password: environment variable NOT_SET is not set",
-        f"{name}:9: providers.2.type: expected one of twilio, smtp, fcm, webhook, file, console",
+        f"{name}:9: providers.2.type: expected one of twilio, smtp, fcm, rbm, webhook, file, console",
         f"{name}:10: providers.3 (fcm): No such file or directory",
         f"{name}:11: providers.4.channels.0: Input should be 'push', 'in_app', 'email', 'sms', 'mms', 'rcs', "
         "'webhook' or '*'",
@@ -153,3 +155,45 @@ def test_serve_reports_a_bad_providers_file(tmp_path: Path) -> None:
                            "--db", f"sqlite:///{tmp_path / 'j.db'}"], capture_output=True, text=True, timeout=60)
     assert done.returncode == 1
     assert f"{path}:2: providers.0.auth_token: give secrets as ${{ENV_VAR}}" in done.stderr
+
+
+def test_an_rbm_agent_serves_rcs_first_and_its_problems_have_lines(tmp_path: Path) -> None:
+    account, _ = service_account("rbm-acme")
+    (tmp_path / "rbm.json").write_text(json.dumps(account))
+    path = write(tmp_path, f"""\
+providers:
+  - {{name: rbm, type: rbm, agent_id: acme-agent, service_account_file: "{tmp_path / 'rbm.json'}",
+     client_token: "${{RBM_TOKEN}}", capability_ttl_hours: 12}}
+  - {{name: primary, type: twilio, account_sid: "${{TWILIO_ACCOUNT_SID}}", auth_token: "${{TWILIO_AUTH_TOKEN}}",
+     from: "+15005550006"}}
+""")
+    chosen = load_providers(path, tmp_path / "outbox.jsonl", environ={**ENV, "RBM_TOKEN": "rbm-token-1"},
+                            clock=SystemClock().seconds)
+    [rbm, twilio] = chosen["rcs"]
+    assert isinstance(rbm, RbmProvider) and isinstance(twilio, TwilioProvider)
+    assert rbm.agent_id == "acme-agent" and rbm.capability_ttl == timedelta(hours=12)
+    assert [p.name for p in chosen["sms"]] == ["primary"]
+    assert "rbm-token-1" not in repr(chosen) and account["private_key"] not in repr(chosen)
+    assert twilio.contents.path == tmp_path / "primary-content.jsonl"  # Content SIDs kept beside the outbox
+
+    bad = write(tmp_path, """\
+providers:
+  - name: rbm
+    type: rbm
+    service_account_file: /nowhere/rbm.json
+    client_token: in-the-file
+    capability_timeout: 0
+""")
+    with pytest.raises(ProvidersError) as info:
+        load_providers(bad, tmp_path / "outbox.jsonl", environ=ENV, clock=SystemClock().seconds)
+    assert [str(p).replace(f"{bad}:", "") for p in info.value.problems] == [
+        "5: providers.0.client_token: give secrets as ${ENV_VAR}, not in the file",
+        "2: providers.0.agent_id: Field required",
+        "6: providers.0.capability_timeout: Input should be greater than 0",
+    ]
+    bad.write_text(bad.read_text().replace("client_token: in-the-file", "client_token: ${TWILIO_AUTH_TOKEN}")
+                   .replace("capability_timeout: 0", "agent_id: acme"))
+    with pytest.raises(ProvidersError) as info:
+        load_providers(bad, tmp_path / "outbox.jsonl", environ=ENV, clock=SystemClock().seconds)
+    assert [str(p).replace(f"{bad}:", "") for p in info.value.problems] == [
+        "2: providers.0 (rbm): No such file or directory"]

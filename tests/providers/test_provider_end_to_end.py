@@ -117,14 +117,12 @@ class Rig:
 
 
 @pytest.fixture
-def rig(tmp_path: Path, fake_twilio: FakeTwilio, smtp_sink: SmtpSink, monkeypatch: pytest.MonkeyPatch) -> Iterator[Rig]:
-    monkeypatch.setenv("TWILIO_ACCOUNT_SID", ACCOUNT_SID)
-    monkeypatch.setenv("TWILIO_AUTH_TOKEN", AUTH_TOKEN)
-    monkeypatch.setenv("FAKE_TWILIO", fake_twilio.url)
-    monkeypatch.setenv("SMTP_PORT", str(smtp_sink.port))
+def rig(tmp_path: Path, fake_twilio: FakeTwilio, smtp_sink: SmtpSink) -> Iterator[Rig]:
+    environ = {"TWILIO_ACCOUNT_SID": ACCOUNT_SID, "TWILIO_AUTH_TOKEN": AUTH_TOKEN, "FAKE_TWILIO": fake_twilio.url,
+               "SMTP_PORT": str(smtp_sink.port)}  # the ${VARIABLES} of the providers file, as serve passes them
     config = tmp_path / "providers.yaml"
     config.write_text(PROVIDERS)
-    providers = load_providers(config, tmp_path / "outbox.jsonl", clock=SystemClock().seconds)
+    providers = load_providers(config, tmp_path / "outbox.jsonl", environ=environ, clock=SystemClock().seconds)
     clock = VirtualClock(T0)
     journeys = [load_text(text, f"j{n}.yaml") for n, text in enumerate(JOURNEYS)]
     server = Server(SqlStore(f"sqlite:///{tmp_path / 'journey.db'}"), journeys, load_policy(), providers, clock)

@@ -48,7 +48,7 @@ from engine.stores.sql import SqlStore
 
 JOURNEY = Path(sys.executable).parent / "journey"
 API_KEYS = ("k1", "k2")
-START_TIMEOUT = 15.0
+START_TIMEOUT = 60.0  # a server answers in a second or two; a machine shared by several suites is slower
 GRANTED_AT = "2026-01-01T00:00:00Z"
 
 JOURNEYS: dict[str, str] = {
@@ -320,20 +320,23 @@ class LocalServer:
 class StartLocal(Protocol):
     def __call__(self, db: str | None = None, keys: Sequence[str] = API_KEYS,
                  providers: Mapping[str, Sequence[Provider]] | None = None, clock: VirtualClock | None = None,
-                 store: HostStore | None = None, policy: Policy | None = None) -> LocalServer: ...
+                 store: HostStore | None = None, policy: Policy | None = None,
+                 metrics_public: bool = False) -> LocalServer: ...
 
 
 @pytest.fixture
 def start_local(tmp_path: Path, journeys_dir: Path) -> Iterator[StartLocal]:
     """Factory: a `LocalServer` with the test journeys; `db` "memory" (the default), a SQLite or a
     PostgreSQL URL (a second call on the same URL is a restart: pass the first one's `clock` to go
-    on from its time, or its memory `store`; `policy`: the shipped one by default). The server reloads
+    on from its time, or its memory `store`; `policy`: the shipped one by default; `metrics_public`:
+    /metrics without a key, as `JOURNEY_METRICS_PUBLIC=1` makes it). The server reloads
     `journeys_dir` on request."""
     started: list[LocalServer] = []
 
     def start(db: str | None = None, keys: Sequence[str] = API_KEYS,
               providers: Mapping[str, Sequence[Provider]] | None = None, clock: VirtualClock | None = None,
-              store: HostStore | None = None, policy: Policy | None = None) -> LocalServer:
+              store: HostStore | None = None, policy: Policy | None = None,
+              metrics_public: bool = False) -> LocalServer:
         db = db or "memory"
         store = store or (MemoryStore() if db == "memory" else SqlStore(db))
         clock = clock or VirtualClock(T0)
@@ -342,8 +345,8 @@ def start_local(tmp_path: Path, journeys_dir: Path) -> Iterator[StartLocal]:
                         providers or default_providers(outbox), clock=clock, journeys_dir=journeys_dir)
         server.resume()  # what start() does before the sweeps: a second call on the same db is a restart
         port = free_port()
-        served = uvicorn.Server(uvicorn.Config(create_app(server, frozenset(keys)), host="127.0.0.1", port=port,
-                                               log_level="warning", lifespan="off"))
+        api = create_app(server, frozenset(keys), metrics_public=metrics_public)
+        served = uvicorn.Server(uvicorn.Config(api, host="127.0.0.1", port=port, log_level="warning", lifespan="off"))
         thread = threading.Thread(target=served.run, daemon=True, name="uvicorn")
         thread.start()
         base_url = f"http://127.0.0.1:{port}"

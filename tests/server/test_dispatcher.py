@@ -119,7 +119,7 @@ def ingest(server: Server, kind: str, user_id: str = "u1") -> None:
 def rows(server: Server, user_id: str = "u1") -> dict[str, dict[str, Any]]:
     """The user's messages by channel (one per channel in these tests)."""
     found: dict[str, dict[str, Any]] = {}
-    for row in server.store.messages_for_user(user_id):
+    for row in server.store.views.messages_for_user(user_id):
         assert row["channel"] not in found, f"two {row['channel']} messages: {row}"
         found[row["channel"]] = row
     return found
@@ -214,7 +214,7 @@ def test_a_permanent_error_fails_the_message_and_the_escalation_moves_on_at_once
         server.sweep_timers()
         server.drain_outbox()
     assert (push.calls, len(sms.sent)) == (1, 1)
-    [instance] = server.store.instances_for_user("u1")
+    [instance] = server.store.views.instances_for_user("u1")
     assert instance.status == "completed"
 
 
@@ -306,17 +306,17 @@ def test_an_interrupted_send_is_marked_unknown_and_never_sent_again(make_server:
     after = RecordingProvider("after-restart")
     clock.advance_to(T0 + timedelta(seconds=30))
     restarted = make_server({"push": [after]})
-    assert restarted.store.expire_interrupted(clock.now()) == 0, "expired while its lease still ran"
+    assert restarted.store.outbox.expire_interrupted(clock.now()) == 0, "expired while its lease still ran"
     assert restarted.drain_outbox() == 0, "claimed a message another worker still holds"
 
     clock.advance_to(T0 + timedelta(minutes=2))
-    assert restarted.store.expire_interrupted(clock.now()) == 1
+    assert restarted.store.outbox.expire_interrupted(clock.now()) == 1
     row = rows(restarted)["push"]
     assert (row["dispatch"], row["status"]) == ("unknown", "unknown")  # in doubt: it may have been delivered
     assert "interrupted" in row["error"]
     for later in (timedelta(minutes=3), timedelta(hours=1), timedelta(days=2)):
         assert drain_at(restarted, clock, T0 + later) == 0
-        assert restarted.store.expire_interrupted(clock.now()) == 0
+        assert restarted.store.outbox.expire_interrupted(clock.now()) == 0
     assert after.sent == []
     assert len(dying.taken) == 1
 
@@ -331,7 +331,7 @@ def test_a_send_interrupted_shortly_before_a_restart_is_settled_once_its_lease_r
 
     clock.advance_to(T0 + timedelta(seconds=5))  # restarted at once, as a supervisor would
     restarted = make_server({"push": [RecordingProvider("after-restart")]})
-    assert restarted.store.expire_interrupted(clock.now()) == 0  # what start() does: the lease still runs
+    assert restarted.store.outbox.expire_interrupted(clock.now()) == 0  # what start() does: the lease still runs
 
     clock.advance_to(T0 + timedelta(minutes=5))  # the server keeps running its sweeps
     restarted.sweep_timers()
@@ -397,7 +397,7 @@ def test_a_database_outage_mid_batch_is_recorded_once_the_database_is_back(
     server = make_server({"push": [provider]})
     users = notices_for(server, [f"w{n:03d}" for n in range(100)])
     server.dispatcher.throughput = 1000.0  # a claim of the whole backlog, as after a first one
-    finish, calls = server.store.finish_outbox, []
+    finish, calls = server.store.outbox.finish_outbox, []
 
     def going_away(results: Sequence[Mapping[str, Any]], fence: Fence, sending: Sequence[str] = ()) -> frozenset[str]:
         calls.append(len(results))
@@ -405,7 +405,7 @@ def test_a_database_outage_mid_batch_is_recorded_once_the_database_is_back(
             raise TemporaryStoreError("the database is unavailable")
         return finish(results, fence, sending)
 
-    monkeypatch.setattr(server.store, "finish_outbox", going_away)
+    monkeypatch.setattr(server.store.outbox, "finish_outbox", going_away)
     first_window = server.dispatcher.window({"push"})
     with pytest.raises(StoreError):
         server.drain_outbox()
@@ -471,7 +471,7 @@ def queue_notices(store: HostStore, clock: VirtualClock, journeys: list[Compiled
 
 
 def dispatcher(store: HostStore, provider: Provider, clock: VirtualClock) -> Dispatcher:
-    return Dispatcher(store, {"push": [provider]}, clock, lambda failures: None, load_policy(), lease=LEASE)
+    return Dispatcher(store.outbox, {"push": [provider]}, clock, lambda failures: None, load_policy(), lease=LEASE)
 
 
 def test_a_claim_that_outlasts_its_lease_is_renewed_and_the_other_worker_takes_nothing_back(
@@ -491,7 +491,7 @@ def test_a_claim_that_outlasts_its_lease_is_renewed_and_the_other_worker_takes_n
     while first.drain() + second.drain():
         pass
     assert len(delivered) == len(set(delivered)) == len(users)
-    states = [(r["dispatch"], r["attempts"]) for u in users for r in two_stores[0].messages_for_user(u)]
+    states = [(r["dispatch"], r["attempts"]) for u in users for r in two_stores[0].views.messages_for_user(u)]
     assert states == [("sent", 1)] * len(users)
     assert first.outcomes[("push", "sent")] + second.outcomes[("push", "sent")] == len(users)
 
@@ -530,7 +530,7 @@ def test_a_holder_whose_lease_ran_out_neither_sends_nor_records_what_was_taken_o
     delivered_b = recording.message_ids
     assert len(delivered_a) == 1 and first.lost > 0 and first.sent == 0 and not first.outcomes
     assert not set(delivered_a) & set(delivered_b) and len(set(delivered_b)) == len(delivered_b)
-    rows = {r["message_id"]: r for u in users for r in two_stores[0].messages_for_user(u)}
+    rows = {r["message_id"]: r for u in users for r in two_stores[0].views.messages_for_user(u)}
     assert rows[delivered_a[0]]["dispatch"] == "unknown"  # the expiry's verdict stands: in doubt
     in_doubt = {m for m, r in rows.items() if r["dispatch"] == "unknown"}
     assert len(in_doubt) == 2  # the first window: one for the lane's one thread, one queued behind it
@@ -548,12 +548,12 @@ def test_the_outbox_file_is_flushed_before_a_send_is_recorded_and_a_flush_that_f
     users = notices_for(server, ["n1", "n2"])
     assert server.drain_outbox() == 2
     for user in users:
-        [push] = server.store.messages_for_user(user)
+        [push] = server.store.views.messages_for_user(user)
         assert (push["dispatch"], push["attempts"]) == ("pending", 1) and "No space left" in push["error"]
     assert server.dispatcher.sent == 0
     outbox = tmp_path / "outbox.jsonl"
     server = make_server({"*": [FileProvider(outbox)]})  # the disk has room again (a restart, on another file)
     assert drain_at(server, clock, T0 + BACKOFF[0]) == 2
-    sent = [m["message_id"] for u in users for m in server.store.messages_for_user(u) if m["dispatch"] == "sent"]
+    sent = [m["message_id"] for u in users for m in server.store.views.messages_for_user(u) if m["dispatch"] == "sent"]
     assert len(sent) == 2 and sorted(json.loads(line)["message_id"] for line in outbox.read_text().splitlines()) \
         == sorted(sent)

@@ -68,3 +68,26 @@ def test_validate_warns_about_a_feedback_looking_event_that_is_not_feedback(tmp_
 def _status(local: LocalServer, user: str, channel: str) -> str:
     [latest] = [m for m in local.messages(user) if m["channel"] == channel][:1]
     return str(latest["status"])
+
+
+REPLIES = """\
+id: replies
+category: transactional
+trigger: {event: asked}
+steps:
+  - {id: answer, type: wait_for, event: [rcs.reply, sms.inbound], timeout: 1h, on_event: read, on_timeout: read}
+  - {id: read, type: wait_for, event: rcs.read, timeout: 1h, on_event: typo, on_timeout: typo}
+  - {id: typo, type: wait_for, event: rcs.replied, timeout: 1h}
+messages: {}
+"""
+
+
+def test_validate_knows_rcs_reply_and_rcs_read_and_warns_about_a_near_miss(tmp_path: Path) -> None:
+    (tmp_path / "replies.yaml").write_text(REPLIES, encoding="utf-8")
+    result = CliRunner().invoke(app, ["validate", str(tmp_path / "replies.yaml")])
+    assert result.exit_code == 0, result.output
+    warnings = [line for line in result.output.splitlines() if "warning" in line]
+    assert warnings == [f"{tmp_path / 'replies.yaml'}:7: warning: step 'typo': event 'rcs.replied' looks like "
+                        "provider feedback (<channel>.<status>) but 'replied' is not a status (bounced, clicked, "
+                        "delivered, failed, opened, queued, read, sending, sent): it never changes a message; did you "
+                        "mean 'reply'?"]

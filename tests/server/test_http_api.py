@@ -26,7 +26,7 @@ def test_a_profile_round_trips_and_keeps_its_consent_history(local: LocalServer)
     assert put.status_code == 200, put.text
     got = local.client.get("/v1/profiles/ada")
     assert got.status_code == 200
-    assert got.json() == {"user_id": "ada", **body}
+    assert got.json() == {"user_id": "ada", **body, "rcs_capability": None}  # no provider has answered
 
     grant = local.client.post("/v1/profiles/ada/consents",
                               json={"channel": "sms", "category": "marketing", "granted": True, "source": "web"})

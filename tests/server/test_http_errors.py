@@ -102,7 +102,7 @@ def test_a_bug_is_a_500_problem(local: LocalServer, monkeypatch: pytest.MonkeyPa
     def broken(*_: object) -> None:
         raise RuntimeError("a bug")
 
-    monkeypatch.setattr(local.server.store, "instances_for_user", broken)
+    monkeypatch.setattr(local.server.store.views, "instances_for_user", broken)
     with httpx.Client(base_url=local.base_url, headers=local.headers, timeout=10) as client:
         body = problem(client.get("/v1/users/u1/instances"), 500)
     assert "a bug" not in body["detail"]  # the log has it; the caller does not

@@ -23,10 +23,11 @@ from engine.http.bodies import (
     SimulatedProfile,
     SimulateRequest,
 )
+from engine.http.rbm_webhooks import RbmPush
 from engine.http.webhooks import TwilioForm
 from tests.server.conftest import LocalServer, StartLocal
 
-OPEN = {"/healthz", "/readyz", "/v1/webhooks/{provider}/{kind}"}
+OPEN = {"/healthz", "/readyz", "/v1/webhooks/{provider}/{kind}", "/v1/webhooks/rbm"}
 
 
 @pytest.fixture
@@ -72,6 +73,7 @@ def test_every_post_and_put_documents_its_body(document: dict[str, Any]) -> None
         ("POST", "/v1/profiles/{user_id}/consents"): ["ConsentIn"],
         ("POST", "/v1/journeys/{journey_id}/simulate"): ["SimulateRequest"],
         ("POST", "/v1/webhooks/{provider}/{kind}"): ["TwilioForm"],
+        ("POST", "/v1/webhooks/rbm"): ["RbmPush"],
     }
     without = [(m, p) for m, p, op in operations(document) if m in ("POST", "PUT") and "requestBody" not in op]
     assert without == [("POST", "/v1/journeys/{journey_id}/runs"),  # a run takes no body: the journey says it all
@@ -84,7 +86,8 @@ def test_every_post_and_put_documents_its_body(document: dict[str, Any]) -> None
 OPERATIONS = {("POST", "/v1/events"): "ingestEvents", ("GET", "/v1/profiles/{user_id}"): "getProfile",
               ("PUT", "/v1/profiles/{user_id}"): "putProfile", ("PATCH", "/v1/profiles/{user_id}"): "patchProfile",
               ("POST", "/v1/profiles"): "upsertProfiles", ("GET", "/v1/journeys"): "listJourneys",
-              ("POST", "/v1/journeys/{journey_id}/simulate"): "simulateJourney", ("GET", "/healthz"): "checkLiveness"}
+              ("POST", "/v1/journeys/{journey_id}/simulate"): "simulateJourney", ("GET", "/healthz"): "checkLiveness",
+              ("POST", "/v1/webhooks/rbm"): "receiveRbmEvent"}
 
 
 def test_every_operation_has_a_readable_operation_id_and_a_tag(document: dict[str, Any]) -> None:
@@ -107,7 +110,7 @@ def without_nulls(value: Any) -> Any:
 
 
 BODIES = [EventIn, EventBatch, ProfileIn, ProfilePatch, ConsentIn, BulkProfiles, SimulateRequest, SimulatedProfile,
-          TwilioForm]
+          TwilioForm, RbmPush]
 
 
 @pytest.mark.parametrize("model", BODIES)
@@ -141,10 +144,8 @@ def test_docs_are_served_without_a_key(local: LocalServer) -> None:
     assert docs.status_code == 200 and "swagger-ui" in docs.text
 
 
-def test_metrics_are_open_in_the_document_when_public(start_local: StartLocal, monkeypatch: pytest.MonkeyPatch
-                                                      ) -> None:
-    monkeypatch.setenv("JOURNEY_METRICS_PUBLIC", "1")
-    local = start_local()
+def test_metrics_are_open_in_the_document_when_public(start_local: StartLocal) -> None:
+    local = start_local(metrics_public=True)
     document = local.client.get("/openapi.json").json()
     assert document["paths"]["/metrics"]["get"]["security"] == []
 

@@ -6,11 +6,12 @@ from __future__ import annotations
 import json
 from datetime import timedelta
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import pytest
 
 from channels import ConsentRecord, Profile
+from engine.stores.memory import MemoryStore
 from tests.server.conftest import T0, LocalServer, StartLocal, post_events, put_profile
 
 PHONE, EMAIL = "+33612345678", "ada@example.com"
@@ -86,8 +87,9 @@ def test_an_erasure_happens_in_the_engines_turn_and_ends_instances_as_exited_era
     assert post_events(local, event("order.placed", "ada", order_id="A1")).status_code == 202
     saved: list[Any] = []
     store = local.server.store
-    original = store.save_instance
-    store.save_instance = lambda instance: (saved.append(instance), original(instance))[1]  # type: ignore[method-assign]
+    tx = cast(MemoryStore, store).tx  # the memory store's one Tx
+    original = tx.save_instance
+    tx.save_instance = lambda instance: (saved.append(instance), original(instance))[1]  # type: ignore[method-assign]
     assert local.client.delete("/v1/profiles/ada").status_code == 204
     assert [(i.status, i.reason, i.timer) for i in saved] == [("exited", "erased", None)]
     assert store.next_due() is None
@@ -121,7 +123,7 @@ def test_an_export_holds_everything_about_one_person_and_nothing_about_others(lo
     assert doc["user_id"] == "bob" and doc["exported_at"] == "2026-01-05T10:00:03Z"
     assert doc["profile"] == {"user_id": "bob", "timezone": "UTC", "email": "bob@example.com",
                               "phone": "+14155550100", "push_token": "tok-bob", "rcs_capable": False,
-                              "attributes": {"tier": "gold"}}
+                              "attributes": {"tier": "gold"}, "rcs_capability": None}
     assert [(c["channel"], c["category"], c["granted"], c["source"]) for c in doc["consents"]] == [
         ("push", "transactional", True, "test"), ("sms", "marketing", False, "call")]
     assert doc["suppressions"] == []

@@ -60,11 +60,11 @@ def make_server(tmp_path: Path, store_kind: str) -> Iterator[Any]:
 
 
 def status(server: Server, user_id: str) -> list[str]:
-    return [i.status for i in server.store.instances_for_user(user_id)]
+    return [i.status for i in server.store.views.instances_for_user(user_id)]
 
 
 def channels(server: Server, user_id: str) -> list[str]:
-    return [m["channel"] for m in server.store.messages_for_user(user_id)]
+    return [m["channel"] for m in server.store.views.messages_for_user(user_id)]
 
 
 def queued(server: Server) -> int:
@@ -128,20 +128,20 @@ def test_an_event_that_cannot_be_processed_is_set_aside_and_the_rest_go_on(make_
     cart, accepted in the same batch after it, is processed."""
     server = make_server()
     server.ingest([now_event(server, cart_event, 0)])
-    feedback = server.engine._feedback
+    feedback = server.engine.feedback.pin
 
     def broken(tx: Any, event: Event, now: datetime) -> Event:
         if event.user_id == "u0":
             raise RuntimeError("disk on fire")
         return feedback(tx, event, now)
 
-    monkeypatch.setattr(server.engine, "_feedback", broken)
+    monkeypatch.setattr(server.engine.feedback, "pin", broken)
     server.accept([now_event(server, open_event, 0), now_event(server, cart_event, 1)])
     assert server.sweep_inbox() == 2
     assert status(server, "u1") == ["active"] and channels(server, "u1") == ["push"]
     assert server.counters.failed == 1 and queued(server) == 0
     if store_kind == "memory":
-        kept = [(e.user_id, e.type, error) for e, error in server.store.quarantined]
+        kept = [(e.user_id, e.type, error) for e, error in server.store.data.quarantined]
     else:
         with server.store.engine.connect() as conn:
             kept = [tuple(row) for row in conn.execute(text("SELECT user_id, type, error FROM inbox"))]
@@ -161,7 +161,7 @@ def test_after_a_restart_on_a_changed_journey_an_instance_goes_on_on_its_version
     assert status(second, "u0") == ["completed"] and channels(second, "u0") == ["push"]
     assert status(second, "u1") == ["active"]
     assert second.counters.failed == 0 and not second.counters.instance_failures
-    versions = {i.user_id: i.version for u in ("u0", "u1") for i in second.store.instances_for_user(u)}
+    versions = {i.user_id: i.version for u in ("u0", "u1") for i in second.store.views.instances_for_user(u)}
     assert versions["u0"] != versions["u1"]
 
 

@@ -157,6 +157,23 @@ def test_put_replaces_the_profile_and_patch_merges_into_it(local: LocalServer) -
     assert cleared.status_code == 200 and cleared.json()["rcs_capable"] is False, cleared.text
 
 
+def test_a_cached_capability_answer_survives_updates_that_agree_and_goes_with_one_that_does_not(
+        local: LocalServer) -> None:
+    """`rcs_capability` is a provider's answer the engine cached; an `rcs_capable` that contradicts it
+    is the newer word, so the answer goes and the next RCS send asks again."""
+    answer = {"capable": False, "checked_at": "2026-01-05T09:00:00Z", "source": "rbm"}
+    put = local.client.put("/v1/profiles/cat", json={"phone": "+14155550100", "rcs_capability": answer})
+    assert put.status_code == 200 and put.json()["rcs_capable"] is False and put.json()["rcs_capability"] == answer
+    kept = local.client.put("/v1/profiles/cat", json={"phone": "+14155550100", "attributes": {"tier": "gold"}})
+    assert kept.json()["rcs_capability"] == answer  # rcs_capable false (left out) agrees with it
+    assert local.client.patch("/v1/profiles/cat", json={"timezone": "UTC"}).json()["rcs_capability"] == answer
+    assert local.client.patch("/v1/profiles/cat", json={"rcs_capable": False}).json()["rcs_capability"] == answer
+    contradicted = local.client.patch("/v1/profiles/cat", json={"rcs_capable": True}).json()
+    assert contradicted["rcs_capable"] is True and contradicted["rcs_capability"] is None
+    bad = local.client.put("/v1/profiles/cat", json={"rcs_capability": {**answer, "checked_at": "yesterday"}})
+    assert bad.status_code == 422 and bad.json()["errors"][0]["field"] == "rcs_capability.checked_at"
+
+
 def test_patch_refuses_what_it_cannot_merge(local: LocalServer) -> None:
     assert local.client.patch("/v1/profiles/nobody", json={"timezone": "UTC"}).status_code == 404
     put_profile(local, "u1")

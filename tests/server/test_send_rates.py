@@ -79,7 +79,7 @@ def queued(local: LocalServer) -> dict[str, float | None]:
 def assert_each_texted_once(local: LocalServer, sms: RecordingProvider) -> None:
     assert sorted(m.address or "" for m in sms.sent) == sorted(phone(n) for n in range(USERS))
     assert len(set(sms.message_ids)) == USERS
-    rows = [row for n in range(USERS) for row in local.server.store.messages_for_user(f"u{n}")
+    rows = [row for n in range(USERS) for row in local.server.store.views.messages_for_user(f"u{n}")
             if row["channel"] == "sms"]
     assert [(row["dispatch"], row["status"]) for row in rows] == [("sent", "sent")] * USERS
 
@@ -129,7 +129,7 @@ def test_a_restart_sends_the_held_back_messages_each_once(start_local: StartLoca
     enter_everyone(first)
     first.advance(4)
     assert len(sms.sent) == 200
-    states = {row["dispatch"] for n in range(USERS) for row in first.server.store.messages_for_user(f"u{n}")}
+    states = {row["dispatch"] for n in range(USERS) for row in first.server.store.views.messages_for_user(f"u{n}")}
     assert states == {"sent", "pending"}
     first.stop()
 

@@ -25,6 +25,7 @@ from tests.server.conftest import (
     metric,
     post_events,
     put_profile,
+    server_env,
     wait_for_sweeps,
     wait_until,
 )
@@ -203,13 +204,17 @@ def test_serve_workers_runs_k_workers_behind_one_port_sharing_the_users(
         postgres_fresh_db_url: str, start_server: StartServer, journeys_dir: Path) -> None:
     """`journey serve --workers 2`: two worker processes accept on one port, split the 256
     partitions, and between them process every user's event once; SIGTERM stops both and gives
-    their partitions up at once (no lease left to run out)."""
+    their partitions up at once (no lease left to run out). Both take the environment's
+    JOURNEY_WORKER_ID (their ids) and JOURNEY_METRICS_PUBLIC (/metrics without a key)."""
     (journeys_dir / "race.yaml").write_text(RACE, encoding="utf-8")
-    server = start_server(db=postgres_fresh_db_url, name="workers", args=["--workers", "2"])
+    env = {**server_env(), "JOURNEY_WORKER_ID": "blue", "JOURNEY_METRICS_PUBLIC": "1"}
+    server = start_server(db=postgres_fresh_db_url, name="workers", args=["--workers", "2"], env=env)
     shares = wait_until(lambda: (lambda found: found if sorted(found.values()) == [128, 128] else None)(
         {s.labels["worker"]: s.value for s in samples(server, "journey_worker_partitions")}), timeout=15,
         what="two workers owning 128 partitions each")
-    assert all(worker.endswith(("/1", "/2")) for worker in shares)
+    assert sorted(shares) == ["blue/1", "blue/2"]
+    with httpx.Client(base_url=server.base_url, timeout=10) as anonymous:
+        assert anonymous.get("/metrics").status_code == 200 and anonymous.get("/v1/journeys").status_code == 401
     users = [f"w{n:03d}" for n in range(100)]
     for user in users:
         put_profile(server, user)

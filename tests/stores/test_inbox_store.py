@@ -65,7 +65,7 @@ def test_a_set_aside_event_keeps_its_error_and_is_not_claimed_again(store: Store
     with store.transaction() as tx:
         assert not tx.quarantine_queued("nothing left to set aside")
     if isinstance(store, MemoryStore):
-        assert store.quarantined == [(event(1), "JourneyNotFoundError: journey 'w1' version 3 is not loaded")]
+        assert store.data.quarantined == [(event(1), "JourneyNotFoundError: journey 'w1' version 3 is not loaded")]
     else:
         assert isinstance(store, SqlStore)
         with store.engine.connect() as conn:

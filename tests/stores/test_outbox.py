@@ -49,13 +49,13 @@ def _queue(store: HostStore, *sends: Send) -> None:
 
 
 def _row(store: HostStore, message_id: str) -> dict[str, Any]:
-    return next(m for m in store.messages_for_user("u1") if m["message_id"] == message_id)
+    return next(m for m in store.views.messages_for_user("u1") if m["message_id"] == message_id)
 
 
 def test_a_claim_carries_each_channels_address_and_none_without_a_profile(store: HostStore) -> None:
     sends = [_send(f"m-{c}", "u1", c) for c in ("push", "email", "sms", "mms", "rcs")]
     _queue(store, *sends, _send("m-x", "nobody", "sms"))
-    items = {i.message_id: i for i in store.claim_outbox(T0, 100, LEASE, "a")}
+    items = {i.message_id: i for i in store.outbox.claim_outbox(T0, 100, LEASE, "a")}
     assert {k: i.address for k, i in items.items()} == {
         "m-push": "tok-1", "m-email": "u1@example.com", "m-sms": "+14155550100", "m-mms": "+14155550100",
         "m-rcs": "+14155550100", "m-x": None}
@@ -64,47 +64,47 @@ def test_a_claim_carries_each_channels_address_and_none_without_a_profile(store:
 
 def test_a_leased_message_is_not_claimed_again_until_its_lease_runs_out(store: HostStore) -> None:
     _queue(store, _send("m1", "u1", "push"), _send("m2", "u1", "push", T0 + timedelta(minutes=5)))
-    assert [i.message_id for i in store.claim_outbox(T0, 100, LEASE, "a")] == ["m1"]  # m2 is not due yet
-    assert store.claim_outbox(T0 + timedelta(seconds=30), 100, LEASE, "b") == []
+    assert [i.message_id for i in store.outbox.claim_outbox(T0, 100, LEASE, "a")] == ["m1"]  # m2 is not due yet
+    assert store.outbox.claim_outbox(T0 + timedelta(seconds=30), 100, LEASE, "b") == []
     assert _row(store, "m1")["dispatch"] == "leased"
-    assert store.finish_outbox([], fence(), sending=["m1"]) == {"m1"}
+    assert store.outbox.finish_outbox([], fence(), sending=["m1"]) == {"m1"}
     assert _row(store, "m1")["dispatch"] == "sending"
     later = T0 + timedelta(minutes=10)
-    assert store.expire_interrupted(later) == 1
-    assert [i.message_id for i in store.claim_outbox(later, 100, LEASE, "b")] == ["m2"]
+    assert store.outbox.expire_interrupted(later) == 1
+    assert [i.message_id for i in store.outbox.claim_outbox(later, 100, LEASE, "b")] == ["m2"]
     assert _row(store, "m1")["dispatch"] == "unknown"  # its lease ran out mid-attempt: in doubt, never re-sent
 
 
 def test_a_leased_message_never_handed_over_goes_back_to_pending_when_its_lease_runs_out(
         store: HostStore) -> None:
     _queue(store, _send("m1", "u1", "push"), _send("m2", "u1", "sms"), _send("m3", "u1", "email"))
-    claimed = store.claim_outbox(T0, 100, LEASE, "a")
-    store.finish_outbox([], fence(), sending=[claimed[0].message_id, claimed[1].message_id])
+    claimed = store.outbox.claim_outbox(T0, 100, LEASE, "a")
+    store.outbox.finish_outbox([], fence(), sending=[claimed[0].message_id, claimed[1].message_id])
     assert [_row(store, i.message_id)["dispatch"] for i in claimed] == ["sending", "sending", "leased"]
     later = T0 + timedelta(minutes=2)
-    assert store.expire_interrupted(later, retry_channels={"push"}) == 1
+    assert store.outbox.expire_interrupted(later, retry_channels={"push"}) == 1
     assert {m: _row(store, m)["dispatch"] for m in ("m1", "m2", "m3")} == {
         "m1": "pending", "m2": "unknown", "m3": "pending"}  # m1: retried with its idempotency key
-    assert sorted(i.message_id for i in store.claim_outbox(later, 100, LEASE, "b")) == ["m1", "m3"]
+    assert sorted(i.message_id for i in store.outbox.claim_outbox(later, 100, LEASE, "b")) == ["m1", "m3"]
 
 
 def test_a_finished_attempt_is_recorded(store: HostStore) -> None:
     _queue(store, _send("m1", "u1", "sms"))
-    store.claim_outbox(T0, 100, LEASE, "a")
+    store.outbox.claim_outbox(T0, 100, LEASE, "a")
     retry = T0 + timedelta(seconds=5)
-    finished = store.finish_outbox([{"message_id": "m1", "dispatch": "pending", "status": "queued", "attempts": 1,
-                                     "next_attempt_at": retry, "provider": None, "provider_id": None,
-                                     "error": "busy", "at": T0}], fence())
+    finished = store.outbox.finish_outbox([{"message_id": "m1", "dispatch": "pending", "status": "queued",
+                                            "attempts": 1, "next_attempt_at": retry, "provider": None,
+                                            "provider_id": None, "error": "busy", "at": T0}], fence())
     assert finished == {"m1"}
-    assert [i.attempts for i in store.claim_outbox(retry, 100, LEASE, "b")] == [1]
-    store.finish_outbox([{"message_id": "m1", "dispatch": "sent", "status": "sent", "attempts": 2,
+    assert [i.attempts for i in store.outbox.claim_outbox(retry, 100, LEASE, "b")] == [1]
+    store.outbox.finish_outbox([{"message_id": "m1", "dispatch": "sent", "status": "sent", "attempts": 2,
                           "next_attempt_at": None, "provider": "twilio", "provider_id": "SM1", "error": None,
                           "at": retry}], fence("b", retry))
     row = _row(store, "m1")
     assert (row["dispatch"], row["status"], row["attempts"], row["provider_id"]) == ("sent", "sent", 2, "SM1")
-    assert store.message_by_provider_id("SM1") == {"message_id": "m1", "user_id": "u1", "channel": "sms",
+    assert store.views.message_by_provider_id("SM1") == {"message_id": "m1", "user_id": "u1", "channel": "sms",
                                                    "provider": "twilio"}
-    assert store.outbox_next_due() is None
+    assert store.outbox.outbox_next_due() is None
 
 
 def _sent(message_id: str, at: datetime) -> dict[str, Any]:
@@ -117,46 +117,47 @@ def test_a_claim_that_ran_out_can_neither_mark_nor_record_nor_renew(store: HostS
     everything `a` still tries is refused, what `b` does is kept. Before the expiry ran, a lease
     that ran out is refused all the same."""
     _queue(store, _send("m1", "u1", "sms"), _send("m2", "u1", "sms"))
-    store.claim_outbox(T0, 100, LEASE, "a")
-    assert store.finish_outbox([], fence(), sending=["m1"]) == {"m1"}
+    store.outbox.claim_outbox(T0, 100, LEASE, "a")
+    assert store.outbox.finish_outbox([], fence(), sending=["m1"]) == {"m1"}
     late = T0 + LEASE + timedelta(seconds=1)
-    assert store.finish_outbox([_sent("m1", late)], fence("a", late), sending=["m2"]) == set()
-    assert store.renew_outbox(["m1", "m2"], fence("a", late)) == set()
-    assert store.expire_interrupted(late) == 1  # m1 was handed over: in doubt; m2 goes back to pending
-    assert [i.message_id for i in store.claim_outbox(late, 100, LEASE, "b")] == ["m2"]
-    refused = store.finish_outbox([_sent("m1", late), _sent("m2", late)], fence("a", T0), sending=["m2"])
+    assert store.outbox.finish_outbox([_sent("m1", late)], fence("a", late), sending=["m2"]) == set()
+    assert store.outbox.renew_outbox(["m1", "m2"], fence("a", late)) == set()
+    assert store.outbox.expire_interrupted(late) == 1  # m1 was handed over: in doubt; m2 goes back to pending
+    assert [i.message_id for i in store.outbox.claim_outbox(late, 100, LEASE, "b")] == ["m2"]
+    refused = store.outbox.finish_outbox([_sent("m1", late), _sent("m2", late)], fence("a", T0), sending=["m2"])
     assert refused == set()
-    assert store.renew_outbox(["m2"], fence("a", T0)) == set()
+    assert store.outbox.renew_outbox(["m2"], fence("a", T0)) == set()
     assert {m: _row(store, m)["dispatch"] for m in ("m1", "m2")} == {"m1": "unknown", "m2": "leased"}
-    assert store.finish_outbox([], fence("b", late), sending=["m2"]) == {"m2"}
-    assert store.finish_outbox([_sent("m2", late)], fence("b", late)) == {"m2"}
+    assert store.outbox.finish_outbox([], fence("b", late), sending=["m2"]) == {"m2"}
+    assert store.outbox.finish_outbox([_sent("m2", late)], fence("b", late)) == {"m2"}
     assert _row(store, "m2")["dispatch"] == "sent"
-    assert store.finish_outbox([_sent("m2", late)], fence("b", late)) == set()  # the claim ended with it
+    assert store.outbox.finish_outbox([_sent("m2", late)], fence("b", late)) == set()  # the claim ended with it
 
 
 def test_a_renewed_lease_is_not_taken_back_when_the_first_would_have_run_out(store: HostStore) -> None:
     _queue(store, _send("m1", "u1", "sms"), _send("m2", "u1", "sms"))
-    store.claim_outbox(T0, 100, LEASE, "a")
-    store.finish_outbox([], fence(), sending=["m1"])
+    store.outbox.claim_outbox(T0, 100, LEASE, "a")
+    store.outbox.finish_outbox([], fence(), sending=["m1"])
     halfway = T0 + LEASE / 2
-    assert store.renew_outbox(["m1", "m2"], fence("a", halfway)) == {"m1", "m2"}
+    assert store.outbox.renew_outbox(["m1", "m2"], fence("a", halfway)) == {"m1", "m2"}
     after_first = T0 + LEASE + timedelta(seconds=1)
-    assert store.expire_interrupted(after_first) == 0
-    assert store.claim_outbox(after_first, 100, LEASE, "b") == []
+    assert store.outbox.expire_interrupted(after_first) == 0
+    assert store.outbox.claim_outbox(after_first, 100, LEASE, "b") == []
     assert {m: _row(store, m)["dispatch"] for m in ("m1", "m2")} == {"m1": "sending", "m2": "leased"}
-    assert store.finish_outbox([_sent("m1", after_first)], fence("a", after_first)) == {"m1"}
+    assert store.outbox.finish_outbox([_sent("m1", after_first)], fence("a", after_first)) == {"m1"}
 
 
 def test_queued_counts_the_pending_messages_by_channel_due_or_not(store: HostStore) -> None:
     later = T0 + timedelta(hours=1)
     _queue(store, _send("m1", "u1", "sms"), _send("m2", "u1", "sms", later), _send("m3", "u1", "push"),
            _send("m4", "u1", "sms"))
-    assert store.outbox_queued() == {"sms": 3, "push": 1}
-    claimed = Counter(i.channel for i in store.claim_outbox(T0, 2, LEASE, "a"))  # taken by a dispatcher: not waiting
+    assert store.outbox.outbox_queued() == {"sms": 3, "push": 1}
+    claimed = Counter(i.channel for i in store.outbox.claim_outbox(T0, 2, LEASE, "a"))  # a dispatcher's: not waiting
     left = {"sms": 3 - claimed["sms"], "push": 1 - claimed["push"]}
-    assert store.outbox_queued() == {channel: n for channel, n in left.items() if n}
-    store.claim_outbox(T0, 100, LEASE, "b")
-    assert store.outbox_queued() == {"sms": 1}  # m2, not due yet
+    assert store.outbox.outbox_queued() == {channel: n for channel, n in left.items() if n}
+    store.outbox.claim_outbox(T0, 100, LEASE, "b")
+    assert store.outbox.outbox_queued() == {"sms": 1}  # m2, not due yet
+
 
 
 def test_a_batch_of_attempts_records_only_the_rows_its_claim_holds(store: HostStore) -> None:
@@ -164,14 +165,14 @@ def test_a_batch_of_attempts_records_only_the_rows_its_claim_holds(store: HostSt
     row): the six messages claim `a` holds are written and returned, the six claim `b` holds are
     refused and left as `b` has them."""
     _queue(store, *(_send(f"m{n:02d}", "u1", "sms") for n in range(12)))
-    ours = [i.message_id for i in store.claim_outbox(T0, 6, LEASE, "a")]
-    theirs = [i.message_id for i in store.claim_outbox(T0, 6, LEASE, "b")]
-    assert store.finish_outbox([], fence(), sending=ours) == set(ours)
-    recorded = store.finish_outbox([_sent(m, T0) for m in ours + theirs], fence())
+    ours = [i.message_id for i in store.outbox.claim_outbox(T0, 6, LEASE, "a")]
+    theirs = [i.message_id for i in store.outbox.claim_outbox(T0, 6, LEASE, "b")]
+    assert store.outbox.finish_outbox([], fence(), sending=ours) == set(ours)
+    recorded = store.outbox.finish_outbox([_sent(m, T0) for m in ours + theirs], fence())
     assert recorded == set(ours) and len(ours) == len(theirs) == 6
     assert {m: _row(store, m)["dispatch"] for m in ours + theirs} == {
         **{m: "sent" for m in ours}, **{m: "leased" for m in theirs}}
-    assert store.finish_outbox([_sent(m, T0) for m in ours], fence()) == set()  # the claim ended with them
+    assert store.outbox.finish_outbox([_sent(m, T0) for m in ours], fence()) == set()  # the claim ended with them
 
 
 @pytest.mark.parametrize("backend", SQL_BACKENDS)
@@ -181,10 +182,10 @@ def test_the_rows_the_fenced_writes_change_are_counted_for_the_bench(
     return their rows (SQLite's driver reports those counts only once the rows are read)."""
     store = SqlStore(sql_url(backend, request, tmp_path))
     _queue(store, *(_send(f"m{n:02d}", "u1", "sms") for n in range(12)))
-    ids = [i.message_id for i in store.claim_outbox(T0, 100, LEASE, "a")]
+    ids = [i.message_id for i in store.outbox.claim_outbox(T0, 100, LEASE, "a")]
     before = store.stats.rows
-    store.finish_outbox([], fence(), sending=ids)
-    store.renew_outbox(ids, fence("a", T0 + timedelta(seconds=1)))
-    store.finish_outbox([_sent(m, T0) for m in ids], fence())
+    store.outbox.finish_outbox([], fence(), sending=ids)
+    store.outbox.renew_outbox(ids, fence("a", T0 + timedelta(seconds=1)))
+    store.outbox.finish_outbox([_sent(m, T0) for m in ids], fence())
     assert store.stats.rows - before == 3 * 12
     store.close()

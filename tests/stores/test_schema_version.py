@@ -78,17 +78,17 @@ def test_a_version_1_database_is_upgraded_in_place(url: str) -> None:
     store = SqlStore(url)
     assert _version(store) == SCHEMA_VERSION == 12
     assert _indexes(url) >= NEW_INDEXES and set(OLD_INDEXES).isdisjoint(_indexes(url))
-    assert store.users_by_phone("+14155550100") == ["u1"] and store.users_by_phone("+14155550199") == []
+    assert store.views.users_by_phone("+14155550100") == ["u1"] and store.views.users_by_phone("+14155550199") == []
     with store.transaction() as tx:
         tx.queue_events([Event("cart.abandoned", "u1", datetime(2026, 1, 5, tzinfo=UTC), {"cart": 1}, "e1")])
     with store.transaction() as tx:
         assert [e.id for e in tx.claim_queued(10)] == ["e1"]
-    store.set_journey_state("cart", "paused", datetime(2026, 1, 5, tzinfo=UTC))  # version 6's tables exist
-    assert store.journey_states() == {"cart": "paused"} and store.journey_versions("cart") == []
-    assert store.suppressions({"+14155550100"}) == {}  # version 7's tables exist
-    assert store.erase_user("u1", datetime(2026, 1, 5, tzinfo=UTC), lambda tx: None) is not None  # version 9's
-    assert store.users_by_phone("+14155550100") == []
-    assert store.runs_of("cart") == [] and store.claim_run("w1", {"cart"}, datetime(2026, 1, 5, tzinfo=UTC),
+    store.journeys.set_journey_state("cart", "paused", datetime(2026, 1, 5, tzinfo=UTC))  # version 6's tables exist
+    assert store.journeys.journey_states() == {"cart": "paused"} and store.journeys.journey_versions("cart") == []
+    assert store.outbox.suppressions({"+14155550100"}) == {}  # version 7's tables exist
+    assert store.privacy.erase_user("u1", datetime(2026, 1, 5, tzinfo=UTC), lambda tx: None) is not None  # version 9's
+    assert store.views.users_by_phone("+14155550100") == []
+    assert store.runs.runs_of("cart") == [] and store.runs.claim_run("w1", {"cart"}, datetime(2026, 1, 5, tzinfo=UTC),
                                                            timedelta(seconds=30)) is None  # version 10's
     store.close()
 
@@ -140,9 +140,9 @@ def test_a_version_11_database_gets_the_outbox_claim_column_and_its_messages_go_
     try:
         assert _version(store) == SCHEMA_VERSION
         now = datetime(2026, 1, 5, 10, 1, tzinfo=UTC)
-        assert [i.message_id for i in store.claim_outbox(now, 10, timedelta(seconds=60), "t")] == ["m1"]
+        assert [i.message_id for i in store.outbox.claim_outbox(now, 10, timedelta(seconds=60), "t")] == ["m1"]
         fence = Fence("t", now, now + timedelta(seconds=60))
-        assert store.finish_outbox([], fence, sending=["m1"]) == {"m1"}
+        assert store.outbox.finish_outbox([], fence, sending=["m1"]) == {"m1"}
     finally:
         store.close()
 

@@ -85,8 +85,8 @@ def test_the_dispatchers_recheck_reads_the_cache_only_as_committed(tmp_path: Pat
 
     def recheck() -> None:
         writing.wait(30)
-        profile = store.recipients(["u1"])["u1"]
-        seen.append((all(c.granted for c in profile.consents), phone in store.suppressions([phone])))
+        profile = store.outbox.recipients(["u1"])["u1"]
+        seen.append((all(c.granted for c in profile.consents), phone in store.outbox.suppressions([phone])))
 
     reader = threading.Thread(target=recheck)
     reader.start()
@@ -96,7 +96,7 @@ def test_the_dispatchers_recheck_reads_the_cache_only_as_committed(tmp_path: Pat
         tx.record_suppression(phone, "STOP", START, "test")
         writing.set()
         deadline = time.monotonic() + 30  # until the reader has looked, or waits for the transaction
-        while not seen and not store._writer.waiting and time.monotonic() < deadline:  # type: ignore[union-attr]
+        while not seen and not store.database.writer.waiting and time.monotonic() < deadline:  # type: ignore[union-attr]
             time.sleep(0.01)
         raise RuntimeError("the transaction fails")
     reader.join(30)

@@ -25,14 +25,14 @@ def test_the_sender_of_an_sms_follows_profile_changes(store: SqlStore) -> None:
     with store.transaction() as tx:
         tx.put_profile(Profile("u1", phone="+14155550100"))
         tx.put_profile(Profile("u2", phone="+14155550111"))
-    assert store.users_by_phone("+14155550100") == ["u1"]
+    assert store.views.users_by_phone("+14155550100") == ["u1"]
     with store.transaction() as tx:
         profile = tx.get_profile("u1")
         assert profile is not None
         tx.put_profile(replace(profile, phone="+14155550122"))
-    assert store.users_by_phone("+14155550100") == []
-    assert store.users_by_phone("+14155550122") == ["u1"]
-    assert store.users_by_phone("+14155550111") == ["u2"]
+    assert store.views.users_by_phone("+14155550100") == []
+    assert store.views.users_by_phone("+14155550122") == ["u1"]
+    assert store.views.users_by_phone("+14155550111") == ["u2"]
 
 
 def test_finding_the_sender_reads_the_phone_index_not_every_profile(tmp_path: Path) -> None:

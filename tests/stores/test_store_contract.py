@@ -14,8 +14,7 @@ from typing import Any, TypeVar, cast
 import pytest
 
 from channels import ConsentRecord, Decision, Profile, SentRecord
-from engine.ports import HostStore, JourneyVersion, Store, Tx, carry_out
-from engine.runtime import EntryHistory
+from engine.ports import EntryHistory, HostStore, JourneyVersion, Store, Tx, carry_out
 from engine.state import Cancel, Escalation, Instance, Outcome, Schedule, Send, Skip, TimerRef, Trace
 
 T0 = datetime(2026, 1, 5, 10, 0, tzinfo=UTC)
@@ -450,10 +449,21 @@ def test_committed_data_survives_a_restart(reopen: Callable[[], Store]) -> None:
 
 def test_journey_ids_are_every_journey_a_version_was_kept_of(store: Store) -> None:
     """What `GET /v1/journeys` lists removed journeys from: loaded or not, each id once, in order."""
-    journeys = cast(HostStore, store)  # every backend is a whole HostStore
+    journeys = cast(HostStore, store).journeys  # every backend is a whole HostStore
     assert journeys.journey_ids() == []
     journeys.save_versions([JourneyVersion("welcome", "v1", "welcome.yaml", "id: welcome", T0),
                             JourneyVersion("cart", "v1", "cart.yaml", "id: cart", T0),
                             JourneyVersion("welcome", "v2", "welcome.yaml", "id: welcome # 2", at(1))])
     assert journeys.journey_ids() == ["cart", "welcome"]
     assert [v.version for v in journeys.journey_versions("welcome")] == ["v1", "v2"]
+
+
+def test_a_store_says_where_it_is_and_whether_other_workers_share_its_users(store: Store) -> None:
+    """What `journey serve` logs as its database, and whether it leases partitions (PostgreSQL only:
+    memory and SQLite have one process, which owns every user)."""
+    host = cast(HostStore, store)
+    shared = host.location.startswith("postgresql")
+    assert host.location == "memory" or host.location.startswith("sqlite:///") or shared
+    assert (host.partitions is not None) == shared
+    if host.partitions is not None:
+        assert host.partitions.count == 256 and host.partitions.worker is None  # no worker id until serve sets one

@@ -32,17 +32,17 @@ def test_stop_suppresses_from_the_first_stop_and_start_lifts_it(store: HostStore
     with store.transaction() as tx:
         tx.record_suppression(PHONE, "STOP", T0 + timedelta(hours=1), "twilio:SM2")
     assert since(store) == T0
-    assert store.suppressions({PHONE, "+14155550199"}) == {PHONE: T0}
+    assert store.outbox.suppressions({PHONE, "+14155550199"}) == {PHONE: T0}
     with store.transaction() as tx:
         tx.record_suppression(PHONE, "START", T0 + timedelta(hours=2), "twilio:SM3")
-    assert since(store) is None and store.suppressions({PHONE}) == {}
+    assert since(store) is None and store.outbox.suppressions({PHONE}) == {}
 
 
 def test_a_rolled_back_stop_leaves_no_suppression(store: HostStore) -> None:
     with pytest.raises(Boom), store.transaction() as tx:
         tx.record_suppression(PHONE, "STOP", T0, "twilio:SM1")
         raise Boom
-    assert since(store) is None and store.suppressions({PHONE}) == {}
+    assert since(store) is None and store.outbox.suppressions({PHONE}) == {}
 
 
 def test_the_numbers_of_a_batch_are_known_after_its_prefetch(store: HostStore) -> None:
@@ -54,4 +54,4 @@ def test_the_numbers_of_a_batch_are_known_after_its_prefetch(store: HostStore) -
         tx.prefetch(["u0", "u1", "u2"], T0 - timedelta(days=7))
         seen = {n: tx.suppressed_since(f"+1415555010{n}") for n in range(3)}
     assert seen == {0: None, 1: T0, 2: None}
-    assert store.recipients({"u1", "nobody"}) == {"u1": Profile("u1", phone="+14155550101")}
+    assert store.outbox.recipients({"u1", "nobody"}) == {"u1": Profile("u1", phone="+14155550101")}

@@ -91,5 +91,5 @@ def test_a_store_writes_from_many_threads_without_losing_any(tmp_path: Path) -> 
         thread.start()
     for thread in threads:
         thread.join(30)
-    assert all(store.users_by_phone(f"+1415555{n:04d}") == [f"u{n}"] for n in range(200))
+    assert all(store.views.users_by_phone(f"+1415555{n:04d}") == [f"u{n}"] for n in range(200))
     store.close()

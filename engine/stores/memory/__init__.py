@@ -1,7 +1,8 @@
 """The in-memory store: the simulator's, the in-process server's in tests, and the reference the
-SQL store is tested against. `base` holds the state, the real (undoable) transactions and the
-engine's `Tx`; `host` adds the outbox, the journeys and the read views."""
+SQL store is tested against. `data` holds the state and the undo log that makes transactions
+real; `tx` is the engine's `Tx`; `outbox`, `views`, `journeys`, `runs` and `privacy` are the
+host's ports, one class each; `store` composes them."""
 
-from engine.stores.memory.host import MemoryStore
+from engine.stores.memory.store import MemoryStore
 
 __all__ = ["MemoryStore"]

@@ -1,10 +1,12 @@
 """The durable store on SQLAlchemy/SQLModel: SQLite by default, PostgreSQL for many workers.
 
-The only package of the project that imports SQLAlchemy or SQLModel: `store` (the store and
-its reads), `tx` (one transaction as the engine sees it), `schema` (the tables), `driver`
-(values encoded as the driver wants them), `outbox` (the dispatcher's side of the messages
-table), `writer_lock` (SQLite's writers taking turns) and `translate` (SQLAlchemy's errors
-become `engine.errors.StoreError`).
+The only package of the project that imports SQLAlchemy or SQLModel. `store` composes it over
+one `database` (the engine, the dialect, SQLite's `writer_lock`): `tx` is one transaction as the
+engine sees it (one class per role over `tx_state`, which `loads` users' state into and `writes`
+buffers rows for), and each port the host uses is a module of its own (`outbox`, `views`,
+`journeys`, `runs`, `privacy`, `partitions`). `schema` holds the tables and `migrate` makes them
+current, `driver` encodes values as the driver wants them, `claims` takes the inbox's events and
+the due timers, and `translate` turns SQLAlchemy's errors into `engine.errors.StoreError`.
 """
 
 from engine.errors import StoreError, TemporaryStoreError

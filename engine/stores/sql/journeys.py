@@ -5,27 +5,20 @@ stop outlives a restart)."""
 from __future__ import annotations
 
 from collections.abc import Sequence
-from contextlib import AbstractContextManager
 from datetime import datetime
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from sqlalchemy import delete, func, insert, select
-from sqlalchemy.engine import Engine as SaEngine
 
 from engine.ports import JourneyVersion
+from engine.stores.sql.database import SqlPort
 from engine.stores.sql.driver import Driver
 from engine.stores.sql.schema import INSTANCES, JOURNEY_STATES, JOURNEY_VERSIONS, aware, dialect_insert
 from engine.stores.sql.translate import translating
 
 
-class SqlJourneys:
-    """`SqlStore` inherits this: the attributes below are the store's own."""
-
-    engine: SaEngine
-    dialect: str
-
-    if TYPE_CHECKING:
-        def _writing(self, urgent: bool) -> AbstractContextManager[Any]: ...
+class SqlJourneys(SqlPort):
+    """The `Journeys` port: the `journey_versions` and `journey_states` tables."""
 
     @translating
     def save_versions(self, versions: Sequence[JourneyVersion]) -> None:

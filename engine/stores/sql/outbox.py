@@ -7,19 +7,25 @@ lease ran out, or whose rows the expiry took back, changes nothing, whatever it 
 
 from __future__ import annotations
 
-from collections.abc import Collection, Mapping, Sequence
-from contextlib import AbstractContextManager
+from collections.abc import Callable, Collection, Mapping, Sequence
 from datetime import datetime, timedelta
-from typing import TYPE_CHECKING, Any
+from typing import Any, TypeVar
 
-from sqlalchemy.engine import Engine as SaEngine
+from sqlalchemy import Connection
 
+from channels import Profile
 from channels.selection import ADDRESS_FIELD
 from engine.ports import IN_DOUBT, RETRIED, OutboxItem
 from engine.state import Fence
+from engine.stores.sql.cache import StateCache
+from engine.stores.sql.database import Database, SqlPort
 from engine.stores.sql.driver import Driver, json_text, placeholder
+from engine.stores.sql.loads import profiles_of
 from engine.stores.sql.schema import chunks
+from engine.stores.sql.suppression import read_suppressions
 from engine.stores.sql.translate import translating
+
+V = TypeVar("V")
 
 
 def expire(db: Driver, now: datetime, retry_channels: Collection[str] = ()) -> int:
@@ -110,14 +116,14 @@ def _returning(db: Driver, sql: str, message_ids: Sequence[str], before: list[An
     return changed
 
 
-class SqlOutbox:
-    """The `Outbox` port's writes and counts; `SqlStore` inherits this: the attributes below are its own."""
+class SqlOutbox(SqlPort):
+    """The `Outbox` port: claims, fenced writes and counts of the messages table, and what the
+    dispatcher checks again before each attempt (the recipients' profiles, the suppressed numbers),
+    read first from the store's `StateCache` where there is one (SQLite)."""
 
-    engine: SaEngine
-    dialect: str
-
-    if TYPE_CHECKING:
-        def _writing(self, urgent: bool) -> AbstractContextManager[Any]: ...
+    def __init__(self, database: Database, cache: StateCache | None = None) -> None:
+        super().__init__(database)
+        self.cache = cache
 
     @translating
     def claim_outbox(self, now: datetime, limit: int, lease: timedelta, token: str) -> list[OutboxItem]:
@@ -182,3 +188,27 @@ class SqlOutbox:
             rows = conn.exec_driver_sql("SELECT channel, count(*) FROM messages WHERE dispatch = 'pending' "
                                         "GROUP BY channel")
             return {str(channel): int(count) for channel, count in rows}
+
+    @translating
+    def recipients(self, user_ids: Collection[str]) -> dict[str, Profile]:
+        return self._committed(user_ids, self.cache.profiles if self.cache else None,
+                               lambda conn, users: profiles_of(Driver(conn, self.dialect), sorted(users)))
+
+    @translating
+    def suppressions(self, numbers: Collection[str]) -> dict[str, datetime]:
+        return self._committed(numbers, self.cache.suppressions if self.cache else None,
+                               lambda conn, missing: read_suppressions(Driver(conn, self.dialect), missing))
+
+    def _committed(self, keys: Collection[str], cached: Callable[[Collection[str]], tuple[dict[str, V], list[str]]]
+                   | None, load: Callable[[Connection, list[str]], dict[str, V]]) -> dict[str, V]:
+        """SQLite: what the cache holds, taken while no transaction is in flight (so as committed;
+        an erasure evicts before it lets go), the rest from the database."""
+        found: dict[str, V] = {}
+        missing = list(keys)
+        if cached is not None:
+            with self._writing(urgent=False):
+                found, missing = cached(keys)
+        if missing:
+            with self.engine.connect() as conn:
+                found.update(load(conn, missing))
+        return found

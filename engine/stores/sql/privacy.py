@@ -4,7 +4,7 @@ the order rows were written in).
 
 An erasure leaves the person's consent rows where they are, under the same user_id, as the
 proof of past consent, and records itself in `erasures` with the highest consent id it covers:
-the transactions' loader (`SqlTx`) reads no consent row an erasure covers, so the person starts
+the transactions' loader (`engine.stores.sql.loads`) reads no consent row an erasure covers, so the person starts
 afresh while the proof stays in the audit trail. Their phone and email survive only as salted
 hashes (`engine.stores.privacy`), under a salt made once per database and kept in `meta`.
 """
@@ -13,21 +13,20 @@ from __future__ import annotations
 
 import secrets
 from collections.abc import Callable, Sequence
-from contextlib import AbstractContextManager
 from datetime import datetime
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-from sqlalchemy.engine import Engine as SaEngine
 from sqlmodel import Field, SQLModel
 
 from channels import ConsentRecord, Profile
-from engine.ports import Erasure, LedgerEntry, SuppressionEntry, Tx
-from engine.stores.privacy import ERASED, address_hash
+from engine.ports import ERASED, Erasure, LedgerEntry, SuppressionEntry, Tx
+from engine.stores.privacy import address_hash
 from engine.stores.sql.cache import StateCache
+from engine.stores.sql.database import Database, SqlPort
 from engine.stores.sql.driver import Driver
-from engine.stores.sql.runs import RunTx
 from engine.stores.sql.suppression import suppression_rows
 from engine.stores.sql.translate import translating
+from engine.stores.sql.tx import SqlTx
 
 SALT_KEY = "erasure_salt"
 # Where an id may be held; the proof an erasure keeps (consents, erasures) counts too, so erasing
@@ -48,16 +47,12 @@ class ErasureRow(SQLModel, table=True):
     consents_through: int | None = None
 
 
-class SqlPrivacy:
-    """`SqlStore` inherits this: the attributes below are the store's own."""
+class SqlPrivacy(SqlPort):
+    """The `Privacy` port. An erasure bypasses the store's `StateCache` and evicts the person from it."""
 
-    engine: SaEngine
-    dialect: str
-    cache: StateCache | None
-    safe_url: str
-
-    if TYPE_CHECKING:
-        def _writing(self, urgent: bool) -> AbstractContextManager[Any]: ...
+    def __init__(self, database: Database, cache: StateCache | None) -> None:
+        super().__init__(database)
+        self.cache = cache
 
     @translating
     def erase_user(self, user_id: str, at: datetime, end_instances: Callable[[Tx], None]) -> Erasure | None:
@@ -68,7 +63,7 @@ class SqlPrivacy:
         with self._writing(urgent=True):  # evicted before another writer or the dispatcher reads the cache
             try:
                 with self.engine.begin() as conn:
-                    tx = RunTx(conn, self.dialect, None)
+                    tx = SqlTx(conn, self.dialect, None)
                     if not _holds(tx.db, user_id):
                         return None
                     tx.prefetch([user_id], at)

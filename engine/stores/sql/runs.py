@@ -1,6 +1,7 @@
 """Audience runs in SQL: the `runs` table (one row per run: its counts, its cursor, its lease),
-the `Runs` port of `SqlStore` (`SqlRuns`), and `RunTx`, the engine's transaction: `SqlTx` plus
-what one chunk of a run reads and writes in it (the next profiles in user_id order, the run row).
+the `Runs` port of `SqlStore` (`SqlRuns`), and `SqlRunChunks`, the role of the engine's
+transaction (`SqlTx`) that one chunk of a run reads and writes in it (the next profiles in
+user_id order, the run row).
 
 On PostgreSQL a chunk holds its run's row (`FOR UPDATE`) to commit: two workers never take the
 same chunk, and a lease (`lease_owner` until `lease_until`, renewed each chunk) says which worker
@@ -12,20 +13,20 @@ create two runs for one scheduled instant.
 from __future__ import annotations
 
 from collections.abc import Collection, Sequence
-from contextlib import AbstractContextManager
 from datetime import datetime, timedelta
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from sqlalchemy import Column, Index, UniqueConstraint
-from sqlalchemy.engine import Engine as SaEngine
 from sqlalchemy.types import JSON
 from sqlmodel import Field, SQLModel
 
 from channels import Profile
-from engine.audience.run import PENDING, RUNNING, WORKING, AudienceRun
+from engine.runs import PENDING, RUNNING, WORKING, AudienceRun
+from engine.stores.sql.database import SqlPort
 from engine.stores.sql.driver import Driver
+from engine.stores.sql.loads import stored_profile
 from engine.stores.sql.translate import translating
-from engine.stores.sql.tx import SqlTx, _stored_profile
+from engine.stores.sql.tx_state import TxState
 
 
 class RunRow(SQLModel, table=True):
@@ -81,15 +82,15 @@ def _runs(db: Driver, sql: str, params: Sequence[Any] = ()) -> list[AudienceRun]
     return [_run(db, row) for row in db.rows(sql, params)]
 
 
-class RunTx(SqlTx):
-    """The engine's transaction on SQL: `SqlTx`, and the chunk of an audience run."""
+class SqlRunChunks(TxState):
+    """`RunsTx`: the chunk of an audience run, in the engine's transaction."""
 
     def profiles_after(self, user_id: str | None, limit: int) -> Sequence[Profile]:
         db = self.db
         after = "" if user_id is None else f"WHERE user_id > {db.mark} "
         rows = db.rows(f"SELECT doc FROM profiles {after}ORDER BY user_id LIMIT {int(limit)}",
                        [] if user_id is None else [user_id])
-        return [_stored_profile(db.read_json(doc), ()) for (doc,) in rows]
+        return [stored_profile(db.read_json(doc), ()) for (doc,) in rows]
 
     def lock_run(self, run_id: str) -> AudienceRun | None:
         db = self.db
@@ -103,14 +104,8 @@ class RunTx(SqlTx):
                  [(*_row(db, run)[1:], run.run_id)])
 
 
-class SqlRuns:
-    """`SqlStore` inherits this: the attributes below are the store's own."""
-
-    engine: SaEngine
-    dialect: str
-
-    if TYPE_CHECKING:
-        def _writing(self, urgent: bool) -> AbstractContextManager[Any]: ...
+class SqlRuns(SqlPort):
+    """The `Runs` port: runs added once per occurrence, listed, leased to one worker, ended."""
 
     @translating
     def add_run(self, run: AudienceRun) -> bool:
@@ -180,12 +175,3 @@ class SqlRuns:
                 f"lease_until = NULL WHERE journey_id = {m} AND status IN ({working})",
                 (status, error, db.time(at), journey_id))
             return int(result.rowcount or 0)
-
-    @translating
-    def entries_of(self, journey_id: str) -> tuple[int, int]:
-        """(instances, distinct people) of a journey: what `journey bench --audience` checks."""
-        with self.engine.connect() as conn:
-            db = Driver(conn, self.dialect)
-            row = db.rows(f"SELECT count(*), count(DISTINCT user_id) FROM instances WHERE journey_id = {db.mark}",
-                          [journey_id])[0]
-        return int(row[0]), int(row[1])

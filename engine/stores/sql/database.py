@@ -1,0 +1,76 @@
+"""One database as every part of the SQL store uses it: SQLAlchemy's engine, the dialect, the URL
+to name in messages (without its password), and on SQLite the writers' turns.
+
+Each port of the store (`SqlOutbox`, `SqlRuns`, `SqlJourneys`, `SqlPrivacy`, `SqlViews`) is a
+`SqlPort` over the same `Database`: they share its connections and its writer lock, nothing else.
+"""
+
+from __future__ import annotations
+
+from contextlib import AbstractContextManager, nullcontext
+from typing import Any
+
+from sqlalchemy import event
+from sqlalchemy.engine import Engine as SaEngine
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import SQLAlchemyError
+from sqlmodel import create_engine
+
+from engine.stores.sql.stats import SqlStats
+from engine.stores.sql.translate import check_url, translated
+from engine.stores.sql.writer_lock import WriterLock
+
+
+class Database:
+    """A database URL opened: its engine (a pool of connections), who writes when, and the
+    statements and rows it has run (`stats`)."""
+
+    def __init__(self, url: str, echo: bool = False) -> None:
+        self.url = check_url(url)
+        self.dialect = "postgresql" if url.startswith("postgresql") else "sqlite"
+        self.safe_url = _without_password(url)
+        with translated(f"{self.safe_url}: cannot open the database"):
+            self.engine: SaEngine = _make_engine(url, self.dialect, echo)
+        self.stats = SqlStats.watch(self.engine, pings=self.dialect == "postgresql")  # pool_pre_ping counts
+        self.writer = WriterLock() if self.dialect == "sqlite" else None  # SQLite: one writer at a time
+
+    def writing(self, urgent: bool) -> AbstractContextManager[Any]:
+        """This process's turn to write (SQLite; PostgreSQL takes its writers as they come):
+        `urgent` for the engine's transactions, which go before the dispatcher's."""
+        return self.writer.hold(urgent) if self.writer is not None else nullcontext()
+
+
+class SqlPort:
+    """One port of the SQL store over a `Database`; `translating` names its URL in errors."""
+
+    def __init__(self, database: Database) -> None:
+        self.database = database
+        self.engine = database.engine
+        self.dialect = database.dialect
+        self.safe_url = database.safe_url
+
+    def _writing(self, urgent: bool) -> AbstractContextManager[Any]:
+        return self.database.writing(urgent)
+
+
+def _without_password(url: str) -> str:
+    """The URL to show in messages and logs."""
+    try:
+        return make_url(url).render_as_string(hide_password=True)
+    except SQLAlchemyError:
+        return url.split("@")[-1]
+
+
+def _make_engine(url: str, dialect: str, echo: bool) -> SaEngine:
+    if dialect == "sqlite":
+        engine = create_engine(url, echo=echo, connect_args={"timeout": 30, "check_same_thread": False})
+
+        @event.listens_for(engine, "connect")
+        def _pragmas(dbapi_conn: Any, _record: Any) -> None:
+            cursor = dbapi_conn.cursor()
+            cursor.execute("PRAGMA journal_mode=WAL")
+            cursor.execute("PRAGMA synchronous=NORMAL")
+            cursor.close()
+
+        return engine
+    return create_engine(url, echo=echo, pool_pre_ping=True)

@@ -1,0 +1,87 @@
+"""Reading users' state in bulk: a few queries for a whole batch of users, each filling the
+`UserState` of every user it finds (profiles with their consent ledgers, active instances and
+each journey's latest entry, recent sends and the latest message per channel)."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime
+from typing import Any
+
+from channels import ConsentRecord, Profile, SentRecord
+from channels.profile import RcsCapability
+from engine.state import Instance
+from engine.stores.sql.cache import UserState
+from engine.stores.sql.driver import Driver
+from engine.stores.sql.schema import chunks
+
+
+def load_users(db: Driver, users: Sequence[str], since: datetime) -> dict[str, UserState]:
+    """The state of these users as committed, their sends from `since` on."""
+    states = {u: UserState(since) for u in users}
+    load_profiles(db, states)
+    load_instances(db, states)
+    load_sends(db, states, since)
+    return states
+
+
+def profiles_of(db: Driver, user_ids: Sequence[str]) -> dict[str, Profile]:
+    """Just the profiles (with their consent ledgers) of these users, read as committed."""
+    states = {u: UserState(datetime.min) for u in user_ids}
+    for chunk in chunks(list(states)):
+        load_profiles(db, {u: states[u] for u in chunk})
+    return {u: state.profile for u, state in states.items() if state.profile is not None}
+
+
+def load_profiles(db: Driver, states: dict[str, UserState]) -> None:
+    users = list(states)
+    query = ("SELECT user_id, channel, category, granted, source, at FROM consents c WHERE user_id IN ({in}) "
+             "AND NOT EXISTS (SELECT 1 FROM erasures e WHERE e.user_id = c.user_id AND e.consents_through >= c.id) "
+             "ORDER BY user_id, seq")  # rows kept as proof by an erasure are no longer the person's consent
+    ledgers: dict[str, list[ConsentRecord]] = {}
+    times: dict[Any, datetime] = {}  # a ledger's timestamps repeat (imports, STOP campaigns): parse each once
+    for user_id, channel, category, granted, source, at in db.where_in(query, users):
+        when = times.get(at)
+        if when is None:
+            when = times[at] = db.read_time(at)
+        ledgers.setdefault(user_id, []).append(ConsentRecord(channel, category, bool(granted), source, when))
+    for user_id, doc in db.where_in("SELECT user_id, doc FROM profiles WHERE user_id IN ({in})", users):
+        states[user_id].profile = stored_profile(db.read_json(doc), tuple(ledgers.pop(user_id, ())))
+    for user_id, records in ledgers.items():  # consents given before any profile was stored
+        states[user_id].profile = Profile(user_id, consents=tuple(records))
+    for state in states.values():
+        state.consents_stored = len(state.profile.consents) if state.profile else 0
+
+
+def load_instances(db: Driver, states: dict[str, UserState]) -> None:
+    """Active instances, and each journey's (and key's) latest entry for the re-entry rules:
+    an active instance is always its journey's latest entry, so it sorts last on a tie."""
+    query = ('SELECT user_id, journey_id, "key", instance_id, entered_at, '
+             "CASE WHEN status = 'active' THEN doc END FROM instances WHERE user_id IN ({in}) "
+             "ORDER BY entered_at, CASE WHEN status = 'active' THEN 1 ELSE 0 END")
+    for user_id, journey_id, key, instance_id, entered_at, doc in db.where_in(query, list(states)):
+        state = states[user_id]
+        state.entries[(journey_id, entry_key(key))] = (instance_id, db.read_time(entered_at))
+        if doc is not None:
+            state.active[instance_id] = Instance.from_dict(db.read_json(doc))
+
+
+def load_sends(db: Driver, states: dict[str, UserState], since: datetime) -> None:
+    query = ("SELECT user_id, channel, category, at, message_id FROM messages "
+             "WHERE user_id IN ({in}) AND at >= " + db.mark + " ORDER BY at")
+    for user_id, channel, category, at, message_id in db.where_in(query, list(states), [db.time(since)]):
+        state = states[user_id]
+        state.sends.append(SentRecord(channel, category, db.read_time(at)))
+        state.latest[channel] = message_id
+
+
+def entry_key(key: str | None) -> str:
+    """Entry keys are part of a primary key: None is '', a real key is prefixed so it never is."""
+    return "" if key is None else "=" + key
+
+
+def stored_profile(doc: dict[str, Any], consents: tuple[ConsentRecord, ...]) -> Profile:
+    """A profile read back: it was validated when it came in, so it is not parsed again."""
+    return Profile(doc["user_id"], doc.get("timezone"), doc.get("email"), doc.get("phone"), doc.get("push_token"),
+                   bool(doc.get("rcs_capable")), doc.get("attributes") or {}, consents,
+                   RcsCapability.stored(doc.get("rcs_capability")))

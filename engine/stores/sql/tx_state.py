@@ -1,0 +1,98 @@
+"""What one SQL transaction holds, under each of its roles (engine/stores/sql/tx.py): its
+connection, the users' state it loaded (from the `StateCache` or in a few queries by
+`prefetch`), the instances it read by id, and the writes it buffered until the flush."""
+
+from __future__ import annotations
+
+from collections.abc import Collection, Sequence
+from datetime import datetime
+
+from sqlalchemy import Connection
+
+from engine.state import PARTITIONS, Instance, partition_of
+from engine.stores.sql.cache import StateCache, UserState, forget_sends_before
+from engine.stores.sql.claims import Owner
+from engine.stores.sql.driver import Driver
+from engine.stores.sql.loads import load_users
+from engine.stores.sql.schema import chunks
+from engine.stores.sql.suppression import TxSuppressions
+from engine.stores.sql.user_locks import lock_users
+from engine.stores.sql.writes import WriteBuffer
+
+
+class TxState:
+    """One transaction: user state from the cache or prefetch, writes buffered until flush."""
+
+    def __init__(self, conn: Connection, dialect: str, cache: StateCache | None, owner: Owner | None = None,
+                 partitions: int = PARTITIONS) -> None:
+        self.conn = conn
+        self.owner = owner  # PostgreSQL workers: the sweeps take only this worker's partitions
+        self._partitions = partitions
+        self.dialect = dialect
+        self.cache = cache
+        self.db = Driver(conn, dialect)
+        self.users: dict[str, UserState] = {}
+        self._since: datetime | None = None
+        self.loaded: dict[str, Instance] = {}  # instances read or saved by id in this transaction
+        self.writes = WriteBuffer(self.db)
+        self.suppressions = TxSuppressions(self.db, cache)
+
+    def prefetch(self, user_ids: Collection[str], since: datetime) -> None:
+        if self._since is None or since < self._since:
+            self._since = since
+        missing = []
+        for user_id in user_ids:
+            if user_id in self.users:
+                continue
+            cached = self.cache.users.get(user_id) if self.cache is not None else None
+            if cached is not None and cached.sends_since <= since:
+                forget_sends_before(cached, since)
+                self.users[user_id] = cached
+            else:
+                missing.append(user_id)
+        lock_users(self.db, missing)  # PostgreSQL: one writer per user at a time, across workers
+        for chunk in chunks(missing):
+            states = load_users(self.db, chunk, since)
+            self.users.update(states)
+            if self.cache is not None:
+                self.cache.add(states)
+        self.suppressions.load({p for p in (self._phone(u) for u in user_ids) if p})
+
+    def _phone(self, user_id: str) -> str | None:
+        state = self.users.get(user_id)
+        return state.profile.phone if state is not None and state.profile is not None else None
+
+    def _state(self, user_id: str) -> UserState:
+        state = self.users.get(user_id)
+        if state is None:
+            self.prefetch([user_id], self._since or datetime.fromtimestamp(0).astimezone())
+            state = self.users[user_id]
+        return state
+
+    def _part(self, user_id: str) -> int:
+        return partition_of(user_id, self._partitions)
+
+    def load_instances(self, instance_ids: Sequence[str]) -> None:
+        """Instances by id (a timer sweep's), from the cache where it has them."""
+        wanted = [i for i in instance_ids if i not in self.loaded]
+        if self.cache is not None:
+            wanted = [i for i in wanted if not self._from_cache(i)]
+        for chunk in chunks(wanted):
+            for (doc,) in self.db.where_in("SELECT doc FROM instances WHERE instance_id IN ({in})", chunk):
+                instance = Instance.from_dict(self.db.read_json(doc))
+                self.loaded[instance.instance_id] = instance
+
+    def _from_cache(self, instance_id: str) -> bool:
+        assert self.cache is not None
+        state = self.cache.owner(instance_id)
+        if state is None:
+            return False
+        instance = state.active[instance_id]
+        self.users.setdefault(instance.user_id, state)
+        self.loaded[instance_id] = instance
+        return True
+
+    def flush(self) -> None:
+        """Write everything buffered: the suppression list first, then one executemany per table."""
+        self.suppressions.flush()
+        self.writes.flush()

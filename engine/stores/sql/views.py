@@ -1,0 +1,66 @@
+"""The SQL store's `ReadViews`: what the HTTP API and the webhooks read, outside the engine's
+transactions, each on a connection of its own."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy import func, select
+
+from engine.state import Instance
+from engine.stores.sql.database import SqlPort
+from engine.stores.sql.schema import INSTANCES, MESSAGES, PROFILES, SKIPS
+from engine.stores.sql.translate import translating
+
+
+class SqlViews(SqlPort):
+    """Reads by user, by provider id, by phone number and by journey."""
+
+    @translating
+    def instances_for_user(self, user_id: str) -> list[Instance]:
+        with self.engine.connect() as conn:
+            rows = conn.execute(select(INSTANCES.c.doc).where(INSTANCES.c.user_id == user_id)
+                                .order_by(INSTANCES.c.entered_at))
+            return [Instance.from_dict(doc) for (doc,) in rows]
+
+    @translating
+    def messages_for_user(self, user_id: str, limit: int = 200) -> list[dict[str, Any]]:
+        with self.engine.connect() as conn:
+            shown = [c for c in MESSAGES.c if c.name != "claim"]  # the dispatcher's token: no one else's business
+            rows = conn.execute(select(*shown).where(MESSAGES.c.user_id == user_id)
+                                .order_by(MESSAGES.c.at.desc()).limit(limit)).mappings()
+            return [dict(r) for r in rows]
+
+    @translating
+    def skips_for_user(self, user_id: str, limit: int = 200) -> list[dict[str, Any]]:
+        with self.engine.connect() as conn:
+            rows = conn.execute(select(SKIPS).where(SKIPS.c.user_id == user_id)
+                                .order_by(SKIPS.c.at.desc()).limit(limit)).mappings()
+            return [dict(r) for r in rows]
+
+    @translating
+    def message_by_provider_id(self, provider_id: str) -> dict[str, Any] | None:
+        """The message a provider knows as `provider_id` (its message_id, user_id, channel, provider)."""
+        query = select(MESSAGES.c.message_id, MESSAGES.c.user_id, MESSAGES.c.channel, MESSAGES.c.provider) \
+            .where(MESSAGES.c.provider_id == provider_id).limit(1)
+        with self.engine.connect() as conn:
+            row = conn.execute(query).mappings().first()
+        return dict(row) if row else None
+
+    @translating
+    def users_by_phone(self, phone: str) -> list[str]:
+        """The users whose profile has this E.164 phone number, in user_id order."""
+        query = select(PROFILES.c.user_id).where(PROFILES.c.phone == phone).order_by(PROFILES.c.user_id)
+        with self.engine.connect() as conn:
+            return [str(row[0]) for row in conn.execute(query)]
+
+    @translating
+    def step_counts(self, journey_id: str) -> dict[str, dict[str, int]]:
+        """Instances per current step and status, for the journeys API."""
+        query = (select(INSTANCES.c.step, INSTANCES.c.status, func.count())
+                 .where(INSTANCES.c.journey_id == journey_id).group_by(INSTANCES.c.step, INSTANCES.c.status))
+        counts: dict[str, dict[str, int]] = {}
+        with self.engine.connect() as conn:
+            for step, status, count in conn.execute(query):
+                counts.setdefault(step or "(none)", {})[status] = int(count)
+        return counts
