@@ -20,13 +20,12 @@ from typing import Any
 
 from prometheus_client import CollectorRegistry, GCCollector, PlatformCollector, ProcessCollector, generate_latest
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily
-from prometheus_client.multiprocess import MultiProcessCollector
 
 from channels import CHANNELS
 from engine.errors import StoreError
 from engine.host.histogram import Histogram
 from engine.host.server import Server
-from engine.http.multiprocess import Mirror, multiprocess_dir
+from engine.http.multiprocess import Mirror, WorkersCollector, multiprocess_dir
 
 SWEEPS = ("inbox", "timers", "outbox")
 Family = CounterMetricFamily | GaugeMetricFamily | HistogramMetricFamily
@@ -68,7 +67,7 @@ class Metrics:
             self.mirror = Mirror(self.totals)
             server.tally.counted = self.mirror.changed
             self.mirror.start()
-            MultiProcessCollector(self.registry, folder)
+            self.registry.register(WorkersCollector(folder))
         self.registry.register(_Collector(self.shared))
         PlatformCollector(registry=self.registry)  # python_info
 
