@@ -3,12 +3,12 @@ over rolling windows or calendar days in the recipient's zone."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
-from channels.policy import CapRule, Policy
+from channels.policy import FREQUENCY_CAP, CapRule, Policy
 from channels.values import quick_init
 
 DAY = timedelta(days=1)
@@ -23,6 +23,7 @@ class SentRecord:
     channel: str
     category: str
     at: datetime
+    journey: str | None = None  # the journey that sent it (None: a keyword reply): journey limits count these
 
 
 def cap_reached(sent: Sequence[SentRecord], channel: str, category: str, now: datetime, policy: Policy,
@@ -32,23 +33,33 @@ def cap_reached(sent: Sequence[SentRecord], channel: str, category: str, now: da
     return channel in capped_channels(sent, category, now, policy, zone, region)
 
 
+_NONE: dict[str, str] = {}
+
+
 def capped_channels(sent: Sequence[SentRecord], category: str, now: datetime, policy: Policy,
-                    zone: ZoneInfo | None = None, region: str | None = None) -> frozenset[str]:
-    """Every channel a cap closes to one more `category` send, in one pass over the sends per cap."""
+                    zone: ZoneInfo | None = None, region: str | None = None) -> Mapping[str, str]:
+    """Every channel a cap closes to one more `category` send, with the reason (`frequency_cap`, or
+    `global_cap` for the policy's cap across all channels; a channel's own cap is named first), in
+    one pass over the sends per cap."""
     rules = policy.fast.rules_for(region).caps.get(category)
     if not rules or not sent:
-        return frozenset()
-    capped: set[str] = set()
+        return _NONE
+    capped: dict[str, str] = {}
     for rule in rules:
         if rule.per_day is None and rule.per_week is None:
             continue
         counts = _counts(sent, category, now, rule, zone or policy.fast.default_zone)
         if rule.channels is None:
-            capped.update(channel for channel, (day, week) in counts.items() if _over(rule, day, week))
+            closed: Iterable[str] = (channel for channel, (day, week) in counts.items() if _over(rule, day, week))
         elif _over(rule, sum(counts.get(c, (0, 0))[0] for c in rule.channels),
                    sum(counts.get(c, (0, 0))[1] for c in rule.channels)):
-            capped.update(rule.channels)
-    return frozenset(capped)
+            closed = rule.channels
+        else:
+            continue
+        for channel in closed:
+            if capped.get(channel) != FREQUENCY_CAP:
+                capped[channel] = rule.reason
+    return capped
 
 
 def _counts(sent: Sequence[SentRecord], category: str, now: datetime, rule: CapRule,

@@ -1,5 +1,5 @@
 """The channel policy: quiet hours, caps, jurisdiction rules, prices, engagement events, SMS
-keywords per language.
+keywords per language, tracked links.
 
 The model is validated once at load time; `select()` reads the precomputed
 lookups in `Policy.fast` so the hot path never touches pydantic.
@@ -15,6 +15,7 @@ from functools import cache, cached_property
 from importlib import resources
 from pathlib import Path
 from typing import Annotated, Any, Literal, get_args
+from urllib.parse import urlsplit
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import (
@@ -104,6 +105,34 @@ def _no_flag(value: Any) -> Any:
     return value
 
 
+Trackable = Literal["email", "sms", "mms", "rcs"]
+TRACKABLE: tuple[Trackable, ...] = ("email", "sms", "mms", "rcs")
+MIN_CODE_LENGTH = 8  # 8 characters of 62: 47.6 bits; the default, 10, is 59.5 (docs/policy.md, Tracked links)
+
+
+def _base_url(value: str | None) -> str | None:
+    """Where `journey serve` answers the public: http(s), a host, maybe a path; no query or fragment."""
+    if value is None:
+        return None
+    parts = urlsplit(value)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise ValueError(f"{value!r} is not a public base URL (https://go.example.com)")
+    if parts.query or parts.fragment or any(c.isspace() for c in value):
+        raise ValueError(f"{value!r}: a base URL has no query, fragment or space")
+    return value.rstrip("/")
+
+
+class LinksPolicy(_Frozen):
+    """Tracked links: with a `base_url`, every http(s) link in the `channels`' text is rewritten to
+    `<base_url>/l/<code>` (a random code of `code_length` letters and digits) when the message is
+    rendered, and an email's HTML gets an open pixel `<base_url>/o/<code>` when `open_pixel` is on."""
+
+    base_url: Annotated[str, AfterValidator(_base_url)] | None = None
+    code_length: int = Field(default=10, ge=MIN_CODE_LENGTH, le=64)
+    open_pixel: bool = False
+    channels: tuple[Trackable, ...] = TRACKABLE
+
+
 class ChannelPolicy(_Frozen):
     """A channel's price, the events that count as engagement with it, and its send rate: providers
     and carriers cap throughput (a US 10DLC campaign may be held to 75 SMS a minute), so the
@@ -146,6 +175,16 @@ class KeywordSet(_Frozen):
         return self
 
 
+FREQUENCY_CAP, GLOBAL_CAP = "frequency_cap", "global_cap"
+
+
+class Caps(_Frozen):
+    """Caps over more than one channel: `all_channels` counts every message of a category to a
+    user, whatever its channel (a channel over it is `global_cap`)."""
+
+    all_channels: dict[Category, Cap] = {}
+
+
 @dataclass(frozen=True, slots=True)
 class CapRule:
     """One cap as the hot path counts it."""
@@ -154,6 +193,7 @@ class CapRule:
     per_day: int | None
     per_week: int | None
     calendar_day: bool
+    reason: str = FREQUENCY_CAP  # what a channel it closes is refused with
 
 
 @dataclass(frozen=True, slots=True)
@@ -209,10 +249,12 @@ class Policy(_Frozen):
     default_timezone: str
     quiet_hours: QuietHours
     frequency_caps: dict[Category, Cap] = {}
+    caps: Caps = Caps()
     regions: dict[str, Region | None] = {}  # ISO 3166 code -> rules; null drops a shipped region
     sms: SmsPolicy
     channels: dict[ChannelName, ChannelPolicy]
     keywords: dict[str, KeywordSet] = Field(min_length=1)
+    links: LinksPolicy = LinksPolicy()
 
     @field_validator("keywords", mode="before")
     @classmethod
@@ -259,6 +301,8 @@ class Policy(_Frozen):
         """Derived once per policy: plain attribute lookups instead of model traversal."""
         quiet = self.quiet_hours
         caps: dict[str, tuple[CapRule, ...]] = {c: (_cap_rule(cap, None),) for c, cap in self.frequency_caps.items()}
+        for category, cap in self.caps.all_channels.items():
+            caps[category] = (*caps.get(category, ()), _cap_rule(cap, CHANNELS, GLOBAL_CAP))
         rules = _rules(_minutes(quiet.start), _minutes(quiet.end), frozenset(quiet.categories), caps)
         return FastPolicy(
             default_zone=ZoneInfo(self.default_timezone),
@@ -289,9 +333,9 @@ class Policy(_Frozen):
             raise LookupError(f"policy has no price for channel {channel!r}") from None
 
 
-def _cap_rule(cap: Cap, channels: Iterable[str] | None) -> CapRule:
+def _cap_rule(cap: Cap, channels: Iterable[str] | None, reason: str = FREQUENCY_CAP) -> CapRule:
     pooled = frozenset(channels) if channels is not None else None
-    return CapRule(pooled, cap.per_day, cap.per_week, cap.window == "calendar_day")
+    return CapRule(pooled, cap.per_day, cap.per_week, cap.window == "calendar_day", reason)
 
 
 def _rules(start: int, end: int, categories: frozenset[str], caps: dict[str, tuple[CapRule, ...]]) -> Rules:

@@ -60,6 +60,7 @@ class SendRequest:
     now: datetime
     strategy: str | None = None
     escalate_after: timedelta | None = None
+    journey_capped: bool = False  # the journey's own limit is reached: every channel is `journey_cap`
     later: frozenset[str] = frozenset()  # escalate: channels whose turn comes later, not rendered yet
 
 
@@ -125,7 +126,7 @@ class _Context:
     request: SendRequest
     fast: FastPolicy
     state: State
-    capped: frozenset[str]
+    capped: Mapping[str, str]  # channel -> the cap that closes it
 
 
 def select(request: SendRequest, policy: Policy) -> Selection:
@@ -238,16 +239,23 @@ def _check(ctx: _Context, channel: str, content: Mapping[str, Any] | None) -> tu
     if reason is not None:
         return reason, None
     if channel in request.later:  # may be used: its message is rendered and checked when its turn comes
-        return ("frequency_cap" if channel in ctx.capped else None), None
+        return _cap(ctx, channel), None
     if channel in request.template_errors:
         return "template_error", None
     if content is None:
         return "no_content", None
     if channel == "sms":
         return _check_sms(ctx, content)
-    if channel in ctx.capped:
-        return "frequency_cap", None
+    capped = _cap(ctx, channel)
+    if capped is not None:
+        return capped, None
     return None, Delivery(channel, content, ctx.fast.costs[channel], None, None)
+
+
+def _cap(ctx: _Context, channel: str) -> str | None:
+    """The cap that closes `channel` to this send: the policy's (`frequency_cap`, `global_cap`), then the journey's."""
+    reason = ctx.capped.get(channel) if ctx.capped else None
+    return reason or ("journey_cap" if ctx.request.journey_capped else None)
 
 
 def _check_sms(ctx: _Context, content: Mapping[str, Any]) -> tuple[str | None, Delivery | None]:
@@ -257,8 +265,9 @@ def _check_sms(ctx: _Context, content: Mapping[str, Any]) -> tuple[str | None, D
     encoded = sms_encoding(text)
     if encoded.segments > ctx.fast.max_segments:
         return "too_long", None
-    if "sms" in ctx.capped:
-        return "frequency_cap", None
+    capped = _cap(ctx, "sms")
+    if capped is not None:
+        return capped, None
     cost = ctx.fast.costs["sms"] * encoded.segments
     return None, Delivery("sms", content, cost, encoded.encoding, encoded.segments)
 

@@ -346,9 +346,16 @@ def _narrowed(shape: Any, data: Any) -> Any:
         shape = get_args(shape)[0]
     if get_origin(shape) not in (Union, UnionType):
         return shape
-    members = [member for member in get_args(shape) if member is not NoneType]
+    members = [_bare(member) for member in get_args(shape) if member is not NoneType]
     fitting = [member for member in members if _is_model(member) and _tag_fits(member, data)]
     return _narrowed((fitting or members)[0], data)
+
+
+def _bare(shape: Any) -> Any:
+    """`shape` without its `Annotated` wrappers (a tagged member of a discriminated union)."""
+    while get_origin(shape) is Annotated:
+        shape = get_args(shape)[0]
+    return shape
 
 
 def _tag_fits(model: type[BaseModel], data: Any) -> bool:

@@ -21,6 +21,8 @@ from channels.yaml_lines import Located, did_you_mean
 from engine.errors import EvaluationError, JourneyDefinitionError, Problem
 from engine.events import FEEDBACK_STATUSES, INBOUND, looks_like_feedback
 from engine.expressions import (
+    DIGEST,
+    NAMES,
     Expression,
     compile_tree,
     foreign_names,
@@ -35,18 +37,20 @@ from engine.model import (
     CHANNELS,
     HHMM,
     BranchStep,
+    DigestStep,
     ExitStep,
     Journey,
     SendStep,
     SplitStep,
     Step,
+    ThrottleStep,
     WaitForStep,
     WaitStep,
     format_duration,
 )
 
 END = "(end)"
-WAITING_TYPES = ("wait", "wait_for")
+WAITING_TYPES = ("wait", "wait_for", "digest")
 HTML_FIELDS = {"email": ("html",)}  # content rendered as HTML: what a template inserts there is escaped
 FieldPath = tuple[str | int, ...]
 Found = list[tuple[FieldPath, str]]
@@ -55,6 +59,8 @@ CONTENT_RULES: Mapping[str, Rules] = {"rcs": lambda content, known: (rcs_problem
                                       "mms": mms_problems}
 """A channel's own limits on its content as (errors, warnings): checked by `journey validate` on
 what is known before rendering (a template's text is not), and on every render."""
+Rewrite = Callable[[str, Any], Any]
+"""A channel's rendered content changed before it is checked: `(channel, content) -> content`."""
 
 
 @dataclass(frozen=True, slots=True, eq=False)
@@ -95,14 +101,16 @@ class CompiledJourney:
         return self.expressions.get(key)
 
     def render_channels(self, message: str, channels: Collection[str], context: Mapping[str, Any],
-                        ) -> tuple[dict[str, Any], dict[str, str]]:
-        """The content of each of `channels` the message has, and the error of each that failed."""
+                        rewrite: Rewrite | None = None) -> tuple[dict[str, Any], dict[str, str]]:
+        """The content of each of `channels` the message has, and the error of each that failed.
+        `rewrite` (the tracked links) changes a rendered content before its limits are checked."""
         contents: dict[str, Any] = {}
         errors: dict[str, str] = {}
         for channel, tree in self.templates[message].items():
             if channel in channels:
                 try:
-                    contents[channel] = _within_limits(channel, render_tree(tree, context))
+                    rendered = render_tree(tree, context)
+                    contents[channel] = _within_limits(channel, rewrite(channel, rendered) if rewrite else rendered)
                 except EvaluationError as exc:
                     errors[channel] = str(exc)
         return contents, errors
@@ -204,6 +212,8 @@ class _Checker:
         self.at = {node: i for i, node in enumerate(self.nodes)}
         self.graph: nx.DiGraph = nx.DiGraph(id=journey.id)
         self.expressions: dict[str, Expression] = {}
+        digests = any(isinstance(step, DigestStep) for step in journey.steps)
+        self.names = (*NAMES, DIGEST) if digests else NAMES  # what templates and expressions may read
 
     def run(self) -> CompiledJourney:
         self._check_duplicate_ids()
@@ -215,6 +225,7 @@ class _Checker:
         self._compile_journey_expressions()
         templates = self._compile_messages()
         self._check_sends()
+        self._check_waits_and_digests()
         self._check_feedback_names()
         return CompiledJourney(
             self.journey, self.graph, self.located.file, "", {s.id: s for s in self.journey.steps},
@@ -289,7 +300,7 @@ class _Checker:
             return
         try:
             self.expressions[key] = Expression(source)
-            names = foreign_names(source, expression=True)
+            names = foreign_names(source, expression=True, allowed=self.names)
             limits = limit_warning(source, expression=True)
         except TemplateSyntaxError as exc:
             self._report(path, f"{_where(path, self.journey)}expression {source!r} does not parse: {syntax_error(exc)}")
@@ -298,7 +309,7 @@ class _Checker:
             self.warnings.append(self.located.problem(path, f"{_where(path, self.journey)}expression {source!r}: "
                                                             f"{limits}"))
         for name, read in names.items():
-            self._report(path, f"{_where(path, self.journey)}expression {source!r}: {_unknown(name, read)}")
+            self._report(path, f"{_where(path, self.journey)}expression {source!r}: {_unknown(name, read, self.names)}")
 
     def _compile_messages(self) -> dict[str, dict[str, Any]]:
         templates: dict[str, dict[str, Any]] = {}
@@ -321,14 +332,15 @@ class _Checker:
             self._report(path, f"message '{name}': {channel}: template does not parse: {syntax_error(exc)}")
         for leaf, text in _leaves(content, (channel,)):
             try:
-                names = foreign_names(text)
+                names = foreign_names(text, allowed=self.names)
                 limits = limit_warning(text)
             except TemplateSyntaxError:
                 continue  # reported above
             if limits is not None:
                 self.warnings.append(self.located.problem(("messages", name, *leaf), f"message '{name}': {limits}"))
             for unknown, read in names.items():
-                self._report(("messages", name, *leaf), f"message '{name}': {_dotted(leaf)}: {_unknown(unknown, read)}")
+                self._report(("messages", name, *leaf),
+                             f"message '{name}': {_dotted(leaf)}: {_unknown(unknown, read, self.names)}")
         self._check_limits(name, channel, content)
         return compiled
 
@@ -351,8 +363,12 @@ class _Checker:
         j = self.journey
         named: list[tuple[tuple[str | int, ...], str, str | None]] = [(("trigger", "event"), "trigger event",
                                                                        j.trigger.event)]
-        named += [(("steps", i, "event", *([n] if isinstance(s.event, list) else [])), f"step '{s.id}': event", e)
-                  for i, s in enumerate(j.steps) if isinstance(s, WaitForStep) for n, e in enumerate(s.events)]
+        for i, step in enumerate(j.steps):
+            if isinstance(step, WaitForStep):
+                key = "events" if step.events is not None else "event"
+                listed = step.events is not None or isinstance(step.event, list)
+                named += [(("steps", i, key, *([n] if listed else [])), f"step '{step.id}': event", e)
+                          for n, e in enumerate(step.event_types())]
         named += [(("exit_on", i), "exit_on event", e) for i, e in enumerate(j.exit_on)]
         named += [(("goal", "event"), "goal event", j.goal.event)] if j.goal is not None else []
         for path, what, name in named:
@@ -365,6 +381,39 @@ class _Checker:
             self.warnings.append(self.located.problem(path, f"{what} '{name}' looks like provider feedback "
                                                             f"(<channel>.<status>) but '{word}' is not a status "
                                                             f"({statuses}): it never changes a message{hint}"))
+
+    def _check_waits_and_digests(self) -> None:
+        """A wait_for's `on_event` names its own events; a digest collects trigger events, so the
+        journey must be entered by an event."""
+        trigger = self.journey.trigger
+        for i, step in enumerate(self.journey.steps):
+            if isinstance(step, WaitForStep) and isinstance(step.on_event, dict):
+                types = step.event_types()
+                for event_type in step.on_event:
+                    if event_type not in types:
+                        hint = did_you_mean(event_type, types)
+                        self._report(("steps", i, "on_event", event_type),
+                                     f"step '{step.id}': on_event '{event_type}' is not one of its events "
+                                     f"({', '.join(types)}){hint}")
+            elif isinstance(step, DigestStep) and trigger.event is None:
+                self._report(("steps", i, "type"), f"step '{step.id}': a digest collects the journey's trigger "
+                                                   f"events, and this journey is entered by audience runs "
+                                                   f"({trigger.kind}), not by an event")
+        self._digest_key()
+
+    def _digest_key(self) -> None:
+        """A digest's `key` makes the instances one per key (as `instance_key` would): an event of
+        another key starts its own digest rather than being left out of this one."""
+        keyed = [(i, s) for i, s in enumerate(self.journey.steps) if isinstance(s, DigestStep) and s.key]
+        for i, step in keyed:
+            if self.journey.instance_key is not None:
+                self._report(("steps", i, "key"), f"step '{step.id}': key: the journey's instance_key already "
+                                                  f"makes one instance, and so one digest, per key: leave key out")
+            elif step.key != keyed[0][1].key:
+                self._report(("steps", i, "key"), f"step '{step.id}': key: the digests of one journey share "
+                                                  f"their key ('{keyed[0][1].key}'), the key of its instances")
+        if keyed and self.journey.instance_key is None and f"{keyed[0][1].id}.key" in self.expressions:
+            self.expressions["instance_key"] = self.expressions[f"{keyed[0][1].id}.key"]
 
     def _check_sends(self) -> None:
         messages = self.journey.messages
@@ -388,10 +437,18 @@ class _Checker:
 
 def _targets(step: Step) -> Iterator[tuple[tuple[str | int, ...], str | None, str]]:
     """Every outgoing edge of a step: (yaml key path, target or None = following, label)."""
-    if isinstance(step, SendStep | WaitStep):
+    if isinstance(step, SendStep | DigestStep):
         yield ("next",), step.next, ""
+    elif isinstance(step, WaitStep):
+        yield ("next",), step.next, ""
+        if step.if_past not in ("go", "exit"):
+            yield ("if_past",), step.if_past, "if past"
+    elif isinstance(step, ThrottleStep):
+        yield ("next",), step.next, f"{step.limit} per {format_duration(step.period)}"
+        if step.on_throttled is not None:
+            yield ("on_throttled",), step.on_throttled, "throttled"
     elif isinstance(step, WaitForStep):
-        yield ("on_event",), step.on_event, f"on {' | '.join(step.events)}"
+        yield from _event_targets(step)
         yield ("on_timeout",), step.on_timeout, f"timeout {format_duration(step.timeout)}"
     elif isinstance(step, BranchStep):
         for n, case in enumerate(step.branches):
@@ -405,6 +462,20 @@ def _targets(step: Step) -> Iterator[tuple[tuple[str | int, ...], str | None, st
         return
 
 
+def _event_targets(step: WaitForStep) -> Iterator[tuple[tuple[str | int, ...], str | None, str]]:
+    """One edge per event type given its own step (`on_event: {type: step}`), else one for all."""
+    types = step.event_types()
+    if not isinstance(step.on_event, dict):
+        yield ("on_event",), step.on_event, f"on {' / '.join(types)}"
+        return
+    for event_type in types:
+        mapped = event_type in step.on_event
+        yield ("on_event", event_type) if mapped else ("on_event",), step.on_event.get(event_type), f"on {event_type}"
+    for event_type, target in step.on_event.items():
+        if event_type not in types:  # reported by the checker: kept for where it leads
+            yield ("on_event", event_type), target, f"on {event_type}"
+
+
 def _step_expressions(step: Step) -> Iterator[tuple[str, str, tuple[str | int, ...]]]:
     if isinstance(step, WaitForStep) and step.when:
         yield "when", step.when, ("when",)
@@ -413,6 +484,10 @@ def _step_expressions(step: Step) -> Iterator[tuple[str, str, tuple[str | int, .
             yield f"branches.{n}", case.when, ("branches", n, "when")
     elif isinstance(step, WaitStep) and step.until and not HHMM.match(step.until):
         yield "until", step.until, ("until",)
+    elif isinstance(step, SendStep) and step.expires:
+        yield "expires", step.expires, ("expires",)
+    elif isinstance(step, DigestStep | ThrottleStep) and step.key:
+        yield "key", step.key, ("key",)
 
 
 def _where(path: tuple[str | int, ...], journey: Journey) -> str:
@@ -421,8 +496,10 @@ def _where(path: tuple[str | int, ...], journey: Journey) -> str:
     return f"{path[0]}: "
 
 
-def _unknown(name: str, read: str) -> str:
-    return f"unknown name '{name}'; use event, profile or journey{suggest_name(read)}"
+def _unknown(name: str, read: str, allowed: tuple[str, ...]) -> str:
+    if name == DIGEST:
+        return "'digest' is what a digest step collected, and this journey has no digest step"
+    return f"unknown name '{name}'; use {', '.join(allowed[:-1])} or {allowed[-1]}{suggest_name(read)}"
 
 
 def _dotted(path: FieldPath) -> str:

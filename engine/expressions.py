@@ -47,6 +47,49 @@ def _days_since(value: Any, reference: Any) -> float:
     return (_instant(reference) - _instant(value)).total_seconds() / 86400
 
 
+class Instant(str):
+    """`now` as expressions and templates see it: the engine's time as RFC 3339 text (what
+    `{{ now }}` prints), compared by instant with a timestamp on the other side, whatever its
+    offset or precision (`event.properties.starts_at > now` with starts_at in +02:00 is right;
+    as text it would not be). A value that is no timestamp is an evaluation error, not a guess."""
+
+    __slots__ = ()
+
+    def _other(self, other: object) -> datetime:
+        try:
+            return _instant(other)
+        except (TypeError, ValueError) as exc:
+            raise TypeError(f"now compared with {other!r}, which is not a timestamp") from exc
+
+    def __lt__(self, other: object) -> bool:
+        return _instant(str(self)) < self._other(other)
+
+    def __le__(self, other: object) -> bool:
+        return _instant(str(self)) <= self._other(other)
+
+    def __gt__(self, other: object) -> bool:
+        return _instant(str(self)) > self._other(other)
+
+    def __ge__(self, other: object) -> bool:
+        return _instant(str(self)) >= self._other(other)
+
+    def __eq__(self, other: object) -> bool:
+        try:
+            return _instant(str(self)) == _instant(other)
+        except (TypeError, ValueError):
+            return False
+
+    def __ne__(self, other: object) -> bool:
+        return not self == other
+
+    __hash__ = str.__hash__
+
+
+def instant(value: datetime) -> Instant:
+    """The `now` of an evaluation at `value` (aware, UTC)."""
+    return Instant(value.astimezone(UTC).isoformat().replace("+00:00", "Z"))
+
+
 _ENV.add_filter("days_since", _days_since)
 _HTML_ENV.add_filter("days_since", _days_since)
 
@@ -149,8 +192,10 @@ def _lookup(path: tuple[str, ...], context: Context) -> Any:
     return value
 
 
-NAMES = ("event", "profile", "journey")
-"""The only top-level names an expression or template can read (besides what it sets itself)."""
+NAMES = ("event", "profile", "journey", "now")
+"""The only top-level names an expression or template can read (besides what it sets itself), but
+for `digest` in a journey with a digest step (`DIGEST`)."""
+DIGEST = "digest"
 _PROFILE_FIELDS = ("user_id", "timezone", "email", "phone", "rcs_capable", "attributes")
 _EVENT_FIELDS = ("properties", "timestamp")
 _PERSON = ("user", "customer", "contact", "recipient", "person", "member", "subscriber", "account")
@@ -163,17 +208,17 @@ def limit_warning(source: str, expression: bool = False) -> str | None:
     return "; ".join(found) if found else None
 
 
-def foreign_names(source: str, expression: bool = False) -> dict[str, str]:
-    """Each top-level name `source` reads that is none of `NAMES` and not set by the template
+def foreign_names(source: str, expression: bool = False, allowed: tuple[str, ...] = NAMES) -> dict[str, str]:
+    """Each top-level name `source` reads that is none of `allowed` and not set by the template
     itself (`set`, `for`, `macro`), with the longest dotted path read from it (`user.first_name`).
     Raises TemplateSyntaxError like compiling it would."""
-    return dict(_foreign_names(source, expression))
+    return dict(_foreign_names(source, expression, allowed))
 
 
 @functools.lru_cache(maxsize=4096)  # journeys repeat their conditions and texts; each is read once
-def _foreign_names(source: str, expression: bool) -> tuple[tuple[str, str], ...]:
+def _foreign_names(source: str, expression: bool, allowed: tuple[str, ...]) -> tuple[tuple[str, str], ...]:
     tree = _tree(source, expression)
-    paths = {name: name for name in meta.find_undeclared_variables(tree) - set(NAMES)}
+    paths = {name: name for name in meta.find_undeclared_variables(tree) - set(allowed)}
     for node in tree.find_all((nodes.Getattr, nodes.Getitem)):
         parts: list[str] = []
         while isinstance(node, nodes.Getattr | nodes.Getitem):

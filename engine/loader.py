@@ -24,7 +24,7 @@ from channels.yaml_lines import (
     value_at,
     without_unknown_keys,
 )
-from engine.model import CHANNELS, STEP_TYPES, Journey, Message, Step, StepBase, Trigger
+from engine.model import CHANNELS, OFFSET_TAGS, STEP_TYPES, Journey, Message, Step, StepBase, Trigger
 
 
 class JourneyWording(Wording):
@@ -32,7 +32,7 @@ class JourneyWording(Wording):
 
     malformed: ClassVar[str] = "malformed YAML"
     duplicate: ClassVar[str] = "duplicate key '{key}' (first defined at line {first})"
-    tags: ClassVar[frozenset[str]] = Wording.tags | frozenset(STEP_TYPES)
+    tags: ClassVar[frozenset[str]] = Wording.tags | frozenset(STEP_TYPES) | frozenset(OFFSET_TAGS)
 
     def place(self, data: Any, path: KeyPath) -> str:
         """`step 'nudge': channels[1]: ` - names the step by id, the field by its key."""

@@ -14,7 +14,9 @@ from pydantic import (
     BaseModel,
     BeforeValidator,
     ConfigDict,
+    Discriminator,
     Field,
+    Tag,
     WithJsonSchema,
     field_validator,
     model_validator,
@@ -105,6 +107,28 @@ class Strict(BaseModel):
     """Every model rejects unknown keys and is immutable once loaded."""
 
     model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class CalendarOffset(Strict):
+    """A shift on the recipient's wall clock: `{days: -1}` is the same local time the day before,
+    whatever a daylight-saving change in between does to the hours."""
+
+    days: int = Field(default=0, description="whole days on the recipient's calendar, e.g. -1")
+    hours: int = Field(default=0, description="hours on the recipient's wall clock")
+    minutes: int = Field(default=0, description="minutes on the recipient's wall clock")
+
+    def delta(self) -> timedelta:
+        return timedelta(days=self.days, hours=self.hours, minutes=self.minutes)
+
+
+def _offset_kind(value: Any) -> str:
+    return "calendar_offset" if isinstance(value, dict | CalendarOffset) else "signed_duration"
+
+
+Offset = Annotated[
+    Annotated[SignedDuration, Tag("signed_duration")] | Annotated[CalendarOffset, Tag("calendar_offset")],
+    Discriminator(_offset_kind),
+]
 
 
 class Trigger(Strict):
@@ -219,12 +243,22 @@ class SendStep(StepBase):
         default=None, description="escalate: time to wait for engagement before the next channel",
     )
     urgency: Urgency = Field(default="normal", description="low | normal | high | critical (default normal)")
+    expires: str | None = Field(
+        default=None, description="optional expression giving a timestamp, e.g. event.properties.starts_at: from "
+        "that moment the send is skipped (reason expired) and the instance goes on",
+    )
+    expires_after: Duration | None = Field(
+        default=None, description="optional: the send is skipped (reason expired) once this long has passed since "
+        "the step began (put off by quiet hours, an escalation's later channel), e.g. 2h",
+    )
     next: str | None = Field(default=None, description=_NEXT)
 
     @model_validator(mode="after")
     def _escalate_after_needs_escalation(self) -> SendStep:
         if self.escalate_after is not None and self.strategy not in (None, "escalate"):
             raise ValueError(f"escalate_after only applies to strategy escalate, not {self.strategy}")
+        if self.expires is not None and self.expires_after is not None:
+            raise ValueError("a send takes 'expires' or 'expires_after', not both")
         return self
 
 
@@ -239,38 +273,87 @@ class WaitStep(StepBase):
         default=None, description='"09:00" = next such local time of the recipient, or an expression giving '
         "a timestamp (e.g. event.properties.starts_at)",
     )
-    offset: SignedDuration | None = Field(
-        default=None, description="with `until: <expression>`: shift, e.g. -24h"
+    offset: Offset | None = Field(
+        default=None, description="with `until: <expression>`: a shift, e.g. -24h (24 hours), or {days: -1} (the "
+        "same local time one day before, in the recipient's time zone, right across daylight-saving changes)",
     )
+    calendar: bool = Field(default=False, description="with `offset`: shift on the recipient's wall clock, as "
+                           "{days: ...} does (`offset: -1d` with `calendar: true` is {days: -1})")
+    if_past: str = Field(default="go", pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]*$",
+                         description="with `until: <expression>`, when that time has already passed: go (default: "
+                         "on at once) | exit (the instance ends, reason expired) | <step id> (go there)")
     next: str | None = Field(default=None, description=_NEXT)
 
     @model_validator(mode="after")
     def _one_of_duration_until(self) -> WaitStep:
         if (self.duration is None) == (self.until is None):
             raise ValueError("a wait needs exactly one of 'duration' or 'until'")
-        if self.offset is not None and (self.until is None or HHMM.match(self.until)):
-            raise ValueError("'offset' only applies to 'until: <expression>'")
+        at_time = self.until is None or HHMM.match(self.until)
+        for name, given in (("offset", self.offset is not None), ("calendar", self.calendar),
+                            ("if_past", self.if_past != "go")):
+            if given and at_time:
+                raise ValueError(f"'{name}' only applies to 'until: <expression>'")
+        if self.calendar and self.offset is None:
+            raise ValueError("'calendar' shifts the 'offset': give one, e.g. offset: -1d")
         return self
+
+    @property
+    def on_calendar(self) -> bool:
+        """Whether the offset moves the recipient's wall clock rather than the instant."""
+        return self.calendar or isinstance(self.offset, CalendarOffset)
+
+    def offset_delta(self) -> timedelta:
+        offset = self.offset
+        return offset.delta() if isinstance(offset, CalendarOffset) else offset or timedelta(0)
 
 
 class WaitForStep(StepBase):
-    """wait_for: an event, up to a timeout."""
+    """wait_for: an event (or the first of several), up to a timeout."""
 
-    type: Literal["wait_for"] = Field(description="wait_for: an event, up to a timeout")
-    event: EventNames = Field(
-        description="event type to wait for, e.g. email.opened; or a list: whichever comes first, e.g. "
-        "[rcs.reply, sms.inbound]")
+    model_config = ConfigDict(extra="forbid", frozen=True, json_schema_extra={"oneOf": [
+        {"required": ["event"]}, {"required": ["events"]}]})
+
+    type: Literal["wait_for"] = Field(description="wait_for: an event (or the first of several), up to a timeout")
+    event: EventNames | None = Field(
+        default=None, description="event type to wait for, e.g. email.opened (or events: a list; a list here, "
+        "e.g. [rcs.reply, sms.inbound], reads the same)")
+    events: list[Annotated[str, Field(min_length=1)]] | None = Field(
+        default=None, min_length=1, description="event types to wait for: the first to arrive is taken, e.g. "
+        "[order.paid, order.cancelled] (or event: one type)",
+    )
     when: str | None = Field(default=None, description="optional expression the event must make true")
+    lookback: Duration | None = Field(
+        default=None, description="optional: an event of the user that arrived this long before the wait began "
+        "counts (once), e.g. 1h",
+    )
     timeout: Duration = Field(description="required: how long to wait for the event (no instance waits forever)")
-    on_event: str | None = Field(default=None, description="step to go to when the event arrives in time "
-                                 "(default: the following step)")
+    on_event: str | dict[str, str] | None = Field(
+        default=None, description="step to go to when the event arrives in time, or one per event type "
+        "({order.paid: thanks, order.cancelled: done}; a type left out goes on to the following step) "
+        "(default: the following step)",
+    )
     on_timeout: str | None = Field(default=None, description="step to go to when the timeout passes "
                                    "(default: the following step)")
 
-    @property
-    def events(self) -> tuple[str, ...]:
-        """The event types it waits for."""
-        return (self.event,) if isinstance(self.event, str) else tuple(self.event)
+    @model_validator(mode="after")
+    def _one_of_event_events(self) -> WaitForStep:
+        if (self.event is None) == (self.events is None):
+            raise ValueError("a wait_for needs exactly one of 'event' or 'events'")
+        types = self.event_types()
+        if len(set(types)) != len(types):
+            raise ValueError(f"{'events' if self.events is not None else 'event'}: an event type is listed twice")
+        return self
+
+    def event_types(self) -> tuple[str, ...]:
+        """The event types this step waits for, in the order written (`event:` takes one or a list)."""
+        written = self.events if self.events is not None else self.event
+        return (written,) if isinstance(written, str) else tuple(written or ())
+
+    def target(self, event_type: str) -> str | None:
+        """The step an event of `event_type` goes to; None: the following step."""
+        if isinstance(self.on_event, dict):
+            return self.on_event.get(event_type)
+        return self.on_event
 
 
 class BranchCase(Strict):
@@ -307,11 +390,55 @@ class ExitStep(StepBase):
     type: Literal["exit"] = Field(description="exit: ends the instance (status completed)")
 
 
+class DigestStep(StepBase):
+    """digest: collects the journey's trigger events into one, over a window, then goes on."""
+
+    type: Literal["digest"] = Field(description="digest: collects the trigger events of a key (default: the "
+                                    "instance's) over a window, then goes on with `digest` for the templates")
+    window: Duration | None = Field(default=None, description="how long the digest collects, from its first "
+                                    "event, e.g. 30m (or until; with both, whichever comes first)")
+    until: str | None = Field(default=None, description='collect until this local time of the recipient, e.g. '
+                              '"18:00" (or window)')
+    count: int | None = Field(default=None, ge=1, description="optional: close the digest as soon as it holds "
+                              "this many events")
+    key: str | None = Field(default=None, description="optional expression: only events with the same key as "
+                            "the first join the digest, e.g. event.properties.order_id (default: the instance's)")
+    next: str | None = Field(default=None, description=_NEXT)
+
+    @field_validator("until")
+    @classmethod
+    def _local_time(cls, value: str | None) -> str | None:
+        if value is not None and not HHMM.match(value):
+            raise ValueError(f'{value!r} is not a local time HH:MM, e.g. "18:00"')
+        return value
+
+    @model_validator(mode="after")
+    def _closes(self) -> DigestStep:
+        if self.window is None and self.until is None:
+            raise ValueError("a digest needs 'window' or 'until' (a count alone could wait forever)")
+        return self
+
+
+class ThrottleStep(StepBase):
+    """throttle: at most `limit` instances of this journey per user (and key) pass in each `period`."""
+
+    type: Literal["throttle"] = Field(description="throttle: at most `limit` instances of this journey per user "
+                                      "(and key) pass this step in any `period`; the others take on_throttled")
+    limit: int = Field(ge=1, description="how many may pass in any period, e.g. 1")
+    period: Duration = Field(description="the rolling period, e.g. 1d")
+    key: str | None = Field(default=None, description="optional expression: count per this key too, e.g. "
+                            "event.properties.product_id (default: per user)")
+    on_throttled: str | None = Field(default=None, description="step for the instances over the limit (default: "
+                                     "the instance ends, reason throttled)")
+    next: str | None = Field(default=None, description=_NEXT)
+
+
 Step = Annotated[
-    SendStep | WaitStep | WaitForStep | BranchStep | SplitStep | ExitStep,
+    SendStep | WaitStep | WaitForStep | BranchStep | SplitStep | ExitStep | DigestStep | ThrottleStep,
     Field(discriminator="type"),
 ]
-STEP_TYPES = ("send", "wait", "wait_for", "branch", "split", "exit")
+STEP_TYPES = ("send", "wait", "wait_for", "branch", "split", "exit", "digest", "throttle")
+OFFSET_TAGS = ("signed_duration", "calendar_offset")  # the union tags pydantic puts in an offset's error locations
 _TEMPLATE = " (Jinja2 template)"
 
 
@@ -481,6 +608,14 @@ class Message(Strict):
         return tuple(c for c in CHANNELS if getattr(self, c) is not None)
 
 
+class JourneyLimits(Strict):
+    """A journey's own cap on what it sends each user."""
+
+    messages: int = Field(ge=1, description="at most this many messages of this journey to one user per `per`; "
+                          "a send over it is skipped (reason journey_cap)")
+    per: Duration = Field(description="the rolling period, e.g. 7d")
+
+
 class Journey(Strict):
     """One journey file. Cross-references are checked by the compiler, not here."""
 
@@ -509,6 +644,9 @@ class Journey(Strict):
                                "(status exited)")
     goal: Goal | None = Field(default=None, description="optional {event, within}: status converted, counted, "
                               "ends it")
+    limits: JourneyLimits | None = Field(default=None, description="optional {messages, per}: at most this many "
+                                         "messages of this journey to one user per period, e.g. {messages: 3, "
+                                         "per: 7d}")
     steps: list[Step] = Field(min_length=1, description="a list; a step without `next` goes on to the following "
                               "one; reaching the end completes the instance")
     messages: dict[str, Message] = Field(default_factory=dict, description="messages by name, each with content "

@@ -2,17 +2,19 @@
 
 A `Store` hands out transactions (`Tx`): the engine does all the reads and writes of one
 batch of events, or one sweep of timers, inside one transaction, after one `prefetch` of
-the users involved, so the hot path makes no per-event query. A `Tx` is five roles: the
-inbox (`InboxTx`), the users' state (`UsersTx`), due timers (`TimersTx`), the targets of the
-runtime's commands (`CommandsTx`) and an audience run's chunk (`RunsTx`). The commands
-(`Send`, `Skip`, `Schedule`, `Cancel`, `Trace`) become writes in one place, `carry_out` at
+the users involved, so the hot path makes no per-event query. A `Tx` is six roles: the
+inbox (`InboxTx`), the users' state (`UsersTx`), their recent marks for look-backs and
+throttles (`RecentTx`), due timers (`TimersTx`), the targets of the runtime's commands
+(`CommandsTx`) and an audience run's chunk (`RunsTx`). The commands (`Send`, `Skip`,
+`Schedule`, `Cancel`, `Mark`, `Trace`) become writes in one place, `carry_out` at
 the end of this module.
 
 The host asks more of a store, one object per port: the dispatcher drains the `Outbox`, the
 HTTP API reads `ReadViews`, deploys keep `Journeys`, audience runs are leased through `Runs`,
-erasure and the consent audit trail are `Privacy`, and workers sharing a database split its
-users by `PartitionLeases`. `HostStore` is a `Store` with one object for each of them. The memory store
-(`engine.stores.memory`) implements every port, the SQL store (`engine.stores.sql`) too.
+erasure and the consent audit trail are `Privacy`, tracked links count their hits through
+`Links`, and workers sharing a database split its users by `PartitionLeases`. `HostStore` is a
+`Store` with one object for each of them. The memory store (`engine.stores.memory`) implements
+every port, the SQL store (`engine.stores.sql`) too.
 `Clock` (engine.clock) is the port to time.
 """
 
@@ -31,7 +33,20 @@ from channels.values import quick_init
 from engine.clock import IdSource as IdSource
 from engine.events import Event
 from engine.runs import AudienceRun
-from engine.state import Cancel, Fence, Instance, Lease, Outcome, Schedule, Send, Skip, TimerRef, Trace
+from engine.state import (
+    Cancel,
+    Fence,
+    Instance,
+    Lease,
+    Mark,
+    Outcome,
+    RecentView,
+    Schedule,
+    Send,
+    Skip,
+    TimerRef,
+    Trace,
+)
 
 ERASED = "erased"
 """The reason an erased person's instances end with, and the error of their cancelled messages."""
@@ -82,6 +97,41 @@ class Erasure:
     queued: int  # accepted events not yet processed, deleted
     messages: int  # messages whose content and provider error were erased
     cancelled: int  # of those, not yet handed to a provider: cancelled, never sent
+
+
+@dataclass(frozen=True, slots=True)
+class LinkHit:
+    """One hit of a tracked link (or of an email's open pixel), counted: the message it belongs to,
+    where it leads, how many hits the link has had (this one included), and whether it is the
+    message's first hit of its kind: the first by a person, or the first by a machine, over all the
+    message's links (or its pixel), exact however many hits come at once."""
+
+    message_id: str
+    user_id: str
+    channel: str
+    url: str | None  # None: the open pixel
+    hits: int
+    first: bool
+class Recent(RecentView, Protocol):
+    """A user's recent marks, within one transaction (`RecentTx.recent`): the events a `wait_for`
+    look-back may take and the passes of throttles, each kept until its `until` and no longer
+    (expired marks are deleted in batches as new ones are written). Nothing is read or written
+    here unless a loaded journey asks for it (`engine.steps.needs`)."""
+
+    def prefetch(self, user_ids: Collection[str], now: datetime) -> None:
+        """Load the unexpired marks of these users in one go (else each user's on first read)."""
+        ...
+
+    def add(self, mark: Mark) -> None:
+        """Keep `mark` (seen at once by this transaction's reads)."""
+        ...
+
+
+class RecentTx(Protocol):
+    """The users' recent marks (look-backs, throttles), within this transaction."""
+
+    @property
+    def recent(self) -> Recent: ...
 
 
 class InboxTx(Protocol):
@@ -156,15 +206,17 @@ class TimersTx(Protocol):
         ...
 
 
-class CommandsTx(Protocol):
-    """The targets of the runtime's commands: `carry_out` maps each command to one of these."""
+class CommandsTx(RecentTx, Protocol):
+    """The targets of the runtime's commands: `carry_out` maps each command to one of these (a
+    `Mark` to `recent.add`)."""
 
     def save_instance(self, instance: Instance) -> None:
         """Insert or update an instance; the first save of an instance is its journey's latest entry."""
         ...
 
     def add_message(self, send: Send) -> None:
-        """A message for the outbox, counted at once in the user's recent sends (caps)."""
+        """A message for the outbox, counted at once in the user's recent sends (caps), with its
+        tracked links (`send.links`)."""
         ...
 
     def add_timer(self, instance_id: str, timer: TimerRef) -> None: ...
@@ -193,7 +245,7 @@ class RunsTx(Protocol):
     def save_run(self, run: AudienceRun) -> None: ...
 
 
-class Tx(InboxTx, UsersTx, TimersTx, CommandsTx, RunsTx, Protocol):
+class Tx(InboxTx, UsersTx, TimersTx, CommandsTx, RecentTx, RunsTx, Protocol):
     """One unit of work. Reads see this transaction's own writes; nothing is kept unless it commits."""
 
 
@@ -269,7 +321,8 @@ class ReadViews(Protocol):
     def messages_for_user(self, user_id: str, limit: int = 200) -> list[dict[str, Any]]:
         """Newest first: message_id, instance_id, journey_id, user_id, step, message, channel, category,
         content, cost, encoding, segments, decisions, at, status, status_at, dispatch, next_attempt_at,
-        attempts, provider, provider_id, error."""
+        attempts, provider, provider_id, error, and links: its tracked links, each with url (None:
+        the open pixel), hits, machine_hits, first_hit_at, last_hit_at."""
         ...
 
     def skips_for_user(self, user_id: str, limit: int = 200) -> list[dict[str, Any]]:
@@ -317,8 +370,10 @@ class Journeys(Protocol):
         """Active instances of a journey per version."""
         ...
 
-    def cancel_pending(self, journey_id: str, reason: str, at: datetime) -> int:
-        """Messages of the journey not yet handed to a provider are not sent: `cancelled` with `reason`."""
+    def cancel_pending(self, journey_id: str, reason: str, at: datetime,
+                       instance_ids: Collection[str] | None = None) -> int:
+        """Messages of the journey (of these instances only, when given) not yet handed to a
+        provider are not sent: `cancelled` with `reason`."""
         ...
 
 
@@ -330,9 +385,9 @@ class Privacy(Protocol):
     def erase_user(self, user_id: str, at: datetime, end_instances: Callable[[Tx], None]) -> Erasure | None:
         """In one transaction: `end_instances(tx)` (the engine ends the user's active instances,
         timers cancelled; the user is prefetched), then the profile, the instances and the queued
-        events are deleted, messages lose their content (pending ones are cancelled), skips their
-        detail; later events for the user start afresh. None, and nothing written, when nothing is
-        held under `user_id`."""
+        events are deleted, messages lose their content (pending ones are cancelled) and their tracked
+        links (their codes answer nothing), skips their detail; later events for the user start
+        afresh. None, and nothing written, when nothing is held under `user_id`."""
         ...
 
     def consent_ledger(self, user_id: str) -> list[ConsentRecord]:
@@ -352,6 +407,16 @@ class Privacy(Protocol):
     def suppression_feed(self, since: datetime | None, after: int, limit: int) -> list[SuppressionEntry]:
         """Up to `limit` rows of the suppression list's ledger written after position `after`, in
         the order written; with `since`, only those at or after it."""
+        ...
+
+
+class Links(Protocol):
+    """The tracked links of the messages (written with them, `CommandsTx.add_message`), each hit
+    counted as it comes. An erased person's links are gone: their codes answer nothing."""
+
+    def hit(self, code: str, pixel: bool, machine: bool, at: datetime) -> LinkHit | None:
+        """Count one hit of the link (`pixel`: of the open pixel) with this code, by a machine or a
+        person; None, and nothing counted, for a code no such link has."""
         ...
 
 
@@ -436,6 +501,9 @@ class HostStore(Store, Protocol):
     def privacy(self) -> Privacy: ...
 
     @property
+    def links(self) -> Links: ...
+
+    @property
     def partitions(self) -> PartitionLeases | None:
         """Partition ownership among the worker processes sharing this store (PostgreSQL); None
         when one process works on every user (memory, SQLite): it owns them all, and no other
@@ -471,5 +539,7 @@ def carry_out(tx: CommandsTx, outcome: Outcome) -> None:
             tx.cancel_timer(command.timer_id)
         elif isinstance(command, Skip):
             tx.add_skip(command)
+        elif isinstance(command, Mark):
+            tx.recent.add(command)
         else:
             tx.add_trace(command)

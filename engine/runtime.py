@@ -21,24 +21,26 @@ from channels import (
     Profile,
     SendRequest,
     SentRecord,
-    next_local_time,
-    recipient_zone,
 )
+from channels.links import CodeSource, Tracked, TrackedLink, Tracker, new_code
 from channels.selection import select_rendering, strategy_of
 from engine.compiler import CompiledJourney
-from engine.errors import EvaluationError, EventError
-from engine.events import Event, format_time, parse_time
-from engine.model import HHMM, BranchStep, SendStep, SplitStep, Step, WaitForStep, WaitStep
+from engine.errors import EvaluationError
+from engine.events import Event, format_time
+from engine.expressions import instant
+from engine.model import BranchStep, DigestStep, SendStep, SplitStep, Step, WaitForStep, WaitStep
 from engine.ports import EntryHistory
 from engine.runs import RUN_EVENT
 from engine.state import (
     END_OF_STEPS,
+    NO_MARKS,
     STAY,
     Cancel,
     Command,
     Escalation,
     Instance,
     Outcome,
+    RecentView,
     Run,
     Send,
     Skip,
@@ -46,24 +48,32 @@ from engine.state import (
     journey_context,
     profile_context,
 )
+from engine.steps.digest import collect, digest_step, on_digest_timer
+from engine.steps.sends import begin_send, expired, journey_capped, skip_reason
+from engine.steps.throttle import throttle_step
+from engine.steps.waits import resume, wait_for_step, wait_step
 
 
 class Runtime:
-    """Advances instances; holds only the policy, which is fixed for its lifetime."""
+    """Advances instances; holds the policy, fixed for its lifetime, and where the codes of tracked
+    links come from (`codes`: random; a dry run hands a seeded source)."""
 
-    def __init__(self, policy: Policy, trace: bool = True) -> None:
+    def __init__(self, policy: Policy, trace: bool = True, codes: CodeSource = new_code) -> None:
         self.policy = policy
         self.tracing = trace
+        self.tracker = Tracker(policy.links, codes) if policy.links.base_url else None
 
-    def entry_key(self, journey: CompiledJourney, event: Event, profile: Profile) -> tuple[bool, str | None, str]:
-        """Does this event start the journey for this user, and under which instance key?"""
+    def entry_key(self, journey: CompiledJourney, event: Event, profile: Profile, now: datetime | None = None,
+                  ) -> tuple[bool, str | None, str]:
+        """Does this event start the journey for this user, and under which instance key? (`now`:
+        what `now` reads in the conditions; the event's time when not given.)"""
         if event.type != (journey.definition.trigger.event or RUN_EVENT):  # an audience run enters by its own event
             return False, None, "not_trigger"
         when = journey.expression("trigger.when") or journey.expression("trigger.audience")
         key_expr = journey.expression("instance_key")
         if when is None and key_expr is None:
             return True, None, "ok"
-        context = _context(journey, event.context(), profile)
+        context = _context(journey, event.context(), profile, now or event.timestamp)
         try:
             if when is not None and not when(context):
                 return False, None, "trigger_condition_false"
@@ -82,20 +92,22 @@ class Runtime:
         return after is None or now - history.last_entered_at >= after
 
     def enter(self, journey: CompiledJourney, event: Event, profile: Profile, key: str | None,
-              instance_id: str, sent: Sequence[SentRecord], now: datetime) -> Outcome:
+              instance_id: str, sent: Sequence[SentRecord], now: datetime, recent: RecentView = NO_MARKS) -> Outcome:
         instance = Instance(instance_id=instance_id, journey_id=journey.id, version=journey.version,
                             user_id=profile.user_id, key=key, entered_at=now, event=event.context())
-        run = Run(self.policy, self.tracing, journey, instance, profile, sent, now, _STEP_HANDLERS)
+        run = Run(self.policy, self.tracing, journey, instance, profile, sent, now, _STEP_HANDLERS,
+                  self.tracker, recent)
         run.trace(None, "enter", f"key={key}" if key is not None else None)
         run.advance(journey.first_step)
         return run.outcome()
 
     def on_event(self, instance: Instance, journey: CompiledJourney, event: Event, profile: Profile,
-                 sent: Sequence[SentRecord], now: datetime) -> Outcome:
-        """Goal, exit_on, wait_for and escalation feedback, in that order of precedence."""
+                 sent: Sequence[SentRecord], now: datetime, recent: RecentView = NO_MARKS) -> Outcome:
+        """Goal, exit_on, wait_for, a digest and escalation feedback, in that order of precedence."""
         if not instance.active:
             return Outcome(instance)
-        run = Run(self.policy, self.tracing, journey, instance, profile, sent, now, _STEP_HANDLERS)
+        run = Run(self.policy, self.tracing, journey, instance, profile, sent, now, _STEP_HANDLERS,
+                  self.tracker, recent)
         definition = journey.definition
         goal = definition.goal
         if goal and event.type == goal.event and (goal.within is None or now <= instance.entered_at + goal.within):
@@ -117,11 +129,12 @@ class Runtime:
         return Outcome(ended, commands)
 
     def on_timer(self, instance: Instance, journey: CompiledJourney, timer_id: str, profile: Profile,
-                 sent: Sequence[SentRecord], now: datetime) -> Outcome:
+                 sent: Sequence[SentRecord], now: datetime, recent: RecentView = NO_MARKS) -> Outcome:
         """A due timer; one the instance no longer waits on is ignored (it was superseded)."""
         if not instance.active or instance.timer is None or instance.timer.timer_id != timer_id:
             return Outcome(instance)
-        run = Run(self.policy, self.tracing, journey, instance, profile, sent, now, _STEP_HANDLERS)
+        run = Run(self.policy, self.tracing, journey, instance, profile, sent, now, _STEP_HANDLERS,
+                  self.tracker, recent)
         kind = instance.timer.kind
         run.timer = None
         _TIMER_HANDLERS[kind](run)
@@ -134,38 +147,9 @@ class Runtime:
 def _send_step(run: Run, step: Step) -> object:
     assert isinstance(step, SendStep)
     run.escalation = None
-    return _attempt_send(run, step)
-
-
-def _wait_step(run: Run, step: Step) -> object:
-    assert isinstance(step, WaitStep)
-    try:
-        due = _wait_due(run, step)
-    except (EvaluationError, EventError) as exc:
-        run.finish("failed", f"step '{step.id}': {exc}")
+    if not begin_send(run, step):
         return STAY
-    if due <= run.now:
-        return run.goto(step.next, step)
-    run.schedule("wait", due)
-    return STAY
-
-
-def _wait_due(run: Run, step: WaitStep) -> datetime:
-    if step.duration is not None:
-        return run.now + step.duration
-    assert step.until is not None
-    if HHMM.match(step.until):
-        return next_local_time(run.now, recipient_zone(run.profile, run.policy), step.until)
-    expression = run.journey.expression(f"{step.id}.until")
-    assert expression is not None
-    due = parse_time(expression(run.context()), f"until ({step.until})")
-    return due + (step.offset or timedelta(0))
-
-
-def _wait_for_step(run: Run, step: Step) -> object:
-    assert isinstance(step, WaitForStep)
-    run.schedule("timeout", run.now + step.timeout)
-    return STAY
+    return _attempt_send(run, step)
 
 
 def _branch_step(run: Run, step: Step) -> object:
@@ -200,8 +184,9 @@ def _exit_step(run: Run, step: Step) -> object:
 
 
 _STEP_HANDLERS: Mapping[str, Callable[[Run, Step], object]] = {
-    "send": _send_step, "wait": _wait_step, "wait_for": _wait_for_step,
+    "send": _send_step, "wait": wait_step, "wait_for": wait_for_step,
     "branch": _branch_step, "split": _split_step, "exit": _exit_step,
+    "digest": digest_step, "throttle": throttle_step,
 }
 
 
@@ -210,19 +195,24 @@ _STEP_HANDLERS: Mapping[str, Callable[[Run, Step], object]] = {
 
 def _attempt_send(run: Run, step: SendStep) -> object:
     """Select channels now (consent, caps and quiet hours as of this instant) and send."""
+    if expired(run, step):
+        return run.goto(step.next, step)
     escalation = run.escalation
     message = run.journey.definition.messages[step.message]
     candidates = escalation.remaining if escalation else tuple(step.channels or message.channels())
     strategy = "first" if escalation else step.strategy
+    capped = journey_capped(run)
 
     def request(contents: dict[str, Any], errors: dict[str, str], later: frozenset[str]) -> SendRequest:
         return SendRequest(
             profile=run.profile, category=run.journey.definition.category, urgency=step.urgency,
             candidates=candidates, contents=contents, template_errors=errors, sent=run.sent, now=run.now,
-            strategy=strategy, escalate_after=step.escalate_after, later=later)
+            strategy=strategy, escalate_after=step.escalate_after, journey_capped=capped, later=later)
 
-    selection, errors = select_rendering(candidates, strategy_of(strategy, step.urgency), request,
-                                         partial(_render, run, step.message), run.policy)
+    renderer = _Renderer(run, step.message)
+    selection, errors = select_rendering(candidates, strategy_of(strategy, step.urgency), request, renderer,
+                                         run.policy)
+    tracked = renderer.tracked()
     if selection.deliveries and selection.defer_until is not None:
         run.schedule("defer", selection.defer_until, step.message)
         run.trace(step.id, "deferred", f"quiet hours until {format_time(selection.defer_until)}")
@@ -231,10 +221,10 @@ def _attempt_send(run: Run, step: SendStep) -> object:
         return _nothing_sent(run, step, selection.decisions, errors, escalation is not None)
     if escalation is None and selection.strategy != "escalate":
         for delivery in selection.deliveries:
-            _emit(run, step, delivery, selection.decisions)
+            _emit(run, step, delivery, selection.decisions, tracked)
         return run.goto(step.next, step)
     first = selection.deliveries[0]
-    message_id = _emit(run, step, first, selection.decisions)
+    message_id = _emit(run, step, first, selection.decisions, tracked)
     # The chain is the channels eligible now; each is checked again when its turn comes.
     rest = _after(candidates, selection.decisions, first.channel) if escalation else selection.chain()
     if not rest:
@@ -246,10 +236,34 @@ def _attempt_send(run: Run, step: SendStep) -> object:
     return STAY
 
 
-def _render(run: Run, message: str, candidates: Sequence[str]) -> tuple[dict[str, Any], dict[str, str]]:
-    """Render the candidates' content (and the rcs fallbacks'); a failing template is recorded."""
-    wanted = (*candidates, "mms", "sms") if "rcs" in candidates else candidates
-    return run.journey.render_channels(message, wanted, run.context())
+class _Renderer:
+    """Renders a message's channels as `select_rendering` asks for them, each once (a channel
+    rendered for an earlier round is not rendered again, nor are its links given new codes), with
+    the links made short when the policy tracks them (so an SMS is measured, and an RCS message
+    held to RBM's limits, as it will be sent); a failing template is recorded."""
+
+    def __init__(self, run: Run, message: str) -> None:
+        self.run, self.message = run, message
+        self.contents: dict[str, Any] = {}
+        self.errors: dict[str, str] = {}
+        self.links: dict[str, TrackedLink] = {}
+        self.context: dict[str, Any] | None = None
+
+    def __call__(self, candidates: Sequence[str]) -> tuple[dict[str, Any], dict[str, str]]:
+        wanted = (*candidates, "mms", "sms") if "rcs" in candidates else candidates
+        missing = [c for c in wanted if c not in self.contents and c not in self.errors]
+        if missing:
+            run = self.run
+            if self.context is None:
+                self.context = run.context()
+            rewrite = partial(run.tracker.rewrite, links=self.links) if run.tracker else None
+            contents, errors = run.journey.render_channels(self.message, missing, self.context, rewrite)
+            self.contents.update(contents)
+            self.errors.update(errors)
+        return self.contents, self.errors
+
+    def tracked(self) -> Tracked:
+        return Tracked(self.contents, self.links)
 
 
 def _nothing_sent(run: Run, step: SendStep, decisions: tuple[Decision, ...], errors: Mapping[str, str],
@@ -258,8 +272,7 @@ def _nothing_sent(run: Run, step: SendStep, decisions: tuple[Decision, ...], err
         run.trace(step.id, "escalation_exhausted", "no remaining channel is eligible")
         run.escalation = None
         return run.goto(step.next, step)
-    reasons = {d.reason for d in decisions}
-    reason = "template_error" if reasons == {"template_error"} else "no_eligible_channel"
+    reason = skip_reason(d.reason for d in decisions)
     detail = "; ".join(f"{c}: {e}" for c, e in errors.items()) or None
     run.commands.append(Skip(run.instance_id, run.user_id, step.id, step.message, reason,
                              decisions, run.now, detail))
@@ -267,15 +280,17 @@ def _nothing_sent(run: Run, step: SendStep, decisions: tuple[Decision, ...], err
     return run.goto(step.next, step)
 
 
-def _emit(run: Run, step: SendStep, delivery: Delivery, decisions: tuple[Decision, ...]) -> str:
+def _emit(run: Run, step: SendStep, delivery: Delivery, decisions: tuple[Decision, ...], tracked: Tracked) -> str:
     message_id = run.next_id("m")
     category = run.journey.definition.category
     run.commands.append(Send(
         message_id=message_id, instance_id=run.instance_id, journey_id=run.journey.id, user_id=run.user_id,
         step=step.id, message=step.message, channel=delivery.channel, category=category, content=delivery.content,
         cost=delivery.cost, encoding=delivery.encoding, segments=delivery.segments, decisions=decisions, at=run.now,
+        links=tracked.links_in(delivery.content),
+        digest=run.digest.summary() if run.digest is not None else None,
     ))
-    run.sent.append(SentRecord(delivery.channel, category, run.now))
+    run.sent.append(SentRecord(delivery.channel, category, run.now, run.journey.id))
     run.trace(step.id, "sent", delivery.channel)
     return message_id
 
@@ -293,33 +308,22 @@ def _after(candidates: Sequence[str], decisions: Sequence[Decision], channel: st
 
 def _resume_on_event(run: Run, event: Event) -> None:
     step = run.journey.step(run.step) if run.step else None
-    if isinstance(step, WaitForStep) and event.type in step.events and run.timer is not None:
-        if _event_matches(run, step, event):
-            run.cancel_timer()
-            run.event = event.context()
-            run.trace(step.id, "event", event.type)
-            run.advance(_as_step(run.goto(step.on_event, step)))
+    if isinstance(step, WaitForStep):
+        resume(run, step, event)
+        return
+    if isinstance(step, DigestStep):
+        collect(run, step, event)
         return
     escalation = run.escalation
     if isinstance(step, SendStep) and escalation and escalation.message_id == event.properties.get("message_id"):
         _escalation_feedback(run, step, escalation, event)
 
 
-def _event_matches(run: Run, step: WaitForStep, event: Event) -> bool:
-    expression = run.journey.expression(f"{step.id}.when")
-    if expression is None:
-        return True
-    context = {**run.context(), "event": event.context()}
-    try:
-        return bool(expression(context))
-    except EvaluationError as exc:
-        run.trace(step.id, "condition_error", str(exc))
-        return False
-
-
 def _escalation_feedback(run: Run, step: SendStep, escalation: Escalation, event: Event) -> None:
+    """Engagement ends the step; a machine's fetch (a mail proxy, a link preview: `machine: true`)
+    is none. A failure escalates at once."""
     channel = escalation.channel or ""
-    if event.type in run.policy.engagement_events(channel):
+    if event.type in run.policy.engagement_events(channel) and not event.properties.get("machine"):
         run.cancel_timer()
         run.escalation = None
         run.trace(step.id, "engaged", event.type)
@@ -371,8 +375,11 @@ def _on_defer_timer(run: Run) -> None:
 
 _TIMER_HANDLERS: Mapping[str, Callable[[Run], None]] = {
     "wait": _on_wait_timer, "timeout": _on_timeout_timer, "escalate": _on_escalate_timer, "defer": _on_defer_timer,
+    "digest": on_digest_timer,
 }
 
 
-def _context(journey: CompiledJourney, event: Mapping[str, Any], profile: Profile) -> dict[str, Any]:
-    return {"event": event, "profile": profile_context(profile), "journey": journey_context(journey)}
+def _context(journey: CompiledJourney, event: Mapping[str, Any], profile: Profile, now: datetime,
+             ) -> dict[str, Any]:
+    return {"event": event, "profile": profile_context(profile), "journey": journey_context(journey),
+            "now": instant(now)}

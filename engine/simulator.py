@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from channels import Policy, Profile, ProfileError
+from channels.links import seeded_codes
 from engine.audience.entry import run_chunk
 from engine.clock import VirtualClock, counter_ids
 from engine.compiler import CompiledJourney
@@ -134,7 +135,7 @@ def _run(journey: CompiledJourney, events: Sequence[Event], runs: Sequence[datet
     batches = [(at, 0, list(group)) for at, group in groupby(events, key=lambda e: e.timestamp)]
     stimuli = sorted(runs_at + batches, key=lambda s: (s[0], not s[1]))  # a run goes first at its instant
     clock = VirtualClock(stimuli[0][0])
-    engine = Engine([journey], policy, store, clock, counter_ids("i"), trace=keep_trace)
+    engine = Engine([journey], policy, store, clock, counter_ids("i"), trace=keep_trace, codes=seeded_codes())
     done = 0
     for at, run, batch in stimuli:
         _run_timers(engine, clock, until=at, inclusive=False)

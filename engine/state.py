@@ -11,12 +11,14 @@ import hashlib
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, Protocol
 
 from channels import Decision, Policy, Profile, SentRecord
+from channels.links import TrackedLink, Tracker
 from channels.values import quick_init
 from engine.compiler import CompiledJourney
 from engine.events import Event, format_time, parse_time
+from engine.expressions import instant
 from engine.model import Step
 
 ACTIVE = "active"
@@ -51,7 +53,9 @@ class Lease:
 
 
 TIMER_REASONS = {"wait": "a wait step", "timeout": "waiting for an event, until its timeout",
-                 "escalate": "no engagement yet: the next channel then", "defer": "quiet hours"}
+                 "escalate": "no engagement yet: the next channel then", "defer": "quiet hours",
+                 "digest": "collecting a digest, until its window closes"}
+DIGEST_EVENTS = 100  # the events a digest keeps for its templates; `count` counts them all
 DEFER_REASON = TIMER_REASONS["defer"]  # a send put off: the only cause is quiet hours
 
 
@@ -103,6 +107,84 @@ class Escalation:
         return cls(tuple(data["remaining"]), timedelta(seconds=data["after"]), data["message_id"], data["channel"])
 
 
+@dataclass(frozen=True, slots=True)
+class Digest:
+    """The events a digest step collected (open while its timer runs, closed after): kept in the
+    instance, so a digest in progress survives a restart and a redeploy with the instance."""
+
+    step: str
+    key: str | None
+    opened_at: datetime
+    events: tuple[Mapping[str, Any], ...]  # the first DIGEST_EVENTS, as `event` reads in templates
+    count: int
+    last: Mapping[str, Any]
+    closed_at: datetime | None = None
+
+    @classmethod
+    def open(cls, step: str, key: str | None, first: Mapping[str, Any], now: datetime) -> Digest:
+        return cls(step, key, now, (first,), 1, first)
+
+    def add(self, event: Mapping[str, Any]) -> Digest:
+        kept = self.events if len(self.events) >= DIGEST_EVENTS else (*self.events, event)
+        return Digest(self.step, self.key, self.opened_at, kept, self.count + 1, event)
+
+    def context(self) -> dict[str, Any]:
+        """The `digest` name seen by templates and expressions after a digest step."""
+        return {"events": list(self.events), "count": self.count, "first": self.events[0], "last": self.last,
+                "key": self.key}
+
+    def summary(self) -> dict[str, Any]:
+        """What a message rendered with this digest shows of it (the simulate document)."""
+        return {"step": self.step, "count": self.count, "first_at": self.events[0].get("timestamp"),
+                "last_at": self.last.get("timestamp")}
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"step": self.step, "key": self.key, "opened_at": format_time(self.opened_at),
+                "events": [dict(e) for e in self.events], "count": self.count, "last": dict(self.last),
+                "closed_at": format_time(self.closed_at) if self.closed_at else None}
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> Digest:
+        return cls(data["step"], data["key"], parse_time(data["opened_at"], "opened_at"), tuple(data["events"]),
+                   data["count"], data["last"],
+                   parse_time(data["closed_at"], "closed_at") if data.get("closed_at") else None)
+
+
+@quick_init
+@dataclass(frozen=True, slots=True)
+class Mark:
+    """One thing a user did that a later step asks about, kept until `until`: an event a
+    `wait_for` with `lookback` may take (`kind` event, `name` its type, `data` the event), or an
+    instance that passed a throttle (`kind` pass, `name` its journey, step and key). As a command:
+    remember it (engine.ports.carry_out)."""
+
+    user_id: str
+    kind: str
+    name: str
+    at: datetime
+    until: datetime
+    data: Mapping[str, Any] | None = None
+
+
+EVENT_MARK, PASS_MARK = "event", "pass"
+
+
+class RecentView(Protocol):
+    """What the runtime reads of a user's marks (within the transaction: its own writes included)."""
+
+    def marks(self, user_id: str, kind: str, since: datetime) -> Sequence[Mark]:
+        """The user's marks of `kind` made at or after `since`, oldest first."""
+        ...
+
+
+class _NoMarks:
+    def marks(self, user_id: str, kind: str, since: datetime) -> Sequence[Mark]:
+        return ()
+
+
+NO_MARKS: RecentView = _NoMarks()
+
+
 @quick_init
 @dataclass(frozen=True, slots=True, kw_only=True)
 class Instance:
@@ -123,13 +205,16 @@ class Instance:
     seq: int = 0
     reason: str | None = None
     ended_at: datetime | None = None
+    digest: Digest | None = None  # the latest digest step's events (open while it collects)
+    taken_at: datetime | None = None  # when the latest event a wait_for took arrived: a look-back takes later ones
+    expires_at: datetime | None = None  # the current send's expiry (expires, expires_after)
 
     @property
     def active(self) -> bool:
         return self.status == ACTIVE
 
     def to_dict(self) -> dict[str, Any]:
-        return {
+        data = {
             "instance_id": self.instance_id, "journey_id": self.journey_id, "version": self.version,
             "user_id": self.user_id, "key": self.key, "entered_at": format_time(self.entered_at),
             "event": dict(self.event), "status": self.status, "step": self.step, "path": list(self.path),
@@ -138,6 +223,9 @@ class Instance:
             "seq": self.seq, "reason": self.reason,
             "ended_at": format_time(self.ended_at) if self.ended_at else None,
         }
+        if self.digest is not None or self.taken_at is not None or self.expires_at is not None:
+            data.update(_step_state(self))  # only when used: the documents of other instances stay as they were
+        return data
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> Instance:
@@ -149,7 +237,16 @@ class Instance:
             escalation=Escalation.from_dict(data["escalation"]) if data["escalation"] else None,
             seq=data["seq"], reason=data["reason"],
             ended_at=parse_time(data["ended_at"], "ended_at") if data["ended_at"] else None,
+            digest=Digest.from_dict(data["digest"]) if data.get("digest") else None,
+            taken_at=parse_time(data["taken_at"], "taken_at") if data.get("taken_at") else None,
+            expires_at=parse_time(data["expires_at"], "expires_at") if data.get("expires_at") else None,
         )
+
+
+def _step_state(instance: Instance) -> dict[str, Any]:
+    return {"digest": instance.digest.to_dict() if instance.digest else None,
+            "taken_at": format_time(instance.taken_at) if instance.taken_at else None,
+            "expires_at": format_time(instance.expires_at) if instance.expires_at else None}
 
 
 @quick_init
@@ -171,14 +268,19 @@ class Send:
     segments: int | None
     decisions: tuple[Decision, ...]
     at: datetime
+    links: tuple[TrackedLink, ...] = ()  # its tracked links and open pixel, stored with it (policy `links`)
+    digest: Mapping[str, Any] | None = None  # the digest it was rendered with (`Digest.summary`)
 
     def to_dict(self) -> dict[str, Any]:
         """A message as the simulate document shows it (docs/cli.md)."""
-        return {
+        data = {
             "user_id": self.user_id, "at": format_time(self.at), "step": self.step, "channel": self.channel,
             "message": self.message, "content": dict(self.content), "encoding": self.encoding,
             "segments": self.segments, "cost": self.cost, "decisions": [d.to_dict() for d in self.decisions],
         }
+        if self.digest is not None:
+            data["digest"] = dict(self.digest)
+        return data
 
 
 @quick_init
@@ -241,7 +343,7 @@ class Trace:
         return data
 
 
-Command = Send | Skip | Schedule | Cancel | Trace
+Command = Send | Skip | Schedule | Cancel | Trace | Mark
 
 
 @dataclass(slots=True)
@@ -250,6 +352,7 @@ class Outcome:
 
     instance: Instance | None
     commands: list[Command] = field(default_factory=list)
+    collected: bool = False  # the event joined the instance's digest: it starts no instance of its own
 
 
 @quick_init
@@ -341,10 +444,11 @@ class Run:
     """One stimulus being applied to one instance: working state plus the commands so far."""
 
     def __init__(self, policy: Policy, tracing: bool, journey: CompiledJourney, instance: Instance, profile: Profile,
-                 sent: Sequence[SentRecord], now: datetime, handlers: Mapping[str, Callable[[Run, Step], object]]
-                 ) -> None:
+                 sent: Sequence[SentRecord], now: datetime, handlers: Mapping[str, Callable[[Run, Step], object]],
+                 tracker: Tracker | None = None, recent: RecentView = NO_MARKS) -> None:
         self.policy = policy
         self.tracing = tracing
+        self.tracker = tracker  # rewrites the links of what is rendered (None: the policy tracks none)
         self._handlers = handlers
         self.journey = journey
         self.base = instance
@@ -359,6 +463,11 @@ class Run:
         self.event = instance.event
         self.reason = instance.reason
         self.ended_at = instance.ended_at
+        self.digest = instance.digest
+        self.taken_at = instance.taken_at
+        self.expires_at = instance.expires_at
+        self.recent = recent
+        self.collected = False
         self.profile = profile
         self.sent = list(sent)
         self.now = now
@@ -375,13 +484,18 @@ class Run:
         instance = Instance(instance_id=b.instance_id, journey_id=b.journey_id, version=b.version,
                             user_id=b.user_id, key=b.key, entered_at=b.entered_at, event=self.event,
                             status=self.status, step=self.step, path=tuple(self.path), timer=self.timer,
-                            escalation=self.escalation, seq=self.seq, reason=self.reason, ended_at=self.ended_at)
-        return Outcome(instance, self.commands)
+                            escalation=self.escalation, seq=self.seq, reason=self.reason, ended_at=self.ended_at,
+                            digest=self.digest, taken_at=self.taken_at, expires_at=self.expires_at)
+        return Outcome(instance, self.commands, self.collected)
 
     def context(self) -> dict[str, Any]:
         if self._profile_ctx is None:
             self._profile_ctx = profile_context(self.profile)
-        return {"event": self.event, "profile": self._profile_ctx, "journey": journey_context(self.journey)}
+        context = {"event": self.event, "profile": self._profile_ctx, "journey": journey_context(self.journey),
+                   "now": instant(self.now)}
+        if self.digest is not None:
+            context["digest"] = self.digest.context()
+        return context
 
     def next_id(self, prefix: str) -> str:
         self.seq += 1
@@ -427,3 +541,7 @@ class Run:
     def goto(self, target: str | None, step: Step) -> object:
         resolved = self.journey.resolve(target, step.id)
         return END_OF_STEPS if resolved is None else resolved
+
+    def proceed(self, target: object) -> None:
+        """Go on from a waiting step (a timer fired, an event came): to `target`, a step handler's answer."""
+        self.advance(target if isinstance(target, str) else None)

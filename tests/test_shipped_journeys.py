@@ -22,6 +22,7 @@ from engine.cli import app
 from engine.compiler import load_file
 from engine.runs import AudienceRun
 from engine.runtime import Runtime
+from engine.state import Digest
 
 ROOT = Path(__file__).resolve().parent.parent
 JOURNEYS = ROOT / "journeys"
@@ -30,7 +31,7 @@ JOURNEY_FILES = sorted(JOURNEYS.glob("*.yaml"))
 EXAMPLE_DIRS = sorted(p for p in EXAMPLES.iterdir() if p.is_dir())
 EXPECTED_IDS = {
     "fraud-alert", "one-time-password", "appointment-confirmation", "delivery-status", "flash-sale",
-    "event-invitation", "win-back", "payment-overdue", "table-ready", "cart-abandonment",
+    "event-invitation", "win-back", "payment-overdue", "table-ready", "cart-abandonment", "order-updates",
 }
 
 runner = CliRunner()
@@ -102,12 +103,13 @@ def test_validate_cli_accepts_the_journeys_folder() -> None:
 
 def test_shipped_journeys_use_every_step_type_and_wait_form() -> None:
     steps = [step for path in JOURNEY_FILES for step in load_file(path).definition.steps]
-    assert {step.type for step in steps} == {"send", "wait", "wait_for", "branch", "split", "exit"}
+    assert {step.type for step in steps} >= {"send", "wait", "wait_for", "branch", "split", "exit", "digest"}
     waits = [step for step in steps if step.type == "wait"]
     assert any(w.duration is not None for w in waits)
     assert any(w.until is not None and ":" in w.until and w.offset is None for w in waits)
     assert any(w.until is not None and w.offset is not None for w in waits)
     assert any(step.type == "wait_for" and step.when for step in steps)
+    assert any(w.if_past == "exit" and w.on_calendar for w in waits)  # the appointment reminder
 
 
 @pytest.mark.parametrize("path", JOURNEY_FILES, ids=_ids(JOURNEY_FILES))
@@ -206,6 +208,8 @@ def test_every_message_renders_for_every_example_entry(folder: Path) -> None:
     profiles = {p["user_id"]: p for p in _jsonl(folder / "profiles.jsonl")}
     for event in _entries(folder):
         context = {"event": event, "profile": profiles[event["user_id"]], "journey": {"id": journey.id}}
+        if any(step.type == "digest" for step in journey.definition.steps):  # a digest of this one event
+            context["digest"] = Digest.open("gather", None, event, _timestamp(event["timestamp"])).context()
         for message, channels in journey.definition.messages.items():
             contents, errors = journey.render_channels(message, channels.channels(), context)
             assert errors == {}, (message, errors)

@@ -124,7 +124,6 @@ EXPECTED: dict[str, Journey] = {
             Sent("u3", "email", "confirm", "booking_confirmed", "2026-01-05T12:00:00Z", {"sms": "no_consent"}),
             Sent("u4", "email", "confirm", "booking_confirmed", "2026-01-05T13:00:00Z"),
             Sent("u4", "sms", "confirm", "booking_confirmed", "2026-01-05T13:00:00Z", sms=GSM7_1),
-            Sent("u4", "sms", "remind", "appointment_reminder", "2026-01-05T13:00:00Z", sms=GSM7_1),
             Sent("u3", "email", "remind", "appointment_reminder", "2026-01-06T14:30:00Z", {"sms": "no_consent"}),
             Sent("u1", "sms", "remind", "appointment_reminder", "2026-01-07T15:00:00Z", sms=GSM7_1),
         ],
@@ -133,10 +132,28 @@ EXPECTED: dict[str, Journey] = {
             ("u1", "a-101"): ("completed", ["confirm", "day_before", "remind"]),
             ("u2", "a-201"): ("exited", ["confirm", "day_before"]),
             ("u3", "a-301"): ("completed", ["confirm", "day_before", "remind"]),
-            ("u4", "a-401"): ("completed", ["confirm", "day_before", "remind"]),
+            ("u4", "a-401"): ("exited", ["confirm", "day_before"]),  # the day before had passed: expired
         },
-        summary={"users": 4, "entered": 4, "completed": 3, "exited": 1, "converted": 0, "active": 0, "failed": 0,
-                 "messages": {"email": 5, "sms": 5}, "cost": 0.0465},
+        summary={"users": 4, "entered": 4, "completed": 2, "exited": 2, "converted": 0, "active": 0, "failed": 0,
+                 "messages": {"email": 5, "sms": 4}, "cost": 0.0382},
+    ),
+    "order-updates": Journey(
+        messages=[
+            Sent("u1", "sms", "tell", "order_updates", "2026-01-05T10:30:00Z", {"push": "no_address"}, GSM7_1),
+            Sent("u2", "push", "tell", "order_updates", "2026-01-05T11:30:00Z"),
+            Sent("u2", "push", "tell", "order_updates", "2026-01-05T11:31:00Z"),
+            Sent("u3", "email", "tell", "order_updates", "2026-01-05T12:30:00Z",
+                 {"push": "no_address", "sms": "no_consent"}),
+        ],
+        skipped=[],
+        instances={
+            ("u1", "O-1001"): ("completed", ["gather", "tell"]),
+            ("u2", "O-2001"): ("completed", ["gather", "tell"]),
+            ("u2", "O-2002"): ("completed", ["gather", "tell"]),
+            ("u3", "O-3001"): ("completed", ["gather", "tell"]),
+        },
+        summary={"users": 3, "entered": 4, "completed": 4, "exited": 0, "converted": 0, "active": 0, "failed": 0,
+                 "messages": {"sms": 1, "push": 2, "email": 1}, "cost": 0.0095},
     ),
     "delivery-status": Journey(
         messages=[
@@ -450,6 +467,21 @@ def test_rcs_invitation_holds_the_carousel_and_the_chips_in_the_json() -> None:
         {"calendar_event": {"title": "Spring Collection Preview Night", "start": "2026-01-15T23:00:00Z",
                             "end": "2026-01-16T02:00:00Z"}, "text": "Add to calendar"},
     ]
+
+
+def test_appointment_booked_too_late_for_a_reminder_ends_expired() -> None:
+    (late,) = [i for i in _simulate("appointment-confirmation")["instances"] if i["user_id"] == "u4"]
+    assert (late["status"], late["reason"]) == ("exited", "expired")
+
+
+def test_order_updates_are_one_message_per_order_listing_every_update() -> None:
+    texts = [(m["user_id"], m["content"].get("text") or m["content"].get("body")) for m in _messages("order-updates")]
+    assert texts[:3] == [
+        ("u1", "Order O-1001: confirmed, paid, packed, label printed, handed to the carrier. "
+               "Track: https://shop.example.com/track/O-1001"),
+        ("u2", "2 updates: confirmed, paid"), ("u2", "2 updates: confirmed, paid")]
+    assert [m["digest"]["count"] for m in _messages("order-updates")] == [5, 2, 2, 2]
+    assert "- confirmed (2026-01-05T12:00:00Z)\n- paid (2026-01-05T12:20:00Z)\n" in texts[3][1]
 
 
 def _invitation_with(replies: list[dict[str, Any]]) -> dict[str, Any]:

@@ -20,7 +20,7 @@ from engine.errors import JourneyNotFoundError
 from engine.events import Event
 from engine.ports import Tx
 from engine.runs import FAILED, AudienceRun
-from engine.service import CAP_WINDOW, Engine, as_seen
+from engine.service import Engine, as_seen
 
 AUDIENCE_ERROR = "audience_error"  # the audience expression failed for the profile: not matched
 RE_ENTRY = "re_entry"  # matched, but re_entry refused it (an instance is active, never, or too soon)
@@ -65,7 +65,7 @@ def _enter(engine: Engine, tx: Tx, journey: CompiledJourney, run: AudienceRun, p
             chosen.append((event, key))
         elif why.startswith("trigger_error"):
             skipped[AUDIENCE_ERROR] += 1
-    tx.prefetch({event.user_id for event, _ in chosen}, now - CAP_WINDOW)
+    engine.recall.prefetch(tx, {event.user_id for event, _ in chosen}, now)
     entered = 0
     for event, key in chosen:
         profile = as_seen(tx, tx.get_profile(event.user_id) or Profile(event.user_id))

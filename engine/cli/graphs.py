@@ -1,9 +1,11 @@
 """Renderings of a compiled journey graph for `journey graph`: Mermaid and Graphviz dot as text, and
 SVG or PNG through Graphviz's `dot` program when it is installed.
 
-Labels carry what a reader needs: the trigger, each send's message, channels and strategy, each wait's
-duration or time, each wait_for's event and timeout; branch conditions, split shares, `exit_on` and the
-goal are on the edges (the last two from the start node: they end an instance at any step).
+Labels carry what a reader needs: the trigger, each send's message, channels, strategy and expiry, each
+wait's duration or time (its offset, what it does if that time has passed), each wait_for's events,
+look-back and timeout, a digest's window and a throttle's limit; branch conditions, split shares, the
+ways out of a wait_for, a throttle and an `if_past`, `exit_on` and the goal are on the edges (the last
+two from the start node: they end an instance at any step).
 """
 
 from __future__ import annotations
@@ -19,7 +21,16 @@ import networkx as nx
 
 from channels import Profile, SendRequest, effective_strategy
 from engine.compiler import END, CompiledJourney
-from engine.model import HHMM, SendStep, Step, WaitForStep, WaitStep, format_duration
+from engine.model import (
+    HHMM,
+    DigestStep,
+    SendStep,
+    Step,
+    ThrottleStep,
+    WaitForStep,
+    WaitStep,
+    format_duration,
+)
 
 START, EXITED, CONVERTED = "(start)", "(exited)", "(converted)"
 GRAPHVIZ_MISSING = ("journey graph: the dot program of Graphviz is needed for svg/png: "
@@ -61,17 +72,43 @@ def _send_lines(journey: CompiledJourney, step: SendStep) -> tuple[str, ...]:
 def _step_lines(journey: CompiledJourney, step: Step) -> tuple[str, ...]:
     head = f"{step.id} ({step.type})"
     if isinstance(step, SendStep):
-        return head, *_send_lines(journey, step)
+        expires: tuple[str, ...] = (f"expires {step.expires}",) if step.expires else ()
+        if step.expires_after is not None:
+            expires = (f"expires after {format_duration(step.expires_after)}",)
+        return head, *_send_lines(journey, step), *expires
     if isinstance(step, WaitStep):
-        if step.duration is not None:
-            return head, format_duration(step.duration)
-        offset = f" {format_duration(step.offset)}" if step.offset is not None else ""
-        local = " local time" if HHMM.match(str(step.until)) else ""
-        return head, f"until {step.until}{local}{offset}"
+        return head, *_wait_lines(step)
     if isinstance(step, WaitForStep):
         when = (f"when {step.when}",) if step.when else ()
-        return head, " | ".join(step.events), *when, f"timeout {format_duration(step.timeout)}"
+        lookback = (f"lookback {format_duration(step.lookback)}",) if step.lookback else ()
+        return head, " or ".join(step.event_types()), *when, *lookback, f"timeout {format_duration(step.timeout)}"
+    if isinstance(step, DigestStep):
+        return head, *_digest_lines(step)
+    if isinstance(step, ThrottleStep):
+        key = (f"per {step.key}",) if step.key else ()
+        return head, f"{step.limit} per {format_duration(step.period)}", *key
     return (head,)
+
+
+def _wait_lines(step: WaitStep) -> tuple[str, ...]:
+    if step.duration is not None:
+        return (format_duration(step.duration),)
+    offset = ""
+    if step.offset is not None:
+        delta = step.offset_delta()
+        shift = format_duration(delta) if delta else "0s"
+        offset = f" {shift} local time" if step.on_calendar else f" {shift}"
+    local = " local time" if HHMM.match(str(step.until)) else ""
+    past = (f"if past: {step.if_past}",) if step.if_past != "go" else ()
+    return f"until {step.until}{local}{offset}", *past
+
+
+def _digest_lines(step: DigestStep) -> tuple[str, ...]:
+    closes = [f"window {format_duration(step.window)}"] if step.window else []
+    closes += [f"until {step.until} local time"] if step.until else []
+    closes += [f"or {step.count} events"] if step.count else []
+    key = (f"per {step.key}",) if step.key else ()
+    return " ".join(closes), *key
 
 
 def _start_lines(journey: CompiledJourney) -> tuple[str, ...]:

@@ -125,12 +125,26 @@ def _print_sends(result: dict[str, Any], console: Console, limit: int | None) ->
     console.print(_table("messages", ("at (UTC)", "user", "step", "channel", "message", "cost", "decisions"), [
         (at, m["user_id"], m["step"] or "-", m["channel"], m["message"], f"{m['cost']:.4f}", _decisions(m["decisions"]))
         for at, m in zip(times, messages, strict=True)], limit, "message", console.width))
+    _print_digests(messages, console, limit)
     skipped = result["skipped"]
     if skipped:
         times = clock_times([s["at"] for s in skipped])
         console.print(_table("skipped sends", ("at (UTC)", "user", "step", "message", "reason", "decisions"), [
             (at, s["user_id"], s["step"], s["message"], s["reason"], _decisions(s["decisions"]))
             for at, s in zip(times, skipped, strict=True)], limit, "skipped send", console.width))
+
+
+def _print_digests(messages: list[dict[str, Any]], console: Console, limit: int | None) -> None:
+    """The messages sent with a digest: how many events each one carries and the time they span."""
+    digested = [m for m in messages if m.get("digest")]
+    if not digested:
+        return
+    times = clock_times([m["at"] for m in digested])
+    spans = clock_times([t for m in digested for t in (m["digest"]["first_at"], m["digest"]["last_at"])])
+    console.print(_table("digests", ("at (UTC)", "user", "step", "channel", "events", "first event", "last event"), [
+        (at, m["user_id"], m["digest"]["step"], m["channel"], str(m["digest"]["count"]), spans[2 * n],
+         spans[2 * n + 1]) for n, (at, m) in enumerate(zip(times, digested, strict=True))],
+        limit, "digest", console.width))
 
 
 def _funnel(result: dict[str, Any], order: list[str] | None) -> Table:

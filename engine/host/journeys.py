@@ -108,7 +108,7 @@ class Deploys:
     def change_state(self, journey_id: str, action: str) -> dict[str, Any]:
         """pause (no new entries), resume, stop (no new entries, and every in-flight instance ends
         as `exited`, reason `journey_stopped`, its timers cancelled and its unsent messages kept back)."""
-        self._known(journey_id)
+        self.known(journey_id)
         state = STATES[action]
         now = self.clock.now()
         if self.engine.catalog.state(journey_id) == "stopped" and state != "stopped":
@@ -126,7 +126,7 @@ class Deploys:
 
     def view(self, journey_id: str) -> dict[str, Any]:
         """The journey's state and its versions, each with its count of active instances."""
-        self._known(journey_id)
+        self.known(journey_id)
         current = self.engine.catalog.current.get(journey_id)
         counts = self.journeys.active_counts(journey_id)
         state = self.engine.catalog.state(journey_id) if current is not None else "removed"
@@ -149,7 +149,8 @@ class Deploys:
             raise JourneyNotFoundError(f"no journey '{journey_id}'")
         return self.engine.catalog.version(journey_id, versions[-1].version)
 
-    def _known(self, journey_id: str) -> None:
+    def known(self, journey_id: str) -> None:
+        """Raise JourneyNotFoundError unless the journey is loaded or has stored versions."""
         if journey_id not in self.engine.catalog.current and not self.journeys.journey_versions(journey_id):
             raise JourneyNotFoundError(f"no journey '{journey_id}'")
 

@@ -1,5 +1,5 @@
-"""The server's logs: one line per record, JSON or text, with phone numbers and email addresses
-masked in everything written (`journey serve --log-format json|text --log-level LEVEL`).
+"""The server's logs: one line per record, JSON or text, with phone numbers, email addresses and
+the codes of tracked links masked in everything written (`journey serve --log-format json|text --log-level LEVEL`).
 
 Records carry their ids as fields (`log.info("sent", extra=fields(user=..., message_id=...))`):
 JSON puts them beside `time`, `level`, `logger` and `msg`; text writes them as `key=value`.
@@ -9,7 +9,8 @@ JSON puts them beside `time`, `level`, `logger` and `msg`; text writes them as `
 
 Loggers: `journey.ingest` (one line per batch), `journey.decisions` (a send or a skip, after
 commit), `journey.dispatcher` (each attempt's result: sent, cancelled, retry, failed),
-`journey.server` (failures), `journey.sweeps`, `journey.serve`, and uvicorn's access log.
+`journey.server` (failures), `journey.sweeps`, `journey.serve`, `journey.tracking` (a hit on a
+tracked link or pixel: its message, first, machine), and uvicorn's access log.
 """
 
 from __future__ import annotations
@@ -36,6 +37,8 @@ EMAIL = re.compile(r"(?<!://)(?<![A-Za-z0-9._%+-])([A-Za-z0-9_])[A-Za-z0-9._%+-]
 """Addresses whose domain ends in a name (`.com`, not `.1`), and not a URL's user name (`://user@host`)."""
 PHONE = re.compile(r"(\+|%2[Bb])(\d{8,15})(?!\d)")
 """E.164-looking numbers, `+` or its URL escape `%2B` then 8 to 15 digits."""
+CODE = re.compile(r"(/[lo]/)[A-Za-z0-9]{8,64}(?![A-Za-z0-9])")
+"""A tracked link's or open pixel's code in a path (`/l/X7bQ2mKp9Z`): whoever holds it records hits."""
 HIDDEN = "\u2022\u2022\u2022"
 
 ingest_log = logging.getLogger("journey.ingest")
@@ -51,7 +54,9 @@ def fields(**values: Any) -> dict[str, Any]:
 
 
 def mask(text: str) -> str:
-    """`ann@example.com` -> `a•••@example.com`, `+14155550100` -> `+1415•••0100`."""
+    """`ann@example.com` -> `a•••@example.com`, `+14155550100` -> `+1415•••0100`, `/l/X7bQ2mKp9Z` -> `/l/•••`."""
+    if "/l/" in text or "/o/" in text:
+        text = CODE.sub(lambda m: f"{m[1]}{HIDDEN}", text)
     if "@" in text or "%40" in text:
         text = EMAIL.sub(lambda m: f"{m[1]}{HIDDEN}{m[2]}{m[3]}", text)
     if "+" in text or "%2" in text:

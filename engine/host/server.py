@@ -6,7 +6,8 @@ database transaction over a whole batch, which is what keeps the lock cheap. The
 the parts and runs their lifecycle; each part is a class beside it: taking events in
 (`admission`), working off the inbox (`inbox`), firing timers (`timers`), this worker's
 partitions (`partitions`), the totals (`counters`), deploys (`journeys`), audience runs
-(`runs`), the outbox (`dispatcher`), provider failures (`failures`).
+(`runs`), the outbox (`dispatcher`), provider failures (`failures`), hits on tracked links
+(`tracking`).
 """
 
 from __future__ import annotations
@@ -40,6 +41,7 @@ from engine.host.partitions import DEFAULT_TTL, Membership, Ownership, default_w
 from engine.host.runs import AudienceRuns
 from engine.host.sweeps import Sweeps
 from engine.host.timers import TimerSweep
+from engine.host.tracking import Tracking
 from engine.host.turns import TurnLock
 from engine.ports import HostStore
 from engine.runs import AudienceRun
@@ -113,6 +115,7 @@ class Server:
         self.admission = Admission(self.engine, self.lock, self.backlog, self.inbox, self.tally, self.ownership,
                                    lambda: self.started, self._wake)
         self.timers = TimerSweep(self.engine, self.lock, self.admission, self.inbox, self.counters, batch)
+        self.tracking = Tracking(store.links, self.clock, self.accept)  # tracked links' and pixels' hits
         self.sweeps = Sweeps(self.clock, self._jobs(timer_interval), batch,
                              next_due={"timers": store.next_due, "outbox": store.outbox.outbox_next_due,
                                        "runs": self.runs.next_wake})

@@ -1,6 +1,6 @@
 """The HTTP API (docs/http.md): a thin FastAPI layer over `Server`, wired here from one router per
 resource (events, profiles, consents, privacy, journeys, runs, messages and instances, webhooks,
-health and metrics).
+health and metrics, and the public tracked links).
 
 Request bodies are the pydantic models of `engine.http.bodies`, which both parse them and
 describe them in the OpenAPI document (`engine.http.openapi`). Handlers read a body on the event
@@ -19,7 +19,7 @@ from fastapi.routing import APIRouter
 from fastapi_offline import FastAPIOffline
 
 from engine.host.server import Server
-from engine.http import consents, events, health, journeys, messages, privacy, profiles, runs, webhooks
+from engine.http import consents, events, health, journeys, links, messages, privacy, profiles, runs, webhooks
 from engine.http.auth import BearerAuth
 from engine.http.metrics import Metrics
 from engine.http.openapi import install_openapi
@@ -36,10 +36,11 @@ DOCS_ASSETS = "/docs/assets"
 with no network beyond this server (FastAPI's own page loads them from a CDN)."""
 WEBHOOKS = "/v1/webhooks/"
 ROUTERS: tuple[APIRouter, ...] = (events.router, profiles.router, consents.router, privacy.router, runs.router,
-                                  journeys.router, messages.router, webhooks.router, health.router)
+                                  journeys.router, messages.router, webhooks.router, health.router, links.router)
 DESCRIPTION = """Ingest events, manage profiles and consent, inspect journeys and messages.
 
-Every route but `/healthz`, `/readyz`, the docs, the provider webhooks (signature-checked) and
+Every route but `/healthz`, `/readyz`, the docs, the provider webhooks (signature-checked), the
+tracked links and open pixels (`/l/{code}`, `/o/{code}`: the code is the credential) and
 `/metrics` when `JOURNEY_METRICS_PUBLIC=1` takes `Authorization: Bearer <key>` (one of
 `JOURNEY_API_KEYS`): use **Authorize**. Every 4xx and 5xx is `application/problem+json`
 (RFC 9457), with `errors: [{field, message}]` when fields are at fault."""
@@ -55,6 +56,7 @@ TAGS = [
     {"name": "webhooks", "description": "Delivery receipts and inbound replies from providers (signed)."},
     {"name": "health", "description": "Liveness and readiness."},
     {"name": "metrics", "description": "Prometheus metrics."},
+    {"name": "tracking", "description": "Tracked links and open pixels, public: the random code is the credential."},
 ]
 
 
@@ -78,5 +80,6 @@ def create_app(server: Server, api_keys: frozenset[str] = frozenset(), max_body:
 
 
 def _open(paths: frozenset[str]) -> Callable[[str], bool]:
-    """Whether a path takes no key: the open paths, the docs' assets, the (signed) webhooks."""
-    return lambda path: path in paths or path.startswith((WEBHOOKS, DOCS_ASSETS + "/"))
+    """Whether a path takes no key: the open paths, the docs' assets, the (signed) webhooks, the
+    tracked links (their code is the credential)."""
+    return lambda path: path in paths or path.startswith((WEBHOOKS, DOCS_ASSETS + "/", *links.PREFIXES))

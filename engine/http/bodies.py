@@ -256,6 +256,15 @@ class SimulateRequest(Body):
     until: Timestamp | None = Field(None, description="audience runs up to this instant (default: the first only)")
 
 
+class CancelRequest(Body):
+    """Which instances of the journey to end: the user's, with this instance key (default: all of them)."""
+
+    model_config = ConfigDict(json_schema_extra=examples({"user_id": "u1", "key": "o-1001"}, {"user_id": "u1"}))
+    user_id: Name
+    key: Text | None = Field(None, description="the instance key (the journey's `instance_key`, e.g. the order "
+                             "id); left out or null: every instance of the user in the journey")
+
+
 class BulkProfiles(Body):
     """Up to 10,000 profiles, each upserted as PUT /v1/profiles/{user_id} does one."""
 

@@ -35,6 +35,17 @@ class StateChange(JourneyState):
     messages_cancelled: int
 
 
+class CancelledInstances(_Out):
+    """The user's instances of the journey (with the key, if given) ended by the cancel route, by
+    this request or an earlier one: a repeat answers the same."""
+
+    journey_id: str
+    user_id: str
+    key: str | None
+    instances: list[dict[str, Any]] = Field(description="each as `GET /v1/users/{user_id}/instances` shows it: "
+                                            "status exited, reason cancelled_by_api")
+
+
 class JourneySummary(JourneyState):
     name: str | None = Field(description="the file's `name`; null when it has none")
     category: str

@@ -13,13 +13,22 @@ from fastapi.responses import JSONResponse
 
 from engine.compiler import END
 from engine.errors import HttpError, JourneyDefinitionError
+from engine.host.cancel import cancel_instances
 from engine.host.server import Server
-from engine.http.bodies import SimulateRequest, parse
-from engine.http.journey_schemas import JourneyDetail, JourneyList, JourneyState, ReloadReport, StateChange
+from engine.http.bodies import CancelRequest, SimulateRequest, parse
+from engine.http.journey_schemas import (
+    CancelledInstances,
+    JourneyDetail,
+    JourneyList,
+    JourneyState,
+    ReloadReport,
+    StateChange,
+)
 from engine.http.openapi import documented, parsed_body
 from engine.http.problems import problem
 from engine.http.routing import JourneyId, JsonRoute, ServerDep
 from engine.http.schemas import Simulation
+from engine.http.views import instance_view
 from engine.simulator import simulate
 
 router = APIRouter(route_class=JsonRoute, tags=["journeys"])
@@ -76,6 +85,17 @@ def stop_journey(journey_id: JourneyId, server: ServerDep) -> dict[str, Any]:
     """No new entries, and every in-flight instance ends as `exited` (reason `journey_stopped`),
     its timers cancelled, its unsent messages kept back."""
     return server.deploys.change_state(journey_id, "stop")
+
+
+@router.post("/v1/journeys/{journey_id}/instances/cancel", operation_id="cancelInstances",
+             **documented(CancelledInstances, 404))
+def cancel_journey_instances(journey_id: JourneyId, body: CancelRequest, server: ServerDep) -> dict[str, Any]:
+    """End the user's active instances of the journey with this instance key (or all of them):
+    status `exited`, reason `cancelled_by_api`; no later step runs and their unsent messages are
+    cancelled. Idempotent: a repeat ends nothing more and answers the same."""
+    cancelled = cancel_instances(server, journey_id, body.user_id, body.key)
+    return {"journey_id": journey_id, "user_id": body.user_id, "key": body.key,
+            "instances": [instance_view(i) for i in cancelled.instances]}
 
 
 @router.post("/v1/journeys/{journey_id}/simulate", operation_id="simulateJourney",

@@ -34,6 +34,16 @@ class _Send(_Out):
     at: str | None = None
 
 
+class TrackedLink(_Out):
+    """A tracked link of a message (policy `links`), or its open pixel (`url` null), with its hits."""
+
+    url: str | None = Field(description="where the short link leads; null: the email's open pixel")
+    hits: int = Field(description="every click (or load of the pixel), machines' included")
+    machine_hits: int = Field(description="of those, by a machine: a mail proxy, a link preview, a scanner")
+    first_hit_at: str | None = None
+    last_hit_at: str | None = None
+
+
 class Message(_Send):
     """A message with its decisions and delivery status; `content` is null once its person is erased."""
 
@@ -57,6 +67,8 @@ class Message(_Send):
     provider: str | None = None
     provider_id: str | None = None
     error: str | None = None
+    links: list[TrackedLink] | None = Field(None, description="its tracked links and open pixel, in their order in "
+                                            "the message (their codes are not shown: a code records hits)")
 
 
 class SkippedSend(_Send):
@@ -83,9 +95,17 @@ class MessageList(_Out):
 
 
 class Timer(_Out):
-    kind: Literal["wait", "timeout", "escalate", "defer"]
+    kind: Literal["wait", "timeout", "escalate", "defer", "digest"]
     due_at: str
-    reason: str = Field(description="a wait step, an event's timeout, an escalation's next channel, quiet hours")
+    reason: str = Field(description="a wait step, an event's timeout, an escalation's next channel, quiet hours, "
+                        "a digest's window")
+
+
+class DigestView(_Out):
+    step: str
+    count: int = Field(description="the events it holds")
+    first_at: str = Field(description="the first event's timestamp")
+    last_at: str = Field(description="the latest event's timestamp")
 
 
 class InstanceView(_Out):
@@ -100,6 +120,8 @@ class InstanceView(_Out):
     ended_at: str | None = None
     reason: str | None = None
     timer: Timer | None = Field(None, description="while it waits on a timer: which, until when, and why")
+    digest: DigestView | None = Field(None, description="after a digest step (left out before one): what it "
+                                      "collected, still collecting while the timer's kind is digest")
 
 
 class InstanceList(_Out):

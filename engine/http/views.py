@@ -28,6 +28,8 @@ def instance_view(instance: Instance) -> dict[str, Any]:
     timer = instance.timer
     view["timer"] = None if timer is None else {"kind": timer.kind, "due_at": format_time(timer.due),
                                                 "reason": TIMER_REASONS.get(timer.kind, timer.kind)}
+    if instance.digest is not None:
+        view["digest"] = instance.digest.summary()
     return view
 
 
@@ -36,6 +38,7 @@ def message_view(row: dict[str, Any]) -> dict[str, Any]:
     retry, a send rate's turn); otherwise it is the outbox's own lease time, not the user's business."""
     view = {k: _iso(v) for k, v in row.items()}
     view["next_attempt_at"] = _iso(row.get("next_attempt_at")) if row["dispatch"] == "pending" else None
+    view["links"] = [{k: _iso(v) for k, v in link.items()} for link in row.get("links", ())]
     return view
 
 

@@ -7,6 +7,7 @@ from collections.abc import Callable, Iterable, Sequence
 
 from engine.compiler import CompiledJourney
 from engine.errors import JourneyNotFoundError
+from engine.steps.needs import NOTHING, Needs, needs_of
 
 VersionSource = Callable[[str, str], "CompiledJourney | None"]
 """Finds a journey version that is not loaded (an instance entered it before a change or a
@@ -24,6 +25,7 @@ class Catalog:
         self._versions: dict[tuple[str, str], CompiledJourney] = {}
         self._source = source
         self._by_trigger: dict[str, list[CompiledJourney]] = {}
+        self.needs: Needs = NOTHING  # what the journeys (every version known) need kept about each user
         for journey in journeys:
             self.load(journey)
 
@@ -53,6 +55,7 @@ class Catalog:
             found = self._source(journey_id, version)
             if found is not None:
                 self._versions[(journey_id, version)] = found
+                self.needs = needs_of(self._versions.values())
         if found is None:
             raise JourneyNotFoundError(f"journey '{journey_id}' version {version} is not loaded")
         return found
@@ -64,3 +67,4 @@ class Catalog:
             if event is not None and self.state(journey.id) == "active":
                 by_trigger[event].append(journey)
         self._by_trigger = dict(by_trigger)
+        self.needs = needs_of(self._versions.values())

@@ -10,6 +10,7 @@ from functools import partial
 from typing import Any
 
 from channels import Policy, Profile
+from channels.links import CodeSource, new_code
 from channels.recheck import with_suppression
 from engine.clock import Clock, counter_ids
 from engine.compiler import CompiledJourney
@@ -22,7 +23,8 @@ from engine.service.catalog import Catalog, VersionSource
 from engine.service.faults import guarded
 from engine.service.feedback import Feedback
 from engine.service.keywords import Keywords
-from engine.service.routing import CAP_WINDOW, Entry, InstanceKeys
+from engine.service.recall import Recall
+from engine.service.routing import Entry, InstanceKeys
 from engine.state import Committed, Failure, Ingested, Instance, Outcome
 
 
@@ -32,23 +34,27 @@ class Engine:
     Processing an event: its user's profile (a keyword in an inbound SMS or RCS reply changes
     consent first: `Keywords`), as the channel rules must see it (`as_seen`); feedback and replies
     pinned to their message (`Feedback`); each active instance it is for (`InstanceKeys`)
-    evaluated; then each journey it triggers entered (`Entry`). Each instance is evaluated on its
-    own version and fails alone (`guarded`); an evaluation that decides on rcs may first ask
-    whether the phone takes it (`RcsCheck`); every outcome is carried out (`carry_out`) and noted
+    evaluated; then each journey it triggers entered (`Entry`), unless a digest of it took the
+    event; then the event kept if a look-back may take it. Each batch reads its users as far as
+    the journeys need (`Recall`: sends, marks). Each instance is evaluated on its own version
+    and fails alone (`guarded`); an evaluation that decides on rcs may first ask whether the
+    phone takes it (`RcsCheck`); every outcome is carried out (`carry_out`) and noted
     for the host's `on_commit`."""
 
     def __init__(self, journeys: Iterable[CompiledJourney], policy: Policy, store: Store, clock: Clock,
-                 new_id: IdSource | None = None, trace: bool = True, versions: VersionSource | None = None) -> None:
+                 new_id: IdSource | None = None, trace: bool = True, versions: VersionSource | None = None,
+                 codes: CodeSource = new_code) -> None:
         self.policy = policy
         self.store = store
         self.clock = clock
-        self.runtime = Runtime(policy, trace)
+        self.runtime = Runtime(policy, trace, codes)  # `codes`: of tracked links (random; a dry run's are seeded)
         self.new_id = new_id or counter_ids("i")
         self.catalog = Catalog(journeys, versions)
         self.keywords = Keywords(policy, self.new_id)
         self.feedback = Feedback(policy)
         self.rcs = RcsCheck()
-        self.entry = Entry(self.runtime, self.new_id, self.rcs)
+        self.recall = Recall(self.catalog)
+        self.entry = Entry(self.runtime, self.new_id, self.rcs, self.recall)
         self.on_commit: Callable[[Committed], None] | None = None
         self.on_failure: Callable[[Failure], None] = lambda failure: None  # after commit, each instance that failed
         self.keep_outcomes = False  # the host's decision log: each transaction's outcomes in its `Committed`
@@ -83,7 +89,7 @@ class Engine:
             now = self.clock.now()
             with self.unit() as tx:
                 batch = tx.active_instances_of(journey_id, limit)
-                tx.prefetch({i.user_id for i in batch}, now - CAP_WINDOW)
+                self.recall.prefetch(tx, {i.user_id for i in batch}, now)
                 for instance in batch:
                     self._apply(tx, self.runtime.end(instance, "exited", "journey_stopped", now))
             ended += len(batch)
@@ -106,7 +112,7 @@ class Engine:
         now = self.clock.now()
         with self.unit() as tx:
             results = _deduplicated(tx, events)
-            tx.prefetch({e.user_id for e in events}, now - CAP_WINDOW)
+            self.recall.prefetch(tx, {e.user_id for e in events}, now)
             for result in results:
                 if not result.duplicate:
                     self._process(tx, result.event, now)
@@ -134,7 +140,7 @@ class Engine:
         now = self.clock.now()
         with self.unit() as tx:
             events = tx.claim_queued(limit)
-            tx.prefetch({e.user_id for e in events}, now - CAP_WINDOW)
+            self.recall.prefetch(tx, {e.user_id for e in events}, now)
             for event in events:
                 self._process(tx, event, now)
         return events
@@ -157,7 +163,7 @@ class Engine:
         with self.unit() as tx:
             due = tx.claim_due_timers(now, limit)
             instances = [(tx.get_instance(instance_id), timer_id) for instance_id, timer_id in due]
-            tx.prefetch({i.user_id for i, _ in instances if i is not None}, now - CAP_WINDOW)
+            self.recall.prefetch(tx, {i.user_id for i, _ in instances if i is not None}, now)
             for instance, timer_id in instances:
                 if instance is not None:
                     self._fire(tx, instance, timer_id, now)
@@ -199,15 +205,17 @@ class Engine:
         event = self.feedback.pin(tx, event, now)
         instances = tx.active_instances(event.user_id)
         triggered = self.catalog.triggered(event.type)
-        if not instances and not triggered:
-            return
-        keys = InstanceKeys(event, profile)
+        keys = InstanceKeys(event, profile, now)
+        collected: set[str] = set()  # journeys whose digest took the event: it enters none of them
         for instance in list(instances):
-            on_event = partial(self._on_event, tx=tx, instance=instance, event=event, keys=keys, now=now)
+            on_event = partial(self._on_event, tx=tx, instance=instance, event=event, keys=keys, now=now,
+                               collected=collected)
             profile = self._evaluate(tx, instance, profile, now, on_event)
         for journey in triggered:
-            if (outcome := self.entry.on_trigger(tx, journey, event, profile, now)) is not None:
+            outcome = None if journey.id in collected else self.entry.on_trigger(tx, journey, event, profile, now)
+            if outcome is not None:
                 self._apply(tx, outcome)
+        self.recall.remember(tx, event, now)  # after: an event is never its own look-back
 
     def _evaluate(self, tx: Tx, instance: Instance, profile: Profile, now: datetime,
                   evaluate: Callable[[CompiledJourney, Profile], Outcome]) -> Profile:
@@ -225,20 +233,23 @@ class Engine:
         return seen
 
     def _on_event(self, journey: CompiledJourney, profile: Profile, *, tx: Tx, instance: Instance, event: Event,
-                  keys: InstanceKeys, now: datetime) -> Outcome:
+                  keys: InstanceKeys, now: datetime, collected: set[str]) -> Outcome:
         if not keys.reach(journey, instance):
             return Outcome(None)  # the event is for another instance of this journey
-        sent = tx.recent_sends(event.user_id, now - CAP_WINDOW)
-        return self.runtime.on_event(instance, journey, event, profile, sent, now)
+        sent = self.recall.sent(tx, event.user_id, now)
+        outcome = self.runtime.on_event(instance, journey, event, profile, sent, now, tx.recent)
+        if outcome.collected:
+            collected.add(journey.id)
+        return outcome
 
     def _fire(self, tx: Tx, instance: Instance, timer_id: str, now: datetime) -> None:
         if instance.timer is not None and instance.timer.timer_id == timer_id:  # for the host's metrics
             self._pending.lateness.append((now - instance.timer.due).total_seconds())
         profile = as_seen(tx, tx.get_profile(instance.user_id) or Profile(instance.user_id))
-        sent = tx.recent_sends(instance.user_id, now - CAP_WINDOW)
+        sent = self.recall.sent(tx, instance.user_id, now)
 
         def on_timer(journey: CompiledJourney, seen: Profile) -> Outcome:
-            return self.runtime.on_timer(instance, journey, timer_id, seen, sent, now)
+            return self.runtime.on_timer(instance, journey, timer_id, seen, sent, now, tx.recent)
 
         self._evaluate(tx, instance, profile, now, on_timer)
 

@@ -18,8 +18,9 @@ class Feedback:
         self.policy = policy
 
     def pin(self, tx: UsersTx, event: Event, now: datetime) -> Event:
-        """The event with its `message_id` (the status recorded on that message); any other event
-        as it came (`sms.go` is no feedback)."""
+        """The event with its `message_id` (the status recorded on that message, unless a machine
+        fetched the link or pixel: `machine: true` says the person did nothing); any other event as
+        it came (`sms.go` is no feedback)."""
         channel, _, status = event.type.partition(".")
         status = REPLIES.get(event.type, status)
         if channel not in CHANNELS or (status not in FEEDBACK_STATUSES and event.type not in REPLIES and
@@ -31,5 +32,6 @@ class Feedback:
             if message_id is None:
                 return event
             event = event.with_properties(message_id=message_id)
-        tx.set_message_status(str(message_id), status, now)
+        if not event.properties.get("machine"):
+            tx.set_message_status(str(message_id), status, now)
         return event

@@ -3,28 +3,28 @@ journeys it triggers (the trigger's `when`, then `re_entry`)."""
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta
+from datetime import datetime
 
 from channels import Profile
 from engine.compiler import CompiledJourney
 from engine.errors import EvaluationError, StoreError
 from engine.events import Event
-from engine.ports import IdSource, UsersTx
+from engine.expressions import instant
+from engine.ports import IdSource, Tx
 from engine.runtime import Runtime
 from engine.service.capability import RcsCheck
 from engine.service.faults import failed
+from engine.service.recall import Recall
 from engine.state import Instance, Outcome, Trace, journey_context, profile_context
-
-CAP_WINDOW = timedelta(days=7)
-"""How far back the recent sends a frequency cap counts go: what every batch prefetches."""
 
 
 class InstanceKeys:
     """The instance key one event carries for each journey, computed once per journey."""
 
-    def __init__(self, event: Event, profile: Profile) -> None:
+    def __init__(self, event: Event, profile: Profile, now: datetime) -> None:
         self.event = event
         self.profile = profile
+        self.now = now
         self._keys: dict[str, str | None] = {}
 
     def reach(self, journey: CompiledJourney, instance: Instance) -> bool:
@@ -41,7 +41,7 @@ class InstanceKeys:
             return None
         try:
             return str(expression({"event": self.event.context(), "profile": profile_context(self.profile),
-                                   "journey": journey_context(journey)}))
+                                   "journey": journey_context(journey), "now": instant(self.now)}))
         except EvaluationError:
             return None
 
@@ -50,33 +50,34 @@ class Entry:
     """Who enters a journey: the trigger's condition and key (the runtime's), then `re_entry`;
     an entry that decides on rcs may first ask whether the phone takes it (`RcsCheck`)."""
 
-    def __init__(self, runtime: Runtime, new_id: IdSource, rcs: RcsCheck) -> None:
+    def __init__(self, runtime: Runtime, new_id: IdSource, rcs: RcsCheck, recall: Recall) -> None:
         self.runtime = runtime
         self.new_id = new_id
         self.rcs = rcs
+        self.recall = recall
 
-    def on_trigger(self, tx: UsersTx, journey: CompiledJourney, event: Event, profile: Profile, now: datetime,
+    def on_trigger(self, tx: Tx, journey: CompiledJourney, event: Event, profile: Profile, now: datetime,
                    ) -> Outcome | None:
         """The outcome of an event of the journey's trigger type: an entry, a trace of a trigger
         that could not be evaluated, or None (not matched, or re-entry refused)."""
-        ok, key, why = self.runtime.entry_key(journey, event, profile)
+        ok, key, why = self.runtime.entry_key(journey, event, profile, now)
         if ok:
             return self.enter(tx, journey, event, profile, key, now)
         if why.startswith("trigger_error"):
             return Outcome(None, [Trace(now, event.user_id, None, None, "not_entered", why)])
         return None
 
-    def enter(self, tx: UsersTx, journey: CompiledJourney, event: Event, profile: Profile, key: str | None,
+    def enter(self, tx: Tx, journey: CompiledJourney, event: Event, profile: Profile, key: str | None,
               now: datetime) -> Outcome | None:
         """A new instance for `profile` (its user's state prefetched), None if re_entry refuses it.
         An entry that raises fails alone, as a failed instance."""
         if not self.runtime.may_reenter(journey, tx.entry_history(journey.id, event.user_id, key), now):
             return None
-        sent = tx.recent_sends(event.user_id, now - CAP_WINDOW)
+        sent = self.recall.sent(tx, event.user_id, now)
         instance_id = self.new_id()
         try:
             return self.rcs.evaluated(tx, profile, now, lambda seen: self.runtime.enter(
-                journey, event, seen, key, instance_id, sent, now))[0]
+                journey, event, seen, key, instance_id, sent, now, tx.recent))[0]
         except StoreError:
             raise
         except Exception as exc:  # noqa: BLE001 - the entry fails alone, as a failed instance

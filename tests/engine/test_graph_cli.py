@@ -80,6 +80,45 @@ def test_labels_carry_what_a_reader_needs(journey_file: Path, fmt: str) -> None:
         assert words in text, words
 
 
+NEW_STEPS = """\
+id: new-steps
+trigger: {event: order.updated}
+steps:
+  - {id: gather, type: digest, window: 30m, until: "18:00", count: 10}
+  - {id: once_a_day, type: throttle, limit: 1, period: 1d, key: event.properties.order, on_throttled: done}
+  - id: paid_or_not
+    type: wait_for
+    events: [order.paid, order.cancelled]
+    lookback: 1h
+    timeout: 1d
+    on_event: {order.paid: thanks, order.cancelled: done}
+    on_timeout: day_before
+  - {id: day_before, type: wait, until: event.properties.starts_at, offset: {days: -1}, if_past: done}
+  - {id: remind, type: send, message: thanks, channels: [sms], expires: event.properties.starts_at}
+  - {id: thanks, type: send, message: thanks, channels: [sms], expires_after: 2h}
+  - {id: done, type: exit}
+messages:
+  thanks: {sms: {text: "{{ digest.count }} updates"}}
+"""
+
+
+@pytest.mark.parametrize("fmt", ["dot", "mermaid"])
+def test_the_new_steps_say_how_they_wait_and_where_they_lead(tmp_path: Path, fmt: str) -> None:
+    path = tmp_path / "new-steps.yaml"
+    path.write_text(NEW_STEPS)
+    text = _graph(path, fmt).replace("<br/>", "\\n")
+    for words in [
+        "gather (digest)\\nwindow 30m until 18:00 local time or 10 events",
+        "once_a_day (throttle)\\n1 per 1d\\nper event.properties.order",
+        "paid_or_not (wait_for)\\norder.paid or order.cancelled\\nlookback 1h\\ntimeout 1d",
+        "day_before (wait)\\nuntil event.properties.starts_at -1d local time\\nif past: done",
+        "remind (send)\\nmessage thanks\\nsms\\nexpires event.properties.starts_at",
+        "thanks (send)\\nmessage thanks\\nsms\\nexpires after 2h",
+        "on order.paid", "on order.cancelled", "throttled", "if past",
+    ]:
+        assert words in text, words
+
+
 def test_exit_on_and_goal_are_dashed_edges_from_the_start_node(journey_file: Path) -> None:
     dot = _graph(journey_file, "dot")
     assert '"(start)" -> "pause";' in dot

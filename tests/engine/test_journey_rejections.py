@@ -105,7 +105,8 @@ CASES = {
     ),
     "unknown_step_type": (
         HEAD + "steps:\n  - {id: a, type: sleep}\n",
-        ["demo.yaml:4: step 'a': unknown step type 'sleep'; use one of send, wait, wait_for, branch, split, exit"],
+        ["demo.yaml:4: step 'a': unknown step type 'sleep'; use one of send, wait, wait_for, branch, split, exit, "
+         "digest, throttle"],
     ),
     "unknown_channel": (
         HEAD + "steps:\n  - {id: a, type: send, message: hello, channels: [fax]}\n" + MESSAGES,
@@ -127,7 +128,7 @@ CASES = {
     "unknown_name_in_template": (
         HEAD + "steps:\n  - {id: a, type: send, message: hello}\nmessages:\n  hello:\n"
         "    sms: {text: 'Hi {{ user.first_name }}'}\n",
-        ["demo.yaml:7: message 'hello': sms.text: unknown name 'user'; use event, profile or journey "
+        ["demo.yaml:7: message 'hello': sms.text: unknown name 'user'; use event, profile, journey or now "
          "(did you mean 'profile.attributes.first_name'?)"],
     ),
     "unknown_name_in_nested_content": (
@@ -135,18 +136,77 @@ CASES = {
         "      text: Hi\n      suggestions:\n        - {reply: 'Yes'}\n"
         "        - {open_url: '{{ link }}', text: View}\n",
         ["demo.yaml:11: message 'hello': rcs.suggestions[1].open_url: unknown name 'link'; "
-         "use event, profile or journey"],
+         "use event, profile, journey or now"],
     ),
     "unknown_name_in_expression": (
         HEAD + "steps:\n  - id: b\n    type: branch\n    branches:\n"
         "      - {when: \"customer.tier == 'gold'\", next: c}\n  - {id: c, type: exit}\n",
         ["demo.yaml:7: step 'b': expression \"customer.tier == 'gold'\": unknown name 'customer'; "
-         "use event, profile or journey (did you mean 'profile.attributes.tier'?)"],
+         "use event, profile, journey or now (did you mean 'profile.attributes.tier'?)"],
     ),
     "unknown_name_in_trigger": (
         "id: demo\ntrigger: {event: signup, when: 'evnt.properties.value > 1'}\nsteps:\n  - {id: a, type: exit}\n",
         ["demo.yaml:2: trigger: expression 'evnt.properties.value > 1': unknown name 'evnt'; "
-         "use event, profile or journey (did you mean 'event.properties.value'?)"],
+         "use event, profile, journey or now (did you mean 'event.properties.value'?)"],
+    ),
+    "wait_for_event_and_events": (
+        HEAD + "steps:\n  - {id: a, type: wait_for, event: x, events: [y], timeout: 1d}\n",
+        ["demo.yaml:4: step 'a': a wait_for needs exactly one of 'event' or 'events'"],
+    ),
+    "wait_for_event_listed_twice": (
+        HEAD + "steps:\n  - {id: a, type: wait_for, events: [x, x], timeout: 1d}\n",
+        ["demo.yaml:4: step 'a': events: an event type is listed twice"],
+    ),
+    "wait_for_event_list_and_events": (
+        HEAD + "steps:\n  - {id: a, type: wait_for, event: [x], events: [y], timeout: 1d}\n",
+        ["demo.yaml:4: step 'a': a wait_for needs exactly one of 'event' or 'events'"],
+    ),
+    "wait_for_event_list_listed_twice": (
+        HEAD + "steps:\n  - {id: a, type: wait_for, event: [x, x], timeout: 1d}\n",
+        ["demo.yaml:4: step 'a': event: an event type is listed twice"],
+    ),
+    "on_event_names_an_event_not_waited_for": (
+        HEAD + "steps:\n  - id: a\n    type: wait_for\n    events: [order.paid, order.cancelled]\n    timeout: 1d\n"
+        "    on_event:\n      order.payd: b\n  - {id: b, type: exit}\n",
+        ["demo.yaml:9: step 'a': on_event 'order.payd' is not one of its events (order.paid, order.cancelled); "
+         "did you mean 'order.paid'?"],
+    ),
+    "bad_lookback": (
+        HEAD + "steps:\n  - {id: a, type: wait_for, event: x, lookback: soon, timeout: 1d}\n",
+        ["demo.yaml:4: step 'a': lookback: invalid duration 'soon': use 30s, 15m, 2h, 1d, 1w or ISO 8601 like PT2H"],
+    ),
+    "if_past_without_until_expression": (
+        HEAD + "steps:\n  - {id: a, type: wait, duration: 1h, if_past: exit}\n",
+        ["demo.yaml:4: step 'a': 'if_past' only applies to 'until: <expression>'"],
+    ),
+    "if_past_names_no_step": (
+        HEAD + "steps:\n  - {id: a, type: wait, until: event.properties.at, if_past: nowhere}\n",
+        ["demo.yaml:4: step 'a': if_past 'nowhere' is not a step"],
+    ),
+    "calendar_offset_unknown_unit": (
+        HEAD + "steps:\n  - {id: a, type: wait, until: event.properties.at, offset: {day: -1}}\n",
+        ["demo.yaml:4: step 'a': offset: unknown key 'day'; did you mean 'days'?"],
+    ),
+    "throttle_without_period": (
+        HEAD + "steps:\n  - {id: a, type: throttle, limit: 1}\n",
+        ["demo.yaml:4: step 'a': period: required key is missing"],
+    ),
+    "on_throttled_names_no_step": (
+        HEAD + "steps:\n  - {id: a, type: throttle, limit: 1, period: 1d, on_throttled: nowhere}\n",
+        ["demo.yaml:4: step 'a': on_throttled 'nowhere' is not a step"],
+    ),
+    "digest_without_window": (
+        HEAD + "steps:\n  - {id: a, type: digest, count: 5}\n",
+        ["demo.yaml:4: step 'a': a digest needs 'window' or 'until' (a count alone could wait forever)"],
+    ),
+    "expires_and_expires_after": (
+        HEAD + "steps:\n  - {id: a, type: send, message: hello, expires: event.properties.at, expires_after: 2h}\n"
+        + MESSAGES,
+        ["demo.yaml:4: step 'a': a send takes 'expires' or 'expires_after', not both"],
+    ),
+    "limits_without_per": (
+        HEAD + "limits: {messages: 2}\nsteps:\n  - {id: a, type: send, message: hello}\n" + MESSAGES,
+        ["demo.yaml:3: limits.per: required key is missing"],
     ),
     "bad_journey_id": (
         "id: Demo Journey\ntrigger: {event: x}\nsteps:\n  - {id: a, type: exit}\n",
@@ -198,7 +258,7 @@ def test_validate_cli_reports_an_unknown_key_a_dangling_next_and_an_unknown_name
     assert result.output.splitlines() == [
         f"{path}:7: step 'nudge': unknown key 'chanels'; did you mean 'channels'?",
         f"{path}:8: step 'pause': next 'nudgee' is not a step; did you mean 'nudge'?",
-        f"{path}:11: message 'hello': sms.text: unknown name 'user'; use event, profile or journey "
+        f"{path}:11: message 'hello': sms.text: unknown name 'user'; use event, profile, journey or now "
         "(did you mean 'profile.attributes.first_name'?)",
     ]
 

@@ -27,7 +27,7 @@ from engine.http.rbm_webhooks import RbmPush
 from engine.http.webhooks import TwilioForm
 from tests.server.conftest import LocalServer, StartLocal
 
-OPEN = {"/healthz", "/readyz", "/v1/webhooks/{provider}/{kind}", "/v1/webhooks/rbm"}
+OPEN = {"/healthz", "/readyz", "/v1/webhooks/{provider}/{kind}", "/v1/webhooks/rbm", "/l/{code}", "/o/{code}"}
 
 
 @pytest.fixture
@@ -72,6 +72,7 @@ def test_every_post_and_put_documents_its_body(document: dict[str, Any]) -> None
         ("POST", "/v1/profiles"): ["BulkProfiles"],
         ("POST", "/v1/profiles/{user_id}/consents"): ["ConsentIn"],
         ("POST", "/v1/journeys/{journey_id}/simulate"): ["SimulateRequest"],
+        ("POST", "/v1/journeys/{journey_id}/instances/cancel"): ["CancelRequest"],
         ("POST", "/v1/webhooks/{provider}/{kind}"): ["TwilioForm"],
         ("POST", "/v1/webhooks/rbm"): ["RbmPush"],
     }
@@ -123,11 +124,13 @@ def test_a_body_is_documented_by_the_model_its_route_parses_it_with(document: di
 
 def test_every_answer_has_a_model_and_every_error_is_problem_details(document: dict[str, Any]) -> None:
     for method, path, op in operations(document):
-        success = [code for code in op["responses"] if code.startswith("2")]
+        success = [code for code in op["responses"] if code[0] in "23"]
         assert len(success) == 1, (method, path)
-        if success != ["204"]:
+        if success == ["302"]:  # a tracked link: where to, and nothing else
+            assert path == "/l/{code}" and set(op["responses"]["302"]["headers"]) == {"Location"}
+        elif success != ["204"]:
             schema = next(iter(op["responses"][success[0]]["content"].values()))["schema"]
-            assert path == "/metrics" or resolve(document, schema), (method, path)
+            assert path in ("/metrics", "/o/{code}") or resolve(document, schema), (method, path)
         errors = {code: r for code, r in op["responses"].items() if code[0] in "45"}
         assert "503" in errors, (method, path)
         for code, response in errors.items():
@@ -136,6 +139,16 @@ def test_every_answer_has_a_model_and_every_error_is_problem_details(document: d
     schemas = document["components"]["schemas"]
     assert "HTTPValidationError" not in schemas
     assert {"type", "title", "status", "detail", "error"} <= set(schemas["Problem"]["required"]) | {"type"}
+
+
+def test_the_tracked_links_are_their_own_tagged_operations(document: dict[str, Any]) -> None:
+    """A generated client reads `followLink` and `openPixel` under `tracking`, apart from the API."""
+    found = {(method, path): (op["operationId"], op["tags"]) for method, path, op in operations(document)
+             if "tracking" in op.get("tags", ())}
+    assert found == {("GET", "/l/{code}"): ("followLink", ["tracking"]),
+                     ("GET", "/o/{code}"): ("openPixel", ["tracking"])}
+    assert document["paths"]["/o/{code}"]["get"]["responses"]["200"]["content"] == {
+        "image/gif": {"schema": {"type": "string", "format": "binary"}}}
 
 
 def test_docs_are_served_without_a_key(local: LocalServer) -> None:

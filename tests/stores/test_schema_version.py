@@ -8,13 +8,18 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
-from sqlalchemy import create_engine, insert, inspect, select, update
+from sqlalchemy import Connection, create_engine, insert, inspect, select, update
 
+from channels.links import TrackedLink
 from engine.events import Event
-from engine.state import Fence, partition_of
+from engine.ports import carry_out
+from engine.state import Fence, Outcome, partition_of
 from engine.stores.sql import SqlStore, StoreError, claim_sql
 from engine.stores.sql.schema import META, PROFILES, SCHEMA_VERSION
 from tests.stores.conftest import SQL_BACKENDS, sql_url
+from tests.stores.test_store_contract import send
+
+URL = "https://shop.example.com/cart?id=42"
 
 
 def _set_version(url: str, version: int) -> None:
@@ -52,6 +57,14 @@ def url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
     return sql_url(request.param, request, tmp_path)
 
 
+def _pending_message(conn: Connection) -> None:
+    """Message m1 to u1, pending, written as an older version wrote its row."""
+    conn.exec_driver_sql("INSERT INTO messages (message_id, user_id, message, channel, category, content, cost, "
+                         "decisions, at, status, dispatch, next_attempt_at, attempts) VALUES ('m1', 'u1', 'hi', "
+                         "'sms', 'transactional', '{}', 0, '[]', '2026-01-05 10:00:00', 'queued', 'pending', "
+                         "'2026-01-05 10:00:00', 0)")
+
+
 def test_a_version_1_database_is_upgraded_in_place(url: str) -> None:
     """Made as version 1 made it (its indexes, no phone column, no inbox, its version), with a
     profile in it, then opened: current indexes, the phone copied out of the document, an
@@ -71,12 +84,14 @@ def test_a_version_1_database_is_upgraded_in_place(url: str) -> None:
         conn.exec_driver_sql("DROP TABLE suppressed_numbers")
         conn.exec_driver_sql("DROP TABLE erasures")
         conn.exec_driver_sql("DROP TABLE runs")
+        conn.exec_driver_sql("DROP TABLE links")
+        conn.exec_driver_sql("DROP TABLE recent")
         conn.execute(insert(PROFILES).values(user_id="u1", doc={"user_id": "u1", "phone": "+14155550100"}))
     engine.dispose()
     _set_version(url, 1)
     assert NEW_INDEXES.isdisjoint(_indexes(url)) and set(OLD_INDEXES) <= _indexes(url)
     store = SqlStore(url)
-    assert _version(store) == SCHEMA_VERSION == 12
+    assert _version(store) == SCHEMA_VERSION == 14
     assert _indexes(url) >= NEW_INDEXES and set(OLD_INDEXES).isdisjoint(_indexes(url))
     assert store.views.users_by_phone("+14155550100") == ["u1"] and store.views.users_by_phone("+14155550199") == []
     with store.transaction() as tx:
@@ -86,10 +101,11 @@ def test_a_version_1_database_is_upgraded_in_place(url: str) -> None:
     store.journeys.set_journey_state("cart", "paused", datetime(2026, 1, 5, tzinfo=UTC))  # version 6's tables exist
     assert store.journeys.journey_states() == {"cart": "paused"} and store.journeys.journey_versions("cart") == []
     assert store.outbox.suppressions({"+14155550100"}) == {}  # version 7's tables exist
-    assert store.privacy.erase_user("u1", datetime(2026, 1, 5, tzinfo=UTC), lambda tx: None) is not None  # version 9's
+    assert store.privacy.erase_user("u1", datetime(2026, 1, 5, tzinfo=UTC), lambda tx: None) is not None  # 9's and 13's
     assert store.views.users_by_phone("+14155550100") == []
     assert store.runs.runs_of("cart") == [] and store.runs.claim_run("w1", {"cart"}, datetime(2026, 1, 5, tzinfo=UTC),
                                                            timedelta(seconds=30)) is None  # version 10's
+    assert store.links.hit("X7bQ2mKp9Z", False, False, datetime(2026, 1, 5, tzinfo=UTC)) is None  # version 14's
     store.close()
 
 
@@ -131,10 +147,7 @@ def test_a_version_11_database_gets_the_outbox_claim_column_and_its_messages_go_
     with engine.begin() as conn:
         conn.execute(update(META).where(META.c.key == "schema_version").values(value="11"))
         conn.exec_driver_sql("ALTER TABLE messages DROP COLUMN claim")
-        conn.exec_driver_sql("INSERT INTO messages (message_id, user_id, message, channel, category, content, cost, "
-                             "decisions, at, status, dispatch, next_attempt_at, attempts) VALUES ('m1', 'u1', 'hi', "
-                             "'sms', 'transactional', '{}', 0, '[]', '2026-01-05 10:00:00', 'queued', 'pending', "
-                             "'2026-01-05 10:00:00', 0)")
+        _pending_message(conn)
     engine.dispose()
     store = SqlStore(url)
     try:
@@ -143,6 +156,31 @@ def test_a_version_11_database_gets_the_outbox_claim_column_and_its_messages_go_
         assert [i.message_id for i in store.outbox.claim_outbox(now, 10, timedelta(seconds=60), "t")] == ["m1"]
         fence = Fence("t", now, now + timedelta(seconds=60))
         assert store.outbox.finish_outbox([], fence, sending=["m1"]) == {"m1"}
+    finally:
+        store.close()
+
+
+@pytest.mark.parametrize("version", [12, 13])
+def test_a_version_12_database_gets_the_links_table_and_keeps_its_messages(url: str, version: int) -> None:
+    """Made as version 12 made it (no links table), with a message in it: opened, the message is
+    still there without links, and a new message's tracked link is kept and counts its hits. A
+    database at 13 (the version before the links table, whatever else it added) comes up alike."""
+    SqlStore(url).close()
+    engine = create_engine(url)
+    with engine.begin() as conn:
+        conn.execute(update(META).where(META.c.key == "schema_version").values(value=str(version)))
+        conn.exec_driver_sql("DROP TABLE links")
+        _pending_message(conn)
+    engine.dispose()
+    store = SqlStore(url)
+    try:
+        assert _version(store) == SCHEMA_VERSION
+        assert [(m["message_id"], m["links"]) for m in store.views.messages_for_user("u1")] == [("m1", [])]
+        now = datetime(2026, 1, 5, 10, 1, tzinfo=UTC)
+        with store.transaction() as tx:
+            carry_out(tx, Outcome(None, [send("m2", user_id="u1", links=(TrackedLink("X7bQ2mKp9Z", URL),))]))
+        hit = store.links.hit("X7bQ2mKp9Z", False, False, now)
+        assert hit is not None and (hit.message_id, hit.url, hit.hits, hit.first) == ("m2", URL, 1, True)
     finally:
         store.close()
 

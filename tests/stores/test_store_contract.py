@@ -14,6 +14,7 @@ from typing import Any, TypeVar, cast
 import pytest
 
 from channels import ConsentRecord, Decision, Profile, SentRecord
+from channels.links import TrackedLink
 from engine.ports import EntryHistory, HostStore, JourneyVersion, Store, Tx, carry_out
 from engine.state import Cancel, Escalation, Instance, Outcome, Schedule, Send, Skip, TimerRef, Trace
 
@@ -35,11 +36,11 @@ def instance(instance_id: str = "i1", user_id: str = "u1", journey_id: str = "ca
 
 
 def send(message_id: str, user_id: str = "u1", channel: str = "push", when: datetime = T0,
-         instance_id: str | None = "i1", category: str = "marketing") -> Send:
+         instance_id: str | None = "i1", category: str = "marketing", links: tuple[TrackedLink, ...] = ()) -> Send:
     return Send(message_id=message_id, instance_id=instance_id, journey_id="cart" if instance_id else None,
                 user_id=user_id, step="push" if instance_id else None, message="nudge", channel=channel,
                 category=category, content={"title": "Hi", "body": "Your cart misses you"}, cost=0.0, encoding=None,
-                segments=None, decisions=(Decision(channel, True, None),), at=when)
+                segments=None, decisions=(Decision(channel, True, None),), at=when, links=links)
 
 
 def waiting(inst: Instance, timer_id: str, due: datetime) -> Outcome:
@@ -260,14 +261,15 @@ def test_recent_sends_are_those_at_or_after_since(store: Store) -> None:
     with store.transaction() as tx:
         carry_out(tx, Outcome(instance(seq=1), [send("m2", channel="sms", when=at(60), category="transactional")]))
         carry_out(tx, Outcome(instance(seq=2), [send("m3", channel="email", when=at(120))]))
-        expected = [SentRecord("push", "marketing", at(0)), SentRecord("sms", "transactional", at(60)),
-                    SentRecord("email", "marketing", at(120))]
+        expected = [SentRecord("push", "marketing", at(0), "cart"),
+                    SentRecord("sms", "transactional", at(60), "cart"),
+                    SentRecord("email", "marketing", at(120), "cart")]  # a journey's limits count its own sends
         now, later = both(store, tx, lambda tx: by_time(tx.recent_sends("u1", at(-1))))
         assert now == expected
     assert later() == expected
     assert all(is_utc(r.at) for r in later())
     with store.transaction() as tx:
-        assert by_time(tx.recent_sends("u2", at(0))) == [SentRecord("sms", "marketing", at(30))]
+        assert by_time(tx.recent_sends("u2", at(0))) == [SentRecord("sms", "marketing", at(30), "cart")]
         assert by_time(tx.recent_sends("nobody", at(0))) == []
         assert by_time(tx.recent_sends("u1", at(60))) == expected[1:]
         assert by_time(tx.recent_sends("u1", at(121))) == []
@@ -382,13 +384,13 @@ def test_prefetch_does_not_change_what_reads_see(store: Store) -> None:
         assert tx.get_profile("u1") == profile("u1")
         assert tx.get_profile("u2") is None
         assert [i.instance_id for i in tx.active_instances("u1")] == ["i1"]
-        assert list(tx.recent_sends("u1", at(-60))) == [SentRecord("push", "marketing", at(-5))]
+        assert list(tx.recent_sends("u1", at(-60))) == [SentRecord("push", "marketing", at(-5), "cart")]
         # Writes after the prefetch are seen by later reads in the same transaction.
         tx.put_profile(profile("u2", consents=[consent("sms", True, at(-1))]))
         carry_out(tx, Outcome(instance("i2", user_id="u2"), [send("m2", "u2", when=at(0), instance_id="i2")]))
         assert tx.get_profile("u2") == profile("u2", consents=[consent("sms", True, at(-1))])
         assert [i.instance_id for i in tx.active_instances("u2")] == ["i2"]
-        assert list(tx.recent_sends("u2", at(-60))) == [SentRecord("push", "marketing", at(0))]
+        assert list(tx.recent_sends("u2", at(-60))) == [SentRecord("push", "marketing", at(0), "cart")]
         assert tx.latest_message("u2", "push") == "m2"
     assert read(store, lambda tx: tx.latest_message("u2", "push")) == "m2"
 
@@ -442,7 +444,7 @@ def test_committed_data_survives_a_restart(reopen: Callable[[], Store]) -> None:
         assert tx.get_profile("u1") == profile(consents=[consent("sms", True, at(-1))])
         assert tx.get_instance("i1") == waiting(instance(), "t1", at(30)).instance
         assert tx.entry_history("cart", "u1", "A") == EntryHistory(True, T0)
-        assert list(tx.recent_sends("u1", at(-1))) == [SentRecord("push", "marketing", T0)]
+        assert list(tx.recent_sends("u1", at(-1))) == [SentRecord("push", "marketing", T0, "cart")]
         assert tx.latest_message("u1", "push") == "m1"
         assert list(tx.claim_due_timers(at(30), 10)) == [("i1", "t1")]
 

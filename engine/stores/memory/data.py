@@ -19,13 +19,14 @@ from engine.events import Event
 from engine.ports import JourneyVersion
 from engine.runs import AudienceRun
 from engine.state import Instance, Send, Skip, Trace
+from engine.stores.memory.recent import MemoryRecent
 
 _MISSING = object()
 
 
 class MemoryData:
     """Everything in dicts; timers in a heap with lazy deletion; each message's delivery state
-    in `deliveries` (the outbox)."""
+    in `deliveries` (the outbox), its tracked links in `links`."""
 
     def __init__(self, keep_trace: bool = True) -> None:
         self.keep_trace = keep_trace
@@ -41,6 +42,7 @@ class MemoryData:
         self.messages: list[Send] = []
         self.deliveries: dict[str, dict[str, Any]] = {}
         self.latest: dict[tuple[str, str], str] = {}  # (user_id, channel) -> their latest message
+        self.links: dict[str, dict[str, Any]] = {}  # code -> a tracked link's row, as the SQL store's links table
         self.sends: dict[str, list[SentRecord]] = defaultdict(list)
         self.skips: list[Skip] = []
         self.traces: list[Trace] = []
@@ -55,6 +57,7 @@ class MemoryData:
         self.order: list[str] | None = None  # every profile's user_id, sorted; None: to be sorted again
         self.lock = threading.RLock()
         self._undo: list[Callable[[], None]] | None = None
+        self.recent = MemoryRecent(self.set, self.pop)  # each user's marks: look-backs and throttles
 
     @contextmanager
     def transaction(self) -> Iterator[None]:

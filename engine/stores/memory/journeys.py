@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from datetime import datetime
 
 from engine.ports import JourneyVersion
@@ -50,10 +50,12 @@ class MemoryJourneys(OnData):
                         counts[instances[instance_id].version] += 1
         return dict(counts)
 
-    def cancel_pending(self, journey_id: str, reason: str, at: datetime) -> int:
+    def cancel_pending(self, journey_id: str, reason: str, at: datetime,
+                       instance_ids: Collection[str] | None = None) -> int:
         with self.data.lock:
             pending = [d for d in self.data.deliveries.values()
-                       if d["dispatch"] == "pending" and d["send"].journey_id == journey_id]
+                       if d["dispatch"] == "pending" and d["send"].journey_id == journey_id
+                       and (instance_ids is None or d["send"].instance_id in instance_ids)]
             for delivery in pending:
                 delivery.update(dispatch="cancelled", status="cancelled", status_at=at, error=reason)
         return len(pending)

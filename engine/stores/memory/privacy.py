@@ -49,6 +49,8 @@ class MemoryPrivacy(OnData):
             data.reassign("quarantined", [q for q in data.quarantined if q[0].user_id != user_id])
             data.reassign("skips", [replace(s, detail=None) if s.user_id == user_id else s for s in data.skips])
             data.reassign("traces", [t for t in data.traces if t.user_id != user_id])
+            data.reassign("links", {c: r for c, r in data.links.items() if r["user_id"] != user_id})  # codes: 404
+            data.recent.forget(user_id)
             return Erasure(self._forget_instances(user_id), queued, messages, cancelled)
 
     def _holds(self, user_id: str) -> bool:

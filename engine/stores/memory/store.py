@@ -12,6 +12,7 @@ from datetime import datetime
 from engine.ports import HostStore, PartitionLeases
 from engine.stores.memory.data import MemoryData
 from engine.stores.memory.journeys import MemoryJourneys
+from engine.stores.memory.links import MemoryLinks
 from engine.stores.memory.outbox import MemoryOutbox
 from engine.stores.memory.privacy import MemoryPrivacy
 from engine.stores.memory.runs import MemoryRuns
@@ -31,6 +32,7 @@ class MemoryStore:
         self.journeys = MemoryJourneys(self.data)
         self.runs = MemoryRuns(self.data)
         self.privacy = MemoryPrivacy(self.data, self.tx)
+        self.links = MemoryLinks(self.data)
         self.partitions: PartitionLeases | None = None  # one process: it owns every user
         self.location = "memory"
 

@@ -1,6 +1,7 @@
 """The memory store's `Tx`: the engine's unit of work over `MemoryData`, one class per role of
-the port (the inbox, the users' state, due timers, the command targets, an audience run's
-chunk). Every write goes through the data's undo log, so a failed transaction leaves nothing."""
+the port (the inbox, the users' state, due timers, the command targets, the users' recent
+marks, an audience run's chunk). Every write goes through the data's undo log, so a failed
+transaction leaves nothing."""
 
 from __future__ import annotations
 
@@ -14,11 +15,13 @@ from functools import partial
 from typing import Any
 
 from channels import Profile, SentRecord
+from channels.links import TrackedLink
 from engine.events import Event
 from engine.ports import EntryHistory
 from engine.runs import AudienceRun
 from engine.state import Instance, Send, Skip, TimerRef, Trace
 from engine.stores.memory.data import OnData
+from engine.stores.memory.recent import MemoryRecent
 
 
 class MemoryInbox(OnData):
@@ -155,8 +158,10 @@ class MemoryCommands(OnData):
         data = self.data
         data.append(data.messages, send)
         data.set(data.latest, (send.user_id, send.channel), send.message_id)
-        data.append(data.sends[send.user_id], SentRecord(send.channel, send.category, send.at))
+        data.append(data.sends[send.user_id], SentRecord(send.channel, send.category, send.at, send.journey_id))
         data.set(data.deliveries, send.message_id, _pending(send))
+        for position, link in enumerate(send.links):
+            data.set(data.links, link.code, link_row(send, link, position))
 
     def add_timer(self, instance_id: str, timer: TimerRef) -> None:
         data = self.data
@@ -173,6 +178,14 @@ class MemoryCommands(OnData):
     def add_trace(self, trace: Trace) -> None:
         if self.data.keep_trace:
             self.data.append(self.data.traces, trace)
+
+
+class MemoryMarks(OnData):
+    """`RecentTx`: the users' marks, kept with the rest of the data (engine/stores/memory/recent.py)."""
+
+    @property
+    def recent(self) -> MemoryRecent:
+        return self.data.recent
 
 
 class MemoryRunChunks(OnData):
@@ -199,14 +212,21 @@ class MemoryRunChunks(OnData):
         self.data.set(self.data.runs, run.run_id, run)
 
 
-class MemoryTx(MemoryInbox, MemoryUsers, MemoryTimers, MemoryCommands, MemoryRunChunks):
-    """The `Tx` port in memory: its five roles over one `MemoryData`. It holds nothing of its own,
+class MemoryTx(MemoryInbox, MemoryUsers, MemoryTimers, MemoryCommands, MemoryMarks, MemoryRunChunks):
+    """The `Tx` port in memory: its six roles over one `MemoryData`. It holds nothing of its own,
     so one serves every transaction; `MemoryStore.transaction` gives the undo log its bounds."""
 
 
 def _drop_last(items: deque[Event], count: int) -> None:
     for _ in range(count):
         items.pop()
+
+
+def link_row(send: Send, link: TrackedLink, position: int) -> dict[str, Any]:
+    """A tracked link as the SQL store's `links` table holds it."""
+    return {"code": link.code, "message_id": send.message_id, "user_id": send.user_id, "channel": send.channel,
+            "url": link.url, "position": position, "at": send.at, "hits": 0, "machine_hits": 0,
+            "first_hit_at": None, "last_hit_at": None}
 
 
 def _pending(send: Send) -> dict[str, Any]:

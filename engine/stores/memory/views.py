@@ -7,6 +7,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from engine.state import Instance, Send, Skip
+from engine.stores.links import with_links
 from engine.stores.memory.data import OnData
 
 
@@ -21,7 +22,9 @@ class MemoryViews(OnData):
     def messages_for_user(self, user_id: str, limit: int = 200) -> list[dict[str, Any]]:
         with self.data.lock:
             rows = [_message_view(d) for d in self.data.deliveries.values() if d["send"].user_id == user_id]
-        return sorted(rows, key=lambda r: r["at"], reverse=True)[:limit]
+            links = [row for row in self.data.links.values() if row["user_id"] == user_id]
+        page = sorted(rows, key=lambda r: r["at"], reverse=True)[:limit]
+        return with_links(page, links)
 
     def skips_for_user(self, user_id: str, limit: int = 200) -> list[dict[str, Any]]:
         with self.data.lock:

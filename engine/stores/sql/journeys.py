@@ -4,7 +4,7 @@ stop outlives a restart)."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from datetime import datetime
 from typing import Any
 
@@ -71,13 +71,18 @@ class SqlJourneys(SqlPort):
             return {str(v): int(n) for v, n in conn.execute(query)}
 
     @translating
-    def cancel_pending(self, journey_id: str, reason: str, at: datetime) -> int:
+    def cancel_pending(self, journey_id: str, reason: str, at: datetime,
+                       instance_ids: Collection[str] | None = None) -> int:
+        if instance_ids is not None and not instance_ids:
+            return 0
         with self._writing(urgent=False), self.engine.begin() as conn:
             db = Driver(conn, self.dialect)
             m = db.mark
+            ids = list(instance_ids or ())
+            only = f" AND instance_id IN ({db.marks(len(ids))})" if ids else ""
             result = conn.exec_driver_sql(
                 f"UPDATE messages SET dispatch = 'cancelled', status = 'cancelled', status_at = {m}, error = {m} "
-                f"WHERE dispatch = 'pending' AND journey_id = {m}", (db.time(at), reason, journey_id))
+                f"WHERE dispatch = 'pending' AND journey_id = {m}{only}", (db.time(at), reason, journey_id, *ids))
             return int(result.rowcount or 0)
 
 

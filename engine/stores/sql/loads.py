@@ -67,11 +67,11 @@ def load_instances(db: Driver, states: dict[str, UserState]) -> None:
 
 
 def load_sends(db: Driver, states: dict[str, UserState], since: datetime) -> None:
-    query = ("SELECT user_id, channel, category, at, message_id FROM messages "
+    query = ("SELECT user_id, channel, category, at, message_id, journey_id FROM messages "
              "WHERE user_id IN ({in}) AND at >= " + db.mark + " ORDER BY at")
-    for user_id, channel, category, at, message_id in db.where_in(query, list(states), [db.time(since)]):
+    for user_id, channel, category, at, message_id, journey in db.where_in(query, list(states), [db.time(since)]):
         state = states[user_id]
-        state.sends.append(SentRecord(channel, category, db.read_time(at)))
+        state.sends.append(SentRecord(channel, category, db.read_time(at), journey))
         state.latest[channel] = message_id
 
 

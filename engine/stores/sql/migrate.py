@@ -17,6 +17,7 @@ from sqlmodel import SQLModel
 from engine.errors import StoreError
 from engine.stores.sql.driver import json_text
 from engine.stores.sql.partitions import add_partitions, partition_count, prepare
+from engine.stores.sql.recent import RecentRow
 from engine.stores.sql.schema import META, RETIRED_INDEXES, SCHEMA_VERSION
 
 SCHEMA_LOCK = (0x6A6F7572, 0x736368)  # "jour", "sch": a two-key advisory lock, apart from the users' one-key ones
@@ -45,9 +46,9 @@ def create_schema(engine: SaEngine, url: str, dialect: str) -> int:
 
 def _migrate(conn: Connection, version: int, dialect: str) -> None:
     """Bring a database made by an older version up to date, in place: add the phone column
-    (filled from the profile documents), the partitions and the messages' claim column, drop
-    retired indexes and create whatever the current tables declare. Older engines refuse the
-    database afterwards, because its version is bumped."""
+    (filled from the profile documents), the partitions, the messages' claim column and the
+    recent marks (13), drop retired indexes and create whatever the current tables declare. Older
+    engines refuse the database afterwards, because its version is bumped."""
     if version < 4:
         conn.exec_driver_sql("ALTER TABLE profiles ADD COLUMN phone VARCHAR")
         conn.exec_driver_sql("UPDATE profiles SET phone = " + json_text(dialect, "doc", "'phone'"))
@@ -55,6 +56,8 @@ def _migrate(conn: Connection, version: int, dialect: str) -> None:
         add_partitions(conn)
     if version < 12 and "claim" not in {c["name"] for c in inspect(conn).get_columns("messages")}:
         conn.exec_driver_sql("ALTER TABLE messages ADD COLUMN claim VARCHAR")
+    if version < 13:
+        RecentRow.__table__.create(conn, checkfirst=True)  # type: ignore[attr-defined]
     for name in RETIRED_INDEXES:
         conn.exec_driver_sql(f"DROP INDEX IF EXISTS {name}")
     for table in SQLModel.metadata.sorted_tables:

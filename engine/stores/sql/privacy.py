@@ -24,6 +24,7 @@ from engine.stores.privacy import address_hash
 from engine.stores.sql.cache import StateCache
 from engine.stores.sql.database import Database, SqlPort
 from engine.stores.sql.driver import Driver
+from engine.stores.sql.recent import forget as forget_recent
 from engine.stores.sql.suppression import suppression_rows
 from engine.stores.sql.translate import translating
 from engine.stores.sql.tx import SqlTx
@@ -132,10 +133,12 @@ def _erase_rows(db: Driver, user_id: str, at: datetime, profile: Profile | None)
     messages = _count(db, f"UPDATE messages SET content = {m}, error = CASE WHEN error IS NULL THEN NULL "
                           f"ELSE {m} END WHERE user_id = {m}", [db.json({}), ERASED, user_id])
     _count(db, f"UPDATE skips SET detail = NULL WHERE user_id = {m}", [user_id])
+    _count(db, f"DELETE FROM links WHERE user_id = {m}", [user_id])  # their codes answer nothing from now on
     queued = _count(db, f"DELETE FROM inbox WHERE user_id = {m} AND error IS NULL", [user_id])
     _count(db, f"DELETE FROM inbox WHERE user_id = {m}", [user_id])  # set aside as failed: gone too
     instances = _count(db, f"DELETE FROM instances WHERE user_id = {m}", [user_id])
     _count(db, f"DELETE FROM profiles WHERE user_id = {m}", [user_id])
+    forget_recent(db, user_id)
     return Erasure(instances, queued, messages, cancelled)
 
 

@@ -15,7 +15,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.types import JSON
 from sqlmodel import Field, SQLModel
 
-SCHEMA_VERSION = 12
+SCHEMA_VERSION = 14
 # 2: entries are read from instances; the entries table is no longer kept.
 # 3: partial outbox indexes; instance indexes without status (see `RETIRED_INDEXES`).
 # 4: profiles.phone, indexed, copied from the profile document.
@@ -27,6 +27,9 @@ SCHEMA_VERSION = 12
 # 10: audience runs (engine/stores/sql/runs.py).
 # 11: partitions: timers carry their user and partition, the inbox its partition; partition leases and workers.
 # 12: messages.claim: the token of the dispatcher's claim that holds a leased or sending message (fenced writes).
+# 13: recent: each user's marks for look-backs and throttles, kept until they expire (engine/stores/sql/recent.py).
+# 14: links: the tracked links (and open pixels) of messages, with their hits (engine/stores/sql/links.py).
+#     A new table only, made by `create_all`: no step in `migrate.py`, so a database at 12 or 13 gets it alike.
 RETIRED_INDEXES = ("ix_messages_dispatch", "ix_messages_provider_id", "ix_instances_user_status",
                    "ix_instances_journey_status")
 CHUNK = 900
@@ -116,6 +119,26 @@ class MessageRow(SQLModel, table=True):
     provider_id: str | None = None
     error: str | None = None
     claim: str | None = None  # the holder's token while leased or sending (engine.ports.Fence)
+
+
+class LinkRow(SQLModel, table=True):
+    """A tracked link of a message (`url` null: its open pixel): the random code a hit arrives
+    with, its place in the message, and the hits counted on it (those by machines apart).
+    Written with its message; deleted when its person is erased, so the code answers nothing."""
+
+    __tablename__ = "links"
+    __table_args__ = (Index("ix_links_message", "message_id"), Index("ix_links_user", "user_id"))
+    code: str = Field(primary_key=True)
+    message_id: str
+    user_id: str
+    channel: str
+    url: str | None = None
+    position: int
+    at: datetime
+    hits: int = 0
+    machine_hits: int = 0
+    first_hit_at: datetime | None = None
+    last_hit_at: datetime | None = None
 
 
 class SkipRow(SQLModel, table=True):
@@ -222,6 +245,7 @@ INSTANCES: Table = InstanceRow.__table__  # type: ignore[attr-defined]
 TIMERS: Table = TimerRow.__table__  # type: ignore[attr-defined]
 MESSAGES: Table = MessageRow.__table__  # type: ignore[attr-defined]
 SKIPS: Table = SkipRow.__table__  # type: ignore[attr-defined]
+LINKS: Table = LinkRow.__table__  # type: ignore[attr-defined]
 META: Table = MetaRow.__table__  # type: ignore[attr-defined]
 JOURNEY_VERSIONS: Table = JourneyVersionRow.__table__  # type: ignore[attr-defined]
 JOURNEY_STATES: Table = JourneyStateRow.__table__  # type: ignore[attr-defined]

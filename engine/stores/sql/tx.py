@@ -19,6 +19,7 @@ from engine.ports import EntryHistory
 from engine.state import Instance, Send, Skip, TimerRef, Trace
 from engine.stores.sql.claims import claim_queued, due_timer_users, due_timers, inbox_rows, quarantine_queued
 from engine.stores.sql.loads import entry_key
+from engine.stores.sql.recent import SqlRecent
 from engine.stores.sql.runs import SqlRunChunks
 from engine.stores.sql.schema import chunks
 from engine.stores.sql.tx_state import TxState
@@ -161,7 +162,7 @@ class SqlCommands(TxState):
         self.writes.add_message(send)
         state = self._state(send.user_id)
         state.latest[send.channel] = send.message_id
-        state.sends.append(SentRecord(send.channel, send.category, send.at))
+        state.sends.append(SentRecord(send.channel, send.category, send.at, send.journey_id))
 
     def add_timer(self, instance_id: str, timer: TimerRef) -> None:
         instance = self.loaded.get(instance_id)  # saved just before its commands
@@ -179,5 +180,14 @@ class SqlCommands(TxState):
         """The timeline is a dry-run view; production explains itself by messages and skips."""
 
 
-class SqlTx(SqlUsers, SqlInbox, SqlTimers, SqlCommands, SqlRunChunks):
-    """The `Tx` port on SQL: its five roles over one `TxState`, flushed by the store at commit."""
+class SqlMarks(TxState):
+    """`RecentTx`: the users' marks for look-backs and throttles, read per batch and written with
+    the flush (recent.py holds the table and its statements)."""
+
+    @property
+    def recent(self) -> SqlRecent:
+        return self.marks
+
+
+class SqlTx(SqlUsers, SqlInbox, SqlTimers, SqlCommands, SqlMarks, SqlRunChunks):
+    """The `Tx` port on SQL: its six roles over one `TxState`, flushed by the store at commit."""

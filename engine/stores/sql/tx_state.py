@@ -14,6 +14,7 @@ from engine.stores.sql.cache import StateCache, UserState, forget_sends_before
 from engine.stores.sql.claims import Owner
 from engine.stores.sql.driver import Driver
 from engine.stores.sql.loads import load_users
+from engine.stores.sql.recent import SqlRecent
 from engine.stores.sql.schema import chunks
 from engine.stores.sql.suppression import TxSuppressions
 from engine.stores.sql.user_locks import lock_users
@@ -36,6 +37,7 @@ class TxState:
         self.loaded: dict[str, Instance] = {}  # instances read or saved by id in this transaction
         self.writes = WriteBuffer(self.db)
         self.suppressions = TxSuppressions(self.db, cache)
+        self.marks = SqlRecent(self.db)  # the users' marks (`RecentTx.recent`): look-backs and throttles
 
     def prefetch(self, user_ids: Collection[str], since: datetime) -> None:
         if self._since is None or since < self._since:
@@ -93,6 +95,8 @@ class TxState:
         return True
 
     def flush(self) -> None:
-        """Write everything buffered: the suppression list first, then one executemany per table."""
+        """Write everything buffered: the suppression list first, then one executemany per table,
+        then the new marks (and the expired ones pruned)."""
         self.suppressions.flush()
         self.writes.flush()
+        self.marks.flush()

@@ -3,13 +3,15 @@ transactions, each on a connection of its own."""
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 from sqlalchemy import func, select
 
 from engine.state import Instance
+from engine.stores.links import with_links
 from engine.stores.sql.database import SqlPort
-from engine.stores.sql.schema import INSTANCES, MESSAGES, PROFILES, SKIPS
+from engine.stores.sql.schema import INSTANCES, LINKS, MESSAGES, PROFILES, SKIPS, aware
 from engine.stores.sql.translate import translating
 
 
@@ -27,9 +29,10 @@ class SqlViews(SqlPort):
     def messages_for_user(self, user_id: str, limit: int = 200) -> list[dict[str, Any]]:
         with self.engine.connect() as conn:
             shown = [c for c in MESSAGES.c if c.name != "claim"]  # the dispatcher's token: no one else's business
-            rows = conn.execute(select(*shown).where(MESSAGES.c.user_id == user_id)
-                                .order_by(MESSAGES.c.at.desc()).limit(limit)).mappings()
-            return [dict(r) for r in rows]
+            rows = [dict(r) for r in conn.execute(select(*shown).where(MESSAGES.c.user_id == user_id)
+                                                  .order_by(MESSAGES.c.at.desc()).limit(limit)).mappings()]
+            links = conn.execute(select(LINKS).where(LINKS.c.user_id == user_id)).mappings().all() if rows else []
+            return with_links(rows, [_aware_times(dict(link)) for link in links])
 
     @translating
     def skips_for_user(self, user_id: str, limit: int = 200) -> list[dict[str, Any]]:
@@ -64,3 +67,8 @@ class SqlViews(SqlPort):
             for step, status, count in conn.execute(query):
                 counts.setdefault(step or "(none)", {})[status] = int(count)
         return counts
+
+
+def _aware_times(row: Mapping[str, Any]) -> dict[str, Any]:
+    """A link's row with its hit times in UTC (SQLite hands them back naive)."""
+    return {**row, **{k: aware(row[k]) for k in ("first_hit_at", "last_hit_at") if row[k] is not None}}

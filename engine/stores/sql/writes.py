@@ -13,6 +13,7 @@ from engine.stores.sql.driver import Driver
 from engine.stores.sql.schema import chunks
 
 INSTANCE_COLUMNS = ("instance_id", "journey_id", "version", "user_id", "key", "status", "step", "entered_at", "doc")
+LINK_COLUMNS = ("code", "message_id", "user_id", "channel", "url", "position", "at", "hits", "machine_hits")
 MESSAGE_COLUMNS = ("message_id", "instance_id", "journey_id", "user_id", "step", "message", "channel", "category",
                    "content", "cost", "encoding", "segments", "decisions", "at", "status", "dispatch",
                    "next_attempt_at", "attempts")
@@ -30,11 +31,15 @@ class WriteBuffer:
         self.timers: dict[str, tuple[Any, ...]] = {}
         self.cancelled: set[str] = set()
         self.messages: list[tuple[Any, ...]] = []
+        self.links: list[tuple[Any, ...]] = []
         self.statuses: list[tuple[Any, ...]] = []
         self.skips: list[tuple[Any, ...]] = []
 
     def add_message(self, send: Send) -> None:
         self.messages.append(_message_row(self.db, send))
+        for position, link in enumerate(send.links):
+            self.links.append((link.code, send.message_id, send.user_id, send.channel, link.url, position,
+                               self.db.time(send.at), 0, 0))
 
     def add_skip(self, skip: Skip) -> None:
         db = self.db
@@ -59,6 +64,7 @@ class WriteBuffer:
         db.write(sql["timers"], list(self.timers.values()))
         delete_timers(db, sorted(self.cancelled))
         db.write(sql["messages"], self.messages)
+        db.write(sql["links"], self.links)
         db.write(sql["skips"], self.skips)
         db.update("messages", "message_id", ("status", "status_at"), self.statuses)  # feedback, a batch at once
 
@@ -78,6 +84,7 @@ def statements(db: Driver) -> dict[str, str]:
             "instances": db.insert_sql("instances", INSTANCE_COLUMNS, ("instance_id",), ("status", "step", "doc")),
             "timers": db.insert_sql("timers", ("timer_id", "instance_id", "due", "user_id", "part")),
             "messages": db.insert_sql("messages", MESSAGE_COLUMNS),
+            "links": db.insert_sql("links", LINK_COLUMNS),
             "skips": db.insert_sql("skips", ("instance_id", "user_id", "step", "message", "reason", "decisions",
                                              "at", "detail")),
             "event_ids": db.insert_sql("event_ids", ("id",)),
