@@ -15,7 +15,7 @@ from engine.bench.workload import cart_event, w1_journey, w1_profile
 from engine.clock import VirtualClock
 from engine.service import Engine
 from engine.stores.sql import SqlStore
-from tests.channels.bench_selection import build_request
+from tests.channels.bench_selection import auto_request, build_request
 
 USERS = 5000
 START = datetime(2026, 1, 5, 12, tzinfo=UTC)
@@ -89,3 +89,11 @@ def test_channel_decision(benchmark: BenchmarkFixture) -> None:
     policy, request = load_policy(), build_request()
     selection = benchmark(select, request, policy)
     assert len(selection.decisions) == 6
+
+
+def test_channel_decision_auto(benchmark: BenchmarkFixture) -> None:
+    """strategy auto for a person with history on every candidate: reach, cost and score for each,
+    the order and its one-line reason."""
+    policy, request = load_policy(), auto_request()
+    selection = benchmark(select, request, policy)
+    assert selection.choice is not None and len(selection.choice.order) == 5

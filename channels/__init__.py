@@ -14,10 +14,12 @@ from channels.consent import (
     consent_status,
 )
 from channels.encoding import SmsEncoding, sms_encoding
+from channels.engagement import ChannelEngagement
 from channels.frequency import SentRecord, cap_reached
 from channels.policy import CHANNELS, Policy, PolicyError, load_policy
 from channels.profile import ConsentRecord, Profile, ProfileError
 from channels.quiet_hours import next_local_time, quiet_until, recipient_zone
+from channels.reach import Choice, reach
 from channels.regions import recipient_region
 from channels.selection import (
     Decision,
@@ -28,10 +30,13 @@ from channels.selection import (
     effective_strategy,
     select,
 )
+from channels.send_time import best_time
 from channels.yaml_lines import FileError
 
 __all__ = [
     "CHANNELS",
+    "ChannelEngagement",
+    "Choice",
     "ConsentRecord",
     "Decision",
     "Delivery",
@@ -49,6 +54,7 @@ __all__ = [
     "SentRecord",
     "SmsEncoding",
     "apply_keyword",
+    "best_time",
     "cap_reached",
     "classify_keyword",
     "consent_reason",
@@ -57,6 +63,7 @@ __all__ = [
     "load_policy",
     "next_local_time",
     "quiet_until",
+    "reach",
     "recipient_region",
     "recipient_zone",
     "select",

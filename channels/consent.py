@@ -9,14 +9,15 @@ The rows of the consent audit trail (a user's ledger row, a suppression-list row
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from enum import Enum
 from functools import lru_cache
+from types import MappingProxyType
 from typing import Any, Literal
 
-from channels.policy import Policy, default_policy, keyword_key
+from channels.policy import CHANNELS, Policy, default_policy, keyword_key
 from channels.profile import ConsentRecord, format_timestamp
 
 Status = Literal["granted", "revoked", "none"]
@@ -66,6 +67,23 @@ def consent_state(consents: Sequence[ConsentRecord]) -> State:
 def _cached_state(consents: tuple[ConsentRecord, ...]) -> State:
     # The engine passes the same profile tuple for every send: derive once.
     return _derive_state(consents)
+
+
+def consent_reasons(consents: Sequence[ConsentRecord], category: str) -> Mapping[str, str | None]:
+    """Every channel's consent reason for a `category` send (None: it may go), from one reading of
+    the ledger: a channel decision looks each candidate up rather than asking each time."""
+    if isinstance(consents, tuple):
+        return _cached_reasons(consents, category)
+    return _reasons(_derive_state(consents), category)
+
+
+@lru_cache(maxsize=4096)
+def _cached_reasons(consents: tuple[ConsentRecord, ...], category: str) -> Mapping[str, str | None]:
+    return _reasons(_cached_state(consents), category)
+
+
+def _reasons(state: State, category: str) -> Mapping[str, str | None]:
+    return MappingProxyType({channel: reason_from_state(state, channel, category) for channel in CHANNELS})
 
 
 def _derive_state(consents: Sequence[ConsentRecord]) -> State:

@@ -1,5 +1,5 @@
-"""The channel policy: quiet hours, caps, jurisdiction rules, prices, engagement events, SMS
-keywords per language, tracked links.
+"""The channel policy: quiet hours, caps, jurisdiction rules, prices, engagement events, reach
+priors and `strategy: auto`'s thresholds, SMS keywords per language, tracked links.
 
 The model is validated once at load time; `select()` reads the precomputed
 lookups in `Policy.fast` so the hot path never touches pydantic.
@@ -11,6 +11,7 @@ import re
 import unicodedata
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, replace
+from datetime import timedelta
 from functools import cache, cached_property
 from importlib import resources
 from pathlib import Path
@@ -29,10 +30,12 @@ from pydantic import (
     model_validator,
 )
 
+from channels.locales import check_locale
+from channels.preferences import CHANNELS as PREFERENCE_CHANNELS
 from channels.yaml_lines import FileError, describe_errors, read_mapping
 
 ChannelName = Literal["push", "in_app", "email", "sms", "mms", "rcs", "webhook"]
-CHANNELS: tuple[str, ...] = ("push", "in_app", "email", "sms", "mms", "rcs", "webhook")
+CHANNELS = PREFERENCE_CHANNELS  # every channel, in the order the docs list them
 CATEGORIES: tuple[str, ...] = ("marketing", "transactional")
 Category = Literal["marketing", "transactional"]
 _HHMM = re.compile(r"^([01]\d|2[0-3]):([0-5]\d)$")
@@ -105,6 +108,26 @@ def _no_flag(value: Any) -> Any:
     return value
 
 
+_DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(s|m|h|d|w)\s*$")
+_UNIT_SECONDS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
+
+
+def _duration(value: Any) -> Any:
+    """`30s`, `15m`, `2h`, `30d`, `1w`, as in journey files."""
+    if isinstance(value, timedelta):
+        return value
+    found = _DURATION.match(value) if isinstance(value, str) else None
+    if found is None:
+        raise ValueError(f"{value!r} is not a duration: use 30s, 15m, 2h, 30d or 1w")
+    seconds = float(found.group(1)) * _UNIT_SECONDS[found.group(2)]
+    if seconds <= 0:
+        raise ValueError(f"{value!r}: a duration longer than zero")
+    return timedelta(seconds=seconds)
+
+
+Duration = Annotated[timedelta, BeforeValidator(_duration)]
+
+
 Trackable = Literal["email", "sms", "mms", "rcs"]
 TRACKABLE: tuple[Trackable, ...] = ("email", "sms", "mms", "rcs")
 MIN_CODE_LENGTH = 8  # 8 characters of 62: 47.6 bits; the default, 10, is 59.5 (docs/policy.md, Tracked links)
@@ -134,14 +157,38 @@ class LinksPolicy(_Frozen):
 
 
 class ChannelPolicy(_Frozen):
-    """A channel's price, the events that count as engagement with it, and its send rate: providers
-    and carriers cap throughput (a US 10DLC campaign may be held to 75 SMS a minute), so the
-    dispatcher hands over at most `rate_per_second` (unset: as many as the providers take)."""
+    """A channel's price, the events that count as engagement with it, its send rate (providers
+    and carriers cap throughput: a US 10DLC campaign may be held to 75 SMS a minute, so the
+    dispatcher hands over at most `rate_per_second`; unset: as many as the providers take), and
+    `reach`, the chance that a person new to it engages with a message on it (`strategy: auto`'s
+    prior, before the person's own history counts)."""
 
     cost: float = Field(ge=0)
     engagement: tuple[str, ...] = ()
     rate_per_second: Annotated[float, BeforeValidator(_no_flag)] | None = Field(default=None, gt=0,
                                                                                 allow_inf_nan=False)
+    reach: float = Field(default=0.5, ge=0, le=1)
+
+
+class AutoPolicy(_Frozen):
+    """`strategy: auto`'s thresholds (docs/policy.md). A channel's reach for a person is
+    (prior_weight x its prior + messages engaged with) / (prior_weight + messages sent), every
+    message counted half as much each `half_life` since it went."""
+
+    prior_weight: float = Field(gt=0, allow_inf_nan=False)
+    half_life: Duration
+    target: float = Field(gt=0, lt=1)
+    floor: float = Field(ge=0, le=1)
+    escalate_after: dict[Literal["high", "normal"], Duration]
+    best_time: TimeOfDay
+
+    @field_validator("escalate_after")
+    @classmethod
+    def _both(cls, value: dict[str, timedelta]) -> dict[str, timedelta]:
+        missing = [u for u in ("high", "normal") if u not in value]
+        if missing:
+            raise ValueError(f"needs a delay for {' and '.join(missing)}")
+        return value
 
 
 class KeywordReplies(_Frozen):
@@ -208,6 +255,15 @@ class Rules:
 
 
 @dataclass(frozen=True, slots=True)
+class Weighing:
+    """What strategy auto's reach reads on every decision (channels/reach.py), in plain numbers."""
+
+    priors: dict[str, tuple[float, bool]]  # channel -> (its prior, whether any event counts as engagement on it)
+    weight: float  # auto.prior_weight
+    per_second: float  # 1 / auto.half_life in seconds: a figure counts 2 ** -(seconds since x per_second)
+
+
+@dataclass(frozen=True, slots=True)
 class FastPolicy:
     """Plain lookups derived once from the policy, for the per-send hot path."""
 
@@ -217,6 +273,10 @@ class FastPolicy:
     subdivided: frozenset[str]  # countries with rules for one of their subdivisions (US for US-FL)
     costs: dict[str, float]
     engagement: dict[str, frozenset[str]]
+    reach: dict[str, float]  # each channel's prior
+    auto: AutoPolicy
+    weighing: Weighing
+    default_strategy: str | None
     max_segments: int
     keywords: dict[str, tuple[str, str]]  # keyword_key(word) -> (kind, language); the first language wins
 
@@ -247,12 +307,15 @@ class Policy(_Frozen):
     """A whole, merged policy. Build it with `load_policy()`."""
 
     default_timezone: str
+    default_locale: str = "en"  # BCP 47: for a recipient whose profile has no locale
     quiet_hours: QuietHours
     frequency_caps: dict[Category, Cap] = {}
     caps: Caps = Caps()
     regions: dict[str, Region | None] = {}  # ISO 3166 code -> rules; null drops a shipped region
     sms: SmsPolicy
     channels: dict[ChannelName, ChannelPolicy]
+    default_strategy: Literal["auto"] | None = None  # for sends that name no strategy; None: by urgency
+    auto: AutoPolicy
     keywords: dict[str, KeywordSet] = Field(min_length=1)
     links: LinksPolicy = LinksPolicy()
 
@@ -287,6 +350,11 @@ class Policy(_Frozen):
                 raise ValueError(f"{code!r} is not a region code (ISO 3166: a country FR or a subdivision US-FL)")
         return value
 
+    @field_validator("default_locale")
+    @classmethod
+    def _known_locale(cls, value: str) -> str:
+        return check_locale(value)
+
     @field_validator("default_timezone")
     @classmethod
     def _known_zone(cls, value: str) -> str:
@@ -311,6 +379,11 @@ class Policy(_Frozen):
             subdivided=frozenset(code.partition("-")[0] for code, r in self.regions.items() if "-" in code and r),
             costs={k: v.cost for k, v in self.channels.items()},
             engagement={k: frozenset(v.engagement) for k, v in self.channels.items()},
+            reach={k: v.reach for k, v in self.channels.items()},
+            auto=self.auto,
+            weighing=Weighing({k: (v.reach, bool(v.engagement)) for k, v in self.channels.items()},
+                              self.auto.prior_weight, 1 / self.auto.half_life.total_seconds()),
+            default_strategy=self.default_strategy,
             max_segments=self.sms.max_segments,
             keywords=_keyword_lookup(self.keywords),
         )

@@ -18,6 +18,7 @@ from datetime import datetime
 
 from channels.consent import KEYWORD_CATEGORIES, PHONE_CHANNELS, consent_state, reason_from_state
 from channels.policy import Policy
+from channels.preferences import PREFERENCE_OFF
 from channels.profile import ConsentRecord, Profile
 from channels.quiet_hours import quiet_until, recipient_zone
 from channels.regions import recipient_region
@@ -57,6 +58,8 @@ def recheck(profile: Profile | None, channel: str, category: str, policy: Policy
     reason = reason_from_state(consent_state(profile.consents), channel, category)
     if reason is not None:
         return Recheck(cancel=reason)
+    if not profile.preferences.allows(category, channel):
+        return Recheck(cancel=PREFERENCE_OFF)
     later = quiet_until(now, recipient_zone(profile, policy), policy, category, "normal",
                         recipient_region(profile, policy))
     return GO if later is None else Recheck(defer_until=later)

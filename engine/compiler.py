@@ -23,7 +23,10 @@ from engine.events import FEEDBACK_STATUSES, INBOUND, looks_like_feedback
 from engine.expressions import (
     DIGEST,
     NAMES,
+    Environments,
     Expression,
+    Layout,
+    Template,
     compile_tree,
     foreign_names,
     is_template,
@@ -34,6 +37,7 @@ from engine.expressions import (
 )
 from engine.loader import Unchecked, UncheckedMessage, compose, draft_journey, validate_journey
 from engine.model import (
+    BEST_TIME,
     CHANNELS,
     HHMM,
     BranchStep,
@@ -44,10 +48,13 @@ from engine.model import (
     SplitStep,
     Step,
     ThrottleStep,
+    Variant,
     WaitForStep,
     WaitStep,
     format_duration,
 )
+from engine.partials import Partials, TemplateSource
+from engine.sandbox import DEFAULT_RECIPIENT, RECIPIENT
 
 END = "(end)"
 WAITING_TYPES = ("wait", "wait_for", "digest")
@@ -76,6 +83,10 @@ class CompiledJourney:
     templates: Mapping[str, Mapping[str, Any]] = field(repr=False)
     text: str = field(default="", repr=False)  # the YAML it was compiled from: stored with each version
     warnings: tuple[Problem, ...] = ()  # what `journey validate` points out without refusing the file
+    variants: Mapping[str, Mapping[str, Mapping[str, Any]]] = field(default_factory=dict, repr=False)
+    """Per message, its content per locale (`fr`, `fr-CA`) per channel: what `locales:` replaces."""
+    partials: Mapping[str, str] = field(default_factory=dict, repr=False)
+    """The files of `templates/` it includes or wraps emails in, by name: kept with each version."""
 
     @property
     def id(self) -> str:
@@ -101,19 +112,37 @@ class CompiledJourney:
         return self.expressions.get(key)
 
     def render_channels(self, message: str, channels: Collection[str], context: Mapping[str, Any],
-                        rewrite: Rewrite | None = None) -> tuple[dict[str, Any], dict[str, str]]:
-        """The content of each of `channels` the message has, and the error of each that failed.
+                        rewrite: Rewrite | None = None) -> Rendered:
+        """The content of each of `channels` the message has, in the variant of the reader's locale
+        closest to it (`fr-CA`, then `fr`, else the default content), and the error of each that failed.
         `rewrite` (the tracked links) changes a rendered content before its limits are checked."""
-        contents: dict[str, Any] = {}
-        errors: dict[str, str] = {}
+        rendered = Rendered({}, {}, {})
+        variants = self.variants.get(message) or {}
+        chain = _closest(context, variants) if variants else ()
         for channel, tree in self.templates[message].items():
-            if channel in channels:
-                try:
-                    rendered = render_tree(tree, context)
-                    contents[channel] = _within_limits(channel, rewrite(channel, rendered) if rewrite else rendered)
-                except EvaluationError as exc:
-                    errors[channel] = str(exc)
-        return contents, errors
+            if channel not in channels:
+                continue
+            if chain:
+                tag = next((t for t in chain if channel in variants[t]), None)
+                if tag is not None:
+                    tree = variants[tag][channel]
+                    rendered.locales[channel] = tag
+            try:
+                content = render_tree(tree, context)
+                rendered.contents[channel] = _within_limits(channel, rewrite(channel, content) if rewrite else content)
+            except EvaluationError as exc:
+                rendered.errors[channel] = str(exc)
+        return rendered
+
+
+@dataclass(frozen=True, slots=True)
+class Rendered:
+    """A message's content per channel, the error of each channel that failed, and the locale of the
+    variant each came from (a channel absent from `locales` used the message's default content)."""
+
+    contents: dict[str, Any]
+    errors: dict[str, str]
+    locales: dict[str, str]
 
 
 def _within_limits(channel: str, content: Any) -> Any:
@@ -126,8 +155,16 @@ def _within_limits(channel: str, content: Any) -> Any:
     return content
 
 
-def load_text(text: str, file: str) -> CompiledJourney:
-    """Compile journey YAML text; `file` is only used to name the source in errors.
+def _closest(context: Mapping[str, Any], variants: Mapping[str, Any]) -> tuple[str, ...]:
+    """The message's variants for the reader's locale, closest first: `zh-Hant-TW`, `zh-Hant`, `zh`."""
+    recipient = context.get(RECIPIENT, DEFAULT_RECIPIENT)
+    parts = recipient.locale.split("-")
+    return tuple(tag for tag in ("-".join(parts[:end]) for end in range(len(parts), 0, -1)) if tag in variants)
+
+
+def load_text(text: str, file: str, templates: TemplateSource | None = None) -> CompiledJourney:
+    """Compile journey YAML text; `file` is only used to name the source in errors, `templates` is
+    where its partials and layouts come from (none: a template that includes one is refused).
 
     Raises with every problem at once: when the file has structural problems, the parts of it
     that are well-formed (`draft_journey`) still get the cross-reference checks in the same run."""
@@ -137,21 +174,24 @@ def load_text(text: str, file: str) -> CompiledJourney:
     )
     problems += more
     draft = journey if journey is not None else draft_journey(located)
-    checker = _Checker(located, draft) if draft is not None else None
+    checker = _Checker(located, draft, templates or TemplateSource(kept={})) if draft is not None else None
     compiled = checker.run() if checker is not None else None
     problems += checker.problems if checker is not None else []
     if compiled is None or problems:
         raise JourneyDefinitionError(sorted(set(problems)) or [located.problem((), "empty journey file")])
-    return replace(compiled, version=version_of(compiled.definition), text=text)
+    return replace(compiled, version=version_of(compiled.definition, compiled.partials), text=text)
 
 
-def version_of(definition: Journey) -> str:
+def version_of(definition: Journey, partials: Mapping[str, str] | None = None) -> str:
     """A journey's version: a digest of what it does, not of its text, so an edit to comments,
     spacing, key order or quoting is not a new version. Values equal to their defaults are left
     out, so a release that adds an optional key to the language does not make every unchanged
-    journey a new version on its next deploy."""
-    canonical = json.dumps(definition.model_dump(mode="json", exclude_defaults=True), sort_keys=True,
-                           separators=(",", ":"))
+    journey a new version on its next deploy. The partials and layouts it uses are part of it: an
+    edited footer is a new version, and the instances that entered with the old one keep it."""
+    doc: Any = definition.model_dump(mode="json", exclude_defaults=True)
+    if partials:
+        doc = {"journey": doc, "templates": dict(partials)}
+    canonical = json.dumps(doc, sort_keys=True, separators=(",", ":"))
     return hashlib.sha256(canonical.encode("utf-8")).hexdigest()[:12]
 
 
@@ -161,16 +201,18 @@ def load_file(path: str | Path) -> CompiledJourney:
         text = path.read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError) as exc:
         raise JourneyDefinitionError([Problem(str(path), 1, f"cannot read file: {exc}")]) from exc
-    return load_text(text, str(path))
+    return load_text(text, str(path), TemplateSource.beside(path))
 
 
 def journey_files(paths: list[str | Path]) -> list[Path]:
-    """Expand folders into their *.yaml / *.yml files, sorted; files are kept as given."""
+    """Expand folders into their *.yaml / *.yml files, sorted (not those of a `templates/` folder,
+    which are partials); files are kept as given."""
     found: list[Path] = []
     for raw in paths:
         path = Path(raw)
         if path.is_dir():
-            found.extend(sorted(p for p in path.rglob("*") if p.suffix in (".yaml", ".yml")))
+            found.extend(sorted(p for p in path.rglob("*") if p.suffix in (".yaml", ".yml")
+                                and "templates" not in p.relative_to(path).parts[:-1]))
         else:
             found.append(path)
     return found
@@ -199,9 +241,11 @@ def load_paths(paths: list[str | Path]) -> list[CompiledJourney]:
 class _Checker:
     """Collects every semantic problem of one journey while building its graph."""
 
-    def __init__(self, located: Located, journey: Journey) -> None:
+    def __init__(self, located: Located, journey: Journey, templates: TemplateSource) -> None:
         self.located = located
         self.journey = journey
+        self.partials = Partials(templates)
+        self.envs = Environments()
         self.problems: list[Problem] = []
         self.warnings: list[Problem] = []
         self.index: dict[str, int] = {}  # a step id -> where it is (first) defined
@@ -223,13 +267,14 @@ class _Checker:
         self._check_unreachable()
         self._check_cycles()
         self._compile_journey_expressions()
-        templates = self._compile_messages()
+        templates, variants = self._compile_messages()
         self._check_sends()
         self._check_waits_and_digests()
         self._check_feedback_names()
         return CompiledJourney(
             self.journey, self.graph, self.located.file, "", {s.id: s for s in self.journey.steps},
-            self.expressions, templates, warnings=tuple(self.warnings),
+            self.expressions, templates, warnings=tuple(self.warnings), variants=variants,
+            partials=dict(self.partials.used),
         )
 
     def _report(self, path: tuple[str | int, ...], message: str) -> None:
@@ -311,26 +356,65 @@ class _Checker:
         for name, read in names.items():
             self._report(path, f"{_where(path, self.journey)}expression {source!r}: {_unknown(name, read, self.names)}")
 
-    def _compile_messages(self) -> dict[str, dict[str, Any]]:
+    def _compile_messages(self) -> tuple[dict[str, dict[str, Any]], dict[str, dict[str, dict[str, Any]]]]:
+        """Every message's content per channel, and per locale of its variants: each checked alike."""
         templates: dict[str, dict[str, Any]] = {}
+        variants: dict[str, dict[str, dict[str, Any]]] = {}
+        self._follow_partials()
         for name, message in self.journey.messages.items():
-            templates[name] = {}
             raw = message.raw if isinstance(message, UncheckedMessage) else None
             if not message.channels() and raw is None:
                 self._report(("messages", name), f"message '{name}' has no content for any channel")
-            for channel in message.channels():
-                content = raw[channel] if raw is not None else getattr(message, channel).model_dump(exclude_none=True)
-                templates[name][channel] = self._compile_content(name, channel, content)
-        return templates
+            templates[name] = self._compile_variant(name, (), message if raw is None else raw)
+            locales = message.locales if raw is None else raw.get("locales")
+            for tag, variant in (locales.items() if isinstance(locales, dict) else ()):
+                variants.setdefault(name, {})[str(tag)] = self._compile_variant(name, ("locales", str(tag)), variant)
+        return templates, variants
 
-    def _compile_content(self, name: str, channel: str, content: dict[str, Any]) -> Any:
+    def _contents(self) -> Iterator[tuple[str, tuple[str, ...], dict[str, Any]]]:
+        """Every message's content per channel, its default and each variant: (message, where, content)."""
+        for name, message in self.journey.messages.items():
+            raw = message.raw if isinstance(message, UncheckedMessage) else None
+            locales = message.locales if raw is None else raw.get("locales")
+            variants: list[tuple[tuple[str, ...], Any]] = [((), message if raw is None else raw)]
+            variants += [(("locales", str(t)), v) for t, v in (locales.items() if isinstance(locales, dict) else ())]
+            for prefix, variant in variants:
+                for channel, content in _channels(variant).items():
+                    yield name, (*prefix, channel), content
+
+    def _follow_partials(self) -> None:
+        """The templates the messages name (includes, layouts), checked, and the sandboxes that load them."""
+        for name, where, content in self._contents():
+            layout = content.get("layout") if where[-1] == "email" else None
+            if isinstance(layout, str) and (problem := self.partials.layout(layout)) is not None:
+                self._report(("messages", name, *where, "layout"), f"message '{name}': {'.'.join(where)}.layout: "
+                                                                   f"{problem}")
+            for leaf, text in _leaves({k: v for k, v in content.items() if k != "layout"}, where):
+                for line, problem in self.partials.references(text):
+                    field = ".".join(str(p) for p in leaf)
+                    at = f" (line {line} of the text)" if line > 1 else ""
+                    self._report(("messages", name, *leaf), f"message '{name}': {field}{at}: {problem}")
+        self.problems += self.partials.problems
+        self.envs = Environments(self.partials.used)
+
+    def _compile_variant(self, name: str, prefix: tuple[str, ...], variant: Any) -> dict[str, Any]:
+        """One variant's channels compiled (a validated `Variant`, or a draft's mapping as written)."""
+        return {channel: self._compile_content(name, (*prefix, channel), content)
+                for channel, content in _channels(variant).items()}
+
+    def _compile_content(self, name: str, where: tuple[str, ...], content: dict[str, Any]) -> Any:
+        """One channel's content (`where`: `sms`, or `locales.fr.sms`), every template in it checked."""
         compiled: Any = {}
+        channel = where[-1]
+        layout = content.pop("layout", None) if channel == "email" else None
         try:
-            compiled = compile_tree(content, HTML_FIELDS.get(channel, ()))
+            compiled = compile_tree(content, HTML_FIELDS.get(channel, ()), self.envs)
+            if isinstance(layout, str) and layout in self.partials.used:
+                compiled = Layout(Template(self.partials.used[layout], True, self.envs), compiled)
         except TemplateSyntaxError as exc:
-            path = ("messages", name, channel, *_first_bad_leaf(content))
-            self._report(path, f"message '{name}': {channel}: template does not parse: {syntax_error(exc)}")
-        for leaf, text in _leaves(content, (channel,)):
+            path = ("messages", name, *where, *_first_bad_leaf(content))
+            self._report(path, f"message '{name}': {'.'.join(where)}: template does not parse: {syntax_error(exc)}")
+        for leaf, text in _leaves(content, where):
             try:
                 names = foreign_names(text, allowed=self.names)
                 limits = limit_warning(text)
@@ -341,21 +425,21 @@ class _Checker:
             for unknown, read in names.items():
                 self._report(("messages", name, *leaf),
                              f"message '{name}': {_dotted(leaf)}: {_unknown(unknown, read, self.names)}")
-        self._check_limits(name, channel, content)
+        self._check_limits(name, where, content)
         return compiled
 
-    def _check_limits(self, name: str, channel: str, content: Any) -> None:
+    def _check_limits(self, name: str, where: tuple[str, ...], content: Any) -> None:
         """The channel's limits on what is known before rendering: a template's length is not."""
-        rules = CONTENT_RULES.get(channel)
+        rules = CONTENT_RULES.get(where[-1])
         if rules is None or not isinstance(content, Mapping):
             return
         errors, warnings = rules(content, lambda text: not is_template(text))
         for path, message in errors:
-            self._report(("messages", name, channel, *path), f"message '{name}': {_dotted((channel, *path))}: "
-                                                             f"{message}")
+            self._report(("messages", name, *where, *path), f"message '{name}': {_dotted((*where, *path))}: "
+                                                            f"{message}")
         for path, message in warnings:
-            self.warnings.append(self.located.problem(("messages", name, channel, *path),
-                                                      f"message '{name}': {_dotted((channel, *path))}: {message}"))
+            self.warnings.append(self.located.problem(("messages", name, *where, *path),
+                                                      f"message '{name}': {_dotted((*where, *path))}: {message}"))
 
     def _check_feedback_names(self) -> None:
         """`<channel>.<word>` with no status feedback carries in `word` is an ordinary event that never
@@ -435,6 +519,13 @@ class _Checker:
                 )
 
 
+def _channels(variant: Any) -> dict[str, dict[str, Any]]:
+    """A variant's content per channel: a validated `Variant`, or a draft's mapping as written."""
+    if isinstance(variant, Variant):
+        return {c: getattr(variant, c).model_dump(exclude_none=True) for c in variant.channels()}
+    return {c: dict(variant[c]) for c in CHANNELS if isinstance(variant, dict) and isinstance(variant.get(c), dict)}
+
+
 def _targets(step: Step) -> Iterator[tuple[tuple[str | int, ...], str | None, str]]:
     """Every outgoing edge of a step: (yaml key path, target or None = following, label)."""
     if isinstance(step, SendStep | DigestStep):
@@ -482,7 +573,7 @@ def _step_expressions(step: Step) -> Iterator[tuple[str, str, tuple[str | int, .
     elif isinstance(step, BranchStep):
         for n, case in enumerate(step.branches):
             yield f"branches.{n}", case.when, ("branches", n, "when")
-    elif isinstance(step, WaitStep) and step.until and not HHMM.match(step.until):
+    elif isinstance(step, WaitStep) and step.until and not HHMM.match(step.until) and step.until != BEST_TIME:
         yield "until", step.until, ("until",)
     elif isinstance(step, SendStep) and step.expires:
         yield "expires", step.expires, ("expires",)

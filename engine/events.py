@@ -20,8 +20,8 @@ from engine.errors import EventError
 _FIELDS = frozenset({"id", "type", "user_id", "timestamp", "properties"})
 # The statuses provider feedback (`<channel>.<status>`) carries: what a message goes through
 # (Twilio's and the other providers' callbacks) and what counts as engagement with it.
-FEEDBACK_STATUSES = frozenset({"queued", "sending", "sent", "delivered", "read", "opened", "clicked", "failed",
-                               "bounced"})
+FEEDBACK_STATUSES = frozenset({"queued", "sending", "sent", "delivered", "seen", "read", "opened", "clicked", "failed",
+                               "bounced", "archived"})
 REPLIES = {"rcs.reply": "replied"}
 """What people send back that answers one message: pinned to it like feedback (by
 `properties.message_id`, else the user's latest message on the channel), setting this status."""

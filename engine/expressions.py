@@ -12,39 +12,49 @@ import difflib
 import functools
 import re
 from collections.abc import Callable, Collection, Iterator, Mapping
-from datetime import UTC, date, datetime
+from datetime import UTC, datetime
 from typing import Any
 
-from jinja2 import TemplateError, TemplateSyntaxError, Undefined, UndefinedError, meta, nodes
+from jinja2 import DictLoader, TemplateError, TemplateSyntaxError, Undefined, UndefinedError, meta, nodes
 from jinja2.parser import Parser
-from markupsafe import escape
+from markupsafe import Markup, escape
 
 from engine.errors import EvaluationError, RenderLimitError, TemplateRenderError
-from engine.sandbox import MAX_SIZE, BoundedEnvironment, limit_warnings, render_budget
+from engine.sandbox import MAX_SIZE, BoundedEnvironment, limit_warnings, render_budget, to_datetime
 
 _FAILURES = (TemplateError, TypeError, ValueError, ArithmeticError, LookupError, MemoryError, RecursionError,
              EvaluationError)
-_ENV = BoundedEnvironment()
-_HTML_ENV = BoundedEnvironment(autoescape=True)
-
-
-def _instant(value: Any) -> datetime:
-    """A timestamp as templates may hold one: RFC 3339 or a date (UTC unless it says), or epoch seconds."""
-    if isinstance(value, int | float) and not isinstance(value, bool):
-        return datetime.fromtimestamp(value, UTC)
-    if isinstance(value, str):
-        value = datetime.fromisoformat(value.strip().replace("z", "Z"))
-    if isinstance(value, date) and not isinstance(value, datetime):
-        value = datetime(value.year, value.month, value.day)
-    if not isinstance(value, datetime):
-        raise TypeError(f"{value!r} is not a timestamp")
-    return value.replace(tzinfo=UTC) if value.tzinfo is None else value
 
 
 def _days_since(value: Any, reference: Any) -> float:
     """`profile.attributes.last_purchase_at | days_since(event.timestamp) > 30`: days from one
     timestamp to another (fractional; negative when `value` comes after `reference`)."""
-    return (_instant(reference) - _instant(value)).total_seconds() / 86400
+    return (to_datetime(reference) - to_datetime(value)).total_seconds() / 86400
+
+
+def _environment(html: bool, partials: Mapping[str, str] | None = None) -> BoundedEnvironment:
+    env = BoundedEnvironment(autoescape=html, loader=DictLoader(dict(partials)) if partials else None)
+    env.add_filter("days_since", _days_since)
+    return env
+
+
+_ENV = _environment(False)
+_HTML_ENV = _environment(True)
+
+
+class Environments:
+    """Where a journey's templates compile: the shared sandboxes, or, for a journey that includes
+    partials from its `templates/` folder, sandboxes of its own that load exactly those (the
+    sources it was compiled with, so a running version keeps them)."""
+
+    __slots__ = ("plain", "html")
+
+    def __init__(self, partials: Mapping[str, str] | None = None) -> None:
+        self.plain = _environment(False, partials) if partials else _ENV
+        self.html = _environment(True, partials) if partials else _HTML_ENV
+
+
+SHARED = Environments()
 
 
 class Instant(str):
@@ -57,25 +67,25 @@ class Instant(str):
 
     def _other(self, other: object) -> datetime:
         try:
-            return _instant(other)
+            return to_datetime(other)
         except (TypeError, ValueError) as exc:
             raise TypeError(f"now compared with {other!r}, which is not a timestamp") from exc
 
     def __lt__(self, other: object) -> bool:
-        return _instant(str(self)) < self._other(other)
+        return to_datetime(str(self)) < self._other(other)
 
     def __le__(self, other: object) -> bool:
-        return _instant(str(self)) <= self._other(other)
+        return to_datetime(str(self)) <= self._other(other)
 
     def __gt__(self, other: object) -> bool:
-        return _instant(str(self)) > self._other(other)
+        return to_datetime(str(self)) > self._other(other)
 
     def __ge__(self, other: object) -> bool:
-        return _instant(str(self)) >= self._other(other)
+        return to_datetime(str(self)) >= self._other(other)
 
     def __eq__(self, other: object) -> bool:
         try:
-            return _instant(str(self)) == _instant(other)
+            return to_datetime(str(self)) == to_datetime(other)
         except (TypeError, ValueError):
             return False
 
@@ -89,9 +99,6 @@ def instant(value: datetime) -> Instant:
     """The `now` of an evaluation at `value` (aware, UTC)."""
     return Instant(value.astimezone(UTC).isoformat().replace("+00:00", "Z"))
 
-
-_ENV.add_filter("days_since", _days_since)
-_HTML_ENV.add_filter("days_since", _days_since)
 
 Context = Mapping[str, Any]
 
@@ -128,9 +135,9 @@ class Template:
 
     __slots__ = ("source", "_template", "_parts", "_fill")
 
-    def __init__(self, source: str, html: bool = False) -> None:
+    def __init__(self, source: str, html: bool = False, envs: Environments = SHARED) -> None:
         self.source = source
-        env = _HTML_ENV if html else _ENV
+        env = envs.html if html else envs.plain
         self._template = env.from_string(source) if any(m in source for m in _JINJA_MARKS) else None
         self._parts = _simple_parts(source) if self._template is not None else None
         self._fill: Callable[[Any], str] = escape if html else str
@@ -192,11 +199,11 @@ def _lookup(path: tuple[str, ...], context: Context) -> Any:
     return value
 
 
-NAMES = ("event", "profile", "journey", "now")
+NAMES = ("event", "profile", "journey", "now", "preferences_url")
 """The only top-level names an expression or template can read (besides what it sets itself), but
 for `digest` in a journey with a digest step (`DIGEST`)."""
 DIGEST = "digest"
-_PROFILE_FIELDS = ("user_id", "timezone", "email", "phone", "rcs_capable", "attributes")
+_PROFILE_FIELDS = ("user_id", "timezone", "locale", "email", "phone", "rcs_capable", "attributes")
 _EVENT_FIELDS = ("properties", "timestamp")
 _PERSON = ("user", "customer", "contact", "recipient", "person", "member", "subscriber", "account")
 
@@ -229,6 +236,11 @@ def _foreign_names(source: str, expression: bool, allowed: tuple[str, ...]) -> t
             dotted = ".".join([node.name, *parts])
             paths[node.name] = max(paths[node.name], dotted, key=len)
     return tuple(sorted(paths.items()))
+
+
+def parse_template(source: str) -> nodes.Template:
+    """A template's syntax tree (not compiled); raises TemplateSyntaxError like compiling it would."""
+    return _tree(source, False)
 
 
 def _tree(source: str, expression: bool) -> nodes.Template:
@@ -269,7 +281,7 @@ _LIQUID_FILTERS = {  # Liquid's name -> what Jinja2 calls it (None: no filter of
     "upcase": "upper", "downcase": "lower", "strip_html": "striptags", "size": "length", "strip": "trim",
     "url_encode": "urlencode", "escape_once": "escape", "append": "the ~ operator", "prepend": "the ~ operator",
     "plus": "+", "minus": "-", "times": "*", "divided_by": "/", "modulo": "%", "remove": 'replace(text, "")',
-    "newline_to_br": None, "date": None, "split": None, "truncatewords": None,
+    "newline_to_br": None, "split": None, "truncatewords": None,
 }
 
 
@@ -292,15 +304,32 @@ def is_template(text: str) -> bool:
     return any(mark in text for mark in _JINJA_MARKS)
 
 
-def compile_tree(tree: Any, html: Collection[str] = ()) -> Any:
+def compile_tree(tree: Any, html: Collection[str] = (), envs: Environments = SHARED) -> Any:
     """Compile every string leaf of a content mapping; raises TemplateSyntaxError. The top-level
     keys named in `html` render as HTML: what they insert is escaped. A mapping with no template
     anywhere in it compiles to a `Constant`, rendered for free."""
     if html and isinstance(tree, Mapping):
-        compiled = {k: _compile(v, k in html) for k, v in tree.items()}
+        compiled = {k: _compile(v, envs, k in html) for k, v in tree.items()}
     else:
-        compiled = _compile(tree)
+        compiled = _compile(tree, envs)
     return compiled if _has_template(compiled) else Constant(tree)
+
+
+class Layout:
+    """An email wrapped in a layout from `templates/`: the layout is HTML (autoescaped) and reads the
+    message's rendered `html` (else its `body`, escaped) as `content`; what it renders is the html sent."""
+
+    __slots__ = ("template", "inner")
+
+    def __init__(self, template: Template, inner: Any) -> None:
+        self.template = template
+        self.inner = inner
+
+    def render(self, context: Context) -> dict[str, Any]:
+        inner = dict(render_tree(self.inner, context))
+        content = Markup(inner["html"]) if inner.get("html") is not None else escape(inner.get("body", ""))
+        inner["html"] = self.template.render({**context, "content": content})
+        return inner
 
 
 class Constant:
@@ -312,13 +341,13 @@ class Constant:
         self.value = value
 
 
-def _compile(tree: Any, html: bool = False) -> Any:
+def _compile(tree: Any, envs: Environments, html: bool = False) -> Any:
     if isinstance(tree, str):
-        return Template(tree, html)
+        return Template(tree, html, envs)
     if isinstance(tree, Mapping):
-        return {k: _compile(v, html) for k, v in tree.items()}
+        return {k: _compile(v, envs, html) for k, v in tree.items()}
     if isinstance(tree, list):
-        return [_compile(v, html) for v in tree]
+        return [_compile(v, envs, html) for v in tree]
     return tree
 
 
@@ -336,7 +365,7 @@ def render_tree(tree: Any, context: Context) -> Any:
     """Render a compiled content tree into plain data."""
     if isinstance(tree, Constant):
         return tree.value
-    if isinstance(tree, Template):
+    if isinstance(tree, Template | Layout):
         return tree.render(context)
     if isinstance(tree, dict):
         return {k: render_tree(v, context) for k, v in tree.items()}

@@ -22,6 +22,7 @@ from pydantic import (
     model_validator,
 )
 
+from channels.locales import check_locale
 from channels.mms import MEDIA_MAX
 from channels.rcs import (
     CALENDAR_DESCRIPTION_MAX,
@@ -42,7 +43,7 @@ from engine.schedule import check_cron, parse_instant, zone
 CHANNELS = ("push", "in_app", "email", "sms", "mms", "rcs", "webhook")
 Channel = Literal["push", "in_app", "email", "sms", "mms", "rcs", "webhook"]
 Urgency = Literal["low", "normal", "high", "critical"]
-Strategy = Literal["escalate", "all", "first", "cheapest"]
+Strategy = Literal["escalate", "all", "first", "cheapest", "auto"]
 Category = Literal["marketing", "transactional"]
 
 _SHORT_DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(s|m|h|d|w)\s*$")
@@ -53,6 +54,9 @@ _ISO_DURATION = re.compile(
 _UNIT_SECONDS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
 DURATION_PATTERN = r"^(\d+(\.\d+)?\s*[smhdw]|P(\d+W)?(\d+D)?(T(\d+(\.\d+)?H)?(\d+(\.\d+)?M)?(\d+(\.\d+)?S)?)?)$"
 HHMM = re.compile(r"^([01]\d|2[0-3]):[0-5]\d$")
+LOCALE_TAG = r"^[a-z]{2,3}(-[A-Z][a-z]{3})?(-([A-Z]{2}|[0-9]{3}))?(-[A-Za-z0-9]{4,8})*$"  # BCP 47 as CLDR spells it
+BEST_TIME = "best_time"
+"""`wait: {until: best_time}`: the hour this person engages most, within `within`."""
 
 
 def parse_duration(value: object, written: object = None) -> timedelta:
@@ -236,11 +240,13 @@ class SendStep(StepBase):
         "(default: every channel the message has content for)",
     )
     strategy: Strategy | None = Field(
-        default=None, description="escalate | all | first | cheapest (default by urgency: critical all, "
-        "high escalate after 15m, normal escalate after 2h, low cheapest)",
+        default=None, description="escalate | all | first | cheapest | auto (default: the policy's "
+        "default_strategy, else by urgency: critical all, high escalate after 15m, normal escalate after 2h, "
+        "low cheapest); auto weighs each channel's reach for the person against its cost, by urgency",
     )
     escalate_after: Duration | None = Field(
-        default=None, description="escalate: time to wait for engagement before the next channel",
+        default=None, description="escalate (and auto at high or normal urgency): time to wait for engagement "
+        "before the next channel",
     )
     urgency: Urgency = Field(default="normal", description="low | normal | high | critical (default normal)")
     expires: str | None = Field(
@@ -255,7 +261,7 @@ class SendStep(StepBase):
 
     @model_validator(mode="after")
     def _escalate_after_needs_escalation(self) -> SendStep:
-        if self.escalate_after is not None and self.strategy not in (None, "escalate"):
+        if self.escalate_after is not None and self.strategy not in (None, "escalate", "auto"):
             raise ValueError(f"escalate_after only applies to strategy escalate, not {self.strategy}")
         if self.expires is not None and self.expires_after is not None:
             raise ValueError("a send takes 'expires' or 'expires_after', not both")
@@ -270,8 +276,9 @@ class WaitStep(StepBase):
         default=None, description="how long to wait: 30s, 15m, 2h, 1d, 1w or ISO 8601 (PT2H); or use until",
     )
     until: str | None = Field(
-        default=None, description='"09:00" = next such local time of the recipient, or an expression giving '
-        "a timestamp (e.g. event.properties.starts_at)",
+        default=None, description='"09:00" = next such local time of the recipient, best_time = the local hour '
+        "at which the recipient engages most (within `within`), or an expression giving a timestamp "
+        "(e.g. event.properties.starts_at)",
     )
     offset: Offset | None = Field(
         default=None, description="with `until: <expression>`: a shift, e.g. -24h (24 hours), or {days: -1} (the "
@@ -282,19 +289,26 @@ class WaitStep(StepBase):
     if_past: str = Field(default="go", pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]*$",
                          description="with `until: <expression>`, when that time has already passed: go (default: "
                          "on at once) | exit (the instance ends, reason expired) | <step id> (go there)")
+    within: Duration | None = Field(
+        default=None, description="with `until: best_time`: the longest it waits (default 24h), e.g. 12h",
+    )
     next: str | None = Field(default=None, description=_NEXT)
 
     @model_validator(mode="after")
     def _one_of_duration_until(self) -> WaitStep:
         if (self.duration is None) == (self.until is None):
             raise ValueError("a wait needs exactly one of 'duration' or 'until'")
-        at_time = self.until is None or HHMM.match(self.until)
+        at_time = self.until is None or HHMM.match(self.until) or self.until == BEST_TIME
         for name, given in (("offset", self.offset is not None), ("calendar", self.calendar),
                             ("if_past", self.if_past != "go")):
             if given and at_time:
                 raise ValueError(f"'{name}' only applies to 'until: <expression>'")
         if self.calendar and self.offset is None:
             raise ValueError("'calendar' shifts the 'offset': give one, e.g. offset: -1d")
+        if self.within is not None and self.until != BEST_TIME:
+            raise ValueError("'within' only applies to 'until: best_time'")
+        if self.within is not None and self.within <= timedelta(0):
+            raise ValueError("'within' must be longer than zero")
         return self
 
     @property
@@ -305,6 +319,10 @@ class WaitStep(StepBase):
     def offset_delta(self) -> timedelta:
         offset = self.offset
         return offset.delta() if isinstance(offset, CalendarOffset) else offset or timedelta(0)
+
+    def best_time_within(self) -> timedelta:
+        """The window of `until: best_time`."""
+        return self.within or timedelta(hours=24)
 
 
 class WaitForStep(StepBase):
@@ -458,6 +476,9 @@ class EmailContent(Strict):
     body: str = Field(description="plain-text body" + _TEMPLATE)
     html: str | None = Field(default=None, description="optional HTML body" + _TEMPLATE
                              + "; inserted values are HTML-escaped unless marked | safe")
+    layout: str | None = Field(default=None, max_length=200, description="a layout from the templates/ folder "
+                               "beside the journeys (`base.html`) that wraps the html (else the body, escaped): it "
+                               "reads it as {{ content }}")
 
 
 class MmsContent(Strict):
@@ -591,8 +612,8 @@ class WebhookContent(Strict):
                                     + _TEMPLATE)
 
 
-class Message(Strict):
-    """One message: its content per channel; the step's strategy picks among these channels."""
+class Variant(Strict):
+    """A message's content per channel, in one language."""
 
     push: PushContent | None = Field(default=None, description="push notification: {title, body, data}")
     sms: SmsContent | None = Field(default=None, description="SMS: {text}")
@@ -616,6 +637,33 @@ class JourneyLimits(Strict):
     per: Duration = Field(description="the rolling period, e.g. 7d")
 
 
+class Message(Variant):
+    """One message: its content per channel; the step's strategy picks among these channels. Variants per
+    locale (`locales: {fr: {sms: {text: ...}}}`) replace a channel's content for readers of that language."""
+
+    locales: dict[str, Variant] = Field(
+        default_factory=dict, description="content per locale (BCP 47 as CLDR spells it: fr, fr-CA, pt-BR), for "
+        "the channels it gives; the reader's locale picks the closest (fr-CA, then fr), else the content above",
+        json_schema_extra={"propertyNames": {"pattern": LOCALE_TAG}},
+    )
+
+    @field_validator("locales")
+    @classmethod
+    def _known_locales(cls, value: dict[str, Variant]) -> dict[str, Variant]:
+        for tag in value:
+            check_locale(tag)
+        return value
+
+    @model_validator(mode="after")
+    def _variants_of_its_channels(self) -> Message:
+        for tag, variant in self.locales.items():
+            extra = [c for c in variant.channels() if getattr(self, c) is None]
+            if extra:
+                raise ValueError(f"locales.{tag}: {', '.join(extra)}: a variant gives another language's content "
+                                 f"of the message's own channels ({', '.join(self.channels()) or 'none'})")
+        return self
+
+
 class Journey(Strict):
     """One journey file. Cross-references are checked by the compiler, not here."""
 
@@ -637,6 +685,8 @@ class Journey(Strict):
         default=None, description="optional expression: several concurrent instances per user, one per key "
         "(default: one per user), e.g. event.properties.order_id",
     )
+    mutable: bool = Field(default=False, description="the person may turn this journey off in their preference "
+                          "centre (`journeys: {<id>: false}`); its sends then skip with preference_off")
     re_entry: str = Field(default="always", pattern=r"^(always|never|after\s+\S+)$",
                           description='always (default: when no instance is active) | never | "after 7d" '
                           "(counts from the last entry)")

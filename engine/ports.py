@@ -11,10 +11,11 @@ the end of this module.
 
 The host asks more of a store, one object per port: the dispatcher drains the `Outbox`, the
 HTTP API reads `ReadViews`, deploys keep `Journeys`, audience runs are leased through `Runs`,
-erasure and the consent audit trail are `Privacy`, tracked links count their hits through
-`Links`, and workers sharing a database split its users by `PartitionLeases`. `HostStore` is a
-`Store` with one object for each of them. The memory store (`engine.stores.memory`) implements
-every port, the SQL store (`engine.stores.sql`) too.
+erasure and the consent audit trail are `Privacy`, each person's in-app messages and what
+they did to them are the `Feed`, tracked links count their hits through `Links`, and workers
+sharing a database split its users by `PartitionLeases`. `HostStore` is a `Store` with one
+object for each of them. The memory store (`engine.stores.memory`) implements every port, the
+SQL store (`engine.stores.sql`) too.
 `Clock` (engine.clock) is the port to time.
 """
 
@@ -22,12 +23,13 @@ from __future__ import annotations
 
 from collections.abc import Callable, Collection, Mapping, Sequence
 from contextlib import AbstractContextManager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any, Protocol
 
 from channels import ConsentRecord, Profile, SentRecord
 from channels.consent import LedgerEntry, SuppressionEntry  # the audit trail's rows
+from channels.engagement import Engagement
 from channels.profile import RcsCapability
 from channels.values import quick_init
 from engine.clock import IdSource as IdSource
@@ -87,6 +89,7 @@ class JourneyVersion:
     file: str
     source: str
     first_loaded_at: datetime
+    templates: Mapping[str, str] = field(default_factory=dict)  # the partials and layouts it uses, by name
 
 
 @dataclass(frozen=True, slots=True)
@@ -165,7 +168,12 @@ class UsersTx(Protocol):
     def get_profile(self, user_id: str) -> Profile | None: ...
 
     def put_profile(self, profile: Profile) -> None:
-        """Upsert a profile; consent records it has that the store lacks are appended to the ledger."""
+        """Upsert a profile; consent records it has that the store lacks are appended to the ledger;
+        its engagement replaces the stored one (kept when the profile's is None)."""
+        ...
+
+    def put_engagement(self, user_id: str, engagement: Engagement) -> None:
+        """The engagement counts of a stored profile, as the engine keeps them (no profile: nothing)."""
         ...
 
     def active_instances(self, user_id: str) -> Sequence[Instance]: ...
@@ -320,9 +328,10 @@ class ReadViews(Protocol):
 
     def messages_for_user(self, user_id: str, limit: int = 200) -> list[dict[str, Any]]:
         """Newest first: message_id, instance_id, journey_id, user_id, step, message, channel, category,
-        content, cost, encoding, segments, decisions, at, status, status_at, dispatch, next_attempt_at,
-        attempts, provider, provider_id, error, and links: its tracked links, each with url (None:
-        the open pixel), hits, machine_hits, first_hit_at, last_hit_at."""
+        content, cost, encoding, segments, decisions, at, locale, status, status_at, dispatch,
+        next_attempt_at, attempts, provider, provider_id, error, choice (strategy auto's order and
+        reason, else None), and links: its tracked links, each with url (None: the open pixel), hits,
+        machine_hits, first_hit_at, last_hit_at."""
         ...
 
     def skips_for_user(self, user_id: str, limit: int = 200) -> list[dict[str, Any]]:
@@ -449,6 +458,29 @@ class PartitionLeases(Protocol):
     def queued_users(self, parts: Collection[int]) -> dict[str, int]: ...  # events waiting, per user
 
 
+FEED_STATES = ("seen", "read", "archived")
+"""What a person does to an in-app message in their feed; reading one sees it too."""
+
+
+class Feed(Protocol):
+    """The in-app feed: each person's `in_app` messages (those not cancelled) with what they did to each."""
+
+    def feed_items(self, user_id: str, before: tuple[datetime, str] | None, limit: int,
+                   archived: bool = False) -> list[dict[str, Any]]:
+        """Newest first, after the (at, message_id) `before` if given: message_id, journey_id, message,
+        content, locale, at, seen_at, read_at, archived_at. Archived ones only when `archived`."""
+        ...
+
+    def feed_unread(self, user_id: str) -> int:
+        """How many of the person's feed are neither read nor archived."""
+        ...
+
+    def mark_feed(self, user_id: str, message_ids: Sequence[str] | None, state: str, at: datetime) -> list[str]:
+        """`state` (one of FEED_STATES) set at `at` on those of `message_ids` (None: every one) in the
+        person's feed that lacked it, `read` setting `seen` too: the ids it changed, oldest first."""
+        ...
+
+
 class Runs(Protocol):
     """Audience runs outside the chunks: created when due or by hand, leased to one worker at a time."""
 
@@ -499,6 +531,9 @@ class HostStore(Store, Protocol):
 
     @property
     def privacy(self) -> Privacy: ...
+
+    @property
+    def feed(self) -> Feed: ...
 
     @property
     def links(self) -> Links: ...

@@ -15,6 +15,7 @@ from functools import partial
 from typing import Any
 
 from channels import (
+    Choice,
     Decision,
     Delivery,
     Policy,
@@ -24,13 +25,14 @@ from channels import (
 )
 from channels.links import CodeSource, Tracked, TrackedLink, Tracker, new_code
 from channels.selection import select_rendering, strategy_of
-from engine.compiler import CompiledJourney
+from engine.compiler import CompiledJourney, Rendered
 from engine.errors import EvaluationError
 from engine.events import Event, format_time
 from engine.expressions import instant
-from engine.model import BranchStep, DigestStep, SendStep, SplitStep, Step, WaitForStep, WaitStep
+from engine.model import BranchStep, DigestStep, SendStep, SplitStep, Step, WaitForStep, WaitStep, format_duration
 from engine.ports import EntryHistory
 from engine.runs import RUN_EVENT
+from engine.sandbox import RECIPIENT
 from engine.state import (
     END_OF_STEPS,
     NO_MARKS,
@@ -46,7 +48,9 @@ from engine.state import (
     Skip,
     Trace,
     journey_context,
+    preferences_page,
     profile_context,
+    recipient,
 )
 from engine.steps.digest import collect, digest_step, on_digest_timer
 from engine.steps.sends import begin_send, expired, journey_capped, skip_reason
@@ -62,6 +66,8 @@ class Runtime:
         self.policy = policy
         self.tracing = trace
         self.tracker = Tracker(policy.links, codes) if policy.links.base_url else None
+        self.preference_links: Callable[[str], str] = preferences_page
+        """A person's `preferences_url` in templates: the server sets its public page with their key."""
 
     def entry_key(self, journey: CompiledJourney, event: Event, profile: Profile, now: datetime | None = None,
                   ) -> tuple[bool, str | None, str]:
@@ -73,7 +79,8 @@ class Runtime:
         key_expr = journey.expression("instance_key")
         if when is None and key_expr is None:
             return True, None, "ok"
-        context = _context(journey, event.context(), profile, now or event.timestamp)
+        context = {**_context(journey, event.context(), profile, now or event.timestamp, self.policy),
+                   "preferences_url": self.preference_links(profile.user_id)}
         try:
             if when is not None and not when(context):
                 return False, None, "trigger_condition_false"
@@ -96,7 +103,7 @@ class Runtime:
         instance = Instance(instance_id=instance_id, journey_id=journey.id, version=journey.version,
                             user_id=profile.user_id, key=key, entered_at=now, event=event.context())
         run = Run(self.policy, self.tracing, journey, instance, profile, sent, now, _STEP_HANDLERS,
-                  self.tracker, recent)
+                  self.tracker, recent, self.preference_links)
         run.trace(None, "enter", f"key={key}" if key is not None else None)
         run.advance(journey.first_step)
         return run.outcome()
@@ -107,7 +114,7 @@ class Runtime:
         if not instance.active:
             return Outcome(instance)
         run = Run(self.policy, self.tracing, journey, instance, profile, sent, now, _STEP_HANDLERS,
-                  self.tracker, recent)
+                  self.tracker, recent, self.preference_links)
         definition = journey.definition
         goal = definition.goal
         if goal and event.type == goal.event and (goal.within is None or now <= instance.entered_at + goal.within):
@@ -134,7 +141,7 @@ class Runtime:
         if not instance.active or instance.timer is None or instance.timer.timer_id != timer_id:
             return Outcome(instance)
         run = Run(self.policy, self.tracing, journey, instance, profile, sent, now, _STEP_HANDLERS,
-                  self.tracker, recent)
+                  self.tracker, recent, self.preference_links)
         kind = instance.timer.kind
         run.timer = None
         _TIMER_HANDLERS[kind](run)
@@ -193,40 +200,50 @@ _STEP_HANDLERS: Mapping[str, Callable[[Run, Step], object]] = {
 # --- sending -----------------------------------------------------------------------------
 
 
-def _attempt_send(run: Run, step: SendStep) -> object:
-    """Select channels now (consent, caps and quiet hours as of this instant) and send."""
+def _attempt_send(run: Run, step: SendStep, why: str | None = None) -> object:
+    """Select channels now (consent, caps and quiet hours as of this instant) and send. An
+    escalation sends the next channel (`why`: what ended the last one's turn): in candidate
+    order, or for strategy auto, the most likely (or reach per cost) of those left, weighed again."""
     if expired(run, step):
         return run.goto(step.next, step)
     escalation = run.escalation
     message = run.journey.definition.messages[step.message]
     candidates = escalation.remaining if escalation else tuple(step.channels or message.channels())
-    strategy = "first" if escalation else step.strategy
+    auto = (step.strategy or run.policy.fast.default_strategy) == "auto"
+    strategy = "first" if escalation and not auto else step.strategy
     capped = journey_capped(run)
+    muted = run.journey.definition.mutable and run.profile.preferences.mutes(run.journey.id)
 
     def request(contents: dict[str, Any], errors: dict[str, str], later: frozenset[str]) -> SendRequest:
         return SendRequest(
             profile=run.profile, category=run.journey.definition.category, urgency=step.urgency,
             candidates=candidates, contents=contents, template_errors=errors, sent=run.sent, now=run.now,
-            strategy=strategy, escalate_after=step.escalate_after, journey_capped=capped, later=later)
+            strategy=strategy, escalate_after=step.escalate_after, journey_capped=capped, later=later, muted=muted)
 
     renderer = _Renderer(run, step.message)
-    selection, errors = select_rendering(candidates, strategy_of(strategy, step.urgency), request, renderer,
-                                         run.policy)
-    tracked = renderer.tracked()
+    selection, errors = select_rendering(candidates, strategy_of(strategy, step.urgency, run.policy), request,
+                                         renderer, run.policy)
+    tracked, locales = renderer.tracked(), renderer.rendered.locales
     if selection.deliveries and selection.defer_until is not None:
         run.schedule("defer", selection.defer_until, step.message)
         run.trace(step.id, "deferred", f"quiet hours until {format_time(selection.defer_until)}")
         return STAY
     if not selection.deliveries:
         return _nothing_sent(run, step, selection.decisions, errors, escalation is not None)
-    if escalation is None and selection.strategy != "escalate":
+    choice = selection.choice.after(why) if selection.choice and why else selection.choice
+    if escalation is None and selection.escalate_after is None:
         for delivery in selection.deliveries:
-            _emit(run, step, delivery, selection.decisions, tracked)
+            _emit(run, step, delivery, selection.decisions, choice, tracked, locales)
         return run.goto(step.next, step)
     first = selection.deliveries[0]
-    message_id = _emit(run, step, first, selection.decisions, tracked)
+    message_id = _emit(run, step, first, selection.decisions, choice, tracked, locales)
     # The chain is the channels eligible now; each is checked again when its turn comes.
-    rest = _after(candidates, selection.decisions, first.channel) if escalation else selection.chain()
+    if selection.choice is not None:
+        rest = selection.choice.order[1:]
+    elif escalation:
+        rest = _after(candidates, selection.decisions, first.channel)
+    else:
+        rest = selection.chain()
     if not rest:
         run.escalation = None
         return run.goto(step.next, step)
@@ -238,32 +255,33 @@ def _attempt_send(run: Run, step: SendStep) -> object:
 
 class _Renderer:
     """Renders a message's channels as `select_rendering` asks for them, each once (a channel
-    rendered for an earlier round is not rendered again, nor are its links given new codes), with
-    the links made short when the policy tracks them (so an SMS is measured, and an RCS message
-    held to RBM's limits, as it will be sent); a failing template is recorded."""
+    rendered for an earlier round is not rendered again, nor are its links given new codes), in the
+    reader's variant, with the links made short when the policy tracks them (so an SMS is measured,
+    and an RCS message held to RBM's limits, as it will be sent); a failing template is recorded."""
 
     def __init__(self, run: Run, message: str) -> None:
         self.run, self.message = run, message
-        self.contents: dict[str, Any] = {}
-        self.errors: dict[str, str] = {}
+        self.rendered = Rendered({}, {}, {})
         self.links: dict[str, TrackedLink] = {}
         self.context: dict[str, Any] | None = None
 
     def __call__(self, candidates: Sequence[str]) -> tuple[dict[str, Any], dict[str, str]]:
+        done = self.rendered
         wanted = (*candidates, "mms", "sms") if "rcs" in candidates else candidates
-        missing = [c for c in wanted if c not in self.contents and c not in self.errors]
+        missing = [c for c in wanted if c not in done.contents and c not in done.errors]
         if missing:
             run = self.run
             if self.context is None:
                 self.context = run.context()
             rewrite = partial(run.tracker.rewrite, links=self.links) if run.tracker else None
-            contents, errors = run.journey.render_channels(self.message, missing, self.context, rewrite)
-            self.contents.update(contents)
-            self.errors.update(errors)
-        return self.contents, self.errors
+            found = run.journey.render_channels(self.message, missing, self.context, rewrite)
+            done.contents.update(found.contents)
+            done.errors.update(found.errors)
+            done.locales.update(found.locales)
+        return done.contents, done.errors
 
     def tracked(self) -> Tracked:
-        return Tracked(self.contents, self.links)
+        return Tracked(self.rendered.contents, self.links)
 
 
 def _nothing_sent(run: Run, step: SendStep, decisions: tuple[Decision, ...], errors: Mapping[str, str],
@@ -280,15 +298,18 @@ def _nothing_sent(run: Run, step: SendStep, decisions: tuple[Decision, ...], err
     return run.goto(step.next, step)
 
 
-def _emit(run: Run, step: SendStep, delivery: Delivery, decisions: tuple[Decision, ...], tracked: Tracked) -> str:
+def _emit(run: Run, step: SendStep, delivery: Delivery, decisions: tuple[Decision, ...],
+          choice: Choice | None, tracked: Tracked, locales: Mapping[str, str]) -> str:
     message_id = run.next_id("m")
     category = run.journey.definition.category
     run.commands.append(Send(
         message_id=message_id, instance_id=run.instance_id, journey_id=run.journey.id, user_id=run.user_id,
         step=step.id, message=step.message, channel=delivery.channel, category=category, content=delivery.content,
         cost=delivery.cost, encoding=delivery.encoding, segments=delivery.segments, decisions=decisions, at=run.now,
+        choice=choice,
         links=tracked.links_in(delivery.content),
         digest=run.digest.summary() if run.digest is not None else None,
+        locale=locales.get(delivery.channel),
     ))
     run.sent.append(SentRecord(delivery.channel, category, run.now, run.journey.id))
     run.trace(step.id, "sent", delivery.channel)
@@ -331,11 +352,11 @@ def _escalation_feedback(run: Run, step: SendStep, escalation: Escalation, event
     elif event.type == f"{channel}.failed":
         run.cancel_timer()
         run.trace(step.id, "escalate", f"{channel} failed")
-        _continue_send(run, step)
+        _continue_send(run, step, f"{channel} failed")
 
 
-def _continue_send(run: Run, step: SendStep) -> None:
-    result = _attempt_send(run, step)
+def _continue_send(run: Run, step: SendStep, why: str | None = None) -> None:
+    result = _attempt_send(run, step, why)
     if result is not STAY:
         run.advance(_as_step(result))
 
@@ -361,9 +382,11 @@ def _on_escalate_timer(run: Run) -> None:
     """The escalation deadline passed without engagement: on to the next channel."""
     step = run.journey.step(run.step or "")
     assert isinstance(step, SendStep)
-    channel = run.escalation.channel if run.escalation else None
+    escalation = run.escalation
+    channel = escalation.channel if escalation else None
     run.trace(step.id, "escalate", f"no engagement on {channel}")
-    _continue_send(run, step)
+    within = f" within {format_duration(escalation.after)}" if escalation else ""
+    _continue_send(run, step, f"no engagement on {channel}{within}")
 
 
 def _on_defer_timer(run: Run) -> None:
@@ -379,7 +402,7 @@ _TIMER_HANDLERS: Mapping[str, Callable[[Run], None]] = {
 }
 
 
-def _context(journey: CompiledJourney, event: Mapping[str, Any], profile: Profile, now: datetime,
+def _context(journey: CompiledJourney, event: Mapping[str, Any], profile: Profile, now: datetime, policy: Policy,
              ) -> dict[str, Any]:
     return {"event": event, "profile": profile_context(profile), "journey": journey_context(journey),
-            "now": instant(now)}
+            "now": instant(now), RECIPIENT: recipient(profile, policy)}

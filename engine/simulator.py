@@ -17,17 +17,20 @@ from itertools import groupby, islice
 from pathlib import Path
 from typing import Any
 
-from channels import Policy, Profile, ProfileError
+from channels import Decision, Policy, Profile, ProfileError, SendRequest, select, sms_encoding
 from channels.links import seeded_codes
+from channels.yaml_lines import did_you_mean
 from engine.audience.entry import run_chunk
 from engine.clock import VirtualClock, counter_ids
-from engine.compiler import CompiledJourney
-from engine.errors import EventError, InputError
+from engine.compiler import CompiledJourney, Rendered
+from engine.errors import EventError, InputError, JourneyNotFoundError
 from engine.events import Event, check_values, format_time, parse_event
+from engine.expressions import instant
 from engine.runs import AudienceRun
+from engine.sandbox import RECIPIENT
 from engine.schedule import occurrences, parse_instant
 from engine.service import Engine
-from engine.state import END_STATUSES, Instance
+from engine.state import END_STATUSES, Instance, journey_context, preferences_page, profile_context, recipient
 from engine.stores.memory import MemoryStore
 from engine.stores.memory.tx import MemoryTx
 
@@ -225,6 +228,46 @@ def _instance_row(instance: Instance) -> dict[str, Any]:
     if instance.reason:
         row["reason"] = instance.reason
     return row
+
+
+def preview(journey: CompiledJourney, message: str, profile: Profile, event: Event, policy: Policy,
+            now: datetime, channels: Sequence[str] | None = None,
+            preference_links: Callable[[str], str] = preferences_page) -> dict[str, Any]:
+    """`message` rendered for `profile` as a send at `now` would render it, per channel (each of the
+    message's, or `channels`): the variant its locale picks, the content, SMS encoding and segments,
+    the cost at the policy's prices, and whether the channel could be used now and why not (consent,
+    preferences, address; no caps: nothing was sent before). Nothing is sent or stored."""
+    if message not in journey.definition.messages:
+        hint = did_you_mean(message, journey.definition.messages)
+        raise JourneyNotFoundError(f"message: journey '{journey.id}' has no message '{message}'{hint}")
+    has = journey.definition.messages[message].channels()
+    wanted = tuple(channels or has)
+    missing = [c for c in wanted if c not in has]
+    if missing:
+        raise JourneyNotFoundError(f"channel: message '{message}' has no {', '.join(missing)} content "
+                                   f"(it has {', '.join(has)})")
+    who = recipient(profile, policy)
+    context = {"event": event.context(), "profile": profile_context(profile), "journey": journey_context(journey),
+               "now": instant(now), "preferences_url": preference_links(profile.user_id), RECIPIENT: who}
+    rendered = journey.render_channels(message, wanted, context)
+    selection = select(SendRequest(profile=profile, category=journey.definition.category, urgency="normal",
+                                   candidates=wanted, contents=rendered.contents, template_errors=rendered.errors,
+                                   sent=(), now=now, strategy="all",
+                                   muted=journey.definition.mutable and profile.preferences.mutes(journey.id)), policy)
+    decisions = {d.channel: d for d in selection.decisions}
+    return {"journey": journey.id, "version": journey.version, "message": message, "user_id": profile.user_id,
+            "locale": who.locale, "timezone": str(who.zone),
+            "channels": [_previewed(c, rendered, decisions[c], policy) for c in wanted]}
+
+
+def _previewed(channel: str, rendered: Rendered, decision: Decision, policy: Policy) -> dict[str, Any]:
+    content = rendered.contents.get(channel)
+    encoded = sms_encoding(content["text"]) if channel == "sms" and content and "text" in content else None
+    segments = encoded.segments if encoded is not None else None
+    return {"channel": channel, "locale": rendered.locales.get(channel), "content": content,
+            "error": rendered.errors.get(channel), "encoding": encoded.encoding if encoded else None,
+            "segments": segments, "cost": round(policy.fast.costs[channel] * (segments or 1), 6),
+            "eligible": decision.eligible, "reason": decision.reason}
 
 
 class _RoundTripTx(MemoryTx):

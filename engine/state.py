@@ -12,14 +12,17 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any, Protocol
+from urllib.parse import quote
 
-from channels import Decision, Policy, Profile, SentRecord
+from channels import Choice, Decision, Policy, Profile, SentRecord, recipient_zone
 from channels.links import TrackedLink, Tracker
+from channels.selection import shown
 from channels.values import quick_init
 from engine.compiler import CompiledJourney
 from engine.events import Event, format_time, parse_time
 from engine.expressions import instant
 from engine.model import Step
+from engine.sandbox import RECIPIENT, Recipient
 
 ACTIVE = "active"
 MAX_STEPS_PER_STIMULUS = 10_000
@@ -268,6 +271,8 @@ class Send:
     segments: int | None
     decisions: tuple[Decision, ...]
     at: datetime
+    choice: Choice | None = None  # strategy auto: the order chosen and why
+    locale: str | None = None  # the variant of the message it was rendered from (`fr`); None: the default content
     links: tuple[TrackedLink, ...] = ()  # its tracked links and open pixel, stored with it (policy `links`)
     digest: Mapping[str, Any] | None = None  # the digest it was rendered with (`Digest.summary`)
 
@@ -275,11 +280,13 @@ class Send:
         """A message as the simulate document shows it (docs/cli.md)."""
         data = {
             "user_id": self.user_id, "at": format_time(self.at), "step": self.step, "channel": self.channel,
-            "message": self.message, "content": dict(self.content), "encoding": self.encoding,
-            "segments": self.segments, "cost": self.cost, "decisions": [d.to_dict() for d in self.decisions],
+            "message": self.message, "locale": self.locale, "content": dict(self.content), "encoding": self.encoding,
+            "segments": self.segments, "cost": self.cost, "decisions": shown(self.decisions, self.choice),
         }
         if self.digest is not None:
             data["digest"] = dict(self.digest)
+        if self.choice is not None:
+            data["choice"] = self.choice.to_dict()
         return data
 
 
@@ -430,8 +437,19 @@ class Failure:
 
 def profile_context(profile: Profile) -> dict[str, Any]:
     """The `profile` name seen by expressions and templates."""
-    return {"user_id": profile.user_id, "timezone": profile.timezone, "email": profile.email,
+    return {"user_id": profile.user_id, "timezone": profile.timezone, "locale": profile.locale, "email": profile.email,
             "phone": profile.phone, "rcs_capable": profile.rcs_capable, "attributes": profile.attributes}
+
+
+def recipient(profile: Profile, policy: Policy) -> Recipient:
+    """Whom templates write for: the profile's locale (else the policy's `default_locale`) and zone
+    (else its phone number's, else the policy's `default_timezone`)."""
+    return Recipient(profile.locale or policy.default_locale, recipient_zone(profile, policy))
+
+
+def preferences_page(user_id: str) -> str:
+    """`preferences_url` where no server says where it is (a dry run): the page's path, without a key."""
+    return f"/v1/users/{quote(user_id, safe='')}/preferences/page"
 
 
 def journey_context(journey: CompiledJourney) -> dict[str, Any]:
@@ -445,8 +463,10 @@ class Run:
 
     def __init__(self, policy: Policy, tracing: bool, journey: CompiledJourney, instance: Instance, profile: Profile,
                  sent: Sequence[SentRecord], now: datetime, handlers: Mapping[str, Callable[[Run, Step], object]],
-                 tracker: Tracker | None = None, recent: RecentView = NO_MARKS) -> None:
+                 tracker: Tracker | None = None, recent: RecentView = NO_MARKS,
+                 preference_links: Callable[[str], str] = preferences_page) -> None:
         self.policy = policy
+        self.preference_links = preference_links  # a person's `preferences_url`
         self.tracing = tracing
         self.tracker = tracker  # rewrites the links of what is rendered (None: the policy tracks none)
         self._handlers = handlers
@@ -473,6 +493,7 @@ class Run:
         self.now = now
         self.commands: list[Any] = []
         self._profile_ctx: dict[str, Any] | None = None
+        self._recipient: Recipient | None = None
 
     @property
     def active(self) -> bool:
@@ -491,8 +512,10 @@ class Run:
     def context(self) -> dict[str, Any]:
         if self._profile_ctx is None:
             self._profile_ctx = profile_context(self.profile)
+            self._recipient = recipient(self.profile, self.policy)
         context = {"event": self.event, "profile": self._profile_ctx, "journey": journey_context(self.journey),
-                   "now": instant(self.now)}
+                   "now": instant(self.now), "preferences_url": self.preference_links(self.user_id),
+                   RECIPIENT: self._recipient}
         if self.digest is not None:
             context["digest"] = self.digest.context()
         return context

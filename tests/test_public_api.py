@@ -19,11 +19,11 @@ ENGINE_API = [
 ]
 
 CHANNELS_API = [
-    "CHANNELS", "ConsentRecord", "Decision", "Delivery", "FileError", "Keyword", "KeywordMatch", "KeywordOutcome",
-    "Policy", "PolicyError", "Profile", "ProfileError", "Selection", "SelectionError", "SendRequest", "SentRecord",
-    "SmsEncoding", "apply_keyword", "cap_reached", "classify_keyword", "consent_reason", "consent_status",
-    "effective_strategy", "load_policy", "next_local_time", "quiet_until", "recipient_region", "recipient_zone",
-    "select", "sms_encoding",
+    "CHANNELS", "ChannelEngagement", "Choice", "ConsentRecord", "Decision", "Delivery", "FileError", "Keyword",
+    "KeywordMatch", "KeywordOutcome", "Policy", "PolicyError", "Profile", "ProfileError", "Selection",
+    "SelectionError", "SendRequest", "SentRecord", "SmsEncoding", "apply_keyword", "best_time", "cap_reached",
+    "classify_keyword", "consent_reason", "consent_status", "effective_strategy", "load_policy", "next_local_time",
+    "quiet_until", "reach", "recipient_region", "recipient_zone", "select", "sms_encoding",
 ]
 
 

@@ -10,6 +10,7 @@ import json
 from datetime import datetime
 from pathlib import Path
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import phonenumbers
 import pytest
@@ -22,6 +23,7 @@ from engine.cli import app
 from engine.compiler import load_file
 from engine.runs import AudienceRun
 from engine.runtime import Runtime
+from engine.sandbox import RECIPIENT, Recipient
 from engine.state import Digest
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -203,15 +205,20 @@ def test_example_profiles_have_valid_e164_phones_and_consents(folder: Path) -> N
 
 @pytest.mark.parametrize("folder", EXAMPLE_DIRS, ids=_ids(EXAMPLE_DIRS))
 def test_every_message_renders_for_every_example_entry(folder: Path) -> None:
-    """No shipped template reads a property its own example trigger events lack."""
+    """No shipped template, nor any of its variants, reads a property its own example trigger events lack."""
     journey = load_file(JOURNEYS / f"{folder.name}.yaml")
     profiles = {p["user_id"]: p for p in _jsonl(folder / "profiles.jsonl")}
     for event in _entries(folder):
-        context = {"event": event, "profile": profiles[event["user_id"]], "journey": {"id": journey.id}}
-        if any(step.type == "digest" for step in journey.definition.steps):  # a digest of this one event
-            context["digest"] = Digest.open("gather", None, event, _timestamp(event["timestamp"])).context()
+        digested = any(step.type == "digest" for step in journey.definition.steps)  # a digest of this one event
         for message, channels in journey.definition.messages.items():
-            contents, errors = journey.render_channels(message, channels.channels(), context)
-            assert errors == {}, (message, errors)
-            assert set(contents) == set(channels.channels()), message
-            assert "{{" not in json.dumps(contents), message
+            for locale in ("en", *channels.locales):
+                context = {"event": event, "profile": profiles[event["user_id"]], "journey": {"id": journey.id},
+                           RECIPIENT: Recipient(locale, ZoneInfo("America/Chicago"))}
+                if digested:
+                    context["digest"] = Digest.open("gather", None, event, _timestamp(event["timestamp"])).context()
+                rendered = journey.render_channels(message, channels.channels(), context)
+                assert rendered.errors == {}, (message, locale, rendered.errors)
+                assert set(rendered.contents) == set(channels.channels()), message
+                assert "{{" not in json.dumps(rendered.contents), message
+                variant = channels.locales.get(locale)
+                assert rendered.locales == {c: locale for c in (variant.channels() if variant else ())}

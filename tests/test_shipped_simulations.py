@@ -160,7 +160,7 @@ EXPECTED: dict[str, Journey] = {
             Sent("u1", "push", "shipped_notice", "order_shipped", "2026-01-05T10:00:00Z"),
             Sent("u1", "push", "shipped_notice", "order_shipped", "2026-01-05T10:30:00Z"),
             Sent("u2", "email", "shipped_notice", "order_shipped", "2026-01-05T11:00:00Z", {"push": "no_address"}),
-            Sent("u3", "push", "shipped_notice", "order_shipped", "2026-01-05T11:30:00Z"),
+            Sent("u3", "email", "shipped_notice", "order_shipped", "2026-01-05T11:30:00Z"),  # never opens a push
             Sent("u2", "sms", "out_for_delivery_notice", "out_for_delivery", "2026-01-06T09:00:00Z",
                  {"push": "no_address"}, GSM7_1),
             Sent("u1", "push", "out_for_delivery_notice", "out_for_delivery", "2026-01-07T08:00:00Z"),
@@ -180,7 +180,7 @@ EXPECTED: dict[str, Journey] = {
             ("u3", "C-3001"): ("exited", ["shipped_notice", "wait_out_for_delivery"]),
         },
         summary={"users": 3, "entered": 4, "completed": 3, "exited": 1, "converted": 0, "active": 0, "failed": 0,
-                 "messages": {"push": 6, "email": 3, "sms": 1}, "cost": 0.0119},
+                 "messages": {"push": 5, "email": 4, "sms": 1}, "cost": 0.0128},
     ),
     "flash-sale": Journey(
         messages=[
@@ -302,10 +302,10 @@ EXPECTED: dict[str, Journey] = {
     "cart-abandonment": Journey(
         messages=[
             Sent("u1", "push", "nudge", "cart_reminder", "2026-01-05T16:00:00Z"),
-            Sent("u2", "push", "nudge", "cart_reminder", "2026-01-05T16:10:00Z"),
+            Sent("u2", "sms", "nudge", "cart_reminder", "2026-01-05T16:10:00Z", sms=GSM7_1),  # reads texts, not pushes
             Sent("u3", "push", "nudge", "cart_reminder", "2026-01-05T16:20:00Z"),
             Sent("u4", "push", "nudge", "cart_reminder", "2026-01-05T16:30:00Z", {"sms": "no_consent"}),
-            Sent("u2", "sms", "nudge", "cart_reminder", "2026-01-05T18:10:00Z", sms=GSM7_1),
+            Sent("u2", "push", "nudge", "cart_reminder", "2026-01-05T18:10:00Z"),
             Sent("u4", "email", "discount", "cart_discount", "2026-01-06T16:30:00Z"),
         ],
         skipped=[],
@@ -360,7 +360,14 @@ def test_each_message_records_why_other_channels_were_refused(journey_id: str) -
         assert refused == dict(expected.refused), where
         chosen = [d for d in message["decisions"] if d["channel"] == expected.channel]
         capability = {"capability": "assumed"} if expected.channel == "rcs" else {}  # the profile's rcs_capable
-        assert chosen == [{"channel": expected.channel, "eligible": True, "reason": None, **capability}], where
+        figures = ("reach", "cost", "score")  # strategy auto's, checked below
+        assert [{k: v for k, v in d.items() if k not in figures} for d in chosen] == [
+            {"channel": expected.channel, "eligible": True, "reason": None, **capability}], where
+        if "choice" in message:  # strategy auto: the chosen channel's figures are its own, and it is first
+            assert chosen[0]["cost"] == message["cost"] and 0 <= chosen[0]["reach"] <= 1, where
+            assert message["choice"]["order"][0] == expected.channel, where
+        else:
+            assert not any(figure in chosen[0] for figure in figures), where
 
 
 @pytest.mark.parametrize("journey_id", IDS)
@@ -408,6 +415,18 @@ def test_summary_counts_and_cost(journey_id: str) -> None:
     assert summary.pop("cost") == pytest.approx(expected.pop("cost"), abs=1e-9)
     assert summary == expected
     assert _simulate(journey_id)["journey"] == journey_id
+
+
+def test_auto_sends_a_texter_the_sms_first_and_someone_who_never_opens_a_push_an_email() -> None:
+    """The expected.md files' reasons, word for word: u2 of cart-abandonment opened none of 20
+    pushes and clicked 8 of 10 texts; u3 of delivery-status opened none of 12 pushes, 4 of 6 emails."""
+    [texter, later] = _messages("cart-abandonment", "u2")
+    assert texter["choice"] == {"strategy": "auto", "order": ["sms", "push"], "reason": (
+        "sms first: 100 reach per unit cost (0.83 at 0.0083); push 0.05 below the floor 0.10 for urgency normal")}
+    assert later["choice"]["reason"].startswith("no engagement on sms within 2h; push only")
+    [reader] = _messages("delivery-status", "u3")
+    assert reader["choice"]["reason"] == ("email: the cheapest with reach at least 0.10: 0.48 at 0.0010; push 0.07 "
+                                          "below it for urgency low")
 
 
 def test_rcs_not_capable_falls_back_to_sms_without_mms_content() -> None:
@@ -558,3 +577,21 @@ def test_audience_journeys_enter_their_audience_in_one_run(journey_id: str, run:
     entry = document["instances"][0]
     assert entry["user_id"] == "u1"
     assert "runs" not in _simulate("cart-abandonment")  # an event-triggered journey has none
+
+
+def test_appointment_times_are_in_each_patients_zone_and_language() -> None:
+    """The UTC `starts_at` written for the reader: u1 in New York (en-US) reads the English content, u4
+    (fr-CA, New York) the `fr` variant of the confirmation (booked the same day: no reminder), u3
+    (es-ES, Berlin) the `es` variant of the email."""
+    texts = {(m["user_id"], m["channel"], m["message"]): (m["locale"], m["content"].get("text") or m["content"]["body"])
+             for m in _simulate("appointment-confirmation")["messages"]}
+    assert texts["u1", "sms", "appointment_reminder"] == (None, "Reminder: Dr. Patel at Midtown Dental tomorrow, "
+                                                          "Thursday, January 8 at 10:00 AM. Can't make it? "
+                                                          "https://care.example.com/a/a-101")
+    assert texts["u4", "sms", "booking_confirmed"] == ("fr", "Midtown Dental : votre rendez-vous avec Dr. Patel est "
+                                                       "confirmé pour le lundi 5 janvier à 13:00. Gérer : "
+                                                       "https://care.example.com/a/a-401")
+    locale, body = texts["u3", "email", "appointment_reminder"]
+    assert locale == "es" and "Praxis Mitte el miércoles 7 de enero, 15:30." in body
+    assert texts["u2", "sms", "booking_confirmed"][1].endswith("for Friday, January 9 at 9:00 am. Manage: "
+                                                               "https://care.example.com/a/a-201")

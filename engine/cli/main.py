@@ -19,6 +19,7 @@ from channels import PolicyError, load_policy
 from engine.cli.consent import consent_app
 from engine.cli.graphs import RenderError, render, step_order, to_dot, to_mermaid
 from engine.cli.help import App
+from engine.cli.preview import preview_command
 from engine.cli.profiles import profiles_app
 from engine.cli.report import print_report, simulate_progress
 from engine.cli.schema import schema_text
@@ -38,6 +39,7 @@ app = App(
 )
 app.add_typer(consent_app)  # journey consent export
 app.add_typer(profiles_app)  # journey profiles import
+app.command("preview")(preview_command)
 log = logging.getLogger("journey.serve")
 
 
@@ -265,7 +267,9 @@ def _serve_options(db: str, journeys: Path, host: str, port: int, policy: Path |
                         _bytes("JOURNEY_MAX_BODY_BYTES", MAX_BODY),
                         _bytes("JOURNEY_MAX_BULK_BODY_BYTES", MAX_BULK_BODY),
                         worker_id=os.environ.get("JOURNEY_WORKER_ID", "").strip() or None,
-                        metrics_public=os.environ.get("JOURNEY_METRICS_PUBLIC", "").strip().lower() in TRUE)
+                        metrics_public=os.environ.get("JOURNEY_METRICS_PUBLIC", "").strip().lower() in TRUE,
+                        user_key_secret=os.environ.get("JOURNEY_USER_KEY_SECRET") or None,
+                        public_url=os.environ.get("JOURNEY_PUBLIC_URL", "").strip())
 
 
 def _seconds(name: str, default: str, low: float, high: float) -> timedelta:

@@ -22,9 +22,17 @@ _TOTALS = ("users", "entered", "completed", "exited", "converted", "active", "fa
 
 
 def _decisions(decisions: list[dict[str, Any]]) -> str:
-    return ", ".join(
-        f"{d['channel']} ok" if d["eligible"] else f"{d['channel']} {d['reason']}" for d in decisions
-    )
+    """`push ok, sms no_consent`; with strategy auto's figures, `push ok (reach 0.80)` (the costs
+    are in the cost column and the choices' reasons)."""
+    return ", ".join(_decision(d) for d in decisions)
+
+
+def _decision(d: dict[str, Any]) -> str:
+    text = f"{d['channel']} ok" if d["eligible"] else f"{d['channel']} {d['reason']}"
+    if d.get("reach") is None:
+        return text
+    fallback = f" {d['fallback']}" if d.get("fallback") else ""
+    return f"{text} ({fallback.strip() + ' ' if fallback else ''}reach {d['reach']:.2f})"
 
 
 def clock_times(stamps: list[str]) -> list[str]:
@@ -123,15 +131,25 @@ def _print_sends(result: dict[str, Any], console: Console, limit: int | None) ->
     messages = result["messages"]
     times = clock_times([m["at"] for m in messages])
     console.print(_table("messages", ("at (UTC)", "user", "step", "channel", "message", "cost", "decisions"), [
-        (at, m["user_id"], m["step"] or "-", m["channel"], m["message"], f"{m['cost']:.4f}", _decisions(m["decisions"]))
+        (at, m["user_id"], m["step"] or "-", m["channel"], _variant(m), f"{m['cost']:.4f}", _decisions(m["decisions"]))
         for at, m in zip(times, messages, strict=True)], limit, "message", console.width))
     _print_digests(messages, console, limit)
+    chosen = [(at, m) for at, m in zip(times, messages, strict=True) if m.get("choice")]
+    if chosen:
+        console.print(_table("channel choices (strategy auto)", ("at (UTC)", "user", "step", "order", "why"), [
+            (at, m["user_id"], m["step"] or "-", " > ".join(m["choice"]["order"]), m["choice"]["reason"])
+            for at, m in chosen], limit, "choice", console.width))
     skipped = result["skipped"]
     if skipped:
         times = clock_times([s["at"] for s in skipped])
         console.print(_table("skipped sends", ("at (UTC)", "user", "step", "message", "reason", "decisions"), [
             (at, s["user_id"], s["step"], s["message"], s["reason"], _decisions(s["decisions"]))
             for at, s in zip(times, skipped, strict=True)], limit, "skipped send", console.width))
+
+
+def _variant(message: dict[str, Any]) -> str:
+    """The message and, when a locale's variant was sent, which (`reminder (fr)`)."""
+    return f"{message['message']} ({message['locale']})" if message.get("locale") else message["message"]
 
 
 def _print_digests(messages: list[dict[str, Any]], console: Console, limit: int | None) -> None:

@@ -50,6 +50,8 @@ class ServeOptions:
     bulk_max_body: int
     worker_id: str | None = None  # JOURNEY_WORKER_ID: the base of this server's worker ids (default: host:port)
     metrics_public: bool = False  # JOURNEY_METRICS_PUBLIC: /metrics without a key
+    user_key_secret: str | None = None  # JOURNEY_USER_KEY_SECRET: what user keys are HMACs under
+    public_url: str = ""  # JOURNEY_PUBLIC_URL: where people reach this server (default: http://host:port)
 
 
 def build(options: ServeOptions, worker_id: str) -> Server:
@@ -81,7 +83,8 @@ def run(server: Server, options: ServeOptions, sock: socket.socket | None = None
     tune_runtime()
     logging.getLogger("uvicorn.access").addFilter(server.outage)  # 503s of an outage: counted, not a line each
     api = create_app(server, options.keys, max_body=options.max_body, bulk_max_body=options.bulk_max_body,
-                     metrics_public=options.metrics_public)
+                     metrics_public=options.metrics_public, user_key_secret=options.user_key_secret,
+                     public_url=options.public_url or f"http://{options.host}:{options.port}")
     server.start()
     _reload_on_sighup(server)
     log.info("serving", extra=fields(journeys=len(server.engine.journeys), folder=str(options.journeys),

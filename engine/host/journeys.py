@@ -23,6 +23,7 @@ from engine.compiler import CompiledJourney, load_paths, load_text
 from engine.errors import JourneyDefinitionError, JourneyNotFoundError, JourneyStoppedError
 from engine.events import format_time
 from engine.host.logs import fields
+from engine.partials import TemplateSource
 from engine.ports import Journeys, JourneyVersion, Runs
 from engine.runs import CANCELLED
 from engine.service import Engine
@@ -69,7 +70,7 @@ class Deploys:
         stored = self.journeys.journey_version(journey_id, version)
         if stored is None:
             return None
-        compiled = load_text(stored.source, stored.file)
+        compiled = load_text(stored.source, stored.file, TemplateSource(kept=stored.templates))
         if compiled.id != journey_id:
             return None
         log.info("compiled journey %s version %s from the store", journey_id, version)
@@ -158,7 +159,7 @@ class Deploys:
         """Store the versions not seen before; returns the ids of the journeys they belong to."""
         now = self.clock.now()
         new = [j for j in journeys if j.text and self.journeys.journey_version(j.id, j.version) is None]
-        self.journeys.save_versions([JourneyVersion(j.id, j.version, j.source, j.text, now) for j in new])
+        self.journeys.save_versions([JourneyVersion(j.id, j.version, j.source, j.text, now, j.partials) for j in new])
         return {j.id for j in new}
 
     def _restart_stopped(self, deployed: set[str]) -> None:

@@ -24,6 +24,7 @@ from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any, TextIO
 
+from channels.selection import shown
 from engine.events import format_time
 from engine.state import DEFER_REASON, Outcome, Schedule, Send, Skip
 
@@ -187,7 +188,7 @@ def log_decisions(outcomes: Sequence[Outcome]) -> None:
             if isinstance(command, Send):
                 decisions_log.info("send", extra=fields(user=command.user_id, **ids, step=command.step,
                                                         message=command.message, channel=command.channel,
-                                                        message_id=command.message_id))
+                                                        message_id=command.message_id, **_chosen(command)))
             elif isinstance(command, Skip):
                 decisions_log.info("skip", extra=fields(user=command.user_id, **ids, step=command.step,
                                                         message=command.message, reason=command.reason,
@@ -196,6 +197,16 @@ def log_decisions(outcomes: Sequence[Outcome]) -> None:
                 decisions_log.info("defer", extra=fields(user=command.user_id, **ids, step=instance and instance.step,
                                                          message=command.message, reason=DEFER_REASON,
                                                          until=format_time(command.timer.due)))
+
+
+def _chosen(send: Send) -> dict[str, Any]:
+    """strategy auto's explanation: every candidate's figures (`push:0.80@0.0001 sms:0.33@0.0083`,
+    reach at cost), the order and the one-line reason."""
+    if send.choice is None:
+        return {}
+    figures = " ".join(f"{d.get('fallback') or d['channel']}:{d['reach']:.2f}@{d['cost']:.4f}"
+                       for d in shown(send.decisions, send.choice) if "reach" in d)
+    return {"reach": figures or None, "order": ",".join(send.choice.order), "why": send.choice.reason}
 
 
 def _refused(skip: Skip) -> str | None:

@@ -11,11 +11,13 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 from contextlib import AbstractContextManager, nullcontext
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime
+from types import MappingProxyType
 from typing import Any
 
 from channels import ConsentRecord, Profile, ProfileError
+from channels.engagement import Engagement
 from channels.profile import RcsCapability
 from engine.errors import EventError
 from engine.events import check_values, format_time
@@ -56,11 +58,25 @@ def stamped(consent: dict[str, Any], now: datetime) -> dict[str, Any]:
 
 
 def merged(existing: Profile | None, incoming: Profile) -> Profile:
-    """The upsert of `incoming` over what is stored: its fields, the stored ledger plus its changes."""
+    """The upsert of `incoming` over what is stored: its fields, the stored ledger plus its changes,
+    and its engagement when it gives one (history brought from another tool), else the stored."""
     history = existing.consents if existing else ()
+    stored = existing.engagement if existing else None
+    preferences = existing.preferences if existing else incoming.preferences  # the person's own: PUT keeps them
     return Profile(incoming.user_id, incoming.timezone, incoming.email, incoming.phone, incoming.push_token,
-                   incoming.rcs_capable, incoming.attributes, history, _capability(existing, incoming)).with_consents(
+                   incoming.rcs_capable, incoming.attributes, history, _capability(existing, incoming),
+                   imported(stored, incoming.engagement), incoming.locale, preferences).with_consents(
         changes(history, incoming.consents))
+
+
+def imported(stored: Engagement | None, given: Engagement | None) -> Engagement | None:
+    """The counts a document gives replace the stored ones of the channels it names (the others
+    stay); the messages the engine tracks on each stay too, so feedback on its way counts once."""
+    if given is None:
+        return stored
+    kept = stored or {}
+    return MappingProxyType({**kept, **{channel: replace(counts, tracked=kept[channel].tracked) if channel in kept
+                                        else counts for channel, counts in given.items()}})
 
 
 def _capability(existing: Profile | None, incoming: Profile) -> RcsCapability | None:

@@ -14,21 +14,33 @@ from collections.abc import Iterable, Mapping
 from dataclasses import replace
 from datetime import datetime
 from types import MappingProxyType
-from typing import Any, ClassVar, TypeVar
+from typing import Annotated, Any, ClassVar, TypeVar
 
 from fastapi.exceptions import RequestValidationError
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    WithJsonSchema,
+    field_validator,
+    model_validator,
+)
 
 from channels import ConsentRecord, Profile
+from channels.engagement import ChannelEngagement, Engagement, hours_problem
+from channels.preferences import MAX_ENTRIES, Preferences
 from channels.profile import RcsCapability
 from engine.events import Event
 from engine.host.profiles import MAX_BATCH, merged
 from engine.http.fields import (
     Category,
     Channel,
+    Count,
     Email,
     EventId,
     JsonObject,
+    Locale,
     Name,
     Phone,
     SomeText,
@@ -40,6 +52,8 @@ from engine.http.fields import (
 from engine.http.problems import describe, validation_errors
 
 REF = "#/components/schemas/{model}"
+LOCALE = ("BCP 47, as CLDR spells it, e.g. `fr-CA`: picks the message's variant and formats dates, numbers and "
+          "currencies (default: the policy's `default_locale`)")
 M = TypeVar("M", bound=BaseModel)
 
 
@@ -160,10 +174,63 @@ class RcsCapabilityIn(Body):
         return RcsCapability(self.capable, self.checked_at, self.source)
 
 
+Hours = Annotated[dict[str, Count], WithJsonSchema({
+    "type": "object", "propertyNames": {"pattern": r"^([0-9]|1[0-9]|2[0-3])$"},
+    "additionalProperties": {"type": "integer", "minimum": 0}, "examples": [{"19": 12, "8": 2}]})]
+
+
+class RecentEngagement(Body):
+    """The sent and engaged counts decayed to `as_of`: each message counts half as much every
+    half-life (the policy's `auto.half_life`) since it went."""
+
+    sent: float = Field(ge=0, allow_inf_nan=False)
+    engaged: float = Field(ge=0, allow_inf_nan=False)
+    as_of: Timestamp | None = Field(None, description="RFC 3339 with an offset, 1970 to 2099; null: the next "
+                                    "event counted")
+
+
+class ChannelEngagementIn(Body):
+    """A person's engagement on one channel (docs/formats.md): messages sent, delivered, failed and
+    engaged with (once each), the last engagement, engagements by local hour of day."""
+
+    model_config = ConfigDict(json_schema_extra=examples({"sent": 20, "engaged": 18}))
+    sent: Count = Field(0, ge=0)
+    delivered: Count = Field(0, ge=0)
+    failed: Count = Field(0, ge=0)
+    engaged: Count = Field(0, ge=0)
+    last_engaged_at: Timestamp | None = Field(None, description="RFC 3339 with an offset, 1970 to 2099")
+    by_hour: Hours = Field({}, description="engagements by the person's local hour, \"0\" to \"23\"")
+    recent: RecentEngagement | None = Field(None, description="left out: the counts themselves")
+
+    @field_validator("by_hour")
+    @classmethod
+    def _hours(cls, value: dict[str, int]) -> dict[str, int]:
+        problem = hours_problem(value)
+        if problem is not None:
+            raise refused(problem)
+        return value
+
+    def value(self) -> ChannelEngagement:
+        recent = None if self.recent is None else (self.recent.sent, self.recent.engaged, self.recent.as_of)
+        return ChannelEngagement.given((self.sent, self.delivered, self.failed, self.engaged), self.last_engaged_at,
+                                       self.by_hour, recent)
+
+
+EngagementIn = dict[Channel, ChannelEngagementIn]
+ENGAGEMENT = ("per channel, as the engine counts it; given, it replaces the stored counts of the channels it "
+              "names (history from another tool), the others stay; left out or null, every count stays")
+
+
+def engagement_value(given: EngagementIn | None) -> Engagement | None:
+    """The engine's value of a body's `engagement` (None: none given, the stored counts stay)."""
+    return None if given is None else MappingProxyType({channel: doc.value() for channel, doc in given.items()})
+
+
 class ProfileFields(BaseModel):
     """What a profile holds besides its id and consents, in and out alike."""
 
     timezone: TimeZone | None = Field(None, description="IANA zone, e.g. `America/New_York`")
+    locale: Locale | None = Field(None, description=LOCALE)
     email: Email | None = Field(None, description="name@domain")
     phone: Phone | None = Field(None, description="a valid number in E.164, e.g. `+14155550100`")
     push_token: Text | None = None
@@ -172,14 +239,15 @@ class ProfileFields(BaseModel):
     attributes: JsonObject = {}
     rcs_capability: RcsCapabilityIn | None = Field(None, description="a capability check's cached answer, written "
                                                    "by the engine; null: rcs_capable is assumed")
+    engagement: EngagementIn | None = Field(None, description=ENGAGEMENT)
 
 
 class ProfileIn(Body, ProfileFields):
     """A profile; fields are replaced, consents are appended to the ledger (never rewritten)."""
 
     model_config = ConfigDict(json_schema_extra=examples(
-        {"timezone": "Europe/Paris", "email": "ada@example.com", "phone": "+33612345678", "push_token": "tok-1",
-         "attributes": {"first_name": "Ada", "region": "FR"},
+        {"timezone": "Europe/Paris", "locale": "fr-FR", "email": "ada@example.com", "phone": "+33612345678",
+         "push_token": "tok-1", "attributes": {"first_name": "Ada", "region": "FR"},
          "consents": [{"channel": "sms", "category": "marketing", "granted": True}]}))
     user_id: Text | None = Field(None, description="if present, the same as in the path (another is a 409)")
     consents: list[ConsentIn] = []
@@ -190,7 +258,7 @@ class ProfileIn(Body, ProfileFields):
         return Profile(user_id, self.timezone, self.email, self.phone, self.push_token,
                        self.rcs_capable if capability is None else capability.capable,
                        MappingProxyType(dict(self.attributes)), tuple(c.to_record(now, source) for c in self.consents),
-                       capability)
+                       capability, engagement_value(self.engagement), self.locale)
 
 
 class ProfilePatch(Body):
@@ -201,25 +269,28 @@ class ProfilePatch(Body):
         {"attributes": {"tier": "gold"}, "timezone": "Europe/Berlin", "rcs_capable": True}))
     user_id: Text | None = Field(None, description="if present, the same as in the path (another is a 409)")
     timezone: TimeZone | None = Field(None, description="IANA zone, e.g. `America/New_York`")
+    locale: Locale | None = Field(None, description=LOCALE)
     email: Email | None = Field(None, description="name@domain")
     phone: Phone | None = Field(None, description="a valid number in E.164, e.g. `+14155550100`")
     push_token: Text | None = None
     rcs_capable: bool | None = Field(None, description="`null`: false")
     attributes: JsonObject = Field({}, description="merged key by key; `null` removes a key")
     consents: list[ConsentIn] = []
+    engagement: EngagementIn | None = Field(None, description=ENGAGEMENT)
 
     def applied_to(self, stored: Profile, now: datetime) -> Profile:
         """`stored` with these changes, merged over it as `PUT` merges: the consents that change
         something appended to its ledger, the cached RCS capability kept unless `rcs_capable`
-        contradicts it."""
-        given = self.model_fields_set - {"user_id", "attributes", "consents"}
+        contradicts it, engagement imported as `PUT` imports it."""
+        given = self.model_fields_set - {"user_id", "attributes", "consents", "engagement"}
         fields: dict[str, Any] = {name: getattr(self, name) for name in given}
         if "rcs_capable" in fields:
             fields["rcs_capable"] = bool(fields["rcs_capable"])  # cleared: false, a profile's default
         kept: Mapping[str, Any] = {**stored.attributes, **self.attributes}
         attributes = MappingProxyType({k: v for k, v in kept.items() if v is not None})
         incoming = replace(stored, **fields, attributes=attributes, rcs_capability=None,
-                           consents=tuple(c.to_record(now) for c in self.consents))
+                           consents=tuple(c.to_record(now) for c in self.consents),
+                           engagement=engagement_value(self.engagement))
         return merged(stored, incoming)
 
 
@@ -254,6 +325,55 @@ class SimulateRequest(Body):
     profiles: list[SimulatedProfile] = []
     start: Timestamp | None = Field(None, description="audience runs from this instant (see `journey simulate`)")
     until: Timestamp | None = Field(None, description="audience runs up to this instant (default: the first only)")
+
+
+class PreviewEvent(Body):
+    """The event a previewed message's templates read; its type defaults to the journey's trigger."""
+
+    id: EventId | None = None
+    type: Name | None = Field(None, description="default: the journey's trigger event")
+    timestamp: Timestamp | None = Field(None, description="RFC 3339 with an offset; default: now")
+    properties: JsonObject | None = Field(None, description="any JSON object; numbers finite")
+
+
+class PreviewRequest(Body):
+    """Whom to render a message for: a stored person (`user_id`) or one given here (`profile`)."""
+
+    model_config = ConfigDict(json_schema_extra={**examples(
+        {"user_id": "u1", "event": {"properties": {"starts_at": "2026-03-12T15:30:00Z"}}, "channels": ["sms"]},
+        {"profile": {"user_id": "u1", "locale": "fr-FR", "timezone": "Europe/Paris", "phone": "+33612345678"}}),
+        "oneOf": [{"required": ["user_id"]}, {"required": ["profile"]}]})
+    user_id: Name | None = Field(None, description="a stored profile (its consents and preferences count)")
+    profile: SimulatedProfile | None = Field(None, description="a profile given here, instead of `user_id`")
+    event: PreviewEvent | None = None
+    channels: list[Channel] = Field([], description="the channels to render (default: every one the message has)")
+
+    @model_validator(mode="after")
+    def _one_person(self) -> PreviewRequest:
+        if ("user_id" in self.model_fields_set) == ("profile" in self.model_fields_set):
+            raise refused("give either user_id (a stored profile) or profile (one given here)")
+        return self
+
+    def to_event(self, trigger: str, user_id: str, now: datetime) -> Event:
+        given = self.event
+        if given is None:
+            return Event(trigger, user_id, now)
+        return Event(given.type or trigger, user_id, given.timestamp or now, given.properties or {}, given.id)
+
+
+class PreferencesIn(Body):
+    """What a person wants: per category, each channel on or off; per journey (one that says it may be
+    turned off), on or off. What is left out is on; a PUT replaces what was said before."""
+
+    model_config = ConfigDict(json_schema_extra=examples(
+        {"categories": {"marketing": {"sms": False, "email": True}}, "journeys": {"win-back": False}}))
+    categories: dict[Category, dict[Channel, bool]] = Field({}, description="per category, each channel on or off")
+    journeys: dict[Name, bool] = Field({}, max_length=MAX_ENTRIES, description="per journey id, on or off (for a "
+                                       "journey with `mutable: true`)",
+                                       json_schema_extra={"additionalProperties": False})  # a key is a Name
+
+    def to_preferences(self) -> Preferences:
+        return Preferences.from_dict({"categories": self.categories, "journeys": self.journeys})
 
 
 class CancelRequest(Body):

@@ -6,7 +6,7 @@ A rule refuses with the engine's words and no field name (pydantic's error carri
 `user_id: expected a non-empty string`, `properties.total: inf is not a finite number`. Where the
 fault lies below the field (a member of `properties`), the error's `below` names the rest of the
 path, which the problem handler (`engine.http.problems`) appends. A schema says what JSON Schema can:
-a timestamp's year range as a pattern, the IANA zones as an enum, a phone number as `format: e164`.
+a timestamp's year range as a pattern, the IANA zones and CLDR's locales as enums, a phone number as `format: e164`.
 """
 
 from __future__ import annotations
@@ -15,10 +15,18 @@ from collections.abc import Callable
 from datetime import datetime
 from typing import Annotated, Any, Literal
 
-from pydantic import PlainValidator, WithJsonSchema
+from pydantic import BeforeValidator, PlainValidator, WithJsonSchema
 from pydantic_core import PydanticCustomError
 
-from channels.profile import EMAIL_PATTERN, check_email, check_phone, check_zone, read_timestamp, time_zones
+from channels.locales import check_locale, locales
+from channels.profile import (
+    EMAIL_PATTERN,
+    check_email,
+    check_phone,
+    check_zone,
+    read_timestamp,
+    time_zones,
+)
 from engine.events import id_problem, name_problem, text_problem, unstorable
 
 IN_RANGE = r"^(19[7-9][0-9]|20[0-9][0-9])-"
@@ -109,9 +117,23 @@ Timestamp = Annotated[datetime, PlainValidator(_timestamp),
 JsonObject = Annotated[dict[str, Any], PlainValidator(_json_object), WithJsonSchema({"type": "object"})]
 TimeZone = Annotated[str, PlainValidator(_checked(check_zone)),
                      WithJsonSchema({"type": "string", "enum": sorted(time_zones())})]
+Locale = Annotated[str, PlainValidator(_checked(check_locale)),
+                   WithJsonSchema({"type": "string", "enum": sorted(locales()), "examples": ["en-US", "fr-CA"]})]
+"""A BCP 47 tag CLDR has data for, as it spells it: the enum lists them."""
 Email = Annotated[str, PlainValidator(_checked(check_email)), WithJsonSchema({"type": "string",
                                                                                "pattern": EMAIL_PATTERN})]
 Phone = Annotated[str, PlainValidator(_checked(check_phone)),
                   WithJsonSchema({"type": "string", "format": "e164", "pattern": E164, "examples": ["+14155550100"]})]
 """A valid phone number in E.164 (`format: e164`: the pattern says its shape; its country and number
 plan decide the rest, as libphonenumber does)."""
+
+
+def _whole(value: object) -> object:
+    """A count written 20.0 is the count 20: JSON Schema's `integer` takes it (and other tools
+    write numbers so), while the strict bodies would refuse it; a fraction is still refused."""
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
+    return value
+
+
+Count = Annotated[int, BeforeValidator(_whole)]

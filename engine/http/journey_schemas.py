@@ -12,6 +12,30 @@ class _Out(BaseModel):
     model_config = ConfigDict(extra="allow")
 
 
+class PreviewedChannel(_Out):
+    channel: str
+    locale: str | None = Field(description="the message's variant it was rendered from; null: its default content")
+    content: dict[str, Any] | None = Field(description="as a send would hand it to a provider; null: it failed")
+    error: str | None = Field(description="why its template failed to render")
+    encoding: str | None = Field(description="SMS: GSM-7 or UCS-2")
+    segments: int | None = Field(description="SMS: what providers bill")
+    cost: float = Field(description="at the policy's prices (SMS: per segment)")
+    eligible: bool = Field(description="whether it could be sent to this person now")
+    reason: str | None = Field(description="why not: no_consent, opted_out, preference_off, no_address...")
+
+
+class Preview(_Out):
+    """A message rendered for one person, per channel; nothing was sent or stored."""
+
+    journey: str
+    version: str
+    message: str
+    user_id: str
+    locale: str = Field(description="the reader's locale: the profile's, else the policy's default_locale")
+    timezone: str
+    channels: list[PreviewedChannel]
+
+
 class VersionView(_Out):
     version: str
     file: str | None = None

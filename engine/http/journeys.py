@@ -15,21 +15,23 @@ from engine.compiler import END
 from engine.errors import HttpError, JourneyDefinitionError
 from engine.host.cancel import cancel_instances
 from engine.host.server import Server
-from engine.http.bodies import CancelRequest, SimulateRequest, parse
+from engine.http.bodies import CancelRequest, PreviewRequest, SimulateRequest, parse
 from engine.http.journey_schemas import (
     CancelledInstances,
     JourneyDetail,
     JourneyList,
     JourneyState,
+    Preview,
     ReloadReport,
     StateChange,
 )
 from engine.http.openapi import documented, parsed_body
 from engine.http.problems import problem
+from engine.http.profiles import stored_profile
 from engine.http.routing import JourneyId, JsonRoute, ServerDep
 from engine.http.schemas import Simulation
 from engine.http.views import instance_view
-from engine.simulator import simulate
+from engine.simulator import preview, simulate
 
 router = APIRouter(route_class=JsonRoute, tags=["journeys"])
 
@@ -119,6 +121,21 @@ def _simulate(server: Server, journey_id: str, body: Any) -> dict[str, Any]:
     first = dry_run.start or (events[0].timestamp if events else now)  # consents without `at` are as of then
     people = [profile.as_profile(first, source="simulation") for profile in dry_run.profiles]
     return simulate(journey, events, people, server.engine.policy, start=dry_run.start, until=dry_run.until, now=now)
+
+
+@router.post("/v1/journeys/{journey_id}/messages/{message}/preview", operation_id="previewMessage",
+             **documented(Preview, 404))
+def preview_message(journey_id: JourneyId, message: str, body: PreviewRequest, server: ServerDep) -> dict[str, Any]:
+    """One message rendered for one person, per channel, as a send now would render it: the variant
+    their locale picks, SMS encoding, segments and cost, and whether each channel could be used.
+    Nothing is sent or stored."""
+    if journey_id not in server.engine.journeys:
+        raise HttpError(404, f"no journey '{journey_id}'")
+    journey = server.engine.journeys[journey_id]
+    now = server.clock.now()
+    person = body.profile.as_profile(now) if body.profile is not None else stored_profile(server, body.user_id or "")
+    event = body.to_event(journey.definition.trigger.event or "journey.run", person.user_id, now)
+    return preview(journey, message, person, event, server.engine.policy, now, body.channels)
 
 
 def _summary(server: Server, journey_id: str) -> dict[str, Any]:

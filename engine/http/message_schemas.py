@@ -21,6 +21,19 @@ class Decision(_Out):
         None, description="rcs: `known` when a provider answered whether the phone takes RCS (cached on the "
         "profile), `assumed` when the profile's rcs_capable alone decided")
     capability_source: str | None = Field(None, description="rcs, when known: the provider that answered")
+    reach: float | None = Field(None, description="strategy auto: the chance the person engages on this channel")
+    cost: float | None = Field(None, description="strategy auto: the message's cost on it")
+    score: float | None = Field(None, description="strategy auto: what it was ranked by (reach; reach per unit of "
+                                "cost at urgency normal; cost at urgency low)")
+
+
+class Choice(_Out):
+    """strategy auto: the channels in the order chosen and why, in one line."""
+
+    strategy: str
+    order: list[str]
+    reason: str = Field(description='e.g. "sms first: reach 0.90 at 0.0083 beats push 0.05 at 0.0001 for urgency '
+                        'high"')
 
 
 class _Send(_Out):
@@ -55,6 +68,8 @@ class Message(_Send):
     cost: float | None = None
     encoding: str | None = None
     segments: int | None = None
+    locale: str | None = Field(None, description="the message's variant it was rendered from (`fr`, for a reader in "
+                               "`fr-CA` when the message has no `fr-CA`); null: its default content")
     status: str | None = Field(None, description="where the message is, as last known: queued, sent, then the "
                                "provider's feedback (delivered, opened, read, clicked, failed), replied (an "
                                "rcs.reply), or cancelled, unknown")
@@ -67,6 +82,7 @@ class Message(_Send):
     provider: str | None = None
     provider_id: str | None = None
     error: str | None = None
+    choice: Choice | None = Field(None, description="strategy auto's order and reason; null for other strategies")
     links: list[TrackedLink] | None = Field(None, description="its tracked links and open pixel, in their order in "
                                             "the message (their codes are not shown: a code records hits)")
 
@@ -126,3 +142,48 @@ class InstanceView(_Out):
 
 class InstanceList(_Out):
     instances: list[InstanceView]
+
+
+class FeedItem(_Out):
+    """One in-app message of a person's feed."""
+
+    message_id: str
+    title: str | None
+    body: str | None
+    at: str = Field(description="when it was sent")
+    seen_at: str | None
+    read_at: str | None
+    archived_at: str | None
+    journey_id: str | None
+    message: str = Field(description="the journey's message it was rendered from")
+    locale: str | None = Field(description="the message's variant; null: its default content")
+    content: dict[str, Any]
+
+
+class Feed(_Out):
+    """A page of a person's feed, newest first."""
+
+    items: list[FeedItem]
+    unread_count: int = Field(description="messages neither read nor archived, in the whole feed")
+    next_cursor: str | None = Field(description="pass as `cursor` for the next page; null: the last page")
+
+
+class FeedMarked(FeedItem):
+    unread_count: int
+
+
+class MarkedAll(_Out):
+    marked: int = Field(description="messages that had not been marked so before")
+    unread_count: int
+
+
+class UserKey(_Out):
+    user_id: str
+    key: str = Field(description="opens this user's feed and preferences only: `Authorization: Bearer <key>`")
+
+
+class PreferencesOut(_Out):
+    """A person's preferences: what is not said is on."""
+
+    categories: dict[str, dict[str, bool]] = Field(description="per category, each channel on or off")
+    journeys: dict[str, bool] = Field(description="per journey id, on or off")

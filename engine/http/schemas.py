@@ -15,7 +15,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field
 
 from engine.http.bodies import ProfileFields, examples
-from engine.http.message_schemas import Message, SkippedSend
+from engine.http.message_schemas import FeedItem, Message, SkippedSend
 
 
 class _Out(BaseModel):
@@ -115,6 +115,7 @@ class Export(_Out):
     messages: list[Message]
     skipped: list[SkippedSend]
     instances: list[dict[str, Any]]
+    feed: list[FeedItem] = Field(description="the in-app feed, archived messages included, newest first")
     exported_at: str
 
 

@@ -66,3 +66,13 @@ def _deferred(server: Server, instance: Instance) -> dict[str, Any]:
 
 def _iso(value: Any) -> Any:
     return format_time(value) if isinstance(value, datetime) else value
+
+
+def feed_item(row: dict[str, Any]) -> dict[str, Any]:
+    """An item of a person's in-app feed (`FeedItem`), from the store's row."""
+    content = row["content"]
+    return {"message_id": row["message_id"], "title": content.get("title"), "body": content.get("body"),
+            "at": format_time(row["at"]), **{k: format_time(row[k]) if row[k] else None
+                                             for k in ("seen_at", "read_at", "archived_at")},
+            "journey_id": row["journey_id"], "message": row["message"], "locale": row["locale"],
+            "content": content}

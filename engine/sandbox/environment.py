@@ -24,7 +24,7 @@ from collections.abc import Iterator, Mapping
 from types import BuiltinMethodType, FunctionType, MethodType
 from typing import Any
 
-from jinja2 import StrictUndefined, nodes
+from jinja2 import BaseLoader, StrictUndefined, nodes
 from jinja2.runtime import Context, LoopContext, markup_join, str_join
 from jinja2.sandbox import ImmutableSandboxedEnvironment
 from jinja2.visitor import NodeTransformer
@@ -33,6 +33,7 @@ from engine.errors import RenderLimitError
 from engine.sandbox import sizes
 from engine.sandbox.budget import MAX_SIZE, MAX_STEPS, Budget, check_digits, current, digits, size, weight
 from engine.sandbox.filters import bounded, bounded_filters, checked, counted
+from engine.sandbox.locale_filters import LOCALE_FILTERS
 
 STR_METHODS = frozenset({
     "capitalize", "casefold", "center", "count", "endswith", "expandtabs", "find", "format", "format_map", "index",
@@ -104,10 +105,10 @@ class BoundedEnvironment(ImmutableSandboxedEnvironment):
 
     intercepted_binops = frozenset({"*", "**", "+", "%"})
 
-    def __init__(self, autoescape: bool = False) -> None:
+    def __init__(self, autoescape: bool = False, loader: BaseLoader | None = None) -> None:
         super().__init__(undefined=StrictUndefined, autoescape=autoescape, keep_trailing_newline=True,
-                         finalize=_printed)
-        self.filters = bounded_filters(self.filters)
+                         finalize=_printed, loader=loader)
+        self.filters = bounded_filters({**self.filters, **LOCALE_FILTERS})
         self.tests["in"] = _test_in
         self.globals["range"] = _range
         self.globals.pop("lipsum", None)

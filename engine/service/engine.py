@@ -20,6 +20,7 @@ from engine.ports import CapabilityLookup, IdSource, InboxTx, Store, Tx, UsersTx
 from engine.runtime import Runtime
 from engine.service.capability import RcsCheck
 from engine.service.catalog import Catalog, VersionSource
+from engine.service.engagement import Engagements
 from engine.service.faults import guarded
 from engine.service.feedback import Feedback
 from engine.service.keywords import Keywords
@@ -33,13 +34,14 @@ class Engine:
 
     Processing an event: its user's profile (a keyword in an inbound SMS or RCS reply changes
     consent first: `Keywords`), as the channel rules must see it (`as_seen`); feedback and replies
-    pinned to their message (`Feedback`); each active instance it is for (`InstanceKeys`)
-    evaluated; then each journey it triggers entered (`Entry`), unless a digest of it took the
-    event; then the event kept if a look-back may take it. Each batch reads its users as far as
-    the journeys need (`Recall`: sends, marks). Each instance is evaluated on its own version
-    and fails alone (`guarded`); an evaluation that decides on rcs may first ask whether the
-    phone takes it (`RcsCheck`); every outcome is carried out (`carry_out`) and noted
-    for the host's `on_commit`."""
+    pinned to their message (`Feedback`) and counted in the person's engagement (`Engagements`,
+    which counts the sends too); each active instance it is for (`InstanceKeys`) evaluated; then
+    each journey it triggers entered (`Entry`), unless a digest of it took the event; then the
+    event kept if a look-back may take it. Each batch reads its users as far as the journeys need
+    (`Recall`: sends, marks). Each instance is evaluated on its own version and fails alone
+    (`guarded`); an evaluation that decides on rcs may first ask whether the phone takes it
+    (`RcsCheck`); every outcome is carried out (`carry_out`) and noted for the host's
+    `on_commit`."""
 
     def __init__(self, journeys: Iterable[CompiledJourney], policy: Policy, store: Store, clock: Clock,
                  new_id: IdSource | None = None, trace: bool = True, versions: VersionSource | None = None,
@@ -52,6 +54,7 @@ class Engine:
         self.catalog = Catalog(journeys, versions)
         self.keywords = Keywords(policy, self.new_id)
         self.feedback = Feedback(policy)
+        self.engagements = Engagements(policy)
         self.rcs = RcsCheck()
         self.recall = Recall(self.catalog)
         self.entry = Entry(self.runtime, self.new_id, self.rcs, self.recall)
@@ -186,6 +189,7 @@ class Engine:
     def _apply(self, tx: Tx, outcome: Outcome) -> None:
         """Carry an outcome out, noting what the host should wake up for (and count) once the transaction commits."""
         carry_out(tx, outcome)
+        self.engagements.on_sends(tx, outcome)
         self._pending.note(outcome, self.keep_outcomes)
 
     def _committed(self) -> None:
@@ -197,12 +201,14 @@ class Engine:
 
     def _process(self, tx: Tx, event: Event, now: datetime) -> None:
         profile = tx.get_profile(event.user_id) or Profile(event.user_id)
+        reply = None
         if event.type in INBOUND:
             profile, reply = self.keywords.on_inbound(tx, event, profile, now)
             if reply is not None:
                 self._apply(tx, reply)
         profile = as_seen(tx, profile)
         event = self.feedback.pin(tx, event, now)
+        profile = self.engagements.on_event(tx, event, profile, keyword=reply is not None)
         instances = tx.active_instances(event.user_id)
         triggered = self.catalog.triggered(event.type)
         keys = InstanceKeys(event, profile, now)

@@ -15,10 +15,11 @@ from datetime import UTC, datetime
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from channels import next_local_time, recipient_zone
+from channels import best_time, next_local_time, recipient_zone
+from channels.engagement import best_hours
 from engine.errors import EvaluationError, EventError
 from engine.events import Event, format_time, parse_time
-from engine.model import HHMM, Step, WaitForStep, WaitStep
+from engine.model import BEST_TIME, HHMM, Step, WaitForStep, WaitStep
 from engine.state import EVENT_MARK, STAY, Mark, Run
 
 EXPIRED = "expired"
@@ -50,6 +51,9 @@ def wait_due(run: Run, step: WaitStep) -> datetime:
     zone = recipient_zone(run.profile, run.policy)
     if HHMM.match(step.until):
         return next_local_time(run.now, zone, step.until)
+    if step.until == BEST_TIME:
+        return best_time(run.now, zone, best_hours(run.profile.engagement), step.best_time_within(),
+                         run.policy.fast.auto.best_time)
     expression = run.journey.expression(f"{step.id}.until")
     assert expression is not None
     due = parse_time(expression(run.context()), f"until ({step.until})")

@@ -16,6 +16,7 @@ from channels.profile import format_timestamp
 DOC: dict[str, Any] = {
     "user_id": "u1",
     "timezone": "Europe/Berlin",
+    "locale": "de-DE",
     "email": "u1@example.com",
     "phone": "+4930123456",
     "push_token": "tok",
@@ -31,6 +32,11 @@ DOC: dict[str, Any] = {
         }
     ],
     "rcs_capability": {"capable": True, "checked_at": "2026-01-05T09:00:00Z", "source": "rbm"},
+    "engagement": {
+        "push": {"sent": 20, "delivered": 19, "failed": 1, "engaged": 18, "last_engaged_at": "2026-01-04T19:10:00Z",
+                 "by_hour": {"8": 2, "19": 16},
+                 "recent": {"sent": 14.5, "engaged": 13.25, "as_of": "2026-01-04T19:10:00Z"}},
+    },
 }
 
 
@@ -69,6 +75,9 @@ def test_offsets_are_normalised_to_z() -> None:
         ({"phone": "0301234567"}, "phone"),
         ({"phone": "+1 212 555 0123"}, "phone"),
         ({"timezone": "Mars/Olympus"}, "timezone"),
+        ({"locale": "de_DE"}, "locale"),
+        ({"locale": "klingon"}, "locale"),
+        ({"locale": 7}, "locale"),
         ({"user_id": ""}, "user_id"),
         ({"rcs_capable": "perhaps"}, "rcs_capable"),
         ({"colour": "blue"}, "colour"),
@@ -111,3 +120,13 @@ def test_timestamps_print_as_utc_with_z_whatever_came_before(stamps: list[tuple[
         at = naive.replace(tzinfo=timezone(timedelta(minutes=offset)))
         fraction = f".{at.microsecond:06d}" if at.microsecond else ""
         assert format_timestamp(at) == at.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S") + fraction + "Z"
+
+
+@pytest.mark.parametrize(("written", "hint"), [("de_DE", "did you mean 'de-DE'?"), ("fr-ca", "did you mean 'fr-CA'?"),
+                                               ("tlh", "a BCP 47 tag such as")])
+def test_a_locale_is_a_tag_cldr_knows_spelt_as_it_spells_it(written: str, hint: str) -> None:
+    """The locale picks a message's variant and formats its dates: one that Babel cannot format in is refused,
+    with the spelling it would take."""
+    with pytest.raises(ProfileError, match=f"^locale: unknown locale '{written}' .*{re.escape(hint)}"):
+        Profile.from_dict({**DOC, "locale": written})
+    assert Profile.from_dict({**DOC, "locale": "zh-Hant-TW"}).locale == "zh-Hant-TW"

@@ -128,26 +128,26 @@ CASES = {
     "unknown_name_in_template": (
         HEAD + "steps:\n  - {id: a, type: send, message: hello}\nmessages:\n  hello:\n"
         "    sms: {text: 'Hi {{ user.first_name }}'}\n",
-        ["demo.yaml:7: message 'hello': sms.text: unknown name 'user'; use event, profile, journey or now "
-         "(did you mean 'profile.attributes.first_name'?)"],
+        ["demo.yaml:7: message 'hello': sms.text: unknown name 'user'; use event, profile, journey, now or "
+         "preferences_url (did you mean 'profile.attributes.first_name'?)"],
     ),
     "unknown_name_in_nested_content": (
         HEAD + "steps:\n  - {id: a, type: send, message: hello}\nmessages:\n  hello:\n    rcs:\n"
         "      text: Hi\n      suggestions:\n        - {reply: 'Yes'}\n"
         "        - {open_url: '{{ link }}', text: View}\n",
         ["demo.yaml:11: message 'hello': rcs.suggestions[1].open_url: unknown name 'link'; "
-         "use event, profile, journey or now"],
+         "use event, profile, journey, now or preferences_url"],
     ),
     "unknown_name_in_expression": (
         HEAD + "steps:\n  - id: b\n    type: branch\n    branches:\n"
         "      - {when: \"customer.tier == 'gold'\", next: c}\n  - {id: c, type: exit}\n",
         ["demo.yaml:7: step 'b': expression \"customer.tier == 'gold'\": unknown name 'customer'; "
-         "use event, profile, journey or now (did you mean 'profile.attributes.tier'?)"],
+         "use event, profile, journey, now or preferences_url (did you mean 'profile.attributes.tier'?)"],
     ),
     "unknown_name_in_trigger": (
         "id: demo\ntrigger: {event: signup, when: 'evnt.properties.value > 1'}\nsteps:\n  - {id: a, type: exit}\n",
         ["demo.yaml:2: trigger: expression 'evnt.properties.value > 1': unknown name 'evnt'; "
-         "use event, profile, journey or now (did you mean 'event.properties.value'?)"],
+         "use event, profile, journey, now or preferences_url (did you mean 'event.properties.value'?)"],
     ),
     "wait_for_event_and_events": (
         HEAD + "steps:\n  - {id: a, type: wait_for, event: x, events: [y], timeout: 1d}\n",
@@ -258,8 +258,8 @@ def test_validate_cli_reports_an_unknown_key_a_dangling_next_and_an_unknown_name
     assert result.output.splitlines() == [
         f"{path}:7: step 'nudge': unknown key 'chanels'; did you mean 'channels'?",
         f"{path}:8: step 'pause': next 'nudgee' is not a step; did you mean 'nudge'?",
-        f"{path}:11: message 'hello': sms.text: unknown name 'user'; use event, profile, journey or now "
-        "(did you mean 'profile.attributes.first_name'?)",
+        f"{path}:11: message 'hello': sms.text: unknown name 'user'; use event, profile, journey, now or "
+        "preferences_url (did you mean 'profile.attributes.first_name'?)",
     ]
 
 
@@ -274,7 +274,7 @@ def test_names_a_template_sets_itself_are_allowed(tmp_path: Path) -> None:
     )
     context = {"event": {"properties": {"items": ["x", "y"]}}, "profile": {}, "journey": {"id": "demo"}}
     rendered = load_file(tmp_path / "own.yaml").render_channels("hello", ["sms"], context)
-    assert rendered == ({"sms": {"text": "3 1. x2. y demo"}}, {})
+    assert (rendered.contents, rendered.errors) == ({"sms": {"text": "3 1. x2. y demo"}}, {})
 
 
 def test_a_cycle_through_a_wait_is_allowed(tmp_path: Path) -> None:

@@ -5,6 +5,8 @@ from __future__ import annotations
 from dataclasses import replace
 from datetime import UTC, datetime
 
+import pytest
+
 from channels import Profile, load_policy
 from engine.clock import VirtualClock
 from engine.compiler import load_text
@@ -298,3 +300,24 @@ def test_an_escalations_later_channel_is_rendered_when_its_turn_comes() -> None:
     escalated = runtime.on_timer(pushed.instance, journey, timer.timer_id, named, [], timer.due)
     assert [(c.channel, dict(c.content)) for c in escalated.commands if isinstance(c, Send)] == [
         ("sms", {"text": "Ada, your cart"})]
+
+
+FEED_FIRST = """
+id: nudge
+category: transactional
+trigger: {event: go}
+steps:
+  - {id: tell, type: send, message: hi, channels: [in_app, sms], strategy: escalate, escalate_after: 1h}
+messages:
+  hi: {in_app: {title: Hi, body: "Your order"}, sms: {text: "Your order"}}
+"""
+
+
+@pytest.mark.parametrize("state", ["seen", "read"])
+def test_reading_the_in_app_message_in_the_feed_is_engagement(simulate: Simulate, state: str) -> None:
+    """The feed's `in_app.seen` and `in_app.read` stop an escalation as an open does (the default policy)."""
+    people = [profile("u1", "sms:transactional")]
+    result = simulate(FEED_FIRST, [event("go", "u1"), event(f"in_app.{state}", "u1", "2026-01-05T10:20:00Z")], people)
+    assert sent(result) == [("u1", "in_app", "2026-01-05T10:00:00Z")]
+    ignored = simulate(FEED_FIRST, [event("go", "u1"), event("in_app.archived", "u1", "2026-01-05T10:20:00Z")], people)
+    assert [s[1] for s in sent(ignored)] == ["in_app", "sms"]  # archiving unread is no engagement

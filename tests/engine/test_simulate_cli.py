@@ -52,6 +52,7 @@ def test_json_document_has_the_spec_shape(tmp_path: Path) -> None:
                               "failed": 0, "messages": {"push": 1}, "cost": 0.0001}
     assert doc["messages"] == [{
         "user_id": "u1", "at": "2026-01-05T11:00:00Z", "step": "nudge", "channel": "push", "message": "reminder",
+        "locale": None,
         "content": {"title": "Forgot something?", "body": "2 items wait"}, "encoding": None, "segments": None,
         "cost": 0.0001, "decisions": [{"channel": "push", "eligible": True, "reason": None},
                                       {"channel": "sms", "eligible": False, "reason": "no_consent"}]}]

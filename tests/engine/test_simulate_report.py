@@ -49,13 +49,16 @@ def test_every_message_shows_its_time_of_day_at_80_columns() -> None:
     assert max(len(line) for line in output.splitlines()) <= 80
     messages = _document()["messages"]
     assert len(messages) == 6
-    table = _lines_between(output, "messages", "funnel")
+    table = _lines_between(output, "messages", "channel choices")
     rows = [line for line in table if line[:3] == "Jan"]
     assert len(rows) == len(messages)
     for row, message in zip(rows, messages, strict=True):
         day, time = message["at"][5:10], message["at"][11:16]  # 2026-01-05T16:00:00Z
         assert row.startswith(f"Jan {day[3:]} {time}  {message['user_id']} "), (row, message)
         assert message["message"] in row and message["channel"] in row
+    choices = [line for line in _lines_between(output, "channel choices", "funnel") if line[:3] == "Jan"]
+    assert len(choices) == len([m for m in messages if "choice" in m]) == 5  # the nudges: strategy auto
+    assert choices[1].startswith("Jan 05 16:10  u2    nudge  sms > push  sms first: 100 reach per unit"), choices
 
 
 def test_times_are_short_and_complete() -> None:
@@ -68,9 +71,10 @@ def test_times_are_short_and_complete() -> None:
 
 def test_limit_caps_each_list_and_says_how_many_more() -> None:
     output = _run("--limit", "2").stdout
-    messages = _lines_between(output, "messages", "funnel")
+    messages = _lines_between(output, "messages", "channel choices")
     assert len([line for line in messages if line.startswith("Jan")]) == 2
     assert "… and 4 more messages" in output
+    assert "… and 3 more choices" in output
     assert "… and 2 more users" in output
     assert "… and 1 more user\n" not in output
     funnel = _lines_between(output, "funnel", "outcomes")
@@ -94,7 +98,7 @@ def test_summary_prints_totals_the_funnel_in_graph_order_and_outcomes_per_user()
     outcomes = _lines_between(output, "outcomes per user", "totals")
     assert [line.split() for line in outcomes[3:]] == [
         ["u1", "completed", "done", "push", "0"],
-        ["u2", "completed", "done", "push,", "sms", "0"],
+        ["u2", "completed", "done", "sms,", "push", "0"],  # strategy auto: a texter gets the SMS first
         ["u3", "converted", "nudge", "push", "0"],
         ["u4", "completed", "done", "push,", "email", "0"],
     ]
@@ -180,3 +184,18 @@ def test_tables_at_80_columns_never_break_a_word_inside(journey: str) -> None:
     assert max(len(line) for line in narrow.splitlines()) <= 80
     broken = sorted({word for word in narrow.replace(",", " ").split() if word not in allowed and word.strip("─")})
     assert broken == []
+
+
+def test_the_messages_table_shows_which_locale_each_variant_was_for() -> None:
+    """The shipped appointment journey: u4 (fr-CA) is sent the `fr` variant, u3 (es-ES) the `es` one."""
+    example = ROOT / "examples" / "appointment-confirmation"
+    result = runner.invoke(app, ["simulate", str(ROOT / "journeys" / "appointment-confirmation.yaml"), "--events",
+                                 str(example / "events.jsonl"), "--profiles", str(example / "profiles.jsonl")],
+                           env={"COLUMNS": "200"})
+    assert result.exit_code == 0, result.output
+    rows = [line for line in result.stdout.splitlines() if line[:3] == "Jan"]
+    assert sum("booking_confirmed (fr)" in row for row in rows) == 2  # u4's email and sms
+    assert sum("booking_confirmed (es)" in row for row in rows) == 1
+    assert sum("appointment_reminder (es)" in row for row in rows) == 1
+    assert any(" u1 " in row and "appointment_reminder " in row and "(" not in row.split("reminder")[1][:3]
+               for row in rows)

@@ -30,11 +30,13 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import IO, Any, Protocol
+from urllib.parse import urlencode
 
 import httpx
 import pytest
 import uvicorn
 from prometheus_client.parser import text_string_to_metric_families
+from twilio.request_validator import RequestValidator
 
 from channels import Policy, load_policy
 from channels.providers import Provider
@@ -45,6 +47,7 @@ from engine.http import create_app
 from engine.ports import HostStore
 from engine.stores.memory import MemoryStore
 from engine.stores.sql import SqlStore
+from tests.providers.provider_fakes import AUTH_TOKEN, FakeTwilio
 
 JOURNEY = Path(sys.executable).parent / "journey"
 API_KEYS = ("k1", "k2")
@@ -262,6 +265,24 @@ def put_profile(server: ServerProcess | LocalServer, user_id: str, *grants: str,
 
 def post_events(server: ServerProcess | LocalServer, body: Any) -> httpx.Response:
     return server.client.post("/v1/events", json=body)
+
+
+def twilio_post(local: LocalServer, kind: str, params: dict[str, str]) -> httpx.Response:
+    """A Twilio webhook (`status` callback or `inbound` message), signed as Twilio signs it."""
+    url = f"{local.base_url}/v1/webhooks/twilio/{kind}"
+    signature = RequestValidator(AUTH_TOKEN).compute_signature(url, params)
+    return local.client.post(f"/v1/webhooks/twilio/{kind}", content=urlencode(params),
+                             headers={"Content-Type": "application/x-www-form-urlencoded",
+                                      "X-Twilio-Signature": signature})
+
+
+@pytest.fixture
+def twilio() -> Iterator[FakeTwilio]:
+    """A local server speaking Twilio's Messages API (tests/providers/provider_fakes.py)."""
+    fake = FakeTwilio()
+    fake.start()
+    yield fake
+    fake.stop()
 
 
 # --- the server in this process, on a virtual clock ------------------------------------------------------------

@@ -66,3 +66,25 @@ def test_profiles_import_through_a_running_server(local: LocalServer, tmp_path: 
                                       "--key", local.headers["Authorization"].removeprefix("Bearer ")])
     assert result.exit_code == 1 and "2500 profiles upserted, 2 refused" in result.stdout
     assert local.client.get("/v1/profiles/p1234").json()["email"] == "p1234@example.com"
+
+
+def test_profiles_import_brings_engagement_history_from_another_tool(tmp_path: Path) -> None:
+    """A team arriving with history: the counts go in with the profile, and a second import of the
+    same people without them (a CRM export) leaves them as they are."""
+    db = f"sqlite:///{tmp_path / 'journey.db'}"
+    path = tmp_path / "history.jsonl"
+    path.write_text(json.dumps({"user_id": "h1", "engagement": {"sms": {"sent": 10, "engaged": 9,
+                                                                        "by_hour": {"19": 9}}}}) + "\n"
+                    + json.dumps({"user_id": "h2", "engagement": {"sms": {"sent": "ten"}}}) + "\n", encoding="utf-8")
+    result = CliRunner().invoke(app, ["profiles", "import", str(path), "--db", db])
+    assert result.exit_code == 1 and "1 profiles upserted, 1 refused" in result.stdout
+    assert f"{path}:2: engagement.sms.sent" in result.stderr
+    path.write_text(json.dumps({"user_id": "h1", "email": "h1@example.com"}) + "\n", encoding="utf-8")
+    assert CliRunner().invoke(app, ["profiles", "import", str(path), "--db", db]).exit_code == 0
+    store = SqlStore(db)
+    with store.transaction() as tx:
+        profile = tx.get_profile("h1")
+    store.close()
+    assert profile is not None and profile.email == "h1@example.com"
+    assert profile.to_dict()["engagement"]["sms"]["engaged"] == 9
+    assert profile.to_dict()["engagement"]["sms"]["by_hour"] == {"19": 9}

@@ -275,3 +275,22 @@ def test_a_sweep_that_keeps_failing_shows_in_metrics_not_in_liveness(local: Loca
     local.server.sweep_timers()
     assert local.client.get("/healthz").status_code == 200
     assert 'journey_sweep_failing{sweep="timers"} 0.0' in local.client.get("/metrics").text
+
+
+def test_an_instance_keeps_the_partial_it_entered_with_across_an_edit_and_a_restart(
+        durable_db: str, start_local: StartLocal, journeys_dir: Path) -> None:
+    """The tips SMS includes `templates/tips.sms`; A is waiting when the partial is edited and the
+    server restarts: A gets the text it entered with (kept in the database with its version), B,
+    who enters after, the new one."""
+    (journeys_dir / "templates").mkdir()
+    (journeys_dir / "templates" / "tips.sms").write_text("Three tips to get started: reply HELP", encoding="utf-8")
+    (journeys_dir / "welcome.yaml").write_text(JOURNEYS["welcome.yaml"].replace(
+        'sms: {text: "Three tips to get started: reply HELP"}', "sms: {text: \"{% include 'tips.sms' %}\"}"),
+        encoding="utf-8")
+    local = start_local(db=durable_db)
+    start_everyone(local)
+    v1 = local.client.get("/v1/journeys/welcome").json()["version"]
+    (journeys_dir / "templates" / "tips.sms").write_text(V2_TEXT, encoding="utf-8")
+    local = restart(local, start_local, journeys_dir, durable_db)
+    assert local.client.get("/v1/journeys/welcome").json()["version"] != v1
+    finish(local, new_entry=True)

@@ -5,18 +5,15 @@ holds and every profile sharing a number; one provider's bug fails one message, 
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlencode
 
 import pytest
-from twilio.request_validator import RequestValidator
 
 from channels.providers import FileProvider, OutboundMessage
 from channels.providers.twilio import TwilioProvider
 from tests.providers.provider_fakes import ACCOUNT_SID, AUTH_TOKEN, FakeTwilio
-from tests.server.conftest import LocalServer, StartLocal, post_events, put_profile
+from tests.server.conftest import LocalServer, StartLocal, post_events, put_profile, twilio_post
 
 PHONE = "+14155550100"
 PROMO = """\
@@ -32,14 +29,6 @@ messages:
 
 
 @pytest.fixture
-def twilio() -> Iterator[FakeTwilio]:
-    fake = FakeTwilio()
-    fake.start()
-    yield fake
-    fake.stop()
-
-
-@pytest.fixture
 def rig(start_local: StartLocal, journeys_dir: Path, twilio: FakeTwilio, tmp_path: Path) -> LocalServer:
     (journeys_dir / "promo.yaml").write_text(PROMO, encoding="utf-8")
     sms = TwilioProvider(ACCOUNT_SID, AUTH_TOKEN, "+15005550006", api_base_url=twilio.url, timeout=2)
@@ -51,7 +40,7 @@ def sms_of(local: LocalServer, user_id: str) -> list[dict[str, Any]]:
 
 
 def twilio_inbound(local: LocalServer, sender: str, text: str, sid: str = "SM1") -> Any:
-    return _twilio_post(local, "inbound", {"From": sender, "To": "+15005550006", "Body": text, "MessageSid": sid})
+    return twilio_post(local, "inbound", {"From": sender, "To": "+15005550006", "Body": text, "MessageSid": sid})
 
 
 def first_attempt_fails(local: LocalServer, twilio: FakeTwilio) -> dict[str, Any]:
@@ -194,14 +183,6 @@ def test_a_retry_that_falls_into_quiet_hours_waits_for_the_morning(rig: LocalSer
         (rig.clock.now().date()).isoformat() + "T08:00:00")
 
 
-def _twilio_post(local: LocalServer, kind: str, params: dict[str, str]) -> Any:
-    url = f"{local.base_url}/v1/webhooks/twilio/{kind}"
-    signature = RequestValidator(AUTH_TOKEN).compute_signature(url, params)
-    return local.client.post(f"/v1/webhooks/twilio/{kind}", content=urlencode(params),
-                             headers={"Content-Type": "application/x-www-form-urlencoded",
-                                      "X-Twilio-Signature": signature})
-
-
 def test_a_status_callback_with_a_non_numeric_error_code_is_a_400_not_a_500(rig: LocalServer,
                                                                             twilio: FakeTwilio) -> None:
     """Twilio's error codes are numbers: anything else is refused by field and changes nothing."""
@@ -209,7 +190,7 @@ def test_a_status_callback_with_a_non_numeric_error_code_is_a_400_not_a_500(rig:
     post_events(rig, {"type": "promo.sent", "user_id": "u1"})
     rig.settle()
     [sms] = sms_of(rig, "u1")
-    reply = _twilio_post(rig, "status", {"MessageSid": sms["provider_id"], "MessageStatus": "undelivered",
+    reply = twilio_post(rig, "status", {"MessageSid": sms["provider_id"], "MessageStatus": "undelivered",
                                          "ErrorCode": "not-a-number"})
     assert reply.status_code == 400, reply.text
     assert reply.json()["errors"][0]["field"] == "ErrorCode"
@@ -222,11 +203,11 @@ def test_an_inbound_sms_without_a_message_sid_is_processed_once_when_replayed(ri
     put_profile(rig, "u1", "sms:marketing", phone=PHONE)
     params = {"From": PHONE, "To": "+15005550006", "Body": "STOP"}
     for _ in range(2):
-        assert _twilio_post(rig, "inbound", params).status_code == 200
+        assert twilio_post(rig, "inbound", params).status_code == 200
     rig.settle()
     confirmations = [m for m in sms_of(rig, "u1") if m["message"] == "stop_confirmation"]
     assert len(confirmations) == 1
     rig.advance(120)  # the same words two minutes later are a new message
-    assert _twilio_post(rig, "inbound", params).status_code == 200
+    assert twilio_post(rig, "inbound", params).status_code == 200
     rig.settle()
     assert len([m for m in sms_of(rig, "u1") if m["message"] == "stop_confirmation"]) == 2

@@ -88,6 +88,6 @@ def test_validate_knows_rcs_reply_and_rcs_read_and_warns_about_a_near_miss(tmp_p
     assert result.exit_code == 0, result.output
     warnings = [line for line in result.output.splitlines() if "warning" in line]
     assert warnings == [f"{tmp_path / 'replies.yaml'}:7: warning: step 'typo': event 'rcs.replied' looks like "
-                        "provider feedback (<channel>.<status>) but 'replied' is not a status (bounced, clicked, "
-                        "delivered, failed, opened, queued, read, sending, sent): it never changes a message; did you "
-                        "mean 'reply'?"]
+                        "provider feedback (<channel>.<status>) but 'replied' is not a status (archived, bounced, "
+                        "clicked, delivered, failed, opened, queued, read, seen, sending, sent): it never changes a "
+                        "message; did you mean 'reply'?"]

@@ -18,7 +18,7 @@ T0 = "2026-01-05T10:00:00Z"
 
 
 def test_a_profile_round_trips_and_keeps_its_consent_history(local: LocalServer) -> None:
-    body = {"timezone": "Europe/Paris", "email": "ada@example.com", "phone": "+33612345678",
+    body = {"timezone": "Europe/Paris", "locale": "fr-FR", "email": "ada@example.com", "phone": "+33612345678",
             "push_token": "tok-ada", "rcs_capable": True, "attributes": {"first_name": "Ada", "tier": "gold"},
             "consents": [{"channel": "email", "category": "marketing", "granted": True, "source": "signup form",
                           "at": "2026-01-02T09:00:00Z"}]}
@@ -26,7 +26,8 @@ def test_a_profile_round_trips_and_keeps_its_consent_history(local: LocalServer)
     assert put.status_code == 200, put.text
     got = local.client.get("/v1/profiles/ada")
     assert got.status_code == 200
-    assert got.json() == {"user_id": "ada", **body, "rcs_capability": None}  # no provider has answered
+    assert got.json() == {"user_id": "ada", **body, "rcs_capability": None,  # no provider has answered
+                          "engagement": {}}  # nothing sent yet: nothing counted
 
     grant = local.client.post("/v1/profiles/ada/consents",
                               json={"channel": "sms", "category": "marketing", "granted": True, "source": "web"})
@@ -242,3 +243,14 @@ def test_prefer_respond_async_replies_once_events_are_durable_and_processes_them
     assert again.json() == {"accepted": 0, "duplicates": 1, "rejected": []}
     plain = post_events(local, {"id": "a-3", "type": "order.placed", "user_id": "u1", "properties": {"order_id": "C"}})
     assert plain.status_code == 202 and "preference-applied" not in plain.headers
+
+
+def test_engagement_counts_written_as_whole_floats_are_counts_and_fractions_are_refused(local: LocalServer) -> None:
+    """JSON Schema's `integer` takes 20.0 (and exporters write counts so): the API does too."""
+    put_profile(local, "eve", engagement={"push": {"sent": 20.0, "engaged": 18, "by_hour": {"19": 12.0}}})
+    counts = local.client.get("/v1/profiles/eve").json()["engagement"]["push"]
+    assert (counts["sent"], counts["engaged"], counts["by_hour"]) == (20, 18, {"19": 12})
+    assert all(type(n) is int for n in (counts["sent"], counts["engaged"], counts["by_hour"]["19"]))
+    half = local.client.patch("/v1/profiles/eve", json={"engagement": {"push": {"sent": 20.5}}})
+    assert half.status_code == 422
+    assert [e["field"] for e in half.json()["errors"]] == ["engagement.push.sent"]

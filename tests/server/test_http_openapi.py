@@ -18,6 +18,8 @@ from engine.http.bodies import (
     ConsentIn,
     EventBatch,
     EventIn,
+    PreferencesIn,
+    PreviewRequest,
     ProfileIn,
     ProfilePatch,
     SimulatedProfile,
@@ -27,7 +29,8 @@ from engine.http.rbm_webhooks import RbmPush
 from engine.http.webhooks import TwilioForm
 from tests.server.conftest import LocalServer, StartLocal
 
-OPEN = {"/healthz", "/readyz", "/v1/webhooks/{provider}/{kind}", "/v1/webhooks/rbm", "/l/{code}", "/o/{code}"}
+PAGE = "/v1/users/{user_id}/preferences/page"  # an HTML page for people; its link carries their key
+OPEN = {"/healthz", "/readyz", "/v1/webhooks/{provider}/{kind}", "/v1/webhooks/rbm", "/l/{code}", "/o/{code}", PAGE}
 
 
 @pytest.fixture
@@ -72,6 +75,8 @@ def test_every_post_and_put_documents_its_body(document: dict[str, Any]) -> None
         ("POST", "/v1/profiles"): ["BulkProfiles"],
         ("POST", "/v1/profiles/{user_id}/consents"): ["ConsentIn"],
         ("POST", "/v1/journeys/{journey_id}/simulate"): ["SimulateRequest"],
+        ("POST", "/v1/journeys/{journey_id}/messages/{message}/preview"): ["PreviewRequest"],
+        ("PUT", "/v1/users/{user_id}/preferences"): ["PreferencesIn"],
         ("POST", "/v1/journeys/{journey_id}/instances/cancel"): ["CancelRequest"],
         ("POST", "/v1/webhooks/{provider}/{kind}"): ["TwilioForm"],
         ("POST", "/v1/webhooks/rbm"): ["RbmPush"],
@@ -79,7 +84,10 @@ def test_every_post_and_put_documents_its_body(document: dict[str, Any]) -> None
     without = [(m, p) for m, p, op in operations(document) if m in ("POST", "PUT") and "requestBody" not in op]
     assert without == [("POST", "/v1/journeys/{journey_id}/runs"),  # a run takes no body: the journey says it all
                        ("POST", "/v1/journeys/reload"), ("POST", "/v1/journeys/{journey_id}/pause"),
-                       ("POST", "/v1/journeys/{journey_id}/resume"), ("POST", "/v1/journeys/{journey_id}/stop")]
+                       ("POST", "/v1/journeys/{journey_id}/resume"), ("POST", "/v1/journeys/{journey_id}/stop"),
+                       ("POST", "/v1/users/{user_id}/feed/{message_id}/{state}"),  # marks: the path says it all
+                       ("POST", "/v1/users/{user_id}/feed/{state}"),
+                       ("POST", PAGE)]  # a form of switches, one per category and channel
     examples = document["components"]["schemas"]["EventIn"]["examples"]
     assert examples[0]["type"] == "order.placed"
 
@@ -111,7 +119,7 @@ def without_nulls(value: Any) -> Any:
 
 
 BODIES = [EventIn, EventBatch, ProfileIn, ProfilePatch, ConsentIn, BulkProfiles, SimulateRequest, SimulatedProfile,
-          TwilioForm, RbmPush]
+          PreviewRequest, PreferencesIn, TwilioForm, RbmPush]
 
 
 @pytest.mark.parametrize("model", BODIES)
@@ -130,7 +138,7 @@ def test_every_answer_has_a_model_and_every_error_is_problem_details(document: d
             assert path == "/l/{code}" and set(op["responses"]["302"]["headers"]) == {"Location"}
         elif success != ["204"]:
             schema = next(iter(op["responses"][success[0]]["content"].values()))["schema"]
-            assert path in ("/metrics", "/o/{code}") or resolve(document, schema), (method, path)
+            assert path in ("/metrics", "/o/{code}", PAGE) or resolve(document, schema), (method, path)
         errors = {code: r for code, r in op["responses"].items() if code[0] in "45"}
         assert "503" in errors, (method, path)
         for code, response in errors.items():

@@ -119,11 +119,13 @@ def test_an_export_holds_everything_about_one_person_and_nothing_about_others(lo
     assert response.status_code == 200, response.text
     doc = response.json()
     assert set(doc) == {"user_id", "profile", "consents", "suppressions", "messages", "skipped", "instances",
-                        "exported_at"}
+                        "feed", "exported_at"}
     assert doc["user_id"] == "bob" and doc["exported_at"] == "2026-01-05T10:00:03Z"
-    assert doc["profile"] == {"user_id": "bob", "timezone": "UTC", "email": "bob@example.com",
+    engagement = doc["profile"].pop("engagement")  # what the engine counted of them: one push sent
+    assert doc["profile"] == {"user_id": "bob", "timezone": "UTC", "locale": None, "email": "bob@example.com",
                               "phone": "+14155550100", "push_token": "tok-bob", "rcs_capable": False,
                               "attributes": {"tier": "gold"}, "rcs_capability": None}
+    assert {channel: counts["sent"] for channel, counts in engagement.items()} == {"push": 1}
     assert [(c["channel"], c["category"], c["granted"], c["source"]) for c in doc["consents"]] == [
         ("push", "transactional", True, "test"), ("sms", "marketing", False, "call")]
     assert doc["suppressions"] == []

@@ -184,3 +184,23 @@ def test_patch_refuses_what_it_cannot_merge(local: LocalServer) -> None:
     other = local.client.patch("/v1/profiles/u1", json={"user_id": "u2"})  # another user than the path's
     assert other.status_code == 409 and other.json()["detail"].startswith("user_id:"), other.text
     assert local.client.get("/v1/profiles/u1").json()["timezone"] == "UTC"
+
+
+def test_a_profiles_locale_is_kept_by_put_patch_bulk_and_export(start_local: Any, any_db: str) -> None:
+    """A locale is part of the profile on every store: written by PUT, PATCH and the bulk route, read back,
+    cleared with null, exported; one CLDR does not know is a 422 naming it (its spelling suggested)."""
+    local = start_local(db=any_db)
+    assert local.client.put("/v1/profiles/ada", json={"locale": "fr-CA"}).json()["locale"] == "fr-CA"
+    assert local.client.get("/v1/profiles/ada").json()["locale"] == "fr-CA"
+    assert local.client.patch("/v1/profiles/ada", json={"email": "ada@example.com"}).json()["locale"] == "fr-CA"
+    assert local.client.patch("/v1/profiles/ada", json={"locale": "es-419"}).json()["locale"] == "es-419"
+    bulk = local.client.post("/v1/profiles", json={"profiles": [{"user_id": "bob", "locale": "de-DE"},
+                                                                 {"user_id": "cy", "locale": "de_DE"}]}).json()
+    assert bulk["upserted"] == 1 and bulk["rejected"][0]["index"] == 1
+    assert "locale: unknown locale 'de_DE' (did you mean 'de-DE'?)" in bulk["rejected"][0]["error"]
+    assert local.client.get("/v1/profiles/bob").json()["locale"] == "de-DE"
+    export = local.client.get("/v1/profiles/ada/export")
+    assert export.status_code == 200 and "es-419" in export.text, export.text
+    wrong = local.client.put("/v1/profiles/ada", json={"locale": "fr-ca"})
+    assert wrong.status_code == 422 and wrong.json()["detail"].startswith("locale: unknown locale 'fr-ca'"), wrong.text
+    assert local.client.patch("/v1/profiles/ada", json={"locale": None}).json()["locale"] is None

@@ -6,12 +6,15 @@ from __future__ import annotations
 import io
 import json
 import logging
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from engine.host.logs import JsonFormatter, MaskFilter, TextFormatter, fields, log_dispatch, mask
+from channels import Choice, Decision
+from engine.host.logs import JsonFormatter, MaskFilter, TextFormatter, fields, log_decisions, log_dispatch, mask
+from engine.state import Outcome, Send
 from tests.server.conftest import (
     ServerProcess,
     StartServer,
@@ -165,3 +168,27 @@ def test_a_cancel_is_one_line_with_its_ids_and_reason(format: str) -> None:
     else:
         assert text.split("\n")[0].split(" ", 1)[1] == ("info journey.dispatcher cancelled message_id=m1 user=u1 "
                                                          "channel=sms status=cancelled attempts=0 error=opted_out")
+
+
+def test_an_auto_send_logs_every_candidates_reach_and_cost_the_order_and_why() -> None:
+    """The `send` line of a strategy auto decision, as the journey.decisions logger writes it."""
+    handler, stream = capture("json")
+    log = logging.getLogger("journey.decisions")
+    log.addHandler(handler)
+    level = log.level
+    log.setLevel(logging.INFO)
+    reason = "sms first: reach 0.90 at 0.0083 beats push 0.05 at 0.0001 for urgency high"
+    send = Send(message_id="i1:m1", instance_id="i1", journey_id="alert", user_id="ann", step="warn",
+                message="warning", channel="sms", category="transactional", content={"text": "Hi"}, cost=0.0083,
+                encoding="GSM-7", segments=1, at=datetime(2026, 1, 5, 15, tzinfo=UTC),
+                decisions=(Decision("push", True, None), Decision("sms", True, None)),
+                choice=Choice("auto", ("sms", "push"), reason,
+                              {"push": (0.05, 0.0001, 0.05), "sms": (0.9, 0.0083, 0.9)}))
+    try:
+        log_decisions([Outcome(None, [send])])
+    finally:
+        log.removeHandler(handler)
+        log.setLevel(level)
+    [line] = [json.loads(text) for text in stream.getvalue().splitlines()]
+    assert (line["msg"], line["channel"], line["order"], line["why"]) == ("send", "sms", "sms,push", reason)
+    assert line["reach"] == "push:0.05@0.0001 sms:0.90@0.0083"

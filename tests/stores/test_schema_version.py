@@ -4,15 +4,17 @@ from __future__ import annotations
 
 import sqlite3
 import threading
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
 from sqlalchemy import Connection, create_engine, insert, inspect, select, update
 
+from channels import ChannelEngagement
 from channels.links import TrackedLink
 from engine.events import Event
-from engine.ports import carry_out
+from engine.ports import JourneyVersion, carry_out
 from engine.state import Fence, Outcome, partition_of
 from engine.stores.sql import SqlStore, StoreError, claim_sql
 from engine.stores.sql.schema import META, PROFILES, SCHEMA_VERSION
@@ -86,12 +88,13 @@ def test_a_version_1_database_is_upgraded_in_place(url: str) -> None:
         conn.exec_driver_sql("DROP TABLE runs")
         conn.exec_driver_sql("DROP TABLE links")
         conn.exec_driver_sql("DROP TABLE recent")
+        conn.exec_driver_sql("DROP TABLE feed_states")
         conn.execute(insert(PROFILES).values(user_id="u1", doc={"user_id": "u1", "phone": "+14155550100"}))
     engine.dispose()
     _set_version(url, 1)
     assert NEW_INDEXES.isdisjoint(_indexes(url)) and set(OLD_INDEXES) <= _indexes(url)
     store = SqlStore(url)
-    assert _version(store) == SCHEMA_VERSION == 14
+    assert _version(store) == SCHEMA_VERSION == 19
     assert _indexes(url) >= NEW_INDEXES and set(OLD_INDEXES).isdisjoint(_indexes(url))
     assert store.views.users_by_phone("+14155550100") == ["u1"] and store.views.users_by_phone("+14155550199") == []
     with store.transaction() as tx:
@@ -106,6 +109,7 @@ def test_a_version_1_database_is_upgraded_in_place(url: str) -> None:
     assert store.runs.runs_of("cart") == [] and store.runs.claim_run("w1", {"cart"}, datetime(2026, 1, 5, tzinfo=UTC),
                                                            timedelta(seconds=30)) is None  # version 10's
     assert store.links.hit("X7bQ2mKp9Z", False, False, datetime(2026, 1, 5, tzinfo=UTC)) is None  # version 14's
+    assert store.feed.feed_items("u1", None, 10) == [] and store.feed.feed_unread("u1") == 0  # version 17's
     store.close()
 
 
@@ -181,6 +185,127 @@ def test_a_version_12_database_gets_the_links_table_and_keeps_its_messages(url: 
             carry_out(tx, Outcome(None, [send("m2", user_id="u1", links=(TrackedLink("X7bQ2mKp9Z", URL),))]))
         hit = store.links.hit("X7bQ2mKp9Z", False, False, now)
         assert hit is not None and (hit.message_id, hit.url, hit.hits, hit.first) == ("m2", URL, 1, True)
+    finally:
+        store.close()
+
+
+@pytest.mark.parametrize("version", [12, 17])
+def test_an_older_database_gets_engagement_and_choices_and_keeps_its_profiles(url: str, version: int) -> None:
+    """Made as version 12 made it, or 17 (the changes numbered 13 to 17 landed first) — profiles
+    without `engagement`, messages without `choice` — with a profile and a message in it: opened,
+    the profile reads back with no counts, the engine's counts are kept and read back, and the
+    message lists with no choice."""
+    SqlStore(url).close()
+    engine = create_engine(url)
+    with engine.begin() as conn:
+        conn.execute(update(META).where(META.c.key == "schema_version").values(value=str(version)))
+        conn.exec_driver_sql("ALTER TABLE profiles DROP COLUMN engagement")
+        conn.exec_driver_sql("ALTER TABLE messages DROP COLUMN choice")
+        conn.execute(insert(PROFILES).values(user_id="u1", doc={"user_id": "u1", "push_token": "tok"}))
+        conn.exec_driver_sql("INSERT INTO messages (message_id, user_id, message, channel, category, content, cost, "
+                             "decisions, at, status, dispatch, next_attempt_at, attempts) VALUES ('m1', 'u1', 'hi', "
+                             "'push', 'transactional', '{}', 0, '[]', '2026-01-05 10:00:00', 'sent', 'sent', "
+                             "'2026-01-05 10:00:00', 1)")
+    engine.dispose()
+    store = SqlStore(url)
+    try:
+        assert _version(store) == SCHEMA_VERSION
+        at = datetime(2026, 1, 5, 10, tzinfo=UTC)
+        with store.transaction() as tx:
+            tx.prefetch({"u1"}, at)
+            profile = tx.get_profile("u1")
+            assert profile is not None and profile.engagement is None and profile.to_dict()["engagement"] == {}
+            tx.put_engagement("u1", {"push": ChannelEngagement().after_send("m1", at, timedelta(days=30))})
+        assert [m["choice"] for m in store.views.messages_for_user("u1")] == [None]
+    finally:
+        store.close()
+    store = SqlStore(url)
+    try:
+        with store.transaction() as tx:
+            tx.prefetch({"u1"}, at)
+            profile = tx.get_profile("u1")
+            assert profile is not None and profile.to_dict()["engagement"]["push"]["sent"] == 1
+    finally:
+        store.close()
+
+
+ADDED = {15: ("ALTER TABLE messages DROP COLUMN locale",), 16: ("ALTER TABLE journey_versions DROP COLUMN templates",),
+         17: ("DROP TABLE feed_states",),
+         18: ("ALTER TABLE profiles DROP COLUMN engagement", "ALTER TABLE messages DROP COLUMN choice")}
+"""What versions 15 to 18 added, each undone by these statements."""
+
+
+def _missing(version: int) -> list[str]:
+    """What a database of `version` lacks of 15 to 18, undone: what came after it, but for 18, which
+    landed before 15 to 17 (a database 18 made has its own columns and none of theirs)."""
+    later = [15, 16, 17] if version == 18 else [n for n in ADDED if n > version]
+    return [statement for n in later for statement in ADDED[n]]
+
+
+def _made_as(url: str, version: int, *statements: str, pending: bool = False) -> None:
+    """A database as `version` made it: made as the current one, its version set back, what it lacks
+    undone, then `statements` run (rows put in); `pending`: with message m1 as that version wrote it."""
+    SqlStore(url).close()
+    engine = create_engine(url)
+    with engine.begin() as conn:
+        conn.execute(update(META).where(META.c.key == "schema_version").values(value=str(version)))
+        for statement in (*_missing(version), *statements):
+            conn.exec_driver_sql(statement)
+        if pending:
+            _pending_message(conn)
+    engine.dispose()
+
+
+@pytest.mark.parametrize("version", [12, 14, 18])
+def test_an_older_database_gets_the_messages_locale_column_and_keeps_its_messages(url: str, version: int) -> None:
+    """Made as version 12, 14 or 18 made it (messages without `locale`), with one message in it:
+    opened, the old message reads as sent from the default content, and a new one records its variant."""
+    _made_as(url, version, pending=True)
+    store = SqlStore(url)
+    try:
+        assert _version(store) == SCHEMA_VERSION
+        with store.transaction() as tx:
+            carry_out(tx, Outcome(None, [replace(send("m2", user_id="u1"), locale="fr")]))
+        assert {m["message_id"]: m["locale"] for m in store.views.messages_for_user("u1")} == {"m1": None, "m2": "fr"}
+    finally:
+        store.close()
+
+
+@pytest.mark.parametrize("version", [15, 18])
+def test_an_older_database_keeps_its_journey_versions_and_stores_their_templates(url: str, version: int) -> None:
+    """Made as version 15 or 18 made it (journey_versions without `templates`), with a version in it:
+    opened, that version reads back with no templates, and a new one keeps the partials it uses."""
+    _made_as(url, version, "INSERT INTO journey_versions (journey_id, version, file, source, first_loaded_at) "
+                           "VALUES ('cart', 'v1', 'cart.yaml', 'id: cart', '2026-01-05 10:00:00')")
+    store = SqlStore(url)
+    try:
+        assert _version(store) == SCHEMA_VERSION
+        store.journeys.save_versions([JourneyVersion("cart", "v2", "cart.yaml", "id: cart",
+                                                     datetime(2026, 1, 6, tzinfo=UTC),
+                                                     {"footer.sms": "Reply STOP to opt out"})])
+        assert [(v.version, dict(v.templates)) for v in store.journeys.journey_versions("cart")] == [
+            ("v1", {}), ("v2", {"footer.sms": "Reply STOP to opt out"})]
+    finally:
+        store.close()
+
+
+@pytest.mark.parametrize("version", [16, 18])
+def test_an_older_database_gets_the_feed_and_its_in_app_messages_are_in_it(url: str, version: int) -> None:
+    """Made as version 16 or 18 made it (no `feed_states`), with an in-app message sent before: opened,
+    the message is in the person's feed, unread, and reading it is kept."""
+    _made_as(url, version,
+             "INSERT INTO messages (message_id, user_id, message, channel, category, content, cost, decisions, at, "
+             "status, dispatch, next_attempt_at, attempts) VALUES ('m1', 'u1', 'hi', 'in_app', 'transactional', "
+             "'{\"title\": \"Hi\"}', 0, '[]', '2026-01-05 10:00:00', 'sent', 'sent', '2026-01-05 10:00:00', 1)")
+    store = SqlStore(url)
+    try:
+        assert _version(store) == SCHEMA_VERSION
+        assert [r["message_id"] for r in store.feed.feed_items("u1", None, 10)] == ["m1"]
+        assert store.feed.feed_unread("u1") == 1
+        read = datetime(2026, 1, 5, 11, tzinfo=UTC)
+        assert store.feed.mark_feed("u1", ["m1"], "read", read) == ["m1"]
+        assert store.feed.feed_unread("u1") == 0
+        assert store.feed.feed_items("u1", None, 10)[0]["read_at"] == read
     finally:
         store.close()
 

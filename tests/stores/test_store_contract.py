@@ -13,7 +13,7 @@ from typing import Any, TypeVar, cast
 
 import pytest
 
-from channels import ConsentRecord, Decision, Profile, SentRecord
+from channels import ChannelEngagement, ConsentRecord, Decision, Profile, SentRecord
 from channels.links import TrackedLink
 from engine.ports import EntryHistory, HostStore, JourneyVersion, Store, Tx, carry_out
 from engine.state import Cancel, Escalation, Instance, Outcome, Schedule, Send, Skip, TimerRef, Trace
@@ -56,7 +56,7 @@ def consent(channel: str, granted: bool, when: datetime, source: str = "api") ->
 def profile(user_id: str = "u1", consents: Sequence[ConsentRecord] = (), **fields: Any) -> Profile:
     base = Profile(user_id, timezone="Europe/Paris", email=f"{user_id}@example.com", phone="+14155550100",
                    push_token=f"tok-{user_id}", rcs_capable=True, attributes={"tier": "gold", "n": [1, 2]},
-                   consents=tuple(consents))
+                   consents=tuple(consents), locale="fr-FR")
     return replace(base, **fields)
 
 
@@ -155,6 +155,74 @@ def test_consent_ledger_is_appended_not_rewritten(store: Store) -> None:
 
 
 # --- instances and entry history --------------------------------------------------------------------------------
+
+
+def counts(*message_ids: str, engaged: str | None = None) -> dict[str, ChannelEngagement]:
+    """Push counts after sending `message_ids` (and engagement with one of them)."""
+    push = ChannelEngagement()
+    for message_id in message_ids:
+        push = push.after_send(message_id, T0, HALF_LIFE)
+    if engaged is not None:
+        found = push.after_feedback(engaged, "engaged", at(5), 11, HALF_LIFE)
+        assert found is not None
+        push = found
+    return {"push": push}
+
+
+HALF_LIFE = timedelta(days=30)
+
+
+def test_engagement_is_kept_with_the_profile_and_an_upsert_without_it_keeps_it(store: Store) -> None:
+    with store.transaction() as tx:
+        tx.put_profile(profile())
+        tx.put_engagement("u1", counts("m1"))
+        tx.put_engagement("nobody", counts("m9"))  # no profile: nothing to keep it in
+        assert tx.get_profile("u1").engagement == counts("m1")  # type: ignore[union-attr]
+    with store.transaction() as tx:
+        tx.prefetch({"u1"}, at(-60))
+        tx.put_engagement("u1", counts("m1", "m2", engaged="m2"))
+    with store.transaction() as tx:
+        tx.put_profile(profile(email="new@example.com"))  # a profile upsert from the API, no counts in it
+    loaded = read(store, lambda tx: (tx.get_profile("u1"), tx.get_profile("nobody")))
+    assert loaded[0] is not None and loaded[0].email == "new@example.com"
+    assert loaded[0].engagement == counts("m1", "m2", engaged="m2")  # the tracked messages too
+    assert loaded[1] is None
+    with store.transaction() as tx:
+        tx.put_profile(profile(engagement={}))  # given empty: cleared
+    assert read(store, lambda tx: tx.get_profile("u1")).engagement in ({}, None)  # type: ignore[union-attr]
+
+
+def test_engagement_rolls_back_with_its_transaction(store: Store) -> None:
+    with store.transaction() as tx:
+        tx.put_profile(profile())
+        tx.put_engagement("u1", counts("m1"))
+    with pytest.raises(Boom), store.transaction() as tx:
+        tx.prefetch({"u1"}, at(-60))
+        tx.put_engagement("u1", counts("m1", "m2"))
+        raise Boom
+    assert read(store, lambda tx: tx.get_profile("u1")).engagement == counts("m1")  # type: ignore[union-attr]
+
+
+def test_a_batch_of_engagement_is_written_for_every_user_in_it(store: Store) -> None:
+    """A batch's feedback for many people: each profile gets its own counts, the documents
+    untouched; on SQL, in fewer statements than people (one over arrays on PostgreSQL, one
+    `UPDATE ... FROM (VALUES ...)` on SQLite, with the transaction's reads)."""
+    users = [f"u{n}" for n in range(12)]
+    with store.transaction() as tx:
+        for user_id in users:
+            tx.put_profile(profile(user_id))
+    stats = getattr(store, "stats", None)
+    before = stats.statements if stats is not None else 0
+    with store.transaction() as tx:
+        tx.prefetch(set(users), at(-60))
+        for n, user_id in enumerate(users):
+            tx.put_engagement(user_id, counts(*(f"m{k}" for k in range(n + 1))))
+    if stats is not None:
+        assert stats.statements - before < len(users)
+    loaded = read(store, lambda tx: [tx.get_profile(user_id) for user_id in users])
+    assert [p.engagement if p else None for p in loaded] == [counts(*(f"m{k}" for k in range(n + 1)))
+                                                             for n in range(12)]
+    assert all(p is not None and p.locale == "fr-FR" for p in loaded)
 
 
 def test_unknown_instance_is_none(store: Store) -> None:
@@ -437,11 +505,13 @@ def test_committed_data_survives_a_restart(reopen: Callable[[], Store]) -> None:
         tx.put_profile(profile(consents=[consent("sms", True, at(-1))]))
         carry_out(tx, waiting(instance(), "t1", at(30)))
         carry_out(tx, Outcome(instance("i2", key="A"), [send("m1", instance_id="i2")]))
+        tx.put_engagement("u1", counts("m1", engaged="m1"))
     again = reopen()
     assert again.next_due() == at(30)
     with again.transaction() as tx:
         assert tx.remember_events(["e1", "e2"]) == {"e2"}
-        assert tx.get_profile("u1") == profile(consents=[consent("sms", True, at(-1))])
+        assert tx.get_profile("u1") == profile(consents=[consent("sms", True, at(-1))],
+                                               engagement=counts("m1", engaged="m1"))
         assert tx.get_instance("i1") == waiting(instance(), "t1", at(30)).instance
         assert tx.entry_history("cart", "u1", "A") == EntryHistory(True, T0)
         assert list(tx.recent_sends("u1", at(-1))) == [SentRecord("push", "marketing", T0, "cart")]

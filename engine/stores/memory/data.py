@@ -54,6 +54,7 @@ class MemoryData:
         self.states: dict[str, str] = {}
         self.runs: dict[str, AudienceRun] = {}
         self.erasures: list[dict[str, Any]] = []  # the proof kept: who, when, the addresses' hashes
+        self.feed_states: dict[str, dict[str, datetime | None]] = {}  # message_id -> seen_at, read_at, archived_at
         self.order: list[str] | None = None  # every profile's user_id, sorted; None: to be sorted again
         self.lock = threading.RLock()
         self._undo: list[Callable[[], None]] | None = None

@@ -18,13 +18,15 @@ from typing import Any
 from channels import ConsentRecord
 from engine.ports import ERASED, Erasure, LedgerEntry, SuppressionEntry, Tx
 from engine.stores.memory.data import MemoryData, OnData
+from engine.stores.memory.feed import erase_feed
 from engine.stores.memory.tx import MemoryTx
 from engine.stores.privacy import address_hash
 
 
 class MemoryPrivacy(OnData):
-    """Erasure, the per-user ledger and the audit trail, over the store's data. The salt of the
-    address hashes is random per store (it lives as long as the data it hides)."""
+    """Erasure (what the person did to their feed too), the per-user ledger and the audit trail,
+    over the store's data. The salt of the address hashes is random per store (it lives as long as
+    the data it hides)."""
 
     def __init__(self, data: MemoryData, tx: MemoryTx) -> None:
         super().__init__(data)
@@ -43,6 +45,7 @@ class MemoryPrivacy(OnData):
                 "phone_sha256": address_hash(self.salt, profile.phone if profile else None),
                 "email_sha256": address_hash(self.salt, profile.email if profile else None)})
             data.pop(data.profiles, user_id)
+            erase_feed(data, user_id)
             messages, cancelled = self._erase_messages(user_id, at)
             queued = sum(1 for e in data.inbox if e.user_id == user_id)
             data.reassign("inbox", deque(e for e in data.inbox if e.user_id != user_id))

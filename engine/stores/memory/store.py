@@ -11,6 +11,7 @@ from datetime import datetime
 
 from engine.ports import HostStore, PartitionLeases
 from engine.stores.memory.data import MemoryData
+from engine.stores.memory.feed import MemoryFeed
 from engine.stores.memory.journeys import MemoryJourneys
 from engine.stores.memory.links import MemoryLinks
 from engine.stores.memory.outbox import MemoryOutbox
@@ -32,6 +33,7 @@ class MemoryStore:
         self.journeys = MemoryJourneys(self.data)
         self.runs = MemoryRuns(self.data)
         self.privacy = MemoryPrivacy(self.data, self.tx)
+        self.feed = MemoryFeed(self.data)
         self.links = MemoryLinks(self.data)
         self.partitions: PartitionLeases | None = None  # one process: it owns every user
         self.location = "memory"

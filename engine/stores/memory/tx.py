@@ -15,6 +15,7 @@ from functools import partial
 from typing import Any
 
 from channels import Profile, SentRecord
+from channels.engagement import Engagement
 from channels.links import TrackedLink
 from engine.events import Event
 from engine.ports import EntryHistory
@@ -71,9 +72,16 @@ class MemoryUsers(OnData):
         if profile.user_id not in data.profiles:
             data.order = None
         old = data.profiles.get(profile.user_id)
+        if profile.engagement is None and old is not None and old.engagement is not None:
+            profile = replace(profile, engagement=old.engagement)  # none given: the stored counts stay
         for record in profile.consents[len(old.consents) if old else 0:]:  # the records the ledger lacks
             data.append(data.ledger, (profile.user_id, record))
         data.set(data.profiles, profile.user_id, profile)
+
+    def put_engagement(self, user_id: str, engagement: Engagement) -> None:
+        profile = self.data.profiles.get(user_id)
+        if profile is not None:
+            self.data.set(self.data.profiles, user_id, replace(profile, engagement=engagement))
 
     def active_instances(self, user_id: str) -> Sequence[Instance]:
         ids = self.data.active.get(user_id)

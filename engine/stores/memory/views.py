@@ -6,6 +6,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
+from channels.selection import shown
 from engine.state import Instance, Send, Skip
 from engine.stores.links import with_links
 from engine.stores.memory.data import OnData
@@ -60,7 +61,9 @@ def _message_view(delivery: Mapping[str, Any]) -> dict[str, Any]:
     return {"message_id": send.message_id, "instance_id": send.instance_id, "journey_id": send.journey_id,
             "user_id": send.user_id, "step": send.step, "message": send.message, "channel": send.channel,
             "category": send.category, "content": dict(send.content), "cost": send.cost, "encoding": send.encoding,
-            "segments": send.segments, "decisions": [d.to_dict() for d in send.decisions], "at": send.at,
+            "segments": send.segments, "decisions": shown(send.decisions, send.choice), "at": send.at,
+            "choice": send.choice.to_dict() if send.choice is not None else None,
+            "locale": send.locale,
             **{k: delivery[k] for k in ("status", "status_at", "dispatch", "next_attempt_at", "attempts", "provider",
                                         "provider_id", "error")}}
 

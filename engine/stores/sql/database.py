@@ -1,8 +1,9 @@
 """One database as every part of the SQL store uses it: SQLAlchemy's engine, the dialect, the URL
 to name in messages (without its password), and on SQLite the writers' turns.
 
-Each port of the store (`SqlOutbox`, `SqlRuns`, `SqlJourneys`, `SqlPrivacy`, `SqlViews`) is a
-`SqlPort` over the same `Database`: they share its connections and its writer lock, nothing else.
+Each port of the store (`SqlOutbox`, `SqlRuns`, `SqlJourneys`, `SqlPrivacy`, `SqlViews`, `SqlFeed`,
+`SqlLinks`) is a `SqlPort` over the same `Database`: they share its connections and its writer lock,
+nothing else.
 """
 
 from __future__ import annotations

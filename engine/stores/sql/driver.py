@@ -102,10 +102,11 @@ class Driver:
         key's); returns the keys of the rows changed. `also`: more assignments, without
         parameters; `where`: a further condition each row must meet, with `params`, its columns
         written `{t}column` (qualified where the statement needs it). On PostgreSQL a batch is one
-        statement over arrays bound in binary; a row updated twice keeps its last."""
+        statement over arrays bound in binary, on SQLite one `UPDATE ... FROM (VALUES ...)` (below);
+        a row updated twice keeps its last."""
         if not rows:
             return set()
-        if where and self.sqlite:
+        if self.sqlite and (where or len(rows) >= UNNEST_FROM):
             return self._update_from_values(table, key, columns, rows, also, where, params)
         sets = ", ".join(f"{c} = {self.mark}" for c in columns) + (f", {also}" if also else "")
         if self.sqlite or len(rows) < UNNEST_FROM:
@@ -130,18 +131,19 @@ class Driver:
 
     def _update_from_values(self, table: str, key: str, columns: Sequence[str], rows: Sequence[Sequence[Any]],
                             also: str, where: str, params: Sequence[Any]) -> set[Any]:
-        """SQLite, an update with a condition: one `UPDATE ... FROM (VALUES ...) RETURNING`
-        a chunk of rows, rather than a statement a row (each row's own count was the only way to
-        learn which met the condition)."""
+        """SQLite, an update with a condition or of a batch: one `UPDATE ... FROM (VALUES ...)
+        RETURNING` a chunk of rows, rather than a statement a row (each row's own count was the only
+        way to learn which met the condition; a batch of engagement or statuses, a statement a
+        person, was a statement and a half an event)."""
         rows = list({row[-1]: row for row in rows}.values())
         sets = ", ".join(f"{c} = v.column{n}" for n, c in enumerate(columns, 1)) + (f", {also}" if also else "")
-        condition = where.replace("{t}", f"{table}.")
+        condition = " AND " + where.replace("{t}", f"{table}.") if where else ""
         changed: set[Any] = set()
         for start in range(0, len(rows), VALUES_CHUNK):
             chunk = rows[start:start + VALUES_CHUNK]
             values = ", ".join([f"({self.marks(len(columns) + 1)})"] * len(chunk))
             sql = (f"UPDATE {table} SET {sets} FROM (VALUES {values}) AS v WHERE {table}.{key} = "
-                   f"v.column{len(columns) + 1} AND {condition} RETURNING {table}.{key}")
+                   f"v.column{len(columns) + 1}{condition} RETURNING {table}.{key}")
             changed.update(r[0] for r in self.rows(sql, [*(value for row in chunk for value in row), *params]))
         return changed
 

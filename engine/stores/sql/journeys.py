@@ -23,7 +23,7 @@ class SqlJourneys(SqlPort):
     @translating
     def save_versions(self, versions: Sequence[JourneyVersion]) -> None:
         rows = [{"journey_id": v.journey_id, "version": v.version, "file": v.file, "source": v.source,
-                 "first_loaded_at": v.first_loaded_at} for v in versions]
+                 "first_loaded_at": v.first_loaded_at, "templates": dict(v.templates) or None} for v in versions]
         if rows:
             with self._writing(urgent=True), self.engine.begin() as conn:
                 conn.execute(dialect_insert(self.dialect, JOURNEY_VERSIONS).values(rows).on_conflict_do_nothing())
@@ -87,4 +87,5 @@ class SqlJourneys(SqlPort):
 
 
 def _version(row: Any) -> JourneyVersion:
-    return JourneyVersion(row["journey_id"], row["version"], row["file"], row["source"], aware(row["first_loaded_at"]))
+    return JourneyVersion(row["journey_id"], row["version"], row["file"], row["source"], aware(row["first_loaded_at"]),
+                          row["templates"] or {})

@@ -1,5 +1,5 @@
 """Reading users' state in bulk: a few queries for a whole batch of users, each filling the
-`UserState` of every user it finds (profiles with their consent ledgers, active instances and
+`UserState` of every user it finds (profiles with their consent ledgers and engagement, active instances and
 each journey's latest entry, recent sends and the latest message per channel)."""
 
 from __future__ import annotations
@@ -9,6 +9,8 @@ from datetime import datetime
 from typing import Any
 
 from channels import ConsentRecord, Profile, SentRecord
+from channels.engagement import engagement_from_stored
+from channels.preferences import Preferences
 from channels.profile import RcsCapability
 from engine.state import Instance
 from engine.stores.sql.cache import UserState
@@ -45,8 +47,10 @@ def load_profiles(db: Driver, states: dict[str, UserState]) -> None:
         if when is None:
             when = times[at] = db.read_time(at)
         ledgers.setdefault(user_id, []).append(ConsentRecord(channel, category, bool(granted), source, when))
-    for user_id, doc in db.where_in("SELECT user_id, doc FROM profiles WHERE user_id IN ({in})", users):
-        states[user_id].profile = stored_profile(db.read_json(doc), tuple(ledgers.pop(user_id, ())))
+    query = "SELECT user_id, doc, engagement FROM profiles WHERE user_id IN ({in})"
+    for user_id, doc, engagement in db.where_in(query, users):
+        states[user_id].profile = stored_profile(db.read_json(doc), tuple(ledgers.pop(user_id, ())),
+                                                 db.read_json(engagement))
     for user_id, records in ledgers.items():  # consents given before any profile was stored
         states[user_id].profile = Profile(user_id, consents=tuple(records))
     for state in states.values():
@@ -80,8 +84,10 @@ def entry_key(key: str | None) -> str:
     return "" if key is None else "=" + key
 
 
-def stored_profile(doc: dict[str, Any], consents: tuple[ConsentRecord, ...]) -> Profile:
+def stored_profile(doc: dict[str, Any], consents: tuple[ConsentRecord, ...],
+                   engagement: dict[str, Any] | None = None) -> Profile:
     """A profile read back: it was validated when it came in, so it is not parsed again."""
     return Profile(doc["user_id"], doc.get("timezone"), doc.get("email"), doc.get("phone"), doc.get("push_token"),
                    bool(doc.get("rcs_capable")), doc.get("attributes") or {}, consents,
-                   RcsCapability.stored(doc.get("rcs_capability")))
+                   RcsCapability.stored(doc.get("rcs_capability")), engagement_from_stored(engagement),
+                   doc.get("locale"), Preferences.from_dict(doc.get("preferences")))

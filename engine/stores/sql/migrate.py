@@ -46,9 +46,12 @@ def create_schema(engine: SaEngine, url: str, dialect: str) -> int:
 
 def _migrate(conn: Connection, version: int, dialect: str) -> None:
     """Bring a database made by an older version up to date, in place: add the phone column
-    (filled from the profile documents), the partitions, the messages' claim column and the
-    recent marks (13), drop retired indexes and create whatever the current tables declare. Older
-    engines refuse the database afterwards, because its version is bumped."""
+    (filled from the profile documents), the partitions, the messages' claim column, the recent
+    marks (13), the profiles' engagement and the messages' choice (18: empty, nothing counted yet,
+    nothing chosen by auto), the messages' locale and the versions' templates (15 and 16, added by
+    19 to a database version 18 made without them), drop retired indexes and create whatever the
+    current tables declare. Older engines refuse the database afterwards, because its version is
+    bumped."""
     if version < 4:
         conn.exec_driver_sql("ALTER TABLE profiles ADD COLUMN phone VARCHAR")
         conn.exec_driver_sql("UPDATE profiles SET phone = " + json_text(dialect, "doc", "'phone'"))
@@ -58,8 +61,21 @@ def _migrate(conn: Connection, version: int, dialect: str) -> None:
         conn.exec_driver_sql("ALTER TABLE messages ADD COLUMN claim VARCHAR")
     if version < 13:
         RecentRow.__table__.create(conn, checkfirst=True)  # type: ignore[attr-defined]
+    if version < 18:  # whether or not the changes numbered before it have landed: columns are added once
+        _add_column(conn, "profiles", "engagement", "JSON")
+        _add_column(conn, "messages", "choice", "JSON")
+    if version < 19:  # 15 and 16 landed after 18: a database 18 made lacks them, as one from before 15 does
+        _add_column(conn, "messages", "locale", "VARCHAR")
+        _add_column(conn, "journey_versions", "templates", "JSON")
     for name in RETIRED_INDEXES:
         conn.exec_driver_sql(f"DROP INDEX IF EXISTS {name}")
     for table in SQLModel.metadata.sorted_tables:
         for index in table.indexes:
             index.create(conn, checkfirst=True)
+
+
+def _add_column(conn: Connection, table: str, column: str, kind: str) -> None:
+    """A nullable column, as the tables declare it (SQLAlchemy's JSON is JSON on both), unless the
+    table has it already (added by an earlier step, or made by `create_all`)."""
+    if column not in {c["name"] for c in inspect(conn).get_columns(table)}:
+        conn.exec_driver_sql(f"ALTER TABLE {table} ADD COLUMN {column} {kind}")

@@ -133,6 +133,7 @@ def _erase_rows(db: Driver, user_id: str, at: datetime, profile: Profile | None)
     messages = _count(db, f"UPDATE messages SET content = {m}, error = CASE WHEN error IS NULL THEN NULL "
                           f"ELSE {m} END WHERE user_id = {m}", [db.json({}), ERASED, user_id])
     _count(db, f"UPDATE skips SET detail = NULL WHERE user_id = {m}", [user_id])
+    _count(db, f"DELETE FROM feed_states WHERE user_id = {m}", [user_id])
     _count(db, f"DELETE FROM links WHERE user_id = {m}", [user_id])  # their codes answer nothing from now on
     queued = _count(db, f"DELETE FROM inbox WHERE user_id = {m} AND error IS NULL", [user_id])
     _count(db, f"DELETE FROM inbox WHERE user_id = {m}", [user_id])  # set aside as failed: gone too

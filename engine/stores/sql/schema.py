@@ -15,7 +15,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.types import JSON
 from sqlmodel import Field, SQLModel
 
-SCHEMA_VERSION = 14
+SCHEMA_VERSION = 19
 # 2: entries are read from instances; the entries table is no longer kept.
 # 3: partial outbox indexes; instance indexes without status (see `RETIRED_INDEXES`).
 # 4: profiles.phone, indexed, copied from the profile document.
@@ -30,6 +30,13 @@ SCHEMA_VERSION = 14
 # 13: recent: each user's marks for look-backs and throttles, kept until they expire (engine/stores/sql/recent.py).
 # 14: links: the tracked links (and open pixels) of messages, with their hits (engine/stores/sql/links.py).
 #     A new table only, made by `create_all`: no step in `migrate.py`, so a database at 12 or 13 gets it alike.
+# 15: messages.locale: the variant of the message a send was rendered from (`fr`; null: the default content).
+# 16: journey_versions.templates: the partials and layouts a version uses, kept with its YAML.
+# 17: feed_states: what each person did to the in-app messages of their feed (seen, read, archived); a new
+#     table only, made by `create_all`.
+# 18: profiles.engagement (the engine's counts per channel) and messages.choice (strategy auto's order and reason).
+# 19: 15 to 17 landed after 18: a database version 18 made gets messages.locale and journey_versions.templates
+#     then (feed_states, a new table, comes with `create_all`); each is added only where it is missing.
 RETIRED_INDEXES = ("ix_messages_dispatch", "ix_messages_provider_id", "ix_instances_user_status",
                    "ix_instances_journey_status")
 CHUNK = 900
@@ -40,6 +47,9 @@ class ProfileRow(SQLModel, table=True):
     user_id: str = Field(primary_key=True)
     phone: str | None = Field(default=None, index=True)  # a copy of doc's, so an inbound SMS finds its sender
     doc: dict[str, Any] = Field(sa_column=Column(JSON, nullable=False))
+    # What the engine counts (channels/engagement.py), apart from the document the API writes, so
+    # each event's counts rewrite this column alone: read with the profile, in the same query.
+    engagement: dict[str, Any] | None = Field(default=None, sa_column=Column(JSON, nullable=True))
 
 
 class ConsentRow(SQLModel, table=True):
@@ -110,6 +120,7 @@ class MessageRow(SQLModel, table=True):
     segments: int | None = None
     decisions: list[dict[str, Any]] = Field(sa_column=Column(JSON, nullable=False))
     at: datetime
+    locale: str | None = None  # the message's variant it was rendered from; null: its default content
     status: str = "queued"
     status_at: datetime | None = None
     dispatch: str = "pending"
@@ -119,6 +130,7 @@ class MessageRow(SQLModel, table=True):
     provider_id: str | None = None
     error: str | None = None
     claim: str | None = None  # the holder's token while leased or sending (engine.ports.Fence)
+    choice: dict[str, Any] | None = Field(default=None, sa_column=Column(JSON, nullable=True))  # strategy auto's
 
 
 class LinkRow(SQLModel, table=True):
@@ -181,6 +193,20 @@ class JourneyVersionRow(SQLModel, table=True):
     file: str
     source: str
     first_loaded_at: datetime
+    templates: dict[str, str] | None = Field(default=None, sa_column=Column(JSON, nullable=True))
+    """The partials and layouts of `templates/` it uses, by name (null: none)."""
+
+
+class FeedStateRow(SQLModel, table=True):
+    """What a person did to one in-app message of their feed; no row: nothing yet. The feed itself
+    is their `in_app` messages (engine/stores/sql/feed.py)."""
+
+    __tablename__ = "feed_states"
+    message_id: str = Field(primary_key=True)
+    user_id: str = Field(index=True)
+    seen_at: datetime | None = None
+    read_at: datetime | None = None
+    archived_at: datetime | None = None
 
 
 class JourneyStateRow(SQLModel, table=True):
@@ -248,6 +274,7 @@ SKIPS: Table = SkipRow.__table__  # type: ignore[attr-defined]
 LINKS: Table = LinkRow.__table__  # type: ignore[attr-defined]
 META: Table = MetaRow.__table__  # type: ignore[attr-defined]
 JOURNEY_VERSIONS: Table = JourneyVersionRow.__table__  # type: ignore[attr-defined]
+FEED_STATES: Table = FeedStateRow.__table__  # type: ignore[attr-defined]
 JOURNEY_STATES: Table = JourneyStateRow.__table__  # type: ignore[attr-defined]
 
 

@@ -2,7 +2,7 @@
 
 `SqlStore` composes the store over one `Database`: `transaction()` gives a `SqlTx`
 (engine/stores/sql/tx.py) per batch of events or timers, and the host's ports are one object
-each (`outbox`, `views`, `journeys`, `runs`, `privacy`, `links`, and `partitions` on PostgreSQL).
+each (`outbox`, `views`, `journeys`, `runs`, `privacy`, `feed`, `links`, and `partitions` on PostgreSQL).
 Timers are rows with an indexed due time, claimed in batches (on PostgreSQL with FOR UPDATE
 SKIP LOCKED, so several workers can sweep at once). The outbox is the messages table, leased to the dispatcher
 row by row. On SQLite this process is the only writer, so committed user state is also kept in
@@ -23,6 +23,7 @@ from engine.stores.sql.cache import StateCache
 from engine.stores.sql.claims import Owner
 from engine.stores.sql.database import Database, SqlPort
 from engine.stores.sql.driver import Driver
+from engine.stores.sql.feed import SqlFeed
 from engine.stores.sql.journeys import SqlJourneys
 from engine.stores.sql.links import SqlLinks
 from engine.stores.sql.migrate import create_schema
@@ -55,6 +56,7 @@ class SqlStore(SqlPort):
         self.journeys = SqlJourneys(self.database)
         self.runs = SqlRuns(self.database)
         self.privacy = SqlPrivacy(self.database, self.cache)
+        self.feed = SqlFeed(self.database)
         self.links = SqlLinks(self.database)
 
     @contextmanager

@@ -11,9 +11,11 @@ every user it touched, so the cache never holds anything the database does not.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import replace
 from datetime import datetime
 
 from channels import Profile, SentRecord
+from channels.engagement import Engagement
 from engine.events import Event
 from engine.ports import EntryHistory
 from engine.state import Instance, Send, Skip, TimerRef, Trace
@@ -35,12 +37,23 @@ class SqlUsers(TxState):
 
     def put_profile(self, profile: Profile) -> None:
         state = self._state(profile.user_id)
+        if profile.engagement is None and state.profile is not None and state.profile.engagement is not None:
+            profile = replace(profile, engagement=state.profile.engagement)  # none given: the stored counts stay
         for seq, record in enumerate(profile.consents[state.consents_stored:], state.consents_stored):
             self.writes.consents.append((profile.user_id, seq, record.channel, record.category, record.granted,
                                          record.source, self.db.time(record.at)))
         state.consents_stored = max(state.consents_stored, len(profile.consents))
         state.profile = profile
         self.writes.profiles[profile.user_id] = profile
+
+    def put_engagement(self, user_id: str, engagement: Engagement) -> None:
+        state = self._state(user_id)
+        if state.profile is None:
+            return
+        state.profile = replace(state.profile, engagement=engagement)
+        if user_id in self.writes.profiles:
+            self.writes.profiles[user_id] = state.profile
+        self.writes.engagement[user_id] = engagement
 
     def active_instances(self, user_id: str) -> Sequence[Instance]:
         return list(self._state(user_id).active.values())

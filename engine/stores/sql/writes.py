@@ -8,6 +8,8 @@ from collections.abc import Sequence
 from typing import Any
 
 from channels import Profile
+from channels.engagement import Engagement, engagement_stored
+from channels.selection import shown
 from engine.state import Instance, Send, Skip
 from engine.stores.sql.driver import Driver
 from engine.stores.sql.schema import chunks
@@ -16,7 +18,7 @@ INSTANCE_COLUMNS = ("instance_id", "journey_id", "version", "user_id", "key", "s
 LINK_COLUMNS = ("code", "message_id", "user_id", "channel", "url", "position", "at", "hits", "machine_hits")
 MESSAGE_COLUMNS = ("message_id", "instance_id", "journey_id", "user_id", "step", "message", "channel", "category",
                    "content", "cost", "encoding", "segments", "decisions", "at", "status", "dispatch",
-                   "next_attempt_at", "attempts")
+                   "next_attempt_at", "attempts", "choice", "locale")
 _STATEMENTS: dict[bool, dict[str, str]] = {}
 
 
@@ -27,6 +29,7 @@ class WriteBuffer:
         self.db = db
         self.instances: dict[str, Instance] = {}
         self.profiles: dict[str, Profile] = {}
+        self.engagement: dict[str, Engagement] = {}  # user_id -> counts, for a profile not rewritten whole
         self.consents: list[tuple[Any, ...]] = []
         self.timers: dict[str, tuple[Any, ...]] = {}
         self.cancelled: set[str] = set()
@@ -58,7 +61,9 @@ class WriteBuffer:
     def flush(self) -> None:
         """Write everything buffered, one executemany per table."""
         db, sql = self.db, statements(self.db)
-        db.write(sql["profiles"], [(p.user_id, p.phone, db.json(_profile_doc(p))) for p in self.profiles.values()])
+        db.write(sql["profiles"], [(p.user_id, p.phone, db.json(_profile_doc(p)), _engagement(db, p.engagement))
+                                   for p in self.profiles.values()])
+        self._flush_engagement()
         db.write(sql["consents"], self.consents)
         db.write(sql["instances"], [_instance_row(db, i) for i in self.instances.values()])
         db.write(sql["timers"], list(self.timers.values()))
@@ -67,6 +72,13 @@ class WriteBuffer:
         db.write(sql["links"], self.links)
         db.write(sql["skips"], self.skips)
         db.update("messages", "message_id", ("status", "status_at"), self.statuses)  # feedback, a batch at once
+
+    def _flush_engagement(self) -> None:
+        """The counts of profiles not written whole above: one UPDATE per row on SQLite, one
+        statement over arrays bound in binary on PostgreSQL (`Driver.update`)."""
+        db = self.db
+        rows = [(_engagement(db, e), user_id) for user_id, e in self.engagement.items() if user_id not in self.profiles]
+        db.update("profiles", "user_id", ("engagement",), rows)
 
 
 def delete_timers(db: Driver, timer_ids: Sequence[str]) -> None:
@@ -78,7 +90,8 @@ def statements(db: Driver) -> dict[str, str]:
     """The flush statements for one dialect, built once."""
     if db.sqlite not in _STATEMENTS:
         _STATEMENTS[db.sqlite] = {
-            "profiles": db.insert_sql("profiles", ("user_id", "phone", "doc"), ("user_id",), ("phone", "doc")),
+            "profiles": db.insert_sql("profiles", ("user_id", "phone", "doc", "engagement"), ("user_id",),
+                                      ("phone", "doc", "engagement")),
             "consents": db.insert_sql("consents", ("user_id", "seq", "channel", "category", "granted", "source",
                                                    "at")),
             "instances": db.insert_sql("instances", INSTANCE_COLUMNS, ("instance_id",), ("status", "step", "doc")),
@@ -96,7 +109,12 @@ def statements(db: Driver) -> dict[str, str]:
 def _profile_doc(profile: Profile) -> dict[str, Any]:
     doc = profile.to_dict()
     doc.pop("consents")
+    doc.pop("engagement")  # a column of its own
     return doc
+
+
+def _engagement(db: Driver, engagement: Engagement | None) -> str | None:
+    return None if not engagement else db.json(engagement_stored(engagement))
 
 
 def _instance_row(db: Driver, instance: Instance) -> tuple[Any, ...]:
@@ -108,4 +126,5 @@ def _message_row(db: Driver, send: Send) -> tuple[Any, ...]:
     at = db.time(send.at)
     return (send.message_id, send.instance_id, send.journey_id, send.user_id, send.step, send.message,
             send.channel, send.category, db.json(dict(send.content)), send.cost, send.encoding, send.segments,
-            db.json([d.to_dict() for d in send.decisions]), at, "queued", "pending", at, 0)
+            db.json(shown(send.decisions, send.choice)), at, "queued", "pending", at, 0,
+            None if send.choice is None else db.json(send.choice.to_dict()), send.locale)
