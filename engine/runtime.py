@@ -179,11 +179,16 @@ def _split_step(run: Run, step: Step) -> object:
     assert isinstance(step, SplitStep)
     digest = hashlib.sha256(f"{run.journey.id}:{step.id}:{run.user_id}".encode()).digest()
     point = int.from_bytes(digest[:8], "big") / 2**64 * sum(p.weight for p in step.paths)
+    taken = step.paths[-1].next
     for path in step.paths:
         point -= path.weight
         if point < 0:
-            return path.next
-    return step.paths[-1].next
+            taken = path.next
+            break
+    branch = f"{step.id}:{taken}"
+    if branch not in run.branches:  # counted per branch (engine.stats); a loop back takes the same one
+        run.branches = (*run.branches, branch)
+    return taken
 
 
 def _exit_step(run: Run, step: Step) -> object:

@@ -10,7 +10,7 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any, Protocol
 from urllib.parse import quote
 
@@ -170,6 +170,18 @@ class Mark:
 
 
 EVENT_MARK, PASS_MARK = "event", "pass"
+GOAL_MARK, CONVERTED_MARK = "goal", "converted"
+"""An ended instance whose goal may still come (within `goal.within` of entry), and one it came for."""
+
+
+def hour_of(at: datetime) -> str:
+    """The hour bucket of an instant, as text that sorts in time order: `2026-01-05T15`."""
+    return at.astimezone(UTC).strftime("%Y-%m-%dT%H")
+
+
+def tally_key(version: str, entered_at: datetime, branches: Sequence[str]) -> str:
+    """Where an instance's counters are (engine.stats), as one text: version, hour of entry, branches."""
+    return "|".join((version, hour_of(entered_at), ",".join(branches)))
 
 
 class RecentView(Protocol):
@@ -211,10 +223,17 @@ class Instance:
     digest: Digest | None = None  # the latest digest step's events (open while it collects)
     taken_at: datetime | None = None  # when the latest event a wait_for took arrived: a look-back takes later ones
     expires_at: datetime | None = None  # the current send's expiry (expires, expires_after)
+    branches: tuple[str, ...] = ()  # the split branches taken, `<split step>:<branch>`: counted per branch
 
     @property
     def active(self) -> bool:
         return self.status == ACTIVE
+
+    @property
+    def tally(self) -> str:
+        """What is counted of it is counted under (engine.stats): version, hour of entry, branches.
+        Kept on its messages, so a later change of their status is counted where they were sent."""
+        return tally_key(self.version, self.entered_at, self.branches)
 
     def to_dict(self) -> dict[str, Any]:
         data = {
@@ -228,6 +247,8 @@ class Instance:
         }
         if self.digest is not None or self.taken_at is not None or self.expires_at is not None:
             data.update(_step_state(self))  # only when used: the documents of other instances stay as they were
+        if self.branches:
+            data["branches"] = list(self.branches)
         return data
 
     @classmethod
@@ -243,6 +264,7 @@ class Instance:
             digest=Digest.from_dict(data["digest"]) if data.get("digest") else None,
             taken_at=parse_time(data["taken_at"], "taken_at") if data.get("taken_at") else None,
             expires_at=parse_time(data["expires_at"], "expires_at") if data.get("expires_at") else None,
+            branches=tuple(data.get("branches") or ()),
         )
 
 
@@ -486,6 +508,7 @@ class Run:
         self.digest = instance.digest
         self.taken_at = instance.taken_at
         self.expires_at = instance.expires_at
+        self.branches = instance.branches
         self.recent = recent
         self.collected = False
         self.profile = profile
@@ -506,7 +529,8 @@ class Run:
                             user_id=b.user_id, key=b.key, entered_at=b.entered_at, event=self.event,
                             status=self.status, step=self.step, path=tuple(self.path), timer=self.timer,
                             escalation=self.escalation, seq=self.seq, reason=self.reason, ended_at=self.ended_at,
-                            digest=self.digest, taken_at=self.taken_at, expires_at=self.expires_at)
+                            digest=self.digest, taken_at=self.taken_at, expires_at=self.expires_at,
+                            branches=self.branches)
         return Outcome(instance, self.commands, self.collected)
 
     def context(self) -> dict[str, Any]:
@@ -543,6 +567,13 @@ class Run:
         self.status, self.escalation, self.ended_at = status, None, self.now
         self.reason = detail if status in ("failed", "exited") else None  # what failed; the exit_on event
         self.trace(self.step, status, detail)
+        goal = self.journey.definition.goal
+        if status != "converted" and goal is not None and goal.within is not None:
+            until = self.base.entered_at + goal.within
+            if until > self.now:  # its goal may still come: counted once then (engine.service.goals)
+                self.commands.append(Mark(self.user_id, GOAL_MARK, self.journey.id, self.now, until, {
+                    "instance_id": self.instance_id, "event": goal.event,
+                    "tally": tally_key(self.base.version, self.base.entered_at, self.branches)}))
 
     def advance(self, step_id: str | None) -> None:
         """Run steps from `step_id` until one waits or the journey ends."""

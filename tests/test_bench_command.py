@@ -75,8 +75,10 @@ def bench_workers(url: str, attempts: int = 3) -> dict[str, Any]:
     for _ in range(attempts):
         done = subprocess.run([str(JOURNEY), "bench", "--users", "400", "--timeout-seconds", "1", "--workers", "2",
                                "--db", url, "--json"], capture_output=True, text=True, timeout=240)
-        assert done.returncode == 0, done.stderr[-2000:]
+        # An incorrect run exits 1 after printing its document; only a crash prints none.
+        assert done.returncode in (0, 1) and done.stdout.strip(), done.stderr[-2000:]
         result: dict[str, Any] = json.loads(done.stdout)
+        assert done.returncode == (0 if result["correct"] else 1), result["problems"]
         if not any(problem.startswith("the bench sent") for problem in result["problems"]):
             break
     return result
@@ -104,3 +106,25 @@ def test_bench_audience_enters_everyone_once_while_another_journeys_timers_stay_
     assert result["entered_per_s"] > 0 and result["peak_rss_mb"] > 0
     assert result["timers"] >= 1, "no timer came due during the run: nothing was measured"
     assert result["timer_lateness_max_ms"] < 1000, result
+
+
+
+def test_a_database_the_bench_cannot_reach_is_said_in_words_not_a_traceback(tmp_path: Path) -> None:
+    done = subprocess.run([str(JOURNEY), "bench", "--users", "10", "--workers", "2", "--json",
+                           "--db", "postgresql+psycopg://postgres@127.0.0.1:9/nothing"],
+                          capture_output=True, text=True, timeout=240, cwd=tmp_path)
+    assert done.returncode == 1 and done.stdout == ""
+    assert "Connection refused" in done.stderr and "Traceback" not in done.stderr
+
+
+def test_a_server_the_bench_started_that_exits_is_a_bench_error_with_its_log(tmp_path: Path) -> None:
+    """The bench's own `journey serve` exiting is the harness failing, not a figure: a BenchError
+    (which the command prints as one line) carrying the end of the server's log."""
+    from engine.bench.child import wait_healthy
+    from engine.errors import BenchError
+
+    log = tmp_path / "serve.log"
+    log.write_text("could not open the database\n", encoding="utf-8")
+    child = subprocess.Popen([sys.executable, "-c", "raise SystemExit(3)"])
+    with pytest.raises(BenchError, match="exited: could not open the database"):
+        wait_healthy("http://127.0.0.1:9", child, log)

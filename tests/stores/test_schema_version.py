@@ -89,12 +89,14 @@ def test_a_version_1_database_is_upgraded_in_place(url: str) -> None:
         conn.exec_driver_sql("DROP TABLE links")
         conn.exec_driver_sql("DROP TABLE recent")
         conn.exec_driver_sql("DROP TABLE feed_states")
+        conn.exec_driver_sql("DROP TABLE journey_counters")
+        conn.exec_driver_sql("ALTER TABLE messages DROP COLUMN tally")
         conn.execute(insert(PROFILES).values(user_id="u1", doc={"user_id": "u1", "phone": "+14155550100"}))
     engine.dispose()
     _set_version(url, 1)
     assert NEW_INDEXES.isdisjoint(_indexes(url)) and set(OLD_INDEXES) <= _indexes(url)
     store = SqlStore(url)
-    assert _version(store) == SCHEMA_VERSION == 19
+    assert _version(store) == SCHEMA_VERSION == 20
     assert _indexes(url) >= NEW_INDEXES and set(OLD_INDEXES).isdisjoint(_indexes(url))
     assert store.views.users_by_phone("+14155550100") == ["u1"] and store.views.users_by_phone("+14155550199") == []
     with store.transaction() as tx:

@@ -8,6 +8,7 @@ nothing else.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from contextlib import AbstractContextManager, nullcontext
 from typing import Any
 
@@ -34,6 +35,7 @@ class Database:
             self.engine: SaEngine = _make_engine(url, self.dialect, echo)
         self.stats = SqlStats.watch(self.engine, pings=self.dialect == "postgresql")  # pool_pre_ping counts
         self.writer = WriterLock() if self.dialect == "sqlite" else None  # SQLite: one writer at a time
+        self.worker: Callable[[], str | None] = lambda: None  # this process's worker id, once it has one
 
     def writing(self, urgent: bool) -> AbstractContextManager[Any]:
         """This process's turn to write (SQLite; PostgreSQL takes its writers as they come):
@@ -52,6 +54,11 @@ class SqlPort:
 
     def _writing(self, urgent: bool) -> AbstractContextManager[Any]:
         return self.database.writing(urgent)
+
+    def _writer(self, role: str) -> str:
+        """Whose rows of the journeys' counters a write of this port adds to: this worker's `role`
+        (its dispatcher, its host routes), apart from its engine's (engine/stores/sql/counters.py)."""
+        return f"{self.database.worker() or ''}/{role}"
 
 
 def _without_password(url: str) -> str:

@@ -49,9 +49,9 @@ def _migrate(conn: Connection, version: int, dialect: str) -> None:
     (filled from the profile documents), the partitions, the messages' claim column, the recent
     marks (13), the profiles' engagement and the messages' choice (18: empty, nothing counted yet,
     nothing chosen by auto), the messages' locale and the versions' templates (15 and 16, added by
-    19 to a database version 18 made without them), drop retired indexes and create whatever the
-    current tables declare. Older engines refuse the database afterwards, because its version is
-    bumped."""
+    19 to a database version 18 made without them), the messages' tally and engagement (20), drop retired indexes
+    and create whatever the current tables declare. Older engines refuse the database afterwards,
+    because its version is bumped."""
     if version < 4:
         conn.exec_driver_sql("ALTER TABLE profiles ADD COLUMN phone VARCHAR")
         conn.exec_driver_sql("UPDATE profiles SET phone = " + json_text(dialect, "doc", "'phone'"))
@@ -67,6 +67,9 @@ def _migrate(conn: Connection, version: int, dialect: str) -> None:
     if version < 19:  # 15 and 16 landed after 18: a database 18 made lacks them, as one from before 15 does
         _add_column(conn, "messages", "locale", "VARCHAR")
         _add_column(conn, "journey_versions", "templates", "JSON")
+    if version < 20:  # journey_counters is a new table, made by `create_all`
+        _add_column(conn, "messages", "tally", "VARCHAR")
+        _add_column(conn, "messages", "engaged", "VARCHAR")
     for name in RETIRED_INDEXES:
         conn.exec_driver_sql(f"DROP INDEX IF EXISTS {name}")
     for table in SQLModel.metadata.sorted_tables:

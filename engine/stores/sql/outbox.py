@@ -17,7 +17,9 @@ from channels import Profile
 from channels.selection import ADDRESS_FIELD
 from engine.ports import IN_DOUBT, RETRIED, OutboxItem
 from engine.state import Fence
+from engine.stats import Counts, merge
 from engine.stores.sql.cache import StateCache
+from engine.stores.sql.counters import add_counts, moved, receipts
 from engine.stores.sql.database import Database, SqlPort
 from engine.stores.sql.driver import Driver, json_text, placeholder
 from engine.stores.sql.loads import profiles_of
@@ -28,7 +30,7 @@ from engine.stores.sql.translate import translating
 V = TypeVar("V")
 
 
-def expire(db: Driver, now: datetime, retry_channels: Collection[str] = ()) -> int:
+def expire(db: Driver, now: datetime, writer: str, retry_channels: Collection[str] = ()) -> int:
     """Leases that ran out (their dispatcher stopped): a message still `leased` was never handed to
     a provider and goes back to `pending`; one caught `sending` is in doubt: retried where every
     provider of its channel takes an idempotency key, else `unknown` (never `failed`: it may well
@@ -42,10 +44,12 @@ def expire(db: Driver, now: datetime, retry_channels: Collection[str] = ()) -> i
             f"UPDATE messages SET dispatch = 'pending', next_attempt_at = {m}, error = {m}, claim = NULL "
             f"WHERE dispatch = 'sending' AND next_attempt_at <= {m} AND channel IN ({db.marks(len(channels))})",
             (at, RETRIED, at, *channels))
-    result = db.conn.exec_driver_sql(
+    rows = db.rows(
         f"UPDATE messages SET dispatch = 'unknown', status = 'unknown', status_at = {m}, error = {m}, claim = NULL "
-        f"WHERE dispatch = 'sending' AND next_attempt_at <= {m}", (at, IN_DOUBT, at))
-    return int(result.rowcount or 0)
+        f"WHERE dispatch = 'sending' AND next_attempt_at <= {m} RETURNING journey_id, tally, channel",
+        (at, IN_DOUBT, at))
+    add_counts(db, moved(rows, "queued", "unknown"), writer)
+    return len(rows)
 
 
 def release_held(db: Driver, error: str, now: datetime) -> int:
@@ -151,9 +155,16 @@ class SqlOutbox(SqlPort):
             return frozenset()
         with self._writing(urgent=False), self.engine.begin() as conn:
             db = Driver(conn, self.dialect)
-            recorded = record_attempts(db, [(r["dispatch"], r["status"], db.time(r["at"]), r["attempts"],
-                                             db.maybe_time(r["next_attempt_at"]), r["provider"], r["provider_id"],
-                                             r["error"], r["message_id"]) for r in results], fence)
+            landed = receipts(db, [(r["message_id"], r["status"]) for r in results])  # never backwards
+            rows = [(r["dispatch"], receipt.status if receipt else r["status"], db.time(r["at"]), r["attempts"],
+                     db.maybe_time(r["next_attempt_at"]), r["provider"], r["provider_id"], r["error"], r["message_id"])
+                    for r, receipt in zip(results, landed, strict=True)]
+            recorded = record_attempts(db, rows, fence)
+            counts: Counts = {}
+            for result, receipt in zip(results, landed, strict=True):
+                if receipt is not None and result["message_id"] in recorded:
+                    merge(counts, receipt.counts)
+            add_counts(db, counts, self._writer("outbox"))
             marked = mark_sending(db, sending, fence) if sending else set()
         return frozenset(recorded | marked)
 
@@ -169,7 +180,7 @@ class SqlOutbox(SqlPort):
         """Leases that ran out: never-handed messages go back to pending, the ones caught mid-call
         are retried (idempotent channels) or `unknown`; returns how many are now `unknown`."""
         with self._writing(urgent=False), self.engine.begin() as conn:
-            return expire(Driver(conn, self.dialect), now, retry_channels)
+            return expire(Driver(conn, self.dialect), now, self._writer("outbox"), retry_channels)
 
     @translating
     def release_held(self, error: str, now: datetime) -> int:

@@ -49,6 +49,7 @@ class SqlStore(SqlPort):
             self.partition_count = create_schema(self.engine, self.url, self.dialect)
         # several workers may share a PostgreSQL database: they own its users by partitions
         self.partitions = SqlPartitions(self.engine, self.partition_count) if self.dialect == "postgresql" else None
+        self.database.worker = lambda: self.partitions.worker if self.partitions is not None else None
         self.location = self.safe_url
         self.stats = self.database.stats  # statements and rows, for `journey bench` and /metrics
         self.outbox = SqlOutbox(self.database, self.cache)

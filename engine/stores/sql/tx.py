@@ -10,7 +10,7 @@ every user it touched, so the cache never holds anything the database does not.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import replace
 from datetime import datetime
 
@@ -19,6 +19,7 @@ from channels.engagement import Engagement
 from engine.events import Event
 from engine.ports import EntryHistory
 from engine.state import Instance, Send, Skip, TimerRef, Trace
+from engine.stats import Key, merge
 from engine.stores.sql.claims import claim_queued, due_timer_users, due_timers, inbox_rows, quarantine_queued
 from engine.stores.sql.loads import entry_key
 from engine.stores.sql.recent import SqlRecent
@@ -172,7 +173,8 @@ class SqlCommands(TxState):
                 self.cache.owners.pop(instance.instance_id, None)
 
     def add_message(self, send: Send) -> None:
-        self.writes.add_message(send)
+        instance = self.loaded.get(send.instance_id or "")  # saved just before its commands
+        self.writes.add_message(send, instance.tally if instance is not None else None)
         state = self._state(send.user_id)
         state.latest[send.channel] = send.message_id
         state.sends.append(SentRecord(send.channel, send.category, send.at, send.journey_id))
@@ -191,6 +193,9 @@ class SqlCommands(TxState):
 
     def add_trace(self, trace: Trace) -> None:
         """The timeline is a dry-run view; production explains itself by messages and skips."""
+
+    def count(self, counts: Mapping[Key, float]) -> None:
+        merge(self.counts, counts)
 
 
 class SqlMarks(TxState):

@@ -18,7 +18,7 @@ INSTANCE_COLUMNS = ("instance_id", "journey_id", "version", "user_id", "key", "s
 LINK_COLUMNS = ("code", "message_id", "user_id", "channel", "url", "position", "at", "hits", "machine_hits")
 MESSAGE_COLUMNS = ("message_id", "instance_id", "journey_id", "user_id", "step", "message", "channel", "category",
                    "content", "cost", "encoding", "segments", "decisions", "at", "status", "dispatch",
-                   "next_attempt_at", "attempts", "choice", "locale")
+                   "next_attempt_at", "attempts", "choice", "locale", "tally")
 _STATEMENTS: dict[bool, dict[str, str]] = {}
 
 
@@ -38,11 +38,15 @@ class WriteBuffer:
         self.statuses: list[tuple[Any, ...]] = []
         self.skips: list[tuple[Any, ...]] = []
 
-    def add_message(self, send: Send) -> None:
-        self.messages.append(_message_row(self.db, send))
+    def add_message(self, send: Send, tally: str | None) -> None:
+        self.messages.append((*_message_row(self.db, send), tally))
         for position, link in enumerate(send.links):
             self.links.append((link.code, send.message_id, send.user_id, send.channel, link.url, position,
                                self.db.time(send.at), 0, 0))
+
+    def added(self) -> dict[str, tuple[str | None, str | None, str]]:
+        """The messages this transaction adds: message_id -> (journey_id, tally, channel)."""
+        return {row[0]: (row[2], row[-1], row[6]) for row in self.messages}
 
     def add_skip(self, skip: Skip) -> None:
         db = self.db
@@ -71,7 +75,7 @@ class WriteBuffer:
         db.write(sql["messages"], self.messages)
         db.write(sql["links"], self.links)
         db.write(sql["skips"], self.skips)
-        db.update("messages", "message_id", ("status", "status_at"), self.statuses)  # feedback, a batch at once
+        db.update("messages", "message_id", ("status", "status_at", "engaged"), self.statuses)  # feedback, as it lands
 
     def _flush_engagement(self) -> None:
         """The counts of profiles not written whole above: one UPDATE per row on SQLite, one
