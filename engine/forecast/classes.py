@@ -31,7 +31,6 @@ from engine.forecast.outcomes import Chances, draw, slot
 from engine.forecast.path import Path
 
 _ADDRESSES = ("email", "phone", "push_token")
-_WHOLE = ("properties",)
 
 
 class Reads:
@@ -45,8 +44,8 @@ class Reads:
         shown: set[tuple[str, ...]] = set()
         for text in strings_of(journey.definition.model_dump(mode="json")):
             _paths(text, used, shown)
-        shown -= used
         paths = used | shown
+        shown = {p for p in shown if not any(q[:len(p)] == p and (q in used or q != p) for q in paths)}  # only whole
         self.user_id = bool({("profile",), ("profile", "user_id"), ("event",), ("event", "user_id")} & paths) or \
             any(p[0] == "preferences_url" for p in paths)
         self.profile = {p[1] for p in used if p[0] == "profile" and len(p) > 1} | \

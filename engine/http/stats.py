@@ -39,9 +39,9 @@ def journey_stats(journey_id: JourneyId, server: ServerDep, since: Instant = Non
     (a goal reached within `goal.within` of entry counts even after the instance ended), messages
     per channel by status, skips by reason, engagement and cost, and the same per split branch."""
     server.deploys.known(journey_id)
+    # An empty window (until at or before since) holds no hour: an empty funnel, as the messages'
+    # filters answer an empty page, not an error (both are valid instants).
     low, high = bounds(_instant(since, "since"), _instant(until, "until"))
-    if low is not None and high is not None and high <= low:
-        raise HttpError(422, "until: must be later than since")
     chosen = _version(server, journey_id, version)
     rows = server.store.views.journey_counts(journey_id, chosen, low, high)
     doc = document(journey_id, rows, version, _shown(low), _shown(high), _steps(server, journey_id, chosen))
@@ -64,7 +64,7 @@ def _version(server: Server, journey_id: str, number: int | None) -> str | None:
         return None
     versions = server.store.journeys.journey_versions(journey_id)
     if number > len(versions):
-        raise HttpError(422, f"version: journey '{journey_id}' has {len(versions)} version"
+        raise HttpError(404, f"version: journey '{journey_id}' has {len(versions)} version"
                              f"{'' if len(versions) == 1 else 's'}")
     return versions[number - 1].version
 

@@ -12,6 +12,7 @@ import pytest
 from channels import Policy, Profile, load_policy
 from engine.compiler import CompiledJourney, load_text
 from engine.events import Event
+from engine.forecast.classes import Reads
 from engine.forecast.population import Population
 from engine.forecast.runner import Options, Version, forecast
 
@@ -135,3 +136,37 @@ def test_a_send_put_off_by_quiet_hours_and_cancelled_by_an_exit_is_counted_cance
     assert document["skipped"]["cancelled"] == {"mean": 25, "p5": 25, "p95": 25}
     assert document["channels"]["push"]["messages"]["mean"] == 75
     assert document["ended"]["exited"]["mean"] == 25
+
+
+def test_people_alike_by_what_the_journey_reads_share_paths_and_only_they(policy: Policy) -> None:
+    """A first name only written out tells people apart by its length and characters: 150
+    characters and a 2-letter name is one SMS segment, an 11-letter name two; a condition on
+    the name reads its value."""
+    text = "x" * 150 + " {{ profile.attributes.first_name }}"
+    journey = load_text(f"""
+id: text-only
+category: transactional
+trigger: {{event: cart.abandoned}}
+steps:
+  - {{id: text, type: send, message: m, channels: [sms]}}
+messages:
+  m:
+    sms: {{text: "{text}"}}
+""", "text-only.yaml")
+    names = ["Al", "Bo", "Alexandrina", "Bartholomew"]
+    profiles = [Profile.from_dict({"user_id": f"u{i}", "timezone": "UTC", "phone": "+14155550100",
+                                   "attributes": {"first_name": names[i % 4]},
+                                   "consents": [{**CONSENTS[1], "category": "transactional"}]}) for i in range(400)]
+    people = Population(profiles, [Event("cart.abandoned", f"u{i}", AT) for i in range(400)])
+    document = run([journey], policy, people, runs=3)
+    assert document["cost"]["mean"] == pytest.approx(200 * SMS + 200 * 2 * SMS)
+    assert document["evaluated_paths"] <= 2 * 4  # two lengths of name, each text's four outcomes at most
+    reads = Reads(journey)
+    key = {name: reads.key(p, [Event("cart.abandoned", p.user_id, AT)], AT, policy)
+           for name, p in zip(names, profiles, strict=False)}
+    assert key["Al"] == key["Bo"] and key["Alexandrina"] == key["Bartholomew"] and key["Al"] != key["Alexandrina"]
+    asked = load_text(push_then_sms_yaml("1h").replace("steps:", "steps:\n  - {id: gate, type: branch, branches: "
+                                                       "[{when: \"profile.attributes.first_name == 'Al'\", next: "
+                                                       "nudge}], default: nudge}"), "asked.yaml")
+    reads = Reads(asked)
+    assert reads.key(profiles[0], [], AT, policy) != reads.key(profiles[1], [], AT, policy)

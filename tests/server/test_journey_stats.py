@@ -23,7 +23,7 @@ from channels.providers.local import FileProvider
 from channels.providers.twilio import TwilioProvider
 from engine.clock import VirtualClock, counter_ids
 from engine.compiler import load_file
-from engine.events import parse_time
+from engine.events import format_time, parse_time
 from engine.simulator import parse_events, parse_profiles, read_jsonl, simulate
 from tests.providers.provider_fakes import ACCOUNT_SID, AUTH_TOKEN, FakeTwilio
 from tests.server.conftest import LocalServer, StartLocal, post_events
@@ -158,6 +158,29 @@ def test_a_goal_after_the_instance_completed_counts_once_within_its_window(
     stats = local.client.get("/v1/journeys/checkout/stats").json()
     assert (stats["conversions"], stats["instances"]["completed"], stats["instances"]["converted"]) == (1, 2, 0)
 
+
+
+def test_a_window_picks_instances_by_their_hour_of_entry_and_an_empty_one_holds_none(
+        start_local: StartLocal, journeys_dir: Path, tmp_path: Path) -> None:
+    """`since`/`until` read whole hours of entry; a window that holds no hour (until at or before
+    since: both valid instants) is an empty funnel, as the messages' filters give an empty page."""
+    (journeys_dir / "checkout.yaml").write_text(GOAL_JOURNEY, encoding="utf-8")
+    local = start_local(db=f"sqlite:///{tmp_path / 'journey.db'}")
+    entered_at = local.clock.now()
+    local.client.put("/v1/profiles/u1", json={"push_token": "tok-u1", "timezone": "UTC"})
+    assert post_events(local, {"type": "cart.abandoned", "user_id": "u1"}).status_code == 202
+
+    def entered(since: Any, until: Any) -> int:
+        answer = local.client.get("/v1/journeys/checkout/stats", params={
+            "since": format_time(since), "until": format_time(until)})
+        assert answer.status_code == 200, answer.text
+        return int(answer.json()["entered"])
+
+    assert entered(entered_at, entered_at + timedelta(minutes=1)) == 1
+    assert entered(entered_at + timedelta(hours=1), entered_at + timedelta(hours=2)) == 0
+    hour = entered_at.replace(minute=0, second=0, microsecond=0)  # since taken down, until up: whole hours
+    assert entered(hour, hour) == 0
+    assert entered(entered_at + timedelta(hours=3), entered_at) == 0
 
 SHIPPED_JOURNEY = """\
 id: shipped

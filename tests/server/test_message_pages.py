@@ -77,6 +77,8 @@ def test_stats_parameters(local: LocalServer) -> None:
                             params={"since": T0.isoformat(), "until": "2026-01-05T10:30:00Z"}).json()
     assert (hour["entered"], hour["until"]) == (2, "2026-01-05T11:00:00Z")
     assert local.client.get("/v1/journeys/nope/stats").status_code == 404
-    for params, field in (({"version": 9}, "version"), ({"version": "x"}, "version"), ({"since": "soon"}, "since")):
+    missing = local.client.get("/v1/journeys/order-updates/stats", params={"version": 9})
+    assert missing.status_code == 404 and "has 1 version" in missing.text, missing.text  # a version it lacks
+    for params, field in (({"version": "x"}, "version"), ({"since": "soon"}, "since")):
         answer = local.client.get("/v1/journeys/order-updates/stats", params=params)
         assert answer.status_code == 422 and field in answer.text, answer.text
