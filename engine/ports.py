@@ -31,6 +31,7 @@ from channels import ConsentRecord, Profile, SentRecord
 from channels.consent import LedgerEntry, SuppressionEntry  # the audit trail's rows
 from channels.engagement import Engagement
 from channels.profile import RcsCapability
+from channels.values import quick_init
 from engine.clock import IdSource as IdSource
 from engine.events import Event
 from engine.runs import AudienceRun
@@ -65,6 +66,7 @@ class EntryHistory:
     last_entered_at: datetime | None
 
 
+@quick_init
 @dataclass(frozen=True, slots=True)
 class OutboxItem:
     """A leased message and the recipient's address on its channel (None: the profile has none)."""

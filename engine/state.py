@@ -17,6 +17,7 @@ from urllib.parse import quote
 from channels import Choice, Decision, Policy, Profile, SentRecord, recipient_zone
 from channels.links import TrackedLink, Tracker
 from channels.selection import shown
+from channels.values import quick_init
 from engine.compiler import CompiledJourney
 from engine.events import Event, format_time, parse_time
 from engine.expressions import instant
@@ -61,6 +62,7 @@ DIGEST_EVENTS = 100  # the events a digest keeps for its templates; `count` coun
 DEFER_REASON = TIMER_REASONS["defer"]  # a send put off: the only cause is quiet hours
 
 
+@quick_init
 @dataclass(frozen=True, slots=True)
 class Fence:
     """A dispatcher's hold on the outbox messages it claimed, checked in the same statement as each
@@ -89,6 +91,7 @@ class TimerRef:
         return cls(data["timer_id"], parse_time(data["due"], "due"), data["kind"])
 
 
+@quick_init
 @dataclass(frozen=True, slots=True)
 class Escalation:
     """An escalate send in progress: the message awaiting engagement and the channels left."""
@@ -150,6 +153,7 @@ class Digest:
                    parse_time(data["closed_at"], "closed_at") if data.get("closed_at") else None)
 
 
+@quick_init
 @dataclass(frozen=True, slots=True)
 class Mark:
     """One thing a user did that a later step asks about, kept until `until`: an event a
@@ -196,6 +200,7 @@ class _NoMarks:
 NO_MARKS: RecentView = _NoMarks()
 
 
+@quick_init
 @dataclass(frozen=True, slots=True, kw_only=True)
 class Instance:
     """One person's run through one version of one journey."""
@@ -269,6 +274,7 @@ def _step_state(instance: Instance) -> dict[str, Any]:
             "expires_at": format_time(instance.expires_at) if instance.expires_at else None}
 
 
+@quick_init
 @dataclass(frozen=True, slots=True, kw_only=True)
 class Send:
     """Command: deliver one rendered message on one channel."""
@@ -306,6 +312,7 @@ class Send:
         return data
 
 
+@quick_init
 @dataclass(frozen=True, slots=True)
 class Skip:
     """Record: a send step that sent nothing, with the decisions that explain why."""
@@ -327,6 +334,7 @@ class Skip:
         return data
 
 
+@quick_init
 @dataclass(frozen=True, slots=True)
 class Schedule:
     """Command: fire `timer` for `instance_id` at its due time; for a `defer` timer, `message` is
@@ -338,6 +346,7 @@ class Schedule:
     message: str | None = None
 
 
+@quick_init
 @dataclass(frozen=True, slots=True)
 class Cancel:
     """Command: the timer will not be needed (the instance moved on or ended)."""
@@ -375,6 +384,7 @@ class Outcome:
     collected: bool = False  # the event joined the instance's digest: it starts no instance of its own
 
 
+@quick_init
 @dataclass(frozen=True, slots=True)
 class Ingested:
     """What became of one event: processed, or acknowledged as a duplicate."""

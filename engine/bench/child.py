@@ -15,6 +15,7 @@ from pathlib import Path
 
 import httpx
 
+from engine.bench.costs import children_of
 from engine.errors import BenchError
 from engine.events import Event
 
@@ -81,21 +82,15 @@ def wait_healthy(base: str, child: subprocess.Popen[bytes], log: Path) -> None:
 
 
 def metrics(base: str) -> dict[str, float]:
-    text = httpx.get(f"{base}/metrics", headers={"Authorization": "Bearer bench"}, timeout=10).text
+    response = httpx.get(f"{base}/metrics", headers={"Authorization": "Bearer bench"}, timeout=10)
+    response.raise_for_status()
+    text = response.text
     return {line.split()[0]: float(line.split()[1]) for line in text.splitlines() if line and not line.startswith("#")}
 
 
 def rate(metrics: dict[str, float], count: str, seconds: str) -> float:
     spent = metrics.get(seconds, 0.0)
     return metrics.get(count, 0.0) / spent if spent else 0.0
-
-
-def children_of(pid: int) -> list[int]:
-    """The processes `pid` started (the workers of `journey serve --workers K`), as Linux lists them."""
-    try:
-        return [int(p) for p in Path(f"/proc/{pid}/task/{pid}/children").read_text().split()]
-    except OSError:
-        return []
 
 
 def peak_rss_of(pid: int) -> float:

@@ -1,5 +1,5 @@
 """The journeys' counters on SQL (`journey_counters`, schema 20): what each transaction adds,
-written at its end as one upsert per changed counter (one executemany), and their sums read by
+written at its end as one upsert of every changed counter (`Driver.write`), and their sums read by
 `GET /v1/journeys/{id}/stats`.
 
 A counter row is keyed by its `writer` besides the journey, version, hour of entry, path and
@@ -24,10 +24,10 @@ _UPSERT = ("INSERT INTO journey_counters (journey_id, version, hour, path, name,
 
 
 def add_counts(db: Driver, counts: Mapping[Key, float], writer: str) -> None:
-    """Add `counts` to this writer's rows, in key order."""
-    rows = [(*key, writer, value) for key, value in sorted(counts.items()) if value]
-    if rows:
-        db.conn.exec_driver_sql(_UPSERT.format(marks=db.marks(7)), rows)
+    """Add `counts` to this writer's rows, in key order: through `Driver.write`, so on PostgreSQL
+    a batch is one statement over binary arrays rather than an upsert a counter."""
+    db.write(_UPSERT.format(marks=db.marks(7)), [(*key, writer, value) for key, value in sorted(counts.items())
+                                                   if value])
 
 
 Added = Mapping[str, tuple[str | None, str | None, str]]

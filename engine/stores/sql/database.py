@@ -18,12 +18,14 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.exc import SQLAlchemyError
 from sqlmodel import create_engine
 
+from engine.stores.sql.stats import SqlStats
 from engine.stores.sql.translate import check_url, translated
 from engine.stores.sql.writer_lock import WriterLock
 
 
 class Database:
-    """A database URL opened: its engine (a pool of connections) and who writes when."""
+    """A database URL opened: its engine (a pool of connections), who writes when, and the
+    statements and rows it has run (`stats`)."""
 
     def __init__(self, url: str, echo: bool = False) -> None:
         self.url = check_url(url)
@@ -31,6 +33,7 @@ class Database:
         self.safe_url = _without_password(url)
         with translated(f"{self.safe_url}: cannot open the database"):
             self.engine: SaEngine = _make_engine(url, self.dialect, echo)
+        self.stats = SqlStats.watch(self.engine, pings=self.dialect == "postgresql")  # pool_pre_ping counts
         self.writer = WriterLock() if self.dialect == "sqlite" else None  # SQLite: one writer at a time
         self.worker: Callable[[], str | None] = lambda: None  # this process's worker id, once it has one
 

@@ -7,22 +7,27 @@ lease ran out, or whose rows the expiry took back, changes nothing, whatever it 
 
 from __future__ import annotations
 
-from collections.abc import Collection, Mapping, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, TypeVar
+
+from sqlalchemy import Connection
 
 from channels import Profile
 from channels.selection import ADDRESS_FIELD
 from engine.ports import IN_DOUBT, RETRIED, OutboxItem
 from engine.state import Fence
 from engine.stats import Counts, merge
+from engine.stores.sql.cache import StateCache
 from engine.stores.sql.counters import add_counts, moved, receipts
-from engine.stores.sql.database import SqlPort
+from engine.stores.sql.database import Database, SqlPort
 from engine.stores.sql.driver import Driver, json_text, placeholder
 from engine.stores.sql.loads import profiles_of
 from engine.stores.sql.schema import chunks
 from engine.stores.sql.suppression import read_suppressions
 from engine.stores.sql.translate import translating
+
+V = TypeVar("V")
 
 
 def expire(db: Driver, now: datetime, writer: str, retry_channels: Collection[str] = ()) -> int:
@@ -73,34 +78,21 @@ def claim_sql(dialect: str, limit: int) -> str:
 
 
 ATTEMPT_COLUMNS = ("dispatch", "status", "status_at", "attempts", "next_attempt_at", "provider", "provider_id", "error")
-_ATTEMPT_TYPES = ("text", "text", "timestamptz", "int", "timestamptz", "text", "text", "text")
 
 
-def held(db: Driver, fence: Fence, alias: str = "") -> tuple[str, list[Any]]:
-    """The condition that a row is still the fence's claim's, and its parameters."""
-    return (f"{alias}claim = {db.mark} AND {alias}next_attempt_at > {db.mark}", [fence.token, db.time(fence.now)])
+def held(db: Driver, fence: Fence) -> tuple[str, list[Any]]:
+    """The condition that a row is still the fence's claim's, and its parameters (its columns
+    written `{t}column`, as `Driver.update` takes a condition)."""
+    return (f"{{t}}claim = {db.mark} AND {{t}}next_attempt_at > {db.mark}", [fence.token, db.time(fence.now)])
 
 
 def record_attempts(db: Driver, rows: list[tuple[Any, ...]], fence: Fence) -> set[str]:
     """Each row: the `ATTEMPT_COLUMNS` values, then the message id; only the rows `fence` holds are
-    written, and their claim ends. Returns their ids. On PostgreSQL one UPDATE over arrays for
-    the whole batch rather than a statement a message."""
-    if not rows:
-        return set()
-    if db.sqlite or len(rows) < 8:
-        condition, params = held(db, fence)
-        sql = ("UPDATE messages SET " + ", ".join(f"{c} = {db.mark}" for c in ATTEMPT_COLUMNS)
-               + f", claim = NULL WHERE message_id = {db.mark} AND {condition}")
-        return {row[-1] for row in rows if db.conn.exec_driver_sql(sql, (*row, *params)).rowcount}
-    rows = list({row[-1]: row for row in rows}.values())  # a message recorded twice: its last attempt
-    arrays = ", ".join(f"%s::{t}[]" for t in (*_ATTEMPT_TYPES, "text"))
-    names = ", ".join((*ATTEMPT_COLUMNS, "message_id"))
-    condition, params = held(db, fence, "m.")
-    found = db.conn.exec_driver_sql(
-        "UPDATE messages AS m SET " + ", ".join(f"{c} = v.{c}" for c in ATTEMPT_COLUMNS) + ", claim = NULL "
-        f"FROM unnest({arrays}) AS v({names}) WHERE m.message_id = v.message_id AND {condition} "
-        "RETURNING m.message_id", (*(list(column) for column in zip(*rows, strict=True)), *params))
-    return {str(r[0]) for r in found}
+    written, and their claim ends. Returns their ids. On PostgreSQL one UPDATE over binary
+    arrays for the whole batch rather than a statement a message."""
+    condition, params = held(db, fence)
+    return {str(m) for m in db.update("messages", "message_id", ATTEMPT_COLUMNS, rows, also="claim = NULL",
+                                      where=condition, params=params)}
 
 
 def mark_sending(db: Driver, message_ids: Sequence[str], fence: Fence) -> set[str]:
@@ -108,30 +100,34 @@ def mark_sending(db: Driver, message_ids: Sequence[str], fence: Fence) -> set[st
     `fence.until`; returns their ids."""
     condition, params = held(db, fence)
     return _returning(db, f"UPDATE messages SET dispatch = 'sending', next_attempt_at = {db.mark} WHERE "
-                          f"message_id IN ({{in}}) AND dispatch = 'leased' AND {condition}", message_ids,
-                      [db.time(fence.until)], params)
+                          f"message_id IN ({{in}}) AND dispatch = 'leased' AND {condition.replace('{t}', '')}",
+                      message_ids, [db.time(fence.until)], params)
 
 
 def renew(db: Driver, message_ids: Sequence[str], fence: Fence) -> set[str]:
     """The lease of those of these messages `fence` holds extended to `fence.until`; returns their ids."""
     condition, params = held(db, fence)
     return _returning(db, f"UPDATE messages SET next_attempt_at = {db.mark} WHERE message_id IN ({{in}}) AND "
-                          f"{condition}", message_ids, [db.time(fence.until)], params)
+                          f"{condition.replace('{t}', '')}", message_ids, [db.time(fence.until)], params)
 
 
 def _returning(db: Driver, sql: str, message_ids: Sequence[str], before: list[Any], after: list[Any]) -> set[str]:
-    """`sql` (an UPDATE with `{in}`) over the ids chunk by chunk; the ids of the rows it changed."""
+    """`sql` (an UPDATE with `IN ({in})`) over the ids chunk by chunk (PostgreSQL: one binary
+    array a chunk); the ids of the rows it changed."""
     changed: set[str] = set()
     for chunk in chunks(list(message_ids)):
-        found = db.conn.exec_driver_sql(sql.replace("{in}", db.marks(len(chunk))) + " RETURNING message_id",
-                                        (*before, *chunk, *after))
-        changed.update(str(r[0]) for r in found)
+        changed.update(str(r[0]) for r in db.where_in(sql + " RETURNING message_id", chunk, after, first=before))
     return changed
 
 
 class SqlOutbox(SqlPort):
     """The `Outbox` port: claims, fenced writes and counts of the messages table, and what the
-    dispatcher checks again before each attempt (the recipients' profiles, the suppressed numbers)."""
+    dispatcher checks again before each attempt (the recipients' profiles, the suppressed numbers),
+    read first from the store's `StateCache` where there is one (SQLite)."""
+
+    def __init__(self, database: Database, cache: StateCache | None = None) -> None:
+        super().__init__(database)
+        self.cache = cache
 
     @translating
     def claim_outbox(self, now: datetime, limit: int, lease: timedelta, token: str) -> list[OutboxItem]:
@@ -206,10 +202,24 @@ class SqlOutbox(SqlPort):
 
     @translating
     def recipients(self, user_ids: Collection[str]) -> dict[str, Profile]:
-        with self.engine.connect() as conn:
-            return profiles_of(Driver(conn, self.dialect), sorted(user_ids))
+        return self._committed(user_ids, self.cache.profiles if self.cache else None,
+                               lambda conn, users: profiles_of(Driver(conn, self.dialect), sorted(users)))
 
     @translating
     def suppressions(self, numbers: Collection[str]) -> dict[str, datetime]:
-        with self.engine.connect() as conn:
-            return read_suppressions(Driver(conn, self.dialect), numbers)
+        return self._committed(numbers, self.cache.suppressions if self.cache else None,
+                               lambda conn, missing: read_suppressions(Driver(conn, self.dialect), missing))
+
+    def _committed(self, keys: Collection[str], cached: Callable[[Collection[str]], tuple[dict[str, V], list[str]]]
+                   | None, load: Callable[[Connection, list[str]], dict[str, V]]) -> dict[str, V]:
+        """SQLite: what the cache holds, taken while no transaction is in flight (so as committed;
+        an erasure evicts before it lets go), the rest from the database."""
+        found: dict[str, V] = {}
+        missing = list(keys)
+        if cached is not None:
+            with self._writing(urgent=False):
+                found, missing = cached(keys)
+        if missing:
+            with self.engine.connect() as conn:
+                found.update(load(conn, missing))
+        return found

@@ -62,19 +62,20 @@ class SqlPrivacy(SqlPort):
         timers table has no index by instance), then the rows.
         The transaction reads the database, not the cache, and the user is evicted from the cache
         afterwards either way, so no committed state of theirs is left in memory."""
-        try:
-            with self._writing(urgent=True), self.engine.begin() as conn:
-                tx = SqlTx(conn, self.dialect, None)
-                if not _holds(tx.db, user_id):
-                    return None
-                tx.prefetch([user_id], at)
-                end_instances(tx)
-                profile = tx.get_profile(user_id)
-                tx.flush()
-                return _erase_rows(tx.db, user_id, at, profile)
-        finally:
-            if self.cache is not None:
-                self.cache.evict([user_id])
+        with self._writing(urgent=True):  # evicted before another writer or the dispatcher reads the cache
+            try:
+                with self.engine.begin() as conn:
+                    tx = SqlTx(conn, self.dialect, None)
+                    if not _holds(tx.db, user_id):
+                        return None
+                    tx.prefetch([user_id], at)
+                    end_instances(tx)
+                    profile = tx.get_profile(user_id)
+                    tx.flush()
+                    return _erase_rows(tx.db, user_id, at, profile)
+            finally:
+                if self.cache is not None:
+                    self.cache.evict([user_id])
 
     @translating
     def consent_ledger(self, user_id: str) -> list[ConsentRecord]:

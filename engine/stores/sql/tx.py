@@ -24,7 +24,7 @@ from engine.stores.sql.claims import claim_queued, due_timer_users, due_timers, 
 from engine.stores.sql.loads import entry_key
 from engine.stores.sql.recent import SqlRecent
 from engine.stores.sql.runs import SqlRunChunks
-from engine.stores.sql.schema import EVENT_IDS, chunks, dialect_insert
+from engine.stores.sql.schema import chunks
 from engine.stores.sql.tx_state import TxState
 from engine.stores.sql.writes import delete_timers, statements
 
@@ -107,12 +107,11 @@ class SqlInbox(TxState):
         unique = list(dict.fromkeys(event_ids))
         if self.dialect == "sqlite":
             return self._remember_single_writer(unique)
-        new: set[str] = set()
-        for chunk in chunks(unique):
-            statement = dialect_insert(self.dialect, EVENT_IDS).values([{"id": i} for i in chunk])
-            rows = self.conn.execute(statement.on_conflict_do_nothing().returning(EVENT_IDS.c.id))
-            new.update(r[0] for r in rows)
-        return new
+        if not unique:
+            return set()
+        rows = self.db.rows("INSERT INTO event_ids (id) SELECT unnest(%b::varchar[]) ON CONFLICT DO NOTHING "
+                            "RETURNING id", [unique])  # one statement text: nothing compiled per batch
+        return {r[0] for r in rows}
 
     def _remember_single_writer(self, unique: list[str]) -> set[str]:
         """SQLite has one writer at a time: look the ids up, then insert the new ones in one executemany

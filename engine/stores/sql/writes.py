@@ -11,7 +11,7 @@ from channels import Profile
 from channels.engagement import Engagement, engagement_stored
 from channels.selection import shown
 from engine.state import Instance, Send, Skip
-from engine.stores.sql.driver import UNNEST_FROM, Driver
+from engine.stores.sql.driver import Driver
 from engine.stores.sql.schema import chunks
 
 INSTANCE_COLUMNS = ("instance_id", "journey_id", "version", "user_id", "key", "status", "step", "entered_at", "doc")
@@ -75,20 +75,14 @@ class WriteBuffer:
         db.write(sql["messages"], self.messages)
         db.write(sql["links"], self.links)
         db.write(sql["skips"], self.skips)
-        db.write(sql["status"], self.statuses)
-
+        db.update("messages", "message_id", ("status", "status_at", "engaged"), self.statuses)  # feedback, as it lands
 
     def _flush_engagement(self) -> None:
         """The counts of profiles not written whole above: one UPDATE per row on SQLite, one
-        statement over arrays on PostgreSQL."""
+        statement over arrays bound in binary on PostgreSQL (`Driver.update`)."""
         db = self.db
         rows = [(_engagement(db, e), user_id) for user_id, e in self.engagement.items() if user_id not in self.profiles]
-        if db.sqlite or len(rows) < UNNEST_FROM:
-            db.write(statements(db)["engagement"], rows)
-            return
-        engagements, users = (list(column) for column in zip(*rows, strict=True))
-        db.conn.exec_driver_sql("UPDATE profiles SET engagement = v.e::json FROM unnest(%s::text[], %s::text[]) "
-                                "AS v(e, u) WHERE profiles.user_id = v.u", (engagements, users))
+        db.update("profiles", "user_id", ("engagement",), rows)
 
 
 def delete_timers(db: Driver, timer_ids: Sequence[str]) -> None:
@@ -99,11 +93,9 @@ def delete_timers(db: Driver, timer_ids: Sequence[str]) -> None:
 def statements(db: Driver) -> dict[str, str]:
     """The flush statements for one dialect, built once."""
     if db.sqlite not in _STATEMENTS:
-        mark = db.mark
         _STATEMENTS[db.sqlite] = {
             "profiles": db.insert_sql("profiles", ("user_id", "phone", "doc", "engagement"), ("user_id",),
                                       ("phone", "doc", "engagement")),
-            "engagement": f"UPDATE profiles SET engagement = {mark} WHERE user_id = {mark}",
             "consents": db.insert_sql("consents", ("user_id", "seq", "channel", "category", "granted", "source",
                                                    "at")),
             "instances": db.insert_sql("instances", INSTANCE_COLUMNS, ("instance_id",), ("status", "step", "doc")),
@@ -112,8 +104,6 @@ def statements(db: Driver) -> dict[str, str]:
             "links": db.insert_sql("links", LINK_COLUMNS),
             "skips": db.insert_sql("skips", ("instance_id", "user_id", "step", "message", "reason", "decisions",
                                              "at", "detail")),
-            "status": f"UPDATE messages SET status = {mark}, status_at = {mark}, engaged = {mark} "
-                      f"WHERE message_id = {mark}",
             "event_ids": db.insert_sql("event_ids", ("id",)),
             "inbox": db.insert_sql("inbox", ("event_id", "user_id", "type", "at", "properties", "part")),
         }
