@@ -4,14 +4,11 @@ delivery status, the sends quiet hours put off, the skipped sends) and
 
 from __future__ import annotations
 
-from datetime import datetime
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Query
 
-from engine.errors import EventError, HttpError
-from engine.events import parse_time
-from engine.http.fields import IN_RANGE
+from engine.http.fields import IN_RANGE, query_instant
 from engine.http.message_schemas import InstanceList, MessageList, MessagePage
 from engine.http.openapi import documented
 from engine.http.pages import CURSOR, message_page, read_cursor
@@ -33,13 +30,6 @@ MAX_LIMIT = 1000
 Limit = Annotated[int, Query(ge=1, le=MAX_LIMIT, description="messages per page (without user_id)")]
 
 
-def _instant(value: str | None, field: str) -> datetime | None:
-    try:
-        return parse_time(value, field) if value is not None else None
-    except EventError as exc:
-        raise HttpError(422, str(exc)) from None
-
-
 @router.get("/v1/users/{user_id}/instances", operation_id="listInstances", tags=["instances"],
             **documented(InstanceList))
 def list_instances(user_id: UserId, server: ServerDep) -> dict[str, Any]:
@@ -58,8 +48,8 @@ def list_messages(server: ServerDep, user_id: Whose = None, journey: Filter = No
     filters (`since` included, `until` excluded), newest first, a page at a time: pass
     `next_cursor` back as `cursor` for the next (null: no more)."""
     if user_id is None:
-        query = MessageQuery(journey, step, channel, status, _instant(since, "since"), _instant(until, "until"),
-                             read_cursor(cursor))
+        query = MessageQuery(journey, step, channel, status, query_instant(since, "since"),
+                             query_instant(until, "until"), read_cursor(cursor))
         return message_page(server.store.views.find_messages(query, limit + 1), limit)
     return {"messages": [message_view(m) for m in server.store.views.messages_for_user(user_id)],
             "deferred": deferred_sends(server, user_id),

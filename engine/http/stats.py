@@ -9,16 +9,15 @@ read. `version` is a version's number as `GET /v1/journeys/{id}` lists them, old
 
 from __future__ import annotations
 
-from datetime import datetime
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Query
 
 from engine.compiler import END
-from engine.errors import EventError, HttpError
-from engine.events import format_time, parse_time
+from engine.errors import HttpError
+from engine.events import format_time
 from engine.host.server import Server
-from engine.http.fields import IN_RANGE
+from engine.http.fields import IN_RANGE, query_instant
 from engine.http.journey_schemas import JourneyStats
 from engine.http.openapi import documented
 from engine.http.routing import JourneyId, JsonRoute, ServerDep
@@ -41,18 +40,11 @@ def journey_stats(journey_id: JourneyId, server: ServerDep, since: Instant = Non
     server.deploys.known(journey_id)
     # An empty window (until at or before since) holds no hour: an empty funnel, as the messages'
     # filters answer an empty page, not an error (both are valid instants).
-    low, high = bounds(_instant(since, "since"), _instant(until, "until"))
+    low, high = bounds(query_instant(since, "since"), query_instant(until, "until"))
     chosen = _version(server, journey_id, version)
     rows = server.store.views.journey_counts(journey_id, chosen, low, high)
     doc = document(journey_id, rows, version, _shown(low), _shown(high), _steps(server, journey_id, chosen))
     return doc
-
-
-def _instant(value: str | None, field: str) -> datetime | None:
-    try:
-        return parse_time(value, field) if value is not None else None
-    except EventError as exc:
-        raise HttpError(422, str(exc)) from None
 
 
 def _shown(hour: str | None) -> str | None:
