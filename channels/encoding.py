@@ -10,6 +10,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from functools import lru_cache
 
+from channels.values import quick_init
+
 GSM7 = "GSM-7"
 UCS2 = "UCS-2"
 
@@ -26,6 +28,7 @@ _GSM_SINGLE, _GSM_MULTI = 160, 153
 _UCS_SINGLE, _UCS_MULTI = 70, 67
 
 
+@quick_init
 @dataclass(frozen=True, slots=True)
 class SmsEncoding:
     """How a text travels as SMS: `units` are septets (GSM-7) or UTF-16 units (UCS-2)."""

@@ -9,11 +9,13 @@ from datetime import UTC, date, datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
 from channels.policy import FREQUENCY_CAP, CapRule, Policy
+from channels.values import quick_init
 
 DAY = timedelta(days=1)
 WEEK = timedelta(days=7)
 
 
+@quick_init
 @dataclass(frozen=True, slots=True)
 class SentRecord:
     """One message already sent to the user: what the caps count."""

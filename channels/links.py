@@ -72,7 +72,7 @@ class Tracked:
         """The short links a delivered content holds (an SMS falling back from RCS holds the RCS's)."""
         if not self.links:
             return ()
-        text = "\n".join(_strings(content))
+        text = "\n".join(strings_of(content))
         return tuple(link for short, link in self.links.items() if short in text)
 
 
@@ -179,12 +179,13 @@ def _with_pixel(body: str, short: str) -> str:
     return f"{body[:at]}{tag}{body[at:]}" if at >= 0 else body + tag
 
 
-def _strings(value: Any) -> Iterator[str]:
+def strings_of(value: Any) -> Iterator[str]:
+    """Every string in a JSON-like value, at any depth (a journey forecast reads its definition's too)."""
     if isinstance(value, str):
         yield value
     elif isinstance(value, Mapping):
         for item in value.values():
-            yield from _strings(item)
+            yield from strings_of(item)
     elif isinstance(value, list | tuple):
         for item in value:
-            yield from _strings(item)
+            yield from strings_of(item)

@@ -23,6 +23,7 @@ from channels.locales import check_locale
 from channels.policy import ChannelName
 from channels.preferences import NO_PREFERENCES, Preferences, PreferencesError
 from channels.timestamps import EARLIEST, LATEST, format_timestamp, read_timestamp
+from channels.values import quick_init
 
 __all__ = ["EARLIEST", "LATEST", "ConsentRecord", "Profile", "ProfileError", "format_timestamp", "read_timestamp",
            "time_zones"]
@@ -83,6 +84,7 @@ class RcsCapability:
         return cls(bool(doc["capable"]), read_timestamp(doc["checked_at"]), str(doc["source"]))
 
 
+@quick_init
 @dataclass(frozen=True, slots=True)
 class Profile:
     """What the channel layer needs to know about one recipient. `rcs_capable` is what is

@@ -23,10 +23,12 @@ from channels.profile import ConsentRecord, Profile
 from channels.quiet_hours import quiet_until, recipient_zone
 from channels.regions import recipient_region
 from channels.selection import ADDRESS_FIELD
+from channels.values import quick_init
 
 SUPPRESSION_SOURCE = "suppression:STOP"
 
 
+@quick_init
 @dataclass(frozen=True, slots=True)
 class Recheck:
     """`cancel`: the reason the message may not go at all (`opted_out`, `no_consent`,

@@ -7,7 +7,7 @@ candidate gets a recorded decision with its reason, eligible or not.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from functools import partial
@@ -22,6 +22,7 @@ from channels.profile import Profile
 from channels.quiet_hours import quiet_until, recipient_zone
 from channels.reach import Choice, Figures, weigh
 from channels.regions import recipient_region
+from channels.values import quick_init
 
 STRATEGIES: tuple[str, ...] = ("first", "cheapest", "all", "escalate", "auto")
 URGENCIES: tuple[str, ...] = ("low", "normal", "high", "critical")
@@ -47,6 +48,7 @@ class SelectionError(ValueError):
     """A send request names an unknown strategy or urgency."""
 
 
+@quick_init
 @dataclass(frozen=True, slots=True, kw_only=True)
 class SendRequest:
     """One send to one person: what the engine knows at that moment."""
@@ -62,6 +64,7 @@ class SendRequest:
     strategy: str | None = None
     escalate_after: timedelta | None = None
     journey_capped: bool = False  # the journey's own limit is reached: every channel is `journey_cap`
+    later: frozenset[str] = frozenset()  # escalate: channels whose turn comes later, not rendered yet
     muted: bool = False  # the person turned this journey off (one that says they may)
 
 
@@ -132,6 +135,13 @@ class Selection(NamedTuple):
     defer_until: datetime | None
     choice: Choice | None = None  # strategy auto: the order and why
 
+    def chain(self) -> tuple[str, ...]:
+        """The channels an escalation goes on to: those selected after the first, then those that
+        may be used and are rendered when their turn comes (`SendRequest.later`)."""
+        delivered = {d.channel for d in self.deliveries}
+        return tuple(d.channel for d in self.deliveries[1:]) + tuple(
+            d.channel for d in self.decisions if d.eligible and d.channel not in delivered)
+
 
 class _Context(NamedTuple):
     request: SendRequest
@@ -163,6 +173,37 @@ def select(request: SendRequest, policy: Policy) -> Selection:
         zone = zone or recipient_zone(profile, policy)
         defer_until = quiet_until(request.now, zone, policy, category, request.urgency, region)
     return Selection(decisions, deliveries, strategy, escalate_after, defer_until, choice)
+
+
+Render = Callable[[Sequence[str]], tuple[dict[str, Any], dict[str, str]]]
+"""The messages of these channels: (content by channel, template error by channel)."""
+Build = Callable[[dict[str, Any], dict[str, str], frozenset[str]], SendRequest]
+"""The request, given (contents, template errors, the channels rendered later)."""
+
+
+def select_rendering(candidates: tuple[str, ...], strategy: str | None, build: Build, render: Render,
+                     policy: Policy) -> tuple[Selection, dict[str, str]]:
+    """`select`, with the messages rendered as needed; returns the templates that failed too. An
+    escalation starting renders a channel's message only once the channels before it cannot be
+    used: the later ones are decided on what needs no message (address, consent, caps) and are
+    rendered and checked in full when their turn comes (most never come: the first channel is
+    engaged with). With rcs among them, whose fallback needs its message, all are rendered now;
+    so they are for strategy auto, which weighs every candidate's cost (an SMS's by its segments).
+    `strategy`: the step's, else the policy's default, else by urgency (`strategy_of`)."""
+    lazy = strategy == "escalate" and "rcs" not in candidates
+    for n in range(len(candidates) - 1) if lazy else ():  # the last round is the full selection below
+        contents, errors = render(candidates[:n + 1])
+        selection = select(build(contents, errors, frozenset(candidates[n + 1:])), policy)
+        if selection.deliveries:
+            return selection, errors
+    contents, errors = render(candidates)
+    return select(build(contents, errors, frozenset()), policy), errors
+
+
+def strategy_of(strategy: str | None, urgency: str, policy: Policy) -> str | None:
+    """The step's strategy, else the policy's `default_strategy`, else the urgency's default (None
+    for an unknown urgency): the one `effective_strategy` takes."""
+    return strategy or policy.fast.default_strategy or _DEFAULT_STRATEGY.get(urgency)
 
 
 def effective_strategy(request: SendRequest, policy: Policy | None = None) -> tuple[str, timedelta | None]:
@@ -253,6 +294,8 @@ def _check(ctx: _Context, channel: str, content: Mapping[str, Any] | None) -> tu
         return reason, None
     if request.muted or not profile.preferences.allows(request.category, channel):
         return PREFERENCE_OFF, None
+    if channel in request.later:  # may be used: its message is rendered and checked when its turn comes
+        return _cap(ctx, channel), None
     if channel in request.template_errors:
         return "template_error", None
     if content is None:

@@ -17,6 +17,7 @@ with the user's own words (file, line, field, id) in its message::
     │   ├── TemporaryStoreError               the database is unreachable for now: try again later (an outage)
     │   └── StoreValueError (ValueError)      the database refused a value (a constraint, a range): the data's
     │                                         fault, a 422, never an outage
+    ├── BenchError (RuntimeError)             `journey bench`'s own harness failed (its server did not start)
     └── HttpError                             an HTTP request cannot be served (carries its status)
 
     channels (the channel layer never imports engine, so its errors live beside their code):
@@ -104,6 +105,11 @@ class TemporaryStoreError(StoreError):
 class StoreValueError(StoreError, ValueError):
     """The database refused a value it was given (an integrity or data error): the request's or the
     event's fault, answered 422 and never taken for an outage."""
+
+
+class BenchError(JourneyError, RuntimeError):
+    """`journey bench` could not measure: the `journey serve` it started exited or never became
+    healthy. Not a figure of the engine's, so it is said in words, with the server's log."""
 
 
 class HttpError(JourneyError):

@@ -14,6 +14,7 @@ from typing import Any
 
 from channels.profile import format_timestamp as format_time
 from channels.profile import read_timestamp
+from channels.values import quick_init
 from engine.errors import EventError
 
 _FIELDS = frozenset({"id", "type", "user_id", "timestamp", "properties"})
@@ -36,6 +37,7 @@ def looks_like_feedback(event_type: str, channels: Collection[str]) -> str | Non
     return word if dot and word and channel in channels else None
 
 
+@quick_init
 @dataclass(frozen=True, slots=True)
 class Event:
     type: str

@@ -13,7 +13,7 @@ import functools
 import re
 from collections.abc import Callable, Collection, Iterator, Mapping
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, NamedTuple
 
 from jinja2 import DictLoader, TemplateError, TemplateSyntaxError, Undefined, UndefinedError, meta, nodes
 from jinja2.parser import Parser
@@ -236,6 +236,73 @@ def _foreign_names(source: str, expression: bool, allowed: tuple[str, ...]) -> t
             dotted = ".".join([node.name, *parts])
             paths[node.name] = max(paths[node.name], dotted, key=len)
     return tuple(sorted(paths.items()))
+
+
+class ReadPaths(NamedTuple):
+    """What a template or expression reads: `used`, the paths it computes with (a condition, a
+    filter, a loop...), and `shown`, the ones only written out whole (`{{ profile.attributes.first_name }}`),
+    whose values change what is rendered only by their characters."""
+
+    used: frozenset[tuple[str, ...]]
+    shown: frozenset[tuple[str, ...]]
+
+
+def read_paths(source: str, expression: bool = False) -> ReadPaths:
+    """Every path `source` reads from a name (`("profile", "attributes", "first_name")`), as far
+    as it is spelled out: a name used whole (`profile | tojson`, `{% set p = profile %}`) is read
+    whole (`("profile",)`), a computed key (`event.properties[k]`) reads what is before it, a
+    method (`profile.attributes.get('x')`) the value it is called on. What a forecast may leave
+    out of the inputs that make two people alike (engine/forecast/classes.py). Raises
+    TemplateSyntaxError like compiling it would."""
+    used: set[tuple[str, ...]] = set()
+    shown: set[tuple[str, ...]] = set()
+    tree = _tree(source, expression)
+    for output in ([] if expression else tree.find_all(nodes.Output)):
+        for child in output.nodes:
+            chain = _chain(child)
+            if chain is not None and len(chain) == _depth(child) > 1:  # every key spelled out
+                shown.add(chain)
+    _collect(tree, used, shown if not expression else set())
+    return ReadPaths(frozenset(used), frozenset(shown))
+
+
+def _collect(node: nodes.Node, found: set[tuple[str, ...]], shown: set[tuple[str, ...]],
+             parent: nodes.Node | None = None) -> None:
+    called = _chain(node.node) if isinstance(node, nodes.Call) else None
+    if isinstance(node, nodes.Call) and called is not None:
+        found.add(called[:-1] or called)
+        for child in (*node.args, *node.kwargs):
+            _collect(child, found, shown, node)
+        return
+    chain = _chain(node)
+    if chain is not None:
+        if not (isinstance(parent, nodes.Output) and chain in shown):
+            found.add(chain)
+        for item in node.find_all(nodes.Getitem):  # computed keys read names of their own
+            _collect(item.arg, found, shown, item)
+        return
+    for child in node.iter_child_nodes():
+        _collect(child, found, shown, node)
+
+
+def _depth(node: nodes.Node) -> int:
+    """How many names and keys a chain of lookups has (`a.b[c]`: 3)."""
+    depth = 1
+    while isinstance(node, nodes.Getattr | nodes.Getitem):
+        depth, node = depth + 1, node.node
+    return depth
+
+
+def _chain(node: nodes.Node) -> tuple[str, ...] | None:
+    """A name and the constant keys read from it (up to the first computed one), or None."""
+    parts: list[str] = []
+    while isinstance(node, nodes.Getattr | nodes.Getitem):
+        key = node.attr if isinstance(node, nodes.Getattr) else getattr(node.arg, "value", None)
+        parts = [key, *parts] if isinstance(key, str) else []
+        node = node.node
+    if isinstance(node, nodes.Name) and node.ctx == "load":
+        return (node.name, *parts)
+    return None
 
 
 def parse_template(source: str) -> nodes.Template:

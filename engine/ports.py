@@ -31,6 +31,7 @@ from channels import ConsentRecord, Profile, SentRecord
 from channels.consent import LedgerEntry, SuppressionEntry  # the audit trail's rows
 from channels.engagement import Engagement
 from channels.profile import RcsCapability
+from channels.values import quick_init
 from engine.clock import IdSource as IdSource
 from engine.events import Event
 from engine.runs import AudienceRun
@@ -49,6 +50,7 @@ from engine.state import (
     TimerRef,
     Trace,
 )
+from engine.stats import Key, outcome_counts
 
 ERASED = "erased"
 """The reason an erased person's instances end with, and the error of their cancelled messages."""
@@ -65,6 +67,7 @@ class EntryHistory:
     last_entered_at: datetime | None
 
 
+@quick_init
 @dataclass(frozen=True, slots=True)
 class OutboxItem:
     """A leased message and the recipient's address on its channel (None: the profile has none)."""
@@ -77,6 +80,21 @@ class OutboxItem:
     attempts: int
     address: str | None
     instance_id: str | None = None  # None: a keyword reply, not a journey's message
+
+
+@dataclass(frozen=True, slots=True)
+class MessageQuery:
+    """Which messages of every user to list (`ReadViews.find_messages`): each filter given must
+    match; `since` included, `until` excluded (the message's time); `before`, the page's start:
+    messages older than this (at, message_id), as the previous page ended."""
+
+    journey_id: str | None = None
+    step: str | None = None
+    channel: str | None = None
+    status: str | None = None
+    since: datetime | None = None
+    until: datetime | None = None
+    before: tuple[datetime, str] | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -237,6 +255,10 @@ class CommandsTx(RecentTx, Protocol):
         """The timeline is a dry-run view: a durable store may drop traces."""
         ...
 
+    def count(self, counts: Mapping[Key, float]) -> None:
+        """Add to the journeys' counters (engine.stats), with this transaction."""
+        ...
+
 
 class RunsTx(Protocol):
     """An audience run's chunk (engine.audience.entry): a chunk of profiles and the run, in one transaction."""
@@ -338,6 +360,11 @@ class ReadViews(Protocol):
         """Newest first: instance_id, user_id, step, message, reason, decisions, at, detail."""
         ...
 
+    def find_messages(self, query: MessageQuery, limit: int) -> list[dict[str, Any]]:
+        """Up to `limit` messages of any user matching `query`, newest first (by at, then message_id),
+        as `messages_for_user` gives them; read through an index whatever the filters."""
+        ...
+
     def message_by_provider_id(self, provider_id: str) -> dict[str, Any] | None:
         """The message a provider knows as `provider_id` (its message_id, user_id, channel, provider)."""
         ...
@@ -348,6 +375,12 @@ class ReadViews(Protocol):
 
     def step_counts(self, journey_id: str) -> dict[str, dict[str, int]]:
         """Instances per current step and status."""
+        ...
+
+    def journey_counts(self, journey_id: str, version: str | None, low: str | None, high: str | None,
+                       ) -> list[tuple[str, str, float]]:
+        """The journey's counters (engine.stats) summed over every writer and the hours of entry
+        from `low` (included) to `high` (excluded): (path, name, value) rows."""
         ...
 
 
@@ -561,11 +594,14 @@ class CapabilityLookup(Protocol):
         ...
 
 
-def carry_out(tx: CommandsTx, outcome: Outcome) -> None:
+def carry_out(tx: CommandsTx, outcome: Outcome, before: Instance | None = None) -> None:
     """The one place the runtime's commands become store writes: the instance's new state first,
-    then each command in order, through the `Tx` method it maps to."""
+    then each command in order, through the `Tx` method it maps to, then what it adds to the
+    journey's counters (`before`: the instance as it was; None, it entered now)."""
     if outcome.instance is not None:
         tx.save_instance(outcome.instance)
+        if outcome.instance is not before:
+            tx.count(outcome_counts(before, outcome))
     for command in outcome.commands:  # a plain chain, most frequent first: this runs for every command
         if isinstance(command, Send):
             tx.add_message(command)

@@ -22,9 +22,9 @@ from channels import (
     Profile,
     SendRequest,
     SentRecord,
-    select,
 )
 from channels.links import CodeSource, Tracked, TrackedLink, Tracker, new_code
+from channels.selection import select_rendering, strategy_of
 from engine.compiler import CompiledJourney, Rendered
 from engine.errors import EvaluationError
 from engine.events import Event, format_time
@@ -179,11 +179,16 @@ def _split_step(run: Run, step: Step) -> object:
     assert isinstance(step, SplitStep)
     digest = hashlib.sha256(f"{run.journey.id}:{step.id}:{run.user_id}".encode()).digest()
     point = int.from_bytes(digest[:8], "big") / 2**64 * sum(p.weight for p in step.paths)
+    taken = step.paths[-1].next
     for path in step.paths:
         point -= path.weight
         if point < 0:
-            return path.next
-    return step.paths[-1].next
+            taken = path.next
+            break
+    branch = f"{step.id}:{taken}"
+    if branch not in run.branches:  # counted per branch (engine.stats); a loop back takes the same one
+        run.branches = (*run.branches, branch)
+    return taken
 
 
 def _exit_step(run: Run, step: Step) -> object:
@@ -209,36 +214,41 @@ def _attempt_send(run: Run, step: SendStep, why: str | None = None) -> object:
     escalation = run.escalation
     message = run.journey.definition.messages[step.message]
     candidates = escalation.remaining if escalation else tuple(step.channels or message.channels())
-    rendered, tracked = _render(run, step.message, candidates)
     auto = (step.strategy or run.policy.fast.default_strategy) == "auto"
-    request = SendRequest(
-        profile=run.profile, category=run.journey.definition.category, urgency=step.urgency, candidates=candidates,
-        contents=tracked.contents, template_errors=rendered.errors, sent=run.sent, now=run.now,
-        strategy="first" if escalation and not auto else step.strategy, escalate_after=step.escalate_after,
-        journey_capped=journey_capped(run),
-        muted=run.journey.definition.mutable and run.profile.preferences.mutes(run.journey.id),
-    )
-    selection = select(request, run.policy)
+    strategy = "first" if escalation and not auto else step.strategy
+    capped = journey_capped(run)
+    muted = run.journey.definition.mutable and run.profile.preferences.mutes(run.journey.id)
+
+    def request(contents: dict[str, Any], errors: dict[str, str], later: frozenset[str]) -> SendRequest:
+        return SendRequest(
+            profile=run.profile, category=run.journey.definition.category, urgency=step.urgency,
+            candidates=candidates, contents=contents, template_errors=errors, sent=run.sent, now=run.now,
+            strategy=strategy, escalate_after=step.escalate_after, journey_capped=capped, later=later, muted=muted)
+
+    renderer = _Renderer(run, step.message)
+    selection, errors = select_rendering(candidates, strategy_of(strategy, step.urgency, run.policy), request,
+                                         renderer, run.policy)
+    tracked, locales = renderer.tracked(), renderer.rendered.locales
     if selection.deliveries and selection.defer_until is not None:
         run.schedule("defer", selection.defer_until, step.message)
         run.trace(step.id, "deferred", f"quiet hours until {format_time(selection.defer_until)}")
         return STAY
     if not selection.deliveries:
-        return _nothing_sent(run, step, selection.decisions, rendered.errors, escalation is not None)
+        return _nothing_sent(run, step, selection.decisions, errors, escalation is not None)
     choice = selection.choice.after(why) if selection.choice and why else selection.choice
     if escalation is None and selection.escalate_after is None:
         for delivery in selection.deliveries:
-            _emit(run, step, delivery, selection.decisions, choice, tracked, rendered.locales)
+            _emit(run, step, delivery, selection.decisions, choice, tracked, locales)
         return run.goto(step.next, step)
     first = selection.deliveries[0]
-    message_id = _emit(run, step, first, selection.decisions, choice, tracked, rendered.locales)
+    message_id = _emit(run, step, first, selection.decisions, choice, tracked, locales)
     # The chain is the channels eligible now; each is checked again when its turn comes.
     if selection.choice is not None:
         rest = selection.choice.order[1:]
     elif escalation:
         rest = _after(candidates, selection.decisions, first.channel)
     else:
-        rest = tuple(d.channel for d in selection.deliveries[1:])
+        rest = selection.chain()
     if not rest:
         run.escalation = None
         return run.goto(step.next, step)
@@ -248,15 +258,35 @@ def _attempt_send(run: Run, step: SendStep, why: str | None = None) -> object:
     return STAY
 
 
-def _render(run: Run, message: str, candidates: Sequence[str]) -> tuple[Rendered, Tracked]:
-    """Render the candidates' content (and the rcs fallbacks') in the reader's variant, their links
-    made short when the policy tracks them (so an SMS is measured, and an RCS message held to RBM's
-    limits, as it will be sent); a failing template is recorded."""
-    wanted = (*candidates, "mms", "sms") if "rcs" in candidates else candidates
-    links: dict[str, TrackedLink] = {}
-    rewrite = partial(run.tracker.rewrite, links=links) if run.tracker else None
-    rendered = run.journey.render_channels(message, wanted, run.context(), rewrite)
-    return rendered, Tracked(rendered.contents, links)
+class _Renderer:
+    """Renders a message's channels as `select_rendering` asks for them, each once (a channel
+    rendered for an earlier round is not rendered again, nor are its links given new codes), in the
+    reader's variant, with the links made short when the policy tracks them (so an SMS is measured,
+    and an RCS message held to RBM's limits, as it will be sent); a failing template is recorded."""
+
+    def __init__(self, run: Run, message: str) -> None:
+        self.run, self.message = run, message
+        self.rendered = Rendered({}, {}, {})
+        self.links: dict[str, TrackedLink] = {}
+        self.context: dict[str, Any] | None = None
+
+    def __call__(self, candidates: Sequence[str]) -> tuple[dict[str, Any], dict[str, str]]:
+        done = self.rendered
+        wanted = (*candidates, "mms", "sms") if "rcs" in candidates else candidates
+        missing = [c for c in wanted if c not in done.contents and c not in done.errors]
+        if missing:
+            run = self.run
+            if self.context is None:
+                self.context = run.context()
+            rewrite = partial(run.tracker.rewrite, links=self.links) if run.tracker else None
+            found = run.journey.render_channels(self.message, missing, self.context, rewrite)
+            done.contents.update(found.contents)
+            done.errors.update(found.errors)
+            done.locales.update(found.locales)
+        return done.contents, done.errors
+
+    def tracked(self) -> Tracked:
+        return Tracked(self.rendered.contents, self.links)
 
 
 def _nothing_sent(run: Run, step: SendStep, decisions: tuple[Decision, ...], errors: Mapping[str, str],

@@ -144,7 +144,7 @@ def _run(journey: CompiledJourney, events: Sequence[Event], runs: Sequence[datet
         _run_timers(engine, clock, until=at, inclusive=False)
         clock.advance_to(at)
         if run:
-            _audience_run(engine, store, journey, f"r{run}", at)
+            audience_run(engine, store, journey, f"r{run}", at)
         else:
             engine.process_many(batch)
         done += len(batch) or 1
@@ -157,8 +157,9 @@ def _run(journey: CompiledJourney, events: Sequence[Event], runs: Sequence[datet
     return report(journey, store, users)
 
 
-def _audience_run(engine: Engine, store: MemoryStore, journey: CompiledJourney, run_id: str, at: datetime) -> None:
-    """Every profile, a chunk at a time, through the same entry as `journey serve`'s runs."""
+def audience_run(engine: Engine, store: MemoryStore, journey: CompiledJourney, run_id: str, at: datetime) -> None:
+    """Every profile, a chunk at a time, through the same entry as `journey serve`'s runs (a
+    forecast runs each person's path through it too)."""
     store.runs.add_run(AudienceRun(run_id=run_id, journey_id=journey.id, version=journey.version,
                               trigger=journey.definition.trigger.kind, scheduled_at=at, created_at=at))
     while (run := run_chunk(engine, run_id, RUN_CHUNK)) is not None and run.working:
@@ -201,11 +202,12 @@ def report(journey: CompiledJourney, store: MemoryStore, users: set[str]) -> dic
         "users": len(users), "entered": len(instances),
         **{status: statuses.get(status, 0) for status in END_STATUSES},
         "active": statuses.get("active", 0),
+        "conversions": _conversions(journey, store),
         "messages": dict(Counter(m["channel"] for m in messages)),
         "cost": round(sum(m["cost"] for m in messages), 6),
     }
-    summary = {k: summary[k] for k in ("users", "entered", "completed", "exited", "converted", "active", "failed",
-                                        "messages", "cost")}
+    summary = {k: summary[k] for k in ("users", "entered", "completed", "exited", "converted", "conversions",
+                                        "active", "failed", "messages", "cost")}
     document = {
         "journey": journey.id, "summary": summary, "messages": messages,
         "skipped": [s.to_dict() for s in store.data.skips],
@@ -215,6 +217,14 @@ def report(journey: CompiledJourney, store: MemoryStore, users: set[str]) -> dic
     if journey.definition.trigger.kind != "event":
         document["runs"] = [_run_row(r) for r in sorted(store.data.runs.values(), key=lambda r: r.scheduled_at)]
     return document
+
+
+def _conversions(journey: CompiledJourney, store: MemoryStore) -> int:
+    """Goals reached within `goal.within` of entry, after the instance ended too: the counters the
+    Engine kept as it ran (engine.stats; the goal marks of engine/service/goals.py), as
+    `GET /v1/journeys/{id}/stats` reads them."""
+    rows = store.views.journey_counts(journey.id, None, None, None)
+    return round(sum(value for path, name, value in rows if path == "" and name == "conversions"))
 
 
 def _run_row(run: AudienceRun) -> dict[str, Any]:

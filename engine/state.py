@@ -10,13 +10,14 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any, Protocol
 from urllib.parse import quote
 
 from channels import Choice, Decision, Policy, Profile, SentRecord, recipient_zone
 from channels.links import TrackedLink, Tracker
 from channels.selection import shown
+from channels.values import quick_init
 from engine.compiler import CompiledJourney
 from engine.events import Event, format_time, parse_time
 from engine.expressions import instant
@@ -65,6 +66,19 @@ class Partitioning:
             groups.setdefault(self.of(user_id), []).append(user_id)
         return list(groups.values())
 
+    def by_owner(self, keys: Sequence[str], owners: Mapping[str, str]) -> list[tuple[list[str], list[str]]]:
+        """Rows by key (message ids) in groups of one shard's users (one group off Citus), each as
+        (its users, its keys): a statement a group, filtered by both, is routed to that shard. Keys
+        whose user `owners` does not know make a group with no users (found by the key alone)."""
+        groups: dict[int | None, tuple[set[str], list[str]]] = {}
+        for key in keys:
+            user = owners.get(key)
+            shard = None if user is None else self.of(user) if self.shards else 0
+            users, found = groups.setdefault(shard, (set(), []))
+            users.update([user] if user is not None else [])
+            found.append(key)
+        return [(sorted(users), found) for users, found in groups.values()]
+
 
 @dataclass(frozen=True, slots=True)
 class Lease:
@@ -85,6 +99,7 @@ DIGEST_EVENTS = 100  # the events a digest keeps for its templates; `count` coun
 DEFER_REASON = TIMER_REASONS["defer"]  # a send put off: the only cause is quiet hours
 
 
+@quick_init
 @dataclass(frozen=True, slots=True)
 class Fence:
     """A dispatcher's hold on the outbox messages it claimed, checked in the same statement as each
@@ -116,6 +131,7 @@ class TimerRef:
         return cls(data["timer_id"], parse_time(data["due"], "due"), data["kind"])
 
 
+@quick_init
 @dataclass(frozen=True, slots=True)
 class Escalation:
     """An escalate send in progress: the message awaiting engagement and the channels left."""
@@ -177,6 +193,7 @@ class Digest:
                    parse_time(data["closed_at"], "closed_at") if data.get("closed_at") else None)
 
 
+@quick_init
 @dataclass(frozen=True, slots=True)
 class Mark:
     """One thing a user did that a later step asks about, kept until `until`: an event a
@@ -193,6 +210,18 @@ class Mark:
 
 
 EVENT_MARK, PASS_MARK = "event", "pass"
+GOAL_MARK, CONVERTED_MARK = "goal", "converted"
+"""An ended instance whose goal may still come (within `goal.within` of entry), and one it came for."""
+
+
+def hour_of(at: datetime) -> str:
+    """The hour bucket of an instant, as text that sorts in time order: `2026-01-05T15`."""
+    return at.astimezone(UTC).strftime("%Y-%m-%dT%H")
+
+
+def tally_key(version: str, entered_at: datetime, branches: Sequence[str]) -> str:
+    """Where an instance's counters are (engine.stats), as one text: version, hour of entry, branches."""
+    return "|".join((version, hour_of(entered_at), ",".join(branches)))
 
 
 class RecentView(Protocol):
@@ -211,6 +240,7 @@ class _NoMarks:
 NO_MARKS: RecentView = _NoMarks()
 
 
+@quick_init
 @dataclass(frozen=True, slots=True, kw_only=True)
 class Instance:
     """One person's run through one version of one journey."""
@@ -233,10 +263,17 @@ class Instance:
     digest: Digest | None = None  # the latest digest step's events (open while it collects)
     taken_at: datetime | None = None  # when the latest event a wait_for took arrived: a look-back takes later ones
     expires_at: datetime | None = None  # the current send's expiry (expires, expires_after)
+    branches: tuple[str, ...] = ()  # the split branches taken, `<split step>:<branch>`: counted per branch
 
     @property
     def active(self) -> bool:
         return self.status == ACTIVE
+
+    @property
+    def tally(self) -> str:
+        """What is counted of it is counted under (engine.stats): version, hour of entry, branches.
+        Kept on its messages, so a later change of their status is counted where they were sent."""
+        return tally_key(self.version, self.entered_at, self.branches)
 
     def to_dict(self) -> dict[str, Any]:
         data = {
@@ -250,6 +287,8 @@ class Instance:
         }
         if self.digest is not None or self.taken_at is not None or self.expires_at is not None:
             data.update(_step_state(self))  # only when used: the documents of other instances stay as they were
+        if self.branches:
+            data["branches"] = list(self.branches)
         return data
 
     @classmethod
@@ -265,6 +304,7 @@ class Instance:
             digest=Digest.from_dict(data["digest"]) if data.get("digest") else None,
             taken_at=parse_time(data["taken_at"], "taken_at") if data.get("taken_at") else None,
             expires_at=parse_time(data["expires_at"], "expires_at") if data.get("expires_at") else None,
+            branches=tuple(data.get("branches") or ()),
         )
 
 
@@ -274,6 +314,7 @@ def _step_state(instance: Instance) -> dict[str, Any]:
             "expires_at": format_time(instance.expires_at) if instance.expires_at else None}
 
 
+@quick_init
 @dataclass(frozen=True, slots=True, kw_only=True)
 class Send:
     """Command: deliver one rendered message on one channel."""
@@ -311,6 +352,7 @@ class Send:
         return data
 
 
+@quick_init
 @dataclass(frozen=True, slots=True)
 class Skip:
     """Record: a send step that sent nothing, with the decisions that explain why."""
@@ -332,6 +374,7 @@ class Skip:
         return data
 
 
+@quick_init
 @dataclass(frozen=True, slots=True)
 class Schedule:
     """Command: fire `timer` for `instance_id` at its due time; for a `defer` timer, `message` is
@@ -343,6 +386,7 @@ class Schedule:
     message: str | None = None
 
 
+@quick_init
 @dataclass(frozen=True, slots=True)
 class Cancel:
     """Command: the timer will not be needed (the instance moved on or ended)."""
@@ -380,6 +424,7 @@ class Outcome:
     collected: bool = False  # the event joined the instance's digest: it starts no instance of its own
 
 
+@quick_init
 @dataclass(frozen=True, slots=True)
 class Ingested:
     """What became of one event: processed, or acknowledged as a duplicate."""
@@ -503,6 +548,7 @@ class Run:
         self.digest = instance.digest
         self.taken_at = instance.taken_at
         self.expires_at = instance.expires_at
+        self.branches = instance.branches
         self.recent = recent
         self.collected = False
         self.profile = profile
@@ -523,7 +569,8 @@ class Run:
                             user_id=b.user_id, key=b.key, entered_at=b.entered_at, event=self.event,
                             status=self.status, step=self.step, path=tuple(self.path), timer=self.timer,
                             escalation=self.escalation, seq=self.seq, reason=self.reason, ended_at=self.ended_at,
-                            digest=self.digest, taken_at=self.taken_at, expires_at=self.expires_at)
+                            digest=self.digest, taken_at=self.taken_at, expires_at=self.expires_at,
+                            branches=self.branches)
         return Outcome(instance, self.commands, self.collected)
 
     def context(self) -> dict[str, Any]:
@@ -560,6 +607,13 @@ class Run:
         self.status, self.escalation, self.ended_at = status, None, self.now
         self.reason = detail if status in ("failed", "exited") else None  # what failed; the exit_on event
         self.trace(self.step, status, detail)
+        goal = self.journey.definition.goal
+        if status != "converted" and goal is not None and goal.within is not None:
+            until = self.base.entered_at + goal.within
+            if until > self.now:  # its goal may still come: counted once then (engine.service.goals)
+                self.commands.append(Mark(self.user_id, GOAL_MARK, self.journey.id, self.now, until, {
+                    "instance_id": self.instance_id, "event": goal.event,
+                    "tally": tally_key(self.base.version, self.base.entered_at, self.branches)}))
 
     def advance(self, step_id: str | None) -> None:
         """Run steps from `step_id` until one waits or the journey ends."""

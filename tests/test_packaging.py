@@ -26,7 +26,7 @@ from engine.cli import EXTRAS
 ROOT = Path(__file__).resolve().parent.parent
 PYPROJECT = tomllib.loads((ROOT / "pyproject.toml").read_text(encoding="utf-8"))
 SOURCES = ("pyproject.toml", "README.md", "LICENSE", "engine", "channels")
-EXTRAS_MODULE = {"twilio": "twilio", "fcm": "cryptography"}  # a module only that extra brings
+EXTRAS_MODULE = {"twilio": "twilio", "fcm": "cryptography", "plot": "matplotlib"}  # a module only that extra brings
 
 
 def clean_env(**extra: str) -> dict[str, str]:
@@ -70,7 +70,11 @@ def run_blocked(blocked: list[str], *argvs: list[str], cwd: Path = ROOT, env: di
 def test_the_core_commands_import_no_extra() -> None:
     done = run_blocked(sorted(EXTRAS), ["validate", "journeys"], ["graph", "journeys/cart-abandonment.yaml"],
                        ["schema"], ["simulate", "journeys/cart-abandonment.yaml", "--events",
-                                    "examples/cart-abandonment/events.jsonl", "--json"], ["--version"])
+                                    "examples/cart-abandonment/events.jsonl", "--json"],
+                       ["forecast", "journeys/cart-abandonment.yaml", "--profiles",
+                        "examples/cart-abandonment/profiles.jsonl", "--events",
+                        "examples/cart-abandonment/events.jsonl", "--runs", "3", "--workers", "1", "--json"],
+                       ["--version"])
     assert done.returncode == 0, done.stderr
     assert done.stdout.endswith(f"\njourney-engine {PYPROJECT['project']['version']}\n"), done.stdout[-200:]
     assert '"$schema"' in done.stdout and "flowchart" in done.stdout
@@ -95,6 +99,11 @@ def test_a_command_that_needs_an_extra_names_it(tmp_path: Path) -> None:
         assert (done.returncode, done.stderr) == (1, f"journey serve needs the {extra} extra: "
                                                      f"pip install 'journey-engine[{extra}]'\n")
     assert not (tmp_path / "j.db").exists(), "it opened the database before the providers were known to load"
+    done = run_blocked(["matplotlib"], ["forecast", "journeys/cart-abandonment.yaml", "--profiles",
+                                        "examples/cart-abandonment/profiles.jsonl", "--events",
+                                        "examples/cart-abandonment/events.jsonl", "--plot", str(tmp_path / "r.png")])
+    assert (done.returncode, done.stderr) == (1, "journey forecast journeys/cart-abandonment.yaml needs the plot "
+                                                 "extra: pip install 'journey-engine[plot]'\n")
 
 
 @pytest.mark.packaging

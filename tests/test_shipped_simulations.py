@@ -89,8 +89,9 @@ EXPECTED: dict[str, Journey] = {
             ("u4", "t-4001"): ("completed", ["alert", "await_confirmation", "thank_you", "done"]),
             ("u4", "t-4002"): ("completed", ["alert", "await_confirmation", "lock_card", "done"]),
         },
-        summary={"users": 4, "entered": 5, "completed": 4, "exited": 1, "converted": 0, "active": 0, "failed": 0,
-                 "messages": {"sms": 7, "push": 5}, "cost": 0.0669},  # 8 sms segments x 0.0083 + 5 push
+        summary={"users": 4, "entered": 5, "completed": 4, "exited": 1, "converted": 0, "conversions": 0,
+                 "active": 0, "failed": 0, "messages": {"sms": 7, "push": 5},
+                 "cost": 0.0669},  # 8 sms segments x 0.0083 + 5 push
     ),
     "one-time-password": Journey(
         messages=[
@@ -112,8 +113,8 @@ EXPECTED: dict[str, Journey] = {
             ("u3", "r-3001"): ("completed", ["send_code"]),
             ("u4", "r-4001"): ("completed", ["send_code"]),
         },
-        summary={"users": 4, "entered": 5, "completed": 5, "exited": 0, "converted": 0, "active": 0, "failed": 0,
-                 "messages": {"sms": 4}, "cost": 0.0332},
+        summary={"users": 4, "entered": 5, "completed": 5, "exited": 0, "converted": 0, "conversions": 0,
+                 "active": 0, "failed": 0, "messages": {"sms": 4}, "cost": 0.0332},
     ),
     "appointment-confirmation": Journey(
         messages=[
@@ -134,8 +135,8 @@ EXPECTED: dict[str, Journey] = {
             ("u3", "a-301"): ("completed", ["confirm", "day_before", "remind"]),
             ("u4", "a-401"): ("exited", ["confirm", "day_before"]),  # the day before had passed: expired
         },
-        summary={"users": 4, "entered": 4, "completed": 2, "exited": 2, "converted": 0, "active": 0, "failed": 0,
-                 "messages": {"email": 5, "sms": 4}, "cost": 0.0382},
+        summary={"users": 4, "entered": 4, "completed": 2, "exited": 2, "converted": 0, "conversions": 0,
+                 "active": 0, "failed": 0, "messages": {"email": 5, "sms": 4}, "cost": 0.0382},
     ),
     "order-updates": Journey(
         messages=[
@@ -152,8 +153,8 @@ EXPECTED: dict[str, Journey] = {
             ("u2", "O-2002"): ("completed", ["gather", "tell"]),
             ("u3", "O-3001"): ("completed", ["gather", "tell"]),
         },
-        summary={"users": 3, "entered": 4, "completed": 4, "exited": 0, "converted": 0, "active": 0, "failed": 0,
-                 "messages": {"sms": 1, "push": 2, "email": 1}, "cost": 0.0095},
+        summary={"users": 3, "entered": 4, "completed": 4, "exited": 0, "converted": 0, "conversions": 0,
+                 "active": 0, "failed": 0, "messages": {"sms": 1, "push": 2, "email": 1}, "cost": 0.0095},
     ),
     "delivery-status": Journey(
         messages=[
@@ -179,8 +180,8 @@ EXPECTED: dict[str, Journey] = {
                                              "wait_delivered", "delivery_issue", "done"]),
             ("u3", "C-3001"): ("exited", ["shipped_notice", "wait_out_for_delivery"]),
         },
-        summary={"users": 3, "entered": 4, "completed": 3, "exited": 1, "converted": 0, "active": 0, "failed": 0,
-                 "messages": {"push": 5, "email": 4, "sms": 1}, "cost": 0.0128},
+        summary={"users": 3, "entered": 4, "completed": 3, "exited": 1, "converted": 0, "conversions": 0,
+                 "active": 0, "failed": 0, "messages": {"push": 5, "email": 4, "sms": 1}, "cost": 0.0128},
     ),
     "flash-sale": Journey(
         messages=[
@@ -205,8 +206,8 @@ EXPECTED: dict[str, Journey] = {
             ("u4", None): ("completed", ["coupon", "overnight", "next_morning", "last_chance"]),
             ("u5", None): ("completed", ["coupon", "overnight", "next_morning", "last_chance"]),
         },
-        summary={"users": 6, "entered": 5, "completed": 4, "exited": 0, "converted": 1, "active": 0, "failed": 0,
-                 "messages": {"mms": 2, "sms": 4, "push": 1}, "cost": 0.0773},
+        summary={"users": 6, "entered": 5, "completed": 4, "exited": 0, "converted": 1, "conversions": 1,
+                 "active": 0, "failed": 0, "messages": {"mms": 2, "sms": 4, "push": 1}, "cost": 0.0773},
     ),
     "event-invitation": Journey(
         messages=[
@@ -228,8 +229,8 @@ EXPECTED: dict[str, Journey] = {
                                          "confirmed", "done"]),
             ("u4", None): ("completed", ["invite", "await_rsvp", "nudge", "await_rsvp_again", "done"]),
         },
-        summary={"users": 4, "entered": 4, "completed": 4, "exited": 0, "converted": 0, "active": 0, "failed": 0,
-                 "messages": {"rcs": 5, "sms": 4}, "cost": 0.0747},
+        summary={"users": 4, "entered": 4, "completed": 4, "exited": 0, "converted": 0, "conversions": 0,
+                 "active": 0, "failed": 0, "messages": {"rcs": 5, "sms": 4}, "cost": 0.0747},
     ),
     "win-back": Journey(
         messages=[
@@ -249,8 +250,8 @@ EXPECTED: dict[str, Journey] = {
             ("u3", None): ("converted", ["vip_check", "vip_offer"]),
             ("u4", None): ("completed", ["vip_check", "offer_test", "percent_offer", "cool_off", "last_call"]),
         },
-        summary={"users": 6, "entered": 4, "completed": 3, "exited": 0, "converted": 1, "active": 0, "failed": 0,
-                 "messages": {"email": 7, "sms": 1}, "cost": 0.0153},
+        summary={"users": 6, "entered": 4, "completed": 3, "exited": 0, "converted": 1, "conversions": 1,
+                 "active": 0, "failed": 0, "messages": {"email": 7, "sms": 1}, "cost": 0.0153},
     ),
     "payment-overdue": Journey(
         messages=[
@@ -273,8 +274,8 @@ EXPECTED: dict[str, Journey] = {
             ("u3", "inv-3001"): ("converted", ["first_notice", "grace_period"]),
             ("u4", "inv-4001"): ("converted", ["first_notice"]),
         },
-        summary={"users": 4, "entered": 4, "completed": 2, "exited": 0, "converted": 2, "active": 0, "failed": 0,
-                 "messages": {"push": 3, "email": 4, "sms": 3}, "cost": 0.0292},
+        summary={"users": 4, "entered": 4, "completed": 2, "exited": 0, "converted": 2, "conversions": 2,
+                 "active": 0, "failed": 0, "messages": {"push": 3, "email": 4, "sms": 3}, "cost": 0.0292},
     ),
     "table-ready": Journey(
         messages=[
@@ -296,8 +297,8 @@ EXPECTED: dict[str, Journey] = {
             ("u4", None): ("completed", ["notify", "await_seating", "final_call", "done"]),
             ("u1", None): ("completed", ["notify", "await_seating", "done"]),
         },
-        summary={"users": 4, "entered": 4, "completed": 4, "exited": 0, "converted": 0, "active": 0, "failed": 0,
-                 "messages": {"sms": 3, "push": 2}, "cost": 0.0251},
+        summary={"users": 4, "entered": 4, "completed": 4, "exited": 0, "converted": 0, "conversions": 0,
+                 "active": 0, "failed": 0, "messages": {"sms": 3, "push": 2}, "cost": 0.0251},
     ),
     "cart-abandonment": Journey(
         messages=[
@@ -315,8 +316,8 @@ EXPECTED: dict[str, Journey] = {
             ("u3", None): ("converted", ["wait_1h", "nudge"]),
             ("u4", None): ("completed", ["wait_1h", "nudge", "big_cart", "wait_1d", "discount", "done"]),
         },
-        summary={"users": 5, "entered": 4, "completed": 3, "exited": 0, "converted": 1, "active": 0, "failed": 0,
-                 "messages": {"push": 4, "sms": 1, "email": 1}, "cost": 0.0097},
+        summary={"users": 5, "entered": 4, "completed": 3, "exited": 0, "converted": 1, "conversions": 1,
+                 "active": 0, "failed": 0, "messages": {"push": 4, "sms": 1, "email": 1}, "cost": 0.0097},
     ),
 }
 

@@ -13,6 +13,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, Protocol
 
+from channels.values import quick_init
+
 
 class DeliveryError(Exception):
     """A provider could not take a message."""
@@ -37,6 +39,7 @@ class PermanentDeliveryError(DeliveryError):
         self.unusable_address = unusable_address
 
 
+@quick_init
 @dataclass(frozen=True, slots=True)
 class OutboundMessage:
     """One rendered message on its way out, with the address it goes to."""
@@ -57,7 +60,9 @@ class Provider(Protocol):
     """A provider may also say `idempotent = True`: every attempt carries an idempotency key, so a
     send a crash caught mid-call, or one in doubt, is retried rather than left `unknown`; and
     `concurrency = N`: how many messages it may be handed at once, each from its own thread (1
-    unless it says more, so a provider written for one caller at a time is only ever called so)."""
+    unless it says more, so a provider written for one caller at a time is only ever called so).
+    One that buffers what it sends has a `flush()` (raising a DeliveryError if it cannot): the
+    dispatcher calls it, holding one of its permits, before it records any of its sends sent."""
 
     name: str
 

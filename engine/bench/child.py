@@ -15,6 +15,8 @@ from pathlib import Path
 
 import httpx
 
+from engine.bench.costs import children_of
+from engine.errors import BenchError
 from engine.events import Event
 
 
@@ -62,35 +64,33 @@ def serve(url: str, journeys: Path, tmp: Path, workers: int | None = None,
         log.close()
 
 
+HEALTHY_WITHIN = 120.0  # seconds: two workers starting on a loaded 2-core machine took over 30
+
+
 def wait_healthy(base: str, child: subprocess.Popen[bytes], log: Path) -> None:
-    deadline = time.perf_counter() + 30
+    """Wait for the child's /healthz; a server that exits or never answers is a BenchError."""
+    deadline = time.perf_counter() + HEALTHY_WITHIN
     while time.perf_counter() < deadline:
         if child.poll() is not None:
-            raise RuntimeError(f"journey serve exited: {log.read_text()[-2000:]}")
+            raise BenchError(f"the journey serve the bench started exited: {log.read_text()[-2000:]}")
         try:
             if httpx.get(f"{base}/healthz", timeout=1).status_code == 200:
                 return
         except httpx.TransportError:
             time.sleep(0.05)
-    raise RuntimeError("journey serve did not become healthy within 30 s")
+    raise BenchError(f"the journey serve the bench started did not become healthy within {HEALTHY_WITHIN:g} s")
 
 
 def metrics(base: str) -> dict[str, float]:
-    text = httpx.get(f"{base}/metrics", headers={"Authorization": "Bearer bench"}, timeout=10).text
+    response = httpx.get(f"{base}/metrics", headers={"Authorization": "Bearer bench"}, timeout=10)
+    response.raise_for_status()
+    text = response.text
     return {line.split()[0]: float(line.split()[1]) for line in text.splitlines() if line and not line.startswith("#")}
 
 
 def rate(metrics: dict[str, float], count: str, seconds: str) -> float:
     spent = metrics.get(seconds, 0.0)
     return metrics.get(count, 0.0) / spent if spent else 0.0
-
-
-def children_of(pid: int) -> list[int]:
-    """The processes `pid` started (the workers of `journey serve --workers K`), as Linux lists them."""
-    try:
-        return [int(p) for p in Path(f"/proc/{pid}/task/{pid}/children").read_text().split()]
-    except OSError:
-        return []
 
 
 def peak_rss_of(pid: int) -> float:

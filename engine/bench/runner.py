@@ -8,29 +8,31 @@ measured: ingest rate, timer sweep rate, wall time beyond T, timer lateness, mem
 
 from __future__ import annotations
 
+import os
 import resource
 import tempfile
-import threading
 import time
 import uuid
 from collections.abc import Callable, Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any, TypeVar, cast
 
+import httpx
+
 from channels import Policy, load_policy
 from channels.providers import FileProvider
+from engine.bench.burst import Burst, Progress
 from engine.bench.child import metrics, peak_rss_of, poster, rate, request_body, serve
-from engine.bench.workload import OPEN_DELAY, cart_event, check_w1, open_event, opens, w1_journey, w1_profile, w1_yaml
+from engine.bench.costs import Spent, children_of, postgres_cpu, postmaster_of, process_cpu
+from engine.bench.workload import check_w1, opens, w1_journey, w1_profile, w1_yaml
 from engine.clock import SystemClock
 from engine.errors import InputError
-from engine.events import Event
 from engine.host.server import Server
 from engine.stores.sql import SqlStore
 
 BATCH = {"python": 1000, "http": 500}  # events per call: HTTP as the issue measures it; Python as the sweeps batch
-Progress = Callable[[str, int, int], None]
 T = TypeVar("T")
 
 
@@ -50,6 +52,13 @@ class BenchResult:
     open_delay_max_ms: float = 0.0  # the latest open after its push was queued (the bench's pace; W1 means 0.5 s)
     peak_rss_mb: float = 0.0
     db_mb: float = 0.0
+    events: int = 0  # carts and opens sent: the figures below are per event
+    engine_cpu_ms_per_1k: float = 0.0  # thread CPU of the engine's turns (every worker's)
+    process_cpu_ms_per_1k: float = 0.0  # the engine's process(es), less the bench's own threads
+    postgres_cpu_ms_per_1k: float | None = None  # a PostgreSQL on this machine, less the bench's polling
+    statements_per_event: float = 0.0
+    rows_per_event: float = 0.0  # rows written
+    load_avg_1m: float = 0.0  # the machine's, as the run ended
     correct: bool = False
     problems: list[str] = field(default_factory=list)
 
@@ -68,13 +77,13 @@ def run_bench(users: int, timeout: timedelta, db_url: str | None = None, via: st
     with tempfile.TemporaryDirectory(prefix="journey-bench-") as tmp:
         url = db_url or f"sqlite:///{tmp}/bench.db"
         prefix = f"b{uuid.uuid4().hex[:6]}u"
-        _load_profiles([url], users, prefix, progress)
+        postmaster = _load_profiles([url], users, prefix, progress)
         result = BenchResult(users, via, timeout.total_seconds(), batch or BATCH[via], workers or 1)
         if workers is not None:
-            feed = _run_workers(url, Path(tmp), users, timeout, prefix, result, progress)
+            feed = _run_workers(url, Path(tmp), users, timeout, prefix, result, progress, postmaster)
         else:
             runner = _run_python if via == "python" else _run_http
-            feed = runner(url, Path(tmp), users, timeout, prefix, result, progress)
+            feed = runner(url, Path(tmp), users, timeout, prefix, result, progress, postmaster)
         _measure([url], users, timeout, prefix, feed, result)
     return result
 
@@ -85,10 +94,23 @@ def bench_policy() -> Policy:
     return policy.model_copy(update={"quiet_hours": policy.quiet_hours.model_copy(update={"categories": []})})
 
 
-def _load_profiles(urls: Sequence[str], users: int, prefix: str, progress: Progress) -> None:
-    """Each user's profile into the database."""
+def _costs(result: BenchResult, spent: Spent, events: int, polling: float) -> None:
+    """The run's costs per event; `polling`: what the bench's own completion poll cost PostgreSQL."""
+    if spent.postgres_cpu is not None:
+        spent = replace(spent, postgres_cpu=spent.postgres_cpu - polling)
+    result.events = events
+    for name, value in spent.per_event(events).items():
+        setattr(result, name, value)
+    result.load_avg_1m = round(os.getloadavg()[0], 2)
+
+
+def _load_profiles(urls: Sequence[str], users: int, prefix: str, progress: Progress) -> int | None:
+    """Each user's profile into the database; returns the local PostgreSQL server's process id,
+    whose CPU the run reports (None: SQLite, or a server elsewhere)."""
     store = SqlStore(urls[0])
     try:
+        backend = store.backend_pid()
+        postmaster = postmaster_of(urls[0], backend) if backend else None  # while the backend lives
         for start in range(0, users, 10_000):
             ids = range(start, min(users, start + 10_000))
             with store.transaction() as tx:
@@ -98,10 +120,11 @@ def _load_profiles(urls: Sequence[str], users: int, prefix: str, progress: Progr
             progress("profiles", ids.stop, users)
     finally:
         store.close()
+    return postmaster
 
 
 def _run_python(url: str, tmp: Path, users: int, timeout: timedelta, prefix: str, result: BenchResult,
-                progress: Progress) -> _Burst:
+                progress: Progress, postmaster: int | None) -> Burst:
     """Runs W1 through `Server.accept`; returns the burst (when it started, when each open went)."""
     store = SqlStore(url)
     server = Server(store, [w1_journey(timeout)], bench_policy(), {"*": [FileProvider(tmp / "outbox.jsonl")]},
@@ -109,12 +132,19 @@ def _run_python(url: str, tmp: Path, users: int, timeout: timedelta, prefix: str
     server.start()
     try:
         clock = server.clock
-        feed = _Burst(users, result.batch, prefix, clock.now, lambda events: server.accept(events),
+        feed = Burst(users, result.batch, prefix, clock.now, lambda events: server.accept(events),
                       processed=lambda: server.backlog.dequeued)
+        def spent() -> Spent:  # the process less the bench's own threads (this one, the devices'), but
+            bench = time.thread_time() + feed.devices_cpu - sum(feed.sends_cpu)  # not the engine's turns on them
+            return Spent(server.counters.cpu.seconds, time.process_time() - bench, postgres_cpu(postmaster),
+                         store.stats.statements, store.stats.rows)
+
+        before = spent()
         started = time.perf_counter()
         feed.run(progress)
         result.events_per_s = feed.events_per_s
-        _wait_done([url], users, timeout, prefix, started, result, progress)
+        polling = _wait_done([url], users, timeout, prefix, started, result, progress)
+        _costs(result, spent() - before, feed.sent, polling)
         backlog, counters = server.backlog, server.counters
         result.processed_per_s = backlog.dequeued / max(backlog.seconds, 1e-9)
         result.timers_per_s = counters.timers_fired / max(counters.timer_seconds, 1e-9)
@@ -137,12 +167,13 @@ def _at_most_every(seconds: float, read: Callable[[], T]) -> Callable[[], T]:
 
 
 def _run_http(url: str, tmp: Path, users: int, timeout: timedelta, prefix: str, result: BenchResult,
-              progress: Progress) -> _Burst:
+              progress: Progress, postmaster: int | None) -> Burst:
     """Runs W1 through a `journey serve` child, every batch with `Prefer: respond-async` (as the
     Python path uses `Server.accept`); returns the burst."""
     with serve(url, _files(tmp, timeout), tmp) as (base, pids):
         feed = _post_burst(base, url, users, timeout, prefix, result, progress,
-                                 processed=lambda scraped: int(scraped.get("journey_inbox_processed_total", 0)))
+                           processed=lambda scraped: int(scraped.get("journey_inbox_processed_total", 0)),
+                           spent=lambda: _served_spent(base, pids[0], postmaster))
         final = metrics(base)
         result.processed_per_s = rate(final, "journey_inbox_processed_total", "journey_inbox_seconds_total")
         result.timers_per_s = rate(final, "journey_timers_fired_total", "journey_timer_sweep_seconds_total")
@@ -151,7 +182,7 @@ def _run_http(url: str, tmp: Path, users: int, timeout: timedelta, prefix: str, 
 
 
 def _run_workers(url: str, tmp: Path, users: int, timeout: timedelta, prefix: str, result: BenchResult,
-                 progress: Progress) -> _Burst:
+                 progress: Progress, postmaster: int | None) -> Burst:
     """Runs W1 through `journey serve --workers K` on PostgreSQL. The workers split the users by
     partition, whichever of them a batch reaches. Any worker's /metrics sums every worker's totals
     as they are now, so the opens follow the pushes as on one worker; it also reports each worker
@@ -159,15 +190,38 @@ def _run_workers(url: str, tmp: Path, users: int, timeout: timedelta, prefix: st
     caught up with the totals; they add up: the workers run at once."""
     env = {"JOURNEY_PARTITION_LEASE_SECONDS": "2.5"}  # heartbeats every 0.5 s
     with serve(url, _files(tmp, timeout), tmp, workers=result.workers, env=env) as (base, pids):
+        _wait_for_workers(base, result.workers)
         feed = _post_burst(base, url, users, timeout, prefix, result, progress,
                            processed=lambda scraped: int(scraped.get("journey_inbox_processed_total", 0)),
-                           spread=True)
+                           spread=True, spent=lambda: _served_spent(base, pids[0], postmaster))
         final = _reported(base)
         result.processed_per_s = sum(_per_worker(final, "journey_worker_events_processed",
                                                  "journey_worker_events_seconds"))
         result.timers_per_s = sum(_per_worker(final, "journey_worker_timers_fired", "journey_worker_timer_seconds"))
         result.peak_rss_mb = sum(peak_rss_of(pid) for pid in pids)
     return feed
+
+
+def _served_spent(base: str, parent: int, postmaster: int | None) -> Spent:
+    """The totals of a `journey serve` child: its /metrics (every worker's), and its processes' CPU."""
+    scraped = metrics(base)
+    return Spent(scraped.get("journey_engine_cpu_seconds_total", 0.0), process_cpu([parent, *children_of(parent)]),
+                 postgres_cpu(postmaster), int(scraped.get("journey_sql_statements_total", 0)),
+                 int(scraped.get("journey_sql_rows_written_total", 0)))
+
+
+def _wait_for_workers(base: str, workers: int, deadline: float = 60.0) -> None:
+    """Until the K workers are all up (each has sent its heartbeat): their start-up is then not
+    counted in the run's CPU. (They share the partitions out as the burst begins, as before.)"""
+    until = time.perf_counter() + deadline
+    while time.perf_counter() < until:
+        try:
+            scraped = metrics(base)
+        except httpx.HTTPStatusError:  # a worker still starting: look again
+            scraped = {}
+        if scraped.get("journey_workers_live", 0) >= workers:
+            return
+        time.sleep(0.05)
 
 
 def _reported(base: str, deadline: float = 10.0) -> dict[str, float]:
@@ -198,18 +252,21 @@ def _files(tmp: Path, timeout: timedelta) -> Path:
 
 
 def _post_burst(base: str, url: str, users: int, timeout: timedelta, prefix: str, result: BenchResult,
-                progress: Progress, processed: Callable[[dict[str, float]], int], spread: bool = False) -> _Burst:
+                progress: Progress, processed: Callable[[dict[str, float]], int], spent: Callable[[], Spent],
+                spread: bool = False) -> Burst:
     """The burst over HTTP, then the wait for W1's last SMS; returns the burst.
-    `spread`: a connection per request (see `poster`)."""
+    `spread`: a connection per request (see `poster`); `spent`: the server's totals now."""
     clock = SystemClock()
     with poster(base, spread) as post, poster(base, spread) as post_opens:  # the loader, and the devices
         scrape = _at_most_every(0.05, lambda: metrics(base))
-        feed = _Burst(users, result.batch, prefix, clock.now, post, request_body,
+        feed = Burst(users, result.batch, prefix, clock.now, post, request_body,
                       processed=lambda: processed(scrape()), send_opens=post_opens)
+        before = spent()
         started = time.perf_counter()
         feed.run(progress)
     result.events_per_s = feed.events_per_s
-    _wait_done([url], users, timeout, prefix, started, result, progress)
+    polling = _wait_done([url], users, timeout, prefix, started, result, progress)
+    _costs(result, spent() - before, feed.sent, polling)
     return feed
 
 
@@ -220,107 +277,14 @@ def _per_worker(scraped: dict[str, float], count: str, seconds: str) -> list[flo
             if k.startswith(count + "_total{") and spent.get(k.partition("{")[2])]
 
 
-class _Burst:
-    """Sends every cart.abandoned in batches as fast as the path allows, and on a second thread
-    (the users' devices, not the bulk loader) each batch's opens: 0.5 s after the batch was
-    accepted, as W1 has them, but never before the engine has processed it and so queued its
-    pushes (a push not yet queued cannot be opened). `processed` counts carts processed so far;
-    without it, a send returns once its events are processed. Only the sends are timed, as
-    the time at least one is in flight: `prepare` (serialising a request) is the client's
-    work, not the engine's."""
-
-    def __init__(self, users: int, batch: int, prefix: str, now: Callable[[], datetime],
-                 send: Callable[[Any], object], prepare: Callable[[list[Event]], Any] = lambda events: events,
-                 processed: Callable[[], int] | None = None, send_opens: Callable[[Any], object] | None = None) -> None:
-        self.users, self.batch, self.prefix, self.now = users, batch, prefix, now
-        self.send, self.prepare, self.send_opens = send, prepare, send_opens or send
-        self.events_per_s = 0.0
-        self._turn = threading.Lock()
-        self._waiting: list[tuple[int, list[int], float]] = []  # (carts sent up to this batch, its openers, when)
-        self._opens: list[tuple[float, list[int]]] = []  # (when to send, the openers)
-        self._carts = 0  # carts sent so far; `processed` is compared with it
-        self._carts_done = False
-        self.processed = processed or (lambda: self._carts)
-        self.started_at = now()
-        self.opened: dict[str, datetime] = {}  # user id -> when their open was sent
-        self._spans: list[tuple[float, float, int]] = []  # (start, end, events) of every send
-        self._failure: BaseException | None = None
-
-    def run(self, progress: Progress) -> None:
-        devices = threading.Thread(target=self._open_when_due, name="bench-devices", daemon=True)
-        self.started_at = self.now()
-        devices.start()
-        try:
-            for start in range(0, self.users, self.batch):
-                ids = range(start, min(self.users, start + self.batch))
-                at = self.now()
-                self._timed_send(self.send, [cart_event(n, at, self.prefix) for n in ids])
-                with self._turn:
-                    self._carts = ids.stop
-                    self._waiting.append((ids.stop, [n for n in ids if opens(n)], time.perf_counter()))
-                progress("ingest", ids.stop, self.users)
-        finally:
-            self._carts_done = True
-            devices.join()
-        if self._failure is not None:
-            raise self._failure
-        self.events_per_s = sum(n for _, _, n in self._spans) / _busy_seconds(self._spans)
-
-    def _timed_send(self, send: Callable[[Any], object], events: list[Event]) -> None:
-        request = self.prepare(events)
-        before = time.perf_counter()
-        send(request)
-        self._spans.append((before, time.perf_counter(), len(events)))
-
-    def _open_when_due(self) -> None:
-        try:
-            while not (self._carts_done and not self._waiting and not self._opens):
-                openers = self._due_openers()
-                if openers:
-                    at = self.now()
-                    self.opened.update((f"{self.prefix}{n}", at) for n in openers)
-                    self._timed_send(self.send_opens, [open_event(n, at, self.prefix) for n in openers])
-                    continue
-                wait = 0.005 if self._waiting or not self._carts_done else 1.0
-                if self._opens:
-                    wait = min(wait, self._opens[0][0] - time.perf_counter())
-                time.sleep(max(0.0, wait))
-        except BaseException as exc:  # raised again on the main thread
-            self._failure = exc
-
-    def _due_openers(self) -> list[int]:
-        """Batches seen processed since the last look get their opens' time; every open now due,
-        in one call. Asks `processed` (a scrape, over HTTP) only while a batch waits for it, so
-        that an open never waits for a scrape."""
-        if self._waiting:
-            processed = self.processed()
-            with self._turn:
-                while self._waiting and self._waiting[0][0] <= processed:
-                    _, openers, accepted = self._waiting.pop(0)
-                    self._opens.append((max(accepted + OPEN_DELAY.total_seconds(), time.perf_counter()), openers))
-        due: list[int] = []
-        while self._opens and self._opens[0][0] <= time.perf_counter():
-            due.extend(self._opens.pop(0)[1])
-        return due
-
-
-def _busy_seconds(spans: Sequence[tuple[float, float, int]]) -> float:
-    """The time at least one send was in flight (the sends of two threads overlap)."""
-    busy, reach = 0.0, float("-inf")
-    for start, end, _ in sorted(spans):
-        if end > reach:
-            busy += end - max(start, reach)
-            reach = end
-    return busy or 1e-9
-
-
 def _wait_done(urls: Sequence[str], users: int, timeout: timedelta, prefix: str, started: float, result: BenchResult,
-               progress: Progress) -> None:
+               progress: Progress) -> float:
     """Poll the database until every expected SMS is out of the outbox (or a generous deadline).
     The counts scan the bench's messages, so the poll backs off as they grow: it takes at most
     a tenth of a core from the server it measures. When it notices does not change the figures:
     the wall time beyond T set here stands only if the run fails; otherwise `_measure` reads
-    the exact one from the messages."""
+    the exact one from the messages. Returns the CPU seconds the poll cost a local PostgreSQL
+    (its connection's server process), which the run's figure leaves out."""
     expected = sum(1 for n in range(users) if not opens(n))
     deadline = started + timeout.total_seconds() + 60 + users / 1000
     stores = [SqlStore(url) for url in urls]
@@ -334,12 +298,13 @@ def _wait_done(urls: Sequence[str], users: int, timeout: timedelta, prefix: str,
                 break
             time.sleep(max(0.1, 9 * (time.perf_counter() - before)))
         result.wall_beyond_t_s = time.perf_counter() - started - timeout.total_seconds()
+        return process_cpu(pid for pid in (store.backend_pid() for store in stores) if pid)
     finally:
         for store in stores:
             store.close()
 
 
-def _measure(urls: Sequence[str], users: int, timeout: timedelta, prefix: str, feed: _Burst,
+def _measure(urls: Sequence[str], users: int, timeout: timedelta, prefix: str, feed: Burst,
              result: BenchResult) -> None:
     """Checks W1 and reads the figures the messages hold: timer lateness, and the wall time
     beyond T to the moment the last SMS was handed to the provider (its `status_at`), which

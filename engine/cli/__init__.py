@@ -16,7 +16,7 @@ from engine.cli.main import app
 EXTRAS = {"uvicorn": "server", "fastapi": "server", "starlette": "server", "sqlmodel": "server",
           "sqlalchemy": "server", "apscheduler": "server", "httpx": "server", "prometheus_client": "server",
           "fastapi_offline": "server",
-          "psycopg": "postgres", "twilio": "twilio", "cryptography": "fcm"}
+          "psycopg": "postgres", "twilio": "twilio", "cryptography": "fcm", "matplotlib": "plot"}
 """The root of each optional module and the extra that brings it."""
 
 

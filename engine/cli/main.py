@@ -17,6 +17,7 @@ import typer
 
 from channels import PolicyError, load_policy
 from engine.cli.consent import consent_app
+from engine.cli.forecast import forecast_command
 from engine.cli.graphs import RenderError, render, step_order, to_dot, to_mermaid
 from engine.cli.help import App
 from engine.cli.preview import preview_command
@@ -25,7 +26,7 @@ from engine.cli.report import print_report, simulate_progress
 from engine.cli.schema import schema_text
 from engine.clock import SystemClock
 from engine.compiler import journey_files, load_file, load_paths
-from engine.errors import EventError, InputError, JourneyDefinitionError
+from engine.errors import BenchError, EventError, InputError, JourneyDefinitionError, StoreError
 from engine.events import parse_time
 from engine.simulator import parse_events, parse_profiles, read_jsonl
 from engine.simulator import simulate as run_simulation
@@ -40,6 +41,7 @@ app = App(
 app.add_typer(consent_app)  # journey consent export
 app.add_typer(profiles_app)  # journey profiles import
 app.command("preview")(preview_command)
+app.command("forecast")(forecast_command)
 log = logging.getLogger("journey.serve")
 
 
@@ -342,13 +344,16 @@ def bench(
                                "--db postgresql+psycopg://..."))
     tune_runtime()
 
-    if as_json:
-        result = run_bench(users, timedelta(seconds=timeout_seconds), db, via.value, batch=batch, workers=workers)
-        typer.echo(json.dumps(result.to_dict()))
-    else:
-        with bench_progress() as progress:
-            result = run_bench(users, timedelta(seconds=timeout_seconds), db, via.value, progress, batch, workers)
-        print_bench(result.to_dict())
+    try:
+        if as_json:
+            result = run_bench(users, timedelta(seconds=timeout_seconds), db, via.value, batch=batch, workers=workers)
+            typer.echo(json.dumps(result.to_dict()))
+        else:
+            with bench_progress() as progress:
+                result = run_bench(users, timedelta(seconds=timeout_seconds), db, via.value, progress, batch, workers)
+            print_bench(result.to_dict())
+    except (BenchError, StoreError) as exc:  # the harness or its database, said in words
+        raise _fail(exc) from None
     if not result.correct:
         raise typer.Exit(1)
 

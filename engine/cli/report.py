@@ -280,12 +280,25 @@ def print_bench(result: dict[str, Any], console: Console | None = None) -> None:
             ("timer lateness p50 / p99", f"{result['lateness_p50_ms']:.0f} / {result['lateness_p99_ms']:.0f} ms"),
             ("latest open after its push", f"{result.get('open_delay_max_ms', 0):.0f} ms"),
             ("peak RSS", f"{result['peak_rss_mb']:.0f} MB"), ("database size", f"{result['db_mb']:.1f} MB"),
-            ("correct", "yes" if result["correct"] else "NO")]
+            *_bench_costs(result), ("correct", "yes" if result["correct"] else "NO")]
     for name, value in rows:
         table.add_row(name, value)
     console.print(table)
     for problem in result["problems"]:
         console.print(f"[red]problem:[/red] {problem}")
+
+
+def _bench_costs(result: dict[str, Any]) -> list[tuple[str, str]]:
+    """What the run cost per event: the figures a busy machine hardly moves."""
+    if not result.get("events"):
+        return []
+    postgres = result.get("postgres_cpu_ms_per_1k")
+    return [("engine CPU per 1,000 events", f"{result['engine_cpu_ms_per_1k']:.0f} ms"),
+            ("process CPU per 1,000 events", f"{result['process_cpu_ms_per_1k']:.0f} ms"),
+            *([("PostgreSQL CPU per 1,000 events", f"{postgres:.0f} ms")] if postgres is not None else []),
+            ("SQL statements / rows written per event",
+             f"{result['statements_per_event']:.2f} / {result['rows_per_event']:.2f}"),
+            ("load average (1 min)", f"{result['load_avg_1m']:.2f}")]
 
 
 def print_audience_bench(result: dict[str, Any], console: Console | None = None) -> None:

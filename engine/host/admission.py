@@ -45,7 +45,7 @@ class Admission:
         order; other users' queued events do not hold this batch up. `rejected`: how many of the
         caller's batch were invalid (for the log)."""
         counters = self.tally.counters
-        with self.lock:
+        with self.lock, counters.cpu.turn():
             owned = [self.mine(e.user_id) for e in events]
             mine = [e for e, m in zip(events, owned, strict=True) if m] if self.ownership else events
             while self.waiting([e.user_id for e in mine]) and self.inbox.process():
@@ -74,7 +74,8 @@ class Admission:
         users = Counter(e.user_id for e in events if self.mine(e.user_id))  # others: their owners' backlog
         self.backlog.admit(users, wait=self.started())
         try:
-            results = self.engine.accept_many(events)
+            with self.tally.counters.cpu.turn():
+                results = self.engine.accept_many(events)
         except BaseException:
             self.backlog.withdraw(list(users.elements()))
             raise

@@ -19,6 +19,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from channels.providers import (
+    DeliveryError,
     InDoubtDeliveryError,
     OutboundMessage,
     PermanentDeliveryError,
@@ -64,7 +65,7 @@ def attempt(item: OutboxItem, chain: Sequence[Provider], idempotent: bool, clock
             return _in_doubt(item, provider, exc, attempts, idempotent, now)
         # status_at: when the provider took it, not when the batch began
         return result(item, "sent", "sent", attempts, None, provider.name, provider_id, None, clock.now())
-    return _retry_or_give_up(item, attempts, error, now)
+    return retry_or_give_up(item, attempts, error, now)
 
 
 def _in_doubt(item: OutboxItem, provider: Provider, exc: Exception, attempts: int, idempotent: bool,
@@ -78,14 +79,24 @@ def _in_doubt(item: OutboxItem, provider: Provider, exc: Exception, attempts: in
         log.error("provider raised: in doubt", exc_info=exc, extra=log_fields)
     error = f"{provider.name}: {reason}; {RESENT if idempotent else NOT_RESENT}"
     if idempotent:
-        return _retry_or_give_up(item, attempts, error, now)
+        return retry_or_give_up(item, attempts, error, now)
     return result(item, "unknown", "unknown", attempts, None, provider.name, None, error, now)
 
 
-def _retry_or_give_up(item: OutboxItem, attempts: int, error: str, now: datetime) -> dict[str, Any]:
+def retry_or_give_up(item: OutboxItem, attempts: int, error: str, now: datetime) -> dict[str, Any]:
+    """No provider took it this time: tried again after a backoff, or failed once out of attempts."""
     if attempts >= MAX_ATTEMPTS:
         return result(item, "failed", "failed", attempts, None, None, None, f"gave up: {error}", now)
     return result(item, "pending", "queued", attempts, now + BACKOFF[attempts - 1], None, None, error, now)
+
+
+def unflushed(item: OutboxItem, row: dict[str, Any], error: DeliveryError, now: datetime) -> dict[str, Any]:
+    """A send whose provider took it into a buffer it then could not hand over (the outbox file on
+    a full disk): not sent after all, so tried again later as after a temporary failure."""
+    reason = f"{row['provider']}: {error}"
+    log.warning("temporary failure", extra=fields(message_id=item.message_id, channel=item.channel,
+                                                  provider=row["provider"], error=str(error)))
+    return retry_or_give_up(item, row["attempts"], reason, now)
 
 
 def outcome(row: dict[str, Any]) -> str:

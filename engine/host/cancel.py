@@ -41,7 +41,7 @@ def cancel_instances(server: Server, journey_id: str, user_id: str, key: str | N
         engine.recall.prefetch(tx, {user_id}, now)
         for instance in list(tx.active_instances(user_id)):
             if instance.journey_id == journey_id and (key is None or instance.key == key):
-                carry_out(tx, engine.runtime.end(instance, "exited", CANCELLED_BY_API, now))
+                carry_out(tx, engine.runtime.end(instance, "exited", CANCELLED_BY_API, now), instance)
                 ended.append(instance.instance_id)
     held = server.store.journeys.cancel_pending(journey_id, CANCELLED_BY_API, now, ended) if ended else 0
     if ended:

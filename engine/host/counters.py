@@ -14,6 +14,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 from engine.errors import TemporaryStoreError
+from engine.host.cpu import EngineCpu
 from engine.host.histogram import LATENESS_BOUNDS, PROCESSING_BOUNDS, Histogram
 from engine.host.logs import fields, log_batch, log_sweep
 from engine.host.outage import Outage
@@ -44,6 +45,7 @@ class Counters:
     skips: Counter[str] = field(default_factory=Counter)  # sends that sent nothing, by reason
     processing: Histogram = field(default_factory=lambda: Histogram(PROCESSING_BOUNDS))  # seconds per batch
     lateness: Histogram = field(default_factory=lambda: Histogram(LATENESS_BOUNDS))  # seconds per fired timer
+    cpu: EngineCpu = field(default_factory=EngineCpu)  # thread CPU of the engine's turns
 
     def committed(self, summary: Committed) -> None:
         """Count what one committed transaction of the engine did (a few dict updates)."""
@@ -78,7 +80,8 @@ class Tally:
         """Run one sweep, counting it."""
         started = time.perf_counter()
         try:
-            done = work()
+            with self.counters.cpu.turn():
+                done = work()
         except TemporaryStoreError as exc:  # an outage; a value the database refused is not one
             self.outage.failed(exc)
             self._failed(name, exc)

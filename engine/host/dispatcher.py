@@ -29,6 +29,7 @@ import time
 import uuid
 from collections import Counter
 from collections.abc import Callable, Collection, Mapping, Sequence
+from contextlib import nullcontext
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -39,7 +40,7 @@ from engine.clock import Clock
 from engine.errors import StoreError
 from engine.host.attempts import attempt, outcome, result
 from engine.host.flight import IN_DOUBT_MOST, IN_DOUBT_WINDOW, Answered, Flight, Row
-from engine.host.lanes import Lanes
+from engine.host.lanes import Lanes, Turn
 from engine.host.logs import log_dispatch
 from engine.host.rates import Rates
 from engine.ports import Outbox, OutboxItem
@@ -56,7 +57,8 @@ class Dispatcher:
 
     def __init__(self, store: Outbox, providers: Mapping[str, Sequence[Provider]], clock: Clock,
                  on_failed: FailureSink, policy: Policy | None = None, batch: int = 500,
-                 lease: timedelta = timedelta(seconds=60)) -> None:
+                 lease: timedelta = timedelta(seconds=60), turn: Turn = nullcontext) -> None:
+        """`turn`: held around each send on a provider's lane (the engine's CPU counter)."""
         self.store = store
         self.providers = providers
         self.clock = clock
@@ -64,7 +66,7 @@ class Dispatcher:
         self.policy = policy
         self.batch = batch
         self.lease = lease
-        self.lanes = Lanes(providers)
+        self.lanes = Lanes(providers, turn)
         self.sent = 0
         self.cancelled: Counter[str] = Counter()  # messages kept back at dispatch, by reason
         self.outcomes: Counter[tuple[str, str]] = Counter()  # recorded attempts' outcomes by (channel, status)

@@ -4,9 +4,11 @@ Messages are marked `sending` a window at a time, each window checked again just
 (`channels.recheck`, through `settle`), handed to their providers' lanes (`engine.host.lanes`),
 and recorded as the providers answer: about every `IN_DOUBT_WINDOW` seconds, or as soon as the
 lanes have taken every message handed to them, one write records what was answered and marks
-the next messages `sending`. So at any moment at most a window of messages is `sending` (what a
-crash leaves in doubt: the calls under way and the few queued behind them); the rest of the
-claim was never handed over (`leased`) and goes out after the lease runs out.
+the next messages `sending` (a provider that buffers, the outbox file, is flushed first, so
+nothing is recorded sent that did not leave the process). So at any moment at most a window of
+messages is `sending` (what a crash leaves in doubt: the calls under way and the few queued
+behind them); the rest of the claim was never handed over (`leased`) and goes out after the
+lease runs out.
 
 Every write is fenced by the claim's token (`engine.state.Fence`): once the claim is lost (its
 lease ran out and the expiry took its messages back) nothing more is handed over and nothing
@@ -27,7 +29,7 @@ from typing import Any
 
 from engine.clock import Clock
 from engine.errors import StoreError
-from engine.host.attempts import result
+from engine.host.attempts import result, unflushed
 from engine.host.lanes import Lanes
 from engine.ports import Outbox, OutboxItem
 from engine.state import Fence
@@ -110,7 +112,7 @@ class Flight:
         now = self.clock.now()
         chunk = [self.waiting[n] for n in range(min(max(0, self.window - len(self.flying)), len(self.waiting)))]
         going, settled = self.settle(chunk, now)
-        answered = self.done + settled
+        answered = self._flushed(self.done, now) + settled
         rows = [row for _, row in answered] + self.back
         fence = Fence(self.token, now, now + self.lease, self.users)
         held = self.store.finish_outbox(rows, fence, [i.message_id for i in going])
@@ -124,6 +126,17 @@ class Flight:
                 self._hand(item, now)
         if len(held) < len(rows) + len(going):
             self._lose(len(rows) + len(going) - len(held))
+
+    def _flushed(self, answered: list[Answered], now: datetime) -> list[Answered]:
+        """The providers that buffer (the outbox file) hand over what they took before any of it is
+        recorded `sent`; a send whose provider could not is tried again later (`unflushed`)."""
+        if not any(row["dispatch"] == "sent" for _, row in answered):
+            return answered
+        failed = self.lanes.flush()
+        if not failed:
+            return answered
+        return [(item, unflushed(item, row, failed[row["provider"]], now)
+                 if row["dispatch"] == "sent" and row["provider"] in failed else row) for item, row in answered]
 
     def _hand(self, item: OutboxItem, now: datetime) -> None:
         self.flying[item.message_id] = item

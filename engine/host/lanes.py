@@ -5,6 +5,9 @@ messages at once by calling them from several threads. A message goes to the lan
 channel's first provider; every call to a provider, a failover's included, holds one of that
 provider's `concurrency` permits, so no provider is ever handed more at once than it said it
 takes. A provider that says nothing takes one at a time.
+
+A provider that buffers what it is handed (the outbox file) has a `flush`, called with one of its
+permits (so never while its single thread sends) before anything it took is recorded (`flush`).
 """
 
 from __future__ import annotations
@@ -13,10 +16,12 @@ import threading
 import time
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager, nullcontext
 
 from channels import CHANNELS
-from channels.providers import Provider
+from channels.providers import DeliveryError, Provider
+
+Turn = Callable[[], AbstractContextManager[object]]
 
 
 def concurrency(provider: Provider) -> int:
@@ -26,9 +31,13 @@ def concurrency(provider: Provider) -> int:
 class Lanes:
     """Providers per channel (in failover order; `"*"` serves channels not listed) and their threads."""
 
-    def __init__(self, providers: Mapping[str, Sequence[Provider]]) -> None:
+    def __init__(self, providers: Mapping[str, Sequence[Provider]], turn: Turn = nullcontext) -> None:
+        """`turn`: held around each task on a lane's thread (the engine's CPU counter: a send is
+        the engine's work, whichever thread does it)."""
         self.providers = providers
+        self._turn = turn
         distinct = {id(p): p for chain in providers.values() for p in chain}
+        self._buffering = [p for p in distinct.values() if callable(getattr(p, "flush", None))]
         self._permits = {key: threading.BoundedSemaphore(concurrency(p)) for key, p in distinct.items()}
         self._pools: dict[int, ThreadPoolExecutor] = {}
         self._opening = threading.Lock()
@@ -61,7 +70,23 @@ class Lanes:
 
     def submit(self, provider: Provider, task: Callable[[], None]) -> None:
         """Run `task` on `provider`'s lane."""
-        self._pool(provider).submit(task)
+        self._pool(provider).submit(self._turned, task)
+
+    def _turned(self, task: Callable[[], None]) -> None:
+        with self._turn():
+            task()
+
+    def flush(self) -> dict[str, DeliveryError]:
+        """Every provider that buffers hands over what it took so far; returns the names of those
+        that could not, with why. A flush holds one of the provider's permits, as a send does."""
+        failed: dict[str, DeliveryError] = {}
+        for provider in self._buffering:
+            try:
+                with self._permits[id(provider)]:
+                    provider.flush()  # type: ignore[attr-defined]
+            except DeliveryError as exc:
+                failed[provider.name] = exc
+        return failed
 
     @contextmanager
     def gate(self, provider: Provider) -> Iterator[None]:

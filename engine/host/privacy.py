@@ -28,7 +28,7 @@ def erase_user(server: Server, user_id: str) -> Erasure | None:
 
     def end_instances(tx: Tx) -> None:
         for instance in list(tx.active_instances(user_id)):
-            carry_out(tx, runtime.end(instance, "exited", ERASED, now))
+            carry_out(tx, runtime.end(instance, "exited", ERASED, now), instance)
 
     with server.lock:
         erasure = server.store.privacy.erase_user(user_id, now, end_instances)

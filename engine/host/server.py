@@ -102,7 +102,7 @@ class Server:
         self.deploys.register(journeys)
         self.failures = ProviderFailures(store, self.lock, self.clock, self.ingest)
         self.dispatcher = Dispatcher(store.outbox, providers or default_providers(), self.clock, self.failures,
-                                     policy, lease=outbox_lease)
+                                     policy, lease=outbox_lease, turn=self.counters.cpu.turn)
         self.engine.capabilities = ProviderCapability.of(self.dispatcher.providers)
         self.runs = AudienceRuns(self.engine, store.runs, store.journeys, self.lock, self.clock, self.engine.new_id,
                                  chunk=batch, single_process=store.partitions is None)
@@ -220,7 +220,7 @@ class Server:
         """What this worker reports with its heartbeat, for every worker's /metrics."""
         c, backlog = self.counters, self.backlog
         return {"events_processed": backlog.dequeued + c.ingested, "events_seconds": backlog.seconds + c.ingest_seconds,
-                "timers_fired": c.timers_fired, "timer_seconds": c.timer_seconds}
+                "timers_fired": c.timers_fired, "timer_seconds": c.timer_seconds, "cpu_seconds": c.cpu.seconds}
 
     def _repace(self) -> None:
         """Messages held back for a send rate, due now in their order, are booked again at the rates in force."""

@@ -32,9 +32,12 @@ from engine.http import (
     privacy,
     profiles,
     runs,
+    stats,
+    timeline,
     webhooks,
 )
 from engine.http.auth import BearerAuth
+from engine.http.console_page import install_console, is_console
 from engine.http.metrics import Metrics
 from engine.http.openapi import install_openapi
 from engine.http.problems import install_problem_handlers
@@ -51,8 +54,9 @@ DOCS_ASSETS = "/docs/assets"
 with no network beyond this server (FastAPI's own page loads them from a CDN)."""
 WEBHOOKS = "/v1/webhooks/"
 ROUTERS: tuple[APIRouter, ...] = (events.router, profiles.router, consents.router, privacy.router, runs.router,
-                                  journeys.router, messages.router, feed.router, preferences.router,
-                                  preference_page.router, webhooks.router, health.router, links.router)
+                                  journeys.router, stats.router, messages.router, timeline.router, feed.router,
+                                  preferences.router, preference_page.router, webhooks.router, health.router,
+                                  links.router)
 DESCRIPTION = """Ingest events, manage profiles and consent, inspect journeys and messages.
 
 Every route but `/healthz`, `/readyz`, the docs, the provider webhooks (signature-checked), the
@@ -100,6 +104,7 @@ def create_app(server: Server, api_keys: frozenset[str] = frozenset(), max_body:
     server.engine.runtime.preference_links = preference_page.preferences_link(user_keys, public_url)
     for router in ROUTERS:
         app.include_router(router)
+    install_console(app)
     app.add_middleware(BearerAuth, keys=api_keys, is_open=is_open, user_keys=user_keys)
     install_problem_handlers(app, server, [route for router in ROUTERS for route in router.routes])
     install_openapi(app, is_open)
@@ -107,8 +112,10 @@ def create_app(server: Server, api_keys: frozenset[str] = frozenset(), max_body:
 
 
 def _open(paths: frozenset[str]) -> Callable[[str], bool]:
-    """Whether a path takes no key: the open paths, the docs' assets, the (signed) webhooks, the
-    tracked links (their code is the credential), the preference page (its link carries the
-    person's key, which it checks itself)."""
-    return lambda path: path in paths or path.startswith((WEBHOOKS, DOCS_ASSETS + "/", *links.PREFIXES)) or \
+    """Whether a path takes no key: the open paths, the docs' assets, the console's files (the page
+    asks the API for its data with the key typed in), the (signed) webhooks, the tracked links
+    (their code is the credential), the preference page (its link carries the person's key, which
+    it checks itself)."""
+    return lambda path: path in paths or is_console(path) or \
+        path.startswith((WEBHOOKS, DOCS_ASSETS + "/", *links.PREFIXES)) or \
         (path.startswith("/v1/users/") and path.endswith("/preferences/page"))

@@ -21,6 +21,7 @@ from pydantic import (
     BaseModel,
     ConfigDict,
     Field,
+    StringConstraints,
     ValidationError,
     WithJsonSchema,
     field_validator,
@@ -32,6 +33,7 @@ from channels.engagement import ChannelEngagement, Engagement, hours_problem
 from channels.preferences import MAX_ENTRIES, Preferences
 from channels.profile import RcsCapability
 from engine.events import Event
+from engine.forecast.runner import DEFAULT_RUNS, MOST_RUNS
 from engine.host.profiles import MAX_BATCH, merged
 from engine.http.fields import (
     Category,
@@ -325,6 +327,39 @@ class SimulateRequest(Body):
     profiles: list[SimulatedProfile] = []
     start: Timestamp | None = Field(None, description="audience runs from this instant (see `journey simulate`)")
     until: Timestamp | None = Field(None, description="audience runs up to this instant (default: the first only)")
+
+
+MAX_FORECAST = 100_000
+"""Profile-runs (profiles x runs) one forecast request may ask for; `journey forecast` has no bound."""
+
+
+class ForecastRequest(Body):
+    """A forecast of one journey over these profiles and their events: `runs` Monte Carlo runs
+    of sampled engagement on a virtual clock; nothing is sent or stored. At most 100,000
+    profile-runs (people x runs; the people are the profiles and the users of the events)."""
+
+    model_config = ConfigDict(extra="allow", json_schema_extra=examples(
+        {"events": [{**ORDER, "type": "cart.abandoned"}], "runs": 20, "seed": 7,
+         "profiles": [{"user_id": "u1", "push_token": "tok-1", "timezone": "UTC"}]}))
+    events: list[SimulatedEvent] = Field(description="the entry events (and any others), each with its timestamp; "
+                                         "required, unless the journey is entered by audience runs")
+    profiles: list[SimulatedProfile] = []
+    runs: Count = Field(DEFAULT_RUNS, ge=1, le=MOST_RUNS, description=f"Monte Carlo runs (default {DEFAULT_RUNS})")
+    seed: Count = Field(0, ge=0, le=2**63 - 1, description="the draws' seed: the same seed, the same answer")
+    by: Annotated[str, StringConstraints(pattern=r"^(attributes\..+|timezone|locale)$", max_length=200)] | None = \
+        Field(None, description="break the figures down by this profile field: `attributes.<name>`, `timezone` or "
+              "`locale`")
+
+    @model_validator(mode="after")
+    def _bounded(self) -> ForecastRequest:
+        """People are the profiles and the users of the events (a user with events and no profile is one)."""
+        people = len({p.user_id for p in self.profiles} | {e.user_id for e in self.events})
+        asked = max(people, 1) * self.runs
+        if asked > MAX_FORECAST:
+            raise refused(f"{people} people x {self.runs} runs is {asked} profile-runs, more than "
+                          f"{MAX_FORECAST:,} in one request: fewer runs, or journey forecast on the command line",
+                          below=".runs")
+        return self
 
 
 class PreviewEvent(Body):

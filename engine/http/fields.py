@@ -27,7 +27,8 @@ from channels.profile import (
     read_timestamp,
     time_zones,
 )
-from engine.events import id_problem, name_problem, text_problem, unstorable
+from engine.errors import EventError, HttpError
+from engine.events import id_problem, name_problem, parse_time, text_problem, unstorable
 
 IN_RANGE = r"^(19[7-9][0-9]|20[0-9][0-9])-"
 """A timestamp's year, 1970 to 2099: the range every stored time is held to (the pattern says what
@@ -137,3 +138,12 @@ def _whole(value: object) -> object:
 
 
 Count = Annotated[int, BeforeValidator(_whole)]
+
+
+def query_instant(value: str | None, field: str) -> datetime | None:
+    """A query parameter's RFC 3339 instant (None when absent); a bad one is the 422 naming `field`.
+    One reading for every route that filters by time (messages, stats)."""
+    try:
+        return parse_time(value, field) if value is not None else None
+    except EventError as exc:
+        raise HttpError(422, str(exc)) from None

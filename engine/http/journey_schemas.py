@@ -105,6 +105,29 @@ class JourneyDetail(JourneySummary):
     counts: dict[str, dict[str, int]] = Field(description="instances per current step, then per status")
 
 
+class PlacedNode(_Out):
+    id: str = Field(description="a step's id, `(start)` for the trigger, `(end)` for completion")
+    kind: str = Field(description="the step's type (send, wait, branch...), `start` or `end`")
+    label: str = Field(description="what the node says under its id: the trigger's event, a send's message")
+    x: int = Field(description="the centre of the node, in pixels from the left")
+    y: int = Field(description="the centre of the node, in pixels from the top")
+
+
+class PlacedEdge(GraphEdge):
+    to: str = Field(description="never null here: `(end)` is drawn")
+
+
+class PlacedGraph(_Out):
+    """A journey's graph laid out for drawing: the console draws it as SVG with the stats' counts."""
+
+    journey: str
+    version: str
+    nodes: list[PlacedNode]
+    edges: list[PlacedEdge]
+    width: int = Field(description="the drawing's width in pixels")
+    height: int = Field(description="the drawing's height in pixels")
+
+
 class ReloadReport(_Out):
     added: list[str]
     changed: list[str]
@@ -113,4 +136,93 @@ class ReloadReport(_Out):
 
 
 __all__ = ["Graph", "GraphEdge", "GraphNode", "JourneyDetail", "JourneyList", "JourneyState",
-           "JourneySummary", "ReloadReport", "StateChange", "VersionView"]
+           "JourneySummary", "PlacedEdge", "PlacedGraph", "PlacedNode", "ReloadReport", "StateChange", "VersionView"]
+
+
+class InstanceCounts(_Out):
+    """Instances by status: `active` have not ended; `cancelled` were ended from outside (the cancel
+    route, a stop, an erasure)."""
+
+    active: int
+    completed: int
+    exited: int
+    converted: int
+    failed: int
+    cancelled: int
+
+
+class StepCounts(_Out):
+    entered: int = Field(description="instances that came to this step (once each time)")
+    waiting: int = Field(description="instances at rest in it now (a wait, a wait_for, an escalation...)")
+    left: dict[str, int] = Field(description="instances that went on to each next step, by its id")
+
+
+class ChannelCounts(_Out):
+    messages: dict[str, int] = Field(description="messages by status: queued, sent, delivered, failed, cancelled "
+                                     "(and unknown: in doubt); each message in one")
+    skipped: dict[str, int] = Field(description="candidates refused on sends, by reason (no_consent, "
+                                    "frequency_cap...)")
+    engagement: dict[str, int] = Field(description="messages by what people did: opened, clicked, read, replied...")
+    cost: float
+
+
+class BranchStats(_Out):
+    entered: int
+    instances: InstanceCounts
+    conversions: int
+    channels: dict[str, ChannelCounts]
+
+
+class JourneyStats(_Out):
+    """A journey's funnel from the counters kept as it runs: instances picked by their hour of entry."""
+
+    journey: str
+    version: int | None = Field(description="the version's number asked for; null: every version")
+    since: str | None = Field(description="the first hour of entry counted (since, taken down to its hour)")
+    until: str | None = Field(description="the end of the last hour counted (until, taken up to the hour)")
+    entered: int
+    instances: InstanceCounts
+    conversions: int = Field(description="goals reached within goal.within of entry, ended instances included")
+    steps: dict[str, StepCounts]
+    channels: dict[str, ChannelCounts]
+    paths: dict[str, dict[str, BranchStats]] = Field(description="per split step, per branch (its next step)")
+
+
+class Interval(_Out):
+    """A figure over the runs: its mean and its 90% interval (5th and 95th percentile of the run totals)."""
+
+    mean: float
+    p5: float
+    p95: float
+
+
+class ChannelForecast(_Out):
+    messages: Interval
+    cost: Interval
+    reached: Interval = Field(description="people who engaged with a message on the channel")
+
+
+class TimeToEngagement(_Out):
+    p50: float | None = Field(description="seconds from a person's first event to their first engagement")
+    p90: float | None
+
+
+class Forecast(_Out):
+    """What the journey would send, cost and reach over these people (docs/cli.md, `journey forecast --json`)."""
+
+    journey: str
+    profiles: int
+    runs: int
+    seed: int
+    channels: dict[str, ChannelForecast]
+    cost: Interval
+    reached: Interval = Field(description="people who engaged on any channel")
+    never_reached: Interval
+    cost_per_reached: float | None
+    skipped: dict[str, Interval] = Field(description="sends that sent nothing, by reason")
+    deferred_quiet_hours: Interval
+    entered: Interval
+    ended: dict[str, Interval] = Field(description="instances by how they ended")
+    time_to_engagement: TimeToEngagement
+    evaluated_paths: int = Field(description="paths evaluated; alike people who draw alike share one")
+    segments: dict[str, Any] | None = Field(None, description="with `by`: the same figures per value")

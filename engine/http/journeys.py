@@ -5,22 +5,30 @@ nothing sent, nothing stored). A removed journey whose instances still run is li
 
 from __future__ import annotations
 
-from typing import Any
+from datetime import datetime
+from typing import Any, NamedTuple, TypeVar
 
 from fastapi import APIRouter, Request
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import JSONResponse
 
-from engine.compiler import END
-from engine.errors import HttpError, JourneyDefinitionError
+from channels import Profile
+from engine.compiler import END, CompiledJourney
+from engine.errors import HttpError, InputError, JourneyDefinitionError
+from engine.events import Event
+from engine.forecast.population import Population
+from engine.forecast.runner import Options, Version, forecast
 from engine.host.cancel import cancel_instances
 from engine.host.server import Server
-from engine.http.bodies import CancelRequest, PreviewRequest, SimulateRequest, parse
+from engine.http.bodies import CancelRequest, ForecastRequest, PreviewRequest, SimulateRequest, parse
+from engine.http.graph_layout import journey_graph
 from engine.http.journey_schemas import (
     CancelledInstances,
+    Forecast,
     JourneyDetail,
     JourneyList,
     JourneyState,
+    PlacedGraph,
     Preview,
     ReloadReport,
     StateChange,
@@ -33,6 +41,7 @@ from engine.http.schemas import Simulation
 from engine.http.views import instance_view
 from engine.simulator import preview, simulate
 
+Dry = TypeVar("Dry", SimulateRequest, ForecastRequest)
 router = APIRouter(route_class=JsonRoute, tags=["journeys"])
 
 
@@ -56,6 +65,13 @@ def get_journey(journey_id: JourneyId, server: ServerDep) -> dict[str, Any]:
                        for a, b, data in journey.graph.edges(data=True)]}
     return {**_summary(server, journey_id), "definition": journey.definition.model_dump(mode="json"),
             "graph": graph, "counts": server.store.views.step_counts(journey_id)}
+
+
+@router.get("/v1/journeys/{journey_id}/graph", operation_id="getJourneyGraph", **documented(PlacedGraph, 404))
+def get_journey_graph(journey_id: JourneyId, server: ServerDep) -> dict[str, Any]:
+    """The journey's graph laid out for drawing (the console's): each node with its place, the
+    trigger and the end included; for a removed journey, its last version's."""
+    return journey_graph(server.deploys.latest(journey_id))
 
 
 @router.post("/v1/journeys/reload", operation_id="reloadJourneys", **documented(ReloadReport, 422))
@@ -108,19 +124,53 @@ async def simulate_journey(journey_id: JourneyId, request: Request, server: Serv
     return await run_in_threadpool(_simulate, server, journey_id, body)
 
 
-def _simulate(server: Server, journey_id: str, body: Any) -> dict[str, Any]:
-    """Parsed once the journey is known: one entered by audience runs needs no events."""
+class _DryRun(NamedTuple):
+    journey: CompiledJourney
+    events: list[Event]
+    people: list[Profile]
+    now: datetime
+
+
+def _dry_run(server: Server, journey_id: str, body: Any, model: type[Dry]) -> tuple[_DryRun, Dry]:
+    """The journey, then the body parsed (one entered by audience runs needs no events): its
+    events in time order and its people, their consents without `at` as of the run's start."""
     if journey_id not in server.engine.journeys:
         raise HttpError(404, f"no journey '{journey_id}'")
     journey = server.engine.journeys[journey_id]
     if journey.definition.trigger.kind != "event" and isinstance(body, dict):
         body = {"events": [], **body}
-    dry_run = parse(SimulateRequest, body)
+    asked = parse(model, body)
     now = server.clock.now()
-    events = sorted((event.to_event(now) for event in dry_run.events), key=lambda event: event.timestamp)
-    first = dry_run.start or (events[0].timestamp if events else now)  # consents without `at` are as of then
-    people = [profile.as_profile(first, source="simulation") for profile in dry_run.profiles]
-    return simulate(journey, events, people, server.engine.policy, start=dry_run.start, until=dry_run.until, now=now)
+    events = sorted((event.to_event(now) for event in asked.events), key=lambda event: event.timestamp)
+    first = getattr(asked, "start", None) or (events[0].timestamp if events else now)
+    people = [profile.as_profile(first, source="simulation") for profile in asked.profiles]
+    return _DryRun(journey, events, people, now), asked
+
+
+def _simulate(server: Server, journey_id: str, body: Any) -> dict[str, Any]:
+    run, dry_run = _dry_run(server, journey_id, body, SimulateRequest)
+    return simulate(run.journey, run.events, run.people, server.engine.policy, start=dry_run.start,
+                    until=dry_run.until, now=run.now)
+
+
+@router.post("/v1/journeys/{journey_id}/forecast", operation_id="forecastJourney",
+             openapi_extra=parsed_body(ForecastRequest), **documented(Forecast, 404))
+async def forecast_journey(journey_id: JourneyId, request: Request, server: ServerDep) -> dict[str, Any]:
+    """What the journey would send, cost and reach over these people: each message's outcome
+    (delivered, failed, engaged with and when) drawn from the reach model, `runs` times, through
+    the same evaluator on a virtual clock; nothing is sent or stored. The same document as
+    `journey forecast --json`."""
+    body = await request.json()
+    return await run_in_threadpool(_forecast, server, journey_id, body)
+
+
+def _forecast(server: Server, journey_id: str, body: Any) -> dict[str, Any]:
+    run, asked = _dry_run(server, journey_id, body, ForecastRequest)
+    options = Options(runs=asked.runs, seed=asked.seed, by=asked.by, now=run.now)
+    try:
+        return forecast([Version(run.journey, server.engine.policy)], Population(run.people, run.events), options)
+    except InputError as exc:
+        raise HttpError(422, str(exc)) from None
 
 
 @router.post("/v1/journeys/{journey_id}/messages/{message}/preview", operation_id="previewMessage",

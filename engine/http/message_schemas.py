@@ -187,3 +187,25 @@ class PreferencesOut(_Out):
 
     categories: dict[str, dict[str, bool]] = Field(description="per category, each channel on or off")
     journeys: dict[str, bool] = Field(description="per journey id, on or off")
+
+
+class MessagePage(_Out):
+    """Every user's messages that match the filters, newest first, a page at a time."""
+
+    messages: list[Message]
+    next_cursor: str | None = Field(description="pass it back as `cursor` for the next page; null: no more")
+
+
+class TimelineItem(_Out):
+    at: str
+    kind: Literal["event", "decision", "message", "receipt", "timer", "instance"]
+    journey: str | None
+    step: str | None
+
+
+class Timeline(_Out):
+    """One person's events, decisions (each candidate with its reason, reach and cost), messages,
+    receipts, timers and instances, oldest first."""
+
+    user_id: str
+    items: list[TimelineItem]

@@ -37,6 +37,7 @@ WORKER_METRICS = (  # name, key of the worker's stats, kind, help
      "events"),
     ("journey_worker_timers_fired", "timers_fired", CounterMetricFamily, "Timers each worker fired"),
     ("journey_worker_timer_seconds", "timer_seconds", CounterMetricFamily, "Time each worker spent firing timers"),
+    ("journey_worker_cpu_seconds", "cpu_seconds", CounterMetricFamily, "Thread CPU of each worker's engine turns"),
 )
 
 
@@ -80,6 +81,7 @@ class Metrics:
         yield from self._events()
         yield from self._messages()
         yield from self._sweeps()
+        yield from self._costs()
         c = self.server.counters
         failures = CounterMetricFamily("journey_instance_failures", "Instances that ended failed, by journey and the "
                                        "step they failed at", labels=["journey", "step"])
@@ -126,6 +128,17 @@ class Metrics:
                         "they may no longer go, by reason", "reason", cancelled)
         yield CounterMetricFamily("journey_messages_in_doubt", "Messages left `unknown`: caught mid-call by a "
                                   "crash, or taken by a provider without a readable answer", value=dispatcher.in_doubt)
+
+    def _costs(self) -> Iterator[Family]:
+        """What the engine's work costs, whatever the load of the machine: its turns' thread CPU,
+        and the SQL statements and rows written at the driver (engine/stores/sql/stats.py)."""
+        yield CounterMetricFamily("journey_engine_cpu_seconds", "Thread CPU spent in the engine's turns (sweeps, "
+                                  "batches taken in)", value=self.server.counters.cpu.seconds)
+        stats = getattr(self.server.store, "stats", None)  # a SQL store's
+        if stats is not None:
+            yield CounterMetricFamily("journey_sql_statements", "SQL statements executed (an executemany: one a "
+                                      "row; the pool's pings included)", value=stats.statements)
+            yield CounterMetricFamily("journey_sql_rows_written", "Rows the SQL writes changed", value=stats.rows)
 
     def _outbox(self) -> Iterator[Family]:
         """The one metric read from the database (one grouped count): the backlog is in the rows, and

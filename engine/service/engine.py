@@ -23,6 +23,7 @@ from engine.service.catalog import Catalog, VersionSource
 from engine.service.engagement import Engagements
 from engine.service.faults import guarded
 from engine.service.feedback import Feedback
+from engine.service.goals import Goals
 from engine.service.keywords import Keywords
 from engine.service.recall import Recall
 from engine.service.routing import Entry, InstanceKeys
@@ -57,6 +58,7 @@ class Engine:
         self.engagements = Engagements(policy)
         self.rcs = RcsCheck()
         self.recall = Recall(self.catalog)
+        self.goals = Goals(self.catalog)
         self.entry = Entry(self.runtime, self.new_id, self.rcs, self.recall)
         self.on_commit: Callable[[Committed], None] | None = None
         self.on_failure: Callable[[Failure], None] = lambda failure: None  # after commit, each instance that failed
@@ -94,7 +96,7 @@ class Engine:
                 batch = tx.active_instances_of(journey_id, limit)
                 self.recall.prefetch(tx, {i.user_id for i in batch}, now)
                 for instance in batch:
-                    self._apply(tx, self.runtime.end(instance, "exited", "journey_stopped", now))
+                    self._apply(tx, self.runtime.end(instance, "exited", "journey_stopped", now), instance)
             ended += len(batch)
             if len(batch) < limit:
                 return ended
@@ -186,9 +188,10 @@ class Engine:
         a START lifts that. Returns the reply text for the sender (`Keywords.from_number`)."""
         return self.keywords.from_number(self.store, number, text, source, self.clock.now())
 
-    def _apply(self, tx: Tx, outcome: Outcome) -> None:
-        """Carry an outcome out, noting what the host should wake up for (and count) once the transaction commits."""
-        carry_out(tx, outcome)
+    def _apply(self, tx: Tx, outcome: Outcome, before: Instance | None = None) -> None:
+        """Carry an outcome out (`before`: its instance as it was; None: a new one), noting what the
+        host should wake up for (and count) once the transaction commits."""
+        carry_out(tx, outcome, before)
         self.engagements.on_sends(tx, outcome)
         self._pending.note(outcome, self.keep_outcomes)
 
@@ -221,6 +224,7 @@ class Engine:
             outcome = None if journey.id in collected else self.entry.on_trigger(tx, journey, event, profile, now)
             if outcome is not None:
                 self._apply(tx, outcome)
+        self.goals.on_event(tx, event, now)  # a goal reached after its instance ended
         self.recall.remember(tx, event, now)  # after: an event is never its own look-back
 
     def _evaluate(self, tx: Tx, instance: Instance, profile: Profile, now: datetime,
@@ -235,7 +239,7 @@ class Engine:
             outcome, seen = self.rcs.evaluated(tx, profile, now, partial(evaluate, journey))
             return outcome
 
-        self._apply(tx, guarded(self.runtime, instance, on_version, now))
+        self._apply(tx, guarded(self.runtime, instance, on_version, now), instance)
         return seen
 
     def _on_event(self, journey: CompiledJourney, profile: Profile, *, tx: Tx, instance: Instance, event: Event,

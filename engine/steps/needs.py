@@ -25,6 +25,8 @@ class Needs:
     keep_events: timedelta = timedelta(0)
     reads_marks: bool = False
     sends_window: timedelta = CAP_WINDOW
+    goal_events: frozenset[str] = frozenset()  # goals with `within`: counted after their instance ended
+    keep_goals: timedelta = timedelta(0)  # the longest such `within`
 
 
 NOTHING = Needs()
@@ -33,7 +35,13 @@ NOTHING = Needs()
 def needs_of(journeys: Iterable[CompiledJourney]) -> Needs:
     types: set[str] = set()
     keep, window, reads = timedelta(0), CAP_WINDOW, False
+    goals: set[str] = set()
+    keep_goals = timedelta(0)
     for journey in journeys:
+        goal = journey.definition.goal
+        if goal is not None and goal.within is not None:
+            goals.add(goal.event)
+            keep_goals, reads = max(keep_goals, goal.within), True
         limits = journey.definition.limits
         if limits is not None:
             window = max(window, limits.per)
@@ -43,4 +51,4 @@ def needs_of(journeys: Iterable[CompiledJourney]) -> Needs:
                 keep, reads = max(keep, step.lookback), True
             elif isinstance(step, ThrottleStep):
                 reads = True
-    return Needs(frozenset(types), keep, reads, window)
+    return Needs(frozenset(types), keep, reads, window, frozenset(goals), keep_goals)

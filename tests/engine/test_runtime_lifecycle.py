@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import UTC, datetime
 
 import pytest
@@ -9,7 +10,10 @@ import pytest
 from channels import Profile, load_policy
 from engine.clock import VirtualClock
 from engine.compiler import load_text
+from engine.events import Event
+from engine.runtime import Runtime
 from engine.service import Engine
+from engine.state import Send
 from engine.stores.memory import MemoryStore
 from tests.engine.conftest import Simulate, event, profile, sent, statuses
 
@@ -268,6 +272,34 @@ def test_running_instances_keep_the_version_they_entered_with() -> None:
     assert got == [("old", "push", 11, "Your cart"), ("new", "push", 11, "New copy"),
                    ("old", "sms", 13, None), ("new", "sms", 16, None)]
     assert {i.user_id: i.version for i in store.data.instances.values()} == {"old": v1.version, "new": v2.version}
+
+
+NAMED = CART.replace('sms: {text: "Your cart is waiting"}', 'sms: {text: "{{ profile.attributes.name }}, your cart"}')
+
+
+def test_an_escalations_later_channel_is_rendered_when_its_turn_comes() -> None:
+    """The SMS after the push is decided on what needs no message (address, consent, caps) when
+    the step runs, and rendered when its turn comes, from the profile as it is then: an SMS that
+    could not render at the push (no name yet) goes out once the name is known."""
+    journey = load_text(NAMED, "named.yaml")
+    runtime = Runtime(load_policy(), trace=False)
+    nameless = Profile.from_dict(profile("u1", *SHOPPER))
+    at = datetime(2026, 1, 5, 11, tzinfo=UTC)
+    cart = Event("cart.abandoned", "u1", at, {})
+    waiting = runtime.enter(journey, cart, nameless, None, "i1", [], at).instance
+    assert waiting is not None and waiting.step == "wait_1h" and waiting.timer is not None
+    pushed = runtime.on_timer(waiting, journey, waiting.timer.timer_id, nameless, [], at)
+    assert pushed.instance is not None and pushed.instance.escalation is not None
+    assert pushed.instance.escalation.remaining == ("sms",)
+    [push] = [c for c in pushed.commands if isinstance(c, Send)]
+    assert push.channel == "push" and {"channel": "sms", "eligible": True, "reason": None} in [
+        d.to_dict() for d in push.decisions]
+    named = replace(nameless, attributes={"name": "Ada"})
+    timer = pushed.instance.timer
+    assert timer is not None
+    escalated = runtime.on_timer(pushed.instance, journey, timer.timer_id, named, [], timer.due)
+    assert [(c.channel, dict(c.content)) for c in escalated.commands if isinstance(c, Send)] == [
+        ("sms", {"text": "Ada, your cart"})]
 
 
 FEED_FIRST = """

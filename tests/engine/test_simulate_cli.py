@@ -48,8 +48,8 @@ def test_json_document_has_the_spec_shape(tmp_path: Path) -> None:
     assert result.exit_code == 0, result.output
     doc = json.loads(result.stdout)
     assert doc["journey"] == "nudge"
-    assert doc["summary"] == {"users": 2, "entered": 2, "completed": 2, "exited": 0, "converted": 0, "active": 0,
-                              "failed": 0, "messages": {"push": 1}, "cost": 0.0001}
+    assert doc["summary"] == {"users": 2, "entered": 2, "completed": 2, "exited": 0, "converted": 0,
+                              "conversions": 0, "active": 0, "failed": 0, "messages": {"push": 1}, "cost": 0.0001}
     assert doc["messages"] == [{
         "user_id": "u1", "at": "2026-01-05T11:00:00Z", "step": "nudge", "channel": "push", "message": "reminder",
         "locale": None,

@@ -342,6 +342,7 @@ def test_the_outbox_file_keeps_one_exact_json_line_per_message(tmp_path: Path) -
     first = OutboundMessage("m1", "u1", "sms", "marketing", {"text": "Crème brûlée 🍮 ready"}, "+14155550100")
     second = OutboundMessage("m2", "u2", "push", "transactional", {"title": "Order", "n": 2**70}, "tok-2")
     assert outbox.send(first) == "file:m1" and outbox.send(second) == "file:m2"
+    outbox.flush()  # buffered until then: the dispatcher flushes a group before it records it sent
     text = (tmp_path / "outbox.jsonl").read_text(encoding="utf-8")
     assert "Crème brûlée 🍮" in text and text.count("\n") == 2
     lines = [json.loads(line) for line in text.splitlines()]

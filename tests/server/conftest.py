@@ -19,6 +19,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import shutil
 import signal
 import socket
 import subprocess
@@ -47,6 +48,7 @@ from engine.http import create_app
 from engine.ports import HostStore
 from engine.stores.memory import MemoryStore
 from engine.stores.sql import SqlStore
+from tests.conftest import skip_or_fail
 from tests.providers.provider_fakes import AUTH_TOKEN, FakeTwilio
 
 JOURNEY = Path(sys.executable).parent / "journey"
@@ -432,3 +434,35 @@ def wait_for_sweeps(*sweeps: str, on: Sequence[ServerProcess], runs: int = 2, ti
     before = {(n, sweep): sweeps_done(server, sweep) for n, server in enumerate(on) for sweep in sweeps}
     wait_until(lambda: all(sweeps_done(on[n], sweep) >= count + runs for (n, sweep), count in before.items()),
                timeout=timeout, interval=0.05, what=f"{runs} more runs of the {', '.join(sweeps)} sweeps")
+
+
+# --- a browser -------------------------------------------------------------------------------------------------
+
+BROWSER_FLAGS = ("--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+                 "--disable-component-update", "--no-first-run", "--disable-dev-shm-usage", "--window-size=1280,1000")
+
+
+@pytest.fixture
+def browser(tmp_path: Path) -> Iterator[Any]:
+    """A fresh headless Chromium (its own profile folder) through Debian's chromedriver: pages are
+    opened as a person opens them (/docs, /console). Without Chromium and its driver (Debian's
+    `chromium` and `chromium-driver`, which `.ci/run` installs) the test skips locally and fails in CI."""
+    chromium = shutil.which("chromium") or shutil.which("chromium-browser")
+    driver_path = shutil.which("chromedriver")
+    if chromium is None or driver_path is None:
+        skip_or_fail("Chromium and its driver are not installed: apt-get install chromium chromium-driver")
+    try:
+        from selenium import webdriver
+        from selenium.webdriver.chrome.service import Service
+    except ImportError:
+        skip_or_fail("selenium is not installed: pip install -e '.[dev]'")
+    options = webdriver.ChromeOptions()
+    options.binary_location = chromium
+    for flag in (*BROWSER_FLAGS, f"--user-data-dir={tmp_path / 'chromium-profile'}"):
+        options.add_argument(flag)
+    driver = webdriver.Chrome(service=Service(executable_path=driver_path), options=options)  # no driver download
+    driver.set_page_load_timeout(60)
+    try:
+        yield driver
+    finally:
+        driver.quit()

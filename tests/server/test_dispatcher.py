@@ -8,6 +8,7 @@ SQLite only: what a restart finds there is what was committed to the file.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -16,7 +17,7 @@ from typing import Any
 import pytest
 
 from channels import Profile, load_policy
-from channels.providers import InDoubtDeliveryError, OutboundMessage, Provider
+from channels.providers import FileProvider, InDoubtDeliveryError, OutboundMessage, Provider
 from channels.testing import FlakyProvider, RecordingProvider
 from engine.clock import VirtualClock
 from engine.compiler import CompiledJourney, load_text
@@ -535,3 +536,24 @@ def test_a_holder_whose_lease_ran_out_neither_sends_nor_records_what_was_taken_o
     assert len(in_doubt) == 2  # the first window: one for the lane's one thread, one queued behind it
     assert {m for m, r in rows.items() if r["dispatch"] == "sent"} == set(delivered_b)
     assert len(in_doubt) + len(delivered_b) == len(users)
+
+
+def test_the_outbox_file_is_flushed_before_a_send_is_recorded_and_a_flush_that_fails_is_retried(
+        make_server: MakeServer, clock: VirtualClock, tmp_path: Path) -> None:
+    """The outbox file buffers its lines and the dispatcher flushes them once a group is sent,
+    before it records any of them `sent`: what is recorded sent is in the file. When the lines
+    cannot go (a full disk), nothing is recorded sent: the messages are tried again later."""
+    full = FileProvider("/dev/full")  # every write that reaches it fails: no space left
+    server = make_server({"*": [full]})
+    users = notices_for(server, ["n1", "n2"])
+    assert server.drain_outbox() == 2
+    for user in users:
+        [push] = server.store.views.messages_for_user(user)
+        assert (push["dispatch"], push["attempts"]) == ("pending", 1) and "No space left" in push["error"]
+    assert server.dispatcher.sent == 0
+    outbox = tmp_path / "outbox.jsonl"
+    server = make_server({"*": [FileProvider(outbox)]})  # the disk has room again (a restart, on another file)
+    assert drain_at(server, clock, T0 + BACKOFF[0]) == 2
+    sent = [m["message_id"] for u in users for m in server.store.views.messages_for_user(u) if m["dispatch"] == "sent"]
+    assert len(sent) == 2 and sorted(json.loads(line)["message_id"] for line in outbox.read_text().splitlines()) \
+        == sorted(sent)

@@ -5,6 +5,7 @@ processing and lateness histograms, the outbox's backlog, prometheus_client's de
 from __future__ import annotations
 
 from datetime import timedelta
+from pathlib import Path
 
 import httpx
 import pytest
@@ -81,3 +82,21 @@ def test_the_outbox_backlog_by_channel_and_metrics_without_it_while_the_database
     monkeypatch.setattr(local.server.store.outbox, "outbox_queued", down)
     assert metric(local, "journey_outbox_queued", channel="push") is None  # left out; the rest still answers
     assert metric(local, "journey_messages_total", channel="push", status="queued") == 1
+
+
+def test_what_the_engine_costs_cpu_statements_and_rows_written(start_local: StartLocal, tmp_path: Path) -> None:
+    """The figures a busy machine hardly moves, counted as they happen: the engine's thread CPU,
+    the SQL statements run and the rows they wrote. A memory store runs no SQL: no such figures."""
+    local = start_local(f"sqlite:///{tmp_path / 'journey.db'}")
+    before = [metric(local, name) or 0 for name in COSTS]
+    put_profile(local, "u1", "sms:transactional")
+    assert post_events(local, {"events": [order("u1"), order("u2")]}).status_code == 202
+    local.advance(3)
+    cpu, statements, rows = (metric(local, name) or 0 for name in COSTS)
+    assert cpu > before[0] and statements > before[1] + 3 and rows > before[2] + 3
+    memory = start_local()
+    assert metric(memory, "journey_engine_cpu_seconds_total") is not None
+    assert metric(memory, "journey_sql_statements_total") is None
+
+
+COSTS = ("journey_engine_cpu_seconds_total", "journey_sql_statements_total", "journey_sql_rows_written_total")

@@ -18,6 +18,7 @@ from engine.http.bodies import (
     ConsentIn,
     EventBatch,
     EventIn,
+    ForecastRequest,
     PreferencesIn,
     PreviewRequest,
     ProfileIn,
@@ -75,6 +76,7 @@ def test_every_post_and_put_documents_its_body(document: dict[str, Any]) -> None
         ("POST", "/v1/profiles"): ["BulkProfiles"],
         ("POST", "/v1/profiles/{user_id}/consents"): ["ConsentIn"],
         ("POST", "/v1/journeys/{journey_id}/simulate"): ["SimulateRequest"],
+        ("POST", "/v1/journeys/{journey_id}/forecast"): ["ForecastRequest"],
         ("POST", "/v1/journeys/{journey_id}/messages/{message}/preview"): ["PreviewRequest"],
         ("PUT", "/v1/users/{user_id}/preferences"): ["PreferencesIn"],
         ("POST", "/v1/journeys/{journey_id}/instances/cancel"): ["CancelRequest"],
@@ -96,6 +98,7 @@ OPERATIONS = {("POST", "/v1/events"): "ingestEvents", ("GET", "/v1/profiles/{use
               ("PUT", "/v1/profiles/{user_id}"): "putProfile", ("PATCH", "/v1/profiles/{user_id}"): "patchProfile",
               ("POST", "/v1/profiles"): "upsertProfiles", ("GET", "/v1/journeys"): "listJourneys",
               ("POST", "/v1/journeys/{journey_id}/simulate"): "simulateJourney", ("GET", "/healthz"): "checkLiveness",
+              ("POST", "/v1/journeys/{journey_id}/forecast"): "forecastJourney",
               ("POST", "/v1/webhooks/rbm"): "receiveRbmEvent"}
 
 
@@ -119,7 +122,7 @@ def without_nulls(value: Any) -> Any:
 
 
 BODIES = [EventIn, EventBatch, ProfileIn, ProfilePatch, ConsentIn, BulkProfiles, SimulateRequest, SimulatedProfile,
-          PreviewRequest, PreferencesIn, TwilioForm, RbmPush]
+          ForecastRequest, PreviewRequest, PreferencesIn, TwilioForm, RbmPush]
 
 
 @pytest.mark.parametrize("model", BODIES)

@@ -77,12 +77,12 @@ def reopen(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Callable[
 SNAPSHOTS = Path(__file__).parent / "snapshots"
 
 
-def made_by_version_19(url: str) -> None:
-    """An empty database as the release with schema 19 made it: its tables from a snapshot of that
-    release's DDL (tests/stores/snapshots), its `meta` rows. Older versions are made from it by
+def made_by_version_20(url: str) -> None:
+    """An empty database as the previous release (schema 20) made it: its tables from a snapshot of
+    that release's DDL (tests/stores/snapshots), its `meta` rows. Older versions are made from it by
     dropping what they lacked."""
     dialect = "sqlite" if url.startswith("sqlite") else "postgresql"
-    ddl = (SNAPSHOTS / f"schema_v19_{dialect}.sql").read_text(encoding="utf-8")
+    ddl = (SNAPSHOTS / f"schema_v20_{dialect}.sql").read_text(encoding="utf-8")
     engine = create_engine(url)
     try:
         with engine.begin() as conn:
@@ -90,7 +90,7 @@ def made_by_version_19(url: str) -> None:
                 body = "\n".join(line for line in statement.splitlines() if not line.startswith("--")).strip()
                 if body:
                     conn.exec_driver_sql(body)
-            conn.exec_driver_sql("INSERT INTO meta (key, value) VALUES ('schema_version', '19'), "
+            conn.exec_driver_sql("INSERT INTO meta (key, value) VALUES ('schema_version', '20'), "
                                  "('partitions', '256'), ('partition_hash', 'blake2b-64')")
     finally:
         engine.dispose()

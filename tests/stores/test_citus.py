@@ -9,7 +9,7 @@ import pytest
 
 from engine.shard_hash import hashtext
 from engine.stores.sql import SqlStore
-from engine.stores.sql.citus import REFERENCE
+from engine.stores.sql.citus import LOCAL, REFERENCE
 from engine.stores.sql.migrate import per_user_tables
 from tests.conftest import libpq
 
@@ -26,9 +26,8 @@ def test_opening_distributes_the_users_tables_by_user_and_makes_the_shared_ones_
                             "partkey), colocationid FROM pg_dist_partition").fetchall()
         nodes = conn.execute("SELECT count(DISTINCT nodename || nodeport) FROM pg_dist_shard_placement p JOIN "
                              "pg_dist_shard s USING (shardid) WHERE s.logicalrelid = 'messages'::regclass").fetchone()
-        local = conn.execute("SELECT relname FROM pg_class WHERE relname IN ('inbox', 'event_ids', 'provider_ids') "
-                             "AND relkind = 'r' "
-                             "AND oid NOT IN (SELECT logicalrelid FROM pg_dist_partition)").fetchall()
+        local = conn.execute("SELECT relname FROM pg_class WHERE relname = ANY(%s) AND relkind = 'r' "
+                             "AND oid NOT IN (SELECT logicalrelid FROM pg_dist_partition)", (list(LOCAL),)).fetchall()
     found = {table: (method, column, group) for table, method, column, group in rows}
     distributed = {"profiles", *(t.name for t in per_user_tables())}
     assert distributed >= {"profiles", "consents", "instances", "timers", "messages", "skips", "links", "recent"}
@@ -38,7 +37,7 @@ def test_opening_distributes_the_users_tables_by_user_and_makes_the_shared_ones_
     for table in REFERENCE:
         assert found[table][0] == "n", table
     assert nodes == (2,)  # shards on both workers
-    assert sorted(r[0] for r in local) == ["event_ids", "inbox", "provider_ids"]  # local to the coordinator
+    assert sorted(r[0] for r in local) == ["event_ids", "inbox", "journey_counters", "provider_ids"]  # coordinator's
 
 
 def test_the_partitions_are_the_shards_citus_puts_each_user_in(citus_fresh_db_url: str) -> None:

@@ -157,3 +157,35 @@ def test_queued_counts_the_pending_messages_by_channel_due_or_not(store: HostSto
     assert store.outbox.outbox_queued() == {channel: n for channel, n in left.items() if n}
     store.outbox.claim_outbox(T0, 100, LEASE, "b")
     assert store.outbox.outbox_queued() == {"sms": 1}  # m2, not due yet
+
+
+
+def test_a_batch_of_attempts_records_only_the_rows_its_claim_holds(store: HostStore) -> None:
+    """Twelve attempts recorded at once (on PostgreSQL one update over arrays, not a statement a
+    row): the six messages claim `a` holds are written and returned, the six claim `b` holds are
+    refused and left as `b` has them."""
+    _queue(store, *(_send(f"m{n:02d}", "u1", "sms") for n in range(12)))
+    ours = [i.message_id for i in store.outbox.claim_outbox(T0, 6, LEASE, "a")]
+    theirs = [i.message_id for i in store.outbox.claim_outbox(T0, 6, LEASE, "b")]
+    assert store.outbox.finish_outbox([], fence(), sending=ours) == set(ours)
+    recorded = store.outbox.finish_outbox([_sent(m, T0) for m in ours + theirs], fence())
+    assert recorded == set(ours) and len(ours) == len(theirs) == 6
+    assert {m: _row(store, m)["dispatch"] for m in ours + theirs} == {
+        **{m: "sent" for m in ours}, **{m: "leased" for m in theirs}}
+    assert store.outbox.finish_outbox([_sent(m, T0) for m in ours], fence()) == set()  # the claim ended with them
+
+
+@pytest.mark.parametrize("backend", SQL_BACKENDS)
+def test_the_rows_the_fenced_writes_change_are_counted_for_the_bench(
+        backend: str, request: pytest.FixtureRequest, tmp_path: Path) -> None:
+    """`journey bench`'s rows per event counts what the claim's fenced writes change, though they
+    return their rows (SQLite's driver reports those counts only once the rows are read)."""
+    store = SqlStore(sql_url(backend, request, tmp_path))
+    _queue(store, *(_send(f"m{n:02d}", "u1", "sms") for n in range(12)))
+    ids = [i.message_id for i in store.outbox.claim_outbox(T0, 100, LEASE, "a")]
+    before = store.stats.rows
+    store.outbox.finish_outbox([], fence(), sending=ids)
+    store.outbox.renew_outbox(ids, fence("a", T0 + timedelta(seconds=1)))
+    store.outbox.finish_outbox([_sent(m, T0) for m in ids], fence())
+    assert store.stats.rows - before == 3 * 12
+    store.close()

@@ -1,4 +1,4 @@
-"""Schema 21: a database the previous release made (schema 19, from its DDL snapshot), with rows in
+"""Schema 21: a database the previous release made (schema 20, from its DDL snapshot), with rows in
 every per-user table, opened by this release: every row is still there and read back as before,
 every per-user table's primary key starts with `user_id`, and the ledgers keep numbering after
 their last row (an erasure's proof compares numbers)."""
@@ -14,7 +14,7 @@ from sqlalchemy import create_engine, inspect
 from channels import ConsentRecord, Profile
 from engine.stores.sql import SqlStore
 from engine.stores.sql.migrate import per_user_tables
-from tests.stores.conftest import SQL_BACKENDS, made_by_version_19, sql_url
+from tests.stores.conftest import SQL_BACKENDS, made_by_version_20, sql_url
 
 AT = "2026-01-05 10:00:00"
 ROWS = {  # table -> rows as the previous release wrote them (numbered ledgers with gaps in their ids)
@@ -27,8 +27,8 @@ ROWS = {  # table -> rows as the previous release wrote them (numbered ledgers w
                   f"'v1', 'u1', 'done', '{AT}', '{{}}')"],
     "timers": [f"(timer_id, instance_id, due, user_id, part) VALUES ('t1', 'i1', '{AT}', 'u1', 3)"],
     "messages": [f"(message_id, user_id, message, channel, category, content, cost, decisions, at, status, "
-                 f"dispatch, attempts) VALUES ('m1', 'u1', 'hello', 'sms', 'marketing', '{{}}', 0.01, '[]', '{AT}', "
-                 f"'delivered', 'sent', 1)"],
+                 f"dispatch, attempts, tally, engaged) VALUES ('m1', 'u1', 'hello', 'sms', 'marketing', '{{}}', 0.01, "
+                 f"'[]', '{AT}', 'delivered', 'sent', 1, '2026-01-05T10', '')"],
     "skips": [f"(id, instance_id, user_id, step, message, reason, decisions, at) VALUES (4, 'i1', 'u1', 's', 'hello', "
               f"'consent', '[]', '{AT}')"],
     "links": [f"(code, message_id, user_id, channel, url, position, at, hits, machine_hits) VALUES ('abc', 'm1', "
@@ -54,8 +54,8 @@ def _count(url: str) -> dict[str, int]:
         engine.dispose()
 
 
-def test_a_database_version_19_made_keeps_its_rows_and_gets_keys_that_start_with_the_user(url: str) -> None:
-    made_by_version_19(url)
+def test_a_database_version_20_made_keeps_its_rows_and_gets_keys_that_start_with_the_user(url: str) -> None:
+    made_by_version_20(url)
     engine = create_engine(url)
     with engine.begin() as conn:
         for table, rows in ROWS.items():

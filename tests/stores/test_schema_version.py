@@ -18,7 +18,7 @@ from engine.ports import JourneyVersion, carry_out
 from engine.state import Fence, Outcome, partition_of
 from engine.stores.sql import SqlStore, StoreError, claim_sql
 from engine.stores.sql.schema import META, PROFILES, SCHEMA_VERSION
-from tests.stores.conftest import SQL_BACKENDS, made_by_version_19, sql_url
+from tests.stores.conftest import SQL_BACKENDS, made_by_version_20, sql_url
 from tests.stores.test_store_contract import send
 
 URL = "https://shop.example.com/cart?id=42"
@@ -71,7 +71,7 @@ def test_a_version_1_database_is_upgraded_in_place(url: str) -> None:
     """Made as version 1 made it (its indexes, no phone column, no inbox, its version), with a
     profile in it, then opened: current indexes, the phone copied out of the document, an
     inbox that takes events, the new version."""
-    made_by_version_19(url)
+    made_by_version_20(url)
     engine = create_engine(url)
     with engine.begin() as conn:
         for name in NEW_INDEXES:
@@ -89,6 +89,8 @@ def test_a_version_1_database_is_upgraded_in_place(url: str) -> None:
         conn.exec_driver_sql("DROP TABLE links")
         conn.exec_driver_sql("DROP TABLE recent")
         conn.exec_driver_sql("DROP TABLE feed_states")
+        conn.exec_driver_sql("DROP TABLE journey_counters")
+        conn.exec_driver_sql("ALTER TABLE messages DROP COLUMN tally")
         conn.execute(insert(PROFILES).values(user_id="u1", doc={"user_id": "u1", "phone": "+14155550100"}))
     engine.dispose()
     _set_version(url, 1)
@@ -117,7 +119,7 @@ def test_a_version_10_database_gets_partitions_for_its_timers_and_queued_events(
     """Made as version 10 made it (timers without user and partition, an inbox without partition),
     with a waiting timer and a queued event in it: opened, both carry their user's partition, so
     that the worker owning the user finds them."""
-    made_by_version_19(url)
+    made_by_version_20(url)
     engine = create_engine(url)
     with engine.begin() as conn:
         conn.execute(update(META).where(META.c.key == "schema_version").values(value="10"))
@@ -146,7 +148,7 @@ def test_a_version_10_database_gets_partitions_for_its_timers_and_queued_events(
 def test_a_version_11_database_gets_the_outbox_claim_column_and_its_messages_go_out(url: str) -> None:
     """Made as version 11 made it (messages without `claim`), with one message pending: opened, it
     is claimed, marked `sending` and recorded under a claim token as any other."""
-    made_by_version_19(url)
+    made_by_version_20(url)
     engine = create_engine(url)
     with engine.begin() as conn:
         conn.execute(update(META).where(META.c.key == "schema_version").values(value="11"))
@@ -169,7 +171,7 @@ def test_a_version_12_database_gets_the_links_table_and_keeps_its_messages(url: 
     """Made as version 12 made it (no links table), with a message in it: opened, the message is
     still there without links, and a new message's tracked link is kept and counts its hits. A
     database at 13 (the version before the links table, whatever else it added) comes up alike."""
-    made_by_version_19(url)
+    made_by_version_20(url)
     engine = create_engine(url)
     with engine.begin() as conn:
         conn.execute(update(META).where(META.c.key == "schema_version").values(value=str(version)))
@@ -195,7 +197,7 @@ def test_an_older_database_gets_engagement_and_choices_and_keeps_its_profiles(ur
     without `engagement`, messages without `choice` — with a profile and a message in it: opened,
     the profile reads back with no counts, the engine's counts are kept and read back, and the
     message lists with no choice."""
-    made_by_version_19(url)
+    made_by_version_20(url)
     engine = create_engine(url)
     with engine.begin() as conn:
         conn.execute(update(META).where(META.c.key == "schema_version").values(value=str(version)))
@@ -245,7 +247,7 @@ def _missing(version: int) -> list[str]:
 def _made_as(url: str, version: int, *statements: str, pending: bool = False) -> None:
     """A database as `version` made it: made as the current one, its version set back, what it lacks
     undone, then `statements` run (rows put in); `pending`: with message m1 as that version wrote it."""
-    made_by_version_19(url)
+    made_by_version_20(url)
     engine = create_engine(url)
     with engine.begin() as conn:
         conn.execute(update(META).where(META.c.key == "schema_version").values(value=str(version)))

@@ -4,12 +4,14 @@ transaction leaves nothing behind in it."""
 
 from __future__ import annotations
 
+import threading
+import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
 
-from channels import Profile, load_policy
+from channels import ConsentRecord, Profile, load_policy
 from engine.bench.workload import check_w1, w1_events, w1_journey, w1_profile
 from engine.clock import VirtualClock
 from engine.service import Engine
@@ -65,3 +67,37 @@ def test_a_failed_transaction_leaves_nothing_in_the_cache(tmp_path: Path) -> Non
     with store.transaction() as tx:
         again = tx.get_profile("u1")
     assert again is not None and again.timezone == "UTC"
+
+
+def test_the_dispatchers_recheck_reads_the_cache_only_as_committed(tmp_path: Path) -> None:
+    """The dispatcher's last check reads the cached profile and suppression list rather than the
+    database, but never a transaction's writes before they commit: a STOP being processed (the
+    consent revoked, the number suppressed) whose transaction then fails must not be seen, nor
+    seen half-way while it runs."""
+    store = SqlStore(f"sqlite:///{tmp_path}/d.db")
+    with store.transaction() as tx:
+        tx.put_profile(w1_profile(1))
+        tx.prefetch(["u1"], START)
+    phone = w1_profile(1).phone
+    assert phone is not None and store.cache is not None and "u1" in store.cache.users
+    seen: list[tuple[bool, bool]] = []
+    writing = threading.Event()
+
+    def recheck() -> None:
+        writing.wait(30)
+        profile = store.outbox.recipients(["u1"])["u1"]
+        seen.append((all(c.granted for c in profile.consents), phone in store.outbox.suppressions([phone])))
+
+    reader = threading.Thread(target=recheck)
+    reader.start()
+    with pytest.raises(RuntimeError), store.transaction() as tx:
+        revoked = ConsentRecord("sms", "marketing", False, "STOP", START)
+        tx.put_profile(w1_profile(1).with_consents([revoked]))
+        tx.record_suppression(phone, "STOP", START, "test")
+        writing.set()
+        deadline = time.monotonic() + 30  # until the reader has looked, or waits for the transaction
+        while not seen and not store.database.writer.waiting and time.monotonic() < deadline:  # type: ignore[union-attr]
+            time.sleep(0.01)
+        raise RuntimeError("the transaction fails")
+    reader.join(30)
+    assert seen == [(True, False)]

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import threading
 from collections import defaultdict, deque
-from collections.abc import Callable, Iterator, MutableMapping
+from collections.abc import Callable, Iterator, Mapping, MutableMapping
 from contextlib import contextmanager
 from datetime import datetime
 from typing import Any
@@ -19,6 +19,7 @@ from engine.events import Event
 from engine.ports import JourneyVersion
 from engine.runs import AudienceRun
 from engine.state import Instance, Send, Skip, Trace
+from engine.stats import Key, received
 from engine.stores.memory.recent import MemoryRecent
 
 _MISSING = object()
@@ -54,6 +55,7 @@ class MemoryData:
         self.states: dict[str, str] = {}
         self.runs: dict[str, AudienceRun] = {}
         self.erasures: list[dict[str, Any]] = []  # the proof kept: who, when, the addresses' hashes
+        self.counters: dict[Key, float] = {}  # the journeys' counters (engine.stats), one writer: this process
         self.feed_states: dict[str, dict[str, datetime | None]] = {}  # message_id -> seen_at, read_at, archived_at
         self.order: list[str] | None = None  # every profile's user_id, sorted; None: to be sorted again
         self.lock = threading.RLock()
@@ -94,6 +96,19 @@ class MemoryData:
     def append(self, items: list[Any], item: Any) -> None:
         items.append(item)
         self.record(items.pop)
+
+    def count(self, counts: Mapping[Key, float]) -> None:
+        for key, value in counts.items():
+            self.set(self.counters, key, self.counters.get(key, 0.0) + value)
+
+    def received(self, delivery: Mapping[str, Any], status: str) -> dict[str, str] | None:
+        """`status` coming for a message (engine.stats.received: never backwards, each engagement
+        counted once), counted; the message's new `status` and `engaged`, None when it changes nothing."""
+        send = delivery["send"]
+        receipt = received(send.journey_id, delivery.get("tally"), send.channel, delivery["status"],
+                           delivery.get("engaged"), status)
+        self.count(receipt.counts)
+        return {"status": receipt.status, "engaged": receipt.engaged} if receipt.changed else None
 
     def reassign(self, name: str, value: Any) -> None:
         """Replace one of the collections above whole (an erasure's filtered copy)."""

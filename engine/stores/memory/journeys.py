@@ -57,5 +57,6 @@ class MemoryJourneys(OnData):
                        if d["dispatch"] == "pending" and d["send"].journey_id == journey_id
                        and (instance_ids is None or d["send"].instance_id in instance_ids)]
             for delivery in pending:
+                self.data.received(delivery, "cancelled")
                 delivery.update(dispatch="cancelled", status="cancelled", status_at=at, error=reason)
         return len(pending)

@@ -48,9 +48,10 @@ class MemoryOutbox(OnData):
             held = [(r, d) for r in results if (d := self._held(r["message_id"], fence)) is not None]
             marked = [d for m in sending if (d := self._held(m, fence)) is not None and d["dispatch"] == "leased"]
             for result, delivery in held:
-                delivery.update({k: result[k] for k in ("dispatch", "status", "attempts", "next_attempt_at",
-                                                        "provider", "provider_id", "error")}, status_at=result["at"],
-                                claim=None)
+                landed = self.data.received(delivery, result["status"])  # never backwards
+                delivery.update({k: result[k] for k in ("dispatch", "attempts", "next_attempt_at", "provider",
+                                                        "provider_id", "error")}, **(landed or {}),
+                                status_at=result["at"], claim=None)
             for delivery in marked:
                 delivery.update(dispatch="sending", next_attempt_at=fence.until)
             return frozenset([r["message_id"] for r, _ in held] + [d["send"].message_id for d in marked])
@@ -82,6 +83,7 @@ class MemoryOutbox(OnData):
                 elif delivery["send"].channel in retry_channels:
                     delivery.update(dispatch="pending", next_attempt_at=now, error=RETRIED)
                 else:
+                    self.data.received(delivery, "unknown")
                     delivery.update(dispatch="unknown", status="unknown", status_at=now, error=IN_DOUBT)
                     in_doubt += 1
             return in_doubt

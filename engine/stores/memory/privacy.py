@@ -77,6 +77,7 @@ class MemoryPrivacy(OnData):
             scrubbed = {**delivery, "send": replace(send, content={}),
                         "error": ERASED if delivery["error"] is not None else None}
             if delivery["dispatch"] == "pending":
+                data.received(delivery, "cancelled")
                 scrubbed.update(dispatch="cancelled", status="cancelled", status_at=at, error=ERASED)
                 cancelled += 1
             data.set(data.deliveries, message_id, scrubbed)

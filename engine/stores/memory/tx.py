@@ -8,7 +8,7 @@ from __future__ import annotations
 import heapq
 from bisect import bisect_right
 from collections import deque
-from collections.abc import Collection, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import replace
 from datetime import datetime
 from functools import partial
@@ -21,6 +21,7 @@ from engine.events import Event
 from engine.ports import EntryHistory
 from engine.runs import AudienceRun
 from engine.state import Instance, Send, Skip, TimerRef, Trace
+from engine.stats import Key
 from engine.stores.memory.data import OnData
 from engine.stores.memory.recent import MemoryRecent
 
@@ -111,8 +112,11 @@ class MemoryUsers(OnData):
 
     def set_message_status(self, user_id: str, message_id: str, status: str, at: datetime) -> None:
         delivery = self.data.deliveries.get(message_id)
-        if delivery is not None and delivery["send"].user_id == user_id:
-            self.data.set(self.data.deliveries, message_id, {**delivery, "status": status, "status_at": at})
+        if delivery is None or delivery["send"].user_id != user_id:
+            return
+        landed = self.data.received(delivery, status)
+        if landed is not None:
+            self.data.set(self.data.deliveries, message_id, {**delivery, **landed, "status_at": at})
 
     def suppressed_since(self, phone: str) -> datetime | None:
         return self.data.suppressed.get(phone)
@@ -167,7 +171,8 @@ class MemoryCommands(OnData):
         data.append(data.messages, send)
         data.set(data.latest, (send.user_id, send.channel), send.message_id)
         data.append(data.sends[send.user_id], SentRecord(send.channel, send.category, send.at, send.journey_id))
-        data.set(data.deliveries, send.message_id, _pending(send))
+        instance = data.instances.get(send.instance_id or "")  # saved just before its commands
+        data.set(data.deliveries, send.message_id, {**_pending(send), "tally": instance.tally if instance else None})
         for position, link in enumerate(send.links):
             data.set(data.links, link.code, link_row(send, link, position))
 
@@ -186,6 +191,9 @@ class MemoryCommands(OnData):
     def add_trace(self, trace: Trace) -> None:
         if self.data.keep_trace:
             self.data.append(self.data.traces, trace)
+
+    def count(self, counts: Mapping[Key, float]) -> None:
+        self.data.count(counts)
 
 
 class MemoryMarks(OnData):

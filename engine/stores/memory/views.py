@@ -7,6 +7,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from channels.selection import shown
+from engine.ports import MessageQuery
 from engine.state import Instance, Send, Skip
 from engine.stores.links import with_links
 from engine.stores.memory.data import OnData
@@ -25,6 +26,14 @@ class MemoryViews(OnData):
             rows = [_message_view(d) for d in self.data.deliveries.values() if d["send"].user_id == user_id]
             links = [row for row in self.data.links.values() if row["user_id"] == user_id]
         page = sorted(rows, key=lambda r: r["at"], reverse=True)[:limit]
+        return with_links(page, links)
+
+    def find_messages(self, query: MessageQuery, limit: int) -> list[dict[str, Any]]:
+        with self.data.lock:
+            rows = [_message_view(d) for d in self.data.deliveries.values() if _matches(d, query)]
+            page = sorted(rows, key=lambda r: (r["at"], r["message_id"]), reverse=True)[:limit]
+            ids = {r["message_id"] for r in page}
+            links = [row for row in self.data.links.values() if row["message_id"] in ids]
         return with_links(page, links)
 
     def skips_for_user(self, user_id: str, limit: int = 200) -> list[dict[str, Any]]:
@@ -53,6 +62,22 @@ class MemoryViews(OnData):
                     per_step = counts.setdefault(instance.step or "(none)", {})
                     per_step[instance.status] = per_step.get(instance.status, 0) + 1
         return counts
+
+    def journey_counts(self, journey_id: str, version: str | None, low: str | None, high: str | None,
+                       ) -> list[tuple[str, str, float]]:
+        with self.data.lock:
+            return [(k.path, k.name, v) for k, v in self.data.counters.items()
+                    if k.journey_id == journey_id and (version is None or k.version == version)
+                    and (low is None or k.hour >= low) and (high is None or k.hour < high)]
+
+
+def _matches(delivery: Mapping[str, Any], query: MessageQuery) -> bool:
+    send: Send = delivery["send"]
+    given = ((send.journey_id, query.journey_id), (send.step, query.step), (send.channel, query.channel),
+             (delivery["status"], query.status))
+    return (all(value == wanted for value, wanted in given if wanted is not None)
+            and (query.since is None or send.at >= query.since) and (query.until is None or send.at < query.until)
+            and (query.before is None or (send.at, send.message_id) < query.before))
 
 
 def _message_view(delivery: Mapping[str, Any]) -> dict[str, Any]:

@@ -57,6 +57,30 @@ class StateCache:
             for instance_id in state.active if state else ():
                 self.owners.pop(instance_id, None)
 
+    def profiles(self, user_ids: Collection[str]) -> tuple[dict[str, Profile], list[str]]:
+        """The profiles of the users held (a user held without one has none), and the users not
+        held. Committed state only while no transaction is in flight (the store's writer lock)."""
+        found: dict[str, Profile] = {}
+        missing: list[str] = []
+        for user_id in user_ids:
+            state = self.users.get(user_id)
+            if state is None:
+                missing.append(user_id)
+            elif state.profile is not None:
+                found[user_id] = state.profile
+        return found, missing
+
+    def suppressions(self, numbers: Collection[str]) -> tuple[dict[str, datetime], list[str]]:
+        """The numbers held that are suppressed, with since, and the numbers not held."""
+        found: dict[str, datetime] = {}
+        missing: list[str] = []
+        for number in numbers:
+            if number not in self.suppressed:
+                missing.append(number)
+            elif (since := self.suppressed[number]) is not None:
+                found[number] = since
+        return found, missing
+
     def owner(self, instance_id: str) -> UserState | None:
         user_id = self.owners.get(instance_id)
         state = self.users.get(user_id) if user_id is not None else None

@@ -3,10 +3,11 @@
 Opening such a database (under the schema lock every open takes, engine/stores/sql/migrate.py)
 distributes each per-user table by `user_id`, all co-located with `profiles`, so one user's rows
 of every table live in one shard group on one node, and makes the small tables every worker reads
-reference tables (a copy on every node). The inbox and the event ids stay local tables on the
-coordinator (docs/scaling.md says why). The partitions the workers own become the shards
-(`Partitioning(shards=True)`): a batch of one partition's users is then a query routed to one
-shard. Done once; a database already distributed is left as it is.
+reference tables (a copy on every node). The inbox, the event ids, the provider ids and the
+journeys' counters stay local tables on the coordinator (docs/scaling.md says why). The
+partitions the workers own become the shards (`Partitioning(shards=True)`): a batch of one
+partition's users is then a query routed to one shard. Done once; a database already distributed
+is left as it is.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ SHARD_HASH = "citus-hashtext"  # meta.partition_hash on a distributed database (
 ANCHOR = "profiles"  # the per-user tables are co-located with it
 REFERENCE = ("meta", "journey_versions", "journey_states", "partition_leases", "workers", "suppressed_numbers",
              "suppressions", "runs")
+LOCAL = ("inbox", "event_ids", "provider_ids", "journey_counters")  # left on the coordinator (docs/scaling.md)
 
 
 def has_citus(conn: Connection) -> bool:

@@ -8,6 +8,7 @@ nothing else.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from contextlib import AbstractContextManager, nullcontext
 from typing import Any
 
@@ -18,12 +19,14 @@ from sqlalchemy.exc import SQLAlchemyError
 from sqlmodel import create_engine
 
 from engine.state import Partitioning
+from engine.stores.sql.stats import SqlStats
 from engine.stores.sql.translate import check_url, translated
 from engine.stores.sql.writer_lock import WriterLock
 
 
 class Database:
-    """A database URL opened: its engine (a pool of connections) and who writes when."""
+    """A database URL opened: its engine (a pool of connections), who writes when, and the
+    statements and rows it has run (`stats`)."""
 
     def __init__(self, url: str, echo: bool = False) -> None:
         self.url = check_url(url)
@@ -31,8 +34,10 @@ class Database:
         self.safe_url = _without_password(url)
         with translated(f"{self.safe_url}: cannot open the database"):
             self.engine: SaEngine = _make_engine(url, self.dialect, echo)
+        self.stats = SqlStats.watch(self.engine, pings=self.dialect == "postgresql")  # pool_pre_ping counts
         self.writer = WriterLock() if self.dialect == "sqlite" else None  # SQLite: one writer at a time
         self.partitioning = Partitioning()  # as the schema records it, once opened (on Citus: the shards)
+        self.worker: Callable[[], str | None] = lambda: None  # this process's worker id, once it has one
 
     def writing(self, urgent: bool) -> AbstractContextManager[Any]:
         """This process's turn to write (SQLite; PostgreSQL takes its writers as they come):
@@ -51,6 +56,11 @@ class SqlPort:
 
     def _writing(self, urgent: bool) -> AbstractContextManager[Any]:
         return self.database.writing(urgent)
+
+    def _writer(self, role: str) -> str:
+        """Whose rows of the journeys' counters a write of this port adds to: this worker's `role`
+        (its dispatcher, its host routes), apart from its engine's (engine/stores/sql/counters.py)."""
+        return f"{self.database.worker() or ''}/{role}"
 
 
 def _without_password(url: str) -> str:

@@ -10,7 +10,7 @@ so every other reader (the HTTP API, the dispatcher) sees the same data.
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Any
 
@@ -85,6 +85,17 @@ class Driver:
             sql += f" ON CONFLICT ({target}) DO {action}"
         return sql
 
+    def of_users(self, users: Sequence[str]) -> tuple[str, list[Any]]:
+        """`{t}user_id IN (...) AND ` (as `update` takes a condition) for `users`, and its
+        parameters; nothing for none. Naming the users routes a statement to their shard on Citus,
+        and finds its rows by the primary key (user_id first) elsewhere. PostgreSQL: one array, so
+        the statement's text is the same whatever the count."""
+        if not users:
+            return "", []
+        if self.sqlite:
+            return f"{{t}}user_id IN ({self.marks(len(users))}) AND ", list(users)
+        return f"{{t}}user_id = ANY({self.mark}) AND ", [list(users)]
+
     def write(self, sql: str, rows: Sequence[Sequence[Any]]) -> None:
         """Many rows of one statement. On PostgreSQL a batch of rows for an INSERT goes as one
         statement over arrays (`unnest`) rather than a statement a row: a fifth of the server's
@@ -92,20 +103,87 @@ class Driver:
         if not rows:
             return
         if not self.sqlite and len(rows) >= UNNEST_FROM and sql.startswith("INSERT INTO "):
-            self.conn.exec_driver_sql(*self._unnest(sql, rows))
+            self._arrays(self._unnest(sql), rows)
             return
         self.conn.exec_driver_sql(sql, list(rows))
 
-    def _unnest(self, sql: str, rows: Sequence[Sequence[Any]]) -> tuple[str, tuple[list[Any], ...]]:
+    def update(self, table: str, key: str, columns: Sequence[str], rows: Sequence[Sequence[Any]], *,
+               also: str = "", where: str = "", params: Sequence[Any] = ()) -> set[Any]:
+        """`UPDATE table SET columns WHERE key = ...` for each row (the columns' values, then the
+        key's); returns the keys of the rows changed. `also`: more assignments, without
+        parameters; `where`: a further condition each row must meet, with `params`, its columns
+        written `{t}column` (qualified where the statement needs it). On PostgreSQL a batch is one
+        statement over arrays bound in binary, on SQLite one `UPDATE ... FROM (VALUES ...)` (below);
+        a row updated twice keeps its last."""
+        if not rows:
+            return set()
+        if self.sqlite and (where or len(rows) >= UNNEST_FROM):
+            return self._update_from_values(table, key, columns, rows, also, where, params)
+        sets = ", ".join(f"{c} = {self.mark}" for c in columns) + (f", {also}" if also else "")
+        if self.sqlite or len(rows) < UNNEST_FROM:
+            sql = f"UPDATE {table} SET {sets} WHERE {key} = {self.mark}"
+            if not where:
+                self.conn.exec_driver_sql(sql, list(rows))
+                return {row[-1] for row in rows}
+            sql += " AND " + where.replace("{t}", "")
+            return {row[-1] for row in rows if self.conn.exec_driver_sql(sql, (*row, *params)).rowcount}
+        rows = list({row[-1]: row for row in rows}.values())
+        names = (*columns, key)
+        statement = _UPDATES.get((table, key, tuple(columns), also, where))
+        if statement is None:
+            types = self._types(table, names)
+            arrays = ", ".join(f"%b::{types[c]}[]" for c in names)
+            condition = " AND " + where.replace("{t}", "t.") if where else ""
+            statement = _UPDATES[(table, key, tuple(columns), also, where)] = (
+                f"UPDATE {table} AS t SET " + ", ".join(f"{c} = v.{c}" for c in columns) + (f", {also}" if also else "")
+                + f" FROM unnest({arrays}) AS v({', '.join(names)}) WHERE t.{key} = v.{key}{condition}"
+                + f" RETURNING t.{key}", _floats(types, names))
+        return {r[0] for r in self._arrays(statement, rows, params)}
+
+    def _update_from_values(self, table: str, key: str, columns: Sequence[str], rows: Sequence[Sequence[Any]],
+                            also: str, where: str, params: Sequence[Any]) -> set[Any]:
+        """SQLite, an update with a condition or of a batch: one `UPDATE ... FROM (VALUES ...)
+        RETURNING` a chunk of rows, rather than a statement a row (each row's own count was the only
+        way to learn which met the condition; a batch of engagement or statuses, a statement a
+        person, was a statement and a half an event)."""
+        rows = list({row[-1]: row for row in rows}.values())
+        sets = ", ".join(f"{c} = v.column{n}" for n, c in enumerate(columns, 1)) + (f", {also}" if also else "")
+        condition = " AND " + where.replace("{t}", f"{table}.") if where else ""
+        changed: set[Any] = set()
+        for start in range(0, len(rows), VALUES_CHUNK):
+            chunk = rows[start:start + VALUES_CHUNK]
+            values = ", ".join([f"({self.marks(len(columns) + 1)})"] * len(chunk))
+            sql = (f"UPDATE {table} SET {sets} FROM (VALUES {values}) AS v WHERE {table}.{key} = "
+                   f"v.column{len(columns) + 1}{condition} RETURNING {table}.{key}")
+            changed.update(r[0] for r in self.rows(sql, [*(value for row in chunk for value in row), *params]))
+        return changed
+
+    def _arrays(self, statement: tuple[str, frozenset[int]], rows: Sequence[Sequence[Any]],
+                params: Sequence[Any] = ()) -> Sequence[Sequence[Any]]:
+        """One statement over one array per column, bound in binary: psycopg then quotes and
+        escapes nothing in Python (in text, every JSON document's quotes were escaped one by one,
+        40% of a worker's time). A binary array holds one type: the float columns' ints become
+        floats. `params` follow the arrays; the rows the statement returns, if any."""
+        sql, floats = statement
+        columns = [list(column) for column in zip(*rows, strict=True)]
+        for n in floats:
+            columns[n] = [None if v is None else float(v) for v in columns[n]]
+        result = self.conn.exec_driver_sql(sql, (*columns, *params))
+        return result.all() if result.returns_rows else ()
+
+    def _unnest(self, sql: str) -> tuple[str, frozenset[int]]:
         """`INSERT INTO t (a, b) VALUES (%s, %s) ...` -> `INSERT INTO t (a, b) SELECT * FROM
-        unnest(%s::<type of a>[], %s::<type of b>[]) ...`, with one list per column."""
-        head, _, rest = sql.partition(" VALUES (")
-        table = head.removeprefix("INSERT INTO ").split(" ", 1)[0]
-        columns = [c.strip().strip('"') for c in head.partition("(")[2].rstrip(")").split(",")]
-        types = self._types(table, columns)
-        arrays = ", ".join(f"%s::{types[c]}[]" for c in columns)
-        tail = rest.partition(")")[2]
-        return f"{head} SELECT * FROM unnest({arrays}){tail}", tuple(list(column) for column in zip(*rows, strict=True))
+        unnest(%b::<type of a>[], %b::<type of b>[]) ...`, built once a statement."""
+        found = _UNNESTS.get(sql)
+        if found is None:
+            head, _, rest = sql.partition(" VALUES (")
+            table = head.removeprefix("INSERT INTO ").split(" ", 1)[0]
+            columns = [c.strip().strip('"') for c in head.partition("(")[2].rstrip(")").split(",")]
+            types = self._types(table, columns)
+            arrays = ", ".join(f"%b::{types[c]}[]" for c in columns)
+            tail = rest.partition(")")[2]
+            found = _UNNESTS[sql] = (f"{head} SELECT * FROM unnest({arrays}){tail}", _floats(types, columns))
+        return found
 
     def _types(self, table: str, columns: Sequence[str]) -> dict[str, str]:
         known = _COLUMN_TYPES.get(table)
@@ -119,18 +197,35 @@ class Driver:
     def rows(self, sql: str, params: Sequence[Any] = ()) -> Sequence[Sequence[Any]]:
         return self.conn.exec_driver_sql(sql, tuple(params)).all()
 
-    def where_in(self, sql: str, values: Sequence[Any], extra: Sequence[Any] = ()) -> Iterable[Sequence[Any]]:
-        """`sql` with `{in}` replaced by a placeholder list for `values`, followed by `extra` parameters."""
-        return self.rows(sql.replace("{in}", self.marks(len(values))), [*values, *extra])
+    def where_in(self, sql: str, values: Sequence[Any], extra: Sequence[Any] = (),
+                 first: Sequence[Any] = ()) -> Sequence[Sequence[Any]]:
+        """`sql` with `IN ({in})` matching `values`, after `first` and followed by `extra`
+        parameters. SQLite: a placeholder a value; PostgreSQL: `= ANY` of one binary array, one
+        statement text whatever the count (psycopg parses a text once, not a thousand placeholders
+        each time)."""
+        if self.sqlite:
+            return self.rows(sql.replace("{in}", self.marks(len(values))), [*first, *values, *extra])
+        return self.rows(sql.replace("IN ({in})", "= ANY(%b)"), [*first, list(values), *extra])
 
     def run_in(self, sql: str, values: Sequence[Any], first: Sequence[Any] = ()) -> None:
         """A statement that returns no rows, with `{in}` as in `where_in`; `first` fills the
         placeholders before the list."""
-        self.conn.exec_driver_sql(sql.replace("{in}", self.marks(len(values))), (*first, *values))
+        if self.sqlite or "{in}" not in sql:
+            self.conn.exec_driver_sql(sql.replace("{in}", self.marks(len(values))), (*first, *values))
+        else:
+            self.conn.exec_driver_sql(sql.replace("IN ({in})", "= ANY(%b)"), (*first, list(values)))
 
 
 UNNEST_FROM = 8  # rows: fewer go as a statement each
+VALUES_CHUNK = 200  # rows of one SQLite `UPDATE ... FROM (VALUES ...)`: well within its 32,766 parameters
 _COLUMN_TYPES: dict[str, dict[str, str]] = {}  # table -> column -> PostgreSQL type, read once a process
+_UNNESTS: dict[str, tuple[str, frozenset[int]]] = {}  # INSERT ... VALUES -> over arrays, and its float columns
+_UPDATES: dict[tuple[str, str, tuple[str, ...], str, str], tuple[str, frozenset[int]]] = {}  # the same for `update`
+_FLOAT_TYPES = ("double precision", "real")
+
+
+def _floats(types: dict[str, str], columns: Sequence[str]) -> frozenset[int]:
+    return frozenset(n for n, c in enumerate(columns) if types[c] in _FLOAT_TYPES)
 
 
 def _q(name: str) -> str:

@@ -11,6 +11,7 @@ from typing import Any
 from sqlalchemy import delete, func, insert, select
 
 from engine.ports import JourneyVersion
+from engine.stores.sql.counters import add_counts, moved
 from engine.stores.sql.database import SqlPort
 from engine.stores.sql.driver import Driver
 from engine.stores.sql.schema import INSTANCES, JOURNEY_STATES, JOURNEY_VERSIONS, aware, dialect_insert
@@ -80,10 +81,12 @@ class SqlJourneys(SqlPort):
             m = db.mark
             ids = list(instance_ids or ())
             only = f" AND instance_id IN ({db.marks(len(ids))})" if ids else ""
-            result = conn.exec_driver_sql(
+            rows = db.rows(
                 f"UPDATE messages SET dispatch = 'cancelled', status = 'cancelled', status_at = {m}, error = {m} "
-                f"WHERE dispatch = 'pending' AND journey_id = {m}{only}", (db.time(at), reason, journey_id, *ids))
-            return int(result.rowcount or 0)
+                f"WHERE dispatch = 'pending' AND journey_id = {m}{only} RETURNING journey_id, tally, channel",
+                (db.time(at), reason, journey_id, *ids))
+            add_counts(db, moved(rows, "queued", "cancelled"), self._writer("host"))
+            return len(rows)
 
 
 def _version(row: Any) -> JourneyVersion:

@@ -57,8 +57,8 @@ def _migrate(conn: Connection, version: int, dialect: str) -> None:
     (filled from the profile documents), the partitions, the messages' claim column, the recent
     marks (13), the profiles' engagement and the messages' choice (18: empty, nothing counted yet,
     nothing chosen by auto), the messages' locale and the versions' templates (15 and 16, added by
-    19 to a database version 18 made without them), every per-user table's key starting with
-    `user_id` (21), drop retired indexes and create whatever the
+    19 to a database version 18 made without them), the messages' tally and engagement (20), every
+    per-user table's key starting with `user_id` (21), drop retired indexes and create whatever the
     current tables declare. Older engines refuse the database afterwards, because its version is
     bumped."""
     if version < 4:
@@ -76,6 +76,9 @@ def _migrate(conn: Connection, version: int, dialect: str) -> None:
     if version < 19:  # 15 and 16 landed after 18: a database 18 made lacks them, as one from before 15 does
         _add_column(conn, "messages", "locale", "VARCHAR")
         _add_column(conn, "journey_versions", "templates", "JSON")
+    if version < 20:  # journey_counters is a new table, made by `create_all`
+        _add_column(conn, "messages", "tally", "VARCHAR")
+        _add_column(conn, "messages", "engaged", "VARCHAR")
     if version < 21:
         widen_keys(conn, per_user_tables(), dialect)
         if dialect == "sqlite":

@@ -7,23 +7,30 @@ lease ran out, or whose rows the expiry took back, changes nothing, whatever it 
 
 from __future__ import annotations
 
-from collections.abc import Collection, Mapping, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, TypeVar
+
+from sqlalchemy import Connection
 
 from channels import Profile
 from channels.selection import ADDRESS_FIELD
 from engine.ports import IN_DOUBT, RETRIED, OutboxItem
 from engine.state import Fence, Partitioning
-from engine.stores.sql.database import SqlPort
+from engine.stats import Counts, merge
+from engine.stores.sql.cache import StateCache
+from engine.stores.sql.counters import add_counts, moved, receipts
+from engine.stores.sql.database import Database, SqlPort
 from engine.stores.sql.driver import Driver, json_text, placeholder
 from engine.stores.sql.loads import profiles_of
 from engine.stores.sql.schema import chunks
 from engine.stores.sql.suppression import read_suppressions
 from engine.stores.sql.translate import translating
 
+V = TypeVar("V")
 
-def expire(db: Driver, now: datetime, retry_channels: Collection[str] = (),
+
+def expire(db: Driver, now: datetime, writer: str, retry_channels: Collection[str] = (),
            partitioning: Partitioning = Partitioning()) -> int:
     """Leases that ran out (their dispatcher stopped): a message still `leased` was never handed to
     a provider and goes back to `pending`; one caught `sending` is in doubt: retried where every
@@ -31,30 +38,34 @@ def expire(db: Driver, now: datetime, retry_channels: Collection[str] = (),
     have been delivered). Returns how many became `unknown`. On Citus the users of such messages
     are read first (usually none) and each shard's written by a statement routed to it."""
     if not partitioning.shards:
-        return _expire(db, now, retry_channels, [])
+        return _expire(db, now, writer, retry_channels, [])
     expired = db.rows("SELECT DISTINCT user_id FROM messages WHERE (dispatch = 'leased' AND next_attempt_at <= "
                       f"{db.mark}) OR (dispatch = 'sending' AND next_attempt_at <= {db.mark})",
                       [db.time(now)] * 2)
     shards: dict[int, list[str]] = {}
     for (user,) in expired:
         shards.setdefault(partitioning.of(str(user)), []).append(str(user))
-    return sum(_expire(db, now, retry_channels, users) for users in shards.values())
+    return sum(_expire(db, now, writer, retry_channels, users) for users in shards.values())
 
 
-def _expire(db: Driver, now: datetime, retry_channels: Collection[str], users: list[str]) -> int:
-    m, at, only = db.mark, db.time(now), of_users(db, users)
+def _expire(db: Driver, now: datetime, writer: str, retry_channels: Collection[str], users: list[str]) -> int:
+    m, at = db.mark, db.time(now)
+    only, named = db.of_users(users)
+    only = only.replace("{t}", "")
     db.conn.exec_driver_sql(f"UPDATE messages SET dispatch = 'pending', next_attempt_at = {m}, claim = NULL "
-                            f"WHERE {only}dispatch = 'leased' AND next_attempt_at <= {m}", (at, *users, at))
+                            f"WHERE {only}dispatch = 'leased' AND next_attempt_at <= {m}", (at, *named, at))
     if retry_channels:
         channels = sorted(retry_channels)
         db.conn.exec_driver_sql(
             f"UPDATE messages SET dispatch = 'pending', next_attempt_at = {m}, error = {m}, claim = NULL WHERE "
             f"{only}dispatch = 'sending' AND next_attempt_at <= {m} AND channel IN ({db.marks(len(channels))})",
-            (at, RETRIED, *users, at, *channels))
-    result = db.conn.exec_driver_sql(
+            (at, RETRIED, *named, at, *channels))
+    rows = db.rows(
         f"UPDATE messages SET dispatch = 'unknown', status = 'unknown', status_at = {m}, error = {m}, claim = NULL "
-        f"WHERE {only}dispatch = 'sending' AND next_attempt_at <= {m}", (at, IN_DOUBT, *users, at))
-    return int(result.rowcount or 0)
+        f"WHERE {only}dispatch = 'sending' AND next_attempt_at <= {m} RETURNING journey_id, tally, channel",
+        (at, IN_DOUBT, *named, at))
+    add_counts(db, moved(rows, "queued", "unknown"), writer)
+    return len(rows)
 
 
 def release_held(db: Driver, error: str, now: datetime) -> int:
@@ -100,90 +111,57 @@ def shard_users(db: Driver, now: datetime, limit: int, partitioning: Partitionin
 
 
 ATTEMPT_COLUMNS = ("dispatch", "status", "status_at", "attempts", "next_attempt_at", "provider", "provider_id", "error")
-_ATTEMPT_TYPES = ("text", "text", "timestamptz", "int", "timestamptz", "text", "text", "text")
 
 
-def held(db: Driver, fence: Fence, alias: str = "") -> tuple[str, list[Any]]:
-    """The condition that a row is still the fence's claim's, and its parameters."""
-    return (f"{alias}claim = {db.mark} AND {alias}next_attempt_at > {db.mark}", [fence.token, db.time(fence.now)])
-
-
-def by_shard(message_ids: Sequence[str], users: Mapping[str, str], partitioning: Partitioning,
-             ) -> list[tuple[list[str], list[str]]]:
-    """The messages in groups of one shard's users (one group off Citus), each as (its users, its
-    message ids): a statement a group, filtered by both, is routed to that shard. Messages whose
-    user is not known make a group with no users (written by their ids alone)."""
-    groups: dict[int | None, tuple[set[str], list[str]]] = {}
-    for message_id in message_ids:
-        user = users.get(message_id)
-        shard = None if user is None else partitioning.of(user) if partitioning.shards else 0
-        owners, ids = groups.setdefault(shard, (set(), []))
-        owners.update([user] if user is not None else [])
-        ids.append(message_id)
-    return [(sorted(owners), ids) for owners, ids in groups.values()]
-
-
-def of_users(db: Driver, users: Sequence[str], alias: str = "") -> str:
-    """`{alias}user_id IN (...) AND ` for `users` (nothing for none): what routes a statement on Citus."""
-    return f"{alias}user_id IN ({db.marks(len(users))}) AND " if users else ""
+def held(db: Driver, fence: Fence) -> tuple[str, list[Any]]:
+    """The condition that a row is still the fence's claim's, and its parameters (its columns
+    written `{t}column`, as `Driver.update` takes a condition)."""
+    return (f"{{t}}claim = {db.mark} AND {{t}}next_attempt_at > {db.mark}", [fence.token, db.time(fence.now)])
 
 
 def record_attempts(db: Driver, rows: list[tuple[Any, ...]], fence: Fence, partitioning: Partitioning) -> set[str]:
     """Each row: the `ATTEMPT_COLUMNS` values, then the message id; only the rows `fence` holds are
-    written, and their claim ends. Returns their ids. A statement a shard (see `by_shard`); on
-    PostgreSQL one UPDATE over arrays for each rather than a statement a message."""
-    rows = list({row[-1]: row for row in rows}.values())  # a message recorded twice: its last attempt
-    by_id = {row[-1]: row for row in rows}
+    written, and their claim ends. Returns their ids. A statement a shard (`Partitioning.by_owner`); on
+    PostgreSQL one UPDATE over binary arrays for each rather than a statement a message."""
+    by_id = {row[-1]: row for row in rows}  # a message recorded twice: its last attempt
+    condition, params = held(db, fence)
     recorded: set[str] = set()
-    for users, ids in by_shard(list(by_id), fence.users, partitioning):
-        recorded |= _record(db, [by_id[i] for i in ids], users, fence)
+    for users, ids in partitioning.by_owner(list(by_id), fence.users):
+        only, named = db.of_users(users)
+        recorded.update(str(m) for m in db.update("messages", "message_id", ATTEMPT_COLUMNS, [by_id[i] for i in ids],
+                                                  also="claim = NULL", where=only + condition,
+                                                  params=[*named, *params]))
     return recorded
-
-
-def _record(db: Driver, rows: list[tuple[Any, ...]], users: list[str], fence: Fence) -> set[str]:
-    if db.sqlite or len(rows) < 8:
-        condition, params = held(db, fence)
-        sql = ("UPDATE messages SET " + ", ".join(f"{c} = {db.mark}" for c in ATTEMPT_COLUMNS)
-               + f", claim = NULL WHERE {of_users(db, users)}message_id = {db.mark} AND {condition}")
-        return {row[-1] for row in rows if db.conn.exec_driver_sql(sql, (*row[:-1], *users, row[-1], *params)).rowcount}
-    arrays = ", ".join(f"%s::{t}[]" for t in (*_ATTEMPT_TYPES, "text"))
-    names = ", ".join((*ATTEMPT_COLUMNS, "message_id"))
-    condition, params = held(db, fence, "m.")
-    found = db.conn.exec_driver_sql(
-        "UPDATE messages AS m SET " + ", ".join(f"{c} = v.{c}" for c in ATTEMPT_COLUMNS) + ", claim = NULL "
-        f"FROM unnest({arrays}) AS v({names}) WHERE {of_users(db, users, 'm.')}m.message_id = v.message_id "
-        f"AND {condition} RETURNING m.message_id",
-        (*(list(column) for column in zip(*rows, strict=True)), *users, *params))
-    return {str(r[0]) for r in found}
 
 
 def mark_sending(db: Driver, message_ids: Sequence[str], fence: Fence, partitioning: Partitioning) -> set[str]:
     """Those of the leased messages `fence` holds, marked as about to be handed over, their lease to
     `fence.until`; returns their ids."""
     condition, params = held(db, fence)
-    return _returning(db, "UPDATE messages SET dispatch = 'sending', next_attempt_at = {at} WHERE {in} "
-                          f"AND dispatch = 'leased' AND {condition}", message_ids, fence, partitioning, params)
+    return _returning(db, "UPDATE messages SET dispatch = 'sending', next_attempt_at = {at} WHERE message_id "
+                          f"IN ({{in}}) AND {{users}}dispatch = 'leased' AND {condition}", message_ids, fence,
+                      partitioning, params)
 
 
 def renew(db: Driver, message_ids: Sequence[str], fence: Fence, partitioning: Partitioning) -> set[str]:
     """The lease of those of these messages `fence` holds extended to `fence.until`; returns their ids."""
     condition, params = held(db, fence)
-    return _returning(db, f"UPDATE messages SET next_attempt_at = {{at}} WHERE {{in}} AND {condition}",
-                      message_ids, fence, partitioning, params)
+    return _returning(db, f"UPDATE messages SET next_attempt_at = {{at}} WHERE message_id IN ({{in}}) AND "
+                          f"{{users}}{condition}", message_ids, fence, partitioning, params)
 
 
 def _returning(db: Driver, sql: str, message_ids: Sequence[str], fence: Fence, partitioning: Partitioning,
                after: list[Any]) -> set[str]:
-    """`sql` (an UPDATE setting `{at}` to `fence.until` for the rows `{in}` names) a shard and a
-    chunk at a time; the ids of the rows it changed."""
+    """`sql` (an UPDATE setting `{at}` to `fence.until` for the rows `message_id IN ({in})` names,
+    then `{users}`, its other columns written `{t}column`) a shard and a chunk at a time (PostgreSQL: one
+    binary array a chunk); the ids of the rows it changed."""
     changed: set[str] = set()
-    for users, ids in by_shard(message_ids, fence.users, partitioning):
+    for users, ids in partitioning.by_owner(message_ids, fence.users):
+        only, named = db.of_users(users)
+        text = sql.replace("{at}", db.mark).replace("{users}", only).replace("{t}", "") + " RETURNING message_id"
         for chunk in chunks(ids):
-            where = f"{of_users(db, users)}message_id IN ({db.marks(len(chunk))})"
-            found = db.conn.exec_driver_sql(sql.replace("{at}", db.mark).replace("{in}", where)
-                                            + " RETURNING message_id",
-                                            (db.time(fence.until), *users, *chunk, *after))
-            changed.update(str(r[0]) for r in found)
+            changed.update(str(r[0]) for r in db.where_in(text, chunk, [*named, *after],
+                                                          first=[db.time(fence.until)]))
     return changed
 
 
@@ -197,7 +175,12 @@ def _map_provider_ids(db: Driver, results: Sequence[Mapping[str, Any]], fence: F
 
 class SqlOutbox(SqlPort):
     """The `Outbox` port: claims, fenced writes and counts of the messages table, and what the
-    dispatcher checks again before each attempt (the recipients' profiles, the suppressed numbers)."""
+    dispatcher checks again before each attempt (the recipients' profiles, the suppressed numbers),
+    read first from the store's `StateCache` where there is one (SQLite)."""
+
+    def __init__(self, database: Database, cache: StateCache | None = None) -> None:
+        super().__init__(database)
+        self.cache = cache
 
     @translating
     def claim_outbox(self, now: datetime, limit: int, lease: timedelta, token: str) -> list[OutboxItem]:
@@ -231,9 +214,17 @@ class SqlOutbox(SqlPort):
         with self._writing(urgent=False), self.engine.begin() as conn:
             db = Driver(conn, self.dialect)
             shards = self.database.partitioning
-            recorded = record_attempts(db, [(r["dispatch"], r["status"], db.time(r["at"]), r["attempts"],
-                                             db.maybe_time(r["next_attempt_at"]), r["provider"], r["provider_id"],
-                                             r["error"], r["message_id"]) for r in results], fence, shards)
+            landed = receipts(db, [(fence.users.get(r["message_id"]), r["message_id"], r["status"]) for r in results],
+                              partitioning=shards)  # never backwards
+            rows = [(r["dispatch"], receipt.status if receipt else r["status"], db.time(r["at"]), r["attempts"],
+                     db.maybe_time(r["next_attempt_at"]), r["provider"], r["provider_id"], r["error"], r["message_id"])
+                    for r, receipt in zip(results, landed, strict=True)]
+            recorded = record_attempts(db, rows, fence, shards)
+            counts: Counts = {}
+            for result, receipt in zip(results, landed, strict=True):
+                if receipt is not None and result["message_id"] in recorded:
+                    merge(counts, receipt.counts)
+            add_counts(db, counts, self._writer("outbox"))
             marked = mark_sending(db, sending, fence, shards) if sending else set()
             if shards.shards:
                 _map_provider_ids(db, [r for r in results if r["message_id"] in recorded], fence)
@@ -251,7 +242,8 @@ class SqlOutbox(SqlPort):
         """Leases that ran out: never-handed messages go back to pending, the ones caught mid-call
         are retried (idempotent channels) or `unknown`; returns how many are now `unknown`."""
         with self._writing(urgent=False), self.engine.begin() as conn:
-            return expire(Driver(conn, self.dialect), now, retry_channels, self.database.partitioning)
+            return expire(Driver(conn, self.dialect), now, self._writer("outbox"), retry_channels,
+                          self.database.partitioning)
 
     @translating
     def release_held(self, error: str, now: datetime) -> int:
@@ -273,10 +265,24 @@ class SqlOutbox(SqlPort):
 
     @translating
     def recipients(self, user_ids: Collection[str]) -> dict[str, Profile]:
-        with self.engine.connect() as conn:
-            return profiles_of(Driver(conn, self.dialect), sorted(user_ids))
+        return self._committed(user_ids, self.cache.profiles if self.cache else None,
+                               lambda conn, users: profiles_of(Driver(conn, self.dialect), sorted(users)))
 
     @translating
     def suppressions(self, numbers: Collection[str]) -> dict[str, datetime]:
-        with self.engine.connect() as conn:
-            return read_suppressions(Driver(conn, self.dialect), numbers)
+        return self._committed(numbers, self.cache.suppressions if self.cache else None,
+                               lambda conn, missing: read_suppressions(Driver(conn, self.dialect), missing))
+
+    def _committed(self, keys: Collection[str], cached: Callable[[Collection[str]], tuple[dict[str, V], list[str]]]
+                   | None, load: Callable[[Connection, list[str]], dict[str, V]]) -> dict[str, V]:
+        """SQLite: what the cache holds, taken while no transaction is in flight (so as committed;
+        an erasure evicts before it lets go), the rest from the database."""
+        found: dict[str, V] = {}
+        missing = list(keys)
+        if cached is not None:
+            with self._writing(urgent=False):
+                found, missing = cached(keys)
+        if missing:
+            with self.engine.connect() as conn:
+                found.update(load(conn, missing))
+        return found

@@ -22,6 +22,7 @@ from channels import ConsentRecord, Profile
 from engine.ports import ERASED, Erasure, LedgerEntry, SuppressionEntry, Tx
 from engine.stores.privacy import address_hash
 from engine.stores.sql.cache import StateCache
+from engine.stores.sql.counters import add_counts, moved
 from engine.stores.sql.database import Database, SqlPort
 from engine.stores.sql.driver import Driver
 from engine.stores.sql.recent import forget as forget_recent
@@ -62,19 +63,20 @@ class SqlPrivacy(SqlPort):
         timers table has no index by instance), then the rows.
         The transaction reads the database, not the cache, and the user is evicted from the cache
         afterwards either way, so no committed state of theirs is left in memory."""
-        try:
-            with self._writing(urgent=True), self.engine.begin() as conn:
-                tx = SqlTx(conn, self.dialect, None)
-                if not _holds(tx.db, user_id):
-                    return None
-                tx.prefetch([user_id], at)
-                end_instances(tx)
-                profile = tx.get_profile(user_id)
-                tx.flush()
-                return _erase_rows(tx.db, user_id, at, profile)
-        finally:
-            if self.cache is not None:
-                self.cache.evict([user_id])
+        with self._writing(urgent=True):  # evicted before another writer or the dispatcher reads the cache
+            try:
+                with self.engine.begin() as conn:
+                    tx = SqlTx(conn, self.dialect, None)
+                    if not _holds(tx.db, user_id):
+                        return None
+                    tx.prefetch([user_id], at)
+                    end_instances(tx)
+                    profile = tx.get_profile(user_id)
+                    tx.flush()
+                    return _erase_rows(tx.db, user_id, at, profile)
+            finally:
+                if self.cache is not None:
+                    self.cache.evict([user_id])
 
     @translating
     def consent_ledger(self, user_id: str) -> list[ConsentRecord]:
@@ -127,9 +129,11 @@ def _erase_rows(db: Driver, user_id: str, at: datetime, profile: Profile | None)
     db.write(db.insert_sql("erasures", ("user_id", "at", "phone_sha256", "email_sha256", "consents_through")),
              [(user_id, db.time(at), address_hash(salt, profile.phone if profile else None),
                address_hash(salt, profile.email if profile else None), through)])
-    cancelled = _count(db, "UPDATE messages SET dispatch = 'cancelled', status = 'cancelled', "
-                          f"status_at = {m}, error = {m} WHERE user_id = {m} AND dispatch = 'pending'",
-                      [db.time(at), ERASED, user_id])
+    rows = db.rows("UPDATE messages SET dispatch = 'cancelled', status = 'cancelled', "
+                   f"status_at = {m}, error = {m} WHERE user_id = {m} AND dispatch = 'pending' "
+                   "RETURNING journey_id, tally, channel", [db.time(at), ERASED, user_id])
+    add_counts(db, moved(rows, "queued", "cancelled"), "/host")
+    cancelled = len(rows)
     messages = _count(db, f"UPDATE messages SET content = {m}, error = CASE WHEN error IS NULL THEN NULL "
                           f"ELSE {m} END WHERE user_id = {m}", [db.json({}), ERASED, user_id])
     _count(db, f"UPDATE skips SET detail = NULL WHERE user_id = {m}", [user_id])

@@ -37,7 +37,10 @@ SCHEMA_VERSION = 22
 # 18: profiles.engagement (the engine's counts per channel) and messages.choice (strategy auto's order and reason).
 # 19: 15 to 17 landed after 18: a database version 18 made gets messages.locale and journey_versions.templates
 #     then (feed_states, a new table, comes with `create_all`); each is added only where it is missing.
-# 20: (another change's number.)
+# 20: journey_counters (engine/stores/sql/counters.py), messages.tally (where a message's counters are) and
+#     messages.engaged (the engagement counted for it); a database from before starts counting then: what
+#     happened earlier is not in the stats. Messages are indexed by time, and by journey and time, for
+#     GET /v1/messages without a user.
 # 21: every per-user table's primary key starts with `user_id` (Citus distributes them by it and wants the key
 #     to hold it): instances, timers, messages, links, feed_states by (user_id, their id); consents, skips,
 #     erasures and recent by (user_id, id), their id still numbered by the database (engine/stores/sql/keys.py).
@@ -127,6 +130,8 @@ class MessageRow(SQLModel, table=True):
     # The outbox indexes are partial: they hold only messages in flight, not every message ever
     # sent, so claiming stays as fast at ten million messages as at ten.
     __table_args__ = (Index("ix_messages_user_at", "user_id", "at"),
+                      Index("ix_messages_at", "at", "message_id"),  # every user's, newest first (GET /v1/messages)
+                      Index("ix_messages_journey_at", "journey_id", "at", "message_id"),
                       _partial("ix_messages_pending", "next_attempt_at", "dispatch = 'pending'"),
                       _partial("ix_messages_sending", "next_attempt_at", "dispatch = 'sending'"),
                       _partial("ix_messages_leased", "next_attempt_at", "dispatch = 'leased'"),
@@ -156,6 +161,21 @@ class MessageRow(SQLModel, table=True):
     error: str | None = None
     claim: str | None = None  # the holder's token while leased or sending (engine.ports.Fence)
     choice: dict[str, Any] | None = Field(default=None, sa_column=Column(JSON, nullable=True))  # strategy auto's
+    tally: str | None = None  # where its counters are: version, hour of entry, branches (engine.stats)
+    engaged: str | None = None  # the kinds of engagement counted for it, comma-separated (engine.stats.received)
+
+
+class CounterRow(SQLModel, table=True):
+    """One writer's share of one journey counter (engine/stores/sql/counters.py); a read sums them."""
+
+    __tablename__ = "journey_counters"
+    journey_id: str = Field(primary_key=True)
+    hour: str = Field(primary_key=True)  # of the instances' entry, `2026-01-05T15`: since and until read hours
+    version: str = Field(primary_key=True)
+    path: str = Field(primary_key=True)  # "": every instance; `<split step>:<branch>`
+    name: str = Field(primary_key=True)
+    writer: str = Field(primary_key=True)
+    value: float = 0.0
 
 
 class LinkRow(SQLModel, table=True):

@@ -49,8 +49,10 @@ class SqlStore(SqlPort):
             self.partitioning = self.database.partitioning = create_schema(self.engine, self.url, self.dialect)
         # several workers may share a PostgreSQL database: they own its users by partitions
         self.partitions = SqlPartitions(self.engine, self.partitioning) if self.dialect == "postgresql" else None
+        self.database.worker = lambda: self.partitions.worker if self.partitions is not None else None
         self.location = self.safe_url
-        self.outbox = SqlOutbox(self.database)
+        self.stats = self.database.stats  # statements and rows, for `journey bench` and /metrics
+        self.outbox = SqlOutbox(self.database, self.cache)
         self.views = SqlViews(self.database)
         self.journeys = SqlJourneys(self.database)
         self.runs = SqlRuns(self.database)
@@ -63,17 +65,19 @@ class SqlStore(SqlPort):
         """Commit at the end of the block; on any failure roll back and forget cached users it touched."""
         tx: SqlTx | None = None
         try:
-            with self._writing(urgent=True), self.engine.begin() as conn:
-                tx = SqlTx(conn, self.dialect, self.cache, self._owner(), self.partitioning)
-                yield tx
-                tx.flush()
-        except BaseException as exc:
-            if tx is not None and self.cache is not None:
-                self.cache.evict(list(tx.users))
-                self.cache.forget_numbers(list(tx.suppressions.changed))
-            if isinstance(exc, SQLAlchemyError):
-                raise store_error(exc, self.safe_url) from exc
-            raise
+            with self._writing(urgent=True):
+                try:
+                    with self.engine.begin() as conn:
+                        tx = SqlTx(conn, self.dialect, self.cache, self._owner(), self.partitioning)
+                        yield tx
+                        tx.flush()
+                except BaseException:
+                    if tx is not None and self.cache is not None:  # before the dispatcher's recheck reads it
+                        self.cache.evict(list(tx.users))
+                        self.cache.forget_numbers(list(tx.suppressions.changed))
+                    raise
+        except SQLAlchemyError as exc:
+            raise store_error(exc, self.safe_url) from exc
 
     def _owner(self) -> Owner | None:
         worker = self.partitions.worker if self.partitions is not None else None
@@ -112,6 +116,14 @@ class SqlStore(SqlPort):
 
     def close(self) -> None:
         self.engine.dispose()
+
+    @translating
+    def backend_pid(self) -> int | None:
+        """PostgreSQL: the server process serving this store's connection (`journey bench` reads its CPU)."""
+        if self.dialect != "postgresql":
+            return None
+        with self.engine.connect() as conn:
+            return int(conn.exec_driver_sql("SELECT pg_backend_pid()").scalar() or 0)
 
     # --- reads for `journey bench` ------------------------------------------------------------
 

@@ -10,7 +10,7 @@ every user it touched, so the cache never holds anything the database does not.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import replace
 from datetime import datetime
 
@@ -19,6 +19,7 @@ from channels.engagement import Engagement
 from engine.events import Event
 from engine.ports import EntryHistory
 from engine.state import Instance, Send, Skip, TimerRef, Trace
+from engine.stats import Key, merge
 from engine.stores.sql.claims import (
     claim_queued,
     claim_shard_timers,
@@ -30,7 +31,7 @@ from engine.stores.sql.claims import (
 from engine.stores.sql.loads import entry_key
 from engine.stores.sql.recent import SqlRecent
 from engine.stores.sql.runs import SqlRunChunks
-from engine.stores.sql.schema import EVENT_IDS, chunks, dialect_insert
+from engine.stores.sql.schema import chunks
 from engine.stores.sql.tx_state import TxState
 from engine.stores.sql.writes import delete_timers, statements
 
@@ -113,12 +114,11 @@ class SqlInbox(TxState):
         unique = list(dict.fromkeys(event_ids))
         if self.dialect == "sqlite":
             return self._remember_single_writer(unique)
-        new: set[str] = set()
-        for chunk in chunks(unique):
-            statement = dialect_insert(self.dialect, EVENT_IDS).values([{"id": i} for i in chunk])
-            rows = self.conn.execute(statement.on_conflict_do_nothing().returning(EVENT_IDS.c.id))
-            new.update(r[0] for r in rows)
-        return new
+        if not unique:
+            return set()
+        rows = self.db.rows("INSERT INTO event_ids (id) SELECT unnest(%b::varchar[]) ON CONFLICT DO NOTHING "
+                            "RETURNING id", [unique])  # one statement text: nothing compiled per batch
+        return {r[0] for r in rows}
 
     def _remember_single_writer(self, unique: list[str]) -> set[str]:
         """SQLite has one writer at a time: look the ids up, then insert the new ones in one executemany
@@ -184,7 +184,8 @@ class SqlCommands(TxState):
                 self.cache.owners.pop(instance.instance_id, None)
 
     def add_message(self, send: Send) -> None:
-        self.writes.add_message(send)
+        instance = self.loaded.get(send.instance_id or "")  # saved just before its commands
+        self.writes.add_message(send, instance.tally if instance is not None else None)
         state = self._state(send.user_id)
         state.latest[send.channel] = send.message_id
         state.sends.append(SentRecord(send.channel, send.category, send.at, send.journey_id))
@@ -204,6 +205,9 @@ class SqlCommands(TxState):
 
     def add_trace(self, trace: Trace) -> None:
         """The timeline is a dry-run view; production explains itself by messages and skips."""
+
+    def count(self, counts: Mapping[Key, float]) -> None:
+        merge(self.counts, counts)
 
 
 class SqlMarks(TxState):

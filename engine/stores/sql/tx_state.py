@@ -10,8 +10,10 @@ from datetime import datetime
 from sqlalchemy import Connection
 
 from engine.state import Instance, Partitioning
+from engine.stats import Counts, merge
 from engine.stores.sql.cache import StateCache, UserState, forget_sends_before
 from engine.stores.sql.claims import Owner
+from engine.stores.sql.counters import add_counts, receipts
 from engine.stores.sql.driver import Driver
 from engine.stores.sql.loads import load_users
 from engine.stores.sql.recent import SqlRecent
@@ -38,7 +40,8 @@ class TxState:
         self._saved_user = ""  # the user of the instance saved last (its commands follow)
         self.writes = WriteBuffer(self.db, partitioning)
         self.suppressions = TxSuppressions(self.db, cache)
-        self.marks = SqlRecent(self.db, partitioning.shards)  # the users' marks: look-backs and throttles
+        self.marks = SqlRecent(self.db, partitioning.shards)  # the users' marks (`RecentTx.recent`)
+        self.counts: Counts = {}  # added to the journeys' counters at the flush
 
     def prefetch(self, user_ids: Collection[str], since: datetime) -> None:
         if self._since is None or since < self._since:
@@ -100,9 +103,30 @@ class TxState:
         self.loaded[instance_id] = instance
         return True
 
+    @property
+    def writer(self) -> str:
+        """Whose rows of the counters this transaction adds to: this worker's engine."""
+        return self.owner.worker if self.owner is not None else ""
+
     def flush(self) -> None:
         """Write everything buffered: the suppression list first, then one executemany per table,
-        then the new marks (and the expired ones pruned)."""
+        then the new marks (and the expired ones pruned), then the counters (the status changes
+        of feedback counted from the statuses they replace)."""
         self.suppressions.flush()
+        self._receipts()
         self.writes.flush()
         self.marks.flush()
+        add_counts(self.db, self.counts, self.writer)
+
+    def _receipts(self) -> None:
+        """The statuses feedback set, as they land (engine.stats.received: never backwards, each
+        engagement counted once), on stored messages of the users named and on those this
+        transaction adds; the ones that change nothing are not written."""
+        statuses = self.writes.statuses
+        landed = receipts(self.db, [(u, m, s) for s, _, u, m in statuses], self.writes.added() if statuses else None,
+                          self.partitioning)
+        self.writes.statuses = []
+        for (_, at, user_id, message_id), receipt in zip(statuses, landed, strict=True):
+            if receipt is not None and receipt.changed:
+                merge(self.counts, receipt.counts)
+                self.writes.statuses.append((receipt.status, at, receipt.engaged, user_id, message_id))

@@ -26,4 +26,4 @@ def lock_users(db: Driver, user_ids: Collection[str]) -> None:
     if db.sqlite or not user_ids:
         return
     keys = sorted({user_key(u) for u in user_ids})
-    db.rows("SELECT pg_advisory_xact_lock(k) FROM (SELECT unnest(%s::bigint[]) AS k ORDER BY 1) AS ordered", [keys])
+    db.rows("SELECT pg_advisory_xact_lock(k) FROM (SELECT unnest(%b::bigint[]) AS k ORDER BY 1) AS ordered", [keys])

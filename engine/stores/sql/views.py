@@ -6,13 +6,19 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from sqlalchemy import func, select
+from sqlalchemy import and_, func, or_, select
 
+from engine.ports import MessageQuery
 from engine.state import Instance
 from engine.stores.links import with_links
+from engine.stores.sql.counters import read_counts
 from engine.stores.sql.database import SqlPort
+from engine.stores.sql.driver import Driver
 from engine.stores.sql.schema import INSTANCES, LINKS, MESSAGES, PROFILES, SKIPS, aware
 from engine.stores.sql.translate import translating
+
+_SHOWN = [c for c in MESSAGES.c if c.name not in ("claim", "tally", "engaged")]  # the dispatcher's and the counters'
+
 
 
 class SqlViews(SqlPort):
@@ -28,10 +34,29 @@ class SqlViews(SqlPort):
     @translating
     def messages_for_user(self, user_id: str, limit: int = 200) -> list[dict[str, Any]]:
         with self.engine.connect() as conn:
-            shown = [c for c in MESSAGES.c if c.name != "claim"]  # the dispatcher's token: no one else's business
-            rows = [dict(r) for r in conn.execute(select(*shown).where(MESSAGES.c.user_id == user_id)
+            rows = [dict(r) for r in conn.execute(select(*_SHOWN).where(MESSAGES.c.user_id == user_id)
                                                   .order_by(MESSAGES.c.at.desc()).limit(limit)).mappings()]
             links = conn.execute(select(LINKS).where(LINKS.c.user_id == user_id)).mappings().all() if rows else []
+            return with_links(rows, [_aware_times(dict(link)) for link in links])
+
+    @translating
+    def find_messages(self, query: MessageQuery, limit: int) -> list[dict[str, Any]]:
+        m = MESSAGES.c
+        wanted = [column == value for column, value in ((m.journey_id, query.journey_id), (m.step, query.step),
+                                                         (m.channel, query.channel), (m.status, query.status))
+                  if value is not None]
+        if query.since is not None:
+            wanted.append(m.at >= query.since)
+        if query.until is not None:
+            wanted.append(m.at < query.until)
+        if query.before is not None:
+            at, message_id = query.before
+            wanted.append(or_(m.at < at, and_(m.at == at, m.message_id < message_id)))
+        with self.engine.connect() as conn:
+            rows = [dict(r) for r in conn.execute(select(*_SHOWN).where(*wanted)
+                                                  .order_by(m.at.desc(), m.message_id.desc()).limit(limit)).mappings()]
+            ids = [r["message_id"] for r in rows]
+            links = conn.execute(select(LINKS).where(LINKS.c.message_id.in_(ids))).mappings().all() if ids else []
             return with_links(rows, [_aware_times(dict(link)) for link in links])
 
     @translating
@@ -73,6 +98,12 @@ class SqlViews(SqlPort):
             for step, status, count in conn.execute(query):
                 counts.setdefault(step or "(none)", {})[status] = int(count)
         return counts
+
+    @translating
+    def journey_counts(self, journey_id: str, version: str | None, low: str | None, high: str | None,
+                       ) -> list[tuple[str, str, float]]:
+        with self.engine.connect() as conn:
+            return read_counts(Driver(conn, self.dialect), journey_id, version, low, high)
 
 
 def _aware_times(row: Mapping[str, Any]) -> dict[str, Any]:

@@ -11,14 +11,14 @@ from channels import Profile
 from channels.engagement import Engagement, engagement_stored
 from channels.selection import shown
 from engine.state import Instance, Partitioning, Send, Skip
-from engine.stores.sql.driver import UNNEST_FROM, Driver
+from engine.stores.sql.driver import Driver
 from engine.stores.sql.schema import chunks
 
 INSTANCE_COLUMNS = ("instance_id", "journey_id", "version", "user_id", "key", "status", "step", "entered_at", "doc")
 LINK_COLUMNS = ("code", "message_id", "user_id", "channel", "url", "position", "at", "hits", "machine_hits")
 MESSAGE_COLUMNS = ("message_id", "instance_id", "journey_id", "user_id", "step", "message", "channel", "category",
                    "content", "cost", "encoding", "segments", "decisions", "at", "status", "dispatch",
-                   "next_attempt_at", "attempts", "choice", "locale")
+                   "next_attempt_at", "attempts", "choice", "locale", "tally")
 _STATEMENTS: dict[bool, dict[str, str]] = {}
 
 
@@ -39,11 +39,15 @@ class WriteBuffer:
         self.statuses: list[tuple[Any, ...]] = []
         self.skips: list[tuple[Any, ...]] = []
 
-    def add_message(self, send: Send) -> None:
-        self.messages.append(_message_row(self.db, send))
+    def add_message(self, send: Send, tally: str | None) -> None:
+        self.messages.append((*_message_row(self.db, send), tally))
         for position, link in enumerate(send.links):
             self.links.append((link.code, send.message_id, send.user_id, send.channel, link.url, position,
                                self.db.time(send.at), 0, 0))
+
+    def added(self) -> dict[str, tuple[str | None, str | None, str]]:
+        """The messages this transaction adds: message_id -> (journey_id, tally, channel)."""
+        return {row[0]: (row[2], row[-1], row[6]) for row in self.messages}
 
     def add_skip(self, skip: Skip) -> None:
         db = self.db
@@ -72,23 +76,27 @@ class WriteBuffer:
         db.write(sql["messages"], self.messages)
         db.write(sql["links"], self.links)
         db.write(sql["skips"], self.skips)
-        db.write(sql["status"], self.statuses)
+        self._flush_statuses()
 
+    def _flush_statuses(self) -> None:
+        """Feedback, as it landed (rows of status, at, engaged, user, message id): a statement a
+        shard's users, naming them (routed on Citus; found by the primary key elsewhere)."""
+        by_id = {row[-1]: row for row in self.statuses}
+        for users, ids in self.partitioning.by_owner(list(by_id), {m: row[3] for m, row in by_id.items()}):
+            only, named = self.db.of_users(users)
+            self.db.update("messages", "message_id", ("status", "status_at", "engaged"),
+                           [(*by_id[m][:3], m) for m in ids], where=only.removesuffix(" AND "), params=named)
 
     def _flush_engagement(self) -> None:
         """The counts of profiles not written whole above: one UPDATE per row on SQLite, one
-        statement over arrays on PostgreSQL, a shard's users each on Citus (the users named, so
-        that it is routed to their shard)."""
+        statement over arrays bound in binary on PostgreSQL (`Driver.update`), a shard's users each on
+        Citus (the users named, so that it is routed to their shard)."""
         db = self.db
         counts = {user_id: e for user_id, e in self.engagement.items() if user_id not in self.profiles}
         for users in self.partitioning.by_shard(list(counts)):
-            rows = [(_engagement(db, counts[user_id]), user_id) for user_id in users]
-            if db.sqlite or len(rows) < UNNEST_FROM:
-                db.write(statements(db)["engagement"], rows)
-                continue
-            db.conn.exec_driver_sql("UPDATE profiles SET engagement = v.e::json FROM unnest(%s::text[], %s::text[]) "
-                                    "AS v(e, u) WHERE profiles.user_id = ANY(%s::text[]) AND profiles.user_id = v.u",
-                                    ([e for e, _ in rows], users, users))
+            only, named = db.of_users(users) if self.partitioning.shards else ("", [])
+            db.update("profiles", "user_id", ("engagement",), [(_engagement(db, counts[u]), u) for u in users],
+                      where=only.removesuffix(" AND "), params=named)
 
 
 def delete_timers(db: Driver, timers: Sequence[tuple[str, str]]) -> None:
@@ -103,11 +111,9 @@ def delete_timers(db: Driver, timers: Sequence[tuple[str, str]]) -> None:
 def statements(db: Driver) -> dict[str, str]:
     """The flush statements for one dialect, built once."""
     if db.sqlite not in _STATEMENTS:
-        mark = db.mark
         _STATEMENTS[db.sqlite] = {
             "profiles": db.insert_sql("profiles", ("user_id", "phone", "doc", "engagement"), ("user_id",),
                                       ("phone", "doc", "engagement")),
-            "engagement": f"UPDATE profiles SET engagement = {mark} WHERE user_id = {mark}",
             "consents": db.insert_sql("consents", ("user_id", "seq", "channel", "category", "granted", "source",
                                                    "at")),
             "instances": db.insert_sql("instances", INSTANCE_COLUMNS, ("user_id", "instance_id"),
@@ -117,8 +123,6 @@ def statements(db: Driver) -> dict[str, str]:
             "links": db.insert_sql("links", LINK_COLUMNS),
             "skips": db.insert_sql("skips", ("instance_id", "user_id", "step", "message", "reason", "decisions",
                                              "at", "detail")),
-            "status": f"UPDATE messages SET status = {mark}, status_at = {mark} WHERE user_id = {mark} "
-                      f"AND message_id = {mark}",  # by the whole key: on Citus, routed to the user's shard
             "event_ids": db.insert_sql("event_ids", ("id",)),
             "inbox": db.insert_sql("inbox", ("event_id", "user_id", "type", "at", "properties", "part")),
         }

@@ -1,24 +1,24 @@
--- The tables of schema version 19 (postgresql), as journey-engine made them before schema 21:
--- a database the previous release created, for tests/stores/test_schema_21.py to migrate.
+-- The tables of schema version 20 (sqlite), as journey-engine made them before schema 21:
+-- a database the previous release created, for tests/stores/test_schema_21.py and test_schema_version.py to migrate.
 
 CREATE TABLE consents (
-	id SERIAL NOT NULL, 
+	id INTEGER NOT NULL, 
 	user_id VARCHAR NOT NULL, 
 	seq INTEGER NOT NULL, 
 	channel VARCHAR NOT NULL, 
 	category VARCHAR NOT NULL, 
 	granted BOOLEAN NOT NULL, 
 	source VARCHAR, 
-	at TIMESTAMP WITH TIME ZONE NOT NULL, 
+	at DATETIME NOT NULL, 
 	PRIMARY KEY (id)
 );
 
 CREATE INDEX ix_consents_user_id ON consents (user_id);
 
 CREATE TABLE erasures (
-	id SERIAL NOT NULL, 
+	id INTEGER NOT NULL, 
 	user_id VARCHAR NOT NULL, 
-	at TIMESTAMP WITH TIME ZONE NOT NULL, 
+	at DATETIME NOT NULL, 
 	phone_sha256 VARCHAR, 
 	email_sha256 VARCHAR, 
 	consents_through INTEGER, 
@@ -35,20 +35,20 @@ CREATE TABLE event_ids (
 CREATE TABLE feed_states (
 	message_id VARCHAR NOT NULL, 
 	user_id VARCHAR NOT NULL, 
-	seen_at TIMESTAMP WITH TIME ZONE, 
-	read_at TIMESTAMP WITH TIME ZONE, 
-	archived_at TIMESTAMP WITH TIME ZONE, 
+	seen_at DATETIME, 
+	read_at DATETIME, 
+	archived_at DATETIME, 
 	PRIMARY KEY (message_id)
 );
 
 CREATE INDEX ix_feed_states_user_id ON feed_states (user_id);
 
 CREATE TABLE inbox (
-	seq BIGSERIAL NOT NULL, 
+	seq INTEGER NOT NULL, 
 	event_id VARCHAR, 
 	user_id VARCHAR NOT NULL, 
 	type VARCHAR NOT NULL, 
-	at TIMESTAMP WITH TIME ZONE NOT NULL, 
+	at DATETIME NOT NULL, 
 	properties JSON NOT NULL, 
 	error VARCHAR, 
 	part INTEGER NOT NULL, 
@@ -60,10 +60,10 @@ CREATE TABLE instances (
 	journey_id VARCHAR NOT NULL, 
 	version VARCHAR NOT NULL, 
 	user_id VARCHAR NOT NULL, 
-	key VARCHAR, 
+	"key" VARCHAR, 
 	status VARCHAR NOT NULL, 
 	step VARCHAR, 
-	entered_at TIMESTAMP WITH TIME ZONE NOT NULL, 
+	entered_at DATETIME NOT NULL, 
 	doc JSON NOT NULL, 
 	PRIMARY KEY (instance_id)
 );
@@ -72,10 +72,21 @@ CREATE INDEX ix_instances_journey ON instances (journey_id);
 
 CREATE INDEX ix_instances_user ON instances (user_id);
 
+CREATE TABLE journey_counters (
+	journey_id VARCHAR NOT NULL, 
+	hour VARCHAR NOT NULL, 
+	version VARCHAR NOT NULL, 
+	path VARCHAR NOT NULL, 
+	name VARCHAR NOT NULL, 
+	writer VARCHAR NOT NULL, 
+	value FLOAT NOT NULL, 
+	PRIMARY KEY (journey_id, hour, version, path, name, writer)
+);
+
 CREATE TABLE journey_states (
 	journey_id VARCHAR NOT NULL, 
 	state VARCHAR NOT NULL, 
-	at TIMESTAMP WITH TIME ZONE NOT NULL, 
+	at DATETIME NOT NULL, 
 	PRIMARY KEY (journey_id)
 );
 
@@ -84,7 +95,7 @@ CREATE TABLE journey_versions (
 	version VARCHAR NOT NULL, 
 	file VARCHAR NOT NULL, 
 	source VARCHAR NOT NULL, 
-	first_loaded_at TIMESTAMP WITH TIME ZONE NOT NULL, 
+	first_loaded_at DATETIME NOT NULL, 
 	templates JSON, 
 	PRIMARY KEY (journey_id, version)
 );
@@ -96,11 +107,11 @@ CREATE TABLE links (
 	channel VARCHAR NOT NULL, 
 	url VARCHAR, 
 	position INTEGER NOT NULL, 
-	at TIMESTAMP WITH TIME ZONE NOT NULL, 
+	at DATETIME NOT NULL, 
 	hits INTEGER NOT NULL, 
 	machine_hits INTEGER NOT NULL, 
-	first_hit_at TIMESTAMP WITH TIME ZONE, 
-	last_hit_at TIMESTAMP WITH TIME ZONE, 
+	first_hit_at DATETIME, 
+	last_hit_at DATETIME, 
 	PRIMARY KEY (code)
 );
 
@@ -122,20 +133,26 @@ CREATE TABLE messages (
 	encoding VARCHAR, 
 	segments INTEGER, 
 	decisions JSON NOT NULL, 
-	at TIMESTAMP WITH TIME ZONE NOT NULL, 
+	at DATETIME NOT NULL, 
 	locale VARCHAR, 
 	status VARCHAR NOT NULL, 
-	status_at TIMESTAMP WITH TIME ZONE, 
+	status_at DATETIME, 
 	dispatch VARCHAR NOT NULL, 
-	next_attempt_at TIMESTAMP WITH TIME ZONE, 
+	next_attempt_at DATETIME, 
 	attempts INTEGER NOT NULL, 
 	provider VARCHAR, 
 	provider_id VARCHAR, 
 	error VARCHAR, 
 	claim VARCHAR, 
 	choice JSON, 
+	tally VARCHAR, 
+	engaged VARCHAR, 
 	PRIMARY KEY (message_id)
 );
+
+CREATE INDEX ix_messages_at ON messages (at, message_id);
+
+CREATE INDEX ix_messages_journey_at ON messages (journey_id, at, message_id);
 
 CREATE INDEX ix_messages_leased ON messages (next_attempt_at) WHERE dispatch = 'leased';
 
@@ -148,15 +165,15 @@ CREATE INDEX ix_messages_sending ON messages (next_attempt_at) WHERE dispatch = 
 CREATE INDEX ix_messages_user_at ON messages (user_id, at);
 
 CREATE TABLE meta (
-	key VARCHAR NOT NULL, 
+	"key" VARCHAR NOT NULL, 
 	value VARCHAR NOT NULL, 
-	PRIMARY KEY (key)
+	PRIMARY KEY ("key")
 );
 
 CREATE TABLE partition_leases (
-	part SERIAL NOT NULL, 
+	part INTEGER NOT NULL, 
 	owner VARCHAR, 
-	expires_at TIMESTAMP WITH TIME ZONE, 
+	expires_at DATETIME, 
 	PRIMARY KEY (part)
 );
 
@@ -171,12 +188,12 @@ CREATE TABLE profiles (
 CREATE INDEX ix_profiles_phone ON profiles (phone);
 
 CREATE TABLE recent (
-	id BIGSERIAL NOT NULL, 
+	id INTEGER NOT NULL, 
 	user_id VARCHAR NOT NULL, 
 	kind VARCHAR NOT NULL, 
 	name VARCHAR NOT NULL, 
-	at TIMESTAMP WITH TIME ZONE NOT NULL, 
-	expires_at TIMESTAMP WITH TIME ZONE NOT NULL, 
+	at DATETIME NOT NULL, 
+	expires_at DATETIME NOT NULL, 
 	data JSON, 
 	PRIMARY KEY (id)
 );
@@ -191,11 +208,11 @@ CREATE TABLE runs (
 	version VARCHAR NOT NULL, 
 	trigger_kind VARCHAR NOT NULL, 
 	occurrence VARCHAR NOT NULL, 
-	scheduled_at TIMESTAMP WITH TIME ZONE NOT NULL, 
-	created_at TIMESTAMP WITH TIME ZONE NOT NULL, 
+	scheduled_at DATETIME NOT NULL, 
+	created_at DATETIME NOT NULL, 
 	status VARCHAR NOT NULL, 
-	started_at TIMESTAMP WITH TIME ZONE, 
-	finished_at TIMESTAMP WITH TIME ZONE, 
+	started_at DATETIME, 
+	finished_at DATETIME, 
 	missed INTEGER NOT NULL, 
 	profiles INTEGER NOT NULL, 
 	matched INTEGER NOT NULL, 
@@ -203,7 +220,7 @@ CREATE TABLE runs (
 	skipped JSON NOT NULL, 
 	last_user_id VARCHAR, 
 	lease_owner VARCHAR, 
-	lease_until TIMESTAMP WITH TIME ZONE, 
+	lease_until DATETIME, 
 	error VARCHAR, 
 	PRIMARY KEY (run_id), 
 	CONSTRAINT uq_runs_occurrence UNIQUE (journey_id, occurrence)
@@ -212,14 +229,14 @@ CREATE TABLE runs (
 CREATE INDEX ix_runs_status ON runs (status);
 
 CREATE TABLE skips (
-	id SERIAL NOT NULL, 
+	id INTEGER NOT NULL, 
 	instance_id VARCHAR NOT NULL, 
 	user_id VARCHAR NOT NULL, 
 	step VARCHAR NOT NULL, 
 	message VARCHAR NOT NULL, 
 	reason VARCHAR NOT NULL, 
 	decisions JSON NOT NULL, 
-	at TIMESTAMP WITH TIME ZONE NOT NULL, 
+	at DATETIME NOT NULL, 
 	detail VARCHAR, 
 	PRIMARY KEY (id)
 );
@@ -228,15 +245,15 @@ CREATE INDEX ix_skips_user_id ON skips (user_id);
 
 CREATE TABLE suppressed_numbers (
 	number VARCHAR NOT NULL, 
-	since TIMESTAMP WITH TIME ZONE NOT NULL, 
+	since DATETIME NOT NULL, 
 	PRIMARY KEY (number)
 );
 
 CREATE TABLE suppressions (
-	id SERIAL NOT NULL, 
+	id INTEGER NOT NULL, 
 	number VARCHAR NOT NULL, 
 	keyword VARCHAR NOT NULL, 
-	at TIMESTAMP WITH TIME ZONE NOT NULL, 
+	at DATETIME NOT NULL, 
 	source VARCHAR NOT NULL, 
 	PRIMARY KEY (id)
 );
@@ -246,7 +263,7 @@ CREATE INDEX ix_suppressions_number ON suppressions (number);
 CREATE TABLE timers (
 	timer_id VARCHAR NOT NULL, 
 	instance_id VARCHAR NOT NULL, 
-	due TIMESTAMP WITH TIME ZONE NOT NULL, 
+	due DATETIME NOT NULL, 
 	user_id VARCHAR NOT NULL, 
 	part INTEGER NOT NULL, 
 	PRIMARY KEY (timer_id)
@@ -256,11 +273,9 @@ CREATE INDEX ix_timers_due ON timers (due);
 
 CREATE TABLE workers (
 	worker_id VARCHAR NOT NULL, 
-	started_at TIMESTAMP WITH TIME ZONE NOT NULL, 
-	heartbeat_at TIMESTAMP WITH TIME ZONE NOT NULL, 
-	expires_at TIMESTAMP WITH TIME ZONE NOT NULL, 
+	started_at DATETIME NOT NULL, 
+	heartbeat_at DATETIME NOT NULL, 
+	expires_at DATETIME NOT NULL, 
 	stats JSON NOT NULL, 
 	PRIMARY KEY (worker_id)
 );
-
-CREATE INDEX ix_inbox_part_seq ON inbox (part, seq);
