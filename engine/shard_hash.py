@@ -71,3 +71,19 @@ def shard_index(user_id: str, shards: int) -> int:
     when a table is distributed by it over `shards` shards: Citus gives each shard an equal range."""
     increment = (1 << 32) // shards
     return min((hashtext(user_id) - _INT32_MIN) // increment, shards - 1)
+
+
+def shard_keys(shards: int) -> list[str]:
+    """A key whose rows would live in each shard, in shard order: what a call of a function
+    Citus distributes by its first argument is sent with, to run on the node holding that shard
+    (engine/stores/sql/shard_reads.py). The first of `shard-0`, `shard-1`, ... to fall in each."""
+    keys: list[str | None] = [None] * shards
+    missing, n = shards, 0
+    while missing:
+        key = f"shard-{n}"
+        index = shard_index(key, shards)
+        if keys[index] is None:
+            keys[index] = key
+            missing -= 1
+        n += 1
+    return [k for k in keys if k is not None]

@@ -1,7 +1,8 @@
 """On a Citus cluster the hot statements are each routed to one shard: a store whose connections
 have Citus say so of every statement that touches more than one shard
-(`citus.multi_task_query_log_level`, a notice each) runs the dispatcher's fenced writes, the
-webhooks' status updates, the timer sweep's reads and the engagement counts with none."""
+(`citus.multi_task_query_log_level`, a notice each) runs the outbox and timer claims (their first
+read asked of the shard's node), the dispatcher's fenced writes, the webhooks' status updates, the
+timer sweep's reads and the engagement counts with none."""
 
 from __future__ import annotations
 
@@ -13,8 +14,11 @@ from urllib.parse import quote
 import pytest
 from sqlalchemy import event
 
-from channels import Decision, Profile
+from channels import Decision, Profile, load_policy
+from engine.bench.workload import cart_event, check_w1, open_event, opens, w1_journey, w1_profile
+from engine.clock import VirtualClock
 from engine.ports import HostStore, carry_out
+from engine.service import Engine
 from engine.state import Fence, Outcome, Send
 from engine.stores.sql import SqlStore
 from tests.stores.test_store_contract import counts, instance, waiting
@@ -33,13 +37,16 @@ class Cluster:
         self.store = SqlStore(url)
         self.watched = SqlStore(url + "?options=" + quote("-c citus.multi_task_query_log_level=notice"))
         self.multi_shard: list[str] = []
+        self._statement = ""  # the statement running, named in the failure
         event.listen(self.watched.engine, "connect", lambda conn, _: conn.add_notice_handler(self._notice))
+        event.listen(self.watched.engine, "before_cursor_execute",
+                     lambda _conn, _cursor, statement, *_: setattr(self, "_statement", statement))
         self.watched.engine.dispose()  # the connections opening it made had no handler
         self.shard = self.store.partitioning.of
 
     def _notice(self, notice: Any) -> None:
         if "multi-task query" in str(notice.message_primary):
-            self.multi_shard.append(str(notice.message_primary))
+            self.multi_shard.append(f"{notice.message_primary}: {self._statement[:150]}")
 
     def close(self) -> None:
         self.watched.close()
@@ -84,9 +91,10 @@ def dispatch_of(store: HostStore, user: str) -> dict[str, str]:
 def test_the_dispatchers_fenced_writes_are_routed_to_the_shard_of_each_group_of_users(cluster: Cluster) -> None:
     first, second = cluster.two_shards()
     queue(cluster.store, first + second, per_user=5)  # enough to record over arrays
-    claimed = [*cluster.store.outbox.claim_outbox(T0, 500, LEASE, "a"),
-               *cluster.store.outbox.claim_outbox(T0, 500, LEASE, "a")]  # each claim: one shard's
-    assert {i.user_id for i in claimed} == {*first, *second}
+    claims = [cluster.watched.outbox.claim_outbox(T0, 500, LEASE, "a") for _ in range(3)]  # each: one shard's
+    claimed = [item for claim in claims for item in claim]
+    assert {i.user_id for i in claimed} == {*first, *second} and not claims[-1]
+    assert [len({cluster.shard(i.user_id) for i in claim}) for claim in claims] == [1, 1, 0]
     users = {i.message_id: i.user_id for i in claimed}
     fence = Fence("a", T0, T0 + LEASE, users)
     ids = sorted(users)
@@ -138,7 +146,7 @@ def test_a_timer_claims_instances_are_read_from_their_shard_alone(cluster: Clust
     with cluster.watched.transaction() as tx:
         claimed = list(tx.claim_due_timers(T0 + timedelta(hours=1), 100))
         assert [tx.get_instance(i).user_id for i, _ in claimed] == first  # type: ignore[union-attr]
-    assert len(cluster.multi_shard) == 1  # which shard's timers are due first (a read); the rest routed
+    assert cluster.multi_shard == []  # which timers of the shard are due: asked of its node
 
 
 def test_engagement_counts_of_users_of_two_shards_are_written_a_shard_at_a_time(cluster: Cluster) -> None:
@@ -170,3 +178,47 @@ def test_a_webhook_finds_the_message_a_provider_id_names_by_statements_routed_to
         assert found is not None and (found["message_id"], found["user_id"]) == (message_id, users[message_id])
     assert cluster.watched.views.message_by_provider_id("p-never-sent") is None
     assert cluster.multi_shard == []
+
+
+def _dispatch_all(store: SqlStore, now: datetime) -> list[tuple[str, str]]:
+    """Every due message claimed (a shard a claim), marked sending and recorded sent, as the
+    dispatcher does; (user, channel) of each."""
+    handed: list[tuple[str, str]] = []
+    while claimed := store.outbox.claim_outbox(now, 500, LEASE, "d"):
+        users = {i.message_id: i.user_id for i in claimed}
+        fence = Fence("d", now, now + LEASE, users)
+        assert store.outbox.finish_outbox([], fence, sending=sorted(users)) == set(users)
+        assert store.outbox.finish_outbox([sent(m, now) for m in users], fence) == set(users)
+        handed += [(i.user_id, i.channel) for i in claimed]
+    return handed
+
+
+def test_w1s_steady_state_events_timers_dispatch_and_feedback_run_no_multi_shard_statement(
+        cluster: Cluster) -> None:
+    """W1 for 80 users on the cluster, through the store whose multi-shard statements are counted:
+    carts accepted into the inbox and processed a shard's batch at a time, the pushes claimed and
+    recorded, 30% opened (feedback through the inbox, setting the push's status), the others'
+    escalation timers fired and their SMS dispatched. Correct, and not one multi-shard statement."""
+    users = 80
+    with cluster.store.transaction() as tx:
+        for n in range(users):
+            tx.put_profile(w1_profile(n))
+    clock = VirtualClock(T0)
+    engine = Engine([w1_journey(timedelta(seconds=2))], load_policy(), cluster.watched, clock)
+    cluster.multi_shard.clear()  # from here on: W1's steady state
+    engine.accept_many([cart_event(n, T0) for n in range(users)])
+    while engine.process_queued(1000):
+        pass
+    sends = _dispatch_all(cluster.watched, T0)
+    clock.advance_to(T0 + timedelta(seconds=0.5))
+    engine.accept_many([open_event(n, clock.now()) for n in range(users) if opens(n)])
+    while engine.process_queued(1000):
+        pass
+    clock.advance_to(T0 + timedelta(seconds=3))
+    while engine.fire_due(1000):
+        pass
+    sends += _dispatch_all(cluster.watched, clock.now())
+    assert check_w1(users, sends) == []
+    opened = [m["status"] for n in range(users) if opens(n) for m in cluster.store.views.messages_for_user(f"u{n}")]
+    assert opened and set(opened) == {"opened"}
+    assert cluster.multi_shard == [], "\n".join(cluster.multi_shard)

@@ -84,7 +84,7 @@ def claim_sql(dialect: str, limit: int, of_users: bool = False) -> str:
     On PostgreSQL the claim runs with bitmap scans off: mid-burst the statistics still say few
     messages wait, and the planner then reads every pending message and sorts them (230 ms for
     53,000) rather than walk the index in order and stop at the limit (6 ms). `of_users`: only the
-    messages of the users of a second parameter (an array): on Citus, one shard's (`shard_users`)."""
+    messages of the users of a second parameter (an array): on Citus, one shard's (`SqlOutbox.shard_users`)."""
     field = "CASE m.channel " + " ".join(f"WHEN '{c}' THEN '{f}'" for c, f in ADDRESS_FIELD.items()) + " END"
     sql = (f"SELECT m.message_id, m.user_id, m.channel, m.category, m.content, m.attempts, "
            f"{json_text(dialect, 'p.doc', field)}, m.instance_id "
@@ -94,20 +94,6 @@ def claim_sql(dialect: str, limit: int, of_users: bool = False) -> str:
            + ("AND m.user_id = ANY(%(users)s) " if of_users else "") +
            f"ORDER BY m.next_attempt_at LIMIT {int(limit)}")
     return sql if dialect == "sqlite" else sql + " FOR UPDATE OF m SKIP LOCKED"
-
-
-def shard_users(db: Driver, now: datetime, limit: int, partitioning: Partitioning) -> list[str] | None:
-    """On Citus, the users of the earliest due pending messages that share the earliest one's shard:
-    the claim then takes theirs in a query routed to that shard (Citus runs FOR UPDATE in no other).
-    None elsewhere: the claim takes any user's."""
-    if not partitioning.shards:
-        return None
-    due = [str(r[0]) for r in db.rows(f"SELECT user_id FROM messages WHERE dispatch = 'pending' AND next_attempt_at "
-                                      f"<= {db.mark} ORDER BY next_attempt_at LIMIT {int(limit)}", [db.time(now)])]
-    if not due:
-        return []
-    shard = partitioning.of(due[0])
-    return sorted({u for u in due if partitioning.of(u) == shard})
 
 
 ATTEMPT_COLUMNS = ("dispatch", "status", "status_at", "attempts", "next_attempt_at", "provider", "provider_id", "error")
@@ -186,13 +172,13 @@ class SqlOutbox(SqlPort):
     def claim_outbox(self, now: datetime, limit: int, lease: timedelta, token: str) -> list[OutboxItem]:
         """Up to `limit` pending messages due for an attempt, `leased` to the claim `token` until
         now + lease."""
+        users = self.shard_users(now, limit)
+        if users == []:
+            return []
         with self._writing(urgent=False), self.engine.begin() as conn:
             db = Driver(conn, self.dialect)
             if not db.sqlite:  # see `claim_sql`: walk the index to the limit, whatever the stale statistics say
                 conn.exec_driver_sql("SET LOCAL enable_bitmapscan = off")
-            users = shard_users(db, now, limit, self.database.partitioning)
-            if users == []:
-                return []
             params: Any = (db.time(now),) if users is None else {"now": db.time(now), "users": users}
             items = [OutboxItem(r[0], r[1], r[2], r[3], db.read_json(r[4]), r[5], r[6], r[7])
                      for r in conn.exec_driver_sql(claim_sql(self.dialect, limit, users is not None), params)]
@@ -202,6 +188,15 @@ class SqlOutbox(SqlPort):
                           f"WHERE user_id IN ({db.marks(len(owners))}) AND message_id IN ({{in}})", chunk,
                           [db.time(now + lease), token, *owners])
         return items
+
+    def shard_users(self, now: datetime, limit: int) -> list[str] | None:
+        """On Citus, the users of the earliest due pending messages of the next shard that has any,
+        read on its node (engine/stores/sql/shard_reads.py): the claim then takes theirs in a query
+        routed to that shard (Citus runs FOR UPDATE in no other). None elsewhere: any user's."""
+        reads = self.database.shard_reads
+        if reads is None:
+            return None
+        return sorted({user for user, _ in reads.due("journey_due_messages", now, limit)})
 
     @translating
     def finish_outbox(self, results: Sequence[Mapping[str, Any]], fence: Fence, sending: Sequence[str] = (),

@@ -20,6 +20,7 @@ from sqlalchemy import func, select
 from sqlalchemy.exc import SQLAlchemyError
 
 from engine.stores.sql.cache import StateCache
+from engine.stores.sql.citus import custom_plans
 from engine.stores.sql.claims import Owner
 from engine.stores.sql.database import Database, SqlPort
 from engine.stores.sql.driver import Driver
@@ -32,6 +33,7 @@ from engine.stores.sql.partitions import SqlPartitions
 from engine.stores.sql.privacy import SqlPrivacy
 from engine.stores.sql.runs import SqlRuns
 from engine.stores.sql.schema import MESSAGES, TIMERS, aware
+from engine.stores.sql.shard_reads import ShardReads
 from engine.stores.sql.translate import store_error, translated, translating
 from engine.stores.sql.tx import SqlTx
 from engine.stores.sql.views import SqlViews
@@ -49,6 +51,9 @@ class SqlStore(SqlPort):
             self.partitioning = self.database.partitioning = create_schema(self.engine, self.url, self.dialect)
         # several workers may share a PostgreSQL database: they own its users by partitions
         self.partitions = SqlPartitions(self.engine, self.partitioning) if self.dialect == "postgresql" else None
+        if self.partitioning.shards:
+            custom_plans(self.engine)
+            self.database.shard_reads = ShardReads(self.engine, self.partitioning.count)
         self.database.worker = lambda: self.partitions.worker if self.partitions is not None else None
         self.location = self.safe_url
         self.stats = self.database.stats  # statements and rows, for `journey bench` and /metrics
@@ -68,7 +73,8 @@ class SqlStore(SqlPort):
             with self._writing(urgent=True):
                 try:
                     with self.engine.begin() as conn:
-                        tx = SqlTx(conn, self.dialect, self.cache, self._owner(), self.partitioning)
+                        tx = SqlTx(conn, self.dialect, self.cache, self._owner(), self.partitioning,
+                                   self.database.shard_reads)
                         yield tx
                         tx.flush()
                 except BaseException:

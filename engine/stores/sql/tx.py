@@ -23,6 +23,7 @@ from engine.stats import Key, merge
 from engine.stores.sql.claims import (
     claim_queued,
     claim_shard_timers,
+    due_shard_timers,
     due_timer_users,
     due_timers,
     inbox_rows,
@@ -134,8 +135,9 @@ class SqlInbox(TxState):
         self.db.write(statements(self.db)["inbox"], inbox_rows(self.db, events, self._part))
 
     def claim_queued(self, limit: int) -> list[Event]:
-        """The oldest queued events (of this worker's partitions), deleted in this transaction."""
-        return claim_queued(self.db, self.owner, limit)
+        """The oldest queued events (of this worker's partitions; on Citus, of one of them),
+        deleted in this transaction."""
+        return claim_queued(self.db, self.owner, limit, one_partition=self.partitioning.shards)
 
     def quarantine_queued(self, error: str) -> str | None:
         return quarantine_queued(self.db, self.owner, error)
@@ -147,6 +149,8 @@ class SqlTimers(TxState):
     def due_timer_users(self, now: datetime, limit: int) -> set[str]:
         """From the timers' own user column (no instance read); a timer from before schema 11
         has none, and its instance says."""
+        if self.shard_reads is not None:  # Citus: the shards the claims will take (see `claim_shard_timers`)
+            return {user for user, _ in due_shard_timers(self.shard_reads, self.owner, now, limit, ahead=True)}
         users, unknown = due_timer_users(self.db, self.owner, now, limit)
         if unknown:
             self.load_instances(unknown)
@@ -154,8 +158,8 @@ class SqlTimers(TxState):
         return users
 
     def claim_due_timers(self, now: datetime, limit: int) -> Sequence[tuple[str, str]]:
-        if self.partitioning.shards:  # Citus: one shard's, claimed by the DELETE routed to it
-            found = claim_shard_timers(self.db, self.owner, now, limit)
+        if self.shard_reads is not None:  # Citus: one shard's, claimed by the DELETE routed to it
+            found = claim_shard_timers(self.db, self.owner, now, limit, self.shard_reads)
         else:
             found = due_timers(self.db, self.owner, now, limit, lock=not self.db.sqlite)
             delete_timers(self.db, [(timer, user) for _, timer, user in found])

@@ -18,6 +18,7 @@ from engine.stores.sql.driver import Driver
 from engine.stores.sql.loads import load_users
 from engine.stores.sql.recent import SqlRecent
 from engine.stores.sql.schema import chunks
+from engine.stores.sql.shard_reads import ShardReads
 from engine.stores.sql.suppression import TxSuppressions
 from engine.stores.sql.user_locks import lock_users
 from engine.stores.sql.writes import WriteBuffer
@@ -27,8 +28,9 @@ class TxState:
     """One transaction: user state from the cache or prefetch, writes buffered until flush."""
 
     def __init__(self, conn: Connection, dialect: str, cache: StateCache | None, owner: Owner | None = None,
-                 partitioning: Partitioning = Partitioning()) -> None:
+                 partitioning: Partitioning = Partitioning(), shard_reads: ShardReads | None = None) -> None:
         self.conn = conn
+        self.shard_reads = shard_reads  # Citus: which timers of a shard are due, asked of its node
         self.owner = owner  # PostgreSQL workers: the sweeps take only this worker's partitions
         self.partitioning = partitioning
         self.dialect = dialect
