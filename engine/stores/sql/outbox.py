@@ -24,6 +24,7 @@ from engine.stores.sql.database import Database, SqlPort
 from engine.stores.sql.driver import Driver, json_text, placeholder
 from engine.stores.sql.loads import profiles_of
 from engine.stores.sql.schema import chunks
+from engine.stores.sql.stamps import profile_stamps
 from engine.stores.sql.suppression import read_suppressions
 from engine.stores.sql.translate import translating
 
@@ -123,7 +124,7 @@ def _returning(db: Driver, sql: str, message_ids: Sequence[str], before: list[An
 class SqlOutbox(SqlPort):
     """The `Outbox` port: claims, fenced writes and counts of the messages table, and what the
     dispatcher checks again before each attempt (the recipients' profiles, the suppressed numbers),
-    read first from the store's `StateCache` where there is one (SQLite)."""
+    read first from the store's `StateCache` (on PostgreSQL the profiles only, checked first)."""
 
     def __init__(self, database: Database, cache: StateCache | None = None) -> None:
         super().__init__(database)
@@ -137,9 +138,8 @@ class SqlOutbox(SqlPort):
             db = Driver(conn, self.dialect)
             if not db.sqlite:  # see `claim_sql`: walk the index to the limit, whatever the stale statistics say
                 conn.exec_driver_sql("SET LOCAL enable_bitmapscan = off")
-            query = claim_sql(self.dialect, limit)
             items = [OutboxItem(r[0], r[1], r[2], r[3], db.read_json(r[4]), r[5], r[6], r[7])
-                     for r in db.rows(query, [db.time(now)])]
+                     for r in db.rows(claim_sql(self.dialect, limit), [db.time(now)])]
             for chunk in chunks([i.message_id for i in items]):
                 db.run_in(f"UPDATE messages SET dispatch = 'leased', next_attempt_at = {db.mark}, claim = {db.mark} "
                           "WHERE message_id IN ({in})", chunk, [db.time(now + lease), token])
@@ -202,12 +202,26 @@ class SqlOutbox(SqlPort):
 
     @translating
     def recipients(self, user_ids: Collection[str]) -> dict[str, Profile]:
+        if self.cache is not None and self.cache.checked:
+            return self._checked_profiles(user_ids, self.cache)
         return self._committed(user_ids, self.cache.profiles if self.cache else None,
                                lambda conn, users: profiles_of(Driver(conn, self.dialect), sorted(users)))
 
+    def _checked_profiles(self, user_ids: Collection[str], cache: StateCache) -> dict[str, Profile]:
+        """PostgreSQL: the profile rows' versions read first (one statement); a cached profile is
+        taken only where its version matches and no transaction of this process holds it (its
+        writes may not be committed), the others read whole."""
+        with self.engine.connect() as conn:
+            db = Driver(conn, self.dialect)
+            current = profile_stamps(db, list(user_ids))
+            found, missing = cache.checked_profiles(current)
+            missing += [u for u in user_ids if u not in current]  # a consent ledger without a profile row
+            found.update(profiles_of(db, sorted(missing)) if missing else {})
+        return found
+
     @translating
     def suppressions(self, numbers: Collection[str]) -> dict[str, datetime]:
-        return self._committed(numbers, self.cache.suppressions if self.cache else None,
+        return self._committed(numbers, self.cache.suppressions if self.cache and not self.cache.checked else None,
                                lambda conn, missing: read_suppressions(Driver(conn, self.dialect), missing))
 
     def _committed(self, keys: Collection[str], cached: Callable[[Collection[str]], tuple[dict[str, V], list[str]]]
