@@ -15,6 +15,7 @@ rows then carry; any stamp that does not match, for whatever reason, reloads the
 from __future__ import annotations
 
 from collections.abc import Collection
+from datetime import datetime
 from typing import NamedTuple
 
 from engine.stores.sql.driver import Driver
@@ -36,7 +37,8 @@ NONE = Stamp(None, 0, None)
 _STAMPS = ("SELECT u, (SELECT p.xmin::text::bigint FROM profiles p WHERE p.user_id = u), i.n, i.x, "
            "txid_current() FROM unnest(%b::varchar[]) AS u LEFT JOIN LATERAL (SELECT count(*) AS n, "
            "max(xmin::text::bigint) AS x FROM instances WHERE user_id = u) AS i ON true")
-_PROFILES = "SELECT user_id, xmin::text::bigint FROM profiles WHERE user_id = ANY(%b::varchar[])"
+_PROFILES = ("SELECT p.user_id, p.xmin::text::bigint, p.phone, s.since FROM profiles p "
+             "LEFT JOIN suppressed_numbers s ON s.number = p.phone WHERE p.user_id = ANY(%b::varchar[])")
 
 
 def read_stamps(db: Driver, user_ids: Collection[str]) -> tuple[dict[str, Stamp], int]:
@@ -47,9 +49,17 @@ def read_stamps(db: Driver, user_ids: Collection[str]) -> tuple[dict[str, Stamp]
     return stamps, int(rows[0][4]) & XID_MASK if rows else 0
 
 
-def profile_stamps(db: Driver, user_ids: Collection[str]) -> dict[str, int]:
-    """The xmin of each of these users' profile rows (a user without one is left out)."""
-    return {str(u): int(x) for u, x in db.rows(_PROFILES, [list(user_ids)])}
+def profile_stamps(db: Driver, user_ids: Collection[str]) -> tuple[dict[str, int], dict[str, datetime | None]]:
+    """The xmin of each of these users' profile rows (a user without one is left out), and in the
+    same statement whether their phone numbers are suppressed (number -> since, None: not), which
+    the dispatcher asks next."""
+    stamps: dict[str, int] = {}
+    numbers: dict[str, datetime | None] = {}
+    for user_id, xmin, phone, since in db.rows(_PROFILES, [list(user_ids)]):
+        stamps[str(user_id)] = int(xmin)
+        if phone:
+            numbers[str(phone)] = db.read_time(since) if since is not None else None
+    return stamps, numbers
 
 
 def written(stamp: Stamp, xid: int, profile: bool, inserted: int, saved: bool) -> Stamp:
