@@ -7,6 +7,7 @@ owns (`own`): a handover evicts the users of every partition lost."""
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Collection
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -42,6 +43,18 @@ class StateCache:
     checked: bool = False  # PostgreSQL: other workers write too; every use is checked against `Stamp`s
     owned: frozenset[int] | None = None  # PostgreSQL: the partitions this worker leases (None: no leases)
     partitions: int = 0
+    _turns: threading.Lock = field(default_factory=threading.Lock)  # `busy` moved by several threads
+
+    def hold(self, state: UserState) -> None:
+        """A transaction of this process takes `state` (PostgreSQL: the dispatcher then reads it
+        from the database, whatever its stamp says, until `let_go`)."""
+        with self._turns:
+            state.busy += 1
+
+    def let_go(self, states: Collection[UserState]) -> None:
+        with self._turns:
+            for state in states:
+                state.busy -= 1
 
     def own(self, parts: frozenset[int], partitions: int) -> None:
         """The partitions this worker owns now: the users of those it no longer owns are forgotten
@@ -49,7 +62,7 @@ class StateCache:
         if parts == self.owned and partitions == self.partitions:
             return
         self.owned, self.partitions = parts, partitions
-        self.evict([u for u in self.users if partition_of(u, partitions) not in parts])
+        self.evict([u for u in list(self.users) if partition_of(u, partitions) not in parts])  # list: other threads add
 
     def keeps(self, user_id: str) -> bool:
         """Whether this user's state may be kept: always on SQLite; on PostgreSQL while this worker

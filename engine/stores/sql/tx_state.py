@@ -107,14 +107,14 @@ class TxState:
             cache.add(states)
 
     def _adopt(self, user_id: str, state: UserState) -> None:
+        assert self.cache is not None
         self.users[user_id] = state
-        state.busy += 1
+        self.cache.hold(state)
 
     def release(self) -> None:
         """The transaction ended (committed or not): its users' states are no longer in its hands."""
         if self.cache is not None and self.cache.checked:
-            for state in self.users.values():
-                state.busy -= 1
+            self.cache.let_go(list(self.users.values()))
 
     def _phone(self, user_id: str) -> str | None:
         state = self.users.get(user_id)
