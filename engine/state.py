@@ -214,9 +214,20 @@ GOAL_MARK, CONVERTED_MARK = "goal", "converted"
 """An ended instance whose goal may still come (within `goal.within` of entry), and one it came for."""
 
 
+_HOURS: dict[int, str] = {}
+
+
 def hour_of(at: datetime) -> str:
-    """The hour bucket of an instant, as text that sorts in time order: `2026-01-05T15`."""
-    return at.astimezone(UTC).strftime("%Y-%m-%dT%H")
+    """The hour bucket of an instant, as text that sorts in time order: `2026-01-05T15`. Asked for
+    every send and receipt (the counters' key), and a batch's instants share a few hours: the
+    hour is found as an integer and its text formatted once."""
+    hour = int(at.timestamp() // 3600)
+    text = _HOURS.get(hour)
+    if text is None:
+        if len(_HOURS) >= 4096:  # bounded: start again
+            _HOURS.clear()
+        text = _HOURS[hour] = datetime.fromtimestamp(hour * 3600, UTC).strftime("%Y-%m-%dT%H")
+    return text
 
 
 def tally_key(version: str, entered_at: datetime, branches: Sequence[str]) -> str:

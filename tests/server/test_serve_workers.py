@@ -20,6 +20,7 @@ from tests.server.conftest import (
     ServerProcess,
     StartServer,
     free_port,
+    put_profile,
     server_env,
     tail,
     wait_until,
@@ -117,3 +118,40 @@ def _ready(port: int) -> bool:
         return httpx.get(f"http://127.0.0.1:{port}/readyz", timeout=2).status_code == 200
     except httpx.TransportError:
         return False
+
+
+NUDGE = """\
+id: nudge
+category: marketing
+trigger: {event: go}
+steps:
+  - {id: hello, type: send, message: hello, channels: [sms]}
+messages:
+  hello:
+    sms: {text: "Hello"}
+"""
+
+
+def test_a_consent_withdrawn_through_either_worker_is_honoured_by_the_users_owner(
+        postgres_fresh_db_url: str, start_server: StartServer, journeys_dir: Path) -> None:
+    """`--workers 2`: eight people each get an SMS for a first `go`; each then withdraws SMS
+    consent through the API, on a connection of its own (so about half of the withdrawals land
+    on the worker that does not own the person, while the owner keeps the person's state in
+    memory); a second `go` sends none of them anything more."""
+    (journeys_dir / "nudge.yaml").write_text(NUDGE, encoding="utf-8")
+    server = start_server(db=postgres_fresh_db_url, name="workers", args=["--workers", "2"])
+    users = [f"w{n}" for n in range(8)]
+    for user in users:
+        put_profile(server, user, "sms:marketing")
+        assert fresh(server, "POST", "/v1/events", json={"id": f"{user}-1", "type": "go", "user_id": user}
+                     ).status_code == 202
+    wait_until(lambda: all(len(server.messages(u)) == 1 for u in users), timeout=60, what="one SMS each")
+    for user in users:
+        withdrawn = fresh(server, "POST", f"/v1/profiles/{user}/consents",
+                          json={"channel": "sms", "category": "marketing", "granted": False, "source": "api"})
+        assert withdrawn.status_code == 201, withdrawn.text
+        assert fresh(server, "POST", "/v1/events", json={"id": f"{user}-2", "type": "go", "user_id": user}
+                     ).status_code == 202
+    wait_until(lambda: all(len(fresh(server, "GET", f"/v1/users/{u}/instances").json()["instances"]) == 2
+                           for u in users), timeout=60, what="both events applied")
+    assert {u: len(server.messages(u)) for u in users} == dict.fromkeys(users, 1)

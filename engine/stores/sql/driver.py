@@ -102,7 +102,7 @@ class Driver:
         work. The rows of an upsert must have distinct keys (the callers' rows are keyed)."""
         if not rows:
             return
-        if not self.sqlite and len(rows) >= UNNEST_FROM and sql.startswith("INSERT INTO "):
+        if not self.sqlite and len(rows) >= ARRAYS_FROM and sql.startswith("INSERT INTO "):
             self._arrays(self._unnest(sql), rows)
             return
         self.conn.exec_driver_sql(sql, list(rows))
@@ -120,7 +120,7 @@ class Driver:
         if self.sqlite and (where or len(rows) >= UNNEST_FROM):
             return self._update_from_values(table, key, columns, rows, also, where, params)
         sets = ", ".join(f"{c} = {self.mark}" for c in columns) + (f", {also}" if also else "")
-        if self.sqlite or len(rows) < UNNEST_FROM:
+        if self.sqlite or len(rows) < ARRAYS_FROM:
             sql = f"UPDATE {table} SET {sets} WHERE {key} = {self.mark}"
             if not where:
                 self.conn.exec_driver_sql(sql, list(rows))
@@ -216,7 +216,9 @@ class Driver:
             self.conn.exec_driver_sql(sql.replace("IN ({in})", "= ANY(%b)"), (*first, list(values)))
 
 
-UNNEST_FROM = 8  # rows: fewer go as a statement each
+UNNEST_FROM = 8  # rows, SQLite: fewer go as a statement each
+ARRAYS_FROM = 2  # rows, PostgreSQL: two rows over arrays are one statement rather than two (a dispatch
+# group's counters, a few messages' statuses), and the statement's text is the same whatever the count
 VALUES_CHUNK = 200  # rows of one SQLite `UPDATE ... FROM (VALUES ...)`: well within its 32,766 parameters
 _COLUMN_TYPES: dict[str, dict[str, str]] = {}  # table -> column -> PostgreSQL type, read once a process
 _UNNESTS: dict[str, tuple[str, frozenset[int]]] = {}  # INSERT ... VALUES -> over arrays, and its float columns

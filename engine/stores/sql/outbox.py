@@ -7,6 +7,7 @@ lease ran out, or whose rows the expiry took back, changes nothing, whatever it 
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable, Collection, Mapping, Sequence
 from datetime import datetime, timedelta
 from typing import Any, TypeVar
@@ -24,6 +25,7 @@ from engine.stores.sql.database import Database, SqlPort
 from engine.stores.sql.driver import Driver, json_text, placeholder
 from engine.stores.sql.loads import profiles_of
 from engine.stores.sql.schema import chunks
+from engine.stores.sql.stamps import profile_stamps
 from engine.stores.sql.suppression import read_suppressions
 from engine.stores.sql.translate import translating
 
@@ -87,13 +89,24 @@ def claim_sql(dialect: str, limit: int, of_users: bool = False) -> str:
     messages of the users of a second parameter (an array): on Citus, one shard's (`SqlOutbox.shard_users`)."""
     field = "CASE m.channel " + " ".join(f"WHEN '{c}' THEN '{f}'" for c, f in ADDRESS_FIELD.items()) + " END"
     sql = (f"SELECT m.message_id, m.user_id, m.channel, m.category, m.content, m.attempts, "
-           f"{json_text(dialect, 'p.doc', field)}, m.instance_id "
+           f"{json_text(dialect, 'p.doc', field)} AS address, m.instance_id "
            "FROM messages m LEFT OUTER JOIN profiles p ON p.user_id = m.user_id "
            + ("AND p.user_id = ANY(%(users)s) " if of_users else "") +  # both sides pruned to the shard
            f"WHERE m.dispatch = 'pending' AND m.next_attempt_at <= {'%(now)s' if of_users else placeholder(dialect)} "
            + ("AND m.user_id = ANY(%(users)s) " if of_users else "") +
            f"ORDER BY m.next_attempt_at LIMIT {int(limit)}")
     return sql if dialect == "sqlite" else sql + " FOR UPDATE OF m SKIP LOCKED"
+
+
+def claim_and_lease_sql(limit: int) -> str:
+    """PostgreSQL: `claim_sql`'s rows leased by the same statement (a data-modifying CTE), in the
+    order they were due: one statement a claim rather than a read and an update. Parameters:
+    now, then the lease's end and the claim's token."""
+    due = claim_sql("postgresql", limit).replace(", m.instance_id ", ", m.instance_id, m.next_attempt_at AS due_at ", 1)
+    return (f"WITH due AS ({due}), leased AS (UPDATE messages SET dispatch = 'leased', next_attempt_at = %s, "
+            "claim = %s FROM due WHERE messages.message_id = due.message_id) "
+            "SELECT message_id, user_id, channel, category, content, attempts, address, instance_id FROM due "
+            "ORDER BY due_at")
 
 
 ATTEMPT_COLUMNS = ("dispatch", "status", "status_at", "attempts", "next_attempt_at", "provider", "provider_id", "error")
@@ -162,11 +175,12 @@ def _map_provider_ids(db: Driver, results: Sequence[Mapping[str, Any]], fence: F
 class SqlOutbox(SqlPort):
     """The `Outbox` port: claims, fenced writes and counts of the messages table, and what the
     dispatcher checks again before each attempt (the recipients' profiles, the suppressed numbers),
-    read first from the store's `StateCache` where there is one (SQLite)."""
+    read first from the store's `StateCache` (on PostgreSQL the profiles only, checked first)."""
 
     def __init__(self, database: Database, cache: StateCache | None = None) -> None:
         super().__init__(database)
         self.cache = cache
+        self._numbers = threading.local()  # `seen`: the suppressions read with the last recipients, per thread
 
     @translating
     def claim_outbox(self, now: datetime, limit: int, lease: timedelta, token: str) -> list[OutboxItem]:
@@ -179,6 +193,9 @@ class SqlOutbox(SqlPort):
             db = Driver(conn, self.dialect)
             if not db.sqlite:  # see `claim_sql`: walk the index to the limit, whatever the stale statistics say
                 conn.exec_driver_sql("SET LOCAL enable_bitmapscan = off")
+            if not db.sqlite and users is None:  # one statement: the rows read and leased
+                rows = db.rows(claim_and_lease_sql(limit), [db.time(now), db.time(now + lease), token])
+                return [OutboxItem(r[0], r[1], r[2], r[3], db.read_json(r[4]), r[5], r[6], r[7]) for r in rows]
             params: Any = (db.time(now),) if users is None else {"now": db.time(now), "users": users}
             items = [OutboxItem(r[0], r[1], r[2], r[3], db.read_json(r[4]), r[5], r[6], r[7])
                      for r in conn.exec_driver_sql(claim_sql(self.dialect, limit, users is not None), params)]
@@ -260,12 +277,31 @@ class SqlOutbox(SqlPort):
 
     @translating
     def recipients(self, user_ids: Collection[str]) -> dict[str, Profile]:
+        if self.cache is not None and self.cache.checked:
+            return self._checked_profiles(user_ids, self.cache)
         return self._committed(user_ids, self.cache.profiles if self.cache else None,
                                lambda conn, users: profiles_of(Driver(conn, self.dialect), sorted(users)))
 
+    def _checked_profiles(self, user_ids: Collection[str], cache: StateCache) -> dict[str, Profile]:
+        """PostgreSQL: the profile rows' versions read first (one statement); a cached profile is
+        taken only where its version matches and no transaction of this process holds it (its
+        writes may not be committed), the others read whole."""
+        with self.engine.connect() as conn:
+            db = Driver(conn, self.dialect)
+            current, self._numbers.seen = profile_stamps(db, list(user_ids))
+            found, missing = cache.checked_profiles(current)
+            missing += [u for u in user_ids if u not in current]  # a consent ledger without a profile row
+            found.update(profiles_of(db, sorted(missing)) if missing else {})
+        return found
+
     @translating
     def suppressions(self, numbers: Collection[str]) -> dict[str, datetime]:
-        return self._committed(numbers, self.cache.suppressions if self.cache else None,
+        """The suppressed numbers among these; on PostgreSQL those the recipients' read just found
+        (the dispatcher asks for its recipients' numbers right after them) without a statement."""
+        seen, self._numbers.seen = getattr(self._numbers, "seen", None), None
+        if seen is not None and all(n in seen for n in numbers):
+            return {n: since for n in numbers if (since := seen[n]) is not None}
+        return self._committed(numbers, self.cache.suppressions if self.cache and not self.cache.checked else None,
                                lambda conn, missing: read_suppressions(Driver(conn, self.dialect), missing))
 
     def _committed(self, keys: Collection[str], cached: Callable[[Collection[str]], tuple[dict[str, V], list[str]]]

@@ -38,6 +38,9 @@ class SqlPartitions:
         self.partitioning = partitioning
         self.count = partitioning.count
         self.worker: str | None = None
+        self.owned: frozenset[int] = frozenset()
+        # told the partitions owned after every change of leases (the store's cache keeps only their users)
+        self.on_owned: Callable[[frozenset[int]], None] = lambda owned: None
 
     @translating
     def heartbeat(self, ttl: timedelta, stats: Callable[[Lease], Mapping[str, Any]]) -> Lease:
@@ -54,6 +57,7 @@ class SqlPartitions:
             lease = Lease(frozenset(owned | gained), frozenset(gained), max(0, len(owned) - share),
                           len(set(live) | {me}))
             _record_worker(db, me, ttl, stats(lease))
+        self._owning(lease.owned)
         return lease
 
     @translating
@@ -63,7 +67,9 @@ class SqlPartitions:
             rows = Driver(conn, "postgresql").rows(
                 "UPDATE partition_leases SET owner = NULL, expires_at = NULL WHERE part IN (SELECT part FROM "
                 "partition_leases WHERE owner = %s ORDER BY part DESC LIMIT %s) RETURNING part", [me, count])
-        return frozenset(int(r[0]) for r in rows)
+        given = frozenset(int(r[0]) for r in rows)
+        self._owning(self.owned - given)
+        return given
 
     @translating
     def release(self, stats: Mapping[str, Any]) -> None:
@@ -73,6 +79,7 @@ class SqlPartitions:
             _record_worker(db, me, timedelta(0), stats)
             db.rows("UPDATE partition_leases SET owner = NULL, expires_at = NULL WHERE owner = %s RETURNING part",
                     [me])
+        self._owning(frozenset())
 
     @translating
     def live_workers(self) -> list[dict[str, Any]]:
@@ -99,6 +106,10 @@ class SqlPartitions:
             rows = Driver(conn, "postgresql").rows("SELECT user_id, count(*) FROM inbox WHERE part = ANY(%s) "
                                                    "AND error IS NULL GROUP BY user_id", [sorted(parts)])
         return {str(user_id): int(n) for user_id, n in rows}
+
+    def _owning(self, owned: frozenset[int]) -> None:
+        self.owned = owned
+        self.on_owned(owned)
 
     def _me(self) -> str:
         if self.worker is None:

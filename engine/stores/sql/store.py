@@ -5,8 +5,10 @@
 each (`outbox`, `views`, `journeys`, `runs`, `privacy`, `feed`, `links`, and `partitions` on PostgreSQL).
 Timers are rows with an indexed due time, claimed in batches (on PostgreSQL with FOR UPDATE
 SKIP LOCKED, so several workers can sweep at once). The outbox is the messages table, leased to the dispatcher
-row by row. On SQLite this process is the only writer, so committed user state is also kept in
-memory (`StateCache`); on PostgreSQL it is not, so several workers can share the database.
+row by row. Committed user state is also kept in memory (`StateCache`): on SQLite, where this
+process is the only writer, as it is; on PostgreSQL, where several workers share the database,
+only for the partitions this worker owns and checked against the rows' versions before each use
+(engine/stores/sql/stamps.py).
 """
 
 from __future__ import annotations
@@ -45,15 +47,20 @@ class SqlStore(SqlPort):
     def __init__(self, url: str, echo: bool = False, cache: bool | None = None) -> None:
         super().__init__(Database(url, echo))
         self.url = self.database.url
-        use_cache = self.dialect == "sqlite" if cache is None else cache
-        self.cache = StateCache() if use_cache else None
         with translated(f"{self.safe_url}: cannot open the database"):
             self.partitioning = self.database.partitioning = create_schema(self.engine, self.url, self.dialect)
+        # no state cache on Citus: its check (stamps.py) joins the users' rows in a way Citus does not
+        # route, and reads row versions that each node numbers on its own
+        keep = (cache is None or cache) and not self.partitioning.shards
+        self.cache = StateCache(checked=self.dialect == "postgresql") if keep else None
         # several workers may share a PostgreSQL database: they own its users by partitions
         self.partitions = SqlPartitions(self.engine, self.partitioning) if self.dialect == "postgresql" else None
         if self.partitioning.shards:
             custom_plans(self.engine)
             self.database.shard_reads = ShardReads(self.engine, self.partitioning.count)
+        if self.partitions is not None and self.cache is not None:
+            kept, partitioning = self.cache, self.partitioning
+            self.partitions.on_owned = lambda owned: kept.own(owned, partitioning)
         self.database.worker = lambda: self.partitions.worker if self.partitions is not None else None
         self.location = self.safe_url
         self.stats = self.database.stats  # statements and rows, for `journey bench` and /metrics
@@ -82,6 +89,9 @@ class SqlStore(SqlPort):
                         self.cache.evict(list(tx.users))
                         self.cache.forget_numbers(list(tx.suppressions.changed))
                     raise
+                finally:
+                    if tx is not None:
+                        tx.release()
         except SQLAlchemyError as exc:
             raise store_error(exc, self.safe_url) from exc
 

@@ -2,10 +2,11 @@
 `TxState` they share (engine/stores/sql/tx_state.py).
 
 `prefetch` loads what the engine will read for a batch of users in a few queries; writes
-are buffered and flushed with executemany at the end. With a `StateCache` (SQLite, where
-this process is the only writer) committed per-user state stays in memory between
-transactions, so a user seen before costs no query at all; a transaction that fails evicts
-every user it touched, so the cache never holds anything the database does not.
+are buffered and flushed with executemany at the end. With a `StateCache` committed per-user
+state stays in memory between transactions, so a user seen before costs no query at all on
+SQLite (the only writer) and one stamp check a batch on PostgreSQL (tx_state.py); a
+transaction that fails evicts every user it touched, so the cache never holds anything the
+database does not.
 """
 
 from __future__ import annotations
@@ -176,6 +177,7 @@ class SqlCommands(TxState):
         state = self._state(instance.user_id)
         if instance.instance_id not in state.active and instance.instance_id not in self.loaded:
             state.entries[(instance.journey_id, entry_key(instance.key))] = (instance.instance_id, instance.entered_at)
+            self.inserted[instance.user_id] = self.inserted.get(instance.user_id, 0) + 1
         self.loaded[instance.instance_id] = instance
         self.writes.instances[instance.instance_id] = instance
         if instance.active:

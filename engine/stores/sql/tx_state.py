@@ -1,6 +1,10 @@
 """What one SQL transaction holds, under each of its roles (engine/stores/sql/tx.py): its
 connection, the users' state it loaded (from the `StateCache` or in a few queries by
-`prefetch`), the instances it read by id, and the writes it buffered until the flush."""
+`prefetch`), the instances it read by id, and the writes it buffered until the flush.
+
+On PostgreSQL the cache is checked (`StateCache.checked`): after the batch's users are locked,
+one statement reads their `Stamp`s, and only a cached state whose stamp matches is used; the
+others are read again. The flush stamps what this transaction wrote with its own id."""
 
 from __future__ import annotations
 
@@ -19,6 +23,7 @@ from engine.stores.sql.loads import load_users
 from engine.stores.sql.recent import SqlRecent
 from engine.stores.sql.schema import chunks
 from engine.stores.sql.shard_reads import ShardReads
+from engine.stores.sql.stamps import NONE, read_stamps, written
 from engine.stores.sql.suppression import TxSuppressions
 from engine.stores.sql.user_locks import lock_users
 from engine.stores.sql.writes import WriteBuffer
@@ -41,13 +46,23 @@ class TxState:
         self.loaded: dict[str, Instance] = {}  # instances read or saved by id in this transaction
         self._saved_user = ""  # the user of the instance saved last (its commands follow)
         self.writes = WriteBuffer(self.db, partitioning)
-        self.suppressions = TxSuppressions(self.db, cache)
-        self.marks = SqlRecent(self.db, partitioning.shards)  # the users' marks (`RecentTx.recent`)
+        self.suppressions = TxSuppressions(self.db, cache if cache is None or not cache.checked else None)
+        self.xid = 0  # PostgreSQL, checked cache: this transaction's id as the rows it writes carry it
+        self.inserted: dict[str, int] = {}  # user_id -> instances this transaction adds
+        self.marks = SqlRecent(self.db, partitioning.shards)  # the users' marks: look-backs and throttles
         self.counts: Counts = {}  # added to the journeys' counters at the flush
 
     def prefetch(self, user_ids: Collection[str], since: datetime) -> None:
         if self._since is None or since < self._since:
             self._since = since
+        if self.cache is not None and self.cache.checked:
+            self._prefetch_checked(user_ids, since, self.cache)
+        else:
+            self._prefetch_trusted(user_ids, since)
+        self.suppressions.load({p for p in (self._phone(u) for u in user_ids) if p})
+
+    def _prefetch_trusted(self, user_ids: Collection[str], since: datetime) -> None:
+        """SQLite (or no cache): a cached user is as committed, this process being the only writer."""
         missing = []
         for user_id in user_ids:
             if user_id in self.users:
@@ -64,7 +79,45 @@ class TxState:
             self.users.update(states)
             if self.cache is not None:
                 self.cache.add(states)
-        self.suppressions.load({p for p in (self._phone(u) for u in user_ids) if p})
+
+    def _prefetch_checked(self, user_ids: Collection[str], since: datetime | None, cache: StateCache) -> None:
+        """PostgreSQL: lock the users, read their stamps, keep the cached states that match and
+        read the others (`since` None: only keep, as for the instances of timers, whose users a
+        prefetch with the caps' window follows); every state this transaction holds is marked
+        busy until it ends."""
+        new = [u for u in dict.fromkeys(user_ids) if u not in self.users]
+        if not new:
+            return
+        lock_users(self.db, new)
+        stamps, self.xid = read_stamps(self.db, new)
+        missing = []
+        for user_id in new:
+            cached = cache.users.get(user_id)
+            if cached is not None and (since is None or cached.sends_since <= since) \
+                    and cached.stamp == stamps.get(user_id, NONE):
+                if since is not None:
+                    forget_sends_before(cached, since)
+                self._adopt(user_id, cached)
+            else:
+                missing.append(user_id)
+        if since is None:
+            return
+        for chunk in chunks(missing):
+            states = load_users(self.db, chunk, since)
+            for user_id, state in states.items():
+                state.stamp = stamps.get(user_id, NONE)
+                self._adopt(user_id, state)
+            cache.add(states)
+
+    def _adopt(self, user_id: str, state: UserState) -> None:
+        assert self.cache is not None
+        self.users[user_id] = state
+        self.cache.hold(state)
+
+    def release(self) -> None:
+        """The transaction ended (committed or not): its users' states are no longer in its hands."""
+        if self.cache is not None and self.cache.checked:
+            self.cache.let_go(list(self.users.values()))
 
     def _phone(self, user_id: str) -> str | None:
         state = self.users.get(user_id)
@@ -85,6 +138,10 @@ class TxState:
         instance's user, named in the query beside the ids (on Citus, a timer claim's instances are
         one shard's: the read is routed to it)."""
         wanted = [i for i in instance_ids if i not in self.loaded]
+        if self.cache is not None and self.cache.checked:  # their users checked first, in one statement
+            states = (self.cache.owner(i) for i in wanted)
+            self._prefetch_checked({s.active[i].user_id for i, s in zip(wanted, states, strict=True) if s}, None,
+                                   self.cache)
         if self.cache is not None:
             wanted = [i for i in wanted if not self._from_cache(i)]
         for chunk in chunks(wanted):
@@ -96,9 +153,12 @@ class TxState:
                 self.loaded[instance.instance_id] = instance
 
     def _from_cache(self, instance_id: str) -> bool:
+        """A cached instance; on PostgreSQL only of a user this transaction checked (prefetched)."""
         assert self.cache is not None
         state = self.cache.owner(instance_id)
         if state is None:
+            return False
+        if self.cache.checked and self.users.get(state.active[instance_id].user_id) is not state:
             return False
         instance = state.active[instance_id]
         self.users.setdefault(instance.user_id, state)
@@ -119,6 +179,18 @@ class TxState:
         self.writes.flush()
         self.marks.flush()
         add_counts(self.db, self.counts, self.writer)
+        if self.cache is not None and self.cache.checked:
+            self._stamp_writes()
+
+    def _stamp_writes(self) -> None:
+        """The states this transaction wrote carry its id from now on, as their rows will once it
+        commits (a failure evicts them: see `SqlStore.transaction`)."""
+        saved = {i.user_id for i in self.writes.instances.values()}
+        profiles = self.writes.profiles.keys() | self.writes.engagement.keys()
+        for user_id, state in self.users.items():
+            if state.stamp is not None and (user_id in saved or user_id in profiles):
+                state.stamp = written(state.stamp, self.xid, user_id in profiles, self.inserted.get(user_id, 0),
+                                      user_id in saved)
 
     def _receipts(self) -> None:
         """The statuses feedback set, as they land (engine.stats.received: never backwards, each

@@ -11,7 +11,7 @@ from channels import Profile
 from channels.engagement import Engagement, engagement_stored
 from channels.selection import shown
 from engine.state import Instance, Partitioning, Send, Skip
-from engine.stores.sql.driver import UNNEST_FROM, Driver
+from engine.stores.sql.driver import ARRAYS_FROM, Driver
 from engine.stores.sql.schema import chunks
 
 INSTANCE_COLUMNS = ("instance_id", "journey_id", "version", "user_id", "key", "status", "step", "entered_at", "doc")
@@ -95,7 +95,7 @@ class WriteBuffer:
         counts = {user_id: e for user_id, e in self.engagement.items() if user_id not in self.profiles}
         for users in self.partitioning.by_shard(list(counts)):
             # over arrays, the users named route it (a statement a row is routed by its own user)
-            only, named = db.of_users(users) if self.partitioning.shards and len(users) >= UNNEST_FROM else ("", [])
+            only, named = db.of_users(users) if self.partitioning.shards and len(users) >= ARRAYS_FROM else ("", [])
             db.update("profiles", "user_id", ("engagement",), [(_engagement(db, counts[u]), u) for u in users],
                       where=only.removesuffix(" AND "), params=named)
 
