@@ -1,11 +1,15 @@
-"""The W1 burst: every cart as fast as the path allows, and each batch's opens from the devices."""
+"""The W1 burst: every cart as fast as the path allows, and each opener's open from the devices."""
 
 from __future__ import annotations
 
+import heapq
+import json
 import threading
 import time
+from collections import deque
 from collections.abc import Callable, Sequence
 from datetime import datetime
+from pathlib import Path
 from typing import Any
 
 from engine.bench.workload import OPEN_DELAY, cart_event, open_event, opens
@@ -16,22 +20,27 @@ Progress = Callable[[str, int, int], None]
 
 class Burst:
     """Sends every cart.abandoned in batches as fast as the path allows, and on a second thread
-    (the users' devices, not the bulk loader) each batch's opens: 0.5 s after the batch was
-    accepted, as W1 has them, but never before the engine has processed it and so queued its
-    pushes (a push not yet queued cannot be opened). `processed` counts carts processed so far;
-    without it, a send returns once its events are processed. Only the sends are timed, as
-    the time at least one is in flight: `prepare` (serialising a request) is the client's
-    work, not the engine's."""
+    (the users' devices, not the bulk loader) the opens: 0.5 s after the cart was accepted, as W1
+    has them, but never before the engine has queued the user's push (a push not yet queued
+    cannot be opened). The devices learn it either way first: `processed` (carts processed so
+    far) has passed the user's batch, or `pushed` (`OutboxTail`: the users whose pushes the
+    provider has handed over since it was last asked) names the user, so an engine that takes
+    users in another order than they came (on Citus a shard's users at a time) has each open
+    follow its own push rather than the count. Without `processed`, a send returns once its
+    events are processed. Only the sends are timed, as the time at least one is in flight:
+    `prepare` (serialising a request) is the client's work, not the engine's."""
 
     def __init__(self, users: int, batch: int, prefix: str, now: Callable[[], datetime],
                  send: Callable[[Any], object], prepare: Callable[[list[Event]], Any] = lambda events: events,
-                 processed: Callable[[], int] | None = None, send_opens: Callable[[Any], object] | None = None) -> None:
+                 processed: Callable[[], int] | None = None, send_opens: Callable[[Any], object] | None = None,
+                 pushed: Callable[[], Sequence[str]] = lambda: ()) -> None:
         self.users, self.batch, self.prefix, self.now = users, batch, prefix, now
-        self.send, self.prepare, self.send_opens = send, prepare, send_opens or send
+        self.send, self.prepare, self.send_opens, self.pushed = send, prepare, send_opens or send, pushed
         self.events_per_s = 0.0
         self._turn = threading.Lock()
-        self._waiting: list[tuple[int, list[int], float]] = []  # (carts sent up to this batch, its openers, when)
-        self._opens: list[tuple[float, list[int]]] = []  # (when to send, the openers)
+        self._waiting: deque[tuple[int, list[str]]] = deque()  # (carts sent up to this batch, its openers)
+        self._accepted: dict[str, tuple[int, float]] = {}  # opener -> (n, when the cart was accepted), until due
+        self._opens: list[tuple[float, int]] = []  # a heap of (when to send, the opener)
         self._carts = 0  # carts sent so far; `processed` is compared with it
         self._carts_done = False
         self.processed = processed or (lambda: self._carts)
@@ -56,9 +65,11 @@ class Burst:
                 ids = range(start, min(self.users, start + self.batch))
                 at = self.now()
                 self._timed_send(self.send, [cart_event(n, at, self.prefix) for n in ids])
+                accepted, openers = time.perf_counter(), [n for n in ids if opens(n)]
                 with self._turn:
                     self._carts = ids.stop
-                    self._waiting.append((ids.stop, [n for n in ids if opens(n)], time.perf_counter()))
+                    self._accepted.update((f"{self.prefix}{n}", (n, accepted)) for n in openers)
+                    self._waiting.append((ids.stop, [f"{self.prefix}{n}" for n in openers]))
                 progress("ingest", ids.stop, self.users)
         finally:
             self._carts_done = True
@@ -76,14 +87,15 @@ class Burst:
 
     def _open_when_due(self) -> None:
         try:
-            while not (self._carts_done and not self._waiting and not self._opens):
-                openers = self._due_openers()
-                if openers:
+            while not (self._carts_done and not self._accepted and not self._opens):
+                self._learn()
+                due = self._due_openers()
+                if due:
                     at = self.now()
-                    self.opened.update((f"{self.prefix}{n}", at) for n in openers)
-                    self._timed_send(self.send_opens, [open_event(n, at, self.prefix) for n in openers])
+                    self.opened.update((f"{self.prefix}{n}", at) for n in due)
+                    self._timed_send(self.send_opens, [open_event(n, at, self.prefix) for n in due])
                     continue
-                wait = 0.005 if self._waiting or not self._carts_done else 1.0
+                wait = 0.005 if self._accepted or not self._carts_done else 1.0
                 if self._opens:
                     wait = min(wait, self._opens[0][0] - time.perf_counter())
                 time.sleep(max(0.0, wait))
@@ -92,20 +104,60 @@ class Burst:
         finally:
             self.devices_cpu = time.thread_time()
 
+    def _learn(self) -> None:
+        """Whose pushes are queued since the last look: every batch `processed` has passed (asked,
+        over HTTP, only while a batch waits for it), and every user `pushed` names. Each gets
+        their open's time."""
+        received = list(self.pushed())
+        processed = self.processed() if self._waiting else 0
+        with self._turn:
+            while self._waiting and self._waiting[0][0] <= processed:
+                received.extend(self._waiting.popleft()[1])
+            for user in received:
+                if (accepted := self._accepted.pop(user, None)) is not None:
+                    n, when = accepted
+                    heapq.heappush(self._opens, (max(when + OPEN_DELAY.total_seconds(), time.perf_counter()), n))
+            if not self._accepted:  # every opener known: the batches still counted wait for nothing
+                self._waiting.clear()
+
     def _due_openers(self) -> list[int]:
-        """Batches seen processed since the last look get their opens' time; every open now due,
-        in one call. Asks `processed` (a scrape, over HTTP) only while a batch waits for it, so
-        that an open never waits for a scrape."""
-        if self._waiting:
-            processed = self.processed()
-            with self._turn:
-                while self._waiting and self._waiting[0][0] <= processed:
-                    _, openers, accepted = self._waiting.pop(0)
-                    self._opens.append((max(accepted + OPEN_DELAY.total_seconds(), time.perf_counter()), openers))
+        """Every open now due, in one call."""
         due: list[int] = []
         while self._opens and self._opens[0][0] <= time.perf_counter():
-            due.extend(self._opens.pop(0)[1])
+            due.append(heapq.heappop(self._opens)[1])
         return due
+
+
+class OutboxTail:
+    """The pushes a file provider has handed over, read from its outbox (JSON lines) as they are
+    written: what the bench's devices receive. Reads only whole lines (a line still being
+    written is read the next time); any other channel's line is passed over."""
+
+    def __init__(self, path: Path, channel: str = "push") -> None:
+        self.path, self.channel = path, channel
+        self._offset, self._partial = 0, b""
+        self._marker = f'"channel": "{channel}"'.encode(), f'"channel":"{channel}"'.encode()
+
+    def __call__(self) -> list[str]:
+        try:
+            with self.path.open("rb") as handle:
+                handle.seek(self._offset)
+                data = handle.read()
+        except FileNotFoundError:  # nothing handed over yet
+            return []
+        self._offset += len(data)
+        lines = (self._partial + data).split(b"\n")
+        self._partial = lines.pop()
+        return [user for user in map(self._user, lines) if user is not None]
+
+    def _user(self, line: bytes) -> str | None:
+        if not any(marker in line for marker in self._marker):
+            return None
+        try:
+            record = json.loads(line)
+        except ValueError:
+            return None
+        return record.get("user_id") if record.get("channel") == self.channel else None
 
 
 def busy_seconds(spans: Sequence[tuple[float, float, int]]) -> float:

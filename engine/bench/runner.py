@@ -23,7 +23,7 @@ import httpx
 
 from channels import Policy, load_policy
 from channels.providers import FileProvider
-from engine.bench.burst import Burst, Progress
+from engine.bench.burst import Burst, OutboxTail, Progress
 from engine.bench.child import metrics, peak_rss_of, poster, rate, request_body, serve
 from engine.bench.costs import Spent, children_of, postgres_cpu, postmaster_of, process_cpu
 from engine.bench.workload import check_w1, opens, w1_journey, w1_profile, w1_yaml
@@ -133,7 +133,7 @@ def _run_python(url: str, tmp: Path, users: int, timeout: timedelta, prefix: str
     try:
         clock = server.clock
         feed = Burst(users, result.batch, prefix, clock.now, lambda events: server.accept(events),
-                      processed=lambda: server.backlog.dequeued)
+                     processed=lambda: server.backlog.dequeued, pushed=OutboxTail(tmp / "outbox.jsonl"))
         def spent() -> Spent:  # the process less the bench's own threads (this one, the devices'), but
             bench = time.thread_time() + feed.devices_cpu - sum(feed.sends_cpu)  # not the engine's turns on them
             return Spent(server.counters.cpu.seconds, time.process_time() - bench, postgres_cpu(postmaster),
@@ -171,7 +171,7 @@ def _run_http(url: str, tmp: Path, users: int, timeout: timedelta, prefix: str, 
     """Runs W1 through a `journey serve` child, every batch with `Prefer: respond-async` (as the
     Python path uses `Server.accept`); returns the burst."""
     with serve(url, _files(tmp, timeout), tmp) as (base, pids):
-        feed = _post_burst(base, url, users, timeout, prefix, result, progress,
+        feed = _post_burst(base, url, users, timeout, prefix, result, progress, tmp / "outbox.jsonl",
                            processed=lambda scraped: int(scraped.get("journey_inbox_processed_total", 0)),
                            spent=lambda: _served_spent(base, pids[0], postmaster))
         final = metrics(base)
@@ -185,13 +185,14 @@ def _run_workers(url: str, tmp: Path, users: int, timeout: timedelta, prefix: st
                  progress: Progress, postmaster: int | None) -> Burst:
     """Runs W1 through `journey serve --workers K` on PostgreSQL. The workers split the users by
     partition, whichever of them a batch reaches. Any worker's /metrics sums every worker's totals
-    as they are now, so the opens follow the pushes as on one worker; it also reports each worker
+    as they are now, so the opens follow the pushes as on one worker (or each its own push, seen in
+    the outbox, when a worker takes its users in another order); it also reports each worker
     as of its last heartbeat (here every 0.5 s), whence the rates, read once the heartbeats have
     caught up with the totals; they add up: the workers run at once."""
     env = {"JOURNEY_PARTITION_LEASE_SECONDS": "2.5"}  # heartbeats every 0.5 s
     with serve(url, _files(tmp, timeout), tmp, workers=result.workers, env=env) as (base, pids):
         _wait_for_workers(base, result.workers)
-        feed = _post_burst(base, url, users, timeout, prefix, result, progress,
+        feed = _post_burst(base, url, users, timeout, prefix, result, progress, tmp / "outbox.jsonl",
                            processed=lambda scraped: int(scraped.get("journey_inbox_processed_total", 0)),
                            spread=True, spent=lambda: _served_spent(base, pids[0], postmaster))
         final = _reported(base)
@@ -252,15 +253,16 @@ def _files(tmp: Path, timeout: timedelta) -> Path:
 
 
 def _post_burst(base: str, url: str, users: int, timeout: timedelta, prefix: str, result: BenchResult,
-                progress: Progress, processed: Callable[[dict[str, float]], int], spent: Callable[[], Spent],
-                spread: bool = False) -> Burst:
+                progress: Progress, outbox: Path, processed: Callable[[dict[str, float]], int],
+                spent: Callable[[], Spent], spread: bool = False) -> Burst:
     """The burst over HTTP, then the wait for W1's last SMS; returns the burst.
-    `spread`: a connection per request (see `poster`); `spent`: the server's totals now."""
+    `outbox`: the file provider's, whose pushes the devices watch too; `spread`: a connection per
+    request (see `poster`); `spent`: the server's totals now."""
     clock = SystemClock()
     with poster(base, spread) as post, poster(base, spread) as post_opens:  # the loader, and the devices
         scrape = _at_most_every(0.05, lambda: metrics(base))
         feed = Burst(users, result.batch, prefix, clock.now, post, request_body,
-                      processed=lambda: processed(scrape()), send_opens=post_opens)
+                     processed=lambda: processed(scrape()), send_opens=post_opens, pushed=OutboxTail(outbox))
         before = spent()
         started = time.perf_counter()
         feed.run(progress)
