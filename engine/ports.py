@@ -42,6 +42,7 @@ from engine.state import (
     Lease,
     Mark,
     Outcome,
+    Partitioning,
     RecentView,
     Schedule,
     Send,
@@ -206,7 +207,8 @@ class UsersTx(Protocol):
 
     def latest_message(self, user_id: str, channel: str) -> str | None: ...
 
-    def set_message_status(self, message_id: str, status: str, at: datetime) -> None: ...
+    def set_message_status(self, user_id: str, message_id: str, status: str, at: datetime) -> None:
+        """The status of `user_id`'s message `message_id` (no such message of theirs: nothing)."""
 
     def suppressed_since(self, phone: str) -> datetime | None:
         """Since when a STOP from this E.164 number suppresses it (None: it is not suppressed)."""
@@ -464,6 +466,7 @@ class PartitionLeases(Protocol):
     """Partition ownership among workers sharing a database (PostgreSQL): `HostStore.partitions`."""
 
     count: int  # how many partitions the database's users hash into
+    partitioning: Partitioning  # how they hash into them (on Citus: the shards)
     worker: str | None  # this process's worker id: set it and the sweeps take only its partitions
 
     def heartbeat(self, ttl: timedelta, stats: Callable[[Lease], Mapping[str, Any]]) -> Lease:

@@ -23,6 +23,7 @@ from engine.events import Event, format_time, parse_time
 from engine.expressions import instant
 from engine.model import Step
 from engine.sandbox import RECIPIENT, Recipient
+from engine.shard_hash import shard_index
 
 ACTIVE = "active"
 MAX_STEPS_PER_STIMULUS = 10_000
@@ -41,6 +42,42 @@ def user_hash(user_id: str) -> int:
 def partition_of(user_id: str, partitions: int = PARTITIONS) -> int:
     """The partition a user belongs to: whoever owns it changes the user's state."""
     return user_hash(user_id) % partitions
+
+
+@dataclass(frozen=True, slots=True)
+class Partitioning:
+    """How a database's users fall into partitions, as recorded in it: `count` partitions by
+    `user_hash`, or on Citus (`shards`) the shards of the user tables themselves, so that a worker
+    owning a partition owns every row of one shard group (engine/shard_hash.py)."""
+
+    count: int = PARTITIONS
+    shards: bool = False
+
+    def of(self, user_id: str) -> int:
+        return shard_index(user_id, self.count) if self.shards else partition_of(user_id, self.count)
+
+    def by_shard(self, user_ids: Sequence[str]) -> list[list[str]]:
+        """The users in groups of one shard each, in their order (one group off Citus): a statement
+        a group, naming its users, is routed to that shard."""
+        if not self.shards:
+            return [list(user_ids)] if user_ids else []
+        groups: dict[int, list[str]] = {}
+        for user_id in user_ids:
+            groups.setdefault(self.of(user_id), []).append(user_id)
+        return list(groups.values())
+
+    def by_owner(self, keys: Sequence[str], owners: Mapping[str, str]) -> list[tuple[list[str], list[str]]]:
+        """Rows by key (message ids) in groups of one shard's users (one group off Citus), each as
+        (its users, its keys): a statement a group, filtered by both, is routed to that shard. Keys
+        whose user `owners` does not know make a group with no users (found by the key alone)."""
+        groups: dict[int | None, tuple[set[str], list[str]]] = {}
+        for key in keys:
+            user = owners.get(key)
+            shard = None if user is None else self.of(user) if self.shards else 0
+            users, found = groups.setdefault(shard, (set(), []))
+            users.update([user] if user is not None else [])
+            found.append(key)
+        return [(sorted(users), found) for users, found in groups.values()]
 
 
 @dataclass(frozen=True, slots=True)
@@ -68,11 +105,14 @@ class Fence:
     """A dispatcher's hold on the outbox messages it claimed, checked in the same statement as each
     write to them: the claim's `token` still on the row (the expiry clears it) and its lease not
     run out by `now`, the holder's time. `until`: the new end of the lease of rows marked `sending`
-    or renewed. So an expired holder can neither mark a message `sending` nor record it."""
+    or renewed. So an expired holder can neither mark a message `sending` nor record it. `users`:
+    the claimed messages' users by message id; a write names them beside the ids, so that on Citus
+    it is routed to their shard (a message not in it is written by its id alone)."""
 
     token: str
     now: datetime
     until: datetime
+    users: Mapping[str, str] = field(default_factory=dict, compare=False)
 
 
 @dataclass(frozen=True, slots=True)

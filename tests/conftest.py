@@ -105,8 +105,9 @@ def _free_port() -> int:
 class PostgresServer:
     """One initdb'd cluster in a temporary directory; start() picks a free port."""
 
-    def __init__(self, bindir: Path) -> None:
+    def __init__(self, bindir: Path, options: str = "") -> None:
         self.bindir = bindir
+        self.options = options  # more `-c name=value` for the server (Citus: its preloaded library)
         self.user = _server_user()
         self.root = Path(tempfile.mkdtemp(prefix="journey-pg-"))
         self.data = self.root / "data"
@@ -137,7 +138,7 @@ class PostgresServer:
 
     def _launch(self) -> subprocess.CompletedProcess[str]:
         options = (f"-p {self.port} -k {shlex.quote(str(self.root))} -c listen_addresses=127.0.0.1"
-                   " -c fsync=off -c synchronous_commit=off -c full_page_writes=off")
+                   " -c fsync=off -c synchronous_commit=off -c full_page_writes=off" + self.options)
         return self._pg("pg_ctl", "-D", str(self.data), "-l", str(self.log), "-o", options, "-w", "start")
 
     def _launch_failed(self, done: subprocess.CompletedProcess[str]) -> NoReturn:
@@ -200,6 +201,85 @@ def postgres_url() -> Iterator[str]:
         server.stop()
 
 
+CITUS_OPTIONS = (" -c shared_preload_libraries=citus,pg_stat_statements -c citus.stat_statements_track=all"
+                 " -c max_connections=300 -c citus.max_client_connections=250")
+
+
+class CitusCluster:
+    """A coordinator and two worker nodes on loopback, each its own initdb'd server with Citus
+    preloaded. A database is made on every node with the extension, and the coordinator told of
+    the workers (`citus_add_node`), so distributed tables get shards on both."""
+
+    def __init__(self, bindir: Path) -> None:
+        self.nodes = [PostgresServer(bindir, CITUS_OPTIONS) for _ in range(3)]
+        self.coordinator, *self.workers = self.nodes
+
+    def start(self) -> None:
+        for node in self.nodes:
+            node.initdb()
+            node.start()
+
+    def create_database(self, name: str) -> str:
+        """A new database on every node, the workers added to it on the coordinator; its URL."""
+        import psycopg
+
+        for node in self.nodes:
+            _admin_execute(node.url(name), f"CREATE DATABASE {name}")
+            with psycopg.connect(libpq(node.url(name)), autocommit=True) as conn:
+                conn.execute("CREATE EXTENSION citus")
+        with psycopg.connect(libpq(self.coordinator.url(name)), autocommit=True) as conn:
+            conn.execute("SELECT citus_set_coordinator_host('127.0.0.1', %s)", (self.coordinator.port,))
+            for worker in self.workers:
+                conn.execute("SELECT citus_add_node('127.0.0.1', %s)", (worker.port,))
+        return self.coordinator.url(name)
+
+    def stop(self) -> None:
+        for node in self.nodes:
+            node.stop()
+
+
+def libpq(url: str) -> str:
+    """An SQLAlchemy URL as psycopg's own connection string."""
+    return url.replace("postgresql+psycopg://", "postgresql://")
+
+
+def citus_or_fail(bindir: Path) -> None:
+    """Citus must be installed in the PostgreSQL that runs the tests. CI builds it first
+    (`.ci/run` calls ../shared/citus/build.sh): there its absence fails loudly; a local run skips."""
+    if not (bindir.parent / "lib" / "citus.so").is_file():
+        skip_or_fail(f"Citus is not installed in {bindir.parent} (no citus.so): run ../shared/citus/build.sh "
+                     "(as root) to build it into this PostgreSQL")
+
+
+@pytest.fixture(scope="session")
+def citus_cluster() -> Iterator[CitusCluster]:
+    """A running Citus cluster for this session, started only when a test asks for it."""
+    bindir = pg_bindir_or_skip()
+    citus_or_fail(bindir)
+    cluster = CitusCluster(bindir)
+    try:
+        cluster.start()
+        yield cluster
+    finally:
+        cluster.stop()
+
+
+@pytest.fixture(scope="session")
+def citus_url(citus_cluster: CitusCluster) -> str:
+    """The coordinator's URL of an empty database on a coordinator and two workers."""
+    return citus_cluster.create_database(PG_DATABASE)
+
+
+@pytest.fixture
+def citus_fresh_db_url(citus_cluster: CitusCluster) -> Iterator[str]:
+    """A new database of one test's own on the Citus cluster (each node has it, the workers added)."""
+    name = f"citus_{os.getpid()}_{next(_fresh_db_numbers)}"
+    yield citus_cluster.create_database(name)
+    for node in citus_cluster.nodes:
+        with contextlib.suppress(Exception):
+            _admin_execute(node.url(name), f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
+
+
 @pytest.fixture
 def postgres_fresh_db_url(postgres_url: str) -> Iterator[str]:
     """A new, empty database for one test (dropped afterwards, with FORCE in case a pool still holds it)."""
@@ -208,3 +288,10 @@ def postgres_fresh_db_url(postgres_url: str) -> Iterator[str]:
     yield postgres_url.rsplit("/", 1)[0] + f"/{name}"
     with contextlib.suppress(Exception):  # cleanup only: the whole server is discarded at session end
         _admin_execute(postgres_url, f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
+
+
+@pytest.fixture(params=["postgresql", pytest.param("citus", marks=pytest.mark.citus)])
+def shared_db_url(request: pytest.FixtureRequest) -> str:
+    """A fresh database that several workers share: on PostgreSQL, and again on a Citus cluster."""
+    return str(request.getfixturevalue("postgres_fresh_db_url" if request.param == "postgresql"
+                                       else "citus_fresh_db_url"))

@@ -76,7 +76,7 @@ class Dispatcher:
         self.rates = Rates.of(policy, clock.now())
         self.throughput: float | None = None  # messages handed over a second, as measured
         self._expired_at: datetime | None = None
-        self._unrecorded: tuple[str, list[Answered], list[Row]] | None = None
+        self._unrecorded: tuple[Fence, list[Answered], list[Row]] | None = None
         self._failures: list[dict[str, Any]] = []
 
     def drain(self) -> int:
@@ -90,13 +90,14 @@ class Dispatcher:
             return 0
         going, held = self.rates.ration(claimed, now) if self.rates else (claimed, [])
         back = [result(i, "pending", "queued", i.attempts, at, None, None, RATE_LIMITED, now) for i, at in held]
+        users = {i.message_id: i.user_id for i in claimed}
         flight = Flight(self.store, self.clock, self.lanes, token, now, self.lease, self._settle, self._send,
-                        self.window({i.channel for i in going}))
+                        self.window({i.channel for i in going}), users)
         started = time.perf_counter()
         try:
             flight.fly(going, back)
         except StoreError:
-            self._unrecorded = (token, *flight.unrecorded(now))
+            self._unrecorded = (Fence(token, now, now, users), *flight.unrecorded(now))
             raise
         finally:
             self._account(flight.recorded)
@@ -196,8 +197,9 @@ class Dispatcher:
         the lease's expiry deals with them as with a crashed dispatcher's."""
         if self._unrecorded is None:
             return
-        token, answered, back = self._unrecorded
-        held = self.store.finish_outbox([row for _, row in answered] + back, Fence(token, now, now + self.lease))
+        claim, answered, back = self._unrecorded
+        held = self.store.finish_outbox([row for _, row in answered] + back,
+                                        Fence(claim.token, now, now + self.lease, claim.users))
         self._unrecorded = None
         self._account([(i, row) for i, row in answered if row["message_id"] in held])
         self._report_failures()

@@ -23,7 +23,7 @@ import queue
 import threading
 import time
 from collections import deque
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -50,8 +50,9 @@ class Flight:
     message, `handed` how many went to a provider and `lost` how many the claim lost."""
 
     def __init__(self, store: Outbox, clock: Clock, lanes: Lanes, token: str, claimed_at: datetime, lease: timedelta,
-                 settle: Settle, send: Send, window: int) -> None:
+                 settle: Settle, send: Send, window: int, users: Mapping[str, str]) -> None:
         self.store, self.clock, self.lanes = store, clock, lanes
+        self.users = users  # the claim's messages' users: its writes are routed by them (`Fence.users`)
         self.token, self.lease = token, lease
         self.settle, self.send, self.window = settle, send, window
         self.waiting: deque[OutboxItem] = deque()  # leased, not yet marked `sending`
@@ -113,7 +114,8 @@ class Flight:
         going, settled = self.settle(chunk, now)
         answered = self._flushed(self.done, now) + settled
         rows = [row for _, row in answered] + self.back
-        held = self.store.finish_outbox(rows, Fence(self.token, now, now + self.lease), [i.message_id for i in going])
+        fence = Fence(self.token, now, now + self.lease, self.users)
+        held = self.store.finish_outbox(rows, fence, [i.message_id for i in going])
         for _ in chunk:
             self.waiting.popleft()
         self.done, self.back = [], []
@@ -184,7 +186,7 @@ class Flight:
         if now - self._renewed < self.lease / 3:
             return
         held = [i.message_id for i in self.waiting] + list(self.flying) + [i.message_id for i, _ in self.done]
-        kept = self.store.renew_outbox(held, Fence(self.token, now, now + self.lease))
+        kept = self.store.renew_outbox(held, Fence(self.token, now, now + self.lease, self.users))
         self._renewed = now
         if len(kept) < len(held):
             self._lose(len(held) - len(kept))

@@ -21,7 +21,7 @@ from engine.clock import Clock
 from engine.host.backlog import Backlog
 from engine.host.rates import Rates
 from engine.ports import PartitionLeases
-from engine.state import Lease, partition_of
+from engine.state import Lease
 
 DEFAULT_TTL = timedelta(seconds=10)
 
@@ -54,11 +54,10 @@ class Ownership:
         return self.ttl.total_seconds() / 5
 
     def owns(self, user_id: str) -> bool:
-        return partition_of(user_id, self.leases.count) in self.owned
+        return self.leases.partitioning.of(user_id) in self.owned
 
     def parts_of(self, user_ids: list[str]) -> set[int]:
-        count = self.leases.count
-        return {partition_of(u, count) for u in user_ids}
+        return {self.leases.partitioning.of(u) for u in user_ids}
 
     def beat(self, stats: Mapping[str, Any]) -> Lease:
         """Renew, and take partitions up to this worker's share (safe while a batch is in flight)."""

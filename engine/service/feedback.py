@@ -33,5 +33,5 @@ class Feedback:
                 return event
             event = event.with_properties(message_id=message_id)
         if not event.properties.get("machine"):
-            tx.set_message_status(str(message_id), status, now)
+            tx.set_message_status(event.user_id, str(message_id), status, now)
         return event

@@ -164,14 +164,14 @@ messages:
 """
 
 
-def test_two_workers_on_postgresql_enter_each_user_once_when_both_get_a_trigger(
-        postgres_fresh_db_url: str, start_server: StartServer, journeys_dir: Path) -> None:
+def test_two_workers_on_a_shared_database_enter_each_user_once_when_both_get_a_trigger(
+        shared_db_url: str, start_server: StartServer, journeys_dir: Path) -> None:
     """200 users, each sent two different `go` events at the same moment, one to each worker, on a
     `re_entry: never` journey: each user's state is changed by one worker at a time, so exactly
-    200 instances and 200 messages."""
+    200 instances and 200 messages. On PostgreSQL and on a Citus cluster."""
     (journeys_dir / "race.yaml").write_text(RACE, encoding="utf-8")
-    first = start_server(db=postgres_fresh_db_url, name="worker-1")
-    second = start_server(db=postgres_fresh_db_url, name="worker-2")
+    first = start_server(db=shared_db_url, name="worker-1")
+    second = start_server(db=shared_db_url, name="worker-2")
     users = [f"r{n:03d}" for n in range(200)]
     for user in users:
         put_profile(first, user)

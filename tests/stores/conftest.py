@@ -1,4 +1,5 @@
-"""Store backends for the contract suite: memory, SQLite (a file) and PostgreSQL (a fresh database)."""
+"""Store backends for the contract suite: memory, SQLite (a file), PostgreSQL (a fresh database) and
+Citus (a fresh database on a coordinator and two workers, its tables distributed when opened)."""
 
 from __future__ import annotations
 
@@ -10,11 +11,13 @@ from types import ModuleType
 from typing import Any
 
 import pytest
+from sqlalchemy import create_engine
 
 from engine.ports import Store
 from engine.stores.memory import MemoryStore
 
 SQL_BACKENDS = ["sqlite", "postgresql"]
+CITUS = pytest.param("citus", marks=pytest.mark.citus)  # the cluster starts only when one of these runs
 
 
 def sql_module() -> ModuleType:
@@ -37,10 +40,12 @@ def close(store: Any) -> None:
 def sql_url(backend: str, request: pytest.FixtureRequest, tmp_path: Path) -> str:
     if backend == "sqlite":
         return f"sqlite:///{tmp_path}/journey.db"
+    if backend == "citus":
+        return str(request.getfixturevalue("citus_fresh_db_url"))
     return str(request.getfixturevalue("postgres_fresh_db_url"))
 
 
-@pytest.fixture(params=["memory", *SQL_BACKENDS, "sqlite-uncached"])
+@pytest.fixture(params=["memory", *SQL_BACKENDS, "sqlite-uncached", CITUS])
 def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Store]:
     """Every backend, each test on empty storage. `sqlite-uncached` reads every transaction's state
     from the file (as PostgreSQL does), not from the in-process cache."""
@@ -53,7 +58,7 @@ def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Store]:
     close(made)
 
 
-@pytest.fixture(params=SQL_BACKENDS)
+@pytest.fixture(params=[*SQL_BACKENDS, CITUS])
 def reopen(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Callable[[], Store]]:
     """Opens a new SqlStore on the same database each call, as a restarted server would."""
     module = sql_module()
@@ -67,3 +72,25 @@ def reopen(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Callable[
     yield open_store
     for made in opened:
         close(made)
+
+
+SNAPSHOTS = Path(__file__).parent / "snapshots"
+
+
+def made_by_version_20(url: str) -> None:
+    """An empty database as the previous release (schema 20) made it: its tables from a snapshot of
+    that release's DDL (tests/stores/snapshots), its `meta` rows. Older versions are made from it by
+    dropping what they lacked."""
+    dialect = "sqlite" if url.startswith("sqlite") else "postgresql"
+    ddl = (SNAPSHOTS / f"schema_v20_{dialect}.sql").read_text(encoding="utf-8")
+    engine = create_engine(url)
+    try:
+        with engine.begin() as conn:
+            for statement in ddl.split(";\n"):
+                body = "\n".join(line for line in statement.splitlines() if not line.startswith("--")).strip()
+                if body:
+                    conn.exec_driver_sql(body)
+            conn.exec_driver_sql("INSERT INTO meta (key, value) VALUES ('schema_version', '20'), "
+                                 "('partitions', '256'), ('partition_hash', 'blake2b-64')")
+    finally:
+        engine.dispose()

@@ -18,17 +18,17 @@ from engine.ports import JourneyVersion, carry_out
 from engine.state import Fence, Outcome, partition_of
 from engine.stores.sql import SqlStore, StoreError, claim_sql
 from engine.stores.sql.schema import META, PROFILES, SCHEMA_VERSION
-from tests.stores.conftest import SQL_BACKENDS, sql_url
+from tests.stores.conftest import SQL_BACKENDS, made_by_version_20, sql_url
 from tests.stores.test_store_contract import send
 
 URL = "https://shop.example.com/cart?id=42"
 
 
 def _set_version(url: str, version: int) -> None:
-    store = SqlStore(url)
-    with store.engine.begin() as conn:
+    engine = create_engine(url)
+    with engine.begin() as conn:
         conn.execute(update(META).where(META.c.key == "schema_version").values(value=str(version)))
-    store.close()
+    engine.dispose()
 
 
 def _version(store: SqlStore) -> int:
@@ -71,7 +71,7 @@ def test_a_version_1_database_is_upgraded_in_place(url: str) -> None:
     """Made as version 1 made it (its indexes, no phone column, no inbox, its version), with a
     profile in it, then opened: current indexes, the phone copied out of the document, an
     inbox that takes events, the new version."""
-    SqlStore(url).close()
+    made_by_version_20(url)
     engine = create_engine(url)
     with engine.begin() as conn:
         for name in NEW_INDEXES:
@@ -96,7 +96,7 @@ def test_a_version_1_database_is_upgraded_in_place(url: str) -> None:
     _set_version(url, 1)
     assert NEW_INDEXES.isdisjoint(_indexes(url)) and set(OLD_INDEXES) <= _indexes(url)
     store = SqlStore(url)
-    assert _version(store) == SCHEMA_VERSION == 20
+    assert _version(store) == SCHEMA_VERSION == 22
     assert _indexes(url) >= NEW_INDEXES and set(OLD_INDEXES).isdisjoint(_indexes(url))
     assert store.views.users_by_phone("+14155550100") == ["u1"] and store.views.users_by_phone("+14155550199") == []
     with store.transaction() as tx:
@@ -119,7 +119,7 @@ def test_a_version_10_database_gets_partitions_for_its_timers_and_queued_events(
     """Made as version 10 made it (timers without user and partition, an inbox without partition),
     with a waiting timer and a queued event in it: opened, both carry their user's partition, so
     that the worker owning the user finds them."""
-    SqlStore(url).close()
+    made_by_version_20(url)
     engine = create_engine(url)
     with engine.begin() as conn:
         conn.execute(update(META).where(META.c.key == "schema_version").values(value="10"))
@@ -148,7 +148,7 @@ def test_a_version_10_database_gets_partitions_for_its_timers_and_queued_events(
 def test_a_version_11_database_gets_the_outbox_claim_column_and_its_messages_go_out(url: str) -> None:
     """Made as version 11 made it (messages without `claim`), with one message pending: opened, it
     is claimed, marked `sending` and recorded under a claim token as any other."""
-    SqlStore(url).close()
+    made_by_version_20(url)
     engine = create_engine(url)
     with engine.begin() as conn:
         conn.execute(update(META).where(META.c.key == "schema_version").values(value="11"))
@@ -171,7 +171,7 @@ def test_a_version_12_database_gets_the_links_table_and_keeps_its_messages(url: 
     """Made as version 12 made it (no links table), with a message in it: opened, the message is
     still there without links, and a new message's tracked link is kept and counts its hits. A
     database at 13 (the version before the links table, whatever else it added) comes up alike."""
-    SqlStore(url).close()
+    made_by_version_20(url)
     engine = create_engine(url)
     with engine.begin() as conn:
         conn.execute(update(META).where(META.c.key == "schema_version").values(value=str(version)))
@@ -197,7 +197,7 @@ def test_an_older_database_gets_engagement_and_choices_and_keeps_its_profiles(ur
     without `engagement`, messages without `choice` — with a profile and a message in it: opened,
     the profile reads back with no counts, the engine's counts are kept and read back, and the
     message lists with no choice."""
-    SqlStore(url).close()
+    made_by_version_20(url)
     engine = create_engine(url)
     with engine.begin() as conn:
         conn.execute(update(META).where(META.c.key == "schema_version").values(value=str(version)))
@@ -247,7 +247,7 @@ def _missing(version: int) -> list[str]:
 def _made_as(url: str, version: int, *statements: str, pending: bool = False) -> None:
     """A database as `version` made it: made as the current one, its version set back, what it lacks
     undone, then `statements` run (rows put in); `pending`: with message m1 as that version wrote it."""
-    SqlStore(url).close()
+    made_by_version_20(url)
     engine = create_engine(url)
     with engine.begin() as conn:
         conn.execute(update(META).where(META.c.key == "schema_version").values(value=str(version)))
@@ -322,6 +322,7 @@ def test_the_outbox_claim_reads_only_the_partial_index_of_pending_messages(tmp_p
 
 def test_a_newer_database_is_refused_with_both_versions_named(tmp_path: Path) -> None:
     url = f"sqlite:///{tmp_path}/journey.db"
+    SqlStore(url).close()
     _set_version(url, SCHEMA_VERSION + 1)
     with pytest.raises(StoreError, match=f"schema version {SCHEMA_VERSION + 1} is newer .*\\({SCHEMA_VERSION}\\)"):
         SqlStore(url)

@@ -110,10 +110,12 @@ class MemoryUsers(OnData):
     def latest_message(self, user_id: str, channel: str) -> str | None:
         return self.data.latest.get((user_id, channel))
 
-    def set_message_status(self, message_id: str, status: str, at: datetime) -> None:
+    def set_message_status(self, user_id: str, message_id: str, status: str, at: datetime) -> None:
         delivery = self.data.deliveries.get(message_id)
-        landed = self.data.received(delivery, status) if delivery is not None else None
-        if delivery is not None and landed is not None:
+        if delivery is None or delivery["send"].user_id != user_id:
+            return
+        landed = self.data.received(delivery, status)
+        if landed is not None:
             self.data.set(self.data.deliveries, message_id, {**delivery, **landed, "status_at": at})
 
     def suppressed_since(self, phone: str) -> datetime | None:

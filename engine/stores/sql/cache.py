@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 
 from channels import Profile, SentRecord
-from engine.state import Instance, partition_of
+from engine.state import Instance, Partitioning
 from engine.stores.sql.stamps import Stamp
 
 
@@ -42,7 +42,7 @@ class StateCache:
     limit: int = 250_000
     checked: bool = False  # PostgreSQL: other workers write too; every use is checked against `Stamp`s
     owned: frozenset[int] | None = None  # PostgreSQL: the partitions this worker leases (None: no leases)
-    partitions: int = 0
+    partitioning: Partitioning = field(default_factory=Partitioning)
     _turns: threading.Lock = field(default_factory=threading.Lock)  # `busy` moved by several threads
 
     def hold(self, state: UserState) -> None:
@@ -56,18 +56,18 @@ class StateCache:
             for state in states:
                 state.busy -= 1
 
-    def own(self, parts: frozenset[int], partitions: int) -> None:
-        """The partitions this worker owns now: the users of those it no longer owns are forgotten
-        (their new owner writes them from now on, and may already have)."""
-        if parts == self.owned and partitions == self.partitions:
+    def own(self, parts: frozenset[int], partitioning: Partitioning) -> None:
+        """The partitions this worker owns now (on Citus, shards): the users of those it no longer
+        owns are forgotten (their new owner writes them from now on, and may already have)."""
+        if parts == self.owned and partitioning == self.partitioning:
             return
-        self.owned, self.partitions = parts, partitions
-        self.evict([u for u in list(self.users) if partition_of(u, partitions) not in parts])  # list: other threads add
+        self.owned, self.partitioning = parts, partitioning
+        self.evict([u for u in list(self.users) if partitioning.of(u) not in parts])  # list: other threads add
 
     def keeps(self, user_id: str) -> bool:
         """Whether this user's state may be kept: always on SQLite; on PostgreSQL while this worker
         owns the user's partition (or takes no leases at all)."""
-        return self.owned is None or partition_of(user_id, self.partitions) in self.owned
+        return self.owned is None or self.partitioning.of(user_id) in self.owned
 
     def remember_numbers(self, numbers: dict[str, datetime | None]) -> None:
         if len(self.suppressed) + len(numbers) > self.limit:  # bounded: start again

@@ -18,6 +18,7 @@ from typing import Any
 from engine.events import Event
 from engine.stores.sql.driver import Driver
 from engine.stores.sql.schema import chunks
+from engine.stores.sql.shard_reads import ShardReads
 
 DB_NOW = "now()"  # leases run on the database's clock (timestamptz columns): one clock for every machine
 
@@ -37,12 +38,40 @@ class Owner:
                 f"AND expires_at > {DB_NOW})::int[])", [self.worker])
 
 
-def due_timers(db: Driver, owner: Owner | None, now: datetime, limit: int, lock: bool) -> list[tuple[str, str]]:
-    """(instance_id, timer_id) of the earliest timers due by `now`; `lock`: FOR UPDATE SKIP LOCKED."""
+def due_timers(db: Driver, owner: Owner | None, now: datetime, limit: int, lock: bool,
+               ) -> list[tuple[str, str, str]]:
+    """(instance_id, timer_id, user_id) of the earliest timers due by `now`; `lock`: FOR UPDATE SKIP LOCKED."""
     where, params = owner.clause(db) if owner is not None else ("", [])
-    query = (f"SELECT instance_id, timer_id FROM timers WHERE due <= {db.mark}{where} ORDER BY due "
+    query = (f"SELECT instance_id, timer_id, user_id, part FROM timers WHERE due <= {db.mark}{where} ORDER BY due "
              f"LIMIT {int(limit)}" + (" FOR UPDATE SKIP LOCKED" if lock else ""))
-    return [(str(i), str(t)) for i, t in db.rows(query, [db.time(now), *params])]
+    return [(str(i), str(t), str(u)) for i, t, u, _ in db.rows(query, [db.time(now), *params])]
+
+
+def due_shard_timers(reads: ShardReads, owner: Owner | None, now: datetime, limit: int, ahead: bool = False,
+                     ) -> list[tuple[str, str]]:
+    """Citus: (user_id, timer_id) of the earliest due timers of the next partition (shard) `owner`
+    holds that has any, read on the shard's node (engine/stores/sql/shard_reads.py); `ahead`: of
+    as many of the next ones as a sweep's claims of `limit` would take."""
+    shards = reads.owned(owner.worker) if owner is not None else None
+    if ahead:
+        return reads.ahead("journey_due_timers", now, limit, shards)
+    return reads.due("journey_due_timers", now, limit, shards)
+
+
+def claim_shard_timers(db: Driver, owner: Owner | None, now: datetime, limit: int, reads: ShardReads,
+                       ) -> list[tuple[str, str, str]]:
+    """Citus: (instance_id, timer_id, user_id) of the earliest due timers of one partition (one
+    shard: `due_shard_timers`), claimed by a DELETE routed to that shard by their users, while
+    `owner` still holds the partition. A timer another worker took meanwhile (a handover) is not
+    returned: the DELETE waits for that worker's transaction and finds it gone."""
+    shard = due_shard_timers(reads, owner, now, limit)
+    if not shard:
+        return []
+    where, params = owner.clause(db) if owner is not None else ("", [])
+    taken = db.rows(f"DELETE FROM timers WHERE user_id = ANY(%s) AND timer_id = ANY(%s) AND due <= %s{where} "
+                    "RETURNING due, instance_id, timer_id, user_id",
+                    [sorted({u for u, _ in shard}), [t for _, t in shard], db.time(now), *params])
+    return [(str(i), str(t), str(u)) for _, i, t, u in sorted(tuple(row) for row in taken)]
 
 
 def due_timer_users(db: Driver, owner: Owner | None, now: datetime, limit: int) -> tuple[set[str], list[str]]:
@@ -53,9 +82,15 @@ def due_timer_users(db: Driver, owner: Owner | None, now: datetime, limit: int) 
     return {str(u) for u, _ in rows if u}, [str(i) for u, i in rows if not u]
 
 
-def claim_queued(db: Driver, owner: Owner | None, limit: int) -> list[Event]:
-    """The oldest queued events (of the partitions `owner` holds), deleted in this transaction."""
+def claim_queued(db: Driver, owner: Owner | None, limit: int, one_partition: bool = False) -> list[Event]:
+    """The oldest queued events (of the partitions `owner` holds), deleted in this transaction.
+    `one_partition` (Citus, where a partition is a shard): only those of the oldest one's
+    partition, so that every statement of the batch about its users is routed to one shard
+    (a batch of every owned shard's users made each of them a multi-shard statement)."""
     where, params = owner.clause(db) if owner is not None else ("", [])
+    if one_partition:
+        where, params = (f"{where} AND part = (SELECT part FROM inbox WHERE error IS NULL{where} ORDER BY seq "
+                         "LIMIT 1)"), [*params, *params]
     rows = db.rows("SELECT seq, event_id, user_id, type, at, properties FROM inbox WHERE error IS NULL"
                    f"{where} ORDER BY seq LIMIT {int(limit)}" + ("" if db.sqlite else " FOR UPDATE SKIP LOCKED"),
                    params)

@@ -14,6 +14,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+from engine.state import Partitioning
 from engine.stats import Counts, Key, Receipt, merge, received, status_counts
 from engine.stores.sql.driver import Driver
 from engine.stores.sql.schema import chunks
@@ -34,29 +35,36 @@ Added = Mapping[str, tuple[str | None, str | None, str]]
 """The messages a transaction is adding, not yet written: message_id -> (journey_id, tally, channel)."""
 
 
-def receipts(db: Driver, changes: Sequence[tuple[str, str]], added: Added | None = None) -> list[Receipt | None]:
-    """Each (message_id, new status) change as it lands, in order (engine.stats.received): the
-    message's status after it, never backwards, its engagement counted once per kind, what the
-    counters move; None for a message neither stored nor in `added` (still queued). The stored
-    rows are locked on PostgreSQL until the transaction ends, so no other writer moves them
-    between this read and the write."""
+def receipts(db: Driver, changes: Sequence[tuple[str | None, str, str]], added: Added | None = None,
+             partitioning: Partitioning = Partitioning()) -> list[Receipt | None]:
+    """Each (user_id, message_id, new status) change as it lands, in order (engine.stats.received):
+    the message's status after it, never backwards, its engagement counted once per kind, what the
+    counters move; None for a message neither stored nor in `added` (still queued), or stored as
+    another user's (a user None: whoever's it is). The stored rows are locked on PostgreSQL until
+    the transaction ends, so no other writer moves them between this read and the write; they are
+    read a shard's users at a time (`Partitioning.by_owner`), so that on Citus the read is routed
+    (messages of no user named are read unlocked there: Citus locks rows in routed queries only)."""
     if not changes:
         return []
+    found: dict[str, list[Any]] = {m: [None, *row, "queued", ""] for m, row in (added or {}).items()}
+    pairs = {str(n): pair for n, pair in enumerate(sorted({(u or "", m) for u, m, _ in changes if m not in found}))}
     lock = "" if db.sqlite else " ORDER BY message_id FOR UPDATE"
-    found: dict[str, list[Any]] = {m: [*row, "queued", ""] for m, row in (added or {}).items()}
-    for chunk in chunks(sorted({m for m, _ in changes} - found.keys())):
-        for message_id, journey_id, tally, channel, status, engaged in db.where_in(
-                "SELECT message_id, journey_id, tally, channel, status, engaged FROM messages "
-                "WHERE message_id IN ({in})" + lock, chunk):
-            found[str(message_id)] = [journey_id, tally, channel, status, engaged]
+    for users, keys in partitioning.by_owner(list(pairs), {k: u for k, (u, _) in pairs.items() if u}):
+        only, named = db.of_users(users)
+        for chunk in chunks(sorted({pairs[k][1] for k in keys})):
+            for message_id, *row in db.where_in(
+                    "SELECT message_id, user_id, journey_id, tally, channel, status, engaged FROM messages "
+                    f"WHERE {only.replace('{t}', '')}message_id IN ({{in}})"
+                    + (lock if users or not partitioning.shards else ""), chunk, first=named):
+                found[str(message_id)] = row
     landed: list[Receipt | None] = []
-    for message_id, status in changes:
-        row = found.get(message_id)
-        if row is None:
+    for user_id, message_id, status in changes:
+        stored = found.get(message_id)
+        if stored is None or (user_id and stored[0] is not None and stored[0] != user_id):
             landed.append(None)
             continue
-        receipt = received(row[0], row[1], row[2], row[3], row[4], status)
-        row[3], row[4] = receipt.status, receipt.engaged
+        receipt = received(stored[1], stored[2], stored[3], stored[4], stored[5], status)
+        stored[4], stored[5] = receipt.status, receipt.engaged
         landed.append(receipt)
     return landed
 

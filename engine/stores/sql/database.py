@@ -18,6 +18,8 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.exc import SQLAlchemyError
 from sqlmodel import create_engine
 
+from engine.state import Partitioning
+from engine.stores.sql.shard_reads import ShardReads
 from engine.stores.sql.stats import SqlStats
 from engine.stores.sql.translate import check_url, translated
 from engine.stores.sql.writer_lock import WriterLock
@@ -35,6 +37,8 @@ class Database:
             self.engine: SaEngine = _make_engine(url, self.dialect, echo)
         self.stats = SqlStats.watch(self.engine, pings=self.dialect == "postgresql")  # pool_pre_ping counts
         self.writer = WriterLock() if self.dialect == "sqlite" else None  # SQLite: one writer at a time
+        self.partitioning = Partitioning()  # as the schema records it, once opened (on Citus: the shards)
+        self.shard_reads: ShardReads | None = None  # Citus: a shard's due rows, read on its node
         self.worker: Callable[[], str | None] = lambda: None  # this process's worker id, once it has one
 
     def writing(self, urgent: bool) -> AbstractContextManager[Any]:

@@ -85,6 +85,17 @@ class Driver:
             sql += f" ON CONFLICT ({target}) DO {action}"
         return sql
 
+    def of_users(self, users: Sequence[str]) -> tuple[str, list[Any]]:
+        """`{t}user_id IN (...) AND ` (as `update` takes a condition) for `users`, and its
+        parameters; nothing for none. Naming the users routes a statement to their shard on Citus,
+        and finds its rows by the primary key (user_id first) elsewhere. PostgreSQL: one array, so
+        the statement's text is the same whatever the count."""
+        if not users:
+            return "", []
+        if self.sqlite:
+            return f"{{t}}user_id IN ({self.marks(len(users))}) AND ", list(users)
+        return f"{{t}}user_id = ANY({self.mark}) AND ", [list(users)]
+
     def write(self, sql: str, rows: Sequence[Sequence[Any]]) -> None:
         """Many rows of one statement. On PostgreSQL a batch of rows for an INSERT goes as one
         statement over arrays (`unnest`) rather than a statement a row: a fifth of the server's

@@ -29,18 +29,21 @@ class SqlLinks(SqlPort):
             if not found or (found[0][3] is None) != pixel:
                 return None
             message_id, user_id, channel, url = found[0]
-            earlier = _earlier(db, message_id, pixel, machine)
+            earlier = _earlier(db, message_id, user_id, pixel, machine)
             when = db.time(at)
             [(hits,)] = db.rows(f"UPDATE links SET hits = hits + 1, machine_hits = machine_hits + {m}, "
                                 f"first_hit_at = COALESCE(first_hit_at, {m}), last_hit_at = {m} "
-                                f"WHERE code = {m} RETURNING hits", [int(machine), when, when, code])
+                                f"WHERE user_id = {m} AND code = {m} RETURNING hits",
+                                [int(machine), when, when, user_id, code])
         return LinkHit(message_id, user_id, channel, url, int(hits), earlier == 0)
 
 
-def _earlier(db: Driver, message_id: str, pixel: bool, machine: bool) -> int:
-    """The message's hits of this kind so far, its rows of that kind held until the transaction ends."""
+def _earlier(db: Driver, message_id: str, user_id: str, pixel: bool, machine: bool) -> int:
+    """The message's hits of this kind so far, its rows of that kind held until the transaction ends
+    (by its user too: on Citus a FOR UPDATE must be routed to one shard)."""
     kind = "url IS NULL" if pixel else "url IS NOT NULL"
     lock = "" if db.sqlite else " FOR UPDATE"
-    rows: Sequence[Sequence[Any]] = db.rows(f"SELECT hits, machine_hits FROM links WHERE message_id = {db.mark} "
-                                            f"AND {kind} ORDER BY code{lock}", [message_id])
+    rows: Sequence[Sequence[Any]] = db.rows(f"SELECT hits, machine_hits FROM links WHERE user_id = {db.mark} AND "
+                                            f"message_id = {db.mark} AND {kind} ORDER BY code{lock}",
+                                            [user_id, message_id])
     return sum(int(machine_hits) if machine else int(hits) - int(machine_hits) for hits, machine_hits in rows)

@@ -17,7 +17,7 @@ from sqlalchemy import Connection
 from channels import Profile
 from channels.selection import ADDRESS_FIELD
 from engine.ports import IN_DOUBT, RETRIED, OutboxItem
-from engine.state import Fence
+from engine.state import Fence, Partitioning
 from engine.stats import Counts, merge
 from engine.stores.sql.cache import StateCache
 from engine.stores.sql.counters import add_counts, moved, receipts
@@ -32,24 +32,40 @@ from engine.stores.sql.translate import translating
 V = TypeVar("V")
 
 
-def expire(db: Driver, now: datetime, writer: str, retry_channels: Collection[str] = ()) -> int:
+def expire(db: Driver, now: datetime, writer: str, retry_channels: Collection[str] = (),
+           partitioning: Partitioning = Partitioning()) -> int:
     """Leases that ran out (their dispatcher stopped): a message still `leased` was never handed to
     a provider and goes back to `pending`; one caught `sending` is in doubt: retried where every
     provider of its channel takes an idempotency key, else `unknown` (never `failed`: it may well
-    have been delivered). Returns how many became `unknown`."""
+    have been delivered). Returns how many became `unknown`. On Citus the users of such messages
+    are read first (usually none) and each shard's written by a statement routed to it."""
+    if not partitioning.shards:
+        return _expire(db, now, writer, retry_channels, [])
+    expired = db.rows("SELECT DISTINCT user_id FROM messages WHERE (dispatch = 'leased' AND next_attempt_at <= "
+                      f"{db.mark}) OR (dispatch = 'sending' AND next_attempt_at <= {db.mark})",
+                      [db.time(now)] * 2)
+    shards: dict[int, list[str]] = {}
+    for (user,) in expired:
+        shards.setdefault(partitioning.of(str(user)), []).append(str(user))
+    return sum(_expire(db, now, writer, retry_channels, users) for users in shards.values())
+
+
+def _expire(db: Driver, now: datetime, writer: str, retry_channels: Collection[str], users: list[str]) -> int:
     m, at = db.mark, db.time(now)
+    only, named = db.of_users(users)
+    only = only.replace("{t}", "")
     db.conn.exec_driver_sql(f"UPDATE messages SET dispatch = 'pending', next_attempt_at = {m}, claim = NULL "
-                            f"WHERE dispatch = 'leased' AND next_attempt_at <= {m}", (at, at))
+                            f"WHERE {only}dispatch = 'leased' AND next_attempt_at <= {m}", (at, *named, at))
     if retry_channels:
         channels = sorted(retry_channels)
         db.conn.exec_driver_sql(
-            f"UPDATE messages SET dispatch = 'pending', next_attempt_at = {m}, error = {m}, claim = NULL "
-            f"WHERE dispatch = 'sending' AND next_attempt_at <= {m} AND channel IN ({db.marks(len(channels))})",
-            (at, RETRIED, at, *channels))
+            f"UPDATE messages SET dispatch = 'pending', next_attempt_at = {m}, error = {m}, claim = NULL WHERE "
+            f"{only}dispatch = 'sending' AND next_attempt_at <= {m} AND channel IN ({db.marks(len(channels))})",
+            (at, RETRIED, *named, at, *channels))
     rows = db.rows(
         f"UPDATE messages SET dispatch = 'unknown', status = 'unknown', status_at = {m}, error = {m}, claim = NULL "
-        f"WHERE dispatch = 'sending' AND next_attempt_at <= {m} RETURNING journey_id, tally, channel",
-        (at, IN_DOUBT, at))
+        f"WHERE {only}dispatch = 'sending' AND next_attempt_at <= {m} RETURNING journey_id, tally, channel",
+        (at, IN_DOUBT, *named, at))
     add_counts(db, moved(rows, "queued", "unknown"), writer)
     return len(rows)
 
@@ -57,24 +73,27 @@ def expire(db: Driver, now: datetime, writer: str, retry_channels: Collection[st
 def release_held(db: Driver, error: str, now: datetime) -> int:
     """The pending messages held back with `error` and due later, due now: a microsecond apart up to
     `now`, in the order they were due. The dispatcher then books them again at the rates in force."""
-    held = db.rows(f"SELECT message_id FROM messages WHERE dispatch = 'pending' AND next_attempt_at > {db.mark} "
-                   f"AND error = {db.mark} ORDER BY next_attempt_at", [db.time(now), error])
-    db.write(f"UPDATE messages SET next_attempt_at = {db.mark} WHERE message_id = {db.mark}",
-             [(db.time(now - timedelta(microseconds=len(held) - n)), row[0]) for n, row in enumerate(held)])
+    held = db.rows(f"SELECT user_id, message_id FROM messages WHERE dispatch = 'pending' AND next_attempt_at > "
+                   f"{db.mark} AND error = {db.mark} ORDER BY next_attempt_at", [db.time(now), error])
+    db.write(f"UPDATE messages SET next_attempt_at = {db.mark} WHERE user_id = {db.mark} AND message_id = {db.mark}",
+             [(db.time(now - timedelta(microseconds=len(held) - n)), *row) for n, row in enumerate(held)])
     return len(held)
 
 
-def claim_sql(dialect: str, limit: int) -> str:
+def claim_sql(dialect: str, limit: int, of_users: bool = False) -> str:
     """Due pending messages with the address their channel needs, read from the profile's JSON.
     `dispatch = 'pending'` is a literal so that the partial index of pending messages applies.
     On PostgreSQL the claim runs with bitmap scans off: mid-burst the statistics still say few
     messages wait, and the planner then reads every pending message and sorts them (230 ms for
-    53,000) rather than walk the index in order and stop at the limit (6 ms)."""
+    53,000) rather than walk the index in order and stop at the limit (6 ms). `of_users`: only the
+    messages of the users of a second parameter (an array): on Citus, one shard's (`SqlOutbox.shard_users`)."""
     field = "CASE m.channel " + " ".join(f"WHEN '{c}' THEN '{f}'" for c, f in ADDRESS_FIELD.items()) + " END"
     sql = (f"SELECT m.message_id, m.user_id, m.channel, m.category, m.content, m.attempts, "
            f"{json_text(dialect, 'p.doc', field)} AS address, m.instance_id "
            "FROM messages m LEFT OUTER JOIN profiles p ON p.user_id = m.user_id "
-           f"WHERE m.dispatch = 'pending' AND m.next_attempt_at <= {placeholder(dialect)} "
+           + ("AND p.user_id = ANY(%(users)s) " if of_users else "") +  # both sides pruned to the shard
+           f"WHERE m.dispatch = 'pending' AND m.next_attempt_at <= {'%(now)s' if of_users else placeholder(dialect)} "
+           + ("AND m.user_id = ANY(%(users)s) " if of_users else "") +
            f"ORDER BY m.next_attempt_at LIMIT {int(limit)}")
     return sql if dialect == "sqlite" else sql + " FOR UPDATE OF m SKIP LOCKED"
 
@@ -99,38 +118,58 @@ def held(db: Driver, fence: Fence) -> tuple[str, list[Any]]:
     return (f"{{t}}claim = {db.mark} AND {{t}}next_attempt_at > {db.mark}", [fence.token, db.time(fence.now)])
 
 
-def record_attempts(db: Driver, rows: list[tuple[Any, ...]], fence: Fence) -> set[str]:
+def record_attempts(db: Driver, rows: list[tuple[Any, ...]], fence: Fence, partitioning: Partitioning) -> set[str]:
     """Each row: the `ATTEMPT_COLUMNS` values, then the message id; only the rows `fence` holds are
-    written, and their claim ends. Returns their ids. On PostgreSQL one UPDATE over binary
-    arrays for the whole batch rather than a statement a message."""
+    written, and their claim ends. Returns their ids. A statement a shard (`Partitioning.by_owner`); on
+    PostgreSQL one UPDATE over binary arrays for each rather than a statement a message."""
+    by_id = {row[-1]: row for row in rows}  # a message recorded twice: its last attempt
     condition, params = held(db, fence)
-    return {str(m) for m in db.update("messages", "message_id", ATTEMPT_COLUMNS, rows, also="claim = NULL",
-                                      where=condition, params=params)}
+    recorded: set[str] = set()
+    for users, ids in partitioning.by_owner(list(by_id), fence.users):
+        only, named = db.of_users(users)
+        recorded.update(str(m) for m in db.update("messages", "message_id", ATTEMPT_COLUMNS, [by_id[i] for i in ids],
+                                                  also="claim = NULL", where=only + condition,
+                                                  params=[*named, *params]))
+    return recorded
 
 
-def mark_sending(db: Driver, message_ids: Sequence[str], fence: Fence) -> set[str]:
+def mark_sending(db: Driver, message_ids: Sequence[str], fence: Fence, partitioning: Partitioning) -> set[str]:
     """Those of the leased messages `fence` holds, marked as about to be handed over, their lease to
     `fence.until`; returns their ids."""
     condition, params = held(db, fence)
-    return _returning(db, f"UPDATE messages SET dispatch = 'sending', next_attempt_at = {db.mark} WHERE "
-                          f"message_id IN ({{in}}) AND dispatch = 'leased' AND {condition.replace('{t}', '')}",
-                      message_ids, [db.time(fence.until)], params)
+    return _returning(db, "UPDATE messages SET dispatch = 'sending', next_attempt_at = {at} WHERE message_id "
+                          f"IN ({{in}}) AND {{users}}dispatch = 'leased' AND {condition}", message_ids, fence,
+                      partitioning, params)
 
 
-def renew(db: Driver, message_ids: Sequence[str], fence: Fence) -> set[str]:
+def renew(db: Driver, message_ids: Sequence[str], fence: Fence, partitioning: Partitioning) -> set[str]:
     """The lease of those of these messages `fence` holds extended to `fence.until`; returns their ids."""
     condition, params = held(db, fence)
-    return _returning(db, f"UPDATE messages SET next_attempt_at = {db.mark} WHERE message_id IN ({{in}}) AND "
-                          f"{condition.replace('{t}', '')}", message_ids, [db.time(fence.until)], params)
+    return _returning(db, f"UPDATE messages SET next_attempt_at = {{at}} WHERE message_id IN ({{in}}) AND "
+                          f"{{users}}{condition}", message_ids, fence, partitioning, params)
 
 
-def _returning(db: Driver, sql: str, message_ids: Sequence[str], before: list[Any], after: list[Any]) -> set[str]:
-    """`sql` (an UPDATE with `IN ({in})`) over the ids chunk by chunk (PostgreSQL: one binary
-    array a chunk); the ids of the rows it changed."""
+def _returning(db: Driver, sql: str, message_ids: Sequence[str], fence: Fence, partitioning: Partitioning,
+               after: list[Any]) -> set[str]:
+    """`sql` (an UPDATE setting `{at}` to `fence.until` for the rows `message_id IN ({in})` names,
+    then `{users}`, its other columns written `{t}column`) a shard and a chunk at a time (PostgreSQL: one
+    binary array a chunk); the ids of the rows it changed."""
     changed: set[str] = set()
-    for chunk in chunks(list(message_ids)):
-        changed.update(str(r[0]) for r in db.where_in(sql + " RETURNING message_id", chunk, after, first=before))
+    for users, ids in partitioning.by_owner(message_ids, fence.users):
+        only, named = db.of_users(users)
+        text = sql.replace("{at}", db.mark).replace("{users}", only).replace("{t}", "") + " RETURNING message_id"
+        for chunk in chunks(ids):
+            changed.update(str(r[0]) for r in db.where_in(text, chunk, [*named, *after],
+                                                          first=[db.time(fence.until)]))
     return changed
+
+
+def _map_provider_ids(db: Driver, results: Sequence[Mapping[str, Any]], fence: Fence) -> None:
+    """Citus: whose message each provider id names (`provider_ids`, local to the coordinator)."""
+    rows = {r["provider_id"]: (r["provider_id"], fence.users[r["message_id"]], r["message_id"]) for r in results
+            if r["provider_id"] and r["message_id"] in fence.users}
+    db.write(db.insert_sql("provider_ids", ("provider_id", "user_id", "message_id"), ("provider_id",)),
+             list(rows.values()))
 
 
 class SqlOutbox(SqlPort):
@@ -147,19 +186,34 @@ class SqlOutbox(SqlPort):
     def claim_outbox(self, now: datetime, limit: int, lease: timedelta, token: str) -> list[OutboxItem]:
         """Up to `limit` pending messages due for an attempt, `leased` to the claim `token` until
         now + lease."""
+        users = self.shard_users(now, limit)
+        if users == []:
+            return []
         with self._writing(urgent=False), self.engine.begin() as conn:
             db = Driver(conn, self.dialect)
             if not db.sqlite:  # see `claim_sql`: walk the index to the limit, whatever the stale statistics say
                 conn.exec_driver_sql("SET LOCAL enable_bitmapscan = off")
-            if not db.sqlite:  # one statement: the rows read and leased
+            if not db.sqlite and users is None:  # one statement: the rows read and leased
                 rows = db.rows(claim_and_lease_sql(limit), [db.time(now), db.time(now + lease), token])
                 return [OutboxItem(r[0], r[1], r[2], r[3], db.read_json(r[4]), r[5], r[6], r[7]) for r in rows]
+            params: Any = (db.time(now),) if users is None else {"now": db.time(now), "users": users}
             items = [OutboxItem(r[0], r[1], r[2], r[3], db.read_json(r[4]), r[5], r[6], r[7])
-                     for r in db.rows(claim_sql(self.dialect, limit), [db.time(now)])]
+                     for r in conn.exec_driver_sql(claim_sql(self.dialect, limit, users is not None), params)]
+            owners = sorted({i.user_id for i in items})
             for chunk in chunks([i.message_id for i in items]):
                 db.run_in(f"UPDATE messages SET dispatch = 'leased', next_attempt_at = {db.mark}, claim = {db.mark} "
-                          "WHERE message_id IN ({in})", chunk, [db.time(now + lease), token])
+                          f"WHERE user_id IN ({db.marks(len(owners))}) AND message_id IN ({{in}})", chunk,
+                          [db.time(now + lease), token, *owners])
         return items
+
+    def shard_users(self, now: datetime, limit: int) -> list[str] | None:
+        """On Citus, the users of the earliest due pending messages of the next shard that has any,
+        read on its node (engine/stores/sql/shard_reads.py): the claim then takes theirs in a query
+        routed to that shard (Citus runs FOR UPDATE in no other). None elsewhere: any user's."""
+        reads = self.database.shard_reads
+        if reads is None:
+            return None
+        return sorted({user for user, _ in reads.due("journey_due_messages", now, limit)})
 
     @translating
     def finish_outbox(self, results: Sequence[Mapping[str, Any]], fence: Fence, sending: Sequence[str] = (),
@@ -171,17 +225,21 @@ class SqlOutbox(SqlPort):
             return frozenset()
         with self._writing(urgent=False), self.engine.begin() as conn:
             db = Driver(conn, self.dialect)
-            landed = receipts(db, [(r["message_id"], r["status"]) for r in results])  # never backwards
+            shards = self.database.partitioning
+            landed = receipts(db, [(fence.users.get(r["message_id"]), r["message_id"], r["status"]) for r in results],
+                              partitioning=shards)  # never backwards
             rows = [(r["dispatch"], receipt.status if receipt else r["status"], db.time(r["at"]), r["attempts"],
                      db.maybe_time(r["next_attempt_at"]), r["provider"], r["provider_id"], r["error"], r["message_id"])
                     for r, receipt in zip(results, landed, strict=True)]
-            recorded = record_attempts(db, rows, fence)
+            recorded = record_attempts(db, rows, fence, shards)
             counts: Counts = {}
             for result, receipt in zip(results, landed, strict=True):
                 if receipt is not None and result["message_id"] in recorded:
                     merge(counts, receipt.counts)
             add_counts(db, counts, self._writer("outbox"))
-            marked = mark_sending(db, sending, fence) if sending else set()
+            marked = mark_sending(db, sending, fence, shards) if sending else set()
+            if shards.shards:
+                _map_provider_ids(db, [r for r in results if r["message_id"] in recorded], fence)
         return frozenset(recorded | marked)
 
     @translating
@@ -189,14 +247,15 @@ class SqlOutbox(SqlPort):
         if not message_ids:
             return frozenset()
         with self._writing(urgent=False), self.engine.begin() as conn:
-            return frozenset(renew(Driver(conn, self.dialect), list(message_ids), fence))
+            return frozenset(renew(Driver(conn, self.dialect), list(message_ids), fence, self.database.partitioning))
 
     @translating
     def expire_interrupted(self, now: datetime, retry_channels: Collection[str] = ()) -> int:
         """Leases that ran out: never-handed messages go back to pending, the ones caught mid-call
         are retried (idempotent channels) or `unknown`; returns how many are now `unknown`."""
         with self._writing(urgent=False), self.engine.begin() as conn:
-            return expire(Driver(conn, self.dialect), now, self._writer("outbox"), retry_channels)
+            return expire(Driver(conn, self.dialect), now, self._writer("outbox"), retry_channels,
+                          self.database.partitioning)
 
     @translating
     def release_held(self, error: str, now: datetime) -> int:

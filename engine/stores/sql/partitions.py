@@ -21,7 +21,7 @@ from sqlalchemy import insert, inspect, select
 from sqlalchemy.engine import Connection
 from sqlalchemy.engine import Engine as SaEngine
 
-from engine.state import PARTITIONS, Lease, partition_of
+from engine.state import PARTITIONS, Lease, Partitioning, partition_of
 from engine.stores.sql.claims import DB_NOW
 from engine.stores.sql.driver import Driver, placeholder
 from engine.stores.sql.schema import META
@@ -33,9 +33,10 @@ PARTITION_HASH = "blake2b-64"  # engine.state.user_hash; recorded beside the cou
 class SqlPartitions:
     """`PartitionLeases` over one PostgreSQL database."""
 
-    def __init__(self, engine: SaEngine, count: int) -> None:
+    def __init__(self, engine: SaEngine, partitioning: Partitioning) -> None:
         self._engine = engine
-        self.count = count
+        self.partitioning = partitioning
+        self.count = partitioning.count
         self.worker: str | None = None
         self.owned: frozenset[int] = frozenset()
         # told the partitions owned after every change of leases (the store's cache keeps only their users)

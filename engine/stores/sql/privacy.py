@@ -26,6 +26,7 @@ from engine.stores.sql.counters import add_counts, moved
 from engine.stores.sql.database import Database, SqlPort
 from engine.stores.sql.driver import Driver
 from engine.stores.sql.recent import forget as forget_recent
+from engine.stores.sql.schema import numbered
 from engine.stores.sql.suppression import suppression_rows
 from engine.stores.sql.translate import translating
 from engine.stores.sql.tx import SqlTx
@@ -41,8 +42,8 @@ class ErasureRow(SQLModel, table=True):
     it covers (those rows stay, as proof, but no longer count as the person's consent)."""
 
     __tablename__ = "erasures"
-    id: int | None = Field(default=None, primary_key=True)
-    user_id: str = Field(index=True)
+    user_id: str = Field(primary_key=True, index=True)
+    id: int | None = numbered()
     at: datetime
     phone_sha256: str | None = None
     email_sha256: str | None = None

@@ -16,13 +16,13 @@ from collections.abc import Collection, Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import BigInteger, Column, Index, Integer
+from sqlalchemy import Column, Index
 from sqlalchemy.types import JSON
 from sqlmodel import Field, SQLModel
 
 from engine.state import Mark
 from engine.stores.sql.driver import Driver
-from engine.stores.sql.schema import chunks
+from engine.stores.sql.schema import chunks, numbered
 
 PRUNE_AT_LEAST = 100  # expired rows deleted per write, at least
 _COLUMNS = ("user_id", "kind", "name", "at", "expires_at", "data")
@@ -34,9 +34,8 @@ class RecentRow(SQLModel, table=True):
 
     __tablename__ = "recent"
     __table_args__ = (Index("ix_recent_user", "user_id"), Index("ix_recent_expires", "expires_at"))
-    id: int | None = Field(default=None, sa_column=Column(BigInteger().with_variant(Integer, "sqlite"),
-                                                          primary_key=True, autoincrement=True))
-    user_id: str
+    user_id: str = Field(primary_key=True)
+    id: int | None = numbered()
     kind: str
     name: str
     at: datetime
@@ -47,8 +46,9 @@ class RecentRow(SQLModel, table=True):
 class SqlRecent:
     """The marks of the users this transaction reads, and the ones it adds (written by `flush`)."""
 
-    def __init__(self, db: Driver) -> None:
+    def __init__(self, db: Driver, sharded: bool = False) -> None:
         self.db = db
+        self.sharded = sharded  # Citus: prune only the users written (a statement routed to their shard)
         self._users: dict[str, list[Mark]] = {}
         self._new: list[Mark] = []
 
@@ -77,7 +77,11 @@ class SqlRecent:
             (m.user_id, m.kind, m.name, db.time(m.at), db.time(m.until), db.json(dict(m.data)) if m.data else None)
             for m in self._new])
         now = max(m.at for m in self._new)
-        self.prune(now, max(PRUNE_AT_LEAST, 2 * len(self._new)))
+        if self.sharded:
+            db.conn.exec_driver_sql("DELETE FROM recent WHERE user_id = ANY(%s) AND expires_at < %s",
+                                    (sorted({m.user_id for m in self._new}), db.time(now)))
+        else:
+            self.prune(now, max(PRUNE_AT_LEAST, 2 * len(self._new)))
         self._new = []
 
     def prune(self, now: datetime, limit: int) -> int:

@@ -10,12 +10,12 @@ from collections.abc import Iterator, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import BigInteger, Column, Index, Integer, Table, text
+from sqlalchemy import BigInteger, Column, Identity, Index, Integer, Table, text
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.types import JSON
 from sqlmodel import Field, SQLModel
 
-SCHEMA_VERSION = 20
+SCHEMA_VERSION = 22
 # 2: entries are read from instances; the entries table is no longer kept.
 # 3: partial outbox indexes; instance indexes without status (see `RETIRED_INDEXES`).
 # 4: profiles.phone, indexed, copied from the profile document.
@@ -41,6 +41,11 @@ SCHEMA_VERSION = 20
 #     messages.engaged (the engagement counted for it); a database from before starts counting then: what
 #     happened earlier is not in the stats. Messages are indexed by time, and by journey and time, for
 #     GET /v1/messages without a user.
+# 21: every per-user table's primary key starts with `user_id` (Citus distributes them by it and wants the key
+#     to hold it): instances, timers, messages, links, feed_states by (user_id, their id); consents, skips,
+#     erasures and recent by (user_id, id), their id still numbered by the database (engine/stores/sql/keys.py).
+# 22: provider_ids: which user's message a provider's id names, written and read on Citus only (made by
+#     `create_all`; an engine of 21 would leave it unwritten, so it refuses the database).
 RETIRED_INDEXES = ("ix_messages_dispatch", "ix_messages_provider_id", "ix_instances_user_status",
                    "ix_instances_journey_status")
 CHUNK = 900
@@ -56,10 +61,17 @@ class ProfileRow(SQLModel, table=True):
     engagement: dict[str, Any] | None = Field(default=None, sa_column=Column(JSON, nullable=True))
 
 
+def numbered() -> Any:
+    """A row number the database gives (an identity on PostgreSQL, the rowid on SQLite: keys.py),
+    second in a primary key that starts with `user_id`."""
+    return Field(default=None, sa_column=Column(BigInteger().with_variant(Integer, "sqlite"), Identity(),
+                                                primary_key=True))
+
+
 class ConsentRow(SQLModel, table=True):
     __tablename__ = "consents"
-    id: int | None = Field(default=None, primary_key=True)
-    user_id: str = Field(index=True)
+    user_id: str = Field(primary_key=True, index=True)
+    id: int | None = numbered()
     seq: int
     channel: str
     category: str
@@ -73,6 +85,18 @@ class EventIdRow(SQLModel, table=True):
     id: str = Field(primary_key=True)
 
 
+class ProviderIdRow(SQLModel, table=True):
+    """On Citus, whose message a provider's id names (a receipt names only that): a table local to
+    the coordinator, as the inbox is, so a webhook finds the user here and then the message in the
+    user's shard, each read routed. Written when an attempt is recorded; unused elsewhere, where
+    the messages' own partial index on provider_id serves."""
+
+    __tablename__ = "provider_ids"
+    provider_id: str = Field(primary_key=True)
+    user_id: str
+    message_id: str
+
+
 def _partial(name: str, column: str, where: str) -> Index:
     return Index(name, column, sqlite_where=text(where), postgresql_where=text(where))
 
@@ -81,10 +105,10 @@ class InstanceRow(SQLModel, table=True):
     __tablename__ = "instances"
     # No status in these indexes: an instance changing status then rewrites no index entry.
     __table_args__ = (Index("ix_instances_user", "user_id"), Index("ix_instances_journey", "journey_id"))
+    user_id: str = Field(primary_key=True)
     instance_id: str = Field(primary_key=True)
     journey_id: str
     version: str
-    user_id: str
     key: str | None = None
     status: str
     step: str | None = None
@@ -94,10 +118,10 @@ class InstanceRow(SQLModel, table=True):
 
 class TimerRow(SQLModel, table=True):
     __tablename__ = "timers"
+    user_id: str = Field(default="", primary_key=True)  # the instance's user: the distribution key (Citus)
     timer_id: str = Field(primary_key=True)
     instance_id: str
     due: datetime = Field(index=True)
-    user_id: str = ""  # the instance's user: a distribution key (Citus), and how `part` was found
     part: int = 0  # the user's partition: only its owner fires the timer
 
 
@@ -112,10 +136,10 @@ class MessageRow(SQLModel, table=True):
                       _partial("ix_messages_sending", "next_attempt_at", "dispatch = 'sending'"),
                       _partial("ix_messages_leased", "next_attempt_at", "dispatch = 'leased'"),
                       _partial("ix_messages_provider", "provider_id", "provider_id IS NOT NULL"))
+    user_id: str = Field(primary_key=True)
     message_id: str = Field(primary_key=True)
     instance_id: str | None = None
     journey_id: str | None = None
-    user_id: str
     step: str | None = None
     message: str
     channel: str
@@ -160,10 +184,13 @@ class LinkRow(SQLModel, table=True):
     Written with its message; deleted when its person is erased, so the code answers nothing."""
 
     __tablename__ = "links"
-    __table_args__ = (Index("ix_links_message", "message_id"), Index("ix_links_user", "user_id"))
+    # Found by its code alone (a hit): indexed, unique by chance (random codes; Citus allows no unique
+    # index without the distribution column).
+    __table_args__ = (Index("ix_links_message", "message_id"), Index("ix_links_user", "user_id"),
+                      Index("ix_links_code", "code"))
+    user_id: str = Field(primary_key=True)
     code: str = Field(primary_key=True)
     message_id: str
-    user_id: str
     channel: str
     url: str | None = None
     position: int
@@ -176,9 +203,9 @@ class LinkRow(SQLModel, table=True):
 
 class SkipRow(SQLModel, table=True):
     __tablename__ = "skips"
-    id: int | None = Field(default=None, primary_key=True)
+    user_id: str = Field(primary_key=True, index=True)
+    id: int | None = numbered()
     instance_id: str
-    user_id: str = Field(index=True)
     step: str
     message: str
     reason: str
@@ -223,8 +250,8 @@ class FeedStateRow(SQLModel, table=True):
     is their `in_app` messages (engine/stores/sql/feed.py)."""
 
     __tablename__ = "feed_states"
+    user_id: str = Field(primary_key=True, index=True)
     message_id: str = Field(primary_key=True)
-    user_id: str = Field(index=True)
     seen_at: datetime | None = None
     read_at: datetime | None = None
     archived_at: datetime | None = None

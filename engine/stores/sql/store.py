@@ -22,6 +22,7 @@ from sqlalchemy import func, select
 from sqlalchemy.exc import SQLAlchemyError
 
 from engine.stores.sql.cache import StateCache
+from engine.stores.sql.citus import custom_plans
 from engine.stores.sql.claims import Owner
 from engine.stores.sql.database import Database, SqlPort
 from engine.stores.sql.driver import Driver
@@ -34,6 +35,7 @@ from engine.stores.sql.partitions import SqlPartitions
 from engine.stores.sql.privacy import SqlPrivacy
 from engine.stores.sql.runs import SqlRuns
 from engine.stores.sql.schema import MESSAGES, TIMERS, aware
+from engine.stores.sql.shard_reads import ShardReads
 from engine.stores.sql.translate import store_error, translated, translating
 from engine.stores.sql.tx import SqlTx
 from engine.stores.sql.views import SqlViews
@@ -45,14 +47,20 @@ class SqlStore(SqlPort):
     def __init__(self, url: str, echo: bool = False, cache: bool | None = None) -> None:
         super().__init__(Database(url, echo))
         self.url = self.database.url
-        self.cache = StateCache(checked=self.dialect == "postgresql") if cache is None or cache else None
         with translated(f"{self.safe_url}: cannot open the database"):
-            self.partition_count = create_schema(self.engine, self.url, self.dialect)
+            self.partitioning = self.database.partitioning = create_schema(self.engine, self.url, self.dialect)
+        # no state cache on Citus: its check (stamps.py) joins the users' rows in a way Citus does not
+        # route, and reads row versions that each node numbers on its own
+        keep = (cache is None or cache) and not self.partitioning.shards
+        self.cache = StateCache(checked=self.dialect == "postgresql") if keep else None
         # several workers may share a PostgreSQL database: they own its users by partitions
-        self.partitions = SqlPartitions(self.engine, self.partition_count) if self.dialect == "postgresql" else None
+        self.partitions = SqlPartitions(self.engine, self.partitioning) if self.dialect == "postgresql" else None
+        if self.partitioning.shards:
+            custom_plans(self.engine)
+            self.database.shard_reads = ShardReads(self.engine, self.partitioning.count)
         if self.partitions is not None and self.cache is not None:
-            kept, count = self.cache, self.partition_count
-            self.partitions.on_owned = lambda owned: kept.own(owned, count)
+            kept, partitioning = self.cache, self.partitioning
+            self.partitions.on_owned = lambda owned: kept.own(owned, partitioning)
         self.database.worker = lambda: self.partitions.worker if self.partitions is not None else None
         self.location = self.safe_url
         self.stats = self.database.stats  # statements and rows, for `journey bench` and /metrics
@@ -72,7 +80,8 @@ class SqlStore(SqlPort):
             with self._writing(urgent=True):
                 try:
                     with self.engine.begin() as conn:
-                        tx = SqlTx(conn, self.dialect, self.cache, self._owner(), self.partition_count)
+                        tx = SqlTx(conn, self.dialect, self.cache, self._owner(), self.partitioning,
+                                   self.database.shard_reads)
                         yield tx
                         tx.flush()
                 except BaseException:

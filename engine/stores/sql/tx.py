@@ -21,7 +21,15 @@ from engine.events import Event
 from engine.ports import EntryHistory
 from engine.state import Instance, Send, Skip, TimerRef, Trace
 from engine.stats import Key, merge
-from engine.stores.sql.claims import claim_queued, due_timer_users, due_timers, inbox_rows, quarantine_queued
+from engine.stores.sql.claims import (
+    claim_queued,
+    claim_shard_timers,
+    due_shard_timers,
+    due_timer_users,
+    due_timers,
+    inbox_rows,
+    quarantine_queued,
+)
 from engine.stores.sql.loads import entry_key
 from engine.stores.sql.recent import SqlRecent
 from engine.stores.sql.runs import SqlRunChunks
@@ -91,8 +99,8 @@ class SqlUsers(TxState):
             state.latest[channel] = next((r[0] for r in rows), None)
         return state.latest[channel]
 
-    def set_message_status(self, message_id: str, status: str, at: datetime) -> None:
-        self.writes.statuses.append((status, self.db.time(at), message_id))
+    def set_message_status(self, user_id: str, message_id: str, status: str, at: datetime) -> None:
+        self.writes.statuses.append((status, self.db.time(at), user_id, message_id))
 
     def suppressed_since(self, phone: str) -> datetime | None:
         return self.suppressions.since(phone)
@@ -128,8 +136,9 @@ class SqlInbox(TxState):
         self.db.write(statements(self.db)["inbox"], inbox_rows(self.db, events, self._part))
 
     def claim_queued(self, limit: int) -> list[Event]:
-        """The oldest queued events (of this worker's partitions), deleted in this transaction."""
-        return claim_queued(self.db, self.owner, limit)
+        """The oldest queued events (of this worker's partitions; on Citus, of one of them),
+        deleted in this transaction."""
+        return claim_queued(self.db, self.owner, limit, one_partition=self.partitioning.shards)
 
     def quarantine_queued(self, error: str) -> str | None:
         return quarantine_queued(self.db, self.owner, error)
@@ -141,6 +150,8 @@ class SqlTimers(TxState):
     def due_timer_users(self, now: datetime, limit: int) -> set[str]:
         """From the timers' own user column (no instance read); a timer from before schema 11
         has none, and its instance says."""
+        if self.shard_reads is not None:  # Citus: the shards the claims will take (see `claim_shard_timers`)
+            return {user for user, _ in due_shard_timers(self.shard_reads, self.owner, now, limit, ahead=True)}
         users, unknown = due_timer_users(self.db, self.owner, now, limit)
         if unknown:
             self.load_instances(unknown)
@@ -148,10 +159,13 @@ class SqlTimers(TxState):
         return users
 
     def claim_due_timers(self, now: datetime, limit: int) -> Sequence[tuple[str, str]]:
-        due = due_timers(self.db, self.owner, now, limit, lock=not self.db.sqlite)
-        delete_timers(self.db, [t for _, t in due])
-        self.load_instances([i for i, _ in due])
-        return due
+        if self.shard_reads is not None:  # Citus: one shard's, claimed by the DELETE routed to it
+            found = claim_shard_timers(self.db, self.owner, now, limit, self.shard_reads)
+        else:
+            found = due_timers(self.db, self.owner, now, limit, lock=not self.db.sqlite)
+            delete_timers(self.db, [(timer, user) for _, timer, user in found])
+        self.load_instances([i for i, _, _ in found], {i: user for i, _, user in found})
+        return [(instance, timer) for instance, timer, _ in found]
 
 
 class SqlCommands(TxState):
@@ -159,6 +173,7 @@ class SqlCommands(TxState):
     it) and is buffered for the flush."""
 
     def save_instance(self, instance: Instance) -> None:
+        self._saved_user = instance.user_id
         state = self._state(instance.user_id)
         if instance.instance_id not in state.active and instance.instance_id not in self.loaded:
             state.entries[(instance.journey_id, entry_key(instance.key))] = (instance.instance_id, instance.entered_at)
@@ -188,7 +203,8 @@ class SqlCommands(TxState):
                                                self._part(user_id)))
 
     def cancel_timer(self, timer_id: str) -> None:
-        self.writes.cancel_timer(timer_id)
+        """Of the instance saved just before (`carry_out` saves an instance, then its commands)."""
+        self.writes.cancel_timer(timer_id, self._saved_user)
 
     def add_skip(self, skip: Skip) -> None:
         self.writes.add_skip(skip)

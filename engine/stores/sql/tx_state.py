@@ -8,12 +8,12 @@ others are read again. The flush stamps what this transaction wrote with its own
 
 from __future__ import annotations
 
-from collections.abc import Collection, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from datetime import datetime
 
 from sqlalchemy import Connection
 
-from engine.state import PARTITIONS, Instance, partition_of
+from engine.state import Instance, Partitioning
 from engine.stats import Counts, merge
 from engine.stores.sql.cache import StateCache, UserState, forget_sends_before
 from engine.stores.sql.claims import Owner
@@ -22,6 +22,7 @@ from engine.stores.sql.driver import Driver
 from engine.stores.sql.loads import load_users
 from engine.stores.sql.recent import SqlRecent
 from engine.stores.sql.schema import chunks
+from engine.stores.sql.shard_reads import ShardReads
 from engine.stores.sql.stamps import NONE, read_stamps, written
 from engine.stores.sql.suppression import TxSuppressions
 from engine.stores.sql.user_locks import lock_users
@@ -32,21 +33,23 @@ class TxState:
     """One transaction: user state from the cache or prefetch, writes buffered until flush."""
 
     def __init__(self, conn: Connection, dialect: str, cache: StateCache | None, owner: Owner | None = None,
-                 partitions: int = PARTITIONS) -> None:
+                 partitioning: Partitioning = Partitioning(), shard_reads: ShardReads | None = None) -> None:
         self.conn = conn
+        self.shard_reads = shard_reads  # Citus: which timers of a shard are due, asked of its node
         self.owner = owner  # PostgreSQL workers: the sweeps take only this worker's partitions
-        self._partitions = partitions
+        self.partitioning = partitioning
         self.dialect = dialect
         self.cache = cache
         self.db = Driver(conn, dialect)
         self.users: dict[str, UserState] = {}
         self._since: datetime | None = None
         self.loaded: dict[str, Instance] = {}  # instances read or saved by id in this transaction
-        self.writes = WriteBuffer(self.db)
+        self._saved_user = ""  # the user of the instance saved last (its commands follow)
+        self.writes = WriteBuffer(self.db, partitioning)
         self.suppressions = TxSuppressions(self.db, cache if cache is None or not cache.checked else None)
         self.xid = 0  # PostgreSQL, checked cache: this transaction's id as the rows it writes carry it
         self.inserted: dict[str, int] = {}  # user_id -> instances this transaction adds
-        self.marks = SqlRecent(self.db)  # the users' marks (`RecentTx.recent`): look-backs and throttles
+        self.marks = SqlRecent(self.db, partitioning.shards)  # the users' marks: look-backs and throttles
         self.counts: Counts = {}  # added to the journeys' counters at the flush
 
     def prefetch(self, user_ids: Collection[str], since: datetime) -> None:
@@ -128,19 +131,24 @@ class TxState:
         return state
 
     def _part(self, user_id: str) -> int:
-        return partition_of(user_id, self._partitions)
+        return self.partitioning.of(user_id)
 
-    def load_instances(self, instance_ids: Sequence[str]) -> None:
-        """Instances by id (a timer sweep's), from the cache where it has them."""
+    def load_instances(self, instance_ids: Sequence[str], users: Mapping[str, str] | None = None) -> None:
+        """Instances by id (a timer sweep's), from the cache where it has them. `users`: each
+        instance's user, named in the query beside the ids (on Citus, a timer claim's instances are
+        one shard's: the read is routed to it)."""
         wanted = [i for i in instance_ids if i not in self.loaded]
         if self.cache is not None and self.cache.checked:  # their users checked first, in one statement
-            owners = (self.cache.owner(i) for i in wanted)
-            self._prefetch_checked({s.active[i].user_id for i, s in zip(wanted, owners, strict=True) if s}, None,
+            states = (self.cache.owner(i) for i in wanted)
+            self._prefetch_checked({s.active[i].user_id for i, s in zip(wanted, states, strict=True) if s}, None,
                                    self.cache)
         if self.cache is not None:
             wanted = [i for i in wanted if not self._from_cache(i)]
         for chunk in chunks(wanted):
-            for (doc,) in self.db.where_in("SELECT doc FROM instances WHERE instance_id IN ({in})", chunk):
+            owners = sorted({users[i] for i in chunk}) if users else []
+            where = f"user_id IN ({self.db.marks(len(owners))}) AND " if owners else ""
+            for (doc,) in self.db.rows(f"SELECT doc FROM instances WHERE {where}instance_id IN "
+                                       f"({self.db.marks(len(chunk))})", [*owners, *chunk]):
                 instance = Instance.from_dict(self.db.read_json(doc))
                 self.loaded[instance.instance_id] = instance
 
@@ -186,12 +194,13 @@ class TxState:
 
     def _receipts(self) -> None:
         """The statuses feedback set, as they land (engine.stats.received: never backwards, each
-        engagement counted once), on stored messages and on those this transaction adds; the
-        ones that change nothing are not written."""
+        engagement counted once), on stored messages of the users named and on those this
+        transaction adds; the ones that change nothing are not written."""
         statuses = self.writes.statuses
-        landed = receipts(self.db, [(m, s) for s, _, m in statuses], self.writes.added() if statuses else None)
+        landed = receipts(self.db, [(u, m, s) for s, _, u, m in statuses], self.writes.added() if statuses else None,
+                          self.partitioning)
         self.writes.statuses = []
-        for (_, at, message_id), receipt in zip(statuses, landed, strict=True):
+        for (_, at, user_id, message_id), receipt in zip(statuses, landed, strict=True):
             if receipt is not None and receipt.changed:
                 merge(self.counts, receipt.counts)
-                self.writes.statuses.append((receipt.status, at, receipt.engaged, message_id))
+                self.writes.statuses.append((receipt.status, at, receipt.engaged, user_id, message_id))

@@ -72,6 +72,12 @@ class SqlViews(SqlPort):
         query = select(MESSAGES.c.message_id, MESSAGES.c.user_id, MESSAGES.c.channel, MESSAGES.c.provider) \
             .where(MESSAGES.c.provider_id == provider_id).limit(1)
         with self.engine.connect() as conn:
+            if self.database.partitioning.shards:  # the user first, then the message in the user's shard
+                user = conn.exec_driver_sql("SELECT user_id FROM provider_ids WHERE provider_id = %s",
+                                            (provider_id,)).scalar()
+                if user is None:
+                    return None
+                query = query.where(MESSAGES.c.user_id == user)
             row = conn.execute(query).mappings().first()
         return dict(row) if row else None
 

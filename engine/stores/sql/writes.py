@@ -10,8 +10,8 @@ from typing import Any
 from channels import Profile
 from channels.engagement import Engagement, engagement_stored
 from channels.selection import shown
-from engine.state import Instance, Send, Skip
-from engine.stores.sql.driver import Driver
+from engine.state import Instance, Partitioning, Send, Skip
+from engine.stores.sql.driver import ARRAYS_FROM, Driver
 from engine.stores.sql.schema import chunks
 
 INSTANCE_COLUMNS = ("instance_id", "journey_id", "version", "user_id", "key", "status", "step", "entered_at", "doc")
@@ -25,14 +25,15 @@ _STATEMENTS: dict[bool, dict[str, str]] = {}
 class WriteBuffer:
     """The rows one transaction will write, by table, in the order the engine made them."""
 
-    def __init__(self, db: Driver) -> None:
+    def __init__(self, db: Driver, partitioning: Partitioning = Partitioning()) -> None:
         self.db = db
+        self.partitioning = partitioning
         self.instances: dict[str, Instance] = {}
         self.profiles: dict[str, Profile] = {}
         self.engagement: dict[str, Engagement] = {}  # user_id -> counts, for a profile not rewritten whole
         self.consents: list[tuple[Any, ...]] = []
         self.timers: dict[str, tuple[Any, ...]] = {}
-        self.cancelled: set[str] = set()
+        self.cancelled: dict[str, str] = {}  # timer_id -> its user (a distribution key on Citus)
         self.messages: list[tuple[Any, ...]] = []
         self.links: list[tuple[Any, ...]] = []
         self.statuses: list[tuple[Any, ...]] = []
@@ -54,13 +55,13 @@ class WriteBuffer:
                            db.json([d.to_dict() for d in skip.decisions]), db.time(skip.at), skip.detail))
 
     def add_timer(self, timer_id: str, row: tuple[Any, ...]) -> None:
-        self.cancelled.discard(timer_id)
+        self.cancelled.pop(timer_id, None)
         self.timers[timer_id] = row
 
-    def cancel_timer(self, timer_id: str) -> None:
+    def cancel_timer(self, timer_id: str, user_id: str) -> None:
         """A timer set in this transaction is not written at all; one set before is deleted."""
         if self.timers.pop(timer_id, None) is None:
-            self.cancelled.add(timer_id)
+            self.cancelled[timer_id] = user_id
 
     def flush(self) -> None:
         """Write everything buffered, one executemany per table."""
@@ -71,23 +72,41 @@ class WriteBuffer:
         db.write(sql["consents"], self.consents)
         db.write(sql["instances"], [_instance_row(db, i) for i in self.instances.values()])
         db.write(sql["timers"], list(self.timers.values()))
-        delete_timers(db, sorted(self.cancelled))
+        delete_timers(db, sorted(self.cancelled.items(), key=lambda item: item[1]))
         db.write(sql["messages"], self.messages)
         db.write(sql["links"], self.links)
         db.write(sql["skips"], self.skips)
-        db.update("messages", "message_id", ("status", "status_at", "engaged"), self.statuses)  # feedback, as it lands
+        self._flush_statuses()
+
+    def _flush_statuses(self) -> None:
+        """Feedback, as it landed (rows of status, at, engaged, user, message id): a statement a
+        shard's users, naming them (routed on Citus; found by the primary key elsewhere)."""
+        by_id = {row[-1]: row for row in self.statuses}
+        for users, ids in self.partitioning.by_owner(list(by_id), {m: row[3] for m, row in by_id.items()}):
+            only, named = self.db.of_users(users)
+            self.db.update("messages", "message_id", ("status", "status_at", "engaged"),
+                           [(*by_id[m][:3], m) for m in ids], where=only.removesuffix(" AND "), params=named)
 
     def _flush_engagement(self) -> None:
         """The counts of profiles not written whole above: one UPDATE per row on SQLite, one
-        statement over arrays bound in binary on PostgreSQL (`Driver.update`)."""
+        statement over arrays bound in binary on PostgreSQL (`Driver.update`), a shard's users each on
+        Citus (the users named, so that it is routed to their shard)."""
         db = self.db
-        rows = [(_engagement(db, e), user_id) for user_id, e in self.engagement.items() if user_id not in self.profiles]
-        db.update("profiles", "user_id", ("engagement",), rows)
+        counts = {user_id: e for user_id, e in self.engagement.items() if user_id not in self.profiles}
+        for users in self.partitioning.by_shard(list(counts)):
+            # over arrays, the users named route it (a statement a row is routed by its own user)
+            only, named = db.of_users(users) if self.partitioning.shards and len(users) >= ARRAYS_FROM else ("", [])
+            db.update("profiles", "user_id", ("engagement",), [(_engagement(db, counts[u]), u) for u in users],
+                      where=only.removesuffix(" AND "), params=named)
 
 
-def delete_timers(db: Driver, timer_ids: Sequence[str]) -> None:
-    for chunk in chunks(timer_ids):
-        db.run_in("DELETE FROM timers WHERE timer_id IN ({in})", chunk)
+def delete_timers(db: Driver, timers: Sequence[tuple[str, str]]) -> None:
+    """Timers by (timer_id, user_id): the user names the shard on Citus (a timer from before schema 11
+    has user '' and is found by its id alone)."""
+    for chunk in chunks(timers):
+        users = sorted({user for _, user in chunk})
+        sql = f"DELETE FROM timers WHERE user_id IN ({db.marks(len(users))}) AND timer_id IN ({{in}})"
+        db.run_in(sql, [timer for timer, _ in chunk], users)
 
 
 def statements(db: Driver) -> dict[str, str]:
@@ -98,7 +117,8 @@ def statements(db: Driver) -> dict[str, str]:
                                       ("phone", "doc", "engagement")),
             "consents": db.insert_sql("consents", ("user_id", "seq", "channel", "category", "granted", "source",
                                                    "at")),
-            "instances": db.insert_sql("instances", INSTANCE_COLUMNS, ("instance_id",), ("status", "step", "doc")),
+            "instances": db.insert_sql("instances", INSTANCE_COLUMNS, ("user_id", "instance_id"),
+                                       ("status", "step", "doc")),
             "timers": db.insert_sql("timers", ("timer_id", "instance_id", "due", "user_id", "part")),
             "messages": db.insert_sql("messages", MESSAGE_COLUMNS),
             "links": db.insert_sql("links", LINK_COLUMNS),
