@@ -32,21 +32,22 @@ def wait_until(condition: Any, what: str) -> None:
 
 def test_the_tail_reads_each_push_once_and_a_line_only_once_it_is_whole(tmp_path: Path) -> None:
     outbox = tmp_path / "outbox.jsonl"
-    tail = OutboxTail(outbox)
-    assert tail() == []  # no file yet: nothing handed over
-    provider = FileProvider(outbox)
-    provider.send(message("u1", "push"))
-    provider.send(message("u2", "sms"))
-    provider.send(message("u3", "push"))
-    provider.flush()
-    assert tail() == ["u1", "u3"]
-    assert tail() == []
-    with outbox.open("a", encoding="utf-8") as handle:  # a line half written
-        handle.write('{"message_id": "m", "user_id": "u4", "channel": "push"')
-    assert tail() == []
-    with outbox.open("a", encoding="utf-8") as handle:
-        handle.write(', "to": "token"}\n')
-    assert tail() == ["u4"]
+    with OutboxTail(outbox) as tail:
+        assert tail() == []  # no file yet: nothing handed over
+        provider = FileProvider(outbox)
+        provider.send(message("u1", "push"))
+        provider.send(message("u2", "sms"))
+        provider.send(message("u3", "push"))
+        provider.flush()
+        assert tail() == ["u1", "u3"]
+        assert tail() == []
+        with outbox.open("a", encoding="utf-8") as handle:  # a line half written
+            handle.write('{"message_id": "m", "user_id": "u4", "channel": "push"')
+        assert tail() == []
+        with outbox.open("a", encoding="utf-8") as handle:
+            handle.write(', "to": "token"}\n')
+        assert tail() == ["u4"]
+    provider.close()
 
 
 class ShardOrderEngine:
@@ -96,12 +97,13 @@ def test_each_opener_opens_after_its_own_push_whatever_order_the_pushes_came_in(
     users, batch = 40, 20
     outbox = tmp_path / "outbox.jsonl"
     engine = ShardOrderEngine(outbox, users, batch)
-    burst = Burst(users, batch, "u", SystemClock().now, engine.accept, processed=engine.processed,
-                  pushed=OutboxTail(outbox))
-    handing = threading.Thread(target=engine.run, daemon=True)
-    handing.start()
-    burst.run(lambda stage, done, total: None)
-    handing.join(DEADLINE)
+    with OutboxTail(outbox) as pushed:
+        burst = Burst(users, batch, "u", SystemClock().now, engine.accept, processed=engine.processed, pushed=pushed)
+        handing = threading.Thread(target=engine.run, daemon=True)
+        handing.start()
+        burst.run(lambda stage, done, total: None)
+        handing.join(DEADLINE)
+    engine.provider.close()
 
     openers = {f"u{n}" for n in range(users) if opens(n)}
     assert set(engine.opens) == openers == set(burst.opened)
@@ -125,8 +127,9 @@ def test_an_open_waits_half_a_second_after_its_cart_even_when_the_push_came_soon
                 provider.send(message(event.user_id, "push"))
         provider.flush()
 
-    burst = Burst(10, 10, "u", SystemClock().now, accept, processed=lambda: 0, pushed=OutboxTail(outbox))
-    burst.run(lambda stage, done, total: None)
+    with OutboxTail(outbox) as pushed:
+        Burst(10, 10, "u", SystemClock().now, accept, processed=lambda: 0, pushed=pushed).run(lambda *_: None)
+    provider.close()
     carts = {e.user_id: at for at, e in sent if e.type == "cart.abandoned"}
     opened = {e.user_id: at for at, e in sent if e.type == "push.opened"}
     assert set(opened) == {f"u{n}" for n in range(10) if opens(n)}

@@ -10,7 +10,7 @@ from collections import deque
 from collections.abc import Callable, Sequence
 from datetime import datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 from engine.bench.workload import OPEN_DELAY, cart_event, open_event, opens
 from engine.events import Event
@@ -135,18 +135,27 @@ class OutboxTail:
 
     def __init__(self, path: Path, channel: str = "push") -> None:
         self.path, self.channel = path, channel
-        self._offset, self._partial = 0, b""
+        self._handle: BinaryIO | None = None  # opened once the provider has made the file
+        self._partial = b""
         self._marker = f'"channel": "{channel}"'.encode(), f'"channel":"{channel}"'.encode()
 
+    def __enter__(self) -> OutboxTail:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def close(self) -> None:
+        if self._handle is not None:
+            self._handle.close()
+
     def __call__(self) -> list[str]:
-        try:
-            with self.path.open("rb") as handle:
-                handle.seek(self._offset)
-                data = handle.read()
-        except FileNotFoundError:  # nothing handed over yet
-            return []
-        self._offset += len(data)
-        lines = (self._partial + data).split(b"\n")
+        if self._handle is None:
+            try:
+                self._handle = self.path.open("rb")  # noqa: SIM115 - closed by `close`
+            except FileNotFoundError:  # nothing handed over yet
+                return []
+        lines = (self._partial + self._handle.read()).split(b"\n")
         self._partial = lines.pop()
         return [user for user in map(self._user, lines) if user is not None]
 

@@ -130,10 +130,11 @@ def _run_python(url: str, tmp: Path, users: int, timeout: timedelta, prefix: str
     server = Server(store, [w1_journey(timeout)], bench_policy(), {"*": [FileProvider(tmp / "outbox.jsonl")]},
                     timer_interval=0.25)
     server.start()
+    pushed = OutboxTail(tmp / "outbox.jsonl")
     try:
         clock = server.clock
         feed = Burst(users, result.batch, prefix, clock.now, lambda events: server.accept(events),
-                     processed=lambda: server.backlog.dequeued, pushed=OutboxTail(tmp / "outbox.jsonl"))
+                     processed=lambda: server.backlog.dequeued, pushed=pushed)
         def spent() -> Spent:  # the process less the bench's own threads (this one, the devices'), but
             bench = time.thread_time() + feed.devices_cpu - sum(feed.sends_cpu)  # not the engine's turns on them
             return Spent(server.counters.cpu.seconds, time.process_time() - bench, postgres_cpu(postmaster),
@@ -150,6 +151,7 @@ def _run_python(url: str, tmp: Path, users: int, timeout: timedelta, prefix: str
         result.timers_per_s = counters.timers_fired / max(counters.timer_seconds, 1e-9)
         result.peak_rss_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     finally:
+        pushed.close()
         server.stop()
     return feed
 
@@ -259,10 +261,10 @@ def _post_burst(base: str, url: str, users: int, timeout: timedelta, prefix: str
     `outbox`: the file provider's, whose pushes the devices watch too; `spread`: a connection per
     request (see `poster`); `spent`: the server's totals now."""
     clock = SystemClock()
-    with poster(base, spread) as post, poster(base, spread) as post_opens:  # the loader, and the devices
-        scrape = _at_most_every(0.05, lambda: metrics(base))
+    with poster(base, spread) as post, poster(base, spread) as post_opens, OutboxTail(outbox) as pushed:
+        scrape = _at_most_every(0.05, lambda: metrics(base))  # the loader, the devices and what they receive
         feed = Burst(users, result.batch, prefix, clock.now, post, request_body,
-                     processed=lambda: processed(scrape()), send_opens=post_opens, pushed=OutboxTail(outbox))
+                     processed=lambda: processed(scrape()), send_opens=post_opens, pushed=pushed)
         before = spent()
         started = time.perf_counter()
         feed.run(progress)

@@ -391,6 +391,16 @@ def local(start_local: StartLocal) -> LocalServer:
     return start_local()
 
 
+@pytest.fixture(params=["sqlite", "postgresql"])
+def durable_db(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    """A `start_local` `db` for each store that outlives its process: a SQLite file, a fresh
+    PostgreSQL database."""
+    if request.param == "sqlite":
+        return f"sqlite:///{tmp_path / 'journey.db'}"
+    url: str = request.getfixturevalue("postgres_fresh_db_url")
+    return url
+
+
 @pytest.fixture(params=["memory", "sqlite", "postgresql"])
 def any_db(request: pytest.FixtureRequest, tmp_path: Path) -> str:
     """A `start_local` `db` for each store: memory, a SQLite file, a fresh PostgreSQL database."""

@@ -18,14 +18,6 @@ from tests.server.conftest import JOURNEYS, T0, LocalServer, StartLocal, post_ev
 V2_TEXT = "Version two: three tips to get started"
 
 
-@pytest.fixture(params=["sqlite", "postgresql"])
-def durable_db(request: pytest.FixtureRequest, tmp_path: Path) -> str:
-    if request.param == "sqlite":
-        return f"sqlite:///{tmp_path / 'journey.db'}"
-    url: str = request.getfixturevalue("postgres_fresh_db_url")
-    return url
-
-
 def sms_texts(local: LocalServer, user_id: str) -> list[str]:
     return [m["content"]["text"] for m in local.messages(user_id) if m["channel"] == "sms"]
 

@@ -130,14 +130,6 @@ def message_of(client: httpx.Client, user: str, channel: str) -> dict[str, Any]:
 # --- one server on SQLite or PostgreSQL, on a virtual clock, with Twilio's protocol ---------------------------------
 
 
-@pytest.fixture(params=["sqlite", "postgresql"])
-def database(request: pytest.FixtureRequest, tmp_path: Path) -> str:
-    if request.param == "sqlite":
-        return f"sqlite:///{tmp_path / 'journey.db'}"
-    url: str = request.getfixturevalue("postgres_fresh_db_url")
-    return url
-
-
 def serve(start_local: StartLocal, database: str, twilio: FakeTwilio, tmp_path: Path,
           local: LocalServer | None = None) -> LocalServer:
     sms = TwilioProvider(ACCOUNT_SID, AUTH_TOKEN, SENDER, api_base_url=twilio.url, timeout=5)
@@ -186,10 +178,10 @@ def profile_of(local: LocalServer | ServerProcess, user: str, client: httpx.Clie
 
 
 def test_the_counts_match_the_feedback_posted_survive_a_restart_and_feed_the_next_choice(
-        start_local: StartLocal, journeys_dir: Path, database: str, twilio: FakeTwilio, tmp_path: Path) -> None:
+        start_local: StartLocal, journeys_dir: Path, durable_db: str, twilio: FakeTwilio, tmp_path: Path) -> None:
     for name, source in (("statement.yaml", STATEMENT), ("nudge.yaml", NUDGE)):
         (journeys_dir / name).write_text(source, encoding="utf-8")
-    local = serve(start_local, database, twilio, tmp_path)
+    local = serve(start_local, durable_db, twilio, tmp_path)
     for user, (phone, zone) in PEOPLE.items():
         put_profile(local, user, "sms:transactional", phone=phone, timezone=zone, email=f"{user}@example.com")
         assert post_events(local, {"type": "statement.ready", "user_id": user}).status_code == 202
@@ -206,7 +198,7 @@ def test_the_counts_match_the_feedback_posted_survive_a_restart_and_feed_the_nex
     assert profile_of(local, "ann")["engagement"]["push"]["last_engaged_at"] == "2026-01-06T01:10:00Z"
 
     local.stop()
-    again = serve(start_local, database, twilio, tmp_path, local)
+    again = serve(start_local, durable_db, twilio, tmp_path, local)
     assert {u: counts(profile_of(again, u)) for u in PEOPLE} == EXPECTED
     follow_link(again, "cid", "person")  # the link still leads there; the SMS was engaged with already
     assert {u: counts(profile_of(again, u)) for u in PEOPLE} == EXPECTED

@@ -16,8 +16,6 @@ from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
-import pytest
-
 from channels import load_policy
 from channels.providers.local import FileProvider
 from channels.providers.twilio import TwilioProvider
@@ -31,14 +29,6 @@ from tests.server.conftest import LocalServer, StartLocal, post_events
 ROOT = Path(__file__).resolve().parents[2]
 EXAMPLE = ROOT / "examples" / "cart-abandonment"
 SENDER = "+15005550006"
-
-
-@pytest.fixture(params=["sqlite", "postgresql"])
-def database(request: pytest.FixtureRequest, tmp_path: Path) -> str:
-    if request.param == "sqlite":
-        return f"sqlite:///{tmp_path / 'journey.db'}"
-    url: str = request.getfixturevalue("postgres_fresh_db_url")
-    return url
 
 
 def _serve(start_local: StartLocal, db: str, twilio: FakeTwilio, tmp_path: Path, clock: VirtualClock) -> LocalServer:
@@ -97,11 +87,11 @@ def _assert_equal_to_simulation(stats: dict[str, Any], simulated: dict[str, Any]
 
 
 def test_stats_after_a_served_run_equal_the_simulation_of_the_same_events(
-        start_local: StartLocal, database: str, twilio: FakeTwilio, tmp_path: Path, journeys_dir: Path) -> None:
+        start_local: StartLocal, durable_db: str, twilio: FakeTwilio, tmp_path: Path, journeys_dir: Path) -> None:
     shutil.copy(ROOT / "journeys" / "cart-abandonment.yaml", journeys_dir)
     events = _events()
     clock = VirtualClock(parse_time(events[0]["timestamp"], "timestamp") - timedelta(minutes=1))
-    local = _serve(start_local, database, twilio, tmp_path, clock)
+    local = _serve(start_local, durable_db, twilio, tmp_path, clock)
     profiles = [data for _, data in read_jsonl(EXAMPLE / "profiles.jsonl")]
     assert local.client.post("/v1/profiles", json={"profiles": profiles}).status_code == 200
     for event in events:
@@ -117,7 +107,7 @@ def test_stats_after_a_served_run_equal_the_simulation_of_the_same_events(
     _assert_equal_to_simulation(stats.json(), simulated)
 
     local.stop()
-    again = _serve(start_local, database, twilio, tmp_path, clock)  # a restart: the counters were stored
+    again = _serve(start_local, durable_db, twilio, tmp_path, clock)  # a restart: the counters were stored
     assert again.client.get("/v1/journeys/cart-abandonment/stats").json() == stats.json()
 
 
@@ -200,11 +190,11 @@ def _push(local: LocalServer) -> tuple[dict[str, int], dict[str, int]]:
 
 
 def test_a_receipt_in_the_batch_of_the_message_it_confirms_is_counted(
-        start_local: StartLocal, database: str, journeys_dir: Path, tmp_path: Path) -> None:
+        start_local: StartLocal, durable_db: str, journeys_dir: Path, tmp_path: Path) -> None:
     """The send and its `push.delivered` in one POST (one transaction): the message is counted
     delivered, not queued, and stays so once the dispatcher has handed it over."""
     (journeys_dir / "shipped.yaml").write_text(SHIPPED_JOURNEY, encoding="utf-8")
-    local = start_local(db=database)
+    local = start_local(db=durable_db)
     local.client.put("/v1/profiles/u1", json={"push_token": "tok-u1", "timezone": "UTC"})
     batch = {"events": [{"type": "order.shipped", "user_id": "u1"}, {"type": "push.delivered", "user_id": "u1"}]}
     assert post_events(local, batch).status_code == 202
@@ -215,11 +205,11 @@ def test_a_receipt_in_the_batch_of_the_message_it_confirms_is_counted(
 
 
 def test_a_late_delivered_never_moves_an_opened_message_back_and_an_open_counts_once(
-        start_local: StartLocal, database: str, journeys_dir: Path, tmp_path: Path) -> None:
+        start_local: StartLocal, durable_db: str, journeys_dir: Path, tmp_path: Path) -> None:
     """opened, then a late delivered, then opened again: the message stays opened, delivered once
     in the messages, opened once in the engagement, as the person's engagement counts it."""
     (journeys_dir / "shipped.yaml").write_text(SHIPPED_JOURNEY, encoding="utf-8")
-    local = start_local(db=database)
+    local = start_local(db=durable_db)
     local.client.put("/v1/profiles/u1", json={"push_token": "tok-u1", "timezone": "UTC"})
     assert post_events(local, {"type": "order.shipped", "user_id": "u1"}).status_code == 202
     local.settle()
