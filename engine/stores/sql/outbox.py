@@ -264,13 +264,13 @@ class SqlOutbox(SqlPort):
 
     @translating
     def outbox_next_due(self) -> datetime | None:
-        with self.engine.connect() as conn:  # a literal 'pending', so the partial index applies
+        with self._reading() as conn:  # a literal 'pending', so the partial index applies
             due = conn.exec_driver_sql("SELECT min(next_attempt_at) FROM messages WHERE dispatch = 'pending'").scalar()
         return Driver.read_time(due) if due is not None else None
 
     @translating
     def outbox_queued(self) -> dict[str, int]:
-        with self.engine.connect() as conn:  # a literal 'pending', so the partial index applies
+        with self._reading() as conn:  # a literal 'pending', so the partial index applies
             rows = conn.exec_driver_sql("SELECT channel, count(*) FROM messages WHERE dispatch = 'pending' "
                                         "GROUP BY channel")
             return {str(channel): int(count) for channel, count in rows}
@@ -286,7 +286,7 @@ class SqlOutbox(SqlPort):
         """PostgreSQL: the profile rows' versions read first (one statement); a cached profile is
         taken only where its version matches and no transaction of this process holds it (its
         writes may not be committed), the others read whole."""
-        with self.engine.connect() as conn:
+        with self._reading() as conn:
             db = Driver(conn, self.dialect)
             current, self._numbers.seen = profile_stamps(db, list(user_ids))
             found, missing = cache.checked_profiles(current)
@@ -314,6 +314,6 @@ class SqlOutbox(SqlPort):
             with self._writing(urgent=False):
                 found, missing = cached(keys)
         if missing:
-            with self.engine.connect() as conn:
+            with self._reading() as conn:
                 found.update(load(conn, missing))
         return found
