@@ -43,10 +43,11 @@ class Database:
         self.shard_reads: ShardReads | None = None  # Citus: a shard's due rows, read on its node
         self.worker: Callable[[], str | None] = lambda: None  # this process's worker id, once it has one
 
-    def reading(self) -> Connection:
-        """A connection for reads only: on PostgreSQL outside any transaction (each statement of a
-        read committed transaction sees its own snapshot anyway), so a read is one round trip
-        rather than BEGIN, the read and ROLLBACK."""
+    def autocommit(self) -> Connection:
+        """A connection outside any transaction block: on PostgreSQL each statement is its own
+        transaction, so a read (each statement of a read committed transaction sees its own
+        snapshot anyway), or a write that is one statement, is one round trip rather than BEGIN,
+        the statement and ROLLBACK or COMMIT. SQLite reads outside a transaction as it is."""
         conn = self.engine.connect()
         return conn.execution_options(isolation_level="AUTOCOMMIT") if self.dialect == "postgresql" else conn
 
@@ -68,8 +69,8 @@ class SqlPort:
     def _writing(self, urgent: bool) -> AbstractContextManager[Any]:
         return self.database.writing(urgent)
 
-    def _reading(self) -> Connection:
-        return self.database.reading()
+    def _autocommit(self) -> Connection:
+        return self.database.autocommit()
 
     def _writer(self, role: str) -> str:
         """Whose rows of the journeys' counters a write of this port adds to: this worker's `role`

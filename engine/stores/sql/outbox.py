@@ -98,15 +98,24 @@ def claim_sql(dialect: str, limit: int, of_users: bool = False) -> str:
     return sql if dialect == "sqlite" else sql + " FOR UPDATE OF m SKIP LOCKED"
 
 
-def claim_and_lease_sql(limit: int) -> str:
+def claim_and_lease_sql(limit: int, of_users: bool = False) -> str:
     """PostgreSQL: `claim_sql`'s rows leased by the same statement (a data-modifying CTE), in the
     order they were due: one statement a claim rather than a read and an update. Parameters:
-    now, then the lease's end and the claim's token."""
-    due = claim_sql("postgresql", limit).replace(", m.instance_id ", ", m.instance_id, m.next_attempt_at AS due_at ", 1)
-    return (f"WITH due AS ({due}), leased AS (UPDATE messages SET dispatch = 'leased', next_attempt_at = %s, "
-            "claim = %s FROM due WHERE messages.message_id = due.message_id) "
+    now, then the lease's end and the claim's token; `of_users` (Citus): named now, until, token
+    and users, every table pruned to the users' shard so that Citus routes the whole statement."""
+    due = claim_sql("postgresql", limit, of_users).replace(", m.instance_id ",
+                                                           ", m.instance_id, m.next_attempt_at AS due_at ", 1)
+    until, token, mine = ("%(until)s", "%(token)s", "messages.user_id = ANY(%(users)s) AND "
+                          "messages.user_id = due.user_id AND ") if of_users else ("%s", "%s", "")
+    return (f"WITH due AS ({due}), leased AS (UPDATE messages SET dispatch = 'leased', next_attempt_at = {until}, "
+            f"claim = {token} FROM due WHERE {mine}messages.message_id = due.message_id) "
             "SELECT message_id, user_id, channel, category, content, attempts, address, instance_id FROM due "
             "ORDER BY due_at")
+
+
+def _item(row: Sequence[Any]) -> OutboxItem:
+    """A claimed message as `claim_sql` reads it."""
+    return OutboxItem(row[0], row[1], row[2], row[3], Driver.read_json(row[4]), row[5], row[6], row[7])
 
 
 ATTEMPT_COLUMNS = ("dispatch", "status", "status_at", "attempts", "next_attempt_at", "provider", "provider_id", "error")
@@ -189,21 +198,26 @@ class SqlOutbox(SqlPort):
         users = self.shard_users(now, limit)
         if users == []:
             return []
+        if users is not None:  # Citus: one statement routed to the users' shard, in no transaction block
+            with self._writing(urgent=False), self._autocommit() as conn:  # (a SET LOCAL would reach no shard)
+                return [_item(r) for r in conn.exec_driver_sql(claim_and_lease_sql(limit, of_users=True), {
+                    "now": now, "until": now + lease, "token": token, "users": users})]
         with self._writing(urgent=False), self.engine.begin() as conn:
             db = Driver(conn, self.dialect)
-            if not db.sqlite:  # see `claim_sql`: walk the index to the limit, whatever the stale statistics say
-                conn.exec_driver_sql("SET LOCAL enable_bitmapscan = off")
-            if not db.sqlite and users is None:  # one statement: the rows read and leased
-                rows = db.rows(claim_and_lease_sql(limit), [db.time(now), db.time(now + lease), token])
-                return [OutboxItem(r[0], r[1], r[2], r[3], db.read_json(r[4]), r[5], r[6], r[7]) for r in rows]
-            params: Any = (db.time(now),) if users is None else {"now": db.time(now), "users": users}
-            items = [OutboxItem(r[0], r[1], r[2], r[3], db.read_json(r[4]), r[5], r[6], r[7])
-                     for r in conn.exec_driver_sql(claim_sql(self.dialect, limit, users is not None), params)]
-            owners = sorted({i.user_id for i in items})
-            for chunk in chunks([i.message_id for i in items]):
-                db.run_in(f"UPDATE messages SET dispatch = 'leased', next_attempt_at = {db.mark}, claim = {db.mark} "
-                          f"WHERE user_id IN ({db.marks(len(owners))}) AND message_id IN ({{in}})", chunk,
-                          [db.time(now + lease), token, *owners])
+            if db.sqlite:
+                return self._claim_then_lease(db, now, limit, lease, token)
+            conn.exec_driver_sql("SET LOCAL enable_bitmapscan = off")  # see `claim_sql`
+            return [_item(r) for r in db.rows(claim_and_lease_sql(limit), [now, now + lease, token])]
+
+    def _claim_then_lease(self, db: Driver, now: datetime, limit: int, lease: timedelta, token: str,
+                          ) -> list[OutboxItem]:
+        """SQLite: the due messages read, then leased (no data-modifying CTE)."""
+        items = [_item(r) for r in db.rows(claim_sql(self.dialect, limit), [db.time(now)])]
+        owners = sorted({i.user_id for i in items})
+        for chunk in chunks([i.message_id for i in items]):
+            db.run_in(f"UPDATE messages SET dispatch = 'leased', next_attempt_at = {db.mark}, claim = {db.mark} "
+                      f"WHERE user_id IN ({db.marks(len(owners))}) AND message_id IN ({{in}})", chunk,
+                      [db.time(now + lease), token, *owners])
         return items
 
     def shard_users(self, now: datetime, limit: int) -> list[str] | None:
@@ -264,13 +278,13 @@ class SqlOutbox(SqlPort):
 
     @translating
     def outbox_next_due(self) -> datetime | None:
-        with self._reading() as conn:  # a literal 'pending', so the partial index applies
+        with self._autocommit() as conn:  # a literal 'pending', so the partial index applies
             due = conn.exec_driver_sql("SELECT min(next_attempt_at) FROM messages WHERE dispatch = 'pending'").scalar()
         return Driver.read_time(due) if due is not None else None
 
     @translating
     def outbox_queued(self) -> dict[str, int]:
-        with self._reading() as conn:  # a literal 'pending', so the partial index applies
+        with self._autocommit() as conn:  # a literal 'pending', so the partial index applies
             rows = conn.exec_driver_sql("SELECT channel, count(*) FROM messages WHERE dispatch = 'pending' "
                                         "GROUP BY channel")
             return {str(channel): int(count) for channel, count in rows}
@@ -286,7 +300,7 @@ class SqlOutbox(SqlPort):
         """PostgreSQL: the profile rows' versions read first (one statement); a cached profile is
         taken only where its version matches and no transaction of this process holds it (its
         writes may not be committed), the others read whole."""
-        with self._reading() as conn:
+        with self._autocommit() as conn:
             db = Driver(conn, self.dialect)
             current, self._numbers.seen = profile_stamps(db, list(user_ids))
             found, missing = cache.checked_profiles(current)
@@ -314,6 +328,6 @@ class SqlOutbox(SqlPort):
             with self._writing(urgent=False):
                 found, missing = cached(keys)
         if missing:
-            with self._reading() as conn:
+            with self._autocommit() as conn:
                 found.update(load(conn, missing))
         return found
