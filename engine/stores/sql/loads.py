@@ -27,15 +27,19 @@ def load_users(db: Driver, users: Sequence[str], since: datetime) -> dict[str, U
     return states
 
 
-def profiles_of(db: Driver, user_ids: Sequence[str]) -> dict[str, Profile]:
-    """Just the profiles (with their consent ledgers) of these users, read as committed."""
+def profiles_of(db: Driver, user_ids: Sequence[str], numbers: dict[str, datetime | None] | None = None,
+                ) -> dict[str, Profile]:
+    """Just the profiles (with their consent ledgers) of these users, read as committed;
+    `numbers`: filled by the same statements with whether each profile's phone number is
+    suppressed (number -> since, None: not), which the dispatcher asks next."""
     states = {u: UserState(datetime.min) for u in user_ids}
     for chunk in chunks(list(states)):
-        load_profiles(db, {u: states[u] for u in chunk})
+        load_profiles(db, {u: states[u] for u in chunk}, numbers)
     return {u: state.profile for u, state in states.items() if state.profile is not None}
 
 
-def load_profiles(db: Driver, states: dict[str, UserState]) -> None:
+def load_profiles(db: Driver, states: dict[str, UserState], numbers: dict[str, datetime | None] | None = None,
+                  ) -> None:
     users = list(states)
     query = ("SELECT user_id, channel, category, granted, source, at FROM consents c WHERE user_id IN ({in}) "
              "AND NOT EXISTS (SELECT 1 FROM erasures e WHERE e.user_id = c.user_id AND e.consents_through >= c.id) "
@@ -47,8 +51,12 @@ def load_profiles(db: Driver, states: dict[str, UserState]) -> None:
         if when is None:
             when = times[at] = db.read_time(at)
         ledgers.setdefault(user_id, []).append(ConsentRecord(channel, category, bool(granted), source, when))
-    query = "SELECT user_id, doc, engagement FROM profiles WHERE user_id IN ({in})"
-    for user_id, doc, engagement in db.where_in(query, users):
+    query = ("SELECT p.user_id, p.doc, p.engagement, p.phone, s.since FROM profiles p "
+             "LEFT JOIN suppressed_numbers s ON s.number = p.phone WHERE p.user_id IN ({in})") if numbers is not None \
+        else "SELECT user_id, doc, engagement, NULL, NULL FROM profiles WHERE user_id IN ({in})"
+    for user_id, doc, engagement, phone, since in db.where_in(query, users):
+        if numbers is not None and phone:
+            numbers[str(phone)] = db.read_time(since) if since is not None else None
         states[user_id].profile = stored_profile(db.read_json(doc), tuple(ledgers.pop(user_id, ())),
                                                  db.read_json(engagement))
     for user_id, records in ledgers.items():  # consents given before any profile was stored

@@ -293,8 +293,10 @@ class SqlOutbox(SqlPort):
     def recipients(self, user_ids: Collection[str]) -> dict[str, Profile]:
         if self.cache is not None and self.cache.checked:
             return self._checked_profiles(user_ids, self.cache)
+        numbers: dict[str, datetime | None] | None = None if self.dialect == "sqlite" else {}
+        self._numbers.seen = numbers  # PostgreSQL: the suppressions ride on the profiles' read
         return self._committed(user_ids, self.cache.profiles if self.cache else None,
-                               lambda conn, users: profiles_of(Driver(conn, self.dialect), sorted(users)))
+                               lambda conn, users: profiles_of(Driver(conn, self.dialect), sorted(users), numbers))
 
     def _checked_profiles(self, user_ids: Collection[str], cache: StateCache) -> dict[str, Profile]:
         """PostgreSQL: the profile rows' versions read first (one statement); a cached profile is
