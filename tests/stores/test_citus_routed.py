@@ -222,3 +222,31 @@ def test_w1s_steady_state_events_timers_dispatch_and_feedback_run_no_multi_shard
     opened = [m["status"] for n in range(users) if opens(n) for m in cluster.store.views.messages_for_user(f"u{n}")]
     assert opened and set(opened) == {"opened"}
     assert cluster.multi_shard == [], "\n".join(cluster.multi_shard)
+
+
+def test_a_claim_is_one_routed_statement_and_the_recipients_with_their_suppressions_one_more(
+        cluster: Cluster) -> None:
+    """Each statement on Citus is a trip through the coordinator to a shard's node: a claim is
+    the shard's read and the lease (one data-modifying statement), in no transaction block; the
+    dispatcher's recheck reads the recipients' consents and profiles, the suppressed numbers
+    riding on the profiles' read."""
+    first, _ = cluster.two_shards()
+    phones = {user: f"+1555000{n:04d}" for n, user in enumerate(first)}
+    queue(cluster.store, first)
+    with cluster.store.transaction() as tx:
+        for user, phone in phones.items():
+            tx.put_profile(Profile(user, phone=phone, push_token=f"tok-{user}"))
+        tx.record_suppression(phones[first[0]], "STOP", T0, "sms")
+    statements: list[str] = []
+    event.listen(cluster.watched.engine, "before_cursor_execute", lambda _c, _k, sql, *_: statements.append(sql))
+    claimed = cluster.watched.outbox.claim_outbox(T0 + timedelta(seconds=1), 500, LEASE, "a")
+    assert {i.user_id for i in claimed} == set(first)
+    claims = [s for s in statements if "journey_due_messages" not in s]  # the rest ask shards which is due
+    assert len(claims) == 1 and claims[0].startswith("WITH due AS"), claims
+    assert set(dispatch_of(cluster.store, first[0]).values()) == {"leased"}
+    del statements[:]
+    profiles = cluster.watched.outbox.recipients(set(first))
+    suppressed = cluster.watched.outbox.suppressions(set(phones.values()))
+    assert set(profiles) == set(first) and set(suppressed) == {phones[first[0]]}
+    assert len(statements) == 2, statements  # the consents, the profiles with their numbers' suppressions
+    assert cluster.multi_shard == []
