@@ -1,8 +1,9 @@
 """The dispatcher's side of the messages table: which rows are due, leased, and expired.
 
 A claim puts its token on the rows it leases (`messages.claim`); every later write to them is
-fenced (`engine.state.Fence`): `held` is checked in the statement itself, so a dispatcher whose
-lease ran out, or whose rows the expiry took back, changes nothing, whatever it still believes.
+fenced (`engine.state.Fence`, engine/stores/sql/fenced.py): `held` is checked in the statement
+itself, so a dispatcher whose lease ran out, or whose rows the expiry took back, changes nothing,
+whatever it still believes.
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ from engine.stores.sql.cache import StateCache
 from engine.stores.sql.counters import add_counts, moved, receipts
 from engine.stores.sql.database import Database, SqlPort
 from engine.stores.sql.driver import Driver, json_text, placeholder
+from engine.stores.sql.fenced import record_and_mark, renew
 from engine.stores.sql.loads import profiles_of
 from engine.stores.sql.schema import chunks
 from engine.stores.sql.stamps import profile_stamps
@@ -118,61 +120,6 @@ def _item(row: Sequence[Any]) -> OutboxItem:
     return OutboxItem(row[0], row[1], row[2], row[3], Driver.read_json(row[4]), row[5], row[6], row[7])
 
 
-ATTEMPT_COLUMNS = ("dispatch", "status", "status_at", "attempts", "next_attempt_at", "provider", "provider_id", "error")
-
-
-def held(db: Driver, fence: Fence) -> tuple[str, list[Any]]:
-    """The condition that a row is still the fence's claim's, and its parameters (its columns
-    written `{t}column`, as `Driver.update` takes a condition)."""
-    return (f"{{t}}claim = {db.mark} AND {{t}}next_attempt_at > {db.mark}", [fence.token, db.time(fence.now)])
-
-
-def record_attempts(db: Driver, rows: list[tuple[Any, ...]], fence: Fence, partitioning: Partitioning) -> set[str]:
-    """Each row: the `ATTEMPT_COLUMNS` values, then the message id; only the rows `fence` holds are
-    written, and their claim ends. Returns their ids. A statement a shard (`Partitioning.by_owner`); on
-    PostgreSQL one UPDATE over binary arrays for each rather than a statement a message."""
-    by_id = {row[-1]: row for row in rows}  # a message recorded twice: its last attempt
-    condition, params = held(db, fence)
-    recorded: set[str] = set()
-    for users, ids in partitioning.by_owner(list(by_id), fence.users):
-        only, named = db.of_users(users)
-        recorded.update(str(m) for m in db.update("messages", "message_id", ATTEMPT_COLUMNS, [by_id[i] for i in ids],
-                                                  also="claim = NULL", where=only + condition,
-                                                  params=[*named, *params]))
-    return recorded
-
-
-def mark_sending(db: Driver, message_ids: Sequence[str], fence: Fence, partitioning: Partitioning) -> set[str]:
-    """Those of the leased messages `fence` holds, marked as about to be handed over, their lease to
-    `fence.until`; returns their ids."""
-    condition, params = held(db, fence)
-    return _returning(db, "UPDATE messages SET dispatch = 'sending', next_attempt_at = {at} WHERE message_id "
-                          f"IN ({{in}}) AND {{users}}dispatch = 'leased' AND {condition}", message_ids, fence,
-                      partitioning, params)
-
-
-def renew(db: Driver, message_ids: Sequence[str], fence: Fence, partitioning: Partitioning) -> set[str]:
-    """The lease of those of these messages `fence` holds extended to `fence.until`; returns their ids."""
-    condition, params = held(db, fence)
-    return _returning(db, f"UPDATE messages SET next_attempt_at = {{at}} WHERE message_id IN ({{in}}) AND "
-                          f"{{users}}{condition}", message_ids, fence, partitioning, params)
-
-
-def _returning(db: Driver, sql: str, message_ids: Sequence[str], fence: Fence, partitioning: Partitioning,
-               after: list[Any]) -> set[str]:
-    """`sql` (an UPDATE setting `{at}` to `fence.until` for the rows `message_id IN ({in})` names,
-    then `{users}`, its other columns written `{t}column`) a shard and a chunk at a time (PostgreSQL: one
-    binary array a chunk); the ids of the rows it changed."""
-    changed: set[str] = set()
-    for users, ids in partitioning.by_owner(message_ids, fence.users):
-        only, named = db.of_users(users)
-        text = sql.replace("{at}", db.mark).replace("{users}", only).replace("{t}", "") + " RETURNING message_id"
-        for chunk in chunks(ids):
-            changed.update(str(r[0]) for r in db.where_in(text, chunk, [*named, *after],
-                                                          first=[db.time(fence.until)]))
-    return changed
-
-
 def _map_provider_ids(db: Driver, results: Sequence[Mapping[str, Any]], fence: Fence) -> None:
     """Citus: whose message each provider id names (`provider_ids`, local to the coordinator)."""
     rows = {r["provider_id"]: (r["provider_id"], fence.users[r["message_id"]], r["message_id"]) for r in results
@@ -245,13 +192,12 @@ class SqlOutbox(SqlPort):
             rows = [(r["dispatch"], receipt.status if receipt else r["status"], db.time(r["at"]), r["attempts"],
                      db.maybe_time(r["next_attempt_at"]), r["provider"], r["provider_id"], r["error"], r["message_id"])
                     for r, receipt in zip(results, landed, strict=True)]
-            recorded = record_attempts(db, rows, fence, shards)
+            recorded, marked = record_and_mark(db, rows, sending, fence, shards)
             counts: Counts = {}
             for result, receipt in zip(results, landed, strict=True):
                 if receipt is not None and result["message_id"] in recorded:
                     merge(counts, receipt.counts)
             add_counts(db, counts, self._writer("outbox"))
-            marked = mark_sending(db, sending, fence, shards) if sending else set()
             if shards.shards:
                 _map_provider_ids(db, [r for r in results if r["message_id"] in recorded], fence)
         return frozenset(recorded | marked)

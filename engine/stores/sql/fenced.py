@@ -1,0 +1,106 @@
+"""The dispatcher's fenced writes to the messages it claimed: each only where the claim still
+holds the row (`held`: its token, its lease not run out), so that a dispatcher whose lease ran
+out can neither record nor hand over. A statement a shard's users (`Partitioning.by_owner`), so
+that on Citus each is routed; on PostgreSQL over binary arrays rather than a statement a message.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from engine.state import Fence, Partitioning
+from engine.stores.sql.driver import ARRAYS_FROM, Driver
+from engine.stores.sql.schema import CHUNK, chunks
+
+ATTEMPT_COLUMNS = ("dispatch", "status", "status_at", "attempts", "next_attempt_at", "provider", "provider_id", "error")
+
+
+def held(db: Driver, fence: Fence) -> tuple[str, list[Any]]:
+    """The condition that a row is still the fence's claim's, and its parameters (its columns
+    written `{t}column`, as `Driver.update` takes a condition)."""
+    return (f"{{t}}claim = {db.mark} AND {{t}}next_attempt_at > {db.mark}", [fence.token, db.time(fence.now)])
+
+
+def record_attempts(db: Driver, rows: list[tuple[Any, ...]], fence: Fence, partitioning: Partitioning) -> set[str]:
+    """Each row: the `ATTEMPT_COLUMNS` values, then the message id; only the rows `fence` holds are
+    written, and their claim ends. Returns their ids. A statement a shard (`Partitioning.by_owner`); on
+    PostgreSQL one UPDATE over binary arrays for each rather than a statement a message."""
+    by_id = {row[-1]: row for row in rows}  # a message recorded twice: its last attempt
+    condition, params = held(db, fence)
+    recorded: set[str] = set()
+    for users, ids in partitioning.by_owner(list(by_id), fence.users):
+        only, named = db.of_users(users)
+        recorded.update(str(m) for m in db.update("messages", "message_id", ATTEMPT_COLUMNS, [by_id[i] for i in ids],
+                                                  also="claim = NULL", where=only + condition,
+                                                  params=[*named, *params]))
+    return recorded
+
+
+def mark_sending(db: Driver, message_ids: Sequence[str], fence: Fence, partitioning: Partitioning) -> set[str]:
+    """Those of the leased messages `fence` holds, marked as about to be handed over, their lease to
+    `fence.until`; returns their ids."""
+    condition, params = held(db, fence)
+    return _returning(db, "UPDATE messages SET dispatch = 'sending', next_attempt_at = {at} WHERE message_id "
+                          f"IN ({{in}}) AND {{users}}dispatch = 'leased' AND {condition}", message_ids, fence,
+                      partitioning, params)
+
+
+def renew(db: Driver, message_ids: Sequence[str], fence: Fence, partitioning: Partitioning) -> set[str]:
+    """The lease of those of these messages `fence` holds extended to `fence.until`; returns their ids."""
+    condition, params = held(db, fence)
+    return _returning(db, f"UPDATE messages SET next_attempt_at = {{at}} WHERE message_id IN ({{in}}) AND "
+                          f"{{users}}{condition}", message_ids, fence, partitioning, params)
+
+
+def _returning(db: Driver, sql: str, message_ids: Sequence[str], fence: Fence, partitioning: Partitioning,
+               after: list[Any]) -> set[str]:
+    """`sql` (an UPDATE setting `{at}` to `fence.until` for the rows `message_id IN ({in})` names,
+    then `{users}`, its other columns written `{t}column`) a shard and a chunk at a time (PostgreSQL: one
+    binary array a chunk); the ids of the rows it changed."""
+    changed: set[str] = set()
+    for users, ids in partitioning.by_owner(message_ids, fence.users):
+        only, named = db.of_users(users)
+        text = sql.replace("{at}", db.mark).replace("{users}", only).replace("{t}", "") + " RETURNING message_id"
+        for chunk in chunks(ids):
+            changed.update(str(r[0]) for r in db.where_in(text, chunk, [*named, *after],
+                                                          first=[db.time(fence.until)]))
+    return changed
+
+
+def record_and_mark(db: Driver, rows: list[tuple[Any, ...]], sending: Sequence[str], fence: Fence,
+                    partitioning: Partitioning) -> tuple[set[str], set[str]]:
+    """`record_attempts` and `mark_sending` (the answers so far, the next messages to hand over),
+    on PostgreSQL one statement a shard's users: two data-modifying CTEs, whose rows are never
+    the same (a message answered is no longer leased). Returns (recorded, marked)."""
+    if db.sqlite or not sending or not rows:
+        return record_attempts(db, rows, fence, partitioning), (
+            mark_sending(db, sending, fence, partitioning) if sending else set())
+    by_id = {row[-1]: row for row in rows}
+    marking = set(sending) - set(by_id)
+    recorded: set[str] = set()
+    marked: set[str] = set()
+    for users, ids in partitioning.by_owner([*by_id, *marking], fence.users):
+        mine, to_mark = [by_id[i] for i in ids if i in by_id], [i for i in ids if i in marking]
+        if len(mine) < ARRAYS_FROM or not to_mark or len(mine) > CHUNK or len(to_mark) > CHUNK:
+            recorded |= record_attempts(db, mine, fence, partitioning)
+            marked |= mark_sending(db, to_mark, fence, partitioning) if to_mark else set()
+            continue
+        for message_id, was_recorded in _record_and_mark(db, users, mine, to_mark, fence):
+            (recorded if was_recorded else marked).add(str(message_id))
+    return recorded, marked
+
+
+def _record_and_mark(db: Driver, users: list[str], rows: list[tuple[Any, ...]], to_mark: list[str], fence: Fence,
+                     ) -> Sequence[Sequence[Any]]:
+    """PostgreSQL, one group: (message_id, recorded?) of each row written."""
+    condition, params = held(db, fence)
+    only, named = db.of_users(users)
+    record, floats = db.update_over_arrays("messages", "message_id", ATTEMPT_COLUMNS, also="claim = NULL",
+                                           where=only + condition)
+    mark = (f"UPDATE messages SET dispatch = 'sending', next_attempt_at = {db.mark} WHERE message_id = ANY(%b) AND "
+            f"{only}dispatch = 'leased' AND {condition}".replace("{t}", "") + " RETURNING message_id")
+    sql = (f"WITH recorded AS ({record}), marked AS ({mark}) "
+           "SELECT message_id, true FROM recorded UNION ALL SELECT message_id, false FROM marked")
+    return db.run_over_arrays((sql, floats), rows, [*named, *params, db.time(fence.until), to_mark, *named, *params])
+
