@@ -250,3 +250,27 @@ def test_a_claim_is_one_routed_statement_and_the_recipients_with_their_suppressi
     assert set(profiles) == set(first) and set(suppressed) == {phones[first[0]]}
     assert len(statements) == 2, statements  # the consents, the profiles with their numbers' suppressions
     assert cluster.multi_shard == []
+
+
+def test_a_timer_sweeps_claims_read_no_shard_again_that_its_look_ahead_read(cluster: Cluster) -> None:
+    """The sweep first asks which users' timers are due (every shard read on its node), then claims
+    shard by shard as of the same instant: what the look ahead found serves the claims, and
+    every due timer is fired once."""
+    first, second = cluster.two_shards()
+    with cluster.store.transaction() as tx:
+        for n, user in enumerate(first + second):
+            carry_out(tx, waiting(instance(f"i-{user}", user), f"t-{user}", T0 + timedelta(seconds=n)))
+    reads: list[str] = []
+    event.listen(cluster.watched.engine, "before_cursor_execute",
+                 lambda _c, _k, sql, *_: reads.append(sql) if "journey_due_timers" in sql else None)
+    now = T0 + timedelta(hours=1)
+    with cluster.watched.transaction() as tx:
+        assert tx.due_timer_users(now, 1000) == {*first, *second}
+        looked = len(reads)
+        claimed = [i for _ in range(3) for i, _ in tx.claim_due_timers(now, 1000)]
+    assert looked == 32 and len(reads) == looked, reads  # every shard read once: by the look ahead
+    assert sorted(claimed) == sorted(f"i-{u}" for u in first + second)
+    later = now + timedelta(seconds=1)
+    with cluster.watched.transaction() as tx:
+        assert list(tx.claim_due_timers(later, 1000)) == []  # as of another instant: read again, none left
+    assert len(reads) == 2 * looked
