@@ -14,7 +14,7 @@ from urllib.parse import quote
 import pytest
 from sqlalchemy import event
 
-from channels import Decision, Profile, load_policy
+from channels import ConsentRecord, Decision, Profile, load_policy
 from engine.bench.workload import cart_event, check_w1, open_event, opens, w1_journey, w1_profile
 from engine.clock import VirtualClock
 from engine.ports import HostStore, carry_out
@@ -224,18 +224,20 @@ def test_w1s_steady_state_events_timers_dispatch_and_feedback_run_no_multi_shard
     assert cluster.multi_shard == [], "\n".join(cluster.multi_shard)
 
 
-def test_a_claim_is_one_routed_statement_and_the_recipients_with_their_suppressions_one_more(
+def test_a_claim_is_one_routed_statement_and_the_recipients_with_ledgers_and_suppressions_one_more(
         cluster: Cluster) -> None:
     """Each statement on Citus is a trip through the coordinator to a shard's node: a claim is
     the shard's read and the lease (one data-modifying statement), in no transaction block; the
-    dispatcher's recheck reads the recipients' consents and profiles, the suppressed numbers
-    riding on the profiles' read."""
+    dispatcher's recheck reads the recipients' profiles with their consent ledgers and whether
+    their numbers are suppressed, in one statement routed to their shard."""
     first, _ = cluster.two_shards()
     phones = {user: f"+1555000{n:04d}" for n, user in enumerate(first)}
+    ledger = (ConsentRecord("sms", "marketing", True, "web", T0), ConsentRecord("sms", "marketing", False, "STOP", T0))
     queue(cluster.store, first)
     with cluster.store.transaction() as tx:
         for user, phone in phones.items():
             tx.put_profile(Profile(user, phone=phone, push_token=f"tok-{user}"))
+        tx.put_profile(Profile(first[1], phone=phones[first[1]], push_token=f"tok-{first[1]}", consents=ledger))
         tx.record_suppression(phones[first[0]], "STOP", T0, "sms")
     statements: list[str] = []
     event.listen(cluster.watched.engine, "before_cursor_execute", lambda _c, _k, sql, *_: statements.append(sql))
@@ -248,7 +250,8 @@ def test_a_claim_is_one_routed_statement_and_the_recipients_with_their_suppressi
     profiles = cluster.watched.outbox.recipients(set(first))
     suppressed = cluster.watched.outbox.suppressions(set(phones.values()))
     assert set(profiles) == set(first) and set(suppressed) == {phones[first[0]]}
-    assert len(statements) == 2, statements  # the consents, the profiles with their numbers' suppressions
+    assert profiles[first[0]].consents == () and profiles[first[1]].consents == ledger
+    assert len(statements) == 1, statements
     assert cluster.multi_shard == []
 
 

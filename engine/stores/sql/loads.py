@@ -15,7 +15,7 @@ from channels.profile import RcsCapability
 from engine.state import Instance
 from engine.stores.sql.cache import UserState
 from engine.stores.sql.driver import Driver
-from engine.stores.sql.schema import chunks
+from engine.stores.sql.schema import aware, chunks
 
 
 def load_users(db: Driver, users: Sequence[str], since: datetime) -> dict[str, UserState]:
@@ -38,31 +38,72 @@ def profiles_of(db: Driver, user_ids: Sequence[str], numbers: dict[str, datetime
     return {u: state.profile for u, state in states.items() if state.profile is not None}
 
 
-def load_profiles(db: Driver, states: dict[str, UserState], numbers: dict[str, datetime | None] | None = None,
-                  ) -> None:
-    users = list(states)
-    query = ("SELECT user_id, channel, category, granted, source, at FROM consents c WHERE user_id IN ({in}) "
+_CONSENTS = ("SELECT user_id, channel, category, granted, source, at FROM consents c WHERE user_id IN ({in}) "
              "AND NOT EXISTS (SELECT 1 FROM erasures e WHERE e.user_id = c.user_id AND e.consents_through >= c.id) "
              "ORDER BY user_id, seq")  # rows kept as proof by an erasure are no longer the person's consent
-    ledgers: dict[str, list[ConsentRecord]] = {}
-    times: dict[Any, datetime] = {}  # a ledger's timestamps repeat (imports, STOP campaigns): parse each once
-    for user_id, channel, category, granted, source, at in db.where_in(query, users):
-        when = times.get(at)
-        if when is None:
-            when = times[at] = db.read_time(at)
-        ledgers.setdefault(user_id, []).append(ConsentRecord(channel, category, bool(granted), source, when))
-    query = ("SELECT p.user_id, p.doc, p.engagement, p.phone, s.since FROM profiles p "
-             "LEFT JOIN suppressed_numbers s ON s.number = p.phone WHERE p.user_id IN ({in})") if numbers is not None \
-        else "SELECT user_id, doc, engagement, NULL, NULL FROM profiles WHERE user_id IN ({in})"
-    for user_id, doc, engagement, phone, since in db.where_in(query, users):
-        if numbers is not None and phone:
-            numbers[str(phone)] = db.read_time(since) if since is not None else None
-        states[user_id].profile = stored_profile(db.read_json(doc), tuple(ledgers.pop(user_id, ())),
-                                                 db.read_json(engagement))
+_PROFILES = "SELECT user_id, doc, engagement FROM profiles WHERE user_id IN ({in})"
+_WITH_LEDGERS = (  # PostgreSQL: each profile with its ledger (as `_CONSENTS`) and its number's suppression;
+    # the users named in each table's own condition too, so that Citus routes it all to their shard
+    "SELECT p.user_id, p.doc, p.engagement, p.phone, s.since, (SELECT json_agg(json_build_array(c.channel, "
+    "c.category, c.granted, c.source, c.at) ORDER BY c.seq) FROM consents c WHERE c.user_id = p.user_id "
+    "AND c.user_id = ANY(%b) AND NOT EXISTS (SELECT 1 FROM erasures e WHERE e.user_id = c.user_id "
+    "AND e.user_id = ANY(%b) AND e.consents_through >= c.id)) "
+    "FROM profiles p LEFT JOIN suppressed_numbers s ON s.number = p.phone WHERE p.user_id = ANY(%b)")
+
+
+def load_profiles(db: Driver, states: dict[str, UserState], numbers: dict[str, datetime | None] | None = None,
+                  ) -> None:
+    """The users' profiles with their consent ledgers: on PostgreSQL one statement (a second only
+    for users with a ledger and no profile row), on SQLite one for the ledgers and one for the
+    profiles. `numbers`: see `profiles_of`."""
+    if db.sqlite:
+        ledgers = _ledgers(db, list(states))
+        for user_id, doc, engagement in db.where_in(_PROFILES, list(states)):
+            states[user_id].profile = stored_profile(db.read_json(doc), tuple(ledgers.pop(user_id, ())),
+                                                     db.read_json(engagement))
+    else:
+        ledgers = _with_ledgers(db, states, numbers)
     for user_id, records in ledgers.items():  # consents given before any profile was stored
         states[user_id].profile = Profile(user_id, consents=tuple(records))
     for state in states.values():
         state.consents_stored = len(state.profile.consents) if state.profile else 0
+
+
+def _ledgers(db: Driver, users: list[str]) -> dict[str, list[ConsentRecord]]:
+    ledgers: dict[str, list[ConsentRecord]] = {}
+    times: dict[Any, datetime] = {}  # a ledger's timestamps repeat (imports, STOP campaigns): parse each once
+    for user_id, channel, category, granted, source, at in db.where_in(_CONSENTS, users):
+        when = times.get(at)
+        if when is None:
+            when = times[at] = db.read_time(at)
+        ledgers.setdefault(user_id, []).append(ConsentRecord(channel, category, bool(granted), source, when))
+    return ledgers
+
+
+def _with_ledgers(db: Driver, states: dict[str, UserState], numbers: dict[str, datetime | None] | None,
+                  ) -> dict[str, list[ConsentRecord]]:
+    """PostgreSQL: the profiles with their ledgers filled in; returns the ledgers of users without a
+    profile row, read apart (only if there are any such users)."""
+    users = list(states)
+    times: dict[str, datetime] = {}
+    found: set[str] = set()
+    for user_id, doc, engagement, phone, since, ledger in db.rows(_WITH_LEDGERS, [users, users, users]):
+        if numbers is not None and phone:
+            numbers[str(phone)] = db.read_time(since) if since is not None else None
+        records = tuple(ConsentRecord(channel, category, bool(granted), source, _time(at, times))
+                        for channel, category, granted, source, at in ledger or ())
+        states[user_id].profile = stored_profile(db.read_json(doc), records, db.read_json(engagement))
+        found.add(user_id)
+    missing = [u for u in users if u not in found]
+    return _ledgers(db, missing) if missing else {}
+
+
+def _time(text: str, times: dict[str, datetime]) -> datetime:
+    """A timestamp of a ledger read as JSON (ISO 8601), in UTC; each distinct one parsed once."""
+    when = times.get(text)
+    if when is None:
+        when = times[text] = aware(datetime.fromisoformat(text))
+    return when
 
 
 def load_instances(db: Driver, states: dict[str, UserState]) -> None:
