@@ -14,8 +14,11 @@ from typing import Any
 import pytest
 from sqlalchemy import event
 
-from channels import Decision, Profile
+from channels import Decision, Profile, load_policy
+from engine.bench.workload import cart_event, w1_journey, w1_profile
+from engine.clock import VirtualClock
 from engine.ports import HostStore, carry_out
+from engine.service import Engine
 from engine.state import Fence, Outcome, Send
 from engine.stores.memory import MemoryStore
 from engine.stores.sql import SqlStore
@@ -226,4 +229,31 @@ def test_between_two_windows_the_dispatcher_updates_its_messages_once(
                                          sending=ids[3:])
     assert written == set(ids)
     assert sum("UPDATE messages" in s for s in statements) == 1, statements
+    store.close()
+
+
+def test_a_windows_write_adds_what_it_recorded_to_the_journeys_counters_in_the_same_statement(
+        postgres_fresh_db_url: str) -> None:
+    """W1's pushes for five users, recorded sent: the `msg:push:sent` counters say five, and on
+    PostgreSQL no statement of the dispatcher's writes but the window's own wrote them."""
+    store = SqlStore(postgres_fresh_db_url)
+    users = 5
+    with store.transaction() as tx:
+        for n in range(users):
+            tx.put_profile(w1_profile(n))
+    engine = Engine([w1_journey(timedelta(seconds=2))], load_policy(), store, VirtualClock(T0))
+    engine.accept_many([cart_event(n, T0) for n in range(users)])
+    while engine.process_queued(100):
+        pass
+    claimed = store.outbox.claim_outbox(T0, 100, LEASE, "a")
+    owners = {i.message_id: i.user_id for i in claimed}
+    held = Fence("a", T0, T0 + LEASE, owners)
+    assert store.outbox.finish_outbox([], held, sending=sorted(owners)) == set(owners)
+    statements: list[str] = []
+    event.listen(store.engine, "before_cursor_execute", lambda _c, _k, sql, *_: statements.append(sql))
+    assert store.outbox.finish_outbox([_sent(m, T0) for m in owners], held) == set(owners)
+    assert not [s for s in statements if s.startswith("INSERT INTO journey_counters")], statements
+    sent = {name: value for _path, name, value in store.views.journey_counts("w1-push-then-sms", None, None, None)
+            if name.startswith("msg:push:")}
+    assert sent.get("msg:push:sent") == users and len(claimed) == users, sent
     store.close()

@@ -197,6 +197,11 @@ class Driver:
             found = _UNNESTS[sql] = (f"{head} SELECT * FROM unnest({arrays}){tail}", _floats(types, columns))
         return found
 
+    def column_types(self, table: str, columns: Sequence[str]) -> dict[str, str]:
+        """PostgreSQL: each of these columns' type, as an array of it is cast (read once a process)."""
+        types = self._types(table, columns)
+        return {c: types[c] for c in columns}
+
     def _types(self, table: str, columns: Sequence[str]) -> dict[str, str]:
         known = _COLUMN_TYPES.get(table)
         if known is None or not known.keys() >= set(columns):  # not read yet, or a column added since

@@ -6,11 +6,12 @@ that on Citus each is routed; on PostgreSQL over binary arrays rather than a sta
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from engine.state import Fence, Partitioning
-from engine.stores.sql.driver import ARRAYS_FROM, Driver
+from engine.stats import Counts
+from engine.stores.sql.driver import Driver
 from engine.stores.sql.schema import CHUNK, chunks
 
 ATTEMPT_COLUMNS = ("dispatch", "status", "status_at", "attempts", "next_attempt_at", "provider", "provider_id", "error")
@@ -69,38 +70,67 @@ def _returning(db: Driver, sql: str, message_ids: Sequence[str], fence: Fence, p
 
 
 def record_and_mark(db: Driver, rows: list[tuple[Any, ...]], sending: Sequence[str], fence: Fence,
-                    partitioning: Partitioning) -> tuple[set[str], set[str]]:
-    """`record_attempts` and `mark_sending` (the answers so far, the next messages to hand over),
-    on PostgreSQL one statement a shard's users: two data-modifying CTEs, whose rows are never
-    the same (a message answered is no longer leased). Returns (recorded, marked)."""
-    if db.sqlite or not sending or not rows:
+                    partitioning: Partitioning, tallies: Mapping[str, Counts] | None = None, writer: str = "",
+                    ) -> tuple[set[str], set[str], bool]:
+    """`record_attempts` and `mark_sending` (the answers so far, the next messages to hand over):
+    on PostgreSQL one statement a shard's users, data-modifying CTEs whose rows are never the same
+    (a message answered is no longer leased); off Citus the same statement adds to `writer`'s
+    counters what recording each message moves (`tallies`: message_id -> counts), for the rows it
+    recorded. Returns (recorded, marked, whether the counters were added)."""
+    if db.sqlite or not rows or len(rows) > CHUNK or len(sending) > CHUNK:
         return record_attempts(db, rows, fence, partitioning), (
-            mark_sending(db, sending, fence, partitioning) if sending else set())
+            mark_sending(db, sending, fence, partitioning) if sending else set()), False
+    counting = tallies is not None and not partitioning.shards  # Citus: the counters are the coordinator's
+    counters = _counter_rows(tallies or {}, writer) if counting else []
     by_id = {row[-1]: row for row in rows}
     marking = set(sending) - set(by_id)
     recorded: set[str] = set()
     marked: set[str] = set()
     for users, ids in partitioning.by_owner([*by_id, *marking], fence.users):
         mine, to_mark = [by_id[i] for i in ids if i in by_id], [i for i in ids if i in marking]
-        if len(mine) < ARRAYS_FROM or not to_mark or len(mine) > CHUNK or len(to_mark) > CHUNK:
-            recorded |= record_attempts(db, mine, fence, partitioning)
-            marked |= mark_sending(db, to_mark, fence, partitioning) if to_mark else set()
+        if not mine:
+            marked |= mark_sending(db, to_mark, fence, partitioning)
             continue
-        for message_id, was_recorded in _record_and_mark(db, users, mine, to_mark, fence):
+        for message_id, was_recorded in _write_window(db, users, mine, to_mark, counters, fence):
             (recorded if was_recorded else marked).add(str(message_id))
-    return recorded, marked
+    return recorded, marked, counting
 
 
-def _record_and_mark(db: Driver, users: list[str], rows: list[tuple[Any, ...]], to_mark: list[str], fence: Fence,
-                     ) -> Sequence[Sequence[Any]]:
-    """PostgreSQL, one group: (message_id, recorded?) of each row written."""
+def _counter_rows(tallies: Mapping[str, Counts], writer: str) -> list[tuple[Any, ...]]:
+    """(message_id, the counter's key, writer, value) of every count a message's record moves."""
+    return [(message_id, *key, writer, float(value)) for message_id, counts in tallies.items()
+            for key, value in counts.items() if value]
+
+
+def _write_window(db: Driver, users: list[str], rows: list[tuple[Any, ...]], to_mark: list[str],
+                  counters: list[tuple[Any, ...]], fence: Fence) -> Sequence[Sequence[Any]]:
+    """PostgreSQL, one group of users: (message_id, recorded?) of each row written."""
     condition, params = held(db, fence)
     only, named = db.of_users(users)
     record, floats = db.update_over_arrays("messages", "message_id", ATTEMPT_COLUMNS, also="claim = NULL",
                                            where=only + condition)
-    mark = (f"UPDATE messages SET dispatch = 'sending', next_attempt_at = {db.mark} WHERE message_id = ANY(%b) AND "
-            f"{only}dispatch = 'leased' AND {condition}".replace("{t}", "") + " RETURNING message_id")
-    sql = (f"WITH recorded AS ({record}), marked AS ({mark}) "
-           "SELECT message_id, true FROM recorded UNION ALL SELECT message_id, false FROM marked")
-    return db.run_over_arrays((sql, floats), rows, [*named, *params, db.time(fence.until), to_mark, *named, *params])
+    ctes, after = [f"recorded AS ({record})"], [*named, *params]
+    if to_mark:
+        ctes.append("marked AS (UPDATE messages SET dispatch = 'sending', next_attempt_at = %s WHERE message_id = "
+                    f"ANY(%b) AND {only}dispatch = 'leased' AND {condition} RETURNING message_id)".replace("{t}", ""))
+        after += [db.time(fence.until), to_mark, *named, *params]
+    if counters:
+        ctes.append(f"counted AS ({_counted(db)})")
+        after += [list(column) for column in zip(*counters, strict=True)]
+    marked = " UNION ALL SELECT message_id, false FROM marked" if to_mark else ""
+    return db.run_over_arrays((f"WITH {', '.join(ctes)} SELECT message_id, true FROM recorded{marked}", floats),
+                              rows, after)
 
+
+def _counted(db: Driver) -> str:
+    """An upsert of the counters (`add_counts`'s) of the rows of arrays `_counter_rows` makes
+    whose message the statement's `recorded` wrote, summed by key, in key order."""
+    columns = ("journey_id", "version", "hour", "path", "name", "writer", "value")
+    types = {"message_id": "character varying", **db.column_types("journey_counters", columns)}
+    names = ("message_id", *columns)
+    return (f"INSERT INTO journey_counters ({', '.join(columns)}) SELECT {', '.join(f'v.{c}' for c in columns[:-1])}, "
+            f"sum(v.value) FROM unnest({', '.join(f'%b::{types[c]}[]' for c in names)}) AS v({', '.join(names)}) "
+            "WHERE v.message_id IN (SELECT message_id FROM recorded) "
+            "GROUP BY 1, 2, 3, 4, 5, 6 ORDER BY 1, 2, 3, 4, 5, 6 "
+            "ON CONFLICT (journey_id, version, hour, path, name, writer) "
+            "DO UPDATE SET value = journey_counters.value + excluded.value")

@@ -192,12 +192,17 @@ class SqlOutbox(SqlPort):
             rows = [(r["dispatch"], receipt.status if receipt else r["status"], db.time(r["at"]), r["attempts"],
                      db.maybe_time(r["next_attempt_at"]), r["provider"], r["provider_id"], r["error"], r["message_id"])
                     for r, receipt in zip(results, landed, strict=True)]
-            recorded, marked = record_and_mark(db, rows, sending, fence, shards)
-            counts: Counts = {}
+            tallies: dict[str, Counts] = {}  # what recording each message moves in the counters
             for result, receipt in zip(results, landed, strict=True):
-                if receipt is not None and result["message_id"] in recorded:
-                    merge(counts, receipt.counts)
-            add_counts(db, counts, self._writer("outbox"))
+                if receipt is not None:
+                    merge(tallies.setdefault(result["message_id"], {}), receipt.counts)
+            writer = self._writer("outbox")
+            recorded, marked, counted = record_and_mark(db, rows, sending, fence, shards, tallies, writer)
+            if not counted:
+                counts: Counts = {}
+                for message_id in recorded & tallies.keys():
+                    merge(counts, tallies[message_id])
+                add_counts(db, counts, writer)
             if shards.shards:
                 _map_provider_ids(db, [r for r in results if r["message_id"] in recorded], fence)
         return frozenset(recorded | marked)

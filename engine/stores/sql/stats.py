@@ -6,7 +6,9 @@ move with the load of the machine. A statement is one execution on the server: a
 INSERT over arrays of 1,000 rows is one. On PostgreSQL the pool's ping of a connection that sat
 idle (engine/stores/sql/ping.py) is a statement too. Rows are the rows written: what the INSERT,
 UPDATE and DELETE statements report they changed (one with RETURNING, on SQLite, reports them
-once its rows are read: its cursor is kept and its count taken when the totals are).
+once its rows are read: its cursor is kept and its count taken when the totals are); of a
+statement whose CTEs write (a claim, a dispatch window's writes), the rows it returns, one for
+each message it wrote (not the counters it adds to).
 """
 
 from __future__ import annotations
@@ -52,7 +54,8 @@ class SqlStats:
 
     def _executed(self, _conn: Any, cursor: Any, statement: str, parameters: Any, _context: Any,
                   executemany: bool) -> None:
-        write = statement.lstrip()[:6].upper() in _WRITES
+        head = statement.lstrip()[:6].upper()
+        write = head in _WRITES or (head.startswith("WITH") and any(f"{w} " in statement for w in _WRITES))
         with self._adding:
             self._statements += len(parameters) if executemany else 1
             if write and cursor.rowcount <= 0 and " RETURNING " in statement:  # SQLite's: not counted yet
