@@ -247,7 +247,8 @@ class SqlOutbox(SqlPort):
         numbers: dict[str, datetime | None] | None = None if self.dialect == "sqlite" else {}
         self._numbers.seen = numbers  # PostgreSQL: the suppressions ride on the profiles' read
         return self._committed(user_ids, self.cache.profiles if self.cache else None,
-                               lambda conn, users: profiles_of(Driver(conn, self.dialect), sorted(users), numbers))
+                               lambda conn, users: profiles_of(Driver(conn, self.dialect), sorted(users), numbers,
+                                                               self.database.partitioning.shards))
 
     def _checked_profiles(self, user_ids: Collection[str], cache: StateCache) -> dict[str, Profile]:
         """PostgreSQL: the profile rows' versions read first (one statement); a cached profile is
