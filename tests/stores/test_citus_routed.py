@@ -224,12 +224,12 @@ def test_w1s_steady_state_events_timers_dispatch_and_feedback_run_no_multi_shard
     assert cluster.multi_shard == [], "\n".join(cluster.multi_shard)
 
 
-def test_a_claim_is_one_routed_statement_and_the_recipients_with_ledgers_and_suppressions_one_more(
+def test_a_claim_is_one_routed_statement_and_the_recipients_with_their_suppressions_two_more(
         cluster: Cluster) -> None:
     """Each statement on Citus is a trip through the coordinator to a shard's node: a claim is
     the shard's read and the lease (one data-modifying statement), in no transaction block; the
-    dispatcher's recheck reads the recipients' profiles with their consent ledgers and whether
-    their numbers are suppressed, in one statement routed to their shard."""
+    dispatcher's recheck reads the recipients' consent ledgers, then their profiles with whether
+    their numbers are suppressed."""
     first, _ = cluster.two_shards()
     phones = {user: f"+1555000{n:04d}" for n, user in enumerate(first)}
     ledger = (ConsentRecord("sms", "marketing", True, "web", T0), ConsentRecord("sms", "marketing", False, "STOP", T0))
@@ -251,7 +251,7 @@ def test_a_claim_is_one_routed_statement_and_the_recipients_with_ledgers_and_sup
     suppressed = cluster.watched.outbox.suppressions(set(phones.values()))
     assert set(profiles) == set(first) and set(suppressed) == {phones[first[0]]}
     assert profiles[first[0]].consents == () and profiles[first[1]].consents == ledger
-    assert len(statements) == 1, statements
+    assert len(statements) == 2, statements
     assert cluster.multi_shard == []
 
 

@@ -41,32 +41,31 @@ def profiles_of(db: Driver, user_ids: Sequence[str], numbers: dict[str, datetime
 _CONSENTS = ("SELECT user_id, channel, category, granted, source, at FROM consents c WHERE user_id IN ({in}) "
              "AND NOT EXISTS (SELECT 1 FROM erasures e WHERE e.user_id = c.user_id AND e.consents_through >= c.id) "
              "ORDER BY user_id, seq")  # rows kept as proof by an erasure are no longer the person's consent
-_PROFILES = "SELECT user_id, doc, engagement FROM profiles WHERE user_id IN ({in})"
 _WITH_LEDGERS = (  # PostgreSQL: each profile with its ledger (as `_CONSENTS`) and its number's suppression
     "SELECT p.user_id, p.doc, p.engagement, p.phone, s.since, (SELECT json_agg(json_build_array(c.channel, "
-    "c.category, c.granted, c.source, c.at) ORDER BY c.seq) FROM consents c WHERE c.user_id = p.user_id{consents} "
-    "AND NOT EXISTS (SELECT 1 FROM erasures e WHERE e.user_id = c.user_id{erasures} AND e.consents_through >= c.id)) "
+    "c.category, c.granted, c.source, c.at) ORDER BY c.seq) FROM consents c WHERE c.user_id = p.user_id "
+    "AND NOT EXISTS (SELECT 1 FROM erasures e WHERE e.user_id = c.user_id AND e.consents_through >= c.id)) "
     "FROM profiles p LEFT JOIN suppressed_numbers s ON s.number = p.phone WHERE p.user_id = ANY(%b)")
-_PLAIN = _WITH_LEDGERS.format(consents="", erasures="")
-_ROUTED = _WITH_LEDGERS.format(consents=" AND c.user_id = ANY(%b)", erasures=" AND e.user_id = ANY(%b)")
-# Citus routes the statement to the users' shard only if each table's own condition names them; on
-# plain PostgreSQL those conditions make the planner think each ledger costs 500 index probes, and
-# compile the statement (JIT) at every run: 100 ms rather than 5 ms for 500 users.
+_SUPPRESSED = ("SELECT p.user_id, p.doc, p.engagement, p.phone, s.since FROM profiles p "
+               "LEFT JOIN suppressed_numbers s ON s.number = p.phone WHERE p.user_id IN ({in})")
 
 
 def load_profiles(db: Driver, states: dict[str, UserState], numbers: dict[str, datetime | None] | None = None,
                   routed: bool = False) -> None:
     """The users' profiles with their consent ledgers: on PostgreSQL one statement (a second only
-    for users with a ledger and no profile row), on SQLite one for the ledgers and one for the
-    profiles. `numbers`: see `profiles_of`; `routed`: on Citus (every table's condition names
-    the users)."""
-    if db.sqlite:
+    for users with a ledger and no profile row); on SQLite, and on Citus (`routed`), one for the
+    ledgers and one for the profiles, as Citus routes a statement to the users' shard only if each
+    table's own condition names them, and those conditions in the ledgers' subquery cost more
+    than the statement they save. `numbers`: see `profiles_of`."""
+    if db.sqlite or routed:
         ledgers = _ledgers(db, list(states))
-        for user_id, doc, engagement in db.where_in(_PROFILES, list(states)):
+        for user_id, doc, engagement, phone, since in db.where_in(_SUPPRESSED, list(states)):
+            if numbers is not None and phone:
+                numbers[str(phone)] = db.read_time(since) if since is not None else None
             states[user_id].profile = stored_profile(db.read_json(doc), tuple(ledgers.pop(user_id, ())),
                                                      db.read_json(engagement))
     else:
-        ledgers = _with_ledgers(db, states, numbers, routed)
+        ledgers = _with_ledgers(db, states, numbers)
     for user_id, records in ledgers.items():  # consents given before any profile was stored
         states[user_id].profile = Profile(user_id, consents=tuple(records))
     for state in states.values():
@@ -85,14 +84,13 @@ def _ledgers(db: Driver, users: list[str]) -> dict[str, list[ConsentRecord]]:
 
 
 def _with_ledgers(db: Driver, states: dict[str, UserState], numbers: dict[str, datetime | None] | None,
-                  routed: bool) -> dict[str, list[ConsentRecord]]:
+                  ) -> dict[str, list[ConsentRecord]]:
     """PostgreSQL: the profiles with their ledgers filled in; returns the ledgers of users without a
     profile row, read apart (only if there are any such users)."""
     users = list(states)
     times: dict[str, datetime] = {}
     found: set[str] = set()
-    query, params = (_ROUTED, [users, users, users]) if routed else (_PLAIN, [users])
-    for user_id, doc, engagement, phone, since, ledger in db.rows(query, params):
+    for user_id, doc, engagement, phone, since, ledger in db.rows(_WITH_LEDGERS, [users]):
         if numbers is not None and phone:
             numbers[str(phone)] = db.read_time(since) if since is not None else None
         records = tuple(ConsentRecord(channel, category, bool(granted), source, _time(at, times))
