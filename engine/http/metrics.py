@@ -137,7 +137,7 @@ class Metrics:
         stats = getattr(self.server.store, "stats", None)  # a SQL store's
         if stats is not None:
             yield CounterMetricFamily("journey_sql_statements", "SQL statements executed (an executemany: one a "
-                                      "row; the pool's pings included)", value=stats.statements)
+                                      "row; the pool's pings of idle connections included)", value=stats.statements)
             yield CounterMetricFamily("journey_sql_rows_written", "Rows the SQL writes changed", value=stats.rows)
 
     def _outbox(self) -> Iterator[Family]:

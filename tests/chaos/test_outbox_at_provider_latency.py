@@ -48,8 +48,10 @@ messages:
 PROVIDERS = """\
 providers:
   - {name: twilio-main, type: twilio, account_sid: "${TWILIO_ACCOUNT_SID}", auth_token: "${TWILIO_AUTH_TOKEN}",
-     from: "+15005550006", api_base_url: "{url}"}
+     from: "{sender}", api_base_url: "{url}"}
 """
+SENDER = "+15005550006"
+DOOMED_SENDER = "+15005550007"  # the worker to be killed sends from a number of its own: its calls can be told apart
 
 
 @pytest.fixture
@@ -64,8 +66,13 @@ def twilio() -> Iterator[FakeTwilio]:
 def rig(tmp_path: Path, journeys_dir: Path, twilio: FakeTwilio) -> list[str]:
     """`journey serve` arguments for the SMS journey through Twilio at the local server."""
     (journeys_dir / "sms-ping.yaml").write_text(SMS_PING, encoding="utf-8")
-    providers = tmp_path / "providers.yaml"
-    providers.write_text(PROVIDERS.replace("{url}", twilio.url), encoding="utf-8")
+    return providers_args(tmp_path, twilio, SENDER)
+
+
+def providers_args(tmp_path: Path, twilio: FakeTwilio, sender: str) -> list[str]:
+    """`--providers` with Twilio at the local server, sending from `sender`."""
+    providers = tmp_path / f"providers-{sender.lstrip('+')}.yaml"
+    providers.write_text(PROVIDERS.replace("{url}", twilio.url).replace("{sender}", sender), encoding="utf-8")
     return ["--providers", str(providers)]
 
 
@@ -115,11 +122,13 @@ def sent_counted(servers: Sequence[ServerProcess]) -> float:
 
 
 def two_workers(url: str, users: Sequence[str], lease_seconds: int, start_server: StartServer, rig: list[str],
-                ) -> list[ServerProcess]:
-    """The users' profiles, then two `journey serve` workers on the database."""
+                second: list[str] | None = None) -> list[ServerProcess]:
+    """The users' profiles, then two `journey serve` workers on the database (the second with
+    `second`'s arguments, if given)."""
     load_sms_profiles(url, users)
     env = environment(lease_seconds)
-    return [start_server(db=url, name=f"worker-{n}", env=env, args=rig) for n in (1, 2)]
+    return [start_server(db=url, name=f"worker-{n}", env=env, args=args)
+            for n, args in ((1, rig), (2, second or rig))]
 
 
 def test_two_workers_send_700_users_one_sms_each_against_a_120_ms_provider(
@@ -144,12 +153,14 @@ def test_two_workers_send_700_users_one_sms_each_against_a_120_ms_provider(
 
 def test_a_kill_9_of_one_of_two_workers_mid_drain_sends_nobody_two_sms(
         postgres_fresh_db_url: str, start_server: StartServer, rig: list[str], twilio: FakeTwilio,
-        message_rows: Callable[[str], MessageRows]) -> None:
+        message_rows: Callable[[str], MessageRows], tmp_path: Path) -> None:
     users = user_ids(2_000, "k")
-    survivor, doomed = two_workers(postgres_fresh_db_url, users, 5, start_server, rig)
+    survivor, doomed = two_workers(postgres_fresh_db_url, users, 5, start_server, rig,
+                                   providers_args(tmp_path, twilio, DOOMED_SENDER))
     rows = message_rows(postgres_fresh_db_url)
     post_in_turn([survivor, doomed], users)
-    wait_until(lambda: twilio.requests >= 600, timeout=60, interval=0.01, what="600 SMS handed to Twilio")
+    wait_until(lambda: twilio.requests >= 600 and twilio.calling[DOOMED_SENDER] > 0, timeout=60, interval=0.002,
+               what="600 SMS handed to Twilio, some of the doomed worker's waiting for their answer")
     doomed.kill()
     at_kill = twilio.requests
     final = wait_until(settled(rows, len(users)), timeout=90, interval=0.5, what="every user's SMS settled")

@@ -180,6 +180,7 @@ class FakeTwilio(_Http):
         self.bodies: list[str] = []  # the Body of every request, answered or not
         self.to: Counter[str] = Counter()  # requests per To number, answered or not
         self.times: list[float] = []  # time.monotonic() of every request as it came in
+        self.calling: Counter[str] = Counter()  # requests per From number taken in and not yet answered
         self._lock = threading.Lock()
 
     def _handle(self, handler: BaseHTTPRequestHandler, body: bytes) -> tuple[int, Any]:
@@ -197,7 +198,13 @@ class FakeTwilio(_Http):
             self.bodies.append(form.get("Body", [""])[0])
             self.to[form.get("To", [""])[0]] += 1
             step = self.script.pop(0) if self.script else "ok"
-        self.pause()
+            sender = form.get("From", [""])[0]
+            self.calling[sender] += 1
+        try:
+            self.pause()
+        finally:
+            with self._lock:
+                self.calling[sender] -= 1
         if step == "timeout":
             time.sleep(self.delay)
             return 0, None

@@ -59,6 +59,14 @@ def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Store]:
 
 
 @pytest.fixture(params=[*SQL_BACKENDS, CITUS])
+def sql_store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Any]:
+    """A `SqlStore` on every SQL backend, Citus included, each test on empty storage."""
+    made = sql_module().SqlStore(sql_url(request.param, request, tmp_path))
+    yield made
+    close(made)
+
+
+@pytest.fixture(params=[*SQL_BACKENDS, CITUS])
 def reopen(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Callable[[], Store]]:
     """Opens a new SqlStore on the same database each call, as a restarted server would."""
     module = sql_module()

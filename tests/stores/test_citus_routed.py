@@ -14,7 +14,7 @@ from urllib.parse import quote
 import pytest
 from sqlalchemy import event
 
-from channels import Decision, Profile, load_policy
+from channels import ConsentRecord, Decision, Profile, load_policy
 from engine.bench.workload import cart_event, check_w1, open_event, opens, w1_journey, w1_profile
 from engine.clock import VirtualClock
 from engine.ports import HostStore, carry_out
@@ -222,3 +222,58 @@ def test_w1s_steady_state_events_timers_dispatch_and_feedback_run_no_multi_shard
     opened = [m["status"] for n in range(users) if opens(n) for m in cluster.store.views.messages_for_user(f"u{n}")]
     assert opened and set(opened) == {"opened"}
     assert cluster.multi_shard == [], "\n".join(cluster.multi_shard)
+
+
+def test_a_claim_is_one_routed_statement_and_the_recipients_with_their_suppressions_two_more(
+        cluster: Cluster) -> None:
+    """Each statement on Citus is a trip through the coordinator to a shard's node: a claim is
+    the shard's read and the lease (one data-modifying statement), in no transaction block; the
+    dispatcher's recheck reads the recipients' consent ledgers, then their profiles with whether
+    their numbers are suppressed."""
+    first, _ = cluster.two_shards()
+    phones = {user: f"+1555000{n:04d}" for n, user in enumerate(first)}
+    ledger = (ConsentRecord("sms", "marketing", True, "web", T0), ConsentRecord("sms", "marketing", False, "STOP", T0))
+    queue(cluster.store, first)
+    with cluster.store.transaction() as tx:
+        for user, phone in phones.items():
+            tx.put_profile(Profile(user, phone=phone, push_token=f"tok-{user}"))
+        tx.put_profile(Profile(first[1], phone=phones[first[1]], push_token=f"tok-{first[1]}", consents=ledger))
+        tx.record_suppression(phones[first[0]], "STOP", T0, "sms")
+    statements: list[str] = []
+    event.listen(cluster.watched.engine, "before_cursor_execute", lambda _c, _k, sql, *_: statements.append(sql))
+    claimed = cluster.watched.outbox.claim_outbox(T0 + timedelta(seconds=1), 500, LEASE, "a")
+    assert {i.user_id for i in claimed} == set(first)
+    claims = [s for s in statements if "journey_due_messages" not in s]  # the rest ask shards which is due
+    assert len(claims) == 1 and claims[0].startswith("WITH due AS"), claims
+    assert set(dispatch_of(cluster.store, first[0]).values()) == {"leased"}
+    del statements[:]
+    profiles = cluster.watched.outbox.recipients(set(first))
+    suppressed = cluster.watched.outbox.suppressions(set(phones.values()))
+    assert set(profiles) == set(first) and set(suppressed) == {phones[first[0]]}
+    assert profiles[first[0]].consents == () and profiles[first[1]].consents == ledger
+    assert len(statements) == 2, statements
+    assert cluster.multi_shard == []
+
+
+def test_a_timer_sweeps_claims_read_no_shard_again_that_its_look_ahead_read(cluster: Cluster) -> None:
+    """The sweep first asks which users' timers are due (every shard read on its node), then claims
+    shard by shard as of the same instant: what the look ahead found serves the claims, and
+    every due timer is fired once."""
+    first, second = cluster.two_shards()
+    with cluster.store.transaction() as tx:
+        for n, user in enumerate(first + second):
+            carry_out(tx, waiting(instance(f"i-{user}", user), f"t-{user}", T0 + timedelta(seconds=n)))
+    reads: list[str] = []
+    event.listen(cluster.watched.engine, "before_cursor_execute",
+                 lambda _c, _k, sql, *_: reads.append(sql) if "journey_due_timers" in sql else None)
+    now = T0 + timedelta(hours=1)
+    with cluster.watched.transaction() as tx:
+        assert tx.due_timer_users(now, 1000) == {*first, *second}
+        looked = len(reads)
+        claimed = [i for _ in range(3) for i, _ in tx.claim_due_timers(now, 1000)]
+    assert looked == 32 and len(reads) == looked, reads  # every shard read once: by the look ahead
+    assert sorted(claimed) == sorted(f"i-{u}" for u in first + second)
+    later = now + timedelta(seconds=1)
+    with cluster.watched.transaction() as tx:
+        assert list(tx.claim_due_timers(later, 1000)) == []  # as of another instant: read again, none left
+    assert len(reads) == 2 * looked

@@ -12,13 +12,17 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from sqlalchemy import event
 
-from channels import Decision, Profile
+from channels import Decision, Profile, load_policy
+from engine.bench.workload import cart_event, w1_journey, w1_profile
+from engine.clock import VirtualClock
 from engine.ports import HostStore, carry_out
+from engine.service import Engine
 from engine.state import Fence, Outcome, Send
 from engine.stores.memory import MemoryStore
 from engine.stores.sql import SqlStore
-from tests.stores.conftest import SQL_BACKENDS, sql_url
+from tests.stores.conftest import CITUS, SQL_BACKENDS, sql_url
 
 T0 = datetime(2026, 1, 5, 10, tzinfo=UTC)
 LEASE = timedelta(seconds=60)
@@ -188,4 +192,68 @@ def test_the_rows_the_fenced_writes_change_are_counted_for_the_bench(
     store.outbox.renew_outbox(ids, fence("a", T0 + timedelta(seconds=1)))
     store.outbox.finish_outbox([_sent(m, T0) for m in ids], fence())
     assert store.stats.rows - before == 3 * 12
+    store.close()
+
+
+def test_a_windows_answers_and_its_next_messages_are_written_together_only_where_the_claim_holds(
+        store: HostStore) -> None:
+    """The dispatcher's write between two windows records the answers of one and marks the next
+    `sending` (on PostgreSQL in one statement): a claim that ran out does neither, a live one both."""
+    _queue(store, *(_send(f"m{n}", "u1", "sms") for n in range(6)))
+    ids = [i.message_id for i in store.outbox.claim_outbox(T0, 100, LEASE, "a")]
+    assert store.outbox.finish_outbox([], fence(), sending=ids[:3]) == set(ids[:3])
+    late = T0 + LEASE + timedelta(seconds=1)
+    answers = [_sent(m, late) for m in ids[:2]]
+    assert store.outbox.finish_outbox(answers, fence("a", late), sending=ids[3:5]) == set()
+    assert [_row(store, m)["dispatch"] for m in ids] == ["sending"] * 3 + ["leased"] * 3
+    now = T0 + timedelta(seconds=1)
+    assert store.outbox.finish_outbox([_sent(m, now) for m in ids[:2]], fence("a", now), sending=ids[3:5]) == {
+        *ids[:2], *ids[3:5]}
+    assert [_row(store, m)["dispatch"] for m in ids] == ["sent", "sent", "sending", "sending", "sending", "leased"]
+    assert _row(store, ids[0])["provider_id"] == f"id-{ids[0]}"
+
+
+@pytest.mark.parametrize("backend", ["postgresql", CITUS])
+def test_between_two_windows_the_dispatcher_updates_its_messages_once(
+        backend: str, request: pytest.FixtureRequest, tmp_path: Path) -> None:
+    """Recording a window's answers and marking the next one's messages is one UPDATE statement
+    (a shard's users' on Citus), beside the read of the rows' statuses and the counters."""
+    store = SqlStore(sql_url(backend, request, tmp_path))
+    _queue(store, *(_send(f"m{n}", "u1", "sms") for n in range(6)))
+    ids = [i.message_id for i in store.outbox.claim_outbox(T0, 100, LEASE, "a")]
+    users = {m: "u1" for m in ids}
+    store.outbox.finish_outbox([], Fence("a", T0, T0 + LEASE, users), sending=ids[:3])
+    statements: list[str] = []
+    event.listen(store.engine, "before_cursor_execute", lambda _c, _k, sql, *_: statements.append(sql))
+    written = store.outbox.finish_outbox([_sent(m, T0) for m in ids[:3]], Fence("a", T0, T0 + LEASE, users),
+                                         sending=ids[3:])
+    assert written == set(ids)
+    assert sum("UPDATE messages" in s for s in statements) == 1, statements
+    store.close()
+
+
+def test_a_windows_write_adds_what_it_recorded_to_the_journeys_counters_in_the_same_statement(
+        postgres_fresh_db_url: str) -> None:
+    """W1's pushes for five users, recorded sent: the `msg:push:sent` counters say five, and on
+    PostgreSQL no statement of the dispatcher's writes but the window's own wrote them."""
+    store = SqlStore(postgres_fresh_db_url)
+    users = 5
+    with store.transaction() as tx:
+        for n in range(users):
+            tx.put_profile(w1_profile(n))
+    engine = Engine([w1_journey(timedelta(seconds=2))], load_policy(), store, VirtualClock(T0))
+    engine.accept_many([cart_event(n, T0) for n in range(users)])
+    while engine.process_queued(100):
+        pass
+    claimed = store.outbox.claim_outbox(T0, 100, LEASE, "a")
+    owners = {i.message_id: i.user_id for i in claimed}
+    held = Fence("a", T0, T0 + LEASE, owners)
+    assert store.outbox.finish_outbox([], held, sending=sorted(owners)) == set(owners)
+    statements: list[str] = []
+    event.listen(store.engine, "before_cursor_execute", lambda _c, _k, sql, *_: statements.append(sql))
+    assert store.outbox.finish_outbox([_sent(m, T0) for m in owners], held) == set(owners)
+    assert not [s for s in statements if s.startswith("INSERT INTO journey_counters")], statements
+    sent = {name: value for _path, name, value in store.views.journey_counts("w1-push-then-sms", None, None, None)
+            if name.startswith("msg:push:")}
+    assert sent.get("msg:push:sent") == users and len(claimed) == users, sent
     store.close()

@@ -13,12 +13,13 @@ from contextlib import AbstractContextManager, nullcontext
 from typing import Any
 
 from sqlalchemy import event
+from sqlalchemy.engine import Connection, make_url
 from sqlalchemy.engine import Engine as SaEngine
-from sqlalchemy.engine import make_url
 from sqlalchemy.exc import SQLAlchemyError
 from sqlmodel import create_engine
 
 from engine.state import Partitioning
+from engine.stores.sql.ping import IdlePing
 from engine.stores.sql.shard_reads import ShardReads
 from engine.stores.sql.stats import SqlStats
 from engine.stores.sql.translate import check_url, translated
@@ -35,11 +36,20 @@ class Database:
         self.safe_url = _without_password(url)
         with translated(f"{self.safe_url}: cannot open the database"):
             self.engine: SaEngine = _make_engine(url, self.dialect, echo)
-        self.stats = SqlStats.watch(self.engine, pings=self.dialect == "postgresql")  # pool_pre_ping counts
+        ping = IdlePing.watch(self.engine) if self.dialect == "postgresql" else None
+        self.stats = SqlStats.watch(self.engine, ping)
         self.writer = WriterLock() if self.dialect == "sqlite" else None  # SQLite: one writer at a time
         self.partitioning = Partitioning()  # as the schema records it, once opened (on Citus: the shards)
         self.shard_reads: ShardReads | None = None  # Citus: a shard's due rows, read on its node
         self.worker: Callable[[], str | None] = lambda: None  # this process's worker id, once it has one
+
+    def autocommit(self) -> Connection:
+        """A connection outside any transaction block: on PostgreSQL each statement is its own
+        transaction, so a read (each statement of a read committed transaction sees its own
+        snapshot anyway), or a write that is one statement, is one round trip rather than BEGIN,
+        the statement and ROLLBACK or COMMIT. SQLite reads outside a transaction as it is."""
+        conn = self.engine.connect()
+        return conn.execution_options(isolation_level="AUTOCOMMIT") if self.dialect == "postgresql" else conn
 
     def writing(self, urgent: bool) -> AbstractContextManager[Any]:
         """This process's turn to write (SQLite; PostgreSQL takes its writers as they come):
@@ -58,6 +68,9 @@ class SqlPort:
 
     def _writing(self, urgent: bool) -> AbstractContextManager[Any]:
         return self.database.writing(urgent)
+
+    def _autocommit(self) -> Connection:
+        return self.database.autocommit()
 
     def _writer(self, role: str) -> str:
         """Whose rows of the journeys' counters a write of this port adds to: this worker's `role`
@@ -85,4 +98,4 @@ def _make_engine(url: str, dialect: str, echo: bool) -> SaEngine:
             cursor.close()
 
         return engine
-    return create_engine(url, echo=echo, pool_pre_ping=True)
+    return create_engine(url, echo=echo)  # pinged when idle: `IdlePing`

@@ -128,9 +128,16 @@ class Driver:
             sql += " AND " + where.replace("{t}", "")
             return {row[-1] for row in rows if self.conn.exec_driver_sql(sql, (*row, *params)).rowcount}
         rows = list({row[-1]: row for row in rows}.values())
-        names = (*columns, key)
+        statement = self.update_over_arrays(table, key, columns, also, where)
+        return {r[0] for r in self._arrays(statement, rows, params)}
+
+    def update_over_arrays(self, table: str, key: str, columns: Sequence[str], also: str = "", where: str = "",
+                           ) -> tuple[str, frozenset[int]]:
+        """PostgreSQL: `update`'s statement over one binary array a column (then the key), which
+        returns the keys changed, with its float columns (`_arrays` runs it); made once a process."""
         statement = _UPDATES.get((table, key, tuple(columns), also, where))
         if statement is None:
+            names = (*columns, key)
             types = self._types(table, names)
             arrays = ", ".join(f"%b::{types[c]}[]" for c in names)
             condition = " AND " + where.replace("{t}", "t.") if where else ""
@@ -138,7 +145,7 @@ class Driver:
                 f"UPDATE {table} AS t SET " + ", ".join(f"{c} = v.{c}" for c in columns) + (f", {also}" if also else "")
                 + f" FROM unnest({arrays}) AS v({', '.join(names)}) WHERE t.{key} = v.{key}{condition}"
                 + f" RETURNING t.{key}", _floats(types, names))
-        return {r[0] for r in self._arrays(statement, rows, params)}
+        return statement
 
     def _update_from_values(self, table: str, key: str, columns: Sequence[str], rows: Sequence[Sequence[Any]],
                             also: str, where: str, params: Sequence[Any]) -> set[Any]:
@@ -157,6 +164,11 @@ class Driver:
                    f"v.column{len(columns) + 1}{condition} RETURNING {table}.{key}")
             changed.update(r[0] for r in self.rows(sql, [*(value for row in chunk for value in row), *params]))
         return changed
+
+    def run_over_arrays(self, statement: tuple[str, frozenset[int]], rows: Sequence[Sequence[Any]],
+                        params: Sequence[Any] = ()) -> Sequence[Sequence[Any]]:
+        """A statement that embeds `update_over_arrays`'s (its arrays first, then `params`)."""
+        return self._arrays(statement, rows, params)
 
     def _arrays(self, statement: tuple[str, frozenset[int]], rows: Sequence[Sequence[Any]],
                 params: Sequence[Any] = ()) -> Sequence[Sequence[Any]]:
@@ -184,6 +196,11 @@ class Driver:
             tail = rest.partition(")")[2]
             found = _UNNESTS[sql] = (f"{head} SELECT * FROM unnest({arrays}){tail}", _floats(types, columns))
         return found
+
+    def column_types(self, table: str, columns: Sequence[str]) -> dict[str, str]:
+        """PostgreSQL: each of these columns' type, as an array of it is cast (read once a process)."""
+        types = self._types(table, columns)
+        return {c: types[c] for c in columns}
 
     def _types(self, table: str, columns: Sequence[str]) -> dict[str, str]:
         known = _COLUMN_TYPES.get(table)

@@ -34,7 +34,7 @@ class SqlFeed(SqlPort):
             query = query.where(FEED_STATES.c.archived_at.is_(None))
         if before is not None:
             query = query.where(or_(m.at < before[0], and_(m.at == before[0], m.message_id < before[1])))
-        with self.engine.connect() as conn:
+        with self._autocommit() as conn:
             rows = conn.execute(query.order_by(m.at.desc(), m.message_id.desc()).limit(limit)).mappings()
             return [{**row, **{k: aware(row[k]) if row[k] is not None else None for k in _TIMES}} for row in rows]
 
@@ -42,7 +42,7 @@ class SqlFeed(SqlPort):
     def feed_unread(self, user_id: str) -> int:
         query = _feed(user_id, func.count()).where(FEED_STATES.c.read_at.is_(None),
                                                     FEED_STATES.c.archived_at.is_(None))
-        with self.engine.connect() as conn:
+        with self._autocommit() as conn:
             return int(conn.execute(query).scalar_one())
 
     @translating

@@ -33,7 +33,7 @@ class SqlJourneys(SqlPort):
     def journey_version(self, journey_id: str, version: str) -> JourneyVersion | None:
         query = select(JOURNEY_VERSIONS).where(JOURNEY_VERSIONS.c.journey_id == journey_id,
                                                JOURNEY_VERSIONS.c.version == version)
-        with self.engine.connect() as conn:
+        with self._autocommit() as conn:
             row = conn.execute(query).mappings().first()
         return _version(row) if row else None
 
@@ -41,18 +41,18 @@ class SqlJourneys(SqlPort):
     def journey_versions(self, journey_id: str) -> list[JourneyVersion]:
         query = select(JOURNEY_VERSIONS).where(JOURNEY_VERSIONS.c.journey_id == journey_id) \
             .order_by(JOURNEY_VERSIONS.c.first_loaded_at, JOURNEY_VERSIONS.c.version)
-        with self.engine.connect() as conn:
+        with self._autocommit() as conn:
             return [_version(row) for row in conn.execute(query).mappings()]
 
     @translating
     def journey_ids(self) -> list[str]:
         query = select(JOURNEY_VERSIONS.c.journey_id).distinct().order_by(JOURNEY_VERSIONS.c.journey_id)
-        with self.engine.connect() as conn:
+        with self._autocommit() as conn:
             return [str(j) for (j,) in conn.execute(query)]
 
     @translating
     def journey_states(self) -> dict[str, str]:
-        with self.engine.connect() as conn:
+        with self._autocommit() as conn:
             return {str(j): str(s) for j, s in conn.execute(select(JOURNEY_STATES.c.journey_id,
                                                                     JOURNEY_STATES.c.state))}
 
@@ -68,7 +68,7 @@ class SqlJourneys(SqlPort):
         query = (select(INSTANCES.c.version, func.count()).where(INSTANCES.c.journey_id == journey_id,
                                                                  INSTANCES.c.status == "active")
                  .group_by(INSTANCES.c.version))
-        with self.engine.connect() as conn:
+        with self._autocommit() as conn:
             return {str(v): int(n) for v, n in conn.execute(query)}
 
     @translating

@@ -1,8 +1,9 @@
 """The dispatcher's side of the messages table: which rows are due, leased, and expired.
 
 A claim puts its token on the rows it leases (`messages.claim`); every later write to them is
-fenced (`engine.state.Fence`): `held` is checked in the statement itself, so a dispatcher whose
-lease ran out, or whose rows the expiry took back, changes nothing, whatever it still believes.
+fenced (`engine.state.Fence`, engine/stores/sql/fenced.py): `held` is checked in the statement
+itself, so a dispatcher whose lease ran out, or whose rows the expiry took back, changes nothing,
+whatever it still believes.
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ from engine.stores.sql.cache import StateCache
 from engine.stores.sql.counters import add_counts, moved, receipts
 from engine.stores.sql.database import Database, SqlPort
 from engine.stores.sql.driver import Driver, json_text, placeholder
+from engine.stores.sql.fenced import record_and_mark, renew
 from engine.stores.sql.loads import profiles_of
 from engine.stores.sql.schema import chunks
 from engine.stores.sql.stamps import profile_stamps
@@ -98,70 +100,24 @@ def claim_sql(dialect: str, limit: int, of_users: bool = False) -> str:
     return sql if dialect == "sqlite" else sql + " FOR UPDATE OF m SKIP LOCKED"
 
 
-def claim_and_lease_sql(limit: int) -> str:
+def claim_and_lease_sql(limit: int, of_users: bool = False) -> str:
     """PostgreSQL: `claim_sql`'s rows leased by the same statement (a data-modifying CTE), in the
     order they were due: one statement a claim rather than a read and an update. Parameters:
-    now, then the lease's end and the claim's token."""
-    due = claim_sql("postgresql", limit).replace(", m.instance_id ", ", m.instance_id, m.next_attempt_at AS due_at ", 1)
-    return (f"WITH due AS ({due}), leased AS (UPDATE messages SET dispatch = 'leased', next_attempt_at = %s, "
-            "claim = %s FROM due WHERE messages.message_id = due.message_id) "
+    now, then the lease's end and the claim's token; `of_users` (Citus): named now, until, token
+    and users, every table pruned to the users' shard so that Citus routes the whole statement."""
+    due = claim_sql("postgresql", limit, of_users).replace(", m.instance_id ",
+                                                           ", m.instance_id, m.next_attempt_at AS due_at ", 1)
+    until, token, mine = ("%(until)s", "%(token)s", "messages.user_id = ANY(%(users)s) AND "
+                          "messages.user_id = due.user_id AND ") if of_users else ("%s", "%s", "")
+    return (f"WITH due AS ({due}), leased AS (UPDATE messages SET dispatch = 'leased', next_attempt_at = {until}, "
+            f"claim = {token} FROM due WHERE {mine}messages.message_id = due.message_id) "
             "SELECT message_id, user_id, channel, category, content, attempts, address, instance_id FROM due "
             "ORDER BY due_at")
 
 
-ATTEMPT_COLUMNS = ("dispatch", "status", "status_at", "attempts", "next_attempt_at", "provider", "provider_id", "error")
-
-
-def held(db: Driver, fence: Fence) -> tuple[str, list[Any]]:
-    """The condition that a row is still the fence's claim's, and its parameters (its columns
-    written `{t}column`, as `Driver.update` takes a condition)."""
-    return (f"{{t}}claim = {db.mark} AND {{t}}next_attempt_at > {db.mark}", [fence.token, db.time(fence.now)])
-
-
-def record_attempts(db: Driver, rows: list[tuple[Any, ...]], fence: Fence, partitioning: Partitioning) -> set[str]:
-    """Each row: the `ATTEMPT_COLUMNS` values, then the message id; only the rows `fence` holds are
-    written, and their claim ends. Returns their ids. A statement a shard (`Partitioning.by_owner`); on
-    PostgreSQL one UPDATE over binary arrays for each rather than a statement a message."""
-    by_id = {row[-1]: row for row in rows}  # a message recorded twice: its last attempt
-    condition, params = held(db, fence)
-    recorded: set[str] = set()
-    for users, ids in partitioning.by_owner(list(by_id), fence.users):
-        only, named = db.of_users(users)
-        recorded.update(str(m) for m in db.update("messages", "message_id", ATTEMPT_COLUMNS, [by_id[i] for i in ids],
-                                                  also="claim = NULL", where=only + condition,
-                                                  params=[*named, *params]))
-    return recorded
-
-
-def mark_sending(db: Driver, message_ids: Sequence[str], fence: Fence, partitioning: Partitioning) -> set[str]:
-    """Those of the leased messages `fence` holds, marked as about to be handed over, their lease to
-    `fence.until`; returns their ids."""
-    condition, params = held(db, fence)
-    return _returning(db, "UPDATE messages SET dispatch = 'sending', next_attempt_at = {at} WHERE message_id "
-                          f"IN ({{in}}) AND {{users}}dispatch = 'leased' AND {condition}", message_ids, fence,
-                      partitioning, params)
-
-
-def renew(db: Driver, message_ids: Sequence[str], fence: Fence, partitioning: Partitioning) -> set[str]:
-    """The lease of those of these messages `fence` holds extended to `fence.until`; returns their ids."""
-    condition, params = held(db, fence)
-    return _returning(db, f"UPDATE messages SET next_attempt_at = {{at}} WHERE message_id IN ({{in}}) AND "
-                          f"{{users}}{condition}", message_ids, fence, partitioning, params)
-
-
-def _returning(db: Driver, sql: str, message_ids: Sequence[str], fence: Fence, partitioning: Partitioning,
-               after: list[Any]) -> set[str]:
-    """`sql` (an UPDATE setting `{at}` to `fence.until` for the rows `message_id IN ({in})` names,
-    then `{users}`, its other columns written `{t}column`) a shard and a chunk at a time (PostgreSQL: one
-    binary array a chunk); the ids of the rows it changed."""
-    changed: set[str] = set()
-    for users, ids in partitioning.by_owner(message_ids, fence.users):
-        only, named = db.of_users(users)
-        text = sql.replace("{at}", db.mark).replace("{users}", only).replace("{t}", "") + " RETURNING message_id"
-        for chunk in chunks(ids):
-            changed.update(str(r[0]) for r in db.where_in(text, chunk, [*named, *after],
-                                                          first=[db.time(fence.until)]))
-    return changed
+def _item(row: Sequence[Any]) -> OutboxItem:
+    """A claimed message as `claim_sql` reads it."""
+    return OutboxItem(row[0], row[1], row[2], row[3], Driver.read_json(row[4]), row[5], row[6], row[7])
 
 
 def _map_provider_ids(db: Driver, results: Sequence[Mapping[str, Any]], fence: Fence) -> None:
@@ -189,21 +145,26 @@ class SqlOutbox(SqlPort):
         users = self.shard_users(now, limit)
         if users == []:
             return []
+        if users is not None:  # Citus: one statement routed to the users' shard, in no transaction block
+            with self._writing(urgent=False), self._autocommit() as conn:  # (a SET LOCAL would reach no shard)
+                return [_item(r) for r in conn.exec_driver_sql(claim_and_lease_sql(limit, of_users=True), {
+                    "now": now, "until": now + lease, "token": token, "users": users})]
         with self._writing(urgent=False), self.engine.begin() as conn:
             db = Driver(conn, self.dialect)
-            if not db.sqlite:  # see `claim_sql`: walk the index to the limit, whatever the stale statistics say
-                conn.exec_driver_sql("SET LOCAL enable_bitmapscan = off")
-            if not db.sqlite and users is None:  # one statement: the rows read and leased
-                rows = db.rows(claim_and_lease_sql(limit), [db.time(now), db.time(now + lease), token])
-                return [OutboxItem(r[0], r[1], r[2], r[3], db.read_json(r[4]), r[5], r[6], r[7]) for r in rows]
-            params: Any = (db.time(now),) if users is None else {"now": db.time(now), "users": users}
-            items = [OutboxItem(r[0], r[1], r[2], r[3], db.read_json(r[4]), r[5], r[6], r[7])
-                     for r in conn.exec_driver_sql(claim_sql(self.dialect, limit, users is not None), params)]
-            owners = sorted({i.user_id for i in items})
-            for chunk in chunks([i.message_id for i in items]):
-                db.run_in(f"UPDATE messages SET dispatch = 'leased', next_attempt_at = {db.mark}, claim = {db.mark} "
-                          f"WHERE user_id IN ({db.marks(len(owners))}) AND message_id IN ({{in}})", chunk,
-                          [db.time(now + lease), token, *owners])
+            if db.sqlite:
+                return self._claim_then_lease(db, now, limit, lease, token)
+            conn.exec_driver_sql("SET LOCAL enable_bitmapscan = off")  # see `claim_sql`
+            return [_item(r) for r in db.rows(claim_and_lease_sql(limit), [now, now + lease, token])]
+
+    def _claim_then_lease(self, db: Driver, now: datetime, limit: int, lease: timedelta, token: str,
+                          ) -> list[OutboxItem]:
+        """SQLite: the due messages read, then leased (no data-modifying CTE)."""
+        items = [_item(r) for r in db.rows(claim_sql(self.dialect, limit), [db.time(now)])]
+        owners = sorted({i.user_id for i in items})
+        for chunk in chunks([i.message_id for i in items]):
+            db.run_in(f"UPDATE messages SET dispatch = 'leased', next_attempt_at = {db.mark}, claim = {db.mark} "
+                      f"WHERE user_id IN ({db.marks(len(owners))}) AND message_id IN ({{in}})", chunk,
+                      [db.time(now + lease), token, *owners])
         return items
 
     def shard_users(self, now: datetime, limit: int) -> list[str] | None:
@@ -231,13 +192,17 @@ class SqlOutbox(SqlPort):
             rows = [(r["dispatch"], receipt.status if receipt else r["status"], db.time(r["at"]), r["attempts"],
                      db.maybe_time(r["next_attempt_at"]), r["provider"], r["provider_id"], r["error"], r["message_id"])
                     for r, receipt in zip(results, landed, strict=True)]
-            recorded = record_attempts(db, rows, fence, shards)
-            counts: Counts = {}
+            tallies: dict[str, Counts] = {}  # what recording each message moves in the counters
             for result, receipt in zip(results, landed, strict=True):
-                if receipt is not None and result["message_id"] in recorded:
-                    merge(counts, receipt.counts)
-            add_counts(db, counts, self._writer("outbox"))
-            marked = mark_sending(db, sending, fence, shards) if sending else set()
+                if receipt is not None:
+                    merge(tallies.setdefault(result["message_id"], {}), receipt.counts)
+            writer = self._writer("outbox")
+            recorded, marked, counted = record_and_mark(db, rows, sending, fence, shards, tallies, writer)
+            if not counted:
+                counts: Counts = {}
+                for message_id in recorded & tallies.keys():
+                    merge(counts, tallies[message_id])
+                add_counts(db, counts, writer)
             if shards.shards:
                 _map_provider_ids(db, [r for r in results if r["message_id"] in recorded], fence)
         return frozenset(recorded | marked)
@@ -264,13 +229,13 @@ class SqlOutbox(SqlPort):
 
     @translating
     def outbox_next_due(self) -> datetime | None:
-        with self.engine.connect() as conn:  # a literal 'pending', so the partial index applies
+        with self._autocommit() as conn:  # a literal 'pending', so the partial index applies
             due = conn.exec_driver_sql("SELECT min(next_attempt_at) FROM messages WHERE dispatch = 'pending'").scalar()
         return Driver.read_time(due) if due is not None else None
 
     @translating
     def outbox_queued(self) -> dict[str, int]:
-        with self.engine.connect() as conn:  # a literal 'pending', so the partial index applies
+        with self._autocommit() as conn:  # a literal 'pending', so the partial index applies
             rows = conn.exec_driver_sql("SELECT channel, count(*) FROM messages WHERE dispatch = 'pending' "
                                         "GROUP BY channel")
             return {str(channel): int(count) for channel, count in rows}
@@ -279,14 +244,17 @@ class SqlOutbox(SqlPort):
     def recipients(self, user_ids: Collection[str]) -> dict[str, Profile]:
         if self.cache is not None and self.cache.checked:
             return self._checked_profiles(user_ids, self.cache)
+        numbers: dict[str, datetime | None] | None = None if self.dialect == "sqlite" else {}
+        self._numbers.seen = numbers  # PostgreSQL: the suppressions ride on the profiles' read
         return self._committed(user_ids, self.cache.profiles if self.cache else None,
-                               lambda conn, users: profiles_of(Driver(conn, self.dialect), sorted(users)))
+                               lambda conn, users: profiles_of(Driver(conn, self.dialect), sorted(users), numbers,
+                                                               self.database.partitioning.shards))
 
     def _checked_profiles(self, user_ids: Collection[str], cache: StateCache) -> dict[str, Profile]:
         """PostgreSQL: the profile rows' versions read first (one statement); a cached profile is
         taken only where its version matches and no transaction of this process holds it (its
         writes may not be committed), the others read whole."""
-        with self.engine.connect() as conn:
+        with self._autocommit() as conn:
             db = Driver(conn, self.dialect)
             current, self._numbers.seen = profile_stamps(db, list(user_ids))
             found, missing = cache.checked_profiles(current)
@@ -314,6 +282,6 @@ class SqlOutbox(SqlPort):
             with self._writing(urgent=False):
                 found, missing = cached(keys)
         if missing:
-            with self.engine.connect() as conn:
+            with self._autocommit() as conn:
                 found.update(load(conn, missing))
         return found

@@ -83,7 +83,7 @@ class SqlPartitions:
 
     @translating
     def live_workers(self) -> list[dict[str, Any]]:
-        with self._engine.connect() as conn:
+        with self._autocommit() as conn:
             rows = Driver(conn, "postgresql").rows(f"SELECT worker_id, heartbeat_at, stats FROM workers "
                                                    f"WHERE expires_at > {DB_NOW} ORDER BY worker_id")
         return [{"worker": str(w), "heartbeat_at": at, "stats": stats if isinstance(stats, dict) else {}}
@@ -93,7 +93,7 @@ class SqlPartitions:
     def queued_in(self, parts: Collection[int]) -> bool:
         if not parts:
             return False
-        with self._engine.connect() as conn:
+        with self._autocommit() as conn:
             return bool(Driver(conn, "postgresql").rows(
                 "SELECT 1 FROM inbox WHERE part = ANY(%s) AND error IS NULL LIMIT 1", [sorted(parts)]))
 
@@ -102,10 +102,14 @@ class SqlPartitions:
         """How many accepted events wait for each user of these partitions."""
         if not parts:
             return {}
-        with self._engine.connect() as conn:
+        with self._autocommit() as conn:
             rows = Driver(conn, "postgresql").rows("SELECT user_id, count(*) FROM inbox WHERE part = ANY(%s) "
                                                    "AND error IS NULL GROUP BY user_id", [sorted(parts)])
         return {str(user_id): int(n) for user_id, n in rows}
+
+    def _autocommit(self) -> Connection:
+        """Reads outside a transaction: one round trip each (`Database.reading`)."""
+        return self._engine.connect().execution_options(isolation_level="AUTOCOMMIT")
 
     def _owning(self, owned: frozenset[int]) -> None:
         self.owned = owned

@@ -80,7 +80,7 @@ class SqlPrivacy(SqlPort):
 
     @translating
     def consent_ledger(self, user_id: str) -> list[ConsentRecord]:
-        with self.engine.connect() as conn:
+        with self._autocommit() as conn:
             db = Driver(conn, self.dialect)
             rows = db.rows("SELECT channel, category, granted, source, at FROM consents "
                            f"WHERE user_id = {db.mark} ORDER BY id", [user_id])
@@ -88,7 +88,7 @@ class SqlPrivacy(SqlPort):
 
     @translating
     def consent_feed(self, since: datetime | None, after: int, limit: int) -> list[LedgerEntry]:
-        with self.engine.connect() as conn:
+        with self._autocommit() as conn:
             db = Driver(conn, self.dialect)
             rows = _after(db, "id, user_id, channel, category, granted, source, at FROM consents", since, after, limit)
             return [LedgerEntry(int(i), u, ConsentRecord(c, k, bool(g), s, db.read_time(t)))
@@ -96,14 +96,14 @@ class SqlPrivacy(SqlPort):
 
     @translating
     def suppression_feed(self, since: datetime | None, after: int, limit: int) -> list[SuppressionEntry]:
-        with self.engine.connect() as conn:
+        with self._autocommit() as conn:
             db = Driver(conn, self.dialect)
             rows = _after(db, "id, number, keyword, source, at FROM suppressions", since, after, limit)
             return [SuppressionEntry(int(i), n, k, s, db.read_time(t)) for i, n, k, s, t in rows]
 
     @translating
     def suppressions_for(self, phone: str) -> list[dict[str, Any]]:
-        with self.engine.connect() as conn:
+        with self._autocommit() as conn:
             return suppression_rows(Driver(conn, self.dialect), phone)
 
 

@@ -116,21 +116,21 @@ class SqlRuns(SqlPort):
 
     @translating
     def get_run(self, run_id: str) -> AudienceRun | None:
-        with self.engine.connect() as conn:
+        with self._autocommit() as conn:
             db = Driver(conn, self.dialect)
             found = _runs(db, f"{_SELECT} WHERE run_id = {db.mark}", [run_id])
         return found[0] if found else None
 
     @translating
     def runs_of(self, journey_id: str, limit: int = 100) -> list[AudienceRun]:
-        with self.engine.connect() as conn:
+        with self._autocommit() as conn:
             db = Driver(conn, self.dialect)
             order = "ORDER BY scheduled_at DESC, created_at DESC, run_id DESC"
             return _runs(db, f"{_SELECT} WHERE journey_id = {db.mark} {order} LIMIT {int(limit)}", [journey_id])
 
     @translating
     def latest_scheduled_run(self, journey_id: str) -> AudienceRun | None:
-        with self.engine.connect() as conn:
+        with self._autocommit() as conn:
             db = Driver(conn, self.dialect)
             found = _runs(db, f"{_SELECT} WHERE journey_id = {db.mark} AND trigger_kind <> 'manual' "
                               "ORDER BY scheduled_at DESC LIMIT 1", [journey_id])

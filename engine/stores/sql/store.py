@@ -102,7 +102,7 @@ class SqlStore(SqlPort):
     @translating
     def next_due(self) -> datetime | None:
         """The earliest timer this process would fire (of its partitions, on a shared database)."""
-        with self.engine.connect() as conn:
+        with self._autocommit() as conn:
             owner = self._owner()
             if owner is None:
                 due = conn.execute(select(func.min(TIMERS.c.due))).scalar()
@@ -115,19 +115,19 @@ class SqlStore(SqlPort):
     @translating
     def queued_count(self) -> int:
         """Accepted events waiting in the inbox (not those set aside as failed)."""
-        with self.engine.connect() as conn:
+        with self._autocommit() as conn:
             return int(conn.exec_driver_sql("SELECT count(*) FROM inbox WHERE error IS NULL").scalar() or 0)
 
     @translating
     def queued_users(self) -> dict[str, int]:
         """How many accepted events wait in the inbox for each user."""
-        with self.engine.connect() as conn:
+        with self._autocommit() as conn:
             rows = conn.exec_driver_sql("SELECT user_id, count(*) FROM inbox WHERE error IS NULL GROUP BY user_id")
             return {str(user_id): int(count) for user_id, count in rows}
 
     @translating
     def ping(self) -> None:
-        with self.engine.connect() as conn:
+        with self._autocommit() as conn:
             conn.exec_driver_sql("SELECT 1")
 
     def close(self) -> None:
@@ -138,7 +138,7 @@ class SqlStore(SqlPort):
         """PostgreSQL: the server process serving this store's connection (`journey bench` reads its CPU)."""
         if self.dialect != "postgresql":
             return None
-        with self.engine.connect() as conn:
+        with self._autocommit() as conn:
             return int(conn.exec_driver_sql("SELECT pg_backend_pid()").scalar() or 0)
 
     # --- reads for `journey bench` ------------------------------------------------------------
@@ -147,7 +147,7 @@ class SqlStore(SqlPort):
     def delivery_progress(self, user_prefix: str) -> tuple[int, int]:
         """(SMS handed to a provider, messages not yet handed over) of the users with this id prefix."""
         mine = MESSAGES.c.user_id.like(f"{user_prefix}%")
-        with self.engine.connect() as conn:
+        with self._autocommit() as conn:
             sms = conn.execute(select(func.count()).where(mine, MESSAGES.c.channel == "sms",
                                                           MESSAGES.c.dispatch == "sent")).scalar() or 0
             pending = conn.execute(select(func.count()).where(mine, MESSAGES.c.dispatch != "sent")).scalar() or 0
@@ -158,7 +158,7 @@ class SqlStore(SqlPort):
         """(user_id, channel, at, dispatch, status_at) of every message to users with this id prefix."""
         query = select(MESSAGES.c.user_id, MESSAGES.c.channel, MESSAGES.c.at, MESSAGES.c.dispatch,
                        MESSAGES.c.status_at).where(MESSAGES.c.user_id.like(f"{user_prefix}%"))
-        with self.engine.connect() as conn:
+        with self._autocommit() as conn:
             return [(r[0], r[1], aware(r[2]), r[3], aware(r[4]) if r[4] is not None else None)
                     for r in conn.execute(query)]
 
@@ -168,13 +168,13 @@ class SqlStore(SqlPort):
         if self.dialect == "sqlite":
             path = Path(self.url.removeprefix("sqlite:///"))
             return sum(p.stat().st_size for p in path.parent.glob(path.name + "*")) / 2**20
-        with self.engine.connect() as conn:
+        with self._autocommit() as conn:
             return float(conn.exec_driver_sql("select pg_database_size(current_database())").scalar() or 0) / 2**20
 
     @translating
     def entries_of(self, journey_id: str) -> tuple[int, int]:
         """(instances, distinct people) of a journey: what `journey bench --audience` checks."""
-        with self.engine.connect() as conn:
+        with self._autocommit() as conn:
             db = Driver(conn, self.dialect)
             row = db.rows(f"SELECT count(*), count(DISTINCT user_id) FROM instances WHERE journey_id = {db.mark}",
                           [journey_id])[0]

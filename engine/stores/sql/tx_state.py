@@ -75,7 +75,7 @@ class TxState:
                 missing.append(user_id)
         lock_users(self.db, missing)  # PostgreSQL: one writer per user at a time, across workers
         for chunk in chunks(missing):
-            states = load_users(self.db, chunk, since)
+            states = load_users(self.db, chunk, since, self.partitioning.shards)
             self.users.update(states)
             if self.cache is not None:
                 self.cache.add(states)
@@ -103,7 +103,7 @@ class TxState:
         if since is None:
             return
         for chunk in chunks(missing):
-            states = load_users(self.db, chunk, since)
+            states = load_users(self.db, chunk, since, self.partitioning.shards)
             for user_id, state in states.items():
                 state.stamp = stamps.get(user_id, NONE)
                 self._adopt(user_id, state)

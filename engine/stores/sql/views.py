@@ -26,14 +26,14 @@ class SqlViews(SqlPort):
 
     @translating
     def instances_for_user(self, user_id: str) -> list[Instance]:
-        with self.engine.connect() as conn:
+        with self._autocommit() as conn:
             rows = conn.execute(select(INSTANCES.c.doc).where(INSTANCES.c.user_id == user_id)
                                 .order_by(INSTANCES.c.entered_at))
             return [Instance.from_dict(doc) for (doc,) in rows]
 
     @translating
     def messages_for_user(self, user_id: str, limit: int = 200) -> list[dict[str, Any]]:
-        with self.engine.connect() as conn:
+        with self._autocommit() as conn:
             rows = [dict(r) for r in conn.execute(select(*_SHOWN).where(MESSAGES.c.user_id == user_id)
                                                   .order_by(MESSAGES.c.at.desc()).limit(limit)).mappings()]
             links = conn.execute(select(LINKS).where(LINKS.c.user_id == user_id)).mappings().all() if rows else []
@@ -52,7 +52,7 @@ class SqlViews(SqlPort):
         if query.before is not None:
             at, message_id = query.before
             wanted.append(or_(m.at < at, and_(m.at == at, m.message_id < message_id)))
-        with self.engine.connect() as conn:
+        with self._autocommit() as conn:
             rows = [dict(r) for r in conn.execute(select(*_SHOWN).where(*wanted)
                                                   .order_by(m.at.desc(), m.message_id.desc()).limit(limit)).mappings()]
             ids = [r["message_id"] for r in rows]
@@ -61,7 +61,7 @@ class SqlViews(SqlPort):
 
     @translating
     def skips_for_user(self, user_id: str, limit: int = 200) -> list[dict[str, Any]]:
-        with self.engine.connect() as conn:
+        with self._autocommit() as conn:
             rows = conn.execute(select(SKIPS).where(SKIPS.c.user_id == user_id)
                                 .order_by(SKIPS.c.at.desc()).limit(limit)).mappings()
             return [dict(r) for r in rows]
@@ -71,7 +71,7 @@ class SqlViews(SqlPort):
         """The message a provider knows as `provider_id` (its message_id, user_id, channel, provider)."""
         query = select(MESSAGES.c.message_id, MESSAGES.c.user_id, MESSAGES.c.channel, MESSAGES.c.provider) \
             .where(MESSAGES.c.provider_id == provider_id).limit(1)
-        with self.engine.connect() as conn:
+        with self._autocommit() as conn:
             if self.database.partitioning.shards:  # the user first, then the message in the user's shard
                 user = conn.exec_driver_sql("SELECT user_id FROM provider_ids WHERE provider_id = %s",
                                             (provider_id,)).scalar()
@@ -85,7 +85,7 @@ class SqlViews(SqlPort):
     def users_by_phone(self, phone: str) -> list[str]:
         """The users whose profile has this E.164 phone number, in user_id order."""
         query = select(PROFILES.c.user_id).where(PROFILES.c.phone == phone).order_by(PROFILES.c.user_id)
-        with self.engine.connect() as conn:
+        with self._autocommit() as conn:
             return [str(row[0]) for row in conn.execute(query)]
 
     @translating
@@ -94,7 +94,7 @@ class SqlViews(SqlPort):
         query = (select(INSTANCES.c.step, INSTANCES.c.status, func.count())
                  .where(INSTANCES.c.journey_id == journey_id).group_by(INSTANCES.c.step, INSTANCES.c.status))
         counts: dict[str, dict[str, int]] = {}
-        with self.engine.connect() as conn:
+        with self._autocommit() as conn:
             for step, status, count in conn.execute(query):
                 counts.setdefault(step or "(none)", {})[status] = int(count)
         return counts
@@ -102,7 +102,7 @@ class SqlViews(SqlPort):
     @translating
     def journey_counts(self, journey_id: str, version: str | None, low: str | None, high: str | None,
                        ) -> list[tuple[str, str, float]]:
-        with self.engine.connect() as conn:
+        with self._autocommit() as conn:
             return read_counts(Driver(conn, self.dialect), journey_id, version, low, high)
 
 

@@ -1,0 +1,136 @@
+"""The dispatcher's fenced writes to the messages it claimed: each only where the claim still
+holds the row (`held`: its token, its lease not run out), so that a dispatcher whose lease ran
+out can neither record nor hand over. A statement a shard's users (`Partitioning.by_owner`), so
+that on Citus each is routed; on PostgreSQL over binary arrays rather than a statement a message.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from engine.state import Fence, Partitioning
+from engine.stats import Counts
+from engine.stores.sql.driver import Driver
+from engine.stores.sql.schema import CHUNK, chunks
+
+ATTEMPT_COLUMNS = ("dispatch", "status", "status_at", "attempts", "next_attempt_at", "provider", "provider_id", "error")
+
+
+def held(db: Driver, fence: Fence) -> tuple[str, list[Any]]:
+    """The condition that a row is still the fence's claim's, and its parameters (its columns
+    written `{t}column`, as `Driver.update` takes a condition)."""
+    return (f"{{t}}claim = {db.mark} AND {{t}}next_attempt_at > {db.mark}", [fence.token, db.time(fence.now)])
+
+
+def record_attempts(db: Driver, rows: list[tuple[Any, ...]], fence: Fence, partitioning: Partitioning) -> set[str]:
+    """Each row: the `ATTEMPT_COLUMNS` values, then the message id; only the rows `fence` holds are
+    written, and their claim ends. Returns their ids. A statement a shard (`Partitioning.by_owner`); on
+    PostgreSQL one UPDATE over binary arrays for each rather than a statement a message."""
+    by_id = {row[-1]: row for row in rows}  # a message recorded twice: its last attempt
+    condition, params = held(db, fence)
+    recorded: set[str] = set()
+    for users, ids in partitioning.by_owner(list(by_id), fence.users):
+        only, named = db.of_users(users)
+        recorded.update(str(m) for m in db.update("messages", "message_id", ATTEMPT_COLUMNS, [by_id[i] for i in ids],
+                                                  also="claim = NULL", where=only + condition,
+                                                  params=[*named, *params]))
+    return recorded
+
+
+def mark_sending(db: Driver, message_ids: Sequence[str], fence: Fence, partitioning: Partitioning) -> set[str]:
+    """Those of the leased messages `fence` holds, marked as about to be handed over, their lease to
+    `fence.until`; returns their ids."""
+    condition, params = held(db, fence)
+    return _returning(db, "UPDATE messages SET dispatch = 'sending', next_attempt_at = {at} WHERE message_id "
+                          f"IN ({{in}}) AND {{users}}dispatch = 'leased' AND {condition}", message_ids, fence,
+                      partitioning, params)
+
+
+def renew(db: Driver, message_ids: Sequence[str], fence: Fence, partitioning: Partitioning) -> set[str]:
+    """The lease of those of these messages `fence` holds extended to `fence.until`; returns their ids."""
+    condition, params = held(db, fence)
+    return _returning(db, f"UPDATE messages SET next_attempt_at = {{at}} WHERE message_id IN ({{in}}) AND "
+                          f"{{users}}{condition}", message_ids, fence, partitioning, params)
+
+
+def _returning(db: Driver, sql: str, message_ids: Sequence[str], fence: Fence, partitioning: Partitioning,
+               after: list[Any]) -> set[str]:
+    """`sql` (an UPDATE setting `{at}` to `fence.until` for the rows `message_id IN ({in})` names,
+    then `{users}`, its other columns written `{t}column`) a shard and a chunk at a time (PostgreSQL: one
+    binary array a chunk); the ids of the rows it changed."""
+    changed: set[str] = set()
+    for users, ids in partitioning.by_owner(message_ids, fence.users):
+        only, named = db.of_users(users)
+        text = sql.replace("{at}", db.mark).replace("{users}", only).replace("{t}", "") + " RETURNING message_id"
+        for chunk in chunks(ids):
+            changed.update(str(r[0]) for r in db.where_in(text, chunk, [*named, *after],
+                                                          first=[db.time(fence.until)]))
+    return changed
+
+
+def record_and_mark(db: Driver, rows: list[tuple[Any, ...]], sending: Sequence[str], fence: Fence,
+                    partitioning: Partitioning, tallies: Mapping[str, Counts] | None = None, writer: str = "",
+                    ) -> tuple[set[str], set[str], bool]:
+    """`record_attempts` and `mark_sending` (the answers so far, the next messages to hand over):
+    on PostgreSQL one statement a shard's users, data-modifying CTEs whose rows are never the same
+    (a message answered is no longer leased); off Citus the same statement adds to `writer`'s
+    counters what recording each message moves (`tallies`: message_id -> counts), for the rows it
+    recorded. Returns (recorded, marked, whether the counters were added)."""
+    if db.sqlite or not rows or len(rows) > CHUNK or len(sending) > CHUNK:
+        return record_attempts(db, rows, fence, partitioning), (
+            mark_sending(db, sending, fence, partitioning) if sending else set()), False
+    counting = tallies is not None and not partitioning.shards  # Citus: the counters are the coordinator's
+    counters = _counter_rows(tallies or {}, writer) if counting else []
+    by_id = {row[-1]: row for row in rows}
+    marking = set(sending) - set(by_id)
+    recorded: set[str] = set()
+    marked: set[str] = set()
+    for users, ids in partitioning.by_owner([*by_id, *marking], fence.users):
+        mine, to_mark = [by_id[i] for i in ids if i in by_id], [i for i in ids if i in marking]
+        if not mine:
+            marked |= mark_sending(db, to_mark, fence, partitioning)
+            continue
+        for message_id, was_recorded in _write_window(db, users, mine, to_mark, counters, fence):
+            (recorded if was_recorded else marked).add(str(message_id))
+    return recorded, marked, counting
+
+
+def _counter_rows(tallies: Mapping[str, Counts], writer: str) -> list[tuple[Any, ...]]:
+    """(message_id, the counter's key, writer, value) of every count a message's record moves."""
+    return [(message_id, *key, writer, float(value)) for message_id, counts in tallies.items()
+            for key, value in counts.items() if value]
+
+
+def _write_window(db: Driver, users: list[str], rows: list[tuple[Any, ...]], to_mark: list[str],
+                  counters: list[tuple[Any, ...]], fence: Fence) -> Sequence[Sequence[Any]]:
+    """PostgreSQL, one group of users: (message_id, recorded?) of each row written."""
+    condition, params = held(db, fence)
+    only, named = db.of_users(users)
+    record, floats = db.update_over_arrays("messages", "message_id", ATTEMPT_COLUMNS, also="claim = NULL",
+                                           where=only + condition)
+    ctes, after = [f"recorded AS ({record})"], [*named, *params]
+    if to_mark:
+        ctes.append("marked AS (UPDATE messages SET dispatch = 'sending', next_attempt_at = %s WHERE message_id = "
+                    f"ANY(%b) AND {only}dispatch = 'leased' AND {condition} RETURNING message_id)".replace("{t}", ""))
+        after += [db.time(fence.until), to_mark, *named, *params]
+    if counters:
+        ctes.append(f"counted AS ({_counted(db)})")
+        after += [list(column) for column in zip(*counters, strict=True)]
+    marked = " UNION ALL SELECT message_id, false FROM marked" if to_mark else ""
+    return db.run_over_arrays((f"WITH {', '.join(ctes)} SELECT message_id, true FROM recorded{marked}", floats),
+                              rows, after)
+
+
+def _counted(db: Driver) -> str:
+    """An upsert of the counters (`add_counts`'s) of the rows of arrays `_counter_rows` makes
+    whose message the statement's `recorded` wrote, summed by key, in key order."""
+    columns = ("journey_id", "version", "hour", "path", "name", "writer", "value")
+    types = {"message_id": "character varying", **db.column_types("journey_counters", columns)}
+    names = ("message_id", *columns)
+    return (f"INSERT INTO journey_counters ({', '.join(columns)}) SELECT {', '.join(f'v.{c}' for c in columns[:-1])}, "
+            f"sum(v.value) FROM unnest({', '.join(f'%b::{types[c]}[]' for c in names)}) AS v({', '.join(names)}) "
+            "WHERE v.message_id IN (SELECT message_id FROM recorded) "
+            "GROUP BY 1, 2, 3, 4, 5, 6 ORDER BY 1, 2, 3, 4, 5, 6 "
+            "ON CONFLICT (journey_id, version, hour, path, name, writer) "
+            "DO UPDATE SET value = journey_counters.value + excluded.value")
