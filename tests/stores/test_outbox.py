@@ -22,6 +22,7 @@ from engine.service import Engine
 from engine.state import Fence, Outcome, Send
 from engine.stores.memory import MemoryStore
 from engine.stores.sql import SqlStore
+from engine.stores.sql.outbox import claim_and_lease_sql
 from tests.stores.conftest import CITUS, SQL_BACKENDS, sql_url
 
 T0 = datetime(2026, 1, 5, 10, tzinfo=UTC)
@@ -257,3 +258,20 @@ def test_a_windows_write_adds_what_it_recorded_to_the_journeys_counters_in_the_s
             if name.startswith("msg:push:")}
     assert sent.get("msg:push:sent") == users and len(claimed) == users, sent
     store.close()
+
+
+def test_a_claims_lease_finds_each_row_by_its_key_not_by_a_scan_of_every_message(
+        postgres_fresh_db_url: str) -> None:
+    """Leasing the claimed rows joins them by the primary key (user, message): before, by the
+    message alone, which no index serves since the key starts with the user, so every claim read
+    every message."""
+    store = SqlStore(postgres_fresh_db_url)
+    for start in range(0, 5000, 1000):
+        with store.transaction() as tx:
+            carry_out(tx, Outcome(None, [_send(f"m{n}", f"u{n}", "push") for n in range(start, start + 1000)]))
+    with store.engine.connect() as conn:
+        conn.exec_driver_sql("ANALYZE messages")
+        plan = "\n".join(str(r[0]) for r in conn.exec_driver_sql(
+            "EXPLAIN " + claim_and_lease_sql(20), (T0, T0 + LEASE, "a")))
+    store.close()
+    assert "Seq Scan on messages" not in plan, plan

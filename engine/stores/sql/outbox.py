@@ -107,10 +107,11 @@ def claim_and_lease_sql(limit: int, of_users: bool = False) -> str:
     and users, every table pruned to the users' shard so that Citus routes the whole statement."""
     due = claim_sql("postgresql", limit, of_users).replace(", m.instance_id ",
                                                            ", m.instance_id, m.next_attempt_at AS due_at ", 1)
-    until, token, mine = ("%(until)s", "%(token)s", "messages.user_id = ANY(%(users)s) AND "
-                          "messages.user_id = due.user_id AND ") if of_users else ("%s", "%s", "")
+    until, token, mine = ("%(until)s", "%(token)s", "messages.user_id = ANY(%(users)s) AND ") if of_users \
+        else ("%s", "%s", "")
     return (f"WITH due AS ({due}), leased AS (UPDATE messages SET dispatch = 'leased', next_attempt_at = {until}, "
-            f"claim = {token} FROM due WHERE {mine}messages.message_id = due.message_id) "
+            f"claim = {token} FROM due WHERE {mine}messages.user_id = due.user_id "
+            "AND messages.message_id = due.message_id) "  # the primary key's order: a lookup a row, not a scan of all
             "SELECT message_id, user_id, channel, category, content, attempts, address, instance_id FROM due "
             "ORDER BY due_at")
 
