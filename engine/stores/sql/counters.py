@@ -19,9 +19,10 @@ from engine.stats import Counts, Key, Receipt, merge, received, status_counts
 from engine.stores.sql.driver import Driver
 from engine.stores.sql.schema import chunks
 
-_UPSERT = ("INSERT INTO journey_counters (journey_id, version, hour, path, name, writer, value) "
-           "VALUES ({marks}) ON CONFLICT (journey_id, version, hour, path, name, writer) "
-           "DO UPDATE SET value = journey_counters.value + excluded.value")
+_COLUMNS = ("journey_id", "version", "hour", "path", "name", "writer", "value")
+_ADDED = (f"ON CONFLICT ({', '.join(_COLUMNS[:-1])}) "  # a counter's key: its value added to, never replaced
+          "DO UPDATE SET value = journey_counters.value + excluded.value")
+_UPSERT = f"INSERT INTO journey_counters ({', '.join(_COLUMNS)}) VALUES ({{marks}}) {_ADDED}"
 
 
 def add_counts(db: Driver, counts: Mapping[Key, float], writer: str) -> None:
@@ -29,6 +30,19 @@ def add_counts(db: Driver, counts: Mapping[Key, float], writer: str) -> None:
     a batch is one statement over binary arrays rather than an upsert a counter."""
     db.write(_UPSERT.format(marks=db.marks(7)), [(*key, writer, value) for key, value in sorted(counts.items())
                                                    if value])
+
+
+def counts_of_recorded_sql(db: Driver) -> str:
+    """PostgreSQL, for a statement whose CTE `recorded` returns the message ids it wrote: an
+    upsert (as `add_counts`) of the rows of arrays (message_id, the counter's key, writer, value)
+    whose message `recorded` wrote, summed by key, in key order."""
+    types = {"message_id": "character varying", **db.column_types("journey_counters", _COLUMNS)}
+    names = ("message_id", *_COLUMNS)
+    key = ", ".join(f"v.{c}" for c in _COLUMNS[:-1])
+    return (f"INSERT INTO journey_counters ({', '.join(_COLUMNS)}) SELECT {key}, sum(v.value) "
+            f"FROM unnest({', '.join(f'%b::{types[c]}[]' for c in names)}) AS v({', '.join(names)}) "
+            "WHERE v.message_id IN (SELECT message_id FROM recorded) "
+            f"GROUP BY 1, 2, 3, 4, 5, 6 ORDER BY 1, 2, 3, 4, 5, 6 {_ADDED}")
 
 
 Added = Mapping[str, tuple[str | None, str | None, str]]

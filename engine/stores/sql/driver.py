@@ -103,7 +103,7 @@ class Driver:
         if not rows:
             return
         if not self.sqlite and len(rows) >= ARRAYS_FROM and sql.startswith("INSERT INTO "):
-            self._arrays(self._unnest(sql), rows)
+            self.run_over_arrays(self._unnest(sql), rows)
             return
         self.conn.exec_driver_sql(sql, list(rows))
 
@@ -129,12 +129,12 @@ class Driver:
             return {row[-1] for row in rows if self.conn.exec_driver_sql(sql, (*row, *params)).rowcount}
         rows = list({row[-1]: row for row in rows}.values())
         statement = self.update_over_arrays(table, key, columns, also, where)
-        return {r[0] for r in self._arrays(statement, rows, params)}
+        return {r[0] for r in self.run_over_arrays(statement, rows, params)}
 
     def update_over_arrays(self, table: str, key: str, columns: Sequence[str], also: str = "", where: str = "",
                            ) -> tuple[str, frozenset[int]]:
         """PostgreSQL: `update`'s statement over one binary array a column (then the key), which
-        returns the keys changed, with its float columns (`_arrays` runs it); made once a process."""
+        returns the keys changed, with its float columns (`run_over_arrays` runs it); made once a process."""
         statement = _UPDATES.get((table, key, tuple(columns), also, where))
         if statement is None:
             names = (*columns, key)
@@ -166,11 +166,6 @@ class Driver:
         return changed
 
     def run_over_arrays(self, statement: tuple[str, frozenset[int]], rows: Sequence[Sequence[Any]],
-                        params: Sequence[Any] = ()) -> Sequence[Sequence[Any]]:
-        """A statement that embeds `update_over_arrays`'s (its arrays first, then `params`)."""
-        return self._arrays(statement, rows, params)
-
-    def _arrays(self, statement: tuple[str, frozenset[int]], rows: Sequence[Sequence[Any]],
                 params: Sequence[Any] = ()) -> Sequence[Sequence[Any]]:
         """One statement over one array per column, bound in binary: psycopg then quotes and
         escapes nothing in Python (in text, every JSON document's quotes were escaped one by one,

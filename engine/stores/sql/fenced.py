@@ -11,9 +11,12 @@ from typing import Any
 
 from engine.state import Fence, Partitioning
 from engine.stats import Counts
+from engine.stores.sql.counters import counts_of_recorded_sql
 from engine.stores.sql.driver import Driver
 from engine.stores.sql.schema import CHUNK, chunks
 
+_MARK = ("UPDATE messages SET dispatch = 'sending', next_attempt_at = {at} WHERE message_id IN ({in}) "
+         "AND {users}dispatch = 'leased' AND {held}")  # the leased messages about to be handed over
 ATTEMPT_COLUMNS = ("dispatch", "status", "status_at", "attempts", "next_attempt_at", "provider", "provider_id", "error")
 
 
@@ -42,9 +45,7 @@ def mark_sending(db: Driver, message_ids: Sequence[str], fence: Fence, partition
     """Those of the leased messages `fence` holds, marked as about to be handed over, their lease to
     `fence.until`; returns their ids."""
     condition, params = held(db, fence)
-    return _returning(db, "UPDATE messages SET dispatch = 'sending', next_attempt_at = {at} WHERE message_id "
-                          f"IN ({{in}}) AND {{users}}dispatch = 'leased' AND {condition}", message_ids, fence,
-                      partitioning, params)
+    return _returning(db, _MARK.replace("{held}", condition), message_ids, fence, partitioning, params)
 
 
 def renew(db: Driver, message_ids: Sequence[str], fence: Fence, partitioning: Partitioning) -> set[str]:
@@ -111,26 +112,12 @@ def _write_window(db: Driver, users: list[str], rows: list[tuple[Any, ...]], to_
                                            where=only + condition)
     ctes, after = [f"recorded AS ({record})"], [*named, *params]
     if to_mark:
-        ctes.append("marked AS (UPDATE messages SET dispatch = 'sending', next_attempt_at = %s WHERE message_id = "
-                    f"ANY(%b) AND {only}dispatch = 'leased' AND {condition} RETURNING message_id)".replace("{t}", ""))
+        mark = _MARK.replace("{held}", condition).replace("{at}", db.mark).replace("IN ({in})", "= ANY(%b)")
+        ctes.append(f"marked AS ({mark.replace('{users}', only).replace('{t}', '')} RETURNING message_id)")
         after += [db.time(fence.until), to_mark, *named, *params]
     if counters:
-        ctes.append(f"counted AS ({_counted(db)})")
+        ctes.append(f"counted AS ({counts_of_recorded_sql(db)})")
         after += [list(column) for column in zip(*counters, strict=True)]
     marked = " UNION ALL SELECT message_id, false FROM marked" if to_mark else ""
     return db.run_over_arrays((f"WITH {', '.join(ctes)} SELECT message_id, true FROM recorded{marked}", floats),
                               rows, after)
-
-
-def _counted(db: Driver) -> str:
-    """An upsert of the counters (`add_counts`'s) of the rows of arrays `_counter_rows` makes
-    whose message the statement's `recorded` wrote, summed by key, in key order."""
-    columns = ("journey_id", "version", "hour", "path", "name", "writer", "value")
-    types = {"message_id": "character varying", **db.column_types("journey_counters", columns)}
-    names = ("message_id", *columns)
-    return (f"INSERT INTO journey_counters ({', '.join(columns)}) SELECT {', '.join(f'v.{c}' for c in columns[:-1])}, "
-            f"sum(v.value) FROM unnest({', '.join(f'%b::{types[c]}[]' for c in names)}) AS v({', '.join(names)}) "
-            "WHERE v.message_id IN (SELECT message_id FROM recorded) "
-            "GROUP BY 1, 2, 3, 4, 5, 6 ORDER BY 1, 2, 3, 4, 5, 6 "
-            "ON CONFLICT (journey_id, version, hour, path, name, writer) "
-            "DO UPDATE SET value = journey_counters.value + excluded.value")
