@@ -49,6 +49,10 @@ Added = Mapping[str, tuple[str | None, str | None, str]]
 """The messages a transaction is adding, not yet written: message_id -> (journey_id, tally, channel)."""
 
 
+_RECEIPTS = "SELECT m.message_id, m.user_id, m.journey_id, m.tally, m.channel, m.status, m.engaged"
+_KEY = ("user_id", "message_id")
+
+
 def receipts(db: Driver, changes: Sequence[tuple[str | None, str, str]], added: Added | None = None,
              partitioning: Partitioning = Partitioning()) -> list[Receipt | None]:
     """Each (user_id, message_id, new status) change as it lands, in order (engine.stats.received):
@@ -62,14 +66,21 @@ def receipts(db: Driver, changes: Sequence[tuple[str | None, str, str]], added: 
         return []
     found: dict[str, list[Any]] = {m: [None, *row, "queued", ""] for m, row in (added or {}).items()}
     pairs = {str(n): pair for n, pair in enumerate(sorted({(u or "", m) for u, m, _ in changes if m not in found}))}
-    lock = "" if db.sqlite else " ORDER BY message_id FOR UPDATE"
+    lock = "" if db.sqlite else " ORDER BY m.message_id FOR UPDATE OF m"
     for users, keys in partitioning.by_owner(list(pairs), {k: u for k, (u, _) in pairs.items() if u}):
         only, named = db.of_users(users)
-        for chunk in chunks(sorted({pairs[k][1] for k in keys})):
-            for message_id, *row in db.where_in(
-                    "SELECT message_id, user_id, journey_id, tally, channel, status, engaged FROM messages "
-                    f"WHERE {only.replace('{t}', '')}message_id IN ({{in}})"
-                    + (lock if users or not partitioning.shards else ""), chunk, first=named):
+        if users:  # each by its whole key (`Driver.keyed`); the users named again on Citus, to route it
+            where = f" WHERE {only.replace('{t}', 'm.').removesuffix(' AND ')}" if partitioning.shards else ""
+            for chunk in chunks(sorted(pairs[k] for k in keys)):
+                relation, params = db.keyed(_KEY, chunk)
+                for message_id, *row in db.rows(f"{_RECEIPTS} FROM {relation} JOIN messages AS m ON "
+                                                f"{db.on_keys('m', _KEY)}{where}{lock}",
+                                                [*params, *(named if where else [])]):
+                    found[str(message_id)] = row
+            continue
+        for ids in chunks(sorted({pairs[k][1] for k in keys})):  # whoever's they are: by the id alone
+            for message_id, *row in db.where_in(f"{_RECEIPTS} FROM messages AS m WHERE m.message_id IN ({{in}})"
+                                                + (lock if not partitioning.shards else ""), ids):
                 found[str(message_id)] = row
     landed: list[Receipt | None] = []
     for user_id, message_id, status in changes:

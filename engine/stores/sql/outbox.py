@@ -26,7 +26,6 @@ from engine.stores.sql.database import Database, SqlPort
 from engine.stores.sql.driver import Driver, json_text, placeholder
 from engine.stores.sql.fenced import record_and_mark, renew
 from engine.stores.sql.loads import profiles_of
-from engine.stores.sql.schema import chunks
 from engine.stores.sql.stamps import profile_stamps
 from engine.stores.sql.suppression import read_suppressions
 from engine.stores.sql.translate import translating
@@ -161,11 +160,9 @@ class SqlOutbox(SqlPort):
                           ) -> list[OutboxItem]:
         """SQLite: the due messages read, then leased (no data-modifying CTE)."""
         items = [_item(r) for r in db.rows(claim_sql(self.dialect, limit), [db.time(now)])]
-        owners = sorted({i.user_id for i in items})
-        for chunk in chunks([i.message_id for i in items]):
-            db.run_in(f"UPDATE messages SET dispatch = 'leased', next_attempt_at = {db.mark}, claim = {db.mark} "
-                      f"WHERE user_id IN ({db.marks(len(owners))}) AND message_id IN ({{in}})", chunk,
-                      [db.time(now + lease), token, *owners])
+        until = db.time(now + lease)
+        db.update("messages", ("user_id", "message_id"), ("dispatch", "next_attempt_at", "claim"),
+                  [("leased", until, token, i.user_id, i.message_id) for i in items])
         return items
 
     def shard_users(self, now: datetime, limit: int) -> list[str] | None:

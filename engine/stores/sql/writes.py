@@ -83,9 +83,13 @@ class WriteBuffer:
         shard's users, naming them (routed on Citus; found by the primary key elsewhere)."""
         by_id = {row[-1]: row for row in self.statuses}
         for users, ids in self.partitioning.by_owner(list(by_id), {m: row[3] for m, row in by_id.items()}):
-            only, named = self.db.of_users(users)
-            self.db.update("messages", "message_id", ("status", "status_at", "engaged"),
-                           [(*by_id[m][:3], m) for m in ids], where=only.removesuffix(" AND "), params=named)
+            only, named = self.db.of_users(users) if self.partitioning.shards else ("", [])  # Citus: routed
+            if users:  # each row found by its whole primary key
+                self.db.update("messages", ("user_id", "message_id"), ("status", "status_at", "engaged"),
+                               [by_id[m] for m in ids], where=only.removesuffix(" AND "), params=named)
+            else:
+                self.db.update("messages", "message_id", ("status", "status_at", "engaged"),
+                               [(*by_id[m][:3], m) for m in ids])
 
     def _flush_engagement(self) -> None:
         """The counts of profiles not written whole above: one UPDATE per row on SQLite, one
@@ -104,6 +108,10 @@ def delete_timers(db: Driver, timers: Sequence[tuple[str, str]]) -> None:
     """Timers by (timer_id, user_id): the user names the shard on Citus (a timer from before schema 11
     has user '' and is found by its id alone)."""
     for chunk in chunks(timers):
+        if db.sqlite:  # each found by its whole key (see `Driver.keyed`)
+            named, params = db.rows_of("timers", ("timer_id", "user_id"), chunk)
+            db.conn.exec_driver_sql(f"DELETE FROM timers WHERE {named}", tuple(params))
+            continue
         users = sorted({user for _, user in chunk})
         sql = f"DELETE FROM timers WHERE user_id IN ({db.marks(len(users))}) AND timer_id IN ({{in}})"
         db.run_in(sql, [timer for timer, _ in chunk], users)
