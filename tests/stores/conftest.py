@@ -102,3 +102,11 @@ def made_by_version_20(url: str) -> None:
                                  "('partitions', '256'), ('partition_hash', 'blake2b-64')")
     finally:
         engine.dispose()
+
+
+def rows_scanned(plan: dict[str, Any], table: str) -> int:
+    """Rows the nodes of a plan (`EXPLAIN (ANALYZE, FORMAT JSON)`) read of `table`: those they
+    returned and those their filters dropped."""
+    mine = plan.get("Relation Name") == table
+    own = plan.get("Actual Rows", 0) + plan.get("Rows Removed by Filter", 0) if mine else 0
+    return own + sum(rows_scanned(child, table) for child in plan.get("Plans", []))

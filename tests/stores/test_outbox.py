@@ -23,7 +23,7 @@ from engine.state import Fence, Outcome, Send
 from engine.stores.memory import MemoryStore
 from engine.stores.sql import SqlStore
 from engine.stores.sql.outbox import claim_and_lease_sql
-from tests.stores.conftest import CITUS, SQL_BACKENDS, sql_url
+from tests.stores.conftest import CITUS, SQL_BACKENDS, rows_scanned, sql_url
 
 T0 = datetime(2026, 1, 5, 10, tzinfo=UTC)
 LEASE = timedelta(seconds=60)
@@ -277,13 +277,6 @@ def test_a_claims_lease_finds_each_row_by_its_key_not_by_a_scan_of_every_message
     assert "Seq Scan on messages" not in plan, plan
 
 
-def _scanned(plan: dict[str, Any], table: str) -> int:
-    """Rows a plan's nodes on `table` read: those they returned and those their filters dropped."""
-    mine = plan.get("Relation Name") == table
-    own = plan.get("Actual Rows", 0) + plan.get("Rows Removed by Filter", 0) if mine else 0
-    return own + sum(_scanned(child, table) for child in plan.get("Plans", []))
-
-
 @pytest.mark.parametrize("recording", [False, True], ids=["marked alone", "marked with a window's answers"])
 def test_marking_messages_sending_reads_only_them_though_the_statistics_say_none_are_leased(
         postgres_fresh_db_url: str, recording: bool) -> None:
@@ -311,4 +304,4 @@ def test_marking_messages_sending_reads_only_them_though_the_statistics_say_none
         (plan,) = conn.exec_driver_sql("EXPLAIN (ANALYZE, FORMAT JSON) " + sql, params).scalar_one()
         undone.rollback()
     store.close()
-    assert _scanned(plan["Plan"], "messages") <= 3 * len(window), plan
+    assert rows_scanned(plan["Plan"], "messages") <= 3 * len(window), plan
