@@ -76,8 +76,7 @@ def _returning(db: Driver, sql: str, message_ids: Sequence[str], fence: Fence, p
         text = sql.replace("{at}", db.mark).replace("{users}", only).replace("{t}", "messages.")
         for chunk in chunks(ids):
             if users:
-                relation, keys = db.keyed(_KEY, [(fence.users[i], i) for i in chunk])
-                statement = text.replace("{from}", f" FROM {relation}").replace("{match}", db.on_keys("messages", _KEY))
+                statement, keys = _by_key(db, text, chunk, fence)
                 rows = db.rows(f"{statement} RETURNING messages.message_id",
                                [db.time(fence.until), *keys, *named, *after])
             else:
@@ -86,6 +85,13 @@ def _returning(db: Driver, sql: str, message_ids: Sequence[str], fence: Fence, p
                                    first=[db.time(fence.until)])
             changed.update(str(r[0]) for r in rows)
     return changed
+
+
+def _by_key(db: Driver, sql: str, message_ids: Sequence[str], fence: Fence) -> tuple[str, list[Any]]:
+    """`sql`'s `{from}` and `{match}` naming these messages (each one's user known to `fence`) by
+    their whole key (`Driver.keyed`), and the key relation's parameters, which follow the SET's."""
+    relation, keys = db.keyed(_KEY, [(fence.users[i], i) for i in message_ids])
+    return sql.replace("{from}", f" FROM {relation}").replace("{match}", db.on_keys("messages", _KEY)), keys
 
 
 def record_and_mark(db: Driver, rows: list[tuple[Any, ...]], sending: Sequence[str], fence: Fence,
@@ -135,9 +141,8 @@ def _write_window(db: Driver, users: list[str], rows: list[tuple[Any, ...]], to_
                                            where=only + condition)
     ctes, after = [f"recorded AS ({record})"], [*named, *params]
     if to_mark:
-        relation, keys = db.keyed(_KEY, [(fence.users[i], i) for i in to_mark])
-        mark = (_MARK.replace("{held}", condition).replace("{at}", db.mark).replace("{from}", f" FROM {relation}")
-                .replace("{match}", db.on_keys("messages", _KEY)).replace("{users}", only).replace("{t}", "messages."))
+        mark, keys = _by_key(db, _MARK.replace("{held}", condition).replace("{at}", db.mark).replace("{users}", only)
+                             .replace("{t}", "messages."), to_mark, fence)
         ctes.append(f"marked AS ({mark} RETURNING messages.message_id)")
         after += [db.time(fence.until), *keys, *named, *params]
     if counters:
