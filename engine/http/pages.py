@@ -8,8 +8,10 @@ from typing import Any
 
 from engine.http.views import message_view
 
-CURSOR = r"^([0-9]{1,16}~.{1,300})?$"
-"""Where a page ends: its last message's time (microseconds since 1970, UTC) and id, `~` between.
+CURSOR = r"^([0-9]{1,16}~[^\x00\n]{1,300})?$"
+"""Where a page ends: its last message's time (microseconds since 1970, UTC) and id, `~` between,
+with no NUL character (the API refuses one in any URL, and the document must say so: a pattern
+that let it through was a schema-valid request answered 422).
 Every string of this form is a place in the newest-first order (the messages older than it), so
 a cursor can be wrong only in its form, which the route refuses by this pattern, naming `cursor`."""
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)

@@ -182,6 +182,9 @@ def test_what_an_answer_may_hold_is_documented_as_it_may_be(document: dict[str, 
     [cursor] = [p for p in document["paths"]["/v1/consents"]["get"]["parameters"] if p["name"] == "cursor"]
     pattern = re.compile(cursor["schema"]["pattern"])
     assert pattern.search("") and pattern.search("12:0") and not pattern.search("abc")  # the positions of each ledger
+    [page] = [p for p in document["paths"]["/v1/messages"]["get"]["parameters"] if p["name"] == "cursor"]
+    pattern = re.compile(page["schema"]["pattern"])
+    assert pattern.search("1767225600000000~m1") and not pattern.search("1767225600000000~m\x001")  # no NUL
     for method, path, op in operations(document):
         for parameter in op.get("parameters", ()):
             branches = parameter["schema"].get("anyOf", [parameter["schema"]])

@@ -17,7 +17,7 @@ from typing import Any
 from engine.state import Partitioning
 from engine.stats import Counts, Key, Receipt, merge, received, status_counts
 from engine.stores.sql.driver import Driver
-from engine.stores.sql.schema import chunks
+from engine.stores.sql.schema import MESSAGE_KEY, chunks
 
 _COLUMNS = ("journey_id", "version", "hour", "path", "name", "writer", "value")
 _ADDED = (f"ON CONFLICT ({', '.join(_COLUMNS[:-1])}) "  # a counter's key: its value added to, never replaced
@@ -50,7 +50,6 @@ Added = Mapping[str, tuple[str | None, str | None, str]]
 
 
 _RECEIPTS = "SELECT m.message_id, m.user_id, m.journey_id, m.tally, m.channel, m.status, m.engaged"
-_KEY = ("user_id", "message_id")
 
 
 def receipts(db: Driver, changes: Sequence[tuple[str | None, str, str]], added: Added | None = None,
@@ -68,14 +67,13 @@ def receipts(db: Driver, changes: Sequence[tuple[str | None, str, str]], added: 
     pairs = {str(n): pair for n, pair in enumerate(sorted({(u or "", m) for u, m, _ in changes if m not in found}))}
     lock = "" if db.sqlite else " ORDER BY m.message_id FOR UPDATE OF m"
     for users, keys in partitioning.by_owner(list(pairs), {k: u for k, (u, _) in pairs.items() if u}):
-        only, named = db.of_users(users)
         if users:  # each by its whole key (`Driver.keyed`); the users named again on Citus, to route it
-            where = f" WHERE {only.replace('{t}', 'm.').removesuffix(' AND ')}" if partitioning.shards else ""
+            only, named = db.of_users(users, partitioning.shards)
+            where = f" WHERE {only.replace('{t}', 'm.').removesuffix(' AND ')}" if only else ""
             for chunk in chunks(sorted(pairs[k] for k in keys)):
-                relation, params = db.keyed(_KEY, chunk)
+                relation, params = db.keyed(MESSAGE_KEY, chunk)
                 for message_id, *row in db.rows(f"{_RECEIPTS} FROM {relation} JOIN messages AS m ON "
-                                                f"{db.on_keys('m', _KEY)}{where}{lock}",
-                                                [*params, *(named if where else [])]):
+                                                f"{db.on_keys('m', MESSAGE_KEY)}{where}{lock}", [*params, *named]):
                     found[str(message_id)] = row
             continue
         for ids in chunks(sorted({pairs[k][1] for k in keys})):  # whoever's they are: by the id alone

@@ -85,12 +85,13 @@ class Driver:
             sql += f" ON CONFLICT ({target}) DO {action}"
         return sql
 
-    def of_users(self, users: Sequence[str]) -> tuple[str, list[Any]]:
+    def of_users(self, users: Sequence[str], routed: bool = True) -> tuple[str, list[Any]]:
         """`{t}user_id IN (...) AND ` (as `update` takes a condition) for `users`, and its
         parameters; nothing for none. Naming the users routes a statement to their shard on Citus,
-        and finds its rows by the primary key (user_id first) elsewhere. PostgreSQL: one array, so
-        the statement's text is the same whatever the count."""
-        if not users:
+        and finds its rows by the primary key (user_id first) elsewhere. `routed` False (off
+        Citus): nothing, for a statement that finds its rows by their whole key (`keyed`).
+        PostgreSQL: one array, so the statement's text is the same whatever the count."""
+        if not users or not routed:
             return "", []
         if self.sqlite:
             return f"{{t}}user_id IN ({self.marks(len(users))}) AND ", list(users)

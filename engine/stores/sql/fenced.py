@@ -13,7 +13,7 @@ from engine.state import Fence, Partitioning
 from engine.stats import Counts
 from engine.stores.sql.counters import counts_of_recorded_sql
 from engine.stores.sql.driver import Driver
-from engine.stores.sql.schema import CHUNK, chunks
+from engine.stores.sql.schema import CHUNK, MESSAGE_KEY, chunks
 
 # The leased messages about to be handed over, each found by its whole key (`{from}` and `{match}`,
 # `_returning`). "Leased" is written so that it implies the predicate of no partial index: mid-burst
@@ -22,7 +22,6 @@ from engine.stores.sql.schema import CHUNK, chunks
 _MARK = ("UPDATE messages SET dispatch = 'sending', next_attempt_at = {at}{from} WHERE {match} AND {users}"
          "messages.dispatch IN ('leased', 'sending') AND messages.dispatch <> 'sending' AND {held}")
 _RENEW = "UPDATE messages SET next_attempt_at = {at}{from} WHERE {match} AND {users}{held}"
-_KEY = ("user_id", "message_id")
 ATTEMPT_COLUMNS = ("dispatch", "status", "status_at", "attempts", "next_attempt_at", "provider", "provider_id", "error")
 
 
@@ -40,9 +39,9 @@ def record_attempts(db: Driver, rows: list[tuple[Any, ...]], fence: Fence, parti
     condition, params = held(db, fence)
     recorded: set[str] = set()
     for users, ids in partitioning.by_owner(list(by_id), fence.users):
-        only, named = db.of_users(users) if partitioning.shards else ("", [])  # Citus: routed by the users
+        only, named = db.of_users(users, partitioning.shards)  # Citus: routed by the users
         if users:  # each row found by its whole primary key
-            key: str | tuple[str, str] = ("user_id", "message_id")
+            key: str | tuple[str, ...] = MESSAGE_KEY
             keyed = [(*by_id[i][:-1], fence.users[i], i) for i in ids]
         else:
             key, keyed = "message_id", [by_id[i] for i in ids]
@@ -72,7 +71,7 @@ def _returning(db: Driver, sql: str, message_ids: Sequence[str], fence: Fence, p
     ids of the rows it changed."""
     changed: set[str] = set()
     for users, ids in partitioning.by_owner(message_ids, fence.users):
-        only, named = db.of_users(users) if partitioning.shards else ("", [])  # Citus: routed by the users
+        only, named = db.of_users(users, partitioning.shards)  # Citus: routed by the users
         text = sql.replace("{at}", db.mark).replace("{users}", only).replace("{t}", "messages.")
         for chunk in chunks(ids):
             if users:
@@ -90,8 +89,8 @@ def _returning(db: Driver, sql: str, message_ids: Sequence[str], fence: Fence, p
 def _by_key(db: Driver, sql: str, message_ids: Sequence[str], fence: Fence) -> tuple[str, list[Any]]:
     """`sql`'s `{from}` and `{match}` naming these messages (each one's user known to `fence`) by
     their whole key (`Driver.keyed`), and the key relation's parameters, which follow the SET's."""
-    relation, keys = db.keyed(_KEY, [(fence.users[i], i) for i in message_ids])
-    return sql.replace("{from}", f" FROM {relation}").replace("{match}", db.on_keys("messages", _KEY)), keys
+    relation, keys = db.keyed(MESSAGE_KEY, [(fence.users[i], i) for i in message_ids])
+    return sql.replace("{from}", f" FROM {relation}").replace("{match}", db.on_keys("messages", MESSAGE_KEY)), keys
 
 
 def record_and_mark(db: Driver, rows: list[tuple[Any, ...]], sending: Sequence[str], fence: Fence,
@@ -119,7 +118,7 @@ def record_and_mark(db: Driver, rows: list[tuple[Any, ...]], sending: Sequence[s
             continue
         mine = [(*by_id[i][:-1], fence.users[i], i) for i in ids if i in by_id]  # by the whole key
         for message_id, was_recorded in _write_window(db, users, mine, to_mark, counters, fence,
-                                                      bool(partitioning.shards)):
+                                                      partitioning.shards):
             (recorded if was_recorded else marked).add(str(message_id))
     return recorded, marked, counting
 
@@ -136,8 +135,8 @@ def _write_window(db: Driver, users: list[str], rows: list[tuple[Any, ...]], to_
     their shard): (message_id, recorded?) of each row written, each found by its whole key (rows:
     the `ATTEMPT_COLUMNS` values, the user, the message id)."""
     condition, params = held(db, fence)
-    only, named = db.of_users(users) if routed else ("", [])
-    record, floats = db.update_over_arrays("messages", _KEY, ATTEMPT_COLUMNS, also="claim = NULL",
+    only, named = db.of_users(users, routed)
+    record, floats = db.update_over_arrays("messages", MESSAGE_KEY, ATTEMPT_COLUMNS, also="claim = NULL",
                                            where=only + condition)
     ctes, after = [f"recorded AS ({record})"], [*named, *params]
     if to_mark:

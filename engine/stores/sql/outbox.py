@@ -26,6 +26,7 @@ from engine.stores.sql.database import Database, SqlPort
 from engine.stores.sql.driver import Driver, json_text, placeholder
 from engine.stores.sql.fenced import record_and_mark, renew
 from engine.stores.sql.loads import profiles_of
+from engine.stores.sql.schema import MESSAGE_KEY
 from engine.stores.sql.stamps import profile_stamps
 from engine.stores.sql.suppression import read_suppressions
 from engine.stores.sql.translate import translating
@@ -161,7 +162,7 @@ class SqlOutbox(SqlPort):
         """SQLite: the due messages read, then leased (no data-modifying CTE)."""
         items = [_item(r) for r in db.rows(claim_sql(self.dialect, limit), [db.time(now)])]
         until = db.time(now + lease)
-        db.update("messages", ("user_id", "message_id"), ("dispatch", "next_attempt_at", "claim"),
+        db.update("messages", MESSAGE_KEY, ("dispatch", "next_attempt_at", "claim"),
                   [("leased", until, token, i.user_id, i.message_id) for i in items])
         return items
 

@@ -48,6 +48,7 @@ SCHEMA_VERSION = 22
 #     `create_all`; an engine of 21 would leave it unwritten, so it refuses the database).
 RETIRED_INDEXES = ("ix_messages_dispatch", "ix_messages_provider_id", "ix_instances_user_status",
                    "ix_instances_journey_status")
+MESSAGE_KEY = ("user_id", "message_id")  # a message's primary key, in its order (schema 21)
 CHUNK = 900
 
 

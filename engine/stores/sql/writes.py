@@ -12,7 +12,7 @@ from channels.engagement import Engagement, engagement_stored
 from channels.selection import shown
 from engine.state import Instance, Partitioning, Send, Skip
 from engine.stores.sql.driver import ARRAYS_FROM, Driver
-from engine.stores.sql.schema import chunks
+from engine.stores.sql.schema import MESSAGE_KEY, chunks
 
 INSTANCE_COLUMNS = ("instance_id", "journey_id", "version", "user_id", "key", "status", "step", "entered_at", "doc")
 LINK_COLUMNS = ("code", "message_id", "user_id", "channel", "url", "position", "at", "hits", "machine_hits")
@@ -72,7 +72,7 @@ class WriteBuffer:
         db.write(sql["consents"], self.consents)
         db.write(sql["instances"], [_instance_row(db, i) for i in self.instances.values()])
         db.write(sql["timers"], list(self.timers.values()))
-        delete_timers(db, sorted(self.cancelled.items(), key=lambda item: item[1]), bool(self.partitioning.shards))
+        delete_timers(db, sorted(self.cancelled.items(), key=lambda item: item[1]), self.partitioning.shards)
         db.write(sql["messages"], self.messages)
         db.write(sql["links"], self.links)
         db.write(sql["skips"], self.skips)
@@ -83,9 +83,9 @@ class WriteBuffer:
         shard's users, naming them (routed on Citus; found by the primary key elsewhere)."""
         by_id = {row[-1]: row for row in self.statuses}
         for users, ids in self.partitioning.by_owner(list(by_id), {m: row[3] for m, row in by_id.items()}):
-            only, named = self.db.of_users(users) if self.partitioning.shards else ("", [])  # Citus: routed
+            only, named = self.db.of_users(users, self.partitioning.shards)  # Citus: routed
             if users:  # each row found by its whole primary key
-                self.db.update("messages", ("user_id", "message_id"), ("status", "status_at", "engaged"),
+                self.db.update("messages", MESSAGE_KEY, ("status", "status_at", "engaged"),
                                [by_id[m] for m in ids], where=only.removesuffix(" AND "), params=named)
             else:
                 self.db.update("messages", "message_id", ("status", "status_at", "engaged"),
@@ -99,7 +99,7 @@ class WriteBuffer:
         counts = {user_id: e for user_id, e in self.engagement.items() if user_id not in self.profiles}
         for users in self.partitioning.by_shard(list(counts)):
             # over arrays, the users named route it (a statement a row is routed by its own user)
-            only, named = db.of_users(users) if self.partitioning.shards and len(users) >= ARRAYS_FROM else ("", [])
+            only, named = db.of_users(users, self.partitioning.shards and len(users) >= ARRAYS_FROM)
             db.update("profiles", "user_id", ("engagement",), [(_engagement(db, counts[u]), u) for u in users],
                       where=only.removesuffix(" AND "), params=named)
 
