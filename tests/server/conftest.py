@@ -152,6 +152,11 @@ class ServerProcess:
     def headers(self) -> dict[str, str]:
         return {"Authorization": f"Bearer {API_KEYS[0]}"}
 
+    @property
+    def people_zone(self) -> str:
+        """The time zone `put_profile` gives people: one where it is day on the real clock."""
+        return daytime_zone(datetime.now(UTC))
+
     def outbox_lines(self) -> list[dict[str, Any]]:
         if not self.outbox.exists():
             return []
@@ -250,6 +255,16 @@ def start_server(tmp_path: Path, journeys_dir: Path) -> Iterator[StartServer]:
         running.stop()
 
 
+def daytime_zone(now: datetime) -> str:
+    """A fixed-offset zone in which `now` falls in the noon hour. A `journey serve` process runs on
+    the real clock, and the default policy holds marketing sends through the recipient's night
+    (21:00-08:00): a person in UTC would have a test's SMS wait for morning whenever the suite runs
+    in the UTC evening. (`Etc/GMT-3` is three hours ahead of UTC: the POSIX sign.)"""
+    ahead = (12 - now.hour) % 24
+    ahead = ahead - 24 if ahead > 14 else ahead  # zones run from 12 hours behind UTC to 14 ahead
+    return "Etc/GMT" if ahead == 0 else f"Etc/GMT{-ahead:+d}"
+
+
 def put_profile(server: ServerProcess | LocalServer, user_id: str, *grants: str, **fields: Any) -> dict[str, Any]:
     """PUT a profile with a push token, a phone and the given "channel:category" opt-ins."""
     consents = []
@@ -257,7 +272,7 @@ def put_profile(server: ServerProcess | LocalServer, user_id: str, *grants: str,
         channel, category = grant.split(":")
         consents.append({"channel": channel, "category": category, "granted": True, "source": "test",
                          "at": GRANTED_AT})
-    body: dict[str, Any] = {"push_token": f"tok-{user_id}", "phone": "+14155550100", "timezone": "UTC",
+    body: dict[str, Any] = {"push_token": f"tok-{user_id}", "phone": "+14155550100", "timezone": server.people_zone,
                             "consents": consents, **fields}
     response = server.client.put(f"/v1/profiles/{user_id}", json=body)
     assert response.status_code == 200, response.text
@@ -315,6 +330,8 @@ class LocalServer:
     @property
     def headers(self) -> dict[str, str]:
         return {"Authorization": f"Bearer {API_KEYS[0]}"}
+
+    people_zone = "UTC"  # the virtual clock's start is chosen by each test
 
     def serving(self) -> bool:
         """uvicorn still runs and answers /healthz."""
