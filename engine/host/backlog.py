@@ -18,9 +18,12 @@ class Backlog:
     The inbox may hold about `delay` seconds of work at the rate the engine has been taking
     events out (`rate`, measured as it goes), and never fewer than `floor` events; callers
     that find it full wait, first come first in, so a queued event is processed within about
-    `delay` rather than behind an ever longer queue."""
+    `delay` rather than behind an ever longer queue. Until a batch has been measured (`rate`
+    None) it holds `floor`: a guessed rate above the engine's let a burst's first seconds queue
+    several seconds of work, and a small batch arriving then (an open that should stop an SMS
+    due in two seconds) waited behind all of it."""
 
-    def __init__(self, delay: float, floor: int, rate: float = 10_000.0) -> None:
+    def __init__(self, delay: float, floor: int, rate: float | None = None) -> None:
         self.delay = delay
         self.floor = floor
         self.rate = rate
@@ -45,10 +48,11 @@ class Backlog:
 
     def admit(self, users: Mapping[str, int], wait: bool = True) -> None:
         """Count events in before they are committed (the sweep may take them at once); with
-        `wait`, first wait for room."""
+        `wait`, first wait for room. A batch that adds nothing (its users are other workers')
+        takes no room, so it waits for none."""
         count = sum(users.values())
         with self._changed:
-            if wait:
+            if wait and count:
                 self._wait_for_room(count)
             self._users.update(users)
             self.queued += count
@@ -66,7 +70,8 @@ class Backlog:
             self.dequeued += len(users)
             self.seconds += seconds
             if len(users) >= 100:
-                self.rate = 0.8 * self.rate + 0.2 * len(users) / max(seconds, 1e-6)
+                measured = len(users) / max(seconds, 1e-6)
+                self.rate = measured if self.rate is None else 0.8 * self.rate + 0.2 * measured
 
     def hand_over(self, gone: Callable[[str], bool]) -> None:
         """Stop counting the users for whom `gone` is true: another worker owns them now."""
@@ -79,12 +84,15 @@ class Backlog:
         ticket = object()
         self._admitting.append(ticket)
         try:
-            while self._admitting[0] is not ticket or \
-                    self.queued - self.dequeued + count > max(self.floor, count, int(self.rate * self.delay)):
+            while self._admitting[0] is not ticket or self.queued - self.dequeued + count > self._room(count):
                 self._changed.wait(1.0)
         finally:
             self._admitting.remove(ticket)
             self._changed.notify_all()
+
+    def _room(self, count: int) -> int:
+        """The events the inbox may hold once a caller's `count` are in."""
+        return max(self.floor, count, int((self.rate or 0.0) * self.delay))
 
     def _forget(self, users: Sequence[str]) -> None:
         for user_id in users:

@@ -27,6 +27,22 @@ def test_the_rate_follows_full_batches_and_sets_the_room() -> None:
     assert backlog.rate == 0.8 * 1000 + 0.2 * 20_000
 
 
+def test_before_any_batch_is_measured_it_holds_one_batch_and_the_first_measure_sets_the_rate() -> None:
+    """No guessed rate: a burst's first seconds would otherwise queue far more than `delay` of
+    work on an engine slower than the guess, and a small batch sent then waited behind it."""
+    backlog = Backlog(delay=1.0, floor=100)
+    backlog.admit(Counter(f"c{n}" for n in range(100)))
+    late = threading.Thread(target=backlog.admit, args=(Counter(["opener"]),), daemon=True)
+    late.start()
+    late.join(0.2)
+    assert late.is_alive(), "admitted more than one batch before the engine's rate was known"
+    backlog.taken([f"c{n}" for n in range(100)], 0.5)  # 200 events/s
+    late.join(5)
+    assert not late.is_alive() and backlog.rate == 200.0
+    backlog.admit(Counter(f"d{n}" for n in range(199)))  # a second's work at 200/s: room for 200 in all
+    assert backlog.queued - backlog.dequeued == 200
+
+
 def test_a_full_backlog_admits_callers_in_the_order_they_came() -> None:
     backlog = Backlog(delay=0.0, floor=2)
     backlog.admit(Counter(["a", "b"]))
@@ -49,3 +65,14 @@ def test_a_full_backlog_admits_callers_in_the_order_they_came() -> None:
     backlog.taken(["b"], 0.001)
     second.join(5)
     assert order == ["c", "d"]
+
+
+def test_a_batch_of_none_of_its_users_passes_a_full_backlog() -> None:
+    """Under `--workers K` a worker counts only its own users' events: a batch all of whose
+    users another worker owns adds nothing to its inbox's work, and waits for nothing."""
+    backlog = Backlog(delay=0.0, floor=1)
+    backlog.admit(Counter(["mine"]))
+    others = threading.Thread(target=backlog.admit, args=(Counter(),), daemon=True)
+    others.start()
+    others.join(5)
+    assert not others.is_alive() and backlog.queued == 1
