@@ -43,6 +43,7 @@ class BenchResult:
     timeout_s: float
     batch: int
     workers: int = 1
+    lease_changes: int = 0  # partitions that changed hands during the run (--workers K)
     events_per_s: float = 0.0
     processed_per_s: float = 0.0
     timers_per_s: float = 0.0
@@ -194,10 +195,12 @@ def _run_workers(url: str, tmp: Path, users: int, timeout: timedelta, prefix: st
     env = {"JOURNEY_PARTITION_LEASE_SECONDS": "2.5"}  # heartbeats every 0.5 s
     with serve(url, _files(tmp, timeout), tmp, workers=result.workers, env=env) as (base, pids):
         _wait_for_workers(base, result.workers)
+        leases_before = _total(metrics(base), "journey_worker_lease_changes")
         feed = _post_burst(base, url, users, timeout, prefix, result, progress, tmp / "outbox.jsonl",
                            processed=lambda scraped: int(scraped.get("journey_inbox_processed_total", 0)),
                            spread=True, spent=lambda: _served_spent(base, pids[0], postmaster))
         final = _reported(base)
+        result.lease_changes = int(_total(final, "journey_worker_lease_changes") - leases_before)
         result.processed_per_s = sum(_per_worker(final, "journey_worker_events_processed",
                                                  "journey_worker_events_seconds"))
         result.timers_per_s = sum(_per_worker(final, "journey_worker_timers_fired", "journey_worker_timer_seconds"))
@@ -214,17 +217,26 @@ def _served_spent(base: str, parent: int, postmaster: int | None) -> Spent:
 
 
 def _wait_for_workers(base: str, workers: int, deadline: float = 60.0) -> None:
-    """Until the K workers are all up (each has sent its heartbeat): their start-up is then not
-    counted in the run's CPU. (They share the partitions out as the burst begins, as before.)"""
+    """Until the K workers are all up (each has sent its heartbeat) and share the partitions out
+    evenly, as a burst finds a cluster that has run a while. Their start-up is then not counted
+    in the run's CPU, and no worker takes partitions over mid-burst: one that did took their
+    queued events with them, its inbox was then over-full, and every batch posted to it (the
+    devices' opens too) waited while it caught up."""
     until = time.perf_counter() + deadline
     while time.perf_counter() < until:
         try:
             scraped = metrics(base)
         except httpx.HTTPStatusError:  # a worker still starting: look again
             scraped = {}
-        if scraped.get("journey_workers_live", 0) >= workers:
+        if scraped.get("journey_workers_live", 0) >= workers and _shared_evenly(scraped, workers):
             return
         time.sleep(0.05)
+
+
+def _shared_evenly(scraped: dict[str, float], workers: int) -> bool:
+    """Whether every one of the K workers reports a share of the partitions, within one of the others'."""
+    shares = [v for k, v in scraped.items() if k.startswith("journey_worker_partitions{") and v > 0]
+    return len(shares) >= workers and max(shares) - min(shares) <= 1
 
 
 def _reported(base: str, deadline: float = 10.0) -> dict[str, float]:

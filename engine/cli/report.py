@@ -279,6 +279,7 @@ def print_bench(result: dict[str, Any], console: Console | None = None) -> None:
             ("wall time beyond T", f"{result['wall_beyond_t_s']:.2f} s"),
             ("timer lateness p50 / p99", f"{result['lateness_p50_ms']:.0f} / {result['lateness_p99_ms']:.0f} ms"),
             ("latest open after its push", f"{result.get('open_delay_max_ms', 0):.0f} ms"),
+            *([("partitions that changed hands", str(result.get("lease_changes", 0)))] if workers else []),
             ("peak RSS", f"{result['peak_rss_mb']:.0f} MB"), ("database size", f"{result['db_mb']:.1f} MB"),
             *_bench_costs(result), ("correct", "yes" if result["correct"] else "NO")]
     for name, value in rows:
