@@ -110,7 +110,9 @@ def _make_engine(url: str, dialect: str, echo: bool) -> SaEngine:
         a pooler in front of the server may refuse."""
         autocommit = dbapi_conn.autocommit
         dbapi_conn.autocommit = True
-        dbapi_conn.execute("SET jit = off")
+        cursor = dbapi_conn.cursor()
+        cursor.execute("SET jit = off")
+        cursor.close()
         dbapi_conn.autocommit = autocommit
 
     return engine
