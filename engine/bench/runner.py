@@ -194,8 +194,7 @@ def _run_workers(url: str, tmp: Path, users: int, timeout: timedelta, prefix: st
     caught up with the totals; they add up: the workers run at once."""
     env = {"JOURNEY_PARTITION_LEASE_SECONDS": "2.5"}  # heartbeats every 0.5 s
     with serve(url, _files(tmp, timeout), tmp, workers=result.workers, env=env) as (base, pids):
-        _wait_for_workers(base, result.workers)
-        leases_before = _total(metrics(base), "journey_worker_lease_changes")
+        leases_before = _total(_wait_for_workers(base, result.workers), "journey_worker_lease_changes")
         feed = _post_burst(base, url, users, timeout, prefix, result, progress, tmp / "outbox.jsonl",
                            processed=lambda scraped: int(scraped.get("journey_inbox_processed_total", 0)),
                            spread=True, spent=lambda: _served_spent(base, pids[0], postmaster))
@@ -216,21 +215,23 @@ def _served_spent(base: str, parent: int, postmaster: int | None) -> Spent:
                  int(scraped.get("journey_sql_rows_written_total", 0)))
 
 
-def _wait_for_workers(base: str, workers: int, deadline: float = 60.0) -> None:
+def _wait_for_workers(base: str, workers: int, deadline: float = 60.0) -> dict[str, float]:
     """Until the K workers are all up (each has sent its heartbeat) and share the partitions out
     evenly, as a burst finds a cluster that has run a while. Their start-up is then not counted
     in the run's CPU, and no worker takes partitions over mid-burst: one that did took their
     queued events with them, its inbox was then over-full, and every batch posted to it (the
-    devices' opens too) waited while it caught up."""
+    devices' opens too) waited while it caught up. Returns the last scrape."""
     until = time.perf_counter() + deadline
+    scraped: dict[str, float] = {}
     while time.perf_counter() < until:
         try:
             scraped = metrics(base)
         except httpx.HTTPStatusError:  # a worker still starting: look again
             scraped = {}
         if scraped.get("journey_workers_live", 0) >= workers and _shared_evenly(scraped, workers):
-            return
+            break
         time.sleep(0.05)
+    return scraped
 
 
 def _shared_evenly(scraped: dict[str, float], workers: int) -> bool:
