@@ -491,6 +491,8 @@ class PartitionLeases(Protocol):
 
     def queued_users(self, parts: Collection[int]) -> dict[str, int]: ...  # events waiting, per user
 
+    def queued_count(self, parts: Collection[int]) -> int: ...  # events waiting in all, whoever accepted them
+
 
 FEED_STATES = ("seen", "read", "archived")
 """What a person does to an in-app message in their feed; reading one sees it too."""

@@ -1,12 +1,17 @@
 """Working off the inbox: accepted events processed a batch per transaction, in the order
 accepted. If a batch fails, its events go one at a time, so that the one at fault is set aside
 (kept with its error, never retried) and the rest go on; a database error is not the events'
-fault and is raised (the sweep tries again later)."""
+fault and is raised (the sweep tries again later).
+
+Under `--workers K` any worker accepts any user's events, and only the user's owner takes them
+out: each sweep first has the database count what waits for this worker's users (at most every
+RECOUNT seconds), so that its backlog's room is that of its whole share of the inbox."""
 
 from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Callable
 from contextlib import AbstractContextManager
 from typing import Any
 
@@ -16,6 +21,8 @@ from engine.host.counters import Counters
 from engine.service import Engine
 
 log = logging.getLogger("journey.server")
+
+RECOUNT = 0.1  # seconds between two counts of the inbox's events for this worker's users (workers)
 
 
 class Inbox:
@@ -28,11 +35,22 @@ class Inbox:
         self.backlog = backlog
         self.counters = counters
         self.batch = batch
+        self.count: Callable[[], int] | None = None  # workers: the database's count of this one's queued events
+        self._counted = float("-inf")
 
     def sweep(self) -> int:
         """One batch, in the engine's turn (the inbox sweep)."""
         with self.lock:
+            self._recount()
             return self.process()
+
+    def _recount(self) -> None:
+        """What waits for this worker's users, whoever accepted it, counted into the backlog
+        (in the engine's turn: no batch is taken out meanwhile)."""
+        if self.count is None or time.perf_counter() - self._counted < RECOUNT:
+            return
+        self.backlog.recount(self.count())
+        self._counted = time.perf_counter()
 
     def process(self) -> int:
         """One batch from the inbox; returns how many events were taken out of it. The caller

@@ -18,6 +18,7 @@ import logging
 import sys
 from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime, timedelta
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -110,6 +111,8 @@ class Server:
         self.inbox = Inbox(self.engine, self.lock, self.backlog, self.counters, batch)
         self.ownership = Ownership(store.partitions, worker_id or default_worker_id(), partition_ttl) \
             if store.partitions is not None else None  # a database shared by several workers
+        if self.ownership is not None:  # what waits for its users, whoever accepted it
+            self.inbox.count = partial(_queued_for, self.ownership)
         self.membership = Membership(self.ownership, self.lock, self.backlog, self.dispatcher.rates, self.clock,
                                      self.worker_stats, self._repace, self._wake) if self.ownership else None
         self.admission = Admission(self.engine, self.lock, self.backlog, self.inbox, self.tally, self.ownership,
@@ -245,3 +248,8 @@ class Server:
 def _idle() -> int:
     """The heartbeat of a worker alone on its store: nothing to renew."""
     return 0
+
+
+def _queued_for(ownership: Ownership) -> int:
+    """The events waiting in the inbox for the users of this worker's partitions, whoever accepted them."""
+    return ownership.leases.queued_count(ownership.owned)

@@ -107,6 +107,17 @@ class SqlPartitions:
                                                    "AND error IS NULL GROUP BY user_id", [sorted(parts)])
         return {str(user_id): int(n) for user_id, n in rows}
 
+    @translating
+    def queued_count(self, parts: Collection[int]) -> int:
+        """How many accepted events wait for the users of these partitions: those another worker
+        accepted too, which no count of this worker's saw come in."""
+        if not parts:
+            return 0
+        with self._autocommit() as conn:
+            rows = Driver(conn, "postgresql").rows("SELECT count(*) FROM inbox WHERE part = ANY(%s) AND error IS NULL",
+                                                   [sorted(parts)])
+        return int(rows[0][0])
+
     def _autocommit(self) -> Connection:
         """Reads outside a transaction: one round trip each (`Database.reading`)."""
         return self._engine.connect().execution_options(isolation_level="AUTOCOMMIT")
