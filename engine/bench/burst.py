@@ -7,7 +7,7 @@ import json
 import threading
 import time
 from collections import deque
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Collection, Sequence
 from datetime import datetime
 from pathlib import Path
 from typing import Any, BinaryIO
@@ -16,6 +16,7 @@ from engine.bench.workload import OPEN_DELAY, cart_event, open_event, opens
 from engine.events import Event
 
 Progress = Callable[[str, int, int], None]
+ASK_EVERY = 0.05  # seconds: how often the devices ask which of their users' carts still wait
 
 
 class Burst:
@@ -24,18 +25,23 @@ class Burst:
     has them, but never before the engine has queued the user's push (a push not yet queued
     cannot be opened). The devices learn it either way first: `processed` (carts processed so
     far) has passed the user's batch, or `pushed` (`OutboxTail`: the users whose pushes the
-    provider has handed over since it was last asked) names the user, so an engine that takes
-    users in another order than they came (on Citus a shard's users at a time) has each open
-    follow its own push rather than the count. Without `processed`, a send returns once its
-    events are processed. Only the sends are timed, as the time at least one is in flight:
-    `prepare` (serialising a request) is the client's work, not the engine's."""
+    provider has handed over since it was last asked) names the user. Without `processed`, a
+    send returns once its events are processed. Where the engine takes users in another order
+    than they came (`--workers K`, and on Citus a shard's users at a time), a count says little
+    of any one user: `unprocessed` (which of the users still awaited have events waiting in
+    the inbox, asked at most every ASK_EVERY seconds) tells each accepted cart that no longer
+    waits, as processed, in place of the count. Only the sends are timed, as the time at least
+    one is in flight: `prepare` (serialising a request) is the client's work, not the engine's."""
 
     def __init__(self, users: int, batch: int, prefix: str, now: Callable[[], datetime],
                  send: Callable[[Any], object], prepare: Callable[[list[Event]], Any] = lambda events: events,
                  processed: Callable[[], int] | None = None, send_opens: Callable[[Any], object] | None = None,
-                 pushed: Callable[[], Sequence[str]] = lambda: ()) -> None:
+                 pushed: Callable[[], Sequence[str]] = lambda: (),
+                 unprocessed: Callable[[Sequence[str]], Collection[str]] | None = None) -> None:
         self.users, self.batch, self.prefix, self.now = users, batch, prefix, now
         self.send, self.prepare, self.send_opens, self.pushed = send, prepare, send_opens or send, pushed
+        self.unprocessed = unprocessed
+        self._asked = float("-inf")  # when `unprocessed` was last asked
         self.events_per_s = 0.0
         self._turn = threading.Lock()
         self._waiting: deque[tuple[int, list[str]]] = deque()  # (carts sent up to this batch, its openers)
@@ -69,7 +75,8 @@ class Burst:
                 with self._turn:
                     self._carts = ids.stop
                     self._accepted.update((f"{self.prefix}{n}", (n, accepted)) for n in openers)
-                    self._waiting.append((ids.stop, [f"{self.prefix}{n}" for n in openers]))
+                    if self.unprocessed is None:
+                        self._waiting.append((ids.stop, [f"{self.prefix}{n}" for n in openers]))
                 progress("ingest", ids.stop, self.users)
         finally:
             self._carts_done = True
@@ -108,7 +115,7 @@ class Burst:
         """Whose pushes are queued since the last look: every batch `processed` has passed (asked,
         over HTTP, only while a batch waits for it), and every user `pushed` names. Each gets
         their open's time."""
-        received = list(self.pushed())
+        received = list(self.pushed()) + self._out_of_the_inbox()
         processed = self.processed() if self._waiting else 0
         with self._turn:
             while self._waiting and self._waiting[0][0] <= processed:
@@ -119,6 +126,19 @@ class Burst:
                     heapq.heappush(self._opens, (max(when + OPEN_DELAY.total_seconds(), time.perf_counter()), n))
             if not self._accepted:  # every opener known: the batches still counted wait for nothing
                 self._waiting.clear()
+
+    def _out_of_the_inbox(self) -> list[str]:
+        """The awaited users whose carts, accepted before the question was asked, no longer wait
+        in the inbox (`unprocessed`): processed, their push queued in the same transaction."""
+        if self.unprocessed is None or time.perf_counter() - self._asked < ASK_EVERY:
+            return []
+        with self._turn:
+            awaited = {user: accepted for user, (_, accepted) in self._accepted.items()}
+        if not awaited:
+            return []
+        self._asked = asked = time.perf_counter()
+        waiting = self.unprocessed(sorted(awaited))
+        return [user for user, accepted in awaited.items() if accepted < asked and user not in waiting]
 
     def _due_openers(self) -> list[int]:
         """Every open now due, in one call."""

@@ -187,17 +187,17 @@ def _run_http(url: str, tmp: Path, users: int, timeout: timedelta, prefix: str, 
 def _run_workers(url: str, tmp: Path, users: int, timeout: timedelta, prefix: str, result: BenchResult,
                  progress: Progress, postmaster: int | None) -> Burst:
     """Runs W1 through `journey serve --workers K` on PostgreSQL. The workers split the users by
-    partition, whichever of them a batch reaches. Any worker's /metrics sums every worker's totals
-    as they are now, so the opens follow the pushes as on one worker (or each its own push, seen in
-    the outbox, when a worker takes its users in another order); it also reports each worker
-    as of its last heartbeat (here every 0.5 s), whence the rates, read once the heartbeats have
-    caught up with the totals; they add up: the workers run at once."""
+    partition, whichever of them a batch reaches, and each takes its own in its own order: the
+    devices open each push once its user's cart is out of the inbox (`Burst`'s `unprocessed`).
+    Any worker's /metrics reports each worker as of its last heartbeat (here every 0.5 s),
+    whence the rates, read once the heartbeats have caught up with the totals; they add up: the
+    workers run at once."""
     env = {"JOURNEY_PARTITION_LEASE_SECONDS": "2.5"}  # heartbeats every 0.5 s
     with serve(url, _files(tmp, timeout), tmp, workers=result.workers, env=env) as (base, pids):
         leases_before = _total(_wait_for_workers(base, result.workers), "journey_worker_lease_changes")
         feed = _post_burst(base, url, users, timeout, prefix, result, progress, tmp / "outbox.jsonl",
                            processed=lambda scraped: int(scraped.get("journey_inbox_processed_total", 0)),
-                           spread=True, spent=lambda: _served_spent(base, pids[0], postmaster))
+                           spread=True, spent=lambda: _served_spent(base, pids[0], postmaster), watch_inbox=True)
         final = _reported(base)
         result.lease_changes = int(_total(final, "journey_worker_lease_changes") - leases_before)
         result.processed_per_s = sum(_per_worker(final, "journey_worker_events_processed",
@@ -269,21 +269,30 @@ def _files(tmp: Path, timeout: timedelta) -> Path:
 
 def _post_burst(base: str, url: str, users: int, timeout: timedelta, prefix: str, result: BenchResult,
                 progress: Progress, outbox: Path, processed: Callable[[dict[str, float]], int],
-                spent: Callable[[], Spent], spread: bool = False) -> Burst:
+                spent: Callable[[], Spent], spread: bool = False, watch_inbox: bool = False) -> Burst:
     """The burst over HTTP, then the wait for W1's last SMS; returns the burst.
     `outbox`: the file provider's, whose pushes the devices watch too; `spread`: a connection per
-    request (see `poster`); `spent`: the server's totals now."""
+    request (see `poster`); `spent`: the server's totals now; `watch_inbox`: the devices ask the
+    database which of their users' carts still wait (`Burst`), as the workers take users in
+    their own order; what that costs PostgreSQL is left out of the run's figure."""
     clock = SystemClock()
-    with poster(base, spread) as post, poster(base, spread) as post_opens, OutboxTail(outbox) as pushed:
-        scrape = _at_most_every(0.05, lambda: metrics(base))  # the loader, the devices and what they receive
-        feed = Burst(users, result.batch, prefix, clock.now, post, request_body,
-                     processed=lambda: processed(scrape()), send_opens=post_opens, pushed=pushed)
-        before = spent()
-        started = time.perf_counter()
-        feed.run(progress)
+    watch = SqlStore(url) if watch_inbox else None
+    try:
+        with poster(base, spread) as post, poster(base, spread) as post_opens, OutboxTail(outbox) as pushed:
+            scrape = _at_most_every(0.05, lambda: metrics(base))  # the loader, the devices and what they receive
+            feed = Burst(users, result.batch, prefix, clock.now, post, request_body,
+                         processed=lambda: processed(scrape()), send_opens=post_opens, pushed=pushed,
+                         unprocessed=watch.waiting_of if watch is not None else None)
+            before = spent()
+            started = time.perf_counter()
+            feed.run(progress)
+        watching = process_cpu([pid]) if watch is not None and (pid := watch.backend_pid()) else 0.0
+    finally:
+        if watch is not None:
+            watch.close()
     result.events_per_s = feed.events_per_s
     polling = _wait_done([url], users, timeout, prefix, started, result, progress)
-    _costs(result, spent() - before, feed.sent, polling)
+    _costs(result, spent() - before, feed.sent, polling + watching)
     return feed
 
 

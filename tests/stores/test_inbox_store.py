@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import pytest
 from sqlalchemy import text
@@ -121,3 +122,16 @@ def test_sqlite_inbox_rows_are_appended_in_order(tmp_path: Path) -> None:
         assert [e.id for e in claim(store)] == ["e3", "e4", "e9"]
     finally:
         store.close()
+
+
+def test_the_bench_learns_whose_events_still_wait_and_a_processed_or_set_aside_one_does_not(sql_store: Any) -> None:
+    """`journey bench --workers K` asks which of its users' carts still wait: once taken out (or
+    set aside with an error), a user's events no longer wait, whatever order they were taken in."""
+    queue(sql_store, event(1, "u1"), event(2, "u2"), event(3, "u3"))
+    assert sql_store.waiting_of(["u1", "u2", "u3", "u9"]) == {"u1", "u2", "u3"}
+    taken = claim(sql_store, 1)
+    assert sql_store.waiting_of(["u1", "u2", "u3"]) == {"u1", "u2", "u3"} - {e.user_id for e in taken}
+    with sql_store.transaction() as tx:
+        assert tx.quarantine_queued("a broken event")
+    assert len(sql_store.waiting_of(["u1", "u2", "u3"])) == 1
+    assert sql_store.waiting_of([]) == set()

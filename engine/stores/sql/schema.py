@@ -316,6 +316,7 @@ class MetaRow(SQLModel, table=True):
 PROFILES: Table = ProfileRow.__table__  # type: ignore[attr-defined]
 CONSENTS: Table = ConsentRow.__table__  # type: ignore[attr-defined]
 EVENT_IDS: Table = EventIdRow.__table__  # type: ignore[attr-defined]
+INBOX: Table = InboxRow.__table__  # type: ignore[attr-defined]
 INSTANCES: Table = InstanceRow.__table__  # type: ignore[attr-defined]
 TIMERS: Table = TimerRow.__table__  # type: ignore[attr-defined]
 MESSAGES: Table = MessageRow.__table__  # type: ignore[attr-defined]

@@ -13,7 +13,7 @@ only for the partitions this worker owns and checked against the rows' versions 
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from datetime import datetime
 from pathlib import Path
@@ -34,7 +34,7 @@ from engine.stores.sql.outbox import SqlOutbox
 from engine.stores.sql.partitions import SqlPartitions
 from engine.stores.sql.privacy import SqlPrivacy
 from engine.stores.sql.runs import SqlRuns
-from engine.stores.sql.schema import MESSAGES, TIMERS, aware
+from engine.stores.sql.schema import INBOX, MESSAGES, TIMERS, aware
 from engine.stores.sql.shard_reads import ShardReads
 from engine.stores.sql.translate import store_error, translated, translating
 from engine.stores.sql.tx import SqlTx
@@ -152,6 +152,16 @@ class SqlStore(SqlPort):
                                                           MESSAGES.c.dispatch == "sent")).scalar() or 0
             pending = conn.execute(select(func.count()).where(mine, MESSAGES.c.dispatch != "sent")).scalar() or 0
         return int(sms), int(pending)
+
+    @translating
+    def waiting_of(self, user_ids: Sequence[str]) -> set[str]:
+        """Which of these users have events waiting in the inbox. An accepted event that no longer
+        waits was processed, in the transaction that took it out: its user's messages are queued."""
+        if not user_ids:
+            return set()
+        query = select(INBOX.c.user_id).where(INBOX.c.user_id.in_(list(user_ids)), INBOX.c.error.is_(None))
+        with self._autocommit() as conn:
+            return {str(row[0]) for row in conn.execute(query.distinct())}
 
     @translating
     def message_outcomes(self, user_prefix: str) -> list[tuple[str, str, datetime, str, datetime | None]]:
