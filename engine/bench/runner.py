@@ -196,8 +196,7 @@ def _run_workers(url: str, tmp: Path, users: int, timeout: timedelta, prefix: st
     with serve(url, _files(tmp, timeout), tmp, workers=result.workers, env=env) as (base, pids):
         leases_before = _total(_wait_for_workers(base, result.workers), "journey_worker_lease_changes")
         feed = _post_burst(base, url, users, timeout, prefix, result, progress, tmp / "outbox.jsonl",
-                           processed=lambda scraped: int(scraped.get("journey_inbox_processed_total", 0)),
-                           spread=True, spent=lambda: _served_spent(base, pids[0], postmaster), watch_inbox=True)
+                           processed=None, spread=True, spent=lambda: _served_spent(base, pids[0], postmaster))
         final = _reported(base)
         result.lease_changes = int(_total(final, "journey_worker_lease_changes") - leases_before)
         result.processed_per_s = sum(_per_worker(final, "journey_worker_events_processed",
@@ -268,20 +267,22 @@ def _files(tmp: Path, timeout: timedelta) -> Path:
 
 
 def _post_burst(base: str, url: str, users: int, timeout: timedelta, prefix: str, result: BenchResult,
-                progress: Progress, outbox: Path, processed: Callable[[dict[str, float]], int],
-                spent: Callable[[], Spent], spread: bool = False, watch_inbox: bool = False) -> Burst:
+                progress: Progress, outbox: Path, processed: Callable[[dict[str, float]], int] | None,
+                spent: Callable[[], Spent], spread: bool = False) -> Burst:
     """The burst over HTTP, then the wait for W1's last SMS; returns the burst.
-    `outbox`: the file provider's, whose pushes the devices watch too; `spread`: a connection per
-    request (see `poster`); `spent`: the server's totals now; `watch_inbox`: the devices ask the
-    database which of their users' carts still wait (`Burst`), as the workers take users in
-    their own order; what that costs PostgreSQL is left out of the run's figure."""
+    `outbox`: the file provider's, whose pushes the devices watch too; `processed`: the count of
+    processed carts in a scrape of /metrics, or None: the devices ask the database which of their
+    users' carts still wait (`Burst`), as workers take users in their own order, and what that
+    costs PostgreSQL is left out of the run's figure; `spread`: a connection per request (see
+    `poster`); `spent`: the server's totals now."""
     clock = SystemClock()
-    watch = SqlStore(url) if watch_inbox else None
+    watch = SqlStore(url) if processed is None else None
     try:
         with poster(base, spread) as post, poster(base, spread) as post_opens, OutboxTail(outbox) as pushed:
             scrape = _at_most_every(0.05, lambda: metrics(base))  # the loader, the devices and what they receive
-            feed = Burst(users, result.batch, prefix, clock.now, post, request_body,
-                         processed=lambda: processed(scrape()), send_opens=post_opens, pushed=pushed,
+            count = (lambda: processed(scrape())) if processed is not None else None
+            feed = Burst(users, result.batch, prefix, clock.now, post, request_body, processed=count,
+                         send_opens=post_opens, pushed=pushed,
                          unprocessed=watch.waiting_of if watch is not None else None)
             before = spent()
             started = time.perf_counter()
