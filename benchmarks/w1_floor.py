@@ -20,6 +20,7 @@ import re
 import shutil
 import sqlite3
 import sys
+import tempfile
 import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
@@ -40,6 +41,17 @@ from engine.stores.sql import SqlStore
 
 Statement = tuple[str, str | None, Any, bool]  # part, SQL (None: commit), parameters, executemany
 BEFORE = "before.db"
+PARTS = ((Engine, "process_queued", "inbox"), (Dispatcher, "drain", "dispatch"), (TimerSweep, "sweep", "timers"),
+         (Server, "accept", "accept"))
+"""The methods whose statements are each part's."""
+
+
+def copy_database(database: Path, to: Path) -> Path:
+    """A SQLite file with its write-ahead log and index, where they exist."""
+    for suffix in ("", "-wal", "-shm"):
+        if database.with_name(database.name + suffix).exists():
+            shutil.copy(database.with_name(database.name + suffix), to.with_name(to.name + suffix))
+    return to
 
 
 class Recorder:
@@ -55,13 +67,11 @@ class Recorder:
     @contextmanager
     def installed(self) -> Iterator[None]:
         """Recording while inside; every method wrapped is put back on the way out."""
-        wrapped = [(runner, "_load_profiles"), (SqlStore, "__init__"), (Engine, "process_queued"),
-                   (Dispatcher, "drain"), (TimerSweep, "sweep"), (Server, "accept")]
+        wrapped = [(runner, "_load_profiles"), (SqlStore, "__init__"), *((cls, name) for cls, name, _ in PARTS)]
         originals = [(owner, name, getattr(owner, name)) for owner, name in wrapped]
         self._after_profiles()
         self._on_open()
-        for cls, name, part in ((Engine, "process_queued", "inbox"), (Dispatcher, "drain", "dispatch"),
-                                (TimerSweep, "sweep", "timers"), (Server, "accept", "accept")):
+        for cls, name, part in PARTS:
             self._tag(cls, name, part)
         try:
             yield
@@ -93,10 +103,7 @@ class Recorder:
 
         def loaded(urls: Sequence[str], *args: Any) -> Any:
             found = load(urls, *args)
-            path = Path(urls[0].removeprefix("sqlite:///"))
-            for suffix in ("", "-wal", "-shm"):
-                if path.with_name(path.name + suffix).exists():
-                    shutil.copy(path.with_name(path.name + suffix), self.folder / (BEFORE + suffix))
+            copy_database(Path(urls[0].removeprefix("sqlite:///")), self.folder / BEFORE)
             self.armed = True
             return found
 
@@ -163,7 +170,7 @@ def replayed_problems(database: Path, users: int) -> list[str]:
 
 
 def main(users: int) -> dict[str, Any]:
-    folder = Path(runner.tempfile.mkdtemp(prefix="journey-floor-"))
+    folder = Path(tempfile.mkdtemp(prefix="journey-floor-"))
     try:
         recorder = Recorder(folder)
         with recorder.installed():

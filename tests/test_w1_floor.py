@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import importlib.util
-import shutil
 from datetime import timedelta
 from pathlib import Path
 from types import ModuleType
@@ -31,21 +30,14 @@ def test_the_replay_sends_every_message_w1_sends_and_each_part_costs_something(t
         result = runner.run_bench(USERS, timedelta(seconds=5))  # no open late on a busy machine
     assert SqlStore.__init__ is opened  # nothing stays wrapped after the recording
     assert result.correct, result.problems
-    whole = _copy(tmp_path / floor.BEFORE, tmp_path / "whole.db")
+    whole = floor.copy_database(tmp_path / floor.BEFORE, tmp_path / "whole.db")
     spent = floor.replay(whole, recorder.statements)
     assert floor.replayed_problems(whole, USERS) == []
     assert {"inbox", "dispatch", "timers", "accept"} <= set(spent)
     assert all(seconds > 0 for part, seconds in spent.items() if part != "other")
 
     # without the dispatcher's statements nothing is handed over: the check sees it
-    partial = _copy(tmp_path / floor.BEFORE, tmp_path / "partial.db")
+    partial = floor.copy_database(tmp_path / floor.BEFORE, tmp_path / "partial.db")
     floor.replay(partial, [s for s in recorder.statements if s[0] != "dispatch"])
     assert any("pushes" in problem for problem in floor.replayed_problems(partial, USERS))
 
-
-def _copy(database: Path, to: Path) -> Path:
-    """The database with its write-ahead log, if one was left."""
-    for suffix in ("", "-wal", "-shm"):
-        if database.with_name(database.name + suffix).exists():
-            shutil.copy(database.with_name(database.name + suffix), to.with_name(to.name + suffix))
-    return to
